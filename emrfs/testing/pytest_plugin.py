@@ -1,0 +1,69 @@
+"""pytest fixtures for code that uses emrfs (registered via the pytest11 entry point).
+
+* ``emrfs_endpoint`` (session): URL of moto on a free port, or ``EMRFS_ENDPOINT_URL``.
+* ``emrfs_s3`` (session): a raw boto3 S3 client on that endpoint (the side channel).
+* ``emrfs_bucket`` (function): a fresh uuid-named bucket, emptied and removed after.
+* ``emrfs_fs`` (function): an ``EmrFileSystem`` on that endpoint, no instance cache.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def emrfs_endpoint():
+    from .localserver import LocalServers
+
+    servers = LocalServers()
+    try:
+        url = servers.start()
+    except RuntimeError as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(str(exc))
+    yield url
+    servers.stop()
+
+
+@pytest.fixture(scope="session")
+def emrfs_s3(emrfs_endpoint):
+    boto3 = pytest.importorskip("boto3")
+    return boto3.client("s3", endpoint_url=emrfs_endpoint,
+                        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+
+
+def new_bucket_name(prefix: str = "emrfs-test") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:20]}"
+
+
+def empty_and_delete_bucket(s3, bucket: str) -> None:
+    try:
+        paginator = s3.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=bucket):
+            objs = [{"Key": o["Key"], "VersionId": o["VersionId"]}
+                    for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            if objs:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": objs, "Quiet": True})
+        for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        s3.delete_bucket(Bucket=bucket)
+    except s3.exceptions.NoSuchBucket:
+        pass
+
+
+@pytest.fixture
+def emrfs_bucket(emrfs_s3):
+    bucket = new_bucket_name()
+    emrfs_s3.create_bucket(Bucket=bucket)
+    yield bucket
+    empty_and_delete_bucket(emrfs_s3, bucket)
+
+
+@pytest.fixture
+def emrfs_fs(emrfs_endpoint):
+    from emrfs import EmrFileSystem
+
+    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True)
+    yield fs
