@@ -560,8 +560,11 @@ class EmrFileSystem(AsyncFileSystem):
         await self._after_create(path2)
 
     async def _copy_object(self, src: str, dst: str, size: int) -> None:
-        sb, sk = paths.split(src)
-        db, dk = paths.split(dst)
+        await self._copy_key(*paths.split(src), *paths.split(dst), size)
+
+    async def _copy_key(self, sb: str, sk: str, db: str, dk: str, size: int) -> None:
+        """Server-side copy of one key (raw keys: markers keep their trailing slash)."""
+        src, dst = f"{sb}/{sk}", f"{db}/{dk}"
         source = {"Bucket": sb, "Key": sk}
         extra = self._copy_kwargs(src, dst)
         if size <= self.options.s3.copy_threshold:
@@ -634,8 +637,7 @@ class EmrFileSystem(AsyncFileSystem):
         async def copy_one(obj: dict) -> None:
             rel = obj["Key"][len(sk) + 1:]
             async with semaphore:
-                await self._copy_object(f"{sb}/{obj['Key']}",
-                                        f"{db}/{dk}/{rel}" if rel else f"{db}/{dk}/", obj["Size"])
+                await self._copy_key(sb, obj["Key"], db, f"{dk}/{rel}", obj["Size"])
 
         emrfs_marker = sk + paths.EMRFS_FOLDER_SUFFIX
         if not objects:
