@@ -210,10 +210,20 @@ class SegmentedKey:
         out[:len(data)] = data
         return len(data)
 
-    def open(self, index: int, last: bool, segment: bytes | memoryview) -> bytes:
+    def open(self, index: int, last: bool, segment: bytes | memoryview,
+             out: memoryview | None = None) -> bytes | int:
+        """Verify and decrypt segment ``index``; into ``out`` when given (returns the count)."""
+        nonce = self.nonce(index, last)
         try:
-            return self._aead.decrypt(self.nonce(index, last), bytes(segment)
-                                      if not isinstance(segment, bytes) else segment, None)
+            if out is None:
+                return self._aead.decrypt(nonce, segment, None)
+            n = len(segment) - TAG_BYTES
+            if n < 0:
+                raise InvalidTag()
+            if _HAS_INTO:
+                return self._aead.decrypt_into(nonce, segment, None, out[:n])
+            out[:n] = self._aead.decrypt(nonce, segment, None)
+            return n
         except InvalidTag as exc:
             raise IntegrityError(
                 f"segment {index} of {self.path!r} does not verify: the object is truncated, "
@@ -302,23 +312,38 @@ class SegmentDecryptor:
     def __init__(self, key: SegmentedKey):
         self.key = key
         self._c = key.segment_size + TAG_BYTES
-        self._buf = bytearray()
+        self._buf = bytearray()   # a partial segment, or a whole one that may be the last
         self._index = 0
         self.path = key.path
 
-    def update(self, data: bytes | memoryview) -> bytes:
-        self._buf += data
-        c = self._c
-        count = (len(self._buf) - 1) // c   # keep at least one byte: the last may follow
-        if count <= 0:
-            return b""
-        view = memoryview(self._buf)
-        parts = [self.key.open(self._index + i, False, view[i * c:(i + 1) * c])
-                 for i in range(count)]
-        view.release()
-        del self._buf[:count * c]
-        self._index += count
-        return parts[0] if count == 1 else b"".join(parts)
+    def update(self, data: bytes | memoryview) -> bytes | bytearray:
+        out = bytearray(len(self._buf) + len(data))
+        n = self.update_into(data, out)
+        del out[n:]
+        return out
+
+    def update_into(self, data: bytes | memoryview, out: bytearray | memoryview) -> int:
+        """Open every segment known not to be last into ``out`` (room for ``len(data)``
+        plus one held segment); returns the bytes written."""
+        view, target, written, c = memoryview(data), memoryview(out), 0, self._c
+        if self._buf:
+            take = min(c - len(self._buf), len(view))
+            self._buf += view[:take]
+            view = view[take:]
+            if len(self._buf) < c or not len(view):
+                return 0
+            written += self._open(self._buf, target[written:])
+            self._buf = bytearray()
+        while len(view) > c:   # a whole segment with more after it: not last
+            written += self._open(view[:c], target[written:])
+            view = view[c:]
+        self._buf += view
+        return written
+
+    def _open(self, segment, target: memoryview) -> int:
+        n = self.key.open(self._index, False, segment, target)
+        self._index += 1
+        return n  # type: ignore[return-value]
 
     def finalize(self) -> bytes:
         if len(self._buf) < TAG_BYTES:
@@ -326,4 +351,4 @@ class SegmentDecryptor:
                 f"{self.path!r} ends inside a segment tag: the object is truncated", self.path)
         plain = self.key.open(self._index, True, bytes(self._buf))
         self._buf = bytearray()
-        return plain
+        return plain  # type: ignore[return-value]

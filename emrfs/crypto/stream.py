@@ -111,9 +111,15 @@ class ContentDecryptor:
     def update(self, data: bytes | memoryview) -> bytes:
         return self._cipher.update(data)
 
+    def max_output(self, n: int) -> int:
+        """Room ``update_into`` needs for ``n`` more ciphertext bytes."""
+        if isinstance(self._cipher, segmented.SegmentDecryptor):
+            return n + self._cipher.key.segment_size
+        return n
+
     def update_into(self, data: bytes | memoryview, out: bytearray | memoryview) -> int:
-        """Decrypt into ``out`` (room for ``len(data)`` bytes); returns the bytes written."""
-        if isinstance(self._cipher, GcmDecryptor):
+        """Decrypt into ``out`` (room for ``max_output(len(data))``); returns the count."""
+        if isinstance(self._cipher, (GcmDecryptor, segmented.SegmentDecryptor)):
             return self._cipher.update_into(data, out)
         plain = self._cipher.update(data)
         memoryview(out)[:len(plain)] = plain

@@ -178,3 +178,15 @@ def test_through_the_facade(master_key):
     with pytest.raises(EncryptionError, match="segment_size"):
         encrypt(ContentCrypto(aes_options(master_key, format="segmented", segment_size=100)),
                 b"")
+
+
+@pytest.mark.parametrize("chunk", [1, 17, C - 1, C, C + 1, 3 * C + 5])
+def test_decrypt_update_into_preallocated(chunk):
+    key, data, body = _body()
+    dec = key.decryptor()
+    out = bytearray(len(body) + P)
+    n = 0
+    for i in range(0, len(body), chunk):
+        n += dec.update_into(body[i:i + chunk], memoryview(out)[n:])
+    tail = dec.finalize()
+    assert bytes(out[:n]) + tail == data
