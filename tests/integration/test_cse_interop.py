@@ -218,3 +218,29 @@ def test_wrong_kms_key_and_tamper_are_clear_errors(emrfs_endpoint, emrfs_s3, emr
             await aio.close()
 
     run(go)
+
+
+def test_encryption_context_crosses_both_ways(emrfs_endpoint, emrfs_s3, emrfs_bucket, kms_key):
+    kms, key_id = kms_key
+    context = {"dataset": "events", "team": "data"}
+    options = _options(key_id, encryption_context=json.dumps(context))
+    client = aws_client(emrfs_s3, kms, key_id)
+    client.put_object(Bucket=emrfs_bucket, Key="aws", Body=b"from aws", EncryptionContext=context)
+    aio = AioKms(emrfs_endpoint)
+
+    async def go():
+        crypto = ContentCrypto(options, aio)
+        try:
+            await _emrfs_put(crypto, emrfs_s3, emrfs_bucket, "ours", b"from emrfs")
+            plain, obj = await _emrfs_get(crypto, emrfs_s3, emrfs_bucket, "aws")
+            assert plain == b"from aws"
+            # a reader configured with another context refuses the object
+            other = ContentCrypto(_options(key_id, encryption_context='{"team": "x"}'), aio)
+            with pytest.raises(EncryptionError, match="encryption context"):
+                await other.decryptor(f"{emrfs_bucket}/aws", obj["Metadata"])
+        finally:
+            await aio.close()
+
+    run(go)
+    got = client.get_object(Bucket=emrfs_bucket, Key="ours", EncryptionContext=context)
+    assert got["Body"].read() == b"from emrfs"
