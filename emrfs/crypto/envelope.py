@@ -24,6 +24,7 @@ __all__ = [
     "Envelope",
     "KMS_CONTEXT_ALGORITHM_KEY",
     "INSTRUCTION_MARKER",
+    "V1_DEFAULT_WRAP",
     "is_encrypted",
     "needs_instruction_file",
     "parse",
@@ -34,6 +35,8 @@ __all__ = [
 KMS_CONTEXT_ALGORITHM_KEY = "aws:x-amz-cek-alg"
 #: User metadata of an instruction file object.
 INSTRUCTION_MARKER = "x-amz-crypto-instr-file"
+#: Wrap algorithm of v1 objects that name none: AES/ECB or RSA/PKCS#1 v1.5 by key type.
+V1_DEFAULT_WRAP = "v1-default"
 
 
 class Suite(enum.Enum):
@@ -241,14 +244,12 @@ def parse(metadata: Mapping[str, str] | None, path: str,
             return _parse_segmented(meta, path)
         return _parse_v1_v2(meta, path, legacy=version == _V1["key"])
     except (KeyError, binascii.Error, ValueError, TypeError) as exc:
-        if isinstance(exc, EncryptionError):
-            raise
         raise EncryptionError(
             f"the encryption envelope of {path!r} is malformed ({type(exc).__name__}: {exc}); "
             "it may have been altered", path) from exc
 
 
-def _context(text: str | None, path: str) -> dict[str, str]:
+def _context(text: str | None) -> dict[str, str]:
     if not text:
         return {}
     value = json.loads(text)
@@ -280,7 +281,7 @@ def _parse_v1_v2(meta: Mapping[str, str], path: str, legacy: bool) -> Envelope:
         raise EncryptionError(
             f"{path!r} has a GCM tag length of {meta.get(_V2['tag'])!r}; only 128 is supported",
             path)
-    wrap = meta.get(_V2["wrap"]) or ("AESWrap/RSA (v1, unnamed)" if legacy else None)
+    wrap = meta.get(_V2["wrap"]) or (V1_DEFAULT_WRAP if legacy else None)
     if wrap is None:
         raise EncryptionError(f"the envelope of {path!r} lacks x-amz-wrap-alg", path)
     iv = base64.b64decode(_need(meta, names["iv"], path), validate=True)
@@ -288,7 +289,7 @@ def _parse_v1_v2(meta: Mapping[str, str], path: str, legacy: bool) -> Envelope:
         raise EncryptionError(f"the IV of {path!r} has {len(iv)} bytes; it may have been altered",
                               path)
     return Envelope(suite, wrap, base64.b64decode(_need(meta, names["key"], path), validate=True),
-                    _context(meta.get(names["context"]), path), iv=iv)
+                    _context(meta.get(names["context"])), iv=iv)
 
 
 def _parse_v3(meta: Mapping[str, str], path: str) -> Envelope:
@@ -315,7 +316,7 @@ def _parse_v3(meta: Mapping[str, str], path: str) -> Envelope:
             "been altered", path)
     return Envelope(Suite.V3_GCM_COMMIT, wrap,
                     base64.b64decode(_need(meta, _V3["key"], path), validate=True),
-                    _context(meta.get(context_name), path),
+                    _context(meta.get(context_name)),
                     message_id=message_id, commitment=commitment)
 
 
@@ -329,5 +330,5 @@ def _parse_segmented(meta: Mapping[str, str], path: str) -> Envelope:
     context_name = _SEG["kms_context"] if wrap == "kms+context" else _SEG["matdesc"]
     return Envelope(Suite.SEGMENTED, wrap,
                     base64.b64decode(_need(meta, _SEG["key"], path), validate=True),
-                    _context(meta.get(context_name), path),
+                    _context(meta.get(context_name)),
                     header=base64.b64decode(_need(meta, _SEG["header"], path), validate=True))

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from ..config import CSEOptions
 from ..errors import ConfigurationError, EncryptionError
-from .envelope import KMS_CONTEXT_ALGORITHM_KEY, Envelope, Suite
+from .envelope import KMS_CONTEXT_ALGORITHM_KEY, V1_DEFAULT_WRAP, Envelope, Suite
 
 __all__ = [
     "DataKey",
@@ -105,7 +105,9 @@ class KmsKeyProvider(KeyProvider):
 
     ``context`` is extra encryption context; the reserved
     ``aws:x-amz-cek-alg`` entry naming the content cipher is always added and
-    checked on read, so a v3 key cannot be replayed as a v2 one.
+    checked on read, so a v3 key cannot be replayed as a v2 one.  When a
+    context is configured, objects must carry exactly it; without one, any
+    stored context is accepted (KMS itself binds the key to it).
     """
 
     def __init__(self, key_id: str | None, client: Any, context: Mapping[str, str] | None = None):
@@ -236,7 +238,7 @@ class AesKeyProvider(KeyProvider):
                                                             envelope.suite.wrap_aad), path)
             except (InvalidTag, ValueError) as exc:
                 raise _wrong_key(path, "AES/GCM") from exc
-        if envelope.wrap_algorithm in ("AESWrap", "AES", "AESWrap/RSA (v1, unnamed)"):
+        if envelope.wrap_algorithm in ("AESWrap", "AES", V1_DEFAULT_WRAP):
             if not allow_legacy:
                 raise EncryptionError(
                     f"{path!r} wraps its key with legacy {envelope.wrap_algorithm!r}; "
@@ -315,7 +317,7 @@ class RsaKeyProvider(KeyProvider):
                     f"{name.decode()!r}; the object may have been altered", path)
             return pseudo[1:1 + size]
         if algorithm in ("RSA", "RSA/ECB/OAEPWithSHA-256AndMGF1Padding",
-                         "AESWrap/RSA (v1, unnamed)"):
+                         V1_DEFAULT_WRAP):
             if not allow_legacy:
                 raise EncryptionError(
                     f"{path!r} wraps its key with legacy {algorithm!r}; " + _LEGACY_HINT, path)

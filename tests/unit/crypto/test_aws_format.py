@@ -329,3 +329,48 @@ def test_range_reader_needs_opt_in_for_aws_formats(master_key):
     assert not reader.authenticated and reader.plaintext_length == len(data)
     plan = reader.plan(12_345, 23_456)
     assert reader.decrypt(plan, body[plan.fetch_start:plan.fetch_end]) == data[12_345:23_456]
+
+
+def test_rsa_provider_from_pem_files(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from emrfs.config import CSEOptions
+
+    def pem_pair(name):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        priv, pub = tmp_path / f"{name}.pem", tmp_path / f"{name}.pub"
+        priv.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+        pub.write_bytes(key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        return str(priv), str(pub)
+
+    priv, pub = pem_pair("a")
+    other_priv, _ = pem_pair("b")
+    base = dict(enabled=True, materials_provider="emrfs.crypto.keys:RsaKeyProvider",
+                materials_description='{"owner": "etl"}')
+    writer = ContentCrypto(CSEOptions(rsa_public_key_file=pub, **base))
+    body, enc = encrypt(writer, b"rsa from files")
+    assert json.loads(enc.metadata["x-amz-m"]) == {"owner": "etl"}
+    with pytest.raises(EncryptionError, match="private key"):
+        decrypt(writer, body, enc.metadata)
+    reader = ContentCrypto(CSEOptions(rsa_private_key_file=priv, **base))
+    assert decrypt(reader, body, enc.metadata) == b"rsa from files"
+    wrong = ContentCrypto(CSEOptions(rsa_private_key_file=other_priv, **base))
+    with pytest.raises(EncryptionError, match="cannot unwrap"):
+        decrypt(wrong, body, enc.metadata)
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        ContentCrypto(CSEOptions(rsa_private_key_file=str(tmp_path / "none"), **base)).provider("b/k")
+
+
+@pytest.mark.parametrize("key,match", [(None, "needs cse.aes_key"), ("!!", "not valid base64"),
+                                       (base64.b64encode(b"short").decode(), "5 bytes")])
+def test_aes_provider_bad_configuration(key, match):
+    from emrfs.config import CSEOptions
+
+    options = CSEOptions(enabled=True, materials_provider="emrfs.crypto.keys:AesKeyProvider",
+                         aes_key=key)
+    with pytest.raises(ConfigurationError, match=match):
+        ContentCrypto(options).provider("b/k")
