@@ -34,7 +34,15 @@ from .content import (
     content_parameters,
     derive_v3,
 )
-from .envelope import Envelope, Suite, is_encrypted, needs_instruction_file, parse, parse_instruction
+from .envelope import (
+    Envelope,
+    Suite,
+    instruction_file_required,
+    is_encrypted,
+    needs_instruction_file,
+    parse,
+    parse_instruction,
+)
 from .keys import (
     AesKeyProvider,
     EncryptionMaterialsProvider,
@@ -169,6 +177,23 @@ class ContentCrypto:
 
     def uses_instruction_file(self, path: str) -> bool:
         return self.cse_options(path).storage_mode == "InstructionFile"
+
+    def should_fetch_instruction(self, path: str, metadata: Mapping[str, str] | None) -> bool:
+        """Whether to GET :meth:`instruction_key` before :meth:`decryptor`.
+
+        Always for v3/segmented content names without a key on the object;
+        for an object with no envelope names at all (plaintext, or a v1/v2
+        object whose envelope is all in an instruction file, which AWS's
+        layout does not mark) only when ``cse.enabled`` and
+        ``cse.storage_mode = InstructionFile`` at ``path``; then a 404 means
+        plaintext.
+        """
+        if instruction_file_required(metadata):
+            return True
+        if is_encrypted(metadata):
+            return False
+        options = self.cse_options(path)
+        return options.enabled and options.storage_mode == "InstructionFile"
 
     def provider(self, path: str) -> KeyProvider:
         options = self.cse_options(path)

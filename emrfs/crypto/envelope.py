@@ -27,6 +27,7 @@ __all__ = [
     "V1_DEFAULT_WRAP",
     "is_encrypted",
     "needs_instruction_file",
+    "instruction_file_required",
     "parse",
     "parse_instruction",
 ]
@@ -176,6 +177,13 @@ def needs_instruction_file(metadata: Mapping[str, str] | None) -> bool:
     meta = _lower(metadata)
     has_key = any(n in meta for n in (_V1["key"], _V2["key"], _V3["key"], _SEG["key"]))
     return not has_key
+
+
+def instruction_file_required(metadata: Mapping[str, str] | None) -> bool:
+    """True when the object certainly has an instruction file: v3 or segmented
+    content names without the wrapped key."""
+    meta = _lower(metadata)
+    return needs_instruction_file(meta) and any(n in meta for n in _V3_CONTENT + _SEG_CONTENT)
 
 
 def parse_instruction(body: bytes, path: str) -> dict[str, str]:

@@ -374,3 +374,27 @@ def test_aes_provider_bad_configuration(key, match):
                          aes_key=key)
     with pytest.raises(ConfigurationError, match=match):
         ContentCrypto(options).provider("b/k")
+
+
+def test_per_prefix_cse_overrides_and_instruction_fetch_rule(master_key):
+    from emrfs import config
+
+    key = base64.b64encode(master_key).decode()
+    options = config.load({
+        "cse": {"enabled": True, "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+                "aes_key": key},
+        "overrides": {"b/seg": {"cse": {"format": "segmented"}},
+                      "b/instr": {"fs.s3.cse.cryptoStorageMode": "InstructionFile"}}},
+        environ={})
+    crypto = ContentCrypto(options)
+    _, plain_enc = encrypt(crypto, b"x", path="b/plain/x")
+    _, seg_enc = encrypt(crypto, b"x", path="b/seg/x")
+    body, instr_enc = encrypt(crypto, b"abc", path="b/instr/x")
+    assert plain_enc.suite is Suite.V3_GCM_COMMIT and seg_enc.suite is Suite.SEGMENTED
+    assert instr_enc.instruction is not None
+    assert crypto.should_fetch_instruction("b/instr/x", instr_enc.metadata)
+    assert not crypto.should_fetch_instruction("b/plain/x", plain_enc.metadata)
+    assert not crypto.should_fetch_instruction("b/plain/y", {})        # plaintext object
+    assert crypto.should_fetch_instruction("b/instr/y", {})            # maybe a v2 one
+    assert decrypt(crypto, body, instr_enc.metadata, instr_enc.instruction,
+                   path="b/instr/x") == b"abc"
