@@ -129,6 +129,14 @@ class ContentDecryptor:
         """Verify the end of the object; returns any last plaintext."""
         return self._cipher.finalize()
 
+    def decrypt_into(self, body: bytes | memoryview, out: bytearray | memoryview) -> int:
+        """Decrypt a whole body into ``out`` (room for ``len(body)`` bytes); returns the
+        plaintext length only once it verified (``out`` is garbage after an error)."""
+        n = self.update_into(body, out)
+        tail = self.finalize()
+        memoryview(out)[n:n + len(tail)] = tail
+        return n + len(tail)
+
     def decrypt(self, body: bytes | memoryview) -> bytes:
         """The whole plaintext of ``body``, returned only once it verified."""
         head = self.update(body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import pytest
@@ -98,3 +99,44 @@ def test_sse_kwargs_reach_s3(emrfs_endpoint, emrfs_s3, emrfs_bucket, options, ex
         head = emrfs_s3.head_object(Bucket=emrfs_bucket, Key=key, **sse.read_kwargs(options))
         for name, value in expected.items():
             assert value in str(head.get(name)), (key, name, head.get(name))
+
+
+def test_kms_errors_and_legacy_v1_kms_object(emrfs_endpoint):
+    """Legacy v1 (CBC body, key wrapped with 'kms' and no cek context) only behind the opt-in;
+    a KMS key that does not exist is a clear error naming the object."""
+    import base64
+
+    import boto3
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from emrfs.errors import EncryptionError
+
+    kms = boto3.client("kms", endpoint_url=emrfs_endpoint, region_name=REGION)
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    context = {"kms_cmk_id": key_id}
+    generated = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256", EncryptionContext=context)
+    iv, data = os.urandom(16), b"written by a v1 client" * 10
+    padder = padding.PKCS7(128).padder()
+    ctx = Cipher(algorithms.AES(generated["Plaintext"]), modes.CBC(iv)).encryptor()
+    body = ctx.update(padder.update(data) + padder.finalize()) + ctx.finalize()
+    meta = {"x-amz-key": base64.b64encode(generated["CiphertextBlob"]).decode(),
+            "x-amz-iv": base64.b64encode(iv).decode(), "x-amz-wrap-alg": "kms",
+            "x-amz-matdesc": json.dumps(context), "x-amz-cek-alg": "AES/CBC/PKCS5Padding"}
+
+    async def go():
+        async with _aio_kms(emrfs_endpoint) as client:
+            strict = ContentCrypto(CSEOptions(kms_key_id=key_id), client)
+            with pytest.raises(EncryptionError, match="allow_legacy"):
+                await strict.decryptor("b/v1", meta)
+            legacy = ContentCrypto(CSEOptions(allow_legacy=True,
+                                              commitment_policy="REQUIRE_ENCRYPT_ALLOW_DECRYPT"),
+                                   client)
+            dec = await legacy.decryptor("b/v1", meta)
+            assert dec.decrypt(body) == data
+            missing = ContentCrypto(CSEOptions(enabled=True, kms_key_id="no-such-key"), client)
+            with pytest.raises(EncryptionError, match="b/new") as info:
+                await missing.new_encryptor("b/new")
+            assert info.value.code
+
+    asyncio.run(go())

@@ -190,3 +190,17 @@ def test_decrypt_update_into_preallocated(chunk):
         n += dec.update_into(body[i:i + chunk], memoryview(out)[n:])
     tail = dec.finalize()
     assert bytes(out[:n]) + tail == data
+
+
+@pytest.mark.parametrize("fmt", ["v3", "segmented"])
+def test_whole_body_decrypt_into(master_key, fmt):
+    crypto = ContentCrypto(aes_options(master_key, format=fmt, segment_size=P))
+    data = os.urandom(3 * P + 1)
+    body, enc = encrypt(crypto, data)
+    dec = asyncio.run(crypto.decryptor("b/obj", enc.metadata))
+    out = bytearray(len(body) + P)
+    n = dec.decrypt_into(body, out)
+    assert out[:n] == data
+    dec = asyncio.run(crypto.decryptor("b/obj", enc.metadata))
+    with pytest.raises(IntegrityError, match="b/obj"):
+        dec.decrypt_into(body[:-1], bytearray(len(body) + P))
