@@ -62,12 +62,14 @@ class FaultHandler(RelayHandler):
                 self.relay(self.forward())
             else:
                 self._s3(classify(self.command, self.path, "x-amz-copy-source" in self.headers))
-        except UpstreamError as exc:
+        except (UpstreamError, ValueError) as exc:  # ValueError: a malformed request
             if self.head_sent:
                 self.abort_connection()
             else:
                 self.close_connection = True
-                self.send_whole(502, "Bad Gateway", [("Content-Type", "text/plain")],
+                status, reason = (502, "Bad Gateway") if isinstance(exc, UpstreamError) \
+                    else (400, "Bad Request")
+                self.send_whole(status, reason, [("Content-Type", "text/plain")],
                                 str(exc).encode())
         except (ConnectionError, TimeoutError):
             self.abort_connection()

@@ -141,7 +141,7 @@ class FaultPolicy:
                  if k.startswith(_S3A_PREFIX)}
         known = {"inconsistency.key.substring", "inconsistency.probability",
                  "inconsistency.msec", "throttle.probability"}
-        unknown = sorted(set(props) - known)
+        unknown = sorted(_S3A_PREFIX + k for k in set(props) - known)
         if unknown:
             raise ValueError(f"unknown fault-injection properties {unknown}; "
                              f"known: {sorted(_S3A_PREFIX + k for k in known)}")
