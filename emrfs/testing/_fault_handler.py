@@ -7,6 +7,7 @@ forwarded, rewritten or answered by the proxy itself.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import tempfile
@@ -243,7 +244,7 @@ class FaultHandler(RelayHandler):
 
     # --- the proxy's own look-ups ---------------------------------------------
 
-    def _side_get(self, path: str):
+    def _side_get(self, path: str) -> http.client.HTTPResponse:
         """GET ``path`` from the upstream, signed with the proxy's own credentials."""
         return self.side_request("GET", path, self.proxy._sign("GET", path))
 

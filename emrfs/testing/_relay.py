@@ -3,7 +3,7 @@
 :class:`RelayHandler` reads a client's request and forwards it, headers
 unchanged (``Host`` included, so SigV4 signatures stay valid), to one upstream
 server over a kept-alive connection per client connection; it streams bodies
-both ways in 1 MiB pieces with one reused buffer, so memory stays flat
+both ways in 1 MiB pieces through one buffer per body, so memory stays flat
 whatever the object size.  The fault layer (``faults.py``) subclasses it and
 decides, per request, what to forward, what to answer itself and where to cut.
 """
@@ -83,7 +83,6 @@ class RelayHandler(BaseHTTPRequestHandler):
         self.server.track(self.connection, True)
         self._up: http.client.HTTPConnection | None = None
         self._side: http.client.HTTPConnection | None = None
-        self._buf = memoryview(bytearray(CHUNK))
         self.begin_request()
 
     def begin_request(self) -> None:
@@ -266,7 +265,8 @@ class RelayHandler(BaseHTTPRequestHandler):
     def stream_body(self, source, *, cut_at: int | None = None, length: int | None = None,
                     chunked: bool = False) -> None:
         """Copy ``source`` (anything with ``readinto``) to the client."""
-        sent, buf = 0, self._buf
+        # One buffer per body, not per connection: idle kept-alive connections hold none.
+        sent, buf = 0, memoryview(bytearray(CHUNK))
         while True:
             want = CHUNK
             for bound in (cut_at, length):
