@@ -390,3 +390,25 @@ def test_a_64_mib_object_streams_through_with_bounded_memory(proxy, s3p, emrfs_b
     assert got.hexdigest() == digest.hexdigest()
     assert proxy.counters().response_bytes == size
     assert peak[0] - baseline < 32 << 20, f"RSS grew by {(peak[0] - baseline) >> 20} MiB"
+
+
+def test_concurrent_clients_get_their_own_answers(emrfs_fault_proxy, emrfs_bucket):
+    from concurrent.futures import ThreadPoolExecutor
+
+    emrfs_fault_proxy.set_policy(inconsistent(key_substring="odd", delay=60.0))
+
+    def work(worker: int) -> list[bool]:
+        s3p = client(emrfs_fault_proxy.url)
+        results = []
+        for i in range(6):
+            key = f"{'odd' if i % 2 else 'even'}/{worker}-{i}"
+            body = os.urandom(1000 + worker * 100 + i)
+            s3p.put_object(Bucket=emrfs_bucket, Key=key, Body=body)
+            results.append(s3p.get_object(Bucket=emrfs_bucket, Key=key)["Body"].read() == body)
+        return results
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(ok for oks in pool.map(work, range(4)) for ok in oks)
+    listed = keys_of(client(emrfs_fault_proxy.url).list_objects_v2(Bucket=emrfs_bucket))
+    assert listed == sorted(f"even/{w}-{i}" for w in range(4) for i in (0, 2, 4))
+    assert emrfs_fault_proxy.pending()["hidden"] == 12
