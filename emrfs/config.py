@@ -165,6 +165,13 @@ class CSEOptions:
     segment_size: int = opt(
         64 * 1024, "fs.s3.cse.segmentSize",
         doc="plaintext bytes per segment of the 'segmented' format (4 KiB to 8 MiB)")
+    listing_lengths: str = opt(
+        "head", "fs.s3.cse.listingLengths",
+        doc="how listings under a CSE prefix get plaintext lengths: 'head' (exact, one HEAD "
+            "per file) or 'adjust' (stored length minus the configured format's overhead)")
+    kms_endpoint_url: str | None = opt(
+        None, "fs.s3.cse.kms.endpoint",
+        doc="KMS endpoint for CSE-KMS; default: the S3 endpoint (local servers serve both)")
 
 
 @dataclass(frozen=True)
@@ -540,6 +547,10 @@ def validate(options: Options) -> None:
         raise ConfigurationError(
             f"cse.storage_mode is {cse.storage_mode!r}; use 'ObjectMetadata' or 'InstructionFile'",
             "cse.storage_mode")
+    if cse.listing_lengths not in ("head", "adjust"):
+        raise ConfigurationError(
+            f"cse.listing_lengths is {cse.listing_lengths!r}; use 'head' or 'adjust'",
+            "cse.listing_lengths")
     if cons.retry_policy_type not in ("exponential", "fixed", "none"):
         raise ConfigurationError(
             f"consistency.retry_policy_type is {cons.retry_policy_type!r}; use 'exponential', "

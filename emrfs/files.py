@@ -151,7 +151,8 @@ class EmrFile(AbstractBufferedFile):
 
     def _start_upload(self) -> None:
         self._upload = self.fs._new_upload(self.path, self.bucket, self.key,
-                                           if_none_match=self.mode == "xb")
+                                           if_none_match=self.mode == "xb",
+                                           metadata=self._object_metadata())
         sync(self.fs.loop, self._upload.start)
 
     def _initiate_upload(self) -> None:
@@ -199,15 +200,28 @@ class EmrFile(AbstractBufferedFile):
         extra = dict(self.fs._write_kwargs(self.path))
         if self.mode == "xb":
             extra["IfNoneMatch"] = "*"
+        metadata = self._object_metadata()
+        if metadata:
+            extra["Metadata"] = metadata
         sync(self.fs.loop, self.fs.s3.call, "put_object", self.path, Bucket=self.bucket,
              Key=self.key, Body=data, **extra)
-        sync(self.fs.loop, self.fs._after_create, self.path)
+        self._stored()
 
     def _complete(self) -> None:
         if not self._upload.parts:  # an empty multipart body: S3 needs one part
             sync(self.fs.loop, self._upload.upload_part, 1, b"")
         sync(self.fs.loop, self._upload.complete)
         self._upload = None
+        self._stored()
+
+    # --- hooks (encryption plugs in here) ----------------------------------------------
+
+    def _object_metadata(self) -> dict[str, str] | None:
+        """User metadata the new object gets (the CSE envelope)."""
+        return None
+
+    def _stored(self) -> None:
+        """The object is in S3: what follows a write."""
         sync(self.fs.loop, self.fs._after_create, self.path)
 
     def _abort(self) -> None:

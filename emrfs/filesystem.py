@@ -28,6 +28,7 @@ from .errors import (
     not_empty,
     not_found,
 )
+from .encrypted_io import EncryptedFile, EncryptedIO
 from .s3.client import S3Client
 from .s3.listing import Listing, add_page, list_pages
 from .s3.multipart import MultipartUpload, part_ranges
@@ -79,6 +80,7 @@ class EmrFileSystem(AsyncFileSystem):
                          **fsspec_kwargs)
         o = self.options.s3
         self.s3 = S3Client(o)
+        self._encrypted = EncryptedIO(self)  # SSE kwargs, CSE streams (emrfs.encrypted_io)
         self.status = StatusFactory(o.fs_block_size, o.owner, o.group)
         self.blocksize = o.read_block_size
         # Directories this instance has checked (not files) and whose markers it
@@ -132,7 +134,7 @@ class EmrFileSystem(AsyncFileSystem):
         try:
             head = await self.s3.call("head_object", path, Bucket=bucket, Key=key,
                                       **self._read_kwargs(path))
-            return self._file_from_head(path, head)
+            return await self._encrypted.file_info(path, head, self._file_from_head(path, head))
         except FileNotFoundError:
             pass
         found = await self._dir_probe(path, bucket, key)
@@ -158,7 +160,8 @@ class EmrFileSystem(AsyncFileSystem):
                                          last_modified=first.get("LastModified") if marker else None)
         try:
             head = await self.s3.call("head_object", path, Bucket=bucket,
-                                      Key=key + paths.EMRFS_FOLDER_SUFFIX)
+                                      Key=key + paths.EMRFS_FOLDER_SUFFIX,
+                                      **self._read_kwargs(path))
         except FileNotFoundError:
             return None
         return self.status.directory(path, marker=key + paths.EMRFS_FOLDER_SUFFIX,
@@ -191,7 +194,7 @@ class EmrFileSystem(AsyncFileSystem):
             info = await self._info(path)
             entries = [info] if info["type"] == "file" else []
         else:
-            entries = listing.entries()
+            entries = await self._encrypted.listed(listing.entries())
         return entries if detail else [e["name"] for e in entries]
 
     async def _find(self, path: str, maxdepth: int | None = None, withdirs: bool = False,
@@ -239,6 +242,7 @@ class EmrFileSystem(AsyncFileSystem):
             depth_base = len(path) + 1
             out = {n: i for n, i in out.items()
                    if n == path or n[depth_base:].count("/") < maxdepth}
+        out = {e["name"]: e for e in await self._encrypted.listed(list(out.values()))}
         names = sorted(out)
         return {n: out[n] for n in names} if detail else names
 
@@ -348,7 +352,7 @@ class EmrFileSystem(AsyncFileSystem):
         async def is_file(d: str) -> bool:
             b, k = paths.split(d)
             try:
-                await self.s3.call("head_object", d, Bucket=b, Key=k)
+                await self.s3.call("head_object", d, Bucket=b, Key=k, **self._read_kwargs(d))
                 return True
             except FileNotFoundError:
                 return False
@@ -405,13 +409,13 @@ class EmrFileSystem(AsyncFileSystem):
     # --- request options hooks (encryption plugs in here) ---------------------------------
 
     def _write_kwargs(self, path: str) -> dict[str, Any]:
-        return {}
+        return self._encrypted.write_kwargs(path)
 
     def _read_kwargs(self, path: str) -> dict[str, Any]:
-        return {}
+        return self._encrypted.read_kwargs(path)
 
     def _copy_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return {}
+        return self._encrypted.copy_kwargs(src, dst)
 
     # --- reading -----------------------------------------------------------------------
 
@@ -423,15 +427,10 @@ class EmrFileSystem(AsyncFileSystem):
             raise is_a_directory(path, "a bucket is a directory, not a file")
         try:
             if start is None and end is None:
-                chunks = [c async for c in self.s3.get_object_stream(
-                    path, bucket, key, **self._read_kwargs(path))]
+                # CSE objects verify before the joined bytes are returned
+                chunks = [c async for c in self._encrypted.read_chunks(path, bucket, key)]
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            if (start or 0) < 0 or (end is not None and end < 0) or end is None:
-                size = (await self._info(path))["size"]
-                start = 0 if start is None else (start + size if start < 0 else start)
-                end = size if end is None else (end + size if end < 0 else min(end, size))
-            return await self.s3.read_range(path, bucket, key, start or 0, end,
-                                            **self._read_kwargs(path))
+            return await self._encrypted.cat_range(path, start, end)
         except FileNotFoundError:
             if await self._dir_probe(path, bucket, key) is not None:
                 raise is_a_directory(path, "open a file below it, or use ls") from None
@@ -446,8 +445,8 @@ class EmrFileSystem(AsyncFileSystem):
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".emrfs-")
         try:
             with os.fdopen(fd, "wb") as f:
-                async for chunk in self.s3.get_object_stream(rpath, bucket, key,
-                                                              **self._read_kwargs(rpath)):
+                # CSE objects verify before the rename below commits the file
+                async for chunk in self._encrypted.read_chunks(rpath, bucket, key):
                     f.write(chunk)
                     if callback is not None:
                         callback.relative_update(len(chunk))
@@ -468,6 +467,11 @@ class EmrFileSystem(AsyncFileSystem):
         path = self._norm(path)
         bucket, key = paths.split(path)
         await self._check_write_target(path)
+        if self._encrypted.cse_enabled(path):
+            await self._encrypted.put_encrypted(path, _bytes_parts(value, self.options.s3.part_size),
+                                                len(value), create=mode == "create")
+            await self._after_create(path)
+            return
         extra: dict[str, Any] = dict(self._write_kwargs(path))
         if mode == "create":
             extra["IfNoneMatch"] = "*"
@@ -489,7 +493,10 @@ class EmrFileSystem(AsyncFileSystem):
         size = os.path.getsize(lpath)
         part_size = self.options.s3.part_size
         with open(lpath, "rb") as f:
-            if size <= part_size:
+            if self._encrypted.cse_enabled(rpath):
+                await self._encrypted.put_encrypted(rpath, _file_parts(f, size, part_size), size,
+                                                    create=mode == "create")
+            elif size <= part_size:
                 extra = dict(self._write_kwargs(rpath))
                 if mode == "create":
                     extra["IfNoneMatch"] = "*"
@@ -503,9 +510,11 @@ class EmrFileSystem(AsyncFileSystem):
         await self._after_create(rpath)
 
     async def _upload_multipart(self, path: str, bucket: str, key: str, parts,
-                                if_none_match: bool = False) -> dict:
+                                if_none_match: bool = False,
+                                metadata: dict[str, str] | None = None) -> dict:
         """Upload an iterable of part bytes with bounded memory and concurrency."""
-        upload = self._new_upload(path, bucket, key, if_none_match=if_none_match)
+        upload = self._new_upload(path, bucket, key, if_none_match=if_none_match,
+                                  metadata=metadata)
         await upload.start()
         in_flight: set[asyncio.Task] = set()
         try:
@@ -527,25 +536,26 @@ class EmrFileSystem(AsyncFileSystem):
             raise
         return await upload.complete()
 
-    def _new_upload(self, path: str, bucket: str, key: str, *, if_none_match: bool = False
-                    ) -> MultipartUpload:
-        return MultipartUpload(self.s3, path, bucket, key, create_kwargs=self._write_kwargs(path),
+    def _new_upload(self, path: str, bucket: str, key: str, *, if_none_match: bool = False,
+                    metadata: dict[str, str] | None = None) -> MultipartUpload:
+        create_kwargs = dict(self._write_kwargs(path))
+        if metadata:
+            create_kwargs["Metadata"] = dict(metadata)  # the CSE envelope, or a copy's metadata
+        return MultipartUpload(self.s3, path, bucket, key, create_kwargs=create_kwargs,
                                part_kwargs=self._part_kwargs(path),
                                concurrency=self.options.s3.upload_concurrency,
                                if_none_match=if_none_match)
 
     def _part_kwargs(self, path: str) -> dict[str, Any]:
-        return {}
+        return self._encrypted.part_kwargs(path)
 
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None,
               autocommit: bool = True, cache_options: dict | None = None, **kwargs: Any):
-        from .files import EmrFile
-
         path = self._norm(path)
         if "b" not in mode:
             raise ValueError(f"emrfs opens files in binary mode; got mode {mode!r} for {path!r}")
-        return EmrFile(self, path, mode, block_size=block_size, autocommit=autocommit,
-                       cache_options=cache_options, **kwargs)
+        return EncryptedFile(self, path, mode, block_size=block_size, autocommit=autocommit,
+                             cache_options=cache_options, **kwargs)
 
     # --- copy, move, delete ------------------------------------------------------------
 
@@ -556,11 +566,14 @@ class EmrFileSystem(AsyncFileSystem):
             await self._makedirs(path2, exist_ok=True)
             return
         await self._check_write_target(path2)
-        await self._copy_object(path1, path2, info["size"])
+        await self._copy_object(path1, path2, info)
         await self._after_create(path2)
 
-    async def _copy_object(self, src: str, dst: str, size: int) -> None:
+    async def _copy_object(self, src: str, dst: str, info: dict) -> None:
+        """Copy one file; a CSE object keeps its envelope (metadata and instruction file)."""
+        size = info.get("cse", {}).get("stored_size", info["size"])
         await self._copy_key(*paths.split(src), *paths.split(dst), size)
+        await self._encrypted.copy_companions(src, dst, info)
 
     async def _copy_key(self, sb: str, sk: str, db: str, dk: str, size: int) -> None:
         """Server-side copy of one key (raw keys: markers keep their trailing slash)."""
@@ -571,7 +584,9 @@ class EmrFileSystem(AsyncFileSystem):
             await self.s3.call("copy_object", f"{src} -> {dst}", Bucket=db, Key=dk,
                                CopySource=source, **extra)
             return
-        upload = self._new_upload(dst, db, dk)
+        # a multipart copy states the metadata itself (the CSE envelope lives there)
+        head = await self.s3.call("head_object", src, Bucket=sb, Key=sk, **self._read_kwargs(src))
+        upload = self._new_upload(dst, db, dk, metadata=head.get("Metadata"))
         await upload.start()
         try:
             await asyncio.gather(*(
@@ -610,10 +625,10 @@ class EmrFileSystem(AsyncFileSystem):
             if dinfo is not None and dinfo["type"] == "directory":
                 raise is_a_directory(dst, f"cannot replace a directory with file {src!r}")
             await self._check_parents(dst)
-            await self._copy_object(src, dst, info["size"])
+            await self._copy_object(src, dst, info)
             await self._after_create(dst)
             sb, sk = paths.split(src)
-            await self.s3.call("delete_object", src, Bucket=sb, Key=sk)
+            await self._delete_keys(src, sb, [sk] + self._encrypted.companion_keys(src))
             await self._keep_parent(src)
             return
         if paths.is_within(dst, src):
@@ -679,6 +694,7 @@ class EmrFileSystem(AsyncFileSystem):
             info = await self._info(p)
             if info["type"] == "file":
                 by_bucket[bucket].append(key)
+                by_bucket[bucket].extend(self._encrypted.companion_keys(p))
             else:
                 page = await self.s3.call("list_objects_v2", p, Bucket=bucket,
                                           Prefix=key + "/" if key else "", MaxKeys=2)
@@ -730,6 +746,7 @@ class EmrFileSystem(AsyncFileSystem):
         super().invalidate_cache(path)
 
     async def _close(self) -> None:
+        await self._encrypted.close()
         await self.s3.close()
 
 

@@ -16,7 +16,7 @@ import logging
 import os
 import random
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..config import S3Options
@@ -96,18 +96,7 @@ class S3Client:
         session = get_session()
         if o.profile:
             session.set_config_variable("profile", o.profile)
-        kwargs: dict[str, Any] = {"config": config}
-        if o.endpoint_url:
-            kwargs["endpoint_url"] = o.endpoint_url
-        kwargs["region_name"] = o.region or os.environ.get("AWS_REGION") \
-            or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        if o.access_key_id:
-            kwargs["aws_access_key_id"] = o.access_key_id
-            kwargs["aws_secret_access_key"] = o.secret_access_key
-            if o.session_token:
-                kwargs["aws_session_token"] = o.session_token
-        if o.ca_bundle:
-            kwargs["verify"] = o.ca_bundle
+        kwargs: dict[str, Any] = {"config": config, **client_kwargs(o)}
         return session.create_client("s3", **kwargs)
 
     async def close(self) -> None:
@@ -123,9 +112,14 @@ class S3Client:
         with map_s3_errors(path):
             return await getattr(client, method)(**kwargs)
 
-    async def read_range(self, path: str, bucket: str, key: str, start: int, end: int,
+    async def read_range(self, path: str, bucket: str, key: str, start: int, end: int, *,
+                         on_response: Callable[[dict], None] | None = None,
                          **kwargs: Any) -> bytes:
-        """Bytes ``[start, end)`` of an object; a body that breaks is resumed, not restarted."""
+        """Bytes ``[start, end)`` of an object; a body that breaks is resumed, not restarted.
+
+        ``on_response`` sees each GetObject response (headers, user metadata)
+        before its body is read, and may raise to stop the read.
+        """
         if end <= start:
             return b""
         parts: list[bytes] = []
@@ -135,6 +129,8 @@ class S3Client:
             rng = f"bytes={start + got}-{end - 1}"
             response = await self.call("get_object", path, Bucket=bucket, Key=key, Range=rng,
                                        **kwargs)
+            if on_response is not None:
+                on_response(response)
             body = response["Body"]
             try:
                 async with body:
@@ -166,8 +162,12 @@ class S3Client:
 
     async def get_object_stream(self, path: str, bucket: str, key: str,
                                 chunk_size: int = 8 * 1024 * 1024,
+                                on_response: Callable[[dict], None] | None = None,
                                 **kwargs: Any) -> AsyncIterator[bytes]:
-        """The whole object as chunks, resuming from the last byte if the body breaks."""
+        """The whole object as chunks, resuming from the last byte if the body breaks.
+
+        ``on_response`` sees each GetObject response before its body is read.
+        """
         got = 0
         attempt = 0
         total: int | None = None
@@ -176,6 +176,8 @@ class S3Client:
             if got:
                 extra["Range"] = f"bytes={got}-"
             response = await self.call("get_object", path, Bucket=bucket, Key=key, **extra)
+            if on_response is not None:
+                on_response(response)
             if total is None:
                 total = response.get("ContentLength", 0)
             body = response["Body"]
@@ -204,6 +206,25 @@ class S3Client:
         cap = min(self.options.retry_max_seconds,
                   self.options.retry_base_seconds * (2 ** (attempt - 1)))
         return (rng or random).uniform(0, cap)
+
+
+def client_kwargs(o: S3Options, endpoint_url: str | None = None) -> dict[str, Any]:
+    """Endpoint, region, credentials and CA bundle for an aiobotocore client
+    (S3, or KMS beside it with ``endpoint_url``)."""
+    kwargs: dict[str, Any] = {}
+    endpoint = endpoint_url or o.endpoint_url
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
+    kwargs["region_name"] = o.region or os.environ.get("AWS_REGION") \
+        or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    if o.access_key_id:
+        kwargs["aws_access_key_id"] = o.access_key_id
+        kwargs["aws_secret_access_key"] = o.secret_access_key
+        if o.session_token:
+            kwargs["aws_session_token"] = o.session_token
+    if o.ca_bundle:
+        kwargs["verify"] = o.ca_bundle
+    return kwargs
 
 
 def _close_at_exit(loop: asyncio.AbstractEventLoop, context, pid: int) -> None:

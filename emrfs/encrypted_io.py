@@ -1,0 +1,646 @@
+"""Moving bytes through :mod:`emrfs.crypto` for the filesystem: SSE kwargs and CSE streams.
+
+:class:`EncryptedIO` is what :class:`~emrfs.filesystem.EmrFileSystem` holds
+(``fs._encrypted``); it resolves the options of each path and
+
+* gives the SSE request kwargs of every write, part, read and copy
+  (:mod:`emrfs.crypto.sse`);
+* writes CSE objects: one encryptor per object, parts encrypted in order (one
+  GCM stream across a multipart upload), the envelope as user metadata and,
+  in ``InstructionFile`` mode, the instruction file after the object;
+* reads CSE objects whole, verified before the caller commits anything
+  (:meth:`EncryptedIO.read_chunks` holds the last chunk back until the tag
+  verifies);
+* serves ranges: the segmented format fetches only the segments touched;
+  AWS-format objects are decrypted and verified whole once and later ranges
+  come from a :class:`SealedSpool` (a local temp file sealed under a
+  per-process key) unless ``cse.unauthenticated_range_reads`` allows CTR
+  ranges;
+* reports plaintext lengths in ``info()`` (from HEAD) and listings.
+
+Listings carry no metadata, so under a prefix with CSE on, listings either
+HEAD every file (``cse.listing_lengths = "head"``, the default: exact for
+plaintext objects, every format and instruction files, which are hidden) or
+subtract the configured format's fixed overhead (``"adjust"``: no extra
+requests, exact only when every object there is in the configured format).
+Objects with no envelope are read as they are, CSE on or off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from fsspec.asyn import sync
+
+from . import paths
+from .config import CSEOptions
+from .crypto import ContentCrypto, ContentEncryptor, RangeReader, averified_chunks, sse
+from .crypto import segmented
+from .crypto.envelope import INSTRUCTION_MARKER, instruction_file_required, is_encrypted
+from .crypto.stream import plaintext_length
+from .errors import EmrfsError, EncryptionError, IntegrityError
+from .files import EmrFile
+from .s3.client import _close_at_exit, client_kwargs
+
+if TYPE_CHECKING:
+    from .filesystem import EmrFileSystem
+
+__all__ = ["EncryptedIO", "EncryptedFile", "CseWriter", "SealedSpool", "encrypted_parts"]
+
+#: Plaintext bytes per sealed segment of a spool file.
+SPOOL_SEGMENT = 1024 * 1024
+#: Objects whose verified plaintext is kept spooled per filesystem (LRU).
+SPOOL_OBJECTS = 8
+
+_process_key: tuple[int, bytes] | None = None
+
+
+def _spool_key() -> bytes:
+    """A random key per process (fresh after fork): spool files never outlive it."""
+    global _process_key
+    if _process_key is None or _process_key[0] != os.getpid():
+        _process_key = (os.getpid(), os.urandom(32))
+    return _process_key[1]
+
+
+class SealedSpool:
+    """Verified plaintext of one object on local disk, sealed with the process key.
+
+    Written in order (:meth:`write`, then :meth:`seal`), read at any offset
+    (:meth:`read`); the file is anonymous (unlinked at creation), so nothing
+    is left behind, and its content is the emrfs segmented format under a key
+    that lives only in this process's memory.  The block cache takes this
+    role once it is wired in.
+    """
+
+    def __init__(self, path: str, segment_size: int = SPOOL_SEGMENT):
+        self.path = path
+        self._key = segmented.SegmentedKey.new(_spool_key(), segment_size, path=path)
+        self._encryptor = self._key.encryptor()
+        self._file = tempfile.TemporaryFile(prefix="emrfs-spool-")
+        self._stored: int | None = None
+
+    @property
+    def size(self) -> int | None:
+        """Plaintext length once sealed."""
+        if self._stored is None:
+            return None
+        return segmented.plaintext_length(self._stored, self._key.segment_size, self.path)
+
+    def write(self, plain: bytes | memoryview) -> None:
+        self._file.write(self._encryptor.update(plain))
+
+    def seal(self) -> None:
+        self._file.write(self._encryptor.finalize())
+        self._file.flush()
+        self._stored = self._file.tell()
+
+    def read(self, start: int, end: int) -> bytes:
+        if self._stored is None:
+            raise EmrfsError(f"the spool of {self.path!r} is not sealed", self.path)
+        plan = segmented.plan(start, end, self._stored, self._key.segment_size, self.path)
+        if plan.length <= 0:
+            return b""
+        data = os.pread(self._file.fileno(), plan.fetch_length, plan.fetch_start)
+        return self._key.decrypt_plan(plan, data)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class CseWriter:
+    """One CSE object being streamed by :class:`EncryptedFile`: ciphertext out, tag last."""
+
+    def __init__(self, encryptor: ContentEncryptor):
+        self.encryptor = encryptor
+        self._finished = False
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self.encryptor.metadata
+
+    def update(self, data: bytes | memoryview) -> bytes:
+        return bytes(self.encryptor.update(data))
+
+    def finish(self) -> bytes:
+        """The trailing ciphertext, the first time; ``b""`` after (flush may repeat)."""
+        if self._finished:
+            return b""
+        self._finished = True
+        return self.encryptor.finalize()
+
+
+def encrypted_parts(encryptor: ContentEncryptor, chunks: Iterable[bytes | memoryview],
+                    part_size: int) -> Iterator[bytes]:
+    """Ciphertext of ``chunks`` (in order) cut into parts of exactly ``part_size``
+    bytes, the last one shorter; memory stays near two parts."""
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer += encryptor.update(chunk)
+        while len(buffer) >= part_size:
+            yield bytes(buffer[:part_size])
+            del buffer[:part_size]
+    buffer += encryptor.finalize()
+    while len(buffer) > part_size:
+        yield bytes(buffer[:part_size])
+        del buffer[:part_size]
+    yield bytes(buffer)
+
+
+class _EnvelopeFound(Exception):
+    """A plain ranged GET met an object with a CSE envelope (internal redirect)."""
+
+
+def _refuse_envelope(response: dict) -> None:
+    if is_encrypted(response.get("Metadata")):
+        raise _EnvelopeFound()
+
+
+class _RemoteRanges:
+    """Ranges fetched and decrypted from S3 (segmented: verified; CTR: not)."""
+
+    def __init__(self, io: EncryptedIO, path: str, reader: RangeReader, etag: str | None):
+        self.io, self.path, self.reader, self.etag = io, path, reader, etag
+
+    async def read(self, start: int, end: int) -> bytes:
+        plan = self.reader.plan(start, end)
+        if plan.fetch_end <= plan.fetch_start:
+            return b""
+        bucket, key = paths.split(self.path)
+        extra = dict(self.io.read_kwargs(self.path))
+        if self.etag:
+            extra["IfMatch"] = self.etag
+        data = await self.io.fs.s3.read_range(self.path, bucket, key, plan.fetch_start,
+                                              plan.fetch_end, **extra)
+        return self.reader.decrypt(plan, data)
+
+
+class _SpooledRanges:
+    """Ranges of an AWS-format object: verified whole once, then served from the spool."""
+
+    def __init__(self, io: EncryptedIO, path: str, etag: str | None):
+        self.io, self.path, self.etag = io, path, etag
+
+    async def read(self, start: int, end: int) -> bytes:
+        spool = await self.io.spool(self.path, self.etag)
+        return spool.read(start, end)
+
+
+class EncryptedIO:
+    """SSE and CSE for one :class:`~emrfs.filesystem.EmrFileSystem`."""
+
+    def __init__(self, fs: EmrFileSystem):
+        self.fs = fs
+        self._crypto: tuple[int, ContentCrypto] | None = None
+        self._kms: Any = None
+        self._kms_context: Any = None
+        self._kms_lock: asyncio.Lock | None = None
+        self._spools: OrderedDict[tuple[str, str | None], SealedSpool] = OrderedDict()
+        self._spool_locks: dict[tuple[str, str | None], asyncio.Lock] = {}
+
+    # --- options ---------------------------------------------------------------------
+
+    def cse_options(self, path: str) -> CSEOptions:
+        return self.fs.options.for_path(path).cse
+
+    def cse_enabled(self, path: str) -> bool:
+        """New objects at ``path`` are client-side encrypted."""
+        return self.cse_options(path).enabled
+
+    def maybe_encrypted(self, path: str) -> bool:
+        """CSE is on or a CSE key is configured at ``path``: reads check the envelope first."""
+        o = self.cse_options(path)
+        return bool(o.enabled or o.kms_key_id or o.materials_provider or o.aes_key)
+
+    # --- SSE kwargs ------------------------------------------------------------------
+
+    def write_kwargs(self, path: str) -> dict[str, Any]:
+        return sse.write_kwargs(self.fs.options.for_path(path).sse)
+
+    def part_kwargs(self, path: str) -> dict[str, Any]:
+        return sse.part_kwargs(self.fs.options.for_path(path).sse)
+
+    def read_kwargs(self, path: str) -> dict[str, Any]:
+        return sse.read_kwargs(self.fs.options.for_path(path).sse)
+
+    def copy_kwargs(self, src: str, dst: str) -> dict[str, Any]:
+        return sse.copy_kwargs(self.fs.options.for_path(dst).sse,
+                               self.fs.options.for_path(src).sse)
+
+    def copy_part_kwargs(self, src: str, dst: str) -> dict[str, Any]:
+        return sse.copy_part_kwargs(self.fs.options.for_path(dst).sse,
+                                    self.fs.options.for_path(src).sse)
+
+    # --- the crypto facade and its KMS client ----------------------------------------
+
+    @property
+    def crypto(self) -> ContentCrypto:
+        if self._crypto is None or self._crypto[0] != os.getpid():
+            # after fork the parent's KMS client (and its loop) is unusable here
+            self._kms = self._kms_context = self._kms_lock = None
+            self._crypto = (os.getpid(), ContentCrypto(self.fs.options, self._kms_client))
+        return self._crypto[1]
+
+    async def _kms_client(self) -> Any:
+        if self._kms_lock is None:
+            self._kms_lock = asyncio.Lock()
+        async with self._kms_lock:
+            if self._kms is None:
+                from aiobotocore.session import get_session
+
+                kwargs = client_kwargs(self.fs.options.s3,
+                                       self.fs.options.cse.kms_endpoint_url)
+                self._kms_context = get_session().create_client("kms", **kwargs)
+                self._kms = await self._kms_context.__aenter__()
+                weakref.finalize(self, _close_at_exit, asyncio.get_running_loop(),
+                                 self._kms_context, os.getpid())
+        return self._kms
+
+    async def close(self) -> None:
+        for spool in self._spools.values():
+            spool.close()
+        self._spools.clear()
+        context, self._kms_context, self._kms = self._kms_context, None, None
+        if context is not None and self._crypto is not None and self._crypto[0] == os.getpid():
+            await context.__aexit__(None, None, None)
+        self._crypto = None
+
+    # --- writes ------------------------------------------------------------------------
+
+    async def writer(self, path: str) -> CseWriter | None:
+        """A :class:`CseWriter` for a new object at ``path``, or None when CSE is off there."""
+        if not self.cse_enabled(path):
+            return None
+        return CseWriter(await self.crypto.new_encryptor(path))
+
+    async def put_object(self, path: str, body: bytes, *, metadata: Mapping[str, str] | None,
+                         create: bool = False, **extra: Any) -> dict:
+        """One PUT with the SSE kwargs of ``path`` and the CSE envelope as user metadata."""
+        bucket, key = paths.split(path)
+        kwargs: dict[str, Any] = {**self.write_kwargs(path), **extra}
+        if metadata:
+            kwargs["Metadata"] = dict(metadata)
+        if create:
+            kwargs["IfNoneMatch"] = "*"
+        return await self.fs.s3.call("put_object", path, Bucket=bucket, Key=key, Body=body,
+                                     **kwargs)
+
+    async def finish_object(self, path: str, encryptor: ContentEncryptor) -> None:
+        """After the object is stored: its instruction file (InstructionFile mode).
+
+        Written after the object, as AWS's clients do.  If it cannot be
+        written, the object it belongs to is removed: an object without its
+        key would be unreadable.
+        """
+        if encryptor.instruction is None:
+            return
+        ipath = self.crypto.instruction_key(path)
+        try:
+            await self.put_object(ipath, encryptor.instruction,
+                                  metadata=encryptor.instruction_metadata)
+        except BaseException:
+            bucket, key = paths.split(path)
+            try:
+                await self.fs.s3.call("delete_object", path, Bucket=bucket, Key=key)
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+            raise
+
+    async def put_encrypted(self, path: str, chunks: Iterable[bytes | memoryview], size: int,
+                            *, create: bool = False) -> None:
+        """Encrypt and store ``size`` bytes of plaintext arriving as ``chunks``.
+
+        One PUT when the ciphertext fits in a part, else a multipart upload
+        whose parts are encrypted in order as they are uploaded.
+        """
+        encryptor = await self.crypto.new_encryptor(path)
+        part_size = self.fs.options.s3.part_size
+        if encryptor.stored_length(size) <= part_size:
+            body = b"".join(bytes(encryptor.update(c)) for c in chunks) + encryptor.finalize()
+            await self.put_object(path, body, metadata=encryptor.metadata, create=create)
+        else:
+            bucket, key = paths.split(path)
+            await self.fs._upload_multipart(path, bucket, key,
+                                            encrypted_parts(encryptor, chunks, part_size),
+                                            if_none_match=create, metadata=encryptor.metadata)
+        await self.finish_object(path, encryptor)
+
+    # --- whole reads -----------------------------------------------------------------------
+
+    async def _instruction(self, path: str) -> bytes | None:
+        ipath = self.crypto.instruction_key(path)
+        bucket, key = paths.split(ipath)
+        try:
+            chunks = [c async for c in self.fs.s3.get_object_stream(
+                ipath, bucket, key, **self.read_kwargs(path))]
+        except FileNotFoundError:
+            return None
+        return b"".join(chunks)
+
+    async def envelope(self, path: str, metadata: Mapping[str, str] | None
+                       ) -> tuple[bool, bytes | None]:
+        """``(encrypted, instruction body)`` of the object at ``path`` with ``metadata``."""
+        if self.crypto.should_fetch_instruction(path, metadata):
+            instruction = await self._instruction(path)
+            if instruction is None:
+                if instruction_file_required(metadata):
+                    raise EncryptionError(
+                        f"{path!r} is client-side encrypted with its key in an instruction file, "
+                        f"but {self.crypto.instruction_key(path)!r} is missing; restore it "
+                        "(copy or rename the object together with it)", path)
+                return False, None
+            return True, instruction
+        return is_encrypted(metadata), None
+
+    async def read_chunks(self, path: str, bucket: str, key: str, *,
+                          if_match: str | None = None) -> AsyncIterator[bytes]:
+        """The plaintext of the object, streamed; CSE objects are decrypted.
+
+        The last chunk is held back until the object verifies, so a caller that
+        commits only after the iterator ends (temp file renamed, bytes joined)
+        never keeps unverified plaintext.  Objects with no envelope pass as they are.
+        """
+        responses: list[dict] = []
+        extra = dict(self.read_kwargs(path))
+        if if_match:
+            extra["IfMatch"] = if_match
+        stream = self.fs.s3.get_object_stream(path, bucket, key, on_response=responses.append,
+                                              **extra).__aiter__()
+        try:
+            first: bytes | None = await stream.__anext__()
+        except StopAsyncIteration:
+            first = None
+        metadata = responses[0].get("Metadata") if responses else None
+        encrypted, instruction = await self.envelope(path, metadata)
+        if not encrypted:
+            if first is not None:
+                yield first
+            async for chunk in stream:
+                yield chunk
+            return
+        decryptor = await self.crypto.decryptor(path, metadata, instruction)
+
+        async def body() -> AsyncIterator[bytes]:
+            if first is not None:
+                yield first
+            async for chunk in stream:
+                yield chunk
+
+        async for plain in averified_chunks(decryptor, body()):
+            yield plain
+
+    # --- status ------------------------------------------------------------------------------
+
+    async def file_info(self, path: str, head: Mapping[str, Any], info: dict) -> dict:
+        """``info`` with the plaintext length when the HEAD shows a CSE object.
+
+        CSE objects get ``info["cse"] = {"stored_size", "envelope", "instruction"}``
+        (what ranged reads need, so ``open()`` makes no second HEAD).
+        """
+        metadata = head.get("Metadata") or {}
+        if INSTRUCTION_MARKER in {k.lower() for k in metadata}:
+            return info
+        if not is_encrypted(metadata) and not self.crypto.should_fetch_instruction(path,
+                                                                                    metadata):
+            return info
+        encrypted, instruction = await self.envelope(path, metadata)
+        if not encrypted:
+            return info
+        stored = head["ContentLength"]
+        size = plaintext_length(stored, metadata, instruction, path)
+        info.update(size=size, length=size, cse={
+            "stored_size": stored, "envelope": dict(metadata),
+            "instruction": None if instruction is None else instruction.decode("utf-8",
+                                                                              "replace")})
+        return info
+
+    async def listed(self, entries: list[dict]) -> list[dict]:
+        """Listing entries with plaintext lengths under CSE prefixes (instruction files hidden)."""
+        files = [e for e in entries if e.get("type") == "file" and self.cse_enabled(e["name"])]
+        if not files:
+            return entries
+        hidden: set[str] = set()
+        names = {e["name"] for e in entries}
+        semaphore = asyncio.Semaphore(self.fs.options.s3.max_concurrency)
+
+        async def exact(entry: dict) -> None:
+            bucket, key = paths.split(entry["name"])
+            async with semaphore:
+                try:
+                    head = await self.fs.s3.call("head_object", entry["name"], Bucket=bucket,
+                                                 Key=key, **self.read_kwargs(entry["name"]))
+                except FileNotFoundError:
+                    hidden.add(entry["name"])  # gone since the LIST
+                    return
+            meta = {k.lower() for k in head.get("Metadata") or {}}
+            if INSTRUCTION_MARKER in meta:
+                hidden.add(entry["name"])
+                return
+            await self.file_info(entry["name"], head, entry)
+
+        heads = []
+        for entry in files:
+            options = self.cse_options(entry["name"])
+            if options.listing_lengths == "head":
+                heads.append(exact(entry))
+            else:
+                name = entry["name"]
+                suffix = options.instruction_suffix
+                if (options.storage_mode == "InstructionFile" and name.endswith(suffix)
+                        and name[:-len(suffix)] in names):
+                    hidden.add(name)
+                else:
+                    size = _adjusted(entry["size"], options)
+                    entry.update(size=size, length=size)
+        await asyncio.gather(*heads)
+        return [e for e in entries if e["name"] not in hidden]
+
+    def companion_keys(self, path: str) -> list[str]:
+        """Keys that belong to the object at ``path`` (its instruction file), for deletes."""
+        options = self.cse_options(path)
+        if options.storage_mode == "InstructionFile":
+            return [paths.split(path)[1] + options.instruction_suffix]
+        return []
+
+    async def copy_companions(self, src: str, dst: str, info: Mapping[str, Any]) -> bool:
+        """Copy the instruction file of ``src`` beside ``dst``; True when there was one."""
+        cse = info.get("cse") or {}
+        if not cse.get("instruction") and not self.companion_keys(src):
+            return False
+        isrc, idst = self.crypto.instruction_key(src), dst + self.cse_options(src).instruction_suffix
+        sb, sk = paths.split(isrc)
+        db, dk = paths.split(idst)
+        try:
+            await self.fs.s3.call("copy_object", f"{isrc} -> {idst}", Bucket=db, Key=dk,
+                                  CopySource={"Bucket": sb, "Key": sk},
+                                  **self.copy_kwargs(src, dst))
+        except FileNotFoundError:
+            return False
+        return True
+
+    # --- ranged reads ------------------------------------------------------------------------
+
+    async def range_source(self, path: str, info: Mapping[str, Any]
+                           ) -> _RemoteRanges | _SpooledRanges | None:
+        """How to read ranges of the object ``info`` describes; None for plaintext."""
+        cse = info.get("cse")
+        if not cse:
+            return None
+        instruction = cse.get("instruction")
+        try:
+            reader = await self.crypto.range_reader(
+                path, cse["envelope"], cse["stored_size"],
+                None if instruction is None else instruction.encode())
+        except IntegrityError:
+            raise
+        except EncryptionError:
+            if self.crypto.needs_instruction_file(cse["envelope"]) and instruction is None:
+                raise
+            # an AWS format without the CTR opt-in (or legacy CBC): authenticated, whole
+            return _SpooledRanges(self, path, info.get("ETag"))
+        return _RemoteRanges(self, path, reader, info.get("ETag"))
+
+    async def spool(self, path: str, etag: str | None) -> SealedSpool:
+        """The verified plaintext of ``path`` (at ``etag``), spooled once, reused (LRU)."""
+        ident = (path, etag)
+        lock = self._spool_locks.setdefault(ident, asyncio.Lock())
+        async with lock:
+            spool = self._spools.get(ident)
+            if spool is not None:
+                self._spools.move_to_end(ident)
+                return spool
+            spool = SealedSpool(path)
+            bucket, key = paths.split(path)
+            try:
+                async for plain in self.read_chunks(path, bucket, key, if_match=etag):
+                    spool.write(plain)
+                spool.seal()
+            except BaseException:
+                spool.close()
+                raise
+            self._spools[ident] = spool
+            while len(self._spools) > SPOOL_OBJECTS:
+                old_ident, old = self._spools.popitem(last=False)
+                old.close()
+                self._spool_locks.pop(old_ident, None)
+            return spool
+
+    async def cat_range(self, path: str, start: int | None, end: int | None) -> bytes:
+        """Plaintext ``[start, end)`` of ``path`` (negative offsets count from the end)."""
+        bucket, key = paths.split(path)
+        plain_ok = (start or 0) >= 0 and end is not None and end >= 0
+        if plain_ok and not self.maybe_encrypted(path):
+            try:
+                return await self.fs.s3.read_range(path, bucket, key, start or 0, end,
+                                                   on_response=_refuse_envelope,
+                                                   **self.read_kwargs(path))
+            except _EnvelopeFound:
+                pass  # a CSE object where no CSE is configured: decrypt it all the same
+        info = await self.fs._info(path)
+        if info["type"] != "file":
+            raise FileNotFoundError(path)
+        size = info["size"]
+        start = 0 if start is None else (start + size if start < 0 else start)
+        end = size if end is None else (end + size if end < 0 else min(end, size))
+        start = max(0, start)
+        if end <= start:
+            return b""
+        source = await self.range_source(path, info)
+        if source is None:
+            return await self.fs.s3.read_range(path, bucket, key, start, end,
+                                               **self.read_kwargs(path))
+        return await source.read(start, end)
+
+
+def _adjusted(stored: int, options: CSEOptions) -> int:
+    """Plaintext length by the configured format's fixed overhead (``listing_lengths=adjust``)."""
+    if options.format == "segmented":
+        try:
+            return segmented.plaintext_length(stored, options.segment_size)
+        except IntegrityError:
+            return stored  # not a segmented object of this segment size
+    return stored - 16 if stored >= 16 else stored
+
+
+class EncryptedFile(EmrFile):
+    """:class:`~emrfs.files.EmrFile` with SSE on every request and CSE where it applies.
+
+    Writes under CSE encrypt as bytes are written: the buffer holds
+    ciphertext, so parts (and memory) stay as for plaintext, and the GCM
+    stream runs across all parts.  Reads of CSE objects go through the
+    object's range source (segmented / CTR ranges, or the verified spool).
+    """
+
+    def __init__(self, fs, path: str, mode: str = "rb", **kwargs: Any):
+        self._cse: CseWriter | None = None
+        self._ranges: _RemoteRanges | _SpooledRanges | None = None
+        if mode in ("wb", "xb", "ab"):
+            self._cse = sync(fs.loop, fs._encrypted.writer, paths.validate(path))
+        super().__init__(fs, path, mode, **kwargs)
+        if mode == "rb":
+            self._ranges = sync(fs.loop, fs._encrypted.range_source, self.path, self.details)
+
+    # --- reading --------------------------------------------------------------------
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        if self._ranges is None:
+            return super()._fetch_range(start, end)
+        return sync(self.fs.loop, self._ranges.read, start, end)
+
+    # --- writing --------------------------------------------------------------------
+
+    def write(self, data) -> int:
+        if self._cse is None:
+            return super().write(data)
+        if not self.writable():
+            raise ValueError("File not in write mode")
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        if self.forced:
+            raise ValueError("This file has been force-flushed, can only close")
+        n = memoryview(data).nbytes
+        self.buffer.write(self._cse.update(data))
+        self.loc += n
+        if self.buffer.tell() >= self.blocksize:
+            self.flush()
+        return n
+
+    def _prepare_append(self) -> None:
+        if self._cse is None:
+            return super()._prepare_append()
+        try:
+            info = self.fs.info(self.path)
+        except FileNotFoundError:
+            return
+        if info["size"] >= 5 * 1024 * 1024:
+            raise EncryptionError(
+                f"cannot append to {self.path!r}: appending to a client-side encrypted object "
+                "of 5 MiB or more would need it re-encrypted whole; write a new object", self.path)
+        self.buffer.write(self._cse.update(self.fs.cat_file(self.path)))
+        self.loc = info["size"]
+
+    def _upload_chunk(self, final: bool = False):
+        if final and self._cse is not None:
+            self.buffer.seek(0, 2)
+            self.buffer.write(self._cse.finish())
+        return super()._upload_chunk(final)
+
+    def _put_whole(self, data: bytes) -> None:
+        if self._cse is not None:
+            data = data + self._cse.finish()
+        super()._put_whole(data)
+
+    def _object_metadata(self) -> dict[str, str] | None:
+        return None if self._cse is None else self._cse.metadata
+
+    def _stored(self) -> None:
+        if self._cse is not None:
+            sync(self.fs.loop, self.fs._encrypted.finish_object, self.path,
+                 self._cse.encryptor)
+        super()._stored()
