@@ -321,7 +321,7 @@ class EncryptedIO:
         """
         encryptor = await self.crypto.new_encryptor(path)
         part_size = self.fs.options.s3.part_size
-        if encryptor.stored_length(size) <= part_size:
+        if size <= part_size:  # as for plaintext: the tag does not tip it into multipart
             body = b"".join(bytes(encryptor.update(c)) for c in chunks) + encryptor.finalize()
             await self.put_object(path, body, metadata=encryptor.metadata, create=create)
         else:
@@ -358,14 +358,8 @@ class EncryptedIO:
             return True, instruction
         return is_encrypted(metadata), None
 
-    async def read_chunks(self, path: str, bucket: str, key: str, *,
-                          if_match: str | None = None) -> AsyncIterator[bytes]:
-        """The plaintext of the object, streamed; CSE objects are decrypted.
-
-        The last chunk is held back until the object verifies, so a caller that
-        commits only after the iterator ends (temp file renamed, bytes joined)
-        never keeps unverified plaintext.  Objects with no envelope pass as they are.
-        """
+    async def _open_body(self, path: str, bucket: str, key: str, if_match: str | None):
+        """GET the object; ``(body chunks, decryptor or None, first response)``."""
         responses: list[dict] = []
         extra = dict(self.read_kwargs(path))
         if if_match:
@@ -376,15 +370,7 @@ class EncryptedIO:
             first: bytes | None = await stream.__anext__()
         except StopAsyncIteration:
             first = None
-        metadata = responses[0].get("Metadata") if responses else None
-        encrypted, instruction = await self.envelope(path, metadata)
-        if not encrypted:
-            if first is not None:
-                yield first
-            async for chunk in stream:
-                yield chunk
-            return
-        decryptor = await self.crypto.decryptor(path, metadata, instruction)
+        response = responses[0] if responses else {}
 
         async def body() -> AsyncIterator[bytes]:
             if first is not None:
@@ -392,8 +378,44 @@ class EncryptedIO:
             async for chunk in stream:
                 yield chunk
 
-        async for plain in averified_chunks(decryptor, body()):
-            yield plain
+        metadata = response.get("Metadata")
+        encrypted, instruction = await self.envelope(path, metadata)
+        if not encrypted:
+            return body(), None, response
+        return body(), await self.crypto.decryptor(path, metadata, instruction), response
+
+    async def read_chunks(self, path: str, bucket: str, key: str, *,
+                          if_match: str | None = None) -> AsyncIterator[bytes]:
+        """The plaintext of the object, streamed; CSE objects are decrypted.
+
+        The last chunk is held back until the object verifies, so a caller that
+        commits only after the iterator ends (temp file renamed, spool sealed)
+        never keeps unverified plaintext.  Objects with no envelope pass as they are.
+        """
+        body, decryptor, _ = await self._open_body(path, bucket, key, if_match)
+        chunks = body if decryptor is None else averified_chunks(decryptor, body)
+        async for chunk in chunks:
+            yield chunk
+
+    async def read_bytes(self, path: str, bucket: str, key: str) -> bytes:
+        """The whole plaintext, returned only once it verified (CSE objects are
+        decrypted into one buffer as they stream: no second copy per chunk)."""
+        body, decryptor, response = await self._open_body(path, bucket, key, None)
+        if decryptor is None:
+            chunks = [c async for c in body]
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        stored = response.get("ContentLength") or 0
+        out = bytearray(decryptor.max_output(stored) + 64)
+        view, n = memoryview(out), 0
+        async for chunk in body:
+            if n + decryptor.max_output(len(chunk)) + 64 > len(out):  # a body longer than said
+                raise IntegrityError(f"{path!r} is longer than S3 reported; read it again", path)
+            n += decryptor.update_into(chunk, view[n:])
+        tail = decryptor.finalize()
+        view.release()
+        out[n:n + len(tail)] = tail
+        del out[n + len(tail):]
+        return bytes(out)
 
     # --- status ------------------------------------------------------------------------------
 

@@ -427,9 +427,7 @@ class EmrFileSystem(AsyncFileSystem):
             raise is_a_directory(path, "a bucket is a directory, not a file")
         try:
             if start is None and end is None:
-                # CSE objects verify before the joined bytes are returned
-                chunks = [c async for c in self._encrypted.read_chunks(path, bucket, key)]
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return await self._encrypted.read_bytes(path, bucket, key)  # CSE: verified
             return await self._encrypted.cat_range(path, start, end)
         except FileNotFoundError:
             if await self._dir_probe(path, bucket, key) is not None:

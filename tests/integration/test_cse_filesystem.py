@@ -144,6 +144,20 @@ def test_plaintext_objects_stay_readable_and_sized(emrfs_endpoint, emrfs_s3, emr
     assert reader.cat_file(f"{emrfs_bucket}/p/enc", 1, 3) == b"ec"
 
 
+@pytest.mark.parametrize("fmt", ["v3", "segmented"])
+def test_empty_objects(emrfs_endpoint, emrfs_s3, emrfs_bucket, fmt):
+    fs = aes_fs(emrfs_endpoint, format=fmt)
+    fs.pipe_file(f"{emrfs_bucket}/piped", b"")
+    with fs.open(f"{emrfs_bucket}/opened", "wb"):
+        pass
+    for name in ("piped", "opened"):
+        assert emrfs_s3.head_object(Bucket=emrfs_bucket, Key=name)["ContentLength"] == 16
+        assert fs.cat_file(f"{emrfs_bucket}/{name}") == b""
+        assert fs.info(f"{emrfs_bucket}/{name}")["size"] == 0
+        with fs.open(f"{emrfs_bucket}/{name}") as f:
+            assert f.read() == b""
+
+
 def test_listing_lengths_adjust_mode(emrfs_endpoint, emrfs_bucket):
     fs = aes_fs(emrfs_endpoint, listing_lengths="adjust")
     seg = aes_fs(emrfs_endpoint, listing_lengths="adjust", format="segmented",
