@@ -70,6 +70,9 @@ class S3Options:
                                doc="most bytes one sequential read-ahead GET fetches")
     part_size: int = opt(32 * MiB, "fs.s3.multipart.part.size", "multipart.part_size",
                          doc="multipart upload part size (5 MiB to 5 GiB)")
+    multipart_threshold: int = opt(256 * MiB, "fs.s3.multipart.threshold",
+                                   doc="data already in memory or on local disk up to this size"
+                                       " goes up in one PUT (S3 allows 5 GiB)")
     upload_concurrency: int = opt(4, doc="parts of one file uploaded at once")
     copy_threshold: int = opt(5 * GiB, "fs.s3.multipart.copy.threshold",
                               doc="objects larger than this are copied with UploadPartCopy")
