@@ -1,0 +1,24 @@
+"""The consistent view: a DynamoDB record of every mutation, checked on reads.
+
+* :mod:`.store` — :class:`Entry`, the :class:`MetadataStore` interface and the
+  in-memory store; :mod:`.dynamodb` — the DynamoDB store and table upkeep;
+  :mod:`.model` — the row layout.
+* :mod:`.policy` — retry policies; :mod:`.checker` — S3-vs-metadata verdicts
+  and ``run_with_policy``; :mod:`.sink` — where inconsistencies are reported.
+* :mod:`.sync` — diff, sync, import, delete and fsck between bucket and table.
+
+``pynamodb`` is needed only by :mod:`.dynamodb` and :mod:`.model`.
+"""
+
+from .policy import RetryPolicy, create_retry_policy, policy_from_options
+from .store import Entry, InMemoryMetadataStore, Listing, MetadataStore
+
+__all__ = [
+    "Entry",
+    "Listing",
+    "MetadataStore",
+    "InMemoryMetadataStore",
+    "RetryPolicy",
+    "create_retry_policy",
+    "policy_from_options",
+]
