@@ -215,7 +215,7 @@ def _describe(args: argparse.Namespace) -> int:
         f"items          {desc.item_count} (approximate)",
         f"ttl            {desc.ttl_status}",
         f"table version  {desc.table_version}",
-        f"created        {desc.created}",
+        f"created        {desc.created_at}",
     ])
     return 0
 

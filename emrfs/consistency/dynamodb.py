@@ -121,7 +121,7 @@ class TableDescription:
     size_bytes: int
     ttl_status: str | None
     table_version: int | None
-    created: str | None
+    created_at: str | None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -485,7 +485,7 @@ class DynamoDBMetadataStore(MetadataStore):
             size_bytes=int(data.get("TableSizeBytes", 0) or 0),
             ttl_status=ttl.get("TimeToLiveStatus"),
             table_version=int(marker.table_version) if marker and marker.table_version else None,
-            created=str(created) if created is not None else None)
+            created_at=str(created) if created is not None else None)
 
     def _get_marker(self) -> MetadataRow | None:
         def get():

@@ -63,6 +63,8 @@ class AioS3Walker:
     aws_access_key_id...).
     """
 
+    _session = None  # one session per process: it caches the parsed service models
+
     def __init__(self, **client_kwargs: Any):
         self.client_kwargs = client_kwargs
 
@@ -78,8 +80,10 @@ class AioS3Walker:
     async def walk(self, path: str) -> AsyncIterator[tuple[str, dict]]:
         from aiobotocore.session import get_session
 
+        if AioS3Walker._session is None:
+            AioS3Walker._session = get_session()
         bucket, key = P.split(path)
-        async with get_session().create_client("s3", **self.client_kwargs) as client:
+        async with AioS3Walker._session.create_client("s3", **self.client_kwargs) as client:
             paginator = client.get_paginator("list_objects_v2")
             async for page in paginator.paginate(Bucket=bucket, Prefix=key):
                 for obj in page.get("Contents", []):
