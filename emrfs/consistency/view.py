@@ -1,0 +1,172 @@
+"""The consistent view as the filesystem uses it: async, one call per step.
+
+The filesystem owns the S3 calls and their order; :class:`ConsistentView`
+owns the metadata side.  Blocking store calls run in ``asyncio.to_thread``.
+Every ``record_*`` is called *after* the S3 call it records has succeeded, so
+a crash in between leaves S3 ahead of the table, which ``emrfs diff`` reports
+and ``emrfs sync`` mends, and nothing is lost:
+
+======================  ================================================================
+write / multipart       S3 PUT (or CompleteMultipartUpload) -> ``record_file``
+mkdir                   S3 marker PUT -> ``record_directory``
+delete file(s)          S3 DELETE -> ``record_delete``
+delete directory        S3 DELETEs of every key -> ``record_delete_tree``
+copy                    S3 COPY of every key -> ``record_copy``
+rename (file or dir)    S3 COPY of every key -> ``record_copy`` -> S3 DELETE of the
+                        sources -> ``record_delete_tree(src)``
+info / open             ``info(path, probe)`` where ``probe`` does the S3 HEAD
+ls                      ``ls(path, probe)`` where ``probe`` does the S3 LIST
+======================  ================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from .checker import Verdict, check_listing, check_path, run_with_policy
+from .policy import RetryPolicy, policy_from_options
+from .sink import InconsistencySink, LoggingSink
+from .store import Entry, MetadataStore
+from .sync import entry_from_info
+
+__all__ = ["ConsistentView"]
+
+InfoProbe = Callable[[], Awaitable["dict | None"]]
+ListProbe = Callable[[], Awaitable["list[dict]"]]
+
+
+class ConsistentView:
+    """Metadata bookkeeping and read checks for one filesystem instance.
+
+    Parameters
+    ----------
+    store
+        Any :class:`MetadataStore` (DynamoDB in production, in-memory in tests).
+    policy
+        Retry policy for reads that disagree (:func:`policy_from_options`).
+    throw
+        Raise :class:`~emrfs.errors.ConsistencyError` when retries run out
+        (``consistency.throw_exception_on_inconsistency``), else return S3's view.
+    etag_verification, fast_list
+        ``consistency.etag_verification`` and ``consistency.fast_list``.
+    sink
+        Where inconsistencies are reported (the log by default).
+    sleep, clock
+        Injectable for tests.
+    """
+
+    def __init__(self, store: MetadataStore, policy: RetryPolicy, *, throw: bool = True,
+                 etag_verification: bool = True, fast_list: bool = True,
+                 sink: InconsistencySink | None = None,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 clock: Callable[[], float] = time.monotonic):
+        self.store = store
+        self.policy = policy
+        self.throw = throw
+        self.etag_verification = etag_verification
+        self.fast_list = fast_list
+        self.sink = sink if sink is not None else LoggingSink()
+        self.sleep = sleep
+        self.clock = clock
+
+    @classmethod
+    def from_options(cls, options, store: MetadataStore | None = None, **kwargs) -> ConsistentView:
+        """A view configured by ``options.consistency``; a DynamoDB store unless one is given."""
+        cons = options.consistency
+        if store is None:
+            from .dynamodb import DynamoDBMetadataStore
+
+            store = DynamoDBMetadataStore.from_options(options)
+        kwargs.setdefault("throw", cons.throw_exception_on_inconsistency)
+        kwargs.setdefault("etag_verification", cons.etag_verification)
+        kwargs.setdefault("fast_list", cons.fast_list)
+        return cls(store, policy_from_options(cons), **kwargs)
+
+    # --- mutations: call each after the S3 call succeeded ----------------------------
+
+    async def record_file(self, path: str, size: int, etag: str | None = None,
+                          version_id: str | None = None, mtime_ms: int | None = None) -> None:
+        await asyncio.to_thread(self.store.record_file, path, size, etag, version_id, mtime_ms)
+
+    async def record_files(self, entries: Iterable[Entry]) -> None:
+        """Many writes at once (batched: one round trip per 25 rows)."""
+        await asyncio.to_thread(self.store.put_many, list(entries))
+
+    async def record_directory(self, path: str) -> None:
+        await asyncio.to_thread(self.store.record_directory, path)
+
+    async def record_delete(self, paths: str | Iterable[str]) -> None:
+        paths = [paths] if isinstance(paths, str) else list(paths)
+        await asyncio.to_thread(self.store.delete_many, paths)
+
+    async def record_delete_tree(self, path: str) -> None:
+        await asyncio.to_thread(self.store.delete_subtree, path)
+
+    async def record_copy(self, src: str, dst: str,
+                          overrides: Mapping[str, Entry] | None = None) -> None:
+        """Rows at ``dst`` for everything recorded at or below ``src``.
+
+        ``overrides`` carries what the copies returned (a multipart copy has a
+        new ETag); keys are destination paths.
+        """
+        await asyncio.to_thread(self.store.copy_subtree, src, dst, overrides)
+
+    # --- checked reads ------------------------------------------------------------------
+
+    async def info(self, path: str, probe: InfoProbe) -> dict | None:
+        """S3's info for ``path`` (``probe`` returns None for not found), checked.
+
+        Returns the info to use, or None when the path does not exist; raises
+        :class:`~emrfs.errors.ConsistencyError` when retries run out.
+        """
+        async def look() -> Verdict:
+            shown = await probe()
+            entry = await asyncio.to_thread(self.store.get, path)
+            return check_path(path, shown, entry, etag_verification=self.etag_verification)
+
+        return await run_with_policy(look, self.policy, operation="info", path=path,
+                                     throw=self.throw, sink=self.sink, sleep=self.sleep,
+                                     clock=self.clock)
+
+    async def ls(self, path: str, probe: ListProbe) -> list[dict]:
+        """The children of directory ``path``, checked against the metadata.
+
+        With ``fast_list`` and an authoritative directory row, the answer comes
+        from the table alone (``probe`` is not called).  After a consistent S3
+        listing, children the table lacks are recorded and the directory is
+        marked authoritative, so the next listing can be fast.
+        """
+        first = await asyncio.to_thread(self.store.list_children, path)
+        if self.fast_list and first.authoritative:
+            return [e.info() for e in first.live]
+        pending = [first]
+
+        async def look() -> Verdict:
+            shown = await probe()
+            listing = pending.pop() if pending else \
+                await asyncio.to_thread(self.store.list_children, path)
+            verdict = check_listing(path, shown, listing,
+                                    etag_verification=self.etag_verification)
+            if verdict.consistent:
+                look.listing = listing  # type: ignore[attr-defined]
+            return verdict
+
+        view = await run_with_policy(look, self.policy, operation="ls", path=path,
+                                     throw=self.throw, sink=self.sink, sleep=self.sleep,
+                                     clock=self.clock)
+        listing = getattr(look, "listing", None)
+        if self.fast_list and listing is not None and listing.entry is not None:
+            await asyncio.to_thread(self._remember, path, view, listing)
+        return view
+
+    def _remember(self, path: str, view: list[dict], listing) -> None:
+        known = {c.path for c in listing.children if c.live}
+        from .. import paths as P
+
+        untracked = [entry_from_info(P.strip_protocol(i["name"]), i) for i in view
+                     if P.strip_protocol(i["name"]) not in known]
+        self.store.put_many(untracked)
+        self.store.mark_authoritative(path)
