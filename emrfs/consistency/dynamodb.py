@@ -27,7 +27,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError, ReadTimeoutError
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, TableDoesNotExist
+from pynamodb.exceptions import (
+    DoesNotExist,
+    PynamoDBException,
+    TableDoesNotExist,
+    TransactWriteError,
+)
+from pynamodb.transactions import TransactWrite
 
 from ..errors import (
     THROTTLING_CODES,
@@ -60,7 +66,7 @@ _BATCH_WRITE = 25
 _BATCH_GET = 100
 _RETRYABLE_CODES = THROTTLING_CODES | TRANSIENT_CODES | {
     "InternalServerError", "InternalFailure", "ServiceUnavailableException",
-    "Unprocessed"}
+    "TransactionInProgressException", "Unprocessed"}
 _TRANSPORT = (BotoConnectionError, HTTPClientError, ReadTimeoutError, ConnectionError,
               TimeoutError)
 
@@ -331,6 +337,37 @@ class DynamoDBMetadataStore(MetadataStore):
                 raise
 
         return self._call("create directory row", save, entry.path)
+
+    def _create_many_if_absent(self, entries: Sequence[Entry]) -> None:
+        """Conditional creates, up to 25 in one transaction (top-down order kept).
+
+        A transaction is all or nothing: when one condition fails (another
+        process created that row first) the chunk is redone row by row.
+        """
+        M = self.model
+        condition = M.parent.does_not_exist() | (M.is_deleted == True)  # noqa: E712
+        for i in range(0, len(entries), _BATCH_WRITE):
+            chunk = entries[i:i + _BATCH_WRITE]
+            if len(chunk) == 1:
+                self._create_if_absent(chunk[0])
+                continue
+
+            def commit(rows=chunk):
+                try:
+                    with TransactWrite(connection=M._get_connection().connection) as tx:
+                        for entry in rows:
+                            tx.save(self._row(entry), condition=condition)
+                    return True
+                except TransactWriteError as exc:
+                    if any(r is not None and r.code in ("ConditionalCheckFailed",
+                                                        "TransactionConflict")
+                           for r in exc.cancellation_reasons):
+                        return False
+                    raise
+
+            if not self._call("create directory rows", commit, chunk[0].path):
+                for entry in chunk:
+                    self._create_if_absent(entry)
 
     def _set_authoritative(self, path: str, flag: bool, now_ms: int) -> bool:
         M = self.model

@@ -158,6 +158,11 @@ class MetadataStore(ABC):
     def _create_if_absent(self, entry: Entry) -> bool:
         """Write ``entry`` only when no live row exists for its path; True if written."""
 
+    def _create_many_if_absent(self, entries: Sequence[Entry]) -> None:
+        """:meth:`_create_if_absent` for each entry (a backend may batch it)."""
+        for entry in entries:
+            self._create_if_absent(entry)
+
     @abstractmethod
     def _set_authoritative(self, path: str, flag: bool, now_ms: int) -> bool:
         """Set the flag on a live directory row (clear it on any row); True if done."""
@@ -360,10 +365,9 @@ class MetadataStore(ABC):
             return
         dirs = sorted(set(dirs), key=lambda p: p.count("/"))
         existing = self._get_rows(dirs)
-        for path in dirs:
-            row = existing.get(path)
-            if row is None or row.deleted:
-                self._create_if_absent(Entry(path, is_dir=True, last_updated_ms=now))
+        missing = [Entry(p, is_dir=True, last_updated_ms=now) for p in dirs
+                   if p not in existing or existing[p].deleted]
+        self._create_many_if_absent(missing)
 
 
 def _ancestors_of(rows: Mapping[str, Entry]) -> list[str]:

@@ -74,6 +74,18 @@ class TestMetadataStoreContract:
         store.record_directory("bkt/a")
         assert store.get("bkt/a").authoritative
 
+    def test_racing_directory_creation_keeps_the_winner(self, store):
+        """A row another process created between our read and our write is kept."""
+        store.record_directory("bkt/r/won")
+        store.mark_authoritative("bkt/r/won")
+        store.record_file("bkt/r/gone", 1)
+        store.delete("bkt/r/gone")
+        rows = [Entry("bkt/r/new", is_dir=True), Entry("bkt/r/won", is_dir=True),
+                Entry("bkt/r/gone", is_dir=True)]
+        store._create_many_if_absent(rows)
+        assert store.get("bkt/r/won").authoritative
+        assert store.get("bkt/r/new").is_dir and store.get("bkt/r/gone").live
+
     def test_list_children_has_live_entries_and_tombstones(self, store):
         store.put_many([Entry.file("bkt/d/x", 1), Entry.file("bkt/d/y", 2),
                         Entry.directory("bkt/d/sub")])
@@ -99,10 +111,10 @@ class TestMetadataStoreContract:
         assert row.live and row.size == 6 and row.ttl is None
 
     def test_delete_subtree_tombstones_everything_below(self, store):
-        store.put_many([Entry.file(f"bkt/t/{i}/f", i) for i in range(30)])
+        store.put_many([Entry.file(f"bkt/t/{i}/f", i) for i in range(8)])
         store.record_file("bkt/keep", 1)
         n = store.delete_subtree("bkt/t")
-        assert n == 61  # 30 files, 30 dirs, t itself
+        assert n == 17  # 8 files, 8 dirs, t itself
         assert all(e.deleted for e in store.walk("bkt/t"))
         assert store.get("bkt/keep").live and store.get("bkt").live
 
@@ -177,7 +189,7 @@ class TestMetadataStoreContract:
 
     def test_concurrent_writers_from_threads(self, store):
         def work(n):
-            for i in range(10):
+            for i in range(6):
                 store.record_file(f"bkt/c/t{n}/f{i}", i)
                 if i % 3 == 0:
                     store.delete(f"bkt/c/t{n}/f{i}")
@@ -188,8 +200,8 @@ class TestMetadataStoreContract:
         for t in threads:
             t.join()
         rows = list(store.walk("bkt/c"))
-        assert sum(1 for e in rows if not e.is_dir and e.live) == 4 * 6
-        assert sum(1 for e in rows if e.deleted) == 4 * 4
+        assert sum(1 for e in rows if not e.is_dir and e.live) == 4 * 4
+        assert sum(1 for e in rows if e.deleted) == 4 * 2
 
 
 @pytest.mark.integration
