@@ -177,7 +177,7 @@ class DynamoDBMetadataStore(MetadataStore):
         self.auto_create = auto_create
         self.read_capacity = read_capacity
         self.write_capacity = write_capacity
-        self.model: type[MetadataRow] = make_metadata_model(spec)
+        make_metadata_model(spec)  # fail early on a bad spec
         self._backoff = Backoff(
             ExponentialRetryPolicy(count=max_retries, period=retry_base_seconds, max_delay=20.0),
             sleep=sleep, rng=rng)
@@ -194,6 +194,11 @@ class DynamoDBMetadataStore(MetadataStore):
         kwargs.setdefault("max_retries", cons.dynamodb_max_retries)
         kwargs.setdefault("retry_base_seconds", cons.dynamodb_retry_base_seconds)
         return cls(spec_from_options(options, table_name), **kwargs)
+
+    @property
+    def model(self) -> type[MetadataRow]:
+        """The pynamodb model (looked up per call: a forked child builds its own)."""
+        return make_metadata_model(self.spec)
 
     @property
     def table_name(self) -> str:

@@ -21,6 +21,7 @@ per (table, endpoint, region, credentials) and cached.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 
@@ -91,6 +92,17 @@ class TableSpec:
 
 _models: dict[TableSpec, type[MetadataRow]] = {}
 _models_lock = threading.Lock()
+
+
+def _forget_models() -> None:
+    """After fork: the parent's models hold its HTTP connections; build new ones."""
+    global _models_lock
+    _models.clear()
+    _models_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_models)
 
 
 def make_metadata_model(spec: TableSpec) -> type[MetadataRow]:

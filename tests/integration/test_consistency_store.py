@@ -248,3 +248,41 @@ def test_missing_table_without_auto_create_is_a_clear_error(emrfs_endpoint):
         store.get("bkt/x")
     assert info.value.code == "ResourceNotFoundException"
     assert not store.exists()
+
+
+def _process_worker(store, n: int) -> None:
+    for i in range(8):
+        store.record_file(f"bkt/shared/deep/p{n}-{i}", i)
+        if i % 2:
+            store.delete(f"bkt/shared/deep/p{n}-{i}")
+
+
+@pytest.mark.integration
+def test_processes_sharing_one_table(emrfs_endpoint):
+    """Three forked processes race to create the same directory rows and write one
+    directory, each through the store object the parent made (and had used)."""
+    import multiprocessing
+
+    from emrfs.consistency import sync as S
+    from emrfs.consistency.dynamodb import DynamoDBMetadataStore
+    from emrfs.consistency.model import TableSpec
+
+    name = f"emrfs-test-{uuid.uuid4().hex[:12]}"
+    store = DynamoDBMetadataStore(TableSpec(name, host=emrfs_endpoint))
+    store.create_table()
+    try:
+        ctx = multiprocessing.get_context("fork")
+        procs = [ctx.Process(target=_process_worker, args=(store, n))
+                 for n in range(3)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0, 0, 0]
+        listing = store.list_children("bkt/shared/deep")
+        assert sorted(e.name for e in listing.live) == sorted(
+            f"p{n}-{i}" for n in range(3) for i in range(0, 8, 2))
+        assert len(listing.tombstones) == 12
+        assert S.fsck(store, "bkt").problems == []
+    finally:
+        store.delete_table(wait=False)
