@@ -10,10 +10,10 @@ and ``emrfs sync`` mends, and nothing is lost:
 write / multipart       S3 PUT (or CompleteMultipartUpload) -> ``record_file``
 mkdir                   S3 marker PUT -> ``record_directory``
 delete file(s)          S3 DELETE -> ``record_delete``
-delete directory        S3 DELETEs of every key -> ``record_delete_tree``
+delete directory        S3 DELETEs of every key -> ``record_delete_tree(dir, keys)``
 copy                    S3 COPY of every key -> ``record_copy``
 rename (file or dir)    S3 COPY of every key -> ``record_copy`` -> S3 DELETE of the
-                        sources -> ``record_delete_tree(src)``
+                        sources -> ``record_delete_tree(src, source keys)``
 info / open             ``info(path, probe)`` where ``probe`` does the S3 HEAD
 ls                      ``ls(path, probe)`` where ``probe`` does the S3 LIST
 ======================  ================================================================
@@ -102,8 +102,17 @@ class ConsistentView:
         paths = [paths] if isinstance(paths, str) else list(paths)
         await asyncio.to_thread(self.store.delete_many, paths)
 
-    async def record_delete_tree(self, path: str) -> None:
-        await asyncio.to_thread(self.store.delete_subtree, path)
+    async def record_delete_tree(self, path: str, deleted: Iterable[str] = ()) -> None:
+        """Tombstones for ``deleted`` (the keys S3 deleted, tracked or not) and for
+        every live row at or below ``path`` (empty directories, rows S3 lacked)."""
+        keys = list(deleted)
+
+        def tombstone() -> None:
+            if keys:
+                self.store.delete_many(keys)
+            self.store.delete_subtree(path)
+
+        await asyncio.to_thread(tombstone)
 
     async def record_copy(self, src: str, dst: str,
                           overrides: Mapping[str, Entry] | None = None) -> None:

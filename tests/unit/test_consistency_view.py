@@ -92,8 +92,9 @@ def test_copy_then_delete_tree_is_a_rename():
     view, _ = make_view()
     asyncio.run(view.record_files([Entry.file("b/s/x", 1, "e1")]))
     asyncio.run(view.record_copy("b/s", "b/t", {"b/t/x": Entry.file("b/t/x", 1, "e2")}))
-    asyncio.run(view.record_delete_tree("b/s"))
+    asyncio.run(view.record_delete_tree("b/s", ["b/s/x", "b/s/untracked"]))
     assert view.store.get("b/t/x").etag == "e2" and view.store.get("b/s/x").deleted
+    assert view.store.get("b/s/untracked").deleted and view.store.get("b/s").deleted
 
 
 def test_from_options_takes_the_consistency_section():
