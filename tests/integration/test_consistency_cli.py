@@ -100,3 +100,20 @@ def test_usage_errors_exit_2(cli):
 def test_parse_age():
     assert parse_age("90s") == 90 and parse_age("15m") == 900 and parse_age("2") == 2 * 86400
     assert parse_age("1.5h") == 5400 and parse_age("1w") == 7 * 86400
+
+
+def test_progress_only_on_a_terminal(monkeypatch, capsys):
+    import sys
+
+    from emrfs.cli.metadata import _Progress
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    quiet = _Progress()
+    quiet(100)
+    quiet.done()
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    loud = _Progress()
+    loud(100)
+    loud.done()
+    assert capsys.readouterr().err == "\rwalked 100 objects\n"
