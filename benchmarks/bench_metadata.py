@@ -3,7 +3,8 @@
     python benchmarks/bench_metadata.py [--count 200] [--json]
 
 Measures single puts, gets and directory listings through
-DynamoDBMetadataStore, and one batched put of ``count`` entries against raw
+DynamoDBMetadataStore, concurrent ``ConsistentView.record_file`` calls (which
+coalesce into batches), and one batched put of ``count`` entries against raw
 boto3 ``batch_write_item`` of the same rows (the floor the store's batching can
 reach).  The default is short (a few seconds); raise ``--count`` for steadier
 numbers.  Rates against moto measure mostly moto's own cost: use them to compare
@@ -20,6 +21,24 @@ import uuid
 
 def _rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
+
+
+def _coalesced_rate(store, count: int) -> float:
+    """``ConsistentView.record_file`` from ``count`` concurrent writers (coalesced batches)."""
+    import asyncio
+
+    from emrfs.consistency.policy import NoRetryPolicy
+    from emrfs.consistency.view import ConsistentView
+
+    view = ConsistentView(store, NoRetryPolicy())
+
+    async def writers() -> None:
+        await asyncio.gather(*(view.record_file(f"bench/view/f{i}", i, f"etag{i}")
+                               for i in range(count)))
+
+    start = time.perf_counter()
+    asyncio.run(writers())
+    return _rate(count, time.perf_counter() - start)
 
 
 def run(endpoint: str, count: int) -> dict[str, float]:
@@ -57,6 +76,8 @@ def run(endpoint: str, count: int) -> dict[str, float]:
         store.put_many(entries)
         store_batch = time.perf_counter() - start
         results["batch_put_per_s"] = _rate(count, store_batch)
+
+        results["view_concurrent_record_per_s"] = _coalesced_rate(store, count)
 
         ddb = boto3.client("dynamodb", endpoint_url=endpoint)
         start = time.perf_counter()

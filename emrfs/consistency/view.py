@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -33,6 +34,14 @@ from .store import Entry, MetadataStore
 from .sync import entry_from_info
 
 __all__ = ["ConsistentView"]
+
+
+class _Batch:
+    """Writes waiting for the next batched put (one per event loop)."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[list[Entry], asyncio.Future]] = []
+        self.flusher: asyncio.Task | None = None
 
 InfoProbe = Callable[[], Awaitable["dict | None"]]
 ListProbe = Callable[[], Awaitable["list[dict]"]]
@@ -71,6 +80,7 @@ class ConsistentView:
         self.sink = sink if sink is not None else LoggingSink()
         self.sleep = sleep
         self.clock = clock
+        self._batches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     @classmethod
     def from_options(cls, options, store: MetadataStore | None = None, **kwargs) -> ConsistentView:
@@ -89,11 +99,44 @@ class ConsistentView:
 
     async def record_file(self, path: str, size: int, etag: str | None = None,
                           version_id: str | None = None, mtime_ms: int | None = None) -> None:
-        await asyncio.to_thread(self.store.record_file, path, size, etag, version_id, mtime_ms)
+        """Record one written object; returns once the row is stored.
+
+        Calls that arrive while a write is in flight are coalesced into one
+        batched write (writes running concurrently share round trips).
+        """
+        await self._coalesced([Entry.file(path, size, etag, version_id, mtime_ms)])
 
     async def record_files(self, entries: Iterable[Entry]) -> None:
         """Many writes at once (batched: one round trip per 25 rows)."""
-        await asyncio.to_thread(self.store.put_many, list(entries))
+        await self._coalesced(list(entries))
+
+    async def _coalesced(self, entries: list[Entry]) -> None:
+        loop = asyncio.get_running_loop()
+        state = self._batches.setdefault(loop, _Batch())
+        done = loop.create_future()
+        state.pending.append((entries, done))
+        if state.flusher is None or state.flusher.done():
+            state.flusher = loop.create_task(self._flush(state))
+        await done
+
+    async def _flush(self, state: _Batch) -> None:
+        while state.pending:
+            await asyncio.sleep(0)  # let writers that are about to call join this batch
+            batch, state.pending = state.pending, []
+            rows = [e for entries, _ in batch for e in entries]
+            try:
+                await asyncio.to_thread(self.store.put_many, rows)
+            except Exception as exc:
+                outcome: BaseException | None = exc
+            else:
+                outcome = None
+            for _, done in batch:
+                if done.done():
+                    continue
+                if outcome is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(outcome)
 
     async def record_directory(self, path: str) -> None:
         await asyncio.to_thread(self.store.record_directory, path)

@@ -103,3 +103,51 @@ def test_from_options_takes_the_consistency_section():
                         "fs.s3.consistent.fastList": "false"})
     view = ConsistentView.from_options(opts, store=InMemoryMetadataStore())
     assert (view.throw, view.fast_list, view.policy.delay(0)) == (False, False, None)
+
+
+class CountingStore(InMemoryMetadataStore):
+    def __init__(self, fail: bool = False):
+        super().__init__()
+        self.batches: list[int] = []
+        self.fail = fail
+
+    def put_many(self, entries):
+        entries = list(entries)
+        self.batches.append(len(entries))
+        if self.fail:
+            raise OSError("table unavailable")
+        super().put_many(entries)
+
+
+def test_concurrent_records_are_coalesced_into_few_batches():
+    store = CountingStore()
+    view = ConsistentView(store, FixedRetryPolicy(0, 0))
+
+    async def main():
+        await asyncio.gather(*(view.record_file(f"b/d/f{i}", i, "e") for i in range(50)))
+
+    asyncio.run(main())
+    assert sum(store.batches) == 50 and len(store.batches) <= 3
+    assert len(store.list_children("b/d").live) == 50
+
+
+def test_a_failed_batch_fails_every_writer_in_it():
+    view = ConsistentView(CountingStore(fail=True), FixedRetryPolicy(0, 0))
+
+    async def main():
+        return await asyncio.gather(*(view.record_file(f"b/f{i}", 1) for i in range(5)),
+                                    return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, OSError) for r in results)
+
+
+def test_sequential_records_each_wait_for_their_row():
+    view = ConsistentView(InMemoryMetadataStore(), FixedRetryPolicy(0, 0))
+
+    async def main():
+        for i in range(3):
+            await view.record_file(f"b/s{i}", i)
+            assert view.store.get(f"b/s{i}").size == i
+
+    asyncio.run(main())
