@@ -297,11 +297,23 @@ class DynamoDBMetadataStore(MetadataStore):
                 out[paths[0]] = self._entry(row)
             return out
         for i in range(0, len(paths), _BATCH_GET):
-            keys = [row_key(p) for p in paths[i:i + _BATCH_GET]]
-            rows = self._call("batch get", lambda k=keys: list(
-                self.model.batch_get(k, consistent_read=True)), paths[i])
-            for row in rows:
-                entry = self._entry(row)
+            pending = [self._key(p) for p in paths[i:i + _BATCH_GET]]
+            items: list[dict] = []
+
+            def fetch():
+                # unprocessed keys (soft throttling) go round again, with backoff
+                nonlocal pending
+                data = self._dispatch("BatchGetItem", {"RequestItems": {
+                    self.table_name: {"Keys": pending, "ConsistentRead": True}}})
+                items.extend(data.get("Responses", {}).get(self.table_name, []))
+                left = (data.get("UnprocessedKeys", {}).get(self.table_name) or {}).get("Keys")
+                if left:
+                    pending = left
+                    raise _Unprocessed(f"{len(left)} keys of a batch get unprocessed")
+
+            self._call("batch get", fetch, paths[i])
+            for item in items:
+                entry = self._entry(self.model.from_raw_data(item))
                 out[entry.path] = entry
         return out
 

@@ -17,6 +17,7 @@ import pytest
 
 from emrfs.consistency.dynamodb import DynamoDBMetadataStore
 from emrfs.consistency.model import TableSpec
+from emrfs.consistency.store import Entry
 from emrfs.errors import ServiceError, ThrottledError
 
 pytestmark = pytest.mark.integration
@@ -53,7 +54,8 @@ class ThrottlingProxy:
                         proxy.remaining -= 1
                         proxy.failed += 1
                 if fail:
-                    status, payload = proxy.answer
+                    answer = proxy.answer
+                    status, payload = answer(json.loads(body)) if callable(answer) else answer
                     return self._reply(status, json.dumps(payload).encode(),
                                        {"Content-Type": "application/x-amz-json-1.0"})
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port,
@@ -140,3 +142,25 @@ def test_other_errors_are_not_retried(make_store):
     with pytest.raises(ServiceError, match="ValidationException") as info:
         store.list_children("bkt")
     assert slept == [] and not isinstance(info.value, ThrottledError)
+
+
+def unprocessed(request):
+    """A 200 that processed nothing: DynamoDB's soft throttling of batch calls."""
+    if "RequestItems" in request and "Keys" in next(iter(request["RequestItems"].values())):
+        return 200, {"Responses": {}, "UnprocessedKeys": request["RequestItems"]}
+    return 200, {"UnprocessedItems": request["RequestItems"]}
+
+
+def test_unprocessed_batch_items_are_resent_with_backoff(make_store):
+    proxy, store, slept = make_store({"BatchWriteItem", "BatchGetItem"}, failures=4,
+                                     answer=unprocessed)
+    store.put_many([Entry.file(f"bkt/u/f{i}", i) for i in range(30)])
+    got = store.get_many(f"bkt/u/f{i}" for i in range(30))
+    assert len(got) == 30 and proxy.failed == 4 and len(slept) == 4
+
+
+def test_unprocessed_forever_is_a_throttling_error(make_store):
+    proxy, store, slept = make_store({"BatchWriteItem"}, failures=100, answer=unprocessed,
+                                     max_retries=2)
+    with pytest.raises(ThrottledError, match="after 2 retries"):
+        store.delete_many(["bkt/a", "bkt/b"])
