@@ -116,6 +116,10 @@ class ConsistencyOptions:
                                      doc="how long delete tombstones live")
     dynamodb_endpoint: str | None = opt(None, "fs.s3.consistent.dynamodb.endpoint",
                                         doc="DynamoDB endpoint; default: the S3 endpoint")
+    dynamodb_max_retries: int = opt(9, "fs.s3.consistent.dynamodb.maxRetries",
+                                    doc="retries of a throttled DynamoDB call (as S3Guard's 9)")
+    dynamodb_retry_base_seconds: float = opt(0.1, "fs.s3.consistent.dynamodb.retryBaseSeconds",
+                                             doc="first throttling backoff; doubles, jittered")
 
 
 @dataclass(frozen=True)
