@@ -156,6 +156,9 @@ class CacheOptions:
                                   doc="fraction of each disk kept free")
     encrypt: bool = opt(False, "fs.s3.cache.encrypt", doc="encrypt blocks at rest")
     prefetch_blocks: int = opt(2, "fs.s3.cache.prefetch", doc="blocks read ahead sequentially")
+    key_file: str | None = opt(None, "fs.s3.cache.keyFile",
+                               doc="0600 key file of an encrypted cache; default: "
+                                   "~/.config/emrfs/cache-<hash of the directories>.key")
 
 
 @dataclass(frozen=True)
