@@ -266,6 +266,7 @@ class BlockStore:
         self.low_water = low_water
         self.max_open = max_open
         self._sealer = sealer
+        self._own_key = None  # the shared-memory key of CSE blocks, when this store made it
         self._clock = clock
         self._lock = threading.RLock()
         self._handles: OrderedDict[str, _Handle] = OrderedDict()
@@ -580,7 +581,8 @@ class BlockStore:
             from ..crypto.atrest import BlockSealer, CacheKey
 
             name = "cache-" + hashlib.sha256("\0".join(self.directories).encode()).hexdigest()[:16]
-            self._sealer = BlockSealer(CacheKey.shared_memory(name))
+            self._own_key = CacheKey.shared_memory(name)
+            self._sealer = BlockSealer(self._own_key)
         return self._sealer
 
     # --- capacity and eviction ----------------------------------------------------------
@@ -713,6 +715,9 @@ class BlockStore:
             for space in spaces:
                 shutil.rmtree(os.path.join(d, space), ignore_errors=True)
         self._used = [None] * len(self.directories)
+        if "c" in spaces and self._own_key is not None:
+            self._own_key.destroy()  # no sealed cache block is left to need it
+            self._own_key = self._sealer = None
 
     # --- housekeeping -----------------------------------------------------------------
 
