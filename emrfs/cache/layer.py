@@ -46,7 +46,7 @@ def store_from_options(cache: CacheOptions) -> BlockStore:
         sealer = BlockSealer(CacheKey.load_or_create(cache.key_file or default_key_file(dirs)))
     return BlockStore(dirs, capacity_bytes=cache.capacity_bytes,
                       free_space_floor=cache.free_space_floor, sealer=sealer,
-                      encrypt_all=cache.encrypt)
+                      encrypt_all=cache.encrypt, verify=cache.verify)
 
 
 class LocalCache:

@@ -59,6 +59,7 @@ class CachedReader:
         self._tasks: set[asyncio.Task] = set()
         self._last_end = -1
         self._retired = False
+        self._bids: dict = {}
         self.fetches = 0  # calls to fetch (tests and metrics)
 
     @property
@@ -75,7 +76,10 @@ class CachedReader:
         parts = []
         for i in blocks_for(start, end - start, self.block_size, self.size):
             b0 = i * self.block_size
-            data = self.store.read(self.identity.block(i), max(start, b0) - b0,
+            bid = self._bids.get(i)
+            if bid is None:
+                bid = self._bids[i] = self.identity.block(i)
+            data = self.store.read(bid, max(start, b0) - b0,
                                    min(end, b0 + self.block_size) - b0,
                                    where=self.identity.path, count_miss=False)
             if data is None:
@@ -92,7 +96,7 @@ class CachedReader:
         if start >= end:
             return b""
         indices = blocks_for(start, end - start, self.block_size, self.size)
-        parts: dict[int, bytes] = {}
+        parts: dict[int, bytes | memoryview] = {}
         missing = []
         for i in indices:
             b0 = i * self.block_size
@@ -113,7 +117,9 @@ class CachedReader:
         if sequential and self.prefetch_blocks > 0:
             self._prefetch(indices[-1] + 1)
         out = [parts[i] for i in indices]
-        return out[0] if len(out) == 1 else b"".join(out)
+        if len(out) == 1:
+            return out[0] if isinstance(out[0], bytes) else bytes(out[0])
+        return b"".join(out)
 
     def _note_read(self, start: int, end: int) -> None:
         self._last_end = end
@@ -156,10 +162,12 @@ class CachedReader:
             for i in futures:
                 b0, b1 = block_span(i, self.block_size, self.size)
                 blocks[i] = view[b0 - start:b1 - start]
-            await asyncio.to_thread(self._store_blocks, blocks)
-            for i, fut in futures.items():
+            for i, fut in futures.items():  # readers go on while the blocks are written
                 if not fut.done():
-                    fut.set_result(bytes(blocks[i]))
+                    fut.set_result(blocks[i])
+            # The write runs on the store's writer threads and is shielded: a reader
+            # cancelled (or an event loop closed) mid-write must not drop queued blocks.
+            await asyncio.shield(asyncio.wrap_future(self.store.submit(self._store_blocks, blocks)))
         except BaseException as exc:
             for fut in futures.values():
                 if not fut.done():

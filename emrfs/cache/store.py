@@ -30,6 +30,7 @@ Guarantees, across any number of processes on one machine:
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import errno
 import fcntl
@@ -47,6 +48,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 from ..crypto.atrest import OVERHEAD as _OVERHEAD
 from ..errors import IntegrityError
@@ -113,12 +115,12 @@ class BlockId:
     tag: str
     index: int
 
-    @property
+    @cached_property
     def key(self) -> bytes:
         """Identity bytes: stored in the header and used as AES-GCM associated data."""
         return f"{self.space}/{self.owner}/{self.tag}/{self.index}".encode()
 
-    @property
+    @cached_property
     def relpath(self) -> str:
         return f"{self.space}/{self.owner[:2]}/{self.owner}/{self.tag}.{self.index}"
 
@@ -137,11 +139,11 @@ class ObjectIdentity:
     version_id: str | None = None
     stamp: str | None = None
 
-    @property
+    @cached_property
     def owner(self) -> str:
         return path_owner(self.path)
 
-    @property
+    @cached_property
     def tag(self) -> str:
         text = f"{self.size}\0{self.etag or ''}\0{self.version_id or ''}\0{self.stamp or ''}"
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -206,7 +208,7 @@ class _Handle:
     """An open, shared-locked, mapped block file; refcounted by the store."""
 
     __slots__ = ("fd", "map", "header", "refs", "pinned", "path", "touched", "dir_index",
-                 "__weakref__")
+                 "verified", "__weakref__")
 
     def __init__(self, fd: int, mapped: mmap.mmap, header: _Header, path: str, dir_index: int):
         self.fd, self.map, self.header, self.path = fd, mapped, header, path
@@ -214,6 +216,7 @@ class _Handle:
         self.pinned = 0
         self.touched = 0.0
         self.dir_index = dir_index
+        self.verified = bytearray(len(header.checksums))  # chunks checked through this map
 
     def close(self) -> None:
         with contextlib.suppress(BufferError, ValueError):
@@ -241,13 +244,19 @@ class BlockStore:
         Sealed writes without a sealer use a per-boot shared-memory key.
     max_open
         Block files kept open and mapped per process (they stay pinned).
+    verify
+        ``"always"``: every read checks the checksums of the chunks it returns;
+        ``"open"``: each process checks a chunk the first time it reads it
+        through an open block (faster warm reads; a block corrupted on disk
+        while this process keeps it open and mapped is not noticed).
     clock
         ``time.time`` replacement for tests (LRU order uses file mtimes).
     """
 
     def __init__(self, directories: Iterable[str], *, capacity_bytes: int = 10 << 30,
                  free_space_floor: float = 0.1, sealer=None, encrypt_all: bool = False,
-                 max_open: int = 64, low_water: float = 0.9, clock=time.time):
+                 max_open: int = 64, low_water: float = 0.9, verify: str = "always",
+                 clock=time.time):
         dirs = [os.path.abspath(os.path.expanduser(d)) for d in directories]
         if not dirs:
             raise ValueError("BlockStore needs at least one cache directory (cache.directories)")
@@ -257,6 +266,8 @@ class BlockStore:
             raise ValueError(f"cache.capacity_bytes must be positive, got {capacity_bytes}")
         if not 0 <= free_space_floor < 1:
             raise ValueError(f"cache.free_space_floor must be in [0, 1), got {free_space_floor}")
+        if verify not in ("always", "open"):
+            raise ValueError(f"cache.verify is {verify!r}; use 'always' or 'open'")
         if encrypt_all and sealer is None:
             raise ValueError("encrypt_all needs a sealer (emrfs.crypto.atrest.BlockSealer)")
         self.directories = dirs
@@ -265,12 +276,16 @@ class BlockStore:
         self.encrypt_all = encrypt_all
         self.low_water = low_water
         self.max_open = max_open
+        self.verify = verify
         self._sealer = sealer
         self._own_key = None  # the shared-memory key of CSE blocks, when this store made it
         self._clock = clock
         self._lock = threading.RLock()
         self._handles: OrderedDict[str, _Handle] = OrderedDict()
         self._used: list[int | None] = [None] * len(dirs)
+        self._first: dict[bytes, int] = {}  # block key -> first directory (memo)
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._writer_pid = -1
         self.stats = [DirStats(d) for d in dirs]
         self._flushed = [DirStats(d) for d in dirs]
         for d in dirs:
@@ -286,12 +301,19 @@ class BlockStore:
 
     def placements(self, bid: BlockId, copies: int = 1) -> list[int]:
         """Directory indices for the ``copies`` replicas of ``bid`` (distinct when possible)."""
+        first = self._first.get(bid.key)
         n = len(self.directories)
-        first = int.from_bytes(hashlib.blake2b(bid.key, digest_size=8).digest(), "little") % n
-        return [(first + k) % n for k in range(min(max(copies, 1), n))]
+        if first is None:
+            if len(self._first) > 65536:
+                self._first.clear()
+            first = int.from_bytes(hashlib.blake2b(bid.key, digest_size=8).digest(), "little") % n
+            self._first[bid.key] = first
+        if copies <= 1:
+            return [first]
+        return [(first + k) % n for k in range(min(copies, n))]
 
     def block_path(self, bid: BlockId, dir_index: int) -> str:
-        return os.path.join(self.directories[dir_index], bid.relpath)
+        return self.directories[dir_index] + os.sep + bid.relpath
 
     # --- reading ----------------------------------------------------------------------
 
@@ -349,7 +371,10 @@ class BlockStore:
                 base, cs = h.data_offset, h.chunk_size
                 data = handle.map[base + start:base + end]
                 out = memoryview(data)
+                verified = handle.verified if self.verify == "open" else None
                 for c in range(first, last + 1):
+                    if verified is not None and verified[c]:
+                        continue
                     c0, c1 = c * cs, min(c * cs + cs, h.length)
                     if c0 >= start and c1 <= end:
                         digest = _checksum(h.algo, out[c0 - start:c1 - start])
@@ -361,6 +386,8 @@ class BlockStore:
                     if digest != h.checksums[c]:
                         raise IntegrityError(
                             f"cache block for {where!r} fails its checksum (chunk {c})", where)
+                    if verified is not None:
+                        verified[c] = 1
                 out.release()
             else:
                 sealer = sealer or self._get_sealer()
@@ -576,6 +603,15 @@ class BlockStore:
                     os.unlink(tmp)
             raise
 
+    def submit(self, fn, *args) -> concurrent.futures.Future:
+        """Run ``fn(*args)`` on the store's writer threads (block writes off the event loop)."""
+        with self._lock:
+            if self._writer is None or self._writer_pid != os.getpid():
+                self._writer = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=2, thread_name_prefix="emrfs-cache-writer")
+                self._writer_pid = os.getpid()
+            return self._writer.submit(fn, *args)
+
     def _get_sealer(self):
         if self._sealer is None:
             from ..crypto.atrest import BlockSealer, CacheKey
@@ -762,7 +798,10 @@ class BlockStore:
                 self._flushed[d] = now.copy()
 
     def close(self) -> None:
-        """Flush counters and close every open block (releasing pins)."""
+        """Finish queued block writes, flush counters and close every open block (releasing pins)."""
+        writer, self._writer = self._writer, None
+        if writer is not None and self._writer_pid == os.getpid():
+            writer.shutdown(wait=True)
         self.flush_stats()
         with self._lock:
             for path in list(self._handles):

@@ -22,6 +22,7 @@ def test_stats_and_clear(dirs, capsys):
     async def go():
         r = CachedReader(store, ident, CountingFetch(data), block_size=BS, prefetch_blocks=0)
         await r.read(0, -1)
+        await r.close()  # blocks written: the second read hits
         await r.read(0, -1)
     asyncio.run(go())
     metrics = store.metrics()

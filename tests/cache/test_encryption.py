@@ -29,7 +29,10 @@ def raw_files(dirs):
 def fill(store, ident, *, sealed=False):
     async def go():
         r = CachedReader(store, ident, CountingFetch(SECRET), block_size=BS, sealed=sealed)
-        return await r.read(0, -1)
+        try:
+            return await r.read(0, -1)
+        finally:
+            await r.close()
     return asyncio.run(go())
 
 

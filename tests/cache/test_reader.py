@@ -40,6 +40,7 @@ def test_random_reads_fetch_only_the_blocks_they_touch_and_warm_reads_never_fetc
     assert r.read_cached(0, 10) is None  # not cached: the sync path says so, fetches nothing
     again = CachedReader(store, r.identity, fetch, block_size=BS)
     assert asyncio.run(again.read(2 * BS, 2 * BS)) == data[2 * BS:4 * BS]
+    asyncio.run(again.close())
     assert len(fetch.calls) == n
 
 
@@ -83,3 +84,5 @@ def test_fetch_errors_propagate_and_do_not_poison_the_cache(dirs):
         asyncio.run(r.read(0, 10))
     fail[0] = False
     assert asyncio.run(r.read(0, -1)) == data
+    store.close()
+    assert r.read_cached(0, -1) == data

@@ -37,7 +37,10 @@ def block_files(store: BlockStore, space: str = "c") -> list[str]:
 def read_all(store, ident, fetch, offset=0, length=-1):
     async def go():
         r = CachedReader(store, ident, fetch, block_size=BS, prefetch_blocks=0)
-        return await r.read(offset, length)
+        try:
+            return await r.read(offset, length)
+        finally:
+            await r.close()  # block writes finished
     return asyncio.run(go())
 
 
@@ -191,7 +194,10 @@ def test_a_fill_killed_half_way_is_never_served(dirs):
 
 async def _read(store, ident, fetch, offset, length):
     r = CachedReader(store, ident, fetch, block_size=2 * BS, prefetch_blocks=0)
-    return await r.read(offset, length)
+    try:
+        return await r.read(offset, length)
+    finally:
+        await r.close()
 
 
 def test_corrupt_block_is_detected_by_checksum_and_fetched_again(dirs):
