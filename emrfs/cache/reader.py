@@ -61,6 +61,7 @@ class CachedReader:
         self._retired = False
         self._bids: dict = {}
         self.fetches = 0  # calls to fetch (tests and metrics)
+        self.skipped_writes = 0  # blocks served but not cached (write backlog full)
 
     @property
     def size(self) -> int:
@@ -167,7 +168,11 @@ class CachedReader:
                     fut.set_result(blocks[i])
             # The write runs on the store's writer threads and is shielded: a reader
             # cancelled (or an event loop closed) mid-write must not drop queued blocks.
-            await asyncio.shield(asyncio.wrap_future(self.store.submit(self._store_blocks, blocks)))
+            if self.store.write_backlog_full():
+                self.skipped_writes += len(blocks)
+            else:
+                await asyncio.shield(
+                    asyncio.wrap_future(self.store.submit(self._store_blocks, blocks)))
         except BaseException as exc:
             for fut in futures.values():
                 if not fut.done():

@@ -244,6 +244,10 @@ class BlockStore:
         Sealed writes without a sealer use a per-boot shared-memory key.
     max_open
         Block files kept open and mapped per process (they stay pinned).
+    max_pending_writes
+        Block-write jobs queued on the writer threads before readers stop
+        caching what they fetch (bounds memory when the disk is slower than
+        the network).
     verify
         ``"always"``: every read checks the checksums of the chunks it returns;
         ``"open"``: each process checks a chunk the first time it reads it
@@ -256,6 +260,7 @@ class BlockStore:
     def __init__(self, directories: Iterable[str], *, capacity_bytes: int = 10 << 30,
                  free_space_floor: float = 0.1, sealer=None, encrypt_all: bool = False,
                  max_open: int = 64, low_water: float = 0.9, verify: str = "always",
+                 max_pending_writes: int = 8,
                  clock=time.time):
         dirs = [os.path.abspath(os.path.expanduser(d)) for d in directories]
         if not dirs:
@@ -286,6 +291,8 @@ class BlockStore:
         self._first: dict[bytes, int] = {}  # block key -> first directory (memo)
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._writer_pid = -1
+        self.pending_writes = 0
+        self.max_pending_writes = max_pending_writes
         self.stats = [DirStats(d) for d in dirs]
         self._flushed = [DirStats(d) for d in dirs]
         for d in dirs:
@@ -610,7 +617,20 @@ class BlockStore:
                 self._writer = concurrent.futures.ThreadPoolExecutor(
                     max_workers=2, thread_name_prefix="emrfs-cache-writer")
                 self._writer_pid = os.getpid()
-            return self._writer.submit(fn, *args)
+                self.pending_writes = 0
+            self.pending_writes += 1
+            future = self._writer.submit(fn, *args)
+        future.add_done_callback(self._write_done)
+        return future
+
+    def _write_done(self, _future) -> None:
+        with self._lock:
+            self.pending_writes -= 1
+
+    def write_backlog_full(self) -> bool:
+        """True when queued block writes hold ``max_pending_writes`` or more jobs (a slow disk):
+        readers then serve what they fetched without caching it, so memory stays bounded."""
+        return self.pending_writes >= self.max_pending_writes
 
     def _get_sealer(self):
         if self._sealer is None:

@@ -15,8 +15,8 @@ from emrfs.errors import IntegrityError
 BS = 64 * 1024
 
 
-def make(dirs, data, **kw):
-    store = BlockStore(dirs, free_space_floor=0.0)
+def make(dirs, data, max_pending_writes=1000, **kw):
+    store = BlockStore(dirs, free_space_floor=0.0, max_pending_writes=max_pending_writes)
     fetch = CountingFetch(data)
     reader = CachedReader(store, ObjectIdentity("b/obj", len(data), etag="e"), fetch,
                           block_size=BS, **kw)
@@ -86,3 +86,11 @@ def test_fetch_errors_propagate_and_do_not_poison_the_cache(dirs):
     assert asyncio.run(r.read(0, -1)) == data
     store.close()
     assert r.read_cached(0, -1) == data
+
+
+def test_a_write_backlog_serves_reads_without_caching_them(dirs):
+    data = object_bytes(4 * BS, seed=8)
+    store, fetch, r = make(dirs, data, max_pending_writes=0, prefetch_blocks=0)
+    assert asyncio.run(r.read(0, -1)) == data
+    assert r.skipped_writes == 4
+    assert r.read_cached(0, -1) is None
