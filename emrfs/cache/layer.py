@@ -52,8 +52,8 @@ def store_from_options(cache: CacheOptions) -> BlockStore:
 class LocalCache:
     """The cache layer of one filesystem instance.
 
-    ``LocalCache(options)`` builds the store from ``options.cache`` and, when
-    ``options.ephemeral.enabled``, the tier from ``options.ephemeral``.  The
+    ``LocalCache(options)`` builds the store from ``options.cache``; the tier
+    (from ``options.ephemeral``) is joined on first use of :attr:`tier`.  The
     tier's blocks are encrypted when ``cache.encrypt`` is on, with a key on
     ``/dev/shm`` that is destroyed with the tier.
     """
@@ -61,16 +61,26 @@ class LocalCache:
     def __init__(self, options: Options):
         self.options = options
         cache: CacheOptions = options.cache
-        eph: EphemeralOptions = options.ephemeral
         self.block_size = cache.block_size
         self.prefetch_blocks = cache.prefetch_blocks
         self.store = store_from_options(cache)
-        self.tier: EphemeralTier | None = None
-        if eph.enabled:
-            self.tier = EphemeralTier(self.store, block_size=cache.block_size,
-                                      replication=eph.replication,
-                                      lifetime_seconds=eph.lifetime_seconds,
-                                      encrypt=cache.encrypt)
+        self._tier: EphemeralTier | None = None
+        self._patterns = as_tuple(options.ephemeral.patterns)
+        self._prefixes = as_tuple(options.ephemeral.prefixes)
+
+    @property
+    def tier(self) -> EphemeralTier:
+        """The ephemeral tier, joined on first use (so a process that never touches an
+        ephemeral path never becomes a member)."""
+        if self._tier is None:
+            eph: EphemeralOptions = self.options.ephemeral
+            if not eph.enabled:
+                raise ValueError("the ephemeral tier is off (ephemeral.enabled=False)")
+            self._tier = EphemeralTier(self.store, block_size=self.block_size,
+                                       replication=eph.replication,
+                                       lifetime_seconds=eph.lifetime_seconds,
+                                       encrypt=self.options.cache.encrypt)
+        return self._tier
 
     def reader(self, identity: ObjectIdentity, fetch: Fetch, *, sealed: bool = False) -> CachedReader:
         """A read-through reader of one object version (``sealed=True`` for CSE objects)."""
@@ -85,9 +95,7 @@ class LocalCache:
 
     def is_ephemeral(self, path: str) -> bool:
         """True when ``path`` belongs to the ephemeral tier (and the tier is on)."""
-        eph = self.options.ephemeral
-        return self.tier is not None and is_ephemeral(path, as_tuple(eph.patterns),
-                                                      as_tuple(eph.prefixes))
+        return self.options.ephemeral.enabled and is_ephemeral(path, self._patterns, self._prefixes)
 
     def metrics(self) -> dict[str, dict[str, int]]:
         return self.store.metrics()
