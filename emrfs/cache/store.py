@@ -298,7 +298,21 @@ class BlockStore:
         for d in dirs:
             self._prepare(d)
         self._pid = os.getpid()
-        atexit.register(_flush_at_exit, weakref.ref(self))
+        ref = weakref.ref(self)
+        atexit.register(_flush_at_exit, ref)
+        os.register_at_fork(after_in_child=lambda: _reset_in_child(ref))
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh lock and handles (the parent's may be mid-use)."""
+        self._lock = threading.RLock()
+        handles, self._handles = self._handles, OrderedDict()
+        for h in handles.values():
+            with contextlib.suppress(Exception):
+                h.close()  # the parent's flock stays: it holds its own descriptor
+        self._writer, self.pending_writes = None, 0
+        self._pid = os.getpid()
+        self.stats = [DirStats(d) for d in self.directories]
+        self._flushed = [DirStats(d) for d in self.directories]
 
     # --- placement --------------------------------------------------------------------
 
@@ -846,6 +860,12 @@ class BlockStore:
             for path in list(self._handles):
                 h = self._handles.pop(path)
                 h.close()
+
+
+def _reset_in_child(ref) -> None:
+    store = ref()
+    if store is not None:
+        store._after_fork()
 
 
 def _flush_at_exit(ref) -> None:
