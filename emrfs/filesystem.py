@@ -471,7 +471,7 @@ class EmrFileSystem(AsyncFileSystem):
         extra: dict[str, Any] = dict(self._write_kwargs(path))
         if mode == "create":
             extra["IfNoneMatch"] = "*"
-        if len(value) <= self.options.s3.part_size:
+        if len(value) <= max(self.options.s3.part_size, self.options.s3.multipart_threshold):
             await self.s3.call("put_object", path, Bucket=bucket, Key=key, Body=value, **extra)
         else:
             await self._upload_multipart(path, bucket, key, _bytes_parts(value, self.options.s3.part_size),
@@ -489,12 +489,13 @@ class EmrFileSystem(AsyncFileSystem):
         size = os.path.getsize(lpath)
         part_size = self.options.s3.part_size
         with open(lpath, "rb") as f:
-            if size <= part_size:
+            if size <= max(part_size, self.options.s3.multipart_threshold):
                 extra = dict(self._write_kwargs(rpath))
                 if mode == "create":
                     extra["IfNoneMatch"] = "*"
-                await self.s3.call("put_object", rpath, Bucket=bucket, Key=key, Body=f.read(),
-                                   **extra)
+                # the open file streams; botocore rewinds it for a retry
+                await self.s3.call("put_object", rpath, Bucket=bucket, Key=key, Body=f,
+                                   ContentLength=size, **extra)
             else:
                 await self._upload_multipart(rpath, bucket, key, _file_parts(f, size, part_size),
                                              if_none_match=mode == "create")
