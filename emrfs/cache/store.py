@@ -74,6 +74,7 @@ _FIXED = struct.Struct("<8sBBHIQHI")  # magic flags algo reserved chunk len idle
 _U64 = struct.Struct("<Q")
 SPACES = ("c", "e")
 TOUCH_EVERY = 1.0  # seconds between LRU touches of one block by one process
+RESCAN_EVERY = 64  # puts between recounts of a directory's bytes
 
 
 def _checksum(algo: int, data) -> int:
@@ -289,6 +290,7 @@ class BlockStore:
         self._handles: OrderedDict[str, _Handle] = OrderedDict()
         self._used: list[int | None] = [None] * len(dirs)
         self._first: dict[bytes, int] = {}  # block key -> first directory (memo)
+        self._puts = 0
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._writer_pid = -1
         self.pending_writes = 0
@@ -705,7 +707,9 @@ class BlockStore:
 
     def _make_room(self, d: int, size: int, evictable: bool) -> bool:
         per_dir = self.capacity_bytes // len(self.directories)
-        if self._used[d] is None:
+        self._puts += 1
+        if self._used[d] is None or self._puts % RESCAN_EVERY == 0:
+            # a fresh count now and then: other processes fill the same directories
             self._used[d] = sum(self.usage(d))
         need_free = self._free_shortfall(d, size)
         if self._used[d] + size <= per_dir and need_free <= 0:
