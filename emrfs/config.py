@@ -327,7 +327,8 @@ def lookup(name: str, source: str = "storage options") -> OptionSpec:
 def coerce(spec: OptionSpec, value: Any, name: str, source: str) -> Any:
     """Parse ``value`` (often a string from XML/env) into the option's type."""
     kind = spec.type
-    allowed = getattr(kind, "__args__", (kind,))
+    allowed = (kind,) if getattr(kind, "__origin__", None) is tuple else \
+        getattr(kind, "__args__", (kind,))
     if value is None and type(None) in allowed:
         return None
     base = next((t for t in allowed if t is not type(None)), str)
