@@ -313,23 +313,26 @@ class EncryptedIO:
             raise
 
     async def put_encrypted(self, path: str, chunks: Iterable[bytes | memoryview], size: int,
-                            *, create: bool = False) -> None:
+                            *, create: bool = False) -> dict:
         """Encrypt and store ``size`` bytes of plaintext arriving as ``chunks``.
 
-        One PUT when the ciphertext fits in a part, else a multipart upload
-        whose parts are encrypted in order as they are uploaded.
+        One PUT where plaintext would get one (the tag does not tip it into
+        multipart), else a multipart upload whose parts are encrypted in order
+        as they go up.  Returns the PUT / CompleteMultipartUpload response.
         """
         encryptor = await self.crypto.new_encryptor(path)
-        part_size = self.fs.options.s3.part_size
-        if size <= part_size:  # as for plaintext: the tag does not tip it into multipart
+        o = self.fs.options.s3
+        if size <= max(o.part_size, o.multipart_threshold):
             body = b"".join(bytes(encryptor.update(c)) for c in chunks) + encryptor.finalize()
-            await self.put_object(path, body, metadata=encryptor.metadata, create=create)
+            response = await self.put_object(path, body, metadata=encryptor.metadata,
+                                             create=create)
         else:
             bucket, key = paths.split(path)
-            await self.fs._upload_multipart(path, bucket, key,
-                                            encrypted_parts(encryptor, chunks, part_size),
-                                            if_none_match=create, metadata=encryptor.metadata)
+            response = await self.fs._upload_multipart(
+                path, bucket, key, encrypted_parts(encryptor, chunks, o.part_size),
+                if_none_match=create, metadata=encryptor.metadata)
         await self.finish_object(path, encryptor)
+        return response
 
     # --- whole reads -----------------------------------------------------------------------
 
@@ -397,10 +400,11 @@ class EncryptedIO:
         async for chunk in chunks:
             yield chunk
 
-    async def read_bytes(self, path: str, bucket: str, key: str) -> bytes:
+    async def read_bytes(self, path: str, bucket: str, key: str, *,
+                         if_match: str | None = None) -> bytes:
         """The whole plaintext, returned only once it verified (CSE objects are
         decrypted into one buffer as they stream: no second copy per chunk)."""
-        body, decryptor, response = await self._open_body(path, bucket, key, None)
+        body, decryptor, response = await self._open_body(path, bucket, key, if_match)
         if decryptor is None:
             chunks = [c async for c in body]
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -553,6 +557,18 @@ class EncryptedIO:
                 self._spool_locks.pop(old_ident, None)
             return spool
 
+    async def read_info_range(self, path: str, info: Mapping[str, Any], start: int,
+                              end: int) -> bytes:
+        """Plaintext ``[start, end)`` of the CSE object ``info`` describes (at its ETag)."""
+        if end <= start:
+            return b""
+        if start == 0 and end >= info["size"]:
+            bucket, key = paths.split(path)
+            return await self.read_bytes(path, bucket, key, if_match=info.get("ETag"))
+        source = await self.range_source(path, info)
+        assert source is not None
+        return await source.read(start, end)
+
     async def cat_range(self, path: str, start: int | None, end: int | None) -> bytes:
         """Plaintext ``[start, end)`` of ``path`` (negative offsets count from the end)."""
         bucket, key = paths.split(path)
@@ -573,11 +589,10 @@ class EncryptedIO:
         start = max(0, start)
         if end <= start:
             return b""
-        source = await self.range_source(path, info)
-        if source is None:
-            return await self.fs.s3.read_range(path, bucket, key, start, end,
-                                               **self.read_kwargs(path))
-        return await source.read(start, end)
+        if info.get("cse"):
+            return await self.read_info_range(path, info, start, end)
+        return await self.fs.s3.read_range(path, bucket, key, start, end,
+                                           **self.read_kwargs(path))
 
 
 def _adjusted(stored: int, options: CSEOptions) -> int:
@@ -661,8 +676,9 @@ class EncryptedFile(EmrFile):
     def _object_metadata(self) -> dict[str, str] | None:
         return None if self._cse is None else self._cse.metadata
 
-    def _stored(self) -> None:
+    def _stored(self, size: int, response: dict) -> None:
         if self._cse is not None:
             sync(self.fs.loop, self.fs._encrypted.finish_object, self.path,
                  self._cse.encryptor)
-        super()._stored()
+            size = self.loc  # the plaintext length (the body had the tag too)
+        super()._stored(size, response)

@@ -37,7 +37,7 @@ def kms_key(emrfs_endpoint):
 def cse_fs(endpoint, **cse):
     cse.setdefault("enabled", True)
     return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, part_size=5 * MiB,
-                         cse=cse)
+                         multipart_threshold=5 * MiB, cse=cse)
 
 
 def aes_fs(endpoint, key=AES_KEY, **cse):

@@ -30,7 +30,7 @@ def kms_key(emrfs_endpoint):
 
 def make_fs(endpoint, **options):
     return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, part_size=5 * MiB,
-                         **options)
+                         multipart_threshold=5 * MiB, **options)
 
 
 def sse_of(s3, bucket, key):
