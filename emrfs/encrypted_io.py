@@ -203,6 +203,7 @@ class EncryptedIO:
         self._kms_lock: asyncio.Lock | None = None
         self._spools: OrderedDict[tuple[str, str | None], SealedSpool] = OrderedDict()
         self._spool_locks: dict[tuple[str, str | None], asyncio.Lock] = {}
+        self._spool_pid = os.getpid()
 
     # --- options ---------------------------------------------------------------------
 
@@ -534,6 +535,9 @@ class EncryptedIO:
 
     async def spool(self, path: str, etag: str | None) -> SealedSpool:
         """The verified plaintext of ``path`` (at ``etag``), spooled once, reused (LRU)."""
+        if self._spool_pid != os.getpid():  # after fork: the parent's locks and files stay there
+            self._spools, self._spool_locks = OrderedDict(), {}
+            self._spool_pid = os.getpid()
         ident = (path, etag)
         lock = self._spool_locks.setdefault(ident, asyncio.Lock())
         async with lock:
