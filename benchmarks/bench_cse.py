@@ -49,8 +49,11 @@ def throughput(endpoint: str, bucket: str, size: int, rounds: int) -> None:
     systems = {name: make_fs(endpoint, cse) for name, cse in MODES.items()}
     writes: dict[str, list[float]] = {n: [] for n in systems}
     reads: dict[str, list[float]] = {n: [] for n in systems}
-    for _ in range(rounds):
-        for name, fs in systems.items():  # interleaved: load drifts hit every mode alike
+    names = list(systems)
+    for r in range(rounds):
+        # interleaved, and the order rotates: load drifts and "who goes first" hit every mode alike
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fs = systems[name]
             path = f"{bucket}/tp/{name}"
             t = time.perf_counter()
             fs.pipe_file(path, data)

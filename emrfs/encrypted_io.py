@@ -324,7 +324,15 @@ class EncryptedIO:
         encryptor = await self.crypto.new_encryptor(path)
         o = self.fs.options.s3
         if size <= max(o.part_size, o.multipart_threshold):
-            body = b"".join(bytes(encryptor.update(c)) for c in chunks) + encryptor.finalize()
+            # one buffer of the stored length, encrypted into in place: no copy per chunk
+            body = bytearray(encryptor.stored_length(size) + 64)
+            view, n = memoryview(body), 0
+            for chunk in chunks:
+                n += encryptor.update_into(chunk, view[n:])
+            tail = encryptor.finalize()
+            view.release()
+            body[n:n + len(tail)] = tail
+            del body[n + len(tail):]
             response = await self.put_object(path, body, metadata=encryptor.metadata,
                                              create=create)
         else:
@@ -334,6 +342,13 @@ class EncryptedIO:
                 if_none_match=create, metadata=encryptor.metadata)
         await self.finish_object(path, encryptor)
         return response
+
+    async def put_bytes(self, path: str, value: bytes, *, create: bool = False) -> dict:
+        """:meth:`put_encrypted` of bytes in memory, read in place (no copies of parts)."""
+        view = memoryview(value)
+        step = self.fs.options.s3.part_size
+        return await self.put_encrypted(path, (view[i:i + step] for i in range(0, len(view), step)),
+                                        len(value), create=create)
 
     # --- whole reads -----------------------------------------------------------------------
 

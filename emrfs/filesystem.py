@@ -569,9 +569,7 @@ class EmrFileSystem(AsyncFileSystem):
         if mode == "create":
             extra["IfNoneMatch"] = "*"
         if self._encrypted.cse_enabled(path):
-            response = await self._encrypted.put_encrypted(
-                path, _bytes_parts(value, self.options.s3.part_size), len(value),
-                create=mode == "create")
+            response = await self._encrypted.put_bytes(path, value, create=mode == "create")
         elif len(value) <= max(self.options.s3.part_size, self.options.s3.multipart_threshold):
             response = await self.s3.call("put_object", path, Bucket=bucket, Key=key, Body=value,
                                           **extra)
