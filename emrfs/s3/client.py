@@ -268,6 +268,15 @@ def _close_at_exit(loop: asyncio.AbstractEventLoop, context, pid: int) -> None:
     if pid != os.getpid() or loop.is_closed() or not loop.is_running():
         return
     try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        # collected on the loop's own thread (GC runs anywhere): waiting for the
+        # close here would block the loop on itself for the whole timeout
+        loop.create_task(context.__aexit__(None, None, None))
+        return
+    try:
         asyncio.run_coroutine_threadsafe(context.__aexit__(None, None, None), loop).result(2)
     except Exception:  # noqa: BLE001 - best effort at shutdown
         pass

@@ -42,15 +42,16 @@ def write_every_way(fs, base, tmp_path):
     """Each write path once; returns the keys written (relative to the bucket)."""
     bucket = base.split("/")[0]
     fs.pipe_file(f"{base}/pipe", b"small")
-    fs.pipe_file(f"{base}/pipe-multipart", os.urandom(6 * MiB))
+    fs.pipe_file(f"{base}/pipe-multipart", os.urandom(5 * MiB + 1))
     local = tmp_path / "local"
-    local.write_bytes(os.urandom(6 * MiB))
+    local.write_bytes(os.urandom(5 * MiB + 1))
     fs.put_file(str(local), f"{base}/put-multipart")
     with fs.open(f"{base}/open-small", "wb") as f:
         f.write(b"x" * 1000)
     with fs.open(f"{base}/open-multipart", "wb") as f:
-        for _ in range(6):
+        for _ in range(5):
             f.write(os.urandom(MiB))
+        f.write(b"+")
     fs.mkdir(f"{base}/emptydir")
     fs.cp_file(f"{base}/pipe", f"{base}/copied")
     fs.mv(f"{base}/open-small", f"{base}/renamed")
@@ -137,7 +138,7 @@ def test_sse_c_key_sent_on_writes_reads_and_copies(emrfs_endpoint, emrfs_bucket,
         f"{emrfs_bucket}/b": {"sse": {"enabled": True, "algorithm": "SSE-C",
                                       "customer_key": OTHER_KEY}}})
     spy = Spy(fs)
-    data = os.urandom(6 * MiB)
+    data = os.urandom(5 * MiB + 1)
     fs.pipe_file(f"{emrfs_bucket}/a/small", b"secret")
     fs.pipe_file(f"{emrfs_bucket}/a/big", data)
     assert fs.cat_file(f"{emrfs_bucket}/a/big", start=10, end=20) == data[10:20]
