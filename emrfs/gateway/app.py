@@ -17,7 +17,7 @@ from . import ops
 from .appends import AppendSessions
 from .auth import Authenticator
 from .backend import Backend
-from .context import JSON_MARK, Call, GatewayState, json_response
+from .context import JSON_MARK, STREAMING, Call, GatewayState, json_response
 from .errors import GatewayError, bad_request, remote_exception
 from .status import StatusDefaults
 
@@ -131,6 +131,6 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     except Exception as exc:  # noqa: BLE001 - every failure becomes a RemoteException
         status, body = remote_exception(exc)
         logger.debug("%s %s -> %s %s", request.method, request.path_qs, status, body)
-        if request.get("emrfs_streaming"):
+        if request.get(STREAMING):
             raise
         return json_response(body, status=status)

@@ -14,11 +14,13 @@ from .backend import Backend
 from .errors import bad_request
 from .status import StatusDefaults
 
-__all__ = ["GatewayState", "Call", "json_response", "JSON_MARK"]
+__all__ = ["GatewayState", "Call", "json_response", "JSON_MARK", "STREAMING"]
 
 #: responses carrying this key lose their Content-Type before headers go out:
 #: Spark's shaded WebHDFS client fails on JSON that declares one.
-JSON_MARK = "emrfs_gateway_json"
+JSON_MARK = web.ResponseKey("emrfs_gateway_json", bool)
+#: set on a request once its data response has started: errors can only cut it.
+STREAMING = web.RequestKey("emrfs_gateway_streaming", bool)
 
 
 @dataclass

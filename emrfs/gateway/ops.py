@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from .context import Call, json_response
+from .context import STREAMING, Call, json_response
 from .errors import GatewayError, bad_request
 from .status import file_status, fs_name_suffix, is_dir, size_of
 
@@ -215,6 +215,8 @@ def _is_data_phase(call: Call) -> bool:
 
 async def open_(call: Call) -> web.StreamResponse:
     if not _is_data_phase(call):
+        call.integer("offset", 0)
+        call.integer("length", None)
         await _file_info(call)
         return _redirect(call, _data_url(call, offset=call.params.get("offset"),
                                          length=call.params.get("length")))
@@ -228,7 +230,7 @@ async def open_(call: Call) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers={
         "Content-Type": "application/octet-stream", "Content-Length": str(end - offset)})
     await response.prepare(call.request)
-    call.request["emrfs_streaming"] = True  # failures now can only cut the stream
+    call.request[STREAMING] = True  # failures now can only cut the stream
     await _stream_range(call, offset, end, response)
     await response.write_eof()
     return response

@@ -1,0 +1,75 @@
+"""Fixtures: a filesystem to serve, a gateway serving it, clients talking to it.
+
+``served`` is parametrised over a local directory (``DirFileSystem``, a
+blocking filesystem) and, when emrfs's filesystem exists, an
+``EmrFileSystem`` on the local moto server (an async one), checked through
+raw boto3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pathlib import Path
+
+import fsspec
+import pytest
+from fsspec.implementations.dirfs import DirFileSystem
+
+from emrfs.gateway import serve_in_thread
+
+
+@dataclass
+class Served:
+    """A filesystem behind a gateway, the bucket to work in, and a side channel."""
+
+    fs: Any
+    bucket: str
+    read_raw: Callable[[str], bytes]   # "bucket/key" -> bytes, bypassing the gateway
+    kind: str
+
+
+def _emrfs_available() -> bool:
+    # Only this tree's filesystem: an editable install elsewhere must not leak in.
+    import emrfs
+
+    return (Path(emrfs.__file__).parent / "filesystem.py").exists()
+
+
+BACKENDS = ["local"] + (["emrfs"] if _emrfs_available() else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def served(request, tmp_path):
+    if request.param == "local":
+        bucket = "bucket"
+        (tmp_path / bucket).mkdir()
+        fs = DirFileSystem(str(tmp_path), fs=fsspec.filesystem("file"))
+        yield Served(fs, bucket, lambda p: (tmp_path / p).read_bytes(), "local")
+    else:
+        from emrfs.filesystem import EmrFileSystem
+
+        endpoint = request.getfixturevalue("emrfs_endpoint")
+        s3 = request.getfixturevalue("emrfs_s3")
+        bucket = request.getfixturevalue("emrfs_bucket")
+        fs = EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True)
+
+        def read_raw(path: str) -> bytes:
+            b, _, key = path.partition("/")
+            return s3.get_object(Bucket=b, Key=key)["Body"].read()
+
+        yield Served(fs, bucket, read_raw, "emrfs")
+
+
+@pytest.fixture
+def gateway(served):
+    running = serve_in_thread(served.fs, append_idle_seconds=30)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(gateway):
+    return fsspec.filesystem("webhdfs", host="127.0.0.1", port=gateway.port, use_https=False,
+                             user="alice", skip_instance_cache=True)
