@@ -81,6 +81,9 @@ class S3Options:
     require_tls: bool = opt(False, "fs.s3.requireTls", doc="refuse plain-HTTP endpoints")
     ca_bundle: str | None = opt(None, "verify", doc="CA bundle file for HTTPS endpoints")
     addressing_style: str = opt("auto", doc="'auto', 'path' or 'virtual'")
+    create_checks: bool = opt(True, "fs.s3.create.checks",
+                              doc="before a write, refuse a path that is a directory (one LIST);"
+                                  " off trades that check for speed, as S3A's create.performance")
 
 
 @dataclass(frozen=True)
