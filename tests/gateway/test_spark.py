@@ -8,6 +8,7 @@ SparkSession for the module; output checked on the served filesystem directly.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import fsspec
 import pytest
@@ -40,13 +41,47 @@ def spark():
     session.stop()
 
 
+def _emrfs_available() -> bool:
+    import emrfs
+
+    return (Path(emrfs.__file__).parent / "filesystem.py").exists()
+
+
 @pytest.fixture(scope="module")
-def local_gateway(tmp_path_factory):
-    root = tmp_path_factory.mktemp("spark-served")
-    (root / "bucket").mkdir()
-    fs = DirFileSystem(str(root), fs=fsspec.filesystem("file"))
-    with serve_in_thread(fs) as gateway:
-        yield gateway, fs
+def served_gateway(tmp_path_factory, request):
+    """An EmrFileSystem on moto behind the gateway (a local directory before emrfs exists).
+
+    Yields (gateway, bucket, keys) where ``keys(prefix)`` lists object keys
+    through a side channel: raw boto3 for emrfs, the directory for local.
+    """
+    if _emrfs_available():
+        from emrfs.filesystem import EmrFileSystem
+        from emrfs.testing.pytest_plugin import empty_and_delete_bucket, new_bucket_name
+
+        endpoint = request.getfixturevalue("emrfs_endpoint")
+        s3 = request.getfixturevalue("emrfs_s3")
+        bucket = new_bucket_name("emrfs-spark")
+        s3.create_bucket(Bucket=bucket)
+        fs = EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True)
+
+        def keys(prefix: str) -> list[str]:
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+        with serve_in_thread(fs) as gateway:
+            yield gateway, bucket, keys
+        empty_and_delete_bucket(s3, bucket)
+    else:
+        root = tmp_path_factory.mktemp("spark-served")
+        (root / "bucket").mkdir()
+        fs = DirFileSystem(str(root), fs=fsspec.filesystem("file"))
+
+        def keys(prefix: str) -> list[str]:
+            return [str(p.relative_to(root / "bucket")) for p in (root / "bucket").rglob("*")
+                    if p.is_file() and str(p.relative_to(root / "bucket")).startswith(prefix)]
+
+        with serve_in_thread(fs) as gateway:
+            yield gateway, "bucket", keys
 
 
 def write_and_read(spark, url: str) -> None:
@@ -66,17 +101,13 @@ def write_and_read(spark, url: str) -> None:
     assert sorted(r.id for r in filtered) == list(range(1, 200, 3))
 
 
-def check_layout(fs, path: str) -> None:
-    names = {p.rpartition("/")[2] for p in fs.ls(path, detail=False)}
-    assert {"part=0", "part=1", "part=2", "part=9", "_SUCCESS"} <= names, names
-    assert "_temporary" not in names
-    parquet = [p for p in fs.find(path) if p.endswith(".parquet")]
-    assert parquet and all("_temporary" not in p for p in parquet)
-
-
 @pytest.mark.parametrize("scheme", ["webhdfs", "emrfs"])
-def test_partitioned_parquet_round_trip(spark, local_gateway, scheme):
-    gateway, fs = local_gateway
-    url = f"{scheme}://127.0.0.1:{gateway.port}/bucket/{scheme}-table"
-    write_and_read(spark, url)
-    check_layout(fs, f"bucket/{scheme}-table")
+def test_partitioned_parquet_round_trip(spark, served_gateway, scheme):
+    gateway, bucket, keys = served_gateway
+    table = f"{scheme}-table"
+    write_and_read(spark, f"{scheme}://127.0.0.1:{gateway.port}/{bucket}/{table}")
+    written = keys(table + "/")
+    parts = {k.split("/")[1] for k in written if k.endswith(".parquet")}
+    assert parts == {"part=0", "part=1", "part=2", "part=9"}, written
+    assert f"{table}/_SUCCESS" in written
+    assert not [k for k in written if "_temporary" in k], written  # the committer cleaned up
