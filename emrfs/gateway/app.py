@@ -26,6 +26,8 @@ logger = logging.getLogger("emrfs.gateway")
 __all__ = ["make_app", "PREFIX"]
 
 PREFIX = "/webhdfs/v1"
+#: OAuth2 client-credentials endpoint for Hadoop's ConfCredentialBasedAccessTokenProvider
+TOKEN_PATH = "/oauth2/token"
 STATE_KEY = web.AppKey("emrfs_gateway_state", GatewayState)
 
 _OPS_BY_METHOD = {"GET": ops.GET_OPS, "HEAD": ops.GET_OPS, "PUT": ops.PUT_OPS,
@@ -37,7 +39,8 @@ _METHOD_OF_OP = {op: method for method, table in _OPS_BY_METHOD.items() if metho
 def make_app(fs: AbstractFileSystem, *, token: str | None = None, owner: str | None = None,
              group: str | None = None, block_size: int = 128 * 1024 * 1024,
              list_page_size: int = 1000, append_idle_seconds: float = 5.0,
-             ticket_ttl: float = 3600.0, home_template: str = "/user/{user}") -> web.Application:
+             ticket_ttl: float = 3600.0, home_template: str = "/user/{user}",
+             read_chunk_max: int = 16 * 1024 * 1024, read_ahead: int = 3) -> web.Application:
     """Build the gateway application serving ``fs``.
 
     Parameters
@@ -61,6 +64,9 @@ def make_app(fs: AbstractFileSystem, *, token: str | None = None, owner: str | N
         Seconds an OPEN/CREATE/APPEND data URL stays valid.
     home_template:
         ``GETHOMEDIRECTORY`` answer, ``{user}`` replaced.
+    read_chunk_max, read_ahead:
+        OPEN streams in ranged reads that grow from 256 KiB to ``read_chunk_max``,
+        ``read_ahead`` of them in flight: at most their product buffered per stream.
     """
     backend = Backend(fs)
     owner = owner or getpass.getuser()
@@ -71,9 +77,12 @@ def make_app(fs: AbstractFileSystem, *, token: str | None = None, owner: str | N
         defaults=StatusDefaults(owner=owner, group=group or owner, block_size=block_size),
         list_page_size=list_page_size,
         home_template=home_template,
+        read_chunk_max=read_chunk_max,
+        read_ahead=read_ahead,
     )
     app = web.Application(client_max_size=0)
     app[STATE_KEY] = state
+    app.router.add_post(TOKEN_PATH, _oauth2_token)
     app.router.add_route("*", "/{tail:.*}", _handle)
     app.on_response_prepare.append(_strip_json_content_type)
     app.on_shutdown.append(_commit_sessions)
@@ -87,6 +96,20 @@ async def _strip_json_content_type(request: web.Request, response: web.StreamRes
 
 async def _commit_sessions(app: web.Application) -> None:
     await app[STATE_KEY].sessions.close()
+
+
+async def _oauth2_token(request: web.Request) -> web.StreamResponse:
+    """Trade the shared secret (``client_secret``) for a bearer token, so Hadoop's
+    WebHDFS client can send it (``dfs.webhdfs.oauth2.*``; see docs/gateway.md)."""
+    state = request.app[STATE_KEY]
+    form = await request.post()
+    try:
+        state.auth.check({"delegation": str(form.get("client_secret", ""))}, {})
+    except GatewayError as exc:
+        return json_response({"error": "invalid_client", "error_description": exc.message},
+                             status=401)
+    return json_response({"access_token": state.auth.token or "", "token_type": "bearer",
+                          "expires_in": 86400})
 
 
 def _parse(request: web.Request, state: GatewayState) -> Call:

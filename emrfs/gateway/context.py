@@ -33,8 +33,8 @@ class GatewayState:
     defaults: StatusDefaults
     list_page_size: int = 1000
     home_template: str = "/user/{user}"
-    read_chunk_max: int = 8 * 1024 * 1024
-    read_ahead: int = 2
+    read_chunk_max: int = 16 * 1024 * 1024
+    read_ahead: int = 3
     write_chunk: int = 8 * 1024 * 1024
 
 

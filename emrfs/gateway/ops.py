@@ -21,7 +21,7 @@ from .status import file_status, fs_name_suffix, is_dir, size_of
 
 __all__ = ["GET_OPS", "PUT_OPS", "POST_OPS", "DELETE_OPS", "normalize_path"]
 
-FIRST_READ_CHUNK = 256 * 1024
+FIRST_READ_CHUNK = 1024 * 1024  # without a length, reads start small: Hadoop may stop early
 BYTES_PER_CRC = 512
 
 
@@ -231,16 +231,19 @@ async def open_(call: Call) -> web.StreamResponse:
         "Content-Type": "application/octet-stream", "Content-Length": str(end - offset)})
     await response.prepare(call.request)
     call.request[STREAMING] = True  # failures now can only cut the stream
-    await _stream_range(call, offset, end, response)
+    await _stream_range(call, offset, end, response, ramp=length is None)
     await response.write_eof()
     return response
 
 
-async def _stream_range(call: Call, start: int, end: int, response: web.StreamResponse) -> None:
-    """Send [start, end) in growing chunks, reading ahead; stops when the client leaves."""
+async def _stream_range(call: Call, start: int, end: int, response: web.StreamResponse, *,
+                        ramp: bool) -> None:
+    """Send [start, end) in chunks (growing from 1 MiB when ``ramp``), reading ahead;
+    stops, and cancels the reads ahead, when the client leaves."""
     state = call.state
     pending: list[asyncio.Task] = []
-    pos, chunk = start, FIRST_READ_CHUNK
+    pos = start
+    chunk = FIRST_READ_CHUNK if ramp else state.read_chunk_max
 
     def schedule() -> None:
         nonlocal pos, chunk

@@ -42,7 +42,17 @@ BACKENDS = ["local"] + (["emrfs"] if _emrfs_available() else [])
 
 @pytest.fixture(params=BACKENDS)
 def served(request, tmp_path):
-    if request.param == "local":
+    yield from _served(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def served_one(request, tmp_path):
+    """Just one backend: emrfs when it exists (for the slow JVM-driven tests)."""
+    yield from _served(BACKENDS[-1], request, tmp_path)
+
+
+def _served(kind: str, request, tmp_path):
+    if kind == "local":
         bucket = "bucket"
         (tmp_path / bucket).mkdir()
         fs = DirFileSystem(str(tmp_path), fs=fsspec.filesystem("file"))
@@ -63,7 +73,9 @@ def served(request, tmp_path):
 
 
 @pytest.fixture
-def gateway(served):
+def gateway(request):
+    served = request.getfixturevalue(
+        "served_one" if "served_one" in request.fixturenames else "served")
     running = serve_in_thread(served.fs, append_idle_seconds=30)
     yield running
     running.stop()

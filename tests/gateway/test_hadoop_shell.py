@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# needs pyspark's jars and a JVM: the same CI group as the Spark tests
+pytestmark = pytest.mark.spark
+
 HERE = Path(__file__).parent
 
 
@@ -25,16 +28,18 @@ def pyspark_jars() -> Path | None:
     return jars if any(jars.glob("hadoop-client-api-*.jar")) else None
 
 
-def run_shell(url: str, commands: list[list[str]], workdir: Path, user: str = "carol"):
+def run_shell(url: str, commands: list[list[str]], workdir: Path, user: str = "carol",
+              conf_extra: dict[str, str] | None = None):
     """Run FsShell command lines against ``url``; returns [(exit code, output)] per command."""
     jars, java = pyspark_jars(), shutil.which("java")
     if jars is None or java is None:
         pytest.skip("needs pyspark (its Hadoop jars) and a JDK")
     conf = workdir / "hadoop-conf"
     conf.mkdir(exist_ok=True)
-    (conf / "core-site.xml").write_text(
-        f"<configuration><property><name>fs.defaultFS</name><value>{url}</value></property>"
-        "</configuration>")
+    props = {"fs.defaultFS": url, **(conf_extra or {})}
+    (conf / "core-site.xml").write_text("<configuration>" + "".join(
+        f"<property><name>{k}</name><value>{v}</value></property>" for k, v in props.items())
+        + "</configuration>")
     argv = [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
             "-cp", f"{conf}{os.pathsep}{jars}/*", str(HERE / "java" / "FsShellBatch.java")]
     for i, command in enumerate(commands):
@@ -53,7 +58,8 @@ def run_shell(url: str, commands: list[list[str]], workdir: Path, user: str = "c
     return results, proc.stderr
 
 
-def test_fsshell_ls_put_cat_mv_append_rm(served, gateway, tmp_path):
+def test_fsshell_ls_put_cat_mv_append_rm(served_one, gateway, tmp_path):
+    served = served_one
     local = tmp_path / "local.txt"
     local.write_text("hello from hadoop\n")
     more = tmp_path / "more.txt"
@@ -82,3 +88,34 @@ def test_fsshell_ls_put_cat_mv_append_rm(served, gateway, tmp_path):
     assert results[6][1] == "hello from hadoop\nappended"
     assert f"/{served.bucket}" in results[7][1]
     assert served.read_raw(f"{base}/d/a.txt".lstrip("/")) == b"hello from hadoop\n"
+
+
+def test_fsshell_sends_the_token_through_oauth2(tmp_path):
+    import fsspec
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    from emrfs.gateway import serve_in_thread
+
+    served = tmp_path / "served"
+    (served / "bucket").mkdir(parents=True)
+    local = tmp_path / "in.txt"
+    local.write_text("guarded\n")
+    fs = DirFileSystem(str(served), fs=fsspec.filesystem("file"))
+    with serve_in_thread(fs, token="sesame") as gateway:
+        def oauth(secret: str) -> dict[str, str]:
+            return {
+                "dfs.webhdfs.oauth2.enabled": "true",
+                "dfs.webhdfs.oauth2.access.token.provider":
+                    "org.apache.hadoop.hdfs.web.oauth2.ConfCredentialBasedAccessTokenProvider",
+                "dfs.webhdfs.oauth2.refresh.url": f"{gateway.url}/oauth2/token",
+                "dfs.webhdfs.oauth2.client.id": "hadoop",
+                "dfs.webhdfs.oauth2.credential": secret,
+            }
+        url = gateway.url.replace("http://", "webhdfs://")
+        good, _ = run_shell(url, [["-put", str(local), "/bucket/in.txt"],
+                                  ["-cat", "/bucket/in.txt"]], tmp_path, conf_extra=oauth("sesame"))
+        (tmp_path / "hadoop-conf" / "core-site.xml").unlink()
+        bad, stderr = run_shell(url, [["-ls", "/bucket"]], tmp_path, conf_extra=oauth("wrong"))
+    assert [code for code, _ in good] == [0, 0] and good[1][1] == "guarded"
+    assert (served / "bucket" / "in.txt").read_text() == "guarded\n"
+    assert bad[0][0] != 0
