@@ -149,7 +149,11 @@ async def _handle(request: web.Request) -> web.StreamResponse:
             await state.sessions.settle(call.fs_path)
         handler = _OPS_BY_METHOD[request.method.upper()][call.op]
         return await handler(call)
-    except (ConnectionResetError, web.HTTPException):
+    except ConnectionResetError:
+        # the client left (mid-body or mid-stream): what it sent was discarded
+        logger.debug("%s %s: client disconnected", request.method, request.path_qs)
+        return web.Response(status=499)
+    except web.HTTPException:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes a RemoteException
         status, body = remote_exception(exc)

@@ -28,6 +28,7 @@ class Served:
     bucket: str
     read_raw: Callable[[str], bytes]   # "bucket/key" -> bytes, bypassing the gateway
     kind: str
+    pending_uploads: Callable[[], list] = list  # unfinished multipart uploads (S3 only)
 
 
 def _emrfs_available() -> bool:
@@ -69,7 +70,10 @@ def _served(kind: str, request, tmp_path):
             b, _, key = path.partition("/")
             return s3.get_object(Bucket=b, Key=key)["Body"].read()
 
-        yield Served(fs, bucket, read_raw, "emrfs")
+        def pending_uploads() -> list:
+            return s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+
+        yield Served(fs, bucket, read_raw, "emrfs", pending_uploads)
 
 
 @pytest.fixture

@@ -16,6 +16,15 @@ from emrfs.gateway.auth import Authenticator
 from emrfs.gateway.errors import GatewayError
 
 
+def wait_for(condition, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 class CountingDirFS(DirFileSystem):
     """A local directory that counts the bytes the gateway reads from it."""
 
@@ -127,3 +136,22 @@ def test_tickets_expire_and_bind_op_and_path():
     other = Authenticator("other-secret", clock=lambda: 1000.0)
     with pytest.raises(GatewayError):
         other.verify_ticket(ticket, "OPEN", "/b/f")
+
+
+def test_create_cut_off_mid_body_leaves_nothing(served, gateway):
+    path = f"/{served.bucket}/cut/off.bin"
+    step = requests.put(f"{gateway.url}/webhdfs/v1{path}?op=CREATE", allow_redirects=False)
+    location = urlsplit(step.headers["Location"])
+    with socket.create_connection((location.hostname, location.port)) as sock:
+        sock.sendall(f"PUT {location.path}?{location.query} HTTP/1.1\r\n"
+                     f"Host: {location.netloc}\r\nContent-Length: {48 * 1024 * 1024}\r\n\r\n"
+                     .encode())
+        for _ in range(36):  # 36 MiB of the promised 48: past emrfs's first 32 MiB part
+            sock.sendall(b"\0" * (1024 * 1024))
+        if served.kind == "emrfs":  # hang up only once the multipart upload has begun
+            assert wait_for(lambda: served.pending_uploads())
+        else:
+            time.sleep(0.5)
+    assert wait_for(lambda: not served.pending_uploads())  # aborted, not completed
+    status = requests.get(f"{gateway.url}/webhdfs/v1{path}?op=GETFILESTATUS")
+    assert status.status_code == 404
