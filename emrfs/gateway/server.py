@@ -7,6 +7,7 @@ import logging
 import signal
 import ssl
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from .app import make_app
 logger = logging.getLogger("emrfs.gateway")
 
 __all__ = ["serve", "serve_in_thread", "RunningGateway", "ssl_context"]
+
+WORKER_THREADS = 64
 
 
 def ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -33,6 +36,10 @@ def ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 
 
 async def _start(fs, host, port, tls, app_options) -> tuple[web.AppRunner, int]:
+    # Writers and blocking filesystems hold a worker thread per stream; the default
+    # pool (cores + 4) would queue a Spark executor's concurrent writes behind each other.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="emrfs-gateway"))
     runner = web.AppRunner(make_app(fs, **app_options), access_log=None,
                            handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()

@@ -80,14 +80,16 @@ def test_fsshell_ls_put_cat_mv_append_rm(served_one, gateway, tmp_path):
         ["-put", str(local), f"{base}/d/a.txt"],  # the parent moved away: HDFS refuses
         ["-mkdir", "-p", f"{base}/d"],
         ["-put", str(local), f"{base}/d/a.txt"],
+        ["-checksum", f"{base}/d/a.txt"],
     ], tmp_path)
     codes = [code for code, _ in results]
-    assert codes == [0] * 9 + [1, 1, 0, 0], stderr
+    assert codes == [0] * 9 + [1, 1, 0, 0, 0], stderr
     assert "carol" in results[2][1] and f"{base}/d/a.txt" in results[2][1]
     assert results[3][1] == "hello from hadoop"
     assert results[6][1] == "hello from hadoop\nappended"
     assert f"/{served.bucket}" in results[7][1]
     assert served.read_raw(f"{base}/d/a.txt".lstrip("/")) == b"hello from hadoop\n"
+    assert "MD5-of-0MD5-of-512CRC32" in results[13][1]  # Hadoop parsed our FileChecksum
 
 
 def test_fsshell_sends_the_token_through_oauth2(tmp_path):
