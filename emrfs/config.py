@@ -70,6 +70,9 @@ class S3Options:
                                doc="most bytes one sequential read-ahead GET fetches")
     part_size: int = opt(32 * MiB, "fs.s3.multipart.part.size", "multipart.part_size",
                          doc="multipart upload part size (5 MiB to 5 GiB)")
+    multipart_threshold: int = opt(256 * MiB, "fs.s3.multipart.threshold",
+                                   doc="data already in memory or on local disk up to this size"
+                                       " goes up in one PUT (S3 allows 5 GiB)")
     upload_concurrency: int = opt(4, doc="parts of one file uploaded at once")
     copy_threshold: int = opt(5 * GiB, "fs.s3.multipart.copy.threshold",
                               doc="objects larger than this are copied with UploadPartCopy")
@@ -113,6 +116,10 @@ class ConsistencyOptions:
                                      doc="how long delete tombstones live")
     dynamodb_endpoint: str | None = opt(None, "fs.s3.consistent.dynamodb.endpoint",
                                         doc="DynamoDB endpoint; default: the S3 endpoint")
+    dynamodb_max_retries: int = opt(9, "fs.s3.consistent.dynamodb.maxRetries",
+                                    doc="retries of a throttled DynamoDB call (as S3Guard's 9)")
+    dynamodb_retry_base_seconds: float = opt(0.1, "fs.s3.consistent.dynamodb.retryBaseSeconds",
+                                             doc="first throttling backoff; doubles, jittered")
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,24 @@ class CSEOptions:
     unauthenticated_range_reads: bool = opt(
         False, "fs.s3.cse.unauthenticatedRangeReads",
         doc="serve ranges of AWS-format objects by CTR without checking the tag")
+    encryption_context: str | None = opt(
+        None, "fs.s3.cse.kms.encryptionContext",
+        doc="JSON object of extra KMS encryption context for CSE-KMS (ASCII strings)")
+    aes_key: str | None = opt(
+        None, "fs.s3.cse.aesKey",
+        doc="base64 of a 256-bit master key for emrfs.crypto.keys:AesKeyProvider")
+    rsa_public_key_file: str | None = opt(
+        None, "fs.s3.cse.rsaPublicKeyFile",
+        doc="PEM public key (writes) for emrfs.crypto.keys:RsaKeyProvider")
+    rsa_private_key_file: str | None = opt(
+        None, "fs.s3.cse.rsaPrivateKeyFile",
+        doc="PEM private key (reads) for emrfs.crypto.keys:RsaKeyProvider")
+    materials_description: str | None = opt(
+        None, "fs.s3.cse.materialsDescription",
+        doc="JSON object stored as the materials description of AES/RSA-wrapped keys")
+    segment_size: int = opt(
+        64 * 1024, "fs.s3.cse.segmentSize",
+        doc="plaintext bytes per segment of the 'segmented' format (4 KiB to 8 MiB)")
 
 
 @dataclass(frozen=True)

@@ -471,7 +471,7 @@ class EmrFileSystem(AsyncFileSystem):
         extra: dict[str, Any] = dict(self._write_kwargs(path))
         if mode == "create":
             extra["IfNoneMatch"] = "*"
-        if len(value) <= self.options.s3.part_size:
+        if len(value) <= max(self.options.s3.part_size, self.options.s3.multipart_threshold):
             await self.s3.call("put_object", path, Bucket=bucket, Key=key, Body=value, **extra)
         else:
             await self._upload_multipart(path, bucket, key, _bytes_parts(value, self.options.s3.part_size),
@@ -489,12 +489,13 @@ class EmrFileSystem(AsyncFileSystem):
         size = os.path.getsize(lpath)
         part_size = self.options.s3.part_size
         with open(lpath, "rb") as f:
-            if size <= part_size:
+            if size <= max(part_size, self.options.s3.multipart_threshold):
                 extra = dict(self._write_kwargs(rpath))
                 if mode == "create":
                     extra["IfNoneMatch"] = "*"
-                await self.s3.call("put_object", rpath, Bucket=bucket, Key=key, Body=f.read(),
-                                   **extra)
+                # the open file streams; botocore rewinds it for a retry
+                await self.s3.call("put_object", rpath, Bucket=bucket, Key=key, Body=f,
+                                   ContentLength=size, **extra)
             else:
                 await self._upload_multipart(rpath, bucket, key, _file_parts(f, size, part_size),
                                              if_none_match=mode == "create")
@@ -560,8 +561,11 @@ class EmrFileSystem(AsyncFileSystem):
         await self._after_create(path2)
 
     async def _copy_object(self, src: str, dst: str, size: int) -> None:
-        sb, sk = paths.split(src)
-        db, dk = paths.split(dst)
+        await self._copy_key(*paths.split(src), *paths.split(dst), size)
+
+    async def _copy_key(self, sb: str, sk: str, db: str, dk: str, size: int) -> None:
+        """Server-side copy of one key (raw keys: markers keep their trailing slash)."""
+        src, dst = f"{sb}/{sk}", f"{db}/{dk}"
         source = {"Bucket": sb, "Key": sk}
         extra = self._copy_kwargs(src, dst)
         if size <= self.options.s3.copy_threshold:
@@ -634,8 +638,7 @@ class EmrFileSystem(AsyncFileSystem):
         async def copy_one(obj: dict) -> None:
             rel = obj["Key"][len(sk) + 1:]
             async with semaphore:
-                await self._copy_object(f"{sb}/{obj['Key']}",
-                                        f"{db}/{dk}/{rel}" if rel else f"{db}/{dk}/", obj["Size"])
+                await self._copy_key(sb, obj["Key"], db, f"{dk}/{rel}", obj["Size"])
 
         emrfs_marker = sk + paths.EMRFS_FOLDER_SUFFIX
         if not objects:

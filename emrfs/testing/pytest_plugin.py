@@ -4,6 +4,8 @@
 * ``emrfs_s3`` (session): a raw boto3 S3 client on that endpoint (the side channel).
 * ``emrfs_bucket`` (function): a fresh uuid-named bucket, emptied and removed after.
 * ``emrfs_fs`` (function): an ``EmrFileSystem`` on that endpoint, no instance cache.
+* ``emrfs_fault_proxy`` (function): a :class:`~emrfs.testing.faults.FaultProxy` in
+  front of that endpoint, injecting nothing until the test calls ``set_policy``.
 """
 
 from __future__ import annotations
@@ -67,3 +69,16 @@ def emrfs_fs(emrfs_endpoint):
 
     fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True)
     yield fs
+
+
+@pytest.fixture
+def emrfs_fault_proxy(emrfs_endpoint):
+    """A fault-injection proxy in front of the session server (``proxy.url``).
+
+    It injects nothing until the test calls ``proxy.set_policy(FaultPolicy(...))``;
+    it is stopped, and its state dropped, after the test.
+    """
+    from .faults import FaultProxy
+
+    with FaultProxy(emrfs_endpoint) as proxy:
+        yield proxy
