@@ -39,9 +39,12 @@ def _emrfs_available() -> bool:
 
 
 BACKENDS = ["local"] + (["emrfs"] if _emrfs_available() else [])
+# emrfs runs against the local moto server: an integration test
+_PARAMS = [pytest.param(b, marks=pytest.mark.integration) if b == "emrfs" else b
+           for b in BACKENDS]
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=_PARAMS)
 def served(request, tmp_path):
     yield from _served(request.param, request, tmp_path)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 # needs pyspark's jars and a JVM: the same CI group as the Spark tests
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.integration]
 
 HERE = Path(__file__).parent
 

@@ -16,7 +16,7 @@ from fsspec.implementations.dirfs import DirFileSystem
 
 from emrfs.gateway import serve_in_thread
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
