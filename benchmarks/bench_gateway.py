@@ -129,11 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--local", action="store_true", help="serve a local directory")
+    parser.add_argument("--gateway-arg", action="append", default=[],
+                        help="extra emrfs gateway argument, e.g. --gateway-arg=--read-ahead=4")
     args = parser.parse_args(argv)
     size = args.size_mib * MiB
     data = os.urandom(size)
     fs, bucket, servers, gateway_args = make_fs(args.local)
-    gateway, url = start_gateway(gateway_args)
+    gateway, url = start_gateway(gateway_args + args.gateway_arg)
     try:
         best = {}
         for _ in range(args.rounds):

@@ -26,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="emrfs storage option, repeatable (fs.s3.consistent=true, ...)")
     p.add_argument("--owner", help="owner reported when the request names no user.name")
     p.add_argument("--group", help="group reported in file status")
+    p.add_argument("--read-chunk-mib", type=int, default=16,
+                   help="largest ranged read per OPEN stream step (MiB)")
+    p.add_argument("--read-ahead", type=int, default=3,
+                   help="ranged reads in flight per OPEN stream")
     p.add_argument("--serve", default="emrfs://", metavar="URL",
                    help="fsspec URL of what to serve (default emrfs://; file:///dir or "
                         "memory:// for trying clients out)")
@@ -92,6 +96,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"emrfs gateway on {url} — Spark/Hadoop: {hadoop_url}/<bucket>/<path>; "
                   "Ctrl-C stops it", flush=True)
 
+    if args.read_chunk_mib < 1 or args.read_ahead < 1:
+        raise ValueError("--read-chunk-mib and --read-ahead must be at least 1")
     serve(fs, args.host, args.port, tls=tls, ready=ready, token=token,
-          owner=args.owner, group=args.group)
+          owner=args.owner, group=args.group, read_chunk_max=args.read_chunk_mib * 1024 * 1024,
+          read_ahead=args.read_ahead)
     return 0
