@@ -38,8 +38,14 @@ def test_cli_serves_with_token_and_stops_on_sigterm(tmp_path):
         assert requests.get(f"{url}/webhdfs/v1/bucket?op=GETFILESTATUS").status_code == 401
         ok = requests.get(f"{url}/webhdfs/v1/bucket?op=LISTSTATUS&delegation=t0ken")
         assert ok.status_code == 200 and ok.json() == {"FileStatuses": {"FileStatus": []}}
+        # an append session still open at shutdown is committed, not lost
+        target = f"{url}/webhdfs/v1/bucket/log.txt"
+        assert requests.put(f"{target}?op=CREATE&delegation=t0ken").status_code == 201
+        assert requests.post(f"{target}?op=APPEND&delegation=t0ken", data=b"kept").ok
+        assert (tmp_path / "served" / "bucket" / "log.txt").read_bytes() == b""
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+        assert (tmp_path / "served" / "bucket" / "log.txt").read_bytes() == b"kept"
     finally:
         if proc.poll() is None:
             proc.kill()
