@@ -32,6 +32,8 @@ STATE_KEY = web.AppKey("emrfs_gateway_state", GatewayState)
 
 _OPS_BY_METHOD = {"GET": ops.GET_OPS, "HEAD": ops.GET_OPS, "PUT": ops.PUT_OPS,
                   "POST": ops.POST_OPS, "DELETE": ops.DELETE_OPS}
+#: ops whose second (redirected) request carries a signed ticket instead of the token
+DATA_OPS = frozenset({"OPEN", "CREATE", "APPEND"})
 _METHOD_OF_OP = {op: method for method, table in _OPS_BY_METHOD.items() if method != "HEAD"
                  for op in table}
 
@@ -121,7 +123,7 @@ def _parse(request: web.Request, state: GatewayState) -> Call:
     if any("/" in s for s in decoded):
         raise bad_request(f"path {raw!r} has an encoded '/' inside a segment")
     path = ops.normalize_path("/".join(decoded) or "/")
-    params = {k.lower() if k != "user.name" else k: v for k, v in request.query.items()}
+    params = {k.lower(): v for k, v in request.query.items()}
     op = params.get("op", "").upper()
     if not op:
         raise bad_request('the parameter "op" is missing')
@@ -140,11 +142,10 @@ def _parse(request: web.Request, state: GatewayState) -> Call:
 
 async def _handle(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
-    call = None
     try:
         call = _parse(request, state)
-        if "ticket" not in call.params:
-            state.auth.check(call.params, request.headers)
+        if not ("ticket" in call.params and call.op in DATA_OPS):
+            state.auth.check(call.params, request.headers)  # data URLs verify their ticket
         if call.op != "APPEND":
             await state.sessions.settle(call.fs_path)
         handler = _OPS_BY_METHOD[request.method.upper()][call.op]

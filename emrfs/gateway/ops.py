@@ -304,7 +304,9 @@ async def create(call: Call) -> web.StreamResponse:
     except BaseException:
         await asyncio.shield(backend.thread(writer.abort))
         raise
-    return web.Response(status=201, headers={"Location": f"webhdfs://{call.path}"})
+    url = call.request.url
+    return web.Response(status=201, headers={"Location": f"webhdfs://{url.host}:{url.port}"
+                                                         f"{quote(call.path, safe='/')}"})
 
 
 async def append(call: Call) -> web.StreamResponse:

@@ -82,6 +82,7 @@ def guarded(tmp_path):
     ("", {}, 401),
     ("&delegation=wrong", {}, 401),
     ("", {"Authorization": "Bearer wrong"}, 401),
+    ("&ticket=1.forged", {}, 401),          # only data URLs may carry a ticket instead
     ("&delegation=s3cret", {}, 200),
     ("", {"Authorization": "Bearer s3cret"}, 200),
 ])
