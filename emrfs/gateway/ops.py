@@ -8,6 +8,7 @@ answer ``false`` here; everything else failing is a ``RemoteException``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import struct
 import zlib
@@ -292,8 +293,8 @@ async def create(call: Call) -> web.StreamResponse:
     if not overwrite and await backend.exists(call.fs_path):
         raise GatewayError("FileAlreadyExistsException", f"{call.path} already exists")
     writer = await backend.open_writer(call.fs_path)
+    pending = None
     try:
-        pending = None
         async for data in _body_chunks(call.request, call.state.write_chunk):
             if pending is not None:
                 await pending  # one write in flight while the next chunk arrives
@@ -302,6 +303,9 @@ async def create(call: Call) -> web.StreamResponse:
             await pending
         await backend.thread(writer.commit)
     except BaseException:
+        if pending is not None and not pending.done():
+            with contextlib.suppress(BaseException):  # never discard under a running write
+                await pending
         await asyncio.shield(backend.thread(writer.abort))
         raise
     url = call.request.url
