@@ -184,6 +184,12 @@ class CacheOptions:
                                   doc="fraction of each disk kept free")
     encrypt: bool = opt(False, "fs.s3.cache.encrypt", doc="encrypt blocks at rest")
     prefetch_blocks: int = opt(2, "fs.s3.cache.prefetch", doc="blocks read ahead sequentially")
+    verify: str = opt("always", "fs.s3.cache.verify",
+                      doc="'always': checksum every read; 'open': first read of a chunk per "
+                          "process")
+    key_file: str | None = opt(None, "fs.s3.cache.keyFile",
+                               doc="0600 key file of an encrypted cache; default: "
+                                   "~/.config/emrfs/cache-<hash of the directories>.key")
 
 
 @dataclass(frozen=True)
@@ -321,7 +327,8 @@ def lookup(name: str, source: str = "storage options") -> OptionSpec:
 def coerce(spec: OptionSpec, value: Any, name: str, source: str) -> Any:
     """Parse ``value`` (often a string from XML/env) into the option's type."""
     kind = spec.type
-    allowed = getattr(kind, "__args__", (kind,))
+    allowed = (kind,) if getattr(kind, "__origin__", None) is tuple else \
+        getattr(kind, "__args__", (kind,))
     if value is None and type(None) in allowed:
         return None
     base = next((t for t in allowed if t is not type(None)), str)

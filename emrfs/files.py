@@ -24,7 +24,7 @@ from fsspec.caching import BaseCache, register_cache
 from fsspec.spec import AbstractBufferedFile
 
 from . import paths
-from .errors import EmrfsError, exists, is_a_directory
+from .errors import exists, is_a_directory
 
 logger = logging.getLogger("emrfs.files")
 
@@ -109,20 +109,10 @@ class EmrFile(AbstractBufferedFile):
     # --- reading -------------------------------------------------------------------
 
     def _fetch_range(self, start: int, end: int) -> bytes:
-        extra = self.fs._read_kwargs(self.path)
-        if self._etag:
-            extra = dict(extra, IfMatch=self._etag)  # an overwrite mid-read fails, not mixes
-        try:
-            return sync(self.fs.loop, self.fs.s3.read_range, self.path, self.bucket, self.key,
-                        start, end, **extra)
-        except EmrfsError as exc:
-            if exc.code == "PreconditionFailed":
-                raise EmrfsError(f"{self.path!r} was overwritten while it was being read; "
-                                 "open it again", self.path, code=exc.code) from exc
-            raise
-        except FileExistsError as exc:  # 412 maps to FileExistsError in the table
-            raise EmrfsError(f"{self.path!r} was overwritten while it was being read; "
-                             "open it again", self.path, code="PreconditionFailed") from exc
+        # With the ETag pinned, an overwrite mid-read fails (ChangedError) instead of
+        # mixing two versions; the consistent view retries stale copies first.
+        return sync(self.fs.loop, self.fs._read_range_checked, self.path, self.bucket,
+                    self.key, start, end, self._etag)
 
     # --- writing -------------------------------------------------------------------
 
@@ -199,16 +189,18 @@ class EmrFile(AbstractBufferedFile):
         extra = dict(self.fs._write_kwargs(self.path))
         if self.mode == "xb":
             extra["IfNoneMatch"] = "*"
-        sync(self.fs.loop, self.fs.s3.call, "put_object", self.path, Bucket=self.bucket,
-             Key=self.key, Body=data, **extra)
+        response = sync(self.fs.loop, self.fs.s3.call, "put_object", self.path,
+                        Bucket=self.bucket, Key=self.key, Body=data, **extra)
         sync(self.fs.loop, self.fs._after_create, self.path)
+        sync(self.fs.loop, self.fs._record_file, self.path, len(data), response)
 
     def _complete(self) -> None:
         if not self._upload.parts:  # an empty multipart body: S3 needs one part
             sync(self.fs.loop, self._upload.upload_part, 1, b"")
-        sync(self.fs.loop, self._upload.complete)
+        response = sync(self.fs.loop, self._upload.complete)
         self._upload = None
         sync(self.fs.loop, self.fs._after_create, self.path)
+        sync(self.fs.loop, self.fs._record_file, self.path, self.loc, response)
 
     def _abort(self) -> None:
         for future in self._parts_in_flight:
