@@ -51,10 +51,13 @@ def _emrfs_available() -> bool:
 def served_gateway(tmp_path_factory, request):
     """An EmrFileSystem on moto behind the gateway (a local directory before emrfs exists).
 
-    Yields (gateway, bucket, keys) where ``keys(prefix)`` lists object keys
-    through a side channel: raw boto3 for emrfs, the directory for local.
+    Yields (gateway, bucket, keys, recorded): ``keys(prefix)`` lists object keys
+    through a side channel (raw boto3 for emrfs, the directory for local);
+    ``recorded()`` counts the consistent view's DynamoDB items (None for local).
     """
     if _emrfs_available():
+        import boto3
+
         from emrfs.filesystem import EmrFileSystem
         from emrfs.testing.pytest_plugin import empty_and_delete_bucket, new_bucket_name
 
@@ -62,15 +65,23 @@ def served_gateway(tmp_path_factory, request):
         s3 = request.getfixturevalue("emrfs_s3")
         bucket = new_bucket_name("emrfs-spark")
         s3.create_bucket(Bucket=bucket)
-        fs = EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True)
+        # the consistent view on underneath: every committer rename goes through DynamoDB
+        fs = EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, consistent=True,
+                           consistency={"table_name": f"{bucket}-meta"})
 
         def keys(prefix: str) -> list[str]:
             pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
             return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
+        dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+
+        def recorded() -> int:  # items the consistent view wrote: DynamoDB, read raw
+            return dynamodb.scan(TableName=f"{bucket}-meta", Select="COUNT")["Count"]
+
         with serve_in_thread(fs) as gateway:
-            yield gateway, bucket, keys
+            yield gateway, bucket, keys, recorded
         empty_and_delete_bucket(s3, bucket)
+        dynamodb.delete_table(TableName=f"{bucket}-meta")
     else:
         root = tmp_path_factory.mktemp("spark-served")
         (root / "bucket").mkdir()
@@ -81,7 +92,7 @@ def served_gateway(tmp_path_factory, request):
                     if p.is_file() and str(p.relative_to(root / "bucket")).startswith(prefix)]
 
         with serve_in_thread(fs) as gateway:
-            yield gateway, "bucket", keys
+            yield gateway, "bucket", keys, None
 
 
 def write_and_read(spark, url: str) -> None:
@@ -103,7 +114,7 @@ def write_and_read(spark, url: str) -> None:
 
 @pytest.mark.parametrize("scheme", ["webhdfs", "emrfs"])
 def test_partitioned_parquet_round_trip(spark, served_gateway, scheme):
-    gateway, bucket, keys = served_gateway
+    gateway, bucket, keys, recorded = served_gateway
     table = f"{scheme}-table"
     write_and_read(spark, f"{scheme}://127.0.0.1:{gateway.port}/{bucket}/{table}")
     written = keys(table + "/")
@@ -111,3 +122,5 @@ def test_partitioned_parquet_round_trip(spark, served_gateway, scheme):
     assert parts == {"part=0", "part=1", "part=2", "part=9"}, written
     assert f"{table}/_SUCCESS" in written
     assert not [k for k in written if "_temporary" in k], written  # the committer cleaned up
+    if recorded is not None:
+        assert recorded() >= len(written)
