@@ -18,6 +18,8 @@ import uuid
 import boto3
 import pytest
 
+from tests.helpers import record_s3_calls
+
 from emrfs import EmrFileSystem
 from emrfs.cli import main as cli
 from emrfs.errors import ConsistencyError
@@ -128,14 +130,7 @@ def test_fast_list_answers_from_the_table(emrfs_endpoint, bucket, table):
     fs = consistent_fs(emrfs_endpoint, table)
     fs.pipe({f"{bucket}/fl/{i}": b"x" for i in range(5)})
     first = fs.ls(f"{bucket}/fl", detail=False)
-    calls = []
-    original = fs.s3.call
-
-    async def spy(method, path, **kwargs):
-        calls.append(method)
-        return await original(method, path, **kwargs)
-
-    fs.s3.call = spy
+    calls = record_s3_calls(fs)
     assert fs.ls(f"{bucket}/fl", detail=False) == first
     assert "list_objects_v2" not in calls
     info = fs.ls(f"{bucket}/fl")[0]

@@ -42,7 +42,7 @@ def test_random_sequences_match_a_model(proxy, emrfs_s3):
                 **{"consistency.table_name": f"emrfs-stateful-{uuid.uuid4().hex[:8]}",
                    "consistency.retry_policy_type": "fixed",
                    "consistency.retry_period_seconds": 0.15,
-                   "consistency.retry_count": 10,
+                   "consistency.retry_count": 10, "consistency.fast_list": False,
                    "consistency.dynamodb_retry_base_seconds": 0.01})
             self.files: dict[str, bytes] = {}
             self.dirs: set[str] = set()
@@ -51,7 +51,8 @@ def test_random_sequences_match_a_model(proxy, emrfs_s3):
             return f"{self.bucket}/{rel}"
 
         def is_dir(self, rel: str) -> bool:
-            return rel in self.dirs or any(k.startswith(rel + "/") for k in self.files)
+            return rel in self.dirs or any(k.startswith(rel + "/")
+                                           for k in list(self.files) + list(self.dirs))
 
         def blocked(self, rel: str) -> bool:
             parts = rel.split("/")
@@ -114,7 +115,7 @@ def test_random_sequences_match_a_model(proxy, emrfs_s3):
                     assert self.fs.cat_file(self.p(rel)) == self.files[rel]
 
     FilesystemVersusModel.TestCase.settings = settings(
-        max_examples=4, stateful_step_count=12, deadline=None,
+        max_examples=6, stateful_step_count=20, deadline=None, derandomize=True,
         suppress_health_check=list(HealthCheck))
     FilesystemVersusModel.TestCase().runTest()
     counters = proxy.counters()
