@@ -14,6 +14,7 @@ import pytest
 
 from emrfs import EmrFileSystem
 from emrfs.errors import ConfigurationError
+from tests.helpers import record_s3_calls
 
 pytestmark = pytest.mark.integration
 
@@ -109,23 +110,6 @@ def test_rename_of_a_tree_sets_destination_encryption(emrfs_endpoint, emrfs_s3, 
             assert sse_of(emrfs_s3, emrfs_bucket, key)[0] == "AES256", key
 
 
-class Spy:
-    """Records every S3 call the filesystem makes (method, kwargs)."""
-
-    def __init__(self, fs):
-        self.calls: list[tuple[str, dict]] = []
-        self._call = fs.s3.call
-
-        async def call(method, path, **kwargs):
-            self.calls.append((method, kwargs))
-            return await self._call(method, path, **kwargs)
-
-        fs.s3.call = call
-
-    def methods(self, *names):
-        return [(m, kw) for m, kw in self.calls if m in names]
-
-
 SSE_C_KEY = base64.b64encode(bytes(range(32))).decode()
 OTHER_KEY = base64.b64encode(bytes(range(1, 33))).decode()
 
@@ -137,7 +121,7 @@ def test_sse_c_key_sent_on_writes_reads_and_copies(emrfs_endpoint, emrfs_bucket,
                                       "customer_key": SSE_C_KEY}},
         f"{emrfs_bucket}/b": {"sse": {"enabled": True, "algorithm": "SSE-C",
                                       "customer_key": OTHER_KEY}}})
-    spy = Spy(fs)
+    calls = record_s3_calls(fs, methods_only=False)
     data = os.urandom(5 * MiB + 1)
     fs.pipe_file(f"{emrfs_bucket}/a/small", b"secret")
     fs.pipe_file(f"{emrfs_bucket}/a/big", data)
@@ -151,16 +135,16 @@ def test_sse_c_key_sent_on_writes_reads_and_copies(emrfs_endpoint, emrfs_bucket,
     fs.cp_file(f"{emrfs_bucket}/a/small", f"{emrfs_bucket}/b/copied")
 
     md5 = base64.b64encode(__import__("hashlib").md5(bytes(range(32))).digest()).decode()
-    for method, kwargs in spy.methods("put_object", "create_multipart_upload", "upload_part",
-                                      "head_object", "get_object"):
-        if kwargs.get("Key", "").startswith("a/"):
+    for method, kwargs in calls:
+        if method in ("put_object", "create_multipart_upload", "upload_part", "head_object",
+                      "get_object") and kwargs.get("Key", "").startswith("a/"):
             assert kwargs.get("SSECustomerKey") == SSE_C_KEY, (method, kwargs.get("Key"))
             assert kwargs.get("SSECustomerKeyMD5") == md5
             assert kwargs.get("SSECustomerAlgorithm") == "AES256"
-    methods = {m for m, kw in spy.calls if kw.get("SSECustomerKey") == SSE_C_KEY}
+    methods = {m for m, kw in calls if kw.get("SSECustomerKey") == SSE_C_KEY}
     assert {"put_object", "create_multipart_upload", "upload_part", "head_object",
             "get_object"} <= methods
-    (copy,) = spy.methods("copy_object")
+    (copy,) = [c for c in calls if c[0] == "copy_object"]
     assert copy[1]["CopySourceSSECustomerKey"] == SSE_C_KEY
     assert copy[1]["SSECustomerKey"] == OTHER_KEY
 
