@@ -75,11 +75,20 @@ class AdaptiveReadahead(BaseCache):
 register_cache(AdaptiveReadahead, clobber=True)
 
 
+def overwritten(path: str, exc: BaseException) -> EmrfsError | None:
+    """The error for a read whose ``If-Match`` failed (None: ``exc`` is something else)."""
+    if isinstance(exc, FileExistsError) or (  # 412 maps to FileExistsError in the table
+            isinstance(exc, EmrfsError) and exc.code == "PreconditionFailed"):
+        return EmrfsError(f"{path!r} was overwritten while it was being read; open it again",
+                          path, code="PreconditionFailed")
+    return None
+
+
 class EmrFile(AbstractBufferedFile):
     """A file of :class:`~emrfs.filesystem.EmrFileSystem` (modes rb, wb, ab, xb)."""
 
     def __init__(self, fs, path: str, mode: str = "rb", block_size=None, autocommit=True,
-                 cache_type: str = "emrfs-adaptive", cache_options=None, size=None, **kwargs):
+                 cache_type: str | None = None, cache_options=None, size=None, **kwargs):
         self.bucket, self.key = paths.split(path)
         if not self.key:
             raise is_a_directory(path, "a bucket cannot be opened as a file")
@@ -94,6 +103,9 @@ class EmrFile(AbstractBufferedFile):
             size = info["size"]
             self._etag = info.get("ETag")
             self._details = info
+            if cache_type is None:  # the block cache when it is on (emrfs.cached_io)
+                cache_type, cache_options = fs._cached.file_cache(path, info) or (
+                    cache_type, cache_options)
         elif mode in ("wb", "xb", "ab"):
             sync(fs.loop, fs._check_write_target, path)
             if mode == "xb" and fs.exists(path):
@@ -102,7 +114,8 @@ class EmrFile(AbstractBufferedFile):
         write_block = fs.options.s3.part_size
         super().__init__(fs, path, mode, block_size=block_size or (
             write_block if mode != "rb" else fs.blocksize), autocommit=autocommit,
-            cache_type=cache_type, cache_options=cache_options, size=size, **kwargs)
+            cache_type=cache_type or "emrfs-adaptive", cache_options=cache_options, size=size,
+            **kwargs)
         if mode == "ab":
             self._prepare_append()
 
@@ -115,14 +128,11 @@ class EmrFile(AbstractBufferedFile):
         try:
             return sync(self.fs.loop, self.fs.s3.read_range, self.path, self.bucket, self.key,
                         start, end, **extra)
-        except EmrfsError as exc:
-            if exc.code == "PreconditionFailed":
-                raise EmrfsError(f"{self.path!r} was overwritten while it was being read; "
-                                 "open it again", self.path, code=exc.code) from exc
-            raise
-        except FileExistsError as exc:  # 412 maps to FileExistsError in the table
-            raise EmrfsError(f"{self.path!r} was overwritten while it was being read; "
-                             "open it again", self.path, code="PreconditionFailed") from exc
+        except (EmrfsError, FileExistsError) as exc:
+            mapped = overwritten(self.path, exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     # --- writing -------------------------------------------------------------------
 
