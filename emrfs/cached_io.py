@@ -34,8 +34,8 @@ from fsspec.asyn import sync
 from fsspec.caching import BaseCache, register_cache
 
 from . import paths
-from .errors import EmrfsError, is_a_directory
-from .files import overwritten
+from .errors import is_a_directory
+from .s3.client import ChangedError
 
 if TYPE_CHECKING:  # imports point down: the filesystem hands itself over
     from .cache.layer import LocalCache
@@ -207,7 +207,7 @@ class CachedIO:
         """Bytes ``[start, end)`` of ``path`` (negative offsets from the end) through the cache."""
         ident = self._known.get(path)
         info = None
-        if ident is None:
+        if ident is None or self.fs._view(path) is not None:  # the view's record decides
             info = await self.fs._info(path)  # records the version (see seen())
             ident = self._known.get(path)
             if ident is None:  # not a file
@@ -228,8 +228,8 @@ class CachedIO:
             return data
         try:
             return await reader.read(start, end - start)
-        except EmrfsError as exc:
-            if exc.code != "PreconditionFailed" or retried:
+        except ChangedError:
+            if retried:
                 raise
         finally:
             await reader.close()
@@ -251,16 +251,7 @@ class CachedIO:
                     return await asyncio.to_thread(f._fetch_range, start, end)
                 finally:
                     f.close()
-            extra = dict(fs._read_kwargs(path))
-            if etag:
-                extra["IfMatch"] = etag
-            try:
-                return await fs.s3.read_range(path, bucket, key, start, end, **extra)
-            except (EmrfsError, FileExistsError) as exc:
-                mapped = overwritten(path, exc)
-                if mapped is None:
-                    raise
-                raise mapped from exc
+            return await fs._read_range_checked(path, bucket, key, start, end, etag)
 
         return fetch
 

@@ -24,7 +24,7 @@ from fsspec.caching import BaseCache, register_cache
 from fsspec.spec import AbstractBufferedFile
 
 from . import paths
-from .errors import EmrfsError, exists, is_a_directory
+from .errors import exists, is_a_directory
 
 logger = logging.getLogger("emrfs.files")
 
@@ -75,15 +75,6 @@ class AdaptiveReadahead(BaseCache):
 register_cache(AdaptiveReadahead, clobber=True)
 
 
-def overwritten(path: str, exc: BaseException) -> EmrfsError | None:
-    """The error for a read whose ``If-Match`` failed (None: ``exc`` is something else)."""
-    if isinstance(exc, FileExistsError) or (  # 412 maps to FileExistsError in the table
-            isinstance(exc, EmrfsError) and exc.code == "PreconditionFailed"):
-        return EmrfsError(f"{path!r} was overwritten while it was being read; open it again",
-                          path, code="PreconditionFailed")
-    return None
-
-
 class EmrFile(AbstractBufferedFile):
     """A file of :class:`~emrfs.filesystem.EmrFileSystem` (modes rb, wb, ab, xb)."""
 
@@ -122,17 +113,10 @@ class EmrFile(AbstractBufferedFile):
     # --- reading -------------------------------------------------------------------
 
     def _fetch_range(self, start: int, end: int) -> bytes:
-        extra = self.fs._read_kwargs(self.path)
-        if self._etag:
-            extra = dict(extra, IfMatch=self._etag)  # an overwrite mid-read fails, not mixes
-        try:
-            return sync(self.fs.loop, self.fs.s3.read_range, self.path, self.bucket, self.key,
-                        start, end, **extra)
-        except (EmrfsError, FileExistsError) as exc:
-            mapped = overwritten(self.path, exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+        # With the ETag pinned, an overwrite mid-read fails (ChangedError) instead of
+        # mixing two versions; the consistent view retries stale copies first.
+        return sync(self.fs.loop, self.fs._read_range_checked, self.path, self.bucket,
+                    self.key, start, end, self._etag)
 
     # --- writing -------------------------------------------------------------------
 
