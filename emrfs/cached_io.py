@@ -18,9 +18,12 @@ Correctness under change: blocks belong to one object version
 version used is the one emrfs saw last: every ``info()`` (and so every
 ``open()``) records what S3 (or the consistent view) says now, so an
 overwrite from outside emrfs is served fresh as soon as emrfs has seen it;
-reads carry ``If-Match`` so an overwrite in the middle of a read fails
-rather than mixes versions.  ``cat_file`` ranges for a path emrfs has not
-seen yet ask S3 for its version first (one HEAD).
+fills go through the filesystem's ETag-pinned ranged read, so an overwrite
+in the middle of a read fails rather than mixes versions (``cat_file`` then
+looks again, once).  ``cat_file`` ranges for a path emrfs has not seen yet ask
+for its version first (``info()``: a HEAD, or the consistent view's checked
+record); warm reads of a path emrfs has seen send no request at all, with the
+consistent view on as well.
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ class CachedIO:
     def seen(self, info: dict) -> None:
         """Record the version an ``info()`` (or listing) found; forget it for non-files."""
         name = info.get("name")
-        if not name:
+        if not name or not self.enabled(name):
             return
         if info.get("type") != "file" or info.get("ephemeral"):
             self._known.pop(name, None)
@@ -207,7 +210,7 @@ class CachedIO:
         """Bytes ``[start, end)`` of ``path`` (negative offsets from the end) through the cache."""
         ident = self._known.get(path)
         info = None
-        if ident is None or self.fs._view(path) is not None:  # the view's record decides
+        if ident is None:
             info = await self.fs._info(path)  # records the version (see seen())
             ident = self._known.get(path)
             if ident is None:  # not a file

@@ -72,7 +72,12 @@ class EphemeralRoutes:
 
     def holds_dir(self, path: str) -> bool:
         """True when the tier has something at or below persistent directory ``path``."""
-        return self.on and bool(path) and self.tier.isdir(path)
+        if not (self.on and path):
+            return False
+        try:
+            return self.tier.isdir(path)
+        except FileNotFoundError:  # every tier directory is gone: nothing is held
+            return False
 
     # --- status ---------------------------------------------------------------------------
 

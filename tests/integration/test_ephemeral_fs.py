@@ -173,3 +173,28 @@ def test_lost_cache_directory_with_replication_two(emrfs_endpoint, bucket, emrfs
         assert emrfs_s3.get_object(Bucket=bucket, Key="r/part-0")["Body"].read() == data
     finally:
         fs._cached.local.tier.terminate()
+
+
+def test_commit_with_the_consistent_view_records_only_what_reaches_s3(
+        emrfs_fault_proxy, bucket, emrfs_s3, tmp_path):
+    import uuid
+
+    import boto3
+
+    table = f"emrfs-meta-{uuid.uuid4().hex[:12]}"
+    fs = make_fs(emrfs_fault_proxy.url, tmp_path, consistent=True,
+                 **{"consistency.table_name": table})
+    try:
+        fs.pipe_file(f"{bucket}/cv/_temporary/0/part-0", b"abc" * 1000)
+        fs.mv(f"{bucket}/cv/_temporary/0/part-0", f"{bucket}/cv/part-0")
+        ddb = boto3.client("dynamodb", endpoint_url=emrfs_fault_proxy.url,
+                           region_name="us-east-1")
+        recorded = str(ddb.scan(TableName=table)["Items"])
+        assert "part-0" in recorded and "_temporary" not in recorded
+        assert fs.cat_file(f"{bucket}/cv/part-0", 1, 4) == b"bca"  # fills the cache
+        emrfs_fault_proxy.reset_counters()
+        assert fs.cat_file(f"{bucket}/cv/part-0", 2, 5) == b"cab"
+        services = emrfs_fault_proxy.counters().services
+        assert services.get("s3", 0) == 0, "a warm read under the consistent view went to S3"
+    finally:
+        fs._cached.local.tier.terminate()
