@@ -85,7 +85,7 @@ class S3Bench:
     def fresh_dir(self, name: str) -> str:
         return tempfile.mkdtemp(prefix=f"{name}-", dir=self.work)
 
-    def emrfs(self, cache_dir: str | None, verify: str = "always", prefetch: int = 2):
+    def emrfs(self, cache_dir: str | None, verify: str = "always", prefetch: int = 8):
         from emrfs import EmrFileSystem
 
         cache = {"enabled": cache_dir is not None}
@@ -98,11 +98,10 @@ class S3Bench:
     def fsspec(self, kind: str, cache_dir: str):
         import fsspec
 
-        kw = {"block_size": 8_000_000} if kind == "blockcache" else {}
         return fsspec.filesystem(kind, target_protocol="s3", cache_storage=cache_dir,
                                  target_options={"endpoint_url": self.proxy.url,
                                                  "skip_instance_cache": True},
-                                 skip_instance_cache=True, **kw)
+                                 skip_instance_cache=True)
 
 
 class Cells:
@@ -187,13 +186,16 @@ def variants(b: S3Bench, cells: Cells, cold_random: bool) -> list[Callable[[], N
                 cells.time("emrfs uncached rnd cold", lambda: rnd_read(f, b.offsets))
 
     def fsspec_kind(kind: str) -> Callable[[], None]:
+        # blockcache's blocks are the file's block size (8,000,000 bytes, see above)
+        kw = {"block_size": 8_000_000} if kind == "blockcache" else {}
+
         def run() -> None:
             d = b.fresh_dir(kind)
             fs = b.fsspec(kind, d)
             # open() is timed: simplecache and filecache download the whole object there
             cells.time(f"fsspec {kind} seq cold",
-                       lambda: seq_read(fs.open(b.path, "rb")))
-            with fs.open(b.path, "rb") as f:
+                       lambda: seq_read(fs.open(b.path, "rb", **kw)))
+            with fs.open(b.path, "rb", **kw) as f:
                 cells.time(f"fsspec {kind} seq warm", lambda: seq_read(f))
                 cells.time(f"fsspec {kind} rnd warm", lambda: rnd_read(f, b.offsets))
             shutil.rmtree(d, ignore_errors=True)
@@ -201,7 +203,7 @@ def variants(b: S3Bench, cells: Cells, cold_random: bool) -> list[Callable[[], N
                 d = b.fresh_dir(kind)
                 fs = b.fsspec(kind, d)
                 cells.time(f"fsspec {kind} rnd cold",
-                           lambda: rnd_read(fs.open(b.path, "rb"), b.offsets))
+                           lambda: rnd_read(fs.open(b.path, "rb", **kw), b.offsets))
                 shutil.rmtree(d, ignore_errors=True)
         return run
 

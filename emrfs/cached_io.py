@@ -84,9 +84,20 @@ class BlockCacheAdapter(BaseCache):
         return sync(self.loop, self.reader.read, start, end - start)
 
     def close(self) -> None:
-        """Let background fills finish (their blocks are wanted by the next reader)."""
-        if self.reader._tasks:
-            sync(self.loop, self.reader.close)
+        """Leave background fills running (the next reader wants their blocks); closing
+        does not wait for read-ahead the caller no longer needs."""
+        if self.reader._tasks and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(_keep_running, self.reader)
+
+
+#: Fills of closed files, referenced until they finish (the loop holds tasks weakly).
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+def _keep_running(reader: CachedReader) -> None:
+    for task in list(reader._tasks):
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
 
 
 register_cache(BlockCacheAdapter, clobber=True)
