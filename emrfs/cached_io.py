@@ -159,8 +159,8 @@ class CachedIO:
         ident = self._identity(info)
         old = self._known.get(name)
         if old is not None and old != ident and self._local is not None:
-            # the old version's blocks can never be served again
-            self._local.invalidate(name)
+            # the old version's blocks can never be served again (the new one's stay)
+            self._local.store.drop_owner("c", ident.owner, keep_tag=ident.tag)
         self._known[name] = ident
         self._known.move_to_end(name)
         if len(self._known) > MAX_KNOWN:
