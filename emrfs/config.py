@@ -190,10 +190,12 @@ class CacheOptions:
     free_space_floor: float = opt(0.1, "fs.s3.cache.freeSpaceRatio",
                                   doc="fraction of each disk kept free")
     encrypt: bool = opt(False, "fs.s3.cache.encrypt", doc="encrypt blocks at rest")
-    prefetch_blocks: int = opt(2, "fs.s3.cache.prefetch", doc="blocks read ahead sequentially")
-    verify: str = opt("always", "fs.s3.cache.verify",
-                      doc="'always': checksum every read; 'open': first read of a chunk per "
-                          "process")
+    prefetch_blocks: int = opt(8, "fs.s3.cache.prefetch",
+                               doc="blocks read ahead sequentially (refilled half a window "
+                                   "at a time)")
+    verify: str = opt("open", "fs.s3.cache.verify",
+                      doc="'open': checksum a chunk on its first read per process (warm "
+                          "reads near local-file speed); 'always': on every read")
     key_file: str | None = opt(None, "fs.s3.cache.keyFile",
                                doc="0600 key file of an encrypted cache; default: "
                                    "~/.config/emrfs/cache-<hash of the directories>.key")

@@ -79,7 +79,7 @@ class EmrFile(AbstractBufferedFile):
     """A file of :class:`~emrfs.filesystem.EmrFileSystem` (modes rb, wb, ab, xb)."""
 
     def __init__(self, fs, path: str, mode: str = "rb", block_size=None, autocommit=True,
-                 cache_type: str = "emrfs-adaptive", cache_options=None, size=None, **kwargs):
+                 cache_type: str | None = None, cache_options=None, size=None, **kwargs):
         self.bucket, self.key = paths.split(path)
         if not self.key:
             raise is_a_directory(path, "a bucket cannot be opened as a file")
@@ -94,6 +94,9 @@ class EmrFile(AbstractBufferedFile):
             size = info["size"]
             self._etag = info.get("ETag")
             self._details = info
+            if cache_type is None:  # the block cache when it is on (emrfs.cached_io)
+                cache_type, cache_options = fs._cached.file_cache(path, info) or (
+                    cache_type, cache_options)
         elif mode in ("wb", "xb", "ab"):
             sync(fs.loop, fs._check_write_target, path)
             if mode == "xb" and fs.exists(path):
@@ -102,7 +105,8 @@ class EmrFile(AbstractBufferedFile):
         write_block = fs.options.s3.part_size
         super().__init__(fs, path, mode, block_size=block_size or (
             write_block if mode != "rb" else fs.blocksize), autocommit=autocommit,
-            cache_type=cache_type, cache_options=cache_options, size=size, **kwargs)
+            cache_type=cache_type or "emrfs-adaptive", cache_options=cache_options, size=size,
+            **kwargs)
         if mode == "ab":
             self._prepare_append()
 

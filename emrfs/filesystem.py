@@ -21,6 +21,7 @@ from fsspec.asyn import AsyncFileSystem, get_loop, sync_wrapper
 
 from . import config as _config
 from . import paths
+from .cached_io import CachedIO
 from .errors import (
     ConsistencyError,
     EmrfsError,
@@ -36,6 +37,7 @@ from .s3.client import ChangedError, S3Client
 from .s3.listing import Listing, add_page, list_pages
 from .s3.multipart import MultipartUpload, part_ranges
 from .status import StatusFactory
+from .tiers import EphemeralRoutes
 
 logger = logging.getLogger("emrfs")
 
@@ -90,6 +92,8 @@ class EmrFileSystem(AsyncFileSystem):
         # removed: a bulk write into one directory pays for the checks once.
         self._checked_dirs: set[str] = set()
         self._views: dict = {}  # ConsistencyOptions -> ConsistentView
+        self._cached = CachedIO(self)  # block cache (emrfs.cached_io)
+        self._tiers = EphemeralRoutes(self, self._cached)  # ephemeral paths (emrfs.tiers)
 
     # --- the consistent view ---------------------------------------------------------
 
@@ -167,6 +171,8 @@ class EmrFileSystem(AsyncFileSystem):
         if not key:
             await self.s3.call("head_bucket", path, Bucket=bucket)
             return self.status.bucket(bucket)
+        if self._tiers.owns(path):
+            return await self._tiers.info(path)
         view = self._view(path)
         if view is None:
             found = await self._s3_info(path, bucket, key)
@@ -174,7 +180,10 @@ class EmrFileSystem(AsyncFileSystem):
             found = await view.info(path, lambda: self._s3_info(path, bucket, key))
             found = self._as_status(found) if found is not None else None
         if found is None:
+            found = self._tiers.implied_dir(path)  # ephemeral descendants only
+        if found is None:
             raise not_found(path)
+        self._cached.seen(found)  # the version later cached reads use
         return found
 
     async def _s3_info(self, path: str, bucket: str, key: str) -> dict | None:
@@ -230,6 +239,8 @@ class EmrFileSystem(AsyncFileSystem):
             entries = [self.status.bucket(b["Name"], b.get("CreationDate"))
                        for b in response.get("Buckets", [])]
             return entries if detail else [e["name"] for e in entries]
+        if self._tiers.owns(path):
+            return await self._tiers.ls(path, detail)
         bucket, key = paths.split(path)
         view = self._view(path)
         if view is None:
@@ -237,6 +248,7 @@ class EmrFileSystem(AsyncFileSystem):
         else:
             entries = [self._as_status(e) for e in
                        await view.ls(path, lambda: self._s3_ls(path, bucket, key))]
+        entries = self._tiers.merge_children(path, entries)  # e.g. out/_temporary
         if not entries:
             info = await self._info(path)  # a file, an empty directory, or nothing
             entries = [info] if info["type"] == "file" else []
@@ -259,6 +271,8 @@ class EmrFileSystem(AsyncFileSystem):
         if not path:
             return await super()._find(path, maxdepth=maxdepth, withdirs=withdirs,
                                        detail=detail, **kwargs)
+        if self._tiers.owns(path):
+            return await self._tiers.find(path, maxdepth, withdirs, detail, prefix)
         bucket, key = paths.split(path)
         list_prefix = key + "/" if key else ""
         if prefix:
@@ -291,6 +305,7 @@ class EmrFileSystem(AsyncFileSystem):
             else:
                 for name in listing.dirs:
                     out.pop(name, None)
+        out = self._tiers.merge_find(path, out, maxdepth, withdirs, prefix)
         if maxdepth is not None and maxdepth > 1:
             depth_base = len(path) + 1
             out = {n: i for n, i in out.items()
@@ -317,6 +332,8 @@ class EmrFileSystem(AsyncFileSystem):
         if not key:
             await self._make_bucket(path, bucket, kwargs.get("region"))
             return
+        if self._tiers.owns(path):
+            return await self._tiers.mkdir(path, create_parents)
         try:
             info = await self._info(path)
         except FileNotFoundError:
@@ -353,6 +370,8 @@ class EmrFileSystem(AsyncFileSystem):
 
     async def _makedirs(self, path: str, exist_ok: bool = False) -> None:
         path = self._norm(path)
+        if self._tiers.owns(path):
+            return await self._tiers.makedirs(path, exist_ok)
         try:
             info = await self._info(path)
         except FileNotFoundError:
@@ -384,6 +403,8 @@ class EmrFileSystem(AsyncFileSystem):
         if not key:
             await self.s3.call("delete_bucket", path, Bucket=bucket)
             return
+        if self._tiers.owns(path):
+            return await self._tiers.rmdir(path)
         info = await self._info(path)
         if info["type"] != "directory":
             raise not_a_directory(path, "rmdir removes directories; use rm for files")
@@ -439,6 +460,7 @@ class EmrFileSystem(AsyncFileSystem):
 
     async def _after_create(self, path: str) -> None:
         """A child arrived: remove ancestors' markers (as S3A does), once per directory."""
+        self._cached.forget(path)  # blocks of what was there before
         parent = paths.parent(path)
         if parent in self._checked_dirs or not paths.split(parent)[1]:
             return
@@ -484,6 +506,10 @@ class EmrFileSystem(AsyncFileSystem):
         bucket, key = paths.split(path)
         if not key:
             raise is_a_directory(path, "a bucket is a directory, not a file")
+        if self._tiers.owns(path):
+            return await self._tiers.cat(path, start, end)
+        if self._cached.serves(path, start, end):
+            return await self._cached.cat_range(path, start, end)
         view = self._view(path)
         if view is not None:
             return await self._consistent_cat(view, path, bucket, key, start, end)
@@ -538,6 +564,8 @@ class EmrFileSystem(AsyncFileSystem):
         rpath = self._norm(rpath)
         if os.path.isdir(lpath):
             return
+        if self._tiers.owns(rpath):
+            return await self._tiers.get_file(rpath, lpath, callback)
         bucket, key = paths.split(rpath)
         directory = os.path.dirname(os.path.abspath(lpath))
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".emrfs-")
@@ -563,6 +591,8 @@ class EmrFileSystem(AsyncFileSystem):
     async def _pipe_file(self, path: str, value: bytes, mode: str = "overwrite",
                          **kwargs: Any) -> None:
         path = self._norm(path)
+        if self._tiers.owns(path):
+            return await self._tiers.pipe(path, value, mode)
         bucket, key = paths.split(path)
         await self._check_write_target(path)
         extra: dict[str, Any] = dict(self._write_kwargs(path))
@@ -586,6 +616,8 @@ class EmrFileSystem(AsyncFileSystem):
             await self._makedirs(rpath, exist_ok=True)
             return
         rpath = self._norm(rpath)
+        if self._tiers.owns(rpath):
+            return await self._tiers.put_file(lpath, rpath, callback, mode)
         bucket, key = paths.split(rpath)
         await self._check_write_target(rpath)
         size = os.path.getsize(lpath)
@@ -655,6 +687,9 @@ class EmrFileSystem(AsyncFileSystem):
         path = self._norm(path)
         if "b" not in mode:
             raise ValueError(f"emrfs opens files in binary mode; got mode {mode!r} for {path!r}")
+        if self._tiers.owns(path):
+            return self._tiers.open(path, mode, block_size=block_size, autocommit=autocommit,
+                                    **kwargs)
         return EncryptedFile(self, path, mode, block_size=block_size, autocommit=autocommit,
                              cache_options=cache_options, **kwargs)
 
@@ -662,6 +697,8 @@ class EmrFileSystem(AsyncFileSystem):
 
     async def _cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         path1, path2 = self._norm(path1), self._norm(path2)
+        if self._tiers.involved(path1, path2):
+            return await self._tiers.cp_file(path1, path2)
         info = await self._info(path1)
         if info["type"] == "directory":
             await self._makedirs(path2, exist_ok=True)
@@ -713,6 +750,8 @@ class EmrFileSystem(AsyncFileSystem):
         if not paths.split(src)[1] or not paths.split(dst)[1]:
             raise InvalidPathError(f"cannot rename {src!r} to {dst!r}: buckets cannot be "
                                    "renamed, and nothing can replace one", src)
+        if self._tiers.involved(src, dst):
+            return await self._tiers.mv(src, dst)
         info = await self._info(src)
         try:
             dinfo = await self._info(dst)
@@ -736,6 +775,7 @@ class EmrFileSystem(AsyncFileSystem):
             view = self._view(src)
             if view is not None:
                 await view.record_delete(src)
+            self._cached.forget(src)
             await self._keep_parent(src)
             return
         if paths.is_within(dst, src):
@@ -789,6 +829,8 @@ class EmrFileSystem(AsyncFileSystem):
             await source_view.record_delete_tree(
                 src, [f"{sb}/{o['Key']}".rstrip("/") for o in objects])
         self._forget_dirs(src)
+        self._cached.forget_tree(src, [f"{sb}/{o['Key']}" for o in objects])
+        self._cached.forget_tree(dst, list(copied))
         await self._keep_parent(src)
 
     async def _rm_file(self, path: str, **kwargs: Any) -> None:
@@ -806,6 +848,7 @@ class EmrFileSystem(AsyncFileSystem):
                 expanded.extend(await self._glob(stripped))
             else:
                 expanded.append(self._norm(stripped))
+        expanded = await self._tiers.rm(expanded, recursive)  # ephemeral paths go here
         by_bucket: dict[str, list[str]] = defaultdict(list)
         buckets: list[str] = []
         removed: list[str] = []
@@ -838,6 +881,7 @@ class EmrFileSystem(AsyncFileSystem):
             removed.append(p)
         await asyncio.gather(*(self._delete_keys(b, b, keys) for b, keys in by_bucket.items()))
         await self._record_deletes(removed, removed_dirs, by_bucket)
+        self._cached.forget_keys(by_bucket)
         for bucket in buckets:
             await self.s3.call("delete_bucket", bucket, Bucket=bucket)
         for parent in {paths.parent(p) for p in removed if paths.split(p)[1]}:
@@ -886,8 +930,13 @@ class EmrFileSystem(AsyncFileSystem):
     def invalidate_cache(self, path: str | None = None) -> None:
         super().invalidate_cache(path)
 
+    def cache_metrics(self) -> dict[str, int]:
+        """Block cache counters of this process: hits, misses, evictions, corruptions, writes."""
+        return self._cached.metrics()
+
     async def _close(self) -> None:
         await self._encrypted.close()
+        self._cached.close()
         await self.s3.close()
 
 

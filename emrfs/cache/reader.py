@@ -198,6 +198,11 @@ class CachedReader:
         todo = [i for i in range(first, min(first + self.prefetch_blocks, last_block + 1))
                 if i not in self._inflight
                 and not self.store.contains(self.identity.block(i))]
+        if todo and todo[0] != first and len(todo) < (self.prefetch_blocks + 1) // 2:
+            # The next block is on its way: refill once half the window is used, so
+            # fetches stay large (every request has a fixed cost; moto even reads the
+            # whole object per ranged GET).
+            return
         if todo and not self._retired:
             self._retired = True
             self.store.drop_owner("c", self.identity.owner, self.identity.tag)

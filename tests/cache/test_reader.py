@@ -94,3 +94,20 @@ def test_a_write_backlog_serves_reads_without_caching_them(dirs):
     assert asyncio.run(r.read(0, -1)) == data
     assert r.skipped_writes == 4
     assert r.read_cached(0, -1) is None
+
+
+def test_prefetch_refills_half_a_window_at_a_time(dirs):
+    data = object_bytes(16 * BS, seed=5)
+    store, fetch, r = make(dirs, data, prefetch_blocks=4)
+
+    async def go():
+        out = bytearray()
+        while len(out) < len(data):
+            out += await r.read(len(out), BS // 4)
+            await asyncio.sleep(0)
+        await r.close()
+        return bytes(out)
+    assert asyncio.run(go()) == data
+    sizes = [(end - start) // BS for start, end in fetch.calls]
+    assert sizes[0] == 1 and all(n >= 2 for n in sizes[1:-1]), sizes  # no 1-block trickle
+    assert sum(sizes) == 16

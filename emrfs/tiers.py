@@ -1,0 +1,438 @@
+"""Routing of filesystem verbs for paths of the ephemeral tier.
+
+Paths that match ``ephemeral.patterns`` (``_temporary``, ``.spark-staging-*``)
+or lie below ``ephemeral.prefixes`` live only in local blocks
+(:class:`emrfs.cache.ephemeral.EphemeralTier`), never in S3.  The filesystem
+asks :meth:`EphemeralRoutes.owns` at the top of each verb and hands such paths
+over here; listings of persistent directories add the tier's children
+(``out/_temporary`` shows in ``ls("out")``), and a persistent path that S3
+does not know but that has ephemeral descendants is a directory.
+
+When is the tier on: ``ephemeral.enabled`` *and* ``cache.enabled`` (the tier
+keeps its blocks in the cache directories).  With the cache off every path
+goes to S3, ``_temporary`` included, as without emrfs's cache.
+
+Renames:
+
+* inside the tier: a local metadata change (no data moves);
+* from the tier to a persistent path (a job commit): one upload per file,
+  streamed through the filesystem's own write path (``open(dst, "wb")``:
+  multipart when large, SSE/CSE, the consistent-view record), then the tier
+  copy is deleted.  Nothing reaches S3 before this.
+* from a persistent path into the tier: refused (:class:`PermissionError`);
+  the S3 copy would be deleted and the data kept only until the tier ends.
+  ``cp`` into the tier is allowed (it downloads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import os
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+from fsspec.spec import AbstractBufferedFile
+
+from . import paths
+from .cache.layer import as_tuple
+from .cache.matching import is_ephemeral
+from .errors import InvalidPathError, exists, is_a_directory, not_a_directory, not_found
+
+if TYPE_CHECKING:
+    from .cache.ephemeral import EphemeralTier
+    from .cached_io import CachedIO
+    from .filesystem import EmrFileSystem
+
+#: Files uploaded at once when a directory leaves the tier.
+UPLOAD_CONCURRENCY = 4
+_CHUNK = 8 * 1024 * 1024
+
+
+class EphemeralRoutes:
+    """The ephemeral tier's side of every filesystem verb (one per filesystem instance)."""
+
+    def __init__(self, fs: EmrFileSystem, cached: CachedIO):
+        self.fs = fs
+        self.cached = cached
+        o = fs.options
+        self.on = bool(o.ephemeral.enabled and o.cache.enabled)
+        self._patterns = as_tuple(o.ephemeral.patterns)
+        self._prefixes = as_tuple(o.ephemeral.prefixes)
+
+    # --- which paths ----------------------------------------------------------------------
+
+    def owns(self, path: str) -> bool:
+        """True when ``path`` (normalised) lives in the tier."""
+        return self.on and bool(path) and is_ephemeral(path, self._patterns, self._prefixes)
+
+    @property
+    def tier(self) -> EphemeralTier:
+        return self.cached.local.tier
+
+    def holds_dir(self, path: str) -> bool:
+        """True when the tier has something at or below persistent directory ``path``."""
+        if not (self.on and path):
+            return False
+        try:
+            return self.tier.isdir(path)
+        except FileNotFoundError:  # every tier directory is gone: nothing is held
+            return False
+
+    # --- status ---------------------------------------------------------------------------
+
+    def _status(self, entry: dict) -> dict[str, Any]:
+        moment = _dt.datetime.fromtimestamp(entry["mtime"], _dt.timezone.utc)
+        if entry["type"] == "directory":
+            status = self.fs.status.directory(entry["name"], last_modified=moment)
+        else:
+            status = self.fs.status.file(entry["name"], entry["size"], last_modified=moment)
+            status["replication"] = entry["replication"]
+        status["ephemeral"] = True
+        return status
+
+    async def info(self, path: str) -> dict[str, Any]:
+        return self._status(self.tier.info(path))
+
+    def implied_dir(self, path: str) -> dict[str, Any] | None:
+        """Status of a persistent ``path`` S3 does not know, if the tier has descendants."""
+        if not self.holds_dir(path):
+            return None
+        status = self.fs.status.directory(path)
+        status["ephemeral"] = True
+        return status
+
+    async def ls(self, path: str, detail: bool = True) -> list:
+        entries = [self._status(e) for e in self.tier.ls(path)]
+        return entries if detail else [e["name"] for e in entries]
+
+    def children(self, path: str) -> list[dict[str, Any]]:
+        """The tier's entries directly under persistent directory ``path`` (often none)."""
+        if not self.holds_dir(path):
+            return []
+        return [self._status(e) for e in self.tier.ls(path)]
+
+    def merge_children(self, path: str, entries: list[dict]) -> list[dict]:
+        """A persistent directory's S3 entries plus the tier's (S3's win on a clash)."""
+        extra = self.children(path) if self.on else []
+        if not extra:
+            return entries
+        names = {e["name"] for e in entries}
+        return sorted(entries + [e for e in extra if e["name"] not in names],
+                      key=lambda e: e["name"])
+
+    def walk(self, path: str, maxdepth: int | None, withdirs: bool) -> dict[str, dict]:
+        """Everything at or below ``path`` in the tier (directories only if ``withdirs``)."""
+        out: dict[str, dict] = {}
+        todo = [(path, 0)]
+        while todo:
+            d, depth = todo.pop()
+            if maxdepth is not None and depth >= maxdepth:
+                continue
+            for e in self.tier.ls(d):
+                status = self._status(e)
+                if e["type"] == "directory":
+                    if withdirs:
+                        out[e["name"]] = status
+                    todo.append((e["name"], depth + 1))
+                else:
+                    out[e["name"]] = status
+        return out
+
+    async def find(self, path: str, maxdepth: int | None, withdirs: bool, detail: bool,
+                   prefix: str = "") -> Any:
+        """``find`` of an ephemeral path."""
+        out: dict[str, dict] = {}
+        if self.tier.exists(path):
+            top = await self.info(path)
+            if top["type"] == "file":
+                out[path] = top
+            else:
+                if withdirs:
+                    out[path] = top
+                out.update(self.walk(path, maxdepth, withdirs))
+        return self._finish_find(path, out, detail, prefix)
+
+    def merge_find(self, path: str, out: dict[str, dict], maxdepth: int | None,
+                   withdirs: bool, prefix: str = "") -> dict[str, dict]:
+        """A persistent ``find``'s results plus what the tier holds below ``path``."""
+        if not self.holds_dir(path):
+            return out
+        extra = self.walk(path, maxdepth, withdirs)
+        if withdirs and path not in out:
+            extra[path] = self.implied_dir(path)
+        start = paths.join(path, prefix) if prefix else ""
+        for name, status in extra.items():
+            if not start or name.startswith(start):
+                out.setdefault(name, status)
+        return out
+
+    @staticmethod
+    def _finish_find(path: str, out: dict[str, dict], detail: bool, prefix: str) -> Any:
+        if prefix:
+            start = paths.join(path, prefix)
+            out = {n: e for n, e in out.items() if n.startswith(start)}
+        names = sorted(out)
+        return {n: out[n] for n in names} if detail else names
+
+    # --- directories ------------------------------------------------------------------------
+
+    async def mkdir(self, path: str, create_parents: bool = True) -> None:
+        if self.tier.exists(path):
+            kind = "a file" if not self.tier.isdir(path) else "the directory exists"
+            raise exists(path, kind)
+        if not create_parents:
+            parent = paths.parent(path)
+            try:
+                pinfo = await self.fs._info(parent)  # may be persistent (S3)
+            except FileNotFoundError:
+                raise not_found(parent, f"parent of {path!r} does not exist; use "
+                                        "create_parents=True or makedirs") from None
+            if pinfo["type"] != "directory":
+                raise not_a_directory(parent, f"cannot create {path!r} below a file")
+        self.tier.mkdir(path, create_parents=True)
+
+    async def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        if self.tier.exists(path):
+            if not self.tier.isdir(path):
+                raise exists(path, "a file is in the way of makedirs")
+            if not exist_ok:
+                raise exists(path, "use exist_ok=True")
+            return
+        self.tier.mkdir(path, create_parents=True)
+
+    async def rmdir(self, path: str) -> None:
+        info = await self.info(path)
+        if info["type"] != "directory":
+            raise not_a_directory(path, "rmdir removes directories; use rm for files")
+        self.tier.delete(path)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def cat(self, path: str, start: int | None, end: int | None) -> bytes:
+        info = await self.info(path)
+        if info["type"] != "file":
+            raise is_a_directory(path, "open a file below it, or use ls")
+        size = info["size"]
+        start = 0 if start is None else (start + size if start < 0 else start)
+        end = size if end is None else (end + size if end < 0 else min(end, size))
+        start = max(0, start)
+        if end <= start:
+            return b""
+        return await asyncio.to_thread(self.tier.read_bytes, path, start, end)
+
+    async def get_file(self, path: str, lpath: str, callback=None) -> None:
+        if (await self.info(path))["type"] != "file":
+            raise is_a_directory(path, "use get(recursive=True) for directories")
+
+        def copy() -> None:
+            directory = os.path.dirname(os.path.abspath(lpath))
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".emrfs-")
+            try:
+                with os.fdopen(fd, "wb") as f, self.tier.open_read(path) as r:
+                    while chunk := r.read(_CHUNK):
+                        f.write(chunk)
+                        if callback is not None:
+                            callback.relative_update(len(chunk))
+                os.replace(tmp, lpath)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+
+        await asyncio.to_thread(copy)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    async def pipe(self, path: str, value: bytes, mode: str = "overwrite") -> None:
+        def write() -> None:
+            with self.tier.open_write(path, overwrite=mode != "create") as w:
+                w.write(value)
+
+        await asyncio.to_thread(write)
+
+    async def put_file(self, lpath: str, path: str, callback=None,
+                       mode: str = "overwrite") -> None:
+        def write() -> None:
+            with open(lpath, "rb") as f, self.tier.open_write(path,
+                                                              overwrite=mode != "create") as w:
+                while chunk := f.read(_CHUNK):
+                    w.write(chunk)
+                    if callback is not None:
+                        callback.relative_update(len(chunk))
+
+        await asyncio.to_thread(write)
+
+    def open(self, path: str, mode: str = "rb", block_size: int | None = None,
+             autocommit: bool = True, **kwargs: Any) -> TierFile:
+        kwargs.pop("cache_options", None)
+        kwargs.pop("cache_type", None)
+        return TierFile(self.fs, path, mode, tier=self.tier, block_size=block_size,
+                        autocommit=autocommit, **kwargs)
+
+    # --- copy, move, delete -------------------------------------------------------------------
+
+    def involved(self, src: str, dst: str) -> bool:
+        """True when a copy or rename between ``src`` and ``dst`` is this module's business."""
+        return self.owns(src) or self.owns(dst)
+
+    async def cp_file(self, src: str, dst: str) -> None:
+        info = await self.fs._info(src)
+        if info["type"] == "directory":
+            await self.fs._makedirs(dst, exist_ok=True)
+            return
+        if self.owns(src) and self.owns(dst):
+            await asyncio.to_thread(self._copy_local, src, dst)
+        elif self.owns(src):
+            await asyncio.to_thread(self._upload, src, dst)
+        else:
+            await asyncio.to_thread(self._download, src, dst)
+
+    def _copy_local(self, src: str, dst: str) -> None:
+        with self.tier.open_read(src) as r, self.tier.open_write(dst) as w:
+            while chunk := r.read(_CHUNK):
+                w.write(chunk)
+
+    def _upload(self, src: str, dst: str) -> None:
+        """One tier file to S3 through the filesystem's own write path (blocking; a thread)."""
+        part = max(_CHUNK, self.fs.options.s3.part_size)
+        with self.tier.open_for_upload(src) as r, self.fs.open(dst, "wb") as w:
+            while chunk := r.read(part):
+                w.write(chunk)
+
+    def _download(self, src: str, dst: str) -> None:
+        with self.fs.open(src, "rb") as r, self.tier.open_write(dst) as w:
+            while chunk := r.read(_CHUNK):
+                w.write(chunk)
+
+    async def mv(self, src: str, dst: str) -> None:
+        """HDFS rename where the tier is involved (see the module docstring)."""
+        info = await self.fs._info(src)
+        dinfo = await self._info_or_none(dst)
+        if dinfo is not None and dinfo["type"] == "directory":
+            dst = paths.join(dst, paths.basename(src))
+            dinfo = await self._info_or_none(dst)
+        if info["type"] == "file":
+            if dinfo is not None and dinfo["type"] == "directory":
+                raise is_a_directory(dst, f"cannot replace a directory with file {src!r}")
+        else:
+            if paths.is_within(dst, src):
+                raise InvalidPathError(f"cannot move directory {src!r} into itself ({dst!r})", src)
+            if dinfo is not None:
+                raise exists(dst, f"cannot move directory {src!r} over an existing file")
+        if not self.owns(src):
+            raise PermissionError(
+                f"cannot rename {src!r} into the ephemeral tier ({dst!r}): the S3 copy would be "
+                "deleted and the data kept only until the tier ends; copy it with cp instead, "
+                "or pick a destination outside ephemeral.patterns/prefixes")
+        if self.owns(dst):
+            self.tier.rename(src, dst)  # a local metadata change
+            return
+        await self._commit(src, dst, info)
+
+    async def _info_or_none(self, path: str) -> dict | None:
+        try:
+            return await self.fs._info(path)
+        except FileNotFoundError:
+            return None
+
+    async def _commit(self, src: str, dst: str, info: dict) -> None:
+        """Tier -> S3: one upload per file, then the tier copy goes."""
+        if info["type"] == "file":
+            await asyncio.to_thread(self._upload, src, dst)
+        else:
+            files = list(self.tier.walk_files(src))
+            if not files:
+                await self.fs._makedirs(dst, exist_ok=True)
+            semaphore = asyncio.Semaphore(UPLOAD_CONCURRENCY)
+
+            async def one(f: str) -> None:
+                async with semaphore:
+                    target = paths.join(dst, f[len(src) + 1:])
+                    await asyncio.to_thread(self._upload, f, target)
+
+            await asyncio.gather(*(one(f) for f in files))
+        self.tier.delete(src, recursive=True)
+
+    async def rm(self, targets: list[str], recursive: bool) -> list[str]:
+        """Delete what ``targets`` name in the tier; return the paths left for S3."""
+        if not self.on:
+            return targets
+        rest: list[str] = []
+        removed: list[str] = []
+        for p in sorted(set(targets), key=len):
+            if any(paths.is_within(p, r) for r in removed):
+                continue  # went with a directory removed before it
+            if self.owns(p):
+                self.tier.delete(p, recursive=recursive)
+                removed.append(p)
+                continue
+            if self.holds_dir(p):
+                if not recursive:
+                    raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
+                self.tier.delete(p, recursive=True)
+                if not await self.fs._exists(p):
+                    removed.append(p)
+                    continue  # it was a directory only because of the tier
+            rest.append(p)
+        return rest
+
+
+class TierFile(AbstractBufferedFile):
+    """A file of the ephemeral tier (modes rb, wb, xb, ab); never touches S3."""
+
+    def __init__(self, fs, path: str, mode: str = "rb", *, tier: EphemeralTier,
+                 block_size: int | None = None, autocommit: bool = True, **kwargs: Any):
+        self.tier = tier
+        self._reader = None
+        self._writer = None
+        size = None
+        if mode == "rb":
+            entry = tier.info(path)
+            if entry["type"] != "file":
+                raise is_a_directory(path, "open a file below it, or use ls")
+            size = entry["size"]
+            self._reader = tier.open_read(path)
+        elif mode in ("wb", "xb", "ab"):
+            if tier.isdir(path):
+                raise is_a_directory(path, "cannot write a file over a directory")
+            if mode == "xb" and tier.exists(path):
+                raise exists(path, "mode 'xb' creates only new files")
+        super().__init__(fs, path, mode, block_size=block_size or tier.block_size,
+                         autocommit=autocommit, cache_type="none", size=size, **kwargs)
+        if mode != "rb":
+            self._writer = tier.open_write(path)
+            if mode == "ab" and tier.exists(path):
+                with tier.open_read(path) as r:
+                    while chunk := r.read(_CHUNK):
+                        self._writer.write(chunk)
+                self.loc = self._writer.tell()
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        self._reader.seek(start)
+        return self._reader.read(end - start)
+
+    def _initiate_upload(self) -> None:
+        pass
+
+    def _upload_chunk(self, final: bool = False) -> bool:
+        self._writer.write(self.buffer.getbuffer())
+        if final and self.autocommit:
+            self._writer.close()  # the file appears, whole
+        return True
+
+    def commit(self) -> None:
+        self._writer.close()
+
+    def discard(self) -> None:
+        self._writer.abort()
+
+    def close(self) -> None:
+        failed = True
+        try:
+            super().close()  # a no-op once closed
+            failed = False
+        finally:
+            if self._reader is not None:
+                self._reader.close()
+            if failed and self._writer is not None:
+                self._writer.abort()  # nothing half-written appears
