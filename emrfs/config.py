@@ -81,6 +81,9 @@ class S3Options:
     require_tls: bool = opt(False, "fs.s3.requireTls", doc="refuse plain-HTTP endpoints")
     ca_bundle: str | None = opt(None, "verify", doc="CA bundle file for HTTPS endpoints")
     addressing_style: str = opt("auto", doc="'auto', 'path' or 'virtual'")
+    create_checks: bool = opt(True, "fs.s3.create.checks",
+                              doc="before a write, refuse a path that is a directory (one LIST);"
+                                  " off trades that check for speed, as S3A's create.performance")
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,24 @@ class CSEOptions:
     unauthenticated_range_reads: bool = opt(
         False, "fs.s3.cse.unauthenticatedRangeReads",
         doc="serve ranges of AWS-format objects by CTR without checking the tag")
+    encryption_context: str | None = opt(
+        None, "fs.s3.cse.kms.encryptionContext",
+        doc="JSON object of extra KMS encryption context for CSE-KMS (ASCII strings)")
+    aes_key: str | None = opt(
+        None, "fs.s3.cse.aesKey",
+        doc="base64 of a 256-bit master key for emrfs.crypto.keys:AesKeyProvider")
+    rsa_public_key_file: str | None = opt(
+        None, "fs.s3.cse.rsaPublicKeyFile",
+        doc="PEM public key (writes) for emrfs.crypto.keys:RsaKeyProvider")
+    rsa_private_key_file: str | None = opt(
+        None, "fs.s3.cse.rsaPrivateKeyFile",
+        doc="PEM private key (reads) for emrfs.crypto.keys:RsaKeyProvider")
+    materials_description: str | None = opt(
+        None, "fs.s3.cse.materialsDescription",
+        doc="JSON object stored as the materials description of AES/RSA-wrapped keys")
+    segment_size: int = opt(
+        64 * 1024, "fs.s3.cse.segmentSize",
+        doc="plaintext bytes per segment of the 'segmented' format (4 KiB to 8 MiB)")
 
 
 @dataclass(frozen=True)

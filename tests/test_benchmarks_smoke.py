@@ -6,14 +6,9 @@ Checks the shape of the report and the tables, never speeds.
 from __future__ import annotations
 
 import http.client
-import sys
 import urllib.parse
-from pathlib import Path
 
 import pytest
-
-# benchmarks/ sits beside the package, not inside it: make it importable from a checkout.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import bench_s3
 from benchmarks.harness import Case, Variant, format_case, summarise

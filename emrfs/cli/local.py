@@ -20,9 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _up(args: argparse.Namespace) -> int:
     from emrfs.testing.localserver import LocalServers
 
-    servers = LocalServers(args.host, args.port, endpoint_url="")
-    servers._external = None  # "up" always starts its own server
-    servers.endpoint_url = None
+    servers = LocalServers(args.host, args.port, use_env=False)  # always its own server
     servers.start()
     env = servers.environment()
     if args.json:
@@ -37,7 +35,7 @@ def _up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
-            if servers._proc is not None and servers._proc.poll() is not None:
+            if not servers.running:
                 print("the server process exited")
                 return 3
     except KeyboardInterrupt:

@@ -4,9 +4,13 @@
   port) on 127.0.0.1 and a free port, or points at ``EMRFS_ENDPOINT_URL``.
 * The pytest plugin (``emrfs.testing.pytest_plugin``, registered through the
   ``pytest11`` entry point) gives session-scoped servers and uuid-named
-  buckets per test.
+  buckets per test, and ``emrfs_fault_proxy``.
+* :mod:`emrfs.testing.faults` holds :class:`~emrfs.testing.faults.FaultProxy`, a
+  proxy that injects eventual consistency, throttling and cut connections.
 """
 
+from .faults import Failure, FaultKind, FaultPolicy, FaultProxy, Inconsistency, ProxyCounters
 from .localserver import LocalServers, endpoint_from_env
 
-__all__ = ["LocalServers", "endpoint_from_env"]
+__all__ = ["LocalServers", "endpoint_from_env", "FaultProxy", "FaultPolicy", "Failure",
+           "Inconsistency", "FaultKind", "ProxyCounters"]

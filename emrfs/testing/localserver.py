@@ -34,10 +34,11 @@ class LocalServers:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
-                 endpoint_url: str | None = None, startup_timeout: float = 60.0):
+                 endpoint_url: str | None = None, use_env: bool = True,
+                 startup_timeout: float = 60.0):
         self.host = host
         self.port = port
-        self._external = endpoint_url if endpoint_url is not None else endpoint_from_env()
+        self._external = endpoint_url or (endpoint_from_env() if use_env else None)
         self.startup_timeout = startup_timeout
         self._proc: subprocess.Popen | None = None
         self.endpoint_url: str | None = self._external
@@ -86,6 +87,10 @@ class LocalServers:
             if proc.stdout:
                 proc.stdout.close()
             self.endpoint_url = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     @property
     def pid(self) -> int | None:

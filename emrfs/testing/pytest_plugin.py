@@ -7,6 +7,8 @@
 * ``emrfs_localstack`` (session): URL of a running LocalStack
   (``EMRFS_TEST_LOCALSTACK``, else ``http://127.0.0.1:4566`` if it answers);
   tests marked ``@pytest.mark.localstack`` skip with the reason when none is up.
+* ``emrfs_fault_proxy`` (function): a :class:`~emrfs.testing.faults.FaultProxy` in
+  front of that endpoint, injecting nothing until the test calls ``set_policy``.
 """
 
 from __future__ import annotations
@@ -114,3 +116,16 @@ def emrfs_localstack():
     if url is None:
         pytest.skip(reason)
     return url
+
+
+@pytest.fixture
+def emrfs_fault_proxy(emrfs_endpoint):
+    """A fault-injection proxy in front of the session server (``proxy.url``).
+
+    It injects nothing until the test calls ``proxy.set_policy(FaultPolicy(...))``;
+    it is stopped, and its state dropped, after the test.
+    """
+    from .faults import FaultProxy
+
+    with FaultProxy(emrfs_endpoint) as proxy:
+        yield proxy

@@ -1,0 +1,211 @@
+"""What the filesystem holds while an object streams: one encryptor or decryptor.
+
+:class:`ContentEncryptor` and :class:`ContentDecryptor` put the AWS GCM stream
+and the segmented format behind one shape (``update`` / ``update_into`` /
+``finalize``).  :func:`verified_chunks` and :func:`averified_chunks` turn a
+decryptor and a chunk source into plaintext chunks that hold the last one back
+until the tag verifies, so a consumer that commits only after the iterator
+ends (a temp file renamed at the end, a cache block sealed at the end) never
+keeps unverified plaintext.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from typing import Protocol
+
+from ..errors import EncryptionError
+from . import segmented
+from .content import TAG_BYTES, GcmDecryptor, GcmEncryptor
+from .envelope import INSTRUCTION_MARKER, Envelope, Suite, is_encrypted, parse_instruction
+
+__all__ = ["ContentEncryptor", "ContentDecryptor", "verified_chunks", "averified_chunks",
+           "plaintext_length"]
+
+
+class _Cipher(Protocol):
+    def update(self, data: bytes | memoryview) -> bytes: ...
+    def finalize(self) -> bytes: ...
+
+
+class ContentEncryptor:
+    """Encrypts one object's plaintext, in order, across any number of parts.
+
+    ``metadata`` is the user metadata to store with the object;
+    ``instruction`` the instruction-file body to PUT at ``<key><suffix>``
+    with metadata ``instruction_metadata`` (None in ObjectMetadata mode).
+    The ciphertext is ``update(...)`` for every chunk, then ``finalize()``.
+    """
+
+    instruction_metadata = {INSTRUCTION_MARKER: ""}
+
+    def __init__(self, envelope: Envelope, cipher: GcmEncryptor | segmented.SegmentEncryptor,
+                 instruction_file: bool, path: str = ""):
+        self.envelope = envelope
+        self.path = path
+        self._cipher = cipher
+        meta, instr = envelope.to_metadata(instruction_file)
+        self.metadata: dict[str, str] = meta
+        self.instruction: bytes | None = (
+            None if instr is None else json.dumps(instr, sort_keys=True).encode())
+        self._finalized = False
+
+    @property
+    def suite(self) -> Suite:
+        return self.envelope.suite
+
+    @property
+    def plaintext_bytes(self) -> int:
+        return self._cipher.plaintext_bytes
+
+    def max_output(self, n: int) -> int:
+        """Room ``update_into`` needs for ``n`` more plaintext bytes."""
+        if isinstance(self._cipher, segmented.SegmentEncryptor):
+            return self._cipher.max_output(n)
+        return n
+
+    def update(self, data: bytes | memoryview) -> bytes | bytearray:
+        """Ciphertext for the next plaintext chunk (may be shorter: segments wait to fill)."""
+        return self._cipher.update(data)
+
+    def update_into(self, data: bytes | memoryview, out: bytearray | memoryview) -> int:
+        """As :meth:`update` into a preallocated buffer of ``max_output(len(data))``."""
+        return self._cipher.update_into(data, out)
+
+    def finalize(self) -> bytes:
+        """The trailing ciphertext (GCM tag, or the last segment); call once, at the end."""
+        if self._finalized:
+            raise EncryptionError(f"the encryptor of {self.path!r} was already finalized",
+                                  self.path)
+        self._finalized = True
+        return self._cipher.finalize()
+
+    def stored_length(self, plaintext_len: int) -> int:
+        """Bytes the object will have on S3 for ``plaintext_len`` bytes of plaintext."""
+        if isinstance(self._cipher, segmented.SegmentEncryptor):
+            return segmented.stored_length(plaintext_len, self._cipher.key.segment_size)
+        return plaintext_len + TAG_BYTES
+
+
+class ContentDecryptor:
+    """Decrypts one object's body, chunk by chunk, in order.
+
+    Output of :meth:`update` is not yet verified (GCM: nothing is until the
+    tag; segmented: each segment is, but truncation is only found at the end).
+    :meth:`finalize` raises :class:`~emrfs.errors.IntegrityError` naming the
+    object when verification fails; callers discard everything they got then.
+    """
+
+    def __init__(self, envelope: Envelope, cipher: _Cipher, path: str = ""):
+        self.envelope = envelope
+        self.path = path
+        self._cipher = cipher
+
+    @property
+    def suite(self) -> Suite:
+        return self.envelope.suite
+
+    def update(self, data: bytes | memoryview) -> bytes:
+        return self._cipher.update(data)
+
+    def max_output(self, n: int) -> int:
+        """Room ``update_into`` needs for ``n`` more ciphertext bytes."""
+        if isinstance(self._cipher, segmented.SegmentDecryptor):
+            return n + self._cipher.key.segment_size
+        return n
+
+    def update_into(self, data: bytes | memoryview, out: bytearray | memoryview) -> int:
+        """Decrypt into ``out`` (room for ``max_output(len(data))``); returns the count."""
+        if isinstance(self._cipher, (GcmDecryptor, segmented.SegmentDecryptor)):
+            return self._cipher.update_into(data, out)
+        plain = self._cipher.update(data)
+        memoryview(out)[:len(plain)] = plain
+        return len(plain)
+
+    def finalize(self) -> bytes:
+        """Verify the end of the object; returns any last plaintext."""
+        return self._cipher.finalize()
+
+    def decrypt_into(self, body: bytes | memoryview, out: bytearray | memoryview) -> int:
+        """Decrypt a whole body into ``out`` (room for ``len(body)`` bytes); returns the
+        plaintext length only once it verified (``out`` is garbage after an error)."""
+        n = self.update_into(body, out)
+        tail = self.finalize()
+        memoryview(out)[n:n + len(tail)] = tail
+        return n + len(tail)
+
+    def decrypt(self, body: bytes | memoryview) -> bytes:
+        """The whole plaintext of ``body``, returned only once it verified."""
+        head = self.update(body)
+        tail = self.finalize()
+        return head + tail if tail else head
+
+
+def verified_chunks(decryptor: ContentDecryptor, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Plaintext chunks; the last is held back until the object verifies."""
+    pending = b""
+    for chunk in chunks:
+        plain = decryptor.update(chunk)
+        if plain:
+            if pending:
+                yield pending
+            pending = plain
+    tail = decryptor.finalize()
+    if pending:
+        yield pending
+    if tail:
+        yield tail
+
+
+async def averified_chunks(decryptor: ContentDecryptor,
+                           chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """:func:`verified_chunks` over an async chunk source (an aiobotocore body)."""
+    pending = b""
+    async for chunk in chunks:
+        plain = decryptor.update(chunk)
+        if plain:
+            if pending:
+                yield pending
+            pending = plain
+    tail = decryptor.finalize()
+    if pending:
+        yield pending
+    if tail:
+        yield tail
+
+
+def plaintext_length(stored_length: int, metadata: Mapping[str, str] | None,
+                     instruction: bytes | Mapping[str, str] | None = None, path: str = "") -> int:
+    """The plaintext length of an object for ``info()`` and listings.
+
+    AWS GCM formats: stored − 16 (S3A reported the stored length: wrong by
+    16).  Segmented: stored − 16 per segment.  Legacy CBC:
+    ``x-amz-unencrypted-content-length`` when the writer stored it.  Objects
+    without an envelope on the object (plaintext, or v2 with an instruction
+    file the caller did not read) are taken as they are.
+    """
+    meta = {k.lower(): v for k, v in (metadata or {}).items()}
+    if isinstance(instruction, (bytes, bytearray, memoryview)):
+        instruction = parse_instruction(bytes(instruction), path)
+    if not is_encrypted(meta) and instruction is None:
+        return stored_length
+    declared = meta.get("x-amz-unencrypted-content-length")
+    if "x-emrfs-h" in meta:
+        size = segmented.Header.from_bytes(_header_only(meta, path), path).segment_size
+        return segmented.plaintext_length(stored_length, size, path)
+    if "x-amz-key" in meta or (instruction and "x-amz-key" in instruction):
+        if declared is not None and declared.isdigit():
+            return int(declared)
+        return stored_length  # CBC padding length is unknowable without decrypting
+    return max(0, stored_length - TAG_BYTES)
+
+
+def _header_only(meta: Mapping[str, str], path: str) -> bytes:
+    try:
+        return base64.b64decode(meta["x-emrfs-h"], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise EncryptionError(f"the segmented header of {path!r} is not base64", path) from exc
+

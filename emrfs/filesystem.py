@@ -1,0 +1,752 @@
+"""``EmrFileSystem``: the namespace.  Owns the verbs and the order of the layers.
+
+HDFS-like semantics over S3: real directories (markers), rename of trees,
+Hadoop file status, atomic exclusive create.  Protocol detail lives in
+:mod:`emrfs.s3`; path logic in :mod:`emrfs.paths`; options in
+:mod:`emrfs.config`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+from collections import defaultdict
+from typing import Any
+
+from fsspec.asyn import AsyncFileSystem, get_loop, sync_wrapper
+
+from . import config as _config
+from . import paths
+from .errors import (
+    EmrfsError,
+    InvalidPathError,
+    exists,
+    is_a_directory,
+    not_a_directory,
+    not_empty,
+    not_found,
+)
+from .s3.client import S3Client
+from .s3.listing import Listing, add_page, list_pages
+from .s3.multipart import MultipartUpload, part_ranges
+from .status import StatusFactory
+
+logger = logging.getLogger("emrfs")
+
+_FSSPEC_KWARGS = ("use_listings_cache", "listings_expiry_time", "max_paths")
+_DELETE_BATCH = 1000
+_DIR_CONTENT_TYPE = "application/x-directory"
+
+
+class EmrFileSystem(AsyncFileSystem):
+    """S3 as a Hadoop filesystem.
+
+    Paths: ``emrfs://bucket/key``, ``s3://``, ``s3a://``, ``s3n://`` or bare
+    ``bucket/key`` all name the same object.
+
+    Parameters
+    ----------
+    **storage_options
+        Any option of :mod:`emrfs.config`, by canonical name
+        (``"consistency.retry_count"``), EMRFS property name
+        (``"fs.s3.consistent.retryCount"``), short name (``endpoint_url``,
+        ``region``, ``key``/``secret``/``token``, ``consistent``,
+        ``part_size``, ``read_block_size``, ``max_attempts``, ``require_tls``,
+        ``ca_bundle``...) or as a section dict (``sse={"algorithm": "aws:kms"}``);
+        ``site=`` names an emrfs-site file; ``overrides={"bucket/prefix": {...}}``
+        sets per-bucket or per-prefix options.  The endpoint defaults to
+        ``EMRFS_ENDPOINT_URL``.  Unknown or conflicting options raise
+        :class:`~emrfs.errors.ConfigurationError` naming the key.
+    asynchronous, loop, batch_size
+        As for every fsspec ``AsyncFileSystem``.
+
+    Folder markers: emrfs writes ``dir/`` (zero bytes, ``application/x-directory``)
+    and reads ``dir/`` and EMRFS's ``dir_$folder$``; a parent's marker is removed
+    when its first child arrives and recreated when its last child goes.
+    """
+
+    protocol = ("emrfs", "s3", "s3a", "s3n")
+    root_marker = ""
+    async_impl = True
+
+    def __init__(self, *args: Any, asynchronous: bool = False, loop=None,
+                 batch_size: int | None = None, **storage_options: Any):
+        fsspec_kwargs = {k: storage_options.pop(k) for k in _FSSPEC_KWARGS if k in storage_options}
+        self.options = _config.load(storage_options)
+        super().__init__(*args, asynchronous=asynchronous, loop=loop, batch_size=batch_size,
+                         **fsspec_kwargs)
+        o = self.options.s3
+        self.s3 = S3Client(o)
+        self.status = StatusFactory(o.fs_block_size, o.owner, o.group)
+        self.blocksize = o.read_block_size
+        # Directories this instance has checked (not files) and whose markers it
+        # removed: a bulk write into one directory pays for the checks once.
+        self._checked_dirs: set[str] = set()
+
+    # --- fork safety ---------------------------------------------------------------
+
+    @property
+    def loop(self):
+        if self._pid != os.getpid():
+            # After fork the parent's IO thread is gone; fsspec made a fresh loop
+            # slot.  Take a new loop; the S3 client notices the new pid itself.
+            self._pid = os.getpid()
+            if not self.asynchronous:
+                self._loop = get_loop()
+            self._checked_dirs = set()
+        return self._loop
+
+    # --- paths -----------------------------------------------------------------------
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        return paths.strip_protocol(path)
+
+    def unstrip_protocol(self, name: str) -> str:
+        return "emrfs://" + paths.strip_protocol(name)
+
+    @staticmethod
+    def _get_kwargs_from_urls(urlpath):
+        return {}
+
+    def _norm(self, path: str) -> str:
+        return paths.validate(path)
+
+    def split_path(self, path: str) -> tuple[str, str]:
+        return paths.split(self._norm(path))
+
+    # --- status ----------------------------------------------------------------------
+
+    async def _info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        path = self._norm(path)
+        if not path:
+            return self.status.directory("")
+        bucket, key = paths.split(path)
+        if not key:
+            await self.s3.call("head_bucket", path, Bucket=bucket)
+            return self.status.bucket(bucket)
+        try:
+            head = await self.s3.call("head_object", path, Bucket=bucket, Key=key,
+                                      **self._read_kwargs(path))
+            return self._file_from_head(path, head)
+        except FileNotFoundError:
+            pass
+        found = await self._dir_probe(path, bucket, key)
+        if found is None:
+            raise not_found(path)
+        return found
+
+    def _file_from_head(self, path: str, head: dict) -> dict[str, Any]:
+        return self.status.file(
+            path, head["ContentLength"], etag=head.get("ETag"),
+            last_modified=head.get("LastModified"), version_id=head.get("VersionId"),
+            ContentType=head.get("ContentType"))
+
+    async def _dir_probe(self, path: str, bucket: str, key: str) -> dict | None:
+        """Directory info if ``key`` is a directory (children, ``key/`` or ``key_$folder$``)."""
+        page = await self.s3.call("list_objects_v2", path, Bucket=bucket, Prefix=key + "/",
+                                  MaxKeys=1)
+        contents = page.get("Contents") or []
+        if contents or page.get("CommonPrefixes"):
+            first = contents[0] if contents else {}
+            marker = first.get("Key") if first.get("Key") == key + "/" else None
+            return self.status.directory(path, marker=marker,
+                                         last_modified=first.get("LastModified") if marker else None)
+        try:
+            head = await self.s3.call("head_object", path, Bucket=bucket,
+                                      Key=key + paths.EMRFS_FOLDER_SUFFIX)
+        except FileNotFoundError:
+            return None
+        return self.status.directory(path, marker=key + paths.EMRFS_FOLDER_SUFFIX,
+                                     last_modified=head.get("LastModified"))
+
+    async def _modified(self, path: str):
+        info = await self._info(path)
+        if info.get("LastModified") is None:
+            raise EmrfsError(f"{path!r} is a directory with no marker; it has no "
+                             "modification time", path)
+        return info["LastModified"]
+
+    modified = sync_wrapper(_modified)
+
+    # --- listing ---------------------------------------------------------------------
+
+    async def _ls(self, path: str, detail: bool = True, **kwargs: Any):
+        path = self._norm(path)
+        if not path:
+            response = await self.s3.call("list_buckets", "")
+            entries = [self.status.bucket(b["Name"], b.get("CreationDate"))
+                       for b in response.get("Buckets", [])]
+            return entries if detail else [e["name"] for e in entries]
+        bucket, key = paths.split(path)
+        listing = Listing()
+        prefix = key + "/" if key else ""
+        async for page in list_pages(self.s3, path, bucket, prefix, delimiter="/"):
+            add_page(listing, bucket, key, page, self.status, recursive=False)
+        if listing.empty and listing.self_marker is None:
+            info = await self._info(path)
+            entries = [info] if info["type"] == "file" else []
+        else:
+            entries = listing.entries()
+        return entries if detail else [e["name"] for e in entries]
+
+    async def _find(self, path: str, maxdepth: int | None = None, withdirs: bool = False,
+                    detail: bool = False, prefix: str = "", **kwargs: Any):
+        literal = kwargs.pop("_literal_prefix", None)
+        path = self._norm(path)
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
+        if not path:
+            return await super()._find(path, maxdepth=maxdepth, withdirs=withdirs,
+                                       detail=detail, **kwargs)
+        bucket, key = paths.split(path)
+        list_prefix = key + "/" if key else ""
+        if prefix:
+            list_prefix += prefix
+        if literal:
+            lit_bucket, lit_key = paths.split(literal)
+            if lit_bucket == bucket and lit_key.startswith(list_prefix):
+                list_prefix = lit_key
+        listing = Listing()
+        async for page in list_pages(self.s3, path, bucket, list_prefix,
+                                     delimiter="/" if maxdepth == 1 else None):
+            add_page(listing, bucket, key, page, self.status, recursive=maxdepth != 1,
+                     withdirs=True)
+        out: dict[str, dict] = {}
+        if listing.empty and listing.self_marker is None and not literal and not prefix:
+            try:
+                info = await self._info(path)
+            except FileNotFoundError:
+                return {} if detail else []
+            if info["type"] == "file":
+                out[path] = info
+            elif withdirs:
+                out[path] = info
+        else:
+            out.update(listing.files)
+            if withdirs:
+                out.update(listing.dirs)
+                if key and (listing.self_marker or not listing.empty):
+                    out.setdefault(path, self.status.directory(path, marker=listing.self_marker))
+            else:
+                for name in listing.dirs:
+                    out.pop(name, None)
+        if maxdepth is not None and maxdepth > 1:
+            depth_base = len(path) + 1
+            out = {n: i for n, i in out.items()
+                   if n == path or n[depth_base:].count("/") < maxdepth}
+        names = sorted(out)
+        return {n: out[n] for n in names} if detail else names
+
+    async def _glob(self, path: str, maxdepth: int | None = None, **kwargs: Any):
+        stripped = self._strip_protocol(path)
+        if isinstance(stripped, str) and paths.has_magic(stripped):
+            literal = paths.glob_literal_prefix(stripped)
+            if "/" in literal:  # the bucket is literal: send the prefix to S3
+                kwargs["_literal_prefix"] = literal
+        return await super()._glob(path, maxdepth=maxdepth, **kwargs)
+
+    # --- directories -------------------------------------------------------------------
+
+    async def _mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        path = self._norm(path)
+        if not path:
+            raise exists("", "the root always exists")
+        bucket, key = paths.split(path)
+        if not key:
+            await self._make_bucket(path, bucket, kwargs.get("region"))
+            return
+        try:
+            info = await self._info(path)
+        except FileNotFoundError:
+            info = None
+        if info is not None:
+            raise exists(path, "a file" if info["type"] == "file" else "the directory exists")
+        parent = paths.parent(path)
+        if not create_parents and paths.split(parent)[1]:
+            try:
+                pinfo = await self._info(parent)
+            except FileNotFoundError:
+                raise not_found(parent, f"parent of {path!r} does not exist; use "
+                                        "create_parents=True or makedirs") from None
+            if pinfo["type"] != "directory":
+                raise not_a_directory(parent, f"cannot create {path!r} below a file")
+        await self._put_marker(path)
+
+    async def _put_marker(self, path: str) -> None:
+        bucket, key = paths.split(path)
+        await self._check_parents(path)
+        await self.s3.call("put_object", path, Bucket=bucket, Key=key + "/", Body=b"",
+                           ContentType=_DIR_CONTENT_TYPE, **self._write_kwargs(path))
+        await self._after_create(path)
+
+    async def _make_bucket(self, path: str, bucket: str, region: str | None) -> None:
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        region = region or self.options.s3.region
+        if region and region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        await self.s3.call("create_bucket", path, **kwargs)
+
+    async def _makedirs(self, path: str, exist_ok: bool = False) -> None:
+        path = self._norm(path)
+        try:
+            info = await self._info(path)
+        except FileNotFoundError:
+            info = None
+        if info is not None:
+            if info["type"] == "file":
+                raise exists(path, "a file is in the way of makedirs")
+            if not exist_ok:
+                raise exists(path, "use exist_ok=True")
+            return
+        bucket, key = paths.split(path)
+        if not key:
+            await self._make_bucket(path, bucket, None)
+            return
+        if not await self._bucket_exists(bucket):
+            await self._make_bucket(bucket, bucket, None)
+        await self._put_marker(path)  # not _mkdir: a concurrent creator is no error here
+
+    async def _bucket_exists(self, bucket: str) -> bool:
+        try:
+            await self.s3.call("head_bucket", bucket, Bucket=bucket)
+            return True
+        except FileNotFoundError:
+            return False
+
+    async def _rmdir(self, path: str) -> None:
+        path = self._norm(path)
+        bucket, key = paths.split(path)
+        if not key:
+            await self.s3.call("delete_bucket", path, Bucket=bucket)
+            return
+        info = await self._info(path)
+        if info["type"] != "directory":
+            raise not_a_directory(path, "rmdir removes directories; use rm for files")
+        page = await self.s3.call("list_objects_v2", path, Bucket=bucket, Prefix=key + "/",
+                                  MaxKeys=2)
+        if any(o["Key"] != key + "/" for o in page.get("Contents", [])):
+            raise not_empty(path, "rmdir removes only empty directories; use rm(recursive=True)")
+        await self._delete_keys(path, bucket, list(paths.marker_keys(key)))
+        self._forget_dirs(path)
+        await self._keep_parent(path)
+
+    rmdir = sync_wrapper(_rmdir)
+
+    # --- write checks and markers -----------------------------------------------------------
+
+    async def _check_parents(self, path: str) -> None:
+        """Refuse to create ``path`` below a file; cached per directory."""
+        unchecked = [d for d in paths.ancestors(path) if d not in self._checked_dirs]
+        if not unchecked:
+            return
+
+        async def is_file(d: str) -> bool:
+            b, k = paths.split(d)
+            try:
+                await self.s3.call("head_object", d, Bucket=b, Key=k)
+                return True
+            except FileNotFoundError:
+                return False
+
+        results = await asyncio.gather(*(is_file(d) for d in unchecked))
+        for d, blocked in zip(unchecked, results):
+            if blocked:
+                raise not_a_directory(path, f"{d!r} is a file, so nothing can be created below it")
+
+    async def _check_write_target(self, path: str, *, must_not_exist: bool = False) -> None:
+        """Before writing a file: not the root or a bucket, not a directory, not below a file."""
+        bucket, key = paths.split(path)
+        if not key:
+            raise is_a_directory(path, "a bucket cannot be written as a file")
+        checks = [self._check_parents(path)]
+        if self.options.s3.create_checks:
+            checks.append(self._refuse_directory(path, bucket, key))
+        await asyncio.gather(*checks)
+
+    async def _refuse_directory(self, path: str, bucket: str, key: str) -> None:
+        page = await self.s3.call("list_objects_v2", path, Bucket=bucket, Prefix=key + "/",
+                                  MaxKeys=1)
+        if page.get("KeyCount", 0) or page.get("Contents") or page.get("CommonPrefixes"):
+            raise is_a_directory(path, "a directory has this name; pick another path")
+
+    async def _after_create(self, path: str) -> None:
+        """A child arrived: remove ancestors' markers (as S3A does), once per directory."""
+        parent = paths.parent(path)
+        if parent in self._checked_dirs or not paths.split(parent)[1]:
+            return
+        bucket = paths.split(path)[0]
+        keys = [mk for d in paths.ancestors(path) for mk in paths.marker_keys(paths.split(d)[1])]
+        await self._delete_keys(path, bucket, keys)
+        self._checked_dirs.update(paths.ancestors(path))
+        if len(self._checked_dirs) > 100_000:
+            self._checked_dirs.clear()
+
+    async def _keep_parent(self, path: str) -> None:
+        """A child went: if its parent is now empty, write the parent's marker (HDFS keeps it)."""
+        parent = paths.parent(path)
+        bucket, key = paths.split(parent)
+        if not key:
+            return
+        page = await self.s3.call("list_objects_v2", parent, Bucket=bucket, Prefix=key + "/",
+                                  MaxKeys=1)
+        if not page.get("KeyCount", 0) and not page.get("Contents"):
+            await self.s3.call("put_object", parent, Bucket=bucket, Key=key + "/", Body=b"",
+                               ContentType=_DIR_CONTENT_TYPE, **self._write_kwargs(parent))
+            self._checked_dirs.discard(parent)
+
+    def _forget_dirs(self, root: str) -> None:
+        self._checked_dirs = {d for d in self._checked_dirs if not paths.is_within(d, root)}
+
+    # --- request options hooks (encryption plugs in here) ---------------------------------
+
+    def _write_kwargs(self, path: str) -> dict[str, Any]:
+        return {}
+
+    def _read_kwargs(self, path: str) -> dict[str, Any]:
+        return {}
+
+    def _copy_kwargs(self, src: str, dst: str) -> dict[str, Any]:
+        return {}
+
+    # --- reading -----------------------------------------------------------------------
+
+    async def _cat_file(self, path: str, start: int | None = None, end: int | None = None,
+                        **kwargs: Any) -> bytes:
+        path = self._norm(path)
+        bucket, key = paths.split(path)
+        if not key:
+            raise is_a_directory(path, "a bucket is a directory, not a file")
+        try:
+            if start is None and end is None:
+                chunks = [c async for c in self.s3.get_object_stream(
+                    path, bucket, key, **self._read_kwargs(path))]
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if (start or 0) < 0 or (end is not None and end < 0) or end is None:
+                size = (await self._info(path))["size"]
+                start = 0 if start is None else (start + size if start < 0 else start)
+                end = size if end is None else (end + size if end < 0 else min(end, size))
+            return await self.s3.read_range(path, bucket, key, start or 0, end,
+                                            **self._read_kwargs(path))
+        except FileNotFoundError:
+            if await self._dir_probe(path, bucket, key) is not None:
+                raise is_a_directory(path, "open a file below it, or use ls") from None
+            raise
+
+    async def _get_file(self, rpath: str, lpath: str, callback=None, **kwargs: Any) -> None:
+        rpath = self._norm(rpath)
+        if os.path.isdir(lpath):
+            return
+        bucket, key = paths.split(rpath)
+        directory = os.path.dirname(os.path.abspath(lpath))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".emrfs-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                async for chunk in self.s3.get_object_stream(rpath, bucket, key,
+                                                              **self._read_kwargs(rpath)):
+                    f.write(chunk)
+                    if callback is not None:
+                        callback.relative_update(len(chunk))
+            os.replace(tmp, lpath)  # nothing half-written is left at lpath
+        except FileNotFoundError:
+            os.unlink(tmp)
+            if await self._dir_probe(rpath, bucket, key) is not None:
+                raise is_a_directory(rpath, "use get(recursive=True) for directories") from None
+            raise
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    # --- writing -------------------------------------------------------------------------
+
+    async def _pipe_file(self, path: str, value: bytes, mode: str = "overwrite",
+                         **kwargs: Any) -> None:
+        path = self._norm(path)
+        bucket, key = paths.split(path)
+        await self._check_write_target(path)
+        extra: dict[str, Any] = dict(self._write_kwargs(path))
+        if mode == "create":
+            extra["IfNoneMatch"] = "*"
+        if len(value) <= self.options.s3.part_size:
+            await self.s3.call("put_object", path, Bucket=bucket, Key=key, Body=value, **extra)
+        else:
+            await self._upload_multipart(path, bucket, key, _bytes_parts(value, self.options.s3.part_size),
+                                         if_none_match=mode == "create")
+        await self._after_create(path)
+
+    async def _put_file(self, lpath: str, rpath: str, callback=None, mode: str = "overwrite",
+                        **kwargs: Any) -> None:
+        if os.path.isdir(lpath):
+            await self._makedirs(rpath, exist_ok=True)
+            return
+        rpath = self._norm(rpath)
+        bucket, key = paths.split(rpath)
+        await self._check_write_target(rpath)
+        size = os.path.getsize(lpath)
+        part_size = self.options.s3.part_size
+        with open(lpath, "rb") as f:
+            if size <= part_size:
+                extra = dict(self._write_kwargs(rpath))
+                if mode == "create":
+                    extra["IfNoneMatch"] = "*"
+                await self.s3.call("put_object", rpath, Bucket=bucket, Key=key, Body=f.read(),
+                                   **extra)
+            else:
+                await self._upload_multipart(rpath, bucket, key, _file_parts(f, size, part_size),
+                                             if_none_match=mode == "create")
+        if callback is not None:
+            callback.relative_update(size)
+        await self._after_create(rpath)
+
+    async def _upload_multipart(self, path: str, bucket: str, key: str, parts,
+                                if_none_match: bool = False) -> dict:
+        """Upload an iterable of part bytes with bounded memory and concurrency."""
+        upload = self._new_upload(path, bucket, key, if_none_match=if_none_match)
+        await upload.start()
+        in_flight: set[asyncio.Task] = set()
+        try:
+            for number, data in enumerate(parts, start=1):
+                if len(in_flight) >= self.options.s3.upload_concurrency:
+                    done, in_flight = await asyncio.wait(in_flight,
+                                                         return_when=asyncio.FIRST_COMPLETED)
+                    for t in done:
+                        t.result()
+                in_flight.add(asyncio.ensure_future(upload.upload_part(number, data)))
+            if in_flight:
+                for t in await asyncio.gather(*in_flight, return_exceptions=True):
+                    if isinstance(t, BaseException):
+                        raise t
+        except BaseException:
+            for t in in_flight:
+                t.cancel()
+            await upload.abort()
+            raise
+        return await upload.complete()
+
+    def _new_upload(self, path: str, bucket: str, key: str, *, if_none_match: bool = False
+                    ) -> MultipartUpload:
+        return MultipartUpload(self.s3, path, bucket, key, create_kwargs=self._write_kwargs(path),
+                               part_kwargs=self._part_kwargs(path),
+                               concurrency=self.options.s3.upload_concurrency,
+                               if_none_match=if_none_match)
+
+    def _part_kwargs(self, path: str) -> dict[str, Any]:
+        return {}
+
+    def _open(self, path: str, mode: str = "rb", block_size: int | None = None,
+              autocommit: bool = True, cache_options: dict | None = None, **kwargs: Any):
+        from .files import EmrFile
+
+        path = self._norm(path)
+        if "b" not in mode:
+            raise ValueError(f"emrfs opens files in binary mode; got mode {mode!r} for {path!r}")
+        return EmrFile(self, path, mode, block_size=block_size, autocommit=autocommit,
+                       cache_options=cache_options, **kwargs)
+
+    # --- copy, move, delete ------------------------------------------------------------
+
+    async def _cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        path1, path2 = self._norm(path1), self._norm(path2)
+        info = await self._info(path1)
+        if info["type"] == "directory":
+            await self._makedirs(path2, exist_ok=True)
+            return
+        await self._check_write_target(path2)
+        await self._copy_object(path1, path2, info["size"])
+        await self._after_create(path2)
+
+    async def _copy_object(self, src: str, dst: str, size: int) -> None:
+        await self._copy_key(*paths.split(src), *paths.split(dst), size)
+
+    async def _copy_key(self, sb: str, sk: str, db: str, dk: str, size: int) -> None:
+        """Server-side copy of one key (raw keys: markers keep their trailing slash)."""
+        src, dst = f"{sb}/{sk}", f"{db}/{dk}"
+        source = {"Bucket": sb, "Key": sk}
+        extra = self._copy_kwargs(src, dst)
+        if size <= self.options.s3.copy_threshold:
+            await self.s3.call("copy_object", f"{src} -> {dst}", Bucket=db, Key=dk,
+                               CopySource=source, **extra)
+            return
+        upload = self._new_upload(dst, db, dk)
+        await upload.start()
+        try:
+            await asyncio.gather(*(
+                upload.copy_part(n, source, start, end, **_copy_part_kwargs(extra))
+                for n, (start, end) in enumerate(
+                    part_ranges(size, self.options.s3.copy_part_size), start=1)))
+        except BaseException:
+            await upload.abort()
+            raise
+        await upload.complete()
+
+    async def _mv(self, path1, path2, recursive: bool = False, maxdepth=None, **kwargs) -> None:
+        """HDFS rename: a file or a whole directory; into ``path2`` if it is a directory."""
+        if isinstance(path1, list):
+            for p in path1:
+                await self._mv(p, path2, recursive=recursive, **kwargs)
+            return
+        src, dst = self._norm(path1), self._norm(path2)
+        if src == dst:
+            return
+        if not paths.split(src)[1] or not paths.split(dst)[1]:
+            raise InvalidPathError(f"cannot rename {src!r} to {dst!r}: buckets cannot be "
+                                   "renamed, and nothing can replace one", src)
+        info = await self._info(src)
+        try:
+            dinfo = await self._info(dst)
+        except FileNotFoundError:
+            dinfo = None
+        if dinfo is not None and dinfo["type"] == "directory":
+            dst = paths.join(dst, paths.basename(src))
+            try:
+                dinfo = await self._info(dst)
+            except FileNotFoundError:
+                dinfo = None
+        if info["type"] == "file":
+            if dinfo is not None and dinfo["type"] == "directory":
+                raise is_a_directory(dst, f"cannot replace a directory with file {src!r}")
+            await self._check_parents(dst)
+            await self._copy_object(src, dst, info["size"])
+            await self._after_create(dst)
+            sb, sk = paths.split(src)
+            await self.s3.call("delete_object", src, Bucket=sb, Key=sk)
+            await self._keep_parent(src)
+            return
+        if paths.is_within(dst, src):
+            raise InvalidPathError(f"cannot move directory {src!r} into itself ({dst!r})", src)
+        if dinfo is not None:
+            raise exists(dst, f"cannot move directory {src!r} over an existing file")
+        await self._check_parents(dst)
+        await self._move_tree(src, dst)
+
+    mv = sync_wrapper(_mv)
+
+    async def _move_tree(self, src: str, dst: str) -> None:
+        """Copy every object under ``src`` to ``dst`` in parallel, then delete the sources."""
+        sb, sk = paths.split(src)
+        db, dk = paths.split(dst)
+        objects: list[dict] = []
+        async for page in list_pages(self.s3, src, sb, sk + "/", delimiter=None):
+            objects.extend(page.get("Contents", ()))
+        semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
+
+        async def copy_one(obj: dict) -> None:
+            rel = obj["Key"][len(sk) + 1:]
+            async with semaphore:
+                await self._copy_key(sb, obj["Key"], db, f"{dk}/{rel}", obj["Size"])
+
+        emrfs_marker = sk + paths.EMRFS_FOLDER_SUFFIX
+        if not objects:
+            # an empty directory marked only by EMRFS's $folder$: stays an empty directory
+            await self.s3.call("put_object", dst, Bucket=db, Key=dk + "/", Body=b"",
+                               ContentType=_DIR_CONTENT_TYPE, **self._write_kwargs(dst))
+        await asyncio.gather(*(copy_one(o) for o in objects if not o["Key"].endswith("/")
+                               or o["Key"] == sk + "/"))
+        # markers of subdirectories (dir/ keys) copied as-is keep empty dirs empty dirs
+        await asyncio.gather(*(copy_one(o) for o in objects
+                               if o["Key"].endswith("/") and o["Key"] != sk + "/"))
+        await self._after_create(dst)
+        await self._delete_keys(src, sb, [o["Key"] for o in objects] + [sk + "/", emrfs_marker])
+        self._forget_dirs(src)
+        await self._keep_parent(src)
+
+    async def _rm_file(self, path: str, **kwargs: Any) -> None:
+        await self._rm(path)
+
+    async def _rm(self, path, recursive: bool = False, maxdepth: int | None = None,
+                  **kwargs: Any) -> None:
+        if maxdepth is not None:
+            return await super()._rm(path, recursive=recursive, maxdepth=maxdepth, **kwargs)
+        targets = path if isinstance(path, list) else [path]
+        expanded: list[str] = []
+        for p in targets:
+            stripped = self._strip_protocol(p)
+            if paths.has_magic(stripped):
+                expanded.extend(await self._glob(stripped))
+            else:
+                expanded.append(self._norm(stripped))
+        by_bucket: dict[str, list[str]] = defaultdict(list)
+        buckets: list[str] = []
+        removed: list[str] = []
+        for p in sorted(set(expanded), key=len):
+            if any(paths.is_within(p, r) and p != r for r in removed if recursive):
+                continue
+            bucket, key = paths.split(p)
+            info = await self._info(p)
+            if info["type"] == "file":
+                by_bucket[bucket].append(key)
+            else:
+                page = await self.s3.call("list_objects_v2", p, Bucket=bucket,
+                                          Prefix=key + "/" if key else "", MaxKeys=2)
+                has_children = any(o["Key"] != key + "/" for o in page.get("Contents", [])) \
+                    or bool(page.get("CommonPrefixes"))
+                if has_children and not recursive:
+                    raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
+                if has_children:
+                    async for lp in list_pages(self.s3, p, bucket, key + "/" if key else "",
+                                               delimiter=None):
+                        by_bucket[bucket].extend(o["Key"] for o in lp.get("Contents", ()))
+                if key:
+                    by_bucket[bucket].extend(paths.marker_keys(key))
+                else:
+                    buckets.append(bucket)
+                self._forget_dirs(p)
+            removed.append(p)
+        await asyncio.gather(*(self._delete_keys(b, b, keys) for b, keys in by_bucket.items()))
+        for bucket in buckets:
+            await self.s3.call("delete_bucket", bucket, Bucket=bucket)
+        for parent in {paths.parent(p) for p in removed if paths.split(p)[1]}:
+            if not any(paths.is_within(parent, r) for r in removed):
+                await self._keep_parent(parent + "/x")
+        self.invalidate_cache()
+
+    async def _delete_keys(self, path: str, bucket: str, keys: list[str]) -> None:
+        keys = list(dict.fromkeys(keys))
+        batches = [keys[i:i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
+        semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
+
+        async def one(batch: list[str]) -> None:
+            async with semaphore:
+                response = await self.s3.call(
+                    "delete_objects", path, Bucket=bucket,
+                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+            errors = response.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise EmrfsError(
+                    f"S3 refused to delete {len(errors)} of {len(batch)} objects under "
+                    f"{path!r}, e.g. {bucket}/{first.get('Key')}: {first.get('Code')} "
+                    f"{first.get('Message')}; run the delete again", path, code=first.get("Code"))
+
+        await asyncio.gather(*(one(b) for b in batches))
+
+    # --- misc ----------------------------------------------------------------------------
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        super().invalidate_cache(path)
+
+    async def _close(self) -> None:
+        await self.s3.close()
+
+
+def _bytes_parts(value: bytes, part_size: int):
+    view = memoryview(value)
+    for start, end in part_ranges(len(value), part_size):
+        yield bytes(view[start:end])
+
+
+def _file_parts(f, size: int, part_size: int):
+    for start, end in part_ranges(size, part_size):
+        yield f.read(end - start)
+
+
+def _copy_part_kwargs(copy_kwargs: dict[str, Any]) -> dict[str, Any]:
+    # UploadPartCopy takes the source/destination SSE-C keys but no metadata directives
+    allowed = ("SSECustomerAlgorithm", "SSECustomerKey", "SSECustomerKeyMD5",
+               "CopySourceSSECustomerAlgorithm", "CopySourceSSECustomerKey",
+               "CopySourceSSECustomerKeyMD5")
+    return {k: v for k, v in copy_kwargs.items() if k in allowed}

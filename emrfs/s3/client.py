@@ -1,0 +1,216 @@
+"""The only code that speaks to S3: an aiobotocore client with our retry and error policy.
+
+* One client per process and event loop, created on first use and dropped
+  (not closed: its sockets belong to the parent) after ``fork``, so
+  multiprocessing and dask's process workers never hang on a dead loop.
+* Request-level retries (throttling, 5xx, dropped connections) are botocore's
+  "standard" mode with ``s3.max_attempts``.  Streaming bodies that break
+  mid-read are retried here, from the byte where they broke.
+* Every error leaves through :func:`emrfs.errors.map_s3_errors`, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..config import S3Options
+from ..errors import ConfigurationError, TransportError, is_retryable, map_s3_errors
+
+logger = logging.getLogger("emrfs.s3")
+
+#: botocore's own checksum computation costs a pass over every byte and is not
+#: required by S3; ETags and our own checks cover integrity.
+_CHECKSUM_MODE = "when_required"
+
+
+class S3Client:
+    """Lazily created, fork-aware aiobotocore S3 client bound to one options set."""
+
+    def __init__(self, options: S3Options, *, sleep=asyncio.sleep):
+        self.options = options
+        self._sleep = sleep
+        self._client = None
+        self._context = None
+        self._pid = os.getpid()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+        if options.require_tls and not (options.endpoint_url or "https://").lower().startswith("https://"):
+            raise ConfigurationError(
+                f"s3.require_tls is on but the endpoint {options.endpoint_url!r} is not https://",
+                "s3.endpoint_url")
+
+    # --- lifecycle -------------------------------------------------------------
+
+    def _stale(self) -> bool:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        return self._pid != os.getpid() or (self._client is not None and loop is not self._loop)
+
+    async def get(self):
+        """The live client for this process and loop."""
+        if self._stale():
+            # After fork (or on another loop) the old client's connector is unusable;
+            # forget it without closing: closing would touch the parent's sockets.
+            self._client = self._context = None
+            self._lock = None
+            self._pid = os.getpid()
+        if self._client is not None:
+            return self._client
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._client is None:
+                self._context = self._make_context()
+                self._client = await self._context.__aenter__()
+                self._loop = asyncio.get_running_loop()
+                weakref.finalize(self, _close_at_exit, self._loop, self._context, os.getpid())
+        return self._client
+
+    def _make_context(self):
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+        from botocore import UNSIGNED
+
+        o = self.options
+        style = o.addressing_style
+        if style == "auto" and o.endpoint_url:
+            style = "path"  # local and S3-compatible endpoints rarely have wildcard DNS
+        config = AioConfig(
+            retries={"max_attempts": o.max_attempts, "mode": "standard"},
+            connect_timeout=o.connect_timeout,
+            read_timeout=o.read_timeout,
+            max_pool_connections=o.max_pool_connections,
+            s3={"addressing_style": style},
+            signature_version=UNSIGNED if o.anon else None,
+            request_checksum_calculation=_CHECKSUM_MODE,
+            response_checksum_validation=_CHECKSUM_MODE,
+        )
+        session = get_session()
+        if o.profile:
+            session.set_config_variable("profile", o.profile)
+        kwargs: dict[str, Any] = {"config": config}
+        if o.endpoint_url:
+            kwargs["endpoint_url"] = o.endpoint_url
+        kwargs["region_name"] = o.region or os.environ.get("AWS_REGION") \
+            or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        if o.access_key_id:
+            kwargs["aws_access_key_id"] = o.access_key_id
+            kwargs["aws_secret_access_key"] = o.secret_access_key
+            if o.session_token:
+                kwargs["aws_session_token"] = o.session_token
+        if o.ca_bundle:
+            kwargs["verify"] = o.ca_bundle
+        return session.create_client("s3", **kwargs)
+
+    async def close(self) -> None:
+        if self._context is not None and not self._stale():
+            context, self._context, self._client = self._context, None, None
+            await context.__aexit__(None, None, None)
+
+    # --- calls -------------------------------------------------------------------
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> dict:
+        """``client.<method>(**kwargs)`` with errors translated for ``path``."""
+        client = await self.get()
+        with map_s3_errors(path):
+            return await getattr(client, method)(**kwargs)
+
+    async def read_range(self, path: str, bucket: str, key: str, start: int, end: int,
+                         **kwargs: Any) -> bytes:
+        """Bytes ``[start, end)`` of an object; a body that breaks is resumed, not restarted."""
+        if end <= start:
+            return b""
+        parts: list[bytes] = []
+        got = 0
+        attempt = 0
+        while True:
+            rng = f"bytes={start + got}-{end - 1}"
+            response = await self.call("get_object", path, Bucket=bucket, Key=key, Range=rng,
+                                       **kwargs)
+            body = response["Body"]
+            try:
+                async with body:
+                    while True:
+                        chunk = await body.read(4 * 1024 * 1024)
+                        if not chunk:
+                            break
+                        parts.append(chunk)
+                        got += len(chunk)
+            except Exception as exc:  # noqa: BLE001 - classified just below
+                if not is_retryable(exc) or attempt + 1 >= self.options.max_attempts:
+                    with map_s3_errors(path):
+                        raise
+                attempt += 1
+                logger.info("read of %s broke at byte %d (%s); resuming", path, start + got, exc)
+                await self._sleep(self.backoff(attempt))
+                continue
+            if got < end - start and response.get("ContentLength", 0) == 0:
+                break
+            if got >= end - start:
+                break
+            # short read without an error: the server closed early; resume from there
+            attempt += 1
+            if attempt >= self.options.max_attempts:
+                raise TransportError(
+                    f"S3 kept ending the body of {path!r} early (got {got} of {end - start} "
+                    "bytes); check the endpoint", path)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def get_object_stream(self, path: str, bucket: str, key: str,
+                                chunk_size: int = 8 * 1024 * 1024,
+                                **kwargs: Any) -> AsyncIterator[bytes]:
+        """The whole object as chunks, resuming from the last byte if the body breaks."""
+        got = 0
+        attempt = 0
+        total: int | None = None
+        while total is None or got < total:
+            extra = dict(kwargs)
+            if got:
+                extra["Range"] = f"bytes={got}-"
+            response = await self.call("get_object", path, Bucket=bucket, Key=key, **extra)
+            if total is None:
+                total = response.get("ContentLength", 0)
+            body = response["Body"]
+            try:
+                async with body:
+                    while True:
+                        chunk = await body.read(chunk_size)
+                        if not chunk:
+                            break
+                        got += len(chunk)
+                        yield chunk
+            except Exception as exc:  # noqa: BLE001
+                if not is_retryable(exc) or attempt + 1 >= self.options.max_attempts:
+                    with map_s3_errors(path):
+                        raise
+                attempt += 1
+                await self._sleep(self.backoff(attempt))
+                continue
+            if got < total:
+                attempt += 1
+                if attempt >= self.options.max_attempts:
+                    raise TransportError(f"S3 kept ending the body of {path!r} early", path)
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Full-jitter exponential backoff for retry number ``attempt`` (1-based)."""
+        cap = min(self.options.retry_max_seconds,
+                  self.options.retry_base_seconds * (2 ** (attempt - 1)))
+        return (rng or random).uniform(0, cap)
+
+
+def _close_at_exit(loop: asyncio.AbstractEventLoop, context, pid: int) -> None:
+    """Close a client whose owner was collected (or at exit), if its loop still runs."""
+    if pid != os.getpid() or loop.is_closed() or not loop.is_running():
+        return
+    try:
+        asyncio.run_coroutine_threadsafe(context.__aexit__(None, None, None), loop).result(2)
+    except Exception:  # noqa: BLE001 - best effort at shutdown
+        pass

@@ -1,0 +1,97 @@
+"""Listing: paginate ListObjectsV2 and turn pages into files and directories.
+
+Directories come from three sources: common prefixes (a key below), ``dir/``
+markers (S3A, console, emrfs) and ``dir_$folder$`` markers (EMRFS).  The
+page-to-entries step is pure so it can be tested without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..paths import DIR_MARKER_SUFFIX, EMRFS_FOLDER_SUFFIX, implied_dirs, marker_dir
+from ..status import StatusFactory
+from .client import S3Client
+
+
+async def list_pages(client: S3Client, path: str, bucket: str, prefix: str, *,
+                     delimiter: str | None = "/", max_keys: int | None = None,
+                     page_size: int = 1000) -> AsyncIterator[dict[str, Any]]:
+    """ListObjectsV2 pages under ``prefix``; stops after ``max_keys`` entries if given."""
+    token = None
+    seen = 0
+    while True:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix,
+                                  "MaxKeys": min(page_size, max_keys or page_size)}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        if token:
+            kwargs["ContinuationToken"] = token
+        page = await client.call("list_objects_v2", path, **kwargs)
+        yield page
+        seen += page.get("KeyCount", 0)
+        token = page.get("NextContinuationToken")
+        if not page.get("IsTruncated") or not token or (max_keys and seen >= max_keys):
+            return
+
+
+@dataclass
+class Listing:
+    """Entries of one directory (delimited) or one subtree (recursive)."""
+
+    files: dict[str, dict] = field(default_factory=dict)
+    dirs: dict[str, dict] = field(default_factory=dict)
+    #: markers seen for the listed directory itself
+    self_marker: str | None = None
+
+    def entries(self) -> list[dict]:
+        out = list(self.dirs.values()) + [f for n, f in self.files.items() if n not in self.dirs]
+        return sorted(out, key=lambda e: e["name"])
+
+    @property
+    def empty(self) -> bool:
+        return not self.files and not self.dirs
+
+
+def add_page(listing: Listing, bucket: str, dir_key: str, page: dict,
+             status: StatusFactory, *, recursive: bool, withdirs: bool = True) -> None:
+    """Fold one ListObjectsV2 page for directory ``dir_key`` ('' = bucket root) into ``listing``."""
+    own_markers = (dir_key + DIR_MARKER_SUFFIX, dir_key + EMRFS_FOLDER_SUFFIX) if dir_key else ()
+    for obj in page.get("Contents", ()):
+        key = obj["Key"]
+        if key in own_markers:
+            listing.self_marker = key
+            continue
+        as_dir = marker_dir(key)
+        if as_dir is not None and as_dir != dir_key:
+            _add_dir(listing, status, f"{bucket}/{as_dir}", obj.get("LastModified"), key)
+            if recursive and withdirs:
+                for d in implied_dirs(as_dir + "/x", dir_key):
+                    _add_dir(listing, status, f"{bucket}/{d}")
+            continue
+        if as_dir == dir_key:
+            continue
+        name = f"{bucket}/{key}"
+        listing.files[name] = status.file(
+            name, obj.get("Size", 0), etag=obj.get("ETag"), last_modified=obj.get("LastModified"),
+            storage_class=obj.get("StorageClass"))
+        if recursive and withdirs:
+            for d in implied_dirs(key, dir_key):
+                _add_dir(listing, status, f"{bucket}/{d}")
+    for cp in page.get("CommonPrefixes", ()):
+        prefix = cp["Prefix"].rstrip("/")
+        if prefix and prefix != dir_key:
+            _add_dir(listing, status, f"{bucket}/{prefix}")
+
+
+def _add_dir(listing: Listing, status: StatusFactory, name: str, mtime=None,
+             marker: str | None = None) -> None:
+    existing = listing.dirs.get(name)
+    if existing is None or (marker and not existing.get("marker")):
+        listing.dirs[name] = status.directory(name, last_modified=mtime, marker=marker)
+
+
+def keys_under(pages: Iterable[dict]) -> list[str]:
+    return [obj["Key"] for page in pages for obj in page.get("Contents", ())]
