@@ -103,6 +103,11 @@ CaseFactory = Callable[[CaseContext], Case]
 
 # ---------------------------------------------------------------- measuring
 
+def say(message: str) -> None:
+    """Print at once: a long run's tables reach a redirected stdout as each case ends."""
+    print(message, flush=True)
+
+
 class _CpuMeter:
     """CPU seconds of the server process (or None when it is not ours to see)."""
 
@@ -252,7 +257,7 @@ class Bench:
 
 
 def run_case(case: Case, bench: Bench, rounds: int,
-             log: Callable[[str], None] = print) -> dict:
+             log: Callable[[str], None] = say) -> dict:
     """Run one case; returns its JSON-shaped result."""
     rows: dict[str, dict] = {}
     runnable: list[Variant] = []
@@ -424,7 +429,7 @@ class Registry:
             return names
         return [n for n, f in self._flags.items() if f is None or getattr(args, f, False)]
 
-    def run(self, argv: list[str] | None = None, log: Callable[[str], None] = print) -> dict:
+    def run(self, argv: list[str] | None = None, log: Callable[[str], None] = say) -> dict:
         """Parse ``argv``, run the selected cases, print tables; returns the JSON report."""
         args = self.parser().parse_args(argv)
         if args.list:
@@ -448,9 +453,8 @@ class Registry:
                 result = run_case(case, bench, args.rounds, log)
                 report["cases"].append(result)
                 log(format_case(result) + "\n")
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(report, f, indent=1, default=str)
+                if args.json:  # after every case, so a long run that is cut short keeps its cases
+                    _write_json(args.json, report)
         return report
 
     def main(self, argv: list[str] | None = None) -> int:
@@ -460,6 +464,13 @@ class Registry:
         if failed:
             print("failed: " + ", ".join(failed), file=sys.stderr)
         return 1 if failed else 0
+
+
+def _write_json(path: str, report: dict) -> None:
+    partial = path + ".partial"
+    with open(partial, "w") as f:
+        json.dump(report, f, indent=1, default=str)
+    os.replace(partial, path)
 
 
 def _versions() -> dict:
