@@ -448,9 +448,14 @@ class Registry:
             report["server"] = {"kind": server.kind, "endpoint_url": server.endpoint_url}
             ctx = CaseContext(args, server.kind)
             for name in names:
-                case = self.factories[name](ctx)
                 log(f"== {name}")
-                result = run_case(case, bench, args.rounds, log)
+                try:
+                    result = run_case(self.factories[name](ctx), bench, args.rounds, log)
+                except Exception as exc:  # set-up failed: report it, go on with the next case
+                    log(f"  {name} failed:\n{traceback.format_exc()}")
+                    report["cases"].append({"case": name, "error": f"{type(exc).__name__}: {exc}",
+                                            "variants": []})
+                    continue
                 report["cases"].append(result)
                 log(format_case(result) + "\n")
                 if args.json:  # after every case, so a long run that is cut short keeps its cases
@@ -459,8 +464,9 @@ class Registry:
 
     def main(self, argv: list[str] | None = None) -> int:
         report = self.run(argv)
-        failed = [f"{c['case']}/{v['variant']}" for c in report["cases"]
-                  for v in c["variants"] if v["status"] == "failed"]
+        failed = [c["case"] for c in report["cases"] if "error" in c]
+        failed += [f"{c['case']}/{v['variant']}" for c in report["cases"]
+                   for v in c["variants"] if v["status"] == "failed"]
         if failed:
             print("failed: " + ", ".join(failed), file=sys.stderr)
         return 1 if failed else 0

@@ -41,6 +41,7 @@ def test_every_case_runs_and_reports(tmp_path):
 
 def _check_report(report: dict, counted: bool) -> None:
     for case in report["cases"]:
+        assert "error" not in case, case
         rows = {row["variant"]: row for row in case["variants"]}
         assert case["reference"] in rows, case["case"]
         failed = {name: row["reason"] for name, row in rows.items() if row["status"] == "failed"}
