@@ -70,6 +70,9 @@ class S3Options:
                                doc="most bytes one sequential read-ahead GET fetches")
     part_size: int = opt(32 * MiB, "fs.s3.multipart.part.size", "multipart.part_size",
                          doc="multipart upload part size (5 MiB to 5 GiB)")
+    multipart_threshold: int = opt(256 * MiB, "fs.s3.multipart.threshold",
+                                   doc="data already in memory or on local disk up to this size"
+                                       " goes up in one PUT (S3 allows 5 GiB)")
     upload_concurrency: int = opt(4, doc="parts of one file uploaded at once")
     copy_threshold: int = opt(5 * GiB, "fs.s3.multipart.copy.threshold",
                               doc="objects larger than this are copied with UploadPartCopy")
@@ -113,6 +116,10 @@ class ConsistencyOptions:
                                      doc="how long delete tombstones live")
     dynamodb_endpoint: str | None = opt(None, "fs.s3.consistent.dynamodb.endpoint",
                                         doc="DynamoDB endpoint; default: the S3 endpoint")
+    dynamodb_max_retries: int = opt(9, "fs.s3.consistent.dynamodb.maxRetries",
+                                    doc="retries of a throttled DynamoDB call (as S3Guard's 9)")
+    dynamodb_retry_base_seconds: float = opt(0.1, "fs.s3.consistent.dynamodb.retryBaseSeconds",
+                                             doc="first throttling backoff; doubles, jittered")
 
 
 @dataclass(frozen=True)
@@ -177,6 +184,12 @@ class CacheOptions:
                                   doc="fraction of each disk kept free")
     encrypt: bool = opt(False, "fs.s3.cache.encrypt", doc="encrypt blocks at rest")
     prefetch_blocks: int = opt(2, "fs.s3.cache.prefetch", doc="blocks read ahead sequentially")
+    verify: str = opt("always", "fs.s3.cache.verify",
+                      doc="'always': checksum every read; 'open': first read of a chunk per "
+                          "process")
+    key_file: str | None = opt(None, "fs.s3.cache.keyFile",
+                               doc="0600 key file of an encrypted cache; default: "
+                                   "~/.config/emrfs/cache-<hash of the directories>.key")
 
 
 @dataclass(frozen=True)
@@ -314,7 +327,8 @@ def lookup(name: str, source: str = "storage options") -> OptionSpec:
 def coerce(spec: OptionSpec, value: Any, name: str, source: str) -> Any:
     """Parse ``value`` (often a string from XML/env) into the option's type."""
     kind = spec.type
-    allowed = getattr(kind, "__args__", (kind,))
+    allowed = (kind,) if getattr(kind, "__origin__", None) is tuple else \
+        getattr(kind, "__args__", (kind,))
     if value is None and type(None) in allowed:
         return None
     base = next((t for t in allowed if t is not type(None)), str)

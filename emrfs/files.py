@@ -199,16 +199,18 @@ class EmrFile(AbstractBufferedFile):
         extra = dict(self.fs._write_kwargs(self.path))
         if self.mode == "xb":
             extra["IfNoneMatch"] = "*"
-        sync(self.fs.loop, self.fs.s3.call, "put_object", self.path, Bucket=self.bucket,
-             Key=self.key, Body=data, **extra)
+        response = sync(self.fs.loop, self.fs.s3.call, "put_object", self.path,
+                        Bucket=self.bucket, Key=self.key, Body=data, **extra)
         sync(self.fs.loop, self.fs._after_create, self.path)
+        sync(self.fs.loop, self.fs._record_file, self.path, len(data), response)
 
     def _complete(self) -> None:
         if not self._upload.parts:  # an empty multipart body: S3 needs one part
             sync(self.fs.loop, self._upload.upload_part, 1, b"")
-        sync(self.fs.loop, self._upload.complete)
+        response = sync(self.fs.loop, self._upload.complete)
         self._upload = None
         sync(self.fs.loop, self.fs._after_create, self.path)
+        sync(self.fs.loop, self.fs._record_file, self.path, self.loc, response)
 
     def _abort(self) -> None:
         for future in self._parts_in_flight:

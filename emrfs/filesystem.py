@@ -9,9 +9,11 @@ Hadoop file status, atomic exclusive create.  Protocol detail lives in
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import logging
 import os
 import tempfile
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -84,6 +86,39 @@ class EmrFileSystem(AsyncFileSystem):
         # Directories this instance has checked (not files) and whose markers it
         # removed: a bulk write into one directory pays for the checks once.
         self._checked_dirs: set[str] = set()
+        self._views: dict = {}  # ConsistencyOptions -> ConsistentView
+
+    # --- the consistent view ---------------------------------------------------------
+
+    def _view(self, path: str):
+        """The consistent view in force for ``path``, or None when it is off there."""
+        options = self.options.for_path(path)
+        if not options.consistency.enabled:
+            return None
+        view = self._views.get(options.consistency)
+        if view is None:
+            from .consistency.view import ConsistentView
+
+            view = self._views[options.consistency] = ConsistentView.from_options(options)
+        return view
+
+    async def _record_file(self, path: str, size: int, response: dict | None) -> None:
+        view = self._view(path)
+        if view is not None:
+            response = response or {}
+            await view.record_file(path, size, response.get("ETag"), response.get("VersionId"),
+                                   int(time.time() * 1000))
+
+    def _as_status(self, info: dict) -> dict:
+        """Info from the metadata table (no Hadoop fields yet) as a full status record."""
+        if "permission" in info:
+            return info
+        mtime = info.get("mtime")
+        moment = _dt.datetime.fromtimestamp(mtime, _dt.timezone.utc) if mtime else None
+        if info["type"] == "directory":
+            return self.status.directory(info["name"], last_modified=moment)
+        return self.status.file(info["name"], info["size"], etag=info.get("ETag"),
+                                last_modified=moment, version_id=info.get("VersionId"))
 
     # --- fork safety ---------------------------------------------------------------
 
@@ -129,16 +164,25 @@ class EmrFileSystem(AsyncFileSystem):
         if not key:
             await self.s3.call("head_bucket", path, Bucket=bucket)
             return self.status.bucket(bucket)
+        view = self._view(path)
+        if view is None:
+            found = await self._s3_info(path, bucket, key)
+        else:
+            found = await view.info(path, lambda: self._s3_info(path, bucket, key))
+            found = self._as_status(found) if found is not None else None
+        if found is None:
+            raise not_found(path)
+        return found
+
+    async def _s3_info(self, path: str, bucket: str, key: str) -> dict | None:
+        """What S3 alone says about ``path`` (None: nothing there)."""
         try:
             head = await self.s3.call("head_object", path, Bucket=bucket, Key=key,
                                       **self._read_kwargs(path))
             return self._file_from_head(path, head)
         except FileNotFoundError:
             pass
-        found = await self._dir_probe(path, bucket, key)
-        if found is None:
-            raise not_found(path)
-        return found
+        return await self._dir_probe(path, bucket, key)
 
     def _file_from_head(self, path: str, head: dict) -> dict[str, Any]:
         return self.status.file(
@@ -183,16 +227,24 @@ class EmrFileSystem(AsyncFileSystem):
                        for b in response.get("Buckets", [])]
             return entries if detail else [e["name"] for e in entries]
         bucket, key = paths.split(path)
+        view = self._view(path)
+        if view is None:
+            entries = await self._s3_ls(path, bucket, key)
+        else:
+            entries = [self._as_status(e) for e in
+                       await view.ls(path, lambda: self._s3_ls(path, bucket, key))]
+        if not entries:
+            info = await self._info(path)  # a file, an empty directory, or nothing
+            entries = [info] if info["type"] == "file" else []
+        return entries if detail else [e["name"] for e in entries]
+
+    async def _s3_ls(self, path: str, bucket: str, key: str) -> list[dict]:
+        """One directory's children as S3 lists them (delimited LIST)."""
         listing = Listing()
         prefix = key + "/" if key else ""
         async for page in list_pages(self.s3, path, bucket, prefix, delimiter="/"):
             add_page(listing, bucket, key, page, self.status, recursive=False)
-        if listing.empty and listing.self_marker is None:
-            info = await self._info(path)
-            entries = [info] if info["type"] == "file" else []
-        else:
-            entries = listing.entries()
-        return entries if detail else [e["name"] for e in entries]
+        return listing.entries()
 
     async def _find(self, path: str, maxdepth: int | None = None, withdirs: bool = False,
                     detail: bool = False, prefix: str = "", **kwargs: Any):
@@ -283,6 +335,9 @@ class EmrFileSystem(AsyncFileSystem):
         await self.s3.call("put_object", path, Bucket=bucket, Key=key + "/", Body=b"",
                            ContentType=_DIR_CONTENT_TYPE, **self._write_kwargs(path))
         await self._after_create(path)
+        view = self._view(path)
+        if view is not None:
+            await view.record_directory(path)
 
     async def _make_bucket(self, path: str, bucket: str, region: str | None) -> None:
         kwargs: dict[str, Any] = {"Bucket": bucket}
@@ -332,6 +387,9 @@ class EmrFileSystem(AsyncFileSystem):
         if any(o["Key"] != key + "/" for o in page.get("Contents", [])):
             raise not_empty(path, "rmdir removes only empty directories; use rm(recursive=True)")
         await self._delete_keys(path, bucket, list(paths.marker_keys(key)))
+        view = self._view(path)
+        if view is not None:
+            await view.record_delete_tree(path)
         self._forget_dirs(path)
         await self._keep_parent(path)
 
@@ -471,12 +529,15 @@ class EmrFileSystem(AsyncFileSystem):
         extra: dict[str, Any] = dict(self._write_kwargs(path))
         if mode == "create":
             extra["IfNoneMatch"] = "*"
-        if len(value) <= self.options.s3.part_size:
-            await self.s3.call("put_object", path, Bucket=bucket, Key=key, Body=value, **extra)
+        if len(value) <= max(self.options.s3.part_size, self.options.s3.multipart_threshold):
+            response = await self.s3.call("put_object", path, Bucket=bucket, Key=key, Body=value,
+                                          **extra)
         else:
-            await self._upload_multipart(path, bucket, key, _bytes_parts(value, self.options.s3.part_size),
-                                         if_none_match=mode == "create")
+            response = await self._upload_multipart(
+                path, bucket, key, _bytes_parts(value, self.options.s3.part_size),
+                if_none_match=mode == "create")
         await self._after_create(path)
+        await self._record_file(path, len(value), response)
 
     async def _put_file(self, lpath: str, rpath: str, callback=None, mode: str = "overwrite",
                         **kwargs: Any) -> None:
@@ -489,18 +550,21 @@ class EmrFileSystem(AsyncFileSystem):
         size = os.path.getsize(lpath)
         part_size = self.options.s3.part_size
         with open(lpath, "rb") as f:
-            if size <= part_size:
+            if size <= max(part_size, self.options.s3.multipart_threshold):
                 extra = dict(self._write_kwargs(rpath))
                 if mode == "create":
                     extra["IfNoneMatch"] = "*"
-                await self.s3.call("put_object", rpath, Bucket=bucket, Key=key, Body=f.read(),
-                                   **extra)
+                # the open file streams; botocore rewinds it for a retry
+                response = await self.s3.call("put_object", rpath, Bucket=bucket, Key=key,
+                                              Body=f, ContentLength=size, **extra)
             else:
-                await self._upload_multipart(rpath, bucket, key, _file_parts(f, size, part_size),
-                                             if_none_match=mode == "create")
+                response = await self._upload_multipart(
+                    rpath, bucket, key, _file_parts(f, size, part_size),
+                    if_none_match=mode == "create")
         if callback is not None:
             callback.relative_update(size)
         await self._after_create(rpath)
+        await self._record_file(rpath, size, response)
 
     async def _upload_multipart(self, path: str, bucket: str, key: str, parts,
                                 if_none_match: bool = False) -> dict:
@@ -556,21 +620,22 @@ class EmrFileSystem(AsyncFileSystem):
             await self._makedirs(path2, exist_ok=True)
             return
         await self._check_write_target(path2)
-        await self._copy_object(path1, path2, info["size"])
+        etag = await self._copy_object(path1, path2, info["size"])
         await self._after_create(path2)
+        await self._record_file(path2, info["size"], {"ETag": etag})
 
-    async def _copy_object(self, src: str, dst: str, size: int) -> None:
-        await self._copy_key(*paths.split(src), *paths.split(dst), size)
+    async def _copy_object(self, src: str, dst: str, size: int) -> str | None:
+        return await self._copy_key(*paths.split(src), *paths.split(dst), size)
 
-    async def _copy_key(self, sb: str, sk: str, db: str, dk: str, size: int) -> None:
+    async def _copy_key(self, sb: str, sk: str, db: str, dk: str, size: int) -> str | None:
         """Server-side copy of one key (raw keys: markers keep their trailing slash)."""
         src, dst = f"{sb}/{sk}", f"{db}/{dk}"
         source = {"Bucket": sb, "Key": sk}
         extra = self._copy_kwargs(src, dst)
         if size <= self.options.s3.copy_threshold:
-            await self.s3.call("copy_object", f"{src} -> {dst}", Bucket=db, Key=dk,
-                               CopySource=source, **extra)
-            return
+            response = await self.s3.call("copy_object", f"{src} -> {dst}", Bucket=db, Key=dk,
+                                          CopySource=source, **extra)
+            return response.get("CopyObjectResult", {}).get("ETag")
         upload = self._new_upload(dst, db, dk)
         await upload.start()
         try:
@@ -581,7 +646,7 @@ class EmrFileSystem(AsyncFileSystem):
         except BaseException:
             await upload.abort()
             raise
-        await upload.complete()
+        return (await upload.complete()).get("ETag")
 
     async def _mv(self, path1, path2, recursive: bool = False, maxdepth=None, **kwargs) -> None:
         """HDFS rename: a file or a whole directory; into ``path2`` if it is a directory."""
@@ -610,10 +675,14 @@ class EmrFileSystem(AsyncFileSystem):
             if dinfo is not None and dinfo["type"] == "directory":
                 raise is_a_directory(dst, f"cannot replace a directory with file {src!r}")
             await self._check_parents(dst)
-            await self._copy_object(src, dst, info["size"])
+            etag = await self._copy_object(src, dst, info["size"])
             await self._after_create(dst)
+            await self._record_file(dst, info["size"], {"ETag": etag})
             sb, sk = paths.split(src)
             await self.s3.call("delete_object", src, Bucket=sb, Key=sk)
+            view = self._view(src)
+            if view is not None:
+                await view.record_delete(src)
             await self._keep_parent(src)
             return
         if paths.is_within(dst, src):
@@ -634,10 +703,14 @@ class EmrFileSystem(AsyncFileSystem):
             objects.extend(page.get("Contents", ()))
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
 
+        copied: dict[str, tuple[int, str | None]] = {}
+
         async def copy_one(obj: dict) -> None:
             rel = obj["Key"][len(sk) + 1:]
             async with semaphore:
-                await self._copy_key(sb, obj["Key"], db, f"{dk}/{rel}", obj["Size"])
+                etag = await self._copy_key(sb, obj["Key"], db, f"{dk}/{rel}", obj["Size"])
+            if rel and not rel.endswith("/"):
+                copied[f"{db}/{dk}/{rel}"] = (obj["Size"], etag)
 
         emrfs_marker = sk + paths.EMRFS_FOLDER_SUFFIX
         if not objects:
@@ -650,7 +723,18 @@ class EmrFileSystem(AsyncFileSystem):
         await asyncio.gather(*(copy_one(o) for o in objects
                                if o["Key"].endswith("/") and o["Key"] != sk + "/"))
         await self._after_create(dst)
+        view = self._view(dst)
+        if view is not None:
+            from .consistency.store import Entry
+
+            rows = {p: Entry.file(p, size, etag) for p, (size, etag) in copied.items()}
+            await view.record_copy(src, dst, rows)
+            await view.record_files(rows.values())
         await self._delete_keys(src, sb, [o["Key"] for o in objects] + [sk + "/", emrfs_marker])
+        source_view = self._view(src)
+        if source_view is not None:
+            await source_view.record_delete_tree(
+                src, [f"{sb}/{o['Key']}".rstrip("/") for o in objects])
         self._forget_dirs(src)
         await self._keep_parent(src)
 
@@ -672,6 +756,7 @@ class EmrFileSystem(AsyncFileSystem):
         by_bucket: dict[str, list[str]] = defaultdict(list)
         buckets: list[str] = []
         removed: list[str] = []
+        removed_dirs: list[str] = []
         for p in sorted(set(expanded), key=len):
             if any(paths.is_within(p, r) and p != r for r in removed if recursive):
                 continue
@@ -694,15 +779,33 @@ class EmrFileSystem(AsyncFileSystem):
                     by_bucket[bucket].extend(paths.marker_keys(key))
                 else:
                     buckets.append(bucket)
+                removed_dirs.append(p)
                 self._forget_dirs(p)
             removed.append(p)
         await asyncio.gather(*(self._delete_keys(b, b, keys) for b, keys in by_bucket.items()))
+        await self._record_deletes(removed, removed_dirs, by_bucket)
         for bucket in buckets:
             await self.s3.call("delete_bucket", bucket, Bucket=bucket)
         for parent in {paths.parent(p) for p in removed if paths.split(p)[1]}:
             if not any(paths.is_within(parent, r) for r in removed):
                 await self._keep_parent(parent + "/x")
         self.invalidate_cache()
+
+    async def _record_deletes(self, removed: list[str], removed_dirs: list[str],
+                              by_bucket: dict[str, list[str]]) -> None:
+        """Tombstones for what ``_rm`` deleted from S3 (after S3 said it was gone)."""
+        for root in removed:
+            view = self._view(root)
+            if view is None:
+                continue
+            if root in removed_dirs:
+                bucket = paths.split(root)[0]
+                keys = [f"{bucket}/{k}".rstrip("/") for k in by_bucket.get(bucket, ())
+                        if paths.is_within(f"{bucket}/{k}".rstrip("/"), root)
+                        and paths.marker_dir(k) is None]
+                await view.record_delete_tree(root, keys)
+            else:
+                await view.record_delete(root)
 
     async def _delete_keys(self, path: str, bucket: str, keys: list[str]) -> None:
         keys = list(dict.fromkeys(keys))

@@ -16,7 +16,7 @@ MiB = 1024 * 1024
 @pytest.fixture
 def small_parts(emrfs_endpoint):
     return EmrFileSystem(endpoint_url=emrfs_endpoint, part_size="5MiB", upload_concurrency=2,
-                         skip_instance_cache=True)
+                         multipart_threshold="5MiB", skip_instance_cache=True)
 
 
 def test_multipart_write_and_ranged_reads(small_parts, bucket, emrfs_s3):

@@ -1,0 +1,22 @@
+"""The local block cache and the ephemeral tier (local disk only; no S3 here).
+
+* :mod:`.blocks`    pure block arithmetic
+* :mod:`.store`     block files: placement, atomic writes, checksums, pins, LRU
+* :mod:`.reader`    read-through of one object version over an async ``fetch``
+* :mod:`.ephemeral` files and directories kept only in local blocks
+* :mod:`.matching`  which paths are ephemeral (pure)
+* :mod:`.stats`     counters per directory
+* :mod:`.layer`     :class:`~.layer.LocalCache`, built from :class:`emrfs.config.Options`
+
+How the filesystem uses it::
+
+    lc = LocalCache(options)                       # once per filesystem instance
+    r = lc.reader(ObjectIdentity(path, size, etag=..., version_id=...),
+                  fetch,                           # async fetch(start, end) -> bytes
+                  sealed=is_cse)                   # CSE objects: always sealed at rest
+    data = r.read_cached(off, n)                   # warm: no loop, no fetch; None on a miss
+    data = await r.read(off, n)                    # read-through
+    lc.invalidate(path)                            # after an overwrite/delete through emrfs
+    if lc.is_ephemeral(path): lc.tier.<verb>(...)  # ls/info/open_read/open_write/rename/delete
+    with lc.tier.open_for_upload(path) as src: ... # stream to S3 on a rename out of the tier
+"""

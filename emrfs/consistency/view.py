@@ -1,0 +1,224 @@
+"""The consistent view as the filesystem uses it: async, one call per step.
+
+The filesystem owns the S3 calls and their order; :class:`ConsistentView`
+owns the metadata side.  Blocking store calls run in ``asyncio.to_thread``.
+Every ``record_*`` is called *after* the S3 call it records has succeeded, so
+a crash in between leaves S3 ahead of the table, which ``emrfs diff`` reports
+and ``emrfs sync`` mends, and nothing is lost:
+
+======================  ================================================================
+write / multipart       S3 PUT (or CompleteMultipartUpload) -> ``record_file``
+mkdir                   S3 marker PUT -> ``record_directory``
+delete file(s)          S3 DELETE -> ``record_delete``
+delete directory        S3 DELETEs of every key -> ``record_delete_tree(dir, keys)``
+copy                    S3 COPY of every key -> ``record_copy``
+rename (file or dir)    S3 COPY of every key -> ``record_copy`` -> S3 DELETE of the
+                        sources -> ``record_delete_tree(src, source keys)``
+info / open             ``info(path, probe)`` where ``probe`` does the S3 HEAD
+ls                      ``ls(path, probe)`` where ``probe`` does the S3 LIST
+======================  ================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from .checker import Verdict, check_listing, check_path, run_with_policy
+from .policy import RetryPolicy, policy_from_options
+from .sink import InconsistencySink, LoggingSink
+from .store import Entry, MetadataStore
+from .sync import entry_from_info
+
+__all__ = ["ConsistentView"]
+
+
+class _Batch:
+    """Writes waiting for the next batched put (one per event loop)."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[list[Entry], asyncio.Future]] = []
+        self.flusher: asyncio.Task | None = None
+
+InfoProbe = Callable[[], Awaitable["dict | None"]]
+ListProbe = Callable[[], Awaitable["list[dict]"]]
+
+
+class ConsistentView:
+    """Metadata bookkeeping and read checks for one filesystem instance.
+
+    Parameters
+    ----------
+    store
+        Any :class:`MetadataStore` (DynamoDB in production, in-memory in tests).
+    policy
+        Retry policy for reads that disagree (:func:`policy_from_options`).
+    throw
+        Raise :class:`~emrfs.errors.ConsistencyError` when retries run out
+        (``consistency.throw_exception_on_inconsistency``), else return S3's view.
+    etag_verification, fast_list
+        ``consistency.etag_verification`` and ``consistency.fast_list``.
+    sink
+        Where inconsistencies are reported (the log by default).
+    sleep, clock
+        Injectable for tests.
+    """
+
+    def __init__(self, store: MetadataStore, policy: RetryPolicy, *, throw: bool = True,
+                 etag_verification: bool = True, fast_list: bool = True,
+                 sink: InconsistencySink | None = None,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 clock: Callable[[], float] = time.monotonic):
+        self.store = store
+        self.policy = policy
+        self.throw = throw
+        self.etag_verification = etag_verification
+        self.fast_list = fast_list
+        self.sink = sink if sink is not None else LoggingSink()
+        self.sleep = sleep
+        self.clock = clock
+        self._batches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def from_options(cls, options, store: MetadataStore | None = None, **kwargs) -> ConsistentView:
+        """A view configured by ``options.consistency``; a DynamoDB store unless one is given."""
+        cons = options.consistency
+        if store is None:
+            from .dynamodb import DynamoDBMetadataStore
+
+            store = DynamoDBMetadataStore.from_options(options)
+        kwargs.setdefault("throw", cons.throw_exception_on_inconsistency)
+        kwargs.setdefault("etag_verification", cons.etag_verification)
+        kwargs.setdefault("fast_list", cons.fast_list)
+        return cls(store, policy_from_options(cons), **kwargs)
+
+    # --- mutations: call each after the S3 call succeeded ----------------------------
+
+    async def record_file(self, path: str, size: int, etag: str | None = None,
+                          version_id: str | None = None, mtime_ms: int | None = None) -> None:
+        """Record one written object; returns once the row is stored.
+
+        Calls that arrive while a write is in flight are coalesced into one
+        batched write (writes running concurrently share round trips).
+        """
+        await self._coalesced([Entry.file(path, size, etag, version_id, mtime_ms)])
+
+    async def record_files(self, entries: Iterable[Entry]) -> None:
+        """Many writes at once (batched: one round trip per 25 rows)."""
+        await self._coalesced(list(entries))
+
+    async def _coalesced(self, entries: list[Entry]) -> None:
+        loop = asyncio.get_running_loop()
+        state = self._batches.setdefault(loop, _Batch())
+        done = loop.create_future()
+        state.pending.append((entries, done))
+        if state.flusher is None or state.flusher.done():
+            state.flusher = loop.create_task(self._flush(state))
+        await done
+
+    async def _flush(self, state: _Batch) -> None:
+        while state.pending:
+            await asyncio.sleep(0)  # let writers that are about to call join this batch
+            batch, state.pending = state.pending, []
+            rows = [e for entries, _ in batch for e in entries]
+            try:
+                await asyncio.to_thread(self.store.put_many, rows)
+            except Exception as exc:
+                outcome: BaseException | None = exc
+            else:
+                outcome = None
+            for _, done in batch:
+                if done.done():
+                    continue
+                if outcome is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(outcome)
+
+    async def record_directory(self, path: str) -> None:
+        await asyncio.to_thread(self.store.record_directory, path)
+
+    async def record_delete(self, paths: str | Iterable[str]) -> None:
+        paths = [paths] if isinstance(paths, str) else list(paths)
+        await asyncio.to_thread(self.store.delete_many, paths)
+
+    async def record_delete_tree(self, path: str, deleted: Iterable[str] = ()) -> None:
+        """Tombstones for ``deleted`` (the keys S3 deleted, tracked or not) and for
+        every live row at or below ``path`` (empty directories, rows S3 lacked)."""
+        keys = list(deleted)
+
+        def tombstone() -> None:
+            if keys:
+                self.store.delete_many(keys)
+            self.store.delete_subtree(path)
+
+        await asyncio.to_thread(tombstone)
+
+    async def record_copy(self, src: str, dst: str,
+                          overrides: Mapping[str, Entry] | None = None) -> None:
+        """Rows at ``dst`` for everything recorded at or below ``src``.
+
+        ``overrides`` carries what the copies returned (a multipart copy has a
+        new ETag); keys are destination paths.
+        """
+        await asyncio.to_thread(self.store.copy_subtree, src, dst, overrides)
+
+    # --- checked reads ------------------------------------------------------------------
+
+    async def info(self, path: str, probe: InfoProbe) -> dict | None:
+        """S3's info for ``path`` (``probe`` returns None for not found), checked.
+
+        Returns the info to use, or None when the path does not exist; raises
+        :class:`~emrfs.errors.ConsistencyError` when retries run out.
+        """
+        async def look() -> Verdict:
+            shown = await probe()
+            entry = await asyncio.to_thread(self.store.get, path)
+            return check_path(path, shown, entry, etag_verification=self.etag_verification)
+
+        return await run_with_policy(look, self.policy, operation="info", path=path,
+                                     throw=self.throw, sink=self.sink, sleep=self.sleep,
+                                     clock=self.clock)
+
+    async def ls(self, path: str, probe: ListProbe) -> list[dict]:
+        """The children of directory ``path``, checked against the metadata.
+
+        With ``fast_list`` and an authoritative directory row, the answer comes
+        from the table alone (``probe`` is not called).  After a consistent S3
+        listing, children the table lacks are recorded and the directory is
+        marked authoritative, so the next listing can be fast.
+        """
+        first = await asyncio.to_thread(self.store.list_children, path)
+        if self.fast_list and first.authoritative:
+            return [e.info() for e in first.live]
+        pending = [first]
+
+        async def look() -> Verdict:
+            shown = await probe()
+            listing = pending.pop() if pending else \
+                await asyncio.to_thread(self.store.list_children, path)
+            verdict = check_listing(path, shown, listing,
+                                    etag_verification=self.etag_verification)
+            if verdict.consistent:
+                look.listing = listing  # type: ignore[attr-defined]
+            return verdict
+
+        view = await run_with_policy(look, self.policy, operation="ls", path=path,
+                                     throw=self.throw, sink=self.sink, sleep=self.sleep,
+                                     clock=self.clock)
+        listing = getattr(look, "listing", None)
+        if self.fast_list and listing is not None and listing.entry is not None:
+            await asyncio.to_thread(self._remember, path, view, listing)
+        return view
+
+    def _remember(self, path: str, view: list[dict], listing) -> None:
+        known = {c.path for c in listing.children if c.live}
+        from .. import paths as P
+
+        untracked = [entry_from_info(P.strip_protocol(i["name"]), i) for i in view
+                     if P.strip_protocol(i["name"]) not in known]
+        self.store.put_many(untracked)
+        self.store.mark_authoritative(path)
