@@ -24,7 +24,7 @@ from fsspec.caching import BaseCache, register_cache
 from fsspec.spec import AbstractBufferedFile
 
 from . import paths
-from .errors import EmrfsError, exists, is_a_directory
+from .errors import exists, is_a_directory
 
 logger = logging.getLogger("emrfs.files")
 
@@ -109,20 +109,10 @@ class EmrFile(AbstractBufferedFile):
     # --- reading -------------------------------------------------------------------
 
     def _fetch_range(self, start: int, end: int) -> bytes:
-        extra = self.fs._read_kwargs(self.path)
-        if self._etag:
-            extra = dict(extra, IfMatch=self._etag)  # an overwrite mid-read fails, not mixes
-        try:
-            return sync(self.fs.loop, self.fs.s3.read_range, self.path, self.bucket, self.key,
-                        start, end, **extra)
-        except EmrfsError as exc:
-            if exc.code == "PreconditionFailed":
-                raise EmrfsError(f"{self.path!r} was overwritten while it was being read; "
-                                 "open it again", self.path, code=exc.code) from exc
-            raise
-        except FileExistsError as exc:  # 412 maps to FileExistsError in the table
-            raise EmrfsError(f"{self.path!r} was overwritten while it was being read; "
-                             "open it again", self.path, code="PreconditionFailed") from exc
+        # With the ETag pinned, an overwrite mid-read fails (ChangedError) instead of
+        # mixing two versions; the consistent view retries stale copies first.
+        return sync(self.fs.loop, self.fs._read_range_checked, self.path, self.bucket,
+                    self.key, start, end, self._etag)
 
     # --- writing -------------------------------------------------------------------
 

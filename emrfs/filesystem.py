@@ -22,6 +22,7 @@ from fsspec.asyn import AsyncFileSystem, get_loop, sync_wrapper
 from . import config as _config
 from . import paths
 from .errors import (
+    ConsistencyError,
     EmrfsError,
     InvalidPathError,
     exists,
@@ -30,7 +31,7 @@ from .errors import (
     not_empty,
     not_found,
 )
-from .s3.client import S3Client
+from .s3.client import ChangedError, S3Client
 from .s3.listing import Listing, add_page, list_pages
 from .s3.multipart import MultipartUpload, part_ranges
 from .status import StatusFactory
@@ -479,6 +480,9 @@ class EmrFileSystem(AsyncFileSystem):
         bucket, key = paths.split(path)
         if not key:
             raise is_a_directory(path, "a bucket is a directory, not a file")
+        view = self._view(path)
+        if view is not None:
+            return await self._consistent_cat(view, path, bucket, key, start, end)
         try:
             if start is None and end is None:
                 chunks = [c async for c in self.s3.get_object_stream(
@@ -494,6 +498,42 @@ class EmrFileSystem(AsyncFileSystem):
             if await self._dir_probe(path, bucket, key) is not None:
                 raise is_a_directory(path, "open a file below it, or use ls") from None
             raise
+
+    async def _consistent_cat(self, view, path: str, bucket: str, key: str,
+                              start: int | None, end: int | None) -> bytes:
+        """A read checked against the ETag the metadata records (stale copies retried)."""
+        info = await self._info(path)
+        if info["type"] != "file":
+            raise is_a_directory(path, "open a file below it, or use ls")
+        size = info["size"]
+        start = 0 if start is None else (start + size if start < 0 else start)
+        end = size if end is None else (end + size if end < 0 else min(end, size))
+        return await self._read_range_checked(path, bucket, key, max(0, start), end,
+                                              info.get("ETag"))
+
+    async def _read_range_checked(self, path: str, bucket: str, key: str, start: int,
+                                  end: int, etag: str | None) -> bytes:
+        """Bytes of the version with ``etag``; with the consistent view on, a stale copy is
+        retried by its policy, then :class:`ConsistencyError`."""
+        extra = dict(self._read_kwargs(path))
+        if etag:
+            extra["IfMatch"] = etag
+        view = self._view(path)
+        retry = 0
+        while True:
+            try:
+                return await self.s3.read_range(path, bucket, key, start, end, **extra)
+            except ChangedError as exc:
+                delay = view.policy.delay(retry) if view is not None else None
+                if delay is None:
+                    if view is None:
+                        raise
+                    raise ConsistencyError(
+                        f"{path!r}: S3 kept serving another version than the ETag {etag} "
+                        f"the metadata records, after {retry} retries; if it was overwritten "
+                        "outside emrfs, run `emrfs sync`", path, reason="etag") from exc
+                retry += 1
+                await asyncio.sleep(delay)
 
     async def _get_file(self, rpath: str, lpath: str, callback=None, **kwargs: Any) -> None:
         rpath = self._norm(rpath)

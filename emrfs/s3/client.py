@@ -20,13 +20,30 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..config import S3Options
-from ..errors import ConfigurationError, TransportError, is_retryable, map_s3_errors
+from ..errors import (
+    ConfigurationError,
+    EmrfsError,
+    TransportError,
+    is_retryable,
+    map_s3_errors,
+)
 
 logger = logging.getLogger("emrfs.s3")
 
 #: botocore's own checksum computation costs a pass over every byte and is not
 #: required by S3; ETags and our own checks cover integrity.
 _CHECKSUM_MODE = "when_required"
+
+
+class ChangedError(EmrfsError):
+    """The object's ETag is not the one the read was for (overwritten, or a stale copy)."""
+
+    def __init__(self, path: str, expected: str, got: str | None):
+        super().__init__(
+            f"{path!r} changed while it was read (expected ETag {expected}, S3 served "
+            f"{got or 'another version'}); open it again", path, code="PreconditionFailed")
+        self.expected = expected
+        self.got = got
 
 
 class S3Client:
@@ -133,8 +150,8 @@ class S3Client:
         attempt = 0
         while True:
             rng = f"bytes={start + got}-{end - 1}"
-            response = await self.call("get_object", path, Bucket=bucket, Key=key, Range=rng,
-                                       **kwargs)
+            response = await self._conditional_get(path, Bucket=bucket, Key=key, Range=rng,
+                                                   **kwargs)
             body = response["Body"]
             try:
                 async with body:
@@ -175,7 +192,7 @@ class S3Client:
             extra = dict(kwargs)
             if got:
                 extra["Range"] = f"bytes={got}-"
-            response = await self.call("get_object", path, Bucket=bucket, Key=key, **extra)
+            response = await self._conditional_get(path, Bucket=bucket, Key=key, **extra)
             if total is None:
                 total = response.get("ContentLength", 0)
             body = response["Body"]
@@ -198,6 +215,25 @@ class S3Client:
                 attempt += 1
                 if attempt >= self.options.max_attempts:
                     raise TransportError(f"S3 kept ending the body of {path!r} early", path)
+
+    async def _conditional_get(self, path: str, **kwargs: Any) -> dict:
+        """GET that reports a changed object as :class:`ChangedError` when ``IfMatch`` is set.
+
+        S3 answers 412 to a failed If-Match; an intermediary (a cache, a lagging
+        replica, the fault proxy) may ignore the condition, so the ETag is checked too.
+        """
+        expected = kwargs.get("IfMatch")
+        try:
+            response = await self.call("get_object", path, **kwargs)
+        except FileExistsError as exc:  # the table's reading of 412
+            if expected is None:
+                raise
+            raise ChangedError(path, expected, None) from exc
+        got = response.get("ETag")
+        if expected is not None and got is not None and got.strip('"') != expected.strip('"'):
+            response["Body"].close()
+            raise ChangedError(path, expected, got)
+        return response
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Full-jitter exponential backoff for retry number ``attempt`` (1-based)."""

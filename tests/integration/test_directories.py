@@ -7,6 +7,8 @@ import threading
 
 import pytest
 
+from tests.helpers import record_s3_calls
+
 from emrfs import EmrFileSystem
 
 
@@ -120,16 +122,9 @@ def test_recursive_rm_du_find_glob(fs, bucket):
 def test_glob_sends_the_literal_prefix_to_s3(fs, bucket):
     fs.pipe({f"{bucket}/logs/2026-01-{d:02d}.log": b"x" for d in range(1, 11)})
     fs.pipe({f"{bucket}/logs/other-{i}.log": b"x" for i in range(20)})
-    prefixes = []
-    original = fs.s3.call
-
-    async def spy(method, path, **kwargs):
-        if method == "list_objects_v2":
-            prefixes.append(kwargs.get("Prefix"))
-        return await original(method, path, **kwargs)
-
-    fs.s3.call = spy
+    calls = record_s3_calls(fs, methods_only=False)
     assert len(fs.glob(f"{bucket}/logs/2026-01-0*.log")) == 9
+    prefixes = [kw.get("Prefix") for method, kw in calls if method == "list_objects_v2"]
     assert "logs/2026-01-0" in prefixes
 
 

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from tests.helpers import record_s3_calls
+
 from emrfs import EmrFileSystem
 from emrfs.testing import FaultPolicy, FaultProxy
 from emrfs.testing.faults import Failure
@@ -73,14 +75,7 @@ def test_copy_above_threshold_uses_upload_part_copy(emrfs_endpoint, bucket):
                        copy_part_size="5MiB", skip_instance_cache=True)
     data = os.urandom(11 * MiB)
     fs.pipe_file(f"{bucket}/src", data)
-    calls = []
-    original = fs.s3.call
-
-    async def spy(method, path, **kwargs):
-        calls.append(method)
-        return await original(method, path, **kwargs)
-
-    fs.s3.call = spy
+    calls = record_s3_calls(fs)
     fs.cp(f"{bucket}/src", f"{bucket}/dst")
     assert calls.count("upload_part_copy") == 3
     assert fs.cat_file(f"{bucket}/dst") == data

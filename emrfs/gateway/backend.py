@@ -1,0 +1,136 @@
+"""One way to call any fsspec filesystem from the gateway's event loop.
+
+An :class:`~fsspec.asyn.AsyncFileSystem` is driven through its ``_verb``
+coroutines on the loop it belongs to; a blocking filesystem (local, memory,
+``DirFileSystem``...) runs in worker threads.  File objects are always
+blocking, so writers run in threads whatever the filesystem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any
+
+from fsspec.asyn import AsyncFileSystem
+from fsspec.implementations.dirfs import DirFileSystem
+from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
+
+logger = logging.getLogger("emrfs.gateway")
+
+__all__ = ["Backend", "Writer"]
+
+
+class Backend:
+    """The filesystem the gateway serves, with awaitable verbs.
+
+    ``await backend.call("info", path)`` runs ``fs._info(path)`` on the
+    filesystem's own loop when the filesystem is async and implements it, and
+    ``fs.info(path)`` in a worker thread otherwise.
+    """
+
+    def __init__(self, fs: AbstractFileSystem):
+        self.fs = fs
+        self.is_async = isinstance(fs, AsyncFileSystem) and fs.async_impl
+        if isinstance(fs, DirFileSystem):  # async class, but only as async as what it wraps
+            self.is_async = fs.fs.async_impl
+
+    async def call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
+        if self.is_async:
+            method = getattr(self.fs, "_" + verb, None)
+            if method is not None and inspect.iscoroutinefunction(method):
+                try:
+                    return await self._on_fs_loop(method(*args, **kwargs))
+                except NotImplementedError:
+                    pass  # the base class stub: fall back to the blocking verb
+        return await asyncio.to_thread(getattr(self.fs, verb), *args, **kwargs)
+
+    async def _on_fs_loop(self, coro):
+        loop = getattr(self.fs, "_loop", None)
+        if loop is None or loop is asyncio.get_running_loop():
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    async def thread(self, func, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(func, *args, **kwargs)
+
+    # --- verbs with the shapes the ops need -------------------------------------
+
+    async def info(self, path: str) -> dict:
+        return await self.call("info", path)
+
+    async def exists(self, path: str) -> bool:
+        try:
+            await self.info(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def ls(self, path: str) -> list[dict]:
+        return await self.call("ls", path, detail=True)
+
+    async def read(self, path: str, start: int, end: int) -> bytes:
+        return await self.call("cat_file", path, start=start, end=end)
+
+    async def open_writer(self, path: str) -> Writer:
+        return await asyncio.to_thread(Writer, self.fs, path)
+
+
+class Writer:
+    """A file being written that either commits whole or leaves nothing behind.
+
+    Opened with ``autocommit=False`` where the filesystem supports it (S3-style
+    multipart uploads complete, local temp files move, only on :meth:`commit`);
+    :meth:`abort` discards what was written.  Missing parent directories are
+    created, as HDFS creates them.  Blocking: call from a worker thread.
+    """
+
+    def __init__(self, fs: AbstractFileSystem, path: str):
+        self.fs = fs
+        self.path = path
+        self.bytes_written = 0
+        try:
+            self._file, self._staged = self._open(autocommit=False), True
+        except (TypeError, NotImplementedError, RuntimeError):
+            self._file, self._staged = self._open(autocommit=True), False
+
+    def _open(self, autocommit: bool):
+        kwargs = {} if autocommit else {"autocommit": False}
+        try:
+            return self.fs.open(self.path, "wb", **kwargs)
+        except FileNotFoundError:
+            self.fs.makedirs(self.fs._parent(self.path), exist_ok=True)
+            return self.fs.open(self.path, "wb", **kwargs)
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self.bytes_written += len(data)
+
+    def commit(self) -> None:
+        self._file.close()
+        if self._staged:
+            try:
+                self._file.commit()
+            except FileNotFoundError:  # staged elsewhere; the parent is made on commit
+                self.fs.makedirs(self.fs._parent(self.path), exist_ok=True)
+                self._file.commit()
+
+    def abort(self) -> None:
+        f = self._file
+        try:
+            f.discard()
+        except Exception as exc:  # noqa: BLE001 - best effort on a failure path
+            logger.warning("could not discard partial write of %s: %r", self.path, exc)
+        if isinstance(f, AbstractBufferedFile):
+            f.closed = True  # close() would flush and complete the upload
+        else:
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if not self._staged:
+            try:
+                self.fs.rm(self.path)
+            except Exception:  # noqa: BLE001 - nothing may have been created
+                pass

@@ -1,0 +1,123 @@
+"""Hadoop's own ``FsShell`` (from the jars pyspark ships) against the gateway.
+
+One JVM runs every command (``java/FsShellBatch.java``, launched as a source
+file); skipped when pyspark or a JDK is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+# needs pyspark's jars and a JVM: the same CI group as the Spark tests
+pytestmark = [pytest.mark.spark, pytest.mark.integration]
+
+HERE = Path(__file__).parent
+
+
+def pyspark_jars() -> Path | None:
+    try:
+        import pyspark
+    except ImportError:
+        return None
+    jars = Path(pyspark.__file__).parent / "jars"
+    return jars if any(jars.glob("hadoop-client-api-*.jar")) else None
+
+
+def run_shell(url: str, commands: list[list[str]], workdir: Path, user: str = "carol",
+              conf_extra: dict[str, str] | None = None):
+    """Run FsShell command lines against ``url``; returns [(exit code, output)] per command."""
+    jars, java = pyspark_jars(), shutil.which("java")
+    if jars is None or java is None:
+        pytest.skip("needs pyspark (its Hadoop jars) and a JDK")
+    conf = workdir / "hadoop-conf"
+    conf.mkdir(exist_ok=True)
+    props = {"fs.defaultFS": url, **(conf_extra or {})}
+    (conf / "core-site.xml").write_text("<configuration>" + "".join(
+        f"<property><name>{k}</name><value>{v}</value></property>" for k, v in props.items())
+        + "</configuration>")
+    argv = [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+            "-cp", f"{conf}{os.pathsep}{jars}/*", str(HERE / "java" / "FsShellBatch.java")]
+    for i, command in enumerate(commands):
+        argv += (["--"] if i else []) + command
+    env = dict(os.environ, HADOOP_USER_NAME=user)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env,
+                          cwd=workdir)
+    results, lines = [], []
+    for line in proc.stdout.splitlines():
+        if line.startswith("@@EXIT "):
+            results.append((int(line.split()[1]), "\n".join(lines)))
+            lines = []
+        else:
+            lines.append(line)
+    assert len(results) == len(commands), proc.stdout + proc.stderr
+    return results, proc.stderr
+
+
+def test_fsshell_ls_put_cat_mv_append_rm(served_one, gateway, tmp_path):
+    served = served_one
+    local = tmp_path / "local.txt"
+    local.write_text("hello from hadoop\n")
+    more = tmp_path / "more.txt"
+    more.write_text("appended\n")
+    base = f"/{served.bucket}/shell"
+    url = gateway.url.replace("http://", "webhdfs://")
+    results, stderr = run_shell(url, [
+        ["-mkdir", "-p", f"{base}/d"],
+        ["-put", str(local), f"{base}/d/a.txt"],
+        ["-ls", f"{base}/d"],
+        ["-cat", f"{base}/d/a.txt"],
+        ["-mv", f"{base}/d", f"{base}/e"],
+        ["-appendToFile", str(more), f"{base}/e/a.txt"],
+        ["-cat", f"{base}/e/a.txt"],
+        ["-ls", "/"],
+        ["-rm", "-r", f"{base}/e"],
+        ["-test", "-e", f"{base}/e"],
+        ["-put", str(local), f"{base}/d/a.txt"],  # the parent moved away: HDFS refuses
+        ["-mkdir", "-p", f"{base}/d"],
+        ["-put", str(local), f"{base}/d/a.txt"],
+        ["-checksum", f"{base}/d/a.txt"],
+    ], tmp_path)
+    codes = [code for code, _ in results]
+    assert codes == [0] * 9 + [1, 1, 0, 0, 0], stderr
+    assert "carol" in results[2][1] and f"{base}/d/a.txt" in results[2][1]
+    assert results[3][1] == "hello from hadoop"
+    assert results[6][1] == "hello from hadoop\nappended"
+    assert f"/{served.bucket}" in results[7][1]
+    assert served.read_raw(f"{base}/d/a.txt".lstrip("/")) == b"hello from hadoop\n"
+    assert "MD5-of-0MD5-of-512CRC32" in results[13][1]  # Hadoop parsed our FileChecksum
+
+
+def test_fsshell_sends_the_token_through_oauth2(tmp_path):
+    import fsspec
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    from emrfs.gateway import serve_in_thread
+
+    served = tmp_path / "served"
+    (served / "bucket").mkdir(parents=True)
+    local = tmp_path / "in.txt"
+    local.write_text("guarded\n")
+    fs = DirFileSystem(str(served), fs=fsspec.filesystem("file"))
+    with serve_in_thread(fs, token="sesame") as gateway:
+        def oauth(secret: str) -> dict[str, str]:
+            return {
+                "dfs.webhdfs.oauth2.enabled": "true",
+                "dfs.webhdfs.oauth2.access.token.provider":
+                    "org.apache.hadoop.hdfs.web.oauth2.ConfCredentialBasedAccessTokenProvider",
+                "dfs.webhdfs.oauth2.refresh.url": f"{gateway.url}/oauth2/token",
+                "dfs.webhdfs.oauth2.client.id": "hadoop",
+                "dfs.webhdfs.oauth2.credential": secret,
+            }
+        url = gateway.url.replace("http://", "webhdfs://")
+        good, _ = run_shell(url, [["-put", str(local), "/bucket/in.txt"],
+                                  ["-cat", "/bucket/in.txt"]], tmp_path, conf_extra=oauth("sesame"))
+        (tmp_path / "hadoop-conf" / "core-site.xml").unlink()
+        bad, stderr = run_shell(url, [["-ls", "/bucket"]], tmp_path, conf_extra=oauth("wrong"))
+    assert [code for code, _ in good] == [0, 0] and good[1][1] == "guarded"
+    assert (served / "bucket" / "in.txt").read_text() == "guarded\n"
+    assert bad[0][0] != 0
