@@ -4,16 +4,24 @@
 * ``emrfs_s3`` (session): a raw boto3 S3 client on that endpoint (the side channel).
 * ``emrfs_bucket`` (function): a fresh uuid-named bucket, emptied and removed after.
 * ``emrfs_fs`` (function): an ``EmrFileSystem`` on that endpoint, no instance cache.
+* ``emrfs_localstack`` (session): URL of a running LocalStack
+  (``EMRFS_TEST_LOCALSTACK``, else ``http://127.0.0.1:4566`` if it answers);
+  tests marked ``@pytest.mark.localstack`` skip with the reason when none is up.
 * ``emrfs_fault_proxy`` (function): a :class:`~emrfs.testing.faults.FaultProxy` in
   front of that endpoint, injecting nothing until the test calls ``set_policy``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
+
+LOCALSTACK_DEFAULT_URL = "http://127.0.0.1:4566"
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +77,45 @@ def emrfs_fs(emrfs_endpoint):
 
     fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True)
     yield fs
+
+
+def localstack_status() -> tuple[str | None, str]:
+    """(URL of a LocalStack that answers its health check, or None; why not)."""
+    url = (os.environ.get("EMRFS_TEST_LOCALSTACK") or LOCALSTACK_DEFAULT_URL).rstrip("/")
+    try:
+        with urllib.request.urlopen(url + "/_localstack/health", timeout=2) as resp:
+            json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        named = "EMRFS_TEST_LOCALSTACK" in os.environ
+        return None, (f"LocalStack is not answering at {url} ({exc}); start it with "
+                      "`python localstack/launch.py` (or docker compose -f "
+                      "localstack/compose.yaml up)" + ("" if named else
+                      ", or name it with EMRFS_TEST_LOCALSTACK"))
+    return url, ""
+
+
+_localstack_probe: list[tuple[str | None, str]] = []
+
+
+def _localstack_once() -> tuple[str | None, str]:
+    if not _localstack_probe:  # probe once per session: a dead port costs up to 2 s
+        _localstack_probe.append(localstack_status())
+    return _localstack_probe[0]
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("localstack") is not None:
+        url, reason = _localstack_once()
+        if url is None:
+            pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def emrfs_localstack():
+    url, reason = _localstack_once()
+    if url is None:
+        pytest.skip(reason)
+    return url
 
 
 @pytest.fixture

@@ -1,0 +1,138 @@
+"""The benchmark harness must not rot: every case runs with tiny sizes, one round.
+
+Checks the shape of the report and the tables, never speeds.
+"""
+
+from __future__ import annotations
+
+import http.client
+import urllib.parse
+
+import pytest
+
+from benchmarks import bench_s3
+from benchmarks.harness import Case, Variant, format_case, summarise
+from benchmarks.proxy import CountingProxy
+
+TINY = ["--rounds", "1", "--size-mib", "1", "--small-count", "6", "--list-count", "12",
+        "--parquet-rows", "500", "--stream-mib", "2", "--threads", "2", "--concurrency", "4"]
+STREAM_CASES = [name for name in bench_s3.REGISTRY.factories if name.startswith("stream_")]
+
+
+@pytest.mark.integration
+def test_every_case_runs_and_reports(tmp_path):
+    out = tmp_path / "bench.json"
+    report = bench_s3.REGISTRY.run(TINY + ["--json", str(out)], log=lambda _: None)
+    # The streaming cases spawn a child per variant: run them without the counting
+    # pass, to keep this test in seconds (the pass is checked on every other case).
+    streamed = bench_s3.REGISTRY.run(TINY + ["--cases", ",".join(STREAM_CASES), "--no-count"],
+                                     log=lambda _: None)
+
+    assert [c["case"] for c in report["cases"] + streamed["cases"]] \
+        == list(bench_s3.REGISTRY.factories)
+    assert out.read_text().startswith("{")
+    for case in streamed["cases"]:
+        for row in case["variants"]:
+            if row["status"] == "ok":
+                assert 0 < row["base_rss_mib"] <= row["peak_rss_mib"], row["variant"]
+    _check_report(report, counted=True)
+    _check_report(streamed, counted=False)
+
+
+def _check_report(report: dict, counted: bool) -> None:
+    for case in report["cases"]:
+        assert "error" not in case, case
+        rows = {row["variant"]: row for row in case["variants"]}
+        assert case["reference"] in rows, case["case"]
+        failed = {name: row["reason"] for name, row in rows.items() if row["status"] == "failed"}
+        assert not failed, (case["case"], failed)
+        for name, row in rows.items():
+            if row["status"] == "skipped":
+                assert row["reason"], (case["case"], name)
+                continue
+            assert row["median"] > 0 and row["spread"] == 0.0  # one round
+            assert row["client_cores"] >= 0 and row["server_cores"] >= 0
+            if not counted:
+                assert "traffic" not in row
+                continue
+            assert row["traffic"]["requests"] >= 1, (case["case"], name)
+            if case["case"] == "large_write":  # the whole object went out
+                assert row["traffic"]["bytes_to_server"] >= case["amount"], name
+            if case["case"] == "large_read":
+                assert row["traffic"]["bytes_from_server"] >= case["amount"], name
+        if rows[case["reference"]]["status"] == "ok":
+            assert rows[case["reference"]]["ratio"] == pytest.approx(1.0)
+        table = format_case(case)
+        assert table.count("\n| ") == len(rows) + 1  # header + one line per variant
+        assert f"### {case['case']} " in table
+
+
+def test_summary_is_median_spread_and_ratio():
+    case = Case("c", "MB/s", 100e6, reference="a", variants=[])
+    samples = [{"seconds": s, "client_cpu": s / 2, "server_cpu": s} for s in (1.0, 2.0, 4.0)]
+    out = summarise(case, samples)
+    assert out["median"] == pytest.approx(50.0)            # 100 MB / 2 s
+    assert out["spread"] == pytest.approx((100 - 25) / 50)
+    assert out["client_cores"] == pytest.approx(0.5) and out["server_cores"] == pytest.approx(1.0)
+    timed = summarise(Case("t", "s", 1, reference="a", variants=[]), samples)
+    assert timed["median"] == pytest.approx(2.0)
+
+
+@pytest.mark.integration
+def test_proxy_counts_requests_and_chunked_bodies(emrfs_endpoint, emrfs_s3, emrfs_bucket):
+    import boto3
+
+    with CountingProxy(emrfs_endpoint) as proxy:
+        s3 = boto3.client("s3", endpoint_url=proxy.url, region_name="us-east-1")
+        proxy.reset()
+        for i in range(3):
+            s3.put_object(Bucket=emrfs_bucket, Key=f"k{i}", Body=b"x" * 1000)
+        assert s3.get_object(Bucket=emrfs_bucket, Key="k1")["Body"].read() == b"x" * 1000
+        seen = proxy.snapshot()
+        assert dict(seen.requests) == {"PUT": 3, "GET": 1}
+        assert seen.bytes_to_server > 3000 and seen.bytes_from_server > 1000
+
+        # A chunked body on a kept-alive connection, then a second request on it.
+        host = urllib.parse.urlsplit(proxy.url)
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=10)
+        proxy.reset()
+        conn.request("PUT", f"/{emrfs_bucket}/chunked", body=iter([b"ab" * 500, b"cd" * 500]),
+                     encode_chunked=True)
+        assert conn.getresponse().read() is not None
+        conn.close()
+        assert proxy.snapshot().requests == {"PUT": 1}
+    body = emrfs_s3.get_object(Bucket=emrfs_bucket, Key="chunked")["Body"].read()
+    assert body == b"ab" * 500 + b"cd" * 500
+
+
+@pytest.mark.integration
+def test_rounds_rotate_the_order(emrfs_endpoint):
+    from benchmarks.harness import Bench, run_case
+    from benchmarks.servers import Server
+
+    calls: list[str] = []
+
+    def variant(name):
+        return Variant(name, lambda env: lambda: calls.append(name))
+
+    case = Case("order", "ops/s", 1, reference="a",
+                variants=[variant("a"), variant("b"), variant("c")])
+    with Bench(Server("moto", emrfs_endpoint, None)) as bench:
+        result = run_case(case, bench, rounds=3, log=lambda _: None)
+    assert calls[:9] == list("abc" "bca" "cab")
+    assert calls[9:] == list("abc")  # the counting pass
+    assert all(row["traffic"]["requests"] == 0 for row in result["variants"])
+
+
+@pytest.mark.integration
+def test_runs_against_seaweedfs():
+    from benchmarks.seaweedfs import find_weed
+
+    try:
+        find_weed()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    report = bench_s3.REGISTRY.run(TINY + ["--server", "seaweedfs", "--cases", "list_keys"],
+                                   log=lambda _: None)
+    assert report["server"]["kind"] == "seaweedfs"
+    _check_report(report, counted=True)
