@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from fsspec.asyn import AsyncFileSystem, get_loop, sync_wrapper
+from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wrapper
 
 from . import config as _config
 from . import paths
@@ -90,7 +90,9 @@ class EmrFileSystem(AsyncFileSystem):
         self.blocksize = o.read_block_size
         # Directories this instance has checked (not files) and whose markers it
         # removed: a bulk write into one directory pays for the checks once.
-        self._checked_dirs: set[str] = set()
+        self._checked_dirs: set[str] = set()  # directories whose markers are cleared
+        self._not_files: set[str] = set()     # ancestors known not to be files
+        self._inflight: dict = {}             # checks under way, shared by concurrent writers
         self._views: dict = {}  # ConsistencyOptions -> ConsistentView
         self._cached = CachedIO(self)  # block cache (emrfs.cached_io)
         self._tiers = EphemeralRoutes(self, self._cached)  # ephemeral paths (emrfs.tiers)
@@ -138,6 +140,8 @@ class EmrFileSystem(AsyncFileSystem):
             if not self.asynchronous:
                 self._loop = get_loop()
             self._checked_dirs = set()
+            self._not_files = set()
+            self._inflight = {}
         return self._loop
 
     # --- paths -----------------------------------------------------------------------
@@ -423,9 +427,17 @@ class EmrFileSystem(AsyncFileSystem):
 
     # --- write checks and markers -----------------------------------------------------------
 
+    async def _once(self, key: tuple, make) -> Any:
+        """Run ``make()`` once per ``key`` at a time; concurrent callers share its result."""
+        task = self._inflight.get(key)
+        if task is None:
+            task = self._inflight[key] = asyncio.ensure_future(make())
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return await asyncio.shield(task)
+
     async def _check_parents(self, path: str) -> None:
-        """Refuse to create ``path`` below a file; cached per directory."""
-        unchecked = [d for d in paths.ancestors(path) if d not in self._checked_dirs]
+        """Refuse to create ``path`` below a file; one HEAD per directory per instance."""
+        unchecked = [d for d in paths.ancestors(path) if d not in self._not_files]
         if not unchecked:
             return
 
@@ -435,22 +447,56 @@ class EmrFileSystem(AsyncFileSystem):
                 await self.s3.call("head_object", d, Bucket=b, Key=k, **self._read_kwargs(d))
                 return True
             except FileNotFoundError:
+                self._not_files.add(d)
                 return False
 
-        results = await asyncio.gather(*(is_file(d) for d in unchecked))
+        results = await asyncio.gather(*(self._once(("is_file", d), lambda d=d: is_file(d))
+                                         for d in unchecked))
         for d, blocked in zip(unchecked, results):
             if blocked:
                 raise not_a_directory(path, f"{d!r} is a file, so nothing can be created below it")
 
-    async def _check_write_target(self, path: str, *, must_not_exist: bool = False) -> None:
-        """Before writing a file: not the root or a bucket, not a directory, not below a file."""
+    async def _check_write_target(self, path: str, *, dir_checked: bool = False) -> None:
+        """Before writing a file: not the root or a bucket, not a directory, not below a file.
+
+        ``dir_checked``: the caller already knows ``path`` is not a directory (a bulk
+        write listed the parent once instead of probing every name).
+        """
         bucket, key = paths.split(path)
         if not key:
             raise is_a_directory(path, "a bucket cannot be written as a file")
         checks = [self._check_parents(path)]
-        if self.options.s3.create_checks:
+        if self.options.s3.create_checks and not dir_checked:
             checks.append(self._refuse_directory(path, bucket, key))
         await asyncio.gather(*checks)
+
+    async def _pipe(self, path, value=None, batch_size: int | None = None, **kwargs: Any):
+        """Many writes: one listing per parent directory stands in for a probe per name."""
+        if isinstance(path, str):
+            path = {path: value}
+        targets = {self._norm(p): v for p, v in path.items()}
+        dir_checked = False
+        if self.options.s3.create_checks and len(targets) > 1:
+            parents = sorted({paths.parent(p) for p in targets if not self._tiers.owns(p)})
+            listed = await asyncio.gather(*(self._child_dirs(p) for p in parents))
+            subdirs = set().union(*listed) if listed else set()
+            for p in targets:
+                if p in subdirs:
+                    raise is_a_directory(p, "a directory has this name; pick another path")
+            dir_checked = True
+        coros = [self._pipe_file(p, v, _dir_checked=dir_checked, **kwargs)
+                 for p, v in targets.items()]
+        await _run_coros_in_chunks(coros, batch_size=batch_size or self.batch_size, nofiles=True)
+
+    async def _child_dirs(self, parent: str) -> set[str]:
+        bucket, key = paths.split(parent)
+        if not bucket:
+            return set()
+        try:
+            entries = await self._s3_ls(parent, bucket, key)
+        except FileNotFoundError:  # no such bucket: the writes will say so
+            return set()
+        return {e["name"] for e in entries if e["type"] == "directory"}
 
     async def _refuse_directory(self, path: str, bucket: str, key: str) -> None:
         page = await self.s3.call("list_objects_v2", path, Bucket=bucket, Prefix=key + "/",
@@ -464,12 +510,17 @@ class EmrFileSystem(AsyncFileSystem):
         parent = paths.parent(path)
         if parent in self._checked_dirs or not paths.split(parent)[1]:
             return
-        bucket = paths.split(path)[0]
-        keys = [mk for d in paths.ancestors(path) for mk in paths.marker_keys(paths.split(d)[1])]
-        await self._delete_keys(path, bucket, keys)
-        self._checked_dirs.update(paths.ancestors(path))
-        if len(self._checked_dirs) > 100_000:
-            self._checked_dirs.clear()
+
+        async def clear_markers() -> None:
+            bucket = paths.split(path)[0]
+            keys = [mk for d in paths.ancestors(path)
+                    for mk in paths.marker_keys(paths.split(d)[1])]
+            await self._delete_keys(path, bucket, keys)
+            if len(self._checked_dirs) > 100_000:
+                self._checked_dirs.clear()
+            self._checked_dirs.update(paths.ancestors(path))
+
+        await self._once(("markers", parent), clear_markers)
 
     async def _keep_parent(self, path: str) -> None:
         """A child went: if its parent is now empty, write the parent's marker (HDFS keeps it)."""
@@ -486,6 +537,7 @@ class EmrFileSystem(AsyncFileSystem):
 
     def _forget_dirs(self, root: str) -> None:
         self._checked_dirs = {d for d in self._checked_dirs if not paths.is_within(d, root)}
+        self._not_files = {d for d in self._not_files if not paths.is_within(d, root)}
 
     # --- request options hooks (encryption plugs in here) ---------------------------------
 
@@ -589,12 +641,12 @@ class EmrFileSystem(AsyncFileSystem):
     # --- writing -------------------------------------------------------------------------
 
     async def _pipe_file(self, path: str, value: bytes, mode: str = "overwrite",
-                         **kwargs: Any) -> None:
+                         _dir_checked: bool = False, **kwargs: Any) -> None:
         path = self._norm(path)
         if self._tiers.owns(path):
             return await self._tiers.pipe(path, value, mode)
         bucket, key = paths.split(path)
-        await self._check_write_target(path)
+        await self._check_write_target(path, dir_checked=_dir_checked)
         extra: dict[str, Any] = dict(self._write_kwargs(path))
         if mode == "create":
             extra["IfNoneMatch"] = "*"
