@@ -168,6 +168,9 @@ def test_ephemeral_commit_with_cse_and_consistent_view(spark, emrfs_fault_proxy,
         history = emrfs_s3.list_object_versions(Bucket=bucket)
         ever = {v["Key"] for v in history.get("Versions", []) + history.get("DeleteMarkers", [])}
         assert ever and not [k for k in ever if "_temporary" in k], sorted(ever)
+        dynamodb = boto3.client("dynamodb", endpoint_url=proxy.upstream)
+        items = dynamodb.scan(TableName=f"{bucket}-meta")["Items"]  # the consistent view
+        assert len(items) >= len(ever) and "_temporary" not in repr(items)
         data = sorted(k for k in ever if k.endswith(".parquet"))
         assert {k.split("/")[1] for k in data} == {"part=0", "part=1", "part=2", "part=9"}
         for key in data:
