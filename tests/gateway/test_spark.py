@@ -7,6 +7,7 @@ SparkSession for the module; output checked on the served filesystem directly.
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -124,3 +125,62 @@ def test_partitioned_parquet_round_trip(spark, served_gateway, scheme):
     assert not [k for k in written if "_temporary" in k], written  # the committer cleaned up
     if recorded is not None:
         assert recorded() >= len(written)
+
+
+AES_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+def test_ephemeral_commit_with_cse_and_consistent_view(spark, emrfs_fault_proxy, emrfs_s3,
+                                                       tmp_path):
+    """The committer's ``_temporary`` tree stays in the ephemeral tier: no S3 request
+    ever names it, the bucket's version history holds none of it, and what does reach
+    S3 is ciphertext that Spark reads back as the table it wrote."""
+    if not _emrfs_available():
+        pytest.skip("needs emrfs's filesystem")
+    import boto3
+
+    from emrfs.filesystem import EmrFileSystem
+    from emrfs.testing.faults import Failure, FaultPolicy
+    from emrfs.testing.pytest_plugin import empty_and_delete_bucket, new_bucket_name
+
+    proxy = emrfs_fault_proxy
+    bucket = new_bucket_name("emrfs-spark-eph")
+    emrfs_s3.create_bucket(Bucket=bucket)
+    # versioning keeps every key ever written, deleted or not: the side channel below
+    emrfs_s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    # a tripwire: any S3 request whose bucket/key (or LIST prefix) names _temporary fails
+    proxy.set_policy(FaultPolicy(slow_down=Failure(1.0, key_substring="_temporary"), seed=0))
+    fs = EmrFileSystem(
+        endpoint_url=proxy.url, skip_instance_cache=True, consistent=True,
+        consistency={"table_name": f"{bucket}-meta"},
+        cse={"enabled": True, "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+             "aes_key": AES_KEY},
+        cache={"enabled": True, "directories": [str(tmp_path / "c0"), str(tmp_path / "c1")],
+               "block_size": 256 * 1024},
+        ephemeral={"enabled": True})
+    try:
+        with serve_in_thread(fs) as gateway:
+            write_and_read(spark, f"webhdfs://127.0.0.1:{gateway.port}/{bucket}/table")
+        counts = proxy.counters()
+        assert counts.fault("slow_down") == 0, dict(counts.operations)
+        assert counts.operations.get("CopyObject", 0) == 0, dict(counts.operations)
+
+        history = emrfs_s3.list_object_versions(Bucket=bucket)
+        ever = {v["Key"] for v in history.get("Versions", []) + history.get("DeleteMarkers", [])}
+        assert ever and not [k for k in ever if "_temporary" in k], sorted(ever)
+        dynamodb = boto3.client("dynamodb", endpoint_url=proxy.upstream)
+        items = dynamodb.scan(TableName=f"{bucket}-meta")["Items"]  # the consistent view
+        assert len(items) >= len(ever) and "_temporary" not in repr(items)
+        data = sorted(k for k in ever if k.endswith(".parquet"))
+        assert {k.split("/")[1] for k in data} == {"part=0", "part=1", "part=2", "part=9"}
+        for key in data:
+            stored = emrfs_s3.get_object(Bucket=bucket, Key=key)
+            assert stored["Body"].read(4) != b"PAR1", key  # ciphertext in S3
+            assert any(k.startswith("x-amz-") for k in stored["Metadata"]), key  # CSE's
+            plain = fs.cat_file(f"{bucket}/{key}")
+            assert plain[:4] == plain[-4:] == b"PAR1", key
+    finally:
+        fs._cached.local.tier.terminate()
+        empty_and_delete_bucket(emrfs_s3, bucket)
+        boto3.client("dynamodb", endpoint_url=proxy.upstream).delete_table(
+            TableName=f"{bucket}-meta")
