@@ -78,3 +78,10 @@ def test_unreadable_config_names_the_file(tmp_path, emrfs_endpoint):
 def test_text_mode_is_refused_clearly(fs, bucket):
     with pytest.raises(ValueError, match="binary"):
         fs._open(f"{bucket}/t", "w")
+
+
+def test_bulk_write_over_a_directory_writes_nothing(fs, bucket, emrfs_s3):
+    fs.pipe_file(f"{bucket}/d/sub/child", b"x")
+    with pytest.raises(IsADirectoryError, match=f"{bucket}/d/sub"):
+        fs.pipe({f"{bucket}/d/ok": b"1", f"{bucket}/d/sub": b"2"})
+    assert keys(emrfs_s3, bucket) == ["d/sub/child"]
