@@ -64,3 +64,31 @@ def test_s3_dynamodb_kms_round_trip(aws):
         assert row["Item"]["etag"]["S"] == etag
     finally:
         ddb.delete_table(TableName=name)
+
+
+def test_sse_c_is_enforced_through_emrfs(aws, emrfs_localstack):
+    """moto records SSE-C but does not enforce it; LocalStack does: the key is required."""
+    import base64
+    import os
+
+    from emrfs import EmrFileSystem
+
+    s3 = aws["s3"]
+    name = f"emrfs-ssec-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    key = base64.b64encode(os.urandom(32)).decode()
+    creds = {"endpoint_url": emrfs_localstack, "key": "test", "secret": "test",
+             "skip_instance_cache": True}
+    fs = EmrFileSystem(sse={"enabled": True, "algorithm": "SSE-C", "customer_key": key}, **creds)
+    try:
+        fs.pipe_file(f"{name}/secret", b"only with the key")
+        assert fs.cat_file(f"{name}/secret") == b"only with the key"
+        fs.mv(f"{name}/secret", f"{name}/moved")  # copies send the source key too
+        assert fs.cat_file(f"{name}/moved") == b"only with the key"
+        with pytest.raises(Exception):
+            s3.get_object(Bucket=name, Key="moved")  # no key: refused by the server
+        plain = EmrFileSystem(**creds)
+        with pytest.raises(OSError):
+            plain.cat_file(f"{name}/moved")
+    finally:
+        fs.rm(name, recursive=True)
