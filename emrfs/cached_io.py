@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from fsspec.asyn import sync
 from fsspec.caching import BaseCache, register_cache
 
+from .byterange import resolve_range
 from . import paths
 from .errors import is_a_directory
 from .s3.client import ChangedError
@@ -227,9 +228,7 @@ class CachedIO:
             if ident is None:  # not a file
                 raise is_a_directory(path, "open a file below it, or use ls")
         size = ident.size
-        start = 0 if start is None else (start + size if start < 0 else start)
-        end = size if end is None else (end + size if end < 0 else min(end, size))
-        start = max(0, start)
+        start, end = resolve_range(start, end, size)
         if end <= start:
             return b""
         if info is None:

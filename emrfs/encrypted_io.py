@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
 
+from .byterange import resolve_range
 from . import paths
 from .config import CSEOptions
 from .crypto import ContentCrypto, ContentEncryptor, RangeReader, averified_chunks, sse
@@ -603,9 +604,7 @@ class EncryptedIO:
         if info["type"] != "file":
             raise FileNotFoundError(path)
         size = info["size"]
-        start = 0 if start is None else (start + size if start < 0 else start)
-        end = size if end is None else (end + size if end < 0 else min(end, size))
-        start = max(0, start)
+        start, end = resolve_range(start, end, size)
         if end <= start:
             return b""
         if info.get("cse"):

@@ -21,6 +21,7 @@ from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wr
 
 from . import config as _config
 from . import paths
+from .byterange import resolve_range
 from .cached_io import CachedIO
 from .errors import (
     ConsistencyError,
@@ -581,12 +582,10 @@ class EmrFileSystem(AsyncFileSystem):
         if info["type"] != "file":
             raise is_a_directory(path, "open a file below it, or use ls")
         size = info["size"]
-        start = 0 if start is None else (start + size if start < 0 else start)
-        end = size if end is None else (end + size if end < 0 else min(end, size))
+        start, end = resolve_range(start, end, size)
         if info.get("cse"):  # client-side encrypted: decrypted (and verified) by its format
-            return await self._encrypted.read_info_range(path, info, max(0, start), end)
-        return await self._read_range_checked(path, bucket, key, max(0, start), end,
-                                              info.get("ETag"))
+            return await self._encrypted.read_info_range(path, info, start, end)
+        return await self._read_range_checked(path, bucket, key, start, end, info.get("ETag"))
 
     async def _read_range_checked(self, path: str, bucket: str, key: str, start: int,
                                   end: int, etag: str | None) -> bytes:

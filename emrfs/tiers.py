@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsspec.spec import AbstractBufferedFile
 
+from .byterange import resolve_range
 from . import paths
 from .cache.layer import as_tuple
 from .cache.matching import is_ephemeral
@@ -214,9 +215,7 @@ class EphemeralRoutes:
         if info["type"] != "file":
             raise is_a_directory(path, "open a file below it, or use ls")
         size = info["size"]
-        start = 0 if start is None else (start + size if start < 0 else start)
-        end = size if end is None else (end + size if end < 0 else min(end, size))
-        start = max(0, start)
+        start, end = resolve_range(start, end, size)
         if end <= start:
             return b""
         return await asyncio.to_thread(self.tier.read_bytes, path, start, end)
