@@ -978,9 +978,6 @@ class EmrFileSystem(AsyncFileSystem):
 
     # --- misc ----------------------------------------------------------------------------
 
-    def invalidate_cache(self, path: str | None = None) -> None:
-        super().invalidate_cache(path)
-
     def cache_metrics(self) -> dict[str, int]:
         """Block cache counters of this process: hits, misses, evictions, corruptions, writes."""
         return self._cached.metrics()

@@ -7,7 +7,7 @@ page-to-entries step is pure so it can be tested without a server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +91,3 @@ def _add_dir(listing: Listing, status: StatusFactory, name: str, mtime=None,
     existing = listing.dirs.get(name)
     if existing is None or (marker and not existing.get("marker")):
         listing.dirs[name] = status.directory(name, last_modified=mtime, marker=marker)
-
-
-def keys_under(pages: Iterable[dict]) -> list[str]:
-    return [obj["Key"] for page in pages for obj in page.get("Contents", ())]
