@@ -286,30 +286,45 @@ class EmrFileSystem(AsyncFileSystem):
             lit_bucket, lit_key = paths.split(literal)
             if lit_bucket == bucket and lit_key.startswith(list_prefix):
                 list_prefix = lit_key
-        listing = Listing()
-        async for page in list_pages(self.s3, path, bucket, list_prefix,
-                                     delimiter="/" if maxdepth == 1 else None):
-            add_page(listing, bucket, key, page, self.status, recursive=maxdepth != 1,
-                     withdirs=True)
-        out: dict[str, dict] = {}
-        if listing.empty and listing.self_marker is None and not literal and not prefix:
-            try:
-                info = await self._info(path)
-            except FileNotFoundError:
-                return {} if detail else []
-            if info["type"] == "file":
-                out[path] = info
-            elif withdirs:
-                out[path] = info
-        else:
-            out.update(listing.files)
-            if withdirs:
-                out.update(listing.dirs)
-                if key and (listing.self_marker or not listing.empty):
-                    out.setdefault(path, self.status.directory(path, marker=listing.self_marker))
+
+        async def s3_find() -> dict[str, dict]:
+            listing = Listing()
+            async for page in list_pages(self.s3, path, bucket, list_prefix,
+                                         delimiter="/" if maxdepth == 1 else None):
+                add_page(listing, bucket, key, page, self.status, recursive=maxdepth != 1,
+                         withdirs=True)
+            out: dict[str, dict] = {}
+            if listing.empty and listing.self_marker is None and not literal and not prefix:
+                try:
+                    info = await self._info(path)
+                except FileNotFoundError:
+                    return out
+                if info["type"] == "file" or withdirs:
+                    out[path] = info
             else:
-                for name in listing.dirs:
-                    out.pop(name, None)
+                out.update(listing.files)
+                if withdirs:
+                    out.update(listing.dirs)
+                    if key and (listing.self_marker or not listing.empty):
+                        out.setdefault(path, self.status.directory(path,
+                                                                   marker=listing.self_marker))
+                else:
+                    for name in listing.dirs:
+                        out.pop(name, None)
+            return out
+
+        view = self._view(path)
+        if view is None:
+            out = await s3_find()
+        else:
+            scope = f"{bucket}/{list_prefix}"
+
+            def in_scope(name: str) -> bool:
+                depth = name[len(path) + 1:].count("/") + 1
+                return name.startswith(scope) and (maxdepth is None or depth <= maxdepth)
+
+            out = {n: self._as_status(i)
+                   for n, i in (await view.find(path, s3_find, in_scope, withdirs)).items()}
         out = self._tiers.merge_find(path, out, maxdepth, withdirs, prefix)
         if maxdepth is not None and maxdepth > 1:
             depth_base = len(path) + 1

@@ -39,7 +39,7 @@ from .policy import RetryPolicy
 from .sink import InconsistencyEvent, InconsistencySink, LoggingSink
 from .store import Entry, Listing, normalize_etag
 
-__all__ = ["Problem", "Verdict", "check_path", "check_listing", "run_with_policy",
+__all__ = ["Problem", "Verdict", "check_path", "check_listing", "check_tree", "run_with_policy",
            "MISSING_IN_S3", "ETAG_MISMATCH", "DELETED_BUT_PRESENT", "TYPE_MISMATCH"]
 
 log = logging.getLogger("emrfs.consistency")
@@ -150,6 +150,28 @@ def check_listing(path: str, s3_infos: Iterable[dict], listing: Listing, *,
             view[child] = entry.info()
     s3_view = [shown[k] for k in sorted(shown)]
     return Verdict(tuple(problems), [view[k] for k in sorted(view)], s3_view)
+
+
+def check_tree(path: str, s3_infos: dict[str, dict], rows: Iterable[Entry], *,
+               etag_verification: bool = True, with_dirs: bool = False) -> Verdict:
+    """Compare a recursive S3 listing below ``path`` (``find``: infos by name) with the
+    metadata's rows below it (already cut to the listing's scope).
+
+    Directories are not compared (a recursive listing shows them only through
+    their files); the view is S3's listing, plus (``with_dirs``) the
+    metadata's live directories it lacks.
+    """
+    rows = list(rows)
+    shown = {P.strip_protocol(n): i for n, i in s3_infos.items()}
+    problems = [p for e in rows if not e.is_dir or e.deleted
+                if (p := _compare(e.path, shown.get(e.path), e, etag_verification))
+                and not (e.is_dir and p.kind == DELETED_BUT_PRESENT)]
+    view = dict(s3_infos)
+    if with_dirs:
+        for e in rows:
+            if e.live and e.is_dir and e.path not in shown:
+                view[e.path] = e.info()
+    return Verdict(tuple(sorted(problems, key=lambda p: p.path)), view, s3_infos)
 
 
 def _message(operation: str, path: str, problems: tuple[Problem, ...], retries: int,

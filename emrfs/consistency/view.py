@@ -16,6 +16,8 @@ rename (file or dir)    S3 COPY of every key -> ``record_copy`` -> S3 DELETE of 
                         sources -> ``record_delete_tree(src, source keys)``
 info / open             ``info(path, probe)`` where ``probe`` does the S3 HEAD
 ls                      ``ls(path, probe)`` where ``probe`` does the S3 LIST
+find / glob             ``find(path, probe, in_scope)``: the recursive LIST, checked
+                        against the rows below ``path``
 ======================  ================================================================
 """
 
@@ -27,7 +29,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from .checker import Verdict, check_listing, check_path, run_with_policy
+from .checker import Verdict, check_listing, check_path, check_tree, run_with_policy
 from .policy import RetryPolicy, policy_from_options
 from .sink import InconsistencySink, LoggingSink
 from .store import Entry, MetadataStore
@@ -45,6 +47,7 @@ class _Batch:
 
 InfoProbe = Callable[[], Awaitable["dict | None"]]
 ListProbe = Callable[[], Awaitable["list[dict]"]]
+FindProbe = Callable[[], Awaitable["dict[str, dict]"]]
 
 
 class ConsistentView:
@@ -213,6 +216,23 @@ class ConsistentView:
         if self.fast_list and listing is not None and listing.entry is not None:
             await asyncio.to_thread(self._remember, path, view, listing)
         return view
+
+    async def find(self, path: str, probe: FindProbe, in_scope: Callable[[str], bool],
+                   withdirs: bool = False) -> dict[str, dict]:
+        """A recursive listing below ``path`` (``probe`` returns infos by name), checked
+        against every row below ``path`` that ``in_scope`` accepts: files the
+        metadata has and S3 does not list yet, or lists though deleted, are
+        retried by the policy as for ``ls``."""
+        async def look() -> Verdict:
+            shown = await probe()
+            rows = await asyncio.to_thread(
+                lambda: [e for e in self.store.walk(path) if e.path != path and in_scope(e.path)])
+            return check_tree(path, shown, rows, etag_verification=self.etag_verification,
+                              with_dirs=withdirs)
+
+        return await run_with_policy(look, self.policy, operation="find", path=path,
+                                     throw=self.throw, sink=self.sink, sleep=self.sleep,
+                                     clock=self.clock)
 
     def _remember(self, path: str, view: list[dict], listing) -> None:
         known = {c.path for c in listing.children if c.live}

@@ -190,3 +190,25 @@ def test_several_processes_share_one_table(emrfs_endpoint, bucket, table):
     assert fs.ls(f"{bucket}/shared", detail=False) == expected
     assert cli(["diff", f"s3://{bucket}/shared", "-m", table,
                 "--endpoint-url", emrfs_endpoint]) == 0
+
+
+def test_find_and_glob_are_checked_against_the_metadata(emrfs_endpoint, bucket, table):
+    """Dataset discovery (pyarrow, dask) lists recursively: a file S3's LIST does not show
+    yet is waited for, and one deleted but still listed is dropped."""
+    with proxy_for(emrfs_endpoint, list_delay=True) as proxy:
+        plain = plain_fs(proxy.url)
+        plain.pipe_file(f"{bucket}/a/day=1/p0", b"1")
+        assert plain.find(f"{bucket}/a") == []  # the proxy hides it from LIST
+        fs = consistent_fs(proxy.url, table)
+        fs.pipe({f"{bucket}/t/day=1/p0": b"1", f"{bucket}/t/day=2/p0": b"2"})
+        assert fs.find(f"{bucket}/t") == [f"{bucket}/t/day=1/p0", f"{bucket}/t/day=2/p0"]
+        assert fs.glob(f"{bucket}/t/day=*/p0") == [f"{bucket}/t/day=1/p0",
+                                                  f"{bucket}/t/day=2/p0"]
+        assert fs.find(f"{bucket}/t", maxdepth=1, withdirs=True) == [
+            f"{bucket}/t", f"{bucket}/t/day=1", f"{bucket}/t/day=2"]
+        hidden = proxy.counters().fault("list_hidden")
+        assert hidden >= 1
+    with proxy_for(emrfs_endpoint, lingering_deletes=True) as proxy:
+        fs = consistent_fs(proxy.url, table)
+        fs.rm(f"{bucket}/t/day=2/p0")
+        assert fs.find(f"{bucket}/t") == [f"{bucket}/t/day=1/p0"]

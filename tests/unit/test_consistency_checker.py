@@ -160,3 +160,19 @@ def test_callback_sink_swallows_errors():
 
     run(run_with_policy(Probe(bad=1), FixedRetryPolicy(1, 0), operation="ls", path="b/k",
                         sink=CallbackSink(boom)))
+
+
+def test_check_tree_waits_for_files_and_drops_nothing_it_should_keep():
+    from emrfs.consistency.checker import check_tree
+
+    shown = {"b/t/x/old": {"name": "b/t/x/old", "type": "file", "size": 1},
+             "b/t/gone": {"name": "b/t/gone", "type": "file", "size": 1}}
+    rows = [Entry.file("b/t/x/new", 3, "e1"), Entry.file("b/t/x/old", 1),
+            Entry("b/t/gone", deleted=True), Entry.directory("b/t/empty"),
+            Entry("b/t/x", is_dir=True, deleted=True)]
+    verdict = check_tree("b/t", shown, rows)
+    assert [(p.path, p.kind) for p in verdict.problems] == [
+        ("b/t/gone", "deleted_but_present"), ("b/t/x/new", "missing_in_s3")]
+    assert check_tree("b/t", shown, rows[1:2]).consistent
+    assert "b/t/empty" in check_tree("b/t", shown, rows[1:4], with_dirs=True).view
+    assert "b/t/empty" not in check_tree("b/t", shown, rows[1:4]).view
