@@ -36,6 +36,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from . import paths
+from .cache.matching import ephemeral_root
 from .commit_layout import in_task_attempt, is_task_commit, job_output_path
 from .consistency.staged import StagedEntry, StagedUpload, StagedUploads
 from .errors import ConfigurationError
@@ -159,8 +160,28 @@ class TaskCommitStaging:
             await asyncio.shield(self._abort_uploads(list(staged.values())))
             raise
         tier.delete(src, recursive=True)
+        self.prune(paths.parent(src))
         logger.info("staged %d files of %s for job commit", len(staged), dst)
         return len(staged)
+
+    async def record_directory(self, path: str) -> None:
+        """A directory made in the tier outside any task attempt (the job set-up's
+        ``OUT/_temporary/N``): recorded, so machines that prune theirs still see it."""
+        store = self.uploads(path)
+        if store is not None:
+            await asyncio.to_thread(store.record_directory, path)
+
+    def shared(self, path: str) -> bool:
+        """True when task output below ``path``'s bucket is staged (other machines commit)."""
+        return self.mode != "local" and self.fs._view(path) is not None
+
+    def prune(self, directory: str) -> None:
+        """Drop the tier's empty directories from ``directory`` up to the ephemeral root
+        (``OUT/_temporary``): once a task's output is staged, nothing on this machine
+        belongs to the job, and the job's end (on another machine) cannot reach here."""
+        root = ephemeral_root(directory, self.routes._patterns, self.routes._prefixes)
+        if root is not None:
+            self.routes.tier.remove_empty_dirs(directory, root)
 
     def _stage_file(self, src: str, target: str) -> StagedUpload:
         """Upload one tier file to ``target`` without completing (blocking; a thread)."""

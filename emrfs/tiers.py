@@ -38,6 +38,7 @@ from .byterange import resolve_range
 from . import paths
 from .cache.layer import as_tuple
 from .cache.matching import is_ephemeral
+from .commit_layout import in_task_attempt
 from .errors import InvalidPathError, exists, is_a_directory, not_a_directory, not_found
 from .staging import TaskCommitStaging
 
@@ -220,6 +221,7 @@ class EphemeralRoutes:
             if pinfo["type"] != "directory":
                 raise not_a_directory(parent, f"cannot create {path!r} below a file")
         self.tier.mkdir(path, create_parents=True)
+        await self.staging.record_directory(path)
 
     async def makedirs(self, path: str, exist_ok: bool = False) -> None:
         if self.tier.exists(path):
@@ -229,6 +231,7 @@ class EphemeralRoutes:
                 raise exists(path, "use exist_ok=True")
             return
         self.tier.mkdir(path, create_parents=True)
+        await self.staging.record_directory(path)
 
     async def rmdir(self, path: str) -> None:
         info = await self.info(path)
@@ -421,6 +424,8 @@ class EphemeralRoutes:
                 except FileNotFoundError:
                     if not had_staged:
                         raise
+                if in_task_attempt(p) and self.staging.shared(p):
+                    self.staging.prune(paths.parent(p))  # an aborted task attempt
                 removed.append(p)
                 continue
             if self.holds_dir(p):

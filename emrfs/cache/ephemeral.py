@@ -356,6 +356,28 @@ class EphemeralTier:
         if replaced is not None:
             self._drop_blocks(replaced)
 
+    def remove_empty_dirs(self, path: str, top: str) -> None:
+        """Remove directory ``path``, then its ancestors up to ``top``, while they are empty.
+
+        ``rmdir`` is the test, so a directory something arrives in stays (and a
+        writer that loses its fresh parent makes it again: see ``_publish``).
+        """
+        norm, top = validate(path), validate(top)
+        roots = self._roots()
+        while norm == top or norm.startswith(top + "/"):
+            try:
+                os.rmdir(self._local(roots[0], norm))
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return  # not empty, or not a directory
+            for root in roots[1:]:
+                with contextlib.suppress(OSError):
+                    os.rmdir(self._local(root, norm))
+            if norm == top or "/" not in norm:
+                return
+            norm = norm.rpartition("/")[0]
+
     def delete(self, path: str, recursive: bool = False) -> None:
         """Delete a file, or a directory (non-empty ones with ``recursive=True``)."""
         self._ensure_member()
@@ -398,10 +420,16 @@ class EphemeralTier:
         body = json.dumps(manifest).encode()
         for root in roots:
             local = self._local(root, path)
-            os.makedirs(os.path.dirname(local), exist_ok=True)
-            if os.path.isdir(local):
-                raise is_a_directory(path, "a directory of that name was created meanwhile")
-            _atomic_write(local, body)
+            for attempt in range(3):
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+                if os.path.isdir(local):
+                    raise is_a_directory(path, "a directory of that name was created meanwhile")
+                try:
+                    _atomic_write(local, body)
+                    break
+                except FileNotFoundError:  # an empty parent was pruned meanwhile: again
+                    if attempt == 2:
+                        raise
         if replaced is not None and replaced.get("id") != manifest["id"]:
             self._drop_blocks(replaced)
 

@@ -108,6 +108,11 @@ class StagedUploads:
         self.store.put_many(Entry(_row_path(path), size=u.size, mtime_ms=u.staged_ms,
                                   staged=u.to_json()) for path, u in uploads.items())
 
+    def record_directory(self, path: str) -> None:
+        """Record a directory of the job (``OUT/_temporary/N`` made by the job set-up), so
+        every machine sees it, whichever machine's disk holds it."""
+        self.store.record_directory(_row_path(path))
+
     def get(self, path: str) -> StagedEntry | None:
         row = self.store.get(_row_path(path))
         return _entry(row) if row is not None and row.live else None
@@ -138,10 +143,17 @@ class StagedUploads:
         self.store.remove_rows([_row_path(p) for p in paths])
 
     def forget_tree(self, path: str) -> int:
-        """Remove ``path``'s row and every row below it; returns how many went."""
-        rows = sorted((r.path for r in self.store.walk(_row_path(path))),
+        """Remove ``path``'s row and every row below it, then the directory rows above
+        it that are left empty (short of the bucket's); returns how many went."""
+        top = _row_path(path)
+        rows = sorted((r.path for r in self.store.walk(top)),
                       key=lambda p: p.count("/"), reverse=True)
         self.store.remove_rows(rows)
+        parent = P.parent(top)
+        while parent.count("/") >= 2 and not self.store.list_children(parent).live:
+            self.store.remove_rows([parent])
+            rows.append(parent)
+            parent = P.parent(parent)
         return len(rows)
 
     def move(self, src: str, dst: str) -> int:

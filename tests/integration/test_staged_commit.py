@@ -55,11 +55,13 @@ def uploads(s3, bucket) -> list[str]:
     return sorted(u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
 
 
-def staged_rows(endpoint, table, bucket) -> list[str]:
+def staged_rows(endpoint, table, bucket, with_dirs=False) -> list[str]:
+    """Staged file rows (and with ``with_dirs`` their directories below the bucket's row)."""
     ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
     items = ddb.scan(TableName=table)["Items"]
     return sorted(f"{i['parent']['S']}/{i['child']['S']}" for i in items
-                  if "staged" in i and bucket in i["parent"]["S"])
+                  if ("staged" in i or with_dirs)
+                  and i["parent"]["S"].startswith(f".emrfs-staged/{bucket}"))
 
 
 FILES = {"part-00000": os.urandom(300 * KiB), "day=1/part-00000": b"small",
@@ -91,7 +93,8 @@ def commit_job(fs, out):
         if not task.endswith("/_temporary"):
             merge(fs, task, out)
     fs.pipe_file(f"{out}/_SUCCESS", b"")
-    fs.rm(f"{out}/_temporary", recursive=True)
+    if fs.exists(f"{out}/_temporary"):  # cleanupJob: gone already once the last row went
+        fs.rm(f"{out}/_temporary", recursive=True)
 
 
 def test_task_on_one_node_job_commit_on_another(nodes, bucket, emrfs_s3, emrfs_endpoint, table):
@@ -103,7 +106,7 @@ def test_task_on_one_node_job_commit_on_another(nodes, bucket, emrfs_s3, emrfs_e
     # staged: nothing visible, the data is in open uploads, A's disk is free of it
     assert objects(emrfs_s3, bucket) == []
     assert uploads(emrfs_s3, bucket) == sorted(f"out/{rel}" for rel in FILES)
-    assert not a._cached.local.tier.exists(f"{out}/_temporary/0/task_1")
+    assert not a._cached.local.tier.exists(f"{out}/_temporary")  # nothing left on A's disk
     assert len(staged_rows(emrfs_endpoint, table, bucket)) == len(FILES)
     # every node sees the committed task, from the table
     for fs in (a, b):
@@ -123,8 +126,10 @@ def test_task_on_one_node_job_commit_on_another(nodes, bucket, emrfs_s3, emrfs_e
         assert emrfs_s3.get_object(Bucket=bucket, Key=f"out/{rel}")["Body"].read() == data
         assert a.cat_file(f"{out}/{rel}") == data
     assert uploads(emrfs_s3, bucket) == []
-    assert staged_rows(emrfs_endpoint, table, bucket) == []
-    assert not b.exists(f"{out}/_temporary")
+    assert staged_rows(emrfs_endpoint, table, bucket, with_dirs=True) == []
+    for fs in (a, b):  # the job's end, run on B, is seen on A too
+        assert not fs.exists(f"{out}/_temporary")
+        assert f"{out}/_temporary" not in fs.ls(out, detail=False)
     # the consistent view recorded the committed files
     assert a._view(out).store.get(f"{out}/day=2/part-00000").size == 12 * MiB
 
@@ -140,8 +145,22 @@ def test_aborted_job_leaves_nothing(nodes, bucket, emrfs_s3, emrfs_endpoint, tab
     b.rm(f"{out}/_temporary", recursive=True)  # abortJob, on another node
     assert objects(emrfs_s3, bucket) == []
     assert uploads(emrfs_s3, bucket) == []
-    assert staged_rows(emrfs_endpoint, table, bucket) == []
-    assert not a.exists(f"{out}/_temporary/0/task_1")
+    assert staged_rows(emrfs_endpoint, table, bucket, with_dirs=True) == []
+    assert not a.exists(f"{out}/_temporary") and not b.exists(f"{out}/_temporary")
+
+
+def test_the_job_attempt_directory_is_seen_everywhere(nodes, bucket):
+    """The job set-up's directory, made on the driver's node, lists on every node even
+    after a task attempt aborted and the task node pruned its empty directories."""
+    a, b = nodes
+    out = f"{bucket}/out"
+    b.makedirs(f"{out}/_temporary/0", exist_ok=True)  # setupJob, on B
+    a.pipe_file(f"{out}/_temporary/0/_temporary/attempt_1/p", b"x")
+    a.rm(f"{out}/_temporary/0/_temporary/attempt_1", recursive=True)  # abortTask, on A
+    assert not a._cached.local.tier.exists(f"{out}/_temporary")
+    for fs in (a, b):
+        assert fs.isdir(f"{out}/_temporary/0")
+        assert fs.ls(f"{out}/_temporary/0", detail=False) in ([], [f"{out}/_temporary/0/_temporary"])
 
 
 def test_rename_elsewhere_and_within_the_tier(nodes, bucket, emrfs_s3):
