@@ -179,18 +179,33 @@ def sides(topology, cluster) -> tuple[Node, Node]:
 
 # --- the JVM ---------------------------------------------------------------------------------
 
+class Driver:
+    """CommitterDriver compiled by a javac that runs in the background (once per session),
+    overlapping the gateways' start; ``argv`` waits for it."""
+
+    def __init__(self, java: str, javac: str, jars: Path, classes: Path):
+        self._javac = subprocess.Popen(
+            [javac, "-nowarn", "-d", str(classes), "-cp", f"{jars}/*",
+             str(HERE / "java" / "CommitterDriver.java")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._argv = [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+                      "-cp", f"{classes}{os.pathsep}{jars}/*", "CommitterDriver"]
+
+    @property
+    def argv(self) -> list[str]:
+        if self._javac.returncode is None:
+            output, _ = self._javac.communicate(timeout=120)
+            assert self._javac.returncode == 0, output
+        assert self._javac.returncode == 0, "javac failed earlier in this session"
+        return self._argv
+
+
 @pytest.fixture(scope="session")
-def committer_driver(tmp_path_factory) -> list[str]:
-    """argv that starts CommitterDriver (javac runs once per session)."""
+def committer_driver(tmp_path_factory) -> Driver:
     jars, java, javac = pyspark_jars(), shutil.which("java"), shutil.which("javac")
     if jars is None or java is None or javac is None:
         pytest.skip("needs pyspark (its Hadoop jars) and a JDK")
-    classes = tmp_path_factory.mktemp("committer-classes")
-    subprocess.run([javac, "-nowarn", "-d", str(classes), "-cp", f"{jars}/*",
-                    str(HERE / "java" / "CommitterDriver.java")],
-                   check=True, capture_output=True, timeout=120)
-    return [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-            "-cp", f"{classes}{os.pathsep}{jars}/*", "CommitterDriver"]
+    return Driver(java, javac, jars, tmp_path_factory.mktemp("committer-classes"))
 
 
 @dataclass
@@ -221,14 +236,14 @@ def parse(line: str) -> tuple[str, dict[str, str]]:
     return step, dict(p.split("=", 1) for p in pairs)
 
 
-def drive(argv: list[str], task_url: str, job_url: str, actions: list[str], workdir: Path,
+def drive(driver: Driver, task_url: str, job_url: str, actions: list[str], workdir: Path,
           at_pause: dict[str, Callable[[Run], None]] | None = None) -> Run:
     """Run the driver; at each ``pause=LABEL`` call ``at_pause[LABEL](run so far)``."""
     at_pause = at_pause or {}
     run = Run()
     errors = workdir / "driver.stderr"
     with open(errors, "w") as stderr:
-        proc = subprocess.Popen(argv + [task_url, job_url, str(TASKS), *actions],
+        proc = subprocess.Popen(driver.argv + [task_url, job_url, str(TASKS), *actions],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                                 text=True, cwd=workdir, env=dict(os.environ,
                                                                  HADOOP_USER_NAME="alice"))
@@ -344,7 +359,7 @@ def check_committed(bucket: Bucket, run: Run, task_side: Node, job_side: Node, o
 OUT = "out"
 
 
-def scenario(driver: list[str], sides: tuple[Node, Node], bucket: Bucket, workdir: Path,
+def scenario(driver: Driver, sides: tuple[Node, Node], bucket: Bucket, workdir: Path,
              actions: list[str], encrypted: bool = False) -> Run:
     """Run ``actions`` (which pause at ``job-set-up`` and ``tasks-committed``) on
     ``bucket/out``; what S3 holds after the job set-up is all the tasks may leave visible."""
