@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["PENDING", "is_task_commit", "job_output_path"]
+__all__ = ["PENDING", "is_task_commit", "in_task_attempt", "job_output_path"]
 
 #: the committer's name for its pending directories.
 PENDING = "_temporary"
@@ -36,6 +36,13 @@ def is_task_commit(src: str, dst: str) -> bool:
     job = s[:-2]
     return (s[-2] == PENDING and d[:-1] == job and d[-1] != PENDING
             and job[-2] == PENDING and len(job) >= 3)
+
+
+def in_task_attempt(path: str) -> bool:
+    """True for ``OUT/_temporary/N/_temporary`` and everything below it: where tasks
+    write before their commit (so nothing there is ever staged)."""
+    parts = _split(path)
+    return any(parts[i] == PENDING and parts[i + 2] == PENDING for i in range(len(parts) - 2))
 
 
 def job_output_path(path: str, is_ephemeral_segment: Callable[[str], bool] | None = None

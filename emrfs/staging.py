@@ -36,7 +36,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from . import paths
-from .commit_layout import is_task_commit, job_output_path
+from .commit_layout import in_task_attempt, is_task_commit, job_output_path
 from .consistency.staged import StagedEntry, StagedUpload, StagedUploads
 from .errors import ConfigurationError
 
@@ -66,6 +66,8 @@ class TaskCommitStaging:
         """The staged rows for ``path``'s bucket, or None where staging is off."""
         if self.mode == "local":
             return None
+        if in_task_attempt(path):
+            return None  # tasks write there; only committed task output is staged
         view = self.fs._view(path)
         if view is None:
             if self.mode == "staged":

@@ -8,7 +8,7 @@ from fnmatch import fnmatchcase
 
 import pytest
 
-from emrfs.commit_layout import is_task_commit, job_output_path
+from emrfs.commit_layout import in_task_attempt, is_task_commit, job_output_path
 from emrfs.consistency.staged import STAGED_ROOT, StagedUpload, StagedUploads
 from emrfs.consistency.store import InMemoryMetadataStore
 
@@ -26,6 +26,14 @@ J = "b/out/_temporary/0"
 ])
 def test_is_task_commit(src, dst, expected):
     assert is_task_commit(src, dst) is expected
+
+
+def test_in_task_attempt():
+    assert in_task_attempt(f"{J}/_temporary")
+    assert in_task_attempt(f"{J}/_temporary/attempt_1/part-0")
+    assert not in_task_attempt(J)
+    assert not in_task_attempt(f"{J}/task_1/part-0")
+    assert not in_task_attempt("b/out/_temporary")
 
 
 def spark_staging(segment: str) -> bool:
