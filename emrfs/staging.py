@@ -36,7 +36,6 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from . import paths
-from .cache.matching import ephemeral_root
 from .commit_layout import in_task_attempt, is_task_commit, job_output_path
 from .consistency.staged import StagedEntry, StagedUpload, StagedUploads
 from .errors import ConfigurationError
@@ -176,12 +175,11 @@ class TaskCommitStaging:
         return self.mode != "local" and self.fs._view(path) is not None
 
     def prune(self, directory: str) -> None:
-        """Drop the tier's empty directories from ``directory`` up to the ephemeral root
-        (``OUT/_temporary``): once a task's output is staged, nothing on this machine
-        belongs to the job, and the job's end (on another machine) cannot reach here."""
-        root = ephemeral_root(directory, self.routes._patterns, self.routes._prefixes)
-        if root is not None:
-            self.routes.tier.remove_empty_dirs(directory, root)
+        """Drop the tier's empty directories from ``directory`` upwards (``OUT/_temporary``
+        and the local directories that only held it): once a task's output is staged,
+        nothing on this machine belongs to the job, and the job's end (on another
+        machine) cannot reach here."""
+        self.routes.tier.remove_empty_dirs(directory, paths.split(directory)[0])
 
     def _stage_file(self, src: str, target: str) -> StagedUpload:
         """Upload one tier file to ``target`` without completing (blocking; a thread)."""

@@ -426,6 +426,8 @@ class EphemeralRoutes:
                         raise
                 if in_task_attempt(p) and self.staging.shared(p):
                     self.staging.prune(paths.parent(p))  # an aborted task attempt
+                elif not self.owns(paths.parent(p)):  # local directories that only held it
+                    self.tier.remove_empty_dirs(paths.parent(p), paths.split(p)[0])
                 removed.append(p)
                 continue
             if self.holds_dir(p):

@@ -435,10 +435,6 @@ def test_retried_task_attempt(committer_driver, sides, raw, tmp_path):
     check_committed(raw, run, *sides, OUT, encrypted=False)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "the task node's tier keeps the empty directories out/_temporary/0/_temporary after "
-    "the job ended on another node, so that node still lists out/_temporary and reports "
-    "out as existing after the output is deleted"))
 @pytest.mark.parametrize("topology", [TWO_GATEWAYS])
 def test_task_node_forgets_the_job(committer_driver, sides, raw, tmp_path):
     """After the job ends on B, A holds nothing of it: both list ``out`` alike, and once
