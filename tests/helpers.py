@@ -14,3 +14,19 @@ def record_s3_calls(fs, methods_only: bool = True) -> list:
 
     fs.s3.call = spy
     return calls
+
+
+def get_headers_then_drop(url: str) -> bytes:
+    """GET ``url`` as Hadoop's WebHDFS reader may: read the response head, then close
+    the connection without reading the body.  Returns the head."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port)) as sock:
+        sock.sendall(f"GET {parts.path}?{parts.query} HTTP/1.1\r\n"
+                     f"Host: {parts.netloc}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(65536)
+    return head

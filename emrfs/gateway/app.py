@@ -67,7 +67,8 @@ def make_app(fs: AbstractFileSystem, *, token: str | None = None, owner: str | N
     home_template:
         ``GETHOMEDIRECTORY`` answer, ``{user}`` replaced.
     read_chunk_max, read_ahead:
-        OPEN streams in ranged reads that grow from 256 KiB to ``read_chunk_max``,
+        Where OPEN cannot stream one GET (not emrfs, or a tier, the cache or CSE
+        applies), it reads ranges that grow from 1 MiB to ``read_chunk_max``,
         ``read_ahead`` of them in flight: at most their product buffered per stream.
     """
     backend = Backend(fs)

@@ -23,6 +23,7 @@ from .status import file_status, fs_name_suffix, is_dir, size_of
 __all__ = ["GET_OPS", "PUT_OPS", "POST_OPS", "DELETE_OPS", "normalize_path"]
 
 FIRST_READ_CHUNK = 1024 * 1024  # without a length, reads start small: Hadoop may stop early
+STREAM_PIECE = 1024 * 1024  # a streamed OPEN holds about two of these per client
 BYTES_PER_CRC = 512
 
 
@@ -228,19 +229,34 @@ async def open_(call: Call) -> web.StreamResponse:
     if offset > size:
         raise bad_request(f"offset {offset} is beyond the end of {call.path} ({size} bytes)")
     end = size if length is None else min(size, offset + length)
-    response = web.StreamResponse(status=200, headers={
-        "Content-Type": "application/octet-stream", "Content-Length": str(end - offset)})
-    await response.prepare(call.request)
-    call.request[STREAMING] = True  # failures now can only cut the stream
-    await _stream_range(call, offset, end, response, ramp=length is None)
+    pieces = _pieces(call, info, offset, end, ramp=length is None)
+    try:
+        first = await anext(pieces, b"")  # a failure here is still a RemoteException
+        response = web.StreamResponse(status=200, headers={
+            "Content-Type": "application/octet-stream", "Content-Length": str(end - offset)})
+        await response.prepare(call.request)
+        call.request[STREAMING] = True  # failures now can only cut the stream
+        if first:
+            await response.write(first)
+        async for piece in pieces:
+            await response.write(piece)
+    finally:
+        await pieces.aclose()  # a client that left stops the reads ahead
     await response.write_eof()
     return response
 
 
-async def _stream_range(call: Call, start: int, end: int, response: web.StreamResponse, *,
-                        ramp: bool) -> None:
-    """Send [start, end) in chunks (growing from 1 MiB when ``ramp``), reading ahead;
-    stops, and cancels the reads ahead, when the client leaves."""
+def _pieces(call: Call, info: dict, start: int, end: int, *, ramp: bool):
+    """[start, end) of the file: one streaming read where the filesystem has one
+    (memory: a piece or two), else ranged reads ahead."""
+    stream = call.state.backend.stream(call.fs_path, start, end, etag=info.get("ETag"),
+                                       piece_size=STREAM_PIECE)
+    return stream if stream is not None else _ranged_reads(call, start, end, ramp=ramp)
+
+
+async def _ranged_reads(call: Call, start: int, end: int, *, ramp: bool):
+    """Ranged reads (growing from 1 MiB when ``ramp``), ``read_ahead`` of them in
+    flight; closing the iterator cancels the reads ahead."""
     state = call.state
     pending: list[asyncio.Task] = []
     pos = start
@@ -258,7 +274,7 @@ async def _stream_range(call: Call, start: int, end: int, response: web.StreamRe
         while pending:
             data = await pending.pop(0)
             schedule()
-            await response.write(data)
+            yield data
     finally:
         for task in pending:
             task.cancel()
