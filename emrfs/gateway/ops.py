@@ -3,6 +3,8 @@
 Only the public fsspec API is used (through :class:`~.backend.Backend`).
 Where HDFS answers with a boolean (RENAME, DELETE, MKDIRS) the same cases
 answer ``false`` here; everything else failing is a ``RemoteException``.
+Top-level directories are buckets, which no operation creates, deletes or
+renames (``AccessControlException``, as ViewFS answers for its mount points).
 """
 
 from __future__ import annotations
@@ -41,6 +43,33 @@ def normalize_path(text: str, what: str = "path") -> str:
 
 def to_fs(path: str) -> str:
     return path.strip("/")
+
+
+# --- buckets: the top-level directories, which the gateway never creates, deletes or renames
+
+def _is_bucket(fs_path: str) -> bool:
+    return bool(fs_path) and "/" not in fs_path
+
+
+def _refuse(path: str, what: str, advice: str) -> GatewayError:
+    return GatewayError("AccessControlException",
+                        f"{path}: {what}; the gateway never creates, deletes or renames "
+                        f"buckets (the top-level directories). {advice}")
+
+
+async def _require_bucket(call: Call, fs_path: str) -> None:
+    """Refuse a change below a top-level directory that does not exist: the
+    filesystem would create it as a new bucket."""
+    bucket = fs_path.partition("/")[0]
+    if not bucket:
+        return
+    try:
+        info = await call.state.backend.info(bucket)
+    except FileNotFoundError:
+        info = None
+    if info is None or not is_dir(info):
+        raise _refuse("/" + fs_path, f"bucket /{bucket} does not exist",
+                      f"Create it with S3 tooling (aws s3 mb s3://{bucket}) first.")
 
 
 # --- reading metadata ----------------------------------------------------------------
@@ -304,6 +333,8 @@ async def create(call: Call) -> web.StreamResponse:
             raise GatewayError("FileAlreadyExistsException",
                                f"{call.path} already exists as {what}"
                                + ("" if is_dir(info) else "; pass overwrite=true to replace it"))
+        if info is None:
+            await _require_bucket(call, call.fs_path)
         return _redirect(call, _data_url(call, extra=str(overwrite).lower(),
                                          overwrite=str(overwrite).lower()))
     if not overwrite and await backend.exists(call.fs_path):
@@ -351,6 +382,7 @@ async def mkdirs(call: Call) -> web.StreamResponse:
     if info is not None and not is_dir(info):
         raise GatewayError("FileAlreadyExistsException", f"{call.path} exists and is a file")
     if info is None:
+        await _require_bucket(call, call.fs_path)
         await backend.call("makedirs", call.fs_path, exist_ok=True)
     return json_response({"boolean": True})
 
@@ -377,6 +409,9 @@ async def rename(call: Call) -> web.StreamResponse:
         if overwrite:
             raise
         return result(False)
+    if _is_bucket(src) and is_dir(src_info):
+        raise _refuse(call.path, "a bucket cannot be renamed",
+                      f"Rename what is in it ({call.path}/*) instead.")
     if dst == src:
         return result(not is_dir(src_info))
     if dst.startswith(src + "/"):
@@ -391,6 +426,11 @@ async def rename(call: Call) -> web.StreamResponse:
             dst_info = await backend.info(dst)
         except FileNotFoundError:
             dst_info = None
+    if _is_bucket(dst) and (dst_info is None or is_dir(dst_info)):
+        what = "it would replace the bucket" if dst_info is not None else \
+            "it would become a new bucket"
+        raise _refuse(f"/{dst}", f"cannot rename {call.path} there: {what}",
+                      "Rename into a directory below a bucket that exists.")
     if dst_info is not None:
         if not overwrite or is_dir(dst_info) or is_dir(src_info):
             if overwrite:
@@ -417,6 +457,11 @@ async def delete(call: Call) -> web.StreamResponse:
         info = await backend.info(call.fs_path)
     except FileNotFoundError:
         return json_response({"boolean": False})
+    if _is_bucket(call.fs_path) and is_dir(info):
+        raise _refuse(call.path, "a bucket cannot be deleted",
+                      f"Delete what is in it instead (hdfs dfs -rm -r '{call.path}/*': a "
+                      f"DELETE of each entry LISTSTATUS {call.path} shows), or remove the "
+                      f"bucket with S3 tooling (aws s3 rb s3://{call.fs_path}).")
     if is_dir(info) and not recursive:
         children = await backend.ls(call.fs_path)
         if any(to_fs(str(c["name"])) != call.fs_path for c in children):
