@@ -89,3 +89,24 @@ def test_an_object_replaced_between_status_and_read_is_served_whole(proxied):
     new = b"b" * MiB
     s3.put_object(Bucket=bucket, Key="v.bin", Body=new)
     assert requests.get(url).content == new
+
+
+def test_layers_that_transform_bytes_still_apply(emrfs_endpoint, emrfs_s3, emrfs_bucket):
+    """Client-side encryption: no plain GET is streamed, the gateway serves plaintext."""
+    import base64
+
+    from emrfs.filesystem import EmrFileSystem
+
+    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
+                       cse={"enabled": True, "aes_key": base64.b64encode(bytes(32)).decode(),
+                            "materials_provider": "emrfs.crypto.keys:AesKeyProvider"})
+    data = os.urandom(3 * MiB + 7)
+    fs.pipe_file(f"{emrfs_bucket}/secret.bin", data)
+    stored = emrfs_s3.get_object(Bucket=emrfs_bucket, Key="secret.bin")["Body"].read()
+    assert data[:1024] not in stored  # the side channel sees ciphertext
+    with serve_in_thread(fs) as gateway:
+        assert requests.get(_data_url(gateway, f"{emrfs_bucket}/secret.bin", "&offset=0")
+                            ).content == data
+        got = requests.get(_data_url(gateway, f"{emrfs_bucket}/secret.bin",
+                                     f"&offset={MiB + 5}&length={MiB}"))
+        assert got.content == data[MiB + 5:2 * MiB + 5]
