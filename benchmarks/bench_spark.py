@@ -1,4 +1,5 @@
-"""A Spark Parquet job through the gateway, with and without the ephemeral tier.
+"""A Spark Parquet job through the gateway: the ephemeral tier (local or staged task
+commit) against no tier.
 
     python benchmarks/bench_spark.py                    # 300,000 rows, 256 MiB gateway I/O
     python benchmarks/bench_spark.py --rows 100000 --gateway-mib 0   # Spark part only
@@ -6,8 +7,11 @@
 pyspark ``local[2]`` writes a table partitioned on one column
 (``partitionBy``) to ``webhdfs://`` on an in-process gateway and reads it back.
 The gateway serves an EmrFileSystem with the block cache on, once with the
-ephemeral tier keeping ``_temporary`` in local blocks and once without it (the
-committer's attempt files then go to S3 and its renames are S3 copies).
+ephemeral tier keeping ``_temporary`` in local blocks (task commit ``local``: files
+go up at job commit; ``staged``: they go up at task commit as open multipart
+uploads recorded in the consistent view's table, and job commit completes them),
+and once without it (the committer's attempt files then go to S3 and its
+renames are S3 copies).
 Between that filesystem and moto sits a :class:`emrfs.testing.FaultProxy`
 that injects nothing and counts the S3 requests, printed by kind.
 
@@ -41,12 +45,20 @@ KINDS = {
 }
 
 
+#: the metadata table's operations (counted apart, as "DDB").
+DYNAMODB_OPS = frozenset({
+    "GetItem", "PutItem", "DeleteItem", "UpdateItem", "Query", "Scan", "BatchGetItem",
+    "BatchWriteItem", "TransactWriteItems", "DescribeTable", "CreateTable",
+    "UpdateTimeToLive", "DescribeTimeToLive", "ListTables"})
+
+
 def by_kind(operations: dict[str, int]) -> Counter:
-    """Requests per kind; operations outside :data:`KINDS` are kept under their own name."""
+    """S3 requests per kind; S3 operations outside :data:`KINDS` keep their own name."""
     kind_of = {op: kind for kind, ops in KINDS.items() for op in ops}
     counts: Counter = Counter()
     for op, n in operations.items():
-        counts[kind_of.get(op, op)] += n
+        if op not in DYNAMODB_OPS:
+            counts[kind_of.get(op, op)] += n
     return counts
 
 
@@ -84,7 +96,8 @@ def run_job(spark, url: str, rows: int, parts: int) -> tuple[float, float]:
     return wrote, read
 
 
-def measure(spark, proxy, endpoint: str, ephemeral: bool, rows: int, parts: int) -> dict:
+def measure(spark, proxy, endpoint: str, ephemeral: bool, rows: int, parts: int,
+            staged: bool = False) -> dict:
     import boto3
 
     from emrfs.filesystem import EmrFileSystem
@@ -95,9 +108,11 @@ def measure(spark, proxy, endpoint: str, ephemeral: bool, rows: int, parts: int)
     bucket = f"bench-spark-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
     cache_dir = tempfile.mkdtemp(prefix="bench-spark-cache-")
+    extra = {"consistent": True, "consistency.table_name": f"bench-{bucket}"} if staged else {}
     fs = EmrFileSystem(endpoint_url=proxy.url, skip_instance_cache=True,
                        cache={"enabled": True, "directories": [cache_dir]},
-                       ephemeral={"enabled": ephemeral})
+                       ephemeral={"enabled": ephemeral,
+                                  "task_commit": "staged" if staged else "local"}, **extra)
     try:
         with serve_in_thread(fs) as gateway:
             url = f"webhdfs://127.0.0.1:{gateway.port}/{bucket}/table"
@@ -107,8 +122,9 @@ def measure(spark, proxy, endpoint: str, ephemeral: bool, rows: int, parts: int)
         temporary = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])
                      if "_temporary" in o["Key"]]
         assert not temporary, temporary  # the committer cleaned up either way
+        assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
         return {"write": wrote, "read": read, "kinds": by_kind(dict(counts.operations)),
-                "s3": counts.services.get("s3", 0)}
+                "s3": counts.services.get("s3", 0), "ddb": counts.services.get("dynamodb", 0)}
     finally:
         if ephemeral:
             fs._cached.local.tier.terminate()
@@ -132,17 +148,19 @@ def main(argv: list[str] | None = None) -> int:
             # a warm-up write so JIT and Hadoop client start-up are not in the first figure
             measure(spark, proxy, servers.endpoint_url, True, 1000, args.parts)
             results = {label: measure(spark, proxy, servers.endpoint_url, on, args.rows,
-                                      args.parts)
-                       for label, on in (("ephemeral tier", True), ("no tier", False))}
+                                      args.parts, staged)
+                       for label, on, staged in (("tier, local", True, False),
+                                                 ("tier, staged", True, True),
+                                                 ("no tier", False, False))}
     finally:
         spark.stop()
     kinds = list(KINDS) + sorted({k for r in results.values() for k in r["kinds"]} - set(KINDS))
     print(f"Spark local[2]: {args.rows:,} rows, partitionBy over {args.parts} values, "
           "Parquet through the gateway (cache on)")
-    print(f"  {'':15s} {'write s':>8s} {'read s':>7s} {'S3 req':>7s} "
+    print(f"  {'':15s} {'write s':>8s} {'read s':>7s} {'S3 req':>7s} {'DDB':>5s} "
           + " ".join(f"{k:>6s}" for k in kinds))
     for label, r in results.items():
-        print(f"  {label:15s} {r['write']:8.2f} {r['read']:7.2f} {r['s3']:7d} "
+        print(f"  {label:15s} {r['write']:8.2f} {r['read']:7.2f} {r['s3']:7d} {r['ddb']:5d} "
               + " ".join(f"{r['kinds'].get(k, 0):6d}" for k in kinds))
     if args.gateway_mib:
         import bench_gateway

@@ -213,6 +213,13 @@ class EphemeralOptions:
     replication: int = opt(1, "fs.s3.ephemeral.replication", doc="copies across cache dirs")
     lifetime_seconds: float = opt(0.0, "fs.s3.ephemeral.lifetime",
                                   doc="remove the tier after this long (0: at process exit)")
+    task_commit: str = opt("auto", "fs.s3.ephemeral.taskCommit",
+                           doc="'staged': a task commit uploads the task's files as multipart "
+                               "uploads left open and records them in the metadata table, so "
+                               "any machine's job commit completes them (needs "
+                               "consistency.enabled); 'local': task output stays on this "
+                               "machine until job commit (one machine only); 'auto': staged "
+                               "where the consistent view is on")
 
 
 SECTIONS: dict[str, type] = {
@@ -586,5 +593,15 @@ def validate(options: Options) -> None:
         raise ConfigurationError(
             f"conflicting options: s3.require_tls is on but s3.endpoint_url is "
             f"{s3.endpoint_url!r} (plain HTTP); use an https:// endpoint", "s3.endpoint_url")
+    if options.ephemeral.task_commit not in ("auto", "staged", "local"):
+        raise ConfigurationError(
+            f"ephemeral.task_commit is {options.ephemeral.task_commit!r}; use 'auto', 'staged' "
+            "or 'local'", "ephemeral.task_commit")
+    if options.ephemeral.task_commit == "staged" and not cons.enabled:
+        raise ConfigurationError(
+            "conflicting options: ephemeral.task_commit='staged' records staged uploads in the "
+            "metadata table, but consistency.enabled (fs.s3.consistent) is off; turn the "
+            "consistent view on, or use ephemeral.task_commit='local' on a single machine",
+            "ephemeral.task_commit")
     if options.cache.block_size < 64 * 1024:
         raise ConfigurationError("cache.block_size must be at least 64 KiB", "cache.block_size")

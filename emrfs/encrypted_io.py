@@ -694,6 +694,12 @@ class EncryptedFile(EmrFile):
     def _object_metadata(self) -> dict[str, str] | None:
         return None if self._cse is None else self._cse.metadata
 
+    def instruction_file(self) -> tuple[bytes, Mapping[str, str]] | None:
+        """The CSE instruction file (body, metadata) this object needs beside it, if any."""
+        if self._cse is None or self._cse.encryptor.instruction is None:
+            return None
+        return self._cse.encryptor.instruction, self._cse.encryptor.instruction_metadata or {}
+
     def _stored(self, size: int, response: dict) -> None:
         if self._cse is not None:
             sync(self.fs.loop, self.fs._encrypted.finish_object, self.path,

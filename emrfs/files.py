@@ -239,6 +239,35 @@ class EmrFile(AbstractBufferedFile):
     def discard(self) -> None:
         self._abort()
 
+    def stage(self) -> tuple[str, list[str], int]:
+        """Close without completing (a file opened with ``autocommit=False``).
+
+        Every byte goes up as parts of a multipart upload that stays open, so
+        nothing is visible; returns ``(upload_id, part ETags in order, size)``
+        for whoever completes it later (:mod:`emrfs.staging`).  A failure
+        aborts the upload.
+        """
+        if self.autocommit or self.mode not in ("wb", "xb"):
+            raise ValueError(f"stage() needs a file opened with mode 'wb' and autocommit=False "
+                             f"({self.path!r})")
+        try:
+            self.flush(force=True)  # the rest goes up as the last part, unless held
+            if self._upload is None:  # small: held in the buffer; it becomes part 1 (even empty)
+                self._start_upload()
+                self._submit_part(self.buffer.getvalue())
+            for future in self._parts_in_flight:
+                future.result()
+            self._parts_in_flight.clear()
+            upload = self._upload
+            parts = [upload.parts[n] for n in sorted(upload.parts)]
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            self.closed = True
+        self._upload = None  # no longer ours: discard() must not abort it
+        return upload.upload_id, parts, self.loc
+
     def close(self) -> None:
         if self.closed:
             return

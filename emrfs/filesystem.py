@@ -871,7 +871,10 @@ class EmrFileSystem(AsyncFileSystem):
         if view is not None:
             from .consistency.store import Entry
 
-            rows = {p: Entry.file(p, size, etag) for p, (size, etag) in copied.items()}
+            sizes = {p: size for p, (size, _) in copied.items()}
+            if self._encrypted.maybe_encrypted(src):
+                sizes = await self._plaintext_sizes(src, dst, sizes)
+            rows = {p: Entry.file(p, sizes[p], etag) for p, (_, etag) in copied.items()}
             await view.record_copy(src, dst, rows)
             await view.record_files(rows.values())
         await self._delete_keys(src, sb, [o["Key"] for o in objects] + [sk + "/", emrfs_marker])
@@ -883,6 +886,26 @@ class EmrFileSystem(AsyncFileSystem):
         self._cached.forget_tree(src, [f"{sb}/{o['Key']}" for o in objects])
         self._cached.forget_tree(dst, list(copied))
         await self._keep_parent(src)
+
+    async def _plaintext_sizes(self, src: str, dst: str, stored: dict[str, int]
+                               ) -> dict[str, int]:
+        """Lengths readers see of CSE objects copied from ``src`` to ``dst`` (``stored``:
+        S3's sizes by destination path): the source's rows, else the objects' envelopes."""
+        by_source = {paths.join(src, paths.relative_to(p, dst)): p for p in stored}
+        source_view = self._view(src)
+        rows = await asyncio.to_thread(source_view.store.get_many, list(by_source)) \
+            if source_view is not None else {}
+        sizes: dict[str, int] = {}
+        unknown: list[dict] = []
+        for source, target in by_source.items():
+            row = rows.get(source)
+            if row is not None and row.live and not row.is_dir:
+                sizes[target] = row.size
+            else:
+                unknown.append({"name": target, "size": stored[target], "type": "file"})
+        for entry in await self._encrypted.listed(unknown) if unknown else ():
+            sizes[entry["name"]] = entry["size"]
+        return sizes
 
     async def _rm_file(self, path: str, **kwargs: Any) -> None:
         await self._rm(path)

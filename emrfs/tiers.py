@@ -39,6 +39,7 @@ from . import paths
 from .cache.layer import as_tuple
 from .cache.matching import is_ephemeral
 from .errors import InvalidPathError, exists, is_a_directory, not_a_directory, not_found
+from .staging import TaskCommitStaging
 
 if TYPE_CHECKING:
     from .cache.ephemeral import EphemeralTier
@@ -60,6 +61,7 @@ class EphemeralRoutes:
         self.on = bool(o.ephemeral.enabled and o.cache.enabled)
         self._patterns = as_tuple(o.ephemeral.patterns)
         self._prefixes = as_tuple(o.ephemeral.prefixes)
+        self.staging = TaskCommitStaging(self)  # task output staged in S3 (emrfs.staging)
 
     # --- which paths ----------------------------------------------------------------------
 
@@ -93,7 +95,13 @@ class EphemeralRoutes:
         return status
 
     async def info(self, path: str) -> dict[str, Any]:
-        return self._status(self.tier.info(path))
+        try:
+            return self._status(self.tier.info(path))
+        except FileNotFoundError:
+            staged = await self.staging.info(path)  # staged by a task commit, maybe elsewhere
+            if staged is None:
+                raise
+            return staged
 
     def implied_dir(self, path: str) -> dict[str, Any] | None:
         """Status of a persistent ``path`` S3 does not know, if the tier has descendants."""
@@ -104,7 +112,19 @@ class EphemeralRoutes:
         return status
 
     async def ls(self, path: str, detail: bool = True) -> list:
-        entries = [self._status(e) for e in self.tier.ls(path)]
+        try:
+            entries = [self._status(e) for e in self.tier.ls(path)]
+        except FileNotFoundError:
+            entries = None
+        staged = await self.staging.children(path)
+        if entries is None:
+            if not staged:
+                own = await self.info(path)  # a staged file, or FileNotFoundError
+                staged = [own] if own["type"] == "file" else []
+            entries = []
+        names = {e["name"] for e in entries}
+        entries = sorted(entries + [e for e in staged if e["name"] not in names],
+                         key=lambda e: e["name"])
         return entries if detail else [e["name"] for e in entries]
 
     def children(self, path: str) -> list[dict[str, Any]]:
@@ -144,14 +164,22 @@ class EphemeralRoutes:
                    prefix: str = "") -> Any:
         """``find`` of an ephemeral path."""
         out: dict[str, dict] = {}
-        if self.tier.exists(path):
+        try:
             top = await self.info(path)
-            if top["type"] == "file":
+        except FileNotFoundError:
+            top = None
+        if top is not None and top["type"] == "file":
+            out[path] = top
+        elif top is not None:
+            if withdirs:
                 out[path] = top
-            else:
-                if withdirs:
-                    out[path] = top
+            if self.tier.exists(path):
                 out.update(self.walk(path, maxdepth, withdirs))
+            for name, status in (await self.staging.walk(path)).items():
+                depth = paths.relative_to(name, path).count("/") + 1
+                if (maxdepth is None or depth <= maxdepth) \
+                        and (withdirs or status["type"] == "file"):
+                    out.setdefault(name, status)
         return self._finish_find(path, out, detail, prefix)
 
     def merge_find(self, path: str, out: dict[str, dict], maxdepth: int | None,
@@ -210,10 +238,18 @@ class EphemeralRoutes:
 
     # --- reading ----------------------------------------------------------------------------
 
-    async def cat(self, path: str, start: int | None, end: int | None) -> bytes:
-        info = await self.info(path)
+    @staticmethod
+    def _readable(path: str, info: dict) -> None:
         if info["type"] != "file":
             raise is_a_directory(path, "open a file below it, or use ls")
+        if "staged" in info:
+            raise PermissionError(
+                f"{path!r} is staged for the job commit (an uncompleted multipart upload to "
+                f"{info['staged']!r}); read it at {info['staged']!r} once the job commits")
+
+    async def cat(self, path: str, start: int | None, end: int | None) -> bytes:
+        info = await self.info(path)
+        self._readable(path, info)
         size = info["size"]
         start, end = resolve_range(start, end, size)
         if end <= start:
@@ -221,8 +257,10 @@ class EphemeralRoutes:
         return await asyncio.to_thread(self.tier.read_bytes, path, start, end)
 
     async def get_file(self, path: str, lpath: str, callback=None) -> None:
-        if (await self.info(path))["type"] != "file":
+        info = await self.info(path)
+        if info["type"] != "file":
             raise is_a_directory(path, "use get(recursive=True) for directories")
+        self._readable(path, info)
 
         def copy() -> None:
             directory = os.path.dirname(os.path.abspath(lpath))
@@ -265,6 +303,8 @@ class EphemeralRoutes:
              autocommit: bool = True, **kwargs: Any) -> TierFile:
         kwargs.pop("cache_options", None)
         kwargs.pop("cache_type", None)
+        if mode == "rb" and not self.tier.exists(path):
+            self._readable(path, self.fs.info(path))  # staged elsewhere, or not found
         return TierFile(self.fs, path, mode, tier=self.tier, block_size=block_size,
                         autocommit=autocommit, **kwargs)
 
@@ -324,7 +364,12 @@ class EphemeralRoutes:
                 "deleted and the data kept only until the tier ends; copy it with cp instead, "
                 "or pick a destination outside ephemeral.patterns/prefixes")
         if self.owns(dst):
-            self.tier.rename(src, dst)  # a local metadata change
+            if self.tier.exists(src) and self.staging.wants(src, dst):
+                await self.staging.stage_task(src, dst)  # the data leaves this machine
+                return
+            if self.tier.exists(src):
+                self.tier.rename(src, dst)  # a local metadata change
+            await self.staging.move(src, dst)  # staged rows, if any, follow
             return
         await self._commit(src, dst, info)
 
@@ -335,12 +380,18 @@ class EphemeralRoutes:
             return None
 
     async def _commit(self, src: str, dst: str, info: dict) -> None:
-        """Tier -> S3: one upload per file, then the tier copy goes."""
+        """Tier -> S3: staged uploads complete, local files go up one upload each,
+        then the tier copy goes."""
+        completed = await self.staging.complete_tree(src, dst)
+        if not self.tier.exists(src):
+            if not completed and info["type"] == "directory":
+                await self.fs._makedirs(dst, exist_ok=True)
+            return
         if info["type"] == "file":
             await asyncio.to_thread(self._upload, src, dst)
         else:
             files = list(self.tier.walk_files(src))
-            if not files:
+            if not files and not completed:
                 await self.fs._makedirs(dst, exist_ok=True)
             semaphore = asyncio.Semaphore(UPLOAD_CONCURRENCY)
 
@@ -362,7 +413,14 @@ class EphemeralRoutes:
             if any(paths.is_within(p, r) for r in removed):
                 continue  # went with a directory removed before it
             if self.owns(p):
-                self.tier.delete(p, recursive=recursive)
+                if not recursive and len(await self.staging.walk(p)) > 0:
+                    raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
+                had_staged = await self.staging.abort_tree(p)  # uploads staged below it
+                try:
+                    self.tier.delete(p, recursive=recursive)
+                except FileNotFoundError:
+                    if not had_staged:
+                        raise
                 removed.append(p)
                 continue
             if self.holds_dir(p):

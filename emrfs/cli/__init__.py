@@ -15,7 +15,7 @@ import sys
 
 #: modules under emrfs.cli that contribute subcommands; missing optional
 #: extras make a module fail to import, which is reported when it is used.
-SUBCOMMAND_MODULES = ("local", "fs", "metadata", "cache", "gateway")
+SUBCOMMAND_MODULES = ("local", "fs", "metadata", "staged", "cache", "gateway")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -258,7 +258,8 @@ class DynamoDBMetadataStore(MetadataStore):
         return self.model(
             parent, child, is_dir=entry.is_dir, length=entry.size, mod_time=entry.mtime_ms,
             etag=entry.etag, version_id=entry.version_id, is_deleted=entry.deleted, ttl=ttl,
-            is_authoritative=entry.authoritative, last_updated=entry.last_updated_ms)
+            is_authoritative=entry.authoritative, last_updated=entry.last_updated_ms,
+            staged=entry.staged)
 
     @staticmethod
     def _entry(row: MetadataRow) -> Entry:
@@ -269,7 +270,8 @@ class DynamoDBMetadataStore(MetadataStore):
             etag=row.etag, version_id=row.version_id, deleted=bool(row.is_deleted),
             authoritative=bool(row.is_authoritative),
             last_updated_ms=None if row.last_updated is None else int(row.last_updated),
-            ttl=int(row.ttl.timestamp()) if row.ttl is not None else None)
+            ttl=int(row.ttl.timestamp()) if row.ttl is not None else None,
+            staged=row.staged)
 
     @staticmethod
     def _key(path: str) -> dict[str, dict[str, str]]:

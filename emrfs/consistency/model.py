@@ -11,6 +11,8 @@ One row per path, in the spirit of S3Guard's table::
     ttl              epoch seconds: DynamoDB's TTL removes tombstones after it
     is_authoritative (directories) every child of this directory is in the table
     last_updated     ms, when emrfs last wrote the row
+    staged           rows under ``.emrfs-staged/`` only: a task's staged upload
+                     (:mod:`emrfs.consistency.staged`)
 
 and one version-marker row (``../VERSION``, ``../VERSION``) carrying
 ``table_version`` and ``table_created``, as S3Guard kept.
@@ -73,6 +75,7 @@ class MetadataRow(Model):
     last_updated = NumberAttribute(null=True)
     table_version = NumberAttribute(null=True)
     table_created = NumberAttribute(null=True)
+    staged = UnicodeAttribute(null=True)
 
 
 @dataclass(frozen=True)

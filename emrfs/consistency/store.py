@@ -59,6 +59,8 @@ class Entry:
     authoritative: bool = False
     last_updated_ms: int | None = None
     ttl: int | None = None
+    #: rows of :mod:`emrfs.consistency.staged` only: the staged upload, as JSON.
+    staged: str | None = None
 
     @classmethod
     def file(cls, path: str, size: int, etag: str | None = None, version_id: str | None = None,

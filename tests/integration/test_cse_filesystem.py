@@ -314,3 +314,26 @@ def test_aws_client_round_trips_through_the_filesystem(emrfs_endpoint, emrfs_s3,
     aws.put_object(Bucket=emrfs_bucket, Key="theirs", Body=theirs)
     assert fs.cat_file(f"{emrfs_bucket}/theirs") == theirs
     assert fs.info(f"{emrfs_bucket}/theirs")["size"] == len(theirs)
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["rows-at-source", "unrecorded-source"])
+def test_directory_rename_records_plaintext_sizes(emrfs_endpoint, emrfs_bucket, recorded):
+    """The consistent view's rows after a directory rename carry the lengths readers see,
+    from the source's rows, or from the objects' envelopes when the source had none."""
+    import uuid
+
+    table = {"table_name": f"emrfs-meta-{uuid.uuid4().hex[:12]}"}
+    cse = {"enabled": True, "materials_provider": AES_PROVIDER, "aes_key": AES_KEY}
+    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True, consistent=True,
+                       consistency=table, cse=cse)
+    writer = fs if recorded else aes_fs(emrfs_endpoint)
+    writer.pipe_file(f"{emrfs_bucket}/d/a", b"hello")
+    writer.pipe_file(f"{emrfs_bucket}/d/sub/b", b"world!")
+    fs.mv(f"{emrfs_bucket}/d", f"{emrfs_bucket}/e", recursive=True)
+    store = fs._view(emrfs_bucket).store
+    assert store.get(f"{emrfs_bucket}/e/a").size == 5
+    assert store.get(f"{emrfs_bucket}/e/sub/b").size == 6
+    other = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
+                          consistent=True, consistency=table, cse=cse)
+    assert other.info(f"{emrfs_bucket}/e/sub/b")["size"] == 6
+    assert other.cat_file(f"{emrfs_bucket}/e/a") == b"hello"

@@ -1,0 +1,268 @@
+"""Staged task commit: the ephemeral tier's output leaves the machine at task commit.
+
+With one machine, the tier keeps a task's files on local disk until the job
+commit uploads them (``ephemeral.task_commit='local'``).  On a cluster each
+node writes through its own gateway, and the job commit runs elsewhere, so
+the task commit must move the data off its node — without making it visible
+(as Hadoop S3A's staging committer does):
+
+* task commit (the tier rename ``OUT/_temporary/N/_temporary/ATTEMPT`` ->
+  ``OUT/_temporary/N/TASK``): each file is uploaded to the key the job commit
+  will give it (:func:`emrfs.commit_layout.job_output_path`) as a multipart
+  upload that is *not* completed, through the filesystem's own write path
+  (SSE and CSE apply); the uploads are recorded in the metadata table
+  (:mod:`emrfs.consistency.staged`), then the local copy goes.
+* every machine sees the staged files at their tier paths (``info``, ``ls``,
+  ``find``), from the table.
+* job commit (a rename of staged files out of the tier): CompleteMultipartUpload
+  at the staged key, the instruction file under CSE InstructionFile mode, the
+  consistent-view record; a different destination than predicted costs a copy.
+* abort (deleting a tier directory): the uploads are aborted, the rows removed.
+
+Order, so a crash loses nothing: parts up, then rows, then the local copy
+goes (task commit); complete, then record, then the row goes (job commit; a
+repeated complete finds the object there and carries on).  Uploads a crash
+orphaned are listed and aborted by ``emrfs metadata staged``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as _dt
+import logging
+import time
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
+
+from . import paths
+from .commit_layout import in_task_attempt, is_task_commit, job_output_path
+from .consistency.staged import StagedEntry, StagedUpload, StagedUploads
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .tiers import EphemeralRoutes
+
+logger = logging.getLogger("emrfs.staging")
+
+__all__ = ["TaskCommitStaging"]
+
+#: files staged or completed at once.
+CONCURRENCY = 4
+_CHUNK = 8 * 1024 * 1024
+
+
+class TaskCommitStaging:
+    """The staged side of the tier's verbs (one per filesystem instance)."""
+
+    def __init__(self, routes: EphemeralRoutes):
+        self.routes = routes
+        self.fs = routes.fs
+        self.mode = self.fs.options.ephemeral.task_commit
+
+    # --- where it applies --------------------------------------------------------------
+
+    def uploads(self, path: str) -> StagedUploads | None:
+        """The staged rows for ``path``'s bucket, or None where staging is off."""
+        if self.mode == "local":
+            return None
+        if in_task_attempt(path):
+            return None  # tasks write there; only committed task output is staged
+        view = self.fs._view(path)
+        if view is None:
+            if self.mode == "staged":
+                raise ConfigurationError(
+                    f"ephemeral.task_commit='staged' but the consistent view is off for "
+                    f"{path!r} (a per-bucket override?); staged uploads are recorded in its "
+                    "table: turn consistency on there or use task_commit='local'",
+                    "ephemeral.task_commit")
+            return None
+        return StagedUploads(view.store)
+
+    def _is_ephemeral_segment(self, segment: str) -> bool:
+        return any(fnmatchcase(segment, p) for p in self.routes._patterns)
+
+    def target_for(self, path: str) -> str | None:
+        """The S3 path a committed task file at tier ``path`` will be renamed to."""
+        target = job_output_path(path, self._is_ephemeral_segment)
+        if target is None or not paths.split(target)[1] or self.routes.owns(target):
+            return None
+        return target
+
+    # --- what every machine sees --------------------------------------------------------
+
+    def _status(self, entry: StagedEntry) -> dict[str, Any]:
+        moment = (_dt.datetime.fromtimestamp(entry.mtime_ms / 1000, _dt.timezone.utc)
+                  if entry.mtime_ms else None)
+        if entry.is_dir:
+            status = self.fs.status.directory(entry.path, last_modified=moment)
+        else:
+            status = self.fs.status.file(entry.path, entry.upload.size, last_modified=moment)
+            status["staged"] = entry.upload.target
+        status["ephemeral"] = True
+        return status
+
+    async def info(self, path: str) -> dict[str, Any] | None:
+        store = self.uploads(path)
+        if store is None:
+            return None
+        entry = await asyncio.to_thread(store.get, path)
+        return None if entry is None else self._status(entry)
+
+    async def children(self, path: str) -> list[dict[str, Any]]:
+        store = self.uploads(path)
+        if store is None:
+            return []
+        return [self._status(e) for e in await asyncio.to_thread(store.children, path)]
+
+    async def walk(self, path: str) -> dict[str, dict[str, Any]]:
+        """Every staged entry below ``path`` (not ``path`` itself), by path."""
+        store = self.uploads(path)
+        if store is None:
+            return {}
+        entries = await asyncio.to_thread(lambda: list(store.walk(path)))
+        return {e.path: self._status(e) for e in entries if e.path != path}
+
+    async def files(self, path: str) -> list[tuple[str, StagedUpload]]:
+        store = self.uploads(path)
+        if store is None:
+            return []
+        return await asyncio.to_thread(store.files, path)
+
+    # --- task commit ------------------------------------------------------------------------
+
+    def wants(self, src: str, dst: str) -> bool:
+        """True when tier rename ``src -> dst`` is a task commit to stage."""
+        return (is_task_commit(src, dst) and self.uploads(dst) is not None
+                and self.target_for(paths.join(dst, "x")) is not None)
+
+    async def stage_task(self, src: str, dst: str) -> int:
+        """Task commit: stage every local file below ``src`` under ``dst``; returns how many."""
+        tier = self.routes.tier
+        store = self.uploads(dst)
+        files = list(tier.walk_files(src))
+        staged: dict[str, StagedUpload] = {}
+        semaphore = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(f: str) -> None:
+            path = paths.join(dst, paths.relative_to(f, src))
+            target = self.target_for(path)
+            if target is None:
+                raise ValueError(f"no job output path for {path!r}")
+            async with semaphore:
+                staged[path] = await asyncio.to_thread(self._stage_file, f, target)
+
+        try:
+            await asyncio.gather(*(one(f) for f in files))
+            await asyncio.to_thread(store.record, staged)  # the task's commit point
+        except BaseException:
+            await asyncio.shield(self._abort_uploads(list(staged.values())))
+            raise
+        tier.delete(src, recursive=True)
+        logger.info("staged %d files of %s for job commit", len(staged), dst)
+        return len(staged)
+
+    def _stage_file(self, src: str, target: str) -> StagedUpload:
+        """Upload one tier file to ``target`` without completing (blocking; a thread)."""
+        fs = self.fs
+        part = max(_CHUNK, fs.options.s3.part_size)
+        writer = fs.open(target, "wb", autocommit=False)
+        try:
+            with self.routes.tier.open_for_upload(src) as r:
+                while chunk := r.read(part):
+                    writer.write(chunk)
+            upload_id, etags, size = writer.stage()
+        except BaseException:
+            writer.discard()
+            raise
+        instruction = getattr(writer, "instruction_file", lambda: None)()
+        body, meta = instruction if instruction is not None else (None, {})
+        return StagedUpload(target, upload_id, tuple(etags), size, int(time.time() * 1000),
+                            base64.b64encode(body).decode() if body is not None else None,
+                            dict(meta))
+
+    # --- job commit ---------------------------------------------------------------------
+
+    async def complete_tree(self, src: str, dst: str) -> int:
+        """Job commit of what is staged at or below tier ``src``, renamed to ``dst``."""
+        store = self.uploads(src)
+        if store is None:
+            return 0
+        files = await asyncio.to_thread(store.files, src)
+        semaphore = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(path: str, upload: StagedUpload) -> None:
+            want = dst if path == src else paths.join(dst, paths.relative_to(path, src))
+            async with semaphore:
+                await self._complete(upload)
+                if upload.target != want:
+                    logger.warning("job commit moved %s to %s, not to %s where it was staged: "
+                                   "one S3 copy", path, want, upload.target)
+                    await self.fs._mv(upload.target, want)
+            await asyncio.to_thread(store.forget, [path])
+
+        await asyncio.gather(*(one(p, u) for p, u in files))
+        await asyncio.to_thread(store.forget_tree, src)
+        return len(files)
+
+    async def _complete(self, upload: StagedUpload) -> None:
+        fs = self.fs
+        target = upload.target
+        bucket, key = paths.split(target)
+        try:
+            response = await fs.s3.call(
+                "complete_multipart_upload", target, Bucket=bucket, Key=key,
+                UploadId=upload.upload_id, MultipartUpload={"Parts": upload.parts})
+        except FileNotFoundError as exc:
+            # NoSuchUpload: an earlier attempt of this job commit completed it (and then
+            # stopped before removing the row), or someone aborted it.
+            try:
+                response = await fs.s3.call("head_object", target, Bucket=bucket, Key=key,
+                                            **fs._encrypted.read_kwargs(target))
+            except FileNotFoundError:
+                raise FileNotFoundError(
+                    f"the staged upload of {target!r} is gone (aborted, or expired by a "
+                    "bucket lifecycle rule) and the object is not there; rerun the job; "
+                    "`emrfs metadata staged --abort` clears what is left") from exc
+        if upload.instruction is not None:
+            await fs._encrypted.put_object(fs._encrypted.crypto.instruction_key(target),
+                                           base64.b64decode(upload.instruction),
+                                           metadata=upload.instruction_metadata)
+        await fs._after_create(target)
+        await fs._record_file(target, upload.size, response)
+
+    # --- moves and aborts ---------------------------------------------------------------
+
+    async def move(self, src: str, dst: str) -> int:
+        """A rename inside the tier of staged files: the rows move, the uploads stay."""
+        store = self.uploads(src)
+        if store is None:
+            return 0
+        return await asyncio.to_thread(store.move, src, dst)
+
+    async def abort_tree(self, path: str) -> bool:
+        """Abort every upload staged at or below ``path`` and remove the rows;
+        True when the table had anything there."""
+        store = self.uploads(path)
+        if store is None:
+            return False
+        entries = await asyncio.to_thread(lambda: list(store.walk(path)))
+        if not entries:
+            return False
+        await self._abort_uploads([e.upload for e in entries if e.upload is not None])
+        await asyncio.to_thread(store.forget_tree, path)
+        return True
+
+    async def _abort_uploads(self, uploads: list[StagedUpload]) -> None:
+        semaphore = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(u: StagedUpload) -> None:
+            bucket, key = paths.split(u.target)
+            async with semaphore:
+                try:
+                    await self.fs.s3.call("abort_multipart_upload", u.target, Bucket=bucket,
+                                          Key=key, UploadId=u.upload_id)
+                except FileNotFoundError:
+                    pass  # gone already
+
+        await asyncio.gather(*(one(u) for u in uploads))
