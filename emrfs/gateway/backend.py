@@ -163,6 +163,10 @@ class Writer:
         self._file.write(data)
         self.bytes_written += len(data)
 
+    def writelines(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.write(piece)
+
     def commit(self) -> None:
         self._file.close()
         if self._staged:

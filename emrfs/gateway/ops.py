@@ -310,14 +310,18 @@ async def _ranged_reads(call: Call, start: int, end: int, *, ramp: bool):
 
 
 async def _body_chunks(request: web.Request, size: int):
-    buffer = bytearray()
+    """The body as lists of the pieces that arrived, ``size`` bytes or more each:
+    handed on as they are (the writer's buffer makes the one copy)."""
+    pieces: list[bytes] = []
+    held = 0
     async for piece in request.content.iter_any():
-        buffer += piece
-        if len(buffer) >= size:
-            yield bytes(buffer)
-            buffer.clear()
-    if buffer:
-        yield bytes(buffer)
+        pieces.append(piece)
+        held += len(piece)
+        if held >= size:
+            yield pieces
+            pieces, held = [], 0
+    if pieces:
+        yield pieces
 
 
 async def create(call: Call) -> web.StreamResponse:
@@ -345,7 +349,7 @@ async def create(call: Call) -> web.StreamResponse:
         async for data in _body_chunks(call.request, call.state.write_chunk):
             if pending is not None:
                 await pending  # one write in flight while the next chunk arrives
-            pending = asyncio.ensure_future(backend.thread(writer.write, data))
+            pending = asyncio.ensure_future(backend.thread(writer.writelines, data))
         if pending is not None:
             await pending
         await backend.thread(writer.commit)
