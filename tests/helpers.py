@@ -16,10 +16,12 @@ def record_s3_calls(fs, methods_only: bool = True) -> list:
     return calls
 
 
-def get_headers_then_drop(url: str) -> bytes:
+def get_headers_then_drop(url: str, linger: float = 0.0) -> bytes:
     """GET ``url`` as Hadoop's WebHDFS reader may: read the response head, then close
-    the connection without reading the body.  Returns the head."""
+    the connection without reading the body (after ``linger`` seconds, by which the
+    server is blocked on a full socket).  Returns the head."""
     import socket
+    import time
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
@@ -29,4 +31,5 @@ def get_headers_then_drop(url: str) -> bytes:
         head = b""
         while b"\r\n\r\n" not in head:
             head += sock.recv(65536)
+        time.sleep(linger)
     return head
