@@ -20,7 +20,7 @@ from typing import Any
 from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wrapper
 
 from . import config as _config
-from . import paths
+from . import paths, streamed_read
 from .byterange import resolve_range
 from .cached_io import CachedIO
 from .errors import (
@@ -333,6 +333,12 @@ class EmrFileSystem(AsyncFileSystem):
         out = {e["name"]: e for e in await self._encrypted.listed(list(out.values()))}
         names = sorted(out)
         return {n: out[n] for n in names} if detail else names
+
+    def _cat_stream(self, path: str, start: int, end: int, *, etag: str | None = None,
+                    piece_size: int = streamed_read.PIECE_SIZE):
+        """Bytes ``[start, end)`` of a plain S3 object as pieces from one GET, or None where
+        another layer serves the path (:mod:`emrfs.streamed_read`); iterate on ``self.loop``."""
+        return streamed_read.cat_stream(self, path, start, end, etag=etag, piece_size=piece_size)
 
     async def _glob(self, path: str, maxdepth: int | None = None, **kwargs: Any):
         stripped = self._strip_protocol(path)

@@ -67,7 +67,8 @@ def make_app(fs: AbstractFileSystem, *, token: str | None = None, owner: str | N
     home_template:
         ``GETHOMEDIRECTORY`` answer, ``{user}`` replaced.
     read_chunk_max, read_ahead:
-        OPEN streams in ranged reads that grow from 256 KiB to ``read_chunk_max``,
+        Where OPEN cannot stream one GET (not emrfs, or a tier, the cache or CSE
+        applies), it reads ranges that grow from 1 MiB to ``read_chunk_max``,
         ``read_ahead`` of them in flight: at most their product buffered per stream.
     """
     backend = Backend(fs)
@@ -150,15 +151,19 @@ async def _handle(request: web.Request) -> web.StreamResponse:
             await state.sessions.settle(call.fs_path)
         handler = _OPS_BY_METHOD[request.method.upper()][call.op]
         return await handler(call)
-    except ConnectionResetError:
-        # the client left (mid-body or mid-stream): what it sent was discarded
-        logger.debug("%s %s: client disconnected", request.method, request.path_qs)
-        return web.Response(status=499)
+    except ConnectionError as exc:
+        # the client left mid-body (reset) or mid-stream (aiohttp's "Connection lost"
+        # while a write waits): what it sent was discarded, the reads ahead stopped
+        if isinstance(exc, ConnectionResetError) or request.get(STREAMING):
+            logger.debug("%s %s: client disconnected", request.method, request.path_qs)
+            return web.Response(status=499)
+        failure: Exception = exc
     except web.HTTPException:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes a RemoteException
-        status, body = remote_exception(exc)
-        logger.debug("%s %s -> %s %s", request.method, request.path_qs, status, body)
         if request.get(STREAMING):
             raise
-        return json_response(body, status=status)
+        failure = exc
+    status, body = remote_exception(failure)
+    logger.debug("%s %s -> %s %s", request.method, request.path_qs, status, body)
+    return json_response(body, status=status)

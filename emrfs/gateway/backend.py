@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fsspec.asyn import AsyncFileSystem
@@ -20,6 +21,13 @@ from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 logger = logging.getLogger("emrfs.gateway")
 
 __all__ = ["Backend", "Writer"]
+
+_END = object()
+
+
+def _streamer(fs: AbstractFileSystem) -> Callable[..., AsyncIterator[bytes] | None] | None:
+    """The filesystem's streaming ranged read (emrfs's ``_cat_stream``), if it has one."""
+    return getattr(fs, "_cat_stream", None)
 
 
 class Backend:
@@ -35,6 +43,7 @@ class Backend:
         self.is_async = isinstance(fs, AsyncFileSystem) and fs.async_impl
         if isinstance(fs, DirFileSystem):  # async class, but only as async as what it wraps
             self.is_async = fs.fs.async_impl
+        self._streamer = _streamer(fs) if self.is_async else None
 
     async def call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
         if self.is_async:
@@ -73,6 +82,42 @@ class Backend:
     async def read(self, path: str, start: int, end: int) -> bytes:
         return await self.call("cat_file", path, start=start, end=end)
 
+    def stream(self, path: str, start: int, end: int, *, etag: str | None = None,
+               piece_size: int) -> AsyncIterator[bytes] | None:
+        """``[start, end)`` of ``path`` from one streaming read, in pieces of about
+        ``piece_size``, or ``None`` when the filesystem has no such read for this path
+        (then :meth:`read` ranges).  The next piece is fetched while the caller
+        handles this one; closing the iterator (or cancelling its consumer) stops it."""
+        if self._streamer is None:
+            return None
+        source = self._streamer(path, start, end, etag=etag, piece_size=piece_size)
+        return None if source is None else self._relay(source)
+
+    async def _relay(self, source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Iterate ``source`` (which lives on the filesystem's loop) from this loop,
+        one piece ahead; on exit, it is closed on its own loop."""
+
+        async def pull():
+            async def step():  # made here, so a pull cancelled before it runs leaves no coroutine
+                return await anext(source, _END)
+            return await self._on_fs_loop(step())
+
+        async def close():
+            while getattr(source, "ag_running", False):  # a cancelled pull still unwinding
+                await asyncio.sleep(0)
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+        ahead = asyncio.ensure_future(pull())
+        try:
+            while (piece := await ahead) is not _END:
+                ahead = asyncio.ensure_future(pull())
+                yield piece
+        finally:
+            ahead.cancel()
+            await asyncio.shield(self._on_fs_loop(close()))
+
     async def open_writer(self, path: str) -> Writer:
         return await asyncio.to_thread(Writer, self.fs, path)
 
@@ -106,6 +151,10 @@ class Writer:
     def write(self, data: bytes) -> None:
         self._file.write(data)
         self.bytes_written += len(data)
+
+    def writelines(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.write(piece)
 
     def commit(self) -> None:
         self._file.close()

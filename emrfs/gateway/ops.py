@@ -3,6 +3,8 @@
 Only the public fsspec API is used (through :class:`~.backend.Backend`).
 Where HDFS answers with a boolean (RENAME, DELETE, MKDIRS) the same cases
 answer ``false`` here; everything else failing is a ``RemoteException``.
+Top-level directories are buckets, which no operation creates, deletes or
+renames (``AccessControlException``, as ViewFS answers for its mount points).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .status import file_status, fs_name_suffix, is_dir, size_of
 __all__ = ["GET_OPS", "PUT_OPS", "POST_OPS", "DELETE_OPS", "normalize_path"]
 
 FIRST_READ_CHUNK = 1024 * 1024  # without a length, reads start small: Hadoop may stop early
+STREAM_PIECE = 1024 * 1024  # a streamed OPEN holds about two of these per client
 BYTES_PER_CRC = 512
 
 
@@ -40,6 +43,33 @@ def normalize_path(text: str, what: str = "path") -> str:
 
 def to_fs(path: str) -> str:
     return path.strip("/")
+
+
+# --- buckets: the top-level directories, which the gateway never creates, deletes or renames
+
+def _is_bucket(fs_path: str) -> bool:
+    return bool(fs_path) and "/" not in fs_path
+
+
+def _refuse(path: str, what: str, advice: str) -> GatewayError:
+    return GatewayError("AccessControlException",
+                        f"{path}: {what}; the gateway never creates, deletes or renames "
+                        f"buckets (the top-level directories). {advice}")
+
+
+async def _require_bucket(call: Call, fs_path: str) -> None:
+    """Refuse a change below a top-level directory that does not exist: the
+    filesystem would create it as a new bucket."""
+    bucket = fs_path.partition("/")[0]
+    if not bucket:
+        return
+    try:
+        info = await call.state.backend.info(bucket)
+    except FileNotFoundError:
+        info = None
+    if info is None or not is_dir(info):
+        raise _refuse("/" + fs_path, f"bucket /{bucket} does not exist",
+                      f"Create it with S3 tooling (aws s3 mb s3://{bucket}) first.")
 
 
 # --- reading metadata ----------------------------------------------------------------
@@ -228,19 +258,34 @@ async def open_(call: Call) -> web.StreamResponse:
     if offset > size:
         raise bad_request(f"offset {offset} is beyond the end of {call.path} ({size} bytes)")
     end = size if length is None else min(size, offset + length)
-    response = web.StreamResponse(status=200, headers={
-        "Content-Type": "application/octet-stream", "Content-Length": str(end - offset)})
-    await response.prepare(call.request)
-    call.request[STREAMING] = True  # failures now can only cut the stream
-    await _stream_range(call, offset, end, response, ramp=length is None)
+    pieces = _pieces(call, info, offset, end, ramp=length is None)
+    try:
+        first = await anext(pieces, b"")  # a failure here is still a RemoteException
+        response = web.StreamResponse(status=200, headers={
+            "Content-Type": "application/octet-stream", "Content-Length": str(end - offset)})
+        await response.prepare(call.request)
+        call.request[STREAMING] = True  # failures now can only cut the stream
+        if first:
+            await response.write(first)
+        async for piece in pieces:
+            await response.write(piece)
+    finally:
+        await pieces.aclose()  # a client that left stops the reads ahead
     await response.write_eof()
     return response
 
 
-async def _stream_range(call: Call, start: int, end: int, response: web.StreamResponse, *,
-                        ramp: bool) -> None:
-    """Send [start, end) in chunks (growing from 1 MiB when ``ramp``), reading ahead;
-    stops, and cancels the reads ahead, when the client leaves."""
+def _pieces(call: Call, info: dict, start: int, end: int, *, ramp: bool):
+    """[start, end) of the file: one streaming read where the filesystem has one
+    (memory: a piece or two), else ranged reads ahead."""
+    stream = call.state.backend.stream(call.fs_path, start, end, etag=info.get("ETag"),
+                                       piece_size=STREAM_PIECE)
+    return stream if stream is not None else _ranged_reads(call, start, end, ramp=ramp)
+
+
+async def _ranged_reads(call: Call, start: int, end: int, *, ramp: bool):
+    """Ranged reads (growing from 1 MiB when ``ramp``), ``read_ahead`` of them in
+    flight; closing the iterator cancels the reads ahead."""
     state = call.state
     pending: list[asyncio.Task] = []
     pos = start
@@ -258,21 +303,25 @@ async def _stream_range(call: Call, start: int, end: int, response: web.StreamRe
         while pending:
             data = await pending.pop(0)
             schedule()
-            await response.write(data)
+            yield data
     finally:
         for task in pending:
             task.cancel()
 
 
 async def _body_chunks(request: web.Request, size: int):
-    buffer = bytearray()
+    """The body as lists of the pieces that arrived, ``size`` bytes or more each:
+    handed on as they are (the writer's buffer makes the one copy)."""
+    pieces: list[bytes] = []
+    held = 0
     async for piece in request.content.iter_any():
-        buffer += piece
-        if len(buffer) >= size:
-            yield bytes(buffer)
-            buffer.clear()
-    if buffer:
-        yield bytes(buffer)
+        pieces.append(piece)
+        held += len(piece)
+        if held >= size:
+            yield pieces
+            pieces, held = [], 0
+    if pieces:
+        yield pieces
 
 
 async def create(call: Call) -> web.StreamResponse:
@@ -288,6 +337,8 @@ async def create(call: Call) -> web.StreamResponse:
             raise GatewayError("FileAlreadyExistsException",
                                f"{call.path} already exists as {what}"
                                + ("" if is_dir(info) else "; pass overwrite=true to replace it"))
+        if info is None:
+            await _require_bucket(call, call.fs_path)
         return _redirect(call, _data_url(call, extra=str(overwrite).lower(),
                                          overwrite=str(overwrite).lower()))
     if not overwrite and await backend.exists(call.fs_path):
@@ -298,7 +349,7 @@ async def create(call: Call) -> web.StreamResponse:
         async for data in _body_chunks(call.request, call.state.write_chunk):
             if pending is not None:
                 await pending  # one write in flight while the next chunk arrives
-            pending = asyncio.ensure_future(backend.thread(writer.write, data))
+            pending = asyncio.ensure_future(backend.thread(writer.writelines, data))
         if pending is not None:
             await pending
         await backend.thread(writer.commit)
@@ -335,6 +386,7 @@ async def mkdirs(call: Call) -> web.StreamResponse:
     if info is not None and not is_dir(info):
         raise GatewayError("FileAlreadyExistsException", f"{call.path} exists and is a file")
     if info is None:
+        await _require_bucket(call, call.fs_path)
         await backend.call("makedirs", call.fs_path, exist_ok=True)
     return json_response({"boolean": True})
 
@@ -361,6 +413,9 @@ async def rename(call: Call) -> web.StreamResponse:
         if overwrite:
             raise
         return result(False)
+    if _is_bucket(src) and is_dir(src_info):
+        raise _refuse(call.path, "a bucket cannot be renamed",
+                      f"Rename what is in it ({call.path}/*) instead.")
     if dst == src:
         return result(not is_dir(src_info))
     if dst.startswith(src + "/"):
@@ -375,6 +430,11 @@ async def rename(call: Call) -> web.StreamResponse:
             dst_info = await backend.info(dst)
         except FileNotFoundError:
             dst_info = None
+    if _is_bucket(dst) and (dst_info is None or is_dir(dst_info)):
+        what = "it would replace the bucket" if dst_info is not None else \
+            "it would become a new bucket"
+        raise _refuse(f"/{dst}", f"cannot rename {call.path} there: {what}",
+                      "Rename into a directory below a bucket that exists.")
     if dst_info is not None:
         if not overwrite or is_dir(dst_info) or is_dir(src_info):
             if overwrite:
@@ -401,6 +461,11 @@ async def delete(call: Call) -> web.StreamResponse:
         info = await backend.info(call.fs_path)
     except FileNotFoundError:
         return json_response({"boolean": False})
+    if _is_bucket(call.fs_path) and is_dir(info):
+        raise _refuse(call.path, "a bucket cannot be deleted",
+                      f"Delete what is in it instead (hdfs dfs -rm -r '{call.path}/*': a "
+                      f"DELETE of each entry LISTSTATUS {call.path} shows), or remove the "
+                      f"bucket with S3 tooling (aws s3 rb s3://{call.fs_path}).")
     if is_dir(info) and not recursive:
         children = await backend.ls(call.fs_path)
         if any(to_fs(str(c["name"])) != call.fs_path for c in children):

@@ -177,18 +177,22 @@ class S3Client:
     async def get_object_stream(self, path: str, bucket: str, key: str,
                                 chunk_size: int = 8 * 1024 * 1024,
                                 on_response: Callable[[dict], None] | None = None,
+                                *, start: int = 0, end: int | None = None,
                                 **kwargs: Any) -> AsyncIterator[bytes]:
-        """The whole object as chunks, resuming from the last byte if the body breaks.
+        """The object (or bytes ``[start, end)`` of it) as chunks of about ``chunk_size``,
+        from one GET, resuming from the last byte if the body breaks.
 
         ``on_response`` sees each GetObject response before its body is read.
+        Memory stays at one chunk whatever the length: this is for piping through.
         """
         got = 0
         attempt = 0
-        total: int | None = None
+        total: int | None = None if end is None else max(0, end - start)
         while total is None or got < total:
             extra = dict(kwargs)
-            if got:
-                extra["Range"] = f"bytes={got}-"
+            if got or start or end is not None:
+                last = "" if end is None else str(end - 1)
+                extra["Range"] = f"bytes={start + got}-{last}"
             response = await self._conditional_get(path, Bucket=bucket, Key=key, **extra)
             if on_response is not None:
                 on_response(response)
@@ -197,10 +201,7 @@ class S3Client:
             body = response["Body"]
             try:
                 async with body:
-                    while True:
-                        chunk = await body.read(chunk_size)
-                        if not chunk:
-                            break
+                    async for chunk in _gathered(body, chunk_size):
                         got += len(chunk)
                         yield chunk
             except Exception as exc:  # noqa: BLE001
@@ -259,6 +260,24 @@ def _shared_session(profile: str | None):
             session.set_config_variable("profile", profile)
         _sessions[key] = session
     return session
+
+
+async def _gathered(body, size: int) -> AsyncIterator[bytes]:
+    """A body's bytes in pieces of ``size`` (the last one shorter): the socket hands out
+    whatever has arrived, often 64 KiB, and each piece costs its reader a round."""
+    parts: list[bytes] = []
+    held = 0
+    while True:
+        piece = await body.read(size - held)
+        if not piece:
+            break
+        parts.append(piece)
+        held += len(piece)
+        if held >= size:
+            yield parts[0] if len(parts) == 1 else b"".join(parts)
+            parts, held = [], 0
+    if parts:
+        yield b"".join(parts)
 
 
 def client_kwargs(o: S3Options, endpoint_url: str | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import pytest
 from fsspec.implementations.dirfs import DirFileSystem
 
 from emrfs.gateway import serve_in_thread
+from emrfs.testing.pytest_plugin import empty_and_delete_bucket
 
 
 @dataclass
@@ -28,6 +29,8 @@ class Served:
     bucket: str
     read_raw: Callable[[str], bytes]   # "bucket/key" -> bytes, bypassing the gateway
     kind: str
+    bucket_exists: Callable[[str], bool]   # by the side channel: boto3, or the directory
+    make_bucket: Callable[[str], None]     # another bucket, removed after the test
     pending_uploads: Callable[[], list] = list  # unfinished multipart uploads (S3 only)
 
 
@@ -60,7 +63,9 @@ def _served(kind: str, request, tmp_path):
         bucket = "bucket"
         (tmp_path / bucket).mkdir()
         fs = DirFileSystem(str(tmp_path), fs=fsspec.filesystem("file"))
-        yield Served(fs, bucket, lambda p: (tmp_path / p).read_bytes(), "local")
+        yield Served(fs, bucket, lambda p: (tmp_path / p).read_bytes(), "local",
+                     bucket_exists=lambda name: (tmp_path / name).is_dir(),
+                     make_bucket=lambda name: (tmp_path / name).mkdir())
     else:
         from emrfs.filesystem import EmrFileSystem
 
@@ -76,7 +81,18 @@ def _served(kind: str, request, tmp_path):
         def pending_uploads() -> list:
             return s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
 
-        yield Served(fs, bucket, read_raw, "emrfs", pending_uploads)
+        def bucket_exists(name: str) -> bool:
+            return any(b["Name"] == name for b in s3.list_buckets()["Buckets"])
+
+        made: list[str] = []
+
+        def make_bucket(name: str) -> None:
+            s3.create_bucket(Bucket=name)
+            made.append(name)
+
+        yield Served(fs, bucket, read_raw, "emrfs", bucket_exists, make_bucket, pending_uploads)
+        for name in made:
+            empty_and_delete_bucket(s3, name)
 
 
 @pytest.fixture
