@@ -91,6 +91,12 @@ def direct_read(fs, path: str, size: int) -> None:
     assert got == size
 
 
+def direct_cat(fs, path: str, size: int) -> None:
+    """The whole object in one GET: the reference that pays moto's per-GET copy once,
+    as the gateway's streamed OPEN does."""
+    assert len(fs.cat_file(path)) == size
+
+
 def make_fs(local: bool):
     """(filesystem, bucket, local servers or None, ``emrfs gateway`` arguments)."""
     if local:
@@ -147,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 "append write": timed(
                     lambda: fsspec_client_write(url, f"{bucket}/appended.bin", data)),
                 "direct read": timed(lambda: direct_read(fs, f"{bucket}/direct.bin", size)),
+                "direct cat": timed(lambda: direct_cat(fs, f"{bucket}/direct.bin", size)),
                 "gateway read": timed(lambda: gateway_read(url, f"{bucket}/gw.bin", size)),
             }
             for name, secs in results.items():
@@ -158,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:14s} {args.size_mib / mid:8.1f} MiB/s  ({mid:.2f} s)")
         for label, slow, fast in (("write ratio gateway/direct", "gateway write", "direct write"),
                                   ("read ratio gateway/direct", "gateway read", "direct read"),
+                                  ("read ratio gateway/direct cat_file (one GET each)",
+                                   "gateway read", "direct cat"),
                                   ("fsspec client (CREATE+APPEND) write ratio", "append write",
                                    "direct write")):
             ratios = [f / s for f, s in zip(runs[fast], runs[slow])]  # per round
