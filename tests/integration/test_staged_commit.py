@@ -254,3 +254,29 @@ def test_cli_lists_and_aborts_what_a_dead_driver_left(nodes, bucket, emrfs_s3, e
     assert [o["upload_id"] for o in done["orphans"]] == [orphan]
     assert uploads(emrfs_s3, bucket) == [] and objects(emrfs_s3, bucket) == []
     assert staged_rows(emrfs_endpoint, table, bucket) == []
+
+
+def test_a_task_commit_that_cannot_record_keeps_its_output(emrfs_endpoint, tmp_path, table,
+                                                           bucket, emrfs_s3):
+    """DynamoDB refuses the staged rows (throttled past every retry): the uploads are
+    aborted and the task's files stay on its node, so the task commit can be retried."""
+    from emrfs.testing import Failure, FaultPolicy, FaultProxy
+
+    throttle = FaultPolicy(dynamodb_throttle=Failure(1.0, key_substring=".emrfs-staged"))
+    with FaultProxy(emrfs_endpoint) as proxy:
+        a = node(proxy.url, tmp_path, "a", table,
+                 **{"consistency.dynamodb_max_retries": 1,
+                    "consistency.dynamodb_retry_base_seconds": 0.01})
+        out = f"{bucket}/out"
+        attempt = f"{out}/_temporary/0/_temporary/attempt_1"
+        a.pipe_file(f"{attempt}/p", b"payload")
+        proxy.set_policy(throttle)
+        with pytest.raises(OSError):
+            a.mv(attempt, f"{out}/_temporary/0/task_1")
+        assert uploads(emrfs_s3, bucket) == [] and objects(emrfs_s3, bucket) == []
+        assert a.cat_file(f"{attempt}/p") == b"payload"  # still on the node
+        proxy.set_policy(FaultPolicy())
+        a.mv(attempt, f"{out}/_temporary/0/task_1")  # the retry
+        commit_job(a, out)
+        assert emrfs_s3.get_object(Bucket=bucket, Key="out/p")["Body"].read() == b"payload"
+        a._cached.local.tier.terminate()
