@@ -22,7 +22,6 @@ file against emrfs used directly (``--gateway-mib``, 0 skips it).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -63,20 +62,9 @@ def by_kind(operations: dict[str, int]) -> Counter:
 
 
 def spark_session():
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    from pyspark.sql import SparkSession
+    from emrfs.testing.spark import local_session
 
-    session = (
-        SparkSession.builder.master("local[2]").appName("emrfs-bench-spark")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.driver.memory", "1g")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.hadoop.fs.webhdfs.impl.disable.cache", "true")
-        .getOrCreate())
-    session.sparkContext.setLogLevel("ERROR")
-    return session
+    return local_session("emrfs-bench-spark", driver_memory="1g")
 
 
 def run_job(spark, url: str, rows: int, parts: int) -> tuple[float, float]:

@@ -144,37 +144,45 @@ class ContentDecryptor:
         return head + tail if tail else head
 
 
+class _HoldLast:
+    """Releases plaintext one chunk late, so the last chunk waits for the tag."""
+
+    def __init__(self, decryptor: ContentDecryptor):
+        self.decryptor = decryptor
+        self.pending = b""
+
+    def push(self, chunk: bytes) -> bytes:
+        """Decrypt ``chunk``; returns what may be released now (often ``b""``)."""
+        plain = self.decryptor.update(chunk)
+        if not plain:
+            return b""
+        out, self.pending = self.pending, plain
+        return out
+
+    def finish(self) -> list[bytes]:
+        """Verify (raises on a bad tag), then what was held back."""
+        tail = self.decryptor.finalize()
+        return [c for c in (self.pending, tail) if c]
+
+
 def verified_chunks(decryptor: ContentDecryptor, chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Plaintext chunks; the last is held back until the object verifies."""
-    pending = b""
+    hold = _HoldLast(decryptor)
     for chunk in chunks:
-        plain = decryptor.update(chunk)
-        if plain:
-            if pending:
-                yield pending
-            pending = plain
-    tail = decryptor.finalize()
-    if pending:
-        yield pending
-    if tail:
-        yield tail
+        if out := hold.push(chunk):
+            yield out
+    yield from hold.finish()
 
 
 async def averified_chunks(decryptor: ContentDecryptor,
                            chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
     """:func:`verified_chunks` over an async chunk source (an aiobotocore body)."""
-    pending = b""
+    hold = _HoldLast(decryptor)
     async for chunk in chunks:
-        plain = decryptor.update(chunk)
-        if plain:
-            if pending:
-                yield pending
-            pending = plain
-    tail = decryptor.finalize()
-    if pending:
-        yield pending
-    if tail:
-        yield tail
+        if out := hold.push(chunk):
+            yield out
+    for out in hold.finish():
+        yield out
 
 
 def plaintext_length(stored_length: int, metadata: Mapping[str, str] | None,

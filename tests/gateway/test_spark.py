@@ -8,7 +8,6 @@ SparkSession for the module; output checked on the served filesystem directly.
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 import fsspec
@@ -23,21 +22,9 @@ pytestmark = [pytest.mark.spark, pytest.mark.integration]
 @pytest.fixture(scope="module")
 def spark():
     pytest.importorskip("pyspark")
-    from pyspark.sql import SparkSession
+    from emrfs.testing.spark import local_session
 
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    session = (
-        SparkSession.builder.master("local[2]").appName("emrfs-gateway-test")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.driver.memory", "768m")
-        # a short-lived driver: C1 only and the serial collector start faster
-        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.hadoop.fs.emrfs.impl", "org.apache.hadoop.hdfs.web.WebHdfsFileSystem")
-        .config("spark.hadoop.fs.webhdfs.impl.disable.cache", "true")
-        .getOrCreate())
-    session.sparkContext.setLogLevel("ERROR")
+    session = local_session("emrfs-gateway-test")
     yield session
     session.stop()
 

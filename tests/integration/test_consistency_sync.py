@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import boto3
 import pytest
 
 from emrfs.consistency import sync as S
