@@ -171,3 +171,50 @@ def test_ephemeral_commit_with_cse_and_consistent_view(spark, emrfs_fault_proxy,
         empty_and_delete_bucket(emrfs_s3, bucket)
         boto3.client("dynamodb", endpoint_url=proxy.upstream).delete_table(
             TableName=f"{bucket}-meta")
+
+
+def test_dynamic_partition_overwrite_with_the_staged_commit(spark, emrfs_endpoint, emrfs_s3,
+                                                            tmp_path, caplog):
+    """Spark's dynamic partition overwrite writes below ``.spark-staging-*`` and renames
+    partitions into the table after the job commit: with the staged task commit, the
+    uploads are staged at the partitions' final keys and completed by that rename; the
+    partitions not written stay, and nothing of the staging directories reaches S3."""
+    if not _emrfs_available():
+        pytest.skip("needs emrfs's filesystem")
+    from pyspark.sql import functions as F
+
+    from emrfs.filesystem import EmrFileSystem
+    from emrfs.testing.pytest_plugin import empty_and_delete_bucket, new_bucket_name
+
+    bucket = new_bucket_name("emrfs-spark-dyn")
+    emrfs_s3.create_bucket(Bucket=bucket)
+    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True, consistent=True,
+                       consistency={"table_name": f"{bucket}-meta"},
+                       cache={"enabled": True, "directories": [str(tmp_path / "c0")]},
+                       ephemeral={"task_commit": "staged"})
+    try:
+        with serve_in_thread(fs) as gateway:
+            url = f"webhdfs://127.0.0.1:{gateway.port}/{bucket}/table"
+            first = spark.range(0, 90).withColumn("part", (F.col("id") % 3).cast("string"))
+            first.write.mode("overwrite").partitionBy("part").parquet(url)
+            spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+            try:
+                again = spark.range(1000, 1010).withColumn("part", F.lit("1"))
+                again.write.mode("overwrite").partitionBy("part").parquet(url)
+            finally:
+                spark.conf.unset("spark.sql.sources.partitionOverwriteMode")
+            rows = spark.read.parquet(url).collect()
+        assert sorted(r.id for r in rows if r.part == 1) == list(range(1000, 1010))
+        assert sorted(r.id for r in rows if r.part != 1) == [i for i in range(90) if i % 3 != 1]
+        keys = [o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        assert not [k for k in keys if "spark-staging" in k or "_temporary" in k], keys
+        assert not emrfs_s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+        # staged at the keys the partitions ended at: completed in place, never copied
+        assert "one S3 copy" not in caplog.text
+    finally:
+        fs._cached.local.tier.terminate()
+        empty_and_delete_bucket(emrfs_s3, bucket)
+        import boto3
+
+        boto3.client("dynamodb", endpoint_url=emrfs_endpoint).delete_table(
+            TableName=f"{bucket}-meta")
