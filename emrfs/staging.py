@@ -80,7 +80,7 @@ class TaskCommitStaging:
         return StagedUploads(view.store)
 
     def _is_ephemeral_segment(self, segment: str) -> bool:
-        return any(fnmatchcase(segment, p) for p in self.routes._patterns)
+        return any(fnmatchcase(segment, p) for p in self.routes.patterns)
 
     def target_for(self, path: str) -> str | None:
         """The S3 path a committed task file at tier ``path`` will be renamed to."""
@@ -156,7 +156,7 @@ class TaskCommitStaging:
             await asyncio.gather(*(one(f) for f in files))
             await asyncio.to_thread(store.record, staged)  # the task's commit point
         except BaseException:
-            await asyncio.shield(self._abort_uploads(list(staged.values())))
+            await asyncio.shield(self.abort_uploads(list(staged.values())))
             raise
         tier.delete(src, recursive=True)
         self.prune(paths.parent(src))
@@ -268,11 +268,12 @@ class TaskCommitStaging:
         entries = await asyncio.to_thread(lambda: list(store.walk(path)))
         if not entries:
             return False
-        await self._abort_uploads([e.upload for e in entries if e.upload is not None])
+        await self.abort_uploads([e.upload for e in entries if e.upload is not None])
         await asyncio.to_thread(store.forget_tree, path)
         return True
 
-    async def _abort_uploads(self, uploads: list[StagedUpload]) -> None:
+    async def abort_uploads(self, uploads: list[StagedUpload]) -> None:
+        """AbortMultipartUpload for each (one already gone is fine)."""
         semaphore = asyncio.Semaphore(CONCURRENCY)
 
         async def one(u: StagedUpload) -> None:

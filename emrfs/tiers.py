@@ -60,15 +60,15 @@ class EphemeralRoutes:
         self.cached = cached
         o = fs.options
         self.on = bool(o.ephemeral.enabled and o.cache.enabled)
-        self._patterns = as_tuple(o.ephemeral.patterns)
-        self._prefixes = as_tuple(o.ephemeral.prefixes)
+        self.patterns = as_tuple(o.ephemeral.patterns)
+        self.prefixes = as_tuple(o.ephemeral.prefixes)
         self.staging = TaskCommitStaging(self)  # task output staged in S3 (emrfs.staging)
 
     # --- which paths ----------------------------------------------------------------------
 
     def owns(self, path: str) -> bool:
         """True when ``path`` (normalised) lives in the tier."""
-        return self.on and bool(path) and is_ephemeral(path, self._patterns, self._prefixes)
+        return self.on and bool(path) and is_ephemeral(path, self.patterns, self.prefixes)
 
     @property
     def tier(self) -> EphemeralTier:

@@ -94,7 +94,7 @@ def _staged(args: argparse.Namespace) -> int:
     if args.abort:
         doomed = [e.upload for e in entries] + [
             StagedUpload(u["target"], u["upload_id"], (), 0, u["started_ms"]) for u in orphans]
-        sync(fs.loop, staging._abort_uploads, doomed)
+        sync(fs.loop, staging.abort_uploads, doomed)
         store.forget(e.path for e in entries)
     verb = "aborted" if args.abort else "staged"
     lines = [f"{verb} {e.path} -> s3://{e.upload.target} ({e.upload.size} bytes, "
