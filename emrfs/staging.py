@@ -153,7 +153,11 @@ class TaskCommitStaging:
                 staged[path] = await asyncio.to_thread(self._stage_file, f, target)
 
         try:
-            await asyncio.gather(*(one(f) for f in files))
+            # every upload settles before any is judged: none may finish after the abort
+            outcomes = await asyncio.gather(*(one(f) for f in files), return_exceptions=True)
+            failed = [o for o in outcomes if isinstance(o, BaseException)]
+            if failed:
+                raise failed[0]
             await asyncio.to_thread(store.record, staged)  # the task's commit point
         except BaseException:
             await asyncio.shield(self.abort_uploads(list(staged.values())))

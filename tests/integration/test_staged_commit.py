@@ -280,3 +280,25 @@ def test_a_task_commit_that_cannot_record_keeps_its_output(emrfs_endpoint, tmp_p
         commit_job(a, out)
         assert emrfs_s3.get_object(Bucket=bucket, Key="out/p")["Body"].read() == b"payload"
         a._cached.local.tier.terminate()
+
+
+def test_a_task_commit_whose_upload_fails_leaves_no_upload_behind(emrfs_endpoint, tmp_path,
+                                                                  table, bucket, emrfs_s3):
+    """One file's parts are refused (503 past every retry): the other files' staged
+    uploads are aborted too, and the task's files stay on its node for the retry."""
+    from emrfs.testing import Failure, FaultPolicy, FaultProxy
+
+    with FaultProxy(emrfs_endpoint) as proxy:
+        a = node(proxy.url, tmp_path, "a", table, max_attempts=1)
+        out = f"{bucket}/out"
+        attempt = f"{out}/_temporary/0/_temporary/attempt_1"
+        files = {f"good-{i}": os.urandom(1000) for i in range(6)} | {"bad": b"refused"}
+        for rel, data in files.items():
+            a.pipe_file(f"{attempt}/{rel}", data)
+        proxy.set_policy(FaultPolicy(slow_down=Failure(1.0, key_substring="out/bad",
+                                                       operations={"UploadPart"})))
+        with pytest.raises(OSError):
+            a.mv(attempt, f"{out}/_temporary/0/task_1")
+        assert uploads(emrfs_s3, bucket) == [] and objects(emrfs_s3, bucket) == []
+        assert sorted(a.ls(attempt, detail=False)) == sorted(f"{attempt}/{r}" for r in files)
+        a._cached.local.tier.terminate()
