@@ -45,7 +45,7 @@ from .crypto import ContentCrypto, ContentEncryptor, RangeReader, averified_chun
 from .crypto import segmented
 from .crypto.envelope import INSTRUCTION_MARKER, instruction_file_required, is_encrypted
 from .crypto.stream import plaintext_length
-from .errors import EmrfsError, EncryptionError, IntegrityError
+from .errors import EmrfsError, EncryptionError, IntegrityError, is_a_directory
 from .files import EmrFile
 from .s3.client import _close_at_exit, client_kwargs
 
@@ -673,12 +673,14 @@ class EncryptedFile(EmrFile):
             info = self.fs.info(self.path)
         except FileNotFoundError:
             return
-        if info["size"] >= 5 * 1024 * 1024:
-            raise EncryptionError(
-                f"cannot append to {self.path!r}: appending to a client-side encrypted object "
-                "of 5 MiB or more would need it re-encrypted whole; write a new object", self.path)
-        self.buffer.write(self._cse.update(self.fs.cat_file(self.path)))
-        self.loc = info["size"]
+        if info["type"] != "file":
+            raise is_a_directory(self.path, "cannot append to a directory")
+        # An encrypted object cannot be extended in place (one GCM stream, its tag at the
+        # end): its plaintext streams into this writer, encrypted afresh, parts going up
+        # as they fill; the new object replaces the old one whole when the file closes.
+        with self.fs.open(self.path, "rb") as old:
+            while chunk := old.read(self.blocksize):
+                self.write(chunk)
 
     def _upload_chunk(self, final: bool = False):
         if final and self._cse is not None:

@@ -337,3 +337,21 @@ def test_directory_rename_records_plaintext_sizes(emrfs_endpoint, emrfs_bucket, 
                           consistent=True, consistency=table, cse=cse)
     assert other.info(f"{emrfs_bucket}/e/sub/b")["size"] == 6
     assert other.cat_file(f"{emrfs_bucket}/e/a") == b"hello"
+
+
+@pytest.mark.parametrize("size", [3, 6 * MiB + 7], ids=["small", "multipart"])
+def test_append_rewrites_the_encrypted_object(emrfs_endpoint, emrfs_s3, emrfs_bucket, size):
+    """Appending to a CSE object re-encrypts it whole (one GCM stream cannot grow): the
+    result is a new envelope whose plaintext is old + new, ciphertext in S3."""
+    fs = aes_fs(emrfs_endpoint)
+    path = f"{emrfs_bucket}/log"
+    first, more = os.urandom(size), os.urandom(1000)
+    fs.pipe_file(path, first)
+    before = raw(emrfs_s3, emrfs_bucket, "log")[1]["Metadata"]
+    with fs.open(path, "ab") as f:
+        f.write(more)
+    assert fs.cat_file(path) == first + more
+    assert fs.info(path)["size"] == size + 1000
+    stored, obj = raw(emrfs_s3, emrfs_bucket, "log")
+    assert len(stored) == size + 1000 + 16 and more not in stored
+    assert obj["Metadata"] != before  # a fresh data key and IV
