@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,13 +17,41 @@ from .backend import Backend
 from .errors import bad_request
 from .status import StatusDefaults
 
-__all__ = ["GatewayState", "Call", "json_response", "JSON_MARK", "STREAMING"]
+__all__ = ["GatewayState", "ListingSnapshots", "Call", "json_response", "JSON_MARK", "STREAMING"]
 
 #: responses carrying this key lose their Content-Type before headers go out:
 #: Spark's shaded WebHDFS client fails on JSON that declares one.
 JSON_MARK = web.ResponseKey("emrfs_gateway_json", bool)
 #: set on a request once its data response has started: errors can only cut it.
 STREAMING = web.RequestKey("emrfs_gateway_streaming", bool)
+
+
+class ListingSnapshots:
+    """Directory listings kept briefly for the pages of a LISTSTATUS_BATCH walk.
+
+    A client pages with ``startAfter``; listing the whole directory again for
+    every page would make a walk cost pages x entries.  The first page's listing
+    is kept (``ttl`` seconds, at most ``limit`` directories) and later pages are
+    cut from it, so a walk costs one listing and sees one snapshot.
+    """
+
+    def __init__(self, ttl: float = 60.0, limit: int = 64,
+                 clock: Callable[[], float] = time.monotonic):
+        self.ttl, self.limit, self.clock = ttl, limit, clock
+        self._kept: OrderedDict[tuple, tuple[float, Any]] = OrderedDict()
+
+    def get(self, key: tuple) -> Any:
+        found = self._kept.get(key)
+        if found is None or self.clock() - found[0] > self.ttl:
+            self._kept.pop(key, None)
+            return None
+        return found[1]
+
+    def put(self, key: tuple, listing: Any) -> None:
+        self._kept[key] = (self.clock(), listing)
+        self._kept.move_to_end(key)
+        while len(self._kept) > self.limit:
+            self._kept.popitem(last=False)
 
 
 @dataclass
@@ -32,6 +63,8 @@ class GatewayState:
     sessions: AppendSessions
     defaults: StatusDefaults
     list_page_size: int = 1000
+    #: LISTSTATUS_BATCH: the directory listed for a first page, kept for the pages after it
+    listings: ListingSnapshots = field(default_factory=lambda: ListingSnapshots())
     home_template: str = "/user/{user}"
     read_chunk_max: int = 16 * 1024 * 1024
     read_ahead: int = 3

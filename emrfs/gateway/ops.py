@@ -10,6 +10,7 @@ renames (``AccessControlException``, as ViewFS answers for its mount points).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import hashlib
 import struct
@@ -97,15 +98,24 @@ async def liststatus(call: Call) -> web.StreamResponse:
 
 
 async def liststatus_batch(call: Call) -> web.StreamResponse:
-    """One page of ``list_page_size`` entries after ``startAfter`` (a name, not a path)."""
+    """One page of ``list_page_size`` entries after ``startAfter`` (a name, not a path).
+
+    The first page lists the directory; the pages after it are cut from that
+    listing while it is fresh (:class:`~.context.ListingSnapshots`).
+    """
     start_after = call.params.get("startafter", "")
-    entries = await _listing(call)
-    if start_after:
-        entries = [e for e in entries if e["pathSuffix"] > start_after]
-    page = entries[: call.state.list_page_size]
+    key = (call.fs_path, call.user)
+    kept = call.state.listings.get(key) if start_after else None
+    if kept is None:
+        entries = await _listing(call)
+        kept = (entries, [e["pathSuffix"] for e in entries])
+        call.state.listings.put(key, kept)
+    entries, names = kept
+    first = bisect.bisect_right(names, start_after) if start_after else 0
+    page = entries[first:first + call.state.list_page_size]
     return json_response({"DirectoryListing": {
         "partialListing": {"FileStatuses": {"FileStatus": page}},
-        "remainingEntries": len(entries) - len(page)}})
+        "remainingEntries": len(entries) - first - len(page)}})
 
 
 async def getcontentsummary(call: Call) -> web.StreamResponse:

@@ -27,20 +27,26 @@ def wait_for(condition, timeout: float = 15.0) -> bool:
 
 
 class CountingDirFS(DirFileSystem):
-    """A local directory that counts the bytes the gateway reads from it."""
+    """A local directory that counts the bytes the gateway reads from it, and its listings."""
 
     bytes_read = 0
+    listings = 0
 
     def cat_file(self, path, start=None, end=None, **kwargs):
         data = super().cat_file(path, start=start, end=end, **kwargs)
         type(self).bytes_read += len(data)
         return data
 
+    def ls(self, path, detail=True, **kwargs):
+        type(self).listings += 1
+        return super().ls(path, detail=detail, **kwargs)
+
 
 @pytest.fixture
 def counting(tmp_path):
     (tmp_path / "bucket").mkdir()
     CountingDirFS.bytes_read = 0
+    CountingDirFS.listings = 0
     fs = CountingDirFS(str(tmp_path), fs=fsspec.filesystem("file"))
     with serve_in_thread(fs, append_idle_seconds=0.3, list_page_size=2,
                          read_chunk_max=2 * 1024 * 1024, read_ahead=2) as gateway:
@@ -85,6 +91,7 @@ def test_append_session_commits_when_idle_or_touched(counting):
 
 def test_liststatus_batch_pages(counting):
     gateway, root = counting
+    CountingDirFS.listings = 0
     for name in "abcde":
         (root / "bucket" / name).write_bytes(name.encode())
     seen, start_after = [], ""
@@ -98,6 +105,7 @@ def test_liststatus_batch_pages(counting):
             break
         start_after = names[-1]
     assert seen == list("abcde")
+    assert CountingDirFS.listings == 1  # the pages after the first are cut from its listing
 
 
 def test_rename_answers_like_hdfs(counting):
