@@ -856,6 +856,7 @@ class EmrFileSystem(AsyncFileSystem):
             raise exists(dst, f"cannot move directory {src!r} over an existing file")
         await self._check_parents(dst)
         await self._move_tree(src, dst)
+        await self._tiers.follow(src, dst)  # its ephemeral descendants (out/_temporary) too
 
     mv = sync_wrapper(_mv)
 

@@ -376,6 +376,21 @@ class EphemeralRoutes:
             return
         await self._commit(src, dst, info)
 
+    async def follow(self, src: str, dst: str) -> None:
+        """Persistent directory ``src`` was renamed to ``dst``: what the tier holds below
+        it (local, or staged by any machine) moves too, as HDFS moves a whole subtree."""
+        if not self.on:
+            return
+        local = [e["name"] for e in self.children(src)]
+        staged = [e["name"] for e in await self.staging.children(src)]
+        for name in dict.fromkeys(local + staged):
+            target = paths.join(dst, paths.basename(name))
+            if name in local:
+                self.tier.rename(name, target)
+            await self.staging.move(name, target)
+        if local:
+            self.tier.remove_empty_dirs(src, paths.split(src)[0])
+
     async def _info_or_none(self, path: str) -> dict | None:
         try:
             return await self.fs._info(path)

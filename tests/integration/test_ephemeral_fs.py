@@ -198,3 +198,15 @@ def test_commit_with_the_consistent_view_records_only_what_reaches_s3(
         assert services.get("s3", 0) == 0, "a warm read under the consistent view went to S3"
     finally:
         fs._cached.local.tier.terminate()
+
+
+def test_renaming_a_directory_takes_its_ephemeral_children(tiered, bucket, emrfs_s3):
+    """HDFS moves a whole subtree: out/_temporary (local blocks only) goes with out."""
+    fs, _ = tiered
+    fs.pipe_file(f"{bucket}/out/kept", b"persistent")
+    fs.pipe_file(f"{bucket}/out/_temporary/0/_temporary/attempt_1/part-0", b"pending")
+    fs.mv(f"{bucket}/out", f"{bucket}/moved", recursive=True)
+    assert fs.cat_file(f"{bucket}/moved/_temporary/0/_temporary/attempt_1/part-0") == b"pending"
+    assert fs.cat_file(f"{bucket}/moved/kept") == b"persistent"
+    assert not fs.exists(f"{bucket}/out")
+    assert s3_keys(emrfs_s3, bucket) == ["moved/kept"]
