@@ -19,6 +19,10 @@ Renames:
   streamed through the filesystem's own write path (``open(dst, "wb")``:
   multipart when large, SSE/CSE, the consistent-view record), then the tier
   copy is deleted.  Nothing reaches S3 before this.
+* a persistent directory renamed: what the tier holds below it follows
+  (:meth:`EphemeralRoutes.follow`);
+* with the staged task commit (:mod:`emrfs.staging`), a task commit stages the
+  files in S3 and the job commit completes them, from any machine;
 * from a persistent path into the tier: refused (:class:`PermissionError`);
   the S3 copy would be deleted and the data kept only until the tier ends.
   ``cp`` into the tier is allowed (it downloads).
