@@ -154,13 +154,14 @@ def encrypted_parts(encryptor: ContentEncryptor, chunks: Iterable[bytes | memory
     yield bytes(buffer)
 
 
-class _EnvelopeFound(Exception):
-    """A plain ranged GET met an object with a CSE envelope (internal redirect)."""
+class EnvelopeFound(Exception):
+    """A plain GET met an object with a CSE envelope (internal redirect to decryption)."""
 
 
-def _refuse_envelope(response: dict) -> None:
+def refuse_envelope(response: dict) -> None:
+    """``on_response`` hook of a plain GET: stop before the body of a CSE object."""
     if is_encrypted(response.get("Metadata")):
-        raise _EnvelopeFound()
+        raise EnvelopeFound()
 
 
 class _RemoteRanges:
@@ -596,9 +597,9 @@ class EncryptedIO:
         if plain_ok and not self.maybe_encrypted(path):
             try:
                 return await self.fs.s3.read_range(path, bucket, key, start or 0, end,
-                                                   on_response=_refuse_envelope,
+                                                   on_response=refuse_envelope,
                                                    **self.read_kwargs(path))
-            except _EnvelopeFound:
+            except EnvelopeFound:
                 pass  # a CSE object where no CSE is configured: decrypt it all the same
         info = await self.fs._info(path)
         if info["type"] != "file":

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from . import paths
-from .crypto.envelope import is_encrypted
+from .encrypted_io import EnvelopeFound, refuse_envelope
 from .s3.client import ChangedError
 
 if TYPE_CHECKING:
@@ -24,15 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["cat_stream", "PIECE_SIZE"]
 
 PIECE_SIZE = 1024 * 1024
-
-
-class _Envelope(Exception):
-    """The object carries a client-side encryption envelope: not plain bytes."""
-
-
-def _refuse_envelope(response: dict) -> None:
-    if is_encrypted(response.get("Metadata")):
-        raise _Envelope()
 
 
 def cat_stream(fs: EmrFileSystem, path: str, start: int, end: int, *,
@@ -63,11 +54,11 @@ async def _stream(fs: EmrFileSystem, path: str, bucket: str, key: str, start: in
     sent = 0
     try:
         async for piece in fs.s3.get_object_stream(path, bucket, key, piece_size,
-                                                   on_response=_refuse_envelope,
+                                                   on_response=refuse_envelope,
                                                    start=start, end=end, **extra):
             sent += len(piece)
             yield piece
-    except (ChangedError, _Envelope):
+    except (ChangedError, EnvelopeFound):
         if sent:
             raise  # a version changed under a running read: never mix two versions
         for pos in range(start, end, piece_size):
