@@ -222,9 +222,9 @@ class TaskCommitStaging:
                     logger.warning("job commit moved %s to %s, not to %s where it was staged: "
                                    "one S3 copy", path, want, upload.target)
                     await self.fs._mv(upload.target, want)
-            await asyncio.to_thread(store.forget, [path])
 
         await asyncio.gather(*(one(p, u) for p, u in files))
+        # the rows go once all completed (a row left by a crash is completed again: a no-op)
         await asyncio.to_thread(store.forget_tree, src)
         return len(files)
 

@@ -435,7 +435,7 @@ class EphemeralRoutes:
             if any(paths.is_within(p, r) for r in removed):
                 continue  # went with a directory removed before it
             if self.owns(p):
-                if not recursive and len(await self.staging.walk(p)) > 0:
+                if not recursive and await self.staging.children(p):
                     raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
                 had_staged = await self.staging.abort_tree(p)  # uploads staged below it
                 try:

@@ -83,9 +83,9 @@ def _staged(args: argparse.Namespace) -> int:
     store = staging.uploads(path)
     now_ms = int(time.time() * 1000)
     cutoff = None if args.older_than is None else now_ms - int(args.older_than * 1000)
-    entries = [e for e in store.all(path) if e.upload is not None
-               and (cutoff is None or e.upload.staged_ms <= cutoff)]
-    known = {e.upload.upload_id for e in store.all(path) if e.upload is not None}
+    staged = [e for e in store.all(path) if e.upload is not None]  # one table scan
+    entries = [e for e in staged if cutoff is None or e.upload.staged_ms <= cutoff]
+    known = {e.upload.upload_id for e in staged}
     orphans: list[dict[str, Any]] = []
     if args.orphans:
         orphans = [u for u in sync(fs.loop, _s3_uploads, fs, path)

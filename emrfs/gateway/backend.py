@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fsspec.asyn import AsyncFileSystem
@@ -23,11 +23,6 @@ logger = logging.getLogger("emrfs.gateway")
 __all__ = ["Backend", "Writer"]
 
 _END = object()
-
-
-def _streamer(fs: AbstractFileSystem) -> Callable[..., AsyncIterator[bytes] | None] | None:
-    """The filesystem's streaming ranged read (emrfs's ``_cat_stream``), if it has one."""
-    return getattr(fs, "_cat_stream", None)
 
 
 class Backend:
@@ -43,7 +38,8 @@ class Backend:
         self.is_async = isinstance(fs, AsyncFileSystem) and fs.async_impl
         if isinstance(fs, DirFileSystem):  # async class, but only as async as what it wraps
             self.is_async = fs.fs.async_impl
-        self._streamer = _streamer(fs) if self.is_async else None
+        # the filesystem's streaming ranged read (emrfs's ``_cat_stream``), if it has one
+        self._streamer = getattr(fs, "_cat_stream", None) if self.is_async else None
 
     async def call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
         if self.is_async:
