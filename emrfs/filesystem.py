@@ -18,6 +18,7 @@ from collections import defaultdict
 from typing import Any
 
 from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wrapper
+from fsspec.utils import other_paths
 
 from . import config as _config
 from . import paths, streamed_read
@@ -38,6 +39,7 @@ from .s3.client import ChangedError, S3Client
 from .s3.listing import Listing, add_page, list_pages
 from .s3.multipart import MultipartUpload, part_ranges
 from .status import StatusFactory
+from .renames import RenameJournal
 from .tiers import EphemeralRoutes
 
 logger = logging.getLogger("emrfs")
@@ -97,6 +99,7 @@ class EmrFileSystem(AsyncFileSystem):
         self._views: dict = {}  # ConsistencyOptions -> ConsistentView
         self._cached = CachedIO(self)  # block cache (emrfs.cached_io)
         self._tiers = EphemeralRoutes(self, self._cached)  # ephemeral paths (emrfs.tiers)
+        self._renames = RenameJournal(self)  # directory renames cut short (emrfs.renames)
 
     # --- the consistent view ---------------------------------------------------------
 
@@ -434,14 +437,22 @@ class EmrFileSystem(AsyncFileSystem):
         info = await self._info(path)
         if info["type"] != "directory":
             raise not_a_directory(path, "rmdir removes directories; use rm for files")
-        page = await self.s3.call("list_objects_v2", path, Bucket=bucket, Prefix=key + "/",
-                                  MaxKeys=2)
-        if any(o["Key"] != key + "/" for o in page.get("Contents", [])):
+        if self._view(path) is None:  # S3 alone: its first page answers
+            page = await self.s3.call("list_objects_v2", path, Bucket=bucket, Prefix=key + "/",
+                                      MaxKeys=2)
+            below = [o for o in page.get("Contents", []) if o["Key"] != key + "/"]
+        else:  # what the consistent view lists, delayed listings waited for
+            below = [i for i in await self._tree(path, "rmdir") if i["path"] != path]
+        if below:
             raise not_empty(path, "rmdir removes only empty directories; use rm(recursive=True)")
-        await self._delete_keys(path, bucket, list(paths.marker_keys(key)))
-        view = self._view(path)
-        if view is not None:
-            await view.record_delete_tree(path)
+        confirmed: list[str] = []
+        try:
+            await self._delete_keys(path, bucket, list(paths.marker_keys(key)),
+                                    confirmed=confirmed)
+        finally:
+            view = self._view(path)
+            if view is not None:
+                await view.record_delete_tree(path, _deleted_paths(bucket, confirmed))
         self._forget_dirs(path)
         await self._keep_parent(path)
 
@@ -811,30 +822,61 @@ class EmrFileSystem(AsyncFileSystem):
         return (await upload.complete()).get("ETag")
 
     async def _mv(self, path1, path2, recursive: bool = False, maxdepth=None, **kwargs) -> None:
-        """HDFS rename: a file or a whole directory; into ``path2`` if it is a directory."""
+        """HDFS rename: a file or a whole directory; into ``path2`` if it is a directory.
+
+        Renaming a path onto itself (or into the directory that holds it) changes
+        nothing.  A directory rename is journalled (:mod:`emrfs.renames`): if it is
+        cut short, running the same ``mv`` again finishes it.
+        """
         if isinstance(path1, list):
             for p in path1:
                 await self._mv(p, path2, recursive=recursive, **kwargs)
             return
-        src, dst = self._norm(path1), self._norm(path2)
-        if src == dst:
+        stripped = self._strip_protocol(path1)
+        if paths.has_magic(stripped) and not await self._exists(stripped):
+            matches = await self._glob(stripped)  # a pattern the caller asked for
+            if not matches:
+                raise not_found(stripped, "no path matches this pattern")
+            for p in matches:
+                await self._mv(p, path2, recursive=recursive, **kwargs)
             return
-        if not paths.split(src)[1] or not paths.split(dst)[1]:
+        into = isinstance(path2, str) and path2.endswith("/")  # "dir/": move into it
+        src, dst = self._norm(path1), self._norm(path2)
+        if not paths.split(src)[1]:
             raise InvalidPathError(f"cannot rename {src!r} to {dst!r}: buckets cannot be "
-                                   "renamed, and nothing can replace one", src)
+                                   "renamed", src)
         if self._tiers.involved(src, dst):
             return await self._tiers.mv(src, dst)
-        info = await self._info(src)
+        try:
+            info = await self._info(src)
+        except FileNotFoundError:
+            # a directory rename cut short after its last source went: finish it
+            if await self._renames.finish_if_done(src, dst):
+                return
+            raise not_found(src, f"nothing to rename to {dst!r}") from None
+        if info["type"] == "directory":
+            journal = await self._renames.read(src)
+            if journal is not None:
+                return await self._resume_rename(src, dst, journal)
+        if src == dst:
+            return  # HDFS: renaming a path onto itself is a no-op
         try:
             dinfo = await self._info(dst)
         except FileNotFoundError:
             dinfo = None
+        if into and dinfo is None:
+            dinfo = self.status.directory(dst)  # created by the copy below
         if dinfo is not None and dinfo["type"] == "directory":
             dst = paths.join(dst, paths.basename(src))
+            if dst == src:
+                return  # into the directory that already holds it: nothing to do
             try:
                 dinfo = await self._info(dst)
             except FileNotFoundError:
                 dinfo = None
+        if not paths.split(dst)[1]:
+            raise InvalidPathError(f"cannot rename {src!r} to {dst!r}: nothing can replace a "
+                                   "bucket", dst)
         if info["type"] == "file":
             if dinfo is not None and dinfo["type"] == "directory":
                 raise is_a_directory(dst, f"cannot replace a directory with file {src!r}")
@@ -853,41 +895,123 @@ class EmrFileSystem(AsyncFileSystem):
         if paths.is_within(dst, src):
             raise InvalidPathError(f"cannot move directory {src!r} into itself ({dst!r})", src)
         if dinfo is not None:
-            raise exists(dst, f"cannot move directory {src!r} over an existing file")
+            raise exists(dst, f"cannot move directory {src!r} over an existing "
+                              f"{'directory' if dinfo['type'] == 'directory' else 'file'}")
         await self._check_parents(dst)
+        await self._renames.begin(src, dst)  # before the first copy
         await self._move_tree(src, dst)
         await self._tiers.follow(src, dst)  # its ephemeral descendants (out/_temporary) too
+        await self._renames.end(src)  # after the last source is gone
 
     mv = sync_wrapper(_mv)
 
-    async def _move_tree(self, src: str, dst: str) -> None:
-        """Copy every object under ``src`` to ``dst`` in parallel, then delete the sources."""
+    async def _resume_rename(self, src: str, dst: str, journal: dict) -> None:
+        """Finish the journalled rename of ``src``, if ``dst`` is where the caller meant to
+        rename it (else refuse, naming the unfinished one)."""
+        target = self._renames.check_target(src, dst, journal)
+        logger.warning("finishing the rename of %s to %s that was cut short", src, target)
+        await self._check_parents(target)
+        await self._move_tree(src, target, resume=True)
+        await self._tiers.follow(src, target)
+        await self._renames.end(src)
+
+    async def _tree(self, path: str, operation: str) -> list[dict]:
+        """Every object at or below directory ``path`` (its markers and its subdirectories'
+        too) that a directory operation acts on: S3's recursive listing, merged with the
+        consistent view's rows when the view is on (:meth:`ConsistentView.tree`).
+
+        Each item: ``path`` (an emrfs path), ``type``, ``size``, ``ETag``, ``keys`` (the
+        S3 keys that stand for it: a file's key, a directory's markers) and ``listed``
+        (False for what only the metadata knows).
+        """
+        bucket, key = paths.split(path)
+        prefix = key + "/" if key else ""
+
+        async def s3_tree() -> dict[str, dict]:
+            found: dict[str, dict] = {}
+            async for page in list_pages(self.s3, path, bucket, prefix, delimiter=None):
+                for obj in page.get("Contents", ()):
+                    k = obj["Key"]
+                    as_dir = paths.marker_dir(k)
+                    name = f"{bucket}/{as_dir if as_dir is not None else k}".rstrip("/")
+                    item = found.setdefault(name, {"name": name, "type": "directory",
+                                                   "size": 0, "keys": []})
+                    item["keys"].append(k)
+                    if as_dir is None:
+                        item.update(type="file", size=obj.get("Size", 0),
+                                    ETag=obj.get("ETag"))
+            return found
+
+        view = self._view(path) if key else None
+        found = await s3_tree() if view is None else \
+            await view.tree(path, s3_tree, operation=operation)
+        items = []
+        for name, info in found.items():
+            keys = info.get("keys") or [paths.split(name)[1] + ("/" if info["type"] ==
+                                                                "directory" else "")]
+            items.append({"path": name, "type": info["type"], "size": info.get("size", 0),
+                          "ETag": info.get("ETag"), "keys": keys,
+                          "listed": not info.get("from_metadata")})
+        return items
+
+    async def _move_tree(self, src: str, dst: str, resume: bool = False) -> None:
+        """Copy every object under ``src`` to ``dst`` in parallel, then delete the sources.
+
+        Decides from :meth:`_tree` (the consistent view's merged listing when it is on)
+        and records only what S3 confirmed: rows for the keys copied, tombstones for
+        the keys deleted.  ``resume``: a journalled rename cut short; objects already
+        at ``dst`` with the source's size (and ETag, where both are single-part) are
+        not copied again.
+        """
         sb, sk = paths.split(src)
         db, dk = paths.split(dst)
-        objects: list[dict] = []
-        async for page in list_pages(self.s3, src, sb, sk + "/", delimiter=None):
-            objects.extend(page.get("Contents", ()))
+        items = await self._tree(src, "mv")
+        present: dict[str, dict] = {}
+        if resume:
+            async for page in list_pages(self.s3, dst, db, dk + "/", delimiter=None):
+                present.update((o["Key"], o) for o in page.get("Contents", ()))
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
+        copied: dict[str, tuple[int, str | None]] = {}  # destination file -> (size, ETag)
+        dirs: set[str] = set()  # destination directories whose markers were copied
 
-        copied: dict[str, tuple[int, str | None]] = {}
+        def target(k: str) -> str:
+            rel = k[len(sk) + 1:] if k.startswith(sk + "/") else ""
+            return f"{dk}/{rel}" if rel else dk + "/"
 
-        async def copy_one(obj: dict) -> None:
-            rel = obj["Key"][len(sk) + 1:]
-            async with semaphore:
-                etag = await self._copy_key(sb, obj["Key"], db, f"{dk}/{rel}", obj["Size"])
-            if rel and not rel.endswith("/"):
-                copied[f"{db}/{dk}/{rel}"] = (obj["Size"], etag)
+        async def copy_one(item: dict, k: str) -> None:
+            dk_ = target(k)
+            is_marker = item["type"] == "directory" or paths.marker_dir(k) is not None
+            there = present.get(dk_)
+            if there is not None and _same_object(there, item):
+                etag = there.get("ETag")
+            elif is_marker and not item["listed"]:
+                # a directory only the metadata knows (its marker not listed yet)
+                async with semaphore:
+                    await self.s3.call("put_object", f"{db}/{dk_}", Bucket=db, Key=dk_,
+                                       Body=b"", ContentType=_DIR_CONTENT_TYPE,
+                                       **self._write_kwargs(dst))
+                etag = None
+            else:
+                async with semaphore:
+                    etag = await self._copy_key(sb, k, db, dk_, item["size"])
+            if is_marker:
+                dirs.add(f"{db}/{paths.marker_dir(dk_) or dk_}".rstrip("/"))
+            else:
+                copied[f"{db}/{dk_}"] = (item["size"], etag)
 
-        emrfs_marker = sk + paths.EMRFS_FOLDER_SUFFIX
-        if not objects:
+        pairs = [(i, k) for i in items for k in i["keys"]]
+        if not pairs:
             # an empty directory marked only by EMRFS's $folder$: stays an empty directory
             await self.s3.call("put_object", dst, Bucket=db, Key=dk + "/", Body=b"",
                                ContentType=_DIR_CONTENT_TYPE, **self._write_kwargs(dst))
-        await asyncio.gather(*(copy_one(o) for o in objects if not o["Key"].endswith("/")
-                               or o["Key"] == sk + "/"))
-        # markers of subdirectories (dir/ keys) copied as-is keep empty dirs empty dirs
-        await asyncio.gather(*(copy_one(o) for o in objects
-                               if o["Key"].endswith("/") and o["Key"] != sk + "/"))
+            dirs.add(dst)
+        own = {sk + "/"}
+        # files (and the directory's own marker) first, then subdirectories' markers:
+        # markers copied as-is keep empty directories empty directories
+        await asyncio.gather(*(copy_one(i, k) for i, k in pairs
+                               if i["type"] == "file" or k in own))
+        await asyncio.gather(*(copy_one(i, k) for i, k in pairs
+                               if i["type"] != "file" and k not in own))
         await self._after_create(dst)
         view = self._view(dst)
         if view is not None:
@@ -896,18 +1020,40 @@ class EmrFileSystem(AsyncFileSystem):
             sizes = {p: size for p, (size, _) in copied.items()}
             if self._encrypted.maybe_encrypted(src):
                 sizes = await self._plaintext_sizes(src, dst, sizes)
-            rows = {p: Entry.file(p, sizes[p], etag) for p, (_, etag) in copied.items()}
-            await view.record_copy(src, dst, rows)
-            await view.record_files(rows.values())
-        await self._delete_keys(src, sb, [o["Key"] for o in objects] + [sk + "/", emrfs_marker])
-        source_view = self._view(src)
-        if source_view is not None:
-            await source_view.record_delete_tree(
-                src, [f"{sb}/{o['Key']}".rstrip("/") for o in objects])
+            rows = [Entry.file(p, sizes[p], etag) for p, (_, etag) in copied.items()]
+            rows += [Entry.directory(d) for d in sorted(dirs) if d not in copied]
+            await view.record_files(rows)
+        keys = [k for _, k in pairs] + list(paths.marker_keys(sk))
+        confirmed: list[str] = []
+        try:
+            await self._delete_keys(src, sb, keys, confirmed=confirmed)
+        finally:
+            source_view = self._view(src)
+            if source_view is not None:
+                await source_view.record_delete_tree(src, _deleted_paths(sb, confirmed))
         self._forget_dirs(src)
-        self._cached.forget_tree(src, [f"{sb}/{o['Key']}" for o in objects])
+        self._cached.forget_tree(src, [f"{sb}/{k}" for k in keys])
         self._cached.forget_tree(dst, list(copied))
         await self._keep_parent(src)
+
+    async def _copy(self, path1, path2, recursive: bool = False, on_error=None,
+                    maxdepth: int | None = None, batch_size: int | None = None,
+                    **kwargs: Any) -> None:
+        if isinstance(path1, str) and isinstance(path2, str) \
+                and paths.has_magic(self._strip_protocol(path1)) and await self._exists(path1):
+            # a name that holds glob characters: copied as fsspec copies any plain path
+            # (fsspec would take it for a pattern when placing the copy)
+            sources = await self._expand_path(path1, recursive=recursive, maxdepth=maxdepth)
+            if not recursive or maxdepth is not None:
+                sources = [p for p in sources if not await self._isdir(p)]
+                if not sources:
+                    return None
+            dest_is_dir = path2.endswith("/") or await self._isdir(path2)
+            path2 = other_paths(sources, path2,
+                                exists=dest_is_dir and not path1.endswith("/"))
+            path1 = sources
+        return await super()._copy(path1, path2, recursive=recursive, on_error=on_error,
+                                   maxdepth=maxdepth, batch_size=batch_size, **kwargs)
 
     async def _plaintext_sizes(self, src: str, dst: str, stored: dict[str, int]
                                ) -> dict[str, int]:
@@ -939,11 +1085,7 @@ class EmrFileSystem(AsyncFileSystem):
         targets = path if isinstance(path, list) else [path]
         expanded: list[str] = []
         for p in targets:
-            stripped = self._strip_protocol(p)
-            if paths.has_magic(stripped):
-                expanded.extend(await self._glob(stripped))
-            else:
-                expanded.append(self._norm(stripped))
+            expanded.extend(await self._literal_or_glob(p))
         expanded = await self._tiers.rm(expanded, recursive)  # ephemeral paths go here
         by_bucket: dict[str, list[str]] = defaultdict(list)
         buckets: list[str] = []
@@ -958,16 +1100,13 @@ class EmrFileSystem(AsyncFileSystem):
                 by_bucket[bucket].append(key)
                 by_bucket[bucket].extend(self._encrypted.companion_keys(p))
             else:
-                page = await self.s3.call("list_objects_v2", p, Bucket=bucket,
-                                          Prefix=key + "/" if key else "", MaxKeys=2)
-                has_children = any(o["Key"] != key + "/" for o in page.get("Contents", [])) \
-                    or bool(page.get("CommonPrefixes"))
-                if has_children and not recursive:
+                # the consistent view's merged listing when it is on (delayed listings
+                # waited for), so every key the table knows is deleted, none assumed
+                below = [i for i in await self._tree(p, "rm") if i["path"] != p]
+                if below and not recursive:
                     raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
-                if has_children:
-                    async for lp in list_pages(self.s3, p, bucket, key + "/" if key else "",
-                                               delimiter=None):
-                        by_bucket[bucket].extend(o["Key"] for o in lp.get("Contents", ()))
+                for item in below:
+                    by_bucket[bucket].extend(item["keys"])
                 if key:
                     by_bucket[bucket].extend(paths.marker_keys(key))
                 else:
@@ -975,8 +1114,12 @@ class EmrFileSystem(AsyncFileSystem):
                 removed_dirs.append(p)
                 self._forget_dirs(p)
             removed.append(p)
-        await asyncio.gather(*(self._delete_keys(b, b, keys) for b, keys in by_bucket.items()))
-        await self._record_deletes(removed, removed_dirs, by_bucket)
+        confirmed: dict[str, list[str]] = defaultdict(list)
+        try:
+            await asyncio.gather(*(self._delete_keys(b, b, keys, confirmed=confirmed[b])
+                                   for b, keys in by_bucket.items()))
+        finally:
+            await self._record_deletes(removed, removed_dirs, confirmed)
         self._cached.forget_keys(by_bucket)
         for bucket in buckets:
             await self.s3.call("delete_bucket", bucket, Bucket=bucket)
@@ -985,23 +1128,56 @@ class EmrFileSystem(AsyncFileSystem):
                 await self._keep_parent(parent + "/x")
         self.invalidate_cache()
 
+    async def _literal_or_glob(self, path: str) -> list[str]:
+        """The paths ``path`` names: itself when it exists as written (a name may hold
+        ``*``, ``?`` or ``[``), else, if it has glob characters, what the pattern matches
+        (as Hadoop's shell does); a literal path that does not exist is returned as is,
+        for the caller's own not-found error."""
+        stripped = self._strip_protocol(path)
+        if not paths.has_magic(stripped) or await self._exists(stripped):
+            return [self._norm(stripped)]
+        return await self._glob(stripped)
+
+    async def _expand_path(self, path, recursive: bool = False, maxdepth: int | None = None,
+                           assume_literal: bool = False) -> list[str]:
+        """fsspec's expansion (cp, get, put, du, rm with maxdepth...), except that a path
+        which exists as written means itself, not a pattern (see :meth:`_literal_or_glob`)."""
+        if isinstance(path, str):
+            path = [path]
+        literal, patterns = [], []
+        for p in (self._strip_protocol(p) for p in path):
+            if assume_literal or not paths.has_magic(p) or await self._exists(p):
+                literal.append(p)
+            else:
+                patterns.append(p)
+        out: set[str] = set()
+        if literal:
+            out.update(await super()._expand_path(literal, recursive=recursive,
+                                                  maxdepth=maxdepth, assume_literal=True))
+        if patterns:
+            out.update(await super()._expand_path(patterns, recursive=recursive,
+                                                  maxdepth=maxdepth))
+        return sorted(out)
+
     async def _record_deletes(self, removed: list[str], removed_dirs: list[str],
-                              by_bucket: dict[str, list[str]]) -> None:
-        """Tombstones for what ``_rm`` deleted from S3 (after S3 said it was gone)."""
+                              confirmed: dict[str, list[str]]) -> None:
+        """Tombstones for what ``_rm`` deleted: exactly the keys S3 confirmed deleting."""
         for root in removed:
             view = self._view(root)
             if view is None:
                 continue
+            bucket, key = paths.split(root)
+            done = confirmed.get(bucket, ())
             if root in removed_dirs:
-                bucket = paths.split(root)[0]
-                keys = [f"{bucket}/{k}".rstrip("/") for k in by_bucket.get(bucket, ())
-                        if paths.is_within(f"{bucket}/{k}".rstrip("/"), root)
-                        and paths.marker_dir(k) is None]
-                await view.record_delete_tree(root, keys)
-            else:
+                gone = [p for p in _deleted_paths(bucket, list(done)) if paths.is_within(p, root)]
+                await view.record_delete_tree(root, gone)
+            elif key in done:
                 await view.record_delete(root)
 
-    async def _delete_keys(self, path: str, bucket: str, keys: list[str]) -> None:
+    async def _delete_keys(self, path: str, bucket: str, keys: list[str],
+                           confirmed: list[str] | None = None) -> None:
+        """Delete ``keys`` in batches; ``confirmed`` collects the keys S3 said it deleted
+        (filled even when a batch fails, so the caller records exactly those)."""
         keys = list(dict.fromkeys(keys))
         batches = [keys[i:i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
@@ -1012,6 +1188,9 @@ class EmrFileSystem(AsyncFileSystem):
                     "delete_objects", path, Bucket=bucket,
                     Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
             errors = response.get("Errors") or []
+            if confirmed is not None:
+                refused = {e.get("Key") for e in errors}
+                confirmed.extend(k for k in batch if k not in refused)
             if errors:
                 first = errors[0]
                 raise EmrfsError(
@@ -1050,3 +1229,24 @@ def _copy_part_kwargs(copy_kwargs: dict[str, Any]) -> dict[str, Any]:
                "CopySourceSSECustomerAlgorithm", "CopySourceSSECustomerKey",
                "CopySourceSSECustomerKeyMD5")
     return {k: v for k, v in copy_kwargs.items() if k in allowed}
+
+
+def _same_object(there: dict, item: dict) -> bool:
+    """Whether the object already at the destination (a ListObjectsV2 entry) is a copy of
+    the source ``item``: same size, and same ETag unless either came from a multipart
+    upload or copy (whose ETags differ between copies of the same bytes)."""
+    if there.get("Size") != item["size"]:
+        return False
+    a, b = (str(e or "").strip('"') for e in (there.get("ETag"), item.get("ETag")))
+    return not a or not b or "-" in a or "-" in b or a == b
+
+
+def _deleted_paths(bucket: str, keys: list[str]) -> list[str]:
+    """The emrfs paths that deleted S3 ``keys`` stood for (a marker: its directory)."""
+    out = []
+    for k in keys:
+        as_dir = paths.marker_dir(k)
+        name = f"{bucket}/{as_dir if as_dir is not None else k}".rstrip("/")
+        if name != bucket:
+            out.append(name)
+    return out

@@ -39,7 +39,8 @@ from .policy import RetryPolicy
 from .sink import InconsistencyEvent, InconsistencySink, LoggingSink
 from .store import Entry, Listing, normalize_etag
 
-__all__ = ["Problem", "Verdict", "check_path", "check_listing", "check_tree", "run_with_policy",
+__all__ = ["Problem", "Verdict", "check_path", "check_listing", "check_tree", "merge_tree",
+           "run_with_policy",
            "MISSING_IN_S3", "ETAG_MISMATCH", "DELETED_BUT_PRESENT", "TYPE_MISMATCH"]
 
 log = logging.getLogger("emrfs.consistency")
@@ -172,6 +173,34 @@ def check_tree(path: str, s3_infos: dict[str, dict], rows: Iterable[Entry], *,
             if e.live and e.is_dir and e.path not in shown:
                 view[e.path] = e.info()
     return Verdict(tuple(sorted(problems, key=lambda p: p.path)), view, s3_infos)
+
+
+def merge_tree(path: str, s3_infos: dict[str, dict], rows: Iterable[Entry], *,
+               etag_verification: bool = True) -> Verdict:
+    """The tree below ``path`` that a directory operation (rmdir, rm, rename) acts on.
+
+    Compared as :func:`check_tree` compares (with directories), but both views are
+    the *merged* listing: what S3 lists, less the paths the metadata tombstoned,
+    plus the metadata's live files and directories S3 does not list yet.  So when
+    the retry policy runs out and the caller proceeds anyway
+    (``throw_exception_on_inconsistency=false``), it still acts on every file the
+    table knows and resurrects none it deleted.  Entries from the metadata alone
+    carry ``"from_metadata": True``.
+    """
+    rows = list(rows)
+    verdict = check_tree(path, s3_infos, rows, etag_verification=etag_verification,
+                         with_dirs=True)
+    merged = {P.strip_protocol(n): i for n, i in s3_infos.items()}
+    for e in rows:
+        if e.deleted:
+            merged.pop(e.path, None)
+        elif e.live and not e.is_dir and e.path not in merged:
+            merged[e.path] = {**e.info(), "from_metadata": True}
+    implied = {a for name in merged for a in P.ancestors(name)}
+    for e in rows:  # directories the table alone knows, and nothing listed below them
+        if e.live and e.is_dir and e.path not in merged and e.path not in implied:
+            merged[e.path] = {**e.info(), "from_metadata": True}
+    return Verdict(verdict.problems, merged, merged)
 
 
 def _message(operation: str, path: str, problems: tuple[Problem, ...], retries: int,

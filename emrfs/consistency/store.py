@@ -291,6 +291,26 @@ class MetadataStore(ABC):
         rows.sort(key=lambda e: e.path.count("/"), reverse=True)
         return self.delete_many(e.path for e in rows) if rows else 0
 
+    def delete_confirmed(self, root: str, deleted: Iterable[str]) -> int:
+        """Tombstones after S3 confirmed deleting ``deleted`` (paths at or below ``root``).
+
+        Each of ``deleted`` is tombstoned, then every directory row at or below
+        ``root`` that no live row remains below (deepest first).  A live row S3
+        did not confirm deleting stays live, and so do the directories above it:
+        the table never says a file S3 still holds is gone.
+        """
+        root = _norm(root)
+        doomed = list(dict.fromkeys(_norm(p) for p in deleted))
+        count = self.delete_many(doomed) if doomed else 0
+        live = [e for e in self.walk(root) if e.live]
+        kept: set[str] = set()
+        for e in live:
+            if not e.is_dir:
+                kept.update(a for a in P.ancestors(e.path) if P.is_within(a, root))
+        empty = sorted((e.path for e in live if e.is_dir and e.path not in kept),
+                       key=lambda p: p.count("/"), reverse=True)
+        return count + (self.delete_many(empty) if empty else 0)
+
     def copy_subtree(self, src: str, dst: str,
                      overrides: Mapping[str, Entry] | None = None) -> list[tuple[str, str]]:
         """Write rows at ``dst`` for every live row at or below ``src``.

@@ -10,10 +10,12 @@ and ``emrfs sync`` mends, and nothing is lost:
 write / multipart       S3 PUT (or CompleteMultipartUpload) -> ``record_file``
 mkdir                   S3 marker PUT -> ``record_directory``
 delete file(s)          S3 DELETE -> ``record_delete``
-delete directory        S3 DELETEs of every key -> ``record_delete_tree(dir, keys)``
+delete directory        ``tree(dir, probe)`` -> S3 DELETEs of its keys ->
+                        ``record_delete_tree(dir, confirmed keys)``
 copy                    S3 COPY of every key -> ``record_copy``
-rename (file or dir)    S3 COPY of every key -> ``record_copy`` -> S3 DELETE of the
-                        sources -> ``record_delete_tree(src, source keys)``
+rename (directory)      ``tree(src, probe)`` -> S3 COPY of its keys -> ``record_files``
+                        (the copied keys only) -> S3 DELETE of the sources ->
+                        ``record_delete_tree(src, confirmed keys)``
 info / open             ``info(path, probe)`` where ``probe`` does the S3 HEAD
 ls                      ``ls(path, probe)`` where ``probe`` does the S3 LIST
 find / glob             ``find(path, probe, in_scope)``: the recursive LIST, checked
@@ -29,7 +31,8 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from .checker import Verdict, check_listing, check_path, check_tree, run_with_policy
+from .checker import (Verdict, check_listing, check_path, check_tree, merge_tree,
+                      run_with_policy)
 from .policy import RetryPolicy, policy_from_options
 from .sink import InconsistencySink, LoggingSink
 from .store import Entry, MetadataStore
@@ -149,16 +152,10 @@ class ConsistentView:
         await asyncio.to_thread(self.store.delete_many, paths)
 
     async def record_delete_tree(self, path: str, deleted: Iterable[str] = ()) -> None:
-        """Tombstones for ``deleted`` (the keys S3 deleted, tracked or not) and for
-        every live row at or below ``path`` (empty directories, rows S3 lacked)."""
-        keys = list(deleted)
-
-        def tombstone() -> None:
-            if keys:
-                self.store.delete_many(keys)
-            self.store.delete_subtree(path)
-
-        await asyncio.to_thread(tombstone)
+        """Tombstones for ``deleted`` (the paths whose S3 deletes were confirmed: files,
+        and directories whose markers went) and for the directory rows at or below
+        ``path`` that nothing live remains below.  Rows for keys S3 still holds stay."""
+        await asyncio.to_thread(self.store.delete_confirmed, path, list(deleted))
 
     async def record_copy(self, src: str, dst: str,
                           overrides: Mapping[str, Entry] | None = None) -> None:
@@ -231,6 +228,28 @@ class ConsistentView:
                               with_dirs=withdirs)
 
         return await run_with_policy(look, self.policy, operation="find", path=path,
+                                     throw=self.throw, sink=self.sink, sleep=self.sleep,
+                                     clock=self.clock)
+
+    async def tree(self, path: str, probe: FindProbe, *, operation: str = "tree"
+                   ) -> dict[str, dict]:
+        """Everything below directory ``path`` that a directory operation (``rmdir``,
+        ``rm``, rename) must act on: S3's recursive listing (``probe``: infos by name)
+        merged with the metadata's rows below ``path``.
+
+        A file the metadata has and S3 does not list yet (a delayed listing), or one
+        S3 still lists though deleted, is waited for under the retry policy as a
+        read is; when it runs out, :class:`~emrfs.errors.ConsistencyError` (or, with
+        ``throw=False``, the merged listing: S3's, less tombstones, plus the
+        table's live rows).  See :func:`~emrfs.consistency.checker.merge_tree`.
+        """
+        async def look() -> Verdict:
+            shown = await probe()
+            rows = await asyncio.to_thread(
+                lambda: [e for e in self.store.walk(path) if e.path != path])
+            return merge_tree(path, shown, rows, etag_verification=self.etag_verification)
+
+        return await run_with_policy(look, self.policy, operation=operation, path=path,
                                      throw=self.throw, sink=self.sink, sleep=self.sleep,
                                      clock=self.clock)
 
