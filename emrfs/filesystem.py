@@ -898,8 +898,7 @@ class EmrFileSystem(AsyncFileSystem):
             raise exists(dst, f"cannot move directory {src!r} over an existing "
                               f"{'directory' if dinfo['type'] == 'directory' else 'file'}")
         await self._check_parents(dst)
-        await self._renames.begin(src, dst)  # before the first copy
-        await self._move_tree(src, dst)
+        await self._move_tree(src, dst)  # journalled before its first copy
         await self._tiers.follow(src, dst)  # its ephemeral descendants (out/_temporary) too
         await self._renames.end(src)  # after the last source is gone
 
@@ -967,7 +966,9 @@ class EmrFileSystem(AsyncFileSystem):
         db, dk = paths.split(dst)
         items = await self._tree(src, "mv")
         present: dict[str, dict] = {}
-        if resume:
+        if not resume:
+            await self._renames.begin(src, dst)  # a crash from here on can be finished
+        else:
             async for page in list_pages(self.s3, dst, db, dk + "/", delimiter=None):
                 present.update((o["Key"], o) for o in page.get("Contents", ()))
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)

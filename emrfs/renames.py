@@ -104,3 +104,16 @@ class RenameJournal:
             return None
         async with response["Body"] as body:
             return json.loads((await body.read()).decode("utf-8"))
+
+
+async def finish_pending(fs: Any, under: str, *, fix: bool) -> list[tuple[dict, bool]]:
+    """Unfinished renames whose source is at or below ``under``, each with whether it
+    was finished now (``fix``: by running the same rename again)."""
+    out = []
+    async for journal in fs._renames.pending(under):
+        finished = False
+        if fix:
+            await fs._mv(journal["src"], journal["dst"])
+            finished = True
+        out.append((journal, finished))
+    return out

@@ -70,7 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add("prune", _prune, "remove tombstones older than an age (default: the tombstone TTL)")
     p.add_argument("path", nargs="?", default=None, help="only under this path")
     _age_flags(p)
-    p = add("fsck", _fsck, "check the table's invariants at or below PATH (exit 1 on problems)")
+    p = add("fsck", _fsck, "check the table's invariants at or below PATH and look for "
+                           "directory renames cut short (exit 1 on problems)")
     p.add_argument("path")
     p.add_argument("--fix", action="store_true", help="mend what can be mended safely")
 
@@ -339,6 +340,30 @@ def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unfinished_renames(args: argparse.Namespace, path: str) -> list:
+    """Journalled directory renames below ``path`` (:mod:`emrfs.renames`); with ``--fix``
+    each is finished, with the consistent view on this table recording it."""
+    from ..filesystem import EmrFileSystem
+    from ..renames import finish_pending
+
+    storage: dict[str, Any] = {"consistent": True}
+    if args.endpoint_url:
+        storage["endpoint_url"] = args.endpoint_url
+    if args.region:
+        storage["region"] = args.region
+    if args.table:
+        storage["consistency.table_name"] = args.table
+    fs = EmrFileSystem(skip_instance_cache=True, asynchronous=True, **storage)
+
+    async def run() -> list:
+        try:
+            return await finish_pending(fs, path, fix=args.fix)
+        finally:
+            await fs._close()
+
+    return asyncio.run(run())
+
+
 def _fsck(args: argparse.Namespace) -> int:
     from ..consistency import sync as S
 
@@ -347,7 +372,16 @@ def _fsck(args: argparse.Namespace) -> int:
     except InvalidPathError as exc:
         return _usage(exc)
     store, _ = _store(args)
+    renames = _unfinished_renames(args, path)  # first: finishing one writes rows
     report = S.fsck(store, path, fix=args.fix)
+    for journal, finished in renames:
+        problem = S.FsckProblem(journal["src"], "unfinished_rename",
+                                f"a rename to s3://{journal['dst']} was cut short (started "
+                                f"{journal.get('started')}); --fix (or the same mv) finishes it",
+                                True)
+        report.problems.append(problem)
+        if finished:
+            report.fixed.append(problem)
     lines = [f"{'fixed' if p in report.fixed else 'problem':<8} {p.kind:<24} s3://{p.path}: "
              f"{p.detail}" for p in report.problems]
     lines.append(f"checked {report.rows} rows: {len(report.problems)} problems, "

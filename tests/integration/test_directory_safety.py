@@ -7,6 +7,7 @@ the proxy) and a scan of the metadata table.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -212,6 +213,28 @@ def test_a_killed_rename_must_be_finished_before_its_source_moves_elsewhere(
         fs.mv(f"{bucket}/src", f"{bucket}/other")
     fs.mv(f"{bucket}/src", f"{bucket}/into")  # the same call again: into/src, not into/src/src
     assert keys(emrfs_s3, bucket) == [f"into/src/f{i}" for i in range(10)]
+
+
+def test_fsck_reports_and_fix_finishes_a_killed_rename(emrfs_endpoint, bucket, emrfs_s3,
+                                                        table, capsys):
+    from emrfs.cli import main
+
+    fs = consistent_fs(emrfs_endpoint, table)
+    files = {f"{bucket}/job/out/part-{i}": f"{i}".encode() for i in range(12)}
+    fs.pipe(files)
+    kill_rename_after(emrfs_endpoint, f"{bucket}/job/out", f"{bucket}/final", 5, table)
+    common = ["-m", table, "--endpoint-url", emrfs_endpoint]
+    capsys.readouterr()
+    assert main(["--json", "fsck", f"s3://{bucket}/job", *common]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(p["kind"], p["path"]) for p in report["problems"]] == [
+        ("unfinished_rename", f"{bucket}/job/out")]
+    assert main(["--json", "fsck", f"s3://{bucket}/job", "--fix", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["fixed"] == 1
+    assert keys(emrfs_s3, bucket) == sorted([f"final/part-{i}" for i in range(12)] + ["job/"])
+    rows = table_rows(emrfs_endpoint, table)
+    assert all(not rows[p.replace("job/out", "final")] and rows[p] for p in files)
+    assert main(["--json", "fsck", f"s3://{bucket}", *common]) == 0
 
 
 # --- 9. names with glob characters -------------------------------------------------------------
