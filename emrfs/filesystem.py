@@ -1152,12 +1152,16 @@ class EmrFileSystem(AsyncFileSystem):
             else:
                 patterns.append(p)
         out: set[str] = set()
-        if literal:
-            out.update(await super()._expand_path(literal, recursive=recursive,
-                                                  maxdepth=maxdepth, assume_literal=True))
-        if patterns:
-            out.update(await super()._expand_path(patterns, recursive=recursive,
-                                                  maxdepth=maxdepth))
+        for group, as_written in ((literal, True), (patterns, False)):
+            if group:
+                try:
+                    out.update(await super()._expand_path(group, recursive=recursive,
+                                                          maxdepth=maxdepth,
+                                                          assume_literal=as_written))
+                except FileNotFoundError:
+                    pass  # the other group may match; nothing at all is raised below
+        if not out:
+            raise not_found(", ".join(literal + patterns), "nothing matches")
         return sorted(out)
 
     async def _record_deletes(self, removed: list[str], removed_dirs: list[str],

@@ -150,6 +150,20 @@ def test_rename_of_a_directory_moves_what_a_delayed_listing_hides(
     assert not rows[f"{bucket}/dst/empty"]
 
 
+def test_rename_of_a_directory_skips_a_deleted_file_s3_still_lists(
+        emrfs_endpoint, bucket, emrfs_s3, table):
+    fs = consistent_fs(emrfs_endpoint, table)
+    fs.pipe({f"{bucket}/src/keep": b"k", f"{bucket}/src/gone": b"g"})
+    policy = FaultPolicy(inconsistency=Inconsistency(delay=2.0, list_delay=False,
+                                                     lingering_deletes=True, stale_reads=False))
+    with FaultProxy(emrfs_endpoint, policy) as proxy:
+        fs = consistent_fs(proxy.url, table)
+        fs.rm(f"{bucket}/src/gone")
+        fs.mv(f"{bucket}/src", f"{bucket}/dst")
+        assert fs.ls(f"{bucket}/dst", detail=False) == [f"{bucket}/dst/keep"]
+    assert keys(emrfs_s3, bucket) == ["dst/keep"]
+
+
 # --- 6. a directory rename cut short --------------------------------------------------------
 
 KILLED_RENAME = textwrap.dedent("""
