@@ -437,13 +437,7 @@ class EmrFileSystem(AsyncFileSystem):
         info = await self._info(path)
         if info["type"] != "directory":
             raise not_a_directory(path, "rmdir removes directories; use rm for files")
-        if self._view(path) is None:  # S3 alone: its first page answers
-            page = await self.s3.call("list_objects_v2", path, Bucket=bucket, Prefix=key + "/",
-                                      MaxKeys=2)
-            below = [o for o in page.get("Contents", []) if o["Key"] != key + "/"]
-        else:  # what the consistent view lists, delayed listings waited for
-            below = [i for i in await self._tree(path, "rmdir") if i["path"] != path]
-        if below:
+        if await self._has_children(path, "rmdir"):
             raise not_empty(path, "rmdir removes only empty directories; use rm(recursive=True)")
         confirmed: list[str] = []
         try:
@@ -914,6 +908,17 @@ class EmrFileSystem(AsyncFileSystem):
         await self._tiers.follow(src, target)
         await self._renames.end(src)
 
+    async def _has_children(self, path: str, operation: str) -> bool:
+        """Whether directory ``path`` holds anything: S3's first page answers alone; with
+        the consistent view on, its merged listing (delayed listings waited for)."""
+        bucket, key = paths.split(path)
+        if key and self._view(path) is not None:
+            return any(i["path"] != path for i in await self._tree(path, operation))
+        page = await self.s3.call("list_objects_v2", path, Bucket=bucket,
+                                  Prefix=key + "/" if key else "", MaxKeys=2)
+        return any(o["Key"] != key + "/" for o in page.get("Contents", [])) \
+            or bool(page.get("CommonPrefixes"))
+
     async def _tree(self, path: str, operation: str) -> list[dict]:
         """Every object at or below directory ``path`` (its markers and its subdirectories'
         too) that a directory operation acts on: S3's recursive listing, merged with the
@@ -1103,9 +1108,10 @@ class EmrFileSystem(AsyncFileSystem):
             else:
                 # the consistent view's merged listing when it is on (delayed listings
                 # waited for), so every key the table knows is deleted, none assumed
-                below = [i for i in await self._tree(p, "rm") if i["path"] != p]
-                if below and not recursive:
+                if not recursive and await self._has_children(p, "rm"):
                     raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
+                below = [i for i in await self._tree(p, "rm") if i["path"] != p] \
+                    if recursive else []
                 for item in below:
                     by_bucket[bucket].extend(item["keys"])
                 if key:

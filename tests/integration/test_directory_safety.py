@@ -134,6 +134,18 @@ def test_rm_raises_consistency_error_and_deletes_nothing_when_the_policy_runs_ou
     assert table_rows(emrfs_endpoint, table)[f"{bucket}/t/f"] is False
 
 
+def test_rm_proceeds_with_the_merged_listing_when_told_not_to_throw(
+        emrfs_endpoint, bucket, emrfs_s3, table):
+    with delayed_listings(emrfs_endpoint, delay=60) as proxy:
+        fs = consistent_fs(proxy.url, table, **{
+            "consistency.retry_count": 1, "consistency.retry_period_seconds": 0.05,
+            "fs.s3.consistent.throwExceptionOnInconsistency": "false"})
+        fs.pipe(f"{bucket}/t/f", b"1")
+        fs.rm(f"{bucket}/t", recursive=True)  # S3 never lists t/f: the table's row counts
+    assert keys(emrfs_s3, bucket) == []
+    assert table_rows(emrfs_endpoint, table)[f"{bucket}/t/f"] is True
+
+
 def test_rename_of_a_directory_moves_what_a_delayed_listing_hides(
         emrfs_endpoint, bucket, emrfs_s3, table):
     with delayed_listings(emrfs_endpoint) as proxy:
