@@ -35,11 +35,11 @@ from .errors import (
     not_found,
 )
 from .encrypted_io import EncryptedFile, EncryptedIO
+from .renames import RenameJournal
 from .s3.client import ChangedError, S3Client
 from .s3.listing import Listing, add_page, list_pages
 from .s3.multipart import MultipartUpload, part_ranges
 from .status import StatusFactory
-from .renames import RenameJournal
 from .tiers import EphemeralRoutes
 
 logger = logging.getLogger("emrfs")
@@ -826,14 +826,14 @@ class EmrFileSystem(AsyncFileSystem):
             for p in path1:
                 await self._mv(p, path2, recursive=recursive, **kwargs)
             return
-        stripped = self._strip_protocol(path1)
-        if paths.has_magic(stripped) and not await self._exists(stripped):
-            matches = await self._glob(stripped)  # a pattern the caller asked for
-            if not matches:
-                raise not_found(stripped, "no path matches this pattern")
-            for p in matches:
-                await self._mv(p, path2, recursive=recursive, **kwargs)
-            return
+        if paths.has_magic(self._strip_protocol(path1)):
+            named = await self._literal_or_glob(path1)
+            if named != [self._norm(path1)]:  # a pattern, not a name that exists as written
+                if not named:
+                    raise not_found(self._strip_protocol(path1), "no path matches this pattern")
+                for p in named:
+                    await self._mv(p, path2, recursive=recursive, **kwargs)
+                return
         into = isinstance(path2, str) and path2.endswith("/")  # "dir/": move into it
         src, dst = self._norm(path1), self._norm(path2)
         if not paths.split(src)[1]:
