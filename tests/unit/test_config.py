@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -47,8 +48,8 @@ def test_hadoop_xml_and_emr_classification_site_files(tmp_path):
     emr = tmp_path / "config.json"
     emr.write_text(json.dumps([{"Classification": "core-site", "Properties": {"a": "b"}},
                                {"Classification": "emrfs-site",
-                                "Properties": {"fs.s3.consistent.metadata.tableName": "T1"}}]))
-    assert load({"site": str(emr)}).consistency.table_name == "T1"
+                                "Properties": {"fs.s3.consistent.metadata.tableName": "T01"}}]))
+    assert load({"site": str(emr)}).consistency.table_name == "T01"
 
 
 def test_unknown_key_fails_naming_it():
@@ -72,7 +73,7 @@ def test_conflicting_options_fail_naming_both():
 
 
 def test_bad_values_are_named():
-    with pytest.raises(ConfigurationError, match="retry_count.*not a int|not a int"):
+    with pytest.raises(ConfigurationError, match="retry_count.*'many'.*an integer"):
         load({"consistency.retry_count": "many"})
     with pytest.raises(ConfigurationError, match="part_size"):
         load({"part_size": "1k"})
@@ -103,3 +104,136 @@ def test_options_tree_is_frozen():
     o = load()
     with pytest.raises(Exception):
         o.s3.part_size = 1
+
+
+# --- every option typed and bounded at construction (data-safety issue, item 10) ----------
+
+# A value each kind of rule refuses; options whose rule accepts every non-empty string
+# (optional TEXT: an empty value means unset) get a value of the wrong type instead.
+_REFUSED_BY_RULE = {
+    id(config.URL): "ftp://host/x", id(config.REGION): "US East 1",
+    id(config.DYNAMODB_TABLE): "t", id(config.BASE64_256_BIT_KEY): "c2hvcnQ=",
+    id(config.JSON_OBJECT): "[1, 2]", id(config.READABLE_FILE): "/nonexistent/emrfs/file.pem",
+    id(config.PYTHON_CLASS): "not a class!",
+}
+
+
+def _out_of_range(spec):
+    if spec.base is bool:
+        return "maybe"
+    if spec.base in (int, float):
+        assert spec.rule.test(spec.default), spec.key
+        for candidate in (-1, -0.5, 0, 10**13, float("nan")):
+            if not spec.rule.test(candidate):
+                return candidate
+        raise AssertionError(f"{spec.key}: no refused value found")
+    if spec.rule is not None and id(spec.rule) in _REFUSED_BY_RULE:
+        return _REFUSED_BY_RULE[id(spec.rule)]
+    if spec.rule is not None and spec.rule.allowed.startswith("one of"):
+        return "v9"
+    if spec.base is tuple:
+        return ["ok", "  "]
+    return 3.5 if spec.optional else "   "
+
+
+@pytest.mark.parametrize("key", sorted(config.REGISTRY))
+def test_every_option_refuses_a_bad_value_at_construction_naming_key_value_and_range(key):
+    spec = config.REGISTRY[key]
+    bad = _out_of_range(spec)
+    with pytest.raises(ConfigurationError) as info:
+        load({key: bad})
+    message = str(info.value)
+    assert repr(key) in message and repr(bad) in message and "it takes" in message, message
+    assert spec.allowed in message
+
+
+@pytest.mark.parametrize("key", sorted(k for k, s in config.REGISTRY.items() if s.base is not bool))
+def test_every_option_refuses_a_value_of_the_wrong_type(key):
+    spec = config.REGISTRY[key]
+    bad = "fast" if spec.base is float else 2.5  # 2.5 is neither a count nor a name
+    with pytest.raises(ConfigurationError, match=re.escape(repr(key))):
+        load({key: bad})
+
+
+def test_defaults_satisfy_their_own_rules():
+    for key, spec in config.REGISTRY.items():
+        if spec.default is not None:
+            assert config.coerce(spec, spec.default, key, "defaults") == spec.default
+
+
+def test_zero_concurrency_is_refused_instead_of_hanging_every_write():
+    with pytest.raises(ConfigurationError, match=r"'max_concurrency'.* 0; it takes an integer "
+                                                 r"from 1 to 10000"):
+        load({"max_concurrency": 0})
+    with pytest.raises(ConfigurationError, match="EMRFS_MAX_CONCURRENCY"):
+        load({}, {"EMRFS_MAX_CONCURRENCY": "0"})
+
+
+def test_out_of_range_values_named_in_each_source(tmp_path):
+    with pytest.raises(ConfigurationError, match="retry_count'.*-1"):
+        load({"consistency": {"retry_count": -1}})
+    with pytest.raises(ConfigurationError, match=r"'cache.capacity_bytes'.*-1"):
+        load({"cache.capacity_bytes": -1})
+    with pytest.raises(ConfigurationError, match="'read_timeout'.*-5"):
+        load({"read_timeout": -5})
+    site = tmp_path / "emrfs-site.xml"
+    site.write_text("<configuration><property><name>fs.s3.cse.format</name><value>v9</value>"
+                    "</property></configuration>")
+    with pytest.raises(ConfigurationError, match=r"fs.s3.cse.format.*'v9'.*'v3', 'v2', "
+                                                 r"'segmented'") as info:
+        load({"site": str(site)})
+    assert "emrfs-site.xml" in str(info.value)
+
+
+def test_overrides_must_be_a_table_of_prefixes():
+    for bad in ("b", ["b"], {"b": "x"}, {"": {"consistent": True}}):
+        with pytest.raises(ConfigurationError, match="option 'overrides'.*bucket/prefix"):
+            load({"overrides": bad})
+    with pytest.raises(ConfigurationError, match="option 'consistency'.*dict"):
+        load({"consistency": 5})
+
+
+def test_integers_are_not_truncated_and_booleans_are_not_counts():
+    with pytest.raises(ConfigurationError, match="1.5"):
+        load({"max_concurrency": 1.5})
+    with pytest.raises(ConfigurationError, match="True"):
+        load({"retry_count": True} if False else {"consistency.retry_count": True})
+    with pytest.raises(ConfigurationError, match="inf"):
+        load({"read_timeout": float("inf")})
+    assert load({"max_concurrency": 4.0}).s3.max_concurrency == 4
+
+
+def test_hadoop_strings_are_still_coerced(tmp_path):
+    site = tmp_path / "emrfs-site.xml"
+    props = {"fs.s3.consistent.retryCount": "10", "fs.s3.consistent": "true",
+             "fs.s3.consistent.retryPeriodSeconds": "0.5", "fs.s3.multipart.part.size": "64M",
+             "fs.s3.cache.dirs": "/a, /b", "fs.s3.serverSideEncryption.kms.keyId": ""}
+    site.write_text("<configuration>" + "".join(
+        f"<property><name>{k}</name><value>{v}</value></property>" for k, v in props.items())
+        + "</configuration>")
+    o = load({"site": str(site)})
+    assert o.consistency.retry_count == 10 and o.consistency.enabled is True
+    assert o.consistency.retry_period_seconds == 0.5
+    assert o.s3.part_size == 64 * 1024 * 1024
+    assert o.cache.directories == ("/a", "/b")
+    assert o.sse.kms_key_id is None  # an empty <value/> leaves an optional option unset
+    o = load({}, {"EMRFS_CONSISTENCY_RETRY_COUNT": "10", "EMRFS_ANON": "true"})
+    assert o.consistency.retry_count == 10 and o.s3.anon is True
+
+
+def test_conflicting_combinations_name_both_options():
+    cases = [
+        ({"cse.format": "v2"}, ("cse.format", "cse.commitment_policy")),
+        ({"cse.commitment_policy": "FORBID_ENCRYPT_ALLOW_DECRYPT"},
+         ("cse.format", "cse.commitment_policy")),
+        ({"retry_base_seconds": 5, "retry_max_seconds": 1},
+         ("s3.retry_base_seconds", "s3.retry_max_seconds")),
+        ({"cache.capacity_bytes": 1024 * 1024, "cache.block_size": "8MiB"},
+         ("cache.capacity_bytes", "cache.block_size")),
+        ({"require_tls": True, "consistency.dynamodb_endpoint": "http://127.0.0.1:9"},
+         ("s3.require_tls", "consistency.dynamodb_endpoint")),
+    ]
+    for opts, keys in cases:
+        with pytest.raises(ConfigurationError, match="conflicting options") as info:
+            load(opts)
+        assert all(k in str(info.value) for k in keys), (opts, str(info.value))
