@@ -18,9 +18,15 @@ a short Python name (``consistent``) and the s3fs spelling (``key``,
 ``fs.s3.bucket.NAME.<property>`` (as S3A's ``fs.s3a.bucket.NAME.*``) or
 ``overrides={"bucket/prefix": {...}}``; see :meth:`Options.for_path`.
 
-An unknown key, a value of the wrong type, or two spellings of one option in
-one source with different values fail at construction with a
-:class:`~emrfs.errors.ConfigurationError` naming the key(s).
+Each option declares its type (the annotation) and the values it allows
+(``rule=``: a range, choices or a format) beside its default, in the dataclasses
+below: that is the one table.  An unknown key, a value of the wrong type or out
+of range, two spellings of one option in one source with different values, or a
+combination in :data:`CONFLICTS` fail at construction with a
+:class:`~emrfs.errors.ConfigurationError` naming the key(s), the value and what
+is allowed.  EMR's and S3A's Java class names and algorithms are translated by
+:mod:`emrfs.hadoop_compat`; ``docs/configuration.md`` is generated from both
+(:mod:`emrfs.config_reference`).
 """
 
 from __future__ import annotations
@@ -61,12 +67,14 @@ def _quantity(number: float, unit: str) -> str:
         for name, size in (("TiB", 1024 * GiB), ("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
             if number % size == 0:
                 return f"{number // size} {name}"
-    return f"{number:g}{unit}"
+    return "1 byte" if unit == " bytes" and number == 1 else f"{number:g}{unit}"
 
 
 def between(low: float, high: float, unit: str = "") -> Rule:
     """A number from ``low`` to ``high`` inclusive (finite: NaN and infinity are refused)."""
-    return Rule(f"from {_quantity(low, unit)} to {_quantity(high, unit)}",
+    text = (f"from {_quantity(low, unit)} to {_quantity(high, unit)}" if unit == " bytes"
+            else f"from {low:g} to {high:g}{unit}")
+    return Rule(text,
                 lambda v: math.isfinite(v) and low <= v <= high)
 
 
