@@ -831,9 +831,6 @@ CONFLICTS: tuple[Conflict, ...] = (
     Conflict(("s3.retry_base_seconds", "s3.retry_max_seconds"),
              lambda o: o.s3.retry_base_seconds > o.s3.retry_max_seconds,
              "the first backoff cannot exceed the longest one"),
-    Conflict(("cache.capacity_bytes", "cache.block_size"),
-             lambda o: o.cache.capacity_bytes < o.cache.block_size,
-             "the cache must hold at least one block"),
     Conflict(("ephemeral.task_commit", "consistency.enabled"),
              lambda o: o.ephemeral.task_commit == "staged" and not o.consistency.enabled,
              "'staged' records staged uploads in the metadata table: turn the consistent view "

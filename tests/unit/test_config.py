@@ -239,8 +239,6 @@ def test_conflicting_combinations_name_both_options():
          ("cse.format", "cse.commitment_policy")),
         ({"retry_base_seconds": 5, "retry_max_seconds": 1},
          ("s3.retry_base_seconds", "s3.retry_max_seconds")),
-        ({"cache.capacity_bytes": 1024 * 1024, "cache.block_size": "8MiB"},
-         ("cache.capacity_bytes", "cache.block_size")),
         ({"require_tls": True, "consistency.dynamodb_endpoint": "http://127.0.0.1:9"},
          ("s3.require_tls", "consistency.dynamodb_endpoint")),
     ]
