@@ -1,137 +1,22 @@
-"""One frozen options tree, built from four sources in rising priority:
+"""The options tree: one frozen dataclass per section, each field an option.
 
-1. defaults (the dataclass defaults below),
-2. an ``emrfs-site`` file: JSON (``{"fs.s3.consistent": "true"}``), Hadoop XML
-   (``<configuration><property><name>…``) or EMR's configuration-classification
-   JSON (``[{"Classification": "emrfs-site", "Properties": {...}}]``); named by
-   the ``site=`` option or ``EMRFS_SITE``,
-3. ``EMRFS_*`` environment variables (``EMRFS_ENDPOINT_URL``,
-   ``EMRFS_CONSISTENCY_RETRY_COUNT``: ``EMRFS_`` + section + name, upper case;
-   the ``s3`` section has no section part),
-4. storage options (keyword arguments of :class:`~emrfs.EmrFileSystem`).
-
-Every option has a canonical name ``section.name`` (``consistency.retry_count``)
-and may have aliases: EMRFS's property name (``fs.s3.consistent.retryCount``),
-a short Python name (``consistent``) and the s3fs spelling (``key``,
-``secret``).  In storage options a whole section may also be given as a dict
-(``consistency={"retry_count": 3}``).  Per-bucket and per-prefix overrides use
-``fs.s3.bucket.NAME.<property>`` (as S3A's ``fs.s3a.bucket.NAME.*``) or
-``overrides={"bucket/prefix": {...}}``; see :meth:`Options.for_path`.
-
-Each option declares its type (the annotation) and the values it allows
-(``rule=``: a range, choices or a format) beside its default, in the dataclasses
-below: that is the one table.  An unknown key, a value of the wrong type or out
-of range, two spellings of one option in one source with different values, or a
-combination in :data:`CONFLICTS` fail at construction with a
-:class:`~emrfs.errors.ConfigurationError` naming the key(s), the value and what
-is allowed.  EMR's and S3A's Java class names and algorithms are translated by
-:mod:`emrfs.hadoop_compat`; ``docs/configuration.md`` is generated from both
-(:mod:`emrfs.config_reference`).
+This is the option table: every field declares its type (the annotation), its
+default, its aliases (EMRFS / S3A property names, short and s3fs spellings), one
+line of documentation and the values it allows (``rule=``).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import json
-import math
-import os
-import re
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, get_type_hints
-from urllib.parse import urlsplit
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from . import hadoop_compat
-from .errors import ConfigurationError
-
-MiB = 1024 * 1024
-GiB = 1024 * MiB
-
-
-# --- what each option allows: declared with the option, checked at construction ----
-
-@dataclass(frozen=True)
-class Rule:
-    """The values one option allows; ``allowed`` is how errors and docs describe them."""
-
-    allowed: str
-    test: Callable[[Any], bool]
-
-
-def _quantity(number: float, unit: str) -> str:
-    if unit == " bytes" and number >= 1024:
-        for name, size in (("TiB", 1024 * GiB), ("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
-            if number % size == 0:
-                return f"{number // size} {name}"
-    return "1 byte" if unit == " bytes" and number == 1 else f"{number:g}{unit}"
-
-
-def between(low: float, high: float, unit: str = "") -> Rule:
-    """A number from ``low`` to ``high`` inclusive (finite: NaN and infinity are refused)."""
-    text = (f"from {_quantity(low, unit)} to {_quantity(high, unit)}" if unit == " bytes"
-            else f"from {low:g} to {high:g}{unit}")
-    return Rule(text,
-                lambda v: math.isfinite(v) and low <= v <= high)
-
-
-def one_of(*choices: str) -> Rule:
-    return Rule("one of " + ", ".join(repr(c) for c in choices), lambda v: v in choices)
-
-
-def _is_url(value: str) -> bool:
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-def _is_base64_key(value: str) -> bool:
-    try:
-        return len(base64.b64decode(value.strip(), validate=True)) == 32
-    except (binascii.Error, ValueError):
-        return False
-
-
-def _is_json_object(value: str) -> bool:
-    try:
-        data = json.loads(value)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and all(
-        isinstance(k, str) and isinstance(v, str) and k.isascii() and v.isascii()
-        for k, v in data.items())
-
-
-TEXT = Rule("a non-empty string", lambda v: bool(v.strip()))
-URL = Rule("an http:// or https:// URL with a host", _is_url)
-REGION = Rule("an AWS region name such as 'us-east-1' (a-z, 0-9, '-')",
-              lambda v: re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", v) is not None)
-DYNAMODB_TABLE = Rule("a DynamoDB table name: 3 to 255 of a-z A-Z 0-9 _ - .",
-                      lambda v: re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", v) is not None)
-BASE64_256_BIT_KEY = Rule("base64 of a 256-bit (32-byte) key, e.g. from `openssl rand -base64 32`",
-                          _is_base64_key)
-JSON_OBJECT = Rule("a JSON object of ASCII strings", _is_json_object)
-READABLE_FILE = Rule("the path of a readable file",
-                     lambda v: os.path.isfile(v) and os.access(v, os.R_OK))
-PYTHON_CLASS = Rule("'module:Class' of a Python KeyProvider or EncryptionMaterialsProvider",
-                    lambda v: re.fullmatch(r"[A-Za-z_][\w.]*[:.][A-Za-z_]\w*", v) is not None)
-
-
-def opt(default: Any, *aliases: str, doc: str = "", rule: Rule | None = None,
-        convert: Callable[[Any], Any] | None = None) -> Any:
-    """A dataclass field carrying its aliases, one line of documentation, the values it
-    allows (``rule``; its type is the annotation) and ``convert``, which maps a foreign
-    spelling of a value (an EMR Java class name) to the emrfs one before the checks."""
-    if isinstance(default, (list, dict, set)):
-        raise TypeError("use tuples / frozen values for defaults")
-    return field(default=default,
-                 metadata={"aliases": aliases, "doc": doc, "rule": rule, "convert": convert})
+from .. import hadoop_compat
+from ..errors import ConfigurationError
+from .rules import (BASE64_256_BIT_KEY, DYNAMODB_TABLE, JSON_OBJECT, PYTHON_CLASS,
+                    READABLE_FILE, REGION, TEXT, URL, GiB, MiB, between, one_of, opt)
 
 
 @dataclass(frozen=True)
@@ -424,7 +309,7 @@ class Options:
 
 
 def _matching_prefixes(overrides, path: str) -> tuple[str, ...]:
-    from .paths import is_within, strip_protocol
+    from ..paths import is_within, strip_protocol
 
     path = strip_protocol(path)
     return tuple(prefix for prefix, _ in overrides if is_within(path, prefix))
@@ -441,338 +326,6 @@ def _resolve_override(options: Options, prefixes: tuple[str, ...]) -> Options:
     return _apply(options, values)
 
 
-# --- the registry, derived from the dataclasses ----------------------------------
-
-@dataclass(frozen=True)
-class OptionSpec:
-    section: str
-    name: str
-    type: Any
-    default: Any
-    aliases: tuple[str, ...]
-    doc: str
-    rule: Rule | None = None
-    convert: Callable[[Any], Any] | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.section}.{self.name}"
-
-    @property
-    def env(self) -> str:
-        middle = self.name if self.section == "s3" else f"{self.section}_{self.name}"
-        return "EMRFS_" + middle.upper()
-
-    @property
-    def optional(self) -> bool:
-        return type(None) in getattr(self.type, "__args__", ())
-
-    @property
-    def base(self) -> type:
-        """bool, int, float, str or tuple (of str)."""
-        kind = self.type
-        if getattr(kind, "__origin__", None) is not tuple:
-            kind = next((t for t in getattr(kind, "__args__", (kind,)) if t is not type(None)), str)
-        return getattr(kind, "__origin__", kind)
-
-    @property
-    def allowed(self) -> str:
-        """The values this option takes, in words (errors and docs/configuration.md)."""
-        what = {bool: "true or false", int: "an integer", float: "a number",
-                str: "a string", tuple: "a comma-separated list or a list of strings"}[self.base]
-        if self.rule is not None and self.base in (int, float):
-            what = f"{what} {self.rule.allowed}"
-        elif self.rule is not None:
-            what = self.rule.allowed if self.base is not tuple else f"{what}, each {self.rule.allowed}"
-        return what + (", or unset" if self.optional else "")
-
-
-def _build_registry() -> tuple[dict[str, OptionSpec], dict[str, OptionSpec]]:
-    by_key: dict[str, OptionSpec] = {}
-    by_alias: dict[str, OptionSpec] = {}
-    for section, cls in SECTIONS.items():
-        hints = get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            spec = OptionSpec(section, f.name, hints[f.name], f.default,
-                              tuple(f.metadata.get("aliases", ())), f.metadata.get("doc", ""),
-                              f.metadata.get("rule"), f.metadata.get("convert"))
-            by_key[spec.key] = spec
-            names = [spec.key, *spec.aliases]
-            if section == "s3":
-                names.append(f.name)
-            for name in names:
-                if name in by_alias:
-                    raise AssertionError(f"alias {name} used twice")
-                by_alias[name] = spec
-    return by_key, by_alias
-
-
-REGISTRY, ALIASES = _build_registry()
-
-
-def lookup(name: str, source: str = "storage options") -> OptionSpec:
-    spec = ALIASES.get(name)
-    if spec is None:
-        close = sorted(k for k in ALIASES if name.split(".")[-1].lower() in k.lower())[:5]
-        hint = f"; did you mean one of {close}?" if close else ""
-        raise ConfigurationError(
-            f"unknown emrfs option {name!r} in {source}{hint} "
-            "(see docs/configuration.md for every option and its aliases)", name)
-    return spec
-
-
-def coerce(spec: OptionSpec, value: Any, name: str, source: str) -> Any:
-    """Parse ``value`` (often a string from XML/env) into the option's type and check it
-    against the option's rule; a :class:`ConfigurationError` names the option, the value
-    and what the option allows."""
-    given = value
-    if spec.convert is not None:
-        value = spec.convert(value)
-    if spec.optional and (value is None or (isinstance(value, str) and not value.strip())):
-        return None  # an empty Hadoop <value/> leaves an optional option unset
-    try:
-        value = _parse(spec.base, value)
-        ok = spec.rule is None or (all(spec.rule.test(v) for v in value)
-                                   if spec.base is tuple else spec.rule.test(value))
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        spelled = repr(name) if name == spec.key else f"{name!r} ({spec.key})"
-        raise ConfigurationError(
-            f"option {spelled} in {source} is {given!r}; it takes {spec.allowed}", name)
-    return value
-
-
-def _parse(base: type, value: Any) -> Any:
-    if base is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, (str, int)):
-            text = str(value).strip().lower()
-            if text in ("true", "1", "yes", "on"):
-                return True
-            if text in ("false", "0", "no", "off"):
-                return False
-        raise ValueError(value)
-    if base is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError(value)  # True is not 1 request; 1.5 is not a count
-        if not isinstance(value, (int, float, str)):
-            raise TypeError(value)
-        return _size(value)
-    if base is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise TypeError(value)
-        return float(value)
-    if base is tuple:
-        if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise TypeError(value)
-        return tuple(value)
-    if not isinstance(value, str):
-        raise TypeError(value)  # a number where a name or URL belongs is a mistake
-    return value
-
-
-def _size(value: Any) -> int:
-    if isinstance(value, str):
-        text = value.strip().lower()
-        units = {"k": 1024, "m": MiB, "g": GiB, "t": 1024 * GiB}
-        for suffix in ("ib", "b"):
-            if text.endswith(suffix) and text[:-len(suffix)][-1:] in units:
-                text = text[: -len(suffix)]
-        if text and text[-1] in units:
-            number = float(text[:-1]) * units[text[-1]]
-            if not number.is_integer():
-                raise ValueError(value)
-            return int(number)
-        return int(text)
-    return int(value)
-
-
-# --- sources -----------------------------------------------------------------------
-
-def read_site_file(path: str) -> dict[str, str]:
-    """Properties of an emrfs-site file (JSON, Hadoop XML or EMR classification JSON)."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot read emrfs-site file {path!r}: {exc.strerror or exc}; fix the path "
-            "given by site= or EMRFS_SITE", path) from exc
-    text = raw.decode("utf-8", "replace").lstrip()
-    try:
-        if text.startswith("<"):
-            root = ET.fromstring(text)
-            props = {}
-            for prop in root.iter("property"):
-                name = (prop.findtext("name") or "").strip()
-                if name:
-                    props[name] = (prop.findtext("value") or "").strip()
-            return props
-        data = json.loads(text)
-    except (ET.ParseError, json.JSONDecodeError) as exc:
-        raise ConfigurationError(
-            f"emrfs-site file {path!r} is neither valid JSON nor Hadoop XML: {exc}", path) from exc
-    return _classification_properties(data, path)
-
-
-def _classification_properties(data: Any, path: str) -> dict[str, Any]:
-    if isinstance(data, dict) and "Classification" not in data and "Configurations" not in data:
-        return dict(data)
-    items = data if isinstance(data, list) else data.get("Configurations", [data])
-    props: dict[str, Any] = {}
-    for item in items:
-        if isinstance(item, dict) and item.get("Classification") == "emrfs-site":
-            props.update(item.get("Properties", {}))
-    if not props and not any(isinstance(i, dict) and i.get("Classification") for i in items):
-        raise ConfigurationError(
-            f"emrfs-site file {path!r} has no emrfs-site classification", path)
-    return props
-
-
-def _flatten(options: Mapping[str, Any], source: str) -> list[tuple[str, Any]]:
-    """Storage-option spelling -> [(name as given, value)]; section dicts expanded."""
-    out: list[tuple[str, Any]] = []
-    for name, value in options.items():
-        if name in SECTIONS:
-            if not isinstance(value, Mapping):
-                raise ConfigurationError(
-                    f"option {name!r} in {source} is {value!r}; it takes a dict of {name} "
-                    f"options, e.g. {name}={{{next(iter(_section_names(name)))!r}: ...}}", name)
-            out.extend((f"{name}.{k}", v) for k, v in value.items())
-        elif name == "client_kwargs" and isinstance(value, Mapping):
-            out.extend((f"client_kwargs.{k}" if k == "endpoint_url" else k, v)
-                       for k, v in value.items())
-        else:
-            out.append((name, value))
-    return out
-
-
-def _section_names(section: str) -> list[str]:
-    return [f.name for f in dataclasses.fields(SECTIONS[section])]
-
-
-def _collect(pairs: list[tuple[str, Any]], source: str,
-             names: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list]:
-    """Map names to canonical keys; same option twice with different values is a conflict.
-
-    ``names`` maps a name in ``pairs`` to the option it sets where the two differ
-    (``EMRFS_*`` variables); EMRFS/S3A properties with Java class names or S3A
-    algorithms go through :func:`emrfs.hadoop_compat.translate` first.
-    """
-    values: dict[str, Any] = {}
-    given_as: dict[str, str] = {}
-    overrides: list[tuple[str, str, Any]] = []
-    kept = [(n, v) for n, v in pairs if n not in IGNORED_PROPERTIES]
-    for given, name, raw in hadoop_compat.translate(kept):
-        if name.startswith("fs.s3.bucket."):
-            bucket, _, prop = name[len("fs.s3.bucket."):].partition(".fs.s3.")
-            if not prop:
-                raise ConfigurationError(
-                    f"per-bucket key {name!r} in {source} must look like "
-                    "fs.s3.bucket.NAME.fs.s3.<property>", name)
-            overrides.append((bucket, "fs.s3." + prop, raw))
-            continue
-        spec = lookup((names or {}).get(name, name), source)
-        value = coerce(spec, raw, given, source)
-        if spec.key in values and values[spec.key] != value:
-            raise ConfigurationError(
-                f"conflicting options in {source}: {given_as[spec.key]!r}={values[spec.key]!r} "
-                f"and {given!r}={value!r} set the same thing; keep one", given)
-        values[spec.key] = value
-        given_as[spec.key] = given
-    return values, overrides
-
-
-def load(storage_options: Mapping[str, Any] | None = None, *,
-         environ: Mapping[str, str] | None = None) -> Options:
-    """Build the options tree from defaults, site file, environment, storage options.
-
-    Every value is typed and checked against its option's rule here, and the
-    combination against :data:`CONFLICTS`: nothing out of range reaches first use.
-    """
-    if storage_options is not None and not isinstance(storage_options, Mapping):
-        raise ConfigurationError(
-            f"storage options are {storage_options!r}; give a dict of option names to values",
-            "storage_options")
-    storage_options = dict(storage_options or {})
-    environ = os.environ if environ is None else environ
-    layers: list[dict[str, Any]] = []
-    overrides: list[tuple[str, str, Any]] = []
-
-    site = storage_options.pop("site", None) or environ.get("EMRFS_SITE")
-    if site:
-        if not isinstance(site, (str, os.PathLike)):
-            raise ConfigurationError(
-                f"option 'site' is {site!r}; it takes the path of an emrfs-site file", "site")
-        site = os.fspath(site)
-        values, ov = _collect(list(read_site_file(site).items()), f"emrfs-site file {site!r}")
-        layers.append(values)
-        overrides += ov
-
-    env_pairs, env_names = [], {}
-    env_index = {spec.env: spec for spec in REGISTRY.values()}
-    for name, raw in environ.items():
-        if not name.startswith("EMRFS_") or name in RESERVED_ENV or name.startswith("EMRFS_TEST_"):
-            continue
-        spec = env_index.get(name)
-        if spec is None:
-            raise ConfigurationError(
-                f"unknown environment variable {name!r}: EMRFS_* variables name options "
-                "(e.g. EMRFS_ENDPOINT_URL, EMRFS_CONSISTENCY_ENABLED); unset it or fix the name",
-                name)
-        env_pairs.append((name, raw))
-        env_names[name] = spec.key
-    values, ov = _collect(env_pairs, "the environment", env_names)
-    layers.append(values)
-
-    explicit_overrides = _override_table(storage_options.pop("overrides", None))
-    values, ov = _collect(_flatten(storage_options, "storage options"), "storage options")
-    layers.append(values)
-    overrides += ov
-
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged.update(layer)
-    options = _apply(Options(), merged)
-
-    grouped: dict[str, dict[str, Any]] = {}
-    for prefix, name, raw in overrides:
-        spec = lookup(name, f"override for {prefix!r}")
-        grouped.setdefault(prefix, {})[spec.key] = coerce(spec, raw, name,
-                                                          f"override for {prefix!r}")
-    for prefix, mapping in explicit_overrides.items():
-        values, _ = _collect(_flatten(mapping, f"overrides[{prefix!r}]"), f"overrides[{prefix!r}]")
-        grouped.setdefault(prefix.strip("/"), {}).update(values)
-    for prefix, mapping in grouped.items():
-        for key in mapping:
-            if key.split(".")[0] not in OVERRIDABLE:
-                raise ConfigurationError(
-                    f"option {key!r} cannot be overridden per bucket or prefix ({prefix!r}); "
-                    f"only {', '.join(OVERRIDABLE)} options can", key)
-        _apply(options, mapping)  # validate the combination now, not on first use
-    ordered = sorted(grouped.items(), key=lambda kv: len(kv[0]))
-    options = dataclasses.replace(
-        options, overrides=tuple((p, tuple(sorted(m.items()))) for p, m in ordered))
-    return options
-
-
-def _override_table(value: Any) -> Mapping[str, Mapping[str, Any]]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(
-            isinstance(prefix, str) and prefix.strip("/") and isinstance(mapping, Mapping)
-            for prefix, mapping in value.items()):
-        raise ConfigurationError(
-            f"option 'overrides' in storage options is {value!r}; it takes a dict of "
-            "'bucket' or 'bucket/prefix' to a dict of options, e.g. "
-            "overrides={'logs': {'consistent': True}}", "overrides")
-    return value
-
-
 def _apply(options: Options, values: Mapping[str, Any]) -> Options:
     sections: dict[str, dict[str, Any]] = {}
     for key, value in values.items():
@@ -784,7 +337,7 @@ def _apply(options: Options, values: Mapping[str, Any]) -> Options:
     return new
 
 
-# --- combinations: each names every option involved ----------------------------------
+# --- combinations that contradict each other: each names every option involved -------
 
 @dataclass(frozen=True)
 class Conflict:
@@ -840,7 +393,9 @@ CONFLICTS: tuple[Conflict, ...] = (
 
 def _describe(options: Options, key: str) -> str:
     section, _, name = key.partition(".")
-    emrfs_name = next((a for a in REGISTRY[key].aliases if a.startswith("fs.")), None)
+    aliases = next(f.metadata["aliases"] for f in dataclasses.fields(SECTIONS[section])
+                   if f.name == name)
+    emrfs_name = next((a for a in aliases if a.startswith("fs.")), None)
     spelled = f"{key} ({emrfs_name})" if emrfs_name else key
     return f"{spelled}={getattr(getattr(options, section), name)!r}"
 
