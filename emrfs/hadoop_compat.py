@@ -49,6 +49,10 @@ ANONYMOUS_PROVIDERS = frozenset({
     "org.apache.hadoop.fs.s3a.AnonymousAWSCredentialsProvider",
     "software.amazon.awssdk.auth.credentials.AnonymousCredentialsProvider",
 })
+#: Words in an S3A property name that mean encryption or credentials: such a property
+#: emrfs does not read is refused rather than skipped (emrfs.config.loading).
+S3A_SECURITY_WORDS = ("encryption", "cse", "sse", "credential", "access.key", "secret",
+                      "session.token", "assumed.role", "kms")
 _JAVA_PACKAGES = ("com.", "org.", "software.amazon.", "net.", "java.", "javax.")
 
 #: S3A's encryption algorithms -> (emrfs options, the option fs.s3a.encryption.key sets)

@@ -14,7 +14,7 @@ from .. import hadoop_compat
 from ..errors import ConfigurationError
 from .options import (IGNORED_PROPERTIES, OVERRIDABLE, RESERVED_ENV, SECTIONS, Options,
                       _apply)
-from .registry import REGISTRY, coerce, lookup
+from .registry import ALIASES, REGISTRY, coerce, lookup
 
 
 def read_site_file(path: str) -> dict[str, str]:
@@ -48,13 +48,38 @@ def _classification_properties(data: Any, path: str) -> dict[str, Any]:
         return dict(data)
     items = data if isinstance(data, list) else data.get("Configurations", [data])
     props: dict[str, Any] = {}
-    for item in items:
+    for item in items:  # the two may not contradict each other: _collect names both
         if isinstance(item, dict) and item.get("Classification") == "emrfs-site":
             props.update(item.get("Properties", {}))
+        elif isinstance(item, dict) and item.get("Classification") == "core-site":
+            props.update(_s3a_properties(item.get("Properties", {}), path))
     if not props and not any(isinstance(i, dict) and i.get("Classification") for i in items):
         raise ConfigurationError(
             f"emrfs-site file {path!r} has no emrfs-site classification", path)
     return props
+
+
+def _s3a_properties(core_site: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The ``fs.s3a.*`` properties of a ``core-site`` classification that emrfs reads.
+
+    EMR 7.10+ clusters configure S3A (encryption included) in core-site, beside
+    Hadoop settings that are none of emrfs's business.  S3A tuning emrfs has no
+    equivalent for is skipped; an encryption or credential setting it does not
+    know is refused, so data is never written with less protection than asked.
+    """
+    known = {*ALIASES, *(p.name for p in hadoop_compat.PROPERTIES)}
+    kept: dict[str, Any] = {}
+    for name, value in core_site.items():
+        if not name.startswith("fs.s3a."):
+            continue
+        if name in known:
+            kept[name] = value
+        elif any(word in name.lower() for word in hadoop_compat.S3A_SECURITY_WORDS):
+            raise ConfigurationError(
+                f"core-site property {name!r} in {path!r} sets S3A encryption or credentials "
+                "in a way emrfs does not read; remove it or use the emrfs option that does the "
+                "same (docs/configuration.md lists them)", name)
+    return kept
 
 
 def _flatten(options: Mapping[str, Any], source: str) -> list[tuple[str, Any]]:

@@ -331,3 +331,25 @@ def test_simple_provider_reads_its_keys_and_others_are_refused():
     with pytest.raises(ConfigurationError,
                        match=r"fs.s3.customAWSCredentialsProvider.*com\.acme\.Creds.*profile"):
         load({"fs.s3.customAWSCredentialsProvider": "com.acme.Creds"})
+
+
+def test_emr_core_site_s3a_settings_are_read_and_unknown_security_ones_refused(tmp_path):
+    # EMR 7.10+ configures S3A, encryption included, in core-site
+    site = tmp_path / "configurations.json"
+    site.write_text(json.dumps([
+        {"Classification": "core-site",
+         "Properties": {"fs.defaultFS": "hdfs://node:8020", "fs.s3a.fast.upload": "true",
+                        "fs.s3a.encryption.algorithm": "CSE-KMS", "fs.s3a.encryption.key": "K"}},
+        {"Classification": "emrfs-site", "Properties": {"fs.s3.consistent": "true"}}]))
+    o = load({"site": str(site)})
+    assert o.cse.enabled and o.cse.kms_key_id == "K" and o.consistency.enabled
+    site.write_text(json.dumps([{"Classification": "core-site", "Properties": {
+        "fs.s3a.encryption.algorithm": "CSE-KMS", "fs.s3a.encryption.key": "K",
+        "fs.s3a.encryption.cse.kms.region": "eu-west-1"}}]))
+    with pytest.raises(ConfigurationError, match="fs.s3a.encryption.cse.kms.region"):
+        load({"site": str(site)})
+    site.write_text(json.dumps([
+        {"Classification": "core-site", "Properties": {"fs.s3a.encryption.algorithm": "SSE-S3"}},
+        {"Classification": "emrfs-site", "Properties": {"fs.s3.cse.enabled": "true"}}]))
+    with pytest.raises(ConfigurationError, match="conflicting options.*sse.enabled.*cse.enabled"):
+        load({"site": str(site)})
