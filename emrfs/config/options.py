@@ -16,7 +16,8 @@ from typing import Any
 from .. import hadoop_compat
 from ..errors import ConfigurationError
 from .rules import (BASE64_256_BIT_KEY, DYNAMODB_TABLE, JSON_OBJECT, PYTHON_CLASS,
-                    READABLE_FILE, REGION, TEXT, URL, GiB, MiB, between, one_of, opt)
+                    READABLE_FILE, REGION, RETRY_POLICY, TEXT, URL, GiB, MiB, between, one_of,
+                    opt)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class ConsistencyOptions:
     enabled: bool = opt(False, "fs.s3.consistent", "consistent", doc="turn the consistent view on")
     retry_policy_type: str = opt("exponential", "fs.s3.consistent.retryPolicyType",
                                  doc="'exponential', 'fixed' or 'none'",
-                                 rule=one_of("exponential", "fixed", "none"))
+                                 rule=RETRY_POLICY)
     retry_count: int = opt(5, "fs.s3.consistent.retryCount", doc="retries before giving up",
                            rule=between(0, 1000))
     retry_period_seconds: float = opt(10.0, "fs.s3.consistent.retryPeriodSeconds",

@@ -91,6 +91,16 @@ PYTHON_CLASS = Rule("'module:Class' of a Python KeyProvider or EncryptionMateria
                     lambda v: re.fullmatch(r"[A-Za-z_][\w.]*[:.][A-Za-z_]\w*", v) is not None)
 
 
+def _is_retry_policy(value: str) -> bool:
+    from ..consistency.policy import retry_policy_names  # policies can be registered at run time
+
+    return value.lower() in retry_policy_names()
+
+
+RETRY_POLICY = Rule("'exponential', 'fixed', 'none' or a name registered with "
+                    "emrfs.consistency.policy.register_retry_policy", _is_retry_policy)
+
+
 def opt(default: Any, *aliases: str, doc: str = "", rule: Rule | None = None,
         convert: Callable[[Any], Any] | None = None) -> Any:
     """A dataclass field carrying its aliases, one line of documentation, the values it

@@ -353,3 +353,15 @@ def test_emr_core_site_s3a_settings_are_read_and_unknown_security_ones_refused(t
         {"Classification": "emrfs-site", "Properties": {"fs.s3.cse.enabled": "true"}}]))
     with pytest.raises(ConfigurationError, match="conflicting options.*sse.enabled.*cse.enabled"):
         load({"site": str(site)})
+
+
+def test_a_registered_retry_policy_is_accepted_by_name():
+    from emrfs.consistency.policy import FixedRetryPolicy, register_retry_policy
+
+    with pytest.raises(ConfigurationError, match="register_retry_policy"):
+        load({"fs.s3.consistent.retryPolicyType": "config-test-policy"})
+    register_retry_policy("config-test-policy", lambda count, period: FixedRetryPolicy(1, 0))
+    assert load({"fs.s3.consistent.retryPolicyType": "Config-Test-Policy"}) \
+        .consistency.retry_policy_type == "Config-Test-Policy"
+    assert load({"fs.s3.consistent.retryPolicyType": "EXPONENTIAL"}).consistency \
+        .retry_policy_type == "EXPONENTIAL"
