@@ -20,13 +20,13 @@ a short Python name (``consistent``) and the s3fs spelling (``key``,
 
 Each option declares its type (the annotation) and the values it allows
 (``rule=``: a range, choices or a format) beside its default, in the dataclasses
-of :mod:`emrfs.config.options`: that is the one table.  An unknown key, a value of the wrong type or out
-of range, two spellings of one option in one source with different values, or a
-combination in :data:`CONFLICTS` fail at construction with a
-:class:`~emrfs.errors.ConfigurationError` naming the key(s), the value and what
-is allowed.  EMR's and S3A's Java class names and algorithms are translated by
-:mod:`emrfs.hadoop_compat`; ``docs/configuration.md`` is generated from both
-(:mod:`emrfs.config_reference`).
+of :mod:`emrfs.config.options`: that is the one table.  An unknown key, a value
+of the wrong type or out of range, two spellings of one option in one source
+with different values, or a combination in :data:`CONFLICTS` fail at
+construction with a :class:`~emrfs.errors.ConfigurationError` naming the
+key(s), the value (never a key or credential) and what is allowed.  EMR's and
+S3A's Java class names and algorithms are translated by :mod:`emrfs.hadoop_compat`;
+``docs/configuration.md`` is generated from both (:mod:`emrfs.config_reference`).
 
 Modules: :mod:`~emrfs.config.rules` (what an option allows), :mod:`~emrfs.config.options`
 (the table, and the conflicts table), :mod:`~emrfs.config.registry` (lookup, parsing, checks),
@@ -41,13 +41,13 @@ from .options import (CONFLICTS, IGNORED_PROPERTIES, OVERRIDABLE, RESERVED_ENV, 
                       Options, S3Options, SSEOptions, validate)
 from .registry import ALIASES, REGISTRY, OptionSpec, coerce, lookup
 from .rules import (BASE64_256_BIT_KEY, DYNAMODB_TABLE, JSON_OBJECT, PYTHON_CLASS, READABLE_FILE,
-                    REGION, TEXT, URL, GiB, MiB, Rule, between, one_of, opt)
+                    REGION, RETRY_POLICY, SECRET, TEXT, URL, GiB, MiB, Rule, between, one_of, opt)
 
 __all__ = [
     "ALIASES", "BASE64_256_BIT_KEY", "CONFLICTS", "DYNAMODB_TABLE", "GiB", "IGNORED_PROPERTIES",
     "JSON_OBJECT", "MiB", "OVERRIDABLE", "PYTHON_CLASS", "READABLE_FILE", "REGION", "REGISTRY",
-    "RESERVED_ENV", "SECTIONS", "TEXT", "URL", "CSEOptions", "CacheOptions", "Conflict",
-    "ConsistencyOptions", "EphemeralOptions", "OptionSpec", "Options", "Rule", "S3Options",
-    "SSEOptions", "between", "coerce", "load", "lookup", "one_of", "opt", "read_site_file",
-    "validate",
+    "RETRY_POLICY", "SECRET", "RESERVED_ENV", "SECTIONS", "TEXT", "URL", "CSEOptions",
+    "CacheOptions", "Conflict", "ConsistencyOptions", "EphemeralOptions", "OptionSpec", "Options",
+    "Rule", "S3Options", "SSEOptions", "between", "coerce", "load", "lookup", "one_of", "opt",
+    "read_site_file", "validate",
 ]

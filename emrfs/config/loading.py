@@ -129,8 +129,9 @@ def _collect(pairs: list[tuple[str, Any]], source: str,
         value = coerce(spec, raw, given, source)
         if spec.key in values and values[spec.key] != value:
             raise ConfigurationError(
-                f"conflicting options in {source}: {given_as[spec.key]!r}={values[spec.key]!r} "
-                f"and {given!r}={value!r} set the same thing; keep one", given)
+                f"conflicting options in {source}: {given_as[spec.key]!r}="
+                f"{spec.shown(values[spec.key])} and {given!r}={spec.shown(value)} set the same "
+                "thing; keep one", given)
         values[spec.key] = value
         given_as[spec.key] = given
     return values, overrides

@@ -16,8 +16,8 @@ from typing import Any
 from .. import hadoop_compat
 from ..errors import ConfigurationError
 from .rules import (BASE64_256_BIT_KEY, DYNAMODB_TABLE, JSON_OBJECT, PYTHON_CLASS,
-                    READABLE_FILE, REGION, RETRY_POLICY, TEXT, URL, GiB, MiB, between, one_of,
-                    opt)
+                    READABLE_FILE, REGION, RETRY_POLICY, SECRET, TEXT, URL, GiB, MiB, between,
+                    one_of, opt)
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,9 @@ class S3Options:
     secret_access_key: str | None = opt(None, "secret", "aws_secret_access_key",
                                         "fs.s3a.secret.key",
                                         doc="secret access key",
-                                        rule=TEXT)
+                                        rule=SECRET)
     session_token: str | None = opt(None, "token", "aws_session_token", "fs.s3a.session.token",
-                                    doc="session token", rule=TEXT)
+                                    doc="session token", rule=SECRET)
     profile: str | None = opt(None, "profile_name", doc="AWS profile name",
                               rule=TEXT)
     anon: bool = opt(False, doc="unsigned requests (public buckets)")
@@ -398,7 +398,10 @@ def _describe(options: Options, key: str) -> str:
                    if f.name == name)
     emrfs_name = next((a for a in aliases if a.startswith("fs.")), None)
     spelled = f"{key} ({emrfs_name})" if emrfs_name else key
-    return f"{spelled}={getattr(getattr(options, section), name)!r}"
+    rule = next(f.metadata["rule"] for f in dataclasses.fields(SECTIONS[section])
+                if f.name == name)
+    value = getattr(getattr(options, section), name)
+    return f"{spelled}={rule.shown(value) if rule else repr(value)}"
 
 
 def validate(options: Options) -> None:

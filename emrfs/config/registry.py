@@ -32,6 +32,10 @@ class OptionSpec:
         middle = self.name if self.section == "s3" else f"{self.section}_{self.name}"
         return "EMRFS_" + middle.upper()
 
+    def shown(self, value: Any) -> str:
+        """``value`` as messages show it: never a credential or key."""
+        return self.rule.shown(value) if self.rule is not None else repr(value)
+
     @property
     def optional(self) -> bool:
         return type(None) in getattr(self.type, "__args__", ())
@@ -52,7 +56,8 @@ class OptionSpec:
         if self.rule is not None and self.base in (int, float):
             what = f"{what} {self.rule.allowed}"
         elif self.rule is not None:
-            what = self.rule.allowed if self.base is not tuple else f"{what}, each {self.rule.allowed}"
+            what = (self.rule.allowed if self.base is not tuple
+                    else f"{what}, each {self.rule.allowed}")
         return what + (", or unset" if self.optional else "")
 
 
@@ -108,7 +113,7 @@ def coerce(spec: OptionSpec, value: Any, name: str, source: str) -> Any:
     if not ok:
         spelled = repr(name) if name == spec.key else f"{name!r} ({spec.key})"
         raise ConfigurationError(
-            f"option {spelled} in {source} is {given!r}; it takes {spec.allowed}", name)
+            f"option {spelled} in {source} is {spec.shown(given)}; it takes {spec.allowed}", name)
     return value
 
 

@@ -29,6 +29,14 @@ class Rule:
 
     allowed: str
     test: Callable[[Any], bool]
+    #: a credential or key: messages never show the value
+    secret: bool = False
+
+    def shown(self, value: Any) -> str:
+        """``value`` as error messages show it."""
+        if self.secret and value is not None:
+            return f"<secret, {len(str(value))} characters>"
+        return repr(value)
 
 
 def quantity(number: float, unit: str) -> str:
@@ -83,7 +91,8 @@ REGION = Rule("an AWS region name such as 'us-east-1' (a-z, 0-9, '-')",
 DYNAMODB_TABLE = Rule("a DynamoDB table name: 3 to 255 of a-z A-Z 0-9 _ - .",
                       lambda v: re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", v) is not None)
 BASE64_256_BIT_KEY = Rule("base64 of a 256-bit (32-byte) key, e.g. from `openssl rand -base64 32`",
-                          _is_base64_key)
+                          _is_base64_key, secret=True)
+SECRET = Rule("a non-empty string", lambda v: bool(v.strip()), secret=True)
 JSON_OBJECT = Rule("a JSON object of ASCII strings", _is_json_object)
 READABLE_FILE = Rule("the path of a readable file",
                      lambda v: os.path.isfile(v) and os.access(v, os.R_OK))
