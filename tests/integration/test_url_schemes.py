@@ -68,7 +68,7 @@ def assert_ciphertext(s3, bucket: str, key: str) -> None:
 PANDAS_ROUND_TRIP = """
     import json, sys
     import pandas as pd
-    opts = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {opts}
+    opts = {opts}
     bucket = {bucket!r}
     df = pd.DataFrame({{"n": list(range(100)), "s": ["x" * 10] * 100}})
     out = {{}}
