@@ -108,6 +108,11 @@ def register_retry_policy(name: str, factory: Callable[..., RetryPolicy]) -> Non
     _REGISTRY[name.lower()] = factory
 
 
+def retry_policy_names() -> tuple[str, ...]:
+    """The names ``consistency.retry_policy_type`` takes: built in and registered."""
+    return tuple(sorted(_REGISTRY))
+
+
 def create_retry_policy(kind: str, count: int = 5, period: float = 10.0) -> RetryPolicy:
     """The policy called ``kind`` (``exponential``, ``fixed``, ``none`` or registered)."""
     factory = _REGISTRY.get(str(kind).lower())

@@ -151,7 +151,7 @@ def test_sse_c_key_sent_on_writes_reads_and_copies(emrfs_endpoint, emrfs_bucket,
 
 
 def test_sse_c_key_must_be_256_bits(emrfs_endpoint, emrfs_bucket):
-    fs = make_fs(emrfs_endpoint, sse={"enabled": True, "algorithm": "SSE-C",
-                                      "customer_key": base64.b64encode(b"short").decode()})
-    with pytest.raises(ConfigurationError, match="256-bit"):
-        fs.pipe_file(f"{emrfs_bucket}/x", b"1")
+    # refused at construction (it used to pass until the first write)
+    with pytest.raises(ConfigurationError, match="customer_key.*256-bit"):
+        make_fs(emrfs_endpoint, sse={"enabled": True, "algorithm": "SSE-C",
+                                     "customer_key": base64.b64encode(b"short").decode()})
