@@ -225,9 +225,11 @@ def fsspec_fs(endpoint: str) -> Any:
 def _cleanup(endpoint: str, s3: Any, bucket: str, table: str) -> None:
     import boto3
 
-    from emrfs.testing.pytest_plugin import empty_and_delete_bucket
-
-    empty_and_delete_bucket(s3, bucket)
+    keys = _raw_keys(s3, bucket)  # not emrfs.testing's helper: that module needs pytest
+    for start in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={
+            "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+    s3.delete_bucket(Bucket=bucket)
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
     with contextlib.suppress(dynamodb.exceptions.ResourceNotFoundException):
         dynamodb.delete_table(TableName=table)
