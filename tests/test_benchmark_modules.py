@@ -9,6 +9,7 @@ function that ``--help`` never reaches.
 from __future__ import annotations
 
 import ast
+import importlib
 import os
 import subprocess
 import sys
@@ -33,6 +34,12 @@ def _run_module(name: str, *args: str) -> subprocess.CompletedProcess:
 
 def test_the_benchmarks_are_found():
     assert {"bench_s3", "bench_cache", "bench_cache_s3", "bench_spark"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_imports_as_part_of_the_package(name):
+    module = importlib.import_module(f"benchmarks.{name}")
+    assert Path(module.__file__).resolve() == PACKAGE / f"{name}.py"
 
 
 @pytest.mark.parametrize("name", COMMANDS)
