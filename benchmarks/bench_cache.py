@@ -1,8 +1,8 @@
 """Block cache benchmark: emrfs's cache vs fsspec's caches vs a plain local file.
 
-    python benchmarks/bench_cache.py                      # 256 MiB, 1 round (short)
-    python benchmarks/bench_cache.py --rounds 5           # interleaved rounds, medians
-    python benchmarks/bench_cache.py --block-sizes 1,4,8,16 --size 64   # choose a block size
+    python -m benchmarks.bench_cache                      # 256 MiB, 1 round (short)
+    python -m benchmarks.bench_cache --rounds 5           # interleaved rounds, medians
+    python -m benchmarks.bench_cache --block-sizes 1,4,8,16 --size 64   # choose a block size
 
 Source: until the filesystem wires S3 in, every cache reads the same local
 file: emrfs's reader through an async ``os.pread`` fetch, fsspec's

@@ -1,8 +1,8 @@
 """Block cache over S3: emrfs's cache vs fsspec's caches over s3fs vs a local file.
 
-    python benchmarks/bench_cache_s3.py                  # 256 MiB, 1 round
-    python benchmarks/bench_cache_s3.py --rounds 3       # interleaved rounds, medians
-    python benchmarks/bench_cache_s3.py --size 64 --skip-cold-random   # a quick look
+    python -m benchmarks.bench_cache_s3                  # 256 MiB, 1 round
+    python -m benchmarks.bench_cache_s3 --rounds 3       # interleaved rounds, medians
+    python -m benchmarks.bench_cache_s3 --size 64 --skip-cold-random   # a quick look
 
 One run starts the embedded moto server (``emrfs.testing.LocalServers``), puts
 one object, and reads it with 1 MiB ``read()`` calls - a sequential pass and
@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_cache import drop_cache  # noqa: E402
+from benchmarks.bench_cache import drop_cache  # noqa: E402
 
 MiB = 1024 * 1024
 READ = MiB

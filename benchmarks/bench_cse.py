@@ -1,7 +1,7 @@
 """CSE through the filesystem against plaintext emrfs, on the same local server.
 
-    python benchmarks/bench_cse.py                       # 32 MiB objects, 3 rounds, 64 MiB large
-    python benchmarks/bench_cse.py --size 256 --rounds 5 --large 1024
+    python -m benchmarks.bench_cse                       # 32 MiB objects, 3 rounds, 64 MiB large
+    python -m benchmarks.bench_cse --size 256 --rounds 5 --large 1024
 
 Prints write and read throughput (MB/s, median of interleaved rounds) of
 plaintext, CSE v3 (AWS format) and CSE segmented, with the ratio to

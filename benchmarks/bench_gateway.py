@@ -1,8 +1,8 @@
 """Gateway throughput against the filesystem used directly.
 
-    python benchmarks/bench_gateway.py                 # 32 MiB on emrfs over local moto
-    python benchmarks/bench_gateway.py --size-mib 256  # the issue's size
-    python benchmarks/bench_gateway.py --local         # a local directory instead
+    python -m benchmarks.bench_gateway                 # 32 MiB on emrfs over local moto
+    python -m benchmarks.bench_gateway --size-mib 256  # the issue's size
+    python -m benchmarks.bench_gateway --local         # a local directory instead
 
 The gateway runs as its own process (``emrfs gateway``), as it does beside a
 Spark executor, so the client's work does not share its interpreter.

@@ -1,6 +1,6 @@
 """Metadata-store rates on the local moto server (or EMRFS_ENDPOINT_URL).
 
-    python benchmarks/bench_metadata.py [--count 200] [--json]
+    python -m benchmarks.bench_metadata [--count 200] [--json]
 
 Measures single puts, gets and directory listings through
 DynamoDBMetadataStore, concurrent ``ConsistentView.record_file`` calls (which

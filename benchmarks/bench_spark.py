@@ -1,8 +1,8 @@
 """A Spark Parquet job through the gateway: the ephemeral tier (local or staged task
 commit) against no tier.
 
-    python benchmarks/bench_spark.py                    # 300,000 rows, 256 MiB gateway I/O
-    python benchmarks/bench_spark.py --rows 100000 --gateway-mib 0   # Spark part only
+    python -m benchmarks.bench_spark                    # 300,000 rows, 256 MiB gateway I/O
+    python -m benchmarks.bench_spark --rows 100000 --gateway-mib 0   # Spark part only
 
 pyspark ``local[2]`` writes a table partitioned on one column
 (``partitionBy``) to ``webhdfs://`` on an in-process gateway and reads it back.
@@ -31,7 +31,6 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: S3 operation names of the proxy's counters, by the kind reported.
 KINDS = {
@@ -151,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {label:15s} {r['write']:8.2f} {r['read']:7.2f} {r['s3']:7d} {r['ddb']:5d} "
               + " ".join(f"{r['kinds'].get(k, 0):6d}" for k in kinds))
     if args.gateway_mib:
-        import bench_gateway
+        from benchmarks import bench_gateway
 
         bench_gateway.main(["--size-mib", str(args.gateway_mib)])
     return 0

@@ -30,6 +30,10 @@ def _status_mib(field: str) -> float:
 
 
 def main() -> None:
+    if len(sys.argv) != 2 or not sys.argv[1].startswith("{"):
+        # not meant to be run by hand: the harness passes one JSON spec
+        sys.exit("usage: python -m benchmarks.child '<JSON spec>' (started by the harness "
+                 "for variants marked child=True; see benchmarks/README.md)")
     spec = json.loads(sys.argv[1])
     from benchmarks.clients import Clients
     from benchmarks.harness import Env

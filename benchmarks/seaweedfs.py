@@ -159,7 +159,14 @@ class SeaweedServer:
         self.stop()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.seaweedfs",
+        description="Run SeaweedFS's S3 gateway on 127.0.0.1 in the foreground and print "
+                    "the variables to export; Ctrl-C stops it.")
+    parser.parse_args(argv)
     with SeaweedServer() as weed:
         print(f"export EMRFS_ENDPOINT_URL={weed.endpoint_url}")
         print(f"export AWS_ACCESS_KEY_ID={weed.access_key} AWS_SECRET_ACCESS_KEY={weed.secret_key}")
