@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator
 
 from ..errors import IntegrityError, exists, is_a_directory, not_a_directory, not_empty, not_found
 from ..paths import validate
-from .store import BlockId, BlockStore
+from .store import BlockId, BlockStore, makedirs_private
 
 TMP_MARK = ".emrfs~tmp~"
 TRASH_MARK = ".emrfs~trash~"
@@ -102,7 +102,7 @@ class EphemeralTier:
     def _join(self) -> None:
         """Become a member: a shared flock held for as long as this process uses the tier."""
         base = self._bases[0]
-        os.makedirs(base, mode=0o700, exist_ok=True)
+        makedirs_private(base)
         fd = os.open(os.path.join(base, "members.lock"),
                      os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -115,7 +115,7 @@ class EphemeralTier:
         fcntl.flock(fd, fcntl.LOCK_SH)
         self._lock_fd, self._pid = fd, os.getpid()
         for b in self._bases:
-            os.makedirs(os.path.join(b, "ns"), mode=0o700, exist_ok=True)
+            makedirs_private(os.path.join(b, "ns"))
         created = os.path.join(base, "created")
         if not os.path.exists(created):
             _atomic_write(created, json.dumps({"created": self._clock()}).encode())
@@ -158,7 +158,7 @@ class EphemeralTier:
         """Remove every file of the tier now, whoever uses it."""
         self._wipe()
         for b in self._bases:
-            os.makedirs(os.path.join(b, "ns"), mode=0o700, exist_ok=True)
+            makedirs_private(os.path.join(b, "ns"))
         _atomic_write(os.path.join(self._bases[0], "created"),
                       json.dumps({"created": self._clock()}).encode())
 
@@ -282,10 +282,11 @@ class EphemeralTier:
             if os.path.isdir(local) and not exist_ok:
                 raise exists(norm)
             if create_parents:
-                os.makedirs(local, exist_ok=True)
+                makedirs_private(local)
             else:
                 try:
-                    os.mkdir(local)
+                    os.mkdir(local, 0o700)
+                    os.chmod(local, 0o700)  # exactly, whatever the umask
                 except FileExistsError:
                     pass
                 except FileNotFoundError:
@@ -345,7 +346,7 @@ class EphemeralTier:
             replaced = self._manifest(d)
         for root in roots:
             a, b = self._local(root, s), self._local(root, d)
-            os.makedirs(os.path.dirname(b), exist_ok=True)
+            makedirs_private(os.path.dirname(b))
             try:
                 os.rename(a, b)
             except FileNotFoundError:
@@ -421,7 +422,7 @@ class EphemeralTier:
         for root in roots:
             local = self._local(root, path)
             for attempt in range(3):
-                os.makedirs(os.path.dirname(local), exist_ok=True)
+                makedirs_private(os.path.dirname(local))
                 if os.path.isdir(local):
                     raise is_a_directory(path, "a directory of that name was created meanwhile")
                 try:
@@ -564,7 +565,8 @@ class EphemeralReader(io.RawIOBase):
 
 def _atomic_write(path: str, body: bytes) -> None:
     tmp = os.path.join(os.path.dirname(path), f"{TMP_MARK}{uuid.uuid4().hex}")
-    with open(tmp, "wb") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with open(fd, "wb") as f:
         f.write(body)
     os.replace(tmp, path)
 

@@ -215,3 +215,26 @@ def test_terminate_wipes_everything(dirs):
     t.terminate()
     assert not t.exists("bkt")
     assert sum(t.store.usage(d)[1] for d in range(2)) == 0
+
+
+def test_tier_directories_and_manifests_are_private_whatever_the_umask(tmp_path):
+    old = os.umask(0o002)
+    try:
+        dirs = [str(tmp_path / "fresh" / "d0"), str(tmp_path / "fresh" / "d1")]
+        t = tier(dirs, replication=2)
+        t.mkdir("bkt/made/by/mkdir")
+        t.mkdir("bkt/single", create_parents=False)
+        t.write_bytes("bkt/out/_temporary/0/part-0", b"data")
+        t.rename("bkt/out/_temporary/0/part-0", "bkt/moved/elsewhere/part-0")
+    finally:
+        os.umask(old)
+    walked = list(os.walk(tmp_path / "fresh"))
+    created = [os.path.join(top, d) for top, subdirs, _ in walked for d in subdirs]
+    assert any(p.endswith(os.path.join("ns", "bkt", "moved", "elsewhere")) for p in created)
+    modes = {d: oct(os.stat(d).st_mode & 0o777) for d in created}
+    assert set(modes.values()) == {"0o700"}, modes
+    files = [os.path.join(top, f) for top, _, names in walked for f in names]
+    assert any(f.endswith("part-0") for f in files)  # the manifest
+    modes = {f: oct(os.stat(f).st_mode & 0o777) for f in files}
+    assert set(modes.values()) == {"0o600"}, modes
+    t.leave()
