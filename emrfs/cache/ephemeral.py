@@ -71,12 +71,18 @@ class EphemeralTier:
         A :class:`~emrfs.crypto.atrest.BlockSealer` to encrypt the tier's
         blocks; ``encrypt=True`` without one makes a key on ``/dev/shm`` that is
         destroyed with the tier.
+    must_seal
+        ``must_seal(path)`` is True for paths whose bytes may never be on local
+        disk in plaintext (client-side encrypted paths): their files are sealed
+        even with ``encrypt`` off (same key as above), including a file renamed
+        to such a path.
     clock
         ``time.time`` replacement for tests.
     """
 
     def __init__(self, store: BlockStore, *, block_size: int, replication: int = 1,
                  lifetime_seconds: float = 0.0, encrypt: bool = False, sealer=None,
+                 must_seal: Callable[[str], bool] | None = None,
                  clock: Callable[[], float] = time.time):
         if replication < 1:
             raise ValueError(f"ephemeral.replication must be at least 1, got {replication}")
@@ -93,6 +99,7 @@ class EphemeralTier:
         self._key = None
         self.encrypt = encrypt or sealer is not None or store.encrypt_all
         self._sealer = sealer
+        self._must_seal = must_seal or _never
         self._pid = -1
         self._lock_fd = -1
         self._join()
@@ -177,9 +184,14 @@ class EphemeralTier:
             key.destroy()
             self._sealer = None
 
+    def sealer_for(self, path: str):
+        """The sealer for a file written at ``path``, or None when it may stay plaintext."""
+        if self.encrypt or self._must_seal(path):
+            return self._get_sealer()
+        return None
+
     def _get_sealer(self):
-        if not self.encrypt:
-            return None
+        """The tier's sealer (made on first use; read sealed files with it whatever ``encrypt``)."""
         if self._sealer is None:
             from ..crypto.atrest import BlockSealer, CacheKey
 
@@ -356,6 +368,20 @@ class EphemeralTier:
                 raise not_a_directory(d, "a parent of it is a file") from None
         if replaced is not None:
             self._drop_blocks(replaced)
+        self._seal_moved(d)
+
+    def _seal_moved(self, path: str) -> None:
+        """Files renamed to where they must be sealed are rewritten sealed (a rename moves
+        only the manifest, so the blocks would otherwise stay as they were written)."""
+        for f in list(self.walk_files(path)):
+            if self.sealer_for(f) is None:
+                continue
+            manifest = self._manifest(f)
+            if manifest.get("sealed"):
+                continue
+            with EphemeralReader(self, f, manifest) as r, EphemeralWriter(self, f) as w:
+                while chunk := r.read(8 * self.block_size):
+                    w.write(chunk)
 
     def remove_empty_dirs(self, path: str, top: str) -> None:
         """Remove directory ``path``, then its ancestors up to ``top``, while they are empty.
@@ -442,6 +468,7 @@ class EphemeralWriter(io.RawIOBase):
         super().__init__()
         self.tier, self.path = tier, path
         self.file_id = uuid.uuid4().hex
+        self._sealer = tier.sealer_for(path)  # decided once: every block alike
         self._buf = bytearray()
         self._index = 0
         self._size = 0
@@ -466,7 +493,7 @@ class EphemeralWriter(io.RawIOBase):
 
     def _put(self, block) -> None:
         t = self.tier
-        sealer = t._get_sealer()
+        sealer = self._sealer
         t.store.put(t._block(self.file_id, self._index), block, copies=t.replication,
                     evictable=False, sealed=sealer is not None, sealer=sealer, where=self.path)
         self._index += 1
@@ -485,7 +512,7 @@ class EphemeralWriter(io.RawIOBase):
                     self.tier._publish(self.path, {
                         "id": self.file_id, "size": self._size, "mtime": self.tier._clock(),
                         "block_size": self.tier.block_size, "blocks": self._index,
-                        "sealed": self.tier._get_sealer() is not None,
+                        "sealed": self._sealer is not None,
                     })
                 except BaseException:
                     self.tier.store.drop_owner("e", self.file_id)
@@ -579,6 +606,10 @@ def _rmtree_atomic(path: str) -> None:
     except FileNotFoundError:
         return
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def _never(path: str) -> bool:
+    return False
 
 
 def _leave_at_exit(ref) -> None:

@@ -139,6 +139,27 @@ def test_encrypted_tier_is_sealed_on_disk_and_unreadable_once_terminated(dirs):
     assert not t.exists(f"{JOB}/s")
 
 
+def test_paths_that_must_be_sealed_are_sealed_with_encrypt_off(dirs):
+    def raw_has(marker: bytes) -> bool:
+        return any(marker in open(os.path.join(r, f), "rb").read()
+                   for d in dirs for r, _, fs in os.walk(d) for f in fs)
+
+    t = tier(dirs, must_seal=lambda p: p.startswith("bkt/secret/"))
+    secret = b"must-be-sealed;" * 9000  # several blocks
+    t.write_bytes("bkt/secret/_temporary/0/a", secret)
+    t.write_bytes("bkt/plain/_temporary/0/b", b"may-stay-plain;" * 10)
+    assert not raw_has(b"must-be-sealed") and raw_has(b"may-stay-plain")
+    assert t.read_bytes("bkt/secret/_temporary/0/a") == secret
+    # a plaintext file renamed to where it must be sealed is rewritten sealed
+    t.write_bytes("bkt/plain/_temporary/0/c", b"moves-in;" * 9000)
+    t.mkdir("bkt/secret/_temporary/1")
+    t.rename("bkt/plain/_temporary/0", "bkt/secret/_temporary/1/moved")
+    assert not raw_has(b"moves-in") and not raw_has(b"may-stay-plain")
+    assert t.read_bytes("bkt/secret/_temporary/1/moved/c") == b"moves-in;" * 9000
+    assert t.read_bytes("bkt/secret/_temporary/1/moved/b") == b"may-stay-plain;" * 10
+    t.terminate()
+
+
 def _worker(dirs, n, barrier):
     t = tier(dirs, replication=2)
     barrier.wait(30)
