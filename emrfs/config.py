@@ -74,6 +74,15 @@ class S3Options:
                                    doc="data already in memory or on local disk up to this size"
                                        " goes up in one PUT (S3 allows 5 GiB)")
     upload_concurrency: int = opt(4, doc="parts of one file uploaded at once")
+    multipart_purge: bool = opt(
+        False, "fs.s3a.multipart.purge", "fs.s3.multipart.purge",
+        doc="the first multipart write into a bucket aborts every abandoned upload in it "
+            "(as S3A's purge at start-up; off by default because it reaches other tools' "
+            "uploads too); abandoned uploads of the key being written go either way")
+    multipart_purge_age: float = opt(
+        86400.0, "fs.s3a.multipart.purge.age", "fs.s3.multipart.purge.age",
+        doc="seconds after which an open multipart upload counts as abandoned (S3A's default, "
+            "24 h); uploads the staged task commit still needs are never aborted")
     copy_threshold: int = opt(5 * GiB, "fs.s3.multipart.copy.threshold",
                               doc="objects larger than this are copied with UploadPartCopy")
     copy_part_size: int = opt(512 * MiB, doc="part size for UploadPartCopy")
