@@ -369,7 +369,7 @@ class BlockStore:
         return None
 
     def contains(self, bid: BlockId, copies: int = 1) -> bool:
-        return any(os.path.exists(self.block_path(bid, d)) for d in self.placements(bid, copies))
+        return any(os.path.isfile(self.block_path(bid, d)) for d in self.placements(bid, copies))
 
     def length(self, bid: BlockId, copies: int = 1) -> int | None:
         """Stored data length of a block, or None if absent."""

@@ -277,6 +277,7 @@ def test_a_directory_where_a_block_should_be_is_a_miss_and_fetched_again(dirs):
     path = store.block_path(ident.block(1), store.placements(ident.block(1))[0])
     os.unlink(path)
     os.makedirs(os.path.join(path, "junk"))  # a directory (not empty) stands there now
+    assert not store.contains(ident.block(1))  # so read-ahead fetches it again too
     calls = len(fetch.calls)
     assert read_all(store, ident, fetch) == data
     assert fetch.calls[calls:] == [(BS, 2 * BS)]
