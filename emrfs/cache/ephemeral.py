@@ -373,6 +373,8 @@ class EphemeralTier:
     def _seal_moved(self, path: str) -> None:
         """Files renamed to where they must be sealed are rewritten sealed (a rename moves
         only the manifest, so the blocks would otherwise stay as they were written)."""
+        if self.encrypt or self._must_seal is _never:
+            return  # every file is sealed already, or none must be: no walk
         for f in list(self.walk_files(path)):
             if self.sealer_for(f) is None:
                 continue
