@@ -157,3 +157,22 @@ def test_s3a_and_emrfs_spellings(names):
 def test_a_negative_age_is_refused_naming_the_option(emrfs_endpoint):
     with pytest.raises(ValueError, match="multipart_purge_age"):
         make_fs(emrfs_endpoint, **{"fs.s3a.multipart.purge.age": "-1"})
+
+
+def test_the_purge_costs_one_listing_per_multipart_write_and_never_fails_it(
+        emrfs_fault_proxy, bucket, emrfs_s3):
+    from emrfs.testing.faults import Failure, FaultPolicy
+
+    proxy = emrfs_fault_proxy
+    fs = make_fs(proxy.url, max_attempts=2, retry_base_seconds=0.01)
+    proxy.reset_counters()
+    fs.pipe(f"{bucket}/small", b"x")
+    fs.pipe(f"{bucket}/big", os.urandom(6 * MiB))
+    assert proxy.counters().operations["ListMultipartUploads"] == 1  # the big one only
+    left = emrfs_s3.create_multipart_upload(Bucket=bucket, Key="big")["UploadId"]
+    proxy.set_policy(FaultPolicy(slow_down=Failure(1.0, operations={"ListMultipartUploads"})))
+    data = os.urandom(6 * MiB)
+    fs.pipe(f"{bucket}/big", data)  # the purge cannot list: the write goes on regardless
+    assert proxy.counters().fault("slow_down") >= 1
+    assert emrfs_s3.get_object(Bucket=bucket, Key="big")["Body"].read() == data
+    assert uploads(emrfs_s3, bucket) == [("big", left)]
