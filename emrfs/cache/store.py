@@ -909,7 +909,8 @@ def makedirs_private(path: str) -> None:
             if not os.path.isdir(path):
                 raise
             return
-    os.chmod(path, 0o700)  # mkdir's mode is masked by the umask: set it exactly
+    with contextlib.suppress(FileNotFoundError):  # removed meanwhile: as after makedirs
+        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask: set it exactly
 
 
 def _reset_in_child(ref) -> None:
