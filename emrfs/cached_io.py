@@ -126,7 +126,9 @@ class CachedIO:
         if self._local is None:
             from .cache.layer import LocalCache
 
-            self._local = LocalCache(self.fs.options)
+            # a CSE path's plaintext is sealed in the tier too, whatever cache.encrypt says
+            self._local = LocalCache(self.fs.options,
+                                     must_seal=self.fs._encrypted.maybe_encrypted)
         return self._local
 
     @property

@@ -38,7 +38,7 @@ from .encrypted_io import EncryptedFile, EncryptedIO
 from .renames import RenameJournal
 from .s3.client import ChangedError, S3Client
 from .s3.listing import Listing, add_page, list_pages
-from .s3.multipart import MultipartUpload, part_ranges
+from .s3.multipart import MultipartUpload, UploadPurge, part_ranges
 from .status import StatusFactory
 from .tiers import EphemeralRoutes
 
@@ -100,6 +100,9 @@ class EmrFileSystem(AsyncFileSystem):
         self._cached = CachedIO(self)  # block cache (emrfs.cached_io)
         self._tiers = EphemeralRoutes(self, self._cached)  # ephemeral paths (emrfs.tiers)
         self._renames = RenameJournal(self)  # directory renames cut short (emrfs.renames)
+        self._purge = UploadPurge(  # abandoned multipart uploads (emrfs.s3.multipart)
+            self.s3, age_seconds=o.multipart_purge_age, whole_bucket=o.multipart_purge,
+            staged_ids=self._tiers.staging.staged_upload_ids)
 
     # --- the consistent view ---------------------------------------------------------
 
@@ -753,7 +756,7 @@ class EmrFileSystem(AsyncFileSystem):
             create_kwargs["Metadata"] = dict(metadata)  # the CSE envelope, or a copy's metadata
         return MultipartUpload(self.s3, path, bucket, key, create_kwargs=create_kwargs,
                                part_kwargs=self._part_kwargs(path),
-                               concurrency=self.options.s3.upload_concurrency,
+                               concurrency=self.options.s3.upload_concurrency, purge=self._purge,
                                if_none_match=if_none_match)
 
     def _part_kwargs(self, path: str) -> dict[str, Any]:

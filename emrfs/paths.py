@@ -26,6 +26,12 @@ GLOB_MAGIC = re.compile(r"[*?\[]")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _IPV4_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _URL_RE = re.compile(r"^(?P<proto>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.S)
+#: Characters no key may hold: every request that lists or bulk-deletes keys is XML 1.0,
+#: which cannot carry C0 controls (tab aside; a newline comes back altered) nor
+#: U+FFFE/U+FFFF, so S3 stores such a key but then fails (500) to list or delete it;
+#: a lone surrogate has no UTF-8 form at all.
+_FORBIDDEN_KEY_CHARS = re.compile("[\x00-\x08\x0a-\x1f\ufffe\uffff\ud800-\udfff]")
+MAX_KEY_BYTES = 1024
 
 
 def strip_protocol(path: str) -> str:
@@ -112,11 +118,23 @@ def validate(path: str) -> str:
 
     Returns the normalised path.  Refuses bad bucket names, ``.`` and ``..``
     segments (HDFS has no such names and S3 would store them literally),
-    folder-marker suffixes, and keys over S3's 1024-byte limit.
+    folder-marker suffixes, characters a key cannot hold (NUL and the other
+    control characters but tab, U+FFFE, U+FFFF, lone surrogates: see
+    ``_FORBIDDEN_KEY_CHARS``), and keys over S3's 1024-byte limit, all before
+    any request is sent.
     """
     norm = strip_protocol(path)
     if not norm:
         return norm
+    bad = _FORBIDDEN_KEY_CHARS.search(norm)
+    if bad is not None:
+        char = bad.group()
+        what = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character" \
+            if char < " " else "a non-character"
+        raise InvalidPathError(
+            f"path {path!r} holds {what} ({char!r}, U+{ord(char):04X}); "
+            "S3 keys cannot hold NUL, control characters other than tab, U+FFFE, U+FFFF or "
+            "unpaired surrogates (decode file names with errors='strict', or rename them)", path)
     bucket, key = split(norm)
     validate_bucket(bucket, path)
     if key:
@@ -129,9 +147,11 @@ def validate(path: str) -> str:
             raise InvalidPathError(
                 f"path {path!r} ends in {EMRFS_FOLDER_SUFFIX!r}, which is reserved for "
                 "EMRFS folder markers", path)
-        if len(key.encode("utf-8")) > 1024:
+        size = len(key.encode("utf-8"))
+        if size > MAX_KEY_BYTES:
             raise InvalidPathError(
-                f"path {path!r} has a key of {len(key.encode())} bytes; S3 allows 1024", path)
+                f"path {path!r} has a key of {size} bytes in UTF-8; S3 allows {MAX_KEY_BYTES} "
+                "(shorten the path)", path)
     return norm
 
 

@@ -22,7 +22,9 @@ the task commit must move the data off its node — without making it visible
 Order, so a crash loses nothing: parts up, then rows, then the local copy
 goes (task commit); complete, then record, then the row goes (job commit; a
 repeated complete finds the object there and carries on).  Uploads a crash
-orphaned are listed and aborted by ``emrfs metadata staged``.
+orphaned are listed and aborted by ``emrfs staged``; the multipart purge
+(:class:`emrfs.s3.multipart.UploadPurge`) skips every upload recorded here
+(:meth:`TaskCommitStaging.staged_upload_ids`).
 """
 
 from __future__ import annotations
@@ -275,6 +277,16 @@ class TaskCommitStaging:
         await self.abort_uploads([e.upload for e in entries if e.upload is not None])
         await asyncio.to_thread(store.forget_tree, path)
         return True
+
+    async def staged_upload_ids(self, bucket: str) -> set[str]:
+        """Upload ids recorded as staged in ``bucket`` by any machine (the multipart purge
+        never aborts these); none where the consistent view, which holds them, is off."""
+        view = self.fs._view(bucket)
+        if view is None:
+            return set()
+        store = StagedUploads(view.store)
+        return await asyncio.to_thread(
+            lambda: {e.upload.upload_id for e in store.all(bucket) if e.upload is not None})
 
     async def abort_uploads(self, uploads: list[StagedUpload]) -> None:
         """AbortMultipartUpload for each (one already gone is fine)."""

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator
 
 from ..errors import IntegrityError, exists, is_a_directory, not_a_directory, not_empty, not_found
 from ..paths import validate
-from .store import BlockId, BlockStore
+from .store import BlockId, BlockStore, makedirs_private
 
 TMP_MARK = ".emrfs~tmp~"
 TRASH_MARK = ".emrfs~trash~"
@@ -71,12 +71,18 @@ class EphemeralTier:
         A :class:`~emrfs.crypto.atrest.BlockSealer` to encrypt the tier's
         blocks; ``encrypt=True`` without one makes a key on ``/dev/shm`` that is
         destroyed with the tier.
+    must_seal
+        ``must_seal(path)`` is True for paths whose bytes may never be on local
+        disk in plaintext (client-side encrypted paths): their files are sealed
+        even with ``encrypt`` off (same key as above), including a file renamed
+        to such a path.
     clock
         ``time.time`` replacement for tests.
     """
 
     def __init__(self, store: BlockStore, *, block_size: int, replication: int = 1,
                  lifetime_seconds: float = 0.0, encrypt: bool = False, sealer=None,
+                 must_seal: Callable[[str], bool] | None = None,
                  clock: Callable[[], float] = time.time):
         if replication < 1:
             raise ValueError(f"ephemeral.replication must be at least 1, got {replication}")
@@ -93,6 +99,7 @@ class EphemeralTier:
         self._key = None
         self.encrypt = encrypt or sealer is not None or store.encrypt_all
         self._sealer = sealer
+        self._must_seal = must_seal or _never
         self._pid = -1
         self._lock_fd = -1
         self._join()
@@ -102,7 +109,7 @@ class EphemeralTier:
     def _join(self) -> None:
         """Become a member: a shared flock held for as long as this process uses the tier."""
         base = self._bases[0]
-        os.makedirs(base, mode=0o700, exist_ok=True)
+        makedirs_private(base)
         fd = os.open(os.path.join(base, "members.lock"),
                      os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -115,7 +122,7 @@ class EphemeralTier:
         fcntl.flock(fd, fcntl.LOCK_SH)
         self._lock_fd, self._pid = fd, os.getpid()
         for b in self._bases:
-            os.makedirs(os.path.join(b, "ns"), mode=0o700, exist_ok=True)
+            makedirs_private(os.path.join(b, "ns"))
         created = os.path.join(base, "created")
         if not os.path.exists(created):
             _atomic_write(created, json.dumps({"created": self._clock()}).encode())
@@ -158,7 +165,7 @@ class EphemeralTier:
         """Remove every file of the tier now, whoever uses it."""
         self._wipe()
         for b in self._bases:
-            os.makedirs(os.path.join(b, "ns"), mode=0o700, exist_ok=True)
+            makedirs_private(os.path.join(b, "ns"))
         _atomic_write(os.path.join(self._bases[0], "created"),
                       json.dumps({"created": self._clock()}).encode())
 
@@ -177,9 +184,14 @@ class EphemeralTier:
             key.destroy()
             self._sealer = None
 
+    def sealer_for(self, path: str):
+        """The sealer for a file written at ``path``, or None when it may stay plaintext."""
+        if self.encrypt or self._must_seal(path):
+            return self._get_sealer()
+        return None
+
     def _get_sealer(self):
-        if not self.encrypt:
-            return None
+        """The tier's sealer (made on first use; read sealed files with it whatever ``encrypt``)."""
         if self._sealer is None:
             from ..crypto.atrest import BlockSealer, CacheKey
 
@@ -282,10 +294,11 @@ class EphemeralTier:
             if os.path.isdir(local) and not exist_ok:
                 raise exists(norm)
             if create_parents:
-                os.makedirs(local, exist_ok=True)
+                makedirs_private(local)
             else:
                 try:
-                    os.mkdir(local)
+                    os.mkdir(local, 0o700)
+                    os.chmod(local, 0o700)  # exactly, whatever the umask
                 except FileExistsError:
                     pass
                 except FileNotFoundError:
@@ -345,7 +358,7 @@ class EphemeralTier:
             replaced = self._manifest(d)
         for root in roots:
             a, b = self._local(root, s), self._local(root, d)
-            os.makedirs(os.path.dirname(b), exist_ok=True)
+            makedirs_private(os.path.dirname(b))
             try:
                 os.rename(a, b)
             except FileNotFoundError:
@@ -355,6 +368,22 @@ class EphemeralTier:
                 raise not_a_directory(d, "a parent of it is a file") from None
         if replaced is not None:
             self._drop_blocks(replaced)
+        self._seal_moved(d)
+
+    def _seal_moved(self, path: str) -> None:
+        """Files renamed to where they must be sealed are rewritten sealed (a rename moves
+        only the manifest, so the blocks would otherwise stay as they were written)."""
+        if self.encrypt or self._must_seal is _never:
+            return  # every file is sealed already, or none must be: no walk
+        for f in list(self.walk_files(path)):
+            if self.sealer_for(f) is None:
+                continue
+            manifest = self._manifest(f)
+            if manifest.get("sealed"):
+                continue
+            with EphemeralReader(self, f, manifest) as r, EphemeralWriter(self, f) as w:
+                while chunk := r.read(8 * self.block_size):
+                    w.write(chunk)
 
     def remove_empty_dirs(self, path: str, top: str) -> None:
         """Remove directory ``path``, then its ancestors up to ``top``, while they are empty.
@@ -421,7 +450,7 @@ class EphemeralTier:
         for root in roots:
             local = self._local(root, path)
             for attempt in range(3):
-                os.makedirs(os.path.dirname(local), exist_ok=True)
+                makedirs_private(os.path.dirname(local))
                 if os.path.isdir(local):
                     raise is_a_directory(path, "a directory of that name was created meanwhile")
                 try:
@@ -441,6 +470,7 @@ class EphemeralWriter(io.RawIOBase):
         super().__init__()
         self.tier, self.path = tier, path
         self.file_id = uuid.uuid4().hex
+        self._sealer = tier.sealer_for(path)  # decided once: every block alike
         self._buf = bytearray()
         self._index = 0
         self._size = 0
@@ -465,7 +495,7 @@ class EphemeralWriter(io.RawIOBase):
 
     def _put(self, block) -> None:
         t = self.tier
-        sealer = t._get_sealer()
+        sealer = self._sealer
         t.store.put(t._block(self.file_id, self._index), block, copies=t.replication,
                     evictable=False, sealed=sealer is not None, sealer=sealer, where=self.path)
         self._index += 1
@@ -484,7 +514,7 @@ class EphemeralWriter(io.RawIOBase):
                     self.tier._publish(self.path, {
                         "id": self.file_id, "size": self._size, "mtime": self.tier._clock(),
                         "block_size": self.tier.block_size, "blocks": self._index,
-                        "sealed": self.tier._get_sealer() is not None,
+                        "sealed": self._sealer is not None,
                     })
                 except BaseException:
                     self.tier.store.drop_owner("e", self.file_id)
@@ -564,7 +594,8 @@ class EphemeralReader(io.RawIOBase):
 
 def _atomic_write(path: str, body: bytes) -> None:
     tmp = os.path.join(os.path.dirname(path), f"{TMP_MARK}{uuid.uuid4().hex}")
-    with open(tmp, "wb") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with open(fd, "wb") as f:
         f.write(body)
     os.replace(tmp, path)
 
@@ -577,6 +608,10 @@ def _rmtree_atomic(path: str) -> None:
     except FileNotFoundError:
         return
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def _never(path: str) -> bool:
+    return False
 
 
 def _leave_at_exit(ref) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 
 from ..config import CacheOptions, EphemeralOptions, Options
 from .ephemeral import EphemeralTier
@@ -55,11 +56,14 @@ class LocalCache:
     ``LocalCache(options)`` builds the store from ``options.cache``; the tier
     (from ``options.ephemeral``) is joined on first use of :attr:`tier`.  The
     tier's blocks are encrypted when ``cache.encrypt`` is on, with a key on
-    ``/dev/shm`` that is destroyed with the tier.
+    ``/dev/shm`` that is destroyed with the tier; files of paths for which
+    ``must_seal(path)`` is True (client-side encrypted paths) are encrypted
+    that way whatever ``cache.encrypt`` says.
     """
 
-    def __init__(self, options: Options):
+    def __init__(self, options: Options, must_seal: Callable[[str], bool] | None = None):
         self.options = options
+        self.must_seal = must_seal
         cache: CacheOptions = options.cache
         self.block_size = cache.block_size
         self.prefetch_blocks = cache.prefetch_blocks
@@ -79,7 +83,8 @@ class LocalCache:
             self._tier = EphemeralTier(self.store, block_size=self.block_size,
                                        replication=eph.replication,
                                        lifetime_seconds=eph.lifetime_seconds,
-                                       encrypt=self.options.cache.encrypt)
+                                       encrypt=self.options.cache.encrypt,
+                                       must_seal=self.must_seal)
         return self._tier
 
     def reader(self, identity: ObjectIdentity, fetch: Fetch, *, sealed: bool = False) -> CachedReader:

@@ -40,6 +40,7 @@ import logging
 import mmap
 import os
 import shutil
+import stat
 import struct
 import threading
 import time
@@ -319,7 +320,7 @@ class BlockStore:
     # --- placement --------------------------------------------------------------------
 
     def _prepare(self, d: str) -> None:
-        os.makedirs(os.path.join(d, "tmp"), mode=0o700, exist_ok=True)
+        makedirs_private(os.path.join(d, "tmp"))
         self._clean_tmp(d)
 
     def placements(self, bid: BlockId, copies: int = 1) -> list[int]:
@@ -368,7 +369,7 @@ class BlockStore:
         return None
 
     def contains(self, bid: BlockId, copies: int = 1) -> bool:
-        return any(os.path.exists(self.block_path(bid, d)) for d in self.placements(bid, copies))
+        return any(os.path.isfile(self.block_path(bid, d)) for d in self.placements(bid, copies))
 
     def length(self, bid: BlockId, copies: int = 1) -> int | None:
         """Stored data length of a block, or None if absent."""
@@ -467,6 +468,8 @@ class BlockStore:
             if st.st_nlink == 0:  # evicted between open and lock
                 os.close(fd)
                 return None
+            if not stat.S_ISREG(st.st_mode):
+                raise IntegrityError(f"cache block for {where!r} is not a regular file", where)
             mapped = mmap.mmap(fd, st.st_size, access=mmap.ACCESS_READ) if st.st_size else None
             if mapped is None:
                 raise IntegrityError(f"cache block for {where!r} is empty", where)
@@ -588,9 +591,13 @@ class BlockStore:
         try:
             for d, (fd, tmp) in zip(targets, tmps):
                 final = self.block_path(bid, d)
-                os.makedirs(os.path.dirname(final), exist_ok=True)
+                makedirs_private(os.path.dirname(final))
                 self._forget(final)
-                os.replace(tmp, final)
+                try:
+                    os.replace(tmp, final)
+                except (IsADirectoryError, NotADirectoryError, FileExistsError):
+                    self._unlink(final)  # something else stands there (a directory): it goes
+                    os.replace(tmp, final)
                 self.stats[d].blocks_written += 1
                 self.stats[d].bytes_written += length
                 if self._used[d] is not None:
@@ -611,7 +618,7 @@ class BlockStore:
                 try:
                     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
                 except FileNotFoundError:  # the directory was lost: recreate it
-                    os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
+                    makedirs_private(tmp_dir)
                     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
                 tmps.append((fd, tmp))
                 fcntl.flock(fd, fcntl.LOCK_EX)  # marks the temp file as being written
@@ -724,7 +731,7 @@ class BlockStore:
         try:
             st = os.statvfs(self.directories[d])
         except FileNotFoundError:
-            os.makedirs(os.path.join(self.directories[d], "tmp"), mode=0o700, exist_ok=True)
+            makedirs_private(os.path.join(self.directories[d], "tmp"))
             st = os.statvfs(self.directories[d])
         total = st.f_blocks * st.f_frsize
         free = st.f_bavail * st.f_frsize
@@ -824,11 +831,15 @@ class BlockStore:
 
     @staticmethod
     def _unlink(path: str) -> bool:
+        """Remove a block file (or whatever stands at its path: a directory goes whole)."""
         try:
             os.unlink(path)
             return True
         except FileNotFoundError:
             return False
+        except IsADirectoryError:
+            shutil.rmtree(path, ignore_errors=True)
+            return not os.path.lexists(path)
 
     @staticmethod
     def _clean_tmp(d: str) -> None:
@@ -872,6 +883,34 @@ class BlockStore:
             for path in list(self._handles):
                 h = self._handles.pop(path)
                 h.close()
+
+
+def makedirs_private(path: str) -> None:
+    """``mkdir -p`` where every directory created is mode 0700 whatever the umask.
+
+    Cache and tier directories hold other users' data otherwise readable by
+    name (a 0755 directory lists every owner hash and file name); directories
+    that already exist are left as they are.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+        return
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if parent == path:
+            raise
+        makedirs_private(parent)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+            return
+    with contextlib.suppress(FileNotFoundError):  # removed meanwhile: as after makedirs
+        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask: set it exactly
 
 
 def _reset_in_child(ref) -> None:

@@ -65,6 +65,16 @@ class S3Options:
                                    rule=between(0, 5 * GiB, " bytes"))
     upload_concurrency: int = opt(4, doc="parts of one file uploaded at once",
                                   rule=between(1, 1000))
+    multipart_purge: bool = opt(
+        False, "fs.s3a.multipart.purge", "fs.s3.multipart.purge",
+        doc="the first multipart write into a bucket aborts every abandoned upload in it "
+            "(as S3A's purge at start-up; off by default because it reaches other tools' "
+            "uploads too); abandoned uploads of the key being written go either way")
+    multipart_purge_age: float = opt(
+        86400.0, "fs.s3a.multipart.purge.age", "fs.s3.multipart.purge.age",
+        doc="seconds after which an open multipart upload counts as abandoned (S3A's default, "
+            "24 h); uploads the staged task commit still needs are never aborted",
+        rule=between(0, 365 * 86400, " seconds"))
     copy_threshold: int = opt(5 * GiB, "fs.s3.multipart.copy.threshold",
                               doc="objects larger than this are copied with UploadPartCopy",
                               rule=between(0, 5 * GiB, " bytes"))

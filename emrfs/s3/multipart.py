@@ -1,11 +1,30 @@
-"""Multipart uploads and copies: part plans (pure) and the async driver."""
+"""Multipart uploads and copies: part plans (pure), the async driver, and the purge of
+abandoned uploads.
+
+An upload whose writer died (killed, crashed, machine lost) stays open in S3,
+invisible and billed, until someone aborts it.  :class:`UploadPurge` is
+emrfs's answer, after S3A's ``fs.s3a.multipart.purge``: an upload started more
+than ``s3.multipart_purge_age`` seconds ago (default 24 h) is *abandoned*,
+unless the staged task commit (:mod:`emrfs.staging`) records it as waiting for
+its job commit.  Abandoned uploads of a key are aborted whenever a new
+multipart write of that key starts (so a rewritten file never leaves two), and
+with ``s3.multipart_purge`` on, the first multipart write into a bucket also
+aborts every abandoned upload in that bucket (once per filesystem instance).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..errors import ConfigurationError
 from .client import S3Client
+
+logger = logging.getLogger("emrfs.multipart")
 
 MIN_PART = 5 * 1024 * 1024
 MAX_PARTS = 10_000
@@ -25,8 +44,10 @@ class MultipartUpload:
     def __init__(self, s3: S3Client, path: str, bucket: str, key: str, *,
                  create_kwargs: dict[str, Any] | None = None,
                  part_kwargs: dict[str, Any] | None = None,
-                 concurrency: int = 4, if_none_match: bool = False):
+                 concurrency: int = 4, if_none_match: bool = False,
+                 purge: UploadPurge | None = None):
         self.s3 = s3
+        self.purge = purge
         self.path = path
         self.bucket = bucket
         self.key = key
@@ -41,6 +62,8 @@ class MultipartUpload:
         response = await self.s3.call("create_multipart_upload", self.path, Bucket=self.bucket,
                                       Key=self.key, **self.create_kwargs)
         self.upload_id = response["UploadId"]
+        if self.purge is not None:
+            await self.purge.after_start(self.path, self.bucket, self.key, self.upload_id)
         return self.upload_id
 
     async def upload_part(self, number: int, data: bytes) -> str:
@@ -90,3 +113,87 @@ class _null:
 
     async def __aexit__(self, *exc):
         return False
+
+
+#: ``async staged_ids(bucket) -> upload ids the staged task commit still needs there``
+StagedIds = Callable[[str], Awaitable[set[str]]]
+
+
+class UploadPurge:
+    """Aborts the multipart uploads this policy considers abandoned (see the module doc).
+
+    ``age_seconds``: an upload initiated longer ago than this is abandoned
+    (0: every upload but the caller's own, which also ends concurrent writers
+    of the same key); ``whole_bucket``: the first write into a bucket also
+    purges the whole bucket; ``staged_ids``: the uploads recorded as staged,
+    never aborted.  Failures to list or abort are logged, never raised: a
+    purge must not fail the write that triggered it.
+    """
+
+    def __init__(self, s3: S3Client, *, age_seconds: float, whole_bucket: bool,
+                 staged_ids: StagedIds, clock: Callable[[], float] = time.time):
+        if not age_seconds >= 0:
+            raise ConfigurationError(
+                f"s3.multipart_purge_age (fs.s3a.multipart.purge.age) is {age_seconds!r}; "
+                "give the age in seconds (>= 0) after which an open upload is abandoned",
+                "s3.multipart_purge_age")
+        self.s3 = s3
+        self.age_seconds = age_seconds
+        self.whole_bucket = whole_bucket
+        self.staged_ids = staged_ids
+        self.clock = clock
+        self._buckets_done: set[str] = set()
+
+    async def after_start(self, path: str, bucket: str, key: str, upload_id: str) -> int:
+        """A multipart write of ``key`` started as ``upload_id``: abort the abandoned uploads of
+        that key (of the whole bucket, the first time, with ``whole_bucket``)."""
+        whole = self.whole_bucket and bucket not in self._buckets_done
+        self._buckets_done.add(bucket)
+        try:
+            return await self.purge(path, bucket, "" if whole else key,
+                                    exact_key=None if whole else key, keep=upload_id)
+        except Exception as exc:  # e.g. no s3:ListBucketMultipartUploads permission
+            logger.warning("could not purge abandoned multipart uploads for %r: %s", path, exc)
+            return 0
+
+    async def purge(self, path: str, bucket: str, prefix: str = "", *,
+                    exact_key: str | None = None, keep: str | None = None) -> int:
+        """Abort the abandoned uploads below ``prefix`` (of ``exact_key`` alone, if given);
+        returns how many were aborted."""
+        cutoff = self.clock() - self.age_seconds
+        candidates = [u for u in await self._list(path, bucket, prefix)
+                      if u["UploadId"] != keep and (exact_key is None or u["Key"] == exact_key)
+                      and u["Initiated"].timestamp() <= cutoff]
+        if not candidates:
+            return 0
+        staged = await self.staged_ids(bucket)  # looked up only when there is something to do
+        aborted = 0
+        for u in candidates:
+            if u["UploadId"] in staged:
+                continue
+            target = f"{bucket}/{u['Key']}"
+            try:
+                await self.s3.call("abort_multipart_upload", target, Bucket=bucket,
+                                   Key=u["Key"], UploadId=u["UploadId"])
+            except FileNotFoundError:
+                continue  # completed or aborted meanwhile
+            aborted += 1
+            logger.info("aborted abandoned multipart upload %s of %r (started %s)",
+                        u["UploadId"], target, u["Initiated"].isoformat())
+        return aborted
+
+    async def _list(self, path: str, bucket: str, prefix: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        marker: dict[str, str] = {}
+        while True:
+            page = await self.s3.call("list_multipart_uploads", path, Bucket=bucket,
+                                      Prefix=prefix, **marker)
+            for u in page.get("Uploads", []):
+                initiated = u["Initiated"]
+                if initiated.tzinfo is None:
+                    initiated = initiated.replace(tzinfo=_dt.timezone.utc)
+                found.append({"Key": u["Key"], "UploadId": u["UploadId"], "Initiated": initiated})
+            if not page.get("IsTruncated"):
+                return found
+            marker = {"KeyMarker": page.get("NextKeyMarker", ""),
+                      "UploadIdMarker": page.get("NextUploadIdMarker", "")}

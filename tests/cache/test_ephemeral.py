@@ -139,6 +139,27 @@ def test_encrypted_tier_is_sealed_on_disk_and_unreadable_once_terminated(dirs):
     assert not t.exists(f"{JOB}/s")
 
 
+def test_paths_that_must_be_sealed_are_sealed_with_encrypt_off(dirs):
+    def raw_has(marker: bytes) -> bool:
+        return any(marker in open(os.path.join(r, f), "rb").read()
+                   for d in dirs for r, _, fs in os.walk(d) for f in fs)
+
+    t = tier(dirs, must_seal=lambda p: p.startswith("bkt/secret/"))
+    secret = b"must-be-sealed;" * 9000  # several blocks
+    t.write_bytes("bkt/secret/_temporary/0/a", secret)
+    t.write_bytes("bkt/plain/_temporary/0/b", b"may-stay-plain;" * 10)
+    assert not raw_has(b"must-be-sealed") and raw_has(b"may-stay-plain")
+    assert t.read_bytes("bkt/secret/_temporary/0/a") == secret
+    # a plaintext file renamed to where it must be sealed is rewritten sealed
+    t.write_bytes("bkt/plain/_temporary/0/c", b"moves-in;" * 9000)
+    t.mkdir("bkt/secret/_temporary/1")
+    t.rename("bkt/plain/_temporary/0", "bkt/secret/_temporary/1/moved")
+    assert not raw_has(b"moves-in") and not raw_has(b"may-stay-plain")
+    assert t.read_bytes("bkt/secret/_temporary/1/moved/c") == b"moves-in;" * 9000
+    assert t.read_bytes("bkt/secret/_temporary/1/moved/b") == b"may-stay-plain;" * 10
+    t.terminate()
+
+
 def _worker(dirs, n, barrier):
     t = tier(dirs, replication=2)
     barrier.wait(30)
@@ -215,3 +236,26 @@ def test_terminate_wipes_everything(dirs):
     t.terminate()
     assert not t.exists("bkt")
     assert sum(t.store.usage(d)[1] for d in range(2)) == 0
+
+
+def test_tier_directories_and_manifests_are_private_whatever_the_umask(tmp_path):
+    old = os.umask(0o002)
+    try:
+        dirs = [str(tmp_path / "fresh" / "d0"), str(tmp_path / "fresh" / "d1")]
+        t = tier(dirs, replication=2)
+        t.mkdir("bkt/made/by/mkdir")
+        t.mkdir("bkt/single", create_parents=False)
+        t.write_bytes("bkt/out/_temporary/0/part-0", b"data")
+        t.rename("bkt/out/_temporary/0/part-0", "bkt/moved/elsewhere/part-0")
+    finally:
+        os.umask(old)
+    walked = list(os.walk(tmp_path / "fresh"))
+    created = [os.path.join(top, d) for top, subdirs, _ in walked for d in subdirs]
+    assert any(p.endswith(os.path.join("ns", "bkt", "moved", "elsewhere")) for p in created)
+    modes = {d: oct(os.stat(d).st_mode & 0o777) for d in created}
+    assert set(modes.values()) == {"0o700"}, modes
+    files = [os.path.join(top, f) for top, _, names in walked for f in names]
+    assert any(f.endswith("part-0") for f in files)  # the manifest
+    modes = {f: oct(os.stat(f).st_mode & 0o777) for f in files}
+    assert set(modes.values()) == {"0o600"}, modes
+    t.leave()

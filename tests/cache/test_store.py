@@ -265,3 +265,47 @@ def test_constructor_rejects_bad_options(tmp_path):
         BlockStore([str(tmp_path), str(tmp_path)])
     with pytest.raises(ValueError, match="free_space_floor"):
         BlockStore([str(tmp_path)], free_space_floor=1.5)
+
+
+def test_a_directory_where_a_block_should_be_is_a_miss_and_fetched_again(dirs):
+    data = object_bytes(2 * BS, seed=13)
+    ident = ObjectIdentity("b/dir-in-the-way", len(data), etag="x")
+    store = BlockStore(dirs, free_space_floor=0.0)
+    fetch = CountingFetch(data)
+    assert read_all(store, ident, fetch) == data
+    store.close()
+    path = store.block_path(ident.block(1), store.placements(ident.block(1))[0])
+    os.unlink(path)
+    os.makedirs(os.path.join(path, "junk"))  # a directory (not empty) stands there now
+    assert not store.contains(ident.block(1))  # so read-ahead fetches it again too
+    calls = len(fetch.calls)
+    assert read_all(store, ident, fetch) == data
+    assert fetch.calls[calls:] == [(BS, 2 * BS)]
+    assert os.path.isfile(path)  # the refetched block took its place
+    assert read_all(store, ident, fetch) == data and len(fetch.calls) == calls + 1
+    # a block written over a directory (no read in between) takes its place too
+    bid = BlockId("c", "ab" * 16, "t", 0)
+    target = store.block_path(bid, store.placements(bid)[0])
+    os.makedirs(target)
+    assert store.put(bid, b"payload")
+    assert store.read(bid) == b"payload"
+
+
+def test_cache_directories_are_0700_whatever_the_umask(tmp_path):
+    old = os.umask(0o002)  # a permissive umask: 0775 directories by default
+    try:
+        root = tmp_path / "nested" / "cache"
+        store = BlockStore([str(root)], free_space_floor=0.0)
+        data = object_bytes(BS, seed=3)
+        read_all(store, ObjectIdentity("b/perm", len(data), etag="x"), CountingFetch(data))
+        store.put(BlockId("e", "cd" * 16, "0", 0), b"tier", evictable=False)
+        store.close()
+    finally:
+        os.umask(old)
+    created = [str(tmp_path / "nested")] + [
+        os.path.join(top, d) for top, subdirs, _ in os.walk(tmp_path / "nested") for d in subdirs]
+    assert len(created) >= 8  # nested, cache, tmp, c, c/<h2>, c/<owner>, e, e/<h2>, e/<owner>
+    modes = {d: oct(os.stat(d).st_mode & 0o777) for d in created}
+    assert set(modes.values()) == {"0o700"}, modes
+    blocks = block_files(store, "c") + block_files(store, "e")
+    assert blocks and {oct(os.stat(b).st_mode & 0o777) for b in blocks} == {"0o600"}

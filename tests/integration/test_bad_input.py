@@ -85,3 +85,30 @@ def test_bulk_write_over_a_directory_writes_nothing(fs, bucket, emrfs_s3):
     with pytest.raises(IsADirectoryError, match=f"{bucket}/d/sub"):
         fs.pipe({f"{bucket}/d/ok": b"1", f"{bucket}/d/sub": b"2"})
     assert keys(emrfs_s3, bucket) == ["d/sub/child"]
+
+
+@pytest.mark.parametrize("name, what", [
+    ("a\x00b", "control character"), ("a\x01b", "control character"),
+    ("a\nb", "control character"), ("a\ufffeb", "non-character"),
+    ("a\udc80b", "lone surrogate")])
+def test_keys_s3_cannot_list_or_delete_are_refused_before_any_request(fs, bucket, emrfs_s3,
+                                                                      name, what):
+    # S3 stores such a key, then answers 500 to every listing and bulk delete naming it
+    # (XML 1.0 cannot carry it), so the object could never be removed through emrfs.
+    path = f"{bucket}/dir/{name}"
+    for verb in (lambda: fs.pipe(path, b"x"), lambda: fs.open(path, "wb"),
+                 lambda: fs.rm(path), lambda: fs.info(path), lambda: fs.mkdir(path)):
+        with pytest.raises(InvalidPathError, match=what) as info:
+            verb()
+        assert info.value.path == path
+        assert repr(path) in str(info.value)
+        str(info.value).encode("utf-8")  # printable: the bad character is escaped
+    assert keys(emrfs_s3, bucket) == []
+
+
+def test_key_over_1024_utf8_bytes_is_refused_before_any_request(fs, bucket, emrfs_s3):
+    path = f"{bucket}/" + "é" * 513  # 1026 bytes in UTF-8, 513 characters
+    with pytest.raises(InvalidPathError, match="1026 bytes") as info:
+        fs.pipe(path, b"x")
+    assert info.value.path == path
+    assert keys(emrfs_s3, bucket) == []

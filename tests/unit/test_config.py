@@ -110,6 +110,7 @@ def test_options_tree_is_frozen():
 
 # One value each option refuses, for every option (a new option needs an entry here).
 BAD_VALUES = {
+    "s3.multipart_purge": "maybe", "s3.multipart_purge_age": -1,
     "cache.block_size": 4096, "cache.capacity_bytes": -1, "cache.directories": ["/a", "  "],
     "cache.enabled": "maybe", "cache.encrypt": "maybe", "cache.free_space_floor": 1.5,
     "cache.key_file": 3.5, "cache.prefetch_blocks": -1, "cache.verify": "sometimes",

@@ -36,6 +36,26 @@ def test_key_length_limit():
     assert paths.validate("bkt/" + "k" * 1024)
 
 
+@pytest.mark.parametrize("bad", ["bkt/a\x00b", "bkt/a\x1fb", "bkt/a\rb", "bkt/a\ufffe",
+                                 "bkt/a\uffff", "bkt/a\ud800", "emrfs://bkt/\udcff/x"])
+def test_characters_s3_cannot_hold_are_refused_naming_the_path(bad):
+    with pytest.raises(InvalidPathError) as info:
+        paths.validate(bad)
+    assert info.value.path == bad
+    assert repr(bad) in str(info.value) and "U+" in str(info.value)
+
+
+@pytest.mark.parametrize("good", ["bkt/a\tb", "bkt/a\x7fb", "bkt/\u00e9t\u00e9", "bkt/\U0001F600"])
+def test_other_characters_are_kept(good):
+    assert paths.validate(good) == good
+
+
+def test_key_length_counts_utf8_bytes():
+    with pytest.raises(InvalidPathError, match="1026 bytes"):
+        paths.validate("bkt/" + "\u00e9" * 513)
+    assert paths.validate("bkt/" + "\u00e9" * 512)
+
+
 def test_parents_and_ancestors():
     assert paths.parent("bkt/a/b") == "bkt/a"
     assert paths.parent("bkt") == ""
