@@ -15,8 +15,10 @@ import os
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
+from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wrapper
 
 from . import config as _config
@@ -29,6 +31,7 @@ from .errors import (
     InvalidPathError,
     exists,
     is_a_directory,
+    missing_bucket,
     not_a_directory,
     not_empty,
     not_found,
@@ -413,7 +416,8 @@ class EmrFileSystem(AsyncFileSystem):
             await self._make_bucket(path, bucket, None)
             return
         if not await self._bucket_exists(bucket):
-            await self._make_bucket(bucket, bucket, None)
+            # one rule for library, CLI and gateway: buckets only when asked for by name
+            raise missing_bucket(path, bucket)
         await self._put_marker(path)  # not _mkdir: a concurrent creator is no error here
 
     async def _bucket_exists(self, bucket: str) -> bool:
@@ -639,6 +643,9 @@ class EmrFileSystem(AsyncFileSystem):
         if self._tiers.owns(rpath):
             return await self._tiers.get_file(rpath, lpath, callback)
         bucket, key = paths.split(rpath)
+        if callback is not None and not isinstance(callback, NoOpCallback):
+            # the size first, so a progress bar knows the total (one HEAD, only when watched)
+            callback.set_size((await self._info(rpath)).get("size"))
         directory = os.path.dirname(os.path.abspath(lpath))
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".emrfs-")
         try:
@@ -694,6 +701,14 @@ class EmrFileSystem(AsyncFileSystem):
         await self._check_write_target(rpath)
         size = os.path.getsize(lpath)
         part_size = self.options.s3.part_size
+        if callback is not None:
+            callback.set_size(size)
+        reported = 0
+
+        def part_done(nbytes: int) -> None:  # multipart: bytes as each part lands
+            nonlocal reported
+            reported += nbytes
+            callback.relative_update(nbytes)
         with open(lpath, "rb") as f:
             if self._encrypted.cse_enabled(rpath):
                 response = await self._encrypted.put_encrypted(
@@ -708,16 +723,19 @@ class EmrFileSystem(AsyncFileSystem):
             else:
                 response = await self._upload_multipart(
                     rpath, bucket, key, _file_parts(f, size, part_size),
-                    if_none_match=mode == "create")
-        if callback is not None:
-            callback.relative_update(size)
+                    if_none_match=mode == "create",
+                    part_done=part_done if callback is not None else None)
+        if callback is not None and size > reported:
+            callback.relative_update(size - reported)
         await self._after_create(rpath)
         await self._record_file(rpath, size, response)
 
     async def _upload_multipart(self, path: str, bucket: str, key: str, parts,
                                 if_none_match: bool = False,
-                                metadata: dict[str, str] | None = None) -> dict:
-        """Upload an iterable of part bytes with bounded memory and concurrency."""
+                                metadata: dict[str, str] | None = None,
+                                part_done: Callable[[int], None] | None = None) -> dict:
+        """Upload an iterable of part bytes with bounded memory and concurrency;
+        ``part_done(nbytes)`` after each part (progress callbacks)."""
         upload = self._new_upload(path, bucket, key, if_none_match=if_none_match,
                                   metadata=metadata)
         await upload.start()
@@ -729,7 +747,10 @@ class EmrFileSystem(AsyncFileSystem):
                                                          return_when=asyncio.FIRST_COMPLETED)
                     for t in done:
                         t.result()
-                in_flight.add(asyncio.ensure_future(upload.upload_part(number, data)))
+                task = asyncio.ensure_future(upload.upload_part(number, data))
+                if part_done is not None:
+                    task.add_done_callback(_report_part(part_done, len(data)))
+                in_flight.add(task)
             if in_flight:
                 for t in await asyncio.gather(*in_flight, return_exceptions=True):
                     if isinstance(t, BaseException):
@@ -767,7 +788,23 @@ class EmrFileSystem(AsyncFileSystem):
 
     # --- copy, move, delete ------------------------------------------------------------
 
-    async def _cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+    async def _copy(self, path1, path2, recursive: bool = False, on_error=None, maxdepth=None,
+                    batch_size=None, callback=DEFAULT_CALLBACK, **kwargs: Any) -> None:
+        """fsspec's copy, taking ``callback`` as ``put``/``get`` do (fsspec's own takes
+        none): each file gets a ``branched()`` child told its bytes, the parent one
+        ``relative_update`` per file."""
+        if callback is not DEFAULT_CALLBACK:
+            kwargs["_parent_callback"] = callback
+        return await super()._copy(path1, path2, recursive=recursive, on_error=on_error,
+                                   maxdepth=maxdepth, batch_size=batch_size, **kwargs)
+
+    async def _cp_file(self, path1: str, path2: str, callback=None, **kwargs: Any) -> None:
+        parent = kwargs.pop("_parent_callback", None)
+        if parent is not None:
+            with parent.branched(path1, path2) as child:
+                await self._cp_file(path1, path2, callback=child, **kwargs)
+            parent.relative_update(1)
+            return
         path1, path2 = self._norm(path1), self._norm(path2)
         if self._tiers.involved(path1, path2):
             return await self._tiers.cp_file(path1, path2)
@@ -775,10 +812,14 @@ class EmrFileSystem(AsyncFileSystem):
         if info["type"] == "directory":
             await self._makedirs(path2, exist_ok=True)
             return
+        if callback is not None:
+            callback.set_size(info["size"])
         await self._check_write_target(path2)
         etag = await self._copy_object(path1, path2, info)
         await self._after_create(path2)
         await self._record_file(path2, info["size"], {"ETag": etag})
+        if callback is not None:
+            callback.relative_update(info["size"])
 
     async def _copy_object(self, src: str, dst: str, info: dict) -> str | None:
         """Copy one file; a CSE object keeps its envelope (metadata and instruction file)."""
@@ -810,11 +851,16 @@ class EmrFileSystem(AsyncFileSystem):
             raise
         return (await upload.complete()).get("ETag")
 
-    async def _mv(self, path1, path2, recursive: bool = False, maxdepth=None, **kwargs) -> None:
-        """HDFS rename: a file or a whole directory; into ``path2`` if it is a directory."""
+    async def _mv(self, path1, path2, recursive: bool = False, maxdepth=None,
+                  callback=DEFAULT_CALLBACK, **kwargs) -> None:
+        """HDFS rename: a file or a whole directory; into ``path2`` if it is a directory.
+
+        ``callback`` (fsspec's): ``set_size`` with the objects to move, one update per
+        object, and a ``branched()`` child per object told its bytes.
+        """
         if isinstance(path1, list):
             for p in path1:
-                await self._mv(p, path2, recursive=recursive, **kwargs)
+                await self._mv(p, path2, recursive=recursive, callback=callback, **kwargs)
             return
         src, dst = self._norm(path1), self._norm(path2)
         if src == dst:
@@ -839,7 +885,12 @@ class EmrFileSystem(AsyncFileSystem):
             if dinfo is not None and dinfo["type"] == "directory":
                 raise is_a_directory(dst, f"cannot replace a directory with file {src!r}")
             await self._check_parents(dst)
-            etag = await self._copy_object(src, dst, info)
+            callback.set_size(1)
+            with callback.branched(src, dst) as child:
+                child.set_size(info["size"])
+                etag = await self._copy_object(src, dst, info)
+                child.relative_update(info["size"])
+            callback.relative_update(1)
             await self._after_create(dst)
             await self._record_file(dst, info["size"], {"ETag": etag})
             sb, sk = paths.split(src)
@@ -855,12 +906,12 @@ class EmrFileSystem(AsyncFileSystem):
         if dinfo is not None:
             raise exists(dst, f"cannot move directory {src!r} over an existing file")
         await self._check_parents(dst)
-        await self._move_tree(src, dst)
+        await self._move_tree(src, dst, callback)
         await self._tiers.follow(src, dst)  # its ephemeral descendants (out/_temporary) too
 
     mv = sync_wrapper(_mv)
 
-    async def _move_tree(self, src: str, dst: str) -> None:
+    async def _move_tree(self, src: str, dst: str, callback=DEFAULT_CALLBACK) -> None:
         """Copy every object under ``src`` to ``dst`` in parallel, then delete the sources."""
         sb, sk = paths.split(src)
         db, dk = paths.split(dst)
@@ -868,13 +919,18 @@ class EmrFileSystem(AsyncFileSystem):
         async for page in list_pages(self.s3, src, sb, sk + "/", delimiter=None):
             objects.extend(page.get("Contents", ()))
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
+        callback.set_size(len(objects))
 
         copied: dict[str, tuple[int, str | None]] = {}
 
         async def copy_one(obj: dict) -> None:
             rel = obj["Key"][len(sk) + 1:]
             async with semaphore:
-                etag = await self._copy_key(sb, obj["Key"], db, f"{dk}/{rel}", obj["Size"])
+                with callback.branched(f"{sb}/{obj['Key']}", f"{db}/{dk}/{rel}") as child:
+                    child.set_size(obj["Size"])
+                    etag = await self._copy_key(sb, obj["Key"], db, f"{dk}/{rel}", obj["Size"])
+                    child.relative_update(obj["Size"])
+            callback.relative_update(1)
             if rel and not rel.endswith("/"):
                 copied[f"{db}/{dk}/{rel}"] = (obj["Size"], etag)
 
@@ -933,7 +989,8 @@ class EmrFileSystem(AsyncFileSystem):
         await self._rm(path)
 
     async def _rm(self, path, recursive: bool = False, maxdepth: int | None = None,
-                  **kwargs: Any) -> None:
+                  callback=DEFAULT_CALLBACK, **kwargs: Any) -> None:
+        """``callback`` (fsspec's): ``set_size`` with the keys to delete, updates per batch."""
         if maxdepth is not None:
             return await super()._rm(path, recursive=recursive, maxdepth=maxdepth, **kwargs)
         targets = path if isinstance(path, list) else [path]
@@ -975,7 +1032,9 @@ class EmrFileSystem(AsyncFileSystem):
                 removed_dirs.append(p)
                 self._forget_dirs(p)
             removed.append(p)
-        await asyncio.gather(*(self._delete_keys(b, b, keys) for b, keys in by_bucket.items()))
+        callback.set_size(sum(len(set(keys)) for keys in by_bucket.values()))
+        await asyncio.gather(*(self._delete_keys(b, b, keys, callback)
+                               for b, keys in by_bucket.items()))
         await self._record_deletes(removed, removed_dirs, by_bucket)
         self._cached.forget_keys(by_bucket)
         for bucket in buckets:
@@ -1001,7 +1060,8 @@ class EmrFileSystem(AsyncFileSystem):
             else:
                 await view.record_delete(root)
 
-    async def _delete_keys(self, path: str, bucket: str, keys: list[str]) -> None:
+    async def _delete_keys(self, path: str, bucket: str, keys: list[str],
+                           callback=DEFAULT_CALLBACK) -> None:
         keys = list(dict.fromkeys(keys))
         batches = [keys[i:i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
@@ -1018,6 +1078,7 @@ class EmrFileSystem(AsyncFileSystem):
                     f"S3 refused to delete {len(errors)} of {len(batch)} objects under "
                     f"{path!r}, e.g. {bucket}/{first.get('Key')}: {first.get('Code')} "
                     f"{first.get('Message')}; run the delete again", path, code=first.get("Code"))
+            callback.relative_update(len(batch))
 
         await asyncio.gather(*(one(b) for b in batches))
 
@@ -1031,6 +1092,14 @@ class EmrFileSystem(AsyncFileSystem):
         await self._encrypted.close()
         self._cached.close()
         await self.s3.close()
+
+
+def _report_part(part_done: Callable[[int], None], nbytes: int):
+    """A task done-callback: ``part_done(nbytes)`` when the part uploaded."""
+    def done(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is None:
+            part_done(nbytes)
+    return done
 
 
 def _bytes_parts(value: bytes, part_size: int):
