@@ -798,20 +798,23 @@ class EmrFileSystem(AsyncFileSystem):
         return await super()._copy(path1, path2, recursive=recursive, on_error=on_error,
                                    maxdepth=maxdepth, batch_size=batch_size, **kwargs)
 
-    async def _cp_file(self, path1: str, path2: str, callback=None, **kwargs: Any) -> None:
+    async def _cp_file(self, path1: str, path2: str, callback=None, **kwargs: Any) -> bool:
+        """Copy one file (True), or make the directory ``path2`` for a directory (False)."""
         parent = kwargs.pop("_parent_callback", None)
         if parent is not None:
             with parent.branched(path1, path2) as child:
-                await self._cp_file(path1, path2, callback=child, **kwargs)
-            parent.relative_update(1)
-            return
+                copied = await self._cp_file(path1, path2, callback=child, **kwargs)
+            if copied:  # files, not the directories copy() also visits
+                parent.relative_update(1)
+            return copied
         path1, path2 = self._norm(path1), self._norm(path2)
         if self._tiers.involved(path1, path2):
-            return await self._tiers.cp_file(path1, path2)
+            await self._tiers.cp_file(path1, path2)
+            return True
         info = await self._info(path1)
         if info["type"] == "directory":
             await self._makedirs(path2, exist_ok=True)
-            return
+            return False
         if callback is not None:
             callback.set_size(info["size"])
         await self._check_write_target(path2)
@@ -820,6 +823,7 @@ class EmrFileSystem(AsyncFileSystem):
         await self._record_file(path2, info["size"], {"ETag": etag})
         if callback is not None:
             callback.relative_update(info["size"])
+        return True
 
     async def _copy_object(self, src: str, dst: str, info: dict) -> str | None:
         """Copy one file; a CSE object keeps its envelope (metadata and instruction file)."""
@@ -919,12 +923,16 @@ class EmrFileSystem(AsyncFileSystem):
         async for page in list_pages(self.s3, src, sb, sk + "/", delimiter=None):
             objects.extend(page.get("Contents", ()))
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
-        callback.set_size(len(objects))
+        callback.set_size(sum(1 for o in objects if not o["Key"].endswith("/")))
 
         copied: dict[str, tuple[int, str | None]] = {}
 
         async def copy_one(obj: dict) -> None:
             rel = obj["Key"][len(sk) + 1:]
+            if not rel or rel.endswith("/"):  # a directory marker: no file to report
+                async with semaphore:
+                    await self._copy_key(sb, obj["Key"], db, f"{dk}/{rel}", obj["Size"])
+                return
             async with semaphore:
                 with callback.branched(f"{sb}/{obj['Key']}", f"{db}/{dk}/{rel}") as child:
                     child.set_size(obj["Size"])

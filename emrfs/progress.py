@@ -8,10 +8,11 @@
     fs.get("bucket/dir", "local/", recursive=True, callback=TransferProgress())
     fs.copy("bucket/a", "bucket/b", recursive=True, callback=TransferProgress())
 
-fsspec's bulk calls (``put``, ``get``) call ``set_size(files)`` on it,
-``relative_update(1)`` per finished file, and hand each file a child from
+fsspec's bulk calls (``put``, ``get``) call ``set_size(items)`` on it,
+``relative_update(1)`` per finished item, and hand each item a child from
 ``branched()``; emrfs's per-file calls then report bytes on the child
-(``set_size(bytes)``, ``relative_update(bytes)``).  The bar shows bytes done,
+(``set_size(bytes)``, ``relative_update(bytes)``).  Files are counted as their
+children finish (fsspec counts a directory as an item too).  The bar shows bytes done,
 rate and ETA, with files done/total beside it.  It draws with tqdm on stderr,
 and draws nothing when stderr is not a terminal (or with ``disable=True``).
 """
@@ -26,8 +27,8 @@ from typing import IO, Any
 from fsspec.callbacks import Callback
 
 
-#: seconds before a bar appears, so quick commands print nothing (tests set 0)
-_DELAY = float(os.environ.get("EMRFS_PROGRESS_DELAY", "0.5"))
+#: seconds before a bar appears, so quick commands print nothing; tqdm's own variable
+_DELAY = float(os.environ.get("TQDM_DELAY", "0.5"))
 
 
 def _bar(desc: str, unit: str, file: IO[str] | None, disable: bool | None,
@@ -69,13 +70,18 @@ class TransferProgress(Callback):
             self._show_files()
 
     def absolute_update(self, value: int) -> None:
-        self.relative_update(value - self.files_done)
+        self.value = value
 
     def relative_update(self, inc: int = 1) -> None:
+        # fsspec updates once per item, directories included (get, copy): files are
+        # counted as their children finish instead (file_finished)
+        self.value += inc
+
+    def file_finished(self) -> None:
         with self._lock:
-            self.files_done += inc
-            self.value = self.files_done
+            self.files_done += 1
             self._show_files()
+            self.bar.refresh()
 
     def branched(self, path_1: str, path_2: str, **kwargs: Any) -> "FileBytes":
         return FileBytes(self)
@@ -122,6 +128,10 @@ class FileBytes(Callback):
 
     def absolute_update(self, value: int) -> None:
         self.relative_update(value - self.value)
+
+    def close(self) -> None:
+        if self.size is not None:  # a file (directories are never told a size)
+            self.parent.file_finished()
 
 
 class CountProgress(Callback):

@@ -103,17 +103,21 @@ def test_parse_age():
 
 
 def test_progress_only_on_a_terminal(monkeypatch, capsys):
+    import argparse
     import sys
 
-    from emrfs.cli.metadata import _Progress
+    from emrfs.cli.metadata import _progress
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    quiet = _Progress()
-    quiet(100)
-    quiet.done()
+    with _progress(argparse.Namespace(command="sync", path="s3://b/p"), "sync") as quiet:
+        quiet(100)
     assert capsys.readouterr().err == ""
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    loud = _Progress()
-    loud(100)
-    loud.done()
-    assert capsys.readouterr().err == "\rwalked 100 objects\n"
+    monkeypatch.setattr("emrfs.progress._DELAY", 0.0)
+    with _progress(argparse.Namespace(command="sync", path="s3://b/p"), "sync") as loud:
+        loud(100)
+    err = capsys.readouterr().err
+    assert "sync s3://b/p" in err and "100 objects" in err
+    with _progress(argparse.Namespace(command="sync", path="s3://b/p", json=True), "x") as off:
+        off(100)
+    assert capsys.readouterr().err == ""
