@@ -79,5 +79,5 @@ def test_metadata_table_and_kms_key(doctor, capsys, emrfs_endpoint):
 def test_human_output_one_line_per_check(capsys, emrfs_endpoint):
     assert main(["doctor", "--endpoint-url", emrfs_endpoint]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[1] for line in lines[:4]] == ["endpoint", "tls", "credentials", "region"]
+    assert [line[7:].split()[0] for line in lines[:4]] == ["endpoint", "tls", "credentials", "region"]
     assert all(line.startswith("[") for line in lines)
