@@ -10,7 +10,6 @@ import uuid
 import pytest
 
 from emrfs.cli import main
-from emrfs.cli.fs import human_size
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +79,8 @@ def test_ls_prints_hadoop_format(cli, bucket, emrfs_s3):
 
 
 def test_human_sizes_match_hadoop():
+    from emrfs.cli.fs import human_size
+
     assert [human_size(n) for n in (5, 1023, 1024, 1536, 300_000_000, 1 << 30)] == [
         "5", "1023", "1 K", "1.5 K", "286.1 M", "1 G"]
 

@@ -17,7 +17,6 @@ import pytest
 from fsspec.callbacks import Callback
 
 from emrfs import EmrFileSystem
-from emrfs.progress import TransferProgress
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +98,8 @@ def test_copy_mv_rm_report_progress(fs, bucket, emrfs_s3):
 
 
 def test_transfer_progress_draws_bytes_files_rate(monkeypatch):
+    from emrfs.progress import TransferProgress
+
     monkeypatch.setattr("emrfs.progress._DELAY", 0.0)
     out = io.StringIO()
     with TransferProgress("put x", file=out, disable=False) as bar:
