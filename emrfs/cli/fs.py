@@ -82,7 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
          flag("-f", "--force", help="overwrite an existing file"),
          flag("-r", "--recursive", help="copy directories"))
     verb("mv", "rename files or directories (directories whole)", _mv,
-         (("sources",), {"nargs": "+", "metavar": "SRC"}), (("dst",), {"metavar": "DST"}))
+         (("sources",), {"nargs": "+", "metavar": "SRC"}), (("dst",), {"metavar": "DST"}),
+         flag("-r", "--recursive", help="accepted; directories always move whole"))
     verb("rm", "delete files; -r for directories", _rm, paths,
          flag("-r", "-R", "--recursive", help="delete directories and everything below them"),
          flag("-f", "--force", help="no error for missing paths"),

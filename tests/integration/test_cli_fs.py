@@ -222,3 +222,22 @@ def test_library_refuses_implicit_buckets(fs, emrfs_s3):
         emrfs_s3.head_bucket(Bucket=name)
     finally:
         emrfs_s3.delete_bucket(Bucket=name)
+
+
+def test_recursive_transfers(cli, bucket, emrfs_s3, tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a").write_bytes(b"A")
+    (tree / "sub" / "b").write_bytes(b"BB")
+    assert cli("mkdir", f"s3://{bucket}/in")[0] == 0
+    assert cli("put", str(tree), f"s3://{bucket}/in")[0] == 0  # into the existing directory
+    keys = {o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {"in/tree/a", "in/tree/sub/b"} <= keys
+    assert cli("cp", "-r", f"s3://{bucket}/in/tree", f"s3://{bucket}/copy")[0] == 0
+    assert emrfs_s3.get_object(Bucket=bucket, Key="copy/sub/b")["Body"].read() == b"BB"
+    assert cli("mv", "-r", f"s3://{bucket}/copy", f"s3://{bucket}/moved")[0] == 0
+    assert emrfs_s3.list_objects_v2(Bucket=bucket, Prefix="copy/")["KeyCount"] == 0
+    assert cli("get", "-r", f"s3://{bucket}/moved", str(tmp_path / "back"))[0] == 0
+    assert (tmp_path / "back" / "sub" / "b").read_bytes() == b"BB"
+    code, _, err = cli("get", f"s3://{bucket}/moved/a", str(tmp_path / "back" / "a"))
+    assert code == 1 and "get -f" in err

@@ -78,6 +78,9 @@ def test_import_diff_sync_delete_prune_fsck(cli, emrfs_s3, emrfs_bucket):
     code, out, _ = cli("sync", f"s3://{b}/p")
     assert code == 0 and out["removed"] == [f"{b}/p/sub/c"] and out["added"] == [f"{b}/p/new"]
     assert cli("diff", f"s3://{b}/p")[0] == 0
+    # global flags after the verb, as in the AWS CLI (was: unrecognized arguments: --json)
+    code, text, _ = cli("diff", f"s3://{b}/p", "--json", "--quiet", json_out=False)
+    assert code == 0 and json.loads(text)["differences"] == []
 
     code, out, _ = cli("fsck", f"s3://{b}")
     assert code == 0 and out["problems"] == [] and out["rows"] == 7
