@@ -136,7 +136,8 @@ def check_region(fs, bucket: str | None) -> Check:
     if region and where != region:
         return Check("region", WARN, f"bucket {bucket!r} is in {where}, the options say {region}",
                      f"-D fs.s3.region={where} saves a redirect per request")
-    return Check("region", OK, f"{region or 'us-east-1 (default)'}; bucket {bucket!r} is in {where}")
+    return Check("region", OK,
+                 f"{region or 'us-east-1 (default)'}; bucket {bucket!r} is in {where}")
 
 
 def check_metadata(options) -> Check:

@@ -29,14 +29,20 @@ FAILED = 1
 
 def register(sub: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--endpoint-url", default=None, help="S3 endpoint (default: EMRFS_ENDPOINT_URL)")
+    common.add_argument("--endpoint-url", default=None,
+                        help="S3 endpoint (default: EMRFS_ENDPOINT_URL)")
     common.add_argument("-D", dest="options", action="append", default=[], metavar="KEY=VALUE",
                         help="an emrfs option, e.g. -D fs.s3.consistent=true")
 
     def verb(name: str, helptext: str, func: Callable[[argparse.Namespace], int],
-             *arguments: tuple[tuple, dict]) -> argparse.ArgumentParser:
+             *arguments: tuple[tuple, dict], human_h: bool = False) -> argparse.ArgumentParser:
+        """``human_h``: -h means human-readable sizes, as in hadoop fs (--help still helps)."""
         parser = sub.add_parser(name, help=helptext, description=helptext.replace("%%", "%"),
-                                parents=[common])
+                                parents=[common], add_help=not human_h)
+        if human_h:
+            parser.add_argument("--help", action="help", help="show this help message and exit")
+            parser.add_argument("-h", "--human-readable", action="store_true",
+                                help="sizes as 1.5 K, 286.1 M (powers of 1024)")
         for a, kw in arguments:
             parser.add_argument(*a, **kw)
         parser.set_defaults(func=func, error_exit=FAILED)
@@ -44,22 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     flag = lambda *names, help: (names, {"action": "store_true", "help": help})  # noqa: E731
     paths = (("paths",), {"nargs": "+", "metavar": "PATH"})
-    human = flag("-h", "--human-readable", help="sizes as 1.5 K, 286.1 M (powers of 1024)")
 
-    # ls, du, count: -h is human-readable, as in hadoop fs (--help still helps)
-    ls = sub.add_parser("ls", help="list files and directories (hadoop fs -ls format)",
-                        parents=[common], add_help=False,
-                        description="List PATHs like `hadoop fs -ls`: permissions, replication, "
-                                    "owner, group, size, modification time, path.")
-    ls.add_argument("--help", action="help", help="show this help message and exit")
-    for a, kw in (paths, human,
-                  flag("-d", "--directory", help="list directories as plain files"),
-                  flag("-R", "--recursive", help="recurse into subdirectories"),
-                  flag("-C", "--names-only", help="paths only"),
-                  flag("-l", "--long", help="long format (the default; accepted for habit)")):
-        ls.add_argument(*a, **kw)
-    ls.set_defaults(func=_ls, error_exit=FAILED)
-
+    verb("ls", "list PATHs like `hadoop fs -ls`: permissions, replication, owner, group, size, "
+         "modification time, path", _ls, paths,
+         flag("-d", "--directory", help="list directories as plain files"),
+         flag("-R", "--recursive", help="recurse into subdirectories"),
+         flag("-C", "--names-only", help="paths only"),
+         flag("-l", "--long", help="long format (the default; accepted for habit)"),
+         human_h=True)
     verb("stat", "file status; FORMAT as hadoop fs -stat: %%a %%A %%b %%F %%g %%n %%o %%r %%u "
          "%%x %%X %%y %%Y (default %%y; times UTC)", _stat_verb,
          (("paths",), {"nargs": "+", "metavar": "FORMAT|PATH"}))
@@ -100,19 +98,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                             ("s", "is not empty (size > 0)"), ("z", "is a zero-length file")):
         group.add_argument(f"-{letter}", dest="condition", action="store_const", const=letter,
                            help=meaning)
-    du = sub.add_parser("du", help="bytes below paths (hadoop fs -du)", parents=[common],
-                        add_help=False)
-    du.add_argument("--help", action="help", help="show this help message and exit")
-    for a, kw in (paths, human, flag("-s", "--summary", help="one total per path")):
-        du.add_argument(*a, **kw)
-    du.set_defaults(func=_du, error_exit=FAILED)
-    count = sub.add_parser("count", help="directories, files and bytes below paths "
-                           "(hadoop fs -count)", parents=[common], add_help=False)
-    count.add_argument("--help", action="help", help="show this help message and exit")
-    for a, kw in (paths, human, flag("-q", "--quotas", help="quota columns (none on S3)"),
-                  flag("-v", "--header", help="a header line")):
-        count.add_argument(*a, **kw)
-    count.set_defaults(func=_count, error_exit=FAILED)
+    verb("du", "bytes below paths (hadoop fs -du: size, space consumed, path)", _du, paths,
+         flag("-s", "--summary", help="one total per path"), human_h=True)
+    verb("count", "directories, files and bytes below paths (hadoop fs -count)", _count, paths,
+         flag("-q", "--quotas", help="quota columns (none on S3)"),
+         flag("-v", "--header", help="a header line"), human_h=True)
     mb = verb("mb", "make a bucket (emrfs never creates one implicitly)", _mb,
               (("bucket",), {"metavar": "s3://BUCKET"}))
     mb.add_argument("--region", default=None, help="bucket region (default: the configured one)")
