@@ -563,7 +563,16 @@ def _mb(args: argparse.Namespace) -> int:
         print(f"mb: `{args.bucket}': give a bucket only (s3://BUCKET), not a key", file=sys.stderr)
         return 2
     kwargs = {"region": args.region} if args.region else {}
-    return _each("mb", [args.bucket], lambda _: fs.mkdir(bucket, **kwargs))
+
+    def make(_: str) -> None:
+        from ..errors import exists
+
+        # us-east-1 answers 200 to re-creating one's own bucket: ask first
+        if fs.exists(bucket):
+            raise exists(args.bucket)
+        fs.mkdir(bucket, **kwargs)
+
+    return _each("mb", [args.bucket], make)
 
 
 # --- tests and sizes ----------------------------------------------------------------------

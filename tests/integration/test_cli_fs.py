@@ -204,6 +204,8 @@ def test_buckets_only_when_asked(cli, emrfs_s3, tmp_path):
         assert emrfs_s3.list_objects_v2(Bucket=name)["Contents"][0]["Key"] == "dir/"
         code, _, err = cli("mb", f"s3://{name}/key")
         assert code == 2 and "bucket only" in err
+        code, _, err = cli("mb", f"s3://{name}")
+        assert code == 1 and f"mb: `s3://{name}': File exists" in err
     finally:
         for obj in emrfs_s3.list_objects_v2(Bucket=name).get("Contents", []):
             emrfs_s3.delete_object(Bucket=name, Key=obj["Key"])
