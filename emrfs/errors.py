@@ -248,6 +248,10 @@ def translate_s3_error(exc: BaseException, path: str) -> BaseException:
         else:
             new = ServiceError(f"S3 error {code or status} for {path!r}: {message}", path,
                                code=code or None, status=status)
+    elif _is_missing_credentials(exc):
+        new = permission_denied(path, "no AWS credentials found: set AWS_ACCESS_KEY_ID and "
+                                      "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where an "
+                                      "instance or task role provides them")
     elif _is_transport_error(exc):
         new = TransportError(
             f"connection to the S3 endpoint failed for {path!r} after all retries: {exc}; "
@@ -256,6 +260,12 @@ def translate_s3_error(exc: BaseException, path: str) -> BaseException:
         return exc
     new.__cause__ = exc
     return new
+
+
+def _is_missing_credentials(exc: BaseException) -> bool:
+    from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+    return isinstance(exc, (NoCredentialsError, PartialCredentialsError))
 
 
 def _is_transport_error(exc: BaseException) -> bool:

@@ -107,7 +107,11 @@ def check_credentials(fs) -> Check:
     try:
         answer = sync(fs.loop, fs.s3.call, "list_buckets", "")
     except PermissionError as exc:
-        return Check("credentials", FAIL, f"S3 refused them: {exc}",
+        from .errors import reason_and_hint
+
+        reason, hint = reason_and_hint(exc)
+        return Check("credentials", FAIL,
+                     f"S3 refused them: {reason}" + (f" ({hint})" if hint else ""),
                      "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the "
                      "instance role; `aws sts get-caller-identity` shows who you are")
     except OSError as exc:

@@ -30,7 +30,7 @@ _HINTS: list[tuple[str | None, type[BaseException], str]] = [
     ("cp", FileExistsError, "use `emrfs cp -f` to overwrite"),
     ("touchz", FileExistsError, "it is not empty; `emrfs rm` it first"),
     ("mb", FileExistsError, "the bucket exists already"),
-    (None, PermissionError, "the credentials in use may not do this; `emrfs doctor` checks them"),
+    (None, PermissionError, "`emrfs doctor` checks the endpoint and credentials"),
     (None, TransportError, "check --endpoint-url / EMRFS_ENDPOINT_URL; `emrfs doctor` checks it"),
     (None, ConfigurationError, "see `emrfs doctor` and docs; -D KEY=VALUE sets an option"),
 ]

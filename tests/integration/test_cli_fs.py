@@ -243,3 +243,22 @@ def test_recursive_transfers(cli, bucket, emrfs_s3, tmp_path):
     assert (tmp_path / "back" / "sub" / "b").read_bytes() == b"BB"
     code, _, err = cli("get", f"s3://{bucket}/moved/a", str(tmp_path / "back" / "a"))
     assert code == 1 and "get -f" in err
+
+
+def test_missing_credentials_is_an_error_not_a_traceback(emrfs_endpoint, bucket, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                        "AWS_PROFILE")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_EC2_METADATA_DISABLED="true",
+               EMRFS_ENDPOINT_URL=emrfs_endpoint, AWS_DEFAULT_REGION="us-east-1",
+               PYTHONPATH=os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH")) if p))
+    done = subprocess.run([sys.executable, "-m", "emrfs.cli", "ls", f"s3://{bucket}"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(f"ls: `s3://{bucket}': Permission denied: no AWS credentials")
+    assert "AWS_ACCESS_KEY_ID" in done.stderr and "emrfs doctor" in done.stderr
