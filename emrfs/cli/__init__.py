@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: modules under emrfs.cli that contribute subcommands; missing optional
@@ -23,7 +24,7 @@ EXIT_CODES = """exit codes:
        differences, problems or failed checks found
   2    usage: unknown verb, bad flag or option
   3    table and cache verbs: an error from the service or the filesystem
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C); 141 stdout closed early (`emrfs cat ... | head`)"""
 
 
 def _global_flags(parser: argparse.ArgumentParser, default) -> None:
@@ -76,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # stdout's reader exited (`emrfs cat ... | head`); no error, no flush-time traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (OSError, ValueError) as exc:
         from .errors import describe
 

@@ -144,6 +144,8 @@ def _each(verb: str, items: Iterable[str], action: Callable[[str], None]) -> int
     for item in items:
         try:
             action(item)
+        except BrokenPipeError:
+            raise  # the reader went away (`emrfs cat ... | head`): stop, say nothing
         except (OSError, ValueError) as exc:
             failed = True
             print(describe(verb, exc, item), file=sys.stderr)
