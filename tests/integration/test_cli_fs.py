@@ -216,6 +216,8 @@ def test_library_refuses_implicit_buckets(fs, emrfs_s3):
     name = f"emrfs-mb-{uuid.uuid4().hex[:10]}"
     with pytest.raises(FileNotFoundError, match=f"emrfs mb s3://{name}"):
         fs.makedirs(f"{name}/a/b", exist_ok=True)
+    with pytest.raises(FileNotFoundError, match=f"emrfs mb s3://{name}"):
+        fs.mkdir(f"{name}/a")
     with pytest.raises(FileNotFoundError, match=name):
         fs.pipe_file(f"{name}/k", b"x")
     assert name not in [b["Name"] for b in emrfs_s3.list_buckets()["Buckets"]]
