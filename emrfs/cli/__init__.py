@@ -33,7 +33,7 @@ def _global_flags(parser: argparse.ArgumentParser, default) -> None:
     parser.add_argument("--json", action="store_true", default=default,
                         help="machine-readable output (no progress bars)")
     parser.add_argument("--quiet", action="store_true", default=default,
-                        help="no progress bars or chatter; errors still go to stderr")
+                        help="no progress bars (output and errors still print)")
 
 
 def _subparsers(parser: argparse.ArgumentParser):
