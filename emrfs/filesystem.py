@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import io
 import logging
 import os
 import tempfile
@@ -718,8 +719,9 @@ class EmrFileSystem(AsyncFileSystem):
                 if mode == "create":
                     extra["IfNoneMatch"] = "*"
                 # the open file streams; botocore rewinds it for a retry
+                body = f if callback is None else _ReadProgress(f, part_done)
                 response = await self.s3.call("put_object", rpath, Bucket=bucket, Key=key,
-                                              Body=f, ContentLength=size, **extra)
+                                              Body=body, ContentLength=size, **extra)
             else:
                 response = await self._upload_multipart(
                     rpath, bucket, key, _file_parts(f, size, part_size),
@@ -1100,6 +1102,37 @@ class EmrFileSystem(AsyncFileSystem):
         await self._encrypted.close()
         self._cached.close()
         await self.s3.close()
+
+
+class _ReadProgress(io.BufferedIOBase):
+    """A file being sent in one PUT, reporting bytes as the HTTP client reads them;
+    a retry's rewind re-reads without reporting twice (only new high-water bytes count)."""
+
+    def __init__(self, f, report: Callable[[int], None]):
+        super().__init__()
+        self._f = f
+        self._report = report
+        self._high = f.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._f.read(size)
+        position = self._f.tell()
+        if position > self._high:
+            self._report(position - self._high)
+            self._high = position
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
 
 
 def _report_part(part_done: Callable[[int], None], nbytes: int):
