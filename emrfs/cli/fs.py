@@ -138,17 +138,38 @@ def _scheme(path: str) -> str:
     return f"{scheme}://" if sep else "s3://"
 
 
-def _each(verb: str, items: Iterable[str], action: Callable[[str], None]) -> int:
-    """Run ``action`` on each path; report failures hadoop's way; 1 if any failed."""
+def _matches(fs, pattern: str) -> list[str]:
+    """A glob's matches, named with the pattern's scheme; a plain path as it is."""
+    from .. import paths as _paths
+    from ..errors import not_found
+
+    if not _paths.has_magic(fs._strip_protocol(pattern)):
+        return [pattern]
+    found = sorted(fs.glob(pattern))
+    if not found:
+        raise not_found(pattern)
+    return [_scheme(pattern) + name for name in found]
+
+
+def _each(verb: str, items: Iterable[str], action: Callable[[str], None], fs=None) -> int:
+    """Run ``action`` on each path (each glob match, given ``fs``); report failures
+    hadoop's way; 1 if any failed."""
     failed = False
     for item in items:
         try:
-            action(item)
-        except BrokenPipeError:
-            raise  # the reader went away (`emrfs cat ... | head`): stop, say nothing
+            targets = _matches(fs, item) if fs is not None else [item]
         except (OSError, ValueError) as exc:
             failed = True
             print(describe(verb, exc, item), file=sys.stderr)
+            continue
+        for path in targets:
+            try:
+                action(path)
+            except BrokenPipeError:
+                raise  # the reader went away (`emrfs cat ... | head`): stop, say nothing
+            except (OSError, ValueError) as exc:
+                failed = True
+                print(describe(verb, exc, path), file=sys.stderr)
     return FAILED if failed else 0
 
 
@@ -234,7 +255,7 @@ def _ls(args: argparse.Namespace) -> int:
             print(f"Found {len(entries)} items")
         _print_listing(args, entries, scheme)
 
-    code = _each("ls", args.paths, one)
+    code = _each("ls", args.paths, one, fs)
     if _json(args):
         print(json.dumps(collected, default=str))
     return code
@@ -294,7 +315,7 @@ def _stat_verb(args: argparse.Namespace) -> int:
         else:
             print(format_stat(fmt, info))
 
-    code = _each("stat", items, one)
+    code = _each("stat", items, one, fs)
     if _json(args):
         print(json.dumps(infos[0] if len(items) == 1 and infos else infos, default=str))
     return code
@@ -323,7 +344,7 @@ def _cat(args: argparse.Namespace) -> int:
         with fs.open(path, "rb") as f:
             _copy_to_stdout(f)
 
-    return _each("cat", args.paths, one)
+    return _each("cat", args.paths, one, fs)
 
 
 def _text(args: argparse.Namespace) -> int:
@@ -343,7 +364,7 @@ def _text(args: argparse.Namespace) -> int:
                 with compr[codec](raw, mode="rb") as f:
                     _copy_to_stdout(f)
 
-    return _each("text", args.paths, one)
+    return _each("text", args.paths, one, fs)
 
 
 # --- transfers ----------------------------------------------------------------------------
@@ -507,7 +528,7 @@ def _rm(args: argparse.Namespace) -> int:
         with CountProgress(f"rm {path}", " keys", disable=_show_progress(args)) as cb:
             fs.rm(path, recursive=args.recursive, callback=cb)
 
-    return _each("rm", args.paths, one)
+    return _each("rm", args.paths, one, fs)
 
 
 def _rmdir(args: argparse.Namespace) -> int:
@@ -612,7 +633,7 @@ def _du(args: argparse.Namespace) -> int:
             # S3 replicates below the API: space consumed is the length
             rows.append({"path": f"{scheme}{name}", "bytes": size, "space_consumed": size})
 
-    code = _each("du", args.paths, one)
+    code = _each("du", args.paths, one, fs)
     if _json(args):
         summary = rows[0] if args.summary and len(args.paths) == 1 and rows else rows
         print(json.dumps(summary))
@@ -655,7 +676,7 @@ def _count(args: argparse.Namespace) -> int:
             quota = _QUOTA_FORMAT % ("none", "inf", "none", "inf") if args.quotas else ""
             print(quota + _COUNT_FORMAT % (dirs, len(files), _size(args, size)) + path)
 
-    code = _each("count", args.paths, one)
+    code = _each("count", args.paths, one, fs)
     if _json(args):
         print(json.dumps(rows))
     return code

@@ -264,3 +264,16 @@ def test_missing_credentials_is_an_error_not_a_traceback(emrfs_endpoint, bucket,
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith(f"ls: `s3://{bucket}': Permission denied: no AWS credentials")
     assert "AWS_ACCESS_KEY_ID" in done.stderr and "emrfs doctor" in done.stderr
+
+
+def test_globs_expand_like_hadoop(cli, bucket, emrfs_s3):
+    for key in ("g/a.csv", "g/b.csv", "g/c.txt"):
+        emrfs_s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    code, out, _ = cli("ls", "-C", f"s3://{bucket}/g/*.csv")
+    assert (code, out.split()) == (0, [f"s3://{bucket}/g/a.csv", f"s3://{bucket}/g/b.csv"])
+    code, out, _ = cli("cat", f"s3://{bucket}/g/*.csv")
+    assert (code, out) == (0, "g/a.csvg/b.csv")
+    code, _, err = cli("ls", f"s3://{bucket}/g/*.parquet")
+    assert code == 1 and f"ls: `s3://{bucket}/g/*.parquet': No such file or directory" in err
+    assert cli("rm", f"s3://{bucket}/g/*.csv")[0] == 0
+    assert [o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["g/c.txt"]
