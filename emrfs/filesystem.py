@@ -19,8 +19,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wrapper
+from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 
 from . import config as _config
 from . import paths, streamed_read
@@ -861,8 +861,8 @@ class EmrFileSystem(AsyncFileSystem):
                   callback=DEFAULT_CALLBACK, **kwargs) -> None:
         """HDFS rename: a file or a whole directory; into ``path2`` if it is a directory.
 
-        ``callback`` (fsspec's): ``set_size`` with the objects to move, one update per
-        object, and a ``branched()`` child per object told its bytes.
+        ``callback`` (fsspec's): ``set_size`` with the files to move, one update per
+        file, and a ``branched()`` child per file told its bytes.
         """
         if isinstance(path1, list):
             for p in path1:
@@ -941,8 +941,7 @@ class EmrFileSystem(AsyncFileSystem):
                     etag = await self._copy_key(sb, obj["Key"], db, f"{dk}/{rel}", obj["Size"])
                     child.relative_update(obj["Size"])
             callback.relative_update(1)
-            if rel and not rel.endswith("/"):
-                copied[f"{db}/{dk}/{rel}"] = (obj["Size"], etag)
+            copied[f"{db}/{dk}/{rel}"] = (obj["Size"], etag)
 
         emrfs_marker = sk + paths.EMRFS_FOLDER_SUFFIX
         if not objects:
