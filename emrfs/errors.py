@@ -51,6 +51,7 @@ __all__ = [
     "is_a_directory",
     "not_a_directory",
     "not_empty",
+    "missing_bucket",
 ]
 
 
@@ -166,6 +167,17 @@ def not_empty(path: str, hint: str = "") -> OSError:
     return _oserror(OSError, errno.ENOTEMPTY, path, hint)
 
 
+def missing_bucket(path: str, bucket: str | None = None) -> FileNotFoundError:
+    """A write or mkdir into a bucket that does not exist: emrfs creates buckets only
+    when asked for one by name, so say how."""
+    bucket = bucket or path.split("/", 1)[0]
+    error = not_found(path, f"bucket {bucket!r} does not exist; emrfs creates a bucket only "
+                            f"when asked: `emrfs mb s3://{bucket}`, fs.mkdir({bucket!r}) or "
+                            f"`aws s3 mb s3://{bucket}`")
+    error.missing_bucket = bucket  # type: ignore[attr-defined]
+    return error
+
+
 def permission_denied(path: str, hint: str = "") -> PermissionError:
     return _oserror(PermissionError, errno.EACCES, path, hint)  # type: ignore[return-value]
 
@@ -177,7 +189,7 @@ _CREDENTIALS_HINT = "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the prof
 #: S3 error code -> (factory taking (path, code, message), hint).  One row per code.
 S3_ERROR_TABLE: dict[str, tuple[Any, str]] = {
     "NoSuchKey": (not_found, ""),
-    "NoSuchBucket": (not_found, "the bucket does not exist; create it first"),
+    "NoSuchBucket": (lambda p, h: missing_bucket(p), ""),
     "NoSuchUpload": (not_found, "the multipart upload was aborted or completed"),
     "NoSuchVersion": (not_found, "that version id does not exist"),
     "404": (not_found, ""),
@@ -236,6 +248,10 @@ def translate_s3_error(exc: BaseException, path: str) -> BaseException:
         else:
             new = ServiceError(f"S3 error {code or status} for {path!r}: {message}", path,
                                code=code or None, status=status)
+    elif _is_missing_credentials(exc):
+        new = permission_denied(path, "no AWS credentials found: set AWS_ACCESS_KEY_ID and "
+                                      "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where an "
+                                      "instance or task role provides them")
     elif _is_transport_error(exc):
         new = TransportError(
             f"connection to the S3 endpoint failed for {path!r} after all retries: {exc}; "
@@ -244,6 +260,12 @@ def translate_s3_error(exc: BaseException, path: str) -> BaseException:
         return exc
     new.__cause__ = exc
     return new
+
+
+def _is_missing_credentials(exc: BaseException) -> bool:
+    from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+    return isinstance(exc, (NoCredentialsError, PartialCredentialsError))
 
 
 def _is_transport_error(exc: BaseException) -> bool:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import io
 import logging
 import os
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wrapper
 from fsspec.utils import other_paths
+from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 
 from . import config as _config
 from . import paths, streamed_read
@@ -30,6 +33,7 @@ from .errors import (
     InvalidPathError,
     exists,
     is_a_directory,
+    missing_bucket,
     not_a_directory,
     not_empty,
     not_found,
@@ -419,7 +423,8 @@ class EmrFileSystem(AsyncFileSystem):
             await self._make_bucket(path, bucket, None)
             return
         if not await self._bucket_exists(bucket):
-            await self._make_bucket(bucket, bucket, None)
+            # one rule for library, CLI and gateway: buckets only when asked for by name
+            raise missing_bucket(path, bucket)
         await self._put_marker(path)  # not _mkdir: a concurrent creator is no error here
 
     async def _bucket_exists(self, bucket: str) -> bool:
@@ -647,6 +652,9 @@ class EmrFileSystem(AsyncFileSystem):
         if self._tiers.owns(rpath):
             return await self._tiers.get_file(rpath, lpath, callback)
         bucket, key = paths.split(rpath)
+        if callback is not None and not isinstance(callback, NoOpCallback):
+            # the size first, so a progress bar knows the total (one HEAD, only when watched)
+            callback.set_size((await self._info(rpath)).get("size"))
         directory = os.path.dirname(os.path.abspath(lpath))
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".emrfs-")
         try:
@@ -702,6 +710,14 @@ class EmrFileSystem(AsyncFileSystem):
         await self._check_write_target(rpath)
         size = os.path.getsize(lpath)
         part_size = self.options.s3.part_size
+        if callback is not None:
+            callback.set_size(size)
+        reported = 0
+
+        def part_done(nbytes: int) -> None:  # multipart: bytes as each part lands
+            nonlocal reported
+            reported += nbytes
+            callback.relative_update(nbytes)
         with open(lpath, "rb") as f:
             if self._encrypted.cse_enabled(rpath):
                 response = await self._encrypted.put_encrypted(
@@ -711,21 +727,25 @@ class EmrFileSystem(AsyncFileSystem):
                 if mode == "create":
                     extra["IfNoneMatch"] = "*"
                 # the open file streams; botocore rewinds it for a retry
+                body = f if callback is None else _ReadProgress(f, part_done)
                 response = await self.s3.call("put_object", rpath, Bucket=bucket, Key=key,
-                                              Body=f, ContentLength=size, **extra)
+                                              Body=body, ContentLength=size, **extra)
             else:
                 response = await self._upload_multipart(
                     rpath, bucket, key, _file_parts(f, size, part_size),
-                    if_none_match=mode == "create")
-        if callback is not None:
-            callback.relative_update(size)
+                    if_none_match=mode == "create",
+                    part_done=part_done if callback is not None else None)
+        if callback is not None and size > reported:
+            callback.relative_update(size - reported)
         await self._after_create(rpath)
         await self._record_file(rpath, size, response)
 
     async def _upload_multipart(self, path: str, bucket: str, key: str, parts,
                                 if_none_match: bool = False,
-                                metadata: dict[str, str] | None = None) -> dict:
-        """Upload an iterable of part bytes with bounded memory and concurrency."""
+                                metadata: dict[str, str] | None = None,
+                                part_done: Callable[[int], None] | None = None) -> dict:
+        """Upload an iterable of part bytes with bounded memory and concurrency;
+        ``part_done(nbytes)`` after each part (progress callbacks)."""
         upload = self._new_upload(path, bucket, key, if_none_match=if_none_match,
                                   metadata=metadata)
         await upload.start()
@@ -737,7 +757,10 @@ class EmrFileSystem(AsyncFileSystem):
                                                          return_when=asyncio.FIRST_COMPLETED)
                     for t in done:
                         t.result()
-                in_flight.add(asyncio.ensure_future(upload.upload_part(number, data)))
+                task = asyncio.ensure_future(upload.upload_part(number, data))
+                if part_done is not None:
+                    task.add_done_callback(_report_part(part_done, len(data)))
+                in_flight.add(task)
             if in_flight:
                 for t in await asyncio.gather(*in_flight, return_exceptions=True):
                     if isinstance(t, BaseException):
@@ -775,18 +798,57 @@ class EmrFileSystem(AsyncFileSystem):
 
     # --- copy, move, delete ------------------------------------------------------------
 
-    async def _cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+    async def _copy(self, path1, path2, recursive: bool = False, on_error=None,
+                    maxdepth: int | None = None, batch_size: int | None = None,
+                    callback=DEFAULT_CALLBACK, **kwargs: Any) -> None:
+        """fsspec's copy, taking ``callback`` as ``put``/``get`` do (fsspec's own takes
+        none): each file gets a ``branched()`` child told its bytes, the parent one
+        ``relative_update`` per file.  A name that exists as written means itself, even
+        when it holds glob characters."""
+        if callback is not DEFAULT_CALLBACK:
+            kwargs["_parent_callback"] = callback
+        if isinstance(path1, str) and isinstance(path2, str) \
+                and paths.has_magic(self._strip_protocol(path1)) and await self._exists(path1):
+            # a name that holds glob characters: copied as fsspec copies any plain path
+            # (fsspec would take it for a pattern when placing the copy)
+            sources = await self._expand_path(path1, recursive=recursive, maxdepth=maxdepth)
+            if not recursive or maxdepth is not None:
+                sources = [p for p in sources if not await self._isdir(p)]
+                if not sources:
+                    return None
+            dest_is_dir = path2.endswith("/") or await self._isdir(path2)
+            path2 = other_paths(sources, path2,
+                                exists=dest_is_dir and not path1.endswith("/"))
+            path1 = sources
+        return await super()._copy(path1, path2, recursive=recursive, on_error=on_error,
+                                   maxdepth=maxdepth, batch_size=batch_size, **kwargs)
+
+    async def _cp_file(self, path1: str, path2: str, callback=None, **kwargs: Any) -> bool:
+        """Copy one file (True), or make the directory ``path2`` for a directory (False)."""
+        parent = kwargs.pop("_parent_callback", None)
+        if parent is not None:
+            with parent.branched(path1, path2) as child:
+                copied = await self._cp_file(path1, path2, callback=child, **kwargs)
+            if copied:  # files, not the directories copy() also visits
+                parent.relative_update(1)
+            return copied
         path1, path2 = self._norm(path1), self._norm(path2)
         if self._tiers.involved(path1, path2):
-            return await self._tiers.cp_file(path1, path2)
+            await self._tiers.cp_file(path1, path2)
+            return True
         info = await self._info(path1)
         if info["type"] == "directory":
             await self._makedirs(path2, exist_ok=True)
-            return
+            return False
+        if callback is not None:
+            callback.set_size(info["size"])
         await self._check_write_target(path2)
         etag = await self._copy_object(path1, path2, info)
         await self._after_create(path2)
         await self._record_file(path2, info["size"], {"ETag": etag})
+        if callback is not None:
+            callback.relative_update(info["size"])
+        return True
 
     async def _copy_object(self, src: str, dst: str, info: dict) -> str | None:
         """Copy one file; a CSE object keeps its envelope (metadata and instruction file)."""
@@ -818,16 +880,20 @@ class EmrFileSystem(AsyncFileSystem):
             raise
         return (await upload.complete()).get("ETag")
 
-    async def _mv(self, path1, path2, recursive: bool = False, maxdepth=None, **kwargs) -> None:
+    async def _mv(self, path1, path2, recursive: bool = False, maxdepth=None,
+                  callback=DEFAULT_CALLBACK, **kwargs) -> None:
         """HDFS rename: a file or a whole directory; into ``path2`` if it is a directory.
 
         Renaming a path onto itself (or into the directory that holds it) changes
         nothing.  A directory rename is journalled (:mod:`emrfs.renames`): if it is
         cut short, running the same ``mv`` again finishes it.
+
+        ``callback`` (fsspec's): ``set_size`` with the files to move, one update per
+        file, and a ``branched()`` child per file told its bytes.
         """
         if isinstance(path1, list):
             for p in path1:
-                await self._mv(p, path2, recursive=recursive, **kwargs)
+                await self._mv(p, path2, recursive=recursive, callback=callback, **kwargs)
             return
         if paths.has_magic(self._strip_protocol(path1)):
             named = await self._literal_or_glob(path1)
@@ -835,7 +901,7 @@ class EmrFileSystem(AsyncFileSystem):
                 if not named:
                     raise not_found(self._strip_protocol(path1), "no path matches this pattern")
                 for p in named:
-                    await self._mv(p, path2, recursive=recursive, **kwargs)
+                    await self._mv(p, path2, recursive=recursive, callback=callback, **kwargs)
                 return
         into = isinstance(path2, str) and path2.endswith("/")  # "dir/": move into it
         src, dst = self._norm(path1), self._norm(path2)
@@ -878,7 +944,12 @@ class EmrFileSystem(AsyncFileSystem):
             if dinfo is not None and dinfo["type"] == "directory":
                 raise is_a_directory(dst, f"cannot replace a directory with file {src!r}")
             await self._check_parents(dst)
-            etag = await self._copy_object(src, dst, info)
+            callback.set_size(1)
+            with callback.branched(src, dst) as child:
+                child.set_size(info["size"])
+                etag = await self._copy_object(src, dst, info)
+                child.relative_update(info["size"])
+            callback.relative_update(1)
             await self._after_create(dst)
             await self._record_file(dst, info["size"], {"ETag": etag})
             sb, sk = paths.split(src)
@@ -895,7 +966,7 @@ class EmrFileSystem(AsyncFileSystem):
             raise exists(dst, f"cannot move directory {src!r} over an existing "
                               f"{'directory' if dinfo['type'] == 'directory' else 'file'}")
         await self._check_parents(dst)
-        await self._move_tree(src, dst)  # journalled before its first copy
+        await self._move_tree(src, dst, callback=callback)  # journalled before its first copy
         await self._tiers.follow(src, dst)  # its ephemeral descendants (out/_temporary) too
         await self._renames.end(src)  # after the last source is gone
 
@@ -961,7 +1032,8 @@ class EmrFileSystem(AsyncFileSystem):
                           "listed": not info.get("from_metadata")})
         return items
 
-    async def _move_tree(self, src: str, dst: str, resume: bool = False) -> None:
+    async def _move_tree(self, src: str, dst: str, resume: bool = False,
+                         callback=DEFAULT_CALLBACK) -> None:
         """Copy every object under ``src`` to ``dst`` in parallel, then delete the sources.
 
         Decides from :meth:`_tree` (the consistent view's merged listing when it is on)
@@ -982,6 +1054,7 @@ class EmrFileSystem(AsyncFileSystem):
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
         copied: dict[str, tuple[int, str | None]] = {}  # destination file -> (size, ETag)
         dirs: set[str] = set()  # destination directories whose markers were copied
+        callback.set_size(sum(1 for i in items if i["type"] == "file"))
 
         def target(k: str) -> str:
             rel = k[len(sk) + 1:] if k.startswith(sk + "/") else ""
@@ -1000,12 +1073,19 @@ class EmrFileSystem(AsyncFileSystem):
                                        Body=b"", ContentType=_DIR_CONTENT_TYPE,
                                        **self._write_kwargs(dst))
                 etag = None
-            else:
+            elif is_marker:
                 async with semaphore:
                     etag = await self._copy_key(sb, k, db, dk_, item["size"])
+            else:
+                async with semaphore:
+                    with callback.branched(f"{sb}/{k}", f"{db}/{dk_}") as child:
+                        child.set_size(item["size"])
+                        etag = await self._copy_key(sb, k, db, dk_, item["size"])
+                        child.relative_update(item["size"])
             if is_marker:
                 dirs.add(f"{db}/{paths.marker_dir(dk_) or dk_}".rstrip("/"))
             else:
+                callback.relative_update(1)
                 copied[f"{db}/{dk_}"] = (item["size"], etag)
 
         pairs = [(i, k) for i in items for k in i["keys"]]
@@ -1045,25 +1125,6 @@ class EmrFileSystem(AsyncFileSystem):
         self._cached.forget_tree(dst, list(copied))
         await self._keep_parent(src)
 
-    async def _copy(self, path1, path2, recursive: bool = False, on_error=None,
-                    maxdepth: int | None = None, batch_size: int | None = None,
-                    **kwargs: Any) -> None:
-        if isinstance(path1, str) and isinstance(path2, str) \
-                and paths.has_magic(self._strip_protocol(path1)) and await self._exists(path1):
-            # a name that holds glob characters: copied as fsspec copies any plain path
-            # (fsspec would take it for a pattern when placing the copy)
-            sources = await self._expand_path(path1, recursive=recursive, maxdepth=maxdepth)
-            if not recursive or maxdepth is not None:
-                sources = [p for p in sources if not await self._isdir(p)]
-                if not sources:
-                    return None
-            dest_is_dir = path2.endswith("/") or await self._isdir(path2)
-            path2 = other_paths(sources, path2,
-                                exists=dest_is_dir and not path1.endswith("/"))
-            path1 = sources
-        return await super()._copy(path1, path2, recursive=recursive, on_error=on_error,
-                                   maxdepth=maxdepth, batch_size=batch_size, **kwargs)
-
     async def _plaintext_sizes(self, src: str, dst: str, stored: dict[str, int]
                                ) -> dict[str, int]:
         """Lengths readers see of CSE objects copied from ``src`` to ``dst`` (``stored``:
@@ -1088,7 +1149,8 @@ class EmrFileSystem(AsyncFileSystem):
         await self._rm(path)
 
     async def _rm(self, path, recursive: bool = False, maxdepth: int | None = None,
-                  **kwargs: Any) -> None:
+                  callback=DEFAULT_CALLBACK, **kwargs: Any) -> None:
+        """``callback`` (fsspec's): ``set_size`` with the keys to delete, updates per batch."""
         if maxdepth is not None:
             return await super()._rm(path, recursive=recursive, maxdepth=maxdepth, **kwargs)
         targets = path if isinstance(path, list) else [path]
@@ -1125,8 +1187,10 @@ class EmrFileSystem(AsyncFileSystem):
                 self._forget_dirs(p)
             removed.append(p)
         confirmed: dict[str, list[str]] = defaultdict(list)
+        callback.set_size(sum(len(set(keys)) for keys in by_bucket.values()))
         try:
-            await asyncio.gather(*(self._delete_keys(b, b, keys, confirmed=confirmed[b])
+            await asyncio.gather(*(self._delete_keys(b, b, keys, confirmed=confirmed[b],
+                                                     callback=callback)
                                    for b, keys in by_bucket.items()))
         finally:
             await self._record_deletes(removed, removed_dirs, confirmed)
@@ -1189,7 +1253,8 @@ class EmrFileSystem(AsyncFileSystem):
                 await view.record_delete(root)
 
     async def _delete_keys(self, path: str, bucket: str, keys: list[str],
-                           confirmed: list[str] | None = None) -> None:
+                           confirmed: list[str] | None = None,
+                           callback=DEFAULT_CALLBACK) -> None:
         """Delete ``keys`` in batches; ``confirmed`` collects the keys S3 said it deleted
         (filled even when a batch fails, so the caller records exactly those)."""
         keys = list(dict.fromkeys(keys))
@@ -1211,6 +1276,7 @@ class EmrFileSystem(AsyncFileSystem):
                     f"S3 refused to delete {len(errors)} of {len(batch)} objects under "
                     f"{path!r}, e.g. {bucket}/{first.get('Key')}: {first.get('Code')} "
                     f"{first.get('Message')}; run the delete again", path, code=first.get("Code"))
+            callback.relative_update(len(batch))
 
         await asyncio.gather(*(one(b) for b in batches))
 
@@ -1224,6 +1290,45 @@ class EmrFileSystem(AsyncFileSystem):
         await self._encrypted.close()
         self._cached.close()
         await self.s3.close()
+
+
+class _ReadProgress(io.BufferedIOBase):
+    """A file being sent in one PUT, reporting bytes as the HTTP client reads them;
+    a retry's rewind re-reads without reporting twice (only new high-water bytes count)."""
+
+    def __init__(self, f, report: Callable[[int], None]):
+        super().__init__()
+        self._f = f
+        self._report = report
+        self._high = f.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._f.read(size)
+        position = self._f.tell()
+        if position > self._high:
+            self._report(position - self._high)
+            self._high = position
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+
+def _report_part(part_done: Callable[[int], None], nbytes: int):
+    """A task done-callback: ``part_done(nbytes)`` when the part uploaded."""
+    def done(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is None:
+            part_done(nbytes)
+    return done
 
 
 def _bytes_parts(value: bytes, part_size: int):

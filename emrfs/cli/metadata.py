@@ -17,7 +17,6 @@ import asyncio
 import json
 import re
 import sys
-import time
 from typing import Any
 
 from ..errors import InvalidPathError
@@ -140,33 +139,18 @@ def _emit(args: argparse.Namespace, data: Any, lines: list[str]) -> None:
             print(line)
 
 
-class _Progress:
-    """``walked N objects`` on stderr, only when it is a terminal."""
+def _progress(args: argparse.Namespace, label: str):
+    """Objects walked, with a rate, on a terminal; nothing with --json/--quiet or a pipe."""
+    from ..progress import CountProgress
 
-    def __init__(self, label: str = "walked"):
-        self.label = label
-        self.enabled = sys.stderr.isatty()
-        self._last = 0.0
-        self._shown = False
-
-    def __call__(self, count: int) -> None:
-        now = time.monotonic()
-        if self.enabled and now - self._last >= 0.2:
-            self._last = now
-            self._shown = True
-            print(f"\r{self.label} {count} objects", end="", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self._shown:
-            print(file=sys.stderr)
+    quiet = getattr(args, "json", False) or getattr(args, "quiet", False)
+    return CountProgress(f"{label} {getattr(args, 'path', '')}".strip(),
+                         disable=True if quiet else None)
 
 
-def _run_walk(coro_factory) -> Any:
-    progress = _Progress()
-    try:
+def _run_walk(args: argparse.Namespace, coro_factory) -> Any:
+    with _progress(args, args.command) as progress:
         return asyncio.run(coro_factory(progress))
-    finally:
-        progress.done()
 
 
 def _usage(exc: InvalidPathError) -> int:
@@ -257,7 +241,7 @@ def _diff(args: argparse.Namespace) -> int:
     except InvalidPathError as exc:
         return _usage(exc)
     store, options = _store(args)
-    report = _run_walk(lambda p: S.diff(store, _walker(options), path, progress=p))
+    report = _run_walk(args, lambda p: S.diff(store, _walker(options), path, progress=p))
     data = report.as_dict()
     items = report.items if args.all else report.differences
     if args.all:
@@ -291,8 +275,8 @@ def _sync(args: argparse.Namespace) -> int:
     except InvalidPathError as exc:
         return _usage(exc)
     store, options = _store(args, auto_create=not args.dry_run)
-    report = _run_walk(lambda p: S.sync(store, _walker(options), path, dry_run=args.dry_run,
-                                        progress=p))
+    report = _run_walk(args, lambda p: S.sync(store, _walker(options), path,
+                                              dry_run=args.dry_run, progress=p))
     _emit(args, report.as_dict(), _sync_lines(report))
     return 1 if args.dry_run and report.changed else 0
 
@@ -305,7 +289,7 @@ def _import(args: argparse.Namespace) -> int:
     except InvalidPathError as exc:
         return _usage(exc)
     store, options = _store(args, auto_create=True)
-    report = _run_walk(lambda p: S.import_(store, _walker(options), path, progress=p))
+    report = _run_walk(args, lambda p: S.import_(store, _walker(options), path, progress=p))
     _emit(args, report.as_dict(), _sync_lines(report))
     return 0
 

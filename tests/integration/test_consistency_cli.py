@@ -78,6 +78,9 @@ def test_import_diff_sync_delete_prune_fsck(cli, emrfs_s3, emrfs_bucket):
     code, out, _ = cli("sync", f"s3://{b}/p")
     assert code == 0 and out["removed"] == [f"{b}/p/sub/c"] and out["added"] == [f"{b}/p/new"]
     assert cli("diff", f"s3://{b}/p")[0] == 0
+    # global flags after the verb, as in the AWS CLI (was: unrecognized arguments: --json)
+    code, text, _ = cli("diff", f"s3://{b}/p", "--json", "--quiet", json_out=False)
+    assert code == 0 and json.loads(text)["differences"] == []
 
     code, out, _ = cli("fsck", f"s3://{b}")
     assert code == 0 and out["problems"] == [] and out["rows"] == 7
@@ -103,17 +106,21 @@ def test_parse_age():
 
 
 def test_progress_only_on_a_terminal(monkeypatch, capsys):
+    import argparse
     import sys
 
-    from emrfs.cli.metadata import _Progress
+    from emrfs.cli.metadata import _progress
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    quiet = _Progress()
-    quiet(100)
-    quiet.done()
+    with _progress(argparse.Namespace(command="sync", path="s3://b/p"), "sync") as quiet:
+        quiet(100)
     assert capsys.readouterr().err == ""
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    loud = _Progress()
-    loud(100)
-    loud.done()
-    assert capsys.readouterr().err == "\rwalked 100 objects\n"
+    monkeypatch.setattr("emrfs.progress._DELAY", 0.0)
+    with _progress(argparse.Namespace(command="sync", path="s3://b/p"), "sync") as loud:
+        loud(100)
+    err = capsys.readouterr().err
+    assert "sync s3://b/p" in err and "100 objects" in err
+    with _progress(argparse.Namespace(command="sync", path="s3://b/p", json=True), "x") as off:
+        off(100)
+    assert capsys.readouterr().err == ""
