@@ -23,6 +23,7 @@ from ..config import S3Options
 from ..errors import (
     ConfigurationError,
     EmrfsError,
+    ServiceError,
     TransportError,
     is_retryable,
     map_s3_errors,
@@ -148,6 +149,10 @@ class S3Client:
 
         ``on_response`` sees each GetObject response (headers, user metadata)
         before its body is read, and may raise to stop the read.
+
+        As a local file reads: a range starting at or after the end of the object
+        is ``b""``, one running past the end is cut there (S3's 416 InvalidRange is
+        not an error here).
         """
         if end <= start:
             return b""
@@ -156,8 +161,16 @@ class S3Client:
         attempt = 0
         while True:
             rng = f"bytes={start + got}-{end - 1}"
-            response = await self._conditional_get(path, Bucket=bucket, Key=key, Range=rng,
-                                                   **kwargs)
+            try:
+                response = await self._conditional_get(path, Bucket=bucket, Key=key,
+                                                       Range=rng, **kwargs)
+            except ServiceError as exc:
+                if exc.code != "InvalidRange":
+                    raise
+                break  # nothing at or after start + got: the object ends there
+            size = _object_size(response)
+            if size is not None:
+                end = min(end, size)  # a range past the end is cut there
             if on_response is not None:
                 on_response(response)
             body = response["Body"]
@@ -208,7 +221,15 @@ class S3Client:
             if got or start or end is not None:
                 last = "" if end is None else str(end - 1)
                 extra["Range"] = f"bytes={start + got}-{last}"
-            response = await self._conditional_get(path, Bucket=bucket, Key=key, **extra)
+            try:
+                response = await self._conditional_get(path, Bucket=bucket, Key=key, **extra)
+            except ServiceError as exc:
+                if exc.code != "InvalidRange":
+                    raise
+                return  # nothing at or after the start: the object ends there
+            size = _object_size(response)
+            if total is not None and size is not None:
+                total = min(total, size - start)  # a range past the end is cut there
             if on_response is not None:
                 on_response(response)
             if total is None:
@@ -285,6 +306,13 @@ def _shared_session(profile: str | None):
             session.set_config_variable("profile", profile)
         _sessions[key] = session
     return session
+
+
+def _object_size(response: dict) -> int | None:
+    """The whole object's length from a ranged GET's ``Content-Range`` (``bytes a-b/size``),
+    or None when the response does not say."""
+    _, _, size = (response.get("ContentRange") or "").rpartition("/")
+    return int(size) if size.isdigit() else None
 
 
 async def _gathered(body, size: int) -> AsyncIterator[bytes]:
