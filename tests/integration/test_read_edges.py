@@ -70,3 +70,40 @@ def test_ranges_at_and_past_the_end_read_as_a_local_file(emrfs_endpoint, emrfs_s
     assert head["ContentLength"] == len(data) + (16 if mode == "cse" else 0)
     if mode == "cache":
         fs._cached.close()
+
+
+@pytest.mark.parametrize("mode", ["v3", "v2", "segmented", "cache"])
+def test_cse_object_cut_below_its_tag_fails_every_read(emrfs_endpoint, emrfs_s3, bucket,
+                                                       tmp_path, mode):
+    cse = {"enabled": True, **AES, "format": "v3" if mode == "cache" else mode}
+    if mode == "v2":
+        cse["commitment_policy"] = "FORBID_ENCRYPT_ALLOW_DECRYPT"
+    extra = {}
+    if mode == "cache":
+        extra["cache"] = {"enabled": True, "directories": [str(tmp_path / "cache")]}
+    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True, cse=cse, **extra)
+    path = f"{bucket}/d/cut"
+    fs.pipe_file(path, b"sixteen bytes or more of secrets")
+    stored = emrfs_s3.get_object(Bucket=bucket, Key="d/cut")
+    body = stored["Body"].read()
+    # the body cut to 10 bytes, the envelope kept (raw boto3: what a broken copy leaves)
+    emrfs_s3.put_object(Bucket=bucket, Key="d/cut", Body=body[:10], Metadata=stored["Metadata"])
+    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True, cse=cse, **extra)
+    local = tmp_path / "local"
+    reads = {"cat": lambda: fs.cat_file(path), "range": lambda: fs.cat_file(path, 0, 5),
+             "tail": lambda: fs.cat_file(path, -3), "from": lambda: fs.cat_file(path, 2),
+             "open": lambda: fs.open(path, "rb").read(),
+             "get": lambda: fs.get_file(path, str(local))}
+    for name, read in reads.items():
+        with pytest.raises(IntegrityError, match="truncated") as raised:
+            read()
+        assert path in str(raised.value), name
+    assert not local.exists()  # nothing half-written left behind
+    # info and listings show the bytes S3 holds, not a quiet 0; the object can be removed
+    assert fs.info(path)["size"] == 10
+    assert [e["size"] for e in fs.ls(f"{bucket}/d")] == [10]
+    fs.rm(path)
+    listed = emrfs_s3.list_objects_v2(Bucket=bucket, Prefix="d/").get("Contents", [])
+    assert [o["Key"] for o in listed] == ["d/"]  # the object is gone; its directory stays
+    if mode == "cache":
+        fs._cached.close()
