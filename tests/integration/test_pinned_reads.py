@@ -34,17 +34,39 @@ def table():
     return f"emrfs-meta-{uuid.uuid4().hex[:12]}"
 
 
-def consistent_fs(endpoint, table, **extra):
+class ProxyClock:
+    """The proxy's clock: time passes only when the consistent view sleeps between
+    retries, so a stale window lasts exactly as many retries as it should, however
+    slow the machine is, and no test waits for real."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps = 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.now += seconds
+
+
+def consistent_fs(endpoint, table, clock=None, **extra):
     options = {"consistent": True, "consistency.table_name": table,
                "consistency.retry_policy_type": "fixed",
-               "consistency.retry_period_seconds": 0.1, "consistency.retry_count": 40}
+               "consistency.retry_period_seconds": 0.25, "consistency.retry_count": 8}
     options.update(extra)
-    return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, **options)
+    fs = EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, **options)
+    if clock is not None:
+        fs._view("bucket/key").sleep = clock.sleep  # the view's injectable sleep
+    return fs
 
 
-def stale_proxy(endpoint, delay=1.0):
+def stale_proxy(endpoint, clock, delay=1.0):
+    """Overwritten keys serve their previous version for ``delay`` seconds of ``clock``."""
     return FaultProxy(endpoint, FaultPolicy(inconsistency=Inconsistency(
-        delay=delay, list_delay=False, lingering_deletes=False, stale_reads=True)))
+        delay=delay, list_delay=False, lingering_deletes=False, stale_reads=True)),
+        clock=clock)
 
 
 def recorded_etag(endpoint, table, bucket, name):
@@ -76,11 +98,11 @@ def read_via(verb, fs, path, tmp_path):
     raise AssertionError(verb)
 
 
-VERBS = ["cat", "cat_range", "open", "get_file", "cat_stream"]
+CASES = [(verb, mode) for mode in ("plain", "cache", "cse")
+         for verb in ("cat", "cat_range", "open", "get_file")] + [("cat_stream", "plain")]
 
 
-@pytest.mark.parametrize("mode", ["plain", "cache", "cse"])
-@pytest.mark.parametrize("verb", VERBS)
+@pytest.mark.parametrize(("verb", "mode"), CASES)
 def test_every_read_path_serves_the_recorded_version(emrfs_endpoint, emrfs_s3, bucket, table,
                                                      tmp_path, verb, mode):
     extra = {}
@@ -88,15 +110,15 @@ def test_every_read_path_serves_the_recorded_version(emrfs_endpoint, emrfs_s3, b
         extra["cache"] = {"enabled": True, "directories": [str(tmp_path / "c")]}
     if mode == "cse":
         extra["cse"] = {"enabled": True, **AES}
-    if verb == "cat_stream" and mode != "plain":
-        pytest.skip("_cat_stream hands cached and encrypted paths to cat_file")
-    with stale_proxy(emrfs_endpoint) as proxy:
-        fs = consistent_fs(proxy.url, table, **extra)
+    clock = ProxyClock()
+    with stale_proxy(emrfs_endpoint, clock) as proxy:
+        fs = consistent_fs(proxy.url, table, clock, **extra)
         path = f"{bucket}/p"
         fs.pipe_file(path, b"version-1")
         fs.pipe_file(path, b"version-2")
         got = read_via(verb, fs, path, tmp_path)
         assert proxy.counters().fault("stale_read") >= 1, "the proxy served no stale copy"
+    assert clock.sleeps >= 1, "the view did not wait for the stale copy"
     want = b"version-2"
     assert got == (want[1:] if verb == "cat_range" else want)
     # side channel: S3 and the table both hold version 2
@@ -108,16 +130,15 @@ def test_every_read_path_serves_the_recorded_version(emrfs_endpoint, emrfs_s3, b
         fs._cached.close()
 
 
-def _two_versions(proxy, emrfs_endpoint, table, bucket, **extra):
+def _two_versions(proxy, clock, emrfs_endpoint, table, bucket, **extra):
     """(proxied fs, path, info of version 2 as the view records it, plaintext of 2)
     with the proxy still serving version 1: a read whose info is current while
     S3's GET is not yet (the window between HEAD and GET)."""
-    fs = consistent_fs(proxy.url, table, **extra)
+    fs = consistent_fs(proxy.url, table, clock, **extra)
     direct = consistent_fs(emrfs_endpoint, table, **extra)  # not through the proxy
     path = f"{bucket}/{uuid.uuid4().hex[:6]}"
     v2 = os.urandom(3000)
     fs.pipe_file(path, os.urandom(3000))
-    direct.info(path)  # the table and both clients are ready before the window opens
     fs.pipe_file(path, v2)
     info = direct.info(path)
     assert info["ETag"].strip('"') == recorded_etag(emrfs_endpoint, table, *path.split("/"))
@@ -128,32 +149,37 @@ def _two_versions(proxy, emrfs_endpoint, table, bucket, **extra):
 def test_cse_read_of_a_stale_copy_is_retried_not_changed_error(emrfs_endpoint, bucket, table,
                                                                whole):
     # Issue "Data safety" #4: a CSE read under the view raised ChangedError at once
-    with stale_proxy(emrfs_endpoint, delay=1.0) as proxy:
-        fs, path, info, v2 = _two_versions(proxy, emrfs_endpoint, table, bucket,
+    clock = ProxyClock()
+    with stale_proxy(emrfs_endpoint, clock) as proxy:
+        fs, path, info, v2 = _two_versions(proxy, clock, emrfs_endpoint, table, bucket,
                                            cse={"enabled": True, **AES})
         start, end = (0, len(v2)) if whole else (100, 2000)
         got = sync(fs.loop, fs._encrypted.read_info_range, path, info, start, end)
         assert proxy.counters().fault("stale_read") >= 1
+    assert clock.sleeps >= 1
     assert got == v2[start:end]
 
 
 def test_plain_ranged_read_of_a_stale_copy_is_retried(emrfs_endpoint, bucket, table):
-    with stale_proxy(emrfs_endpoint, delay=1.0) as proxy:
-        fs, path, info, v2 = _two_versions(proxy, emrfs_endpoint, table, bucket)
+    clock = ProxyClock()
+    with stale_proxy(emrfs_endpoint, clock) as proxy:
+        fs, path, info, v2 = _two_versions(proxy, clock, emrfs_endpoint, table, bucket)
         b, k = path.split("/", 1)
         got = sync(fs.loop, fs._read_range_checked, path, b, k, 10, 500, info["ETag"])
         assert proxy.counters().fault("stale_read") >= 1
+    assert clock.sleeps >= 1
     assert got == v2[10:500]
 
 
 def test_stale_copy_past_the_policy(emrfs_endpoint, bucket, table, caplog):
-    short = {"consistency.retry_count": 2, "consistency.retry_period_seconds": 0.05}
-    with stale_proxy(emrfs_endpoint, delay=30.0) as proxy:
-        fs, path, info, v2 = _two_versions(proxy, emrfs_endpoint, table, bucket, **short)
+    short = {"consistency.retry_count": 2}
+    clock = ProxyClock()
+    with stale_proxy(emrfs_endpoint, clock, delay=30.0) as proxy:
+        fs, path, info, v2 = _two_versions(proxy, clock, emrfs_endpoint, table, bucket, **short)
         b, k = path.split("/", 1)
         with pytest.raises(ConsistencyError, match="stale read"):
             sync(fs.loop, fs._read_range_checked, path, b, k, 0, 10, info["ETag"])
-        lenient = consistent_fs(proxy.url, table, **short, **{
+        lenient = consistent_fs(proxy.url, table, clock, **short, **{
             "consistency.throw_exception_on_inconsistency": False})
         with caplog.at_level(logging.WARNING, logger="emrfs.consistency"):
             # a ranged read never mixes versions: the pin stays
@@ -165,14 +191,17 @@ def test_stale_copy_past_the_policy(emrfs_endpoint, bucket, table, caplog):
                        if_match=info["ETag"])
         assert old != v2 and len(old) == 3000
         assert "read" in caplog.text and "ignored" in caplog.text
+        assert clock.now < 1030.0  # the window was still open: the policy gave up first
 
 
 def test_object_overwritten_since_open_fails_at_once(emrfs_endpoint, bucket, table):
     # the table records the newer version: S3 is not stale, the file really changed
-    fs = consistent_fs(emrfs_endpoint, table, **{"consistency.retry_period_seconds": 5.0})
+    clock = ProxyClock()
+    fs = consistent_fs(emrfs_endpoint, table, clock)
     path = f"{bucket}/f"
     fs.pipe_file(path, b"a" * 100)
     with fs.open(path, "rb", cache_type="none") as f:
         fs.pipe_file(path, b"b" * 100)
         with pytest.raises(ChangedError):
             f.read()
+    assert clock.sleeps == 0  # no waiting out a policy for a version that is gone
