@@ -171,6 +171,7 @@ class S3Client:
             size = _object_size(response)
             if size is not None:
                 end = min(end, size)  # a range past the end is cut there
+            kwargs = _resume_pinned(kwargs, response)
             if on_response is not None:
                 on_response(response)
             body = response["Body"]
@@ -230,6 +231,7 @@ class S3Client:
             size = _object_size(response)
             if total is not None and size is not None:
                 total = min(total, size - start)  # a range past the end is cut there
+            kwargs = _resume_pinned(kwargs, response)
             if on_response is not None:
                 on_response(response)
             if total is None:
@@ -306,6 +308,15 @@ def _shared_session(profile: str | None):
             session.set_config_variable("profile", profile)
         _sessions[key] = session
     return session
+
+
+def _resume_pinned(kwargs: dict[str, Any], response: dict) -> dict[str, Any]:
+    """GET kwargs for resuming a body that broke: pinned to the version the first
+    response served, so a resumed read never mixes two versions."""
+    etag = response.get("ETag")
+    if not etag or kwargs.get("IfMatch") == etag:
+        return kwargs
+    return {**kwargs, "IfMatch": etag}
 
 
 def _object_size(response: dict) -> int | None:

@@ -205,3 +205,24 @@ def test_object_overwritten_since_open_fails_at_once(emrfs_endpoint, bucket, tab
         with pytest.raises(ChangedError):
             f.read()
     assert clock.sleeps == 0  # no waiting out a policy for a version that is gone
+
+
+def test_a_resumed_body_never_mixes_two_versions(emrfs_fault_proxy, emrfs_s3, bucket):
+    # no view, no pin asked for: the resume after a cut body is pinned to what came first
+    from emrfs.testing.faults import Failure
+
+    fs = EmrFileSystem(endpoint_url=emrfs_fault_proxy.url, skip_instance_cache=True)
+    emrfs_s3.put_object(Bucket=bucket, Key="r", Body=b"a" * 4096)
+    emrfs_fault_proxy.set_policy(FaultPolicy(cut_reads=Failure(1.0, limit=1), cut_fraction=0.5))
+    overwritten = []
+
+    def overwrite_once(response):
+        if not overwritten:  # between the first GET (cut half way) and its resume
+            emrfs_s3.put_object(Bucket=bucket, Key="r", Body=b"b" * 4096)
+            overwritten.append(response["ETag"])
+
+    with pytest.raises(ChangedError):
+        sync(fs.loop, fs.s3.read_range, f"{bucket}/r", bucket, "r", 0, 4096,
+             on_response=overwrite_once)
+    assert emrfs_fault_proxy.counters().fault("cut_read") == 1
+    assert emrfs_s3.get_object(Bucket=bucket, Key="r")["Body"].read() == b"b" * 4096
