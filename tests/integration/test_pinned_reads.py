@@ -90,9 +90,8 @@ def read_via(verb, fs, path, tmp_path):
         fs.get_file(path, str(local))
         return local.read_bytes()
     if verb == "cat_stream":
-        async def collect():
-            size = (await fs._info(path))["size"]
-            stream = fs._cat_stream(path, 0, size)
+        async def collect():  # as the gateway's OPEN, with no ETag of its own
+            stream = fs._cat_stream(path, 0, len(b"version-2"))
             return b"".join([piece async for piece in stream])
         return sync(fs.loop, collect)
     raise AssertionError(verb)
