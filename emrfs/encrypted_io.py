@@ -457,11 +457,17 @@ class EncryptedIO:
         if not encrypted:
             return info
         stored = head["ContentLength"]
-        size = plaintext_length(stored, metadata, instruction, path)
-        info.update(size=size, length=size, cse={
+        cse: dict[str, Any] = {
             "stored_size": stored, "envelope": dict(metadata),
             "instruction": None if instruction is None else instruction.decode("utf-8",
-                                                                              "replace")})
+                                                                              "replace")}
+        try:
+            size = plaintext_length(stored, metadata, instruction, path)
+        except IntegrityError as exc:
+            # truncated: no plaintext length fits.  info, ls, rm and mv still work (the
+            # size shown is what S3 holds, never a made-up 0); every read raises this.
+            size, cse["damaged"] = stored, str(exc)
+        info.update(size=size, length=size, cse=cse)
         return info
 
     async def listed(self, entries: list[dict]) -> list[dict]:
@@ -536,6 +542,7 @@ class EncryptedIO:
         cse = info.get("cse")
         if not cse:
             return None
+        _refuse_damaged(path, cse)
         instruction = cse.get("instruction")
         try:
             reader = await self.crypto.range_reader(
@@ -581,6 +588,7 @@ class EncryptedIO:
     async def read_info_range(self, path: str, info: Mapping[str, Any], start: int,
                               end: int) -> bytes:
         """Plaintext ``[start, end)`` of the CSE object ``info`` describes (at its ETag)."""
+        _refuse_damaged(path, info.get("cse") or {})
         if end <= start:
             return b""
         if start == 0 and end >= info["size"]:
@@ -612,6 +620,12 @@ class EncryptedIO:
             return await self.read_info_range(path, info, start, end)
         return await self.fs.s3.read_range(path, bucket, key, start, end,
                                            **self.read_kwargs(path))
+
+
+def _refuse_damaged(path: str, cse: Mapping[str, Any]) -> None:
+    """Reads of an object :meth:`EncryptedIO.file_info` found damaged (truncated) fail."""
+    if cse.get("damaged"):
+        raise IntegrityError(cse["damaged"], path)
 
 
 def _adjusted(stored: int, options: CSEOptions) -> int:

@@ -28,7 +28,6 @@ from . import paths, streamed_read
 from .byterange import resolve_range
 from .cached_io import CachedIO
 from .errors import (
-    ConsistencyError,
     EmrfsError,
     InvalidPathError,
     exists,
@@ -40,7 +39,7 @@ from .errors import (
 )
 from .encrypted_io import EncryptedFile, EncryptedIO
 from .renames import RenameJournal
-from .s3.client import ChangedError, S3Client
+from .s3.client import S3Client
 from .s3.listing import Listing, add_page, list_pages
 from .s3.multipart import MultipartUpload, UploadPurge, part_ranges
 from .status import StatusFactory
@@ -91,7 +90,8 @@ class EmrFileSystem(AsyncFileSystem):
         super().__init__(*args, asynchronous=asynchronous, loop=loop, batch_size=batch_size,
                          **fsspec_kwargs)
         o = self.options.s3
-        self.s3 = S3Client(o)
+        # every GET pinned to a version (If-Match) runs under the consistent view's policy
+        self.s3 = S3Client(o, pinned_get=self._pinned_get)
         self._encrypted = EncryptedIO(self)  # SSE kwargs, CSE streams (emrfs.encrypted_io)
         self.status = StatusFactory(o.fs_block_size, o.owner, o.group)
         self.blocksize = o.read_block_size
@@ -121,6 +121,15 @@ class EmrFileSystem(AsyncFileSystem):
 
             view = self._views[options.consistency] = ConsistentView.from_options(options)
         return view
+
+    async def _pinned_get(self, path: str, etag: str, get, unpinned) -> dict:
+        """Every GET pinned to ``etag`` (by any read verb) passes here: with the consistent
+        view on at ``path``, a stale copy is retried by its policy (``ConsistentView.read``);
+        without it, another version is a :class:`ChangedError` at once."""
+        view = self._view(path)
+        if view is None:
+            return await get()
+        return await view.read(path, etag, get, unpinned)
 
     async def _record_file(self, path: str, size: int, response: dict | None) -> None:
         view = self._view(path)
@@ -623,27 +632,12 @@ class EmrFileSystem(AsyncFileSystem):
 
     async def _read_range_checked(self, path: str, bucket: str, key: str, start: int,
                                   end: int, etag: str | None) -> bytes:
-        """Bytes of the version with ``etag``; with the consistent view on, a stale copy is
-        retried by its policy, then :class:`ConsistencyError`."""
+        """Bytes of the version with ``etag`` (a stale copy is retried by the consistent
+        view's policy, see :meth:`_pinned_get`; another version is :class:`ChangedError`)."""
         extra = dict(self._read_kwargs(path))
         if etag:
             extra["IfMatch"] = etag
-        view = self._view(path)
-        retry = 0
-        while True:
-            try:
-                return await self.s3.read_range(path, bucket, key, start, end, **extra)
-            except ChangedError as exc:
-                delay = view.policy.delay(retry) if view is not None else None
-                if delay is None:
-                    if view is None:
-                        raise
-                    raise ConsistencyError(
-                        f"{path!r}: S3 kept serving another version than the ETag {etag} "
-                        f"the metadata records, after {retry} retries; if it was overwritten "
-                        "outside emrfs, run `emrfs sync`", path, reason="etag") from exc
-                retry += 1
-                await asyncio.sleep(delay)
+        return await self.s3.read_range(path, bucket, key, start, end, **extra)
 
     async def _get_file(self, rpath: str, lpath: str, callback=None, **kwargs: Any) -> None:
         rpath = self._norm(rpath)
@@ -652,15 +646,25 @@ class EmrFileSystem(AsyncFileSystem):
         if self._tiers.owns(rpath):
             return await self._tiers.get_file(rpath, lpath, callback)
         bucket, key = paths.split(rpath)
-        if callback is not None and not isinstance(callback, NoOpCallback):
-            # the size first, so a progress bar knows the total (one HEAD, only when watched)
-            callback.set_size((await self._info(rpath)).get("size"))
+        etag = None
+        watched = callback is not None and not isinstance(callback, NoOpCallback)
+        if watched or self._view(rpath) is not None:
+            # the version the view recorded, pinned; the size first, so a progress bar
+            # knows the total (one HEAD, only when watched or the view is on)
+            info = await self._info(rpath)
+            if info["type"] != "file":
+                raise is_a_directory(rpath, "use get(recursive=True) for directories")
+            if self._view(rpath) is not None:
+                etag = info.get("ETag")
+            if watched:
+                callback.set_size(info.get("size"))
         directory = os.path.dirname(os.path.abspath(lpath))
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".emrfs-")
         try:
             with os.fdopen(fd, "wb") as f:
                 # CSE objects verify before the rename below commits the file
-                async for chunk in self._encrypted.read_chunks(rpath, bucket, key):
+                async for chunk in self._encrypted.read_chunks(rpath, bucket, key,
+                                                               if_match=etag):
                     f.write(chunk)
                     if callback is not None:
                         callback.relative_update(len(chunk))

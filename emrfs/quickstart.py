@@ -73,7 +73,7 @@ def directories(fs: Any, s3: Any, bucket: str) -> None:
              f"{bucket}/jobs/2026-11/day=02/part-0.csv": b"a,b\n3,4\n",
              f"{bucket}/jobs/2026-11/_SUCCESS": b""})
     fs.mv(f"{bucket}/jobs/2026-11", f"{bucket}/archive/2026-11", recursive=True)
-    print(f"   mv jobs/2026-11 -> archive/2026-11 (one call; server-side copies in parallel):")
+    print("   mv jobs/2026-11 -> archive/2026-11 (one call; server-side copies in parallel):")
     for key in _raw_keys(s3, bucket):
         print(f"     s3://{bucket}/{key}")
     print(f"   jobs/ is still a directory, now empty: type={fs.info(f'{bucket}/jobs')['type']!r}")

@@ -33,10 +33,11 @@ def cat_stream(fs: EmrFileSystem, path: str, start: int, end: int, *,
 
     ``None`` when the path is not a plain S3 object (a tier, the block cache
     or client-side encryption is configured there): read ranges instead.
-    ``etag`` (from the ``info`` the caller checked) pins the version; if S3
-    serves another one, or the object turns out to be encrypted, before the
-    first piece, the pieces come from ``_cat_file`` instead, whose policies
-    (consistent-view retries, decryption) decide.  Iterate on ``fs``'s loop.
+    ``etag`` (from the ``info`` the caller checked; with the consistent view on
+    and no ``etag``, the view's) pins the version, and a stale copy is retried by
+    the view's policy as for every pinned GET; if S3 serves another version, or
+    the object turns out to be encrypted, before the first piece, the pieces
+    come from ``_cat_file`` instead.  Iterate on ``fs``'s loop.
     """
     path = fs._norm(path)
     bucket, key = paths.split(path)
@@ -48,6 +49,8 @@ def cat_stream(fs: EmrFileSystem, path: str, start: int, end: int, *,
 
 async def _stream(fs: EmrFileSystem, path: str, bucket: str, key: str, start: int, end: int,
                   etag: str | None, piece_size: int) -> AsyncIterator[bytes]:
+    if etag is None and fs._view(path) is not None:
+        etag = (await fs._info(path)).get("ETag")  # the version the view recorded, pinned
     extra = dict(fs._read_kwargs(path))
     if etag:
         extra["IfMatch"] = etag

@@ -17,6 +17,8 @@ rename (directory)      ``tree(src, probe)`` -> S3 COPY of its keys -> ``record_
                         (the copied keys only) -> S3 DELETE of the sources ->
                         ``record_delete_tree(src, confirmed keys)``
 info / open             ``info(path, probe)`` where ``probe`` does the S3 HEAD
+every read (GET)        ``read(path, etag, get)``: the GET pinned to the ETag ``info`` gave;
+                        a stale copy is retried by the policy
 ls                      ``ls(path, probe)`` where ``probe`` does the S3 LIST
 find / glob             ``find(path, probe, in_scope)``: the recursive LIST, checked
                         against the rows below ``path``
@@ -31,11 +33,19 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from .checker import (Verdict, check_listing, check_path, check_tree, merge_tree,
-                      run_with_policy)
+from .checker import (
+    ETAG_MISMATCH,
+    Problem,
+    Verdict,
+    check_listing,
+    check_path,
+    check_tree,
+    merge_tree,
+    run_with_policy,
+)
 from .policy import RetryPolicy, policy_from_options
 from .sink import InconsistencySink, LoggingSink
-from .store import Entry, MetadataStore
+from .store import Entry, MetadataStore, normalize_etag
 from .sync import entry_from_info
 
 __all__ = ["ConsistentView"]
@@ -252,6 +262,45 @@ class ConsistentView:
         return await run_with_policy(look, self.policy, operation=operation, path=path,
                                      throw=self.throw, sink=self.sink, sleep=self.sleep,
                                      clock=self.clock)
+
+    async def read(self, path: str, etag: str, get: Callable[[], Awaitable[Any]],
+                   unpinned: Callable[[], Awaitable[Any]] | None = None) -> Any:
+        """``get()``: a GET of ``path`` pinned to ``etag`` (the version this view's ``info``
+        gave), checked.
+
+        S3 serving another version while the metadata records ``etag`` is a stale
+        copy: retried by the policy, then :class:`~emrfs.errors.ConsistencyError`
+        (or, ``throw=False``, logged and ``unpinned()``: what S3 serves, when the GET
+        is of the whole object; else the :class:`~emrfs.s3.client.ChangedError`).
+        When the metadata records another version, or none, the object really changed
+        since the read began: the ``ChangedError`` is raised at once.
+        """
+        from ..s3.client import ChangedError
+
+        failed: list[ChangedError] = []
+
+        async def look() -> Verdict:
+            try:
+                return Verdict((), await get(), None)
+            except ChangedError as exc:
+                entry = await asyncio.to_thread(self.store.get, path)
+                if entry is None or entry.deleted or entry.etag != normalize_etag(etag):
+                    raise
+                failed[:] = [exc]
+                served = normalize_etag(exc.got) or "another version (412)"
+                return Verdict((Problem(path, ETAG_MISMATCH,
+                                        f"S3 serves {served} but the metadata recorded "
+                                        f"{entry.etag} (a stale read after an overwrite)"),),
+                               None, None)
+
+        response = await run_with_policy(look, self.policy, operation="read", path=path,
+                                         throw=self.throw, sink=self.sink, sleep=self.sleep,
+                                         clock=self.clock)
+        if response is not None:
+            return response
+        if unpinned is not None:
+            return await unpinned()
+        raise failed[-1]
 
     def _remember(self, path: str, view: list[dict], listing) -> None:
         known = {c.path for c in listing.children if c.live}

@@ -17,7 +17,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import Protocol
 
-from ..errors import EncryptionError
+from ..errors import EncryptionError, IntegrityError
 from . import segmented
 from .content import TAG_BYTES, GcmDecryptor, GcmEncryptor
 from .envelope import INSTRUCTION_MARKER, Envelope, Suite, is_encrypted, parse_instruction
@@ -190,7 +190,8 @@ def plaintext_length(stored_length: int, metadata: Mapping[str, str] | None,
     """The plaintext length of an object for ``info()`` and listings.
 
     AWS GCM formats: stored − 16 (S3A reported the stored length: wrong by
-    16).  Segmented: stored − 16 per segment.  Legacy CBC:
+    16).  Segmented: stored − 16 per segment.  A body no plaintext fits (shorter
+    than its tag: truncated) raises :class:`~emrfs.errors.IntegrityError`.  Legacy CBC:
     ``x-amz-unencrypted-content-length`` when the writer stored it.  Objects
     without an envelope on the object (plaintext, or v2 with an instruction
     file the caller did not read) are taken as they are.
@@ -208,7 +209,12 @@ def plaintext_length(stored_length: int, metadata: Mapping[str, str] | None,
         if declared is not None and declared.isdigit():
             return int(declared)
         return stored_length  # CBC padding length is unknowable without decrypting
-    return max(0, stored_length - TAG_BYTES)
+    if stored_length < TAG_BYTES:
+        # no plaintext length fits: reporting 0 would make reads quietly return b""
+        raise IntegrityError(
+            f"{path!r} has {stored_length} bytes, shorter than its {TAG_BYTES}-byte GCM tag: "
+            "the object is truncated; restore it from a copy or delete it", path)
+    return stored_length - TAG_BYTES
 
 
 def _header_only(meta: Mapping[str, str], path: str) -> bytes:

@@ -16,13 +16,14 @@ import logging
 import os
 import random
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ..config import S3Options
 from ..errors import (
     ConfigurationError,
     EmrfsError,
+    ServiceError,
     TransportError,
     is_retryable,
     map_s3_errors,
@@ -46,12 +47,27 @@ class ChangedError(EmrfsError):
         self.got = got
 
 
-class S3Client:
-    """Lazily created, fork-aware aiobotocore S3 client bound to one options set."""
+#: ``pinned_get(path, etag, get, unpinned)``: runs ``get()``, a GET pinned to ``etag``, and
+#: decides what a :class:`ChangedError` from it means (the consistent view retries stale
+#: copies).  ``unpinned`` is the same GET without the pin, for a whole-object GET (whose
+#: response describes itself), else None.
+PinnedGet = Callable[[str, str, Callable[[], Awaitable[dict]],
+                      "Callable[[], Awaitable[dict]] | None"], Awaitable[dict]]
 
-    def __init__(self, options: S3Options, *, sleep=asyncio.sleep):
+
+class S3Client:
+    """Lazily created, fork-aware aiobotocore S3 client bound to one options set.
+
+    ``pinned_get`` wraps every GET that carries ``IfMatch`` (see :data:`PinnedGet`):
+    the one place where the filesystem's policy for a version that S3 does not
+    serve (yet) applies to every read path.
+    """
+
+    def __init__(self, options: S3Options, *, sleep=asyncio.sleep,
+                 pinned_get: PinnedGet | None = None):
         self.options = options
         self._sleep = sleep
+        self._pinned_get = pinned_get
         self._client = None
         self._context = None
         self._pid = os.getpid()
@@ -133,6 +149,10 @@ class S3Client:
 
         ``on_response`` sees each GetObject response (headers, user metadata)
         before its body is read, and may raise to stop the read.
+
+        As a local file reads: a range starting at or after the end of the object
+        is ``b""``, one running past the end is cut there (S3's 416 InvalidRange is
+        not an error here).
         """
         if end <= start:
             return b""
@@ -141,8 +161,17 @@ class S3Client:
         attempt = 0
         while True:
             rng = f"bytes={start + got}-{end - 1}"
-            response = await self._conditional_get(path, Bucket=bucket, Key=key, Range=rng,
-                                                   **kwargs)
+            try:
+                response = await self._conditional_get(path, Bucket=bucket, Key=key,
+                                                       Range=rng, **kwargs)
+            except ServiceError as exc:
+                if exc.code != "InvalidRange":
+                    raise
+                break  # nothing at or after start + got: the object ends there
+            size = _object_size(response)
+            if size is not None:
+                end = min(end, size)  # a range past the end is cut there
+            kwargs = _resume_pinned(kwargs, response)
             if on_response is not None:
                 on_response(response)
             body = response["Body"]
@@ -193,7 +222,16 @@ class S3Client:
             if got or start or end is not None:
                 last = "" if end is None else str(end - 1)
                 extra["Range"] = f"bytes={start + got}-{last}"
-            response = await self._conditional_get(path, Bucket=bucket, Key=key, **extra)
+            try:
+                response = await self._conditional_get(path, Bucket=bucket, Key=key, **extra)
+            except ServiceError as exc:
+                if exc.code != "InvalidRange":
+                    raise
+                return  # nothing at or after the start: the object ends there
+            size = _object_size(response)
+            if total is not None and size is not None:
+                total = min(total, size - start)  # a range past the end is cut there
+            kwargs = _resume_pinned(kwargs, response)
             if on_response is not None:
                 on_response(response)
             if total is None:
@@ -221,7 +259,17 @@ class S3Client:
 
         S3 answers 412 to a failed If-Match; an intermediary (a cache, a lagging
         replica, the fault proxy) may ignore the condition, so the ETag is checked too.
+        A pinned GET runs under ``pinned_get`` (stale copies retried there).
         """
+        expected = kwargs.get("IfMatch")
+        if expected is None or self._pinned_get is None:
+            return await self._checked_get(path, **kwargs)
+        loose = {k: v for k, v in kwargs.items() if k != "IfMatch"}
+        unpinned = None if "Range" in kwargs else (lambda: self._checked_get(path, **loose))
+        return await self._pinned_get(path, expected, lambda: self._checked_get(path, **kwargs),
+                                      unpinned)
+
+    async def _checked_get(self, path: str, **kwargs: Any) -> dict:
         expected = kwargs.get("IfMatch")
         try:
             response = await self.call("get_object", path, **kwargs)
@@ -260,6 +308,22 @@ def _shared_session(profile: str | None):
             session.set_config_variable("profile", profile)
         _sessions[key] = session
     return session
+
+
+def _resume_pinned(kwargs: dict[str, Any], response: dict) -> dict[str, Any]:
+    """GET kwargs for resuming a body that broke: pinned to the version the first
+    response served, so a resumed read never mixes two versions."""
+    etag = response.get("ETag")
+    if not etag or kwargs.get("IfMatch") == etag:
+        return kwargs
+    return {**kwargs, "IfMatch": etag}
+
+
+def _object_size(response: dict) -> int | None:
+    """The whole object's length from a ranged GET's ``Content-Range`` (``bytes a-b/size``),
+    or None when the response does not say."""
+    _, _, size = (response.get("ContentRange") or "").rpartition("/")
+    return int(size) if size.isdigit() else None
 
 
 async def _gathered(body, size: int) -> AsyncIterator[bytes]:

@@ -151,3 +151,59 @@ def test_sequential_records_each_wait_for_their_row():
             assert view.store.get(f"b/s{i}").size == i
 
     asyncio.run(main())
+
+
+def changing_get(*outcomes):
+    """A pinned GET: each outcome in turn is an ETag S3 serves instead (ChangedError)
+    or a response to return."""
+    from emrfs.s3.client import ChangedError
+
+    calls = []
+
+    async def get():
+        calls.append(1)
+        outcome = outcomes[min(len(calls), len(outcomes)) - 1]
+        if isinstance(outcome, str):
+            raise ChangedError("b/k", '"new"', f'"{outcome}"')
+        return outcome
+
+    get.calls = calls
+    return get
+
+
+def test_read_waits_out_a_stale_copy_of_the_recorded_version():
+    view, sink = make_view()
+    asyncio.run(view.record_file("b/k", 1, '"new"'))
+    get = changing_get("old", "old", {"Body": "fresh"})
+    assert asyncio.run(view.read("b/k", '"new"', get)) == {"Body": "fresh"}
+    assert len(get.calls) == 3 and sink.snapshot()["events.recovered"] == 1
+
+
+def test_read_gives_up_by_the_policy():
+    from emrfs.s3.client import ChangedError
+
+    view, sink = make_view()
+    asyncio.run(view.record_file("b/k", 1, '"new"'))
+    with pytest.raises(ConsistencyError, match="stale read"):
+        asyncio.run(view.read("b/k", '"new"', changing_get("old")))
+    lenient, _ = make_view(throw=False)
+    asyncio.run(lenient.record_file("b/k", 1, '"new"'))
+    with pytest.raises(ChangedError):  # a range: the pin stays
+        asyncio.run(lenient.read("b/k", '"new"', changing_get("old")))
+
+    async def whole():
+        return {"Body": "what S3 serves"}
+
+    assert asyncio.run(lenient.read("b/k", '"new"', changing_get("old"), whole)) == \
+        {"Body": "what S3 serves"}
+
+
+def test_read_of_a_version_the_table_no_longer_records_fails_at_once():
+    from emrfs.s3.client import ChangedError
+
+    view, sink = make_view()
+    asyncio.run(view.record_file("b/k", 1, '"newer"'))  # overwritten since the read began
+    get = changing_get("newer")
+    with pytest.raises(ChangedError):
+        asyncio.run(view.read("b/k", '"new"', get))
+    assert len(get.calls) == 1 and not sink.snapshot().get("events.raised")
