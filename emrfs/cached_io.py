@@ -56,9 +56,8 @@ MAX_KNOWN = 100_000
 class BlockCacheAdapter(BaseCache):
     """fsspec file cache (``cache_type="emrfs-blocks"``) over a :class:`CachedReader`.
 
-    ``fetcher`` is the file's own (blocking) ``_fetch_range``; misses await the file's
-    ``_fetch_range_async`` where it has one (else run the fetcher on a worker thread),
-    so the reader's fills stay on the filesystem's event loop.
+    ``fetcher`` is the file's own (blocking) ``_fetch_range``; misses run it on a
+    worker thread so the reader's fills stay on the filesystem's event loop.
     """
 
     name = "emrfs-blocks"
@@ -70,11 +69,6 @@ class BlockCacheAdapter(BaseCache):
         self.reader: CachedReader = reader_factory(self._fetch_async)
 
     async def _fetch_async(self, start: int, end: int) -> bytes:
-        # The file's own coroutine when it has one: a worker thread blocked on the loop
-        # (its _fetch_range) would hold the pool the loop's own work may need.
-        fetch_async = getattr(getattr(self.fetcher, "__self__", None), "_fetch_range_async", None)
-        if fetch_async is not None:
-            return await fetch_async(start, end)
         return await asyncio.to_thread(self.fetcher, start, end)
 
     def _fetch(self, start: int | None, end: int | None) -> bytes:
