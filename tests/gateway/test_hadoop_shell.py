@@ -121,3 +121,27 @@ def test_fsshell_sends_the_token_through_oauth2(tmp_path):
     assert [code for code, _ in good] == [0, 0] and good[1][1] == "guarded"
     assert (served / "bucket" / "in.txt").read_text() == "guarded\n"
     assert bad[0][0] != 0
+
+
+def test_fsshell_non_ascii_and_reserved_names(served_one, gateway, tmp_path, monkeypatch):
+    """Hadoop's client sends non-ASCII path characters as raw UTF-8 in the request line."""
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")  # the JVM decodes its arguments by the locale
+    served = served_one
+    local = tmp_path / "local.txt"
+    local.write_text("grüezi\n", encoding="utf-8")
+    base = f"/{served.bucket}/städte"
+    url = gateway.url.replace("http://", "webhdfs://")
+    results, stderr = run_shell(url, [
+        ["-mkdir", "-p", f"{base}/zürich"],
+        ["-put", str(local), f"{base}/zürich/a b+c%d=e&f.txt"],
+        ["-ls", f"{base}/zürich"],
+        ["-cat", f"{base}/zürich/a b+c%d=e&f.txt"],
+        ["-mv", f"{base}/zürich", f"{base}/東京"],
+        ["-ls", base],
+    ], tmp_path)
+    assert [code for code, _ in results] == [0] * 6, stderr
+    assert f"{base}/zürich/a b+c%d=e&f.txt" in results[2][1]
+    assert results[3][1] == "grüezi"
+    assert f"{base}/東京" in results[5][1]
+    stored = f"{base}/東京/a b+c%d=e&f.txt".lstrip("/")  # the side channel: the decoded key
+    assert served.read_raw(stored) == "grüezi\n".encode()
