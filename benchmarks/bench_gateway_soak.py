@@ -277,7 +277,12 @@ def main(argv: list[str] | None = None) -> int:
             t.start()
         last = began
         while any(t.is_alive() for t in threads):
-            time.sleep(min(args.sample_seconds, max(0.1, until - time.monotonic() + 0.5)))
+            left = until - time.monotonic()
+            if left > 0:
+                time.sleep(min(args.sample_seconds, left))
+            else:  # time is up: the clients finish the operation they are in
+                for t in threads:
+                    t.join()
             now = time.monotonic()
             latencies, failed = tally.take()
             for op, values in latencies.items():
