@@ -159,3 +159,31 @@ def test_sigterm_stops_the_gateway_under_load(layered):
     finally:
         stop_sending.set()
     assert took < 15
+
+
+def test_concurrent_renames_out_of_the_tier(layered, emrfs_s3):
+    """Task outputs written to ``_temporary`` (the ephemeral tier) and renamed into S3
+    at once: each rename uploads from worker threads that wait on the loop, whose
+    consistent-view calls once needed those same threads."""
+    gateway, objects = layered
+    bucket = sorted(objects)[0].split("/")[0]
+    tasks = 16
+    for t in range(tasks):
+        for f in range(4):
+            url = f"{gateway.url}/webhdfs/v1/{bucket}/out/_temporary/0/task{t}/part-{f}"
+            assert requests.put(f"{url}?op=CREATE", data=f"{t}:{f}".encode(),
+                                timeout=30).status_code == 201
+
+    def rename(t: int) -> bool:
+        answer = requests.put(
+            f"{gateway.url}/webhdfs/v1/{bucket}/out/_temporary/0/task{t}?op=RENAME"
+            f"&destination=/{bucket}/out/task{t}", timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["boolean"]
+
+    with ThreadPoolExecutor(tasks) as pool:
+        assert all(pool.map(rename, range(tasks)))
+    keys = {o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket, Prefix="out/")
+            .get("Contents", [])}
+    assert keys == {f"out/task{t}/part-{f}" for t in range(tasks) for f in range(4)}
+    assert gateway.terminate(timeout=15) < 15
