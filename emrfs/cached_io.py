@@ -69,6 +69,12 @@ class BlockCacheAdapter(BaseCache):
         self.reader: CachedReader = reader_factory(self._fetch_async)
 
     async def _fetch_async(self, start: int, end: int) -> bytes:
+        # The file's own coroutine when it has one: a worker thread parked in the file's
+        # blocking _fetch_range (sync on this loop) would hold a pool thread that threads
+        # already waiting on this loop (fs.open in a tier copy) may need: they starve.
+        fetch_async = getattr(getattr(self.fetcher, "__self__", None), "_fetch_range_async", None)
+        if fetch_async is not None:
+            return await fetch_async(start, end)
         return await asyncio.to_thread(self.fetcher, start, end)
 
     def _fetch(self, start: int | None, end: int | None) -> bytes:
