@@ -69,6 +69,12 @@ class BlockCacheAdapter(BaseCache):
         self.reader: CachedReader = reader_factory(self._fetch_async)
 
     async def _fetch_async(self, start: int, end: int) -> bytes:
+        # The file's own coroutine when it has one: a worker thread parked in the file's
+        # blocking _fetch_range (sync on this loop) would hold a pool thread that threads
+        # already waiting on this loop (fs.open in a tier copy) may need: they starve.
+        fetch_async = getattr(getattr(self.fetcher, "__self__", None), "_fetch_range_async", None)
+        if fetch_async is not None:
+            return await fetch_async(start, end)
         return await asyncio.to_thread(self.fetcher, start, end)
 
     def _fetch(self, start: int | None, end: int | None) -> bytes:
@@ -258,17 +264,32 @@ class CachedIO:
         bucket, key = paths.split(path)
         etag = info.get("ETag")
 
+        source = None
+
         async def fetch(start: int, end: int) -> bytes:
+            nonlocal source
             if info.get("cse"):
-                # decryption belongs to the file class the filesystem opens
-                f = await asyncio.to_thread(fs.open, path, "rb", cache_type="none")
-                try:
-                    return await asyncio.to_thread(f._fetch_range, start, end)
-                finally:
-                    f.close()
+                # Decrypted here, on the loop: a worker thread opening the file would wait
+                # (sync) on loop work that needs a worker thread too, and concurrent reads
+                # then fill the loop's pool with threads waiting on each other.
+                if source is None:
+                    source = await fs._encrypted.range_source(
+                        path, await self._cse_details(path, info))
+                return await source.read(start, end)
             return await fs._read_range_checked(path, bucket, key, start, end, etag)
 
         return fetch
+
+    async def _cse_details(self, path: str, info: dict) -> dict:
+        """``info`` with its CSE envelope (a version known only by identity has none):
+        looked up again, and refused (ChangedError) if it is another version now."""
+        if isinstance(info.get("cse"), dict):
+            return info
+        current = await self.fs._info(path)
+        etag = info.get("ETag")
+        if etag and current.get("ETag") != etag or not isinstance(current.get("cse"), dict):
+            raise ChangedError(path, etag or "?", current.get("ETag"))
+        return current
 
     def close(self) -> None:
         if self._local is not None:

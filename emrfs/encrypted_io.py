@@ -658,10 +658,10 @@ class EncryptedFile(EmrFile):
 
     # --- reading --------------------------------------------------------------------
 
-    def _fetch_range(self, start: int, end: int) -> bytes:
+    async def _fetch_range_async(self, start: int, end: int) -> bytes:
         if self._ranges is None:
-            return super()._fetch_range(start, end)
-        return sync(self.fs.loop, self._ranges.read, start, end)
+            return await super()._fetch_range_async(start, end)
+        return await self._ranges.read(start, end)
 
     # --- writing --------------------------------------------------------------------
 

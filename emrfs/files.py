@@ -113,10 +113,14 @@ class EmrFile(AbstractBufferedFile):
     # --- reading -------------------------------------------------------------------
 
     def _fetch_range(self, start: int, end: int) -> bytes:
+        return sync(self.fs.loop, self._fetch_range_async, start, end)
+
+    async def _fetch_range_async(self, start: int, end: int) -> bytes:
+        """``_fetch_range`` as a coroutine on the filesystem's loop (the block cache's fills)."""
         # With the ETag pinned, an overwrite mid-read fails (ChangedError) instead of
         # mixing two versions; the consistent view retries stale copies first.
-        return sync(self.fs.loop, self.fs._read_range_checked, self.path, self.bucket,
-                    self.key, start, end, self._etag)
+        return await self.fs._read_range_checked(self.path, self.bucket, self.key, start, end,
+                                                 self._etag)
 
     # --- writing -------------------------------------------------------------------
 

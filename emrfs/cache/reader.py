@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from ..blocking import run_blocking
 from ..errors import IntegrityError
 from .blocks import blocks_for, block_span, clip, coalesce, run_span
 from .store import BlockStore, ObjectIdentity
@@ -131,7 +132,7 @@ class CachedReader:
         todo = [i for i in indices if i not in waiting]
         if todo and not self._retired:
             self._retired = True  # first miss of this reader: drop other versions' blocks
-            await asyncio.to_thread(self.store.drop_owner, "c", self.identity.owner,
+            await run_blocking(self.store.drop_owner, "c", self.identity.owner,
                                     self.identity.tag)
         runs = coalesce(todo, self.max_fetch_blocks)
         for run in runs:

@@ -1,7 +1,8 @@
 """The consistent view as the filesystem uses it: async, one call per step.
 
 The filesystem owns the S3 calls and their order; :class:`ConsistentView`
-owns the metadata side.  Blocking store calls run in ``asyncio.to_thread``.
+owns the metadata side.  Blocking store calls run on :mod:`emrfs.blocking`'s leaf threads
+(never the loop's default pool, which threads waiting on the loop may fill).
 Every ``record_*`` is called *after* the S3 call it records has succeeded, so
 a crash in between leaves S3 ahead of the table, which ``emrfs diff`` reports
 and ``emrfs sync`` mends, and nothing is lost:
@@ -33,6 +34,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from ..blocking import run_blocking
 from .checker import (
     ETAG_MISMATCH,
     Problem,
@@ -141,7 +143,7 @@ class ConsistentView:
             batch, state.pending = state.pending, []
             rows = [e for entries, _ in batch for e in entries]
             try:
-                await asyncio.to_thread(self.store.put_many, rows)
+                await run_blocking(self.store.put_many, rows)
             except Exception as exc:
                 outcome: BaseException | None = exc
             else:
@@ -155,17 +157,17 @@ class ConsistentView:
                     done.set_exception(outcome)
 
     async def record_directory(self, path: str) -> None:
-        await asyncio.to_thread(self.store.record_directory, path)
+        await run_blocking(self.store.record_directory, path)
 
     async def record_delete(self, paths: str | Iterable[str]) -> None:
         paths = [paths] if isinstance(paths, str) else list(paths)
-        await asyncio.to_thread(self.store.delete_many, paths)
+        await run_blocking(self.store.delete_many, paths)
 
     async def record_delete_tree(self, path: str, deleted: Iterable[str] = ()) -> None:
         """Tombstones for ``deleted`` (the paths whose S3 deletes were confirmed: files,
         and directories whose markers went) and for the directory rows at or below
         ``path`` that nothing live remains below.  Rows for keys S3 still holds stay."""
-        await asyncio.to_thread(self.store.delete_confirmed, path, list(deleted))
+        await run_blocking(self.store.delete_confirmed, path, list(deleted))
 
     async def record_copy(self, src: str, dst: str,
                           overrides: Mapping[str, Entry] | None = None) -> None:
@@ -174,7 +176,7 @@ class ConsistentView:
         ``overrides`` carries what the copies returned (a multipart copy has a
         new ETag); keys are destination paths.
         """
-        await asyncio.to_thread(self.store.copy_subtree, src, dst, overrides)
+        await run_blocking(self.store.copy_subtree, src, dst, overrides)
 
     # --- checked reads ------------------------------------------------------------------
 
@@ -186,7 +188,7 @@ class ConsistentView:
         """
         async def look() -> Verdict:
             shown = await probe()
-            entry = await asyncio.to_thread(self.store.get, path)
+            entry = await run_blocking(self.store.get, path)
             return check_path(path, shown, entry, etag_verification=self.etag_verification)
 
         return await run_with_policy(look, self.policy, operation="info", path=path,
@@ -201,7 +203,7 @@ class ConsistentView:
         listing, children the table lacks are recorded and the directory is
         marked authoritative, so the next listing can be fast.
         """
-        first = await asyncio.to_thread(self.store.list_children, path)
+        first = await run_blocking(self.store.list_children, path)
         if self.fast_list and first.authoritative:
             return [e.info() for e in first.live]
         pending = [first]
@@ -209,7 +211,7 @@ class ConsistentView:
         async def look() -> Verdict:
             shown = await probe()
             listing = pending.pop() if pending else \
-                await asyncio.to_thread(self.store.list_children, path)
+                await run_blocking(self.store.list_children, path)
             verdict = check_listing(path, shown, listing,
                                     etag_verification=self.etag_verification)
             if verdict.consistent:
@@ -221,7 +223,7 @@ class ConsistentView:
                                      clock=self.clock)
         listing = getattr(look, "listing", None)
         if self.fast_list and listing is not None and listing.entry is not None:
-            await asyncio.to_thread(self._remember, path, view, listing)
+            await run_blocking(self._remember, path, view, listing)
         return view
 
     async def find(self, path: str, probe: FindProbe, in_scope: Callable[[str], bool],
@@ -232,7 +234,7 @@ class ConsistentView:
         retried by the policy as for ``ls``."""
         async def look() -> Verdict:
             shown = await probe()
-            rows = await asyncio.to_thread(
+            rows = await run_blocking(
                 lambda: [e for e in self.store.walk(path) if e.path != path and in_scope(e.path)])
             return check_tree(path, shown, rows, etag_verification=self.etag_verification,
                               with_dirs=withdirs)
@@ -255,7 +257,7 @@ class ConsistentView:
         """
         async def look() -> Verdict:
             shown = await probe()
-            rows = await asyncio.to_thread(
+            rows = await run_blocking(
                 lambda: [e for e in self.store.walk(path) if e.path != path])
             return merge_tree(path, shown, rows, etag_verification=self.etag_verification)
 
@@ -283,7 +285,7 @@ class ConsistentView:
             try:
                 return Verdict((), await get(), None)
             except ChangedError as exc:
-                entry = await asyncio.to_thread(self.store.get, path)
+                entry = await run_blocking(self.store.get, path)
                 if entry is None or entry.deleted or entry.etag != normalize_etag(etag):
                     raise
                 failed[:] = [exc]

@@ -8,7 +8,8 @@ upload for emrfs) that successive APPENDs stream into.
 
 * The first APPEND of a session copies the file's existing bytes into the new
   writer (one rewrite), later ones only add their own bytes.
-* Each APPEND body is spooled (memory up to ``spool_bytes``, then local disk)
+* Each APPEND body is spooled (memory up to ``spool_bytes``, then local disk,
+  sealed under a key that lives only in this process: never plaintext on disk)
   before it reaches the writer, so a client that drops mid-body changes nothing.
 * A session commits (the upload completes and the file shows the new bytes)
   when any other request through this gateway touches the path, an ancestor
@@ -20,9 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from .backend import Backend, Writer
 
@@ -82,8 +82,8 @@ class AppendSessions:
         finally:
             spool.close()
 
-    async def _spool(self, body: AsyncIterator[bytes]):
-        spool = tempfile.SpooledTemporaryFile(max_size=self.spool_bytes)
+    async def _spool(self, body: AsyncIterator[bytes]) -> BodySpool:
+        spool = BodySpool(self.spool_bytes)
         try:
             async for chunk in body:
                 spool.write(chunk)
@@ -168,10 +168,51 @@ class AppendSessions:
                 pass
 
 
-def _copy_spool(spool, writer: Writer) -> int:
-    spool.seek(0)
+class BodySpool:
+    """One APPEND body: in memory up to ``memory_bytes``, then on local disk sealed
+    (:class:`~emrfs.encrypted_io.SealedSpool`: an unlinked file under a per-process
+    key), whatever the filesystem's encryption: a body may be a CSE file's plaintext."""
+
+    def __init__(self, memory_bytes: int):
+        self.memory_bytes = memory_bytes
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+        self._sealed = None
+
+    def write(self, chunk: bytes) -> None:
+        if self._sealed is None and self._held_bytes + len(chunk) <= self.memory_bytes:
+            self._held.append(bytes(chunk))
+            self._held_bytes += len(chunk)
+            return
+        if self._sealed is None:
+            from emrfs.encrypted_io import SealedSpool  # lazy: only large bodies need it
+
+            self._sealed = SealedSpool("gateway-append")
+            for held in self._held:
+                self._sealed.write(held)
+            self._held, self._held_bytes = [], 0
+        self._sealed.write(chunk)
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The body again, from the start, in pieces of at most ``size`` bytes."""
+        if self._sealed is None:
+            yield from self._held
+            return
+        if self._sealed.size is None:
+            self._sealed.seal()
+        total = self._sealed.size or 0
+        for start in range(0, total, size):
+            yield self._sealed.read(start, min(total, start + size))
+
+    def close(self) -> None:
+        self._held = []
+        if self._sealed is not None:
+            self._sealed.close()
+
+
+def _copy_spool(spool: BodySpool, writer: Writer) -> int:
     count = 0
-    while chunk := spool.read(COPY_CHUNK):
+    for chunk in spool.chunks(COPY_CHUNK):
         writer.write(chunk)
         count += len(chunk)
     return count

@@ -139,10 +139,13 @@ class Writer:
     def _open(self, autocommit: bool):
         kwargs = {} if autocommit else {"autocommit": False}
         try:
-            return self.fs.open(self.path, "wb", **kwargs)
+            f = self.fs.open(self.path, "wb", **kwargs)
         except FileNotFoundError:
             self.fs.makedirs(self.fs._parent(self.path), exist_ok=True)
-            return self.fs.open(self.path, "wb", **kwargs)
+            f = self.fs.open(self.path, "wb", **kwargs)
+        if not autocommit:
+            _untrack(self.fs, f)
+        return f
 
     def write(self, data: bytes) -> None:
         self._file.write(data)
@@ -179,3 +182,20 @@ class Writer:
                 self.fs.rm(self.path)
             except Exception:  # noqa: BLE001 - nothing may have been created
                 pass
+
+
+def _untrack(fs: AbstractFileSystem, f: Any) -> None:
+    """Take ``f`` out of the filesystem's transaction (and the one of the filesystem a
+    ``DirFileSystem`` wraps).  fsspec files each ``autocommit=False`` file there for a
+    transaction to commit; a Writer commits its own, and nothing would ever empty the
+    list: every file written would keep its buffer (the gateway's memory grew with
+    every byte written).  A transaction the caller started keeps its files."""
+    while fs is not None:
+        transaction = getattr(fs, "_transaction", None)
+        files = getattr(transaction, "files", None)
+        if files is not None and not getattr(fs, "_intrans", False):
+            for index, tracked in enumerate(files):
+                if tracked is f:  # by identity: fsspec files compare unequal in write mode
+                    del files[index]
+                    break
+        fs = fs.fs if isinstance(fs, DirFileSystem) else None

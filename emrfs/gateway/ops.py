@@ -13,6 +13,7 @@ import asyncio
 import bisect
 import contextlib
 import hashlib
+import re
 import struct
 import zlib
 from urllib.parse import quote, urlencode
@@ -494,10 +495,11 @@ async def _accepted(call: Call, body: dict | None = None) -> web.StreamResponse:
 
 async def setpermission(call: Call) -> web.StreamResponse:
     permission = call.params.get("permission", "755")
-    try:
-        int(permission, 8)
-    except ValueError:
-        raise bad_request(f'Invalid value for webhdfs parameter "permission": {permission!r}')
+    # HDFS's domain: an octal short within 0..1777 (sticky bit and rwx for three classes)
+    if not re.fullmatch(r"[0-7]{1,4}", permission) or int(permission, 8) > 0o1777:
+        raise bad_request(f'Invalid value for webhdfs parameter "permission": {permission!r} '
+                          f"for {call.path} is not an octal permission from 0 to 1777 "
+                          "(e.g. 755)")
     return await _accepted(call)
 
 

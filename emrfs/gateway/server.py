@@ -16,6 +16,7 @@ from aiohttp import web
 from fsspec.spec import AbstractFileSystem
 
 from .app import make_app
+from .protocol import GatewayRunner
 
 logger = logging.getLogger("emrfs.gateway")
 
@@ -40,7 +41,7 @@ async def _start(fs, host, port, tls, app_options) -> tuple[web.AppRunner, int]:
     # pool (cores + 4) would queue a Spark executor's concurrent writes behind each other.
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="emrfs-gateway"))
-    runner = web.AppRunner(make_app(fs, **app_options), access_log=None,
+    runner = GatewayRunner(make_app(fs, **app_options), access_log=None,
                            handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=tls, reuse_address=True)

@@ -1,0 +1,49 @@
+"""Threads for blocking calls that never wait on an event loop (metadata store I/O).
+
+Code on the filesystem's loop also hands *bridging* work to the loop's default
+pool: a worker thread that opens a file or writes one (``fs.open`` and friends)
+and so waits, with ``fsspec.asyn.sync``, on coroutines of that same loop.  When
+those coroutines needed the same pool for their own blocking calls (the
+consistent view's DynamoDB requests), enough concurrent bridges filled it with
+threads waiting on work queued behind them, and the filesystem hung (the gateway
+with the tier and the consistent view on, tier-to-S3 renames, CSE reads).  Leaf
+calls run here instead, on threads that only ever wait on I/O: whatever holds the
+default pool, they make progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+__all__ = ["run_blocking", "LEAF_THREADS"]
+
+#: threads for leaf calls per process (DynamoDB requests in flight at once)
+LEAF_THREADS = 32
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_executor: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _leaf_executor() -> ThreadPoolExecutor:
+    global _executor
+    with _lock:
+        if _executor is None or _executor[0] != os.getpid():  # after fork: new threads
+            _executor = (os.getpid(), ThreadPoolExecutor(
+                max_workers=LEAF_THREADS, thread_name_prefix="emrfs-leaf"))
+        return _executor[1]
+
+
+async def run_blocking(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``await asyncio.to_thread(func, ...)`` on the leaf threads: for calls that block on
+    I/O only, never on an event loop (which would bring the starvation back)."""
+    loop = asyncio.get_running_loop()
+    call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
+    return await loop.run_in_executor(_leaf_executor(), call)
