@@ -646,8 +646,13 @@ class Divergence:
     got: str
 
     @property
-    def signature(self) -> tuple[str, str]:
-        return (self.op.name, self.check)
+    def signature(self) -> tuple[str, str, str]:
+        """The kind of divergence: operation, check, and for a wrong result what came
+        instead (an error class, or a value)."""
+        got = ""
+        if self.check == "result":
+            got = self.got.split(":")[0] if self.got.startswith("raises") else "a value"
+        return (self.op.name, self.check, got)
 
     def __str__(self) -> str:
         return (f"op #{self.index} {self.op}: {self.check}: expected {self.expected}; "
@@ -791,8 +796,10 @@ def _live_rows(env: Environment, bucket: str) -> dict[str, bool]:
 
 
 def run(env: Environment, ops: Sequence[Op], *, verify: bool = True,
-        on_step: Callable[[int], None] | None = None) -> Divergence | None:
-    """Replay ``ops`` on a fresh bucket; the first divergence from the model, or None."""
+        on_step: Callable[[int, Any, str], None] | None = None) -> Divergence | None:
+    """Replay ``ops`` on a fresh bucket; the first divergence from the model, or None.
+
+    ``on_step(index, fs, bucket)`` runs after each operation, before the checks."""
     fs, bucket = env.fresh()
     model = Model()
     try:
@@ -802,7 +809,7 @@ def run(env: Environment, ops: Sequence[Op], *, verify: bool = True,
             if env.proxy is not None:
                 env.clock.tick()
             if on_step is not None:
-                on_step(i)
+                on_step(i, fs, bucket)
             if got != expected:
                 return Divergence(i, op, "result", str(expected), str(got))
             if verify and op.name in MUTATING:
@@ -886,7 +893,8 @@ class Report:
         lines = [head]
         for f in self.findings:
             d = f.divergence
-            lines.append(f"  - {d.op.name} / {d.check} ({f.occurrences} time(s)); first in "
+            lines.append(f"  - {' / '.join(filter(None, d.signature))} ({f.occurrences} "
+                         "time(s)); first in "
                          f"segment seed {f.seed}: {d}")
             if f.shrunk is not None:
                 lines.append(f"    shortest failing sequence ({len(f.shrunk)} of {d.index + 1} "
@@ -913,11 +921,11 @@ def segment_seed(seed: int, index: int) -> int:
 
 def run_workload(config: str | Config, seed: int, n_ops: int, endpoint: str, *,
                  segment: int = 200, verify: bool = True, shrink_seconds: float = 60.0,
-                 ops: Sequence[Op] | None = None,
+                 shrink_limit: int | None = None, ops: Sequence[Op] | None = None,
                  log: Callable[[str], None] | None = None) -> Report:
     """Run ``n_ops`` operations on ``config`` in segments of ``segment`` (each from its
     own seed, on a fresh bucket), or replay ``ops``; shrink the first failure of each
-    distinct kind (``shrink_seconds`` each)."""
+    distinct kind (``shrink_seconds`` each, the first ``shrink_limit`` kinds)."""
     cfg = CONFIGS[config] if isinstance(config, str) else config
     started = time.monotonic()
     env = Environment(cfg, endpoint, seed=seed)
@@ -958,7 +966,8 @@ def run_workload(config: str | Config, seed: int, n_ops: int, endpoint: str, *,
                 report.findings.append(finding)
                 if log is not None:
                     log(f"[{cfg.name}] segment seed {s}: {divergence}")
-                if shrink_seconds > 0:
+                if shrink_seconds > 0 and (shrink_limit is None
+                                           or len(report.findings) <= shrink_limit):
                     _shrink_finding(env, self_check, finding, verify, shrink_seconds)
         report.faults = env.fault_counts()
         report.seconds = time.monotonic() - started
@@ -987,7 +996,7 @@ def format_table(reports: Iterable[Report]) -> str:
     rows = [("configuration", "operations", "faults injected", "divergences", "kinds",
              "seconds")]
     for r in reports:
-        kinds = ", ".join(f"{f.divergence.op.name}/{f.divergence.check}" for f in r.findings)
+        kinds = ", ".join("/".join(filter(None, f.divergence.signature)) for f in r.findings)
         rows.append((r.config, str(r.operations), str(r.faults_total),
                      str(r.divergences), kinds or "-", f"{r.seconds:.1f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
