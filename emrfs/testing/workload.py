@@ -191,7 +191,8 @@ def error_kind(exc: BaseException) -> str:
                       (FileExistsError, "FileExistsError"),
                       (IsADirectoryError, "IsADirectoryError"),
                       (NotADirectoryError, "NotADirectoryError"),
-                      (InvalidPathError, "InvalidPathError")):
+                      (InvalidPathError, "InvalidPathError"),
+                      (PermissionError, "PermissionError")):
         if isinstance(exc, cls):
             return name
     if isinstance(exc, OSError) and exc.errno == errno.ENOTEMPTY:
@@ -203,17 +204,19 @@ class Model:
     """The namespace as it must be: files (path -> bytes) and directories.
 
     Every ancestor of an entry is a directory (HDFS); an emptied directory stays
-    one; ``""`` is the bucket, always a directory.
+    one; ``""`` is the bucket, always a directory.  With ``ephemeral_tier`` (the
+    cache on), renaming persistent data into an ephemeral path is refused with
+    ``PermissionError``, as the tier documents (the data would live only as long
+    as the tier).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ephemeral_tier: bool = False) -> None:
         self.files: dict[str, bytes] = {}
         self.dirs: set[str] = set()
+        self.ephemeral_tier = ephemeral_tier
 
-    def copy(self) -> Model:
-        other = Model()
-        other.files, other.dirs = dict(self.files), set(self.dirs)
-        return other
+    def _into_tier(self, src: str, dst: str) -> bool:
+        return self.ephemeral_tier and not is_ephemeral(src) and is_ephemeral(dst)
 
     def kind(self, path: str) -> str | None:
         if path == "" or path in self.dirs:
@@ -320,6 +323,8 @@ class Model:
         if src_kind == "file":
             if dst_kind == "directory":
                 return _err("IsADirectoryError")
+            if self._into_tier(src, dst):
+                return _err("PermissionError")
             if self._blocked(dst):
                 return _err("NotADirectoryError")
             data = self.files.pop(src)
@@ -330,6 +335,8 @@ class Model:
             return _err("InvalidPathError")
         if dst_kind is not None:
             return _err("FileExistsError")
+        if self._into_tier(src, dst):
+            return _err("PermissionError")
         if self._blocked(dst):
             return _err("NotADirectoryError")
         moved_files = {p: d for p, d in self.files.items() if _within(p, src)}
@@ -801,7 +808,7 @@ def run(env: Environment, ops: Sequence[Op], *, verify: bool = True,
 
     ``on_step(index, fs, bucket)`` runs after each operation, before the checks."""
     fs, bucket = env.fresh()
-    model = Model()
+    model = Model(ephemeral_tier=env.config.cache)
     try:
         for i, op in enumerate(ops):
             expected = model.apply(op)

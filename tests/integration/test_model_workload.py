@@ -1,7 +1,7 @@
 """The model-based random workload (emrfs.testing.workload) against every configuration.
 
-Each configuration runs EMRFS_WORKLOAD_OPS seeded operations (default 200; seed
-EMRFS_WORKLOAD_SEED, default 20261206) against the in-memory model, with the
+Each configuration runs MODEL_WORKLOAD_OPS seeded operations (default 200; seed
+MODEL_WORKLOAD_SEED, default 20261206) against the in-memory model, with the
 side-channel checks after every mutation.  A failure prints each distinct
 divergence, its shortest sequence and the command that replays it.
 ``-m "not workload"`` skips the module; ``python -m benchmarks.model_workload``
@@ -18,8 +18,8 @@ from emrfs.testing.workload import CONFIGS, Environment, Op, run, run_workload
 
 pytestmark = [pytest.mark.integration, pytest.mark.workload]
 
-OPS = int(os.environ.get("EMRFS_WORKLOAD_OPS", "200"))
-SEED = int(os.environ.get("EMRFS_WORKLOAD_SEED", "20261206"))
+OPS = int(os.environ.get("MODEL_WORKLOAD_OPS", "200"))
+SEED = int(os.environ.get("MODEL_WORKLOAD_SEED", "20261206"))
 
 
 @pytest.mark.timeout(600)
