@@ -1,6 +1,7 @@
 """The model-based random workload (emrfs.testing.workload) against every configuration.
 
-Each configuration runs MODEL_WORKLOAD_OPS seeded operations (default 200; seed
+Each configuration runs MODEL_WORKLOAD_OPS seeded operations (default 200, and 150
+where the fault proxy and the consistent view slow every operation; seed
 MODEL_WORKLOAD_SEED, default 20261206) against the in-memory model, with the
 side-channel checks after every mutation.  A failure prints each distinct
 divergence, its shortest sequence and the command that replays it.
@@ -18,17 +19,18 @@ from emrfs.testing.workload import CONFIGS, Environment, Op, run, run_workload
 
 pytestmark = [pytest.mark.integration, pytest.mark.workload]
 
-OPS = int(os.environ.get("MODEL_WORKLOAD_OPS", "200"))
+OPS = os.environ.get("MODEL_WORKLOAD_OPS")
 SEED = int(os.environ.get("MODEL_WORKLOAD_SEED", "20261206"))
 
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_random_workload_matches_the_model(emrfs_endpoint, config):
-    report = run_workload(config, SEED, OPS, emrfs_endpoint, segment=100,
+    n_ops = int(OPS) if OPS else 150 if CONFIGS[config].consistent else 200
+    report = run_workload(config, SEED, n_ops, emrfs_endpoint, segment=100,
                           shrink_seconds=10, shrink_limit=2)
     print(report.describe())
-    assert report.operations == OPS
+    assert report.operations == n_ops
     if CONFIGS[config].consistent:
         assert report.faults_total > 0, "the proxy injected nothing: the run proved nothing"
     assert report.ok, report.describe()
