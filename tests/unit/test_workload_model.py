@@ -85,8 +85,8 @@ def test_find_and_exists():
 
 
 def test_generation_is_seeded_and_covers_the_vocabulary():
-    ops = generate(5, 1500)
-    assert ops == generate(5, 1500) and ops != generate(6, 1500)
+    ops = generate(5, 800)
+    assert ops == generate(5, 800) and ops != generate(6, 800)
     assert {op.name for op in ops} == set(VOCABULARY)
     # the universe is small (renames into directories make a few deeper names)
     assert sum(op.path in PATHS for op in ops) > len(ops) / 2
