@@ -602,6 +602,9 @@ class Environment:
 
         bucket = f"emrfs-wl-{uuid.uuid4().hex[:16]}"
         self.s3.create_bucket(Bucket=bucket)
+        # a table per run: the side channel scans it after every mutation, and a table
+        # that kept every earlier run's rows would slow each scan down
+        self.table = f"emrfs-workload-{uuid.uuid4().hex[:10]}"
         cache_dir = tempfile.mkdtemp(dir=self.workdir)
         url = self.proxy.url if self.proxy is not None else self.endpoint
         fs = EmrFileSystem(endpoint_url=url, **self.options(cache_dir))
@@ -619,6 +622,11 @@ class Environment:
         except Exception:  # no cache, or no tier was ever made
             pass
         _empty_and_delete(self.s3, bucket)
+        if self.config.consistent:
+            try:
+                self.ddb.delete_table(TableName=self.table)
+            except self.ddb.exceptions.ResourceNotFoundException:
+                pass
 
     def fault_counts(self) -> dict[str, int]:
         return dict(self.proxy.counters().faults) if self.proxy is not None else {}
