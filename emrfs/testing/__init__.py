@@ -7,6 +7,8 @@
   buckets per test, and ``emrfs_fault_proxy``.
 * :mod:`emrfs.testing.faults` holds :class:`~emrfs.testing.faults.FaultProxy`, a
   proxy that injects eventual consistency, throttling and cut connections.
+* :mod:`emrfs.testing.workload` runs a seeded random workload against a model of
+  the namespace in every configuration, and shrinks what fails.
 """
 
 from .faults import Failure, FaultKind, FaultPolicy, FaultProxy, Inconsistency, ProxyCounters
