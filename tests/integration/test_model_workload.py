@@ -1,6 +1,6 @@
 """The model-based random workload (emrfs.testing.workload) against every configuration.
 
-Each configuration runs MODEL_WORKLOAD_OPS seeded operations (default 200, and 150
+Each configuration runs MODEL_WORKLOAD_OPS seeded operations (default 200, and 120
 where the fault proxy and the consistent view slow every operation; seed
 MODEL_WORKLOAD_SEED, default 20261206) against the in-memory model, with the
 side-channel checks after every mutation.  A failure prints each distinct
@@ -26,7 +26,7 @@ SEED = int(os.environ.get("MODEL_WORKLOAD_SEED", "20261206"))
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_random_workload_matches_the_model(emrfs_endpoint, config):
-    n_ops = int(OPS) if OPS else 150 if CONFIGS[config].consistent else 200
+    n_ops = int(OPS) if OPS else 120 if CONFIGS[config].consistent else 200
     report = run_workload(config, SEED, n_ops, emrfs_endpoint, segment=100,
                           shrink_seconds=10, shrink_limit=2)
     print(report.describe())
