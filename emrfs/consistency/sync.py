@@ -4,8 +4,8 @@ These need a view of S3, given as an :class:`S3Walker`: anything with
 ``walk(path)`` yielding ``(path, info)`` for every object at or below a path
 (fsspec info dicts: name, size, type, ETag, mtime or LastModified).  Folder
 markers (``dir/``, ``dir_$folder$``) come as ``type == "directory"``.
-:class:`AioS3Walker` is one over raw aiobotocore; the filesystem's own listing
-fits the same protocol.
+:class:`AioS3Walker` is one over emrfs's S3 transport; the filesystem's own
+listing fits the same protocol.
 
 A crash between an S3 write and the metadata write leaves an object S3 has
 and the table lacks: :func:`diff` reports it (``s3_only``) and :func:`sync`
@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import paths as P
+from ..config import S3Options
+from ..s3.client import S3Client
+from ..s3.listing import list_pages
 from .store import Entry, MetadataStore, normalize_etag
 
 __all__ = ["S3Walker", "AioS3Walker", "DiffItem", "DiffReport", "SyncReport", "FsckProblem",
@@ -57,35 +60,31 @@ def entry_from_info(path: str, info: dict) -> Entry:
 
 
 class AioS3Walker:
-    """Lists a prefix with raw aiobotocore ``ListObjectsV2`` (no emrfs layers between).
+    """Lists a prefix through emrfs's S3 transport (:class:`~emrfs.s3.client.S3Client`).
 
-    ``client_kwargs`` go to ``create_client`` (endpoint_url, region_name,
-    aws_access_key_id...).
+    So a walk gets what every other S3 call gets: ``s3.max_attempts`` retries,
+    ``ca_bundle``, the profile, the addressing style, and errors translated
+    once (a missing bucket is a ``FileNotFoundError`` naming the path).
+
+    ``client`` is an :class:`S3Client` (not closed here: the owner closes it)
+    or :class:`~emrfs.config.S3Options`, for which the walker makes its own
+    client for each walk and closes it afterwards.
     """
 
-    _session = None  # one session per process: it caches the parsed service models
-
-    def __init__(self, **client_kwargs: Any):
-        self.client_kwargs = client_kwargs
+    def __init__(self, client: S3Client | S3Options):
+        self.client = client
 
     @classmethod
     def from_options(cls, options) -> AioS3Walker:
-        s3 = options.s3
-        kwargs = {"endpoint_url": s3.endpoint_url, "region_name": s3.region,
-                  "aws_access_key_id": s3.access_key_id,
-                  "aws_secret_access_key": s3.secret_access_key,
-                  "aws_session_token": s3.session_token}
-        return cls(**{k: v for k, v in kwargs.items() if v is not None})
+        """The walker for an :class:`~emrfs.config.Options` tree's ``s3`` section."""
+        return cls(options.s3)
 
     async def walk(self, path: str) -> AsyncIterator[tuple[str, dict]]:
-        from aiobotocore.session import get_session
-
-        if AioS3Walker._session is None:
-            AioS3Walker._session = get_session()
+        owned = not isinstance(self.client, S3Client)
+        client = S3Client(self.client) if owned else self.client
         bucket, key = P.split(path)
-        async with AioS3Walker._session.create_client("s3", **self.client_kwargs) as client:
-            paginator = client.get_paginator("list_objects_v2")
-            async for page in paginator.paginate(Bucket=bucket, Prefix=key):
+        try:
+            async for page in list_pages(client, path, bucket, key, delimiter=None):
                 for obj in page.get("Contents", []):
                     name = obj["Key"]
                     directory = P.marker_dir(name)
@@ -100,6 +99,9 @@ class AioS3Walker:
                         yield full, {"name": full, "size": obj.get("Size", 0), "type": "file",
                                      "ETag": obj.get("ETag"),
                                      "LastModified": obj.get("LastModified")}
+        finally:
+            if owned:
+                await client.close()
 
 
 async def _collect_s3(walker: S3Walker, path: str,

@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+from emrfs import config
+from emrfs.config import S3Options
 from emrfs.consistency import sync as S
 from emrfs.consistency.dynamodb import DynamoDBMetadataStore
 from emrfs.consistency.model import TableSpec
@@ -26,7 +28,7 @@ def store(emrfs_endpoint):
 
 @pytest.fixture
 def walker(emrfs_endpoint):
-    return S.AioS3Walker(endpoint_url=emrfs_endpoint, region_name="us-east-1")
+    return S.AioS3Walker(S3Options(endpoint_url=emrfs_endpoint, region="us-east-1"))
 
 
 def put(s3, bucket, key, body=b"x"):
@@ -139,3 +141,37 @@ def test_fsck_finds_and_fixes_invariant_breaks(store, emrfs_endpoint):
     assert [(p.path, p.kind) for p in again.problems] == [("bk/file/child", "parent_is_file")]
     assert store.get("bk/orphan/deep").is_dir and store.get("bk/deadparent").live
     assert store.get("bk/nottl").ttl is not None
+
+
+def test_walker_follows_the_transport_retry_policy_and_error_table(store, emrfs_fault_proxy,
+                                                                  emrfs_s3, emrfs_bucket):
+    """Throttled LISTs are retried s3.max_attempts times, then one ThrottledError naming
+    the path; a missing bucket is a FileNotFoundError.  (The walker used to run its own
+    client: botocore's default retries, raw ClientErrors.)"""
+    from emrfs.errors import ThrottledError
+    from emrfs.testing.faults import Failure, FaultPolicy
+
+    b = emrfs_bucket
+    put(emrfs_s3, b, "t/a")
+    walker = S.AioS3Walker.from_options(config.load(
+        {"endpoint_url": emrfs_fault_proxy.url, "region": "us-east-1", "max_attempts": 1}))
+    emrfs_fault_proxy.set_policy(FaultPolicy(slow_down=Failure(
+        1.0, limit=1, operations={"ListObjectsV2"})))
+    report = asyncio.run(S.diff(store, walker, f"{b}/t"))  # a 503, then the listing
+    assert statuses(report) == {f"{b}/t": "s3_only", f"{b}/t/a": "s3_only"}
+    assert emrfs_fault_proxy.counters().fault("slow_down") == 1
+
+    emrfs_fault_proxy.set_policy(FaultPolicy(slow_down=Failure(
+        1.0, operations={"ListObjectsV2"})))
+    emrfs_fault_proxy.reset_counters()
+    with pytest.raises(ThrottledError, match=f"{b}/t") as info:
+        asyncio.run(S.sync(store, walker, f"{b}/t"))
+    assert info.value.code == "SlowDown"
+    # the first try and s3.max_attempts (Hadoop's fs.s3.maxRetries) retries, no more
+    assert emrfs_fault_proxy.counters().fault("slow_down") == 2
+    assert store.get(f"{b}/t/a") is None  # nothing recorded from a listing that failed
+
+    emrfs_fault_proxy.set_policy(FaultPolicy())
+    missing = f"emrfs-missing-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(FileNotFoundError, match=missing):
+        asyncio.run(S.diff(store, walker, missing))

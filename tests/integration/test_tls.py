@@ -164,3 +164,33 @@ def test_https_endpoint_without_the_ca_is_refused(tls_endpoint, emrfs_bucket):
     fs = EmrFileSystem(endpoint_url=url, skip_instance_cache=True, max_attempts=1)
     with pytest.raises(OSError, match="(?i)certificate|ssl"):
         fs.pipe_file(f"{emrfs_bucket}/never", b"x")
+
+
+def test_diff_and_sync_walk_the_bucket_over_tls_with_the_ca_bundle(tls_endpoint, emrfs_endpoint,
+                                                                  emrfs_s3, emrfs_bucket):
+    """The sync walker lists through the S3 transport, so ``ca_bundle`` applies to it too
+    (it used to open its own client, which did not trust the CA)."""
+    import asyncio
+    import uuid
+
+    from emrfs import config
+    from emrfs.consistency import sync as S
+    from emrfs.consistency.dynamodb import DynamoDBMetadataStore
+
+    url, ca = tls_endpoint
+    options = config.load({"endpoint_url": url, "ca_bundle": ca,
+                           "consistency.dynamodb_endpoint": emrfs_endpoint,
+                           "consistency.table_name": f"emrfs-test-{uuid.uuid4().hex[:12]}"})
+    emrfs_s3.put_object(Bucket=emrfs_bucket, Key="d/out-of-band", Body=b"12345")
+    store = DynamoDBMetadataStore.from_options(options)
+    try:
+        walker = S.AioS3Walker.from_options(options)
+        report = asyncio.run(S.diff(store, walker, emrfs_bucket))
+        assert {i.path: i.status for i in report.differences} == {
+            f"{emrfs_bucket}/d": "s3_only", f"{emrfs_bucket}/d/out-of-band": "s3_only"}
+        asyncio.run(S.sync(store, walker, emrfs_bucket))
+        # side channel: the rows are in the table
+        assert store.get(f"{emrfs_bucket}/d/out-of-band").size == 5
+        assert asyncio.run(S.diff(store, walker, emrfs_bucket)).clean
+    finally:
+        store.delete_table(wait=False)
