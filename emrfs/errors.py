@@ -20,9 +20,11 @@ an :class:`EmrfsError`::
           ├── IntegrityError          a checksum, tag or key commitment did not verify
           └── EncryptionError         a key or envelope is missing, wrong or unsupported
 
-Translation happens once, at the S3 boundary, through :data:`S3_ERROR_TABLE`
-(``map_s3_errors`` below).  Every message names the path and, where the user
-can do something about it, what to do.
+Translation happens once, at each AWS boundary (the S3 transport through
+``map_s3_errors``, the DynamoDB store, the KMS key provider), through
+:func:`translate_aws_error` and its one table, :data:`AWS_ERROR_TABLE`, keyed by
+(service, code).  Every message names the path and, where the user can do
+something about it, what to do.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 __all__ = [
     "EmrfsError",
@@ -43,8 +45,11 @@ __all__ = [
     "ConsistencyError",
     "IntegrityError",
     "EncryptionError",
-    "S3_ERROR_TABLE",
+    "AWS_ERROR_TABLE",
+    "AwsFailure",
+    "translate_aws_error",
     "translate_s3_error",
+    "aws_error_code",
     "map_s3_errors",
     "not_found",
     "exists",
@@ -184,33 +189,165 @@ def permission_denied(path: str, hint: str = "") -> PermissionError:
 
 # --- the table ------------------------------------------------------------------
 
-_CREDENTIALS_HINT = "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile in use"
+#: The services whose errors pass through :func:`translate_aws_error`.
+S3, DYNAMODB, KMS = "s3", "dynamodb", "kms"
+#: A row for every service.
+ANY = "*"
+#: Pseudo-codes for what is not an error code: the answer kept being "slow down"
+#: after the boundary's retries, the connection failed, no credentials were found,
+#: or the code has no row of its own (the service's default).
+THROTTLED, TRANSPORT, NO_CREDENTIALS, DEFAULT = (
+    "(throttled)", "(transport)", "(no credentials)", "(default)")
 
-#: S3 error code -> (factory taking (path, code, message), hint).  One row per code.
-S3_ERROR_TABLE: dict[str, tuple[Any, str]] = {
-    "NoSuchKey": (not_found, ""),
-    "NoSuchBucket": (lambda p, h: missing_bucket(p), ""),
-    "NoSuchUpload": (not_found, "the multipart upload was aborted or completed"),
-    "NoSuchVersion": (not_found, "that version id does not exist"),
-    "404": (not_found, ""),
-    "NotFound": (not_found, ""),
-    "PreconditionFailed": (exists, "it already exists and overwrite was not allowed"),
-    "412": (exists, "it already exists and overwrite was not allowed"),
-    "BucketAlreadyExists": (exists, "bucket names are global; pick another name"),
-    "BucketAlreadyOwnedByYou": (exists, "you already own this bucket"),
-    "AccessDenied": (permission_denied, "the credentials in use may not do this"),
-    "AllAccessDisabled": (permission_denied, "all access to this object is disabled"),
-    "InvalidAccessKeyId": (permission_denied, _CREDENTIALS_HINT),
-    "SignatureDoesNotMatch": (permission_denied, _CREDENTIALS_HINT),
-    "ExpiredToken": (permission_denied, "the session token expired; refresh credentials"),
-    "403": (permission_denied, ""),
-    "BucketNotEmpty": (not_empty, "delete its contents first, or use recursive=True"),
-    "InvalidBucketName": (lambda p, h: InvalidPathError(
-        f"invalid bucket name in {p!r}: {h}", p), "bucket names are 3-63 characters of a-z, 0-9, '.' and '-'"),
-    "KeyTooLongError": (lambda p, h: InvalidPathError(
-        f"key too long in {p!r}: {h}", p), "S3 keys are at most 1024 bytes"),
-    "InvalidRange": (lambda p, h: ServiceError(
-        f"invalid range for {p!r}", p, code="InvalidRange", status=416), ""),
+_SERVICE_NAMES = {S3: "S3", DYNAMODB: "DynamoDB", KMS: "KMS"}
+
+
+@dataclass(frozen=True)
+class AwsFailure:
+    """What a boundary knows about one failed call; the table's rows build the message.
+
+    ``operation`` is what was being done ("list children", "GenerateDataKey");
+    ``resource`` describes what it was done on ("metadata table 't' at URL");
+    ``name`` is the bare name hints refer to as ``{name}`` (table, key id);
+    ``retries`` is None when the transport retried by itself ("all retries").
+    """
+
+    service: str
+    path: str | None
+    code: str
+    status: int | None
+    message: str
+    operation: str = ""
+    resource: str = ""
+    name: str = ""
+    retries: int | None = None
+    elapsed: float | None = None
+
+    @property
+    def service_name(self) -> str:
+        return _SERVICE_NAMES.get(self.service, self.service)
+
+    def subject(self) -> str:
+        """``for 'b/k' on the metadata table 't'``: whatever of path and resource is known."""
+        parts = [f"for {self.path!r}"] if self.path else []
+        if self.resource:
+            parts.append(f"on the {self.resource}")
+        return " ".join(parts)
+
+    def after(self) -> str:
+        if self.retries is None:
+            return "after all retries"
+        return f"after {self.retries} retries" + (
+            f" over {self.elapsed:.1f} s" if self.elapsed is not None else "")
+
+
+_Make = Callable[[AwsFailure, str], BaseException]
+
+
+def _builtin(factory: Callable[[str, str], OSError]) -> _Make:
+    """A built-in ``OSError`` (errno, path as filename); the hint, else S3's message."""
+    return lambda f, hint: factory(f.path or "", hint or f.message)
+
+
+def _service(cls: type[EmrfsError]) -> _Make:
+    """``cls`` with ``SERVICE OPERATION for PATH failed (CODE): message; hint``."""
+    def make(f: AwsFailure, hint: str) -> BaseException:
+        text = " ".join(x for x in (f.service_name, f.operation or "request", f.subject()) if x)
+        reason = f" ({f.code or f.status})" if f.code or f.status else ""
+        text += f" failed{reason}: {f.message}" + (f"; {hint}" if hint else "")
+        if issubclass(cls, ServiceError):
+            return cls(text, f.path, code=f.code or None, status=f.status)
+        return cls(text, f.path, code=f.code or None)
+    return make
+
+
+def _throttled(f: AwsFailure, hint: str) -> BaseException:
+    return ThrottledError(
+        f"{f.service_name} kept throttling {f.operation or 'requests'} {f.subject()} "
+        f"({f.code or f.status}) {f.after()}; {hint}", f.path,
+        code=f.code or str(f.status or "Throttled"), status=f.status)
+
+
+def _transport(f: AwsFailure, hint: str) -> BaseException:
+    return TransportError(
+        f"connection to the {f.service_name} endpoint failed {f.subject()} {f.after()}: "
+        f"{f.message}; {hint}", f.path)
+
+
+def _invalid_path(what: str) -> _Make:
+    return lambda f, hint: InvalidPathError(f"{what} in {f.path!r}: {hint}", f.path)
+
+
+_CREDENTIALS_HINT = "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile in use"
+_NO_CREDENTIALS_HINT = ("no AWS credentials found: set AWS_ACCESS_KEY_ID and "
+                        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where an instance or task "
+                        "role provides them")
+_KMS_KEY_HINT = ("the object was written with another KMS key or encryption context, or its "
+                 "envelope was altered")
+_CAPACITY_HINT = ("raise its capacity (emrfs set-metadata-capacity -m {name} -r R -w W, or "
+                  "--on-demand) or consistency.dynamodb_max_retries")
+
+#: (service, code) -> (make, hint): the one translation of S3, DynamoDB and KMS errors.
+#: ``code`` is the provider's error code, an HTTP status ("404"), or a pseudo-code
+#: (THROTTLED, TRANSPORT, NO_CREDENTIALS, DEFAULT); ``service`` ANY is every service.
+#: Hints may name ``{name}`` (the table or key) and ``{path}``.
+AWS_ERROR_TABLE: dict[tuple[str, str], tuple[_Make, str]] = {
+    # S3: built-in OSErrors wherever Python has one
+    (S3, "NoSuchKey"): (_builtin(not_found), ""),
+    (S3, "NoSuchBucket"): (lambda f, h: missing_bucket(f.path or ""), ""),
+    (S3, "NoSuchUpload"): (_builtin(not_found), "the multipart upload was aborted or completed"),
+    (S3, "NoSuchVersion"): (_builtin(not_found), "that version id does not exist"),
+    (S3, "404"): (_builtin(not_found), ""),
+    (S3, "NotFound"): (_builtin(not_found), ""),
+    (S3, "PreconditionFailed"): (_builtin(exists),
+                                 "it already exists and overwrite was not allowed"),
+    (S3, "412"): (_builtin(exists), "it already exists and overwrite was not allowed"),
+    (S3, "BucketAlreadyExists"): (_builtin(exists), "bucket names are global; pick another name"),
+    (S3, "BucketAlreadyOwnedByYou"): (_builtin(exists), "you already own this bucket"),
+    (S3, "AccessDenied"): (_builtin(permission_denied), "the credentials in use may not do this"),
+    (S3, "AllAccessDisabled"): (_builtin(permission_denied),
+                                "all access to this object is disabled"),
+    (S3, "InvalidAccessKeyId"): (_builtin(permission_denied), _CREDENTIALS_HINT),
+    (S3, "SignatureDoesNotMatch"): (_builtin(permission_denied), _CREDENTIALS_HINT),
+    (S3, "ExpiredToken"): (_builtin(permission_denied),
+                           "the session token expired; refresh credentials"),
+    (S3, "403"): (_builtin(permission_denied), ""),
+    (S3, "BucketNotEmpty"): (_builtin(not_empty),
+                             "delete its contents first, or use recursive=True"),
+    (S3, "InvalidBucketName"): (_invalid_path("invalid bucket name"),
+                                "bucket names are 3-63 characters of a-z, 0-9, '.' and '-'"),
+    (S3, "KeyTooLongError"): (_invalid_path("key too long"), "S3 keys are at most 1024 bytes"),
+    (S3, "InvalidRange"): (lambda f, h: ServiceError(
+        f"invalid range for {f.path!r}", f.path, code="InvalidRange", status=416), ""),
+    (S3, THROTTLED): (_throttled, "lower the request rate or raise s3.max_attempts"),
+    (S3, TRANSPORT): (_transport, "check that the endpoint is up and reachable"),
+    (S3, DEFAULT): (_service(ServiceError), ""),
+    # DynamoDB (the consistent view's table)
+    (DYNAMODB, "ResourceNotFoundException"): (
+        _service(ServiceError),
+        ("it does not exist; create it with `emrfs create-metadata -m {name}` or turn on "
+         "consistency.auto_create")),
+    (DYNAMODB, THROTTLED): (_throttled, _CAPACITY_HINT),
+    (DYNAMODB, "Unprocessed"): (_throttled, _CAPACITY_HINT),  # batches left unprocessed
+    (DYNAMODB, TRANSPORT): (_transport, ("check that the endpoint is up "
+                                         "(consistency.dynamodb_endpoint / EMRFS_ENDPOINT_URL)")),
+    (DYNAMODB, DEFAULT): (_service(ServiceError), ""),
+    # KMS (CSE-KMS data keys): what the key service answers is a key problem
+    (KMS, "InvalidCiphertextException"): (_service(EncryptionError), _KMS_KEY_HINT),
+    (KMS, "IncorrectKeyException"): (_service(EncryptionError), _KMS_KEY_HINT),
+    (KMS, "NotFoundException"): (_service(EncryptionError),
+                                 "no KMS key {name!r} in this account and region (cse.kms_key_id)"),
+    (KMS, "DisabledException"): (_service(EncryptionError), "the KMS key is disabled; enable it"),
+    (KMS, "KMSInvalidStateException"): (_service(EncryptionError),
+                                        "the KMS key is pending deletion or not usable now"),
+    (KMS, "AccessDeniedException"): (_service(EncryptionError),
+                                     "the credentials in use may not use this KMS key"),
+    (KMS, THROTTLED): (_throttled, "lower the request rate or raise the account's KMS quota"),
+    (KMS, TRANSPORT): (_transport, ("check that the KMS endpoint is up "
+                                    "(cse.kms_endpoint_url / EMRFS_ENDPOINT_URL)")),
+    (KMS, DEFAULT): (_service(EncryptionError), ""),
+    # every service
+    (ANY, NO_CREDENTIALS): (lambda f, h: permission_denied(f.path or "", h), _NO_CREDENTIALS_HINT),
 }
 
 #: Codes that mean "slow down": retried with backoff, then ThrottledError.
@@ -224,42 +361,90 @@ THROTTLING_CODES = frozenset({
 TRANSIENT_CODES = frozenset({"InternalError", "500", "502", "504", "RequestTimeout"})
 
 
-def translate_s3_error(exc: BaseException, path: str) -> BaseException:
-    """Return the emrfs/built-in exception for a botocore/aiohttp error about ``path``.
+def error_chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """``exc`` and what caused it (``__cause__``, or pynamodb's ``cause``), without loops."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = getattr(exc, "cause", None) or exc.__cause__
 
-    The returned exception has ``exc`` as its ``__cause__``.
+
+def aws_error_code(exc: BaseException) -> tuple[str, int | None]:
+    """The provider's error code and HTTP status of the first ``ClientError`` in the chain."""
+    from botocore.exceptions import ClientError
+
+    for item in error_chain(exc):
+        if isinstance(item, ClientError):
+            return (str((item.response.get("Error") or {}).get("Code", "") or ""),
+                    item.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+    return "", None
+
+
+def _row_key(service: str, exc: BaseException, code: str, status: int | None) -> tuple[str, str]:
+    for key in ((service, code), (ANY, code)):
+        if code and key in AWS_ERROR_TABLE:
+            return key
+    if status is not None and (service, str(status)) in AWS_ERROR_TABLE:
+        return service, str(status)
+    if code in THROTTLING_CODES or status == 503:
+        return service, THROTTLED
+    if any(_is_missing_credentials(e) for e in error_chain(exc)):
+        return ANY, NO_CREDENTIALS
+    if not code and any(_is_transport_error(e) for e in error_chain(exc)):
+        return service, TRANSPORT
+    return service, DEFAULT
+
+
+def translate_aws_error(exc: BaseException, path: str | None, service: str = S3, *,
+                        code: str | None = None, operation: str = "", resource: str = "",
+                        name: str = "", retries: int | None = None,
+                        elapsed: float | None = None) -> BaseException:
+    """The emrfs/built-in exception for what an AWS call about ``path`` raised.
+
+    One lookup in :data:`AWS_ERROR_TABLE` by ``(service, code)``; ``code``
+    overrides the one read from the exception (for conditions a boundary
+    recognises itself).  Errors emrfs already raised, and exceptions that are
+    neither an AWS answer nor a transport failure, come back unchanged.  The
+    result has ``exc`` as its ``__cause__``.
     """
-    from botocore.exceptions import ClientError  # local: keep errors importable cheaply
-
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {}) or {}
-        code = str(error.get("Code", "") or "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        message = error.get("Message") or str(exc)
-        row = S3_ERROR_TABLE.get(code) or S3_ERROR_TABLE.get(str(status))
-        if row is not None:
-            factory, hint = row
-            new = factory(path, hint or message)
-        elif code in THROTTLING_CODES or status == 503:
-            new = ThrottledError(
-                f"S3 kept throttling requests for {path!r} ({code or status}) after all "
-                "retries; lower the request rate or raise s3.max_attempts", path,
-                code=code or str(status), status=status)
-        else:
-            new = ServiceError(f"S3 error {code or status} for {path!r}: {message}", path,
-                               code=code or None, status=status)
-    elif _is_missing_credentials(exc):
-        new = permission_denied(path, "no AWS credentials found: set AWS_ACCESS_KEY_ID and "
-                                      "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where an "
-                                      "instance or task role provides them")
-    elif _is_transport_error(exc):
-        new = TransportError(
-            f"connection to the S3 endpoint failed for {path!r} after all retries: {exc}; "
-            "check that the endpoint is up and reachable", path)
-    else:
+    if isinstance(exc, (EmrfsError, FileNotFoundError, FileExistsError, PermissionError,
+                        IsADirectoryError, NotADirectoryError)):
         return exc
+    read_code, status = aws_error_code(exc)
+    code = code if code is not None else read_code
+    key = _row_key(service, exc, code, status)
+    if key[1] == DEFAULT and not code and not _is_aws_error(exc):
+        return exc  # not ours to translate (a bug, a cancellation...)
+    make, hint = AWS_ERROR_TABLE[key]
+    failure = AwsFailure(service, path, code, status, _provider_message(exc), operation,
+                         resource, name, retries, elapsed)
+    new = make(failure, hint.format(name=name, path=path) if hint else hint)
     new.__cause__ = exc
     return new
+
+
+def translate_s3_error(exc: BaseException, path: str) -> BaseException:
+    """:func:`translate_aws_error` for S3 (the transport's boundary)."""
+    return translate_aws_error(exc, path, S3)
+
+
+def _provider_message(exc: BaseException) -> str:
+    from botocore.exceptions import ClientError
+
+    for item in error_chain(exc):
+        if isinstance(item, ClientError):
+            return (item.response.get("Error") or {}).get("Message") or str(item)
+    return str(exc)
+
+
+def _is_aws_error(exc: BaseException) -> bool:
+    """A botocore or pynamodb error anywhere in the chain (the service's, or the SDK's)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from pynamodb.exceptions import PynamoDBException
+
+    return any(isinstance(e, (BotoCoreError, ClientError, PynamoDBException))
+               for e in error_chain(exc))
 
 
 def _is_missing_credentials(exc: BaseException) -> bool:

@@ -4,7 +4,8 @@ Every call goes through :meth:`DynamoDBMetadataStore._call`, which retries
 throttling (``ProvisionedThroughputExceededException``, 5xx answers, dropped
 connections) with jittered exponential backoff, creates the table on first use
 when ``auto_create`` is on, and translates what is left into the emrfs
-hierarchy once: :class:`~emrfs.errors.ThrottledError`,
+hierarchy once, through :func:`emrfs.errors.translate_aws_error` (the table
+shared with S3 and KMS): :class:`~emrfs.errors.ThrottledError`,
 :class:`~emrfs.errors.TransportError` or :class:`~emrfs.errors.ServiceError`,
 each naming the table and what to do.
 
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError, ReadTimeoutError
 from pynamodb.exceptions import (
@@ -36,11 +36,13 @@ from pynamodb.exceptions import (
 from pynamodb.transactions import TransactWrite
 
 from ..errors import (
+    DYNAMODB,
     THROTTLING_CODES,
     TRANSIENT_CODES,
     ServiceError,
-    ThrottledError,
-    TransportError,
+    aws_error_code,
+    error_chain,
+    translate_aws_error,
 )
 from .model import (
     HASH_KEY,
@@ -77,27 +79,15 @@ class _Unprocessed(Exception):
     code = "Unprocessed"
 
 
-def _chain(exc: BaseException | None) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = getattr(exc, "cause", None) or exc.__cause__
-
-
 def _code_and_status(exc: BaseException) -> tuple[str, int | None]:
-    code, status = "", None
-    for item in _chain(exc):
-        if isinstance(item, ClientError):
-            code = code or str(item.response.get("Error", {}).get("Code", "") or "")
-            status = status or item.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        elif isinstance(item, _Unprocessed):
-            code = code or item.code
+    code, status = aws_error_code(exc)
+    if not code and any(isinstance(e, _Unprocessed) for e in error_chain(exc)):
+        code = _Unprocessed.code
     return code, status
 
 
 def _is_transport(exc: BaseException) -> bool:
-    return any(isinstance(e, _TRANSPORT) for e in _chain(exc))
+    return any(isinstance(e, _TRANSPORT) for e in error_chain(exc))
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -221,34 +211,20 @@ class DynamoDBMetadataStore(MetadataStore):
                     self.create_table()
                     create = False
                     continue
-                raise self._translate(exc, what, path) from exc
+                new = self._translate(exc, what, path)
+                if new is exc:  # not an AWS error: raised as it is (no cause loop)
+                    raise
+                raise new from exc
 
-    def _translate(self, exc: Exception, what: str, path: str | None) -> Exception:
-        code, status = _code_and_status(exc)
-        table = f"metadata table {self.table_name!r} at {self.spec.host or 'AWS'}"
-        retries = getattr(exc, "retries", 0)
-        elapsed = getattr(exc, "elapsed", 0.0)
-        if code in THROTTLING_CODES or code == "Unprocessed":
-            return ThrottledError(
-                f"DynamoDB kept throttling {what} on the {table} after {retries} retries "
-                f"over {elapsed:.1f} s; raise its capacity (emrfs set-metadata-capacity -m "
-                f"{self.table_name} -r R -w W, or --on-demand) or "
-                "consistency.dynamodb_max_retries", path, code=code or "Throttled",
-                status=status)
-        if _table_missing(exc):
-            return ServiceError(
-                f"{what}: the {table} does not exist; create it with `emrfs create-metadata "
-                f"-m {self.table_name}` or turn on consistency.auto_create", path,
-                code="ResourceNotFoundException", status=status)
-        if _is_transport(exc):
-            return TransportError(
-                f"{what}: cannot reach the {table} after {retries} retries: {exc}; check "
-                "that the endpoint is up (consistency.dynamodb_endpoint / EMRFS_ENDPOINT_URL)",
-                path)
-        if isinstance(exc, (PynamoDBException, BotoCoreError, ClientError)):
-            return ServiceError(f"{what} failed on the {table}: {code or ''} {exc}".strip(),
-                                path, code=code or None, status=status)
-        return exc
+    def _translate(self, exc: Exception, what: str, path: str | None) -> BaseException:
+        """The one translation (emrfs.errors' table), with the table named in the message."""
+        code, _ = _code_and_status(exc)
+        return translate_aws_error(
+            exc, path, DYNAMODB,
+            code="ResourceNotFoundException" if _table_missing(exc) else code,
+            operation=what, name=self.table_name,
+            resource=f"metadata table {self.table_name!r} at {self.spec.host or 'AWS'}",
+            retries=getattr(exc, "retries", 0), elapsed=getattr(exc, "elapsed", None))
 
     # --- rows <-> entries ---------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from ..config import CSEOptions
-from ..errors import ConfigurationError, EncryptionError
+from ..errors import KMS, ConfigurationError, EncryptionError, translate_aws_error
 from .envelope import KMS_CONTEXT_ALGORITHM_KEY, V1_DEFAULT_WRAP, Envelope, Suite
 
 __all__ = [
@@ -145,9 +145,7 @@ class KmsKeyProvider(KeyProvider):
             response = await client.generate_data_key(
                 KeyId=self.key_id, KeySpec="AES_256", EncryptionContext=context)
         except Exception as exc:  # botocore ClientError and transport errors
-            raise EncryptionError(
-                f"KMS GenerateDataKey with key {self.key_id!r} failed for {path!r}: {exc}",
-                path, code=_code(exc)) from exc
+            raise self._translate(exc, "GenerateDataKey", path) from exc
         return DataKey(_check_key(response["Plaintext"], path), response["CiphertextBlob"],
                        "kms+context", context)
 
@@ -182,18 +180,17 @@ class KmsKeyProvider(KeyProvider):
         try:
             response = await client.decrypt(**kwargs)
         except Exception as exc:
-            raise EncryptionError(
-                f"KMS Decrypt of the data key of {path!r} failed ({_code(exc) or exc}): the "
-                "object was written with another KMS key or context, or its envelope was "
-                "altered", path, code=_code(exc)) from exc
+            raise self._translate(exc, "Decrypt of the data key", path) from exc
         return _check_key(response["Plaintext"], path)
 
-
-def _code(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return (response.get("Error") or {}).get("Code")
-    return None
+    def _translate(self, exc: Exception, operation: str, path: str) -> BaseException:
+        """KMS's answer through the one error table: a key problem is an EncryptionError,
+        throttling and an unreachable endpoint are what they are."""
+        new = translate_aws_error(exc, path, KMS, operation=operation, name=self.key_id or "",
+                                  resource=f"KMS key {self.key_id!r}" if self.key_id else "")
+        if new is exc:  # not an AWS answer (a broken custom client): still the key's failure
+            new = EncryptionError(f"KMS {operation} failed for {path!r}: {exc!r}", path)
+        return new
 
 
 # --- raw AES master key ---------------------------------------------------------------
