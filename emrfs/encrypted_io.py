@@ -601,7 +601,8 @@ class EncryptedIO:
     async def cat_range(self, path: str, start: int | None, end: int | None) -> bytes:
         """Plaintext ``[start, end)`` of ``path`` (negative offsets count from the end)."""
         bucket, key = paths.split(path)
-        plain_ok = (start or 0) >= 0 and end is not None and end >= 0
+        # an empty range still names a file that must exist: it takes the info path below
+        plain_ok = (start or 0) >= 0 and end is not None and end > (start or 0)
         if plain_ok and not self.maybe_encrypted(path):
             try:
                 return await self.fs.s3.read_range(path, bucket, key, start or 0, end,

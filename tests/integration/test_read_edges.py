@@ -72,6 +72,21 @@ def test_ranges_at_and_past_the_end_read_as_a_local_file(emrfs_endpoint, emrfs_s
         fs._cached.close()
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_an_empty_range_of_a_missing_file_is_not_found(emrfs_endpoint, bucket, tmp_path, mode):
+    """An empty range asks for no bytes, but still names a file: a missing one is
+    FileNotFoundError, a directory IsADirectoryError, as a local file's open is."""
+    fs = make_fs(emrfs_endpoint, mode, tmp_path)
+    fs.mkdir(f"{bucket}/d")
+    for start, end in [(50, 2), (3, 3), (0, 0)]:
+        with pytest.raises(FileNotFoundError, match="missing"):
+            fs.cat_file(f"{bucket}/missing", start, end)
+        with pytest.raises(IsADirectoryError):
+            fs.cat_file(f"{bucket}/d", start, end)
+    if mode == "cache":
+        fs._cached.close()
+
+
 @pytest.mark.parametrize("mode", ["v3", "v2", "segmented", "cache"])
 def test_cse_object_cut_below_its_tag_fails_every_read(emrfs_endpoint, emrfs_s3, bucket,
                                                        tmp_path, mode):
