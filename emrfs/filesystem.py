@@ -344,12 +344,13 @@ class EmrFileSystem(AsyncFileSystem):
 
             out = {n: self._as_status(i)
                    for n, i in (await view.find(path, s3_find, in_scope, withdirs)).items()}
+        out = {e["name"]: e for e in await self._encrypted.listed(list(out.values()))}
+        # after the CSE lengths: tier files are local plaintext, never HEADed in S3
         out = self._tiers.merge_find(path, out, maxdepth, withdirs, prefix)
         if maxdepth is not None and maxdepth > 1:
             depth_base = len(path) + 1
             out = {n: i for n, i in out.items()
                    if n == path or n[depth_base:].count("/") < maxdepth}
-        out = {e["name"]: e for e in await self._encrypted.listed(list(out.values()))}
         names = sorted(out)
         return {n: out[n] for n in names} if detail else names
 
@@ -509,6 +510,7 @@ class EmrFileSystem(AsyncFileSystem):
         bucket, key = paths.split(path)
         if not key:
             raise is_a_directory(path, "a bucket cannot be written as a file")
+        self._tiers.refuse_directory(path)  # a directory of ephemeral paths only (no S3 probe)
         checks = [self._check_parents(path)]
         if self.options.s3.create_checks and not dir_checked:
             checks.append(self._refuse_directory(path, bucket, key))

@@ -36,6 +36,7 @@ import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
+from fsspec.asyn import sync
 from fsspec.spec import AbstractBufferedFile
 
 from .byterange import resolve_range
@@ -86,6 +87,26 @@ class EphemeralRoutes:
             return self.tier.isdir(path)
         except FileNotFoundError:  # every tier directory is gone: nothing is held
             return False
+
+    def _persistent_top(self, path: str) -> str:
+        """The outermost tier path at or above tier ``path`` (``b/out/_temporary`` for
+        ``b/out/_temporary/0/x``): everything above it is persistent."""
+        for above in reversed(paths.ancestors(path)):
+            if self.owns(above):
+                return above
+        return path
+
+    async def check_creatable(self, path: str) -> None:
+        """Before creating tier ``path``: no persistent ancestor may be a file (HDFS:
+        nothing below a file).  The tier checks its own ancestors itself."""
+        await self.fs._check_parents(self._persistent_top(path))
+
+    def refuse_directory(self, path: str) -> None:
+        """Before a persistent write of ``path``: refuse when the tier makes it a directory
+        (``out`` while ``out/_temporary/...`` exists); local, so no S3 request."""
+        if self.holds_dir(path):
+            raise is_a_directory(path, "a directory has this name (it holds ephemeral paths "
+                                       "such as _temporary); pick another path")
 
     # --- status ---------------------------------------------------------------------------
 
@@ -224,6 +245,7 @@ class EphemeralRoutes:
                                         "create_parents=True or makedirs") from None
             if pinfo["type"] != "directory":
                 raise not_a_directory(parent, f"cannot create {path!r} below a file")
+        await self.check_creatable(path)
         self.tier.mkdir(path, create_parents=True)
         await self.staging.record_directory(path)
 
@@ -234,6 +256,7 @@ class EphemeralRoutes:
             if not exist_ok:
                 raise exists(path, "use exist_ok=True")
             return
+        await self.check_creatable(path)
         self.tier.mkdir(path, create_parents=True)
         await self.staging.record_directory(path)
 
@@ -288,6 +311,8 @@ class EphemeralRoutes:
     # --- writing ----------------------------------------------------------------------------
 
     async def pipe(self, path: str, value: bytes, mode: str = "overwrite") -> None:
+        await self.check_creatable(path)
+
         def write() -> None:
             with self.tier.open_write(path, overwrite=mode != "create") as w:
                 w.write(value)
@@ -296,6 +321,8 @@ class EphemeralRoutes:
 
     async def put_file(self, lpath: str, path: str, callback=None,
                        mode: str = "overwrite") -> None:
+        await self.check_creatable(path)
+
         def write() -> None:
             with open(lpath, "rb") as f, self.tier.open_write(path,
                                                               overwrite=mode != "create") as w:
@@ -312,6 +339,8 @@ class EphemeralRoutes:
         kwargs.pop("cache_type", None)
         if mode == "rb" and not self.tier.exists(path):
             self._readable(path, self.fs.info(path))  # staged elsewhere, or not found
+        elif mode != "rb":
+            sync(self.fs.loop, self.check_creatable, path)
         return TierFile(self.fs, path, mode, tier=self.tier, block_size=block_size,
                         autocommit=autocommit, **kwargs)
 
@@ -326,6 +355,8 @@ class EphemeralRoutes:
         if info["type"] == "directory":
             await self.fs._makedirs(dst, exist_ok=True)
             return
+        if self.owns(dst):
+            await self.check_creatable(dst)
         if self.owns(src) and self.owns(dst):
             await asyncio.to_thread(self._copy_local, src, dst)
         elif self.owns(src):
@@ -371,6 +402,7 @@ class EphemeralRoutes:
                 "deleted and the data kept only until the tier ends; copy it with cp instead, "
                 "or pick a destination outside ephemeral.patterns/prefixes")
         if self.owns(dst):
+            await self.check_creatable(dst)
             if self.tier.exists(src) and self.staging.wants(src, dst):
                 await self.staging.stage_task(src, dst)  # the data leaves this machine
                 return
