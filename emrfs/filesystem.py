@@ -241,7 +241,7 @@ class EmrFileSystem(AsyncFileSystem):
                                       Key=key + paths.EMRFS_FOLDER_SUFFIX,
                                       **self._read_kwargs(path))
         except FileNotFoundError:
-            return None
+            return self._tiers.implied_dir(path)  # a directory of ephemeral paths only
         return self.status.directory(path, marker=key + paths.EMRFS_FOLDER_SUFFIX,
                                      last_modified=head.get("LastModified"))
 

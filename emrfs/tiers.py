@@ -31,6 +31,7 @@ Renames:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as _dt
 import os
 import tempfile
@@ -107,6 +108,19 @@ class EphemeralRoutes:
         if self.holds_dir(path):
             raise is_a_directory(path, "a directory has this name (it holds ephemeral paths "
                                        "such as _temporary); pick another path")
+
+    async def keep_parent(self, path: str) -> None:
+        """``path`` left the tier (removed, renamed, committed): the persistent directory
+        that held it stays a directory, as in HDFS.  While the tier holds nothing more
+        there, the filesystem marks it in S3 if S3 has nothing below it either."""
+        top = self._persistent_top(path) if self.owns(path) else path
+        parent = paths.parent(top)
+        if not self.on or not paths.split(parent)[1]:
+            return
+        with contextlib.suppress(FileNotFoundError):  # the tier's own copies of S3 dirs
+            self.tier.remove_empty_dirs(parent, paths.split(parent)[0])
+        if not self.holds_dir(parent):
+            await self.fs._keep_parent(top)
 
     # --- status ---------------------------------------------------------------------------
 
@@ -384,9 +398,13 @@ class EphemeralRoutes:
     async def mv(self, src: str, dst: str) -> None:
         """HDFS rename where the tier is involved (see the module docstring)."""
         info = await self.fs._info(src)
+        if src == dst:
+            return  # HDFS: renaming a path onto itself is a no-op
         dinfo = await self._info_or_none(dst)
         if dinfo is not None and dinfo["type"] == "directory":
             dst = paths.join(dst, paths.basename(src))
+            if dst == src:
+                return  # into the directory that already holds it: nothing to do
             dinfo = await self._info_or_none(dst)
         if info["type"] == "file":
             if dinfo is not None and dinfo["type"] == "directory":
@@ -409,8 +427,10 @@ class EphemeralRoutes:
             if self.tier.exists(src):
                 self.tier.rename(src, dst)  # a local metadata change
             await self.staging.move(src, dst)  # staged rows, if any, follow
+            await self.keep_parent(src)
             return
         await self._commit(src, dst, info)
+        await self.keep_parent(src)
 
     async def follow(self, src: str, dst: str) -> None:
         """Persistent directory ``src`` was renamed to ``dst``: what the tier holds below
@@ -426,6 +446,7 @@ class EphemeralRoutes:
             await self.staging.move(name, target)
         if local:
             self.tier.remove_empty_dirs(src, paths.split(src)[0])
+            await self.keep_parent(src)
 
     async def _info_or_none(self, path: str) -> dict | None:
         try:
@@ -467,7 +488,8 @@ class EphemeralRoutes:
             if any(paths.is_within(p, r) for r in removed):
                 continue  # went with a directory removed before it
             if self.owns(p):
-                if not recursive and await self.staging.children(p):
+                if not recursive and (await self.staging.children(p) or (
+                        self.tier.isdir(p) and self.tier.ls(p, detail=False))):
                     raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
                 had_staged = await self.staging.abort_tree(p)  # uploads staged below it
                 try:
@@ -479,6 +501,7 @@ class EphemeralRoutes:
                     self.staging.prune(paths.parent(p))  # an aborted task attempt
                 elif not self.owns(paths.parent(p)):  # local directories that only held it
                     self.tier.remove_empty_dirs(paths.parent(p), paths.split(p)[0])
+                await self.keep_parent(p)
                 removed.append(p)
                 continue
             if self.holds_dir(p):
@@ -486,6 +509,7 @@ class EphemeralRoutes:
                     raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
                 self.tier.delete(p, recursive=True)
                 if not await self.fs._exists(p):
+                    await self.keep_parent(p)
                     removed.append(p)
                     continue  # it was a directory only because of the tier
             rest.append(p)
@@ -512,15 +536,25 @@ class TierFile(AbstractBufferedFile):
                 raise is_a_directory(path, "cannot write a file over a directory")
             if mode == "xb" and tier.exists(path):
                 raise exists(path, "mode 'xb' creates only new files")
-        super().__init__(fs, path, mode, block_size=block_size or tier.block_size,
-                         autocommit=autocommit, cache_type="none", size=size, **kwargs)
         if mode != "rb":
+            # before the buffered file exists: a refused writer (below a file, ...) leaves
+            # nothing that a later close() would try to flush
             self._writer = tier.open_write(path)
+        try:
+            super().__init__(fs, path, mode, block_size=block_size or tier.block_size,
+                             autocommit=autocommit, cache_type="none", size=size, **kwargs)
             if mode == "ab" and tier.exists(path):
                 with tier.open_read(path) as r:
                     while chunk := r.read(_CHUNK):
                         self._writer.write(chunk)
                 self.loc = self._writer.tell()
+        except BaseException:
+            self.closed = True
+            if self._writer is not None:
+                self._writer.abort()
+            if self._reader is not None:
+                self._reader.close()
+            raise
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         self._reader.seek(start)
