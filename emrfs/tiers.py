@@ -454,6 +454,12 @@ class EphemeralRoutes:
         except FileNotFoundError:
             return None
 
+    def _empty_dirs(self, path: str) -> list[str]:
+        """The tier's directories strictly below ``path`` that hold nothing."""
+        entries = self.walk(path, None, withdirs=True)
+        holding = {paths.parent(n) for n in entries}
+        return [n for n, e in entries.items() if e["type"] == "directory" and n not in holding]
+
     async def _commit(self, src: str, dst: str, info: dict) -> None:
         """Tier -> S3: staged uploads complete, local files go up one upload each,
         then the tier copy goes."""
@@ -468,6 +474,9 @@ class EphemeralRoutes:
             files = list(self.tier.walk_files(src))
             if not files and not completed:
                 await self.fs._makedirs(dst, exist_ok=True)
+            for d in self._empty_dirs(src):  # HDFS moves empty directories too
+                await self.fs._makedirs(paths.join(dst, paths.relative_to(d, src)),
+                                        exist_ok=True)
             semaphore = asyncio.Semaphore(UPLOAD_CONCURRENCY)
 
             async def one(f: str) -> None:
