@@ -45,7 +45,8 @@ from . import paths
 from .cache.layer import as_tuple
 from .cache.matching import is_ephemeral
 from .commit_layout import in_task_attempt
-from .errors import InvalidPathError, exists, is_a_directory, not_a_directory, not_found
+from .errors import (InvalidPathError, exists, is_a_directory, not_a_directory, not_empty,
+                     not_found)
 from .staging import TaskCommitStaging
 
 if TYPE_CHECKING:
@@ -278,7 +279,13 @@ class EphemeralRoutes:
         info = await self.info(path)
         if info["type"] != "directory":
             raise not_a_directory(path, "rmdir removes directories; use rm for files")
-        self.tier.delete(path)
+        if (self.tier.isdir(path) and self.tier.ls(path, detail=False)) \
+                or await self.staging.children(path):
+            raise not_empty(path, "rmdir removes only empty directories; use rm(recursive=True)")
+        if self.tier.exists(path):
+            self.tier.delete(path)
+        await self.staging.abort_tree(path)  # its row, if the job set-up recorded it
+        await self.keep_parent(path)
 
     # --- reading ----------------------------------------------------------------------------
 

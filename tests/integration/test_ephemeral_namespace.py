@@ -102,3 +102,82 @@ def test_find_and_ls_show_tier_files_under_cse(tiered_cse, bucket, emrfs_s3):
     fs.rm(f"{bucket}/out/ü")
     assert fs.find(f"{bucket}/out") == [f"{bucket}/out/_temporary/0/task/y z"]
     assert [k for k in s3_keys(emrfs_s3, bucket) if "_temporary" in k] == []
+
+
+@pytest.mark.parametrize("leave", ["job commit", "rm", "rmdir", "rename in the tier"])
+def test_a_persistent_parent_emptied_by_the_tier_stays_a_directory(tiered, bucket, emrfs_s3,
+                                                                   leave):
+    """HDFS: out/ was made (mkdir -p) by writing out/_temporary/...; it stays once that goes."""
+    fs = tiered
+    if leave == "rmdir":
+        fs.makedirs(f"{bucket}/out/_temporary")
+    else:
+        fs.pipe_file(f"{bucket}/out/_temporary/0/task/x", b"data")
+    if leave == "job commit":
+        fs.mv(f"{bucket}/out/_temporary", f"{bucket}/done")
+    elif leave == "rm":
+        fs.rm(f"{bucket}/out/_temporary", recursive=True)
+    elif leave == "rmdir":
+        fs.rmdir(f"{bucket}/out/_temporary")
+    else:
+        fs.mv(f"{bucket}/out/_temporary", f"{bucket}/elsewhere/_temporary")
+    assert "out/" in s3_keys(emrfs_s3, bucket)  # its marker, seen by every machine
+    assert fs.isdir(f"{bucket}/out")
+    assert fs.ls(f"{bucket}/out", detail=False) == []
+
+
+def test_the_job_commit_of_a_directory_keeps_its_empty_subdirectories(tiered, bucket,
+                                                                       emrfs_s3):
+    fs = tiered
+    fs.makedirs(f"{bucket}/out/_temporary/0/task/empty")
+    fs.pipe_file(f"{bucket}/out/_temporary/0/task/part-0", b"p")
+    fs.mv(f"{bucket}/out/_temporary/0/task", f"{bucket}/result")
+    assert fs.isdir(f"{bucket}/result/empty")
+    assert sorted(s3_keys(emrfs_s3, bucket)) == ["result/empty/", "result/part-0"]
+
+
+def test_tier_verbs_raise_what_persistent_paths_raise(tiered, bucket):
+    fs = tiered
+    task = f"{bucket}/out/_temporary/0/task"
+    fs.pipe_file(f"{task}/y z", b"pending")
+    with pytest.raises(IsADirectoryError, match="_temporary"):  # rm(1), not ENOTEMPTY
+        fs.rm(f"{bucket}/out/_temporary")
+    fs.mv(task, f"{bucket}/out/_temporary/0")  # into the directory holding it: nothing
+    fs.mv(task, task)
+    assert fs.cat_file(f"{task}/y z") == b"pending"
+    with pytest.raises(IsADirectoryError, match="out"):  # a directory of tier paths only
+        fs.cat_file(f"{bucket}/out")
+
+
+def test_a_refused_tier_writer_leaves_nothing_to_flush(tiered, bucket):
+    import gc
+    import sys
+
+    fs = tiered
+    fs.pipe_file(f"{bucket}/out/_temporary/0", b"a file")
+    failures = []
+    previous, sys.unraisablehook = sys.unraisablehook, failures.append
+    try:
+        with pytest.raises(NotADirectoryError):
+            fs.open(f"{bucket}/out/_temporary/0/x", "wb")
+        gc.collect()  # the half-made file object's __del__ runs here
+    finally:
+        sys.unraisablehook = previous
+    assert [f.exc_value for f in failures] == []
+
+
+def test_rmdir_of_a_recorded_tier_directory_removes_it_everywhere(emrfs_endpoint, bucket,
+                                                                   tmp_path):
+    """With the consistent view the job set-up's OUT/_temporary/N is recorded in the
+    table (other machines see it); rmdir must remove the row too."""
+    import uuid
+
+    fs = make_fs(emrfs_endpoint, tmp_path, consistent=True,
+                 **{"consistency.table_name": f"emrfs-meta-{uuid.uuid4().hex[:12]}"})
+    try:
+        fs.makedirs(f"{bucket}/out/_temporary/0/task")
+        fs.rmdir(f"{bucket}/out/_temporary/0/task")
+        assert not fs.exists(f"{bucket}/out/_temporary/0/task")
+        assert fs.ls(f"{bucket}/out/_temporary/0", detail=False) == []
+    finally:
+        fs._cached.local.tier.terminate()
