@@ -120,8 +120,8 @@ class EphemeralRoutes:
             return
         with contextlib.suppress(FileNotFoundError):  # the tier's own copies of S3 dirs
             self.tier.remove_empty_dirs(parent, paths.split(parent)[0])
-        if not self.holds_dir(parent):
-            await self.fs._keep_parent(top)
+        if not self.holds_dir(parent) and not await self.staging.children(parent):
+            await self.fs._keep_parent(top)  # (staged: task output other machines see)
 
     # --- status ---------------------------------------------------------------------------
 
