@@ -991,6 +991,8 @@ class EmrFileSystem(AsyncFileSystem):
     async def _has_children(self, path: str, operation: str) -> bool:
         """Whether directory ``path`` holds anything: S3's first page answers alone; with
         the consistent view on, its merged listing (delayed listings waited for)."""
+        if await self._tiers.holds_any(path):
+            return True  # ephemeral descendants (out/_temporary), local or staged
         bucket, key = paths.split(path)
         if key and self._view(path) is not None:
             return any(i["path"] != path for i in await self._tree(path, operation))

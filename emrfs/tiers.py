@@ -123,6 +123,11 @@ class EphemeralRoutes:
         if not self.holds_dir(parent) and not await self.staging.children(parent):
             await self.fs._keep_parent(top)  # (staged: task output other machines see)
 
+    async def holds_any(self, path: str) -> bool:
+        """True when persistent directory ``path`` has tier entries below it: local, or
+        staged by any machine (one metadata query where staging is on)."""
+        return self.on and (self.holds_dir(path) or bool(await self.staging.children(path)))
+
     # --- status ---------------------------------------------------------------------------
 
     def _status(self, entry: dict) -> dict[str, Any]:

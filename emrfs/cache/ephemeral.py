@@ -354,13 +354,13 @@ class EphemeralTier:
         s, d = validate(src), validate(dst)
         if s == d:
             return
+        self._refuse_file_ancestor(d)  # also a file renamed below itself
         if d.startswith(s + "/"):
             raise ValueError(f"cannot rename {s!r} into itself ({d!r})")
         roots = self._roots()
         src0, dst0 = self._local(roots[0], s), self._local(roots[0], d)
         if not os.path.lexists(src0):
             raise not_found(s)
-        self._refuse_file_ancestor(d)
         replaced = None
         if os.path.isdir(src0):
             if os.path.lexists(dst0):

@@ -181,3 +181,20 @@ def test_rmdir_of_a_recorded_tier_directory_removes_it_everywhere(emrfs_endpoint
         assert fs.ls(f"{bucket}/out/_temporary/0", detail=False) == []
     finally:
         fs._cached.local.tier.terminate()
+
+
+def test_rmdir_refuses_a_directory_holding_tier_paths(tiered, bucket):
+    fs = tiered
+    fs.pipe_file(f"{bucket}/out/_temporary/0", b"pending")
+    with pytest.raises(OSError, match="out") as raised:
+        fs.rmdir(f"{bucket}/out")
+    assert raised.value.errno == 39  # ENOTEMPTY, as for a directory with S3 children
+    assert fs.cat_file(f"{bucket}/out/_temporary/0") == b"pending"
+
+
+def test_a_tier_file_renamed_below_itself_is_not_a_directory(tiered, bucket):
+    fs = tiered
+    fs.pipe_file(f"{bucket}/out/_temporary/0", b"f")
+    with pytest.raises(NotADirectoryError):
+        fs.mv(f"{bucket}/out/_temporary/0", f"{bucket}/out/_temporary/0/x")
+    assert fs.cat_file(f"{bucket}/out/_temporary/0") == b"f"
