@@ -204,7 +204,7 @@ class EmrFileSystem(AsyncFileSystem):
             found = await view.info(path, lambda: self._s3_info(path, bucket, key))
             found = self._as_status(found) if found is not None else None
         if found is None:
-            found = self._tiers.implied_dir(path)  # ephemeral descendants only
+            found = await self._tiers.implied_dir(path)  # ephemeral descendants only
         if found is None:
             raise not_found(path)
         self._cached.seen(found)  # the version later cached reads use
@@ -241,7 +241,7 @@ class EmrFileSystem(AsyncFileSystem):
                                       Key=key + paths.EMRFS_FOLDER_SUFFIX,
                                       **self._read_kwargs(path))
         except FileNotFoundError:
-            return self._tiers.implied_dir(path)  # a directory of ephemeral paths only
+            return await self._tiers.implied_dir(path)  # a directory of ephemeral paths only
         return self.status.directory(path, marker=key + paths.EMRFS_FOLDER_SUFFIX,
                                      last_modified=head.get("LastModified"))
 
@@ -272,7 +272,7 @@ class EmrFileSystem(AsyncFileSystem):
         else:
             entries = [self._as_status(e) for e in
                        await view.ls(path, lambda: self._s3_ls(path, bucket, key))]
-        entries = self._tiers.merge_children(path, entries)  # e.g. out/_temporary
+        entries = await self._tiers.merge_children(path, entries)  # e.g. out/_temporary
         if not entries:
             info = await self._info(path)  # a file, an empty directory, or nothing
             entries = [info] if info["type"] == "file" else []
@@ -346,7 +346,7 @@ class EmrFileSystem(AsyncFileSystem):
                    for n, i in (await view.find(path, s3_find, in_scope, withdirs)).items()}
         out = {e["name"]: e for e in await self._encrypted.listed(list(out.values()))}
         # after the CSE lengths: tier files are local plaintext, never HEADed in S3
-        out = self._tiers.merge_find(path, out, maxdepth, withdirs, prefix)
+        out = await self._tiers.merge_find(path, out, maxdepth, withdirs, prefix)
         if maxdepth is not None and maxdepth > 1:
             depth_base = len(path) + 1
             out = {n: i for n, i in out.items()
@@ -510,7 +510,7 @@ class EmrFileSystem(AsyncFileSystem):
         bucket, key = paths.split(path)
         if not key:
             raise is_a_directory(path, "a bucket cannot be written as a file")
-        self._tiers.refuse_directory(path)  # a directory of ephemeral paths only (no S3 probe)
+        await self._tiers.refuse_directory(path)  # a directory of ephemeral paths only
         checks = [self._check_parents(path)]
         if self.options.s3.create_checks and not dir_checked:
             checks.append(self._refuse_directory(path, bucket, key))

@@ -103,10 +103,10 @@ class EphemeralRoutes:
         nothing below a file).  The tier checks its own ancestors itself."""
         await self.fs._check_parents(self._persistent_top(path))
 
-    def refuse_directory(self, path: str) -> None:
+    async def refuse_directory(self, path: str) -> None:
         """Before a persistent write of ``path``: refuse when the tier makes it a directory
-        (``out`` while ``out/_temporary/...`` exists); local, so no S3 request."""
-        if self.holds_dir(path):
+        (``out`` while ``out/_temporary/...`` exists, here or staged by any machine)."""
+        if await self.holds_any(path):
             raise is_a_directory(path, "a directory has this name (it holds ephemeral paths "
                                        "such as _temporary); pick another path")
 
@@ -120,13 +120,20 @@ class EphemeralRoutes:
             return
         with contextlib.suppress(FileNotFoundError):  # the tier's own copies of S3 dirs
             self.tier.remove_empty_dirs(parent, paths.split(parent)[0])
-        if not self.holds_dir(parent) and not await self.staging.children(parent):
+        if not await self.holds_any(parent):
             await self.fs._keep_parent(top)  # (staged: task output other machines see)
 
     async def holds_any(self, path: str) -> bool:
         """True when persistent directory ``path`` has tier entries below it: local, or
         staged by any machine (one metadata query where staging is on)."""
-        return self.on and (self.holds_dir(path) or bool(await self.staging.children(path)))
+        return self.on and (self.holds_dir(path) or bool(await self._staged_below(path)))
+
+    async def _staged_below(self, path: str, deep: bool = False) -> Any:
+        """What task commits staged below persistent ``path`` (children, or with ``deep``
+        everything by path); nothing to ask where staging is off for its bucket."""
+        if not self.staging.shared(path):
+            return {} if deep else []
+        return await (self.staging.walk(path) if deep else self.staging.children(path))
 
     # --- status ---------------------------------------------------------------------------
 
@@ -149,9 +156,10 @@ class EphemeralRoutes:
                 raise
             return staged
 
-    def implied_dir(self, path: str) -> dict[str, Any] | None:
-        """Status of a persistent ``path`` S3 does not know, if the tier has descendants."""
-        if not self.holds_dir(path):
+    async def implied_dir(self, path: str) -> dict[str, Any] | None:
+        """Status of a persistent ``path`` S3 does not know, if the tier has descendants
+        (here, or staged by a task commit on any machine)."""
+        if not await self.holds_any(path):
             return None
         status = self.fs.status.directory(path)
         status["ephemeral"] = True
@@ -179,9 +187,13 @@ class EphemeralRoutes:
             return []
         return [self._status(e) for e in self.tier.ls(path)]
 
-    def merge_children(self, path: str, entries: list[dict]) -> list[dict]:
-        """A persistent directory's S3 entries plus the tier's (S3's win on a clash)."""
+    async def merge_children(self, path: str, entries: list[dict]) -> list[dict]:
+        """A persistent directory's S3 entries plus the tier's, local or staged by any
+        machine (S3's win on a clash)."""
         extra = self.children(path) if self.on else []
+        if self.on:
+            names = {e["name"] for e in extra}
+            extra += [e for e in await self._staged_below(path) if e["name"] not in names]
         if not extra:
             return entries
         names = {e["name"] for e in entries}
@@ -228,14 +240,23 @@ class EphemeralRoutes:
                     out.setdefault(name, status)
         return self._finish_find(path, out, detail, prefix)
 
-    def merge_find(self, path: str, out: dict[str, dict], maxdepth: int | None,
-                   withdirs: bool, prefix: str = "") -> dict[str, dict]:
-        """A persistent ``find``'s results plus what the tier holds below ``path``."""
-        if not self.holds_dir(path):
+    async def merge_find(self, path: str, out: dict[str, dict], maxdepth: int | None,
+                         withdirs: bool, prefix: str = "") -> dict[str, dict]:
+        """A persistent ``find``'s results plus what the tier holds below ``path``
+        (locally, or staged by a task commit on any machine)."""
+        if not self.on:
             return out
-        extra = self.walk(path, maxdepth, withdirs)
+        extra = self.walk(path, maxdepth, withdirs) if self.holds_dir(path) else {}
+        for name, status in (await self._staged_below(path, deep=True)).items():
+            depth = paths.relative_to(name, path).count("/") + 1
+            if (maxdepth is None or depth <= maxdepth) \
+                    and (withdirs or status["type"] == "file"):
+                extra.setdefault(name, status)
+        if not extra:
+            return out
         if withdirs and path not in out:
-            extra[path] = self.implied_dir(path)
+            extra[path] = self.fs.status.directory(path)
+            extra[path]["ephemeral"] = True
         start = paths.join(path, prefix) if prefix else ""
         for name, status in extra.items():
             if not start or name.startswith(start):
