@@ -241,7 +241,7 @@ class EmrFileSystem(AsyncFileSystem):
                                       Key=key + paths.EMRFS_FOLDER_SUFFIX,
                                       **self._read_kwargs(path))
         except FileNotFoundError:
-            return await self._tiers.implied_dir(path)  # a directory of ephemeral paths only
+            return None
         return self.status.directory(path, marker=key + paths.EMRFS_FOLDER_SUFFIX,
                                      last_modified=head.get("LastModified"))
 
@@ -616,7 +616,8 @@ class EmrFileSystem(AsyncFileSystem):
                 return await self._encrypted.read_bytes(path, bucket, key)  # CSE: verified
             return await self._encrypted.cat_range(path, start, end)
         except FileNotFoundError:
-            if await self._dir_probe(path, bucket, key) is not None:
+            if await self._dir_probe(path, bucket, key) is not None \
+                    or await self._tiers.implied_dir(path) is not None:
                 raise is_a_directory(path, "open a file below it, or use ls") from None
             raise
 
@@ -673,7 +674,8 @@ class EmrFileSystem(AsyncFileSystem):
             os.replace(tmp, lpath)  # nothing half-written is left at lpath
         except FileNotFoundError:
             os.unlink(tmp)
-            if await self._dir_probe(rpath, bucket, key) is not None:
+            if await self._dir_probe(rpath, bucket, key) is not None \
+                    or await self._tiers.implied_dir(rpath) is not None:
                 raise is_a_directory(rpath, "use get(recursive=True) for directories") from None
             raise
         except BaseException:
