@@ -8,6 +8,12 @@ over here; listings of persistent directories add the tier's children
 (``out/_temporary`` shows in ``ls("out")``), and a persistent path that S3
 does not know but that has ephemeral descendants is a directory.
 
+One namespace with S3 (as HDFS): nothing is created in the tier below a file,
+persistent or not (``NotADirectoryError``); a persistent path with tier
+descendants -- local, or staged by a task commit on any machine -- is a
+directory for info, ls, find, rmdir and writes; a persistent directory the
+tier empties stays a directory (its S3 marker, :meth:`EphemeralRoutes.keep_parent`).
+
 When is the tier on: ``ephemeral.enabled`` *and* ``cache.enabled`` (the tier
 keeps its blocks in the cache directories).  With the cache off every path
 goes to S3, ``_temporary`` included, as without emrfs's cache.
