@@ -204,7 +204,7 @@ class EmrFileSystem(AsyncFileSystem):
             found = await view.info(path, lambda: self._s3_info(path, bucket, key))
             found = self._as_status(found) if found is not None else None
         if found is None:
-            found = self._tiers.implied_dir(path)  # ephemeral descendants only
+            found = await self._tiers.implied_dir(path)  # ephemeral descendants only
         if found is None:
             raise not_found(path)
         self._cached.seen(found)  # the version later cached reads use
@@ -272,7 +272,7 @@ class EmrFileSystem(AsyncFileSystem):
         else:
             entries = [self._as_status(e) for e in
                        await view.ls(path, lambda: self._s3_ls(path, bucket, key))]
-        entries = self._tiers.merge_children(path, entries)  # e.g. out/_temporary
+        entries = await self._tiers.merge_children(path, entries)  # e.g. out/_temporary
         if not entries:
             info = await self._info(path)  # a file, an empty directory, or nothing
             entries = [info] if info["type"] == "file" else []
@@ -344,12 +344,13 @@ class EmrFileSystem(AsyncFileSystem):
 
             out = {n: self._as_status(i)
                    for n, i in (await view.find(path, s3_find, in_scope, withdirs)).items()}
-        out = self._tiers.merge_find(path, out, maxdepth, withdirs, prefix)
+        out = {e["name"]: e for e in await self._encrypted.listed(list(out.values()))}
+        # after the CSE lengths: tier files are local plaintext, never HEADed in S3
+        out = await self._tiers.merge_find(path, out, maxdepth, withdirs, prefix)
         if maxdepth is not None and maxdepth > 1:
             depth_base = len(path) + 1
             out = {n: i for n, i in out.items()
                    if n == path or n[depth_base:].count("/") < maxdepth}
-        out = {e["name"]: e for e in await self._encrypted.listed(list(out.values()))}
         names = sorted(out)
         return {n: out[n] for n in names} if detail else names
 
@@ -509,6 +510,7 @@ class EmrFileSystem(AsyncFileSystem):
         bucket, key = paths.split(path)
         if not key:
             raise is_a_directory(path, "a bucket cannot be written as a file")
+        await self._tiers.refuse_directory(path)  # a directory of ephemeral paths only
         checks = [self._check_parents(path)]
         if self.options.s3.create_checks and not dir_checked:
             checks.append(self._refuse_directory(path, bucket, key))
@@ -614,7 +616,8 @@ class EmrFileSystem(AsyncFileSystem):
                 return await self._encrypted.read_bytes(path, bucket, key)  # CSE: verified
             return await self._encrypted.cat_range(path, start, end)
         except FileNotFoundError:
-            if await self._dir_probe(path, bucket, key) is not None:
+            if await self._dir_probe(path, bucket, key) is not None \
+                    or await self._tiers.implied_dir(path) is not None:
                 raise is_a_directory(path, "open a file below it, or use ls") from None
             raise
 
@@ -671,7 +674,8 @@ class EmrFileSystem(AsyncFileSystem):
             os.replace(tmp, lpath)  # nothing half-written is left at lpath
         except FileNotFoundError:
             os.unlink(tmp)
-            if await self._dir_probe(rpath, bucket, key) is not None:
+            if await self._dir_probe(rpath, bucket, key) is not None \
+                    or await self._tiers.implied_dir(rpath) is not None:
                 raise is_a_directory(rpath, "use get(recursive=True) for directories") from None
             raise
         except BaseException:
@@ -989,6 +993,8 @@ class EmrFileSystem(AsyncFileSystem):
     async def _has_children(self, path: str, operation: str) -> bool:
         """Whether directory ``path`` holds anything: S3's first page answers alone; with
         the consistent view on, its merged listing (delayed listings waited for)."""
+        if await self._tiers.holds_any(path):
+            return True  # ephemeral descendants (out/_temporary), local or staged
         bucket, key = paths.split(path)
         if key and self._view(path) is not None:
             return any(i["path"] != path for i in await self._tree(path, operation))

@@ -8,6 +8,12 @@ over here; listings of persistent directories add the tier's children
 (``out/_temporary`` shows in ``ls("out")``), and a persistent path that S3
 does not know but that has ephemeral descendants is a directory.
 
+One namespace with S3 (as HDFS): nothing is created in the tier below a file,
+persistent or not (``NotADirectoryError``); a persistent path with tier
+descendants -- local, or staged by a task commit on any machine -- is a
+directory for info, ls, find, rmdir and writes; a persistent directory the
+tier empties stays a directory (its S3 marker, :meth:`EphemeralRoutes.keep_parent`).
+
 When is the tier on: ``ephemeral.enabled`` *and* ``cache.enabled`` (the tier
 keeps its blocks in the cache directories).  With the cache off every path
 goes to S3, ``_temporary`` included, as without emrfs's cache.
@@ -31,11 +37,13 @@ Renames:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as _dt
 import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
+from fsspec.asyn import sync
 from fsspec.spec import AbstractBufferedFile
 
 from .byterange import resolve_range
@@ -43,7 +51,8 @@ from . import paths
 from .cache.layer import as_tuple
 from .cache.matching import is_ephemeral
 from .commit_layout import in_task_attempt
-from .errors import InvalidPathError, exists, is_a_directory, not_a_directory, not_found
+from .errors import (InvalidPathError, exists, is_a_directory, not_a_directory, not_empty,
+                     not_found)
 from .staging import TaskCommitStaging
 
 if TYPE_CHECKING:
@@ -87,6 +96,51 @@ class EphemeralRoutes:
         except FileNotFoundError:  # every tier directory is gone: nothing is held
             return False
 
+    def _persistent_top(self, path: str) -> str:
+        """The outermost tier path at or above tier ``path`` (``b/out/_temporary`` for
+        ``b/out/_temporary/0/x``): everything above it is persistent."""
+        for above in reversed(paths.ancestors(path)):
+            if self.owns(above):
+                return above
+        return path
+
+    async def check_creatable(self, path: str) -> None:
+        """Before creating tier ``path``: no persistent ancestor may be a file (HDFS:
+        nothing below a file).  The tier checks its own ancestors itself."""
+        await self.fs._check_parents(self._persistent_top(path))
+
+    async def refuse_directory(self, path: str) -> None:
+        """Before a persistent write of ``path``: refuse when the tier makes it a directory
+        (``out`` while ``out/_temporary/...`` exists, here or staged by any machine)."""
+        if await self.holds_any(path):
+            raise is_a_directory(path, "a directory has this name (it holds ephemeral paths "
+                                       "such as _temporary); pick another path")
+
+    async def keep_parent(self, path: str) -> None:
+        """``path`` left the tier (removed, renamed, committed): the persistent directory
+        that held it stays a directory, as in HDFS.  While the tier holds nothing more
+        there, the filesystem marks it in S3 if S3 has nothing below it either."""
+        top = self._persistent_top(path) if self.owns(path) else path
+        parent = paths.parent(top)
+        if not self.on or not paths.split(parent)[1]:
+            return
+        with contextlib.suppress(FileNotFoundError):  # the tier's own copies of S3 dirs
+            self.tier.remove_empty_dirs(parent, paths.split(parent)[0])
+        if not await self.holds_any(parent):
+            await self.fs._keep_parent(top)  # (staged: task output other machines see)
+
+    async def holds_any(self, path: str) -> bool:
+        """True when persistent directory ``path`` has tier entries below it: local, or
+        staged by any machine (one metadata query where staging is on)."""
+        return self.on and (self.holds_dir(path) or bool(await self._staged_below(path)))
+
+    async def _staged_below(self, path: str, deep: bool = False) -> Any:
+        """What task commits staged below persistent ``path`` (children, or with ``deep``
+        everything by path); nothing to ask where staging is off for its bucket."""
+        if not self.staging.shared(path):
+            return {} if deep else []
+        return await (self.staging.walk(path) if deep else self.staging.children(path))
+
     # --- status ---------------------------------------------------------------------------
 
     def _status(self, entry: dict) -> dict[str, Any]:
@@ -108,9 +162,10 @@ class EphemeralRoutes:
                 raise
             return staged
 
-    def implied_dir(self, path: str) -> dict[str, Any] | None:
-        """Status of a persistent ``path`` S3 does not know, if the tier has descendants."""
-        if not self.holds_dir(path):
+    async def implied_dir(self, path: str) -> dict[str, Any] | None:
+        """Status of a persistent ``path`` S3 does not know, if the tier has descendants
+        (here, or staged by a task commit on any machine)."""
+        if not await self.holds_any(path):
             return None
         status = self.fs.status.directory(path)
         status["ephemeral"] = True
@@ -138,9 +193,13 @@ class EphemeralRoutes:
             return []
         return [self._status(e) for e in self.tier.ls(path)]
 
-    def merge_children(self, path: str, entries: list[dict]) -> list[dict]:
-        """A persistent directory's S3 entries plus the tier's (S3's win on a clash)."""
+    async def merge_children(self, path: str, entries: list[dict]) -> list[dict]:
+        """A persistent directory's S3 entries plus the tier's, local or staged by any
+        machine (S3's win on a clash)."""
         extra = self.children(path) if self.on else []
+        if self.on:
+            names = {e["name"] for e in extra}
+            extra += [e for e in await self._staged_below(path) if e["name"] not in names]
         if not extra:
             return entries
         names = {e["name"] for e in entries}
@@ -187,14 +246,23 @@ class EphemeralRoutes:
                     out.setdefault(name, status)
         return self._finish_find(path, out, detail, prefix)
 
-    def merge_find(self, path: str, out: dict[str, dict], maxdepth: int | None,
-                   withdirs: bool, prefix: str = "") -> dict[str, dict]:
-        """A persistent ``find``'s results plus what the tier holds below ``path``."""
-        if not self.holds_dir(path):
+    async def merge_find(self, path: str, out: dict[str, dict], maxdepth: int | None,
+                         withdirs: bool, prefix: str = "") -> dict[str, dict]:
+        """A persistent ``find``'s results plus what the tier holds below ``path``
+        (locally, or staged by a task commit on any machine)."""
+        if not self.on:
             return out
-        extra = self.walk(path, maxdepth, withdirs)
+        extra = self.walk(path, maxdepth, withdirs) if self.holds_dir(path) else {}
+        for name, status in (await self._staged_below(path, deep=True)).items():
+            depth = paths.relative_to(name, path).count("/") + 1
+            if (maxdepth is None or depth <= maxdepth) \
+                    and (withdirs or status["type"] == "file"):
+                extra.setdefault(name, status)
+        if not extra:
+            return out
         if withdirs and path not in out:
-            extra[path] = self.implied_dir(path)
+            extra[path] = self.fs.status.directory(path)
+            extra[path]["ephemeral"] = True
         start = paths.join(path, prefix) if prefix else ""
         for name, status in extra.items():
             if not start or name.startswith(start):
@@ -224,6 +292,7 @@ class EphemeralRoutes:
                                         "create_parents=True or makedirs") from None
             if pinfo["type"] != "directory":
                 raise not_a_directory(parent, f"cannot create {path!r} below a file")
+        await self.check_creatable(path)
         self.tier.mkdir(path, create_parents=True)
         await self.staging.record_directory(path)
 
@@ -234,6 +303,7 @@ class EphemeralRoutes:
             if not exist_ok:
                 raise exists(path, "use exist_ok=True")
             return
+        await self.check_creatable(path)
         self.tier.mkdir(path, create_parents=True)
         await self.staging.record_directory(path)
 
@@ -241,7 +311,13 @@ class EphemeralRoutes:
         info = await self.info(path)
         if info["type"] != "directory":
             raise not_a_directory(path, "rmdir removes directories; use rm for files")
-        self.tier.delete(path)
+        if (self.tier.isdir(path) and self.tier.ls(path, detail=False)) \
+                or await self.staging.children(path):
+            raise not_empty(path, "rmdir removes only empty directories; use rm(recursive=True)")
+        if self.tier.exists(path):
+            self.tier.delete(path)
+        await self.staging.abort_tree(path)  # its row, if the job set-up recorded it
+        await self.keep_parent(path)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -288,6 +364,8 @@ class EphemeralRoutes:
     # --- writing ----------------------------------------------------------------------------
 
     async def pipe(self, path: str, value: bytes, mode: str = "overwrite") -> None:
+        await self.check_creatable(path)
+
         def write() -> None:
             with self.tier.open_write(path, overwrite=mode != "create") as w:
                 w.write(value)
@@ -296,6 +374,8 @@ class EphemeralRoutes:
 
     async def put_file(self, lpath: str, path: str, callback=None,
                        mode: str = "overwrite") -> None:
+        await self.check_creatable(path)
+
         def write() -> None:
             with open(lpath, "rb") as f, self.tier.open_write(path,
                                                               overwrite=mode != "create") as w:
@@ -312,6 +392,8 @@ class EphemeralRoutes:
         kwargs.pop("cache_type", None)
         if mode == "rb" and not self.tier.exists(path):
             self._readable(path, self.fs.info(path))  # staged elsewhere, or not found
+        elif mode != "rb":
+            sync(self.fs.loop, self.check_creatable, path)
         return TierFile(self.fs, path, mode, tier=self.tier, block_size=block_size,
                         autocommit=autocommit, **kwargs)
 
@@ -326,6 +408,8 @@ class EphemeralRoutes:
         if info["type"] == "directory":
             await self.fs._makedirs(dst, exist_ok=True)
             return
+        if self.owns(dst):
+            await self.check_creatable(dst)
         if self.owns(src) and self.owns(dst):
             await asyncio.to_thread(self._copy_local, src, dst)
         elif self.owns(src):
@@ -353,9 +437,13 @@ class EphemeralRoutes:
     async def mv(self, src: str, dst: str) -> None:
         """HDFS rename where the tier is involved (see the module docstring)."""
         info = await self.fs._info(src)
+        if src == dst:
+            return  # HDFS: renaming a path onto itself is a no-op
         dinfo = await self._info_or_none(dst)
         if dinfo is not None and dinfo["type"] == "directory":
             dst = paths.join(dst, paths.basename(src))
+            if dst == src:
+                return  # into the directory that already holds it: nothing to do
             dinfo = await self._info_or_none(dst)
         if info["type"] == "file":
             if dinfo is not None and dinfo["type"] == "directory":
@@ -371,14 +459,17 @@ class EphemeralRoutes:
                 "deleted and the data kept only until the tier ends; copy it with cp instead, "
                 "or pick a destination outside ephemeral.patterns/prefixes")
         if self.owns(dst):
+            await self.check_creatable(dst)
             if self.tier.exists(src) and self.staging.wants(src, dst):
                 await self.staging.stage_task(src, dst)  # the data leaves this machine
                 return
             if self.tier.exists(src):
                 self.tier.rename(src, dst)  # a local metadata change
             await self.staging.move(src, dst)  # staged rows, if any, follow
+            await self.keep_parent(src)
             return
         await self._commit(src, dst, info)
+        await self.keep_parent(src)
 
     async def follow(self, src: str, dst: str) -> None:
         """Persistent directory ``src`` was renamed to ``dst``: what the tier holds below
@@ -394,12 +485,19 @@ class EphemeralRoutes:
             await self.staging.move(name, target)
         if local:
             self.tier.remove_empty_dirs(src, paths.split(src)[0])
+            await self.keep_parent(src)
 
     async def _info_or_none(self, path: str) -> dict | None:
         try:
             return await self.fs._info(path)
         except FileNotFoundError:
             return None
+
+    def _empty_dirs(self, path: str) -> list[str]:
+        """The tier's directories strictly below ``path`` that hold nothing."""
+        entries = self.walk(path, None, withdirs=True)
+        holding = {paths.parent(n) for n in entries}
+        return [n for n, e in entries.items() if e["type"] == "directory" and n not in holding]
 
     async def _commit(self, src: str, dst: str, info: dict) -> None:
         """Tier -> S3: staged uploads complete, local files go up one upload each,
@@ -415,6 +513,9 @@ class EphemeralRoutes:
             files = list(self.tier.walk_files(src))
             if not files and not completed:
                 await self.fs._makedirs(dst, exist_ok=True)
+            for d in self._empty_dirs(src):  # HDFS moves empty directories too
+                await self.fs._makedirs(paths.join(dst, paths.relative_to(d, src)),
+                                        exist_ok=True)
             semaphore = asyncio.Semaphore(UPLOAD_CONCURRENCY)
 
             async def one(f: str) -> None:
@@ -435,7 +536,8 @@ class EphemeralRoutes:
             if any(paths.is_within(p, r) for r in removed):
                 continue  # went with a directory removed before it
             if self.owns(p):
-                if not recursive and await self.staging.children(p):
+                if not recursive and (await self.staging.children(p) or (
+                        self.tier.isdir(p) and self.tier.ls(p, detail=False))):
                     raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
                 had_staged = await self.staging.abort_tree(p)  # uploads staged below it
                 try:
@@ -447,6 +549,7 @@ class EphemeralRoutes:
                     self.staging.prune(paths.parent(p))  # an aborted task attempt
                 elif not self.owns(paths.parent(p)):  # local directories that only held it
                     self.tier.remove_empty_dirs(paths.parent(p), paths.split(p)[0])
+                await self.keep_parent(p)
                 removed.append(p)
                 continue
             if self.holds_dir(p):
@@ -454,6 +557,7 @@ class EphemeralRoutes:
                     raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
                 self.tier.delete(p, recursive=True)
                 if not await self.fs._exists(p):
+                    await self.keep_parent(p)
                     removed.append(p)
                     continue  # it was a directory only because of the tier
             rest.append(p)
@@ -480,15 +584,25 @@ class TierFile(AbstractBufferedFile):
                 raise is_a_directory(path, "cannot write a file over a directory")
             if mode == "xb" and tier.exists(path):
                 raise exists(path, "mode 'xb' creates only new files")
-        super().__init__(fs, path, mode, block_size=block_size or tier.block_size,
-                         autocommit=autocommit, cache_type="none", size=size, **kwargs)
         if mode != "rb":
+            # before the buffered file exists: a refused writer (below a file, ...) leaves
+            # nothing that a later close() would try to flush
             self._writer = tier.open_write(path)
+        try:
+            super().__init__(fs, path, mode, block_size=block_size or tier.block_size,
+                             autocommit=autocommit, cache_type="none", size=size, **kwargs)
             if mode == "ab" and tier.exists(path):
                 with tier.open_read(path) as r:
                     while chunk := r.read(_CHUNK):
                         self._writer.write(chunk)
                 self.loc = self._writer.tell()
+        except BaseException:
+            self.closed = True
+            if self._writer is not None:
+                self._writer.abort()
+            if self._reader is not None:
+                self._reader.close()
+            raise
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         self._reader.seek(start)

@@ -226,6 +226,16 @@ class EphemeralTier:
         except ValueError as exc:
             raise IntegrityError(f"ephemeral manifest of {path!r} is damaged", path) from exc
 
+    def _refuse_file_ancestor(self, norm: str) -> None:
+        """HDFS: nothing can be created below a file (NotADirectoryError, as for S3 paths)."""
+        root = self._roots()[0]
+        parts = norm.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            above = "/".join(parts[:i])
+            if os.path.isfile(self._local(root, above)):
+                raise not_a_directory(norm, f"{above!r} is a file in the ephemeral tier, so "
+                                            "nothing can be created below it")
+
     # --- verbs ------------------------------------------------------------------------
 
     def exists(self, path: str) -> bool:
@@ -287,6 +297,7 @@ class EphemeralTier:
     def mkdir(self, path: str, create_parents: bool = True, exist_ok: bool = True) -> None:
         self._ensure_member()
         norm = validate(path)
+        self._refuse_file_ancestor(norm)
         for root in self._roots():
             local = self._local(root, norm)
             if os.path.isfile(local):
@@ -311,6 +322,7 @@ class EphemeralTier:
         local = self._local(self._roots()[0], norm)
         if os.path.isdir(local):
             raise is_a_directory(norm, "cannot write a file over a directory")
+        self._refuse_file_ancestor(norm)
         if not overwrite and os.path.lexists(local):
             raise exists(norm)
         return EphemeralWriter(self, norm)
@@ -342,6 +354,7 @@ class EphemeralTier:
         s, d = validate(src), validate(dst)
         if s == d:
             return
+        self._refuse_file_ancestor(d)  # also a file renamed below itself
         if d.startswith(s + "/"):
             raise ValueError(f"cannot rename {s!r} into itself ({d!r})")
         roots = self._roots()

@@ -143,7 +143,8 @@ def test_aborted_job_leaves_nothing(nodes, bucket, emrfs_s3, emrfs_endpoint, tab
     with pytest.raises(IsADirectoryError):
         b.rm(f"{out}/_temporary", recursive=False)
     b.rm(f"{out}/_temporary", recursive=True)  # abortJob, on another node
-    assert objects(emrfs_s3, bucket) == []
+    # no data: only the output directory the job set-up made stays, as in HDFS (its marker)
+    assert objects(emrfs_s3, bucket) == ["out/"]
     assert uploads(emrfs_s3, bucket) == []
     assert staged_rows(emrfs_endpoint, table, bucket, with_dirs=True) == []
     assert not a.exists(f"{out}/_temporary") and not b.exists(f"{out}/_temporary")
@@ -302,3 +303,22 @@ def test_a_task_commit_whose_upload_fails_leaves_no_upload_behind(emrfs_endpoint
         assert uploads(emrfs_s3, bucket) == [] and objects(emrfs_s3, bucket) == []
         assert sorted(a.ls(attempt, detail=False)) == sorted(f"{attempt}/{r}" for r in files)
         a._cached.local.tier.terminate()
+
+
+def test_staged_output_makes_its_parents_directories_on_every_node(nodes, bucket, emrfs_s3):
+    """Once a task commit staged its output and pruned the local tier, the output
+    directory is a directory on every node: listed, found, not writable as a file."""
+    a, b = nodes
+    out = f"{bucket}/out"
+    b.makedirs(f"{out}/_temporary/0", exist_ok=True)  # setupJob, on B
+    run_task(a, out)  # on A: staged, then A's local copy goes
+    staged = sorted(f"{out}/_temporary/0/task_1/{rel}" for rel in FILES)
+    for fs in (a, b):
+        assert fs.info(out)["type"] == "directory"
+        assert fs.ls(out, detail=False) == [f"{out}/_temporary"]
+        assert fs.find(out) == staged
+        with pytest.raises(IsADirectoryError):
+            fs.pipe_file(out, b"x")
+        with pytest.raises(OSError, match="out"):
+            fs.rmdir(out)
+    assert objects(emrfs_s3, bucket) == []
