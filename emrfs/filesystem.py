@@ -318,7 +318,7 @@ class EmrFileSystem(AsyncFileSystem):
                     info = await self._info(path)
                 except FileNotFoundError:
                     return out
-                if info["type"] == "file" or withdirs:
+                if info["type"] == "file" or (withdirs and key):  # a bucket never lists itself
                     out[path] = info
             else:
                 out.update(listing.files)

@@ -176,3 +176,12 @@ def test_exclusive_create_is_a_conditional_write_for_multipart(fs, bucket, emrfs
     with pytest.raises(FileExistsError):
         f.close()
     assert small_parts.cat_file(path) == b"someone else"
+
+
+def test_find_with_dirs_never_lists_the_bucket_itself(fs, bucket):
+    """A bucket is the root of its listing: find(bucket, withdirs=True) names what is in it,
+    empty or not (an empty bucket listed itself; found by the model workload)."""
+    assert fs.find(bucket, withdirs=True) == []
+    fs.mkdir(f"{bucket}/a")
+    assert fs.find(bucket, withdirs=True) == [f"{bucket}/a"]
+    assert fs.find(f"{bucket}/a", withdirs=True) == [f"{bucket}/a"]
