@@ -134,3 +134,17 @@ def test_a_copy_onto_itself_changes_nothing(emrfs_endpoint, bucket, emrfs_s3, en
     assert emrfs_s3.get_object(Bucket=bucket, Key="b é/ü")["Body"].read() == stored
     with pytest.raises(FileNotFoundError, match="nope"):
         fs.cp_file(f"{bucket}/nope", f"{bucket}/nope")
+
+
+# --- a deleted directory S3 still lists ------------------------------------------------------
+
+def test_find_leaves_out_a_deleted_directory_s3_still_lists(
+        emrfs_endpoint, bucket, emrfs_s3, table):
+    with lagging(emrfs_endpoint, lingering_deletes=True) as proxy:
+        fs = consistent_fs(proxy.url, table)
+        fs.mkdir(f"{bucket}/d/sub")
+        fs.pipe(f"{bucket}/d/other/f", b"f")
+        fs.rm(f"{bucket}/d/sub", recursive=True)  # S3 still lists d/sub/ a while
+        assert fs.find(f"{bucket}/d", withdirs=True) == [
+            f"{bucket}/d", f"{bucket}/d/other", f"{bucket}/d/other/f"]
+    assert keys(emrfs_s3, bucket) == ["d/other/f"]
