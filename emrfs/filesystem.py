@@ -585,6 +585,7 @@ class EmrFileSystem(AsyncFileSystem):
     async def _after_create(self, path: str) -> None:
         """A child arrived: remove ancestors' markers (as S3A does), once per directory."""
         self._cached.forget(path)  # blocks of what was there before
+        self._not_files.discard(path)  # it may be a file now: checked again below it
         parent = paths.parent(path)
         if parent in self._checked_dirs or not paths.split(parent)[1]:
             return
@@ -1174,6 +1175,7 @@ class EmrFileSystem(AsyncFileSystem):
             if source_view is not None:
                 await source_view.record_delete_tree(src, _deleted_paths(sb, confirmed))
         self._forget_dirs(src)
+        self._forget_dirs(dst)  # names below it may be files now
         self._cached.forget_tree(src, [f"{sb}/{k}" for k in keys])
         self._cached.forget_tree(dst, list(copied))
         await self._keep_parent(src)

@@ -148,3 +148,27 @@ def test_find_leaves_out_a_deleted_directory_s3_still_lists(
         assert fs.find(f"{bucket}/d", withdirs=True) == [
             f"{bucket}/d", f"{bucket}/d/other", f"{bucket}/d/other/f"]
     assert keys(emrfs_s3, bucket) == ["d/other/f"]
+
+
+# --- a write below a file, after the name became a file --------------------------------------
+
+@pytest.mark.parametrize("how", ["pipe", "cp_file", "mv_file", "mv_directory"])
+def test_a_name_checked_as_no_file_is_checked_again_once_a_file_lands_there(
+        fs, bucket, emrfs_s3, how):
+    fs.pipe(f"{bucket}/f", b"file")
+    with pytest.raises(NotADirectoryError):
+        fs.pipe(f"{bucket}/f/x/y", b"refused")  # f/x was looked at: not a file then
+    fs.rm(f"{bucket}/f")
+    fs.pipe({f"{bucket}/src/x": b"x", f"{bucket}/other": b"o"})
+    if how == "pipe":
+        fs.pipe(f"{bucket}/f/x", b"x")
+    elif how == "cp_file":
+        fs.cp_file(f"{bucket}/src/x", f"{bucket}/f/x")
+    elif how == "mv_file":
+        fs.mv(f"{bucket}/src/x", f"{bucket}/f/x")
+    else:
+        fs.mv(f"{bucket}/src", f"{bucket}/f")
+    with pytest.raises(NotADirectoryError, match=f"{bucket}/f/x"):
+        fs.pipe(f"{bucket}/f/x/y", b"below a file")
+    assert "f/x/y" not in keys(emrfs_s3, bucket)
+    assert emrfs_s3.get_object(Bucket=bucket, Key="f/x")["Body"].read() == b"x"
