@@ -566,6 +566,8 @@ class EmrFileSystem(AsyncFileSystem):
         marker left out; a marker stands for its directory): a short first page, since
         the consistent view's emptiness checks usually stop at its first live path."""
         prefix, token, size = key + "/", None, 8
+        companion = self._encrypted.companion_keys(path)  # CSE instruction files
+        suffix = companion[0][len(key):] if companion else None
         while True:
             kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": size}
             if token:
@@ -574,8 +576,11 @@ class EmrFileSystem(AsyncFileSystem):
             names = []
             for obj in page.get("Contents", ()):
                 k = obj["Key"]
-                if k != prefix:
-                    names.append(f"{bucket}/{paths.marker_dir(k) or k}")
+                if k == prefix:
+                    continue
+                if suffix and k.endswith(suffix):
+                    k = k[:-len(suffix)]  # stands for its object (deleted with it)
+                names.append(f"{bucket}/{paths.marker_dir(k) or k}")
             yield names
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:

@@ -172,3 +172,19 @@ def test_a_name_checked_as_no_file_is_checked_again_once_a_file_lands_there(
         fs.pipe(f"{bucket}/f/x/y", b"below a file")
     assert "f/x/y" not in keys(emrfs_s3, bucket)
     assert emrfs_s3.get_object(Bucket=bucket, Key="f/x")["Body"].read() == b"x"
+
+
+def test_an_instruction_file_s3_still_lists_does_not_keep_a_directory_unmarked(
+        emrfs_endpoint, bucket, emrfs_s3, table):
+    cse = {"fs.s3.cse.enabled": True, "fs.s3.cse.cryptoStorageMode": "InstructionFile",
+           "fs.s3.cse.encryptionMaterialsProvider": "emrfs.crypto.keys:AesKeyProvider",
+           "cse": {"aes_key": AES_KEY}}
+    with lagging(emrfs_endpoint, lingering_deletes=True) as proxy:
+        fs = consistent_fs(proxy.url, table)
+        fs = EmrFileSystem(**{**fs.storage_options, **cse})
+        fs.pipe(f"{bucket}/a/sub/x", b"secret")
+        assert keys(emrfs_s3, bucket) == ["a/sub/x", "a/sub/x.instruction"]
+        fs.mv(f"{bucket}/a/sub/x", f"{bucket}/y")  # S3 still lists both source keys
+        assert fs.isdir(f"{bucket}/a/sub")
+        assert fs.cat(f"{bucket}/y") == b"secret"
+    assert keys(emrfs_s3, bucket) == ["a/sub/", "y", "y.instruction"]
