@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wrapper
@@ -538,21 +538,61 @@ class EmrFileSystem(AsyncFileSystem):
         bucket, key = paths.split(parent)
         if not bucket:
             return set()
+        view = self._view(parent)
         try:
-            entries = await self._s3_ls(parent, bucket, key)
+            if view is None:
+                entries = await self._s3_ls(parent, bucket, key)
+            else:  # subdirectories whose listing is delayed too
+                entries = await view.ls(parent, lambda: self._s3_ls(parent, bucket, key))
         except FileNotFoundError:  # no such bucket: the writes will say so
             return set()
         return {e["name"] for e in entries if e["type"] == "directory"}
 
     async def _refuse_directory(self, path: str, bucket: str, key: str) -> None:
-        page = await self.s3.call("list_objects_v2", path, Bucket=bucket, Prefix=key + "/",
-                                  MaxKeys=1)
-        if page.get("KeyCount", 0) or page.get("Contents") or page.get("CommonPrefixes"):
+        view = self._view(path)
+        if view is not None:
+            # the merged listing: a directory whose children's listing is delayed is
+            # still one, and one whose deleted children S3 still lists is gone
+            directory = await view.is_directory(path, self._paths_below(path, bucket, key))
+        else:
+            page = await self.s3.call("list_objects_v2", path, Bucket=bucket,
+                                      Prefix=key + "/", MaxKeys=1)
+            directory = bool(page.get("KeyCount", 0) or page.get("Contents")
+                             or page.get("CommonPrefixes"))
+        if directory:
             raise is_a_directory(path, "a directory has this name; pick another path")
+
+    async def _paths_below(self, path: str, bucket: str, key: str
+                           ) -> AsyncIterator[list[str]]:
+        """Pages of the paths S3 lists below directory ``path`` (recursively, its own
+        marker left out; a marker stands for its directory): a short first page, since
+        the consistent view's emptiness checks usually stop at its first live path."""
+        prefix, token, size = key + "/", None, 8
+        companion = self._encrypted.companion_keys(path)  # CSE instruction files
+        suffix = companion[0][len(key):] if companion else None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": size}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = await self.s3.call("list_objects_v2", path, **kwargs)
+            names = []
+            for obj in page.get("Contents", ()):
+                k = obj["Key"]
+                if k == prefix:
+                    continue
+                if suffix and k.endswith(suffix):
+                    k = k[:-len(suffix)]  # stands for its object (deleted with it)
+                names.append(f"{bucket}/{paths.marker_dir(k) or k}")
+            yield names
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            size = 100  # deletions S3 still lists: one metadata batch per page
 
     async def _after_create(self, path: str) -> None:
         """A child arrived: remove ancestors' markers (as S3A does), once per directory."""
         self._cached.forget(path)  # blocks of what was there before
+        self._not_files.discard(path)  # it may be a file now: checked again below it
         parent = paths.parent(path)
         if parent in self._checked_dirs or not paths.split(parent)[1]:
             return
@@ -574,12 +614,23 @@ class EmrFileSystem(AsyncFileSystem):
         bucket, key = paths.split(parent)
         if not key:
             return
-        page = await self.s3.call("list_objects_v2", parent, Bucket=bucket, Prefix=key + "/",
-                                  MaxKeys=1)
-        if not page.get("KeyCount", 0) and not page.get("Contents"):
-            await self.s3.call("put_object", parent, Bucket=bucket, Key=key + "/", Body=b"",
-                               ContentType=_DIR_CONTENT_TYPE, **self._write_kwargs(parent))
-            self._checked_dirs.discard(parent)
+        view = self._view(parent)
+        if view is not None:
+            # the merged listing: S3 may still list the child that just went (its
+            # tombstone says it is gone) or not list yet one just written (its row says
+            # it is there).  Its own marker may be a deletion S3 still lists: written anew.
+            if await view.has_children(parent, self._paths_below(parent, bucket, key)):
+                return
+        else:
+            page = await self.s3.call("list_objects_v2", parent, Bucket=bucket,
+                                      Prefix=key + "/", MaxKeys=1)
+            if page.get("KeyCount", 0) or page.get("Contents"):
+                return
+        await self.s3.call("put_object", parent, Bucket=bucket, Key=key + "/", Body=b"",
+                           ContentType=_DIR_CONTENT_TYPE, **self._write_kwargs(parent))
+        self._checked_dirs.discard(parent)
+        if view is not None:
+            await view.record_directory(parent)  # a directory S3 listed only by its files
 
     def _forget_dirs(self, root: str) -> None:
         self._checked_dirs = {d for d in self._checked_dirs if not paths.is_within(d, root)}
@@ -841,6 +892,10 @@ class EmrFileSystem(AsyncFileSystem):
                 parent.relative_update(1)
             return copied
         path1, path2 = self._norm(path1), self._norm(path2)
+        if path1 == path2:
+            # a copy onto itself changes nothing, as a rename onto itself (S3 would refuse
+            # the request, or with SSE rewrite the object); a missing source is still an error
+            return (await self._info(path1))["type"] == "file"
         if self._tiers.involved(path1, path2):
             await self._tiers.cp_file(path1, path2)
             return True
@@ -1131,6 +1186,7 @@ class EmrFileSystem(AsyncFileSystem):
             if source_view is not None:
                 await source_view.record_delete_tree(src, _deleted_paths(sb, confirmed))
         self._forget_dirs(src)
+        self._forget_dirs(dst)  # names below it may be files now
         self._cached.forget_tree(src, [f"{sb}/{k}" for k in keys])
         self._cached.forget_tree(dst, list(copied))
         await self._keep_parent(src)

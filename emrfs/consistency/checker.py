@@ -167,7 +167,13 @@ def check_tree(path: str, s3_infos: dict[str, dict], rows: Iterable[Entry], *,
     problems = [p for e in rows if not e.is_dir or e.deleted
                 if (p := _compare(e.path, shown.get(e.path), e, etag_verification))
                 and not (e.is_dir and p.kind == DELETED_BUT_PRESENT)]
-    view = dict(s3_infos)
+    # a deleted directory S3 still lists (its marker's delete lingers) is gone, unless
+    # something live is listed below it
+    gone = {e.path for e in rows if e.deleted}
+    implied = {a for name in shown if name not in gone for a in P.ancestors(name)}
+    view = {n: i for n, i in s3_infos.items()
+            if not ((name := P.strip_protocol(n)) in gone and name not in implied
+                    and i.get("type") == "directory")}
     if with_dirs:
         for e in rows:
             if e.live and e.is_dir and e.path not in shown:

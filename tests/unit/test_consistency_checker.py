@@ -16,6 +16,7 @@ from emrfs.consistency.checker import (
     TYPE_MISMATCH,
     check_listing,
     check_path,
+    check_tree,
     run_with_policy,
 )
 from emrfs.consistency.policy import FixedRetryPolicy, NoRetryPolicy
@@ -176,3 +177,14 @@ def test_check_tree_waits_for_files_and_drops_nothing_it_should_keep():
     assert check_tree("b/t", shown, rows[1:2]).consistent
     assert "b/t/empty" in check_tree("b/t", shown, rows[1:4], with_dirs=True).view
     assert "b/t/empty" not in check_tree("b/t", shown, rows[1:4]).view
+
+
+def test_check_tree_leaves_out_a_deleted_directory_s3_still_lists():
+    shown = {"b/d/gone": {"name": "b/d/gone", "type": "directory", "size": 0},
+             "b/d/back": {"name": "b/d/back", "type": "directory", "size": 0},
+             "b/d/back/f": {"name": "b/d/back/f", "type": "file", "size": 1}}
+    rows = [Entry("b/d/gone", is_dir=True, deleted=True),
+            Entry("b/d/back", is_dir=True, deleted=True)]  # a file S3 lists is below it
+    verdict = check_tree("b/d", shown, rows, with_dirs=True)
+    assert verdict.consistent
+    assert sorted(verdict.view) == ["b/d/back", "b/d/back/f"]
