@@ -260,7 +260,9 @@ class EphemeralRoutes:
                 extra.setdefault(name, status)
         if not extra:
             return out
-        if withdirs and path not in out:
+        if not paths.split(path)[1]:
+            extra.pop(path, None)  # a bucket is the root of its listing, never in it
+        elif withdirs and path not in out:
             extra[path] = self.fs.status.directory(path)
             extra[path]["ephemeral"] = True
         start = paths.join(path, prefix) if prefix else ""

@@ -198,3 +198,12 @@ def test_a_tier_file_renamed_below_itself_is_not_a_directory(tiered, bucket):
     with pytest.raises(NotADirectoryError):
         fs.mv(f"{bucket}/out/_temporary/0", f"{bucket}/out/_temporary/0/x")
     assert fs.cat_file(f"{bucket}/out/_temporary/0") == b"f"
+
+
+def test_find_of_a_bucket_with_tier_paths_never_lists_the_bucket(tiered, bucket):
+    """With tier paths in it, find(bucket, withdirs=True) names what is in the bucket,
+    not the bucket itself (found by the model workload, cache configuration)."""
+    tiered.pipe(f"{bucket}/out/_temporary/0/part-0", b"x")
+    found = tiered.find(bucket, withdirs=True)
+    assert bucket not in found
+    assert f"{bucket}/out/_temporary/0/part-0" in found and f"{bucket}/out" in found
