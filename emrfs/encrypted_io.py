@@ -492,6 +492,12 @@ class EncryptedIO:
             if INSTRUCTION_MARKER in meta:
                 hidden.add(entry["name"])
                 return
+            if head.get("ETag") and head["ETag"] != entry.get("ETag"):
+                # the HEAD met another version than the LIST (a stale read, or a write in
+                # between): the entry describes the HEAD's version whole, never the LIST's
+                # ETag with the HEAD's length and envelope (the consistent view then sees
+                # the ETag and waits the stale copy out)
+                entry.update(ETag=head["ETag"], size=head["ContentLength"])
             await self.file_info(entry["name"], head, entry)
 
         heads = []

@@ -225,3 +225,22 @@ def test_a_resumed_body_never_mixes_two_versions(emrfs_fault_proxy, emrfs_s3, bu
              on_response=overwrite_once)
     assert emrfs_fault_proxy.counters().fault("cut_read") == 1
     assert emrfs_s3.get_object(Bucket=bucket, Key="r")["Body"].read() == b"b" * 4096
+
+
+def test_cse_listing_never_pairs_one_version_s_etag_with_another_s_length(emrfs_endpoint,
+                                                                           bucket, table):
+    """Under CSE, ls HEADs each file for its plaintext length; a stale HEAD after an
+    overwrite gave the new ETag (from the LIST) with the old length and envelope. The
+    entry now describes one version, so the view waits the stale copy out (found by the
+    model workload, cse-consistent)."""
+    clock = ProxyClock()
+    with stale_proxy(emrfs_endpoint, clock) as proxy:
+        fs = consistent_fs(proxy.url, table, clock, cse={"enabled": True, **AES})
+        fs.pipe_file(f"{bucket}/d/f", b"v" * 100)
+        v2 = os.urandom(3000)
+        fs.pipe_file(f"{bucket}/d/f", v2)
+        entries = fs.ls(f"{bucket}/d", detail=True)
+        assert proxy.counters().fault("stale_read") >= 1
+    assert [(e["name"], e["size"]) for e in entries] == [(f"{bucket}/d/f", len(v2))]
+    raw = boto3.client("s3", endpoint_url=emrfs_endpoint, region_name="us-east-1")
+    assert entries[0]["ETag"] == raw.head_object(Bucket=bucket, Key="d/f")["ETag"]
