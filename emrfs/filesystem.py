@@ -23,6 +23,7 @@ from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wr
 from fsspec.utils import other_paths
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 
+from .blocking import run_blocking
 from . import config as _config
 from . import paths, streamed_read
 from .byterange import resolve_range
@@ -1197,7 +1198,7 @@ class EmrFileSystem(AsyncFileSystem):
         S3's sizes by destination path): the source's rows, else the objects' envelopes."""
         by_source = {paths.join(src, paths.relative_to(p, dst)): p for p in stored}
         source_view = self._view(src)
-        rows = await asyncio.to_thread(source_view.store.get_many, list(by_source)) \
+        rows = await run_blocking(source_view.store.get_many, list(by_source)) \
             if source_view is not None else {}
         sizes: dict[str, int] = {}
         unknown: list[dict] = []

@@ -37,6 +37,7 @@ import time
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
+from .blocking import run_blocking
 from . import paths
 from .commit_layout import in_task_attempt, is_task_commit, job_output_path
 from .consistency.staged import StagedEntry, StagedUpload, StagedUploads
@@ -108,28 +109,28 @@ class TaskCommitStaging:
         store = self.uploads(path)
         if store is None:
             return None
-        entry = await asyncio.to_thread(store.get, path)
+        entry = await run_blocking(store.get, path)
         return None if entry is None else self._status(entry)
 
     async def children(self, path: str) -> list[dict[str, Any]]:
         store = self.uploads(path)
         if store is None:
             return []
-        return [self._status(e) for e in await asyncio.to_thread(store.children, path)]
+        return [self._status(e) for e in await run_blocking(store.children, path)]
 
     async def walk(self, path: str) -> dict[str, dict[str, Any]]:
         """Every staged entry below ``path`` (not ``path`` itself), by path."""
         store = self.uploads(path)
         if store is None:
             return {}
-        entries = await asyncio.to_thread(lambda: list(store.walk(path)))
+        entries = await run_blocking(lambda: list(store.walk(path)))
         return {e.path: self._status(e) for e in entries if e.path != path}
 
     async def files(self, path: str) -> list[tuple[str, StagedUpload]]:
         store = self.uploads(path)
         if store is None:
             return []
-        return await asyncio.to_thread(store.files, path)
+        return await run_blocking(store.files, path)
 
     # --- task commit ------------------------------------------------------------------------
 
@@ -160,7 +161,7 @@ class TaskCommitStaging:
             failed = [o for o in outcomes if isinstance(o, BaseException)]
             if failed:
                 raise failed[0]
-            await asyncio.to_thread(store.record, staged)  # the task's commit point
+            await run_blocking(store.record, staged)  # the task's commit point
         except BaseException:
             await asyncio.shield(self.abort_uploads(list(staged.values())))
             raise
@@ -174,7 +175,7 @@ class TaskCommitStaging:
         ``OUT/_temporary/N``): recorded, so machines that prune theirs still see it."""
         store = self.uploads(path)
         if store is not None:
-            await asyncio.to_thread(store.record_directory, path)
+            await run_blocking(store.record_directory, path)
 
     def shared(self, path: str) -> bool:
         """True when task output below ``path``'s bucket is staged (other machines commit)."""
@@ -213,7 +214,7 @@ class TaskCommitStaging:
         store = self.uploads(src)
         if store is None:
             return 0
-        files = await asyncio.to_thread(store.files, src)
+        files = await run_blocking(store.files, src)
         semaphore = asyncio.Semaphore(CONCURRENCY)
 
         async def one(path: str, upload: StagedUpload) -> None:
@@ -227,7 +228,7 @@ class TaskCommitStaging:
 
         await asyncio.gather(*(one(p, u) for p, u in files))
         # the rows go once all completed (a row left by a crash is completed again: a no-op)
-        await asyncio.to_thread(store.forget_tree, src)
+        await run_blocking(store.forget_tree, src)
         return len(files)
 
     async def _complete(self, upload: StagedUpload) -> None:

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from fsspec.asyn import sync
 from fsspec.spec import AbstractBufferedFile
 
+from .blocking import run_blocking
 from .byterange import resolve_range
 from . import paths
 from .cache.layer import as_tuple
@@ -339,7 +340,7 @@ class EphemeralRoutes:
         start, end = resolve_range(start, end, size)
         if end <= start:
             return b""
-        return await asyncio.to_thread(self.tier.read_bytes, path, start, end)
+        return await run_blocking(self.tier.read_bytes, path, start, end)
 
     async def get_file(self, path: str, lpath: str, callback=None) -> None:
         info = await self.info(path)
@@ -361,7 +362,7 @@ class EphemeralRoutes:
                 os.unlink(tmp)
                 raise
 
-        await asyncio.to_thread(copy)
+        await run_blocking(copy)
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -372,7 +373,7 @@ class EphemeralRoutes:
             with self.tier.open_write(path, overwrite=mode != "create") as w:
                 w.write(value)
 
-        await asyncio.to_thread(write)
+        await run_blocking(write)
 
     async def put_file(self, lpath: str, path: str, callback=None,
                        mode: str = "overwrite") -> None:
@@ -386,7 +387,7 @@ class EphemeralRoutes:
                     if callback is not None:
                         callback.relative_update(len(chunk))
 
-        await asyncio.to_thread(write)
+        await run_blocking(write)
 
     def open(self, path: str, mode: str = "rb", block_size: int | None = None,
              autocommit: bool = True, **kwargs: Any) -> TierFile:
@@ -413,7 +414,7 @@ class EphemeralRoutes:
         if self.owns(dst):
             await self.check_creatable(dst)
         if self.owns(src) and self.owns(dst):
-            await asyncio.to_thread(self._copy_local, src, dst)
+            await run_blocking(self._copy_local, src, dst)
         elif self.owns(src):
             await asyncio.to_thread(self._upload, src, dst)
         else:

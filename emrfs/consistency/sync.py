@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..blocking import run_blocking
 from .. import paths as P
 from ..config import S3Options
 from ..s3.client import S3Client
@@ -190,11 +191,10 @@ def _differences(info: dict, entry: Entry) -> tuple[str, ...]:
 async def diff(store: MetadataStore, walker: S3Walker, path: str, *,
                progress: Progress | None = None) -> DiffReport:
     """Compare everything at or below ``path`` in S3 and in the table."""
-    import asyncio
 
     root = P.strip_protocol(path)
     shown = await _collect_s3(walker, root, progress)
-    rows = await asyncio.to_thread(lambda: {e.path: e for e in store.walk(root)})
+    rows = await run_blocking(lambda: {e.path: e for e in store.walk(root)})
     report = DiffReport(root, s3=shown, metadata=rows)
     bucket = root.partition("/")[0]
     for name in sorted(set(shown) | set(rows)):
@@ -239,7 +239,6 @@ async def sync(store: MetadataStore, walker: S3Walker, path: str, *, dry_run: bo
 
     Rows are written before tombstones, so a crash half-way loses nothing.
     """
-    import asyncio
 
     report = await diff(store, walker, path, progress=progress)
     out = SyncReport(report.path, dry_run=dry_run)
@@ -251,9 +250,9 @@ async def sync(store: MetadataStore, walker: S3Walker, path: str, *, dry_run: bo
         puts.append(entry_from_info(item.path, report.s3[item.path]))
         (out.added if item.status in (S3_ONLY, TOMBSTONE_IN_S3) else out.updated).append(item.path)
     if not dry_run:
-        await asyncio.to_thread(store.put_many, puts)
+        await run_blocking(store.put_many, puts)
         doomed = sorted(out.removed, key=lambda p: p.count("/"), reverse=True)
-        await asyncio.to_thread(store.delete_many, doomed)
+        await run_blocking(store.delete_many, doomed)
     return out
 
 
@@ -263,7 +262,6 @@ async def import_(store: MetadataStore, walker: S3Walker, path: str, *,
 
     Existing live rows are left as they are (use :func:`sync` to correct them).
     """
-    import asyncio
 
     report = await diff(store, walker, path, progress=progress)
     out = SyncReport(report.path)
@@ -272,7 +270,7 @@ async def import_(store: MetadataStore, walker: S3Walker, path: str, *,
         if item.status in (S3_ONLY, TOMBSTONE_IN_S3):
             puts.append(entry_from_info(item.path, report.s3[item.path]))
             out.added.append(item.path)
-    await asyncio.to_thread(store.put_many, puts)
+    await run_blocking(store.put_many, puts)
     return out
 
 
