@@ -892,23 +892,15 @@ def makedirs_private(path: str) -> None:
     name (a 0755 directory lists every owner hash and file name); directories
     that already exist are left as they are.
     """
+    parent = os.path.dirname(path)
+    if parent != path and not os.path.isdir(parent):
+        makedirs_private(parent)
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
         if not os.path.isdir(path):
             raise
         return
-    except FileNotFoundError:
-        parent = os.path.dirname(path)
-        if parent == path:
-            raise
-        makedirs_private(parent)
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            if not os.path.isdir(path):
-                raise
-            return
     with contextlib.suppress(FileNotFoundError):  # removed meanwhile: as after makedirs
         os.chmod(path, 0o700)  # mkdir's mode is masked by the umask: set it exactly
 

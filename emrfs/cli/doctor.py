@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import ipaddress
 import json
 import os
 import shutil
@@ -21,6 +20,8 @@ import tempfile
 import time
 from typing import Any
 from urllib.parse import urlsplit
+
+from .gateway import _is_loopback  # one rule for what counts as this machine
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
@@ -55,13 +56,6 @@ def _endpoint(options) -> str:
     return options.s3.endpoint_url or f"https://s3.{_region(options) or 'us-east-1'}.amazonaws.com"
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_endpoint(options, timeout: float) -> Check:
