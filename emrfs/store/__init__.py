@@ -1,0 +1,6 @@
+"""The stack of object stores under the namespace (see :mod:`emrfs.store.protocol`)."""
+
+from .protocol import ListPage, ObjectMeta, ObjectStore, ObjectWriter, StagedUpload, WrapperStore, split
+
+__all__ = ["ListPage", "ObjectMeta", "ObjectStore", "ObjectWriter", "StagedUpload", "WrapperStore",
+           "split"]

@@ -1,0 +1,220 @@
+"""The object-store protocol every layer of the stack speaks.
+
+A store holds objects named by ``bucket/key`` paths (no scheme, no leading
+slash).  Each layer of the stack (transport, encryption, consistent view,
+cache, tier, router) is an :class:`ObjectStore` that wraps the store below it
+and knows nothing above; :class:`WrapperStore` forwards every method, so a
+layer overrides only what it changes.  Shapes returned are emrfs's own
+(:class:`ObjectMeta`, :class:`ListPage`): nothing boto-shaped travels above
+the transport.
+
+Errors are the built-in ``OSError`` classes and the :mod:`emrfs.errors`
+hierarchy, translated once at the transport:
+
+- a missing object or bucket: ``FileNotFoundError`` naming the path;
+- ``put(..., if_none_match=True)`` over an existing object: ``FileExistsError``;
+- a GET pinned with ``if_match`` that meets another version:
+  ``ChangedError`` (today in :mod:`emrfs.s3.client`; an :class:`~emrfs.errors.EmrfsError`
+  with code ``PreconditionFailed``).
+
+Ranges are half-open ``[start, end)``; ``end=None`` means "to the end".  As a
+local file reads, a range at or past the end of the object is ``b""`` and a
+range running past it is cut there.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as _dt
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ObjectMeta",
+    "ListPage",
+    "ObjectStore",
+    "ObjectWriter",
+    "StagedUpload",
+    "WrapperStore",
+    "split",
+]
+
+
+def split(path: str) -> tuple[str, str]:
+    """``"bucket/key/x"`` -> ``("bucket", "key/x")``; a bare bucket -> ``(bucket, "")``."""
+    bucket, _, key = path.partition("/")
+    return bucket, key
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMeta:
+    """One object as a store describes it.
+
+    ``size`` is the size a reader of *this* store sees (a CSE layer reports the
+    plaintext size; the transport the stored size).  ``metadata`` is the user
+    metadata (``x-amz-meta-*`` without the prefix, lower-case keys); a listing
+    may leave it empty (S3's LIST does not return it) — ``head`` fills it.
+    """
+
+    path: str
+    size: int
+    etag: str | None = None
+    last_modified: _dt.datetime | None = None
+    version_id: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+
+    @property
+    def key(self) -> str:
+        return split(self.path)[1]
+
+    @property
+    def bucket(self) -> str:
+        return split(self.path)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page of a listing: objects under the prefix and, with a delimiter, the
+    common prefixes (``bucket/dir/``, ending in the delimiter)."""
+
+    objects: Sequence[ObjectMeta] = ()
+    prefixes: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StagedUpload:
+    """A multipart upload left open on purpose (uploaded, not completed), to be
+    completed later, possibly by another process (the staged task commit)."""
+
+    path: str
+    upload_id: str
+    parts: Sequence[tuple[int, str]]  # (part number, ETag)
+    size: int
+
+
+class ObjectWriter(abc.ABC):
+    """A write in parts (a multipart upload on S3).  Parts are numbered from 1;
+    every part but the last is at least the store's minimum part size (5 MiB on
+    S3).  Exactly one of :meth:`complete`, :meth:`abort` or :meth:`stage` ends it."""
+
+    path: str
+
+    @abc.abstractmethod
+    async def write_part(self, number: int, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def complete(self) -> ObjectMeta:
+        """Publish the object; its meta carries the new ETag (and version)."""
+
+    @abc.abstractmethod
+    async def abort(self) -> None:
+        """Discard the parts; nothing is published.  Safe to call twice."""
+
+    async def stage(self) -> StagedUpload:
+        """Leave the upload open for a later :meth:`ObjectStore.complete_staged`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot stage an upload of {self.path!r}")
+
+
+class ObjectStore(abc.ABC):
+    """The nine-verb async object store.  Paths are ``bucket/key``."""
+
+    @abc.abstractmethod
+    async def head(self, path: str) -> ObjectMeta:
+        """The object at ``path`` with its user metadata; ``FileNotFoundError`` if none."""
+
+    @abc.abstractmethod
+    async def get_range(self, path: str, start: int = 0, end: int | None = None, *,
+                        if_match: str | None = None) -> bytes:
+        """Bytes ``[start, end)`` of the object (all of it by default)."""
+
+    @abc.abstractmethod
+    def get_stream(self, path: str, start: int = 0, end: int | None = None, *,
+                   if_match: str | None = None, chunk_size: int = 8 * 1024 * 1024
+                   ) -> AsyncIterator[bytes]:
+        """The bytes ``[start, end)`` as chunks of about ``chunk_size`` (memory stays at
+        one chunk whatever the length); a body that breaks is resumed, pinned to the
+        version first served."""
+
+    @abc.abstractmethod
+    async def put(self, path: str, data: bytes, *, if_none_match: bool = False,
+                  metadata: Mapping[str, str] | None = None,
+                  content_type: str | None = None) -> ObjectMeta:
+        """Write the whole object in one request.  ``if_none_match``: create only if
+        absent (``FileExistsError`` otherwise)."""
+
+    @abc.abstractmethod
+    async def writer(self, path: str, *, if_none_match: bool = False,
+                     metadata: Mapping[str, str] | None = None,
+                     content_type: str | None = None) -> ObjectWriter:
+        """A write in parts (see :class:`ObjectWriter`)."""
+
+    @abc.abstractmethod
+    async def copy(self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+                   ) -> ObjectMeta:
+        """Server-side copy; ``metadata`` replaces the source's user metadata when given."""
+
+    @abc.abstractmethod
+    async def delete(self, paths: Sequence[str]) -> list[str]:
+        """Delete objects (missing ones count as deleted); returns the paths the store
+        confirmed deleted.  Paths may span buckets."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+        """Pages of objects whose path starts with ``prefix`` (``bucket/`` lists the
+        bucket), in key order; with ``delimiter="/"``, one level and its common prefixes."""
+
+    async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
+        """Complete an upload another writer :meth:`ObjectWriter.stage`\\ d."""
+        raise NotImplementedError(f"{type(self).__name__} cannot complete staged uploads")
+
+    async def close(self) -> None:
+        """Release connections.  The store may not be used afterwards."""
+
+
+class WrapperStore(ObjectStore):
+    """A layer: forwards every verb to the store below (``self.inner``).  Subclasses
+    override only what their concern changes (as zarr's ``WrapperStore``)."""
+
+    def __init__(self, inner: ObjectStore):
+        self.inner = inner
+
+    async def head(self, path: str) -> ObjectMeta:
+        return await self.inner.head(path)
+
+    async def get_range(self, path: str, start: int = 0, end: int | None = None, *,
+                        if_match: str | None = None) -> bytes:
+        return await self.inner.get_range(path, start, end, if_match=if_match)
+
+    def get_stream(self, path: str, start: int = 0, end: int | None = None, *,
+                   if_match: str | None = None, chunk_size: int = 8 * 1024 * 1024
+                   ) -> AsyncIterator[bytes]:
+        return self.inner.get_stream(path, start, end, if_match=if_match, chunk_size=chunk_size)
+
+    async def put(self, path: str, data: bytes, *, if_none_match: bool = False,
+                  metadata: Mapping[str, str] | None = None,
+                  content_type: str | None = None) -> ObjectMeta:
+        return await self.inner.put(path, data, if_none_match=if_none_match, metadata=metadata,
+                                    content_type=content_type)
+
+    async def writer(self, path: str, *, if_none_match: bool = False,
+                     metadata: Mapping[str, str] | None = None,
+                     content_type: str | None = None) -> ObjectWriter:
+        return await self.inner.writer(path, if_none_match=if_none_match, metadata=metadata,
+                                       content_type=content_type)
+
+    async def copy(self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+                   ) -> ObjectMeta:
+        return await self.inner.copy(src, dst, metadata=metadata)
+
+    async def delete(self, paths: Sequence[str]) -> list[str]:
+        return await self.inner.delete(paths)
+
+    def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+        return self.inner.list(prefix, delimiter=delimiter)
+
+    async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
+        return await self.inner.complete_staged(staged)
+
+    async def close(self) -> None:
+        await self.inner.close()
