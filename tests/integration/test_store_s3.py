@@ -114,3 +114,38 @@ class TestS3StoreOnSeaweedFS(S3SideChannel, StoreTests):
         self.raw.create_bucket(Bucket=bucket)
         yield bucket
         empty_and_delete_bucket(self.raw, bucket)
+
+
+def test_transport_for_carries_the_sse_of_the_options_it_was_resolved_for(
+        emrfs_endpoint, emrfs_s3, emrfs_bucket):
+    """SSE arguments live in the transport: every write verb of a store made for an SSE
+    prefix asks S3 for it (seen by a raw HEAD), and one made for a plain prefix does not."""
+    import asyncio
+
+    from emrfs.config import load
+    from emrfs.store import transport_for
+
+    options = load({"endpoint_url": emrfs_endpoint,
+                    f"fs.s3.bucket.{emrfs_bucket}/secret.fs.s3.enableServerSideEncryption":
+                        "true"})
+    secret = transport_for(options.for_path(f"{emrfs_bucket}/secret/x"))
+    plain = transport_for(options.for_path(f"{emrfs_bucket}/plain/x"))
+
+    async def write() -> None:
+        await secret.put(f"{emrfs_bucket}/secret/put", b"p")
+        writer = await secret.writer(f"{emrfs_bucket}/secret/parts")
+        await writer.write_part(1, b"w")
+        await writer.complete()
+        await plain.put(f"{emrfs_bucket}/plain/put", b"p")
+        await secret.copy(f"{emrfs_bucket}/plain/put", f"{emrfs_bucket}/secret/copy")
+        await secret.close()
+        await plain.close()
+
+    asyncio.run(write())
+
+    def algorithm(key: str) -> str | None:
+        return emrfs_s3.head_object(Bucket=emrfs_bucket, Key=key).get("ServerSideEncryption")
+
+    for key in ("secret/put", "secret/parts", "secret/copy"):
+        assert algorithm(key) == "AES256", key
+    assert algorithm("plain/put") in (None, "")
