@@ -8,7 +8,9 @@
 * :mod:`.eviction`  capacity, free-space floor and LRU eviction
 * :mod:`.diskutil`  private directories, scans and unlinks on local disk
 * :mod:`.reader`    read-through of one object version over an async ``fetch``
-* :mod:`.ephemeral` files and directories kept only in local blocks
+* :mod:`.ephemeral` files and directories kept only in local blocks (the namespace)
+* :mod:`.ephemeral_life` the tier's membership, lifetime, wipe and sealing key
+* :mod:`.ephemeral_io` reader and writer of one tier file
 * :mod:`.matching`  which paths are ephemeral (pure)
 * :mod:`.stats`     counters per directory
 * :mod:`.layer`     :class:`~.layer.LocalCache`, built from :class:`emrfs.config.Options`
