@@ -88,6 +88,7 @@ class EmrFile(AbstractBufferedFile):
         self._part_number = 0
         self._etag = None
         self._fetched = False  # the first read plans for the footer (emrfs.readplan)
+        self._reuse_tail = cache_type != "none"  # "none": every read asks S3
         if mode == "rb" and size is None:
             # a status seen a moment ago (info, ls) needs no HEAD: reads pin its ETag
             info = fs._reads.known(paths.strip_protocol(path)) or fs.info(path)
@@ -128,7 +129,7 @@ class EmrFile(AbstractBufferedFile):
                                                      end, self._etag)
 
         return await self.fs._reads.read(self.path, self._etag, self.size, start, end, first,
-                                         fetch)
+                                         fetch, reuse=self._reuse_tail)
 
     # --- writing -------------------------------------------------------------------
 

@@ -26,7 +26,10 @@ and ``open``, one GET for the footer.  Here:
   stream prefetches the footer on open).
 
 CSE paths keep the HEAD: their tail is ciphertext, read through the object's
-own range source.
+own range source.  So do paths under the block cache (:mod:`emrfs.cached_io`):
+its reads come from local blocks, and ``open`` there always asks for the
+current version, so a file replaced from outside is never served from old
+blocks.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ if TYPE_CHECKING:
 TAIL_BYTES = 64 * 1024
 #: Seconds a remembered status serves ``isfile`` and ``open`` without a HEAD.
 STATUS_SECONDS = 15.0
+#: Seconds a remembered tail serves reads of its version: as bytes a read-ahead buffer
+#: holds, they show that version even if it was replaced since (never mixed with another).
+TAIL_SECONDS = 3.0
 #: Statuses and tails remembered per filesystem (least recently used go first).
 STATUS_ENTRIES = 4096
 TAIL_ENTRIES = 64
@@ -98,13 +104,16 @@ class KnownStatuses:
 class Tails:
     """The last bytes of object versions, by ``(path, ETag)``: an ETag names one content."""
 
-    def __init__(self, entries: int = TAIL_ENTRIES):
+    def __init__(self, entries: int = TAIL_ENTRIES, seconds: float = TAIL_SECONDS,
+                 clock=time.monotonic):
         self.entries = entries
-        self._tails: OrderedDict[tuple[str, str], tuple[int, bytes]] = OrderedDict()
+        self.seconds = seconds
+        self.clock = clock
+        self._tails: OrderedDict[tuple[str, str], tuple[float, int, bytes]] = OrderedDict()
 
     def put(self, path: str, etag: str, start: int, data: bytes) -> None:
         ident = (path, etag)
-        self._tails[ident] = (start, data)
+        self._tails[ident] = (self.clock(), start, data)
         self._tails.move_to_end(ident)
         while len(self._tails) > self.entries:
             self._tails.popitem(last=False)
@@ -116,7 +125,10 @@ class Tails:
         found = self._tails.get((path, etag))
         if found is None:
             return None
-        offset, data = found
+        fetched, offset, data = found
+        if self.clock() - fetched > self.seconds:
+            del self._tails[(path, etag)]
+            return None
         if start < offset or end > offset + len(data):
             return None
         self._tails.move_to_end((path, etag))
@@ -133,8 +145,13 @@ class ReadPlanner:
 
     # --- statuses -------------------------------------------------------------------------
 
+    def _plans(self, path: str) -> bool:
+        """Reads of ``path`` are planned here (the block cache plans its own)."""
+        return not self.fs._cached.enabled(path)
+
     def remember(self, info: dict[str, Any]) -> None:
-        self.statuses.remember(info)
+        if self._plans(paths.strip_protocol(info.get("name", ""))):
+            self.statuses.remember(info)
 
     def remember_listing(self, entries: list[dict]) -> None:
         """Keep the file entries of a listing.  Not where CSE may apply (a listing's size
@@ -143,7 +160,8 @@ class ReadPlanner:
         envelope an open needs)."""
         for entry in entries:
             name = entry.get("name", "")
-            if self.fs._encrypted.maybe_encrypted(name) or self.fs._view(name) is not None:
+            if (self.fs._encrypted.maybe_encrypted(name) or self.fs._view(name) is not None
+                    or not self._plans(name)):
                 continue
             self.statuses.remember(entry)
 
@@ -160,7 +178,7 @@ class ReadPlanner:
 
     def fetches_tail(self, path: str) -> bool:
         """The status of ``path`` comes with its tail (plaintext: no CSE can apply)."""
-        return not self.fs._encrypted.maybe_encrypted(path)
+        return self._plans(path) and not self.fs._encrypted.maybe_encrypted(path)
 
     async def stat(self, path: str, bucket: str, key: str, **read_kwargs: Any) -> dict:
         """HEAD-like response of ``bucket/key`` from a GET of its last :data:`TAIL_BYTES`,
@@ -188,10 +206,13 @@ class ReadPlanner:
     # --- reads ------------------------------------------------------------------------------
 
     async def read(self, path: str, etag: str | None, size: int, start: int, end: int,
-                   first: bool, fetch) -> bytes:
+                   first: bool, fetch, *, reuse: bool = True) -> bytes:
         """Bytes ``[start, end)`` of version ``etag`` of ``path``: from its remembered tail, or
         ``fetch(start, end)``; the ``first`` read of an open file that starts in the tail
-        fetches the whole tail (the footer, and what the reader asks for next)."""
+        fetches the whole tail (the footer, and what the reader asks for next).  Without
+        ``reuse`` (a file opened with ``cache_type="none"``) every read asks S3."""
+        if not reuse:
+            return await fetch(start, end)
         cached = self.tails.read(path, etag, start, end)
         if cached is not None:
             return cached
