@@ -461,12 +461,13 @@ def _is_transport_error(exc: BaseException) -> bool:
         ResponseStreamingError,
     )
 
-    transport = (BotoConnectionError, HTTPClientError, ReadTimeoutError,
-                 ResponseStreamingError, ConnectionError, TimeoutError)
+    transport: tuple[type[BaseException], ...] = (
+        BotoConnectionError, HTTPClientError, ReadTimeoutError, ResponseStreamingError,
+        ConnectionError, TimeoutError)
     try:
         import aiohttp
 
-        transport = transport + (aiohttp.ClientError,)
+        transport = (*transport, aiohttp.ClientError)
     except ImportError:  # pragma: no cover - aiohttp comes with aiobotocore
         pass
     return isinstance(exc, transport)
