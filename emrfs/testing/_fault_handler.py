@@ -36,7 +36,7 @@ from ._s3wire import (
 )
 
 if TYPE_CHECKING:
-    from .faults import FaultProxy
+    from ._fault_engine import FaultEngine
 
 DYNAMODB_TARGET = "DynamoDB_20120810."
 
@@ -52,7 +52,7 @@ class FaultHandler(RelayHandler):
 
     def _handle(self) -> None:
         self.begin_request()
-        proxy: FaultProxy = self.server.proxy  # type: ignore[attr-defined]
+        proxy: FaultEngine = self.server.proxy  # type: ignore[attr-defined]
         self.proxy = proxy
         try:
             target = self.headers.get("X-Amz-Target", "")
