@@ -353,9 +353,16 @@ class ObstoreStore(ObjectStore):
             pin = pin or result.meta.get("e_tag")  # a resumed read stays on this version
             try:
                 with self._errors(path, if_match=pin):
-                    async for chunk in result.stream(min_chunk_size=chunk_size):
-                        got += len(chunk)
-                        yield bytes(chunk)
+                    held = b""  # obstore's chunks are "at least" the size: cut them to it
+                    async for piece in result.stream(min_chunk_size=chunk_size):
+                        held += bytes(piece)
+                        while len(held) >= chunk_size:
+                            chunk, held = held[:chunk_size], held[chunk_size:]
+                            got += len(chunk)
+                            yield chunk
+                    if held:
+                        got += len(held)
+                        yield held
                 return
             except ChangedError:
                 raise
