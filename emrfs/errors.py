@@ -18,6 +18,7 @@ an :class:`EmrfsError`::
           ├── TransportError          the connection dropped or timed out, after retries
           ├── ConsistencyError        metadata and S3 disagree after the retry policy ran out
           ├── IntegrityError          a checksum, tag or key commitment did not verify
+          ├── ChangedError            a read pinned to one ETag met another version
           └── EncryptionError         a key or envelope is missing, wrong or unsupported
 
 Translation happens once, at each AWS boundary (the S3 transports through
@@ -48,6 +49,7 @@ __all__ = [
     "ConsistencyError",
     "IntegrityError",
     "EncryptionError",
+    "ChangedError",
     "AWS_ERROR_TABLE",
     "AwsFailure",
     "translate_aws_error",
@@ -146,6 +148,20 @@ class IntegrityError(EmrfsError):
 
 class EncryptionError(EmrfsError):
     """A key, envelope or algorithm is missing, wrong or not allowed by policy."""
+
+
+class ChangedError(EmrfsError):
+    """The object's ETag is not the one the read was for (overwritten, or a stale copy)."""
+
+    def __init__(self, path: str, expected: str, got: str | None):
+        super().__init__(
+            f"{path!r} changed while it was read (expected ETag {expected}, S3 served "
+            f"{got or 'another version'}); open it again", path, code="PreconditionFailed")
+        self.expected = expected
+        self.got = got
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.expected, self.got))
 
 
 # --- errno-shaped built-ins, as adlfs raises them -----------------------------
