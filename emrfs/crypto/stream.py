@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from ..errors import EncryptionError, IntegrityError
 from . import segmented
@@ -27,7 +27,7 @@ __all__ = ["ContentEncryptor", "ContentDecryptor", "verified_chunks", "averified
 
 
 class _Cipher(Protocol):
-    def update(self, data: bytes | memoryview) -> bytes: ...
+    def update(self, data: bytes | memoryview) -> bytes | bytearray: ...
     def finalize(self) -> bytes: ...
 
 
@@ -40,7 +40,7 @@ class ContentEncryptor:
     The ciphertext is ``update(...)`` for every chunk, then ``finalize()``.
     """
 
-    instruction_metadata = {INSTRUCTION_MARKER: ""}
+    instruction_metadata: ClassVar[dict[str, str]] = {INSTRUCTION_MARKER: ""}
 
     def __init__(self, envelope: Envelope, cipher: GcmEncryptor | segmented.SegmentEncryptor,
                  instruction_file: bool, path: str = ""):
@@ -108,7 +108,7 @@ class ContentDecryptor:
     def suite(self) -> Suite:
         return self.envelope.suite
 
-    def update(self, data: bytes | memoryview) -> bytes:
+    def update(self, data: bytes | memoryview) -> bytes | bytearray:
         return self._cipher.update(data)
 
     def max_output(self, n: int) -> int:
@@ -137,7 +137,7 @@ class ContentDecryptor:
         memoryview(out)[n:n + len(tail)] = tail
         return n + len(tail)
 
-    def decrypt(self, body: bytes | memoryview) -> bytes:
+    def decrypt(self, body: bytes | memoryview) -> bytes | bytearray:
         """The whole plaintext of ``body``, returned only once it verified."""
         head = self.update(body)
         tail = self.finalize()
@@ -149,9 +149,9 @@ class _HoldLast:
 
     def __init__(self, decryptor: ContentDecryptor):
         self.decryptor = decryptor
-        self.pending = b""
+        self.pending: bytes | bytearray = b""
 
-    def push(self, chunk: bytes) -> bytes:
+    def push(self, chunk: bytes) -> bytes | bytearray:
         """Decrypt ``chunk``; returns what may be released now (often ``b""``)."""
         plain = self.decryptor.update(chunk)
         if not plain:
@@ -159,13 +159,14 @@ class _HoldLast:
         out, self.pending = self.pending, plain
         return out
 
-    def finish(self) -> list[bytes]:
+    def finish(self) -> list[bytes | bytearray]:
         """Verify (raises on a bad tag), then what was held back."""
         tail = self.decryptor.finalize()
         return [c for c in (self.pending, tail) if c]
 
 
-def verified_chunks(decryptor: ContentDecryptor, chunks: Iterable[bytes]) -> Iterator[bytes]:
+def verified_chunks(decryptor: ContentDecryptor,
+                    chunks: Iterable[bytes]) -> Iterator[bytes | bytearray]:
     """Plaintext chunks; the last is held back until the object verifies."""
     hold = _HoldLast(decryptor)
     for chunk in chunks:
@@ -175,7 +176,7 @@ def verified_chunks(decryptor: ContentDecryptor, chunks: Iterable[bytes]) -> Ite
 
 
 async def averified_chunks(decryptor: ContentDecryptor,
-                           chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+                           chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes | bytearray]:
     """:func:`verified_chunks` over an async chunk source (an aiobotocore body)."""
     hold = _HoldLast(decryptor)
     async for chunk in chunks:
