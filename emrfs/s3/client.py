@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ..config import S3Options
-from ..errors import (
+from ..errors import (  # ChangedError re-exported: it lived here first
+    ChangedError,
     ConfigurationError,
-    EmrfsError,
     ServiceError,
     TransportError,
     is_retryable,
@@ -34,17 +34,6 @@ logger = logging.getLogger("emrfs.s3")
 #: botocore's own checksum computation costs a pass over every byte and is not
 #: required by S3; ETags and our own checks cover integrity.
 _CHECKSUM_MODE = "when_required"
-
-
-class ChangedError(EmrfsError):
-    """The object's ETag is not the one the read was for (overwritten, or a stale copy)."""
-
-    def __init__(self, path: str, expected: str, got: str | None):
-        super().__init__(
-            f"{path!r} changed while it was read (expected ETag {expected}, S3 served "
-            f"{got or 'another version'}); open it again", path, code="PreconditionFailed")
-        self.expected = expected
-        self.got = got
 
 
 #: ``pinned_get(path, etag, get, unpinned)``: runs ``get()``, a GET pinned to ``etag``, and
