@@ -1153,22 +1153,26 @@ class EmrFileSystem(AsyncFileSystem):
             rel = k[len(sk) + 1:] if k.startswith(sk + "/") else ""
             return f"{dk}/{rel}" if rel else dk + "/"
 
+        # A marker only keeps an empty directory a directory, and S3 may still list one
+        # that a child's arrival removed (as S3A does): a copy of it would fail
+        # (NoSuchKey) though the directory is there.  So markers are not copied: the
+        # destination's empty directories get a new one, the others need none.
+        holding = {paths.parent(i["path"]) for i in items}
+
         async def copy_one(item: dict, k: str) -> None:
             dk_ = target(k)
             is_marker = item["type"] == "directory" or paths.marker_dir(k) is not None
             there = present.get(dk_)
             if there is not None and _same_object(there, item):
                 etag = there.get("ETag")
-            elif is_marker and not item["listed"]:
-                # a directory only the metadata knows (its marker not listed yet)
+            elif is_marker and item["path"] in holding:
+                etag = None  # it holds files or directories: implied by their keys
+            elif is_marker:
                 async with semaphore:
                     await self.s3.call("put_object", f"{db}/{dk_}", Bucket=db, Key=dk_,
                                        Body=b"", ContentType=_DIR_CONTENT_TYPE,
                                        **self._write_kwargs(dst))
                 etag = None
-            elif is_marker:
-                async with semaphore:
-                    etag = await self._copy_key(sb, k, db, dk_, item["size"])
             else:
                 async with semaphore:
                     with callback.branched(f"{sb}/{k}", f"{db}/{dk_}") as child:
@@ -1188,8 +1192,7 @@ class EmrFileSystem(AsyncFileSystem):
                                ContentType=_DIR_CONTENT_TYPE, **self._write_kwargs(dst))
             dirs.add(dst)
         own = {sk + "/"}
-        # files (and the directory's own marker) first, then subdirectories' markers:
-        # markers copied as-is keep empty directories empty directories
+        # files (and the directory's own marker) first, then subdirectories' markers
         await asyncio.gather(*(copy_one(i, k) for i, k in pairs
                                if i["type"] == "file" or k in own))
         await asyncio.gather(*(copy_one(i, k) for i, k in pairs
