@@ -26,8 +26,8 @@ Translation happens once, at each AWS boundary (the S3 transports through
 :func:`translate_aws_error` and its one table, :data:`AWS_ERROR_TABLE`, keyed by
 (service, code).  Both S3 clients feed the same table: botocore's ``ClientError``
 carries the code; obstore's exceptions carry S3's status line and XML body in
-their text, read by :func:`obstore_error_code`.  Every message names the path and, where the user can do
-something about it, what to do.
+their text, read by :func:`obstore_error_code`.  Every message names the path
+and, where the user can do something about it, what to do.
 """
 
 from __future__ import annotations
@@ -525,12 +525,13 @@ def _is_transport_error(exc: BaseException) -> bool:
     if is_obstore_error(exc):  # no S3 answer, and reqwest says the connection failed
         return (_OBSTORE_STATUS.search(str(exc)) is None
                 and _OBSTORE_TRANSPORT.search(str(exc)) is not None)
-    transport = (BotoConnectionError, HTTPClientError, ReadTimeoutError,
-                 ResponseStreamingError, ConnectionError, TimeoutError)
+    transport: tuple[type[BaseException], ...] = (
+        BotoConnectionError, HTTPClientError, ReadTimeoutError, ResponseStreamingError,
+        ConnectionError, TimeoutError)
     try:
         import aiohttp
 
-        transport = transport + (aiohttp.ClientError,)
+        transport = (*transport, aiohttp.ClientError)
     except ImportError:  # pragma: no cover - aiohttp comes with aiobotocore
         pass
     return isinstance(exc, transport)
