@@ -117,12 +117,12 @@ class EmrFileSystem(AsyncFileSystem):
         self.transport = self._transport("")
 
     def _transport(self, path: str) -> ObjectStore:
-        """The transport for ``path``: made once per distinct SSE options, then cached."""
-        sse = self.options.for_path(path).sse
-        store = self._transports.get(sse)
+        """The transport for ``path``: made once per distinct S3/SSE options, then cached."""
+        options = self.options.for_path(path)
+        store = self._transports.get((options.s3, options.sse))
         if store is None:
-            store = self._transports[sse] = transport_for(
-                self.options.for_path(path), client=self.s3, purge=self._purge,
+            store = self._transports[(options.s3, options.sse)] = transport_for(
+                options, client=self.s3, purge=self._purge,
                 source_sse=lambda src: self.options.for_path(src).sse)
         return store
 
@@ -532,9 +532,8 @@ class EmrFileSystem(AsyncFileSystem):
             return
 
         async def is_file(d: str) -> bool:
-            b, k = paths.split(d)
             try:
-                await self.s3.call("head_object", d, Bucket=b, Key=k, **self._read_kwargs(d))
+                await self._transport(d).head(d)
                 return True
             except FileNotFoundError:
                 self._not_files.add(d)
