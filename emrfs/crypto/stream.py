@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import ClassVar, Protocol
@@ -23,7 +24,50 @@ from .content import TAG_BYTES, GcmDecryptor, GcmEncryptor
 from .envelope import INSTRUCTION_MARKER, Envelope, Suite, is_encrypted, parse_instruction
 
 __all__ = ["ContentEncryptor", "ContentDecryptor", "verified_chunks", "averified_chunks",
-           "plaintext_length"]
+           "plaintext_length", "encrypted_parts", "adecrypt_whole"]
+
+#: Plaintext encrypted per cipher call when cutting parts: the scratch buffer it lands in
+#: stays warm in cache, where fresh part-sized buffers would fault page by page.
+_PIECE = 1024 * 1024
+#: Room ``update_into`` may want beyond its output (cryptography asks block size - 1).
+_SLACK = 64
+
+
+class _BytesBuffer:
+    """A ``bytes`` object filled in place, handed out without a copy.
+
+    An ``io.BytesIO`` sized up front is written through ``getbuffer()``, then
+    ``getvalue()`` returns its own buffer as ``bytes`` (CPython shares it when no
+    view is open).  Why ``bytes``: botocore streams a ``bytes`` body from a BytesIO,
+    while aiohttp sends a ``bytearray`` body as one slice (a copy) joined to the
+    headers (a copy) and mostly left in the transport's buffer (a copy): 2.6x the
+    client CPU of the same PUT from ``bytes`` (measured on SeaweedFS, 64 MiB); and a
+    ``bytes(bytearray)`` copy of a fresh buffer costs as much as the encryption.
+    """
+
+    def __init__(self, capacity: int):
+        self._io = io.BytesIO()
+        if capacity:
+            self._io.seek(capacity - 1)
+            self._io.write(b"\0")
+        self.view = self._io.getbuffer()
+        self.length = 0
+
+    @property
+    def room(self) -> int:
+        return len(self.view) - self.length
+
+    def append(self, data: bytes | memoryview) -> None:
+        self.view[self.length:self.length + len(data)] = data
+        self.length += len(data)
+
+    def value(self) -> bytes:
+        """The bytes written (the buffer is spent)."""
+        self.view.release()
+        self._io.truncate(self.length)
+        value = self._io.getvalue()
+        self._io = io.BytesIO()
+        return value
 
 
 class _Cipher(Protocol):
@@ -88,6 +132,61 @@ class ContentEncryptor:
         if isinstance(self._cipher, segmented.SegmentEncryptor):
             return segmented.stored_length(plaintext_len, self._cipher.key.segment_size)
         return plaintext_len + TAG_BYTES
+
+    def encrypt_whole(self, chunks: Iterable[bytes | memoryview], plaintext_len: int) -> bytes:
+        """The whole body (finalized) for ``plaintext_len`` bytes arriving as ``chunks``.
+
+        Encrypted in place into one buffer of the stored length, returned as
+        ``bytes`` without a copy (see :class:`_BytesBuffer`).  Chunks adding up to
+        more than ``plaintext_len`` raise :class:`EncryptionError`.
+        """
+        out = _BytesBuffer(self.stored_length(plaintext_len) + _SLACK)
+        for chunk in chunks:
+            if self.max_output(len(chunk)) + _SLACK > out.room:
+                out.view.release()
+                raise EncryptionError(
+                    f"more than the {plaintext_len} bytes announced were written to "
+                    f"{self.path!r}", self.path)
+            out.length += self.update_into(chunk, out.view[out.length:])
+        out.append(self.finalize())
+        return out.value()
+
+
+def encrypted_parts(encryptor: ContentEncryptor, chunks: Iterable[bytes | memoryview],
+                    part_size: int) -> Iterator[bytes]:
+    """Ciphertext of ``chunks`` (in order, then the encryptor's tail) cut into parts of
+    exactly ``part_size`` bytes, the last one shorter; memory stays near one part.
+
+    Each part is a ``bytes`` filled in place (:class:`_BytesBuffer`) from a small
+    scratch buffer the cipher writes into: one copy of each byte, where growing a
+    ``bytearray`` and slicing parts off it made four.
+    """
+    if part_size <= 0:
+        raise ValueError(f"part_size must be positive, not {part_size}")
+    scratch = bytearray(encryptor.max_output(_PIECE) + _SLACK)
+    part = _BytesBuffer(part_size)
+
+    def cut(data: bytes | memoryview) -> Iterator[bytes]:
+        nonlocal part
+        view = memoryview(data)
+        while len(view):
+            if not part.room:  # full, and more follows: it is not the last part
+                yield part.value()
+                part = _BytesBuffer(part_size)
+            take = min(part.room, len(view))
+            part.append(view[:take])
+            view = view[take:]
+
+    for chunk in chunks:
+        view = memoryview(chunk)
+        for start in range(0, len(view), _PIECE):
+            piece = view[start:start + _PIECE]
+            if encryptor.max_output(len(piece)) + _SLACK > len(scratch):  # segments held over
+                scratch = bytearray(encryptor.max_output(len(piece)) + _SLACK)
+            n = encryptor.update_into(piece, scratch)
+            yield from cut(memoryview(scratch)[:n])
+    yield from cut(encryptor.finalize())
+    yield part.value()
 
 
 class ContentDecryptor:
@@ -184,6 +283,31 @@ async def averified_chunks(decryptor: ContentDecryptor,
             yield out
     for out in hold.finish():
         yield out
+
+
+async def adecrypt_whole(decryptor: ContentDecryptor, chunks: AsyncIterable[bytes],
+                         stored_length: int) -> bytes:
+    """The whole plaintext of a body of ``stored_length`` bytes arriving as ``chunks``,
+    returned only once it verified.
+
+    Decrypted in place into one buffer as the chunks stream, handed out as
+    ``bytes`` without a copy (:class:`_BytesBuffer`): a plaintext read joins its
+    chunks once, and so does this.  A body longer than ``stored_length`` raises
+    :class:`IntegrityError` (the object changed under the read).
+    """
+    path = decryptor.path
+    out = _BytesBuffer(decryptor.max_output(stored_length) + _SLACK)
+    try:
+        async for chunk in chunks:
+            if decryptor.max_output(len(chunk)) + _SLACK > out.room:
+                raise IntegrityError(f"{path!r} is longer than S3 reported; read it again",
+                                     path)
+            out.length += decryptor.update_into(chunk, out.view[out.length:])
+        out.append(decryptor.finalize())
+    except BaseException:
+        out.view.release()
+        raise
+    return out.value()
 
 
 def plaintext_length(stored_length: int, metadata: Mapping[str, str] | None,
