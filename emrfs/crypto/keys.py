@@ -259,9 +259,10 @@ class AesKeyProvider(KeyProvider):
 
 # --- RSA key pair ---------------------------------------------------------------------
 
-# the AWS SDKs' RSA-OAEP wrap: SHA-1 in both digest and MGF1 (their wire format, not our choice)
-_OAEP_SHA1 = asym_padding.OAEP(mgf=asym_padding.MGF1(hashes.SHA1()),  # noqa: S303
-                               algorithm=hashes.SHA1(), label=None)  # noqa: S303
+# SHA-1 where the AWS SDKs' RSA-OAEP wraps use it (their wire format, not our choice): both
+# digests of the v2 wrap, and MGF1 of Java's OAEPWithSHA-256AndMGF1Padding
+_SHA1 = hashes.SHA1()  # noqa: S303
+_OAEP_SHA1 = asym_padding.OAEP(mgf=asym_padding.MGF1(_SHA1), algorithm=_SHA1, label=None)
 
 
 class RsaKeyProvider(KeyProvider):
@@ -318,9 +319,7 @@ class RsaKeyProvider(KeyProvider):
             if not allow_legacy:
                 raise EncryptionError(
                     f"{path!r} wraps its key with legacy {algorithm!r}; " + _LEGACY_HINT, path)
-            # Java's OAEPWithSHA-256AndMGF1Padding keeps MGF1 on SHA-1 (its wire format)
-            scheme = (asym_padding.OAEP(asym_padding.MGF1(hashes.SHA1()),  # noqa: S303
-                                        hashes.SHA256(), None)
+            scheme = (asym_padding.OAEP(asym_padding.MGF1(_SHA1), hashes.SHA256(), None)
                       if "OAEP" in algorithm else asym_padding.PKCS1v15())
             try:
                 return _check_key(self.private_key.decrypt(envelope.wrapped_key, scheme), path)

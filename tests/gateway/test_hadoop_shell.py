@@ -107,8 +107,8 @@ def test_fsshell_sends_the_token_through_oauth2(tmp_path):
         def oauth(secret: str) -> dict[str, str]:
             return {
                 "dfs.webhdfs.oauth2.enabled": "true",
-                "dfs.webhdfs.oauth2.access.token.provider":
-                    "org.apache.hadoop.hdfs.web.oauth2.ConfCredentialBasedAccessTokenProvider",
+                "dfs.webhdfs.oauth2.access.token.provider": "org.apache.hadoop.hdfs.web.oauth2."
+                                                            "ConfCredentialBasedAccessTokenProvider",
                 "dfs.webhdfs.oauth2.refresh.url": f"{gateway.url}/oauth2/token",
                 "dfs.webhdfs.oauth2.client.id": "hadoop",
                 "dfs.webhdfs.oauth2.credential": secret,

@@ -344,12 +344,12 @@ def test_default_chain_credential_providers_mean_the_default_chain(provider):
 
 
 def test_simple_provider_reads_its_keys_and_others_are_refused():
-    o = load({"fs.s3a.aws.credentials.provider":
-              "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+    provider = "fs.s3a.aws.credentials.provider"
+    o = load({provider: "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
               "fs.s3a.access.key": "AK", "fs.s3a.secret.key": "SK"})
     assert (o.s3.access_key_id, o.s3.secret_access_key) == ("AK", "SK")
-    assert load({"fs.s3a.aws.credentials.provider":
-                 "org.apache.hadoop.fs.s3a.AnonymousAWSCredentialsProvider"}).s3.anon is True
+    anonymous = load({provider: "org.apache.hadoop.fs.s3a.AnonymousAWSCredentialsProvider"})
+    assert anonymous.s3.anon is True
     with pytest.raises(ConfigurationError,
                        match=r"fs.s3.customAWSCredentialsProvider.*com\.acme\.Creds.*profile"):
         load({"fs.s3.customAWSCredentialsProvider": "com.acme.Creds"})
