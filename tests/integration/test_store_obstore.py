@@ -577,3 +577,19 @@ def test_transport_for_picks_obstore_by_default_and_botocore_when_asked(emrfs_en
     assert isinstance(auto.fallback, S3Store)  # made on first need, from the same options
     asyncio.run(auto.close())
     asyncio.run(chosen.close())
+
+
+from .test_tls import tls_endpoint  # noqa: E402, F401 - fixture: an HTTPS relay with its own CA
+
+
+def test_https_endpoint_with_the_ca_bundle_and_without(tls_endpoint, fallback, emrfs_s3, bucket):  # noqa: F811
+    url, ca = tls_endpoint
+    trusted = ObstoreStore(S3Options(endpoint_url=url, ca_bundle=ca, require_tls=True),
+                           fallback=fallback)
+    untrusted = ObstoreStore(S3Options(endpoint_url=url, max_attempts=1), fallback=fallback)
+    run(trusted.put(f"{bucket}/over-tls", b"in transit"))
+    assert emrfs_s3.get_object(Bucket=bucket, Key="over-tls")["Body"].read() == b"in transit"
+    with pytest.raises(TransportError) as info:
+        run(untrusted.head(f"{bucket}/over-tls"))
+    assert "(InvalidCertificate UnknownIssuer)" in str(info.value)  # the cause, not only "error"
+    assert fallback.calls == []
