@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # obstore's TypedDicts exist only for type checkers
     from obstore import GetOptions
     from obstore.store import ClientConfig, RetryConfig, S3Config, S3Credential
 
+    from ..s3.client import PinnedGet
+
 from ..config import S3Options, SSEOptions
 from ..crypto import sse as _sse
 from ..errors import ChangedError, ConfigurationError, is_obstore_error, map_s3_errors
@@ -176,7 +178,9 @@ class ObstoreStore(ObjectStore):
     """The S3 transport over obstore, for one resolved set of S3 and SSE options.
 
     ``fallback`` makes (once, lazily) the botocore transport for what obstore cannot
-    do; it is a store or a zero-argument factory.
+    do; it is a store or a zero-argument factory.  ``pinned_get`` is the policy for a
+    GET pinned to an ETag (:data:`emrfs.s3.client.PinnedGet`: the consistent view
+    retries a stale copy there), as the botocore client applies it.
     """
 
     def __init__(
@@ -186,10 +190,14 @@ class ObstoreStore(ObjectStore):
         *,
         fallback: ObjectStore | Callable[[], ObjectStore] | None = None,
         source_sse: Callable[[str], SSEOptions] | None = None,
+        pinned_get: PinnedGet | None = None,
     ):
         self.s3 = s3
         self.sse = sse or SSEOptions()
         self._source_sse = source_sse  # a copy's source may need its own SSE-C key
+        # the policy for a pinned GET that meets another version (the consistent view
+        # retries stale copies), as the botocore client applies it to its own GETs
+        self._pinned_get = pinned_get
         self._fallback_factory = fallback
         self._fallback: ObjectStore | None = fallback if isinstance(fallback, ObjectStore) else None
         self._stores: dict[str, Any] = {}
@@ -354,7 +362,20 @@ class ObstoreStore(ObjectStore):
             return bytes(await result.bytes_async())
 
     async def _get(self, path: str, start: int, end: int | None, if_match: str | None) -> Any:
-        """One GET of ``[start, end)``; None when the range starts at or past the end."""
+        """One GET of ``[start, end)``; None when the range starts at or past the end.  A
+        pinned GET runs under the ``pinned_get`` policy (``unpinned``: the same GET without
+        the pin, for a whole-object GET, which describes itself)."""
+        if if_match is None or self._pinned_get is None:
+            return await self._get_once(path, start, end, if_match)
+        whole = start == 0 and end is None
+        return await self._pinned_get(
+            path,
+            if_match,
+            lambda: self._get_once(path, start, end, if_match),
+            (lambda: self._get_once(path, start, end, None)) if whole else None,
+        )
+
+    async def _get_once(self, path: str, start: int, end: int | None, if_match: str | None) -> Any:
         import obstore
 
         bucket, key = split(path)

@@ -577,3 +577,49 @@ def test_transport_for_picks_obstore_by_default_and_botocore_when_asked(emrfs_en
     assert isinstance(auto.fallback, S3Store)  # made on first need, from the same options
     asyncio.run(auto.close())
     asyncio.run(chosen.close())
+
+
+from .test_tls import tls_endpoint  # noqa: E402, F401 - fixture: an HTTPS relay with its own CA
+
+
+def test_https_endpoint_with_the_ca_bundle_and_without(tls_endpoint, fallback, emrfs_s3, bucket):  # noqa: F811
+    url, ca = tls_endpoint
+    trusted = ObstoreStore(S3Options(endpoint_url=url, ca_bundle=ca, require_tls=True),
+                           fallback=fallback)
+    untrusted = ObstoreStore(S3Options(endpoint_url=url, max_attempts=1), fallback=fallback)
+    run(trusted.put(f"{bucket}/over-tls", b"in transit"))
+    assert emrfs_s3.get_object(Bucket=bucket, Key="over-tls")["Body"].read() == b"in transit"
+    with pytest.raises(TransportError) as info:
+        run(untrusted.head(f"{bucket}/over-tls"))
+    assert "(InvalidCertificate UnknownIssuer)" in str(info.value)  # the cause, not only "error"
+    assert fallback.calls == []
+
+
+def test_pinned_gets_run_under_the_pinned_get_policy(emrfs_endpoint, fallback, emrfs_s3, bucket):
+    """The consistent view decides what a pinned GET that meets another version means (it
+    retries a stale copy): the obstore transport hands each pinned GET to that policy, as
+    the botocore client does."""
+    seen: list[tuple[str, str, bool]] = []
+
+    async def policy(path, etag, get, unpinned):
+        seen.append((path, etag, unpinned is not None))
+        try:
+            return await get()
+        except ChangedError:
+            if unpinned is None:
+                raise
+            return await unpinned()  # as a view with throw=False: what S3 serves
+
+    store = ObstoreStore(S3Options(endpoint_url=emrfs_endpoint), pinned_get=policy,
+                         fallback=fallback)
+    emrfs_s3.put_object(Bucket=bucket, Key="k", Body=b"new version")
+    path = f"{bucket}/k"
+
+    async def go():
+        whole = await store.get_range(path, if_match='"0123"')
+        with pytest.raises(ChangedError):
+            await store.get_range(path, 1, 3, if_match='"0123"')
+        return whole, await store.get_range(path)
+
+    assert run(go()) == (b"new version", b"new version")
+    assert seen == [(path, '"0123"', True), (path, '"0123"', False)]  # unpinned reads: none
