@@ -46,6 +46,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 
 from . import paths
@@ -74,7 +75,9 @@ MERGE_GAP = 64 * 1024
 
 
 class KnownStatuses:
-    """File statuses (with size and ETag) this filesystem saw lately, by path."""
+    """File statuses (with size and ETag) this filesystem saw lately, by path.
+
+    Used from the filesystem's loop and from the threads that open files: one lock."""
 
     def __init__(self, seconds: float = STATUS_SECONDS, entries: int = STATUS_ENTRIES,
                  clock=time.monotonic):
@@ -82,38 +85,44 @@ class KnownStatuses:
         self.entries = entries
         self.clock = clock
         self._known: OrderedDict[str, tuple[float, dict]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def remember(self, info: dict[str, Any]) -> None:
         """Keep ``info`` if it is a file's status with an ETag (nothing else is pinned)."""
         if info.get("type") != "file" or not info.get("ETag") or "size" not in info:
             return
         name = paths.strip_protocol(info["name"])
-        self._known[name] = (self.clock(), info)
-        self._known.move_to_end(name)
-        while len(self._known) > self.entries:
-            self._known.popitem(last=False)
+        with self._lock:
+            self._known[name] = (self.clock(), info)
+            self._known.move_to_end(name)
+            while len(self._known) > self.entries:
+                self._known.popitem(last=False)
 
     def get(self, path: str) -> dict[str, Any] | None:
         """The status of ``path`` seen less than :attr:`seconds` ago, else None."""
-        found = self._known.get(path)
-        if found is None:
-            return None
-        seen, info = found
-        if self.clock() - seen > self.seconds:
-            del self._known[path]
-            return None
-        return info
+        with self._lock:
+            found = self._known.get(path)
+            if found is None:
+                return None
+            seen, info = found
+            if self.clock() - seen > self.seconds:
+                del self._known[path]
+                return None
+            return info
 
     def forget(self, path: str) -> None:
-        self._known.pop(path, None)
+        with self._lock:
+            self._known.pop(path, None)
 
     def forget_below(self, root: str) -> None:
         """Forget ``root`` and everything under it (a directory removed or renamed)."""
-        for name in [n for n in self._known if paths.is_within(n, root)]:
-            del self._known[name]
+        with self._lock:
+            for name in [n for n in self._known if paths.is_within(n, root)]:
+                del self._known[name]
 
     def clear(self) -> None:
-        self._known.clear()
+        with self._lock:
+            self._known.clear()
 
 
 class Tails:
@@ -125,28 +134,31 @@ class Tails:
         self.seconds = seconds
         self.clock = clock
         self._tails: OrderedDict[tuple[str, str], tuple[float, int, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def put(self, path: str, etag: str, start: int, data: bytes) -> None:
         ident = (path, etag)
-        self._tails[ident] = (self.clock(), start, data)
-        self._tails.move_to_end(ident)
-        while len(self._tails) > self.entries:
-            self._tails.popitem(last=False)
+        with self._lock:
+            self._tails[ident] = (self.clock(), start, data)
+            self._tails.move_to_end(ident)
+            while len(self._tails) > self.entries:
+                self._tails.popitem(last=False)
 
     def read(self, path: str, etag: str | None, start: int, end: int) -> bytes | None:
         """Bytes ``[start, end)`` of version ``etag`` if the remembered tail holds them."""
         if not etag:
             return None
-        found = self._tails.get((path, etag))
-        if found is None:
-            return None
-        fetched, offset, data = found
-        if self.clock() - fetched > self.seconds:
-            del self._tails[(path, etag)]
-            return None
-        if start < offset or end > offset + len(data):
-            return None
-        self._tails.move_to_end((path, etag))
+        with self._lock:
+            found = self._tails.get((path, etag))
+            if found is None:
+                return None
+            fetched, offset, data = found
+            if self.clock() - fetched > self.seconds:
+                del self._tails[(path, etag)]
+                return None
+            if start < offset or end > offset + len(data):
+                return None
+            self._tails.move_to_end((path, etag))
         return data[start - offset:end - offset]
 
 
@@ -165,8 +177,7 @@ class ReadPlanner:
         return not self.fs._cached.enabled(path)
 
     def remember(self, info: dict[str, Any]) -> None:
-        if self._plans(paths.strip_protocol(info.get("name", ""))):
-            self.statuses.remember(info)
+        self.statuses.remember(info)
 
     def remember_listing(self, entries: list[dict]) -> None:
         """Keep the file entries of a listing.  Not where CSE may apply (a listing's size
@@ -181,7 +192,13 @@ class ReadPlanner:
             self.statuses.remember(entry)
 
     def known(self, path: str) -> dict[str, Any] | None:
-        return self.statuses.get(path)
+        """The status an ``open`` of ``path`` may use instead of a HEAD (block-cached paths
+        ask at every open: the cache serves local blocks by the version ``open`` sees)."""
+        return self.statuses.get(path) if self._plans(path) else None
+
+    def known_file(self, path: str) -> bool:
+        """``path`` was a file a moment ago (``isfile`` needs no request)."""
+        return self.statuses.get(path) is not None
 
     def forget(self, path: str) -> None:
         self.statuses.forget(path)

@@ -136,7 +136,7 @@ def test_other_configurations_read_the_right_columns(emrfs_fault_proxy, emrfs_s3
     with capsys.disabled():
         print(f"\n[read planning] {config}: {c.services.get('s3', 0)} S3 requests "
               f"{dict(s3_operations(emrfs_fault_proxy))}, {c.response_bytes:,} bytes "
-              f"({c.response_bytes / selected:.3f}x selected)")
+              f"({c.response_bytes / selected:.3f}x selected); services {dict(c.services)}")
     if extra.get("cache"):
         fresh._cached.close()
         fs._cached.close()
