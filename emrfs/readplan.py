@@ -8,7 +8,7 @@ and ``open``, one GET for the footer.  Here:
 
 * **Statuses are remembered** (:class:`KnownStatuses`): a file's status from
   ``info`` or a listing (size and ETag) serves ``isfile`` and ``open`` for
-  :data:`STATUS_SECONDS`, with no HEAD.  ``info`` itself always asks S3 (or
+  ``s3.status_reuse_seconds``, with no HEAD.  ``info`` itself always asks S3 (or
   the consistent view): it is the caller's way to get a fresh answer.  This
   filesystem's own writes, deletes and renames forget what they touch.  A
   remembered status that went stale (another writer replaced the object) can
@@ -16,13 +16,13 @@ and ``open``, one GET for the footer.  Here:
   was opened with (``If-Match``), so a changed object is a
   :class:`~emrfs.s3.client.ChangedError`, not a mix.
 * **The tail comes with the status** (:meth:`ReadPlanner.stat`): the ``info``
-  of a plaintext file is a GET of its last :data:`TAIL_BYTES` (``Range:
+  of a plaintext file is a GET of its last ``s3.status_tail_bytes`` (``Range:
   bytes=-N``) instead of a HEAD: the same one request, with the size (from
   ``Content-Range``), ETag and metadata a HEAD gives, plus the bytes where
   Parquet and ORC keep their footers.  Those bytes are remembered by ETag
   (:class:`Tails`), so the footer read that follows costs nothing.  A file
   opened from a listing gets the same on its first read: a read that starts
-  in the last :data:`TAIL_BYTES` fetches the whole tail (as S3A's analytics
+  in the last ``s3.status_tail_bytes`` fetches the whole tail (as S3A's analytics
   stream prefetches the footer on open).
 * **Ranges of one file are one version, nearby ones one GET**
   (:meth:`ReadPlanner.cat_ranges`, behind ``cat_ranges``: fsspec's
@@ -36,18 +36,18 @@ CSE paths keep the HEAD: their tail is ciphertext, read through the object's
 own range source.  So do paths under the block cache (:mod:`emrfs.cached_io`):
 its reads come from local blocks, and ``open`` there always asks for the
 current version, so a file replaced from outside is never served from old
-blocks.
+blocks (``isfile`` there still uses a remembered status).  Both options are
+per path; 0 turns each off (a HEAD per ``info``; a HEAD per ``open``).
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
-
 import asyncio
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from . import paths
 from .byterange import resolve_range
@@ -58,11 +58,9 @@ from .s3.client import ChangedError
 if TYPE_CHECKING:
     from .filesystem import EmrFileSystem
 
-#: Bytes at the end of a file fetched with its status (Parquet's and ORC's footers live
-#: there; pyarrow's first read of a Parquet file is its last 64 KiB).
-TAIL_BYTES = 64 * 1024
-#: Seconds a remembered status serves ``isfile`` and ``open`` without a HEAD.
-STATUS_SECONDS = 15.0
+#: Seconds a remembered status is kept at most (``s3.status_reuse_seconds`` picks how long
+#: it serves, per path; its default is 15).
+STATUS_SECONDS = 3600.0
 #: Seconds a remembered tail serves reads of its version: as bytes a read-ahead buffer
 #: holds, they show that version even if it was replaced since (never mixed with another).
 TAIL_SECONDS = 3.0
@@ -98,15 +96,17 @@ class KnownStatuses:
             while len(self._known) > self.entries:
                 self._known.popitem(last=False)
 
-    def get(self, path: str) -> dict[str, Any] | None:
-        """The status of ``path`` seen less than :attr:`seconds` ago, else None."""
+    def get(self, path: str, seconds: float | None = None) -> dict[str, Any] | None:
+        """The status of ``path`` seen less than ``seconds`` (:attr:`seconds`) ago, else None."""
+        seconds = self.seconds if seconds is None else min(seconds, self.seconds)
         with self._lock:
             found = self._known.get(path)
             if found is None:
                 return None
             seen, info = found
-            if self.clock() - seen > self.seconds:
-                del self._known[path]
+            if self.clock() - seen > seconds:
+                if self.clock() - seen > self.seconds:
+                    del self._known[path]
                 return None
             return info
 
@@ -191,14 +191,24 @@ class ReadPlanner:
                 continue
             self.statuses.remember(entry)
 
+    def _reuse_seconds(self, path: str) -> float:
+        return self.fs.options.for_path(path).s3.status_reuse_seconds
+
+    def tail_bytes(self, path: str) -> int:
+        """``s3.status_tail_bytes`` at ``path``: what a status and a first read in the tail
+        fetch of a file's end."""
+        return self.fs.options.for_path(path).s3.status_tail_bytes
+
     def known(self, path: str) -> dict[str, Any] | None:
         """The status an ``open`` of ``path`` may use instead of a HEAD (block-cached paths
         ask at every open: the cache serves local blocks by the version ``open`` sees)."""
-        return self.statuses.get(path) if self._plans(path) else None
+        if not self._plans(path):
+            return None
+        return self.statuses.get(path, self._reuse_seconds(path)) or None
 
     def known_file(self, path: str) -> bool:
         """``path`` was a file a moment ago (``isfile`` needs no request)."""
-        return self.statuses.get(path) is not None
+        return self.statuses.get(path, self._reuse_seconds(path)) is not None
 
     def forget(self, path: str) -> None:
         self.statuses.forget(path)
@@ -210,14 +220,16 @@ class ReadPlanner:
 
     def fetches_tail(self, path: str) -> bool:
         """The status of ``path`` comes with its tail (plaintext: no CSE can apply)."""
-        return self._plans(path) and not self.fs._encrypted.maybe_encrypted(path)
+        return (self._plans(path) and self.tail_bytes(path) > 0
+                and not self.fs._encrypted.maybe_encrypted(path))
 
     async def stat(self, path: str, bucket: str, key: str, **read_kwargs: Any) -> dict:
-        """HEAD-like response of ``bucket/key`` from a GET of its last :data:`TAIL_BYTES`,
+        """HEAD-like response of ``bucket/key`` from a GET of its last ``s3.status_tail_bytes``,
         whose bytes are kept in :attr:`tails` (FileNotFoundError when there is no object)."""
         try:
             response = await self.fs.s3.call("get_object", path, Bucket=bucket, Key=key,
-                                              Range=f"bytes=-{TAIL_BYTES}", **read_kwargs)
+                                              Range=f"bytes=-{self.tail_bytes(path)}",
+                                              **read_kwargs)
         except ServiceError as exc:
             if exc.code != "InvalidRange":  # an empty object has no last bytes
                 raise
@@ -248,8 +260,9 @@ class ReadPlanner:
         cached = self.tails.read(path, etag, start, end)
         if cached is not None:
             return cached
-        tail_start = max(0, size - TAIL_BYTES)
-        if first and etag and start >= tail_start and end <= size and start < end:
+        tail = self.tail_bytes(path)
+        tail_start = max(0, size - tail)
+        if first and tail and etag and start >= tail_start and end <= size and start < end:
             data = await fetch(tail_start, size)
             if len(data) == size - tail_start:
                 self.tails.put(path, etag, tail_start, data)
