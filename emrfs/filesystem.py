@@ -234,7 +234,7 @@ class EmrFileSystem(AsyncFileSystem):
             path = self._norm(path)
         except (ValueError, OSError):
             return False
-        if self._reads.known(path) is not None:  # a file a moment ago; reads pin its ETag
+        if self._reads.known_file(path):  # a file a moment ago; reads pin its ETag
             return True
         return await super()._isfile(path)
 
