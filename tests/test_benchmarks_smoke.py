@@ -170,3 +170,27 @@ def test_runs_against_seaweedfs():
                                    log=lambda _: None)
     assert report["server"]["kind"] == "seaweedfs"
     _check_report(report, counted=True)
+
+
+def test_skip_variants_marks_them_skipped_with_the_reason():
+    from benchmarks.harness import _skip_variants
+
+    case = Case("c", "MB/s", 1, reference="a",
+                variants=[Variant(n, lambda env: lambda: None) for n in ("a x", "b y", "c x")])
+    _skip_variants(case, ["x", ""])
+    assert [v.skip is not None for v in case.variants] == [True, False, True]
+    assert "--skip-variants" in case.variants[0].skip
+
+
+def test_summary_sets_emrfs_against_each_peer_library(tmp_path):
+    from benchmarks import summary
+
+    rows = [{"variant": "boto3 get", "median": 100.0}, {"variant": "obstore get", "median": 200.0},
+            {"variant": "emrfs cat", "median": 180.0},
+            {"variant": "emrfs cat (forked child)", "median": 90.0}]
+    lines = summary.peer_table([{"case": "g", "unit": "MB/s", "variants": rows}])
+    assert "0.90× (obstore get)" in lines[2] and "| 180 (cat) | 90 |" in lines[2]
+    feature = [{"variant": "emrfs plaintext", "median": 10.0, "ratio": 1.0},
+               {"variant": "emrfs cse", "median": 9.0, "ratio": 0.9}]
+    assert "0.90×" in summary.feature_table([{"case": "w", "unit": "MB/s",
+                                               "variants": feature}])[3]
