@@ -372,7 +372,9 @@ def run_case(case: Case, bench: Bench, rounds: int,
                     if case.check is not None:
                         case.check(env, _base(case, v))
                 except Exception as exc:  # noqa: BLE001 - one client's failure must not lose the run
-                    row.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+                    # kept, and the variant goes on: a run that failed once under load is
+                    # reported beside the runs that did not, never silently dropped
+                    row.setdefault("errors", []).append(f"{type(exc).__name__}: {exc}")
                     log(f"  {case.name}/{v.name} failed:\n{traceback.format_exc()}")
             log(f"  {case.name}: round {r + 1}/{rounds} done")
         if bench.proxy is not None and count:
@@ -440,7 +442,13 @@ def _count_requests(case: Case, variants: list[Variant], bench: Bench, env: Env,
 
 
 def _case_result(case: Case, server: Server, rounds: int, rows: dict) -> dict:
-    for row in rows.values():
+    for name, row in rows.items():
+        errors = row.get("errors", [])
+        if row["status"] == "ok" and errors and not row["samples"]:
+            row.update(status="failed", reason=errors[0])
+        elif errors:
+            case.notes.append(f"{name}: {len(errors)} of {len(errors) + len(row['samples'])} "
+                              f"runs failed, the figures are of the others; first: {errors[0]}")
         if row["status"] == "ok" and row["samples"]:
             row.update(summarise(case, row["samples"]))
     ref = rows.get(case.reference, {})

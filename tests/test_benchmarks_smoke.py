@@ -194,3 +194,27 @@ def test_summary_sets_emrfs_against_each_peer_library(tmp_path):
                {"variant": "emrfs cse", "median": 9.0, "ratio": 0.9}]
     assert "0.90×" in summary.feature_table([{"case": "w", "unit": "MB/s",
                                                "variants": feature}])[3]
+
+
+@pytest.mark.integration
+def test_a_run_that_fails_once_is_reported_beside_the_others(emrfs_endpoint):
+    from benchmarks.harness import Bench, run_case
+    from benchmarks.servers import Server
+
+    calls = {"flaky": 0}
+
+    def flaky(env):
+        def op():
+            calls["flaky"] += 1
+            if calls["flaky"] == 1:
+                raise TimeoutError("the server was busy")
+        return op
+
+    case = Case("partial", "ops/s", 1, reference="flaky",
+                variants=[Variant("flaky", flaky), Variant("dead", lambda env: lambda: 1 / 0)])
+    with Bench(Server("moto", emrfs_endpoint, None), count=False) as bench:
+        result = run_case(case, bench, rounds=3, log=lambda _: None)
+    rows = {row["variant"]: row for row in result["variants"]}
+    assert rows["flaky"]["status"] == "ok" and len(rows["flaky"]["samples"]) == 2
+    assert any("flaky: 1 of 3 runs failed" in n and "busy" in n for n in result["notes"])
+    assert rows["dead"]["status"] == "failed" and "ZeroDivisionError" in rows["dead"]["reason"]
