@@ -299,17 +299,18 @@ class ReadPlanner:
                     out[i] = exc
 
         async def planned(name: str, indices: list[int]) -> None:
+            got: list[bytes | Exception]
             try:
-                got = await self._pinned_ranges(name, [(starts[i], ends[i]) for i in indices],
-                                                gap, limit)
-            except (ChangedError, FileNotFoundError, IsADirectoryError, _NotPlanned):
-                # not one plaintext file after all, or it changed twice: asked range by range,
-                # each with its own error (a directory, a missing file...) as cat_file gives
+                got = list(await self._pinned_ranges(
+                    name, [(starts[i], ends[i]) for i in indices], gap, limit))
+            except (FileNotFoundError, IsADirectoryError, _NotPlanned):
+                # not one plaintext file after all: asked range by range, each with its own
+                # error (a directory, a missing file...) as cat_file gives it
                 await asyncio.gather(*(single(i) for i in indices))
                 return
-            except Exception as exc:  # noqa: BLE001 - per range, as fsspec's
-                got = [exc] * len(indices)
-            for i, data in zip(indices, got):
+            except Exception as exc:  # noqa: BLE001 - per range, as fsspec's (ChangedError
+                got = [exc] * len(indices)  # too: it changed twice; never read unpinned)
+            for i, data in zip(indices, got, strict=True):
                 out[i] = data
 
         jobs = []
@@ -326,7 +327,7 @@ class ReadPlanner:
         return out
 
     def _plans_ranges(self, path: str) -> bool:
-        bucket, key = paths.split(path)
+        _, key = paths.split(path)
         return (bool(key) and self.fetches_tail(path) and self.fs._view(path) is None
                 and not self.fs._tiers.owns(path))
 
@@ -376,7 +377,7 @@ class ReadPlanner:
             if end <= start:
                 result.append(b"")
                 continue
-            for (s, e), data in zip(spans, fetched):
+            for (s, e), data in zip(spans, fetched, strict=True):
                 if s <= start and end <= e:
                     result.append(data[start - s:end - s])
                     break
