@@ -76,7 +76,7 @@ register_cache(AdaptiveReadahead, clobber=True)
 
 
 class EmrFile(AbstractBufferedFile):
-    """A file of :class:`~emrfs.filesystem.EmrFileSystem` (modes rb, wb, ab, xb)."""
+    """A file of the emrfs filesystem (modes rb, wb, ab, xb)."""
 
     def __init__(self, fs, path: str, mode: str = "rb", block_size=None, autocommit=True,
                  cache_type: str | None = None, cache_options=None, size=None, **kwargs):
@@ -148,9 +148,9 @@ class EmrFile(AbstractBufferedFile):
         self.offset = size
 
     def _start_upload(self) -> None:
-        self._upload = self.fs._new_upload(self.path, self.bucket, self.key,
-                                           if_none_match=self.mode == "xb",
-                                           metadata=self._object_metadata())
+        self._upload = self.fs._uploads.new_upload(self.path, self.bucket, self.key,
+                                                   if_none_match=self.mode == "xb",
+                                                   metadata=self._object_metadata())
         sync(self.fs.loop, self._upload.start)
 
     def _initiate_upload(self) -> None:
@@ -221,8 +221,8 @@ class EmrFile(AbstractBufferedFile):
     def _stored(self, size: int, response: dict) -> None:
         """The object is in S3 (``size`` bytes; ``response`` of the PUT or complete):
         what follows a write."""
-        sync(self.fs.loop, self.fs._after_create, self.path)
-        sync(self.fs.loop, self.fs._record_file, self.path, size, response)
+        sync(self.fs.loop, self.fs._markers.after_create, self.path)
+        sync(self.fs.loop, self.fs._views.record_file, self.path, size, response)
 
     def _abort(self) -> None:
         for future in self._parts_in_flight:
