@@ -20,10 +20,12 @@ an :class:`EmrfsError`::
           ├── IntegrityError          a checksum, tag or key commitment did not verify
           └── EncryptionError         a key or envelope is missing, wrong or unsupported
 
-Translation happens once, at each AWS boundary (the S3 transport through
+Translation happens once, at each AWS boundary (the S3 transports through
 ``map_s3_errors``, the DynamoDB store, the KMS key provider), through
 :func:`translate_aws_error` and its one table, :data:`AWS_ERROR_TABLE`, keyed by
-(service, code).  Every message names the path and, where the user can do
+(service, code).  Both S3 clients feed the same table: botocore's ``ClientError``
+carries the code; obstore's exceptions carry S3's status line and XML body in
+their text, read by :func:`obstore_error_code`.  Every message names the path and, where the user can do
 something about it, what to do.
 """
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -371,14 +374,53 @@ def error_chain(exc: BaseException | None) -> Iterator[BaseException]:
 
 
 def aws_error_code(exc: BaseException) -> tuple[str, int | None]:
-    """The provider's error code and HTTP status of the first ``ClientError`` in the chain."""
+    """The provider's error code and HTTP status of the first ``ClientError`` (or obstore
+    error) in the chain."""
     from botocore.exceptions import ClientError
 
     for item in error_chain(exc):
         if isinstance(item, ClientError):
             return (str((item.response.get("Error") or {}).get("Code", "") or ""),
                     item.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+        if is_obstore_error(item):
+            return obstore_error_code(item)
     return "", None
+
+
+#: obstore (Rust object_store) reports S3's answer only in its message text.
+_OBSTORE_STATUS = re.compile(r"Server returned non-2xx status code: (\d{3})")
+_OBSTORE_CODE = re.compile(r"<Code>([^<]+)</Code>")
+_OBSTORE_XML_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
+#: reqwest's failure kinds that mean the connection, not the service, failed
+_OBSTORE_TRANSPORT = re.compile(r"HTTP error: |kind: (Connect|Timeout|Request|Body|Decode)\b")
+#: obstore's exception classes for what S3 said (the rest are built-ins it raises too)
+_OBSTORE_PRECONDITION = {"AlreadyExistsError": "PreconditionFailed",
+                         "PreconditionError": "PreconditionFailed",
+                         "PermissionDeniedError": "AccessDenied",
+                         "UnauthenticatedError": "InvalidAccessKeyId"}
+
+
+def is_obstore_error(exc: BaseException) -> bool:
+    """An exception raised by obstore: its own classes, or a built-in it raised (obstore
+    raises ``FileNotFoundError`` itself, with its debug trace in the message)."""
+    if type(exc).__module__.startswith("obstore"):
+        return True
+    return isinstance(exc, (FileNotFoundError, ValueError)) and "Debug source:" in str(exc)
+
+
+def obstore_error_code(exc: BaseException) -> tuple[str, int | None]:
+    """S3's error code and HTTP status read from an obstore exception's text (the XML
+    body it quotes), or its class when the body has none (a HEAD's 404 has no body)."""
+    text = str(exc)
+    status_match = _OBSTORE_STATUS.search(text)
+    status = int(status_match.group(1)) if status_match else None
+    code_match = _OBSTORE_CODE.search(text)
+    if code_match:
+        return code_match.group(1), status
+    code = _OBSTORE_PRECONDITION.get(type(exc).__name__, "")
+    if not code and isinstance(exc, FileNotFoundError):
+        code = "NotFound"
+    return code, status
 
 
 def _row_key(service: str, exc: BaseException, code: str, status: int | None) -> tuple[str, str]:
@@ -409,7 +451,7 @@ def translate_aws_error(exc: BaseException, path: str | None, service: str = S3,
     result has ``exc`` as its ``__cause__``.
     """
     if isinstance(exc, (EmrfsError, FileNotFoundError, FileExistsError, PermissionError,
-                        IsADirectoryError, NotADirectoryError)):
+                        IsADirectoryError, NotADirectoryError)) and not is_obstore_error(exc):
         return exc
     read_code, status = aws_error_code(exc)
     code = code if code is not None else read_code
@@ -435,6 +477,9 @@ def _provider_message(exc: BaseException) -> str:
     for item in error_chain(exc):
         if isinstance(item, ClientError):
             return (item.response.get("Error") or {}).get("Message") or str(item)
+        if is_obstore_error(item):  # S3's own <Message>, else obstore's first line
+            found = _OBSTORE_XML_MESSAGE.search(str(item))
+            return found.group(1) if found else str(item).split("\n", 1)[0]
     return str(exc)
 
 
@@ -444,7 +489,7 @@ def _is_aws_error(exc: BaseException) -> bool:
     from pynamodb.exceptions import PynamoDBException
 
     return any(isinstance(e, (BotoCoreError, ClientError, PynamoDBException))
-               for e in error_chain(exc))
+               or is_obstore_error(e) for e in error_chain(exc))
 
 
 def _is_missing_credentials(exc: BaseException) -> bool:
@@ -461,6 +506,9 @@ def _is_transport_error(exc: BaseException) -> bool:
         ResponseStreamingError,
     )
 
+    if is_obstore_error(exc):  # no S3 answer, and reqwest says the connection failed
+        return (_OBSTORE_STATUS.search(str(exc)) is None
+                and _OBSTORE_TRANSPORT.search(str(exc)) is not None)
     transport = (BotoConnectionError, HTTPClientError, ReadTimeoutError,
                  ResponseStreamingError, ConnectionError, TimeoutError)
     try:
@@ -489,10 +537,11 @@ def map_s3_errors(path: str) -> Iterator[None]:
     """Translate what S3 raises inside the block into the emrfs hierarchy, once."""
     try:
         yield
-    except (EmrfsError, FileNotFoundError, FileExistsError, PermissionError,
-            IsADirectoryError, NotADirectoryError):
-        raise
     except Exception as exc:
+        if isinstance(exc, (EmrfsError, FileNotFoundError, FileExistsError, PermissionError,
+                            IsADirectoryError, NotADirectoryError)) \
+                and not is_obstore_error(exc):
+            raise
         new = translate_s3_error(exc, path)
         if new is exc:
             raise

@@ -1,9 +1,16 @@
 """The local block cache and the ephemeral tier (local disk only; no S3 here).
 
 * :mod:`.blocks`    pure block arithmetic
-* :mod:`.store`     block files: placement, atomic writes, checksums, pins, LRU
+* :mod:`.store`     block files: placement, opening, pins, invalidation (BlockStore)
+* :mod:`.blockfile` the block file format: ids, header, checksums (pure)
+* :mod:`.handles`   an open mapped block and its verified reads
+* :mod:`.blockwrite` atomic block writes and the writer threads
+* :mod:`.eviction`  capacity, free-space floor and LRU eviction
+* :mod:`.diskutil`  private directories, scans and unlinks on local disk
 * :mod:`.reader`    read-through of one object version over an async ``fetch``
-* :mod:`.ephemeral` files and directories kept only in local blocks
+* :mod:`.ephemeral` files and directories kept only in local blocks (the namespace)
+* :mod:`.ephemeral_life` the tier's membership, lifetime, wipe and sealing key
+* :mod:`.ephemeral_io` reader and writer of one tier file
 * :mod:`.matching`  which paths are ephemeral (pure)
 * :mod:`.stats`     counters per directory
 * :mod:`.layer`     :class:`~.layer.LocalCache`, built from :class:`emrfs.config.Options`

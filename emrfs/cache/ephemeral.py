@@ -33,27 +33,35 @@ Guarantees with several processes on one machine (Spark's Python workers):
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import fcntl
-import io
 import json
 import os
-import shutil
-import time
-import uuid
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-from ..errors import IntegrityError, exists, is_a_directory, not_a_directory, not_empty, not_found
+from ..errors import (
+    IntegrityError,
+    exists,
+    is_a_directory,
+    not_a_directory,
+    not_empty,
+    not_found,
+)
 from ..paths import validate
-from .store import BlockId, BlockStore, makedirs_private
+from .diskutil import makedirs_private
+from .ephemeral_io import EphemeralReader, EphemeralWriter
+from .ephemeral_life import (
+    TMP_MARK,
+    TRASH_MARK,
+    TierMembership,
+    atomic_write,
+    rmtree_atomic,
+    seal_nothing,
+)
 
-TMP_MARK = ".emrfs~tmp~"
-TRASH_MARK = ".emrfs~trash~"
+__all__ = ["TMP_MARK", "TRASH_MARK", "EphemeralReader", "EphemeralTier", "EphemeralWriter"]
 
 
-class EphemeralTier:
+class EphemeralTier(TierMembership):
     """Files and directories of the ephemeral tier over a :class:`BlockStore`.
 
     Parameters
@@ -80,125 +88,6 @@ class EphemeralTier:
         ``time.time`` replacement for tests.
     """
 
-    def __init__(self, store: BlockStore, *, block_size: int, replication: int = 1,
-                 lifetime_seconds: float = 0.0, encrypt: bool = False, sealer=None,
-                 must_seal: Callable[[str], bool] | None = None,
-                 clock: Callable[[], float] = time.time):
-        if replication < 1:
-            raise ValueError(f"ephemeral.replication must be at least 1, got {replication}")
-        if replication > len(store.directories):
-            raise ValueError(
-                f"ephemeral.replication is {replication} but there are only "
-                f"{len(store.directories)} cache directories; add cache.directories or lower it")
-        self.store = store
-        self.block_size = block_size
-        self.replication = replication
-        self.lifetime_seconds = lifetime_seconds
-        self._clock = clock
-        self._bases = [os.path.join(d, "eph") for d in store.directories[:replication]]
-        self._key = None
-        self.encrypt = encrypt or sealer is not None or store.encrypt_all
-        self._sealer = sealer
-        self._must_seal = must_seal or _never
-        self._pid = -1
-        self._lock_fd = -1
-        self._join()
-
-    # --- lifetime ---------------------------------------------------------------------
-
-    def _join(self) -> None:
-        """Become a member: a shared flock held for as long as this process uses the tier."""
-        base = self._bases[0]
-        makedirs_private(base)
-        fd = os.open(os.path.join(base, "members.lock"),
-                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            alone = True
-        except BlockingIOError:
-            alone = False
-        if alone and self.lifetime_seconds <= 0:
-            self._wipe()  # every earlier user is gone: so is their tier
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        self._lock_fd, self._pid = fd, os.getpid()
-        for b in self._bases:
-            makedirs_private(os.path.join(b, "ns"))
-        created = os.path.join(base, "created")
-        if not os.path.exists(created):
-            _atomic_write(created, json.dumps({"created": self._clock()}).encode())
-        self._check_lifetime()
-        atexit.register(_leave_at_exit, weakref.ref(self))
-
-    def _ensure_member(self) -> None:
-        if self._pid != os.getpid():  # a forked child: join on its own
-            self._join()
-        self._check_lifetime()
-
-    def _check_lifetime(self) -> None:
-        if self.lifetime_seconds <= 0:
-            return
-        try:
-            with open(os.path.join(self._bases[0], "created")) as f:
-                created = float(json.load(f)["created"])
-        except (OSError, ValueError, KeyError):
-            return
-        if self._clock() - created >= self.lifetime_seconds:
-            self.terminate()
-
-    def leave(self) -> None:
-        """Stop using the tier; the last process to leave (lifetime 0) terminates it."""
-        if self._pid != os.getpid() or self._lock_fd < 0:
-            return
-        fd, self._lock_fd = self._lock_fd, -1
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            if self.lifetime_seconds <= 0:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return  # others still use it
-                self._wipe()
-        finally:
-            os.close(fd)
-
-    def terminate(self) -> None:
-        """Remove every file of the tier now, whoever uses it."""
-        self._wipe()
-        for b in self._bases:
-            makedirs_private(os.path.join(b, "ns"))
-        _atomic_write(os.path.join(self._bases[0], "created"),
-                      json.dumps({"created": self._clock()}).encode())
-
-    def _wipe(self) -> None:
-        self.store.clear(("e",))
-        for b in self._bases:
-            for name in ("ns", "created"):
-                p = os.path.join(b, name)
-                if os.path.isdir(p):
-                    _rmtree_atomic(p)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(p)
-        key, self._key = self._key, None
-        if key is not None:
-            key.destroy()
-            self._sealer = None
-
-    def sealer_for(self, path: str):
-        """The sealer for a file written at ``path``, or None when it may stay plaintext."""
-        if self.encrypt or self._must_seal(path):
-            return self._get_sealer()
-        return None
-
-    def _get_sealer(self):
-        """The tier's sealer (made on first use; read sealed files with it whatever ``encrypt``)."""
-        if self._sealer is None:
-            from ..crypto.atrest import BlockSealer, CacheKey
-
-            self._key = CacheKey.shared_memory("eph-" + uuid.uuid5(
-                uuid.NAMESPACE_URL, self._bases[0]).hex)
-            self._sealer = BlockSealer(self._key)
-        return self._sealer
 
     # --- namespace helpers ------------------------------------------------------------
 
@@ -325,7 +214,7 @@ class EphemeralTier:
         self._refuse_file_ancestor(norm)
         if not overwrite and os.path.lexists(local):
             raise exists(norm)
-        return EphemeralWriter(self, norm)
+        return EphemeralWriter(self, norm, self._publish)
 
     def write_bytes(self, path: str, data: bytes) -> None:
         with self.open_write(path) as w:
@@ -386,7 +275,7 @@ class EphemeralTier:
     def _seal_moved(self, path: str) -> None:
         """Files renamed to where they must be sealed are rewritten sealed (a rename moves
         only the manifest, so the blocks would otherwise stay as they were written)."""
-        if self.encrypt or self._must_seal is _never:
+        if self.encrypt or self._must_seal is seal_nothing:
             return  # every file is sealed already, or none must be: no walk
         for f in list(self.walk_files(path)):
             if self.sealer_for(f) is None:
@@ -394,7 +283,7 @@ class EphemeralTier:
             manifest = self._manifest(f)
             if manifest.get("sealed"):
                 continue
-            with EphemeralReader(self, f, manifest) as r, EphemeralWriter(self, f) as w:
+            with EphemeralReader(self, f, manifest) as r, EphemeralWriter(self, f, self._publish) as w:
                 while chunk := r.read(8 * self.block_size):
                     w.write(chunk)
 
@@ -435,7 +324,7 @@ class EphemeralTier:
             for root in roots:
                 target = self._local(root, norm)
                 if os.path.isdir(target):
-                    _rmtree_atomic(target)
+                    rmtree_atomic(target)
         else:
             manifests = [self._manifest(norm)]
             for root in roots:
@@ -447,10 +336,6 @@ class EphemeralTier:
     def _drop_blocks(self, manifest: dict) -> None:
         self.store.drop_owner("e", manifest["id"])
 
-    # --- used by the writer and reader -----------------------------------------------
-
-    def _block(self, file_id: str, index: int) -> BlockId:
-        return BlockId("e", file_id, "0", index)
 
     def _publish(self, path: str, manifest: dict) -> None:
         replaced = None
@@ -467,7 +352,7 @@ class EphemeralTier:
                 if os.path.isdir(local):
                     raise is_a_directory(path, "a directory of that name was created meanwhile")
                 try:
-                    _atomic_write(local, body)
+                    atomic_write(local, body)
                     break
                 except FileNotFoundError:  # an empty parent was pruned meanwhile: again
                     if attempt == 2:
@@ -475,160 +360,3 @@ class EphemeralTier:
         if replaced is not None and replaced.get("id") != manifest["id"]:
             self._drop_blocks(replaced)
 
-
-class EphemeralWriter(io.RawIOBase):
-    """Streams a file into tier blocks; publishes it on ``close()``."""
-
-    def __init__(self, tier: EphemeralTier, path: str):
-        super().__init__()
-        self.tier, self.path = tier, path
-        self.file_id = uuid.uuid4().hex
-        self._sealer = tier.sealer_for(path)  # decided once: every block alike
-        self._buf = bytearray()
-        self._index = 0
-        self._size = 0
-        self._done = False
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        if self.closed or self._done:
-            raise ValueError(f"write to closed ephemeral file {self.path!r}")
-        view = memoryview(data).cast("B")
-        self._buf += view
-        bs = self.tier.block_size
-        while len(self._buf) >= bs:
-            self._put(memoryview(self._buf)[:bs])
-            del self._buf[:bs]
-        return len(view)
-
-    def tell(self) -> int:
-        return self._size + len(self._buf)
-
-    def _put(self, block) -> None:
-        t = self.tier
-        sealer = self._sealer
-        t.store.put(t._block(self.file_id, self._index), block, copies=t.replication,
-                    evictable=False, sealed=sealer is not None, sealer=sealer, where=self.path)
-        self._index += 1
-        self._size += len(block)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            if not self._done:
-                self._done = True
-                try:
-                    if self._buf or self._index == 0:
-                        self._put(memoryview(self._buf))
-                    self._buf = bytearray()
-                    self.tier._publish(self.path, {
-                        "id": self.file_id, "size": self._size, "mtime": self.tier._clock(),
-                        "block_size": self.tier.block_size, "blocks": self._index,
-                        "sealed": self._sealer is not None,
-                    })
-                except BaseException:
-                    self.tier.store.drop_owner("e", self.file_id)
-                    raise
-        finally:
-            super().close()
-
-    def abort(self) -> None:
-        """Drop what was written; nothing appears."""
-        self._done = True
-        self.tier.store.drop_owner("e", self.file_id)
-        super().close()
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
-
-
-class EphemeralReader(io.RawIOBase):
-    """A seekable reader over a file's blocks (tries each replica)."""
-
-    def __init__(self, tier: EphemeralTier, path: str, manifest: dict):
-        super().__init__()
-        self.tier, self.path, self.manifest = tier, path, manifest
-        self.size = int(manifest["size"])
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self.size}[whence]
-        if base + offset < 0:
-            raise ValueError(f"negative seek position in {self.path!r}")
-        self._pos = base + offset
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def read(self, n: int = -1) -> bytes:
-        end = self.size if n is None or n < 0 else min(self.size, self._pos + n)
-        if self._pos >= end:
-            return b""
-        bs = int(self.manifest["block_size"])
-        parts = []
-        pos = self._pos
-        t = self.tier
-        sealer = t._get_sealer() if self.manifest.get("sealed") else None
-        while pos < end:
-            i = pos // bs
-            lo = pos - i * bs
-            hi = min(end - i * bs, bs)
-            data = t.store.read(t._block(self.manifest["id"], i), lo, hi, copies=t.replication,
-                                where=self.path, sealer=sealer)
-            if data is None:
-                raise not_found(self.path, f"block {i} of this ephemeral file is lost from every "
-                                           "replica (deleted, evicted or its directory removed)")
-            parts.append(data)
-            pos += len(data)
-        self._pos = end
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[:len(data)] = data
-        return len(data)
-
-
-def _atomic_write(path: str, body: bytes) -> None:
-    tmp = os.path.join(os.path.dirname(path), f"{TMP_MARK}{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    with open(fd, "wb") as f:
-        f.write(body)
-    os.replace(tmp, path)
-
-
-def _rmtree_atomic(path: str) -> None:
-    """Take ``path`` out of the namespace at once (rename), then delete it."""
-    trash = os.path.join(os.path.dirname(path), f"{TRASH_MARK}{uuid.uuid4().hex}")
-    try:
-        os.rename(path, trash)
-    except FileNotFoundError:
-        return
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _never(path: str) -> bool:
-    return False
-
-
-def _leave_at_exit(ref) -> None:
-    tier = ref()
-    if tier is not None:
-        with contextlib.suppress(Exception):
-            tier.leave()

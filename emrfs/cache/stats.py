@@ -59,8 +59,6 @@ class DirStats:
 
 def collect(store) -> list[dict]:
     """One row per cache directory: bytes and blocks on disk plus all processes' counters."""
-    from .store import read_stats_file
-
     store.flush_stats()
     rows = []
     for d, directory in enumerate(store.directories):
@@ -79,3 +77,12 @@ def collect(store) -> list[dict]:
             **{name: saved.get(name, 0) for name in COUNTERS},
         })
     return rows
+
+
+def read_stats_file(directory: str) -> dict[str, int]:
+    """Counters every process flushed into ``directory/stats.json``."""
+    try:
+        with open(os.path.join(directory, "stats.json")) as f:
+            return {k: int(v) for k, v in json.load(f).items()}
+    except (FileNotFoundError, ValueError):
+        return {}

@@ -95,6 +95,14 @@ class S3Options:
     create_checks: bool = opt(True, "fs.s3.create.checks",
                               doc="before a write, refuse a path that is a directory (one LIST);"
                                   " off trades that check for speed, as S3A's create.performance")
+    transport: str = opt("auto", "fs.s3.transport",
+                         doc="S3 client under the stack: 'obstore' (Rust object_store, several "
+                             "times less CPU per request), 'botocore' (aiobotocore), or 'auto': "
+                             "obstore unless it is not installed, the process was forked from one "
+                             "that used it, or a setting it cannot honour is on (SSE-C key with "
+                             "sse.enabled off); multipart-by-id, large copies and bucket "
+                             "administration always go through botocore",
+                         rule=one_of("auto", "obstore", "botocore"))
 
 
 @dataclass(frozen=True)

@@ -21,35 +21,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.exceptions import HTTPClientError, ReadTimeoutError
-from pynamodb.exceptions import (
-    DoesNotExist,
-    PynamoDBException,
-    TableDoesNotExist,
-    TransactWriteError,
-)
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from ..errors import (
-    DYNAMODB,
-    THROTTLING_CODES,
-    TRANSIENT_CODES,
-    ServiceError,
-    aws_error_code,
-    error_chain,
-    translate_aws_error,
+from ..errors import DYNAMODB, ServiceError, translate_aws_error
+from .dynamo_errors import (
+    Unprocessed,
+    code_and_status,
+    conditional_failed,
+    retryable,
+    table_missing,
 )
+from .dynamo_table import TableAdmin, TableDescription
 from .model import (
     HASH_KEY,
     RANGE_KEY,
     ROOT_PARENT,
-    TABLE_VERSION,
-    TTL_ATTRIBUTE,
     VERSION_KEY,
     MetadataRow,
     TableSpec,
@@ -66,62 +56,6 @@ log = logging.getLogger("emrfs.consistency")
 
 _BATCH_WRITE = 25
 _BATCH_GET = 100
-_RETRYABLE_CODES = THROTTLING_CODES | TRANSIENT_CODES | {
-    "InternalServerError", "InternalFailure", "ServiceUnavailableException",
-    "TransactionInProgressException", "Unprocessed"}
-_TRANSPORT = (BotoConnectionError, HTTPClientError, ReadTimeoutError, ConnectionError,
-              TimeoutError)
-
-
-class _Unprocessed(Exception):
-    """A batch came back partly unprocessed (DynamoDB's soft throttling)."""
-
-    code = "Unprocessed"
-
-
-def _code_and_status(exc: BaseException) -> tuple[str, int | None]:
-    code, status = aws_error_code(exc)
-    if not code and any(isinstance(e, _Unprocessed) for e in error_chain(exc)):
-        code = _Unprocessed.code
-    return code, status
-
-
-def _is_transport(exc: BaseException) -> bool:
-    return any(isinstance(e, _TRANSPORT) for e in error_chain(exc))
-
-
-def _retryable(exc: BaseException) -> bool:
-    code, status = _code_and_status(exc)
-    return code in _RETRYABLE_CODES or (status or 0) >= 500 or _is_transport(exc)
-
-
-def _conditional_failed(exc: BaseException) -> bool:
-    return _code_and_status(exc)[0] == "ConditionalCheckFailedException"
-
-
-def _table_missing(exc: BaseException) -> bool:
-    return isinstance(exc, TableDoesNotExist) or \
-        _code_and_status(exc)[0] == "ResourceNotFoundException"
-
-
-@dataclass(frozen=True)
-class TableDescription:
-    """What ``describe-metadata`` prints."""
-
-    name: str
-    status: str
-    billing_mode: str
-    read_capacity: int
-    write_capacity: int
-    item_count: int
-    size_bytes: int
-    ttl_status: str | None
-    table_version: int | None
-    created_at: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
 
 def spec_from_options(options, table_name: str | None = None) -> TableSpec:
     """The :class:`TableSpec` an :class:`~emrfs.config.Options` tree names."""
@@ -140,7 +74,7 @@ def spec_from_options(options, table_name: str | None = None) -> TableSpec:
     )
 
 
-class DynamoDBMetadataStore(MetadataStore):
+class DynamoDBMetadataStore(TableAdmin, MetadataStore):
     """Metadata rows in one DynamoDB table, shared by any number of processes.
 
     Parameters
@@ -204,9 +138,9 @@ class DynamoDBMetadataStore(MetadataStore):
         """``fn()`` with throttling retries, auto-create, and error translation."""
         while True:
             try:
-                return self._backoff.run(fn, _retryable)
+                return self._backoff.run(fn, retryable)
             except Exception as exc:
-                if create and self.auto_create and _table_missing(exc):
+                if create and self.auto_create and table_missing(exc):
                     log.info("metadata table %s is missing; creating it", self.table_name)
                     self.create_table()
                     create = False
@@ -218,10 +152,10 @@ class DynamoDBMetadataStore(MetadataStore):
 
     def _translate(self, exc: Exception, what: str, path: str | None) -> BaseException:
         """The one translation (emrfs.errors' table), with the table named in the message."""
-        code, _ = _code_and_status(exc)
+        code, _ = code_and_status(exc)
         return translate_aws_error(
             exc, path, DYNAMODB,
-            code="ResourceNotFoundException" if _table_missing(exc) else code,
+            code="ResourceNotFoundException" if table_missing(exc) else code,
             operation=what, name=self.table_name,
             resource=f"metadata table {self.table_name!r} at {self.spec.host or 'AWS'}",
             retries=getattr(exc, "retries", 0), elapsed=getattr(exc, "elapsed", None))
@@ -287,7 +221,7 @@ class DynamoDBMetadataStore(MetadataStore):
                 left = (data.get("UnprocessedKeys", {}).get(self.table_name) or {}).get("Keys")
                 if left:
                     pending = left
-                    raise _Unprocessed(f"{len(left)} keys of a batch get unprocessed")
+                    raise Unprocessed(f"{len(left)} keys of a batch get unprocessed")
 
             self._call("batch get", fetch, paths[i])
             for item in items:
@@ -306,7 +240,7 @@ class DynamoDBMetadataStore(MetadataStore):
                 left = (data or {}).get("UnprocessedItems", {}).get(self.table_name) or []
                 if left:
                     pending = left
-                    raise _Unprocessed(f"{len(left)} of a batch unprocessed")
+                    raise Unprocessed(f"{len(left)} of a batch unprocessed")
 
             self._call(what, send, path)
 
@@ -327,7 +261,7 @@ class DynamoDBMetadataStore(MetadataStore):
                 row.save(condition=M.parent.does_not_exist() | (M.is_deleted == True))  # noqa: E712
                 return True
             except PynamoDBException as exc:
-                if _conditional_failed(exc):
+                if conditional_failed(exc):
                     return False
                 raise
 
@@ -378,7 +312,7 @@ class DynamoDBMetadataStore(MetadataStore):
                     condition=condition)
                 return True
             except PynamoDBException as exc:
-                if _conditional_failed(exc):
+                if conditional_failed(exc):
                     return False
                 raise
 
@@ -407,139 +341,6 @@ class DynamoDBMetadataStore(MetadataStore):
     def _scan_rows(self) -> Iterator[Entry]:
         return self._pages("scan", "Scan", {"TableName": self.table_name,
                                             "ConsistentRead": True}, None)
-
-    # --- the table itself ---------------------------------------------------------
-
-    def exists(self) -> bool:
-        """True when the table exists."""
-        return bool(self._call("describe", self.model.exists, create=False))
-
-    def create_table(self, read_capacity: int | None = None, write_capacity: int | None = None,
-                     *, wait: bool = True) -> bool:
-        """Create the table (if missing), turn on TTL, write the version marker.
-
-        Both capacities 0 selects on-demand (PAY_PER_REQUEST) billing.  Returns
-        True when this call created it.  Safe to race: a table another process
-        is creating is waited for.
-        """
-        rcu = self.read_capacity if read_capacity is None else read_capacity
-        wcu = self.write_capacity if write_capacity is None else write_capacity
-        with self._create_lock:
-            created = False
-            if not self.exists():
-                kwargs: dict[str, Any] = {"wait": False}
-                if rcu <= 0 and wcu <= 0:
-                    kwargs["billing_mode"] = "PAY_PER_REQUEST"
-                else:
-                    kwargs.update(read_capacity_units=max(rcu, 1), write_capacity_units=max(wcu, 1),
-                                  billing_mode="PROVISIONED")
-
-                def create():
-                    try:
-                        self.model.create_table(ignore_update_ttl_errors=True, **kwargs)
-                    except PynamoDBException as exc:
-                        if _code_and_status(exc)[0] != "ResourceInUseException":
-                            raise
-                    return True
-
-                created = self._call("create table", create, create=False)
-            if wait:
-                self._wait_for("ACTIVE")
-            self._call("enable TTL", lambda: self._enable_ttl(), create=False)
-            self._write_version_marker()
-            return created
-
-    def _enable_ttl(self) -> None:
-        client = self.model._get_connection().connection.client
-        current = client.describe_time_to_live(TableName=self.table_name).get(
-            "TimeToLiveDescription", {})
-        if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
-            return
-        client.update_time_to_live(TableName=self.table_name, TimeToLiveSpecification={
-            "Enabled": True, "AttributeName": TTL_ATTRIBUTE})
-
-    def _write_version_marker(self) -> None:
-        M = self.model
-        marker = M(VERSION_KEY, VERSION_KEY, table_version=TABLE_VERSION,
-                   table_created=self.now_ms(), is_dir=False, is_deleted=False)
-
-        def save():
-            try:
-                marker.save(condition=M.parent.does_not_exist())
-            except PynamoDBException as exc:
-                if not _conditional_failed(exc):
-                    raise
-
-        self._call("write the version marker", save, create=False)
-
-    def _wait_for(self, status: str | None, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                data = self._call("describe", lambda: self.model.describe_table(), create=False)
-            except ServiceError as exc:
-                if status is None and exc.code == "ResourceNotFoundException":
-                    return
-                raise
-            if status is not None and data.get("TableStatus") == status:
-                return
-            self._backoff.sleep(0.2)
-        raise ServiceError(f"metadata table {self.table_name!r} did not become "
-                           f"{status or 'deleted'} within {timeout:.0f} s", None)
-
-    def delete_table(self, *, wait: bool = True) -> bool:
-        """Drop the table; False when it did not exist."""
-        if not self.exists():
-            return False
-        self._call("delete table", lambda: self.model.delete_table(), create=False)
-        if wait:
-            self._wait_for(None)
-        return True
-
-    def describe(self) -> TableDescription:
-        """Name, status, billing, capacity, item count, TTL and version of the table."""
-        data = self._call("describe", lambda: self.model.describe_table(), create=False)
-        client = self.model._get_connection().connection.client
-        ttl = self._call("describe TTL", lambda: client.describe_time_to_live(
-            TableName=self.table_name), create=False).get("TimeToLiveDescription", {})
-        marker = self._get_marker()
-        throughput = data.get("ProvisionedThroughput", {})
-        billing = data.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
-        if billing == "PAY_PER_REQUEST":
-            throughput = {}
-        created = data.get("CreationDateTime")
-        return TableDescription(
-            name=self.table_name, status=data.get("TableStatus", "UNKNOWN"),
-            billing_mode=billing,
-            read_capacity=int(throughput.get("ReadCapacityUnits", 0) or 0),
-            write_capacity=int(throughput.get("WriteCapacityUnits", 0) or 0),
-            item_count=int(data.get("ItemCount", 0) or 0),
-            size_bytes=int(data.get("TableSizeBytes", 0) or 0),
-            ttl_status=ttl.get("TimeToLiveStatus"),
-            table_version=int(marker.table_version) if marker and marker.table_version else None,
-            created_at=str(created) if created is not None else None)
-
-    def _get_marker(self) -> MetadataRow | None:
-        def get():
-            try:
-                return self.model.get(VERSION_KEY, VERSION_KEY, consistent_read=True)
-            except DoesNotExist:
-                return None
-        return self._call("read the version marker", get, create=False)
-
-    def set_capacity(self, read_capacity: int | None = None, write_capacity: int | None = None,
-                     *, on_demand: bool = False) -> None:
-        """Change provisioned capacity, or switch the table to on-demand billing."""
-        if on_demand:
-            kwargs: dict[str, Any] = {"TableName": self.table_name,
-                                      "BillingMode": "PAY_PER_REQUEST"}
-        else:
-            current = self.describe()
-            kwargs = {"TableName": self.table_name, "BillingMode": "PROVISIONED",
-                      "ProvisionedThroughput": {
-                          "ReadCapacityUnits": read_capacity or current.read_capacity or 1,
-                          "WriteCapacityUnits": write_capacity or current.write_capacity or 1}}
-        self._call("set capacity", lambda: self._dispatch("UpdateTable", kwargs), create=False)
 
 
 def list_metadata_stores(spec: TableSpec) -> list[str]:

@@ -140,7 +140,8 @@ BAD_VALUES = {
     "s3.part_size": "1MiB", "s3.profile": 3.5, "s3.read_block_size": 0, "s3.read_timeout": -5,
     "s3.region": "US East 1", "s3.require_tls": "maybe", "s3.retry_base_seconds": -1,
     "s3.retry_max_seconds": float("nan"), "s3.secret_access_key": 3.5,
-    "s3.session_token": 3.5, "s3.upload_concurrency": 0, "sse.algorithm": "AES128",
+    "s3.session_token": 3.5, "s3.transport": "curl", "s3.upload_concurrency": 0,
+    "sse.algorithm": "AES128",
     "sse.bucket_key_enabled": "maybe", "sse.customer_key": "c2hvcnQ=", "sse.enabled": "maybe",
     "sse.kms_key_id": 3.5,
 }

@@ -148,3 +148,30 @@ def test_kms_provider_reports_an_unreachable_endpoint_as_transport():
         assert "b/obj" in str(exc) and "cse.kms_endpoint_url" in str(exc)
     else:
         raise AssertionError("not raised")
+
+
+def test_obstore_errors_go_through_the_same_table():
+    """obstore reports S3's answer only in its exception text: the table reads it there."""
+    from emrfs.errors import ThrottledError, TransportError, is_obstore_error, translate_s3_error
+
+    body = ("Error performing GET http://h/b/k in 2ms - Server returned non-2xx status code: "
+            "{status}: <?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>{message}"
+            "</Message></Error>\n\nDebug source:\nNotFound {{}}")
+    missing = FileNotFoundError(body.format(status="404 Not Found", code="NoSuchKey",
+                                            message="The specified key does not exist."))
+    assert is_obstore_error(missing)
+    mine = translate_s3_error(missing, "b/k")
+    assert isinstance(mine, FileNotFoundError) and mine is not missing and mine.filename == "b/k"
+    no_bucket = FileNotFoundError(body.format(status="404 Not Found", code="NoSuchBucket",
+                                              message="no bucket"))
+    assert "emrfs mb s3://b" in str(translate_s3_error(no_bucket, "b/k"))
+    slow = type("GenericError", (Exception,), {"__module__": "obstore.exceptions"})(
+        body.format(status="503 Service Unavailable", code="SlowDown", message="slow"))
+    assert isinstance(translate_s3_error(slow, "b/k"), ThrottledError)
+    refused = type("GenericError", (Exception,), {"__module__": "obstore.exceptions"})(
+        "Generic S3 error: Error performing HEAD http://127.0.0.1:1/b/k - HTTP error: error "
+        "sending request\n\nDebug source:\nkind: Connect")
+    assert isinstance(translate_s3_error(refused, "b/k"), TransportError)
+    # a FileNotFoundError emrfs raised itself stays as it is
+    own = FileNotFoundError(2, "No such file", "b/k")
+    assert translate_s3_error(own, "b/k") is own

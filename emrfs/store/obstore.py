@@ -1,0 +1,580 @@
+"""The obstore transport: the object-store protocol over obstore's ``S3Store`` (Rust
+``object_store``), several times less client CPU per request than botocore.
+
+What obstore cannot do goes to the botocore transport given as ``fallback``, verb
+by verb:
+
+* multipart uploads by upload id (:meth:`writer`, staging, :meth:`complete_staged`),
+  copies that replace metadata, cross the bucket or exceed ``s3.copy_threshold``;
+* keys obstore's path type cannot hold faithfully: a trailing ``/`` (S3A's
+  directory markers, which obstore would silently strip), ``//``, ``.`` or ``..``
+  segments, control characters; and listings whose prefix is not a directory
+  (obstore lists by path segment) or that meet such a key;
+* every verb in a process forked from one that used obstore: its tokio runtime
+  does not survive ``fork`` (the child hangs on its first request), so such a
+  child switches to botocore by itself and logs it at debug level.
+
+Errors leave through :func:`emrfs.errors.map_s3_errors`, the same table the
+botocore transport uses; a pinned GET that meets another version raises
+``ChangedError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from ..config import S3Options, SSEOptions
+from ..crypto import sse as _sse
+from ..errors import ConfigurationError, is_obstore_error, map_s3_errors
+from .protocol import ListPage, ObjectMeta, ObjectStore, ObjectWriter, StagedUpload, split
+
+try:  # ChangedError moves to emrfs.errors with the store protocol's transport
+    from ..errors import ChangedError  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - until then it lives beside the botocore client
+    from ..s3.client import ChangedError
+
+logger = logging.getLogger("emrfs.store.obstore")
+
+__all__ = ["ObstoreStore", "obstore_available", "obstore_usable", "unsupported_by_obstore",
+           "choose_transport", "obstore_key"]
+
+#: ``x-amz-meta-*`` aside, the attributes obstore reports (not user metadata).
+_STANDARD_ATTRIBUTES = frozenset({"content-disposition", "content-encoding", "content-language",
+                                  "content-type", "cache-control", "storage-class"})
+#: obstore's path type refuses these characters (Rust's ``char::is_control``).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: a GET's body longer than this is collected in chunks (memory and Python objects both)
+_LIST_CHUNK = 1000
+
+# --- fork safety ----------------------------------------------------------------------
+# obstore's tokio runtime is per process and does not survive fork: once a parent made a
+# request, any request in a forked child hangs, even through a new S3Store.  We record
+# that this process used obstore; a child forked afterwards inherits the mark and
+# routes every verb to botocore.
+
+_used_in: int | None = None        # pid of the process that made obstore requests
+_forked_after_use = False          # this process was forked from one that had
+
+
+def _after_fork_in_child() -> None:
+    global _forked_after_use
+    if _used_in is not None:
+        _forked_after_use = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _mark_used() -> None:
+    global _used_in
+    if _used_in is None:
+        _used_in = os.getpid()
+
+
+def obstore_available() -> bool:
+    """obstore is installed (it is a dependency; a trimmed install may lack it)."""
+    try:
+        import obstore  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def obstore_usable() -> bool:
+    """obstore can serve requests in this process: installed, and this process was not
+    forked from one whose obstore runtime had started (see the module doc)."""
+    return (not _forked_after_use and (_used_in is None or _used_in == os.getpid())
+            and obstore_available())
+
+
+def unsupported_by_obstore(s3: S3Options, sse: SSEOptions) -> str | None:
+    """Why obstore cannot serve a store with these options (a reason), or None."""
+    if sse.customer_key and sse.algorithm == "SSE-C" and not sse.enabled:
+        return ("an SSE-C key is configured for reads with sse.enabled off: obstore sends "
+                "the key on writes too")
+    return None
+
+
+def choose_transport(s3: S3Options, sse: SSEOptions) -> str:
+    """``"obstore"`` or ``"botocore"`` for ``s3.transport`` in this process.
+
+    ``auto`` and ``obstore`` both fall back to botocore (``auto`` also for an option
+    obstore cannot honour); a forked child of a process that used obstore always does.
+    """
+    if s3.transport == "botocore":
+        return "botocore"
+    if not obstore_available():
+        if s3.transport == "obstore":
+            raise ConfigurationError("s3.transport is 'obstore' but obstore is not installed: "
+                                     "pip install obstore, or set s3.transport=auto",
+                                     "s3.transport")
+        return "botocore"
+    if not obstore_usable():
+        logger.debug("forked from a process that used obstore: using the botocore transport")
+        return "botocore"
+    if s3.transport == "auto":
+        reason = unsupported_by_obstore(s3, sse)
+        if reason:
+            logger.debug("s3.transport=auto picks botocore: %s", reason)
+            return "botocore"
+    return "obstore"
+
+
+def obstore_key(key: str) -> bool:
+    """True when obstore addresses exactly this key (its path type strips a trailing
+    ``/`` and refuses empty, ``.`` and ``..`` segments and control characters)."""
+    if not key or key.startswith("/") or key.endswith("/") or "//" in key:
+        return False
+    if _CONTROL.search(key):
+        return False
+    return not any(part in (".", "..") for part in key.split("/"))
+
+
+def _quoted(etag: str) -> str:
+    etag = etag.strip()
+    return etag if etag.startswith('"') or etag.startswith('W/') else f'"{etag}"'
+
+
+def _same_etag(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and a.strip('"') == b.strip('"')
+
+
+def _seconds(value: float) -> _dt.timedelta:
+    return _dt.timedelta(seconds=value)
+
+
+class ObstoreStore(ObjectStore):
+    """The S3 transport over obstore, for one resolved set of S3 and SSE options.
+
+    ``fallback`` makes (once, lazily) the botocore transport for what obstore cannot
+    do; it is a store or a zero-argument factory.
+    """
+
+    def __init__(self, s3: S3Options, sse: SSEOptions | None = None, *,
+                 fallback: ObjectStore | Callable[[], ObjectStore] | None = None):
+        self.s3 = s3
+        self.sse = sse or SSEOptions()
+        self._fallback_factory = fallback
+        self._fallback: ObjectStore | None = (fallback if isinstance(fallback, ObjectStore)
+                                              else None)
+        self._stores: dict[str, Any] = {}
+        self._pid = os.getpid()
+        self._said_forked = False
+        if s3.require_tls and not (s3.endpoint_url or "https://").lower().startswith("https://"):
+            raise ConfigurationError(
+                f"s3.require_tls is on but the endpoint {s3.endpoint_url!r} is not https://",
+                "s3.endpoint_url")
+        self._write_sse = _sse.effective_algorithm(self.sse)
+        self._customer_key = _sse.customer_key(self.sse)
+        reason = unsupported_by_obstore(s3, self.sse)
+        self._refused = reason  # every verb goes to botocore when set
+
+    # --- routing ------------------------------------------------------------------------
+
+    def _native(self) -> bool:
+        """obstore serves this call (else the botocore fallback does)."""
+        if self._refused is not None:
+            return False
+        if _forked_after_use or self._pid != os.getpid() and _used_in not in (None, os.getpid()):
+            if not self._said_forked:
+                self._said_forked = True
+                logger.debug("process %d was forked from one that used obstore: its S3 calls "
+                             "go through the botocore transport", os.getpid())
+            return False
+        return True
+
+    @property
+    def fallback(self) -> ObjectStore:
+        """The botocore transport, made on first need."""
+        if self._fallback is None:
+            if self._fallback_factory is None:
+                from .s3 import S3Store  # type: ignore[import-not-found]
+
+                self._fallback = S3Store(self.s3, self.sse)
+            else:
+                factory = self._fallback_factory
+                self._fallback = factory() if callable(factory) else factory
+        return self._fallback
+
+    def _direct(self, path: str) -> bool:
+        return self._native() and obstore_key(split(path)[1])
+
+    def _store(self, bucket: str) -> Any:
+        store = self._stores.get(bucket)
+        if store is None:
+            store = self._stores[bucket] = self._make_store(bucket)
+        _mark_used()
+        return store
+
+    def _make_store(self, bucket: str) -> Any:
+        from obstore.store import S3Store
+
+        o = self.s3
+        config: dict[str, Any] = {
+            "region": o.region or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        }
+        client: dict[str, Any] = {
+            "connect_timeout": _seconds(o.connect_timeout),
+            "read_timeout": _seconds(o.read_timeout),
+            # the whole request, body included: a stream is read at its consumer's pace,
+            # so only a stall (read_timeout) may end it
+            "timeout": _dt.timedelta(days=1),
+            "pool_max_idle_per_host": str(o.max_pool_connections),
+        }
+        style = o.addressing_style
+        if style == "auto":
+            style = "path" if o.endpoint_url or "." in bucket else "virtual"
+        if o.endpoint_url:
+            endpoint = o.endpoint_url.rstrip("/")
+            if style == "virtual":  # obstore wants the bucket in a virtual-hosted endpoint
+                scheme, _, host = endpoint.partition("://")
+                endpoint = f"{scheme}://{bucket}.{host}"
+            config["endpoint"] = endpoint
+            client["allow_http"] = endpoint.lower().startswith("http://")
+        config["virtual_hosted_style_request"] = style == "virtual"
+        if o.anon:
+            config["skip_signature"] = True
+        credential_provider = None
+        if o.access_key_id:
+            config["access_key_id"] = o.access_key_id
+            config["secret_access_key"] = o.secret_access_key or ""
+            if o.session_token:
+                config["session_token"] = o.session_token
+        elif not o.anon:
+            credential_provider = _BotocoreCredentials(o.profile)
+        if o.ca_bundle:
+            with open(o.ca_bundle, "rb") as f:
+                client["root_certificate"] = f.read()
+        if self._write_sse == "SSE-C" and self._customer_key:
+            config["server_side_encryption"] = "sse-c"
+            config["sse_customer_key_base64"] = self._customer_key[0]
+        elif self._write_sse:
+            config["server_side_encryption"] = self._write_sse
+            if self.sse.kms_key_id and self._write_sse.startswith("aws:kms"):
+                config["sse_kms_key_id"] = self.sse.kms_key_id
+            if self.sse.bucket_key_enabled:
+                config["sse_bucket_key_enabled"] = True
+        retry = {"max_retries": o.max_attempts - 1,
+                 "backoff": {"init_backoff": _seconds(max(o.retry_base_seconds, 0.001)),
+                             "max_backoff": _seconds(max(o.retry_max_seconds, 0.001)),
+                             "base": 2}}
+        return S3Store(bucket, config=config, client_options=client, retry_config=retry,
+                       credential_provider=credential_provider)
+
+    @contextmanager
+    def _errors(self, path: str, *, if_match: str | None = None) -> Iterator[None]:
+        """obstore's exceptions into emrfs's, once (the shared table); a failed
+        ``if_match`` is a :class:`ChangedError`."""
+        try:
+            with map_s3_errors(path):
+                yield
+        except FileExistsError as exc:  # the table's reading of 412
+            if if_match is None or not is_obstore_error(exc.__cause__ or exc):
+                raise
+            raise ChangedError(path, if_match, None) from exc
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def head(self, path: str) -> ObjectMeta:
+        if not self._direct(path):
+            return await self.fallback.head(path)
+        import obstore
+
+        bucket, key = split(path)
+        with self._errors(path):
+            # a GET with head=True is a HEAD whose answer obstore reads in full
+            # (user metadata and content type; its head() drops them)
+            result = await obstore.get_async(self._store(bucket), key, options={"head": True})
+        return self._meta(path, result.meta, result.attributes)
+
+    async def get_range(self, path: str, start: int = 0, end: int | None = None, *,
+                        if_match: str | None = None) -> bytes:
+        if not self._direct(path):
+            return await self.fallback.get_range(path, start, end, if_match=if_match)
+        if end is not None and end <= start:
+            return b""
+        result = await self._get(path, start, end, if_match)
+        if result is None:
+            return b""
+        with self._errors(path):
+            return bytes(await result.bytes_async())
+
+    async def _get(self, path: str, start: int, end: int | None, if_match: str | None) -> Any:
+        """One GET of ``[start, end)``; None when the range starts at or past the end."""
+        import obstore
+
+        bucket, key = split(path)
+        options: dict[str, Any] = {}
+        if end is not None:
+            options["range"] = (start, end)
+        elif start:
+            options["range"] = {"offset": start}
+        if if_match is not None:
+            options["if_match"] = _quoted(if_match)
+        try:
+            with self._errors(path, if_match=if_match):
+                result = await obstore.get_async(self._store(bucket), key, options=options)
+        except Exception as exc:  # noqa: BLE001 - 416: nothing at or after start
+            if getattr(exc, "code", None) == "InvalidRange":
+                return None
+            raise
+        served = result.meta.get("e_tag")
+        if if_match is not None and served is not None and not _same_etag(served, if_match):
+            # an intermediary that ignored If-Match: the ETag says what was served
+            raise ChangedError(path, if_match, served)
+        return result
+
+    async def get_stream(self, path: str, start: int = 0, end: int | None = None, *,
+                         if_match: str | None = None, chunk_size: int = 8 * 1024 * 1024
+                         ) -> AsyncIterator[bytes]:
+        if not self._direct(path):
+            async for chunk in self.fallback.get_stream(path, start, end, if_match=if_match,
+                                                        chunk_size=chunk_size):
+                yield chunk
+            return
+        if end is not None and end <= start:
+            return
+        got = 0
+        attempts = 0
+        pin = if_match
+        while end is None or start + got < end:
+            result = await self._get(path, start + got, end, pin)
+            if result is None:
+                return
+            pin = pin or result.meta.get("e_tag")  # a resumed read stays on this version
+            try:
+                with self._errors(path, if_match=pin):
+                    async for chunk in result.stream(min_chunk_size=chunk_size):
+                        got += len(chunk)
+                        yield bytes(chunk)
+                return
+            except ChangedError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - resume a body that broke
+                from ..errors import is_retryable
+
+                attempts += 1
+                if not is_retryable(exc) or attempts >= self.s3.max_attempts:
+                    raise
+                logger.info("read of %s broke at byte %d (%s); resuming", path, start + got, exc)
+                await asyncio.sleep(min(self.s3.retry_max_seconds,
+                                        self.s3.retry_base_seconds * 2 ** (attempts - 1)))
+
+    # --- writes -------------------------------------------------------------------------
+
+    async def put(self, path: str, data: bytes, *, if_none_match: bool = False,
+                  metadata: Mapping[str, str] | None = None,
+                  content_type: str | None = None) -> ObjectMeta:
+        if not self._direct(path):
+            return await self.fallback.put(path, data, if_none_match=if_none_match,
+                                           metadata=metadata, content_type=content_type)
+        import obstore
+
+        bucket, key = split(path)
+        attributes: dict[str, str] = dict(metadata or {})
+        if content_type:
+            attributes["Content-Type"] = content_type
+        with self._errors(path):
+            result = await obstore.put_async(
+                self._store(bucket), key, data, attributes=attributes or None,
+                mode="create" if if_none_match else "overwrite", use_multipart=False)
+        return ObjectMeta(path, len(data), etag=result.get("e_tag"),
+                          version_id=result.get("version"),
+                          metadata={k.lower(): v for k, v in (metadata or {}).items()},
+                          content_type=content_type)
+
+    async def writer(self, path: str, *, if_none_match: bool = False,
+                     metadata: Mapping[str, str] | None = None,
+                     content_type: str | None = None) -> ObjectWriter:
+        # parts by upload id (staged for another process to complete): botocore's
+        return await self.fallback.writer(path, if_none_match=if_none_match, metadata=metadata,
+                                          content_type=content_type)
+
+    async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
+        return await self.fallback.complete_staged(staged)
+
+    async def copy(self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+                   ) -> ObjectMeta:
+        (src_bucket, src_key), (dst_bucket, _) = split(src), split(dst)
+        if (metadata is not None or src_bucket != dst_bucket or not self._direct(src)
+                or not self._direct(dst) or self.s3.copy_threshold < 5 * 1024 ** 3
+                or self._customer_key is not None):
+            # replacing metadata, across buckets, multipart copies, SSE-C source keys
+            return await self.fallback.copy(src, dst, metadata=metadata)
+        import obstore
+
+        try:
+            with self._errors(src):
+                await obstore.copy_async(self._store(src_bucket), src_key, split(dst)[1])
+        except Exception as exc:  # noqa: BLE001 - above 5 GiB S3 wants UploadPartCopy
+            if "larger than the maximum allowable size" not in str(exc.__cause__ or exc):
+                raise
+            return await self.fallback.copy(src, dst, metadata=metadata)
+        return await self.head(dst)
+
+    async def delete(self, paths: Sequence[str]) -> list[str]:
+        if not self._native():
+            return await self.fallback.delete(paths)
+        import obstore
+
+        by_bucket: dict[str, list[str]] = {}
+        odd: list[str] = []
+        for path in paths:
+            bucket, key = split(path)
+            (by_bucket.setdefault(bucket, []) if obstore_key(key) else odd).append(path)
+        done: list[str] = []
+        if odd:
+            done += await self.fallback.delete(odd)
+        for bucket, group in by_bucket.items():
+            for i in range(0, len(group), 1000):  # DeleteObjects takes 1,000 keys
+                batch = group[i:i + 1000]
+                with self._errors(batch[0]):
+                    await obstore.delete_async(self._store(bucket), [split(p)[1] for p in batch])
+                done += batch
+        return done
+
+    # --- listing --------------------------------------------------------------------------
+
+    async def list(self, prefix: str, *, delimiter: str | None = None
+                   ) -> AsyncIterator[ListPage]:
+        bucket, key_prefix = split(prefix)
+        # obstore lists by path segment: only a directory prefix ("a/b/" or the bucket)
+        # means the same to it as to S3
+        directory = key_prefix == "" or (key_prefix.endswith("/")
+                                         and obstore_key(key_prefix[:-1]))
+        if not self._native() or not directory or delimiter not in (None, "/"):
+            async for page in self.fallback.list(prefix, delimiter=delimiter):
+                yield page
+            return
+        import obstore
+
+        store = self._store(bucket)
+        base = key_prefix[:-1] or None
+        if delimiter == "/":
+            try:
+                with self._errors(prefix):
+                    result = await obstore.list_with_delimiter_async(store, base)
+            except Exception as exc:  # noqa: BLE001
+                if not _unparseable(exc):
+                    raise
+                # a key obstore cannot parse: botocore lists it as it is
+                async for page in self.fallback.list(prefix, delimiter=delimiter):
+                    yield page
+                return
+            objects = [self._listed(bucket, o, marker_of=base) for o in result["objects"]]
+            objects.sort(key=lambda m: m.path)
+            prefixes = [f"{bucket}/{p}/" for p in result["common_prefixes"]]
+            for i in range(0, max(len(objects), len(prefixes), 1), _LIST_CHUNK):
+                yield ListPage(objects[i:i + _LIST_CHUNK], prefixes[i:i + _LIST_CHUNK])
+            return
+        # recursive: obstore strips the "/" of a directory marker "d/", so a zero-byte
+        # "d" is a file "d" or the marker "d/"; the second sighting of a path is the marker
+        # (the file sorts first), a first zero-byte sighting is settled by one HEAD
+        seen: set[str] = set()
+        last: str | None = None
+        try:
+            with self._errors(prefix):
+                async for chunk in obstore.list(store, base, chunk_size=_LIST_CHUNK):
+                    page = await self._settle(bucket, chunk, seen)
+                    if page:
+                        last = page[-1].path
+                        yield ListPage(page)
+        except Exception as exc:  # noqa: BLE001
+            if not _unparseable(exc):
+                raise
+            # a key obstore cannot parse: botocore goes on after the last one yielded
+            async for page in self.fallback.list(prefix, delimiter=None):
+                rest = [o for o in page.objects if last is None or o.path > last]
+                if rest:
+                    yield ListPage(rest)
+
+    async def _settle(self, bucket: str, chunk: Sequence[Mapping[str, Any]], seen: set[str]
+                      ) -> list[ObjectMeta]:
+        async def marker(item: Mapping[str, Any]) -> bool:
+            path = item["path"]
+            if path in seen:
+                return True
+            seen.add(path)
+            if item["size"] != 0:
+                return False
+            import obstore
+
+            try:
+                with self._errors(f"{bucket}/{path}"):
+                    await obstore.head_async(self._store(bucket), path)
+            except FileNotFoundError:
+                return True
+            return False
+
+        flags = await asyncio.gather(*(marker(item) for item in chunk))
+        out = [self._listed(bucket, item, marker=flag) for item, flag in zip(chunk, flags)]
+        out.sort(key=lambda m: m.path)
+        return out
+
+    def _listed(self, bucket: str, item: Mapping[str, Any], *, marker: bool = False,
+                marker_of: str | None = None) -> ObjectMeta:
+        key = item["path"]
+        if marker or (marker_of is not None and key == marker_of):
+            key += "/"  # obstore's path type dropped the marker's slash
+        return ObjectMeta(f"{bucket}/{key}", item["size"], etag=item.get("e_tag"),
+                          last_modified=item.get("last_modified"),
+                          version_id=item.get("version"))
+
+    def _meta(self, path: str, meta: Mapping[str, Any], attributes: Mapping[str, str]
+              ) -> ObjectMeta:
+        user = {k.lower(): v for k, v in attributes.items()
+                if k.lower() not in _STANDARD_ATTRIBUTES}
+        content_type = next((v for k, v in attributes.items() if k.lower() == "content-type"),
+                            None)
+        return ObjectMeta(path, meta["size"], etag=meta.get("e_tag"),
+                          last_modified=meta.get("last_modified"),
+                          version_id=meta.get("version"), metadata=user,
+                          content_type=content_type)
+
+    async def close(self) -> None:
+        self._stores.clear()  # obstore's connections close with their store
+        if self._fallback is not None:
+            await self._fallback.close()
+
+
+def _unparseable(exc: BaseException) -> bool:
+    """obstore met a key its path type cannot hold (``a//b``, ``./``, a control character)."""
+    for item in (exc, exc.__cause__):
+        if item is not None and (type(item).__name__ == "InvalidPathError"
+                                 and type(item).__module__.startswith("obstore")
+                                 or "Could not parse path" in str(item)):
+            return True
+    return False
+
+
+class _BotocoreCredentials:
+    """obstore credentials from botocore's chain (profiles, ``~/.aws``, SSO, roles),
+    refreshed when botocore's expire; obstore's own chain knows no profiles."""
+
+    def __init__(self, profile: str | None):
+        self.profile = profile
+        self._credentials: Any = None
+
+    def __call__(self) -> dict[str, Any]:
+        if self._credentials is None:
+            import botocore.session
+
+            session = botocore.session.Session(profile=self.profile)
+            self._credentials = session.get_credentials()
+            if self._credentials is None:
+                from botocore.exceptions import NoCredentialsError
+
+                raise NoCredentialsError()
+        frozen = self._credentials.get_frozen_credentials()
+        expiry = getattr(self._credentials, "_expiry_time", None)
+        return {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key,
+                "token": frozen.token, "expires_at": expiry}

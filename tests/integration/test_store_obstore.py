@@ -1,0 +1,443 @@
+"""The obstore transport (emrfs.store.obstore.ObstoreStore) against moto, checked through
+raw boto3 (the side channel): every verb, the keys obstore cannot hold, errors mapped
+once, SSE, and the switch to botocore in a process forked after obstore was used."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+import pytest
+
+pytest.importorskip("obstore")
+
+from emrfs.config import S3Options, SSEOptions  # noqa: E402
+from emrfs.errors import ConfigurationError, ServiceError, TransportError  # noqa: E402
+from emrfs.store import ListPage, ObjectMeta, ObjectStore, ObjectWriter  # noqa: E402
+from emrfs.store.obstore import (  # noqa: E402
+    ObstoreStore,
+    choose_transport,
+    obstore_key,
+)
+
+try:
+    from emrfs.errors import ChangedError  # type: ignore[attr-defined]
+except ImportError:
+    from emrfs.s3.client import ChangedError
+
+
+class BotoFallback(ObjectStore):
+    """The verbs the obstore transport hands over, done with boto3 on the same server and
+    recorded (stands in for the botocore transport until emrfs.store.s3 exists)."""
+
+    def __init__(self, s3):
+        self.s3 = s3
+        self.calls: list[tuple[str, str]] = []
+
+    async def _run(self, fn, *args, **kwargs):
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def head(self, path: str) -> ObjectMeta:
+        self.calls.append(("head", path))
+        b, k = path.split("/", 1)
+        r = await self._run(self.s3.head_object, Bucket=b, Key=k)
+        return ObjectMeta(path, r["ContentLength"], etag=r["ETag"], metadata=r["Metadata"])
+
+    async def get_range(self, path, start=0, end=None, *, if_match=None) -> bytes:
+        self.calls.append(("get_range", path))
+        b, k = path.split("/", 1)
+        body = (await self._run(self.s3.get_object, Bucket=b, Key=k))["Body"].read()
+        return body[start:end]
+
+    async def get_stream(self, path, start=0, end=None, *, if_match=None,
+                         chunk_size=8 * 1024 * 1024) -> AsyncIterator[bytes]:
+        yield await self.get_range(path, start, end, if_match=if_match)
+
+    async def put(self, path, data, *, if_none_match=False, metadata=None, content_type=None):
+        self.calls.append(("put", path))
+        b, k = path.split("/", 1)
+        r = await self._run(self.s3.put_object, Bucket=b, Key=k, Body=data,
+                            Metadata=dict(metadata or {}),
+                            **({"ContentType": content_type} if content_type else {}))
+        return ObjectMeta(path, len(data), etag=r["ETag"])
+
+    async def writer(self, path, *, if_none_match=False, metadata=None, content_type=None
+                     ) -> ObjectWriter:
+        self.calls.append(("writer", path))
+        raise NotImplementedError("recorded only")
+
+    async def copy(self, src, dst, *, metadata: Mapping[str, str] | None = None):
+        self.calls.append(("copy", src))
+        (sb, sk), (db, dk) = src.split("/", 1), dst.split("/", 1)
+        extra = {"Metadata": dict(metadata), "MetadataDirective": "REPLACE"} if metadata else {}
+        await self._run(self.s3.copy_object, Bucket=db, Key=dk,
+                        CopySource={"Bucket": sb, "Key": sk}, **extra)
+        return await self.head(dst)
+
+    async def delete(self, paths: Sequence[str]) -> list[str]:
+        self.calls.append(("delete", ",".join(paths)))
+        for path in paths:
+            b, k = path.split("/", 1)
+            await self._run(self.s3.delete_object, Bucket=b, Key=k)
+        return list(paths)
+
+    async def list(self, prefix, *, delimiter=None) -> AsyncIterator[ListPage]:
+        self.calls.append(("list", prefix))
+        b, _, p = prefix.partition("/")
+        kwargs = {"Bucket": b, "Prefix": p, **({"Delimiter": delimiter} if delimiter else {})}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
+            yield ListPage([ObjectMeta(f"{b}/{o['Key']}", o["Size"], etag=o["ETag"])
+                            for o in page.get("Contents", [])],
+                           [f"{b}/{c['Prefix']}" for c in page.get("CommonPrefixes", [])])
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def listing(store, prefix, delimiter=None):
+    objects, prefixes = [], []
+    async for page in store.list(prefix, delimiter=delimiter):
+        objects += [o.path for o in page.objects]
+        prefixes += list(page.prefixes)
+    return objects, prefixes
+
+
+@pytest.fixture
+def fallback(emrfs_s3):
+    return BotoFallback(emrfs_s3)
+
+
+@pytest.fixture
+def store(emrfs_endpoint, fallback):
+    return ObstoreStore(S3Options(endpoint_url=emrfs_endpoint, max_attempts=2,
+                                  retry_base_seconds=0.01), fallback=fallback)
+
+
+def test_put_head_get_through_obstore_seen_by_boto3(store, fallback, emrfs_s3, bucket):
+    async def go():
+        meta = await store.put(f"{bucket}/a/b.txt", b"hello world", metadata={"Tag": "v1"},
+                               content_type="text/plain")
+        head = await store.head(f"{bucket}/a/b.txt")
+        return meta, head, await store.get_range(f"{bucket}/a/b.txt", 6), \
+            await store.get_range(f"{bucket}/a/b.txt", 2, 5), \
+            await store.get_range(f"{bucket}/a/b.txt", 11, 20), \
+            await store.get_range(f"{bucket}/a/b.txt", 8, 100)
+
+    meta, head, tail, mid, past, cut = run(go())
+    raw = emrfs_s3.get_object(Bucket=bucket, Key="a/b.txt")
+    assert raw["Body"].read() == b"hello world"
+    assert raw["Metadata"] == {"tag": "v1"} and raw["ContentType"] == "text/plain"
+    assert meta.etag == raw["ETag"] == head.etag and meta.size == head.size == 11
+    assert head.metadata == {"tag": "v1"} and head.content_type == "text/plain"
+    assert (tail, mid, past, cut) == (b"world", b"llo", b"", b"rld")
+    assert fallback.calls == []  # all of it through obstore
+
+
+def test_conditional_create_and_pinned_reads(store, emrfs_s3, bucket):
+    path = f"{bucket}/k"
+
+    async def go():
+        first = await store.put(path, b"one", if_none_match=True)
+        with pytest.raises(FileExistsError) as exists:
+            await store.put(path, b"two", if_none_match=True)
+        assert await store.get_range(path, if_match=first.etag.strip('"')) == b"one"
+        emrfs_s3.put_object(Bucket=bucket, Key="k", Body=b"changed")
+        with pytest.raises(ChangedError) as changed:
+            await store.get_range(path, if_match=first.etag)
+        with pytest.raises(ChangedError):
+            async for _ in store.get_stream(path, if_match=first.etag):
+                pass
+        return exists.value, changed.value
+
+    exists, changed = run(go())
+    assert exists.filename == path
+    assert changed.path == path
+    assert emrfs_s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"changed"
+
+
+def test_missing_objects_and_buckets_name_the_path(store, bucket):
+    async def go():
+        for call in (lambda: store.head(f"{bucket}/nope"),
+                     lambda: store.get_range(f"{bucket}/nope"),
+                     lambda: store.head("emrfs-no-such-bucket-x1/k")):
+            with pytest.raises(FileNotFoundError) as info:
+                await call()
+            yield info.value
+
+    async def collect():
+        return [e async for e in go()]
+
+    missing_key, missing_get, missing_bucket = run(collect())
+    assert missing_key.filename == f"{bucket}/nope" and missing_get.filename == f"{bucket}/nope"
+    assert missing_bucket.filename == "emrfs-no-such-bucket-x1/k"
+
+
+def test_stream_in_chunks(store, emrfs_s3, bucket):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    emrfs_s3.put_object(Bucket=bucket, Key="big", Body=data)
+
+    async def go():
+        return ([c async for c in store.get_stream(f"{bucket}/big", chunk_size=1024 * 1024)],
+                [c async for c in store.get_stream(f"{bucket}/big", 5, 1000)],
+                [c async for c in store.get_stream(f"{bucket}/big", len(data) + 1)])
+
+    chunks, part, beyond = run(go())
+    assert b"".join(chunks) == data and len(chunks) >= 3
+    assert all(len(c) >= 1024 * 1024 for c in chunks[:-1])
+    assert b"".join(part) == data[5:1000] and beyond == []
+
+
+def test_copy_delete_and_listing(store, fallback, emrfs_s3, bucket):
+    for key in ("d/", "d/x", "d/y", "d/sub/", "d/sub/z", "dz", "e_$folder$"):
+        emrfs_s3.put_object(Bucket=bucket, Key=key, Body=b"" if key.endswith("/") else b"1")
+
+    async def go():
+        copied = await store.copy(f"{bucket}/d/x", f"{bucket}/d/x2")
+        shallow = await listing(store, f"{bucket}/d/", "/")
+        deep = await listing(store, f"{bucket}/d/")
+        root = await listing(store, f"{bucket}/", "/")
+        everything = await listing(store, f"{bucket}/")
+        deleted = await store.delete([f"{bucket}/d/x2", f"{bucket}/d/y", f"{bucket}/absent"])
+        return copied, shallow, deep, root, everything, deleted
+
+    copied, shallow, deep, root, everything, deleted = run(go())
+    assert copied.path == f"{bucket}/d/x2" and copied.size == 1
+    assert shallow == ([f"{bucket}/d/", f"{bucket}/d/x", f"{bucket}/d/x2", f"{bucket}/d/y"],
+                       [f"{bucket}/d/sub/"])
+    # the S3A markers keep their slash (obstore's path type drops it)
+    assert deep == ([f"{bucket}/{k}" for k in ("d/", "d/sub/", "d/sub/z", "d/x", "d/x2", "d/y")],
+                    [])
+    assert root == ([f"{bucket}/dz", f"{bucket}/e_$folder$"], [f"{bucket}/d/"])
+    assert len(everything[0]) == 8
+    assert sorted(deleted) == sorted([f"{bucket}/d/x2", f"{bucket}/d/y", f"{bucket}/absent"])
+    left = {o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert left == {"d/", "d/x", "d/sub/", "d/sub/z", "dz", "e_$folder$"}
+    assert fallback.calls == []
+
+
+def test_file_and_marker_of_the_same_name_stay_apart(store, emrfs_s3, bucket):
+    # an empty file "f" and a marker "f/" both list as "f" in obstore's types
+    for key in ("f", "f/", "g/", "h"):
+        emrfs_s3.put_object(Bucket=bucket, Key=key, Body=b"")
+    objects, _ = run(listing(store, f"{bucket}/"))
+    assert objects == [f"{bucket}/{k}" for k in ("f", "f/", "g/", "h")]
+
+
+def test_keys_obstore_cannot_hold_go_to_botocore(store, fallback, emrfs_s3, bucket):
+    odd = ["m/", "a//b", "dot/./x", "tab\there"]
+    for key in odd:
+        emrfs_s3.put_object(Bucket=bucket, Key=key, Body=b"raw")
+    emrfs_s3.put_object(Bucket=bucket, Key="plain", Body=b"p")
+
+    async def go():
+        for key in odd:
+            assert await store.get_range(f"{bucket}/{key}") == b"raw"
+        await store.put(f"{bucket}/new/", b"", content_type="application/x-directory")
+        everything = await listing(store, f"{bucket}/")
+        await store.delete([f"{bucket}/{k}" for k in odd] + [f"{bucket}/plain"])
+        return everything
+
+    everything = run(go())
+    assert sorted(everything[0]) == sorted(f"{bucket}/{k}" for k in odd + ["plain", "new/"])
+    assert emrfs_s3.head_object(Bucket=bucket, Key="new/")["ContentLength"] == 0
+    assert {verb for verb, _ in fallback.calls} == {"get_range", "put", "list", "delete"}
+    assert ("delete", f"{bucket}/plain") not in fallback.calls  # plain keys stay on obstore
+    assert {o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket).get("Contents", [])} \
+        == {"new/"}
+
+
+def test_what_obstore_lacks_is_delegated(store, fallback, emrfs_s3, bucket):
+    emrfs_s3.put_object(Bucket=bucket, Key="src", Body=b"s", Metadata={"a": "1"})
+
+    async def go():
+        with pytest.raises(NotImplementedError):
+            await store.writer(f"{bucket}/mp")
+        await store.copy(f"{bucket}/src", f"{bucket}/dst", metadata={"b": "2"})
+        await listing(store, f"{bucket}/sr")  # not a directory prefix
+
+    run(go())
+    assert [verb for verb, _ in fallback.calls] == ["writer", "copy", "head", "list"]
+    assert emrfs_s3.head_object(Bucket=bucket, Key="dst")["Metadata"] == {"b": "2"}
+
+
+class HeaderRecorder:
+    """A plain HTTP relay in front of moto that records each request's method, path and
+    headers (moto does not enforce SSE-C: what goes out on the wire is what counts)."""
+
+    def __init__(self, upstream: str):
+        import http.client
+        import http.server
+        import threading
+        from urllib.parse import urlsplit
+
+        target = urlsplit(upstream)
+        seen = self.seen = []
+
+        class Relay(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _relay(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
+                answer = conn.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _relay
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_sse_kms_and_sse_c_from_the_store_config(emrfs_endpoint, fallback, emrfs_s3, bucket):
+    relay = HeaderRecorder(emrfs_endpoint)
+    key = os.urandom(32)
+    key64 = base64.b64encode(key).decode()
+    md5 = base64.b64encode(hashlib.md5(key).digest()).decode()
+    kms = ObstoreStore(S3Options(endpoint_url=relay.url),
+                       SSEOptions(enabled=True, algorithm="aws:kms", kms_key_id="alias/k"),
+                       fallback=fallback)
+    customer = ObstoreStore(S3Options(endpoint_url=relay.url),
+                            SSEOptions(enabled=True, algorithm="SSE-C", customer_key=key64),
+                            fallback=fallback)
+
+    async def go():
+        await kms.put(f"{bucket}/kms", b"k")
+        await customer.put(f"{bucket}/ssec", b"c")
+        await customer.head(f"{bucket}/ssec")
+        return await customer.get_range(f"{bucket}/ssec")
+
+    try:
+        assert run(go()) == b"c"
+    finally:
+        relay.close()
+    head = emrfs_s3.head_object(Bucket=bucket, Key="kms")
+    assert head["ServerSideEncryption"] == "aws:kms" and "alias/k" in head["SSEKMSKeyId"]
+    ssec = [(method, headers) for method, path, headers in relay.seen if path.endswith("/ssec")]
+    assert [m for m, _ in ssec] == ["PUT", "HEAD", "GET"]
+    for method, headers in ssec:  # the key goes out on the write and on every read
+        assert headers.get("x-amz-server-side-encryption-customer-key") == key64, method
+        assert headers.get("x-amz-server-side-encryption-customer-key-md5") == md5
+        assert headers.get("x-amz-server-side-encryption-customer-algorithm") == "AES256"
+
+
+def test_connection_failures_are_transport_errors(fallback):
+    dead = ObstoreStore(S3Options(endpoint_url="http://127.0.0.1:9", max_attempts=2,
+                                  retry_base_seconds=0.01, connect_timeout=0.5),
+                        fallback=fallback)
+    with pytest.raises(TransportError) as info:
+        run(dead.head("b/k"))
+    assert "b/k" in str(info.value)
+
+
+def test_throttling_after_retries_is_throttled_error(emrfs_fault_proxy, fallback, bucket):
+    from emrfs.errors import ThrottledError
+    from emrfs.testing.faults import Failure, FaultPolicy
+
+    emrfs_fault_proxy.set_policy(FaultPolicy(slow_down=Failure(1.0)))
+    proxied = ObstoreStore(S3Options(endpoint_url=emrfs_fault_proxy.url, max_attempts=2,
+                                     retry_base_seconds=0.01, retry_max_seconds=0.02),
+                           fallback=fallback)
+    with pytest.raises(ThrottledError) as info:
+        run(proxied.head(f"{bucket}/k"))
+    assert info.value.path == f"{bucket}/k"
+
+
+def test_a_cut_body_is_resumed_on_the_same_version(emrfs_fault_proxy, emrfs_s3, fallback, bucket):
+    from emrfs.testing.faults import Failure, FaultPolicy
+
+    data = os.urandom(2 * 1024 * 1024)
+    emrfs_s3.put_object(Bucket=bucket, Key="cut", Body=data)
+    emrfs_fault_proxy.set_policy(FaultPolicy(cut_reads=Failure(1.0, limit=2)))
+    proxied = ObstoreStore(S3Options(endpoint_url=emrfs_fault_proxy.url, max_attempts=4,
+                                     retry_base_seconds=0.01), fallback=fallback)
+
+    async def go():
+        return b"".join([c async for c in proxied.get_stream(f"{bucket}/cut",
+                                                             chunk_size=256 * 1024)])
+
+    assert run(go()) == data
+    assert fallback.calls == []
+
+
+def test_transport_choice(emrfs_endpoint):
+    s3 = S3Options(endpoint_url=emrfs_endpoint)
+    assert choose_transport(s3, SSEOptions()) == "obstore"
+    assert choose_transport(S3Options(transport="botocore"), SSEOptions()) == "botocore"
+    key = base64.b64encode(os.urandom(32)).decode()
+    read_only_key = SSEOptions(enabled=False, algorithm="SSE-C", customer_key=key)
+    assert choose_transport(s3, read_only_key) == "botocore"
+    with pytest.raises(ConfigurationError):
+        ObstoreStore(S3Options(endpoint_url="http://x:1", require_tls=True))
+    assert obstore_key("a/b.txt") and not obstore_key("a/") and not obstore_key("a//b")
+
+
+FORK_SCRIPT = textwrap.dedent("""
+    import asyncio, logging, multiprocessing, os, sys
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s %(message)s")
+    for name in ("botocore", "urllib3", "asyncio", "aiobotocore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    sys.path.insert(0, {tests!r})
+    from emrfs.config import S3Options
+    from emrfs.store.obstore import ObstoreStore, choose_transport
+    from test_store_obstore import BotoFallback
+    import boto3
+    endpoint, bucket = sys.argv[1], sys.argv[2]
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    fallback = BotoFallback(s3)
+    store = ObstoreStore(S3Options(endpoint_url=endpoint), fallback=fallback)
+    asyncio.run(store.put(bucket + "/parent", b"from the parent"))  # obstore's runtime starts
+
+    def child(queue):
+        fresh = ObstoreStore(S3Options(endpoint_url=endpoint), fallback=fallback)
+        got = asyncio.run(store.get_range(bucket + "/parent"))
+        asyncio.run(fresh.put(bucket + "/child", b"from the child"))
+        queue.put((got, choose_transport(S3Options(endpoint_url=endpoint), fresh.sse),
+                   [verb for verb, _ in fallback.calls]))
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=child, args=(queue,))
+    proc.start()
+    print(queue.get(timeout=30))
+    proc.join(10)
+    print("exit", proc.exitcode)
+    print(asyncio.run(store.get_range(bucket + "/child")))  # the parent keeps obstore
+""")
+
+
+def test_forked_child_switches_to_botocore_by_itself(emrfs_endpoint, emrfs_s3, bucket, tmp_path):
+    script = tmp_path / "fork_child.py"
+    script.write_text(FORK_SCRIPT.format(tests=os.path.dirname(__file__)))
+    done = subprocess.run([sys.executable, str(script), emrfs_endpoint, bucket],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "(b'from the parent', 'botocore', ['get_range', 'put'])"
+    assert lines[1] == "exit 0" and lines[2] == "b'from the child'"
+    assert "forked from one that used obstore" in done.stderr
+    assert emrfs_s3.get_object(Bucket=bucket, Key="child")["Body"].read() == b"from the child"
