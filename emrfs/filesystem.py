@@ -13,7 +13,6 @@ import io
 import logging
 import os
 import tempfile
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -21,28 +20,27 @@ from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wr
 from fsspec.utils import other_paths
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 
-from .blocking import run_blocking
 from . import config as _config
 from . import paths, streamed_read
 from .byterange import resolve_range
 from .cached_io import CachedIO
 from .errors import (
     EmrfsError,
-    InvalidPathError,
     exists,
     is_a_directory,
     missing_bucket,
     not_a_directory,
-    not_empty,
     not_found,
 )
 from .encrypted_io import EncryptedFile, EncryptedIO
-from .namespace.markers import DIR_CONTENT_TYPE, Markers, deleted_paths
+from .namespace.markers import Markers
+from .namespace.rename import Renames
+from .namespace.tree import Trees
 from .namespace.views import Views, as_status
 from .renames import RenameJournal
 from .s3.client import S3Client
 from .s3.listing import Listing, add_page, list_pages
-from .s3.multipart import UploadPurge, part_ranges
+from .s3.multipart import UploadPurge
 from .status import StatusFactory
 from .tiers import EphemeralRoutes, StackVerbs
 from .uploads import Uploads, bytes_parts, file_parts
@@ -112,6 +110,10 @@ class EmrFileSystem(AsyncFileSystem):
             StackVerbs(info=self._info, makedirs=self._makedirs, open=self.open,
                        rename=self._mv, loop=lambda: self.loop))
         self._renames = RenameJournal(self._markers)  # directory renames cut short
+        # a directory's tree, rm and rmdir (emrfs.namespace.tree); renames (.rename)
+        self._trees = Trees(self._markers, self._tiers, self._info)
+        self._moves = Renames(self._markers, self._trees, self._tiers, self._renames,
+                              self._uploads, self._info)
 
     # --- fork safety ---------------------------------------------------------------
 
@@ -353,28 +355,7 @@ class EmrFileSystem(AsyncFileSystem):
         await self._markers.put_marker(path)  # not _mkdir: a concurrent creator is no error here
 
     async def _rmdir(self, path: str) -> None:
-        path = self._norm(path)
-        bucket, key = paths.split(path)
-        if not key:
-            await self.s3.call("delete_bucket", path, Bucket=bucket)
-            return
-        if self._tiers.owns(path):
-            return await self._tiers.rmdir(path)
-        info = await self._info(path)
-        if info["type"] != "directory":
-            raise not_a_directory(path, "rmdir removes directories; use rm for files")
-        if await self._has_children(path, "rmdir"):
-            raise not_empty(path, "rmdir removes only empty directories; use rm(recursive=True)")
-        confirmed: list[str] = []
-        try:
-            await self._markers.delete_keys(path, bucket, list(paths.marker_keys(key)),
-                                    confirmed=confirmed)
-        finally:
-            view = self._views(path)
-            if view is not None:
-                await view.record_delete_tree(path, deleted_paths(bucket, confirmed))
-        self._markers.forget_dirs(path)
-        await self._markers.keep_parent(path)
+        await self._trees.rmdir(self._norm(path))
 
     rmdir = sync_wrapper(_rmdir)
 
@@ -634,42 +615,12 @@ class EmrFileSystem(AsyncFileSystem):
         if callback is not None:
             callback.set_size(info["size"])
         await self._check_write_target(path2)
-        etag = await self._copy_object(path1, path2, info)
+        etag = await self._moves.copy_object(path1, path2, info)
         await self._markers.after_create(path2)
         await self._views.record_file(path2, info["size"], {"ETag": etag})
         if callback is not None:
             callback.relative_update(info["size"])
         return True
-
-    async def _copy_object(self, src: str, dst: str, info: dict) -> str | None:
-        """Copy one file; a CSE object keeps its envelope (metadata and instruction file)."""
-        size = info.get("cse", {}).get("stored_size", info["size"])
-        etag = await self._copy_key(*paths.split(src), *paths.split(dst), size)
-        await self._encrypted.copy_companions(src, dst, info)
-        return etag
-
-    async def _copy_key(self, sb: str, sk: str, db: str, dk: str, size: int) -> str | None:
-        """Server-side copy of one key (raw keys: markers keep their trailing slash)."""
-        src, dst = f"{sb}/{sk}", f"{db}/{dk}"
-        source = {"Bucket": sb, "Key": sk}
-        extra = self._copy_kwargs(src, dst)
-        if size <= self.options.s3.copy_threshold:
-            response = await self.s3.call("copy_object", f"{src} -> {dst}", Bucket=db, Key=dk,
-                                          CopySource=source, **extra)
-            return response.get("CopyObjectResult", {}).get("ETag")
-        # a multipart copy states the metadata itself (the CSE envelope lives there)
-        head = await self.s3.call("head_object", src, Bucket=sb, Key=sk, **self._read_kwargs(src))
-        upload = self._uploads.new_upload(dst, db, dk, metadata=head.get("Metadata"))
-        await upload.start()
-        try:
-            await asyncio.gather(*(
-                upload.copy_part(n, source, start, end, **_copy_part_kwargs(extra))
-                for n, (start, end) in enumerate(
-                    part_ranges(size, self.options.s3.copy_part_size), start=1)))
-        except BaseException:
-            await upload.abort()
-            raise
-        return (await upload.complete()).get("ETag")
 
     async def _mv(self, path1, path2, recursive: bool = False, maxdepth=None,
                   callback=DEFAULT_CALLBACK, **kwargs) -> None:
@@ -695,249 +646,10 @@ class EmrFileSystem(AsyncFileSystem):
                     await self._mv(p, path2, recursive=recursive, callback=callback, **kwargs)
                 return
         into = isinstance(path2, str) and path2.endswith("/")  # "dir/": move into it
-        src, dst = self._norm(path1), self._norm(path2)
-        if not paths.split(src)[1]:
-            raise InvalidPathError(f"cannot rename {src!r} to {dst!r}: buckets cannot be "
-                                   "renamed", src)
-        if self._tiers.involved(src, dst):
-            return await self._tiers.mv(src, dst)
-        try:
-            info = await self._info(src)
-        except FileNotFoundError:
-            # a directory rename cut short after its last source went: finish it
-            if await self._renames.finish_if_done(src, dst):
-                return
-            raise not_found(src, f"nothing to rename to {dst!r}") from None
-        if info["type"] == "directory":
-            journal = await self._renames.read(src)
-            if journal is not None:
-                return await self._resume_rename(src, dst, journal)
-        if src == dst:
-            return  # HDFS: renaming a path onto itself is a no-op
-        try:
-            dinfo = await self._info(dst)
-        except FileNotFoundError:
-            dinfo = None
-        if into and dinfo is None:
-            dinfo = self.status.directory(dst)  # created by the copy below
-        if dinfo is not None and dinfo["type"] == "directory":
-            dst = paths.join(dst, paths.basename(src))
-            if dst == src:
-                return  # into the directory that already holds it: nothing to do
-            try:
-                dinfo = await self._info(dst)
-            except FileNotFoundError:
-                dinfo = None
-        if not paths.split(dst)[1]:
-            raise InvalidPathError(f"cannot rename {src!r} to {dst!r}: nothing can replace a "
-                                   "bucket", dst)
-        if info["type"] == "file":
-            if dinfo is not None and dinfo["type"] == "directory":
-                raise is_a_directory(dst, f"cannot replace a directory with file {src!r}")
-            await self._markers.check_parents(dst)
-            callback.set_size(1)
-            with callback.branched(src, dst) as child:
-                child.set_size(info["size"])
-                etag = await self._copy_object(src, dst, info)
-                child.relative_update(info["size"])
-            callback.relative_update(1)
-            await self._markers.after_create(dst)
-            await self._views.record_file(dst, info["size"], {"ETag": etag})
-            sb, sk = paths.split(src)
-            await self._markers.delete_keys(src, sb, [sk] + self._encrypted.companion_keys(src))
-            view = self._views(src)
-            if view is not None:
-                await view.record_delete(src)
-            self._cached.forget(src)
-            await self._markers.keep_parent(src)
-            return
-        if paths.is_within(dst, src):
-            raise InvalidPathError(f"cannot move directory {src!r} into itself ({dst!r})", src)
-        if dinfo is not None:
-            raise exists(dst, f"cannot move directory {src!r} over an existing "
-                              f"{'directory' if dinfo['type'] == 'directory' else 'file'}")
-        await self._markers.check_parents(dst)
-        await self._move_tree(src, dst, callback=callback)  # journalled before its first copy
-        await self._tiers.follow(src, dst)  # its ephemeral descendants (out/_temporary) too
-        await self._renames.end(src)  # after the last source is gone
+        await self._moves.rename(self._norm(path1), self._norm(path2), into=into,
+                                 callback=callback)
 
     mv = sync_wrapper(_mv)
-
-    async def _resume_rename(self, src: str, dst: str, journal: dict) -> None:
-        """Finish the journalled rename of ``src``, if ``dst`` is where the caller meant to
-        rename it (else refuse, naming the unfinished one)."""
-        target = self._renames.check_target(src, dst, journal)
-        logger.warning("finishing the rename of %s to %s that was cut short", src, target)
-        await self._markers.check_parents(target)
-        await self._move_tree(src, target, resume=True)
-        await self._tiers.follow(src, target)
-        await self._renames.end(src)
-
-    async def _has_children(self, path: str, operation: str) -> bool:
-        """Whether directory ``path`` holds anything: S3's first page answers alone; with
-        the consistent view on, its merged listing (delayed listings waited for)."""
-        if await self._tiers.holds_any(path):
-            return True  # ephemeral descendants (out/_temporary), local or staged
-        bucket, key = paths.split(path)
-        if key and self._views(path) is not None:
-            return any(i["path"] != path for i in await self._tree(path, operation))
-        page = await self.s3.call("list_objects_v2", path, Bucket=bucket,
-                                  Prefix=key + "/" if key else "", MaxKeys=2)
-        return any(o["Key"] != key + "/" for o in page.get("Contents", [])) \
-            or bool(page.get("CommonPrefixes"))
-
-    async def _tree(self, path: str, operation: str) -> list[dict]:
-        """Every object at or below directory ``path`` (its markers and its subdirectories'
-        too) that a directory operation acts on: S3's recursive listing, merged with the
-        consistent view's rows when the view is on (:meth:`ConsistentView.tree`).
-
-        Each item: ``path`` (an emrfs path), ``type``, ``size``, ``ETag``, ``keys`` (the
-        S3 keys that stand for it: a file's key, a directory's markers) and ``listed``
-        (False for what only the metadata knows).
-        """
-        bucket, key = paths.split(path)
-        prefix = key + "/" if key else ""
-
-        async def s3_tree() -> dict[str, dict]:
-            found: dict[str, dict] = {}
-            async for page in list_pages(self.s3, path, bucket, prefix, delimiter=None):
-                for obj in page.get("Contents", ()):
-                    k = obj["Key"]
-                    as_dir = paths.marker_dir(k)
-                    name = f"{bucket}/{as_dir if as_dir is not None else k}".rstrip("/")
-                    item = found.setdefault(name, {"name": name, "type": "directory",
-                                                   "size": 0, "keys": []})
-                    item["keys"].append(k)
-                    if as_dir is None:
-                        item.update(type="file", size=obj.get("Size", 0),
-                                    ETag=obj.get("ETag"))
-            return found
-
-        view = self._views(path) if key else None
-        found = await s3_tree() if view is None else \
-            await view.tree(path, s3_tree, operation=operation)
-        items = []
-        for name, info in found.items():
-            keys = info.get("keys") or [paths.split(name)[1] + ("/" if info["type"] ==
-                                                                "directory" else "")]
-            items.append({"path": name, "type": info["type"], "size": info.get("size", 0),
-                          "ETag": info.get("ETag"), "keys": keys,
-                          "listed": not info.get("from_metadata")})
-        return items
-
-    async def _move_tree(self, src: str, dst: str, resume: bool = False,
-                         callback=DEFAULT_CALLBACK) -> None:
-        """Copy every object under ``src`` to ``dst`` in parallel, then delete the sources.
-
-        Decides from :meth:`_tree` (the consistent view's merged listing when it is on)
-        and records only what S3 confirmed: rows for the keys copied, tombstones for
-        the keys deleted.  ``resume``: a journalled rename cut short; objects already
-        at ``dst`` with the source's size (and ETag, where both are single-part) are
-        not copied again.
-        """
-        sb, sk = paths.split(src)
-        db, dk = paths.split(dst)
-        items = await self._tree(src, "mv")
-        present: dict[str, dict] = {}
-        if not resume:
-            await self._renames.begin(src, dst)  # a crash from here on can be finished
-        else:
-            async for page in list_pages(self.s3, dst, db, dk + "/", delimiter=None):
-                present.update((o["Key"], o) for o in page.get("Contents", ()))
-        semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
-        copied: dict[str, tuple[int, str | None]] = {}  # destination file -> (size, ETag)
-        dirs: set[str] = set()  # destination directories whose markers were copied
-        callback.set_size(sum(1 for i in items if i["type"] == "file"))
-
-        def target(k: str) -> str:
-            rel = k[len(sk) + 1:] if k.startswith(sk + "/") else ""
-            return f"{dk}/{rel}" if rel else dk + "/"
-
-        async def copy_one(item: dict, k: str) -> None:
-            dk_ = target(k)
-            is_marker = item["type"] == "directory" or paths.marker_dir(k) is not None
-            there = present.get(dk_)
-            if there is not None and _same_object(there, item):
-                etag = there.get("ETag")
-            elif is_marker and not item["listed"]:
-                # a directory only the metadata knows (its marker not listed yet)
-                async with semaphore:
-                    await self.s3.call("put_object", f"{db}/{dk_}", Bucket=db, Key=dk_,
-                                       Body=b"", ContentType=DIR_CONTENT_TYPE,
-                                       **self._write_kwargs(dst))
-                etag = None
-            elif is_marker:
-                async with semaphore:
-                    etag = await self._copy_key(sb, k, db, dk_, item["size"])
-            else:
-                async with semaphore:
-                    with callback.branched(f"{sb}/{k}", f"{db}/{dk_}") as child:
-                        child.set_size(item["size"])
-                        etag = await self._copy_key(sb, k, db, dk_, item["size"])
-                        child.relative_update(item["size"])
-            if is_marker:
-                dirs.add(f"{db}/{paths.marker_dir(dk_) or dk_}".rstrip("/"))
-            else:
-                callback.relative_update(1)
-                copied[f"{db}/{dk_}"] = (item["size"], etag)
-
-        pairs = [(i, k) for i in items for k in i["keys"]]
-        if not pairs:
-            # an empty directory marked only by EMRFS's $folder$: stays an empty directory
-            await self.s3.call("put_object", dst, Bucket=db, Key=dk + "/", Body=b"",
-                               ContentType=DIR_CONTENT_TYPE, **self._write_kwargs(dst))
-            dirs.add(dst)
-        own = {sk + "/"}
-        # files (and the directory's own marker) first, then subdirectories' markers:
-        # markers copied as-is keep empty directories empty directories
-        await asyncio.gather(*(copy_one(i, k) for i, k in pairs
-                               if i["type"] == "file" or k in own))
-        await asyncio.gather(*(copy_one(i, k) for i, k in pairs
-                               if i["type"] != "file" and k not in own))
-        await self._markers.after_create(dst)
-        view = self._views(dst)
-        if view is not None:
-            from .consistency.store import Entry
-
-            sizes = {p: size for p, (size, _) in copied.items()}
-            if self._encrypted.maybe_encrypted(src):
-                sizes = await self._plaintext_sizes(src, dst, sizes)
-            rows = [Entry.file(p, sizes[p], etag) for p, (_, etag) in copied.items()]
-            rows += [Entry.directory(d) for d in sorted(dirs) if d not in copied]
-            await view.record_files(rows)
-        keys = [k for _, k in pairs] + list(paths.marker_keys(sk))
-        confirmed: list[str] = []
-        try:
-            await self._markers.delete_keys(src, sb, keys, confirmed=confirmed)
-        finally:
-            source_view = self._views(src)
-            if source_view is not None:
-                await source_view.record_delete_tree(src, deleted_paths(sb, confirmed))
-        self._markers.forget_dirs(src)
-        self._markers.forget_dirs(dst)  # names below it may be files now
-        self._cached.forget_tree(src, [f"{sb}/{k}" for k in keys])
-        self._cached.forget_tree(dst, list(copied))
-        await self._markers.keep_parent(src)
-
-    async def _plaintext_sizes(self, src: str, dst: str, stored: dict[str, int]
-                               ) -> dict[str, int]:
-        """Lengths readers see of CSE objects copied from ``src`` to ``dst`` (``stored``:
-        S3's sizes by destination path): the source's rows, else the objects' envelopes."""
-        by_source = {paths.join(src, paths.relative_to(p, dst)): p for p in stored}
-        source_view = self._views(src)
-        rows = await run_blocking(source_view.store.get_many, list(by_source)) \
-            if source_view is not None else {}
-        sizes: dict[str, int] = {}
-        unknown: list[dict] = []
-        for source, target in by_source.items():
-            row = rows.get(source)
-            if row is not None and row.live and not row.is_dir:
-                sizes[target] = row.size
-            else:
-                unknown.append({"name": target, "size": stored[target], "type": "file"})
-        for entry in await self._encrypted.listed(unknown) if unknown else ():
-            sizes[entry["name"]] = entry["size"]
-        return sizes
 
     async def _rm_file(self, path: str, **kwargs: Any) -> None:
         await self._rm(path)
@@ -951,49 +663,7 @@ class EmrFileSystem(AsyncFileSystem):
         expanded: list[str] = []
         for p in targets:
             expanded.extend(await self._literal_or_glob(p))
-        expanded = await self._tiers.rm(expanded, recursive)  # ephemeral paths go here
-        by_bucket: dict[str, list[str]] = defaultdict(list)
-        buckets: list[str] = []
-        removed: list[str] = []
-        removed_dirs: list[str] = []
-        for p in sorted(set(expanded), key=len):
-            if any(paths.is_within(p, r) and p != r for r in removed if recursive):
-                continue
-            bucket, key = paths.split(p)
-            info = await self._info(p)
-            if info["type"] == "file":
-                by_bucket[bucket].append(key)
-                by_bucket[bucket].extend(self._encrypted.companion_keys(p))
-            else:
-                # the consistent view's merged listing when it is on (delayed listings
-                # waited for), so every key the table knows is deleted, none assumed
-                if not recursive and await self._has_children(p, "rm"):
-                    raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
-                below = [i for i in await self._tree(p, "rm") if i["path"] != p] \
-                    if recursive else []
-                for item in below:
-                    by_bucket[bucket].extend(item["keys"])
-                if key:
-                    by_bucket[bucket].extend(paths.marker_keys(key))
-                else:
-                    buckets.append(bucket)
-                removed_dirs.append(p)
-                self._markers.forget_dirs(p)
-            removed.append(p)
-        confirmed: dict[str, list[str]] = defaultdict(list)
-        callback.set_size(sum(len(set(keys)) for keys in by_bucket.values()))
-        try:
-            await asyncio.gather(*(self._markers.delete_keys(b, b, keys, confirmed=confirmed[b],
-                                                     callback=callback)
-                                   for b, keys in by_bucket.items()))
-        finally:
-            await self._record_deletes(removed, removed_dirs, confirmed)
-        self._cached.forget_keys(by_bucket)
-        for bucket in buckets:
-            await self.s3.call("delete_bucket", bucket, Bucket=bucket)
-        for parent in {paths.parent(p) for p in removed if paths.split(p)[1]}:
-            if not any(paths.is_within(parent, r) for r in removed):
-                await self._markers.keep_parent(parent + "/x")
+        await self._trees.remove(expanded, recursive, callback)
         self.invalidate_cache()
 
     async def _literal_or_glob(self, path: str) -> list[str]:
@@ -1030,21 +700,6 @@ class EmrFileSystem(AsyncFileSystem):
         if not out:
             raise not_found(", ".join(literal + patterns), "nothing matches")
         return sorted(out)
-
-    async def _record_deletes(self, removed: list[str], removed_dirs: list[str],
-                              confirmed: dict[str, list[str]]) -> None:
-        """Tombstones for what ``_rm`` deleted: exactly the keys S3 confirmed deleting."""
-        for root in removed:
-            view = self._views(root)
-            if view is None:
-                continue
-            bucket, key = paths.split(root)
-            done = confirmed.get(bucket, ())
-            if root in removed_dirs:
-                gone = [p for p in deleted_paths(bucket, list(done)) if paths.is_within(p, root)]
-                await view.record_delete_tree(root, gone)
-            elif key in done:
-                await view.record_delete(root)
 
     # --- misc ----------------------------------------------------------------------------
 
@@ -1087,23 +742,5 @@ class _ReadProgress(io.BufferedIOBase):
 
     def tell(self) -> int:
         return self._f.tell()
-
-
-def _copy_part_kwargs(copy_kwargs: dict[str, Any]) -> dict[str, Any]:
-    # UploadPartCopy takes the source/destination SSE-C keys but no metadata directives
-    allowed = ("SSECustomerAlgorithm", "SSECustomerKey", "SSECustomerKeyMD5",
-               "CopySourceSSECustomerAlgorithm", "CopySourceSSECustomerKey",
-               "CopySourceSSECustomerKeyMD5")
-    return {k: v for k, v in copy_kwargs.items() if k in allowed}
-
-
-def _same_object(there: dict, item: dict) -> bool:
-    """Whether the object already at the destination (a ListObjectsV2 entry) is a copy of
-    the source ``item``: same size, and same ETag unless either came from a multipart
-    upload or copy (whose ETags differ between copies of the same bytes)."""
-    if there.get("Size") != item["size"]:
-        return False
-    a, b = (str(e or "").strip('"') for e in (there.get("ETag"), item.get("ETag")))
-    return not a or not b or "-" in a or "-" in b or a == b
 
 
