@@ -18,6 +18,7 @@ an :class:`EmrfsError`::
           ├── TransportError          the connection dropped or timed out, after retries
           ├── ConsistencyError        metadata and S3 disagree after the retry policy ran out
           ├── IntegrityError          a checksum, tag or key commitment did not verify
+          ├── ChangedError            a read pinned to one ETag met another version
           └── EncryptionError         a key or envelope is missing, wrong or unsupported
 
 Translation happens once, at each AWS boundary (the S3 transports through
@@ -25,8 +26,8 @@ Translation happens once, at each AWS boundary (the S3 transports through
 :func:`translate_aws_error` and its one table, :data:`AWS_ERROR_TABLE`, keyed by
 (service, code).  Both S3 clients feed the same table: botocore's ``ClientError``
 carries the code; obstore's exceptions carry S3's status line and XML body in
-their text, read by :func:`obstore_error_code`.  Every message names the path and, where the user can do
-something about it, what to do.
+their text, read by :func:`obstore_error_code`.  Every message names the path
+and, where the user can do something about it, what to do.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ __all__ = [
     "ConsistencyError",
     "IntegrityError",
     "EncryptionError",
+    "ChangedError",
     "AWS_ERROR_TABLE",
     "AwsFailure",
     "translate_aws_error",
@@ -146,6 +148,20 @@ class IntegrityError(EmrfsError):
 
 class EncryptionError(EmrfsError):
     """A key, envelope or algorithm is missing, wrong or not allowed by policy."""
+
+
+class ChangedError(EmrfsError):
+    """The object's ETag is not the one the read was for (overwritten, or a stale copy)."""
+
+    def __init__(self, path: str, expected: str, got: str | None):
+        super().__init__(
+            f"{path!r} changed while it was read (expected ETag {expected}, S3 served "
+            f"{got or 'another version'}); open it again", path, code="PreconditionFailed")
+        self.expected = expected
+        self.got = got
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.expected, self.got))
 
 
 # --- errno-shaped built-ins, as adlfs raises them -----------------------------
@@ -509,12 +525,13 @@ def _is_transport_error(exc: BaseException) -> bool:
     if is_obstore_error(exc):  # no S3 answer, and reqwest says the connection failed
         return (_OBSTORE_STATUS.search(str(exc)) is None
                 and _OBSTORE_TRANSPORT.search(str(exc)) is not None)
-    transport = (BotoConnectionError, HTTPClientError, ReadTimeoutError,
-                 ResponseStreamingError, ConnectionError, TimeoutError)
+    transport: tuple[type[BaseException], ...] = (
+        BotoConnectionError, HTTPClientError, ReadTimeoutError, ResponseStreamingError,
+        ConnectionError, TimeoutError)
     try:
         import aiohttp
 
-        transport = transport + (aiohttp.ClientError,)
+        transport = (*transport, aiohttp.ClientError)
     except ImportError:  # pragma: no cover - aiohttp comes with aiobotocore
         pass
     return isinstance(exc, transport)

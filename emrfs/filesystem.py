@@ -37,6 +37,7 @@ from .namespace.markers import Markers
 from .namespace.rename import Renames
 from .namespace.tree import Trees
 from .namespace.views import Views, as_status
+from .readplan import ReadPlanner
 from .renames import RenameJournal
 from .s3.client import S3Client
 from .s3.listing import Listing, add_page, list_pages
@@ -102,9 +103,11 @@ class EmrFileSystem(AsyncFileSystem):
         self._encrypted = EncryptedIO(self.options, self.s3, self._uploads, self._info)
         # block cache (emrfs.cached_io)
         self._cached = CachedIO(self.options, self._encrypted, self._info, lambda: self.loop)
+        # statuses and footers reads reuse (emrfs.readplan)
+        self._reads = ReadPlanner(self.s3, self._cached, self._encrypted, self._views)
         # markers, parent checks, the S3 side of status (emrfs.namespace.markers)
         self._markers = Markers(self.s3, self.options, self._views, self.status,
-                                self._encrypted, self._cached)
+                                self._encrypted, self._cached, self._reads)
         self._tiers = EphemeralRoutes(  # ephemeral paths (emrfs.tiers)
             self.options, self._cached, self.status, self._markers,
             StackVerbs(info=self._info, makedirs=self._makedirs, open=self.open,
@@ -172,7 +175,24 @@ class EmrFileSystem(AsyncFileSystem):
         if found is None:
             raise not_found(path)
         self._cached.seen(found)  # the version later cached reads use
+        self._reads.remember(found)  # isfile and open reuse it (pinned to its ETag)
         return found
+
+    async def _isfile(self, path: str) -> bool:
+        try:
+            path = self._norm(path)
+        except (ValueError, OSError):
+            return False
+        if self._reads.known(path) is not None:  # a file a moment ago; reads pin its ETag
+            return True
+        return await super()._isfile(path)
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        if path is None:
+            self._reads.statuses.clear()
+        else:
+            self._reads.forget_below(self._strip_protocol(path))
+        super().invalidate_cache(path)
 
     async def _modified(self, path: str):
         info = await self._info(path)
@@ -251,6 +271,7 @@ class EmrFileSystem(AsyncFileSystem):
                 else:
                     for name in listing.dirs:
                         out.pop(name, None)
+            self._reads.remember_listing(list(listing.files.values()))
             return out
 
         view = self._views(path)

@@ -22,10 +22,10 @@ STREAM_CASES = [name for name in bench_s3.REGISTRY.factories if name.startswith(
 @pytest.mark.integration
 def test_every_case_runs_and_reports(tmp_path):
     out = tmp_path / "bench.json"
-    report = bench_s3.REGISTRY.run(TINY + ["--json", str(out)], log=lambda _: None)
+    report = bench_s3.REGISTRY.run([*TINY, "--json", str(out)], log=lambda _: None)
     # The streaming cases spawn a child per variant: run them without the counting
     # pass, to keep this test in seconds (the pass is checked on every other case).
-    streamed = bench_s3.REGISTRY.run(TINY + ["--cases", ",".join(STREAM_CASES), "--no-count"],
+    streamed = bench_s3.REGISTRY.run([*TINY, "--cases", ",".join(STREAM_CASES), "--no-count"],
                                      log=lambda _: None)
 
     assert [c["case"] for c in report["cases"] + streamed["cases"]] \
@@ -132,7 +132,7 @@ def test_runs_against_seaweedfs():
         find_weed()
     except RuntimeError as exc:
         pytest.skip(str(exc))
-    report = bench_s3.REGISTRY.run(TINY + ["--server", "seaweedfs", "--cases", "list_keys"],
+    report = bench_s3.REGISTRY.run([*TINY, "--server", "seaweedfs", "--cases", "list_keys"],
                                    log=lambda _: None)
     assert report["server"]["kind"] == "seaweedfs"
     _check_report(report, counted=True)

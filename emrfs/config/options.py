@@ -8,16 +8,30 @@ line of documentation and the values it allows (``rule=``).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import hadoop_compat
 from ..errors import ConfigurationError
-from .rules import (BASE64_256_BIT_KEY, DYNAMODB_TABLE, JSON_OBJECT, PYTHON_CLASS,
-                    READABLE_FILE, REGION, RETRY_POLICY, SECRET, TEXT, URL, GiB, MiB, between,
-                    one_of, opt)
+from .rules import (
+    BASE64_256_BIT_KEY,
+    DYNAMODB_TABLE,
+    JSON_OBJECT,
+    PYTHON_CLASS,
+    READABLE_FILE,
+    REGION,
+    RETRY_POLICY,
+    SECRET,
+    TEXT,
+    URL,
+    GiB,
+    MiB,
+    between,
+    one_of,
+    opt,
+)
 
 
 @dataclass(frozen=True)
@@ -366,7 +380,7 @@ class Conflict:
 
 
 def _plain_http(url: str | None) -> bool:
-    return bool(url) and url.lower().startswith("http://")
+    return url is not None and url.lower().startswith("http://")
 
 
 _COMMITTING_FORMATS = ("v3", "segmented")

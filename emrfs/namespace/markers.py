@@ -34,6 +34,7 @@ from .views import Views
 if TYPE_CHECKING:
     from ..cached_io import CachedIO
     from ..encrypted_io import EncryptedIO
+    from ..readplan import ReadPlanner
 
 __all__ = ["Markers", "DIR_CONTENT_TYPE", "deleted_paths"]
 
@@ -45,13 +46,15 @@ class Markers:
     """The namespace's S3 side for one filesystem instance (see the module docstring)."""
 
     def __init__(self, s3: S3Client, options: Options, views: Views,
-                 status: StatusFactory, encrypted: EncryptedIO, cached: CachedIO):
+                 status: StatusFactory, encrypted: EncryptedIO, cached: CachedIO,
+                 reads: ReadPlanner):
         self.s3 = s3
         self.options = options
         self.views = views
         self.status = status
         self.encrypted = encrypted
         self.cached = cached
+        self.reads = reads  # statuses reads reuse: forgotten when a path changes
         self.reset()
 
     def reset(self) -> None:
@@ -133,6 +136,7 @@ class Markers:
     async def after_create(self, path: str) -> None:
         """A child arrived: remove ancestors' markers (as S3A does), once per directory."""
         self.cached.forget(path)  # blocks of what was there before
+        self.reads.forget(path)
         self._not_files.discard(path)  # it may be a file now: checked again below it
         parent = paths.parent(path)
         if parent in self._checked_dirs or not paths.split(parent)[1]:
@@ -174,6 +178,7 @@ class Markers:
             await view.record_directory(parent)  # a directory S3 listed only by its files
 
     def forget_dirs(self, root: str) -> None:
+        self.reads.forget_below(root)
         self._checked_dirs = {d for d in self._checked_dirs if not paths.is_within(d, root)}
         self._not_files = {d for d in self._not_files if not paths.is_within(d, root)}
 
@@ -207,6 +212,8 @@ class Markers:
         """Delete ``keys`` in batches; ``confirmed`` collects the keys S3 said it deleted
         (filled even when a batch fails, so the caller records exactly those)."""
         keys = list(dict.fromkeys(keys))
+        for k in keys:
+            self.reads.forget(f"{bucket}/{k}")
         batches = [keys[i:i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
 
@@ -232,8 +239,12 @@ class Markers:
     async def s3_info(self, path: str, bucket: str, key: str) -> dict | None:
         """What S3 alone says about ``path`` (None: nothing there)."""
         try:
-            head = await self.s3.call("head_object", path, Bucket=bucket, Key=key,
-                                      **self.encrypted.read_kwargs(path))
+            if self.reads.fetches_tail(path):  # one GET: the HEAD's answer and the footer
+                head = await self.reads.stat(path, bucket, key,
+                                             **self.encrypted.read_kwargs(path))
+            else:
+                head = await self.s3.call("head_object", path, Bucket=bucket, Key=key,
+                                          **self.encrypted.read_kwargs(path))
             return await self.encrypted.file_info(path, head, self.file_from_head(path, head))
         except FileNotFoundError:
             pass
@@ -270,7 +281,9 @@ class Markers:
         prefix = key + "/" if key else ""
         async for page in list_pages(self.s3, path, bucket, prefix, delimiter="/"):
             add_page(listing, bucket, key, page, self.status, recursive=False)
-        return await self.encrypted.listed(listing.entries())  # CSE: plaintext lengths
+        entries = await self.encrypted.listed(listing.entries())  # CSE: plaintext lengths
+        self.reads.remember_listing(entries)  # an open after ls needs no HEAD
+        return entries
 
     async def child_dirs(self, parent: str) -> set[str]:
         bucket, key = paths.split(parent)

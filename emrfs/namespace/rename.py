@@ -203,7 +203,7 @@ class Renames:
             async for page in list_pages(self.s3, dst, db, dk + "/", delimiter=None):
                 present.update((o["Key"], o) for o in page.get("Contents", ()))
         callback.set_size(sum(1 for i in items if i["type"] == "file"))
-        copy = _TreeCopy(self, src, dst, present, callback)
+        copy = _TreeCopy(self, src, dst, items, present, callback)
         pairs = [(i, k) for i in items for k in i["keys"]]
         if not pairs:
             # an empty directory marked only by EMRFS's $folder$: stays an empty directory
@@ -212,8 +212,7 @@ class Renames:
                                **self.encrypted.write_kwargs(dst))
             copy.dirs.add(dst)
         own = {sk + "/"}
-        # files (and the directory's own marker) first, then subdirectories' markers:
-        # markers copied as-is keep empty directories empty directories
+        # files (and the directory's own marker) first, then subdirectories' markers
         await asyncio.gather(*(copy.one(i, k) for i, k in pairs
                                if i["type"] == "file" or k in own))
         await asyncio.gather(*(copy.one(i, k) for i, k in pairs
@@ -279,8 +278,8 @@ class Renames:
 class _TreeCopy:
     """The copies of one tree rename: what is copied, bounded by the store's concurrency."""
 
-    def __init__(self, renames: Renames, src: str, dst: str, present: dict[str, dict],
-                 callback: Any):
+    def __init__(self, renames: Renames, src: str, dst: str, items: list[dict],
+                 present: dict[str, dict], callback: Any):
         self.renames = renames
         self.sb, self.sk = paths.split(src)
         self.db, self.dk = paths.split(dst)
@@ -290,6 +289,11 @@ class _TreeCopy:
         self.semaphore = asyncio.Semaphore(renames.options.s3.max_concurrency)
         self.copied: dict[str, tuple[int, str | None]] = {}  # destination file -> (size, ETag)
         self.dirs: set[str] = set()  # destination directories whose markers were copied
+        # A marker only keeps an empty directory a directory, and S3 may still list one
+        # that a child's arrival removed (as S3A does): a copy of it would fail
+        # (NoSuchKey) though the directory is there.  So markers are not copied: the
+        # destination's empty directories get a new one, the others need none.
+        self.holding = {paths.parent(i["path"]) for i in items}
 
     def target(self, k: str) -> str:
         rel = k[len(self.sk) + 1:] if k.startswith(self.sk + "/") else ""
@@ -302,16 +306,14 @@ class _TreeCopy:
         there = self.present.get(dk_)
         if there is not None and _same_object(there, item):
             etag = there.get("ETag")
-        elif is_marker and not item["listed"]:
-            # a directory only the metadata knows (its marker not listed yet)
+        elif is_marker and item["path"] in self.holding:
+            etag = None  # it holds files or directories: implied by their keys
+        elif is_marker:
             async with self.semaphore:
                 await r.s3.call("put_object", f"{db}/{dk_}", Bucket=db, Key=dk_,
                                 Body=b"", ContentType=DIR_CONTENT_TYPE,
                                 **r.encrypted.write_kwargs(self.dst))
             etag = None
-        elif is_marker:
-            async with self.semaphore:
-                etag = await r.copy_key(sb, k, db, dk_, item["size"])
         else:
             async with self.semaphore:
                 with self.callback.branched(f"{sb}/{k}", f"{db}/{dk_}") as child:

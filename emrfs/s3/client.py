@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ..config import S3Options
-from ..errors import (
+from ..errors import (  # ChangedError re-exported: it lived here first
+    ChangedError,
     ConfigurationError,
-    EmrfsError,
     ServiceError,
     TransportError,
     is_retryable,
@@ -34,17 +34,6 @@ logger = logging.getLogger("emrfs.s3")
 #: botocore's own checksum computation costs a pass over every byte and is not
 #: required by S3; ETags and our own checks cover integrity.
 _CHECKSUM_MODE = "when_required"
-
-
-class ChangedError(EmrfsError):
-    """The object's ETag is not the one the read was for (overwritten, or a stale copy)."""
-
-    def __init__(self, path: str, expected: str, got: str | None):
-        super().__init__(
-            f"{path!r} changed while it was read (expected ETag {expected}, S3 served "
-            f"{got or 'another version'}); open it again", path, code="PreconditionFailed")
-        self.expected = expected
-        self.got = got
 
 
 #: ``pinned_get(path, etag, get, unpinned)``: runs ``get()``, a GET pinned to ``etag``, and
@@ -68,8 +57,8 @@ class S3Client:
         self.options = options
         self._sleep = sleep
         self._pinned_get = pinned_get
-        self._client = None
-        self._context = None
+        self._client: Any = None  # aiobotocore's, untyped
+        self._context: Any = None
         self._pid = os.getpid()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
@@ -183,7 +172,7 @@ class S3Client:
                             break
                         parts.append(chunk)
                         got += len(chunk)
-            except Exception as exc:  # noqa: BLE001 - classified just below
+            except Exception as exc:  # classified just below
                 if not is_retryable(exc) or attempt + 1 >= self.options.max_attempts:
                     with map_s3_errors(path):
                         raise
@@ -242,7 +231,7 @@ class S3Client:
                     async for chunk in _gathered(body, chunk_size):
                         got += len(chunk)
                         yield chunk
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if not is_retryable(exc) or attempt + 1 >= self.options.max_attempts:
                     with map_s3_errors(path):
                         raise

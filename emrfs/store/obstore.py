@@ -32,13 +32,8 @@ from typing import Any
 
 from ..config import S3Options, SSEOptions
 from ..crypto import sse as _sse
-from ..errors import ConfigurationError, is_obstore_error, map_s3_errors
+from ..errors import ChangedError, ConfigurationError, is_obstore_error, map_s3_errors
 from .protocol import ListPage, ObjectMeta, ObjectStore, ObjectWriter, StagedUpload, split
-
-try:  # ChangedError moves to emrfs.errors with the store protocol's transport
-    from ..errors import ChangedError  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - until then it lives beside the botocore client
-    from ..s3.client import ChangedError
 
 logger = logging.getLogger("emrfs.store.obstore")
 
@@ -159,9 +154,11 @@ class ObstoreStore(ObjectStore):
     """
 
     def __init__(self, s3: S3Options, sse: SSEOptions | None = None, *,
-                 fallback: ObjectStore | Callable[[], ObjectStore] | None = None):
+                 fallback: ObjectStore | Callable[[], ObjectStore] | None = None,
+                 source_sse: Callable[[str], SSEOptions] | None = None):
         self.s3 = s3
         self.sse = sse or SSEOptions()
+        self._source_sse = source_sse  # a copy's source may need its own SSE-C key
         self._fallback_factory = fallback
         self._fallback: ObjectStore | None = (fallback if isinstance(fallback, ObjectStore)
                                               else None)
@@ -196,9 +193,10 @@ class ObstoreStore(ObjectStore):
         """The botocore transport, made on first need."""
         if self._fallback is None:
             if self._fallback_factory is None:
-                from .s3 import S3Store  # type: ignore[import-not-found]
+                from .s3 import S3Store
 
-                self._fallback = S3Store(self.s3, self.sse)
+                self._fallback = S3Store.from_options(self.s3, self.sse,
+                                                      source_sse=self._source_sse)
             else:
                 factory = self._fallback_factory
                 self._fallback = factory() if callable(factory) else factory
@@ -353,9 +351,16 @@ class ObstoreStore(ObjectStore):
             pin = pin or result.meta.get("e_tag")  # a resumed read stays on this version
             try:
                 with self._errors(path, if_match=pin):
-                    async for chunk in result.stream(min_chunk_size=chunk_size):
-                        got += len(chunk)
-                        yield bytes(chunk)
+                    held = b""  # obstore's chunks are "at least" the size: cut them to it
+                    async for piece in result.stream(min_chunk_size=chunk_size):
+                        held += bytes(piece)
+                        while len(held) >= chunk_size:
+                            chunk, held = held[:chunk_size], held[chunk_size:]
+                            got += len(chunk)
+                            yield chunk
+                    if held:
+                        got += len(held)
+                        yield held
                 return
             except ChangedError:
                 raise
@@ -407,7 +412,8 @@ class ObstoreStore(ObjectStore):
         (src_bucket, src_key), (dst_bucket, _) = split(src), split(dst)
         if (metadata is not None or src_bucket != dst_bucket or not self._direct(src)
                 or not self._direct(dst) or self.s3.copy_threshold < 5 * 1024 ** 3
-                or self._customer_key is not None):
+                or self._customer_key is not None
+                or self._source_sse is not None and _sse.customer_key(self._source_sse(src))):
             # replacing metadata, across buckets, multipart copies, SSE-C source keys
             return await self.fallback.copy(src, dst, metadata=metadata)
         import obstore

@@ -14,8 +14,14 @@ hierarchy, translated once at the transport:
 - a missing object or bucket: ``FileNotFoundError`` naming the path;
 - ``put(..., if_none_match=True)`` over an existing object: ``FileExistsError``;
 - a GET pinned with ``if_match`` that meets another version:
-  ``ChangedError`` (today in :mod:`emrfs.s3.client`; an :class:`~emrfs.errors.EmrfsError`
-  with code ``PreconditionFailed``).
+  :class:`~emrfs.errors.ChangedError` (an :class:`~emrfs.errors.EmrfsError` with code
+  ``PreconditionFailed``; also importable from :mod:`emrfs.s3.client`, where it lived first).
+
+ETags are kept exactly as S3 sends them, *quoted* (``'"9a0364b9e99bb480dd25e1f0284c8555"'``;
+a multipart object's ends in ``-N`` inside the quotes): the consistent view's records,
+the block cache's keys and fsspec's ``info()["ETag"]`` all hold S3's spelling, so one
+spelling everywhere avoids a whole class of "same version, different string" bugs.
+``if_match`` accepts either spelling (stores compare without the quotes).
 
 Ranges are half-open ``[start, end)``; ``end=None`` means "to the end".  As a
 local file reads, a range at or past the end of the object is ``b""`` and a

@@ -51,11 +51,12 @@ def new_bucket_name(prefix: str = "emrfs-test") -> str:
 def empty_and_delete_bucket(s3, bucket: str) -> None:
     try:
         paginator = s3.get_paginator("list_object_versions")
-        for page in paginator.paginate(Bucket=bucket):
-            objs = [{"Key": o["Key"], "VersionId": o["VersionId"]}
-                    for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-            if objs:
-                s3.delete_objects(Bucket=bucket, Delete={"Objects": objs, "Quiet": True})
+        # listed whole before deleting: moto loses its place when the marker key is gone
+        objs = [{"Key": o["Key"], "VersionId": o["VersionId"]}
+                for page in paginator.paginate(Bucket=bucket)
+                for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        for i in range(0, len(objs), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objs[i:i + 1000], "Quiet": True})
         for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
             s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
         s3.delete_bucket(Bucket=bucket)

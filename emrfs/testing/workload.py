@@ -165,10 +165,12 @@ class Outcome:
 
     kind: str
     value: Any = None
+    #: what emrfs said (its message names the path and the reason): shown, not compared
+    detail: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         if self.kind == "error":
-            return f"raises {self.value}"
+            return f"raises {self.value}" + (f": {self.detail}" if self.detail else "")
         value = self.value
         if isinstance(value, bytes):
             shown = value[:24]
@@ -731,7 +733,8 @@ def _perform(fs: Any, bucket: str, op: Op, workdir: str) -> Outcome:
             return Outcome("ok", fs.exists(p(op.path)))
         return OK
     except Exception as exc:  # every error is compared with the model's
-        return _err(error_kind(exc))
+        kind = error_kind(exc)
+        return Outcome("error", kind, "" if kind.startswith("unexpected") else str(exc)[:300])
 
 
 def _s3_keys(s3, bucket: str) -> dict[str, int]:

@@ -152,6 +152,6 @@ def test_sse_c_key_sent_on_writes_reads_and_copies(emrfs_endpoint, emrfs_bucket,
 
 def test_sse_c_key_must_be_256_bits(emrfs_endpoint, emrfs_bucket):
     # refused at construction (it used to pass until the first write)
-    with pytest.raises(ConfigurationError, match="customer_key.*256-bit"):
+    with pytest.raises(ConfigurationError, match=r"customer_key.*256-bit"):
         make_fs(emrfs_endpoint, sse={"enabled": True, "algorithm": "SSE-C",
                                      "customer_key": base64.b64encode(b"short").decode()})

@@ -26,15 +26,13 @@ from emrfs.store.obstore import (  # noqa: E402
     obstore_key,
 )
 
-try:
-    from emrfs.errors import ChangedError  # type: ignore[attr-defined]
-except ImportError:
-    from emrfs.s3.client import ChangedError
+from emrfs.errors import ChangedError  # noqa: E402
 
 
 class BotoFallback(ObjectStore):
     """The verbs the obstore transport hands over, done with boto3 on the same server and
-    recorded (stands in for the botocore transport until emrfs.store.s3 exists)."""
+    recorded: what went to the fallback is what these tests check (the contract suite
+    below runs with the real botocore transport, emrfs.store.s3.S3Store, as fallback)."""
 
     def __init__(self, s3):
         self.s3 = s3
@@ -324,7 +322,10 @@ def test_sse_kms_and_sse_c_from_the_store_config(emrfs_endpoint, fallback, emrfs
                             SSEOptions(enabled=True, algorithm="SSE-C", customer_key=key64),
                             fallback=fallback)
 
+    emrfs_s3.put_object(Bucket=bucket, Key="plain", Body=b"p")
+
     async def go():
+        await kms.copy(f"{bucket}/plain", f"{bucket}/kms-copy")
         await kms.put(f"{bucket}/kms", b"k")
         await customer.put(f"{bucket}/ssec", b"c")
         await customer.head(f"{bucket}/ssec")
@@ -334,8 +335,10 @@ def test_sse_kms_and_sse_c_from_the_store_config(emrfs_endpoint, fallback, emrfs
         assert run(go()) == b"c"
     finally:
         relay.close()
-    head = emrfs_s3.head_object(Bucket=bucket, Key="kms")
-    assert head["ServerSideEncryption"] == "aws:kms" and "alias/k" in head["SSEKMSKeyId"]
+    for key in ("kms", "kms-copy"):  # a copy states the destination's SSE too
+        head = emrfs_s3.head_object(Bucket=bucket, Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms" and "alias/k" in head["SSEKMSKeyId"]
+    assert fallback.calls == []  # the copy, too, went through obstore
     ssec = [(method, headers) for method, path, headers in relay.seen if path.endswith("/ssec")]
     assert [m for m, _ in ssec] == ["PUT", "HEAD", "GET"]
     for method, headers in ssec:  # the key goes out on the write and on every read
@@ -400,10 +403,10 @@ FORK_SCRIPT = textwrap.dedent("""
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s %(message)s")
     for name in ("botocore", "urllib3", "asyncio", "aiobotocore"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    sys.path.insert(0, {tests!r})
+    sys.path.insert(0, {root!r})
     from emrfs.config import S3Options
     from emrfs.store.obstore import ObstoreStore, choose_transport
-    from test_store_obstore import BotoFallback
+    from tests.integration.test_store_obstore import BotoFallback
     import boto3
     endpoint, bucket = sys.argv[1], sys.argv[2]
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
@@ -431,7 +434,8 @@ FORK_SCRIPT = textwrap.dedent("""
 
 def test_forked_child_switches_to_botocore_by_itself(emrfs_endpoint, emrfs_s3, bucket, tmp_path):
     script = tmp_path / "fork_child.py"
-    script.write_text(FORK_SCRIPT.format(tests=os.path.dirname(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script.write_text(FORK_SCRIPT.format(root=root))
     done = subprocess.run([sys.executable, str(script), emrfs_endpoint, bucket],
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
@@ -441,3 +445,74 @@ def test_forked_child_switches_to_botocore_by_itself(emrfs_endpoint, emrfs_s3, b
     assert lines[1] == "exit 0" and lines[2] == "b'from the child'"
     assert "forked from one that used obstore" in done.stderr
     assert emrfs_s3.get_object(Bucket=bucket, Key="child")["Body"].read() == b"from the child"
+
+
+# --- the store contract suite (emrfs.testing.store) over ObstoreStore ---------------------
+
+from emrfs.store.s3 import S3Store  # noqa: E402
+from emrfs.testing.pytest_plugin import empty_and_delete_bucket, new_bucket_name  # noqa: E402
+from emrfs.testing.store import StoreTests  # noqa: E402
+
+from .test_store_s3 import S3SideChannel, seaweedfs  # noqa: E402, F401 - fixture
+
+
+def obstore_transport(s3: S3Options) -> ObstoreStore:
+    """ObstoreStore with the botocore transport (S3Store) as its fallback."""
+    return ObstoreStore(s3, SSEOptions(), fallback=lambda: S3Store.from_options(s3))
+
+
+class TestObstoreStoreOnMoto(S3SideChannel, StoreTests):
+    many_keys = 25  # obstore pages by S3's 1,000 keys; the slow class below crosses one
+
+    @pytest.fixture
+    def store(self, emrfs_endpoint, emrfs_s3) -> ObstoreStore:
+        self.raw = emrfs_s3
+        return obstore_transport(S3Options(endpoint_url=emrfs_endpoint))
+
+    @pytest.fixture
+    def root(self, emrfs_bucket) -> str:
+        return emrfs_bucket
+
+
+@pytest.mark.slow
+class TestObstoreStoreListsBeyondOneS3Page(TestObstoreStoreOnMoto):
+    many_keys = 1005
+
+    @pytest.fixture(autouse=True)
+    def _only_the_listing(self, request):
+        if request.node.originalname != "test_list_beyond_one_page":
+            pytest.skip("run by TestObstoreStoreOnMoto")
+
+
+@pytest.mark.slow
+class TestObstoreStoreOnSeaweedFS(S3SideChannel, StoreTests):
+    @pytest.fixture
+    def store(self, seaweedfs) -> ObstoreStore:
+        import boto3
+
+        keys = {"aws_access_key_id": seaweedfs.access_key,
+                "aws_secret_access_key": seaweedfs.secret_key}
+        self.raw = boto3.client("s3", endpoint_url=seaweedfs.endpoint_url,
+                                region_name="us-east-1", **keys)
+        return obstore_transport(S3Options(
+            endpoint_url=seaweedfs.endpoint_url, access_key_id=keys["aws_access_key_id"],
+            secret_access_key=keys["aws_secret_access_key"]))
+
+    @pytest.fixture
+    def root(self, store):
+        bucket = new_bucket_name()
+        self.raw.create_bucket(Bucket=bucket)
+        yield bucket
+        empty_and_delete_bucket(self.raw, bucket)
+
+
+def test_transport_for_picks_obstore_by_default_and_botocore_when_asked(emrfs_endpoint):
+    from emrfs.config import load
+    from emrfs.store import transport_for
+
+    auto = transport_for(load({"endpoint_url": emrfs_endpoint}))
+    chosen = transport_for(load({"endpoint_url": emrfs_endpoint, "fs.s3.transport": "botocore"}))
+    assert isinstance(auto, ObstoreStore) and isinstance(chosen, S3Store)
+    assert isinstance(auto.fallback, S3Store)  # made on first need, from the same options
+    asyncio.run(auto.close())
+    asyncio.run(chosen.close())
