@@ -104,7 +104,9 @@ class EmrFileSystem(AsyncFileSystem):
         # block cache (emrfs.cached_io)
         self._cached = CachedIO(self.options, self._encrypted, self._info, lambda: self.loop)
         # statuses and footers reads reuse (emrfs.readplan)
-        self._reads = ReadPlanner(self.s3, self._cached, self._encrypted, self._views)
+        self._reads = ReadPlanner(self.options, self.s3, self._cached, self._encrypted,
+                                  self._views, in_tier=lambda path: self._tiers.owns(path),
+                                  lookup=self._info)
         # markers, parent checks, the S3 side of status (emrfs.namespace.markers)
         self._markers = Markers(self.s3, self.options, self._views, self.status,
                                 self._encrypted, self._cached, self._reads)

@@ -43,11 +43,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from . import paths
 from .byterange import resolve_range
@@ -57,6 +55,7 @@ from .s3.client import ChangedError
 
 if TYPE_CHECKING:
     from .cached_io import CachedIO
+    from .config import Options
     from .encrypted_io import EncryptedIO
     from .s3.client import S3Client
 
@@ -154,15 +153,22 @@ class Tails:
 
 
 class ReadPlanner:
-    """What one filesystem instance remembers to plan its reads (``views``: the
-    consistent view of a path, or None)."""
+    """What one filesystem instance remembers to plan its reads.
 
-    def __init__(self, s3: S3Client, cached: CachedIO, encrypted: EncryptedIO,
-                 views: Callable[[str], Any]):
+    ``views``: the consistent view of a path, or None; ``in_tier``: whether the
+    ephemeral tier serves a path; ``lookup``: the stack's ``info()``.
+    """
+
+    def __init__(self, options: Options, s3: S3Client, cached: CachedIO,
+                 encrypted: EncryptedIO, views: Callable[[str], Any], *,
+                 in_tier: Callable[[str], bool], lookup: Callable[[str], Awaitable[dict]]):
+        self.options = options
         self.s3 = s3
         self.cached = cached
         self.encrypted = encrypted
         self.views = views
+        self.in_tier = in_tier
+        self.lookup = lookup
         self.statuses = KnownStatuses()
         self.tails = Tails()
 
@@ -262,12 +268,12 @@ class ReadPlanner:
             raise ValueError(f"cat_ranges: {len(paths_)} paths, {len(starts)} starts and "
                              f"{len(ends)} ends; give one of each per range")
         gap = MERGE_GAP if max_gap is None else max_gap
-        names = [self.fs._norm(p) for p in paths_]
+        names = [paths.validate(p) for p in paths_]
         by_path: dict[str, list[int]] = {}
         for i, name in enumerate(names):
             by_path.setdefault(name, []).append(i)
         out: list = [None] * len(names)
-        limit = asyncio.Semaphore(batch_size or self.fs.options.s3.max_concurrency)
+        limit = asyncio.Semaphore(batch_size or self.options.s3.max_concurrency)
 
         async def single(i: int) -> None:
             async with limit:
@@ -305,8 +311,8 @@ class ReadPlanner:
 
     def _plans_ranges(self, path: str) -> bool:
         bucket, key = paths.split(path)
-        return (bool(key) and self.fetches_tail(path) and self.fs._view(path) is None
-                and not self.fs._tiers.owns(path))
+        return (bool(key) and self.fetches_tail(path) and self.views(path) is None
+                and not self.in_tier(path))
 
     async def _pinned_ranges(self, path: str, ranges: list[tuple[int | None, int | None]],
                              gap: int, limit: asyncio.Semaphore) -> list[bytes]:
@@ -315,7 +321,7 @@ class ReadPlanner:
         status = self.known(path)
         for attempt in (0, 1):
             if status is None:
-                status = await self.fs._info(path)
+                status = await self.lookup(path)
             if status.get("type") != "file" or status.get("cse") or not status.get("ETag"):
                 raise _NotPlanned(path)
             try:
@@ -335,7 +341,7 @@ class ReadPlanner:
         spans: list[list[int]] = []  # [start, end] of each GET, ranges merged across gaps
         for start, end in sorted(r for r in wanted if r[1] > r[0]):
             if spans and start - spans[-1][1] <= gap \
-                    and end - spans[-1][0] <= self.fs.options.s3.read_block_size:
+                    and end - spans[-1][0] <= self.options.s3.read_block_size:
                 spans[-1][1] = max(spans[-1][1], end)
             else:
                 spans.append([start, end])
@@ -345,8 +351,7 @@ class ReadPlanner:
             if cached is not None:
                 return cached
             async with limit:
-                return await self.fs._read_range_checked(path, bucket, key, span[0], span[1],
-                                                         etag)
+                return await self.encrypted.read_range_checked(path, span[0], span[1], etag)
 
         fetched = await asyncio.gather(*(fetch(span) for span in spans))
         result = []
