@@ -51,6 +51,7 @@ from .s3.client import S3Client, _close_at_exit, client_kwargs
 
 if TYPE_CHECKING:
     from .config import Options
+    from .store import ObjectStore
     from .uploads import Uploads
 
 __all__ = ["EncryptedIO", "EncryptedFile", "CseWriter", "SealedSpool", "encrypted_parts"]
@@ -186,9 +187,11 @@ class EncryptedIO:
     """
 
     def __init__(self, options: Options, s3: S3Client, uploads: Uploads,
-                 lookup: Callable[[str], Awaitable[dict]]):
+                 lookup: Callable[[str], Awaitable[dict]],
+                 transport: Callable[[str], ObjectStore]):
         self.options = options
         self.s3 = s3
+        self.transport = transport  # the object-store transport of a path
         self.uploads = uploads
         self.lookup = lookup
         self._crypto: tuple[int, ContentCrypto] | None = None
@@ -583,11 +586,7 @@ class EncryptedIO:
         """Stored bytes ``[start, end)`` of the version with ``etag`` (a stale copy is
         retried by the consistent view's policy, every pinned GET passing there; another
         version is :class:`ChangedError`)."""
-        bucket, key = paths.split(path)
-        extra = dict(self.read_kwargs(path))
-        if etag:
-            extra["IfMatch"] = etag
-        return await self.s3.read_range(path, bucket, key, start, end, **extra)
+        return await self.transport(path).get_range(path, start, end, if_match=etag or None)
 
     async def cat_range(self, path: str, start: int | None, end: int | None) -> bytes:
         """Plaintext ``[start, end)`` of ``path`` (negative offsets count from the end)."""

@@ -40,10 +40,11 @@ from .namespace.views import Views, as_status
 from .readplan import ReadPlanner
 from .renames import RenameJournal
 from .s3.client import S3Client
-from .s3.listing import Listing, add_page, list_pages
+from .s3.listing import Listing, add_page
 from .s3.multipart import UploadPurge
 from .status import StatusFactory
 from .tiers import EphemeralRoutes, StackVerbs
+from .transports import Transports
 from .uploads import Uploads, bytes_parts, file_parts
 
 logger = logging.getLogger("emrfs")
@@ -99,8 +100,12 @@ class EmrFileSystem(AsyncFileSystem):
             self.s3, age_seconds=o.multipart_purge_age, whole_bucket=o.multipart_purge,
             staged_ids=lambda bucket: self._tiers.staging.staged_upload_ids(bucket))
         self._uploads = Uploads(self.s3, self.options, self._purge)
+        # the object-store protocol's transport of each path (emrfs.transports)
+        self._transport = Transports(self.options, self.s3, self._purge)
+        self.transport = self._transport("")
         # SSE kwargs, CSE streams (emrfs.encrypted_io)
-        self._encrypted = EncryptedIO(self.options, self.s3, self._uploads, self._info)
+        self._encrypted = EncryptedIO(self.options, self.s3, self._uploads, self._info,
+                                      self._transport)
         # block cache (emrfs.cached_io)
         self._cached = CachedIO(self.options, self._encrypted, self._info, lambda: self.loop)
         # statuses and footers reads reuse (emrfs.readplan)
@@ -108,8 +113,8 @@ class EmrFileSystem(AsyncFileSystem):
                                   self._views, in_tier=lambda path: self._tiers.owns(path),
                                   lookup=self._info)
         # markers, parent checks, the S3 side of status (emrfs.namespace.markers)
-        self._markers = Markers(self.s3, self.options, self._views, self.status,
-                                self._encrypted, self._cached, self._reads)
+        self._markers = Markers(self.s3, self._transport, self.options, self._views,
+                                self.status, self._encrypted, self._cached, self._reads)
         self._tiers = EphemeralRoutes(  # ephemeral paths (emrfs.tiers)
             self.options, self._cached, self.status, self._markers,
             StackVerbs(info=self._info, makedirs=self._makedirs, open=self.open,
@@ -185,7 +190,7 @@ class EmrFileSystem(AsyncFileSystem):
             path = self._norm(path)
         except (ValueError, OSError):
             return False
-        if self._reads.known(path) is not None:  # a file a moment ago; reads pin its ETag
+        if self._reads.known_file(path):  # a file a moment ago; reads pin its ETag
             return True
         return await super()._isfile(path)
 
@@ -251,8 +256,8 @@ class EmrFileSystem(AsyncFileSystem):
 
         async def s3_find() -> dict[str, dict]:
             listing = Listing()
-            async for page in list_pages(self.s3, path, bucket, list_prefix,
-                                         delimiter="/" if maxdepth == 1 else None):
+            async for page in self._transport(path).list(
+                    f"{bucket}/{list_prefix}", delimiter="/" if maxdepth == 1 else None):
                 add_page(listing, bucket, key, page, self.status, recursive=maxdepth != 1,
                          withdirs=True)
             out: dict[str, dict] = {}
@@ -526,14 +531,11 @@ class EmrFileSystem(AsyncFileSystem):
             return await self._tiers.pipe(path, value, mode)
         bucket, key = paths.split(path)
         await self._check_write_target(path, dir_checked=_dir_checked)
-        extra: dict[str, Any] = dict(self._write_kwargs(path))
-        if mode == "create":
-            extra["IfNoneMatch"] = "*"
         if self._encrypted.cse_enabled(path):
             response = await self._encrypted.put_bytes(path, value, create=mode == "create")
         elif len(value) <= max(self.options.s3.part_size, self.options.s3.multipart_threshold):
-            response = await self.s3.call("put_object", path, Bucket=bucket, Key=key, Body=value,
-                                          **extra)
+            meta = await self._transport(path).put(path, value, if_none_match=mode == "create")
+            response = {"ETag": meta.etag, "VersionId": meta.version_id}
         else:
             response = await self._uploads.upload(
                 path, bucket, key, bytes_parts(value, self.options.s3.part_size),

@@ -18,7 +18,7 @@ checked, so a bulk write into one directory pays for the checks once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK
@@ -27,7 +27,7 @@ from .. import paths
 from ..config import Options
 from ..errors import EmrfsError, is_a_directory, not_a_directory
 from ..s3.client import S3Client
-from ..s3.listing import Listing, add_page, list_pages
+from ..s3.listing import Listing, add_page
 from ..status import StatusFactory
 from .views import Views
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..cached_io import CachedIO
     from ..encrypted_io import EncryptedIO
     from ..readplan import ReadPlanner
+    from ..store import ObjectMeta, ObjectStore
 
 __all__ = ["Markers", "DIR_CONTENT_TYPE", "deleted_paths"]
 
@@ -45,10 +46,12 @@ _DELETE_BATCH = 1000
 class Markers:
     """The namespace's S3 side for one filesystem instance (see the module docstring)."""
 
-    def __init__(self, s3: S3Client, options: Options, views: Views,
+    def __init__(self, s3: S3Client, transport: Callable[[str], ObjectStore],
+                 options: Options, views: Views,
                  status: StatusFactory, encrypted: EncryptedIO, cached: CachedIO,
                  reads: ReadPlanner):
         self.s3 = s3
+        self.transport = transport  # the object-store transport of a path
         self.options = options
         self.views = views
         self.status = status
@@ -78,9 +81,8 @@ class Markers:
             return
 
         async def is_file(d: str) -> bool:
-            b, k = paths.split(d)
             try:
-                await self.s3.call("head_object", d, Bucket=b, Key=k, **self.encrypted.read_kwargs(d))
+                await self.transport(d).head(d)
                 return True
             except FileNotFoundError:
                 self._not_files.add(d)
@@ -242,10 +244,11 @@ class Markers:
             if self.reads.fetches_tail(path):  # one GET: the HEAD's answer and the footer
                 head = await self.reads.stat(path, bucket, key,
                                              **self.encrypted.read_kwargs(path))
-            else:
-                head = await self.s3.call("head_object", path, Bucket=bucket, Key=key,
-                                          **self.encrypted.read_kwargs(path))
-            return await self.encrypted.file_info(path, head, self.file_from_head(path, head))
+                return await self.encrypted.file_info(path, head,
+                                                      self.file_from_head(path, head))
+            meta = await self.transport(path).head(path)
+            head = {"ContentLength": meta.size, "Metadata": dict(meta.metadata)}  # CSE reads these
+            return await self.encrypted.file_info(path, head, self.file_from_meta(meta))
         except FileNotFoundError:
             pass
         return await self.dir_probe(path, bucket, key)
@@ -255,6 +258,11 @@ class Markers:
             path, head["ContentLength"], etag=head.get("ETag"),
             last_modified=head.get("LastModified"), version_id=head.get("VersionId"),
             ContentType=head.get("ContentType"))
+
+    def file_from_meta(self, meta: ObjectMeta) -> dict[str, Any]:
+        return self.status.file(
+            meta.path, meta.size, etag=meta.etag, last_modified=meta.last_modified,
+            version_id=meta.version_id, ContentType=meta.content_type)
 
     async def dir_probe(self, path: str, bucket: str, key: str) -> dict | None:
         """Directory info if ``key`` is a directory (children, ``key/`` or ``key_$folder$``)."""
@@ -267,19 +275,17 @@ class Markers:
             return self.status.directory(path, marker=marker,
                                          last_modified=first.get("LastModified") if marker else None)
         try:
-            head = await self.s3.call("head_object", path, Bucket=bucket,
-                                      Key=key + paths.EMRFS_FOLDER_SUFFIX,
-                                      **self.encrypted.read_kwargs(path))
+            head = await self.transport(path).head(path + paths.EMRFS_FOLDER_SUFFIX)
         except FileNotFoundError:
             return None
         return self.status.directory(path, marker=key + paths.EMRFS_FOLDER_SUFFIX,
-                                     last_modified=head.get("LastModified"))
+                                     last_modified=head.last_modified)
 
     async def s3_ls(self, path: str, bucket: str, key: str) -> list[dict]:
         """One directory's children as S3 lists them (delimited LIST)."""
         listing = Listing()
         prefix = key + "/" if key else ""
-        async for page in list_pages(self.s3, path, bucket, prefix, delimiter="/"):
+        async for page in self.transport(path).list(f"{bucket}/{prefix}", delimiter="/"):
             add_page(listing, bucket, key, page, self.status, recursive=False)
         entries = await self.encrypted.listed(listing.entries())  # CSE: plaintext lengths
         self.reads.remember_listing(entries)  # an open after ls needs no HEAD

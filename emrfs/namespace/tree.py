@@ -17,7 +17,6 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 
 from .. import paths
 from ..errors import is_a_directory, not_a_directory, not_empty
-from ..s3.listing import list_pages
 from .markers import Markers, deleted_paths
 
 if TYPE_CHECKING:
@@ -68,17 +67,16 @@ class Trees:
 
         async def s3_tree() -> dict[str, dict]:
             found: dict[str, dict] = {}
-            async for page in list_pages(self.s3, path, bucket, prefix, delimiter=None):
-                for obj in page.get("Contents", ()):
-                    k = obj["Key"]
+            async for page in self.markers.transport(path).list(f"{bucket}/{prefix}"):
+                for obj in page.objects:
+                    k = obj.key
                     as_dir = paths.marker_dir(k)
                     name = f"{bucket}/{as_dir if as_dir is not None else k}".rstrip("/")
                     item = found.setdefault(name, {"name": name, "type": "directory",
                                                    "size": 0, "keys": []})
                     item["keys"].append(k)
                     if as_dir is None:
-                        item.update(type="file", size=obj.get("Size", 0),
-                                    ETag=obj.get("ETag"))
+                        item.update(type="file", size=obj.size, ETag=obj.etag)
             return found
 
         view = self.views(path) if key else None
