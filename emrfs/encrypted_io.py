@@ -281,8 +281,8 @@ class EncryptedIO:
                          create: bool = False, **extra: Any) -> dict:
         """One PUT with the SSE kwargs of ``path`` and the CSE envelope as user metadata."""
         if not extra:  # through the transport plaintext writes take (obstore by default)
-            meta = await self.fs._transport(path).put(path, body, if_none_match=create,
-                                                      metadata=metadata)
+            meta = await self.transport(path).put(path, body, if_none_match=create,
+                                                  metadata=metadata)
             return {"ETag": meta.etag, "VersionId": meta.version_id}
         bucket, key = paths.split(path)
         kwargs: dict[str, Any] = {**self.write_kwargs(path), **extra}
