@@ -173,8 +173,7 @@ class Markers:
                                       Prefix=key + "/", MaxKeys=1)
             if page.get("KeyCount", 0) or page.get("Contents"):
                 return
-        await self.s3.call("put_object", parent, Bucket=bucket, Key=key + "/", Body=b"",
-                           ContentType=DIR_CONTENT_TYPE, **self.encrypted.write_kwargs(parent))
+        await self.transport(parent).put(parent + "/", b"", content_type=DIR_CONTENT_TYPE)
         self._checked_dirs.discard(parent)
         if view is not None:
             await view.record_directory(parent)  # a directory S3 listed only by its files
@@ -185,10 +184,8 @@ class Markers:
         self._not_files = {d for d in self._not_files if not paths.is_within(d, root)}
 
     async def put_marker(self, path: str) -> None:
-        bucket, key = paths.split(path)
         await self.check_parents(path)
-        await self.s3.call("put_object", path, Bucket=bucket, Key=key + "/", Body=b"",
-                           ContentType=DIR_CONTENT_TYPE, **self.encrypted.write_kwargs(path))
+        await self.transport(path).put(path + "/", b"", content_type=DIR_CONTENT_TYPE)
         await self.after_create(path)
         view = self.views(path)
         if view is not None:

@@ -207,9 +207,7 @@ class Renames:
         pairs = [(i, k) for i in items for k in i["keys"]]
         if not pairs:
             # an empty directory marked only by EMRFS's $folder$: stays an empty directory
-            await self.s3.call("put_object", dst, Bucket=db, Key=dk + "/", Body=b"",
-                               ContentType=DIR_CONTENT_TYPE,
-                               **self.encrypted.write_kwargs(dst))
+            await self.markers.transport(dst).put(dst + "/", b"", content_type=DIR_CONTENT_TYPE)
             copy.dirs.add(dst)
         own = {sk + "/"}
         # files (and the directory's own marker) first, then subdirectories' markers
@@ -310,9 +308,8 @@ class _TreeCopy:
             etag = None  # it holds files or directories: implied by their keys
         elif is_marker:
             async with self.semaphore:
-                await r.s3.call("put_object", f"{db}/{dk_}", Bucket=db, Key=dk_,
-                                Body=b"", ContentType=DIR_CONTENT_TYPE,
-                                **r.encrypted.write_kwargs(self.dst))
+                await r.markers.transport(self.dst).put(f"{db}/{dk_}", b"",
+                                                        content_type=DIR_CONTENT_TYPE)
             etag = None
         else:
             async with self.semaphore:
