@@ -220,7 +220,9 @@ class ReadPlanner:
     def known(self, path: str) -> dict[str, Any] | None:
         """The status an ``open`` of ``path`` may use instead of a HEAD (block-cached paths
         ask at every open: the cache serves local blocks by the version ``open`` sees)."""
-        if not self._plans(path):
+        if not self._plans(path) or self.fs._view(path) is not None:
+            # under the consistent view an open reads the version the view records now,
+            # which a status remembered from before another writer's commit may not be
             return None
         return self.statuses.get(path, self._reuse_seconds(path)) or None
 
@@ -283,7 +285,10 @@ class ReadPlanner:
         ``reuse`` (a file opened with ``cache_type="none"``) every read asks S3."""
         if not reuse:
             return await fetch(start, end)
-        cached = self.tails.read(path, etag, start, end)
+        # A remembered tail serves a part of the file (a footer), never a whole-file read:
+        # that one asks S3, pinned, so a file replaced since its status was taken is seen
+        # (and an open on a remembered status reads the new version, EmrFile.read).
+        cached = None if start <= 0 and end >= size else self.tails.read(path, etag, start, end)
         if cached is not None:
             return cached
         tail = self.tail_bytes(path)
