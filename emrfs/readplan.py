@@ -220,7 +220,7 @@ class ReadPlanner:
     def known(self, path: str) -> dict[str, Any] | None:
         """The status an ``open`` of ``path`` may use instead of a HEAD (block-cached paths
         ask at every open: the cache serves local blocks by the version ``open`` sees)."""
-        if not self._plans(path) or self.fs._view(path) is not None:
+        if not self._plans(path) or self.views(path) is not None:
             # under the consistent view an open reads the version the view records now,
             # which a status remembered from before another writer's commit may not be
             return None
