@@ -33,6 +33,7 @@ from .errors import (
     not_found,
 )
 from .encrypted_io import EncryptedFile, EncryptedIO
+from .namespace.listing import Listings
 from .namespace.markers import Markers
 from .namespace.rename import Renames
 from .namespace.tree import Trees
@@ -40,7 +41,6 @@ from .namespace.views import Views, as_status
 from .readplan import ReadPlanner
 from .renames import RenameJournal
 from .s3.client import S3Client
-from .s3.listing import Listing, add_page
 from .s3.multipart import UploadPurge
 from .status import StatusFactory
 from .tiers import EphemeralRoutes, StackVerbs
@@ -122,6 +122,7 @@ class EmrFileSystem(AsyncFileSystem):
         self._renames = RenameJournal(self._markers)  # directory renames cut short
         # a directory's tree, rm and rmdir (emrfs.namespace.tree); renames (.rename)
         self._trees = Trees(self._markers, self._tiers, self._info)
+        self._listings = Listings(self._markers, self._tiers, self._info)  # ls, find
         self._moves = Renames(self._markers, self._trees, self._tiers, self._renames,
                               self._uploads, self._info)
 
@@ -219,20 +220,7 @@ class EmrFileSystem(AsyncFileSystem):
             entries = [self.status.bucket(b["Name"], b.get("CreationDate"))
                        for b in response.get("Buckets", [])]
             return entries if detail else [e["name"] for e in entries]
-        if self._tiers.owns(path):
-            return await self._tiers.ls(path, detail)
-        bucket, key = paths.split(path)
-        view = self._views(path)
-        if view is None:
-            entries = await self._markers.s3_ls(path, bucket, key)
-        else:
-            entries = [as_status(self.status, e) for e in
-                       await view.ls(path, lambda: self._markers.s3_ls(path, bucket, key))]
-        entries = await self._tiers.merge_children(path, entries)  # e.g. out/_temporary
-        if not entries:
-            info = await self._info(path)  # a file, an empty directory, or nothing
-            entries = [info] if info["type"] == "file" else []
-        return entries if detail else [e["name"] for e in entries]
+        return await self._listings.ls(path, detail)
 
     async def _find(self, path: str, maxdepth: int | None = None, withdirs: bool = False,
                     detail: bool = False, prefix: str = "", **kwargs: Any):
@@ -243,65 +231,7 @@ class EmrFileSystem(AsyncFileSystem):
         if not path:
             return await super()._find(path, maxdepth=maxdepth, withdirs=withdirs,
                                        detail=detail, **kwargs)
-        if self._tiers.owns(path):
-            return await self._tiers.find(path, maxdepth, withdirs, detail, prefix)
-        bucket, key = paths.split(path)
-        list_prefix = key + "/" if key else ""
-        if prefix:
-            list_prefix += prefix
-        if literal:
-            lit_bucket, lit_key = paths.split(literal)
-            if lit_bucket == bucket and lit_key.startswith(list_prefix):
-                list_prefix = lit_key
-
-        async def s3_find() -> dict[str, dict]:
-            listing = Listing()
-            async for page in self._transport(path).list(
-                    f"{bucket}/{list_prefix}", delimiter="/" if maxdepth == 1 else None):
-                add_page(listing, bucket, key, page, self.status, recursive=maxdepth != 1,
-                         withdirs=True)
-            out: dict[str, dict] = {}
-            if listing.empty and listing.self_marker is None and not literal and not prefix:
-                try:
-                    info = await self._info(path)
-                except FileNotFoundError:
-                    return out
-                if info["type"] == "file" or (withdirs and key):  # a bucket never lists itself
-                    out[path] = info
-            else:
-                out.update(listing.files)
-                if withdirs:
-                    out.update(listing.dirs)
-                    if key and (listing.self_marker or not listing.empty):
-                        out.setdefault(path, self.status.directory(path,
-                                                                   marker=listing.self_marker))
-                else:
-                    for name in listing.dirs:
-                        out.pop(name, None)
-            self._reads.remember_listing(list(listing.files.values()))
-            return out
-
-        view = self._views(path)
-        if view is None:
-            out = await s3_find()
-        else:
-            scope = f"{bucket}/{list_prefix}"
-
-            def in_scope(name: str) -> bool:
-                depth = name[len(path) + 1:].count("/") + 1
-                return name.startswith(scope) and (maxdepth is None or depth <= maxdepth)
-
-            out = {n: as_status(self.status, i)
-                   for n, i in (await view.find(path, s3_find, in_scope, withdirs)).items()}
-        out = {e["name"]: e for e in await self._encrypted.listed(list(out.values()))}
-        # after the CSE lengths: tier files are local plaintext, never HEADed in S3
-        out = await self._tiers.merge_find(path, out, maxdepth, withdirs, prefix)
-        if maxdepth is not None and maxdepth > 1:
-            depth_base = len(path) + 1
-            out = {n: i for n, i in out.items()
-                   if n == path or n[depth_base:].count("/") < maxdepth}
-        names = sorted(out)
-        return {n: out[n] for n in names} if detail else names
+        return await self._listings.find(path, maxdepth, withdirs, detail, prefix, literal)
 
     def _cat_stream(self, path: str, start: int, end: int, *, etag: str | None = None,
                     piece_size: int = streamed_read.PIECE_SIZE):
