@@ -18,8 +18,9 @@ import contextvars
 import functools
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["run_blocking", "LEAF_THREADS"]
 

@@ -33,7 +33,7 @@ import os
 import tempfile
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
@@ -44,7 +44,7 @@ from .config import CSEOptions
 from .crypto import ContentCrypto, ContentEncryptor, RangeReader, averified_chunks, sse
 from .crypto import segmented
 from .crypto.envelope import INSTRUCTION_MARKER, instruction_file_required, is_encrypted
-from .crypto.stream import plaintext_length
+from .crypto.stream import adecrypt_whole, encrypted_parts, plaintext_length
 from .errors import EmrfsError, EncryptionError, IntegrityError, is_a_directory
 from .files import EmrFile
 from .s3.client import _close_at_exit, client_kwargs
@@ -135,23 +135,6 @@ class CseWriter:
             return b""
         self._finished = True
         return self.encryptor.finalize()
-
-
-def encrypted_parts(encryptor: ContentEncryptor, chunks: Iterable[bytes | memoryview],
-                    part_size: int) -> Iterator[bytes]:
-    """Ciphertext of ``chunks`` (in order) cut into parts of exactly ``part_size``
-    bytes, the last one shorter; memory stays near two parts."""
-    buffer = bytearray()
-    for chunk in chunks:
-        buffer += encryptor.update(chunk)
-        while len(buffer) >= part_size:
-            yield bytes(buffer[:part_size])
-            del buffer[:part_size]
-    buffer += encryptor.finalize()
-    while len(buffer) > part_size:
-        yield bytes(buffer[:part_size])
-        del buffer[:part_size]
-    yield bytes(buffer)
 
 
 class EnvelopeFound(Exception):
@@ -326,15 +309,8 @@ class EncryptedIO:
         encryptor = await self.crypto.new_encryptor(path)
         o = self.fs.options.s3
         if size <= max(o.part_size, o.multipart_threshold):
-            # one buffer of the stored length, encrypted into in place: no copy per chunk
-            body = bytearray(encryptor.stored_length(size) + 64)
-            view, n = memoryview(body), 0
-            for chunk in chunks:
-                n += encryptor.update_into(chunk, view[n:])
-            tail = encryptor.finalize()
-            view.release()
-            body[n:n + len(tail)] = tail
-            del body[n + len(tail):]
+            # one buffer of the stored length, encrypted into in place, sent as bytes
+            body = encryptor.encrypt_whole(chunks, size)
             response = await self.put_object(path, body, metadata=encryptor.metadata,
                                              create=create)
         else:
@@ -426,18 +402,7 @@ class EncryptedIO:
         if decryptor is None:
             chunks = [c async for c in body]
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        stored = response.get("ContentLength") or 0
-        out = bytearray(decryptor.max_output(stored) + 64)
-        view, n = memoryview(out), 0
-        async for chunk in body:
-            if n + decryptor.max_output(len(chunk)) + 64 > len(out):  # a body longer than said
-                raise IntegrityError(f"{path!r} is longer than S3 reported; read it again", path)
-            n += decryptor.update_into(chunk, view[n:])
-        tail = decryptor.finalize()
-        view.release()
-        out[n:n + len(tail)] = tail
-        del out[n + len(tail):]
-        return bytes(out)
+        return await adecrypt_whole(decryptor, body, response.get("ContentLength") or 0)
 
     # --- status ------------------------------------------------------------------------------
 

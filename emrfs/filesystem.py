@@ -39,11 +39,13 @@ from .errors import (
     not_found,
 )
 from .encrypted_io import EncryptedFile, EncryptedIO
+from .readplan import ReadPlanner
 from .renames import RenameJournal
 from .s3.client import S3Client
 from .s3.listing import Listing, add_page, list_pages
 from .s3.multipart import MultipartUpload, UploadPurge, part_ranges
 from .status import StatusFactory
+from .store import ObjectMeta, ObjectStore, transport_for
 from .tiers import EphemeralRoutes
 
 logger = logging.getLogger("emrfs")
@@ -105,9 +107,24 @@ class EmrFileSystem(AsyncFileSystem):
         self._cached = CachedIO(self)  # block cache (emrfs.cached_io)
         self._tiers = EphemeralRoutes(self, self._cached)  # ephemeral paths (emrfs.tiers)
         self._renames = RenameJournal(self)  # directory renames cut short (emrfs.renames)
+        self._reads = ReadPlanner(self)  # statuses and footers reads reuse (emrfs.readplan)
         self._purge = UploadPurge(  # abandoned multipart uploads (emrfs.s3.multipart)
             self.s3, age_seconds=o.multipart_purge_age, whole_bucket=o.multipart_purge,
             staged_ids=self._tiers.staging.staged_upload_ids)
+        # the object-store protocol's transport, one per SSE settings in force (per bucket or
+        # prefix), all over self.s3 (its connections, retries and pinned-get policy)
+        self._transports: dict = {}
+        self.transport = self._transport("")
+
+    def _transport(self, path: str) -> ObjectStore:
+        """The transport for ``path``: made once per distinct S3/SSE options, then cached."""
+        options = self.options.for_path(path)
+        store = self._transports.get((options.s3, options.sse))
+        if store is None:
+            store = self._transports[(options.s3, options.sse)] = transport_for(
+                options, client=self.s3, purge=self._purge,
+                source_sse=lambda src: self.options.for_path(src).sse)
+        return store
 
     # --- the consistent view ---------------------------------------------------------
 
@@ -209,14 +226,35 @@ class EmrFileSystem(AsyncFileSystem):
         if found is None:
             raise not_found(path)
         self._cached.seen(found)  # the version later cached reads use
+        self._reads.remember(found)  # isfile and open reuse it (pinned to its ETag)
         return found
+
+    async def _isfile(self, path: str) -> bool:
+        try:
+            path = self._norm(path)
+        except (ValueError, OSError):
+            return False
+        if self._reads.known_file(path):  # a file a moment ago; reads pin its ETag
+            return True
+        return await super()._isfile(path)
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        if path is None:
+            self._reads.statuses.clear()
+        else:
+            self._reads.forget_below(self._strip_protocol(path))
+        super().invalidate_cache(path)
 
     async def _s3_info(self, path: str, bucket: str, key: str) -> dict | None:
         """What S3 alone says about ``path`` (None: nothing there)."""
         try:
-            head = await self.s3.call("head_object", path, Bucket=bucket, Key=key,
-                                      **self._read_kwargs(path))
-            return await self._encrypted.file_info(path, head, self._file_from_head(path, head))
+            if self._reads.fetches_tail(path):  # one GET: the HEAD's answer and the footer
+                head = await self._reads.stat(path, bucket, key, **self._read_kwargs(path))
+                return await self._encrypted.file_info(path, head,
+                                                       self._file_from_head(path, head))
+            meta = await self._transport(path).head(path)
+            head = {"ContentLength": meta.size, "Metadata": dict(meta.metadata)}  # CSE reads these
+            return await self._encrypted.file_info(path, head, self._file_from_meta(meta))
         except FileNotFoundError:
             pass
         return await self._dir_probe(path, bucket, key)
@@ -226,6 +264,11 @@ class EmrFileSystem(AsyncFileSystem):
             path, head["ContentLength"], etag=head.get("ETag"),
             last_modified=head.get("LastModified"), version_id=head.get("VersionId"),
             ContentType=head.get("ContentType"))
+
+    def _file_from_meta(self, meta: ObjectMeta) -> dict[str, Any]:
+        return self.status.file(
+            meta.path, meta.size, etag=meta.etag, last_modified=meta.last_modified,
+            version_id=meta.version_id, ContentType=meta.content_type)
 
     async def _dir_probe(self, path: str, bucket: str, key: str) -> dict | None:
         """Directory info if ``key`` is a directory (children, ``key/`` or ``key_$folder$``)."""
@@ -238,13 +281,11 @@ class EmrFileSystem(AsyncFileSystem):
             return self.status.directory(path, marker=marker,
                                          last_modified=first.get("LastModified") if marker else None)
         try:
-            head = await self.s3.call("head_object", path, Bucket=bucket,
-                                      Key=key + paths.EMRFS_FOLDER_SUFFIX,
-                                      **self._read_kwargs(path))
+            head = await self._transport(path).head(path + paths.EMRFS_FOLDER_SUFFIX)
         except FileNotFoundError:
             return None
         return self.status.directory(path, marker=key + paths.EMRFS_FOLDER_SUFFIX,
-                                     last_modified=head.get("LastModified"))
+                                     last_modified=head.last_modified)
 
     async def _modified(self, path: str):
         info = await self._info(path)
@@ -283,9 +324,11 @@ class EmrFileSystem(AsyncFileSystem):
         """One directory's children as S3 lists them (delimited LIST)."""
         listing = Listing()
         prefix = key + "/" if key else ""
-        async for page in list_pages(self.s3, path, bucket, prefix, delimiter="/"):
+        async for page in self._transport(path).list(f"{bucket}/{prefix}", delimiter="/"):
             add_page(listing, bucket, key, page, self.status, recursive=False)
-        return await self._encrypted.listed(listing.entries())  # CSE: plaintext lengths
+        entries = await self._encrypted.listed(listing.entries())  # CSE: plaintext lengths
+        self._reads.remember_listing(entries)  # an open after ls needs no HEAD
+        return entries
 
     async def _find(self, path: str, maxdepth: int | None = None, withdirs: bool = False,
                     detail: bool = False, prefix: str = "", **kwargs: Any):
@@ -309,8 +352,8 @@ class EmrFileSystem(AsyncFileSystem):
 
         async def s3_find() -> dict[str, dict]:
             listing = Listing()
-            async for page in list_pages(self.s3, path, bucket, list_prefix,
-                                         delimiter="/" if maxdepth == 1 else None):
+            async for page in self._transport(path).list(
+                    f"{bucket}/{list_prefix}", delimiter="/" if maxdepth == 1 else None):
                 add_page(listing, bucket, key, page, self.status, recursive=maxdepth != 1,
                          withdirs=True)
             out: dict[str, dict] = {}
@@ -331,6 +374,7 @@ class EmrFileSystem(AsyncFileSystem):
                 else:
                     for name in listing.dirs:
                         out.pop(name, None)
+            self._reads.remember_listing(list(listing.files.values()))
             return out
 
         view = self._view(path)
@@ -488,9 +532,8 @@ class EmrFileSystem(AsyncFileSystem):
             return
 
         async def is_file(d: str) -> bool:
-            b, k = paths.split(d)
             try:
-                await self.s3.call("head_object", d, Bucket=b, Key=k, **self._read_kwargs(d))
+                await self._transport(d).head(d)
                 return True
             except FileNotFoundError:
                 self._not_files.add(d)
@@ -593,6 +636,7 @@ class EmrFileSystem(AsyncFileSystem):
     async def _after_create(self, path: str) -> None:
         """A child arrived: remove ancestors' markers (as S3A does), once per directory."""
         self._cached.forget(path)  # blocks of what was there before
+        self._reads.forget(path)
         self._not_files.discard(path)  # it may be a file now: checked again below it
         parent = paths.parent(path)
         if parent in self._checked_dirs or not paths.split(parent)[1]:
@@ -634,6 +678,7 @@ class EmrFileSystem(AsyncFileSystem):
             await view.record_directory(parent)  # a directory S3 listed only by its files
 
     def _forget_dirs(self, root: str) -> None:
+        self._reads.forget_below(root)
         self._checked_dirs = {d for d in self._checked_dirs if not paths.is_within(d, root)}
         self._not_files = {d for d in self._not_files if not paths.is_within(d, root)}
 
@@ -673,6 +718,13 @@ class EmrFileSystem(AsyncFileSystem):
                 raise is_a_directory(path, "open a file below it, or use ls") from None
             raise
 
+    async def _cat_ranges(self, paths, starts, ends, max_gap=None, batch_size=None,
+                          on_error="return", **kwargs: Any) -> list:
+        # the ranges of one file from one version, nearby ones in one GET (emrfs.readplan)
+        return await self._reads.cat_ranges(
+            paths, starts, ends, max_gap=max_gap, batch_size=batch_size, on_error=on_error,
+            one=lambda p, s, e: self._cat_file(p, start=s, end=e, **kwargs))
+
     async def _consistent_cat(self, view, path: str, bucket: str, key: str,
                               start: int | None, end: int | None) -> bytes:
         """A read checked against the ETag the metadata records (stale copies retried)."""
@@ -689,10 +741,7 @@ class EmrFileSystem(AsyncFileSystem):
                                   end: int, etag: str | None) -> bytes:
         """Bytes of the version with ``etag`` (a stale copy is retried by the consistent
         view's policy, see :meth:`_pinned_get`; another version is :class:`ChangedError`)."""
-        extra = dict(self._read_kwargs(path))
-        if etag:
-            extra["IfMatch"] = etag
-        return await self.s3.read_range(path, bucket, key, start, end, **extra)
+        return await self._transport(path).get_range(path, start, end, if_match=etag or None)
 
     async def _get_file(self, rpath: str, lpath: str, callback=None, **kwargs: Any) -> None:
         rpath = self._norm(rpath)
@@ -743,14 +792,11 @@ class EmrFileSystem(AsyncFileSystem):
             return await self._tiers.pipe(path, value, mode)
         bucket, key = paths.split(path)
         await self._check_write_target(path, dir_checked=_dir_checked)
-        extra: dict[str, Any] = dict(self._write_kwargs(path))
-        if mode == "create":
-            extra["IfNoneMatch"] = "*"
         if self._encrypted.cse_enabled(path):
             response = await self._encrypted.put_bytes(path, value, create=mode == "create")
         elif len(value) <= max(self.options.s3.part_size, self.options.s3.multipart_threshold):
-            response = await self.s3.call("put_object", path, Bucket=bucket, Key=key, Body=value,
-                                          **extra)
+            meta = await self._transport(path).put(path, value, if_none_match=mode == "create")
+            response = {"ETag": meta.etag, "VersionId": meta.version_id}
         else:
             response = await self._upload_multipart(
                 path, bucket, key, _bytes_parts(value, self.options.s3.part_size),
@@ -1073,17 +1119,16 @@ class EmrFileSystem(AsyncFileSystem):
 
         async def s3_tree() -> dict[str, dict]:
             found: dict[str, dict] = {}
-            async for page in list_pages(self.s3, path, bucket, prefix, delimiter=None):
-                for obj in page.get("Contents", ()):
-                    k = obj["Key"]
+            async for page in self._transport(path).list(f"{bucket}/{prefix}"):
+                for obj in page.objects:
+                    k = obj.key
                     as_dir = paths.marker_dir(k)
                     name = f"{bucket}/{as_dir if as_dir is not None else k}".rstrip("/")
                     item = found.setdefault(name, {"name": name, "type": "directory",
                                                    "size": 0, "keys": []})
                     item["keys"].append(k)
                     if as_dir is None:
-                        item.update(type="file", size=obj.get("Size", 0),
-                                    ETag=obj.get("ETag"))
+                        item.update(type="file", size=obj.size, ETag=obj.etag)
             return found
 
         view = self._view(path) if key else None
@@ -1126,22 +1171,26 @@ class EmrFileSystem(AsyncFileSystem):
             rel = k[len(sk) + 1:] if k.startswith(sk + "/") else ""
             return f"{dk}/{rel}" if rel else dk + "/"
 
+        # A marker only keeps an empty directory a directory, and S3 may still list one
+        # that a child's arrival removed (as S3A does): a copy of it would fail
+        # (NoSuchKey) though the directory is there.  So markers are not copied: the
+        # destination's empty directories get a new one, the others need none.
+        holding = {paths.parent(i["path"]) for i in items}
+
         async def copy_one(item: dict, k: str) -> None:
             dk_ = target(k)
             is_marker = item["type"] == "directory" or paths.marker_dir(k) is not None
             there = present.get(dk_)
             if there is not None and _same_object(there, item):
                 etag = there.get("ETag")
-            elif is_marker and not item["listed"]:
-                # a directory only the metadata knows (its marker not listed yet)
+            elif is_marker and item["path"] in holding:
+                etag = None  # it holds files or directories: implied by their keys
+            elif is_marker:
                 async with semaphore:
                     await self.s3.call("put_object", f"{db}/{dk_}", Bucket=db, Key=dk_,
                                        Body=b"", ContentType=_DIR_CONTENT_TYPE,
                                        **self._write_kwargs(dst))
                 etag = None
-            elif is_marker:
-                async with semaphore:
-                    etag = await self._copy_key(sb, k, db, dk_, item["size"])
             else:
                 async with semaphore:
                     with callback.branched(f"{sb}/{k}", f"{db}/{dk_}") as child:
@@ -1161,8 +1210,7 @@ class EmrFileSystem(AsyncFileSystem):
                                ContentType=_DIR_CONTENT_TYPE, **self._write_kwargs(dst))
             dirs.add(dst)
         own = {sk + "/"}
-        # files (and the directory's own marker) first, then subdirectories' markers:
-        # markers copied as-is keep empty directories empty directories
+        # files (and the directory's own marker) first, then subdirectories' markers
         await asyncio.gather(*(copy_one(i, k) for i, k in pairs
                                if i["type"] == "file" or k in own))
         await asyncio.gather(*(copy_one(i, k) for i, k in pairs
@@ -1325,6 +1373,8 @@ class EmrFileSystem(AsyncFileSystem):
         """Delete ``keys`` in batches; ``confirmed`` collects the keys S3 said it deleted
         (filled even when a batch fails, so the caller records exactly those)."""
         keys = list(dict.fromkeys(keys))
+        for k in keys:
+            self._reads.forget(f"{bucket}/{k}")
         batches = [keys[i:i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
 

@@ -26,7 +26,6 @@ from typing import IO, Any
 
 from fsspec.callbacks import Callback
 
-
 #: seconds before a bar appears, so quick commands print nothing; tqdm's own variable
 _DELAY = float(os.environ.get("TQDM_DELAY", "0.5"))
 
@@ -83,7 +82,7 @@ class TransferProgress(Callback):
             self._show_files()
             self.bar.refresh()
 
-    def branched(self, path_1: str, path_2: str, **kwargs: Any) -> "FileBytes":
+    def branched(self, path_1: str, path_2: str, **kwargs: Any) -> FileBytes:
         return FileBytes(self)
 
     def close(self) -> None:
@@ -112,6 +111,8 @@ class TransferProgress(Callback):
 
 class FileBytes(Callback):
     """The child callback of one file: its bytes go to the parent's bar."""
+
+    size: int | None  # fsspec's Callback sets it
 
     def __init__(self, parent: TransferProgress):
         super().__init__()

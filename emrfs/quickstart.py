@@ -96,7 +96,7 @@ def consistent_view(endpoint: str, s3: Any, bucket: str, table: str) -> None:
     print("   now another program changes S3 behind emrfs's back (raw boto3):")
     s3.delete_object(Bucket=bucket, Key="sales/q1.csv")
     s3.put_object(Bucket=bucket, Key="sales/q3.csv", Body=b"region,total\nnorth,14\n")
-    print("     deleted s3://{0}/sales/q1.csv, put s3://{0}/sales/q3.csv".format(bucket))
+    print(f"     deleted s3://{bucket}/sales/q1.csv, put s3://{bucket}/sales/q3.csv")
     emrfs_log = logging.getLogger("emrfs")
     level, emrfs_log.level = emrfs_log.level, logging.ERROR  # the error below says it all
     try:
@@ -250,7 +250,7 @@ def main() -> int:
 
     started = time.perf_counter()
     with LocalServers() as servers:
-        endpoint = servers.endpoint_url
+        endpoint = servers.start()  # started already: returns the URL
         where = "embedded moto server" if servers.embedded else "EMRFS_ENDPOINT_URL"
         print(f"S3, DynamoDB and KMS at {endpoint} ({where})")
         s3 = boto3.client("s3", endpoint_url=endpoint)

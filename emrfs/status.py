@@ -30,7 +30,8 @@ DIR_PERMISSION = "777"
 def _os_user() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
+    # no passwd entry in some containers (KeyError before 3.13, OSError since), no pwd module
+    except (ImportError, KeyError, OSError):
         return "emrfs"
 
 

@@ -555,10 +555,14 @@ class EphemeralRoutes:
                 await self.keep_parent(p)
                 removed.append(p)
                 continue
-            if self.holds_dir(p):
+            if await self.holds_any(p):
                 if not recursive:
                     raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
-                self.tier.delete(p, recursive=True)
+                # what the tier holds below p goes everywhere: the local copy, and the
+                # staged uploads and recorded job directories every machine sees
+                if self.holds_dir(p):
+                    self.tier.delete(p, recursive=True)
+                await self.staging.abort_tree(p)
                 if not await self.fs._exists(p):
                     await self.keep_parent(p)
                     removed.append(p)

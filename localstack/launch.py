@@ -102,7 +102,8 @@ def java_home() -> Path:
     if not home:
         javac = shutil.which("javac")
         if not javac:
-            raise SystemExit("javac not found: install a JDK 17+ (apt-get install openjdk-17-jdk-headless)")
+            raise SystemExit(
+                "javac not found: install a JDK 17+ (apt-get install openjdk-17-jdk-headless)")
         home = str(Path(os.path.realpath(javac)).parent.parent)
     java = Path(home) / "bin" / "java"
     out = subprocess.run([str(java), "-version"], capture_output=True, text=True)

@@ -61,8 +61,8 @@ def test_siblings_are_imported_through_the_package(name):
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             bare += [a.name for a in node.names if a.name.split(".")[0] in MODULES]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module.split(".")[0] in MODULES:
-                bare.append(node.module)
+        elif (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+              and node.module.split(".")[0] in MODULES):
+            bare.append(node.module)
     assert not bare, (f"benchmarks/{name}.py imports {bare} as top-level modules: "
                       "use `from benchmarks import x` or `from .x import ...`")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from botocore.exceptions import ClientError
 
 pytestmark = [pytest.mark.localstack, pytest.mark.integration]
 
@@ -85,7 +86,7 @@ def test_sse_c_is_enforced_through_emrfs(aws, emrfs_localstack):
         assert fs.cat_file(f"{name}/secret") == b"only with the key"
         fs.mv(f"{name}/secret", f"{name}/moved")  # copies send the source key too
         assert fs.cat_file(f"{name}/moved") == b"only with the key"
-        with pytest.raises(Exception):
+        with pytest.raises(ClientError):
             s3.get_object(Bucket=name, Key="moved")  # no key: refused by the server
         plain = EmrFileSystem(**creds)
         with pytest.raises(OSError):

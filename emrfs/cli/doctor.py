@@ -177,7 +177,7 @@ def check_metadata(options) -> Check:
 
 
 def _kms_keys(options) -> list[tuple[str, str, str | None]]:
-    keys = []
+    keys: list[tuple[str, str, str | None]] = []
     if options.sse.enabled and "kms" in options.sse.algorithm.lower() and options.sse.kms_key_id:
         keys.append(("sse", options.sse.kms_key_id, None))
     if options.cse.enabled and options.cse.kms_key_id:

@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import json
 import sys
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _filesystem(args: argparse.Namespace):
     import fsspec
 
-    options: dict[str, str] = {}
+    options: dict[str, Any] = {}  # strings, coerced by the filesystem's options
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep or not key:

@@ -56,7 +56,8 @@ async def _s3_uploads(fs, path: str) -> list[dict[str, Any]]:
     from .. import paths
 
     bucket, prefix = paths.split(path)
-    found, marker = [], {}
+    found: list[dict[str, Any]] = []
+    marker: dict[str, str] = {}
     while True:
         page = await fs.s3.call("list_multipart_uploads", path, Bucket=bucket,
                                 Prefix=prefix, **marker)

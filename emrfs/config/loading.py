@@ -12,8 +12,7 @@ from typing import Any
 
 from .. import hadoop_compat
 from ..errors import ConfigurationError
-from .options import (IGNORED_PROPERTIES, OVERRIDABLE, RESERVED_ENV, SECTIONS, Options,
-                      _apply)
+from .options import IGNORED_PROPERTIES, OVERRIDABLE, RESERVED_ENV, SECTIONS, Options, _apply
 from .registry import ALIASES, REGISTRY, coerce, lookup
 
 

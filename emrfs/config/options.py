@@ -8,16 +8,30 @@ line of documentation and the values it allows (``rule=``).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import hadoop_compat
 from ..errors import ConfigurationError
-from .rules import (BASE64_256_BIT_KEY, DYNAMODB_TABLE, JSON_OBJECT, PYTHON_CLASS,
-                    READABLE_FILE, REGION, RETRY_POLICY, SECRET, TEXT, URL, GiB, MiB, between,
-                    one_of, opt)
+from .rules import (
+    BASE64_256_BIT_KEY,
+    DYNAMODB_TABLE,
+    JSON_OBJECT,
+    PYTHON_CLASS,
+    READABLE_FILE,
+    REGION,
+    RETRY_POLICY,
+    SECRET,
+    TEXT,
+    URL,
+    GiB,
+    MiB,
+    between,
+    one_of,
+    opt,
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,14 @@ class S3Options:
     create_checks: bool = opt(True, "fs.s3.create.checks",
                               doc="before a write, refuse a path that is a directory (one LIST);"
                                   " off trades that check for speed, as S3A's create.performance")
+    status_tail_bytes: int = opt(
+        64 * 1024, doc="info() of a plaintext file is one GET of its last this many bytes (size,"
+                       " ETag and the Parquet/ORC footer, which the next read reuses) instead of"
+                       " a HEAD; 0: a HEAD", rule=between(0, 16 * MiB, " bytes"))
+    status_reuse_seconds: float = opt(
+        15.0, doc="a file status seen by info() or a listing serves isfile() and open() this"
+                  " long with no HEAD (reads stay pinned to its ETag); 0: every open asks",
+        rule=between(0, 3600, " seconds"))
     transport: str = opt("auto", "fs.s3.transport",
                          doc="S3 client under the stack: 'obstore' (Rust object_store, several "
                              "times less CPU per request), 'botocore' (aiobotocore), or 'auto': "
@@ -366,7 +388,7 @@ class Conflict:
 
 
 def _plain_http(url: str | None) -> bool:
-    return bool(url) and url.lower().startswith("http://")
+    return url is not None and url.lower().startswith("http://")
 
 
 _COMMITTING_FORMATS = ("v3", "segmented")

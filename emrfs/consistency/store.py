@@ -181,7 +181,7 @@ class MetadataStore(ABC):
     def _scan_rows(self) -> Iterator[Entry]:
         """Every metadata row in the table."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most stores hold nothing to release
         """Release connections (nothing to do for most stores)."""
 
     # --- reads ------------------------------------------------------------------------

@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..blocking import run_blocking
 from .. import paths as P
+from ..blocking import run_blocking
 from ..config import S3Options
 from ..s3.client import S3Client
 from ..s3.listing import list_pages
@@ -81,8 +81,10 @@ class AioS3Walker:
         return cls(options.s3)
 
     async def walk(self, path: str) -> AsyncIterator[tuple[str, dict]]:
-        owned = not isinstance(self.client, S3Client)
-        client = S3Client(self.client) if owned else self.client
+        if isinstance(self.client, S3Client):
+            client, owned = self.client, False
+        else:
+            client, owned = S3Client(self.client), True
         bucket, key = P.split(path)
         try:
             async for page in list_pages(client, path, bucket, key, delimiter=None):
@@ -202,6 +204,7 @@ async def diff(store: MetadataStore, walker: S3Walker, path: str, *,
             continue  # the bucket itself is not compared
         info, entry = shown.get(name), rows.get(name)
         if entry is None:
+            assert info is not None  # the name came from one side or the other
             report.items.append(DiffItem(name, S3_ONLY, info.get("type") == "directory"))
         elif entry.deleted:
             if info is not None:

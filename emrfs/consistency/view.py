@@ -149,7 +149,7 @@ class ConsistentView:
             rows = [e for entries, _ in batch for e in entries]
             try:
                 await run_blocking(self.store.put_many, rows)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - handed to every writer of the batch below
                 outcome: BaseException | None = exc
             else:
                 outcome = None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from ..config import CSEOptions, Options
 from ..errors import ConfigurationError, EncryptionError
@@ -131,7 +131,7 @@ class RangeReader:
         return ctr_decrypt(self._ctr[0], self._ctr[1], plan, data)
 
 
-OptionsLike = Union[Options, CSEOptions]
+OptionsLike = Options | CSEOptions
 
 
 class ContentCrypto:
@@ -255,9 +255,9 @@ class ContentCrypto:
         envelope, data_key = await self.open_envelope(path, metadata, instruction)
         if envelope.suite is Suite.SEGMENTED:
             assert envelope.header is not None
-            key = segmented.SegmentedKey(
+            segment_key = segmented.SegmentedKey(
                 data_key, segmented.Header.from_bytes(envelope.header, path), path)
-            return RangeReader(path, stored_length, True, _segments=key)
+            return RangeReader(path, stored_length, True, _segments=segment_key)
         if envelope.suite is Suite.V1_CBC:
             raise EncryptionError(
                 f"{path!r} is a legacy CBC object; it can only be read whole", path)

@@ -126,7 +126,10 @@ class BlockSealer:
         return nonce + self._aead.encrypt(nonce, data, aad)
 
     def open(self, sealed: bytes | memoryview, aad: bytes, where: str | None = None) -> bytes:
-        """Plaintext of a sealed unit; :class:`IntegrityError` if the key, identity or bytes differ."""
+        """Plaintext of a sealed unit.
+
+        :class:`IntegrityError` if the key, identity or bytes differ.
+        """
         if len(sealed) < OVERHEAD:
             raise IntegrityError(f"sealed cache unit for {where!r} is truncated", where)
         view = memoryview(sealed)

@@ -41,7 +41,9 @@ def derive_v3(data_key: bytes, message_id: bytes) -> tuple[bytes, bytes]:
     return dek, commitment
 
 
-def content_parameters(envelope: Envelope, data_key: bytes, path: str) -> tuple[bytes, bytes, bytes]:
+def content_parameters(
+    envelope: Envelope, data_key: bytes, path: str
+) -> tuple[bytes, bytes, bytes]:
     """``(key, iv, aad)`` of the content cipher; checks the v3 key commitment."""
     if envelope.suite is Suite.V3_GCM_COMMIT:
         assert envelope.message_id is not None and envelope.commitment is not None

@@ -110,7 +110,9 @@ class Envelope:
     commitment: bytes | None = None
     header: bytes | None = None
 
-    def to_metadata(self, instruction_file: bool = False) -> tuple[dict[str, str], dict[str, str] | None]:
+    def to_metadata(
+        self, instruction_file: bool = False
+    ) -> tuple[dict[str, str], dict[str, str] | None]:
         """``(object metadata, instruction-file JSON dict or None)``.
 
         With ``instruction_file``, v2 puts every name in the instruction file

@@ -31,8 +31,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, padding, serialization
-from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding as asym_padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
@@ -260,8 +259,10 @@ class AesKeyProvider(KeyProvider):
 
 # --- RSA key pair ---------------------------------------------------------------------
 
-_OAEP_SHA1 = asym_padding.OAEP(mgf=asym_padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(),
-                               label=None)
+# SHA-1 where the AWS SDKs' RSA-OAEP wraps use it (their wire format, not our choice): both
+# digests of the v2 wrap, and MGF1 of Java's OAEPWithSHA-256AndMGF1Padding
+_SHA1 = hashes.SHA1()  # noqa: S303
+_OAEP_SHA1 = asym_padding.OAEP(mgf=asym_padding.MGF1(_SHA1), algorithm=_SHA1, label=None)
 
 
 class RsaKeyProvider(KeyProvider):
@@ -318,7 +319,7 @@ class RsaKeyProvider(KeyProvider):
             if not allow_legacy:
                 raise EncryptionError(
                     f"{path!r} wraps its key with legacy {algorithm!r}; " + _LEGACY_HINT, path)
-            scheme = (asym_padding.OAEP(asym_padding.MGF1(hashes.SHA1()), hashes.SHA256(), None)
+            scheme = (asym_padding.OAEP(asym_padding.MGF1(_SHA1), hashes.SHA256(), None)
                       if "OAEP" in algorithm else asym_padding.PKCS1v15())
             try:
                 return _check_key(self.private_key.decrypt(envelope.wrapped_key, scheme), path)

@@ -19,6 +19,7 @@ import hmac
 import os
 import struct
 from dataclasses import dataclass
+from typing import overload
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -210,6 +211,14 @@ class SegmentedKey:
         out[:len(data)] = data
         return len(data)
 
+    @overload
+    def open(self, index: int, last: bool, segment: bytes | memoryview,
+             out: None = None) -> bytes: ...
+
+    @overload
+    def open(self, index: int, last: bool, segment: bytes | memoryview,
+             out: memoryview) -> int: ...
+
     def open(self, index: int, last: bool, segment: bytes | memoryview,
              out: memoryview | None = None) -> bytes | int:
         """Verify and decrypt segment ``index``; into ``out`` when given (returns the count)."""
@@ -343,7 +352,7 @@ class SegmentDecryptor:
     def _open(self, segment, target: memoryview) -> int:
         n = self.key.open(self._index, False, segment, target)
         self._index += 1
-        return n  # type: ignore[return-value]
+        return n
 
     def finalize(self) -> bytes:
         if len(self._buf) < TAG_BYTES:
@@ -351,4 +360,4 @@ class SegmentDecryptor:
                 f"{self.path!r} ends inside a segment tag: the object is truncated", self.path)
         plain = self.key.open(self._index, True, bytes(self._buf))
         self._buf = bytearray()
-        return plain  # type: ignore[return-value]
+        return plain

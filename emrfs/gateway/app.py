@@ -160,7 +160,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         failure: Exception = exc
     except web.HTTPException:
         raise
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a RemoteException
+    except Exception as exc:  # every failure becomes a RemoteException
         if request.get(STREAMING):
             raise
         failure = exc

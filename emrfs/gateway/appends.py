@@ -23,8 +23,12 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 from .backend import Backend, Writer
+
+if TYPE_CHECKING:  # imported when a body first spills to disk
+    from emrfs.encrypted_io import SealedSpool
 
 logger = logging.getLogger("emrfs.gateway")
 
@@ -177,7 +181,7 @@ class BodySpool:
         self.memory_bytes = memory_bytes
         self._held: list[bytes] = []
         self._held_bytes = 0
-        self._sealed = None
+        self._sealed: SealedSpool | None = None
 
     def write(self, chunk: bytes) -> None:
         if self._sealed is None and self._held_bytes + len(chunk) <= self.memory_bytes:

@@ -7,8 +7,8 @@ import logging
 import signal
 import ssl
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,7 @@ async def _start(fs, host, port, tls, app_options) -> tuple[web.AppRunner, int]:
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=tls, reuse_address=True)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # port 0 -> the one the OS chose
+    bound = runner.addresses[0][1]  # port 0 -> the one the OS chose
     return runner, bound
 
 
@@ -81,7 +81,7 @@ class RunningGateway:
     port: int
     _loop: asyncio.AbstractEventLoop
     _thread: threading.Thread
-    _stop: Callable[[], None]
+    _stop: Callable[[], object]
 
     def stop(self) -> None:
         self._stop()
@@ -108,7 +108,7 @@ def serve_in_thread(fs: AbstractFileSystem, host: str = "127.0.0.1", port: int =
         async def main() -> None:
             try:
                 runner, bound = await _start(fs, host, port, tls, app_options)
-            except BaseException as exc:  # report to the caller, not the thread
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller, not the thread
                 started["error"] = exc
                 ready.set()
                 return

@@ -57,8 +57,8 @@ class S3Client:
         self.options = options
         self._sleep = sleep
         self._pinned_get = pinned_get
-        self._client = None
-        self._context = None
+        self._client: Any = None  # aiobotocore's, untyped
+        self._context: Any = None
         self._pid = os.getpid()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
@@ -172,7 +172,7 @@ class S3Client:
                             break
                         parts.append(chunk)
                         got += len(chunk)
-            except Exception as exc:  # noqa: BLE001 - classified just below
+            except Exception as exc:  # classified just below
                 if not is_retryable(exc) or attempt + 1 >= self.options.max_attempts:
                     with map_s3_errors(path):
                         raise
@@ -231,7 +231,7 @@ class S3Client:
                     async for chunk in _gathered(body, chunk_size):
                         got += len(chunk)
                         yield chunk
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if not is_retryable(exc) or attempt + 1 >= self.options.max_attempts:
                     with map_s3_errors(path):
                         raise

@@ -31,7 +31,10 @@ MAX_PARTS = 10_000
 
 
 def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
-    """[start, end) ranges covering ``size`` bytes; grows the part size to stay within 10,000 parts."""
+    """[start, end) ranges covering ``size`` bytes.
+
+    Grows the part size to stay within 10,000 parts.
+    """
     if size <= 0:
         return [(0, 0)]
     part_size = max(part_size, MIN_PART, -(-size // MAX_PARTS))
@@ -152,7 +155,8 @@ class UploadPurge:
         try:
             return await self.purge(path, bucket, "" if whole else key,
                                     exact_key=None if whole else key, keep=upload_id)
-        except Exception as exc:  # e.g. no s3:ListBucketMultipartUploads permission
+        # best effort, logged: e.g. no s3:ListBucketMultipartUploads permission; the write goes on
+        except Exception as exc:  # noqa: BLE001
             logger.warning("could not purge abandoned multipart uploads for %r: %s", path, exc)
             return 0
 

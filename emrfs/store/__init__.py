@@ -25,9 +25,22 @@ def transport_for(options: Options, *, client: S3Client | None = None,
     ``pinned_get`` hook; the caller keeps owning it), else the store makes its own.
     ``kwargs`` go to :class:`~emrfs.store.s3.S3Store` (``source_sse``, ``purge``,
     ``page_size``).
+
+    ``s3.transport`` picks obstore (:class:`~emrfs.store.obstore.ObstoreStore`, the
+    default under ``auto``) or botocore (:class:`~emrfs.store.s3.S3Store`); the obstore
+    transport hands what it cannot do to a botocore one made from the same arguments,
+    on first need.
     """
+    from .obstore import ObstoreStore, choose_transport
     from .s3 import S3Store
 
-    if client is None:
-        return S3Store.from_options(options.s3, options.sse, **kwargs)
-    return S3Store(client, sse=options.sse, **kwargs)
+    def botocore() -> ObjectStore:
+        if client is None:
+            return S3Store.from_options(options.s3, options.sse, **kwargs)
+        return S3Store(client, sse=options.sse, **kwargs)
+
+    if choose_transport(options.s3, options.sse) == "obstore":
+        return ObstoreStore(options.s3, options.sse, fallback=botocore,
+                            source_sse=kwargs.get("source_sse"),
+                            pinned_get=client._pinned_get if client is not None else None)
+    return botocore()

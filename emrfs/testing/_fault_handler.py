@@ -165,7 +165,8 @@ class FaultHandler(RelayHandler):
         entry = self._lookup_entry(req.bucket, req.key) if linger else None
         resp = self.forward()
         if 200 <= resp.status < 300:
-            self.proxy.state.deleted(req.bucket, req.key, entry, inc.delay if linger else 0.0)
+            delay = inc.delay if linger and inc is not None else 0.0
+            self.proxy.state.deleted(req.bucket, req.key, entry, delay)
         self.relay(resp)
 
     def _delete_many(self, req: S3Request) -> None:
@@ -219,7 +220,7 @@ class FaultHandler(RelayHandler):
         headers = [(k, v) for k, v in obj.headers
                    if k.lower() not in ("content-length", "content-range")]
         span = _parse_range(self.headers.get("Range"), obj.size)
-        if span == "invalid":
+        if isinstance(span, str):  # "invalid"
             self.send_whole(416, "Requested Range Not Satisfiable",
                             [("Content-Type", "application/xml")],
                             error_body("InvalidRange", "The requested range is not satisfiable",

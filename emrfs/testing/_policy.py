@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+
 class FaultKind(str, Enum):
     """Names of the injected faults, as counted in :attr:`ProxyCounters.faults`."""
 

@@ -104,7 +104,7 @@ class RelayHandler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args) -> None:  # the stdlib names the parameter `format`
         log.debug("%s " + format, self.address_string(), *args)
 
     # --- the client's request body -------------------------------------------
@@ -191,7 +191,8 @@ class RelayHandler(BaseHTTPRequestHandler):
             if self._up is not None:
                 self._up.close()
             if not isinstance(body, bytes):
-                raise UpstreamError(f"upstream failed on {self.command} {self.path}: {exc}") from exc
+                raise UpstreamError(
+                    f"upstream failed on {self.command} {self.path}: {exc}") from exc
             try:  # a replayable body: one retry on a fresh connection
                 return self._send(self._connection(False), self.command, self.path,
                                   headers, pieces, chunked)
@@ -278,7 +279,7 @@ class RelayHandler(BaseHTTPRequestHandler):
             if not n:
                 break
             self.count_bytes(0, n)
-            self.wfile.write(b"%x\r\n%b\r\n" % (n, buf[:n]) if chunked else buf[:n])
+            self.wfile.write(b"".join((b"%x\r\n" % n, buf[:n], b"\r\n")) if chunked else buf[:n])
             sent += n
         if cut_at is not None:
             self.abort_connection()

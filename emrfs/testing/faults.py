@@ -97,6 +97,8 @@ class FaultProxy(FaultEngine):
         server.proxy = self  # type: ignore[attr-defined]
         self._server = server
         host, port = server.server_address[:2]
+        if isinstance(host, bytes):  # typeshed allows it; AF_INET gives str
+            host = host.decode()
         self.url = f"http://{host}:{port}"
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"emrfs-fault-proxy-{port}", daemon=True)

@@ -1,8 +1,17 @@
+import itertools
+
 import pytest
 from hypothesis import given, strategies as st
 
-from emrfs.cache.blocks import (block_count, block_index, block_span, blocks_for, clip, coalesce,
-                                run_span)
+from emrfs.cache.blocks import (
+    block_count,
+    block_index,
+    block_span,
+    blocks_for,
+    clip,
+    coalesce,
+    run_span,
+)
 
 
 def test_block_arithmetic_at_edges():
@@ -40,4 +49,4 @@ def test_blocks_cover_exactly_the_read(size, bs, offset, length):
     spans = [block_span(i, bs, size) for i in idx]
     assert spans[0][0] <= start < spans[0][1]
     assert spans[-1][0] < end <= spans[-1][1]
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,10 +89,9 @@ def test_errors_name_the_path(dirs):
 
 def test_a_writer_that_fails_leaves_nothing(dirs):
     t = tier(dirs)
-    with pytest.raises(RuntimeError):
-        with t.open_write("bkt/j/_temporary/f") as w:
-            w.write(object_bytes(2 * BS))
-            raise RuntimeError("task failed")
+    with pytest.raises(RuntimeError), t.open_write("bkt/j/_temporary/f") as w:
+        w.write(object_bytes(2 * BS))
+        raise RuntimeError("task failed")
     assert not t.exists("bkt/j/_temporary/f")
     assert sum(t.store.usage(d)[1] for d in range(2)) == 0
 
@@ -129,8 +129,7 @@ def test_encrypted_tier_is_sealed_on_disk_and_unreadable_once_terminated(dirs):
     t = tier(dirs, encrypt=True)
     secret = b"intermediate-secret;" * 5000
     t.write_bytes(f"{JOB}/s", secret)
-    raws = [open(os.path.join(r, f), "rb").read()
-            for d in dirs for r, _, fs in os.walk(d) for f in fs]
+    raws = [Path(r, f).read_bytes() for d in dirs for r, _, fs in os.walk(d) for f in fs]
     assert not any(b"intermediate-secret" in raw for raw in raws)
     assert t.read_bytes(f"{JOB}/s") == secret
     key_path = t._key.path
@@ -182,7 +181,8 @@ def test_four_processes_share_one_tier(dirs):
         assert p.exitcode == 0
     for n in range(4):
         for k in range(5):
-            assert t.read_bytes(f"{JOB}/done_{n}_{k}") == object_bytes(BS + 17 * k, seed=100 * n + k)
+            expected = object_bytes(BS + 17 * k, seed=100 * n + k)
+            assert t.read_bytes(f"{JOB}/done_{n}_{k}") == expected
     assert t.read_bytes(f"{JOB}/shared") in [object_bytes(2 * BS, seed=n) for n in range(4)]
     assert len(t.ls(JOB)) == 4 * 5 + 1 + 4  # files, shared, empty task dirs
 

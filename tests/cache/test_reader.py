@@ -28,7 +28,8 @@ def test_random_reads_fetch_only_the_blocks_they_touch_and_warm_reads_never_fetc
     store, fetch, r = make(dirs, data, prefetch_blocks=4)
 
     async def go():
-        assert await r.read(len(data) - 100, 100) == data[-100:]  # a Parquet footer: blocks 19-20, one fetch
+        # a Parquet footer: blocks 19-20, one fetch
+        assert await r.read(len(data) - 100, 100) == data[-100:]
         assert await r.read(5 * BS + 3, 10) == data[5 * BS + 3:5 * BS + 13]
         assert await r.read(3 * BS - 1, 2) == data[3 * BS - 1:3 * BS + 1]
         assert await r.read(5 * BS + 20, 10) == data[5 * BS + 20:5 * BS + 30]  # not sequential
@@ -46,7 +47,7 @@ def test_random_reads_fetch_only_the_blocks_they_touch_and_warm_reads_never_fetc
 
 def test_sequential_reads_prefetch_ahead_in_the_background(dirs):
     data = object_bytes(12 * BS, seed=4)
-    store, fetch, r = make(dirs, data, prefetch_blocks=3)
+    _store, fetch, r = make(dirs, data, prefetch_blocks=3)
 
     async def go():
         out = bytearray()
@@ -63,7 +64,7 @@ def test_sequential_reads_prefetch_ahead_in_the_background(dirs):
 
 def test_a_short_fetch_is_an_error_naming_the_path(dirs):
     data = object_bytes(2 * BS)
-    store, fetch, r = make(dirs, data)
+    _store, fetch, r = make(dirs, data)
     fetch.data = data[:BS]  # the object shrank under us
     with pytest.raises(IntegrityError, match="b/obj"):
         asyncio.run(r.read(0, -1))
@@ -90,7 +91,7 @@ def test_fetch_errors_propagate_and_do_not_poison_the_cache(dirs):
 
 def test_a_write_backlog_serves_reads_without_caching_them(dirs):
     data = object_bytes(4 * BS, seed=8)
-    store, fetch, r = make(dirs, data, max_pending_writes=0, prefetch_blocks=0)
+    _store, _fetch, r = make(dirs, data, max_pending_writes=0, prefetch_blocks=0)
     assert asyncio.run(r.read(0, -1)) == data
     assert r.skipped_writes == 4
     assert r.read_cached(0, -1) is None
@@ -98,7 +99,7 @@ def test_a_write_backlog_serves_reads_without_caching_them(dirs):
 
 def test_prefetch_refills_half_a_window_at_a_time(dirs):
     data = object_bytes(16 * BS, seed=5)
-    store, fetch, r = make(dirs, data, prefetch_blocks=4)
+    _store, fetch, r = make(dirs, data, prefetch_blocks=4)
 
     async def go():
         out = bytearray()

@@ -10,10 +10,9 @@ import time
 
 import pytest
 
+from cache_helpers import CountingFetch, object_bytes
 from emrfs.cache.reader import CachedReader
 from emrfs.cache.store import BlockId, BlockStore, ObjectIdentity
-
-from cache_helpers import CountingFetch, object_bytes
 
 BS = 64 * 1024
 FORK = multiprocessing.get_context("fork")

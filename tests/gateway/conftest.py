@@ -8,10 +8,10 @@ raw boto3.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
-
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import pytest

@@ -103,7 +103,7 @@ def test_token_with_fsspec_client_and_signed_data_urls(guarded):
     with pytest.raises(PermissionError):
         bad.ls("/bucket")
     # a ticket names one path and op: reusing it for another path is refused
-    status, headers, _ = raw(guarded.url, "GET",
+    _status, headers, _ = raw(guarded.url, "GET",
                              "/webhdfs/v1/bucket/f.bin?op=OPEN&delegation=s3cret")
     location = urlsplit(headers["Location"])
     assert "s3cret" not in headers["Location"]

@@ -27,9 +27,9 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import fsspec
 import pytest
@@ -81,10 +81,9 @@ def start_nodes(endpoint: str, table: str, workdir: Path, names: list[str],
                 "-o", f"cache.directories={cache}"]
         for key, value in options.items():
             argv += ["-o", f"{key}={value}"]
-        stderr = open(workdir / f"gateway-{name}.log", "w")
-        nodes.append(Node(name, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr,
-                                                 text=True, env=env)))
-        stderr.close()
+        with open(workdir / f"gateway-{name}.log", "w") as stderr:
+            nodes.append(Node(name, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr,
+                                                     text=True, env=env)))
     try:
         for node in nodes:
             line = node.proc.stdout.readline()
@@ -230,7 +229,7 @@ def drive(driver: Driver, task_url: str, job_url: str, actions: list[str], workd
     run = Run()
     errors = workdir / "driver.stderr"
     with open(errors, "w") as stderr:
-        proc = subprocess.Popen(driver.argv + [task_url, job_url, str(TASKS), *actions],
+        proc = subprocess.Popen([*driver.argv, task_url, job_url, str(TASKS), *actions],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                                 text=True, cwd=workdir, env=dict(os.environ,
                                                                  HADOOP_USER_NAME="alice"))
@@ -324,7 +323,7 @@ def check_tasks_committed(bucket: Bucket, before_tasks: set[str], out: str,
 def check_no_leftovers(bucket: Bucket) -> None:
     """No ``_temporary`` object, pending upload, or staged row of a file or of a
     ``_temporary`` directory is left."""
-    assert not [k for k in bucket.keys() if "_temporary" in k], sorted(bucket.keys())
+    assert not [k for k in bucket if "_temporary" in k], sorted(bucket.keys())
     assert bucket.uploads() == []
     left = [row for row in bucket.staged_rows() if "staged" in row
             or "_temporary" in f"{row['parent']['S']}/{row['child']['S']}".split("/")]

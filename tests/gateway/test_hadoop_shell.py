@@ -107,8 +107,8 @@ def test_fsshell_sends_the_token_through_oauth2(tmp_path):
         def oauth(secret: str) -> dict[str, str]:
             return {
                 "dfs.webhdfs.oauth2.enabled": "true",
-                "dfs.webhdfs.oauth2.access.token.provider":
-                    "org.apache.hadoop.hdfs.web.oauth2.ConfCredentialBasedAccessTokenProvider",
+                "dfs.webhdfs.oauth2.access.token.provider": "org.apache.hadoop.hdfs.web.oauth2."
+                                                            "ConfCredentialBasedAccessTokenProvider",
                 "dfs.webhdfs.oauth2.refresh.url": f"{gateway.url}/oauth2/token",
                 "dfs.webhdfs.oauth2.client.id": "hadoop",
                 "dfs.webhdfs.oauth2.credential": secret,
@@ -117,7 +117,7 @@ def test_fsshell_sends_the_token_through_oauth2(tmp_path):
         good, _ = run_shell(url, [["-put", str(local), "/bucket/in.txt"],
                                   ["-cat", "/bucket/in.txt"]], tmp_path, conf_extra=oauth("sesame"))
         (tmp_path / "hadoop-conf" / "core-site.xml").unlink()
-        bad, stderr = run_shell(url, [["-ls", "/bucket"]], tmp_path, conf_extra=oauth("wrong"))
+        bad, _stderr = run_shell(url, [["-ls", "/bucket"]], tmp_path, conf_extra=oauth("wrong"))
     assert [code for code, _ in good] == [0, 0] and good[1][1] == "guarded"
     assert (served / "bucket" / "in.txt").read_text() == "guarded\n"
     assert bad[0][0] != 0

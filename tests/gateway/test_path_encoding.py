@@ -32,7 +32,7 @@ def _target(path: str, query: str, raw_utf8: bool) -> bytes:
     # Hadoop's form: reserved characters percent-encoded, non-ASCII raw (or encoded)
     encoded = quote(path, safe="/" + ("".join(c for c in path if ord(c) > 127) if raw_utf8
                                       else ""))
-    return f"/webhdfs/v1{encoded}?{query}".encode("utf-8")
+    return f"/webhdfs/v1{encoded}?{query}".encode()
 
 
 @pytest.mark.parametrize("raw_utf8", [True, False], ids=["raw-utf8", "percent-encoded"])

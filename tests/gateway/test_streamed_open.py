@@ -85,7 +85,7 @@ def test_a_body_cut_mid_way_is_resumed(proxied):
 def test_an_object_replaced_between_status_and_read_is_served_whole(proxied):
     """The stream is pinned to the ETag OPEN saw; a replacement before the first byte
     falls back to a plain read of what is there now (never a mix of the two)."""
-    gateway, proxy, s3, bucket = proxied
+    gateway, _proxy, s3, bucket = proxied
     s3.put_object(Bucket=bucket, Key="v.bin", Body=b"a" * MiB)
     url = _data_url(gateway, f"{bucket}/v.bin", "&offset=0")
     new = b"b" * MiB

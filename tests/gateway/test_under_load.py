@@ -118,7 +118,7 @@ def test_concurrent_opens_of_cse_objects_with_every_layer_on(layered):
     with ThreadPoolExecutor(CLIENTS) as pool:
         results = list(pool.map(lambda job: _open(gateway.url, job[0], job[1], timeout=60),
                                 jobs))
-    for (name, offset), got in zip(jobs, results):
+    for (name, offset), got in zip(jobs, results, strict=True):
         assert got == objects[name][offset:], (name, offset)
     assert gateway.terminate(timeout=15) < 15
     assert gateway.proc.returncode == 0

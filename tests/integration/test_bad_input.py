@@ -68,7 +68,7 @@ def test_missing_paths_name_the_path(fs, bucket):
 
 
 def test_unreadable_config_names_the_file(tmp_path, emrfs_endpoint):
-    with pytest.raises(ConfigurationError, match="missing-site.xml"):
+    with pytest.raises(ConfigurationError, match=r"missing-site\.xml"):
         EmrFileSystem(endpoint_url=emrfs_endpoint, site=str(tmp_path / "missing-site.xml"),
                       skip_instance_cache=True)
     with pytest.raises(ConfigurationError, match="no_such_option"):

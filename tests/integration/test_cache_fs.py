@@ -91,7 +91,7 @@ def test_overwrite_through_emrfs_is_never_served_stale(cached, bucket):
 
 
 def test_overwrite_from_outside_once_emrfs_has_seen_it(cached, bucket, emrfs_s3):
-    fs, proxy = cached
+    fs, _proxy = cached
     path = f"{bucket}/shared"
     old, new = os.urandom(2 * BLOCK), os.urandom(2 * BLOCK)
     emrfs_s3.put_object(Bucket=bucket, Key="shared", Body=old)

@@ -154,18 +154,18 @@ def test_cli_bar_on_a_terminal_only(cli_env, bucket, emrfs_s3, tmp_path):
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(2 * MiB))
     cli = [sys.executable, "-m", "emrfs.cli"]
-    code, drawn = _run_in_pty(cli + ["put", str(big), f"s3://{bucket}/tty.bin"], cli_env)
+    code, drawn = _run_in_pty([*cli, "put", str(big), f"s3://{bucket}/tty.bin"], cli_env)
     assert code == 0, drawn
     assert "put big.bin" in drawn and "files 1/1" in drawn and "100%" in drawn, drawn
     assert "2.00M" in drawn and "/s" in drawn, drawn
     assert emrfs_s3.head_object(Bucket=bucket, Key="tty.bin")["ContentLength"] == 2 * MiB
 
-    code, drawn = _run_in_pty(cli + ["get", f"s3://{bucket}/tty.bin", str(tmp_path / "g"),
-                                     "--quiet"], cli_env)
+    code, drawn = _run_in_pty([*cli, "get", f"s3://{bucket}/tty.bin", str(tmp_path / "g"),
+                               "--quiet"], cli_env)
     assert (code, drawn) == (0, ""), "--quiet: no bar even on a terminal"
     assert (tmp_path / "g").read_bytes() == big.read_bytes()
 
-    piped = subprocess.run(cli + ["put", str(big), f"s3://{bucket}/pipe.bin"], env=cli_env,
+    piped = subprocess.run([*cli, "put", str(big), f"s3://{bucket}/pipe.bin"], env=cli_env,
                            capture_output=True, timeout=60)
     assert piped.returncode == 0 and piped.stdout == b"" and piped.stderr == b""
     assert emrfs_s3.head_object(Bucket=bucket, Key="pipe.bin")["ContentLength"] == 2 * MiB

@@ -118,7 +118,7 @@ def test_throttled_writes_and_reads_are_retried_then_succeed(make_store):
 
 
 def test_throttling_beyond_the_retries_is_a_clear_error(make_store):
-    proxy, store, slept = make_store({"Query"}, failures=100, max_retries=3)
+    _proxy, store, slept = make_store({"Query"}, failures=100, max_retries=3)
     store.record_file("bkt/d/f", 1)
     with pytest.raises(ThrottledError) as info:
         store.list_children("bkt/d")
@@ -129,7 +129,7 @@ def test_throttling_beyond_the_retries_is_a_clear_error(make_store):
 
 
 def test_server_errors_are_retried_too(make_store):
-    proxy, store, slept = make_store({"BatchWriteItem"}, failures=2, answer=INTERNAL)
+    proxy, store, _slept = make_store({"BatchWriteItem"}, failures=2, answer=INTERNAL)
     store.delete_many(["bkt/x", "bkt/y"])
     assert proxy.failed == 2 and store.get("bkt/x").deleted
 
@@ -137,7 +137,7 @@ def test_server_errors_are_retried_too(make_store):
 def test_other_errors_are_not_retried(make_store):
     bad = (400, {"__type": "com.amazon.coral.validate#ValidationException",
                  "message": "One or more parameter values were invalid"})
-    proxy, store, slept = make_store({"Query"}, failures=1, answer=bad)
+    _proxy, store, slept = make_store({"Query"}, failures=1, answer=bad)
     store.record_file("bkt/f", 1)
     with pytest.raises(ServiceError, match="ValidationException") as info:
         store.list_children("bkt")
@@ -160,7 +160,7 @@ def test_unprocessed_batch_items_are_resent_with_backoff(make_store):
 
 
 def test_unprocessed_forever_is_a_throttling_error(make_store):
-    proxy, store, slept = make_store({"BatchWriteItem"}, failures=100, answer=unprocessed,
+    _proxy, store, _slept = make_store({"BatchWriteItem"}, failures=100, answer=unprocessed,
                                      max_retries=2)
     with pytest.raises(ThrottledError, match="after 2 retries"):
         store.delete_many(["bkt/a", "bkt/b"])

@@ -18,13 +18,12 @@ import uuid
 import boto3
 import pytest
 
-from tests.helpers import record_s3_calls
-
 from emrfs import EmrFileSystem
 from emrfs.cli import main as cli
 from emrfs.errors import ConsistencyError
 from emrfs.testing import FaultPolicy, FaultProxy
 from emrfs.testing.faults import Inconsistency
+from tests.helpers import record_s3_calls
 
 
 @pytest.fixture

@@ -241,9 +241,8 @@ def _assert_refused(fs, path, tmp_path, exc=EncryptionError, match=None):
     with pytest.raises(exc, match=match or name):
         fs.get_file(path, str(local))
     assert os.listdir(tmp_path) == []  # no partial file, no temp file
-    with pytest.raises(exc, match=match or name):
-        with fs.open(path, "rb") as f:
-            f.read(10)
+    with pytest.raises(exc, match=match or name), fs.open(path, "rb") as f:
+        f.read(10)
 
 
 def test_bad_input_is_a_clear_error(emrfs_endpoint, emrfs_s3, emrfs_bucket, tmp_path):

@@ -116,7 +116,7 @@ def test_emrfs_writes_aws_reads(emrfs_endpoint, emrfs_s3, emrfs_bucket, kms_key,
             await aio.close()
         return body, enc
 
-    body, enc = run(go)
+    body, _enc = run(go)
     # side channel: the stored body is ciphertext + tag, not the plaintext
     raw = emrfs_s3.get_object(Bucket=emrfs_bucket, Key="obj")
     assert raw["ContentLength"] == len(data) + 16 and raw["Body"].read() == body != data

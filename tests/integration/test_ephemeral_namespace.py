@@ -82,9 +82,9 @@ def test_a_persistent_write_cannot_replace_a_directory_of_tier_paths(tiered, buc
         fs.pipe_file(f"{bucket}/out", b"x", mode="create")
     with pytest.raises(IsADirectoryError, match="out"):
         fs.pipe_file(f"{bucket}/out", b"x")
-    with pytest.raises(IsADirectoryError, match="out"):
-        with fs.open(f"{bucket}/out", "wb") as f:  # the multipart writer's path
-            f.write(b"x" * (6 * 1024 * KiB))
+    # the multipart writer's path
+    with pytest.raises(IsADirectoryError, match="out"), fs.open(f"{bucket}/out", "wb") as f:
+        f.write(b"x" * (6 * 1024 * KiB))
     assert s3_keys(emrfs_s3, bucket) == []
     assert fs.isdir(f"{bucket}/out")
 
@@ -207,3 +207,52 @@ def test_find_of_a_bucket_with_tier_paths_never_lists_the_bucket(tiered, bucket)
     found = tiered.find(bucket, withdirs=True)
     assert bucket not in found
     assert f"{bucket}/out/_temporary/0/part-0" in found and f"{bucket}/out" in found
+
+
+def _staged_rows(endpoint: str, table: str, bucket: str) -> list[str]:
+    """Side channel: the live staged rows (``.emrfs-staged/<bucket>/...``) of ``bucket``
+    in the metadata table, by a raw DynamoDB scan."""
+    import boto3
+
+    ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    rows = []
+    for page in ddb.get_paginator("scan").paginate(TableName=table):
+        for item in page.get("Items", ()):
+            full = f"{item['parent']['S']}/{item['child']['S']}"
+            if full.startswith(f".emrfs-staged/{bucket}/") and \
+                    not item.get("is_deleted", {}).get("BOOL"):
+                rows.append(full)
+    return sorted(rows)
+
+
+@pytest.mark.parametrize("remover", ["same machine", "other machine"])
+def test_rm_r_of_a_persistent_directory_removes_its_recorded_tier_directories(
+        emrfs_endpoint, bucket, tmp_path, remover):
+    """rm(OUT, recursive=True) removes what the tier holds below OUT everywhere: the
+    local directories and the rows the job set-up recorded for OUT/_temporary/N (other
+    machines see those); before, the rows survived and OUT/_temporary was still there
+    for every machine (found by the model workload, configuration ``all``).  A machine
+    whose disk holds none of it (only the rows) removes it the same way (for itself and
+    in the table; the first machine's local directories are out of its reach)."""
+    import uuid
+
+    table = f"emrfs-meta-{uuid.uuid4().hex[:12]}"
+    opts = {"consistent": True, "consistency.table_name": table}
+    fs = make_fs(emrfs_endpoint, tmp_path, **opts)
+    other = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
+                          cache={"enabled": True, "directories": [str(tmp_path / "c1")],
+                                 "block_size": 64 * KiB}, **opts)
+    try:
+        fs.makedirs(f"{bucket}/out/_temporary/0")
+        assert _staged_rows(emrfs_endpoint, table, bucket)  # recorded: others see it
+        remover_fs = fs if remover == "same machine" else other
+        remover_fs.rm(f"{bucket}/out", recursive=True)
+        for viewer in {id(v): v for v in (remover_fs, other)}.values():
+            assert not viewer.exists(f"{bucket}/out/_temporary")
+            assert not viewer.exists(f"{bucket}/out")
+            with pytest.raises(FileNotFoundError):
+                viewer.mv(f"{bucket}/out/_temporary", f"{bucket}/elsewhere")
+        assert _staged_rows(emrfs_endpoint, table, bucket) == []
+    finally:
+        fs._cached.local.tier.terminate()
+        other._cached.local.tier.terminate()

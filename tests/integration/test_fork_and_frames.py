@@ -35,7 +35,8 @@ def test_pandas_round_trip(bucket, emrfs_endpoint):
         df.to_parquet(url, storage_options=opts)
         pd.testing.assert_frame_equal(pd.read_parquet(url, storage_options=opts), df)
     df.to_csv(f"emrfs://{bucket}/pd/x.csv", index=False, storage_options=opts)
-    pd.testing.assert_frame_equal(pd.read_csv(f"emrfs://{bucket}/pd/x.csv", storage_options=opts), df)
+    back = pd.read_csv(f"emrfs://{bucket}/pd/x.csv", storage_options=opts)
+    pd.testing.assert_frame_equal(back, df)
 
 
 def test_pyarrow_dataset_round_trip(fs, bucket):

@@ -6,11 +6,10 @@ import os
 
 import pytest
 
-from tests.helpers import record_s3_calls
-
 from emrfs import EmrFileSystem
 from emrfs.testing import FaultPolicy, FaultProxy
 from emrfs.testing.faults import Failure
+from tests.helpers import record_s3_calls
 
 MiB = 1024 * 1024
 

@@ -20,8 +20,7 @@ import uuid
 
 import pytest
 
-from emrfs import EmrFileSystem
-from emrfs import config as _config
+from emrfs import EmrFileSystem, config as _config
 
 pytestmark = pytest.mark.integration
 

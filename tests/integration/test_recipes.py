@@ -16,9 +16,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

@@ -161,7 +161,8 @@ def test_the_job_attempt_directory_is_seen_everywhere(nodes, bucket):
     assert not a._cached.local.tier.exists(f"{out}/_temporary")
     for fs in (a, b):
         assert fs.isdir(f"{out}/_temporary/0")
-        assert fs.ls(f"{out}/_temporary/0", detail=False) in ([], [f"{out}/_temporary/0/_temporary"])
+        listed = fs.ls(f"{out}/_temporary/0", detail=False)
+        assert listed in ([], [f"{out}/_temporary/0/_temporary"])
 
 
 def test_rename_elsewhere_and_within_the_tier(nodes, bucket, emrfs_s3):
@@ -218,7 +219,7 @@ def test_staged_uploads_are_encrypted(emrfs_endpoint, tmp_path, table, bucket, e
 
 def test_local_mode_and_the_conflicting_option(emrfs_endpoint, tmp_path, table, bucket,
                                                emrfs_s3):
-    with pytest.raises(ConfigurationError, match="consistency.enabled"):
+    with pytest.raises(ConfigurationError, match=r"consistency\.enabled"):
         EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
                       ephemeral={"task_commit": "staged"})
     fs = node(emrfs_endpoint, tmp_path, "a", table, ephemeral={"task_commit": "local"})
@@ -247,10 +248,10 @@ def test_cli_lists_and_aborts_what_a_dead_driver_left(nodes, bucket, emrfs_s3, e
     listed = json.loads(capsys.readouterr().out)
     assert sorted(s["target"] for s in listed["staged"]) == [f"{out}/p", f"{out}/q"]
     assert listed["orphans"] == []
-    assert cli(base + ["--older-than", "1h", "--orphans"]) == 0  # too young to touch
+    assert cli([*base, "--older-than", "1h", "--orphans"]) == 0  # too young to touch
     assert json.loads(capsys.readouterr().out)["staged"] == []
 
-    assert cli(base + ["--orphans", "--abort"]) == 0
+    assert cli([*base, "--orphans", "--abort"]) == 0
     done = json.loads(capsys.readouterr().out)
     assert [o["upload_id"] for o in done["orphans"]] == [orphan]
     assert uploads(emrfs_s3, bucket) == [] and objects(emrfs_s3, bucket) == []

@@ -17,24 +17,24 @@ import pytest
 
 pytest.importorskip("obstore")
 
-from emrfs.config import S3Options, SSEOptions  # noqa: E402
-from emrfs.errors import ConfigurationError, ServiceError, TransportError  # noqa: E402
-from emrfs.store import ListPage, ObjectMeta, ObjectStore, ObjectWriter  # noqa: E402
-from emrfs.store.obstore import (  # noqa: E402
+from emrfs.config import S3Options, SSEOptions
+from emrfs.errors import (
+    ChangedError,
+    ConfigurationError,
+    TransportError,
+)
+from emrfs.store import ListPage, ObjectMeta, ObjectStore, ObjectWriter
+from emrfs.store.obstore import (
     ObstoreStore,
     choose_transport,
     obstore_key,
 )
 
-try:
-    from emrfs.errors import ChangedError  # type: ignore[attr-defined]
-except ImportError:
-    from emrfs.s3.client import ChangedError
-
 
 class BotoFallback(ObjectStore):
     """The verbs the obstore transport hands over, done with boto3 on the same server and
-    recorded (stands in for the botocore transport until emrfs.store.s3 exists)."""
+    recorded: what went to the fallback is what these tests check (the contract suite
+    below runs with the real botocore transport, emrfs.store.s3.S3Store, as fallback)."""
 
     def __init__(self, s3):
         self.s3 = s3
@@ -55,20 +55,27 @@ class BotoFallback(ObjectStore):
         body = (await self._run(self.s3.get_object, Bucket=b, Key=k))["Body"].read()
         return body[start:end]
 
-    async def get_stream(self, path, start=0, end=None, *, if_match=None,
-                         chunk_size=8 * 1024 * 1024) -> AsyncIterator[bytes]:
+    async def get_stream(
+        self, path, start=0, end=None, *, if_match=None, chunk_size=8 * 1024 * 1024
+    ) -> AsyncIterator[bytes]:
         yield await self.get_range(path, start, end, if_match=if_match)
 
     async def put(self, path, data, *, if_none_match=False, metadata=None, content_type=None):
         self.calls.append(("put", path))
         b, k = path.split("/", 1)
-        r = await self._run(self.s3.put_object, Bucket=b, Key=k, Body=data,
-                            Metadata=dict(metadata or {}),
-                            **({"ContentType": content_type} if content_type else {}))
+        r = await self._run(
+            self.s3.put_object,
+            Bucket=b,
+            Key=k,
+            Body=data,
+            Metadata=dict(metadata or {}),
+            **({"ContentType": content_type} if content_type else {}),
+        )
         return ObjectMeta(path, len(data), etag=r["ETag"])
 
-    async def writer(self, path, *, if_none_match=False, metadata=None, content_type=None
-                     ) -> ObjectWriter:
+    async def writer(
+        self, path, *, if_none_match=False, metadata=None, content_type=None
+    ) -> ObjectWriter:
         self.calls.append(("writer", path))
         raise NotImplementedError("recorded only")
 
@@ -76,8 +83,9 @@ class BotoFallback(ObjectStore):
         self.calls.append(("copy", src))
         (sb, sk), (db, dk) = src.split("/", 1), dst.split("/", 1)
         extra = {"Metadata": dict(metadata), "MetadataDirective": "REPLACE"} if metadata else {}
-        await self._run(self.s3.copy_object, Bucket=db, Key=dk,
-                        CopySource={"Bucket": sb, "Key": sk}, **extra)
+        await self._run(
+            self.s3.copy_object, Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk}, **extra
+        )
         return await self.head(dst)
 
     async def delete(self, paths: Sequence[str]) -> list[str]:
@@ -92,9 +100,13 @@ class BotoFallback(ObjectStore):
         b, _, p = prefix.partition("/")
         kwargs = {"Bucket": b, "Prefix": p, **({"Delimiter": delimiter} if delimiter else {})}
         for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
-            yield ListPage([ObjectMeta(f"{b}/{o['Key']}", o["Size"], etag=o["ETag"])
-                            for o in page.get("Contents", [])],
-                           [f"{b}/{c['Prefix']}" for c in page.get("CommonPrefixes", [])])
+            yield ListPage(
+                [
+                    ObjectMeta(f"{b}/{o['Key']}", o["Size"], etag=o["ETag"])
+                    for o in page.get("Contents", [])
+                ],
+                [f"{b}/{c['Prefix']}" for c in page.get("CommonPrefixes", [])],
+            )
 
 
 def run(coro):
@@ -116,19 +128,26 @@ def fallback(emrfs_s3):
 
 @pytest.fixture
 def store(emrfs_endpoint, fallback):
-    return ObstoreStore(S3Options(endpoint_url=emrfs_endpoint, max_attempts=2,
-                                  retry_base_seconds=0.01), fallback=fallback)
+    return ObstoreStore(
+        S3Options(endpoint_url=emrfs_endpoint, max_attempts=2, retry_base_seconds=0.01),
+        fallback=fallback,
+    )
 
 
 def test_put_head_get_through_obstore_seen_by_boto3(store, fallback, emrfs_s3, bucket):
     async def go():
-        meta = await store.put(f"{bucket}/a/b.txt", b"hello world", metadata={"Tag": "v1"},
-                               content_type="text/plain")
+        meta = await store.put(
+            f"{bucket}/a/b.txt", b"hello world", metadata={"Tag": "v1"}, content_type="text/plain"
+        )
         head = await store.head(f"{bucket}/a/b.txt")
-        return meta, head, await store.get_range(f"{bucket}/a/b.txt", 6), \
-            await store.get_range(f"{bucket}/a/b.txt", 2, 5), \
-            await store.get_range(f"{bucket}/a/b.txt", 11, 20), \
-            await store.get_range(f"{bucket}/a/b.txt", 8, 100)
+        return (
+            meta,
+            head,
+            await store.get_range(f"{bucket}/a/b.txt", 6),
+            await store.get_range(f"{bucket}/a/b.txt", 2, 5),
+            await store.get_range(f"{bucket}/a/b.txt", 11, 20),
+            await store.get_range(f"{bucket}/a/b.txt", 8, 100),
+        )
 
     meta, head, tail, mid, past, cut = run(go())
     raw = emrfs_s3.get_object(Bucket=bucket, Key="a/b.txt")
@@ -164,9 +183,11 @@ def test_conditional_create_and_pinned_reads(store, emrfs_s3, bucket):
 
 def test_missing_objects_and_buckets_name_the_path(store, bucket):
     async def go():
-        for call in (lambda: store.head(f"{bucket}/nope"),
-                     lambda: store.get_range(f"{bucket}/nope"),
-                     lambda: store.head("emrfs-no-such-bucket-x1/k")):
+        for call in (
+            lambda: store.head(f"{bucket}/nope"),
+            lambda: store.get_range(f"{bucket}/nope"),
+            lambda: store.head("emrfs-no-such-bucket-x1/k"),
+        ):
             with pytest.raises(FileNotFoundError) as info:
                 await call()
             yield info.value
@@ -184,9 +205,11 @@ def test_stream_in_chunks(store, emrfs_s3, bucket):
     emrfs_s3.put_object(Bucket=bucket, Key="big", Body=data)
 
     async def go():
-        return ([c async for c in store.get_stream(f"{bucket}/big", chunk_size=1024 * 1024)],
-                [c async for c in store.get_stream(f"{bucket}/big", 5, 1000)],
-                [c async for c in store.get_stream(f"{bucket}/big", len(data) + 1)])
+        return (
+            [c async for c in store.get_stream(f"{bucket}/big", chunk_size=1024 * 1024)],
+            [c async for c in store.get_stream(f"{bucket}/big", 5, 1000)],
+            [c async for c in store.get_stream(f"{bucket}/big", len(data) + 1)],
+        )
 
     chunks, part, beyond = run(go())
     assert b"".join(chunks) == data and len(chunks) >= 3
@@ -209,11 +232,15 @@ def test_copy_delete_and_listing(store, fallback, emrfs_s3, bucket):
 
     copied, shallow, deep, root, everything, deleted = run(go())
     assert copied.path == f"{bucket}/d/x2" and copied.size == 1
-    assert shallow == ([f"{bucket}/d/", f"{bucket}/d/x", f"{bucket}/d/x2", f"{bucket}/d/y"],
-                       [f"{bucket}/d/sub/"])
+    assert shallow == (
+        [f"{bucket}/d/", f"{bucket}/d/x", f"{bucket}/d/x2", f"{bucket}/d/y"],
+        [f"{bucket}/d/sub/"],
+    )
     # the S3A markers keep their slash (obstore's path type drops it)
-    assert deep == ([f"{bucket}/{k}" for k in ("d/", "d/sub/", "d/sub/z", "d/x", "d/x2", "d/y")],
-                    [])
+    assert deep == (
+        [f"{bucket}/{k}" for k in ("d/", "d/sub/", "d/sub/z", "d/x", "d/x2", "d/y")],
+        [],
+    )
     assert root == ([f"{bucket}/dz", f"{bucket}/e_$folder$"], [f"{bucket}/d/"])
     assert len(everything[0]) == 8
     assert sorted(deleted) == sorted([f"{bucket}/d/x2", f"{bucket}/d/y", f"{bucket}/absent"])
@@ -245,12 +272,13 @@ def test_keys_obstore_cannot_hold_go_to_botocore(store, fallback, emrfs_s3, buck
         return everything
 
     everything = run(go())
-    assert sorted(everything[0]) == sorted(f"{bucket}/{k}" for k in odd + ["plain", "new/"])
+    assert sorted(everything[0]) == sorted(f"{bucket}/{k}" for k in [*odd, "plain", "new/"])
     assert emrfs_s3.head_object(Bucket=bucket, Key="new/")["ContentLength"] == 0
     assert {verb for verb, _ in fallback.calls} == {"get_range", "put", "list", "delete"}
     assert ("delete", f"{bucket}/plain") not in fallback.calls  # plain keys stay on obstore
-    assert {o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket).get("Contents", [])} \
-        == {"new/"}
+    assert {o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket).get("Contents", [])} == {
+        "new/"
+    }
 
 
 def test_what_obstore_lacks_is_delegated(store, fallback, emrfs_s3, bucket):
@@ -285,7 +313,8 @@ class HeaderRecorder:
 
             def _relay(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                seen.append((self.command, self.path, headers))
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
                 conn.request(self.command, self.path, body=body, headers=dict(self.headers))
                 answer = conn.getresponse()
@@ -317,14 +346,21 @@ def test_sse_kms_and_sse_c_from_the_store_config(emrfs_endpoint, fallback, emrfs
     key = os.urandom(32)
     key64 = base64.b64encode(key).decode()
     md5 = base64.b64encode(hashlib.md5(key).digest()).decode()
-    kms = ObstoreStore(S3Options(endpoint_url=relay.url),
-                       SSEOptions(enabled=True, algorithm="aws:kms", kms_key_id="alias/k"),
-                       fallback=fallback)
-    customer = ObstoreStore(S3Options(endpoint_url=relay.url),
-                            SSEOptions(enabled=True, algorithm="SSE-C", customer_key=key64),
-                            fallback=fallback)
+    kms = ObstoreStore(
+        S3Options(endpoint_url=relay.url),
+        SSEOptions(enabled=True, algorithm="aws:kms", kms_key_id="alias/k"),
+        fallback=fallback,
+    )
+    customer = ObstoreStore(
+        S3Options(endpoint_url=relay.url),
+        SSEOptions(enabled=True, algorithm="SSE-C", customer_key=key64),
+        fallback=fallback,
+    )
+
+    emrfs_s3.put_object(Bucket=bucket, Key="plain", Body=b"p")
 
     async def go():
+        await kms.copy(f"{bucket}/plain", f"{bucket}/kms-copy")
         await kms.put(f"{bucket}/kms", b"k")
         await customer.put(f"{bucket}/ssec", b"c")
         await customer.head(f"{bucket}/ssec")
@@ -334,8 +370,10 @@ def test_sse_kms_and_sse_c_from_the_store_config(emrfs_endpoint, fallback, emrfs
         assert run(go()) == b"c"
     finally:
         relay.close()
-    head = emrfs_s3.head_object(Bucket=bucket, Key="kms")
-    assert head["ServerSideEncryption"] == "aws:kms" and "alias/k" in head["SSEKMSKeyId"]
+    for key in ("kms", "kms-copy"):  # a copy states the destination's SSE too
+        head = emrfs_s3.head_object(Bucket=bucket, Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms" and "alias/k" in head["SSEKMSKeyId"]
+    assert fallback.calls == []  # the copy, too, went through obstore
     ssec = [(method, headers) for method, path, headers in relay.seen if path.endswith("/ssec")]
     assert [m for m, _ in ssec] == ["PUT", "HEAD", "GET"]
     for method, headers in ssec:  # the key goes out on the write and on every read
@@ -345,9 +383,15 @@ def test_sse_kms_and_sse_c_from_the_store_config(emrfs_endpoint, fallback, emrfs
 
 
 def test_connection_failures_are_transport_errors(fallback):
-    dead = ObstoreStore(S3Options(endpoint_url="http://127.0.0.1:9", max_attempts=2,
-                                  retry_base_seconds=0.01, connect_timeout=0.5),
-                        fallback=fallback)
+    dead = ObstoreStore(
+        S3Options(
+            endpoint_url="http://127.0.0.1:9",
+            max_attempts=2,
+            retry_base_seconds=0.01,
+            connect_timeout=0.5,
+        ),
+        fallback=fallback,
+    )
     with pytest.raises(TransportError) as info:
         run(dead.head("b/k"))
     assert "b/k" in str(info.value)
@@ -358,9 +402,15 @@ def test_throttling_after_retries_is_throttled_error(emrfs_fault_proxy, fallback
     from emrfs.testing.faults import Failure, FaultPolicy
 
     emrfs_fault_proxy.set_policy(FaultPolicy(slow_down=Failure(1.0)))
-    proxied = ObstoreStore(S3Options(endpoint_url=emrfs_fault_proxy.url, max_attempts=2,
-                                     retry_base_seconds=0.01, retry_max_seconds=0.02),
-                           fallback=fallback)
+    proxied = ObstoreStore(
+        S3Options(
+            endpoint_url=emrfs_fault_proxy.url,
+            max_attempts=2,
+            retry_base_seconds=0.01,
+            retry_max_seconds=0.02,
+        ),
+        fallback=fallback,
+    )
     with pytest.raises(ThrottledError) as info:
         run(proxied.head(f"{bucket}/k"))
     assert info.value.path == f"{bucket}/k"
@@ -372,12 +422,15 @@ def test_a_cut_body_is_resumed_on_the_same_version(emrfs_fault_proxy, emrfs_s3, 
     data = os.urandom(2 * 1024 * 1024)
     emrfs_s3.put_object(Bucket=bucket, Key="cut", Body=data)
     emrfs_fault_proxy.set_policy(FaultPolicy(cut_reads=Failure(1.0, limit=2)))
-    proxied = ObstoreStore(S3Options(endpoint_url=emrfs_fault_proxy.url, max_attempts=4,
-                                     retry_base_seconds=0.01), fallback=fallback)
+    proxied = ObstoreStore(
+        S3Options(endpoint_url=emrfs_fault_proxy.url, max_attempts=4, retry_base_seconds=0.01),
+        fallback=fallback,
+    )
 
     async def go():
-        return b"".join([c async for c in proxied.get_stream(f"{bucket}/cut",
-                                                             chunk_size=256 * 1024)])
+        return b"".join(
+            [c async for c in proxied.get_stream(f"{bucket}/cut", chunk_size=256 * 1024)]
+        )
 
     assert run(go()) == data
     assert fallback.calls == []
@@ -400,10 +453,10 @@ FORK_SCRIPT = textwrap.dedent("""
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s %(message)s")
     for name in ("botocore", "urllib3", "asyncio", "aiobotocore"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    sys.path.insert(0, {tests!r})
+    sys.path.insert(0, {root!r})
     from emrfs.config import S3Options
     from emrfs.store.obstore import ObstoreStore, choose_transport
-    from test_store_obstore import BotoFallback
+    from tests.integration.test_store_obstore import BotoFallback
     import boto3
     endpoint, bucket = sys.argv[1], sys.argv[2]
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
@@ -431,13 +484,142 @@ FORK_SCRIPT = textwrap.dedent("""
 
 def test_forked_child_switches_to_botocore_by_itself(emrfs_endpoint, emrfs_s3, bucket, tmp_path):
     script = tmp_path / "fork_child.py"
-    script.write_text(FORK_SCRIPT.format(tests=os.path.dirname(__file__)))
-    done = subprocess.run([sys.executable, str(script), emrfs_endpoint, bucket],
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script.write_text(FORK_SCRIPT.format(root=root))
+    done = subprocess.run(
+        [sys.executable, str(script), emrfs_endpoint, bucket],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0] == "(b'from the parent', 'botocore', ['get_range', 'put'])"
     assert lines[1] == "exit 0" and lines[2] == "b'from the child'"
     assert "forked from one that used obstore" in done.stderr
     assert emrfs_s3.get_object(Bucket=bucket, Key="child")["Body"].read() == b"from the child"
+
+
+# --- the store contract suite (emrfs.testing.store) over ObstoreStore ---------------------
+
+from emrfs.store.s3 import S3Store  # noqa: E402
+from emrfs.testing.pytest_plugin import empty_and_delete_bucket, new_bucket_name  # noqa: E402
+from emrfs.testing.store import StoreTests  # noqa: E402
+
+from .test_store_s3 import S3SideChannel, seaweedfs  # noqa: E402, F401 - fixture
+
+
+def obstore_transport(s3: S3Options) -> ObstoreStore:
+    """ObstoreStore with the botocore transport (S3Store) as its fallback."""
+    return ObstoreStore(s3, SSEOptions(), fallback=lambda: S3Store.from_options(s3))
+
+
+class TestObstoreStoreOnMoto(S3SideChannel, StoreTests):
+    many_keys = 25  # obstore pages by S3's 1,000 keys; the slow class below crosses one
+
+    @pytest.fixture
+    def store(self, emrfs_endpoint, emrfs_s3) -> ObstoreStore:
+        self.raw = emrfs_s3
+        return obstore_transport(S3Options(endpoint_url=emrfs_endpoint))
+
+    @pytest.fixture
+    def root(self, emrfs_bucket) -> str:
+        return emrfs_bucket
+
+
+@pytest.mark.slow
+class TestObstoreStoreListsBeyondOneS3Page(TestObstoreStoreOnMoto):
+    many_keys = 1005
+
+    @pytest.fixture(autouse=True)
+    def _only_the_listing(self, request):
+        if request.node.originalname != "test_list_beyond_one_page":
+            pytest.skip("run by TestObstoreStoreOnMoto")
+
+
+@pytest.mark.slow
+class TestObstoreStoreOnSeaweedFS(S3SideChannel, StoreTests):
+    @pytest.fixture
+    def store(self, seaweedfs) -> ObstoreStore:  # noqa: F811 - the imported fixture
+        import boto3
+
+        keys = {
+            "aws_access_key_id": seaweedfs.access_key,
+            "aws_secret_access_key": seaweedfs.secret_key,
+        }
+        self.raw = boto3.client(
+            "s3", endpoint_url=seaweedfs.endpoint_url, region_name="us-east-1", **keys
+        )
+        return obstore_transport(
+            S3Options(
+                endpoint_url=seaweedfs.endpoint_url,
+                access_key_id=keys["aws_access_key_id"],
+                secret_access_key=keys["aws_secret_access_key"],
+            )
+        )
+
+    @pytest.fixture
+    def root(self, store):
+        bucket = new_bucket_name()
+        self.raw.create_bucket(Bucket=bucket)
+        yield bucket
+        empty_and_delete_bucket(self.raw, bucket)
+
+
+def test_transport_for_picks_obstore_by_default_and_botocore_when_asked(emrfs_endpoint):
+    from emrfs.config import load
+    from emrfs.store import transport_for
+
+    auto = transport_for(load({"endpoint_url": emrfs_endpoint}))
+    chosen = transport_for(load({"endpoint_url": emrfs_endpoint, "fs.s3.transport": "botocore"}))
+    assert isinstance(auto, ObstoreStore) and isinstance(chosen, S3Store)
+    assert isinstance(auto.fallback, S3Store)  # made on first need, from the same options
+    asyncio.run(auto.close())
+    asyncio.run(chosen.close())
+
+
+from .test_tls import tls_endpoint  # noqa: E402, F401 - fixture: an HTTPS relay with its own CA
+
+
+def test_https_endpoint_with_the_ca_bundle_and_without(tls_endpoint, fallback, emrfs_s3, bucket):  # noqa: F811
+    url, ca = tls_endpoint
+    trusted = ObstoreStore(S3Options(endpoint_url=url, ca_bundle=ca, require_tls=True),
+                           fallback=fallback)
+    untrusted = ObstoreStore(S3Options(endpoint_url=url, max_attempts=1), fallback=fallback)
+    run(trusted.put(f"{bucket}/over-tls", b"in transit"))
+    assert emrfs_s3.get_object(Bucket=bucket, Key="over-tls")["Body"].read() == b"in transit"
+    with pytest.raises(TransportError) as info:
+        run(untrusted.head(f"{bucket}/over-tls"))
+    assert "(InvalidCertificate UnknownIssuer)" in str(info.value)  # the cause, not only "error"
+    assert fallback.calls == []
+
+
+def test_pinned_gets_run_under_the_pinned_get_policy(emrfs_endpoint, fallback, emrfs_s3, bucket):
+    """The consistent view decides what a pinned GET that meets another version means (it
+    retries a stale copy): the obstore transport hands each pinned GET to that policy, as
+    the botocore client does."""
+    seen: list[tuple[str, str, bool]] = []
+
+    async def policy(path, etag, get, unpinned):
+        seen.append((path, etag, unpinned is not None))
+        try:
+            return await get()
+        except ChangedError:
+            if unpinned is None:
+                raise
+            return await unpinned()  # as a view with throw=False: what S3 serves
+
+    store = ObstoreStore(S3Options(endpoint_url=emrfs_endpoint), pinned_get=policy,
+                         fallback=fallback)
+    emrfs_s3.put_object(Bucket=bucket, Key="k", Body=b"new version")
+    path = f"{bucket}/k"
+
+    async def go():
+        whole = await store.get_range(path, if_match='"0123"')
+        with pytest.raises(ChangedError):
+            await store.get_range(path, 1, 3, if_match='"0123"')
+        return whole, await store.get_range(path)
+
+    assert run(go()) == (b"new version", b"new version")
+    assert seen == [(path, '"0123"', True), (path, '"0123"', False)]  # unpinned reads: none

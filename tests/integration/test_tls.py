@@ -162,7 +162,7 @@ def test_cse_kms_over_tls_uses_the_ca_bundle_for_kms_too(tls_endpoint, emrfs_end
 def test_https_endpoint_without_the_ca_is_refused(tls_endpoint, emrfs_bucket):
     url, _ = tls_endpoint
     fs = EmrFileSystem(endpoint_url=url, skip_instance_cache=True, max_attempts=1)
-    with pytest.raises(OSError, match="(?i)certificate|ssl"):
+    with pytest.raises(OSError, match=r"(?i)certificate|ssl"):
         fs.pipe_file(f"{emrfs_bucket}/never", b"x")
 
 

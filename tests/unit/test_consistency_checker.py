@@ -6,8 +6,7 @@ import asyncio
 import logging
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from emrfs.consistency.checker import (
     DELETED_BUT_PRESENT,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from emrfs import config
 from emrfs.consistency.policy import (
@@ -82,7 +81,7 @@ def test_backoff_retries_retryable_errors_with_jittered_waits():
     backoff = Backoff(ExponentialRetryPolicy(5, 1.0), sleep=slept.append, rng=random.Random(1))
     assert backoff.run(flaky, lambda e: isinstance(e, TimeoutError)) == "done"
     assert len(slept) == 3
-    assert all(0.5 * b <= s <= b for s, b in zip(slept, [1, 2, 4]))
+    assert all(0.5 * b <= s <= b for s, b in zip(slept, [1, 2, 4], strict=True))
 
 
 def test_backoff_gives_up_and_reports_retries():

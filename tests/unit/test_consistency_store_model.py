@@ -8,8 +8,7 @@ suite shows the DynamoDB store behaves the same.
 
 from __future__ import annotations
 
-from hypothesis import settings
-from hypothesis import strategies as st
+from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from emrfs import paths as P

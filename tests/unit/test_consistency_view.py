@@ -182,7 +182,7 @@ def test_read_waits_out_a_stale_copy_of_the_recorded_version():
 def test_read_gives_up_by_the_policy():
     from emrfs.s3.client import ChangedError
 
-    view, sink = make_view()
+    view, _sink = make_view()
     asyncio.run(view.record_file("b/k", 1, '"new"'))
     with pytest.raises(ConsistencyError, match="stale read"):
         asyncio.run(view.read("b/k", '"new"', changing_get("old")))

@@ -150,5 +150,5 @@ def test_policy_from_s3a_properties():
     assert policy.slow_down == Failure(0.25)
     assert policy.seed == 3
     assert FaultPolicy.from_properties({}) == FaultPolicy()
-    with pytest.raises(ValueError, match="fs.s3a.failinject.inconsistency.typo"):
+    with pytest.raises(ValueError, match=r"fs\.s3a\.failinject\.inconsistency\.typo"):
         FaultPolicy.from_properties({"fs.s3a.failinject.inconsistency.typo": "1"})

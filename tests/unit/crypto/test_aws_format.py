@@ -8,12 +8,11 @@ import json
 import os
 
 import pytest
+from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap
-from cryptography.hazmat.primitives import padding
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from emrfs.crypto import (
     ContentCrypto,
@@ -193,7 +192,8 @@ def test_commitment_policy(master_key):
                                         commitment_policy="REQUIRE_ENCRYPT_ALLOW_DECRYPT"))
     assert decrypt(lenient, body, enc.metadata) == b"old object"
     for fmt, policy in (("v2", "REQUIRE_ENCRYPT_ALLOW_DECRYPT"),
-                        ("v3", "FORBID_ENCRYPT_ALLOW_DECRYPT"), ("v9", "FORBID_ENCRYPT_ALLOW_DECRYPT"),
+                        ("v3", "FORBID_ENCRYPT_ALLOW_DECRYPT"),
+                        ("v9", "FORBID_ENCRYPT_ALLOW_DECRYPT"),
                         ("v3", "SOMETIMES")):
         with pytest.raises(ConfigurationError):
             encrypt(ContentCrypto(aes_options(master_key, format=fmt, commitment_policy=policy)),
@@ -212,7 +212,8 @@ def _legacy_v1(master_key: bytes, data: bytes, wrap: str):
         p = padding.PKCS7(128).padder()
         e = Cipher(algorithms.AES(master_key), modes.ECB()).encryptor()
         wrapped = e.update(p.update(data_key) + p.finalize()) + e.finalize()
-    meta = {"x-amz-key": base64.b64encode(wrapped).decode(), "x-amz-iv": base64.b64encode(iv).decode(),
+    meta = {"x-amz-key": base64.b64encode(wrapped).decode(),
+            "x-amz-iv": base64.b64encode(iv).decode(),
             "x-amz-matdesc": "{}", "x-amz-unencrypted-content-length": str(len(data))}
     if wrap == "AESWrap":
         meta["x-amz-wrap-alg"] = "AESWrap"
@@ -263,9 +264,8 @@ def test_rsa_key_pair_and_pluggable_provider(monkeypatch, master_key):
     import sys
     import types
 
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.hazmat.primitives.asymmetric import padding as ap
     from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding as ap, rsa
 
     from emrfs.config import CSEOptions
     from emrfs.crypto import EncryptionMaterialsProvider, Materials
@@ -286,7 +286,8 @@ def test_rsa_key_pair_and_pluggable_provider(monkeypatch, master_key):
     crypto = ContentCrypto(CSEOptions(enabled=True,
                                       materials_provider="emrfs_test_provider:Provider"))
     body, enc = encrypt(crypto, b"rsa wrapped")
-    assert enc.metadata["x-amz-w"] == "22" and json.loads(enc.metadata["x-amz-m"]) == {"kid": "rsa-1"}
+    assert enc.metadata["x-amz-w"] == "22"
+    assert json.loads(enc.metadata["x-amz-m"]) == {"kid": "rsa-1"}
     pseudo = private.decrypt(base64.b64decode(enc.metadata["x-amz-3"]),
                              ap.OAEP(ap.MGF1(hashes.SHA1()), hashes.SHA1(), None))
     assert pseudo[0] == 32 and pseudo[33:] == b"115"
@@ -362,7 +363,8 @@ def test_rsa_provider_from_pem_files(tmp_path):
     with pytest.raises(EncryptionError, match="cannot unwrap"):
         decrypt(wrong, body, enc.metadata)
     with pytest.raises(ConfigurationError, match="cannot read"):
-        ContentCrypto(CSEOptions(rsa_private_key_file=str(tmp_path / "none"), **base)).provider("b/k")
+        missing = CSEOptions(rsa_private_key_file=str(tmp_path / "none"), **base)
+        ContentCrypto(missing).provider("b/k")
 
 
 @pytest.mark.parametrize("key,match", [(None, "needs cse.aes_key"), ("!!", "not valid base64"),

@@ -9,11 +9,9 @@ import struct
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from emrfs.crypto import ContentCrypto, plaintext_length
-from emrfs.crypto import segmented as seg
+from emrfs.crypto import ContentCrypto, plaintext_length, segmented as seg
 from emrfs.errors import EncryptionError, IntegrityError
 
 from .conftest import aes_options, decrypt, encrypt
@@ -93,7 +91,7 @@ def _decrypt_all(key, body):
 @pytest.mark.parametrize("case", ["swap", "drop_last", "cut_boundary", "cut_inside", "flip",
                                   "append", "dup"])
 def test_reorder_truncate_tamper_detected(case):
-    key, data, body = _body()
+    key, _data, body = _body()
     segs = [body[i:i + C] for i in range(0, len(body), C)]
     bad = {"swap": segs[1] + segs[0] + b"".join(segs[2:]),
            "drop_last": b"".join(segs[:-1]),
@@ -107,7 +105,7 @@ def test_reorder_truncate_tamper_detected(case):
 
 
 def test_wrong_key_and_altered_header():
-    key, data, body = _body()
+    key = _body()[0]
     with pytest.raises(IntegrityError, match="key commitment"):
         seg.SegmentedKey(os.urandom(32), key.header, "b/k")
     altered = bytearray(key.header.to_bytes())
@@ -145,7 +143,7 @@ def test_one_mib_of_one_gib_fetches_about_one_mib():
 
 
 def test_ranged_segment_tamper_and_truncated_object_detected():
-    key, data, body = _body()
+    key, _data, body = _body()
     plan = seg.plan(P + 10, P + 20, len(body), P)
     bad = bytearray(body)
     bad[C + 50] ^= 1

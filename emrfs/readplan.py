@@ -1,0 +1,391 @@
+"""Read planning: what a read may skip because the filesystem already knows it.
+
+A columnar reader (pyarrow's Parquet reader behind ``pq.read_table`` or
+``pandas.read_parquet``) asks ``info`` of a file, then ``isfile``, then opens
+it, reads the footer at the end, and opens it once more to read the column
+chunks.  Asked naively each step is a request: a HEAD per ``info``, ``isfile``
+and ``open``, one GET for the footer.  Here:
+
+* **Statuses are remembered** (:class:`KnownStatuses`): a file's status from
+  ``info`` or a listing (size and ETag) serves ``isfile`` and ``open`` for
+  ``s3.status_reuse_seconds``, with no HEAD.  ``info`` itself always asks S3 (or
+  the consistent view): it is the caller's way to get a fresh answer.  This
+  filesystem's own writes, deletes and renames forget what they touch.  A
+  remembered status that went stale (another writer replaced the object) can
+  never mix two versions: every read of an open file is pinned to the ETag it
+  was opened with (``If-Match``), so a changed object is a
+  :class:`~emrfs.s3.client.ChangedError`, not a mix.
+* **The tail comes with the status** (:meth:`ReadPlanner.stat`): the ``info``
+  of a plaintext file is a GET of its last ``s3.status_tail_bytes`` (``Range:
+  bytes=-N``) instead of a HEAD: the same one request, with the size (from
+  ``Content-Range``), ETag and metadata a HEAD gives, plus the bytes where
+  Parquet and ORC keep their footers.  Those bytes are remembered by ETag
+  (:class:`Tails`), so the footer read that follows costs nothing.  A file
+  opened from a listing gets the same on its first read: a read that starts
+  in the last ``s3.status_tail_bytes`` fetches the whole tail (as S3A's analytics
+  stream prefetches the footer on open).
+* **Ranges of one file are one version, nearby ones one GET**
+  (:meth:`ReadPlanner.cat_ranges`, behind ``cat_ranges``: fsspec's
+  ``open_parquet_file`` and the Parquet readers built on it): the ranges of a
+  plaintext file are pinned to one ETag, those less than :data:`MERGE_GAP` apart
+  are fetched together (as S3A's vectored reads and obstore's ``get_ranges``),
+  and a remembered status that went stale is asked again once, so the caller
+  gets the new version whole rather than an error.
+
+CSE paths keep the HEAD: their tail is ciphertext, read through the object's
+own range source.  So do paths under the block cache (:mod:`emrfs.cached_io`):
+its reads come from local blocks, and ``open`` there always asks for the
+current version, so a file replaced from outside is never served from old
+blocks (``isfile`` there still uses a remembered status).  Both options are
+per path; 0 turns each off (a HEAD per ``info``; a HEAD per ``open``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import paths
+from .byterange import resolve_range
+from .crypto.envelope import is_encrypted
+from .errors import ServiceError
+from .s3.client import ChangedError
+
+if TYPE_CHECKING:
+    from .filesystem import EmrFileSystem
+
+#: Seconds a remembered status is kept at most (``s3.status_reuse_seconds`` picks how long
+#: it serves, per path; its default is 15).
+STATUS_SECONDS = 3600.0
+#: Seconds a remembered tail serves reads of its version: as bytes a read-ahead buffer
+#: holds, they show that version even if it was replaced since (never mixed with another).
+TAIL_SECONDS = 3.0
+#: Statuses and tails remembered per filesystem (least recently used go first).
+STATUS_ENTRIES = 4096
+TAIL_ENTRIES = 64
+#: Ranges of one file at most this far apart are fetched by one GET (fsspec's
+#: ``open_parquet_file`` merges at 64,000; S3A's vectored reads at 4 KiB .. 1 MiB).
+MERGE_GAP = 64 * 1024
+
+
+class KnownStatuses:
+    """File statuses (with size and ETag) this filesystem saw lately, by path.
+
+    Used from the filesystem's loop and from the threads that open files: one lock."""
+
+    def __init__(self, seconds: float = STATUS_SECONDS, entries: int = STATUS_ENTRIES,
+                 clock=time.monotonic):
+        self.seconds = seconds
+        self.entries = entries
+        self.clock = clock
+        self._known: OrderedDict[str, tuple[float, dict]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, info: dict[str, Any]) -> None:
+        """Keep ``info`` if it is a file's status with an ETag (nothing else is pinned)."""
+        if info.get("type") != "file" or not info.get("ETag") or "size" not in info:
+            return
+        name = paths.strip_protocol(info["name"])
+        with self._lock:
+            self._known[name] = (self.clock(), info)
+            self._known.move_to_end(name)
+            while len(self._known) > self.entries:
+                self._known.popitem(last=False)
+
+    def get(self, path: str, seconds: float | None = None) -> dict[str, Any] | None:
+        """The status of ``path`` seen less than ``seconds`` (:attr:`seconds`) ago, else None."""
+        seconds = self.seconds if seconds is None else min(seconds, self.seconds)
+        with self._lock:
+            found = self._known.get(path)
+            if found is None:
+                return None
+            seen, info = found
+            if self.clock() - seen > seconds:
+                if self.clock() - seen > self.seconds:
+                    del self._known[path]
+                return None
+            return info
+
+    def forget(self, path: str) -> None:
+        with self._lock:
+            self._known.pop(path, None)
+
+    def forget_below(self, root: str) -> None:
+        """Forget ``root`` and everything under it (a directory removed or renamed)."""
+        with self._lock:
+            for name in [n for n in self._known if paths.is_within(n, root)]:
+                del self._known[name]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._known.clear()
+
+
+class Tails:
+    """The last bytes of object versions, by ``(path, ETag)``: an ETag names one content."""
+
+    def __init__(self, entries: int = TAIL_ENTRIES, seconds: float = TAIL_SECONDS,
+                 clock=time.monotonic):
+        self.entries = entries
+        self.seconds = seconds
+        self.clock = clock
+        self._tails: OrderedDict[tuple[str, str], tuple[float, int, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, path: str, etag: str, start: int, data: bytes) -> None:
+        ident = (path, etag)
+        with self._lock:
+            self._tails[ident] = (self.clock(), start, data)
+            self._tails.move_to_end(ident)
+            while len(self._tails) > self.entries:
+                self._tails.popitem(last=False)
+
+    def read(self, path: str, etag: str | None, start: int, end: int) -> bytes | None:
+        """Bytes ``[start, end)`` of version ``etag`` if the remembered tail holds them."""
+        if not etag:
+            return None
+        with self._lock:
+            found = self._tails.get((path, etag))
+            if found is None:
+                return None
+            fetched, offset, data = found
+            if self.clock() - fetched > self.seconds:
+                del self._tails[(path, etag)]
+                return None
+            if start < offset or end > offset + len(data):
+                return None
+            self._tails.move_to_end((path, etag))
+        return data[start - offset:end - offset]
+
+
+class ReadPlanner:
+    """What one :class:`~emrfs.filesystem.EmrFileSystem` remembers to plan its reads."""
+
+    def __init__(self, fs: EmrFileSystem):
+        self.fs = fs
+        self.statuses = KnownStatuses()
+        self.tails = Tails()
+
+    # --- statuses -------------------------------------------------------------------------
+
+    def _plans(self, path: str) -> bool:
+        """Reads of ``path`` are planned here (the block cache plans its own)."""
+        return not self.fs._cached.enabled(path)
+
+    def remember(self, info: dict[str, Any]) -> None:
+        self.statuses.remember(info)
+
+    def remember_listing(self, entries: list[dict]) -> None:
+        """Keep the file entries of a listing.  Not where CSE may apply (a listing's size
+        there may be an estimate, ``cse.listing_lengths = "adjust"``) nor under the
+        consistent view (its entries may come from the metadata table, without the
+        envelope an open needs)."""
+        for entry in entries:
+            name = entry.get("name", "")
+            if (self.fs._encrypted.maybe_encrypted(name) or self.fs._view(name) is not None
+                    or not self._plans(name)):
+                continue
+            self.statuses.remember(entry)
+
+    def _reuse_seconds(self, path: str) -> float:
+        return self.fs.options.for_path(path).s3.status_reuse_seconds
+
+    def tail_bytes(self, path: str) -> int:
+        """``s3.status_tail_bytes`` at ``path``: what a status and a first read in the tail
+        fetch of a file's end."""
+        return self.fs.options.for_path(path).s3.status_tail_bytes
+
+    def known(self, path: str) -> dict[str, Any] | None:
+        """The status an ``open`` of ``path`` may use instead of a HEAD (block-cached paths
+        ask at every open: the cache serves local blocks by the version ``open`` sees)."""
+        if not self._plans(path):
+            return None
+        return self.statuses.get(path, self._reuse_seconds(path)) or None
+
+    def known_file(self, path: str) -> bool:
+        """``path`` was a file a moment ago (``isfile`` needs no request)."""
+        return self.statuses.get(path, self._reuse_seconds(path)) is not None
+
+    def forget(self, path: str) -> None:
+        self.statuses.forget(path)
+
+    def forget_below(self, root: str) -> None:
+        self.statuses.forget_below(root)
+
+    # --- the status request -----------------------------------------------------------------
+
+    def fetches_tail(self, path: str) -> bool:
+        """The status of ``path`` comes with its tail (plaintext: no CSE can apply)."""
+        return (self._plans(path) and self.tail_bytes(path) > 0
+                and not self.fs._encrypted.maybe_encrypted(path))
+
+    async def stat(self, path: str, bucket: str, key: str, **read_kwargs: Any) -> dict:
+        """HEAD-like response of ``bucket/key`` from a GET of its last ``s3.status_tail_bytes``,
+        whose bytes are kept in :attr:`tails` (FileNotFoundError when there is no object)."""
+        try:
+            response = await self.fs.s3.call("get_object", path, Bucket=bucket, Key=key,
+                                              Range=f"bytes=-{self.tail_bytes(path)}",
+                                              **read_kwargs)
+        except ServiceError as exc:
+            if exc.code != "InvalidRange":  # an empty object has no last bytes
+                raise
+            return await self.fs.s3.call("head_object", path, Bucket=bucket, Key=key,
+                                         **read_kwargs)
+        async with response["Body"] as body:
+            data = await body.read()
+        length = len(data)
+        _, _, total = (response.get("ContentRange") or "").rpartition("/")
+        size = int(total) if total.isdigit() else length  # no Content-Range: the whole object
+        head = {k: v for k, v in response.items() if k not in ("Body", "ContentRange")}
+        head["ContentLength"] = size
+        etag = response.get("ETag")
+        if etag and not _has_envelope(response.get("Metadata")):
+            self.tails.put(path, etag, size - length, data)
+        return head
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def read(self, path: str, etag: str | None, size: int, start: int, end: int,
+                   first: bool, fetch, *, reuse: bool = True) -> bytes:
+        """Bytes ``[start, end)`` of version ``etag`` of ``path``: from its remembered tail, or
+        ``fetch(start, end)``; the ``first`` read of an open file that starts in the tail
+        fetches the whole tail (the footer, and what the reader asks for next).  Without
+        ``reuse`` (a file opened with ``cache_type="none"``) every read asks S3."""
+        if not reuse:
+            return await fetch(start, end)
+        cached = self.tails.read(path, etag, start, end)
+        if cached is not None:
+            return cached
+        tail = self.tail_bytes(path)
+        tail_start = max(0, size - tail)
+        if first and tail and etag and start >= tail_start and end <= size and start < end:
+            data = await fetch(tail_start, size)
+            if len(data) == size - tail_start:
+                self.tails.put(path, etag, tail_start, data)
+            return data[start - tail_start:end - tail_start]
+        return await fetch(start, end)
+
+    async def cat_ranges(self, paths_: list[str], starts, ends, *, max_gap: int | None = None,
+                         batch_size: int | None = None, on_error: str = "return",
+                         one: Callable[[str, int | None, int | None], Awaitable[bytes]]
+                         ) -> list:
+        """``cat_ranges``: the ranges of each plaintext file read from one version, nearby
+        ones coalesced; anything else (CSE, the block cache, the tier, the consistent view,
+        a file with one range and no remembered status) through ``one`` (``_cat_file``)."""
+        if not isinstance(paths_, list):
+            raise TypeError(f"cat_ranges takes a list of paths, not {type(paths_).__name__}")
+        starts = list(starts) if isinstance(starts, Iterable) else [starts] * len(paths_)
+        ends = list(ends) if isinstance(ends, Iterable) else [ends] * len(paths_)
+        if not len(starts) == len(ends) == len(paths_):
+            raise ValueError(f"cat_ranges: {len(paths_)} paths, {len(starts)} starts and "
+                             f"{len(ends)} ends; give one of each per range")
+        gap = MERGE_GAP if max_gap is None else max_gap
+        names = [self.fs._norm(p) for p in paths_]
+        by_path: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            by_path.setdefault(name, []).append(i)
+        out: list = [None] * len(names)
+        limit = asyncio.Semaphore(batch_size or self.fs.options.s3.max_concurrency)
+
+        async def single(i: int) -> None:
+            async with limit:
+                try:
+                    out[i] = await one(names[i], starts[i], ends[i])
+                except Exception as exc:  # noqa: BLE001 - per range, as fsspec's
+                    out[i] = exc
+
+        async def planned(name: str, indices: list[int]) -> None:
+            try:
+                got = await self._pinned_ranges(name, [(starts[i], ends[i]) for i in indices],
+                                                gap, limit)
+            except (ChangedError, FileNotFoundError, IsADirectoryError, _NotPlanned):
+                # not one plaintext file after all, or it changed twice: asked range by range,
+                # each with its own error (a directory, a missing file...) as cat_file gives
+                await asyncio.gather(*(single(i) for i in indices))
+                return
+            except Exception as exc:  # noqa: BLE001 - per range, as fsspec's
+                got = [exc] * len(indices)
+            for i, data in zip(indices, got):
+                out[i] = data
+
+        jobs = []
+        for name, indices in by_path.items():
+            if self._plans_ranges(name) and (len(indices) > 1 or self.known(name)):
+                jobs.append(planned(name, indices))
+            else:
+                jobs.extend(single(i) for i in indices)
+        await asyncio.gather(*jobs)
+        if on_error != "return":
+            for item in out:
+                if isinstance(item, BaseException):
+                    raise item
+        return out
+
+    def _plans_ranges(self, path: str) -> bool:
+        bucket, key = paths.split(path)
+        return (bool(key) and self.fetches_tail(path) and self.fs._view(path) is None
+                and not self.fs._tiers.owns(path))
+
+    async def _pinned_ranges(self, path: str, ranges: list[tuple[int | None, int | None]],
+                             gap: int, limit: asyncio.Semaphore) -> list[bytes]:
+        """The ``ranges`` of ``path`` from one version; a remembered status that went
+        stale is replaced by a fresh one once (the caller gets the new version whole)."""
+        status = self.known(path)
+        for attempt in (0, 1):
+            if status is None:
+                status = await self.fs._info(path)
+            if status.get("type") != "file" or status.get("cse") or not status.get("ETag"):
+                raise _NotPlanned(path)
+            try:
+                return await self._read_ranges(path, status, ranges, gap, limit)
+            except ChangedError:
+                if attempt:
+                    raise
+                self.forget(path)
+                status = None
+        raise AssertionError("unreachable")
+
+    async def _read_ranges(self, path: str, status: dict, ranges, gap: int,
+                           limit: asyncio.Semaphore) -> list[bytes]:
+        size, etag = status["size"], status["ETag"]
+        bucket, key = paths.split(path)
+        wanted = [resolve_range(s, e, size) for s, e in ranges]
+        spans: list[list[int]] = []  # [start, end] of each GET, ranges merged across gaps
+        for start, end in sorted(r for r in wanted if r[1] > r[0]):
+            if spans and start - spans[-1][1] <= gap \
+                    and end - spans[-1][0] <= self.fs.options.s3.read_block_size:
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+
+        async def fetch(span: list[int]) -> bytes:
+            cached = self.tails.read(path, etag, span[0], span[1])
+            if cached is not None:
+                return cached
+            async with limit:
+                return await self.fs._read_range_checked(path, bucket, key, span[0], span[1],
+                                                         etag)
+
+        fetched = await asyncio.gather(*(fetch(span) for span in spans))
+        result = []
+        for start, end in wanted:
+            if end <= start:
+                result.append(b"")
+                continue
+            for (s, e), data in zip(spans, fetched):
+                if s <= start and end <= e:
+                    result.append(data[start - s:end - s])
+                    break
+        return result
+
+
+class _NotPlanned(Exception):
+    """The path is not one plaintext file with an ETag: its ranges go one by one."""
+
+
+def _has_envelope(metadata: dict | None) -> bool:
+    return bool(metadata) and is_encrypted(metadata)
