@@ -43,6 +43,7 @@ per path; 0 turns each off (a HEAD per ``info``; a HEAD per ``open``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -57,6 +58,8 @@ from .s3.client import ChangedError
 
 if TYPE_CHECKING:
     from .filesystem import EmrFileSystem
+
+logger = logging.getLogger("emrfs.readplan")
 
 #: Seconds a remembered status is kept at most (``s3.status_reuse_seconds`` picks how long
 #: it serves, per path; its default is 15).
@@ -235,16 +238,24 @@ class ReadPlanner:
                 raise
             return await self.fs.s3.call("head_object", path, Bucket=bucket, Key=key,
                                          **read_kwargs)
-        async with response["Body"] as body:
-            data = await body.read()
-        length = len(data)
+        data: bytes | None = None
+        try:
+            async with response["Body"] as body:
+                data = await body.read()
+        except Exception:  # noqa: BLE001 - a body cut short: the headers are the status
+            logger.debug("the tail of %r broke off; its status stands without it", path,
+                         exc_info=True)
         _, _, total = (response.get("ContentRange") or "").rpartition("/")
-        size = int(total) if total.isdigit() else length  # no Content-Range: the whole object
+        if total.isdigit():
+            size = int(total)
+        else:  # no Content-Range: the response is the whole object
+            size = response["ContentLength"]
         head = {k: v for k, v in response.items() if k not in ("Body", "ContentRange")}
         head["ContentLength"] = size
         etag = response.get("ETag")
-        if etag and not _has_envelope(response.get("Metadata")):
-            self.tails.put(path, etag, size - length, data)
+        if data is not None and etag and not _has_envelope(response.get("Metadata")) \
+                and len(data) == response.get("ContentLength", len(data)):
+            self.tails.put(path, etag, size - len(data), data)
         return head
 
     # --- reads ------------------------------------------------------------------------------
@@ -299,17 +310,18 @@ class ReadPlanner:
                     out[i] = exc
 
         async def planned(name: str, indices: list[int]) -> None:
+            got: list[bytes | Exception]
             try:
-                got = await self._pinned_ranges(name, [(starts[i], ends[i]) for i in indices],
-                                                gap, limit)
-            except (ChangedError, FileNotFoundError, IsADirectoryError, _NotPlanned):
-                # not one plaintext file after all, or it changed twice: asked range by range,
-                # each with its own error (a directory, a missing file...) as cat_file gives
+                got = list(await self._pinned_ranges(
+                    name, [(starts[i], ends[i]) for i in indices], gap, limit))
+            except (FileNotFoundError, IsADirectoryError, _NotPlanned):
+                # not one plaintext file after all: asked range by range, each with its own
+                # error (a directory, a missing file...) as cat_file gives it
                 await asyncio.gather(*(single(i) for i in indices))
                 return
-            except Exception as exc:  # noqa: BLE001 - per range, as fsspec's
-                got = [exc] * len(indices)
-            for i, data in zip(indices, got):
+            except Exception as exc:  # noqa: BLE001 - per range, as fsspec's (ChangedError
+                got = [exc] * len(indices)  # too: it changed twice; never read unpinned)
+            for i, data in zip(indices, got, strict=True):
                 out[i] = data
 
         jobs = []
@@ -326,7 +338,7 @@ class ReadPlanner:
         return out
 
     def _plans_ranges(self, path: str) -> bool:
-        bucket, key = paths.split(path)
+        _, key = paths.split(path)
         return (bool(key) and self.fetches_tail(path) and self.fs._view(path) is None
                 and not self.fs._tiers.owns(path))
 
@@ -376,7 +388,7 @@ class ReadPlanner:
             if end <= start:
                 result.append(b"")
                 continue
-            for (s, e), data in zip(spans, fetched):
+            for (s, e), data in zip(spans, fetched, strict=True):
                 if s <= start and end <= e:
                     result.append(data[start - s:end - s])
                     break

@@ -307,3 +307,22 @@ def test_the_plan_can_be_turned_off_per_option(emrfs_fault_proxy, emrfs_s3, buck
     c = emrfs_fault_proxy.counters()
     assert c.operations.get("HeadObject") == 3, dict(c.operations)  # info, isfile, open
     assert c.response_bytes == 10
+
+
+def test_cat_ranges_of_a_file_that_keeps_changing_fail_rather_than_read_unpinned(
+        emrfs_endpoint, emrfs_s3, bucket):
+    emrfs_s3.put_object(Bucket=bucket, Key="busy", Body=b"a" * 300_000)
+    fs = plain_fs(emrfs_endpoint)
+    path = f"{bucket}/busy"
+    fs.info(path)
+    seen = []
+
+    async def always_replaced(path_, bucket_, key_, start, end, etag):
+        seen.append(etag)  # every read pinned; each finds yet another version
+        emrfs_s3.put_object(Bucket=bucket, Key="busy", Body=os.urandom(300_000))
+        raise ChangedError(path_, etag, '"other"')
+
+    fs._read_range_checked = always_replaced
+    got = fs.cat_ranges([path, path], [0, 200_000], [10, 200_010])
+    assert [type(g) for g in got] == [ChangedError, ChangedError]
+    assert seen and all(seen)
