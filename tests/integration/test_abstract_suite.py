@@ -10,7 +10,7 @@ Each test class runs once per configuration (a class-scoped filesystem each):
 * ``tier``: the suite runs below ``_temporary/``, so every path is in the ephemeral tier;
 * ``consistent``: the consistent view (a DynamoDB table per class);
 * ``all``: CSE with a raw AES key (EMRFS allows SSE or CSE, not both), the cache, the
-  consistent view, and a tier (task commits local) that
+  consistent view, and a tier (task commits staged in the table) that
   takes the scenarios' ``subdir1`` and ``nesteddir`` directories, so trees mix
   tier and S3 paths (listings merge them, copies and renames cross the router).
 
@@ -75,11 +75,8 @@ def _options(config: str, *, kms_key: str, table: str, cache_dir: str, bucket: s
         "all": {"cse": {"enabled": True, "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
                         "aes_key": AES_KEY},
                 "cache": cache,
-                # task_commit "local": with "auto" and the consistent view, tier paths are
-                # staged, and rm leaves staged directory rows behind (see
-                # test_rm_below_a_staged_tier_directory_leaves_nothing)
-                "ephemeral": {"patterns": ["_temporary", "subdir1", "nesteddir"],
-                              "task_commit": "local"},
+                # task_commit "auto": with the consistent view on, tier paths are staged
+                "ephemeral": {"patterns": ["_temporary", "subdir1", "nesteddir"]},
                 **consistent},
     }[config]
 
@@ -238,13 +235,11 @@ class TestOpen(AbstractOpenTests, EmrfsFixtures):
     pass
 
 
-@pytest.mark.xfail(strict=True, reason="rm(recursive) of an S3 tree holding a staged tier "
-                   "directory leaves its staged directory rows live (tiers.py rm: only a "
-                   "tier-owned target aborts its staged tree)")
 def test_rm_below_a_staged_tier_directory_leaves_nothing(emrfs_endpoint, emrfs_bucket,
                                                          tmp_path):
     """With the consistent view on, ephemeral.task_commit "auto" stages tier paths in the
-    table; removing the S3 directory above one must remove the staged rows too."""
+    table; removing the S3 directory above one must remove the staged rows too (found by
+    the ``all`` configuration: its staged directory rows outlived the rm)."""
     from emrfs import EmrFileSystem
 
     table = f"emrfs-abstract-{uuid.uuid4().hex[:12]}"
