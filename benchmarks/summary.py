@@ -6,7 +6,8 @@ For each case: the best emrfs variant (and its forked-child twin, when the run
 had ``--fork``), the best variant of each peer library (obstore, pyarrow,
 boto3, aiobotocore, s3fs), and emrfs's ratio to the fastest of them (>1 is
 faster).  Cases of emrfs alone (CSE, the consistent view) list each variant's
-ratio to the case's reference instead.  Markdown on stdout.
+ratio to the case's reference instead.  Markdown on stdout; ``--details`` adds
+each case's full table.
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ def _ratio(unit: str, value: float, ref: float) -> float:
     return ref / value if unit == "s" else value / ref
 
 
+def _emrfs_cell(row: dict | None, unit: str) -> str:
+    if row is None:
+        return "-"
+    rss = f"; peak RSS {row['peak_rss_mib']:.0f} MiB" if "peak_rss_mib" in row else ""
+    return f"{_fmt(row['median'], unit)} ({row['variant'][6:]}{rss})"
+
+
 def peer_table(cases: list[dict]) -> list[str]:
     """The emrfs-against-peers table (cases that have peers)."""
     head = ["case", "unit", "emrfs (best variant)", "emrfs forked child", *PEERS,
@@ -54,7 +62,7 @@ def peer_table(cases: list[dict]) -> list[str]:
             continue
         fastest = _best(measured, unit)
         cells = [case["case"], unit,
-                 f"{_fmt(emrfs['median'], unit)} ({emrfs['variant'][6:]})" if emrfs else "-",
+                 _emrfs_cell(emrfs, unit),
                  _fmt(forked["median"], unit) if forked else "-"]
         cells += [_fmt(r["median"], unit) if r else "-" for r in peers.values()]
         cells.append(f"{_ratio(unit, emrfs['median'], fastest['median']):.2f}× "
@@ -87,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.summary",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="+", help="JSON files written by --json")
+    parser.add_argument("--details", action="store_true",
+                        help="then every case's full table, as the run printed it")
     args = parser.parse_args(argv)
     cases: list[dict] = []
     for path in args.reports:
@@ -95,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(peer_table(cases)))
     print()
     print("\n".join(feature_table(cases)))
+    if args.details:
+        from .harness import format_case
+
+        for case in cases:
+            print()
+            print(format_case(case))
     return 0
 
 
