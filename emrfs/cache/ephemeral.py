@@ -283,7 +283,8 @@ class EphemeralTier(TierMembership):
             manifest = self._manifest(f)
             if manifest.get("sealed"):
                 continue
-            with EphemeralReader(self, f, manifest) as r, EphemeralWriter(self, f, self._publish) as w:
+            with EphemeralReader(self, f, manifest) as r, \
+                    EphemeralWriter(self, f, self._publish) as w:
                 while chunk := r.read(8 * self.block_size):
                     w.write(chunk)
 
