@@ -407,6 +407,8 @@ def aws_error_code(exc: BaseException) -> tuple[str, int | None]:
 _OBSTORE_STATUS = re.compile(r"Server returned non-2xx status code: (\d{3})")
 _OBSTORE_CODE = re.compile(r"<Code>([^<]+)</Code>")
 _OBSTORE_XML_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
+_OBSTORE_TLS = re.compile(r"(\w*Certificate\w*)\(\s*(\w+)")
+_OBSTORE_OS_MESSAGE = re.compile(r'message: "([^"]+)"')
 #: reqwest's failure kinds that mean the connection, not the service, failed
 _OBSTORE_TRANSPORT = re.compile(r"HTTP error: |kind: (Connect|Timeout|Request|Body|Decode)\b")
 #: obstore's exception classes for what S3 said (the rest are built-ins it raises too)
@@ -494,8 +496,17 @@ def _provider_message(exc: BaseException) -> str:
         if isinstance(item, ClientError):
             return (item.response.get("Error") or {}).get("Message") or str(item)
         if is_obstore_error(item):  # S3's own <Message>, else obstore's first line
-            found = _OBSTORE_XML_MESSAGE.search(str(item))
-            return found.group(1) if found else str(item).split("\n", 1)[0]
+            text = str(item)
+            found = _OBSTORE_XML_MESSAGE.search(text)
+            if found:
+                return found.group(1)
+            # and the root cause its debug trace names (a refused connection, a TLS
+            # certificate not trusted), which the first line leaves out
+            cause = _OBSTORE_TLS.search(text) or _OBSTORE_OS_MESSAGE.search(text)
+            first = text.split("\n", 1)[0]
+            if cause is None:
+                return first
+            return f"{first} ({' '.join(g for g in cause.groups() if g)})"
     return str(exc)
 
 

@@ -87,8 +87,11 @@ class EmrFile(AbstractBufferedFile):
         self._parts_in_flight: list[concurrent.futures.Future] = []
         self._part_number = 0
         self._etag = None
+        self._fetched = False  # the first read plans for the footer (emrfs.readplan)
+        self._reuse_tail = cache_type != "none"  # "none": every read asks S3
         if mode == "rb" and size is None:
-            info = fs.info(path)
+            # a status seen a moment ago (info, ls) needs no HEAD: reads pin its ETag
+            info = fs._reads.known(paths.strip_protocol(path)) or fs.info(path)
             if info["type"] != "file":
                 raise is_a_directory(path, "open a file below it, or use ls")
             size = info["size"]
@@ -119,8 +122,14 @@ class EmrFile(AbstractBufferedFile):
         """``_fetch_range`` as a coroutine on the filesystem's loop (the block cache's fills)."""
         # With the ETag pinned, an overwrite mid-read fails (ChangedError) instead of
         # mixing two versions; the consistent view retries stale copies first.
-        return await self.fs._read_range_checked(self.path, self.bucket, self.key, start, end,
-                                                 self._etag)
+        first, self._fetched = not self._fetched, True
+
+        async def fetch(start: int, end: int) -> bytes:
+            return await self.fs._read_range_checked(self.path, self.bucket, self.key, start,
+                                                     end, self._etag)
+
+        return await self.fs._reads.read(self.path, self._etag, self.size, start, end, first,
+                                         fetch, reuse=self._reuse_tail)
 
     # --- writing -------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from .errors import (
     not_found,
 )
 from .encrypted_io import EncryptedFile, EncryptedIO
+from .readplan import ReadPlanner
 from .renames import RenameJournal
 from .s3.client import S3Client
 from .s3.listing import Listing, add_page, list_pages
@@ -105,6 +106,7 @@ class EmrFileSystem(AsyncFileSystem):
         self._cached = CachedIO(self)  # block cache (emrfs.cached_io)
         self._tiers = EphemeralRoutes(self, self._cached)  # ephemeral paths (emrfs.tiers)
         self._renames = RenameJournal(self)  # directory renames cut short (emrfs.renames)
+        self._reads = ReadPlanner(self)  # statuses and footers reads reuse (emrfs.readplan)
         self._purge = UploadPurge(  # abandoned multipart uploads (emrfs.s3.multipart)
             self.s3, age_seconds=o.multipart_purge_age, whole_bucket=o.multipart_purge,
             staged_ids=self._tiers.staging.staged_upload_ids)
@@ -209,13 +211,33 @@ class EmrFileSystem(AsyncFileSystem):
         if found is None:
             raise not_found(path)
         self._cached.seen(found)  # the version later cached reads use
+        self._reads.remember(found)  # isfile and open reuse it (pinned to its ETag)
         return found
+
+    async def _isfile(self, path: str) -> bool:
+        try:
+            path = self._norm(path)
+        except (ValueError, OSError):
+            return False
+        if self._reads.known(path) is not None:  # a file a moment ago; reads pin its ETag
+            return True
+        return await super()._isfile(path)
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        if path is None:
+            self._reads.statuses.clear()
+        else:
+            self._reads.forget_below(self._strip_protocol(path))
+        super().invalidate_cache(path)
 
     async def _s3_info(self, path: str, bucket: str, key: str) -> dict | None:
         """What S3 alone says about ``path`` (None: nothing there)."""
         try:
-            head = await self.s3.call("head_object", path, Bucket=bucket, Key=key,
-                                      **self._read_kwargs(path))
+            if self._reads.fetches_tail(path):  # one GET: the HEAD's answer and the footer
+                head = await self._reads.stat(path, bucket, key, **self._read_kwargs(path))
+            else:
+                head = await self.s3.call("head_object", path, Bucket=bucket, Key=key,
+                                          **self._read_kwargs(path))
             return await self._encrypted.file_info(path, head, self._file_from_head(path, head))
         except FileNotFoundError:
             pass
@@ -285,7 +307,9 @@ class EmrFileSystem(AsyncFileSystem):
         prefix = key + "/" if key else ""
         async for page in list_pages(self.s3, path, bucket, prefix, delimiter="/"):
             add_page(listing, bucket, key, page, self.status, recursive=False)
-        return await self._encrypted.listed(listing.entries())  # CSE: plaintext lengths
+        entries = await self._encrypted.listed(listing.entries())  # CSE: plaintext lengths
+        self._reads.remember_listing(entries)  # an open after ls needs no HEAD
+        return entries
 
     async def _find(self, path: str, maxdepth: int | None = None, withdirs: bool = False,
                     detail: bool = False, prefix: str = "", **kwargs: Any):
@@ -331,6 +355,7 @@ class EmrFileSystem(AsyncFileSystem):
                 else:
                     for name in listing.dirs:
                         out.pop(name, None)
+            self._reads.remember_listing(list(listing.files.values()))
             return out
 
         view = self._view(path)
@@ -593,6 +618,7 @@ class EmrFileSystem(AsyncFileSystem):
     async def _after_create(self, path: str) -> None:
         """A child arrived: remove ancestors' markers (as S3A does), once per directory."""
         self._cached.forget(path)  # blocks of what was there before
+        self._reads.forget(path)
         self._not_files.discard(path)  # it may be a file now: checked again below it
         parent = paths.parent(path)
         if parent in self._checked_dirs or not paths.split(parent)[1]:
@@ -634,6 +660,7 @@ class EmrFileSystem(AsyncFileSystem):
             await view.record_directory(parent)  # a directory S3 listed only by its files
 
     def _forget_dirs(self, root: str) -> None:
+        self._reads.forget_below(root)
         self._checked_dirs = {d for d in self._checked_dirs if not paths.is_within(d, root)}
         self._not_files = {d for d in self._not_files if not paths.is_within(d, root)}
 
@@ -1328,6 +1355,8 @@ class EmrFileSystem(AsyncFileSystem):
         """Delete ``keys`` in batches; ``confirmed`` collects the keys S3 said it deleted
         (filled even when a batch fails, so the caller records exactly those)."""
         keys = list(dict.fromkeys(keys))
+        for k in keys:
+            self._reads.forget(f"{bucket}/{k}")
         batches = [keys[i:i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
 

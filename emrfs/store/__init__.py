@@ -41,5 +41,6 @@ def transport_for(options: Options, *, client: S3Client | None = None,
 
     if choose_transport(options.s3, options.sse) == "obstore":
         return ObstoreStore(options.s3, options.sse, fallback=botocore,
-                            source_sse=kwargs.get("source_sse"))
+                            source_sse=kwargs.get("source_sse"),
+                            pinned_get=client._pinned_get if client is not None else None)
     return botocore()

@@ -22,13 +22,20 @@ botocore transport uses; a pinned GET that meets another version raises
 from __future__ import annotations
 
 import asyncio
+import builtins
 import datetime as _dt
 import logging
 import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # obstore's TypedDicts exist only for type checkers
+    from obstore import GetOptions
+    from obstore.store import ClientConfig, RetryConfig, S3Config, S3Credential
+
+    from ..s3.client import PinnedGet
 
 from ..config import S3Options, SSEOptions
 from ..crypto import sse as _sse
@@ -37,12 +44,26 @@ from .protocol import ListPage, ObjectMeta, ObjectStore, ObjectWriter, StagedUpl
 
 logger = logging.getLogger("emrfs.store.obstore")
 
-__all__ = ["ObstoreStore", "obstore_available", "obstore_usable", "unsupported_by_obstore",
-           "choose_transport", "obstore_key"]
+__all__ = [
+    "ObstoreStore",
+    "obstore_available",
+    "obstore_usable",
+    "unsupported_by_obstore",
+    "choose_transport",
+    "obstore_key",
+]
 
 #: ``x-amz-meta-*`` aside, the attributes obstore reports (not user metadata).
-_STANDARD_ATTRIBUTES = frozenset({"content-disposition", "content-encoding", "content-language",
-                                  "content-type", "cache-control", "storage-class"})
+_STANDARD_ATTRIBUTES = frozenset(
+    {
+        "content-disposition",
+        "content-encoding",
+        "content-language",
+        "content-type",
+        "cache-control",
+        "storage-class",
+    }
+)
 #: obstore's path type refuses these characters (Rust's ``char::is_control``).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 #: a GET's body longer than this is collected in chunks (memory and Python objects both)
@@ -54,8 +75,8 @@ _LIST_CHUNK = 1000
 # that this process used obstore; a child forked afterwards inherits the mark and
 # routes every verb to botocore.
 
-_used_in: int | None = None        # pid of the process that made obstore requests
-_forked_after_use = False          # this process was forked from one that had
+_used_in: int | None = None  # pid of the process that made obstore requests
+_forked_after_use = False  # this process was forked from one that had
 
 
 def _after_fork_in_child() -> None:
@@ -86,15 +107,20 @@ def obstore_available() -> bool:
 def obstore_usable() -> bool:
     """obstore can serve requests in this process: installed, and this process was not
     forked from one whose obstore runtime had started (see the module doc)."""
-    return (not _forked_after_use and (_used_in is None or _used_in == os.getpid())
-            and obstore_available())
+    return (
+        not _forked_after_use
+        and (_used_in is None or _used_in == os.getpid())
+        and obstore_available()
+    )
 
 
 def unsupported_by_obstore(s3: S3Options, sse: SSEOptions) -> str | None:
     """Why obstore cannot serve a store with these options (a reason), or None."""
     if sse.customer_key and sse.algorithm == "SSE-C" and not sse.enabled:
-        return ("an SSE-C key is configured for reads with sse.enabled off: obstore sends "
-                "the key on writes too")
+        return (
+            "an SSE-C key is configured for reads with sse.enabled off: obstore sends "
+            "the key on writes too"
+        )
     return None
 
 
@@ -108,9 +134,11 @@ def choose_transport(s3: S3Options, sse: SSEOptions) -> str:
         return "botocore"
     if not obstore_available():
         if s3.transport == "obstore":
-            raise ConfigurationError("s3.transport is 'obstore' but obstore is not installed: "
-                                     "pip install obstore, or set s3.transport=auto",
-                                     "s3.transport")
+            raise ConfigurationError(
+                "s3.transport is 'obstore' but obstore is not installed: "
+                "pip install obstore, or set s3.transport=auto",
+                "s3.transport",
+            )
         return "botocore"
     if not obstore_usable():
         logger.debug("forked from a process that used obstore: using the botocore transport")
@@ -135,7 +163,7 @@ def obstore_key(key: str) -> bool:
 
 def _quoted(etag: str) -> str:
     etag = etag.strip()
-    return etag if etag.startswith('"') or etag.startswith('W/') else f'"{etag}"'
+    return etag if etag.startswith('"') or etag.startswith("W/") else f'"{etag}"'
 
 
 def _same_etag(a: str | None, b: str | None) -> bool:
@@ -150,25 +178,36 @@ class ObstoreStore(ObjectStore):
     """The S3 transport over obstore, for one resolved set of S3 and SSE options.
 
     ``fallback`` makes (once, lazily) the botocore transport for what obstore cannot
-    do; it is a store or a zero-argument factory.
+    do; it is a store or a zero-argument factory.  ``pinned_get`` is the policy for a
+    GET pinned to an ETag (:data:`emrfs.s3.client.PinnedGet`: the consistent view
+    retries a stale copy there), as the botocore client applies it.
     """
 
-    def __init__(self, s3: S3Options, sse: SSEOptions | None = None, *,
-                 fallback: ObjectStore | Callable[[], ObjectStore] | None = None,
-                 source_sse: Callable[[str], SSEOptions] | None = None):
+    def __init__(
+        self,
+        s3: S3Options,
+        sse: SSEOptions | None = None,
+        *,
+        fallback: ObjectStore | Callable[[], ObjectStore] | None = None,
+        source_sse: Callable[[str], SSEOptions] | None = None,
+        pinned_get: PinnedGet | None = None,
+    ):
         self.s3 = s3
         self.sse = sse or SSEOptions()
         self._source_sse = source_sse  # a copy's source may need its own SSE-C key
+        # the policy for a pinned GET that meets another version (the consistent view
+        # retries stale copies), as the botocore client applies it to its own GETs
+        self._pinned_get = pinned_get
         self._fallback_factory = fallback
-        self._fallback: ObjectStore | None = (fallback if isinstance(fallback, ObjectStore)
-                                              else None)
+        self._fallback: ObjectStore | None = fallback if isinstance(fallback, ObjectStore) else None
         self._stores: dict[str, Any] = {}
         self._pid = os.getpid()
         self._said_forked = False
         if s3.require_tls and not (s3.endpoint_url or "https://").lower().startswith("https://"):
             raise ConfigurationError(
                 f"s3.require_tls is on but the endpoint {s3.endpoint_url!r} is not https://",
-                "s3.endpoint_url")
+                "s3.endpoint_url",
+            )
         self._write_sse = _sse.effective_algorithm(self.sse)
         self._customer_key = _sse.customer_key(self.sse)
         reason = unsupported_by_obstore(s3, self.sse)
@@ -180,11 +219,14 @@ class ObstoreStore(ObjectStore):
         """obstore serves this call (else the botocore fallback does)."""
         if self._refused is not None:
             return False
-        if _forked_after_use or self._pid != os.getpid() and _used_in not in (None, os.getpid()):
+        if _forked_after_use or (self._pid != os.getpid() and _used_in not in (None, os.getpid())):
             if not self._said_forked:
                 self._said_forked = True
-                logger.debug("process %d was forked from one that used obstore: its S3 calls "
-                             "go through the botocore transport", os.getpid())
+                logger.debug(
+                    "process %d was forked from one that used obstore: its S3 calls "
+                    "go through the botocore transport",
+                    os.getpid(),
+                )
             return False
         return True
 
@@ -195,8 +237,9 @@ class ObstoreStore(ObjectStore):
             if self._fallback_factory is None:
                 from .s3 import S3Store
 
-                self._fallback = S3Store.from_options(self.s3, self.sse,
-                                                      source_sse=self._source_sse)
+                self._fallback = S3Store.from_options(
+                    self.s3, self.sse, source_sse=self._source_sse
+                )
             else:
                 factory = self._fallback_factory
                 self._fallback = factory() if callable(factory) else factory
@@ -216,11 +259,13 @@ class ObstoreStore(ObjectStore):
         from obstore.store import S3Store
 
         o = self.s3
-        config: dict[str, Any] = {
-            "region": o.region or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        config: S3Config = {
+            "region": o.region
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or "us-east-1",
         }
-        client: dict[str, Any] = {
+        client: ClientConfig = {
             "connect_timeout": _seconds(o.connect_timeout),
             "read_timeout": _seconds(o.read_timeout),
             # the whole request, body included: a stream is read at its consumer's pace,
@@ -241,7 +286,7 @@ class ObstoreStore(ObjectStore):
         config["virtual_hosted_style_request"] = style == "virtual"
         if o.anon:
             config["skip_signature"] = True
-        credential_provider = None
+        credential_provider: _BotocoreCredentials | None = None
         if o.access_key_id:
             config["access_key_id"] = o.access_key_id
             config["secret_access_key"] = o.secret_access_key or ""
@@ -261,12 +306,21 @@ class ObstoreStore(ObjectStore):
                 config["sse_kms_key_id"] = self.sse.kms_key_id
             if self.sse.bucket_key_enabled:
                 config["sse_bucket_key_enabled"] = True
-        retry = {"max_retries": o.max_attempts - 1,
-                 "backoff": {"init_backoff": _seconds(max(o.retry_base_seconds, 0.001)),
-                             "max_backoff": _seconds(max(o.retry_max_seconds, 0.001)),
-                             "base": 2}}
-        return S3Store(bucket, config=config, client_options=client, retry_config=retry,
-                       credential_provider=credential_provider)
+        retry: RetryConfig = {
+            "max_retries": o.max_attempts - 1,
+            "backoff": {
+                "init_backoff": _seconds(max(o.retry_base_seconds, 0.001)),
+                "max_backoff": _seconds(max(o.retry_max_seconds, 0.001)),
+                "base": 2,
+            },
+        }
+        return S3Store(
+            bucket,
+            config=config,
+            client_options=client,
+            retry_config=retry,
+            credential_provider=credential_provider,
+        )
 
     @contextmanager
     def _errors(self, path: str, *, if_match: str | None = None) -> Iterator[None]:
@@ -294,8 +348,9 @@ class ObstoreStore(ObjectStore):
             result = await obstore.get_async(self._store(bucket), key, options={"head": True})
         return self._meta(path, result.meta, result.attributes)
 
-    async def get_range(self, path: str, start: int = 0, end: int | None = None, *,
-                        if_match: str | None = None) -> bytes:
+    async def get_range(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> bytes:
         if not self._direct(path):
             return await self.fallback.get_range(path, start, end, if_match=if_match)
         if end is not None and end <= start:
@@ -307,11 +362,24 @@ class ObstoreStore(ObjectStore):
             return bytes(await result.bytes_async())
 
     async def _get(self, path: str, start: int, end: int | None, if_match: str | None) -> Any:
-        """One GET of ``[start, end)``; None when the range starts at or past the end."""
+        """One GET of ``[start, end)``; None when the range starts at or past the end.  A
+        pinned GET runs under the ``pinned_get`` policy (``unpinned``: the same GET without
+        the pin, for a whole-object GET, which describes itself)."""
+        if if_match is None or self._pinned_get is None:
+            return await self._get_once(path, start, end, if_match)
+        whole = start == 0 and end is None
+        return await self._pinned_get(
+            path,
+            if_match,
+            lambda: self._get_once(path, start, end, if_match),
+            (lambda: self._get_once(path, start, end, None)) if whole else None,
+        )
+
+    async def _get_once(self, path: str, start: int, end: int | None, if_match: str | None) -> Any:
         import obstore
 
         bucket, key = split(path)
-        options: dict[str, Any] = {}
+        options: GetOptions = {}
         if end is not None:
             options["range"] = (start, end)
         elif start:
@@ -321,7 +389,7 @@ class ObstoreStore(ObjectStore):
         try:
             with self._errors(path, if_match=if_match):
                 result = await obstore.get_async(self._store(bucket), key, options=options)
-        except Exception as exc:  # noqa: BLE001 - 416: nothing at or after start
+        except Exception as exc:
             if getattr(exc, "code", None) == "InvalidRange":
                 return None
             raise
@@ -331,12 +399,19 @@ class ObstoreStore(ObjectStore):
             raise ChangedError(path, if_match, served)
         return result
 
-    async def get_stream(self, path: str, start: int = 0, end: int | None = None, *,
-                         if_match: str | None = None, chunk_size: int = 8 * 1024 * 1024
-                         ) -> AsyncIterator[bytes]:
+    async def get_stream(
+        self,
+        path: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        if_match: str | None = None,
+        chunk_size: int = 8 * 1024 * 1024,
+    ) -> AsyncIterator[bytes]:
         if not self._direct(path):
-            async for chunk in self.fallback.get_stream(path, start, end, if_match=if_match,
-                                                        chunk_size=chunk_size):
+            async for chunk in self.fallback.get_stream(
+                path, start, end, if_match=if_match, chunk_size=chunk_size
+            ):
                 yield chunk
             return
         if end is not None and end <= start:
@@ -364,24 +439,36 @@ class ObstoreStore(ObjectStore):
                 return
             except ChangedError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - resume a body that broke
+            except Exception as exc:
                 from ..errors import is_retryable
 
                 attempts += 1
                 if not is_retryable(exc) or attempts >= self.s3.max_attempts:
                     raise
                 logger.info("read of %s broke at byte %d (%s); resuming", path, start + got, exc)
-                await asyncio.sleep(min(self.s3.retry_max_seconds,
-                                        self.s3.retry_base_seconds * 2 ** (attempts - 1)))
+                await asyncio.sleep(
+                    min(self.s3.retry_max_seconds, self.s3.retry_base_seconds * 2 ** (attempts - 1))
+                )
 
     # --- writes -------------------------------------------------------------------------
 
-    async def put(self, path: str, data: bytes, *, if_none_match: bool = False,
-                  metadata: Mapping[str, str] | None = None,
-                  content_type: str | None = None) -> ObjectMeta:
+    async def put(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectMeta:
         if not self._direct(path):
-            return await self.fallback.put(path, data, if_none_match=if_none_match,
-                                           metadata=metadata, content_type=content_type)
+            return await self.fallback.put(
+                path,
+                data,
+                if_none_match=if_none_match,
+                metadata=metadata,
+                content_type=content_type,
+            )
         import obstore
 
         bucket, key = split(path)
@@ -390,30 +477,51 @@ class ObstoreStore(ObjectStore):
             attributes["Content-Type"] = content_type
         with self._errors(path):
             result = await obstore.put_async(
-                self._store(bucket), key, data, attributes=attributes or None,
-                mode="create" if if_none_match else "overwrite", use_multipart=False)
-        return ObjectMeta(path, len(data), etag=result.get("e_tag"),
-                          version_id=result.get("version"),
-                          metadata={k.lower(): v for k, v in (metadata or {}).items()},
-                          content_type=content_type)
+                self._store(bucket),
+                key,
+                data,
+                attributes=attributes or None,
+                mode="create" if if_none_match else "overwrite",
+                use_multipart=False,
+            )
+        return ObjectMeta(
+            path,
+            len(data),
+            etag=result.get("e_tag"),
+            version_id=result.get("version"),
+            metadata={k.lower(): v for k, v in (metadata or {}).items()},
+            content_type=content_type,
+        )
 
-    async def writer(self, path: str, *, if_none_match: bool = False,
-                     metadata: Mapping[str, str] | None = None,
-                     content_type: str | None = None) -> ObjectWriter:
+    async def writer(
+        self,
+        path: str,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectWriter:
         # parts by upload id (staged for another process to complete): botocore's
-        return await self.fallback.writer(path, if_none_match=if_none_match, metadata=metadata,
-                                          content_type=content_type)
+        return await self.fallback.writer(
+            path, if_none_match=if_none_match, metadata=metadata, content_type=content_type
+        )
 
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
         return await self.fallback.complete_staged(staged)
 
-    async def copy(self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
-                   ) -> ObjectMeta:
+    async def copy(
+        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+    ) -> ObjectMeta:
         (src_bucket, src_key), (dst_bucket, _) = split(src), split(dst)
-        if (metadata is not None or src_bucket != dst_bucket or not self._direct(src)
-                or not self._direct(dst) or self.s3.copy_threshold < 5 * 1024 ** 3
-                or self._customer_key is not None
-                or self._source_sse is not None and _sse.customer_key(self._source_sse(src))):
+        if (
+            metadata is not None
+            or src_bucket != dst_bucket
+            or not self._direct(src)
+            or not self._direct(dst)
+            or self.s3.copy_threshold < 5 * 1024**3
+            or self._customer_key is not None
+            or (self._source_sse is not None and _sse.customer_key(self._source_sse(src)))
+        ):
             # replacing metadata, across buckets, multipart copies, SSE-C source keys
             return await self.fallback.copy(src, dst, metadata=metadata)
         import obstore
@@ -421,7 +529,7 @@ class ObstoreStore(ObjectStore):
         try:
             with self._errors(src):
                 await obstore.copy_async(self._store(src_bucket), src_key, split(dst)[1])
-        except Exception as exc:  # noqa: BLE001 - above 5 GiB S3 wants UploadPartCopy
+        except Exception as exc:
             if "larger than the maximum allowable size" not in str(exc.__cause__ or exc):
                 raise
             return await self.fallback.copy(src, dst, metadata=metadata)
@@ -442,7 +550,7 @@ class ObstoreStore(ObjectStore):
             done += await self.fallback.delete(odd)
         for bucket, group in by_bucket.items():
             for i in range(0, len(group), 1000):  # DeleteObjects takes 1,000 keys
-                batch = group[i:i + 1000]
+                batch = group[i : i + 1000]
                 with self._errors(batch[0]):
                     await obstore.delete_async(self._store(bucket), [split(p)[1] for p in batch])
                 done += batch
@@ -450,13 +558,11 @@ class ObstoreStore(ObjectStore):
 
     # --- listing --------------------------------------------------------------------------
 
-    async def list(self, prefix: str, *, delimiter: str | None = None
-                   ) -> AsyncIterator[ListPage]:
+    async def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
         bucket, key_prefix = split(prefix)
         # obstore lists by path segment: only a directory prefix ("a/b/" or the bucket)
         # means the same to it as to S3
-        directory = key_prefix == "" or (key_prefix.endswith("/")
-                                         and obstore_key(key_prefix[:-1]))
+        directory = key_prefix == "" or (key_prefix.endswith("/") and obstore_key(key_prefix[:-1]))
         if not self._native() or not directory or delimiter not in (None, "/"):
             async for page in self.fallback.list(prefix, delimiter=delimiter):
                 yield page
@@ -469,7 +575,7 @@ class ObstoreStore(ObjectStore):
             try:
                 with self._errors(prefix):
                     result = await obstore.list_with_delimiter_async(store, base)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if not _unparseable(exc):
                     raise
                 # a key obstore cannot parse: botocore lists it as it is
@@ -480,7 +586,7 @@ class ObstoreStore(ObjectStore):
             objects.sort(key=lambda m: m.path)
             prefixes = [f"{bucket}/{p}/" for p in result["common_prefixes"]]
             for i in range(0, max(len(objects), len(prefixes), 1), _LIST_CHUNK):
-                yield ListPage(objects[i:i + _LIST_CHUNK], prefixes[i:i + _LIST_CHUNK])
+                yield ListPage(objects[i : i + _LIST_CHUNK], prefixes[i : i + _LIST_CHUNK])
             return
         # recursive: obstore strips the "/" of a directory marker "d/", so a zero-byte
         # "d" is a file "d" or the marker "d/"; the second sighting of a path is the marker
@@ -490,11 +596,11 @@ class ObstoreStore(ObjectStore):
         try:
             with self._errors(prefix):
                 async for chunk in obstore.list(store, base, chunk_size=_LIST_CHUNK):
-                    page = await self._settle(bucket, chunk, seen)
-                    if page:
-                        last = page[-1].path
-                        yield ListPage(page)
-        except Exception as exc:  # noqa: BLE001
+                    settled = await self._settle(bucket, chunk, seen)
+                    if settled:
+                        last = settled[-1].path
+                        yield ListPage(settled)
+        except Exception as exc:
             if not _unparseable(exc):
                 raise
             # a key obstore cannot parse: botocore goes on after the last one yielded
@@ -503,8 +609,9 @@ class ObstoreStore(ObjectStore):
                 if rest:
                     yield ListPage(rest)
 
-    async def _settle(self, bucket: str, chunk: Sequence[Mapping[str, Any]], seen: set[str]
-                      ) -> list[ObjectMeta]:
+    async def _settle(
+        self, bucket: str, chunk: Sequence[Mapping[str, Any]], seen: set[str]
+    ) -> builtins.list[ObjectMeta]:
         async def marker(item: Mapping[str, Any]) -> bool:
             path = item["path"]
             if path in seen:
@@ -522,29 +629,47 @@ class ObstoreStore(ObjectStore):
             return False
 
         flags = await asyncio.gather(*(marker(item) for item in chunk))
-        out = [self._listed(bucket, item, marker=flag) for item, flag in zip(chunk, flags)]
+        out = [
+            self._listed(bucket, item, marker=flag) for item, flag in zip(chunk, flags, strict=True)
+        ]
         out.sort(key=lambda m: m.path)
         return out
 
-    def _listed(self, bucket: str, item: Mapping[str, Any], *, marker: bool = False,
-                marker_of: str | None = None) -> ObjectMeta:
+    def _listed(
+        self,
+        bucket: str,
+        item: Mapping[str, Any],
+        *,
+        marker: bool = False,
+        marker_of: str | None = None,
+    ) -> ObjectMeta:
         key = item["path"]
         if marker or (marker_of is not None and key == marker_of):
             key += "/"  # obstore's path type dropped the marker's slash
-        return ObjectMeta(f"{bucket}/{key}", item["size"], etag=item.get("e_tag"),
-                          last_modified=item.get("last_modified"),
-                          version_id=item.get("version"))
+        return ObjectMeta(
+            f"{bucket}/{key}",
+            item["size"],
+            etag=item.get("e_tag"),
+            last_modified=item.get("last_modified"),
+            version_id=item.get("version"),
+        )
 
-    def _meta(self, path: str, meta: Mapping[str, Any], attributes: Mapping[str, str]
-              ) -> ObjectMeta:
-        user = {k.lower(): v for k, v in attributes.items()
-                if k.lower() not in _STANDARD_ATTRIBUTES}
-        content_type = next((v for k, v in attributes.items() if k.lower() == "content-type"),
-                            None)
-        return ObjectMeta(path, meta["size"], etag=meta.get("e_tag"),
-                          last_modified=meta.get("last_modified"),
-                          version_id=meta.get("version"), metadata=user,
-                          content_type=content_type)
+    def _meta(
+        self, path: str, meta: Mapping[str, Any], attributes: Mapping[str, str]
+    ) -> ObjectMeta:
+        user = {
+            k.lower(): v for k, v in attributes.items() if k.lower() not in _STANDARD_ATTRIBUTES
+        }
+        content_type = next((v for k, v in attributes.items() if k.lower() == "content-type"), None)
+        return ObjectMeta(
+            path,
+            meta["size"],
+            etag=meta.get("e_tag"),
+            last_modified=meta.get("last_modified"),
+            version_id=meta.get("version"),
+            metadata=user,
+            content_type=content_type,
+        )
 
     async def close(self) -> None:
         self._stores.clear()  # obstore's connections close with their store
@@ -555,9 +680,13 @@ class ObstoreStore(ObjectStore):
 def _unparseable(exc: BaseException) -> bool:
     """obstore met a key its path type cannot hold (``a//b``, ``./``, a control character)."""
     for item in (exc, exc.__cause__):
-        if item is not None and (type(item).__name__ == "InvalidPathError"
-                                 and type(item).__module__.startswith("obstore")
-                                 or "Could not parse path" in str(item)):
+        if item is not None and (
+            (
+                type(item).__name__ == "InvalidPathError"
+                and type(item).__module__.startswith("obstore")
+            )
+            or "Could not parse path" in str(item)
+        ):
             return True
     return False
 
@@ -570,7 +699,7 @@ class _BotocoreCredentials:
         self.profile = profile
         self._credentials: Any = None
 
-    def __call__(self) -> dict[str, Any]:
+    def __call__(self) -> S3Credential:
         if self._credentials is None:
             import botocore.session
 
@@ -582,5 +711,9 @@ class _BotocoreCredentials:
                 raise NoCredentialsError()
         frozen = self._credentials.get_frozen_credentials()
         expiry = getattr(self._credentials, "_expiry_time", None)
-        return {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key,
-                "token": frozen.token, "expires_at": expiry}
+        return {
+            "access_key_id": frozen.access_key,
+            "secret_access_key": frozen.secret_key,
+            "token": frozen.token,
+            "expires_at": expiry,
+        }

@@ -17,16 +17,18 @@ import pytest
 
 pytest.importorskip("obstore")
 
-from emrfs.config import S3Options, SSEOptions  # noqa: E402
-from emrfs.errors import ConfigurationError, ServiceError, TransportError  # noqa: E402
-from emrfs.store import ListPage, ObjectMeta, ObjectStore, ObjectWriter  # noqa: E402
-from emrfs.store.obstore import (  # noqa: E402
+from emrfs.config import S3Options, SSEOptions
+from emrfs.errors import (
+    ChangedError,
+    ConfigurationError,
+    TransportError,
+)
+from emrfs.store import ListPage, ObjectMeta, ObjectStore, ObjectWriter
+from emrfs.store.obstore import (
     ObstoreStore,
     choose_transport,
     obstore_key,
 )
-
-from emrfs.errors import ChangedError  # noqa: E402
 
 
 class BotoFallback(ObjectStore):
@@ -53,20 +55,27 @@ class BotoFallback(ObjectStore):
         body = (await self._run(self.s3.get_object, Bucket=b, Key=k))["Body"].read()
         return body[start:end]
 
-    async def get_stream(self, path, start=0, end=None, *, if_match=None,
-                         chunk_size=8 * 1024 * 1024) -> AsyncIterator[bytes]:
+    async def get_stream(
+        self, path, start=0, end=None, *, if_match=None, chunk_size=8 * 1024 * 1024
+    ) -> AsyncIterator[bytes]:
         yield await self.get_range(path, start, end, if_match=if_match)
 
     async def put(self, path, data, *, if_none_match=False, metadata=None, content_type=None):
         self.calls.append(("put", path))
         b, k = path.split("/", 1)
-        r = await self._run(self.s3.put_object, Bucket=b, Key=k, Body=data,
-                            Metadata=dict(metadata or {}),
-                            **({"ContentType": content_type} if content_type else {}))
+        r = await self._run(
+            self.s3.put_object,
+            Bucket=b,
+            Key=k,
+            Body=data,
+            Metadata=dict(metadata or {}),
+            **({"ContentType": content_type} if content_type else {}),
+        )
         return ObjectMeta(path, len(data), etag=r["ETag"])
 
-    async def writer(self, path, *, if_none_match=False, metadata=None, content_type=None
-                     ) -> ObjectWriter:
+    async def writer(
+        self, path, *, if_none_match=False, metadata=None, content_type=None
+    ) -> ObjectWriter:
         self.calls.append(("writer", path))
         raise NotImplementedError("recorded only")
 
@@ -74,8 +83,9 @@ class BotoFallback(ObjectStore):
         self.calls.append(("copy", src))
         (sb, sk), (db, dk) = src.split("/", 1), dst.split("/", 1)
         extra = {"Metadata": dict(metadata), "MetadataDirective": "REPLACE"} if metadata else {}
-        await self._run(self.s3.copy_object, Bucket=db, Key=dk,
-                        CopySource={"Bucket": sb, "Key": sk}, **extra)
+        await self._run(
+            self.s3.copy_object, Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk}, **extra
+        )
         return await self.head(dst)
 
     async def delete(self, paths: Sequence[str]) -> list[str]:
@@ -90,9 +100,13 @@ class BotoFallback(ObjectStore):
         b, _, p = prefix.partition("/")
         kwargs = {"Bucket": b, "Prefix": p, **({"Delimiter": delimiter} if delimiter else {})}
         for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
-            yield ListPage([ObjectMeta(f"{b}/{o['Key']}", o["Size"], etag=o["ETag"])
-                            for o in page.get("Contents", [])],
-                           [f"{b}/{c['Prefix']}" for c in page.get("CommonPrefixes", [])])
+            yield ListPage(
+                [
+                    ObjectMeta(f"{b}/{o['Key']}", o["Size"], etag=o["ETag"])
+                    for o in page.get("Contents", [])
+                ],
+                [f"{b}/{c['Prefix']}" for c in page.get("CommonPrefixes", [])],
+            )
 
 
 def run(coro):
@@ -114,19 +128,26 @@ def fallback(emrfs_s3):
 
 @pytest.fixture
 def store(emrfs_endpoint, fallback):
-    return ObstoreStore(S3Options(endpoint_url=emrfs_endpoint, max_attempts=2,
-                                  retry_base_seconds=0.01), fallback=fallback)
+    return ObstoreStore(
+        S3Options(endpoint_url=emrfs_endpoint, max_attempts=2, retry_base_seconds=0.01),
+        fallback=fallback,
+    )
 
 
 def test_put_head_get_through_obstore_seen_by_boto3(store, fallback, emrfs_s3, bucket):
     async def go():
-        meta = await store.put(f"{bucket}/a/b.txt", b"hello world", metadata={"Tag": "v1"},
-                               content_type="text/plain")
+        meta = await store.put(
+            f"{bucket}/a/b.txt", b"hello world", metadata={"Tag": "v1"}, content_type="text/plain"
+        )
         head = await store.head(f"{bucket}/a/b.txt")
-        return meta, head, await store.get_range(f"{bucket}/a/b.txt", 6), \
-            await store.get_range(f"{bucket}/a/b.txt", 2, 5), \
-            await store.get_range(f"{bucket}/a/b.txt", 11, 20), \
-            await store.get_range(f"{bucket}/a/b.txt", 8, 100)
+        return (
+            meta,
+            head,
+            await store.get_range(f"{bucket}/a/b.txt", 6),
+            await store.get_range(f"{bucket}/a/b.txt", 2, 5),
+            await store.get_range(f"{bucket}/a/b.txt", 11, 20),
+            await store.get_range(f"{bucket}/a/b.txt", 8, 100),
+        )
 
     meta, head, tail, mid, past, cut = run(go())
     raw = emrfs_s3.get_object(Bucket=bucket, Key="a/b.txt")
@@ -162,9 +183,11 @@ def test_conditional_create_and_pinned_reads(store, emrfs_s3, bucket):
 
 def test_missing_objects_and_buckets_name_the_path(store, bucket):
     async def go():
-        for call in (lambda: store.head(f"{bucket}/nope"),
-                     lambda: store.get_range(f"{bucket}/nope"),
-                     lambda: store.head("emrfs-no-such-bucket-x1/k")):
+        for call in (
+            lambda: store.head(f"{bucket}/nope"),
+            lambda: store.get_range(f"{bucket}/nope"),
+            lambda: store.head("emrfs-no-such-bucket-x1/k"),
+        ):
             with pytest.raises(FileNotFoundError) as info:
                 await call()
             yield info.value
@@ -182,9 +205,11 @@ def test_stream_in_chunks(store, emrfs_s3, bucket):
     emrfs_s3.put_object(Bucket=bucket, Key="big", Body=data)
 
     async def go():
-        return ([c async for c in store.get_stream(f"{bucket}/big", chunk_size=1024 * 1024)],
-                [c async for c in store.get_stream(f"{bucket}/big", 5, 1000)],
-                [c async for c in store.get_stream(f"{bucket}/big", len(data) + 1)])
+        return (
+            [c async for c in store.get_stream(f"{bucket}/big", chunk_size=1024 * 1024)],
+            [c async for c in store.get_stream(f"{bucket}/big", 5, 1000)],
+            [c async for c in store.get_stream(f"{bucket}/big", len(data) + 1)],
+        )
 
     chunks, part, beyond = run(go())
     assert b"".join(chunks) == data and len(chunks) >= 3
@@ -207,11 +232,15 @@ def test_copy_delete_and_listing(store, fallback, emrfs_s3, bucket):
 
     copied, shallow, deep, root, everything, deleted = run(go())
     assert copied.path == f"{bucket}/d/x2" and copied.size == 1
-    assert shallow == ([f"{bucket}/d/", f"{bucket}/d/x", f"{bucket}/d/x2", f"{bucket}/d/y"],
-                       [f"{bucket}/d/sub/"])
+    assert shallow == (
+        [f"{bucket}/d/", f"{bucket}/d/x", f"{bucket}/d/x2", f"{bucket}/d/y"],
+        [f"{bucket}/d/sub/"],
+    )
     # the S3A markers keep their slash (obstore's path type drops it)
-    assert deep == ([f"{bucket}/{k}" for k in ("d/", "d/sub/", "d/sub/z", "d/x", "d/x2", "d/y")],
-                    [])
+    assert deep == (
+        [f"{bucket}/{k}" for k in ("d/", "d/sub/", "d/sub/z", "d/x", "d/x2", "d/y")],
+        [],
+    )
     assert root == ([f"{bucket}/dz", f"{bucket}/e_$folder$"], [f"{bucket}/d/"])
     assert len(everything[0]) == 8
     assert sorted(deleted) == sorted([f"{bucket}/d/x2", f"{bucket}/d/y", f"{bucket}/absent"])
@@ -243,12 +272,13 @@ def test_keys_obstore_cannot_hold_go_to_botocore(store, fallback, emrfs_s3, buck
         return everything
 
     everything = run(go())
-    assert sorted(everything[0]) == sorted(f"{bucket}/{k}" for k in odd + ["plain", "new/"])
+    assert sorted(everything[0]) == sorted(f"{bucket}/{k}" for k in [*odd, "plain", "new/"])
     assert emrfs_s3.head_object(Bucket=bucket, Key="new/")["ContentLength"] == 0
     assert {verb for verb, _ in fallback.calls} == {"get_range", "put", "list", "delete"}
     assert ("delete", f"{bucket}/plain") not in fallback.calls  # plain keys stay on obstore
-    assert {o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket).get("Contents", [])} \
-        == {"new/"}
+    assert {o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket).get("Contents", [])} == {
+        "new/"
+    }
 
 
 def test_what_obstore_lacks_is_delegated(store, fallback, emrfs_s3, bucket):
@@ -283,7 +313,8 @@ class HeaderRecorder:
 
             def _relay(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                seen.append((self.command, self.path, headers))
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
                 conn.request(self.command, self.path, body=body, headers=dict(self.headers))
                 answer = conn.getresponse()
@@ -315,12 +346,16 @@ def test_sse_kms_and_sse_c_from_the_store_config(emrfs_endpoint, fallback, emrfs
     key = os.urandom(32)
     key64 = base64.b64encode(key).decode()
     md5 = base64.b64encode(hashlib.md5(key).digest()).decode()
-    kms = ObstoreStore(S3Options(endpoint_url=relay.url),
-                       SSEOptions(enabled=True, algorithm="aws:kms", kms_key_id="alias/k"),
-                       fallback=fallback)
-    customer = ObstoreStore(S3Options(endpoint_url=relay.url),
-                            SSEOptions(enabled=True, algorithm="SSE-C", customer_key=key64),
-                            fallback=fallback)
+    kms = ObstoreStore(
+        S3Options(endpoint_url=relay.url),
+        SSEOptions(enabled=True, algorithm="aws:kms", kms_key_id="alias/k"),
+        fallback=fallback,
+    )
+    customer = ObstoreStore(
+        S3Options(endpoint_url=relay.url),
+        SSEOptions(enabled=True, algorithm="SSE-C", customer_key=key64),
+        fallback=fallback,
+    )
 
     emrfs_s3.put_object(Bucket=bucket, Key="plain", Body=b"p")
 
@@ -348,9 +383,15 @@ def test_sse_kms_and_sse_c_from_the_store_config(emrfs_endpoint, fallback, emrfs
 
 
 def test_connection_failures_are_transport_errors(fallback):
-    dead = ObstoreStore(S3Options(endpoint_url="http://127.0.0.1:9", max_attempts=2,
-                                  retry_base_seconds=0.01, connect_timeout=0.5),
-                        fallback=fallback)
+    dead = ObstoreStore(
+        S3Options(
+            endpoint_url="http://127.0.0.1:9",
+            max_attempts=2,
+            retry_base_seconds=0.01,
+            connect_timeout=0.5,
+        ),
+        fallback=fallback,
+    )
     with pytest.raises(TransportError) as info:
         run(dead.head("b/k"))
     assert "b/k" in str(info.value)
@@ -361,9 +402,15 @@ def test_throttling_after_retries_is_throttled_error(emrfs_fault_proxy, fallback
     from emrfs.testing.faults import Failure, FaultPolicy
 
     emrfs_fault_proxy.set_policy(FaultPolicy(slow_down=Failure(1.0)))
-    proxied = ObstoreStore(S3Options(endpoint_url=emrfs_fault_proxy.url, max_attempts=2,
-                                     retry_base_seconds=0.01, retry_max_seconds=0.02),
-                           fallback=fallback)
+    proxied = ObstoreStore(
+        S3Options(
+            endpoint_url=emrfs_fault_proxy.url,
+            max_attempts=2,
+            retry_base_seconds=0.01,
+            retry_max_seconds=0.02,
+        ),
+        fallback=fallback,
+    )
     with pytest.raises(ThrottledError) as info:
         run(proxied.head(f"{bucket}/k"))
     assert info.value.path == f"{bucket}/k"
@@ -375,12 +422,15 @@ def test_a_cut_body_is_resumed_on_the_same_version(emrfs_fault_proxy, emrfs_s3, 
     data = os.urandom(2 * 1024 * 1024)
     emrfs_s3.put_object(Bucket=bucket, Key="cut", Body=data)
     emrfs_fault_proxy.set_policy(FaultPolicy(cut_reads=Failure(1.0, limit=2)))
-    proxied = ObstoreStore(S3Options(endpoint_url=emrfs_fault_proxy.url, max_attempts=4,
-                                     retry_base_seconds=0.01), fallback=fallback)
+    proxied = ObstoreStore(
+        S3Options(endpoint_url=emrfs_fault_proxy.url, max_attempts=4, retry_base_seconds=0.01),
+        fallback=fallback,
+    )
 
     async def go():
-        return b"".join([c async for c in proxied.get_stream(f"{bucket}/cut",
-                                                             chunk_size=256 * 1024)])
+        return b"".join(
+            [c async for c in proxied.get_stream(f"{bucket}/cut", chunk_size=256 * 1024)]
+        )
 
     assert run(go()) == data
     assert fallback.calls == []
@@ -436,9 +486,13 @@ def test_forked_child_switches_to_botocore_by_itself(emrfs_endpoint, emrfs_s3, b
     script = tmp_path / "fork_child.py"
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     script.write_text(FORK_SCRIPT.format(root=root))
-    done = subprocess.run([sys.executable, str(script), emrfs_endpoint, bucket],
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    done = subprocess.run(
+        [sys.executable, str(script), emrfs_endpoint, bucket],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0] == "(b'from the parent', 'botocore', ['get_range', 'put'])"
@@ -487,16 +541,23 @@ class TestObstoreStoreListsBeyondOneS3Page(TestObstoreStoreOnMoto):
 @pytest.mark.slow
 class TestObstoreStoreOnSeaweedFS(S3SideChannel, StoreTests):
     @pytest.fixture
-    def store(self, seaweedfs) -> ObstoreStore:
+    def store(self, seaweedfs) -> ObstoreStore:  # noqa: F811 - the imported fixture
         import boto3
 
-        keys = {"aws_access_key_id": seaweedfs.access_key,
-                "aws_secret_access_key": seaweedfs.secret_key}
-        self.raw = boto3.client("s3", endpoint_url=seaweedfs.endpoint_url,
-                                region_name="us-east-1", **keys)
-        return obstore_transport(S3Options(
-            endpoint_url=seaweedfs.endpoint_url, access_key_id=keys["aws_access_key_id"],
-            secret_access_key=keys["aws_secret_access_key"]))
+        keys = {
+            "aws_access_key_id": seaweedfs.access_key,
+            "aws_secret_access_key": seaweedfs.secret_key,
+        }
+        self.raw = boto3.client(
+            "s3", endpoint_url=seaweedfs.endpoint_url, region_name="us-east-1", **keys
+        )
+        return obstore_transport(
+            S3Options(
+                endpoint_url=seaweedfs.endpoint_url,
+                access_key_id=keys["aws_access_key_id"],
+                secret_access_key=keys["aws_secret_access_key"],
+            )
+        )
 
     @pytest.fixture
     def root(self, store):
@@ -516,3 +577,49 @@ def test_transport_for_picks_obstore_by_default_and_botocore_when_asked(emrfs_en
     assert isinstance(auto.fallback, S3Store)  # made on first need, from the same options
     asyncio.run(auto.close())
     asyncio.run(chosen.close())
+
+
+from .test_tls import tls_endpoint  # noqa: E402, F401 - fixture: an HTTPS relay with its own CA
+
+
+def test_https_endpoint_with_the_ca_bundle_and_without(tls_endpoint, fallback, emrfs_s3, bucket):  # noqa: F811
+    url, ca = tls_endpoint
+    trusted = ObstoreStore(S3Options(endpoint_url=url, ca_bundle=ca, require_tls=True),
+                           fallback=fallback)
+    untrusted = ObstoreStore(S3Options(endpoint_url=url, max_attempts=1), fallback=fallback)
+    run(trusted.put(f"{bucket}/over-tls", b"in transit"))
+    assert emrfs_s3.get_object(Bucket=bucket, Key="over-tls")["Body"].read() == b"in transit"
+    with pytest.raises(TransportError) as info:
+        run(untrusted.head(f"{bucket}/over-tls"))
+    assert "(InvalidCertificate UnknownIssuer)" in str(info.value)  # the cause, not only "error"
+    assert fallback.calls == []
+
+
+def test_pinned_gets_run_under_the_pinned_get_policy(emrfs_endpoint, fallback, emrfs_s3, bucket):
+    """The consistent view decides what a pinned GET that meets another version means (it
+    retries a stale copy): the obstore transport hands each pinned GET to that policy, as
+    the botocore client does."""
+    seen: list[tuple[str, str, bool]] = []
+
+    async def policy(path, etag, get, unpinned):
+        seen.append((path, etag, unpinned is not None))
+        try:
+            return await get()
+        except ChangedError:
+            if unpinned is None:
+                raise
+            return await unpinned()  # as a view with throw=False: what S3 serves
+
+    store = ObstoreStore(S3Options(endpoint_url=emrfs_endpoint), pinned_get=policy,
+                         fallback=fallback)
+    emrfs_s3.put_object(Bucket=bucket, Key="k", Body=b"new version")
+    path = f"{bucket}/k"
+
+    async def go():
+        whole = await store.get_range(path, if_match='"0123"')
+        with pytest.raises(ChangedError):
+            await store.get_range(path, 1, 3, if_match='"0123"')
+        return whole, await store.get_range(path)
+
+    assert run(go()) == (b"new version", b"new version")
+    assert seen == [(path, '"0123"', True), (path, '"0123"', False)]  # unpinned reads: none

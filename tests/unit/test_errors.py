@@ -172,6 +172,8 @@ def test_obstore_errors_go_through_the_same_table():
         "Generic S3 error: Error performing HEAD http://127.0.0.1:1/b/k - HTTP error: error "
         "sending request\n\nDebug source:\nkind: Connect")
     assert isinstance(translate_s3_error(refused, "b/k"), TransportError)
+    refused.args = (refused.args[0] + ' {\n Os {\n code: 111,\n message: "Connection refused",',)
+    assert "(Connection refused)" in str(translate_s3_error(refused, "b/k"))
     # a FileNotFoundError emrfs raised itself stays as it is
     own = FileNotFoundError(2, "No such file", "b/k")
     assert translate_s3_error(own, "b/k") is own

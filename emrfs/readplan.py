@@ -1,0 +1,229 @@
+"""Read planning: what a read may skip because the filesystem already knows it.
+
+A columnar reader (pyarrow's Parquet reader behind ``pq.read_table`` or
+``pandas.read_parquet``) asks ``info`` of a file, then ``isfile``, then opens
+it, reads the footer at the end, and opens it once more to read the column
+chunks.  Asked naively each step is a request: a HEAD per ``info``, ``isfile``
+and ``open``, one GET for the footer.  Here:
+
+* **Statuses are remembered** (:class:`KnownStatuses`): a file's status from
+  ``info`` or a listing (size and ETag) serves ``isfile`` and ``open`` for
+  :data:`STATUS_SECONDS`, with no HEAD.  ``info`` itself always asks S3 (or
+  the consistent view): it is the caller's way to get a fresh answer.  This
+  filesystem's own writes, deletes and renames forget what they touch.  A
+  remembered status that went stale (another writer replaced the object) can
+  never mix two versions: every read of an open file is pinned to the ETag it
+  was opened with (``If-Match``), so a changed object is a
+  :class:`~emrfs.s3.client.ChangedError`, not a mix.
+* **The tail comes with the status** (:meth:`ReadPlanner.stat`): the ``info``
+  of a plaintext file is a GET of its last :data:`TAIL_BYTES` (``Range:
+  bytes=-N``) instead of a HEAD: the same one request, with the size (from
+  ``Content-Range``), ETag and metadata a HEAD gives, plus the bytes where
+  Parquet and ORC keep their footers.  Those bytes are remembered by ETag
+  (:class:`Tails`), so the footer read that follows costs nothing.  A file
+  opened from a listing gets the same on its first read: a read that starts
+  in the last :data:`TAIL_BYTES` fetches the whole tail (as S3A's analytics
+  stream prefetches the footer on open).
+
+CSE paths keep the HEAD: their tail is ciphertext, read through the object's
+own range source.  So do paths under the block cache (:mod:`emrfs.cached_io`):
+its reads come from local blocks, and ``open`` there always asks for the
+current version, so a file replaced from outside is never served from old
+blocks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from . import paths
+from .crypto.envelope import is_encrypted
+from .errors import ServiceError
+
+if TYPE_CHECKING:
+    from .filesystem import EmrFileSystem
+
+#: Bytes at the end of a file fetched with its status (Parquet's and ORC's footers live
+#: there; pyarrow's first read of a Parquet file is its last 64 KiB).
+TAIL_BYTES = 64 * 1024
+#: Seconds a remembered status serves ``isfile`` and ``open`` without a HEAD.
+STATUS_SECONDS = 15.0
+#: Seconds a remembered tail serves reads of its version: as bytes a read-ahead buffer
+#: holds, they show that version even if it was replaced since (never mixed with another).
+TAIL_SECONDS = 3.0
+#: Statuses and tails remembered per filesystem (least recently used go first).
+STATUS_ENTRIES = 4096
+TAIL_ENTRIES = 64
+
+
+class KnownStatuses:
+    """File statuses (with size and ETag) this filesystem saw lately, by path."""
+
+    def __init__(self, seconds: float = STATUS_SECONDS, entries: int = STATUS_ENTRIES,
+                 clock=time.monotonic):
+        self.seconds = seconds
+        self.entries = entries
+        self.clock = clock
+        self._known: OrderedDict[str, tuple[float, dict]] = OrderedDict()
+
+    def remember(self, info: dict[str, Any]) -> None:
+        """Keep ``info`` if it is a file's status with an ETag (nothing else is pinned)."""
+        if info.get("type") != "file" or not info.get("ETag") or "size" not in info:
+            return
+        name = paths.strip_protocol(info["name"])
+        self._known[name] = (self.clock(), info)
+        self._known.move_to_end(name)
+        while len(self._known) > self.entries:
+            self._known.popitem(last=False)
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        """The status of ``path`` seen less than :attr:`seconds` ago, else None."""
+        found = self._known.get(path)
+        if found is None:
+            return None
+        seen, info = found
+        if self.clock() - seen > self.seconds:
+            del self._known[path]
+            return None
+        return info
+
+    def forget(self, path: str) -> None:
+        self._known.pop(path, None)
+
+    def forget_below(self, root: str) -> None:
+        """Forget ``root`` and everything under it (a directory removed or renamed)."""
+        for name in [n for n in self._known if paths.is_within(n, root)]:
+            del self._known[name]
+
+    def clear(self) -> None:
+        self._known.clear()
+
+
+class Tails:
+    """The last bytes of object versions, by ``(path, ETag)``: an ETag names one content."""
+
+    def __init__(self, entries: int = TAIL_ENTRIES, seconds: float = TAIL_SECONDS,
+                 clock=time.monotonic):
+        self.entries = entries
+        self.seconds = seconds
+        self.clock = clock
+        self._tails: OrderedDict[tuple[str, str], tuple[float, int, bytes]] = OrderedDict()
+
+    def put(self, path: str, etag: str, start: int, data: bytes) -> None:
+        ident = (path, etag)
+        self._tails[ident] = (self.clock(), start, data)
+        self._tails.move_to_end(ident)
+        while len(self._tails) > self.entries:
+            self._tails.popitem(last=False)
+
+    def read(self, path: str, etag: str | None, start: int, end: int) -> bytes | None:
+        """Bytes ``[start, end)`` of version ``etag`` if the remembered tail holds them."""
+        if not etag:
+            return None
+        found = self._tails.get((path, etag))
+        if found is None:
+            return None
+        fetched, offset, data = found
+        if self.clock() - fetched > self.seconds:
+            del self._tails[(path, etag)]
+            return None
+        if start < offset or end > offset + len(data):
+            return None
+        self._tails.move_to_end((path, etag))
+        return data[start - offset:end - offset]
+
+
+class ReadPlanner:
+    """What one :class:`~emrfs.filesystem.EmrFileSystem` remembers to plan its reads."""
+
+    def __init__(self, fs: EmrFileSystem):
+        self.fs = fs
+        self.statuses = KnownStatuses()
+        self.tails = Tails()
+
+    # --- statuses -------------------------------------------------------------------------
+
+    def _plans(self, path: str) -> bool:
+        """Reads of ``path`` are planned here (the block cache plans its own)."""
+        return not self.fs._cached.enabled(path)
+
+    def remember(self, info: dict[str, Any]) -> None:
+        if self._plans(paths.strip_protocol(info.get("name", ""))):
+            self.statuses.remember(info)
+
+    def remember_listing(self, entries: list[dict]) -> None:
+        """Keep the file entries of a listing.  Not where CSE may apply (a listing's size
+        there may be an estimate, ``cse.listing_lengths = "adjust"``) nor under the
+        consistent view (its entries may come from the metadata table, without the
+        envelope an open needs)."""
+        for entry in entries:
+            name = entry.get("name", "")
+            if (self.fs._encrypted.maybe_encrypted(name) or self.fs._view(name) is not None
+                    or not self._plans(name)):
+                continue
+            self.statuses.remember(entry)
+
+    def known(self, path: str) -> dict[str, Any] | None:
+        return self.statuses.get(path)
+
+    def forget(self, path: str) -> None:
+        self.statuses.forget(path)
+
+    def forget_below(self, root: str) -> None:
+        self.statuses.forget_below(root)
+
+    # --- the status request -----------------------------------------------------------------
+
+    def fetches_tail(self, path: str) -> bool:
+        """The status of ``path`` comes with its tail (plaintext: no CSE can apply)."""
+        return self._plans(path) and not self.fs._encrypted.maybe_encrypted(path)
+
+    async def stat(self, path: str, bucket: str, key: str, **read_kwargs: Any) -> dict:
+        """HEAD-like response of ``bucket/key`` from a GET of its last :data:`TAIL_BYTES`,
+        whose bytes are kept in :attr:`tails` (FileNotFoundError when there is no object)."""
+        try:
+            response = await self.fs.s3.call("get_object", path, Bucket=bucket, Key=key,
+                                              Range=f"bytes=-{TAIL_BYTES}", **read_kwargs)
+        except ServiceError as exc:
+            if exc.code != "InvalidRange":  # an empty object has no last bytes
+                raise
+            return await self.fs.s3.call("head_object", path, Bucket=bucket, Key=key,
+                                         **read_kwargs)
+        async with response["Body"] as body:
+            data = await body.read()
+        length = len(data)
+        _, _, total = (response.get("ContentRange") or "").rpartition("/")
+        size = int(total) if total.isdigit() else length  # no Content-Range: the whole object
+        head = {k: v for k, v in response.items() if k not in ("Body", "ContentRange")}
+        head["ContentLength"] = size
+        etag = response.get("ETag")
+        if etag and not _has_envelope(response.get("Metadata")):
+            self.tails.put(path, etag, size - length, data)
+        return head
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def read(self, path: str, etag: str | None, size: int, start: int, end: int,
+                   first: bool, fetch, *, reuse: bool = True) -> bytes:
+        """Bytes ``[start, end)`` of version ``etag`` of ``path``: from its remembered tail, or
+        ``fetch(start, end)``; the ``first`` read of an open file that starts in the tail
+        fetches the whole tail (the footer, and what the reader asks for next).  Without
+        ``reuse`` (a file opened with ``cache_type="none"``) every read asks S3."""
+        if not reuse:
+            return await fetch(start, end)
+        cached = self.tails.read(path, etag, start, end)
+        if cached is not None:
+            return cached
+        tail_start = max(0, size - TAIL_BYTES)
+        if first and etag and start >= tail_start and end <= size and start < end:
+            data = await fetch(tail_start, size)
+            if len(data) == size - tail_start:
+                self.tails.put(path, etag, tail_start, data)
+            return data[start - tail_start:end - tail_start]
+        return await fetch(start, end)
+
+
+def _has_envelope(metadata: dict | None) -> bool:
+    return bool(metadata) and is_encrypted(metadata)
