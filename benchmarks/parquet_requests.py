@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     data, selected = parquet_file(args.rows)
     with contextlib.ExitStack() as stack:
         if args.server == "seaweedfs":
-            from benchmarks.seaweedfs import SeaweedFS
-            endpoint = stack.enter_context(SeaweedFS()).endpoint_url
+            from benchmarks.seaweedfs import SeaweedServer
+            endpoint = stack.enter_context(SeaweedServer()).endpoint_url
         else:
             from emrfs.testing import LocalServers
             endpoint = stack.enter_context(LocalServers(use_env=False)).endpoint_url
@@ -147,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
                                        storage_options={"endpoint_url": proxy.url,
                                                         "skip_instance_cache": True}))
 
+        def emrfs_open_parquet_file():  # fsspec's planner: sizes, cat_ranges (footer, columns)
+            from fsspec.parquet import open_parquet_file
+
+            with open_parquet_file(path, fs=emrfs_fs(), columns=COLUMNS,
+                                   footer_sample_size=64 * 1024) as f:
+                return pq.read_table(f, columns=COLUMNS).num_rows
+
         def pyarrow_s3():
             fs = pafs.S3FileSystem(endpoint_override=proxy.url, scheme="http",
                                    region="us-east-1")
@@ -155,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [measure(name, proxy, read, args.rows, selected, args.stacks)
                 for name, read in (("emrfs pq.read_table", emrfs_pq),
                                    ("emrfs pandas.read_parquet", emrfs_pandas),
+                                   ("emrfs open_parquet_file", emrfs_open_parquet_file),
                                    ("pyarrow S3FileSystem", pyarrow_s3))]
     print(f"{'client':28} {'requests':>8}  {'by method':24} {'bytes':>12} {'x selected':>10}")
     for row in rows:

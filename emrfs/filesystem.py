@@ -700,6 +700,13 @@ class EmrFileSystem(AsyncFileSystem):
                 raise is_a_directory(path, "open a file below it, or use ls") from None
             raise
 
+    async def _cat_ranges(self, paths, starts, ends, max_gap=None, batch_size=None,
+                          on_error="return", **kwargs: Any) -> list:
+        # the ranges of one file from one version, nearby ones in one GET (emrfs.readplan)
+        return await self._reads.cat_ranges(
+            paths, starts, ends, max_gap=max_gap, batch_size=batch_size, on_error=on_error,
+            one=lambda p, s, e: self._cat_file(p, start=s, end=e, **kwargs))
+
     async def _consistent_cat(self, view, path: str, bucket: str, key: str,
                               start: int | None, end: int | None) -> bytes:
         """A read checked against the ETag the metadata records (stale copies retried)."""

@@ -24,6 +24,13 @@ and ``open``, one GET for the footer.  Here:
   opened from a listing gets the same on its first read: a read that starts
   in the last :data:`TAIL_BYTES` fetches the whole tail (as S3A's analytics
   stream prefetches the footer on open).
+* **Ranges of one file are one version, nearby ones one GET**
+  (:meth:`ReadPlanner.cat_ranges`, behind ``cat_ranges``: fsspec's
+  ``open_parquet_file`` and the Parquet readers built on it): the ranges of a
+  plaintext file are pinned to one ETag, those less than :data:`MERGE_GAP` apart
+  are fetched together (as S3A's vectored reads and obstore's ``get_ranges``),
+  and a remembered status that went stale is asked again once, so the caller
+  gets the new version whole rather than an error.
 
 CSE paths keep the HEAD: their tail is ciphertext, read through the object's
 own range source.  So do paths under the block cache (:mod:`emrfs.cached_io`):
@@ -38,9 +45,14 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+
 from . import paths
+from .byterange import resolve_range
 from .crypto.envelope import is_encrypted
 from .errors import ServiceError
+from .s3.client import ChangedError
 
 if TYPE_CHECKING:
     from .filesystem import EmrFileSystem
@@ -56,6 +68,9 @@ TAIL_SECONDS = 3.0
 #: Statuses and tails remembered per filesystem (least recently used go first).
 STATUS_ENTRIES = 4096
 TAIL_ENTRIES = 64
+#: Ranges of one file at most this far apart are fetched by one GET (fsspec's
+#: ``open_parquet_file`` merges at 64,000; S3A's vectored reads at 4 KiB .. 1 MiB).
+MERGE_GAP = 64 * 1024
 
 
 class KnownStatuses:
@@ -223,6 +238,123 @@ class ReadPlanner:
                 self.tails.put(path, etag, tail_start, data)
             return data[start - tail_start:end - tail_start]
         return await fetch(start, end)
+
+    async def cat_ranges(self, paths_: list[str], starts, ends, *, max_gap: int | None = None,
+                         batch_size: int | None = None, on_error: str = "return",
+                         one: Callable[[str, int | None, int | None], Awaitable[bytes]]
+                         ) -> list:
+        """``cat_ranges``: the ranges of each plaintext file read from one version, nearby
+        ones coalesced; anything else (CSE, the block cache, the tier, the consistent view,
+        a file with one range and no remembered status) through ``one`` (``_cat_file``)."""
+        if not isinstance(paths_, list):
+            raise TypeError(f"cat_ranges takes a list of paths, not {type(paths_).__name__}")
+        starts = list(starts) if isinstance(starts, Iterable) else [starts] * len(paths_)
+        ends = list(ends) if isinstance(ends, Iterable) else [ends] * len(paths_)
+        if not len(starts) == len(ends) == len(paths_):
+            raise ValueError(f"cat_ranges: {len(paths_)} paths, {len(starts)} starts and "
+                             f"{len(ends)} ends; give one of each per range")
+        gap = MERGE_GAP if max_gap is None else max_gap
+        names = [self.fs._norm(p) for p in paths_]
+        by_path: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            by_path.setdefault(name, []).append(i)
+        out: list = [None] * len(names)
+        limit = asyncio.Semaphore(batch_size or self.fs.options.s3.max_concurrency)
+
+        async def single(i: int) -> None:
+            async with limit:
+                try:
+                    out[i] = await one(names[i], starts[i], ends[i])
+                except Exception as exc:  # noqa: BLE001 - per range, as fsspec's
+                    out[i] = exc
+
+        async def planned(name: str, indices: list[int]) -> None:
+            try:
+                got = await self._pinned_ranges(name, [(starts[i], ends[i]) for i in indices],
+                                                gap, limit)
+            except (ChangedError, FileNotFoundError, IsADirectoryError, _NotPlanned):
+                # not one plaintext file after all, or it changed twice: asked range by range,
+                # each with its own error (a directory, a missing file...) as cat_file gives
+                await asyncio.gather(*(single(i) for i in indices))
+                return
+            except Exception as exc:  # noqa: BLE001 - per range, as fsspec's
+                got = [exc] * len(indices)
+            for i, data in zip(indices, got):
+                out[i] = data
+
+        jobs = []
+        for name, indices in by_path.items():
+            if self._plans_ranges(name) and (len(indices) > 1 or self.known(name)):
+                jobs.append(planned(name, indices))
+            else:
+                jobs.extend(single(i) for i in indices)
+        await asyncio.gather(*jobs)
+        if on_error != "return":
+            for item in out:
+                if isinstance(item, BaseException):
+                    raise item
+        return out
+
+    def _plans_ranges(self, path: str) -> bool:
+        bucket, key = paths.split(path)
+        return (bool(key) and self.fetches_tail(path) and self.fs._view(path) is None
+                and not self.fs._tiers.owns(path))
+
+    async def _pinned_ranges(self, path: str, ranges: list[tuple[int | None, int | None]],
+                             gap: int, limit: asyncio.Semaphore) -> list[bytes]:
+        """The ``ranges`` of ``path`` from one version; a remembered status that went
+        stale is replaced by a fresh one once (the caller gets the new version whole)."""
+        status = self.known(path)
+        for attempt in (0, 1):
+            if status is None:
+                status = await self.fs._info(path)
+            if status.get("type") != "file" or status.get("cse") or not status.get("ETag"):
+                raise _NotPlanned(path)
+            try:
+                return await self._read_ranges(path, status, ranges, gap, limit)
+            except ChangedError:
+                if attempt:
+                    raise
+                self.forget(path)
+                status = None
+        raise AssertionError("unreachable")
+
+    async def _read_ranges(self, path: str, status: dict, ranges, gap: int,
+                           limit: asyncio.Semaphore) -> list[bytes]:
+        size, etag = status["size"], status["ETag"]
+        bucket, key = paths.split(path)
+        wanted = [resolve_range(s, e, size) for s, e in ranges]
+        spans: list[list[int]] = []  # [start, end] of each GET, ranges merged across gaps
+        for start, end in sorted(r for r in wanted if r[1] > r[0]):
+            if spans and start - spans[-1][1] <= gap \
+                    and end - spans[-1][0] <= self.fs.options.s3.read_block_size:
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+
+        async def fetch(span: list[int]) -> bytes:
+            cached = self.tails.read(path, etag, span[0], span[1])
+            if cached is not None:
+                return cached
+            async with limit:
+                return await self.fs._read_range_checked(path, bucket, key, span[0], span[1],
+                                                         etag)
+
+        fetched = await asyncio.gather(*(fetch(span) for span in spans))
+        result = []
+        for start, end in wanted:
+            if end <= start:
+                result.append(b"")
+                continue
+            for (s, e), data in zip(spans, fetched):
+                if s <= start and end <= e:
+                    result.append(data[start - s:end - s])
+                    break
+        return result
+
+
+class _NotPlanned(Exception):
+    """The path is not one plaintext file with an ETag: its ranges go one by one."""
 
 
 def _has_envelope(metadata: dict | None) -> bool:

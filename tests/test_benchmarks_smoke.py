@@ -14,8 +14,10 @@ from benchmarks import bench_s3
 from benchmarks.harness import Case, Variant, format_case, summarise
 from benchmarks.proxy import CountingProxy
 
-TINY = ["--rounds", "1", "--size-mib", "1", "--small-count", "6", "--list-count", "12",
-        "--parquet-rows", "500", "--stream-mib", "2", "--threads", "2", "--concurrency", "4"]
+# --quick (tiny sizes, one round), smaller still where the case count makes it add up;
+# moto named explicitly (the default is SeaweedFS when installed: see test_runs_against_seaweedfs)
+TINY = ["--quick", "--server", "moto", "--small-count", "6", "--list-count", "12",
+        "--parquet-rows", "500"]
 STREAM_CASES = [name for name in bench_s3.REGISTRY.factories if name.startswith("stream_")]
 
 
@@ -28,9 +30,17 @@ def test_every_case_runs_and_reports(tmp_path):
     streamed = bench_s3.REGISTRY.run([*TINY, "--cases", ",".join(STREAM_CASES), "--no-count"],
                                      log=lambda _: None)
 
-    assert [c["case"] for c in report["cases"] + streamed["cases"]] \
-        == list(bench_s3.REGISTRY.factories)
+    assert sorted(c["case"] for c in report["cases"] + streamed["cases"]) \
+        == sorted(bench_s3.REGISTRY.factories)
     assert out.read_text().startswith("{")
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the ratios' plot
+    for case in report["cases"]:
+        rows = {row["variant"]: row for row in case["variants"]}
+        peers = [r for name, r in rows.items() if not name.startswith("emrfs") and "median" in r]
+        if peers:  # every measured variant is set against the fastest peer of the same run
+            best = rows[case["best_peer"]]
+            assert best["vs_best_peer"] == pytest.approx(1.0)
+            assert all(r["vs_best_peer"] <= 1.0 + 1e-9 for r in peers)
     for case in streamed["cases"]:
         for row in case["variants"]:
             if row["status"] == "ok":
@@ -76,6 +86,29 @@ def test_summary_is_median_spread_and_ratio():
     assert out["client_cores"] == pytest.approx(0.5) and out["server_cores"] == pytest.approx(1.0)
     timed = summarise(Case("t", "s", 1, reference="a", variants=[]), samples)
     assert timed["median"] == pytest.approx(2.0)
+
+
+@pytest.mark.integration
+def test_forked_children_run_the_emrfs_variants():
+    report = bench_s3.REGISTRY.run([*TINY, "--cases", "list_keys", "--fork", "--no-count"],
+                                   log=lambda _: None)
+    rows = {row["variant"]: row for row in report["cases"][0]["variants"]}
+    assert rows["emrfs find (forked child)"]["status"] == "ok", rows["emrfs find (forked child)"]
+    assert rows["emrfs find (forked child)"]["median"] > 0
+    assert "s3fs find (forked child)" not in rows  # only emrfs promises fork safety
+
+
+def test_a_forked_child_that_fails_or_hangs_is_reported(monkeypatch):
+    from benchmarks import harness
+
+    def boom():
+        raise ValueError("broken in the child")
+
+    with pytest.raises(RuntimeError, match="broken in the child"):
+        harness._measure_forked(boom, harness._CpuMeter(None))
+    monkeypatch.setattr(harness, "FORK_TIMEOUT", 0.5)
+    with pytest.raises(RuntimeError, match="hung"):
+        harness._measure_forked(lambda: __import__("time").sleep(30), harness._CpuMeter(None))
 
 
 @pytest.mark.integration

@@ -232,3 +232,63 @@ def test_own_writes_deletes_and_renames_forget_what_was_remembered(emrfs_endpoin
     fs.mv(f"{bucket}/a", f"{bucket}/b", recursive=True)
     with fs.open(f"{bucket}/b/x", "rb") as f:
         assert f.read() == b"from a"
+
+
+# --- cat_ranges: one version per file, nearby ranges in one GET ------------------------------
+
+def test_cat_ranges_coalesce_nearby_ranges_of_one_file(emrfs_fault_proxy, emrfs_s3, bucket):
+    data = os.urandom(2_000_000)
+    emrfs_s3.put_object(Bucket=bucket, Key="r", Body=data)
+    fs = plain_fs(emrfs_fault_proxy.url)
+    path = f"{bucket}/r"
+    ranges = [(1000, 2000), (2500, 9000), (9000, 9100), (30_000, 40_000),  # one GET
+              (1_000_000, 1_000_050),                                       # another
+              (-300, None), (5, 5)]                                         # the tail; empty
+    emrfs_fault_proxy.reset_counters()
+    got = fs.cat_ranges([path] * len(ranges), [s for s, _ in ranges], [e for _, e in ranges])
+    assert got == [data[s:e] for s, e in ranges]
+    c = emrfs_fault_proxy.counters()
+    # the status (with the tail), then the two groups
+    assert c.requests == 3, dict(c.operations)
+    assert c.response_bytes <= 40_000 + 50 + 64 * 1024, c.response_bytes
+
+
+def test_open_parquet_file_costs_three_requests(emrfs_fault_proxy, emrfs_s3, bucket, parquet):
+    from fsspec.parquet import open_parquet_file
+
+    data, table, selected = parquet
+    emrfs_s3.put_object(Bucket=bucket, Key="o.parquet", Body=data)
+    fs = plain_fs(emrfs_fault_proxy.url)
+    emrfs_fault_proxy.reset_counters()
+    with open_parquet_file(f"{bucket}/o.parquet", fs=fs, columns=COLUMNS,
+                           footer_sample_size=64 * 1024) as f:
+        got = pq.read_table(f, columns=COLUMNS)
+    c = emrfs_fault_proxy.counters()
+    assert got.equals(table.select(COLUMNS))
+    assert c.requests <= 3, dict(c.operations)
+    assert c.response_bytes <= 1.05 * selected, (c.response_bytes, selected)
+
+
+def test_cat_ranges_after_a_stale_status_read_the_new_version_whole(emrfs_endpoint, emrfs_s3,
+                                                                    bucket):
+    old, new = _two_versions(500_000)
+    emrfs_s3.put_object(Bucket=bucket, Key="s", Body=old)
+    fs = plain_fs(emrfs_endpoint)
+    path = f"{bucket}/s"
+    fs.info(path)  # remembered: size, ETag and the old tail
+    emrfs_s3.put_object(Bucket=bucket, Key="s", Body=new[:400_000])
+    ranges = [(0, 100), (200_000, 300_000), (-50, None)]
+    got = fs.cat_ranges([path] * 3, [s for s, _ in ranges], [e for _, e in ranges])
+    assert got == [new[:400_000][s:e] for s, e in ranges]
+
+
+def test_cat_ranges_keep_per_range_errors(emrfs_endpoint, bucket):
+    fs = plain_fs(emrfs_endpoint)
+    fs.pipe_file(f"{bucket}/dir/x", b"0123456789")
+    got = fs.cat_ranges([f"{bucket}/dir/x", f"{bucket}/nope", f"{bucket}/nope", f"{bucket}/dir",
+                         f"{bucket}/dir/x"], [0, 0, 1, 0, 4], [3, 1, 2, 1, 6])
+    assert got[0] == b"012" and got[4] == b"45"
+    assert [type(g) for g in got[1:4]] == [FileNotFoundError, FileNotFoundError,
+                                          IsADirectoryError]
+    with pytest.raises(FileNotFoundError):
+        fs.cat_ranges([f"{bucket}/nope"], [0], [1], on_error="raise")

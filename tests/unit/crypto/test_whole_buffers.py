@@ -8,8 +8,7 @@ parts go, and every failure must still raise.
 import asyncio
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from emrfs.crypto import Suite, decryptor_from_parts, encryptor_from_parts
 from emrfs.crypto.stream import adecrypt_whole, encrypted_parts
