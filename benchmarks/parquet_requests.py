@@ -23,7 +23,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
+import statistics
 import sys
+import time
 import threading
 import traceback
 import uuid
@@ -90,6 +93,7 @@ def stack_printer(enabled: bool):
 
 
 def measure(name: str, proxy, read, rows: int, selected: int, stacks: bool) -> dict:
+    read.forget()
     proxy.reset()
     print(f"== {name}", file=sys.stderr) if stacks else None
     with stack_printer(stacks and name.startswith("emrfs")):
@@ -109,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows (default 1000000)")
     parser.add_argument("--server", choices=("moto", "seaweedfs"), default="moto")
     parser.add_argument("--stacks", action="store_true", help="print each emrfs call's caller")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="also time each client this many interleaved rounds, straight to "
+                             "the server (no relay); medians (default 0: no timing)")
     args = parser.parse_args(argv)
 
     import boto3
@@ -122,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     data, selected = parquet_file(args.rows)
     with contextlib.ExitStack() as stack:
         if args.server == "seaweedfs":
+            from emrfs.testing.localserver import DUMMY_CREDENTIALS
+
+            for name, value in DUMMY_CREDENTIALS.items():  # weed checks signatures with these
+                os.environ.setdefault(name, value)
             from benchmarks.seaweedfs import SeaweedServer
             endpoint = stack.enter_context(SeaweedServer()).endpoint_url
         else:
@@ -136,16 +147,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"file {len(data) / 2**20:.1f} MiB, selected column chunks {selected:,} bytes",
               file=sys.stderr)
 
-        def emrfs_fs():
-            return EmrFileSystem(endpoint_url=proxy.url, skip_instance_cache=True)
+        target = {"url": proxy.url}  # the relay while counting, the server while timing
+
+        def emrfs_fs():  # one per endpoint, kept as a user keeps it
+            return EmrFileSystem(endpoint_url=target["url"])
+
+        def forget() -> None:  # each run starts knowing no status (as another file would)
+            emrfs_fs().invalidate_cache()
 
         def emrfs_pq():
             return pq.read_table(path, columns=COLUMNS, filesystem=emrfs_fs()).num_rows
 
         def emrfs_pandas():
             return len(pd.read_parquet(f"emrfs://{path}", columns=COLUMNS,
-                                       storage_options={"endpoint_url": proxy.url,
-                                                        "skip_instance_cache": True}))
+                                       storage_options={"endpoint_url": target["url"]}))
 
         def emrfs_open_parquet_file():  # fsspec's planner: sizes, cat_ranges (footer, columns)
             from fsspec.parquet import open_parquet_file
@@ -154,21 +169,42 @@ def main(argv: list[str] | None = None) -> int:
                                    footer_sample_size=64 * 1024) as f:
                 return pq.read_table(f, columns=COLUMNS).num_rows
 
-        def pyarrow_s3():
-            fs = pafs.S3FileSystem(endpoint_override=proxy.url, scheme="http",
-                                   region="us-east-1")
-            return pq.read_table(path, columns=COLUMNS, filesystem=fs).num_rows
+        pyarrow_filesystems: dict = {}
 
+        def pyarrow_s3():  # one per endpoint, kept as a user keeps it
+            url = target["url"]
+            if url not in pyarrow_filesystems:
+                pyarrow_filesystems[url] = pafs.S3FileSystem(endpoint_override=url,
+                                                             scheme="http", region="us-east-1")
+            return pq.read_table(path, columns=COLUMNS,
+                                 filesystem=pyarrow_filesystems[url]).num_rows
+
+        for read in (emrfs_pq, emrfs_pandas, emrfs_open_parquet_file, pyarrow_s3):
+            read.forget = forget
+        clients = (("emrfs pq.read_table", emrfs_pq),
+                   ("emrfs pandas.read_parquet", emrfs_pandas),
+                   ("emrfs open_parquet_file", emrfs_open_parquet_file),
+                   ("pyarrow S3FileSystem", pyarrow_s3))
         rows = [measure(name, proxy, read, args.rows, selected, args.stacks)
-                for name, read in (("emrfs pq.read_table", emrfs_pq),
-                                   ("emrfs pandas.read_parquet", emrfs_pandas),
-                                   ("emrfs open_parquet_file", emrfs_open_parquet_file),
-                                   ("pyarrow S3FileSystem", pyarrow_s3))]
+                for name, read in clients]
+        times: dict[str, list[float]] = {name: [] for name, _ in clients}
+        target["url"] = endpoint
+        for round_ in range(args.rounds):  # interleaved, order rotated each round
+            shift = round_ % len(clients)
+            for name, read in clients[shift:] + clients[:shift]:
+                read.forget()
+                began = time.perf_counter()
+                read()
+                times[name].append(time.perf_counter() - began)
+        for row in rows:
+            if times[row["client"]]:
+                row["seconds"] = statistics.median(times[row["client"]])
     print(f"{'client':28} {'requests':>8}  {'by method':24} {'bytes':>12} {'x selected':>10}")
     for row in rows:
         methods = " ".join(f"{k}={v}" for k, v in row["by_method"].items())
         print(f"{row['client']:28} {row['requests']:>8}  {methods:24} "
-              f"{row['bytes_from_server']:>12,} {row['x_selected']:>10.3f}")
+              f"{row['bytes_from_server']:>12,} {row['x_selected']:>10.3f}"
+              + (f" {row['seconds']:8.3f} s" if "seconds" in row else ""))
     return 0
 
 

@@ -45,6 +45,7 @@ from .s3.client import S3Client
 from .s3.listing import Listing, add_page, list_pages
 from .s3.multipart import MultipartUpload, UploadPurge, part_ranges
 from .status import StatusFactory
+from .store import ObjectMeta, ObjectStore, transport_for
 from .tiers import EphemeralRoutes
 
 logger = logging.getLogger("emrfs")
@@ -110,6 +111,20 @@ class EmrFileSystem(AsyncFileSystem):
         self._purge = UploadPurge(  # abandoned multipart uploads (emrfs.s3.multipart)
             self.s3, age_seconds=o.multipart_purge_age, whole_bucket=o.multipart_purge,
             staged_ids=self._tiers.staging.staged_upload_ids)
+        # the object-store protocol's transport, one per SSE settings in force (per bucket or
+        # prefix), all over self.s3 (its connections, retries and pinned-get policy)
+        self._transports: dict = {}
+        self.transport = self._transport("")
+
+    def _transport(self, path: str) -> ObjectStore:
+        """The transport for ``path``: made once per distinct S3/SSE options, then cached."""
+        options = self.options.for_path(path)
+        store = self._transports.get((options.s3, options.sse))
+        if store is None:
+            store = self._transports[(options.s3, options.sse)] = transport_for(
+                options, client=self.s3, purge=self._purge,
+                source_sse=lambda src: self.options.for_path(src).sse)
+        return store
 
     # --- the consistent view ---------------------------------------------------------
 
@@ -235,10 +250,11 @@ class EmrFileSystem(AsyncFileSystem):
         try:
             if self._reads.fetches_tail(path):  # one GET: the HEAD's answer and the footer
                 head = await self._reads.stat(path, bucket, key, **self._read_kwargs(path))
-            else:
-                head = await self.s3.call("head_object", path, Bucket=bucket, Key=key,
-                                          **self._read_kwargs(path))
-            return await self._encrypted.file_info(path, head, self._file_from_head(path, head))
+                return await self._encrypted.file_info(path, head,
+                                                       self._file_from_head(path, head))
+            meta = await self._transport(path).head(path)
+            head = {"ContentLength": meta.size, "Metadata": dict(meta.metadata)}  # CSE reads these
+            return await self._encrypted.file_info(path, head, self._file_from_meta(meta))
         except FileNotFoundError:
             pass
         return await self._dir_probe(path, bucket, key)
@@ -248,6 +264,11 @@ class EmrFileSystem(AsyncFileSystem):
             path, head["ContentLength"], etag=head.get("ETag"),
             last_modified=head.get("LastModified"), version_id=head.get("VersionId"),
             ContentType=head.get("ContentType"))
+
+    def _file_from_meta(self, meta: ObjectMeta) -> dict[str, Any]:
+        return self.status.file(
+            meta.path, meta.size, etag=meta.etag, last_modified=meta.last_modified,
+            version_id=meta.version_id, ContentType=meta.content_type)
 
     async def _dir_probe(self, path: str, bucket: str, key: str) -> dict | None:
         """Directory info if ``key`` is a directory (children, ``key/`` or ``key_$folder$``)."""
@@ -260,13 +281,11 @@ class EmrFileSystem(AsyncFileSystem):
             return self.status.directory(path, marker=marker,
                                          last_modified=first.get("LastModified") if marker else None)
         try:
-            head = await self.s3.call("head_object", path, Bucket=bucket,
-                                      Key=key + paths.EMRFS_FOLDER_SUFFIX,
-                                      **self._read_kwargs(path))
+            head = await self._transport(path).head(path + paths.EMRFS_FOLDER_SUFFIX)
         except FileNotFoundError:
             return None
         return self.status.directory(path, marker=key + paths.EMRFS_FOLDER_SUFFIX,
-                                     last_modified=head.get("LastModified"))
+                                     last_modified=head.last_modified)
 
     async def _modified(self, path: str):
         info = await self._info(path)
@@ -305,7 +324,7 @@ class EmrFileSystem(AsyncFileSystem):
         """One directory's children as S3 lists them (delimited LIST)."""
         listing = Listing()
         prefix = key + "/" if key else ""
-        async for page in list_pages(self.s3, path, bucket, prefix, delimiter="/"):
+        async for page in self._transport(path).list(f"{bucket}/{prefix}", delimiter="/"):
             add_page(listing, bucket, key, page, self.status, recursive=False)
         entries = await self._encrypted.listed(listing.entries())  # CSE: plaintext lengths
         self._reads.remember_listing(entries)  # an open after ls needs no HEAD
@@ -333,8 +352,8 @@ class EmrFileSystem(AsyncFileSystem):
 
         async def s3_find() -> dict[str, dict]:
             listing = Listing()
-            async for page in list_pages(self.s3, path, bucket, list_prefix,
-                                         delimiter="/" if maxdepth == 1 else None):
+            async for page in self._transport(path).list(
+                    f"{bucket}/{list_prefix}", delimiter="/" if maxdepth == 1 else None):
                 add_page(listing, bucket, key, page, self.status, recursive=maxdepth != 1,
                          withdirs=True)
             out: dict[str, dict] = {}
@@ -513,9 +532,8 @@ class EmrFileSystem(AsyncFileSystem):
             return
 
         async def is_file(d: str) -> bool:
-            b, k = paths.split(d)
             try:
-                await self.s3.call("head_object", d, Bucket=b, Key=k, **self._read_kwargs(d))
+                await self._transport(d).head(d)
                 return True
             except FileNotFoundError:
                 self._not_files.add(d)
@@ -723,10 +741,7 @@ class EmrFileSystem(AsyncFileSystem):
                                   end: int, etag: str | None) -> bytes:
         """Bytes of the version with ``etag`` (a stale copy is retried by the consistent
         view's policy, see :meth:`_pinned_get`; another version is :class:`ChangedError`)."""
-        extra = dict(self._read_kwargs(path))
-        if etag:
-            extra["IfMatch"] = etag
-        return await self.s3.read_range(path, bucket, key, start, end, **extra)
+        return await self._transport(path).get_range(path, start, end, if_match=etag or None)
 
     async def _get_file(self, rpath: str, lpath: str, callback=None, **kwargs: Any) -> None:
         rpath = self._norm(rpath)
@@ -777,14 +792,11 @@ class EmrFileSystem(AsyncFileSystem):
             return await self._tiers.pipe(path, value, mode)
         bucket, key = paths.split(path)
         await self._check_write_target(path, dir_checked=_dir_checked)
-        extra: dict[str, Any] = dict(self._write_kwargs(path))
-        if mode == "create":
-            extra["IfNoneMatch"] = "*"
         if self._encrypted.cse_enabled(path):
             response = await self._encrypted.put_bytes(path, value, create=mode == "create")
         elif len(value) <= max(self.options.s3.part_size, self.options.s3.multipart_threshold):
-            response = await self.s3.call("put_object", path, Bucket=bucket, Key=key, Body=value,
-                                          **extra)
+            meta = await self._transport(path).put(path, value, if_none_match=mode == "create")
+            response = {"ETag": meta.etag, "VersionId": meta.version_id}
         else:
             response = await self._upload_multipart(
                 path, bucket, key, _bytes_parts(value, self.options.s3.part_size),
@@ -1107,17 +1119,16 @@ class EmrFileSystem(AsyncFileSystem):
 
         async def s3_tree() -> dict[str, dict]:
             found: dict[str, dict] = {}
-            async for page in list_pages(self.s3, path, bucket, prefix, delimiter=None):
-                for obj in page.get("Contents", ()):
-                    k = obj["Key"]
+            async for page in self._transport(path).list(f"{bucket}/{prefix}"):
+                for obj in page.objects:
+                    k = obj.key
                     as_dir = paths.marker_dir(k)
                     name = f"{bucket}/{as_dir if as_dir is not None else k}".rstrip("/")
                     item = found.setdefault(name, {"name": name, "type": "directory",
                                                    "size": 0, "keys": []})
                     item["keys"].append(k)
                     if as_dir is None:
-                        item.update(type="file", size=obj.get("Size", 0),
-                                    ETag=obj.get("ETag"))
+                        item.update(type="file", size=obj.size, ETag=obj.etag)
             return found
 
         view = self._view(path) if key else None

@@ -84,6 +84,7 @@ def test_summary_is_median_spread_and_ratio():
     assert out["median"] == pytest.approx(50.0)            # 100 MB / 2 s
     assert out["spread"] == pytest.approx((100 - 25) / 50)
     assert out["client_cores"] == pytest.approx(0.5) and out["server_cores"] == pytest.approx(1.0)
+    assert out["client_cpu_s"] == pytest.approx(1.0)  # median of 0.5, 1, 2 CPU seconds
     timed = summarise(Case("t", "s", 1, reference="a", variants=[]), samples)
     assert timed["median"] == pytest.approx(2.0)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..paths import DIR_MARKER_SUFFIX, EMRFS_FOLDER_SUFFIX, implied_dirs, marker_dir
 from ..status import StatusFactory
+from ..store.protocol import ListPage, ObjectMeta, split
 from .client import S3Client
 
 
@@ -55,18 +56,30 @@ class Listing:
         return not self.files and not self.dirs
 
 
-def add_page(listing: Listing, bucket: str, dir_key: str, page: dict,
+def _page_entries(page: dict | ListPage) -> tuple[list[ObjectMeta], list[str]]:
+    """A page's objects (``bucket``-less keys are fine: only ``key`` is read) and its
+    common prefixes as keys, from a store's :class:`ListPage` or a ListObjectsV2 page."""
+    if isinstance(page, ListPage):
+        return list(page.objects), [split(p)[1] for p in page.prefixes]
+    objects = [ObjectMeta("/" + o["Key"], o.get("Size", 0), o.get("ETag"), o.get("LastModified"),
+                          storage_class=o.get("StorageClass")) for o in page.get("Contents", ())]
+    return objects, [cp["Prefix"] for cp in page.get("CommonPrefixes", ())]
+
+
+def add_page(listing: Listing, bucket: str, dir_key: str, page: dict | ListPage,
              status: StatusFactory, *, recursive: bool, withdirs: bool = True) -> None:
-    """Fold one ListObjectsV2 page for directory ``dir_key`` ('' = bucket root) into ``listing``."""
+    """Fold one listing page for directory ``dir_key`` ('' = bucket root) into ``listing``
+    (a store's :class:`ListPage`, or a raw ListObjectsV2 page)."""
     own_markers = (dir_key + DIR_MARKER_SUFFIX, dir_key + EMRFS_FOLDER_SUFFIX) if dir_key else ()
-    for obj in page.get("Contents", ()):
-        key = obj["Key"]
+    objects, prefixes = _page_entries(page)
+    for obj in objects:
+        key = obj.key
         if key in own_markers:
             listing.self_marker = key
             continue
         as_dir = marker_dir(key)
         if as_dir is not None and as_dir != dir_key:
-            _add_dir(listing, status, f"{bucket}/{as_dir}", obj.get("LastModified"), key)
+            _add_dir(listing, status, f"{bucket}/{as_dir}", obj.last_modified, key)
             if recursive and withdirs:
                 for d in implied_dirs(as_dir + "/x", dir_key):
                     _add_dir(listing, status, f"{bucket}/{d}")
@@ -75,13 +88,13 @@ def add_page(listing: Listing, bucket: str, dir_key: str, page: dict,
             continue
         name = f"{bucket}/{key}"
         listing.files[name] = status.file(
-            name, obj.get("Size", 0), etag=obj.get("ETag"), last_modified=obj.get("LastModified"),
-            storage_class=obj.get("StorageClass"))
+            name, obj.size, etag=obj.etag, last_modified=obj.last_modified,
+            storage_class=obj.storage_class)
         if recursive and withdirs:
             for d in implied_dirs(key, dir_key):
                 _add_dir(listing, status, f"{bucket}/{d}")
-    for cp in page.get("CommonPrefixes", ()):
-        prefix = cp["Prefix"].rstrip("/")
+    for common in prefixes:
+        prefix = common.rstrip("/")
         if prefix and prefix != dir_key:
             _add_dir(listing, status, f"{bucket}/{prefix}")
 

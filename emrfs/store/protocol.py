@@ -69,6 +69,8 @@ class ObjectMeta:
     version_id: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     content_type: str | None = None
+    #: S3's storage class when the store reports one (listings do); None: the default
+    storage_class: str | None = None
 
     @property
     def key(self) -> str:

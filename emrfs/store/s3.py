@@ -67,7 +67,7 @@ def meta_from_response(path: str, response: Mapping[str, Any], size: int | None 
         path, int(length or 0), etag=response.get("ETag"),
         last_modified=response.get("LastModified"), version_id=response.get("VersionId"),
         metadata={k.lower(): v for k, v in (response.get("Metadata") or {}).items()},
-        content_type=response.get("ContentType"))
+        content_type=response.get("ContentType"), storage_class=response.get("StorageClass"))
 
 
 def _object_key(path: str) -> tuple[str, str]:
@@ -286,7 +286,7 @@ class S3Store(ObjectStore):
                                      delimiter=delimiter, page_size=self.page_size):
             yield ListPage(
                 objects=[ObjectMeta(f"{bucket}/{o['Key']}", o.get("Size", 0), o.get("ETag"),
-                                    o.get("LastModified"))
+                                    o.get("LastModified"), storage_class=o.get("StorageClass"))
                          for o in page.get("Contents", ())],
                 prefixes=[f"{bucket}/{p['Prefix']}" for p in page.get("CommonPrefixes", ())])
 

@@ -116,8 +116,10 @@ OTHER_KEY = base64.b64encode(bytes(range(1, 33))).decode()
 
 
 def test_sse_c_key_sent_on_writes_reads_and_copies(emrfs_endpoint, emrfs_bucket, tmp_path):
-    """moto does not enforce SSE-C: check the key goes out on every request that needs it."""
-    fs = make_fs(emrfs_endpoint, overrides={
+    """moto does not enforce SSE-C: check the key goes out on every request that needs it.
+    The recorder sees the botocore client's calls, so the botocore transport is pinned
+    (the obstore transport's SSE-C requests never pass through that client)."""
+    fs = make_fs(emrfs_endpoint, transport="botocore", overrides={
         f"{emrfs_bucket}/a": {"sse": {"enabled": True, "algorithm": "SSE-C",
                                       "customer_key": SSE_C_KEY}},
         f"{emrfs_bucket}/b": {"sse": {"enabled": True, "algorithm": "SSE-C",
