@@ -211,6 +211,21 @@ def _aio_put_many(env: Env, keys: list[str], body: bytes, limit: int) -> None:
         limit))
 
 
+def _setup_put_many(env: Env, keys: list[str], body: bytes, limit: int) -> None:
+    """Objects a case reads, made untimed: through obstore when installed (the fastest
+    client here: set-up of 10,000 keys in seconds), else aiobotocore."""
+    from .clients import unavailable
+
+    if unavailable("obstore"):
+        _aio_put_many(env, keys, body, limit)
+        return
+    import obstore
+
+    store = env.clients.obstore(env.bucket)
+    _obstore_run(_gather_limited([partial(obstore.put_async, store, k, body) for k in keys],
+                                 max(limit, 64)))
+
+
 @REGISTRY.case("small_put")
 def small_put(ctx: CaseContext) -> Case:
     n, threads, limit = ctx.args.small_count, ctx.args.threads, ctx.args.concurrency
@@ -285,7 +300,7 @@ def small_get(ctx: CaseContext) -> Case:
     ks = _small_keys("g", n)
 
     def setup(env: Env) -> None:
-        _aio_put_many(env, ks, os.urandom(size), limit)
+        _setup_put_many(env, ks, os.urandom(size), limit)
 
     def total(read_all):
         def op():
@@ -363,7 +378,7 @@ def list_keys(ctx: CaseContext) -> Case:
     prefix = "l"
 
     def setup(env: Env) -> None:
-        _aio_put_many(env, _small_keys(prefix, n), b"x", ctx.args.concurrency)
+        _setup_put_many(env, _small_keys(prefix, n), b"x", ctx.args.concurrency)
 
     def counted(list_all):
         def op():

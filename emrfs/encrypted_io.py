@@ -268,6 +268,10 @@ class EncryptedIO:
     async def put_object(self, path: str, body: bytes, *, metadata: Mapping[str, str] | None,
                          create: bool = False, **extra: Any) -> dict:
         """One PUT with the SSE kwargs of ``path`` and the CSE envelope as user metadata."""
+        if not extra:  # through the transport plaintext writes take (obstore by default)
+            meta = await self.fs._transport(path).put(path, body, if_none_match=create,
+                                                      metadata=metadata)
+            return {"ETag": meta.etag, "VersionId": meta.version_id}
         bucket, key = paths.split(path)
         kwargs: dict[str, Any] = {**self.write_kwargs(path), **extra}
         if metadata:

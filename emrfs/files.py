@@ -24,7 +24,7 @@ from fsspec.caching import BaseCache, register_cache
 from fsspec.spec import AbstractBufferedFile
 
 from . import paths
-from .errors import exists, is_a_directory
+from .errors import ChangedError, exists, is_a_directory
 
 logger = logging.getLogger("emrfs.files")
 
@@ -91,7 +91,9 @@ class EmrFile(AbstractBufferedFile):
         self._reuse_tail = cache_type != "none"  # "none": every read asks S3
         if mode == "rb" and size is None:
             # a status seen a moment ago (info, ls) needs no HEAD: reads pin its ETag
-            info = fs._reads.known(paths.strip_protocol(path)) or fs.info(path)
+            info = fs._reads.known(paths.strip_protocol(path))
+            self._status_reused = info is not None  # a read that meets another version asks again
+            info = info or fs.info(path)
             if info["type"] != "file":
                 raise is_a_directory(path, "open a file below it, or use ls")
             size = info["size"]
@@ -106,6 +108,7 @@ class EmrFile(AbstractBufferedFile):
                 # fast refusal; the conditional write below is what makes it atomic
                 raise exists(path, "mode 'xb' creates only new files")
         write_block = fs.options.s3.part_size
+        self._cache_spec = (cache_type or "emrfs-adaptive", dict(cache_options or {}))
         super().__init__(fs, path, mode, block_size=block_size or (
             write_block if mode != "rb" else fs.blocksize), autocommit=autocommit,
             cache_type=cache_type or "emrfs-adaptive", cache_options=cache_options, size=size,
@@ -114,6 +117,37 @@ class EmrFile(AbstractBufferedFile):
             self._prepare_append()
 
     # --- reading -------------------------------------------------------------------
+
+    _status_reused = False  # opened on a status remembered from info/ls, not asked at open
+    _served = False  # bytes have reached the caller: the version is fixed from then on
+
+    def read(self, length: int = -1) -> bytes:
+        try:
+            out = super().read(length)
+        except ChangedError:
+            # Opened on a remembered status and the object was replaced since: before any
+            # byte reached the caller, ask again and read the version there now (as an open
+            # that made its own HEAD would have).  Afterwards a change is the caller's error.
+            if not self._status_reused or self._served:
+                raise
+            self._take_fresh_status()
+            out = super().read(length)
+        self._served = self._served or bool(out)
+        return out
+
+    def _take_fresh_status(self) -> None:
+        self._status_reused = False
+        self.fs._reads.forget(self.path)
+        info = self.fs.info(self.path)
+        if info["type"] != "file":
+            raise is_a_directory(self.path, "it was replaced by a directory while opening")
+        self.size, self._etag, self._details = info["size"], info.get("ETag"), info
+        self._fetched = False
+        from fsspec.core import caches
+
+        cache_type, cache_options = self._cache_spec
+        self.cache = caches[cache_type](self.blocksize, self._fetch_range, self.size,
+                                        **cache_options)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         return sync(self.fs.loop, self._fetch_range_async, start, end)

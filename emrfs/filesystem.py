@@ -234,7 +234,7 @@ class EmrFileSystem(AsyncFileSystem):
             path = self._norm(path)
         except (ValueError, OSError):
             return False
-        if self._reads.known(path) is not None:  # a file a moment ago; reads pin its ETag
+        if self._reads.known_file(path):  # a file a moment ago; reads pin its ETag
             return True
         return await super()._isfile(path)
 
@@ -443,10 +443,8 @@ class EmrFileSystem(AsyncFileSystem):
         await self._put_marker(path)
 
     async def _put_marker(self, path: str) -> None:
-        bucket, key = paths.split(path)
         await self._check_parents(path)
-        await self.s3.call("put_object", path, Bucket=bucket, Key=key + "/", Body=b"",
-                           ContentType=_DIR_CONTENT_TYPE, **self._write_kwargs(path))
+        await self._transport(path).put(path + "/", b"", content_type=_DIR_CONTENT_TYPE)
         await self._after_create(path)
         view = self._view(path)
         if view is not None:
@@ -671,8 +669,7 @@ class EmrFileSystem(AsyncFileSystem):
                                       Prefix=key + "/", MaxKeys=1)
             if page.get("KeyCount", 0) or page.get("Contents"):
                 return
-        await self.s3.call("put_object", parent, Bucket=bucket, Key=key + "/", Body=b"",
-                           ContentType=_DIR_CONTENT_TYPE, **self._write_kwargs(parent))
+        await self._transport(parent).put(parent + "/", b"", content_type=_DIR_CONTENT_TYPE)
         self._checked_dirs.discard(parent)
         if view is not None:
             await view.record_directory(parent)  # a directory S3 listed only by its files
@@ -1187,9 +1184,8 @@ class EmrFileSystem(AsyncFileSystem):
                 etag = None  # it holds files or directories: implied by their keys
             elif is_marker:
                 async with semaphore:
-                    await self.s3.call("put_object", f"{db}/{dk_}", Bucket=db, Key=dk_,
-                                       Body=b"", ContentType=_DIR_CONTENT_TYPE,
-                                       **self._write_kwargs(dst))
+                    await self._transport(dst).put(f"{db}/{dk_}", b"",
+                                                   content_type=_DIR_CONTENT_TYPE)
                 etag = None
             else:
                 async with semaphore:
@@ -1206,8 +1202,7 @@ class EmrFileSystem(AsyncFileSystem):
         pairs = [(i, k) for i in items for k in i["keys"]]
         if not pairs:
             # an empty directory marked only by EMRFS's $folder$: stays an empty directory
-            await self.s3.call("put_object", dst, Bucket=db, Key=dk + "/", Body=b"",
-                               ContentType=_DIR_CONTENT_TYPE, **self._write_kwargs(dst))
+            await self._transport(dst).put(dst + "/", b"", content_type=_DIR_CONTENT_TYPE)
             dirs.add(dst)
         own = {sk + "/"}
         # files (and the directory's own marker) first, then subdirectories' markers

@@ -8,7 +8,7 @@ and ``open``, one GET for the footer.  Here:
 
 * **Statuses are remembered** (:class:`KnownStatuses`): a file's status from
   ``info`` or a listing (size and ETag) serves ``isfile`` and ``open`` for
-  :data:`STATUS_SECONDS`, with no HEAD.  ``info`` itself always asks S3 (or
+  ``s3.status_reuse_seconds``, with no HEAD.  ``info`` itself always asks S3 (or
   the consistent view): it is the caller's way to get a fresh answer.  This
   filesystem's own writes, deletes and renames forget what they touch.  A
   remembered status that went stale (another writer replaced the object) can
@@ -16,13 +16,13 @@ and ``open``, one GET for the footer.  Here:
   was opened with (``If-Match``), so a changed object is a
   :class:`~emrfs.s3.client.ChangedError`, not a mix.
 * **The tail comes with the status** (:meth:`ReadPlanner.stat`): the ``info``
-  of a plaintext file is a GET of its last :data:`TAIL_BYTES` (``Range:
+  of a plaintext file is a GET of its last ``s3.status_tail_bytes`` (``Range:
   bytes=-N``) instead of a HEAD: the same one request, with the size (from
   ``Content-Range``), ETag and metadata a HEAD gives, plus the bytes where
   Parquet and ORC keep their footers.  Those bytes are remembered by ETag
   (:class:`Tails`), so the footer read that follows costs nothing.  A file
   opened from a listing gets the same on its first read: a read that starts
-  in the last :data:`TAIL_BYTES` fetches the whole tail (as S3A's analytics
+  in the last ``s3.status_tail_bytes`` fetches the whole tail (as S3A's analytics
   stream prefetches the footer on open).
 * **Ranges of one file are one version, nearby ones one GET**
   (:meth:`ReadPlanner.cat_ranges`, behind ``cat_ranges``: fsspec's
@@ -36,17 +36,19 @@ CSE paths keep the HEAD: their tail is ciphertext, read through the object's
 own range source.  So do paths under the block cache (:mod:`emrfs.cached_io`):
 its reads come from local blocks, and ``open`` there always asks for the
 current version, so a file replaced from outside is never served from old
-blocks.
+blocks (``isfile`` there still uses a remembered status).  Both options are
+per path; 0 turns each off (a HEAD per ``info``; a HEAD per ``open``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
-
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from . import paths
 from .byterange import resolve_range
@@ -57,11 +59,11 @@ from .s3.client import ChangedError
 if TYPE_CHECKING:
     from .filesystem import EmrFileSystem
 
-#: Bytes at the end of a file fetched with its status (Parquet's and ORC's footers live
-#: there; pyarrow's first read of a Parquet file is its last 64 KiB).
-TAIL_BYTES = 64 * 1024
-#: Seconds a remembered status serves ``isfile`` and ``open`` without a HEAD.
-STATUS_SECONDS = 15.0
+logger = logging.getLogger("emrfs.readplan")
+
+#: Seconds a remembered status is kept at most (``s3.status_reuse_seconds`` picks how long
+#: it serves, per path; its default is 15).
+STATUS_SECONDS = 3600.0
 #: Seconds a remembered tail serves reads of its version: as bytes a read-ahead buffer
 #: holds, they show that version even if it was replaced since (never mixed with another).
 TAIL_SECONDS = 3.0
@@ -74,7 +76,9 @@ MERGE_GAP = 64 * 1024
 
 
 class KnownStatuses:
-    """File statuses (with size and ETag) this filesystem saw lately, by path."""
+    """File statuses (with size and ETag) this filesystem saw lately, by path.
+
+    Used from the filesystem's loop and from the threads that open files: one lock."""
 
     def __init__(self, seconds: float = STATUS_SECONDS, entries: int = STATUS_ENTRIES,
                  clock=time.monotonic):
@@ -82,38 +86,46 @@ class KnownStatuses:
         self.entries = entries
         self.clock = clock
         self._known: OrderedDict[str, tuple[float, dict]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def remember(self, info: dict[str, Any]) -> None:
         """Keep ``info`` if it is a file's status with an ETag (nothing else is pinned)."""
         if info.get("type") != "file" or not info.get("ETag") or "size" not in info:
             return
         name = paths.strip_protocol(info["name"])
-        self._known[name] = (self.clock(), info)
-        self._known.move_to_end(name)
-        while len(self._known) > self.entries:
-            self._known.popitem(last=False)
+        with self._lock:
+            self._known[name] = (self.clock(), info)
+            self._known.move_to_end(name)
+            while len(self._known) > self.entries:
+                self._known.popitem(last=False)
 
-    def get(self, path: str) -> dict[str, Any] | None:
-        """The status of ``path`` seen less than :attr:`seconds` ago, else None."""
-        found = self._known.get(path)
-        if found is None:
-            return None
-        seen, info = found
-        if self.clock() - seen > self.seconds:
-            del self._known[path]
-            return None
-        return info
+    def get(self, path: str, seconds: float | None = None) -> dict[str, Any] | None:
+        """The status of ``path`` seen less than ``seconds`` (:attr:`seconds`) ago, else None."""
+        seconds = self.seconds if seconds is None else min(seconds, self.seconds)
+        with self._lock:
+            found = self._known.get(path)
+            if found is None:
+                return None
+            seen, info = found
+            if self.clock() - seen > seconds:
+                if self.clock() - seen > self.seconds:
+                    del self._known[path]
+                return None
+            return info
 
     def forget(self, path: str) -> None:
-        self._known.pop(path, None)
+        with self._lock:
+            self._known.pop(path, None)
 
     def forget_below(self, root: str) -> None:
         """Forget ``root`` and everything under it (a directory removed or renamed)."""
-        for name in [n for n in self._known if paths.is_within(n, root)]:
-            del self._known[name]
+        with self._lock:
+            for name in [n for n in self._known if paths.is_within(n, root)]:
+                del self._known[name]
 
     def clear(self) -> None:
-        self._known.clear()
+        with self._lock:
+            self._known.clear()
 
 
 class Tails:
@@ -125,28 +137,31 @@ class Tails:
         self.seconds = seconds
         self.clock = clock
         self._tails: OrderedDict[tuple[str, str], tuple[float, int, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def put(self, path: str, etag: str, start: int, data: bytes) -> None:
         ident = (path, etag)
-        self._tails[ident] = (self.clock(), start, data)
-        self._tails.move_to_end(ident)
-        while len(self._tails) > self.entries:
-            self._tails.popitem(last=False)
+        with self._lock:
+            self._tails[ident] = (self.clock(), start, data)
+            self._tails.move_to_end(ident)
+            while len(self._tails) > self.entries:
+                self._tails.popitem(last=False)
 
     def read(self, path: str, etag: str | None, start: int, end: int) -> bytes | None:
         """Bytes ``[start, end)`` of version ``etag`` if the remembered tail holds them."""
         if not etag:
             return None
-        found = self._tails.get((path, etag))
-        if found is None:
-            return None
-        fetched, offset, data = found
-        if self.clock() - fetched > self.seconds:
-            del self._tails[(path, etag)]
-            return None
-        if start < offset or end > offset + len(data):
-            return None
-        self._tails.move_to_end((path, etag))
+        with self._lock:
+            found = self._tails.get((path, etag))
+            if found is None:
+                return None
+            fetched, offset, data = found
+            if self.clock() - fetched > self.seconds:
+                del self._tails[(path, etag)]
+                return None
+            if start < offset or end > offset + len(data):
+                return None
+            self._tails.move_to_end((path, etag))
         return data[start - offset:end - offset]
 
 
@@ -165,8 +180,7 @@ class ReadPlanner:
         return not self.fs._cached.enabled(path)
 
     def remember(self, info: dict[str, Any]) -> None:
-        if self._plans(paths.strip_protocol(info.get("name", ""))):
-            self.statuses.remember(info)
+        self.statuses.remember(info)
 
     def remember_listing(self, entries: list[dict]) -> None:
         """Keep the file entries of a listing.  Not where CSE may apply (a listing's size
@@ -180,8 +194,26 @@ class ReadPlanner:
                 continue
             self.statuses.remember(entry)
 
+    def _reuse_seconds(self, path: str) -> float:
+        return self.fs.options.for_path(path).s3.status_reuse_seconds
+
+    def tail_bytes(self, path: str) -> int:
+        """``s3.status_tail_bytes`` at ``path``: what a status and a first read in the tail
+        fetch of a file's end."""
+        return self.fs.options.for_path(path).s3.status_tail_bytes
+
     def known(self, path: str) -> dict[str, Any] | None:
-        return self.statuses.get(path)
+        """The status an ``open`` of ``path`` may use instead of a HEAD (block-cached paths
+        ask at every open: the cache serves local blocks by the version ``open`` sees)."""
+        if not self._plans(path) or self.fs._view(path) is not None:
+            # under the consistent view an open reads the version the view records now,
+            # which a status remembered from before another writer's commit may not be
+            return None
+        return self.statuses.get(path, self._reuse_seconds(path)) or None
+
+    def known_file(self, path: str) -> bool:
+        """``path`` was a file a moment ago (``isfile`` needs no request)."""
+        return self.statuses.get(path, self._reuse_seconds(path)) is not None
 
     def forget(self, path: str) -> None:
         self.statuses.forget(path)
@@ -193,29 +225,39 @@ class ReadPlanner:
 
     def fetches_tail(self, path: str) -> bool:
         """The status of ``path`` comes with its tail (plaintext: no CSE can apply)."""
-        return self._plans(path) and not self.fs._encrypted.maybe_encrypted(path)
+        return (self._plans(path) and self.tail_bytes(path) > 0
+                and not self.fs._encrypted.maybe_encrypted(path))
 
     async def stat(self, path: str, bucket: str, key: str, **read_kwargs: Any) -> dict:
-        """HEAD-like response of ``bucket/key`` from a GET of its last :data:`TAIL_BYTES`,
+        """HEAD-like response of ``bucket/key`` from a GET of its last ``s3.status_tail_bytes``,
         whose bytes are kept in :attr:`tails` (FileNotFoundError when there is no object)."""
         try:
             response = await self.fs.s3.call("get_object", path, Bucket=bucket, Key=key,
-                                              Range=f"bytes=-{TAIL_BYTES}", **read_kwargs)
+                                              Range=f"bytes=-{self.tail_bytes(path)}",
+                                              **read_kwargs)
         except ServiceError as exc:
             if exc.code != "InvalidRange":  # an empty object has no last bytes
                 raise
             return await self.fs.s3.call("head_object", path, Bucket=bucket, Key=key,
                                          **read_kwargs)
-        async with response["Body"] as body:
-            data = await body.read()
-        length = len(data)
+        data: bytes | None = None
+        try:
+            async with response["Body"] as body:
+                data = await body.read()
+        except Exception:  # noqa: BLE001 - a body cut short: the headers are the status
+            logger.debug("the tail of %r broke off; its status stands without it", path,
+                         exc_info=True)
         _, _, total = (response.get("ContentRange") or "").rpartition("/")
-        size = int(total) if total.isdigit() else length  # no Content-Range: the whole object
+        if total.isdigit():
+            size = int(total)
+        else:  # no Content-Range: the response is the whole object
+            size = response["ContentLength"]
         head = {k: v for k, v in response.items() if k not in ("Body", "ContentRange")}
         head["ContentLength"] = size
         etag = response.get("ETag")
-        if etag and not _has_envelope(response.get("Metadata")):
-            self.tails.put(path, etag, size - length, data)
+        if data is not None and etag and not _has_envelope(response.get("Metadata")) \
+                and len(data) == response.get("ContentLength", len(data)):
+            self.tails.put(path, etag, size - len(data), data)
         return head
 
     # --- reads ------------------------------------------------------------------------------
@@ -228,11 +270,15 @@ class ReadPlanner:
         ``reuse`` (a file opened with ``cache_type="none"``) every read asks S3."""
         if not reuse:
             return await fetch(start, end)
-        cached = self.tails.read(path, etag, start, end)
+        # A remembered tail serves a part of the file (a footer), never a whole-file read:
+        # that one asks S3, pinned, so a file replaced since its status was taken is seen
+        # (and an open on a remembered status reads the new version, EmrFile.read).
+        cached = None if start <= 0 and end >= size else self.tails.read(path, etag, start, end)
         if cached is not None:
             return cached
-        tail_start = max(0, size - TAIL_BYTES)
-        if first and etag and start >= tail_start and end <= size and start < end:
+        tail = self.tail_bytes(path)
+        tail_start = max(0, size - tail)
+        if first and tail and etag and start >= tail_start and end <= size and start < end:
             data = await fetch(tail_start, size)
             if len(data) == size - tail_start:
                 self.tails.put(path, etag, tail_start, data)
@@ -269,17 +315,18 @@ class ReadPlanner:
                     out[i] = exc
 
         async def planned(name: str, indices: list[int]) -> None:
+            got: list[bytes | Exception]
             try:
-                got = await self._pinned_ranges(name, [(starts[i], ends[i]) for i in indices],
-                                                gap, limit)
-            except (ChangedError, FileNotFoundError, IsADirectoryError, _NotPlanned):
-                # not one plaintext file after all, or it changed twice: asked range by range,
-                # each with its own error (a directory, a missing file...) as cat_file gives
+                got = list(await self._pinned_ranges(
+                    name, [(starts[i], ends[i]) for i in indices], gap, limit))
+            except (FileNotFoundError, IsADirectoryError, _NotPlanned):
+                # not one plaintext file after all: asked range by range, each with its own
+                # error (a directory, a missing file...) as cat_file gives it
                 await asyncio.gather(*(single(i) for i in indices))
                 return
-            except Exception as exc:  # noqa: BLE001 - per range, as fsspec's
-                got = [exc] * len(indices)
-            for i, data in zip(indices, got):
+            except Exception as exc:  # noqa: BLE001 - per range, as fsspec's (ChangedError
+                got = [exc] * len(indices)  # too: it changed twice; never read unpinned)
+            for i, data in zip(indices, got, strict=True):
                 out[i] = data
 
         jobs = []
@@ -296,7 +343,7 @@ class ReadPlanner:
         return out
 
     def _plans_ranges(self, path: str) -> bool:
-        bucket, key = paths.split(path)
+        _, key = paths.split(path)
         return (bool(key) and self.fetches_tail(path) and self.fs._view(path) is None
                 and not self.fs._tiers.owns(path))
 
@@ -346,7 +393,7 @@ class ReadPlanner:
             if end <= start:
                 result.append(b"")
                 continue
-            for (s, e), data in zip(spans, fetched):
+            for (s, e), data in zip(spans, fetched, strict=True):
                 if s <= start and end <= e:
                     result.append(data[start - s:end - s])
                     break

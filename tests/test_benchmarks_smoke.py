@@ -170,3 +170,51 @@ def test_runs_against_seaweedfs():
                                    log=lambda _: None)
     assert report["server"]["kind"] == "seaweedfs"
     _check_report(report, counted=True)
+
+
+def test_skip_variants_marks_them_skipped_with_the_reason():
+    from benchmarks.harness import _skip_variants
+
+    case = Case("c", "MB/s", 1, reference="a",
+                variants=[Variant(n, lambda env: lambda: None) for n in ("a x", "b y", "c x")])
+    _skip_variants(case, ["x", ""])
+    assert [v.skip is not None for v in case.variants] == [True, False, True]
+    assert "--skip-variants" in case.variants[0].skip
+
+
+def test_summary_sets_emrfs_against_each_peer_library(tmp_path):
+    from benchmarks import summary
+
+    rows = [{"variant": "boto3 get", "median": 100.0}, {"variant": "obstore get", "median": 200.0},
+            {"variant": "emrfs cat", "median": 180.0},
+            {"variant": "emrfs cat (forked child)", "median": 90.0}]
+    lines = summary.peer_table([{"case": "g", "unit": "MB/s", "variants": rows}])
+    assert "0.90× (obstore get)" in lines[2] and "| 180 (cat) | 90 |" in lines[2]
+    feature = [{"variant": "emrfs plaintext", "median": 10.0, "ratio": 1.0},
+               {"variant": "emrfs cse", "median": 9.0, "ratio": 0.9}]
+    assert "0.90×" in summary.feature_table([{"case": "w", "unit": "MB/s",
+                                               "variants": feature}])[3]
+
+
+@pytest.mark.integration
+def test_a_run_that_fails_once_is_reported_beside_the_others(emrfs_endpoint):
+    from benchmarks.harness import Bench, run_case
+    from benchmarks.servers import Server
+
+    calls = {"flaky": 0}
+
+    def flaky(env):
+        def op():
+            calls["flaky"] += 1
+            if calls["flaky"] == 1:
+                raise TimeoutError("the server was busy")
+        return op
+
+    case = Case("partial", "ops/s", 1, reference="flaky",
+                variants=[Variant("flaky", flaky), Variant("dead", lambda env: lambda: 1 / 0)])
+    with Bench(Server("moto", emrfs_endpoint, None), count=False) as bench:
+        result = run_case(case, bench, rounds=3, log=lambda _: None)
+    rows = {row["variant"]: row for row in result["variants"]}
+    assert rows["flaky"]["status"] == "ok" and len(rows["flaky"]["samples"]) == 2
+    assert any("flaky: 1 of 3 runs failed" in n and "busy" in n for n in result["notes"])
+    assert rows["dead"]["status"] == "failed" and "ZeroDivisionError" in rows["dead"]["reason"]

@@ -109,6 +109,14 @@ class S3Options:
     create_checks: bool = opt(True, "fs.s3.create.checks",
                               doc="before a write, refuse a path that is a directory (one LIST);"
                                   " off trades that check for speed, as S3A's create.performance")
+    status_tail_bytes: int = opt(
+        64 * 1024, doc="info() of a plaintext file is one GET of its last this many bytes (size,"
+                       " ETag and the Parquet/ORC footer, which the next read reuses) instead of"
+                       " a HEAD; 0: a HEAD", rule=between(0, 16 * MiB, " bytes"))
+    status_reuse_seconds: float = opt(
+        15.0, doc="a file status seen by info() or a listing serves isfile() and open() this"
+                  " long with no HEAD (reads stay pinned to its ETag); 0: every open asks",
+        rule=between(0, 3600, " seconds"))
     transport: str = opt("auto", "fs.s3.transport",
                          doc="S3 client under the stack: 'obstore' (Rust object_store, several "
                              "times less CPU per request), 'botocore' (aiobotocore), or 'auto': "
@@ -313,7 +321,7 @@ IGNORED_PROPERTIES = frozenset({
 })
 #: Environment variables with the EMRFS_ prefix that are not options.
 RESERVED_ENV = frozenset({"EMRFS_SITE", "EMRFS_TEST_LOCALSTACK", "EMRFS_BENCH_ROUNDS",
-                          "EMRFS_REGISTER_PROTOCOLS"})
+                          "EMRFS_BENCH_FORK_TIMEOUT", "EMRFS_REGISTER_PROTOCOLS"})
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .memory import MemoryStore
-from .protocol import ListPage, ObjectMeta, ObjectStore, ObjectWriter, StagedUpload, WrapperStore, split
+from .protocol import (
+    ListPage,
+    ObjectMeta,
+    ObjectStore,
+    ObjectWriter,
+    StagedUpload,
+    WrapperStore,
+    split,
+)
 
 if TYPE_CHECKING:
     from ..config import Options

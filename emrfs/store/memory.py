@@ -130,7 +130,7 @@ class MemoryStore(ObjectStore):
 
     def _store(self, path: str, data: bytes, etag: str, metadata: Mapping[str, str] | None,
                content_type: str | None, *, if_none_match: bool) -> ObjectMeta:
-        bucket, key = split(path)
+        key = split(path)[1]
         if not key:
             raise not_found(path, "a bucket is not an object; give bucket/key")
         objects = self._bucket(path, create=True)
@@ -195,7 +195,7 @@ class MemoryStore(ObjectStore):
         if missing:
             raise ValueError(f"multipart write of {path!r}: parts {missing} were never written")
         parts = [upload.parts[n] for n in chosen] or [b""]
-        small = [n for n, p in zip(chosen, parts[:-1]) if len(p) < self.min_part_size]
+        small = [n for n, p in zip(chosen, parts[:-1], strict=False) if len(p) < self.min_part_size]
         if small:
             raise ValueError(f"multipart write of {path!r}: parts {small} are smaller than "
                              f"{self.min_part_size} bytes; only the last part may be")

@@ -346,7 +346,7 @@ class StoreTests:
         paths = [f"{root}/del/{i}" for i in range(5)]
         self.raw_put_many((p, b"x") for p in paths)
         self.raw_put(f"{root}/del-keep", b"kept")
-        gone = await store.delete(paths + [f"{root}/del/missing"])
+        gone = await store.delete([*paths, f"{root}/del/missing"])
         assert set(gone) == set(paths) | {f"{root}/del/missing"}
         for p in paths:
             self.assert_missing(p)

@@ -25,6 +25,10 @@ def test_one_cached_transport_per_sse_settings(emrfs_endpoint, emrfs_s3, emrfs_b
         "ServerSideEncryption")
     info = fs.info(f"{emrfs_bucket}/secret/a")
     assert info["size"] == 1 and info["ETag"] == head["ETag"]  # quoted, as S3 sends it
+    fs.mkdir(f"{emrfs_bucket}/secret/dir")  # a marker key ends in "/": still the transport's
+    marker = emrfs_s3.head_object(Bucket=emrfs_bucket, Key="secret/dir/")
+    assert marker["ServerSideEncryption"] == "AES256"
+    assert marker["ContentType"] == "application/x-directory"
 
 
 @pytest.mark.parametrize("transport", [

@@ -136,7 +136,7 @@ def test_other_configurations_read_the_right_columns(emrfs_fault_proxy, emrfs_s3
     with capsys.disabled():
         print(f"\n[read planning] {config}: {c.services.get('s3', 0)} S3 requests "
               f"{dict(s3_operations(emrfs_fault_proxy))}, {c.response_bytes:,} bytes "
-              f"({c.response_bytes / selected:.3f}x selected)")
+              f"({c.response_bytes / selected:.3f}x selected); services {dict(c.services)}")
     if extra.get("cache"):
         fresh._cached.close()
         fs._cached.close()
@@ -292,3 +292,37 @@ def test_cat_ranges_keep_per_range_errors(emrfs_endpoint, bucket):
                                           IsADirectoryError]
     with pytest.raises(FileNotFoundError):
         fs.cat_ranges([f"{bucket}/nope"], [0], [1], on_error="raise")
+
+
+def test_the_plan_can_be_turned_off_per_option(emrfs_fault_proxy, emrfs_s3, bucket):
+    emrfs_s3.put_object(Bucket=bucket, Key="off", Body=b"x" * 200_000)
+    fs = plain_fs(emrfs_fault_proxy.url, status_tail_bytes=0, status_reuse_seconds=0)
+    path = f"{bucket}/off"
+    emrfs_fault_proxy.reset_counters()
+    assert fs.info(path)["size"] == 200_000
+    assert fs.isfile(path)
+    with fs.open(path, "rb") as f:
+        f.seek(-10, 2)
+        assert f.read() == b"x" * 10
+    c = emrfs_fault_proxy.counters()
+    assert c.operations.get("HeadObject") == 3, dict(c.operations)  # info, isfile, open
+    assert c.response_bytes == 10
+
+
+def test_cat_ranges_of_a_file_that_keeps_changing_fail_rather_than_read_unpinned(
+        emrfs_endpoint, emrfs_s3, bucket):
+    emrfs_s3.put_object(Bucket=bucket, Key="busy", Body=b"a" * 300_000)
+    fs = plain_fs(emrfs_endpoint)
+    path = f"{bucket}/busy"
+    fs.info(path)
+    seen = []
+
+    async def always_replaced(path_, bucket_, key_, start, end, etag):
+        seen.append(etag)  # every read pinned; each finds yet another version
+        emrfs_s3.put_object(Bucket=bucket, Key="busy", Body=os.urandom(300_000))
+        raise ChangedError(path_, etag, '"other"')
+
+    fs._read_range_checked = always_replaced
+    got = fs.cat_ranges([path, path], [0, 200_000], [10, 200_010])
+    assert [type(g) for g in got] == [ChangedError, ChangedError]
+    assert seen and all(seen)

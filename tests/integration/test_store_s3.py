@@ -4,13 +4,12 @@ channel is a raw boto3 client."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from emrfs.config import S3Options, SSEOptions
+from emrfs.config import S3Options
 from emrfs.store.s3 import S3Store
 from emrfs.testing.pytest_plugin import empty_and_delete_bucket, new_bucket_name
 from emrfs.testing.store import StoreTests

@@ -142,6 +142,7 @@ BAD_VALUES = {
     "s3.region": "US East 1", "s3.require_tls": "maybe", "s3.retry_base_seconds": -1,
     "s3.retry_max_seconds": float("nan"), "s3.secret_access_key": 3.5,
     "s3.session_token": 3.5, "s3.transport": "curl", "s3.upload_concurrency": 0,
+    "s3.status_tail_bytes": "17MiB", "s3.status_reuse_seconds": -1,
     "sse.algorithm": "AES128",
     "sse.bucket_key_enabled": "maybe", "sse.customer_key": "c2hvcnQ=", "sse.enabled": "maybe",
     "sse.kms_key_id": 3.5,

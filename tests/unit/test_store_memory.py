@@ -101,3 +101,14 @@ def test_bad_bucket_names_and_page_sizes_are_refused():
         MemoryStore(page_size=0)
     with pytest.raises(ValueError, match="without '/'"):
         MemoryStore().create_bucket("a/b")
+
+
+class TestWrapperStoreForwardsEveryVerb(TestMemoryStore):
+    """A layer that changes nothing passes the contract its inner store passes."""
+
+    @pytest.fixture
+    def store(self):
+        from emrfs.store import WrapperStore
+
+        self.memory = MemoryStore(versioned=True)
+        return WrapperStore(self.memory)

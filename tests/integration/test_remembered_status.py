@@ -1,0 +1,46 @@
+"""A status remembered from info/ls (read planning, emrfs.readplan) never serves a stale
+read: an open after another writer replaced the file reads the new version; under the
+consistent view an open reads the version the view records now."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from emrfs import EmrFileSystem
+
+
+def _fs(endpoint: str, **options) -> EmrFileSystem:
+    return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, **options)
+
+
+@pytest.mark.parametrize("size", [10, 40 * 1024, 300 * 1024])
+@pytest.mark.parametrize("how", ["exists", "info", "ls"])
+def test_open_after_an_outside_overwrite_reads_the_new_version(emrfs_endpoint, emrfs_s3,
+                                                               bucket, how, size):
+    old, new = b"o" * size, b"N" * (size + 77)
+    emrfs_s3.put_object(Bucket=bucket, Key="d/f", Body=old)
+    fs = _fs(emrfs_endpoint)
+    path = f"{bucket}/d/f"
+    {"exists": fs.exists, "info": fs.info, "ls": lambda p: fs.ls(f"{bucket}/d")}[how](path)
+    emrfs_s3.put_object(Bucket=bucket, Key="d/f", Body=new)  # another writer, raw boto3
+    with fs.open(path, "rb") as f:
+        assert f.read() == new
+    with fs.open(path, "rb") as f:
+        assert f.read(5) == new[:5]
+    assert fs.cat(path) == new
+
+
+def test_open_under_the_consistent_view_reads_what_the_view_records_now(
+        emrfs_endpoint, bucket):
+    table = f"emrfs-remembered-{uuid.uuid4().hex[:12]}"
+    options = {"consistent": True, "consistency.table_name": table,
+               "consistency.retry_count": 2, "consistency.retry_period_seconds": 0.05}
+    reader, writer = _fs(emrfs_endpoint, **options), _fs(emrfs_endpoint, **options)
+    path = f"{bucket}/v/f"
+    writer.pipe(path, b"one" * 30_000)
+    assert reader.info(path)["size"] == 90_000
+    writer.pipe(path, b"TWO" * 40_000)  # recorded in the view by the other instance
+    with reader.open(path, "rb") as f:
+        assert f.read() == b"TWO" * 40_000
