@@ -244,14 +244,12 @@ class ReadPlanner:
         try:
             async with response["Body"] as body:
                 data = await body.read()
-        except Exception:  # noqa: BLE001 - a body cut short: the headers are the status
+        except Exception:  # a body cut short: the headers are the status
             logger.debug("the tail of %r broke off; its status stands without it", path,
                          exc_info=True)
         _, _, total = (response.get("ContentRange") or "").rpartition("/")
-        if total.isdigit():
-            size = int(total)
-        else:  # no Content-Range: the response is the whole object
-            size = response["ContentLength"]
+        # no Content-Range: the response is the whole object
+        size = int(total) if total.isdigit() else response["ContentLength"]
         head = {k: v for k, v in response.items() if k not in ("Body", "ContentRange")}
         head["ContentLength"] = size
         etag = response.get("ETag")
