@@ -20,14 +20,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wrapper
-from fsspec.utils import other_paths
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
+from fsspec.utils import other_paths
 
+from . import config as _config, paths, streamed_read
 from .blocking import run_blocking
-from . import config as _config
-from . import paths, streamed_read
 from .byterange import resolve_range
 from .cached_io import CachedIO
+from .encrypted_io import EncryptedFile, EncryptedIO
 from .errors import (
     EmrfsError,
     InvalidPathError,
@@ -38,7 +38,6 @@ from .errors import (
     not_empty,
     not_found,
 )
-from .encrypted_io import EncryptedFile, EncryptedIO
 from .readplan import ReadPlanner
 from .renames import RenameJournal
 from .s3.client import S3Client
@@ -85,6 +84,7 @@ class EmrFileSystem(AsyncFileSystem):
     protocol = ("emrfs", "s3", "s3a", "s3n")
     root_marker = ""
     async_impl = True
+    _pid: int  # fsspec's AbstractFileSystem sets it: the process that made the instance
 
     def __init__(self, *args: Any, asynchronous: bool = False, loop=None,
                  batch_size: int | None = None, **storage_options: Any):
@@ -278,8 +278,8 @@ class EmrFileSystem(AsyncFileSystem):
         if contents or page.get("CommonPrefixes"):
             first = contents[0] if contents else {}
             marker = first.get("Key") if first.get("Key") == key + "/" else None
-            return self.status.directory(path, marker=marker,
-                                         last_modified=first.get("LastModified") if marker else None)
+            moment = first.get("LastModified") if marker else None
+            return self.status.directory(path, marker=marker, last_modified=moment)
         try:
             head = await self._transport(path).head(path + paths.EMRFS_FOLDER_SUFFIX)
         except FileNotFoundError:
@@ -539,7 +539,7 @@ class EmrFileSystem(AsyncFileSystem):
 
         results = await asyncio.gather(*(self._once(("is_file", d), lambda d=d: is_file(d))
                                          for d in unchecked))
-        for d, blocked in zip(unchecked, results):
+        for d, blocked in zip(unchecked, results, strict=True):
             if blocked:
                 raise not_a_directory(path, f"{d!r} is a file, so nothing can be created below it")
 
@@ -865,9 +865,9 @@ class EmrFileSystem(AsyncFileSystem):
                     task.add_done_callback(_report_part(part_done, len(data)))
                 in_flight.add(task)
             if in_flight:
-                for t in await asyncio.gather(*in_flight, return_exceptions=True):
-                    if isinstance(t, BaseException):
-                        raise t
+                for outcome in await asyncio.gather(*in_flight, return_exceptions=True):
+                    if isinstance(outcome, BaseException):
+                        raise outcome
         except BaseException:
             for t in in_flight:
                 t.cancel()
@@ -1060,7 +1060,7 @@ class EmrFileSystem(AsyncFileSystem):
             await self._after_create(dst)
             await self._record_file(dst, info["size"], {"ETag": etag})
             sb, sk = paths.split(src)
-            await self._delete_keys(src, sb, [sk] + self._encrypted.companion_keys(src))
+            await self._delete_keys(src, sb, [sk, *self._encrypted.companion_keys(src)])
             view = self._view(src)
             if view is not None:
                 await view.record_delete(src)
