@@ -8,7 +8,7 @@
 3. ``EMRFS_*`` environment variables (``EMRFS_ENDPOINT_URL``,
    ``EMRFS_CONSISTENCY_RETRY_COUNT``: ``EMRFS_`` + section + name, upper case;
    the ``s3`` section has no section part),
-4. storage options (keyword arguments of :class:`~emrfs.EmrFileSystem`).
+4. storage options (keyword arguments of the filesystem, ``emrfs://`` URLs).
 
 Every option has a canonical name ``section.name`` (``consistency.retry_count``)
 and may have aliases: EMRFS's property name (``fs.s3.consistent.retryCount``),
