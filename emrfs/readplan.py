@@ -382,7 +382,6 @@ class ReadPlanner:
     async def _read_ranges(self, path: str, status: dict, ranges, gap: int,
                            limit: asyncio.Semaphore) -> list[bytes]:
         size, etag = status["size"], status["ETag"]
-        bucket, key = paths.split(path)
         wanted = [resolve_range(s, e, size) for s, e in ranges]
         spans: list[list[int]] = []  # [start, end] of each GET, ranges merged across gaps
         for start, end in sorted(r for r in wanted if r[1] > r[0]):
