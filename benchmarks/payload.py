@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 BLOCK = 8 * 2**20
 
