@@ -21,7 +21,8 @@ def _block(block_size: int, seed: int | None) -> bytes:
     return random.Random(seed).randbytes(block_size)
 
 
-def pattern_chunks(size: int, chunk: int = BLOCK, *, seed: int | None = None) -> Iterator[memoryview]:
+def pattern_chunks(size: int, chunk: int = BLOCK, *,
+                   seed: int | None = None) -> Iterator[memoryview]:
     """``size`` bytes as successive views of at most ``chunk`` bytes."""
     block = memoryview(_block(chunk, seed))
     left = size
