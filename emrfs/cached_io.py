@@ -31,14 +31,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
 from fsspec.caching import BaseCache, register_cache
 
-from .byterange import resolve_range
 from . import paths
+from .byterange import resolve_range
 from .errors import is_a_directory
 from .s3.client import ChangedError
 
@@ -195,7 +195,7 @@ class CachedIO:
         if self._local is not None:
             self._local.invalidate(path)
 
-    def forget_tree(self, root: str, files: list[str] = ()) -> None:
+    def forget_tree(self, root: str, files: Iterable[str] = ()) -> None:
         """Every file under ``root`` changed; ``files`` names those emrfs knows were there."""
         for name in [n for n in self._known if paths.is_within(n, root)]:
             self.forget(name)
@@ -276,10 +276,12 @@ class CachedIO:
                 # Decrypted here, on the loop: a worker thread opening the file would wait
                 # (sync) on loop work that needs a worker thread too, and concurrent reads
                 # then fill the loop's pool with threads waiting on each other.
-                if source is None:
-                    source = await self.encrypted.range_source(
+                current = source
+                if current is None:
+                    current = source = await self.encrypted.range_source(
                         path, await self._cse_details(path, info))
-                return await source.read(start, end)
+                    assert current is not None  # None is for plaintext; info has "cse"
+                return await current.read(start, end)
             return await self.encrypted.read_range_checked(path, start, end, etag)
 
         return fetch
@@ -291,7 +293,7 @@ class CachedIO:
             return info
         current = await self.lookup(path)
         etag = info.get("ETag")
-        if etag and current.get("ETag") != etag or not isinstance(current.get("cse"), dict):
+        if (etag and current.get("ETag") != etag) or not isinstance(current.get("cse"), dict):
             raise ChangedError(path, etag or "?", current.get("ETag"))
         return current
 

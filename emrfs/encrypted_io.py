@@ -38,11 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
 
-from .byterange import resolve_range
 from . import paths
+from .byterange import resolve_range
 from .config import CSEOptions
-from .crypto import ContentCrypto, ContentEncryptor, RangeReader, averified_chunks, sse
-from .crypto import segmented
+from .crypto import ContentCrypto, ContentEncryptor, RangeReader, averified_chunks, segmented, sse
 from .crypto.envelope import INSTRUCTION_MARKER, instruction_file_required, is_encrypted
 from .crypto.stream import adecrypt_whole, encrypted_parts, plaintext_length
 from .errors import EmrfsError, EncryptionError, IntegrityError, is_a_directory
@@ -86,7 +85,8 @@ class SealedSpool:
         self.path = path
         self._key = segmented.SegmentedKey.new(_spool_key(), segment_size, path=path)
         self._encryptor = self._key.encryptor()
-        self._file = tempfile.TemporaryFile(prefix="emrfs-spool-")
+        # held for the spool's life; close() closes it
+        self._file = tempfile.TemporaryFile(prefix="emrfs-spool-")  # noqa: SIM115
         self._stored: int | None = None
 
     @property
@@ -96,7 +96,7 @@ class SealedSpool:
             return None
         return segmented.plaintext_length(self._stored, self._key.segment_size, self.path)
 
-    def write(self, plain: bytes | memoryview) -> None:
+    def write(self, plain: bytes | bytearray | memoryview) -> None:
         self._file.write(self._encryptor.update(plain))
 
     def seal(self) -> None:
@@ -398,7 +398,7 @@ class EncryptedIO:
         return body(), await self.crypto.decryptor(path, metadata, instruction), response
 
     async def read_chunks(self, path: str, bucket: str, key: str, *,
-                          if_match: str | None = None) -> AsyncIterator[bytes]:
+                          if_match: str | None = None) -> AsyncIterator[bytes | bytearray]:
         """The plaintext of the object, streamed; CSE objects are decrypted.
 
         The last chunk is held back until the object verifies, so a caller that
@@ -510,7 +510,8 @@ class EncryptedIO:
         cse = info.get("cse") or {}
         if not cse.get("instruction") and not self.companion_keys(src):
             return False
-        isrc, idst = self.crypto.instruction_key(src), dst + self.cse_options(src).instruction_suffix
+        isrc = self.crypto.instruction_key(src)
+        idst = dst + self.cse_options(src).instruction_suffix
         sb, sk = paths.split(isrc)
         db, dk = paths.split(idst)
         try:
@@ -597,7 +598,7 @@ class EncryptedIO:
         bucket, key = paths.split(path)
         # an empty range still names a file that must exist: it takes the info path below
         plain_ok = (start or 0) >= 0 and end is not None and end > (start or 0)
-        if plain_ok and not self.maybe_encrypted(path):
+        if plain_ok and end is not None and not self.maybe_encrypted(path):
             try:
                 return await self.s3.read_range(path, bucket, key, start or 0, end,
                                                    on_response=refuse_envelope,

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wrapper
-from fsspec.utils import other_paths
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
+from fsspec.utils import other_paths
 
-from . import config as _config
-from . import paths, streamed_read
+from . import config as _config, paths, streamed_read
 from .byterange import resolve_range
 from .cached_io import CachedIO
+from .encrypted_io import EncryptedFile, EncryptedIO
 from .errors import (
     EmrfsError,
     exists,
@@ -32,7 +32,6 @@ from .errors import (
     not_a_directory,
     not_found,
 )
-from .encrypted_io import EncryptedFile, EncryptedIO
 from .namespace.listing import Listings
 from .namespace.markers import Markers
 from .namespace.rename import Renames
@@ -82,6 +81,7 @@ class EmrFileSystem(AsyncFileSystem):
     protocol = ("emrfs", "s3", "s3a", "s3n")
     root_marker = ""
     async_impl = True
+    _pid: int  # fsspec's AbstractFileSystem sets it: the process that made the instance
 
     def __init__(self, *args: Any, asynchronous: bool = False, loop=None,
                  batch_size: int | None = None, **storage_options: Any):

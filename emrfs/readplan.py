@@ -259,14 +259,12 @@ class ReadPlanner:
         try:
             async with response["Body"] as body:
                 data = await body.read()
-        except Exception:  # noqa: BLE001 - a body cut short: the headers are the status
+        except Exception:  # a body cut short: the headers are the status
             logger.debug("the tail of %r broke off; its status stands without it", path,
                          exc_info=True)
         _, _, total = (response.get("ContentRange") or "").rpartition("/")
-        if total.isdigit():
-            size = int(total)
-        else:  # no Content-Range: the response is the whole object
-            size = response["ContentLength"]
+        # no Content-Range: the response is the whole object
+        size = int(total) if total.isdigit() else response["ContentLength"]
         head = {k: v for k, v in response.items() if k not in ("Body", "ContentRange")}
         head["ContentLength"] = size
         etag = response.get("ETag")
@@ -384,7 +382,6 @@ class ReadPlanner:
     async def _read_ranges(self, path: str, status: dict, ranges, gap: int,
                            limit: asyncio.Semaphore) -> list[bytes]:
         size, etag = status["size"], status["ETag"]
-        bucket, key = paths.split(path)
         wanted = [resolve_range(s, e, size) for s, e in ranges]
         spans: list[list[int]] = []  # [start, end] of each GET, ranges merged across gaps
         for start, end in sorted(r for r in wanted if r[1] > r[0]):

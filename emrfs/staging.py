@@ -38,8 +38,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from .blocking import run_blocking
 from . import paths
+from .blocking import run_blocking
 from .commit_layout import in_task_attempt, is_task_commit, job_output_path
 from .consistency.staged import StagedEntry, StagedUpload, StagedUploads
 from .errors import ConfigurationError
@@ -110,7 +110,7 @@ class TaskCommitStaging:
     def _status(self, entry: StagedEntry) -> dict[str, Any]:
         moment = (_dt.datetime.fromtimestamp(entry.mtime_ms / 1000, _dt.timezone.utc)
                   if entry.mtime_ms else None)
-        if entry.is_dir:
+        if entry.upload is None:  # a directory
             status = self.status.directory(entry.path, last_modified=moment)
         else:
             status = self.status.file(entry.path, entry.upload.size, last_modified=moment)
@@ -156,6 +156,7 @@ class TaskCommitStaging:
         """Task commit: stage every local file below ``src`` under ``dst``; returns how many."""
         tier = self.tier()
         store = self.uploads(dst)
+        assert store is not None, dst  # wants(src, dst) said yes
         files = list(tier.walk_files(src))
         staged: dict[str, StagedUpload] = {}
         semaphore = asyncio.Semaphore(CONCURRENCY)

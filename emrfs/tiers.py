@@ -48,21 +48,20 @@ from typing import TYPE_CHECKING, Any
 from fsspec.asyn import sync
 from fsspec.spec import AbstractBufferedFile
 
+from . import paths
 from .blocking import run_blocking
 from .byterange import resolve_range
-from . import paths
 from .cache.layer import as_tuple
 from .cache.matching import is_ephemeral
 from .commit_layout import in_task_attempt
-from .errors import (InvalidPathError, exists, is_a_directory, not_a_directory, not_empty,
-                     not_found)
 from .config import Options
+from .errors import InvalidPathError, exists, is_a_directory, not_a_directory, not_empty, not_found
 from .namespace.markers import Markers
 from .staging import TaskCommitStaging
 from .status import StatusFactory
 
 if TYPE_CHECKING:
-    from .cache.ephemeral import EphemeralTier
+    from .cache.ephemeral import EphemeralReader, EphemeralTier, EphemeralWriter
     from .cached_io import CachedIO
 
 #: Files uploaded at once when a directory leaves the tier.
@@ -603,8 +602,8 @@ class TierFile(AbstractBufferedFile):
     def __init__(self, fs, path: str, mode: str = "rb", *, tier: EphemeralTier,
                  block_size: int | None = None, autocommit: bool = True, **kwargs: Any):
         self.tier = tier
-        self._reader = None
-        self._writer = None
+        self._reader: EphemeralReader | None = None
+        self._writer: EphemeralWriter | None = None
         size = None
         if mode == "rb":
             entry = tier.info(path)
@@ -627,8 +626,8 @@ class TierFile(AbstractBufferedFile):
             if mode == "ab" and tier.exists(path):
                 with tier.open_read(path) as r:
                     while chunk := r.read(_CHUNK):
-                        self._writer.write(chunk)
-                self.loc = self._writer.tell()
+                        self._out.write(chunk)
+                self.loc = self._out.tell()
         except BaseException:
             self.closed = True
             if self._writer is not None:
@@ -637,24 +636,36 @@ class TierFile(AbstractBufferedFile):
                 self._reader.close()
             raise
 
+    @property
+    def _in(self) -> EphemeralReader:
+        if self._reader is None:
+            raise ValueError(f"{self.path!r} is open for writing, not reading")
+        return self._reader
+
+    @property
+    def _out(self) -> EphemeralWriter:
+        if self._writer is None:
+            raise ValueError(f"{self.path!r} is open for reading, not writing")
+        return self._writer
+
     def _fetch_range(self, start: int, end: int) -> bytes:
-        self._reader.seek(start)
-        return self._reader.read(end - start)
+        self._in.seek(start)
+        return self._in.read(end - start)
 
     def _initiate_upload(self) -> None:
         pass
 
     def _upload_chunk(self, final: bool = False) -> bool:
-        self._writer.write(self.buffer.getbuffer())
+        self._out.write(self.buffer.getbuffer())
         if final and self.autocommit:
-            self._writer.close()  # the file appears, whole
+            self._out.close()  # the file appears, whole
         return True
 
     def commit(self) -> None:
-        self._writer.close()
+        self._out.close()
 
     def discard(self) -> None:
-        self._writer.abort()
+        self._out.abort()
 
     def close(self) -> None:
         failed = True

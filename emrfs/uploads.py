@@ -58,9 +58,9 @@ class Uploads:
                     task.add_done_callback(_report_part(part_done, len(data)))
                 in_flight.add(task)
             if in_flight:
-                for t in await asyncio.gather(*in_flight, return_exceptions=True):
-                    if isinstance(t, BaseException):
-                        raise t
+                for outcome in await asyncio.gather(*in_flight, return_exceptions=True):
+                    if isinstance(outcome, BaseException):
+                        raise outcome
         except BaseException:
             for t in in_flight:
                 t.cancel()

@@ -90,7 +90,7 @@ class Markers:
 
         results = await asyncio.gather(*(self.once(("is_file", d), lambda d=d: is_file(d))
                                          for d in unchecked))
-        for d, blocked in zip(unchecked, results):
+        for d, blocked in zip(unchecked, results, strict=True):
             if blocked:
                 raise not_a_directory(path, f"{d!r} is a file, so nothing can be created below it")
 
@@ -269,8 +269,8 @@ class Markers:
         if contents or page.get("CommonPrefixes"):
             first = contents[0] if contents else {}
             marker = first.get("Key") if first.get("Key") == key + "/" else None
-            return self.status.directory(path, marker=marker,
-                                         last_modified=first.get("LastModified") if marker else None)
+            moment = first.get("LastModified") if marker else None
+            return self.status.directory(path, marker=marker, last_modified=moment)
         try:
             head = await self.transport(path).head(path + paths.EMRFS_FOLDER_SUFFIX)
         except FileNotFoundError:

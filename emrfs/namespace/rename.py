@@ -164,7 +164,7 @@ class Renames:
         await self.markers.after_create(dst)
         await self.views.record_file(dst, info["size"], {"ETag": etag})
         sb, sk = paths.split(src)
-        await self.markers.delete_keys(src, sb, [sk] + self.encrypted.companion_keys(src))
+        await self.markers.delete_keys(src, sb, [sk, *self.encrypted.companion_keys(src)])
         view = self.views(src)
         if view is not None:
             await view.record_delete(src)
@@ -193,7 +193,7 @@ class Renames:
         at ``dst`` with the source's size (and ETag, where both are single-part) are
         not copied again.
         """
-        sb, sk = paths.split(src)
+        _sb, sk = paths.split(src)
         db, dk = paths.split(dst)
         items = await self.trees.tree(src, "mv")
         present: dict[str, dict] = {}
