@@ -32,8 +32,9 @@ def test_the_entry_point_names_resolve_per_the_environment(monkeypatch):
 
 
 def test_the_entry_points_name_attributes_that_exist():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     specs = tomllib.loads(pyproject.read_text())["project"]["entry-points"]["fsspec.specs"]
