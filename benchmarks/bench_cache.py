@@ -33,8 +33,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from emrfs.cache.reader import CachedReader  # noqa: E402
-from emrfs.cache.store import BlockStore, ObjectIdentity  # noqa: E402
+from emrfs.cache.reader import CachedReader
+from emrfs.cache.store import BlockStore, ObjectIdentity
 
 MiB = 1024 * 1024
 READ = MiB
@@ -83,7 +83,8 @@ class Bench:
     async def fetch(self, start: int, end: int) -> bytes:
         return os.pread(self.fd, end - start, start)
 
-    def emrfs_reader(self, cache_dir: str, prefetch: int = 2, verify: str = "always") -> CachedReader:
+    def emrfs_reader(self, cache_dir: str, prefetch: int = 2,
+                     verify: str = "always") -> CachedReader:
         # every block cached (no backlog skipping), so the warm cells read only the cache
         store = BlockStore([cache_dir], capacity_bytes=4 * self.size, free_space_floor=0.0,
                            max_pending_writes=1 << 20,
@@ -210,7 +211,7 @@ def one_round(b: Bench, variants: list[str], fsspec_kinds: list[str]) -> dict[st
         drop_cache(b.src)
         fs = b.fsspec_fs(kind, d)
         # open() is timed too: simplecache and filecache copy the whole file there
-        out[f"fsspec {kind} seq cold"] = timed(lambda: b.file_seq(fs.open(b.src, "rb")))
+        out[f"fsspec {kind} seq cold"] = timed(lambda fs=fs: b.file_seq(fs.open(b.src, "rb")))
         with fs.open(b.src, "rb") as f:
             out[f"fsspec {kind} seq warm"] = timed(b.file_seq, f)
             out[f"fsspec {kind} rnd warm"] = timed(b.file_rnd, f)
@@ -218,14 +219,15 @@ def one_round(b: Bench, variants: list[str], fsspec_kinds: list[str]) -> dict[st
         d = b._fresh_dir(kind)
         drop_cache(b.src)
         fs = b.fsspec_fs(kind, d)
-        out[f"fsspec {kind} rnd cold"] = timed(lambda: b.file_rnd(fs.open(b.src, "rb")))
+        out[f"fsspec {kind} rnd cold"] = timed(lambda fs=fs: b.file_rnd(fs.open(b.src, "rb")))
         shutil.rmtree(d, ignore_errors=True)
     return out
 
 
 def table(rows: dict[str, list[float]]) -> str:
     def base(name: str) -> float:
-        kind = ("seq" if " seq " in name + " " else "rnd") + (" cold" if "cold" in name else " warm")
+        kind = (("seq" if " seq " in name + " " else "rnd")
+                + (" cold" if "cold" in name else " warm"))
         return statistics.median(rows[f"local open() {kind}"])
 
     lines = [f"{'variant':42} {'MB/s':>9} {'spread':>7} {'x open()':>9}"]

@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.bench_cache import drop_cache  # noqa: E402
+from benchmarks.bench_cache import drop_cache
 
 MiB = 1024 * 1024
 READ = MiB

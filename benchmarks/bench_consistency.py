@@ -51,7 +51,8 @@ def cv_small_put(ctx: CaseContext) -> Case:
         def prepare(env: Env):
             fs = _emrfs(env, consistent)
             name = _slug(VIEW if consistent else PLAIN)
-            fs.makedirs(f"{env.bucket}/{name}-warm", exist_ok=True)  # table created, clients warm: untimed
+            # table created, clients warm: untimed
+            fs.makedirs(f"{env.bucket}/{name}-warm", exist_ok=True)
             round_no = env.data.setdefault(name, [0])
             round_no[0] += 1
             keys = _small_keys(f"p/{name}/{round_no[0]}", n)

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "gateway read", "direct cat"),
                                   ("fsspec client (CREATE+APPEND) write ratio", "append write",
                                    "direct write")):
-            ratios = [f / s for f, s in zip(runs[fast], runs[slow])]  # per round
+            ratios = [f / s for f, s in zip(runs[fast], runs[slow], strict=False)]  # per round
             print(f"  {label}: {statistics.median(ratios):.2f} "
                   f"(rounds {min(ratios):.2f}-{max(ratios):.2f})")
     finally:

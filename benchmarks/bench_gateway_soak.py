@@ -21,7 +21,6 @@ import json
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -171,7 +170,7 @@ class Client:
         return False
 
     def run(self, until: float) -> None:
-        ops, weights = zip(*MIX.items())
+        ops, weights = zip(*MIX.items(), strict=True)
         while time.monotonic() < until:
             op = self.random.choices(ops, weights)[0]
             if op == "CREATE" and len(self.files) >= FILES_PER_CLIENT:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 BLOCK = 8 * 2**20
 
@@ -21,7 +21,8 @@ def _block(block_size: int, seed: int | None) -> bytes:
     return random.Random(seed).randbytes(block_size)
 
 
-def pattern_chunks(size: int, chunk: int = BLOCK, *, seed: int | None = None) -> Iterator[memoryview]:
+def pattern_chunks(size: int, chunk: int = BLOCK, *,
+                   seed: int | None = None) -> Iterator[memoryview]:
     """``size`` bytes as successive views of at most ``chunk`` bytes."""
     block = memoryview(_block(chunk, seed))
     left = size

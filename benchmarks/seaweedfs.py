@@ -86,7 +86,8 @@ class SeaweedServer:
                f"-admin.port={admin}", f"-admin.port.grpc={admin_grpc}", "-admin.ui=false",
                "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
                f"-s3.config={config}"]
-        self._log = open(Path(self._dir, "weed.log"), "wb")
+        # open while weed runs; stop() closes it
+        self._log = open(Path(self._dir, "weed.log"), "wb")  # noqa: SIM115
         # Own session, so stop() ends weed and anything it starts.
         self._proc = subprocess.Popen(cmd, cwd=self._dir, stdout=self._log,
                                       stderr=subprocess.STDOUT, start_new_session=True)
@@ -122,7 +123,8 @@ class SeaweedServer:
                 s3.delete_object(Bucket=bucket, Key="probe")
                 s3.delete_bucket(Bucket=bucket)
                 return
-            except Exception as exc:  # not up yet: connection refused, 5xx, no volumes
+            # not up yet: connection refused, 5xx, no volumes (the last one is reported)
+            except Exception as exc:  # noqa: BLE001
                 last = exc
                 time.sleep(0.5)
         raise RuntimeError(f"SeaweedFS S3 at {self.endpoint_url} not ready in "

@@ -1,4 +1,4 @@
-"""Read-through block cache for :class:`~emrfs.filesystem.EmrFileSystem`.
+"""Read-through block cache for the filesystem's reads.
 
 The filesystem calls this module at a few hook points; the blocks themselves
 live in :mod:`emrfs.cache`.
@@ -31,21 +31,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
 from fsspec.caching import BaseCache, register_cache
 
-from .byterange import resolve_range
 from . import paths
+from .byterange import resolve_range
 from .errors import is_a_directory
 from .s3.client import ChangedError
 
-if TYPE_CHECKING:  # imports point down: the filesystem hands itself over
+if TYPE_CHECKING:
     from .cache.layer import LocalCache
     from .cache.reader import CachedReader
     from .cache.store import ObjectIdentity
-    from .filesystem import EmrFileSystem
+    from .config import Options
+    from .encrypted_io import EncryptedIO
 
 logger = logging.getLogger("emrfs.cached_io")
 
@@ -119,8 +121,13 @@ class CachedIO:
     decides whether a path's reads are cached.
     """
 
-    def __init__(self, fs: EmrFileSystem):
-        self.fs = fs
+    def __init__(self, options: Options, encrypted: EncryptedIO,
+                 lookup: Callable[[str], Awaitable[dict]],
+                 loop: Callable[[], asyncio.AbstractEventLoop]):
+        self.options = options
+        self.encrypted = encrypted
+        self.lookup = lookup  # the stack's info(): records the version it finds (seen())
+        self.loop = loop
         self._local: LocalCache | None = None
         self._known: OrderedDict[str, ObjectIdentity] = OrderedDict()
 
@@ -133,8 +140,7 @@ class CachedIO:
             from .cache.layer import LocalCache
 
             # a CSE path's plaintext is sealed in the tier too, whatever cache.encrypt says
-            self._local = LocalCache(self.fs.options,
-                                     must_seal=self.fs._encrypted.maybe_encrypted)
+            self._local = LocalCache(self.options, must_seal=self.encrypted.maybe_encrypted)
         return self._local
 
     @property
@@ -143,7 +149,7 @@ class CachedIO:
 
     def enabled(self, path: str) -> bool:
         """True when reads of ``path`` go through the block cache."""
-        return self.fs.options.for_path(path).cache.enabled
+        return self.options.for_path(path).cache.enabled
 
     def metrics(self) -> dict[str, int]:
         """Hits, misses, evictions, corruptions and writes summed over the cache directories."""
@@ -189,7 +195,7 @@ class CachedIO:
         if self._local is not None:
             self._local.invalidate(path)
 
-    def forget_tree(self, root: str, files: list[str] = ()) -> None:
+    def forget_tree(self, root: str, files: Iterable[str] = ()) -> None:
         """Every file under ``root`` changed; ``files`` names those emrfs knows were there."""
         for name in [n for n in self._known if paths.is_within(n, root)]:
             self.forget(name)
@@ -223,7 +229,7 @@ class CachedIO:
             return None
         self.seen(info)
         return BlockCacheAdapter.name, {"reader_factory": self._reader_factory(info),
-                                        "loop": self.fs.loop}
+                                        "loop": self.loop()}
 
     async def cat_range(self, path: str, start: int | None, end: int | None, *,
                         retried: bool = False) -> bytes:
@@ -231,7 +237,7 @@ class CachedIO:
         ident = self._known.get(path)
         info = None
         if ident is None:
-            info = await self.fs._info(path)  # records the version (see seen())
+            info = await self.lookup(path)  # records the version (see seen())
             ident = self._known.get(path)
             if ident is None:  # not a file
                 raise is_a_directory(path, "open a file below it, or use ls")
@@ -260,8 +266,6 @@ class CachedIO:
 
     def _ranged_fetch(self, path: str, info: dict):
         """Uncached ranged reads of the version ``info`` names (``If-Match`` its ETag)."""
-        fs = self.fs
-        bucket, key = paths.split(path)
         etag = info.get("ETag")
 
         source = None
@@ -272,11 +276,13 @@ class CachedIO:
                 # Decrypted here, on the loop: a worker thread opening the file would wait
                 # (sync) on loop work that needs a worker thread too, and concurrent reads
                 # then fill the loop's pool with threads waiting on each other.
-                if source is None:
-                    source = await fs._encrypted.range_source(
+                current = source
+                if current is None:
+                    current = source = await self.encrypted.range_source(
                         path, await self._cse_details(path, info))
-                return await source.read(start, end)
-            return await fs._read_range_checked(path, bucket, key, start, end, etag)
+                    assert current is not None  # None is for plaintext; info has "cse"
+                return await current.read(start, end)
+            return await self.encrypted.read_range_checked(path, start, end, etag)
 
         return fetch
 
@@ -285,9 +291,9 @@ class CachedIO:
         looked up again, and refused (ChangedError) if it is another version now."""
         if isinstance(info.get("cse"), dict):
             return info
-        current = await self.fs._info(path)
+        current = await self.lookup(path)
         etag = info.get("ETag")
-        if etag and current.get("ETag") != etag or not isinstance(current.get("cse"), dict):
+        if (etag and current.get("ETag") != etag) or not isinstance(current.get("cse"), dict):
             raise ChangedError(path, etag or "?", current.get("ETag"))
         return current
 

@@ -1,6 +1,6 @@
 """Moving bytes through :mod:`emrfs.crypto` for the filesystem: SSE kwargs and CSE streams.
 
-:class:`EncryptedIO` is what :class:`~emrfs.filesystem.EmrFileSystem` holds
+:class:`EncryptedIO` is what the filesystem holds
 (``fs._encrypted``); it resolves the options of each path and
 
 * gives the SSE request kwargs of every write, part, read and copy
@@ -33,24 +33,25 @@ import os
 import tempfile
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
 
-from .byterange import resolve_range
 from . import paths
+from .byterange import resolve_range
 from .config import CSEOptions
-from .crypto import ContentCrypto, ContentEncryptor, RangeReader, averified_chunks, sse
-from .crypto import segmented
+from .crypto import ContentCrypto, ContentEncryptor, RangeReader, averified_chunks, segmented, sse
 from .crypto.envelope import INSTRUCTION_MARKER, instruction_file_required, is_encrypted
 from .crypto.stream import adecrypt_whole, encrypted_parts, plaintext_length
 from .errors import EmrfsError, EncryptionError, IntegrityError, is_a_directory
 from .files import EmrFile
-from .s3.client import _close_at_exit, client_kwargs
+from .s3.client import S3Client, _close_at_exit, client_kwargs
 
 if TYPE_CHECKING:
-    from .filesystem import EmrFileSystem
+    from .config import Options
+    from .store import ObjectStore
+    from .uploads import Uploads
 
 __all__ = ["EncryptedIO", "EncryptedFile", "CseWriter", "SealedSpool", "encrypted_parts"]
 
@@ -84,7 +85,8 @@ class SealedSpool:
         self.path = path
         self._key = segmented.SegmentedKey.new(_spool_key(), segment_size, path=path)
         self._encryptor = self._key.encryptor()
-        self._file = tempfile.TemporaryFile(prefix="emrfs-spool-")
+        # held for the spool's life; close() closes it
+        self._file = tempfile.TemporaryFile(prefix="emrfs-spool-")  # noqa: SIM115
         self._stored: int | None = None
 
     @property
@@ -94,7 +96,7 @@ class SealedSpool:
             return None
         return segmented.plaintext_length(self._stored, self._key.segment_size, self.path)
 
-    def write(self, plain: bytes | memoryview) -> None:
+    def write(self, plain: bytes | bytearray | memoryview) -> None:
         self._file.write(self._encryptor.update(plain))
 
     def seal(self) -> None:
@@ -161,7 +163,7 @@ class _RemoteRanges:
         extra = dict(self.io.read_kwargs(self.path))
         if self.etag:
             extra["IfMatch"] = self.etag
-        data = await self.io.fs.s3.read_range(self.path, bucket, key, plan.fetch_start,
+        data = await self.io.s3.read_range(self.path, bucket, key, plan.fetch_start,
                                               plan.fetch_end, **extra)
         return self.reader.decrypt(plan, data)
 
@@ -178,10 +180,20 @@ class _SpooledRanges:
 
 
 class EncryptedIO:
-    """SSE and CSE for one :class:`~emrfs.filesystem.EmrFileSystem`."""
+    """SSE and CSE for one filesystem instance.
 
-    def __init__(self, fs: EmrFileSystem):
-        self.fs = fs
+    ``lookup`` is the stack's ``info()`` (tier, consistent view and CSE lengths
+    applied): a ranged read of an object whose size or envelope it needs asks there.
+    """
+
+    def __init__(self, options: Options, s3: S3Client, uploads: Uploads,
+                 lookup: Callable[[str], Awaitable[dict]],
+                 transport: Callable[[str], ObjectStore]):
+        self.options = options
+        self.s3 = s3
+        self.transport = transport  # the object-store transport of a path
+        self.uploads = uploads
+        self.lookup = lookup
         self._crypto: tuple[int, ContentCrypto] | None = None
         self._kms: Any = None
         self._kms_context: Any = None
@@ -193,7 +205,7 @@ class EncryptedIO:
     # --- options ---------------------------------------------------------------------
 
     def cse_options(self, path: str) -> CSEOptions:
-        return self.fs.options.for_path(path).cse
+        return self.options.for_path(path).cse
 
     def cse_enabled(self, path: str) -> bool:
         """New objects at ``path`` are client-side encrypted."""
@@ -207,21 +219,21 @@ class EncryptedIO:
     # --- SSE kwargs ------------------------------------------------------------------
 
     def write_kwargs(self, path: str) -> dict[str, Any]:
-        return sse.write_kwargs(self.fs.options.for_path(path).sse)
+        return sse.write_kwargs(self.options.for_path(path).sse)
 
     def part_kwargs(self, path: str) -> dict[str, Any]:
-        return sse.part_kwargs(self.fs.options.for_path(path).sse)
+        return sse.part_kwargs(self.options.for_path(path).sse)
 
     def read_kwargs(self, path: str) -> dict[str, Any]:
-        return sse.read_kwargs(self.fs.options.for_path(path).sse)
+        return sse.read_kwargs(self.options.for_path(path).sse)
 
     def copy_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return sse.copy_kwargs(self.fs.options.for_path(dst).sse,
-                               self.fs.options.for_path(src).sse)
+        return sse.copy_kwargs(self.options.for_path(dst).sse,
+                               self.options.for_path(src).sse)
 
     def copy_part_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return sse.copy_part_kwargs(self.fs.options.for_path(dst).sse,
-                                    self.fs.options.for_path(src).sse)
+        return sse.copy_part_kwargs(self.options.for_path(dst).sse,
+                                    self.options.for_path(src).sse)
 
     # --- the crypto facade and its KMS client ----------------------------------------
 
@@ -230,7 +242,7 @@ class EncryptedIO:
         if self._crypto is None or self._crypto[0] != os.getpid():
             # after fork the parent's KMS client (and its loop) is unusable here
             self._kms = self._kms_context = self._kms_lock = None
-            self._crypto = (os.getpid(), ContentCrypto(self.fs.options, self._kms_client))
+            self._crypto = (os.getpid(), ContentCrypto(self.options, self._kms_client))
         return self._crypto[1]
 
     async def _kms_client(self) -> Any:
@@ -240,8 +252,8 @@ class EncryptedIO:
             if self._kms is None:
                 from aiobotocore.session import get_session
 
-                kwargs = client_kwargs(self.fs.options.s3,
-                                       self.fs.options.cse.kms_endpoint_url)
+                kwargs = client_kwargs(self.options.s3,
+                                       self.options.cse.kms_endpoint_url)
                 self._kms_context = get_session().create_client("kms", **kwargs)
                 self._kms = await self._kms_context.__aenter__()
                 weakref.finalize(self, _close_at_exit, asyncio.get_running_loop(),
@@ -269,8 +281,8 @@ class EncryptedIO:
                          create: bool = False, **extra: Any) -> dict:
         """One PUT with the SSE kwargs of ``path`` and the CSE envelope as user metadata."""
         if not extra:  # through the transport plaintext writes take (obstore by default)
-            meta = await self.fs._transport(path).put(path, body, if_none_match=create,
-                                                      metadata=metadata)
+            meta = await self.transport(path).put(path, body, if_none_match=create,
+                                                  metadata=metadata)
             return {"ETag": meta.etag, "VersionId": meta.version_id}
         bucket, key = paths.split(path)
         kwargs: dict[str, Any] = {**self.write_kwargs(path), **extra}
@@ -278,7 +290,7 @@ class EncryptedIO:
             kwargs["Metadata"] = dict(metadata)
         if create:
             kwargs["IfNoneMatch"] = "*"
-        return await self.fs.s3.call("put_object", path, Bucket=bucket, Key=key, Body=body,
+        return await self.s3.call("put_object", path, Bucket=bucket, Key=key, Body=body,
                                      **kwargs)
 
     async def finish_object(self, path: str, encryptor: ContentEncryptor) -> None:
@@ -297,7 +309,7 @@ class EncryptedIO:
         except BaseException:
             bucket, key = paths.split(path)
             try:
-                await self.fs.s3.call("delete_object", path, Bucket=bucket, Key=key)
+                await self.s3.call("delete_object", path, Bucket=bucket, Key=key)
             except Exception:  # noqa: BLE001 - the first error is the one to report
                 pass
             raise
@@ -311,7 +323,7 @@ class EncryptedIO:
         as they go up.  Returns the PUT / CompleteMultipartUpload response.
         """
         encryptor = await self.crypto.new_encryptor(path)
-        o = self.fs.options.s3
+        o = self.options.s3
         if size <= max(o.part_size, o.multipart_threshold):
             # one buffer of the stored length, encrypted into in place, sent as bytes
             body = encryptor.encrypt_whole(chunks, size)
@@ -319,7 +331,7 @@ class EncryptedIO:
                                              create=create)
         else:
             bucket, key = paths.split(path)
-            response = await self.fs._upload_multipart(
+            response = await self.uploads.upload(
                 path, bucket, key, encrypted_parts(encryptor, chunks, o.part_size),
                 if_none_match=create, metadata=encryptor.metadata)
         await self.finish_object(path, encryptor)
@@ -328,7 +340,7 @@ class EncryptedIO:
     async def put_bytes(self, path: str, value: bytes, *, create: bool = False) -> dict:
         """:meth:`put_encrypted` of bytes in memory, read in place (no copies of parts)."""
         view = memoryview(value)
-        step = self.fs.options.s3.part_size
+        step = self.options.s3.part_size
         return await self.put_encrypted(path, (view[i:i + step] for i in range(0, len(view), step)),
                                         len(value), create=create)
 
@@ -338,7 +350,7 @@ class EncryptedIO:
         ipath = self.crypto.instruction_key(path)
         bucket, key = paths.split(ipath)
         try:
-            chunks = [c async for c in self.fs.s3.get_object_stream(
+            chunks = [c async for c in self.s3.get_object_stream(
                 ipath, bucket, key, **self.read_kwargs(path))]
         except FileNotFoundError:
             return None
@@ -365,7 +377,7 @@ class EncryptedIO:
         extra = dict(self.read_kwargs(path))
         if if_match:
             extra["IfMatch"] = if_match
-        stream = self.fs.s3.get_object_stream(path, bucket, key, on_response=responses.append,
+        stream = self.s3.get_object_stream(path, bucket, key, on_response=responses.append,
                                               **extra).__aiter__()
         try:
             first: bytes | None = await stream.__anext__()
@@ -386,7 +398,7 @@ class EncryptedIO:
         return body(), await self.crypto.decryptor(path, metadata, instruction), response
 
     async def read_chunks(self, path: str, bucket: str, key: str, *,
-                          if_match: str | None = None) -> AsyncIterator[bytes]:
+                          if_match: str | None = None) -> AsyncIterator[bytes | bytearray]:
         """The plaintext of the object, streamed; CSE objects are decrypted.
 
         The last chunk is held back until the object verifies, so a caller that
@@ -446,13 +458,13 @@ class EncryptedIO:
             return entries
         hidden: set[str] = set()
         names = {e["name"] for e in entries}
-        semaphore = asyncio.Semaphore(self.fs.options.s3.max_concurrency)
+        semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
 
         async def exact(entry: dict) -> None:
             bucket, key = paths.split(entry["name"])
             async with semaphore:
                 try:
-                    head = await self.fs.s3.call("head_object", entry["name"], Bucket=bucket,
+                    head = await self.s3.call("head_object", entry["name"], Bucket=bucket,
                                                  Key=key, **self.read_kwargs(entry["name"]))
                 except FileNotFoundError:
                     hidden.add(entry["name"])  # gone since the LIST
@@ -498,11 +510,12 @@ class EncryptedIO:
         cse = info.get("cse") or {}
         if not cse.get("instruction") and not self.companion_keys(src):
             return False
-        isrc, idst = self.crypto.instruction_key(src), dst + self.cse_options(src).instruction_suffix
+        isrc = self.crypto.instruction_key(src)
+        idst = dst + self.cse_options(src).instruction_suffix
         sb, sk = paths.split(isrc)
         db, dk = paths.split(idst)
         try:
-            await self.fs.s3.call("copy_object", f"{isrc} -> {idst}", Bucket=db, Key=dk,
+            await self.s3.call("copy_object", f"{isrc} -> {idst}", Bucket=db, Key=dk,
                                   CopySource={"Bucket": sb, "Key": sk},
                                   **self.copy_kwargs(src, dst))
         except FileNotFoundError:
@@ -573,19 +586,26 @@ class EncryptedIO:
         assert source is not None
         return await source.read(start, end)
 
+    async def read_range_checked(self, path: str, start: int, end: int,
+                                 etag: str | None) -> bytes:
+        """Stored bytes ``[start, end)`` of the version with ``etag`` (a stale copy is
+        retried by the consistent view's policy, every pinned GET passing there; another
+        version is :class:`ChangedError`)."""
+        return await self.transport(path).get_range(path, start, end, if_match=etag or None)
+
     async def cat_range(self, path: str, start: int | None, end: int | None) -> bytes:
         """Plaintext ``[start, end)`` of ``path`` (negative offsets count from the end)."""
         bucket, key = paths.split(path)
         # an empty range still names a file that must exist: it takes the info path below
         plain_ok = (start or 0) >= 0 and end is not None and end > (start or 0)
-        if plain_ok and not self.maybe_encrypted(path):
+        if plain_ok and end is not None and not self.maybe_encrypted(path):
             try:
-                return await self.fs.s3.read_range(path, bucket, key, start or 0, end,
+                return await self.s3.read_range(path, bucket, key, start or 0, end,
                                                    on_response=refuse_envelope,
                                                    **self.read_kwargs(path))
             except EnvelopeFound:
                 pass  # a CSE object where no CSE is configured: decrypt it all the same
-        info = await self.fs._info(path)
+        info = await self.lookup(path)
         if info["type"] != "file":
             raise FileNotFoundError(path)
         size = info["size"]
@@ -594,7 +614,7 @@ class EncryptedIO:
             return b""
         if info.get("cse"):
             return await self.read_info_range(path, info, start, end)
-        return await self.fs.s3.read_range(path, bucket, key, start, end,
+        return await self.s3.read_range(path, bucket, key, start, end,
                                            **self.read_kwargs(path))
 
 

@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import io
 import logging
+from typing import TYPE_CHECKING
 
 from fsspec.asyn import sync
 from fsspec.caching import BaseCache, register_cache
@@ -25,6 +26,9 @@ from fsspec.spec import AbstractBufferedFile
 
 from . import paths
 from .errors import ChangedError, exists, is_a_directory
+
+if TYPE_CHECKING:
+    from .s3.multipart import MultipartUpload
 
 logger = logging.getLogger("emrfs.files")
 
@@ -76,14 +80,16 @@ register_cache(AdaptiveReadahead, clobber=True)
 
 
 class EmrFile(AbstractBufferedFile):
-    """A file of :class:`~emrfs.filesystem.EmrFileSystem` (modes rb, wb, ab, xb)."""
+    """A file of the emrfs filesystem (modes rb, wb, ab, xb)."""
+
+    buffer: io.BytesIO  # fsspec's write buffer
 
     def __init__(self, fs, path: str, mode: str = "rb", block_size=None, autocommit=True,
                  cache_type: str | None = None, cache_options=None, size=None, **kwargs):
         self.bucket, self.key = paths.split(path)
         if not self.key:
             raise is_a_directory(path, "a bucket cannot be opened as a file")
-        self._upload = None
+        self._upload: MultipartUpload | None = None
         self._parts_in_flight: list[concurrent.futures.Future] = []
         self._part_number = 0
         self._etag = None
@@ -182,19 +188,25 @@ class EmrFile(AbstractBufferedFile):
             return
         # large: the existing object becomes the first parts, copied server-side
         self.offset = 0
-        self._start_upload()
+        upload = self._start_upload()
         ranges = [(s, min(size, s + 5 * 1024 ** 3)) for s in range(0, size, 5 * 1024 ** 3)]
         for start, end in ranges:
             self._part_number += 1
-            sync(self.fs.loop, self._upload.copy_part, self._part_number,
+            sync(self.fs.loop, upload.copy_part, self._part_number,
                  {"Bucket": self.bucket, "Key": self.key}, start, end)
         self.offset = size
 
-    def _start_upload(self) -> None:
-        self._upload = self.fs._new_upload(self.path, self.bucket, self.key,
-                                           if_none_match=self.mode == "xb",
-                                           metadata=self._object_metadata())
-        sync(self.fs.loop, self._upload.start)
+    def _start_upload(self) -> MultipartUpload:
+        upload = self._upload = self.fs._uploads.new_upload(self.path, self.bucket, self.key,
+                                                            if_none_match=self.mode == "xb",
+                                                            metadata=self._object_metadata())
+        sync(self.fs.loop, upload.start)
+        return upload
+
+    def _current_upload(self) -> MultipartUpload:
+        if self._upload is None:  # a part before _start_upload: a bug, said plainly
+            raise RuntimeError(f"no multipart upload of {self.path!r} is in progress")
+        return self._upload
 
     def _initiate_upload(self) -> None:
         if self._upload is None and self.buffer.tell() >= self.blocksize:
@@ -206,7 +218,7 @@ class EmrFile(AbstractBufferedFile):
             self._parts_in_flight.pop(0).result()
         self._part_number += 1
         future = asyncio.run_coroutine_threadsafe(
-            self._upload.upload_part(self._part_number, data), self.fs.loop)
+            self._current_upload().upload_part(self._part_number, data), self.fs.loop)
         self._parts_in_flight.append(future)
 
     def _upload_chunk(self, final: bool = False):
@@ -249,9 +261,10 @@ class EmrFile(AbstractBufferedFile):
         self._stored(len(data), response)
 
     def _complete(self) -> None:
-        if not self._upload.parts:  # an empty multipart body: S3 needs one part
-            sync(self.fs.loop, self._upload.upload_part, 1, b"")
-        response = sync(self.fs.loop, self._upload.complete)
+        upload = self._current_upload()
+        if not upload.parts:  # an empty multipart body: S3 needs one part
+            sync(self.fs.loop, upload.upload_part, 1, b"")
+        response = sync(self.fs.loop, upload.complete)
         self._upload = None
         self._stored(self.loc, response)
 
@@ -264,8 +277,8 @@ class EmrFile(AbstractBufferedFile):
     def _stored(self, size: int, response: dict) -> None:
         """The object is in S3 (``size`` bytes; ``response`` of the PUT or complete):
         what follows a write."""
-        sync(self.fs.loop, self.fs._after_create, self.path)
-        sync(self.fs.loop, self.fs._record_file, self.path, size, response)
+        sync(self.fs.loop, self.fs._markers.after_create, self.path)
+        sync(self.fs.loop, self.fs._views.record_file, self.path, size, response)
 
     def _abort(self) -> None:
         for future in self._parts_in_flight:
@@ -305,7 +318,7 @@ class EmrFile(AbstractBufferedFile):
             for future in self._parts_in_flight:
                 future.result()
             self._parts_in_flight.clear()
-            upload = self._upload
+            upload = self._current_upload()
             parts = [upload.parts[n] for n in sorted(upload.parts)]
         except BaseException:
             self._abort()
@@ -313,6 +326,7 @@ class EmrFile(AbstractBufferedFile):
         finally:
             self.closed = True
         self._upload = None  # no longer ours: discard() must not abort it
+        assert upload.upload_id is not None  # started: its parts went up
         return upload.upload_id, parts, self.loc
 
     def close(self) -> None:

@@ -5,24 +5,27 @@ Out of the box (``fsspec.specs`` entry points in pyproject.toml):
 - ``emrfs://`` and ``s3n://`` are emrfs's: nothing else claims ``s3n``.
 - ``s3://`` and ``s3a://`` stay s3fs's, as fsspec maps them, unless you ask:
 
-  * in code: :func:`register` (``emrfs.register()``), or
+  * in code: :func:`emrfs.register`, or
   * in the environment: ``EMRFS_REGISTER_PROTOCOLS=s3,s3a`` (or ``all``), read when
     fsspec first resolves the scheme, so it works when the program only imports
-    pandas (the ``s3``/``s3a`` entry points name :func:`__getattr__` below, which
-    returns emrfs's class for a listed scheme and s3fs's otherwise), and when
-    ``import emrfs`` runs.
+    pandas (the ``s3``/``s3a`` entry points name ``emrfs.s3_filesystem`` and
+    ``emrfs.s3a_filesystem``, which give emrfs's class for a listed scheme and
+    s3fs's otherwise), and when ``import emrfs`` runs.
 
 fsspec resolves a scheme once per process: set the variable before the first
-``s3://`` access, or call :func:`register`, which replaces an earlier resolution.
+``s3://`` access, or call :func:`emrfs.register`, which replaces an earlier
+resolution.  This module holds the rules (pure); the registration, which names
+the filesystem class, is the package's top (:mod:`emrfs`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from .errors import ConfigurationError
+
+__all__ = ["ENV", "SCHEMES", "S3FS_CLASS", "parse", "requested"]
 
 ENV = "EMRFS_REGISTER_PROTOCOLS"
 #: Schemes emrfs can serve (paths.strip_protocol accepts each of them).
@@ -31,7 +34,9 @@ SCHEMES = ("emrfs", "s3", "s3a", "s3n")
 S3FS_CLASS = "s3fs.S3FileSystem"
 
 
-def _parse(protocols: Iterable[str] | str, source: str) -> tuple[str, ...]:
+def parse(protocols: Iterable[str] | str, source: str) -> tuple[str, ...]:
+    """The schemes ``protocols`` names (``"s3,s3a"``, a list, or ``"all"``); an unknown one
+    is a :class:`ConfigurationError` naming ``source`` (the argument or variable)."""
     if isinstance(protocols, str):
         protocols = protocols.split(",")
     names = tuple(dict.fromkeys(p.strip().lower().removesuffix("://") for p in protocols
@@ -46,51 +51,7 @@ def _parse(protocols: Iterable[str] | str, source: str) -> tuple[str, ...]:
     return names
 
 
-def register(protocols: Iterable[str] | str = ("s3", "s3a", "s3n"), clobber: bool = True
-             ) -> tuple[str, ...]:
-    """Serve ``protocols`` (``s3``, ``s3a``, ``s3n``) with emrfs in this process.
-
-    After ``emrfs.register()``, ``pd.read_parquet("s3://b/t", storage_options=…)``
-    goes through emrfs (its options, consistent view and CSE) instead of s3fs.
-    ``clobber=False`` refuses to replace a class fsspec has already resolved for
-    a scheme.  Returns the schemes registered.
-    """
-    import fsspec
-
-    from .filesystem import EmrFileSystem
-
-    names = _parse(protocols, "emrfs.register(protocols=...)")
-    for name in names:
-        try:
-            fsspec.register_implementation(name, EmrFileSystem, clobber=clobber)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"{name}:// is already served by {fsspec.get_filesystem_class(name).__name__}; "
-                "pass clobber=True to serve it with emrfs", name) from exc
-    return names
-
-
 def requested(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The schemes ``EMRFS_REGISTER_PROTOCOLS`` asks emrfs to serve."""
     environ = os.environ if environ is None else environ
-    return _parse(environ.get(ENV, ""), ENV)
-
-
-def register_from_environment(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """:func:`register` the schemes ``EMRFS_REGISTER_PROTOCOLS`` lists (none when unset)."""
-    names = requested(environ)
-    return register(names) if names else ()
-
-
-def __getattr__(name: str) -> Any:
-    """``emrfs.protocols.s3`` / ``.s3a``: the class the ``fsspec.specs`` entry point gives
-    fsspec: emrfs's when ``EMRFS_REGISTER_PROTOCOLS`` lists the scheme, else s3fs's."""
-    if name not in ("s3", "s3a"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if name in requested():
-        from .filesystem import EmrFileSystem
-
-        return EmrFileSystem
-    from fsspec.registry import _import_class
-
-    return _import_class(S3FS_CLASS)
+    return parse(environ.get(ENV, ""), ENV)

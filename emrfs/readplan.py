@@ -57,7 +57,10 @@ from .errors import ServiceError
 from .s3.client import ChangedError
 
 if TYPE_CHECKING:
-    from .filesystem import EmrFileSystem
+    from .cached_io import CachedIO
+    from .config import Options
+    from .encrypted_io import EncryptedIO
+    from .s3.client import S3Client
 
 logger = logging.getLogger("emrfs.readplan")
 
@@ -166,10 +169,22 @@ class Tails:
 
 
 class ReadPlanner:
-    """What one :class:`~emrfs.filesystem.EmrFileSystem` remembers to plan its reads."""
+    """What one filesystem instance remembers to plan its reads.
 
-    def __init__(self, fs: EmrFileSystem):
-        self.fs = fs
+    ``views``: the consistent view of a path, or None; ``in_tier``: whether the
+    ephemeral tier serves a path; ``lookup``: the stack's ``info()``.
+    """
+
+    def __init__(self, options: Options, s3: S3Client, cached: CachedIO,
+                 encrypted: EncryptedIO, views: Callable[[str], Any], *,
+                 in_tier: Callable[[str], bool], lookup: Callable[[str], Awaitable[dict]]):
+        self.options = options
+        self.s3 = s3
+        self.cached = cached
+        self.encrypted = encrypted
+        self.views = views
+        self.in_tier = in_tier
+        self.lookup = lookup
         self.statuses = KnownStatuses()
         self.tails = Tails()
 
@@ -177,7 +192,7 @@ class ReadPlanner:
 
     def _plans(self, path: str) -> bool:
         """Reads of ``path`` are planned here (the block cache plans its own)."""
-        return not self.fs._cached.enabled(path)
+        return not self.cached.enabled(path)
 
     def remember(self, info: dict[str, Any]) -> None:
         self.statuses.remember(info)
@@ -189,23 +204,23 @@ class ReadPlanner:
         envelope an open needs)."""
         for entry in entries:
             name = entry.get("name", "")
-            if (self.fs._encrypted.maybe_encrypted(name) or self.fs._view(name) is not None
+            if (self.encrypted.maybe_encrypted(name) or self.views(name) is not None
                     or not self._plans(name)):
                 continue
             self.statuses.remember(entry)
 
     def _reuse_seconds(self, path: str) -> float:
-        return self.fs.options.for_path(path).s3.status_reuse_seconds
+        return self.options.for_path(path).s3.status_reuse_seconds
 
     def tail_bytes(self, path: str) -> int:
         """``s3.status_tail_bytes`` at ``path``: what a status and a first read in the tail
         fetch of a file's end."""
-        return self.fs.options.for_path(path).s3.status_tail_bytes
+        return self.options.for_path(path).s3.status_tail_bytes
 
     def known(self, path: str) -> dict[str, Any] | None:
         """The status an ``open`` of ``path`` may use instead of a HEAD (block-cached paths
         ask at every open: the cache serves local blocks by the version ``open`` sees)."""
-        if not self._plans(path) or self.fs._view(path) is not None:
+        if not self._plans(path) or self.views(path) is not None:
             # under the consistent view an open reads the version the view records now,
             # which a status remembered from before another writer's commit may not be
             return None
@@ -226,32 +241,30 @@ class ReadPlanner:
     def fetches_tail(self, path: str) -> bool:
         """The status of ``path`` comes with its tail (plaintext: no CSE can apply)."""
         return (self._plans(path) and self.tail_bytes(path) > 0
-                and not self.fs._encrypted.maybe_encrypted(path))
+                and not self.encrypted.maybe_encrypted(path))
 
     async def stat(self, path: str, bucket: str, key: str, **read_kwargs: Any) -> dict:
         """HEAD-like response of ``bucket/key`` from a GET of its last ``s3.status_tail_bytes``,
         whose bytes are kept in :attr:`tails` (FileNotFoundError when there is no object)."""
         try:
-            response = await self.fs.s3.call("get_object", path, Bucket=bucket, Key=key,
+            response = await self.s3.call("get_object", path, Bucket=bucket, Key=key,
                                               Range=f"bytes=-{self.tail_bytes(path)}",
                                               **read_kwargs)
         except ServiceError as exc:
             if exc.code != "InvalidRange":  # an empty object has no last bytes
                 raise
-            return await self.fs.s3.call("head_object", path, Bucket=bucket, Key=key,
+            return await self.s3.call("head_object", path, Bucket=bucket, Key=key,
                                          **read_kwargs)
         data: bytes | None = None
         try:
             async with response["Body"] as body:
                 data = await body.read()
-        except Exception:  # noqa: BLE001 - a body cut short: the headers are the status
+        except Exception:  # a body cut short: the headers are the status
             logger.debug("the tail of %r broke off; its status stands without it", path,
                          exc_info=True)
         _, _, total = (response.get("ContentRange") or "").rpartition("/")
-        if total.isdigit():
-            size = int(total)
-        else:  # no Content-Range: the response is the whole object
-            size = response["ContentLength"]
+        # no Content-Range: the response is the whole object
+        size = int(total) if total.isdigit() else response["ContentLength"]
         head = {k: v for k, v in response.items() if k not in ("Body", "ContentRange")}
         head["ContentLength"] = size
         etag = response.get("ETag")
@@ -300,12 +313,12 @@ class ReadPlanner:
             raise ValueError(f"cat_ranges: {len(paths_)} paths, {len(starts)} starts and "
                              f"{len(ends)} ends; give one of each per range")
         gap = MERGE_GAP if max_gap is None else max_gap
-        names = [self.fs._norm(p) for p in paths_]
+        names = [paths.validate(p) for p in paths_]
         by_path: dict[str, list[int]] = {}
         for i, name in enumerate(names):
             by_path.setdefault(name, []).append(i)
         out: list = [None] * len(names)
-        limit = asyncio.Semaphore(batch_size or self.fs.options.s3.max_concurrency)
+        limit = asyncio.Semaphore(batch_size or self.options.s3.max_concurrency)
 
         async def single(i: int) -> None:
             async with limit:
@@ -344,8 +357,8 @@ class ReadPlanner:
 
     def _plans_ranges(self, path: str) -> bool:
         _, key = paths.split(path)
-        return (bool(key) and self.fetches_tail(path) and self.fs._view(path) is None
-                and not self.fs._tiers.owns(path))
+        return (bool(key) and self.fetches_tail(path) and self.views(path) is None
+                and not self.in_tier(path))
 
     async def _pinned_ranges(self, path: str, ranges: list[tuple[int | None, int | None]],
                              gap: int, limit: asyncio.Semaphore) -> list[bytes]:
@@ -354,7 +367,7 @@ class ReadPlanner:
         status = self.known(path)
         for attempt in (0, 1):
             if status is None:
-                status = await self.fs._info(path)
+                status = await self.lookup(path)
             if status.get("type") != "file" or status.get("cse") or not status.get("ETag"):
                 raise _NotPlanned(path)
             try:
@@ -369,12 +382,11 @@ class ReadPlanner:
     async def _read_ranges(self, path: str, status: dict, ranges, gap: int,
                            limit: asyncio.Semaphore) -> list[bytes]:
         size, etag = status["size"], status["ETag"]
-        bucket, key = paths.split(path)
         wanted = [resolve_range(s, e, size) for s, e in ranges]
         spans: list[list[int]] = []  # [start, end] of each GET, ranges merged across gaps
         for start, end in sorted(r for r in wanted if r[1] > r[0]):
             if spans and start - spans[-1][1] <= gap \
-                    and end - spans[-1][0] <= self.fs.options.s3.read_block_size:
+                    and end - spans[-1][0] <= self.options.s3.read_block_size:
                 spans[-1][1] = max(spans[-1][1], end)
             else:
                 spans.append([start, end])
@@ -384,8 +396,7 @@ class ReadPlanner:
             if cached is not None:
                 return cached
             async with limit:
-                return await self.fs._read_range_checked(path, bucket, key, span[0], span[1],
-                                                         etag)
+                return await self.encrypted.read_range_checked(path, span[0], span[1], etag)
 
         fetched = await asyncio.gather(*(fetch(span) for span in spans))
         result = []

@@ -23,12 +23,15 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from . import paths
 from .errors import exists
 from .s3.listing import list_pages
+
+if TYPE_CHECKING:
+    from .namespace.markers import Markers
 
 JOURNAL_PREFIX = ".emrfs-renames/"
 
@@ -36,8 +39,8 @@ JOURNAL_PREFIX = ".emrfs-renames/"
 class RenameJournal:
     """Journal entries of one filesystem's directory renames (see the module docstring)."""
 
-    def __init__(self, fs: Any):
-        self.fs = fs
+    def __init__(self, markers: Markers):
+        self.markers = markers  # its S3 client, SSE arguments and batched deletes
 
     @staticmethod
     def key_path(src: str) -> str:
@@ -52,9 +55,9 @@ class RenameJournal:
         bucket, key = paths.split(where)
         body = json.dumps({"src": src, "dst": dst,
                            "started": _dt.datetime.now(_dt.timezone.utc).isoformat()})
-        await self.fs.s3.call("put_object", where, Bucket=bucket, Key=key,
+        await self.markers.s3.call("put_object", where, Bucket=bucket, Key=key,
                               Body=body.encode("utf-8"), ContentType="application/json",
-                              **self.fs._write_kwargs(where))
+                              **self.markers.encrypted.write_kwargs(where))
 
     async def read(self, src: str) -> dict | None:
         """The unfinished rename of ``src`` (``{"src", "dst", "started"}``), or None."""
@@ -64,7 +67,7 @@ class RenameJournal:
         """The rename of ``src`` is complete: drop its journal entry."""
         where = self.key_path(src)
         bucket, key = paths.split(where)
-        await self.fs._delete_keys(where, bucket, [key])
+        await self.markers.delete_keys(where, bucket, [key])
 
     async def finish_if_done(self, src: str, dst: str) -> bool:
         """``src`` is gone: if a rename of it to ``dst`` was journalled, every source was
@@ -88,7 +91,7 @@ class RenameJournal:
     async def pending(self, under: str) -> AsyncIterator[dict]:
         """Unfinished renames whose source is at or below ``under``."""
         bucket = paths.split(under)[0]
-        async for page in list_pages(self.fs.s3, under, bucket, JOURNAL_PREFIX,
+        async for page in list_pages(self.markers.s3, under, bucket, JOURNAL_PREFIX,
                                      delimiter=None):
             for obj in page.get("Contents", ()):
                 journal = await self._load(f"{bucket}/{obj['Key']}")
@@ -98,22 +101,23 @@ class RenameJournal:
     async def _load(self, where: str) -> dict | None:
         bucket, key = paths.split(where)
         try:
-            response = await self.fs.s3.call("get_object", where, Bucket=bucket, Key=key,
-                                             **self.fs._read_kwargs(where))
+            response = await self.markers.s3.call("get_object", where, Bucket=bucket, Key=key,
+                                             **self.markers.encrypted.read_kwargs(where))
         except FileNotFoundError:
             return None
         async with response["Body"] as body:
             return json.loads((await body.read()).decode("utf-8"))
 
 
-async def finish_pending(fs: Any, under: str, *, fix: bool) -> list[tuple[dict, bool]]:
+async def finish_pending(journal_of: RenameJournal, rename: Callable[[str, str], Awaitable[None]],
+                         under: str, *, fix: bool) -> list[tuple[dict, bool]]:
     """Unfinished renames whose source is at or below ``under``, each with whether it
-    was finished now (``fix``: by running the same rename again)."""
+    was finished now (``fix``: by running the same ``rename`` again)."""
     out = []
-    async for journal in fs._renames.pending(under):
+    async for journal in journal_of.pending(under):
         finished = False
         if fix:
-            await fs._mv(journal["src"], journal["dst"])
+            await rename(journal["src"], journal["dst"])
             finished = True
         out.append((journal, finished))
     return out

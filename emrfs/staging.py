@@ -34,17 +34,21 @@ import base64
 import datetime as _dt
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from .blocking import run_blocking
 from . import paths
+from .blocking import run_blocking
 from .commit_layout import in_task_attempt, is_task_commit, job_output_path
 from .consistency.staged import StagedEntry, StagedUpload, StagedUploads
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from .tiers import EphemeralRoutes
+    from .cache.ephemeral import EphemeralTier
+    from .config import Options
+    from .namespace.markers import Markers
+    from .status import StatusFactory
 
 logger = logging.getLogger("emrfs.staging")
 
@@ -58,10 +62,19 @@ _CHUNK = 8 * 1024 * 1024
 class TaskCommitStaging:
     """The staged side of the tier's verbs (one per filesystem instance)."""
 
-    def __init__(self, routes: EphemeralRoutes):
-        self.routes = routes
-        self.fs = routes.fs
-        self.mode = self.fs.options.ephemeral.task_commit
+    def __init__(self, options: Options, status: StatusFactory, markers: Markers,
+                 open_file: Callable[..., Any], rename: Callable[[str, str], Awaitable[None]], *,
+                 owns: Callable[[str], bool], patterns: Sequence[str],
+                 tier: Callable[[], EphemeralTier]):
+        self.options = options
+        self.status = status
+        self.markers = markers
+        self.open_file = open_file  # the stack's own write path (multipart, SSE/CSE)
+        self.rename = rename
+        self.owns = owns
+        self.patterns = patterns
+        self.tier = tier
+        self.mode = options.ephemeral.task_commit
 
     # --- where it applies --------------------------------------------------------------
 
@@ -71,7 +84,7 @@ class TaskCommitStaging:
             return None
         if in_task_attempt(path):
             return None  # tasks write there; only committed task output is staged
-        view = self.fs._view(path)
+        view = self.markers.views(path)
         if view is None:
             if self.mode == "staged":
                 raise ConfigurationError(
@@ -83,12 +96,12 @@ class TaskCommitStaging:
         return StagedUploads(view.store)
 
     def _is_ephemeral_segment(self, segment: str) -> bool:
-        return any(fnmatchcase(segment, p) for p in self.routes.patterns)
+        return any(fnmatchcase(segment, p) for p in self.patterns)
 
     def target_for(self, path: str) -> str | None:
         """The S3 path a committed task file at tier ``path`` will be renamed to."""
         target = job_output_path(path, self._is_ephemeral_segment)
-        if target is None or not paths.split(target)[1] or self.routes.owns(target):
+        if target is None or not paths.split(target)[1] or self.owns(target):
             return None
         return target
 
@@ -97,10 +110,10 @@ class TaskCommitStaging:
     def _status(self, entry: StagedEntry) -> dict[str, Any]:
         moment = (_dt.datetime.fromtimestamp(entry.mtime_ms / 1000, _dt.timezone.utc)
                   if entry.mtime_ms else None)
-        if entry.is_dir:
-            status = self.fs.status.directory(entry.path, last_modified=moment)
+        if entry.upload is None:  # a directory
+            status = self.status.directory(entry.path, last_modified=moment)
         else:
-            status = self.fs.status.file(entry.path, entry.upload.size, last_modified=moment)
+            status = self.status.file(entry.path, entry.upload.size, last_modified=moment)
             status["staged"] = entry.upload.target
         status["ephemeral"] = True
         return status
@@ -141,8 +154,9 @@ class TaskCommitStaging:
 
     async def stage_task(self, src: str, dst: str) -> int:
         """Task commit: stage every local file below ``src`` under ``dst``; returns how many."""
-        tier = self.routes.tier
+        tier = self.tier()
         store = self.uploads(dst)
+        assert store is not None, dst  # wants(src, dst) said yes
         files = list(tier.walk_files(src))
         staged: dict[str, StagedUpload] = {}
         semaphore = asyncio.Semaphore(CONCURRENCY)
@@ -179,22 +193,21 @@ class TaskCommitStaging:
 
     def shared(self, path: str) -> bool:
         """True when task output below ``path``'s bucket is staged (other machines commit)."""
-        return self.mode != "local" and self.fs._view(path) is not None
+        return self.mode != "local" and self.markers.views(path) is not None
 
     def prune(self, directory: str) -> None:
         """Drop the tier's empty directories from ``directory`` upwards (``OUT/_temporary``
         and the local directories that only held it): once a task's output is staged,
         nothing on this machine belongs to the job, and the job's end (on another
         machine) cannot reach here."""
-        self.routes.tier.remove_empty_dirs(directory, paths.split(directory)[0])
+        self.tier().remove_empty_dirs(directory, paths.split(directory)[0])
 
     def _stage_file(self, src: str, target: str) -> StagedUpload:
         """Upload one tier file to ``target`` without completing (blocking; a thread)."""
-        fs = self.fs
-        part = max(_CHUNK, fs.options.s3.part_size)
-        writer = fs.open(target, "wb", autocommit=False)
+        part = max(_CHUNK, self.options.s3.part_size)
+        writer = self.open_file(target, "wb", autocommit=False)
         try:
-            with self.routes.tier.open_for_upload(src) as r:
+            with self.tier().open_for_upload(src) as r:
                 while chunk := r.read(part):
                     writer.write(chunk)
             upload_id, etags, size = writer.stage()
@@ -224,7 +237,7 @@ class TaskCommitStaging:
                 if upload.target != want:
                     logger.warning("job commit moved %s to %s, not to %s where it was staged: "
                                    "one S3 copy", path, want, upload.target)
-                    await self.fs._mv(upload.target, want)
+                    await self.rename(upload.target, want)
 
         await asyncio.gather(*(one(p, u) for p, u in files))
         # the rows go once all completed (a row left by a crash is completed again: a no-op)
@@ -232,30 +245,30 @@ class TaskCommitStaging:
         return len(files)
 
     async def _complete(self, upload: StagedUpload) -> None:
-        fs = self.fs
+        s3, encrypted = self.markers.s3, self.markers.encrypted
         target = upload.target
         bucket, key = paths.split(target)
         try:
-            response = await fs.s3.call(
+            response = await s3.call(
                 "complete_multipart_upload", target, Bucket=bucket, Key=key,
                 UploadId=upload.upload_id, MultipartUpload={"Parts": upload.parts})
         except FileNotFoundError as exc:
             # NoSuchUpload: an earlier attempt of this job commit completed it (and then
             # stopped before removing the row), or someone aborted it.
             try:
-                response = await fs.s3.call("head_object", target, Bucket=bucket, Key=key,
-                                            **fs._encrypted.read_kwargs(target))
+                response = await s3.call("head_object", target, Bucket=bucket, Key=key,
+                                            **encrypted.read_kwargs(target))
             except FileNotFoundError:
                 raise FileNotFoundError(
                     f"the staged upload of {target!r} is gone (aborted, or expired by a "
                     "bucket lifecycle rule) and the object is not there; rerun the job; "
                     "`emrfs metadata staged --abort` clears what is left") from exc
         if upload.instruction is not None:
-            await fs._encrypted.put_object(fs._encrypted.crypto.instruction_key(target),
+            await encrypted.put_object(encrypted.crypto.instruction_key(target),
                                            base64.b64decode(upload.instruction),
                                            metadata=upload.instruction_metadata)
-        await fs._after_create(target)
-        await fs._record_file(target, upload.size, response)
+        await self.markers.after_create(target)
+        await self.markers.views.record_file(target, upload.size, response)
 
     # --- moves and aborts ---------------------------------------------------------------
 
@@ -282,7 +295,7 @@ class TaskCommitStaging:
     async def staged_upload_ids(self, bucket: str) -> set[str]:
         """Upload ids recorded as staged in ``bucket`` by any machine (the multipart purge
         never aborts these); none where the consistent view, which holds them, is off."""
-        view = self.fs._view(bucket)
+        view = self.markers.views(bucket)
         if view is None:
             return set()
         store = StagedUploads(view.store)
@@ -297,7 +310,7 @@ class TaskCommitStaging:
             bucket, key = paths.split(u.target)
             async with semaphore:
                 try:
-                    await self.fs.s3.call("abort_multipart_upload", u.target, Bucket=bucket,
+                    await self.markers.s3.call("abort_multipart_upload", u.target, Bucket=bucket,
                                           Key=key, UploadId=u.upload_id)
                 except FileNotFoundError:
                     pass  # gone already

@@ -41,42 +41,65 @@ import contextlib
 import datetime as _dt
 import os
 import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
 from fsspec.spec import AbstractBufferedFile
 
+from . import paths
 from .blocking import run_blocking
 from .byterange import resolve_range
-from . import paths
 from .cache.layer import as_tuple
 from .cache.matching import is_ephemeral
 from .commit_layout import in_task_attempt
-from .errors import (InvalidPathError, exists, is_a_directory, not_a_directory, not_empty,
-                     not_found)
+from .config import Options
+from .errors import InvalidPathError, exists, is_a_directory, not_a_directory, not_empty, not_found
+from .namespace.markers import Markers
 from .staging import TaskCommitStaging
+from .status import StatusFactory
 
 if TYPE_CHECKING:
-    from .cache.ephemeral import EphemeralTier
+    from .cache.ephemeral import EphemeralReader, EphemeralTier, EphemeralWriter
     from .cached_io import CachedIO
-    from .filesystem import EmrFileSystem
 
 #: Files uploaded at once when a directory leaves the tier.
 UPLOAD_CONCURRENCY = 4
 _CHUNK = 8 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class StackVerbs:
+    """The whole stack's verbs, for what crosses between the tier and S3: a commit out
+    of the tier writes through the same path as any write (multipart, SSE/CSE, the
+    consistent view's record), a status may be either side's."""
+
+    info: Callable[[str], Awaitable[dict]]
+    makedirs: Callable[..., Awaitable[None]]
+    open: Callable[..., Any]
+    rename: Callable[[str, str], Awaitable[None]]
+    loop: Callable[[], asyncio.AbstractEventLoop]
+
+
 class EphemeralRoutes:
     """The ephemeral tier's side of every filesystem verb (one per filesystem instance)."""
 
-    def __init__(self, fs: EmrFileSystem, cached: CachedIO):
-        self.fs = fs
+    def __init__(self, options: Options, cached: CachedIO, status: StatusFactory,
+                 markers: Markers, stack: StackVerbs):
+        self.options = options
         self.cached = cached
-        o = fs.options
+        self.status = status
+        self.markers = markers
+        self.stack = stack
+        o = options
         self.on = bool(o.ephemeral.enabled and o.cache.enabled)
         self.patterns = as_tuple(o.ephemeral.patterns)
         self.prefixes = as_tuple(o.ephemeral.prefixes)
-        self.staging = TaskCommitStaging(self)  # task output staged in S3 (emrfs.staging)
+        # task output staged in S3 (emrfs.staging)
+        self.staging = TaskCommitStaging(options, status, markers, stack.open, stack.rename,
+                                         owns=self.owns, patterns=self.patterns,
+                                         tier=lambda: self.tier)
 
     # --- which paths ----------------------------------------------------------------------
 
@@ -108,7 +131,7 @@ class EphemeralRoutes:
     async def check_creatable(self, path: str) -> None:
         """Before creating tier ``path``: no persistent ancestor may be a file (HDFS:
         nothing below a file).  The tier checks its own ancestors itself."""
-        await self.fs._check_parents(self._persistent_top(path))
+        await self.markers.check_parents(self._persistent_top(path))
 
     async def refuse_directory(self, path: str) -> None:
         """Before a persistent write of ``path``: refuse when the tier makes it a directory
@@ -128,7 +151,7 @@ class EphemeralRoutes:
         with contextlib.suppress(FileNotFoundError):  # the tier's own copies of S3 dirs
             self.tier.remove_empty_dirs(parent, paths.split(parent)[0])
         if not await self.holds_any(parent):
-            await self.fs._keep_parent(top)  # (staged: task output other machines see)
+            await self.markers.keep_parent(top)  # (staged: task output other machines see)
 
     async def holds_any(self, path: str) -> bool:
         """True when persistent directory ``path`` has tier entries below it: local, or
@@ -147,9 +170,9 @@ class EphemeralRoutes:
     def _status(self, entry: dict) -> dict[str, Any]:
         moment = _dt.datetime.fromtimestamp(entry["mtime"], _dt.timezone.utc)
         if entry["type"] == "directory":
-            status = self.fs.status.directory(entry["name"], last_modified=moment)
+            status = self.status.directory(entry["name"], last_modified=moment)
         else:
-            status = self.fs.status.file(entry["name"], entry["size"], last_modified=moment)
+            status = self.status.file(entry["name"], entry["size"], last_modified=moment)
             status["replication"] = entry["replication"]
         status["ephemeral"] = True
         return status
@@ -168,7 +191,7 @@ class EphemeralRoutes:
         (here, or staged by a task commit on any machine)."""
         if not await self.holds_any(path):
             return None
-        status = self.fs.status.directory(path)
+        status = self.status.directory(path)
         status["ephemeral"] = True
         return status
 
@@ -264,7 +287,7 @@ class EphemeralRoutes:
         if not paths.split(path)[1]:
             extra.pop(path, None)  # a bucket is the root of its listing, never in it
         elif withdirs and path not in out:
-            extra[path] = self.fs.status.directory(path)
+            extra[path] = self.status.directory(path)
             extra[path]["ephemeral"] = True
         start = paths.join(path, prefix) if prefix else ""
         for name, status in extra.items():
@@ -289,7 +312,7 @@ class EphemeralRoutes:
         if not create_parents:
             parent = paths.parent(path)
             try:
-                pinfo = await self.fs._info(parent)  # may be persistent (S3)
+                pinfo = await self.stack.info(parent)  # may be persistent (S3)
             except FileNotFoundError:
                 raise not_found(parent, f"parent of {path!r} does not exist; use "
                                         "create_parents=True or makedirs") from None
@@ -389,15 +412,17 @@ class EphemeralRoutes:
 
         await run_blocking(write)
 
-    def open(self, path: str, mode: str = "rb", block_size: int | None = None,
+    def open(self, fs: Any, path: str, mode: str = "rb", block_size: int | None = None,
              autocommit: bool = True, **kwargs: Any) -> TierFile:
+        """A :class:`TierFile` of the fsspec filesystem ``fs`` (fsspec files name theirs)."""
         kwargs.pop("cache_options", None)
         kwargs.pop("cache_type", None)
         if mode == "rb" and not self.tier.exists(path):
-            self._readable(path, self.fs.info(path))  # staged elsewhere, or not found
+            # staged elsewhere, or not found
+            self._readable(path, sync(self.stack.loop(), self.stack.info, path))
         elif mode != "rb":
-            sync(self.fs.loop, self.check_creatable, path)
-        return TierFile(self.fs, path, mode, tier=self.tier, block_size=block_size,
+            sync(self.stack.loop(), self.check_creatable, path)
+        return TierFile(fs, path, mode, tier=self.tier, block_size=block_size,
                         autocommit=autocommit, **kwargs)
 
     # --- copy, move, delete -------------------------------------------------------------------
@@ -407,9 +432,9 @@ class EphemeralRoutes:
         return self.owns(src) or self.owns(dst)
 
     async def cp_file(self, src: str, dst: str) -> None:
-        info = await self.fs._info(src)
+        info = await self.stack.info(src)
         if info["type"] == "directory":
-            await self.fs._makedirs(dst, exist_ok=True)
+            await self.stack.makedirs(dst, exist_ok=True)
             return
         if self.owns(dst):
             await self.check_creatable(dst)
@@ -427,19 +452,19 @@ class EphemeralRoutes:
 
     def _upload(self, src: str, dst: str) -> None:
         """One tier file to S3 through the filesystem's own write path (blocking; a thread)."""
-        part = max(_CHUNK, self.fs.options.s3.part_size)
-        with self.tier.open_for_upload(src) as r, self.fs.open(dst, "wb") as w:
+        part = max(_CHUNK, self.options.s3.part_size)
+        with self.tier.open_for_upload(src) as r, self.stack.open(dst, "wb") as w:
             while chunk := r.read(part):
                 w.write(chunk)
 
     def _download(self, src: str, dst: str) -> None:
-        with self.fs.open(src, "rb") as r, self.tier.open_write(dst) as w:
+        with self.stack.open(src, "rb") as r, self.tier.open_write(dst) as w:
             while chunk := r.read(_CHUNK):
                 w.write(chunk)
 
     async def mv(self, src: str, dst: str) -> None:
         """HDFS rename where the tier is involved (see the module docstring)."""
-        info = await self.fs._info(src)
+        info = await self.stack.info(src)
         if src == dst:
             return  # HDFS: renaming a path onto itself is a no-op
         dinfo = await self._info_or_none(dst)
@@ -492,7 +517,7 @@ class EphemeralRoutes:
 
     async def _info_or_none(self, path: str) -> dict | None:
         try:
-            return await self.fs._info(path)
+            return await self.stack.info(path)
         except FileNotFoundError:
             return None
 
@@ -508,16 +533,16 @@ class EphemeralRoutes:
         completed = await self.staging.complete_tree(src, dst)
         if not self.tier.exists(src):
             if not completed and info["type"] == "directory":
-                await self.fs._makedirs(dst, exist_ok=True)
+                await self.stack.makedirs(dst, exist_ok=True)
             return
         if info["type"] == "file":
             await asyncio.to_thread(self._upload, src, dst)
         else:
             files = list(self.tier.walk_files(src))
             if not files and not completed:
-                await self.fs._makedirs(dst, exist_ok=True)
+                await self.stack.makedirs(dst, exist_ok=True)
             for d in self._empty_dirs(src):  # HDFS moves empty directories too
-                await self.fs._makedirs(paths.join(dst, paths.relative_to(d, src)),
+                await self.stack.makedirs(paths.join(dst, paths.relative_to(d, src)),
                                         exist_ok=True)
             semaphore = asyncio.Semaphore(UPLOAD_CONCURRENCY)
 
@@ -563,7 +588,7 @@ class EphemeralRoutes:
                 if self.holds_dir(p):
                     self.tier.delete(p, recursive=True)
                 await self.staging.abort_tree(p)
-                if not await self.fs._exists(p):
+                if await self._info_or_none(p) is None:
                     await self.keep_parent(p)
                     removed.append(p)
                     continue  # it was a directory only because of the tier
@@ -577,8 +602,8 @@ class TierFile(AbstractBufferedFile):
     def __init__(self, fs, path: str, mode: str = "rb", *, tier: EphemeralTier,
                  block_size: int | None = None, autocommit: bool = True, **kwargs: Any):
         self.tier = tier
-        self._reader = None
-        self._writer = None
+        self._reader: EphemeralReader | None = None
+        self._writer: EphemeralWriter | None = None
         size = None
         if mode == "rb":
             entry = tier.info(path)
@@ -601,8 +626,8 @@ class TierFile(AbstractBufferedFile):
             if mode == "ab" and tier.exists(path):
                 with tier.open_read(path) as r:
                     while chunk := r.read(_CHUNK):
-                        self._writer.write(chunk)
-                self.loc = self._writer.tell()
+                        self._out.write(chunk)
+                self.loc = self._out.tell()
         except BaseException:
             self.closed = True
             if self._writer is not None:
@@ -611,24 +636,36 @@ class TierFile(AbstractBufferedFile):
                 self._reader.close()
             raise
 
+    @property
+    def _in(self) -> EphemeralReader:
+        if self._reader is None:
+            raise ValueError(f"{self.path!r} is open for writing, not reading")
+        return self._reader
+
+    @property
+    def _out(self) -> EphemeralWriter:
+        if self._writer is None:
+            raise ValueError(f"{self.path!r} is open for reading, not writing")
+        return self._writer
+
     def _fetch_range(self, start: int, end: int) -> bytes:
-        self._reader.seek(start)
-        return self._reader.read(end - start)
+        self._in.seek(start)
+        return self._in.read(end - start)
 
     def _initiate_upload(self) -> None:
         pass
 
     def _upload_chunk(self, final: bool = False) -> bool:
-        self._writer.write(self.buffer.getbuffer())
+        self._out.write(self.buffer.getbuffer())
         if final and self.autocommit:
-            self._writer.close()  # the file appears, whole
+            self._out.close()  # the file appears, whole
         return True
 
     def commit(self) -> None:
-        self._writer.close()
+        self._out.close()
 
     def discard(self) -> None:
-        self._writer.abort()
+        self._out.abort()
 
     def close(self) -> None:
         failed = True

@@ -13,21 +13,24 @@ import hashlib
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from types import ModuleType
+from typing import Any
 
 from ..crypto.atrest import OVERHEAD as _OVERHEAD
 from ..errors import IntegrityError
 
+xxhash: ModuleType | None
 try:  # xxh3 runs ~6x faster than zlib.crc32 here (see benchmarks/bench_cache.py)
-    import xxhash
-
-    def _xxh3(data) -> int:
-        return xxhash.xxh3_64_intdigest(data)
+    import xxhash as _xxhash_module
 except ImportError:  # pragma: no cover - fallback keeps the cache working without xxhash
     xxhash = None
-    _xxh3 = None
+else:
+    xxhash = _xxhash_module
+_xxh3: Callable[[Any], int] | None = xxhash.xxh3_64_intdigest if xxhash else None
+_NO_XXHASH = "block written with xxh3 but the xxhash module is missing; pip install xxhash"
 
 MAGIC = b"EMRFSBK1"
 CHUNK_SIZE = 128 * 1024
@@ -41,8 +44,7 @@ SPACES = ("c", "e")
 def checksum(algo: int, data) -> int:
     if algo == ALGO_XXH3:
         if _xxh3 is None:
-            raise IntegrityError("block written with xxh3 but the xxhash module is missing; "
-                                 "pip install xxhash")
+            raise IntegrityError(_NO_XXHASH)
         return _xxh3(data)
     return zlib.crc32(data)
 
@@ -50,6 +52,8 @@ def checksum(algo: int, data) -> int:
 def checksum_parts(algo: int, parts) -> int:
     """Checksum of the concatenation of ``parts`` without joining them."""
     if algo == ALGO_XXH3:
+        if xxhash is None:
+            raise IntegrityError(_NO_XXHASH)
         hasher = xxhash.xxh3_64()
         for p in parts:
             hasher.update(p)

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..crypto.atrest import OVERHEAD as _OVERHEAD
+from ..crypto.atrest import OVERHEAD as _OVERHEAD, BlockSealer, CacheKey
 from .blockfile import (
     CHUNK_SIZE,
     WRITE_ALGO,
@@ -45,8 +45,8 @@ class BlockWriterMixin:
     max_pending_writes: int
     _lock: threading.RLock
     _used: list[int | None]
-    _sealer: object
-    _own_key: object
+    _sealer: BlockSealer | None
+    _own_key: CacheKey | None
     _writer: concurrent.futures.ThreadPoolExecutor | None
     _writer_pid: int
 
@@ -88,7 +88,7 @@ class BlockWriterMixin:
                 return False
         tmps = self._write_tmp(bid, pieces, length, sealed, targets, where, sealer)
         try:
-            for d, (fd, tmp) in zip(targets, tmps):
+            for d, (_fd, tmp) in zip(targets, tmps, strict=True):
                 final = self.block_path(bid, d)
                 makedirs_private(os.path.dirname(final))
                 self._forget(final)
@@ -99,8 +99,9 @@ class BlockWriterMixin:
                     os.replace(tmp, final)
                 self.stats[d].blocks_written += 1
                 self.stats[d].bytes_written += length
-                if self._used[d] is not None:
-                    self._used[d] += size
+                used = self._used[d]
+                if used is not None:
+                    self._used[d] = used + size
         finally:
             for fd, tmp in tmps:
                 os.close(fd)
@@ -124,7 +125,7 @@ class BlockWriterMixin:
             hsize = header_size(bid, length)
             for fd, _ in tmps:
                 os.lseek(fd, hsize, os.SEEK_SET)
-            sums = []
+            sums: list[int] = []
             sealer = (sealer or self._get_sealer()) if sealed else None
             written = 0
             batch: list = []

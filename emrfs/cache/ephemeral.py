@@ -135,7 +135,7 @@ class EphemeralTier(TierMembership):
         return os.path.isdir(self._local(self._roots()[0], path))
 
     def info(self, path: str) -> dict:
-        """``{"name", "size", "type", "mtime", "replication", "ephemeral"}`` of a file or directory."""
+        """A file's or directory's ``name, size, type, mtime, replication, ephemeral``."""
         self._ensure_member()
         norm = validate(path)
         local = self._local(self._roots()[0], norm)
@@ -283,7 +283,8 @@ class EphemeralTier(TierMembership):
             manifest = self._manifest(f)
             if manifest.get("sealed"):
                 continue
-            with EphemeralReader(self, f, manifest) as r, EphemeralWriter(self, f, self._publish) as w:
+            with EphemeralReader(self, f, manifest) as r, \
+                    EphemeralWriter(self, f, self._publish) as w:
                 while chunk := r.read(8 * self.block_size):
                     w.write(chunk)
 

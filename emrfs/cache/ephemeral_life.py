@@ -19,10 +19,14 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .blockfile import BlockId
 from .diskutil import makedirs_private
 from .store import BlockStore
+
+if TYPE_CHECKING:  # made on first use (_get_sealer)
+    from ..crypto.atrest import CacheKey
 
 TMP_MARK = ".emrfs~tmp~"
 TRASH_MARK = ".emrfs~trash~"
@@ -48,7 +52,7 @@ class TierMembership:
         self.lifetime_seconds = lifetime_seconds
         self._clock = clock
         self._bases = [os.path.join(d, "eph") for d in store.directories[:replication]]
-        self._key = None
+        self._key: CacheKey | None = None
         self.encrypt = encrypt or sealer is not None or store.encrypt_all
         self._sealer = sealer
         self._must_seal = must_seal or seal_nothing

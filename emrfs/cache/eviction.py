@@ -55,17 +55,19 @@ class CapacityMixin:
     def _make_room(self, d: int, size: int, evictable: bool) -> bool:
         per_dir = self.capacity_bytes // len(self.directories)
         self._puts += 1
-        if self._used[d] is None or self._puts % RESCAN_EVERY == 0:
+        used = self._used[d]
+        if used is None or self._puts % RESCAN_EVERY == 0:
             # a fresh count now and then: other processes fill the same directories
-            self._used[d] = sum(self.usage(d))
+            used = self._used[d] = sum(self.usage(d))
         need_free = self._free_shortfall(d, size)
-        if self._used[d] + size <= per_dir and need_free <= 0:
+        if used + size <= per_dir and need_free <= 0:
             return True
         self.evict(d, target=min(int(per_dir * self.low_water), per_dir - size),
                    extra=max(need_free, 0))
         if self._free_shortfall(d, size) > 0:
             return False
-        return evictable is False or self._used[d] + size <= per_dir
+        after = self._used[d]  # evict() counted what is left
+        return evictable is False or (after is not None and after + size <= per_dir)
 
     def _free_shortfall(self, d: int, size: int) -> int:
         try:
@@ -93,7 +95,7 @@ class CapacityMixin:
             entries = list(self._scan(d))
             used = sum(e[2] for e in entries)
             freed = 0
-            for space, path, size, _mtime in sorted(
+            for _space, path, size, _mtime in sorted(
                     (e for e in entries if e[0] == "c"), key=lambda e: e[3]):
                 if used <= target and freed >= extra:
                     break

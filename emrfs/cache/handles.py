@@ -20,8 +20,18 @@ from .blockfile import BlockId, Header, checksum, checksum_parts
 class BlockHandle:
     """An open, shared-locked, mapped block file; refcounted by the store."""
 
-    __slots__ = ("fd", "map", "header", "refs", "pinned", "path", "touched", "dir_index",
-                 "verified", "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "dir_index",
+        "fd",
+        "header",
+        "map",
+        "path",
+        "pinned",
+        "refs",
+        "touched",
+        "verified",
+    )
 
     def __init__(self, fd: int, mapped: mmap.mmap, header: Header, path: str, dir_index: int):
         self.fd, self.map, self.header, self.path = fd, mapped, header, path

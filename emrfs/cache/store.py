@@ -314,7 +314,10 @@ class BlockStore(BlockWriterMixin, CapacityMixin):
 
     @contextlib.contextmanager
     def pin(self, bid: BlockId, copies: int = 1) -> Iterator[bool]:
-        """Keep ``bid`` from eviction (by any process) inside the block; yields whether it exists."""
+        """Keep ``bid`` from eviction (by any process) inside the block.
+
+        Yields whether it exists.
+        """
         handles = [h for h in (self._acquire(bid, d, bid.relpath)
                                for d in self.placements(bid, copies)) if h is not None]
         with self._lock:
@@ -378,7 +381,7 @@ class BlockStore(BlockWriterMixin, CapacityMixin):
         """Add this process's counters since the last flush to each ``stats.json``."""
         if os.getpid() != self._pid:
             return
-        for d, (now, before) in enumerate(zip(self.stats, self._flushed)):
+        for d, (now, before) in enumerate(zip(self.stats, self._flushed, strict=True)):
             delta = now.minus(before)
             if not any(delta.values()):
                 continue
@@ -387,7 +390,7 @@ class BlockStore(BlockWriterMixin, CapacityMixin):
                 self._flushed[d] = now.copy()
 
     def close(self) -> None:
-        """Finish queued block writes, flush counters and close every open block (releasing pins)."""
+        """Finish queued block writes, flush counters, close every open block (releasing pins)."""
         writer, self._writer = self._writer, None
         if writer is not None and self._writer_pid == os.getpid():
             writer.shutdown(wait=True)

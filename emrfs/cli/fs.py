@@ -17,8 +17,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from . import fs_inspect as look
-from . import fs_transfer as move
+from . import fs_inspect as look, fs_transfer as move
 from .fs_common import (  # noqa: F401 - re-exported: their public path is emrfs.cli.fs
     FAILED,
     human_size,

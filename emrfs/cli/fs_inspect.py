@@ -26,8 +26,8 @@ def _ls_line(args: argparse.Namespace, e: dict, scheme: str, widths: dict[str, i
     repl = "-" if is_dir else str(e.get("replication", 1))
     # hadoop's Ls: "%s%s" perm+acl bit, "%{repl}s ", "%-{owner}s ", "%-{group}s ", "%{len}s "
     return (f"{symbolic_permission(e)} {repl:>{widths['repl']}} "
-            f"{str(e.get('owner', '')):<{widths['owner']}} "
-            f"{str(e.get('group', '')):<{widths['group']}} "
+            f"{e.get('owner', '')!s:<{widths['owner']}} "
+            f"{e.get('group', '')!s:<{widths['group']}} "
             f"{size_text(args, e.get('size') or 0):>{widths['size']}} "
             f"{mtime:%Y-%m-%d %H:%M} {scheme}{e['name']}")
 

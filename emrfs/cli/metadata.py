@@ -341,7 +341,7 @@ def _unfinished_renames(args: argparse.Namespace, path: str) -> list:
 
     async def run() -> list:
         try:
-            return await finish_pending(fs, path, fix=args.fix)
+            return await finish_pending(fs._renames, fs._mv, path, fix=args.fix)
         finally:
             await fs._close()
 

@@ -8,7 +8,7 @@
 3. ``EMRFS_*`` environment variables (``EMRFS_ENDPOINT_URL``,
    ``EMRFS_CONSISTENCY_RETRY_COUNT``: ``EMRFS_`` + section + name, upper case;
    the ``s3`` section has no section part),
-4. storage options (keyword arguments of :class:`~emrfs.EmrFileSystem`).
+4. storage options (keyword arguments of the filesystem, ``emrfs://`` URLs).
 
 Every option has a canonical name ``section.name`` (``consistency.retry_count``)
 and may have aliases: EMRFS's property name (``fs.s3.consistent.retryCount``),
@@ -36,12 +36,41 @@ Modules: :mod:`~emrfs.config.rules` (what an option allows), :mod:`~emrfs.config
 from __future__ import annotations
 
 from .loading import load, read_site_file
-from .options import (CONFLICTS, IGNORED_PROPERTIES, OVERRIDABLE, RESERVED_ENV, SECTIONS,
-                      CacheOptions, Conflict, ConsistencyOptions, CSEOptions, EphemeralOptions,
-                      Options, S3Options, SSEOptions, validate)
+from .options import (
+    CONFLICTS,
+    IGNORED_PROPERTIES,
+    OVERRIDABLE,
+    RESERVED_ENV,
+    SECTIONS,
+    CacheOptions,
+    Conflict,
+    ConsistencyOptions,
+    CSEOptions,
+    EphemeralOptions,
+    Options,
+    S3Options,
+    SSEOptions,
+    validate,
+)
 from .registry import ALIASES, REGISTRY, OptionSpec, coerce, lookup
-from .rules import (BASE64_256_BIT_KEY, DYNAMODB_TABLE, JSON_OBJECT, PYTHON_CLASS, READABLE_FILE,
-                    REGION, RETRY_POLICY, SECRET, TEXT, URL, GiB, MiB, Rule, between, one_of, opt)
+from .rules import (
+    BASE64_256_BIT_KEY,
+    DYNAMODB_TABLE,
+    JSON_OBJECT,
+    PYTHON_CLASS,
+    READABLE_FILE,
+    REGION,
+    RETRY_POLICY,
+    SECRET,
+    TEXT,
+    URL,
+    GiB,
+    MiB,
+    Rule,
+    between,
+    one_of,
+    opt,
+)
 
 __all__ = [
     "ALIASES", "BASE64_256_BIT_KEY", "CONFLICTS", "DYNAMODB_TABLE", "GiB", "IGNORED_PROPERTIES",

@@ -321,7 +321,7 @@ IGNORED_PROPERTIES = frozenset({
 })
 #: Environment variables with the EMRFS_ prefix that are not options.
 RESERVED_ENV = frozenset({"EMRFS_SITE", "EMRFS_TEST_LOCALSTACK", "EMRFS_BENCH_ROUNDS",
-                          "EMRFS_REGISTER_PROTOCOLS"})
+                          "EMRFS_BENCH_FORK_TIMEOUT", "EMRFS_REGISTER_PROTOCOLS"})
 
 
 @dataclass(frozen=True)

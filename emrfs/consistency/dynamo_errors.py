@@ -7,8 +7,11 @@ the translation into emrfs errors is :func:`emrfs.errors.translate_aws_error`.
 
 from __future__ import annotations
 
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.exceptions import HTTPClientError, ReadTimeoutError
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+    HTTPClientError,
+    ReadTimeoutError,
+)
 from pynamodb.exceptions import TableDoesNotExist
 
 from ..errors import THROTTLING_CODES, TRANSIENT_CODES, aws_error_code, error_chain

@@ -17,6 +17,7 @@ a live directory, and the version marker is written once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -108,7 +109,8 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
         self._create_lock = threading.Lock()
 
     @classmethod
-    def from_options(cls, options, *, table_name: str | None = None, **kwargs) -> DynamoDBMetadataStore:
+    def from_options(cls, options, *, table_name: str | None = None,
+                     **kwargs) -> DynamoDBMetadataStore:
         """The store an options tree describes (``consistency.*`` and the S3 endpoint)."""
         cons = options.consistency
         kwargs.setdefault("tombstone_ttl_seconds", cons.tombstone_ttl_seconds)
@@ -217,7 +219,8 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
                 nonlocal pending
                 data = self._dispatch("BatchGetItem", {"RequestItems": {
                     self.table_name: {"Keys": pending, "ConsistentRead": True}}})
-                items.extend(data.get("Responses", {}).get(self.table_name, []))
+                # B023: fetch is called at once by _call, within this iteration
+                items.extend(data.get("Responses", {}).get(self.table_name, []))  # noqa: B023
                 left = (data.get("UnprocessedKeys", {}).get(self.table_name) or {}).get("Keys")
                 if left:
                     pending = left
@@ -322,7 +325,7 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
         start = None
         while True:
             args = dict(kwargs, **({"ExclusiveStartKey": start} if start else {}))
-            data = self._call(what, lambda a=args: self._dispatch(operation, a), path)
+            data = self._call(what, functools.partial(self._dispatch, operation, args), path)
             for item in data.get("Items", []):
                 row = self.model.from_raw_data(item)
                 if row.parent != VERSION_KEY:
@@ -350,8 +353,9 @@ def list_metadata_stores(spec: TableSpec) -> list[str]:
     names: list[str] = []
     start = None
     while True:
-        kwargs = {"ExclusiveStartTableName": start} if start else {}
-        page = probe._call("list tables", lambda k=kwargs: client.list_tables(**k), create=False)
+        kwargs: dict[str, str] = {"ExclusiveStartTableName": start} if start else {}
+        page = probe._call("list tables", functools.partial(client.list_tables, **kwargs),
+                           create=False)
         names.extend(page.get("TableNames", []))
         start = page.get("LastEvaluatedTableName")
         if not start:
@@ -359,7 +363,8 @@ def list_metadata_stores(spec: TableSpec) -> list[str]:
     out = []
     for name in names:
         try:
-            table = probe._call("describe", lambda n=name: client.describe_table(TableName=n),
+            table = probe._call("describe",
+                                functools.partial(client.describe_table, TableName=name),
                                 create=False)["Table"]
         except ServiceError:
             continue  # deleted while we looked

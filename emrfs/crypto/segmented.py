@@ -274,13 +274,14 @@ class SegmentEncryptor:
         """Most bytes :meth:`update` of ``n`` bytes can return."""
         return (len(self._buf) + n) // self._p * (self._p + TAG_BYTES)
 
-    def update(self, data: bytes | memoryview) -> bytearray:
+    def update(self, data: bytes | bytearray | memoryview) -> bytearray:
         out = bytearray(self.max_output(len(data)))
         n = self.update_into(data, out)
         del out[n:]
         return out
 
-    def update_into(self, data: bytes | memoryview, out: bytearray | memoryview) -> int:
+    def update_into(self, data: bytes | bytearray | memoryview,
+                    out: bytearray | memoryview) -> int:
         """Seal every segment known not to be last; returns the bytes written."""
         self.plaintext_bytes += len(data)
         view, target, written, p = memoryview(data), memoryview(out), 0, self._p

@@ -176,7 +176,7 @@ class ObjectStore(abc.ABC):
         """Complete an upload another writer :meth:`ObjectWriter.stage`\\ d."""
         raise NotImplementedError(f"{type(self).__name__} cannot complete staged uploads")
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional: a store may hold nothing
         """Release connections.  The store may not be used afterwards."""
 
 

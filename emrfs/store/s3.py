@@ -261,8 +261,8 @@ class S3Store(ObjectStore):
             if errors:
                 first = errors[0]
                 failures.append(EmrfsError(
-                    f"S3 refused to delete {len(errors)} of {len(batch)} objects in {bucket!r}, "
-                    f"e.g. {bucket}/{first.get('Key')}: {first.get('Code')} "
+                    f"S3 refused to delete {len(errors)} of {len(batch)} objects in "
+                    f"{bucket!r}, e.g. {bucket}/{first.get('Key')}: {first.get('Code')} "
                     f"{first.get('Message')}; run the delete again",
                     f"{bucket}/{first.get('Key')}", code=first.get("Code")))
 

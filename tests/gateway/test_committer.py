@@ -323,7 +323,7 @@ def check_tasks_committed(bucket: Bucket, before_tasks: set[str], out: str,
 def check_no_leftovers(bucket: Bucket) -> None:
     """No ``_temporary`` object, pending upload, or staged row of a file or of a
     ``_temporary`` directory is left."""
-    assert not [k for k in bucket if "_temporary" in k], sorted(bucket.keys())
+    assert not [k for k in bucket.keys() if "_temporary" in k], sorted(bucket.keys())  # noqa: SIM118 (Bucket is no dict)
     assert bucket.uploads() == []
     left = [row for row in bucket.staged_rows() if "staged" in row
             or "_temporary" in f"{row['parent']['S']}/{row['child']['S']}".split("/")]

@@ -181,9 +181,10 @@ def test_rename_of_a_directory_skips_a_deleted_file_s3_still_lists(
 KILLED_RENAME = textwrap.dedent("""
     import os, sys
     from emrfs import EmrFileSystem
+    from emrfs.namespace.rename import Renames
 
     endpoint, src, dst, after, table = sys.argv[1:6]
-    original = EmrFileSystem._copy_key
+    original = Renames.copy_key
     done = [0]
 
     async def copy_then_die(self, *args, **kwargs):
@@ -193,7 +194,7 @@ KILLED_RENAME = textwrap.dedent("""
             os._exit(17)  # killed mid-rename
         return result
 
-    EmrFileSystem._copy_key = copy_then_die
+    Renames.copy_key = copy_then_die
     options = {"consistent": True, "consistency.table_name": table} if table != "-" else {}
     fs = EmrFileSystem(endpoint_url=endpoint, max_concurrency=4, **options)
     fs.mv(src, dst, recursive=True)

@@ -1,10 +1,11 @@
-"""emrfs.protocols without touching fsspec's registry (the subprocess tests in
-tests/integration/test_url_schemes.py do that)."""
+"""emrfs.protocols (the scheme rules) and emrfs's registration without touching fsspec's
+registry (the subprocess tests in tests/integration/test_url_schemes.py do that)."""
 
 from __future__ import annotations
 
 import pytest
 
+import emrfs
 from emrfs import protocols
 from emrfs.errors import ConfigurationError
 
@@ -23,13 +24,25 @@ def test_the_entry_point_names_resolve_per_the_environment(monkeypatch):
     from emrfs.filesystem import EmrFileSystem
 
     monkeypatch.delenv("EMRFS_REGISTER_PROTOCOLS", raising=False)
-    assert protocols.s3 is s3fs.S3FileSystem and protocols.s3a is s3fs.S3FileSystem
+    assert emrfs.s3_filesystem is s3fs.S3FileSystem and emrfs.s3a_filesystem is s3fs.S3FileSystem
     monkeypatch.setenv("EMRFS_REGISTER_PROTOCOLS", "s3a")
-    assert protocols.s3 is s3fs.S3FileSystem and protocols.s3a is EmrFileSystem
+    assert emrfs.s3_filesystem is s3fs.S3FileSystem and emrfs.s3a_filesystem is EmrFileSystem
     with pytest.raises(AttributeError):
-        protocols.gs  # noqa: B018
+        emrfs.gs_filesystem  # noqa: B018
+
+
+def test_the_entry_points_name_attributes_that_exist():
+    from pathlib import Path
+
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    specs = tomllib.loads(pyproject.read_text())["project"]["entry-points"]["fsspec.specs"]
+    for scheme in ("s3", "s3a"):
+        module, _, name = specs[scheme].partition(":")
+        assert module == "emrfs" and hasattr(emrfs, name), specs[scheme]
 
 
 def test_register_refuses_unknown_schemes_before_touching_fsspec():
     with pytest.raises(ConfigurationError, match="'ftp'"):
-        protocols.register(["s3", "ftp"])
+        emrfs.register(["s3", "ftp"])

@@ -1,0 +1,314 @@
+"""Directory markers, parent checks and the S3 side of status and listing.
+
+HDFS rules emrfs keeps over S3 (shared by the filesystem's verbs, the ephemeral
+tier, staged task commits and the rename journal):
+
+- a directory is a marker (emrfs writes ``dir/``, zero bytes,
+  ``application/x-directory``; EMRFS's ``dir_$folder$`` is read too) or the
+  prefix of anything below it;
+- nothing is created below a file (:meth:`Markers.check_parents`);
+- a parent's marker goes when its first child arrives (:meth:`Markers.after_create`)
+  and comes back when its last child goes (:meth:`Markers.keep_parent`);
+- with the consistent view on, "has children" is the view's merged listing.
+
+One :class:`Markers` per filesystem instance: it remembers the directories it has
+checked, so a bulk write into one directory pays for the checks once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from fsspec.callbacks import DEFAULT_CALLBACK
+
+from .. import paths
+from ..config import Options
+from ..errors import EmrfsError, is_a_directory, not_a_directory
+from ..s3.client import S3Client
+from ..s3.listing import Listing, add_page
+from ..status import StatusFactory
+from .views import Views
+
+if TYPE_CHECKING:
+    from ..cached_io import CachedIO
+    from ..encrypted_io import EncryptedIO
+    from ..readplan import ReadPlanner
+    from ..store import ObjectMeta, ObjectStore
+
+__all__ = ["Markers", "DIR_CONTENT_TYPE", "deleted_paths"]
+
+DIR_CONTENT_TYPE = "application/x-directory"
+_DELETE_BATCH = 1000
+
+
+class Markers:
+    """The namespace's S3 side for one filesystem instance (see the module docstring)."""
+
+    def __init__(self, s3: S3Client, transport: Callable[[str], ObjectStore],
+                 options: Options, views: Views,
+                 status: StatusFactory, encrypted: EncryptedIO, cached: CachedIO,
+                 reads: ReadPlanner):
+        self.s3 = s3
+        self.transport = transport  # the object-store transport of a path
+        self.options = options
+        self.views = views
+        self.status = status
+        self.encrypted = encrypted
+        self.cached = cached
+        self.reads = reads  # statuses reads reuse: forgotten when a path changes
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what was checked (a new instance, or a forked child)."""
+        self._checked_dirs: set[str] = set()  # directories whose markers are cleared
+        self._not_files: set[str] = set()     # ancestors known not to be files
+        self._inflight: dict = {}             # checks under way, shared by concurrent writers
+
+    async def once(self, key: tuple, make) -> Any:
+        """Run ``make()`` once per ``key`` at a time; concurrent callers share its result."""
+        task = self._inflight.get(key)
+        if task is None:
+            task = self._inflight[key] = asyncio.ensure_future(make())
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def check_parents(self, path: str) -> None:
+        """Refuse to create ``path`` below a file; one HEAD per directory per instance."""
+        unchecked = [d for d in paths.ancestors(path) if d not in self._not_files]
+        if not unchecked:
+            return
+
+        async def is_file(d: str) -> bool:
+            try:
+                await self.transport(d).head(d)
+                return True
+            except FileNotFoundError:
+                self._not_files.add(d)
+                return False
+
+        results = await asyncio.gather(*(self.once(("is_file", d), lambda d=d: is_file(d))
+                                         for d in unchecked))
+        for d, blocked in zip(unchecked, results, strict=True):
+            if blocked:
+                raise not_a_directory(path, f"{d!r} is a file, so nothing can be created below it")
+
+    async def refuse_directory(self, path: str, bucket: str, key: str) -> None:
+        view = self.views(path)
+        if view is not None:
+            # the merged listing: a directory whose children's listing is delayed is
+            # still one, and one whose deleted children S3 still lists is gone
+            directory = await view.is_directory(path, self.paths_below(path, bucket, key))
+        else:
+            page = await self.s3.call("list_objects_v2", path, Bucket=bucket,
+                                      Prefix=key + "/", MaxKeys=1)
+            directory = bool(page.get("KeyCount", 0) or page.get("Contents")
+                             or page.get("CommonPrefixes"))
+        if directory:
+            raise is_a_directory(path, "a directory has this name; pick another path")
+
+    async def paths_below(self, path: str, bucket: str, key: str
+                           ) -> AsyncIterator[list[str]]:
+        """Pages of the paths S3 lists below directory ``path`` (recursively, its own
+        marker left out; a marker stands for its directory): a short first page, since
+        the consistent view's emptiness checks usually stop at its first live path."""
+        prefix, token, size = key + "/", None, 8
+        companion = self.encrypted.companion_keys(path)  # CSE instruction files
+        suffix = companion[0][len(key):] if companion else None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": size}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = await self.s3.call("list_objects_v2", path, **kwargs)
+            names = []
+            for obj in page.get("Contents", ()):
+                k = obj["Key"]
+                if k == prefix:
+                    continue
+                if suffix and k.endswith(suffix):
+                    k = k[:-len(suffix)]  # stands for its object (deleted with it)
+                names.append(f"{bucket}/{paths.marker_dir(k) or k}")
+            yield names
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            size = 100  # deletions S3 still lists: one metadata batch per page
+
+    async def after_create(self, path: str) -> None:
+        """A child arrived: remove ancestors' markers (as S3A does), once per directory."""
+        self.cached.forget(path)  # blocks of what was there before
+        self.reads.forget(path)
+        self._not_files.discard(path)  # it may be a file now: checked again below it
+        parent = paths.parent(path)
+        if parent in self._checked_dirs or not paths.split(parent)[1]:
+            return
+
+        async def clear_markers() -> None:
+            bucket = paths.split(path)[0]
+            keys = [mk for d in paths.ancestors(path)
+                    for mk in paths.marker_keys(paths.split(d)[1])]
+            await self.delete_keys(path, bucket, keys)
+            if len(self._checked_dirs) > 100_000:
+                self._checked_dirs.clear()
+            self._checked_dirs.update(paths.ancestors(path))
+
+        await self.once(("markers", parent), clear_markers)
+
+    async def keep_parent(self, path: str) -> None:
+        """A child went: if its parent is now empty, write the parent's marker (HDFS keeps it)."""
+        parent = paths.parent(path)
+        bucket, key = paths.split(parent)
+        if not key:
+            return
+        view = self.views(parent)
+        if view is not None:
+            # the merged listing: S3 may still list the child that just went (its
+            # tombstone says it is gone) or not list yet one just written (its row says
+            # it is there).  Its own marker may be a deletion S3 still lists: written anew.
+            if await view.has_children(parent, self.paths_below(parent, bucket, key)):
+                return
+        else:
+            page = await self.s3.call("list_objects_v2", parent, Bucket=bucket,
+                                      Prefix=key + "/", MaxKeys=1)
+            if page.get("KeyCount", 0) or page.get("Contents"):
+                return
+        await self.transport(parent).put(parent + "/", b"", content_type=DIR_CONTENT_TYPE)
+        self._checked_dirs.discard(parent)
+        if view is not None:
+            await view.record_directory(parent)  # a directory S3 listed only by its files
+
+    def forget_dirs(self, root: str) -> None:
+        self.reads.forget_below(root)
+        self._checked_dirs = {d for d in self._checked_dirs if not paths.is_within(d, root)}
+        self._not_files = {d for d in self._not_files if not paths.is_within(d, root)}
+
+    async def put_marker(self, path: str) -> None:
+        await self.check_parents(path)
+        await self.transport(path).put(path + "/", b"", content_type=DIR_CONTENT_TYPE)
+        await self.after_create(path)
+        view = self.views(path)
+        if view is not None:
+            await view.record_directory(path)
+
+    async def make_bucket(self, path: str, bucket: str, region: str | None) -> None:
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        region = region or self.options.s3.region
+        if region and region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        await self.s3.call("create_bucket", path, **kwargs)
+
+    async def bucket_exists(self, bucket: str) -> bool:
+        try:
+            await self.s3.call("head_bucket", bucket, Bucket=bucket)
+            return True
+        except FileNotFoundError:
+            return False
+
+    async def delete_keys(self, path: str, bucket: str, keys: list[str],
+                           confirmed: list[str] | None = None,
+                           callback=DEFAULT_CALLBACK) -> None:
+        """Delete ``keys`` in batches; ``confirmed`` collects the keys S3 said it deleted
+        (filled even when a batch fails, so the caller records exactly those)."""
+        keys = list(dict.fromkeys(keys))
+        for k in keys:
+            self.reads.forget(f"{bucket}/{k}")
+        batches = [keys[i:i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
+        semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
+
+        async def one(batch: list[str]) -> None:
+            async with semaphore:
+                response = await self.s3.call(
+                    "delete_objects", path, Bucket=bucket,
+                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+            errors = response.get("Errors") or []
+            if confirmed is not None:
+                refused = {e.get("Key") for e in errors}
+                confirmed.extend(k for k in batch if k not in refused)
+            if errors:
+                first = errors[0]
+                raise EmrfsError(
+                    f"S3 refused to delete {len(errors)} of {len(batch)} objects under "
+                    f"{path!r}, e.g. {bucket}/{first.get('Key')}: {first.get('Code')} "
+                    f"{first.get('Message')}; run the delete again", path, code=first.get("Code"))
+            callback.relative_update(len(batch))
+
+        await asyncio.gather(*(one(b) for b in batches))
+
+    async def s3_info(self, path: str, bucket: str, key: str) -> dict | None:
+        """What S3 alone says about ``path`` (None: nothing there)."""
+        try:
+            if self.reads.fetches_tail(path):  # one GET: the HEAD's answer and the footer
+                head = await self.reads.stat(path, bucket, key,
+                                             **self.encrypted.read_kwargs(path))
+                return await self.encrypted.file_info(path, head,
+                                                      self.file_from_head(path, head))
+            meta = await self.transport(path).head(path)
+            head = {"ContentLength": meta.size, "Metadata": dict(meta.metadata)}  # CSE reads these
+            return await self.encrypted.file_info(path, head, self.file_from_meta(meta))
+        except FileNotFoundError:
+            pass
+        return await self.dir_probe(path, bucket, key)
+
+    def file_from_head(self, path: str, head: dict) -> dict[str, Any]:
+        return self.status.file(
+            path, head["ContentLength"], etag=head.get("ETag"),
+            last_modified=head.get("LastModified"), version_id=head.get("VersionId"),
+            ContentType=head.get("ContentType"))
+
+    def file_from_meta(self, meta: ObjectMeta) -> dict[str, Any]:
+        return self.status.file(
+            meta.path, meta.size, etag=meta.etag, last_modified=meta.last_modified,
+            version_id=meta.version_id, ContentType=meta.content_type)
+
+    async def dir_probe(self, path: str, bucket: str, key: str) -> dict | None:
+        """Directory info if ``key`` is a directory (children, ``key/`` or ``key_$folder$``)."""
+        page = await self.s3.call("list_objects_v2", path, Bucket=bucket, Prefix=key + "/",
+                                  MaxKeys=1)
+        contents = page.get("Contents") or []
+        if contents or page.get("CommonPrefixes"):
+            first = contents[0] if contents else {}
+            marker = first.get("Key") if first.get("Key") == key + "/" else None
+            moment = first.get("LastModified") if marker else None
+            return self.status.directory(path, marker=marker, last_modified=moment)
+        try:
+            head = await self.transport(path).head(path + paths.EMRFS_FOLDER_SUFFIX)
+        except FileNotFoundError:
+            return None
+        return self.status.directory(path, marker=key + paths.EMRFS_FOLDER_SUFFIX,
+                                     last_modified=head.last_modified)
+
+    async def s3_ls(self, path: str, bucket: str, key: str) -> list[dict]:
+        """One directory's children as S3 lists them (delimited LIST)."""
+        listing = Listing()
+        prefix = key + "/" if key else ""
+        async for page in self.transport(path).list(f"{bucket}/{prefix}", delimiter="/"):
+            add_page(listing, bucket, key, page, self.status, recursive=False)
+        entries = await self.encrypted.listed(listing.entries())  # CSE: plaintext lengths
+        self.reads.remember_listing(entries)  # an open after ls needs no HEAD
+        return entries
+
+    async def child_dirs(self, parent: str) -> set[str]:
+        bucket, key = paths.split(parent)
+        if not bucket:
+            return set()
+        view = self.views(parent)
+        try:
+            if view is None:
+                entries = await self.s3_ls(parent, bucket, key)
+            else:  # subdirectories whose listing is delayed too
+                entries = await view.ls(parent, lambda: self.s3_ls(parent, bucket, key))
+        except FileNotFoundError:  # no such bucket: the writes will say so
+            return set()
+        return {e["name"] for e in entries if e["type"] == "directory"}
+
+
+def deleted_paths(bucket: str, keys: list[str]) -> list[str]:
+    """The emrfs paths that deleted S3 ``keys`` stood for (a marker: its directory)."""
+    out = []
+    for k in keys:
+        as_dir = paths.marker_dir(k)
+        name = f"{bucket}/{as_dir if as_dir is not None else k}".rstrip("/")
+        if name != bucket:
+            out.append(name)
+    return out
