@@ -41,15 +41,6 @@ def test_ruff_lint_is_clean():
     )
 
 
-# The tree was written before the formatter was adopted, and formatting it while eight
-# sessions edited it would have conflicted with all of them: it is formatted once, by
-# `ruff format emrfs tests benchmarks localstack`, and this marker is removed in that commit
-# (strict: the check passing while still marked fails, so the marker cannot outlive its reason).
-@pytest.mark.xfail(
-    strict=True,
-    reason="the tree is not formatted yet: run "
-    "`ruff format emrfs tests benchmarks localstack` and remove this marker",
-)
 def test_ruff_format_is_applied():
     done = _run("ruff", "format", "--check", "--no-cache", *PATHS)
     assert done.returncode == 0, "ruff format " + " ".join(PATHS) + " applies it\n" + _report(done)
