@@ -42,8 +42,11 @@ READ = MiB
 
 def drop_cache(*paths: str) -> None:
     for top in paths:
-        files = [top] if os.path.isfile(top) else [
-            os.path.join(r, f) for r, _, fs in os.walk(top) for f in fs]
+        files = (
+            [top]
+            if os.path.isfile(top)
+            else [os.path.join(r, f) for r, _, fs in os.walk(top) for f in fs]
+        )
         for p in files:
             try:
                 fd = os.open(p, os.O_RDONLY)
@@ -83,15 +86,21 @@ class Bench:
     async def fetch(self, start: int, end: int) -> bytes:
         return os.pread(self.fd, end - start, start)
 
-    def emrfs_reader(self, cache_dir: str, prefetch: int = 2,
-                     verify: str = "always") -> CachedReader:
+    def emrfs_reader(
+        self, cache_dir: str, prefetch: int = 2, verify: str = "always"
+    ) -> CachedReader:
         # every block cached (no backlog skipping), so the warm cells read only the cache
-        store = BlockStore([cache_dir], capacity_bytes=4 * self.size, free_space_floor=0.0,
-                           max_pending_writes=1 << 20,
-                           verify=verify)
+        store = BlockStore(
+            [cache_dir],
+            capacity_bytes=4 * self.size,
+            free_space_floor=0.0,
+            max_pending_writes=1 << 20,
+            verify=verify,
+        )
         ident = ObjectIdentity("bench/object.bin", self.size, etag="bench")
-        return CachedReader(store, ident, self.fetch, block_size=self.block_size,
-                            prefetch_blocks=prefetch)
+        return CachedReader(
+            store, ident, self.fetch, block_size=self.block_size, prefetch_blocks=prefetch
+        )
 
     def emrfs_seq(self, reader: CachedReader) -> int:
         async def go():
@@ -99,6 +108,7 @@ class Bench:
             while n < self.size:
                 n += len(await reader.read(n, READ))
             return n
+
         return asyncio.run(go())
 
     def emrfs_rnd(self, reader: CachedReader) -> int:
@@ -107,6 +117,7 @@ class Bench:
             for off in self.offsets:
                 n += len(await reader.read(off, READ))
             return n
+
         return asyncio.run(go())
 
     def emrfs_warm_rnd(self, reader: CachedReader) -> int:
@@ -125,11 +136,13 @@ class Bench:
             while n < self.size:
                 n += len(await self.fetch(n, min(self.size, n + READ)))
             return n
+
         return asyncio.run(go())
 
     def uncached_rnd(self) -> int:
         async def go():
             return sum([len(await self.fetch(o, o + READ)) for o in self.offsets])
+
         return asyncio.run(go())
 
     # --- plain file and fsspec --------------------------------------------------------
@@ -154,8 +167,9 @@ class Bench:
         import fsspec
 
         kw = {"block_size": 8 * MiB} if kind == "blockcache" else {}
-        return fsspec.filesystem(kind, target_protocol="file", cache_storage=cache_dir,
-                                 skip_instance_cache=True, **kw)
+        return fsspec.filesystem(
+            kind, target_protocol="file", cache_storage=cache_dir, skip_instance_cache=True, **kw
+        )
 
 
 def timed(fn, *args) -> float:
@@ -226,8 +240,9 @@ def one_round(b: Bench, variants: list[str], fsspec_kinds: list[str]) -> dict[st
 
 def table(rows: dict[str, list[float]]) -> str:
     def base(name: str) -> float:
-        kind = (("seq" if " seq " in name + " " else "rnd")
-                + (" cold" if "cold" in name else " warm"))
+        kind = ("seq" if " seq " in name + " " else "rnd") + (
+            " cold" if "cold" in name else " warm"
+        )
         return statistics.median(rows[f"local open() {kind}"])
 
     lines = [f"{'variant':42} {'MB/s':>9} {'spread':>7} {'x open()':>9}"]
@@ -255,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
                 for mib in [int(x) for x in args.block_sizes.split(",")]:
                     b = Bench(args.size, mib * MiB, work)
                     for k, v in one_round(b, [], []).items():
-                        rows.setdefault(k if k.startswith("local") else f"{k} [{mib} MiB]",
-                                        []).append(v)
+                        rows.setdefault(
+                            k if k.startswith("local") else f"{k} [{mib} MiB]", []
+                        ).append(v)
             print(table(rows))
             return 0
         b = Bench(args.size, args.block_size * MiB, work)
@@ -265,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             for k, v in one_round(b, ["uncached"], kinds).items():
                 rows.setdefault(k, []).append(v)
-        print(f"object {args.size} MiB, emrfs block {args.block_size} MiB, "
-              f"{args.rounds} round(s), 1 MiB reads, 100 random")
+        print(
+            f"object {args.size} MiB, emrfs block {args.block_size} MiB, "
+            f"{args.rounds} round(s), 1 MiB reads, 100 random"
+        )
         print(table(rows))
     finally:
         if not args.workdir:

@@ -90,18 +90,25 @@ class S3Bench:
 
         cache = {"enabled": cache_dir is not None}
         if cache_dir:
-            cache.update(directories=[cache_dir], verify=verify, prefetch_blocks=prefetch,
-                         capacity_bytes=4 * self.size, free_space_floor=0.0)
-        return EmrFileSystem(endpoint_url=self.proxy.url, skip_instance_cache=True,
-                             cache=cache)
+            cache.update(
+                directories=[cache_dir],
+                verify=verify,
+                prefetch_blocks=prefetch,
+                capacity_bytes=4 * self.size,
+                free_space_floor=0.0,
+            )
+        return EmrFileSystem(endpoint_url=self.proxy.url, skip_instance_cache=True, cache=cache)
 
     def fsspec(self, kind: str, cache_dir: str):
         import fsspec
 
-        return fsspec.filesystem(kind, target_protocol="s3", cache_storage=cache_dir,
-                                 target_options={"endpoint_url": self.proxy.url,
-                                                 "skip_instance_cache": True},
-                                 skip_instance_cache=True)
+        return fsspec.filesystem(
+            kind,
+            target_protocol="s3",
+            cache_storage=cache_dir,
+            target_options={"endpoint_url": self.proxy.url, "skip_instance_cache": True},
+            skip_instance_cache=True,
+        )
 
 
 class Cells:
@@ -128,16 +135,19 @@ class Cells:
             mode = ("seq" if " seq " in name else "rnd") + (" cold" if "cold" in name else " warm")
             return self.speed.get(f"local open() {mode}")
 
-        lines = [f"{'cell':44} {'MB/s':>8} {'spread':>7} {'x local':>8} {'reqs':>5} "
-                 f"{'MiB served':>10}"]
+        lines = [
+            f"{'cell':44} {'MB/s':>8} {'spread':>7} {'x local':>8} {'reqs':>5} {'MiB served':>10}"
+        ]
         for name, vals in self.speed.items():
             med = statistics.median(vals)
             spread = (max(vals) - min(vals)) / med if len(vals) > 1 and med else 0.0
             ref = base(name)
             ratio = f"{med / statistics.median(ref):8.2f}" if ref else f"{'':8}"
-            lines.append(f"{name:44} {med:8.0f} {spread:7.0%} {ratio} "
-                         f"{statistics.median(self.requests[name]):5.0f} "
-                         f"{statistics.median(self.served[name]):10.1f}")
+            lines.append(
+                f"{name:44} {med:8.0f} {spread:7.0%} {ratio} "
+                f"{statistics.median(self.requests[name]):5.0f} "
+                f"{statistics.median(self.served[name]):10.1f}"
+            )
         return "\n".join(lines)
 
 
@@ -166,8 +176,7 @@ def variants(b: S3Bench, cells: Cells, cold_random: bool) -> list[Callable[[], N
                 if verify == "open":
                     seq_read(f)  # each chunk checked once by this process
                 cells.time(f"emrfs cache seq warm, verify={verify}", lambda: seq_read(f))
-                cells.time(f"emrfs cache rnd warm, verify={verify}",
-                           lambda: rnd_read(f, b.offsets))
+                cells.time(f"emrfs cache rnd warm, verify={verify}", lambda: rnd_read(f, b.offsets))
         shutil.rmtree(d, ignore_errors=True)
         if cold_random:
             d = b.fresh_dir("emrfs")
@@ -206,21 +215,27 @@ def variants(b: S3Bench, cells: Cells, cold_random: bool) -> list[Callable[[], N
             if cold_random:
                 d = b.fresh_dir(kind)
                 fs = b.fsspec(kind, d)
-                cells.time(f"fsspec {kind} rnd cold",
-                           lambda: closed(fs, lambda f: rnd_read(f, b.offsets)))
+                cells.time(
+                    f"fsspec {kind} rnd cold", lambda: closed(fs, lambda f: rnd_read(f, b.offsets))
+                )
                 shutil.rmtree(d, ignore_errors=True)
+
         return run
 
     return [local, emrfs_cache, emrfs_plain] + [
-        fsspec_kind(k) for k in ("simplecache", "blockcache", "filecache")]
+        fsspec_kind(k) for k in ("simplecache", "blockcache", "filecache")
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=256, help="object size in MiB")
     p.add_argument("--rounds", type=int, default=int(os.environ.get("EMRFS_BENCH_ROUNDS", 1)))
-    p.add_argument("--skip-cold-random", action="store_true",
-                   help="leave out cold random reads (moto reads the whole object per GET)")
+    p.add_argument(
+        "--skip-cold-random",
+        action="store_true",
+        help="leave out cold random reads (moto reads the whole object per GET)",
+    )
     args = p.parse_args(argv)
     from emrfs.testing import FaultProxy, LocalServers
 
@@ -235,8 +250,10 @@ def main(argv: list[str] | None = None) -> int:
                 for run in runs[k:] + runs[:k]:
                     run()
                 print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-            print(f"object {args.size} MiB on moto (through the fault proxy), emrfs blocks "
-                  f"8 MiB, {args.rounds} round(s), 1 MiB reads, 100 random")
+            print(
+                f"object {args.size} MiB on moto (through the fault proxy), emrfs blocks "
+                f"8 MiB, {args.rounds} round(s), 1 MiB reads, 100 random"
+            )
             print(cells.table())
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -31,10 +31,13 @@ def _emrfs(env: Env, consistent: bool):
     options = {}
     if consistent:
         table = env.data.setdefault("table", f"emrfs-bench-{uuid.uuid4().hex[:10]}")
-        options = {"consistent": True, "consistency.table_name": table,
-                   "consistency.read_capacity": 0, "consistency.write_capacity": 0}
-    return EmrFileSystem(endpoint_url=env.clients.endpoint_url, skip_instance_cache=True,
-                         **options)
+        options = {
+            "consistent": True,
+            "consistency.table_name": table,
+            "consistency.read_capacity": 0,
+            "consistency.write_capacity": 0,
+        }
+    return EmrFileSystem(endpoint_url=env.clients.endpoint_url, skip_instance_cache=True, **options)
 
 
 PLAIN, VIEW = "emrfs", "emrfs consistent view"
@@ -57,12 +60,21 @@ def cv_small_put(ctx: CaseContext) -> Case:
             round_no[0] += 1
             keys = _small_keys(f"p/{name}/{round_no[0]}", n)
             return lambda: fs.pipe({f"{env.bucket}/{k}": env.data["body"] for k in keys})
+
         return prepare
 
-    return Case("cv_small_put", "ops/s", n, reference=PLAIN, setup=setup,
-                description=f"PUT {n:,} objects of 4 KiB with fs.pipe(dict).",
-                variants=[Variant(PLAIN, variant(False), requires="emrfs"),
-                          Variant(VIEW, variant(True), requires="emrfs")])
+    return Case(
+        "cv_small_put",
+        "ops/s",
+        n,
+        reference=PLAIN,
+        setup=setup,
+        description=f"PUT {n:,} objects of 4 KiB with fs.pipe(dict).",
+        variants=[
+            Variant(PLAIN, variant(False), requires="emrfs"),
+            Variant(VIEW, variant(True), requires="emrfs"),
+        ],
+    )
 
 
 @REGISTRY.case("cv_large_read")
@@ -77,20 +89,34 @@ def cv_large_read(ctx: CaseContext) -> Case:
             fs = _emrfs(env, consistent)
             path = f"{env.bucket}/{'view' if consistent else 'plain'}/big"
             if consistent and "view_ready" not in env.data:  # the table must know its ETag
-                fs.pipe_file(path, env.clients.boto3().get_object(
-                    Bucket=env.bucket, Key="plain/big")["Body"].read())
+                fs.pipe_file(
+                    path,
+                    env.clients.boto3()
+                    .get_object(Bucket=env.bucket, Key="plain/big")["Body"]
+                    .read(),
+                )
                 env.data["view_ready"] = True
 
             def op():
                 if len(fs.cat_file(path)) != size:
                     raise AssertionError("short read")
+
             return op
+
         return prepare
 
-    return Case("cv_large_read", "MB/s", size, reference=PLAIN, setup=setup,
-                description=f"Read a {ctx.args.size_mib} MiB object with cat_file.",
-                variants=[Variant(PLAIN, variant(False), requires="emrfs"),
-                          Variant(VIEW, variant(True), requires="emrfs")])
+    return Case(
+        "cv_large_read",
+        "MB/s",
+        size,
+        reference=PLAIN,
+        setup=setup,
+        description=f"Read a {ctx.args.size_mib} MiB object with cat_file.",
+        variants=[
+            Variant(PLAIN, variant(False), requires="emrfs"),
+            Variant(VIEW, variant(True), requires="emrfs"),
+        ],
+    )
 
 
 @REGISTRY.case("cv_list")
@@ -107,6 +133,7 @@ def cv_list(ctx: CaseContext) -> Case:
         def op():
             if len(fs.ls(path, detail=False)) != n:
                 raise AssertionError("listed the wrong number of keys")
+
         return op
 
     def fast(env: Env):
@@ -120,13 +147,22 @@ def cv_list(ctx: CaseContext) -> Case:
         def op():
             if len(fs.ls(path, detail=False)) != n:
                 raise AssertionError("listed the wrong number of keys")
+
         return op
 
-    return Case("cv_list", "keys/s", n, reference="emrfs S3 LIST", setup=setup,
-                description=f"List a directory of {n:,} keys: S3 LIST vs the table alone "
-                            "(fast listing of an authoritative directory).",
-                variants=[Variant("emrfs S3 LIST", plain, requires="emrfs"),
-                          Variant("emrfs fast list (DynamoDB)", fast, requires="emrfs")])
+    return Case(
+        "cv_list",
+        "keys/s",
+        n,
+        reference="emrfs S3 LIST",
+        setup=setup,
+        description=f"List a directory of {n:,} keys: S3 LIST vs the table alone "
+        "(fast listing of an authoritative directory).",
+        variants=[
+            Variant("emrfs S3 LIST", plain, requires="emrfs"),
+            Variant("emrfs fast list (DynamoDB)", fast, requires="emrfs"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -27,10 +27,15 @@ MiB = 1024 * 1024
 
 
 def _crypto(fmt: str) -> ContentCrypto:
-    return ContentCrypto(CSEOptions(
-        enabled=True, materials_provider="emrfs.crypto.keys:AesKeyProvider",
-        aes_key=base64.b64encode(os.urandom(32)).decode(), format=fmt,
-        commitment_policy="REQUIRE_ENCRYPT_ALLOW_DECRYPT"))
+    return ContentCrypto(
+        CSEOptions(
+            enabled=True,
+            materials_provider="emrfs.crypto.keys:AesKeyProvider",
+            aes_key=base64.b64encode(os.urandom(32)).decode(),
+            format=fmt,
+            commitment_policy="REQUIRE_ENCRYPT_ALLOW_DECRYPT",
+        )
+    )
 
 
 def main() -> None:
@@ -39,10 +44,10 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=8, help="MiB per chunk/part (8)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, interleaved (3)")
     args = parser.parse_args()
-    fetched_for_a_ranged_read()   # arithmetic, instant: printed before the timed runs
+    fetched_for_a_ranged_read()  # arithmetic, instant: printed before the timed runs
     size, chunk = args.size * MiB, args.chunk * MiB
     data = memoryview(os.urandom(chunk) * (size // chunk))
-    chunks = [data[i:i + chunk] for i in range(0, len(data), chunk)]
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
     key, iv = os.urandom(32), os.urandom(12)
     out = bytearray(len(data) + 64 * 1024 + (len(data) // 4096 + 1) * 16)
     bodies: dict[str, tuple[bytes, dict]] = {}
@@ -56,7 +61,7 @@ def main() -> None:
         ctx = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
         view, n = memoryview(out), 0
         for c in chunks:
-            n += ctx.update_into(c, view[n:n + len(c)])
+            n += ctx.update_into(c, view[n : n + len(c)])
         ctx.finalize()
 
     def ours_encrypt(fmt: str, into: bool):
@@ -67,14 +72,15 @@ def main() -> None:
             view, n, parts = memoryview(out), 0, []
             for c in chunks:
                 if into:
-                    n += enc.update_into(c, view[n:n + enc.max_output(len(c))])
+                    n += enc.update_into(c, view[n : n + enc.max_output(len(c))])
                 else:
-                    piece = enc.update(c)   # what a part upload would send
+                    piece = enc.update(c)  # what a part upload would send
                     if keep:
                         parts.append(bytes(piece))
             tail = enc.finalize()
             if keep:
                 bodies[fmt] = (b"".join(parts) + tail, enc.metadata, crypto)
+
         return run
 
     raw_bodies = [AESGCM(key).encrypt(iv, c, None) for c in chunks]
@@ -90,33 +96,38 @@ def main() -> None:
             dec = asyncio.run(crypto.decryptor("bench/obj", meta))
             view, n, mv = memoryview(out), 0, memoryview(body)
             for i in range(0, len(body), chunk):
-                piece = mv[i:i + chunk]
+                piece = mv[i : i + chunk]
                 if into:
-                    n += dec.update_into(piece, view[n:n + dec.max_output(len(piece))])
+                    n += dec.update_into(piece, view[n : n + dec.max_output(len(piece))])
                 else:
                     dec.update(piece)
             dec.finalize()
+
         return run
 
-    encrypts = {"raw AESGCM.encrypt per chunk": raw_oneshot_encrypt,
-                "raw GCM update_into stream": raw_stream_encrypt,
-                "emrfs v3 update": ours_encrypt("v3", False),
-                "emrfs v3 update_into": ours_encrypt("v3", True),
-                "emrfs segmented update": ours_encrypt("segmented", False),
-                "emrfs segmented update_into": ours_encrypt("segmented", True)}
-    decrypts = {"raw AESGCM.decrypt per chunk": raw_oneshot_decrypt,
-                "emrfs v3 update": ours_decrypt("v3", False),
-                "emrfs v3 update_into": ours_decrypt("v3", True),
-                "emrfs segmented update": ours_decrypt("segmented", False),
-                "emrfs segmented update_into": ours_decrypt("segmented", True)}
+    encrypts = {
+        "raw AESGCM.encrypt per chunk": raw_oneshot_encrypt,
+        "raw GCM update_into stream": raw_stream_encrypt,
+        "emrfs v3 update": ours_encrypt("v3", False),
+        "emrfs v3 update_into": ours_encrypt("v3", True),
+        "emrfs segmented update": ours_encrypt("segmented", False),
+        "emrfs segmented update_into": ours_encrypt("segmented", True),
+    }
+    decrypts = {
+        "raw AESGCM.decrypt per chunk": raw_oneshot_decrypt,
+        "emrfs v3 update": ours_decrypt("v3", False),
+        "emrfs v3 update_into": ours_decrypt("v3", True),
+        "emrfs segmented update": ours_decrypt("segmented", False),
+        "emrfs segmented update_into": ours_decrypt("segmented", True),
+    }
     for title, table in (("encrypt", encrypts), ("decrypt", decrypts)):
         if title == "decrypt":
             for fmt in ("v3", "segmented"):
-                encrypts[f"emrfs {fmt} update"](keep=True)   # bodies for the decrypt runs
+                encrypts[f"emrfs {fmt} update"](keep=True)  # bodies for the decrypt runs
         times: dict[str, list[float]] = {name: [] for name in table}
         names = list(table)
         for r in range(args.rounds):
-            for name in names[r % len(names):] + names[:r % len(names)]:
+            for name in names[r % len(names) :] + names[: r % len(names)]:
                 start = time.perf_counter()
                 table[name]()
                 times[name].append(time.perf_counter() - start)
@@ -127,8 +138,9 @@ def main() -> None:
             print(f"  {name:32s} {len(data) / t / 1e6:9,.0f} MB/s   x{base / t:5.2f}")
 
 
-def fetched_for_a_ranged_read(object_size: int = 1 << 30, read: int = 1 << 20,
-                              offset: int = 500_000_001) -> None:
+def fetched_for_a_ranged_read(
+    object_size: int = 1 << 30, read: int = 1 << 20, offset: int = 500_000_001
+) -> None:
     """Bytes a 1 MiB read at an odd offset of a 1 GiB object fetches, per mode (arithmetic)."""
     from emrfs.crypto import ranges, segmented
 
@@ -136,10 +148,12 @@ def fetched_for_a_ranged_read(object_size: int = 1 << 30, read: int = 1 << 20,
     modes_ = {
         "v2/v3, authenticated (whole object, once)": object_size + 16,
         "v2/v3, cse.unauthenticated_range_reads": ranges.ctr_plan(
-            offset, offset + read, object_size + 16).fetch_end
+            offset, offset + read, object_size + 16
+        ).fetch_end
         - ranges.ctr_plan(offset, offset + read, object_size + 16).fetch_start,
         "segmented (64 KiB segments)": segmented.plan(
-            offset, offset + read, segmented.stored_length(object_size, seg), seg).fetch_length,
+            offset, offset + read, segmented.stored_length(object_size, seg), seg
+        ).fetch_length,
     }
     print(f"\nbytes fetched for a {read >> 20} MiB read of a {object_size >> 30} GiB object")
     for name, fetched in modes_.items():

@@ -28,8 +28,10 @@ from emrfs import EmrFileSystem
 from emrfs.testing import FaultProxy, LocalServers
 
 MiB = 1024 * 1024
-AES = {"materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-       "aes_key": base64.b64encode(os.urandom(32)).decode()}
+AES = {
+    "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+    "aes_key": base64.b64encode(os.urandom(32)).decode(),
+}
 MODES = {
     "plaintext": None,
     "cse-v3": {"enabled": True, **AES},
@@ -52,7 +54,7 @@ def throughput(endpoint: str, bucket: str, size: int, rounds: int) -> None:
     names = list(systems)
     for r in range(rounds):
         # interleaved, and the order rotates: load drifts and "who goes first" hit every mode alike
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             fs = systems[name]
             path = f"{bucket}/tp/{name}"
             t = time.perf_counter()
@@ -73,9 +75,12 @@ def throughput(endpoint: str, bucket: str, size: int, rounds: int) -> None:
 def ranged(endpoint: str, bucket: str, size: int) -> None:
     data = os.urandom(size)
     start = size // 2 + 12345
-    rows = [("plaintext", None), ("aws-authenticated", MODES["cse-v3"]),
-            ("aws-ctr", {**MODES["cse-v3"], "unauthenticated_range_reads": True}),
-            ("segmented", MODES["cse-segmented"])]
+    rows = [
+        ("plaintext", None),
+        ("aws-authenticated", MODES["cse-v3"]),
+        ("aws-ctr", {**MODES["cse-v3"], "unauthenticated_range_reads": True}),
+        ("segmented", MODES["cse-segmented"]),
+    ]
     print(f"\n1 MiB ranged read at offset {start} of a {size // MiB} MiB object")
     print(f"{'mode':<20}{'GETs':>6}{'bytes fetched':>16}{'x 1 MiB':>9}{'2nd read bytes':>16}")
     with FaultProxy(endpoint) as proxy:
@@ -84,22 +89,28 @@ def ranged(endpoint: str, bucket: str, size: int) -> None:
             path = f"{bucket}/ranged/{name}"
             fs.pipe_file(path, data)
             proxy.reset_counters()
-            assert fs.cat_file(path, start, start + MiB) == data[start:start + MiB]
+            assert fs.cat_file(path, start, start + MiB) == data[start : start + MiB]
             first = proxy.counters()
             proxy.reset_counters()
-            assert fs.cat_file(path, 100, 100 + MiB) == data[100:100 + MiB]
+            assert fs.cat_file(path, 100, 100 + MiB) == data[100 : 100 + MiB]
             second = proxy.counters()
             gets = first.operations.get("GetObject", 0)
-            print(f"{name:<20}{gets:>6}{first.response_bytes:>16,}"
-                  f"{first.response_bytes / MiB:>9.2f}{second.response_bytes:>16,}")
+            print(
+                f"{name:<20}{gets:>6}{first.response_bytes:>16,}"
+                f"{first.response_bytes / MiB:>9.2f}{second.response_bytes:>16,}"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=32, help="MiB per throughput object (32)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")
-    parser.add_argument("--large", type=int, default=64,
-                        help="MiB of the object read by range (64; 1024 for the 1 GiB case)")
+    parser.add_argument(
+        "--large",
+        type=int,
+        default=64,
+        help="MiB of the object read by range (64; 1024 for the 1 GiB case)",
+    )
     args = parser.parse_args()
     with LocalServers() as servers:
         endpoint = servers.endpoint_url

@@ -45,12 +45,11 @@ def timed(fn) -> float:
 def chunks(data: bytes, size: int = 4 * MiB):
     view = memoryview(data)
     for i in range(0, len(view), size):
-        yield bytes(view[i:i + size])
+        yield bytes(view[i : i + size])
 
 
 def gateway_write(url: str, path: str, data: bytes) -> None:
-    step = requests.put(f"{url}/webhdfs/v1/{path}?op=CREATE&overwrite=true",
-                        allow_redirects=False)
+    step = requests.put(f"{url}/webhdfs/v1/{path}?op=CREATE&overwrite=true", allow_redirects=False)
     step.raise_for_status()
     done = requests.put(step.headers["Location"], data=chunks(data))  # chunked, like Hadoop
     done.raise_for_status()
@@ -123,9 +122,20 @@ def make_fs(local: bool):
 def start_gateway(extra: list[str]) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from emrfs.cli import main; sys.exit(main())",
-         "--json", "gateway", "--port", "0", *extra],
-        stdout=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from emrfs.cli import main; sys.exit(main())",
+            "--json",
+            "gateway",
+            "--port",
+            "0",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     line = proc.stdout.readline()
     if not line:
         raise RuntimeError("emrfs gateway did not start")
@@ -137,8 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--local", action="store_true", help="serve a local directory")
-    parser.add_argument("--gateway-arg", action="append", default=[],
-                        help="extra emrfs gateway argument, e.g. --gateway-arg=--read-ahead=4")
+    parser.add_argument(
+        "--gateway-arg",
+        action="append",
+        default=[],
+        help="extra emrfs gateway argument, e.g. --gateway-arg=--read-ahead=4",
+    )
     args = parser.parse_args(argv)
     size = args.size_mib * MiB
     data = os.urandom(size)
@@ -151,27 +165,32 @@ def main(argv: list[str] | None = None) -> int:
                 "direct write": timed(lambda: direct_write(fs, f"{bucket}/direct.bin", data)),
                 "gateway write": timed(lambda: gateway_write(url, f"{bucket}/gw.bin", data)),
                 "append write": timed(
-                    lambda: fsspec_client_write(url, f"{bucket}/appended.bin", data)),
+                    lambda: fsspec_client_write(url, f"{bucket}/appended.bin", data)
+                ),
                 "direct read": timed(lambda: direct_read(fs, f"{bucket}/direct.bin", size)),
                 "direct cat": timed(lambda: direct_cat(fs, f"{bucket}/direct.bin", size)),
                 "gateway read": timed(lambda: gateway_read(url, f"{bucket}/gw.bin", size)),
             }
             for name, secs in results.items():
                 runs.setdefault(name, []).append(secs)
-        print(f"{args.size_mib} MiB on {'a local directory' if args.local else 'emrfs (moto)'}, "
-              f"{args.rounds} round(s), medians")
+        print(
+            f"{args.size_mib} MiB on {'a local directory' if args.local else 'emrfs (moto)'}, "
+            f"{args.rounds} round(s), medians"
+        )
         for name, secs in runs.items():
             mid = statistics.median(secs)
             print(f"  {name:14s} {args.size_mib / mid:8.1f} MiB/s  ({mid:.2f} s)")
-        for label, slow, fast in (("write ratio gateway/direct", "gateway write", "direct write"),
-                                  ("read ratio gateway/direct", "gateway read", "direct read"),
-                                  ("read ratio gateway/direct cat_file (one GET each)",
-                                   "gateway read", "direct cat"),
-                                  ("fsspec client (CREATE+APPEND) write ratio", "append write",
-                                   "direct write")):
+        for label, slow, fast in (
+            ("write ratio gateway/direct", "gateway write", "direct write"),
+            ("read ratio gateway/direct", "gateway read", "direct read"),
+            ("read ratio gateway/direct cat_file (one GET each)", "gateway read", "direct cat"),
+            ("fsspec client (CREATE+APPEND) write ratio", "append write", "direct write"),
+        ):
             ratios = [f / s for f, s in zip(runs[fast], runs[slow], strict=False)]  # per round
-            print(f"  {label}: {statistics.median(ratios):.2f} "
-                  f"(rounds {min(ratios):.2f}-{max(ratios):.2f})")
+            print(
+                f"  {label}: {statistics.median(ratios):.2f} "
+                f"(rounds {min(ratios):.2f}-{max(ratios):.2f})"
+            )
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(timeout=30)

@@ -80,8 +80,7 @@ class Tally:
 class Client:
     """One client's loop in its own directory ``/bucket/soak/c<N>``."""
 
-    def __init__(self, url: str, bucket: str, index: int, payload: bytes, tally: Tally,
-                 seed: int):
+    def __init__(self, url: str, bucket: str, index: int, payload: bytes, tally: Tally, seed: int):
         self.url = url
         self.base = f"/{bucket}/soak/c{index}"
         self.payload = payload
@@ -100,13 +99,16 @@ class Client:
         self.counter += 1
         name = f"f{self.counter}-ä ö"  # non-ASCII and a space, as Spark partitions can be
         size = self.random.choice((64 * KiB, 256 * KiB, 1 * MiB, 4 * MiB))
-        step = self.session.put(self._api(f"{self.base}/{name}", "CREATE", overwrite="true"),
-                                allow_redirects=False, timeout=120)
+        step = self.session.put(
+            self._api(f"{self.base}/{name}", "CREATE", overwrite="true"),
+            allow_redirects=False,
+            timeout=120,
+        )
         if step.status_code != 307:
             return self._failed("CREATE", step)
         start = self.random.randrange(0, len(self.payload) - size)
-        body = memoryview(self.payload)[start:start + size]
-        pieces = (bytes(body[i:i + 64 * KiB]) for i in range(0, size, 64 * KiB))
+        body = memoryview(self.payload)[start : start + size]
+        pieces = (bytes(body[i : i + 64 * KiB]) for i in range(0, size, 64 * KiB))
         done = self.session.put(step.headers["Location"], data=pieces, timeout=120)
         if done.status_code != 201:
             return self._failed("CREATE", done)
@@ -118,8 +120,9 @@ class Client:
             return self.create()
         name = self.random.choice(sorted(self.files))
         got = 0
-        with self.session.get(self._api(f"{self.base}/{name}", "OPEN", offset=0), stream=True,
-                              timeout=120) as answer:
+        with self.session.get(
+            self._api(f"{self.base}/{name}", "OPEN", offset=0), stream=True, timeout=120
+        ) as answer:
             if answer.status_code != 200:
                 return self._failed("OPEN", answer)
             for piece in answer.iter_content(256 * KiB):
@@ -147,9 +150,14 @@ class Client:
         name = self.random.choice(sorted(self.files))
         self.counter += 1
         new = f"r{self.counter}+={name.split('-', 1)[0]}"
-        answer = self.session.put(self._api(f"{self.base}/{name}", "RENAME",
-                                            destination=requests.utils.quote(
-                                                f"{self.base}/{new}", safe="/")), timeout=120)
+        answer = self.session.put(
+            self._api(
+                f"{self.base}/{name}",
+                "RENAME",
+                destination=requests.utils.quote(f"{self.base}/{new}", safe="/"),
+            ),
+            timeout=120,
+        )
         if answer.status_code != 200 or answer.json() != {"boolean": True}:
             return self._failed("RENAME", answer)
         self.files[new] = self.files.pop(name)
@@ -211,7 +219,8 @@ def start_gateway(args: argparse.Namespace, tmp: Path):
             import base64
 
             options = {
-                "fs.s3.cache.enabled": "true", "fs.s3.cache.dirs": str(tmp / "cache"),
+                "fs.s3.cache.enabled": "true",
+                "fs.s3.cache.dirs": str(tmp / "cache"),
                 "fs.s3.consistent": "true",
                 "fs.s3.consistent.metadata.tableName": f"{bucket}-meta",
                 "fs.s3.cse.enabled": "true",
@@ -222,9 +231,20 @@ def start_gateway(args: argparse.Namespace, tmp: Path):
             for key, value in options.items():
                 extra += ["-o", f"{key}={value}"]
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from emrfs.cli import main; sys.exit(main())",
-         "--json", "gateway", "--port", "0", *extra],
-        stdout=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from emrfs.cli import main; sys.exit(main())",
+            "--json",
+            "gateway",
+            "--port",
+            "0",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     line = proc.stdout.readline()
     if not line:
         raise RuntimeError("emrfs gateway did not start")
@@ -233,11 +253,20 @@ def start_gateway(args: argparse.Namespace, tmp: Path):
 
 def summarize(latencies: dict[str, list[float]], seconds: float) -> dict:
     every = [s for values in latencies.values() for s in values]
-    out = {"ops": len(every), "ops_per_s": len(every) / seconds if seconds else 0.0,
-           "p50_ms": percentile(every, 0.5) * 1000, "p99_ms": percentile(every, 0.99) * 1000}
-    out["by_op"] = {op: {"ops": len(v), "p50_ms": percentile(v, 0.5) * 1000,
-                         "p99_ms": percentile(v, 0.99) * 1000}
-                    for op, v in sorted(latencies.items())}
+    out = {
+        "ops": len(every),
+        "ops_per_s": len(every) / seconds if seconds else 0.0,
+        "p50_ms": percentile(every, 0.5) * 1000,
+        "p99_ms": percentile(every, 0.99) * 1000,
+    }
+    out["by_op"] = {
+        op: {
+            "ops": len(v),
+            "p50_ms": percentile(v, 0.5) * 1000,
+            "p99_ms": percentile(v, 0.99) * 1000,
+        }
+        for op, v in sorted(latencies.items())
+    }
     return out
 
 
@@ -247,8 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--sample-seconds", type=float, default=10.0)
     parser.add_argument("--local", action="store_true", help="serve a local directory")
-    parser.add_argument("--all-layers", action="store_true",
-                        help="cache, consistent view, CSE and the ephemeral tier on")
+    parser.add_argument(
+        "--all-layers",
+        action="store_true",
+        help="cache, consistent view, CSE and the ephemeral tier on",
+    )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.clients < 1 or args.sample_seconds <= 0:
@@ -266,11 +298,20 @@ def main(argv: list[str] | None = None) -> int:
     until = began + args.minutes * 60
     clients = [Client(url, bucket, i, payload, tally, seed=i) for i in range(args.clients)]
     threads = [threading.Thread(target=c.run, args=(until,), daemon=True) for c in clients]
-    kind = "a local directory" if args.local else (
-        "emrfs (moto), cache + consistent view + CSE + tier" if args.all_layers
-        else "emrfs (moto)")
-    print(f"soak: {args.clients} clients, {args.minutes:g} min, on {kind}; gateway pid "
-          f"{gateway.pid}, RSS at start {rss_mib(gateway.pid):.0f} MiB", flush=True)
+    kind = (
+        "a local directory"
+        if args.local
+        else (
+            "emrfs (moto), cache + consistent view + CSE + tier"
+            if args.all_layers
+            else "emrfs (moto)"
+        )
+    )
+    print(
+        f"soak: {args.clients} clients, {args.minutes:g} min, on {kind}; gateway pid "
+        f"{gateway.pid}, RSS at start {rss_mib(gateway.pid):.0f} MiB",
+        flush=True,
+    )
     try:
         for t in threads:
             t.start()
@@ -289,15 +330,22 @@ def main(argv: list[str] | None = None) -> int:
             for op, n in failed.items():
                 failures[op] = failures.get(op, 0) + n
             interval = summarize(latencies, now - last)
-            sample = {"t_s": round(now - began, 1), "rss_mib": round(rss_mib(gateway.pid), 1),
-                      "ops_per_s": round(interval["ops_per_s"], 1),
-                      "p50_ms": round(interval["p50_ms"], 1),
-                      "p99_ms": round(interval["p99_ms"], 1), "failures": sum(failed.values())}
+            sample = {
+                "t_s": round(now - began, 1),
+                "rss_mib": round(rss_mib(gateway.pid), 1),
+                "ops_per_s": round(interval["ops_per_s"], 1),
+                "p50_ms": round(interval["p50_ms"], 1),
+                "p99_ms": round(interval["p99_ms"], 1),
+                "failures": sum(failed.values()),
+            }
             samples.append(sample)
             last = now
-            print(f"  t={sample['t_s']:6.0f}s  RSS {sample['rss_mib']:7.1f} MiB  "
-                  f"{sample['ops_per_s']:6.1f} ops/s  p50 {sample['p50_ms']:7.1f} ms  "
-                  f"p99 {sample['p99_ms']:8.1f} ms  failures {sample['failures']}", flush=True)
+            print(
+                f"  t={sample['t_s']:6.0f}s  RSS {sample['rss_mib']:7.1f} MiB  "
+                f"{sample['ops_per_s']:6.1f} ops/s  p50 {sample['p50_ms']:7.1f} ms  "
+                f"p99 {sample['p99_ms']:8.1f} ms  failures {sample['failures']}",
+                flush=True,
+            )
         elapsed = time.monotonic() - began
     finally:
         gateway.send_signal(signal.SIGTERM)
@@ -312,23 +360,40 @@ def main(argv: list[str] | None = None) -> int:
     rss = [s["rss_mib"] for s in samples]
     warm = max(60.0, args.minutes * 60 / 3) if args.minutes * 60 > 90 else args.minutes * 20
     after_warmup = [s["rss_mib"] for s in samples if s["t_s"] >= warm] or rss[-1:]
-    result.update({
-        "clients": args.clients, "minutes": args.minutes, "kind": kind,
-        "failures": failures, "errors": [e for c in clients for e in c.errors][:20],
-        "peak_rss_mib": max(rss), "rss_after_warmup_mib": {
-            "first": after_warmup[0], "last": after_warmup[-1], "max": max(after_warmup),
-            "min": min(after_warmup)},
-        "samples": samples, "gateway_exit": gateway.returncode})
+    result.update(
+        {
+            "clients": args.clients,
+            "minutes": args.minutes,
+            "kind": kind,
+            "failures": failures,
+            "errors": [e for c in clients for e in c.errors][:20],
+            "peak_rss_mib": max(rss),
+            "rss_after_warmup_mib": {
+                "first": after_warmup[0],
+                "last": after_warmup[-1],
+                "max": max(after_warmup),
+                "min": min(after_warmup),
+            },
+            "samples": samples,
+            "gateway_exit": gateway.returncode,
+        }
+    )
     growth = after_warmup[-1] - after_warmup[0]
-    print(f"{result['ops']} ops in {elapsed:.0f} s: {result['ops_per_s']:.1f} ops/s, "
-          f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms; failures "
-          f"{sum(failures.values())}")
+    print(
+        f"{result['ops']} ops in {elapsed:.0f} s: {result['ops_per_s']:.1f} ops/s, "
+        f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms; failures "
+        f"{sum(failures.values())}"
+    )
     for op, figures in result["by_op"].items():
-        print(f"  {op:10s} {figures['ops']:7d} ops  p50 {figures['p50_ms']:7.1f} ms  "
-              f"p99 {figures['p99_ms']:8.1f} ms")
-    print(f"RSS: peak {max(rss):.0f} MiB; after warm-up ({warm:.0f} s) "
-          f"{after_warmup[0]:.0f} -> {after_warmup[-1]:.0f} MiB "
-          f"(min {min(after_warmup):.0f}, max {max(after_warmup):.0f}; {growth:+.0f} MiB)")
+        print(
+            f"  {op:10s} {figures['ops']:7d} ops  p50 {figures['p50_ms']:7.1f} ms  "
+            f"p99 {figures['p99_ms']:8.1f} ms"
+        )
+    print(
+        f"RSS: peak {max(rss):.0f} MiB; after warm-up ({warm:.0f} s) "
+        f"{after_warmup[0]:.0f} -> {after_warmup[-1]:.0f} MiB "
+        f"(min {min(after_warmup):.0f}, max {max(after_warmup):.0f}; {growth:+.0f} MiB)"
+    )
     for error in result["errors"][:5]:
         print(f"  error: {error}")
     if args.json:

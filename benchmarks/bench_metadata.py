@@ -33,8 +33,9 @@ def _coalesced_rate(store, count: int) -> float:
     view = ConsistentView(store, NoRetryPolicy())
 
     async def writers() -> None:
-        await asyncio.gather(*(view.record_file(f"bench/view/f{i}", i, f"etag{i}")
-                               for i in range(count)))
+        await asyncio.gather(
+            *(view.record_file(f"bench/view/f{i}", i, f"etag{i}") for i in range(count))
+        )
 
     start = time.perf_counter()
     asyncio.run(writers())
@@ -48,8 +49,11 @@ def run(endpoint: str, count: int) -> dict[str, float]:
     from emrfs.consistency.model import TableSpec
     from emrfs.consistency.store import Entry
 
-    store = DynamoDBMetadataStore(TableSpec(f"emrfs-bench-{uuid.uuid4().hex[:10]}",
-                                            host=endpoint), read_capacity=0, write_capacity=0)
+    store = DynamoDBMetadataStore(
+        TableSpec(f"emrfs-bench-{uuid.uuid4().hex[:10]}", host=endpoint),
+        read_capacity=0,
+        write_capacity=0,
+    )
     store.create_table()
     results: dict[str, float] = {}
     try:
@@ -82,12 +86,23 @@ def run(endpoint: str, count: int) -> dict[str, float]:
         ddb = boto3.client("dynamodb", endpoint_url=endpoint)
         start = time.perf_counter()
         for i in range(0, count, 25):
-            ddb.batch_write_item(RequestItems={store.table_name: [
-                {"PutRequest": {"Item": {"parent": {"S": "bench/raw"},
-                                         "child": {"S": f"f{j}"},
-                                         "length": {"N": str(j)},
-                                         "etag": {"S": f"etag{j}"}}}}
-                for j in range(i, min(i + 25, count))]})
+            ddb.batch_write_item(
+                RequestItems={
+                    store.table_name: [
+                        {
+                            "PutRequest": {
+                                "Item": {
+                                    "parent": {"S": "bench/raw"},
+                                    "child": {"S": f"f{j}"},
+                                    "length": {"N": str(j)},
+                                    "etag": {"S": f"etag{j}"},
+                                }
+                            }
+                        }
+                        for j in range(i, min(i + 25, count))
+                    ]
+                }
+            )
         raw_batch = time.perf_counter() - start
         results["boto3_batch_put_per_s"] = _rate(count, raw_batch)
         results["batch_vs_boto3_time_ratio"] = store_batch / raw_batch if raw_batch else 0.0
@@ -109,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results, sort_keys=True))
     else:
         for name, value in results.items():
-            print(f"{name:<28} {value:10.1f}" if "ratio" not in name else
-                  f"{name:<28} {value:10.2f}x")
+            print(
+                f"{name:<28} {value:10.1f}" if "ratio" not in name else f"{name:<28} {value:10.2f}x"
+            )
     return 0
 
 

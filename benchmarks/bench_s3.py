@@ -33,17 +33,27 @@ REGISTRY.option("--size-mib", type=int, default=256, help="large object size (de
 REGISTRY.option("--small-count", type=int, default=2000, help="small objects (default 2000)")
 REGISTRY.option("--small-kib", type=int, default=4, help="small object size (default 4)")
 REGISTRY.option("--list-count", type=int, default=10000, help="keys to list (default 10000)")
-REGISTRY.option("--parquet-rows", type=int, default=1_000_000,
-                help="Parquet rows, 10 columns (default 1000000)")
-REGISTRY.option("--stream-mib", type=int, default=1024,
-                help="streamed object size for --stream (default 1024)")
-REGISTRY.option("--cse-mib", type=int, default=64,
-                help="object size of the CSE cases (default 64)")
+REGISTRY.option(
+    "--parquet-rows", type=int, default=1_000_000, help="Parquet rows, 10 columns (default 1000000)"
+)
+REGISTRY.option(
+    "--stream-mib", type=int, default=1024, help="streamed object size for --stream (default 1024)"
+)
+REGISTRY.option("--cse-mib", type=int, default=64, help="object size of the CSE cases (default 64)")
 REGISTRY.option("--threads", type=int, default=8, help="threads for boto3/pyarrow batches")
-REGISTRY.option("--concurrency", type=int, default=32,
-                help="aiobotocore and obstore requests in flight")
-REGISTRY.quick(size_mib=1, small_count=20, list_count=30, parquet_rows=2000, stream_mib=2,
-               cse_mib=1, threads=2, concurrency=4)
+REGISTRY.option(
+    "--concurrency", type=int, default=32, help="aiobotocore and obstore requests in flight"
+)
+REGISTRY.quick(
+    size_mib=1,
+    small_count=20,
+    list_count=30,
+    parquet_rows=2000,
+    stream_mib=2,
+    cse_mib=1,
+    threads=2,
+    concurrency=4,
+)
 
 
 def _obstore_run(coro):
@@ -67,6 +77,7 @@ def _check_size(key_of, size_of):
         got = env.clients.boto3().head_object(Bucket=env.bucket, Key=key)["ContentLength"]
         if got != size_of(env):
             raise AssertionError(f"{variant.name} wrote {got} bytes to {key}, not {size_of(env)}")
+
     return check
 
 
@@ -75,6 +86,7 @@ def _slug(name: str) -> str:
 
 
 # ---------------------------------------------------------------- large objects
+
 
 @REGISTRY.case("large_write")
 def large_write(ctx: CaseContext) -> Case:
@@ -104,6 +116,7 @@ def large_write(ctx: CaseContext) -> Case:
         def op():
             with fs.open(path, "wb") as f:
                 f.write(env.data["payload"])
+
         return op
 
     def pyarrow_stream(env):
@@ -112,6 +125,7 @@ def large_write(ctx: CaseContext) -> Case:
         def op():
             with pafs.open_output_stream(path) as f:
                 f.write(env.data["payload"])
+
         return op
 
     def obstore_put(env):
@@ -121,15 +135,22 @@ def large_write(ctx: CaseContext) -> Case:
         return lambda: obstore.put(store, k, env.data["payload"])
 
     return Case(
-        "large_write", "MB/s", size, reference="boto3 put_object", setup=setup,
+        "large_write",
+        "MB/s",
+        size,
+        reference="boto3 put_object",
+        setup=setup,
         check=_check_size(lambda env, v: key(env, v.name), lambda env: size),
         description=f"Write one {ctx.args.size_mib} MiB object from memory.",
-        variants=[Variant("boto3 put_object", boto3_put),
-                  Variant("boto3 upload_fileobj", boto3_upload),
-                  *_fsspec_variants("pipe_file", fs_pipe),
-                  *_fsspec_variants("open(wb).write", fs_open),
-                  Variant("pyarrow open_output_stream", pyarrow_stream, requires="pyarrow"),
-                  Variant("obstore put", obstore_put, requires="obstore")])
+        variants=[
+            Variant("boto3 put_object", boto3_put),
+            Variant("boto3 upload_fileobj", boto3_upload),
+            *_fsspec_variants("pipe_file", fs_pipe),
+            *_fsspec_variants("open(wb).write", fs_open),
+            Variant("pyarrow open_output_stream", pyarrow_stream, requires="pyarrow"),
+            Variant("obstore put", obstore_put, requires="obstore"),
+        ],
+    )
 
 
 @REGISTRY.case("large_read")
@@ -145,6 +166,7 @@ def large_read(ctx: CaseContext) -> Case:
             n = len(read())
             if n != size:
                 raise AssertionError(f"read {n} bytes of {key}, expected {size}")
+
         return op
 
     def boto3_get(env):
@@ -161,6 +183,7 @@ def large_read(ctx: CaseContext) -> Case:
         def read():
             with fs.open(f"{env.bucket}/{key}", "rb") as f:
                 return f.read()
+
         return whole(read)
 
     def pyarrow_file(env):
@@ -169,6 +192,7 @@ def large_read(ctx: CaseContext) -> Case:
         def read():
             with pafs.open_input_file(f"{env.bucket}/{key}") as f:
                 return f.read()
+
         return whole(read)
 
     def obstore_get(env):
@@ -178,18 +202,30 @@ def large_read(ctx: CaseContext) -> Case:
         return whole(lambda: obstore.get(store, key).bytes())
 
     return Case(
-        "large_read", "MB/s", size, reference="boto3 get_object", setup=setup,
+        "large_read",
+        "MB/s",
+        size,
+        reference="boto3 get_object",
+        setup=setup,
         description=f"Read one {ctx.args.size_mib} MiB object into memory.",
-        notes=["moto reads the whole object to serve a ranged GET: compare ranged "
-               "variants by requests and bytes here, not by time"] if ctx.server == "moto" else [],
-        variants=[Variant("boto3 get_object", boto3_get),
-                  *_fsspec_variants("cat_file", fs_cat),
-                  *_fsspec_variants("open().read()", fs_open),
-                  Variant("pyarrow open_input_file", pyarrow_file, requires="pyarrow"),
-                  Variant("obstore get().bytes()", obstore_get, requires="obstore")])
+        notes=[
+            "moto reads the whole object to serve a ranged GET: compare ranged "
+            "variants by requests and bytes here, not by time"
+        ]
+        if ctx.server == "moto"
+        else [],
+        variants=[
+            Variant("boto3 get_object", boto3_get),
+            *_fsspec_variants("cat_file", fs_cat),
+            *_fsspec_variants("open().read()", fs_open),
+            Variant("pyarrow open_input_file", pyarrow_file, requires="pyarrow"),
+            Variant("obstore get().bytes()", obstore_get, requires="obstore"),
+        ],
+    )
 
 
 # ---------------------------------------------------------------- small objects
+
 
 def _small_keys(prefix: str, n: int) -> list[str]:
     return [f"{prefix}/{i:05d}" for i in range(n)]
@@ -201,14 +237,18 @@ async def _gather_limited(calls, limit: int):
     async def one(call):
         async with sem:
             return await call()
+
     return await asyncio.gather(*(one(c) for c in calls))
 
 
 def _aio_put_many(env: Env, keys: list[str], body: bytes, limit: int) -> None:
     aio = env.clients.aio()
-    aio.run(_gather_limited(
-        [partial(aio.client.put_object, Bucket=env.bucket, Key=k, Body=body) for k in keys],
-        limit))
+    aio.run(
+        _gather_limited(
+            [partial(aio.client.put_object, Bucket=env.bucket, Key=k, Body=body) for k in keys],
+            limit,
+        )
+    )
 
 
 def _setup_put_many(env: Env, keys: list[str], body: bytes, limit: int) -> None:
@@ -222,8 +262,9 @@ def _setup_put_many(env: Env, keys: list[str], body: bytes, limit: int) -> None:
     import obstore
 
     store = env.clients.obstore(env.bucket)
-    _obstore_run(_gather_limited([partial(obstore.put_async, store, k, body) for k in keys],
-                                 max(limit, 64)))
+    _obstore_run(
+        _gather_limited([partial(obstore.put_async, store, k, body) for k in keys], max(limit, 64))
+    )
 
 
 @REGISTRY.case("small_put")
@@ -242,6 +283,7 @@ def small_put(ctx: CaseContext) -> Case:
         def op():
             with ThreadPoolExecutor(threads) as ex:
                 list(ex.map(lambda k: s3.put_object(Bucket=env.bucket, Key=k, Body=body), ks))
+
         return op
 
     def aio_gather(env):
@@ -264,33 +306,48 @@ def small_put(ctx: CaseContext) -> Case:
         def op():
             with ThreadPoolExecutor(threads) as ex:
                 list(ex.map(put, ks))
+
         return op
 
     def obstore_gather(env):
         import obstore
 
-        store, body, ks = env.clients.obstore(env.bucket), env.data["body"], \
-            keys(f"obstore put_async gather {limit}")
-        return lambda: _obstore_run(_gather_limited(
-            [partial(obstore.put_async, store, k, body) for k in ks], limit))
+        store, body, ks = (
+            env.clients.obstore(env.bucket),
+            env.data["body"],
+            keys(f"obstore put_async gather {limit}"),
+        )
+        return lambda: _obstore_run(
+            _gather_limited([partial(obstore.put_async, store, k, body) for k in ks], limit)
+        )
 
     def check(env: Env, variant: Variant) -> None:
         prefix = f"p/{_slug(variant.name)}/"
-        pages = env.clients.boto3().get_paginator("list_objects_v2").paginate(
-            Bucket=env.bucket, Prefix=prefix)
+        pages = (
+            env.clients.boto3()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=env.bucket, Prefix=prefix)
+        )
         got = sum(page.get("KeyCount", 0) for page in pages)
         if got != n:
             raise AssertionError(f"{variant.name} left {got} objects under {prefix}, not {n}")
 
     return Case(
-        "small_put", "ops/s", n, reference=f"aiobotocore gather {limit}", setup=setup,
-        check=check, description=f"PUT {n:,} objects of {ctx.args.small_kib} KiB.",
-        variants=[Variant(f"boto3 {threads} threads", boto3_threads),
-                  Variant(f"aiobotocore gather {limit}", aio_gather, requires="aiobotocore"),
-                  *_fsspec_variants("pipe(dict)", fs_pipe),
-                  Variant(f"pyarrow {threads} threads", pyarrow_threads, requires="pyarrow"),
-                  Variant(f"obstore put_async gather {limit}", obstore_gather,
-                          requires="obstore")])
+        "small_put",
+        "ops/s",
+        n,
+        reference=f"aiobotocore gather {limit}",
+        setup=setup,
+        check=check,
+        description=f"PUT {n:,} objects of {ctx.args.small_kib} KiB.",
+        variants=[
+            Variant(f"boto3 {threads} threads", boto3_threads),
+            Variant(f"aiobotocore gather {limit}", aio_gather, requires="aiobotocore"),
+            *_fsspec_variants("pipe(dict)", fs_pipe),
+            Variant(f"pyarrow {threads} threads", pyarrow_threads, requires="pyarrow"),
+            Variant(f"obstore put_async gather {limit}", obstore_gather, requires="obstore"),
+        ],
+    )
 
 
 @REGISTRY.case("small_get")
@@ -307,6 +364,7 @@ def small_get(ctx: CaseContext) -> Case:
             got = read_all()
             if got != n * size:
                 raise AssertionError(f"read {got} bytes from {n} objects, expected {n * size}")
+
         return op
 
     def boto3_threads(env):
@@ -318,6 +376,7 @@ def small_get(ctx: CaseContext) -> Case:
         def read_all():
             with ThreadPoolExecutor(threads) as ex:
                 return sum(ex.map(get, ks))
+
         return total(read_all)
 
     def aio_gather(env):
@@ -345,6 +404,7 @@ def small_get(ctx: CaseContext) -> Case:
         def read_all():
             with ThreadPoolExecutor(threads) as ex:
                 return sum(ex.map(get, ks))
+
         return total(read_all)
 
     def obstore_gather(env):
@@ -356,21 +416,29 @@ def small_get(ctx: CaseContext) -> Case:
             result = await obstore.get_async(store, k)
             return len(await result.bytes_async())
 
-        return total(lambda: sum(_obstore_run(
-            _gather_limited([partial(get, k) for k in ks], limit))))
+        return total(
+            lambda: sum(_obstore_run(_gather_limited([partial(get, k) for k in ks], limit)))
+        )
 
     return Case(
-        "small_get", "ops/s", n, reference=f"aiobotocore gather {limit}", setup=setup,
+        "small_get",
+        "ops/s",
+        n,
+        reference=f"aiobotocore gather {limit}",
+        setup=setup,
         description=f"GET {n:,} objects of {ctx.args.small_kib} KiB.",
-        variants=[Variant(f"boto3 {threads} threads", boto3_threads),
-                  Variant(f"aiobotocore gather {limit}", aio_gather, requires="aiobotocore"),
-                  *_fsspec_variants("cat(list)", fs_cat),
-                  Variant(f"pyarrow {threads} threads", pyarrow_threads, requires="pyarrow"),
-                  Variant(f"obstore get_async gather {limit}", obstore_gather,
-                          requires="obstore")])
+        variants=[
+            Variant(f"boto3 {threads} threads", boto3_threads),
+            Variant(f"aiobotocore gather {limit}", aio_gather, requires="aiobotocore"),
+            *_fsspec_variants("cat(list)", fs_cat),
+            Variant(f"pyarrow {threads} threads", pyarrow_threads, requires="pyarrow"),
+            Variant(f"obstore get_async gather {limit}", obstore_gather, requires="obstore"),
+        ],
+    )
 
 
 # ---------------------------------------------------------------- listing
+
 
 @REGISTRY.case("list_keys")
 def list_keys(ctx: CaseContext) -> Case:
@@ -385,13 +453,19 @@ def list_keys(ctx: CaseContext) -> Case:
             got = list_all()
             if got != n:
                 raise AssertionError(f"listed {got} keys under {prefix}/, expected {n}")
+
         return op
 
     def boto3_pages(env):
         s3 = env.clients.boto3()
-        return counted(lambda: sum(
-            len(page.get("Contents", [])) for page in
-            s3.get_paginator("list_objects_v2").paginate(Bucket=env.bucket, Prefix=prefix + "/")))
+        return counted(
+            lambda: sum(
+                len(page.get("Contents", []))
+                for page in s3.get_paginator("list_objects_v2").paginate(
+                    Bucket=env.bucket, Prefix=prefix + "/"
+                )
+            )
+        )
 
     def fs_find(lib, env):
         fs = _fs(lib, env)
@@ -401,23 +475,36 @@ def list_keys(ctx: CaseContext) -> Case:
         from pyarrow import fs as pafs
 
         s3 = env.clients.pyarrow()
-        return counted(lambda: len(s3.get_file_info(
-            pafs.FileSelector(f"{env.bucket}/{prefix}", recursive=True))))
+        return counted(
+            lambda: len(
+                s3.get_file_info(pafs.FileSelector(f"{env.bucket}/{prefix}", recursive=True))
+            )
+        )
 
     def obstore_list(env):
         import obstore
 
         store = env.clients.obstore(env.bucket)
-        return counted(lambda: sum(len(batch) for batch in
-                                   obstore.list(store, prefix=prefix + "/", chunk_size=1000)))
+        return counted(
+            lambda: sum(
+                len(batch) for batch in obstore.list(store, prefix=prefix + "/", chunk_size=1000)
+            )
+        )
 
     return Case(
-        "list_keys", "keys/s", n, reference="boto3 paginator", setup=setup,
+        "list_keys",
+        "keys/s",
+        n,
+        reference="boto3 paginator",
+        setup=setup,
         description=f"List {n:,} keys under one prefix, recursively.",
-        variants=[Variant("boto3 paginator", boto3_pages),
-                  *_fsspec_variants("find", fs_find),
-                  Variant("pyarrow FileSelector", pyarrow_selector, requires="pyarrow"),
-                  Variant("obstore list", obstore_list, requires="obstore")])
+        variants=[
+            Variant("boto3 paginator", boto3_pages),
+            *_fsspec_variants("find", fs_find),
+            Variant("pyarrow FileSelector", pyarrow_selector, requires="pyarrow"),
+            Variant("obstore list", obstore_list, requires="obstore"),
+        ],
+    )
 
 
 # ---------------------------------------------------------------- parquet
@@ -440,13 +527,16 @@ def _parquet_table(rows: int):
 
 
 def _parquet_filesystems(env: Env, lib: str):
-    return {"s3fs": env.clients.s3fs, "emrfs": env.clients.emrfs,
-            "pyarrow": env.clients.pyarrow}[lib]()
+    return {"s3fs": env.clients.s3fs, "emrfs": env.clients.emrfs, "pyarrow": env.clients.pyarrow}[
+        lib
+    ]()
 
 
 def _parquet_variants(make) -> list[Variant]:
-    return [Variant(f"{lib} pq", partial(make, lib), requires=lib)
-            for lib in ("pyarrow", "s3fs", "emrfs")]
+    return [
+        Variant(f"{lib} pq", partial(make, lib), requires=lib)
+        for lib in ("pyarrow", "s3fs", "emrfs")
+    ]
 
 
 def _parquet_setup(rows: int):
@@ -459,11 +549,15 @@ def _parquet_setup(rows: int):
         pq.write_table(table, buf)
         env.clients.boto3().put_object(Bucket=env.bucket, Key=PARQUET_KEY, Body=buf.getvalue())
         meta = pq.ParquetFile(io.BytesIO(buf.getvalue())).metadata
-        wanted = sum(meta.row_group(g).column(c).total_compressed_size
-                     for g in range(meta.num_row_groups) for c in range(meta.num_columns)
-                     if meta.schema.column(c).name in PARQUET_COLUMNS)
+        wanted = sum(
+            meta.row_group(g).column(c).total_compressed_size
+            for g in range(meta.num_row_groups)
+            for c in range(meta.num_columns)
+            if meta.schema.column(c).name in PARQUET_COLUMNS
+        )
         env.data["file_mib"] = len(buf.getvalue()) / MiB
         env.data["columns_mib"] = wanted / MiB
+
     return setup
 
 
@@ -481,22 +575,36 @@ def parquet_write(ctx: CaseContext) -> Case:
         path = f"{env.bucket}/pqw/{lib}.parquet"
         return lambda: pq.write_table(env.data["table"], path, filesystem=fs)
 
-    return Case("parquet_write", "s", rows, reference="s3fs pq", setup=setup,
-                description=f"pq.write_table of {rows:,} rows x 10 columns.",
-                variants=_parquet_variants(write))
+    return Case(
+        "parquet_write",
+        "s",
+        rows,
+        reference="s3fs pq",
+        setup=setup,
+        description=f"pq.write_table of {rows:,} rows x 10 columns.",
+        variants=_parquet_variants(write),
+    )
 
 
 def _parquet_read(name: str, ctx: CaseContext, columns: list[str] | None) -> Case:
     rows = ctx.args.parquet_rows
     base_setup = _parquet_setup(rows)
-    case = Case(name, "s", rows, reference="pyarrow pq", variants=[],
-                description=f"pq.read_table of {rows:,} rows x 10 columns"
-                            + (f", columns {columns}." if columns else ", all columns."))
+    case = Case(
+        name,
+        "s",
+        rows,
+        reference="pyarrow pq",
+        variants=[],
+        description=f"pq.read_table of {rows:,} rows x 10 columns"
+        + (f", columns {columns}." if columns else ", all columns."),
+    )
 
     def setup(env: Env) -> None:
         base_setup(env)
-        case.notes.append(f"file {env.data['file_mib']:.1f} MiB; the selected columns' "
-                          f"chunks {env.data['columns_mib']:.1f} MiB")
+        case.notes.append(
+            f"file {env.data['file_mib']:.1f} MiB; the selected columns' "
+            f"chunks {env.data['columns_mib']:.1f} MiB"
+        )
 
     def read(lib, env):
         import pyarrow.parquet as pq
@@ -507,6 +615,7 @@ def _parquet_read(name: str, ctx: CaseContext, columns: list[str] | None) -> Cas
             table = pq.read_table(f"{env.bucket}/{PARQUET_KEY}", columns=columns, filesystem=fs)
             if table.num_rows != rows:
                 raise AssertionError(f"read {table.num_rows} rows, expected {rows}")
+
         return op
 
     case.setup = setup
@@ -536,6 +645,7 @@ def _stream_write_fs(fs, env: Env):
         with fs.open(path, "wb") as f:
             for chunk in pattern_chunks(env.data["size"], STREAM_CHUNK):
                 f.write(chunk)
+
     return op
 
 
@@ -559,6 +669,7 @@ def _sw_pyarrow(env: Env):
         with pafs.open_output_stream(f"{env.bucket}/{STREAM_KEY}-w") as f:
             for chunk in pattern_chunks(env.data["size"], STREAM_CHUNK):
                 f.write(chunk)
+
     return op
 
 
@@ -566,8 +677,9 @@ def _sw_obstore(env: Env):
     import obstore
 
     store = env.clients.obstore(env.bucket)
-    return lambda: obstore.put(store, STREAM_KEY + "-w",
-                               pattern_chunks(env.data["size"], STREAM_CHUNK))
+    return lambda: obstore.put(
+        store, STREAM_KEY + "-w", pattern_chunks(env.data["size"], STREAM_CHUNK)
+    )
 
 
 def _drain(f, size: int) -> None:
@@ -586,6 +698,7 @@ def _sr_boto3(env: Env):
         got = sum(len(c) for c in body.iter_chunks(STREAM_CHUNK))
         if got != env.data["size"]:
             raise AssertionError(f"streamed {got} bytes, expected {env.data['size']}")
+
     return op
 
 
@@ -599,6 +712,7 @@ def _sr_obstore(env: Env):
         got = sum(len(c) for c in result.stream(min_chunk_size=STREAM_CHUNK))
         if got != env.data["size"]:
             raise AssertionError(f"streamed {got} bytes, expected {env.data['size']}")
+
     return op
 
 
@@ -606,6 +720,7 @@ def _stream_read_fs(fs, env: Env):
     def op():
         with fs.open(f"{env.bucket}/{STREAM_KEY}", "rb") as f:
             _drain(f, env.data["size"])
+
     return op
 
 
@@ -623,6 +738,7 @@ def _sr_pyarrow(env: Env):
     def op():
         with pafs.open_input_stream(f"{env.bucket}/{STREAM_KEY}") as f:
             _drain(f, env.data["size"])
+
     return op
 
 
@@ -634,16 +750,22 @@ def stream_write(ctx: CaseContext) -> Case:
         env.data["size"] = size
 
     return Case(
-        "stream_write", "MB/s", size, reference="boto3 upload_fileobj", setup=setup,
+        "stream_write",
+        "MB/s",
+        size,
+        reference="boto3 upload_fileobj",
+        setup=setup,
         check=_check_size(lambda env, v: STREAM_KEY + "-w", lambda env: size),
         description=f"Write a {ctx.args.stream_mib} MiB object from a generator, "
-                    f"{STREAM_CHUNK // MiB} MiB at a time, in a child process (peak RSS).",
-        variants=[Variant("boto3 upload_fileobj", _sw_boto3, child=True),
-                  Variant("s3fs open(wb)", _sw_s3fs, requires="s3fs", child=True),
-                  Variant("emrfs open(wb)", _sw_emrfs, requires="emrfs", child=True),
-                  Variant("pyarrow open_output_stream", _sw_pyarrow, requires="pyarrow",
-                          child=True),
-                  Variant("obstore put(iterator)", _sw_obstore, requires="obstore", child=True)])
+        f"{STREAM_CHUNK // MiB} MiB at a time, in a child process (peak RSS).",
+        variants=[
+            Variant("boto3 upload_fileobj", _sw_boto3, child=True),
+            Variant("s3fs open(wb)", _sw_s3fs, requires="s3fs", child=True),
+            Variant("emrfs open(wb)", _sw_emrfs, requires="emrfs", child=True),
+            Variant("pyarrow open_output_stream", _sw_pyarrow, requires="pyarrow", child=True),
+            Variant("obstore put(iterator)", _sw_obstore, requires="obstore", child=True),
+        ],
+    )
 
 
 @REGISTRY.case("stream_read", flag="stream")
@@ -654,20 +776,30 @@ def stream_read(ctx: CaseContext) -> Case:
         env.data["size"] = size
         env.clients.boto3().upload_fileobj(PatternReader(size), env.bucket, STREAM_KEY)
 
-    slow = ("moto reads the whole object for every ranged GET, and pyarrow's input "
-            "stream reads in small ranges: minutes per GiB here; run with --server seaweedfs"
-            if ctx.server == "moto" and size > 64 * MiB else None)
+    slow = (
+        "moto reads the whole object for every ranged GET, and pyarrow's input "
+        "stream reads in small ranges: minutes per GiB here; run with --server seaweedfs"
+        if ctx.server == "moto" and size > 64 * MiB
+        else None
+    )
     return Case(
-        "stream_read", "MB/s", size, reference="boto3 iter_chunks", setup=setup,
+        "stream_read",
+        "MB/s",
+        size,
+        reference="boto3 iter_chunks",
+        setup=setup,
         description=f"Read a {ctx.args.stream_mib} MiB object {STREAM_CHUNK // MiB} MiB "
-                    "at a time, discarding it, in a child process (peak RSS).",
-        variants=[Variant("boto3 iter_chunks", _sr_boto3, child=True),
-                  Variant("s3fs open().read(8 MiB)", _sr_s3fs, requires="s3fs", child=True),
-                  Variant("emrfs open().read(8 MiB)", _sr_emrfs, requires="emrfs", child=True),
-                  Variant("pyarrow open_input_stream", _sr_pyarrow, requires="pyarrow",
-                          child=True, skip=slow),
-                  Variant("obstore get().stream()", _sr_obstore, requires="obstore",
-                          child=True)])
+        "at a time, discarding it, in a child process (peak RSS).",
+        variants=[
+            Variant("boto3 iter_chunks", _sr_boto3, child=True),
+            Variant("s3fs open().read(8 MiB)", _sr_s3fs, requires="s3fs", child=True),
+            Variant("emrfs open().read(8 MiB)", _sr_emrfs, requires="emrfs", child=True),
+            Variant(
+                "pyarrow open_input_stream", _sr_pyarrow, requires="pyarrow", child=True, skip=slow
+            ),
+            Variant("obstore get().stream()", _sr_obstore, requires="obstore", child=True),
+        ],
+    )
 
 
 # ---------------------------------------------------------------- emrfs features against emrfs
@@ -677,11 +809,17 @@ def stream_read(ctx: CaseContext) -> Case:
 _AES_KEY = base64.b64encode(bytes(range(32))).decode()
 CSE_MODES = {
     "emrfs plaintext": None,
-    "emrfs cse-v3": {"enabled": True, "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-                     "aes_key": _AES_KEY},
-    "emrfs cse-segmented": {"enabled": True, "format": "segmented",
-                            "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-                            "aes_key": _AES_KEY},
+    "emrfs cse-v3": {
+        "enabled": True,
+        "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+        "aes_key": _AES_KEY,
+    },
+    "emrfs cse-segmented": {
+        "enabled": True,
+        "format": "segmented",
+        "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+        "aes_key": _AES_KEY,
+    },
     "emrfs cse-kms (v3)": "kms",
 }
 
@@ -717,10 +855,16 @@ def cse_write(ctx: CaseContext) -> Case:
         fs, path = _cse_fs(env, mode), f"{env.bucket}/cse/{_slug(mode)}"
         return lambda: fs.pipe_file(path, env.data["payload"])
 
-    return Case("cse_write", "MB/s", size, reference="emrfs plaintext", setup=setup,
-                description=f"pipe_file of one {ctx.args.cse_mib} MiB object, client-side "
-                            "encrypted or not (target: >= 0.9x plaintext).",
-                variants=_cse_variants(write))
+    return Case(
+        "cse_write",
+        "MB/s",
+        size,
+        reference="emrfs plaintext",
+        setup=setup,
+        description=f"pipe_file of one {ctx.args.cse_mib} MiB object, client-side "
+        "encrypted or not (target: >= 0.9x plaintext).",
+        variants=_cse_variants(write),
+    )
 
 
 @REGISTRY.case("cse_read")
@@ -741,12 +885,19 @@ def cse_read(ctx: CaseContext) -> Case:
             got = fs.cat_file(path)
             if len(got) != size:
                 raise AssertionError(f"read {len(got)} bytes of {path}, expected {size}")
+
         return op
 
-    return Case("cse_read", "MB/s", size, reference="emrfs plaintext", setup=setup,
-                description=f"cat_file of one {ctx.args.cse_mib} MiB object, client-side "
-                            "encrypted or not (target: >= 0.95x plaintext).",
-                variants=_cse_variants(read))
+    return Case(
+        "cse_read",
+        "MB/s",
+        size,
+        reference="emrfs plaintext",
+        setup=setup,
+        description=f"cat_file of one {ctx.args.cse_mib} MiB object, client-side "
+        "encrypted or not (target: >= 0.95x plaintext).",
+        variants=_cse_variants(read),
+    )
 
 
 @REGISTRY.case("cv_small_put")
@@ -761,10 +912,15 @@ def cv_small_put(ctx: CaseContext) -> Case:
         def prepare(env: Env):
             if consistent:
                 table = env.data.setdefault("table", f"emrfs-bench-{uuid.uuid4().hex[:10]}")
-                fs = env.clients.emrfs_with(**{
-                    "consistent": True, "consistency.table_name": table,
-                    "consistency.dynamodb_endpoint": env.aux(),
-                    "consistency.read_capacity": 0, "consistency.write_capacity": 0})
+                fs = env.clients.emrfs_with(
+                    **{
+                        "consistent": True,
+                        "consistency.table_name": table,
+                        "consistency.dynamodb_endpoint": env.aux(),
+                        "consistency.read_capacity": 0,
+                        "consistency.write_capacity": 0,
+                    }
+                )
             else:
                 fs = env.clients.emrfs()
             name = _slug(view if consistent else plain)
@@ -773,14 +929,23 @@ def cv_small_put(ctx: CaseContext) -> Case:
             round_no[0] += 1  # fresh keys each run: every PUT creates a file
             keys = _small_keys(f"cv/{name}/{round_no[0]}", n)
             return lambda: fs.pipe({f"{env.bucket}/{k}": env.data["body"] for k in keys})
+
         return prepare
 
-    return Case("cv_small_put", "ops/s", n, reference=plain, setup=setup,
-                description=f"PUT {n:,} new objects of {ctx.args.small_kib} KiB with "
-                            "pipe(dict), with the consistent view (DynamoDB on moto beside "
-                            "the S3 server) and without (target: >= 0.85x).",
-                variants=[Variant(plain, variant(False), requires="emrfs"),
-                          Variant(view, variant(True), requires="emrfs")])
+    return Case(
+        "cv_small_put",
+        "ops/s",
+        n,
+        reference=plain,
+        setup=setup,
+        description=f"PUT {n:,} new objects of {ctx.args.small_kib} KiB with "
+        "pipe(dict), with the consistent view (DynamoDB on moto beside "
+        "the S3 server) and without (target: >= 0.85x).",
+        variants=[
+            Variant(plain, variant(False), requires="emrfs"),
+            Variant(view, variant(True), requires="emrfs"),
+        ],
+    )
 
 
 if __name__ == "__main__":

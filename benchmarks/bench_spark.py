@@ -44,10 +44,24 @@ KINDS = {
 
 
 #: the metadata table's operations (counted apart, as "DDB").
-DYNAMODB_OPS = frozenset({
-    "GetItem", "PutItem", "DeleteItem", "UpdateItem", "Query", "Scan", "BatchGetItem",
-    "BatchWriteItem", "TransactWriteItems", "DescribeTable", "CreateTable",
-    "UpdateTimeToLive", "DescribeTimeToLive", "ListTables"})
+DYNAMODB_OPS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "DeleteItem",
+        "UpdateItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+        "DescribeTable",
+        "CreateTable",
+        "UpdateTimeToLive",
+        "DescribeTimeToLive",
+        "ListTables",
+    }
+)
 
 
 def by_kind(operations: dict[str, int]) -> Counter:
@@ -70,9 +84,11 @@ def run_job(spark, url: str, rows: int, parts: int) -> tuple[float, float]:
     """Write the partitioned table, read it back whole; (write s, read s)."""
     from pyspark.sql import functions as F
 
-    df = (spark.range(0, rows, numPartitions=2)
-          .withColumn("part", (F.col("id") % parts).cast("string"))
-          .withColumn("payload", F.sha2(F.col("id").cast("string"), 256)))
+    df = (
+        spark.range(0, rows, numPartitions=2)
+        .withColumn("part", (F.col("id") % parts).cast("string"))
+        .withColumn("payload", F.sha2(F.col("id").cast("string"), 256))
+    )
     start = time.perf_counter()
     df.write.mode("overwrite").partitionBy("part").parquet(url)
     wrote = time.perf_counter() - start
@@ -83,8 +99,9 @@ def run_job(spark, url: str, rows: int, parts: int) -> tuple[float, float]:
     return wrote, read
 
 
-def measure(spark, proxy, endpoint: str, ephemeral: bool, rows: int, parts: int,
-            staged: bool = False) -> dict:
+def measure(
+    spark, proxy, endpoint: str, ephemeral: bool, rows: int, parts: int, staged: bool = False
+) -> dict:
     import boto3
 
     from emrfs.filesystem import EmrFileSystem
@@ -96,22 +113,33 @@ def measure(spark, proxy, endpoint: str, ephemeral: bool, rows: int, parts: int,
     s3.create_bucket(Bucket=bucket)
     cache_dir = tempfile.mkdtemp(prefix="bench-spark-cache-")
     extra = {"consistent": True, "consistency.table_name": f"bench-{bucket}"} if staged else {}
-    fs = EmrFileSystem(endpoint_url=proxy.url, skip_instance_cache=True,
-                       cache={"enabled": True, "directories": [cache_dir]},
-                       ephemeral={"enabled": ephemeral,
-                                  "task_commit": "staged" if staged else "local"}, **extra)
+    fs = EmrFileSystem(
+        endpoint_url=proxy.url,
+        skip_instance_cache=True,
+        cache={"enabled": True, "directories": [cache_dir]},
+        ephemeral={"enabled": ephemeral, "task_commit": "staged" if staged else "local"},
+        **extra,
+    )
     try:
         with serve_in_thread(fs) as gateway:
             url = f"webhdfs://127.0.0.1:{gateway.port}/{bucket}/table"
             proxy.reset_counters()
             wrote, read = run_job(spark, url, rows, parts)
             counts = proxy.counters()
-        temporary = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-                     if "_temporary" in o["Key"]]
+        temporary = [
+            o["Key"]
+            for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+            if "_temporary" in o["Key"]
+        ]
         assert not temporary, temporary  # the committer cleaned up either way
         assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
-        return {"write": wrote, "read": read, "kinds": by_kind(dict(counts.operations)),
-                "s3": counts.services.get("s3", 0), "ddb": counts.services.get("dynamodb", 0)}
+        return {
+            "write": wrote,
+            "read": read,
+            "kinds": by_kind(dict(counts.operations)),
+            "s3": counts.services.get("s3", 0),
+            "ddb": counts.services.get("dynamodb", 0),
+        }
     finally:
         if ephemeral:
             fs._cached.local.tier.terminate()
@@ -123,8 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--parts", type=int, default=4, help="values of the partition column")
-    parser.add_argument("--gateway-mib", type=int, default=256,
-                        help="file size of the gateway-vs-direct run (0: skip it)")
+    parser.add_argument(
+        "--gateway-mib",
+        type=int,
+        default=256,
+        help="file size of the gateway-vs-direct run (0: skip it)",
+    )
     args = parser.parse_args(argv)
 
     from emrfs.testing import FaultProxy, LocalServers
@@ -134,21 +166,32 @@ def main(argv: list[str] | None = None) -> int:
         with LocalServers() as servers, FaultProxy(servers.endpoint_url) as proxy:
             # a warm-up write so JIT and Hadoop client start-up are not in the first figure
             measure(spark, proxy, servers.endpoint_url, True, 1000, args.parts)
-            results = {label: measure(spark, proxy, servers.endpoint_url, on, args.rows,
-                                      args.parts, staged)
-                       for label, on, staged in (("tier, local", True, False),
-                                                 ("tier, staged", True, True),
-                                                 ("no tier", False, False))}
+            results = {
+                label: measure(
+                    spark, proxy, servers.endpoint_url, on, args.rows, args.parts, staged
+                )
+                for label, on, staged in (
+                    ("tier, local", True, False),
+                    ("tier, staged", True, True),
+                    ("no tier", False, False),
+                )
+            }
     finally:
         spark.stop()
     kinds = list(KINDS) + sorted({k for r in results.values() for k in r["kinds"]} - set(KINDS))
-    print(f"Spark local[2]: {args.rows:,} rows, partitionBy over {args.parts} values, "
-          "Parquet through the gateway (cache on)")
-    print(f"  {'':15s} {'write s':>8s} {'read s':>7s} {'S3 req':>7s} {'DDB':>5s} "
-          + " ".join(f"{k:>6s}" for k in kinds))
+    print(
+        f"Spark local[2]: {args.rows:,} rows, partitionBy over {args.parts} values, "
+        "Parquet through the gateway (cache on)"
+    )
+    print(
+        f"  {'':15s} {'write s':>8s} {'read s':>7s} {'S3 req':>7s} {'DDB':>5s} "
+        + " ".join(f"{k:>6s}" for k in kinds)
+    )
     for label, r in results.items():
-        print(f"  {label:15s} {r['write']:8.2f} {r['read']:7.2f} {r['s3']:7d} {r['ddb']:5d} "
-              + " ".join(f"{r['kinds'].get(k, 0):6d}" for k in kinds))
+        print(
+            f"  {label:15s} {r['write']:8.2f} {r['read']:7.2f} {r['s3']:7d} {r['ddb']:5d} "
+            + " ".join(f"{r['kinds'].get(k, 0):6d}" for k in kinds)
+        )
     if args.gateway_mib:
         from benchmarks import bench_gateway
 

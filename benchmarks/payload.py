@@ -21,8 +21,9 @@ def _block(block_size: int, seed: int | None) -> bytes:
     return random.Random(seed).randbytes(block_size)
 
 
-def pattern_chunks(size: int, chunk: int = BLOCK, *,
-                   seed: int | None = None) -> Iterator[memoryview]:
+def pattern_chunks(
+    size: int, chunk: int = BLOCK, *, seed: int | None = None
+) -> Iterator[memoryview]:
     """``size`` bytes as successive views of at most ``chunk`` bytes."""
     block = memoryview(_block(chunk, seed))
     left = size
@@ -49,7 +50,7 @@ class PatternReader(io.RawIOBase):
         while done < len(out) and self._pos < self._size:
             offset = self._pos % len(self._block)
             n = min(len(out) - done, len(self._block) - offset, self._size - self._pos)
-            out[done:done + n] = self._block[offset:offset + n]
+            out[done : done + n] = self._block[offset : offset + n]
             done += n
             self._pos += n
         return done

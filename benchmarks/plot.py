@@ -43,8 +43,7 @@ def plot_ratios(report: dict, path: str) -> bool:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("no plot: matplotlib is not installed (pip install 'emrfs[bench]')",
-              file=sys.stderr)
+        print("no plot: matplotlib is not installed (pip install 'emrfs[bench]')", file=sys.stderr)
         return False
     labels = [f"{case}: {variant}" for case, variant, _ in rows]
     ratios = [ratio for _, _, ratio in rows]
@@ -60,8 +59,7 @@ def plot_ratios(report: dict, path: str) -> bool:
         ax.text(r, yi, f" {r:.2f}×", va="center", fontsize=7)
     server = report.get("server", {}).get("kind", "?")
     ax.set_xlabel("emrfs / fastest peer in the same run (>1 is faster; dashed: 0.9)")
-    ax.set_title(f"emrfs against the fastest peer, {server}, {report.get('date', '')}",
-                 fontsize=10)
+    ax.set_title(f"emrfs against the fastest peer, {server}, {report.get('date', '')}", fontsize=10)
     ax.set_xlim(0, max(1.2, max(ratios) * 1.15))
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -34,10 +34,12 @@ class Traffic:
         return sum(self.requests.values())
 
     def as_dict(self) -> dict:
-        return {"requests": self.total_requests,
-                "by_method": dict(sorted(self.requests.items())),
-                "bytes_to_server": self.bytes_to_server,
-                "bytes_from_server": self.bytes_from_server}
+        return {
+            "requests": self.total_requests,
+            "by_method": dict(sorted(self.requests.items())),
+            "bytes_to_server": self.bytes_to_server,
+            "bytes_from_server": self.bytes_from_server,
+        }
 
 
 class CountingProxy:

@@ -72,25 +72,61 @@ class SeaweedServer:
         data = Path(self._dir, "data")
         data.mkdir()
         config = Path(self._dir, "s3.json")
-        config.write_text(json.dumps({"identities": [{
-            "name": "emrfs-bench",
-            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-        (master, master_grpc, volume, volume_grpc, filer, filer_grpc,
-         s3, s3_grpc, admin, admin_grpc) = _free_ports(10)
-        cmd = [self.weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-               f"-master.port={master}", f"-master.port.grpc={master_grpc}",
-               f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
-               f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
-               f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}",
-               f"-admin.port={admin}", f"-admin.port.grpc={admin_grpc}", "-admin.ui=false",
-               "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
-               f"-s3.config={config}"]
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "emrfs-bench",
+                            "credentials": [
+                                {"accessKey": self.access_key, "secretKey": self.secret_key}
+                            ],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        (
+            master,
+            master_grpc,
+            volume,
+            volume_grpc,
+            filer,
+            filer_grpc,
+            s3,
+            s3_grpc,
+            admin,
+            admin_grpc,
+        ) = _free_ports(10)
+        cmd = [
+            self.weed,
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={master}",
+            f"-master.port.grpc={master_grpc}",
+            f"-volume.port={volume}",
+            f"-volume.port.grpc={volume_grpc}",
+            f"-filer.port={filer}",
+            f"-filer.port.grpc={filer_grpc}",
+            f"-s3.port={s3}",
+            f"-s3.port.grpc={s3_grpc}",
+            f"-admin.port={admin}",
+            f"-admin.port.grpc={admin_grpc}",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            f"-s3.config={config}",
+        ]
         # open while weed runs; stop() closes it
         self._log = open(Path(self._dir, "weed.log"), "wb")  # noqa: SIM115
         # Own session, so stop() ends weed and anything it starts.
-        self._proc = subprocess.Popen(cmd, cwd=self._dir, stdout=self._log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
+        self._proc = subprocess.Popen(
+            cmd, cwd=self._dir, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.endpoint_url = f"http://127.0.0.1:{s3}"
         try:
             self._wait_ready()
@@ -105,17 +141,22 @@ class SeaweedServer:
         import boto3
         from botocore.config import Config
 
-        s3 = boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
-                          aws_access_key_id=self.access_key,
-                          aws_secret_access_key=self.secret_key,
-                          config=Config(retries={"max_attempts": 1}, connect_timeout=2))
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=Config(retries={"max_attempts": 1}, connect_timeout=2),
+        )
         bucket = f"ready-{uuid.uuid4().hex[:8]}"
         deadline = time.monotonic() + self.startup_timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"weed exited with {self._proc.returncode}; see the log:\n"
-                                   + self.log_tail())
+                raise RuntimeError(
+                    f"weed exited with {self._proc.returncode}; see the log:\n" + self.log_tail()
+                )
             try:
                 s3.create_bucket(Bucket=bucket)
                 s3.put_object(Bucket=bucket, Key="probe", Body=b"ok")
@@ -127,8 +168,10 @@ class SeaweedServer:
             except Exception as exc:  # noqa: BLE001
                 last = exc
                 time.sleep(0.5)
-        raise RuntimeError(f"SeaweedFS S3 at {self.endpoint_url} not ready in "
-                           f"{self.startup_timeout:.0f} s ({last}); log:\n" + self.log_tail())
+        raise RuntimeError(
+            f"SeaweedFS S3 at {self.endpoint_url} not ready in "
+            f"{self.startup_timeout:.0f} s ({last}); log:\n" + self.log_tail()
+        )
 
     def log_tail(self, lines: int = 20) -> str:
         if not self._dir:
@@ -167,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.seaweedfs",
         description="Run SeaweedFS's S3 gateway on 127.0.0.1 in the foreground and print "
-                    "the variables to export; Ctrl-C stops it.")
+        "the variables to export; Ctrl-C stops it.",
+    )
     parser.parse_args(argv)
     with SeaweedServer() as weed:
         print(f"export EMRFS_ENDPOINT_URL={weed.endpoint_url}")

@@ -16,8 +16,11 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                    "AWS_DEFAULT_REGION": "us-east-1"}
+TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def open_server(kind: str | None = None, endpoint_url: str | None = None,
-                pid: int | None = None) -> Iterator[Server]:
+def open_server(
+    kind: str | None = None, endpoint_url: str | None = None, pid: int | None = None
+) -> Iterator[Server]:
     """Start (or name) the server; ``kind`` None means the endpoint if one is named, else
     SeaweedFS when its binary is installed, else moto."""
     for name, value in TEST_CREDENTIALS.items():

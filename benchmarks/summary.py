@@ -47,34 +47,47 @@ def _emrfs_cell(row: dict | None, unit: str) -> str:
 
 def peer_table(cases: list[dict]) -> list[str]:
     """The emrfs-against-peers table (cases that have peers)."""
-    head = ["case", "unit", "emrfs (best variant)", "emrfs forked child", *PEERS,
-            "emrfs / fastest peer"]
+    head = [
+        "case",
+        "unit",
+        "emrfs (best variant)",
+        "emrfs forked child",
+        *PEERS,
+        "emrfs / fastest peer",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for case in cases:
         unit, rows = case["unit"], case.get("variants", [])
         own = [r for r in rows if r["variant"].startswith("emrfs")]
         emrfs = _best([r for r in own if "(forked child)" not in r["variant"]], unit)
         forked = _best([r for r in own if "(forked child)" in r["variant"]], unit)
-        peers = {p: _best([r for r in rows if r["variant"].split()[0] == p], unit)
-                 for p in PEERS}
+        peers = {p: _best([r for r in rows if r["variant"].split()[0] == p], unit) for p in PEERS}
         measured = [r for r in peers.values() if r is not None]
         if not measured:
             continue
         fastest = _best(measured, unit)
-        cells = [case["case"], unit,
-                 _emrfs_cell(emrfs, unit),
-                 _fmt(forked["median"], unit) if forked else "-"]
+        cells = [
+            case["case"],
+            unit,
+            _emrfs_cell(emrfs, unit),
+            _fmt(forked["median"], unit) if forked else "-",
+        ]
         cells += [_fmt(r["median"], unit) if r else "-" for r in peers.values()]
-        cells.append(f"{_ratio(unit, emrfs['median'], fastest['median']):.2f}× "
-                     f"({fastest['variant']})" if emrfs and fastest else "-")
+        cells.append(
+            f"{_ratio(unit, emrfs['median'], fastest['median']):.2f}× ({fastest['variant']})"
+            if emrfs and fastest
+            else "-"
+        )
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def feature_table(cases: list[dict]) -> list[str]:
     """emrfs against itself (cases without peers): each variant's ratio to the reference."""
-    lines = ["| case | variant | median | ratio to reference | forked child |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| case | variant | median | ratio to reference | forked child |",
+        "|---|---|---|---|---|",
+    ]
     for case in cases:
         unit, rows = case["unit"], case.get("variants", [])
         if any(not r["variant"].startswith("emrfs") for r in rows):
@@ -85,18 +98,22 @@ def feature_table(cases: list[dict]) -> list[str]:
                 continue
             twin = by_name.get(f"{r['variant']} (forked child)", {})
             ratio = f"{r['ratio']:.2f}×" if "ratio" in r else r.get("reason", "")
-            lines.append(f"| {case['case']} | {r['variant']} | {_fmt(r.get('median'), unit)} "
-                         f"{unit if unit != 's' else ''} | {ratio} | "
-                         f"{_fmt(twin.get('median'), unit)} |")
+            lines.append(
+                f"| {case['case']} | {r['variant']} | {_fmt(r.get('median'), unit)} "
+                f"{unit if unit != 's' else ''} | {ratio} | "
+                f"{_fmt(twin.get('median'), unit)} |"
+            )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.summary",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.summary", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("reports", nargs="+", help="JSON files written by --json")
-    parser.add_argument("--details", action="store_true",
-                        help="then every case's full table, as the run printed it")
+    parser.add_argument(
+        "--details", action="store_true", help="then every case's full table, as the run printed it"
+    )
     args = parser.parse_args(argv)
     cases: list[dict] = []
     for path in args.reports:

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from .filesystem import EmrFileSystem
 
 
-def register(protocols: Iterable[str] | str = ("s3", "s3a", "s3n"), clobber: bool = True
-             ) -> tuple[str, ...]:
+def register(
+    protocols: Iterable[str] | str = ("s3", "s3a", "s3n"), clobber: bool = True
+) -> tuple[str, ...]:
     """Serve ``protocols`` (``s3``, ``s3a``, ``s3n``) with emrfs in this process.
 
     After ``emrfs.register()``, ``pd.read_parquet("s3://b/t", storage_options=…)``
@@ -46,7 +47,9 @@ def register(protocols: Iterable[str] | str = ("s3", "s3a", "s3n"), clobber: boo
         except ValueError as exc:
             raise ConfigurationError(
                 f"{name}:// is already served by {fsspec.get_filesystem_class(name).__name__}; "
-                "pass clobber=True to serve it with emrfs", name) from exc
+                "pass clobber=True to serve it with emrfs",
+                name,
+            ) from exc
     return names
 
 

@@ -37,8 +37,10 @@ def _leaf_executor() -> ThreadPoolExecutor:
     global _executor
     with _lock:
         if _executor is None or _executor[0] != os.getpid():  # after fork: new threads
-            _executor = (os.getpid(), ThreadPoolExecutor(
-                max_workers=LEAF_THREADS, thread_name_prefix="emrfs-leaf"))
+            _executor = (
+                os.getpid(),
+                ThreadPoolExecutor(max_workers=LEAF_THREADS, thread_name_prefix="emrfs-leaf"),
+            )
         return _executor[1]
 
 

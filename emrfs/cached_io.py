@@ -64,8 +64,9 @@ class BlockCacheAdapter(BaseCache):
 
     name = "emrfs-blocks"
 
-    def __init__(self, blocksize: int, fetcher, size: int, *, reader_factory=None,
-                 loop=None, **kwargs: Any):
+    def __init__(
+        self, blocksize: int, fetcher, size: int, *, reader_factory=None, loop=None, **kwargs: Any
+    ):
         super().__init__(blocksize, fetcher, size)
         self.loop = loop
         self.reader: CachedReader = reader_factory(self._fetch_async)
@@ -121,9 +122,13 @@ class CachedIO:
     decides whether a path's reads are cached.
     """
 
-    def __init__(self, options: Options, encrypted: EncryptedIO,
-                 lookup: Callable[[str], Awaitable[dict]],
-                 loop: Callable[[], asyncio.AbstractEventLoop]):
+    def __init__(
+        self,
+        options: Options,
+        encrypted: EncryptedIO,
+        lookup: Callable[[str], Awaitable[dict]],
+        loop: Callable[[], asyncio.AbstractEventLoop],
+    ):
         self.options = options
         self.encrypted = encrypted
         self.lookup = lookup  # the stack's info(): records the version it finds (seen())
@@ -186,8 +191,13 @@ class CachedIO:
 
         # a CSE object's plaintext differs from its stored bytes: keep them apart
         stamp = "cse" if info.get("cse") else None
-        return ObjectIdentity(info["name"], int(info["size"]), etag=info.get("ETag"),
-                              version_id=info.get("VersionId"), stamp=stamp)
+        return ObjectIdentity(
+            info["name"],
+            int(info["size"]),
+            etag=info.get("ETag"),
+            version_id=info.get("VersionId"),
+            stamp=stamp,
+        )
 
     def forget(self, path: str) -> None:
         """``path`` changed through emrfs (written, copied over, renamed or deleted)."""
@@ -228,11 +238,14 @@ class CachedIO:
         if not self.enabled(path) or info.get("type") != "file":
             return None
         self.seen(info)
-        return BlockCacheAdapter.name, {"reader_factory": self._reader_factory(info),
-                                        "loop": self.loop()}
+        return BlockCacheAdapter.name, {
+            "reader_factory": self._reader_factory(info),
+            "loop": self.loop(),
+        }
 
-    async def cat_range(self, path: str, start: int | None, end: int | None, *,
-                        retried: bool = False) -> bytes:
+    async def cat_range(
+        self, path: str, start: int | None, end: int | None, *, retried: bool = False
+    ) -> bytes:
         """Bytes ``[start, end)`` of ``path`` (negative offsets from the end) through the cache."""
         ident = self._known.get(path)
         info = None
@@ -246,10 +259,17 @@ class CachedIO:
         if end <= start:
             return b""
         if info is None:
-            info = {"name": path, "size": size, "type": "file", "ETag": ident.etag,
-                    "VersionId": ident.version_id, "cse": ident.stamp == "cse"}
-        reader = self.local.reader(ident, self._ranged_fetch(path, info),
-                                   sealed=ident.stamp == "cse")
+            info = {
+                "name": path,
+                "size": size,
+                "type": "file",
+                "ETag": ident.etag,
+                "VersionId": ident.version_id,
+                "cse": ident.stamp == "cse",
+            }
+        reader = self.local.reader(
+            ident, self._ranged_fetch(path, info), sealed=ident.stamp == "cse"
+        )
         data = reader.read_cached(start, end - start)
         if data is not None:
             return data
@@ -279,7 +299,8 @@ class CachedIO:
                 current = source
                 if current is None:
                     current = source = await self.encrypted.range_source(
-                        path, await self._cse_details(path, info))
+                        path, await self._cse_details(path, info)
+                    )
                     assert current is not None  # None is for plaintext; info has "cse"
                 return await current.read(start, end)
             return await self.encrypted.read_range_checked(path, start, end, etag)

@@ -34,8 +34,13 @@ def is_task_commit(src: str, dst: str) -> bool:
     if len(s) < 5 or len(d) != len(s) - 1:
         return False
     job = s[:-2]
-    return (s[-2] == PENDING and d[:-1] == job and d[-1] != PENDING
-            and job[-2] == PENDING and len(job) >= 3)
+    return (
+        s[-2] == PENDING
+        and d[:-1] == job
+        and d[-1] != PENDING
+        and job[-2] == PENDING
+        and len(job) >= 3
+    )
 
 
 def in_task_attempt(path: str) -> bool:
@@ -45,8 +50,9 @@ def in_task_attempt(path: str) -> bool:
     return any(parts[i] == PENDING and parts[i + 2] == PENDING for i in range(len(parts) - 2))
 
 
-def job_output_path(path: str, is_ephemeral_segment: Callable[[str], bool] | None = None
-                    ) -> str | None:
+def job_output_path(
+    path: str, is_ephemeral_segment: Callable[[str], bool] | None = None
+) -> str | None:
     """Where job commit will put the committed task file at ``path``, or None.
 
     ``OUT/_temporary/N/TASK/rel`` becomes ``OUT/rel`` (the last such pattern
@@ -58,7 +64,7 @@ def job_output_path(path: str, is_ephemeral_segment: Callable[[str], bool] | Non
     parts = _split(path)
     for i in range(len(parts) - 4, 0, -1):
         if parts[i] == PENDING and parts[i + 2] != PENDING:
-            out = parts[:i] + parts[i + 3:]
+            out = parts[:i] + parts[i + 3 :]
             if is_ephemeral_segment is not None:
                 out = [p for p in out if not is_ephemeral_segment(p)]
             return "/".join(out) if len(out) > 1 else None

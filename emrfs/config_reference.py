@@ -50,24 +50,48 @@ def render() -> str:
     """The generated part of docs/configuration.md."""
     out = [BEGIN, ""]
     for section in config.SECTIONS:
-        out += [f"### {_SECTION_TITLES.get(section, section)}", "",
-                "| option | also read as | environment | takes | default | what it does |",
-                "|---|---|---|---|---|---|"]
+        out += [
+            f"### {_SECTION_TITLES.get(section, section)}",
+            "",
+            "| option | also read as | environment | takes | default | what it does |",
+            "|---|---|---|---|---|---|",
+        ]
         for spec in config.REGISTRY.values():
             if spec.section != section:
                 continue
             aliases = [*spec.aliases, *([spec.name] if section == "s3" else [])]
-            out.append("| " + " | ".join(_cell(c) for c in (
-                f"`{spec.key}`", ", ".join(f"`{a}`" for a in aliases), f"`{spec.env}`",
-                spec.allowed, _default(spec.default), spec.doc)) + " |")
+            out.append(
+                "| "
+                + " | ".join(
+                    _cell(c)
+                    for c in (
+                        f"`{spec.key}`",
+                        ", ".join(f"`{a}`" for a in aliases),
+                        f"`{spec.env}`",
+                        spec.allowed,
+                        _default(spec.default),
+                        spec.doc,
+                    )
+                )
+                + " |"
+            )
         out.append("")
-    out += ["### EMRFS and S3A properties read through a translation", "",
-            "| property | becomes | refused (with a message naming what to use) |",
-            "|---|---|---|"]
+    out += [
+        "### EMRFS and S3A properties read through a translation",
+        "",
+        "| property | becomes | refused (with a message naming what to use) |",
+        "|---|---|---|",
+    ]
     for prop in hadoop_compat.PROPERTIES:
         out.append(f"| `{prop.name}` | {_cell(prop.maps_to)} | {_cell(prop.refuses)} |")
-    out += ["", "### Read and ignored (no effect in emrfs)", "",
-            ", ".join(f"`{name}`" for name in sorted(config.IGNORED_PROPERTIES)), "", END]
+    out += [
+        "",
+        "### Read and ignored (no effect in emrfs)",
+        "",
+        ", ".join(f"`{name}`" for name in sorted(config.IGNORED_PROPERTIES)),
+        "",
+        END,
+    ]
     return "\n".join(out)
 
 

@@ -163,8 +163,9 @@ class _RemoteRanges:
         extra = dict(self.io.read_kwargs(self.path))
         if self.etag:
             extra["IfMatch"] = self.etag
-        data = await self.io.s3.read_range(self.path, bucket, key, plan.fetch_start,
-                                              plan.fetch_end, **extra)
+        data = await self.io.s3.read_range(
+            self.path, bucket, key, plan.fetch_start, plan.fetch_end, **extra
+        )
         return self.reader.decrypt(plan, data)
 
 
@@ -186,9 +187,14 @@ class EncryptedIO:
     applied): a ranged read of an object whose size or envelope it needs asks there.
     """
 
-    def __init__(self, options: Options, s3: S3Client, uploads: Uploads,
-                 lookup: Callable[[str], Awaitable[dict]],
-                 transport: Callable[[str], ObjectStore]):
+    def __init__(
+        self,
+        options: Options,
+        s3: S3Client,
+        uploads: Uploads,
+        lookup: Callable[[str], Awaitable[dict]],
+        transport: Callable[[str], ObjectStore],
+    ):
         self.options = options
         self.s3 = s3
         self.transport = transport  # the object-store transport of a path
@@ -228,12 +234,10 @@ class EncryptedIO:
         return sse.read_kwargs(self.options.for_path(path).sse)
 
     def copy_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return sse.copy_kwargs(self.options.for_path(dst).sse,
-                               self.options.for_path(src).sse)
+        return sse.copy_kwargs(self.options.for_path(dst).sse, self.options.for_path(src).sse)
 
     def copy_part_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return sse.copy_part_kwargs(self.options.for_path(dst).sse,
-                                    self.options.for_path(src).sse)
+        return sse.copy_part_kwargs(self.options.for_path(dst).sse, self.options.for_path(src).sse)
 
     # --- the crypto facade and its KMS client ----------------------------------------
 
@@ -252,12 +256,12 @@ class EncryptedIO:
             if self._kms is None:
                 from aiobotocore.session import get_session
 
-                kwargs = client_kwargs(self.options.s3,
-                                       self.options.cse.kms_endpoint_url)
+                kwargs = client_kwargs(self.options.s3, self.options.cse.kms_endpoint_url)
                 self._kms_context = get_session().create_client("kms", **kwargs)
                 self._kms = await self._kms_context.__aenter__()
-                weakref.finalize(self, _close_at_exit, asyncio.get_running_loop(),
-                                 self._kms_context, os.getpid())
+                weakref.finalize(
+                    self, _close_at_exit, asyncio.get_running_loop(), self._kms_context, os.getpid()
+                )
         return self._kms
 
     async def close(self) -> None:
@@ -277,12 +281,20 @@ class EncryptedIO:
             return None
         return CseWriter(await self.crypto.new_encryptor(path))
 
-    async def put_object(self, path: str, body: bytes, *, metadata: Mapping[str, str] | None,
-                         create: bool = False, **extra: Any) -> dict:
+    async def put_object(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        metadata: Mapping[str, str] | None,
+        create: bool = False,
+        **extra: Any,
+    ) -> dict:
         """One PUT with the SSE kwargs of ``path`` and the CSE envelope as user metadata."""
         if not extra:  # through the transport plaintext writes take (obstore by default)
-            meta = await self.transport(path).put(path, body, if_none_match=create,
-                                                  metadata=metadata)
+            meta = await self.transport(path).put(
+                path, body, if_none_match=create, metadata=metadata
+            )
             return {"ETag": meta.etag, "VersionId": meta.version_id}
         bucket, key = paths.split(path)
         kwargs: dict[str, Any] = {**self.write_kwargs(path), **extra}
@@ -290,8 +302,7 @@ class EncryptedIO:
             kwargs["Metadata"] = dict(metadata)
         if create:
             kwargs["IfNoneMatch"] = "*"
-        return await self.s3.call("put_object", path, Bucket=bucket, Key=key, Body=body,
-                                     **kwargs)
+        return await self.s3.call("put_object", path, Bucket=bucket, Key=key, Body=body, **kwargs)
 
     async def finish_object(self, path: str, encryptor: ContentEncryptor) -> None:
         """After the object is stored: its instruction file (InstructionFile mode).
@@ -304,8 +315,9 @@ class EncryptedIO:
             return
         ipath = self.crypto.instruction_key(path)
         try:
-            await self.put_object(ipath, encryptor.instruction,
-                                  metadata=encryptor.instruction_metadata)
+            await self.put_object(
+                ipath, encryptor.instruction, metadata=encryptor.instruction_metadata
+            )
         except BaseException:
             bucket, key = paths.split(path)
             try:
@@ -314,8 +326,9 @@ class EncryptedIO:
                 pass
             raise
 
-    async def put_encrypted(self, path: str, chunks: Iterable[bytes | memoryview], size: int,
-                            *, create: bool = False) -> dict:
+    async def put_encrypted(
+        self, path: str, chunks: Iterable[bytes | memoryview], size: int, *, create: bool = False
+    ) -> dict:
         """Encrypt and store ``size`` bytes of plaintext arriving as ``chunks``.
 
         One PUT where plaintext would get one (the tag does not tip it into
@@ -327,13 +340,17 @@ class EncryptedIO:
         if size <= max(o.part_size, o.multipart_threshold):
             # one buffer of the stored length, encrypted into in place, sent as bytes
             body = encryptor.encrypt_whole(chunks, size)
-            response = await self.put_object(path, body, metadata=encryptor.metadata,
-                                             create=create)
+            response = await self.put_object(path, body, metadata=encryptor.metadata, create=create)
         else:
             bucket, key = paths.split(path)
             response = await self.uploads.upload(
-                path, bucket, key, encrypted_parts(encryptor, chunks, o.part_size),
-                if_none_match=create, metadata=encryptor.metadata)
+                path,
+                bucket,
+                key,
+                encrypted_parts(encryptor, chunks, o.part_size),
+                if_none_match=create,
+                metadata=encryptor.metadata,
+            )
         await self.finish_object(path, encryptor)
         return response
 
@@ -341,8 +358,9 @@ class EncryptedIO:
         """:meth:`put_encrypted` of bytes in memory, read in place (no copies of parts)."""
         view = memoryview(value)
         step = self.options.s3.part_size
-        return await self.put_encrypted(path, (view[i:i + step] for i in range(0, len(view), step)),
-                                        len(value), create=create)
+        return await self.put_encrypted(
+            path, (view[i : i + step] for i in range(0, len(view), step)), len(value), create=create
+        )
 
     # --- whole reads -----------------------------------------------------------------------
 
@@ -350,14 +368,19 @@ class EncryptedIO:
         ipath = self.crypto.instruction_key(path)
         bucket, key = paths.split(ipath)
         try:
-            chunks = [c async for c in self.s3.get_object_stream(
-                ipath, bucket, key, **self.read_kwargs(path))]
+            chunks = [
+                c
+                async for c in self.s3.get_object_stream(
+                    ipath, bucket, key, **self.read_kwargs(path)
+                )
+            ]
         except FileNotFoundError:
             return None
         return b"".join(chunks)
 
-    async def envelope(self, path: str, metadata: Mapping[str, str] | None
-                       ) -> tuple[bool, bytes | None]:
+    async def envelope(
+        self, path: str, metadata: Mapping[str, str] | None
+    ) -> tuple[bool, bytes | None]:
         """``(encrypted, instruction body)`` of the object at ``path`` with ``metadata``."""
         if self.crypto.should_fetch_instruction(path, metadata):
             instruction = await self._instruction(path)
@@ -366,7 +389,9 @@ class EncryptedIO:
                     raise EncryptionError(
                         f"{path!r} is client-side encrypted with its key in an instruction file, "
                         f"but {self.crypto.instruction_key(path)!r} is missing; restore it "
-                        "(copy or rename the object together with it)", path)
+                        "(copy or rename the object together with it)",
+                        path,
+                    )
                 return False, None
             return True, instruction
         return is_encrypted(metadata), None
@@ -377,8 +402,9 @@ class EncryptedIO:
         extra = dict(self.read_kwargs(path))
         if if_match:
             extra["IfMatch"] = if_match
-        stream = self.s3.get_object_stream(path, bucket, key, on_response=responses.append,
-                                              **extra).__aiter__()
+        stream = self.s3.get_object_stream(
+            path, bucket, key, on_response=responses.append, **extra
+        ).__aiter__()
         try:
             first: bytes | None = await stream.__anext__()
         except StopAsyncIteration:
@@ -397,8 +423,9 @@ class EncryptedIO:
             return body(), None, response
         return body(), await self.crypto.decryptor(path, metadata, instruction), response
 
-    async def read_chunks(self, path: str, bucket: str, key: str, *,
-                          if_match: str | None = None) -> AsyncIterator[bytes | bytearray]:
+    async def read_chunks(
+        self, path: str, bucket: str, key: str, *, if_match: str | None = None
+    ) -> AsyncIterator[bytes | bytearray]:
         """The plaintext of the object, streamed; CSE objects are decrypted.
 
         The last chunk is held back until the object verifies, so a caller that
@@ -410,8 +437,9 @@ class EncryptedIO:
         async for chunk in chunks:
             yield chunk
 
-    async def read_bytes(self, path: str, bucket: str, key: str, *,
-                         if_match: str | None = None) -> bytes:
+    async def read_bytes(
+        self, path: str, bucket: str, key: str, *, if_match: str | None = None
+    ) -> bytes:
         """The whole plaintext, returned only once it verified (CSE objects are
         decrypted into one buffer as they stream: no second copy per chunk)."""
         body, decryptor, response = await self._open_body(path, bucket, key, if_match)
@@ -431,17 +459,17 @@ class EncryptedIO:
         metadata = head.get("Metadata") or {}
         if INSTRUCTION_MARKER in {k.lower() for k in metadata}:
             return info
-        if not is_encrypted(metadata) and not self.crypto.should_fetch_instruction(path,
-                                                                                    metadata):
+        if not is_encrypted(metadata) and not self.crypto.should_fetch_instruction(path, metadata):
             return info
         encrypted, instruction = await self.envelope(path, metadata)
         if not encrypted:
             return info
         stored = head["ContentLength"]
         cse: dict[str, Any] = {
-            "stored_size": stored, "envelope": dict(metadata),
-            "instruction": None if instruction is None else instruction.decode("utf-8",
-                                                                              "replace")}
+            "stored_size": stored,
+            "envelope": dict(metadata),
+            "instruction": None if instruction is None else instruction.decode("utf-8", "replace"),
+        }
         try:
             size = plaintext_length(stored, metadata, instruction, path)
         except IntegrityError as exc:
@@ -464,8 +492,13 @@ class EncryptedIO:
             bucket, key = paths.split(entry["name"])
             async with semaphore:
                 try:
-                    head = await self.s3.call("head_object", entry["name"], Bucket=bucket,
-                                                 Key=key, **self.read_kwargs(entry["name"]))
+                    head = await self.s3.call(
+                        "head_object",
+                        entry["name"],
+                        Bucket=bucket,
+                        Key=key,
+                        **self.read_kwargs(entry["name"]),
+                    )
                 except FileNotFoundError:
                     hidden.add(entry["name"])  # gone since the LIST
                     return
@@ -489,8 +522,11 @@ class EncryptedIO:
             else:
                 name = entry["name"]
                 suffix = options.instruction_suffix
-                if (options.storage_mode == "InstructionFile" and name.endswith(suffix)
-                        and name[:-len(suffix)] in names):
+                if (
+                    options.storage_mode == "InstructionFile"
+                    and name.endswith(suffix)
+                    and name[: -len(suffix)] in names
+                ):
                     hidden.add(name)
                 else:
                     size = _adjusted(entry["size"], options)
@@ -515,17 +551,23 @@ class EncryptedIO:
         sb, sk = paths.split(isrc)
         db, dk = paths.split(idst)
         try:
-            await self.s3.call("copy_object", f"{isrc} -> {idst}", Bucket=db, Key=dk,
-                                  CopySource={"Bucket": sb, "Key": sk},
-                                  **self.copy_kwargs(src, dst))
+            await self.s3.call(
+                "copy_object",
+                f"{isrc} -> {idst}",
+                Bucket=db,
+                Key=dk,
+                CopySource={"Bucket": sb, "Key": sk},
+                **self.copy_kwargs(src, dst),
+            )
         except FileNotFoundError:
             return False
         return True
 
     # --- ranged reads ------------------------------------------------------------------------
 
-    async def range_source(self, path: str, info: Mapping[str, Any]
-                           ) -> _RemoteRanges | _SpooledRanges | None:
+    async def range_source(
+        self, path: str, info: Mapping[str, Any]
+    ) -> _RemoteRanges | _SpooledRanges | None:
         """How to read ranges of the object ``info`` describes; None for plaintext."""
         cse = info.get("cse")
         if not cse:
@@ -534,8 +576,11 @@ class EncryptedIO:
         instruction = cse.get("instruction")
         try:
             reader = await self.crypto.range_reader(
-                path, cse["envelope"], cse["stored_size"],
-                None if instruction is None else instruction.encode())
+                path,
+                cse["envelope"],
+                cse["stored_size"],
+                None if instruction is None else instruction.encode(),
+            )
         except IntegrityError:
             raise
         except EncryptionError:
@@ -573,8 +618,9 @@ class EncryptedIO:
                 self._spool_locks.pop(old_ident, None)
             return spool
 
-    async def read_info_range(self, path: str, info: Mapping[str, Any], start: int,
-                              end: int) -> bytes:
+    async def read_info_range(
+        self, path: str, info: Mapping[str, Any], start: int, end: int
+    ) -> bytes:
         """Plaintext ``[start, end)`` of the CSE object ``info`` describes (at its ETag)."""
         _refuse_damaged(path, info.get("cse") or {})
         if end <= start:
@@ -586,8 +632,7 @@ class EncryptedIO:
         assert source is not None
         return await source.read(start, end)
 
-    async def read_range_checked(self, path: str, start: int, end: int,
-                                 etag: str | None) -> bytes:
+    async def read_range_checked(self, path: str, start: int, end: int, etag: str | None) -> bytes:
         """Stored bytes ``[start, end)`` of the version with ``etag`` (a stale copy is
         retried by the consistent view's policy, every pinned GET passing there; another
         version is :class:`ChangedError`)."""
@@ -600,9 +645,15 @@ class EncryptedIO:
         plain_ok = (start or 0) >= 0 and end is not None and end > (start or 0)
         if plain_ok and end is not None and not self.maybe_encrypted(path):
             try:
-                return await self.s3.read_range(path, bucket, key, start or 0, end,
-                                                   on_response=refuse_envelope,
-                                                   **self.read_kwargs(path))
+                return await self.s3.read_range(
+                    path,
+                    bucket,
+                    key,
+                    start or 0,
+                    end,
+                    on_response=refuse_envelope,
+                    **self.read_kwargs(path),
+                )
             except EnvelopeFound:
                 pass  # a CSE object where no CSE is configured: decrypt it all the same
         info = await self.lookup(path)
@@ -614,8 +665,7 @@ class EncryptedIO:
             return b""
         if info.get("cse"):
             return await self.read_info_range(path, info, start, end)
-        return await self.s3.read_range(path, bucket, key, start, end,
-                                           **self.read_kwargs(path))
+        return await self.s3.read_range(path, bucket, key, start, end, **self.read_kwargs(path))
 
 
 def _refuse_damaged(path: str, cse: Mapping[str, Any]) -> None:
@@ -715,7 +765,6 @@ class EncryptedFile(EmrFile):
 
     def _stored(self, size: int, response: dict) -> None:
         if self._cse is not None:
-            sync(self.fs.loop, self.fs._encrypted.finish_object, self.path,
-                 self._cse.encryptor)
+            sync(self.fs.loop, self.fs._encrypted.finish_object, self.path, self._cse.encryptor)
             size = self.loc  # the plaintext length (the body had the tag too)
         super()._stored(size, response)

@@ -100,8 +100,14 @@ class ConfigurationError(EmrfsError, ValueError):
 class ServiceError(EmrfsError):
     """The service answered with an error code emrfs does not map to a built-in."""
 
-    def __init__(self, message: str, path: str | None = None, *, code: str | None = None,
-                 status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        path: str | None = None,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+    ):
         super().__init__(message, path, code=code)
         self.status = status
 
@@ -127,15 +133,24 @@ class ConsistencyError(EmrfsError):
     ``paths`` lists every path that disagreed; ``reason`` says how.
     """
 
-    def __init__(self, message: str, path: str | None = None, *, paths: tuple[str, ...] = (),
-                 reason: str = "", code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        path: str | None = None,
+        *,
+        paths: tuple[str, ...] = (),
+        reason: str = "",
+        code: str | None = None,
+    ):
         super().__init__(message, path, code=code)
         self.paths = tuple(paths) or ((path,) if path else ())
         self.reason = reason
 
     def __reduce__(self):
-        return (_rebuild_consistency,
-                (type(self), self.message, self.path, self.paths, self.reason, self.code))
+        return (
+            _rebuild_consistency,
+            (type(self), self.message, self.path, self.paths, self.reason, self.code),
+        )
 
 
 def _rebuild_consistency(cls, message, path, paths, reason, code):
@@ -156,7 +171,10 @@ class ChangedError(EmrfsError):
     def __init__(self, path: str, expected: str, got: str | None):
         super().__init__(
             f"{path!r} changed while it was read (expected ETag {expected}, S3 served "
-            f"{got or 'another version'}); open it again", path, code="PreconditionFailed")
+            f"{got or 'another version'}); open it again",
+            path,
+            code="PreconditionFailed",
+        )
         self.expected = expected
         self.got = got
 
@@ -165,6 +183,7 @@ class ChangedError(EmrfsError):
 
 
 # --- errno-shaped built-ins, as adlfs raises them -----------------------------
+
 
 def _oserror(cls: type[OSError], code: int, path: str, hint: str = "") -> OSError:
     message = os.strerror(code) + (f" ({hint})" if hint else "")
@@ -195,9 +214,12 @@ def missing_bucket(path: str, bucket: str | None = None) -> FileNotFoundError:
     """A write or mkdir into a bucket that does not exist: emrfs creates buckets only
     when asked for one by name, so say how."""
     bucket = bucket or path.split("/", 1)[0]
-    error = not_found(path, f"bucket {bucket!r} does not exist; emrfs creates a bucket only "
-                            f"when asked: `emrfs mb s3://{bucket}`, fs.mkdir({bucket!r}) or "
-                            f"`aws s3 mb s3://{bucket}`")
+    error = not_found(
+        path,
+        f"bucket {bucket!r} does not exist; emrfs creates a bucket only "
+        f"when asked: `emrfs mb s3://{bucket}`, fs.mkdir({bucket!r}) or "
+        f"`aws s3 mb s3://{bucket}`",
+    )
     error.missing_bucket = bucket  # type: ignore[attr-defined]
     return error
 
@@ -216,7 +238,11 @@ ANY = "*"
 #: after the boundary's retries, the connection failed, no credentials were found,
 #: or the code has no row of its own (the service's default).
 THROTTLED, TRANSPORT, NO_CREDENTIALS, DEFAULT = (
-    "(throttled)", "(transport)", "(no credentials)", "(default)")
+    "(throttled)",
+    "(transport)",
+    "(no credentials)",
+    "(default)",
+)
 
 _SERVICE_NAMES = {S3: "S3", DYNAMODB: "DynamoDB", KMS: "KMS"}
 
@@ -257,7 +283,8 @@ class AwsFailure:
         if self.retries is None:
             return "after all retries"
         return f"after {self.retries} retries" + (
-            f" over {self.elapsed:.1f} s" if self.elapsed is not None else "")
+            f" over {self.elapsed:.1f} s" if self.elapsed is not None else ""
+        )
 
 
 _Make = Callable[[AwsFailure, str], BaseException]
@@ -270,6 +297,7 @@ def _builtin(factory: Callable[[str, str], OSError]) -> _Make:
 
 def _service(cls: type[EmrfsError]) -> _Make:
     """``cls`` with ``SERVICE OPERATION for PATH failed (CODE): message; hint``."""
+
     def make(f: AwsFailure, hint: str) -> BaseException:
         text = " ".join(x for x in (f.service_name, f.operation or "request", f.subject()) if x)
         reason = f" ({f.code or f.status})" if f.code or f.status else ""
@@ -277,20 +305,26 @@ def _service(cls: type[EmrfsError]) -> _Make:
         if issubclass(cls, ServiceError):
             return cls(text, f.path, code=f.code or None, status=f.status)
         return cls(text, f.path, code=f.code or None)
+
     return make
 
 
 def _throttled(f: AwsFailure, hint: str) -> BaseException:
     return ThrottledError(
         f"{f.service_name} kept throttling {f.operation or 'requests'} {f.subject()} "
-        f"({f.code or f.status}) {f.after()}; {hint}", f.path,
-        code=f.code or str(f.status or "Throttled"), status=f.status)
+        f"({f.code or f.status}) {f.after()}; {hint}",
+        f.path,
+        code=f.code or str(f.status or "Throttled"),
+        status=f.status,
+    )
 
 
 def _transport(f: AwsFailure, hint: str) -> BaseException:
     return TransportError(
         f"connection to the {f.service_name} endpoint failed {f.subject()} {f.after()}: "
-        f"{f.message}; {hint}", f.path)
+        f"{f.message}; {hint}",
+        f.path,
+    )
 
 
 def _invalid_path(what: str) -> _Make:
@@ -298,13 +332,18 @@ def _invalid_path(what: str) -> _Make:
 
 
 _CREDENTIALS_HINT = "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile in use"
-_NO_CREDENTIALS_HINT = ("no AWS credentials found: set AWS_ACCESS_KEY_ID and "
-                        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where an instance or task "
-                        "role provides them")
-_KMS_KEY_HINT = ("the object was written with another KMS key or encryption context, or its "
-                 "envelope was altered")
-_CAPACITY_HINT = ("raise its capacity (emrfs set-metadata-capacity -m {name} -r R -w W, or "
-                  "--on-demand) or consistency.dynamodb_max_retries")
+_NO_CREDENTIALS_HINT = (
+    "no AWS credentials found: set AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where an instance or task "
+    "role provides them"
+)
+_KMS_KEY_HINT = (
+    "the object was written with another KMS key or encryption context, or its envelope was altered"
+)
+_CAPACITY_HINT = (
+    "raise its capacity (emrfs set-metadata-capacity -m {name} -r R -w W, or "
+    "--on-demand) or consistency.dynamodb_max_retries"
+)
 
 #: (service, code) -> (make, hint): the one translation of S3, DynamoDB and KMS errors.
 #: ``code`` is the provider's error code, an HTTP status ("404"), or a pseudo-code
@@ -318,63 +357,98 @@ AWS_ERROR_TABLE: dict[tuple[str, str], tuple[_Make, str]] = {
     (S3, "NoSuchVersion"): (_builtin(not_found), "that version id does not exist"),
     (S3, "404"): (_builtin(not_found), ""),
     (S3, "NotFound"): (_builtin(not_found), ""),
-    (S3, "PreconditionFailed"): (_builtin(exists),
-                                 "it already exists and overwrite was not allowed"),
+    (S3, "PreconditionFailed"): (
+        _builtin(exists),
+        "it already exists and overwrite was not allowed",
+    ),
     (S3, "412"): (_builtin(exists), "it already exists and overwrite was not allowed"),
     (S3, "BucketAlreadyExists"): (_builtin(exists), "bucket names are global; pick another name"),
     (S3, "BucketAlreadyOwnedByYou"): (_builtin(exists), "you already own this bucket"),
     (S3, "AccessDenied"): (_builtin(permission_denied), "the credentials in use may not do this"),
-    (S3, "AllAccessDisabled"): (_builtin(permission_denied),
-                                "all access to this object is disabled"),
+    (S3, "AllAccessDisabled"): (
+        _builtin(permission_denied),
+        "all access to this object is disabled",
+    ),
     (S3, "InvalidAccessKeyId"): (_builtin(permission_denied), _CREDENTIALS_HINT),
     (S3, "SignatureDoesNotMatch"): (_builtin(permission_denied), _CREDENTIALS_HINT),
-    (S3, "ExpiredToken"): (_builtin(permission_denied),
-                           "the session token expired; refresh credentials"),
+    (S3, "ExpiredToken"): (
+        _builtin(permission_denied),
+        "the session token expired; refresh credentials",
+    ),
     (S3, "403"): (_builtin(permission_denied), ""),
-    (S3, "BucketNotEmpty"): (_builtin(not_empty),
-                             "delete its contents first, or use recursive=True"),
-    (S3, "InvalidBucketName"): (_invalid_path("invalid bucket name"),
-                                "bucket names are 3-63 characters of a-z, 0-9, '.' and '-'"),
+    (S3, "BucketNotEmpty"): (
+        _builtin(not_empty),
+        "delete its contents first, or use recursive=True",
+    ),
+    (S3, "InvalidBucketName"): (
+        _invalid_path("invalid bucket name"),
+        "bucket names are 3-63 characters of a-z, 0-9, '.' and '-'",
+    ),
     (S3, "KeyTooLongError"): (_invalid_path("key too long"), "S3 keys are at most 1024 bytes"),
-    (S3, "InvalidRange"): (lambda f, h: ServiceError(
-        f"invalid range for {f.path!r}", f.path, code="InvalidRange", status=416), ""),
+    (S3, "InvalidRange"): (
+        lambda f, h: ServiceError(
+            f"invalid range for {f.path!r}", f.path, code="InvalidRange", status=416
+        ),
+        "",
+    ),
     (S3, THROTTLED): (_throttled, "lower the request rate or raise s3.max_attempts"),
     (S3, TRANSPORT): (_transport, "check that the endpoint is up and reachable"),
     (S3, DEFAULT): (_service(ServiceError), ""),
     # DynamoDB (the consistent view's table)
     (DYNAMODB, "ResourceNotFoundException"): (
         _service(ServiceError),
-        ("it does not exist; create it with `emrfs create-metadata -m {name}` or turn on "
-         "consistency.auto_create")),
+        (
+            "it does not exist; create it with `emrfs create-metadata -m {name}` or turn on "
+            "consistency.auto_create"
+        ),
+    ),
     (DYNAMODB, THROTTLED): (_throttled, _CAPACITY_HINT),
     (DYNAMODB, "Unprocessed"): (_throttled, _CAPACITY_HINT),  # batches left unprocessed
-    (DYNAMODB, TRANSPORT): (_transport, ("check that the endpoint is up "
-                                         "(consistency.dynamodb_endpoint / EMRFS_ENDPOINT_URL)")),
+    (DYNAMODB, TRANSPORT): (
+        _transport,
+        ("check that the endpoint is up (consistency.dynamodb_endpoint / EMRFS_ENDPOINT_URL)"),
+    ),
     (DYNAMODB, DEFAULT): (_service(ServiceError), ""),
     # KMS (CSE-KMS data keys): what the key service answers is a key problem
     (KMS, "InvalidCiphertextException"): (_service(EncryptionError), _KMS_KEY_HINT),
     (KMS, "IncorrectKeyException"): (_service(EncryptionError), _KMS_KEY_HINT),
-    (KMS, "NotFoundException"): (_service(EncryptionError),
-                                 "no KMS key {name!r} in this account and region (cse.kms_key_id)"),
+    (KMS, "NotFoundException"): (
+        _service(EncryptionError),
+        "no KMS key {name!r} in this account and region (cse.kms_key_id)",
+    ),
     (KMS, "DisabledException"): (_service(EncryptionError), "the KMS key is disabled; enable it"),
-    (KMS, "KMSInvalidStateException"): (_service(EncryptionError),
-                                        "the KMS key is pending deletion or not usable now"),
-    (KMS, "AccessDeniedException"): (_service(EncryptionError),
-                                     "the credentials in use may not use this KMS key"),
+    (KMS, "KMSInvalidStateException"): (
+        _service(EncryptionError),
+        "the KMS key is pending deletion or not usable now",
+    ),
+    (KMS, "AccessDeniedException"): (
+        _service(EncryptionError),
+        "the credentials in use may not use this KMS key",
+    ),
     (KMS, THROTTLED): (_throttled, "lower the request rate or raise the account's KMS quota"),
-    (KMS, TRANSPORT): (_transport, ("check that the KMS endpoint is up "
-                                    "(cse.kms_endpoint_url / EMRFS_ENDPOINT_URL)")),
+    (KMS, TRANSPORT): (
+        _transport,
+        ("check that the KMS endpoint is up (cse.kms_endpoint_url / EMRFS_ENDPOINT_URL)"),
+    ),
     (KMS, DEFAULT): (_service(EncryptionError), ""),
     # every service
     (ANY, NO_CREDENTIALS): (lambda f, h: permission_denied(f.path or "", h), _NO_CREDENTIALS_HINT),
 }
 
 #: Codes that mean "slow down": retried with backoff, then ThrottledError.
-THROTTLING_CODES = frozenset({
-    "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
-    "TooManyRequestsException", "ProvisionedThroughputExceededException",
-    "RequestThrottled", "ServiceUnavailable", "503",
-})
+THROTTLING_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestThrottled",
+        "ServiceUnavailable",
+        "503",
+    }
+)
 
 #: Codes worth retrying besides throttling (server-side hiccups).
 TRANSIENT_CODES = frozenset({"InternalError", "500", "502", "504", "RequestTimeout"})
@@ -396,8 +470,10 @@ def aws_error_code(exc: BaseException) -> tuple[str, int | None]:
 
     for item in error_chain(exc):
         if isinstance(item, ClientError):
-            return (str((item.response.get("Error") or {}).get("Code", "") or ""),
-                    item.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+            return (
+                str((item.response.get("Error") or {}).get("Code", "") or ""),
+                item.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
+            )
         if is_obstore_error(item):
             return obstore_error_code(item)
     return "", None
@@ -412,10 +488,12 @@ _OBSTORE_OS_MESSAGE = re.compile(r'message: "([^"]+)"')
 #: reqwest's failure kinds that mean the connection, not the service, failed
 _OBSTORE_TRANSPORT = re.compile(r"HTTP error: |kind: (Connect|Timeout|Request|Body|Decode)\b")
 #: obstore's exception classes for what S3 said (the rest are built-ins it raises too)
-_OBSTORE_PRECONDITION = {"AlreadyExistsError": "PreconditionFailed",
-                         "PreconditionError": "PreconditionFailed",
-                         "PermissionDeniedError": "AccessDenied",
-                         "UnauthenticatedError": "InvalidAccessKeyId"}
+_OBSTORE_PRECONDITION = {
+    "AlreadyExistsError": "PreconditionFailed",
+    "PreconditionError": "PreconditionFailed",
+    "PermissionDeniedError": "AccessDenied",
+    "UnauthenticatedError": "InvalidAccessKeyId",
+}
 
 
 def is_obstore_error(exc: BaseException) -> bool:
@@ -456,10 +534,18 @@ def _row_key(service: str, exc: BaseException, code: str, status: int | None) ->
     return service, DEFAULT
 
 
-def translate_aws_error(exc: BaseException, path: str | None, service: str = S3, *,
-                        code: str | None = None, operation: str = "", resource: str = "",
-                        name: str = "", retries: int | None = None,
-                        elapsed: float | None = None) -> BaseException:
+def translate_aws_error(
+    exc: BaseException,
+    path: str | None,
+    service: str = S3,
+    *,
+    code: str | None = None,
+    operation: str = "",
+    resource: str = "",
+    name: str = "",
+    retries: int | None = None,
+    elapsed: float | None = None,
+) -> BaseException:
     """The emrfs/built-in exception for what an AWS call about ``path`` raised.
 
     One lookup in :data:`AWS_ERROR_TABLE` by ``(service, code)``; ``code``
@@ -468,8 +554,17 @@ def translate_aws_error(exc: BaseException, path: str | None, service: str = S3,
     neither an AWS answer nor a transport failure, come back unchanged.  The
     result has ``exc`` as its ``__cause__``.
     """
-    if isinstance(exc, (EmrfsError, FileNotFoundError, FileExistsError, PermissionError,
-                        IsADirectoryError, NotADirectoryError)) and not is_obstore_error(exc):
+    if isinstance(
+        exc,
+        (
+            EmrfsError,
+            FileNotFoundError,
+            FileExistsError,
+            PermissionError,
+            IsADirectoryError,
+            NotADirectoryError,
+        ),
+    ) and not is_obstore_error(exc):
         return exc
     read_code, status = aws_error_code(exc)
     code = code if code is not None else read_code
@@ -477,8 +572,18 @@ def translate_aws_error(exc: BaseException, path: str | None, service: str = S3,
     if key[1] == DEFAULT and not code and not _is_aws_error(exc):
         return exc  # not ours to translate (a bug, a cancellation...)
     make, hint = AWS_ERROR_TABLE[key]
-    failure = AwsFailure(service, path, code, status, _provider_message(exc), operation,
-                         resource, name, retries, elapsed)
+    failure = AwsFailure(
+        service,
+        path,
+        code,
+        status,
+        _provider_message(exc),
+        operation,
+        resource,
+        name,
+        retries,
+        elapsed,
+    )
     new = make(failure, hint.format(name=name, path=path) if hint else hint)
     new.__cause__ = exc
     return new
@@ -515,8 +620,10 @@ def _is_aws_error(exc: BaseException) -> bool:
     from botocore.exceptions import BotoCoreError, ClientError
     from pynamodb.exceptions import PynamoDBException
 
-    return any(isinstance(e, (BotoCoreError, ClientError, PynamoDBException))
-               or is_obstore_error(e) for e in error_chain(exc))
+    return any(
+        isinstance(e, (BotoCoreError, ClientError, PynamoDBException)) or is_obstore_error(e)
+        for e in error_chain(exc)
+    )
 
 
 def _is_missing_credentials(exc: BaseException) -> bool:
@@ -534,11 +641,18 @@ def _is_transport_error(exc: BaseException) -> bool:
     )
 
     if is_obstore_error(exc):  # no S3 answer, and reqwest says the connection failed
-        return (_OBSTORE_STATUS.search(str(exc)) is None
-                and _OBSTORE_TRANSPORT.search(str(exc)) is not None)
+        return (
+            _OBSTORE_STATUS.search(str(exc)) is None
+            and _OBSTORE_TRANSPORT.search(str(exc)) is not None
+        )
     transport: tuple[type[BaseException], ...] = (
-        BotoConnectionError, HTTPClientError, ReadTimeoutError, ResponseStreamingError,
-        ConnectionError, TimeoutError)
+        BotoConnectionError,
+        HTTPClientError,
+        ReadTimeoutError,
+        ResponseStreamingError,
+        ConnectionError,
+        TimeoutError,
+    )
     try:
         import aiohttp
 
@@ -566,9 +680,17 @@ def map_s3_errors(path: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        if isinstance(exc, (EmrfsError, FileNotFoundError, FileExistsError, PermissionError,
-                            IsADirectoryError, NotADirectoryError)) \
-                and not is_obstore_error(exc):
+        if isinstance(
+            exc,
+            (
+                EmrfsError,
+                FileNotFoundError,
+                FileExistsError,
+                PermissionError,
+                IsADirectoryError,
+                NotADirectoryError,
+            ),
+        ) and not is_obstore_error(exc):
             raise
         new = translate_s3_error(exc, path)
         if new is exc:

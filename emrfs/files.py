@@ -56,7 +56,7 @@ class AdaptiveReadahead(BaseCache):
         if self.start <= start and end <= self.end:
             self.hit_count += 1
             self.last_end = end
-            return self.cache[start - self.start:end - self.start]
+            return self.cache[start - self.start : end - self.start]
         self.miss_count += 1
         sequential = start == self.last_end or (self.start <= start <= self.end and self.end)
         if self.readahead is None:
@@ -67,7 +67,7 @@ class AdaptiveReadahead(BaseCache):
             self.readahead = 0
         fetch_end = min(self.size, end + self.readahead)
         if self.start <= start < self.end:
-            data = self.cache[start - self.start:] + self.fetcher(self.end, fetch_end)
+            data = self.cache[start - self.start :] + self.fetcher(self.end, fetch_end)
         else:
             data = self.fetcher(start, fetch_end)
         self.total_requested_bytes += fetch_end - start
@@ -84,8 +84,18 @@ class EmrFile(AbstractBufferedFile):
 
     buffer: io.BytesIO  # fsspec's write buffer
 
-    def __init__(self, fs, path: str, mode: str = "rb", block_size=None, autocommit=True,
-                 cache_type: str | None = None, cache_options=None, size=None, **kwargs):
+    def __init__(
+        self,
+        fs,
+        path: str,
+        mode: str = "rb",
+        block_size=None,
+        autocommit=True,
+        cache_type: str | None = None,
+        cache_options=None,
+        size=None,
+        **kwargs,
+    ):
         self.bucket, self.key = paths.split(path)
         if not self.key:
             raise is_a_directory(path, "a bucket cannot be opened as a file")
@@ -107,7 +117,9 @@ class EmrFile(AbstractBufferedFile):
             self._details = info
             if cache_type is None:  # the block cache when it is on (emrfs.cached_io)
                 cache_type, cache_options = fs._cached.file_cache(path, info) or (
-                    cache_type, cache_options)
+                    cache_type,
+                    cache_options,
+                )
         elif mode in ("wb", "xb", "ab"):
             sync(fs.loop, fs._check_write_target, path)
             if mode == "xb" and fs.exists(path):
@@ -115,10 +127,17 @@ class EmrFile(AbstractBufferedFile):
                 raise exists(path, "mode 'xb' creates only new files")
         write_block = fs.options.s3.part_size
         self._cache_spec = (cache_type or "emrfs-adaptive", dict(cache_options or {}))
-        super().__init__(fs, path, mode, block_size=block_size or (
-            write_block if mode != "rb" else fs.blocksize), autocommit=autocommit,
-            cache_type=cache_type or "emrfs-adaptive", cache_options=cache_options, size=size,
-            **kwargs)
+        super().__init__(
+            fs,
+            path,
+            mode,
+            block_size=block_size or (write_block if mode != "rb" else fs.blocksize),
+            autocommit=autocommit,
+            cache_type=cache_type or "emrfs-adaptive",
+            cache_options=cache_options,
+            size=size,
+            **kwargs,
+        )
         if mode == "ab":
             self._prepare_append()
 
@@ -152,8 +171,9 @@ class EmrFile(AbstractBufferedFile):
         from fsspec.core import caches
 
         cache_type, cache_options = self._cache_spec
-        self.cache = caches[cache_type](self.blocksize, self._fetch_range, self.size,
-                                        **cache_options)
+        self.cache = caches[cache_type](
+            self.blocksize, self._fetch_range, self.size, **cache_options
+        )
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         return sync(self.fs.loop, self._fetch_range_async, start, end)
@@ -165,11 +185,13 @@ class EmrFile(AbstractBufferedFile):
         first, self._fetched = not self._fetched, True
 
         async def fetch(start: int, end: int) -> bytes:
-            return await self.fs._read_range_checked(self.path, self.bucket, self.key, start,
-                                                     end, self._etag)
+            return await self.fs._read_range_checked(
+                self.path, self.bucket, self.key, start, end, self._etag
+            )
 
-        return await self.fs._reads.read(self.path, self._etag, self.size, start, end, first,
-                                         fetch, reuse=self._reuse_tail)
+        return await self.fs._reads.read(
+            self.path, self._etag, self.size, start, end, first, fetch, reuse=self._reuse_tail
+        )
 
     # --- writing -------------------------------------------------------------------
 
@@ -189,17 +211,27 @@ class EmrFile(AbstractBufferedFile):
         # large: the existing object becomes the first parts, copied server-side
         self.offset = 0
         upload = self._start_upload()
-        ranges = [(s, min(size, s + 5 * 1024 ** 3)) for s in range(0, size, 5 * 1024 ** 3)]
+        ranges = [(s, min(size, s + 5 * 1024**3)) for s in range(0, size, 5 * 1024**3)]
         for start, end in ranges:
             self._part_number += 1
-            sync(self.fs.loop, upload.copy_part, self._part_number,
-                 {"Bucket": self.bucket, "Key": self.key}, start, end)
+            sync(
+                self.fs.loop,
+                upload.copy_part,
+                self._part_number,
+                {"Bucket": self.bucket, "Key": self.key},
+                start,
+                end,
+            )
         self.offset = size
 
     def _start_upload(self) -> MultipartUpload:
-        upload = self._upload = self.fs._uploads.new_upload(self.path, self.bucket, self.key,
-                                                            if_none_match=self.mode == "xb",
-                                                            metadata=self._object_metadata())
+        upload = self._upload = self.fs._uploads.new_upload(
+            self.path,
+            self.bucket,
+            self.key,
+            if_none_match=self.mode == "xb",
+            metadata=self._object_metadata(),
+        )
         sync(self.fs.loop, upload.start)
         return upload
 
@@ -218,7 +250,8 @@ class EmrFile(AbstractBufferedFile):
             self._parts_in_flight.pop(0).result()
         self._part_number += 1
         future = asyncio.run_coroutine_threadsafe(
-            self._current_upload().upload_part(self._part_number, data), self.fs.loop)
+            self._current_upload().upload_part(self._part_number, data), self.fs.loop
+        )
         self._parts_in_flight.append(future)
 
     def _upload_chunk(self, final: bool = False):
@@ -235,7 +268,7 @@ class EmrFile(AbstractBufferedFile):
             view = memoryview(data)
             cut = len(data) if final else len(data) - len(data) % part_size
             for start in range(0, cut, part_size):
-                self._submit_part(bytes(view[start:min(cut, start + part_size)]))
+                self._submit_part(bytes(view[start : min(cut, start + part_size)]))
             self.buffer = io.BytesIO()
             self.buffer.write(view[cut:])
             if final:
@@ -256,8 +289,16 @@ class EmrFile(AbstractBufferedFile):
         metadata = self._object_metadata()
         if metadata:
             extra["Metadata"] = metadata
-        response = sync(self.fs.loop, self.fs.s3.call, "put_object", self.path,
-                        Bucket=self.bucket, Key=self.key, Body=data, **extra)
+        response = sync(
+            self.fs.loop,
+            self.fs.s3.call,
+            "put_object",
+            self.path,
+            Bucket=self.bucket,
+            Key=self.key,
+            Body=data,
+            **extra,
+        )
         self._stored(len(data), response)
 
     def _complete(self) -> None:
@@ -308,8 +349,9 @@ class EmrFile(AbstractBufferedFile):
         aborts the upload.
         """
         if self.autocommit or self.mode not in ("wb", "xb"):
-            raise ValueError(f"stage() needs a file opened with mode 'wb' and autocommit=False "
-                             f"({self.path!r})")
+            raise ValueError(
+                f"stage() needs a file opened with mode 'wb' and autocommit=False ({self.path!r})"
+            )
         try:
             self.flush(force=True)  # the rest goes up as the last part, unless held
             if self._upload is None:  # small: held in the buffer; it becomes part 1 (even empty)

@@ -83,12 +83,19 @@ class EmrFileSystem(AsyncFileSystem):
     async_impl = True
     _pid: int  # fsspec's AbstractFileSystem sets it: the process that made the instance
 
-    def __init__(self, *args: Any, asynchronous: bool = False, loop=None,
-                 batch_size: int | None = None, **storage_options: Any):
+    def __init__(
+        self,
+        *args: Any,
+        asynchronous: bool = False,
+        loop=None,
+        batch_size: int | None = None,
+        **storage_options: Any,
+    ):
         fsspec_kwargs = {k: storage_options.pop(k) for k in _FSSPEC_KWARGS if k in storage_options}
         self.options = _config.load(storage_options)
-        super().__init__(*args, asynchronous=asynchronous, loop=loop, batch_size=batch_size,
-                         **fsspec_kwargs)
+        super().__init__(
+            *args, asynchronous=asynchronous, loop=loop, batch_size=batch_size, **fsspec_kwargs
+        )
         o = self.options.s3
         self._views = Views(self.options)  # the consistent view of each path
         self._view = self._views  # (the view in force for a path, or None)
@@ -97,34 +104,62 @@ class EmrFileSystem(AsyncFileSystem):
         self.status = StatusFactory(o.fs_block_size, o.owner, o.group)
         self.blocksize = o.read_block_size
         self._purge = UploadPurge(  # abandoned multipart uploads (emrfs.s3.multipart)
-            self.s3, age_seconds=o.multipart_purge_age, whole_bucket=o.multipart_purge,
-            staged_ids=lambda bucket: self._tiers.staging.staged_upload_ids(bucket))
+            self.s3,
+            age_seconds=o.multipart_purge_age,
+            whole_bucket=o.multipart_purge,
+            staged_ids=lambda bucket: self._tiers.staging.staged_upload_ids(bucket),
+        )
         self._uploads = Uploads(self.s3, self.options, self._purge)
         # the object-store protocol's transport of each path (emrfs.transports)
         self._transport = Transports(self.options, self.s3, self._purge)
         self.transport = self._transport("")
         # SSE kwargs, CSE streams (emrfs.encrypted_io)
-        self._encrypted = EncryptedIO(self.options, self.s3, self._uploads, self._info,
-                                      self._transport)
+        self._encrypted = EncryptedIO(
+            self.options, self.s3, self._uploads, self._info, self._transport
+        )
         # block cache (emrfs.cached_io)
         self._cached = CachedIO(self.options, self._encrypted, self._info, lambda: self.loop)
         # statuses and footers reads reuse (emrfs.readplan)
-        self._reads = ReadPlanner(self.options, self.s3, self._cached, self._encrypted,
-                                  self._views, in_tier=lambda path: self._tiers.owns(path),
-                                  lookup=self._info)
+        self._reads = ReadPlanner(
+            self.options,
+            self.s3,
+            self._cached,
+            self._encrypted,
+            self._views,
+            in_tier=lambda path: self._tiers.owns(path),
+            lookup=self._info,
+        )
         # markers, parent checks, the S3 side of status (emrfs.namespace.markers)
-        self._markers = Markers(self.s3, self._transport, self.options, self._views,
-                                self.status, self._encrypted, self._cached, self._reads)
+        self._markers = Markers(
+            self.s3,
+            self._transport,
+            self.options,
+            self._views,
+            self.status,
+            self._encrypted,
+            self._cached,
+            self._reads,
+        )
         self._tiers = EphemeralRoutes(  # ephemeral paths (emrfs.tiers)
-            self.options, self._cached, self.status, self._markers,
-            StackVerbs(info=self._info, makedirs=self._makedirs, open=self.open,
-                       rename=self._mv, loop=lambda: self.loop))
+            self.options,
+            self._cached,
+            self.status,
+            self._markers,
+            StackVerbs(
+                info=self._info,
+                makedirs=self._makedirs,
+                open=self.open,
+                rename=self._mv,
+                loop=lambda: self.loop,
+            ),
+        )
         self._renames = RenameJournal(self._markers)  # directory renames cut short
         # a directory's tree, rm and rmdir (emrfs.namespace.tree); renames (.rename)
         self._trees = Trees(self._markers, self._tiers, self._info)
         self._listings = Listings(self._markers, self._tiers, self._info)  # ls, find
-        self._moves = Renames(self._markers, self._trees, self._tiers, self._renames,
-                              self._uploads, self._info)
+        self._moves = Renames(
+            self._markers, self._trees, self._tiers, self._renames, self._uploads, self._info
+        )
 
     # --- fork safety ---------------------------------------------------------------
 
@@ -205,8 +240,9 @@ class EmrFileSystem(AsyncFileSystem):
     async def _modified(self, path: str):
         info = await self._info(path)
         if info.get("LastModified") is None:
-            raise EmrfsError(f"{path!r} is a directory with no marker; it has no "
-                             "modification time", path)
+            raise EmrfsError(
+                f"{path!r} is a directory with no marker; it has no modification time", path
+            )
         return info["LastModified"]
 
     modified = sync_wrapper(_modified)
@@ -217,40 +253,68 @@ class EmrFileSystem(AsyncFileSystem):
         path = self._norm(path)
         if not path:
             response = await self.s3.call("list_buckets", "")
-            entries = [self.status.bucket(b["Name"], b.get("CreationDate"))
-                       for b in response.get("Buckets", [])]
+            entries = [
+                self.status.bucket(b["Name"], b.get("CreationDate"))
+                for b in response.get("Buckets", [])
+            ]
             return entries if detail else [e["name"] for e in entries]
         return await self._listings.ls(path, detail)
 
-    async def _find(self, path: str, maxdepth: int | None = None, withdirs: bool = False,
-                    detail: bool = False, prefix: str = "", **kwargs: Any):
+    async def _find(
+        self,
+        path: str,
+        maxdepth: int | None = None,
+        withdirs: bool = False,
+        detail: bool = False,
+        prefix: str = "",
+        **kwargs: Any,
+    ):
         literal = kwargs.pop("_literal_prefix", None)
         path = self._norm(path)
         if maxdepth is not None and maxdepth < 1:
             raise ValueError("maxdepth must be at least 1")
         if not path:
-            return await super()._find(path, maxdepth=maxdepth, withdirs=withdirs,
-                                       detail=detail, **kwargs)
+            return await super()._find(
+                path, maxdepth=maxdepth, withdirs=withdirs, detail=detail, **kwargs
+            )
         return await self._listings.find(path, maxdepth, withdirs, detail, prefix, literal)
 
-    def _cat_stream(self, path: str, start: int, end: int, *, etag: str | None = None,
-                    piece_size: int = streamed_read.PIECE_SIZE):
+    def _cat_stream(
+        self,
+        path: str,
+        start: int,
+        end: int,
+        *,
+        etag: str | None = None,
+        piece_size: int = streamed_read.PIECE_SIZE,
+    ):
         """Bytes ``[start, end)`` of ``path`` as pieces from one GET (:mod:`emrfs.streamed_read`),
         or None where another layer serves the path (the tier, the block cache, CSE): the
         caller reads ranges instead.  Iterate on ``self.loop``."""
         path = self._norm(path)
-        if (not paths.split(path)[1] or end <= start or self._tiers.owns(path)
-                or self._cached.serves(path, start, end) or self._encrypted.maybe_encrypted(path)):
+        if (
+            not paths.split(path)[1]
+            or end <= start
+            or self._tiers.owns(path)
+            or self._cached.serves(path, start, end)
+            or self._encrypted.maybe_encrypted(path)
+        ):
             return None
 
         async def recorded_etag() -> str | None:
             return (await self._info(path)).get("ETag")
 
         return streamed_read.stream(
-            self.s3, path, start, end, etag=etag, piece_size=piece_size,
+            self.s3,
+            path,
+            start,
+            end,
+            etag=etag,
+            piece_size=piece_size,
             read_kwargs=self._read_kwargs(path),
             recorded_etag=recorded_etag if self._views(path) is not None else None,
-            cat_range=lambda s, e: self._cat_file(path, s, e))
+            cat_range=lambda s, e: self._cat_file(path, s, e),
+        )
 
     async def _glob(self, path: str, maxdepth: int | None = None, **kwargs: Any):
         stripped = self._strip_protocol(path)
@@ -283,8 +347,10 @@ class EmrFileSystem(AsyncFileSystem):
             try:
                 pinfo = await self._info(parent)
             except FileNotFoundError:
-                raise not_found(parent, f"parent of {path!r} does not exist; use "
-                                        "create_parents=True or makedirs") from None
+                raise not_found(
+                    parent,
+                    f"parent of {path!r} does not exist; use create_parents=True or makedirs",
+                ) from None
             if pinfo["type"] != "directory":
                 raise not_a_directory(parent, f"cannot create {path!r} below a file")
         await self._markers.put_marker(path)
@@ -348,8 +414,9 @@ class EmrFileSystem(AsyncFileSystem):
                 if p in subdirs:
                     raise is_a_directory(p, "a directory has this name; pick another path")
             dir_checked = True
-        coros = [self._pipe_file(p, v, _dir_checked=dir_checked, **kwargs)
-                 for p, v in targets.items()]
+        coros = [
+            self._pipe_file(p, v, _dir_checked=dir_checked, **kwargs) for p, v in targets.items()
+        ]
         await _run_coros_in_chunks(coros, batch_size=batch_size or self.batch_size, nofiles=True)
 
     # --- request options hooks (encryption plugs in here) ---------------------------------
@@ -365,8 +432,9 @@ class EmrFileSystem(AsyncFileSystem):
 
     # --- reading -----------------------------------------------------------------------
 
-    async def _cat_file(self, path: str, start: int | None = None, end: int | None = None,
-                        **kwargs: Any) -> bytes:
+    async def _cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
         path = self._norm(path)
         bucket, key = paths.split(path)
         if not key:
@@ -383,20 +451,30 @@ class EmrFileSystem(AsyncFileSystem):
                 return await self._encrypted.read_bytes(path, bucket, key)  # CSE: verified
             return await self._encrypted.cat_range(path, start, end)
         except FileNotFoundError:
-            if await self._markers.dir_probe(path, bucket, key) is not None \
-                    or await self._tiers.implied_dir(path) is not None:
+            if (
+                await self._markers.dir_probe(path, bucket, key) is not None
+                or await self._tiers.implied_dir(path) is not None
+            ):
                 raise is_a_directory(path, "open a file below it, or use ls") from None
             raise
 
-    async def _cat_ranges(self, paths, starts, ends, max_gap=None, batch_size=None,
-                          on_error="return", **kwargs: Any) -> list:
+    async def _cat_ranges(
+        self, paths, starts, ends, max_gap=None, batch_size=None, on_error="return", **kwargs: Any
+    ) -> list:
         # the ranges of one file from one version, nearby ones in one GET (emrfs.readplan)
         return await self._reads.cat_ranges(
-            paths, starts, ends, max_gap=max_gap, batch_size=batch_size, on_error=on_error,
-            one=lambda p, s, e: self._cat_file(p, start=s, end=e, **kwargs))
+            paths,
+            starts,
+            ends,
+            max_gap=max_gap,
+            batch_size=batch_size,
+            on_error=on_error,
+            one=lambda p, s, e: self._cat_file(p, start=s, end=e, **kwargs),
+        )
 
-    async def _consistent_cat(self, view, path: str, bucket: str, key: str,
-                              start: int | None, end: int | None) -> bytes:
+    async def _consistent_cat(
+        self, view, path: str, bucket: str, key: str, start: int | None, end: int | None
+    ) -> bytes:
         """A read checked against the ETag the metadata records (stale copies retried)."""
         info = await self._info(path)
         if info["type"] != "file":
@@ -407,8 +485,9 @@ class EmrFileSystem(AsyncFileSystem):
             return await self._encrypted.read_info_range(path, info, start, end)
         return await self._read_range_checked(path, bucket, key, start, end, info.get("ETag"))
 
-    async def _read_range_checked(self, path: str, bucket: str, key: str, start: int,
-                                  end: int, etag: str | None) -> bytes:
+    async def _read_range_checked(
+        self, path: str, bucket: str, key: str, start: int, end: int, etag: str | None
+    ) -> bytes:
         """Bytes of the version with ``etag`` (see :meth:`EncryptedIO.read_range_checked`)."""
         return await self._encrypted.read_range_checked(path, start, end, etag)
 
@@ -436,16 +515,17 @@ class EmrFileSystem(AsyncFileSystem):
         try:
             with os.fdopen(fd, "wb") as f:
                 # CSE objects verify before the rename below commits the file
-                async for chunk in self._encrypted.read_chunks(rpath, bucket, key,
-                                                               if_match=etag):
+                async for chunk in self._encrypted.read_chunks(rpath, bucket, key, if_match=etag):
                     f.write(chunk)
                     if callback is not None:
                         callback.relative_update(len(chunk))
             os.replace(tmp, lpath)  # nothing half-written is left at lpath
         except FileNotFoundError:
             os.unlink(tmp)
-            if await self._markers.dir_probe(rpath, bucket, key) is not None \
-                    or await self._tiers.implied_dir(rpath) is not None:
+            if (
+                await self._markers.dir_probe(rpath, bucket, key) is not None
+                or await self._tiers.implied_dir(rpath) is not None
+            ):
                 raise is_a_directory(rpath, "use get(recursive=True) for directories") from None
             raise
         except BaseException:
@@ -454,8 +534,14 @@ class EmrFileSystem(AsyncFileSystem):
 
     # --- writing -------------------------------------------------------------------------
 
-    async def _pipe_file(self, path: str, value: bytes, mode: str = "overwrite",
-                         _dir_checked: bool = False, **kwargs: Any) -> None:
+    async def _pipe_file(
+        self,
+        path: str,
+        value: bytes,
+        mode: str = "overwrite",
+        _dir_checked: bool = False,
+        **kwargs: Any,
+    ) -> None:
         path = self._norm(path)
         if self._tiers.owns(path):
             return await self._tiers.pipe(path, value, mode)
@@ -468,13 +554,18 @@ class EmrFileSystem(AsyncFileSystem):
             response = {"ETag": meta.etag, "VersionId": meta.version_id}
         else:
             response = await self._uploads.upload(
-                path, bucket, key, bytes_parts(value, self.options.s3.part_size),
-                if_none_match=mode == "create")
+                path,
+                bucket,
+                key,
+                bytes_parts(value, self.options.s3.part_size),
+                if_none_match=mode == "create",
+            )
         await self._markers.after_create(path)
         await self._views.record_file(path, len(value), response)
 
-    async def _put_file(self, lpath: str, rpath: str, callback=None, mode: str = "overwrite",
-                        **kwargs: Any) -> None:
+    async def _put_file(
+        self, lpath: str, rpath: str, callback=None, mode: str = "overwrite", **kwargs: Any
+    ) -> None:
         if os.path.isdir(lpath):
             await self._makedirs(rpath, exist_ok=True)
             return
@@ -493,52 +584,92 @@ class EmrFileSystem(AsyncFileSystem):
             nonlocal reported
             reported += nbytes
             callback.relative_update(nbytes)
+
         with open(lpath, "rb") as f:
             if self._encrypted.cse_enabled(rpath):
                 response = await self._encrypted.put_encrypted(
-                    rpath, file_parts(f, size, part_size), size, create=mode == "create")
+                    rpath, file_parts(f, size, part_size), size, create=mode == "create"
+                )
             elif size <= max(part_size, self.options.s3.multipart_threshold):
                 extra = dict(self._write_kwargs(rpath))
                 if mode == "create":
                     extra["IfNoneMatch"] = "*"
                 # the open file streams; botocore rewinds it for a retry
                 body = f if callback is None else _ReadProgress(f, part_done)
-                response = await self.s3.call("put_object", rpath, Bucket=bucket, Key=key,
-                                              Body=body, ContentLength=size, **extra)
+                response = await self.s3.call(
+                    "put_object",
+                    rpath,
+                    Bucket=bucket,
+                    Key=key,
+                    Body=body,
+                    ContentLength=size,
+                    **extra,
+                )
             else:
                 response = await self._uploads.upload(
-                    rpath, bucket, key, file_parts(f, size, part_size),
+                    rpath,
+                    bucket,
+                    key,
+                    file_parts(f, size, part_size),
                     if_none_match=mode == "create",
-                    part_done=part_done if callback is not None else None)
+                    part_done=part_done if callback is not None else None,
+                )
         if callback is not None and size > reported:
             callback.relative_update(size - reported)
         await self._markers.after_create(rpath)
         await self._views.record_file(rpath, size, response)
 
-    def _open(self, path: str, mode: str = "rb", block_size: int | None = None,
-              autocommit: bool = True, cache_options: dict | None = None, **kwargs: Any):
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: dict | None = None,
+        **kwargs: Any,
+    ):
         path = self._norm(path)
         if "b" not in mode:
             raise ValueError(f"emrfs opens files in binary mode; got mode {mode!r} for {path!r}")
         if self._tiers.owns(path):
-            return self._tiers.open(self, path, mode, block_size=block_size,
-                                    autocommit=autocommit, **kwargs)
-        return EncryptedFile(self, path, mode, block_size=block_size, autocommit=autocommit,
-                             cache_options=cache_options, **kwargs)
+            return self._tiers.open(
+                self, path, mode, block_size=block_size, autocommit=autocommit, **kwargs
+            )
+        return EncryptedFile(
+            self,
+            path,
+            mode,
+            block_size=block_size,
+            autocommit=autocommit,
+            cache_options=cache_options,
+            **kwargs,
+        )
 
     # --- copy, move, delete ------------------------------------------------------------
 
-    async def _copy(self, path1, path2, recursive: bool = False, on_error=None,
-                    maxdepth: int | None = None, batch_size: int | None = None,
-                    callback=DEFAULT_CALLBACK, **kwargs: Any) -> None:
+    async def _copy(
+        self,
+        path1,
+        path2,
+        recursive: bool = False,
+        on_error=None,
+        maxdepth: int | None = None,
+        batch_size: int | None = None,
+        callback=DEFAULT_CALLBACK,
+        **kwargs: Any,
+    ) -> None:
         """fsspec's copy, taking ``callback`` as ``put``/``get`` do (fsspec's own takes
         none): each file gets a ``branched()`` child told its bytes, the parent one
         ``relative_update`` per file.  A name that exists as written means itself, even
         when it holds glob characters."""
         if callback is not DEFAULT_CALLBACK:
             kwargs["_parent_callback"] = callback
-        if isinstance(path1, str) and isinstance(path2, str) \
-                and paths.has_magic(self._strip_protocol(path1)) and await self._exists(path1):
+        if (
+            isinstance(path1, str)
+            and isinstance(path2, str)
+            and paths.has_magic(self._strip_protocol(path1))
+            and await self._exists(path1)
+        ):
             # a name that holds glob characters: copied as fsspec copies any plain path
             # (fsspec would take it for a pattern when placing the copy)
             sources = await self._expand_path(path1, recursive=recursive, maxdepth=maxdepth)
@@ -547,11 +678,17 @@ class EmrFileSystem(AsyncFileSystem):
                 if not sources:
                     return None
             dest_is_dir = path2.endswith("/") or await self._isdir(path2)
-            path2 = other_paths(sources, path2,
-                                exists=dest_is_dir and not path1.endswith("/"))
+            path2 = other_paths(sources, path2, exists=dest_is_dir and not path1.endswith("/"))
             path1 = sources
-        return await super()._copy(path1, path2, recursive=recursive, on_error=on_error,
-                                   maxdepth=maxdepth, batch_size=batch_size, **kwargs)
+        return await super()._copy(
+            path1,
+            path2,
+            recursive=recursive,
+            on_error=on_error,
+            maxdepth=maxdepth,
+            batch_size=batch_size,
+            **kwargs,
+        )
 
     async def _cp_file(self, path1: str, path2: str, callback=None, **kwargs: Any) -> bool:
         """Copy one file (True), or make the directory ``path2`` for a directory (False)."""
@@ -584,8 +721,15 @@ class EmrFileSystem(AsyncFileSystem):
             callback.relative_update(info["size"])
         return True
 
-    async def _mv(self, path1, path2, recursive: bool = False, maxdepth=None,
-                  callback=DEFAULT_CALLBACK, **kwargs) -> None:
+    async def _mv(
+        self,
+        path1,
+        path2,
+        recursive: bool = False,
+        maxdepth=None,
+        callback=DEFAULT_CALLBACK,
+        **kwargs,
+    ) -> None:
         """HDFS rename: a file or a whole directory; into ``path2`` if it is a directory.
 
         Renaming a path onto itself (or into the directory that holds it) changes
@@ -608,16 +752,21 @@ class EmrFileSystem(AsyncFileSystem):
                     await self._mv(p, path2, recursive=recursive, callback=callback, **kwargs)
                 return
         into = isinstance(path2, str) and path2.endswith("/")  # "dir/": move into it
-        await self._moves.rename(self._norm(path1), self._norm(path2), into=into,
-                                 callback=callback)
+        await self._moves.rename(self._norm(path1), self._norm(path2), into=into, callback=callback)
 
     mv = sync_wrapper(_mv)
 
     async def _rm_file(self, path: str, **kwargs: Any) -> None:
         await self._rm(path)
 
-    async def _rm(self, path, recursive: bool = False, maxdepth: int | None = None,
-                  callback=DEFAULT_CALLBACK, **kwargs: Any) -> None:
+    async def _rm(
+        self,
+        path,
+        recursive: bool = False,
+        maxdepth: int | None = None,
+        callback=DEFAULT_CALLBACK,
+        **kwargs: Any,
+    ) -> None:
         """``callback`` (fsspec's): ``set_size`` with the keys to delete, updates per batch."""
         if maxdepth is not None:
             return await super()._rm(path, recursive=recursive, maxdepth=maxdepth, **kwargs)
@@ -638,8 +787,13 @@ class EmrFileSystem(AsyncFileSystem):
             return [self._norm(stripped)]
         return await self._glob(stripped)
 
-    async def _expand_path(self, path, recursive: bool = False, maxdepth: int | None = None,
-                           assume_literal: bool = False) -> list[str]:
+    async def _expand_path(
+        self,
+        path,
+        recursive: bool = False,
+        maxdepth: int | None = None,
+        assume_literal: bool = False,
+    ) -> list[str]:
         """fsspec's expansion (cp, get, put, du, rm with maxdepth...), except that a path
         which exists as written means itself, not a pattern (see :meth:`_literal_or_glob`)."""
         if isinstance(path, str):
@@ -654,9 +808,11 @@ class EmrFileSystem(AsyncFileSystem):
         for group, as_written in ((literal, True), (patterns, False)):
             if group:
                 try:
-                    out.update(await super()._expand_path(group, recursive=recursive,
-                                                          maxdepth=maxdepth,
-                                                          assume_literal=as_written))
+                    out.update(
+                        await super()._expand_path(
+                            group, recursive=recursive, maxdepth=maxdepth, assume_literal=as_written
+                        )
+                    )
                 except FileNotFoundError:
                     pass  # the other group may match; nothing at all is raised below
         if not out:
@@ -704,5 +860,3 @@ class _ReadProgress(io.BufferedIOBase):
 
     def tell(self) -> int:
         return self._f.tell()
-
-

@@ -24,35 +24,50 @@ EMR_KMS_PROVIDER = "com.amazon.ws.emr.hadoop.fs.cse.KMSEncryptionMaterialsProvid
 
 #: Credential providers that botocore's default chain covers (environment, shared
 #: config and credentials files, web identity, container and instance metadata).
-DEFAULT_CHAIN_PROVIDERS = frozenset({
-    "com.amazonaws.auth.DefaultAWSCredentialsProviderChain",
-    "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider",
-    "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider",
-    "org.apache.hadoop.fs.s3a.SharedInstanceProfileCredentialsProvider",
-    "com.amazonaws.auth.InstanceProfileCredentialsProvider",
-    "software.amazon.awssdk.auth.credentials.InstanceProfileCredentialsProvider",
-    "com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
-    "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider",
-    "com.amazonaws.auth.EC2ContainerCredentialsProviderWrapper",
-    "com.amazonaws.auth.ContainerCredentialsProvider",
-    "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider",
-    "com.amazonaws.auth.WebIdentityTokenCredentialsProvider",
-    "software.amazon.awssdk.auth.credentials.WebIdentityTokenFileCredentialsProvider",
-})
+DEFAULT_CHAIN_PROVIDERS = frozenset(
+    {
+        "com.amazonaws.auth.DefaultAWSCredentialsProviderChain",
+        "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider",
+        "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider",
+        "org.apache.hadoop.fs.s3a.SharedInstanceProfileCredentialsProvider",
+        "com.amazonaws.auth.InstanceProfileCredentialsProvider",
+        "software.amazon.awssdk.auth.credentials.InstanceProfileCredentialsProvider",
+        "com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
+        "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider",
+        "com.amazonaws.auth.EC2ContainerCredentialsProviderWrapper",
+        "com.amazonaws.auth.ContainerCredentialsProvider",
+        "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider",
+        "com.amazonaws.auth.WebIdentityTokenCredentialsProvider",
+        "software.amazon.awssdk.auth.credentials.WebIdentityTokenFileCredentialsProvider",
+    }
+)
 #: Providers that read the access key, secret and token from their own properties,
 #: which emrfs reads as s3.access_key_id / secret_access_key / session_token.
-KEY_PROVIDERS = frozenset({
-    "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-    "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider",
-})
-ANONYMOUS_PROVIDERS = frozenset({
-    "org.apache.hadoop.fs.s3a.AnonymousAWSCredentialsProvider",
-    "software.amazon.awssdk.auth.credentials.AnonymousCredentialsProvider",
-})
+KEY_PROVIDERS = frozenset(
+    {
+        "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider",
+    }
+)
+ANONYMOUS_PROVIDERS = frozenset(
+    {
+        "org.apache.hadoop.fs.s3a.AnonymousAWSCredentialsProvider",
+        "software.amazon.awssdk.auth.credentials.AnonymousCredentialsProvider",
+    }
+)
 #: Words in an S3A property name that mean encryption or credentials: such a property
 #: emrfs does not read is refused rather than skipped (emrfs.config.loading).
-S3A_SECURITY_WORDS = ("encryption", "cse", "sse", "credential", "access.key", "secret",
-                      "session.token", "assumed.role", "kms")
+S3A_SECURITY_WORDS = (
+    "encryption",
+    "cse",
+    "sse",
+    "credential",
+    "access.key",
+    "secret",
+    "session.token",
+    "assumed.role",
+    "kms",
+)
 _JAVA_PACKAGES = ("com.", "org.", "software.amazon.", "net.", "java.", "javax.")
 
 #: S3A's encryption algorithms -> (emrfs options, the option fs.s3a.encryption.key sets)
@@ -82,7 +97,8 @@ def materials_provider(value: Any) -> Any:
             f"{name!r}, which emrfs cannot run; for CSE-KMS use {EMR_KMS_PROVIDER} or leave it "
             "unset and set fs.s3.cse.kms.keyId; for your own keys give 'module:Class' of a Python "
             "KeyProvider or EncryptionMaterialsProvider (docs/encryption.md)",
-            "cse.materials_provider")
+            "cse.materials_provider",
+        )
     return name
 
 
@@ -99,7 +115,9 @@ def credential_providers(value: Any, prop: str) -> dict[str, Any]:
             if len(names) > 1:
                 raise ConfigurationError(
                     f"{prop} lists {name!r} with other providers; emrfs is either anonymous "
-                    "(s3.anon) or signs with credentials: keep one", prop)
+                    "(s3.anon) or signs with credentials: keep one",
+                    prop,
+                )
             return {"s3.anon": True}
         if name not in DEFAULT_CHAIN_PROVIDERS and name not in KEY_PROVIDERS:
             raise ConfigurationError(
@@ -107,7 +125,9 @@ def credential_providers(value: Any, prop: str) -> dict[str, Any]:
                 "it to use the default chain (environment, ~/.aws files, web identity, instance "
                 "role), give key/secret/token (fs.s3a.access.key, fs.s3a.secret.key, "
                 "fs.s3a.session.token), or profile= naming an AWS profile (which can assume a "
-                "role with role_arn and source_profile)", prop)
+                "role with role_arn and source_profile)",
+                prop,
+            )
     return {}
 
 
@@ -118,7 +138,9 @@ def s3a_encryption(algorithm: Any, key: Any, algorithm_prop: str, key_prop: str)
         if key:
             raise ConfigurationError(
                 f"{key_prop} is set but {algorithm_prop} is not; set the algorithm "
-                f"({', '.join(S3A_ALGORITHMS)})", key_prop)
+                f"({', '.join(S3A_ALGORITHMS)})",
+                key_prop,
+            )
         return {}
     if name == "AES256":
         name = "SSE-S3"  # the value S3A's older releases used
@@ -126,14 +148,16 @@ def s3a_encryption(algorithm: Any, key: Any, algorithm_prop: str, key_prop: str)
         raise ConfigurationError(
             f"{algorithm_prop} is {algorithm!r}; emrfs reads {', '.join(S3A_ALGORITHMS)} "
             "(CSE-CUSTOM runs a Java class: use cse.materials_provider with a Python provider)",
-            algorithm_prop)
+            algorithm_prop,
+        )
     options, key_option = S3A_ALGORITHMS[name]
     options = dict(options)
     if key:
         if key_option is None:
             raise ConfigurationError(
                 f"{key_prop} is set but {algorithm_prop}={algorithm!r} takes no key; remove it",
-                key_prop)
+                key_prop,
+            )
         options[key_option] = key
     return options
 
@@ -143,8 +167,8 @@ class ForeignProperty:
     """A property read through a translation rather than as an option's alias."""
 
     name: str
-    maps_to: str   # for the docs: what it becomes
-    refuses: str   # for the docs: what fails, and what to use instead
+    maps_to: str  # for the docs: what it becomes
+    refuses: str  # for the docs: what fails, and what to use instead
 
 
 #: Every translated property, for the docs and for :func:`translate`.
@@ -153,38 +177,57 @@ PROPERTIES: tuple[ForeignProperty, ...] = (
         "fs.s3.cse.encryptionMaterialsProvider",
         f"`{EMR_KMS_PROVIDER}` → CSE-KMS with `cse.kms_key_id`; `module:Class` → "
         "`cse.materials_provider`",
-        "other Java classes (write a Python KeyProvider)"),
+        "other Java classes (write a Python KeyProvider)",
+    ),
     ForeignProperty(
-        "fs.s3.cse.encryptionMaterialsProvider.uri", "nothing when empty",
-        "a jar URI (a Java provider cannot run in Python)"),
+        "fs.s3.cse.encryptionMaterialsProvider.uri",
+        "nothing when empty",
+        "a jar URI (a Java provider cannot run in Python)",
+    ),
     ForeignProperty(
-        "fs.s3.cse.materialsDescription.enabled", "nothing when false",
-        "true (use `cse.materials_description`)"),
+        "fs.s3.cse.materialsDescription.enabled",
+        "nothing when false",
+        "true (use `cse.materials_description`)",
+    ),
     ForeignProperty(
         "fs.s3.customAWSCredentialsProvider",
         "default-chain classes → botocore's default chain; S3A's Simple/Temporary providers → "
         "the key options; anonymous providers → `s3.anon`",
-        "any other class (use the default chain, key/secret/token or `profile`)"),
+        "any other class (use the default chain, key/secret/token or `profile`)",
+    ),
     ForeignProperty(
-        "fs.s3a.aws.credentials.provider", "as `fs.s3.customAWSCredentialsProvider`, a comma list",
-        "as `fs.s3.customAWSCredentialsProvider`"),
+        "fs.s3a.aws.credentials.provider",
+        "as `fs.s3.customAWSCredentialsProvider`, a comma list",
+        "as `fs.s3.customAWSCredentialsProvider`",
+    ),
     ForeignProperty(
         "fs.s3a.encryption.algorithm",
         "SSE-S3 → `sse.enabled`, `sse.algorithm=AES256`; SSE-KMS → `aws:kms`; DSSE-KMS → "
         "`aws:kms:dsse`; SSE-C → `SSE-C`; CSE-KMS → `cse.enabled`",
-        "CSE-CUSTOM and unknown names"),
+        "CSE-CUSTOM and unknown names",
+    ),
     ForeignProperty(
         "fs.s3a.encryption.key",
         "`sse.kms_key_id` (SSE-KMS, DSSE-KMS), `sse.customer_key` (SSE-C), `cse.kms_key_id` "
-        "(CSE-KMS)", "a key without an algorithm, or with SSE-S3"),
-    ForeignProperty("fs.s3a.server-side-encryption-algorithm", "as `fs.s3a.encryption.algorithm`",
-                    "as `fs.s3a.encryption.algorithm`"),
-    ForeignProperty("fs.s3a.server-side-encryption.key", "as `fs.s3a.encryption.key`",
-                    "as `fs.s3a.encryption.key`"),
+        "(CSE-KMS)",
+        "a key without an algorithm, or with SSE-S3",
+    ),
+    ForeignProperty(
+        "fs.s3a.server-side-encryption-algorithm",
+        "as `fs.s3a.encryption.algorithm`",
+        "as `fs.s3a.encryption.algorithm`",
+    ),
+    ForeignProperty(
+        "fs.s3a.server-side-encryption.key",
+        "as `fs.s3a.encryption.key`",
+        "as `fs.s3a.encryption.key`",
+    ),
 )
 _S3A_ALGORITHM = ("fs.s3a.encryption.algorithm", "fs.s3a.server-side-encryption-algorithm")
-_S3A_KEY = {"fs.s3a.encryption.key": "fs.s3a.encryption.algorithm",
-            "fs.s3a.server-side-encryption.key": "fs.s3a.server-side-encryption-algorithm"}
+_S3A_KEY = {
+    "fs.s3a.encryption.key": "fs.s3a.encryption.algorithm",
+    "fs.s3a.server-side-encryption.key": "fs.s3a.server-side-encryption-algorithm",
+}
 
 Triple = tuple[str, str, Any]  # (name as given, option key or alias, value)
 
@@ -198,20 +241,27 @@ def _refuse_unless(test: Callable[[Any], bool], why: str) -> Callable[[str, Any]
         if not test(value):
             raise ConfigurationError(f"{name} is {value!r}: {why}", name)
         return []
+
     return handle
 
 
 _SINGLE: dict[str, Callable[[str, Any], list[Triple]]] = {
     "fs.s3.cse.encryptionMaterialsProvider.uri": _refuse_unless(
-        _empty_or_false, "emrfs cannot load a Java materials provider from a jar; use CSE-KMS "
-        "(fs.s3.cse.kms.keyId) or a Python provider (cse.materials_provider = 'module:Class')"),
+        _empty_or_false,
+        "emrfs cannot load a Java materials provider from a jar; use CSE-KMS "
+        "(fs.s3.cse.kms.keyId) or a Python provider (cse.materials_provider = 'module:Class')",
+    ),
     "fs.s3.cse.materialsDescription.enabled": _refuse_unless(
-        _empty_or_false, "emrfs does not store object URIs as materials descriptions; set "
-        "cse.materials_description (a JSON object) for AES/RSA-wrapped keys instead"),
+        _empty_or_false,
+        "emrfs does not store object URIs as materials descriptions; set "
+        "cse.materials_description (a JSON object) for AES/RSA-wrapped keys instead",
+    ),
     "fs.s3.customAWSCredentialsProvider": lambda name, value: [
-        (name, k, v) for k, v in credential_providers(value, name).items()],
+        (name, k, v) for k, v in credential_providers(value, name).items()
+    ],
     "fs.s3a.aws.credentials.provider": lambda name, value: [
-        (name, k, v) for k, v in credential_providers(value, name).items()],
+        (name, k, v) for k, v in credential_providers(value, name).items()
+    ],
 }
 
 
@@ -224,7 +274,8 @@ def translate(pairs: Iterable[tuple[str, Any]]) -> list[Triple]:
     if len(set(keys.values())) > 1:
         raise ConfigurationError(
             f"conflicting options: {' and '.join(keys)} give different keys; keep one",
-            next(iter(keys)))
+            next(iter(keys)),
+        )
     out: list[Triple] = []
     for name, value in pairs:
         if name in _SINGLE:
@@ -232,8 +283,7 @@ def translate(pairs: Iterable[tuple[str, Any]]) -> list[Triple]:
         elif name in _S3A_ALGORITHM:
             key_prop = next(k for k, a in _S3A_KEY.items() if a == name)
             key = next(iter(keys.values()), None)
-            out.extend((name, k, v) for k, v in
-                       s3a_encryption(value, key, name, key_prop).items())
+            out.extend((name, k, v) for k, v in s3a_encryption(value, key, name, key_prop).items())
         elif name in _S3A_KEY:
             if not any(given.get(a) for a in _S3A_ALGORITHM) and value:
                 s3a_encryption(None, value, _S3A_KEY[name], name)  # raises: a key alone

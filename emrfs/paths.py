@@ -48,7 +48,9 @@ def strip_protocol(path: str) -> str:
         if proto not in PROTOCOLS:
             raise InvalidPathError(
                 f"unsupported scheme {proto!r} in {path!r}; use one of "
-                + ", ".join(p + "://" for p in PROTOCOLS), path)
+                + ", ".join(p + "://" for p in PROTOCOLS),
+                path,
+            )
         path = match.group("rest")
     path = re.sub(r"/{2,}", "/", path)
     return path.strip("/")
@@ -99,18 +101,25 @@ def relative_to(path: str, root: str) -> str:
     path, root = strip_protocol(path), strip_protocol(root)
     if not is_within(path, root):
         raise InvalidPathError(f"{path!r} is not below {root!r}", path)
-    return path[len(root):].lstrip("/") if root else path
+    return path[len(root) :].lstrip("/") if root else path
 
 
 def validate_bucket(bucket: str, path: str | None = None) -> None:
     """Raise :class:`InvalidPathError` for a bucket name S3 would refuse."""
     where = path if path is not None else bucket
-    if not _BUCKET_RE.match(bucket) or ".." in bucket or _IPV4_RE.match(bucket) \
-            or bucket.startswith("xn--") or bucket.endswith("-s3alias"):
+    if (
+        not _BUCKET_RE.match(bucket)
+        or ".." in bucket
+        or _IPV4_RE.match(bucket)
+        or bucket.startswith("xn--")
+        or bucket.endswith("-s3alias")
+    ):
         raise InvalidPathError(
             f"invalid bucket name {bucket!r} in {where!r}: bucket names are 3-63 "
             "characters of lowercase a-z, 0-9, '.' and '-', starting and ending with a "
-            "letter or digit", where)
+            "letter or digit",
+            where,
+        )
 
 
 def validate(path: str) -> str:
@@ -129,12 +138,19 @@ def validate(path: str) -> str:
     bad = _FORBIDDEN_KEY_CHARS.search(norm)
     if bad is not None:
         char = bad.group()
-        what = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character" \
-            if char < " " else "a non-character"
+        what = (
+            "a lone surrogate"
+            if "\ud800" <= char <= "\udfff"
+            else "a control character"
+            if char < " "
+            else "a non-character"
+        )
         raise InvalidPathError(
             f"path {path!r} holds {what} ({char!r}, U+{ord(char):04X}); "
             "S3 keys cannot hold NUL, control characters other than tab, U+FFFE, U+FFFF or "
-            "unpaired surrogates (decode file names with errors='strict', or rename them)", path)
+            "unpaired surrogates (decode file names with errors='strict', or rename them)",
+            path,
+        )
     bucket, key = split(norm)
     validate_bucket(bucket, path)
     if key:
@@ -142,20 +158,27 @@ def validate(path: str) -> str:
             if segment in (".", ".."):
                 raise InvalidPathError(
                     f"path {path!r} has a {segment!r} segment; emrfs paths are absolute "
-                    "and never contain '.' or '..' (resolve it before calling)", path)
+                    "and never contain '.' or '..' (resolve it before calling)",
+                    path,
+                )
         if key.endswith(EMRFS_FOLDER_SUFFIX):
             raise InvalidPathError(
                 f"path {path!r} ends in {EMRFS_FOLDER_SUFFIX!r}, which is reserved for "
-                "EMRFS folder markers", path)
+                "EMRFS folder markers",
+                path,
+            )
         size = len(key.encode("utf-8"))
         if size > MAX_KEY_BYTES:
             raise InvalidPathError(
                 f"path {path!r} has a key of {size} bytes in UTF-8; S3 allows {MAX_KEY_BYTES} "
-                "(shorten the path)", path)
+                "(shorten the path)",
+                path,
+            )
     return norm
 
 
 # --- folder markers ---------------------------------------------------------------
+
 
 def marker_keys(key: str) -> tuple[str, str]:
     """The two marker object keys that can stand for directory ``key``."""
@@ -184,6 +207,7 @@ def implied_dirs(key: str, below: str = "") -> Iterator[str]:
 
 
 # --- globbing ---------------------------------------------------------------------
+
 
 def glob_literal_prefix(pattern: str) -> str:
     """The part of a glob before its first magic character (may end mid-segment)."""

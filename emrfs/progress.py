@@ -30,14 +30,25 @@ from fsspec.callbacks import Callback
 _DELAY = float(os.environ.get("TQDM_DELAY", "0.5"))
 
 
-def _bar(desc: str, unit: str, file: IO[str] | None, disable: bool | None,
-         total: int | None = None):
+def _bar(
+    desc: str, unit: str, file: IO[str] | None, disable: bool | None, total: int | None = None
+):
     from tqdm import tqdm
 
     stream = file if file is not None else sys.stderr
-    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", unit_divisor=1024,
-                file=stream, disable=disable, leave=True, dynamic_ncols=True,
-                mininterval=0.2, delay=_DELAY)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=unit == "B",
+        unit_divisor=1024,
+        file=stream,
+        disable=disable,
+        leave=True,
+        dynamic_ncols=True,
+        mininterval=0.2,
+        delay=_DELAY,
+    )
 
 
 class TransferProgress(Callback):
@@ -48,9 +59,16 @@ class TransferProgress(Callback):
     ``disable``: ``None`` draws only on a terminal (tqdm's rule), ``True`` never.
     """
 
-    def __init__(self, desc: str = "", *, total_bytes: int | None = None,
-                 total_files: int | None = None, file: IO[str] | None = None,
-                 disable: bool | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        desc: str = "",
+        *,
+        total_bytes: int | None = None,
+        total_files: int | None = None,
+        file: IO[str] | None = None,
+        disable: bool | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(size=total_files, **kwargs)
         self._lock = threading.Lock()
         self._fixed_bytes = total_bytes is not None
@@ -140,8 +158,16 @@ class CountProgress(Callback):
     total with ETA once ``set_size`` knows it.  Also callable with an absolute count,
     as the metadata walks report theirs."""
 
-    def __init__(self, desc: str, unit: str = " objects", *, file: IO[str] | None = None,
-                 disable: bool | None = None, total: int | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        desc: str,
+        unit: str = " objects",
+        *,
+        file: IO[str] | None = None,
+        disable: bool | None = None,
+        total: int | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(size=total, **kwargs)
         self.bar = _bar(desc, unit, file, disable, total=total)
 

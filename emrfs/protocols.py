@@ -39,15 +39,18 @@ def parse(protocols: Iterable[str] | str, source: str) -> tuple[str, ...]:
     is a :class:`ConfigurationError` naming ``source`` (the argument or variable)."""
     if isinstance(protocols, str):
         protocols = protocols.split(",")
-    names = tuple(dict.fromkeys(p.strip().lower().removesuffix("://") for p in protocols
-                                if p and p.strip()))
+    names = tuple(
+        dict.fromkeys(p.strip().lower().removesuffix("://") for p in protocols if p and p.strip())
+    )
     if names == ("all",):
         return SCHEMES[1:]
     unknown = [n for n in names if n not in SCHEMES]
     if unknown:
         raise ConfigurationError(
             f"{source} names {', '.join(map(repr, unknown))}; emrfs serves "
-            f"{', '.join(SCHEMES)} (or 'all' for s3, s3a and s3n)", source)
+            f"{', '.join(SCHEMES)} (or 'all' for s3, s3a and s3n)",
+            source,
+        )
     return names
 
 

@@ -65,20 +65,29 @@ def _cli(*argv: str) -> int:
 def directories(fs: Any, s3: Any, bucket: str) -> None:
     _say("1. Directories", "real directories and tree renames, as on HDFS")
     fs.mkdir(f"{bucket}/inbox")
-    print(f"   mkdir emrfs://{bucket}/inbox -> an empty directory: "
-          f"type={fs.info(f'{bucket}/inbox')['type']!r}, ls={fs.ls(f'{bucket}/inbox')}")
+    print(
+        f"   mkdir emrfs://{bucket}/inbox -> an empty directory: "
+        f"type={fs.info(f'{bucket}/inbox')['type']!r}, ls={fs.ls(f'{bucket}/inbox')}"
+    )
     print(f"   on S3 it is a marker object: {_raw_keys(s3, bucket, 'inbox')}")
     _expect(_raw_keys(s3, bucket, "inbox") == ["inbox/"], "mkdir writes the marker inbox/")
-    fs.pipe({f"{bucket}/jobs/2026-11/day=01/part-0.csv": b"a,b\n1,2\n",
-             f"{bucket}/jobs/2026-11/day=02/part-0.csv": b"a,b\n3,4\n",
-             f"{bucket}/jobs/2026-11/_SUCCESS": b""})
+    fs.pipe(
+        {
+            f"{bucket}/jobs/2026-11/day=01/part-0.csv": b"a,b\n1,2\n",
+            f"{bucket}/jobs/2026-11/day=02/part-0.csv": b"a,b\n3,4\n",
+            f"{bucket}/jobs/2026-11/_SUCCESS": b"",
+        }
+    )
     fs.mv(f"{bucket}/jobs/2026-11", f"{bucket}/archive/2026-11", recursive=True)
     print("   mv jobs/2026-11 -> archive/2026-11 (one call; server-side copies in parallel):")
     for key in _raw_keys(s3, bucket):
         print(f"     s3://{bucket}/{key}")
     print(f"   jobs/ is still a directory, now empty: type={fs.info(f'{bucket}/jobs')['type']!r}")
-    _expect(not _raw_keys(s3, bucket, "jobs/2026-11")
-            and len(_raw_keys(s3, bucket, "archive/2026-11/")) == 3, "mv moves the whole tree")
+    _expect(
+        not _raw_keys(s3, bucket, "jobs/2026-11")
+        and len(_raw_keys(s3, bucket, "archive/2026-11/")) == 3,
+        "mv moves the whole tree",
+    )
 
 
 def consistent_view(endpoint: str, s3: Any, bucket: str, table: str) -> None:
@@ -86,13 +95,22 @@ def consistent_view(endpoint: str, s3: Any, bucket: str, table: str) -> None:
     from emrfs.errors import ConsistencyError
 
     _say("2. Consistent view", f"every change through emrfs is recorded in DynamoDB ({table})")
-    fs = EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, consistent=True,
-                       consistency={"table_name": table, "retry_count": 2,
-                                    "retry_period_seconds": 0.2})
-    fs.pipe({f"{bucket}/sales/q1.csv": b"region,total\nnorth,10\n",
-             f"{bucket}/sales/q2.csv": b"region,total\nnorth,12\n"})
-    print(f"   wrote sales/q1.csv and sales/q2.csv through emrfs; ls: "
-          f"{sorted(p.rsplit('/', 1)[1] for p in fs.ls(f'{bucket}/sales', detail=False))}")
+    fs = EmrFileSystem(
+        endpoint_url=endpoint,
+        skip_instance_cache=True,
+        consistent=True,
+        consistency={"table_name": table, "retry_count": 2, "retry_period_seconds": 0.2},
+    )
+    fs.pipe(
+        {
+            f"{bucket}/sales/q1.csv": b"region,total\nnorth,10\n",
+            f"{bucket}/sales/q2.csv": b"region,total\nnorth,12\n",
+        }
+    )
+    print(
+        f"   wrote sales/q1.csv and sales/q2.csv through emrfs; ls: "
+        f"{sorted(p.rsplit('/', 1)[1] for p in fs.ls(f'{bucket}/sales', detail=False))}"
+    )
     print("   now another program changes S3 behind emrfs's back (raw boto3):")
     s3.delete_object(Bucket=bucket, Key="sales/q1.csv")
     s3.put_object(Bucket=bucket, Key="sales/q3.csv", Body=b"region,total\nnorth,14\n")
@@ -104,8 +122,14 @@ def consistent_view(endpoint: str, s3: Any, bucket: str, table: str) -> None:
         _expect(False, "reading a file deleted behind emrfs's back raises ConsistencyError")
     except ConsistencyError as exc:
         print("   reading sales/q1.csv through emrfs is refused once the retries run out:")
-        print(textwrap.fill(f"ConsistencyError: {exc}", width=100, initial_indent="     ",
-                            subsequent_indent="       "))
+        print(
+            textwrap.fill(
+                f"ConsistencyError: {exc}",
+                width=100,
+                initial_indent="     ",
+                subsequent_indent="       ",
+            )
+        )
     finally:
         emrfs_log.level = level
     print("   (on plain S3 that file would just be gone, and nobody would know it had existed)")
@@ -127,18 +151,22 @@ def client_side_encryption(endpoint: str, s3: Any, bucket: str) -> None:
     from emrfs import EmrFileSystem
 
     _say("3. Client-side encryption", "ciphertext on S3, plaintext through emrfs")
-    key_id = boto3.client("kms", endpoint_url=endpoint).create_key(
-        Description="emrfs quickstart")["KeyMetadata"]["KeyId"]
-    fs = EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True,
-                       cse={"enabled": True, "kms_key_id": key_id})
+    key_id = boto3.client("kms", endpoint_url=endpoint).create_key(Description="emrfs quickstart")[
+        "KeyMetadata"
+    ]["KeyId"]
+    fs = EmrFileSystem(
+        endpoint_url=endpoint, skip_instance_cache=True, cse={"enabled": True, "kms_key_id": key_id}
+    )
     secret = b"patient,diagnosis\nA-17,flu\n"
     fs.pipe_file(f"{bucket}/private/records.csv", secret)
     raw = s3.get_object(Bucket=bucket, Key="private/records.csv")
     stored = raw["Body"].read()
     print(f"   wrote {len(secret)} bytes with CSE-KMS (key {key_id[:8]}...)")
     print(f"   raw boto3 GET: {len(stored)} bytes {stored[:24]!r}...")
-    print(f"   ... and the envelope (the data key wrapped by KMS, the IV, the algorithms) in its "
-          f"metadata: {sorted(k for k in raw['Metadata'] if k.startswith('x-amz'))}")
+    print(
+        f"   ... and the envelope (the data key wrapped by KMS, the IV, the algorithms) in its "
+        f"metadata: {sorted(k for k in raw['Metadata'] if k.startswith('x-amz'))}"
+    )
     print(f"   plaintext on S3? {secret in stored}")
     plaintext = fs.cat_file(f"{bucket}/private/records.csv")
     print(f"   through emrfs: {plaintext!r}")
@@ -151,8 +179,11 @@ def _read_job(endpoint: str, path: str, cache_dir: str) -> None:
 
     from emrfs import EmrFileSystem
 
-    fs = EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True,
-                       cache={"enabled": True, "directories": [cache_dir]})
+    fs = EmrFileSystem(
+        endpoint_url=endpoint,
+        skip_instance_cache=True,
+        cache={"enabled": True, "directories": [cache_dir]},
+    )
     fs.info(path)  # connect first: the timing is the read alone
     started = time.perf_counter()
     with fs.open(path, "rb") as f:
@@ -174,9 +205,18 @@ def block_cache(endpoint: str, bucket: str, cache_dir: str) -> None:
     for run in ("cold", "warm"):
         # each job is its own process, as two jobs on one machine are: the cache is shared
         done = subprocess.run(
-            [sys.executable, "-c", "import sys; from emrfs.quickstart import _read_job; "
-             "_read_job(*sys.argv[1:])", endpoint, path, cache_dir],
-            capture_output=True, text=True, check=True)
+            [
+                sys.executable,
+                "-c",
+                "import sys; from emrfs.quickstart import _read_job; _read_job(*sys.argv[1:])",
+                endpoint,
+                path,
+                cache_dir,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         job = json.loads(done.stdout.strip().splitlines()[-1])
         timings.append(job["seconds"])
         _expect(run == "cold" or job.get("misses", 0) == 0, "the warm read is served locally")
@@ -184,10 +224,14 @@ def block_cache(endpoint: str, bucket: str, cache_dir: str) -> None:
             where = "from S3; each block is also written to the local cache"
         else:
             where = f"from local blocks (cache misses: {job.get('misses', 0)})"
-        print(f"   {run} read: {job['seconds']:6.3f} s "
-              f"({CACHE_OBJECT_MIB / job['seconds']:5.0f} MiB/s) {where}")
-    print(f"   the warm read is {timings[0] / timings[1]:.0f}x faster: S3 was only asked whether "
-          "the object had changed (HEAD)")
+        print(
+            f"   {run} read: {job['seconds']:6.3f} s "
+            f"({CACHE_OBJECT_MIB / job['seconds']:5.0f} MiB/s) {where}"
+        )
+    print(
+        f"   the warm read is {timings[0] / timings[1]:.0f}x faster: S3 was only asked whether "
+        "the object had changed (HEAD)"
+    )
 
 
 def dataframes(endpoint: str, bucket: str) -> None:
@@ -195,13 +239,16 @@ def dataframes(endpoint: str, bucket: str) -> None:
 
     _say("5. DataFrames", "pandas writes and reads emrfs:// URLs")
     options = {"endpoint_url": endpoint}
-    frame = pd.DataFrame({"city": ["Oslo", "Lima", "Pune", "Kobe"],
-                          "temp_c": [3.5, 19.0, 27.25, 12.0]})
+    frame = pd.DataFrame(
+        {"city": ["Oslo", "Lima", "Pune", "Kobe"], "temp_c": [3.5, 19.0, 27.25, 12.0]}
+    )
     url = f"emrfs://{bucket}/weather/readings.parquet"
     frame.to_parquet(url, storage_options=options)
     back = pd.read_parquet(url, storage_options=options)
-    print(f"   df.to_parquet({url!r}, storage_options=...) then pd.read_parquet: "
-          f"{len(back)} rows, identical: {back.equals(frame)}")
+    print(
+        f"   df.to_parquet({url!r}, storage_options=...) then pd.read_parquet: "
+        f"{len(back)} rows, identical: {back.equals(frame)}"
+    )
     _expect(back.equals(frame), "the DataFrame reads back as written")
 
 
@@ -227,8 +274,10 @@ def _cleanup(endpoint: str, s3: Any, bucket: str, table: str) -> None:
 
     keys = _raw_keys(s3, bucket)  # not emrfs.testing's helper: that module needs pytest
     for start in range(0, len(keys), 1000):
-        s3.delete_objects(Bucket=bucket, Delete={
-            "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+        s3.delete_objects(
+            Bucket=bucket,
+            Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True},
+        )
     s3.delete_bucket(Bucket=bucket)
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
     with contextlib.suppress(dynamodb.exceptions.ResourceNotFoundException):
@@ -240,8 +289,10 @@ def main() -> int:
         import pandas  # noqa: F401
         import pyarrow  # noqa: F401
     except ImportError:
-        print("the quickstart needs pandas and pyarrow: pip install 'emrfs[quickstart]'",
-              file=sys.stderr)
+        print(
+            "the quickstart needs pandas and pyarrow: pip install 'emrfs[quickstart]'",
+            file=sys.stderr,
+        )
         return 2
     import boto3
     import fsspec
@@ -267,13 +318,18 @@ def main() -> int:
                 block_cache(endpoint, bucket, cache_dir)
                 dataframes(endpoint, bucket)
         except NotAsShown as exc:
-            print(f"\nquickstart: expected that {exc}, and it did not happen; please report "
-                  "this with the output above", file=sys.stderr)
+            print(
+                f"\nquickstart: expected that {exc}, and it did not happen; please report "
+                "this with the output above",
+                file=sys.stderr,
+            )
             return 1
         finally:
             _cleanup(endpoint, s3, bucket, table)
-        print(f"\nremoved emrfs://{bucket} and table {table}; "
-              f"done in {time.perf_counter() - started:.1f} s")
+        print(
+            f"\nremoved emrfs://{bucket} and table {table}; "
+            f"done in {time.perf_counter() - started:.1f} s"
+        )
         next_steps()
     return 0
 

@@ -83,8 +83,9 @@ class KnownStatuses:
 
     Used from the filesystem's loop and from the threads that open files: one lock."""
 
-    def __init__(self, seconds: float = STATUS_SECONDS, entries: int = STATUS_ENTRIES,
-                 clock=time.monotonic):
+    def __init__(
+        self, seconds: float = STATUS_SECONDS, entries: int = STATUS_ENTRIES, clock=time.monotonic
+    ):
         self.seconds = seconds
         self.entries = entries
         self.clock = clock
@@ -134,8 +135,9 @@ class KnownStatuses:
 class Tails:
     """The last bytes of object versions, by ``(path, ETag)``: an ETag names one content."""
 
-    def __init__(self, entries: int = TAIL_ENTRIES, seconds: float = TAIL_SECONDS,
-                 clock=time.monotonic):
+    def __init__(
+        self, entries: int = TAIL_ENTRIES, seconds: float = TAIL_SECONDS, clock=time.monotonic
+    ):
         self.entries = entries
         self.seconds = seconds
         self.clock = clock
@@ -165,7 +167,7 @@ class Tails:
             if start < offset or end > offset + len(data):
                 return None
             self._tails.move_to_end((path, etag))
-        return data[start - offset:end - offset]
+        return data[start - offset : end - offset]
 
 
 class ReadPlanner:
@@ -175,9 +177,17 @@ class ReadPlanner:
     ephemeral tier serves a path; ``lookup``: the stack's ``info()``.
     """
 
-    def __init__(self, options: Options, s3: S3Client, cached: CachedIO,
-                 encrypted: EncryptedIO, views: Callable[[str], Any], *,
-                 in_tier: Callable[[str], bool], lookup: Callable[[str], Awaitable[dict]]):
+    def __init__(
+        self,
+        options: Options,
+        s3: S3Client,
+        cached: CachedIO,
+        encrypted: EncryptedIO,
+        views: Callable[[str], Any],
+        *,
+        in_tier: Callable[[str], bool],
+        lookup: Callable[[str], Awaitable[dict]],
+    ):
         self.options = options
         self.s3 = s3
         self.cached = cached
@@ -204,8 +214,11 @@ class ReadPlanner:
         envelope an open needs)."""
         for entry in entries:
             name = entry.get("name", "")
-            if (self.encrypted.maybe_encrypted(name) or self.views(name) is not None
-                    or not self._plans(name)):
+            if (
+                self.encrypted.maybe_encrypted(name)
+                or self.views(name) is not None
+                or not self._plans(name)
+            ):
                 continue
             self.statuses.remember(entry)
 
@@ -240,43 +253,65 @@ class ReadPlanner:
 
     def fetches_tail(self, path: str) -> bool:
         """The status of ``path`` comes with its tail (plaintext: no CSE can apply)."""
-        return (self._plans(path) and self.tail_bytes(path) > 0
-                and not self.encrypted.maybe_encrypted(path))
+        return (
+            self._plans(path)
+            and self.tail_bytes(path) > 0
+            and not self.encrypted.maybe_encrypted(path)
+        )
 
     async def stat(self, path: str, bucket: str, key: str, **read_kwargs: Any) -> dict:
         """HEAD-like response of ``bucket/key`` from a GET of its last ``s3.status_tail_bytes``,
         whose bytes are kept in :attr:`tails` (FileNotFoundError when there is no object)."""
         try:
-            response = await self.s3.call("get_object", path, Bucket=bucket, Key=key,
-                                              Range=f"bytes=-{self.tail_bytes(path)}",
-                                              **read_kwargs)
+            response = await self.s3.call(
+                "get_object",
+                path,
+                Bucket=bucket,
+                Key=key,
+                Range=f"bytes=-{self.tail_bytes(path)}",
+                **read_kwargs,
+            )
         except ServiceError as exc:
             if exc.code != "InvalidRange":  # an empty object has no last bytes
                 raise
-            return await self.s3.call("head_object", path, Bucket=bucket, Key=key,
-                                         **read_kwargs)
+            return await self.s3.call("head_object", path, Bucket=bucket, Key=key, **read_kwargs)
         data: bytes | None = None
         try:
             async with response["Body"] as body:
                 data = await body.read()
         except Exception:  # a body cut short: the headers are the status
-            logger.debug("the tail of %r broke off; its status stands without it", path,
-                         exc_info=True)
+            logger.debug(
+                "the tail of %r broke off; its status stands without it", path, exc_info=True
+            )
         _, _, total = (response.get("ContentRange") or "").rpartition("/")
         # no Content-Range: the response is the whole object
         size = int(total) if total.isdigit() else response["ContentLength"]
         head = {k: v for k, v in response.items() if k not in ("Body", "ContentRange")}
         head["ContentLength"] = size
         etag = response.get("ETag")
-        if data is not None and etag and not _has_envelope(response.get("Metadata")) \
-                and len(data) == response.get("ContentLength", len(data)):
+        if (
+            data is not None
+            and etag
+            and not _has_envelope(response.get("Metadata"))
+            and len(data) == response.get("ContentLength", len(data))
+        ):
             self.tails.put(path, etag, size - len(data), data)
         return head
 
     # --- reads ------------------------------------------------------------------------------
 
-    async def read(self, path: str, etag: str | None, size: int, start: int, end: int,
-                   first: bool, fetch, *, reuse: bool = True) -> bytes:
+    async def read(
+        self,
+        path: str,
+        etag: str | None,
+        size: int,
+        start: int,
+        end: int,
+        first: bool,
+        fetch,
+        *,
+        reuse: bool = True,
+    ) -> bytes:
         """Bytes ``[start, end)`` of version ``etag`` of ``path``: from its remembered tail, or
         ``fetch(start, end)``; the ``first`` read of an open file that starts in the tail
         fetches the whole tail (the footer, and what the reader asks for next).  Without
@@ -295,13 +330,20 @@ class ReadPlanner:
             data = await fetch(tail_start, size)
             if len(data) == size - tail_start:
                 self.tails.put(path, etag, tail_start, data)
-            return data[start - tail_start:end - tail_start]
+            return data[start - tail_start : end - tail_start]
         return await fetch(start, end)
 
-    async def cat_ranges(self, paths_: list[str], starts, ends, *, max_gap: int | None = None,
-                         batch_size: int | None = None, on_error: str = "return",
-                         one: Callable[[str, int | None, int | None], Awaitable[bytes]]
-                         ) -> list:
+    async def cat_ranges(
+        self,
+        paths_: list[str],
+        starts,
+        ends,
+        *,
+        max_gap: int | None = None,
+        batch_size: int | None = None,
+        on_error: str = "return",
+        one: Callable[[str, int | None, int | None], Awaitable[bytes]],
+    ) -> list:
         """``cat_ranges``: the ranges of each plaintext file read from one version, nearby
         ones coalesced; anything else (CSE, the block cache, the tier, the consistent view,
         a file with one range and no remembered status) through ``one`` (``_cat_file``)."""
@@ -310,8 +352,10 @@ class ReadPlanner:
         starts = list(starts) if isinstance(starts, Iterable) else [starts] * len(paths_)
         ends = list(ends) if isinstance(ends, Iterable) else [ends] * len(paths_)
         if not len(starts) == len(ends) == len(paths_):
-            raise ValueError(f"cat_ranges: {len(paths_)} paths, {len(starts)} starts and "
-                             f"{len(ends)} ends; give one of each per range")
+            raise ValueError(
+                f"cat_ranges: {len(paths_)} paths, {len(starts)} starts and "
+                f"{len(ends)} ends; give one of each per range"
+            )
         gap = MERGE_GAP if max_gap is None else max_gap
         names = [paths.validate(p) for p in paths_]
         by_path: dict[str, list[int]] = {}
@@ -330,8 +374,11 @@ class ReadPlanner:
         async def planned(name: str, indices: list[int]) -> None:
             got: list[bytes | Exception]
             try:
-                got = list(await self._pinned_ranges(
-                    name, [(starts[i], ends[i]) for i in indices], gap, limit))
+                got = list(
+                    await self._pinned_ranges(
+                        name, [(starts[i], ends[i]) for i in indices], gap, limit
+                    )
+                )
             except (FileNotFoundError, IsADirectoryError, _NotPlanned):
                 # not one plaintext file after all: asked range by range, each with its own
                 # error (a directory, a missing file...) as cat_file gives it
@@ -357,11 +404,20 @@ class ReadPlanner:
 
     def _plans_ranges(self, path: str) -> bool:
         _, key = paths.split(path)
-        return (bool(key) and self.fetches_tail(path) and self.views(path) is None
-                and not self.in_tier(path))
+        return (
+            bool(key)
+            and self.fetches_tail(path)
+            and self.views(path) is None
+            and not self.in_tier(path)
+        )
 
-    async def _pinned_ranges(self, path: str, ranges: list[tuple[int | None, int | None]],
-                             gap: int, limit: asyncio.Semaphore) -> list[bytes]:
+    async def _pinned_ranges(
+        self,
+        path: str,
+        ranges: list[tuple[int | None, int | None]],
+        gap: int,
+        limit: asyncio.Semaphore,
+    ) -> list[bytes]:
         """The ``ranges`` of ``path`` from one version; a remembered status that went
         stale is replaced by a fresh one once (the caller gets the new version whole)."""
         status = self.known(path)
@@ -379,14 +435,18 @@ class ReadPlanner:
                 status = None
         raise AssertionError("unreachable")
 
-    async def _read_ranges(self, path: str, status: dict, ranges, gap: int,
-                           limit: asyncio.Semaphore) -> list[bytes]:
+    async def _read_ranges(
+        self, path: str, status: dict, ranges, gap: int, limit: asyncio.Semaphore
+    ) -> list[bytes]:
         size, etag = status["size"], status["ETag"]
         wanted = [resolve_range(s, e, size) for s, e in ranges]
         spans: list[list[int]] = []  # [start, end] of each GET, ranges merged across gaps
         for start, end in sorted(r for r in wanted if r[1] > r[0]):
-            if spans and start - spans[-1][1] <= gap \
-                    and end - spans[-1][0] <= self.options.s3.read_block_size:
+            if (
+                spans
+                and start - spans[-1][1] <= gap
+                and end - spans[-1][0] <= self.options.s3.read_block_size
+            ):
                 spans[-1][1] = max(spans[-1][1], end)
             else:
                 spans.append([start, end])
@@ -406,7 +466,7 @@ class ReadPlanner:
                 continue
             for (s, e), data in zip(spans, fetched, strict=True):
                 if s <= start and end <= e:
-                    result.append(data[start - s:end - s])
+                    result.append(data[start - s : end - s])
                     break
         return result
 

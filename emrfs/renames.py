@@ -53,11 +53,18 @@ class RenameJournal:
         """Record that ``src`` is being renamed to ``dst`` (before the first copy)."""
         where = self.key_path(src)
         bucket, key = paths.split(where)
-        body = json.dumps({"src": src, "dst": dst,
-                           "started": _dt.datetime.now(_dt.timezone.utc).isoformat()})
-        await self.markers.s3.call("put_object", where, Bucket=bucket, Key=key,
-                              Body=body.encode("utf-8"), ContentType="application/json",
-                              **self.markers.encrypted.write_kwargs(where))
+        body = json.dumps(
+            {"src": src, "dst": dst, "started": _dt.datetime.now(_dt.timezone.utc).isoformat()}
+        )
+        await self.markers.s3.call(
+            "put_object",
+            where,
+            Bucket=bucket,
+            Key=key,
+            Body=body.encode("utf-8"),
+            ContentType="application/json",
+            **self.markers.encrypted.write_kwargs(where),
+        )
 
     async def read(self, src: str) -> dict | None:
         """The unfinished rename of ``src`` (``{"src", "dst", "started"}``), or None."""
@@ -83,16 +90,20 @@ class RenameJournal:
         """The journalled destination, if ``dst`` (as given to mv) means it; else refuse."""
         target = journal["dst"]
         if target not in (dst, paths.join(dst, paths.basename(src))):
-            raise exists(src, f"an unfinished rename of {src!r} to {target!r} is recorded in "
-                              f"s3://{self.key_path(src)}; run mv({src!r}, {target!r}) "
-                              "(or `emrfs fsck --fix`) to finish it first")
+            raise exists(
+                src,
+                f"an unfinished rename of {src!r} to {target!r} is recorded in "
+                f"s3://{self.key_path(src)}; run mv({src!r}, {target!r}) "
+                "(or `emrfs fsck --fix`) to finish it first",
+            )
         return target
 
     async def pending(self, under: str) -> AsyncIterator[dict]:
         """Unfinished renames whose source is at or below ``under``."""
         bucket = paths.split(under)[0]
-        async for page in list_pages(self.markers.s3, under, bucket, JOURNAL_PREFIX,
-                                     delimiter=None):
+        async for page in list_pages(
+            self.markers.s3, under, bucket, JOURNAL_PREFIX, delimiter=None
+        ):
             for obj in page.get("Contents", ()):
                 journal = await self._load(f"{bucket}/{obj['Key']}")
                 if journal is not None and paths.is_within(journal["src"], under):
@@ -101,16 +112,26 @@ class RenameJournal:
     async def _load(self, where: str) -> dict | None:
         bucket, key = paths.split(where)
         try:
-            response = await self.markers.s3.call("get_object", where, Bucket=bucket, Key=key,
-                                             **self.markers.encrypted.read_kwargs(where))
+            response = await self.markers.s3.call(
+                "get_object",
+                where,
+                Bucket=bucket,
+                Key=key,
+                **self.markers.encrypted.read_kwargs(where),
+            )
         except FileNotFoundError:
             return None
         async with response["Body"] as body:
             return json.loads((await body.read()).decode("utf-8"))
 
 
-async def finish_pending(journal_of: RenameJournal, rename: Callable[[str, str], Awaitable[None]],
-                         under: str, *, fix: bool) -> list[tuple[dict, bool]]:
+async def finish_pending(
+    journal_of: RenameJournal,
+    rename: Callable[[str, str], Awaitable[None]],
+    under: str,
+    *,
+    fix: bool,
+) -> list[tuple[dict, bool]]:
     """Unfinished renames whose source is at or below ``under``, each with whether it
     was finished now (``fix``: by running the same ``rename`` again)."""
     out = []

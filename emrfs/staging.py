@@ -62,10 +62,18 @@ _CHUNK = 8 * 1024 * 1024
 class TaskCommitStaging:
     """The staged side of the tier's verbs (one per filesystem instance)."""
 
-    def __init__(self, options: Options, status: StatusFactory, markers: Markers,
-                 open_file: Callable[..., Any], rename: Callable[[str, str], Awaitable[None]], *,
-                 owns: Callable[[str], bool], patterns: Sequence[str],
-                 tier: Callable[[], EphemeralTier]):
+    def __init__(
+        self,
+        options: Options,
+        status: StatusFactory,
+        markers: Markers,
+        open_file: Callable[..., Any],
+        rename: Callable[[str, str], Awaitable[None]],
+        *,
+        owns: Callable[[str], bool],
+        patterns: Sequence[str],
+        tier: Callable[[], EphemeralTier],
+    ):
         self.options = options
         self.status = status
         self.markers = markers
@@ -91,7 +99,8 @@ class TaskCommitStaging:
                     f"ephemeral.task_commit='staged' but the consistent view is off for "
                     f"{path!r} (a per-bucket override?); staged uploads are recorded in its "
                     "table: turn consistency on there or use task_commit='local'",
-                    "ephemeral.task_commit")
+                    "ephemeral.task_commit",
+                )
             return None
         return StagedUploads(view.store)
 
@@ -108,8 +117,11 @@ class TaskCommitStaging:
     # --- what every machine sees --------------------------------------------------------
 
     def _status(self, entry: StagedEntry) -> dict[str, Any]:
-        moment = (_dt.datetime.fromtimestamp(entry.mtime_ms / 1000, _dt.timezone.utc)
-                  if entry.mtime_ms else None)
+        moment = (
+            _dt.datetime.fromtimestamp(entry.mtime_ms / 1000, _dt.timezone.utc)
+            if entry.mtime_ms
+            else None
+        )
         if entry.upload is None:  # a directory
             status = self.status.directory(entry.path, last_modified=moment)
         else:
@@ -149,8 +161,11 @@ class TaskCommitStaging:
 
     def wants(self, src: str, dst: str) -> bool:
         """True when tier rename ``src -> dst`` is a task commit to stage."""
-        return (is_task_commit(src, dst) and self.uploads(dst) is not None
-                and self.target_for(paths.join(dst, "x")) is not None)
+        return (
+            is_task_commit(src, dst)
+            and self.uploads(dst) is not None
+            and self.target_for(paths.join(dst, "x")) is not None
+        )
 
     async def stage_task(self, src: str, dst: str) -> int:
         """Task commit: stage every local file below ``src`` under ``dst``; returns how many."""
@@ -216,9 +231,15 @@ class TaskCommitStaging:
             raise
         instruction = getattr(writer, "instruction_file", lambda: None)()
         body, meta = instruction if instruction is not None else (None, {})
-        return StagedUpload(target, upload_id, tuple(etags), size, int(time.time() * 1000),
-                            base64.b64encode(body).decode() if body is not None else None,
-                            dict(meta))
+        return StagedUpload(
+            target,
+            upload_id,
+            tuple(etags),
+            size,
+            int(time.time() * 1000),
+            base64.b64encode(body).decode() if body is not None else None,
+            dict(meta),
+        )
 
     # --- job commit ---------------------------------------------------------------------
 
@@ -235,8 +256,12 @@ class TaskCommitStaging:
             async with semaphore:
                 await self._complete(upload)
                 if upload.target != want:
-                    logger.warning("job commit moved %s to %s, not to %s where it was staged: "
-                                   "one S3 copy", path, want, upload.target)
+                    logger.warning(
+                        "job commit moved %s to %s, not to %s where it was staged: one S3 copy",
+                        path,
+                        want,
+                        upload.target,
+                    )
                     await self.rename(upload.target, want)
 
         await asyncio.gather(*(one(p, u) for p, u in files))
@@ -250,23 +275,32 @@ class TaskCommitStaging:
         bucket, key = paths.split(target)
         try:
             response = await s3.call(
-                "complete_multipart_upload", target, Bucket=bucket, Key=key,
-                UploadId=upload.upload_id, MultipartUpload={"Parts": upload.parts})
+                "complete_multipart_upload",
+                target,
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload.upload_id,
+                MultipartUpload={"Parts": upload.parts},
+            )
         except FileNotFoundError as exc:
             # NoSuchUpload: an earlier attempt of this job commit completed it (and then
             # stopped before removing the row), or someone aborted it.
             try:
-                response = await s3.call("head_object", target, Bucket=bucket, Key=key,
-                                            **encrypted.read_kwargs(target))
+                response = await s3.call(
+                    "head_object", target, Bucket=bucket, Key=key, **encrypted.read_kwargs(target)
+                )
             except FileNotFoundError:
                 raise FileNotFoundError(
                     f"the staged upload of {target!r} is gone (aborted, or expired by a "
                     "bucket lifecycle rule) and the object is not there; rerun the job; "
-                    "`emrfs metadata staged --abort` clears what is left") from exc
+                    "`emrfs metadata staged --abort` clears what is left"
+                ) from exc
         if upload.instruction is not None:
-            await encrypted.put_object(encrypted.crypto.instruction_key(target),
-                                           base64.b64decode(upload.instruction),
-                                           metadata=upload.instruction_metadata)
+            await encrypted.put_object(
+                encrypted.crypto.instruction_key(target),
+                base64.b64decode(upload.instruction),
+                metadata=upload.instruction_metadata,
+            )
         await self.markers.after_create(target)
         await self.markers.views.record_file(target, upload.size, response)
 
@@ -300,7 +334,8 @@ class TaskCommitStaging:
             return set()
         store = StagedUploads(view.store)
         return await asyncio.to_thread(
-            lambda: {e.upload.upload_id for e in store.all(bucket) if e.upload is not None})
+            lambda: {e.upload.upload_id for e in store.all(bucket) if e.upload is not None}
+        )
 
     async def abort_uploads(self, uploads: list[StagedUpload]) -> None:
         """AbortMultipartUpload for each (one already gone is fine)."""
@@ -310,8 +345,13 @@ class TaskCommitStaging:
             bucket, key = paths.split(u.target)
             async with semaphore:
                 try:
-                    await self.markers.s3.call("abort_multipart_upload", u.target, Bucket=bucket,
-                                          Key=key, UploadId=u.upload_id)
+                    await self.markers.s3.call(
+                        "abort_multipart_upload",
+                        u.target,
+                        Bucket=bucket,
+                        Key=key,
+                        UploadId=u.upload_id,
+                    )
                 except FileNotFoundError:
                     pass  # gone already
 

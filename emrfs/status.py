@@ -55,9 +55,17 @@ class StatusFactory:
             "permission": DIR_PERMISSION if is_dir else FILE_PERMISSION,
         }
 
-    def file(self, path: str, size: int, *, etag: str | None = None,
-             last_modified: _dt.datetime | None = None, version_id: str | None = None,
-             storage_class: str | None = None, **extra: Any) -> dict[str, Any]:
+    def file(
+        self,
+        path: str,
+        size: int,
+        *,
+        etag: str | None = None,
+        last_modified: _dt.datetime | None = None,
+        version_id: str | None = None,
+        storage_class: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         info = {
             "name": path,
             "size": size,
@@ -72,8 +80,9 @@ class StatusFactory:
         info.update(extra)
         return info
 
-    def directory(self, path: str, *, last_modified: _dt.datetime | None = None,
-                  marker: str | None = None) -> dict[str, Any]:
+    def directory(
+        self, path: str, *, last_modified: _dt.datetime | None = None, marker: str | None = None
+    ) -> dict[str, Any]:
         info = {
             "name": path,
             "size": 0,

@@ -23,10 +23,18 @@ __all__ = ["stream", "PIECE_SIZE"]
 PIECE_SIZE = 1024 * 1024
 
 
-async def stream(s3: S3Client, path: str, start: int, end: int, *, etag: str | None,
-                 piece_size: int, read_kwargs: dict[str, Any],
-                 recorded_etag: Callable[[], Awaitable[str | None]] | None,
-                 cat_range: Callable[[int, int], Awaitable[bytes]]) -> AsyncIterator[bytes]:
+async def stream(
+    s3: S3Client,
+    path: str,
+    start: int,
+    end: int,
+    *,
+    etag: str | None,
+    piece_size: int,
+    read_kwargs: dict[str, Any],
+    recorded_etag: Callable[[], Awaitable[str | None]] | None,
+    cat_range: Callable[[int, int], Awaitable[bytes]],
+) -> AsyncIterator[bytes]:
     """Bytes ``[start, end)`` of the plain S3 object ``path`` as pieces of ``piece_size``.
 
     The caller decides that ``path`` is a plain S3 object (no tier, block cache or
@@ -45,9 +53,16 @@ async def stream(s3: S3Client, path: str, start: int, end: int, *, etag: str | N
         extra["IfMatch"] = etag
     sent = 0
     try:
-        async for piece in s3.get_object_stream(path, bucket, key, piece_size,
-                                                on_response=refuse_envelope,
-                                                start=start, end=end, **extra):
+        async for piece in s3.get_object_stream(
+            path,
+            bucket,
+            key,
+            piece_size,
+            on_response=refuse_envelope,
+            start=start,
+            end=end,
+            **extra,
+        ):
             sent += len(piece)
             yield piece
     except (ChangedError, EnvelopeFound):

@@ -85,8 +85,14 @@ class StackVerbs:
 class EphemeralRoutes:
     """The ephemeral tier's side of every filesystem verb (one per filesystem instance)."""
 
-    def __init__(self, options: Options, cached: CachedIO, status: StatusFactory,
-                 markers: Markers, stack: StackVerbs):
+    def __init__(
+        self,
+        options: Options,
+        cached: CachedIO,
+        status: StatusFactory,
+        markers: Markers,
+        stack: StackVerbs,
+    ):
         self.options = options
         self.cached = cached
         self.status = status
@@ -97,9 +103,16 @@ class EphemeralRoutes:
         self.patterns = as_tuple(o.ephemeral.patterns)
         self.prefixes = as_tuple(o.ephemeral.prefixes)
         # task output staged in S3 (emrfs.staging)
-        self.staging = TaskCommitStaging(options, status, markers, stack.open, stack.rename,
-                                         owns=self.owns, patterns=self.patterns,
-                                         tier=lambda: self.tier)
+        self.staging = TaskCommitStaging(
+            options,
+            status,
+            markers,
+            stack.open,
+            stack.rename,
+            owns=self.owns,
+            patterns=self.patterns,
+            tier=lambda: self.tier,
+        )
 
     # --- which paths ----------------------------------------------------------------------
 
@@ -137,8 +150,11 @@ class EphemeralRoutes:
         """Before a persistent write of ``path``: refuse when the tier makes it a directory
         (``out`` while ``out/_temporary/...`` exists, here or staged by any machine)."""
         if await self.holds_any(path):
-            raise is_a_directory(path, "a directory has this name (it holds ephemeral paths "
-                                       "such as _temporary); pick another path")
+            raise is_a_directory(
+                path,
+                "a directory has this name (it holds ephemeral paths "
+                "such as _temporary); pick another path",
+            )
 
     async def keep_parent(self, path: str) -> None:
         """``path`` left the tier (removed, renamed, committed): the persistent directory
@@ -207,8 +223,9 @@ class EphemeralRoutes:
                 staged = [own] if own["type"] == "file" else []
             entries = []
         names = {e["name"] for e in entries}
-        entries = sorted(entries + [e for e in staged if e["name"] not in names],
-                         key=lambda e: e["name"])
+        entries = sorted(
+            entries + [e for e in staged if e["name"] not in names], key=lambda e: e["name"]
+        )
         return entries if detail else [e["name"] for e in entries]
 
     def children(self, path: str) -> list[dict[str, Any]]:
@@ -227,8 +244,9 @@ class EphemeralRoutes:
         if not extra:
             return entries
         names = {e["name"] for e in entries}
-        return sorted(entries + [e for e in extra if e["name"] not in names],
-                      key=lambda e: e["name"])
+        return sorted(
+            entries + [e for e in extra if e["name"] not in names], key=lambda e: e["name"]
+        )
 
     def walk(self, path: str, maxdepth: int | None, withdirs: bool) -> dict[str, dict]:
         """Everything at or below ``path`` in the tier (directories only if ``withdirs``)."""
@@ -248,8 +266,9 @@ class EphemeralRoutes:
                     out[e["name"]] = status
         return out
 
-    async def find(self, path: str, maxdepth: int | None, withdirs: bool, detail: bool,
-                   prefix: str = "") -> Any:
+    async def find(
+        self, path: str, maxdepth: int | None, withdirs: bool, detail: bool, prefix: str = ""
+    ) -> Any:
         """``find`` of an ephemeral path."""
         out: dict[str, dict] = {}
         try:
@@ -265,13 +284,20 @@ class EphemeralRoutes:
                 out.update(self.walk(path, maxdepth, withdirs))
             for name, status in (await self.staging.walk(path)).items():
                 depth = paths.relative_to(name, path).count("/") + 1
-                if (maxdepth is None or depth <= maxdepth) \
-                        and (withdirs or status["type"] == "file"):
+                if (maxdepth is None or depth <= maxdepth) and (
+                    withdirs or status["type"] == "file"
+                ):
                     out.setdefault(name, status)
         return self._finish_find(path, out, detail, prefix)
 
-    async def merge_find(self, path: str, out: dict[str, dict], maxdepth: int | None,
-                         withdirs: bool, prefix: str = "") -> dict[str, dict]:
+    async def merge_find(
+        self,
+        path: str,
+        out: dict[str, dict],
+        maxdepth: int | None,
+        withdirs: bool,
+        prefix: str = "",
+    ) -> dict[str, dict]:
         """A persistent ``find``'s results plus what the tier holds below ``path``
         (locally, or staged by a task commit on any machine)."""
         if not self.on:
@@ -279,8 +305,7 @@ class EphemeralRoutes:
         extra = self.walk(path, maxdepth, withdirs) if self.holds_dir(path) else {}
         for name, status in (await self._staged_below(path, deep=True)).items():
             depth = paths.relative_to(name, path).count("/") + 1
-            if (maxdepth is None or depth <= maxdepth) \
-                    and (withdirs or status["type"] == "file"):
+            if (maxdepth is None or depth <= maxdepth) and (withdirs or status["type"] == "file"):
                 extra.setdefault(name, status)
         if not extra:
             return out
@@ -314,8 +339,10 @@ class EphemeralRoutes:
             try:
                 pinfo = await self.stack.info(parent)  # may be persistent (S3)
             except FileNotFoundError:
-                raise not_found(parent, f"parent of {path!r} does not exist; use "
-                                        "create_parents=True or makedirs") from None
+                raise not_found(
+                    parent,
+                    f"parent of {path!r} does not exist; use create_parents=True or makedirs",
+                ) from None
             if pinfo["type"] != "directory":
                 raise not_a_directory(parent, f"cannot create {path!r} below a file")
         await self.check_creatable(path)
@@ -337,8 +364,9 @@ class EphemeralRoutes:
         info = await self.info(path)
         if info["type"] != "directory":
             raise not_a_directory(path, "rmdir removes directories; use rm for files")
-        if (self.tier.isdir(path) and self.tier.ls(path, detail=False)) \
-                or await self.staging.children(path):
+        if (
+            self.tier.isdir(path) and self.tier.ls(path, detail=False)
+        ) or await self.staging.children(path):
             raise not_empty(path, "rmdir removes only empty directories; use rm(recursive=True)")
         if self.tier.exists(path):
             self.tier.delete(path)
@@ -354,7 +382,8 @@ class EphemeralRoutes:
         if "staged" in info:
             raise PermissionError(
                 f"{path!r} is staged for the job commit (an uncompleted multipart upload to "
-                f"{info['staged']!r}); read it at {info['staged']!r} once the job commits")
+                f"{info['staged']!r}); read it at {info['staged']!r} once the job commits"
+            )
 
     async def cat(self, path: str, start: int | None, end: int | None) -> bytes:
         info = await self.info(path)
@@ -398,13 +427,14 @@ class EphemeralRoutes:
 
         await run_blocking(write)
 
-    async def put_file(self, lpath: str, path: str, callback=None,
-                       mode: str = "overwrite") -> None:
+    async def put_file(self, lpath: str, path: str, callback=None, mode: str = "overwrite") -> None:
         await self.check_creatable(path)
 
         def write() -> None:
-            with open(lpath, "rb") as f, self.tier.open_write(path,
-                                                              overwrite=mode != "create") as w:
+            with (
+                open(lpath, "rb") as f,
+                self.tier.open_write(path, overwrite=mode != "create") as w,
+            ):
                 while chunk := f.read(_CHUNK):
                     w.write(chunk)
                     if callback is not None:
@@ -412,8 +442,15 @@ class EphemeralRoutes:
 
         await run_blocking(write)
 
-    def open(self, fs: Any, path: str, mode: str = "rb", block_size: int | None = None,
-             autocommit: bool = True, **kwargs: Any) -> TierFile:
+    def open(
+        self,
+        fs: Any,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        **kwargs: Any,
+    ) -> TierFile:
         """A :class:`TierFile` of the fsspec filesystem ``fs`` (fsspec files name theirs)."""
         kwargs.pop("cache_options", None)
         kwargs.pop("cache_type", None)
@@ -422,8 +459,9 @@ class EphemeralRoutes:
             self._readable(path, sync(self.stack.loop(), self.stack.info, path))
         elif mode != "rb":
             sync(self.stack.loop(), self.check_creatable, path)
-        return TierFile(fs, path, mode, tier=self.tier, block_size=block_size,
-                        autocommit=autocommit, **kwargs)
+        return TierFile(
+            fs, path, mode, tier=self.tier, block_size=block_size, autocommit=autocommit, **kwargs
+        )
 
     # --- copy, move, delete -------------------------------------------------------------------
 
@@ -485,7 +523,8 @@ class EphemeralRoutes:
             raise PermissionError(
                 f"cannot rename {src!r} into the ephemeral tier ({dst!r}): the S3 copy would be "
                 "deleted and the data kept only until the tier ends; copy it with cp instead, "
-                "or pick a destination outside ephemeral.patterns/prefixes")
+                "or pick a destination outside ephemeral.patterns/prefixes"
+            )
         if self.owns(dst):
             await self.check_creatable(dst)
             if self.tier.exists(src) and self.staging.wants(src, dst):
@@ -542,13 +581,12 @@ class EphemeralRoutes:
             if not files and not completed:
                 await self.stack.makedirs(dst, exist_ok=True)
             for d in self._empty_dirs(src):  # HDFS moves empty directories too
-                await self.stack.makedirs(paths.join(dst, paths.relative_to(d, src)),
-                                        exist_ok=True)
+                await self.stack.makedirs(paths.join(dst, paths.relative_to(d, src)), exist_ok=True)
             semaphore = asyncio.Semaphore(UPLOAD_CONCURRENCY)
 
             async def one(f: str) -> None:
                 async with semaphore:
-                    target = paths.join(dst, f[len(src) + 1:])
+                    target = paths.join(dst, f[len(src) + 1 :])
                     await asyncio.to_thread(self._upload, f, target)
 
             await asyncio.gather(*(one(f) for f in files))
@@ -564,8 +602,10 @@ class EphemeralRoutes:
             if any(paths.is_within(p, r) for r in removed):
                 continue  # went with a directory removed before it
             if self.owns(p):
-                if not recursive and (await self.staging.children(p) or (
-                        self.tier.isdir(p) and self.tier.ls(p, detail=False))):
+                if not recursive and (
+                    await self.staging.children(p)
+                    or (self.tier.isdir(p) and self.tier.ls(p, detail=False))
+                ):
                     raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
                 had_staged = await self.staging.abort_tree(p)  # uploads staged below it
                 try:
@@ -599,8 +639,17 @@ class EphemeralRoutes:
 class TierFile(AbstractBufferedFile):
     """A file of the ephemeral tier (modes rb, wb, xb, ab); never touches S3."""
 
-    def __init__(self, fs, path: str, mode: str = "rb", *, tier: EphemeralTier,
-                 block_size: int | None = None, autocommit: bool = True, **kwargs: Any):
+    def __init__(
+        self,
+        fs,
+        path: str,
+        mode: str = "rb",
+        *,
+        tier: EphemeralTier,
+        block_size: int | None = None,
+        autocommit: bool = True,
+        **kwargs: Any,
+    ):
         self.tier = tier
         self._reader: EphemeralReader | None = None
         self._writer: EphemeralWriter | None = None
@@ -621,8 +670,16 @@ class TierFile(AbstractBufferedFile):
             # nothing that a later close() would try to flush
             self._writer = tier.open_write(path)
         try:
-            super().__init__(fs, path, mode, block_size=block_size or tier.block_size,
-                             autocommit=autocommit, cache_type="none", size=size, **kwargs)
+            super().__init__(
+                fs,
+                path,
+                mode,
+                block_size=block_size or tier.block_size,
+                autocommit=autocommit,
+                cache_type="none",
+                size=size,
+                **kwargs,
+            )
             if mode == "ab" and tier.exists(path):
                 with tier.open_read(path) as r:
                     while chunk := r.read(_CHUNK):

@@ -29,6 +29,9 @@ class Transports:
         store = self._stores.get((options.s3, options.sse))
         if store is None:
             store = self._stores[(options.s3, options.sse)] = transport_for(
-                options, client=self.s3, purge=self.purge,
-                source_sse=lambda src: self.options.for_path(src).sse)
+                options,
+                client=self.s3,
+                purge=self.purge,
+                source_sse=lambda src: self.options.for_path(src).sse,
+            )
         return store

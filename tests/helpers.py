@@ -26,8 +26,9 @@ def get_headers_then_drop(url: str, linger: float = 0.0) -> bytes:
 
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port)) as sock:
-        sock.sendall(f"GET {parts.path}?{parts.query} HTTP/1.1\r\n"
-                     f"Host: {parts.netloc}\r\n\r\n".encode())
+        sock.sendall(
+            f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
+        )
         head = b""
         while b"\r\n\r\n" not in head:
             head += sock.recv(65536)

@@ -20,16 +20,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "benchmarks"
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
-RUNNABLE = [name for name in MODULES
-            if 'if __name__ == "__main__":' in (PACKAGE / f"{name}.py").read_text()]
+RUNNABLE = [
+    name for name in MODULES if 'if __name__ == "__main__":' in (PACKAGE / f"{name}.py").read_text()
+]
 # child.py is started by the harness with a JSON spec; by hand it prints its usage and exits 1
 COMMANDS = [name for name in RUNNABLE if name != "child"]
 
 
 def _run_module(name: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_the_benchmarks_are_found():
@@ -61,8 +68,14 @@ def test_siblings_are_imported_through_the_package(name):
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             bare += [a.name for a in node.names if a.name.split(".")[0] in MODULES]
-        elif (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
-              and node.module.split(".")[0] in MODULES):
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module
+            and node.module.split(".")[0] in MODULES
+        ):
             bare.append(node.module)
-    assert not bare, (f"benchmarks/{name}.py imports {bare} as top-level modules: "
-                      "use `from benchmarks import x` or `from .x import ...`")
+    assert not bare, (
+        f"benchmarks/{name}.py imports {bare} as top-level modules: "
+        "use `from benchmarks import x` or `from .x import ...`"
+    )

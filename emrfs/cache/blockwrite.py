@@ -51,14 +51,24 @@ class BlockWriterMixin:
     _writer_pid: int
 
     if TYPE_CHECKING:  # provided by BlockStore and CapacityMixin
+
         def placements(self, bid: BlockId, copies: int = 1) -> list[int]: ...
         def block_path(self, bid: BlockId, dir_index: int) -> str: ...
         def _forget(self, path: str) -> None: ...
         def _make_room(self, d: int, size: int, evictable: bool) -> bool: ...
 
-    def put(self, bid: BlockId, data, *, length: int | None = None, sealed: bool = False,
-            copies: int = 1, evictable: bool = True, where: str | None = None,
-            sealer=None) -> bool:
+    def put(
+        self,
+        bid: BlockId,
+        data,
+        *,
+        length: int | None = None,
+        sealed: bool = False,
+        copies: int = 1,
+        evictable: bool = True,
+        where: str | None = None,
+        sealer=None,
+    ) -> bool:
         """Store block ``bid`` atomically in ``copies`` directories.
 
         ``data`` is bytes-like, or an iterable of bytes-like pieces with their
@@ -76,15 +86,21 @@ class BlockWriterMixin:
             pieces = data
         sealed = sealed or self.encrypt_all
         targets = self.placements(bid, copies)
-        size = header_size(bid, length) + length + (
-            _OVERHEAD * (-(-length // CHUNK_SIZE)) if sealed else 0)
+        size = (
+            header_size(bid, length)
+            + length
+            + (_OVERHEAD * (-(-length // CHUNK_SIZE)) if sealed else 0)
+        )
         for d in targets:
             if not self._make_room(d, size, evictable):
                 if not evictable:
-                    raise OSError(errno.ENOSPC,
-                                  f"no room in cache directory {self.directories[d]!r} for "
-                                  f"{where!r} (capacity or free-space floor reached); raise "
-                                  "cache.capacity_bytes or free disk space", where)
+                    raise OSError(
+                        errno.ENOSPC,
+                        f"no room in cache directory {self.directories[d]!r} for "
+                        f"{where!r} (capacity or free-space floor reached); raise "
+                        "cache.capacity_bytes or free disk space",
+                        where,
+                    )
                 return False
         tmps = self._write_tmp(bid, pieces, length, sealed, targets, where, sealer)
         try:
@@ -165,7 +181,8 @@ class BlockWriterMixin:
         with self._lock:
             if self._writer is None or self._writer_pid != os.getpid():
                 self._writer = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=2, thread_name_prefix="emrfs-cache-writer")
+                    max_workers=2, thread_name_prefix="emrfs-cache-writer"
+                )
                 self._writer_pid = os.getpid()
                 self.pending_writes = 0
             self.pending_writes += 1

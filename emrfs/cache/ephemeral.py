@@ -88,7 +88,6 @@ class EphemeralTier(TierMembership):
         ``time.time`` replacement for tests.
     """
 
-
     # --- namespace helpers ------------------------------------------------------------
 
     def _roots(self) -> list[str]:
@@ -122,8 +121,11 @@ class EphemeralTier(TierMembership):
         for i in range(1, len(parts) + 1):
             above = "/".join(parts[:i])
             if os.path.isfile(self._local(root, above)):
-                raise not_a_directory(norm, f"{above!r} is a file in the ephemeral tier, so "
-                                            "nothing can be created below it")
+                raise not_a_directory(
+                    norm,
+                    f"{above!r} is a file in the ephemeral tier, so "
+                    "nothing can be created below it",
+                )
 
     # --- verbs ------------------------------------------------------------------------
 
@@ -144,11 +146,23 @@ class EphemeralTier(TierMembership):
         except (FileNotFoundError, NotADirectoryError):
             raise not_found(norm) from None
         if os.path.isdir(local):
-            return {"name": norm, "size": 0, "type": "directory", "mtime": st.st_mtime,
-                    "replication": self.replication, "ephemeral": True}
+            return {
+                "name": norm,
+                "size": 0,
+                "type": "directory",
+                "mtime": st.st_mtime,
+                "replication": self.replication,
+                "ephemeral": True,
+            }
         m = self._manifest(norm)
-        return {"name": norm, "size": m["size"], "type": "file", "mtime": m["mtime"],
-                "replication": self.replication, "ephemeral": True}
+        return {
+            "name": norm,
+            "size": m["size"],
+            "type": "file",
+            "mtime": m["mtime"],
+            "replication": self.replication,
+            "ephemeral": True,
+        }
 
     def ls(self, path: str, detail: bool = True) -> list:
         """Entries directly under directory ``path`` (or the file itself), sorted by name."""
@@ -159,8 +173,9 @@ class EphemeralTier(TierMembership):
             entries = [self.info(norm)]
         else:
             try:
-                names = sorted(n for n in os.listdir(local)
-                               if TMP_MARK not in n and TRASH_MARK not in n)
+                names = sorted(
+                    n for n in os.listdir(local) if TMP_MARK not in n and TRASH_MARK not in n
+                )
             except (FileNotFoundError, NotADirectoryError):
                 raise not_found(norm) from None
             entries = []
@@ -283,8 +298,10 @@ class EphemeralTier(TierMembership):
             manifest = self._manifest(f)
             if manifest.get("sealed"):
                 continue
-            with EphemeralReader(self, f, manifest) as r, \
-                    EphemeralWriter(self, f, self._publish) as w:
+            with (
+                EphemeralReader(self, f, manifest) as r,
+                EphemeralWriter(self, f, self._publish) as w,
+            ):
                 while chunk := r.read(8 * self.block_size):
                     w.write(chunk)
 
@@ -337,7 +354,6 @@ class EphemeralTier(TierMembership):
     def _drop_blocks(self, manifest: dict) -> None:
         self.store.drop_owner("e", manifest["id"])
 
-
     def _publish(self, path: str, manifest: dict) -> None:
         replaced = None
         roots = self._roots()
@@ -360,4 +376,3 @@ class EphemeralTier(TierMembership):
                         raise
         if replaced is not None and replaced.get("id") != manifest["id"]:
             self._drop_blocks(replaced)
-

@@ -13,8 +13,7 @@ from .ephemeral_life import TierMembership
 class EphemeralWriter(io.RawIOBase):
     """Streams a file into tier blocks; publishes it on ``close()``."""
 
-    def __init__(self, tier: TierMembership, path: str,
-                 publish: Callable[[str, dict], None]):
+    def __init__(self, tier: TierMembership, path: str, publish: Callable[[str, dict], None]):
         super().__init__()
         self.tier, self.path = tier, path
         self._publish = publish  # makes the file visible from its manifest
@@ -45,8 +44,15 @@ class EphemeralWriter(io.RawIOBase):
     def _put(self, block) -> None:
         t = self.tier
         sealer = self._sealer
-        t.store.put(t._block(self.file_id, self._index), block, copies=t.replication,
-                    evictable=False, sealed=sealer is not None, sealer=sealer, where=self.path)
+        t.store.put(
+            t._block(self.file_id, self._index),
+            block,
+            copies=t.replication,
+            evictable=False,
+            sealed=sealer is not None,
+            sealer=sealer,
+            where=self.path,
+        )
         self._index += 1
         self._size += len(block)
 
@@ -60,11 +66,17 @@ class EphemeralWriter(io.RawIOBase):
                     if self._buf or self._index == 0:
                         self._put(memoryview(self._buf))
                     self._buf = bytearray()
-                    self._publish(self.path, {
-                        "id": self.file_id, "size": self._size, "mtime": self.tier._clock(),
-                        "block_size": self.tier.block_size, "blocks": self._index,
-                        "sealed": self._sealer is not None,
-                    })
+                    self._publish(
+                        self.path,
+                        {
+                            "id": self.file_id,
+                            "size": self._size,
+                            "mtime": self.tier._clock(),
+                            "block_size": self.tier.block_size,
+                            "blocks": self._index,
+                            "sealed": self._sealer is not None,
+                        },
+                    )
                 except BaseException:
                     self.tier.store.drop_owner("e", self.file_id)
                     raise
@@ -122,11 +134,20 @@ class EphemeralReader(io.RawIOBase):
             i = pos // bs
             lo = pos - i * bs
             hi = min(end - i * bs, bs)
-            data = t.store.read(t._block(self.manifest["id"], i), lo, hi, copies=t.replication,
-                                where=self.path, sealer=sealer)
+            data = t.store.read(
+                t._block(self.manifest["id"], i),
+                lo,
+                hi,
+                copies=t.replication,
+                where=self.path,
+                sealer=sealer,
+            )
             if data is None:
-                raise not_found(self.path, f"block {i} of this ephemeral file is lost from every "
-                                           "replica (deleted, evicted or its directory removed)")
+                raise not_found(
+                    self.path,
+                    f"block {i} of this ephemeral file is lost from every "
+                    "replica (deleted, evicted or its directory removed)",
+                )
             parts.append(data)
             pos += len(data)
         self._pos = end
@@ -137,6 +158,5 @@ class EphemeralReader(io.RawIOBase):
 
     def readinto(self, b) -> int:
         data = self.read(len(b))
-        b[:len(data)] = data
+        b[: len(data)] = data
         return len(data)
-

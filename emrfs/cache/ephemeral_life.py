@@ -36,16 +36,25 @@ class TierMembership:
     """Membership, lifetime and keys of the ephemeral tier over a :class:`BlockStore`
     (parameters: see :class:`~emrfs.cache.ephemeral.EphemeralTier`)."""
 
-    def __init__(self, store: BlockStore, *, block_size: int, replication: int = 1,
-                 lifetime_seconds: float = 0.0, encrypt: bool = False, sealer=None,
-                 must_seal: Callable[[str], bool] | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        store: BlockStore,
+        *,
+        block_size: int,
+        replication: int = 1,
+        lifetime_seconds: float = 0.0,
+        encrypt: bool = False,
+        sealer=None,
+        must_seal: Callable[[str], bool] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         if replication < 1:
             raise ValueError(f"ephemeral.replication must be at least 1, got {replication}")
         if replication > len(store.directories):
             raise ValueError(
                 f"ephemeral.replication is {replication} but there are only "
-                f"{len(store.directories)} cache directories; add cache.directories or lower it")
+                f"{len(store.directories)} cache directories; add cache.directories or lower it"
+            )
         self.store = store
         self.block_size = block_size
         self.replication = replication
@@ -66,8 +75,9 @@ class TierMembership:
         """Become a member: a shared flock held for as long as this process uses the tier."""
         base = self._bases[0]
         makedirs_private(base)
-        fd = os.open(os.path.join(base, "members.lock"),
-                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(
+            os.path.join(base, "members.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             alone = True
@@ -122,8 +132,9 @@ class TierMembership:
         self._wipe()
         for b in self._bases:
             makedirs_private(os.path.join(b, "ns"))
-        atomic_write(os.path.join(self._bases[0], "created"),
-                      json.dumps({"created": self._clock()}).encode())
+        atomic_write(
+            os.path.join(self._bases[0], "created"), json.dumps({"created": self._clock()}).encode()
+        )
 
     def _wipe(self) -> None:
         self.store.clear(("e",))
@@ -151,10 +162,12 @@ class TierMembership:
         if self._sealer is None:
             from ..crypto.atrest import BlockSealer, CacheKey
 
-            self._key = CacheKey.shared_memory("eph-" + uuid.uuid5(
-                uuid.NAMESPACE_URL, self._bases[0]).hex)
+            self._key = CacheKey.shared_memory(
+                "eph-" + uuid.uuid5(uuid.NAMESPACE_URL, self._bases[0]).hex
+            )
             self._sealer = BlockSealer(self._key)
         return self._sealer
+
     def _block(self, file_id: str, index: int) -> BlockId:
         return BlockId("e", file_id, "0", index)
 

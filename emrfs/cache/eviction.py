@@ -62,8 +62,9 @@ class CapacityMixin:
         need_free = self._free_shortfall(d, size)
         if used + size <= per_dir and need_free <= 0:
             return True
-        self.evict(d, target=min(int(per_dir * self.low_water), per_dir - size),
-                   extra=max(need_free, 0))
+        self.evict(
+            d, target=min(int(per_dir * self.low_water), per_dir - size), extra=max(need_free, 0)
+        )
         if self._free_shortfall(d, size) > 0:
             return False
         after = self._used[d]  # evict() counted what is left
@@ -96,7 +97,8 @@ class CapacityMixin:
             used = sum(e[2] for e in entries)
             freed = 0
             for _space, path, size, _mtime in sorted(
-                    (e for e in entries if e[0] == "c"), key=lambda e: e[3]):
+                (e for e in entries if e[0] == "c"), key=lambda e: e[3]
+            ):
                 if used <= target and freed >= extra:
                     break
                 if self._try_evict(path):

@@ -56,8 +56,16 @@ def stored_len(h: Header) -> int:
     return off + n - h.data_offset
 
 
-def read_range(handle: BlockHandle, bid: BlockId, start: int, end: int | None, where: str, *,
-               verify: str, sealer=None) -> bytes:
+def read_range(
+    handle: BlockHandle,
+    bid: BlockId,
+    start: int,
+    end: int | None,
+    where: str,
+    *,
+    verify: str,
+    sealer=None,
+) -> bytes:
     """Verified bytes ``[start, end)`` of the block behind ``handle``.
 
     ``verify`` is the store's mode ("always" or "open"); ``sealer`` opens the
@@ -89,21 +97,21 @@ def _read_aligned(handle: BlockHandle, start: int, end: int, where: str) -> byte
     with memoryview(buf) as bv:
         for c in range(first, last + 1):
             c0 = c * cs - a
-            if checksum(h.algo, bv[c0:min(c0 + cs, b - a)]) != h.checksums[c]:
+            if checksum(h.algo, bv[c0 : min(c0 + cs, b - a)]) != h.checksums[c]:
                 raise IntegrityError(
-                    f"cache block for {where!r} fails its checksum (chunk {c})", where)
+                    f"cache block for {where!r} fails its checksum (chunk {c})", where
+                )
     return buf
 
 
-def _read_unaligned(handle: BlockHandle, start: int, end: int, where: str, *,
-                    once: bool) -> bytes:
+def _read_unaligned(handle: BlockHandle, start: int, end: int, where: str, *, once: bool) -> bytes:
     # Copy first, then check the copy (hot in the CPU cache, and exactly
     # what is returned); chunk edges outside the read come from the map.
     # ``once``: a chunk already checked through this map is not checked again.
     h = handle.header
     base, cs = h.data_offset, h.chunk_size
     first, last = start // cs, (end - 1) // cs
-    data = handle.map[base + start:base + end]
+    data = handle.map[base + start : base + end]
     verified = handle.verified if once else None
     with memoryview(handle.map) as view, memoryview(data) as out:
         for c in range(first, last + 1):
@@ -111,29 +119,35 @@ def _read_unaligned(handle: BlockHandle, start: int, end: int, where: str, *,
                 continue
             c0, c1 = c * cs, min(c * cs + cs, h.length)
             if c0 >= start and c1 <= end:
-                digest = checksum(h.algo, out[c0 - start:c1 - start])
+                digest = checksum(h.algo, out[c0 - start : c1 - start])
             else:
-                digest = checksum_parts(h.algo, (
-                    view[base + c0:base + start] if c0 < start else b"",
-                    out[max(c0, start) - start:min(c1, end) - start],
-                    view[base + end:base + c1] if c1 > end else b""))
+                digest = checksum_parts(
+                    h.algo,
+                    (
+                        view[base + c0 : base + start] if c0 < start else b"",
+                        out[max(c0, start) - start : min(c1, end) - start],
+                        view[base + end : base + c1] if c1 > end else b"",
+                    ),
+                )
             if digest != h.checksums[c]:
                 raise IntegrityError(
-                    f"cache block for {where!r} fails its checksum (chunk {c})", where)
+                    f"cache block for {where!r} fails its checksum (chunk {c})", where
+                )
             if verified is not None:
                 verified[c] = 1
     return data
 
 
-def _read_sealed(handle: BlockHandle, bid: BlockId, start: int, end: int, where: str,
-                 sealer) -> bytes:
+def _read_sealed(
+    handle: BlockHandle, bid: BlockId, start: int, end: int, where: str, sealer
+) -> bytes:
     h = handle.header
     first, last = start // h.chunk_size, (end - 1) // h.chunk_size
     parts = []
     with memoryview(handle.map) as view:
         for c in range(first, last + 1):
             off, n = h.chunk_range(c)
-            parts.append(sealer.open(view[off:off + n], bid.key + b"#%d" % c, where))
+            parts.append(sealer.open(view[off : off + n], bid.key + b"#%d" % c, where))
     skip = start - first * h.chunk_size
     joined = parts[0] if len(parts) == 1 else b"".join(parts)
-    return joined[skip:skip + (end - start)]
+    return joined[skip : skip + (end - start)]

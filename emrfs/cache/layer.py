@@ -45,9 +45,14 @@ def store_from_options(cache: CacheOptions) -> BlockStore:
         from ..crypto.atrest import BlockSealer, CacheKey
 
         sealer = BlockSealer(CacheKey.load_or_create(cache.key_file or default_key_file(dirs)))
-    return BlockStore(dirs, capacity_bytes=cache.capacity_bytes,
-                      free_space_floor=cache.free_space_floor, sealer=sealer,
-                      encrypt_all=cache.encrypt, verify=cache.verify)
+    return BlockStore(
+        dirs,
+        capacity_bytes=cache.capacity_bytes,
+        free_space_floor=cache.free_space_floor,
+        sealer=sealer,
+        encrypt_all=cache.encrypt,
+        verify=cache.verify,
+    )
 
 
 class LocalCache:
@@ -80,19 +85,28 @@ class LocalCache:
             eph: EphemeralOptions = self.options.ephemeral
             if not eph.enabled:
                 raise ValueError("the ephemeral tier is off (ephemeral.enabled=False)")
-            self._tier = EphemeralTier(self.store, block_size=self.block_size,
-                                       replication=eph.replication,
-                                       lifetime_seconds=eph.lifetime_seconds,
-                                       encrypt=self.options.cache.encrypt,
-                                       must_seal=self.must_seal)
+            self._tier = EphemeralTier(
+                self.store,
+                block_size=self.block_size,
+                replication=eph.replication,
+                lifetime_seconds=eph.lifetime_seconds,
+                encrypt=self.options.cache.encrypt,
+                must_seal=self.must_seal,
+            )
         return self._tier
 
     def reader(
         self, identity: ObjectIdentity, fetch: Fetch, *, sealed: bool = False
     ) -> CachedReader:
         """A read-through reader of one object version (``sealed=True`` for CSE objects)."""
-        return CachedReader(self.store, identity, fetch, block_size=self.block_size,
-                            prefetch_blocks=self.prefetch_blocks, sealed=sealed)
+        return CachedReader(
+            self.store,
+            identity,
+            fetch,
+            block_size=self.block_size,
+            prefetch_blocks=self.prefetch_blocks,
+            sealed=sealed,
+        )
 
     def invalidate(self, path: str) -> int:
         """Drop every cached block of ``path`` (after an overwrite or delete through emrfs)."""

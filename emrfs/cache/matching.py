@@ -26,15 +26,19 @@ def is_ephemeral(path: str, patterns: Iterable[str] = (), prefixes: Iterable[str
     return any(fnmatchcase(seg, pat) for seg in key.split("/") for pat in patterns)
 
 
-def ephemeral_root(path: str, patterns: Iterable[str] = (),
-                   prefixes: Iterable[str] = ()) -> str | None:
+def ephemeral_root(
+    path: str, patterns: Iterable[str] = (), prefixes: Iterable[str] = ()
+) -> str | None:
     """The shallowest ephemeral directory containing ``path`` (or None).
 
     For ``b/job/_temporary/0/x`` with the default patterns: ``b/job/_temporary``.
     """
     norm = strip_protocol(path)
-    roots = [strip_protocol(p) for p in prefixes
-             if strip_protocol(p) and is_within(norm, strip_protocol(p))]
+    roots = [
+        strip_protocol(p)
+        for p in prefixes
+        if strip_protocol(p) and is_within(norm, strip_protocol(p))
+    ]
     if roots:
         return min(roots, key=len)
     bucket, key = split(norm)
@@ -42,5 +46,5 @@ def ephemeral_root(path: str, patterns: Iterable[str] = (),
     segs = key.split("/") if key else []
     for n, seg in enumerate(segs):
         if any(fnmatchcase(seg, pat) for pat in patterns):
-            return "/".join([bucket, *segs[:n + 1]])
+            return "/".join([bucket, *segs[: n + 1]])
     return None

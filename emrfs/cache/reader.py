@@ -44,9 +44,17 @@ class CachedReader:
         Most adjacent missing blocks joined into one fetch.
     """
 
-    def __init__(self, store: BlockStore, identity: ObjectIdentity, fetch: Fetch, *,
-                 block_size: int, prefetch_blocks: int = 2, sealed: bool = False,
-                 max_fetch_blocks: int = 8):
+    def __init__(
+        self,
+        store: BlockStore,
+        identity: ObjectIdentity,
+        fetch: Fetch,
+        *,
+        block_size: int,
+        prefetch_blocks: int = 2,
+        sealed: bool = False,
+        max_fetch_blocks: int = 8,
+    ):
         if block_size <= 0:
             raise ValueError(f"block_size must be positive, got {block_size}")
         self.store = store
@@ -81,9 +89,13 @@ class CachedReader:
             bid = self._bids.get(i)
             if bid is None:
                 bid = self._bids[i] = self.identity.block(i)
-            data = self.store.read(bid, max(start, b0) - b0,
-                                   min(end, b0 + self.block_size) - b0,
-                                   where=self.identity.path, count_miss=False)
+            data = self.store.read(
+                bid,
+                max(start, b0) - b0,
+                min(end, b0 + self.block_size) - b0,
+                where=self.identity.path,
+                count_miss=False,
+            )
             if data is None:
                 return None
             parts.append(data)
@@ -103,8 +115,11 @@ class CachedReader:
         for i in indices:
             b0 = i * self.block_size
             lo, hi = max(start, b0) - b0, min(end, b0 + self.block_size) - b0
-            data = None if i in self._inflight else self.store.read(
-                self.identity.block(i), lo, hi, where=self.identity.path)
+            data = (
+                None
+                if i in self._inflight
+                else self.store.read(self.identity.block(i), lo, hi, where=self.identity.path)
+            )
             if data is None:
                 missing.append(i)
             else:
@@ -113,7 +128,7 @@ class CachedReader:
             blocks = await self._get_blocks(missing)
             for i in missing:
                 b0 = i * self.block_size
-                parts[i] = blocks[i][max(start, b0) - b0:min(end, b0 + self.block_size) - b0]
+                parts[i] = blocks[i][max(start, b0) - b0 : min(end, b0 + self.block_size) - b0]
         sequential = start == self._last_end
         self._note_read(start, end)
         if sequential and self.prefetch_blocks > 0:
@@ -132,8 +147,7 @@ class CachedReader:
         todo = [i for i in indices if i not in waiting]
         if todo and not self._retired:
             self._retired = True  # first miss of this reader: drop other versions' blocks
-            await run_blocking(self.store.drop_owner, "c", self.identity.owner,
-                                    self.identity.tag)
+            await run_blocking(self.store.drop_owner, "c", self.identity.owner, self.identity.tag)
         runs = coalesce(todo, self.max_fetch_blocks)
         for run in runs:
             self._start_fill(run)
@@ -158,12 +172,13 @@ class CachedReader:
                 raise IntegrityError(
                     f"{self.identity.path!r} returned {len(data)} bytes for range "
                     f"[{start}, {end}); the object changed while it was read - open it again",
-                    self.identity.path)
+                    self.identity.path,
+                )
             view = memoryview(data)
             blocks = {}
             for i in futures:
                 b0, b1 = block_span(i, self.block_size, self.size)
-                blocks[i] = view[b0 - start:b1 - start]
+                blocks[i] = view[b0 - start : b1 - start]
             for i, fut in futures.items():  # readers go on while the blocks are written
                 if not fut.done():
                     fut.set_result(blocks[i])
@@ -173,7 +188,8 @@ class CachedReader:
                 self.skipped_writes += len(blocks)
             else:
                 await asyncio.shield(
-                    asyncio.wrap_future(self.store.submit(self._store_blocks, blocks)))
+                    asyncio.wrap_future(self.store.submit(self._store_blocks, blocks))
+                )
         except BaseException as exc:
             for fut in futures.values():
                 if not fut.done():
@@ -189,16 +205,19 @@ class CachedReader:
     def _store_blocks(self, blocks: dict[int, memoryview]) -> None:
         for i, view in blocks.items():
             try:
-                self.store.put(self.identity.block(i), view, sealed=self.sealed,
-                               where=self.identity.path)
+                self.store.put(
+                    self.identity.block(i), view, sealed=self.sealed, where=self.identity.path
+                )
             except OSError as exc:  # a full or lost disk must not fail the read
                 log.warning("could not cache block %d of %r: %s", i, self.identity.path, exc)
 
     def _prefetch(self, first: int) -> None:
         last_block = -(-self.size // self.block_size) - 1
-        todo = [i for i in range(first, min(first + self.prefetch_blocks, last_block + 1))
-                if i not in self._inflight
-                and not self.store.contains(self.identity.block(i))]
+        todo = [
+            i
+            for i in range(first, min(first + self.prefetch_blocks, last_block + 1))
+            if i not in self._inflight and not self.store.contains(self.identity.block(i))
+        ]
         if todo and todo[0] != first and len(todo) < (self.prefetch_blocks + 1) // 2:
             # The next block is on its way: refill once half the window is used, so
             # fetches stay large (every request has a fixed cost; moto even reads the

@@ -67,15 +67,17 @@ def collect(store) -> list[dict]:
             counts[space][0] += size
             counts[space][1] += 1
         saved = read_stats_file(directory)
-        rows.append({
-            "directory": directory,
-            "exists": os.path.isdir(directory),
-            "bytes": counts["c"][0],
-            "blocks": counts["c"][1],
-            "ephemeral_bytes": counts["e"][0],
-            "ephemeral_blocks": counts["e"][1],
-            **{name: saved.get(name, 0) for name in COUNTERS},
-        })
+        rows.append(
+            {
+                "directory": directory,
+                "exists": os.path.isdir(directory),
+                "bytes": counts["c"][0],
+                "blocks": counts["c"][1],
+                "ephemeral_bytes": counts["e"][0],
+                "ephemeral_blocks": counts["e"][1],
+                **{name: saved.get(name, 0) for name in COUNTERS},
+            }
+        )
     return rows
 
 

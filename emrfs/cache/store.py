@@ -98,11 +98,20 @@ class BlockStore(BlockWriterMixin, CapacityMixin):
         ``time.time`` replacement for tests (LRU order uses file mtimes).
     """
 
-    def __init__(self, directories: Iterable[str], *, capacity_bytes: int = 10 << 30,
-                 free_space_floor: float = 0.1, sealer=None, encrypt_all: bool = False,
-                 max_open: int = 64, low_water: float = 0.9, verify: str = "always",
-                 max_pending_writes: int = 8,
-                 clock=time.time):
+    def __init__(
+        self,
+        directories: Iterable[str],
+        *,
+        capacity_bytes: int = 10 << 30,
+        free_space_floor: float = 0.1,
+        sealer=None,
+        encrypt_all: bool = False,
+        max_open: int = 64,
+        low_water: float = 0.9,
+        verify: str = "always",
+        max_pending_writes: int = 8,
+        clock=time.time,
+    ):
         dirs = [os.path.abspath(os.path.expanduser(d)) for d in directories]
         if not dirs:
             raise ValueError("BlockStore needs at least one cache directory (cache.directories)")
@@ -180,9 +189,17 @@ class BlockStore(BlockWriterMixin, CapacityMixin):
 
     # --- reading ----------------------------------------------------------------------
 
-    def read(self, bid: BlockId, start: int = 0, end: int | None = None, *,
-             copies: int = 1, where: str | None = None, count_miss: bool = True,
-             sealer=None) -> bytes | None:
+    def read(
+        self,
+        bid: BlockId,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        copies: int = 1,
+        where: str | None = None,
+        count_miss: bool = True,
+        sealer=None,
+    ) -> bytes | None:
         """Bytes ``[start, end)`` of block ``bid``, or None when it is not cached.
 
         A block that fails verification is deleted and reported as a miss.
@@ -219,8 +236,15 @@ class BlockStore(BlockWriterMixin, CapacityMixin):
                 return handle.header.length
         return None
 
-    def _read_handle(self, handle: BlockHandle, bid: BlockId, start: int, end: int | None,
-                     where: str, sealer=None) -> bytes:
+    def _read_handle(
+        self,
+        handle: BlockHandle,
+        bid: BlockId,
+        start: int,
+        end: int | None,
+        where: str,
+        sealer=None,
+    ) -> bytes:
         if handle.header.sealed:
             sealer = sealer or self._get_sealer()
         data = read_range(handle, bid, start, end, where, verify=self.verify, sealer=sealer)
@@ -318,8 +342,11 @@ class BlockStore(BlockWriterMixin, CapacityMixin):
 
         Yields whether it exists.
         """
-        handles = [h for h in (self._acquire(bid, d, bid.relpath)
-                               for d in self.placements(bid, copies)) if h is not None]
+        handles = [
+            h
+            for h in (self._acquire(bid, d, bid.relpath) for d in self.placements(bid, copies))
+            if h is not None
+        ]
         with self._lock:
             for h in handles:
                 h.pinned += 1
@@ -401,7 +428,6 @@ class BlockStore(BlockWriterMixin, CapacityMixin):
                 h.close()
 
 
-
 def _reset_in_child(ref) -> None:
     store = ref()
     if store is not None:
@@ -413,4 +439,3 @@ def _flush_at_exit(ref) -> None:
     if store is not None:
         with contextlib.suppress(Exception):
             store.flush_stats()
-

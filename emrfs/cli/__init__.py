@@ -30,10 +30,18 @@ EXIT_CODES = """exit codes:
 def _global_flags(parser: argparse.ArgumentParser, default) -> None:
     """Flags every verb takes, before or after it; ``default`` is SUPPRESS on the verbs
     so that a flag given before the verb is not reset by the verb's parser."""
-    parser.add_argument("--json", action="store_true", default=default,
-                        help="machine-readable output (no progress bars)")
-    parser.add_argument("--quiet", action="store_true", default=default,
-                        help="no progress bars (output and errors still print)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default,
+        help="machine-readable output (no progress bars)",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="no progress bars (output and errors still print)",
+    )
 
 
 def _subparsers(parser: argparse.ArgumentParser):
@@ -51,8 +59,11 @@ def _add_global_flags_to_verbs(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="emrfs", description="EMRFS-style S3 filesystem: files, metadata, cache, gateway",
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="emrfs",
+        description="EMRFS-style S3 filesystem: files, metadata, cache, gateway",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _global_flags(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:

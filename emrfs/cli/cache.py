@@ -15,14 +15,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     cache = sub.add_parser("cache", help="the local block cache and ephemeral tier")
     verbs = cache.add_subparsers(dest="cache_command", metavar="VERB")
     stats = verbs.add_parser("stats", help="bytes, blocks, hits, misses, evictions per directory")
-    stats.add_argument("--dir", action="append", dest="dirs", metavar="DIR",
-                       help="cache directory (repeatable; default: from the options)")
+    stats.add_argument(
+        "--dir",
+        action="append",
+        dest="dirs",
+        metavar="DIR",
+        help="cache directory (repeatable; default: from the options)",
+    )
     stats.set_defaults(func=_stats)
     clear = verbs.add_parser("clear", help="remove cached blocks (or, with --ephemeral, the tier)")
-    clear.add_argument("--dir", action="append", dest="dirs", metavar="DIR",
-                       help="cache directory (repeatable; default: from the options)")
-    clear.add_argument("--ephemeral", action="store_true",
-                       help="terminate the ephemeral tier instead (its files are lost)")
+    clear.add_argument(
+        "--dir",
+        action="append",
+        dest="dirs",
+        metavar="DIR",
+        help="cache directory (repeatable; default: from the options)",
+    )
+    clear.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="terminate the ephemeral tier instead (its files are lost)",
+    )
     clear.set_defaults(func=_clear)
     cache.set_defaults(func=lambda args: (cache.print_help(), 2)[1])
 
@@ -35,7 +48,8 @@ def _options(args: argparse.Namespace):
     options = load({})
     if args.dirs:
         options = dataclasses.replace(
-            options, cache=dataclasses.replace(options.cache, directories=tuple(args.dirs)))
+            options, cache=dataclasses.replace(options.cache, directories=tuple(args.dirs))
+        )
     return options
 
 
@@ -62,9 +76,11 @@ def _clear(args: argparse.Namespace) -> int:
     options = _options(args)
     store = store_from_options(options.cache)
     if args.ephemeral:
-        tier = EphemeralTier(store, block_size=options.cache.block_size,
-                             replication=min(options.ephemeral.replication,
-                                             len(store.directories)))
+        tier = EphemeralTier(
+            store,
+            block_size=options.cache.block_size,
+            replication=min(options.ephemeral.replication, len(store.directories)),
+        )
         tier.terminate()
         tier.leave()
         what = "ephemeral tier"

@@ -19,8 +19,11 @@ _HINTS: list[tuple[str | None, type[BaseException], str]] = [
     ("rm", FileNotFoundError, "`emrfs rm -f` ignores missing paths"),
     ("get", IsADirectoryError, "use `emrfs get -r` to download a directory"),
     ("cp", IsADirectoryError, "use `emrfs cp -r` to copy a directory"),
-    ("cat", IsADirectoryError,
-     "`emrfs ls {path}` lists it; `emrfs getmerge` concatenates its files"),
+    (
+        "cat",
+        IsADirectoryError,
+        "`emrfs ls {path}` lists it; `emrfs getmerge` concatenates its files",
+    ),
     ("text", IsADirectoryError, "`emrfs ls {path}` lists it"),
     ("rmdir", OSError, "`emrfs rm -r {path}` deletes a directory with its contents"),
     ("mkdir", FileExistsError, "`emrfs mkdir -p` accepts existing directories"),
@@ -44,7 +47,7 @@ def reason_and_hint(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, OSError) and exc.errno and not isinstance(exc, EmrfsError):
         reason = os.strerror(exc.errno)
         text = exc.strerror or ""
-        hint = text[len(reason):].strip() if text.startswith(reason) else text
+        hint = text[len(reason) :].strip() if text.startswith(reason) else text
         if hint.startswith("(") and hint.endswith(")"):
             hint = hint[1:-1]
         return reason, hint

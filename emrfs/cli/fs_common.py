@@ -104,7 +104,6 @@ def size_text(args: argparse.Namespace, n: int) -> str:
 
 def symbolic_permission(info: dict) -> str:
     """``-rw-rw-rw-`` / ``drwxrwxrwx`` from the octal ``permission`` field."""
-    mode = int(str(info.get("permission") or ("777" if info["type"] == "directory" else "666")),
-               8)
+    mode = int(str(info.get("permission") or ("777" if info["type"] == "directory" else "666")), 8)
     kind = _stat.S_IFDIR if info["type"] == "directory" else _stat.S_IFREG
     return _stat.filemode(kind | mode)

@@ -20,16 +20,19 @@ from .fs_common import (
 
 # --- ls -----------------------------------------------------------------------------------
 
+
 def _ls_line(args: argparse.Namespace, e: dict, scheme: str, widths: dict[str, int]) -> str:
     is_dir = e["type"] == "directory"
     mtime = _dt.datetime.fromtimestamp((e.get("modificationTime") or 0) / 1000)
     repl = "-" if is_dir else str(e.get("replication", 1))
     # hadoop's Ls: "%s%s" perm+acl bit, "%{repl}s ", "%-{owner}s ", "%-{group}s ", "%{len}s "
-    return (f"{symbolic_permission(e)} {repl:>{widths['repl']}} "
-            f"{e.get('owner', '')!s:<{widths['owner']}} "
-            f"{e.get('group', '')!s:<{widths['group']}} "
-            f"{size_text(args, e.get('size') or 0):>{widths['size']}} "
-            f"{mtime:%Y-%m-%d %H:%M} {scheme}{e['name']}")
+    return (
+        f"{symbolic_permission(e)} {repl:>{widths['repl']}} "
+        f"{e.get('owner', '')!s:<{widths['owner']}} "
+        f"{e.get('group', '')!s:<{widths['group']}} "
+        f"{size_text(args, e.get('size') or 0):>{widths['size']}} "
+        f"{mtime:%Y-%m-%d %H:%M} {scheme}{e['name']}"
+    )
 
 
 def _print_listing(args: argparse.Namespace, entries: list[dict], scheme: str) -> None:
@@ -63,8 +66,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
         if wants_json(args):
             collected.extend(entries)
             return
-        if info["type"] == "directory" and not args.directory and not args.recursive \
-                and entries and not args.names_only:
+        if (
+            info["type"] == "directory"
+            and not args.directory
+            and not args.recursive
+            and entries
+            and not args.names_only
+        ):
             print(f"Found {len(entries)} items")
         _print_listing(args, entries, scheme)
 
@@ -76,6 +84,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 # --- stat ---------------------------------------------------------------------------------
 
+
 def format_stat(fmt: str, info: dict) -> str:
     """hadoop fs -stat's format: %a %A %b %F %g %n %o %r %u %x %X %y %Y (times in UTC)."""
     is_dir = info["type"] == "directory"
@@ -86,8 +95,9 @@ def format_stat(fmt: str, info: dict) -> str:
         "a": str(info.get("permission") or ("777" if is_dir else "666")),
         "A": symbolic_permission(info)[1:],
         "b": str(info.get("size") or 0),
-        "F": "directory" if is_dir else ("regular file" if info.get("size") else
-                                         "regular empty file"),
+        "F": "directory"
+        if is_dir
+        else ("regular file" if info.get("size") else "regular empty file"),
         "g": str(info.get("group", "")),
         "n": info["name"].rstrip("/").rsplit("/", 1)[-1],
         "o": str(info.get("blockSize", 0)),
@@ -136,6 +146,7 @@ def cmd_stat(args: argparse.Namespace) -> int:
 
 # --- reading ------------------------------------------------------------------------------
 
+
 def _copy_to_stdout(f) -> None:
     while chunk := f.read(8 * 1024 * 1024):
         sys.stdout.buffer.write(chunk)
@@ -181,6 +192,7 @@ def cmd_text(args: argparse.Namespace) -> int:
 
 # --- tests and sizes ----------------------------------------------------------------------
 
+
 def cmd_test(args: argparse.Namespace) -> int:
     fs = make_fs(args)
     try:
@@ -191,8 +203,13 @@ def cmd_test(args: argparse.Namespace) -> int:
         print(describe("test", exc, args.path), file=sys.stderr)
         return FAILED
     is_dir = info["type"] == "directory"
-    holds = {"e": True, "d": is_dir, "f": not is_dir, "s": bool(info.get("size")),
-             "z": not is_dir and not info.get("size")}[args.condition]
+    holds = {
+        "e": True,
+        "d": is_dir,
+        "f": not is_dir,
+        "s": bool(info.get("size")),
+        "z": not is_dir and not info.get("size"),
+    }[args.condition]
     return 0 if holds else FAILED
 
 
@@ -205,11 +222,12 @@ def cmd_du(args: argparse.Namespace) -> int:
         info = fs.info(path)
         if info["type"] == "directory" and not args.summary:
             children = sorted(fs.ls(path, detail=True), key=lambda e: e["name"])
-            targets = [(c["name"], fs.du(c["name"]) if c["type"] == "directory" else c["size"])
-                       for c in children]
+            targets = [
+                (c["name"], fs.du(c["name"]) if c["type"] == "directory" else c["size"])
+                for c in children
+            ]
         else:
-            targets = [(info["name"], fs.du(path) if info["type"] == "directory"
-                        else info["size"])]
+            targets = [(info["name"], fs.du(path) if info["type"] == "directory" else info["size"])]
         for name, size in targets:
             # S3 replicates below the API: space consumed is the length
             rows.append({"path": f"{scheme}{name}", "bytes": size, "space_consumed": size})
@@ -237,16 +255,20 @@ def cmd_count(args: argparse.Namespace) -> int:
     fs = make_fs(args)
     rows: list[dict] = []
     if args.header and not wants_json(args):
-        quota = (_QUOTA_FORMAT % ("QUOTA", "REM_QUOTA", "SPACE_QUOTA", "REM_SPACE_QUOTA")
-                 if args.quotas else "")
+        quota = (
+            _QUOTA_FORMAT % ("QUOTA", "REM_QUOTA", "SPACE_QUOTA", "REM_SPACE_QUOTA")
+            if args.quotas
+            else ""
+        )
         print(quota + _COUNT_FORMAT % ("DIR_COUNT", "FILE_COUNT", "CONTENT_SIZE") + "PATHNAME")
 
     def one(path: str) -> None:
         info = fs.info(path)
         if info["type"] == "directory":
             found = fs.find(path, withdirs=True, detail=True)
-            dirs = 1 + sum(1 for k, e in found.items()
-                           if e["type"] == "directory" and k != info["name"])
+            dirs = 1 + sum(
+                1 for k, e in found.items() if e["type"] == "directory" and k != info["name"]
+            )
             files = [e for e in found.values() if e["type"] == "file"]
         else:
             dirs, files = 0, [info]

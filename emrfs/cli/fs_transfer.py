@@ -11,6 +11,7 @@ from .fs_common import each_path, make_fs, show_progress
 
 # --- transfers ----------------------------------------------------------------------------
 
+
 def _local_totals(sources: list[str]) -> tuple[int, int]:
     files = size = 0
     for src in sources:
@@ -38,8 +39,7 @@ def _progress(args: argparse.Namespace, desc: str, totals: tuple[int, int] | Non
     from ..progress import TransferProgress
 
     files, size = totals if totals else (None, None)
-    return TransferProgress(desc, total_files=files, total_bytes=size,
-                            disable=show_progress(args))
+    return TransferProgress(desc, total_files=files, total_bytes=size, disable=show_progress(args))
 
 
 def _watching(args: argparse.Namespace) -> bool:
@@ -77,8 +77,15 @@ def cmd_put(args: argparse.Namespace) -> int:
 
 def cmd_get(args: argparse.Namespace) -> int:
     fs = make_fs(args)
-    return _copy_each(args, "get", fs, into=os.path.isdir, join=os.path.join,
-                      target_exists=os.path.exists, transfer=fs.get)
+    return _copy_each(
+        args,
+        "get",
+        fs,
+        into=os.path.isdir,
+        join=os.path.join,
+        target_exists=os.path.exists,
+        transfer=fs.get,
+    )
 
 
 def cmd_getmerge(args: argparse.Namespace) -> int:
@@ -92,9 +99,15 @@ def cmd_getmerge(args: argparse.Namespace) -> int:
         sizes = {p: fs.info(p)["size"] for p in files}
         from ..progress import TransferProgress
 
-        with open(args.dst, "wb") as out, TransferProgress(
-                f"getmerge {len(files)} files", total_files=len(files),
-                total_bytes=sum(sizes.values()), disable=show_progress(args)) as cb:
+        with (
+            open(args.dst, "wb") as out,
+            TransferProgress(
+                f"getmerge {len(files)} files",
+                total_files=len(files),
+                total_bytes=sum(sizes.values()),
+                disable=show_progress(args),
+            ) as cb,
+        ):
             for p in files:
                 with fs.open(p, "rb") as f:
                     while chunk := f.read(8 * 1024 * 1024):
@@ -109,14 +122,27 @@ def cmd_getmerge(args: argparse.Namespace) -> int:
 
 def cmd_cp(args: argparse.Namespace) -> int:
     fs = make_fs(args)
-    return _copy_each(args, "cp", fs, into=fs.isdir,
-                      join=lambda directory, name: directory.rstrip("/") + "/" + name,
-                      target_exists=fs.isfile, transfer=fs.copy)
+    return _copy_each(
+        args,
+        "cp",
+        fs,
+        into=fs.isdir,
+        join=lambda directory, name: directory.rstrip("/") + "/" + name,
+        target_exists=fs.isfile,
+        transfer=fs.copy,
+    )
 
 
-def _copy_each(args: argparse.Namespace, verb: str, fs, *, into: Callable[[str], bool],
-               join: Callable[[str, str], str], target_exists: Callable[[str], bool],
-               transfer: Callable[..., object]) -> int:
+def _copy_each(
+    args: argparse.Namespace,
+    verb: str,
+    fs,
+    *,
+    into: Callable[[str], bool],
+    join: Callable[[str, str], str],
+    target_exists: Callable[[str], bool],
+    transfer: Callable[..., object],
+) -> int:
     """get and cp: each remote source to ``args.dst`` (into it when several sources or
     ``into(dst)``, named by the source); a directory needs -r, an existing file -f."""
     dst = args.dst
@@ -151,6 +177,7 @@ def cmd_mv(args: argparse.Namespace) -> int:
 
 
 # --- deleting and creating ----------------------------------------------------------------
+
 
 def cmd_rm(args: argparse.Namespace) -> int:
     from ..progress import CountProgress

@@ -31,16 +31,25 @@ def parse_age(text: str) -> float:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(text).lower())
     if not match:
         raise argparse.ArgumentTypeError(
-            f"age {text!r} is not a number with an optional unit s, m, h, d or w (e.g. 7d)")
+            f"age {text!r} is not a number with an optional unit s, m, h, d or w (e.g. 7d)"
+        )
     return float(match.group(1)) * _AGE_UNITS[match.group(2) or "d"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-m", "--metadata-name", dest="table", default=None,
-                        help="DynamoDB table (default: consistency.table_name, EmrFSMetadata)")
-    common.add_argument("--endpoint-url", default=None,
-                        help="S3/DynamoDB endpoint (default: EMRFS_ENDPOINT_URL, else AWS)")
+    common.add_argument(
+        "-m",
+        "--metadata-name",
+        dest="table",
+        default=None,
+        help="DynamoDB table (default: consistency.table_name, EmrFSMetadata)",
+    )
+    common.add_argument(
+        "--endpoint-url",
+        default=None,
+        help="S3/DynamoDB endpoint (default: EMRFS_ENDPOINT_URL, else AWS)",
+    )
     common.add_argument("--region", default=None, help="AWS region")
 
     def add(name: str, func, help: str) -> argparse.ArgumentParser:
@@ -69,26 +78,52 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add("prune", _prune, "remove tombstones older than an age (default: the tombstone TTL)")
     p.add_argument("path", nargs="?", default=None, help="only under this path")
     _age_flags(p)
-    p = add("fsck", _fsck, "check the table's invariants at or below PATH and look for "
-                           "directory renames cut short (exit 1 on problems)")
+    p = add(
+        "fsck",
+        _fsck,
+        "check the table's invariants at or below PATH and look for "
+        "directory renames cut short (exit 1 on problems)",
+    )
     p.add_argument("path")
     p.add_argument("--fix", action="store_true", help="mend what can be mended safely")
 
 
 def _capacity_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-r", "--read-capacity", "--read-consumption", type=int, default=None,
-                        help="provisioned read capacity units")
-    parser.add_argument("-w", "--write-capacity", "--write-consumption", type=int, default=None,
-                        help="provisioned write capacity units")
+    parser.add_argument(
+        "-r",
+        "--read-capacity",
+        "--read-consumption",
+        type=int,
+        default=None,
+        help="provisioned read capacity units",
+    )
+    parser.add_argument(
+        "-w",
+        "--write-capacity",
+        "--write-consumption",
+        type=int,
+        default=None,
+        help="provisioned write capacity units",
+    )
     parser.add_argument("--on-demand", action="store_true", help="pay-per-request billing")
 
 
 def _age_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--older-than", type=parse_age, default=None, metavar="AGE",
-                        help="only rows last written longer ago than AGE (30m, 12h, 7d)")
+    parser.add_argument(
+        "--older-than",
+        type=parse_age,
+        default=None,
+        metavar="AGE",
+        help="only rows last written longer ago than AGE (30m, 12h, 7d)",
+    )
     parser.add_argument("-t", "--time", type=float, default=None, help="EMRFS spelling: N ...")
-    parser.add_argument("-u", "--time-unit", choices=sorted(_UNIT_NAMES), default="days",
-                        help="... in this unit (default days)")
+    parser.add_argument(
+        "-u",
+        "--time-unit",
+        choices=sorted(_UNIT_NAMES),
+        default="days",
+        help="... in this unit (default days)",
+    )
 
 
 def _age(args: argparse.Namespace) -> float | None:
@@ -100,6 +135,7 @@ def _age(args: argparse.Namespace) -> float | None:
 
 
 # --- plumbing -------------------------------------------------------------------------
+
 
 def _options(args: argparse.Namespace):
     from .. import config
@@ -119,7 +155,8 @@ def _store(args: argparse.Namespace, *, auto_create: bool = False):
 
     options = _options(args)
     return DynamoDBMetadataStore.from_options(
-        options, auto_create=auto_create and options.consistency.auto_create), options
+        options, auto_create=auto_create and options.consistency.auto_create
+    ), options
 
 
 def _path(text: str) -> str:
@@ -144,8 +181,9 @@ def _progress(args: argparse.Namespace, label: str):
     from ..progress import CountProgress
 
     quiet = getattr(args, "json", False) or getattr(args, "quiet", False)
-    return CountProgress(f"{label} {getattr(args, 'path', '')}".strip(),
-                         disable=True if quiet else None)
+    return CountProgress(
+        f"{label} {getattr(args, 'path', '')}".strip(), disable=True if quiet else None
+    )
 
 
 def _run_walk(args: argparse.Namespace, coro_factory) -> Any:
@@ -160,6 +198,7 @@ def _usage(exc: InvalidPathError) -> int:
 
 # --- table upkeep ----------------------------------------------------------------------
 
+
 def _create(args: argparse.Namespace) -> int:
     store, options = _store(args)
     cons = options.consistency
@@ -170,17 +209,25 @@ def _create(args: argparse.Namespace) -> int:
         wcu = args.write_capacity if args.write_capacity is not None else cons.write_capacity
     created = store.create_table(rcu, wcu)
     desc = store.describe()
-    _emit(args, {"created": created, **desc.as_dict()},
-          [f"{'created' if created else 'already exists'}: {desc.name} "
-           f"({_capacity_text(desc)}, TTL {desc.ttl_status})"])
+    _emit(
+        args,
+        {"created": created, **desc.as_dict()},
+        [
+            f"{'created' if created else 'already exists'}: {desc.name} "
+            f"({_capacity_text(desc)}, TTL {desc.ttl_status})"
+        ],
+    )
     return 0
 
 
 def _delete_table(args: argparse.Namespace) -> int:
     store, _ = _store(args)
     deleted = store.delete_table()
-    _emit(args, {"name": store.table_name, "deleted": deleted},
-          [f"{'deleted' if deleted else 'no such table'}: {store.table_name}"])
+    _emit(
+        args,
+        {"name": store.table_name, "deleted": deleted},
+        [f"{'deleted' if deleted else 'no such table'}: {store.table_name}"],
+    )
     return 0
 
 
@@ -193,15 +240,19 @@ def _capacity_text(desc) -> str:
 def _describe(args: argparse.Namespace) -> int:
     store, _ = _store(args)
     desc = store.describe()
-    _emit(args, desc.as_dict(), [
-        f"table          {desc.name}",
-        f"status         {desc.status}",
-        f"capacity       {_capacity_text(desc)}",
-        f"items          {desc.item_count} (approximate)",
-        f"ttl            {desc.ttl_status}",
-        f"table version  {desc.table_version}",
-        f"created        {desc.created_at}",
-    ])
+    _emit(
+        args,
+        desc.as_dict(),
+        [
+            f"table          {desc.name}",
+            f"status         {desc.status}",
+            f"capacity       {_capacity_text(desc)}",
+            f"items          {desc.item_count} (approximate)",
+            f"ttl            {desc.ttl_status}",
+            f"table version  {desc.table_version}",
+            f"created        {desc.created_at}",
+        ],
+    )
     return 0
 
 
@@ -215,8 +266,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _set_capacity(args: argparse.Namespace) -> int:
     if not args.on_demand and args.read_capacity is None and args.write_capacity is None:
-        print("emrfs set-metadata-capacity: give -r/-w capacities or --on-demand",
-              file=sys.stderr)
+        print("emrfs set-metadata-capacity: give -r/-w capacities or --on-demand", file=sys.stderr)
         return 2
     store, _ = _store(args)
     store.set_capacity(args.read_capacity, args.write_capacity, on_demand=args.on_demand)
@@ -226,6 +276,7 @@ def _set_capacity(args: argparse.Namespace) -> int:
 
 
 # --- bucket versus table ---------------------------------------------------------------
+
 
 def _walker(options):
     from ..consistency.sync import AioS3Walker
@@ -246,24 +297,40 @@ def _diff(args: argparse.Namespace) -> int:
     items = report.items if args.all else report.differences
     if args.all:
         data["items"] = [i.as_dict() for i in report.items]
-    lines = [f"{_LABELS[i.status]:<16} {'d' if i.is_dir else '-'} s3://{i.path}"
-             + (f"  ({'; '.join(i.differences)})" if i.differences else "") for i in items]
+    lines = [
+        f"{_LABELS[i.status]:<16} {'d' if i.is_dir else '-'} s3://{i.path}"
+        + (f"  ({'; '.join(i.differences)})" if i.differences else "")
+        for i in items
+    ]
     counts = report.counts()
     lines.append("summary: " + ", ".join(f"{_LABELS[k].strip()} {v}" for k, v in counts.items()))
     _emit(args, data, lines)
     return 0 if report.clean else 1
 
 
-_LABELS = {"same": "BOTH", "differs": "DIFFERS", "metadata_only": "METADATA ONLY",
-           "s3_only": "S3 ONLY", "tombstone_in_s3": "DELETED IN METADATA"}
+_LABELS = {
+    "same": "BOTH",
+    "differs": "DIFFERS",
+    "metadata_only": "METADATA ONLY",
+    "s3_only": "S3 ONLY",
+    "tombstone_in_s3": "DELETED IN METADATA",
+}
 
 
 def _sync_lines(report) -> list[str]:
-    lines = [f"{verb:<8} s3://{p}" for verb, paths in
-             (("added", report.added), ("updated", report.updated), ("removed", report.removed))
-             for p in paths]
-    lines.append(f"{'would change' if report.dry_run else 'changed'}: added {len(report.added)}, "
-                 f"updated {len(report.updated)}, removed {len(report.removed)}")
+    lines = [
+        f"{verb:<8} s3://{p}"
+        for verb, paths in (
+            ("added", report.added),
+            ("updated", report.updated),
+            ("removed", report.removed),
+        )
+        for p in paths
+    ]
+    lines.append(
+        f"{'would change' if report.dry_run else 'changed'}: added {len(report.added)}, "
+        f"updated {len(report.updated)}, removed {len(report.removed)}"
+    )
     return lines
 
 
@@ -275,8 +342,9 @@ def _sync(args: argparse.Namespace) -> int:
     except InvalidPathError as exc:
         return _usage(exc)
     store, options = _store(args, auto_create=not args.dry_run)
-    report = _run_walk(args, lambda p: S.sync(store, _walker(options), path,
-                                              dry_run=args.dry_run, progress=p))
+    report = _run_walk(
+        args, lambda p: S.sync(store, _walker(options), path, dry_run=args.dry_run, progress=p)
+    )
     _emit(args, report.as_dict(), _sync_lines(report))
     return 1 if args.dry_run and report.changed else 0
 
@@ -304,8 +372,11 @@ def _delete(args: argparse.Namespace) -> int:
         return _usage(exc)
     store, _ = _store(args)
     count = S.delete(store, path, age)
-    _emit(args, {"path": path, "removed": count, "older_than_seconds": age},
-          [f"removed {count} metadata rows at or below s3://{path}"])
+    _emit(
+        args,
+        {"path": path, "removed": count, "older_than_seconds": age},
+        [f"removed {count} metadata rows at or below s3://{path}"],
+    )
     return 0
 
 
@@ -319,8 +390,11 @@ def _prune(args: argparse.Namespace) -> int:
     if age is None:
         age = float(options.consistency.tombstone_ttl_seconds)
     count = store.prune(age, under=path)
-    _emit(args, {"path": path, "pruned": count, "older_than_seconds": age},
-          [f"pruned {count} tombstones older than {age:g} s"])
+    _emit(
+        args,
+        {"path": path, "pruned": count, "older_than_seconds": age},
+        [f"pruned {count} tombstones older than {age:g} s"],
+    )
     return 0
 
 
@@ -359,16 +433,22 @@ def _fsck(args: argparse.Namespace) -> int:
     renames = _unfinished_renames(args, path)  # first: finishing one writes rows
     report = S.fsck(store, path, fix=args.fix)
     for journal, finished in renames:
-        problem = S.FsckProblem(journal["src"], "unfinished_rename",
-                                f"a rename to s3://{journal['dst']} was cut short (started "
-                                f"{journal.get('started')}); --fix (or the same mv) finishes it",
-                                True)
+        problem = S.FsckProblem(
+            journal["src"],
+            "unfinished_rename",
+            f"a rename to s3://{journal['dst']} was cut short (started "
+            f"{journal.get('started')}); --fix (or the same mv) finishes it",
+            True,
+        )
         report.problems.append(problem)
         if finished:
             report.fixed.append(problem)
-    lines = [f"{'fixed' if p in report.fixed else 'problem':<8} {p.kind:<24} s3://{p.path}: "
-             f"{p.detail}" for p in report.problems]
-    lines.append(f"checked {report.rows} rows: {len(report.problems)} problems, "
-                 f"{len(report.fixed)} fixed")
+    lines = [
+        f"{'fixed' if p in report.fixed else 'problem':<8} {p.kind:<24} s3://{p.path}: {p.detail}"
+        for p in report.problems
+    ]
+    lines.append(
+        f"checked {report.rows} rows: {len(report.problems)} problems, {len(report.fixed)} fixed"
+    )
     _emit(args, report.as_dict(), lines)
     return 1 if report.unresolved else 0

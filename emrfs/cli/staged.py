@@ -25,20 +25,38 @@ from .metadata import _emit, _options, _path, _usage, parse_age
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("staged", help="list or abort staged task output",
-                            description=__doc__.split("\n\n")[0])
+    parser = sub.add_parser(
+        "staged", help="list or abort staged task output", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("path", help="s3://bucket[/prefix] to look at or below")
-    parser.add_argument("-m", "--metadata-name", dest="table", default=None,
-                        help="DynamoDB table (default: consistency.table_name, EmrFSMetadata)")
-    parser.add_argument("--endpoint-url", default=None,
-                        help="S3/DynamoDB endpoint (default: EMRFS_ENDPOINT_URL, else AWS)")
+    parser.add_argument(
+        "-m",
+        "--metadata-name",
+        dest="table",
+        default=None,
+        help="DynamoDB table (default: consistency.table_name, EmrFSMetadata)",
+    )
+    parser.add_argument(
+        "--endpoint-url",
+        default=None,
+        help="S3/DynamoDB endpoint (default: EMRFS_ENDPOINT_URL, else AWS)",
+    )
     parser.add_argument("--region", default=None, help="AWS region")
-    parser.add_argument("--older-than", type=parse_age, default=None, metavar="AGE",
-                        help="only uploads staged (or started) longer ago than AGE (30m, 12h)")
-    parser.add_argument("--orphans", action="store_true",
-                        help="also S3 multipart uploads below PATH the table does not record")
-    parser.add_argument("--abort", action="store_true",
-                        help="abort what is listed and remove its rows")
+    parser.add_argument(
+        "--older-than",
+        type=parse_age,
+        default=None,
+        metavar="AGE",
+        help="only uploads staged (or started) longer ago than AGE (30m, 12h)",
+    )
+    parser.add_argument(
+        "--orphans",
+        action="store_true",
+        help="also S3 multipart uploads below PATH the table does not record",
+    )
+    parser.add_argument(
+        "--abort", action="store_true", help="abort what is listed and remove its rows"
+    )
     parser.set_defaults(func=_staged)
 
 
@@ -46,10 +64,14 @@ def _filesystem(args: argparse.Namespace):
     from ..filesystem import EmrFileSystem
 
     options = _options(args)
-    return EmrFileSystem(skip_instance_cache=True, consistent=True,
-                         endpoint_url=options.s3.endpoint_url, region=options.s3.region,
-                         consistency={"table_name": options.consistency.table_name},
-                         ephemeral={"task_commit": "staged"})
+    return EmrFileSystem(
+        skip_instance_cache=True,
+        consistent=True,
+        endpoint_url=options.s3.endpoint_url,
+        region=options.s3.region,
+        consistency={"table_name": options.consistency.table_name},
+        ephemeral={"task_commit": "staged"},
+    )
 
 
 async def _s3_uploads(fs, path: str) -> list[dict[str, Any]]:
@@ -59,15 +81,20 @@ async def _s3_uploads(fs, path: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     marker: dict[str, str] = {}
     while True:
-        page = await fs.s3.call("list_multipart_uploads", path, Bucket=bucket,
-                                Prefix=prefix, **marker)
-        found += [{"target": f"{bucket}/{u['Key']}", "upload_id": u["UploadId"],
-                   "started_ms": int(u["Initiated"].timestamp() * 1000)}
-                  for u in page.get("Uploads", [])]
+        page = await fs.s3.call(
+            "list_multipart_uploads", path, Bucket=bucket, Prefix=prefix, **marker
+        )
+        found += [
+            {
+                "target": f"{bucket}/{u['Key']}",
+                "upload_id": u["UploadId"],
+                "started_ms": int(u["Initiated"].timestamp() * 1000),
+            }
+            for u in page.get("Uploads", [])
+        ]
         if not page.get("IsTruncated"):
             return found
-        marker = {"KeyMarker": page["NextKeyMarker"],
-                  "UploadIdMarker": page["NextUploadIdMarker"]}
+        marker = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
 
 
 def _staged(args: argparse.Namespace) -> int:
@@ -89,26 +116,49 @@ def _staged(args: argparse.Namespace) -> int:
     known = {e.upload.upload_id for e in staged}
     orphans: list[dict[str, Any]] = []
     if args.orphans:
-        orphans = [u for u in sync(fs.loop, _s3_uploads, fs, path)
-                   if u["upload_id"] not in known
-                   and (cutoff is None or u["started_ms"] <= cutoff)]
+        orphans = [
+            u
+            for u in sync(fs.loop, _s3_uploads, fs, path)
+            if u["upload_id"] not in known and (cutoff is None or u["started_ms"] <= cutoff)
+        ]
     if args.abort:
         doomed = [e.upload for e in entries] + [
-            StagedUpload(u["target"], u["upload_id"], (), 0, u["started_ms"]) for u in orphans]
+            StagedUpload(u["target"], u["upload_id"], (), 0, u["started_ms"]) for u in orphans
+        ]
         sync(fs.loop, staging.abort_uploads, doomed)
         store.forget(e.path for e in entries)
     verb = "aborted" if args.abort else "staged"
-    lines = [f"{verb} {e.path} -> s3://{e.upload.target} ({e.upload.size} bytes, "
-             f"{_age(now_ms, e.upload.staged_ms)})" for e in entries]
-    lines += [f"{'aborted' if args.abort else 'orphan'} upload s3://{u['target']} "
-              f"{u['upload_id']} (started {_age(now_ms, u['started_ms'])})" for u in orphans]
+    lines = [
+        f"{verb} {e.path} -> s3://{e.upload.target} ({e.upload.size} bytes, "
+        f"{_age(now_ms, e.upload.staged_ms)})"
+        for e in entries
+    ]
+    lines += [
+        f"{'aborted' if args.abort else 'orphan'} upload s3://{u['target']} "
+        f"{u['upload_id']} (started {_age(now_ms, u['started_ms'])})"
+        for u in orphans
+    ]
     if not lines:
         lines = [f"nothing staged at or below s3://{path}"]
-    _emit(args, {"path": path, "aborted": bool(args.abort),
-                 "staged": [{"path": e.path, "target": e.upload.target, "size": e.upload.size,
-                             "upload_id": e.upload.upload_id, "staged_ms": e.upload.staged_ms}
-                            for e in entries],
-                 "orphans": orphans}, lines)
+    _emit(
+        args,
+        {
+            "path": path,
+            "aborted": bool(args.abort),
+            "staged": [
+                {
+                    "path": e.path,
+                    "target": e.upload.target,
+                    "size": e.upload.size,
+                    "upload_id": e.upload.upload_id,
+                    "staged_ms": e.upload.staged_ms,
+                }
+                for e in entries
+            ],
+            "orphans": orphans,
+        },
+        lines,
+    )
     return 0
 
 

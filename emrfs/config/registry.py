@@ -51,13 +51,19 @@ class OptionSpec:
     @property
     def allowed(self) -> str:
         """The values this option takes, in words (errors and docs/configuration.md)."""
-        what = {bool: "true or false", int: "an integer", float: "a number",
-                str: "a string", tuple: "a comma-separated list or a list of strings"}[self.base]
+        what = {
+            bool: "true or false",
+            int: "an integer",
+            float: "a number",
+            str: "a string",
+            tuple: "a comma-separated list or a list of strings",
+        }[self.base]
         if self.rule is not None and self.base in (int, float):
             what = f"{what} {self.rule.allowed}"
         elif self.rule is not None:
-            what = (self.rule.allowed if self.base is not tuple
-                    else f"{what}, each {self.rule.allowed}")
+            what = (
+                self.rule.allowed if self.base is not tuple else f"{what}, each {self.rule.allowed}"
+            )
         return what + (", or unset" if self.optional else "")
 
 
@@ -67,9 +73,16 @@ def _build_registry() -> tuple[dict[str, OptionSpec], dict[str, OptionSpec]]:
     for section, cls in SECTIONS.items():
         hints = get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            spec = OptionSpec(section, f.name, hints[f.name], f.default,
-                              tuple(f.metadata.get("aliases", ())), f.metadata.get("doc", ""),
-                              f.metadata.get("rule"), f.metadata.get("convert"))
+            spec = OptionSpec(
+                section,
+                f.name,
+                hints[f.name],
+                f.default,
+                tuple(f.metadata.get("aliases", ())),
+                f.metadata.get("doc", ""),
+                f.metadata.get("rule"),
+                f.metadata.get("convert"),
+            )
             by_key[spec.key] = spec
             names = [spec.key, *spec.aliases]
             if section == "s3":
@@ -91,7 +104,9 @@ def lookup(name: str, source: str = "storage options") -> OptionSpec:
         hint = f"; did you mean one of {close}?" if close else ""
         raise ConfigurationError(
             f"unknown emrfs option {name!r} in {source}{hint} "
-            "(see docs/configuration.md for every option and its aliases)", name)
+            "(see docs/configuration.md for every option and its aliases)",
+            name,
+        )
     return spec
 
 
@@ -106,14 +121,16 @@ def coerce(spec: OptionSpec, value: Any, name: str, source: str) -> Any:
         return None  # an empty Hadoop <value/> leaves an optional option unset
     try:
         value = _parse(spec.base, value)
-        ok = spec.rule is None or (all(spec.rule.test(v) for v in value)
-                                   if spec.base is tuple else spec.rule.test(value))
+        ok = spec.rule is None or (
+            all(spec.rule.test(v) for v in value) if spec.base is tuple else spec.rule.test(value)
+        )
     except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
         spelled = repr(name) if name == spec.key else f"{name!r} ({spec.key})"
         raise ConfigurationError(
-            f"option {spelled} in {source} is {spec.shown(given)}; it takes {spec.allowed}", name)
+            f"option {spelled} in {source} is {spec.shown(given)}; it takes {spec.allowed}", name
+        )
     return value
 
 
@@ -154,7 +171,7 @@ def _size(value: Any) -> int:
         text = value.strip().lower()
         units = {"k": 1024, "m": MiB, "g": GiB, "t": 1024 * GiB}
         for suffix in ("ib", "b"):
-            if text.endswith(suffix) and text[:-len(suffix)][-1:] in units:
+            if text.endswith(suffix) and text[: -len(suffix)][-1:] in units:
                 text = text[: -len(suffix)]
         if text and text[-1] in units:
             number = float(text[:-1]) * units[text[-1]]

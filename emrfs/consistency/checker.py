@@ -39,9 +39,19 @@ from .policy import RetryPolicy
 from .sink import InconsistencyEvent, InconsistencySink, LoggingSink
 from .store import Entry, Listing, normalize_etag
 
-__all__ = ["Problem", "Verdict", "check_path", "check_listing", "check_tree", "merge_tree",
-           "run_with_policy",
-           "MISSING_IN_S3", "ETAG_MISMATCH", "DELETED_BUT_PRESENT", "TYPE_MISMATCH"]
+__all__ = [
+    "Problem",
+    "Verdict",
+    "check_path",
+    "check_listing",
+    "check_tree",
+    "merge_tree",
+    "run_with_policy",
+    "MISSING_IN_S3",
+    "ETAG_MISMATCH",
+    "DELETED_BUT_PRESENT",
+    "TYPE_MISMATCH",
+]
 
 log = logging.getLogger("emrfs.consistency")
 
@@ -86,8 +96,9 @@ def _is_dir(info: dict) -> bool:
     return info.get("type") == "directory"
 
 
-def _compare(path: str, info: dict | None, entry: Entry | None,
-             etag_verification: bool) -> Problem | None:
+def _compare(
+    path: str, info: dict | None, entry: Entry | None, etag_verification: bool
+) -> Problem | None:
     """The disagreement between S3's ``info`` and the metadata's ``entry``, if any."""
     if entry is None:
         return None
@@ -95,13 +106,17 @@ def _compare(path: str, info: dict | None, entry: Entry | None,
         if info is None:
             return None
         what = "directory" if _is_dir(info) else "object"
-        return Problem(path, DELETED_BUT_PRESENT,
-                       f"deleted in the metadata but S3 still shows the {what}")
+        return Problem(
+            path, DELETED_BUT_PRESENT, f"deleted in the metadata but S3 still shows the {what}"
+        )
     if info is None:
         if entry.is_dir:
             return None
-        return Problem(path, MISSING_IN_S3,
-                       f"in the metadata (size {entry.size}, ETag {entry.etag}) but not in S3")
+        return Problem(
+            path,
+            MISSING_IN_S3,
+            f"in the metadata (size {entry.size}, ETag {entry.etag}) but not in S3",
+        )
     if entry.is_dir != _is_dir(info):
         said = "directory" if entry.is_dir else "file"
         shown = "directory" if _is_dir(info) else "file"
@@ -109,14 +124,18 @@ def _compare(path: str, info: dict | None, entry: Entry | None,
     if etag_verification and not entry.is_dir:
         s3_etag = normalize_etag(info.get("ETag") or info.get("etag"))
         if entry.etag and s3_etag and s3_etag != entry.etag:
-            return Problem(path, ETAG_MISMATCH,
-                           f"S3 serves ETag {s3_etag} but the metadata recorded {entry.etag} "
-                           "(a stale read after an overwrite)")
+            return Problem(
+                path,
+                ETAG_MISMATCH,
+                f"S3 serves ETag {s3_etag} but the metadata recorded {entry.etag} "
+                "(a stale read after an overwrite)",
+            )
     return None
 
 
-def check_path(path: str, s3_info: dict | None, entry: Entry | None, *,
-               etag_verification: bool = True) -> Verdict:
+def check_path(
+    path: str, s3_info: dict | None, entry: Entry | None, *, etag_verification: bool = True
+) -> Verdict:
     """Compare S3's info for one path (None: S3 says not found) with its metadata row.
 
     The view is ``s3_info``, or the metadata's directory when only it knows
@@ -130,8 +149,9 @@ def check_path(path: str, s3_info: dict | None, entry: Entry | None, *,
     return Verdict((problem,) if problem else (), view, s3_info)
 
 
-def check_listing(path: str, s3_infos: Iterable[dict], listing: Listing, *,
-                  etag_verification: bool = True) -> Verdict:
+def check_listing(
+    path: str, s3_infos: Iterable[dict], listing: Listing, *, etag_verification: bool = True
+) -> Verdict:
     """Compare an S3 listing of directory ``path`` with the metadata's rows for it.
 
     The view (a list of info dicts sorted by name) is S3's listing with the
@@ -153,8 +173,14 @@ def check_listing(path: str, s3_infos: Iterable[dict], listing: Listing, *,
     return Verdict(tuple(problems), [view[k] for k in sorted(view)], s3_view)
 
 
-def check_tree(path: str, s3_infos: dict[str, dict], rows: Iterable[Entry], *,
-               etag_verification: bool = True, with_dirs: bool = False) -> Verdict:
+def check_tree(
+    path: str,
+    s3_infos: dict[str, dict],
+    rows: Iterable[Entry],
+    *,
+    etag_verification: bool = True,
+    with_dirs: bool = False,
+) -> Verdict:
     """Compare a recursive S3 listing below ``path`` (``find``: infos by name) with the
     metadata's rows below it (already cut to the listing's scope).
 
@@ -164,16 +190,26 @@ def check_tree(path: str, s3_infos: dict[str, dict], rows: Iterable[Entry], *,
     """
     rows = list(rows)
     shown = {P.strip_protocol(n): i for n, i in s3_infos.items()}
-    problems = [p for e in rows if not e.is_dir or e.deleted
-                if (p := _compare(e.path, shown.get(e.path), e, etag_verification))
-                and not (e.is_dir and p.kind == DELETED_BUT_PRESENT)]
+    problems = [
+        p
+        for e in rows
+        if not e.is_dir or e.deleted
+        if (p := _compare(e.path, shown.get(e.path), e, etag_verification))
+        and not (e.is_dir and p.kind == DELETED_BUT_PRESENT)
+    ]
     # a deleted directory S3 still lists (its marker's delete lingers) is gone, unless
     # something live is listed below it
     gone = {e.path for e in rows if e.deleted}
     implied = {a for name in shown if name not in gone for a in P.ancestors(name)}
-    view = {n: i for n, i in s3_infos.items()
-            if not ((name := P.strip_protocol(n)) in gone and name not in implied
-                    and i.get("type") == "directory")}
+    view = {
+        n: i
+        for n, i in s3_infos.items()
+        if not (
+            (name := P.strip_protocol(n)) in gone
+            and name not in implied
+            and i.get("type") == "directory"
+        )
+    }
     if with_dirs:
         for e in rows:
             if e.live and e.is_dir and e.path not in shown:
@@ -181,8 +217,9 @@ def check_tree(path: str, s3_infos: dict[str, dict], rows: Iterable[Entry], *,
     return Verdict(tuple(sorted(problems, key=lambda p: p.path)), view, s3_infos)
 
 
-def merge_tree(path: str, s3_infos: dict[str, dict], rows: Iterable[Entry], *,
-               etag_verification: bool = True) -> Verdict:
+def merge_tree(
+    path: str, s3_infos: dict[str, dict], rows: Iterable[Entry], *, etag_verification: bool = True
+) -> Verdict:
     """The tree below ``path`` that a directory operation (rmdir, rm, rename) acts on.
 
     Compared as :func:`check_tree` compares (with directories), but both views are
@@ -194,8 +231,7 @@ def merge_tree(path: str, s3_infos: dict[str, dict], rows: Iterable[Entry], *,
     carry ``"from_metadata": True``.
     """
     rows = list(rows)
-    verdict = check_tree(path, s3_infos, rows, etag_verification=etag_verification,
-                         with_dirs=True)
+    verdict = check_tree(path, s3_infos, rows, etag_verification=etag_verification, with_dirs=True)
     merged = {P.strip_protocol(n): i for n, i in s3_infos.items()}
     for e in rows:
         if e.deleted:
@@ -209,20 +245,29 @@ def merge_tree(path: str, s3_infos: dict[str, dict], rows: Iterable[Entry], *,
     return Verdict(verdict.problems, merged, merged)
 
 
-def _message(operation: str, path: str, problems: tuple[Problem, ...], retries: int,
-             elapsed: float) -> str:
+def _message(
+    operation: str, path: str, problems: tuple[Problem, ...], retries: int, elapsed: float
+) -> str:
     details = "; ".join(str(p) for p in problems)
-    return (f"{operation} {path!r}: S3 and the consistent-view metadata still disagree after "
-            f"{retries} retries over {elapsed:.1f} s: {details}. If S3 is right (the change "
-            f"was made outside emrfs), run `emrfs sync s3://{path}` to mend the metadata; "
-            "set consistency.throw_exception_on_inconsistency=false to get what S3 shows")
+    return (
+        f"{operation} {path!r}: S3 and the consistent-view metadata still disagree after "
+        f"{retries} retries over {elapsed:.1f} s: {details}. If S3 is right (the change "
+        f"was made outside emrfs), run `emrfs sync s3://{path}` to mend the metadata; "
+        "set consistency.throw_exception_on_inconsistency=false to get what S3 shows"
+    )
 
 
-async def run_with_policy(probe: Callable[[], Awaitable[Verdict]], policy: RetryPolicy, *,
-                          operation: str, path: str, throw: bool = True,
-                          sink: InconsistencySink | None = None,
-                          sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-                          clock: Callable[[], float] = time.monotonic) -> Any:
+async def run_with_policy(
+    probe: Callable[[], Awaitable[Verdict]],
+    policy: RetryPolicy,
+    *,
+    operation: str,
+    path: str,
+    throw: bool = True,
+    sink: InconsistencySink | None = None,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Any:
     """Call ``probe()`` until its verdict is consistent or ``policy`` runs out.
 
     Returns the consistent verdict's ``view``.  When retries run out, raises
@@ -238,23 +283,37 @@ async def run_with_policy(probe: Callable[[], Awaitable[Verdict]], policy: Retry
         verdict = await probe()
         if verdict.consistent:
             if retry:
-                sink.report(InconsistencyEvent(operation, path, seen, retry, clock() - start,
-                                               "recovered"))
+                sink.report(
+                    InconsistencyEvent(operation, path, seen, retry, clock() - start, "recovered")
+                )
             return verdict.view
         seen = seen or verdict.problems
         delay = policy.delay(retry)
         if delay is None:
             break
-        log.debug("%s %s: %d disagreement(s), retry %d in %.2f s", operation, path,
-                  len(verdict.problems), retry + 1, delay)
+        log.debug(
+            "%s %s: %d disagreement(s), retry %d in %.2f s",
+            operation,
+            path,
+            len(verdict.problems),
+            retry + 1,
+            delay,
+        )
         await sleep(delay)
         retry += 1
     elapsed = clock() - start
-    sink.report(InconsistencyEvent(operation, path, verdict.problems, retry, elapsed,
-                                   "raised" if throw else "ignored"))
+    sink.report(
+        InconsistencyEvent(
+            operation, path, verdict.problems, retry, elapsed, "raised" if throw else "ignored"
+        )
+    )
     message = _message(operation, path, verdict.problems, retry, elapsed)
     if throw:
-        raise ConsistencyError(message, path, paths=tuple(p.path for p in verdict.problems),
-                               reason=", ".join(sorted({p.kind for p in verdict.problems})))
+        raise ConsistencyError(
+            message,
+            path,
+            paths=tuple(p.path for p in verdict.problems),
+            reason=", ".join(sorted({p.kind for p in verdict.problems})),
+        )
     log.warning("%s; returning what S3 shows", message)
     return verdict.s3_view

@@ -16,11 +16,18 @@ from pynamodb.exceptions import TableDoesNotExist
 
 from ..errors import THROTTLING_CODES, TRANSIENT_CODES, aws_error_code, error_chain
 
-_RETRYABLE_CODES = THROTTLING_CODES | TRANSIENT_CODES | {
-    "InternalServerError", "InternalFailure", "ServiceUnavailableException",
-    "TransactionInProgressException", "Unprocessed"}
-_TRANSPORT = (BotoConnectionError, HTTPClientError, ReadTimeoutError, ConnectionError,
-              TimeoutError)
+_RETRYABLE_CODES = (
+    THROTTLING_CODES
+    | TRANSIENT_CODES
+    | {
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailableException",
+        "TransactionInProgressException",
+        "Unprocessed",
+    }
+)
+_TRANSPORT = (BotoConnectionError, HTTPClientError, ReadTimeoutError, ConnectionError, TimeoutError)
 
 
 class Unprocessed(Exception):
@@ -50,5 +57,6 @@ def conditional_failed(exc: BaseException) -> bool:
 
 
 def table_missing(exc: BaseException) -> bool:
-    return isinstance(exc, TableDoesNotExist) or \
-        code_and_status(exc)[0] == "ResourceNotFoundException"
+    return (
+        isinstance(exc, TableDoesNotExist) or code_and_status(exc)[0] == "ResourceNotFoundException"
+    )

@@ -40,7 +40,6 @@ class TableDescription:
         return dict(self.__dict__)
 
 
-
 class TableAdmin:
     """The table's own life, for :class:`~emrfs.consistency.dynamodb.DynamoDBMetadataStore`."""
 
@@ -51,21 +50,28 @@ class TableAdmin:
     _create_lock: threading.Lock
 
     if TYPE_CHECKING:  # provided by DynamoDBMetadataStore
+
         @property
         def model(self) -> type[MetadataRow]: ...
         @property
         def table_name(self) -> str: ...
         def now_ms(self) -> int: ...
-        def _call(self, what: str, fn: Callable[[], Any], path: str | None = None, *,
-                  create: bool = True) -> Any: ...
+        def _call(
+            self, what: str, fn: Callable[[], Any], path: str | None = None, *, create: bool = True
+        ) -> Any: ...
         def _dispatch(self, operation: str, kwargs: dict) -> dict: ...
 
     def exists(self) -> bool:
         """True when the table exists."""
         return bool(self._call("describe", self.model.exists, create=False))
 
-    def create_table(self, read_capacity: int | None = None, write_capacity: int | None = None,
-                     *, wait: bool = True) -> bool:
+    def create_table(
+        self,
+        read_capacity: int | None = None,
+        write_capacity: int | None = None,
+        *,
+        wait: bool = True,
+    ) -> bool:
         """Create the table (if missing), turn on TTL, write the version marker.
 
         Both capacities 0 selects on-demand (PAY_PER_REQUEST) billing.  Returns
@@ -81,8 +87,11 @@ class TableAdmin:
                 if rcu <= 0 and wcu <= 0:
                     kwargs["billing_mode"] = "PAY_PER_REQUEST"
                 else:
-                    kwargs.update(read_capacity_units=max(rcu, 1), write_capacity_units=max(wcu, 1),
-                                  billing_mode="PROVISIONED")
+                    kwargs.update(
+                        read_capacity_units=max(rcu, 1),
+                        write_capacity_units=max(wcu, 1),
+                        billing_mode="PROVISIONED",
+                    )
 
                 def create():
                     try:
@@ -102,16 +111,25 @@ class TableAdmin:
     def _enable_ttl(self) -> None:
         client = self.model._get_connection().connection.client
         current = client.describe_time_to_live(TableName=self.table_name).get(
-            "TimeToLiveDescription", {})
+            "TimeToLiveDescription", {}
+        )
         if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
             return
-        client.update_time_to_live(TableName=self.table_name, TimeToLiveSpecification={
-            "Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+        client.update_time_to_live(
+            TableName=self.table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+        )
 
     def _write_version_marker(self) -> None:
         M = self.model
-        marker = M(VERSION_KEY, VERSION_KEY, table_version=TABLE_VERSION,
-                   table_created=self.now_ms(), is_dir=False, is_deleted=False)
+        marker = M(
+            VERSION_KEY,
+            VERSION_KEY,
+            table_version=TABLE_VERSION,
+            table_created=self.now_ms(),
+            is_dir=False,
+            is_deleted=False,
+        )
 
         def save():
             try:
@@ -134,8 +152,11 @@ class TableAdmin:
             if status is not None and data.get("TableStatus") == status:
                 return
             self._backoff.sleep(0.2)
-        raise ServiceError(f"metadata table {self.table_name!r} did not become "
-                           f"{status or 'deleted'} within {timeout:.0f} s", None)
+        raise ServiceError(
+            f"metadata table {self.table_name!r} did not become "
+            f"{status or 'deleted'} within {timeout:.0f} s",
+            None,
+        )
 
     def delete_table(self, *, wait: bool = True) -> bool:
         """Drop the table; False when it did not exist."""
@@ -150,8 +171,11 @@ class TableAdmin:
         """Name, status, billing, capacity, item count, TTL and version of the table."""
         data = self._call("describe", lambda: self.model.describe_table(), create=False)
         client = self.model._get_connection().connection.client
-        ttl = self._call("describe TTL", lambda: client.describe_time_to_live(
-            TableName=self.table_name), create=False).get("TimeToLiveDescription", {})
+        ttl = self._call(
+            "describe TTL",
+            lambda: client.describe_time_to_live(TableName=self.table_name),
+            create=False,
+        ).get("TimeToLiveDescription", {})
         marker = self._get_marker()
         throughput = data.get("ProvisionedThroughput", {})
         billing = data.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
@@ -159,7 +183,8 @@ class TableAdmin:
             throughput = {}
         created = data.get("CreationDateTime")
         return TableDescription(
-            name=self.table_name, status=data.get("TableStatus", "UNKNOWN"),
+            name=self.table_name,
+            status=data.get("TableStatus", "UNKNOWN"),
             billing_mode=billing,
             read_capacity=int(throughput.get("ReadCapacityUnits", 0) or 0),
             write_capacity=int(throughput.get("WriteCapacityUnits", 0) or 0),
@@ -167,7 +192,8 @@ class TableAdmin:
             size_bytes=int(data.get("TableSizeBytes", 0) or 0),
             ttl_status=ttl.get("TimeToLiveStatus"),
             table_version=int(marker.table_version) if marker and marker.table_version else None,
-            created_at=str(created) if created is not None else None)
+            created_at=str(created) if created is not None else None,
+        )
 
     def _get_marker(self) -> MetadataRow | None:
         def get():
@@ -175,18 +201,30 @@ class TableAdmin:
                 return self.model.get(VERSION_KEY, VERSION_KEY, consistent_read=True)
             except DoesNotExist:
                 return None
+
         return self._call("read the version marker", get, create=False)
 
-    def set_capacity(self, read_capacity: int | None = None, write_capacity: int | None = None,
-                     *, on_demand: bool = False) -> None:
+    def set_capacity(
+        self,
+        read_capacity: int | None = None,
+        write_capacity: int | None = None,
+        *,
+        on_demand: bool = False,
+    ) -> None:
         """Change provisioned capacity, or switch the table to on-demand billing."""
         if on_demand:
-            kwargs: dict[str, Any] = {"TableName": self.table_name,
-                                      "BillingMode": "PAY_PER_REQUEST"}
+            kwargs: dict[str, Any] = {
+                "TableName": self.table_name,
+                "BillingMode": "PAY_PER_REQUEST",
+            }
         else:
             current = self.describe()
-            kwargs = {"TableName": self.table_name, "BillingMode": "PROVISIONED",
-                      "ProvisionedThroughput": {
-                          "ReadCapacityUnits": read_capacity or current.read_capacity or 1,
-                          "WriteCapacityUnits": write_capacity or current.write_capacity or 1}}
+            kwargs = {
+                "TableName": self.table_name,
+                "BillingMode": "PROVISIONED",
+                "ProvisionedThroughput": {
+                    "ReadCapacityUnits": read_capacity or current.read_capacity or 1,
+                    "WriteCapacityUnits": write_capacity or current.write_capacity or 1,
+                },
+            }
         self._call("set capacity", lambda: self._dispatch("UpdateTable", kwargs), create=False)

@@ -50,13 +50,13 @@ from .model import (
 from .policy import Backoff, ExponentialRetryPolicy
 from .store import Entry, MetadataStore
 
-__all__ = ["DynamoDBMetadataStore", "TableDescription", "list_metadata_stores",
-           "spec_from_options"]
+__all__ = ["DynamoDBMetadataStore", "TableDescription", "list_metadata_stores", "spec_from_options"]
 
 log = logging.getLogger("emrfs.consistency")
 
 _BATCH_WRITE = 25
 _BATCH_GET = 100
+
 
 def spec_from_options(options, table_name: str | None = None) -> TableSpec:
     """The :class:`TableSpec` an :class:`~emrfs.config.Options` tree names."""
@@ -92,11 +92,20 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
         Injectable for tests.
     """
 
-    def __init__(self, spec: TableSpec, *, tombstone_ttl_seconds: int = 86400,
-                 auto_create: bool = True, read_capacity: int = 500, write_capacity: int = 100,
-                 max_retries: int = 9, retry_base_seconds: float = 0.1,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.time, rng=None):
+    def __init__(
+        self,
+        spec: TableSpec,
+        *,
+        tombstone_ttl_seconds: int = 86400,
+        auto_create: bool = True,
+        read_capacity: int = 500,
+        write_capacity: int = 100,
+        max_retries: int = 9,
+        retry_base_seconds: float = 0.1,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rng=None,
+    ):
         super().__init__(tombstone_ttl_seconds=tombstone_ttl_seconds, clock=clock)
         self.spec = spec
         self.auto_create = auto_create
@@ -105,12 +114,15 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
         make_metadata_model(spec)  # fail early on a bad spec
         self._backoff = Backoff(
             ExponentialRetryPolicy(count=max_retries, period=retry_base_seconds, max_delay=20.0),
-            sleep=sleep, rng=rng)
+            sleep=sleep,
+            rng=rng,
+        )
         self._create_lock = threading.Lock()
 
     @classmethod
-    def from_options(cls, options, *, table_name: str | None = None,
-                     **kwargs) -> DynamoDBMetadataStore:
+    def from_options(
+        cls, options, *, table_name: str | None = None, **kwargs
+    ) -> DynamoDBMetadataStore:
         """The store an options tree describes (``consistency.*`` and the S3 endpoint)."""
         cons = options.consistency
         kwargs.setdefault("tombstone_ttl_seconds", cons.tombstone_ttl_seconds)
@@ -135,8 +147,9 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
 
     # --- the one place calls are made -------------------------------------------------
 
-    def _call(self, what: str, fn: Callable[[], Any], path: str | None = None, *,
-              create: bool = True) -> Any:
+    def _call(
+        self, what: str, fn: Callable[[], Any], path: str | None = None, *, create: bool = True
+    ) -> Any:
         """``fn()`` with throttling retries, auto-create, and error translation."""
         while True:
             try:
@@ -156,11 +169,16 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
         """The one translation (emrfs.errors' table), with the table named in the message."""
         code, _ = code_and_status(exc)
         return translate_aws_error(
-            exc, path, DYNAMODB,
+            exc,
+            path,
+            DYNAMODB,
             code="ResourceNotFoundException" if table_missing(exc) else code,
-            operation=what, name=self.table_name,
+            operation=what,
+            name=self.table_name,
             resource=f"metadata table {self.table_name!r} at {self.spec.host or 'AWS'}",
-            retries=getattr(exc, "retries", 0), elapsed=getattr(exc, "elapsed", None))
+            retries=getattr(exc, "retries", 0),
+            elapsed=getattr(exc, "elapsed", None),
+        )
 
     # --- rows <-> entries ---------------------------------------------------------------
 
@@ -168,22 +186,36 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
         parent, child = row_key(entry.path)
         ttl = datetime.fromtimestamp(entry.ttl, tz=timezone.utc) if entry.ttl else None
         return self.model(
-            parent, child, is_dir=entry.is_dir, length=entry.size, mod_time=entry.mtime_ms,
-            etag=entry.etag, version_id=entry.version_id, is_deleted=entry.deleted, ttl=ttl,
-            is_authoritative=entry.authoritative, last_updated=entry.last_updated_ms,
-            staged=entry.staged)
+            parent,
+            child,
+            is_dir=entry.is_dir,
+            length=entry.size,
+            mod_time=entry.mtime_ms,
+            etag=entry.etag,
+            version_id=entry.version_id,
+            is_deleted=entry.deleted,
+            ttl=ttl,
+            is_authoritative=entry.authoritative,
+            last_updated=entry.last_updated_ms,
+            staged=entry.staged,
+        )
 
     @staticmethod
     def _entry(row: MetadataRow) -> Entry:
         path = row.child if row.parent == ROOT_PARENT else f"{row.parent}/{row.child}"
         return Entry(
-            path=path, is_dir=bool(row.is_dir), size=int(row.length or 0),
+            path=path,
+            is_dir=bool(row.is_dir),
+            size=int(row.length or 0),
             mtime_ms=None if row.mod_time is None else int(row.mod_time),
-            etag=row.etag, version_id=row.version_id, deleted=bool(row.is_deleted),
+            etag=row.etag,
+            version_id=row.version_id,
+            deleted=bool(row.is_deleted),
             authoritative=bool(row.is_authoritative),
             last_updated_ms=None if row.last_updated is None else int(row.last_updated),
             ttl=int(row.ttl.timestamp()) if row.ttl is not None else None,
-            staged=row.staged)
+            staged=row.staged,
+        )
 
     @staticmethod
     def _key(path: str) -> dict[str, dict[str, str]]:
@@ -211,14 +243,16 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
                 out[paths[0]] = self._entry(row)
             return out
         for i in range(0, len(paths), _BATCH_GET):
-            pending = [self._key(p) for p in paths[i:i + _BATCH_GET]]
+            pending = [self._key(p) for p in paths[i : i + _BATCH_GET]]
             items: list[dict] = []
 
             def fetch():
                 # unprocessed keys (soft throttling) go round again, with backoff
                 nonlocal pending
-                data = self._dispatch("BatchGetItem", {"RequestItems": {
-                    self.table_name: {"Keys": pending, "ConsistentRead": True}}})
+                data = self._dispatch(
+                    "BatchGetItem",
+                    {"RequestItems": {self.table_name: {"Keys": pending, "ConsistentRead": True}}},
+                )
                 # B023: fetch is called at once by _call, within this iteration
                 items.extend(data.get("Responses", {}).get(self.table_name, []))  # noqa: B023
                 left = (data.get("UnprocessedKeys", {}).get(self.table_name) or {}).get("Keys")
@@ -234,12 +268,13 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
 
     def _batch_write(self, requests: list[dict], what: str, path: str | None) -> None:
         for i in range(0, len(requests), _BATCH_WRITE):
-            pending = requests[i:i + _BATCH_WRITE]
+            pending = requests[i : i + _BATCH_WRITE]
 
             def send():
                 nonlocal pending
-                data = self._dispatch("BatchWriteItem",
-                                      {"RequestItems": {self.table_name: pending}})
+                data = self._dispatch(
+                    "BatchWriteItem", {"RequestItems": {self.table_name: pending}}
+                )
                 left = (data or {}).get("UnprocessedItems", {}).get(self.table_name) or []
                 if left:
                     pending = left
@@ -279,7 +314,7 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
         M = self.model
         condition = M.parent.does_not_exist() | (M.is_deleted == True)  # noqa: E712
         for i in range(0, len(entries), _BATCH_WRITE):
-            chunk = entries[i:i + _BATCH_WRITE]
+            chunk = entries[i : i + _BATCH_WRITE]
             if len(chunk) == 1:
                 self._create_if_absent(chunk[0])
                 continue
@@ -291,9 +326,11 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
                             tx.save(self._row(entry), condition=condition)
                     return True
                 except TransactWriteError as exc:
-                    if any(r is not None and r.code in ("ConditionalCheckFailed",
-                                                        "TransactionConflict")
-                           for r in exc.cancellation_reasons):
+                    if any(
+                        r is not None
+                        and r.code in ("ConditionalCheckFailed", "TransactionConflict")
+                        for r in exc.cancellation_reasons
+                    ):
                         return False
                     raise
 
@@ -312,7 +349,8 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
             try:
                 M(parent, child).update(
                     actions=[M.is_authoritative.set(flag), M.last_updated.set(now_ms)],
-                    condition=condition)
+                    condition=condition,
+                )
                 return True
             except PynamoDBException as exc:
                 if conditional_failed(exc):
@@ -335,15 +373,19 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
                 return
 
     def _child_rows(self, path: str) -> list[Entry]:
-        kwargs = {"TableName": self.table_name, "ConsistentRead": True,
-                  "KeyConditionExpression": "#p = :p",
-                  "ExpressionAttributeNames": {"#p": HASH_KEY},
-                  "ExpressionAttributeValues": {":p": {"S": path}}}
+        kwargs = {
+            "TableName": self.table_name,
+            "ConsistentRead": True,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": HASH_KEY},
+            "ExpressionAttributeValues": {":p": {"S": path}},
+        }
         return list(self._pages("list children", "Query", kwargs, path))
 
     def _scan_rows(self) -> Iterator[Entry]:
-        return self._pages("scan", "Scan", {"TableName": self.table_name,
-                                            "ConsistentRead": True}, None)
+        return self._pages(
+            "scan", "Scan", {"TableName": self.table_name, "ConsistentRead": True}, None
+        )
 
 
 def list_metadata_stores(spec: TableSpec) -> list[str]:
@@ -354,8 +396,9 @@ def list_metadata_stores(spec: TableSpec) -> list[str]:
     start = None
     while True:
         kwargs: dict[str, str] = {"ExclusiveStartTableName": start} if start else {}
-        page = probe._call("list tables", functools.partial(client.list_tables, **kwargs),
-                           create=False)
+        page = probe._call(
+            "list tables", functools.partial(client.list_tables, **kwargs), create=False
+        )
         names.extend(page.get("TableNames", []))
         start = page.get("LastEvaluatedTableName")
         if not start:
@@ -363,9 +406,9 @@ def list_metadata_stores(spec: TableSpec) -> list[str]:
     out = []
     for name in names:
         try:
-            table = probe._call("describe",
-                                functools.partial(client.describe_table, TableName=name),
-                                create=False)["Table"]
+            table = probe._call(
+                "describe", functools.partial(client.describe_table, TableName=name), create=False
+            )["Table"]
         except ServiceError:
             continue  # deleted while we looked
         schema = {k["KeyType"]: k["AttributeName"] for k in table.get("KeySchema", [])}

@@ -118,18 +118,22 @@ def make_metadata_model(spec: TableSpec) -> type[MetadataRow]:
         model = _models.get(spec)
         if model is not None:
             return model
-        meta = type("Meta", (), {
-            "table_name": spec.table_name,
-            "host": spec.host,
-            "region": spec.region,
-            "aws_access_key_id": spec.access_key_id,
-            "aws_secret_access_key": spec.secret_access_key,
-            "aws_session_token": spec.session_token,
-            "connect_timeout_seconds": spec.connect_timeout,
-            "read_timeout_seconds": spec.read_timeout,
-            "max_retry_attempts": 0,
-            "max_pool_connections": spec.max_pool_connections,
-        })
+        meta = type(
+            "Meta",
+            (),
+            {
+                "table_name": spec.table_name,
+                "host": spec.host,
+                "region": spec.region,
+                "aws_access_key_id": spec.access_key_id,
+                "aws_secret_access_key": spec.secret_access_key,
+                "aws_session_token": spec.session_token,
+                "connect_timeout_seconds": spec.connect_timeout,
+                "read_timeout_seconds": spec.read_timeout,
+                "max_retry_attempts": 0,
+                "max_pool_connections": spec.max_pool_connections,
+            },
+        )
         model = type(f"Metadata_{len(_models)}", (MetadataRow,), {"Meta": meta})
         # Build the connection and botocore client now, under the lock: pynamodb
         # creates both lazily and without a lock, and the store is used from

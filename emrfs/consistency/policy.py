@@ -71,7 +71,7 @@ class ExponentialRetryPolicy(RetryPolicy):
     def delay(self, retry: int) -> float | None:
         if retry >= self.count:
             return None
-        return min(self.period * (2 ** retry), self.max_delay)
+        return min(self.period * (2**retry), self.max_delay)
 
 
 @dataclass(frozen=True)
@@ -119,18 +119,22 @@ def create_retry_policy(kind: str, count: int = 5, period: float = 10.0) -> Retr
     if factory is None:
         raise ConfigurationError(
             f"consistency.retry_policy_type is {kind!r}; use one of {sorted(_REGISTRY)}",
-            "consistency.retry_policy_type")
+            "consistency.retry_policy_type",
+        )
     if count < 0 or period < 0:
         raise ConfigurationError(
             f"consistency.retry_count ({count}) and retry_period_seconds ({period}) must not "
-            "be negative", "consistency.retry_count")
+            "be negative",
+            "consistency.retry_count",
+        )
     return factory(count=count, period=period)
 
 
 def policy_from_options(consistency) -> RetryPolicy:
     """The policy an :class:`~emrfs.config.ConsistencyOptions` section asks for."""
-    return create_retry_policy(consistency.retry_policy_type, consistency.retry_count,
-                               consistency.retry_period_seconds)
+    return create_retry_policy(
+        consistency.retry_policy_type, consistency.retry_count, consistency.retry_period_seconds
+    )
 
 
 class Backoff:
@@ -142,9 +146,14 @@ class Backoff:
     ``[d/2, d]``).
     """
 
-    def __init__(self, policy: RetryPolicy, *, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None):
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ):
         self.policy = policy
         self.sleep = sleep
         self.clock = clock

@@ -17,8 +17,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["InconsistencyEvent", "InconsistencySink", "LoggingSink", "CallbackSink",
-           "CounterSink", "MultiSink"]
+__all__ = [
+    "InconsistencyEvent",
+    "InconsistencySink",
+    "LoggingSink",
+    "CallbackSink",
+    "CounterSink",
+    "MultiSink",
+]
 
 log = logging.getLogger("emrfs.consistency")
 
@@ -45,8 +51,7 @@ class InconsistencySink(ABC):
     """Receives events; implementations must not raise."""
 
     @abstractmethod
-    def report(self, event: InconsistencyEvent) -> None:
-        ...
+    def report(self, event: InconsistencyEvent) -> None: ...
 
 
 class LoggingSink(InconsistencySink):
@@ -58,9 +63,16 @@ class LoggingSink(InconsistencySink):
     def report(self, event: InconsistencyEvent) -> None:
         level = logging.INFO if event.outcome == "recovered" else logging.WARNING
         details = "; ".join(str(p) for p in event.problems) or "no details"
-        self.logger.log(level, "consistent view: %s %s %s after %d retries (%.2f s): %s",
-                        event.operation, event.path, event.outcome, event.retries,
-                        event.elapsed, details)
+        self.logger.log(
+            level,
+            "consistent view: %s %s %s after %d retries (%.2f s): %s",
+            event.operation,
+            event.path,
+            event.outcome,
+            event.retries,
+            event.elapsed,
+            details,
+        )
 
 
 class CallbackSink(InconsistencySink):

@@ -51,18 +51,31 @@ class StagedUpload:
     instruction_metadata: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"target": self.target, "upload_id": self.upload_id,
-                           "etags": [e.strip('"') for e in self.etags], "size": self.size,
-                           "staged_ms": self.staged_ms, "instruction": self.instruction,
-                           "instruction_metadata": dict(self.instruction_metadata)},
-                          separators=(",", ":"))
+        return json.dumps(
+            {
+                "target": self.target,
+                "upload_id": self.upload_id,
+                "etags": [e.strip('"') for e in self.etags],
+                "size": self.size,
+                "staged_ms": self.staged_ms,
+                "instruction": self.instruction,
+                "instruction_metadata": dict(self.instruction_metadata),
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_json(cls, text: str) -> StagedUpload:
         d = json.loads(text)
-        return cls(d["target"], d["upload_id"], tuple(f'"{e}"' for e in d["etags"]),
-                   int(d["size"]), int(d["staged_ms"]), d.get("instruction"),
-                   d.get("instruction_metadata") or {})
+        return cls(
+            d["target"],
+            d["upload_id"],
+            tuple(f'"{e}"' for e in d["etags"]),
+            int(d["size"]),
+            int(d["staged_ms"]),
+            d.get("instruction"),
+            d.get("instruction_metadata") or {},
+        )
 
     @property
     def parts(self) -> list[dict]:
@@ -88,13 +101,14 @@ def _row_path(path: str) -> str:
 
 
 def _tier_path(row_path: str) -> str:
-    return row_path[len(STAGED_ROOT) + 1:]
+    return row_path[len(STAGED_ROOT) + 1 :]
 
 
 def _entry(row: Entry) -> StagedEntry:
     upload = StagedUpload.from_json(row.staged) if row.staged else None
-    return StagedEntry(_tier_path(row.path), upload,
-                       upload.staged_ms if upload else row.last_updated_ms)
+    return StagedEntry(
+        _tier_path(row.path), upload, upload.staged_ms if upload else row.last_updated_ms
+    )
 
 
 class StagedUploads:
@@ -105,8 +119,10 @@ class StagedUploads:
 
     def record(self, uploads: Mapping[str, StagedUpload]) -> None:
         """Record staged files by tier path (their directories come with them)."""
-        self.store.put_many(Entry(_row_path(path), size=u.size, mtime_ms=u.staged_ms,
-                                  staged=u.to_json()) for path, u in uploads.items())
+        self.store.put_many(
+            Entry(_row_path(path), size=u.size, mtime_ms=u.staged_ms, staged=u.to_json())
+            for path, u in uploads.items()
+        )
 
     def record_directory(self, path: str) -> None:
         """Record a directory of the job (``OUT/_temporary/N`` made by the job set-up), so
@@ -146,8 +162,9 @@ class StagedUploads:
         """Remove ``path``'s row and every row below it, then the directory rows above
         it that are left empty (short of the bucket's); returns how many went."""
         top = _row_path(path)
-        rows = sorted((r.path for r in self.store.walk(top)),
-                      key=lambda p: p.count("/"), reverse=True)
+        rows = sorted(
+            (r.path for r in self.store.walk(top)), key=lambda p: p.count("/"), reverse=True
+        )
         self.store.remove_rows(rows)
         parent = P.parent(top)
         while parent.count("/") >= 2 and not self.store.list_children(parent).live:
@@ -160,8 +177,11 @@ class StagedUploads:
         """Re-key everything staged at or below ``src`` to ``dst`` (uploads unchanged):
         new rows first, then the old ones go."""
         entries = list(self.walk(src))
-        uploads = {P.join(dst, P.relative_to(e.path, src)) if e.path != src else dst: e.upload
-                   for e in entries if e.upload is not None}
+        uploads = {
+            P.join(dst, P.relative_to(e.path, src)) if e.path != src else dst: e.upload
+            for e in entries
+            if e.upload is not None
+        }
         if not entries:
             return 0
         self.record(uploads)

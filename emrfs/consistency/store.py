@@ -63,8 +63,14 @@ class Entry:
     staged: str | None = None
 
     @classmethod
-    def file(cls, path: str, size: int, etag: str | None = None, version_id: str | None = None,
-             mtime_ms: int | None = None) -> Entry:
+    def file(
+        cls,
+        path: str,
+        size: int,
+        etag: str | None = None,
+        version_id: str | None = None,
+        mtime_ms: int | None = None,
+    ) -> Entry:
         return cls(_norm(path), False, int(size), mtime_ms, normalize_etag(etag), version_id)
 
     @classmethod
@@ -85,8 +91,11 @@ class Entry:
 
     def info(self) -> dict:
         """The entry as an fsspec info dict (``name``, ``size``, ``type``, ``ETag``...)."""
-        out = {"name": self.path, "size": 0 if self.is_dir else self.size,
-               "type": "directory" if self.is_dir else "file"}
+        out = {
+            "name": self.path,
+            "size": 0 if self.is_dir else self.size,
+            "type": "directory" if self.is_dir else "file",
+        }
         if self.etag is not None:
             out["ETag"] = f'"{self.etag}"'
         if self.version_id is not None:
@@ -108,8 +117,9 @@ class Listing:
 
     @property
     def authoritative(self) -> bool:
-        return bool(self.entry and self.entry.live and self.entry.is_dir
-                    and self.entry.authoritative)
+        return bool(
+            self.entry and self.entry.live and self.entry.is_dir and self.entry.authoritative
+        )
 
     @property
     def live(self) -> tuple[Entry, ...]:
@@ -125,7 +135,9 @@ def _norm(path: str) -> str:
     if not norm:
         raise InvalidPathError(
             "the metadata store holds buckets, files and directories; the root '' has no "
-            "row (name a bucket or a path in one)", path)
+            "row (name a bucket or a path in one)",
+            path,
+        )
     return norm
 
 
@@ -141,8 +153,9 @@ class MetadataStore(ABC):
         Seconds since the epoch; injectable for tests.
     """
 
-    def __init__(self, *, tombstone_ttl_seconds: int = 86400,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self, *, tombstone_ttl_seconds: int = 86400, clock: Callable[[], float] = time.time
+    ):
         self.tombstone_ttl_seconds = int(tombstone_ttl_seconds)
         self.clock = clock
 
@@ -243,16 +256,28 @@ class MetadataStore(ABC):
         rows: dict[str, Entry] = {}
         for entry in entries:
             path = _norm(entry.path)
-            rows[path] = replace(entry, path=path, etag=normalize_etag(entry.etag), deleted=False,
-                                 ttl=None, last_updated_ms=now,
-                                 authoritative=entry.authoritative and entry.is_dir)
+            rows[path] = replace(
+                entry,
+                path=path,
+                etag=normalize_etag(entry.etag),
+                deleted=False,
+                ttl=None,
+                last_updated_ms=now,
+                authoritative=entry.authoritative and entry.is_dir,
+            )
         if not rows:
             return
         self._ensure_directories(_ancestors_of(rows), now)
         self._write_rows(list(rows.values()))
 
-    def record_file(self, path: str, size: int, etag: str | None = None,
-                    version_id: str | None = None, mtime_ms: int | None = None) -> Entry:
+    def record_file(
+        self,
+        path: str,
+        size: int,
+        etag: str | None = None,
+        version_id: str | None = None,
+        mtime_ms: int | None = None,
+    ) -> Entry:
         """Record an object S3 now holds; returns the entry written."""
         entry = Entry.file(path, size, etag, version_id, mtime_ms)
         self.put(entry)
@@ -279,8 +304,9 @@ class MetadataStore(ABC):
         for path in norm:
             old = existing.get(path)
             base = old if old is not None else Entry(path)
-            stones.append(replace(base, deleted=True, authoritative=False, ttl=ttl,
-                                  last_updated_ms=now))
+            stones.append(
+                replace(base, deleted=True, authoritative=False, ttl=ttl, last_updated_ms=now)
+            )
         if stones:
             self._write_rows(stones)
         return len(stones)
@@ -307,12 +333,16 @@ class MetadataStore(ABC):
         for e in live:
             if not e.is_dir:
                 kept.update(a for a in P.ancestors(e.path) if P.is_within(a, root))
-        empty = sorted((e.path for e in live if e.is_dir and e.path not in kept),
-                       key=lambda p: p.count("/"), reverse=True)
+        empty = sorted(
+            (e.path for e in live if e.is_dir and e.path not in kept),
+            key=lambda p: p.count("/"),
+            reverse=True,
+        )
         return count + (self.delete_many(empty) if empty else 0)
 
-    def copy_subtree(self, src: str, dst: str,
-                     overrides: Mapping[str, Entry] | None = None) -> list[tuple[str, str]]:
+    def copy_subtree(
+        self, src: str, dst: str, overrides: Mapping[str, Entry] | None = None
+    ) -> list[tuple[str, str]]:
         """Write rows at ``dst`` for every live row at or below ``src``.
 
         ``overrides`` maps a destination path to the entry to write there (a
@@ -333,8 +363,9 @@ class MetadataStore(ABC):
         self.put_many(rows)
         return moved
 
-    def rename(self, src: str, dst: str,
-               overrides: Mapping[str, Entry] | None = None) -> list[tuple[str, str]]:
+    def rename(
+        self, src: str, dst: str, overrides: Mapping[str, Entry] | None = None
+    ) -> list[tuple[str, str]]:
         """Move ``src``'s rows to ``dst``: new rows first, then tombstones at the source.
 
         A crash in between leaves both (nothing lost; ``diff`` shows the source
@@ -360,8 +391,7 @@ class MetadataStore(ABC):
     def prune(self, older_than_seconds: float, under: str | None = None) -> int:
         """Remove tombstones written more than ``older_than_seconds`` ago."""
         cutoff = self.now_ms() - int(older_than_seconds * 1000)
-        old = [e.path for e in self.scan(under)
-               if e.deleted and (e.last_updated_ms or 0) <= cutoff]
+        old = [e.path for e in self.scan(under) if e.deleted and (e.last_updated_ms or 0) <= cutoff]
         self._remove_rows(old)
         return len(old)
 
@@ -370,10 +400,12 @@ class MetadataStore(ABC):
 
         With ``older_than_seconds``, only rows last written before then.
         """
-        cutoff = None if older_than_seconds is None else \
-            self.now_ms() - int(older_than_seconds * 1000)
-        doomed = [e.path for e in self.scan(path)
-                  if cutoff is None or (e.last_updated_ms or 0) <= cutoff]
+        cutoff = (
+            None if older_than_seconds is None else self.now_ms() - int(older_than_seconds * 1000)
+        )
+        doomed = [
+            e.path for e in self.scan(path) if cutoff is None or (e.last_updated_ms or 0) <= cutoff
+        ]
         self._remove_rows(doomed)
         return len(doomed)
 
@@ -387,8 +419,11 @@ class MetadataStore(ABC):
             return
         dirs = sorted(set(dirs), key=lambda p: p.count("/"))
         existing = self._get_rows(dirs)
-        missing = [Entry(p, is_dir=True, last_updated_ms=now) for p in dirs
-                   if p not in existing or existing[p].deleted]
+        missing = [
+            Entry(p, is_dir=True, last_updated_ms=now)
+            for p in dirs
+            if p not in existing or existing[p].deleted
+        ]
         self._create_many_if_absent(missing)
 
 
@@ -406,8 +441,9 @@ def _ancestors_of(rows: Mapping[str, Entry]) -> list[str]:
 class InMemoryMetadataStore(MetadataStore):
     """A dict behind a lock: for tests, and for one-process use without DynamoDB."""
 
-    def __init__(self, *, tombstone_ttl_seconds: int = 86400,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self, *, tombstone_ttl_seconds: int = 86400, clock: Callable[[], float] = time.time
+    ):
         super().__init__(tombstone_ttl_seconds=tombstone_ttl_seconds, clock=clock)
         self._rows: dict[str, Entry] = {}
         self._lock = threading.RLock()

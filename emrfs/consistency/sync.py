@@ -27,20 +27,37 @@ from ..s3.client import S3Client
 from ..s3.listing import list_pages
 from .store import Entry, MetadataStore, normalize_etag
 
-__all__ = ["S3Walker", "AioS3Walker", "DiffItem", "DiffReport", "SyncReport", "FsckProblem",
-           "FsckReport", "diff", "sync", "import_", "delete", "fsck", "entry_from_info"]
+__all__ = [
+    "S3Walker",
+    "AioS3Walker",
+    "DiffItem",
+    "DiffReport",
+    "SyncReport",
+    "FsckProblem",
+    "FsckReport",
+    "diff",
+    "sync",
+    "import_",
+    "delete",
+    "fsck",
+    "entry_from_info",
+]
 
 Progress = Callable[[int], None]
 
 SAME, DIFFERS, METADATA_ONLY, S3_ONLY, TOMBSTONE_IN_S3 = (
-    "same", "differs", "metadata_only", "s3_only", "tombstone_in_s3")
+    "same",
+    "differs",
+    "metadata_only",
+    "s3_only",
+    "tombstone_in_s3",
+)
 
 
 class S3Walker(Protocol):
     """Anything that lists every object at or below a path."""
 
-    def walk(self, path: str) -> AsyncIterator[tuple[str, dict]]:
-        ...
+    def walk(self, path: str) -> AsyncIterator[tuple[str, dict]]: ...
 
 
 def _mtime_ms(info: dict) -> int | None:
@@ -56,8 +73,13 @@ def entry_from_info(path: str, info: dict) -> Entry:
     """The metadata entry that records what S3's ``info`` shows."""
     if info.get("type") == "directory":
         return Entry.directory(path, _mtime_ms(info))
-    return Entry.file(path, int(info.get("size") or 0), info.get("ETag") or info.get("etag"),
-                      info.get("VersionId"), _mtime_ms(info))
+    return Entry.file(
+        path,
+        int(info.get("size") or 0),
+        info.get("ETag") or info.get("etag"),
+        info.get("VersionId"),
+        _mtime_ms(info),
+    )
 
 
 class AioS3Walker:
@@ -96,19 +118,32 @@ class AioS3Walker:
                         continue  # "dir2/x" when walking "dir"
                     full = P.join(bucket, rel)
                     if directory is not None:
-                        yield full, {"name": full, "size": 0, "type": "directory",
-                                     "LastModified": obj.get("LastModified")}
+                        yield (
+                            full,
+                            {
+                                "name": full,
+                                "size": 0,
+                                "type": "directory",
+                                "LastModified": obj.get("LastModified"),
+                            },
+                        )
                     else:
-                        yield full, {"name": full, "size": obj.get("Size", 0), "type": "file",
-                                     "ETag": obj.get("ETag"),
-                                     "LastModified": obj.get("LastModified")}
+                        yield (
+                            full,
+                            {
+                                "name": full,
+                                "size": obj.get("Size", 0),
+                                "type": "file",
+                                "ETag": obj.get("ETag"),
+                                "LastModified": obj.get("LastModified"),
+                            },
+                        )
         finally:
             if owned:
                 await client.close()
 
 
-async def _collect_s3(walker: S3Walker, path: str,
-                      progress: Progress | None) -> dict[str, dict]:
+async def _collect_s3(walker: S3Walker, path: str, progress: Progress | None) -> dict[str, dict]:
     """Every object and directory S3 shows at or below ``path`` (implied ones too)."""
     root = P.strip_protocol(path)
     bucket = root.partition("/")[0]
@@ -142,9 +177,12 @@ class DiffItem:
     differences: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "status": self.status,
-                "type": "directory" if self.is_dir else "file",
-                "differences": list(self.differences)}
+        return {
+            "path": self.path,
+            "status": self.status,
+            "type": "directory" if self.is_dir else "file",
+            "differences": list(self.differences),
+        }
 
 
 @dataclass
@@ -169,16 +207,21 @@ class DiffReport:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "counts": self.counts(),
-                "differences": [i.as_dict() for i in self.differences]}
+        return {
+            "path": self.path,
+            "counts": self.counts(),
+            "differences": [i.as_dict() for i in self.differences],
+        }
 
 
 def _differences(info: dict, entry: Entry) -> tuple[str, ...]:
     out = []
     s3_dir = info.get("type") == "directory"
     if s3_dir != entry.is_dir:
-        out.append(f"type: metadata {'directory' if entry.is_dir else 'file'}, "
-                   f"S3 {'directory' if s3_dir else 'file'}")
+        out.append(
+            f"type: metadata {'directory' if entry.is_dir else 'file'}, "
+            f"S3 {'directory' if s3_dir else 'file'}"
+        )
         return tuple(out)
     if not s3_dir:
         size = int(info.get("size") or 0)
@@ -190,8 +233,9 @@ def _differences(info: dict, entry: Entry) -> tuple[str, ...]:
     return tuple(out)
 
 
-async def diff(store: MetadataStore, walker: S3Walker, path: str, *,
-               progress: Progress | None = None) -> DiffReport:
+async def diff(
+    store: MetadataStore, walker: S3Walker, path: str, *, progress: Progress | None = None
+) -> DiffReport:
     """Compare everything at or below ``path`` in S3 and in the table."""
 
     root = P.strip_protocol(path)
@@ -230,14 +274,28 @@ class SyncReport:
         return bool(self.added or self.updated or self.removed)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "dry_run": self.dry_run, "added": self.added,
-                "updated": self.updated, "removed": self.removed,
-                "counts": {"added": len(self.added), "updated": len(self.updated),
-                           "removed": len(self.removed)}}
+        return {
+            "path": self.path,
+            "dry_run": self.dry_run,
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "counts": {
+                "added": len(self.added),
+                "updated": len(self.updated),
+                "removed": len(self.removed),
+            },
+        }
 
 
-async def sync(store: MetadataStore, walker: S3Walker, path: str, *, dry_run: bool = False,
-               progress: Progress | None = None) -> SyncReport:
+async def sync(
+    store: MetadataStore,
+    walker: S3Walker,
+    path: str,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> SyncReport:
     """Make the table match S3 at or below ``path``: record what S3 has, tombstone the rest.
 
     Rows are written before tombstones, so a crash half-way loses nothing.
@@ -259,8 +317,9 @@ async def sync(store: MetadataStore, walker: S3Walker, path: str, *, dry_run: bo
     return out
 
 
-async def import_(store: MetadataStore, walker: S3Walker, path: str, *,
-                  progress: Progress | None = None) -> SyncReport:
+async def import_(
+    store: MetadataStore, walker: S3Walker, path: str, *, progress: Progress | None = None
+) -> SyncReport:
     """Record S3 objects at or below ``path`` that the table has no live row for.
 
     Existing live rows are left as they are (use :func:`sync` to correct them).
@@ -308,9 +367,13 @@ class FsckReport:
         return [p for p in self.problems if p not in self.fixed]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "rows": self.rows,
-                "problems": [p.as_dict() for p in self.problems],
-                "fixed": len(self.fixed), "unresolved": len(self.unresolved)}
+        return {
+            "path": self.path,
+            "rows": self.rows,
+            "problems": [p.as_dict() for p in self.problems],
+            "fixed": len(self.fixed),
+            "unresolved": len(self.unresolved),
+        }
 
 
 def fsck(store: MetadataStore, path: str, *, fix: bool = False) -> FsckReport:
@@ -344,15 +407,30 @@ def _check_row(entry: Entry, rows: dict[str, Entry], report: FsckReport) -> None
     add = report.problems.append
     if entry.deleted:
         if entry.authoritative:
-            add(FsckProblem(entry.path, "authoritative_tombstone",
-                            "a tombstone is marked authoritative", True))
+            add(
+                FsckProblem(
+                    entry.path,
+                    "authoritative_tombstone",
+                    "a tombstone is marked authoritative",
+                    True,
+                )
+            )
         if entry.ttl is None:
-            add(FsckProblem(entry.path, "tombstone_without_ttl",
-                            "a tombstone has no TTL, so DynamoDB never removes it", True))
+            add(
+                FsckProblem(
+                    entry.path,
+                    "tombstone_without_ttl",
+                    "a tombstone has no TTL, so DynamoDB never removes it",
+                    True,
+                )
+            )
         return
     if entry.authoritative and not entry.is_dir:
-        add(FsckProblem(entry.path, "authoritative_file", "a file row is marked authoritative",
-                        True))
+        add(
+            FsckProblem(
+                entry.path, "authoritative_file", "a file row is marked authoritative", True
+            )
+        )
     parent = entry.parent
     if not parent:
         return  # a bucket row
@@ -360,12 +438,19 @@ def _check_row(entry: Entry, rows: dict[str, Entry], report: FsckReport) -> None
     if row is None:
         add(FsckProblem(entry.path, "orphan", f"its parent {parent!r} has no row", True))
     elif row.deleted:
-        add(FsckProblem(entry.path, "parent_deleted",
-                        f"its parent {parent!r} is a tombstone", True))
+        add(
+            FsckProblem(entry.path, "parent_deleted", f"its parent {parent!r} is a tombstone", True)
+        )
     elif not row.is_dir:
-        add(FsckProblem(entry.path, "parent_is_file",
-                        f"its parent {parent!r} is recorded as a file; run `emrfs sync` on it "
-                        "to take S3's word", False))
+        add(
+            FsckProblem(
+                entry.path,
+                "parent_is_file",
+                f"its parent {parent!r} is recorded as a file; run `emrfs sync` on it "
+                "to take S3's word",
+                False,
+            )
+        )
 
 
 def _fix(store: MetadataStore, problem: FsckProblem) -> None:

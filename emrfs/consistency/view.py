@@ -65,6 +65,7 @@ class _Batch:
         self.pending: list[tuple[list[Entry], asyncio.Future]] = []
         self.flusher: asyncio.Task | None = None
 
+
 InfoProbe = Callable[[], Awaitable["dict | None"]]
 ListProbe = Callable[[], Awaitable["list[dict]"]]
 FindProbe = Callable[[], Awaitable["dict[str, dict]"]]
@@ -90,11 +91,18 @@ class ConsistentView:
         Injectable for tests.
     """
 
-    def __init__(self, store: MetadataStore, policy: RetryPolicy, *, throw: bool = True,
-                 etag_verification: bool = True, fast_list: bool = True,
-                 sink: InconsistencySink | None = None,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        store: MetadataStore,
+        policy: RetryPolicy,
+        *,
+        throw: bool = True,
+        etag_verification: bool = True,
+        fast_list: bool = True,
+        sink: InconsistencySink | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.store = store
         self.policy = policy
         self.throw = throw
@@ -120,8 +128,14 @@ class ConsistentView:
 
     # --- mutations: call each after the S3 call succeeded ----------------------------
 
-    async def record_file(self, path: str, size: int, etag: str | None = None,
-                          version_id: str | None = None, mtime_ms: int | None = None) -> None:
+    async def record_file(
+        self,
+        path: str,
+        size: int,
+        etag: str | None = None,
+        version_id: str | None = None,
+        mtime_ms: int | None = None,
+    ) -> None:
         """Record one written object; returns once the row is stored.
 
         Calls that arrive while a write is in flight are coalesced into one
@@ -174,8 +188,9 @@ class ConsistentView:
         ``path`` that nothing live remains below.  Rows for keys S3 still holds stay."""
         await run_blocking(self.store.delete_confirmed, path, list(deleted))
 
-    async def record_copy(self, src: str, dst: str,
-                          overrides: Mapping[str, Entry] | None = None) -> None:
+    async def record_copy(
+        self, src: str, dst: str, overrides: Mapping[str, Entry] | None = None
+    ) -> None:
         """Rows at ``dst`` for everything recorded at or below ``src``.
 
         ``overrides`` carries what the copies returned (a multipart copy has a
@@ -191,14 +206,22 @@ class ConsistentView:
         Returns the info to use, or None when the path does not exist; raises
         :class:`~emrfs.errors.ConsistencyError` when retries run out.
         """
+
         async def look() -> Verdict:
             shown = await probe()
             entry = await run_blocking(self.store.get, path)
             return check_path(path, shown, entry, etag_verification=self.etag_verification)
 
-        return await run_with_policy(look, self.policy, operation="info", path=path,
-                                     throw=self.throw, sink=self.sink, sleep=self.sleep,
-                                     clock=self.clock)
+        return await run_with_policy(
+            look,
+            self.policy,
+            operation="info",
+            path=path,
+            throw=self.throw,
+            sink=self.sink,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
 
     async def ls(self, path: str, probe: ListProbe) -> list[dict]:
         """The children of directory ``path``, checked against the metadata.
@@ -215,41 +238,60 @@ class ConsistentView:
 
         async def look() -> Verdict:
             shown = await probe()
-            listing = pending.pop() if pending else \
-                await run_blocking(self.store.list_children, path)
-            verdict = check_listing(path, shown, listing,
-                                    etag_verification=self.etag_verification)
+            listing = (
+                pending.pop() if pending else await run_blocking(self.store.list_children, path)
+            )
+            verdict = check_listing(path, shown, listing, etag_verification=self.etag_verification)
             if verdict.consistent:
                 look.listing = listing  # type: ignore[attr-defined]
             return verdict
 
-        view = await run_with_policy(look, self.policy, operation="ls", path=path,
-                                     throw=self.throw, sink=self.sink, sleep=self.sleep,
-                                     clock=self.clock)
+        view = await run_with_policy(
+            look,
+            self.policy,
+            operation="ls",
+            path=path,
+            throw=self.throw,
+            sink=self.sink,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
         listing = getattr(look, "listing", None)
         if self.fast_list and listing is not None and listing.entry is not None:
             await run_blocking(self._remember, path, view, listing)
         return view
 
-    async def find(self, path: str, probe: FindProbe, in_scope: Callable[[str], bool],
-                   withdirs: bool = False) -> dict[str, dict]:
+    async def find(
+        self, path: str, probe: FindProbe, in_scope: Callable[[str], bool], withdirs: bool = False
+    ) -> dict[str, dict]:
         """A recursive listing below ``path`` (``probe`` returns infos by name), checked
         against every row below ``path`` that ``in_scope`` accepts: files the
         metadata has and S3 does not list yet, or lists though deleted, are
         retried by the policy as for ``ls``."""
+
         async def look() -> Verdict:
             shown = await probe()
             rows = await run_blocking(
-                lambda: [e for e in self.store.walk(path) if e.path != path and in_scope(e.path)])
-            return check_tree(path, shown, rows, etag_verification=self.etag_verification,
-                              with_dirs=withdirs)
+                lambda: [e for e in self.store.walk(path) if e.path != path and in_scope(e.path)]
+            )
+            return check_tree(
+                path, shown, rows, etag_verification=self.etag_verification, with_dirs=withdirs
+            )
 
-        return await run_with_policy(look, self.policy, operation="find", path=path,
-                                     throw=self.throw, sink=self.sink, sleep=self.sleep,
-                                     clock=self.clock)
+        return await run_with_policy(
+            look,
+            self.policy,
+            operation="find",
+            path=path,
+            throw=self.throw,
+            sink=self.sink,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
 
-    async def tree(self, path: str, probe: FindProbe, *, operation: str = "tree"
-                   ) -> dict[str, dict]:
+    async def tree(
+        self, path: str, probe: FindProbe, *, operation: str = "tree"
+    ) -> dict[str, dict]:
         """Everything below directory ``path`` that a directory operation (``rmdir``,
         ``rm``, rename) must act on: S3's recursive listing (``probe``: infos by name)
         merged with the metadata's rows below ``path``.
@@ -260,15 +302,22 @@ class ConsistentView:
         ``throw=False``, the merged listing: S3's, less tombstones, plus the
         table's live rows).  See :func:`~emrfs.consistency.checker.merge_tree`.
         """
+
         async def look() -> Verdict:
             shown = await probe()
-            rows = await run_blocking(
-                lambda: [e for e in self.store.walk(path) if e.path != path])
+            rows = await run_blocking(lambda: [e for e in self.store.walk(path) if e.path != path])
             return merge_tree(path, shown, rows, etag_verification=self.etag_verification)
 
-        return await run_with_policy(look, self.policy, operation=operation, path=path,
-                                     throw=self.throw, sink=self.sink, sleep=self.sleep,
-                                     clock=self.clock)
+        return await run_with_policy(
+            look,
+            self.policy,
+            operation=operation,
+            path=path,
+            throw=self.throw,
+            sink=self.sink,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
 
     async def has_children(self, path: str, listed: AsyncIterable[list[str]]) -> bool:
         """Whether anything lives below directory ``path`` in the merged listing (S3's
@@ -292,10 +341,12 @@ class ConsistentView:
         a live directory row, a live row below it, or a path S3 lists below it that the
         metadata has not tombstoned (``listed`` as for :meth:`has_children`)."""
         listing, lists_live = await asyncio.gather(
-            run_blocking(self.store.list_children, path), self._lists_live(listed))
+            run_blocking(self.store.list_children, path), self._lists_live(listed)
+        )
         entry = listing.entry
-        return bool((entry is not None and entry.live and entry.is_dir)
-                    or listing.live or lists_live)
+        return bool(
+            (entry is not None and entry.live and entry.is_dir) or listing.live or lists_live
+        )
 
     async def _lists_live(self, listed: AsyncIterable[list[str]]) -> bool:
         """Whether a page of ``listed`` holds a path the metadata has not tombstoned."""
@@ -307,8 +358,13 @@ class ConsistentView:
                 return True
         return False
 
-    async def read(self, path: str, etag: str, get: Callable[[], Awaitable[Any]],
-                   unpinned: Callable[[], Awaitable[Any]] | None = None) -> Any:
+    async def read(
+        self,
+        path: str,
+        etag: str,
+        get: Callable[[], Awaitable[Any]],
+        unpinned: Callable[[], Awaitable[Any]] | None = None,
+    ) -> Any:
         """``get()``: a GET of ``path`` pinned to ``etag`` (the version this view's ``info``
         gave), checked.
 
@@ -332,14 +388,29 @@ class ConsistentView:
                     raise
                 failed[:] = [exc]
                 served = normalize_etag(exc.got) or "another version (412)"
-                return Verdict((Problem(path, ETAG_MISMATCH,
-                                        f"S3 serves {served} but the metadata recorded "
-                                        f"{entry.etag} (a stale read after an overwrite)"),),
-                               None, None)
+                return Verdict(
+                    (
+                        Problem(
+                            path,
+                            ETAG_MISMATCH,
+                            f"S3 serves {served} but the metadata recorded "
+                            f"{entry.etag} (a stale read after an overwrite)",
+                        ),
+                    ),
+                    None,
+                    None,
+                )
 
-        response = await run_with_policy(look, self.policy, operation="read", path=path,
-                                         throw=self.throw, sink=self.sink, sleep=self.sleep,
-                                         clock=self.clock)
+        response = await run_with_policy(
+            look,
+            self.policy,
+            operation="read",
+            path=path,
+            throw=self.throw,
+            sink=self.sink,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
         if response is not None:
             return response
         if unpinned is not None:
@@ -350,7 +421,10 @@ class ConsistentView:
         known = {c.path for c in listing.children if c.live}
         from .. import paths as P
 
-        untracked = [entry_from_info(P.strip_protocol(i["name"]), i) for i in view
-                     if P.strip_protocol(i["name"]) not in known]
+        untracked = [
+            entry_from_info(P.strip_protocol(i["name"]), i)
+            for i in view
+            if P.strip_protocol(i["name"]) not in known
+        ]
         self.store.put_many(untracked)
         self.store.mark_authoritative(path)

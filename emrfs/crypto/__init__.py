@@ -82,8 +82,11 @@ __all__ = [
     "averified_chunks",
 ]
 
-POLICIES = ("FORBID_ENCRYPT_ALLOW_DECRYPT", "REQUIRE_ENCRYPT_ALLOW_DECRYPT",
-            "REQUIRE_ENCRYPT_REQUIRE_DECRYPT")
+POLICIES = (
+    "FORBID_ENCRYPT_ALLOW_DECRYPT",
+    "REQUIRE_ENCRYPT_ALLOW_DECRYPT",
+    "REQUIRE_ENCRYPT_REQUIRE_DECRYPT",
+)
 _FORMATS = {"v2": Suite.V2_GCM, "v3": Suite.V3_GCM_COMMIT, "segmented": Suite.SEGMENTED}
 
 
@@ -104,16 +107,18 @@ class RangeReader:
     @property
     def plaintext_length(self) -> int:
         if self._segments is not None:
-            return segmented.plaintext_length(self.stored_length, self._segments.segment_size,
-                                              self.path)
+            return segmented.plaintext_length(
+                self.stored_length, self._segments.segment_size, self.path
+            )
         return max(0, self.stored_length - 16)
 
     def plan(self, start: int, end: int) -> segmented.SegmentPlan | CtrPlan:
         """Ciphertext ``[plan.fetch_start, plan.fetch_end)`` to fetch for plaintext
         ``[start, end)`` (clipped to the object)."""
         if self._segments is not None:
-            return segmented.plan(start, end, self.stored_length, self._segments.segment_size,
-                                  self.path)
+            return segmented.plan(
+                start, end, self.stored_length, self._segments.segment_size, self.path
+            )
         return ctr_plan(start, end, self.stored_length)
 
     def decrypt(self, plan: segmented.SegmentPlan | CtrPlan, data: bytes | memoryview) -> bytes:
@@ -127,7 +132,9 @@ class RangeReader:
         if len(data) != plan.fetch_end - plan.fetch_start:
             raise EncryptionError(
                 f"fetched {len(data)} bytes of {self.path!r} where "
-                f"{plan.fetch_end - plan.fetch_start} were asked for", self.path)
+                f"{plan.fetch_end - plan.fetch_start} were asked for",
+                self.path,
+            )
         return ctr_decrypt(self._ctr[0], self._ctr[1], plan, data)
 
 
@@ -151,8 +158,13 @@ class ContentCrypto:
         from the options (tests, embedding applications).
     """
 
-    def __init__(self, options: OptionsLike, kms_client: Any = None, *,
-                 providers: Mapping[CSEOptions, KeyProvider] | None = None):
+    def __init__(
+        self,
+        options: OptionsLike,
+        kms_client: Any = None,
+        *,
+        providers: Mapping[CSEOptions, KeyProvider] | None = None,
+    ):
         self._options = options
         self._kms_client = kms_client
         self._providers: dict[CSEOptions, KeyProvider] = dict(providers or {})
@@ -203,8 +215,9 @@ class ContentCrypto:
         return provider
 
     # --- writes ----------------------------------------------------------------------
-    async def new_encryptor(self, path: str, *, _iv: bytes | None = None,
-                            _message_id: bytes | None = None) -> ContentEncryptor:
+    async def new_encryptor(
+        self, path: str, *, _iv: bytes | None = None, _message_id: bytes | None = None
+    ) -> ContentEncryptor:
         """A fresh data key and encryptor for a new object at ``path``.
 
         Store ``encryptor.metadata`` as the object's user metadata and, when
@@ -215,16 +228,26 @@ class ContentCrypto:
         options = self.cse_options(path)
         suite = write_suite(options)
         data_key = await self.provider(path).generate(suite, path)
-        return encryptor_from_parts(suite, data_key.plaintext, data_key.wrapped,
-                                    data_key.wrap_algorithm, data_key.context,
-                                    instruction_file=options.storage_mode == "InstructionFile",
-                                    segment_size=options.segment_size, path=path,
-                                    iv=_iv, message_id=_message_id)
+        return encryptor_from_parts(
+            suite,
+            data_key.plaintext,
+            data_key.wrapped,
+            data_key.wrap_algorithm,
+            data_key.context,
+            instruction_file=options.storage_mode == "InstructionFile",
+            segment_size=options.segment_size,
+            path=path,
+            iv=_iv,
+            message_id=_message_id,
+        )
 
     # --- reads -------------------------------------------------------------------------
-    async def open_envelope(self, path: str, metadata: Mapping[str, str] | None,
-                            instruction: bytes | Mapping[str, str] | None = None
-                            ) -> tuple[Envelope, bytes]:
+    async def open_envelope(
+        self,
+        path: str,
+        metadata: Mapping[str, str] | None,
+        instruction: bytes | Mapping[str, str] | None = None,
+    ) -> tuple[Envelope, bytes]:
         """Parse and check the envelope against policy; unwrap the data key."""
         options = self.cse_options(path)
         if isinstance(instruction, (bytes, bytearray, memoryview)):
@@ -234,8 +257,12 @@ class ContentCrypto:
         key = await self.provider(path).decrypt(envelope, path, allow_legacy=options.allow_legacy)
         return envelope, key
 
-    async def decryptor(self, path: str, metadata: Mapping[str, str] | None,
-                        instruction: bytes | Mapping[str, str] | None = None) -> ContentDecryptor:
+    async def decryptor(
+        self,
+        path: str,
+        metadata: Mapping[str, str] | None,
+        instruction: bytes | Mapping[str, str] | None = None,
+    ) -> ContentDecryptor:
         """A streaming decryptor for the body of ``path``.
 
         ``instruction`` is the instruction file's body (or its parsed JSON)
@@ -244,9 +271,13 @@ class ContentCrypto:
         envelope, data_key = await self.open_envelope(path, metadata, instruction)
         return decryptor_from_parts(envelope, data_key, path)
 
-    async def range_reader(self, path: str, metadata: Mapping[str, str] | None,
-                           stored_length: int,
-                           instruction: bytes | Mapping[str, str] | None = None) -> RangeReader:
+    async def range_reader(
+        self,
+        path: str,
+        metadata: Mapping[str, str] | None,
+        stored_length: int,
+        instruction: bytes | Mapping[str, str] | None = None,
+    ) -> RangeReader:
         """Ranged reads of ``path``: authenticated for the segmented format; for
         AWS formats only with ``cse.unauthenticated_range_reads`` (else
         :class:`EncryptionError`: read the whole object, verify, then serve
@@ -256,17 +287,21 @@ class ContentCrypto:
         if envelope.suite is Suite.SEGMENTED:
             assert envelope.header is not None
             segment_key = segmented.SegmentedKey(
-                data_key, segmented.Header.from_bytes(envelope.header, path), path)
+                data_key, segmented.Header.from_bytes(envelope.header, path), path
+            )
             return RangeReader(path, stored_length, True, _segments=segment_key)
         if envelope.suite is Suite.V1_CBC:
             raise EncryptionError(
-                f"{path!r} is a legacy CBC object; it can only be read whole", path)
+                f"{path!r} is a legacy CBC object; it can only be read whole", path
+            )
         if not options.unauthenticated_range_reads:
             raise EncryptionError(
                 f"{path!r} is in an AWS CSE format, whose ranges cannot be authenticated; read "
                 "it whole (it is verified, then served from the cache), or set "
                 "cse.unauthenticated_range_reads (fs.s3.cse.unauthenticatedRangeReads) to "
-                "accept unverified ranges", path)
+                "accept unverified ranges",
+                path,
+            )
         key, iv, _ = content_parameters(envelope, data_key, path)
         return RangeReader(path, stored_length, False, _ctr=(key, iv))
 
@@ -282,20 +317,26 @@ def write_suite(options: CSEOptions) -> Suite:
     if policy not in POLICIES:
         raise ConfigurationError(
             f"cse.commitment_policy is {policy!r}; use one of {', '.join(POLICIES)}",
-            "cse.commitment_policy")
+            "cse.commitment_policy",
+        )
     suite = _FORMATS.get(options.format)
     if suite is None:
         raise ConfigurationError(
-            f"cse.format is {options.format!r}; use 'v3', 'v2' or 'segmented'", "cse.format")
+            f"cse.format is {options.format!r}; use 'v3', 'v2' or 'segmented'", "cse.format"
+        )
     if suite is Suite.V2_GCM and policy != "FORBID_ENCRYPT_ALLOW_DECRYPT":
         raise ConfigurationError(
             f"conflicting options: cse.format='v2' writes objects without key commitment, "
             f"which cse.commitment_policy={policy!r} forbids; set the policy to "
-            "FORBID_ENCRYPT_ALLOW_DECRYPT or write v3", "cse.format")
+            "FORBID_ENCRYPT_ALLOW_DECRYPT or write v3",
+            "cse.format",
+        )
     if suite.committing and policy == "FORBID_ENCRYPT_ALLOW_DECRYPT":
         raise ConfigurationError(
             f"conflicting options: cse.commitment_policy=FORBID_ENCRYPT_ALLOW_DECRYPT writes "
-            f"v2 only, but cse.format={options.format!r}; set cse.format='v2'", "cse.format")
+            f"v2 only, but cse.format={options.format!r}; set cse.format='v2'",
+            "cse.format",
+        )
     return suite
 
 
@@ -305,21 +346,36 @@ def check_read_policy(envelope: Envelope, options: CSEOptions, path: str) -> Non
     if envelope.suite.legacy and not options.allow_legacy:
         raise EncryptionError(
             f"{path!r} is a legacy v1 (AES-CBC, unauthenticated) object; set "
-            "cse.allow_legacy (fs.s3.cse.allowLegacy) to read it", path)
-    if (not envelope.suite.committing
-            and options.commitment_policy == "REQUIRE_ENCRYPT_REQUIRE_DECRYPT"):
+            "cse.allow_legacy (fs.s3.cse.allowLegacy) to read it",
+            path,
+        )
+    if (
+        not envelope.suite.committing
+        and options.commitment_policy == "REQUIRE_ENCRYPT_REQUIRE_DECRYPT"
+    ):
         raise EncryptionError(
             f"{path!r} is a {envelope.suite.name} object without key commitment, which "
             "cse.commitment_policy=REQUIRE_ENCRYPT_REQUIRE_DECRYPT refuses; set it to "
-            "REQUIRE_ENCRYPT_ALLOW_DECRYPT to read older objects", path)
+            "REQUIRE_ENCRYPT_ALLOW_DECRYPT to read older objects",
+            path,
+        )
 
 
-def encryptor_from_parts(suite: Suite, data_key: bytes, wrapped: bytes, wrap_algorithm: str,
-                         context: Mapping[str, str], *, instruction_file: bool = False,
-                         segment_size: int = 64 * 1024, path: str = "",
-                         iv: bytes | None = None, message_id: bytes | None = None,
-                         salt: bytes | None = None,
-                         nonce_prefix: bytes | None = None) -> ContentEncryptor:
+def encryptor_from_parts(
+    suite: Suite,
+    data_key: bytes,
+    wrapped: bytes,
+    wrap_algorithm: str,
+    context: Mapping[str, str],
+    *,
+    instruction_file: bool = False,
+    segment_size: int = 64 * 1024,
+    path: str = "",
+    iv: bytes | None = None,
+    message_id: bytes | None = None,
+    salt: bytes | None = None,
+    nonce_prefix: bytes | None = None,
+) -> ContentEncryptor:
     """An encryptor from explicit parts (randomness injectable, as ``encrypt_at_time``)."""
     if suite is Suite.V2_GCM:
         iv = os.urandom(12) if iv is None else iv
@@ -328,15 +384,22 @@ def encryptor_from_parts(suite: Suite, data_key: bytes, wrapped: bytes, wrap_alg
     if suite is Suite.V3_GCM_COMMIT:
         message_id = os.urandom(28) if message_id is None else message_id
         dek, commitment = derive_v3(data_key, message_id)
-        envelope = Envelope(suite, wrap_algorithm, wrapped, dict(context),
-                            message_id=message_id, commitment=commitment)
-        return ContentEncryptor(envelope, GcmEncryptor(dek, V3_IV, V3_AAD), instruction_file,
-                                path)
+        envelope = Envelope(
+            suite,
+            wrap_algorithm,
+            wrapped,
+            dict(context),
+            message_id=message_id,
+            commitment=commitment,
+        )
+        return ContentEncryptor(envelope, GcmEncryptor(dek, V3_IV, V3_AAD), instruction_file, path)
     if suite is Suite.SEGMENTED:
-        key = segmented.SegmentedKey.new(data_key, segment_size, salt=salt,
-                                         nonce_prefix=nonce_prefix, path=path)
-        envelope = Envelope(suite, wrap_algorithm, wrapped, dict(context),
-                            header=key.header.to_bytes())
+        key = segmented.SegmentedKey.new(
+            data_key, segment_size, salt=salt, nonce_prefix=nonce_prefix, path=path
+        )
+        envelope = Envelope(
+            suite, wrap_algorithm, wrapped, dict(context), header=key.header.to_bytes()
+        )
         return ContentEncryptor(envelope, key.encryptor(), instruction_file, path)
     raise EncryptionError(f"emrfs does not write {suite.name} objects", path)
 
@@ -345,8 +408,9 @@ def decryptor_from_parts(envelope: Envelope, data_key: bytes, path: str = "") ->
     """A decryptor for ``envelope`` with its unwrapped ``data_key`` (commitment checked)."""
     if envelope.suite is Suite.SEGMENTED:
         assert envelope.header is not None
-        key = segmented.SegmentedKey(data_key, segmented.Header.from_bytes(envelope.header, path),
-                                     path)
+        key = segmented.SegmentedKey(
+            data_key, segmented.Header.from_bytes(envelope.header, path), path
+        )
         return ContentDecryptor(envelope, key.decryptor(), path)
     key_bytes, iv, aad = content_parameters(envelope, data_key, path)
     if envelope.suite is Suite.V1_CBC:

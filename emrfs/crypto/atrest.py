@@ -43,7 +43,8 @@ class CacheKey:
             raise EncryptionError(
                 f"cache key must be {KEY_BYTES} bytes, got {len(key)}"
                 + (f" from {path!r}; delete the key file and the cache with it" if path else ""),
-                path)
+                path,
+            )
         self.key = bytes(key)
         self.path = path
 
@@ -95,7 +96,9 @@ class CacheKey:
         if st.st_mode & 0o077:
             raise EncryptionError(
                 f"cache key file {path!r} is readable by others (mode {st.st_mode & 0o777:o}); "
-                "chmod 600 it or delete it and the cache", path)
+                "chmod 600 it or delete it and the cache",
+                path,
+            )
         with open(path, "rb") as f:
             return cls(f.read(), path)
 

@@ -25,8 +25,16 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from ..errors import EncryptionError, IntegrityError
 from .envelope import Envelope, Suite
 
-__all__ = ["TAG_BYTES", "V3_IV", "V3_AAD", "derive_v3", "content_parameters",
-           "GcmEncryptor", "GcmDecryptor", "CbcDecryptor"]
+__all__ = [
+    "TAG_BYTES",
+    "V3_IV",
+    "V3_AAD",
+    "derive_v3",
+    "content_parameters",
+    "GcmEncryptor",
+    "GcmDecryptor",
+    "CbcDecryptor",
+]
 
 TAG_BYTES = 16
 V3_IV = b"\x01" * 12
@@ -51,7 +59,9 @@ def content_parameters(
         if not hmac.compare_digest(commitment, envelope.commitment):
             raise IntegrityError(
                 f"the key commitment of {path!r} does not match its data key: the envelope "
-                "was altered or belongs to another object", path)
+                "was altered or belongs to another object",
+                path,
+            )
         return dek, V3_IV, V3_AAD
     if envelope.suite in (Suite.V2_GCM, Suite.V1_CBC):
         assert envelope.iv is not None
@@ -90,7 +100,7 @@ class GcmDecryptor:
         self._ctx = Cipher(algorithms.AES(key), modes.GCM(iv)).decryptor()
         if aad:
             self._ctx.authenticate_additional_data(aad)
-        self._held = b""          # the last <= 16 bytes seen: maybe the tag
+        self._held = b""  # the last <= 16 bytes seen: maybe the tag
         self.path = path
 
     def update(self, data: bytes | memoryview) -> bytes:
@@ -135,13 +145,15 @@ class GcmDecryptor:
         if len(self._held) != TAG_BYTES:
             raise IntegrityError(
                 f"{self.path!r} is shorter than its 16-byte GCM tag: the object is truncated",
-                self.path)
+                self.path,
+            )
         try:
             self._ctx.finalize_with_tag(self._held)
         except InvalidTag as exc:
             raise IntegrityError(
                 f"the GCM tag of {self.path!r} does not verify: the object is truncated or "
-                "altered, or was encrypted with another key; discard what was read", self.path
+                "altered, or was encrypted with another key; discard what was read",
+                self.path,
             ) from exc
         return b""
 
@@ -163,5 +175,6 @@ class CbcDecryptor:
         except ValueError as exc:
             raise IntegrityError(
                 f"the CBC padding of legacy object {self.path!r} is invalid: wrong key, "
-                "truncated or altered", self.path) from exc
-
+                "truncated or altered",
+                self.path,
+            ) from exc

@@ -43,10 +43,10 @@ V1_DEFAULT_WRAP = "v1-default"
 class Suite(enum.Enum):
     """Content-encryption suites; the value is the suite id."""
 
-    V1_CBC = 0x70            # AES-256-CBC, legacy: decrypt only, behind cse.allow_legacy
-    V2_GCM = 0x72            # AES-256-GCM, 12-byte random IV
-    V3_GCM_COMMIT = 0x73     # AES-256-GCM, HKDF-SHA512 derived key, key commitment
-    SEGMENTED = 0x4553       # emrfs segmented streaming AEAD ("ES"), docs/cse-segmented-format.md
+    V1_CBC = 0x70  # AES-256-CBC, legacy: decrypt only, behind cse.allow_legacy
+    V2_GCM = 0x72  # AES-256-GCM, 12-byte random IV
+    V3_GCM_COMMIT = 0x73  # AES-256-GCM, HKDF-SHA512 derived key, key commitment
+    SEGMENTED = 0x4553  # emrfs segmented streaming AEAD ("ES"), docs/cse-segmented-format.md
 
     @property
     def wrap_aad(self) -> bytes:
@@ -75,20 +75,52 @@ _V3_WRAP_NAMES = {v: k for k, v in _V3_WRAP_CODES.items()}
 
 # Names per format.  "content" names stay in the object's metadata when an
 # instruction file holds the rest ("key" names), as AWS's v3 clients do.
-_V2 = dict(key="x-amz-key-v2", wrap="x-amz-wrap-alg", context="x-amz-matdesc", iv="x-amz-iv",
-           cek="x-amz-cek-alg", tag="x-amz-tag-len")
-_V1 = dict(key="x-amz-key", wrap="x-amz-wrap-alg", context="x-amz-matdesc", iv="x-amz-iv",
-           cek="x-amz-cek-alg")
-_V3 = dict(cek="x-amz-c", wrap="x-amz-w", key="x-amz-3", message_id="x-amz-i",
-           commitment="x-amz-d", kms_context="x-amz-t", matdesc="x-amz-m")
-_SEG = dict(cek="x-emrfs-c", wrap="x-emrfs-w", key="x-emrfs-k", header="x-emrfs-h",
-            kms_context="x-emrfs-t", matdesc="x-emrfs-m")
+_V2 = dict(
+    key="x-amz-key-v2",
+    wrap="x-amz-wrap-alg",
+    context="x-amz-matdesc",
+    iv="x-amz-iv",
+    cek="x-amz-cek-alg",
+    tag="x-amz-tag-len",
+)
+_V1 = dict(
+    key="x-amz-key",
+    wrap="x-amz-wrap-alg",
+    context="x-amz-matdesc",
+    iv="x-amz-iv",
+    cek="x-amz-cek-alg",
+)
+_V3 = dict(
+    cek="x-amz-c",
+    wrap="x-amz-w",
+    key="x-amz-3",
+    message_id="x-amz-i",
+    commitment="x-amz-d",
+    kms_context="x-amz-t",
+    matdesc="x-amz-m",
+)
+_SEG = dict(
+    cek="x-emrfs-c",
+    wrap="x-emrfs-w",
+    key="x-emrfs-k",
+    header="x-emrfs-h",
+    kms_context="x-emrfs-t",
+    matdesc="x-emrfs-m",
+)
 _SEG_ID = "seg1"
 
 _V3_CONTENT = ("x-amz-c", "x-amz-i", "x-amz-d")
 _SEG_CONTENT = ("x-emrfs-c", "x-emrfs-h")
-_ALL_NAMES = frozenset([*_V1.values(), *_V2.values(), *_V3.values(), *_SEG.values(),
-                        "x-amz-unencrypted-content-length", INSTRUCTION_MARKER])
+_ALL_NAMES = frozenset(
+    [
+        *_V1.values(),
+        *_V2.values(),
+        *_V3.values(),
+        *_SEG.values(),
+        "x-amz-unencrypted-content-length",
+        INSTRUCTION_MARKER,
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -130,27 +162,42 @@ class Envelope:
         ctx = json.dumps(dict(self.context), separators=(",", ":"), sort_keys=True)
         if self.suite is Suite.V2_GCM:
             assert self.iv is not None
-            return {_V2["key"]: _b64(self.wrapped_key), _V2["wrap"]: self.wrap_algorithm,
-                    _V2["context"]: ctx, _V2["iv"]: _b64(self.iv),
-                    _V2["cek"]: "AES/GCM/NoPadding", _V2["tag"]: "128"}, ()
+            return {
+                _V2["key"]: _b64(self.wrapped_key),
+                _V2["wrap"]: self.wrap_algorithm,
+                _V2["context"]: ctx,
+                _V2["iv"]: _b64(self.iv),
+                _V2["cek"]: "AES/GCM/NoPadding",
+                _V2["tag"]: "128",
+            }, ()
         if self.suite is Suite.V3_GCM_COMMIT:
             assert self.message_id is not None and self.commitment is not None
             code = _V3_WRAP_NAMES.get(self.wrap_algorithm)
             if code is None:
                 raise EncryptionError(
                     f"wrap algorithm {self.wrap_algorithm!r} has no v3 code; v3 objects take "
-                    "kms+context, AES/GCM or RSA-OAEP-SHA1")
-            names = {_V3["cek"]: "115", _V3["wrap"]: code, _V3["key"]: _b64(self.wrapped_key),
-                     _V3["message_id"]: _b64(self.message_id),
-                     _V3["commitment"]: _b64(self.commitment)}
+                    "kms+context, AES/GCM or RSA-OAEP-SHA1"
+                )
+            names = {
+                _V3["cek"]: "115",
+                _V3["wrap"]: code,
+                _V3["key"]: _b64(self.wrapped_key),
+                _V3["message_id"]: _b64(self.message_id),
+                _V3["commitment"]: _b64(self.commitment),
+            }
             names[_V3["kms_context"] if code == "12" else _V3["matdesc"]] = ctx
             return names, _V3_CONTENT
         if self.suite is Suite.SEGMENTED:
             assert self.header is not None
-            names = {_SEG["cek"]: _SEG_ID, _SEG["wrap"]: self.wrap_algorithm,
-                     _SEG["key"]: _b64(self.wrapped_key), _SEG["header"]: _b64(self.header)}
-            names[_SEG["kms_context"] if self.wrap_algorithm == "kms+context"
-                  else _SEG["matdesc"]] = ctx
+            names = {
+                _SEG["cek"]: _SEG_ID,
+                _SEG["wrap"]: self.wrap_algorithm,
+                _SEG["key"]: _b64(self.wrapped_key),
+                _SEG["header"]: _b64(self.header),
+            }
+            names[
+                _SEG["kms_context"] if self.wrap_algorithm == "kms+context" else _SEG["matdesc"]
+            ] = ctx
             return names, _SEG_CONTENT
         raise EncryptionError(f"emrfs does not write {self.suite.name} objects")
 
@@ -194,21 +241,23 @@ def parse_instruction(body: bytes, path: str) -> dict[str, str]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EncryptionError(
-            f"instruction file of {path!r} is not valid JSON; it may have been altered",
-            path) from exc
+            f"instruction file of {path!r} is not valid JSON; it may have been altered", path
+        ) from exc
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise EncryptionError(
-            f"instruction file of {path!r} is not a JSON object of strings", path)
+        raise EncryptionError(f"instruction file of {path!r} is not a JSON object of strings", path)
     unknown = set(map(str.lower, data)) - _ALL_NAMES
     if unknown:
         raise EncryptionError(
             f"instruction file of {path!r} holds names that are not envelope names: "
-            f"{sorted(unknown)}; it may have been altered", path)
+            f"{sorted(unknown)}; it may have been altered",
+            path,
+        )
     return _lower(data)
 
 
-def parse(metadata: Mapping[str, str] | None, path: str,
-          instruction: Mapping[str, str] | None = None) -> Envelope:
+def parse(
+    metadata: Mapping[str, str] | None, path: str, instruction: Mapping[str, str] | None = None
+) -> Envelope:
     """The :class:`Envelope` of an object from its metadata (and instruction file JSON).
 
     Raises :class:`EncryptionError` naming ``path`` for a missing, mixed,
@@ -221,31 +270,43 @@ def parse(metadata: Mapping[str, str] | None, path: str,
         if clash:
             raise EncryptionError(
                 f"instruction file of {path!r} holds object-only names {sorted(clash)}; "
-                "it may have been altered", path)
+                "it may have been altered",
+                path,
+            )
         if any(n in meta for n in (_V2["key"], _V1["key"], _V2["iv"], _V2["wrap"], _V2["cek"])):
             raise EncryptionError(
                 f"{path!r} carries v1/v2 envelope names on the object and an instruction "
-                "file as well; refusing the mix (it may have been altered)", path)
+                "file as well; refusing the mix (it may have been altered)",
+                path,
+            )
         overlap = set(instr) & set(meta) - {INSTRUCTION_MARKER}
         if overlap:
             raise EncryptionError(
                 f"{path!r}: names {sorted(overlap)} are both on the object and in its "
-                "instruction file; refusing the mix", path)
+                "instruction file; refusing the mix",
+                path,
+            )
         meta = {**instr, **meta}
     versions = [n for n in (_V1["key"], _V2["key"], _V3["key"], _SEG["key"]) if n in meta]
     if not versions:
         if instruction is None and needs_instruction_file(meta) and is_encrypted(meta):
             raise EncryptionError(
                 f"the envelope of {path!r} is in an instruction file that was not read; "
-                "fetch it (cse.instruction_suffix) and pass it in", path)
+                "fetch it (cse.instruction_suffix) and pass it in",
+                path,
+            )
         raise EncryptionError(
             f"{path!r} has no client-side encryption envelope (no x-amz-key-v2 / x-amz-3 "
             "metadata and no instruction file); it is not CSE-encrypted, or its "
-            "metadata was lost in a copy", path)
+            "metadata was lost in a copy",
+            path,
+        )
     if len(versions) > 1:
         raise EncryptionError(
             f"{path!r} carries envelope names of several formats ({versions}); "
-            "it may have been altered", path)
+            "it may have been altered",
+            path,
+        )
     version = versions[0]
     try:
         if version == _V3["key"]:
@@ -256,7 +317,9 @@ def parse(metadata: Mapping[str, str] | None, path: str,
     except (KeyError, binascii.Error, ValueError, TypeError) as exc:
         raise EncryptionError(
             f"the encryption envelope of {path!r} is malformed ({type(exc).__name__}: {exc}); "
-            "it may have been altered", path) from exc
+            "it may have been altered",
+            path,
+        ) from exc
 
 
 def _context(text: str | None) -> dict[str, str]:
@@ -271,63 +334,84 @@ def _context(text: str | None) -> dict[str, str]:
 def _need(meta: Mapping[str, str], name: str, path: str) -> str:
     if name not in meta:
         raise EncryptionError(
-            f"the encryption envelope of {path!r} lacks {name!r}; it may have been altered",
-            path)
+            f"the encryption envelope of {path!r} lacks {name!r}; it may have been altered", path
+        )
     return meta[name]
 
 
 def _parse_v1_v2(meta: Mapping[str, str], path: str, legacy: bool) -> Envelope:
     if any(n in meta for n in _V3_CONTENT + _SEG_CONTENT):
         raise EncryptionError(
-            f"{path!r} mixes v1/v2 and v3 envelope names; it may have been altered", path)
+            f"{path!r} mixes v1/v2 and v3 envelope names; it may have been altered", path
+        )
     names = _V1 if legacy else _V2
     cek = meta.get(_V2["cek"]) or ("AES/CBC/PKCS5Padding" if legacy else None)
     suite = {"AES/GCM/NoPadding": Suite.V2_GCM, "AES/CBC/PKCS5Padding": Suite.V1_CBC}.get(cek or "")
     if suite is None:
         raise EncryptionError(
             f"{path!r} was encrypted with content algorithm {cek!r}, which emrfs does not "
-            "know (AES/GCM/NoPadding, or AES/CBC/PKCS5Padding with cse.allow_legacy)", path)
+            "know (AES/GCM/NoPadding, or AES/CBC/PKCS5Padding with cse.allow_legacy)",
+            path,
+        )
     if suite is Suite.V2_GCM and meta.get(_V2["tag"], "128") != "128":
         raise EncryptionError(
             f"{path!r} has a GCM tag length of {meta.get(_V2['tag'])!r}; only 128 is supported",
-            path)
+            path,
+        )
     wrap = meta.get(_V2["wrap"]) or (V1_DEFAULT_WRAP if legacy else None)
     if wrap is None:
         raise EncryptionError(f"the envelope of {path!r} lacks x-amz-wrap-alg", path)
     iv = base64.b64decode(_need(meta, names["iv"], path), validate=True)
     if len(iv) != (16 if suite is Suite.V1_CBC else 12):
-        raise EncryptionError(f"the IV of {path!r} has {len(iv)} bytes; it may have been altered",
-                              path)
-    return Envelope(suite, wrap, base64.b64decode(_need(meta, names["key"], path), validate=True),
-                    _context(meta.get(names["context"])), iv=iv)
+        raise EncryptionError(
+            f"the IV of {path!r} has {len(iv)} bytes; it may have been altered", path
+        )
+    return Envelope(
+        suite,
+        wrap,
+        base64.b64decode(_need(meta, names["key"], path), validate=True),
+        _context(meta.get(names["context"])),
+        iv=iv,
+    )
 
 
 def _parse_v3(meta: Mapping[str, str], path: str) -> Envelope:
     if any(n in meta for n in (_V2["iv"], _V2["cek"], _V2["wrap"], _V2["context"])):
         raise EncryptionError(
-            f"{path!r} mixes v3 and v1/v2 envelope names; it may have been altered", path)
+            f"{path!r} mixes v3 and v1/v2 envelope names; it may have been altered", path
+        )
     cek = _need(meta, _V3["cek"], path)
     if cek != "115":
         raise EncryptionError(
             f"{path!r} was encrypted with content suite {cek!r}, which emrfs does not know "
-            "(v3 objects use 115)", path)
+            "(v3 objects use 115)",
+            path,
+        )
     code = _need(meta, _V3["wrap"], path)
     wrap = _V3_WRAP_CODES.get(code)
     if wrap is None:
         raise EncryptionError(
             f"{path!r} names wrap algorithm code {code!r}; known codes are "
-            f"{sorted(_V3_WRAP_CODES)}", path)
+            f"{sorted(_V3_WRAP_CODES)}",
+            path,
+        )
     context_name = _V3["kms_context"] if wrap == "kms+context" else _V3["matdesc"]
     message_id = base64.b64decode(_need(meta, _V3["message_id"], path), validate=True)
     commitment = base64.b64decode(_need(meta, _V3["commitment"], path), validate=True)
     if len(message_id) != 28 or len(commitment) != 28:
         raise EncryptionError(
             f"the v3 message id / key commitment of {path!r} is not 28 bytes; it may have "
-            "been altered", path)
-    return Envelope(Suite.V3_GCM_COMMIT, wrap,
-                    base64.b64decode(_need(meta, _V3["key"], path), validate=True),
-                    _context(meta.get(context_name)),
-                    message_id=message_id, commitment=commitment)
+            "been altered",
+            path,
+        )
+    return Envelope(
+        Suite.V3_GCM_COMMIT,
+        wrap,
+        base64.b64decode(_need(meta, _V3["key"], path), validate=True),
+        _context(meta.get(context_name)),
+        message_id=message_id,
+        commitment=commitment,
+    )
 
 
 def _parse_segmented(meta: Mapping[str, str], path: str) -> Envelope:
@@ -335,10 +419,15 @@ def _parse_segmented(meta: Mapping[str, str], path: str) -> Envelope:
     if cek != _SEG_ID:
         raise EncryptionError(
             f"{path!r} was written in emrfs segmented format {cek!r}; this emrfs reads "
-            f"{_SEG_ID!r} only (upgrade emrfs)", path)
+            f"{_SEG_ID!r} only (upgrade emrfs)",
+            path,
+        )
     wrap = _need(meta, _SEG["wrap"], path)
     context_name = _SEG["kms_context"] if wrap == "kms+context" else _SEG["matdesc"]
-    return Envelope(Suite.SEGMENTED, wrap,
-                    base64.b64decode(_need(meta, _SEG["key"], path), validate=True),
-                    _context(meta.get(context_name)),
-                    header=base64.b64decode(_need(meta, _SEG["header"], path), validate=True))
+    return Envelope(
+        Suite.SEGMENTED,
+        wrap,
+        base64.b64decode(_need(meta, _SEG["key"], path), validate=True),
+        _context(meta.get(context_name)),
+        header=base64.b64decode(_need(meta, _SEG["header"], path), validate=True),
+    )

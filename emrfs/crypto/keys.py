@@ -86,17 +86,22 @@ def _check_key(key: bytes, path: str) -> bytes:
     if len(key) != DATA_KEY_BYTES:
         raise EncryptionError(
             f"the data key of {path!r} unwrapped to {len(key)} bytes, not 32; "
-            "the envelope may have been altered", path)
+            "the envelope may have been altered",
+            path,
+        )
     return key
 
 
 def _wrong_key(path: str, how: str, exc: BaseException | None = None) -> EncryptionError:
     return EncryptionError(
         f"cannot unwrap the data key of {path!r} ({how}): the key in use is not the one it "
-        "was written with, or the envelope was altered", path)
+        "was written with, or the envelope was altered",
+        path,
+    )
 
 
 # --- KMS ------------------------------------------------------------------------------
+
 
 class KmsKeyProvider(KeyProvider):
     """CSE-KMS.  ``client`` is an aiobotocore KMS client, or a zero-argument
@@ -116,8 +121,9 @@ class KmsKeyProvider(KeyProvider):
         self.context = dict(context or {})
         if KMS_CONTEXT_ALGORITHM_KEY in self.context:
             raise ConfigurationError(
-                f"{KMS_CONTEXT_ALGORITHM_KEY!r} is reserved in cse.encryption_context; "
-                "remove it", "cse.encryption_context")
+                f"{KMS_CONTEXT_ALGORITHM_KEY!r} is reserved in cse.encryption_context; remove it",
+                "cse.encryption_context",
+            )
 
     async def client(self) -> Any:
         if self._resolved is None:
@@ -125,7 +131,8 @@ class KmsKeyProvider(KeyProvider):
             if client is None:
                 raise ConfigurationError(
                     "CSE-KMS needs a KMS client; the filesystem passes one (kms_client=)",
-                    "cse.kms_key_id")
+                    "cse.kms_key_id",
+                )
             if not hasattr(client, "generate_data_key") and callable(client):
                 client = client()
                 if inspect.isawaitable(client):
@@ -137,16 +144,22 @@ class KmsKeyProvider(KeyProvider):
         if not self.key_id:
             raise ConfigurationError(
                 f"writing {path!r} with CSE-KMS needs cse.kms_key_id (fs.s3.cse.kms.keyId)",
-                "cse.kms_key_id")
+                "cse.kms_key_id",
+            )
         context = {**self.context, KMS_CONTEXT_ALGORITHM_KEY: suite.wrap_aad.decode()}
         client = await self.client()
         try:
             response = await client.generate_data_key(
-                KeyId=self.key_id, KeySpec="AES_256", EncryptionContext=context)
+                KeyId=self.key_id, KeySpec="AES_256", EncryptionContext=context
+            )
         except Exception as exc:  # botocore ClientError and transport errors
             raise self._translate(exc, "GenerateDataKey", path) from exc
-        return DataKey(_check_key(response["Plaintext"], path), response["CiphertextBlob"],
-                       "kms+context", context)
+        return DataKey(
+            _check_key(response["Plaintext"], path),
+            response["CiphertextBlob"],
+            "kms+context",
+            context,
+        )
 
     async def decrypt(self, envelope: Envelope, path: str, *, allow_legacy: bool = False) -> bytes:
         context = dict(envelope.context)
@@ -155,24 +168,37 @@ class KmsKeyProvider(KeyProvider):
             if stored != envelope.suite.wrap_aad.decode():
                 raise EncryptionError(
                     f"the KMS encryption context of {path!r} names content cipher {stored!r}, "
-                    f"but the object is {envelope.suite.name}; it may have been altered", path)
-            extra = {k: v for k, v in context.items() if k not in (KMS_CONTEXT_ALGORITHM_KEY,
-                                                                    "kms_cmk_id")}
+                    f"but the object is {envelope.suite.name}; it may have been altered",
+                    path,
+                )
+            extra = {
+                k: v
+                for k, v in context.items()
+                if k not in (KMS_CONTEXT_ALGORITHM_KEY, "kms_cmk_id")
+            }
             if self.context and extra != self.context:
                 raise EncryptionError(
                     f"the KMS encryption context of {path!r} is {extra}, not the configured "
-                    f"{self.context} (cse.encryption_context)", path)
+                    f"{self.context} (cse.encryption_context)",
+                    path,
+                )
         elif envelope.wrap_algorithm == "kms":
             if not allow_legacy:
                 raise EncryptionError(
                     f"{path!r} wraps its key with legacy 'kms' (no encryption context); "
-                    + _LEGACY_HINT, path)
+                    + _LEGACY_HINT,
+                    path,
+                )
         else:
             raise EncryptionError(
                 f"{path!r} wraps its key with {envelope.wrap_algorithm!r}, but CSE-KMS is "
-                "configured; configure the matching key provider (cse.materials_provider)", path)
-        kwargs: dict[str, Any] = {"CiphertextBlob": envelope.wrapped_key,
-                                  "EncryptionContext": context}
+                "configured; configure the matching key provider (cse.materials_provider)",
+                path,
+            )
+        kwargs: dict[str, Any] = {
+            "CiphertextBlob": envelope.wrapped_key,
+            "EncryptionContext": context,
+        }
         if self.key_id:
             kwargs["KeyId"] = self.key_id
         client = await self.client()
@@ -185,14 +211,21 @@ class KmsKeyProvider(KeyProvider):
     def _translate(self, exc: Exception, operation: str, path: str) -> BaseException:
         """KMS's answer through the one error table: a key problem is an EncryptionError,
         throttling and an unreachable endpoint are what they are."""
-        new = translate_aws_error(exc, path, KMS, operation=operation, name=self.key_id or "",
-                                  resource=f"KMS key {self.key_id!r}" if self.key_id else "")
+        new = translate_aws_error(
+            exc,
+            path,
+            KMS,
+            operation=operation,
+            name=self.key_id or "",
+            resource=f"KMS key {self.key_id!r}" if self.key_id else "",
+        )
         if new is exc:  # not an AWS answer (a broken custom client): still the key's failure
             new = EncryptionError(f"KMS {operation} failed for {path!r}: {exc!r}", path)
         return new
 
 
 # --- raw AES master key ---------------------------------------------------------------
+
 
 class AesKeyProvider(KeyProvider):
     """A raw AES-256 master key; data keys wrapped with AES/GCM as AWS's AES keyring does:
@@ -201,8 +234,8 @@ class AesKeyProvider(KeyProvider):
     def __init__(self, key: bytes, description: Mapping[str, str] | None = None):
         if len(key) != 32:
             raise ConfigurationError(
-                f"the AES master key has {len(key)} bytes; CSE needs a 256-bit key",
-                "cse.aes_key")
+                f"the AES master key has {len(key)} bytes; CSE needs a 256-bit key", "cse.aes_key"
+            )
         self._key = bytes(key)
         self.description = dict(description or {})
 
@@ -211,7 +244,8 @@ class AesKeyProvider(KeyProvider):
         if not options.aes_key:
             raise ConfigurationError(
                 "AesKeyProvider needs cse.aes_key (fs.s3.cse.aesKey): base64 of 32 bytes",
-                "cse.aes_key")
+                "cse.aes_key",
+            )
         try:
             key = base64.b64decode(options.aes_key.strip(), validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -230,19 +264,25 @@ class AesKeyProvider(KeyProvider):
         wrapped = envelope.wrapped_key
         if envelope.wrap_algorithm == "AES/GCM":
             try:
-                return _check_key(AESGCM(self._key).decrypt(wrapped[:12], wrapped[12:],
-                                                            envelope.suite.wrap_aad), path)
+                return _check_key(
+                    AESGCM(self._key).decrypt(wrapped[:12], wrapped[12:], envelope.suite.wrap_aad),
+                    path,
+                )
             except (InvalidTag, ValueError) as exc:
                 raise _wrong_key(path, "AES/GCM") from exc
         if envelope.wrap_algorithm in ("AESWrap", "AES", V1_DEFAULT_WRAP):
             if not allow_legacy:
                 raise EncryptionError(
                     f"{path!r} wraps its key with legacy {envelope.wrap_algorithm!r}; "
-                    + _LEGACY_HINT, path)
+                    + _LEGACY_HINT,
+                    path,
+                )
             return _check_key(self._legacy_unwrap(wrapped, envelope.wrap_algorithm, path), path)
         raise EncryptionError(
             f"{path!r} wraps its key with {envelope.wrap_algorithm!r}; an AES master key "
-            "unwraps AES/GCM (and AESWrap/AES with cse.allow_legacy)", path)
+            "unwraps AES/GCM (and AESWrap/AES with cse.allow_legacy)",
+            path,
+        )
 
     def _legacy_unwrap(self, wrapped: bytes, algorithm: str, path: str) -> bytes:
         try:
@@ -269,14 +309,18 @@ class RsaKeyProvider(KeyProvider):
     """An RSA key pair; RSA-OAEP-SHA1 wrapping of ``len(key) || key || cipher name``
     (AWS's RSA keyring).  The public key suffices for writes, the private for reads."""
 
-    def __init__(self, public_key: rsa.RSAPublicKey | None = None,
-                 private_key: rsa.RSAPrivateKey | None = None,
-                 description: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        public_key: rsa.RSAPublicKey | None = None,
+        private_key: rsa.RSAPrivateKey | None = None,
+        description: Mapping[str, str] | None = None,
+    ):
         if public_key is None and private_key is not None:
             public_key = private_key.public_key()
         if public_key is None:
-            raise ConfigurationError("RsaKeyProvider needs a public or a private key",
-                                     "cse.rsa_public_key_file")
+            raise ConfigurationError(
+                "RsaKeyProvider needs a public or a private key", "cse.rsa_public_key_file"
+            )
         self.public_key = public_key
         self.private_key = private_key
         self.description = dict(description or {})
@@ -286,22 +330,26 @@ class RsaKeyProvider(KeyProvider):
         public = private = None
         if options.rsa_private_key_file:
             private = serialization.load_pem_private_key(
-                _read(options.rsa_private_key_file, "cse.rsa_private_key_file"), password=None)
+                _read(options.rsa_private_key_file, "cse.rsa_private_key_file"), password=None
+            )
         if options.rsa_public_key_file:
             public = serialization.load_pem_public_key(
-                _read(options.rsa_public_key_file, "cse.rsa_public_key_file"))
+                _read(options.rsa_public_key_file, "cse.rsa_public_key_file")
+            )
         return cls(public, private, _description(options))  # type: ignore[arg-type]
 
     async def generate(self, suite: Suite, path: str) -> DataKey:
         data_key = _random_key()
         pseudo = bytes([len(data_key)]) + data_key + suite.wrap_aad
-        return DataKey(data_key, self.public_key.encrypt(pseudo, _OAEP_SHA1), "RSA-OAEP-SHA1",
-                       self.description)
+        return DataKey(
+            data_key, self.public_key.encrypt(pseudo, _OAEP_SHA1), "RSA-OAEP-SHA1", self.description
+        )
 
     async def decrypt(self, envelope: Envelope, path: str, *, allow_legacy: bool = False) -> bytes:
         if self.private_key is None:
             raise EncryptionError(
-                f"reading {path!r} needs the RSA private key (cse.rsa_private_key_file)", path)
+                f"reading {path!r} needs the RSA private key (cse.rsa_private_key_file)", path
+            )
         algorithm = envelope.wrap_algorithm
         if algorithm == "RSA-OAEP-SHA1":
             try:
@@ -309,25 +357,32 @@ class RsaKeyProvider(KeyProvider):
             except ValueError as exc:
                 raise _wrong_key(path, "RSA-OAEP-SHA1") from exc
             size, name = pseudo[0] if pseudo else 0, envelope.suite.wrap_aad
-            if size != DATA_KEY_BYTES or pseudo[1 + size:] != name:
+            if size != DATA_KEY_BYTES or pseudo[1 + size :] != name:
                 raise EncryptionError(
                     f"the RSA-wrapped key of {path!r} names another content cipher than "
-                    f"{name.decode()!r}; the object may have been altered", path)
-            return pseudo[1:1 + size]
-        if algorithm in ("RSA", "RSA/ECB/OAEPWithSHA-256AndMGF1Padding",
-                         V1_DEFAULT_WRAP):
+                    f"{name.decode()!r}; the object may have been altered",
+                    path,
+                )
+            return pseudo[1 : 1 + size]
+        if algorithm in ("RSA", "RSA/ECB/OAEPWithSHA-256AndMGF1Padding", V1_DEFAULT_WRAP):
             if not allow_legacy:
                 raise EncryptionError(
-                    f"{path!r} wraps its key with legacy {algorithm!r}; " + _LEGACY_HINT, path)
-            scheme = (asym_padding.OAEP(asym_padding.MGF1(_SHA1), hashes.SHA256(), None)
-                      if "OAEP" in algorithm else asym_padding.PKCS1v15())
+                    f"{path!r} wraps its key with legacy {algorithm!r}; " + _LEGACY_HINT, path
+                )
+            scheme = (
+                asym_padding.OAEP(asym_padding.MGF1(_SHA1), hashes.SHA256(), None)
+                if "OAEP" in algorithm
+                else asym_padding.PKCS1v15()
+            )
             try:
                 return _check_key(self.private_key.decrypt(envelope.wrapped_key, scheme), path)
             except ValueError as exc:
                 raise _wrong_key(path, algorithm) from exc
         raise EncryptionError(
             f"{path!r} wraps its key with {algorithm!r}; an RSA key pair unwraps "
-            "RSA-OAEP-SHA1 (and RSA with cse.allow_legacy)", path)
+            "RSA-OAEP-SHA1 (and RSA with cse.allow_legacy)",
+            path,
+        )
 
 
 def _read(filename: str, option: str) -> bytes:
@@ -350,14 +405,17 @@ def _json_object(text: str | None, option: str) -> dict[str, str]:
     except ValueError as exc:
         raise ConfigurationError(f"{option} is not valid JSON: {exc}", option) from exc
     if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and k.isascii() and v.isascii()
-            for k, v in value.items()):
+        isinstance(k, str) and isinstance(v, str) and k.isascii() and v.isascii()
+        for k, v in value.items()
+    ):
         raise ConfigurationError(
-            f"{option} must be a JSON object of ASCII strings (S3 metadata is ASCII)", option)
+            f"{option} must be a JSON object of ASCII strings (S3 metadata is ASCII)", option
+        )
     return value
 
 
 # --- EMRFS-style materials providers -------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Materials:
@@ -379,13 +437,12 @@ class EncryptionMaterialsProvider(abc.ABC):
     """
 
     @abc.abstractmethod
-    def encryption_materials(self, path: str) -> Materials | Awaitable[Materials]:
-        ...
+    def encryption_materials(self, path: str) -> Materials | Awaitable[Materials]: ...
 
     @abc.abstractmethod
-    def decryption_materials(self, description: Mapping[str, str],
-                             path: str) -> Materials | Awaitable[Materials]:
-        ...
+    def decryption_materials(
+        self, description: Mapping[str, str], path: str
+    ) -> Materials | Awaitable[Materials]: ...
 
 
 class MaterialsKeyProvider(KeyProvider):
@@ -399,10 +456,10 @@ class MaterialsKeyProvider(KeyProvider):
         if materials.symmetric_key is not None:
             return AesKeyProvider(materials.symmetric_key, materials.description)
         if materials.public_key is not None or materials.private_key is not None:
-            return RsaKeyProvider(materials.public_key, materials.private_key,
-                                  materials.description)
-        raise EncryptionError(
-            f"the encryption materials provider gave no key for {path!r}", path)
+            return RsaKeyProvider(
+                materials.public_key, materials.private_key, materials.description
+            )
+        raise EncryptionError(f"the encryption materials provider gave no key for {path!r}", path)
 
     async def generate(self, suite: Suite, path: str) -> DataKey:
         materials = await _maybe_await(self.provider.encryption_materials(path))
@@ -410,21 +467,26 @@ class MaterialsKeyProvider(KeyProvider):
 
     async def decrypt(self, envelope: Envelope, path: str, *, allow_legacy: bool = False) -> bytes:
         materials = await _maybe_await(
-            self.provider.decryption_materials(dict(envelope.context), path))
+            self.provider.decryption_materials(dict(envelope.context), path)
+        )
         if materials is None:
             raise EncryptionError(
                 f"the encryption materials provider has no key for the materials description "
-                f"{dict(envelope.context)} of {path!r}", path)
-        return await self._keyring(materials, path).decrypt(envelope, path,
-                                                            allow_legacy=allow_legacy)
+                f"{dict(envelope.context)} of {path!r}",
+                path,
+            )
+        return await self._keyring(materials, path).decrypt(
+            envelope, path, allow_legacy=allow_legacy
+        )
 
 
 async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-def load_provider(options: CSEOptions, kms_client: Any = None,
-                  factory: Callable[[CSEOptions], Any] | None = None) -> KeyProvider:
+def load_provider(
+    options: CSEOptions, kms_client: Any = None, factory: Callable[[CSEOptions], Any] | None = None
+) -> KeyProvider:
     """The :class:`KeyProvider` the options ask for.
 
     ``cse.materials_provider = "module:Class"`` (or ``module.Class``): a
@@ -434,8 +496,11 @@ def load_provider(options: CSEOptions, kms_client: Any = None,
     """
     spec = options.materials_provider
     if not spec:
-        return KmsKeyProvider(options.kms_key_id, kms_client,
-                              _json_object(options.encryption_context, "cse.encryption_context"))
+        return KmsKeyProvider(
+            options.kms_key_id,
+            kms_client,
+            _json_object(options.encryption_context, "cse.encryption_context"),
+        )
     module_name, sep, attr = spec.partition(":")
     if not sep:
         module_name, _, attr = spec.rpartition(".")
@@ -444,7 +509,8 @@ def load_provider(options: CSEOptions, kms_client: Any = None,
     except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigurationError(
             f"cannot load cse.materials_provider {spec!r} ({exc}); give 'module:Class' of an "
-            "importable KeyProvider or EncryptionMaterialsProvider", "cse.materials_provider"
+            "importable KeyProvider or EncryptionMaterialsProvider",
+            "cse.materials_provider",
         ) from exc
     maker = factory or getattr(cls, "from_options", None)
     instance = maker(options) if maker is not None else cls()
@@ -454,4 +520,6 @@ def load_provider(options: CSEOptions, kms_client: Any = None,
         return MaterialsKeyProvider(instance)
     raise ConfigurationError(
         f"cse.materials_provider {spec!r} is neither a KeyProvider nor an "
-        "EncryptionMaterialsProvider", "cse.materials_provider")
+        "EncryptionMaterialsProvider",
+        "cse.materials_provider",
+    )

@@ -56,4 +56,4 @@ def ctr_decrypt(key: bytes, iv: bytes, plan: CtrPlan, data: bytes | memoryview) 
     counter = iv + struct.pack(">I", (2 + plan.first_block) & 0xFFFFFFFF)
     ctx = Cipher(algorithms.AES(key), modes.CTR(counter)).decryptor()
     plain = ctx.update(data) + ctx.finalize()
-    return plain[plan.skip:plan.skip + plan.length]
+    return plain[plan.skip : plan.skip + plan.length]

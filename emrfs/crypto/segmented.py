@@ -29,9 +29,19 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from ..errors import EncryptionError, IntegrityError
 
 __all__ = [
-    "MAGIC", "HEADER_BYTES", "TAG_BYTES", "MIN_SEGMENT", "MAX_SEGMENT",
-    "Header", "SegmentPlan", "SegmentedKey", "SegmentEncryptor", "SegmentDecryptor",
-    "stored_length", "plaintext_length", "plan",
+    "MAGIC",
+    "HEADER_BYTES",
+    "TAG_BYTES",
+    "MIN_SEGMENT",
+    "MAX_SEGMENT",
+    "Header",
+    "SegmentPlan",
+    "SegmentedKey",
+    "SegmentEncryptor",
+    "SegmentDecryptor",
+    "stored_length",
+    "plaintext_length",
+    "plan",
 ]
 
 MAGIC = b"ESG1"
@@ -44,9 +54,9 @@ PREFIX_BYTES = 7
 COMMIT_BYTES = 32
 MIN_SEGMENT = 4096
 MAX_SEGMENT = 8 * 1024 * 1024
-_FIXED = struct.Struct(">4sBBBBI")          # magic, version, aead, kdf, reserved, segment size
-_BOUND = _FIXED.size + SALT_BYTES + PREFIX_BYTES   # bytes bound into the key derivation
-HEADER_BYTES = _BOUND + COMMIT_BYTES          # 83
+_FIXED = struct.Struct(">4sBBBBI")  # magic, version, aead, kdf, reserved, segment size
+_BOUND = _FIXED.size + SALT_BYTES + PREFIX_BYTES  # bytes bound into the key derivation
+HEADER_BYTES = _BOUND + COMMIT_BYTES  # 83
 INFO = b"emrfs-seg1"
 _HAS_INTO = hasattr(AESGCM, "encrypt_into")
 
@@ -60,8 +70,11 @@ class Header:
 
     def bound(self) -> bytes:
         """The header bytes before the commitment (what the key derivation binds)."""
-        return (_FIXED.pack(MAGIC, VERSION, AEAD_AES256_GCM, KDF_HKDF_SHA256, 0,
-                            self.segment_size) + self.salt + self.nonce_prefix)
+        return (
+            _FIXED.pack(MAGIC, VERSION, AEAD_AES256_GCM, KDF_HKDF_SHA256, 0, self.segment_size)
+            + self.salt
+            + self.nonce_prefix
+        )
 
     def to_bytes(self) -> bytes:
         return self.bound() + self.commitment
@@ -71,21 +84,28 @@ class Header:
         if len(data) != HEADER_BYTES:
             raise EncryptionError(
                 f"the segmented-format header of {path!r} has {len(data)} bytes, not "
-                f"{HEADER_BYTES}; it may have been altered", path)
+                f"{HEADER_BYTES}; it may have been altered",
+                path,
+            )
         magic, version, aead, kdf, reserved, size = _FIXED.unpack_from(data)
         if magic != MAGIC or version != VERSION or reserved != 0:
             raise EncryptionError(
                 f"{path!r} has an unknown segmented-format header (magic {magic!r}, version "
-                f"{version}); upgrade emrfs or check the object", path)
+                f"{version}); upgrade emrfs or check the object",
+                path,
+            )
         if aead != AEAD_AES256_GCM or kdf != KDF_HKDF_SHA256:
             raise EncryptionError(
                 f"{path!r} uses segmented-format algorithms aead={aead} kdf={kdf}, which this "
-                "emrfs does not know", path)
+                "emrfs does not know",
+                path,
+            )
         if not MIN_SEGMENT <= size <= MAX_SEGMENT:
             raise EncryptionError(
-                f"{path!r} declares a segment size of {size}; it may have been altered", path)
+                f"{path!r} declares a segment size of {size}; it may have been altered", path
+            )
         salt_end = _FIXED.size + SALT_BYTES
-        return cls(size, data[_FIXED.size:salt_end], data[salt_end:_BOUND], data[_BOUND:])
+        return cls(size, data[_FIXED.size : salt_end], data[salt_end:_BOUND], data[_BOUND:])
 
 
 def _derive(data_key: bytes, header: Header) -> tuple[bytes, bytes]:
@@ -96,11 +116,13 @@ def _derive(data_key: bytes, header: Header) -> tuple[bytes, bytes]:
 def check_segment_size(size: int) -> int:
     if not MIN_SEGMENT <= size <= MAX_SEGMENT:
         raise EncryptionError(
-            f"cse.segment_size is {size}; use {MIN_SEGMENT} to {MAX_SEGMENT} bytes")
+            f"cse.segment_size is {size}; use {MIN_SEGMENT} to {MAX_SEGMENT} bytes"
+        )
     return size
 
 
 # --- pure length and range arithmetic -------------------------------------------------
+
 
 def segment_count(plaintext_len: int, segment_size: int) -> int:
     return max(1, -(-plaintext_len // segment_size))
@@ -117,8 +139,8 @@ def plaintext_length(stored_len: int, segment_size: int, path: str = "") -> int:
     n = max(1, -(-stored_len // c))
     if stored_len - (n - 1) * c < TAG_BYTES:
         raise IntegrityError(
-            f"{path!r} has {stored_len} bytes, which no segmented object has: it is truncated",
-            path)
+            f"{path!r} has {stored_len} bytes, which no segmented object has: it is truncated", path
+        )
     return stored_len - TAG_BYTES * n
 
 
@@ -160,11 +182,20 @@ def plan(start: int, end: int, stored_len: int, segment_size: int, path: str = "
     last = min(last, n - 1)
     first = min(first, last)
     c = segment_size + TAG_BYTES
-    return SegmentPlan(start, end, first, last, first * c, min((last + 1) * c, stored_len),
-                       start - first * segment_size, n)
+    return SegmentPlan(
+        start,
+        end,
+        first,
+        last,
+        first * c,
+        min((last + 1) * c, stored_len),
+        start - first * segment_size,
+        n,
+    )
 
 
 # --- the ciphers ------------------------------------------------------------------------
+
 
 class SegmentedKey:
     """The derived segment key of one object, with its header."""
@@ -174,53 +205,70 @@ class SegmentedKey:
         if not hmac.compare_digest(commitment, header.commitment):
             raise IntegrityError(
                 f"the key commitment of {path!r} does not match its data key: the envelope "
-                "was altered or belongs to another object", path)
+                "was altered or belongs to another object",
+                path,
+            )
         self.header = header
         self.path = path
         self._aead = AESGCM(key)
 
     @classmethod
-    def new(cls, data_key: bytes, segment_size: int, *, salt: bytes | None = None,
-            nonce_prefix: bytes | None = None, path: str = "") -> SegmentedKey:
+    def new(
+        cls,
+        data_key: bytes,
+        segment_size: int,
+        *,
+        salt: bytes | None = None,
+        nonce_prefix: bytes | None = None,
+        path: str = "",
+    ) -> SegmentedKey:
         """A fresh header (random salt and nonce prefix unless given) for ``data_key``."""
-        partial = Header(check_segment_size(segment_size),
-                         os.urandom(SALT_BYTES) if salt is None else salt,
-                         os.urandom(PREFIX_BYTES) if nonce_prefix is None else nonce_prefix,
-                         b"")
+        partial = Header(
+            check_segment_size(segment_size),
+            os.urandom(SALT_BYTES) if salt is None else salt,
+            os.urandom(PREFIX_BYTES) if nonce_prefix is None else nonce_prefix,
+            b"",
+        )
         _, commitment = _derive(data_key, partial)
-        return cls(data_key, Header(partial.segment_size, partial.salt, partial.nonce_prefix,
-                                    commitment), path)
+        return cls(
+            data_key,
+            Header(partial.segment_size, partial.salt, partial.nonce_prefix, commitment),
+            path,
+        )
 
     @property
     def segment_size(self) -> int:
         return self.header.segment_size
 
     def nonce(self, index: int, last: bool) -> bytes:
-        if not 0 <= index < 2 ** 32:
+        if not 0 <= index < 2**32:
             raise EncryptionError(f"{self.path!r}: more than 2**32 segments", self.path)
         return self.header.nonce_prefix + struct.pack(">IB", index, 1 if last else 0)
 
-    def seal(self, index: int, last: bool, segment: bytes | memoryview,
-             out: memoryview | None = None) -> int | bytes:
+    def seal(
+        self, index: int, last: bool, segment: bytes | memoryview, out: memoryview | None = None
+    ) -> int | bytes:
         if out is not None and _HAS_INTO:
-            return self._aead.encrypt_into(self.nonce(index, last), segment, None,
-                                           out[:len(segment) + TAG_BYTES])
+            return self._aead.encrypt_into(
+                self.nonce(index, last), segment, None, out[: len(segment) + TAG_BYTES]
+            )
         data = self._aead.encrypt(self.nonce(index, last), bytes(segment), None)
         if out is None:
             return data
-        out[:len(data)] = data
+        out[: len(data)] = data
         return len(data)
 
     @overload
-    def open(self, index: int, last: bool, segment: bytes | memoryview,
-             out: None = None) -> bytes: ...
+    def open(
+        self, index: int, last: bool, segment: bytes | memoryview, out: None = None
+    ) -> bytes: ...
 
     @overload
-    def open(self, index: int, last: bool, segment: bytes | memoryview,
-             out: memoryview) -> int: ...
+    def open(self, index: int, last: bool, segment: bytes | memoryview, out: memoryview) -> int: ...
 
-    def open(self, index: int, last: bool, segment: bytes | memoryview,
-             out: memoryview | None = None) -> bytes | int:
+    def open(
+        self, index: int, last: bool, segment: bytes | memoryview, out: memoryview | None = None
+    ) -> bytes | int:
         """Verify and decrypt segment ``index``; into ``out`` when given (returns the count)."""
         nonce = self.nonce(index, last)
         try:
@@ -237,7 +285,9 @@ class SegmentedKey:
             raise IntegrityError(
                 f"segment {index} of {self.path!r} does not verify: the object is truncated, "
                 "reordered or altered, or was encrypted with another key; discard what was "
-                "read", self.path) from exc
+                "read",
+                self.path,
+            ) from exc
 
     def encryptor(self) -> SegmentEncryptor:
         return SegmentEncryptor(self)
@@ -250,14 +300,19 @@ class SegmentedKey:
         if len(data) != plan_.fetch_length:
             raise IntegrityError(
                 f"fetched {len(data)} bytes of {self.path!r} where {plan_.fetch_length} were "
-                "asked for: the object changed or was truncated", self.path)
+                "asked for: the object changed or was truncated",
+                self.path,
+            )
         c = self.segment_size + TAG_BYTES
         view = memoryview(data)
-        parts = [self.open(i, i == plan_.segments - 1,
-                           view[(i - plan_.first) * c:(i - plan_.first + 1) * c])
-                 for i in range(plan_.first, plan_.last + 1)]
+        parts = [
+            self.open(
+                i, i == plan_.segments - 1, view[(i - plan_.first) * c : (i - plan_.first + 1) * c]
+            )
+            for i in range(plan_.first, plan_.last + 1)
+        ]
         plain = parts[0] if len(parts) == 1 else b"".join(parts)
-        return plain[plan_.skip:plan_.skip + plan_.length]
+        return plain[plan_.skip : plan_.skip + plan_.length]
 
 
 class SegmentEncryptor:
@@ -280,8 +335,7 @@ class SegmentEncryptor:
         del out[n:]
         return out
 
-    def update_into(self, data: bytes | bytearray | memoryview,
-                    out: bytearray | memoryview) -> int:
+    def update_into(self, data: bytes | bytearray | memoryview, out: bytearray | memoryview) -> int:
         """Seal every segment known not to be last; returns the bytes written."""
         self.plaintext_bytes += len(data)
         view, target, written, p = memoryview(data), memoryview(out), 0, self._p
@@ -290,7 +344,7 @@ class SegmentEncryptor:
             self._buf += view[:take]
             view = view[take:]
             if len(self._buf) < p or not len(view):
-                return 0       # the segment may still be the last one
+                return 0  # the segment may still be the last one
             written += self._seal(self._buf, target, written)
             self._buf = bytearray()
         while len(view) > p:  # a whole segment with more after it: not last
@@ -322,7 +376,7 @@ class SegmentDecryptor:
     def __init__(self, key: SegmentedKey):
         self.key = key
         self._c = key.segment_size + TAG_BYTES
-        self._buf = bytearray()   # a partial segment, or a whole one that may be the last
+        self._buf = bytearray()  # a partial segment, or a whole one that may be the last
         self._index = 0
         self.path = key.path
 
@@ -344,7 +398,7 @@ class SegmentDecryptor:
                 return 0
             written += self._open(self._buf, target[written:])
             self._buf = bytearray()
-        while len(view) > c:   # a whole segment with more after it: not last
+        while len(view) > c:  # a whole segment with more after it: not last
             written += self._open(view[:c], target[written:])
             view = view[c:]
         self._buf += view
@@ -358,7 +412,8 @@ class SegmentDecryptor:
     def finalize(self) -> bytes:
         if len(self._buf) < TAG_BYTES:
             raise IntegrityError(
-                f"{self.path!r} ends inside a segment tag: the object is truncated", self.path)
+                f"{self.path!r} ends inside a segment tag: the object is truncated", self.path
+            )
         plain = self.key.open(self._index, True, bytes(self._buf))
         self._buf = bytearray()
         return plain

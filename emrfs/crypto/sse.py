@@ -70,11 +70,14 @@ def customer_key(sse: SSEOptions) -> tuple[str, str] | None:
         raise ConfigurationError(
             "sse.customer_key (fs.s3.serverSideEncryption.customerKey) is not valid base64; "
             "give base64 of a 256-bit key, e.g. from `openssl rand -base64 32`",
-            "sse.customer_key") from exc
+            "sse.customer_key",
+        ) from exc
     if len(raw) != 32:
         raise ConfigurationError(
             f"sse.customer_key (fs.s3.serverSideEncryption.customerKey) decodes to {len(raw)} "
-            "bytes; SSE-C needs a 256-bit (32-byte) key, base64-encoded", "sse.customer_key")
+            "bytes; SSE-C needs a 256-bit (32-byte) key, base64-encoded",
+            "sse.customer_key",
+        )
     md5 = base64.b64encode(hashlib.md5(raw).digest()).decode("ascii")  # noqa: S324 - S3's protocol
     return base64.b64encode(raw).decode("ascii"), md5
 

@@ -23,8 +23,15 @@ from . import segmented
 from .content import TAG_BYTES, GcmDecryptor, GcmEncryptor
 from .envelope import INSTRUCTION_MARKER, Envelope, Suite, is_encrypted, parse_instruction
 
-__all__ = ["ContentEncryptor", "ContentDecryptor", "verified_chunks", "averified_chunks",
-           "plaintext_length", "encrypted_parts", "adecrypt_whole"]
+__all__ = [
+    "ContentEncryptor",
+    "ContentDecryptor",
+    "verified_chunks",
+    "averified_chunks",
+    "plaintext_length",
+    "encrypted_parts",
+    "adecrypt_whole",
+]
 
 #: Plaintext encrypted per cipher call when cutting parts: the scratch buffer it lands in
 #: stays warm in cache, where fresh part-sized buffers would fault page by page.
@@ -58,7 +65,7 @@ class _BytesBuffer:
         return len(self.view) - self.length
 
     def append(self, data: bytes | memoryview) -> None:
-        self.view[self.length:self.length + len(data)] = data
+        self.view[self.length : self.length + len(data)] = data
         self.length += len(data)
 
     def value(self) -> bytes:
@@ -86,15 +93,21 @@ class ContentEncryptor:
 
     instruction_metadata: ClassVar[dict[str, str]] = {INSTRUCTION_MARKER: ""}
 
-    def __init__(self, envelope: Envelope, cipher: GcmEncryptor | segmented.SegmentEncryptor,
-                 instruction_file: bool, path: str = ""):
+    def __init__(
+        self,
+        envelope: Envelope,
+        cipher: GcmEncryptor | segmented.SegmentEncryptor,
+        instruction_file: bool,
+        path: str = "",
+    ):
         self.envelope = envelope
         self.path = path
         self._cipher = cipher
         meta, instr = envelope.to_metadata(instruction_file)
         self.metadata: dict[str, str] = meta
         self.instruction: bytes | None = (
-            None if instr is None else json.dumps(instr, sort_keys=True).encode())
+            None if instr is None else json.dumps(instr, sort_keys=True).encode()
+        )
         self._finalized = False
 
     @property
@@ -122,8 +135,9 @@ class ContentEncryptor:
     def finalize(self) -> bytes:
         """The trailing ciphertext (GCM tag, or the last segment); call once, at the end."""
         if self._finalized:
-            raise EncryptionError(f"the encryptor of {self.path!r} was already finalized",
-                                  self.path)
+            raise EncryptionError(
+                f"the encryptor of {self.path!r} was already finalized", self.path
+            )
         self._finalized = True
         return self._cipher.finalize()
 
@@ -145,15 +159,17 @@ class ContentEncryptor:
             if self.max_output(len(chunk)) + _SLACK > out.room:
                 out.view.release()
                 raise EncryptionError(
-                    f"more than the {plaintext_len} bytes announced were written to "
-                    f"{self.path!r}", self.path)
-            out.length += self.update_into(chunk, out.view[out.length:])
+                    f"more than the {plaintext_len} bytes announced were written to {self.path!r}",
+                    self.path,
+                )
+            out.length += self.update_into(chunk, out.view[out.length :])
         out.append(self.finalize())
         return out.value()
 
 
-def encrypted_parts(encryptor: ContentEncryptor, chunks: Iterable[bytes | memoryview],
-                    part_size: int) -> Iterator[bytes]:
+def encrypted_parts(
+    encryptor: ContentEncryptor, chunks: Iterable[bytes | memoryview], part_size: int
+) -> Iterator[bytes]:
     """Ciphertext of ``chunks`` (in order, then the encryptor's tail) cut into parts of
     exactly ``part_size`` bytes, the last one shorter; memory stays near one part.
 
@@ -180,7 +196,7 @@ def encrypted_parts(encryptor: ContentEncryptor, chunks: Iterable[bytes | memory
     for chunk in chunks:
         view = memoryview(chunk)
         for start in range(0, len(view), _PIECE):
-            piece = view[start:start + _PIECE]
+            piece = view[start : start + _PIECE]
             if encryptor.max_output(len(piece)) + _SLACK > len(scratch):  # segments held over
                 scratch = bytearray(encryptor.max_output(len(piece)) + _SLACK)
             n = encryptor.update_into(piece, scratch)
@@ -221,7 +237,7 @@ class ContentDecryptor:
         if isinstance(self._cipher, (GcmDecryptor, segmented.SegmentDecryptor)):
             return self._cipher.update_into(data, out)
         plain = self._cipher.update(data)
-        memoryview(out)[:len(plain)] = plain
+        memoryview(out)[: len(plain)] = plain
         return len(plain)
 
     def finalize(self) -> bytes:
@@ -233,7 +249,7 @@ class ContentDecryptor:
         plaintext length only once it verified (``out`` is garbage after an error)."""
         n = self.update_into(body, out)
         tail = self.finalize()
-        memoryview(out)[n:n + len(tail)] = tail
+        memoryview(out)[n : n + len(tail)] = tail
         return n + len(tail)
 
     def decrypt(self, body: bytes | memoryview) -> bytes | bytearray:
@@ -264,8 +280,9 @@ class _HoldLast:
         return [c for c in (self.pending, tail) if c]
 
 
-def verified_chunks(decryptor: ContentDecryptor,
-                    chunks: Iterable[bytes]) -> Iterator[bytes | bytearray]:
+def verified_chunks(
+    decryptor: ContentDecryptor, chunks: Iterable[bytes]
+) -> Iterator[bytes | bytearray]:
     """Plaintext chunks; the last is held back until the object verifies."""
     hold = _HoldLast(decryptor)
     for chunk in chunks:
@@ -274,8 +291,9 @@ def verified_chunks(decryptor: ContentDecryptor,
     yield from hold.finish()
 
 
-async def averified_chunks(decryptor: ContentDecryptor,
-                           chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes | bytearray]:
+async def averified_chunks(
+    decryptor: ContentDecryptor, chunks: AsyncIterable[bytes]
+) -> AsyncIterator[bytes | bytearray]:
     """:func:`verified_chunks` over an async chunk source (an aiobotocore body)."""
     hold = _HoldLast(decryptor)
     async for chunk in chunks:
@@ -285,8 +303,9 @@ async def averified_chunks(decryptor: ContentDecryptor,
         yield out
 
 
-async def adecrypt_whole(decryptor: ContentDecryptor, chunks: AsyncIterable[bytes],
-                         stored_length: int) -> bytes:
+async def adecrypt_whole(
+    decryptor: ContentDecryptor, chunks: AsyncIterable[bytes], stored_length: int
+) -> bytes:
     """The whole plaintext of a body of ``stored_length`` bytes arriving as ``chunks``,
     returned only once it verified.
 
@@ -300,9 +319,8 @@ async def adecrypt_whole(decryptor: ContentDecryptor, chunks: AsyncIterable[byte
     try:
         async for chunk in chunks:
             if decryptor.max_output(len(chunk)) + _SLACK > out.room:
-                raise IntegrityError(f"{path!r} is longer than S3 reported; read it again",
-                                     path)
-            out.length += decryptor.update_into(chunk, out.view[out.length:])
+                raise IntegrityError(f"{path!r} is longer than S3 reported; read it again", path)
+            out.length += decryptor.update_into(chunk, out.view[out.length :])
         out.append(decryptor.finalize())
     except BaseException:
         out.view.release()
@@ -310,8 +328,12 @@ async def adecrypt_whole(decryptor: ContentDecryptor, chunks: AsyncIterable[byte
     return out.value()
 
 
-def plaintext_length(stored_length: int, metadata: Mapping[str, str] | None,
-                     instruction: bytes | Mapping[str, str] | None = None, path: str = "") -> int:
+def plaintext_length(
+    stored_length: int,
+    metadata: Mapping[str, str] | None,
+    instruction: bytes | Mapping[str, str] | None = None,
+    path: str = "",
+) -> int:
     """The plaintext length of an object for ``info()`` and listings.
 
     AWS GCM formats: stored − 16 (S3A reported the stored length: wrong by
@@ -338,7 +360,9 @@ def plaintext_length(stored_length: int, metadata: Mapping[str, str] | None,
         # no plaintext length fits: reporting 0 would make reads quietly return b""
         raise IntegrityError(
             f"{path!r} has {stored_length} bytes, shorter than its {TAG_BYTES}-byte GCM tag: "
-            "the object is truncated; restore it from a copy or delete it", path)
+            "the object is truncated; restore it from a copy or delete it",
+            path,
+        )
     return stored_length - TAG_BYTES
 
 
@@ -347,4 +371,3 @@ def _header_only(meta: Mapping[str, str], path: str) -> bytes:
         return base64.b64decode(meta["x-emrfs-h"], validate=True)
     except (binascii.Error, ValueError) as exc:
         raise EncryptionError(f"the segmented header of {path!r} is not base64", path) from exc
-

@@ -30,19 +30,34 @@ PREFIX = "/webhdfs/v1"
 TOKEN_PATH = "/oauth2/token"
 STATE_KEY = web.AppKey("emrfs_gateway_state", GatewayState)
 
-_OPS_BY_METHOD = {"GET": ops.GET_OPS, "HEAD": ops.GET_OPS, "PUT": ops.PUT_OPS,
-                  "POST": ops.POST_OPS, "DELETE": ops.DELETE_OPS}
+_OPS_BY_METHOD = {
+    "GET": ops.GET_OPS,
+    "HEAD": ops.GET_OPS,
+    "PUT": ops.PUT_OPS,
+    "POST": ops.POST_OPS,
+    "DELETE": ops.DELETE_OPS,
+}
 #: ops whose second (redirected) request carries a signed ticket instead of the token
 DATA_OPS = frozenset({"OPEN", "CREATE", "APPEND"})
-_METHOD_OF_OP = {op: method for method, table in _OPS_BY_METHOD.items() if method != "HEAD"
-                 for op in table}
+_METHOD_OF_OP = {
+    op: method for method, table in _OPS_BY_METHOD.items() if method != "HEAD" for op in table
+}
 
 
-def make_app(fs: AbstractFileSystem, *, token: str | None = None, owner: str | None = None,
-             group: str | None = None, block_size: int = 128 * 1024 * 1024,
-             list_page_size: int = 1000, append_idle_seconds: float = 5.0,
-             ticket_ttl: float = 3600.0, home_template: str = "/user/{user}",
-             read_chunk_max: int = 16 * 1024 * 1024, read_ahead: int = 3) -> web.Application:
+def make_app(
+    fs: AbstractFileSystem,
+    *,
+    token: str | None = None,
+    owner: str | None = None,
+    group: str | None = None,
+    block_size: int = 128 * 1024 * 1024,
+    list_page_size: int = 1000,
+    append_idle_seconds: float = 5.0,
+    ticket_ttl: float = 3600.0,
+    home_template: str = "/user/{user}",
+    read_chunk_max: int = 16 * 1024 * 1024,
+    read_ahead: int = 3,
+) -> web.Application:
     """Build the gateway application serving ``fs``.
 
     Parameters
@@ -109,17 +124,19 @@ async def _oauth2_token(request: web.Request) -> web.StreamResponse:
     try:
         state.auth.check({"delegation": str(form.get("client_secret", ""))}, {})
     except GatewayError as exc:
-        return json_response({"error": "invalid_client", "error_description": exc.message},
-                             status=401)
-    return json_response({"access_token": state.auth.token or "", "token_type": "bearer",
-                          "expires_in": 86400})
+        return json_response(
+            {"error": "invalid_client", "error_description": exc.message}, status=401
+        )
+    return json_response(
+        {"access_token": state.auth.token or "", "token_type": "bearer", "expires_in": 86400}
+    )
 
 
 def _parse(request: web.Request, state: GatewayState) -> Call:
     raw = request.raw_path.split("?", 1)[0]
     if raw != PREFIX and not raw.startswith(PREFIX + "/"):
         raise bad_request(f"{raw!r} is not a WebHDFS URL; use {PREFIX}/<path>?op=<OP>")
-    segments = raw[len(PREFIX):].split("/")
+    segments = raw[len(PREFIX) :].split("/")
     decoded = [unquote(s) for s in segments]
     if any("/" in s for s in decoded):
         raise bad_request(f"path {raw!r} has an encoded '/' inside a segment")
@@ -133,12 +150,15 @@ def _parse(request: web.Request, state: GatewayState) -> Call:
     if op not in table:
         expected = _METHOD_OF_OP.get(op)
         if expected is None:
-            raise bad_request(f'Invalid value for webhdfs parameter "op": '
-                              f"No enum constant for {op!r}")
-        raise GatewayError("UnsupportedOperationException",
-                           f"{op} is a {expected} operation, not {method}")
-    return Call(state=state, request=request, op=op, path=path, fs_path=ops.to_fs(path),
-                params=params)
+            raise bad_request(
+                f'Invalid value for webhdfs parameter "op": No enum constant for {op!r}'
+            )
+        raise GatewayError(
+            "UnsupportedOperationException", f"{op} is a {expected} operation, not {method}"
+        )
+    return Call(
+        state=state, request=request, op=op, path=path, fs_path=ops.to_fs(path), params=params
+    )
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:

@@ -54,8 +54,9 @@ class _Session:
 class AppendSessions:
     """Open append sessions of one gateway, keyed by filesystem path."""
 
-    def __init__(self, backend: Backend, *, idle_seconds: float = 5.0,
-                 spool_bytes: int = 8 * 1024 * 1024):
+    def __init__(
+        self, backend: Backend, *, idle_seconds: float = 5.0, spool_bytes: int = 8 * 1024 * 1024
+    ):
         self.backend = backend
         self.idle_seconds = idle_seconds
         self.spool_bytes = spool_bytes
@@ -122,8 +123,9 @@ class AppendSessions:
         while pos < size:
             data = await self.backend.read(path, pos, min(pos + COPY_CHUNK, size))
             if not data:
-                raise OSError(5, f"file shrank while appending (read {pos} of {size} bytes)",
-                              "/" + path)
+                raise OSError(
+                    5, f"file shrank while appending (read {pos} of {size} bytes)", "/" + path
+                )
             await self.backend.thread(writer.write, data)
             pos += len(data)
 
@@ -132,7 +134,8 @@ class AppendSessions:
             session.timer.cancel()
         loop = asyncio.get_running_loop()
         session.timer = loop.call_later(
-            self.idle_seconds, lambda: loop.create_task(self._commit_idle(path, session)))
+            self.idle_seconds, lambda: loop.create_task(self._commit_idle(path, session))
+        )
 
     async def _commit_idle(self, path: str, session: _Session) -> None:
         if self._sessions.get(path) is session:
@@ -151,8 +154,9 @@ class AppendSessions:
             try:
                 await self.backend.thread(session.writer.commit)
             except Exception:
-                logger.exception("committing appended data to /%s failed; the appended "
-                                 "bytes are lost", path)
+                logger.exception(
+                    "committing appended data to /%s failed; the appended bytes are lost", path
+                )
                 await self.backend.thread(session.writer.abort)
                 raise
 

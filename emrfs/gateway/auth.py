@@ -34,8 +34,13 @@ class Authenticator:
         Returns the time in seconds (injectable for tests).
     """
 
-    def __init__(self, token: str | None = None, *, ticket_ttl: float = 3600.0,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        ticket_ttl: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ):
         self.token = token
         self.ticket_ttl = ticket_ttl
         self.clock = clock
@@ -54,7 +59,8 @@ class Authenticator:
             raise GatewayError(
                 "SecurityException",
                 "missing or wrong gateway token: pass delegation=<token> or "
-                "'Authorization: Bearer <token>' (emrfs gateway --token)")
+                "'Authorization: Bearer <token>' (emrfs gateway --token)",
+            )
 
     def _mac(self, op: str, path: str, extra: str, expiry: int) -> str:
         message = "\0".join((op, path, extra, str(expiry))).encode()
@@ -72,9 +78,11 @@ class Authenticator:
             expiry = -1
         good = expiry >= 0 and hmac.compare_digest(mac, self._mac(op, path, extra, expiry))
         if not good:
-            raise GatewayError("SecurityException",
-                               f"invalid data URL ticket for {op} {path}; request a new "
-                               "redirect from the gateway")
+            raise GatewayError(
+                "SecurityException",
+                f"invalid data URL ticket for {op} {path}; request a new redirect from the gateway",
+            )
         if expiry < self.clock():
-            raise GatewayError("SecurityException",
-                               f"expired data URL for {op} {path}; request a new redirect")
+            raise GatewayError(
+                "SecurityException", f"expired data URL for {op} {path}; request a new redirect"
+            )

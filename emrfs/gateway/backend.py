@@ -78,8 +78,9 @@ class Backend:
     async def read(self, path: str, start: int, end: int) -> bytes:
         return await self.call("cat_file", path, start=start, end=end)
 
-    def stream(self, path: str, start: int, end: int, *, etag: str | None = None,
-               piece_size: int) -> AsyncIterator[bytes] | None:
+    def stream(
+        self, path: str, start: int, end: int, *, etag: str | None = None, piece_size: int
+    ) -> AsyncIterator[bytes] | None:
         """``[start, end)`` of ``path`` from one streaming read, in pieces of about
         ``piece_size``, or ``None`` when the filesystem has no such read for this path
         (then :meth:`read` ranges).  The next piece is fetched while the caller
@@ -96,6 +97,7 @@ class Backend:
         async def pull():
             async def step():  # made here, so a pull cancelled before it runs leaves no coroutine
                 return await anext(source, _END)
+
             return await self._on_fs_loop(step())
 
         async def close():

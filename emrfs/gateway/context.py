@@ -35,8 +35,9 @@ class ListingSnapshots:
     cut from it, so a walk costs one listing and sees one snapshot.
     """
 
-    def __init__(self, ttl: float = 60.0, limit: int = 64,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, ttl: float = 60.0, limit: int = 64, clock: Callable[[], float] = time.monotonic
+    ):
         self.ttl, self.limit, self.clock = ttl, limit, clock
         self._kept: OrderedDict[tuple, tuple[float, Any]] = OrderedDict()
 
@@ -92,8 +93,9 @@ class Call:
             return default
         if value.lower() in ("true", "false"):
             return value.lower() == "true"
-        raise bad_request(f'Invalid value for webhdfs parameter "{name}": {value!r} '
-                          "is not true or false")
+        raise bad_request(
+            f'Invalid value for webhdfs parameter "{name}": {value!r} is not true or false'
+        )
 
     def integer(self, name: str, default: int | None = None, *, minimum: int = 0) -> int | None:
         value = self.params.get(name)
@@ -104,8 +106,10 @@ class Call:
         except ValueError:
             number = None
         if number is None or number < minimum:
-            raise bad_request(f'Invalid value for webhdfs parameter "{name}": {value!r} '
-                              f"is not an integer >= {minimum}")
+            raise bad_request(
+                f'Invalid value for webhdfs parameter "{name}": {value!r} '
+                f"is not an integer >= {minimum}"
+            )
         return number
 
     def required(self, name: str) -> str:

@@ -106,9 +106,13 @@ def remote_exception(exc: BaseException) -> tuple[int, dict]:
     status = status or default_status
     if status >= 500:
         logger.warning("request failed: %r", exc, exc_info=exc)
-    body = {"RemoteException": {"exception": name,
-                                "javaClassName": f"{package}.{name}",
-                                "message": _message(exc)}}
+    body = {
+        "RemoteException": {
+            "exception": name,
+            "javaClassName": f"{package}.{name}",
+            "message": _message(exc),
+        }
+    }
     return status, body
 
 

@@ -40,15 +40,25 @@ from .ops_namespace import (
 __all__ = ["DELETE_OPS", "GET_OPS", "POST_OPS", "PUT_OPS", "normalize_path", "to_fs"]
 
 GET_OPS = {
-    "OPEN": open_, "GETFILESTATUS": getfilestatus, "LISTSTATUS": liststatus,
-    "LISTSTATUS_BATCH": liststatus_batch, "GETCONTENTSUMMARY": getcontentsummary,
-    "GETFILECHECKSUM": getfilechecksum, "GETHOMEDIRECTORY": gethomedirectory,
-    "GETFILEBLOCKLOCATIONS": getfileblocklocations, "GET_BLOCK_LOCATIONS": get_block_locations,
+    "OPEN": open_,
+    "GETFILESTATUS": getfilestatus,
+    "LISTSTATUS": liststatus,
+    "LISTSTATUS_BATCH": liststatus_batch,
+    "GETCONTENTSUMMARY": getcontentsummary,
+    "GETFILECHECKSUM": getfilechecksum,
+    "GETHOMEDIRECTORY": gethomedirectory,
+    "GETFILEBLOCKLOCATIONS": getfileblocklocations,
+    "GET_BLOCK_LOCATIONS": get_block_locations,
     "GETSERVERDEFAULTS": getserverdefaults,
 }
 PUT_OPS = {
-    "CREATE": create, "MKDIRS": mkdirs, "RENAME": rename, "SETPERMISSION": setpermission,
-    "SETOWNER": setowner, "SETTIMES": settimes, "SETREPLICATION": setreplication,
+    "CREATE": create,
+    "MKDIRS": mkdirs,
+    "RENAME": rename,
+    "SETPERMISSION": setpermission,
+    "SETOWNER": setowner,
+    "SETTIMES": settimes,
+    "SETREPLICATION": setreplication,
 }
 POST_OPS = {"APPEND": append}
 DELETE_OPS = {"DELETE": delete}

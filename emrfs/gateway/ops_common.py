@@ -14,8 +14,10 @@ def normalize_path(text: str, what: str = "path") -> str:
     parts = [p for p in text.split("/") if p]
     for part in parts:
         if part in (".", "..") or "\0" in part:
-            raise bad_request(f"{what} {text!r} has a {part!r} segment; paths may not "
-                              "escape or step within the namespace")
+            raise bad_request(
+                f"{what} {text!r} has a {part!r} segment; paths may not "
+                "escape or step within the namespace"
+            )
     return "/" + "/".join(parts)
 
 
@@ -25,14 +27,17 @@ def to_fs(path: str) -> str:
 
 # --- buckets: the top-level directories, which the gateway never creates, deletes or renames
 
+
 def is_bucket(fs_path: str) -> bool:
     return bool(fs_path) and "/" not in fs_path
 
 
 def refuse(path: str, what: str, advice: str) -> GatewayError:
-    return GatewayError("AccessControlException",
-                        f"{path}: {what}; the gateway never creates, deletes or renames "
-                        f"buckets (the top-level directories). {advice}")
+    return GatewayError(
+        "AccessControlException",
+        f"{path}: {what}; the gateway never creates, deletes or renames "
+        f"buckets (the top-level directories). {advice}",
+    )
 
 
 async def require_bucket(call: Call, fs_path: str) -> None:
@@ -46,8 +51,11 @@ async def require_bucket(call: Call, fs_path: str) -> None:
     except FileNotFoundError:
         info = None
     if info is None or not is_dir(info):
-        raise refuse("/" + fs_path, f"bucket /{bucket} does not exist",
-                      f"Create it with S3 tooling (aws s3 mb s3://{bucket}) first.")
+        raise refuse(
+            "/" + fs_path,
+            f"bucket /{bucket} does not exist",
+            f"Create it with S3 tooling (aws s3 mb s3://{bucket}) first.",
+        )
 
 
 async def file_info(call: Call) -> dict:

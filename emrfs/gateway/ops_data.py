@@ -20,6 +20,7 @@ STREAM_PIECE = 1024 * 1024  # a streamed OPEN holds about two of these per clien
 
 # --- the redirect dance ----------------------------------------------------------
 
+
 def _data_url(call: Call, extra: str = "", **params) -> str:
     """Where the second request of OPEN/CREATE/APPEND goes: this gateway, signed."""
     query = {"op": call.op, "ticket": call.state.auth.ticket(call.op, call.path, extra)}
@@ -51,8 +52,10 @@ async def open_(call: Call) -> web.StreamResponse:
         call.integer("offset", 0)
         call.integer("length", None)
         await file_info(call)
-        return _redirect(call, _data_url(call, offset=call.params.get("offset"),
-                                         length=call.params.get("length")))
+        return _redirect(
+            call,
+            _data_url(call, offset=call.params.get("offset"), length=call.params.get("length")),
+        )
     info = await file_info(call)
     size = size_of(info)
     offset = call.integer("offset", 0) or 0
@@ -63,8 +66,13 @@ async def open_(call: Call) -> web.StreamResponse:
     pieces = _pieces(call, info, offset, end, ramp=length is None)
     try:
         first = await anext(pieces, b"")  # a failure here is still a RemoteException
-        response = web.StreamResponse(status=200, headers={
-            "Content-Type": "application/octet-stream", "Content-Length": str(end - offset)})
+        response = web.StreamResponse(
+            status=200,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(end - offset),
+            },
+        )
         await response.prepare(call.request)
         call.request[STREAMING] = True  # failures now can only cut the stream
         if first:
@@ -80,8 +88,9 @@ async def open_(call: Call) -> web.StreamResponse:
 def _pieces(call: Call, info: dict, start: int, end: int, *, ramp: bool):
     """[start, end) of the file: one streaming read where the filesystem has one
     (memory: a piece or two), else ranged reads ahead."""
-    stream = call.state.backend.stream(call.fs_path, start, end, etag=info.get("ETag"),
-                                       piece_size=STREAM_PIECE)
+    stream = call.state.backend.stream(
+        call.fs_path, start, end, etag=info.get("ETag"), piece_size=STREAM_PIECE
+    )
     return stream if stream is not None else _ranged_reads(call, start, end, ramp=ramp)
 
 
@@ -136,13 +145,16 @@ async def create(call: Call) -> web.StreamResponse:
             info = None
         if info is not None and (is_dir(info) or not overwrite):
             what = "a directory" if is_dir(info) else "a file"
-            raise GatewayError("FileAlreadyExistsException",
-                               f"{call.path} already exists as {what}"
-                               + ("" if is_dir(info) else "; pass overwrite=true to replace it"))
+            raise GatewayError(
+                "FileAlreadyExistsException",
+                f"{call.path} already exists as {what}"
+                + ("" if is_dir(info) else "; pass overwrite=true to replace it"),
+            )
         if info is None:
             await require_bucket(call, call.fs_path)
-        return _redirect(call, _data_url(call, extra=str(overwrite).lower(),
-                                         overwrite=str(overwrite).lower()))
+        return _redirect(
+            call, _data_url(call, extra=str(overwrite).lower(), overwrite=str(overwrite).lower())
+        )
     if not overwrite and await backend.exists(call.fs_path):
         raise GatewayError("FileAlreadyExistsException", f"{call.path} already exists")
     writer = await backend.open_writer(call.fs_path)
@@ -162,8 +174,10 @@ async def create(call: Call) -> web.StreamResponse:
         await asyncio.shield(backend.thread(writer.abort))
         raise
     url = call.request.url
-    return web.Response(status=201, headers={"Location": f"webhdfs://{url.host}:{url.port}"
-                                                         f"{quote(call.path, safe='/')}"})
+    return web.Response(
+        status=201,
+        headers={"Location": f"webhdfs://{url.host}:{url.port}{quote(call.path, safe='/')}"},
+    )
 
 
 async def append(call: Call) -> web.StreamResponse:

@@ -20,18 +20,24 @@ BYTES_PER_CRC = 512
 
 async def getfilestatus(call: Call) -> web.StreamResponse:
     info = await call.state.backend.info(call.fs_path)
-    return json_response({"FileStatus": file_status(info, "", call.state.defaults,
-                                                    user=call.user)})
+    return json_response({"FileStatus": file_status(info, "", call.state.defaults, user=call.user)})
 
 
 async def _listing(call: Call) -> list[dict]:
     """Sorted FileStatus entries of a directory, or the file's own status."""
     entries = await call.state.backend.ls(call.fs_path)
-    if len(entries) == 1 and not is_dir(entries[0]) \
-            and to_fs(str(entries[0]["name"])) == call.fs_path and call.fs_path:
+    if (
+        len(entries) == 1
+        and not is_dir(entries[0])
+        and to_fs(str(entries[0]["name"])) == call.fs_path
+        and call.fs_path
+    ):
         return [file_status(entries[0], "", call.state.defaults, user=call.user)]
-    out = [file_status(e, fs_name_suffix(str(e["name"])), call.state.defaults, user=call.user)
-           for e in entries if to_fs(str(e["name"])) != call.fs_path]
+    out = [
+        file_status(e, fs_name_suffix(str(e["name"])), call.state.defaults, user=call.user)
+        for e in entries
+        if to_fs(str(e["name"])) != call.fs_path
+    ]
     out.sort(key=lambda s: s["pathSuffix"])
     return out
 
@@ -55,10 +61,15 @@ async def liststatus_batch(call: Call) -> web.StreamResponse:
         call.state.listings.put(key, kept)
     entries, names = kept
     first = bisect.bisect_right(names, start_after) if start_after else 0
-    page = entries[first:first + call.state.list_page_size]
-    return json_response({"DirectoryListing": {
-        "partialListing": {"FileStatuses": {"FileStatus": page}},
-        "remainingEntries": len(entries) - first - len(page)}})
+    page = entries[first : first + call.state.list_page_size]
+    return json_response(
+        {
+            "DirectoryListing": {
+                "partialListing": {"FileStatuses": {"FileStatus": page}},
+                "remainingEntries": len(entries) - first - len(page),
+            }
+        }
+    )
 
 
 async def getcontentsummary(call: Call) -> web.StreamResponse:
@@ -71,9 +82,19 @@ async def getcontentsummary(call: Call) -> web.StreamResponse:
         length, file_count, dir_count = sum(size_of(i) for i in files), len(files), len(dirs) + 1
     else:
         length, file_count, dir_count = size_of(info), 1, 0
-    return json_response({"ContentSummary": {
-        "directoryCount": dir_count, "fileCount": file_count, "length": length,
-        "quota": -1, "spaceConsumed": length, "spaceQuota": -1, "typeQuota": {}}})
+    return json_response(
+        {
+            "ContentSummary": {
+                "directoryCount": dir_count,
+                "fileCount": file_count,
+                "length": length,
+                "quota": -1,
+                "spaceConsumed": length,
+                "spaceQuota": -1,
+                "typeQuota": {},
+            }
+        }
+    )
 
 
 async def gethomedirectory(call: Call) -> web.StreamResponse:
@@ -83,11 +104,22 @@ async def gethomedirectory(call: Call) -> web.StreamResponse:
 
 async def getserverdefaults(call: Call) -> web.StreamResponse:
     d = call.state.defaults
-    return json_response({"FsServerDefaults": {
-        "blockSize": d.block_size, "bytesPerChecksum": BYTES_PER_CRC, "writePacketSize": 65536,
-        "replication": d.replication, "fileBufferSize": 4096, "encryptDataTransfer": False,
-        "trashInterval": 0, "checksumType": 1, "keyProviderUri": "",
-        "defaultStoragePolicyId": 7}})
+    return json_response(
+        {
+            "FsServerDefaults": {
+                "blockSize": d.block_size,
+                "bytesPerChecksum": BYTES_PER_CRC,
+                "writePacketSize": 65536,
+                "replication": d.replication,
+                "fileBufferSize": 4096,
+                "encryptDataTransfer": False,
+                "trashInterval": 0,
+                "checksumType": 1,
+                "keyProviderUri": "",
+                "defaultStoragePolicyId": 7,
+            }
+        }
+    )
 
 
 def _blocks(call: Call, info: dict) -> list[tuple[int, int]]:
@@ -104,11 +136,20 @@ async def getfileblocklocations(call: Call) -> web.StreamResponse:
     """Blocks of ``blockSize`` over [offset, offset+length), all on this gateway's host."""
     info = await file_info(call)
     host, port = _host_port(call)
-    locations = [{
-        "cachedHosts": [], "corrupt": False, "hosts": [host], "length": length,
-        "names": [f"{host}:{port}"], "offset": start, "storageIds": [],
-        "storageTypes": ["DISK"], "topologyPaths": [f"/default-rack/{host}:{port}"],
-    } for start, length in _blocks(call, info)]
+    locations = [
+        {
+            "cachedHosts": [],
+            "corrupt": False,
+            "hosts": [host],
+            "length": length,
+            "names": [f"{host}:{port}"],
+            "offset": start,
+            "storageIds": [],
+            "storageTypes": ["DISK"],
+            "topologyPaths": [f"/default-rack/{host}:{port}"],
+        }
+        for start, length in _blocks(call, info)
+    ]
     return json_response({"BlockLocations": {"BlockLocation": locations}})
 
 
@@ -116,17 +157,42 @@ async def get_block_locations(call: Call) -> web.StreamResponse:
     """The older ``LocatedBlocks`` form of the same answer."""
     info = await file_info(call)
     host, port = _host_port(call)
-    node = {"ipAddr": host, "hostName": host, "storageID": "emrfs-gateway", "xferPort": port,
-            "infoPort": port, "ipcPort": port, "infoSecurePort": 0}
-    blocks = [{
-        "block": {"blockPoolId": "emrfs", "blockId": index, "numBytes": length,
-                  "generationStamp": 0},
-        "locations": [node], "cachedLocations": [], "storageTypes": ["DISK"],
-        "startOffset": start, "isCorrupt": False,
-    } for index, (start, length) in enumerate(_blocks(call, info))]
-    return json_response({"LocatedBlocks": {
-        "fileLength": size_of(info), "isUnderConstruction": False, "locatedBlocks": blocks,
-        "lastLocatedBlock": blocks[-1] if blocks else None, "isLastBlockComplete": True}})
+    node = {
+        "ipAddr": host,
+        "hostName": host,
+        "storageID": "emrfs-gateway",
+        "xferPort": port,
+        "infoPort": port,
+        "ipcPort": port,
+        "infoSecurePort": 0,
+    }
+    blocks = [
+        {
+            "block": {
+                "blockPoolId": "emrfs",
+                "blockId": index,
+                "numBytes": length,
+                "generationStamp": 0,
+            },
+            "locations": [node],
+            "cachedLocations": [],
+            "storageTypes": ["DISK"],
+            "startOffset": start,
+            "isCorrupt": False,
+        }
+        for index, (start, length) in enumerate(_blocks(call, info))
+    ]
+    return json_response(
+        {
+            "LocatedBlocks": {
+                "fileLength": size_of(info),
+                "isUnderConstruction": False,
+                "locatedBlocks": blocks,
+                "lastLocatedBlock": blocks[-1] if blocks else None,
+                "isLastBlockComplete": True,
+            }
+        }
+    )
 
 
 def _host_port(call: Call) -> tuple[str, int]:
@@ -144,20 +210,29 @@ async def getfilechecksum(call: Call) -> web.StreamResponse:
         crcs = bytearray()
         end = min(size, start + block)
         for chunk_start in range(start, end, 8 * 1024 * 1024):
-            data = await call.state.backend.read(call.fs_path, chunk_start,
-                                                 min(end, chunk_start + 8 * 1024 * 1024))
+            data = await call.state.backend.read(
+                call.fs_path, chunk_start, min(end, chunk_start + 8 * 1024 * 1024)
+            )
             crcs += await asyncio.to_thread(_crc32s, data)
         # HDFS's MD5-of-MD5-of-CRC32 file checksum (its wire format)
         block_md5s.append(hashlib.md5(crcs).digest())  # noqa: S324
     crc_per_block = block // BYTES_PER_CRC if len(block_md5s) > 1 else 0
     digest = hashlib.md5(b"".join(block_md5s)).digest()  # noqa: S324
     raw = struct.pack(">iq", BYTES_PER_CRC, crc_per_block) + digest
-    return json_response({"FileChecksum": {
-        "algorithm": f"MD5-of-{crc_per_block}MD5-of-{BYTES_PER_CRC}CRC32",
-        "bytes": raw.hex(), "length": len(raw)}})
+    return json_response(
+        {
+            "FileChecksum": {
+                "algorithm": f"MD5-of-{crc_per_block}MD5-of-{BYTES_PER_CRC}CRC32",
+                "bytes": raw.hex(),
+                "length": len(raw),
+            }
+        }
+    )
 
 
 def _crc32s(data: bytes) -> bytes:
     view = memoryview(data)
-    return b"".join(struct.pack(">I", zlib.crc32(view[i:i + BYTES_PER_CRC]))
-                    for i in range(0, len(view), BYTES_PER_CRC))
+    return b"".join(
+        struct.pack(">I", zlib.crc32(view[i : i + BYTES_PER_CRC]))
+        for i in range(0, len(view), BYTES_PER_CRC)
+    )

@@ -50,8 +50,11 @@ async def rename(call: Call) -> web.StreamResponse:
             raise
         return result(False)
     if is_bucket(src) and is_dir(src_info):
-        raise refuse(call.path, "a bucket cannot be renamed",
-                      f"Rename what is in it ({call.path}/*) instead.")
+        raise refuse(
+            call.path,
+            "a bucket cannot be renamed",
+            f"Rename what is in it ({call.path}/*) instead.",
+        )
     if dst == src:
         return result(not is_dir(src_info))
     if dst.startswith(src + "/"):
@@ -67,10 +70,16 @@ async def rename(call: Call) -> web.StreamResponse:
         except FileNotFoundError:
             dst_info = None
     if is_bucket(dst) and (dst_info is None or is_dir(dst_info)):
-        what = "it would replace the bucket" if dst_info is not None else \
-            "it would become a new bucket"
-        raise refuse(f"/{dst}", f"cannot rename {call.path} there: {what}",
-                      "Rename into a directory below a bucket that exists.")
+        what = (
+            "it would replace the bucket"
+            if dst_info is not None
+            else "it would become a new bucket"
+        )
+        raise refuse(
+            f"/{dst}",
+            f"cannot rename {call.path} there: {what}",
+            "Rename into a directory below a bucket that exists.",
+        )
     if dst_info is not None:
         if not overwrite or is_dir(dst_info) or is_dir(src_info):
             if overwrite:
@@ -98,16 +107,20 @@ async def delete(call: Call) -> web.StreamResponse:
     except FileNotFoundError:
         return json_response({"boolean": False})
     if is_bucket(call.fs_path) and is_dir(info):
-        raise refuse(call.path, "a bucket cannot be deleted",
-                      f"Delete what is in it instead (hdfs dfs -rm -r '{call.path}/*': a "
-                      f"DELETE of each entry LISTSTATUS {call.path} shows), or remove the "
-                      f"bucket with S3 tooling (aws s3 rb s3://{call.fs_path}).")
+        raise refuse(
+            call.path,
+            "a bucket cannot be deleted",
+            f"Delete what is in it instead (hdfs dfs -rm -r '{call.path}/*': a "
+            f"DELETE of each entry LISTSTATUS {call.path} shows), or remove the "
+            f"bucket with S3 tooling (aws s3 rb s3://{call.fs_path}).",
+        )
     if is_dir(info) and not recursive:
         children = await backend.ls(call.fs_path)
         if any(to_fs(str(c["name"])) != call.fs_path for c in children):
-            raise GatewayError("PathIsNotEmptyDirectoryException",
-                               f"`{call.path} is non empty': Directory is not empty; "
-                               "pass recursive=true")
+            raise GatewayError(
+                "PathIsNotEmptyDirectoryException",
+                f"`{call.path} is non empty': Directory is not empty; pass recursive=true",
+            )
     await backend.call("rm", call.fs_path, recursive=is_dir(info))
     return json_response({"boolean": True})
 
@@ -122,9 +135,11 @@ async def setpermission(call: Call) -> web.StreamResponse:
     permission = call.params.get("permission", "755")
     # HDFS's domain: an octal short within 0..1777 (sticky bit and rwx for three classes)
     if not re.fullmatch(r"[0-7]{1,4}", permission) or int(permission, 8) > 0o1777:
-        raise bad_request(f'Invalid value for webhdfs parameter "permission": {permission!r} '
-                          f"for {call.path} is not an octal permission from 0 to 1777 "
-                          "(e.g. 755)")
+        raise bad_request(
+            f'Invalid value for webhdfs parameter "permission": {permission!r} '
+            f"for {call.path} is not an octal permission from 0 to 1777 "
+            "(e.g. 755)"
+        )
     return await _accepted(call)
 
 

@@ -56,26 +56,36 @@ class _GatewayRequestHandler(RequestHandler):
     def __init__(self, manager: web.Server, *, loop: Any, **kwargs: Any):
         super().__init__(manager, loop=loop, **kwargs)
         options = {
-            "max_line_size": self.max_line_size, "max_field_size": self.max_field_size,
-            "max_headers": self.max_headers, "payload_exception": RequestPayloadError,
+            "max_line_size": self.max_line_size,
+            "max_field_size": self.max_field_size,
+            "max_headers": self.max_headers,
+            "payload_exception": RequestPayloadError,
             "auto_decompress": kwargs.get("auto_decompress", True),
             "max_msg_queue_size": getattr(self, "_max_msg_queue_size", None),
         }
         accepted = inspect.signature(HttpRequestParserPy.__init__).parameters
         self._parser = _RequestParser(
-            self, loop, self._read_bufsize,
-            **{k: v for k, v in options.items() if k in accepted and v is not None})
+            self,
+            loop,
+            self._read_bufsize,
+            **{k: v for k, v in options.items() if k in accepted and v is not None},
+        )
 
-    def handle_error(self, request: BaseRequest, status: int = 500,
-                     exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
         response = super().handle_error(request, status, exc, message)  # logs, may raise
         if status >= 500:
             status, body = remote_exception(exc or RuntimeError(message or "server error"))
         else:
             text = (message or str(exc or "") or "Bad Request").strip()
-            body = remote_exception(GatewayError("IllegalArgumentException",
-                                                 f"bad request: {text}", status))[1]
+            body = remote_exception(
+                GatewayError("IllegalArgumentException", f"bad request: {text}", status)
+            )[1]
         answer = _UntypedResponse(status=status, body=json.dumps(body).encode())
         answer.force_close()
         del response

@@ -40,9 +40,11 @@ async def _start(fs, host, port, tls, app_options) -> tuple[web.AppRunner, int]:
     # Writers and blocking filesystems hold a worker thread per stream; the default
     # pool (cores + 4) would queue a Spark executor's concurrent writes behind each other.
     asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="emrfs-gateway"))
-    runner = GatewayRunner(make_app(fs, **app_options), access_log=None,
-                           handle_signals=False, shutdown_timeout=5.0)
+        ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="emrfs-gateway")
+    )
+    runner = GatewayRunner(
+        make_app(fs, **app_options), access_log=None, handle_signals=False, shutdown_timeout=5.0
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=tls, reuse_address=True)
     await site.start()
@@ -50,9 +52,15 @@ async def _start(fs, host, port, tls, app_options) -> tuple[web.AppRunner, int]:
     return runner, bound
 
 
-def serve(fs: AbstractFileSystem, host: str = "127.0.0.1", port: int = 9870, *,
-          tls: ssl.SSLContext | None = None, ready: Callable[[str], Any] | None = None,
-          **app_options: Any) -> None:
+def serve(
+    fs: AbstractFileSystem,
+    host: str = "127.0.0.1",
+    port: int = 9870,
+    *,
+    tls: ssl.SSLContext | None = None,
+    ready: Callable[[str], Any] | None = None,
+    **app_options: Any,
+) -> None:
     """Serve ``fs`` until SIGINT/SIGTERM, then commit open appends and return."""
 
     async def main() -> None:
@@ -94,8 +102,14 @@ class RunningGateway:
         self.stop()
 
 
-def serve_in_thread(fs: AbstractFileSystem, host: str = "127.0.0.1", port: int = 0, *,
-                    tls: ssl.SSLContext | None = None, **app_options: Any) -> RunningGateway:
+def serve_in_thread(
+    fs: AbstractFileSystem,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    tls: ssl.SSLContext | None = None,
+    **app_options: Any,
+) -> RunningGateway:
     """Start a gateway on a daemon thread (port 0: a free port); returns at once."""
     loop = asyncio.new_event_loop()
     started: dict[str, Any] = {}
@@ -127,5 +141,10 @@ def serve_in_thread(fs: AbstractFileSystem, host: str = "127.0.0.1", port: int =
         raise started["error"]
     bound = started["port"]
     scheme = "https" if tls else "http"
-    return RunningGateway(url=f"{scheme}://{host}:{bound}", port=bound, _loop=loop,
-                          _thread=thread, _stop=lambda: loop.call_soon_threadsafe(stopped.set))
+    return RunningGateway(
+        url=f"{scheme}://{host}:{bound}",
+        port=bound,
+        _loop=loop,
+        _thread=thread,
+        _stop=lambda: loop.call_soon_threadsafe(stopped.set),
+    )

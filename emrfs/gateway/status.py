@@ -74,8 +74,9 @@ def file_id(path: str) -> int:
     return int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "big") >> 11
 
 
-def file_status(info: dict, path_suffix: str, defaults: StatusDefaults, *,
-                user: str | None = None) -> dict:
+def file_status(
+    info: dict, path_suffix: str, defaults: StatusDefaults, *, user: str | None = None
+) -> dict:
     """One ``FileStatus`` object; ``user`` (the caller's ``user.name``) is the owner."""
     directory = is_dir(info)
     owner = user or info.get("owner") or defaults.owner

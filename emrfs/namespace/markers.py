@@ -46,10 +46,17 @@ _DELETE_BATCH = 1000
 class Markers:
     """The namespace's S3 side for one filesystem instance (see the module docstring)."""
 
-    def __init__(self, s3: S3Client, transport: Callable[[str], ObjectStore],
-                 options: Options, views: Views,
-                 status: StatusFactory, encrypted: EncryptedIO, cached: CachedIO,
-                 reads: ReadPlanner):
+    def __init__(
+        self,
+        s3: S3Client,
+        transport: Callable[[str], ObjectStore],
+        options: Options,
+        views: Views,
+        status: StatusFactory,
+        encrypted: EncryptedIO,
+        cached: CachedIO,
+        reads: ReadPlanner,
+    ):
         self.s3 = s3
         self.transport = transport  # the object-store transport of a path
         self.options = options
@@ -63,8 +70,8 @@ class Markers:
     def reset(self) -> None:
         """Forget what was checked (a new instance, or a forked child)."""
         self._checked_dirs: set[str] = set()  # directories whose markers are cleared
-        self._not_files: set[str] = set()     # ancestors known not to be files
-        self._inflight: dict = {}             # checks under way, shared by concurrent writers
+        self._not_files: set[str] = set()  # ancestors known not to be files
+        self._inflight: dict = {}  # checks under way, shared by concurrent writers
 
     async def once(self, key: tuple, make) -> Any:
         """Run ``make()`` once per ``key`` at a time; concurrent callers share its result."""
@@ -88,8 +95,9 @@ class Markers:
                 self._not_files.add(d)
                 return False
 
-        results = await asyncio.gather(*(self.once(("is_file", d), lambda d=d: is_file(d))
-                                         for d in unchecked))
+        results = await asyncio.gather(
+            *(self.once(("is_file", d), lambda d=d: is_file(d)) for d in unchecked)
+        )
         for d, blocked in zip(unchecked, results, strict=True):
             if blocked:
                 raise not_a_directory(path, f"{d!r} is a file, so nothing can be created below it")
@@ -101,21 +109,22 @@ class Markers:
             # still one, and one whose deleted children S3 still lists is gone
             directory = await view.is_directory(path, self.paths_below(path, bucket, key))
         else:
-            page = await self.s3.call("list_objects_v2", path, Bucket=bucket,
-                                      Prefix=key + "/", MaxKeys=1)
-            directory = bool(page.get("KeyCount", 0) or page.get("Contents")
-                             or page.get("CommonPrefixes"))
+            page = await self.s3.call(
+                "list_objects_v2", path, Bucket=bucket, Prefix=key + "/", MaxKeys=1
+            )
+            directory = bool(
+                page.get("KeyCount", 0) or page.get("Contents") or page.get("CommonPrefixes")
+            )
         if directory:
             raise is_a_directory(path, "a directory has this name; pick another path")
 
-    async def paths_below(self, path: str, bucket: str, key: str
-                           ) -> AsyncIterator[list[str]]:
+    async def paths_below(self, path: str, bucket: str, key: str) -> AsyncIterator[list[str]]:
         """Pages of the paths S3 lists below directory ``path`` (recursively, its own
         marker left out; a marker stands for its directory): a short first page, since
         the consistent view's emptiness checks usually stop at its first live path."""
         prefix, token, size = key + "/", None, 8
         companion = self.encrypted.companion_keys(path)  # CSE instruction files
-        suffix = companion[0][len(key):] if companion else None
+        suffix = companion[0][len(key) :] if companion else None
         while True:
             kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": size}
             if token:
@@ -127,7 +136,7 @@ class Markers:
                 if k == prefix:
                     continue
                 if suffix and k.endswith(suffix):
-                    k = k[:-len(suffix)]  # stands for its object (deleted with it)
+                    k = k[: -len(suffix)]  # stands for its object (deleted with it)
                 names.append(f"{bucket}/{paths.marker_dir(k) or k}")
             yield names
             token = page.get("NextContinuationToken")
@@ -146,8 +155,9 @@ class Markers:
 
         async def clear_markers() -> None:
             bucket = paths.split(path)[0]
-            keys = [mk for d in paths.ancestors(path)
-                    for mk in paths.marker_keys(paths.split(d)[1])]
+            keys = [
+                mk for d in paths.ancestors(path) for mk in paths.marker_keys(paths.split(d)[1])
+            ]
             await self.delete_keys(path, bucket, keys)
             if len(self._checked_dirs) > 100_000:
                 self._checked_dirs.clear()
@@ -169,8 +179,9 @@ class Markers:
             if await view.has_children(parent, self.paths_below(parent, bucket, key)):
                 return
         else:
-            page = await self.s3.call("list_objects_v2", parent, Bucket=bucket,
-                                      Prefix=key + "/", MaxKeys=1)
+            page = await self.s3.call(
+                "list_objects_v2", parent, Bucket=bucket, Prefix=key + "/", MaxKeys=1
+            )
             if page.get("KeyCount", 0) or page.get("Contents"):
                 return
         await self.transport(parent).put(parent + "/", b"", content_type=DIR_CONTENT_TYPE)
@@ -205,22 +216,30 @@ class Markers:
         except FileNotFoundError:
             return False
 
-    async def delete_keys(self, path: str, bucket: str, keys: list[str],
-                           confirmed: list[str] | None = None,
-                           callback=DEFAULT_CALLBACK) -> None:
+    async def delete_keys(
+        self,
+        path: str,
+        bucket: str,
+        keys: list[str],
+        confirmed: list[str] | None = None,
+        callback=DEFAULT_CALLBACK,
+    ) -> None:
         """Delete ``keys`` in batches; ``confirmed`` collects the keys S3 said it deleted
         (filled even when a batch fails, so the caller records exactly those)."""
         keys = list(dict.fromkeys(keys))
         for k in keys:
             self.reads.forget(f"{bucket}/{k}")
-        batches = [keys[i:i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
+        batches = [keys[i : i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
 
         async def one(batch: list[str]) -> None:
             async with semaphore:
                 response = await self.s3.call(
-                    "delete_objects", path, Bucket=bucket,
-                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+                    "delete_objects",
+                    path,
+                    Bucket=bucket,
+                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+                )
             errors = response.get("Errors") or []
             if confirmed is not None:
                 refused = {e.get("Key") for e in errors}
@@ -230,7 +249,10 @@ class Markers:
                 raise EmrfsError(
                     f"S3 refused to delete {len(errors)} of {len(batch)} objects under "
                     f"{path!r}, e.g. {bucket}/{first.get('Key')}: {first.get('Code')} "
-                    f"{first.get('Message')}; run the delete again", path, code=first.get("Code"))
+                    f"{first.get('Message')}; run the delete again",
+                    path,
+                    code=first.get("Code"),
+                )
             callback.relative_update(len(batch))
 
         await asyncio.gather(*(one(b) for b in batches))
@@ -239,10 +261,8 @@ class Markers:
         """What S3 alone says about ``path`` (None: nothing there)."""
         try:
             if self.reads.fetches_tail(path):  # one GET: the HEAD's answer and the footer
-                head = await self.reads.stat(path, bucket, key,
-                                             **self.encrypted.read_kwargs(path))
-                return await self.encrypted.file_info(path, head,
-                                                      self.file_from_head(path, head))
+                head = await self.reads.stat(path, bucket, key, **self.encrypted.read_kwargs(path))
+                return await self.encrypted.file_info(path, head, self.file_from_head(path, head))
             meta = await self.transport(path).head(path)
             head = {"ContentLength": meta.size, "Metadata": dict(meta.metadata)}  # CSE reads these
             return await self.encrypted.file_info(path, head, self.file_from_meta(meta))
@@ -252,19 +272,29 @@ class Markers:
 
     def file_from_head(self, path: str, head: dict) -> dict[str, Any]:
         return self.status.file(
-            path, head["ContentLength"], etag=head.get("ETag"),
-            last_modified=head.get("LastModified"), version_id=head.get("VersionId"),
-            ContentType=head.get("ContentType"))
+            path,
+            head["ContentLength"],
+            etag=head.get("ETag"),
+            last_modified=head.get("LastModified"),
+            version_id=head.get("VersionId"),
+            ContentType=head.get("ContentType"),
+        )
 
     def file_from_meta(self, meta: ObjectMeta) -> dict[str, Any]:
         return self.status.file(
-            meta.path, meta.size, etag=meta.etag, last_modified=meta.last_modified,
-            version_id=meta.version_id, ContentType=meta.content_type)
+            meta.path,
+            meta.size,
+            etag=meta.etag,
+            last_modified=meta.last_modified,
+            version_id=meta.version_id,
+            ContentType=meta.content_type,
+        )
 
     async def dir_probe(self, path: str, bucket: str, key: str) -> dict | None:
         """Directory info if ``key`` is a directory (children, ``key/`` or ``key_$folder$``)."""
-        page = await self.s3.call("list_objects_v2", path, Bucket=bucket, Prefix=key + "/",
-                                  MaxKeys=1)
+        page = await self.s3.call(
+            "list_objects_v2", path, Bucket=bucket, Prefix=key + "/", MaxKeys=1
+        )
         contents = page.get("Contents") or []
         if contents or page.get("CommonPrefixes"):
             first = contents[0] if contents else {}
@@ -275,8 +305,9 @@ class Markers:
             head = await self.transport(path).head(path + paths.EMRFS_FOLDER_SUFFIX)
         except FileNotFoundError:
             return None
-        return self.status.directory(path, marker=key + paths.EMRFS_FOLDER_SUFFIX,
-                                     last_modified=head.last_modified)
+        return self.status.directory(
+            path, marker=key + paths.EMRFS_FOLDER_SUFFIX, last_modified=head.last_modified
+        )
 
     async def s3_ls(self, path: str, bucket: str, key: str) -> list[dict]:
         """One directory's children as S3 lists them (delimited LIST)."""

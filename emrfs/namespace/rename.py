@@ -42,9 +42,15 @@ class Renames:
     ``lookup`` is the stack's ``info()``.
     """
 
-    def __init__(self, markers: Markers, trees: Trees, tiers: EphemeralRoutes,
-                 journal: RenameJournal, uploads: Uploads,
-                 lookup: Callable[[str], Awaitable[dict]]):
+    def __init__(
+        self,
+        markers: Markers,
+        trees: Trees,
+        tiers: EphemeralRoutes,
+        journal: RenameJournal,
+        uploads: Uploads,
+        lookup: Callable[[str], Awaitable[dict]],
+    ):
         self.markers = markers
         self.trees = trees
         self.tiers = tiers
@@ -71,19 +77,25 @@ class Renames:
         source = {"Bucket": sb, "Key": sk}
         extra = self.encrypted.copy_kwargs(src, dst)
         if size <= self.options.s3.copy_threshold:
-            response = await self.s3.call("copy_object", f"{src} -> {dst}", Bucket=db, Key=dk,
-                                          CopySource=source, **extra)
+            response = await self.s3.call(
+                "copy_object", f"{src} -> {dst}", Bucket=db, Key=dk, CopySource=source, **extra
+            )
             return response.get("CopyObjectResult", {}).get("ETag")
         # a multipart copy states the metadata itself (the CSE envelope lives there)
-        head = await self.s3.call("head_object", src, Bucket=sb, Key=sk,
-                                  **self.encrypted.read_kwargs(src))
+        head = await self.s3.call(
+            "head_object", src, Bucket=sb, Key=sk, **self.encrypted.read_kwargs(src)
+        )
         upload = self.uploads.new_upload(dst, db, dk, metadata=head.get("Metadata"))
         await upload.start()
         try:
-            await asyncio.gather(*(
-                upload.copy_part(n, source, start, end, **_copy_part_kwargs(extra))
-                for n, (start, end) in enumerate(
-                    part_ranges(size, self.options.s3.copy_part_size), start=1)))
+            await asyncio.gather(
+                *(
+                    upload.copy_part(n, source, start, end, **_copy_part_kwargs(extra))
+                    for n, (start, end) in enumerate(
+                        part_ranges(size, self.options.s3.copy_part_size), start=1
+                    )
+                )
+            )
         except BaseException:
             await upload.abort()
             raise
@@ -91,13 +103,15 @@ class Renames:
 
     # --- rename -------------------------------------------------------------------------
 
-    async def rename(self, src: str, dst: str, *, into: bool = False,
-                     callback=DEFAULT_CALLBACK) -> None:
+    async def rename(
+        self, src: str, dst: str, *, into: bool = False, callback=DEFAULT_CALLBACK
+    ) -> None:
         """HDFS rename of ``src`` (normalised) to ``dst``, or into ``dst`` if it is a
         directory (or ``into``: the caller wrote ``dst/``)."""
         if not paths.split(src)[1]:
-            raise InvalidPathError(f"cannot rename {src!r} to {dst!r}: buckets cannot be "
-                                   "renamed", src)
+            raise InvalidPathError(
+                f"cannot rename {src!r} to {dst!r}: buckets cannot be renamed", src
+            )
         if self.tiers.involved(src, dst):
             return await self.tiers.mv(src, dst)
         try:
@@ -121,8 +135,11 @@ class Renames:
         if paths.is_within(dst, src):
             raise InvalidPathError(f"cannot move directory {src!r} into itself ({dst!r})", src)
         if dinfo is not None:
-            raise exists(dst, f"cannot move directory {src!r} over an existing "
-                              f"{'directory' if dinfo['type'] == 'directory' else 'file'}")
+            raise exists(
+                dst,
+                f"cannot move directory {src!r} over an existing "
+                f"{'directory' if dinfo['type'] == 'directory' else 'file'}",
+            )
         await self.markers.check_parents(dst)
         await self.move_tree(src, dst, callback=callback)  # journalled before its first copy
         await self.tiers.follow(src, dst)  # its ephemeral descendants (out/_temporary) too
@@ -146,12 +163,14 @@ class Renames:
                 return dst, dinfo
             dinfo = await self._info_or_none(dst)
         if not paths.split(dst)[1]:
-            raise InvalidPathError(f"cannot rename {src!r} to {dst!r}: nothing can replace a "
-                                   "bucket", dst)
+            raise InvalidPathError(
+                f"cannot rename {src!r} to {dst!r}: nothing can replace a bucket", dst
+            )
         return dst, dinfo
 
-    async def _rename_file(self, src: str, dst: str, info: dict, dinfo: dict | None,
-                           callback) -> None:
+    async def _rename_file(
+        self, src: str, dst: str, info: dict, dinfo: dict | None, callback
+    ) -> None:
         if dinfo is not None and dinfo["type"] == "directory":
             raise is_a_directory(dst, f"cannot replace a directory with file {src!r}")
         await self.markers.check_parents(dst)
@@ -183,8 +202,9 @@ class Renames:
 
     # --- a directory's tree ---------------------------------------------------------------
 
-    async def move_tree(self, src: str, dst: str, resume: bool = False,
-                        callback=DEFAULT_CALLBACK) -> None:
+    async def move_tree(
+        self, src: str, dst: str, resume: bool = False, callback=DEFAULT_CALLBACK
+    ) -> None:
         """Copy every object under ``src`` to ``dst`` in parallel, then delete the sources.
 
         Decides from :meth:`Trees.tree` (the consistent view's merged listing when it is
@@ -211,17 +231,18 @@ class Renames:
             copy.dirs.add(dst)
         own = {sk + "/"}
         # files (and the directory's own marker) first, then subdirectories' markers
-        await asyncio.gather(*(copy.one(i, k) for i, k in pairs
-                               if i["type"] == "file" or k in own))
-        await asyncio.gather(*(copy.one(i, k) for i, k in pairs
-                               if i["type"] != "file" and k not in own))
+        await asyncio.gather(*(copy.one(i, k) for i, k in pairs if i["type"] == "file" or k in own))
+        await asyncio.gather(
+            *(copy.one(i, k) for i, k in pairs if i["type"] != "file" and k not in own)
+        )
         await self.markers.after_create(dst)
         await self._record_copies(src, dst, copy.copied, copy.dirs)
         keys = [k for _, k in pairs] + list(paths.marker_keys(sk))
         await self._delete_sources(src, dst, keys, list(copy.copied))
 
-    async def _record_copies(self, src: str, dst: str,
-                             copied: dict[str, tuple[int, str | None]], dirs: set[str]) -> None:
+    async def _record_copies(
+        self, src: str, dst: str, copied: dict[str, tuple[int, str | None]], dirs: set[str]
+    ) -> None:
         """Rows for the files and directories a tree rename put at ``dst``."""
         view = self.views(dst)
         if view is None:
@@ -235,8 +256,7 @@ class Renames:
         rows += [Entry.directory(d) for d in sorted(dirs) if d not in copied]
         await view.record_files(rows)
 
-    async def _delete_sources(self, src: str, dst: str, keys: list[str],
-                              copied: list[str]) -> None:
+    async def _delete_sources(self, src: str, dst: str, keys: list[str], copied: list[str]) -> None:
         """Delete a renamed tree's source ``keys``; tombstones for what S3 confirmed."""
         sb = paths.split(src)[0]
         confirmed: list[str] = []
@@ -252,14 +272,16 @@ class Renames:
         self.markers.cached.forget_tree(dst, copied)
         await self.markers.keep_parent(src)
 
-    async def _plaintext_sizes(self, src: str, dst: str, stored: dict[str, int]
-                               ) -> dict[str, int]:
+    async def _plaintext_sizes(self, src: str, dst: str, stored: dict[str, int]) -> dict[str, int]:
         """Lengths readers see of CSE objects copied from ``src`` to ``dst`` (``stored``:
         S3's sizes by destination path): the source's rows, else the objects' envelopes."""
         by_source = {paths.join(src, paths.relative_to(p, dst)): p for p in stored}
         source_view = self.views(src)
-        rows = await run_blocking(source_view.store.get_many, list(by_source)) \
-            if source_view is not None else {}
+        rows = (
+            await run_blocking(source_view.store.get_many, list(by_source))
+            if source_view is not None
+            else {}
+        )
         sizes: dict[str, int] = {}
         unknown: list[dict] = []
         for source, target in by_source.items():
@@ -276,8 +298,15 @@ class Renames:
 class _TreeCopy:
     """The copies of one tree rename: what is copied, bounded by the store's concurrency."""
 
-    def __init__(self, renames: Renames, src: str, dst: str, items: list[dict],
-                 present: dict[str, dict], callback: Any):
+    def __init__(
+        self,
+        renames: Renames,
+        src: str,
+        dst: str,
+        items: list[dict],
+        present: dict[str, dict],
+        callback: Any,
+    ):
         self.renames = renames
         self.sb, self.sk = paths.split(src)
         self.db, self.dk = paths.split(dst)
@@ -294,7 +323,7 @@ class _TreeCopy:
         self.holding = {paths.parent(i["path"]) for i in items}
 
     def target(self, k: str) -> str:
-        rel = k[len(self.sk) + 1:] if k.startswith(self.sk + "/") else ""
+        rel = k[len(self.sk) + 1 :] if k.startswith(self.sk + "/") else ""
         return f"{self.dk}/{rel}" if rel else self.dk + "/"
 
     async def one(self, item: dict, k: str) -> None:
@@ -308,8 +337,9 @@ class _TreeCopy:
             etag = None  # it holds files or directories: implied by their keys
         elif is_marker:
             async with self.semaphore:
-                await r.markers.transport(self.dst).put(f"{db}/{dk_}", b"",
-                                                        content_type=DIR_CONTENT_TYPE)
+                await r.markers.transport(self.dst).put(
+                    f"{db}/{dk_}", b"", content_type=DIR_CONTENT_TYPE
+                )
             etag = None
         else:
             async with self.semaphore:
@@ -326,9 +356,14 @@ class _TreeCopy:
 
 def _copy_part_kwargs(copy_kwargs: dict[str, Any]) -> dict[str, Any]:
     # UploadPartCopy takes the source/destination SSE-C keys but no metadata directives
-    allowed = ("SSECustomerAlgorithm", "SSECustomerKey", "SSECustomerKeyMD5",
-               "CopySourceSSECustomerAlgorithm", "CopySourceSSECustomerKey",
-               "CopySourceSSECustomerKeyMD5")
+    allowed = (
+        "SSECustomerAlgorithm",
+        "SSECustomerKey",
+        "SSECustomerKeyMD5",
+        "CopySourceSSECustomerAlgorithm",
+        "CopySourceSSECustomerKey",
+        "CopySourceSSECustomerKeyMD5",
+    )
     return {k: v for k, v in copy_kwargs.items() if k in allowed}
 
 

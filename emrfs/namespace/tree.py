@@ -32,8 +32,9 @@ class Trees:
     directory only because the tier holds something below it).
     """
 
-    def __init__(self, markers: Markers, tiers: EphemeralRoutes,
-                 lookup: Callable[[str], Awaitable[dict]]):
+    def __init__(
+        self, markers: Markers, tiers: EphemeralRoutes, lookup: Callable[[str], Awaitable[dict]]
+    ):
         self.markers = markers
         self.s3 = markers.s3
         self.views = markers.views
@@ -48,10 +49,12 @@ class Trees:
         bucket, key = paths.split(path)
         if key and self.views(path) is not None:
             return any(i["path"] != path for i in await self.tree(path, operation))
-        page = await self.s3.call("list_objects_v2", path, Bucket=bucket,
-                                  Prefix=key + "/" if key else "", MaxKeys=2)
-        return any(o["Key"] != key + "/" for o in page.get("Contents", [])) \
-            or bool(page.get("CommonPrefixes"))
+        page = await self.s3.call(
+            "list_objects_v2", path, Bucket=bucket, Prefix=key + "/" if key else "", MaxKeys=2
+        )
+        return any(o["Key"] != key + "/" for o in page.get("Contents", [])) or bool(
+            page.get("CommonPrefixes")
+        )
 
     async def tree(self, path: str, operation: str) -> list[dict]:
         """Every object at or below directory ``path`` (its markers and its subdirectories'
@@ -72,23 +75,33 @@ class Trees:
                     k = obj.key
                     as_dir = paths.marker_dir(k)
                     name = f"{bucket}/{as_dir if as_dir is not None else k}".rstrip("/")
-                    item = found.setdefault(name, {"name": name, "type": "directory",
-                                                   "size": 0, "keys": []})
+                    item = found.setdefault(
+                        name, {"name": name, "type": "directory", "size": 0, "keys": []}
+                    )
                     item["keys"].append(k)
                     if as_dir is None:
                         item.update(type="file", size=obj.size, ETag=obj.etag)
             return found
 
         view = self.views(path) if key else None
-        found = await s3_tree() if view is None else \
-            await view.tree(path, s3_tree, operation=operation)
+        found = (
+            await s3_tree() if view is None else await view.tree(path, s3_tree, operation=operation)
+        )
         items = []
         for name, info in found.items():
-            keys = info.get("keys") or [paths.split(name)[1] + ("/" if info["type"] ==
-                                                                "directory" else "")]
-            items.append({"path": name, "type": info["type"], "size": info.get("size", 0),
-                          "ETag": info.get("ETag"), "keys": keys,
-                          "listed": not info.get("from_metadata")})
+            keys = info.get("keys") or [
+                paths.split(name)[1] + ("/" if info["type"] == "directory" else "")
+            ]
+            items.append(
+                {
+                    "path": name,
+                    "type": info["type"],
+                    "size": info.get("size", 0),
+                    "ETag": info.get("ETag"),
+                    "keys": keys,
+                    "listed": not info.get("from_metadata"),
+                }
+            )
         return items
 
     # --- removal ------------------------------------------------------------------------
@@ -108,8 +121,9 @@ class Trees:
             raise not_empty(path, "rmdir removes only empty directories; use rm(recursive=True)")
         confirmed: list[str] = []
         try:
-            await self.markers.delete_keys(path, bucket, list(paths.marker_keys(key)),
-                                           confirmed=confirmed)
+            await self.markers.delete_keys(
+                path, bucket, list(paths.marker_keys(key)), confirmed=confirmed
+            )
         finally:
             view = self.views(path)
             if view is not None:
@@ -117,8 +131,7 @@ class Trees:
         self.markers.forget_dirs(path)
         await self.markers.keep_parent(path)
 
-    async def remove(self, expanded: list[str], recursive: bool,
-                     callback=DEFAULT_CALLBACK) -> None:
+    async def remove(self, expanded: list[str], recursive: bool, callback=DEFAULT_CALLBACK) -> None:
         """Delete the paths ``expanded`` names (globs already expanded); ``callback``
         (fsspec's): ``set_size`` with the keys to delete, updates per batch."""
         expanded = await self.tiers.rm(expanded, recursive)  # ephemeral paths go here
@@ -144,9 +157,12 @@ class Trees:
         confirmed: dict[str, list[str]] = defaultdict(list)
         callback.set_size(sum(len(set(keys)) for keys in by_bucket.values()))
         try:
-            await asyncio.gather(*(self.markers.delete_keys(b, b, keys, confirmed=confirmed[b],
-                                                            callback=callback)
-                                   for b, keys in by_bucket.items()))
+            await asyncio.gather(
+                *(
+                    self.markers.delete_keys(b, b, keys, confirmed=confirmed[b], callback=callback)
+                    for b, keys in by_bucket.items()
+                )
+            )
         finally:
             await self._record_deletes(removed, removed_dirs, confirmed)
         self.markers.cached.forget_keys(by_bucket)
@@ -162,16 +178,16 @@ class Trees:
         listings waited for), so every key the table knows is deleted, none assumed."""
         if not recursive and await self.has_children(path, "rm"):
             raise is_a_directory(path, "it is a non-empty directory; use recursive=True")
-        below = [i for i in await self.tree(path, "rm") if i["path"] != path] \
-            if recursive else []
+        below = [i for i in await self.tree(path, "rm") if i["path"] != path] if recursive else []
         keys = [k for item in below for k in item["keys"]]
         key = paths.split(path)[1]
         if key:
             keys.extend(paths.marker_keys(key))
         return keys
 
-    async def _record_deletes(self, removed: list[str], removed_dirs: list[str],
-                              confirmed: dict[str, list[str]]) -> None:
+    async def _record_deletes(
+        self, removed: list[str], removed_dirs: list[str], confirmed: dict[str, list[str]]
+    ) -> None:
         """Tombstones for what :meth:`remove` deleted: exactly the keys S3 confirmed."""
         for root in removed:
             view = self.views(root)

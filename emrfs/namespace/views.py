@@ -46,8 +46,9 @@ class Views:
         view = self(path)
         if view is not None:
             response = response or {}
-            await view.record_file(path, size, response.get("ETag"), response.get("VersionId"),
-                                   int(time.time() * 1000))
+            await view.record_file(
+                path, size, response.get("ETag"), response.get("VersionId"), int(time.time() * 1000)
+            )
 
 
 def as_status(status: StatusFactory, info: dict[str, Any]) -> dict[str, Any]:
@@ -58,5 +59,10 @@ def as_status(status: StatusFactory, info: dict[str, Any]) -> dict[str, Any]:
     moment = _dt.datetime.fromtimestamp(mtime, _dt.timezone.utc) if mtime else None
     if info["type"] == "directory":
         return status.directory(info["name"], last_modified=moment)
-    return status.file(info["name"], info["size"], etag=info.get("ETag"),
-                       last_modified=moment, version_id=info.get("VersionId"))
+    return status.file(
+        info["name"],
+        info["size"],
+        etag=info.get("ETag"),
+        last_modified=moment,
+        version_id=info.get("VersionId"),
+    )

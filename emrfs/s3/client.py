@@ -40,8 +40,10 @@ _CHECKSUM_MODE = "when_required"
 #: decides what a :class:`ChangedError` from it means (the consistent view retries stale
 #: copies).  ``unpinned`` is the same GET without the pin, for a whole-object GET (whose
 #: response describes itself), else None.
-PinnedGet = Callable[[str, str, Callable[[], Awaitable[dict]],
-                      "Callable[[], Awaitable[dict]] | None"], Awaitable[dict]]
+PinnedGet = Callable[
+    [str, str, Callable[[], Awaitable[dict]], "Callable[[], Awaitable[dict]] | None"],
+    Awaitable[dict],
+]
 
 
 class S3Client:
@@ -52,8 +54,9 @@ class S3Client:
     serve (yet) applies to every read path.
     """
 
-    def __init__(self, options: S3Options, *, sleep=asyncio.sleep,
-                 pinned_get: PinnedGet | None = None):
+    def __init__(
+        self, options: S3Options, *, sleep=asyncio.sleep, pinned_get: PinnedGet | None = None
+    ):
         self.options = options
         self._sleep = sleep
         self._pinned_get = pinned_get
@@ -62,10 +65,13 @@ class S3Client:
         self._pid = os.getpid()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
-        if options.require_tls and not (options.endpoint_url or "https://").lower().startswith("https://"):
+        if options.require_tls and not (options.endpoint_url or "https://").lower().startswith(
+            "https://"
+        ):
             raise ConfigurationError(
                 f"s3.require_tls is on but the endpoint {options.endpoint_url!r} is not https://",
-                "s3.endpoint_url")
+                "s3.endpoint_url",
+            )
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -131,9 +137,17 @@ class S3Client:
         with map_s3_errors(path):
             return await getattr(client, method)(**kwargs)
 
-    async def read_range(self, path: str, bucket: str, key: str, start: int, end: int, *,
-                         on_response: Callable[[dict], None] | None = None,
-                         **kwargs: Any) -> bytes:
+    async def read_range(
+        self,
+        path: str,
+        bucket: str,
+        key: str,
+        start: int,
+        end: int,
+        *,
+        on_response: Callable[[dict], None] | None = None,
+        **kwargs: Any,
+    ) -> bytes:
         """Bytes ``[start, end)`` of an object; a body that breaks is resumed, not restarted.
 
         ``on_response`` sees each GetObject response (headers, user metadata)
@@ -151,8 +165,9 @@ class S3Client:
         while True:
             rng = f"bytes={start + got}-{end - 1}"
             try:
-                response = await self._conditional_get(path, Bucket=bucket, Key=key,
-                                                       Range=rng, **kwargs)
+                response = await self._conditional_get(
+                    path, Bucket=bucket, Key=key, Range=rng, **kwargs
+                )
             except ServiceError as exc:
                 if exc.code != "InvalidRange":
                     raise
@@ -189,14 +204,23 @@ class S3Client:
             if attempt >= self.options.max_attempts:
                 raise TransportError(
                     f"S3 kept ending the body of {path!r} early (got {got} of {end - start} "
-                    "bytes); check the endpoint", path)
+                    "bytes); check the endpoint",
+                    path,
+                )
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    async def get_object_stream(self, path: str, bucket: str, key: str,
-                                chunk_size: int = 8 * 1024 * 1024,
-                                on_response: Callable[[dict], None] | None = None,
-                                *, start: int = 0, end: int | None = None,
-                                **kwargs: Any) -> AsyncIterator[bytes]:
+    async def get_object_stream(
+        self,
+        path: str,
+        bucket: str,
+        key: str,
+        chunk_size: int = 8 * 1024 * 1024,
+        on_response: Callable[[dict], None] | None = None,
+        *,
+        start: int = 0,
+        end: int | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[bytes]:
         """The object (or bytes ``[start, end)`` of it) as chunks of about ``chunk_size``,
         from one GET, resuming from the last byte if the body breaks.
 
@@ -255,8 +279,9 @@ class S3Client:
             return await self._checked_get(path, **kwargs)
         loose = {k: v for k, v in kwargs.items() if k != "IfMatch"}
         unpinned = None if "Range" in kwargs else (lambda: self._checked_get(path, **loose))
-        return await self._pinned_get(path, expected, lambda: self._checked_get(path, **kwargs),
-                                      unpinned)
+        return await self._pinned_get(
+            path, expected, lambda: self._checked_get(path, **kwargs), unpinned
+        )
 
     async def _checked_get(self, path: str, **kwargs: Any) -> dict:
         expected = kwargs.get("IfMatch")
@@ -274,8 +299,9 @@ class S3Client:
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Full-jitter exponential backoff for retry number ``attempt`` (1-based)."""
-        cap = min(self.options.retry_max_seconds,
-                  self.options.retry_base_seconds * (2 ** (attempt - 1)))
+        cap = min(
+            self.options.retry_max_seconds, self.options.retry_base_seconds * (2 ** (attempt - 1))
+        )
         return (rng or random).uniform(0, cap)
 
 
@@ -340,8 +366,12 @@ def client_kwargs(o: S3Options, endpoint_url: str | None = None) -> dict[str, An
     endpoint = endpoint_url or o.endpoint_url
     if endpoint:
         kwargs["endpoint_url"] = endpoint
-    kwargs["region_name"] = o.region or os.environ.get("AWS_REGION") \
-        or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    kwargs["region_name"] = (
+        o.region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or "us-east-1"
+    )
     if o.access_key_id:
         kwargs["aws_access_key_id"] = o.access_key_id
         kwargs["aws_secret_access_key"] = o.secret_access_key

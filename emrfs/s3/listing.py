@@ -17,15 +17,25 @@ from ..store.protocol import ListPage, ObjectMeta, split
 from .client import S3Client
 
 
-async def list_pages(client: S3Client, path: str, bucket: str, prefix: str, *,
-                     delimiter: str | None = "/", max_keys: int | None = None,
-                     page_size: int = 1000) -> AsyncIterator[dict[str, Any]]:
+async def list_pages(
+    client: S3Client,
+    path: str,
+    bucket: str,
+    prefix: str,
+    *,
+    delimiter: str | None = "/",
+    max_keys: int | None = None,
+    page_size: int = 1000,
+) -> AsyncIterator[dict[str, Any]]:
     """ListObjectsV2 pages under ``prefix``; stops after ``max_keys`` entries if given."""
     token = None
     seen = 0
     while True:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix,
-                                  "MaxKeys": min(page_size, max_keys or page_size)}
+        kwargs: dict[str, Any] = {
+            "Bucket": bucket,
+            "Prefix": prefix,
+            "MaxKeys": min(page_size, max_keys or page_size),
+        }
         if delimiter:
             kwargs["Delimiter"] = delimiter
         if token:
@@ -61,13 +71,29 @@ def _page_entries(page: dict | ListPage) -> tuple[list[ObjectMeta], list[str]]:
     common prefixes as keys, from a store's :class:`ListPage` or a ListObjectsV2 page."""
     if isinstance(page, ListPage):
         return list(page.objects), [split(p)[1] for p in page.prefixes]
-    objects = [ObjectMeta("/" + o["Key"], o.get("Size", 0), o.get("ETag"), o.get("LastModified"),
-                          storage_class=o.get("StorageClass")) for o in page.get("Contents", ())]
+    objects = [
+        ObjectMeta(
+            "/" + o["Key"],
+            o.get("Size", 0),
+            o.get("ETag"),
+            o.get("LastModified"),
+            storage_class=o.get("StorageClass"),
+        )
+        for o in page.get("Contents", ())
+    ]
     return objects, [cp["Prefix"] for cp in page.get("CommonPrefixes", ())]
 
 
-def add_page(listing: Listing, bucket: str, dir_key: str, page: dict | ListPage,
-             status: StatusFactory, *, recursive: bool, withdirs: bool = True) -> None:
+def add_page(
+    listing: Listing,
+    bucket: str,
+    dir_key: str,
+    page: dict | ListPage,
+    status: StatusFactory,
+    *,
+    recursive: bool,
+    withdirs: bool = True,
+) -> None:
     """Fold one listing page for directory ``dir_key`` ('' = bucket root) into ``listing``
     (a store's :class:`ListPage`, or a raw ListObjectsV2 page)."""
     own_markers = (dir_key + DIR_MARKER_SUFFIX, dir_key + EMRFS_FOLDER_SUFFIX) if dir_key else ()
@@ -88,8 +114,12 @@ def add_page(listing: Listing, bucket: str, dir_key: str, page: dict | ListPage,
             continue
         name = f"{bucket}/{key}"
         listing.files[name] = status.file(
-            name, obj.size, etag=obj.etag, last_modified=obj.last_modified,
-            storage_class=obj.storage_class)
+            name,
+            obj.size,
+            etag=obj.etag,
+            last_modified=obj.last_modified,
+            storage_class=obj.storage_class,
+        )
         if recursive and withdirs:
             for d in implied_dirs(key, dir_key):
                 _add_dir(listing, status, f"{bucket}/{d}")
@@ -99,8 +129,9 @@ def add_page(listing: Listing, bucket: str, dir_key: str, page: dict | ListPage,
             _add_dir(listing, status, f"{bucket}/{prefix}")
 
 
-def _add_dir(listing: Listing, status: StatusFactory, name: str, mtime=None,
-             marker: str | None = None) -> None:
+def _add_dir(
+    listing: Listing, status: StatusFactory, name: str, mtime=None, marker: str | None = None
+) -> None:
     existing = listing.dirs.get(name)
     if existing is None or (marker and not existing.get("marker")):
         listing.dirs[name] = status.directory(name, last_modified=mtime, marker=marker)

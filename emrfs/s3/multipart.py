@@ -44,11 +44,19 @@ def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
 class MultipartUpload:
     """One multipart upload: start, upload parts (bounded concurrency), complete or abort."""
 
-    def __init__(self, s3: S3Client, path: str, bucket: str, key: str, *,
-                 create_kwargs: dict[str, Any] | None = None,
-                 part_kwargs: dict[str, Any] | None = None,
-                 concurrency: int = 4, if_none_match: bool = False,
-                 purge: UploadPurge | None = None):
+    def __init__(
+        self,
+        s3: S3Client,
+        path: str,
+        bucket: str,
+        key: str,
+        *,
+        create_kwargs: dict[str, Any] | None = None,
+        part_kwargs: dict[str, Any] | None = None,
+        concurrency: int = 4,
+        if_none_match: bool = False,
+        purge: UploadPurge | None = None,
+    ):
         self.s3 = s3
         self.purge = purge
         self.path = path
@@ -62,27 +70,47 @@ class MultipartUpload:
         self._semaphore = asyncio.Semaphore(concurrency) if concurrency else None
 
     async def start(self) -> str:
-        response = await self.s3.call("create_multipart_upload", self.path, Bucket=self.bucket,
-                                      Key=self.key, **self.create_kwargs)
+        response = await self.s3.call(
+            "create_multipart_upload",
+            self.path,
+            Bucket=self.bucket,
+            Key=self.key,
+            **self.create_kwargs,
+        )
         self.upload_id = response["UploadId"]
         if self.purge is not None:
             await self.purge.after_start(self.path, self.bucket, self.key, self.upload_id)
         return self.upload_id
 
     async def upload_part(self, number: int, data: bytes) -> str:
-        response = await self.s3.call("upload_part", self.path, Bucket=self.bucket, Key=self.key,
-                                      UploadId=self.upload_id, PartNumber=number, Body=data,
-                                      **self.part_kwargs)
+        response = await self.s3.call(
+            "upload_part",
+            self.path,
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self.upload_id,
+            PartNumber=number,
+            Body=data,
+            **self.part_kwargs,
+        )
         self.parts[number] = response["ETag"]
         return response["ETag"]
 
-    async def copy_part(self, number: int, source: dict[str, str], start: int, end: int,
-                        **kwargs: Any) -> str:
+    async def copy_part(
+        self, number: int, source: dict[str, str], start: int, end: int, **kwargs: Any
+    ) -> str:
         async with self._semaphore or _null():
             response = await self.s3.call(
-                "upload_part_copy", self.path, Bucket=self.bucket, Key=self.key,
-                UploadId=self.upload_id, PartNumber=number, CopySource=source,
-                CopySourceRange=f"bytes={start}-{end - 1}", **kwargs)
+                "upload_part_copy",
+                self.path,
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                CopySource=source,
+                CopySourceRange=f"bytes={start}-{end - 1}",
+                **kwargs,
+            )
         self.parts[number] = response["CopyPartResult"]["ETag"]
         return self.parts[number]
 
@@ -93,8 +121,14 @@ class MultipartUpload:
         parts = [{"PartNumber": n, "ETag": e} for n, e in sorted(self.parts.items())]
         try:
             return await self.s3.call(
-                "complete_multipart_upload", self.path, Bucket=self.bucket, Key=self.key,
-                UploadId=self.upload_id, MultipartUpload={"Parts": parts}, **kwargs)
+                "complete_multipart_upload",
+                self.path,
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": parts},
+                **kwargs,
+            )
         except BaseException:
             await self.abort()
             raise
@@ -104,8 +138,13 @@ class MultipartUpload:
             return
         upload_id, self.upload_id = self.upload_id, None
         try:
-            await self.s3.call("abort_multipart_upload", self.path, Bucket=self.bucket,
-                               Key=self.key, UploadId=upload_id)
+            await self.s3.call(
+                "abort_multipart_upload",
+                self.path,
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=upload_id,
+            )
         except FileNotFoundError:
             pass
 
@@ -133,13 +172,21 @@ class UploadPurge:
     purge must not fail the write that triggered it.
     """
 
-    def __init__(self, s3: S3Client, *, age_seconds: float, whole_bucket: bool,
-                 staged_ids: StagedIds, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        s3: S3Client,
+        *,
+        age_seconds: float,
+        whole_bucket: bool,
+        staged_ids: StagedIds,
+        clock: Callable[[], float] = time.time,
+    ):
         if not age_seconds >= 0:
             raise ConfigurationError(
                 f"s3.multipart_purge_age (fs.s3a.multipart.purge.age) is {age_seconds!r}; "
                 "give the age in seconds (>= 0) after which an open upload is abandoned",
-                "s3.multipart_purge_age")
+                "s3.multipart_purge_age",
+            )
         self.s3 = s3
         self.age_seconds = age_seconds
         self.whole_bucket = whole_bucket
@@ -153,21 +200,33 @@ class UploadPurge:
         whole = self.whole_bucket and bucket not in self._buckets_done
         self._buckets_done.add(bucket)
         try:
-            return await self.purge(path, bucket, "" if whole else key,
-                                    exact_key=None if whole else key, keep=upload_id)
+            return await self.purge(
+                path, bucket, "" if whole else key, exact_key=None if whole else key, keep=upload_id
+            )
         # best effort, logged: e.g. no s3:ListBucketMultipartUploads permission; the write goes on
         except Exception as exc:  # noqa: BLE001
             logger.warning("could not purge abandoned multipart uploads for %r: %s", path, exc)
             return 0
 
-    async def purge(self, path: str, bucket: str, prefix: str = "", *,
-                    exact_key: str | None = None, keep: str | None = None) -> int:
+    async def purge(
+        self,
+        path: str,
+        bucket: str,
+        prefix: str = "",
+        *,
+        exact_key: str | None = None,
+        keep: str | None = None,
+    ) -> int:
         """Abort the abandoned uploads below ``prefix`` (of ``exact_key`` alone, if given);
         returns how many were aborted."""
         cutoff = self.clock() - self.age_seconds
-        candidates = [u for u in await self._list(path, bucket, prefix)
-                      if u["UploadId"] != keep and (exact_key is None or u["Key"] == exact_key)
-                      and u["Initiated"].timestamp() <= cutoff]
+        candidates = [
+            u
+            for u in await self._list(path, bucket, prefix)
+            if u["UploadId"] != keep
+            and (exact_key is None or u["Key"] == exact_key)
+            and u["Initiated"].timestamp() <= cutoff
+        ]
         if not candidates:
             return 0
         staged = await self.staged_ids(bucket)  # looked up only when there is something to do
@@ -177,21 +236,31 @@ class UploadPurge:
                 continue
             target = f"{bucket}/{u['Key']}"
             try:
-                await self.s3.call("abort_multipart_upload", target, Bucket=bucket,
-                                   Key=u["Key"], UploadId=u["UploadId"])
+                await self.s3.call(
+                    "abort_multipart_upload",
+                    target,
+                    Bucket=bucket,
+                    Key=u["Key"],
+                    UploadId=u["UploadId"],
+                )
             except FileNotFoundError:
                 continue  # completed or aborted meanwhile
             aborted += 1
-            logger.info("aborted abandoned multipart upload %s of %r (started %s)",
-                        u["UploadId"], target, u["Initiated"].isoformat())
+            logger.info(
+                "aborted abandoned multipart upload %s of %r (started %s)",
+                u["UploadId"],
+                target,
+                u["Initiated"].isoformat(),
+            )
         return aborted
 
     async def _list(self, path: str, bucket: str, prefix: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         marker: dict[str, str] = {}
         while True:
-            page = await self.s3.call("list_multipart_uploads", path, Bucket=bucket,
-                                      Prefix=prefix, **marker)
+            page = await self.s3.call(
+                "list_multipart_uploads", path, Bucket=bucket, Prefix=prefix, **marker
+            )
             for u in page.get("Uploads", []):
                 initiated = u["Initiated"]
                 if initiated.tzinfo is None:
@@ -199,5 +268,7 @@ class UploadPurge:
                 found.append({"Key": u["Key"], "UploadId": u["UploadId"], "Initiated": initiated})
             if not page.get("IsTruncated"):
                 return found
-            marker = {"KeyMarker": page.get("NextKeyMarker", ""),
-                      "UploadIdMarker": page.get("NextUploadIdMarker", "")}
+            marker = {
+                "KeyMarker": page.get("NextKeyMarker", ""),
+                "UploadIdMarker": page.get("NextUploadIdMarker", ""),
+            }

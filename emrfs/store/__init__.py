@@ -19,12 +19,22 @@ if TYPE_CHECKING:
     from ..config import Options
     from ..s3.client import S3Client
 
-__all__ = ["ListPage", "MemoryStore", "ObjectMeta", "ObjectStore", "ObjectWriter", "StagedUpload",
-           "WrapperStore", "split", "transport_for"]
+__all__ = [
+    "ListPage",
+    "MemoryStore",
+    "ObjectMeta",
+    "ObjectStore",
+    "ObjectWriter",
+    "StagedUpload",
+    "WrapperStore",
+    "split",
+    "transport_for",
+]
 
 
-def transport_for(options: Options, *, client: S3Client | None = None,
-                  **kwargs: Any) -> ObjectStore:
+def transport_for(
+    options: Options, *, client: S3Client | None = None, **kwargs: Any
+) -> ObjectStore:
     """The S3 transport for one resolved set of options (``options.for_path(path)``: the
     SSE settings of a bucket or prefix travel with it).
 
@@ -48,7 +58,11 @@ def transport_for(options: Options, *, client: S3Client | None = None,
         return S3Store(client, sse=options.sse, **kwargs)
 
     if choose_transport(options.s3, options.sse) == "obstore":
-        return ObstoreStore(options.s3, options.sse, fallback=botocore,
-                            source_sse=kwargs.get("source_sse"),
-                            pinned_get=client._pinned_get if client is not None else None)
+        return ObstoreStore(
+            options.s3,
+            options.sse,
+            fallback=botocore,
+            source_sse=kwargs.get("source_sse"),
+            pinned_get=client._pinned_get if client is not None else None,
+        )
     return botocore()

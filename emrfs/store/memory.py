@@ -42,8 +42,15 @@ class StoredObject:
     content_type: str | None
 
     def meta(self, path: str) -> ObjectMeta:
-        return ObjectMeta(path, len(self.data), self.etag, self.last_modified, self.version_id,
-                          dict(self.metadata), self.content_type)
+        return ObjectMeta(
+            path,
+            len(self.data),
+            self.etag,
+            self.last_modified,
+            self.version_id,
+            dict(self.metadata),
+            self.content_type,
+        )
 
 
 @dataclass
@@ -77,8 +84,14 @@ class MemoryStore(ObjectStore):
     """Objects in a dict per bucket.  ``versioned``: every write gets a version id.
     ``page_size``: objects and prefixes per listing page (S3's is 1,000)."""
 
-    def __init__(self, *, auto_create_buckets: bool = True, versioned: bool = False,
-                 min_part_size: int = MIN_PART, page_size: int = 1000):
+    def __init__(
+        self,
+        *,
+        auto_create_buckets: bool = True,
+        versioned: bool = False,
+        min_part_size: int = MIN_PART,
+        page_size: int = 1000,
+    ):
         if page_size < 1:
             raise ValueError(f"MemoryStore page_size must be at least 1, not {page_size}")
         self.auto_create_buckets = auto_create_buckets
@@ -102,8 +115,9 @@ class MemoryStore(ObjectStore):
         bucket, key = split(path)
         return self._buckets.get(bucket, {}).get(key)
 
-    def place(self, path: str, data: bytes, metadata: Mapping[str, str] | None = None
-              ) -> ObjectMeta:
+    def place(
+        self, path: str, data: bytes, metadata: Mapping[str, str] | None = None
+    ) -> ObjectMeta:
         """Write ``path`` past the verbs, synchronously (a test's side channel)."""
         return self._store(path, data, _etag(data), metadata, None, if_none_match=False)
 
@@ -128,8 +142,16 @@ class MemoryStore(ObjectStore):
             raise not_found(path)
         return found
 
-    def _store(self, path: str, data: bytes, etag: str, metadata: Mapping[str, str] | None,
-               content_type: str | None, *, if_none_match: bool) -> ObjectMeta:
+    def _store(
+        self,
+        path: str,
+        data: bytes,
+        etag: str,
+        metadata: Mapping[str, str] | None,
+        content_type: str | None,
+        *,
+        if_none_match: bool,
+    ) -> ObjectMeta:
         key = split(path)[1]
         if not key:
             raise not_found(path, "a bucket is not an object; give bucket/key")
@@ -138,9 +160,14 @@ class MemoryStore(ObjectStore):
             raise _exists(path)
         # a strictly increasing clock: two writes in one microsecond still differ in order
         now = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(microseconds=next(self._clock))
-        stored = StoredObject(bytes(data), etag, now,
-                              uuid.uuid4().hex if self.versioned else None,
-                              _user_metadata(metadata), content_type)
+        stored = StoredObject(
+            bytes(data),
+            etag,
+            now,
+            uuid.uuid4().hex if self.versioned else None,
+            _user_metadata(metadata),
+            content_type,
+        )
         objects[key] = stored
         return stored.meta(path)
 
@@ -155,34 +182,54 @@ class MemoryStore(ObjectStore):
             raise ChangedError(path, if_match, found.etag)
         return found.data[start:end]
 
-    async def get_range(self, path: str, start: int = 0, end: int | None = None, *,
-                        if_match: str | None = None) -> bytes:
+    async def get_range(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> bytes:
         return self._read(path, start, end, if_match)
 
-    async def get_stream(self, path: str, start: int = 0, end: int | None = None, *,
-                         if_match: str | None = None, chunk_size: int = 8 * 1024 * 1024
-                         ) -> AsyncIterator[bytes]:
+    async def get_stream(
+        self,
+        path: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        if_match: str | None = None,
+        chunk_size: int = 8 * 1024 * 1024,
+    ) -> AsyncIterator[bytes]:
         if chunk_size < 1:
             raise ValueError(f"chunk_size for {path!r} must be at least 1, not {chunk_size}")
         data = self._read(path, start, end, if_match)
         for offset in range(0, len(data), chunk_size):
-            yield data[offset:offset + chunk_size]
+            yield data[offset : offset + chunk_size]
 
-    async def put(self, path: str, data: bytes, *, if_none_match: bool = False,
-                  metadata: Mapping[str, str] | None = None,
-                  content_type: str | None = None) -> ObjectMeta:
-        return self._store(path, data, _etag(data), metadata, content_type,
-                           if_none_match=if_none_match)
+    async def put(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectMeta:
+        return self._store(
+            path, data, _etag(data), metadata, content_type, if_none_match=if_none_match
+        )
 
-    async def writer(self, path: str, *, if_none_match: bool = False,
-                     metadata: Mapping[str, str] | None = None,
-                     content_type: str | None = None) -> ObjectWriter:
+    async def writer(
+        self,
+        path: str,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectWriter:
         if not split(path)[1]:
             raise not_found(path, "a bucket is not an object; give bucket/key")
         self._bucket(path, create=True)
         upload_id = uuid.uuid4().hex
-        self._uploads[upload_id] = _Upload(path, if_none_match, _user_metadata(metadata),
-                                           content_type)
+        self._uploads[upload_id] = _Upload(
+            path, if_none_match, _user_metadata(metadata), content_type
+        )
         return _MemoryWriter(self, path, upload_id)
 
     def _complete(self, upload_id: str, numbers: Sequence[int] | None = None) -> ObjectMeta:
@@ -197,31 +244,47 @@ class MemoryStore(ObjectStore):
         parts = [upload.parts[n] for n in chosen] or [b""]
         small = [n for n, p in zip(chosen, parts[:-1], strict=False) if len(p) < self.min_part_size]
         if small:
-            raise ValueError(f"multipart write of {path!r}: parts {small} are smaller than "
-                             f"{self.min_part_size} bytes; only the last part may be")
+            raise ValueError(
+                f"multipart write of {path!r}: parts {small} are smaller than "
+                f"{self.min_part_size} bytes; only the last part may be"
+            )
         data = b"".join(parts)
-        meta = self._store(path, data, _multipart_etag(parts), upload.metadata,
-                           upload.content_type, if_none_match=upload.if_none_match)
+        meta = self._store(
+            path,
+            data,
+            _multipart_etag(parts),
+            upload.metadata,
+            upload.content_type,
+            if_none_match=upload.if_none_match,
+        )
         del self._uploads[upload_id]
         return meta
 
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
         upload = self._uploads.get(staged.upload_id)
         if upload is None or upload.path != staged.path:
-            raise not_found(staged.path, f"no open upload {staged.upload_id!r} there: it was "
-                                         "aborted or completed")
+            raise not_found(
+                staged.path,
+                f"no open upload {staged.upload_id!r} there: it was aborted or completed",
+            )
         for number, etag in staged.parts:
             data = upload.parts.get(number)
             if data is None or _bare(_etag(data)) != _bare(etag):
                 raise ChangedError(staged.path, etag, None if data is None else _etag(data))
         return self._complete(staged.upload_id, [n for n, _ in sorted(staged.parts)])
 
-    async def copy(self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
-                   ) -> ObjectMeta:
+    async def copy(
+        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+    ) -> ObjectMeta:
         source = self._object(src)
-        return self._store(dst, source.data, source.etag,
-                           source.metadata if metadata is None else metadata,
-                           source.content_type, if_none_match=False)
+        return self._store(
+            dst,
+            source.data,
+            source.etag,
+            source.metadata if metadata is None else metadata,
+            source.content_type,
+            if_none_match=False,
+        )
 
     async def delete(self, paths: Sequence[str]) -> list[str]:
         for path in paths:  # S3 refuses the whole batch of a missing bucket: check first
@@ -233,8 +296,7 @@ class MemoryStore(ObjectStore):
             done.append(path)
         return done
 
-    async def list(self, prefix: str, *, delimiter: str | None = None
-                   ) -> AsyncIterator[ListPage]:
+    async def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
         bucket, key_prefix = split(prefix)
         if not bucket:
             raise ValueError("list needs a prefix that starts with a bucket name")
@@ -242,18 +304,20 @@ class MemoryStore(ObjectStore):
         entries: list[tuple[str, ObjectMeta | None]] = []  # (key, meta) or (common prefix, None)
         seen_prefixes: set[str] = set()
         for key in sorted(k for k in objects if k.startswith(key_prefix)):
-            rest = key[len(key_prefix):]
+            rest = key[len(key_prefix) :]
             if delimiter and delimiter in rest:
-                common = key_prefix + rest[:rest.index(delimiter) + len(delimiter)]
+                common = key_prefix + rest[: rest.index(delimiter) + len(delimiter)]
                 if common not in seen_prefixes:
                     seen_prefixes.add(common)
                     entries.append((common, None))
                 continue
             entries.append((key, objects[key].meta(f"{bucket}/{key}")))
         for i in range(0, max(len(entries), 1), self.page_size):
-            page = entries[i:i + self.page_size]
-            yield ListPage(objects=[m for _, m in page if m is not None],
-                           prefixes=[f"{bucket}/{k}" for k, m in page if m is None])
+            page = entries[i : i + self.page_size]
+            yield ListPage(
+                objects=[m for _, m in page if m is not None],
+                prefixes=[f"{bucket}/{k}" for k, m in page if m is None],
+            )
 
     async def close(self) -> None:
         """Nothing to release; the objects stay (a test may look at them after)."""
@@ -269,8 +333,9 @@ class _MemoryWriter(ObjectWriter):
     def _upload(self) -> _Upload:
         upload = self.store._uploads.get(self.upload_id)
         if self._done or upload is None:
-            raise ValueError(f"the multipart write of {self.path!r} already ended "
-                             "(completed, aborted or staged)")
+            raise ValueError(
+                f"the multipart write of {self.path!r} already ended (completed, aborted or staged)"
+            )
         return upload
 
     async def write_part(self, number: int, data: bytes) -> None:
@@ -296,8 +361,9 @@ class _MemoryWriter(ObjectWriter):
         upload = self._upload()
         self._done = True
         parts = sorted((n, _etag(d)) for n, d in upload.parts.items())
-        return StagedUpload(self.path, self.upload_id, parts,
-                            sum(len(d) for d in upload.parts.values()))
+        return StagedUpload(
+            self.path, self.upload_id, parts, sum(len(d) for d in upload.parts.values())
+        )
 
 
 def _exists(path: str) -> FileExistsError:

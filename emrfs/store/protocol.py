@@ -132,34 +132,53 @@ class ObjectStore(abc.ABC):
         """The object at ``path`` with its user metadata; ``FileNotFoundError`` if none."""
 
     @abc.abstractmethod
-    async def get_range(self, path: str, start: int = 0, end: int | None = None, *,
-                        if_match: str | None = None) -> bytes:
+    async def get_range(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> bytes:
         """Bytes ``[start, end)`` of the object (all of it by default)."""
 
     @abc.abstractmethod
-    def get_stream(self, path: str, start: int = 0, end: int | None = None, *,
-                   if_match: str | None = None, chunk_size: int = 8 * 1024 * 1024
-                   ) -> AsyncIterator[bytes]:
+    def get_stream(
+        self,
+        path: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        if_match: str | None = None,
+        chunk_size: int = 8 * 1024 * 1024,
+    ) -> AsyncIterator[bytes]:
         """The bytes ``[start, end)`` as chunks of about ``chunk_size`` (memory stays at
         one chunk whatever the length); a body that breaks is resumed, pinned to the
         version first served."""
 
     @abc.abstractmethod
-    async def put(self, path: str, data: bytes, *, if_none_match: bool = False,
-                  metadata: Mapping[str, str] | None = None,
-                  content_type: str | None = None) -> ObjectMeta:
+    async def put(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectMeta:
         """Write the whole object in one request.  ``if_none_match``: create only if
         absent (``FileExistsError`` otherwise)."""
 
     @abc.abstractmethod
-    async def writer(self, path: str, *, if_none_match: bool = False,
-                     metadata: Mapping[str, str] | None = None,
-                     content_type: str | None = None) -> ObjectWriter:
+    async def writer(
+        self,
+        path: str,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectWriter:
         """A write in parts (see :class:`ObjectWriter`)."""
 
     @abc.abstractmethod
-    async def copy(self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
-                   ) -> ObjectMeta:
+    async def copy(
+        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+    ) -> ObjectMeta:
         """Server-side copy; ``metadata`` replaces the source's user metadata when given."""
 
     @abc.abstractmethod
@@ -190,29 +209,50 @@ class WrapperStore(ObjectStore):
     async def head(self, path: str) -> ObjectMeta:
         return await self.inner.head(path)
 
-    async def get_range(self, path: str, start: int = 0, end: int | None = None, *,
-                        if_match: str | None = None) -> bytes:
+    async def get_range(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> bytes:
         return await self.inner.get_range(path, start, end, if_match=if_match)
 
-    def get_stream(self, path: str, start: int = 0, end: int | None = None, *,
-                   if_match: str | None = None, chunk_size: int = 8 * 1024 * 1024
-                   ) -> AsyncIterator[bytes]:
+    def get_stream(
+        self,
+        path: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        if_match: str | None = None,
+        chunk_size: int = 8 * 1024 * 1024,
+    ) -> AsyncIterator[bytes]:
         return self.inner.get_stream(path, start, end, if_match=if_match, chunk_size=chunk_size)
 
-    async def put(self, path: str, data: bytes, *, if_none_match: bool = False,
-                  metadata: Mapping[str, str] | None = None,
-                  content_type: str | None = None) -> ObjectMeta:
-        return await self.inner.put(path, data, if_none_match=if_none_match, metadata=metadata,
-                                    content_type=content_type)
+    async def put(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectMeta:
+        return await self.inner.put(
+            path, data, if_none_match=if_none_match, metadata=metadata, content_type=content_type
+        )
 
-    async def writer(self, path: str, *, if_none_match: bool = False,
-                     metadata: Mapping[str, str] | None = None,
-                     content_type: str | None = None) -> ObjectWriter:
-        return await self.inner.writer(path, if_none_match=if_none_match, metadata=metadata,
-                                       content_type=content_type)
+    async def writer(
+        self,
+        path: str,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectWriter:
+        return await self.inner.writer(
+            path, if_none_match=if_none_match, metadata=metadata, content_type=content_type
+        )
 
-    async def copy(self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
-                   ) -> ObjectMeta:
+    async def copy(
+        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+    ) -> ObjectMeta:
         return await self.inner.copy(src, dst, metadata=metadata)
 
     async def delete(self, paths: Sequence[str]) -> list[str]:

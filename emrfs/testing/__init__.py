@@ -14,5 +14,13 @@
 from .faults import Failure, FaultKind, FaultPolicy, FaultProxy, Inconsistency, ProxyCounters
 from .localserver import LocalServers, endpoint_from_env
 
-__all__ = ["LocalServers", "endpoint_from_env", "FaultProxy", "FaultPolicy", "Failure",
-           "Inconsistency", "FaultKind", "ProxyCounters"]
+__all__ = [
+    "LocalServers",
+    "endpoint_from_env",
+    "FaultProxy",
+    "FaultPolicy",
+    "Failure",
+    "Inconsistency",
+    "FaultKind",
+    "ProxyCounters",
+]

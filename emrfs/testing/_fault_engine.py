@@ -77,9 +77,13 @@ class _Tally:
     def snapshot(self) -> ProxyCounters:
         with self._lock:
             return ProxyCounters(
-                self._requests, self._bytes[0], self._bytes[1],
-                MappingProxyType(dict(self._services)), MappingProxyType(dict(self._operations)),
-                MappingProxyType(dict(self._faults)))
+                self._requests,
+                self._bytes[0],
+                self._bytes[1],
+                MappingProxyType(dict(self._services)),
+                MappingProxyType(dict(self._operations)),
+                MappingProxyType(dict(self._faults)),
+            )
 
 
 class FaultEngine:

@@ -40,11 +40,13 @@ if TYPE_CHECKING:
 
 DYNAMODB_TARGET = "DynamoDB_20120810."
 
-_THROTTLE_BODY = json.dumps({
-    "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
-    "message": "The level of configured provisioned throughput for the table was exceeded. "
-               "Consider increasing your provisioning level with the UpdateTable API.",
-}).encode()
+_THROTTLE_BODY = json.dumps(
+    {
+        "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+        "message": "The level of configured provisioned throughput for the table was exceeded. "
+        "Consider increasing your provisioning level with the UpdateTable API.",
+    }
+).encode()
 
 
 class FaultHandler(RelayHandler):
@@ -57,7 +59,7 @@ class FaultHandler(RelayHandler):
         try:
             target = self.headers.get("X-Amz-Target", "")
             if target.startswith(DYNAMODB_TARGET):
-                self._dynamodb(target[len(DYNAMODB_TARGET):])
+                self._dynamodb(target[len(DYNAMODB_TARGET) :])
             elif target or self.path.startswith("/moto-api"):
                 proxy._tally.request("other", target.rpartition(".")[2] or "moto-api")
                 self.relay(self.forward())
@@ -68,10 +70,10 @@ class FaultHandler(RelayHandler):
                 self.abort_connection()
             else:
                 self.close_connection = True
-                status, reason = (502, "Bad Gateway") if isinstance(exc, UpstreamError) \
-                    else (400, "Bad Request")
-                self.send_whole(status, reason, [("Content-Type", "text/plain")],
-                                str(exc).encode())
+                status, reason = (
+                    (502, "Bad Gateway") if isinstance(exc, UpstreamError) else (400, "Bad Request")
+                )
+                self.send_whole(status, reason, [("Content-Type", "text/plain")], str(exc).encode())
         except (ConnectionError, TimeoutError):
             self.abort_connection()
 
@@ -86,13 +88,22 @@ class FaultHandler(RelayHandler):
         body = self.read_request_body()
         self.proxy._tally.request("dynamodb", action)
         policy = self.proxy.policy
-        if self.proxy._inject(FaultKind.DYNAMODB_THROTTLE, policy.dynamodb_throttle, action,
-                              body.decode("utf-8", "replace")):
-            self.send_whole(400, "Bad Request", [
-                ("Content-Type", "application/x-amz-json-1.0"),
-                ("x-amzn-RequestId", uuid.uuid4().hex),
-                ("x-amz-crc32", str(zlib.crc32(_THROTTLE_BODY))),
-            ], _THROTTLE_BODY)
+        if self.proxy._inject(
+            FaultKind.DYNAMODB_THROTTLE,
+            policy.dynamodb_throttle,
+            action,
+            body.decode("utf-8", "replace"),
+        ):
+            self.send_whole(
+                400,
+                "Bad Request",
+                [
+                    ("Content-Type", "application/x-amz-json-1.0"),
+                    ("x-amzn-RequestId", uuid.uuid4().hex),
+                    ("x-amz-crc32", str(zlib.crc32(_THROTTLE_BODY))),
+                ],
+                _THROTTLE_BODY,
+            )
             return
         self.relay(self.forward(body))
 
@@ -105,9 +116,12 @@ class FaultHandler(RelayHandler):
         if proxy._inject(FaultKind.SLOW_DOWN, policy.slow_down, op, req.target):
             self.drain_request_body()
             resource = "/" + req.bucket + ("/" + req.key if req.key else "")
-            self.send_whole(503, "Slow Down", [("Content-Type", "application/xml"),
-                                               ("x-amz-request-id", uuid.uuid4().hex[:16])],
-                            error_body("SlowDown", "Please reduce your request rate.", resource))
+            self.send_whole(
+                503,
+                "Slow Down",
+                [("Content-Type", "application/xml"), ("x-amz-request-id", uuid.uuid4().hex[:16])],
+                error_body("SlowDown", "Please reduce your request rate.", resource),
+            )
             return
         if op in ("GetObject", "HeadObject") and not req.query.keys() & {"versionId", "partNumber"}:
             opened = proxy.state.open_stale(req.bucket, req.key)
@@ -126,8 +140,12 @@ class FaultHandler(RelayHandler):
         else:
             resp = self.forward()
             cut = None
-            if op == "GetObject" and resp.status in (200, 206) and resp.length and \
-                    proxy._inject(FaultKind.CUT_READ, policy.cut_reads, op, req.target):
+            if (
+                op == "GetObject"
+                and resp.status in (200, 206)
+                and resp.length
+                and proxy._inject(FaultKind.CUT_READ, policy.cut_reads, op, req.target)
+            ):
                 cut = int(resp.length * policy.cut_fraction)
             self.relay(resp, cut_at=cut)
 
@@ -204,10 +222,14 @@ class FaultHandler(RelayHandler):
             return
         hidden = state.hidden_under(req.bucket, prefix)
         view = ListingView(
-            prefix=prefix, delimiter=req.param("delimiter", "") or "", lower=lower,
-            hidden=hidden, lingering=state.lingering_under(req.bucket, prefix),
+            prefix=prefix,
+            delimiter=req.param("delimiter", "") or "",
+            lower=lower,
+            hidden=hidden,
+            lingering=state.lingering_under(req.bucket, prefix),
             prefix_has_visible=lambda p, n: self._has_visible(req.bucket, p, n, hidden),
-            with_owner=not v2 or req.param("fetch-owner") == "true")
+            with_owner=not v2 or req.param("fetch-owner") == "true",
+        )
         out = rewrite_listing(resp.read(), view)
         if out.next_token and out.upper:
             proxy._remember_token(out.next_token, out.upper)
@@ -217,14 +239,21 @@ class FaultHandler(RelayHandler):
 
     def _serve_stale(self, req: S3Request, obj: StaleObject, body: BinaryIO) -> None:
         self.proxy._tally.fault(FaultKind.STALE_READ)
-        headers = [(k, v) for k, v in obj.headers
-                   if k.lower() not in ("content-length", "content-range")]
+        headers = [
+            (k, v) for k, v in obj.headers if k.lower() not in ("content-length", "content-range")
+        ]
         span = _parse_range(self.headers.get("Range"), obj.size)
         if isinstance(span, str):  # "invalid"
-            self.send_whole(416, "Requested Range Not Satisfiable",
-                            [("Content-Type", "application/xml")],
-                            error_body("InvalidRange", "The requested range is not satisfiable",
-                                       f"/{req.bucket}/{req.key}"))
+            self.send_whole(
+                416,
+                "Requested Range Not Satisfiable",
+                [("Content-Type", "application/xml")],
+                error_body(
+                    "InvalidRange",
+                    "The requested range is not satisfiable",
+                    f"/{req.bucket}/{req.key}",
+                ),
+            )
             return
         status, reason, start, length = 200, "OK", 0, obj.size
         if span is not None:
@@ -238,8 +267,9 @@ class FaultHandler(RelayHandler):
         body.seek(start)
         cut = None
         policy = self.proxy.policy
-        if length and self.proxy._inject(FaultKind.CUT_READ, policy.cut_reads, req.operation,
-                                         req.target):
+        if length and self.proxy._inject(
+            FaultKind.CUT_READ, policy.cut_reads, req.operation, req.target
+        ):
             cut = int(length * policy.cut_fraction)
         self.stream_body(body, cut_at=cut, length=length)
 
@@ -250,8 +280,10 @@ class FaultHandler(RelayHandler):
         return self.side_request("GET", path, self.proxy._sign("GET", path))
 
     def _side_list(self, bucket: str, prefix: str, max_keys: int) -> Listing | None:
-        resp = self._side_get(f"/{bucket}?list-type=2&max-keys={max_keys}&fetch-owner=true"
-                              f"&encoding-type=url&prefix={quote(prefix, safe='')}")
+        resp = self._side_get(
+            f"/{bucket}?list-type=2&max-keys={max_keys}&fetch-owner=true"
+            f"&encoding-type=url&prefix={quote(prefix, safe='')}"
+        )
         body = resp.read()
         return parse_listing(body) if resp.status == 200 else None
 
@@ -261,8 +293,7 @@ class FaultHandler(RelayHandler):
         entries = listing.entries if listing else []
         return entries[0] if entries and entries[0].key == key else None
 
-    def _has_visible(self, bucket: str, prefix: str, n_hidden: int,
-                     hidden: frozenset[str]) -> bool:
+    def _has_visible(self, bucket: str, prefix: str, n_hidden: int, hidden: frozenset[str]) -> bool:
         """Does ``prefix`` hold a key that is not hidden?  n_hidden + 1 keys settle it."""
         listing = self._side_list(bucket, prefix, n_hidden + 1)
         return listing is None or any(e.key not in hidden for e in listing.entries)

@@ -92,8 +92,9 @@ class InconsistencyState:
     def has_listing_state(self, bucket: str) -> bool:
         with self._lock:
             self._expire()
-            return any(b == bucket for b, _ in self._hidden) or \
-                any(b == bucket for b, _ in self._lingering)
+            return any(b == bucket for b, _ in self._hidden) or any(
+                b == bucket for b, _ in self._lingering
+            )
 
     def hidden_under(self, bucket: str, prefix: str) -> frozenset[str]:
         with self._lock:
@@ -103,8 +104,11 @@ class InconsistencyState:
     def lingering_under(self, bucket: str, prefix: str) -> dict[str, ListEntry]:
         with self._lock:
             self._expire()
-            return {k: entry for (b, k), (_, entry) in self._lingering.items()
-                    if b == bucket and k.startswith(prefix)}
+            return {
+                k: entry
+                for (b, k), (_, entry) in self._lingering.items()
+                if b == bucket and k.startswith(prefix)
+            }
 
     def open_stale(self, bucket: str, key: str) -> tuple[StaleObject, BinaryIO] | None:
         """The previous version to serve and its body opened for reading, if stale."""
@@ -118,8 +122,11 @@ class InconsistencyState:
         """How many keys are hidden, lingering and stale right now."""
         with self._lock:
             self._expire()
-            return {"hidden": len(self._hidden), "lingering": len(self._lingering),
-                    "stale": len(self._stale)}
+            return {
+                "hidden": len(self._hidden),
+                "lingering": len(self._lingering),
+                "stale": len(self._stale),
+            }
 
     def _expire(self) -> None:
         now = self._clock()

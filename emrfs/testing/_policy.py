@@ -14,11 +14,11 @@ from enum import Enum
 class FaultKind(str, Enum):
     """Names of the injected faults, as counted in :attr:`ProxyCounters.faults`."""
 
-    LIST_HIDDEN = "list_hidden"          # one per entry hidden from one LIST response
-    LIST_LINGERING = "list_lingering"    # one per deleted entry shown in one LIST response
-    STALE_READ = "stale_read"            # one per GET/HEAD served the previous version
-    SLOW_DOWN = "slow_down"              # one per 503 SlowDown
-    CUT_READ = "cut_read"                # one per GET body cut short
+    LIST_HIDDEN = "list_hidden"  # one per entry hidden from one LIST response
+    LIST_LINGERING = "list_lingering"  # one per deleted entry shown in one LIST response
+    STALE_READ = "stale_read"  # one per GET/HEAD served the previous version
+    SLOW_DOWN = "slow_down"  # one per 503 SlowDown
+    CUT_READ = "cut_read"  # one per GET body cut short
     DYNAMODB_THROTTLE = "dynamodb_throttle"  # one per ProvisionedThroughputExceeded
 
 
@@ -60,8 +60,9 @@ class Failure:
         object.__setattr__(self, "operations", frozenset(self.operations))
 
     def matches(self, operation: str, target: str) -> bool:
-        return (not self.operations or operation in self.operations) and \
-            _substring_matches(self.key_substring, target)
+        return (not self.operations or operation in self.operations) and _substring_matches(
+            self.key_substring, target
+        )
 
 
 def _substring_matches(substring: str, target: str) -> bool:
@@ -81,9 +82,9 @@ class Inconsistency:
     key_substring: str = "*"
     probability: float = 1.0
     delay: float = 5.0
-    list_delay: bool = True          # new keys missing from LIST
-    lingering_deletes: bool = True   # deleted keys still in LIST
-    stale_reads: bool = True         # overwritten keys read as the previous version
+    list_delay: bool = True  # new keys missing from LIST
+    lingering_deletes: bool = True  # deleted keys still in LIST
+    stale_reads: bool = True  # overwritten keys read as the previous version
 
     def __post_init__(self) -> None:
         _check_probability("Inconsistency.probability", self.probability)
@@ -127,8 +128,9 @@ class FaultPolicy:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.cut_fraction < 1.0:
-            raise ValueError(f"FaultPolicy.cut_fraction must be within [0, 1), "
-                             f"got {self.cut_fraction!r}")
+            raise ValueError(
+                f"FaultPolicy.cut_fraction must be within [0, 1), got {self.cut_fraction!r}"
+            )
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, str], **overrides) -> FaultPolicy:
@@ -138,20 +140,30 @@ class FaultPolicy:
         ``inconsistency.msec`` and ``throttle.probability`` are understood;
         other ``fs.s3a.failinject.`` keys raise ``ValueError``.
         """
-        props = {k[len(_S3A_PREFIX):]: str(v) for k, v in properties.items()
-                 if k.startswith(_S3A_PREFIX)}
-        known = {"inconsistency.key.substring", "inconsistency.probability",
-                 "inconsistency.msec", "throttle.probability"}
+        props = {
+            k[len(_S3A_PREFIX) :]: str(v)
+            for k, v in properties.items()
+            if k.startswith(_S3A_PREFIX)
+        }
+        known = {
+            "inconsistency.key.substring",
+            "inconsistency.probability",
+            "inconsistency.msec",
+            "throttle.probability",
+        }
         unknown = sorted(_S3A_PREFIX + k for k in set(props) - known)
         if unknown:
-            raise ValueError(f"unknown fault-injection properties {unknown}; "
-                             f"known: {sorted(_S3A_PREFIX + k for k in known)}")
+            raise ValueError(
+                f"unknown fault-injection properties {unknown}; "
+                f"known: {sorted(_S3A_PREFIX + k for k in known)}"
+            )
         kwargs: dict = {}
         if any(k.startswith("inconsistency.") for k in props):
             kwargs["inconsistency"] = Inconsistency(
                 key_substring=props.get("inconsistency.key.substring", "DELAY_LISTING_ME"),
                 probability=float(props.get("inconsistency.probability", 1.0)),
-                delay=float(props.get("inconsistency.msec", 5000)) / 1000.0)
+                delay=float(props.get("inconsistency.msec", 5000)) / 1000.0,
+            )
         if "throttle.probability" in props:
             kwargs["slow_down"] = Failure(float(props["throttle.probability"]))
         kwargs.update(overrides)

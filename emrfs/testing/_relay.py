@@ -23,8 +23,18 @@ log = logging.getLogger("emrfs.testing.faults")
 CHUNK = 1 << 20
 # Not forwarded: connection-level headers, and Expect (the relay has already
 # answered "100 Continue" itself; Expect is not part of a SigV4 signature).
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer",
-                        "transfer-encoding", "upgrade", "expect"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+    }
+)
 STREAM = object()  # forward(): stream the client's body through
 
 
@@ -35,8 +45,13 @@ class RelayServer(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], handler: type[RelayHandler],
-                 upstream: tuple[str, int], timeout: float):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[RelayHandler],
+        upstream: tuple[str, int],
+        timeout: float,
+    ):
         self.upstream = upstream
         self.upstream_timeout = timeout
         self._open: set[socket.socket] = set()
@@ -157,8 +172,7 @@ class RelayHandler(BaseHTTPRequestHandler):
 
     def _connection(self, side: bool) -> http.client.HTTPConnection:
         conn = self._side if side else self._up
-        if conn is not None and conn.sock is not None and \
-                select.select([conn.sock], [], [], 0)[0]:
+        if conn is not None and conn.sock is not None and select.select([conn.sock], [], [], 0)[0]:
             conn.close()  # an idle kept-alive socket is readable only once closed
         if conn is None:
             host, port = self.server.upstream
@@ -185,23 +199,28 @@ class RelayHandler(BaseHTTPRequestHandler):
             headers.append(("Transfer-Encoding", "chunked"))
         pieces: Iterable[bytes] = (body,) if isinstance(body, bytes) else self.request_chunks()
         try:
-            return self._send(self._connection(False), self.command, self.path, headers,
-                              pieces, chunked)
+            return self._send(
+                self._connection(False), self.command, self.path, headers, pieces, chunked
+            )
         except (OSError, http.client.HTTPException) as exc:
             if self._up is not None:
                 self._up.close()
             if not isinstance(body, bytes):
                 raise UpstreamError(
-                    f"upstream failed on {self.command} {self.path}: {exc}") from exc
+                    f"upstream failed on {self.command} {self.path}: {exc}"
+                ) from exc
             try:  # a replayable body: one retry on a fresh connection
-                return self._send(self._connection(False), self.command, self.path,
-                                  headers, pieces, chunked)
+                return self._send(
+                    self._connection(False), self.command, self.path, headers, pieces, chunked
+                )
             except (OSError, http.client.HTTPException) as exc2:
                 raise UpstreamError(
-                    f"upstream failed on {self.command} {self.path}: {exc2}") from exc2
+                    f"upstream failed on {self.command} {self.path}: {exc2}"
+                ) from exc2
 
-    def side_request(self, method: str, path: str,
-                     headers: Iterable[tuple[str, str]] = ()) -> http.client.HTTPResponse:
+    def side_request(
+        self, method: str, path: str, headers: Iterable[tuple[str, str]] = ()
+    ) -> http.client.HTTPResponse:
         """A body-less request of the proxy's own to the upstream (look-ups)."""
         host, port = self.server.upstream
         headers = [("Host", f"{host}:{port}"), *headers]
@@ -213,9 +232,14 @@ class RelayHandler(BaseHTTPRequestHandler):
             return self._send(self._connection(True), method, path, headers, (), False)
 
     @staticmethod
-    def _send(conn: http.client.HTTPConnection, method: str, path: str,
-              headers: list[tuple[str, str]], pieces: Iterable[bytes],
-              chunked: bool) -> http.client.HTTPResponse:
+    def _send(
+        conn: http.client.HTTPConnection,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        pieces: Iterable[bytes],
+        chunked: bool,
+    ) -> http.client.HTTPResponse:
         conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
         for name, value in headers:
             conn.putheader(name, value)
@@ -236,11 +260,15 @@ class RelayHandler(BaseHTTPRequestHandler):
         self.head_sent = True
         self.log_request(status)
 
-    def send_whole(self, status: int, reason: str, headers: Iterable[tuple[str, str]],
-                   body: bytes) -> None:
+    def send_whole(
+        self, status: int, reason: str, headers: Iterable[tuple[str, str]], body: bytes
+    ) -> None:
         """A response the proxy composed (or rewrote), with its Content-Length."""
-        headers = [(k, v) for k, v in headers
-                   if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"]
+        headers = [
+            (k, v)
+            for k, v in headers
+            if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"
+        ]
         headers.append(("Content-Length", str(len(body))))
         if self.command != "HEAD":
             self.count_bytes(0, len(body))
@@ -263,8 +291,9 @@ class RelayHandler(BaseHTTPRequestHandler):
         self.send_head(resp.status, resp.reason, headers)
         self.stream_body(resp, cut_at=cut_at, chunked=chunked)
 
-    def stream_body(self, source, *, cut_at: int | None = None, length: int | None = None,
-                    chunked: bool = False) -> None:
+    def stream_body(
+        self, source, *, cut_at: int | None = None, length: int | None = None, chunked: bool = False
+    ) -> None:
         """Copy ``source`` (anything with ``readinto``) to the client."""
         # One buffer per body, not per connection: idle kept-alive connections hold none.
         sent, buf = 0, memoryview(bytearray(CHUNK))

@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, unquote, unquote_plus, urlsplit
 
 # Sub-resources that turn an object/bucket request into a different operation.
-_OBJECT_SUBRESOURCES = ("acl", "tagging", "retention", "legal-hold", "attributes",
-                        "torrent", "restore", "select")
+_OBJECT_SUBRESOURCES = (
+    "acl",
+    "tagging",
+    "retention",
+    "legal-hold",
+    "attributes",
+    "torrent",
+    "restore",
+    "select",
+)
 
 WRITE_OPERATIONS = frozenset({"PutObject", "CopyObject", "CompleteMultipartUpload"})
 LIST_OPERATIONS = frozenset({"ListObjects", "ListObjectsV2"})
@@ -56,8 +64,9 @@ def classify(method: str, target: str, has_copy_source: bool = False) -> S3Reque
     return S3Request(_operation(method, bucket, key, query, has_copy_source), bucket, key, query)
 
 
-def _operation(method: str, bucket: str, key: str, query: Mapping[str, list[str]],
-               copy: bool) -> str:
+def _operation(
+    method: str, bucket: str, key: str, query: Mapping[str, list[str]], copy: bool
+) -> str:
     if not bucket:
         return "ListBuckets" if method == "GET" else f"{method.title()}Service"
     if not key:
@@ -118,13 +127,18 @@ def _camel(sub: str | None) -> str:
 def error_body(code: str, message: str, resource: str) -> bytes:
     """An S3 XML error document, as S3 sends it with a 4xx/5xx status."""
     root = ET.Element("Error")
-    for tag, text in (("Code", code), ("Message", message), ("Resource", resource),
-                      ("RequestId", uuid.uuid4().hex[:16].upper())):
+    for tag, text in (
+        ("Code", code),
+        ("Message", message),
+        ("Resource", resource),
+        ("RequestId", uuid.uuid4().hex[:16].upper()),
+    ):
         ET.SubElement(root, tag).text = text
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
 # --- listings -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ListEntry:
@@ -147,7 +161,7 @@ class Listing:
 
 
 def _ns(root: ET.Element) -> str:
-    return root.tag[1:root.tag.index("}")] if root.tag.startswith("{") else ""
+    return root.tag[1 : root.tag.index("}")] if root.tag.startswith("{") else ""
 
 
 def _qualifier(ns: str) -> Callable[[str], str]:
@@ -194,8 +208,8 @@ class ListingView:
 
     prefix: str
     delimiter: str
-    lower: str | None              # entries <= lower belong to earlier pages
-    hidden: frozenset[str]         # keys to hide (newly written, within delay)
+    lower: str | None  # entries <= lower belong to earlier pages
+    hidden: frozenset[str]  # keys to hide (newly written, within delay)
     lingering: Mapping[str, ListEntry]  # deleted keys to show (within delay)
     prefix_has_visible: Callable[[str, int], bool]  # (prefix, n hidden under it)
     with_owner: bool
@@ -232,8 +246,11 @@ def rewrite_listing(body: bytes, view: ListingView) -> Rewritten:
         hidden += 1
     for prefix in list(prefixes):
         under = sum(1 for k in view.hidden if k.startswith(prefix))
-        if under and not any(k.startswith(prefix) for k in view.lingering) \
-                and not view.prefix_has_visible(prefix, under):
+        if (
+            under
+            and not any(k.startswith(prefix) for k in view.lingering)
+            and not view.prefix_has_visible(prefix, under)
+        ):
             del prefixes[prefix]
             hidden += 1
 
@@ -241,9 +258,9 @@ def rewrite_listing(body: bytes, view: ListingView) -> Rewritten:
     for key, entry in view.lingering.items():
         if not key.startswith(view.prefix) or key in keys:
             continue
-        rest = key[len(view.prefix):]
+        rest = key[len(view.prefix) :]
         if view.delimiter and view.delimiter in rest:
-            name = view.prefix + rest[:rest.index(view.delimiter) + len(view.delimiter)]
+            name = view.prefix + rest[: rest.index(view.delimiter) + len(view.delimiter)]
             if name in prefixes or not _in_page(name, view.lower, upper):
                 continue
             prefixes[name] = _prefix_element(q, encode(name))
@@ -254,13 +271,18 @@ def rewrite_listing(body: bytes, view: ListingView) -> Rewritten:
         added += 1
 
     if hidden or added:
-        _replace_children(root, q, contents + prefix_elems,
-                          [keys[k] for k in sorted(keys)] + [prefixes[p] for p in sorted(prefixes)])
+        _replace_children(
+            root,
+            q,
+            contents + prefix_elems,
+            [keys[k] for k in sorted(keys)] + [prefixes[p] for p in sorted(prefixes)],
+        )
         count = root.find(q("KeyCount"))
         if count is not None:
             count.text = str(len(keys) + len(prefixes))
-        body = ET.tostring(root, encoding="utf-8", xml_declaration=True,
-                           default_namespace=ns or None)
+        body = ET.tostring(
+            root, encoding="utf-8", xml_declaration=True, default_namespace=ns or None
+        )
     token = _text(root, "NextContinuationToken", ns) or _text(root, "NextMarker", ns)
     return Rewritten(body, hidden, added, upper, token)
 
@@ -269,8 +291,9 @@ def _in_page(name: str, lower: str | None, upper: str | None) -> bool:
     return (lower is None or name > lower) and (upper is None or name <= upper)
 
 
-def _replace_children(root: ET.Element, q: Callable[[str], str], old: list[ET.Element],
-                      new: Iterable[ET.Element]) -> None:
+def _replace_children(
+    root: ET.Element, q: Callable[[str], str], old: list[ET.Element], new: Iterable[ET.Element]
+) -> None:
     children = list(root)
     at = min((children.index(el) for el in old), default=None)
     if at is None:  # no entries at all: S3 puts them before the continuation fields
@@ -282,11 +305,16 @@ def _replace_children(root: ET.Element, q: Callable[[str], str], old: list[ET.El
         root.insert(at + offset, el)
 
 
-def _entry_element(q: Callable[[str], str], entry: ListEntry, key: str,
-                   with_owner: bool) -> ET.Element:
+def _entry_element(
+    q: Callable[[str], str], entry: ListEntry, key: str, with_owner: bool
+) -> ET.Element:
     el = ET.Element(q("Contents"))
-    for tag, text in (("Key", key), ("LastModified", entry.last_modified),
-                      ("ETag", entry.etag), ("Size", str(entry.size))):
+    for tag, text in (
+        ("Key", key),
+        ("LastModified", entry.last_modified),
+        ("ETag", entry.etag),
+        ("Size", str(entry.size)),
+    ):
         ET.SubElement(el, q(tag)).text = text
     if with_owner and entry.owner_id is not None:
         owner = ET.SubElement(el, q("Owner"))
@@ -323,5 +351,5 @@ def is_error_document(body: bytes) -> bool:
     """A 200 response whose body is an ``<Error>`` (CompleteMultipartUpload, CopyObject)."""
     head = body[:512].lstrip()
     if head.startswith(b"<?xml"):
-        head = head[head.find(b"?>") + 2:].lstrip()
+        head = head[head.find(b"?>") + 2 :].lstrip()
     return head.startswith(b"<Error")

@@ -50,8 +50,7 @@ from ._fault_handler import FaultHandler
 from ._policy import Failure, FaultKind, FaultPolicy, Inconsistency
 from ._relay import RelayServer
 
-__all__ = ["FaultKind", "Failure", "Inconsistency", "FaultPolicy", "ProxyCounters",
-           "FaultProxy"]
+__all__ = ["FaultKind", "Failure", "Inconsistency", "FaultPolicy", "ProxyCounters", "FaultProxy"]
 
 
 class FaultProxy(FaultEngine):
@@ -72,9 +71,16 @@ class FaultProxy(FaultEngine):
         Socket timeout towards the upstream, seconds.
     """
 
-    def __init__(self, upstream: str, policy: FaultPolicy | None = None, *,
-                 host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], float] = time.monotonic, timeout: float = 60.0):
+    def __init__(
+        self,
+        upstream: str,
+        policy: FaultPolicy | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: float = 60.0,
+    ):
         parts = urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"FaultProxy upstream must be an http:// URL, got {upstream!r}")
@@ -100,8 +106,12 @@ class FaultProxy(FaultEngine):
         if isinstance(host, bytes):  # typeshed allows it; AF_INET gives str
             host = host.decode()
         self.url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"emrfs-fault-proxy-{port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"emrfs-fault-proxy-{port}",
+            daemon=True,
+        )
         self._thread.start()
         return self.url
 

@@ -33,9 +33,15 @@ class LocalServers:
     ...     fs = EmrFileSystem(endpoint_url=servers.endpoint_url)
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
-                 endpoint_url: str | None = None, use_env: bool = True,
-                 startup_timeout: float = 60.0):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        endpoint_url: str | None = None,
+        use_env: bool = True,
+        startup_timeout: float = 60.0,
+    ):
         self.host = host
         self.port = port
         self._external = endpoint_url or (endpoint_from_env() if use_env else None)
@@ -56,14 +62,19 @@ class LocalServers:
         env.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "emrfs.testing._moto_main", self.host, str(self.port)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            text=True,
+        )
         deadline = time.monotonic() + self.startup_timeout
         line = self._proc.stdout.readline() if self._proc.stdout else ""
         if not line.startswith("PORT "):
             self.stop()
             raise RuntimeError(
                 "moto's server did not start; is `moto[server]` installed? "
-                "(pip install 'emrfs[local]')")
+                "(pip install 'emrfs[local]')"
+            )
         self.port = int(line.split()[1])
         self.endpoint_url = f"http://{self.host}:{self.port}"
         while time.monotonic() < deadline:

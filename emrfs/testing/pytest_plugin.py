@@ -40,8 +40,11 @@ def emrfs_endpoint():
 @pytest.fixture(scope="session")
 def emrfs_s3(emrfs_endpoint):
     boto3 = pytest.importorskip("boto3")
-    return boto3.client("s3", endpoint_url=emrfs_endpoint,
-                        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    return boto3.client(
+        "s3",
+        endpoint_url=emrfs_endpoint,
+        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
 
 
 def new_bucket_name(prefix: str = "emrfs-test") -> str:
@@ -52,11 +55,13 @@ def empty_and_delete_bucket(s3, bucket: str) -> None:
     try:
         paginator = s3.get_paginator("list_object_versions")
         # listed whole before deleting: moto loses its place when the marker key is gone
-        objs = [{"Key": o["Key"], "VersionId": o["VersionId"]}
-                for page in paginator.paginate(Bucket=bucket)
-                for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        objs = [
+            {"Key": o["Key"], "VersionId": o["VersionId"]}
+            for page in paginator.paginate(Bucket=bucket)
+            for o in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
         for i in range(0, len(objs), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": objs[i:i + 1000], "Quiet": True})
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objs[i : i + 1000], "Quiet": True})
         for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
             s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
         s3.delete_bucket(Bucket=bucket)
@@ -88,10 +93,12 @@ def localstack_status() -> tuple[str | None, str]:
             json.loads(resp.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
         named = "EMRFS_TEST_LOCALSTACK" in os.environ
-        return None, (f"LocalStack is not answering at {url} ({exc}); start it with "
-                      "`python localstack/launch.py` (or docker compose -f "
-                      "localstack/compose.yaml up)" + ("" if named else
-                      ", or name it with EMRFS_TEST_LOCALSTACK"))
+        return None, (
+            f"LocalStack is not answering at {url} ({exc}); start it with "
+            "`python localstack/launch.py` (or docker compose -f "
+            "localstack/compose.yaml up)"
+            + ("" if named else ", or name it with EMRFS_TEST_LOCALSTACK")
+        )
     return url, ""
 
 

@@ -54,6 +54,7 @@ _Body = Callable[[Any, ObjectStore, str], Awaitable[None]]
 
 def _store_test(body: _Body) -> Callable[..., None]:
     """An ``async def test(self, store, root)`` as a pytest test run on its own loop."""
+
     def test(self, store: ObjectStore, root: str, store_loop: asyncio.AbstractEventLoop) -> None:
         async def run() -> None:
             try:
@@ -78,8 +79,9 @@ def _bare(etag: str | None) -> str:
     return (etag or "").strip('"')
 
 
-async def _listing(store: ObjectStore, prefix: str, delimiter: str | None = None
-                   ) -> tuple[list[ObjectMeta], list[str]]:
+async def _listing(
+    store: ObjectStore, prefix: str, delimiter: str | None = None
+) -> tuple[list[ObjectMeta], list[str]]:
     objects: list[ObjectMeta] = []
     prefixes: list[str] = []
     async for page in store.list(prefix, delimiter=delimiter):
@@ -107,8 +109,7 @@ class StoreTests:
     def root(self, store: ObjectStore) -> str:
         raise NotImplementedError("provide a `root` fixture: an empty bucket for the test")
 
-    def raw_put(self, path: str, data: bytes, metadata: Mapping[str, str] | None = None
-                ) -> None:
+    def raw_put(self, path: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
         raise NotImplementedError("provide raw_put: write past the store under test")
 
     def raw_get(self, path: str) -> bytes:
@@ -156,8 +157,9 @@ class StoreTests:
         assert put.version_id == head.version_id
 
     @_store_test
-    async def test_head_of_an_object_written_past_the_store(self, store: ObjectStore,
-                                                           root: str) -> None:
+    async def test_head_of_an_object_written_past_the_store(
+        self, store: ObjectStore, root: str
+    ) -> None:
         path = f"{root}/raw"
         self.raw_put(path, b"abc", {"origin": "side-channel"})
         head = await store.head(path)
@@ -173,8 +175,9 @@ class StoreTests:
         assert dict((await store.head(path)).metadata) == expected
 
     @_store_test
-    async def test_missing_object_is_file_not_found_naming_the_path(self, store: ObjectStore,
-                                                                     root: str) -> None:
+    async def test_missing_object_is_file_not_found_naming_the_path(
+        self, store: ObjectStore, root: str
+    ) -> None:
         path = f"{root}/no/such/key"
         for attempt in (store.head(path), store.get_range(path), store.get_range(path, 0, 10)):
             with pytest.raises(FileNotFoundError) as info:
@@ -200,12 +203,20 @@ class StoreTests:
         data = _sample(10_000)
         self.raw_put(path, data)
         size = len(data)
-        cases = [(0, None), (0, size), (10, 20), (100, None), (size - 1, None),
-                 (0, size + 100),            # running past the end: cut there
-                 (size - 10, size + 10),
-                 (size, size + 10),          # at the end: nothing
-                 (size + 5, None), (size + 5, size + 50),
-                 (20, 10), (5, 5)]           # empty
+        cases = [
+            (0, None),
+            (0, size),
+            (10, 20),
+            (100, None),
+            (size - 1, None),
+            (0, size + 100),  # running past the end: cut there
+            (size - 10, size + 10),
+            (size, size + 10),  # at the end: nothing
+            (size + 5, None),
+            (size + 5, size + 50),
+            (20, 10),
+            (5, 5),
+        ]  # empty
         for start, end in cases:
             got = await store.get_range(path, start, end)
             assert got == data[start:end], (start, end, len(got))
@@ -247,8 +258,7 @@ class StoreTests:
         assert self.raw_get(path) == b"third"
         assert _bare(again.etag) != _bare(first.etag)
 
-    async def _write_parts(self, store: ObjectStore, path: str, **kwargs: Any
-                           ) -> tuple[Any, bytes]:
+    async def _write_parts(self, store: ObjectStore, path: str, **kwargs: Any) -> tuple[Any, bytes]:
         writer = await store.writer(path, **kwargs)
         assert writer.path == path
         first = _sample(self.part_size)
@@ -260,8 +270,9 @@ class StoreTests:
     @_store_test
     async def test_writer_parts_complete(self, store: ObjectStore, root: str) -> None:
         path = f"{root}/multi"
-        writer, data = await self._write_parts(store, path, metadata={"Kind": "parts"},
-                                               content_type="text/plain")
+        writer, data = await self._write_parts(
+            store, path, metadata={"Kind": "parts"}, content_type="text/plain"
+        )
         self.assert_missing(path)  # nothing published before complete
         meta = await writer.complete()
         assert self.raw_get(path) == data
@@ -273,8 +284,9 @@ class StoreTests:
         assert not self.raw_open_uploads(root)
 
     @_store_test
-    async def test_writer_with_no_parts_writes_an_empty_object(self, store: ObjectStore,
-                                                               root: str) -> None:
+    async def test_writer_with_no_parts_writes_an_empty_object(
+        self, store: ObjectStore, root: str
+    ) -> None:
         path = f"{root}/multi-empty"
         writer = await store.writer(path)
         meta = await writer.complete()
@@ -394,11 +406,15 @@ class StoreTests:
         assert first.etag
         assert await store.get_range(path, if_match=first.etag) == b"version one"
         assert await store.get_range(path, 0, 7, if_match=_bare(first.etag)) == b"version"
-        assert b"".join([c async for c in store.get_stream(path, if_match=first.etag)]) \
+        assert (
+            b"".join([c async for c in store.get_stream(path, if_match=first.etag)])
             == b"version one"
+        )
         self.raw_put(path, b"version two")
-        for attempt in (store.get_range(path, if_match=first.etag),
-                        store.get_range(path, 0, 7, if_match=first.etag)):
+        for attempt in (
+            store.get_range(path, if_match=first.etag),
+            store.get_range(path, 0, 7, if_match=first.etag),
+        ):
             with pytest.raises(ChangedError) as info:
                 await attempt
             assert path in str(info.value)

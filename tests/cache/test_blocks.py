@@ -38,8 +38,12 @@ def test_coalesce_joins_adjacent_and_caps_runs():
     assert run_span((1, 2), 4, 9) == (4, 9)
 
 
-@given(size=st.integers(0, 10_000), bs=st.integers(1, 700), offset=st.integers(0, 11_000),
-       length=st.integers(-1, 3_000))
+@given(
+    size=st.integers(0, 10_000),
+    bs=st.integers(1, 700),
+    offset=st.integers(0, 11_000),
+    length=st.integers(-1, 3_000),
+)
 def test_blocks_cover_exactly_the_read(size, bs, offset, length):
     start, end = clip(offset, length, size)
     idx = blocks_for(offset, length, bs, size)

@@ -25,6 +25,7 @@ def test_stats_and_clear(dirs, capsys):
         await r.close()  # blocks written: a second reader's read hits
         r2 = CachedReader(store, ident, CountingFetch(data), block_size=BS, prefetch_blocks=0)
         await r2.read(0, -1)
+
     asyncio.run(go())
     metrics = store.metrics()
     assert sum(m["misses"] for m in metrics.values()) == 4

@@ -33,6 +33,7 @@ def fill(store, ident, *, sealed=False):
             return await r.read(0, -1)
         finally:
             await r.close()
+
     return asyncio.run(go())
 
 
@@ -45,11 +46,16 @@ def test_encrypted_cache_blocks_are_unreadable_without_the_key(dirs, tmp_path):
     assert not any(b"top-secret" in raw for raw in raw_files(dirs))
     store.close()
     # Same key (a new process): readable.  Another key: every block is a miss.
-    again = BlockStore(dirs, sealer=BlockSealer(CacheKey.load_or_create(key.path)),
-                       encrypt_all=True, free_space_floor=0.0)
-    assert again.read(ident.block(1)) == SECRET[BS:2 * BS]
-    other = BlockStore(dirs, sealer=BlockSealer(CacheKey.in_memory()), encrypt_all=True,
-                       free_space_floor=0.0)
+    again = BlockStore(
+        dirs,
+        sealer=BlockSealer(CacheKey.load_or_create(key.path)),
+        encrypt_all=True,
+        free_space_floor=0.0,
+    )
+    assert again.read(ident.block(1)) == SECRET[BS : 2 * BS]
+    other = BlockStore(
+        dirs, sealer=BlockSealer(CacheKey.in_memory()), encrypt_all=True, free_space_floor=0.0
+    )
     assert other.read(ident.block(0)) is None
     assert sum(s.corruptions for s in other.stats) == 1
 

@@ -43,7 +43,7 @@ def test_write_rename_ls_delete_cycle_stays_local(dirs):
     data = object_bytes(3 * BS + 11)
     with t.open_write(f"{JOB}/_temporary/attempt_1/part-0.parquet") as w:
         for i in range(0, len(data), 10_000):  # streamed in pieces, cut into blocks
-            w.write(data[i:i + 10_000])
+            w.write(data[i : i + 10_000])
     assert t.info(f"{JOB}/_temporary/attempt_1/part-0.parquet")["size"] == len(data)
     assert t.ls(JOB, detail=False) == [f"{JOB}/_temporary"]
     # FileOutputCommitter: task attempt dir -> task dir (a directory rename).
@@ -56,7 +56,7 @@ def test_write_rename_ls_delete_cycle_stays_local(dirs):
         assert up.size == len(data)
         assert up.read(5) == data[:5]
         up.seek(BS - 3)
-        assert up.read(10) == data[BS - 3:BS + 7]
+        assert up.read(10) == data[BS - 3 : BS + 7]
         up.seek(0)
         assert up.read() == data
     t.write_bytes(f"{JOB}/task_1/_SUCCESS", b"")
@@ -140,8 +140,12 @@ def test_encrypted_tier_is_sealed_on_disk_and_unreadable_once_terminated(dirs):
 
 def test_paths_that_must_be_sealed_are_sealed_with_encrypt_off(dirs):
     def raw_has(marker: bytes) -> bool:
-        return any(marker in open(os.path.join(r, f), "rb").read()
-                   for d in dirs for r, _, fs in os.walk(d) for f in fs)
+        return any(
+            marker in open(os.path.join(r, f), "rb").read()
+            for d in dirs
+            for r, _, fs in os.walk(d)
+            for f in fs
+        )
 
     t = tier(dirs, must_seal=lambda p: p.startswith("bkt/secret/"))
     secret = b"must-be-sealed;" * 9000  # several blocks
@@ -199,8 +203,9 @@ print(t.exists("bkt/j/_temporary/from-child"))
 
 def _run_child(dirs):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    out = subprocess.run([sys.executable, "-c", SCRIPT, *dirs], capture_output=True, text=True,
-                         env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, *dirs], capture_output=True, text=True, env=env, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 

@@ -14,14 +14,21 @@ from emrfs.config import load
 
 
 def options_for(dirs, **cache):
-    opts = load({"cache.encrypt": cache.pop("encrypt", False),
-                 "cache.block_size": 64 * 1024, "ephemeral.replication": 2})
-    return dataclasses.replace(opts, cache=dataclasses.replace(
-        opts.cache, directories=tuple(dirs), **cache))
+    opts = load(
+        {
+            "cache.encrypt": cache.pop("encrypt", False),
+            "cache.block_size": 64 * 1024,
+            "ephemeral.replication": 2,
+        }
+    )
+    return dataclasses.replace(
+        opts, cache=dataclasses.replace(opts.cache, directories=tuple(dirs), **cache)
+    )
 
 
-def test_local_cache_from_options_reads_through_invalidates_and_matches(dirs, tmp_path,
-                                                                          monkeypatch):
+def test_local_cache_from_options_reads_through_invalidates_and_matches(
+    dirs, tmp_path, monkeypatch
+):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     lc = LocalCache(options_for(dirs, encrypt=True))
     key_file = default_key_file(tuple(dirs))
@@ -35,6 +42,7 @@ def test_local_cache_from_options_reads_through_invalidates_and_matches(dirs, tm
         r = lc.reader(ident, fetch)
         assert await r.read(0, -1) == data
         await r.close()
+
     asyncio.run(go())
     assert lc.reader(ident, fetch).read_cached(10, 100) == data[10:110]
     assert lc.invalidate("bkt/data/x.parquet") == 4

@@ -18,8 +18,9 @@ BS = 64 * 1024
 def make(dirs, data, max_pending_writes=1000, **kw):
     store = BlockStore(dirs, free_space_floor=0.0, max_pending_writes=max_pending_writes)
     fetch = CountingFetch(data)
-    reader = CachedReader(store, ObjectIdentity("b/obj", len(data), etag="e"), fetch,
-                          block_size=BS, **kw)
+    reader = CachedReader(
+        store, ObjectIdentity("b/obj", len(data), etag="e"), fetch, block_size=BS, **kw
+    )
     return store, fetch, reader
 
 
@@ -30,17 +31,18 @@ def test_random_reads_fetch_only_the_blocks_they_touch_and_warm_reads_never_fetc
     async def go():
         # a Parquet footer: blocks 19-20, one fetch
         assert await r.read(len(data) - 100, 100) == data[-100:]
-        assert await r.read(5 * BS + 3, 10) == data[5 * BS + 3:5 * BS + 13]
-        assert await r.read(3 * BS - 1, 2) == data[3 * BS - 1:3 * BS + 1]
-        assert await r.read(5 * BS + 20, 10) == data[5 * BS + 20:5 * BS + 30]  # not sequential
+        assert await r.read(5 * BS + 3, 10) == data[5 * BS + 3 : 5 * BS + 13]
+        assert await r.read(3 * BS - 1, 2) == data[3 * BS - 1 : 3 * BS + 1]
+        assert await r.read(5 * BS + 20, 10) == data[5 * BS + 20 : 5 * BS + 30]  # not sequential
         await r.close()
+
     asyncio.run(go())
     assert fetch.calls == [(19 * BS, 20 * BS + 7), (5 * BS, 6 * BS), (2 * BS, 4 * BS)]
     n = len(fetch.calls)
-    assert r.read_cached(3 * BS - 1, 2) == data[3 * BS - 1:3 * BS + 1]
+    assert r.read_cached(3 * BS - 1, 2) == data[3 * BS - 1 : 3 * BS + 1]
     assert r.read_cached(0, 10) is None  # not cached: the sync path says so, fetches nothing
     again = CachedReader(store, r.identity, fetch, block_size=BS)
-    assert asyncio.run(again.read(2 * BS, 2 * BS)) == data[2 * BS:4 * BS]
+    assert asyncio.run(again.read(2 * BS, 2 * BS)) == data[2 * BS : 4 * BS]
     asyncio.run(again.close())
     assert len(fetch.calls) == n
 
@@ -56,6 +58,7 @@ def test_sequential_reads_prefetch_ahead_in_the_background(dirs):
             await asyncio.sleep(0)
         await r.close()
         return bytes(out)
+
     assert asyncio.run(go()) == data
     assert fetch.bytes_fetched == len(data), "every byte fetched once"
     assert len(fetch.calls) < 12, "prefetch joined blocks into fewer fetches"
@@ -80,6 +83,7 @@ def test_fetch_errors_propagate_and_do_not_poison_the_cache(dirs):
         if fail[0]:
             raise ConnectionError("dropped")
         return data[start:end]
+
     r = CachedReader(store, ObjectIdentity("b/x", len(data), etag="e"), fetch, block_size=BS)
     with pytest.raises(ConnectionError):
         asyncio.run(r.read(0, 10))
@@ -108,6 +112,7 @@ def test_prefetch_refills_half_a_window_at_a_time(dirs):
             await asyncio.sleep(0)
         await r.close()
         return bytes(out)
+
     assert asyncio.run(go()) == data
     sizes = [(end - start) // BS for start, end in fetch.calls]
     assert sizes[0] == 1 and all(n >= 2 for n in sizes[1:-1]), sizes  # no 1-block trickle

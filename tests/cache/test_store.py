@@ -40,22 +40,24 @@ def read_all(store, ident, fetch, offset=0, length=-1):
             return await r.read(offset, length)
         finally:
             await r.close()  # block writes finished
+
     return asyncio.run(go())
 
 
 def test_eviction_keeps_usage_under_capacity_and_evicts_least_recently_used(tmp_path):
     one_block = BS + 200  # data + header
-    store = BlockStore([str(tmp_path / "c")], capacity_bytes=4 * one_block,
-                       free_space_floor=0.0, clock=StepClock())
+    store = BlockStore(
+        [str(tmp_path / "c")], capacity_bytes=4 * one_block, free_space_floor=0.0, clock=StepClock()
+    )
     data = object_bytes(8 * BS)
     ident = ObjectIdentity("b/k", len(data), etag="e1")
     fetch = CountingFetch(data)
     for i in range(3):
-        assert read_all(store, ident, fetch, i * BS, BS) == data[i * BS:(i + 1) * BS]
+        assert read_all(store, ident, fetch, i * BS, BS) == data[i * BS : (i + 1) * BS]
     assert store.read(ident.block(0), 0, 10) == data[:10]  # block 0 is now the most recent
     store.close()  # release handles so eviction may take any block
     for i in range(3, 8):
-        assert read_all(store, ident, fetch, i * BS, BS) == data[i * BS:(i + 1) * BS]
+        assert read_all(store, ident, fetch, i * BS, BS) == data[i * BS : (i + 1) * BS]
         store.close()
     c_bytes, _ = store.usage(0)
     assert c_bytes <= 4 * one_block
@@ -79,16 +81,16 @@ def _pin_in_child(dirs, bid_fields, pinned, release):
 def test_pinned_blocks_survive_eviction_in_this_and_other_processes(tmp_path):
     dirs = [str(tmp_path / "c")]
     one_block = BS + 200
-    store = BlockStore(dirs, capacity_bytes=3 * one_block, free_space_floor=0.0,
-                       clock=StepClock())
+    store = BlockStore(dirs, capacity_bytes=3 * one_block, free_space_floor=0.0, clock=StepClock())
     data = object_bytes(10 * BS, seed=3)
     ident = ObjectIdentity("b/pinned", len(data), etag="x")
     fetch = CountingFetch(data)
     read_all(store, ident, fetch, 0, 2 * BS)  # blocks 0 and 1, the oldest
     b0, b1 = ident.block(0), ident.block(1)
     pinned, release = FORK.Event(), FORK.Event()
-    child = FORK.Process(target=_pin_in_child,
-                         args=(dirs, (b1.space, b1.owner, b1.tag, b1.index), pinned, release))
+    child = FORK.Process(
+        target=_pin_in_child, args=(dirs, (b1.space, b1.owner, b1.tag, b1.index), pinned, release)
+    )
     child.start()
     try:
         assert pinned.wait(30)
@@ -124,12 +126,13 @@ def _reader_process(dirs, size, seed, rounds, out):
         for _ in range(rounds):
             off = rng.randrange(size)
             n = rng.randrange(1, 3 * BS)
-            if await r.read(off, n) != data[off:off + n]:
+            if await r.read(off, n) != data[off : off + n]:
                 bad += 1
             got = r.read_cached(off, n)
-            if got is not None and got != data[off:off + n]:
+            if got is not None and got != data[off : off + n]:
                 bad += 1
         await r.close()
+
     asyncio.run(go())
     store.close()
     out.put((bad, sum(s.hits for s in store.stats)))
@@ -138,8 +141,7 @@ def _reader_process(dirs, size, seed, rounds, out):
 def test_four_processes_reading_one_object_through_one_cache_always_get_the_right_bytes(dirs):
     size = 40 * BS + 123
     out = FORK.Queue()
-    procs = [FORK.Process(target=_reader_process, args=(dirs, size, 7, 150, out))
-             for _ in range(4)]
+    procs = [FORK.Process(target=_reader_process, args=(dirs, size, 7, 150, out)) for _ in range(4)]
     for p in procs:
         p.start()
     results = [out.get(timeout=60) for _ in procs]
@@ -169,9 +171,10 @@ def test_a_fill_killed_half_way_is_never_served(dirs):
     ident = ObjectIdentity("b/killed", len(data), etag="x")
     bid = ident.block(0)
     started = FORK.Event()
-    child = FORK.Process(target=_fill_and_hang,
-                         args=(dirs, (bid.space, bid.owner, bid.tag, bid.index),
-                               data[:BS], started))
+    child = FORK.Process(
+        target=_fill_and_hang,
+        args=(dirs, (bid.space, bid.owner, bid.tag, bid.index), data[:BS], started),
+    )
     child.start()
     assert started.wait(30)
     os.kill(child.pid, signal.SIGKILL)
@@ -213,7 +216,7 @@ def test_corrupt_block_is_detected_by_checksum_and_fetched_again(dirs):
         f.seek(-1, 1)
         f.write(bytes([byte[0] ^ 0x40]))
     calls = len(fetch.calls)
-    assert read_all(store, ident, fetch, BS + 10, BS) == data[BS + 10:2 * BS + 10]
+    assert read_all(store, ident, fetch, BS + 10, BS) == data[BS + 10 : 2 * BS + 10]
     assert fetch.calls[calls:] == [(BS, 2 * BS)]
     assert sum(s.corruptions for s in store.stats) == 1
     assert read_all(store, ident, fetch) == data
@@ -241,8 +244,10 @@ def test_new_etag_never_serves_old_bytes_and_drops_old_blocks(dirs):
     assert fetch2.calls, "the new version was fetched, not served from old blocks"
     assert all(os.path.basename(p).startswith(new.tag) for p in block_files(store))
     # Same size and a new version id only: still a different identity.
-    assert ObjectIdentity("b/over", 5, etag="a", version_id="1").tag != \
-        ObjectIdentity("b/over", 5, etag="a", version_id="2").tag
+    assert (
+        ObjectIdentity("b/over", 5, etag="a", version_id="1").tag
+        != ObjectIdentity("b/over", 5, etag="a", version_id="2").tag
+    )
     assert store.drop_owner("c", new.owner) == 3
     assert block_files(store) == []
 
@@ -302,7 +307,8 @@ def test_cache_directories_are_0700_whatever_the_umask(tmp_path):
     finally:
         os.umask(old)
     created = [str(tmp_path / "nested")] + [
-        os.path.join(top, d) for top, subdirs, _ in os.walk(tmp_path / "nested") for d in subdirs]
+        os.path.join(top, d) for top, subdirs, _ in os.walk(tmp_path / "nested") for d in subdirs
+    ]
     assert len(created) >= 8  # nested, cache, tmp, c, c/<h2>, c/<owner>, e, e/<h2>, e/<owner>
     modes = {d: oct(os.stat(d).st_mode & 0o777) for d in created}
     assert set(modes.values()) == {"0o700"}, modes

@@ -27,10 +27,10 @@ class Served:
 
     fs: Any
     bucket: str
-    read_raw: Callable[[str], bytes]   # "bucket/key" -> bytes, bypassing the gateway
+    read_raw: Callable[[str], bytes]  # "bucket/key" -> bytes, bypassing the gateway
     kind: str
-    bucket_exists: Callable[[str], bool]   # by the side channel: boto3, or the directory
-    make_bucket: Callable[[str], None]     # another bucket, removed after the test
+    bucket_exists: Callable[[str], bool]  # by the side channel: boto3, or the directory
+    make_bucket: Callable[[str], None]  # another bucket, removed after the test
     pending_uploads: Callable[[], list] = list  # unfinished multipart uploads (S3 only)
 
 
@@ -43,8 +43,7 @@ def _emrfs_available() -> bool:
 
 BACKENDS = ["local"] + (["emrfs"] if _emrfs_available() else [])
 # emrfs runs against the local moto server: an integration test
-_PARAMS = [pytest.param(b, marks=pytest.mark.integration) if b == "emrfs" else b
-           for b in BACKENDS]
+_PARAMS = [pytest.param(b, marks=pytest.mark.integration) if b == "emrfs" else b for b in BACKENDS]
 
 
 @pytest.fixture(params=_PARAMS)
@@ -63,9 +62,14 @@ def _served(kind: str, request, tmp_path):
         bucket = "bucket"
         (tmp_path / bucket).mkdir()
         fs = DirFileSystem(str(tmp_path), fs=fsspec.filesystem("file"))
-        yield Served(fs, bucket, lambda p: (tmp_path / p).read_bytes(), "local",
-                     bucket_exists=lambda name: (tmp_path / name).is_dir(),
-                     make_bucket=lambda name: (tmp_path / name).mkdir())
+        yield Served(
+            fs,
+            bucket,
+            lambda p: (tmp_path / p).read_bytes(),
+            "local",
+            bucket_exists=lambda name: (tmp_path / name).is_dir(),
+            make_bucket=lambda name: (tmp_path / name).mkdir(),
+        )
     else:
         from emrfs.filesystem import EmrFileSystem
 
@@ -98,7 +102,8 @@ def _served(kind: str, request, tmp_path):
 @pytest.fixture
 def gateway(request):
     served = request.getfixturevalue(
-        "served_one" if "served_one" in request.fixturenames else "served")
+        "served_one" if "served_one" in request.fixturenames else "served"
+    )
     running = serve_in_thread(served.fs, append_idle_seconds=30)
     yield running
     running.stop()
@@ -106,5 +111,11 @@ def gateway(request):
 
 @pytest.fixture
 def client(gateway):
-    return fsspec.filesystem("webhdfs", host="127.0.0.1", port=gateway.port, use_https=False,
-                             user="alice", skip_instance_cache=True)
+    return fsspec.filesystem(
+        "webhdfs",
+        host="127.0.0.1",
+        port=gateway.port,
+        use_https=False,
+        user="alice",
+        skip_instance_cache=True,
+    )

@@ -28,26 +28,42 @@ def remote(body: bytes) -> dict:
     return json.loads(body)["RemoteException"]
 
 
-@pytest.mark.parametrize("method, target, status, exception", [
-    ("GET", "/webhdfs/v1/bucket?op=NOSUCHOP", 400, "IllegalArgumentException"),
-    ("GET", "/webhdfs/v1/bucket", 400, "IllegalArgumentException"),
-    ("PUT", "/webhdfs/v1/bucket?op=GETFILESTATUS", 400, "UnsupportedOperationException"),
-    ("PUT", "/webhdfs/v1/bucket/a?op=RENAME", 400, "IllegalArgumentException"),
-    ("PUT", "/webhdfs/v1/bucket/a?op=RENAME&destination=relative", 400, "IllegalArgumentException"),
-    ("PUT", "/webhdfs/v1/bucket/a?op=RENAME&destination=/bucket/../x", 400,
-     "IllegalArgumentException"),
-    ("GET", "/webhdfs/v1/bucket/../../etc/passwd?op=OPEN", 400, "IllegalArgumentException"),
-    ("GET", "/webhdfs/v1/bucket/%2e%2e/%2e%2e/etc?op=GETFILESTATUS", 400,
-     "IllegalArgumentException"),
-    ("GET", "/webhdfs/v1/bucket/a%2F..%2F..?op=GETFILESTATUS", 400, "IllegalArgumentException"),
-    ("GET", "/webhdfs/v1/bucket?op=LISTSTATUS_BATCH&startAfter=&x=1", 200, None),
-    ("GET", "/webhdfs/v1/bucket/f?op=OPEN&offset=-3", 400, "IllegalArgumentException"),
-    ("DELETE", "/webhdfs/v1/bucket?op=DELETE&recursive=maybe", 400, "IllegalArgumentException"),
-    ("GET", "/webhdfs/v1/bucket/missing?op=GETFILESTATUS", 404, "FileNotFoundException"),
-    ("PUT", "/webhdfs/v1/bucket/f?op=CREATE", 403, "FileAlreadyExistsException"),
-    ("GET", "/other/path", 400, "IllegalArgumentException"),
-    ("GET", "/webhdfs/v1/bucket/f?op=OPEN&ticket=1.bad", 401, "SecurityException"),
-])
+@pytest.mark.parametrize(
+    "method, target, status, exception",
+    [
+        ("GET", "/webhdfs/v1/bucket?op=NOSUCHOP", 400, "IllegalArgumentException"),
+        ("GET", "/webhdfs/v1/bucket", 400, "IllegalArgumentException"),
+        ("PUT", "/webhdfs/v1/bucket?op=GETFILESTATUS", 400, "UnsupportedOperationException"),
+        ("PUT", "/webhdfs/v1/bucket/a?op=RENAME", 400, "IllegalArgumentException"),
+        (
+            "PUT",
+            "/webhdfs/v1/bucket/a?op=RENAME&destination=relative",
+            400,
+            "IllegalArgumentException",
+        ),
+        (
+            "PUT",
+            "/webhdfs/v1/bucket/a?op=RENAME&destination=/bucket/../x",
+            400,
+            "IllegalArgumentException",
+        ),
+        ("GET", "/webhdfs/v1/bucket/../../etc/passwd?op=OPEN", 400, "IllegalArgumentException"),
+        (
+            "GET",
+            "/webhdfs/v1/bucket/%2e%2e/%2e%2e/etc?op=GETFILESTATUS",
+            400,
+            "IllegalArgumentException",
+        ),
+        ("GET", "/webhdfs/v1/bucket/a%2F..%2F..?op=GETFILESTATUS", 400, "IllegalArgumentException"),
+        ("GET", "/webhdfs/v1/bucket?op=LISTSTATUS_BATCH&startAfter=&x=1", 200, None),
+        ("GET", "/webhdfs/v1/bucket/f?op=OPEN&offset=-3", 400, "IllegalArgumentException"),
+        ("DELETE", "/webhdfs/v1/bucket?op=DELETE&recursive=maybe", 400, "IllegalArgumentException"),
+        ("GET", "/webhdfs/v1/bucket/missing?op=GETFILESTATUS", 404, "FileNotFoundException"),
+        ("PUT", "/webhdfs/v1/bucket/f?op=CREATE", 403, "FileAlreadyExistsException"),
+        ("GET", "/other/path", 400, "IllegalArgumentException"),
+        ("GET", "/webhdfs/v1/bucket/f?op=OPEN&ticket=1.bad", 401, "SecurityException"),
+    ],
+)
 def test_bad_request(plain, method, target, status, exception):
     gateway, root = plain
     got, headers, body = raw(gateway.url, method, target)
@@ -78,14 +94,17 @@ def guarded(tmp_path):
         yield gateway
 
 
-@pytest.mark.parametrize("query, headers, status", [
-    ("", {}, 401),
-    ("&delegation=wrong", {}, 401),
-    ("", {"Authorization": "Bearer wrong"}, 401),
-    ("&ticket=1.forged", {}, 401),          # only data URLs may carry a ticket instead
-    ("&delegation=s3cret", {}, 200),
-    ("", {"Authorization": "Bearer s3cret"}, 200),
-])
+@pytest.mark.parametrize(
+    "query, headers, status",
+    [
+        ("", {}, 401),
+        ("&delegation=wrong", {}, 401),
+        ("", {"Authorization": "Bearer wrong"}, 401),
+        ("&ticket=1.forged", {}, 401),  # only data URLs may carry a ticket instead
+        ("&delegation=s3cret", {}, 200),
+        ("", {"Authorization": "Bearer s3cret"}, 200),
+    ],
+)
 def test_token(guarded, query, headers, status):
     got, _, body = raw(guarded.url, "GET", f"/webhdfs/v1/bucket?op=GETFILESTATUS{query}", headers)
     assert got == status, body
@@ -94,17 +113,20 @@ def test_token(guarded, query, headers, status):
 
 
 def test_token_with_fsspec_client_and_signed_data_urls(guarded):
-    good = fsspec.filesystem("webhdfs", host="127.0.0.1", port=guarded.port, token="s3cret",
-                             skip_instance_cache=True)
+    good = fsspec.filesystem(
+        "webhdfs", host="127.0.0.1", port=guarded.port, token="s3cret", skip_instance_cache=True
+    )
     good.pipe("/bucket/f.bin", b"payload")  # CREATE/APPEND data URLs carry a ticket
     assert good.cat("/bucket/f.bin") == b"payload"
-    bad = fsspec.filesystem("webhdfs", host="127.0.0.1", port=guarded.port, token="nope",
-                            skip_instance_cache=True)
+    bad = fsspec.filesystem(
+        "webhdfs", host="127.0.0.1", port=guarded.port, token="nope", skip_instance_cache=True
+    )
     with pytest.raises(PermissionError):
         bad.ls("/bucket")
     # a ticket names one path and op: reusing it for another path is refused
-    _status, headers, _ = raw(guarded.url, "GET",
-                             "/webhdfs/v1/bucket/f.bin?op=OPEN&delegation=s3cret")
+    _status, headers, _ = raw(
+        guarded.url, "GET", "/webhdfs/v1/bucket/f.bin?op=OPEN&delegation=s3cret"
+    )
     location = urlsplit(headers["Location"])
     assert "s3cret" not in headers["Location"]
     other = f"/webhdfs/v1/bucket/other?{location.query}"

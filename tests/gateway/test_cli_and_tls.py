@@ -25,10 +25,24 @@ def test_cli_serves_with_token_and_stops_on_sigterm(tmp_path):
     (tmp_path / "token").write_text("t0ken\n")
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from emrfs.cli import main; sys.exit(main())",
-         "--json", "gateway", "--port", "0", "--token-file", str(tmp_path / "token"),
-         "--serve", f"file://{tmp_path / 'served'}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from emrfs.cli import main; sys.exit(main())",
+            "--json",
+            "gateway",
+            "--port",
+            "0",
+            "--token-file",
+            str(tmp_path / "token"),
+            "--serve",
+            f"file://{tmp_path / 'served'}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stdout.readline()
         assert line, proc.stderr.read()
@@ -63,19 +77,30 @@ def _self_signed(tmp_path: Path) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return str(cert_file), str(key_file)
 
 
@@ -88,13 +113,22 @@ def test_tls_round_trip_with_redirects_on_https(tmp_path, monkeypatch):
     fs = DirFileSystem(str(tmp_path), fs=fsspec.filesystem("file"))
     with serve_in_thread(fs, tls=ssl_context(cert, key), token="tls-secret") as gateway:
         assert gateway.url.startswith("https://")
-        client = fsspec.filesystem("webhdfs", host="127.0.0.1", port=gateway.port,
-                                   use_https=True, session_verify=cert, token="tls-secret",
-                                   skip_instance_cache=True)
+        client = fsspec.filesystem(
+            "webhdfs",
+            host="127.0.0.1",
+            port=gateway.port,
+            use_https=True,
+            session_verify=cert,
+            token="tls-secret",
+            skip_instance_cache=True,
+        )
         client.pipe("/bucket/secure.txt", b"over tls")
         assert client.cat("/bucket/secure.txt") == b"over tls"
-        step = requests.get(f"{gateway.url}/webhdfs/v1/bucket/secure.txt?op=OPEN"
-                            "&delegation=tls-secret", verify=cert, allow_redirects=False)
+        step = requests.get(
+            f"{gateway.url}/webhdfs/v1/bucket/secure.txt?op=OPEN&delegation=tls-secret",
+            verify=cert,
+            allow_redirects=False,
+        )
         assert step.headers["Location"].startswith("https://127.0.0.1:")
     with pytest.raises(ValueError, match="both"):
         ssl_context(cert, None)

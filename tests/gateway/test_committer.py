@@ -48,6 +48,7 @@ BIG = 6 * 1024 * 1024 + 12345  # task 0's top-level part: two parts at s3.part_s
 
 # --- the two "nodes" -------------------------------------------------------------------------
 
+
 @dataclass
 class Node:
     """One ``emrfs gateway`` process with its own cache and ephemeral-tier directory."""
@@ -61,29 +62,58 @@ class Node:
 
     def client(self):
         port = int(self.url.rsplit(":", 1)[1])
-        return fsspec.filesystem("webhdfs", host="127.0.0.1", port=port, use_https=False,
-                                 user="alice", skip_instance_cache=True)
+        return fsspec.filesystem(
+            "webhdfs",
+            host="127.0.0.1",
+            port=port,
+            use_https=False,
+            user="alice",
+            skip_instance_cache=True,
+        )
 
 
-def start_nodes(endpoint: str, table: str, workdir: Path, names: list[str],
-                extra: dict[str, str]) -> list[Node]:
+def start_nodes(
+    endpoint: str, table: str, workdir: Path, names: list[str], extra: dict[str, str]
+) -> list[Node]:
     """Start one gateway per name (in parallel) and wait until each prints its URL."""
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    options = {"consistency.enabled": "true", "consistency.table_name": table,
-               "cache.enabled": "true", "ephemeral.enabled": "true",
-               "ephemeral.task_commit": "staged", "s3.part_size": "5MiB", **extra}
+    options = {
+        "consistency.enabled": "true",
+        "consistency.table_name": table,
+        "cache.enabled": "true",
+        "ephemeral.enabled": "true",
+        "ephemeral.task_commit": "staged",
+        "s3.part_size": "5MiB",
+        **extra,
+    }
     nodes = []
     for name in names:
         cache = workdir / f"cache-{name}"
         cache.mkdir()
-        argv = [sys.executable, "-c", "import sys; from emrfs.cli import main; sys.exit(main())",
-                "--json", "gateway", "--port", "0", "--endpoint-url", endpoint,
-                "-o", f"cache.directories={cache}"]
+        argv = [
+            sys.executable,
+            "-c",
+            "import sys; from emrfs.cli import main; sys.exit(main())",
+            "--json",
+            "gateway",
+            "--port",
+            "0",
+            "--endpoint-url",
+            endpoint,
+            "-o",
+            f"cache.directories={cache}",
+        ]
         for key, value in options.items():
             argv += ["-o", f"{key}={value}"]
         with open(workdir / f"gateway-{name}.log", "w") as stderr:
-            nodes.append(Node(name, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr,
-                                                     text=True, env=env)))
+            nodes.append(
+                Node(
+                    name,
+                    subprocess.Popen(
+                        argv, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env
+                    ),
+                )
+            )
     try:
         for node in nodes:
             line = node.proc.stdout.readline()
@@ -113,8 +143,11 @@ AES_KEY = base64.b64encode(bytes(range(32))).decode()
 
 def cse_overrides(bucket: str) -> dict[str, str]:
     """Per-bucket options that turn client-side encryption on for ``bucket`` only."""
-    cse = {"enabled": "true", "encryptionMaterialsProvider": "emrfs.crypto.keys:AesKeyProvider",
-           "aesKey": AES_KEY}
+    cse = {
+        "enabled": "true",
+        "encryptionMaterialsProvider": "emrfs.crypto.keys:AesKeyProvider",
+        "aesKey": AES_KEY,
+    }
     return {f"fs.s3.bucket.{bucket}.fs.s3.cse.{k}": v for k, v in cse.items()}
 
 
@@ -137,8 +170,13 @@ def cluster(emrfs_endpoint, tmp_path_factory):
 
     table = f"emrfs-committer-{uuid.uuid4().hex[:12]}"
     cse_bucket = new_bucket_name("emrfs-committer-cse")  # named before the gateways start
-    started = start_nodes(emrfs_endpoint, table, tmp_path_factory.mktemp("nodes"), ["a", "b"],
-                          cse_overrides(cse_bucket))
+    started = start_nodes(
+        emrfs_endpoint,
+        table,
+        tmp_path_factory.mktemp("nodes"),
+        ["a", "b"],
+        cse_overrides(cse_bucket),
+    )
     yield Cluster(*started, table, cse_bucket)
     stop_nodes(started)
     dynamodb = boto3.client("dynamodb", endpoint_url=emrfs_endpoint)
@@ -165,17 +203,35 @@ def sides(topology, cluster) -> tuple[Node, Node]:
 
 # --- the JVM ---------------------------------------------------------------------------------
 
+
 class Driver:
     """CommitterDriver compiled by a javac that runs in the background (once per session),
     overlapping the gateways' start; ``argv`` waits for it."""
 
     def __init__(self, java: str, javac: str, jars: Path, classes: Path):
         self._javac = subprocess.Popen(
-            [javac, "-nowarn", "-d", str(classes), "-cp", f"{jars}/*",
-             str(HERE / "java" / "CommitterDriver.java")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self._argv = [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-                      "-cp", f"{classes}{os.pathsep}{jars}/*", "CommitterDriver"]
+            [
+                javac,
+                "-nowarn",
+                "-d",
+                str(classes),
+                "-cp",
+                f"{jars}/*",
+                str(HERE / "java" / "CommitterDriver.java"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._argv = [
+            java,
+            "-Xmx256m",
+            "-XX:TieredStopAtLevel=1",
+            "-XX:+UseSerialGC",
+            "-cp",
+            f"{classes}{os.pathsep}{jars}/*",
+            "CommitterDriver",
+        ]
 
     @property
     def argv(self) -> list[str]:
@@ -207,8 +263,11 @@ class Run:
     def committed_files(self) -> dict[str, bytes]:
         """Output-relative path -> bytes, for every file of a committed task attempt."""
         committed = {(s["task"], s["attempt"]) for s in self.of("COMMIT_TASK")}
-        return {w["file"]: content(w["file"], int(w["task"]), int(w["attempt"]), int(w["bytes"]))
-                for w in self.of("WROTE") if (w["task"], w["attempt"]) in committed}
+        return {
+            w["file"]: content(w["file"], int(w["task"]), int(w["attempt"]), int(w["bytes"]))
+            for w in self.of("WROTE")
+            if (w["task"], w["attempt"]) in committed
+        }
 
 
 def content(file: str, task: int, attempt: int, size: int) -> bytes:
@@ -222,17 +281,28 @@ def parse(line: str) -> tuple[str, dict[str, str]]:
     return step, dict(p.split("=", 1) for p in pairs)
 
 
-def drive(driver: Driver, task_url: str, job_url: str, actions: list[str], workdir: Path,
-          at_pause: dict[str, Callable[[Run], None]] | None = None) -> Run:
+def drive(
+    driver: Driver,
+    task_url: str,
+    job_url: str,
+    actions: list[str],
+    workdir: Path,
+    at_pause: dict[str, Callable[[Run], None]] | None = None,
+) -> Run:
     """Run the driver; at each ``pause=LABEL`` call ``at_pause[LABEL](run so far)``."""
     at_pause = at_pause or {}
     run = Run()
     errors = workdir / "driver.stderr"
     with open(errors, "w") as stderr:
-        proc = subprocess.Popen([*driver.argv, task_url, job_url, str(TASKS), *actions],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                text=True, cwd=workdir, env=dict(os.environ,
-                                                                 HADOOP_USER_NAME="alice"))
+        proc = subprocess.Popen(
+            [*driver.argv, task_url, job_url, str(TASKS), *actions],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=workdir,
+            env=dict(os.environ, HADOOP_USER_NAME="alice"),
+        )
     watchdog = threading.Timer(120, proc.kill)
     watchdog.start()
     try:
@@ -260,6 +330,7 @@ def drive(driver: Driver, task_url: str, job_url: str, actions: list[str], workd
 
 # --- the side channel ------------------------------------------------------------------------
 
+
 class Bucket:
     """Raw boto3 views of one bucket and its consistent-view table (never a gateway)."""
 
@@ -272,10 +343,15 @@ class Bucket:
     def staged_rows(self) -> list[dict]:
         """The table's rows for this bucket's staged uploads (files and directories)."""
         root = f"{STAGED_ROOT}/{self.name}"
-        pages = self.dynamodb.get_paginator("scan").paginate(TableName=self.table,
-                                                             ConsistentRead=True)
-        return [i for page in pages for i in page["Items"]
-                if i["parent"]["S"] == root or i["parent"]["S"].startswith(root + "/")]
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.table, ConsistentRead=True
+        )
+        return [
+            i
+            for page in pages
+            for i in page["Items"]
+            if i["parent"]["S"] == root or i["parent"]["S"].startswith(root + "/")
+        ]
 
     def keys(self, prefix: str = "") -> set[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
@@ -285,8 +361,9 @@ class Bucket:
         return self.s3.list_multipart_uploads(Bucket=self.name).get("Uploads", [])
 
     def staged_bytes(self, upload: dict) -> int:
-        parts = self.s3.list_parts(Bucket=self.name, Key=upload["Key"],
-                                   UploadId=upload["UploadId"]).get("Parts", [])
+        parts = self.s3.list_parts(
+            Bucket=self.name, Key=upload["Key"], UploadId=upload["UploadId"]
+        ).get("Parts", [])
         return sum(p["Size"] for p in parts)
 
     def read(self, key: str) -> bytes:
@@ -298,8 +375,9 @@ def is_marker(key: str) -> bool:
     return key.endswith("/") or key.endswith("_$folder$")
 
 
-def check_tasks_committed(bucket: Bucket, before_tasks: set[str], out: str,
-                          encrypted: bool) -> Callable:
+def check_tasks_committed(
+    bucket: Bucket, before_tasks: set[str], out: str, encrypted: bool
+) -> Callable:
     """At the pause after the task commits: nothing new is visible under ``out/``, each
     committed file waits whole in an uncompleted upload at its final key, and the table
     holds a staged row for it."""
@@ -325,13 +403,17 @@ def check_no_leftovers(bucket: Bucket) -> None:
     ``_temporary`` directory is left."""
     assert not [k for k in bucket.keys() if "_temporary" in k], sorted(bucket.keys())  # noqa: SIM118 (Bucket is no dict)
     assert bucket.uploads() == []
-    left = [row for row in bucket.staged_rows() if "staged" in row
-            or "_temporary" in f"{row['parent']['S']}/{row['child']['S']}".split("/")]
+    left = [
+        row
+        for row in bucket.staged_rows()
+        if "staged" in row or "_temporary" in f"{row['parent']['S']}/{row['child']['S']}".split("/")
+    ]
     assert left == [], left
 
 
-def check_committed(bucket: Bucket, run: Run, task_side: Node, job_side: Node, out: str,
-                    encrypted: bool) -> None:
+def check_committed(
+    bucket: Bucket, run: Run, task_side: Node, job_side: Node, out: str, encrypted: bool
+) -> None:
     """Every committed file at its final key, ``_SUCCESS``, the same files through both
     gateways.  Plain: S3 holds the exact bytes.  Encrypted: S3 holds CSE ciphertext and
     the gateways (taking turns, the task side first) read the exact bytes back."""
@@ -364,16 +446,29 @@ def raw(cluster, emrfs_s3, emrfs_endpoint, emrfs_bucket) -> Bucket:
     return Bucket(emrfs_s3, emrfs_bucket, emrfs_endpoint, cluster.table)
 
 
-def scenario(driver: Driver, sides: tuple[Node, Node], bucket: Bucket, workdir: Path,
-             actions: list[str], encrypted: bool = False) -> Run:
+def scenario(
+    driver: Driver,
+    sides: tuple[Node, Node],
+    bucket: Bucket,
+    workdir: Path,
+    actions: list[str],
+    encrypted: bool = False,
+) -> Run:
     """Run ``actions`` (which pause at ``job-set-up`` and ``tasks-committed``) on
     ``bucket/out``; what S3 holds after the job set-up is all the tasks may leave visible."""
     task_side, job_side = sides
     created: set[str] = set()
-    return drive(driver, task_side.hadoop_url(f"{bucket.name}/{OUT}"),
-                 job_side.hadoop_url(f"{bucket.name}/{OUT}"), actions, workdir,
-                 {"job-set-up": lambda run: created.update(bucket.keys(OUT + "/")),
-                  "tasks-committed": check_tasks_committed(bucket, created, OUT, encrypted)})
+    return drive(
+        driver,
+        task_side.hadoop_url(f"{bucket.name}/{OUT}"),
+        job_side.hadoop_url(f"{bucket.name}/{OUT}"),
+        actions,
+        workdir,
+        {
+            "job-set-up": lambda run: created.update(bucket.keys(OUT + "/")),
+            "tasks-committed": check_tasks_committed(bucket, created, OUT, encrypted),
+        },
+    )
 
 
 COMMIT_JOB = ["setupJob", "pause=job-set-up", "tasks", "pause=tasks-committed", "commitJob"]
@@ -383,7 +478,12 @@ def test_commit_job(committer_driver, sides, raw, tmp_path):
     run = scenario(committer_driver, sides, raw, tmp_path, COMMIT_JOB)
     assert [s["value"] for s in run.of("NEEDS_TASK_COMMIT")] == ["true"] * TASKS
     assert sorted(run.committed_files()) == [
-        "day=1/part-00000", "day=1/part-00001", "day=2/part-00001", "part-00000", "part-00001"]
+        "day=1/part-00000",
+        "day=1/part-00001",
+        "day=2/part-00001",
+        "part-00000",
+        "part-00001",
+    ]
     check_committed(raw, run, *sides, OUT, encrypted=False)
 
 
@@ -402,16 +502,21 @@ def raw_cse(cluster, emrfs_s3, emrfs_endpoint):
 def test_commit_job_with_cse(committer_driver, sides, raw_cse, tmp_path):
     """The job in a bucket with client-side encryption, with a file of two parts: what a
     task commit stages is ciphertext with its envelope, readable whole after the job commit."""
-    run = scenario(committer_driver, sides, raw_cse, tmp_path, [f"big={BIG}", *COMMIT_JOB],
-                   encrypted=True)
+    run = scenario(
+        committer_driver, sides, raw_cse, tmp_path, [f"big={BIG}", *COMMIT_JOB], encrypted=True
+    )
     assert len(run.committed_files()["part-00000"]) == BIG
     check_committed(raw_cse, run, *sides, OUT, encrypted=True)
 
 
 def test_abort_job(committer_driver, sides, raw, tmp_path):
-    run = scenario(committer_driver, sides, raw, tmp_path,
-                   ["setupJob", "pause=job-set-up", "tasks", "pause=tasks-committed",
-                    "abortJob"])
+    run = scenario(
+        committer_driver,
+        sides,
+        raw,
+        tmp_path,
+        ["setupJob", "pause=job-set-up", "tasks", "pause=tasks-committed", "abortJob"],
+    )
     assert run.of("ABORT_JOB")
     left = raw.keys(OUT + "/")
     assert all(is_marker(k) for k in left), sorted(left)
@@ -422,11 +527,22 @@ def test_abort_job(committer_driver, sides, raw, tmp_path):
 def test_retried_task_attempt(committer_driver, sides, raw, tmp_path):
     """Task 1's first attempt writes and is aborted on A; its second attempt commits; the
     job commits on B."""
-    run = scenario(committer_driver, sides, raw, tmp_path,
-                   ["setupJob", "pause=job-set-up", "commit=0.0", "fail=1.0", "commit=1.1",
-                    "pause=tasks-committed", "commitJob"])
-    assert run.of("ABORT_TASK") == [{"task": "1", "attempt": "0",
-                                     "attempt_path_exists": "false"}]
+    run = scenario(
+        committer_driver,
+        sides,
+        raw,
+        tmp_path,
+        [
+            "setupJob",
+            "pause=job-set-up",
+            "commit=0.0",
+            "fail=1.0",
+            "commit=1.1",
+            "pause=tasks-committed",
+            "commitJob",
+        ],
+    )
+    assert run.of("ABORT_TASK") == [{"task": "1", "attempt": "0", "attempt_path_exists": "false"}]
     committed = {(s["task"], s["attempt"]) for s in run.of("COMMIT_TASK")}
     assert committed == {("0", "0"), ("1", "1")}
     files = run.committed_files()
@@ -439,12 +555,17 @@ def test_task_node_forgets_the_job(committer_driver, sides, raw, tmp_path):
     """After the job ends on B, A holds nothing of it: both list ``out`` alike, and once
     the driver deletes ``out`` (as Spark's overwrite mode does) neither reports it."""
     task_side, job_side = sides
-    drive(committer_driver, task_side.hadoop_url(f"{raw.name}/{OUT}"),
-          job_side.hadoop_url(f"{raw.name}/{OUT}"), ["setupJob", "commit=1.0", "commitJob"],
-          tmp_path)
+    drive(
+        committer_driver,
+        task_side.hadoop_url(f"{raw.name}/{OUT}"),
+        job_side.hadoop_url(f"{raw.name}/{OUT}"),
+        ["setupJob", "commit=1.0", "commitJob"],
+        tmp_path,
+    )
     path = f"/{raw.name}/{OUT}"
-    assert (sorted(task_side.client().ls(path, detail=False))
-            == sorted(job_side.client().ls(path, detail=False)))
+    assert sorted(task_side.client().ls(path, detail=False)) == sorted(
+        job_side.client().ls(path, detail=False)
+    )
     job_side.client().rm(path, recursive=True)
     assert not job_side.client().exists(path)
     assert not task_side.client().exists(path)

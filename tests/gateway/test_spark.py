@@ -54,8 +54,12 @@ def served_gateway(tmp_path_factory, request):
         bucket = new_bucket_name("emrfs-spark")
         s3.create_bucket(Bucket=bucket)
         # the consistent view on underneath: every committer rename goes through DynamoDB
-        fs = EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, consistent=True,
-                           consistency={"table_name": f"{bucket}-meta"})
+        fs = EmrFileSystem(
+            endpoint_url=endpoint,
+            skip_instance_cache=True,
+            consistent=True,
+            consistency={"table_name": f"{bucket}-meta"},
+        )
 
         def keys(prefix: str) -> list[str]:
             pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
@@ -76,8 +80,11 @@ def served_gateway(tmp_path_factory, request):
         fs = DirFileSystem(str(root), fs=fsspec.filesystem("file"))
 
         def keys(prefix: str) -> list[str]:
-            return [str(p.relative_to(root / "bucket")) for p in (root / "bucket").rglob("*")
-                    if p.is_file() and str(p.relative_to(root / "bucket")).startswith(prefix)]
+            return [
+                str(p.relative_to(root / "bucket"))
+                for p in (root / "bucket").rglob("*")
+                if p.is_file() and str(p.relative_to(root / "bucket")).startswith(prefix)
+            ]
 
         with serve_in_thread(fs) as gateway:
             yield gateway, "bucket", keys, None
@@ -117,8 +124,9 @@ def test_partitioned_parquet_round_trip(spark, served_gateway, scheme):
 AES_KEY = base64.b64encode(bytes(range(32))).decode()
 
 
-def test_ephemeral_commit_with_cse_and_consistent_view(spark, emrfs_fault_proxy, emrfs_s3,
-                                                       tmp_path):
+def test_ephemeral_commit_with_cse_and_consistent_view(
+    spark, emrfs_fault_proxy, emrfs_s3, tmp_path
+):
     """The committer's ``_temporary`` tree stays in the ephemeral tier: no S3 request
     ever names it, the bucket's version history holds none of it, and what does reach
     S3 is ciphertext that Spark reads back as the table it wrote."""
@@ -138,13 +146,22 @@ def test_ephemeral_commit_with_cse_and_consistent_view(spark, emrfs_fault_proxy,
     # a tripwire: any S3 request whose bucket/key (or LIST prefix) names _temporary fails
     proxy.set_policy(FaultPolicy(slow_down=Failure(1.0, key_substring="_temporary"), seed=0))
     fs = EmrFileSystem(
-        endpoint_url=proxy.url, skip_instance_cache=True, consistent=True,
+        endpoint_url=proxy.url,
+        skip_instance_cache=True,
+        consistent=True,
         consistency={"table_name": f"{bucket}-meta"},
-        cse={"enabled": True, "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-             "aes_key": AES_KEY},
-        cache={"enabled": True, "directories": [str(tmp_path / "c0"), str(tmp_path / "c1")],
-               "block_size": 256 * 1024},
-        ephemeral={"enabled": True})
+        cse={
+            "enabled": True,
+            "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+            "aes_key": AES_KEY,
+        },
+        cache={
+            "enabled": True,
+            "directories": [str(tmp_path / "c0"), str(tmp_path / "c1")],
+            "block_size": 256 * 1024,
+        },
+        ephemeral={"enabled": True},
+    )
     try:
         with serve_in_thread(fs) as gateway:
             write_and_read(spark, f"webhdfs://127.0.0.1:{gateway.port}/{bucket}/table")
@@ -170,11 +187,13 @@ def test_ephemeral_commit_with_cse_and_consistent_view(spark, emrfs_fault_proxy,
         fs._cached.local.tier.terminate()
         empty_and_delete_bucket(emrfs_s3, bucket)
         boto3.client("dynamodb", endpoint_url=proxy.upstream).delete_table(
-            TableName=f"{bucket}-meta")
+            TableName=f"{bucket}-meta"
+        )
 
 
-def test_dynamic_partition_overwrite_with_the_staged_commit(spark, emrfs_endpoint, emrfs_s3,
-                                                            tmp_path, caplog):
+def test_dynamic_partition_overwrite_with_the_staged_commit(
+    spark, emrfs_endpoint, emrfs_s3, tmp_path, caplog
+):
     """Spark's dynamic partition overwrite writes below ``.spark-staging-*`` and renames
     partitions into the table after the job commit: with the staged task commit, the
     uploads are staged at the partitions' final keys and completed by that rename; the
@@ -188,10 +207,14 @@ def test_dynamic_partition_overwrite_with_the_staged_commit(spark, emrfs_endpoin
 
     bucket = new_bucket_name("emrfs-spark-dyn")
     emrfs_s3.create_bucket(Bucket=bucket)
-    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True, consistent=True,
-                       consistency={"table_name": f"{bucket}-meta"},
-                       cache={"enabled": True, "directories": [str(tmp_path / "c0")]},
-                       ephemeral={"task_commit": "staged"})
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        consistent=True,
+        consistency={"table_name": f"{bucket}-meta"},
+        cache={"enabled": True, "directories": [str(tmp_path / "c0")]},
+        ephemeral={"task_commit": "staged"},
+    )
     try:
         with serve_in_thread(fs) as gateway:
             url = f"webhdfs://127.0.0.1:{gateway.port}/{bucket}/table"
@@ -217,4 +240,5 @@ def test_dynamic_partition_overwrite_with_the_staged_commit(spark, emrfs_endpoin
         import boto3
 
         boto3.client("dynamodb", endpoint_url=emrfs_endpoint).delete_table(
-            TableName=f"{bucket}-meta")
+            TableName=f"{bucket}-meta"
+        )

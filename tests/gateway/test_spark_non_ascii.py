@@ -22,14 +22,15 @@ def spark4():
     pytest.importorskip("pyspark")
     from emrfs.testing.spark import local_session
 
-    session = local_session("emrfs-gateway-non-ascii", conf={
-        "spark.master": "local[4]", "spark.sql.shuffle.partitions": "4"})
+    session = local_session(
+        "emrfs-gateway-non-ascii",
+        conf={"spark.master": "local[4]", "spark.sql.shuffle.partitions": "4"},
+    )
     yield session
     session.stop()
 
 
-def test_32_non_ascii_partitions_with_every_layer_on(spark4, emrfs_endpoint, emrfs_s3,
-                                                     tmp_path):
+def test_32_non_ascii_partitions_with_every_layer_on(spark4, emrfs_endpoint, emrfs_s3, tmp_path):
     import boto3
     from pyspark.sql import functions as F
 
@@ -39,19 +40,25 @@ def test_32_non_ascii_partitions_with_every_layer_on(spark4, emrfs_endpoint, emr
     bucket = new_bucket_name("emrfs-spark-utf8")
     emrfs_s3.create_bucket(Bucket=bucket)
     fs = EmrFileSystem(
-        endpoint_url=emrfs_endpoint, skip_instance_cache=True, consistent=True,
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        consistent=True,
         consistency={"table_name": f"{bucket}-meta"},
-        cse={"enabled": True, "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-             "aes_key": AES_KEY},
-        cache={"enabled": True, "directories": [str(tmp_path / "c0")],
-               "block_size": 256 * 1024},
-        ephemeral={"enabled": True})
+        cse={
+            "enabled": True,
+            "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+            "aes_key": AES_KEY,
+        },
+        cache={"enabled": True, "directories": [str(tmp_path / "c0")], "block_size": 256 * 1024},
+        ephemeral={"enabled": True},
+    )
     names = [f"{CITIES[i % len(CITIES)]} {i}" for i in range(32)]
     try:
         with serve_in_thread(fs) as gateway:
             url = f"webhdfs://127.0.0.1:{gateway.port}/{bucket}/cities"
-            frame = spark4.createDataFrame([(i, names[i % 32]) for i in range(3200)],
-                                           ["id", "city"])
+            frame = spark4.createDataFrame(
+                [(i, names[i % 32]) for i in range(3200)], ["id", "city"]
+            )
             frame.repartition(4).write.mode("overwrite").partitionBy("city").parquet(url)
             table = spark4.read.parquet(url)
             rows = table.collect()
@@ -59,8 +66,13 @@ def test_32_non_ascii_partitions_with_every_layer_on(spark4, emrfs_endpoint, emr
         assert sorted(r.id for r in rows) == list(range(3200))
         assert all(r.city == names[r.id % 32] for r in rows)
         assert sorted(r.id for r in one) == list(range(3, 3200, 32))
-        keys = [o["Key"] for page in emrfs_s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix="cities/") for o in page.get("Contents", [])]
+        keys = [
+            o["Key"]
+            for page in emrfs_s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix="cities/"
+            )
+            for o in page.get("Contents", [])
+        ]
         data = [k for k in keys if k.endswith(".parquet")]
         assert {k.split("/")[1] for k in data} == {f"city={n}" for n in names}
         assert not [k for k in keys if "_temporary" in k]
@@ -70,4 +82,5 @@ def test_32_non_ascii_partitions_with_every_layer_on(spark4, emrfs_endpoint, emr
         fs._cached.local.tier.terminate()
         empty_and_delete_bucket(emrfs_s3, bucket)
         boto3.client("dynamodb", endpoint_url=emrfs_endpoint).delete_table(
-            TableName=f"{bucket}-meta")
+            TableName=f"{bucket}-meta"
+        )

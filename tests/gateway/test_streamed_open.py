@@ -33,8 +33,7 @@ def proxied(emrfs_endpoint, emrfs_s3, emrfs_bucket):
 
 
 def _data_url(gateway, path: str, query: str = "") -> str:
-    step = requests.get(f"{gateway.url}/webhdfs/v1/{path}?op=OPEN{query}",
-                        allow_redirects=False)
+    step = requests.get(f"{gateway.url}/webhdfs/v1/{path}?op=OPEN{query}", allow_redirects=False)
     assert step.status_code == 307, step.text
     return step.headers["Location"]
 
@@ -52,10 +51,11 @@ def test_open_is_one_get_and_ranges_are_exact(proxied):
     assert counters.requests <= 3, dict(counters.operations)
     assert counters.response_bytes <= len(data) + 2 * 64 * 1024
     for offset, length in ((0, 1), (MiB - 1, MiB + 2), (len(data) - 5, 100), (len(data), 10)):
-        got = requests.get(_data_url(gateway, f"{bucket}/f.bin",
-                                     f"&offset={offset}&length={length}"))
+        got = requests.get(
+            _data_url(gateway, f"{bucket}/f.bin", f"&offset={offset}&length={length}")
+        )
         assert got.status_code == 200
-        assert got.content == data[offset:offset + length], (offset, length)
+        assert got.content == data[offset : offset + length], (offset, length)
 
 
 def test_a_client_that_leaves_stops_the_get(proxied, caplog):
@@ -103,16 +103,25 @@ def test_layers_that_transform_bytes_still_apply(emrfs_endpoint, emrfs_s3, emrfs
 
     from emrfs.filesystem import EmrFileSystem
 
-    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
-                       cse={"enabled": True, "aes_key": base64.b64encode(bytes(32)).decode(),
-                            "materials_provider": "emrfs.crypto.keys:AesKeyProvider"})
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        cse={
+            "enabled": True,
+            "aes_key": base64.b64encode(bytes(32)).decode(),
+            "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+        },
+    )
     data = os.urandom(3 * MiB + 7)
     fs.pipe_file(f"{emrfs_bucket}/secret.bin", data)
     stored = emrfs_s3.get_object(Bucket=emrfs_bucket, Key="secret.bin")["Body"].read()
     assert data[:1024] not in stored  # the side channel sees ciphertext
     with serve_in_thread(fs) as gateway:
-        assert requests.get(_data_url(gateway, f"{emrfs_bucket}/secret.bin", "&offset=0")
-                            ).content == data
-        got = requests.get(_data_url(gateway, f"{emrfs_bucket}/secret.bin",
-                                     f"&offset={MiB + 5}&length={MiB}"))
-        assert got.content == data[MiB + 5:2 * MiB + 5]
+        assert (
+            requests.get(_data_url(gateway, f"{emrfs_bucket}/secret.bin", "&offset=0")).content
+            == data
+        )
+        got = requests.get(
+            _data_url(gateway, f"{emrfs_bucket}/secret.bin", f"&offset={MiB + 5}&length={MiB}")
+        )
+        assert got.content == data[MiB + 5 : 2 * MiB + 5]

@@ -48,16 +48,18 @@ def counting(tmp_path):
     CountingDirFS.bytes_read = 0
     CountingDirFS.listings = 0
     fs = CountingDirFS(str(tmp_path), fs=fsspec.filesystem("file"))
-    with serve_in_thread(fs, append_idle_seconds=0.3, list_page_size=2,
-                         read_chunk_max=2 * 1024 * 1024, read_ahead=2) as gateway:
+    with serve_in_thread(
+        fs, append_idle_seconds=0.3, list_page_size=2, read_chunk_max=2 * 1024 * 1024, read_ahead=2
+    ) as gateway:
         yield gateway, tmp_path
 
 
 def test_open_without_length_reads_only_ahead_of_a_client_that_leaves(counting):
     gateway, root = counting
     (root / "bucket" / "big.bin").write_bytes(b"\1" * (64 * 1024 * 1024))
-    step = requests.get(f"{gateway.url}/webhdfs/v1/bucket/big.bin?op=OPEN&offset=1000",
-                        allow_redirects=False)
+    step = requests.get(
+        f"{gateway.url}/webhdfs/v1/bucket/big.bin?op=OPEN&offset=1000", allow_redirects=False
+    )
     assert step.status_code == 307
     # Hadoop's way: no length, read a little, drop the connection
     head = get_headers_then_drop(step.headers["Location"])
@@ -77,14 +79,15 @@ def test_append_session_commits_when_idle_or_touched(counting):
     for piece in (b"a", b"b", b"c"):
         assert requests.post(f"{url}?op=APPEND", data=piece).status_code == 200
     assert (root / "bucket" / "log.txt").read_bytes() == b""  # still an open upload
-    time.sleep(1.0)                                            # idle commit
+    time.sleep(1.0)  # idle commit
     assert (root / "bucket" / "log.txt").read_bytes() == b"abc"
     assert requests.post(f"{url}?op=APPEND", data=b"d").status_code == 200
-    status = requests.get(f"{url}?op=GETFILESTATUS").json()   # touching it commits first
+    status = requests.get(f"{url}?op=GETFILESTATUS").json()  # touching it commits first
     assert status["FileStatus"]["length"] == 4
     with pytest.raises(FileNotFoundError):
-        fsspec.filesystem("webhdfs", host="127.0.0.1", port=gateway.port,
-                          skip_instance_cache=True).info("/bucket/nothing")
+        fsspec.filesystem(
+            "webhdfs", host="127.0.0.1", port=gateway.port, skip_instance_cache=True
+        ).info("/bucket/nothing")
     missing = requests.post(f"{gateway.url}/webhdfs/v1/bucket/nothing?op=APPEND", data=b"x")
     assert missing.status_code == 404
 
@@ -96,8 +99,9 @@ def test_liststatus_batch_pages(counting):
         (root / "bucket" / name).write_bytes(name.encode())
     seen, start_after = [], ""
     while True:
-        page = requests.get(f"{gateway.url}/webhdfs/v1/bucket?op=LISTSTATUS_BATCH"
-                            f"&startAfter={start_after}").json()["DirectoryListing"]
+        page = requests.get(
+            f"{gateway.url}/webhdfs/v1/bucket?op=LISTSTATUS_BATCH&startAfter={start_after}"
+        ).json()["DirectoryListing"]
         names = [s["pathSuffix"] for s in page["partialListing"]["FileStatuses"]["FileStatus"]]
         assert len(names) <= 2
         seen += names
@@ -119,13 +123,15 @@ def test_rename_answers_like_hdfs(counting):
         return r.status_code, r.json()
 
     assert rename("/bucket/missing", "/bucket/x") == (200, {"boolean": False})
-    assert rename("/bucket/f", "/bucket/g") == (200, {"boolean": False})   # file exists
+    assert rename("/bucket/f", "/bucket/g") == (200, {"boolean": False})  # file exists
     assert rename("/bucket/f", "/bucket/no/parent") == (200, {"boolean": False})
     assert rename("/bucket/d", "/bucket/d/inside") == (200, {"boolean": False})
-    assert rename("/bucket/f", "/bucket/d") == (200, {"boolean": True})    # into the dir
+    assert rename("/bucket/f", "/bucket/d") == (200, {"boolean": True})  # into the dir
     assert (root / "bucket" / "d" / "f").read_bytes() == b"f"
-    assert rename("/bucket/d/f", "/bucket/g", "&renameoptions=OVERWRITE") == \
-        (200, {"boolean": True})
+    assert rename("/bucket/d/f", "/bucket/g", "&renameoptions=OVERWRITE") == (
+        200,
+        {"boolean": True},
+    )
     assert (root / "bucket" / "g").read_bytes() == b"f"
 
 
@@ -150,9 +156,10 @@ def test_create_cut_off_mid_body_leaves_nothing(served, gateway):
     step = requests.put(f"{gateway.url}/webhdfs/v1{path}?op=CREATE", allow_redirects=False)
     location = urlsplit(step.headers["Location"])
     with socket.create_connection((location.hostname, location.port)) as sock:
-        sock.sendall(f"PUT {location.path}?{location.query} HTTP/1.1\r\n"
-                     f"Host: {location.netloc}\r\nContent-Length: {48 * 1024 * 1024}\r\n\r\n"
-                     .encode())
+        sock.sendall(
+            f"PUT {location.path}?{location.query} HTTP/1.1\r\n"
+            f"Host: {location.netloc}\r\nContent-Length: {48 * 1024 * 1024}\r\n\r\n".encode()
+        )
         for _ in range(36):  # 36 MiB of the promised 48: past emrfs's first 32 MiB part
             sock.sendall(b"\0" * (1024 * 1024))
         if served.kind == "emrfs":  # hang up only once the multipart upload has begun

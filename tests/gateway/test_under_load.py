@@ -51,12 +51,22 @@ class GatewayProcess:
 
     def __init__(self, endpoint: str, options: dict[str, str]):
         env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-        args = [sys.executable, "-c", "import sys; from emrfs.cli import main; sys.exit(main())",
-                "--json", "gateway", "--port", "0", "--endpoint-url", endpoint]
+        args = [
+            sys.executable,
+            "-c",
+            "import sys; from emrfs.cli import main; sys.exit(main())",
+            "--json",
+            "gateway",
+            "--port",
+            "0",
+            "--endpoint-url",
+            endpoint,
+        ]
         for key, value in options.items():
             args += ["-o", f"{key}={value}"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=env)
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         line = self.proc.stdout.readline()
         if not line:
             raise AssertionError(f"the gateway did not start: {self.proc.stderr.read()}")
@@ -84,8 +94,11 @@ def layered(emrfs_endpoint, emrfs_s3, emrfs_bucket, tmp_path):
     from emrfs.filesystem import EmrFileSystem
 
     options = _options(emrfs_bucket, tmp_path)
-    writer = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
-                           **{**options, "fs.s3.cache.dirs": str(tmp_path / "writer-cache")})
+    writer = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        **{**options, "fs.s3.cache.dirs": str(tmp_path / "writer-cache")},
+    )
     objects = {}
     for i in range(4):
         data = os.urandom(3 * MiB + i * 4099)
@@ -102,7 +115,8 @@ def layered(emrfs_endpoint, emrfs_s3, emrfs_bucket, tmp_path):
         import boto3
 
         boto3.client("dynamodb", endpoint_url=emrfs_endpoint).delete_table(
-            TableName=f"{emrfs_bucket}-meta")
+            TableName=f"{emrfs_bucket}-meta"
+        )
 
 
 def _open(url: str, path: str, offset: int, timeout: float) -> bytes:
@@ -116,8 +130,7 @@ def test_concurrent_opens_of_cse_objects_with_every_layer_on(layered):
     names = sorted(objects)
     jobs = [(names[i % len(names)], (i * 2 * MiB // 7) % (3 * MiB)) for i in range(CLIENTS)]
     with ThreadPoolExecutor(CLIENTS) as pool:
-        results = list(pool.map(lambda job: _open(gateway.url, job[0], job[1], timeout=60),
-                                jobs))
+        results = list(pool.map(lambda job: _open(gateway.url, job[0], job[1], timeout=60), jobs))
     for (name, offset), got in zip(jobs, results, strict=True):
         assert got == objects[name][offset:], (name, offset)
     assert gateway.terminate(timeout=15) < 15
@@ -171,19 +184,24 @@ def test_concurrent_renames_out_of_the_tier(layered, emrfs_s3):
     for t in range(tasks):
         for f in range(4):
             url = f"{gateway.url}/webhdfs/v1/{bucket}/out/_temporary/0/task{t}/part-{f}"
-            assert requests.put(f"{url}?op=CREATE", data=f"{t}:{f}".encode(),
-                                timeout=30).status_code == 201
+            assert (
+                requests.put(f"{url}?op=CREATE", data=f"{t}:{f}".encode(), timeout=30).status_code
+                == 201
+            )
 
     def rename(t: int) -> bool:
         answer = requests.put(
             f"{gateway.url}/webhdfs/v1/{bucket}/out/_temporary/0/task{t}?op=RENAME"
-            f"&destination=/{bucket}/out/task{t}", timeout=30)
+            f"&destination=/{bucket}/out/task{t}",
+            timeout=30,
+        )
         assert answer.status_code == 200, answer.text
         return answer.json()["boolean"]
 
     with ThreadPoolExecutor(tasks) as pool:
         assert all(pool.map(rename, range(tasks)))
-    keys = {o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket, Prefix="out/")
-            .get("Contents", [])}
+    keys = {
+        o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket, Prefix="out/").get("Contents", [])
+    }
     assert keys == {f"out/task{t}/part-{f}" for t in range(tasks) for f in range(4)}
     assert gateway.terminate(timeout=15) < 15

@@ -50,8 +50,9 @@ def test_append_to_an_existing_file_keeps_its_bytes(served, client, gateway):
     path = f"/{served.bucket}/{unique()}.log"
     client.pipe(path, b"first|")
     for piece in (b"second|", b"third"):
-        step = requests.post(f"{gateway.url}/webhdfs/v1{path}?op=APPEND&user.name=alice",
-                             allow_redirects=False)
+        step = requests.post(
+            f"{gateway.url}/webhdfs/v1{path}?op=APPEND&user.name=alice", allow_redirects=False
+        )
         assert step.status_code == 307, step.text
         done = requests.post(step.headers["Location"], data=piece)
         assert done.status_code == 200, done.text
@@ -89,5 +90,5 @@ def test_mkdir_summary_checksum_home(served, client):
     assert checksum["algorithm"] == "MD5-of-0MD5-of-512CRC32" and checksum["length"] == 28
     assert client.ukey(f"{base}/x/y/f2") != checksum
     assert client.home_directory() == "/user/alice"
-    client.chmod(f"{base}/x/f1", "600")      # accepted, S3 keeps no modes
+    client.chmod(f"{base}/x/f1", "600")  # accepted, S3 keeps no modes
     client.set_replication(f"{base}/x/f1", 2)

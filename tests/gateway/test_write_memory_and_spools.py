@@ -35,9 +35,13 @@ def test_written_files_are_not_kept(served, gateway):
         assert served.read_raw(f"{bucket}/many/f{i}") == body  # committed, by the side channel
     assert _transaction_files(served.fs) == []
     gc.collect()
-    open_writers = [o for o in gc.get_objects()
-                    if isinstance(o, AbstractBufferedFile) and o.mode != "rb"
-                    and "/many/" in str(getattr(o, "path", ""))]
+    open_writers = [
+        o
+        for o in gc.get_objects()
+        if isinstance(o, AbstractBufferedFile)
+        and o.mode != "rb"
+        and "/many/" in str(getattr(o, "path", ""))
+    ]
     assert open_writers == []
 
 
@@ -76,15 +80,17 @@ def test_large_append_bodies_are_never_plaintext_on_disk(served, gateway):
     result: dict = {}
     location = requests.post(f"{target}?op=APPEND", allow_redirects=False).headers["Location"]
     sender = threading.Thread(
-        target=lambda: result.update(response=requests.post(location, data=body())))
+        target=lambda: result.update(response=requests.post(location, data=body()))
+    )
     sender.start()
     try:
         assert sent_all.wait(30)
         deadline = time.monotonic() + 10
         spooled = {}
         while time.monotonic() < deadline:  # until the gateway has spilled to disk
-            spooled = {k: v for k, v in _deleted_files_of_this_process().items()
-                       if len(v) >= 8 * MiB}
+            spooled = {
+                k: v for k, v in _deleted_files_of_this_process().items() if len(v) >= 8 * MiB
+            }
             if spooled:
                 break
             time.sleep(0.1)

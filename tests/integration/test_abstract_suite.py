@@ -61,23 +61,38 @@ SSE_KMS_PREFIX = "kms"
 def _options(config: str, *, kms_key: str, table: str, cache_dir: str, bucket: str) -> dict:
     """EmrFileSystem keyword arguments of one configuration."""
     cache = {"enabled": True, "directories": [cache_dir], "block_size": 64 * KiB}
-    consistent = {"consistent": True, "consistency.table_name": table,
-                  "consistency.retry_policy_type": "fixed",
-                  "consistency.retry_period_seconds": 0.05, "consistency.retry_count": 20}
+    consistent = {
+        "consistent": True,
+        "consistency.table_name": table,
+        "consistency.retry_policy_type": "fixed",
+        "consistency.retry_period_seconds": 0.05,
+        "consistency.retry_count": 20,
+    }
     return {
         "plain": {},
-        "sse": {"sse": {"enabled": True}, "overrides": {f"{bucket}/{SSE_KMS_PREFIX}": {
-            "sse": {"enabled": True, "algorithm": "aws:kms", "kms_key_id": kms_key}}}},
+        "sse": {
+            "sse": {"enabled": True},
+            "overrides": {
+                f"{bucket}/{SSE_KMS_PREFIX}": {
+                    "sse": {"enabled": True, "algorithm": "aws:kms", "kms_key_id": kms_key}
+                }
+            },
+        },
         "cse": {"cse": {"enabled": True, "kms_key_id": kms_key}},
         "cache": {"cache": cache},
         "tier": {"cache": cache},
         "consistent": consistent,
-        "all": {"cse": {"enabled": True, "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-                        "aes_key": AES_KEY},
-                "cache": cache,
-                # task_commit "auto": with the consistent view on, tier paths are staged
-                "ephemeral": {"patterns": ["_temporary", "subdir1", "nesteddir"]},
-                **consistent},
+        "all": {
+            "cse": {
+                "enabled": True,
+                "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+                "aes_key": AES_KEY,
+            },
+            "cache": cache,
+            # task_commit "auto": with the consistent view on, tier paths are staged
+            "ephemeral": {"patterns": ["_temporary", "subdir1", "nesteddir"]},
+            **consistent,
+        },
     }[config]
 
 
@@ -106,10 +121,17 @@ def stack(request, emrfs_endpoint, emrfs_s3, kms_key, tmp_path_factory):
     table = f"emrfs-abstract-{uuid.uuid4().hex[:12]}"
     bucket = new_bucket_name("emrfs-abstract")
     emrfs_s3.create_bucket(Bucket=bucket)
-    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
-                       **_options(config, kms_key=kms_key, table=table,
-                                  cache_dir=str(tmp_path_factory.mktemp(f"cache-{config}")),
-                                  bucket=bucket))
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        **_options(
+            config,
+            kms_key=kms_key,
+            table=table,
+            cache_dir=str(tmp_path_factory.mktemp(f"cache-{config}")),
+            bucket=bucket,
+        ),
+    )
     yield Stack(config, fs, bucket)
     cached = getattr(fs, "_cached", None)
     if cached is not None:
@@ -137,15 +159,18 @@ def _check_at_rest(stack: Stack, s3, keys: list[str]) -> None:
             want = "aws:kms" if key.startswith(SSE_KMS_PREFIX + "/") else "AES256"
             assert head.get("ServerSideEncryption") == want, f"{key} is not SSE ({want})"
         else:
-            envelope = any(k in head["Metadata"] for k in CSE_ENVELOPE_KEYS) or \
-                f"{key}.instruction" in keys
+            envelope = (
+                any(k in head["Metadata"] for k in CSE_ENVELOPE_KEYS)
+                or f"{key}.instruction" in keys
+            )
             assert envelope, f"{key} has no CSE envelope: stored in plaintext"
 
 
 def _spread(test):
     """``test`` (a glob edge case test) over GLOB_SPREAD only."""
-    plain = types.FunctionType(test.__code__, test.__globals__, test.__name__,
-                               test.__defaults__, test.__closure__)
+    plain = types.FunctionType(
+        test.__code__, test.__globals__, test.__name__, test.__defaults__, test.__closure__
+    )
     functools.update_wrapper(plain, test)
     del plain.pytestmark  # fsspec's full parametrization
     values = [GLOB_EDGE_CASES_TESTS["argvalues"][i] for i in GLOB_SPREAD]
@@ -172,8 +197,9 @@ class EmrfsFixtures(AbstractFixtures):
         if stack.config in ("sse", "cse", "all"):
             _check_at_rest(stack, emrfs_s3, left)
         stack.fs.rm(path, recursive=True)
-        assert not stack.fs.exists(path), \
+        assert not stack.fs.exists(path), (
             f"{path} is still there after rm: {stack.fs.find(path, withdirs=True)}"
+        )
         assert _raw_keys(emrfs_s3, stack.bucket, prefix) == [], f"rm left keys below {path}"
 
     @pytest.fixture
@@ -235,18 +261,21 @@ class TestOpen(AbstractOpenTests, EmrfsFixtures):
     pass
 
 
-def test_rm_below_a_staged_tier_directory_leaves_nothing(emrfs_endpoint, emrfs_bucket,
-                                                         tmp_path):
+def test_rm_below_a_staged_tier_directory_leaves_nothing(emrfs_endpoint, emrfs_bucket, tmp_path):
     """With the consistent view on, ephemeral.task_commit "auto" stages tier paths in the
     table; removing the S3 directory above one must remove the staged rows too (found by
     the ``all`` configuration: its staged directory rows outlived the rm)."""
     from emrfs import EmrFileSystem
 
     table = f"emrfs-abstract-{uuid.uuid4().hex[:12]}"
-    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
-                       cache={"enabled": True, "directories": [str(tmp_path)]},
-                       ephemeral={"patterns": ["nesteddir"]}, consistent=True,
-                       **{"consistency.table_name": table})
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        cache={"enabled": True, "directories": [str(tmp_path)]},
+        ephemeral={"patterns": ["nesteddir"]},
+        consistent=True,
+        **{"consistency.table_name": table},
+    )
     top = f"{emrfs_bucket}/t"
     fs.makedirs(f"{top}/source/subdir/nesteddir")
     fs.touch(f"{top}/source/subdir/nesteddir/nestedfile")
@@ -258,6 +287,7 @@ def test_rm_below_a_staged_tier_directory_leaves_nothing(emrfs_endpoint, emrfs_b
     finally:
         import boto3
 
-        boto3.client("dynamodb", endpoint_url=emrfs_endpoint,
-                     region_name="us-east-1").delete_table(TableName=table)
+        boto3.client("dynamodb", endpoint_url=emrfs_endpoint, region_name="us-east-1").delete_table(
+            TableName=table
+        )
         fs._cached.local.tier.terminate()

@@ -41,8 +41,11 @@ def test_opening_a_directory_as_a_file(fs, bucket):
 
 def test_writing_under_a_path_that_is_a_file(fs, bucket, emrfs_s3):
     fs.pipe_file(f"{bucket}/f", b"x")
-    for write in (lambda p: fs.pipe_file(p, b"y"), lambda p: fs.open(p, "wb"),
-                  lambda p: fs.mkdir(p)):
+    for write in (
+        lambda p: fs.pipe_file(p, b"y"),
+        lambda p: fs.open(p, "wb"),
+        lambda p: fs.mkdir(p),
+    ):
         with pytest.raises(NotADirectoryError, match=f"'{bucket}/f' is a file"):
             write(f"{bucket}/f/deeper/g")
     assert keys(emrfs_s3, bucket) == ["f"]
@@ -69,8 +72,11 @@ def test_missing_paths_name_the_path(fs, bucket):
 
 def test_unreadable_config_names_the_file(tmp_path, emrfs_endpoint):
     with pytest.raises(ConfigurationError, match=r"missing-site\.xml"):
-        EmrFileSystem(endpoint_url=emrfs_endpoint, site=str(tmp_path / "missing-site.xml"),
-                      skip_instance_cache=True)
+        EmrFileSystem(
+            endpoint_url=emrfs_endpoint,
+            site=str(tmp_path / "missing-site.xml"),
+            skip_instance_cache=True,
+        )
     with pytest.raises(ConfigurationError, match="no_such_option"):
         EmrFileSystem(endpoint_url=emrfs_endpoint, no_such_option=1, skip_instance_cache=True)
 
@@ -87,17 +93,29 @@ def test_bulk_write_over_a_directory_writes_nothing(fs, bucket, emrfs_s3):
     assert keys(emrfs_s3, bucket) == ["d/sub/child"]
 
 
-@pytest.mark.parametrize("name, what", [
-    ("a\x00b", "control character"), ("a\x01b", "control character"),
-    ("a\nb", "control character"), ("a\ufffeb", "non-character"),
-    ("a\udc80b", "lone surrogate")])
-def test_keys_s3_cannot_list_or_delete_are_refused_before_any_request(fs, bucket, emrfs_s3,
-                                                                      name, what):
+@pytest.mark.parametrize(
+    "name, what",
+    [
+        ("a\x00b", "control character"),
+        ("a\x01b", "control character"),
+        ("a\nb", "control character"),
+        ("a\ufffeb", "non-character"),
+        ("a\udc80b", "lone surrogate"),
+    ],
+)
+def test_keys_s3_cannot_list_or_delete_are_refused_before_any_request(
+    fs, bucket, emrfs_s3, name, what
+):
     # S3 stores such a key, then answers 500 to every listing and bulk delete naming it
     # (XML 1.0 cannot carry it), so the object could never be removed through emrfs.
     path = f"{bucket}/dir/{name}"
-    for verb in (lambda: fs.pipe(path, b"x"), lambda: fs.open(path, "wb"),
-                 lambda: fs.rm(path), lambda: fs.info(path), lambda: fs.mkdir(path)):
+    for verb in (
+        lambda: fs.pipe(path, b"x"),
+        lambda: fs.open(path, "wb"),
+        lambda: fs.rm(path),
+        lambda: fs.info(path),
+        lambda: fs.mkdir(path),
+    ):
         with pytest.raises(InvalidPathError, match=what) as info:
             verb()
         assert info.value.path == path

@@ -18,9 +18,16 @@ BLOCK = 64 * KiB
 
 @pytest.fixture
 def cached(emrfs_fault_proxy, tmp_path):
-    fs = EmrFileSystem(endpoint_url=emrfs_fault_proxy.url, skip_instance_cache=True,
-                       cache={"enabled": True, "directories": [str(tmp_path / "c0")],
-                              "block_size": BLOCK, "prefetch_blocks": 0})
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_fault_proxy.url,
+        skip_instance_cache=True,
+        cache={
+            "enabled": True,
+            "directories": [str(tmp_path / "c0")],
+            "block_size": BLOCK,
+            "prefetch_blocks": 0,
+        },
+    )
     yield fs, emrfs_fault_proxy
     fs._cached.close()
 
@@ -38,12 +45,12 @@ def test_warm_reads_do_not_touch_s3(cached, bucket):
     with fs.open(f"{bucket}/obj", "rb") as f:
         before = s3_requests(proxy)
         f.seek(3 * BLOCK + 7)
-        assert f.read(BLOCK) == data[3 * BLOCK + 7:4 * BLOCK + 7]
+        assert f.read(BLOCK) == data[3 * BLOCK + 7 : 4 * BLOCK + 7]
         f.seek(0)
         assert f.read() == data
         assert s3_requests(proxy) == before, "a warm read went to S3"
     before = s3_requests(proxy)
-    assert fs.cat_file(f"{bucket}/obj", 10, 2 * BLOCK) == data[10:2 * BLOCK]
+    assert fs.cat_file(f"{bucket}/obj", 10, 2 * BLOCK) == data[10 : 2 * BLOCK]
     assert fs.cat_file(f"{bucket}/obj", -100) == data[-100:]
     assert fs.cat_file(f"{bucket}/obj") == data
     assert s3_requests(proxy) == before, "warm cat_file went to S3"
@@ -56,14 +63,18 @@ def test_random_cold_reads_fetch_only_touched_blocks(cached, bucket, emrfs_s3):
     data = os.urandom(16 * BLOCK)
     emrfs_s3.put_object(Bucket=bucket, Key="cols", Body=data)
     proxy.reset_counters()
-    assert fs.cat_file(f"{bucket}/cols", 9 * BLOCK + 5, 9 * BLOCK + 50) == \
-        data[9 * BLOCK + 5:9 * BLOCK + 50]
+    assert (
+        fs.cat_file(f"{bucket}/cols", 9 * BLOCK + 5, 9 * BLOCK + 50)
+        == data[9 * BLOCK + 5 : 9 * BLOCK + 50]
+    )
     c = proxy.counters()
     assert c.operations.get("HeadObject") == 1 and c.operations.get("GetObject") == 1
     assert c.response_bytes == BLOCK  # one block, not the object
     proxy.reset_counters()
-    assert fs.cat_file(f"{bucket}/cols", 9 * BLOCK + 100, 9 * BLOCK + 200) == \
-        data[9 * BLOCK + 100:9 * BLOCK + 200]
+    assert (
+        fs.cat_file(f"{bucket}/cols", 9 * BLOCK + 100, 9 * BLOCK + 200)
+        == data[9 * BLOCK + 100 : 9 * BLOCK + 200]
+    )
     assert s3_requests(proxy) == 0
 
 
@@ -106,7 +117,7 @@ def test_overwrite_from_outside_once_emrfs_has_seen_it(cached, bucket, emrfs_s3)
     assert fs.cat_file(path, 0, 10) == new[:10]
     emrfs_s3.put_object(Bucket=bucket, Key="shared", Body=old)
     fs.info(path)
-    assert fs.cat_file(path, BLOCK, BLOCK + 10) == old[BLOCK:BLOCK + 10]
+    assert fs.cat_file(path, BLOCK, BLOCK + 10) == old[BLOCK : BLOCK + 10]
 
 
 def test_overwrite_from_outside_during_cold_cat_refreshes(cached, bucket, emrfs_s3):
@@ -118,7 +129,7 @@ def test_overwrite_from_outside_during_cold_cat_refreshes(cached, bucket, emrfs_
     emrfs_s3.put_object(Bucket=bucket, Key="moving", Body=b)
     # block 3 is not cached; its fetch carries If-Match of the old ETag, fails,
     # and cat_file looks again rather than mixing versions
-    assert fs.cat_file(path, 3 * BLOCK, 3 * BLOCK + 10) == b[3 * BLOCK:3 * BLOCK + 10]
+    assert fs.cat_file(path, 3 * BLOCK, 3 * BLOCK + 10) == b[3 * BLOCK : 3 * BLOCK + 10]
 
 
 def test_cache_off_is_plain_s3(emrfs_endpoint, bucket, tmp_path):

@@ -19,6 +19,7 @@ def doctor(capsys, emrfs_endpoint):
         code = main(["doctor", "--json", "--endpoint-url", endpoint, *argv])
         out = json.loads(capsys.readouterr().out)
         return code, {c["name"]: c for c in out["checks"]}, out
+
     return run
 
 
@@ -35,11 +36,19 @@ def test_failures_name_the_fix(doctor, tmp_path):
     name = f"emrfs-nope-{uuid.uuid4().hex[:8]}"
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, checks, out = doctor(f"s3://{name}", "-D", "fs.s3.consistent=true",
-                               "-D", f"fs.s3.consistent.metadata.tableName=t-{name}",
-                               "-D", "fs.s3.consistent.metadata.autoCreate=false",
-                               "-D", "fs.s3.cache.enabled=true",
-                               "-D", f"fs.s3.cache.dirs={blocker}/sub")
+    code, checks, out = doctor(
+        f"s3://{name}",
+        "-D",
+        "fs.s3.consistent=true",
+        "-D",
+        f"fs.s3.consistent.metadata.tableName=t-{name}",
+        "-D",
+        "fs.s3.consistent.metadata.autoCreate=false",
+        "-D",
+        "fs.s3.cache.enabled=true",
+        "-D",
+        f"fs.s3.cache.dirs={blocker}/sub",
+    )
     assert code == 1 and not out["ok"]
     assert checks["region"]["status"] == "fail"
     assert f"emrfs mb s3://{name}" in checks["region"]["fix"]
@@ -57,20 +66,29 @@ def test_unreachable_endpoint_fails(doctor):
 
 def test_metadata_table_and_kms_key(doctor, capsys, emrfs_endpoint):
     table = f"emrfs-doc-{uuid.uuid4().hex[:8]}"
-    assert main(["create-metadata", "-m", table, "--endpoint-url", emrfs_endpoint,
-                 "--on-demand"]) == 0
+    assert (
+        main(["create-metadata", "-m", table, "--endpoint-url", emrfs_endpoint, "--on-demand"]) == 0
+    )
     capsys.readouterr()
     kms = boto3.client("kms", endpoint_url=emrfs_endpoint, region_name="us-east-1")
     key = kms.create_key()["KeyMetadata"]["KeyId"]
     try:
-        code, checks, _ = doctor("-D", "fs.s3.consistent=true",
-                                 "-D", f"fs.s3.consistent.metadata.tableName={table}",
-                                 "-D", "fs.s3.cse.enabled=true", "-D", f"fs.s3.cse.kms.keyId={key}")
+        code, checks, _ = doctor(
+            "-D",
+            "fs.s3.consistent=true",
+            "-D",
+            f"fs.s3.consistent.metadata.tableName={table}",
+            "-D",
+            "fs.s3.cse.enabled=true",
+            "-D",
+            f"fs.s3.cse.kms.keyId={key}",
+        )
         assert code == 0, checks
         assert checks["metadata"]["status"] == "ok" and "on-demand" in checks["metadata"]["detail"]
         assert checks["kms (cse)"]["status"] == "ok"
-        code, checks, _ = doctor("-D", "fs.s3.cse.enabled=true",
-                                 "-D", f"fs.s3.cse.kms.keyId={uuid.uuid4()}")  # no such key
+        code, checks, _ = doctor(
+            "-D", "fs.s3.cse.enabled=true", "-D", f"fs.s3.cse.kms.keyId={uuid.uuid4()}"
+        )  # no such key
         assert code == 1 and checks["kms (cse)"]["status"] == "fail"
         assert "enabled" in checks["kms (cse)"]["fix"]
     finally:

@@ -24,6 +24,7 @@ def run(capsys, *argv):
 def cli(capsys, emrfs_endpoint):
     def go(*argv):
         return run(capsys, *argv, "--endpoint-url", emrfs_endpoint)
+
     return go
 
 
@@ -57,18 +58,27 @@ def test_ls_prints_hadoop_format(cli, bucket, emrfs_s3):
     lines = out.splitlines()
     assert code == 0 and lines[0] == "Found 2 items"
     # hadoop fs -ls: perms, replication (3 wide), owner, group, size (10 wide), time, path
-    file_line = re.compile(r"^-rw-rw-rw-   1 (\S+) +(\S+) +3000 \d{4}-\d\d-\d\d \d\d:\d\d "
-                           + re.escape(f"s3://{bucket}/dir/big.bin") + "$")
+    file_line = re.compile(
+        r"^-rw-rw-rw-   1 (\S+) +(\S+) +3000 \d{4}-\d\d-\d\d \d\d:\d\d "
+        + re.escape(f"s3://{bucket}/dir/big.bin")
+        + "$"
+    )
     assert file_line.match(lines[1]), lines[1]
-    assert re.match(r"^drwxrwxrwx   - \S+ +\S+ +0 \d{4}-\d\d-\d\d \d\d:\d\d "
-                    + re.escape(f"s3://{bucket}/dir/sub") + "$", lines[2]), lines[2]
+    assert re.match(
+        r"^drwxrwxrwx   - \S+ +\S+ +0 \d{4}-\d\d-\d\d \d\d:\d\d "
+        + re.escape(f"s3://{bucket}/dir/sub")
+        + "$",
+        lines[2],
+    ), lines[2]
     assert re.search(r" {7}3000 ", lines[1]), "size right-aligned in hadoop's 10 columns"
     code, out, _ = cli("ls", "-h", f"s3://{bucket}/dir/big.bin")
     assert " 2.9 K " in out and "Found" not in out
     code, out, _ = cli("ls", "-R", f"emrfs://{bucket}/dir")
     assert [line.split()[-1] for line in out.splitlines()] == [
-        f"emrfs://{bucket}/dir/big.bin", f"emrfs://{bucket}/dir/sub",
-        f"emrfs://{bucket}/dir/sub/f"]
+        f"emrfs://{bucket}/dir/big.bin",
+        f"emrfs://{bucket}/dir/sub",
+        f"emrfs://{bucket}/dir/sub/f",
+    ]
     code, out, _ = cli("ls", "-d", f"s3://{bucket}/dir")
     assert out.startswith("drwxrwxrwx") and out.split()[-1] == f"s3://{bucket}/dir"
     code, out, _ = cli("ls", "-C", f"s3://{bucket}/dir")
@@ -82,7 +92,13 @@ def test_human_sizes_match_hadoop():
     from emrfs.cli.fs import human_size
 
     assert [human_size(n) for n in (5, 1023, 1024, 1536, 300_000_000, 1 << 30)] == [
-        "5", "1023", "1 K", "1.5 K", "286.1 M", "1 G"]
+        "5",
+        "1023",
+        "1 K",
+        "1.5 K",
+        "286.1 M",
+        "1 G",
+    ]
 
 
 def test_stat_count_du_with_hadoop_formats(cli, bucket, emrfs_s3):
@@ -91,7 +107,13 @@ def test_stat_count_du_with_hadoop_formats(cli, bucket, emrfs_s3):
     code, out, _ = cli("stat", "%n %b %F %r %a %A %u:%g %o", f"s3://{bucket}/d/a")
     name, size, kind, kind2, repl, octal, sym, _ug, _block = out.split()
     assert (name, size, f"{kind} {kind2}", repl, octal, sym) == (
-        "a", "5", "regular file", "1", "666", "rw-rw-rw-")
+        "a",
+        "5",
+        "regular file",
+        "1",
+        "666",
+        "rw-rw-rw-",
+    )
     code, out, _ = cli("stat", "%F|%n", f"s3://{bucket}/d/e")
     assert out == "directory|e\n"
     code, out, _ = cli("stat", f"s3://{bucket}/d/a")
@@ -108,7 +130,9 @@ def test_stat_count_du_with_hadoop_formats(cli, bucket, emrfs_s3):
     assert out.split() == ["none", "inf", "none", "inf", "2", "2", "5", f"s3://{bucket}/d"]
     code, out, _ = cli("du", f"s3://{bucket}/d")
     assert [line.split() for line in out.splitlines()] == [
-        ["5", "5", f"s3://{bucket}/d/a"], ["0", "0", f"s3://{bucket}/d/e"]]
+        ["5", "5", f"s3://{bucket}/d/a"],
+        ["0", "0", f"s3://{bucket}/d/e"],
+    ]
     emrfs_s3.put_object(Bucket=bucket, Key="d/big", Body=b"z" * 2048)
     code, out, _ = cli("du", "-s", "-h", f"s3://{bucket}/d")
     assert code == 0 and out.split() == ["2.0", "K", "2.0", "K", f"s3://{bucket}/d"]
@@ -117,9 +141,19 @@ def test_stat_count_du_with_hadoop_formats(cli, bucket, emrfs_s3):
 def test_test_exit_codes(cli, bucket, emrfs_s3):
     emrfs_s3.put_object(Bucket=bucket, Key="t/full", Body=b"x")
     emrfs_s3.put_object(Bucket=bucket, Key="t/empty", Body=b"")
-    cases = {("-e", "t/full"): 0, ("-e", "t/none"): 1, ("-d", "t"): 0, ("-d", "t/full"): 1,
-             ("-f", "t/full"): 0, ("-f", "t"): 1, ("-s", "t/full"): 0, ("-s", "t/empty"): 1,
-             ("-z", "t/empty"): 0, ("-z", "t/full"): 1, ("-d", "t/none"): 1}
+    cases = {
+        ("-e", "t/full"): 0,
+        ("-e", "t/none"): 1,
+        ("-d", "t"): 0,
+        ("-d", "t/full"): 1,
+        ("-f", "t/full"): 0,
+        ("-f", "t"): 1,
+        ("-s", "t/full"): 0,
+        ("-s", "t/empty"): 1,
+        ("-z", "t/empty"): 0,
+        ("-z", "t/full"): 1,
+        ("-d", "t/none"): 1,
+    }
     for (flag, key), expected in cases.items():
         code, out, err = cli("test", flag, f"s3://{bucket}/{key}")
         assert (code, out, err) == (expected, "", ""), (flag, key)
@@ -252,15 +286,27 @@ def test_missing_credentials_is_an_error_not_a_traceback(emrfs_endpoint, bucket,
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                        "AWS_PROFILE")}
-    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
-               AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_EC2_METADATA_DISABLED="true",
-               EMRFS_ENDPOINT_URL=emrfs_endpoint, AWS_DEFAULT_REGION="us-east-1",
-               PYTHONPATH=os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH")) if p))
-    done = subprocess.run([sys.executable, "-m", "emrfs.cli", "ls", f"s3://{bucket}"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+    }
+    env.update(
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_EC2_METADATA_DISABLED="true",
+        EMRFS_ENDPOINT_URL=emrfs_endpoint,
+        AWS_DEFAULT_REGION="us-east-1",
+        PYTHONPATH=os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH")) if p),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "emrfs.cli", "ls", f"s3://{bucket}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith(f"ls: `s3://{bucket}': Permission denied: no AWS credentials")
     assert "AWS_ACCESS_KEY_ID" in done.stderr and "emrfs doctor" in done.stderr

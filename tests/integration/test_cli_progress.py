@@ -46,8 +46,12 @@ class Recorder(Callback):
 
 @pytest.fixture
 def small_parts_fs(emrfs_endpoint):
-    return EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
-                         part_size="5MiB", multipart_threshold="5MiB")
+    return EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        part_size="5MiB",
+        multipart_threshold="5MiB",
+    )
 
 
 def test_put_and_get_report_bytes_per_file(small_parts_fs, bucket, emrfs_s3, tmp_path):
@@ -123,8 +127,9 @@ def _run_in_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
     leader, follower = pty.openpty()
     # a real terminal has a size; a fresh pty has 0 columns, where tqdm draws nothing
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
-                            env=env)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=env
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -160,20 +165,29 @@ def test_cli_bar_on_a_terminal_only(cli_env, bucket, emrfs_s3, tmp_path):
     assert "2.00M" in drawn and "/s" in drawn, drawn
     assert emrfs_s3.head_object(Bucket=bucket, Key="tty.bin")["ContentLength"] == 2 * MiB
 
-    code, drawn = _run_in_pty([*cli, "get", f"s3://{bucket}/tty.bin", str(tmp_path / "g"),
-                               "--quiet"], cli_env)
+    code, drawn = _run_in_pty(
+        [*cli, "get", f"s3://{bucket}/tty.bin", str(tmp_path / "g"), "--quiet"], cli_env
+    )
     assert (code, drawn) == (0, ""), "--quiet: no bar even on a terminal"
     assert (tmp_path / "g").read_bytes() == big.read_bytes()
 
-    piped = subprocess.run([*cli, "put", str(big), f"s3://{bucket}/pipe.bin"], env=cli_env,
-                           capture_output=True, timeout=60)
+    piped = subprocess.run(
+        [*cli, "put", str(big), f"s3://{bucket}/pipe.bin"],
+        env=cli_env,
+        capture_output=True,
+        timeout=60,
+    )
     assert piped.returncode == 0 and piped.stdout == b"" and piped.stderr == b""
     assert emrfs_s3.head_object(Bucket=bucket, Key="pipe.bin")["ContentLength"] == 2 * MiB
 
 
 def test_single_put_reports_bytes_as_they_are_sent(emrfs_endpoint, bucket, emrfs_s3, tmp_path):
-    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
-                       part_size="64MiB", multipart_threshold="64MiB")
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        part_size="64MiB",
+        multipart_threshold="64MiB",
+    )
     data = os.urandom(6 * MiB)  # one PutObject (below the multipart threshold)
     (tmp_path / "f").write_bytes(data)
     rec = Recorder()
@@ -186,10 +200,12 @@ def test_single_put_reports_bytes_as_they_are_sent(emrfs_endpoint, bucket, emrfs
 def test_retried_put_reports_each_byte_once(emrfs_fault_proxy, bucket, emrfs_s3, tmp_path):
     from emrfs.testing.faults import Failure, FaultPolicy
 
-    emrfs_fault_proxy.set_policy(FaultPolicy(
-        slow_down=Failure(1.0, limit=2, operations={"PutObject"}), seed=1))
-    fs = EmrFileSystem(endpoint_url=emrfs_fault_proxy.url, skip_instance_cache=True,
-                       retry_base_seconds=0.01)
+    emrfs_fault_proxy.set_policy(
+        FaultPolicy(slow_down=Failure(1.0, limit=2, operations={"PutObject"}), seed=1)
+    )
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_fault_proxy.url, skip_instance_cache=True, retry_base_seconds=0.01
+    )
     data = os.urandom(3 * MiB)
     (tmp_path / "f").write_bytes(data)
     rec = Recorder()

@@ -18,8 +18,11 @@ def cli(emrfs_endpoint, capsys):
     table = f"emrfs-test-{uuid.uuid4().hex[:12]}"
 
     def run(*argv, json_out=True):
-        args = (["--json"] if json_out else []) + list(argv) + [
-            "-m", table, "--endpoint-url", emrfs_endpoint]
+        args = (
+            (["--json"] if json_out else [])
+            + list(argv)
+            + ["-m", table, "--endpoint-url", emrfs_endpoint]
+        )
         code = main(args)
         out, err = capsys.readouterr()
         return code, (json.loads(out) if json_out and out.strip() else out), err
@@ -69,12 +72,15 @@ def test_import_diff_sync_delete_prune_fsck(cli, emrfs_s3, emrfs_bucket):
     code, out, _ = cli("diff", f"s3://{b}/p")
     assert code == 1
     assert {(d["path"], d["status"]) for d in out["differences"]} == {
-        (f"{b}/p/sub/c", "metadata_only"), (f"{b}/p/new", "s3_only")}
+        (f"{b}/p/sub/c", "metadata_only"),
+        (f"{b}/p/new", "s3_only"),
+    }
     code, text, _ = cli("diff", f"s3://{b}/p", json_out=False)
     assert code == 1 and f"METADATA ONLY    - s3://{b}/p/sub/c" in text
     code, out, _ = cli("sync", f"s3://{b}/p", "--dry-run")
-    assert code == 1 and out["dry_run"] and out["counts"] == {"added": 1, "updated": 0,
-                                                               "removed": 1}
+    assert (
+        code == 1 and out["dry_run"] and out["counts"] == {"added": 1, "updated": 0, "removed": 1}
+    )
     code, out, _ = cli("sync", f"s3://{b}/p")
     assert code == 0 and out["removed"] == [f"{b}/p/sub/c"] and out["added"] == [f"{b}/p/new"]
     assert cli("diff", f"s3://{b}/p")[0] == 0

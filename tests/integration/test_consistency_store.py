@@ -67,8 +67,9 @@ class TestMetadataStoreContract:
     def test_put_file_then_get_round_trips_every_field(self, store, clock):
         store.record_file("s3://bkt/a/b/f.txt", 123, '"abc"', version_id="v1", mtime_ms=42)
         got = store.get("bkt/a/b/f.txt")
-        assert got == Entry("bkt/a/b/f.txt", False, 123, 42, "abc", "v1", False, False,
-                            int(clock.now * 1000), None)
+        assert got == Entry(
+            "bkt/a/b/f.txt", False, 123, 42, "abc", "v1", False, False, int(clock.now * 1000), None
+        )
         assert got.info()["ETag"] == '"abc"' and got.info()["type"] == "file"
 
     def test_put_creates_ancestor_directories_and_bucket_row(self, store):
@@ -91,15 +92,19 @@ class TestMetadataStoreContract:
         store.mark_authoritative("bkt/r/won")
         store.record_file("bkt/r/gone", 1)
         store.delete("bkt/r/gone")
-        rows = [Entry("bkt/r/new", is_dir=True), Entry("bkt/r/won", is_dir=True),
-                Entry("bkt/r/gone", is_dir=True)]
+        rows = [
+            Entry("bkt/r/new", is_dir=True),
+            Entry("bkt/r/won", is_dir=True),
+            Entry("bkt/r/gone", is_dir=True),
+        ]
         store._create_many_if_absent(rows)
         assert store.get("bkt/r/won").authoritative
         assert store.get("bkt/r/new").is_dir and store.get("bkt/r/gone").live
 
     def test_list_children_has_live_entries_and_tombstones(self, store):
-        store.put_many([Entry.file("bkt/d/x", 1), Entry.file("bkt/d/y", 2),
-                        Entry.directory("bkt/d/sub")])
+        store.put_many(
+            [Entry.file("bkt/d/x", 1), Entry.file("bkt/d/y", 2), Entry.directory("bkt/d/sub")]
+        )
         store.delete("bkt/d/y")
         listing = store.list_children("bkt/d")
         assert [c.name for c in listing.children] == ["sub", "x", "y"]
@@ -133,9 +138,13 @@ class TestMetadataStoreContract:
         store.put_many([Entry.file("bkt/src/a", 1, "e1"), Entry.file("bkt/src/d/b", 2, "e2")])
         store.record_directory("bkt/src/empty")
         moved = store.rename("bkt/src", "bkt/dst/inner")
-        assert sorted(d for _, d in moved) == ["bkt/dst/inner", "bkt/dst/inner/a",
-                                               "bkt/dst/inner/d", "bkt/dst/inner/d/b",
-                                               "bkt/dst/inner/empty"]
+        assert sorted(d for _, d in moved) == [
+            "bkt/dst/inner",
+            "bkt/dst/inner/a",
+            "bkt/dst/inner/d",
+            "bkt/dst/inner/d/b",
+            "bkt/dst/inner/empty",
+        ]
         assert store.get("bkt/dst/inner/d/b").etag == "e2"
         assert store.get("bkt/dst").is_dir
         assert all(e.deleted for e in store.walk("bkt/src"))
@@ -162,8 +171,9 @@ class TestMetadataStoreContract:
         assert not store.get("bkt/d").authoritative
 
     def test_prune_removes_only_old_tombstones(self, store, clock):
-        store.put_many([Entry.file("bkt/old", 1), Entry.file("bkt/new", 1),
-                        Entry.file("bkt/live", 1)])
+        store.put_many(
+            [Entry.file("bkt/old", 1), Entry.file("bkt/new", 1), Entry.file("bkt/live", 1)]
+        )
         store.delete("bkt/old")
         clock.now += 7200
         store.delete("bkt/new")
@@ -180,8 +190,9 @@ class TestMetadataStoreContract:
         assert store.forget("bkt/p") == 1
 
     def test_walk_and_scan(self, store):
-        store.put_many([Entry.file("bkt/w/a", 1), Entry.file("bkt/w/b/c", 1),
-                        Entry.file("bkt/other/x", 1)])
+        store.put_many(
+            [Entry.file("bkt/w/a", 1), Entry.file("bkt/w/b/c", 1), Entry.file("bkt/other/x", 1)]
+        )
         assert paths(store.walk("bkt/w")) == ["bkt/w", "bkt/w/a", "bkt/w/b", "bkt/w/b/c"]
         assert paths(store.walk("bkt/w/a")) == ["bkt/w/a"]
         assert paths(store.scan("bkt/w")) == paths(store.walk("bkt/w"))
@@ -224,21 +235,25 @@ def test_dynamodb_rows_on_the_wire(emrfs_endpoint):
     from emrfs.consistency.model import TableSpec
 
     name = f"emrfs-test-{uuid.uuid4().hex[:12]}"
-    store = DynamoDBMetadataStore(TableSpec(name, host=emrfs_endpoint), clock=lambda: 1000.0,
-                                  tombstone_ttl_seconds=60)
+    store = DynamoDBMetadataStore(
+        TableSpec(name, host=emrfs_endpoint), clock=lambda: 1000.0, tombstone_ttl_seconds=60
+    )
     try:
         store.record_file("bkt/dir/f", 7, '"e"', mtime_ms=5)
         store.delete("bkt/dir/f")
         ddb = boto3.client("dynamodb", endpoint_url=emrfs_endpoint)
-        item = ddb.get_item(TableName=name, Key={"parent": {"S": "bkt/dir"},
-                                                 "child": {"S": "f"}})["Item"]
+        item = ddb.get_item(TableName=name, Key={"parent": {"S": "bkt/dir"}, "child": {"S": "f"}})[
+            "Item"
+        ]
         assert item["ttl"] == {"N": "1060"} and item["is_deleted"] == {"BOOL": True}
         assert item["length"] == {"N": "7"} and item["etag"] == {"S": "e"}
-        bucket = ddb.get_item(TableName=name, Key={"parent": {"S": "/"},
-                                                   "child": {"S": "bkt"}})["Item"]
+        bucket = ddb.get_item(TableName=name, Key={"parent": {"S": "/"}, "child": {"S": "bkt"}})[
+            "Item"
+        ]
         assert bucket["is_dir"] == {"BOOL": True}
-        marker = ddb.get_item(TableName=name, Key={"parent": {"S": "../VERSION"},
-                                                   "child": {"S": "../VERSION"}})["Item"]
+        marker = ddb.get_item(
+            TableName=name, Key={"parent": {"S": "../VERSION"}, "child": {"S": "../VERSION"}}
+        )["Item"]
         assert marker["table_version"] == {"N": "1"}
         ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
         assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
@@ -283,8 +298,7 @@ def test_processes_sharing_one_table(emrfs_endpoint):
     store.create_table()
     try:
         ctx = multiprocessing.get_context("fork")
-        procs = [ctx.Process(target=_process_worker, args=(store, n))
-                 for n in range(3)]
+        procs = [ctx.Process(target=_process_worker, args=(store, n)) for n in range(3)]
         for p in procs:
             p.start()
         for p in procs:
@@ -292,7 +306,8 @@ def test_processes_sharing_one_table(emrfs_endpoint):
         assert [p.exitcode for p in procs] == [0, 0, 0]
         listing = store.list_children("bkt/shared/deep")
         assert sorted(e.name for e in listing.live) == sorted(
-            f"p{n}-{i}" for n in range(3) for i in range(0, 6, 2))
+            f"p{n}-{i}" for n in range(3) for i in range(0, 6, 2)
+        )
         assert len(listing.tombstones) == 9
         assert S.fsck(store, "bkt").problems == []
     finally:

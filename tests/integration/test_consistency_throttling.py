@@ -22,11 +22,20 @@ from emrfs.errors import ServiceError, ThrottledError
 
 pytestmark = pytest.mark.integration
 
-THROTTLE = (400, {"__type": "com.amazonaws.dynamodb.v20120810#"
-                            "ProvisionedThroughputExceededException",
-                  "message": "The level of configured provisioned throughput was exceeded"})
-INTERNAL = (500, {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
-                  "message": "internal server error"})
+THROTTLE = (
+    400,
+    {
+        "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+        "message": "The level of configured provisioned throughput was exceeded",
+    },
+)
+INTERNAL = (
+    500,
+    {
+        "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+        "message": "internal server error",
+    },
+)
 
 
 class ThrottlingProxy:
@@ -56,19 +65,28 @@ class ThrottlingProxy:
                 if fail:
                     answer = proxy.answer
                     status, payload = answer(json.loads(body)) if callable(answer) else answer
-                    return self._reply(status, json.dumps(payload).encode(),
-                                       {"Content-Type": "application/x-amz-json-1.0"})
-                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port,
-                                                  timeout=30)
+                    return self._reply(
+                        status,
+                        json.dumps(payload).encode(),
+                        {"Content-Type": "application/x-amz-json-1.0"},
+                    )
+                conn = http.client.HTTPConnection(
+                    proxy.upstream.hostname, proxy.upstream.port, timeout=30
+                )
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 conn.request("POST", self.path, body, headers)
                 resp = conn.getresponse()
                 data = resp.read()
                 conn.close()
-                self._reply(resp.status, data, {k: v for k, v in resp.getheaders()
-                                                if k.lower() not in ("content-length",
-                                                                     "transfer-encoding",
-                                                                     "connection")})
+                self._reply(
+                    resp.status,
+                    data,
+                    {
+                        k: v
+                        for k, v in resp.getheaders()
+                        if k.lower() not in ("content-length", "transfer-encoding", "connection")
+                    },
+                )
 
             def _reply(self, status, data, headers):
                 self.send_response(status)
@@ -97,8 +115,12 @@ def make_store(emrfs_endpoint):
         slept: list[float] = []
         store = DynamoDBMetadataStore(
             TableSpec(f"emrfs-test-{uuid.uuid4().hex[:12]}", host=proxy.url),
-            read_capacity=5, write_capacity=5, max_retries=max_retries,
-            retry_base_seconds=0.05, sleep=slept.append)
+            read_capacity=5,
+            write_capacity=5,
+            max_retries=max_retries,
+            retry_base_seconds=0.05,
+            sleep=slept.append,
+        )
         made.append((proxy, store))
         return proxy, store, slept
 
@@ -110,11 +132,11 @@ def make_store(emrfs_endpoint):
 
 def test_throttled_writes_and_reads_are_retried_then_succeed(make_store):
     proxy, store, slept = make_store({"BatchWriteItem", "GetItem"}, failures=5)
-    store.record_file("bkt/d/f", 3, "e")        # table auto-created, then throttled writes
+    store.record_file("bkt/d/f", 3, "e")  # table auto-created, then throttled writes
     assert store.get("bkt/d/f").size == 3
     assert proxy.failed == 5 and len(slept) == 5
     # jittered exponential: each wait within [d/2, d] of 0.05 * 2**n
-    assert all(0.025 * 2 ** n <= s <= 0.05 * 2 ** n for n, s in enumerate(slept[:3]))
+    assert all(0.025 * 2**n <= s <= 0.05 * 2**n for n, s in enumerate(slept[:3]))
 
 
 def test_throttling_beyond_the_retries_is_a_clear_error(make_store):
@@ -135,8 +157,13 @@ def test_server_errors_are_retried_too(make_store):
 
 
 def test_other_errors_are_not_retried(make_store):
-    bad = (400, {"__type": "com.amazon.coral.validate#ValidationException",
-                 "message": "One or more parameter values were invalid"})
+    bad = (
+        400,
+        {
+            "__type": "com.amazon.coral.validate#ValidationException",
+            "message": "One or more parameter values were invalid",
+        },
+    )
     _proxy, store, slept = make_store({"Query"}, failures=1, answer=bad)
     store.record_file("bkt/f", 1)
     with pytest.raises(ServiceError, match="ValidationException") as info:
@@ -152,15 +179,17 @@ def unprocessed(request):
 
 
 def test_unprocessed_batch_items_are_resent_with_backoff(make_store):
-    proxy, store, slept = make_store({"BatchWriteItem", "BatchGetItem"}, failures=4,
-                                     answer=unprocessed)
+    proxy, store, slept = make_store(
+        {"BatchWriteItem", "BatchGetItem"}, failures=4, answer=unprocessed
+    )
     store.put_many([Entry.file(f"bkt/u/f{i}", i) for i in range(30)])
     got = store.get_many(f"bkt/u/f{i}" for i in range(30))
     assert len(got) == 30 and proxy.failed == 4 and len(slept) == 4
 
 
 def test_unprocessed_forever_is_a_throttling_error(make_store):
-    _proxy, store, _slept = make_store({"BatchWriteItem"}, failures=100, answer=unprocessed,
-                                     max_retries=2)
+    _proxy, store, _slept = make_store(
+        {"BatchWriteItem"}, failures=100, answer=unprocessed, max_retries=2
+    )
     with pytest.raises(ThrottledError, match="after 2 retries"):
         store.delete_many(["bkt/a", "bkt/b"])

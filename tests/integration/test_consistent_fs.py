@@ -32,9 +32,13 @@ def table():
 
 
 def consistent_fs(endpoint, table, **extra):
-    options = {"consistent": True, "consistency.table_name": table,
-               "consistency.retry_policy_type": "fixed",
-               "consistency.retry_period_seconds": 0.4, "consistency.retry_count": 12}
+    options = {
+        "consistent": True,
+        "consistency.table_name": table,
+        "consistency.retry_policy_type": "fixed",
+        "consistency.retry_period_seconds": 0.4,
+        "consistency.retry_count": 12,
+    }
     options.update(extra)
     return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, **options)
 
@@ -59,8 +63,11 @@ def test_mutations_are_recorded_in_dynamodb(emrfs_endpoint, bucket, table):
     fs.pipe_file(f"{bucket}/d/f", b"12345")
     fs.mkdir(f"{bucket}/e")
     fs.mv(f"{bucket}/d/f", f"{bucket}/e/g")
-    children = {(r["parent"]["S"], r["child"]["S"]): r for r in rows(emrfs_endpoint, table)
-                if "parent" in r and "child" in r}
+    children = {
+        (r["parent"]["S"], r["child"]["S"]): r
+        for r in rows(emrfs_endpoint, table)
+        if "parent" in r and "child" in r
+    }
     assert (f"{bucket}/e", "g") in children
     g = children[(f"{bucket}/e", "g")]
     assert not g.get("is_deleted", {}).get("BOOL", False)
@@ -110,18 +117,30 @@ def test_stale_read_without_and_fresh_read_with_the_view(emrfs_endpoint, bucket,
 
 
 def test_consistency_error_after_retries_and_log_mode(emrfs_endpoint, bucket, table):
-    policy = FaultPolicy(inconsistency=Inconsistency(delay=60, list_delay=True,
-                                                     lingering_deletes=False, stale_reads=False))
+    policy = FaultPolicy(
+        inconsistency=Inconsistency(
+            delay=60, list_delay=True, lingering_deletes=False, stale_reads=False
+        )
+    )
     with FaultProxy(emrfs_endpoint, policy) as proxy:
-        fs = consistent_fs(proxy.url, table, **{"consistency.retry_count": 2,
-                                                "consistency.retry_period_seconds": 0.05})
+        fs = consistent_fs(
+            proxy.url,
+            table,
+            **{"consistency.retry_count": 2, "consistency.retry_period_seconds": 0.05},
+        )
         fs.pipe_file(f"{bucket}/c/hidden", b"1")
         with pytest.raises(ConsistencyError) as info:
             fs.ls(f"{bucket}/c")
         assert f"{bucket}/c/hidden" in str(info.value)
-        lenient = consistent_fs(proxy.url, table, **{
-            "consistency.retry_count": 1, "consistency.retry_period_seconds": 0.05,
-            "fs.s3.consistent.throwExceptionOnInconsistency": "false"})
+        lenient = consistent_fs(
+            proxy.url,
+            table,
+            **{
+                "consistency.retry_count": 1,
+                "consistency.retry_period_seconds": 0.05,
+                "fs.s3.consistent.throwExceptionOnInconsistency": "false",
+            },
+        )
         assert lenient.ls(f"{bucket}/c", detail=False) == []  # what S3 shows, logged
 
 
@@ -152,11 +171,15 @@ CRASH = textwrap.dedent("""
 
 
 def test_crash_between_s3_and_metadata_is_found_by_diff_and_mended_by_sync(
-        emrfs_endpoint, bucket, table, capsys):
+    emrfs_endpoint, bucket, table, capsys
+):
     fs = consistent_fs(emrfs_endpoint, table)
     fs.pipe_file(f"{bucket}/c/first", b"tracked")
-    proc = subprocess.run([sys.executable, "-c", CRASH, emrfs_endpoint, table,
-                           f"{bucket}/c/crashed"], env=dict(os.environ), timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH, emrfs_endpoint, table, f"{bucket}/c/crashed"],
+        env=dict(os.environ),
+        timeout=120,
+    )
     assert proc.returncode == 17
     common = ["-m", table, "--endpoint-url", emrfs_endpoint]
     assert cli(["--json", "diff", f"s3://{bucket}/c", *common]) == 1
@@ -182,13 +205,15 @@ def test_several_processes_share_one_table(emrfs_endpoint, bucket, table):
     consistent_fs(emrfs_endpoint, table).mkdir(f"{bucket}/shared")
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(3) as pool:
-        assert sorted(pool.map(_writer, [(emrfs_endpoint, table, bucket, w) for w in range(3)])) \
-            == [0, 1, 2]
+        assert sorted(
+            pool.map(_writer, [(emrfs_endpoint, table, bucket, w) for w in range(3)])
+        ) == [0, 1, 2]
     fs = consistent_fs(emrfs_endpoint, table)
     expected = sorted(f"{bucket}/shared/w{w}-{i}" for w in range(3) for i in (1, 3, 5))
     assert fs.ls(f"{bucket}/shared", detail=False) == expected
-    assert cli(["diff", f"s3://{bucket}/shared", "-m", table,
-                "--endpoint-url", emrfs_endpoint]) == 0
+    assert (
+        cli(["diff", f"s3://{bucket}/shared", "-m", table, "--endpoint-url", emrfs_endpoint]) == 0
+    )
 
 
 def test_find_and_glob_are_checked_against_the_metadata(emrfs_endpoint, bucket, table):
@@ -201,10 +226,12 @@ def test_find_and_glob_are_checked_against_the_metadata(emrfs_endpoint, bucket, 
         fs = consistent_fs(proxy.url, table)
         fs.pipe({f"{bucket}/t/day=1/p0": b"1", f"{bucket}/t/day=2/p0": b"2"})
         assert fs.find(f"{bucket}/t") == [f"{bucket}/t/day=1/p0", f"{bucket}/t/day=2/p0"]
-        assert fs.glob(f"{bucket}/t/day=*/p0") == [f"{bucket}/t/day=1/p0",
-                                                  f"{bucket}/t/day=2/p0"]
+        assert fs.glob(f"{bucket}/t/day=*/p0") == [f"{bucket}/t/day=1/p0", f"{bucket}/t/day=2/p0"]
         assert fs.find(f"{bucket}/t", maxdepth=1, withdirs=True) == [
-            f"{bucket}/t", f"{bucket}/t/day=1", f"{bucket}/t/day=2"]
+            f"{bucket}/t",
+            f"{bucket}/t/day=1",
+            f"{bucket}/t/day=2",
+        ]
         hidden = proxy.counters().fault("list_hidden")
         assert hidden >= 1
     with proxy_for(emrfs_endpoint, lingering_deletes=True) as proxy:

@@ -24,7 +24,8 @@ def proxy(emrfs_endpoint):
         inconsistency=Inconsistency(delay=0.4),
         slow_down=Failure(probability=0.1),
         dynamodb_throttle=Failure(probability=0.1),
-        seed=11)
+        seed=11,
+    )
     with FaultProxy(emrfs_endpoint, policy) as p:
         yield p
 
@@ -36,13 +37,19 @@ def test_random_sequences_match_a_model(proxy, emrfs_s3):
             self.bucket = f"emrfs-stateful-{uuid.uuid4().hex[:12]}"
             emrfs_s3.create_bucket(Bucket=self.bucket)
             self.fs = EmrFileSystem(
-                endpoint_url=proxy.url, skip_instance_cache=True, consistent=True,
+                endpoint_url=proxy.url,
+                skip_instance_cache=True,
+                consistent=True,
                 retry_base_seconds=0.01,
-                **{"consistency.table_name": f"emrfs-stateful-{uuid.uuid4().hex[:8]}",
-                   "consistency.retry_policy_type": "fixed",
-                   "consistency.retry_period_seconds": 0.15,
-                   "consistency.retry_count": 10, "consistency.fast_list": False,
-                   "consistency.dynamodb_retry_base_seconds": 0.01})
+                **{
+                    "consistency.table_name": f"emrfs-stateful-{uuid.uuid4().hex[:8]}",
+                    "consistency.retry_policy_type": "fixed",
+                    "consistency.retry_period_seconds": 0.15,
+                    "consistency.retry_count": 10,
+                    "consistency.fast_list": False,
+                    "consistency.dynamodb_retry_base_seconds": 0.01,
+                },
+            )
             self.files: dict[str, bytes] = {}
             self.dirs: set[str] = set()
 
@@ -50,8 +57,9 @@ def test_random_sequences_match_a_model(proxy, emrfs_s3):
             return f"{self.bucket}/{rel}"
 
         def is_dir(self, rel: str) -> bool:
-            return rel in self.dirs or any(k.startswith(rel + "/")
-                                           for k in list(self.files) + list(self.dirs))
+            return rel in self.dirs or any(
+                k.startswith(rel + "/") for k in list(self.files) + list(self.dirs)
+            )
 
         def blocked(self, rel: str) -> bool:
             parts = rel.split("/")
@@ -75,8 +83,14 @@ def test_random_sequences_match_a_model(proxy, emrfs_s3):
         @rule(d=DIRS, name=NAMES, to=DIRS)
         def rename_file(self, d, name, to):
             rel, dst = f"{d}/{name}", f"{to}/{name}"
-            if rel not in self.files or rel == dst or dst in self.files or self.is_dir(dst) \
-                    or self.blocked(dst) or to in self.files:
+            if (
+                rel not in self.files
+                or rel == dst
+                or dst in self.files
+                or self.is_dir(dst)
+                or self.blocked(dst)
+                or to in self.files
+            ):
                 return
             self.fs.mv(self.p(rel), self.p(dst))
             self.files[dst] = self.files.pop(rel)
@@ -102,9 +116,13 @@ def test_random_sequences_match_a_model(proxy, emrfs_s3):
         def listing(self, d):
             if not self.is_dir(d):
                 return
-            expected = sorted({self.p(d + "/" + k[len(d) + 1:].split("/")[0])
-                               for k in list(self.files) + list(self.dirs)
-                               if k.startswith(d + "/")})
+            expected = sorted(
+                {
+                    self.p(d + "/" + k[len(d) + 1 :].split("/")[0])
+                    for k in list(self.files) + list(self.dirs)
+                    if k.startswith(d + "/")
+                }
+            )
             assert self.fs.ls(self.p(d), detail=False) == expected
 
         @invariant()
@@ -114,10 +132,24 @@ def test_random_sequences_match_a_model(proxy, emrfs_s3):
                     assert self.fs.cat_file(self.p(rel)) == self.files[rel]
 
     FilesystemVersusModel.TestCase.settings = settings(
-        max_examples=6, stateful_step_count=20, deadline=None, derandomize=True,
-        suppress_health_check=list(HealthCheck))
+        max_examples=6,
+        stateful_step_count=20,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     FilesystemVersusModel.TestCase().runTest()
     counters = proxy.counters()
     assert counters.faults_total > 0, "the proxy injected nothing: the test proved nothing"
-    print({k: counters.fault(k) for k in ("list_hidden", "list_lingering", "stale_read",
-                                          "slow_down", "dynamodb_throttle")})
+    print(
+        {
+            k: counters.fault(k)
+            for k in (
+                "list_hidden",
+                "list_lingering",
+                "stale_read",
+                "slow_down",
+                "dynamodb_throttle",
+            )
+        }
+    )

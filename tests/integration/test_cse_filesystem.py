@@ -36,8 +36,13 @@ def kms_key(emrfs_endpoint):
 
 def cse_fs(endpoint, **cse):
     cse.setdefault("enabled", True)
-    return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, part_size=5 * MiB,
-                         multipart_threshold=5 * MiB, cse=cse)
+    return EmrFileSystem(
+        endpoint_url=endpoint,
+        skip_instance_cache=True,
+        part_size=5 * MiB,
+        multipart_threshold=5 * MiB,
+        cse=cse,
+    )
 
 
 def aes_fs(endpoint, key=AES_KEY, **cse):
@@ -50,8 +55,9 @@ def raw(s3, bucket, key):
 
 
 @pytest.mark.parametrize("storage", ["ObjectMetadata", "InstructionFile"])
-def test_kms_write_paths_store_ciphertext_and_read_back(emrfs_endpoint, emrfs_s3, emrfs_bucket,
-                                                        kms_key, tmp_path, storage):
+def test_kms_write_paths_store_ciphertext_and_read_back(
+    emrfs_endpoint, emrfs_s3, emrfs_bucket, kms_key, tmp_path, storage
+):
     fs = cse_fs(emrfs_endpoint, kms_key_id=kms_key, storage_mode=storage)
     small, big = os.urandom(1000), os.urandom(5 * MiB + 3)
     fs.pipe_file(f"{emrfs_bucket}/d/pipe", small)
@@ -61,11 +67,16 @@ def test_kms_write_paths_store_ciphertext_and_read_back(emrfs_endpoint, emrfs_s3
     fs.put_file(str(local), f"{emrfs_bucket}/d/put-big")
     with fs.open(f"{emrfs_bucket}/d/open-big", "wb") as f:
         for i in range(0, len(big), 700_000):  # writes that do not line up with parts
-            f.write(big[i:i + 700_000])
+            f.write(big[i : i + 700_000])
     with fs.open(f"{emrfs_bucket}/d/open-small", "xb") as f:
         f.write(small)
-    expected = {"pipe": small, "pipe-big": big, "put-big": big, "open-big": big,
-                "open-small": small}
+    expected = {
+        "pipe": small,
+        "pipe-big": big,
+        "put-big": big,
+        "open-big": big,
+        "open-small": small,
+    }
     for name, data in expected.items():
         body, obj = raw(emrfs_s3, emrfs_bucket, f"d/{name}")
         assert obj["ContentLength"] == len(data) + 16 and data[:64] not in body
@@ -78,8 +89,9 @@ def test_kms_write_paths_store_ciphertext_and_read_back(emrfs_endpoint, emrfs_s3
         assert fs.cat_file(f"{emrfs_bucket}/d/{name}") == data
         assert fs.info(f"{emrfs_bucket}/d/{name}")["size"] == len(data)
     # multipart objects really are multipart (one GCM stream across parts)
-    assert emrfs_s3.head_object(Bucket=emrfs_bucket, Key="d/open-big", PartNumber=1)[
-        "PartsCount"] == 2
+    assert (
+        emrfs_s3.head_object(Bucket=emrfs_bucket, Key="d/open-big", PartNumber=1)["PartsCount"] == 2
+    )
     # listings: plaintext lengths, instruction files hidden
     listed = {e["name"].rsplit("/", 1)[1]: e["size"] for e in fs.ls(f"{emrfs_bucket}/d")}
     assert listed == {k: len(v) for k, v in expected.items()}
@@ -93,7 +105,7 @@ def test_kms_write_paths_store_ciphertext_and_read_back(emrfs_endpoint, emrfs_s3
         f.seek(len(big) - 8)
         assert f.read() == big[-8:]
         f.seek(5 * MiB - 3)
-        assert f.read(10) == big[5 * MiB - 3:5 * MiB + 3]
+        assert f.read(10) == big[5 * MiB - 3 : 5 * MiB + 3]
     # rename and delete take the instruction file along
     fs.mv(f"{emrfs_bucket}/d/pipe", f"{emrfs_bucket}/e/moved")
     fs.cp_file(f"{emrfs_bucket}/d/open-small", f"{emrfs_bucket}/e/copied")
@@ -117,10 +129,13 @@ def test_copy_and_tree_rename_keep_the_envelope(emrfs_endpoint, emrfs_s3, emrfs_
     assert fs.cat_file(f"{emrfs_bucket}/u/a") == data
     assert fs.cat_file(f"{emrfs_bucket}/u/sub/b") == b"bee"
     # a multipart copy (UploadPartCopy) states the envelope on the new upload
-    small_copies = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
-                                 copy_threshold=MiB, copy_part_size=5 * MiB,
-                                 cse={"enabled": True, "materials_provider": AES_PROVIDER,
-                                      "aes_key": AES_KEY})
+    small_copies = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        copy_threshold=MiB,
+        copy_part_size=5 * MiB,
+        cse={"enabled": True, "materials_provider": AES_PROVIDER, "aes_key": AES_KEY},
+    )
     small_copies.cp_file(f"{emrfs_bucket}/u/a", f"{emrfs_bucket}/v/a")
     assert emrfs_s3.head_object(Bucket=emrfs_bucket, Key="v/a", PartNumber=1)["PartsCount"] == 2
     assert "x-amz-3" in emrfs_s3.head_object(Bucket=emrfs_bucket, Key="v/a")["Metadata"]
@@ -160,8 +175,7 @@ def test_empty_objects(emrfs_endpoint, emrfs_s3, emrfs_bucket, fmt):
 
 def test_listing_lengths_adjust_mode(emrfs_endpoint, emrfs_bucket):
     fs = aes_fs(emrfs_endpoint, listing_lengths="adjust")
-    seg = aes_fs(emrfs_endpoint, listing_lengths="adjust", format="segmented",
-                 segment_size=4096)
+    seg = aes_fs(emrfs_endpoint, listing_lengths="adjust", format="segmented", segment_size=4096)
     fs.pipe_file(f"{emrfs_bucket}/a/x", b"a" * 100)
     seg.pipe_file(f"{emrfs_bucket}/a/y", b"b" * 10_000)
     assert {e["name"][-1]: e["size"] for e in fs.ls(f"{emrfs_bucket}/a")}["x"] == 100
@@ -189,13 +203,13 @@ def test_ranged_reads_fetch_what_each_format_needs(emrfs_endpoint, emrfs_bucket,
         fs.pipe_file(path, data)
         start = 3 * MiB + 12345
         got, counters = _fetched(proxy, lambda: fs.cat_file(path, start, start + MiB))
-        assert got == data[start:start + MiB]
+        assert got == data[start : start + MiB]
         if mode == "aws-authenticated":
             # verified whole once (the whole object comes down) ...
             assert counters.response_bytes >= size
             # ... then later ranges come from the sealed spool: nothing more is fetched
             again, counters = _fetched(proxy, lambda: fs.cat_file(path, 3, 3 + MiB))
-            assert again == data[3:3 + MiB]
+            assert again == data[3 : 3 + MiB]
             assert counters.operations.get("GetObject", 0) == 0
         else:
             assert MiB <= counters.response_bytes <= MiB + 2 * (64 * 1024 + 16)
@@ -204,7 +218,7 @@ def test_ranged_reads_fetch_what_each_format_needs(emrfs_endpoint, emrfs_bucket,
             f.seek(size - 8)
             assert f.read(8) == data[-8:]
             f.seek(start)
-            assert f.read(1000) == data[start:start + 1000]
+            assert f.read(1000) == data[start : start + 1000]
 
 
 def test_spool_is_sealed_on_disk(emrfs_endpoint, emrfs_bucket, tmp_path, monkeypatch):
@@ -232,6 +246,7 @@ def test_spool_is_sealed_on_disk(emrfs_endpoint, emrfs_bucket, tmp_path, monkeyp
 
 
 # --- bad input -----------------------------------------------------------------------------
+
 
 def _assert_refused(fs, path, tmp_path, exc=EncryptionError, match=None):
     name = path.rsplit("/", 1)[1]
@@ -261,8 +276,9 @@ def test_bad_input_is_a_clear_error(emrfs_endpoint, emrfs_s3, emrfs_bucket, tmp_
     # a wrong key
     _assert_refused(aes_fs(emrfs_endpoint, key=OTHER_AES_KEY), f"{emrfs_bucket}/good", out)
     # a missing part of the envelope, an altered one, an unknown algorithm
-    _assert_refused(fs, put("no-key", metadata={k: v for k, v in meta.items() if k != "x-amz-3"}),
-                    out)
+    _assert_refused(
+        fs, put("no-key", metadata={k: v for k, v in meta.items() if k != "x-amz-3"}), out
+    )
     altered = dict(meta, **{"x-amz-i": base64.b64encode(os.urandom(28)).decode()})
     _assert_refused(fs, put("altered", metadata=altered), out, IntegrityError)
     _assert_refused(fs, put("unknown-alg", metadata=dict(meta, **{"x-amz-c": "999"})), out)
@@ -293,19 +309,23 @@ def test_tampered_segment_fails_the_range_that_holds_it(emrfs_endpoint, emrfs_s3
 
 # --- AWS's own client, through the filesystem ------------------------------------------------
 
-def test_aws_client_round_trips_through_the_filesystem(emrfs_endpoint, emrfs_s3, emrfs_bucket,
-                                                       kms_key):
-    s3ec = pytest.importorskip("s3_encryption", reason="amazon-s3-encryption-client-python "
-                               "is not installed")
+
+def test_aws_client_round_trips_through_the_filesystem(
+    emrfs_endpoint, emrfs_s3, emrfs_bucket, kms_key
+):
+    s3ec = pytest.importorskip(
+        "s3_encryption", reason="amazon-s3-encryption-client-python is not installed"
+    )
     import boto3
     from s3_encryption.materials.kms_keyring import KmsKeyring
 
     kms = boto3.client("kms", endpoint_url=emrfs_endpoint, region_name="us-east-1")
     aws = s3ec.S3EncryptionClient(
-        wrapped_s3_client=boto3.client("s3", endpoint_url=emrfs_endpoint,
-                                       region_name="us-east-1"),
-        config=s3ec.S3EncryptionClientConfig(keyring=KmsKeyring(kms_client=kms,
-                                                                kms_key_id=kms_key)))
+        wrapped_s3_client=boto3.client("s3", endpoint_url=emrfs_endpoint, region_name="us-east-1"),
+        config=s3ec.S3EncryptionClientConfig(
+            keyring=KmsKeyring(kms_client=kms, kms_key_id=kms_key)
+        ),
+    )
     fs = cse_fs(emrfs_endpoint, kms_key_id=kms_key)
     ours, theirs = os.urandom(5 * MiB + 1), os.urandom(200_001)
     fs.pipe_file(f"{emrfs_bucket}/ours", ours)  # multipart: one GCM stream over two parts
@@ -323,8 +343,13 @@ def test_directory_rename_records_plaintext_sizes(emrfs_endpoint, emrfs_bucket, 
 
     table = {"table_name": f"emrfs-meta-{uuid.uuid4().hex[:12]}"}
     cse = {"enabled": True, "materials_provider": AES_PROVIDER, "aes_key": AES_KEY}
-    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True, consistent=True,
-                       consistency=table, cse=cse)
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        consistent=True,
+        consistency=table,
+        cse=cse,
+    )
     writer = fs if recorded else aes_fs(emrfs_endpoint)
     writer.pipe_file(f"{emrfs_bucket}/d/a", b"hello")
     writer.pipe_file(f"{emrfs_bucket}/d/sub/b", b"world!")
@@ -332,8 +357,13 @@ def test_directory_rename_records_plaintext_sizes(emrfs_endpoint, emrfs_bucket, 
     store = fs._view(emrfs_bucket).store
     assert store.get(f"{emrfs_bucket}/e/a").size == 5
     assert store.get(f"{emrfs_bucket}/e/sub/b").size == 6
-    other = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
-                          consistent=True, consistency=table, cse=cse)
+    other = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        consistent=True,
+        consistency=table,
+        cse=cse,
+    )
     assert other.info(f"{emrfs_bucket}/e/sub/b")["size"] == 6
     assert other.cat_file(f"{emrfs_bucket}/e/a") == b"hello"
 

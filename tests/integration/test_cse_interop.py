@@ -20,8 +20,10 @@ from emrfs.errors import EncryptionError, IntegrityError
 pytestmark = pytest.mark.integration
 
 s3ec = pytest.importorskip(
-    "s3_encryption", reason="amazon-s3-encryption-client-python is not installed "
-    "(pip install amazon-s3-encryption-client-python==4.0.0)")
+    "s3_encryption",
+    reason="amazon-s3-encryption-client-python is not installed "
+    "(pip install amazon-s3-encryption-client-python==4.0.0)",
+)
 from s3_encryption import S3EncryptionClient, S3EncryptionClientConfig  # noqa: E402
 from s3_encryption.materials.kms_keyring import KmsKeyring  # noqa: E402
 from s3_encryption.materials.materials import AlgorithmSuite, CommitmentPolicy  # noqa: E402
@@ -47,8 +49,9 @@ class AioKms:
     async def __call__(self):
         from aiobotocore.session import get_session
 
-        self._ctx = get_session().create_client("kms", endpoint_url=self.endpoint,
-                                                region_name=REGION)
+        self._ctx = get_session().create_client(
+            "kms", endpoint_url=self.endpoint, region_name=REGION
+        )
         return await self._ctx.__aenter__()
 
     async def close(self):
@@ -56,14 +59,22 @@ class AioKms:
             await self._ctx.__aexit__(None, None, None)
 
 
-def aws_client(s3, kms, key_id, suite=AlgorithmSuite.ALG_AES_256_GCM_HKDF_SHA512_COMMIT_KEY,
-               policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT):
+def aws_client(
+    s3,
+    kms,
+    key_id,
+    suite=AlgorithmSuite.ALG_AES_256_GCM_HKDF_SHA512_COMMIT_KEY,
+    policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
+):
     """AWS's client on a boto3 client of its own: it hooks every call of the client it wraps."""
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=s3.meta.endpoint_url, region_name=REGION)
-    config = S3EncryptionClientConfig(keyring=KmsKeyring(kms_client=kms, kms_key_id=key_id),
-                                      encryption_algorithm=suite, commitment_policy=policy)
+    config = S3EncryptionClientConfig(
+        keyring=KmsKeyring(kms_client=kms, kms_key_id=key_id),
+        encryption_algorithm=suite,
+        commitment_policy=policy,
+    )
     return S3EncryptionClient(wrapped_s3_client=s3, config=config)
 
 
@@ -77,12 +88,16 @@ def _options(key_id, **kw):
 
 async def _emrfs_put(crypto, s3, bucket, key, data, chunk=100_000):
     enc = await crypto.new_encryptor(f"{bucket}/{key}")
-    parts = [bytes(enc.update(data[i:i + chunk])) for i in range(0, len(data), chunk)]
+    parts = [bytes(enc.update(data[i : i + chunk])) for i in range(0, len(data), chunk)]
     body = b"".join(parts) + enc.finalize()
     s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=enc.metadata)
     if enc.instruction is not None:
-        s3.put_object(Bucket=bucket, Key=crypto.instruction_key(key), Body=enc.instruction,
-                      Metadata=enc.instruction_metadata)
+        s3.put_object(
+            Bucket=bucket,
+            Key=crypto.instruction_key(key),
+            Body=enc.instruction,
+            Metadata=enc.instruction_metadata,
+        )
     return body, enc
 
 
@@ -95,21 +110,26 @@ async def _emrfs_get(crypto, s3, bucket, key):
     return dec.decrypt(obj["Body"].read()), obj
 
 
-@pytest.mark.parametrize("fmt,policy,storage", [
-    ("v3", "REQUIRE_ENCRYPT_REQUIRE_DECRYPT", "ObjectMetadata"),
-    ("v3", "REQUIRE_ENCRYPT_REQUIRE_DECRYPT", "InstructionFile"),
-    ("v2", "FORBID_ENCRYPT_ALLOW_DECRYPT", "ObjectMetadata"),
-    ("v2", "FORBID_ENCRYPT_ALLOW_DECRYPT", "InstructionFile"),
-])
-def test_emrfs_writes_aws_reads(emrfs_endpoint, emrfs_s3, emrfs_bucket, kms_key, fmt, policy,
-                                storage):
+@pytest.mark.parametrize(
+    "fmt,policy,storage",
+    [
+        ("v3", "REQUIRE_ENCRYPT_REQUIRE_DECRYPT", "ObjectMetadata"),
+        ("v3", "REQUIRE_ENCRYPT_REQUIRE_DECRYPT", "InstructionFile"),
+        ("v2", "FORBID_ENCRYPT_ALLOW_DECRYPT", "ObjectMetadata"),
+        ("v2", "FORBID_ENCRYPT_ALLOW_DECRYPT", "InstructionFile"),
+    ],
+)
+def test_emrfs_writes_aws_reads(
+    emrfs_endpoint, emrfs_s3, emrfs_bucket, kms_key, fmt, policy, storage
+):
     kms, key_id = kms_key
     data = os.urandom(300_001)
     aio = AioKms(emrfs_endpoint)
 
     async def go():
-        crypto = ContentCrypto(_options(key_id, format=fmt, commitment_policy=policy,
-                                        storage_mode=storage), aio)
+        crypto = ContentCrypto(
+            _options(key_id, format=fmt, commitment_policy=policy, storage_mode=storage), aio
+        )
         try:
             body, enc = await _emrfs_put(crypto, emrfs_s3, emrfs_bucket, "obj", data)
         finally:
@@ -120,8 +140,11 @@ def test_emrfs_writes_aws_reads(emrfs_endpoint, emrfs_s3, emrfs_bucket, kms_key,
     # side channel: the stored body is ciphertext + tag, not the plaintext
     raw = emrfs_s3.get_object(Bucket=emrfs_bucket, Key="obj")
     assert raw["ContentLength"] == len(data) + 16 and raw["Body"].read() == body != data
-    aws_policy = (CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT if fmt == "v3"
-                  else CommitmentPolicy.REQUIRE_ENCRYPT_ALLOW_DECRYPT)
+    aws_policy = (
+        CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
+        if fmt == "v3"
+        else CommitmentPolicy.REQUIRE_ENCRYPT_ALLOW_DECRYPT
+    )
     client = aws_client(emrfs_s3, kms, key_id, policy=aws_policy)
     assert client.get_object(Bucket=emrfs_bucket, Key="obj")["Body"].read() == data
 
@@ -134,8 +157,13 @@ def test_aws_writes_emrfs_reads(emrfs_endpoint, emrfs_s3, emrfs_bucket, kms_key,
         client = aws_client(emrfs_s3, kms, key_id)
         options = _options(key_id)
     else:
-        client = aws_client(emrfs_s3, kms, key_id, AlgorithmSuite.ALG_AES_256_GCM_IV12_TAG16_NO_KDF,
-                            CommitmentPolicy.FORBID_ENCRYPT_ALLOW_DECRYPT)
+        client = aws_client(
+            emrfs_s3,
+            kms,
+            key_id,
+            AlgorithmSuite.ALG_AES_256_GCM_IV12_TAG16_NO_KDF,
+            CommitmentPolicy.FORBID_ENCRYPT_ALLOW_DECRYPT,
+        )
         options = _options(key_id, commitment_policy="REQUIRE_ENCRYPT_ALLOW_DECRYPT")
     client.put_object(Bucket=emrfs_bucket, Key="aws", Body=data)
     aio = AioKms(emrfs_endpoint)
@@ -167,12 +195,18 @@ def test_aws_multipart_upload_emrfs_streams(emrfs_endpoint, emrfs_s3, emrfs_buck
     parts = []
     for number, start in enumerate(range(0, len(data), step), 1):
         last = start + step >= len(data)
-        response = client.upload_part(Bucket=emrfs_bucket, Key="mp", UploadId=upload["UploadId"],
-                                      PartNumber=number, Body=data[start:start + step],
-                                      IsLastPart=last)
+        response = client.upload_part(
+            Bucket=emrfs_bucket,
+            Key="mp",
+            UploadId=upload["UploadId"],
+            PartNumber=number,
+            Body=data[start : start + step],
+            IsLastPart=last,
+        )
         parts.append({"PartNumber": number, "ETag": response["ETag"]})
-    client.complete_multipart_upload(Bucket=emrfs_bucket, Key="mp", UploadId=upload["UploadId"],
-                                     MultipartUpload={"Parts": parts})
+    client.complete_multipart_upload(
+        Bucket=emrfs_bucket, Key="mp", UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+    )
     aio = AioKms(emrfs_endpoint)
 
     async def go():
@@ -189,8 +223,7 @@ def test_aws_multipart_upload_emrfs_streams(emrfs_endpoint, emrfs_s3, emrfs_buck
     assert run(go) == data
 
 
-def test_wrong_kms_key_and_tamper_are_clear_errors(emrfs_endpoint, emrfs_s3, emrfs_bucket,
-                                                   kms_key):
+def test_wrong_kms_key_and_tamper_are_clear_errors(emrfs_endpoint, emrfs_s3, emrfs_bucket, kms_key):
     kms, key_id = kms_key
     other = kms.create_key(Description="other")["KeyMetadata"]["KeyId"]
     data = os.urandom(40_000)

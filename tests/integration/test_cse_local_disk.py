@@ -27,7 +27,7 @@ def marked(size: int) -> bytes:
     """``size`` bytes holding the marker many times (at block and chunk edges too)."""
     body = bytearray(os.urandom(size))
     for at in range(0, size - len(MARKER), 4 * KiB):
-        body[at:at + len(MARKER)] = MARKER
+        body[at : at + len(MARKER)] = MARKER
     return bytes(body)
 
 
@@ -43,12 +43,23 @@ def files_with_marker(root) -> list[str]:
 
 
 def make_fs(endpoint, cache_root, cse: bool = True, **cache):
-    options = {"cse": {"enabled": True, "materials_provider": AES_PROVIDER,
-                       "aes_key": AES_KEY}} if cse else {}
-    return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True,
-                         cache={"enabled": True, "encrypt": False, "block_size": 64 * KiB,
-                                "directories": [str(cache_root / "c0"), str(cache_root / "c1")],
-                                **cache}, **options)
+    options = (
+        {"cse": {"enabled": True, "materials_provider": AES_PROVIDER, "aes_key": AES_KEY}}
+        if cse
+        else {}
+    )
+    return EmrFileSystem(
+        endpoint_url=endpoint,
+        skip_instance_cache=True,
+        cache={
+            "enabled": True,
+            "encrypt": False,
+            "block_size": 64 * KiB,
+            "directories": [str(cache_root / "c0"), str(cache_root / "c1")],
+            **cache,
+        },
+        **options,
+    )
 
 
 @pytest.fixture
@@ -73,11 +84,17 @@ def test_tier_files_of_cse_paths_are_sealed_on_disk(cse_cached, bucket, tmp_path
     fs.mv(f"{attempt}/part-0", f"{bucket}/out/_temporary/0/task_0/part-0")  # a local rename
     assert emrfs_s3.list_objects_v2(Bucket=bucket, Prefix="out/").get("KeyCount", 0) == 0
     assert files_with_marker(tmp_path / "c0") + files_with_marker(tmp_path / "c1") == []
-    for name in ("_temporary/attempt_0/part-1", "_temporary/attempt_0/part-2",
-                 "_temporary/attempt_0/part-3", "task_0/part-0"):
+    for name in (
+        "_temporary/attempt_0/part-1",
+        "_temporary/attempt_0/part-2",
+        "_temporary/attempt_0/part-3",
+        "task_0/part-0",
+    ):
         assert fs.cat_file(f"{bucket}/out/_temporary/0/{name}") == data
-        assert fs.cat_file(f"{bucket}/out/_temporary/0/{name}", 1000, 70 * KiB) == \
-            data[1000:70 * KiB]
+        assert (
+            fs.cat_file(f"{bucket}/out/_temporary/0/{name}", 1000, 70 * KiB)
+            == data[1000 : 70 * KiB]
+        )
     assert files_with_marker(tmp_path / "c0") + files_with_marker(tmp_path / "c1") == []
 
 
@@ -86,13 +103,14 @@ def test_read_cache_blocks_of_cse_objects_are_sealed_on_disk(cse_cached, bucket,
     data = marked(200 * KiB)
     fs.pipe(f"{bucket}/data/secret", data)
     fs.invalidate_cache()
-    assert fs.cat_file(f"{bucket}/data/secret", 100, 150 * KiB) == data[100:150 * KiB]
+    assert fs.cat_file(f"{bucket}/data/secret", 100, 150 * KiB) == data[100 : 150 * KiB]
     with fs.open(f"{bucket}/data/secret", "rb") as f:
         assert f.read() == data
     assert fs.cat_file(f"{bucket}/data/secret") == data
     fs._cached.local.store.close()  # queued block writes done
-    blocks = [p for top, _, names in os.walk(tmp_path / "c0") for p in names] + \
-        [p for top, _, names in os.walk(tmp_path / "c1") for p in names]
+    blocks = [p for top, _, names in os.walk(tmp_path / "c0") for p in names] + [
+        p for top, _, names in os.walk(tmp_path / "c1") for p in names
+    ]
     assert any("." in b and b.split(".")[-1].isdigit() for b in blocks), blocks  # it cached
     assert files_with_marker(tmp_path / "c0") + files_with_marker(tmp_path / "c1") == []
 

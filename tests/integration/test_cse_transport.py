@@ -12,16 +12,24 @@ from emrfs import EmrFileSystem
 
 pytestmark = pytest.mark.integration
 
-AES = {"enabled": True, "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-       "aes_key": base64.b64encode(bytes(range(32))).decode()}
+AES = {
+    "enabled": True,
+    "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+    "aes_key": base64.b64encode(bytes(range(32))).decode(),
+}
 
 
 @pytest.mark.parametrize("transport", ["obstore", "botocore"])
 @pytest.mark.parametrize("storage", ["ObjectMetadata", "InstructionFile"])
-def test_cse_put_takes_the_configured_transport(emrfs_endpoint, emrfs_s3, emrfs_bucket,
-                                                transport, storage):
-    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
-                       transport=transport, cse={**AES, "storage_mode": storage})
+def test_cse_put_takes_the_configured_transport(
+    emrfs_endpoint, emrfs_s3, emrfs_bucket, transport, storage
+):
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        transport=transport,
+        cse={**AES, "storage_mode": storage},
+    )
     path = f"{emrfs_bucket}/d/obj"
     store = fs._transport(path)
     puts: list[str] = []
@@ -40,6 +48,11 @@ def test_cse_put_takes_the_configured_transport(emrfs_endpoint, emrfs_s3, emrfs_
     obj = emrfs_s3.get_object(Bucket=emrfs_bucket, Key="d/obj")
     body = obj["Body"].read()
     assert len(body) == len(data) + 16 and body[:64] != data[:64]
-    envelope = obj["Metadata"] if storage == "ObjectMetadata" else emrfs_s3.get_object(
-        Bucket=emrfs_bucket, Key="d/obj.instruction")["Body"].read().decode()
+    envelope = (
+        obj["Metadata"]
+        if storage == "ObjectMetadata"
+        else emrfs_s3.get_object(Bucket=emrfs_bucket, Key="d/obj.instruction")["Body"]
+        .read()
+        .decode()
+    )
     assert "x-amz-c" in str(envelope) or "x-amz-3" in str(envelope)

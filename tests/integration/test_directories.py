@@ -105,11 +105,19 @@ def test_rename_into_existing_directory_and_file_rename(fs, bucket):
 
 
 def test_recursive_rm_du_find_glob(fs, bucket):
-    fs.pipe({f"{bucket}/t/a/1.csv": b"12", f"{bucket}/t/a/2.txt": b"123",
-             f"{bucket}/t/b/3.csv": b"1234"})
+    fs.pipe(
+        {
+            f"{bucket}/t/a/1.csv": b"12",
+            f"{bucket}/t/a/2.txt": b"123",
+            f"{bucket}/t/b/3.csv": b"1234",
+        }
+    )
     assert fs.du(f"{bucket}/t") == 9
-    assert fs.find(f"{bucket}/t") == [f"{bucket}/t/a/1.csv", f"{bucket}/t/a/2.txt",
-                                      f"{bucket}/t/b/3.csv"]
+    assert fs.find(f"{bucket}/t") == [
+        f"{bucket}/t/a/1.csv",
+        f"{bucket}/t/a/2.txt",
+        f"{bucket}/t/b/3.csv",
+    ]
     assert fs.glob(f"{bucket}/t/*/*.csv") == [f"{bucket}/t/a/1.csv", f"{bucket}/t/b/3.csv"]
     assert fs.glob(f"{bucket}/t/a/1*") == [f"{bucket}/t/a/1.csv"]
     with pytest.raises(IsADirectoryError):
@@ -140,8 +148,11 @@ def test_hadoop_file_status_fields(fs, bucket):
     fs.mkdir(f"{bucket}/d")
     dinfo = fs.info(f"{bucket}/d")
     assert dinfo["type"] == "directory" and dinfo["permission"] == "777" and dinfo["length"] == 0
-    custom = EmrFileSystem(endpoint_url=fs.options.s3.endpoint_url, skip_instance_cache=True,
-                           **{"fs.s3.block.size": "64m", "owner": "hadoop"})
+    custom = EmrFileSystem(
+        endpoint_url=fs.options.s3.endpoint_url,
+        skip_instance_cache=True,
+        **{"fs.s3.block.size": "64m", "owner": "hadoop"},
+    )
     cinfo = custom.info(f"{bucket}/f")
     assert cinfo["blockSize"] == 64 * 1024 * 1024 and cinfo["owner"] == "hadoop"
 
@@ -166,8 +177,9 @@ def test_exclusive_create_two_concurrent_writers_exactly_one_wins(fs, bucket):
 
 
 def test_exclusive_create_is_a_conditional_write_for_multipart(fs, bucket, emrfs_endpoint):
-    small_parts = EmrFileSystem(endpoint_url=emrfs_endpoint, part_size="5MiB",
-                                skip_instance_cache=True)
+    small_parts = EmrFileSystem(
+        endpoint_url=emrfs_endpoint, part_size="5MiB", skip_instance_cache=True
+    )
     path = f"{bucket}/big"
     f = small_parts.open(path, "xb")
     f.write(b"a" * (6 * 1024 * 1024))  # a multipart upload is now under way

@@ -48,19 +48,30 @@ def table_rows(endpoint: str, table: str) -> dict[str, bool]:
 
 
 def consistent_fs(endpoint: str, table: str, **extra) -> EmrFileSystem:
-    options = {"consistent": True, "consistency.table_name": table,
-               "consistency.retry_policy_type": "fixed",
-               "consistency.retry_period_seconds": 0.4, "consistency.retry_count": 12}
+    options = {
+        "consistent": True,
+        "consistency.table_name": table,
+        "consistency.retry_policy_type": "fixed",
+        "consistency.retry_period_seconds": 0.4,
+        "consistency.retry_count": 12,
+    }
     options.update(extra)
     return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, **options)
 
 
 def delayed_listings(endpoint: str, delay: float = 2.0) -> FaultProxy:
-    return FaultProxy(endpoint, FaultPolicy(inconsistency=Inconsistency(
-        delay=delay, list_delay=True, lingering_deletes=False, stale_reads=False)))
+    return FaultProxy(
+        endpoint,
+        FaultPolicy(
+            inconsistency=Inconsistency(
+                delay=delay, list_delay=True, lingering_deletes=False, stale_reads=False
+            )
+        ),
+    )
 
 
 # --- 1. rename onto itself ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("sse", [True, False])
 def test_mv_file_into_the_directory_holding_it_keeps_it(emrfs_endpoint, bucket, emrfs_s3, sse):
@@ -93,8 +104,10 @@ def test_mv_of_a_directory_into_itself_or_below_is_refused(fs, bucket, emrfs_s3)
 
 # --- 2. delayed listings under the consistent view ----------------------------------------
 
+
 def test_rmdir_waits_for_a_delayed_listing_and_refuses_a_non_empty_directory(
-        emrfs_endpoint, bucket, emrfs_s3, table):
+    emrfs_endpoint, bucket, emrfs_s3, table
+):
     with delayed_listings(emrfs_endpoint) as proxy:
         fs = consistent_fs(proxy.url, table)
         fs.mkdir(f"{bucket}/r1/a")
@@ -107,7 +120,8 @@ def test_rmdir_waits_for_a_delayed_listing_and_refuses_a_non_empty_directory(
 
 
 def test_rm_of_a_directory_deletes_what_a_delayed_listing_hides(
-        emrfs_endpoint, bucket, emrfs_s3, table):
+    emrfs_endpoint, bucket, emrfs_s3, table
+):
     with delayed_listings(emrfs_endpoint) as proxy:
         fs = consistent_fs(proxy.url, table)
         fs.pipe({f"{bucket}/t/f": b"1", f"{bucket}/t/sub/g": b"2", f"{bucket}/keep": b"k"})
@@ -123,10 +137,14 @@ def test_rm_of_a_directory_deletes_what_a_delayed_listing_hides(
 
 
 def test_rm_raises_consistency_error_and_deletes_nothing_when_the_policy_runs_out(
-        emrfs_endpoint, bucket, emrfs_s3, table):
+    emrfs_endpoint, bucket, emrfs_s3, table
+):
     with delayed_listings(emrfs_endpoint, delay=60) as proxy:
-        fs = consistent_fs(proxy.url, table, **{"consistency.retry_count": 2,
-                                                "consistency.retry_period_seconds": 0.05})
+        fs = consistent_fs(
+            proxy.url,
+            table,
+            **{"consistency.retry_count": 2, "consistency.retry_period_seconds": 0.05},
+        )
         fs.pipe(f"{bucket}/t/f", b"1")
         with pytest.raises(ConsistencyError, match=f"{bucket}/t/f"):
             fs.rm(f"{bucket}/t", recursive=True)
@@ -135,11 +153,18 @@ def test_rm_raises_consistency_error_and_deletes_nothing_when_the_policy_runs_ou
 
 
 def test_rm_proceeds_with_the_merged_listing_when_told_not_to_throw(
-        emrfs_endpoint, bucket, emrfs_s3, table):
+    emrfs_endpoint, bucket, emrfs_s3, table
+):
     with delayed_listings(emrfs_endpoint, delay=60) as proxy:
-        fs = consistent_fs(proxy.url, table, **{
-            "consistency.retry_count": 1, "consistency.retry_period_seconds": 0.05,
-            "fs.s3.consistent.throwExceptionOnInconsistency": "false"})
+        fs = consistent_fs(
+            proxy.url,
+            table,
+            **{
+                "consistency.retry_count": 1,
+                "consistency.retry_period_seconds": 0.05,
+                "fs.s3.consistent.throwExceptionOnInconsistency": "false",
+            },
+        )
         fs.pipe(f"{bucket}/t/f", b"1")
         fs.rm(f"{bucket}/t", recursive=True)  # S3 never lists t/f: the table's row counts
     assert keys(emrfs_s3, bucket) == []
@@ -147,7 +172,8 @@ def test_rm_proceeds_with_the_merged_listing_when_told_not_to_throw(
 
 
 def test_rename_of_a_directory_moves_what_a_delayed_listing_hides(
-        emrfs_endpoint, bucket, emrfs_s3, table):
+    emrfs_endpoint, bucket, emrfs_s3, table
+):
     with delayed_listings(emrfs_endpoint) as proxy:
         fs = consistent_fs(proxy.url, table)
         fs.pipe({f"{bucket}/src/f": b"1", f"{bucket}/src/sub/g": b"2"})
@@ -163,11 +189,15 @@ def test_rename_of_a_directory_moves_what_a_delayed_listing_hides(
 
 
 def test_rename_of_a_directory_skips_a_deleted_file_s3_still_lists(
-        emrfs_endpoint, bucket, emrfs_s3, table):
+    emrfs_endpoint, bucket, emrfs_s3, table
+):
     fs = consistent_fs(emrfs_endpoint, table)
     fs.pipe({f"{bucket}/src/keep": b"k", f"{bucket}/src/gone": b"g"})
-    policy = FaultPolicy(inconsistency=Inconsistency(delay=2.0, list_delay=False,
-                                                     lingering_deletes=True, stale_reads=False))
+    policy = FaultPolicy(
+        inconsistency=Inconsistency(
+            delay=2.0, list_delay=False, lingering_deletes=True, stale_reads=False
+        )
+    )
     with FaultProxy(emrfs_endpoint, policy) as proxy:
         fs = consistent_fs(proxy.url, table)
         fs.rm(f"{bucket}/src/gone")
@@ -202,20 +232,28 @@ KILLED_RENAME = textwrap.dedent("""
 
 
 def kill_rename_after(endpoint: str, src: str, dst: str, copies: int, table: str = "-") -> None:
-    proc = subprocess.run([sys.executable, "-c", KILLED_RENAME, endpoint, src, dst,
-                           str(copies), table], env=dict(os.environ), timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_RENAME, endpoint, src, dst, str(copies), table],
+        env=dict(os.environ),
+        timeout=120,
+    )
     assert proc.returncode == 17
 
 
 @pytest.mark.parametrize("consistent", [False, True])
-def test_rerunning_a_killed_directory_rename_finishes_it(emrfs_endpoint, bucket, emrfs_s3,
-                                                          table, consistent):
+def test_rerunning_a_killed_directory_rename_finishes_it(
+    emrfs_endpoint, bucket, emrfs_s3, table, consistent
+):
     files = {f"{bucket}/src/part-{i:03d}": f"row {i}".encode() for i in range(60)}
-    fs = consistent_fs(emrfs_endpoint, table) if consistent else \
-        EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True)
+    fs = (
+        consistent_fs(emrfs_endpoint, table)
+        if consistent
+        else EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True)
+    )
     fs.pipe(files)
-    kill_rename_after(emrfs_endpoint, f"{bucket}/src", f"{bucket}/dst", 20,
-                      table if consistent else "-")
+    kill_rename_after(
+        emrfs_endpoint, f"{bucket}/src", f"{bucket}/dst", 20, table if consistent else "-"
+    )
     at_dst = keys(emrfs_s3, bucket, "dst/")
     assert 20 <= len(at_dst) < 60 and len(keys(emrfs_s3, bucket, "src/")) == 60
     fs.mv(f"{bucket}/src", f"{bucket}/dst", recursive=True)  # the same call again
@@ -232,7 +270,8 @@ def test_rerunning_a_killed_directory_rename_finishes_it(emrfs_endpoint, bucket,
 
 
 def test_a_killed_rename_must_be_finished_before_its_source_moves_elsewhere(
-        emrfs_endpoint, bucket, emrfs_s3, fs):
+    emrfs_endpoint, bucket, emrfs_s3, fs
+):
     fs.pipe({f"{bucket}/src/f{i}": b"x" for i in range(10)})
     fs.mkdir(f"{bucket}/into")
     kill_rename_after(emrfs_endpoint, f"{bucket}/src", f"{bucket}/into", 3)  # into/src
@@ -242,8 +281,9 @@ def test_a_killed_rename_must_be_finished_before_its_source_moves_elsewhere(
     assert keys(emrfs_s3, bucket) == [f"into/src/f{i}" for i in range(10)]
 
 
-def test_fsck_reports_and_fix_finishes_a_killed_rename(emrfs_endpoint, bucket, emrfs_s3,
-                                                        table, capsys):
+def test_fsck_reports_and_fix_finishes_a_killed_rename(
+    emrfs_endpoint, bucket, emrfs_s3, table, capsys
+):
     from emrfs.cli import main
 
     fs = consistent_fs(emrfs_endpoint, table)
@@ -255,7 +295,8 @@ def test_fsck_reports_and_fix_finishes_a_killed_rename(emrfs_endpoint, bucket, e
     assert main(["--json", "fsck", f"s3://{bucket}/job", *common]) == 1
     report = json.loads(capsys.readouterr().out)
     assert [(p["kind"], p["path"]) for p in report["problems"]] == [
-        ("unfinished_rename", f"{bucket}/job/out")]
+        ("unfinished_rename", f"{bucket}/job/out")
+    ]
     assert main(["--json", "fsck", f"s3://{bucket}/job", "--fix", *common]) == 0
     assert json.loads(capsys.readouterr().out)["fixed"] == 1
     assert keys(emrfs_s3, bucket) == sorted([f"final/part-{i}" for i in range(12)] + ["job/"])
@@ -265,6 +306,7 @@ def test_fsck_reports_and_fix_finishes_a_killed_rename(emrfs_endpoint, bucket, e
 
 
 # --- 9. names with glob characters -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name,sibling", [("q?x", "qax"), ("a*b", "aXYb"), ("[ab]", "a")])
 def test_a_path_that_exists_as_written_means_itself(fs, bucket, emrfs_s3, name, sibling):

@@ -20,9 +20,13 @@ MiB = 1024 * KiB
 
 def make_fs(endpoint, tmp_path, replication=1, **extra):
     dirs = [str(tmp_path / f"c{i}") for i in range(max(2, replication))]
-    return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True,
-                         cache={"enabled": True, "directories": dirs, "block_size": 64 * KiB},
-                         ephemeral={"replication": replication}, **extra)
+    return EmrFileSystem(
+        endpoint_url=endpoint,
+        skip_instance_cache=True,
+        cache={"enabled": True, "directories": dirs, "block_size": 64 * KiB},
+        ephemeral={"replication": replication},
+        **extra,
+    )
 
 
 @pytest.fixture
@@ -61,8 +65,10 @@ def test_spark_style_commit_reaches_s3_only_at_the_final_rename(tiered, bucket, 
     fs.rm(f"{out}/_temporary", recursive=True)
     fs.pipe_file(f"{out}/_SUCCESS", b"")
     commit = proxy.counters()
-    print(f"\nS3 requests of the whole commit: {commit.services.get('s3', 0)} "
-          f"{dict(commit.operations)}")
+    print(
+        f"\nS3 requests of the whole commit: {commit.services.get('s3', 0)} "
+        f"{dict(commit.operations)}"
+    )
 
     assert sorted(s3_keys(emrfs_s3, bucket)) == ["out/_SUCCESS", "out/part-0", "out/part-1"]
     assert emrfs_s3.get_object(Bucket=bucket, Key="out/part-0")["Body"].read() == data
@@ -98,11 +104,17 @@ def test_every_verb_on_ephemeral_paths(tiered, bucket, emrfs_s3, tmp_path):
     info = fs.info(f"{base}/0/a")
     assert info["type"] == "file" and info["size"] == 5 and info["ephemeral"]
     assert fs.info(base)["type"] == "directory"
-    assert fs.ls(f"{bucket}/job", detail=False) == [f"{bucket}/job/_temporary",
-                                                     f"{bucket}/job/kept"]
+    assert fs.ls(f"{bucket}/job", detail=False) == [
+        f"{bucket}/job/_temporary",
+        f"{bucket}/job/kept",
+    ]
     assert fs.ls(f"{base}/0", detail=False) == [f"{base}/0/a", f"{base}/0/b", f"{base}/0/c"]
-    assert fs.find(f"{bucket}/job") == [f"{base}/0/a", f"{base}/0/b", f"{base}/0/c",
-                                        f"{bucket}/job/kept"]
+    assert fs.find(f"{bucket}/job") == [
+        f"{base}/0/a",
+        f"{base}/0/b",
+        f"{base}/0/c",
+        f"{bucket}/job/kept",
+    ]
     assert f"{base}/0" in fs.find(f"{bucket}/job", withdirs=True)
     assert fs.glob(f"{bucket}/job/_temporary/*/[ab]") == [f"{base}/0/a", f"{base}/0/b"]
     assert fs.cat_file(f"{base}/0/a", 1, 3) == b"lp" and fs.cat_file(f"{base}/0/a", -2) == b"ha"
@@ -140,7 +152,7 @@ def test_directory_commit_multipart_and_cache_off(emrfs_endpoint, bucket, emrfs_
     try:
         with fs.open(f"{bucket}/t/_temporary/task/big", "wb") as f:
             for i in range(0, len(big), MiB):
-                f.write(big[i:i + MiB])
+                f.write(big[i : i + MiB])
         fs.pipe_file(f"{bucket}/t/_temporary/task/sub/small", b"s")
         assert s3_keys(emrfs_s3, bucket) == []
         fs.mv(f"{bucket}/t/_temporary/task", f"{bucket}/t/final")  # a directory leaves
@@ -163,10 +175,10 @@ def test_lost_cache_directory_with_replication_two(emrfs_endpoint, bucket, emrfs
     path = f"{bucket}/r/_temporary/0/part-0"
     try:
         with fs.open(path, "wb", block_size=64 * KiB) as f:
-            f.write(data[:320 * KiB])
+            f.write(data[: 320 * KiB])
             f.flush()
             shutil.rmtree(tmp_path / "c0")  # a disk goes in the middle of the write
-            f.write(data[320 * KiB:])
+            f.write(data[320 * KiB :])
         assert fs.cat_file(path) == data
         assert fs.ls(f"{bucket}/r/_temporary/0", detail=False) == [path]
         fs.mv(path, f"{bucket}/r/part-0")
@@ -176,19 +188,20 @@ def test_lost_cache_directory_with_replication_two(emrfs_endpoint, bucket, emrfs
 
 
 def test_commit_with_the_consistent_view_records_only_what_reaches_s3(
-        emrfs_fault_proxy, bucket, emrfs_s3, tmp_path):
+    emrfs_fault_proxy, bucket, emrfs_s3, tmp_path
+):
     import uuid
 
     import boto3
 
     table = f"emrfs-meta-{uuid.uuid4().hex[:12]}"
-    fs = make_fs(emrfs_fault_proxy.url, tmp_path, consistent=True,
-                 **{"consistency.table_name": table})
+    fs = make_fs(
+        emrfs_fault_proxy.url, tmp_path, consistent=True, **{"consistency.table_name": table}
+    )
     try:
         fs.pipe_file(f"{bucket}/cv/_temporary/0/part-0", b"abc" * 1000)
         fs.mv(f"{bucket}/cv/_temporary/0/part-0", f"{bucket}/cv/part-0")
-        ddb = boto3.client("dynamodb", endpoint_url=emrfs_fault_proxy.url,
-                           region_name="us-east-1")
+        ddb = boto3.client("dynamodb", endpoint_url=emrfs_fault_proxy.url, region_name="us-east-1")
         recorded = str(ddb.scan(TableName=table)["Items"])
         assert "part-0" in recorded and "_temporary" not in recorded
         assert fs.cat_file(f"{bucket}/cv/part-0", 1, 4) == b"bca"  # fills the cache

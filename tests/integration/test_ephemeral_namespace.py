@@ -20,9 +20,12 @@ AES_KEY = base64.b64encode(bytes(range(32))).decode()
 
 
 def make_fs(endpoint, tmp_path, **extra) -> EmrFileSystem:
-    return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True,
-                         cache={"enabled": True, "directories": [str(tmp_path / "c0")],
-                                "block_size": 64 * KiB}, **extra)
+    return EmrFileSystem(
+        endpoint_url=endpoint,
+        skip_instance_cache=True,
+        cache={"enabled": True, "directories": [str(tmp_path / "c0")], "block_size": 64 * KiB},
+        **extra,
+    )
 
 
 @pytest.fixture
@@ -34,9 +37,15 @@ def tiered(emrfs_endpoint, tmp_path):
 
 @pytest.fixture
 def tiered_cse(emrfs_endpoint, tmp_path):
-    fs = make_fs(emrfs_endpoint, tmp_path, cse={
-        "enabled": True, "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-        "aes_key": AES_KEY})
+    fs = make_fs(
+        emrfs_endpoint,
+        tmp_path,
+        cse={
+            "enabled": True,
+            "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+            "aes_key": AES_KEY,
+        },
+    )
     yield fs
     fs._cached.local.tier.terminate()
 
@@ -48,10 +57,12 @@ def s3_keys(s3, bucket) -> list[str]:
 def test_nothing_is_created_in_the_tier_below_a_persistent_file(tiered, bucket, emrfs_s3):
     fs = tiered
     fs.pipe_file(f"{bucket}/out", b"a file")
-    for create in (lambda p: fs.pipe_file(p, b""),
-                   lambda p: fs.open(p, "wb").close(),
-                   lambda p: fs.makedirs(p),
-                   lambda p: fs.mkdir(p)):
+    for create in (
+        lambda p: fs.pipe_file(p, b""),
+        lambda p: fs.open(p, "wb").close(),
+        lambda p: fs.makedirs(p),
+        lambda p: fs.mkdir(p),
+    ):
         for target in (f"{bucket}/out/_temporary", f"{bucket}/out/_temporary/0/x"):
             with pytest.raises(NotADirectoryError, match="out"):
                 create(target)
@@ -74,8 +85,7 @@ def test_below_a_tier_file_is_not_a_directory_not_file_exists(tiered, bucket):
     assert fs.info(f"{bucket}/out/_temporary/0")["type"] == "file"
 
 
-def test_a_persistent_write_cannot_replace_a_directory_of_tier_paths(tiered, bucket,
-                                                                      emrfs_s3):
+def test_a_persistent_write_cannot_replace_a_directory_of_tier_paths(tiered, bucket, emrfs_s3):
     fs = tiered
     fs.pipe_file(f"{bucket}/out/_temporary/0/task/y z", b"pending")
     with pytest.raises(IsADirectoryError, match="out"):
@@ -93,20 +103,17 @@ def test_find_and_ls_show_tier_files_under_cse(tiered_cse, bucket, emrfs_s3):
     fs = tiered_cse
     fs.pipe_file(f"{bucket}/out/ü", b"persistent")
     fs.pipe_file(f"{bucket}/out/_temporary/0/task/y z", b"pending")
-    assert fs.find(f"{bucket}/out") == [f"{bucket}/out/_temporary/0/task/y z",
-                                        f"{bucket}/out/ü"]
+    assert fs.find(f"{bucket}/out") == [f"{bucket}/out/_temporary/0/task/y z", f"{bucket}/out/ü"]
     sizes = {e["name"]: e["size"] for e in fs.find(f"{bucket}/out", detail=True).values()}
     assert sizes == {f"{bucket}/out/_temporary/0/task/y z": 7, f"{bucket}/out/ü": 10}
-    assert fs.ls(f"{bucket}/out", detail=False) == [f"{bucket}/out/_temporary",
-                                                    f"{bucket}/out/ü"]
+    assert fs.ls(f"{bucket}/out", detail=False) == [f"{bucket}/out/_temporary", f"{bucket}/out/ü"]
     fs.rm(f"{bucket}/out/ü")
     assert fs.find(f"{bucket}/out") == [f"{bucket}/out/_temporary/0/task/y z"]
     assert [k for k in s3_keys(emrfs_s3, bucket) if "_temporary" in k] == []
 
 
 @pytest.mark.parametrize("leave", ["job commit", "rm", "rmdir", "rename in the tier"])
-def test_a_persistent_parent_emptied_by_the_tier_stays_a_directory(tiered, bucket, emrfs_s3,
-                                                                   leave):
+def test_a_persistent_parent_emptied_by_the_tier_stays_a_directory(tiered, bucket, emrfs_s3, leave):
     """HDFS: out/ was made (mkdir -p) by writing out/_temporary/...; it stays once that goes."""
     fs = tiered
     if leave == "rmdir":
@@ -126,8 +133,7 @@ def test_a_persistent_parent_emptied_by_the_tier_stays_a_directory(tiered, bucke
     assert fs.ls(f"{bucket}/out", detail=False) == []
 
 
-def test_the_job_commit_of_a_directory_keeps_its_empty_subdirectories(tiered, bucket,
-                                                                       emrfs_s3):
+def test_the_job_commit_of_a_directory_keeps_its_empty_subdirectories(tiered, bucket, emrfs_s3):
     fs = tiered
     fs.makedirs(f"{bucket}/out/_temporary/0/task/empty")
     fs.pipe_file(f"{bucket}/out/_temporary/0/task/part-0", b"p")
@@ -166,14 +172,17 @@ def test_a_refused_tier_writer_leaves_nothing_to_flush(tiered, bucket):
     assert [f.exc_value for f in failures] == []
 
 
-def test_rmdir_of_a_recorded_tier_directory_removes_it_everywhere(emrfs_endpoint, bucket,
-                                                                   tmp_path):
+def test_rmdir_of_a_recorded_tier_directory_removes_it_everywhere(emrfs_endpoint, bucket, tmp_path):
     """With the consistent view the job set-up's OUT/_temporary/N is recorded in the
     table (other machines see it); rmdir must remove the row too."""
     import uuid
 
-    fs = make_fs(emrfs_endpoint, tmp_path, consistent=True,
-                 **{"consistency.table_name": f"emrfs-meta-{uuid.uuid4().hex[:12]}"})
+    fs = make_fs(
+        emrfs_endpoint,
+        tmp_path,
+        consistent=True,
+        **{"consistency.table_name": f"emrfs-meta-{uuid.uuid4().hex[:12]}"},
+    )
     try:
         fs.makedirs(f"{bucket}/out/_temporary/0/task")
         fs.rmdir(f"{bucket}/out/_temporary/0/task")
@@ -219,15 +228,17 @@ def _staged_rows(endpoint: str, table: str, bucket: str) -> list[str]:
     for page in ddb.get_paginator("scan").paginate(TableName=table):
         for item in page.get("Items", ()):
             full = f"{item['parent']['S']}/{item['child']['S']}"
-            if full.startswith(f".emrfs-staged/{bucket}/") and \
-                    not item.get("is_deleted", {}).get("BOOL"):
+            if full.startswith(f".emrfs-staged/{bucket}/") and not item.get("is_deleted", {}).get(
+                "BOOL"
+            ):
                 rows.append(full)
     return sorted(rows)
 
 
 @pytest.mark.parametrize("remover", ["same machine", "other machine"])
 def test_rm_r_of_a_persistent_directory_removes_its_recorded_tier_directories(
-        emrfs_endpoint, bucket, tmp_path, remover):
+    emrfs_endpoint, bucket, tmp_path, remover
+):
     """rm(OUT, recursive=True) removes what the tier holds below OUT everywhere: the
     local directories and the rows the job set-up recorded for OUT/_temporary/N (other
     machines see those); before, the rows survived and OUT/_temporary was still there
@@ -239,9 +250,12 @@ def test_rm_r_of_a_persistent_directory_removes_its_recorded_tier_directories(
     table = f"emrfs-meta-{uuid.uuid4().hex[:12]}"
     opts = {"consistent": True, "consistency.table_name": table}
     fs = make_fs(emrfs_endpoint, tmp_path, **opts)
-    other = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
-                          cache={"enabled": True, "directories": [str(tmp_path / "c1")],
-                                 "block_size": 64 * KiB}, **opts)
+    other = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        cache={"enabled": True, "directories": [str(tmp_path / "c1")], "block_size": 64 * KiB},
+        **opts,
+    )
     try:
         fs.makedirs(f"{bucket}/out/_temporary/0")
         assert _staged_rows(emrfs_endpoint, table, bucket)  # recorded: others see it

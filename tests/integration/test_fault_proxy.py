@@ -75,8 +75,10 @@ def inconsistent(delay: float = 10.0, **kwargs) -> FaultPolicy:
 
 # --- LIST delay ------------------------------------------------------------------
 
+
 def test_new_keys_are_hidden_from_list_until_the_delay_ends(
-        proxy, s3p, emrfs_s3, emrfs_bucket, clock):
+    proxy, s3p, emrfs_s3, emrfs_bucket, clock
+):
     emrfs_s3.put_object(Bucket=emrfs_bucket, Key="old", Body=b"o")
     proxy.set_policy(inconsistent(delay=10.0))
     s3p.put_object(Bucket=emrfs_bucket, Key="new", Body=b"n")
@@ -108,14 +110,19 @@ def test_a_prefix_with_a_visible_key_stays_listed(proxy, s3p, emrfs_s3, emrfs_bu
 def test_copy_and_multipart_complete_are_hidden_too(proxy, s3p, emrfs_s3, emrfs_bucket):
     emrfs_s3.put_object(Bucket=emrfs_bucket, Key="src", Body=b"s")
     proxy.set_policy(inconsistent())
-    s3p.copy_object(Bucket=emrfs_bucket, Key="copied",
-                    CopySource={"Bucket": emrfs_bucket, "Key": "src"})
+    s3p.copy_object(
+        Bucket=emrfs_bucket, Key="copied", CopySource={"Bucket": emrfs_bucket, "Key": "src"}
+    )
     upload = s3p.create_multipart_upload(Bucket=emrfs_bucket, Key="multi")
-    part = s3p.upload_part(Bucket=emrfs_bucket, Key="multi", UploadId=upload["UploadId"],
-                           PartNumber=1, Body=b"m" * 10)
+    part = s3p.upload_part(
+        Bucket=emrfs_bucket, Key="multi", UploadId=upload["UploadId"], PartNumber=1, Body=b"m" * 10
+    )
     s3p.complete_multipart_upload(
-        Bucket=emrfs_bucket, Key="multi", UploadId=upload["UploadId"],
-        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+        Bucket=emrfs_bucket,
+        Key="multi",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
     assert keys_of(emrfs_s3.list_objects_v2(Bucket=emrfs_bucket)) == ["copied", "multi", "src"]
     assert keys_of(s3p.list_objects_v2(Bucket=emrfs_bucket)) == ["src"]
 
@@ -150,6 +157,7 @@ def test_clear_inconsistency_shows_everything_now(proxy, s3p, emrfs_bucket):
 
 # --- lingering deletes -----------------------------------------------------------
 
+
 def test_deleted_keys_keep_appearing_in_list(proxy, s3p, emrfs_s3, emrfs_bucket, clock):
     for key in ("a", "b", "c", "d", "sub/x"):
         emrfs_s3.put_object(Bucket=emrfs_bucket, Key=key, Body=key.encode() * 3)
@@ -163,7 +171,10 @@ def test_deleted_keys_keep_appearing_in_list(proxy, s3p, emrfs_s3, emrfs_bucket,
     assert [o["Key"] for o in listed] == ["a", "b", "c", "d", "sub/x"]
     for o in listed:
         assert (o["ETag"], o["Size"], o["LastModified"]) == (
-            before[o["Key"]]["ETag"], before[o["Key"]]["Size"], before[o["Key"]]["LastModified"])
+            before[o["Key"]]["ETag"],
+            before[o["Key"]]["Size"],
+            before[o["Key"]]["LastModified"],
+        )
     page = s3p.list_objects(Bucket=emrfs_bucket, Delimiter="/")
     assert (keys_of(page), prefixes_of(page)) == (["a", "b", "c", "d"], ["sub/"])
     with pytest.raises(ClientError) as err:  # the delete itself happened
@@ -181,20 +192,27 @@ def test_lingering_keys_land_on_the_right_page(proxy, s3p, emrfs_s3, emrfs_bucke
     proxy.set_policy(inconsistent())
     s3p.delete_objects(Bucket=emrfs_bucket, Delete={"Objects": [{"Key": "k2"}, {"Key": "k5"}]})
     pages = s3p.get_paginator("list_objects_v2").paginate(
-        Bucket=emrfs_bucket, PaginationConfig={"PageSize": 2})
+        Bucket=emrfs_bucket, PaginationConfig={"PageSize": 2}
+    )
     seen = [k for page in pages for k in keys_of(page)]
     assert seen == ["k1", "k2", "k3", "k4", "k5", "k6"]
     pages = s3p.get_paginator("list_objects").paginate(
-        Bucket=emrfs_bucket, PaginationConfig={"PageSize": 2})
+        Bucket=emrfs_bucket, PaginationConfig={"PageSize": 2}
+    )
     assert [k for page in pages for k in keys_of(page)] == seen
 
 
 # --- stale reads -----------------------------------------------------------------
 
-def test_overwritten_keys_read_as_the_previous_version(
-        proxy, s3p, emrfs_s3, emrfs_bucket, clock):
-    emrfs_s3.put_object(Bucket=emrfs_bucket, Key="k", Body=b"version-one",
-                        ContentType="text/x-one", Metadata={"v": "1"})
+
+def test_overwritten_keys_read_as_the_previous_version(proxy, s3p, emrfs_s3, emrfs_bucket, clock):
+    emrfs_s3.put_object(
+        Bucket=emrfs_bucket,
+        Key="k",
+        Body=b"version-one",
+        ContentType="text/x-one",
+        Metadata={"v": "1"},
+    )
     old_etag = emrfs_s3.head_object(Bucket=emrfs_bucket, Key="k")["ETag"]
     proxy.set_policy(inconsistent(delay=3.0))
     s3p.put_object(Bucket=emrfs_bucket, Key="k", Body=b"VERSION-TWO!", Metadata={"v": "2"})
@@ -203,7 +221,11 @@ def test_overwritten_keys_read_as_the_previous_version(
     got = s3p.get_object(Bucket=emrfs_bucket, Key="k")
     assert got["Body"].read() == b"version-one"
     assert (got["ETag"], got["ContentLength"], got["ContentType"], got["Metadata"]) == (
-        old_etag, 11, "text/x-one", {"v": "1"})
+        old_etag,
+        11,
+        "text/x-one",
+        {"v": "1"},
+    )
     head = s3p.head_object(Bucket=emrfs_bucket, Key="k")
     assert (head["ETag"], head["ContentLength"]) == (old_etag, 11)
     ranged = s3p.get_object(Bucket=emrfs_bucket, Key="k", Range="bytes=8-")
@@ -228,8 +250,10 @@ def test_a_delete_ends_a_stale_read(proxy, s3p, emrfs_s3, emrfs_bucket):
 
 # --- 503 SlowDown ------------------------------------------------------------------
 
+
 def test_slow_down_raises_without_retries_and_is_absorbed_with_them(
-        proxy, s3p, emrfs_s3, emrfs_bucket):
+    proxy, s3p, emrfs_s3, emrfs_bucket
+):
     proxy.set_policy(FaultPolicy(slow_down=Failure(1.0, limit=3)))
     for _ in range(3):
         with pytest.raises(ClientError) as err:
@@ -257,6 +281,7 @@ def test_slow_down_can_target_one_operation(emrfs_fault_proxy, emrfs_bucket):
 
 # --- cut connections -----------------------------------------------------------------
 
+
 def test_a_cut_body_raises_on_read(proxy, s3p, emrfs_s3, emrfs_bucket):
     body = os.urandom(300_000)
     emrfs_s3.put_object(Bucket=emrfs_bucket, Key="k", Body=body)
@@ -273,15 +298,20 @@ def test_a_cut_body_raises_on_read(proxy, s3p, emrfs_s3, emrfs_bucket):
 
 # --- DynamoDB throttling -------------------------------------------------------------
 
+
 def test_dynamodb_throttling(proxy, emrfs_endpoint):
     table = f"faults-{uuid.uuid4().hex[:12]}"
     direct = client(emrfs_endpoint, "dynamodb")
-    direct.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-                        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}])
+    direct.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+    )
     try:
-        proxy.set_policy(FaultPolicy(dynamodb_throttle=Failure(1.0, limit=2,
-                                                               operations={"PutItem"})))
+        proxy.set_policy(
+            FaultPolicy(dynamodb_throttle=Failure(1.0, limit=2, operations={"PutItem"}))
+        )
         ddb = client(proxy.url, "dynamodb")
         item = {"k": {"S": "a"}}
         for _ in range(2):
@@ -305,6 +335,7 @@ def test_dynamodb_throttling(proxy, emrfs_endpoint):
 
 # --- counters, probability, seed -----------------------------------------------------
 
+
 def test_counters_count_requests_and_body_bytes(emrfs_fault_proxy, emrfs_bucket):
     proxy, s3p = emrfs_fault_proxy, client(emrfs_fault_proxy.url)
     body = os.urandom(10_000)
@@ -321,8 +352,14 @@ def test_counters_count_requests_and_body_bytes(emrfs_fault_proxy, emrfs_bucket)
 
 def test_probability_zero_injects_nothing(proxy, s3p, emrfs_bucket):
     never = Failure(0.0)
-    proxy.set_policy(FaultPolicy(inconsistency=Inconsistency(probability=0.0), slow_down=never,
-                                 cut_reads=never, dynamodb_throttle=never))
+    proxy.set_policy(
+        FaultPolicy(
+            inconsistency=Inconsistency(probability=0.0),
+            slow_down=never,
+            cut_reads=never,
+            dynamodb_throttle=never,
+        )
+    )
     for i in range(10):
         s3p.put_object(Bucket=emrfs_bucket, Key=f"k{i}", Body=b"v1")
         s3p.put_object(Bucket=emrfs_bucket, Key=f"k{i}", Body=b"v2")
@@ -354,6 +391,7 @@ def test_a_seeded_policy_is_reproducible(proxy, s3p, emrfs_s3, emrfs_bucket):
 
 
 # --- streaming ----------------------------------------------------------------------
+
 
 def test_a_64_mib_object_streams_through_with_bounded_memory(proxy, s3p, emrfs_bucket, tmp_path):
     psutil = pytest.importorskip("psutil")

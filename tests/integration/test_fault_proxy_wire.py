@@ -23,10 +23,12 @@ from emrfs.testing.faults import FaultProxy
 pytestmark = pytest.mark.integration
 
 ACCESS_KEY, SECRET_KEY, REGION = "AKIDWIRETEST", "wire-test-secret", "us-east-1"
-EMPTY_LISTING = (b'<?xml version="1.0" encoding="UTF-8"?>'
-                 b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-                 b'<Name>b</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>'
-                 b'<IsTruncated>false</IsTruncated></ListBucketResult>')
+EMPTY_LISTING = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+    b"<Name>b</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>"
+    b"<IsTruncated>false</IsTruncated></ListBucketResult>"
+)
 
 
 class Recorder(BaseHTTPRequestHandler):
@@ -60,8 +62,9 @@ class Recorder(BaseHTTPRequestHandler):
 def recorder():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     server.seen = []
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield server
     server.shutdown()
@@ -84,12 +87,27 @@ def sigv4_is_valid(method: str, target: str, headers, secret: str) -> bool:
     path, query = urlsplit(target).path, urlsplit(target).query
     canonical_query = "&".join(
         f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
-        for k, v in sorted(parse_qsl(query, keep_blank_values=True)))
+        for k, v in sorted(parse_qsl(query, keep_blank_values=True))
+    )
     canonical_headers = "".join(f"{h}:{' '.join(headers[h].split())}\n" for h in signed)
-    canonical = "\n".join([method, path, canonical_query, canonical_headers,
-                           ";".join(signed), headers["X-Amz-Content-SHA256"]])
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", headers["X-Amz-Date"], scope,
-                         hashlib.sha256(canonical.encode()).hexdigest()])
+    canonical = "\n".join(
+        [
+            method,
+            path,
+            canonical_query,
+            canonical_headers,
+            ";".join(signed),
+            headers["X-Amz-Content-SHA256"],
+        ]
+    )
+    to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256",
+            headers["X-Amz-Date"],
+            scope,
+            hashlib.sha256(canonical.encode()).hexdigest(),
+        ]
+    )
     key = ("AWS4" + secret).encode()
     for part in (date, region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
@@ -98,15 +116,21 @@ def sigv4_is_valid(method: str, target: str, headers, secret: str) -> bool:
 
 
 def test_signed_requests_arrive_unchanged_and_verify(proxy, recorder):
-    s3 = boto3.client("s3", endpoint_url=proxy.url, region_name=REGION,
-                      aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-                      config=Config(retries={"total_max_attempts": 1}))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=proxy.url,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=Config(retries={"total_max_attempts": 1}),
+    )
     body = b"payload with \x00 bytes" * 100
     s3.put_object(Bucket="b", Key="dir/a key+with=odd&chars", Body=body)
     s3.list_objects_v2(Bucket="b", Prefix="dir/a key", StartAfter="x=y&z")
 
-    (put_method, put_target, put_headers, put_body), (get_method, get_target, get_headers, _) \
-        = recorder.seen
+    (put_method, put_target, put_headers, put_body), (get_method, get_target, get_headers, _) = (
+        recorder.seen
+    )
     proxy_netloc = urlsplit(proxy.url).netloc
     assert put_headers["Host"] == get_headers["Host"] == proxy_netloc
     assert put_body == body
@@ -120,8 +144,13 @@ def test_chunked_request_bodies_are_relayed(proxy, recorder):
     host, port = urlsplit(proxy.url).hostname, urlsplit(proxy.url).port
     conn = http.client.HTTPConnection(host, port, timeout=10)
     pieces = [b"first piece ", b"x" * 70_000, b" last"]
-    conn.request("PUT", "/b/chunked", body=iter(pieces), encode_chunked=True,
-                 headers={"Transfer-Encoding": "chunked"})
+    conn.request(
+        "PUT",
+        "/b/chunked",
+        body=iter(pieces),
+        encode_chunked=True,
+        headers={"Transfer-Encoding": "chunked"},
+    )
     response = conn.getresponse()
     response.read()
     assert response.status == 200
@@ -131,14 +160,20 @@ def test_chunked_request_bodies_are_relayed(proxy, recorder):
     assert response.status == 200
     conn.close()
     assert [(m, t, b) for m, t, _, b in recorder.seen] == [
-        ("PUT", "/b/chunked", b"".join(pieces)), ("PUT", "/b/plain", b"kept alive")]
+        ("PUT", "/b/chunked", b"".join(pieces)),
+        ("PUT", "/b/plain", b"kept alive"),
+    ]
     assert proxy.counters().request_bytes == sum(map(len, pieces)) + len(b"kept alive")
 
 
 def test_a_malformed_chunked_body_is_a_400(proxy, recorder):
     conn = http.client.HTTPConnection("127.0.0.1", urlsplit(proxy.url).port, timeout=10)
-    conn.request("PUT", "/b/k", body=iter([b"not chunk framing\r\n"]),
-                 headers={"Transfer-Encoding": "chunked"})
+    conn.request(
+        "PUT",
+        "/b/k",
+        body=iter([b"not chunk framing\r\n"]),
+        headers={"Transfer-Encoding": "chunked"},
+    )
     assert conn.getresponse().status == 400
     assert recorder.seen == [] or recorder.seen[0][3] == b""
 

@@ -46,8 +46,14 @@ def test_pyarrow_dataset_round_trip(fs, bucket):
 
     pafs = PyFileSystem(FSSpecHandler(fs))
     table = pa.Table.from_pandas(frame(), preserve_index=False)
-    ds.write_dataset(table, f"{bucket}/ds", format="parquet", filesystem=pafs,
-                     partitioning=["k"], partitioning_flavor="hive")
+    ds.write_dataset(
+        table,
+        f"{bucket}/ds",
+        format="parquet",
+        filesystem=pafs,
+        partitioning=["k"],
+        partitioning_flavor="hive",
+    )
     assert fs.isdir(f"{bucket}/ds/k=a")
     back = ds.dataset(f"{bucket}/ds", format="parquet", filesystem=pafs, partitioning="hive")
     got = back.to_table(filter=ds.field("k") == "b").to_pandas()

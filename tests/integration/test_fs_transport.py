@@ -10,8 +10,11 @@ from emrfs.store import ObjectStore
 
 
 def test_one_cached_transport_per_sse_settings(emrfs_endpoint, emrfs_s3, emrfs_bucket):
-    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True, **{
-        f"fs.s3.bucket.{emrfs_bucket}/secret.fs.s3.enableServerSideEncryption": "true"})
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        **{f"fs.s3.bucket.{emrfs_bucket}/secret.fs.s3.enableServerSideEncryption": "true"},
+    )
     assert isinstance(fs.transport, ObjectStore)
     plain = fs._transport(f"{emrfs_bucket}/plain/a")
     assert plain is fs._transport(f"{emrfs_bucket}/plain/b") is fs.transport
@@ -21,8 +24,7 @@ def test_one_cached_transport_per_sse_settings(emrfs_endpoint, emrfs_s3, emrfs_b
     fs.pipe_file(f"{emrfs_bucket}/plain/a", b"p")
     head = emrfs_s3.head_object(Bucket=emrfs_bucket, Key="secret/a")
     assert head.get("ServerSideEncryption") == "AES256"
-    assert not emrfs_s3.head_object(Bucket=emrfs_bucket, Key="plain/a").get(
-        "ServerSideEncryption")
+    assert not emrfs_s3.head_object(Bucket=emrfs_bucket, Key="plain/a").get("ServerSideEncryption")
     info = fs.info(f"{emrfs_bucket}/secret/a")
     assert info["size"] == 1 and info["ETag"] == head["ETag"]  # quoted, as S3 sends it
     fs.mkdir(f"{emrfs_bucket}/secret/dir")  # a marker key ends in "/": still the transport's
@@ -31,18 +33,30 @@ def test_one_cached_transport_per_sse_settings(emrfs_endpoint, emrfs_s3, emrfs_b
     assert marker["ContentType"] == "application/x-directory"
 
 
-@pytest.mark.parametrize("transport", [
-    "botocore",
-    pytest.param("obstore", marks=pytest.mark.xfail(
-        strict=True, reason="obstore's LIST reports no storage class: ls shows STANDARD")),
-])
-def test_listings_keep_storage_class_and_info_keeps_content_type(emrfs_endpoint, emrfs_s3,
-                                                                 emrfs_bucket, transport):
-    emrfs_s3.put_object(Bucket=emrfs_bucket, Key="d/cold", Body=b"c",
-                        StorageClass="STANDARD_IA", ContentType="text/csv")
+@pytest.mark.parametrize(
+    "transport",
+    [
+        "botocore",
+        pytest.param(
+            "obstore",
+            marks=pytest.mark.xfail(
+                strict=True, reason="obstore's LIST reports no storage class: ls shows STANDARD"
+            ),
+        ),
+    ],
+)
+def test_listings_keep_storage_class_and_info_keeps_content_type(
+    emrfs_endpoint, emrfs_s3, emrfs_bucket, transport
+):
+    emrfs_s3.put_object(
+        Bucket=emrfs_bucket,
+        Key="d/cold",
+        Body=b"c",
+        StorageClass="STANDARD_IA",
+        ContentType="text/csv",
+    )
     emrfs_s3.put_object(Bucket=emrfs_bucket, Key="d/sub/f", Body=b"f")
-    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
-                       transport=transport)
+    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True, transport=transport)
     entries = {e["name"]: e for e in fs.ls(f"{emrfs_bucket}/d", detail=True)}
     assert entries[f"{emrfs_bucket}/d/cold"]["StorageClass"] == "STANDARD_IA"
     assert entries[f"{emrfs_bucket}/d/sub"]["type"] == "directory"

@@ -16,15 +16,20 @@ MiB = 1024 * 1024
 
 @pytest.fixture
 def small_parts(emrfs_endpoint):
-    return EmrFileSystem(endpoint_url=emrfs_endpoint, part_size="5MiB", upload_concurrency=2,
-                         multipart_threshold="5MiB", skip_instance_cache=True)
+    return EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        part_size="5MiB",
+        upload_concurrency=2,
+        multipart_threshold="5MiB",
+        skip_instance_cache=True,
+    )
 
 
 def test_multipart_write_and_ranged_reads(small_parts, bucket, emrfs_s3):
     data = os.urandom(12 * MiB + 123)
     with small_parts.open(f"{bucket}/big", "wb") as f:
         for i in range(0, len(data), 3 * MiB):
-            f.write(data[i:i + 3 * MiB])
+            f.write(data[i : i + 3 * MiB])
     head = emrfs_s3.head_object(Bucket=bucket, Key="big")
     assert head["ContentLength"] == len(data)
     assert head["ETag"].strip('"').endswith("-3")  # three parts went up
@@ -32,8 +37,8 @@ def test_multipart_write_and_ranged_reads(small_parts, bucket, emrfs_s3):
     assert small_parts.cat_file(f"{bucket}/big", -10) == data[-10:]
     with small_parts.open(f"{bucket}/big", "rb") as f:
         f.seek(7 * MiB)
-        assert f.read(MiB) == data[7 * MiB:8 * MiB]
-        assert f.read() == data[8 * MiB:]
+        assert f.read(MiB) == data[7 * MiB : 8 * MiB]
+        assert f.read() == data[8 * MiB :]
     assert small_parts.cat_file(f"{bucket}/big") == data
 
 
@@ -70,8 +75,12 @@ def test_failed_upload_leaves_nothing(small_parts, bucket, emrfs_s3):
 
 
 def test_copy_above_threshold_uses_upload_part_copy(emrfs_endpoint, bucket):
-    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, copy_threshold="5MiB",
-                       copy_part_size="5MiB", skip_instance_cache=True)
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        copy_threshold="5MiB",
+        copy_part_size="5MiB",
+        skip_instance_cache=True,
+    )
     data = os.urandom(11 * MiB)
     fs.pipe_file(f"{bucket}/src", data)
     calls = record_s3_calls(fs)
@@ -92,15 +101,19 @@ def test_get_and_put_files(fs, bucket, tmp_path):
 
 
 def test_throttling_and_cut_connections_are_retried(emrfs_endpoint, bucket):
-    policy = FaultPolicy(slow_down=Failure(probability=1.0, limit=3),
-                         cut_reads=Failure(probability=1.0, limit=2), seed=7)
+    policy = FaultPolicy(
+        slow_down=Failure(probability=1.0, limit=3),
+        cut_reads=Failure(probability=1.0, limit=2),
+        seed=7,
+    )
     with FaultProxy(emrfs_endpoint, policy) as proxy:
-        fs = EmrFileSystem(endpoint_url=proxy.url, skip_instance_cache=True,
-                           retry_base_seconds=0.01)
+        fs = EmrFileSystem(
+            endpoint_url=proxy.url, skip_instance_cache=True, retry_base_seconds=0.01
+        )
         data = os.urandom(3 * MiB)
         fs.pipe_file(f"{bucket}/flaky", data)
         assert fs.cat_file(f"{bucket}/flaky") == data
-        assert fs.cat_file(f"{bucket}/flaky", MiB, 2 * MiB) == data[MiB:2 * MiB]
+        assert fs.cat_file(f"{bucket}/flaky", MiB, 2 * MiB) == data[MiB : 2 * MiB]
         counters = proxy.counters()
         assert counters.fault("slow_down") == 3
         assert counters.fault("cut_read") == 2

@@ -27,8 +27,9 @@ SEED = int(os.environ.get("MODEL_WORKLOAD_SEED", "20261206"))
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_random_workload_matches_the_model(emrfs_endpoint, config):
     n_ops = int(OPS) if OPS else 120 if CONFIGS[config].consistent else 200
-    report = run_workload(config, SEED, n_ops, emrfs_endpoint, segment=100,
-                          shrink_seconds=10, shrink_limit=2)
+    report = run_workload(
+        config, SEED, n_ops, emrfs_endpoint, segment=100, shrink_seconds=10, shrink_limit=2
+    )
     print(report.describe())
     assert report.operations == n_ops
     if CONFIGS[config].consistent:
@@ -45,8 +46,7 @@ def test_a_file_lost_behind_emrfs_back_is_a_divergence(emrfs_endpoint):
             env.s3.delete_object(Bucket=bucket, Key="a/x")
 
     try:
-        found = run(env, [Op("pipe", "a/x", size=5, fill=1), Op("mkdir", "b é")],
-                    on_step=lose_it)
+        found = run(env, [Op("pipe", "a/x", size=5, fill=1), Op("mkdir", "b é")], on_step=lose_it)
     finally:
         env.close()
     assert found is not None and found.index == 1 and found.check == "s3 objects"
@@ -62,8 +62,14 @@ def test_a_wrong_answer_is_a_divergence_and_shrinks(emrfs_endpoint):
         if index == 3:
             env.s3.put_object(Bucket=bucket, Key="a/x", Body=b"changed")
 
-    ops = [Op("mkdir", "b é"), Op("ls", ""), Op("pipe", "a/x", size=5, fill=1),
-           Op("exists", "a/x"), Op("info", "b é"), Op("cat", "a/x")]
+    ops = [
+        Op("mkdir", "b é"),
+        Op("ls", ""),
+        Op("pipe", "a/x", size=5, fill=1),
+        Op("exists", "a/x"),
+        Op("info", "b é"),
+        Op("cat", "a/x"),
+    ]
     try:
         found = run(env, ops, on_step=overwrite)
         assert found is not None and found.op == Op("cat", "a/x") and found.check == "result"

@@ -26,8 +26,9 @@ pytestmark = pytest.mark.integration
 
 KiB = 1024
 MiB = 1024 * KiB
-MOTO_INITIATED = datetime.datetime(2010, 11, 10, 20, 48, 33,
-                                   tzinfo=datetime.timezone.utc).timestamp()
+MOTO_INITIATED = datetime.datetime(
+    2010, 11, 10, 20, 48, 33, tzinfo=datetime.timezone.utc
+).timestamp()
 
 WRITER = r"""
 import os, sys, time
@@ -42,15 +43,18 @@ time.sleep(600)  # killed here, mid-upload
 
 
 def uploads(s3, bucket) -> list[tuple[str, str]]:
-    return sorted((u["Key"], u["UploadId"])
-                  for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
+    return sorted(
+        (u["Key"], u["UploadId"])
+        for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    )
 
 
 def killed_writer(endpoint: str, path: str) -> str:
     """Start a writer in a subprocess, kill it (SIGKILL) once its upload is open."""
     env = dict(os.environ, PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, endpoint, path],
-                            stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, endpoint, path], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         upload_id = proc.stdout.readline().strip()
         assert upload_id, "the writer did not start its upload"
@@ -62,12 +66,18 @@ def killed_writer(endpoint: str, path: str) -> str:
 
 
 def make_fs(endpoint, **extra):
-    return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, part_size=5 * MiB,
-                         multipart_threshold=5 * MiB, **extra)
+    return EmrFileSystem(
+        endpoint_url=endpoint,
+        skip_instance_cache=True,
+        part_size=5 * MiB,
+        multipart_threshold=5 * MiB,
+        **extra,
+    )
 
 
 def test_a_killed_writers_upload_is_aborted_by_the_next_write_of_the_key(
-        emrfs_endpoint, bucket, emrfs_s3):
+    emrfs_endpoint, bucket, emrfs_s3
+):
     path = f"{bucket}/out/part-0"
     dead = killed_writer(emrfs_endpoint, path)
     assert uploads(emrfs_s3, bucket) == [("out/part-0", dead)]
@@ -98,8 +108,9 @@ def test_an_upload_younger_than_the_age_stays(emrfs_endpoint, bucket, emrfs_s3):
     assert uploads(emrfs_s3, bucket) == []
 
 
-def test_purge_on_aborts_abandoned_uploads_of_the_whole_bucket_once(emrfs_endpoint, bucket,
-                                                                     emrfs_s3):
+def test_purge_on_aborts_abandoned_uploads_of_the_whole_bucket_once(
+    emrfs_endpoint, bucket, emrfs_s3
+):
     for k in ("a/x", "b/y"):
         emrfs_s3.create_multipart_upload(Bucket=bucket, Key=k)
     fs = make_fs(emrfs_endpoint, **{"fs.s3a.multipart.purge": "true"})
@@ -111,15 +122,21 @@ def test_purge_on_aborts_abandoned_uploads_of_the_whole_bucket_once(emrfs_endpoi
     assert uploads(emrfs_s3, bucket) == [("a/x", later)]
 
 
-def test_uploads_staged_for_a_job_commit_are_never_purged(emrfs_endpoint, tmp_path, bucket,
-                                                          emrfs_s3):
+def test_uploads_staged_for_a_job_commit_are_never_purged(
+    emrfs_endpoint, tmp_path, bucket, emrfs_s3
+):
     table = f"emrfs-meta-{uuid.uuid4().hex[:12]}"
-    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
-                       consistent=True, part_size=5 * MiB, multipart_threshold=5 * MiB,
-                       consistency={"table_name": table},
-                       cache={"enabled": True, "directories": [str(tmp_path / "c")]},
-                       ephemeral={"task_commit": "staged"},
-                       **{"fs.s3a.multipart.purge": True})
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        consistent=True,
+        part_size=5 * MiB,
+        multipart_threshold=5 * MiB,
+        consistency={"table_name": table},
+        cache={"enabled": True, "directories": [str(tmp_path / "c")]},
+        ephemeral={"task_commit": "staged"},
+        **{"fs.s3a.multipart.purge": True},
+    )
     try:
         out = f"{bucket}/out"
         fs.makedirs(f"{out}/_temporary/0", exist_ok=True)
@@ -143,11 +160,15 @@ def test_uploads_staged_for_a_job_commit_are_never_purged(emrfs_endpoint, tmp_pa
         fs._cached.local.tier.terminate()
 
 
-@pytest.mark.parametrize("names", [
-    {"fs.s3a.multipart.purge": "true", "fs.s3a.multipart.purge.age": "3600"},
-    {"fs.s3.multipart.purge": "true", "fs.s3.multipart.purge.age": "3600"},
-    {"s3": {"multipart_purge": True, "multipart_purge_age": 3600}},
-    {"multipart_purge": True, "multipart_purge_age": 3600.0}])
+@pytest.mark.parametrize(
+    "names",
+    [
+        {"fs.s3a.multipart.purge": "true", "fs.s3a.multipart.purge.age": "3600"},
+        {"fs.s3.multipart.purge": "true", "fs.s3.multipart.purge.age": "3600"},
+        {"s3": {"multipart_purge": True, "multipart_purge_age": 3600}},
+        {"multipart_purge": True, "multipart_purge_age": 3600.0},
+    ],
+)
 def test_s3a_and_emrfs_spellings(names):
     options = _config.load(names)
     assert options.s3.multipart_purge is True and options.s3.multipart_purge_age == 3600
@@ -159,7 +180,8 @@ def test_a_negative_age_is_refused_naming_the_option(emrfs_endpoint):
 
 
 def test_the_purge_costs_one_listing_per_multipart_write_and_never_fails_it(
-        emrfs_fault_proxy, bucket, emrfs_s3):
+    emrfs_fault_proxy, bucket, emrfs_s3
+):
     from emrfs.testing.faults import Failure, FaultPolicy
 
     proxy = emrfs_fault_proxy

@@ -28,25 +28,42 @@ def keys(s3, bucket: str) -> list[str]:
 
 
 def consistent_fs(endpoint: str, table: str) -> EmrFileSystem:
-    return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, consistent=True,
-                         **{"consistency.table_name": table,
-                            "consistency.retry_policy_type": "fixed",
-                            "consistency.retry_period_seconds": 0.2,
-                            "consistency.retry_count": 20})
+    return EmrFileSystem(
+        endpoint_url=endpoint,
+        skip_instance_cache=True,
+        consistent=True,
+        **{
+            "consistency.table_name": table,
+            "consistency.retry_policy_type": "fixed",
+            "consistency.retry_period_seconds": 0.2,
+            "consistency.retry_count": 20,
+        },
+    )
 
 
-def lagging(endpoint: str, *, list_delay: bool = False,
-            lingering_deletes: bool = False) -> FaultProxy:
+def lagging(
+    endpoint: str, *, list_delay: bool = False, lingering_deletes: bool = False
+) -> FaultProxy:
     """A proxy whose listings lag for 30 s: new keys hidden and/or deleted keys still listed."""
-    return FaultProxy(endpoint, FaultPolicy(inconsistency=Inconsistency(
-        delay=30.0, list_delay=list_delay, lingering_deletes=lingering_deletes,
-        stale_reads=False)))
+    return FaultProxy(
+        endpoint,
+        FaultPolicy(
+            inconsistency=Inconsistency(
+                delay=30.0,
+                list_delay=list_delay,
+                lingering_deletes=lingering_deletes,
+                stale_reads=False,
+            )
+        ),
+    )
 
 
 # --- a directory keeps its marker when its last child goes --------------------------------
 
+
 def test_a_file_moved_out_of_its_directory_leaves_the_directory_marked(
-        emrfs_endpoint, bucket, emrfs_s3, table):
+    emrfs_endpoint, bucket, emrfs_s3, table
+):
     with lagging(emrfs_endpoint, lingering_deletes=True) as proxy:
         fs = consistent_fs(proxy.url, table)
         fs.pipe(f"{bucket}/a/sub/x", b"x")
@@ -65,7 +82,8 @@ def test_rmdir_leaves_its_parent_marked(emrfs_endpoint, bucket, emrfs_s3, table)
 
 
 def test_a_directory_whose_other_child_is_not_listed_yet_gets_no_marker(
-        emrfs_endpoint, bucket, emrfs_s3, table):
+    emrfs_endpoint, bucket, emrfs_s3, table
+):
     with lagging(emrfs_endpoint, list_delay=True) as proxy:
         fs = consistent_fs(proxy.url, table)
         fs.pipe({f"{bucket}/d/keep": b"k", f"{bucket}/d/gone": b"g"})  # neither listed
@@ -77,9 +95,11 @@ def test_a_directory_whose_other_child_is_not_listed_yet_gets_no_marker(
 
 # --- a write over a directory ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("how", ["pipe_create", "pipe", "open_wb"])
 def test_a_write_over_a_directory_not_listed_yet_is_refused(
-        emrfs_endpoint, bucket, emrfs_s3, table, how):
+    emrfs_endpoint, bucket, emrfs_s3, table, how
+):
     with lagging(emrfs_endpoint, list_delay=True) as proxy:
         fs = consistent_fs(proxy.url, table)
         fs.pipe(f"{bucket}/out/part-0", b"p")  # S3 does not list out/ yet
@@ -88,13 +108,15 @@ def test_a_write_over_a_directory_not_listed_yet_is_refused(
                 with fs.open(f"{bucket}/out", "wb") as f:
                     f.write(b"over")
             else:
-                fs.pipe_file(f"{bucket}/out", b"over",
-                             mode="create" if how == "pipe_create" else "overwrite")
+                fs.pipe_file(
+                    f"{bucket}/out", b"over", mode="create" if how == "pipe_create" else "overwrite"
+                )
     assert keys(emrfs_s3, bucket) == ["out/part-0"]
 
 
 def test_a_bulk_write_over_a_directory_not_listed_yet_is_refused(
-        emrfs_endpoint, bucket, emrfs_s3, table):
+    emrfs_endpoint, bucket, emrfs_s3, table
+):
     with lagging(emrfs_endpoint, list_delay=True) as proxy:
         fs = consistent_fs(proxy.url, table)
         fs.pipe(f"{bucket}/out/d/part-0", b"p")
@@ -104,7 +126,8 @@ def test_a_bulk_write_over_a_directory_not_listed_yet_is_refused(
 
 
 def test_a_write_where_a_deleted_directory_is_still_listed_succeeds(
-        emrfs_endpoint, bucket, emrfs_s3, table):
+    emrfs_endpoint, bucket, emrfs_s3, table
+):
     with lagging(emrfs_endpoint, lingering_deletes=True) as proxy:
         fs = consistent_fs(proxy.url, table)
         fs.pipe(f"{bucket}/out/part-0", b"p")
@@ -121,9 +144,17 @@ AES_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # base64 of 32 bytes
 
 @pytest.mark.parametrize("encryption", ["none", "sse", "cse"])
 def test_a_copy_onto_itself_changes_nothing(emrfs_endpoint, bucket, emrfs_s3, encryption):
-    options = {"none": {}, "sse": {"fs.s3.enableServerSideEncryption": True},
-               "cse": {"cse": {"enabled": True, "aes_key": AES_KEY, "materials_provider":
-                               "emrfs.crypto.keys:AesKeyProvider"}}}[encryption]
+    options = {
+        "none": {},
+        "sse": {"fs.s3.enableServerSideEncryption": True},
+        "cse": {
+            "cse": {
+                "enabled": True,
+                "aes_key": AES_KEY,
+                "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+            }
+        },
+    }[encryption]
     fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True, **options)
     fs.pipe(f"{bucket}/b é/ü", b"data")
     stored = emrfs_s3.get_object(Bucket=bucket, Key="b é/ü")["Body"].read()
@@ -138,23 +169,30 @@ def test_a_copy_onto_itself_changes_nothing(emrfs_endpoint, bucket, emrfs_s3, en
 
 # --- a deleted directory S3 still lists ------------------------------------------------------
 
+
 def test_find_leaves_out_a_deleted_directory_s3_still_lists(
-        emrfs_endpoint, bucket, emrfs_s3, table):
+    emrfs_endpoint, bucket, emrfs_s3, table
+):
     with lagging(emrfs_endpoint, lingering_deletes=True) as proxy:
         fs = consistent_fs(proxy.url, table)
         fs.mkdir(f"{bucket}/d/sub")
         fs.pipe(f"{bucket}/d/other/f", b"f")
         fs.rm(f"{bucket}/d/sub", recursive=True)  # S3 still lists d/sub/ a while
         assert fs.find(f"{bucket}/d", withdirs=True) == [
-            f"{bucket}/d", f"{bucket}/d/other", f"{bucket}/d/other/f"]
+            f"{bucket}/d",
+            f"{bucket}/d/other",
+            f"{bucket}/d/other/f",
+        ]
     assert keys(emrfs_s3, bucket) == ["d/other/f"]
 
 
 # --- a write below a file, after the name became a file --------------------------------------
 
+
 @pytest.mark.parametrize("how", ["pipe", "cp_file", "mv_file", "mv_directory"])
 def test_a_name_checked_as_no_file_is_checked_again_once_a_file_lands_there(
-        fs, bucket, emrfs_s3, how):
+    fs, bucket, emrfs_s3, how
+):
     fs.pipe(f"{bucket}/f", b"file")
     with pytest.raises(NotADirectoryError):
         fs.pipe(f"{bucket}/f/x/y", b"refused")  # f/x was looked at: not a file then
@@ -175,10 +213,14 @@ def test_a_name_checked_as_no_file_is_checked_again_once_a_file_lands_there(
 
 
 def test_an_instruction_file_s3_still_lists_does_not_keep_a_directory_unmarked(
-        emrfs_endpoint, bucket, emrfs_s3, table):
-    cse = {"fs.s3.cse.enabled": True, "fs.s3.cse.cryptoStorageMode": "InstructionFile",
-           "fs.s3.cse.encryptionMaterialsProvider": "emrfs.crypto.keys:AesKeyProvider",
-           "cse": {"aes_key": AES_KEY}}
+    emrfs_endpoint, bucket, emrfs_s3, table
+):
+    cse = {
+        "fs.s3.cse.enabled": True,
+        "fs.s3.cse.cryptoStorageMode": "InstructionFile",
+        "fs.s3.cse.encryptionMaterialsProvider": "emrfs.crypto.keys:AesKeyProvider",
+        "cse": {"aes_key": AES_KEY},
+    }
     with lagging(emrfs_endpoint, lingering_deletes=True) as proxy:
         fs = consistent_fs(proxy.url, table)
         fs = EmrFileSystem(**{**fs.storage_options, **cse})
@@ -192,9 +234,11 @@ def test_an_instruction_file_s3_still_lists_does_not_keep_a_directory_unmarked(
 
 # --- a directory rename while S3 still lists a marker that went ------------------------------
 
+
 @pytest.mark.parametrize("marked", ["own marker", "subdirectory marker"])
 def test_a_directory_renamed_while_s3_still_lists_its_removed_marker(
-        emrfs_endpoint, bucket, emrfs_s3, table, marked):
+    emrfs_endpoint, bucket, emrfs_s3, table, marked
+):
     """A child's arrival removes its ancestors' markers (as S3A does); S3 still lists
     the removed marker a while.  The rename must not copy that marker (NoSuchKey: the
     rename failed with FileNotFoundError, found by the model workload, configuration

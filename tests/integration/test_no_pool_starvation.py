@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import asyncio, sys
     from fsspec.asyn import sync
     from emrfs.filesystem import EmrFileSystem
@@ -51,16 +51,21 @@ SCRIPT = textwrap.dedent('''
     sync(fs.loop, renames_out_of_the_tier)
     fs._cached.local.tier.terminate()
     print("done", flush=True)
-''')
+""")
 
 
-def test_concurrent_tier_copies_and_renames_finish(emrfs_endpoint, emrfs_s3, emrfs_bucket,
-                                                   tmp_path):
+def test_concurrent_tier_copies_and_renames_finish(
+    emrfs_endpoint, emrfs_s3, emrfs_bucket, tmp_path
+):
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     try:
-        proc = subprocess.run([sys.executable, "-c", SCRIPT, emrfs_endpoint, emrfs_bucket,
-                               str(tmp_path / "cache")], capture_output=True, text=True,
-                              env=env, timeout=90)
+        proc = subprocess.run(
+            [sys.executable, "-c", SCRIPT, emrfs_endpoint, emrfs_bucket, str(tmp_path / "cache")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=90,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("concurrent tier copies and renames hung (worker pool starved)")
     finally:
@@ -71,8 +76,10 @@ def test_concurrent_tier_copies_and_renames_finish(emrfs_endpoint, emrfs_s3, emr
             dynamodb.delete_table(TableName=f"{emrfs_bucket}-meta")
     assert proc.returncode == 0 and "done" in proc.stdout, proc.stderr[-3000:]
     # the side channel: every renamed file is in S3 with its bytes, nothing of _temporary
-    keys = {o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=emrfs_bucket, Prefix="out/")
-            .get("Contents", [])}
+    keys = {
+        o["Key"]
+        for o in emrfs_s3.list_objects_v2(Bucket=emrfs_bucket, Prefix="out/").get("Contents", [])
+    }
     assert keys == {f"out/t{i}/f{j}" for i in range(8) for j in range(6)}
     body = emrfs_s3.get_object(Bucket=emrfs_bucket, Key="out/t3/f4")["Body"].read()
     assert body == bytes([3, 4]) * 50_000

@@ -25,8 +25,10 @@ from emrfs.testing.faults import Inconsistency
 
 pytestmark = pytest.mark.integration
 
-AES = {"materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-       "aes_key": base64.b64encode(bytes(range(32))).decode()}
+AES = {
+    "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+    "aes_key": base64.b64encode(bytes(range(32))).decode(),
+}
 
 
 @pytest.fixture
@@ -52,9 +54,13 @@ class ProxyClock:
 
 
 def consistent_fs(endpoint, table, clock=None, **extra):
-    options = {"consistent": True, "consistency.table_name": table,
-               "consistency.retry_policy_type": "fixed",
-               "consistency.retry_period_seconds": 0.25, "consistency.retry_count": 8}
+    options = {
+        "consistent": True,
+        "consistency.table_name": table,
+        "consistency.retry_policy_type": "fixed",
+        "consistency.retry_period_seconds": 0.25,
+        "consistency.retry_count": 8,
+    }
     options.update(extra)
     fs = EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, **options)
     if clock is not None:
@@ -64,9 +70,15 @@ def consistent_fs(endpoint, table, clock=None, **extra):
 
 def stale_proxy(endpoint, clock, delay=1.0):
     """Overwritten keys serve their previous version for ``delay`` seconds of ``clock``."""
-    return FaultProxy(endpoint, FaultPolicy(inconsistency=Inconsistency(
-        delay=delay, list_delay=False, lingering_deletes=False, stale_reads=True)),
-        clock=clock)
+    return FaultProxy(
+        endpoint,
+        FaultPolicy(
+            inconsistency=Inconsistency(
+                delay=delay, list_delay=False, lingering_deletes=False, stale_reads=True
+            )
+        ),
+        clock=clock,
+    )
 
 
 def recorded_etag(endpoint, table, bucket, name):
@@ -90,20 +102,26 @@ def read_via(verb, fs, path, tmp_path):
         fs.get_file(path, str(local))
         return local.read_bytes()
     if verb == "cat_stream":
+
         async def collect():  # as the gateway's OPEN, with no ETag of its own
             stream = fs._cat_stream(path, 0, len(b"version-2"))
             return b"".join([piece async for piece in stream])
+
         return sync(fs.loop, collect)
     raise AssertionError(verb)
 
 
-CASES = [(verb, mode) for mode in ("plain", "cache", "cse")
-         for verb in ("cat", "cat_range", "open", "get_file")] + [("cat_stream", "plain")]
+CASES = [
+    (verb, mode)
+    for mode in ("plain", "cache", "cse")
+    for verb in ("cat", "cat_range", "open", "get_file")
+] + [("cat_stream", "plain")]
 
 
 @pytest.mark.parametrize(("verb", "mode"), CASES)
-def test_every_read_path_serves_the_recorded_version(emrfs_endpoint, emrfs_s3, bucket, table,
-                                                     tmp_path, verb, mode):
+def test_every_read_path_serves_the_recorded_version(
+    emrfs_endpoint, emrfs_s3, bucket, table, tmp_path, verb, mode
+):
     extra = {}
     if mode == "cache":
         extra["cache"] = {"enabled": True, "directories": [str(tmp_path / "c")]}
@@ -145,13 +163,15 @@ def _two_versions(proxy, clock, emrfs_endpoint, table, bucket, **extra):
 
 
 @pytest.mark.parametrize("whole", [True, False])
-def test_cse_read_of_a_stale_copy_is_retried_not_changed_error(emrfs_endpoint, bucket, table,
-                                                               whole):
+def test_cse_read_of_a_stale_copy_is_retried_not_changed_error(
+    emrfs_endpoint, bucket, table, whole
+):
     # Issue "Data safety" #4: a CSE read under the view raised ChangedError at once
     clock = ProxyClock()
     with stale_proxy(emrfs_endpoint, clock) as proxy:
-        fs, path, info, v2 = _two_versions(proxy, clock, emrfs_endpoint, table, bucket,
-                                           cse={"enabled": True, **AES})
+        fs, path, info, v2 = _two_versions(
+            proxy, clock, emrfs_endpoint, table, bucket, cse={"enabled": True, **AES}
+        )
         start, end = (0, len(v2)) if whole else (100, 2000)
         got = sync(fs.loop, fs._encrypted.read_info_range, path, info, start, end)
         assert proxy.counters().fault("stale_read") >= 1
@@ -178,16 +198,21 @@ def test_stale_copy_past_the_policy(emrfs_endpoint, bucket, table, caplog):
         b, k = path.split("/", 1)
         with pytest.raises(ConsistencyError, match="stale read"):
             sync(fs.loop, fs._read_range_checked, path, b, k, 0, 10, info["ETag"])
-        lenient = consistent_fs(proxy.url, table, clock, **short, **{
-            "consistency.throw_exception_on_inconsistency": False})
+        lenient = consistent_fs(
+            proxy.url,
+            table,
+            clock,
+            **short,
+            **{"consistency.throw_exception_on_inconsistency": False},
+        )
         with caplog.at_level(logging.WARNING, logger="emrfs.consistency"):
             # a ranged read never mixes versions: the pin stays
             with pytest.raises(ChangedError):
-                sync(lenient.loop, lenient._read_range_checked, path, b, k, 0, 10,
-                     info["ETag"])
+                sync(lenient.loop, lenient._read_range_checked, path, b, k, 0, 10, info["ETag"])
             # a whole read gets what S3 serves, logged (as info() does with throw off)
-            old = sync(lenient.loop, lenient._encrypted.read_bytes, path, b, k,
-                       if_match=info["ETag"])
+            old = sync(
+                lenient.loop, lenient._encrypted.read_bytes, path, b, k, if_match=info["ETag"]
+            )
         assert old != v2 and len(old) == 3000
         assert "read" in caplog.text and "ignored" in caplog.text
         assert clock.now < 1030.0  # the window was still open: the policy gave up first
@@ -221,14 +246,23 @@ def test_a_resumed_body_never_mixes_two_versions(emrfs_fault_proxy, emrfs_s3, bu
             overwritten.append(response["ETag"])
 
     with pytest.raises(ChangedError):
-        sync(fs.loop, fs.s3.read_range, f"{bucket}/r", bucket, "r", 0, 4096,
-             on_response=overwrite_once)
+        sync(
+            fs.loop,
+            fs.s3.read_range,
+            f"{bucket}/r",
+            bucket,
+            "r",
+            0,
+            4096,
+            on_response=overwrite_once,
+        )
     assert emrfs_fault_proxy.counters().fault("cut_read") == 1
     assert emrfs_s3.get_object(Bucket=bucket, Key="r")["Body"].read() == b"b" * 4096
 
 
-def test_cse_listing_never_pairs_one_version_s_etag_with_another_s_length(emrfs_endpoint,
-                                                                           bucket, table):
+def test_cse_listing_never_pairs_one_version_s_etag_with_another_s_length(
+    emrfs_endpoint, bucket, table
+):
     """Under CSE, ls HEADs each file for its plaintext length; a stale HEAD after an
     overwrite gave the new ETag (from the LIST) with the old length and envelope. The
     entry now describes one version, so the view waits the stale copy out (found by the

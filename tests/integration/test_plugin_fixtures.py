@@ -16,8 +16,12 @@ def test_empty_and_delete_bucket_beyond_one_listing_page(emrfs_s3):
     bucket = new_bucket_name()
     emrfs_s3.create_bucket(Bucket=bucket)
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda i: emrfs_s3.put_object(Bucket=bucket, Key=f"k/{i:04d}", Body=b""),
-                      range(1003)))
+        list(
+            pool.map(
+                lambda i: emrfs_s3.put_object(Bucket=bucket, Key=f"k/{i:04d}", Body=b""),
+                range(1003),
+            )
+        )
     empty_and_delete_bucket(emrfs_s3, bucket)
     names = [b["Name"] for b in emrfs_s3.list_buckets()["Buckets"]]
     assert bucket not in names

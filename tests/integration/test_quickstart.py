@@ -24,17 +24,30 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: what the output must mention, part by part (the README promises each)
 PARTS = {
-    "directories": ["== 1. Directories", "an empty directory: type='directory'",
-                    "archive/2026-11/day=01/part-0.csv", "jobs/ is still a directory"],
-    "consistent view": ["== 2. Consistent view", "behind emrfs's back (raw boto3)",
-                        "ConsistencyError:", "$ emrfs diff", "METADATA ONLY", "S3 ONLY",
-                        "$ emrfs sync", "changed: added 1, updated 0, removed 1",
-                        "mended (diff is clean)"],
-    "client-side encryption": ["== 3. Client-side encryption", "raw boto3 GET:",
-                               "plaintext on S3? False",
-                               "through emrfs: b'patient,diagnosis\\nA-17,flu\\n'"],
-    "cache": ["== 4. Block cache", "cold read:", "warm read:", "(cache misses: 0)",
-              "x faster"],
+    "directories": [
+        "== 1. Directories",
+        "an empty directory: type='directory'",
+        "archive/2026-11/day=01/part-0.csv",
+        "jobs/ is still a directory",
+    ],
+    "consistent view": [
+        "== 2. Consistent view",
+        "behind emrfs's back (raw boto3)",
+        "ConsistencyError:",
+        "$ emrfs diff",
+        "METADATA ONLY",
+        "S3 ONLY",
+        "$ emrfs sync",
+        "changed: added 1, updated 0, removed 1",
+        "mended (diff is clean)",
+    ],
+    "client-side encryption": [
+        "== 3. Client-side encryption",
+        "raw boto3 GET:",
+        "plaintext on S3? False",
+        "through emrfs: b'patient,diagnosis\\nA-17,flu\\n'",
+    ],
+    "cache": ["== 4. Block cache", "cold read:", "warm read:", "(cache misses: 0)", "x faster"],
     "dataframes": ["== 5. DataFrames", "identical: True"],
     "next steps": ["== Next", "docs/recipes.md", "docs/gateway.md", "emrfs local up"],
 }
@@ -42,20 +55,32 @@ PARTS = {
 
 @pytest.mark.slow  # ~10 s: five demonstrations and two child processes
 def test_quickstart_shows_each_part_and_leaves_nothing(emrfs_endpoint):
-    env = dict(os.environ, EMRFS_ENDPOINT_URL=emrfs_endpoint,
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        EMRFS_ENDPOINT_URL=emrfs_endpoint,
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
     caches_before = set(Path(tempfile.gettempdir()).glob("emrfs-quickstart-cache-*"))
     started = time.monotonic()
     # `python -m emrfs.quickstart`, where pytest cannot be imported: the quickstart extra
     # does not install it (a helper from emrfs.testing.pytest_plugin once crashed there)
-    run_as_main = ("import runpy, sys; sys.modules['pytest'] = None; "
-                   "runpy.run_module('emrfs.quickstart', run_name='__main__')")
-    done = subprocess.run([sys.executable, "-c", run_as_main], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    run_as_main = (
+        "import runpy, sys; sys.modules['pytest'] = None; "
+        "runpy.run_module('emrfs.quickstart', run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", run_as_main],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    missing = {part: [text for text in texts if text not in done.stdout]
-               for part, texts in PARTS.items()}
+    missing = {
+        part: [text for text in texts if text not in done.stdout] for part, texts in PARTS.items()
+    }
     assert not any(missing.values()), (missing, done.stdout)
     assert seconds < 60, f"the quickstart took {seconds:.0f} s; README promises under a minute"
 
@@ -70,10 +95,17 @@ def test_quickstart_shows_each_part_and_leaves_nothing(emrfs_endpoint):
 
 def test_quickstart_without_pandas_says_what_to_install():
     # a `sitecustomize`-free way to hide pandas: a module named pandas that fails to import
-    code = ("import sys; sys.modules['pandas'] = None; from emrfs.quickstart import main; "
-            "sys.exit(main())")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    code = (
+        "import sys; sys.modules['pandas'] = None; from emrfs.quickstart import main; "
+        "sys.exit(main())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     assert done.returncode == 2
     assert "pip install 'emrfs[quickstart]'" in done.stderr

@@ -15,10 +15,15 @@ from emrfs.errors import IntegrityError
 
 pytestmark = pytest.mark.integration
 
-AES = {"materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-       "aes_key": base64.b64encode(bytes(range(32))).decode()}
-SSE_C = {"enabled": True, "algorithm": "SSE-C",
-         "customer_key": base64.b64encode(bytes(range(1, 33))).decode()}
+AES = {
+    "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+    "aes_key": base64.b64encode(bytes(range(32))).decode(),
+}
+SSE_C = {
+    "enabled": True,
+    "algorithm": "SSE-C",
+    "customer_key": base64.b64encode(bytes(range(1, 33))).decode(),
+}
 MODES = ["plain", "sse-c", "cse", "cache", "consistent"]
 
 
@@ -28,20 +33,31 @@ def make_fs(endpoint, mode, tmp_path):
         "sse-c": {"sse": SSE_C},
         "cse": {"cse": {"enabled": True, **AES}},
         "cache": {"cache": {"enabled": True, "directories": [str(tmp_path / "cache")]}},
-        "consistent": {"consistent": True,
-                       "consistency.table_name": f"emrfs-meta-{uuid.uuid4().hex[:12]}"},
+        "consistent": {
+            "consistent": True,
+            "consistency.table_name": f"emrfs-meta-{uuid.uuid4().hex[:12]}",
+        },
     }[mode]
     return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, **options)
 
 
 # (start, end) -> what fsspec's local files give for b"0123456789"
-RANGES = [((10, 20), b""), ((12, 20), b""), ((5, 20), b"56789"), ((8, 100), b"89"),
-          ((10, None), b""), ((-3, None), b"789"), ((-30, 2), b"01"), ((3, 3), b"")]
+RANGES = [
+    ((10, 20), b""),
+    ((12, 20), b""),
+    ((5, 20), b"56789"),
+    ((8, 100), b"89"),
+    ((10, None), b""),
+    ((-3, None), b"789"),
+    ((-30, 2), b"01"),
+    ((3, 3), b""),
+]
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_ranges_at_and_past_the_end_read_as_a_local_file(emrfs_endpoint, emrfs_s3, bucket,
-                                                         tmp_path, mode):
+def test_ranges_at_and_past_the_end_read_as_a_local_file(
+    emrfs_endpoint, emrfs_s3, bucket, tmp_path, mode
+):
     fs = make_fs(emrfs_endpoint, mode, tmp_path)
     data = b"0123456789"
     local = tmp_path / "local"
@@ -64,8 +80,10 @@ def test_ranges_at_and_past_the_end_read_as_a_local_file(emrfs_endpoint, emrfs_s
     # side channel: S3 holds the object as written (ciphertext under CSE, keyed under SSE-C)
     extra = {}
     if mode == "sse-c":
-        extra = {"SSECustomerAlgorithm": "AES256",
-                 "SSECustomerKey": base64.b64decode(SSE_C["customer_key"])}
+        extra = {
+            "SSECustomerAlgorithm": "AES256",
+            "SSECustomerKey": base64.b64decode(SSE_C["customer_key"]),
+        }
     head = emrfs_s3.head_object(Bucket=bucket, Key="f", **extra)
     assert head["ContentLength"] == len(data) + (16 if mode == "cse" else 0)
     if mode == "cache":
@@ -88,8 +106,9 @@ def test_an_empty_range_of_a_missing_file_is_not_found(emrfs_endpoint, bucket, t
 
 
 @pytest.mark.parametrize("mode", ["v3", "v2", "segmented", "cache"])
-def test_cse_object_cut_below_its_tag_fails_every_read(emrfs_endpoint, emrfs_s3, bucket,
-                                                       tmp_path, mode):
+def test_cse_object_cut_below_its_tag_fails_every_read(
+    emrfs_endpoint, emrfs_s3, bucket, tmp_path, mode
+):
     cse = {"enabled": True, **AES, "format": "v3" if mode == "cache" else mode}
     if mode == "v2":
         cse["commitment_policy"] = "FORBID_ENCRYPT_ALLOW_DECRYPT"
@@ -105,10 +124,14 @@ def test_cse_object_cut_below_its_tag_fails_every_read(emrfs_endpoint, emrfs_s3,
     emrfs_s3.put_object(Bucket=bucket, Key="d/cut", Body=body[:10], Metadata=stored["Metadata"])
     fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True, cse=cse, **extra)
     local = tmp_path / "local"
-    reads = {"cat": lambda: fs.cat_file(path), "range": lambda: fs.cat_file(path, 0, 5),
-             "tail": lambda: fs.cat_file(path, -3), "from": lambda: fs.cat_file(path, 2),
-             "open": lambda: fs.open(path, "rb").read(),
-             "get": lambda: fs.get_file(path, str(local))}
+    reads = {
+        "cat": lambda: fs.cat_file(path),
+        "range": lambda: fs.cat_file(path, 0, 5),
+        "tail": lambda: fs.cat_file(path, -3),
+        "from": lambda: fs.cat_file(path, 2),
+        "open": lambda: fs.open(path, "rb").read(),
+        "get": lambda: fs.get_file(path, str(local)),
+    }
     for name, read in reads.items():
         with pytest.raises(IntegrityError, match="truncated") as raised:
             read()

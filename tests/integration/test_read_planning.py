@@ -27,8 +27,10 @@ pytestmark = pytest.mark.integration
 
 COLUMNS = ["c0", "c5"]
 ROWS = 300_000  # ~14 MiB; 64 KiB of footer is under 2% of the selected chunks
-AES = {"materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-       "aes_key": base64.b64encode(bytes(range(32))).decode()}
+AES = {
+    "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+    "aes_key": base64.b64encode(bytes(range(32))).decode(),
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,22 +45,27 @@ def parquet():
     data = buf.getvalue()
     meta = pq.ParquetFile(io.BytesIO(data)).metadata
     assert meta.num_row_groups == 1
-    selected = sum(meta.row_group(0).column(c).total_compressed_size
-                   for c in range(meta.num_columns) if meta.schema.column(c).name in COLUMNS)
+    selected = sum(
+        meta.row_group(0).column(c).total_compressed_size
+        for c in range(meta.num_columns)
+        if meta.schema.column(c).name in COLUMNS
+    )
     return data, table, selected
 
 
 def s3_operations(proxy) -> dict[str, int]:
-    return {op: n for op, n in proxy.counters().operations.items()
-            if op.endswith("Object") or op.startswith("List")}
+    return {
+        op: n
+        for op, n in proxy.counters().operations.items()
+        if op.endswith("Object") or op.startswith("List")
+    }
 
 
 def plain_fs(url: str, **extra) -> EmrFileSystem:
     return EmrFileSystem(endpoint_url=url, skip_instance_cache=True, **extra)
 
 
-def test_two_column_parquet_read_costs_three_requests(emrfs_fault_proxy, emrfs_s3, bucket,
-                                                      parquet):
+def test_two_column_parquet_read_costs_three_requests(emrfs_fault_proxy, emrfs_s3, bucket, parquet):
     data, table, selected = parquet
     emrfs_s3.put_object(Bucket=bucket, Key="t.parquet", Body=data)
     fs = plain_fs(emrfs_fault_proxy.url)
@@ -71,15 +78,18 @@ def test_two_column_parquet_read_costs_three_requests(emrfs_fault_proxy, emrfs_s
     assert c.response_bytes <= 1.05 * selected, (c.response_bytes, selected)
 
 
-def test_pandas_read_parquet_through_fsspec_costs_three_requests(emrfs_fault_proxy, emrfs_s3,
-                                                                 bucket, parquet):
+def test_pandas_read_parquet_through_fsspec_costs_three_requests(
+    emrfs_fault_proxy, emrfs_s3, bucket, parquet
+):
     pd = pytest.importorskip("pandas")
     data, table, selected = parquet
     emrfs_s3.put_object(Bucket=bucket, Key="p.parquet", Body=data)
     emrfs_fault_proxy.reset_counters()
-    got = pd.read_parquet(f"emrfs://{bucket}/p.parquet", columns=COLUMNS,
-                          storage_options={"endpoint_url": emrfs_fault_proxy.url,
-                                           "skip_instance_cache": True})
+    got = pd.read_parquet(
+        f"emrfs://{bucket}/p.parquet",
+        columns=COLUMNS,
+        storage_options={"endpoint_url": emrfs_fault_proxy.url, "skip_instance_cache": True},
+    )
     c = emrfs_fault_proxy.counters()
     assert got.equals(table.select(COLUMNS).to_pandas())
     assert c.requests <= 3, dict(c.operations)
@@ -111,8 +121,9 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-def test_other_configurations_read_the_right_columns(emrfs_fault_proxy, emrfs_s3, bucket,
-                                                     parquet, tmp_path, config, capsys):
+def test_other_configurations_read_the_right_columns(
+    emrfs_fault_proxy, emrfs_s3, bucket, parquet, tmp_path, config, capsys
+):
     """SSE, CSE, the block cache and the consistent view still read exactly the columns
     written; their request counts are printed (they may differ from plain's)."""
     data, table, selected = parquet
@@ -120,8 +131,10 @@ def test_other_configurations_read_the_right_columns(emrfs_fault_proxy, emrfs_s3
     if extra == "cache":
         extra = {"cache": {"enabled": True, "directories": [str(tmp_path / "c")]}}
     elif extra == "consistent":
-        extra = {"consistent": True,
-                 "consistency.table_name": f"emrfs-meta-{uuid.uuid4().hex[:12]}"}
+        extra = {
+            "consistent": True,
+            "consistency.table_name": f"emrfs-meta-{uuid.uuid4().hex[:12]}",
+        }
     fs = plain_fs(emrfs_fault_proxy.url, **extra)
     path = f"{bucket}/{config}.parquet"
     fs.pipe_file(path, data)  # through emrfs: encrypted, recorded, as the config says
@@ -134,9 +147,11 @@ def test_other_configurations_read_the_right_columns(emrfs_fault_proxy, emrfs_s3
     assert got.equals(table.select(COLUMNS))
     c = emrfs_fault_proxy.counters()
     with capsys.disabled():
-        print(f"\n[read planning] {config}: {c.services.get('s3', 0)} S3 requests "
-              f"{dict(s3_operations(emrfs_fault_proxy))}, {c.response_bytes:,} bytes "
-              f"({c.response_bytes / selected:.3f}x selected); services {dict(c.services)}")
+        print(
+            f"\n[read planning] {config}: {c.services.get('s3', 0)} S3 requests "
+            f"{dict(s3_operations(emrfs_fault_proxy))}, {c.response_bytes:,} bytes "
+            f"({c.response_bytes / selected:.3f}x selected); services {dict(c.services)}"
+        )
     if extra.get("cache"):
         fresh._cached.close()
         fs._cached.close()
@@ -144,17 +159,19 @@ def test_other_configurations_read_the_right_columns(emrfs_fault_proxy, emrfs_s3
 
 # --- a remembered status that went stale ------------------------------------------------
 
+
 def _two_versions(size: int) -> tuple[bytes, bytes]:
     return os.urandom(size), os.urandom(size)
 
 
 @pytest.mark.parametrize("how", ["info", "ls"])
 @pytest.mark.parametrize("new_size", ["same", "longer", "shorter"])
-def test_overwritten_after_info_gives_an_error_or_the_new_bytes(emrfs_endpoint, emrfs_s3,
-                                                                bucket, how, new_size):
+def test_overwritten_after_info_gives_an_error_or_the_new_bytes(
+    emrfs_endpoint, emrfs_s3, bucket, how, new_size
+):
     size = 300 * 1024
     old, new = _two_versions(size)
-    new = {"same": new, "longer": new + b"x" * 5000, "shorter": new[:size // 2]}[new_size]
+    new = {"same": new, "longer": new + b"x" * 5000, "shorter": new[: size // 2]}[new_size]
     emrfs_s3.put_object(Bucket=bucket, Key="d/f", Body=old)
     fs = plain_fs(emrfs_endpoint)
     path = f"{bucket}/d/f"
@@ -164,10 +181,11 @@ def test_overwritten_after_info_gives_an_error_or_the_new_bytes(emrfs_endpoint, 
         assert fs.ls(f"{bucket}/d", detail=True)[0]["size"] == size
     emrfs_s3.put_object(Bucket=bucket, Key="d/f", Body=new)  # behind emrfs's back
     assert fs.isfile(path)
-    reads = {"whole": lambda f: f.read(),
-             "middle": lambda f: (f.seek(1000), f.read(50_000))[1],
-             "footer then middle": lambda f: (f.seek(size - 100), f.read(), f.seek(10),
-                                              f.read(1000))[3]}
+    reads = {
+        "whole": lambda f: f.read(),
+        "middle": lambda f: (f.seek(1000), f.read(50_000))[1],
+        "footer then middle": lambda f: (f.seek(size - 100), f.read(), f.seek(10), f.read(1000))[3],
+    }
     for name, read in reads.items():
         try:
             with fs.open(path, "rb") as f:
@@ -175,8 +193,9 @@ def test_overwritten_after_info_gives_an_error_or_the_new_bytes(emrfs_endpoint, 
         except ChangedError:
             continue  # detected: the caller opens again
         # never a mix: the bytes are wholly one version's, at the offsets asked for
-        expected = {"whole": new, "middle": new[1000:51_000],
-                    "footer then middle": new[10:1010]}[name]
+        expected = {"whole": new, "middle": new[1000:51_000], "footer then middle": new[10:1010]}[
+            name
+        ]
         assert got == expected, f"{name}: bytes of neither the new version alone"
     # a fresh open after the error reads the new version
     fs.invalidate_cache(path)
@@ -184,8 +203,9 @@ def test_overwritten_after_info_gives_an_error_or_the_new_bytes(emrfs_endpoint, 
         assert f.read() == new
 
 
-def test_pyarrow_read_of_a_file_replaced_after_info_is_never_mixed(emrfs_endpoint, emrfs_s3,
-                                                                   bucket, parquet):
+def test_pyarrow_read_of_a_file_replaced_after_info_is_never_mixed(
+    emrfs_endpoint, emrfs_s3, bucket, parquet
+):
     data, table, _ = parquet
     other = table.slice(0, ROWS // 2)
     buf = io.BytesIO()
@@ -200,8 +220,9 @@ def test_pyarrow_read_of_a_file_replaced_after_info_is_never_mixed(emrfs_endpoin
     except (ChangedError, OSError) as exc:
         assert "changed while it was read" in str(exc)
         return
-    assert got.equals(other.select(COLUMNS)) or got.equals(table.select(COLUMNS)), \
+    assert got.equals(other.select(COLUMNS)) or got.equals(table.select(COLUMNS)), (
         "a table of neither version"
+    )
     assert got.equals(other.select(COLUMNS)), "the old version was served after it changed"
 
 
@@ -236,14 +257,21 @@ def test_own_writes_deletes_and_renames_forget_what_was_remembered(emrfs_endpoin
 
 # --- cat_ranges: one version per file, nearby ranges in one GET ------------------------------
 
+
 def test_cat_ranges_coalesce_nearby_ranges_of_one_file(emrfs_fault_proxy, emrfs_s3, bucket):
     data = os.urandom(2_000_000)
     emrfs_s3.put_object(Bucket=bucket, Key="r", Body=data)
     fs = plain_fs(emrfs_fault_proxy.url)
     path = f"{bucket}/r"
-    ranges = [(1000, 2000), (2500, 9000), (9000, 9100), (30_000, 40_000),  # one GET
-              (1_000_000, 1_000_050),                                       # another
-              (-300, None), (5, 5)]                                         # the tail; empty
+    ranges = [
+        (1000, 2000),
+        (2500, 9000),
+        (9000, 9100),
+        (30_000, 40_000),  # one GET
+        (1_000_000, 1_000_050),  # another
+        (-300, None),
+        (5, 5),
+    ]  # the tail; empty
     emrfs_fault_proxy.reset_counters()
     got = fs.cat_ranges([path] * len(ranges), [s for s, _ in ranges], [e for _, e in ranges])
     assert got == [data[s:e] for s, e in ranges]
@@ -260,8 +288,9 @@ def test_open_parquet_file_costs_three_requests(emrfs_fault_proxy, emrfs_s3, buc
     emrfs_s3.put_object(Bucket=bucket, Key="o.parquet", Body=data)
     fs = plain_fs(emrfs_fault_proxy.url)
     emrfs_fault_proxy.reset_counters()
-    with open_parquet_file(f"{bucket}/o.parquet", fs=fs, columns=COLUMNS,
-                           footer_sample_size=64 * 1024) as f:
+    with open_parquet_file(
+        f"{bucket}/o.parquet", fs=fs, columns=COLUMNS, footer_sample_size=64 * 1024
+    ) as f:
         got = pq.read_table(f, columns=COLUMNS)
     c = emrfs_fault_proxy.counters()
     assert got.equals(table.select(COLUMNS))
@@ -269,8 +298,9 @@ def test_open_parquet_file_costs_three_requests(emrfs_fault_proxy, emrfs_s3, buc
     assert c.response_bytes <= 1.05 * selected, (c.response_bytes, selected)
 
 
-def test_cat_ranges_after_a_stale_status_read_the_new_version_whole(emrfs_endpoint, emrfs_s3,
-                                                                    bucket):
+def test_cat_ranges_after_a_stale_status_read_the_new_version_whole(
+    emrfs_endpoint, emrfs_s3, bucket
+):
     old, new = _two_versions(500_000)
     emrfs_s3.put_object(Bucket=bucket, Key="s", Body=old)
     fs = plain_fs(emrfs_endpoint)
@@ -285,11 +315,13 @@ def test_cat_ranges_after_a_stale_status_read_the_new_version_whole(emrfs_endpoi
 def test_cat_ranges_keep_per_range_errors(emrfs_endpoint, bucket):
     fs = plain_fs(emrfs_endpoint)
     fs.pipe_file(f"{bucket}/dir/x", b"0123456789")
-    got = fs.cat_ranges([f"{bucket}/dir/x", f"{bucket}/nope", f"{bucket}/nope", f"{bucket}/dir",
-                         f"{bucket}/dir/x"], [0, 0, 1, 0, 4], [3, 1, 2, 1, 6])
+    got = fs.cat_ranges(
+        [f"{bucket}/dir/x", f"{bucket}/nope", f"{bucket}/nope", f"{bucket}/dir", f"{bucket}/dir/x"],
+        [0, 0, 1, 0, 4],
+        [3, 1, 2, 1, 6],
+    )
     assert got[0] == b"012" and got[4] == b"45"
-    assert [type(g) for g in got[1:4]] == [FileNotFoundError, FileNotFoundError,
-                                          IsADirectoryError]
+    assert [type(g) for g in got[1:4]] == [FileNotFoundError, FileNotFoundError, IsADirectoryError]
     with pytest.raises(FileNotFoundError):
         fs.cat_ranges([f"{bucket}/nope"], [0], [1], on_error="raise")
 
@@ -310,7 +342,8 @@ def test_the_plan_can_be_turned_off_per_option(emrfs_fault_proxy, emrfs_s3, buck
 
 
 def test_cat_ranges_of_a_file_that_keeps_changing_fail_rather_than_read_unpinned(
-        emrfs_endpoint, emrfs_s3, bucket):
+    emrfs_endpoint, emrfs_s3, bucket
+):
     emrfs_s3.put_object(Bucket=bucket, Key="busy", Body=b"a" * 300_000)
     fs = plain_fs(emrfs_endpoint)
     path = f"{bucket}/busy"

@@ -47,8 +47,10 @@ def _blocks() -> tuple[str, str, list[Recipe]]:
         elif words[:1] == ["recipe"] and len(words) >= 2:
             recipes.append(Recipe(words[1], tuple(words[2:]), match["code"], line))
         else:  # an untested snippet would drift: every python block must run here
-            raise AssertionError(f"{DOC}:{line}: python block tagged {match['info']!r}; "
-                                 "tag it `python recipe NAME` (or recipe-setup, recipe-features)")
+            raise AssertionError(
+                f"{DOC}:{line}: python block tagged {match['info']!r}; "
+                "tag it `python recipe NAME` (or recipe-setup, recipe-features)"
+            )
     assert setup is not None, f"{DOC} has no `python recipe-setup` block"
     assert features is not None, f"{DOC} has no `python recipe-features` block"
     return setup, features, recipes
@@ -67,18 +69,25 @@ def _body(s3, bucket: str, key: str) -> bytes:
 
 
 def _check_pandas(s3, bucket: str, plain: bool) -> None:
-    assert _keys(s3, bucket) == ["weather/csv/readings.csv.gz", "weather/json/readings.jsonl",
-                                 "weather/parquet/readings.parquet"]
+    assert _keys(s3, bucket) == [
+        "weather/csv/readings.csv.gz",
+        "weather/json/readings.jsonl",
+        "weather/parquet/readings.parquet",
+    ]
     if plain:
         assert _body(s3, bucket, "weather/parquet/readings.parquet")[:4] == b"PAR1"
         assert _body(s3, bucket, "weather/csv/readings.csv.gz")[:2] == b"\x1f\x8b"  # gzip
-        assert _body(s3, bucket, "weather/json/readings.jsonl").splitlines()[0] \
+        assert (
+            _body(s3, bucket, "weather/json/readings.jsonl").splitlines()[0]
             == b'{"city":"Oslo","temp_c":3.5}'
+        )
 
 
 def _check_pyarrow_dataset(s3, bucket: str, plain: bool) -> None:
-    assert _keys(s3, bucket) == ["events/day=2026-11-23/part-0.parquet",
-                                 "events/day=2026-11-24/part-0.parquet"]
+    assert _keys(s3, bucket) == [
+        "events/day=2026-11-23/part-0.parquet",
+        "events/day=2026-11-24/part-0.parquet",
+    ]
 
 
 def _check_dask(s3, bucket: str, plain: bool) -> None:
@@ -94,13 +103,19 @@ def _check_polars(s3, bucket: str, plain: bool) -> None:
 
 def _check_duckdb(s3, bucket: str, plain: bool) -> None:
     keys = _keys(s3, bucket)
-    days = sorted(re.fullmatch(r"events/day=([\d-]+)/[^/]+\.parquet", k)[1]
-                  for k in keys if k.startswith("events/"))
+    days = sorted(
+        re.fullmatch(r"events/day=([\d-]+)/[^/]+\.parquet", k)[1]
+        for k in keys
+        if k.startswith("events/")
+    )
     assert days == ["2026-11-23", "2026-11-24"], keys
     assert "clicks_by_user.csv" in keys and len(keys) == 3, keys
     if plain:
-        assert _body(s3, bucket, "clicks_by_user.csv").splitlines() == [b"usr,clicks",
-                                                                        b"ann,5", b"bo,5"]
+        assert _body(s3, bucket, "clicks_by_user.csv").splitlines() == [
+            b"usr,clicks",
+            b"ann,5",
+            b"bo,5",
+        ]
 
 
 def _check_upath(s3, bucket: str, plain: bool) -> None:
@@ -163,8 +178,7 @@ def _params() -> list:
         if "pyspark" in recipe.code:
             marks.append(pytest.mark.spark)
         for variant in VARIANTS[:1] if "pyspark" in recipe.code else VARIANTS:
-            params.append(pytest.param(recipe, variant, id=f"{recipe.name}-{variant}",
-                                       marks=marks))
+            params.append(pytest.param(recipe, variant, id=f"{recipe.name}-{variant}", marks=marks))
     return params
 
 
@@ -188,16 +202,21 @@ def _check_encrypted_and_recorded(s3, dynamodb, bucket: str, table: str) -> None
         assert "x-amz-3" in head["Metadata"] or "x-amz-key-v2" in head["Metadata"], key
         on_s3[f"{bucket}/{key}"] = head["ETag"].strip('"')
     pages = dynamodb.get_paginator("scan").paginate(TableName=table)
-    live = {f"{item['parent']['S']}/{item['child']['S']}": item.get("etag", {}).get("S")
-            for page in pages for item in page["Items"]
-            if not item["is_dir"]["BOOL"] and not item["is_deleted"]["BOOL"]
-            and item["parent"]["S"] != "../VERSION"}
+    live = {
+        f"{item['parent']['S']}/{item['child']['S']}": item.get("etag", {}).get("S")
+        for page in pages
+        for item in page["Items"]
+        if not item["is_dir"]["BOOL"]
+        and not item["is_deleted"]["BOOL"]
+        and item["parent"]["S"] != "../VERSION"
+    }
     assert live == on_s3  # nothing unrecorded, nothing stale
 
 
 @pytest.mark.parametrize(("recipe", "variant"), _params())
-def test_recipe(recipe, variant, emrfs_endpoint, emrfs_bucket, emrfs_s3, monkeypatch,
-                fsspec_registry, tmp_path):
+def test_recipe(
+    recipe, variant, emrfs_endpoint, emrfs_bucket, emrfs_s3, monkeypatch, fsspec_registry, tmp_path
+):
     import boto3
 
     monkeypatch.setenv("EMRFS_ENDPOINT_URL", emrfs_endpoint)
@@ -212,9 +231,15 @@ def test_recipe(recipe, variant, emrfs_endpoint, emrfs_bucket, emrfs_s3, monkeyp
     table = f"{emrfs_bucket}-meta"
     if variant == "features":
         kms = boto3.client("kms", endpoint_url=emrfs_endpoint)
-        exec(compile(FEATURES, f"{DOC}:recipe-features", "exec"),
-             {"opts": opts, "table": table, "cache_dir": str(tmp_path / "cache"),
-              "key_id": kms.create_key()["KeyMetadata"]["KeyId"]})
+        exec(
+            compile(FEATURES, f"{DOC}:recipe-features", "exec"),
+            {
+                "opts": opts,
+                "table": table,
+                "cache_dir": str(tmp_path / "cache"),
+                "key_id": kms.create_key()["KeyMetadata"]["KeyId"],
+            },
+        )
         assert opts["consistent"] and opts["cse"]["enabled"] and opts["cache"]["enabled"]
     namespace = {"__name__": f"recipe_{recipe.name}", "opts": opts, "bucket": emrfs_bucket}
     try:

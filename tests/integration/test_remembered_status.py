@@ -17,8 +17,9 @@ def _fs(endpoint: str, **options) -> EmrFileSystem:
 
 @pytest.mark.parametrize("size", [10, 40 * 1024, 300 * 1024])
 @pytest.mark.parametrize("how", ["exists", "info", "ls"])
-def test_open_after_an_outside_overwrite_reads_the_new_version(emrfs_endpoint, emrfs_s3,
-                                                               bucket, how, size):
+def test_open_after_an_outside_overwrite_reads_the_new_version(
+    emrfs_endpoint, emrfs_s3, bucket, how, size
+):
     old, new = b"o" * size, b"N" * (size + 77)
     emrfs_s3.put_object(Bucket=bucket, Key="d/f", Body=old)
     fs = _fs(emrfs_endpoint)
@@ -32,11 +33,14 @@ def test_open_after_an_outside_overwrite_reads_the_new_version(emrfs_endpoint, e
     assert fs.cat(path) == new
 
 
-def test_open_under_the_consistent_view_reads_what_the_view_records_now(
-        emrfs_endpoint, bucket):
+def test_open_under_the_consistent_view_reads_what_the_view_records_now(emrfs_endpoint, bucket):
     table = f"emrfs-remembered-{uuid.uuid4().hex[:12]}"
-    options = {"consistent": True, "consistency.table_name": table,
-               "consistency.retry_count": 2, "consistency.retry_period_seconds": 0.05}
+    options = {
+        "consistent": True,
+        "consistency.table_name": table,
+        "consistency.retry_count": 2,
+        "consistency.retry_period_seconds": 0.05,
+    }
     reader, writer = _fs(emrfs_endpoint, **options), _fs(emrfs_endpoint, **options)
     path = f"{bucket}/v/f"
     writer.pipe(path, b"one" * 30_000)

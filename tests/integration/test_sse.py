@@ -30,8 +30,13 @@ def kms_key(emrfs_endpoint):
 
 
 def make_fs(endpoint, **options):
-    return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, part_size=5 * MiB,
-                         multipart_threshold=5 * MiB, **options)
+    return EmrFileSystem(
+        endpoint_url=endpoint,
+        skip_instance_cache=True,
+        part_size=5 * MiB,
+        multipart_threshold=5 * MiB,
+        **options,
+    )
 
 
 def sse_of(s3, bucket, key):
@@ -56,9 +61,19 @@ def write_every_way(fs, base, tmp_path):
     fs.mkdir(f"{base}/emptydir")
     fs.cp_file(f"{base}/pipe", f"{base}/copied")
     fs.mv(f"{base}/open-small", f"{base}/renamed")
-    prefix = base[len(bucket) + 1:]
-    return [f"{prefix}/{k}" for k in ("pipe", "pipe-multipart", "put-multipart",
-                                      "open-multipart", "emptydir/", "copied", "renamed")]
+    prefix = base[len(bucket) + 1 :]
+    return [
+        f"{prefix}/{k}"
+        for k in (
+            "pipe",
+            "pipe-multipart",
+            "put-multipart",
+            "open-multipart",
+            "emptydir/",
+            "copied",
+            "renamed",
+        )
+    ]
 
 
 def test_sse_s3_on_every_write_path(emrfs_endpoint, emrfs_s3, emrfs_bucket, tmp_path):
@@ -68,19 +83,26 @@ def test_sse_s3_on_every_write_path(emrfs_endpoint, emrfs_s3, emrfs_bucket, tmp_
     assert fs.cat_file(f"{emrfs_bucket}/d/renamed") == b"x" * 1000
 
 
-def test_sse_kms_with_key_on_every_write_path(emrfs_endpoint, emrfs_s3, emrfs_bucket, kms_key,
-                                              tmp_path):
-    fs = make_fs(emrfs_endpoint, sse={"enabled": True, "kms_key_id": kms_key,
-                                      "bucket_key_enabled": True})
+def test_sse_kms_with_key_on_every_write_path(
+    emrfs_endpoint, emrfs_s3, emrfs_bucket, kms_key, tmp_path
+):
+    fs = make_fs(
+        emrfs_endpoint, sse={"enabled": True, "kms_key_id": kms_key, "bucket_key_enabled": True}
+    )
     for key in write_every_way(fs, f"{emrfs_bucket}/k", tmp_path):
         algorithm, key_id = sse_of(emrfs_s3, emrfs_bucket, key)
         assert algorithm == "aws:kms" and key_id and key_id.endswith(kms_key), key
 
 
 def test_per_prefix_and_per_bucket_overrides(emrfs_endpoint, emrfs_s3, emrfs_bucket, kms_key):
-    fs = make_fs(emrfs_endpoint, overrides={
-        f"{emrfs_bucket}/secure": {"sse": {"enabled": True, "algorithm": "aws:kms",
-                                           "kms_key_id": kms_key}}})
+    fs = make_fs(
+        emrfs_endpoint,
+        overrides={
+            f"{emrfs_bucket}/secure": {
+                "sse": {"enabled": True, "algorithm": "aws:kms", "kms_key_id": kms_key}
+            }
+        },
+    )
     fs.pipe_file(f"{emrfs_bucket}/secure/a", b"1")
     fs.pipe_file(f"{emrfs_bucket}/open/a", b"1")
     assert sse_of(emrfs_s3, emrfs_bucket, "secure/a")[0] == "aws:kms"
@@ -93,8 +115,9 @@ def test_per_prefix_and_per_bucket_overrides(emrfs_endpoint, emrfs_s3, emrfs_buc
     assert sse_of(emrfs_s3, emrfs_bucket, "open/c")[0] in (None, "AES256")
 
     # EMRFS/S3A-style per-bucket property
-    by_bucket = make_fs(emrfs_endpoint, **{
-        f"fs.s3.bucket.{emrfs_bucket}.fs.s3.enableServerSideEncryption": "true"})
+    by_bucket = make_fs(
+        emrfs_endpoint, **{f"fs.s3.bucket.{emrfs_bucket}.fs.s3.enableServerSideEncryption": "true"}
+    )
     by_bucket.pipe_file(f"{emrfs_bucket}/x", b"1")
     assert sse_of(emrfs_s3, emrfs_bucket, "x")[0] == "AES256"
 
@@ -119,11 +142,18 @@ def test_sse_c_key_sent_on_writes_reads_and_copies(emrfs_endpoint, emrfs_bucket,
     """moto does not enforce SSE-C: check the key goes out on every request that needs it.
     The recorder sees the botocore client's calls, so the botocore transport is pinned
     (the obstore transport's SSE-C requests never pass through that client)."""
-    fs = make_fs(emrfs_endpoint, transport="botocore", overrides={
-        f"{emrfs_bucket}/a": {"sse": {"enabled": True, "algorithm": "SSE-C",
-                                      "customer_key": SSE_C_KEY}},
-        f"{emrfs_bucket}/b": {"sse": {"enabled": True, "algorithm": "SSE-C",
-                                      "customer_key": OTHER_KEY}}})
+    fs = make_fs(
+        emrfs_endpoint,
+        transport="botocore",
+        overrides={
+            f"{emrfs_bucket}/a": {
+                "sse": {"enabled": True, "algorithm": "SSE-C", "customer_key": SSE_C_KEY}
+            },
+            f"{emrfs_bucket}/b": {
+                "sse": {"enabled": True, "algorithm": "SSE-C", "customer_key": OTHER_KEY}
+            },
+        },
+    )
     calls = record_s3_calls(fs, methods_only=False)
     data = os.urandom(5 * MiB + 1)
     fs.pipe_file(f"{emrfs_bucket}/a/small", b"secret")
@@ -132,21 +162,31 @@ def test_sse_c_key_sent_on_writes_reads_and_copies(emrfs_endpoint, emrfs_bucket,
     assert fs.cat_file(f"{emrfs_bucket}/a/small") == b"secret"
     with fs.open(f"{emrfs_bucket}/a/big", "rb") as f:
         f.seek(MiB)
-        assert f.read(100) == data[MiB:MiB + 100]
+        assert f.read(100) == data[MiB : MiB + 100]
     fs.get_file(f"{emrfs_bucket}/a/small", str(tmp_path / "got"))
     assert fs.info(f"{emrfs_bucket}/a/small")["size"] == 6
     fs.cp_file(f"{emrfs_bucket}/a/small", f"{emrfs_bucket}/b/copied")
 
     md5 = base64.b64encode(__import__("hashlib").md5(bytes(range(32))).digest()).decode()
     for method, kwargs in calls:
-        if method in ("put_object", "create_multipart_upload", "upload_part", "head_object",
-                      "get_object") and kwargs.get("Key", "").startswith("a/"):
+        if method in (
+            "put_object",
+            "create_multipart_upload",
+            "upload_part",
+            "head_object",
+            "get_object",
+        ) and kwargs.get("Key", "").startswith("a/"):
             assert kwargs.get("SSECustomerKey") == SSE_C_KEY, (method, kwargs.get("Key"))
             assert kwargs.get("SSECustomerKeyMD5") == md5
             assert kwargs.get("SSECustomerAlgorithm") == "AES256"
     methods = {m for m, kw in calls if kw.get("SSECustomerKey") == SSE_C_KEY}
-    assert {"put_object", "create_multipart_upload", "upload_part", "head_object",
-            "get_object"} <= methods
+    assert {
+        "put_object",
+        "create_multipart_upload",
+        "upload_part",
+        "head_object",
+        "get_object",
+    } <= methods
     (copy,) = [c for c in calls if c[0] == "copy_object"]
     assert copy[1]["CopySourceSSECustomerKey"] == SSE_C_KEY
     assert copy[1]["SSECustomerKey"] == OTHER_KEY
@@ -155,5 +195,11 @@ def test_sse_c_key_sent_on_writes_reads_and_copies(emrfs_endpoint, emrfs_bucket,
 def test_sse_c_key_must_be_256_bits(emrfs_endpoint, emrfs_bucket):
     # refused at construction (it used to pass until the first write)
     with pytest.raises(ConfigurationError, match=r"customer_key.*256-bit"):
-        make_fs(emrfs_endpoint, sse={"enabled": True, "algorithm": "SSE-C",
-                                     "customer_key": base64.b64encode(b"short").decode()})
+        make_fs(
+            emrfs_endpoint,
+            sse={
+                "enabled": True,
+                "algorithm": "SSE-C",
+                "customer_key": base64.b64encode(b"short").decode(),
+            },
+        )

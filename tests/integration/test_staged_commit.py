@@ -32,10 +32,15 @@ def table():
 
 def node(endpoint, tmp_path, name, table, **extra):
     dirs = [str(tmp_path / name / f"c{i}") for i in range(2)]
-    return EmrFileSystem(endpoint_url=endpoint, skip_instance_cache=True, consistent=True,
-                         part_size=5 * MiB, consistency={"table_name": table},
-                         cache={"enabled": True, "directories": dirs, "block_size": 64 * KiB},
-                         **extra)
+    return EmrFileSystem(
+        endpoint_url=endpoint,
+        skip_instance_cache=True,
+        consistent=True,
+        part_size=5 * MiB,
+        consistency={"table_name": table},
+        cache={"enabled": True, "directories": dirs, "block_size": 64 * KiB},
+        **extra,
+    )
 
 
 @pytest.fixture
@@ -59,13 +64,19 @@ def staged_rows(endpoint, table, bucket, with_dirs=False) -> list[str]:
     """Staged file rows (and with ``with_dirs`` their directories below the bucket's row)."""
     ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
     items = ddb.scan(TableName=table)["Items"]
-    return sorted(f"{i['parent']['S']}/{i['child']['S']}" for i in items
-                  if ("staged" in i or with_dirs)
-                  and i["parent"]["S"].startswith(f".emrfs-staged/{bucket}"))
+    return sorted(
+        f"{i['parent']['S']}/{i['child']['S']}"
+        for i in items
+        if ("staged" in i or with_dirs) and i["parent"]["S"].startswith(f".emrfs-staged/{bucket}")
+    )
 
 
-FILES = {"part-00000": os.urandom(300 * KiB), "day=1/part-00000": b"small",
-         "day=2/part-00000": os.urandom(12 * MiB), "empty": b""}
+FILES = {
+    "part-00000": os.urandom(300 * KiB),
+    "day=1/part-00000": b"small",
+    "day=2/part-00000": os.urandom(12 * MiB),
+    "empty": b"",
+}
 
 
 def run_task(fs, out, attempt="attempt_1", task="task_1", files=FILES):
@@ -110,12 +121,14 @@ def test_task_on_one_node_job_commit_on_another(nodes, bucket, emrfs_s3, emrfs_e
     assert len(staged_rows(emrfs_endpoint, table, bucket)) == len(FILES)
     # every node sees the committed task, from the table
     for fs in (a, b):
-        tasks = [p for p in fs.ls(f"{out}/_temporary/0", detail=False)
-                 if not p.endswith("/_temporary")]  # the committer's filter
+        tasks = [
+            p for p in fs.ls(f"{out}/_temporary/0", detail=False) if not p.endswith("/_temporary")
+        ]  # the committer's filter
         assert tasks == [f"{out}/_temporary/0/task_1"]
         assert fs.info(f"{out}/_temporary/0/task_1/day=2/part-00000")["size"] == 12 * MiB
         assert sorted(fs.find(f"{out}/_temporary/0/task_1")) == sorted(
-            f"{out}/_temporary/0/task_1/{rel}" for rel in FILES)
+            f"{out}/_temporary/0/task_1/{rel}" for rel in FILES
+        )
     with pytest.raises(PermissionError, match="staged for the job commit"):
         b.cat_file(f"{out}/_temporary/0/task_1/part-00000")
 
@@ -187,7 +200,8 @@ def test_a_repeated_job_commit_finds_the_object_there(nodes, bucket, emrfs_s3):
     run_task(a, out, files={"p": b"payload"})
     staging = b._tiers.staging
     [(path, upload)] = b.loop and __import__("fsspec").asyn.sync(
-        b.loop, staging.files, f"{out}/_temporary/0/task_1")
+        b.loop, staging.files, f"{out}/_temporary/0/task_1"
+    )
     __import__("fsspec").asyn.sync(b.loop, staging._complete, upload)  # a first attempt died
     b.mv(path, f"{out}/p")  # the retry completes nothing twice, and carries on
     assert objects(emrfs_s3, bucket) == ["out/p"]
@@ -195,10 +209,13 @@ def test_a_repeated_job_commit_finds_the_object_there(nodes, bucket, emrfs_s3):
 
 
 @pytest.mark.parametrize("storage", ["ObjectMetadata", "InstructionFile"])
-def test_staged_uploads_are_encrypted(emrfs_endpoint, tmp_path, table, bucket, emrfs_s3,
-                                      storage):
-    cse = {"enabled": True, "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-           "aes_key": AES_KEY, "storage_mode": storage}
+def test_staged_uploads_are_encrypted(emrfs_endpoint, tmp_path, table, bucket, emrfs_s3, storage):
+    cse = {
+        "enabled": True,
+        "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+        "aes_key": AES_KEY,
+        "storage_mode": storage,
+    }
     a = node(emrfs_endpoint, tmp_path, "a", table, cse=cse)
     b = node(emrfs_endpoint, tmp_path, "b", table, cse=cse)
     out = f"{bucket}/out"
@@ -217,11 +234,13 @@ def test_staged_uploads_are_encrypted(emrfs_endpoint, tmp_path, table, bucket, e
         fs._cached.local.tier.terminate()
 
 
-def test_local_mode_and_the_conflicting_option(emrfs_endpoint, tmp_path, table, bucket,
-                                               emrfs_s3):
+def test_local_mode_and_the_conflicting_option(emrfs_endpoint, tmp_path, table, bucket, emrfs_s3):
     with pytest.raises(ConfigurationError, match=r"consistency\.enabled"):
-        EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True,
-                      ephemeral={"task_commit": "staged"})
+        EmrFileSystem(
+            endpoint_url=emrfs_endpoint,
+            skip_instance_cache=True,
+            ephemeral={"task_commit": "staged"},
+        )
     fs = node(emrfs_endpoint, tmp_path, "a", table, ephemeral={"task_commit": "local"})
     out = f"{bucket}/out"
     run_task(fs, out, files={"p": b"x"})
@@ -231,8 +250,9 @@ def test_local_mode_and_the_conflicting_option(emrfs_endpoint, tmp_path, table, 
     fs._cached.local.tier.terminate()
 
 
-def test_cli_lists_and_aborts_what_a_dead_driver_left(nodes, bucket, emrfs_s3, emrfs_endpoint,
-                                                      table, capsys):
+def test_cli_lists_and_aborts_what_a_dead_driver_left(
+    nodes, bucket, emrfs_s3, emrfs_endpoint, table, capsys
+):
     import json
 
     from emrfs.cli import main as cli
@@ -258,17 +278,25 @@ def test_cli_lists_and_aborts_what_a_dead_driver_left(nodes, bucket, emrfs_s3, e
     assert staged_rows(emrfs_endpoint, table, bucket) == []
 
 
-def test_a_task_commit_that_cannot_record_keeps_its_output(emrfs_endpoint, tmp_path, table,
-                                                           bucket, emrfs_s3):
+def test_a_task_commit_that_cannot_record_keeps_its_output(
+    emrfs_endpoint, tmp_path, table, bucket, emrfs_s3
+):
     """DynamoDB refuses the staged rows (throttled past every retry): the uploads are
     aborted and the task's files stay on its node, so the task commit can be retried."""
     from emrfs.testing import Failure, FaultPolicy, FaultProxy
 
     throttle = FaultPolicy(dynamodb_throttle=Failure(1.0, key_substring=".emrfs-staged"))
     with FaultProxy(emrfs_endpoint) as proxy:
-        a = node(proxy.url, tmp_path, "a", table,
-                 **{"consistency.dynamodb_max_retries": 1,
-                    "consistency.dynamodb_retry_base_seconds": 0.01})
+        a = node(
+            proxy.url,
+            tmp_path,
+            "a",
+            table,
+            **{
+                "consistency.dynamodb_max_retries": 1,
+                "consistency.dynamodb_retry_base_seconds": 0.01,
+            },
+        )
         out = f"{bucket}/out"
         attempt = f"{out}/_temporary/0/_temporary/attempt_1"
         a.pipe_file(f"{attempt}/p", b"payload")
@@ -284,8 +312,9 @@ def test_a_task_commit_that_cannot_record_keeps_its_output(emrfs_endpoint, tmp_p
         a._cached.local.tier.terminate()
 
 
-def test_a_task_commit_whose_upload_fails_leaves_no_upload_behind(emrfs_endpoint, tmp_path,
-                                                                  table, bucket, emrfs_s3):
+def test_a_task_commit_whose_upload_fails_leaves_no_upload_behind(
+    emrfs_endpoint, tmp_path, table, bucket, emrfs_s3
+):
     """One file's parts are refused (503 past every retry): the other files' staged
     uploads are aborted too, and the task's files stay on its node for the retry."""
     from emrfs.testing import Failure, FaultPolicy, FaultProxy
@@ -297,8 +326,9 @@ def test_a_task_commit_whose_upload_fails_leaves_no_upload_behind(emrfs_endpoint
         files = {f"good-{i}": os.urandom(1000) for i in range(6)} | {"bad": b"refused"}
         for rel, data in files.items():
             a.pipe_file(f"{attempt}/{rel}", data)
-        proxy.set_policy(FaultPolicy(slow_down=Failure(1.0, key_substring="out/bad",
-                                                       operations={"UploadPart"})))
+        proxy.set_policy(
+            FaultPolicy(slow_down=Failure(1.0, key_substring="out/bad", operations={"UploadPart"}))
+        )
         with pytest.raises(OSError):
             a.mv(attempt, f"{out}/_temporary/0/task_1")
         assert uploads(emrfs_s3, bucket) == [] and objects(emrfs_s3, bucket) == []

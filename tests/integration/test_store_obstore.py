@@ -584,8 +584,9 @@ from .test_tls import tls_endpoint  # noqa: E402, F401 - fixture: an HTTPS relay
 
 def test_https_endpoint_with_the_ca_bundle_and_without(tls_endpoint, fallback, emrfs_s3, bucket):  # noqa: F811
     url, ca = tls_endpoint
-    trusted = ObstoreStore(S3Options(endpoint_url=url, ca_bundle=ca, require_tls=True),
-                           fallback=fallback)
+    trusted = ObstoreStore(
+        S3Options(endpoint_url=url, ca_bundle=ca, require_tls=True), fallback=fallback
+    )
     untrusted = ObstoreStore(S3Options(endpoint_url=url, max_attempts=1), fallback=fallback)
     run(trusted.put(f"{bucket}/over-tls", b"in transit"))
     assert emrfs_s3.get_object(Bucket=bucket, Key="over-tls")["Body"].read() == b"in transit"
@@ -610,8 +611,9 @@ def test_pinned_gets_run_under_the_pinned_get_policy(emrfs_endpoint, fallback, e
                 raise
             return await unpinned()  # as a view with throw=False: what S3 serves
 
-    store = ObstoreStore(S3Options(endpoint_url=emrfs_endpoint), pinned_get=policy,
-                         fallback=fallback)
+    store = ObstoreStore(
+        S3Options(endpoint_url=emrfs_endpoint), pinned_get=policy, fallback=fallback
+    )
     emrfs_s3.put_object(Bucket=bucket, Key="k", Body=b"new version")
     path = f"{bucket}/k"
 

@@ -99,13 +99,20 @@ class TestS3StoreOnSeaweedFS(S3SideChannel, StoreTests):
     def store(self, seaweedfs) -> S3Store:
         import boto3
 
-        keys = {"aws_access_key_id": seaweedfs.access_key,
-                "aws_secret_access_key": seaweedfs.secret_key}
-        self.raw = boto3.client("s3", endpoint_url=seaweedfs.endpoint_url,
-                                region_name="us-east-1", **keys)
-        return S3Store.from_options(S3Options(
-            endpoint_url=seaweedfs.endpoint_url, access_key_id=keys["aws_access_key_id"],
-            secret_access_key=keys["aws_secret_access_key"]))
+        keys = {
+            "aws_access_key_id": seaweedfs.access_key,
+            "aws_secret_access_key": seaweedfs.secret_key,
+        }
+        self.raw = boto3.client(
+            "s3", endpoint_url=seaweedfs.endpoint_url, region_name="us-east-1", **keys
+        )
+        return S3Store.from_options(
+            S3Options(
+                endpoint_url=seaweedfs.endpoint_url,
+                access_key_id=keys["aws_access_key_id"],
+                secret_access_key=keys["aws_secret_access_key"],
+            )
+        )
 
     @pytest.fixture
     def root(self, store):
@@ -116,7 +123,8 @@ class TestS3StoreOnSeaweedFS(S3SideChannel, StoreTests):
 
 
 def test_transport_for_carries_the_sse_of_the_options_it_was_resolved_for(
-        emrfs_endpoint, emrfs_s3, emrfs_bucket):
+    emrfs_endpoint, emrfs_s3, emrfs_bucket
+):
     """SSE arguments live in the transport: every write verb of a store made for an SSE
     prefix asks S3 for it (seen by a raw HEAD), and one made for a plain prefix does not."""
     import asyncio
@@ -124,9 +132,12 @@ def test_transport_for_carries_the_sse_of_the_options_it_was_resolved_for(
     from emrfs.config import load
     from emrfs.store import transport_for
 
-    options = load({"endpoint_url": emrfs_endpoint,
-                    f"fs.s3.bucket.{emrfs_bucket}/secret.fs.s3.enableServerSideEncryption":
-                        "true"})
+    options = load(
+        {
+            "endpoint_url": emrfs_endpoint,
+            f"fs.s3.bucket.{emrfs_bucket}/secret.fs.s3.enableServerSideEncryption": "true",
+        }
+    )
     secret = transport_for(options.for_path(f"{emrfs_bucket}/secret/x"))
     plain = transport_for(options.for_path(f"{emrfs_bucket}/plain/x"))
 

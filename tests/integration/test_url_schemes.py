@@ -35,9 +35,11 @@ def entry_points_dir(tmp_path_factory) -> Path:
     info = root / f"emrfs-{project['version']}.dist-info"
     info.mkdir()
     info.joinpath("METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: emrfs\nVersion: {project['version']}\n")
+        f"Metadata-Version: 2.1\nName: emrfs\nVersion: {project['version']}\n"
+    )
     info.joinpath("entry_points.txt").write_text(
-        "[fsspec.specs]\n" + "".join(f"{k} = {v}\n" for k, v in specs.items()))
+        "[fsspec.specs]\n" + "".join(f"{k} = {v}\n" for k, v in specs.items())
+    )
     return root
 
 
@@ -45,17 +47,31 @@ def run(code: str, entry_points_dir: Path, env: dict[str, str] | None = None) ->
     environ = {k: v for k, v in os.environ.items() if k != "EMRFS_REGISTER_PROTOCOLS"}
     environ.update(env or {})
     environ["PYTHONPATH"] = os.pathsep.join([str(entry_points_dir), str(ROOT)])
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=environ,
-                          capture_output=True, text=True, timeout=120, cwd=str(entry_points_dir))
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(entry_points_dir),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def storage_options(endpoint: str) -> dict:
-    return {"endpoint_url": endpoint, "key": "testing", "secret": "testing",
-            "region": "us-east-1", "skip_instance_cache": True,
-            "cse": {"enabled": True, "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-                    "aes_key": AES_KEY}}
+    return {
+        "endpoint_url": endpoint,
+        "key": "testing",
+        "secret": "testing",
+        "region": "us-east-1",
+        "skip_instance_cache": True,
+        "cse": {
+            "enabled": True,
+            "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+            "aes_key": AES_KEY,
+        },
+    }
 
 
 def assert_ciphertext(s3, bucket: str, key: str) -> None:
@@ -85,12 +101,16 @@ PANDAS_ROUND_TRIP = """
 
 def pandas_code(endpoint, bucket, schemes, extra="") -> str:
     return textwrap.dedent(PANDAS_ROUND_TRIP).format(
-        opts=repr(storage_options(endpoint)), bucket=bucket, schemes=tuple(schemes),
-        extra=textwrap.dedent(extra).replace("\n", "\n    "))
+        opts=repr(storage_options(endpoint)),
+        bucket=bucket,
+        schemes=tuple(schemes),
+        extra=textwrap.dedent(extra).replace("\n", "\n    "),
+    )
 
 
 def test_register_serves_s3_s3a_s3n_to_pandas_and_pyarrow(
-        emrfs_endpoint, emrfs_s3, emrfs_bucket, entry_points_dir):
+    emrfs_endpoint, emrfs_s3, emrfs_bucket, entry_points_dir
+):
     extra = """
     import fsspec, pyarrow.dataset as ds
     from pyarrow.fs import PyFileSystem, FSSpecHandler
@@ -103,7 +123,8 @@ def test_register_serves_s3_s3a_s3n_to_pandas_and_pyarrow(
     out["csv"] = bool(pd.read_csv(f"s3n://{bucket}/csv/a.csv", storage_options=opts).equals(df))
     """
     code = "import emrfs\nassert emrfs.register() == ('s3', 's3a', 's3n')\n" + pandas_code(
-        emrfs_endpoint, emrfs_bucket, ("s3", "s3a", "s3n"), extra)
+        emrfs_endpoint, emrfs_bucket, ("s3", "s3a", "s3n"), extra
+    )
     out = run(code, entry_points_dir)
     assert out["s3"] and out["s3a"] and out["s3n"], out
     assert out["url_to_fs"] == "EmrFileSystem" and out["pyarrow_rows"] == 100, out
@@ -114,33 +135,57 @@ def test_register_serves_s3_s3a_s3n_to_pandas_and_pyarrow(
 
 
 def test_environment_variable_works_when_only_pandas_is_imported(
-        emrfs_endpoint, emrfs_s3, emrfs_bucket, entry_points_dir):
-    out = run(pandas_code(emrfs_endpoint, emrfs_bucket, ("s3", "s3a")), entry_points_dir,
-              {"EMRFS_REGISTER_PROTOCOLS": "s3,s3a"})
+    emrfs_endpoint, emrfs_s3, emrfs_bucket, entry_points_dir
+):
+    out = run(
+        pandas_code(emrfs_endpoint, emrfs_bucket, ("s3", "s3a")),
+        entry_points_dir,
+        {"EMRFS_REGISTER_PROTOCOLS": "s3,s3a"},
+    )
     assert out["s3"] and out["s3a"] and out["emrfs_imported"], out
     for scheme in ("s3", "s3a"):
         assert_ciphertext(emrfs_s3, emrfs_bucket, f"{scheme}/part-0.parquet")
 
 
 def test_without_asking_s3_and_s3a_stay_s3fs_and_s3n_is_emrfs(entry_points_dir):
-    out = run("""
+    out = run(
+        """
         import json, fsspec
         print(json.dumps({p: fsspec.get_filesystem_class(p).__module__
                           for p in ("s3", "s3a", "s3n", "emrfs")}))
-    """, entry_points_dir)
-    assert out == {"s3": "s3fs.core", "s3a": "s3fs.core", "s3n": "emrfs.filesystem",
-                   "emrfs": "emrfs.filesystem"}
+    """,
+        entry_points_dir,
+    )
+    assert out == {
+        "s3": "s3fs.core",
+        "s3a": "s3fs.core",
+        "s3n": "emrfs.filesystem",
+        "emrfs": "emrfs.filesystem",
+    }
 
 
 def test_import_emrfs_honours_the_variable_and_refuses_unknown_schemes(entry_points_dir):
-    out = run("""
+    out = run(
+        """
         import json, emrfs, fsspec
         print(json.dumps({p: fsspec.get_filesystem_class(p).__module__ for p in ("s3", "s3a")}))
-    """, entry_points_dir, {"EMRFS_REGISTER_PROTOCOLS": "s3"})
+    """,
+        entry_points_dir,
+        {"EMRFS_REGISTER_PROTOCOLS": "s3"},
+    )
     assert out == {"s3": "emrfs.filesystem", "s3a": "s3fs.core"}
-    environ = {**os.environ, "EMRFS_REGISTER_PROTOCOLS": "s3,gs",
-               "PYTHONPATH": os.pathsep.join([str(entry_points_dir), str(ROOT)])}
-    done = subprocess.run([sys.executable, "-c", "import emrfs"], env=environ,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0 and "EMRFS_REGISTER_PROTOCOLS" in done.stderr \
-        and "'gs'" in done.stderr
+    environ = {
+        **os.environ,
+        "EMRFS_REGISTER_PROTOCOLS": "s3,gs",
+        "PYTHONPATH": os.pathsep.join([str(entry_points_dir), str(ROOT)]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", "import emrfs"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        done.returncode != 0 and "EMRFS_REGISTER_PROTOCOLS" in done.stderr and "'gs'" in done.stderr
+    )

@@ -7,14 +7,19 @@ from emrfs import config, config_reference, hadoop_compat
 
 def test_the_reference_in_docs_is_current():
     text = config_reference.DOC.read_text()
-    assert config_reference.rewrite(text) == text, \
+    assert config_reference.rewrite(text) == text, (
         "docs/configuration.md is stale: run python -m emrfs.config_reference"
+    )
 
 
 def test_the_doc_names_every_name_the_code_accepts():
     text = config_reference.DOC.read_text()
-    names = {*config.ALIASES, *(p.name for p in hadoop_compat.PROPERTIES),
-             *config.IGNORED_PROPERTIES, *(s.env for s in config.REGISTRY.values())}
+    names = {
+        *config.ALIASES,
+        *(p.name for p in hadoop_compat.PROPERTIES),
+        *config.IGNORED_PROPERTIES,
+        *(s.env for s in config.REGISTRY.values()),
+    }
     missing = sorted(n for n in names if f"`{n}`" not in text)
     assert not missing, missing
 

@@ -38,20 +38,27 @@ def test_fixed_and_none():
     assert create_retry_policy("none", 9, 9).total_delay() == 0
 
 
-@given(st.sampled_from(["exponential", "fixed"]), st.integers(0, 20),
-       st.floats(0, 100, allow_nan=False))
+@given(
+    st.sampled_from(["exponential", "fixed"]),
+    st.integers(0, 20),
+    st.floats(0, 100, allow_nan=False),
+)
 def test_policies_retry_exactly_count_times_within_bounds(kind, count, period):
     policy = create_retry_policy(kind, count, period)
     got = delays(policy)
     assert len(got) == count
-    assert all(0 <= d <= max(period, 0) * 2 ** 20 for d in got)
+    assert all(0 <= d <= max(period, 0) * 2**20 for d in got)
     assert got == sorted(got)  # never shorter than the wait before
 
 
 def test_defaults_follow_options_and_emrfs_property_names():
-    opts = config.load({"fs.s3.consistent.retryPolicyType": "fixed",
-                        "fs.s3.consistent.retryCount": "3",
-                        "fs.s3.consistent.retryPeriodSeconds": "2"})
+    opts = config.load(
+        {
+            "fs.s3.consistent.retryPolicyType": "fixed",
+            "fs.s3.consistent.retryCount": "3",
+            "fs.s3.consistent.retryPeriodSeconds": "2",
+        }
+    )
     assert policy_from_options(opts.consistency) == FixedRetryPolicy(count=3, period=2.0)
     default = policy_from_options(config.load({}).consistency)
     assert default == ExponentialRetryPolicy(count=5, period=10.0)

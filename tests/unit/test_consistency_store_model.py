@@ -58,14 +58,26 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(src=PATHS, dst=PATHS)
     def rename(self, src, dst):
         live = src in self.files or src in self.dirs
-        if not live or P.is_within(dst, src) or P.is_within(src, dst) or self._blocked(dst) \
-                or dst in self.files or dst in self.dirs:
+        if (
+            not live
+            or P.is_within(dst, src)
+            or P.is_within(src, dst)
+            or self._blocked(dst)
+            or dst in self.files
+            or dst in self.dirs
+        ):
             return
         self.store.rename(src, dst)
-        moved_files = {P.join(dst, P.relative_to(p, src)) if p != src else dst: s
-                       for p, s in self.files.items() if P.is_within(p, src)}
-        moved_dirs = {P.join(dst, P.relative_to(d, src)) if d != src else dst
-                      for d in self.dirs if P.is_within(d, src)}
+        moved_files = {
+            P.join(dst, P.relative_to(p, src)) if p != src else dst: s
+            for p, s in self.files.items()
+            if P.is_within(p, src)
+        }
+        moved_dirs = {
+            P.join(dst, P.relative_to(d, src)) if d != src else dst
+            for d in self.dirs
+            if P.is_within(d, src)
+        }
         self.files = {p: s for p, s in self.files.items() if not P.is_within(p, src)}
         self.dirs = {d for d in self.dirs if not P.is_within(d, src)}
         self.files.update(moved_files)

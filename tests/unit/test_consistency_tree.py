@@ -7,11 +7,18 @@ from emrfs.consistency.store import Entry, InMemoryMetadataStore
 
 
 def test_merge_tree_waits_for_unlisted_files_and_never_offers_deleted_ones():
-    shown = {"b/t/listed": {"name": "b/t/listed", "type": "file", "size": 1},
-             "b/t/gone": {"name": "b/t/gone", "type": "file", "size": 1}}
-    rows = [Entry.file("b/t/listed", 1), Entry.file("b/t/hidden", 2),
-            Entry("b/t/gone", deleted=True), Entry.directory("b/t/sub"),
-            Entry.directory("b/t/empty"), Entry.file("b/t/sub/x", 3)]
+    shown = {
+        "b/t/listed": {"name": "b/t/listed", "type": "file", "size": 1},
+        "b/t/gone": {"name": "b/t/gone", "type": "file", "size": 1},
+    }
+    rows = [
+        Entry.file("b/t/listed", 1),
+        Entry.file("b/t/hidden", 2),
+        Entry("b/t/gone", deleted=True),
+        Entry.directory("b/t/sub"),
+        Entry.directory("b/t/empty"),
+        Entry.file("b/t/sub/x", 3),
+    ]
     verdict = merge_tree("b/t", shown, rows)
     assert {p.path for p in verdict.problems} == {"b/t/hidden", "b/t/gone", "b/t/sub/x"}
     # proceeding anyway (throw=False): the table's live files, less its tombstones,
@@ -23,8 +30,14 @@ def test_merge_tree_waits_for_unlisted_files_and_never_offers_deleted_ones():
 
 def test_delete_confirmed_tombstones_only_what_s3_deleted():
     store = InMemoryMetadataStore()
-    store.put_many([Entry.file("b/t/a/f", 1), Entry.file("b/t/a/g", 1),
-                    Entry.file("b/t/c/h", 1), Entry.directory("b/t/empty")])
+    store.put_many(
+        [
+            Entry.file("b/t/a/f", 1),
+            Entry.file("b/t/a/g", 1),
+            Entry.file("b/t/c/h", 1),
+            Entry.directory("b/t/empty"),
+        ]
+    )
     store.delete_confirmed("b/t", ["b/t/a/f", "b/t/c/h", "b/t/empty"])
     live = {e.path for e in store.scan("b") if e.live}
     assert live == {"b", "b/t", "b/t/a", "b/t/a/g"}  # g was not deleted: it and its parents stay

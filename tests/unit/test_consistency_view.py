@@ -20,8 +20,9 @@ async def no_sleep(delay):
 
 def make_view(**kwargs):
     sink = CounterSink()
-    view = ConsistentView(InMemoryMetadataStore(), FixedRetryPolicy(3, 1.0), sink=sink,
-                          sleep=no_sleep, **kwargs)
+    view = ConsistentView(
+        InMemoryMetadataStore(), FixedRetryPolicy(3, 1.0), sink=sink, sleep=no_sleep, **kwargs
+    )
     return view, sink
 
 
@@ -98,9 +99,14 @@ def test_copy_then_delete_tree_is_a_rename():
 
 
 def test_from_options_takes_the_consistency_section():
-    opts = config.load({"consistent": True, "fs.s3.consistent.retryPolicyType": "none",
-                        "fs.s3.consistent.throwExceptionOnInconsistency": "false",
-                        "fs.s3.consistent.fastList": "false"})
+    opts = config.load(
+        {
+            "consistent": True,
+            "fs.s3.consistent.retryPolicyType": "none",
+            "fs.s3.consistent.throwExceptionOnInconsistency": "false",
+            "fs.s3.consistent.fastList": "false",
+        }
+    )
     view = ConsistentView.from_options(opts, store=InMemoryMetadataStore())
     assert (view.throw, view.fast_list, view.policy.delay(0)) == (False, False, None)
 
@@ -135,8 +141,9 @@ def test_a_failed_batch_fails_every_writer_in_it():
     view = ConsistentView(CountingStore(fail=True), FixedRetryPolicy(0, 0))
 
     async def main():
-        return await asyncio.gather(*(view.record_file(f"b/f{i}", 1) for i in range(5)),
-                                    return_exceptions=True)
+        return await asyncio.gather(
+            *(view.record_file(f"b/f{i}", 1) for i in range(5)), return_exceptions=True
+        )
 
     results = asyncio.run(main())
     assert all(isinstance(r, OSError) for r in results)
@@ -194,8 +201,9 @@ def test_read_gives_up_by_the_policy():
     async def whole():
         return {"Body": "what S3 serves"}
 
-    assert asyncio.run(lenient.read("b/k", '"new"', changing_get("old"), whole)) == \
-        {"Body": "what S3 serves"}
+    assert asyncio.run(lenient.read("b/k", '"new"', changing_get("old"), whole)) == {
+        "Body": "what S3 serves"
+    }
 
 
 def test_read_of_a_version_the_table_no_longer_records_fails_at_once():
@@ -211,9 +219,11 @@ def test_read_of_a_version_the_table_no_longer_records_fails_at_once():
 
 def pages(*listed):
     """An S3 listing below a directory, as pages of paths."""
+
     async def gen():
         for page in listed:
             yield list(page)
+
     return gen()
 
 

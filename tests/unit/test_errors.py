@@ -7,14 +7,23 @@ from emrfs import errors
 
 
 def client_error(code, status=400, message="boom"):
-    return ClientError({"Error": {"Code": code, "Message": message},
-                        "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        "GetObject",
+    )
 
 
 def test_table_maps_codes_to_builtins_carrying_the_path():
-    cases = {"NoSuchKey": FileNotFoundError, "NoSuchBucket": FileNotFoundError,
-             "AccessDenied": PermissionError, "PreconditionFailed": FileExistsError,
-             "InvalidAccessKeyId": PermissionError}
+    cases = {
+        "NoSuchKey": FileNotFoundError,
+        "NoSuchBucket": FileNotFoundError,
+        "AccessDenied": PermissionError,
+        "PreconditionFailed": FileExistsError,
+        "InvalidAccessKeyId": PermissionError,
+    }
     for code, cls in cases.items():
         new = errors.translate_s3_error(client_error(code), "b/k")
         assert isinstance(new, cls), code
@@ -61,6 +70,7 @@ def test_hierarchy_and_pickling():
 
 # --- the one table: S3, DynamoDB and KMS -------------------------------------------
 
+
 def test_every_service_has_its_default_throttled_and_transport_rows():
     for service in (errors.S3, errors.DYNAMODB, errors.KMS):
         for pseudo in (errors.DEFAULT, errors.THROTTLED, errors.TRANSPORT):
@@ -70,8 +80,11 @@ def test_every_service_has_its_default_throttled_and_transport_rows():
 def test_dynamodb_errors_name_the_table_the_operation_and_what_to_do():
     from pynamodb.exceptions import QueryError
 
-    table = {"operation": "list children", "name": "t1",
-             "resource": "metadata table 't1' at http://h"}
+    table = {
+        "operation": "list children",
+        "name": "t1",
+        "resource": "metadata table 't1' at http://h",
+    }
     wrapped = QueryError("query failed", cause=client_error("ValidationException"))
     new = errors.translate_aws_error(wrapped, "b/d", errors.DYNAMODB, **table)
     assert type(new) is errors.ServiceError and new.code == "ValidationException"
@@ -79,8 +92,9 @@ def test_dynamodb_errors_name_the_table_the_operation_and_what_to_do():
     assert all(s in str(new) for s in ("list children", "'b/d'", "'t1'", "boom"))
 
     throttled = client_error("ProvisionedThroughputExceededException")
-    new = errors.translate_aws_error(throttled, "b/d", errors.DYNAMODB, retries=3,
-                                     elapsed=1.5, **table)
+    new = errors.translate_aws_error(
+        throttled, "b/d", errors.DYNAMODB, retries=3, elapsed=1.5, **table
+    )
     assert isinstance(new, errors.ThrottledError)
     assert "after 3 retries over 1.5 s" in str(new)
     assert "set-metadata-capacity -m t1" in str(new)
@@ -91,14 +105,21 @@ def test_dynamodb_errors_name_the_table_the_operation_and_what_to_do():
 
 
 def test_kms_key_problems_are_encryption_errors_with_a_hint():
-    for code, hint in (("InvalidCiphertextException", "another KMS key"),
-                       ("NotFoundException", "no KMS key 'k1'"),
-                       ("DisabledException", "disabled"),
-                       ("AccessDeniedException", "may not use this KMS key"),
-                       ("SomethingNew", "")):
-        new = errors.translate_aws_error(client_error(code), "b/obj", errors.KMS,
-                                         operation="Decrypt", name="k1",
-                                         resource="KMS key 'k1'")
+    for code, hint in (
+        ("InvalidCiphertextException", "another KMS key"),
+        ("NotFoundException", "no KMS key 'k1'"),
+        ("DisabledException", "disabled"),
+        ("AccessDeniedException", "may not use this KMS key"),
+        ("SomethingNew", ""),
+    ):
+        new = errors.translate_aws_error(
+            client_error(code),
+            "b/obj",
+            errors.KMS,
+            operation="Decrypt",
+            name="k1",
+            resource="KMS key 'k1'",
+        )
         assert type(new) is errors.EncryptionError and new.code == code, code
         assert "b/obj" in str(new) and hint in str(new), code
 
@@ -108,8 +129,7 @@ def test_throttling_transport_and_credentials_are_the_same_everywhere():
 
     conn = EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
     for service in (errors.S3, errors.DYNAMODB, errors.KMS):
-        new = errors.translate_aws_error(client_error("ThrottlingException", 400), "b/k",
-                                         service)
+        new = errors.translate_aws_error(client_error("ThrottlingException", 400), "b/k", service)
         assert isinstance(new, errors.ThrottledError) and "b/k" in str(new), service
         new = errors.translate_aws_error(conn, "b/k", service)
         assert isinstance(new, errors.TransportError) and "b/k" in str(new), service
@@ -138,8 +158,13 @@ def test_kms_provider_reports_an_unreachable_endpoint_as_transport():
     async def go():
         config = AioConfig(retries={"total_max_attempts": 1}, connect_timeout=2)
         async with get_session().create_client(
-                "kms", endpoint_url="http://127.0.0.1:1", region_name="us-east-1",
-                aws_access_key_id="x", aws_secret_access_key="y", config=config) as kms:
+            "kms",
+            endpoint_url="http://127.0.0.1:1",
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="y",
+            config=config,
+        ) as kms:
             await KmsKeyProvider("k1", kms).generate(next(iter(Suite)), "b/obj")
 
     try:
@@ -154,23 +179,31 @@ def test_obstore_errors_go_through_the_same_table():
     """obstore reports S3's answer only in its exception text: the table reads it there."""
     from emrfs.errors import ThrottledError, TransportError, is_obstore_error, translate_s3_error
 
-    body = ("Error performing GET http://h/b/k in 2ms - Server returned non-2xx status code: "
-            "{status}: <?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>{message}"
-            "</Message></Error>\n\nDebug source:\nNotFound {{}}")
-    missing = FileNotFoundError(body.format(status="404 Not Found", code="NoSuchKey",
-                                            message="The specified key does not exist."))
+    body = (
+        "Error performing GET http://h/b/k in 2ms - Server returned non-2xx status code: "
+        '{status}: <?xml version="1.0"?><Error><Code>{code}</Code><Message>{message}'
+        "</Message></Error>\n\nDebug source:\nNotFound {{}}"
+    )
+    missing = FileNotFoundError(
+        body.format(
+            status="404 Not Found", code="NoSuchKey", message="The specified key does not exist."
+        )
+    )
     assert is_obstore_error(missing)
     mine = translate_s3_error(missing, "b/k")
     assert isinstance(mine, FileNotFoundError) and mine is not missing and mine.filename == "b/k"
-    no_bucket = FileNotFoundError(body.format(status="404 Not Found", code="NoSuchBucket",
-                                              message="no bucket"))
+    no_bucket = FileNotFoundError(
+        body.format(status="404 Not Found", code="NoSuchBucket", message="no bucket")
+    )
     assert "emrfs mb s3://b" in str(translate_s3_error(no_bucket, "b/k"))
     slow = type("GenericError", (Exception,), {"__module__": "obstore.exceptions"})(
-        body.format(status="503 Service Unavailable", code="SlowDown", message="slow"))
+        body.format(status="503 Service Unavailable", code="SlowDown", message="slow")
+    )
     assert isinstance(translate_s3_error(slow, "b/k"), ThrottledError)
     refused = type("GenericError", (Exception,), {"__module__": "obstore.exceptions"})(
         "Generic S3 error: Error performing HEAD http://127.0.0.1:1/b/k - HTTP error: error "
-        "sending request\n\nDebug source:\nkind: Connect")
+        "sending request\n\nDebug source:\nkind: Connect"
+    )
     assert isinstance(translate_s3_error(refused, "b/k"), TransportError)
     refused.args = (refused.args[0] + ' {\n Os {\n code: 111,\n message: "Connection refused",',)
     assert "(Connection refused)" in str(translate_s3_error(refused, "b/k"))

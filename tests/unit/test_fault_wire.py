@@ -17,29 +17,32 @@ from emrfs.testing._s3wire import (
 from emrfs.testing.faults import Failure, FaultPolicy, Inconsistency
 
 
-@pytest.mark.parametrize("method, target, copy, operation, bucket, key", [
-    ("GET", "/", False, "ListBuckets", "", ""),
-    ("GET", "/b?list-type=2&prefix=a%2F", False, "ListObjectsV2", "b", ""),
-    ("GET", "/b?prefix=a&delimiter=%2F", False, "ListObjects", "b", ""),
-    ("GET", "/b", False, "ListObjects", "b", ""),
-    ("GET", "/b?versioning", False, "GetBucketVersioning", "b", ""),
-    ("GET", "/b?uploads", False, "ListMultipartUploads", "b", ""),
-    ("POST", "/b?delete", False, "DeleteObjects", "b", ""),
-    ("PUT", "/b", False, "CreateBucket", "b", ""),
-    ("HEAD", "/b", False, "HeadBucket", "b", ""),
-    ("GET", "/b/dir/a%20b", False, "GetObject", "b", "dir/a b"),
-    ("GET", "/b/k?tagging", False, "GetObjectTagging", "b", "k"),
-    ("HEAD", "/b/k", False, "HeadObject", "b", "k"),
-    ("PUT", "/b/k", False, "PutObject", "b", "k"),
-    ("PUT", "/b/k", True, "CopyObject", "b", "k"),
-    ("PUT", "/b/k?partNumber=1&uploadId=u", False, "UploadPart", "b", "k"),
-    ("PUT", "/b/k?partNumber=1&uploadId=u", True, "UploadPartCopy", "b", "k"),
-    ("POST", "/b/k?uploads", False, "CreateMultipartUpload", "b", "k"),
-    ("POST", "/b/k?uploadId=u", False, "CompleteMultipartUpload", "b", "k"),
-    ("DELETE", "/b/k?uploadId=u", False, "AbortMultipartUpload", "b", "k"),
-    ("DELETE", "/b/k", False, "DeleteObject", "b", "k"),
-    ("GET", "http://127.0.0.1:9/b/k", False, "GetObject", "b", "k"),
-])
+@pytest.mark.parametrize(
+    "method, target, copy, operation, bucket, key",
+    [
+        ("GET", "/", False, "ListBuckets", "", ""),
+        ("GET", "/b?list-type=2&prefix=a%2F", False, "ListObjectsV2", "b", ""),
+        ("GET", "/b?prefix=a&delimiter=%2F", False, "ListObjects", "b", ""),
+        ("GET", "/b", False, "ListObjects", "b", ""),
+        ("GET", "/b?versioning", False, "GetBucketVersioning", "b", ""),
+        ("GET", "/b?uploads", False, "ListMultipartUploads", "b", ""),
+        ("POST", "/b?delete", False, "DeleteObjects", "b", ""),
+        ("PUT", "/b", False, "CreateBucket", "b", ""),
+        ("HEAD", "/b", False, "HeadBucket", "b", ""),
+        ("GET", "/b/dir/a%20b", False, "GetObject", "b", "dir/a b"),
+        ("GET", "/b/k?tagging", False, "GetObjectTagging", "b", "k"),
+        ("HEAD", "/b/k", False, "HeadObject", "b", "k"),
+        ("PUT", "/b/k", False, "PutObject", "b", "k"),
+        ("PUT", "/b/k", True, "CopyObject", "b", "k"),
+        ("PUT", "/b/k?partNumber=1&uploadId=u", False, "UploadPart", "b", "k"),
+        ("PUT", "/b/k?partNumber=1&uploadId=u", True, "UploadPartCopy", "b", "k"),
+        ("POST", "/b/k?uploads", False, "CreateMultipartUpload", "b", "k"),
+        ("POST", "/b/k?uploadId=u", False, "CompleteMultipartUpload", "b", "k"),
+        ("DELETE", "/b/k?uploadId=u", False, "AbortMultipartUpload", "b", "k"),
+        ("DELETE", "/b/k", False, "DeleteObject", "b", "k"),
+        ("GET", "http://127.0.0.1:9/b/k", False, "GetObject", "b", "k"),
+    ],
+)
 def test_classify(method, target, copy, operation, bucket, key):
     req = classify(method, target, copy)
     assert (req.operation, req.bucket, req.key) == (operation, bucket, key)
@@ -48,24 +51,36 @@ def test_classify(method, target, copy, operation, bucket, key):
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
-def listing(contents: list[str], prefixes: list[str] = (), *, truncated=False,
-            encoded=False, token=None) -> bytes:
+def listing(
+    contents: list[str], prefixes: list[str] = (), *, truncated=False, encoded=False, token=None
+) -> bytes:
     entries = "".join(
         f"<Contents><Key>{k}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified>"
         f"<ETag>&quot;e-{k}&quot;</ETag><Size>3</Size><StorageClass>STANDARD</StorageClass>"
-        f"</Contents>" for k in contents)
+        f"</Contents>"
+        for k in contents
+    )
     cps = "".join(f"<CommonPrefixes><Prefix>{p}</Prefix></CommonPrefixes>" for p in prefixes)
-    return (f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="{NS}">'
-            f"<Name>b</Name><Prefix></Prefix><KeyCount>{len(contents) + len(prefixes)}</KeyCount>"
-            f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{entries}{cps}"
-            + (f"<NextContinuationToken>{token}</NextContinuationToken>" if token else "")
-            + ("<EncodingType>url</EncodingType>" if encoded else "")
-            + "</ListBucketResult>").encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="{NS}">'
+        f"<Name>b</Name><Prefix></Prefix><KeyCount>{len(contents) + len(prefixes)}</KeyCount>"
+        f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{entries}{cps}"
+        + (f"<NextContinuationToken>{token}</NextContinuationToken>" if token else "")
+        + ("<EncodingType>url</EncodingType>" if encoded else "")
+        + "</ListBucketResult>"
+    ).encode()
 
 
 def view(**kwargs) -> ListingView:
-    defaults = dict(prefix="", delimiter="", lower=None, hidden=frozenset(), lingering={},
-                    prefix_has_visible=lambda p, n: False, with_owner=False)
+    defaults = dict(
+        prefix="",
+        delimiter="",
+        lower=None,
+        hidden=frozenset(),
+        lingering={},
+        prefix_has_visible=lambda p, n: False,
+        with_owner=False,
+    )
     return ListingView(**{**defaults, **kwargs})
 
 
@@ -75,8 +90,14 @@ def entry(key: str) -> ListEntry:
 
 def test_rewrite_hides_keys_and_the_prefixes_only_they_imply():
     body = listing(["a", "c"], ["d/", "e/"])
-    out = rewrite_listing(body, view(delimiter="/", hidden=frozenset({"c", "d/x", "e/y"}),
-                                     prefix_has_visible=lambda p, n: p == "e/"))
+    out = rewrite_listing(
+        body,
+        view(
+            delimiter="/",
+            hidden=frozenset({"c", "d/x", "e/y"}),
+            prefix_has_visible=lambda p, n: p == "e/",
+        ),
+    )
     parsed = parse_listing(out.body)
     assert [e.key for e in parsed.entries] == ["a"]
     assert parsed.prefixes == ["e/"]
@@ -87,8 +108,9 @@ def test_rewrite_hides_keys_and_the_prefixes_only_they_imply():
 
 def test_rewrite_inserts_lingering_entries_in_order_and_url_encoded():
     body = listing(["a", "z"], encoded=True)
-    out = rewrite_listing(body, view(lingering={"m n": entry("m n"), "sub/k": entry("sub/k")},
-                                     delimiter="/"))
+    out = rewrite_listing(
+        body, view(lingering={"m n": entry("m n"), "sub/k": entry("sub/k")}, delimiter="/")
+    )
     parsed = parse_listing(out.body)
     assert [e.key for e in parsed.entries] == ["a", "m n", "z"]
     assert parsed.prefixes == ["sub/"]
@@ -102,8 +124,7 @@ def test_rewrite_keeps_lingering_entries_within_the_page():
     assert [e.key for e in parse_listing(out.body).entries] == ["k1", "k2", "k3"]
     assert (out.upper, out.next_token) == ("k3", "T1")
     page2 = listing(["k5"])
-    out = rewrite_listing(page2, view(lower="k3", lingering={"k2": entry("k2"),
-                                                             "k4": entry("k4")}))
+    out = rewrite_listing(page2, view(lower="k3", lingering={"k2": entry("k2"), "k4": entry("k4")}))
     assert [e.key for e in parse_listing(out.body).entries] == ["k4", "k5"]
 
 
@@ -117,11 +138,19 @@ def test_error_documents_are_recognised():
     assert not is_error_document(b"<CompleteMultipartUploadResult/>")
 
 
-@pytest.mark.parametrize("header, expected", [
-    (None, None), ("bytes=0-3", (0, 3)), ("bytes=8-", (8, 10)), ("bytes=-3", (8, 10)),
-    ("bytes=5-100", (5, 10)), ("bytes=11-", "invalid"), ("bytes=0-1,3-4", None),
-    ("items=0-1", None),
-])
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (None, None),
+        ("bytes=0-3", (0, 3)),
+        ("bytes=8-", (8, 10)),
+        ("bytes=-3", (8, 10)),
+        ("bytes=5-100", (5, 10)),
+        ("bytes=11-", "invalid"),
+        ("bytes=0-1,3-4", None),
+        ("items=0-1", None),
+    ],
+)
 def test_parse_range(header, expected):
     assert _parse_range(header, 11) == expected
 
@@ -140,12 +169,15 @@ def test_policies_reject_bad_values():
 
 
 def test_policy_from_s3a_properties():
-    policy = FaultPolicy.from_properties({
-        "fs.s3a.failinject.inconsistency.key.substring": "DELAY",
-        "fs.s3a.failinject.inconsistency.msec": "2500",
-        "fs.s3a.failinject.throttle.probability": "0.25",
-        "fs.s3a.endpoint": "ignored",
-    }, seed=3)
+    policy = FaultPolicy.from_properties(
+        {
+            "fs.s3a.failinject.inconsistency.key.substring": "DELAY",
+            "fs.s3a.failinject.inconsistency.msec": "2500",
+            "fs.s3a.failinject.throttle.probability": "0.25",
+            "fs.s3a.endpoint": "ignored",
+        },
+        seed=3,
+    )
     assert policy.inconsistency == Inconsistency(key_substring="DELAY", delay=2.5)
     assert policy.slow_down == Failure(0.25)
     assert policy.seed == 3

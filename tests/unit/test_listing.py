@@ -12,8 +12,10 @@ def obj(key, size=1):
 
 def test_delimited_page_markers_and_prefixes():
     listing = Listing()
-    page = {"Contents": [obj("d/", 0), obj("d/f"), obj("d/emr_$folder$", 0), obj("d/s3a/", 0)],
-            "CommonPrefixes": [{"Prefix": "d/sub/"}]}
+    page = {
+        "Contents": [obj("d/", 0), obj("d/f"), obj("d/emr_$folder$", 0), obj("d/s3a/", 0)],
+        "CommonPrefixes": [{"Prefix": "d/sub/"}],
+    }
     # s3a/ as a Content only appears with delimiter when it is the own marker of a child prefix
     add_page(listing, "b", "d", page, StatusFactory(1), recursive=False)
     names = [e["name"] for e in listing.entries()]

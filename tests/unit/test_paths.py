@@ -4,8 +4,10 @@ from emrfs import paths
 from emrfs.errors import InvalidPathError
 
 
-@pytest.mark.parametrize("url", ["emrfs://b1c/k/x", "s3://b1c/k/x", "s3a://b1c/k/x/",
-                                 "s3n://b1c//k/x", "b1c/k/x", "/b1c/k/x"])
+@pytest.mark.parametrize(
+    "url",
+    ["emrfs://b1c/k/x", "s3://b1c/k/x", "s3a://b1c/k/x/", "s3n://b1c//k/x", "b1c/k/x", "/b1c/k/x"],
+)
 def test_all_spellings_name_the_same_object(url):
     assert paths.strip_protocol(url) == "b1c/k/x"
     assert paths.split(url) == ("b1c", "k/x")
@@ -16,8 +18,10 @@ def test_foreign_scheme_is_named():
         paths.strip_protocol("gs://bucket/key")
 
 
-@pytest.mark.parametrize("bad", ["ab", "Upper", "under_score", "-dash", "a" * 64,
-                                 "192.168.1.1", "two..dots", "xn--punycode"])
+@pytest.mark.parametrize(
+    "bad",
+    ["ab", "Upper", "under_score", "-dash", "a" * 64, "192.168.1.1", "two..dots", "xn--punycode"],
+)
 def test_invalid_bucket_names_are_refused_naming_the_path(bad):
     with pytest.raises(InvalidPathError, match="invalid bucket name") as info:
         paths.validate(f"emrfs://{bad}/key")
@@ -36,8 +40,18 @@ def test_key_length_limit():
     assert paths.validate("bkt/" + "k" * 1024)
 
 
-@pytest.mark.parametrize("bad", ["bkt/a\x00b", "bkt/a\x1fb", "bkt/a\rb", "bkt/a\ufffe",
-                                 "bkt/a\uffff", "bkt/a\ud800", "emrfs://bkt/\udcff/x"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "bkt/a\x00b",
+        "bkt/a\x1fb",
+        "bkt/a\rb",
+        "bkt/a\ufffe",
+        "bkt/a\uffff",
+        "bkt/a\ud800",
+        "emrfs://bkt/\udcff/x",
+    ],
+)
 def test_characters_s3_cannot_hold_are_refused_naming_the_path(bad):
     with pytest.raises(InvalidPathError) as info:
         paths.validate(bad)
@@ -45,7 +59,7 @@ def test_characters_s3_cannot_hold_are_refused_naming_the_path(bad):
     assert repr(bad) in str(info.value) and "U+" in str(info.value)
 
 
-@pytest.mark.parametrize("good", ["bkt/a\tb", "bkt/a\x7fb", "bkt/\u00e9t\u00e9", "bkt/\U0001F600"])
+@pytest.mark.parametrize("good", ["bkt/a\tb", "bkt/a\x7fb", "bkt/\u00e9t\u00e9", "bkt/\U0001f600"])
 def test_other_characters_are_kept(good):
     assert paths.validate(good) == good
 

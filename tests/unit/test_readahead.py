@@ -19,7 +19,7 @@ def test_sequential_scan_from_zero_reads_ahead_a_block():
     src = Source(256 * MiB)
     cache = AdaptiveReadahead(64 * MiB, src, len(src.data))
     for offset in range(0, 256 * MiB, MiB):
-        assert cache._fetch(offset, offset + MiB) == src.data[offset:offset + MiB]
+        assert cache._fetch(offset, offset + MiB) == src.data[offset : offset + MiB]
     assert len(src.calls) <= 256 // 64 + 1
 
 
@@ -41,7 +41,7 @@ def test_random_reads_that_turn_sequential_grow_again():
     cache._fetch(5 * MiB, 5 * MiB + 10)
     for i in range(20):
         start = 5 * MiB + 10 + i * 100_000
-        assert cache._fetch(start, start + 100_000) == src.data[start:start + 100_000]
+        assert cache._fetch(start, start + 100_000) == src.data[start : start + 100_000]
     assert len(src.calls) < 8
 
 

@@ -32,18 +32,33 @@ def test_directories_are_real_and_emptied_ones_stay():
     apply_all(m, Op("pipe", "a/sub/x", size=3, fill=1), Op("rm", "a/sub/x"))
     assert m.kind("a/sub") == "directory" and m.kind("a") == "directory"
     assert m.apply(Op("ls", "a/sub")) == Outcome("ok", [])
-    assert errors(apply_all(m, Op("mkdir", "a/sub"), Op("rmdir", "a"), Op("rm", "a"))) == \
-        ["FileExistsError", "OSError(ENOTEMPTY)", "IsADirectoryError"]
+    assert errors(apply_all(m, Op("mkdir", "a/sub"), Op("rmdir", "a"), Op("rm", "a"))) == [
+        "FileExistsError",
+        "OSError(ENOTEMPTY)",
+        "IsADirectoryError",
+    ]
     assert m.apply(Op("rm_r", "a")) == Outcome("ok") and m.kind("a") is None
 
 
 def test_writes_below_a_file_and_over_a_directory_are_refused():
     m = Model()
     apply_all(m, Op("pipe", "a/x", size=1, fill=1), Op("mkdir", "b é"))
-    assert errors(apply_all(m, Op("pipe", "a/x/x"), Op("mkdir", "a/x/x"), Op("pipe", "b é"),
-                            Op("pipe_create", "a/x"), Op("cp", "a/x", "b é"))) == \
-        ["NotADirectoryError", "NotADirectoryError", "IsADirectoryError", "FileExistsError",
-         "IsADirectoryError"]
+    assert errors(
+        apply_all(
+            m,
+            Op("pipe", "a/x/x"),
+            Op("mkdir", "a/x/x"),
+            Op("pipe", "b é"),
+            Op("pipe_create", "a/x"),
+            Op("cp", "a/x", "b é"),
+        )
+    ) == [
+        "NotADirectoryError",
+        "NotADirectoryError",
+        "IsADirectoryError",
+        "FileExistsError",
+        "IsADirectoryError",
+    ]
 
 
 def test_rename_follows_hdfs():
@@ -57,9 +72,11 @@ def test_rename_follows_hdfs():
     assert m.files == {"out/_temporary/x": data}
     assert m.kind("out") == "directory" and m.kind("b é") is None
     m.apply(Op("mkdir", "x"))
-    assert errors(apply_all(m, Op("mv", "out", "out/_temporary"), Op("mv", "x", "out"),
-                            Op("mv", "nothing", "a"))) == \
-        ["InvalidPathError", None, "FileNotFoundError"]
+    assert errors(
+        apply_all(
+            m, Op("mv", "out", "out/_temporary"), Op("mv", "x", "out"), Op("mv", "nothing", "a")
+        )
+    ) == ["InvalidPathError", None, "FileNotFoundError"]
     assert m.kind("out/x") == "directory"  # x moved into out
     m.apply(Op("mkdir", "x"))
     assert m.apply(Op("mv", "x", "out")) == Outcome("error", "FileExistsError")  # out/x exists
@@ -70,8 +87,9 @@ def test_ranges_follow_fsspec_and_read_empty_past_the_end():
     m.apply(Op("pipe", "f", size=10, fill=3))
     data = payload(10, 3)
     for start, end in [(None, None), (2, 5), (-3, None), (0, -1), (50, None), (5, 2), (0, 100)]:
-        assert m.apply(Op("cat_range", "f", start=start, end=end)) == \
-            Outcome("ok", data[start:end]), (start, end)
+        assert m.apply(Op("cat_range", "f", start=start, end=end)) == Outcome(
+            "ok", data[start:end]
+        ), (start, end)
 
 
 def test_find_and_exists():
@@ -107,7 +125,7 @@ def test_shrink_finds_the_two_operations_that_matter():
     a, b = ops[17], ops[90]
 
     def fails(candidate):
-        return a in candidate and b in candidate[candidate.index(a) + 1:]
+        return a in candidate and b in candidate[candidate.index(a) + 1 :]
 
     shrunk = shrink(ops, fails)
     assert fails(shrunk) and len(shrunk) == 2

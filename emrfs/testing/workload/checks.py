@@ -21,7 +21,7 @@ class Divergence:
 
     index: int
     op: Op
-    check: str            # "result", or the side-channel check that failed
+    check: str  # "result", or the side-channel check that failed
     expected: str
     got: str
 
@@ -35,32 +35,38 @@ class Divergence:
         return (self.op.name, self.check, got)
 
     def __str__(self) -> str:
-        return (f"op #{self.index} {self.op}: {self.check}: expected {self.expected}; "
-                f"got {self.got}")
+        return f"op #{self.index} {self.op}: {self.check}: expected {self.expected}; got {self.got}"
 
 
 def _perform(fs: Any, bucket: str, op: Op, workdir: str) -> Outcome:
     """Run ``op`` through emrfs and return what it did, in the model's terms."""
+
     def p(rel: str | None) -> str:
         return f"{bucket}/{rel}" if rel else bucket
 
     def rel(name: str) -> str:
         name = name.rstrip("/")
-        return name[len(bucket) + 1:] if name.startswith(bucket + "/") else \
-            ("" if name == bucket else "!" + name)
+        return (
+            name[len(bucket) + 1 :]
+            if name.startswith(bucket + "/")
+            else ("" if name == bucket else "!" + name)
+        )
 
     try:
         n = op.name
         if n == "mkdir":
             fs.mkdir(p(op.path))
         elif n in ("pipe", "pipe_create"):
-            fs.pipe_file(p(op.path), payload(op.size, op.fill),
-                         mode="create" if n == "pipe_create" else "overwrite")
+            fs.pipe_file(
+                p(op.path),
+                payload(op.size, op.fill),
+                mode="create" if n == "pipe_create" else "overwrite",
+            )
         elif n in ("write_multipart", "open_create"):
             data = payload(op.size, op.fill)
             with fs.open(p(op.path), "wb" if n == "write_multipart" else "xb") as f:
                 for i in range(0, max(len(data), 1), 1 * MiB + 7):  # not aligned with parts
-                    f.write(data[i:i + MiB + 7])
+                    f.write(data[i : i + MiB + 7])
         elif n == "cat":
             return Outcome("ok", fs.cat_file(p(op.path)))
         elif n == "cat_range":
@@ -84,9 +90,13 @@ def _perform(fs: Any, bucket: str, op: Op, workdir: str) -> Outcome:
             fs.rmdir(p(op.path))
         elif n == "ls":
             entries = fs.ls(p(op.path), detail=True)
-            return Outcome("ok", sorted(
-                (rel(e["name"]), e["type"], e["size"] if e["type"] == "file" else None)
-                for e in entries))
+            return Outcome(
+                "ok",
+                sorted(
+                    (rel(e["name"]), e["type"], e["size"] if e["type"] == "file" else None)
+                    for e in entries
+                ),
+            )
         elif n == "find":
             return Outcome("ok", sorted(rel(x) for x in fs.find(p(op.path), withdirs=op.flag)))
         elif n == "info":
@@ -112,13 +122,17 @@ def side_channel(env: Environment, bucket: str, model: Model) -> tuple[str, str,
     """The bucket (raw boto3 LIST) and, with the consistent view, the table (a scan)
     against the model: ``(check, expected, got)`` for the first mismatch, else None."""
     keys = _s3_keys(env.s3, bucket)
-    markers = {k[:-1] for k in keys if k.endswith("/")} | \
-        {k[:-len("_$folder$")] for k in keys if k.endswith("_$folder$")}
-    objects = {k: size for k, size in keys.items()
-               if not k.endswith("/") and not k.endswith("_$folder$")
-               and not (env.config.cse and k.endswith(".instruction"))}
-    expected = {p: d for p, d in model.files.items()
-                if not (env.config.cache and is_ephemeral(p))}
+    markers = {k[:-1] for k in keys if k.endswith("/")} | {
+        k[: -len("_$folder$")] for k in keys if k.endswith("_$folder$")
+    }
+    objects = {
+        k: size
+        for k, size in keys.items()
+        if not k.endswith("/")
+        and not k.endswith("_$folder$")
+        and not (env.config.cse and k.endswith(".instruction"))
+    }
+    expected = {p: d for p, d in model.files.items() if not (env.config.cache and is_ephemeral(p))}
     lost = sorted(set(expected) - set(objects))
     if lost:
         return ("s3 objects", f"files {lost} in S3", f"S3 lacks them (S3 has {sorted(objects)})")
@@ -128,33 +142,58 @@ def side_channel(env: Environment, bucket: str, model: Model) -> tuple[str, str,
     overhead = 16 if env.config.cse else 0  # the AES-GCM tag
     wrong = sorted(p for p, d in expected.items() if objects[p] != len(d) + overhead)
     if wrong:
-        return ("s3 sizes", f"{[(p, len(expected[p]) + overhead) for p in wrong]}",
-                f"{[(p, objects[p]) for p in wrong]}")
+        return (
+            "s3 sizes",
+            f"{[(p, len(expected[p]) + overhead) for p in wrong]}",
+            f"{[(p, objects[p]) for p in wrong]}",
+        )
     ghosts = sorted(m for m in markers if m not in model.dirs)
     if ghosts:
-        return ("s3 markers", "a folder marker only for directories",
-                f"markers for non-directories {ghosts}")
+        return (
+            "s3 markers",
+            "a folder marker only for directories",
+            f"markers for non-directories {ghosts}",
+        )
     implied = set(markers)
     for k in list(objects) + list(markers):
         implied.update(_ancestors(k))
-    local = {a for p in list(model.files) + list(model.dirs)
-             if env.config.cache and is_ephemeral(p) for a in [*_ancestors(p), p]}
+    local = {
+        a
+        for p in list(model.files) + list(model.dirs)
+        if env.config.cache and is_ephemeral(p)
+        for a in [*_ancestors(p), p]
+    }
     missing = sorted(d for d in model.dirs if d not in implied and d not in local)
     if missing:
-        return ("s3 directories", f"directories {missing} marked or implied in S3",
-                "neither a marker nor a key below them")
+        return (
+            "s3 directories",
+            f"directories {missing} marked or implied in S3",
+            "neither a marker nor a key below them",
+        )
     if env.config.consistent:
         live = _live_rows(env, bucket)
-        claimed = sorted(p for p, is_dir in live.items() if not is_dir
-                         and p not in objects and not is_ephemeral(p))
+        claimed = sorted(
+            p
+            for p, is_dir in live.items()
+            if not is_dir and p not in objects and not is_ephemeral(p)
+        )
         if claimed:
-            return ("dynamodb rows", "no live file row without its S3 object",
-                    f"live file rows for {claimed}; S3 lacks them")
-        ghost_dirs = sorted(p for p, is_dir in live.items() if is_dir and p
-                            and p not in model.dirs and not is_ephemeral(p))
+            return (
+                "dynamodb rows",
+                "no live file row without its S3 object",
+                f"live file rows for {claimed}; S3 lacks them",
+            )
+        ghost_dirs = sorted(
+            p
+            for p, is_dir in live.items()
+            if is_dir and p and p not in model.dirs and not is_ephemeral(p)
+        )
         if ghost_dirs:
-            return ("dynamodb rows", "live directory rows only for directories",
-                    f"live directory rows for {ghost_dirs}")
+            return (
+                "dynamodb rows",
+                "live directory rows only for directories",
+                f"live directory rows for {ghost_dirs}",
+            )
     return None
 
 
@@ -170,14 +209,19 @@ def _live_rows(env: Environment, bucket: str) -> dict[str, bool]:
                     continue
                 full = f"{parent}/{child}" if parent else child
                 if full.startswith(bucket + "/"):
-                    rows[full[len(bucket) + 1:]] = bool(item.get("is_dir", {}).get("BOOL"))
+                    rows[full[len(bucket) + 1 :]] = bool(item.get("is_dir", {}).get("BOOL"))
     except env.ddb.exceptions.ResourceNotFoundException:
         pass  # nothing recorded yet
     return rows
 
 
-def run(env: Environment, ops: Sequence[Op], *, verify: bool = True,
-        on_step: Callable[[int, Any, str], None] | None = None) -> Divergence | None:
+def run(
+    env: Environment,
+    ops: Sequence[Op],
+    *,
+    verify: bool = True,
+    on_step: Callable[[int, Any, str], None] | None = None,
+) -> Divergence | None:
     """Replay ``ops`` on a fresh bucket; the first divergence from the model, or None.
 
     ``on_step(index, fs, bucket)`` runs after each operation, before the checks."""

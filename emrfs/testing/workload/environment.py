@@ -23,23 +23,40 @@ class Config:
     name: str
     description: str
     sse: bool = False
-    cse: str | None = None          # "aes" (a raw key) or "kms" (a key made in the server's KMS)
-    cache: bool = False             # the block cache and its ephemeral tier
-    consistent: bool = False        # the consistent view, behind a FaultProxy injecting faults
+    cse: str | None = None  # "aes" (a raw key) or "kms" (a key made in the server's KMS)
+    cache: bool = False  # the block cache and its ephemeral tier
+    consistent: bool = False  # the consistent view, behind a FaultProxy injecting faults
 
 
-CONFIGS: dict[str, Config] = {c.name: c for c in (
-    Config("plain", "no options"),
-    Config("sse", "fs.s3.enableServerSideEncryption=true", sse=True),
-    Config("cse", "client-side encryption, raw AES key", cse="aes"),
-    Config("cache", "block cache + ephemeral tier (_temporary/)", cache=True),
-    Config("consistent", "consistent view; list delay, stale reads, lingering deletes, "
-                         "503s and DynamoDB throttling on", consistent=True),
-    Config("cse-consistent", "CSE (AES) + consistent view + every fault", cse="aes",
-           consistent=True),
-    Config("all", "CSE (KMS) + cache + ephemeral tier + consistent view + every fault "
-                  "(SSE conflicts with CSE)", cse="kms", cache=True, consistent=True),
-)}
+CONFIGS: dict[str, Config] = {
+    c.name: c
+    for c in (
+        Config("plain", "no options"),
+        Config("sse", "fs.s3.enableServerSideEncryption=true", sse=True),
+        Config("cse", "client-side encryption, raw AES key", cse="aes"),
+        Config("cache", "block cache + ephemeral tier (_temporary/)", cache=True),
+        Config(
+            "consistent",
+            "consistent view; list delay, stale reads, lingering deletes, "
+            "503s and DynamoDB throttling on",
+            consistent=True,
+        ),
+        Config(
+            "cse-consistent",
+            "CSE (AES) + consistent view + every fault",
+            cse="aes",
+            consistent=True,
+        ),
+        Config(
+            "all",
+            "CSE (KMS) + cache + ephemeral tier + consistent view + every fault "
+            "(SSE conflicts with CSE)",
+            cse="kms",
+            cache=True,
+            consistent=True,
+        ),
+    )
+}
 
 
 def resolve_configs(names: str) -> list[Config]:
@@ -49,8 +66,9 @@ def resolve_configs(names: str) -> list[Config]:
     out = []
     for name in names.split(","):
         if name.strip() not in CONFIGS:
-            raise ValueError(f"unknown workload configuration {name!r}; known: "
-                             f"{', '.join(CONFIGS)} (or 'every')")
+            raise ValueError(
+                f"unknown workload configuration {name!r}; known: {', '.join(CONFIGS)} (or 'every')"
+            )
         out.append(CONFIGS[name.strip()])
     return out
 
@@ -77,8 +95,9 @@ class Environment:
     """Servers and proxy for one configuration, shared by every run of it; each
     :meth:`fresh` run gets a new bucket, table, cache directory and filesystem."""
 
-    def __init__(self, config: Config, endpoint: str, *, seed: int = 0,
-                 fault_delay: float = 0.3) -> None:
+    def __init__(
+        self, config: Config, endpoint: str, *, seed: int = 0, fault_delay: float = 0.3
+    ) -> None:
         import boto3
 
         self.config = config
@@ -97,35 +116,51 @@ class Environment:
             from ..faults import Failure, FaultPolicy, FaultProxy, Inconsistency
 
             policy = FaultPolicy(
-                inconsistency=Inconsistency(delay=fault_delay, list_delay=True,
-                                            lingering_deletes=True, stale_reads=True),
-                slow_down=Failure(0.03), dynamodb_throttle=Failure(0.03), seed=seed)
+                inconsistency=Inconsistency(
+                    delay=fault_delay, list_delay=True, lingering_deletes=True, stale_reads=True
+                ),
+                slow_down=Failure(0.03),
+                dynamodb_throttle=Failure(0.03),
+                seed=seed,
+            )
             self.proxy = FaultProxy(endpoint, policy, clock=self.clock)
             self.proxy.start()
         self._made: list[tuple[str, Any]] = []
 
     def options(self, cache_dir: str) -> dict[str, Any]:
         c = self.config
-        opts: dict[str, Any] = {"skip_instance_cache": True, "part_size": 5 * MiB,
-                                "multipart_threshold": 5 * MiB, "retry_base_seconds": 0.01}
+        opts: dict[str, Any] = {
+            "skip_instance_cache": True,
+            "part_size": 5 * MiB,
+            "multipart_threshold": 5 * MiB,
+            "retry_base_seconds": 0.01,
+        }
         if c.sse:
             opts["fs.s3.enableServerSideEncryption"] = "true"
         if c.cse == "aes":
-            opts["cse"] = {"enabled": True, "materials_provider":
-                           "emrfs.crypto.keys:AesKeyProvider", "aes_key": AES_KEY}
+            opts["cse"] = {
+                "enabled": True,
+                "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+                "aes_key": AES_KEY,
+            }
         elif c.cse == "kms":
             opts["cse"] = {"enabled": True, "kms_key_id": self.kms_key}
         if c.cache:
-            opts["cache"] = {"enabled": True, "directories": [cache_dir],
-                             "block_size": 64 * 1024}
+            opts["cache"] = {"enabled": True, "directories": [cache_dir], "block_size": 64 * 1024}
         if c.consistent:
             # The retry budget (20 x 0.05 s) outlasts every injected delay, so a
             # ConsistencyError is a divergence, not bad luck.
-            opts.update({"consistent": True, "consistency.table_name": self.table,
-                         "consistency.retry_policy_type": "fixed",
-                         "consistency.retry_period_seconds": 0.05,
-                         "consistency.retry_count": 20, "consistency.fast_list": False,
-                         "consistency.dynamodb_retry_base_seconds": 0.01})
+            opts.update(
+                {
+                    "consistent": True,
+                    "consistency.table_name": self.table,
+                    "consistency.retry_policy_type": "fixed",
+                    "consistency.retry_period_seconds": 0.05,
+                    "consistency.retry_count": 20,
+                    "consistency.fast_list": False,
+                    "consistency.dynamodb_retry_base_seconds": 0.01,
+                }
+            )
         return opts
 
     def fresh(self) -> tuple[Any, str]:

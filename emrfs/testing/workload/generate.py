@@ -9,9 +9,24 @@ from .model import Model
 from .ops import PATHS, READ_PATHS, MiB, Op, _parent
 
 _WEIGHTS: dict[str, int] = {
-    "mkdir": 8, "pipe": 14, "pipe_create": 5, "write_multipart": 1, "open_create": 3,
-    "cat": 8, "cat_range": 6, "get_file": 4, "mv": 14, "cp": 5, "rm": 6, "rm_r": 5,
-    "rmdir": 5, "ls": 8, "find": 5, "info": 5, "exists": 3}
+    "mkdir": 8,
+    "pipe": 14,
+    "pipe_create": 5,
+    "write_multipart": 1,
+    "open_create": 3,
+    "cat": 8,
+    "cat_range": 6,
+    "get_file": 4,
+    "mv": 14,
+    "cp": 5,
+    "rm": 6,
+    "rm_r": 5,
+    "rmdir": 5,
+    "ls": 8,
+    "find": 5,
+    "info": 5,
+    "exists": 3,
+}
 
 
 def generate(seed: int, n_ops: int) -> list[Op]:
@@ -38,8 +53,9 @@ def generate(seed: int, n_ops: int) -> list[Op]:
             path = pick("file" if rng.random() < 0.4 else None)
             op = Op(name, path, size=rng.choice((0, 1, 7, 100, 300)), fill=rng.randrange(1 << 30))
         elif name == "write_multipart":  # above the 5 MiB part size: two parts
-            op = Op(name, pick(None), size=5 * MiB + rng.randrange(1, 4096),
-                    fill=rng.randrange(1 << 30))
+            op = Op(
+                name, pick(None), size=5 * MiB + rng.randrange(1, 4096), fill=rng.randrange(1 << 30)
+            )
         elif name in ("mv", "cp"):
             src = pick("file" if rng.random() < 0.6 else "dir")
             if rng.random() < 0.15:  # into its own directory, or onto itself
@@ -48,8 +64,12 @@ def generate(seed: int, n_ops: int) -> list[Op]:
                 dst = pick("dir" if rng.random() < 0.4 else None)
             op = Op(name, src, dst)
         elif name == "cat_range":
-            op = Op(name, pick("file"), start=rng.choice((None, 0, 1, 5, 50, 400, -3)),
-                    end=rng.choice((None, 2, 10, 120, 1000, -1)))
+            op = Op(
+                name,
+                pick("file"),
+                start=rng.choice((None, 0, 1, 5, 50, 400, -3)),
+                end=rng.choice((None, 2, 10, 120, 1000, -1)),
+            )
         elif name in ("cat", "get_file"):
             op = Op(name, pick("file"))
         elif name in ("rm", "rm_r", "rmdir"):

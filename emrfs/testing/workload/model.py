@@ -41,12 +41,14 @@ def error_kind(exc: BaseException) -> str:
     """The class of error the model speaks of (unexpected ones keep their type name)."""
     from ...errors import InvalidPathError
 
-    for cls, name in ((FileNotFoundError, "FileNotFoundError"),
-                      (FileExistsError, "FileExistsError"),
-                      (IsADirectoryError, "IsADirectoryError"),
-                      (NotADirectoryError, "NotADirectoryError"),
-                      (InvalidPathError, "InvalidPathError"),
-                      (PermissionError, "PermissionError")):
+    for cls, name in (
+        (FileNotFoundError, "FileNotFoundError"),
+        (FileExistsError, "FileExistsError"),
+        (IsADirectoryError, "IsADirectoryError"),
+        (NotADirectoryError, "NotADirectoryError"),
+        (InvalidPathError, "InvalidPathError"),
+        (PermissionError, "PermissionError"),
+    ):
         if isinstance(exc, cls):
             return name
     if isinstance(exc, OSError) and exc.errno == errno.ENOTEMPTY:
@@ -82,8 +84,9 @@ class Model:
         return any(a in self.files for a in _ancestors(path))
 
     def _children(self, path: str) -> list[str]:
-        return sorted(p for p in list(self.files) + list(self.dirs)
-                      if p != path and _parent(p) == path)
+        return sorted(
+            p for p in list(self.files) + list(self.dirs) if p != path and _parent(p) == path
+        )
 
     def _below(self, path: str) -> list[str]:
         return [p for p in list(self.files) + list(self.dirs) if p != path and _within(p, path)]
@@ -198,8 +201,8 @@ class Model:
         self._remove(src)
         self._make_parents(dst)
         for p, d in moved_files.items():
-            self.files[dst + p[len(src):]] = d
-        self.dirs.update(dst + p[len(src):] for p in moved_dirs)
+            self.files[dst + p[len(src) :]] = d
+        self.dirs.update(dst + p[len(src) :] for p in moved_dirs)
         return OK
 
     def _cp(self, op: Op) -> Outcome:

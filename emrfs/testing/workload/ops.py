@@ -14,20 +14,62 @@ MiB = 1024 * 1024
 
 #: Every operation name the generator draws (and a replayed sequence may use).
 VOCABULARY: tuple[str, ...] = (
-    "mkdir", "pipe", "pipe_create", "write_multipart", "open_create", "cat", "cat_range",
-    "get_file", "mv", "cp", "rm", "rm_r", "rmdir", "ls", "find", "info", "exists")
+    "mkdir",
+    "pipe",
+    "pipe_create",
+    "write_multipart",
+    "open_create",
+    "cat",
+    "cat_range",
+    "get_file",
+    "mv",
+    "cp",
+    "rm",
+    "rm_r",
+    "rmdir",
+    "ls",
+    "find",
+    "info",
+    "exists",
+)
 
-MUTATING = frozenset({"mkdir", "pipe", "pipe_create", "write_multipart", "open_create", "mv",
-                      "cp", "rm", "rm_r", "rmdir"})
+MUTATING = frozenset(
+    {
+        "mkdir",
+        "pipe",
+        "pipe_create",
+        "write_multipart",
+        "open_create",
+        "mv",
+        "cp",
+        "rm",
+        "rm_r",
+        "rmdir",
+    }
+)
 
 #: Paths relative to the bucket.  ``out/_temporary/...`` is what a Hadoop committer
 #: writes (the ephemeral tier's paths); ``a/x/x`` lies below a name that is often a file.
 PATHS: tuple[str, ...] = (
-    "a", "a/x", "a/y z", "a/sub", "a/sub/x", "a/sub/ü", "a/x/x",
-    "b é", "b é/x", "b é/ü",
+    "a",
+    "a/x",
+    "a/y z",
+    "a/sub",
+    "a/sub/x",
+    "a/sub/ü",
+    "a/x/x",
+    "b é",
+    "b é/x",
+    "b é/ü",
     "x",
-    "out", "out/x", "out/ü", "out/_temporary", "out/_temporary/0",
-    "out/_temporary/0/task", "out/_temporary/0/task/x", "out/_temporary/0/task/y z",
+    "out",
+    "out/x",
+    "out/ü",
+    "out/_temporary",
+    "out/_temporary/0",
+    "out/_temporary/0/task",
+    "out/_temporary/0/task/x",
+    "out/_temporary/0/task/y z",
     "out/_temporary/0/x",
 )
 
@@ -56,8 +98,11 @@ class Op:
 
     def as_json(self) -> dict[str, Any]:
         defaults = Op("ls", "")
-        return {k: v for k, v in asdict(self).items()
-                if k in ("name", "path") or v != getattr(defaults, k)}
+        return {
+            k: v
+            for k, v in asdict(self).items()
+            if k in ("name", "path") or v != getattr(defaults, k)
+        }
 
     def __str__(self) -> str:
         args = [repr(self.path)] + ([repr(self.dst)] if self.dst is not None else [])
@@ -79,8 +124,10 @@ def ops_from_json(text: str) -> list[Op]:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"replay sequence is not JSON ({exc}); pass what the failure "
-                         "report printed after --replay") from None
+        raise ValueError(
+            f"replay sequence is not JSON ({exc}); pass what the failure "
+            "report printed after --replay"
+        ) from None
     if not isinstance(items, list):
         raise ValueError("replay sequence must be a JSON list of operations")
     return [Op(**item) for item in items]

@@ -19,8 +19,8 @@ from .shrink import shrink
 class Finding:
     """One distinct divergence (by operation and check), with its shortest sequence."""
 
-    seed: int                  # of the segment that found it
-    segment_ops: int           # that segment's length
+    seed: int  # of the segment that found it
+    segment_ops: int  # that segment's length
     divergence: Divergence
     shrunk: list[Op] | None = None
     shrunk_divergence: Divergence | None = None
@@ -35,9 +35,9 @@ class Report:
 
     config: str
     seed: int
-    operations: int = 0        # operations run (a segment stops at its divergence)
+    operations: int = 0  # operations run (a segment stops at its divergence)
     segments: int = 0
-    divergences: int = 0       # runs that diverged (one per divergence)
+    divergences: int = 0  # runs that diverged (one per divergence)
     findings: list[Finding] = field(default_factory=list)
     faults: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -51,24 +51,31 @@ class Report:
         return sum(self.faults.values())
 
     def describe(self) -> str:
-        head = (f"[{self.config}] seed {self.seed}: {self.operations} operations in "
-                f"{self.segments} segments, {self.divergences} divergences")
+        head = (
+            f"[{self.config}] seed {self.seed}: {self.operations} operations in "
+            f"{self.segments} segments, {self.divergences} divergences"
+        )
         lines = [head]
         for f in self.findings:
             d = f.divergence
-            lines.append(f"  - {' / '.join(filter(None, d.signature))} ({f.occurrences} "
-                         "time(s)); first in "
-                         f"segment seed {f.seed}: {d}")
+            lines.append(
+                f"  - {' / '.join(filter(None, d.signature))} ({f.occurrences} "
+                "time(s)); first in "
+                f"segment seed {f.seed}: {d}"
+            )
             if f.shrunk is not None:
-                lines.append(f"    shortest failing sequence ({len(f.shrunk)} of {d.index + 1} "
-                             "operations):")
+                lines.append(
+                    f"    shortest failing sequence ({len(f.shrunk)} of {d.index + 1} operations):"
+                )
                 lines += [f"      {i}. {op}" for i, op in enumerate(f.shrunk)]
                 if f.shrunk_divergence is not None:
                     lines.append(f"    which gives: {f.shrunk_divergence}")
                 lines.append("    replay: " + replay_command(self.config, f.shrunk))
-            lines.append(f"    the segment again: python -m benchmarks.model_workload --config "
-                         f"{self.config} --seed {f.seed} --ops {f.segment_ops} --segment "
-                         f"{f.segment_ops}")
+            lines.append(
+                f"    the segment again: python -m benchmarks.model_workload --config "
+                f"{self.config} --seed {f.seed} --ops {f.segment_ops} --segment "
+                f"{f.segment_ops}"
+            )
         return "\n".join(lines)
 
 
@@ -82,10 +89,19 @@ def segment_seed(seed: int, index: int) -> int:
     return seed if index == 0 else random.Random(seed * 1_000_003 + index).randrange(1 << 31)
 
 
-def run_workload(config: str | Config, seed: int, n_ops: int, endpoint: str, *,
-                 segment: int = 200, verify: bool = True, shrink_seconds: float = 60.0,
-                 shrink_limit: int | None = None, ops: Sequence[Op] | None = None,
-                 log: Callable[[str], None] | None = None) -> Report:
+def run_workload(
+    config: str | Config,
+    seed: int,
+    n_ops: int,
+    endpoint: str,
+    *,
+    segment: int = 200,
+    verify: bool = True,
+    shrink_seconds: float = 60.0,
+    shrink_limit: int | None = None,
+    ops: Sequence[Op] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Report:
     """Run ``n_ops`` operations on ``config`` in segments of ``segment`` (each from its
     own seed, on a fresh bucket), or replay ``ops``; shrink the first failure of each
     distinct kind (``shrink_seconds`` each, the first ``shrink_limit`` kinds)."""
@@ -118,10 +134,12 @@ def run_workload(config: str | Config, seed: int, n_ops: int, endpoint: str, *,
                     break
                 report.operations += divergence.index + 1
                 report.divergences += 1
-                self_check = rest[:divergence.index + 1]
+                self_check = rest[: divergence.index + 1]
                 pos += divergence.index + 1
-                known = next((f for f in report.findings
-                              if f.divergence.signature == divergence.signature), None)
+                known = next(
+                    (f for f in report.findings if f.divergence.signature == divergence.signature),
+                    None,
+                )
                 if known is not None:
                     known.occurrences += 1
                     continue
@@ -129,8 +147,9 @@ def run_workload(config: str | Config, seed: int, n_ops: int, endpoint: str, *,
                 report.findings.append(finding)
                 if log is not None:
                     log(f"[{cfg.name}] segment seed {s}: {divergence}")
-                if shrink_seconds > 0 and (shrink_limit is None
-                                           or len(report.findings) <= shrink_limit):
+                if shrink_seconds > 0 and (
+                    shrink_limit is None or len(report.findings) <= shrink_limit
+                ):
                     _shrink_finding(env, self_check, finding, verify, shrink_seconds)
         report.faults = env.fault_counts()
         report.seconds = time.monotonic() - started
@@ -139,10 +158,11 @@ def run_workload(config: str | Config, seed: int, n_ops: int, endpoint: str, *,
         env.close()
 
 
-def _shrink_finding(env: Environment, sequence: Sequence[Op], finding: Finding,
-                    verify: bool, seconds: float) -> None:
+def _shrink_finding(
+    env: Environment, sequence: Sequence[Op], finding: Finding, verify: bool, seconds: float
+) -> None:
     divergence = finding.divergence
-    prefix = list(sequence[:divergence.index + 1])
+    prefix = list(sequence[: divergence.index + 1])
     # a wrong result needs no side channel to show: replays without it are faster
     verify = verify and divergence.check != "result"
 
@@ -156,12 +176,20 @@ def _shrink_finding(env: Environment, sequence: Sequence[Op], finding: Finding,
 
 def format_table(reports: Iterable[Report]) -> str:
     """The ``--long`` summary: configuration, operations, faults injected, divergences."""
-    rows = [("configuration", "operations", "faults injected", "divergences", "kinds",
-             "seconds")]
+    rows = [("configuration", "operations", "faults injected", "divergences", "kinds", "seconds")]
     for r in reports:
         kinds = ", ".join("/".join(filter(None, f.divergence.signature)) for f in r.findings)
-        rows.append((r.config, str(r.operations), str(r.faults_total),
-                     str(r.divergences), kinds or "-", f"{r.seconds:.1f}"))
+        rows.append(
+            (
+                r.config,
+                str(r.operations),
+                str(r.faults_total),
+                str(r.divergences),
+                kinds or "-",
+                f"{r.seconds:.1f}",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
-                     for row in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )

@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from .ops import Op
 
 
-def shrink(ops: Sequence[Op], fails: Callable[[Sequence[Op]], bool], *,
-           budget_seconds: float = 60.0) -> list[Op]:
+def shrink(
+    ops: Sequence[Op], fails: Callable[[Sequence[Op]], bool], *, budget_seconds: float = 60.0
+) -> list[Op]:
     """The shortest sub-sequence of ``ops`` that still ``fails`` (delta debugging:
     drop chunks, halving their size, until no single operation can go), within
     ``budget_seconds``."""
@@ -20,7 +21,7 @@ def shrink(ops: Sequence[Op], fails: Callable[[Sequence[Op]], bool], *,
         removed_any = False
         i = 0
         while i < len(current) and time.monotonic() < deadline:
-            candidate = current[:i] + current[i + chunk:]
+            candidate = current[:i] + current[i + chunk :]
             if candidate and fails(candidate):
                 current = candidate
                 removed_any = True

@@ -70,8 +70,9 @@ def test_v3_body_is_aesgcm_of_derived_key(master_key):
 
 
 def test_v2_body_and_names(master_key):
-    crypto = ContentCrypto(aes_options(master_key, format="v2",
-                                       commitment_policy="FORBID_ENCRYPT_ALLOW_DECRYPT"))
+    crypto = ContentCrypto(
+        aes_options(master_key, format="v2", commitment_policy="FORBID_ENCRYPT_ALLOW_DECRYPT")
+    )
     iv = bytes(range(12))
     body, enc = encrypt(crypto, b"hello v2", _iv=iv)
     meta = enc.metadata
@@ -102,15 +103,15 @@ def test_update_into_preallocated(master_key):
     out = bytearray(len(data) + 16)
     n = 0
     for i in range(0, len(data), 300_000):
-        piece = data[i:i + 300_000]
-        n += enc.update_into(piece, memoryview(out)[n:n + enc.max_output(len(piece))])
+        piece = data[i : i + 300_000]
+        n += enc.update_into(piece, memoryview(out)[n : n + enc.max_output(len(piece))])
     tag = enc.finalize()
     out[n:] = tag
     dec = asyncio.run(crypto.decryptor("b/obj", enc.metadata))
     plain = bytearray(len(data))
     m = 0
     for i in range(0, len(out), 250_000):
-        m += dec.update_into(memoryview(out)[i:i + 250_000], memoryview(plain)[m:])
+        m += dec.update_into(memoryview(out)[i : i + 250_000], memoryview(plain)[m:])
     dec.finalize()
     assert m == len(data) and plain == data
 
@@ -120,12 +121,19 @@ def _bad_bodies(body: bytes):
     flipped[len(body) // 2] ^= 0x40
     tag = bytearray(body)
     tag[-1] ^= 1
-    return {"flipped": bytes(flipped), "tag": bytes(tag), "truncated1": body[:-1],
-            "truncated16": body[:-16], "empty": b"", "extended": body + b"\0"}
+    return {
+        "flipped": bytes(flipped),
+        "tag": bytes(tag),
+        "truncated1": body[:-1],
+        "truncated16": body[:-16],
+        "empty": b"",
+        "extended": body + b"\0",
+    }
 
 
-@pytest.mark.parametrize("case", ["flipped", "tag", "truncated1", "truncated16", "empty",
-                                  "extended"])
+@pytest.mark.parametrize(
+    "case", ["flipped", "tag", "truncated1", "truncated16", "empty", "extended"]
+)
 def test_tampered_or_truncated_body_fails_naming_object(master_key, case):
     crypto = ContentCrypto(aes_options(master_key))
     body, enc = encrypt(crypto, os.urandom(10_000))
@@ -141,9 +149,11 @@ def test_verified_chunks_holds_the_last_chunk_back(master_key):
     dec = asyncio.run(crypto.decryptor("b/obj", enc.metadata))
     got = []
     with pytest.raises(IntegrityError):
-        for piece in verified_chunks(dec, (bad[i:i + 10_000] for i in range(0, len(bad), 10_000))):
+        for piece in verified_chunks(
+            dec, (bad[i : i + 10_000] for i in range(0, len(bad), 10_000))
+        ):
             got.append(piece)
-    assert len(b"".join(got)) < len(data)   # the final piece never came out
+    assert len(b"".join(got)) < len(data)  # the final piece never came out
     dec = asyncio.run(crypto.decryptor("b/obj", enc.metadata))
     assert b"".join(verified_chunks(dec, [body[:5], body[5:]])) == data
 
@@ -154,19 +164,32 @@ def test_wrong_master_key(master_key):
         decrypt(ContentCrypto(aes_options(os.urandom(32))), body, enc.metadata)
 
 
-@pytest.mark.parametrize("change,error,match", [
-    ({"x-amz-d": base64.b64encode(b"\0" * 28).decode()}, IntegrityError, "key commitment"),
-    ({"x-amz-i": base64.b64encode(b"\1" * 28).decode()}, IntegrityError, "key commitment"),
-    ({"x-amz-c": "116"}, EncryptionError, "content suite '116'"),
-    ({"x-amz-w": "99"}, EncryptionError, "wrap algorithm code '99'"),
-    ({"x-amz-3": "%%%"}, EncryptionError, "malformed"),
-    ({"x-amz-i": base64.b64encode(b"short").decode()}, EncryptionError, "28 bytes"),
-    ({"x-amz-key-v2": "AAAA"}, EncryptionError, "several formats"),
-    ({"x-amz-iv": "AAAA"}, EncryptionError, "mixes"),
-    ({"x-amz-3": None}, EncryptionError, "instruction file"),
-    ({"x-amz-3": None, "x-amz-c": None, "x-amz-i": None, "x-amz-d": None, "x-amz-w": None,
-      "x-amz-m": None}, EncryptionError, "no client-side encryption envelope"),
-])
+@pytest.mark.parametrize(
+    "change,error,match",
+    [
+        ({"x-amz-d": base64.b64encode(b"\0" * 28).decode()}, IntegrityError, "key commitment"),
+        ({"x-amz-i": base64.b64encode(b"\1" * 28).decode()}, IntegrityError, "key commitment"),
+        ({"x-amz-c": "116"}, EncryptionError, "content suite '116'"),
+        ({"x-amz-w": "99"}, EncryptionError, "wrap algorithm code '99'"),
+        ({"x-amz-3": "%%%"}, EncryptionError, "malformed"),
+        ({"x-amz-i": base64.b64encode(b"short").decode()}, EncryptionError, "28 bytes"),
+        ({"x-amz-key-v2": "AAAA"}, EncryptionError, "several formats"),
+        ({"x-amz-iv": "AAAA"}, EncryptionError, "mixes"),
+        ({"x-amz-3": None}, EncryptionError, "instruction file"),
+        (
+            {
+                "x-amz-3": None,
+                "x-amz-c": None,
+                "x-amz-i": None,
+                "x-amz-d": None,
+                "x-amz-w": None,
+                "x-amz-m": None,
+            },
+            EncryptionError,
+            "no client-side encryption envelope",
+        ),
+    ],
+)
 def test_altered_envelope(master_key, change, error, match):
     crypto = ContentCrypto(aes_options(master_key))
     body, enc = encrypt(crypto, b"x" * 1000)
@@ -182,22 +205,27 @@ def test_altered_envelope(master_key, change, error, match):
 
 
 def test_commitment_policy(master_key):
-    v2 = ContentCrypto(aes_options(master_key, format="v2",
-                                   commitment_policy="FORBID_ENCRYPT_ALLOW_DECRYPT"))
+    v2 = ContentCrypto(
+        aes_options(master_key, format="v2", commitment_policy="FORBID_ENCRYPT_ALLOW_DECRYPT")
+    )
     body, enc = encrypt(v2, b"old object")
     strict = ContentCrypto(aes_options(master_key))
     with pytest.raises(EncryptionError, match="REQUIRE_ENCRYPT_REQUIRE_DECRYPT"):
         decrypt(strict, body, enc.metadata)
-    lenient = ContentCrypto(aes_options(master_key,
-                                        commitment_policy="REQUIRE_ENCRYPT_ALLOW_DECRYPT"))
+    lenient = ContentCrypto(
+        aes_options(master_key, commitment_policy="REQUIRE_ENCRYPT_ALLOW_DECRYPT")
+    )
     assert decrypt(lenient, body, enc.metadata) == b"old object"
-    for fmt, policy in (("v2", "REQUIRE_ENCRYPT_ALLOW_DECRYPT"),
-                        ("v3", "FORBID_ENCRYPT_ALLOW_DECRYPT"),
-                        ("v9", "FORBID_ENCRYPT_ALLOW_DECRYPT"),
-                        ("v3", "SOMETIMES")):
+    for fmt, policy in (
+        ("v2", "REQUIRE_ENCRYPT_ALLOW_DECRYPT"),
+        ("v3", "FORBID_ENCRYPT_ALLOW_DECRYPT"),
+        ("v9", "FORBID_ENCRYPT_ALLOW_DECRYPT"),
+        ("v3", "SOMETIMES"),
+    ):
         with pytest.raises(ConfigurationError):
-            encrypt(ContentCrypto(aes_options(master_key, format=fmt, commitment_policy=policy)),
-                    b"")
+            encrypt(
+                ContentCrypto(aes_options(master_key, format=fmt, commitment_policy=policy)), b""
+            )
 
 
 def _legacy_v1(master_key: bytes, data: bytes, wrap: str):
@@ -212,9 +240,12 @@ def _legacy_v1(master_key: bytes, data: bytes, wrap: str):
         p = padding.PKCS7(128).padder()
         e = Cipher(algorithms.AES(master_key), modes.ECB()).encryptor()
         wrapped = e.update(p.update(data_key) + p.finalize()) + e.finalize()
-    meta = {"x-amz-key": base64.b64encode(wrapped).decode(),
-            "x-amz-iv": base64.b64encode(iv).decode(),
-            "x-amz-matdesc": "{}", "x-amz-unencrypted-content-length": str(len(data))}
+    meta = {
+        "x-amz-key": base64.b64encode(wrapped).decode(),
+        "x-amz-iv": base64.b64encode(iv).decode(),
+        "x-amz-matdesc": "{}",
+        "x-amz-unencrypted-content-length": str(len(data)),
+    }
     if wrap == "AESWrap":
         meta["x-amz-wrap-alg"] = "AESWrap"
     return body, meta
@@ -226,31 +257,42 @@ def test_legacy_v1_only_behind_opt_in(master_key, wrap):
     body, meta = _legacy_v1(master_key, data, wrap)
     with pytest.raises(EncryptionError, match="allow_legacy"):
         decrypt(ContentCrypto(aes_options(master_key)), body, meta)
-    opted = ContentCrypto(aes_options(master_key, allow_legacy=True,
-                                      commitment_policy="REQUIRE_ENCRYPT_ALLOW_DECRYPT"))
+    opted = ContentCrypto(
+        aes_options(
+            master_key, allow_legacy=True, commitment_policy="REQUIRE_ENCRYPT_ALLOW_DECRYPT"
+        )
+    )
     assert decrypt(opted, body, meta) == data
     assert plaintext_length(len(body), meta) == len(data)
     assert parse(meta, "p").suite is Suite.V1_CBC
 
 
 def test_instruction_file_layouts(master_key):
-    for fmt, policy, on_object in (("v3", "REQUIRE_ENCRYPT_REQUIRE_DECRYPT",
-                                    {"x-amz-c", "x-amz-i", "x-amz-d"}),
-                                   ("v2", "FORBID_ENCRYPT_ALLOW_DECRYPT", set())):
-        crypto = ContentCrypto(aes_options(master_key, format=fmt, commitment_policy=policy,
-                                           storage_mode="InstructionFile",
-                                           instruction_suffix=".instr"))
+    for fmt, policy, on_object in (
+        ("v3", "REQUIRE_ENCRYPT_REQUIRE_DECRYPT", {"x-amz-c", "x-amz-i", "x-amz-d"}),
+        ("v2", "FORBID_ENCRYPT_ALLOW_DECRYPT", set()),
+    ):
+        crypto = ContentCrypto(
+            aes_options(
+                master_key,
+                format=fmt,
+                commitment_policy=policy,
+                storage_mode="InstructionFile",
+                instruction_suffix=".instr",
+            )
+        )
         body, enc = encrypt(crypto, b"abc" * 99)
         assert set(enc.metadata) == on_object
         assert needs_instruction_file(enc.metadata)
         assert crypto.instruction_key("b/obj") == "b/obj.instr"
         assert enc.instruction_metadata == {"x-amz-crypto-instr-file": ""}
         if fmt == "v2":
-            crypto = ContentCrypto(aes_options(master_key,
-                                               commitment_policy="REQUIRE_ENCRYPT_ALLOW_DECRYPT"))
+            crypto = ContentCrypto(
+                aes_options(master_key, commitment_policy="REQUIRE_ENCRYPT_ALLOW_DECRYPT")
+            )
         assert decrypt(crypto, body, enc.metadata, enc.instruction) == b"abc" * 99
         with pytest.raises(EncryptionError, match="b/obj"):
-            decrypt(crypto, body, enc.metadata)   # instruction file not passed
+            decrypt(crypto, body, enc.metadata)  # instruction file not passed
         # an instruction file that smuggles object-only names is refused
         bad = json.loads(enc.instruction)
         bad["x-amz-c"] = "115"
@@ -277,19 +319,25 @@ def test_rsa_key_pair_and_pluggable_provider(monkeypatch, master_key):
             return Materials({"kid": "rsa-1"}, public_key=private.public_key())
 
         async def decryption_materials(self, description, path):
-            return Materials(description, private_key=private) if description == {"kid": "rsa-1"} \
+            return (
+                Materials(description, private_key=private)
+                if description == {"kid": "rsa-1"}
                 else None
+            )
 
     module = types.ModuleType("emrfs_test_provider")
     module.Provider = Provider
     monkeypatch.setitem(sys.modules, "emrfs_test_provider", module)
-    crypto = ContentCrypto(CSEOptions(enabled=True,
-                                      materials_provider="emrfs_test_provider:Provider"))
+    crypto = ContentCrypto(
+        CSEOptions(enabled=True, materials_provider="emrfs_test_provider:Provider")
+    )
     body, enc = encrypt(crypto, b"rsa wrapped")
     assert enc.metadata["x-amz-w"] == "22"
     assert json.loads(enc.metadata["x-amz-m"]) == {"kid": "rsa-1"}
-    pseudo = private.decrypt(base64.b64decode(enc.metadata["x-amz-3"]),
-                             ap.OAEP(ap.MGF1(hashes.SHA1()), hashes.SHA1(), None))
+    pseudo = private.decrypt(
+        base64.b64decode(enc.metadata["x-amz-3"]),
+        ap.OAEP(ap.MGF1(hashes.SHA1()), hashes.SHA1(), None),
+    )
     assert pseudo[0] == 32 and pseudo[33:] == b"115"
     assert decrypt(crypto, body, enc.metadata) == b"rsa wrapped"
     meta = dict(enc.metadata, **{"x-amz-m": json.dumps({"kid": "other"})})
@@ -315,8 +363,8 @@ def test_ctr_range_mapping(size, a, b):
     plan = ctr_plan(start, end, len(body))
     assert plan.fetch_start % 16 == 0 and plan.fetch_start <= max(0, min(start, size))
     assert plan.fetch_end <= size and plan.fetch_end - plan.fetch_start < plan.length + 16
-    got = ctr_decrypt(key, iv, plan, body[plan.fetch_start:plan.fetch_end])
-    assert got == data[max(0, start):max(0, end)]
+    got = ctr_decrypt(key, iv, plan, body[plan.fetch_start : plan.fetch_end])
+    assert got == data[max(0, start) : max(0, end)]
 
 
 def test_range_reader_needs_opt_in_for_aws_formats(master_key):
@@ -329,7 +377,7 @@ def test_range_reader_needs_opt_in_for_aws_formats(master_key):
     reader = asyncio.run(opted.range_reader("b/obj", enc.metadata, len(body)))
     assert not reader.authenticated and reader.plaintext_length == len(data)
     plan = reader.plan(12_345, 23_456)
-    assert reader.decrypt(plan, body[plan.fetch_start:plan.fetch_end]) == data[12_345:23_456]
+    assert reader.decrypt(plan, body[plan.fetch_start : plan.fetch_end]) == data[12_345:23_456]
 
 
 def test_rsa_provider_from_pem_files(tmp_path):
@@ -341,17 +389,27 @@ def test_rsa_provider_from_pem_files(tmp_path):
     def pem_pair(name):
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         priv, pub = tmp_path / f"{name}.pem", tmp_path / f"{name}.pub"
-        priv.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-        pub.write_bytes(key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        priv.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        pub.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
         return str(priv), str(pub)
 
     priv, pub = pem_pair("a")
     other_priv, _ = pem_pair("b")
-    base = dict(enabled=True, materials_provider="emrfs.crypto.keys:RsaKeyProvider",
-                materials_description='{"owner": "etl"}')
+    base = dict(
+        enabled=True,
+        materials_provider="emrfs.crypto.keys:RsaKeyProvider",
+        materials_description='{"owner": "etl"}',
+    )
     writer = ContentCrypto(CSEOptions(rsa_public_key_file=pub, **base))
     body, enc = encrypt(writer, b"rsa from files")
     assert json.loads(enc.metadata["x-amz-m"]) == {"owner": "etl"}
@@ -367,13 +425,20 @@ def test_rsa_provider_from_pem_files(tmp_path):
         ContentCrypto(missing).provider("b/k")
 
 
-@pytest.mark.parametrize("key,match", [(None, "needs cse.aes_key"), ("!!", "not valid base64"),
-                                       (base64.b64encode(b"short").decode(), "5 bytes")])
+@pytest.mark.parametrize(
+    "key,match",
+    [
+        (None, "needs cse.aes_key"),
+        ("!!", "not valid base64"),
+        (base64.b64encode(b"short").decode(), "5 bytes"),
+    ],
+)
 def test_aes_provider_bad_configuration(key, match):
     from emrfs.config import CSEOptions
 
-    options = CSEOptions(enabled=True, materials_provider="emrfs.crypto.keys:AesKeyProvider",
-                         aes_key=key)
+    options = CSEOptions(
+        enabled=True, materials_provider="emrfs.crypto.keys:AesKeyProvider", aes_key=key
+    )
     with pytest.raises(ConfigurationError, match=match):
         ContentCrypto(options).provider("b/k")
 
@@ -382,12 +447,20 @@ def test_per_prefix_cse_overrides_and_instruction_fetch_rule(master_key):
     from emrfs import config
 
     key = base64.b64encode(master_key).decode()
-    options = config.load({
-        "cse": {"enabled": True, "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
-                "aes_key": key},
-        "overrides": {"b/seg": {"cse": {"format": "segmented"}},
-                      "b/instr": {"fs.s3.cse.cryptoStorageMode": "InstructionFile"}}},
-        environ={})
+    options = config.load(
+        {
+            "cse": {
+                "enabled": True,
+                "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+                "aes_key": key,
+            },
+            "overrides": {
+                "b/seg": {"cse": {"format": "segmented"}},
+                "b/instr": {"fs.s3.cse.cryptoStorageMode": "InstructionFile"},
+            },
+        },
+        environ={},
+    )
     crypto = ContentCrypto(options)
     _, plain_enc = encrypt(crypto, b"x", path="b/plain/x")
     _, seg_enc = encrypt(crypto, b"x", path="b/seg/x")
@@ -396,7 +469,8 @@ def test_per_prefix_cse_overrides_and_instruction_fetch_rule(master_key):
     assert instr_enc.instruction is not None
     assert crypto.should_fetch_instruction("b/instr/x", instr_enc.metadata)
     assert not crypto.should_fetch_instruction("b/plain/x", plain_enc.metadata)
-    assert not crypto.should_fetch_instruction("b/plain/y", {})        # plaintext object
-    assert crypto.should_fetch_instruction("b/instr/y", {})            # maybe a v2 one
-    assert decrypt(crypto, body, instr_enc.metadata, instr_enc.instruction,
-                   path="b/instr/x") == b"abc"
+    assert not crypto.should_fetch_instruction("b/plain/y", {})  # plaintext object
+    assert crypto.should_fetch_instruction("b/instr/y", {})  # maybe a v2 one
+    assert (
+        decrypt(crypto, body, instr_enc.metadata, instr_enc.instruction, path="b/instr/x") == b"abc"
+    )

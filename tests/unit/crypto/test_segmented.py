@@ -42,7 +42,7 @@ def test_header_bytes_and_vector_by_hand():
     okm = _hkdf_sha256_by_hand(DATA_KEY, SALT, b"emrfs-seg1" + header[:51], 64)
     assert header[51:] == okm[32:]
     # segment 0 of 2 and segment 1 (last): AES-GCM(okm[:32], prefix || be32(i) || last)
-    data = bytes(range(256)) * 20   # 5120 bytes: two segments
+    data = bytes(range(256)) * 20  # 5120 bytes: two segments
     enc = key.encryptor()
     body = bytes(enc.update(data)) + enc.finalize()
     aead = AESGCM(okm[:32])
@@ -56,12 +56,12 @@ def test_round_trip(size, chunk):
     key = seg.SegmentedKey.new(DATA_KEY, P)
     data = os.urandom(size)
     enc = key.encryptor()
-    body = b"".join(bytes(enc.update(data[i:i + chunk])) for i in range(0, size, chunk))
+    body = b"".join(bytes(enc.update(data[i : i + chunk])) for i in range(0, size, chunk))
     body += enc.finalize()
     assert len(body) == seg.stored_length(size, P)
     assert seg.plaintext_length(len(body), P) == size
     dec = key.decryptor()
-    got = b"".join(dec.update(body[i:i + chunk]) for i in range(0, len(body), chunk))
+    got = b"".join(dec.update(body[i : i + chunk]) for i in range(0, len(body), chunk))
     assert got + dec.finalize() == data
 
 
@@ -88,18 +88,21 @@ def _decrypt_all(key, body):
     return dec.update(body) + dec.finalize()
 
 
-@pytest.mark.parametrize("case", ["swap", "drop_last", "cut_boundary", "cut_inside", "flip",
-                                  "append", "dup"])
+@pytest.mark.parametrize(
+    "case", ["swap", "drop_last", "cut_boundary", "cut_inside", "flip", "append", "dup"]
+)
 def test_reorder_truncate_tamper_detected(case):
     key, _data, body = _body()
-    segs = [body[i:i + C] for i in range(0, len(body), C)]
-    bad = {"swap": segs[1] + segs[0] + b"".join(segs[2:]),
-           "drop_last": b"".join(segs[:-1]),
-           "cut_boundary": b"".join(segs[:2]),
-           "cut_inside": body[:-7],
-           "flip": body[:5000] + bytes([body[5000] ^ 1]) + body[5001:],
-           "append": body + segs[-1],
-           "dup": segs[0] + b"".join(segs)}[case]
+    segs = [body[i : i + C] for i in range(0, len(body), C)]
+    bad = {
+        "swap": segs[1] + segs[0] + b"".join(segs[2:]),
+        "drop_last": b"".join(segs[:-1]),
+        "cut_boundary": b"".join(segs[:2]),
+        "cut_inside": body[:-7],
+        "flip": body[:5000] + bytes([body[5000] ^ 1]) + body[5001:],
+        "append": body + segs[-1],
+        "dup": segs[0] + b"".join(segs),
+    }[case]
     with pytest.raises(IntegrityError):
         _decrypt_all(key, bad)
 
@@ -109,7 +112,7 @@ def test_wrong_key_and_altered_header():
     with pytest.raises(IntegrityError, match="key commitment"):
         seg.SegmentedKey(os.urandom(32), key.header, "b/k")
     altered = bytearray(key.header.to_bytes())
-    altered[20] ^= 1   # the salt
+    altered[20] ^= 1  # the salt
     with pytest.raises(IntegrityError, match="key commitment"):
         seg.SegmentedKey(DATA_KEY, seg.Header.from_bytes(bytes(altered)), "b/k")
     other_size = seg.Header(8192, key.header.salt, key.header.nonce_prefix, key.header.commitment)
@@ -132,8 +135,8 @@ def test_plan_fetches_only_the_segments_needed(size, a, b):
     plan = seg.plan(start, end, len(body), P)
     assert plan.fetch_start % C == 0
     assert plan.fetch_length <= plan.length + 2 * C
-    got = key.decrypt_plan(plan, body[plan.fetch_start:plan.fetch_end])
-    assert got == data[max(0, start):max(0, end)]
+    got = key.decrypt_plan(plan, body[plan.fetch_start : plan.fetch_end])
+    assert got == data[max(0, start) : max(0, end)]
 
 
 def test_one_mib_of_one_gib_fetches_about_one_mib():
@@ -148,12 +151,12 @@ def test_ranged_segment_tamper_and_truncated_object_detected():
     bad = bytearray(body)
     bad[C + 50] ^= 1
     with pytest.raises(IntegrityError, match="segment 1"):
-        key.decrypt_plan(plan, bytes(bad[plan.fetch_start:plan.fetch_end]))
+        key.decrypt_plan(plan, bytes(bad[plan.fetch_start : plan.fetch_end]))
     # the object cut after segment 2: segment 1 is now asked for as "last" and fails
-    cut = body[:2 * C]
+    cut = body[: 2 * C]
     plan = seg.plan(C + 10, C + 20, len(cut), P)
     with pytest.raises(IntegrityError):
-        key.decrypt_plan(plan, cut[plan.fetch_start:plan.fetch_end])
+        key.decrypt_plan(plan, cut[plan.fetch_start : plan.fetch_end])
 
 
 def test_through_the_facade(master_key):
@@ -167,15 +170,15 @@ def test_through_the_facade(master_key):
     assert reader.authenticated and reader.plaintext_length == len(data)
     plan = reader.plan(2 * P - 1, 2 * P + 1)
     assert plan.fetch_length == 2 * C
-    assert reader.decrypt(plan, body[plan.fetch_start:plan.fetch_end]) == data[2 * P - 1:2 * P + 1]
+    assert (
+        reader.decrypt(plan, body[plan.fetch_start : plan.fetch_end]) == data[2 * P - 1 : 2 * P + 1]
+    )
     header = base64.b64decode(enc.metadata["x-emrfs-h"])
     assert header[:4] == b"ESG1"
-    with pytest.raises(EncryptionError, match="b/obj"):   # another master key
-        decrypt(ContentCrypto(aes_options(os.urandom(32), format="segmented")), body,
-                enc.metadata)
+    with pytest.raises(EncryptionError, match="b/obj"):  # another master key
+        decrypt(ContentCrypto(aes_options(os.urandom(32), format="segmented")), body, enc.metadata)
     with pytest.raises(EncryptionError, match="segment_size"):
-        encrypt(ContentCrypto(aes_options(master_key, format="segmented", segment_size=100)),
-                b"")
+        encrypt(ContentCrypto(aes_options(master_key, format="segmented", segment_size=100)), b"")
 
 
 @pytest.mark.parametrize("chunk", [1, 17, C - 1, C, C + 1, 3 * C + 5])
@@ -185,7 +188,7 @@ def test_decrypt_update_into_preallocated(chunk):
     out = bytearray(len(body) + P)
     n = 0
     for i in range(0, len(body), chunk):
-        n += dec.update_into(body[i:i + chunk], memoryview(out)[n:])
+        n += dec.update_into(body[i : i + chunk], memoryview(out)[n:])
     tail = dec.finalize()
     assert bytes(out[:n]) + tail == data
 

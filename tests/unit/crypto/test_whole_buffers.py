@@ -24,25 +24,37 @@ def _pair(fmt: str):
     suite = FORMATS[fmt]
 
     def make():
-        return encryptor_from_parts(suite, DATA_KEY, b"wrapped", "AES/GCM", {}, path="b/obj",
-                                    segment_size=4096, iv=b"\x07" * 12,
-                                    message_id=b"\x09" * 28, salt=b"\x05" * 32,
-                                    nonce_prefix=b"\x03" * 7)
+        return encryptor_from_parts(
+            suite,
+            DATA_KEY,
+            b"wrapped",
+            "AES/GCM",
+            {},
+            path="b/obj",
+            segment_size=4096,
+            iv=b"\x07" * 12,
+            message_id=b"\x09" * 28,
+            salt=b"\x05" * 32,
+            nonce_prefix=b"\x03" * 7,
+        )
 
     def decryptor():
         return decryptor_from_parts(make().envelope, DATA_KEY, "b/obj")
+
     return make, decryptor
 
 
 def _streamed(enc, data: bytes) -> bytes:
-    return b"".join(bytes(enc.update(data[i:i + 1000])) for i in range(0, len(data), 1000)) \
+    return (
+        b"".join(bytes(enc.update(data[i : i + 1000])) for i in range(0, len(data), 1000))
         + enc.finalize()
+    )
 
 
 def _chunks(data: bytes, sizes: list[int]):
     view, at = memoryview(data), 0
     for size in sizes:
-        yield view[at:at + size]
+        yield view[at : at + size]
         at += size
     yield view[at:]
 
@@ -97,7 +109,7 @@ def test_encrypt_whole_refuses_more_than_announced(fmt):
 
 async def _agen(body: bytes, step: int):
     for i in range(0, len(body), step):
-        yield body[i:i + step]
+        yield body[i : i + step]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -120,5 +132,6 @@ def test_adecrypt_whole_raises_on_tampering_and_on_a_longer_body(fmt):
         asyncio.run(adecrypt_whole(decryptor(), _agen(bytes(body), 4096), len(body)))
     body[100] ^= 1
     with pytest.raises(IntegrityError, match="longer than S3 reported"):
-        asyncio.run(adecrypt_whole(decryptor(), _agen(bytes(body) + bytes(50_000), 8192),
-                                   len(body)))
+        asyncio.run(
+            adecrypt_whole(decryptor(), _agen(bytes(body) + bytes(50_000), 8192), len(body))
+        )
