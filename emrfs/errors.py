@@ -534,6 +534,22 @@ def _row_key(service: str, exc: BaseException, code: str, status: int | None) ->
     return service, DEFAULT
 
 
+_OURS = (
+    EmrfsError,
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
+
+
+def _already_translated(exc: BaseException) -> bool:
+    """An error emrfs (or Python) already classified; obstore raises a bare
+    ``FileNotFoundError`` of its own, which still needs the table."""
+    return isinstance(exc, _OURS) and not is_obstore_error(exc)
+
+
 def translate_aws_error(
     exc: BaseException,
     path: str | None,
@@ -554,17 +570,7 @@ def translate_aws_error(
     neither an AWS answer nor a transport failure, come back unchanged.  The
     result has ``exc`` as its ``__cause__``.
     """
-    if isinstance(
-        exc,
-        (
-            EmrfsError,
-            FileNotFoundError,
-            FileExistsError,
-            PermissionError,
-            IsADirectoryError,
-            NotADirectoryError,
-        ),
-    ) and not is_obstore_error(exc):
+    if _already_translated(exc):
         return exc
     read_code, status = aws_error_code(exc)
     code = code if code is not None else read_code
@@ -680,19 +686,7 @@ def map_s3_errors(path: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        if isinstance(
-            exc,
-            (
-                EmrfsError,
-                FileNotFoundError,
-                FileExistsError,
-                PermissionError,
-                IsADirectoryError,
-                NotADirectoryError,
-            ),
-        ) and not is_obstore_error(exc):
-            raise
-        new = translate_s3_error(exc, path)
+        new = translate_s3_error(exc, path)  # errors already ours come back unchanged
         if new is exc:
             raise
         raise new from exc
