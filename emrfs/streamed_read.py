@@ -18,9 +18,14 @@ from . import paths
 from .encrypted_io import EnvelopeFound, refuse_envelope
 from .s3.client import ChangedError, S3Client
 
-__all__ = ["stream", "PIECE_SIZE"]
+__all__ = ["stream", "PIECE_SIZE", "WINDOW_SIZE"]
 
 PIECE_SIZE = 1024 * 1024
+# One GET asks for at most this much.  A reader that leaves mid-way (Hadoop's WebHDFS
+# client reads a little and closes) then costs the store at most the window it was in
+# and the next, whatever the socket buffers between here and S3 absorb (loopback TCP
+# autotunes them to tens of MiB): an open-ended GET would be drained into them.
+WINDOW_SIZE = 8 * 1024 * 1024
 
 
 async def stream(
@@ -34,6 +39,7 @@ async def stream(
     read_kwargs: dict[str, Any],
     recorded_etag: Callable[[], Awaitable[str | None]] | None,
     cat_range: Callable[[int, int], Awaitable[bytes]],
+    window_size: int = WINDOW_SIZE,
 ) -> AsyncIterator[bytes]:
     """Bytes ``[start, end)`` of the plain S3 object ``path`` as pieces of ``piece_size``.
 
@@ -43,28 +49,42 @@ async def stream(
     the version, and a stale copy is retried by the view's policy as for every pinned
     GET; if S3 serves another version, or the object turns out to be encrypted, before
     the first piece, the pieces come from ``cat_range(start, end)`` (every layer
-    applied) instead.
+    applied) instead.  Each GET covers at most ``window_size`` bytes (see WINDOW_SIZE);
+    the windows after the first are pinned to the version the first one served.
     """
     bucket, key = paths.split(path)
     if etag is None and recorded_etag is not None:
         etag = await recorded_etag()  # the version the view recorded, pinned
-    extra = dict(read_kwargs)
-    if etag:
-        extra["IfMatch"] = etag
+    pinned: dict[str, str | None] = {"etag": etag}
+
+    def on_response(response: dict) -> None:
+        refuse_envelope(response)
+        # later windows are pinned to the version the first one served
+        pinned["etag"] = pinned["etag"] or response.get("ETag")
+
     sent = 0
     try:
-        async for piece in s3.get_object_stream(
-            path,
-            bucket,
-            key,
-            piece_size,
-            on_response=refuse_envelope,
-            start=start,
-            end=end,
-            **extra,
-        ):
-            sent += len(piece)
-            yield piece
+        for window_start in range(start, end, window_size):
+            window_end = min(end, window_start + window_size)
+            extra = dict(read_kwargs)
+            if pinned["etag"]:
+                extra["IfMatch"] = pinned["etag"]
+            got = 0
+            async for piece in s3.get_object_stream(
+                path,
+                bucket,
+                key,
+                piece_size,
+                on_response=on_response,
+                start=window_start,
+                end=window_end,
+                **extra,
+            ):
+                sent += len(piece)
+                got += len(piece)
+                yield piece
+            if got < window_end - window_start:
+                return  # the object ends inside this window
     except (ChangedError, EnvelopeFound):
         if sent:
             raise  # a version changed under a running read: never mix two versions
