@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 __all__ = [
     "ObjectMeta",
     "ListPage",
+    "DeleteFailure",
+    "DeleteResult",
     "ObjectStore",
     "ObjectWriter",
     "StagedUpload",
@@ -88,6 +90,53 @@ class ListPage:
 
     objects: Sequence[ObjectMeta] = ()
     prefixes: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteFailure:
+    """A path a delete did not confirm: the store refused that key (``code``,
+    ``message``: S3's per-key error) or the request carrying it failed as a whole
+    (``error``: the exception, already translated, e.g. ``FileNotFoundError`` for a
+    missing bucket)."""
+
+    path: str
+    code: str | None = None
+    message: str = ""
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    """What a :meth:`ObjectStore.delete` did: ``deleted``, the paths the store confirmed
+    gone (missing ones count); ``errors``, one :class:`DeleteFailure` per path it did not.
+
+    A delete reports instead of raising so that a caller (the consistent view, the
+    namespace) can record exactly the confirmed paths and then
+    :meth:`raise_errors`; a layer that filters the paths must keep the errors.
+    """
+
+    deleted: Sequence[str] = ()
+    errors: Sequence[DeleteFailure] = ()
+
+    def raise_errors(self, path: str | None = None) -> None:
+        """Raise the first failure (its own exception if the request failed as a whole,
+        else an :class:`~emrfs.errors.EmrfsError` counting the refusals); ``path``: what
+        the operation was about, for the message.  Nothing when all were confirmed."""
+        if not self.errors:
+            return
+        first = self.errors[0]
+        if first.error is not None:
+            raise first.error
+        from ..errors import EmrfsError
+
+        total = len(self.errors) + len(self.deleted)
+        raise EmrfsError(
+            f"the store refused to delete {len(self.errors)} of {total} objects"
+            f"{f' under {path!r}' if path else ''}, e.g. {first.path}: {first.code} "
+            f"{first.message}; run the delete again",
+            path or first.path,
+            code=first.code,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,19 +226,34 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
-        """Server-side copy; ``metadata`` replaces the source's user metadata when given."""
+        """Server-side copy; returns the new object (its ETag and version as the store
+        reports them, so no HEAD is needed after).  ``metadata`` replaces the source's
+        user metadata when given.  ``source_size``: the source's size when the caller
+        knows it (a listing said so); a store may then skip reading the source's status,
+        and the meta returned may leave ``metadata`` and ``content_type`` unknown (empty)."""
 
     @abc.abstractmethod
-    async def delete(self, paths: Sequence[str]) -> list[str]:
-        """Delete objects (missing ones count as deleted); returns the paths the store
-        confirmed deleted.  Paths may span buckets."""
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
+        """Delete objects (missing ones count as deleted); paths may span buckets.
+        Reports the paths confirmed deleted and, per path not, why
+        (:class:`DeleteResult`); raises only for a call that cannot be made at all."""
 
     @abc.abstractmethod
-    def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+    def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
         """Pages of objects whose path starts with ``prefix`` (``bucket/`` lists the
-        bucket), in key order; with ``delimiter="/"``, one level and its common prefixes."""
+        bucket), in key order; with ``delimiter="/"``, one level and its common prefixes.
+        ``limit``: at most that many entries (objects and common prefixes together, the
+        first in key order), fetched as such (S3's ``MaxKeys``): "is there anything
+        under ``d/``" costs one short request, not a page of 1,000."""
 
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
         """Complete an upload another writer :meth:`ObjectWriter.stage`\\ d."""
@@ -251,15 +315,22 @@ class WrapperStore(ObjectStore):
         )
 
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
-        return await self.inner.copy(src, dst, metadata=metadata)
+        return await self.inner.copy(src, dst, metadata=metadata, source_size=source_size)
 
-    async def delete(self, paths: Sequence[str]) -> list[str]:
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
         return await self.inner.delete(paths)
 
-    def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
-        return self.inner.list(prefix, delimiter=delimiter)
+    def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
+        return self.inner.list(prefix, delimiter=delimiter, limit=limit)
 
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
         return await self.inner.complete_staged(staged)

@@ -21,11 +21,20 @@ from typing import Any
 
 from ..config import S3Options, SSEOptions
 from ..crypto import sse as _sse
-from ..errors import ChangedError, EmrfsError, not_found
+from ..errors import ChangedError, not_found
 from ..s3.client import S3Client
 from ..s3.listing import list_pages
 from ..s3.multipart import MultipartUpload, UploadPurge, part_ranges
-from .protocol import ListPage, ObjectMeta, ObjectStore, ObjectWriter, StagedUpload, split
+from .protocol import (
+    DeleteFailure,
+    DeleteResult,
+    ListPage,
+    ObjectMeta,
+    ObjectStore,
+    ObjectWriter,
+    StagedUpload,
+    split,
+)
 
 __all__ = ["S3Store", "SSEArguments", "sse_arguments", "meta_from_response"]
 
@@ -247,11 +256,26 @@ class S3Store(ObjectStore):
         return meta_from_response(staged.path, response, size=staged.size)
 
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
         sb, sk = _object_key(src)
-        db, dk = _object_key(dst)
+        _object_key(dst)
         source_sse = self._source_sse(src) if self._source_sse else self.sse
+        if (
+            source_size is not None
+            and metadata is None
+            and source_size <= self.options.copy_threshold
+        ):
+            # the caller knows the size: one CopyObject, no HEAD (the metadata is copied
+            # as it is, so the meta returned leaves it unknown)
+            return await self._copy_object(
+                src, dst, source_size, None, SSEArguments.copy(self.sse, source_sse)
+            )
         # the source's size (a large one is copied in parts) and ETag (the copy is pinned
         # to it, so the meta returned describes the bytes copied)
         head = await self.client.call(
@@ -260,34 +284,49 @@ class S3Store(ObjectStore):
         source = meta_from_response(src, head)
         extra = SSEArguments.copy(self.sse, source_sse)
         new_metadata = dict(source.metadata if metadata is None else metadata)
-        label = f"{src} -> {dst}"
         if source.size > self.options.copy_threshold:
             return await self._copy_in_parts(source, dst, new_metadata, extra)
         if metadata is not None:
             extra.update(MetadataDirective="REPLACE", Metadata=new_metadata)
             if source.content_type:  # REPLACE would reset it to S3's default
                 extra["ContentType"] = source.content_type
+        return await self._copy_object(src, dst, source.size, source, extra, new_metadata)
+
+    async def _copy_object(
+        self,
+        src: str,
+        dst: str,
+        size: int,
+        source: ObjectMeta | None,
+        extra: dict[str, Any],
+        new_metadata: dict[str, str] | None = None,
+    ) -> ObjectMeta:
+        """One CopyObject, pinned to ``source``'s ETag when the source was read."""
+        (sb, sk), (db, dk) = split(src), split(dst)
+        if source is not None and source.etag:
+            extra = {**extra, "CopySourceIfMatch": source.etag}
         try:
             response = await self.client.call(
                 "copy_object",
-                label,
+                f"{src} -> {dst}",
                 Bucket=db,
                 Key=dk,
                 CopySource={"Bucket": sb, "Key": sk},
-                CopySourceIfMatch=source.etag,
                 **extra,
             )
         except FileExistsError as exc:  # the table's reading of 412: the source changed
+            if source is None:
+                raise
             raise ChangedError(src, source.etag or "", None) from exc
         result = response.get("CopyObjectResult") or {}
         return ObjectMeta(
             dst,
-            source.size,
+            size,
             result.get("ETag"),
             result.get("LastModified"),
             response.get("VersionId"),
-            new_metadata,
-            source.content_type,
+            new_metadata if new_metadata is not None else {},
+            source.content_type if source is not None else None,
         )
 
     async def _copy_in_parts(
@@ -327,73 +366,88 @@ class S3Store(ObjectStore):
             size=source.size,
         )
 
-    async def delete(self, paths: Sequence[str]) -> list[str]:
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
         by_bucket: dict[str, list[str]] = {}
         for path in dict.fromkeys(paths):
             bucket, key = _object_key(path)
             by_bucket.setdefault(bucket, []).append(key)
         semaphore = asyncio.Semaphore(self.options.max_concurrency)
-        confirmed: list[str] = []
-        failures: list[BaseException] = []
+        deleted: list[str] = []
+        errors: list[DeleteFailure] = []
 
         async def one(bucket: str, batch: list[str]) -> None:
-            async with semaphore:
-                response = await self.client.call(
-                    "delete_objects",
-                    f"{bucket}/{batch[0]}",
-                    Bucket=bucket,
-                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
-                )
-            errors = response.get("Errors") or []
-            refused = {e.get("Key") for e in errors}
-            confirmed.extend(f"{bucket}/{k}" for k in batch if k not in refused)
-            if errors:
-                first = errors[0]
-                failures.append(
-                    EmrfsError(
-                        f"S3 refused to delete {len(errors)} of {len(batch)} objects in "
-                        f"{bucket!r}, e.g. {bucket}/{first.get('Key')}: {first.get('Code')} "
-                        f"{first.get('Message')}; run the delete again",
-                        f"{bucket}/{first.get('Key')}",
-                        code=first.get("Code"),
+            try:
+                async with semaphore:
+                    response = await self.client.call(
+                        "delete_objects",
+                        f"{bucket}/{batch[0]}",
+                        Bucket=bucket,
+                        Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
                     )
+            except OSError as exc:  # the batch as a whole (translated): none confirmed
+                errors.extend(
+                    DeleteFailure(f"{bucket}/{k}", getattr(exc, "code", None), str(exc), exc)
+                    for k in batch
                 )
+                return
+            refused = {e.get("Key"): e for e in response.get("Errors") or []}
+            deleted.extend(f"{bucket}/{k}" for k in batch if k not in refused)
+            errors.extend(
+                DeleteFailure(f"{bucket}/{k}", e.get("Code"), e.get("Message") or "")
+                for k, e in refused.items()
+            )
 
-        results = await asyncio.gather(
+        await asyncio.gather(
             *(
                 one(bucket, keys[i : i + DELETE_BATCH])
                 for bucket, keys in by_bucket.items()
                 for i in range(0, len(keys), DELETE_BATCH)
-            ),
-            return_exceptions=True,
+            )
         )
-        failures.extend(r for r in results if isinstance(r, BaseException))
-        if failures:
-            raise failures[0]
-        return confirmed
+        return DeleteResult(deleted, errors)
 
     # --- listing -------------------------------------------------------------------------
 
-    async def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+    async def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
         bucket, key_prefix = split(prefix)
         if not bucket:
             raise ValueError("list needs a prefix that starts with a bucket name")
+        if limit is not None and limit < 1:
+            raise ValueError(f"list of {prefix!r}: limit must be at least 1, not {limit}")
+        left = limit
         async for page in list_pages(
-            self.client, prefix, bucket, key_prefix, delimiter=delimiter, page_size=self.page_size
+            self.client,
+            prefix,
+            bucket,
+            key_prefix,
+            delimiter=delimiter,
+            max_keys=limit,
+            page_size=self.page_size,
         ):
-            yield ListPage(
-                objects=[
-                    ObjectMeta(
-                        f"{bucket}/{o['Key']}",
-                        o.get("Size", 0),
-                        o.get("ETag"),
-                        o.get("LastModified"),
-                        storage_class=o.get("StorageClass"),
-                    )
-                    for o in page.get("Contents", ())
-                ],
-                prefixes=[f"{bucket}/{p['Prefix']}" for p in page.get("CommonPrefixes", ())],
-            )
+            objects = [
+                ObjectMeta(
+                    f"{bucket}/{o['Key']}",
+                    o.get("Size", 0),
+                    o.get("ETag"),
+                    o.get("LastModified"),
+                    storage_class=o.get("StorageClass"),
+                )
+                for o in page.get("Contents", ())
+            ]
+            prefixes = [f"{bucket}/{p['Prefix']}" for p in page.get("CommonPrefixes", ())]
+            if left is not None:  # S3 merges the two in key order; so do we, then cut
+                merged = sorted(
+                    [(o.path, o) for o in objects] + [(p, None) for p in prefixes],
+                    key=lambda e: e[0],
+                )[:left]
+                left -= len(merged)
+                objects = [o for _, o in merged if o is not None]
+                prefixes = [p for p, o in merged if o is None]
+            yield ListPage(objects=objects, prefixes=prefixes)
+            if left is not None and left <= 0:
+                return
 
     async def close(self) -> None:
         """Closes the client if this store made it (a shared client is its owner's)."""

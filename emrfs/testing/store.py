@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 
 from ..errors import ChangedError
-from ..store.protocol import ListPage, ObjectMeta, ObjectStore, StagedUpload
+from ..store.protocol import DeleteResult, ListPage, ObjectMeta, ObjectStore, StagedUpload
 
 __all__ = ["StoreTests"]
 
@@ -88,6 +88,18 @@ async def _listing(
         assert isinstance(page, ListPage)
         objects.extend(page.objects)
         prefixes.extend(page.prefixes)
+    return objects, prefixes
+
+
+async def _listing_limited(
+    store: ObjectStore, prefix: str, delimiter: str | None = None, *, limit: int
+) -> tuple[list[ObjectMeta], list[str]]:
+    objects: list[ObjectMeta] = []
+    prefixes: list[str] = []
+    async for page in store.list(prefix, delimiter=delimiter, limit=limit):
+        objects.extend(page.objects)
+        prefixes.extend(page.prefixes)
+    assert len(objects) + len(prefixes) <= limit
     return objects, prefixes
 
 
@@ -354,16 +366,55 @@ class StoreTests:
         self.assert_missing(f"{root}/copies/none")
 
     @_store_test
+    async def test_copy_of_a_known_size_reports_the_new_object(
+        self, store: ObjectStore, root: str
+    ) -> None:
+        src, dst = f"{root}/sized/src", f"{root}/sized/dst"
+        data = _sample(3000)
+        self.raw_put(src, data, {"envelope": "kept"})
+        meta = await store.copy(src, dst, source_size=len(data))
+        assert self.raw_get(dst) == data and self.raw_metadata(dst) == {"envelope": "kept"}
+        assert meta.path == dst and meta.size == len(data)
+        head = await store.head(dst)  # the ETag reported is the one stored
+        assert meta.etag and _bare(meta.etag) == _bare(head.etag)
+        assert meta.version_id == head.version_id
+        with pytest.raises(FileNotFoundError):
+            await store.copy(f"{root}/sized/none", f"{root}/sized/none2", source_size=3)
+        self.assert_missing(f"{root}/sized/none2")
+
+    @_store_test
     async def test_delete_many_including_missing(self, store: ObjectStore, root: str) -> None:
         paths = [f"{root}/del/{i}" for i in range(5)]
         self.raw_put_many((p, b"x") for p in paths)
         self.raw_put(f"{root}/del-keep", b"kept")
-        gone = await store.delete([*paths, f"{root}/del/missing"])
-        assert set(gone) == set(paths) | {f"{root}/del/missing"}
+        result = await store.delete([*paths, f"{root}/del/missing", paths[0]])
+        assert isinstance(result, DeleteResult)
+        assert sorted(result.deleted) == sorted({*paths, f"{root}/del/missing"})
+        assert list(result.errors) == []
+        result.raise_errors()  # nothing to raise
         for p in paths:
             self.assert_missing(p)
         assert self.raw_get(f"{root}/del-keep") == b"kept"
-        assert await store.delete([]) == []
+        empty = await store.delete([])
+        assert list(empty.deleted) == [] and list(empty.errors) == []
+
+    @_store_test
+    async def test_delete_reports_what_it_could_not_delete(
+        self, store: ObjectStore, root: str
+    ) -> None:
+        """A batch refused as a whole (here: a missing bucket) is reported per path with
+        its error, and the rest of the call is still done and confirmed."""
+        kept, gone = f"{root}/partial/a", f"{root}/partial/b"
+        self.raw_put_many([(kept, b"a"), (gone, b"b")])
+        lost = [f"{root}-missing-bucket/x", f"{root}-missing-bucket/y"]
+        result = await store.delete([gone, *lost])
+        assert list(result.deleted) == [gone]
+        self.assert_missing(gone)
+        assert self.raw_get(kept) == b"a"
+        assert sorted(f.path for f in result.errors) == lost
+        assert all(isinstance(f.error, FileNotFoundError) for f in result.errors)
+        with pytest.raises(FileNotFoundError):
+            result.raise_errors(f"{root}/partial")
 
     # --- listing ---------------------------------------------------------------------------
 
@@ -387,6 +438,24 @@ class StoreTests:
         assert [o.path for o in objects] == [f"{root}/c_x"] and prefixes == [f"{root}/c_y/"]
         assert await _listing(store, f"{root}/zzz") == ([], [])
         assert await _listing(store, root) == await _listing(store, f"{root}/")
+
+    @_store_test
+    async def test_list_with_a_limit(self, store: ObjectStore, root: str) -> None:
+        keys = ["d/", "d/a", "d/b/c", "d/b/e", "d/f", "d/g/h", "e"]
+        self.raw_put_many((f"{root}/{k}", b"") for k in keys)
+        objects, prefixes = await _listing_limited(store, f"{root}/d/", limit=1)
+        assert [o.path for o in objects] == [f"{root}/d/"] and prefixes == []
+        objects, prefixes = await _listing_limited(store, f"{root}/d/", limit=3)
+        assert [o.path for o in objects] == [f"{root}/{k}" for k in ("d/", "d/a", "d/b/c")]
+        objects, prefixes = await _listing_limited(store, f"{root}/d/", "/", limit=3)
+        assert [o.path for o in objects] == [f"{root}/d/", f"{root}/d/a"]
+        assert prefixes == [f"{root}/d/b/"]  # objects and prefixes count together
+        objects, prefixes = await _listing_limited(store, f"{root}/d/", "/", limit=100)
+        assert [o.path for o in objects] == [f"{root}/d/", f"{root}/d/a", f"{root}/d/f"]
+        assert prefixes == [f"{root}/d/b/", f"{root}/d/g/"]
+        assert await _listing_limited(store, f"{root}/none/", limit=1) == ([], [])
+        with pytest.raises(ValueError):
+            await _listing_limited(store, f"{root}/d/", limit=0)
 
     @_store_test
     async def test_list_beyond_one_page(self, store: ObjectStore, root: str) -> None:
