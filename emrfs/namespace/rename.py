@@ -22,7 +22,6 @@ from .. import paths
 from ..blocking import run_blocking
 from ..errors import InvalidPathError, exists, is_a_directory, not_found
 from ..s3.listing import list_pages
-from ..s3.multipart import part_ranges
 from .markers import DIR_CONTENT_TYPE, Markers, deleted_paths
 from .tree import Trees
 
@@ -72,34 +71,12 @@ class Renames:
         return etag
 
     async def copy_key(self, sb: str, sk: str, db: str, dk: str, size: int) -> str | None:
-        """Server-side copy of one key (raw keys: markers keep their trailing slash)."""
+        """Server-side copy of one key (raw keys: markers keep their trailing slash) by
+        the destination's transport (its SSE settings; the source's SSE-C key); a CSE
+        object's envelope travels in its metadata.  Returns the new object's ETag."""
         src, dst = f"{sb}/{sk}", f"{db}/{dk}"
-        source = {"Bucket": sb, "Key": sk}
-        extra = self.encrypted.copy_kwargs(src, dst)
-        if size <= self.options.s3.copy_threshold:
-            response = await self.s3.call(
-                "copy_object", f"{src} -> {dst}", Bucket=db, Key=dk, CopySource=source, **extra
-            )
-            return response.get("CopyObjectResult", {}).get("ETag")
-        # a multipart copy states the metadata itself (the CSE envelope lives there)
-        head = await self.s3.call(
-            "head_object", src, Bucket=sb, Key=sk, **self.encrypted.read_kwargs(src)
-        )
-        upload = self.uploads.new_upload(dst, db, dk, metadata=head.get("Metadata"))
-        await upload.start()
-        try:
-            await asyncio.gather(
-                *(
-                    upload.copy_part(n, source, start, end, **_copy_part_kwargs(extra))
-                    for n, (start, end) in enumerate(
-                        part_ranges(size, self.options.s3.copy_part_size), start=1
-                    )
-                )
-            )
-        except BaseException:
-            await upload.abort()
-            raise
-        return (await upload.complete()).get("ETag")
+        copied = await self.markers.transport(dst).copy(src, dst, source_size=size)
+        return copied.etag
 
     # --- rename -------------------------------------------------------------------------
 
@@ -352,19 +329,6 @@ class _TreeCopy:
         else:
             self.callback.relative_update(1)
             self.copied[f"{db}/{dk_}"] = (item["size"], etag)
-
-
-def _copy_part_kwargs(copy_kwargs: dict[str, Any]) -> dict[str, Any]:
-    # UploadPartCopy takes the source/destination SSE-C keys but no metadata directives
-    allowed = (
-        "SSECustomerAlgorithm",
-        "SSECustomerKey",
-        "SSECustomerKeyMD5",
-        "CopySourceSSECustomerAlgorithm",
-        "CopySourceSSECustomerKey",
-        "CopySourceSSECustomerKeyMD5",
-    )
-    return {k: v for k, v in copy_kwargs.items() if k in allowed}
 
 
 def _same_object(there: dict, item: dict) -> bool:
