@@ -6,13 +6,36 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..errors import ConfigurationError
-from .sections import SECTIONS
+from .sections import (
+    SECTIONS,
+    CacheOptions,
+    ConsistencyOptions,
+    CSEOptions,
+    EphemeralOptions,
+    S3Options,
+    SSEOptions,
+)
 
-if TYPE_CHECKING:
-    from .options import Options
+
+class Options(Protocol):
+    """What a conflict reads: the sections of :class:`emrfs.config.options.Options`
+    (a protocol, so this module needs not import the tree, which imports it)."""
+
+    @property
+    def s3(self) -> S3Options: ...
+    @property
+    def consistency(self) -> ConsistencyOptions: ...
+    @property
+    def sse(self) -> SSEOptions: ...
+    @property
+    def cse(self) -> CSEOptions: ...
+    @property
+    def cache(self) -> CacheOptions: ...
+    @property
+    def ephemeral(self) -> EphemeralOptions: ...
 
 
 @dataclass(frozen=True)

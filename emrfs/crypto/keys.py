@@ -13,8 +13,8 @@ and wrapped) and unwraps the key of an object being read.  Shipped:
 
 ``cse.materials_provider = "module:Class"`` names a :class:`KeyProvider` or
 ``EncryptionMaterialsProvider`` subclass; see
-:func:`emrfs.crypto.materials.load_provider` (those names are importable from
-here too).
+:func:`emrfs.crypto.materials.load_provider` (all of these are importable from
+:mod:`emrfs.crypto`).
 Wrapping follows AWS's S3 Encryption Client exactly, so keys cross both ways.
 """
 
@@ -409,18 +409,3 @@ def _json_object(text: str | None, option: str) -> dict[str, str]:
             f"{option} must be a JSON object of ASCII strings (S3 metadata is ASCII)", option
         )
     return value
-
-
-_MOVED_TO_MATERIALS = frozenset(
-    {"Materials", "EncryptionMaterialsProvider", "MaterialsKeyProvider", "load_provider"}
-)
-
-
-def __getattr__(name: str) -> Any:
-    # the materials providers moved to emrfs.crypto.materials (which imports this
-    # module, hence the lazy import); their old import path keeps working
-    if name in _MOVED_TO_MATERIALS:
-        from . import materials
-
-        return getattr(materials, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,23 +5,20 @@ Everything boto-shaped stops here.  The client's policy comes along unchanged:
 request retries, resumable bodies (``read_range``/``get_object_stream``), errors
 translated once (``map_s3_errors``) and the ``pinned_get`` hook through which
 every GET pinned to an ETag passes.  The SSE arguments of each request family
-are built here too, from the :class:`~emrfs.config.SSEOptions` the store was
-made with (:func:`sse_arguments`, pure; :mod:`emrfs.crypto.sse` has the rules).
-
-Responses become :class:`~emrfs.store.protocol.ObjectMeta`: user metadata with
-lower-case names and no ``x-amz-meta-`` prefix, the ETag quoted as S3 sends it.
+come from the :class:`~emrfs.config.SSEOptions` the store was made with, and
+responses become :class:`~emrfs.store.protocol.ObjectMeta`, by the pure functions
+of :mod:`emrfs.store.s3_shapes` (importable from here too).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..config import S3Options, SSEOptions
 from ..crypto import sse as _sse
-from ..errors import ChangedError, not_found
+from ..errors import ChangedError
 from ..s3.client import S3Client
 from ..s3.listing import list_pages
 from ..s3.multipart import MultipartUpload, UploadPurge, part_ranges
@@ -35,67 +32,19 @@ from .protocol import (
     StagedUpload,
     split,
 )
+from .s3_shapes import (
+    COPY_PART_KEYS,
+    SSEArguments,
+    check_range,
+    meta_from_response,
+    object_key,
+    sse_arguments,
+)
 
 __all__ = ["S3Store", "SSEArguments", "sse_arguments", "meta_from_response"]
 
 #: Keys one DeleteObjects request may carry.
 DELETE_BATCH = 1000
-#: UploadPartCopy takes the SSE-C keys of both ends but none of the write settings.
-_COPY_PART_KEYS = (
-    "SSECustomerAlgorithm",
-    "SSECustomerKey",
-    "SSECustomerKeyMD5",
-    "CopySourceSSECustomerAlgorithm",
-    "CopySourceSSECustomerKey",
-    "CopySourceSSECustomerKeyMD5",
-)
-
-
-@dataclass(frozen=True)
-class SSEArguments:
-    """The SSE request arguments of one set of options, per request family."""
-
-    write: Mapping[str, Any]  # put_object, create_multipart_upload
-    part: Mapping[str, Any]  # upload_part
-    read: Mapping[str, Any]  # get_object, head_object
-
-    @staticmethod
-    def copy(dest: SSEOptions, source: SSEOptions) -> dict[str, Any]:
-        """copy_object: the destination's settings and the source's SSE-C key."""
-        return _sse.copy_kwargs(dest, source)
-
-
-def sse_arguments(options: SSEOptions) -> SSEArguments:
-    """The SSE arguments every request of a store with ``options`` carries (pure; raises
-    :class:`~emrfs.errors.ConfigurationError` for a malformed SSE-C key)."""
-    return SSEArguments(
-        _sse.write_kwargs(options), _sse.part_kwargs(options), _sse.read_kwargs(options)
-    )
-
-
-def meta_from_response(
-    path: str, response: Mapping[str, Any], size: int | None = None
-) -> ObjectMeta:
-    """An ObjectMeta from a HeadObject/GetObject/PutObject/Complete response (``size`` when
-    the response does not carry the length, as a PUT's does not)."""
-    length = response.get("ContentLength") if size is None else size
-    return ObjectMeta(
-        path,
-        int(length or 0),
-        etag=response.get("ETag"),
-        last_modified=response.get("LastModified"),
-        version_id=response.get("VersionId"),
-        metadata={k.lower(): v for k, v in (response.get("Metadata") or {}).items()},
-        content_type=response.get("ContentType"),
-        storage_class=response.get("StorageClass"),
-    )
-
-
-def _object_key(path: str) -> tuple[str, str]:
-    bucket, key = split(path)
-    if not bucket or not key:
-        raise not_found(path, "a bucket is not an object; give bucket/key")
-    return bucket, key
 
 
 class S3Store(ObjectStore):
@@ -137,7 +86,7 @@ class S3Store(ObjectStore):
     # --- reading -------------------------------------------------------------------------
 
     async def head(self, path: str) -> ObjectMeta:
-        bucket, key = _object_key(path)
+        bucket, key = object_key(path)
         response = await self.client.call(
             "head_object", path, Bucket=bucket, Key=key, **self.arguments.read
         )
@@ -152,8 +101,8 @@ class S3Store(ObjectStore):
     async def get_range(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
     ) -> bytes:
-        bucket, key = _object_key(path)
-        _check_range(path, start, end)
+        bucket, key = object_key(path)
+        check_range(path, start, end)
         if end is not None:
             return await self.client.read_range(
                 path, bucket, key, start, end, **self._get_kwargs(if_match)
@@ -176,8 +125,8 @@ class S3Store(ObjectStore):
         if_match: str | None = None,
         chunk_size: int = 8 * 1024 * 1024,
     ) -> AsyncIterator[bytes]:
-        bucket, key = _object_key(path)
-        _check_range(path, start, end)
+        bucket, key = object_key(path)
+        check_range(path, start, end)
         if end is not None and end <= start:
             return
         async for chunk in self.client.get_object_stream(
@@ -206,7 +155,7 @@ class S3Store(ObjectStore):
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
     ) -> ObjectMeta:
-        bucket, key = _object_key(path)
+        bucket, key = object_key(path)
         kwargs = self._create_kwargs(metadata, content_type)
         if if_none_match:
             kwargs["IfNoneMatch"] = "*"
@@ -227,7 +176,7 @@ class S3Store(ObjectStore):
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
     ) -> ObjectWriter:
-        bucket, key = _object_key(path)
+        bucket, key = object_key(path)
         upload = MultipartUpload(
             self.client,
             path,
@@ -243,7 +192,7 @@ class S3Store(ObjectStore):
         return S3Writer(upload, metadata, content_type)
 
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
-        bucket, key = _object_key(staged.path)
+        bucket, key = object_key(staged.path)
         parts = [{"PartNumber": n, "ETag": e} for n, e in sorted(staged.parts)]
         response = await self.client.call(
             "complete_multipart_upload",
@@ -263,8 +212,8 @@ class S3Store(ObjectStore):
         metadata: Mapping[str, str] | None = None,
         source_size: int | None = None,
     ) -> ObjectMeta:
-        sb, sk = _object_key(src)
-        _object_key(dst)
+        sb, sk = object_key(src)
+        object_key(dst)
         source_sse = self._source_sse(src) if self._source_sse else self.sse
         if (
             source_size is not None
@@ -344,7 +293,7 @@ class S3Store(ObjectStore):
             purge=self.purge,
         )
         await upload.start()
-        part_extra = {k: v for k, v in extra.items() if k in _COPY_PART_KEYS}
+        part_extra = {k: v for k, v in extra.items() if k in COPY_PART_KEYS}
         if source.etag:
             part_extra["CopySourceIfMatch"] = source.etag
         try:
@@ -369,7 +318,7 @@ class S3Store(ObjectStore):
     async def delete(self, paths: Sequence[str]) -> DeleteResult:
         by_bucket: dict[str, list[str]] = {}
         for path in dict.fromkeys(paths):
-            bucket, key = _object_key(path)
+            bucket, key = object_key(path)
             by_bucket.setdefault(bucket, []).append(key)
         semaphore = asyncio.Semaphore(self.options.max_concurrency)
         deleted: list[str] = []
@@ -502,8 +451,3 @@ class S3Writer(ObjectWriter):
         return StagedUpload(
             self.path, upload_id, sorted(self.upload.parts.items()), sum(self._sizes.values())
         )
-
-
-def _check_range(path: str, start: int, end: int | None) -> None:
-    if start < 0 or (end is not None and end < 0):
-        raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")

@@ -80,26 +80,15 @@ def _bare(etag: str | None) -> str:
 
 
 async def _listing(
-    store: ObjectStore, prefix: str, delimiter: str | None = None
-) -> tuple[list[ObjectMeta], list[str]]:
-    objects: list[ObjectMeta] = []
-    prefixes: list[str] = []
-    async for page in store.list(prefix, delimiter=delimiter):
-        assert isinstance(page, ListPage)
-        objects.extend(page.objects)
-        prefixes.extend(page.prefixes)
-    return objects, prefixes
-
-
-async def _listing_limited(
-    store: ObjectStore, prefix: str, delimiter: str | None = None, *, limit: int
+    store: ObjectStore, prefix: str, delimiter: str | None = None, *, limit: int | None = None
 ) -> tuple[list[ObjectMeta], list[str]]:
     objects: list[ObjectMeta] = []
     prefixes: list[str] = []
     async for page in store.list(prefix, delimiter=delimiter, limit=limit):
+        assert isinstance(page, ListPage)
         objects.extend(page.objects)
         prefixes.extend(page.prefixes)
-    assert len(objects) + len(prefixes) <= limit
+    assert limit is None or len(objects) + len(prefixes) <= limit
     return objects, prefixes
 
 
@@ -443,19 +432,19 @@ class StoreTests:
     async def test_list_with_a_limit(self, store: ObjectStore, root: str) -> None:
         keys = ["d/", "d/a", "d/b/c", "d/b/e", "d/f", "d/g/h", "e"]
         self.raw_put_many((f"{root}/{k}", b"") for k in keys)
-        objects, prefixes = await _listing_limited(store, f"{root}/d/", limit=1)
+        objects, prefixes = await _listing(store, f"{root}/d/", limit=1)
         assert [o.path for o in objects] == [f"{root}/d/"] and prefixes == []
-        objects, prefixes = await _listing_limited(store, f"{root}/d/", limit=3)
+        objects, prefixes = await _listing(store, f"{root}/d/", limit=3)
         assert [o.path for o in objects] == [f"{root}/{k}" for k in ("d/", "d/a", "d/b/c")]
-        objects, prefixes = await _listing_limited(store, f"{root}/d/", "/", limit=3)
+        objects, prefixes = await _listing(store, f"{root}/d/", "/", limit=3)
         assert [o.path for o in objects] == [f"{root}/d/", f"{root}/d/a"]
         assert prefixes == [f"{root}/d/b/"]  # objects and prefixes count together
-        objects, prefixes = await _listing_limited(store, f"{root}/d/", "/", limit=100)
+        objects, prefixes = await _listing(store, f"{root}/d/", "/", limit=100)
         assert [o.path for o in objects] == [f"{root}/d/", f"{root}/d/a", f"{root}/d/f"]
         assert prefixes == [f"{root}/d/b/", f"{root}/d/g/"]
-        assert await _listing_limited(store, f"{root}/none/", limit=1) == ([], [])
+        assert await _listing(store, f"{root}/none/", limit=1) == ([], [])
         with pytest.raises(ValueError):
-            await _listing_limited(store, f"{root}/d/", limit=0)
+            await _listing(store, f"{root}/d/", limit=0)
 
     @_store_test
     async def test_list_beyond_one_page(self, store: ObjectStore, root: str) -> None:
