@@ -21,12 +21,12 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 from .. import paths
 from ..blocking import run_blocking
 from ..errors import InvalidPathError, exists, is_a_directory, not_found
-from ..s3.listing import list_pages
 from .markers import DIR_CONTENT_TYPE, Markers, deleted_paths
 from .tree import Trees
 
 if TYPE_CHECKING:
     from ..renames import RenameJournal
+    from ..store import ObjectMeta
     from ..tiers import EphemeralRoutes
     from ..uploads import Uploads
 
@@ -193,12 +193,12 @@ class Renames:
         _sb, sk = paths.split(src)
         db, dk = paths.split(dst)
         items = await self.trees.tree(src, "mv")
-        present: dict[str, dict] = {}
+        present: dict[str, ObjectMeta] = {}
         if not resume:
             await self.journal.begin(src, dst)  # a crash from here on can be finished
         else:
-            async for page in list_pages(self.s3, dst, db, dk + "/", delimiter=None):
-                present.update((o["Key"], o) for o in page.get("Contents", ()))
+            async for page in self.markers.transport(dst).list(f"{db}/{dk}/"):
+                present.update((o.key, o) for o in page.objects)
         callback.set_size(sum(1 for i in items if i["type"] == "file"))
         copy = _TreeCopy(self, src, dst, items, present, callback)
         pairs = [(i, k) for i in items for k in i["keys"]]
@@ -281,7 +281,7 @@ class _TreeCopy:
         src: str,
         dst: str,
         items: list[dict],
-        present: dict[str, dict],
+        present: dict[str, ObjectMeta],
         callback: Any,
     ):
         self.renames = renames
@@ -309,7 +309,7 @@ class _TreeCopy:
         is_marker = item["type"] == "directory" or paths.marker_dir(k) is not None
         there = self.present.get(dk_)
         if there is not None and _same_object(there, item):
-            etag = there.get("ETag")
+            etag = there.etag
         elif is_marker and item["path"] in self.holding:
             etag = None  # it holds files or directories: implied by their keys
         elif is_marker:
@@ -331,11 +331,11 @@ class _TreeCopy:
             self.copied[f"{db}/{dk_}"] = (item["size"], etag)
 
 
-def _same_object(there: dict, item: dict) -> bool:
-    """Whether the object already at the destination (a ListObjectsV2 entry) is a copy of
-    the source ``item``: same size, and same ETag unless either came from a multipart
-    upload or copy (whose ETags differ between copies of the same bytes)."""
-    if there.get("Size") != item["size"]:
+def _same_object(there: ObjectMeta, item: dict) -> bool:
+    """Whether the object already at the destination (as listed) is a copy of the source
+    ``item``: same size, and same ETag unless either came from a multipart upload or
+    copy (whose ETags differ between copies of the same bytes)."""
+    if there.size != item["size"]:
         return False
-    a, b = (str(e or "").strip('"') for e in (there.get("ETag"), item.get("ETag")))
+    a, b = (str(e or "").strip('"') for e in (there.etag, item.get("ETag")))
     return not a or not b or "-" in a or "-" in b or a == b

@@ -293,6 +293,11 @@ class MemoryStore(ObjectStore):
                 raise ChangedError(staged.path, etag, None if data is None else _etag(data))
         return self._complete(staged.upload_id, [n for n, _ in sorted(staged.parts)])
 
+    async def abort_staged(self, staged: StagedUpload) -> None:
+        upload = self._uploads.get(staged.upload_id)
+        if upload is not None and upload.path == staged.path:
+            del self._uploads[staged.upload_id]
+
     async def copy(
         self,
         src: str,

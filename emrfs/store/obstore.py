@@ -538,6 +538,9 @@ class ObstoreStore(ObjectStore):
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
         return await self.fallback.complete_staged(staged)
 
+    async def abort_staged(self, staged: StagedUpload) -> None:
+        await self.fallback.abort_staged(staged)
+
     async def copy(
         self,
         src: str,

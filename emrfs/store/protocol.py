@@ -272,6 +272,11 @@ class ObjectStore(abc.ABC):
         """Complete an upload another writer :meth:`ObjectWriter.stage`\\ d."""
         raise NotImplementedError(f"{type(self).__name__} cannot complete staged uploads")
 
+    async def abort_staged(self, staged: StagedUpload) -> None:
+        """Discard a staged upload's parts, nothing published; one already completed or
+        aborted is fine (a job abort may run twice)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot abort staged uploads")
+
     async def close(self) -> None:  # noqa: B027 - optional: a store may hold nothing
         """Release connections.  The store may not be used afterwards."""
 
@@ -370,6 +375,9 @@ class WrapperStore(ObjectStore):
 
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
         return await self.inner.complete_staged(staged)
+
+    async def abort_staged(self, staged: StagedUpload) -> None:
+        await self.inner.abort_staged(staged)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -229,6 +229,19 @@ class S3Store(ObjectStore):
         )
         return meta_from_response(staged.path, response, size=staged.size)
 
+    async def abort_staged(self, staged: StagedUpload) -> None:
+        bucket, key = object_key(staged.path)
+        try:
+            await self.client.call(
+                "abort_multipart_upload",
+                staged.path,
+                Bucket=bucket,
+                Key=key,
+                UploadId=staged.upload_id,
+            )
+        except FileNotFoundError:
+            pass  # NoSuchUpload: completed or aborted already
+
     async def copy(
         self,
         src: str,

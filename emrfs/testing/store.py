@@ -279,6 +279,25 @@ class StoreTests(CopyDeleteListTests, StoreTestBase):
         meta = await store.complete_staged(staged)
         assert self.raw_get(path) == data and meta.size == len(data)
         assert not self.raw_open_uploads(root)
+        await store.abort_staged(staged)  # completed already: nothing to do
+        assert self.raw_get(path) == data
+
+    @_store_test
+    async def test_abort_staged(self, store: ObjectStore, root: str) -> None:
+        path = f"{root}/staged-aborted"
+        writer, _ = await self._write_parts(store, path)
+        try:
+            staged = await writer.stage()
+        except NotImplementedError:
+            await writer.abort()
+            pytest.skip(f"{type(store).__name__} does not stage uploads")
+        await store.abort_staged(staged)
+        await store.abort_staged(staged)  # twice is fine (a job abort may run again)
+        self.assert_missing(path)
+        assert not self.raw_open_uploads(root)
+        with pytest.raises(FileNotFoundError):
+            await store.complete_staged(staged)
+        self.assert_missing(path)
 
     # --- pinned reads ------------------------------------------------------------------------
 
