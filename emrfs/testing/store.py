@@ -295,9 +295,6 @@ class StoreTests(CopyDeleteListTests, StoreTestBase):
         await store.abort_staged(staged)  # twice is fine (a job abort may run again)
         self.assert_missing(path)
         assert not self.raw_open_uploads(root)
-        with pytest.raises(FileNotFoundError):
-            await store.complete_staged(staged)
-        self.assert_missing(path)
 
     # --- pinned reads ------------------------------------------------------------------------
 
