@@ -8,8 +8,10 @@ waited for, deletions S3 still lists left out).  Tier paths are the tier's own.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import paths
 from ..s3.listing import Listing, add_page
@@ -19,7 +21,34 @@ from .views import as_status
 if TYPE_CHECKING:
     from ..tiers import EphemeralRoutes
 
-__all__ = ["Listings"]
+__all__ = ["Listings", "read_ahead"]
+
+T = TypeVar("T")
+
+
+async def read_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
+    """``pages``, each yielded once the request for the next one is under way: a LIST's
+    pages come one after another (each needs the last one's token), so the caller's
+    work on a page overlaps the server's on the next instead of adding to it."""
+    source = pages.__aiter__()
+    pending: asyncio.Future[T] = asyncio.ensure_future(source.__anext__())
+    try:
+        while True:
+            try:
+                page = await pending
+            except StopAsyncIteration:
+                return
+            pending = asyncio.ensure_future(source.__anext__())
+            await asyncio.sleep(0)  # let the next page's request start before the caller works
+            yield page
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+        closer = getattr(source, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 class Listings:
@@ -94,7 +123,10 @@ class Listings:
                 n: as_status(self.status, i)
                 for n, i in (await view.find(path, s3_find, in_scope, withdirs)).items()
             }
-        out = {e["name"]: e for e in await self.markers.encrypted.listed(list(out.values()))}
+        entries = list(out.values())
+        listed = await self.markers.encrypted.listed(entries)
+        if listed is not entries:  # CSE changed lengths or hid instruction files
+            out = {e["name"]: e for e in listed}
         # after the CSE lengths: tier files are local plaintext, never HEADed in S3
         out = await self.tiers.merge_find(path, out, maxdepth, withdirs, prefix)
         if maxdepth is not None and maxdepth > 1:
@@ -112,8 +144,10 @@ class Listings:
         of ``path`` itself (no glob or name prefix), so an empty one asks what it is."""
         bucket, key = paths.split(path)
         listing = Listing()
-        async for page in self.markers.transport(path).list(
-            f"{bucket}/{list_prefix}", delimiter="/" if maxdepth == 1 else None
+        async for page in read_ahead(
+            self.markers.transport(path).list(
+                f"{bucket}/{list_prefix}", delimiter="/" if maxdepth == 1 else None
+            )
         ):
             add_page(
                 listing, bucket, key, page, self.status, recursive=maxdepth != 1, withdirs=True

@@ -7,7 +7,7 @@ page-to-entries step is pure so it can be tested without a server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,14 +66,14 @@ class Listing:
         return not self.files and not self.dirs
 
 
-def _page_entries(page: dict | ListPage) -> tuple[list[ObjectMeta], list[str]]:
-    """A page's objects (``bucket``-less keys are fine: only ``key`` is read) and its
-    common prefixes as keys, from a store's :class:`ListPage` or a ListObjectsV2 page."""
+def _page_entries(page: dict | ListPage, bucket: str) -> tuple[Sequence[ObjectMeta], list[str]]:
+    """A page's objects (paths ``bucket/key``) and its common prefixes as keys, from a
+    store's :class:`ListPage` or a raw ListObjectsV2 page."""
     if isinstance(page, ListPage):
-        return list(page.objects), [split(p)[1] for p in page.prefixes]
+        return page.objects, [split(p)[1] for p in page.prefixes]
     objects = [
         ObjectMeta(
-            "/" + o["Key"],
+            f"{bucket}/{o['Key']}",
             o.get("Size", 0),
             o.get("ETag"),
             o.get("LastModified"),
@@ -95,38 +95,60 @@ def add_page(
     withdirs: bool = True,
 ) -> None:
     """Fold one listing page for directory ``dir_key`` ('' = bucket root) into ``listing``
-    (a store's :class:`ListPage`, or a raw ListObjectsV2 page)."""
+    (a store's :class:`ListPage` of ``bucket``, or a raw ListObjectsV2 page).
+
+    Runs once per listed key, so it does per key only what the key needs: the status
+    dict built once, the key's name reused from the store's path, and implied parents
+    walked up only to the first one already known (the keys come sorted, so siblings
+    share the walk)."""
     own_markers = (dir_key + DIR_MARKER_SUFFIX, dir_key + EMRFS_FOLDER_SUFFIX) if dir_key else ()
-    objects, prefixes = _page_entries(page)
+    objects, prefixes = _page_entries(page, bucket)
+    skip = len(bucket) + 1
+    files = listing.files
+    dirs = listing.dirs
+    make_file = status.file
+    imply = recursive and withdirs
     for obj in objects:
-        key = obj.key
-        if key in own_markers:
-            listing.self_marker = key
-            continue
-        as_dir = marker_dir(key)
-        if as_dir is not None and as_dir != dir_key:
+        name = obj.path
+        key = name[skip:]
+        if key.endswith(DIR_MARKER_SUFFIX) or key.endswith(EMRFS_FOLDER_SUFFIX):
+            if key in own_markers:
+                listing.self_marker = key
+                continue
+            as_dir = marker_dir(key)
+            if as_dir == dir_key:
+                continue
             _add_dir(listing, status, f"{bucket}/{as_dir}", obj.last_modified, key)
-            if recursive and withdirs:
-                for d in implied_dirs(as_dir + "/x", dir_key):
-                    _add_dir(listing, status, f"{bucket}/{d}")
+            if imply:
+                _imply_parents(listing, status, bucket, as_dir, dir_key)
             continue
-        if as_dir == dir_key:
-            continue
-        name = f"{bucket}/{key}"
-        listing.files[name] = status.file(
+        files[name] = make_file(
             name,
             obj.size,
             etag=obj.etag,
             last_modified=obj.last_modified,
             storage_class=obj.storage_class,
         )
-        if recursive and withdirs:
-            for d in implied_dirs(key, dir_key):
-                _add_dir(listing, status, f"{bucket}/{d}")
+        if imply:
+            parent = key.rpartition("/")[0]
+            if parent and parent != dir_key and f"{bucket}/{parent}" not in dirs:
+                _imply_parents(listing, status, bucket, key, dir_key)
     for common in prefixes:
         prefix = common.rstrip("/")
         if prefix and prefix != dir_key:
             _add_dir(listing, status, f"{bucket}/{prefix}")
+
+
+def _imply_parents(
+    listing: Listing, status: StatusFactory, bucket: str, key: str, dir_key: str
+) -> None:
+    """The directories ``key`` implies below ``dir_key``, nearest first, up to the first
+    one already listed (its own parents were added with it)."""
+    for d in implied_dirs(key, dir_key):
+        name = f"{bucket}/{d}"
+        if name in listing.dirs:
+            return
+        listing.dirs[name] = status.directory(name)
 
 
 def _add_dir(
