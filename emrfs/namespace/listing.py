@@ -8,47 +8,18 @@ waited for, deletions S3 still lists left out).  Tier paths are the tier's own.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from .. import paths
-from ..s3.listing import Listing, add_page
+from ..s3.listing import Listing, add_page, read_ahead
 from .markers import Markers
 from .views import as_status
 
 if TYPE_CHECKING:
     from ..tiers import EphemeralRoutes
 
-__all__ = ["Listings", "read_ahead"]
-
-T = TypeVar("T")
-
-
-async def read_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
-    """``pages``, each yielded once the request for the next one is under way: a LIST's
-    pages come one after another (each needs the last one's token), so the caller's
-    work on a page overlaps the server's on the next instead of adding to it."""
-    source = pages.__aiter__()
-    pending: asyncio.Future[T] = asyncio.ensure_future(source.__anext__())
-    try:
-        while True:
-            try:
-                page = await pending
-            except StopAsyncIteration:
-                return
-            pending = asyncio.ensure_future(source.__anext__())
-            await asyncio.sleep(0)  # let the next page's request start before the caller works
-            yield page
-    finally:
-        if not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
-        closer = getattr(source, "aclose", None)
-        if closer is not None:
-            await closer()
+__all__ = ["Listings"]
 
 
 class Listings:
@@ -124,7 +95,7 @@ class Listings:
                 for n, i in (await view.find(path, s3_find, in_scope, withdirs)).items()
             }
         entries = list(out.values())
-        listed = await self.markers.encrypted.listed(entries)
+        listed = await self.markers.encrypted.listed(entries, scope=path)
         if listed is not entries:  # CSE changed lengths or hid instruction files
             out = {e["name"]: e for e in listed}
         # after the CSE lengths: tier files are local plaintext, never HEADed in S3
@@ -169,5 +140,5 @@ class Listings:
             else:
                 for name in listing.dirs:
                     out.pop(name, None)
-        self.markers.reads.remember_listing(list(listing.files.values()))
+        self.markers.reads.remember_listing(list(listing.files.values()), scope=path)
         return out

@@ -7,9 +7,11 @@ page-to-entries step is pure so it can be tested without a server.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..paths import DIR_MARKER_SUFFIX, EMRFS_FOLDER_SUFFIX, implied_dirs, marker_dir
 from ..status import StatusFactory
@@ -46,6 +48,34 @@ async def list_pages(
         token = page.get("NextContinuationToken")
         if not page.get("IsTruncated") or not token or (max_keys and seen >= max_keys):
             return
+
+
+T = TypeVar("T")
+
+
+async def read_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
+    """``pages``, each yielded once the request for the next one is under way: a LIST's
+    pages come one after another (each needs the last one's token), so the caller's
+    work on a page overlaps the server's on the next instead of adding to it."""
+    source = pages.__aiter__()
+    pending: asyncio.Future[T] = asyncio.ensure_future(source.__anext__())
+    try:
+        while True:
+            try:
+                page = await pending
+            except StopAsyncIteration:
+                return
+            pending = asyncio.ensure_future(source.__anext__())
+            await asyncio.sleep(0)  # let the next page's request start before the caller works
+            yield page
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+        closer = getattr(source, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 @dataclass
@@ -111,11 +141,11 @@ def add_page(
     for obj in objects:
         name = obj.path
         key = name[skip:]
-        if key.endswith(DIR_MARKER_SUFFIX) or key.endswith(EMRFS_FOLDER_SUFFIX):
+        as_dir = marker_dir(key)
+        if as_dir is not None:
             if key in own_markers:
                 listing.self_marker = key
                 continue
-            as_dir = marker_dir(key)
             if as_dir == dir_key:
                 continue
             _add_dir(listing, status, f"{bucket}/{as_dir}", obj.last_modified, key)
