@@ -238,6 +238,30 @@ class EncryptingStore(WrapperStore):
                     raise
         raise AssertionError("unreachable")
 
+    async def get(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> tuple[ObjectMeta, bytes]:
+        # one GET answers a plaintext object, and a whole encrypted one (its envelope
+        # comes with it); a range of an encrypted one is then read by its format
+        stored, raw = await self.inner.get(path, start, end, if_match=if_match)
+        sealed = await self.describe(path, stored)
+        if not sealed.encrypted:
+            return stored, raw
+        if start == 0 and end is None:
+            return sealed.meta(), await self._decrypt_body(path, sealed, raw)
+        return sealed.meta(), await self.read_sealed(path, sealed, start, end)
+
+    async def _decrypt_body(self, path: str, sealed: Sealed, body: bytes) -> bytes:
+        """The plaintext of the whole stored ``body`` of ``sealed``, once it verified."""
+        if sealed.damaged:
+            raise IntegrityError(sealed.damaged, path)
+        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
+
+        async def whole() -> AsyncIterator[bytes]:
+            yield body
+
+        return await adecrypt_whole(decryptor, whole(), len(body))
+
     async def read_sealed(self, path: str, sealed: Sealed, start: int, end: int | None) -> bytes:
         """Plaintext ``[start, end)`` of the version ``sealed`` describes (pinned to it)."""
         etag = sealed.etag

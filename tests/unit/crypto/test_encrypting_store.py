@@ -224,6 +224,7 @@ def test_a_tampered_object_fails_closed(kw):
 
     for read in (
         lambda: store.get_range("b/t"),
+        lambda: store.get("b/t"),
         lambda: store.get_range("b/t", 12_000, 12_400),
         stream,
     ):
@@ -347,3 +348,20 @@ def test_a_plaintext_object_over_a_v3_one_is_not_read_with_its_stale_instruction
     below.place("b/over", b"plain now")  # another writer; the instruction file stays
     assert run(store.head("b/over")).size == 9
     assert run(store.get_range("b/over")) == b"plain now"
+
+
+def test_get_of_a_whole_encrypted_object_is_one_request():
+    class Counted(MemoryStore):
+        heads = 0
+
+        async def head(self, path):
+            Counted.heads += 1
+            return await super().head(path)
+
+    below = Counted()
+    store = EncryptingStore(below, cse_options())
+    data = sample(3000)
+    run(store.put("b/one", data, metadata={"k": "v"}))
+    meta, got = run(store.get("b/one"))
+    assert got == data and meta.size == len(data) and dict(meta.metadata) == {"k": "v"}
+    assert Counted.heads == 0
