@@ -5,20 +5,18 @@ transport, or the CSE layer); it knows nothing above.  The checks and the
 bookkeeping are :class:`~emrfs.consistency.view.ConsistentView`'s; this module
 only speaks the object-store protocol to it:
 
-==========================  ==========================================================
-``put``, writer ``complete``  the store below confirms -> the file recorded (its ETag,
-``copy``, ``complete_staged`` size and version as that store reports them)
-``delete``                    the store below confirms -> tombstones for the paths
-``head``                      ``ConsistentView.info``: a file the view records and the
-                              store does not show yet (or shows at another ETag, or
-                              shows though deleted) is retried by the policy, then
-                              :class:`~emrfs.errors.ConsistencyError`
-``list``                      ``ConsistentView.ls`` (with a delimiter) or ``find``
-                              (without): the store's listing checked against the rows
-``get_range``, ``get_stream`` pinned to the ETag the view recorded; a stale copy (or one
-                              not visible yet) retried by the policy; a path the view
-                              tombstoned is not found
-==========================  ==========================================================
+- ``put``, a writer's ``complete``, ``copy``, ``complete_staged``: once the store
+  below confirms, the file is recorded (its ETag, size and version as that store
+  reports them);
+- ``delete``: once the store below confirms, tombstones for the paths;
+- ``head``: ``ConsistentView.info``; a file the view records and the store does not
+  show yet (or shows at another ETag, or shows though deleted) is retried by the
+  policy, then :class:`~emrfs.errors.ConsistencyError`;
+- ``list``: ``ConsistentView.ls`` (with a delimiter) or ``find`` (without), the
+  store's listing checked against the rows;
+- ``get``, ``get_range``, ``get_stream``: pinned to the ETag the view recorded, a
+  stale copy (or one not visible yet) retried by the policy; a path the view
+  tombstoned is not found.
 
 Folder markers (``dir/``, ``dir_$folder$``) pass through unrecorded and unchecked:
 they stand for directories, whose rows the namespace above records.
@@ -231,6 +229,19 @@ class ConsistentStore(WrapperStore):
 
         def fetch(version: str | None) -> Callable[[], Awaitable[bytes]]:
             return lambda: self.inner.get_range(path, start, end, if_match=version)
+
+        return await self.view.read(path, pin, fetch(pin), fetch(None))
+
+    async def get(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> tuple[ObjectMeta, bytes]:
+        # one GET pinned as get_range is (no checked HEAD first: the pin is the check)
+        pin = await self._pin(path, if_match)
+        if pin is None:
+            return await self.inner.get(path, start, end)
+
+        def fetch(version: str | None) -> Callable[[], Awaitable[tuple[ObjectMeta, bytes]]]:
+            return lambda: self.inner.get(path, start, end, if_match=version)
 
         return await self.view.read(path, pin, fetch(pin), fetch(None))
 
