@@ -14,6 +14,7 @@
 * :mod:`.matching`  which paths are ephemeral (pure)
 * :mod:`.stats`     counters per directory
 * :mod:`.layer`     :class:`~.layer.LocalCache`, built from :class:`emrfs.config.Options`
+* :mod:`.caching`   :class:`~.caching.CachingStore`: the block cache as a layer of the store stack
 
 How the filesystem uses it::
 

@@ -40,7 +40,15 @@ if TYPE_CHECKING:  # obstore's TypedDicts exist only for type checkers
 from ..config import S3Options, SSEOptions
 from ..crypto import sse as _sse
 from ..errors import ChangedError, ConfigurationError, is_obstore_error, map_s3_errors
-from .protocol import ListPage, ObjectMeta, ObjectStore, ObjectWriter, StagedUpload, split
+from .protocol import (
+    ListPage,
+    ObjectMeta,
+    ObjectStore,
+    ObjectWriter,
+    StagedUpload,
+    pinned_head,
+    split,
+)
 
 logger = logging.getLogger("emrfs.store.obstore")
 
@@ -360,6 +368,25 @@ class ObstoreStore(ObjectStore):
             return b""
         with self._errors(path):
             return bytes(await result.bytes_async())
+
+    async def get(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> tuple[ObjectMeta, bytes]:
+        if not self._direct(path):
+            return await self.fallback.get(path, start, end, if_match=if_match)
+        if start < 0 or (end is not None and end < 0):
+            raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")
+        result = (
+            None
+            if end is not None and end <= start
+            else await self._get(path, start, end, if_match)
+        )
+        if result is None:  # an empty range, or one at or past the end: the meta from a HEAD
+            return await pinned_head(self, path, if_match), b""
+        with self._errors(path):
+            data = bytes(await result.bytes_async())
+        # obstore's meta describes the whole object (its size from Content-Range)
+        return self._meta(path, result.meta, result.attributes), data
 
     async def _get(self, path: str, start: int, end: int | None, if_match: str | None) -> Any:
         """One GET of ``[start, end)``; None when the range starts at or past the end.  A
