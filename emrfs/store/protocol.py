@@ -46,6 +46,7 @@ __all__ = [
     "ObjectWriter",
     "StagedUpload",
     "WrapperStore",
+    "cut_listing",
     "pinned_head",
     "split",
 ]
@@ -120,6 +121,11 @@ class DeleteResult:
 
     deleted: Sequence[str] = ()
     errors: Sequence[DeleteFailure] = ()
+
+    @classmethod
+    def combine(cls, *results: DeleteResult) -> DeleteResult:
+        """One result of several deletes (a layer that split the paths between stores)."""
+        return cls([p for r in results for p in r.deleted], [e for r in results for e in r.errors])
 
     def raise_errors(self, path: str | None = None) -> None:
         """Raise the first failure (its own exception if the request failed as a whole,
@@ -279,6 +285,30 @@ class ObjectStore(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional: a store may hold nothing
         """Release connections.  The store may not be used afterwards."""
+
+
+async def cut_listing(pages: AsyncIterator[ListPage], limit: int | None) -> AsyncIterator[ListPage]:
+    """``pages`` cut to their first ``limit`` entries (objects and prefixes together, in
+    key order): for a layer that merges listings of its own (each source asked with the
+    same ``limit``, so the first entries of the merge are among theirs)."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"a listing's limit must be at least 1, not {limit}")
+    left = limit
+    async for page in pages:
+        if left is None:
+            yield page
+            continue
+        entries = sorted(
+            [(o.path, o) for o in page.objects] + [(p, None) for p in page.prefixes],
+            key=lambda e: e[0],
+        )[:left]
+        left -= len(entries)
+        yield ListPage(
+            objects=[o for _, o in entries if o is not None],
+            prefixes=[p for p, o in entries if o is None],
+        )
+        if left <= 0:
+            return
 
 
 async def pinned_head(store: ObjectStore, path: str, if_match: str | None) -> ObjectMeta:

@@ -30,6 +30,7 @@ from .protocol import (
     ObjectStore,
     ObjectWriter,
     StagedUpload,
+    cut_listing,
     pinned_head,
     split,
 )
@@ -403,7 +404,13 @@ class S3Store(ObjectStore):
             raise ValueError("list needs a prefix that starts with a bucket name")
         if limit is not None and limit < 1:
             raise ValueError(f"list of {prefix!r}: limit must be at least 1, not {limit}")
-        left = limit
+        pages = self._pages(prefix, bucket, key_prefix, delimiter, limit)
+        async for page in cut_listing(pages, limit):  # S3 may send more than MaxKeys asks
+            yield page
+
+    async def _pages(
+        self, prefix: str, bucket: str, key_prefix: str, delimiter: str | None, limit: int | None
+    ) -> AsyncIterator[ListPage]:
         async for page in list_pages(
             self.client,
             prefix,
@@ -413,28 +420,19 @@ class S3Store(ObjectStore):
             max_keys=limit,
             page_size=self.page_size,
         ):
-            objects = [
-                ObjectMeta(
-                    f"{bucket}/{o['Key']}",
-                    o.get("Size", 0),
-                    o.get("ETag"),
-                    o.get("LastModified"),
-                    storage_class=o.get("StorageClass"),
-                )
-                for o in page.get("Contents", ())
-            ]
-            prefixes = [f"{bucket}/{p['Prefix']}" for p in page.get("CommonPrefixes", ())]
-            if left is not None:  # S3 merges the two in key order; so do we, then cut
-                merged = sorted(
-                    [(o.path, o) for o in objects] + [(p, None) for p in prefixes],
-                    key=lambda e: e[0],
-                )[:left]
-                left -= len(merged)
-                objects = [o for _, o in merged if o is not None]
-                prefixes = [p for p, o in merged if o is None]
-            yield ListPage(objects=objects, prefixes=prefixes)
-            if left is not None and left <= 0:
-                return
+            yield ListPage(
+                objects=[
+                    ObjectMeta(
+                        f"{bucket}/{o['Key']}",
+                        o.get("Size", 0),
+                        o.get("ETag"),
+                        o.get("LastModified"),
+                        storage_class=o.get("StorageClass"),
+                    )
+                    for o in page.get("Contents", ())
+                ],
+                prefixes=[f"{bucket}/{p['Prefix']}" for p in page.get("CommonPrefixes", ())],
+            )
 
     async def close(self) -> None:
         """Closes the client if this store made it (a shared client is its owner's)."""

@@ -68,6 +68,9 @@ class StoreTestBase:
     #: a layer that serves the version it saw last (the block cache) learns of a write
     #: made past it at its next ``head`` or listing of the path: the suite looks first
     remembers_versions: bool = False
+    #: the store keeps buckets apart and refuses one that does not exist (S3); False for
+    #: a store whose first segment is only a name (the ephemeral tier)
+    has_buckets: bool = True
 
     # --- what a subclass provides ----------------------------------------------------------
 
