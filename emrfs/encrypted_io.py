@@ -414,8 +414,12 @@ class EncryptedIO:
         info.update(size=size, length=size, cse=cse)
         return info
 
-    async def listed(self, entries: list[dict]) -> list[dict]:
-        """Listing entries with plaintext lengths under CSE prefixes (instruction files hidden)."""
+    async def listed(self, entries: list[dict], scope: str | None = None) -> list[dict]:
+        """Listing entries with plaintext lengths under CSE prefixes (instruction files hidden).
+        ``scope``: a path every entry lies below; with CSE off there and no override inside
+        it, ``entries`` come back as they are, without a look at each."""
+        if scope is not None and self.options.uniform_below(scope) and not self.cse_enabled(scope):
+            return entries
         files = [e for e in entries if e.get("type") == "file" and self.cse_enabled(e["name"])]
         if not files:
             return entries
