@@ -262,8 +262,13 @@ class EncryptingStore(WrapperStore):
 
         return await adecrypt_whole(decryptor, whole(), len(body))
 
-    async def read_sealed(self, path: str, sealed: Sealed, start: int, end: int | None) -> bytes:
-        """Plaintext ``[start, end)`` of the version ``sealed`` describes (pinned to it)."""
+    async def read_sealed(
+        self, path: str, sealed: Sealed, start: int, end: int | None, *, recheck: bool = True
+    ) -> bytes:
+        """Plaintext ``[start, end)`` of the version ``sealed`` describes (pinned to it).
+
+        ``recheck=False``: the caller holds that version (an open file) and takes it from
+        the spool, if spooled, without asking the store below whether it is still there."""
         etag = sealed.etag
         if not sealed.encrypted:
             return await self.inner.get_range(path, start, end, if_match=etag)
@@ -281,7 +286,7 @@ class EncryptingStore(WrapperStore):
             return b""
         reader = await self._range_reader(path, sealed)
         if reader is None:
-            return await self._spooled(path, sealed, start, end)
+            return await self._spooled(path, sealed, start, end, recheck)
         plan = reader.plan(start, end)
         if plan.fetch_end <= plan.fetch_start:
             return b""
@@ -309,7 +314,9 @@ class EncryptingStore(WrapperStore):
             self._remember(self._readers, ident, reader)
         return reader
 
-    async def _spooled(self, path: str, sealed: Sealed, start: int, end: int) -> bytes:
+    async def _spooled(
+        self, path: str, sealed: Sealed, start: int, end: int, recheck: bool = True
+    ) -> bytes:
         """A range of the verified plaintext, spooled sealed on first need.  A spool
         filled earlier serves only while its version is still the one stored (one HEAD):
         a pinned read of a version gone is :class:`ChangedError`, as everywhere."""
@@ -322,7 +329,7 @@ class EncryptingStore(WrapperStore):
                 spool.write(plain)
 
         spool = await self._spools.get(path, sealed.etag, fill)
-        if not filled:
+        if recheck and not filled:
             now = await self.inner.head(path)
             if _bare(now.etag) != _bare(sealed.etag):
                 raise ChangedError(path, sealed.etag or "", now.etag)
@@ -540,10 +547,14 @@ class EncryptingStore(WrapperStore):
             out.append(dataclasses.replace(o, size=adjusted_length(o.size, self.options)))
         return out
 
-    async def close(self) -> None:
+    def drop_local(self) -> None:
+        """Drop the spools and remembered versions; the store below stays open."""
         self._spools.close()
         self._known.clear()
         self._readers.clear()
+
+    async def close(self) -> None:
+        self.drop_local()
         await self.inner.close()
 
 
