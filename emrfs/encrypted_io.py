@@ -40,7 +40,7 @@ from . import paths
 from .byterange import resolve_range
 from .config import CSEOptions
 from .crypto import ContentCrypto, ContentEncryptor, averified_chunks, sse
-from .crypto.envelope import INSTRUCTION_MARKER, is_encrypted
+from .crypto.envelope import is_encrypted
 from .crypto.spool import SealedSpool
 from .crypto.store import EncryptingStore, Sealed, adjusted_length
 from .crypto.stream import encrypted_parts
@@ -357,21 +357,11 @@ class EncryptedIO:
         still work, showing what S3 holds; every read raises.
         """
         sealed = await self.store(path).describe(path, meta_from_response(path, head))
-        if not sealed.encrypted:
-            return info
-        instruction = sealed.instruction
-        cse: dict[str, Any] = {
-            "stored_size": sealed.stored.size,
-            "envelope": dict(head.get("Metadata") or {}),
-            "instruction": None if instruction is None else instruction.decode("utf-8", "replace"),
-        }
-        if sealed.damaged:
-            cse["damaged"] = sealed.damaged
-        info.update(size=sealed.size, length=sealed.size, cse=cse)
-        return info
+        return _with_sealed(info, sealed)
 
     async def listed(self, entries: list[dict]) -> list[dict]:
-        """Listing entries with plaintext lengths under CSE prefixes (instruction files hidden)."""
+        """Listing entries with plaintext lengths under CSE prefixes (instruction files
+        hidden), as the CSE layer of each path lists them."""
         files = [e for e in entries if e.get("type") == "file" and self.cse_enabled(e["name"])]
         if not files:
             return entries
@@ -379,49 +369,30 @@ class EncryptedIO:
         names = {e["name"] for e in entries}
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
 
-        async def exact(entry: dict) -> None:
-            bucket, key = paths.split(entry["name"])
+        async def exact(entry: dict, store: EncryptingStore) -> None:
+            listed = ObjectMeta(entry["name"], entry["size"], entry.get("ETag"))
             async with semaphore:
-                try:
-                    head = await self.s3.call(
-                        "head_object",
-                        entry["name"],
-                        Bucket=bucket,
-                        Key=key,
-                        **self.read_kwargs(entry["name"]),
-                    )
-                except FileNotFoundError:
-                    hidden.add(entry["name"])  # gone since the LIST
-                    return
-            meta = {k.lower() for k in head.get("Metadata") or {}}
-            if INSTRUCTION_MARKER in meta:
+                sealed = await store.as_listed(listed)
+            if sealed is None:
                 hidden.add(entry["name"])
                 return
-            if head.get("ETag") and head["ETag"] != entry.get("ETag"):
+            if sealed.etag and sealed.etag != entry.get("ETag"):
                 # the HEAD met another version than the LIST (a stale read, or a write in
-                # between): the entry describes the HEAD's version whole, never the LIST's
-                # ETag with the HEAD's length and envelope (the consistent view then sees
-                # the ETag and waits the stale copy out)
-                entry.update(ETag=head["ETag"], size=head["ContentLength"])
-            await self.file_info(entry["name"], head, entry)
+                # between): the entry describes the HEAD's version whole (the consistent
+                # view then sees the ETag and waits the stale copy out)
+                entry.update(ETag=sealed.etag, size=sealed.stored.size)
+            _with_sealed(entry, sealed)
 
         heads = []
         for entry in files:
-            options = self.cse_options(entry["name"])
-            if options.listing_lengths == "head":
-                heads.append(exact(entry))
+            store = self.store(entry["name"])
+            if store.options.listing_lengths == "head":
+                heads.append(exact(entry, store))
+            elif store.instruction_beside(entry["name"], names):
+                hidden.add(entry["name"])
             else:
-                name = entry["name"]
-                suffix = options.instruction_suffix
-                if (
-                    options.storage_mode == "InstructionFile"
-                    and name.endswith(suffix)
-                    and name[: -len(suffix)] in names
-                ):
-                    hidden.add(name)
-                else:
-                    size = adjusted_length(entry["size"], options)
-                    entry.update(size=size, length=size)
+                size = adjusted_length(entry["size"], store.options)
+                entry.update(size=size, length=size)
         await asyncio.gather(*heads)
         return [e for e in entries if e["name"] not in hidden]
 
@@ -521,6 +492,22 @@ class EncryptedIO:
         if info.get("cse"):
             return await self.read_info_range(path, info, start, end)
         return await self.s3.read_range(path, bucket, key, start, end, **self.read_kwargs(path))
+
+
+def _with_sealed(info: dict, sealed: Sealed) -> dict:
+    """``info`` of a CSE object: its plaintext length and ``info["cse"]``."""
+    if not sealed.encrypted:
+        return info
+    instruction = sealed.instruction
+    cse: dict[str, Any] = {
+        "stored_size": sealed.stored.size,
+        "envelope": dict(sealed.stored.metadata),
+        "instruction": None if instruction is None else instruction.decode("utf-8", "replace"),
+    }
+    if sealed.damaged:
+        cse["damaged"] = sealed.damaged
+    info.update(size=sealed.size, length=sealed.size, cse=cse)
+    return info
 
 
 def _refuse_damaged(path: str, cse: Mapping[str, Any]) -> None:
