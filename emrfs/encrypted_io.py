@@ -359,9 +359,13 @@ class EncryptedIO:
         sealed = await self.store(path).describe(path, meta_from_response(path, head))
         return _with_sealed(info, sealed)
 
-    async def listed(self, entries: list[dict]) -> list[dict]:
+    async def listed(self, entries: list[dict], scope: str | None = None) -> list[dict]:
         """Listing entries with plaintext lengths under CSE prefixes (instruction files
-        hidden), as the CSE layer of each path lists them."""
+        hidden), as the CSE layer of each path lists them.  ``scope``: a path every entry
+        lies below; with CSE off there and no override inside it, ``entries`` come back
+        as they are, without a look at each."""
+        if scope is not None and self.options.uniform_below(scope) and not self.cse_enabled(scope):
+            return entries
         files = [e for e in entries if e.get("type") == "file" and self.cse_enabled(e["name"])]
         if not files:
             return entries
