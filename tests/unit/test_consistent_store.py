@@ -258,3 +258,30 @@ def test_rows_over_the_encryption_layer_hold_plaintext_sizes():
     asyncio.run(go())
     assert table.get("b/secret").size == 10
     assert b"plain" not in memory.stored("b/secret").data
+
+
+def test_from_options_takes_the_policy_and_the_log_mode():
+    """``consistency.throw_exception_on_inconsistency=false``: when the policy runs out,
+    what the store shows is the answer (logged), not a ConsistencyError."""
+    from emrfs.config import load
+
+    options = load(
+        {
+            "consistent": True,
+            "consistency.retry_policy_type": "fixed",
+            "consistency.retry_count": 1,
+            "consistency.retry_period_seconds": 0.01,
+            "consistency.throw_exception_on_inconsistency": "false",
+        }
+    )
+    lagging, table = LaggingStore(lag=100), InMemoryMetadataStore()
+    lagging.create_bucket("b")
+    layer = ConsistentStore.from_options(lagging, options, store=table)
+
+    async def go() -> None:
+        await layer.put("b/late", b"x")
+        with pytest.raises(FileNotFoundError):
+            await layer.head("b/late")
+
+    asyncio.run(go())
+    assert layer.view.policy.delay(0) == 0.01 and layer.view.policy.delay(1) is None
