@@ -57,6 +57,8 @@ __all__ = ["EncryptedIO", "EncryptedFile", "CseWriter", "SealedSpool", "encrypte
 
 #: Plaintext bytes per sealed segment of a spool file.
 SPOOL_SEGMENT = 1024 * 1024
+#: The first GET of a streamed read (its meta, and the whole of a smaller object).
+READ_WINDOW = 8 * 1024 * 1024
 #: Objects whose verified plaintext is kept spooled per filesystem (LRU).
 SPOOL_OBJECTS = 8
 
@@ -396,57 +398,54 @@ class EncryptedIO:
             return True, instruction
         return is_encrypted(metadata), None
 
-    async def _open_body(self, path: str, bucket: str, key: str, if_match: str | None):
-        """GET the object; ``(body chunks, decryptor or None, first response)``."""
-        responses: list[dict] = []
-        extra = dict(self.read_kwargs(path))
-        if if_match:
-            extra["IfMatch"] = if_match
-        stream = self.s3.get_object_stream(
-            path, bucket, key, on_response=responses.append, **extra
-        ).__aiter__()
-        try:
-            first: bytes | None = await stream.__anext__()
-        except StopAsyncIteration:
-            first = None
-        response = responses[0] if responses else {}
-
-        async def body() -> AsyncIterator[bytes]:
-            if first is not None:
-                yield first
-            async for chunk in stream:
-                yield chunk
-
-        metadata = response.get("Metadata")
+    async def _decryptor(self, path: str, metadata: Mapping[str, str]) -> Any:
+        """The decryptor of an object with this user metadata, or None for plaintext."""
         encrypted, instruction = await self.envelope(path, metadata)
         if not encrypted:
-            return body(), None, response
-        return body(), await self.crypto.decryptor(path, metadata, instruction), response
+            return None
+        return await self.crypto.decryptor(path, metadata, instruction)
 
     async def read_chunks(
         self, path: str, bucket: str, key: str, *, if_match: str | None = None
     ) -> AsyncIterator[bytes | bytearray]:
         """The plaintext of the object, streamed; CSE objects are decrypted.
 
+        The first window comes with the object's meta (one GET through the transport:
+        the envelope seen without a HEAD), the rest streams pinned to that version.
         The last chunk is held back until the object verifies, so a caller that
         commits only after the iterator ends (temp file renamed, spool sealed)
         never keeps unverified plaintext.  Objects with no envelope pass as they are.
         """
-        body, decryptor, _ = await self._open_body(path, bucket, key, if_match)
-        chunks = body if decryptor is None else averified_chunks(decryptor, body)
+        store = self.transport(path)
+        meta, first = await store.get(path, 0, READ_WINDOW, if_match=if_match)
+
+        async def body() -> AsyncIterator[bytes]:
+            if first:
+                yield first
+            if meta.size > len(first):
+                async for chunk in store.get_stream(
+                    path, len(first), meta.size, if_match=meta.etag or if_match
+                ):
+                    yield chunk
+
+        decryptor = await self._decryptor(path, meta.metadata)
+        chunks = body() if decryptor is None else averified_chunks(decryptor, body())
         async for chunk in chunks:
             yield chunk
 
     async def read_bytes(
         self, path: str, bucket: str, key: str, *, if_match: str | None = None
     ) -> bytes:
-        """The whole plaintext, returned only once it verified (CSE objects are
-        decrypted into one buffer as they stream: no second copy per chunk)."""
-        body, decryptor, response = await self._open_body(path, bucket, key, if_match)
+        """The whole plaintext from one GET through the path's transport, returned only
+        once it verified: the envelope comes with the body, so a CSE object is never
+        handed out as ciphertext (nor fetched twice)."""
+        meta, data = await self.transport(path).get(path, if_match=if_match)
+        if not meta.metadata and not self.maybe_encrypted(path):
+            return data  # no envelope, and no instruction file to look for
+        decryptor = await self._decryptor(path, meta.metadata)
         if decryptor is None:
-            chunks = [c async for c in body]
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return await adecrypt_whole(decryptor, body, response.get("ContentLength") or 0)
+            return data
+        return await adecrypt_whole(decryptor, _single(data), len(data))
 
     # --- status ------------------------------------------------------------------------------
 
@@ -640,22 +639,13 @@ class EncryptedIO:
 
     async def cat_range(self, path: str, start: int | None, end: int | None) -> bytes:
         """Plaintext ``[start, end)`` of ``path`` (negative offsets count from the end)."""
-        bucket, key = paths.split(path)
         # an empty range still names a file that must exist: it takes the info path below
         plain_ok = (start or 0) >= 0 and end is not None and end > (start or 0)
         if plain_ok and end is not None and not self.maybe_encrypted(path):
-            try:
-                return await self.s3.read_range(
-                    path,
-                    bucket,
-                    key,
-                    start or 0,
-                    end,
-                    on_response=refuse_envelope,
-                    **self.read_kwargs(path),
-                )
-            except EnvelopeFound:
-                pass  # a CSE object where no CSE is configured: decrypt it all the same
+            meta, data = await self.transport(path).get(path, start or 0, end)
+            if not is_encrypted(meta.metadata):
+                return data
+            # a CSE object where no CSE is configured: decrypt it all the same (below)
         info = await self.lookup(path)
         if info["type"] != "file":
             raise FileNotFoundError(path)
@@ -665,7 +655,11 @@ class EncryptedIO:
             return b""
         if info.get("cse"):
             return await self.read_info_range(path, info, start, end)
-        return await self.s3.read_range(path, bucket, key, start, end, **self.read_kwargs(path))
+        return await self.transport(path).get_range(path, start, end)
+
+
+async def _single(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 def _refuse_damaged(path: str, cse: Mapping[str, Any]) -> None:
