@@ -397,16 +397,16 @@ class ObstoreStore(ObjectStore):
             raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")
         if end is not None and end <= start:
             return await pinned_head(self, path, if_match), b""
-        if if_match is not None and self._pinned_get is not None:
-            # a read pinned under the consistent view's policy: one GET, retried there as a
-            # whole (a stale copy of the whole object may be served unpinned and checked)
-            first = await self._get(path, start, end, if_match)
-            first_end = end
+        if if_match is not None and self._pinned_get is not None and start == 0 and end is None:
+            # the whole object pinned under the consistent view's policy: one GET, which the
+            # policy may retry whole (or, lenient, serve unpinned: a whole GET describes itself)
+            first_end = None
         else:
             # the first part tells the object's size; a larger object's other parts come
-            # in parallel ranged GETs pinned to the version it served (as boto3 reads)
+            # in parallel ranged GETs pinned to the version it served (as boto3 reads),
+            # each under the pinned-read policy as any pinned GET
             first_end = start + _GET_PART if end is None else min(end, start + _GET_PART)
-            first = await self._get_once(path, start, first_end, if_match)
+        first = await self._get(path, start, first_end, if_match)
         if first is None:  # the range starts at or past the end: the meta from a HEAD
             return await pinned_head(self, path, if_match), b""
         # obstore's meta describes the whole object (its size from Content-Range)
@@ -449,7 +449,7 @@ class ObstoreStore(ObjectStore):
         try:
             while got < hi - lo:
                 if result is None:
-                    result = await self._get_once(path, lo + got, hi, pin)
+                    result = await self._get(path, lo + got, hi, pin)
                     if result is None:
                         raise ChangedError(path, pin or "", None)  # it got shorter
                 try:
