@@ -68,9 +68,10 @@ class CachingStore(WrapperStore):
         Seal blocks at rest (True, or per path): the layer below hands over
         plaintext of client-side encrypted objects.
     stamp
-        Part of every identity this layer keys blocks by, so two stacks sharing
-        one :class:`BlockStore` but reading different bytes of one object (a CSE
-        layer's plaintext, a transport's ciphertext) never share blocks.
+        Part of every identity this layer keys blocks by (or a function of the
+        object's meta), so two stacks sharing one :class:`BlockStore` but reading
+        different bytes of one object (a CSE layer's plaintext, a transport's
+        ciphertext) never share blocks.
     """
 
     def __init__(
@@ -81,7 +82,7 @@ class CachingStore(WrapperStore):
         block_size: int,
         prefetch_blocks: int = 2,
         seal: bool | Callable[[str], bool] = False,
-        stamp: str | None = None,
+        stamp: str | Callable[[ObjectMeta], str | None] | None = None,
         max_known: int = MAX_KNOWN,
     ):
         super().__init__(inner)
@@ -111,8 +112,9 @@ class CachingStore(WrapperStore):
         if not meta.etag:
             self.forget(meta.path)
             return None
+        stamp = self.stamp(meta) if callable(self.stamp) else self.stamp
         ident = ObjectIdentity(
-            meta.path, meta.size, etag=meta.etag, version_id=meta.version_id, stamp=self.stamp
+            meta.path, meta.size, etag=meta.etag, version_id=meta.version_id, stamp=stamp
         )
         old = self._known.get(meta.path)
         if old is not None and old != ident:
@@ -122,6 +124,10 @@ class CachingStore(WrapperStore):
         if len(self._known) > self.max_known:
             self._known.popitem(last=False)
         return ident
+
+    def known_paths(self) -> builtins.list[str]:
+        """The paths whose version the layer knows (least recently seen first)."""
+        return [*self._known]
 
     def forget(self, path: str) -> None:
         """``path`` changed: forget its version and drop every block of it."""
