@@ -8,7 +8,8 @@ live in :mod:`emrfs.cache`.
   request, and fetches misses through the file's own ``_fetch_range`` (so a
   subclass that decrypts client-side-encrypted objects is cached *above* the
   decryption, with the blocks sealed at rest).
-* ``cat_file(path, start, end)``: served through the same blocks for the
+* ``cat_file(path, start, end)``: served by the block cache layer
+  (:class:`~emrfs.cache.caching.CachingStore`) over :class:`ReadsBelow`, for the
   object version emrfs last saw.
 * every write, copy, rename and delete through emrfs forgets the path and
   drops its blocks.
@@ -31,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
@@ -41,11 +42,12 @@ from . import paths
 from .byterange import resolve_range
 from .errors import is_a_directory
 from .s3.client import ChangedError
+from .store.protocol import ListPage, ObjectMeta, ObjectStore, ObjectWriter
 
 if TYPE_CHECKING:
+    from .cache.caching import CachingStore
     from .cache.layer import LocalCache
     from .cache.reader import CachedReader
-    from .cache.store import ObjectIdentity
     from .config import Options
     from .encrypted_io import EncryptedIO
 
@@ -116,7 +118,9 @@ register_cache(BlockCacheAdapter, clobber=True)
 class CachedIO:
     """The block cache as the filesystem sees it: one per filesystem instance.
 
-    The :class:`~emrfs.cache.layer.LocalCache` is built on first use, from the
+    The reads go through :attr:`layer`, a :class:`~emrfs.cache.caching.CachingStore`
+    over :class:`ReadsBelow` (what the filesystem reads under the cache).  The
+    :class:`~emrfs.cache.layer.LocalCache` is built on first use, from the
     instance's options, when ``cache.enabled`` is on globally or for any
     bucket/prefix override; ``cache.enabled`` per path (``options.for_path``)
     decides whether a path's reads are cached.
@@ -134,7 +138,8 @@ class CachedIO:
         self.lookup = lookup  # the stack's info(): records the version it finds (seen())
         self.loop = loop
         self._local: LocalCache | None = None
-        self._known: OrderedDict[str, ObjectIdentity] = OrderedDict()
+        self._layer: CachingStore | None = None
+        self.below = ReadsBelow(encrypted, lookup)
 
     # --- the local cache --------------------------------------------------------------
 
@@ -147,6 +152,24 @@ class CachedIO:
             # a CSE path's plaintext is sealed in the tier too, whatever cache.encrypt says
             self._local = LocalCache(self.options, must_seal=self.encrypted.maybe_encrypted)
         return self._local
+
+    @property
+    def layer(self) -> CachingStore:
+        """The block cache layer over :attr:`below` (built with the local cache)."""
+        if self._layer is None:
+            from .cache.caching import CachingStore
+
+            local, below = self.local, self.below
+            self._layer = CachingStore(
+                below,
+                local.store,
+                block_size=local.block_size,
+                prefetch_blocks=local.prefetch_blocks,
+                # CSE objects: plaintext sealed at rest, and kept apart from stored bytes
+                seal=below.is_cse,
+                stamp=lambda meta: "cse" if below.is_cse(meta.path) else None,
+            )
+        return self._layer
 
     @property
     def built(self) -> bool:
@@ -174,41 +197,24 @@ class CachedIO:
         if not name or not self.enabled(name):
             return
         if info.get("type") != "file" or info.get("ephemeral"):
-            self._known.pop(name, None)
+            self.below.note(name, None)
+            if self._layer is not None and self._layer.known(name) is not None:
+                self._layer.forget(name)
             return
-        ident = self._identity(info)
-        old = self._known.get(name)
-        if old is not None and old != ident and self._local is not None:
-            # the old version's blocks can never be served again (the new one's stay)
-            self._local.store.drop_owner("c", ident.owner, keep_tag=ident.tag)
-        self._known[name] = ident
-        self._known.move_to_end(name)
-        if len(self._known) > MAX_KNOWN:
-            self._known.popitem(last=False)
-
-    def _identity(self, info: dict) -> ObjectIdentity:
-        from .cache.store import ObjectIdentity
-
-        # a CSE object's plaintext differs from its stored bytes: keep them apart
-        stamp = "cse" if info.get("cse") else None
-        return ObjectIdentity(
-            info["name"],
-            int(info["size"]),
-            etag=info.get("ETag"),
-            version_id=info.get("VersionId"),
-            stamp=stamp,
-        )
+        self.below.note(name, info)
+        self.layer.remember(_meta(info))  # the old version's blocks are dropped there
 
     def forget(self, path: str) -> None:
         """``path`` changed through emrfs (written, copied over, renamed or deleted)."""
-        self._known.pop(path, None)
+        self.below.note(path, None)
         if self._local is not None:
-            self._local.invalidate(path)
+            self.layer.forget(path)
 
     def forget_tree(self, root: str, files: Iterable[str] = ()) -> None:
         """Every file under ``root`` changed; ``files`` names those emrfs knows were there."""
-        for name in [n for n in self._known if paths.is_within(n, root)]:
-            self.forget(name)
+        if self._layer is not None:
+            for name in [n for n in self._layer.known_paths() if paths.is_within(n, root)]:
+                self.forget(name)
         for name in files:
             self.forget(name)
 
@@ -226,98 +232,203 @@ class CachedIO:
         and whole objects whose version emrfs knows already (no extra request)."""
         if not self.enabled(path):
             return False
-        return start is not None or end is not None or path in self._known
-
-    def _reader_factory(self, info: dict):
-        ident = self._identity(info)
-        sealed = bool(info.get("cse"))
-        return lambda fetch: self.local.reader(ident, fetch, sealed=sealed)
+        if start is not None or end is not None:
+            return True
+        return self._layer is not None and self._layer.known(path) is not None
 
     def file_cache(self, path: str, info: dict) -> tuple[str, dict] | None:
         """``(cache_type, cache_options)`` for a file opened for reading, or None (uncached)."""
         if not self.enabled(path) or info.get("type") != "file":
             return None
         self.seen(info)
+        ident = self.layer.known(path)
+        if ident is None:  # no ETag: nothing tells its versions apart
+            return None
+        sealed = self.layer.sealed(path)
+        local = self.local
         return BlockCacheAdapter.name, {
-            "reader_factory": self._reader_factory(info),
+            "reader_factory": lambda fetch: local.reader(ident, fetch, sealed=sealed),
             "loop": self.loop(),
         }
 
     async def cat_range(
         self, path: str, start: int | None, end: int | None, *, retried: bool = False
     ) -> bytes:
-        """Bytes ``[start, end)`` of ``path`` (negative offsets from the end) through the cache."""
-        ident = self._known.get(path)
-        info = None
+        """Bytes ``[start, end)`` of ``path`` (negative offsets from the end) through the
+        cache layer, pinned to the version emrfs saw last (looked up first if none)."""
+        layer = self.layer
+        ident = layer.known(path)
         if ident is None:
             info = await self.lookup(path)  # records the version (see seen())
-            ident = self._known.get(path)
-            if ident is None:  # not a file
+            if info.get("type") != "file":
                 raise is_a_directory(path, "open a file below it, or use ls")
-        size = ident.size
-        start, end = resolve_range(start, end, size)
+            ident = layer.known(path)
+            if ident is None:  # a version with no ETag: read past the cache
+                start, end = resolve_range(start, end, int(info["size"]))
+                return await self.below.get_range(path, start, end) if end > start else b""
+        start, end = resolve_range(start, end, ident.size)
         if end <= start:
             return b""
-        if info is None:
-            info = {
-                "name": path,
-                "size": size,
-                "type": "file",
-                "ETag": ident.etag,
-                "VersionId": ident.version_id,
-                "cse": ident.stamp == "cse",
-            }
-        reader = self.local.reader(
-            ident, self._ranged_fetch(path, info), sealed=ident.stamp == "cse"
-        )
-        data = reader.read_cached(start, end - start)
-        if data is not None:
-            return data
         try:
-            return await reader.read(start, end - start)
+            return await layer.get_range(path, start, end, if_match=ident.etag)
         except ChangedError:
             if retried:
                 raise
-        finally:
-            await reader.close()
         # overwritten since emrfs last looked: look again, once
         self.forget(path)
         return await self.cat_range(path, start, end, retried=True)
 
-    def _ranged_fetch(self, path: str, info: dict):
-        """Uncached ranged reads of the version ``info`` names (``If-Match`` its ETag)."""
-        etag = info.get("ETag")
-
-        source = None
-
-        async def fetch(start: int, end: int) -> bytes:
-            nonlocal source
-            if info.get("cse"):
-                # Decrypted here, on the loop: a worker thread opening the file would wait
-                # (sync) on loop work that needs a worker thread too, and concurrent reads
-                # then fill the loop's pool with threads waiting on each other.
-                current = source
-                if current is None:
-                    current = source = await self.encrypted.range_source(
-                        path, await self._cse_details(path, info)
-                    )
-                    assert current is not None  # None is for plaintext; info has "cse"
-                return await current.read(start, end)
-            return await self.encrypted.read_range_checked(path, start, end, etag)
-
-        return fetch
-
-    async def _cse_details(self, path: str, info: dict) -> dict:
-        """``info`` with its CSE envelope (a version known only by identity has none):
-        looked up again, and refused (ChangedError) if it is another version now."""
-        if isinstance(info.get("cse"), dict):
-            return info
-        current = await self.lookup(path)
-        etag = info.get("ETag")
-        if (etag and current.get("ETag") != etag) or not isinstance(current.get("cse"), dict):
-            raise ChangedError(path, etag or "?", current.get("ETag"))
-        return current
-
     def close(self) -> None:
         if self._local is not None:
             self._local.close()
+
+
+def _meta(info: Mapping[str, Any]) -> ObjectMeta:
+    return ObjectMeta(
+        info["name"], int(info["size"]), etag=info.get("ETag"), version_id=info.get("VersionId")
+    )
+
+
+class ReadsBelow(ObjectStore):
+    """What the filesystem reads under the block cache, as a store, until encryption and
+    the consistent view are layers of their own: ``head`` is the filesystem's checked
+    status (``lookup``: the view's record, plaintext sizes); ranges of a CSE object are
+    decrypted and verified by its format, other ranges are ETag-pinned GETs on the
+    path's transport (where the consistent view's policy retries stale copies).
+
+    It serves reads only: writes, copies, deletes and listings go through the
+    filesystem's verbs, which tell the cache what they changed.
+    """
+
+    def __init__(self, encrypted: EncryptedIO, lookup: Callable[[str], Awaitable[dict]]):
+        self.encrypted = encrypted
+        self.lookup = lookup
+        self._cse: OrderedDict[str, Mapping[str, Any]] = OrderedDict()  # path -> its status
+        self._sources: OrderedDict[tuple[str, str], Any] = OrderedDict()
+
+    def note(self, path: str, info: Mapping[str, Any] | None) -> None:
+        """The status emrfs saw of ``path`` (None: not a file, or changed)."""
+        if info is not None and info.get("cse"):
+            self._cse[path] = info
+            self._cse.move_to_end(path)
+            if len(self._cse) > MAX_KNOWN:
+                self._cse.popitem(last=False)
+        else:
+            self._cse.pop(path, None)
+            for ident in [i for i in self._sources if i[0] == path]:
+                del self._sources[ident]
+
+    def is_cse(self, path: str) -> bool:
+        """True when the version emrfs saw of ``path`` is client-side encrypted."""
+        return path in self._cse
+
+    async def head(self, path: str) -> ObjectMeta:
+        info = await self.lookup(path)
+        if info.get("type") != "file":
+            raise is_a_directory(path, "open a file below it, or use ls")
+        return _meta(info)
+
+    async def get_range(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> bytes:
+        info = self._cse.get(path)
+        if info is None:
+            transport = self.encrypted.transport(path)
+            return await transport.get_range(path, start, end, if_match=if_match or None)
+        if not isinstance(info.get("cse"), dict) or (
+            if_match and _bare(info.get("ETag")) != _bare(if_match)
+        ):
+            info = await self._cse_details(path, if_match or info.get("ETag"))
+        size = int(info["size"])
+        end = size if end is None else min(end, size)
+        if end <= start:
+            return b""
+        source = await self._source(path, info)
+        return await source.read(start, end)
+
+    async def _source(self, path: str, info: Mapping[str, Any]) -> Any:
+        """The range source of one CSE version (its data key unwrapped once, reused)."""
+        ident = (path, str(info.get("ETag")))
+        source = self._sources.get(ident)
+        if source is None:
+            # Decrypted here, on the loop: a worker thread opening the file would wait
+            # (sync) on loop work that needs a worker thread too, and concurrent reads
+            # then fill the loop's pool with threads waiting on each other.
+            source = await self.encrypted.range_source(path, info)
+            assert source is not None  # None is for plaintext; info has "cse"
+            self._sources[ident] = source
+            if len(self._sources) > MAX_SOURCES:
+                self._sources.popitem(last=False)
+        return source
+
+    async def _cse_details(self, path: str, etag: str | None) -> Mapping[str, Any]:
+        """The status with its CSE envelope (a listing's has none): looked up again, and
+        refused (ChangedError) if it is another version now."""
+        current = await self.lookup(path)  # noted by seen()
+        if (etag and _bare(current.get("ETag")) != _bare(etag)) or not isinstance(
+            current.get("cse"), dict
+        ):
+            raise ChangedError(path, etag or "?", current.get("ETag"))
+        return current
+
+    def get_stream(
+        self,
+        path: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        if_match: str | None = None,
+        chunk_size: int = 8 * 1024 * 1024,
+    ) -> AsyncIterator[bytes]:
+        return _one_chunk(self.get_range(path, start, end, if_match=if_match))
+
+    async def put(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectMeta:
+        raise _reads_only("put", path)
+
+    async def writer(
+        self,
+        path: str,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectWriter:
+        raise _reads_only("writer", path)
+
+    async def copy(
+        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+    ) -> ObjectMeta:
+        raise _reads_only("copy", dst)
+
+    async def delete(self, paths: Sequence[str]) -> list[str]:
+        raise _reads_only("delete", ", ".join(paths))
+
+    def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+        raise _reads_only("list", prefix)
+
+
+#: CSE range sources kept (each holds one object version's unwrapped data key).
+MAX_SOURCES = 64
+
+
+def _bare(etag: str | None) -> str:
+    return (etag or "").strip('"')
+
+
+async def _one_chunk(data: Awaitable[bytes]) -> AsyncIterator[bytes]:
+    yield await data
+
+
+def _reads_only(verb: str, path: str) -> NotImplementedError:
+    return NotImplementedError(
+        f"{verb} of {path!r}: the store under the block cache serves reads only; "
+        "write through EmrFileSystem, which drops the blocks it changes"
+    )

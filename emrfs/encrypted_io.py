@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import weakref
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -41,10 +39,12 @@ from fsspec.asyn import sync
 from . import paths
 from .byterange import resolve_range
 from .config import CSEOptions
-from .crypto import ContentCrypto, ContentEncryptor, RangeReader, averified_chunks, segmented, sse
+from .crypto import ContentCrypto, ContentEncryptor, RangeReader, averified_chunks, sse
 from .crypto.envelope import INSTRUCTION_MARKER, instruction_file_required, is_encrypted
+from .crypto.spool import SealedSpool, Spools
+from .crypto.store import adjusted_length
 from .crypto.stream import adecrypt_whole, encrypted_parts, plaintext_length
-from .errors import EmrfsError, EncryptionError, IntegrityError, is_a_directory
+from .errors import EncryptionError, IntegrityError, is_a_directory
 from .files import EmrFile
 from .s3.client import S3Client, _close_at_exit, client_kwargs
 
@@ -54,67 +54,6 @@ if TYPE_CHECKING:
     from .uploads import Uploads
 
 __all__ = ["EncryptedIO", "EncryptedFile", "CseWriter", "SealedSpool", "encrypted_parts"]
-
-#: Plaintext bytes per sealed segment of a spool file.
-SPOOL_SEGMENT = 1024 * 1024
-#: Objects whose verified plaintext is kept spooled per filesystem (LRU).
-SPOOL_OBJECTS = 8
-
-_process_key: tuple[int, bytes] | None = None
-
-
-def _spool_key() -> bytes:
-    """A random key per process (fresh after fork): spool files never outlive it."""
-    global _process_key
-    if _process_key is None or _process_key[0] != os.getpid():
-        _process_key = (os.getpid(), os.urandom(32))
-    return _process_key[1]
-
-
-class SealedSpool:
-    """Verified plaintext of one object on local disk, sealed with the process key.
-
-    Written in order (:meth:`write`, then :meth:`seal`), read at any offset
-    (:meth:`read`); the file is anonymous (unlinked at creation), so nothing
-    is left behind, and its content is the emrfs segmented format under a key
-    that lives only in this process's memory.  The block cache takes this
-    role once it is wired in.
-    """
-
-    def __init__(self, path: str, segment_size: int = SPOOL_SEGMENT):
-        self.path = path
-        self._key = segmented.SegmentedKey.new(_spool_key(), segment_size, path=path)
-        self._encryptor = self._key.encryptor()
-        # held for the spool's life; close() closes it
-        self._file = tempfile.TemporaryFile(prefix="emrfs-spool-")  # noqa: SIM115
-        self._stored: int | None = None
-
-    @property
-    def size(self) -> int | None:
-        """Plaintext length once sealed."""
-        if self._stored is None:
-            return None
-        return segmented.plaintext_length(self._stored, self._key.segment_size, self.path)
-
-    def write(self, plain: bytes | bytearray | memoryview) -> None:
-        self._file.write(self._encryptor.update(plain))
-
-    def seal(self) -> None:
-        self._file.write(self._encryptor.finalize())
-        self._file.flush()
-        self._stored = self._file.tell()
-
-    def read(self, start: int, end: int) -> bytes:
-        if self._stored is None:
-            raise EmrfsError(f"the spool of {self.path!r} is not sealed", self.path)
-        plan = segmented.plan(start, end, self._stored, self._key.segment_size, self.path)
-        if plan.length <= 0:
-            return b""
-        data = os.pread(self._file.fileno(), plan.fetch_length, plan.fetch_start)
-        return self._key.decrypt_plan(plan, data)
-
-    def close(self) -> None:
-        self._file.close()
 
 
 class CseWriter:
@@ -204,9 +143,7 @@ class EncryptedIO:
         self._kms: Any = None
         self._kms_context: Any = None
         self._kms_lock: asyncio.Lock | None = None
-        self._spools: OrderedDict[tuple[str, str | None], SealedSpool] = OrderedDict()
-        self._spool_locks: dict[tuple[str, str | None], asyncio.Lock] = {}
-        self._spool_pid = os.getpid()
+        self._spools = Spools()
 
     # --- options ---------------------------------------------------------------------
 
@@ -265,9 +202,7 @@ class EncryptedIO:
         return self._kms
 
     async def close(self) -> None:
-        for spool in self._spools.values():
-            spool.close()
-        self._spools.clear()
+        self._spools.close()
         context, self._kms_context, self._kms = self._kms_context, None, None
         if context is not None and self._crypto is not None and self._crypto[0] == os.getpid():
             await context.__aexit__(None, None, None)
@@ -479,8 +414,12 @@ class EncryptedIO:
         info.update(size=size, length=size, cse=cse)
         return info
 
-    async def listed(self, entries: list[dict]) -> list[dict]:
-        """Listing entries with plaintext lengths under CSE prefixes (instruction files hidden)."""
+    async def listed(self, entries: list[dict], scope: str | None = None) -> list[dict]:
+        """Listing entries with plaintext lengths under CSE prefixes (instruction files hidden).
+        ``scope``: a path every entry lies below; with CSE off there and no override inside
+        it, ``entries`` come back as they are, without a look at each."""
+        if scope is not None and self.options.uniform_below(scope) and not self.cse_enabled(scope):
+            return entries
         files = [e for e in entries if e.get("type") == "file" and self.cse_enabled(e["name"])]
         if not files:
             return entries
@@ -529,7 +468,7 @@ class EncryptedIO:
                 ):
                     hidden.add(name)
                 else:
-                    size = _adjusted(entry["size"], options)
+                    size = adjusted_length(entry["size"], options)
                     entry.update(size=size, length=size)
         await asyncio.gather(*heads)
         return [e for e in entries if e["name"] not in hidden]
@@ -592,31 +531,13 @@ class EncryptedIO:
 
     async def spool(self, path: str, etag: str | None) -> SealedSpool:
         """The verified plaintext of ``path`` (at ``etag``), spooled once, reused (LRU)."""
-        if self._spool_pid != os.getpid():  # after fork: the parent's locks and files stay there
-            self._spools, self._spool_locks = OrderedDict(), {}
-            self._spool_pid = os.getpid()
-        ident = (path, etag)
-        lock = self._spool_locks.setdefault(ident, asyncio.Lock())
-        async with lock:
-            spool = self._spools.get(ident)
-            if spool is not None:
-                self._spools.move_to_end(ident)
-                return spool
-            spool = SealedSpool(path)
+
+        async def fill(spool: SealedSpool) -> None:
             bucket, key = paths.split(path)
-            try:
-                async for plain in self.read_chunks(path, bucket, key, if_match=etag):
-                    spool.write(plain)
-                spool.seal()
-            except BaseException:
-                spool.close()
-                raise
-            self._spools[ident] = spool
-            while len(self._spools) > SPOOL_OBJECTS:
-                old_ident, old = self._spools.popitem(last=False)
-                old.close()
-                self._spool_locks.pop(old_ident, None)
-            return spool
+            async for plain in self.read_chunks(path, bucket, key, if_match=etag):
+                spool.write(plain)
+
+        return await self._spools.get(path, etag, fill)
 
     async def read_info_range(
         self, path: str, info: Mapping[str, Any], start: int, end: int
@@ -672,16 +593,6 @@ def _refuse_damaged(path: str, cse: Mapping[str, Any]) -> None:
     """Reads of an object :meth:`EncryptedIO.file_info` found damaged (truncated) fail."""
     if cse.get("damaged"):
         raise IntegrityError(cse["damaged"], path)
-
-
-def _adjusted(stored: int, options: CSEOptions) -> int:
-    """Plaintext length by the configured format's fixed overhead (``listing_lengths=adjust``)."""
-    if options.format == "segmented":
-        try:
-            return segmented.plaintext_length(stored, options.segment_size)
-        except IntegrityError:
-            return stored  # not a segmented object of this segment size
-    return stored - 16 if stored >= 16 else stored
 
 
 class EncryptedFile(EmrFile):

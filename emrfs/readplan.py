@@ -103,6 +103,22 @@ class KnownStatuses:
             while len(self._known) > self.entries:
                 self._known.popitem(last=False)
 
+    def remember_listed(self, infos: list[dict[str, Any]]) -> None:
+        """:meth:`remember` each of a listing's entries (normalised names) under one lock;
+        only the last :attr:`entries` files can stay, so only those are kept."""
+        files = [i for i in infos if i.get("type") == "file" and i.get("ETag") and "size" in i]
+        if not files:
+            return
+        now = self.clock()
+        known = self._known
+        with self._lock:
+            for info in files[-self.entries :]:
+                name = info["name"]
+                known[name] = (now, info)
+                known.move_to_end(name)
+            while len(known) > self.entries:
+                known.popitem(last=False)
+
     def get(self, path: str, seconds: float | None = None) -> dict[str, Any] | None:
         """The status of ``path`` seen less than ``seconds`` (:attr:`seconds`) ago, else None."""
         seconds = self.seconds if seconds is None else min(seconds, self.seconds)
@@ -207,20 +223,24 @@ class ReadPlanner:
     def remember(self, info: dict[str, Any]) -> None:
         self.statuses.remember(info)
 
-    def remember_listing(self, entries: list[dict]) -> None:
+    def _remembers(self, path: str) -> bool:
+        return not (
+            self.encrypted.maybe_encrypted(path) or self.views(path) is not None
+        ) and self._plans(path)
+
+    def remember_listing(self, entries: list[dict], scope: str | None = None) -> None:
         """Keep the file entries of a listing.  Not where CSE may apply (a listing's size
         there may be an estimate, ``cse.listing_lengths = "adjust"``) nor under the
         consistent view (its entries may come from the metadata table, without the
-        envelope an open needs)."""
+        envelope an open needs).  ``scope``: a path every entry lies below, so the options
+        are looked up once when no override starts inside it."""
+        if scope is not None and self.options.uniform_below(scope):
+            if self._remembers(scope):
+                self.statuses.remember_listed(entries)
+            return
         for entry in entries:
-            name = entry.get("name", "")
-            if (
-                self.encrypted.maybe_encrypted(name)
-                or self.views(name) is not None
-                or not self._plans(name)
-            ):
-                continue
-            self.statuses.remember(entry)
+            if self._remembers(entry.get("name", "")):
+                self.statuses.remember(entry)
 
     def _reuse_seconds(self, path: str) -> float:
         return self.options.for_path(path).s3.status_reuse_seconds

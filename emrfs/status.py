@@ -43,17 +43,8 @@ class StatusFactory:
         self.owner = owner or _os_user()
         self.group = group or self.owner
 
-    def _hadoop(self, length: int, mtime: _dt.datetime | None, is_dir: bool) -> dict[str, Any]:
-        return {
-            "length": length,
-            "blockSize": 0 if is_dir else self.block_size,
-            "replication": 0 if is_dir else 1,
-            "modificationTime": to_millis(mtime),
-            "accessTime": 0,
-            "owner": self.owner,
-            "group": self.group,
-            "permission": DIR_PERMISSION if is_dir else FILE_PERMISSION,
-        }
+    # Each builder writes its dict in one literal (no intermediate dicts merged in):
+    # a listing builds one per entry, so this is the per-entry cost of ``ls``/``find``.
 
     def file(
         self,
@@ -66,34 +57,50 @@ class StatusFactory:
         storage_class: str | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
+        mtime = last_modified.timestamp() if last_modified else None
         info = {
             "name": path,
             "size": size,
             "type": "file",
             "ETag": etag,
             "LastModified": last_modified,
-            "mtime": last_modified.timestamp() if last_modified else None,
+            "mtime": mtime,
             "StorageClass": storage_class or "STANDARD",
             "VersionId": version_id,
+            "length": size,
+            "blockSize": self.block_size,
+            "replication": 1,
+            "modificationTime": int(mtime * 1000) if mtime else 0,
+            "accessTime": 0,
+            "owner": self.owner,
+            "group": self.group,
+            "permission": FILE_PERMISSION,
         }
-        info.update(self._hadoop(size, last_modified, False))
-        info.update(extra)
+        if extra:
+            info.update(extra)
         return info
 
     def directory(
         self, path: str, *, last_modified: _dt.datetime | None = None, marker: str | None = None
     ) -> dict[str, Any]:
-        info = {
+        mtime = last_modified.timestamp() if last_modified else None
+        return {
             "name": path,
             "size": 0,
             "type": "directory",
             "StorageClass": "DIRECTORY",
             "marker": marker,
             "LastModified": last_modified,
-            "mtime": last_modified.timestamp() if last_modified else None,
+            "mtime": mtime,
+            "length": 0,
+            "blockSize": 0,
+            "replication": 0,
+            "modificationTime": int(mtime * 1000) if mtime else 0,
+            "accessTime": 0,
+            "owner": self.owner,
+            "group": self.group,
+            "permission": DIR_PERMISSION,
         }
-        info.update(self._hadoop(0, last_modified, True))
-        return info
 
     def bucket(self, name: str, created: _dt.datetime | None = None) -> dict[str, Any]:
         info = self.directory(name, last_modified=created)

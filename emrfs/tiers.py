@@ -18,7 +18,8 @@ When is the tier on: ``ephemeral.enabled`` *and* ``cache.enabled`` (the tier
 keeps its blocks in the cache directories).  With the cache off every path
 goes to S3, ``_temporary`` included, as without emrfs's cache.
 
-Renames:
+Renames (:mod:`emrfs.tier_moves` holds copies, renames and deletes; the tier's file
+class is :class:`emrfs.cache.tierfile.TierFile`):
 
 * inside the tier: a local metadata change (no data moves);
 * from the tier to a persistent path (a job commit): one upload per file,
@@ -46,26 +47,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
-from fsspec.spec import AbstractBufferedFile
 
 from . import paths
 from .blocking import run_blocking
 from .byterange import resolve_range
 from .cache.layer import as_tuple
 from .cache.matching import is_ephemeral
-from .commit_layout import in_task_attempt
+from .cache.tierfile import TierFile
 from .config import Options
-from .errors import InvalidPathError, exists, is_a_directory, not_a_directory, not_empty, not_found
+from .errors import exists, is_a_directory, not_a_directory, not_empty, not_found
 from .namespace.markers import Markers
 from .staging import TaskCommitStaging
 from .status import StatusFactory
+from .tier_moves import TierMoves
 
 if TYPE_CHECKING:
-    from .cache.ephemeral import EphemeralReader, EphemeralTier, EphemeralWriter
+    from .cache.ephemeral import EphemeralTier
     from .cached_io import CachedIO
 
-#: Files uploaded at once when a directory leaves the tier.
-UPLOAD_CONCURRENCY = 4
 _CHUNK = 8 * 1024 * 1024
 
 
@@ -113,6 +112,7 @@ class EphemeralRoutes:
             patterns=self.patterns,
             tier=lambda: self.tier,
         )
+        self.moves = TierMoves(self)  # cp, mv and rm where the tier is involved
 
     # --- which paths ----------------------------------------------------------------------
 
@@ -470,267 +470,17 @@ class EphemeralRoutes:
         return self.owns(src) or self.owns(dst)
 
     async def cp_file(self, src: str, dst: str) -> None:
-        info = await self.stack.info(src)
-        if info["type"] == "directory":
-            await self.stack.makedirs(dst, exist_ok=True)
-            return
-        if self.owns(dst):
-            await self.check_creatable(dst)
-        if self.owns(src) and self.owns(dst):
-            await run_blocking(self._copy_local, src, dst)
-        elif self.owns(src):
-            await asyncio.to_thread(self._upload, src, dst)
-        else:
-            await asyncio.to_thread(self._download, src, dst)
-
-    def _copy_local(self, src: str, dst: str) -> None:
-        with self.tier.open_read(src) as r, self.tier.open_write(dst) as w:
-            while chunk := r.read(_CHUNK):
-                w.write(chunk)
-
-    def _upload(self, src: str, dst: str) -> None:
-        """One tier file to S3 through the filesystem's own write path (blocking; a thread)."""
-        part = max(_CHUNK, self.options.s3.part_size)
-        with self.tier.open_for_upload(src) as r, self.stack.open(dst, "wb") as w:
-            while chunk := r.read(part):
-                w.write(chunk)
-
-    def _download(self, src: str, dst: str) -> None:
-        with self.stack.open(src, "rb") as r, self.tier.open_write(dst) as w:
-            while chunk := r.read(_CHUNK):
-                w.write(chunk)
+        await self.moves.cp_file(src, dst)
 
     async def mv(self, src: str, dst: str) -> None:
         """HDFS rename where the tier is involved (see the module docstring)."""
-        info = await self.stack.info(src)
-        if src == dst:
-            return  # HDFS: renaming a path onto itself is a no-op
-        dinfo = await self._info_or_none(dst)
-        if dinfo is not None and dinfo["type"] == "directory":
-            dst = paths.join(dst, paths.basename(src))
-            if dst == src:
-                return  # into the directory that already holds it: nothing to do
-            dinfo = await self._info_or_none(dst)
-        if info["type"] == "file":
-            if dinfo is not None and dinfo["type"] == "directory":
-                raise is_a_directory(dst, f"cannot replace a directory with file {src!r}")
-        else:
-            if paths.is_within(dst, src):
-                raise InvalidPathError(f"cannot move directory {src!r} into itself ({dst!r})", src)
-            if dinfo is not None:
-                raise exists(dst, f"cannot move directory {src!r} over an existing file")
-        if not self.owns(src):
-            raise PermissionError(
-                f"cannot rename {src!r} into the ephemeral tier ({dst!r}): the S3 copy would be "
-                "deleted and the data kept only until the tier ends; copy it with cp instead, "
-                "or pick a destination outside ephemeral.patterns/prefixes"
-            )
-        if self.owns(dst):
-            await self.check_creatable(dst)
-            if self.tier.exists(src) and self.staging.wants(src, dst):
-                await self.staging.stage_task(src, dst)  # the data leaves this machine
-                return
-            if self.tier.exists(src):
-                self.tier.rename(src, dst)  # a local metadata change
-            await self.staging.move(src, dst)  # staged rows, if any, follow
-            await self.keep_parent(src)
-            return
-        await self._commit(src, dst, info)
-        await self.keep_parent(src)
+        await self.moves.mv(src, dst)
 
     async def follow(self, src: str, dst: str) -> None:
         """Persistent directory ``src`` was renamed to ``dst``: what the tier holds below
         it (local, or staged by any machine) moves too, as HDFS moves a whole subtree."""
-        if not self.on:
-            return
-        local = [e["name"] for e in self.children(src)]
-        staged = [e["name"] for e in await self.staging.children(src)]
-        for name in dict.fromkeys(local + staged):
-            target = paths.join(dst, paths.basename(name))
-            if name in local:
-                self.tier.rename(name, target)
-            await self.staging.move(name, target)
-        if local:
-            self.tier.remove_empty_dirs(src, paths.split(src)[0])
-            await self.keep_parent(src)
-
-    async def _info_or_none(self, path: str) -> dict | None:
-        try:
-            return await self.stack.info(path)
-        except FileNotFoundError:
-            return None
-
-    def _empty_dirs(self, path: str) -> list[str]:
-        """The tier's directories strictly below ``path`` that hold nothing."""
-        entries = self.walk(path, None, withdirs=True)
-        holding = {paths.parent(n) for n in entries}
-        return [n for n, e in entries.items() if e["type"] == "directory" and n not in holding]
-
-    async def _commit(self, src: str, dst: str, info: dict) -> None:
-        """Tier -> S3: staged uploads complete, local files go up one upload each,
-        then the tier copy goes."""
-        completed = await self.staging.complete_tree(src, dst)
-        if not self.tier.exists(src):
-            if not completed and info["type"] == "directory":
-                await self.stack.makedirs(dst, exist_ok=True)
-            return
-        if info["type"] == "file":
-            await asyncio.to_thread(self._upload, src, dst)
-        else:
-            files = list(self.tier.walk_files(src))
-            if not files and not completed:
-                await self.stack.makedirs(dst, exist_ok=True)
-            for d in self._empty_dirs(src):  # HDFS moves empty directories too
-                await self.stack.makedirs(paths.join(dst, paths.relative_to(d, src)), exist_ok=True)
-            semaphore = asyncio.Semaphore(UPLOAD_CONCURRENCY)
-
-            async def one(f: str) -> None:
-                async with semaphore:
-                    target = paths.join(dst, f[len(src) + 1 :])
-                    await asyncio.to_thread(self._upload, f, target)
-
-            await asyncio.gather(*(one(f) for f in files))
-        self.tier.delete(src, recursive=True)
+        await self.moves.follow(src, dst)
 
     async def rm(self, targets: list[str], recursive: bool) -> list[str]:
         """Delete what ``targets`` name in the tier; return the paths left for S3."""
-        if not self.on:
-            return targets
-        rest: list[str] = []
-        removed: list[str] = []
-        for p in sorted(set(targets), key=len):
-            if any(paths.is_within(p, r) for r in removed):
-                continue  # went with a directory removed before it
-            if self.owns(p):
-                if not recursive and (
-                    await self.staging.children(p)
-                    or (self.tier.isdir(p) and self.tier.ls(p, detail=False))
-                ):
-                    raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
-                had_staged = await self.staging.abort_tree(p)  # uploads staged below it
-                try:
-                    self.tier.delete(p, recursive=recursive)
-                except FileNotFoundError:
-                    if not had_staged:
-                        raise
-                if in_task_attempt(p) and self.staging.shared(p):
-                    self.staging.prune(paths.parent(p))  # an aborted task attempt
-                elif not self.owns(paths.parent(p)):  # local directories that only held it
-                    self.tier.remove_empty_dirs(paths.parent(p), paths.split(p)[0])
-                await self.keep_parent(p)
-                removed.append(p)
-                continue
-            if await self.holds_any(p):
-                if not recursive:
-                    raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
-                # what the tier holds below p goes everywhere: the local copy, and the
-                # staged uploads and recorded job directories every machine sees
-                if self.holds_dir(p):
-                    self.tier.delete(p, recursive=True)
-                await self.staging.abort_tree(p)
-                if await self._info_or_none(p) is None:
-                    await self.keep_parent(p)
-                    removed.append(p)
-                    continue  # it was a directory only because of the tier
-            rest.append(p)
-        return rest
-
-
-class TierFile(AbstractBufferedFile):
-    """A file of the ephemeral tier (modes rb, wb, xb, ab); never touches S3."""
-
-    def __init__(
-        self,
-        fs,
-        path: str,
-        mode: str = "rb",
-        *,
-        tier: EphemeralTier,
-        block_size: int | None = None,
-        autocommit: bool = True,
-        **kwargs: Any,
-    ):
-        self.tier = tier
-        self._reader: EphemeralReader | None = None
-        self._writer: EphemeralWriter | None = None
-        size = None
-        if mode == "rb":
-            entry = tier.info(path)
-            if entry["type"] != "file":
-                raise is_a_directory(path, "open a file below it, or use ls")
-            size = entry["size"]
-            self._reader = tier.open_read(path)
-        elif mode in ("wb", "xb", "ab"):
-            if tier.isdir(path):
-                raise is_a_directory(path, "cannot write a file over a directory")
-            if mode == "xb" and tier.exists(path):
-                raise exists(path, "mode 'xb' creates only new files")
-        if mode != "rb":
-            # before the buffered file exists: a refused writer (below a file, ...) leaves
-            # nothing that a later close() would try to flush
-            self._writer = tier.open_write(path)
-        try:
-            super().__init__(
-                fs,
-                path,
-                mode,
-                block_size=block_size or tier.block_size,
-                autocommit=autocommit,
-                cache_type="none",
-                size=size,
-                **kwargs,
-            )
-            if mode == "ab" and tier.exists(path):
-                with tier.open_read(path) as r:
-                    while chunk := r.read(_CHUNK):
-                        self._out.write(chunk)
-                self.loc = self._out.tell()
-        except BaseException:
-            self.closed = True
-            if self._writer is not None:
-                self._writer.abort()
-            if self._reader is not None:
-                self._reader.close()
-            raise
-
-    @property
-    def _in(self) -> EphemeralReader:
-        if self._reader is None:
-            raise ValueError(f"{self.path!r} is open for writing, not reading")
-        return self._reader
-
-    @property
-    def _out(self) -> EphemeralWriter:
-        if self._writer is None:
-            raise ValueError(f"{self.path!r} is open for reading, not writing")
-        return self._writer
-
-    def _fetch_range(self, start: int, end: int) -> bytes:
-        self._in.seek(start)
-        return self._in.read(end - start)
-
-    def _initiate_upload(self) -> None:
-        pass
-
-    def _upload_chunk(self, final: bool = False) -> bool:
-        self._out.write(self.buffer.getbuffer())
-        if final and self.autocommit:
-            self._out.close()  # the file appears, whole
-        return True
-
-    def commit(self) -> None:
-        self._out.close()
-
-    def discard(self) -> None:
-        self._out.abort()
-
-    def close(self) -> None:
-        failed = True
-        try:
-            super().close()  # a no-op once closed
-            failed = False
-        finally:
-            if self._reader is not None:
-                self._reader.close()
-            if failed and self._writer is not None:
-                self._writer.abort()  # nothing half-written appears
+        return await self.moves.rm(targets, recursive)

@@ -14,6 +14,9 @@
 * :mod:`.matching`  which paths are ephemeral (pure)
 * :mod:`.stats`     counters per directory
 * :mod:`.layer`     :class:`~.layer.LocalCache`, built from :class:`emrfs.config.Options`
+* :mod:`.caching`   :class:`~.caching.CachingStore`: the block cache as a layer of the store stack
+* :mod:`.tierstore` :class:`~.tierstore.TierStore`: the ephemeral tier as a store of the stack
+* :mod:`.routing`   :class:`~.routing.RoutingStore`: tier paths to the tier, the rest down the stack
 
 How the filesystem uses it::
 

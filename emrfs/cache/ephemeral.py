@@ -219,8 +219,11 @@ class EphemeralTier(TierMembership):
                 except FileNotFoundError:
                     raise not_found(norm, "its parent does not exist") from None
 
-    def open_write(self, path: str, overwrite: bool = True) -> EphemeralWriter:
-        """A binary writer; the file appears (whole) when the writer is closed."""
+    def open_write(
+        self, path: str, overwrite: bool = True, extra: dict | None = None
+    ) -> EphemeralWriter:
+        """A binary writer; the file appears (whole) when the writer is closed.  ``extra``:
+        more fields for the file's manifest (:meth:`manifest` returns them)."""
         self._ensure_member()
         norm = validate(path)
         local = self._local(self._roots()[0], norm)
@@ -229,7 +232,18 @@ class EphemeralTier(TierMembership):
         self._refuse_file_ancestor(norm)
         if not overwrite and os.path.lexists(local):
             raise exists(norm)
-        return EphemeralWriter(self, norm, self._publish)
+        return EphemeralWriter(self, norm, self._publish, extra)
+
+    def manifest(self, path: str) -> dict:
+        """The manifest of the file at ``path``: ``id`` (new with every write), ``size``,
+        ``mtime`` and the ``extra`` fields it was written with."""
+        self._ensure_member()
+        return self._manifest(validate(path))
+
+    def open_manifest(self, path: str, manifest: dict) -> EphemeralReader:
+        """A reader of the version ``manifest`` describes (its blocks go when it is replaced:
+        the read then fails with ``FileNotFoundError``)."""
+        return EphemeralReader(self, validate(path), manifest)
 
     def write_bytes(self, path: str, data: bytes) -> None:
         with self.open_write(path) as w:

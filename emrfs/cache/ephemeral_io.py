@@ -13,8 +13,15 @@ from .ephemeral_life import TierMembership
 class EphemeralWriter(io.RawIOBase):
     """Streams a file into tier blocks; publishes it on ``close()``."""
 
-    def __init__(self, tier: TierMembership, path: str, publish: Callable[[str, dict], None]):
+    def __init__(
+        self,
+        tier: TierMembership,
+        path: str,
+        publish: Callable[[str, dict], None],
+        extra: dict | None = None,
+    ):
         super().__init__()
+        self.extra = dict(extra or {})  # more fields of the manifest (a store's metadata)
         self.tier, self.path = tier, path
         self._publish = publish  # makes the file visible from its manifest
         self.file_id = uuid.uuid4().hex
@@ -75,6 +82,7 @@ class EphemeralWriter(io.RawIOBase):
                             "block_size": self.tier.block_size,
                             "blocks": self._index,
                             "sealed": self._sealer is not None,
+                            **self.extra,
                         },
                     )
                 except BaseException:

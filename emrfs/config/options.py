@@ -530,6 +530,16 @@ class Options:
             return self
         return _resolve_override(self, _matching_prefixes(self.overrides, path))
 
+    def uniform_below(self, path: str) -> bool:
+        """Every path below ``path`` has ``path``'s options (no override starts strictly
+        inside it): a listing of ``path`` may then resolve its options once, not per entry."""
+        if not self.overrides:
+            return True
+        from ..paths import is_within, strip_protocol
+
+        path = strip_protocol(path)
+        return not any(prefix != path and is_within(prefix, path) for prefix, _ in self.overrides)
+
     def flat(self) -> dict[str, Any]:
         """``{"section.name": value}`` for every option (for ``describe`` output)."""
         return {

@@ -42,6 +42,7 @@ from typing import Any
 from ..blocking import run_blocking
 from .checker import (
     ETAG_MISMATCH,
+    MISSING_IN_S3,
     Problem,
     Verdict,
     check_listing,
@@ -52,7 +53,7 @@ from .checker import (
 )
 from .policy import RetryPolicy, policy_from_options
 from .sink import InconsistencySink, LoggingSink
-from .store import Entry, MetadataStore, normalize_etag
+from .store import Entry, Listing, MetadataStore, normalize_etag
 from .sync import entry_from_info
 
 __all__ = ["ConsistentView"]
@@ -223,24 +224,40 @@ class ConsistentView:
             clock=self.clock,
         )
 
-    async def ls(self, path: str, probe: ListProbe) -> list[dict]:
+    async def ls(
+        self,
+        path: str,
+        probe: ListProbe,
+        *,
+        in_scope: Callable[[str], bool] | None = None,
+        remember: bool = True,
+    ) -> list[dict]:
         """The children of directory ``path``, checked against the metadata.
 
         With ``fast_list`` and an authoritative directory row, the answer comes
         from the table alone (``probe`` is not called).  After a consistent S3
         listing, children the table lacks are recorded and the directory is
-        marked authoritative, so the next listing can be fast.
+        marked authoritative, so the next listing can be fast (``remember``, and
+        only for a whole directory).  ``in_scope``: only the children it accepts
+        are compared (``probe`` lists only those, e.g. a name prefix).
         """
-        first = await run_blocking(self.store.list_children, path)
+        remember = remember and in_scope is None
+
+        async def children() -> Listing:
+            listing = await run_blocking(self.store.list_children, path)
+            if in_scope is None:
+                return listing
+            kept = tuple(c for c in listing.children if in_scope(c.path))
+            return Listing(listing.path, listing.entry, kept)
+
+        first = await children()
         if self.fast_list and first.authoritative:
             return [e.info() for e in first.live]
         pending = [first]
 
         async def look() -> Verdict:
             shown = await probe()
-            listing = (
-                pending.pop() if pending else await run_blocking(self.store.list_children, path)
-            )
+            listing = pending.pop() if pending else await children()
             verdict = check_listing(path, shown, listing, etag_verification=self.etag_verification)
             if verdict.consistent:
                 look.listing = listing  # type: ignore[attr-defined]
@@ -257,7 +274,7 @@ class ConsistentView:
             clock=self.clock,
         )
         listing = getattr(look, "listing", None)
-        if self.fast_list and listing is not None and listing.entry is not None:
+        if remember and self.fast_list and listing is not None and listing.entry is not None:
             await run_blocking(self._remember, path, view, listing)
         return view
 
@@ -373,15 +390,28 @@ class ConsistentView:
         (or, ``throw=False``, logged and ``unpinned()``: what S3 serves, when the GET
         is of the whole object; else the :class:`~emrfs.s3.client.ChangedError`).
         When the metadata records another version, or none, the object really changed
-        since the read began: the ``ChangedError`` is raised at once.
+        since the read began: the ``ChangedError`` is raised at once.  A GET that finds
+        nothing while the metadata records ``etag`` live (S3 does not show the write yet)
+        is retried the same way; else its ``FileNotFoundError`` is raised at once.
         """
         from ..s3.client import ChangedError
 
-        failed: list[ChangedError] = []
+        failed: list[Exception] = []
 
         async def look() -> Verdict:
             try:
                 return Verdict((), await get(), None)
+            except FileNotFoundError as exc:
+                entry = await run_blocking(self.store.get, path)
+                if entry is None or entry.deleted or entry.etag != normalize_etag(etag):
+                    raise
+                failed[:] = [exc]
+                problem = Problem(
+                    path,
+                    MISSING_IN_S3,
+                    f"the metadata recorded ETag {entry.etag} but S3 does not show the object",
+                )
+                return Verdict((problem,), None, None)
             except ChangedError as exc:
                 entry = await run_blocking(self.store.get, path)
                 if entry is None or entry.deleted or entry.etag != normalize_etag(etag):

@@ -26,6 +26,9 @@ __all__ = [
     "INSTRUCTION_MARKER",
     "V1_DEFAULT_WRAP",
     "is_encrypted",
+    "without_envelope",
+    "envelope_names",
+    "instruction_fits",
     "needs_instruction_file",
     "instruction_file_required",
     "parse",
@@ -218,6 +221,28 @@ def is_encrypted(metadata: Mapping[str, str] | None) -> bool:
     """
     meta = _lower(metadata)
     return any(name in meta for name in _ALL_NAMES if name != INSTRUCTION_MARKER)
+
+
+def without_envelope(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """The user's own metadata: ``metadata`` (lower-case names) less every envelope name."""
+    return {k: v for k, v in _lower(metadata).items() if k not in _ALL_NAMES}
+
+
+def envelope_names(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """Only the envelope names of ``metadata`` (lower case): what a copy must keep."""
+    return {k: v for k, v in _lower(metadata).items() if k in _ALL_NAMES}
+
+
+def instruction_fits(metadata: Mapping[str, str] | None, instruction: Mapping[str, str]) -> bool:
+    """False when ``instruction`` holds a v3 or segmented key but the object lacks that
+    format's content names, which the format keeps on the object: the file was left by
+    an encrypted object since overwritten by a plaintext one."""
+    meta, names = _lower(metadata), _lower(instruction)
+    if _V3["key"] in names:
+        return all(n in meta for n in _V3_CONTENT)
+    if _SEG["key"] in names:
+        return all(n in meta for n in _SEG_CONTENT)
+    return True
 
 
 def needs_instruction_file(metadata: Mapping[str, str] | None) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import paths
-from ..s3.listing import Listing, add_page
+from ..s3.listing import Listing, add_page, read_ahead
 from .markers import Markers
 from .views import as_status
 
@@ -94,7 +94,10 @@ class Listings:
                 n: as_status(self.status, i)
                 for n, i in (await view.find(path, s3_find, in_scope, withdirs)).items()
             }
-        out = {e["name"]: e for e in await self.markers.encrypted.listed(list(out.values()))}
+        entries = list(out.values())
+        listed = await self.markers.encrypted.listed(entries, scope=path)
+        if listed is not entries:  # CSE changed lengths or hid instruction files
+            out = {e["name"]: e for e in listed}
         # after the CSE lengths: tier files are local plaintext, never HEADed in S3
         out = await self.tiers.merge_find(path, out, maxdepth, withdirs, prefix)
         if maxdepth is not None and maxdepth > 1:
@@ -112,8 +115,10 @@ class Listings:
         of ``path`` itself (no glob or name prefix), so an empty one asks what it is."""
         bucket, key = paths.split(path)
         listing = Listing()
-        async for page in self.markers.transport(path).list(
-            f"{bucket}/{list_prefix}", delimiter="/" if maxdepth == 1 else None
+        async for page in read_ahead(
+            self.markers.transport(path).list(
+                f"{bucket}/{list_prefix}", delimiter="/" if maxdepth == 1 else None
+            )
         ):
             add_page(
                 listing, bucket, key, page, self.status, recursive=maxdepth != 1, withdirs=True
@@ -135,5 +140,5 @@ class Listings:
             else:
                 for name in listing.dirs:
                     out.pop(name, None)
-        self.markers.reads.remember_listing(list(listing.files.values()))
+        self.markers.reads.remember_listing(list(listing.files.values()), scope=path)
         return out

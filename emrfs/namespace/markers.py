@@ -27,7 +27,7 @@ from .. import paths
 from ..config import Options
 from ..errors import EmrfsError, is_a_directory, not_a_directory
 from ..s3.client import S3Client
-from ..s3.listing import Listing, add_page
+from ..s3.listing import Listing, add_page, read_ahead
 from ..status import StatusFactory
 from .views import Views
 
@@ -313,10 +313,12 @@ class Markers:
         """One directory's children as S3 lists them (delimited LIST)."""
         listing = Listing()
         prefix = key + "/" if key else ""
-        async for page in self.transport(path).list(f"{bucket}/{prefix}", delimiter="/"):
+        async for page in read_ahead(
+            self.transport(path).list(f"{bucket}/{prefix}", delimiter="/")
+        ):
             add_page(listing, bucket, key, page, self.status, recursive=False)
-        entries = await self.encrypted.listed(listing.entries())  # CSE: plaintext lengths
-        self.reads.remember_listing(entries)  # an open after ls needs no HEAD
+        entries = await self.encrypted.listed(listing.entries(), scope=path)  # CSE lengths
+        self.reads.remember_listing(entries, scope=path)  # an open after ls needs no HEAD
         return entries
 
     async def child_dirs(self, parent: str) -> set[str]:

@@ -7,9 +7,11 @@ page-to-entries step is pure so it can be tested without a server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..paths import DIR_MARKER_SUFFIX, EMRFS_FOLDER_SUFFIX, implied_dirs, marker_dir
 from ..status import StatusFactory
@@ -48,6 +50,34 @@ async def list_pages(
             return
 
 
+T = TypeVar("T")
+
+
+async def read_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
+    """``pages``, each yielded once the request for the next one is under way: a LIST's
+    pages come one after another (each needs the last one's token), so the caller's
+    work on a page overlaps the server's on the next instead of adding to it."""
+    source = pages.__aiter__()
+    pending: asyncio.Future[T] = asyncio.ensure_future(source.__anext__())
+    try:
+        while True:
+            try:
+                page = await pending
+            except StopAsyncIteration:
+                return
+            pending = asyncio.ensure_future(source.__anext__())
+            await asyncio.sleep(0)  # let the next page's request start before the caller works
+            yield page
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+        closer = getattr(source, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
 @dataclass
 class Listing:
     """Entries of one directory (delimited) or one subtree (recursive)."""
@@ -66,14 +96,14 @@ class Listing:
         return not self.files and not self.dirs
 
 
-def _page_entries(page: dict | ListPage) -> tuple[list[ObjectMeta], list[str]]:
-    """A page's objects (``bucket``-less keys are fine: only ``key`` is read) and its
-    common prefixes as keys, from a store's :class:`ListPage` or a ListObjectsV2 page."""
+def _page_entries(page: dict | ListPage, bucket: str) -> tuple[Sequence[ObjectMeta], list[str]]:
+    """A page's objects (paths ``bucket/key``) and its common prefixes as keys, from a
+    store's :class:`ListPage` or a raw ListObjectsV2 page."""
     if isinstance(page, ListPage):
-        return list(page.objects), [split(p)[1] for p in page.prefixes]
+        return page.objects, [split(p)[1] for p in page.prefixes]
     objects = [
         ObjectMeta(
-            "/" + o["Key"],
+            f"{bucket}/{o['Key']}",
             o.get("Size", 0),
             o.get("ETag"),
             o.get("LastModified"),
@@ -95,38 +125,60 @@ def add_page(
     withdirs: bool = True,
 ) -> None:
     """Fold one listing page for directory ``dir_key`` ('' = bucket root) into ``listing``
-    (a store's :class:`ListPage`, or a raw ListObjectsV2 page)."""
+    (a store's :class:`ListPage` of ``bucket``, or a raw ListObjectsV2 page).
+
+    Runs once per listed key, so it does per key only what the key needs: the status
+    dict built once, the key's name reused from the store's path, and implied parents
+    walked up only to the first one already known (the keys come sorted, so siblings
+    share the walk)."""
     own_markers = (dir_key + DIR_MARKER_SUFFIX, dir_key + EMRFS_FOLDER_SUFFIX) if dir_key else ()
-    objects, prefixes = _page_entries(page)
+    objects, prefixes = _page_entries(page, bucket)
+    skip = len(bucket) + 1
+    files = listing.files
+    dirs = listing.dirs
+    make_file = status.file
+    imply = recursive and withdirs
     for obj in objects:
-        key = obj.key
-        if key in own_markers:
-            listing.self_marker = key
-            continue
+        name = obj.path
+        key = name[skip:]
         as_dir = marker_dir(key)
-        if as_dir is not None and as_dir != dir_key:
+        if as_dir is not None:
+            if key in own_markers:
+                listing.self_marker = key
+                continue
+            if as_dir == dir_key:
+                continue
             _add_dir(listing, status, f"{bucket}/{as_dir}", obj.last_modified, key)
-            if recursive and withdirs:
-                for d in implied_dirs(as_dir + "/x", dir_key):
-                    _add_dir(listing, status, f"{bucket}/{d}")
+            if imply:
+                _imply_parents(listing, status, bucket, as_dir, dir_key)
             continue
-        if as_dir == dir_key:
-            continue
-        name = f"{bucket}/{key}"
-        listing.files[name] = status.file(
+        files[name] = make_file(
             name,
             obj.size,
             etag=obj.etag,
             last_modified=obj.last_modified,
             storage_class=obj.storage_class,
         )
-        if recursive and withdirs:
-            for d in implied_dirs(key, dir_key):
-                _add_dir(listing, status, f"{bucket}/{d}")
+        if imply:
+            parent = key.rpartition("/")[0]
+            if parent and parent != dir_key and f"{bucket}/{parent}" not in dirs:
+                _imply_parents(listing, status, bucket, key, dir_key)
     for common in prefixes:
         prefix = common.rstrip("/")
         if prefix and prefix != dir_key:
             _add_dir(listing, status, f"{bucket}/{prefix}")
+
+
+def _imply_parents(
+    listing: Listing, status: StatusFactory, bucket: str, key: str, dir_key: str
+) -> None:
+    """The directories ``key`` implies below ``dir_key``, nearest first, up to the first
+    one already listed (its own parents were added with it)."""
+    for d in implied_dirs(key, dir_key):
+        name = f"{bucket}/{d}"
+        if name in listing.dirs:
+            return
+        listing.dirs[name] = status.directory(name)
 
 
 def _add_dir(

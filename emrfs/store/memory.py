@@ -175,12 +175,23 @@ class MemoryStore(ObjectStore):
         return self._object(path).meta(path)
 
     def _read(self, path: str, start: int, end: int | None, if_match: str | None) -> bytes:
+        return self._read_object(path, start, end, if_match).data[start:end]
+
+    def _read_object(
+        self, path: str, start: int, end: int | None, if_match: str | None
+    ) -> StoredObject:
         if start < 0 or (end is not None and end < 0):
             raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")
         found = self._object(path)
         if if_match is not None and _bare(if_match) != _bare(found.etag):
             raise ChangedError(path, if_match, found.etag)
-        return found.data[start:end]
+        return found
+
+    async def get(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> tuple[ObjectMeta, bytes]:
+        found = self._read_object(path, start, end, if_match)
+        return found.meta(path), found.data[start:end]
 
     async def get_range(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None

@@ -40,7 +40,15 @@ if TYPE_CHECKING:  # obstore's TypedDicts exist only for type checkers
 from ..config import S3Options, SSEOptions
 from ..crypto import sse as _sse
 from ..errors import ChangedError, ConfigurationError, is_obstore_error, map_s3_errors
-from .protocol import ListPage, ObjectMeta, ObjectStore, ObjectWriter, StagedUpload, split
+from .protocol import (
+    ListPage,
+    ObjectMeta,
+    ObjectStore,
+    ObjectWriter,
+    StagedUpload,
+    pinned_head,
+    split,
+)
 
 logger = logging.getLogger("emrfs.store.obstore")
 
@@ -361,6 +369,25 @@ class ObstoreStore(ObjectStore):
         with self._errors(path):
             return bytes(await result.bytes_async())
 
+    async def get(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> tuple[ObjectMeta, bytes]:
+        if not self._direct(path):
+            return await self.fallback.get(path, start, end, if_match=if_match)
+        if start < 0 or (end is not None and end < 0):
+            raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")
+        result = (
+            None
+            if end is not None and end <= start
+            else await self._get(path, start, end, if_match)
+        )
+        if result is None:  # an empty range, or one at or past the end: the meta from a HEAD
+            return await pinned_head(self, path, if_match), b""
+        with self._errors(path):
+            data = bytes(await result.bytes_async())
+        # obstore's meta describes the whole object (its size from Content-Range)
+        return self._meta(path, result.meta, result.attributes), data
+
     async def _get(self, path: str, start: int, end: int | None, if_match: str | None) -> Any:
         """One GET of ``[start, end)``; None when the range starts at or past the end.  A
         pinned GET runs under the ``pinned_get`` policy (``unpinned``: the same GET without
@@ -612,28 +639,47 @@ class ObstoreStore(ObjectStore):
     async def _settle(
         self, bucket: str, chunk: Sequence[Mapping[str, Any]], seen: set[str]
     ) -> builtins.list[ObjectMeta]:
-        async def marker(item: Mapping[str, Any]) -> bool:
+        """``chunk``'s objects with the markers' slashes back, in the chunk's (S3's) order.
+        Runs once per listed key: one pass in Python, and tasks only for the zero-byte
+        first sightings that need a HEAD (none in most listings)."""
+        prefix = bucket + "/"
+        out: builtins.list[ObjectMeta] = []
+        undecided: builtins.list[tuple[int, Mapping[str, Any]]] = []
+        for item in chunk:
             path = item["path"]
             if path in seen:
-                return True
-            seen.add(path)
-            if item["size"] != 0:
-                return False
-            import obstore
-
-            try:
-                with self._errors(f"{bucket}/{path}"):
-                    await obstore.head_async(self._store(bucket), path)
-            except FileNotFoundError:
-                return True
-            return False
-
-        flags = await asyncio.gather(*(marker(item) for item in chunk))
-        out = [
-            self._listed(bucket, item, marker=flag) for item, flag in zip(chunk, flags, strict=True)
-        ]
-        out.sort(key=lambda m: m.path)
+                path += "/"  # the second sighting: obstore's path type dropped its slash
+            else:
+                seen.add(path)
+                if item["size"] == 0:
+                    undecided.append((len(out), item))
+            out.append(
+                ObjectMeta(
+                    prefix + path,
+                    item["size"],
+                    etag=item.get("e_tag"),
+                    last_modified=item.get("last_modified"),
+                    version_id=item.get("version"),
+                )
+            )
+        if undecided:
+            flags = await asyncio.gather(*(self._is_marker(bucket, item) for _, item in undecided))
+            for (index, item), flag in zip(undecided, flags, strict=True):
+                if flag:
+                    out[index] = self._listed(bucket, item, marker=True)
         return out
+
+    async def _is_marker(self, bucket: str, item: Mapping[str, Any]) -> bool:
+        """A zero-byte ``d`` seen once is a file ``d`` or the marker ``d/``: a HEAD of ``d``
+        tells (a marker has no object without the slash)."""
+        import obstore
+
+        try:
+            with self._errors(f"{bucket}/{item['path']}"):
+                await obstore.head_async(self._store(bucket), item["path"])
+        except FileNotFoundError:
+            return True
+        return False
 
     def _listed(
         self,

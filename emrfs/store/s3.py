@@ -25,7 +25,15 @@ from ..errors import ChangedError, EmrfsError, not_found
 from ..s3.client import S3Client
 from ..s3.listing import list_pages
 from ..s3.multipart import MultipartUpload, UploadPurge, part_ranges
-from .protocol import ListPage, ObjectMeta, ObjectStore, ObjectWriter, StagedUpload, split
+from .protocol import (
+    ListPage,
+    ObjectMeta,
+    ObjectStore,
+    ObjectWriter,
+    StagedUpload,
+    pinned_head,
+    split,
+)
 
 __all__ = ["S3Store", "SSEArguments", "sse_arguments", "meta_from_response"]
 
@@ -157,6 +165,30 @@ class S3Store(ObjectStore):
             )
         ]
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def get(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> tuple[ObjectMeta, bytes]:
+        bucket, key = _object_key(path)
+        _check_range(path, start, end)
+        responses: list[dict[str, Any]] = []
+        kwargs = self._get_kwargs(if_match)
+        if end is not None:
+            data = await self.client.read_range(
+                path, bucket, key, start, end, on_response=responses.append, **kwargs
+            )
+        else:  # to the end: one GET (no Range when from 0), resumed from the byte it broke at
+            chunks = [
+                c
+                async for c in self.client.get_object_stream(
+                    path, bucket, key, start=start, on_response=responses.append, **kwargs
+                )
+            ]
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not responses:  # the range starts at or past the end: S3 said so, and nothing else
+            return await pinned_head(self, path, if_match), b""
+        first = responses[0]  # a resumed body was pinned to its version
+        return meta_from_response(path, first, size=_whole_size(first)), data
 
     async def get_stream(
         self,
@@ -448,6 +480,12 @@ class S3Writer(ObjectWriter):
         return StagedUpload(
             self.path, upload_id, sorted(self.upload.parts.items()), sum(self._sizes.values())
         )
+
+
+def _whole_size(response: Mapping[str, Any]) -> int:
+    """The whole object's length: a ranged GET's ``Content-Range`` total, else its length."""
+    _, _, total = (response.get("ContentRange") or "").rpartition("/")
+    return int(total) if total.isdigit() else int(response.get("ContentLength") or 0)
 
 
 def _check_range(path: str, start: int, end: int | None) -> None:

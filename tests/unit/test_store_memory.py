@@ -112,3 +112,23 @@ class TestWrapperStoreForwardsEveryVerb(TestMemoryStore):
 
         self.memory = MemoryStore(versioned=True)
         return WrapperStore(self.memory)
+
+
+def test_a_layer_that_changes_reads_but_not_get_is_asked_through_its_own_reads():
+    """``get`` forwarded past a layer that overrides ``get_range`` (decryption, a cache)
+    would hand out what the layer exists to change: the layer's reads answer it instead."""
+    from emrfs.store import WrapperStore
+
+    class Shouting(WrapperStore):
+        async def get_range(self, path, start=0, end=None, *, if_match=None):
+            return (await self.inner.get_range(path, start, end, if_match=if_match)).upper()
+
+    class Transparent(WrapperStore):
+        pass
+
+    memory = MemoryStore()
+    memory.place("b/k", b"quiet", {"m": "1"})
+    meta, data = _run(Shouting(memory).get("b/k", 1))
+    assert (data, meta.size, dict(meta.metadata)) == (b"UIET", 5, {"m": "1"})
+    assert _run(Transparent(Shouting(memory)).get("b/k"))[1] == b"QUIET"
+    assert _run(Transparent(memory).get("b/k"))[1] == b"quiet"

@@ -1,0 +1,363 @@
+"""The consistent view as a layer of the stack: :class:`ConsistentStore`.
+
+A :class:`~emrfs.store.protocol.WrapperStore` over the store below it (the
+transport, or the CSE layer); it knows nothing above.  The checks and the
+bookkeeping are :class:`~emrfs.consistency.view.ConsistentView`'s; this module
+only speaks the object-store protocol to it:
+
+- ``put``, a writer's ``complete``, ``copy``, ``complete_staged``: once the store
+  below confirms, the file is recorded (its ETag, size and version as that store
+  reports them);
+- ``delete``: once the store below confirms, tombstones for the paths;
+- ``head``: ``ConsistentView.info``; a file the view records and the store does not
+  show yet (or shows at another ETag, or shows though deleted) is retried by the
+  policy, then :class:`~emrfs.errors.ConsistencyError`;
+- ``list``: ``ConsistentView.ls`` (with a delimiter) or ``find`` (without), the
+  store's listing checked against the rows;
+- ``get``, ``get_range``, ``get_stream``: pinned to the ETag the view recorded, a
+  stale copy (or one not visible yet) retried by the policy; a path the view
+  tombstoned is not found.
+
+Folder markers (``dir/``, ``dir_$folder$``) pass through unrecorded and unchecked:
+they stand for directories, whose rows the namespace above records.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from .. import paths as P
+from ..blocking import run_blocking
+from ..errors import not_found
+from ..store.protocol import (
+    ListPage,
+    ObjectMeta,
+    ObjectStore,
+    ObjectWriter,
+    StagedUpload,
+    WrapperStore,
+    split,
+)
+from .store import Entry
+from .view import ConsistentView
+
+__all__ = ["ConsistentStore"]
+
+#: an info dict's key for the store's own description of the object
+_META = "_object_meta"
+
+# (spelled here: inside ConsistentStore, ``list`` is the verb)
+_Infos = list[dict[str, Any]]
+_Metas = list[ObjectMeta]
+_Prefixes = list[str]
+
+
+def tracked(path: str) -> bool:
+    """Whether the view records ``path``: an object the table can name exactly (no
+    bucket alone, no ``//`` runs or trailing ``/``), and not a folder marker."""
+    _, key = split(path)
+    return bool(key) and P.strip_protocol(path) == path and P.marker_dir(key) is None
+
+
+def _mtime_ms(meta: ObjectMeta) -> int:
+    moment = meta.last_modified
+    return int((moment.timestamp() if moment else time.time()) * 1000)
+
+
+def _info(meta: ObjectMeta) -> dict[str, Any]:
+    """The store's object as the fsspec-shaped info the view's checks compare."""
+    info: dict[str, Any] = {"name": meta.path, "size": meta.size, "type": "file", _META: meta}
+    if meta.etag is not None:
+        info["ETag"] = meta.etag
+    if meta.version_id is not None:
+        info["VersionId"] = meta.version_id
+    if meta.last_modified is not None:
+        info["mtime"] = meta.last_modified.timestamp()
+    return info
+
+
+def _meta(info: dict[str, Any]) -> ObjectMeta:
+    """An info the view answered with, as object meta (the store's own when it listed
+    the object; else built from the metadata row)."""
+    found = info.get(_META)
+    if found is not None:
+        return found
+    mtime = info.get("mtime")
+    return ObjectMeta(
+        P.strip_protocol(info["name"]),
+        int(info.get("size") or 0),
+        info.get("ETag"),
+        _dt.datetime.fromtimestamp(mtime, _dt.timezone.utc) if mtime else None,
+        info.get("VersionId"),
+    )
+
+
+class _RecordingWriter(ObjectWriter):
+    """A write in parts whose completion is recorded once the store below confirms it."""
+
+    def __init__(self, inner: ObjectWriter, record: Callable[[ObjectMeta], Awaitable[None]]):
+        self.inner = inner
+        self.path = inner.path
+        self._record = record
+
+    async def write_part(self, number: int, data: bytes) -> None:
+        await self.inner.write_part(number, data)
+
+    async def complete(self) -> ObjectMeta:
+        meta = await self.inner.complete()
+        await self._record(meta)
+        return meta
+
+    async def abort(self) -> None:
+        await self.inner.abort()
+
+    async def stage(self) -> StagedUpload:
+        # not published yet: recorded when complete_staged publishes it
+        return await self.inner.stage()
+
+
+class ConsistentStore(WrapperStore):
+    """The consistent view over ``inner``: writes recorded after ``inner`` confirms them,
+    heads, listings and reads checked against ``view``'s rows (see the module doc)."""
+
+    def __init__(self, inner: ObjectStore, view: ConsistentView):
+        super().__init__(inner)
+        self.view = view
+
+    @classmethod
+    def from_options(cls, inner: ObjectStore, options: Any, **kwargs: Any) -> ConsistentStore:
+        """The layer ``options.consistency`` describes (its DynamoDB table unless
+        ``store=`` names a metadata store; other ``kwargs`` go to the view)."""
+        return cls(inner, ConsistentView.from_options(options, **kwargs))
+
+    # --- writes: recorded after the store below confirms ---------------------------------
+
+    async def _record(self, meta: ObjectMeta) -> None:
+        if tracked(meta.path):
+            await self.view.record_file(
+                meta.path, meta.size, meta.etag, meta.version_id, _mtime_ms(meta)
+            )
+
+    async def put(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectMeta:
+        meta = await self.inner.put(
+            path, data, if_none_match=if_none_match, metadata=metadata, content_type=content_type
+        )
+        await self._record(meta)
+        return meta
+
+    async def writer(
+        self,
+        path: str,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectWriter:
+        inner = await self.inner.writer(
+            path, if_none_match=if_none_match, metadata=metadata, content_type=content_type
+        )
+        return _RecordingWriter(inner, self._record)
+
+    async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
+        meta = await self.inner.complete_staged(staged)
+        await self._record(meta)
+        return meta
+
+    async def copy(
+        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+    ) -> ObjectMeta:
+        meta = await self.inner.copy(src, dst, metadata=metadata)
+        await self._record(meta)
+        return meta
+
+    async def delete(self, paths: Sequence[str]) -> list[str]:
+        confirmed = await self.inner.delete(paths)
+        doomed = [p for p in confirmed if tracked(p)]
+        if doomed:
+            await self.view.record_delete(doomed)
+        return confirmed
+
+    # --- checked reads -------------------------------------------------------------------
+
+    async def head(self, path: str) -> ObjectMeta:
+        if not tracked(path):
+            return await self.inner.head(path)
+
+        async def probe() -> dict[str, Any] | None:
+            try:
+                return _info(await self.inner.head(path))
+            except FileNotFoundError:
+                return None
+
+        found = await self.view.info(path, probe)
+        if found is None or found.get("type") != "file":
+            # nothing, or a directory the view records (no object): the protocol's not found
+            raise not_found(path)
+        return _meta(found)
+
+    async def _pin(self, path: str, if_match: str | None) -> str | None:
+        """The version a read of ``path`` is pinned to: the caller's, else the one the
+        view recorded (None: the view records no file there).  A tombstone: not found."""
+        if not tracked(path):
+            return if_match
+        entry: Entry | None = await run_blocking(self.view.store.get, path)
+        if entry is not None and entry.deleted:
+            raise not_found(path)
+        if if_match is not None:
+            return if_match
+        if entry is None or entry.is_dir or not entry.etag:
+            return None
+        return f'"{entry.etag}"'
+
+    async def get_range(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> bytes:
+        pin = await self._pin(path, if_match)
+        if pin is None:
+            return await self.inner.get_range(path, start, end)
+
+        def fetch(version: str | None) -> Callable[[], Awaitable[bytes]]:
+            return lambda: self.inner.get_range(path, start, end, if_match=version)
+
+        return await self.view.read(path, pin, fetch(pin), fetch(None))
+
+    async def get(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> tuple[ObjectMeta, bytes]:
+        # one GET pinned as get_range is (no checked HEAD first: the pin is the check)
+        pin = await self._pin(path, if_match)
+        if pin is None:
+            return await self.inner.get(path, start, end)
+
+        def fetch(version: str | None) -> Callable[[], Awaitable[tuple[ObjectMeta, bytes]]]:
+            return lambda: self.inner.get(path, start, end, if_match=version)
+
+        return await self.view.read(path, pin, fetch(pin), fetch(None))
+
+    async def get_stream(
+        self,
+        path: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        if_match: str | None = None,
+        chunk_size: int = 8 * 1024 * 1024,
+    ) -> AsyncIterator[bytes]:
+        pin = await self._pin(path, if_match)
+        if pin is None:
+            async for chunk in self.inner.get_stream(path, start, end, chunk_size=chunk_size):
+                yield chunk
+            return
+
+        def opener(version: str | None) -> Callable[[], Awaitable[_Opened]]:
+            async def open_stream() -> _Opened:
+                # the GET's answer (a stale copy, nothing yet) comes with its first chunk
+                stream = self.inner.get_stream(
+                    path, start, end, if_match=version, chunk_size=chunk_size
+                )
+                try:
+                    return _Opened(stream, await anext(stream))
+                except StopAsyncIteration:
+                    return _Opened(stream, None)
+
+            return open_stream
+
+        opened = await self.view.read(path, pin, opener(pin), opener(None))
+        if opened.first is None:
+            return
+        yield opened.first
+        async for chunk in opened.stream:
+            yield chunk
+
+    def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+        return self._list(prefix, delimiter)
+
+    async def _list(self, prefix: str, delimiter: str | None) -> AsyncIterator[ListPage]:
+        bucket, key = split(prefix)
+        if key and P.strip_protocol(prefix) != prefix.rstrip("/"):
+            # a prefix the table cannot name (a ``//`` run): the store's listing as it is
+            async for page in self.inner.list(prefix, delimiter=delimiter):
+                yield page
+            return
+        directory = f"{bucket}/{key}".rstrip("/")
+        in_scope: Callable[[str], bool] | None = None
+        if key and not key.endswith("/"):  # a name prefix: its parent's rows that match it
+            directory = directory.rpartition("/")[0]
+            in_scope = lambda name: name.startswith(prefix)  # noqa: E731
+        passed: _Metas = []  # what the view does not record (folder markers)
+        if delimiter is None:
+            shown = await self._find(prefix, directory, in_scope, passed)
+            objects = sorted((_meta(i) for i in shown.values()), key=lambda m: m.path)
+            prefixes: _Prefixes = []
+        else:
+            objects, prefixes = await self._ls(prefix, delimiter, directory, in_scope, passed)
+        objects = sorted([*objects, *passed], key=lambda m: m.path)
+        yield ListPage(objects, prefixes)
+
+    async def _probe(self, prefix: str, delimiter: str | None, passed: _Metas) -> _Infos:
+        """The store's listing as infos (common prefixes as directories); what the view
+        does not record is set aside in ``passed``."""
+        infos: _Infos = []
+        passed.clear()
+        async for page in self.inner.list(prefix, delimiter=delimiter):
+            for meta in page.objects:
+                if tracked(meta.path):
+                    infos.append(_info(meta))
+                else:
+                    passed.append(meta)
+            infos.extend(
+                {"name": p.rstrip("/"), "size": 0, "type": "directory"} for p in page.prefixes
+            )
+        return infos
+
+    async def _ls(
+        self,
+        prefix: str,
+        delimiter: str,
+        directory: str,
+        in_scope: Callable[[str], bool] | None,
+        passed: _Metas,
+    ) -> tuple[_Metas, _Prefixes]:
+        if delimiter != "/":
+            raise ValueError(f"listing {prefix!r}: the consistent view lists by '/' or by nothing")
+
+        def probe() -> Awaitable[_Infos]:
+            return self._probe(prefix, delimiter, passed)
+
+        # a store-level listing shows markers as objects: it must not mark the directory
+        # authoritative (the namespace's listing, which reads markers, does)
+        infos = await self.view.ls(directory, probe, in_scope=in_scope, remember=False)
+        objects = [_meta(i) for i in infos if i["type"] == "file"]
+        prefixes = sorted(P.strip_protocol(i["name"]) + "/" for i in infos if i["type"] != "file")
+        return objects, prefixes
+
+    async def _find(
+        self,
+        prefix: str,
+        directory: str,
+        in_scope: Callable[[str], bool] | None,
+        passed: _Metas,
+    ) -> dict[str, dict[str, Any]]:
+        async def probe() -> dict[str, dict[str, Any]]:
+            return {i["name"]: i for i in await self._probe(prefix, None, passed)}
+
+        return await self.view.find(directory, probe, in_scope or (lambda name: True))
+
+
+class _Opened:
+    """A stream whose GET was answered, and its first chunk (None: it was empty)."""
+
+    def __init__(self, stream: AsyncIterator[bytes], first: bytes | None):
+        self.stream = stream
+        self.first = first

@@ -1,0 +1,636 @@
+"""Client-side encryption as a layer of the stack: :class:`EncryptingStore`.
+
+A :class:`~emrfs.store.protocol.WrapperStore` over the store below it (the
+transport, or any :class:`~emrfs.store.protocol.ObjectStore`), made from the
+CSE options in force for a path.  Above it every object reads as plaintext;
+below it, objects written here are in the AWS S3 Encryption Client format
+(v2, v3) or the emrfs segmented format (``notes/cse-format.md``,
+``docs/cse-segmented-format.md``):
+
+* ``put`` and ``writer`` encrypt (one GCM stream across all parts; the tag or
+  last segment ends the last part), the envelope as user metadata or, in
+  ``InstructionFile`` mode, the instruction file written after the object;
+* ``get_range`` and ``get_stream`` decrypt: a whole object is verified before
+  its last bytes are handed out; ranges come from the segmented format's
+  segments (verified), from CTR for AWS formats behind
+  ``cse.unauthenticated_range_reads``, else from a verified whole read kept in
+  a :class:`~emrfs.crypto.spool.SealedSpool`;
+* ``head`` and ``list`` report plaintext sizes; ``head`` hides the envelope
+  names from the user metadata, listings hide instruction files;
+* ``copy`` keeps the envelope (and copies the instruction file); ``delete``
+  removes instruction files with their objects.
+
+Objects below without an envelope pass through unchanged (mixed buckets).
+Every read of an object is pinned to the version whose envelope it uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from ..config import CSEOptions
+from ..errors import ChangedError, EncryptionError, IntegrityError
+from ..store.protocol import (
+    ListPage,
+    ObjectMeta,
+    ObjectStore,
+    ObjectWriter,
+    StagedUpload,
+    WrapperStore,
+)
+from . import ContentCrypto, RangeReader, segmented
+from .envelope import (
+    INSTRUCTION_MARKER,
+    envelope_names,
+    instruction_file_required,
+    instruction_fits,
+    is_encrypted,
+    parse_instruction,
+    without_envelope,
+)
+from .keys import KeyProvider
+from .spool import SealedSpool, Spools
+from .stream import ContentEncryptor, adecrypt_whole, averified_chunks, plaintext_length
+
+__all__ = ["EncryptingStore", "Sealed", "adjusted_length"]
+
+#: Descriptions (and range readers) of object versions kept for pinned reads.
+_KNOWN = 256
+#: Attempts of a read not pinned by its caller that meets a write between HEAD and GET.
+_ATTEMPTS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Sealed:
+    """One stored object version as this layer sees it.
+
+    ``stored`` is the meta of the store below (stored size, every metadata name);
+    ``size`` the plaintext size.  ``encrypted`` False: a plaintext object, passed
+    through.  ``damaged``: why no plaintext length fits (truncated); reads raise it.
+    """
+
+    stored: ObjectMeta
+    size: int
+    encrypted: bool
+    instruction: bytes | None = None
+    damaged: str | None = None
+
+    @property
+    def etag(self) -> str | None:
+        return self.stored.etag
+
+    def meta(self) -> ObjectMeta:
+        """What a reader of this layer sees: plaintext size, the user's own metadata."""
+        if not self.encrypted:
+            return self.stored
+        return dataclasses.replace(
+            self.stored, size=self.size, metadata=without_envelope(self.stored.metadata)
+        )
+
+
+def _bare(etag: str | None) -> str:
+    return (etag or "").strip('"')
+
+
+def adjusted_length(stored: int, options: CSEOptions) -> int:
+    """Plaintext length by the configured format's fixed overhead (``listing_lengths=adjust``)."""
+    if options.format == "segmented":
+        try:
+            return segmented.plaintext_length(stored, options.segment_size)
+        except IntegrityError:
+            return stored  # not a segmented object of this segment size
+    return stored - 16 if stored >= 16 else stored
+
+
+def _clip(path: str, start: int, end: int | None, size: int) -> tuple[int, int]:
+    if start < 0 or (end is not None and end < 0):
+        raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")
+    end = size if end is None else min(end, size)
+    return start, max(start, end)
+
+
+def _user_metadata(path: str, metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """The caller's metadata, lower case; envelope names are this layer's alone."""
+    lowered = {k.lower(): v for k, v in (metadata or {}).items()}
+    taken = sorted(envelope_names(lowered))
+    if taken:
+        raise ValueError(
+            f"metadata of {path!r} names {taken}, reserved for the client-side encryption "
+            "envelope; rename them"
+        )
+    return lowered
+
+
+class EncryptingStore(WrapperStore):
+    """Client-side encryption over ``inner`` with the CSE options of one path.
+
+    ``provider``: the key materials provider (default: the one the options name,
+    built on first use).  ``crypto``: an existing :class:`ContentCrypto` to share
+    (its providers and KMS client); it resolves the options itself.
+    ``list_concurrency``: HEADs at once when a listing needs exact plaintext sizes.
+    """
+
+    def __init__(
+        self,
+        inner: ObjectStore,
+        options: CSEOptions,
+        *,
+        provider: KeyProvider | None = None,
+        kms_client: Any = None,
+        crypto: ContentCrypto | None = None,
+        list_concurrency: int = 16,
+    ):
+        super().__init__(inner)
+        self.options = options
+        if crypto is None:
+            providers = {options: provider} if provider is not None else None
+            crypto = ContentCrypto(options, kms_client, providers=providers)
+        self.crypto = crypto
+        self.list_concurrency = list_concurrency
+        self._spools = Spools()
+        self._known: OrderedDict[tuple[str, str], Sealed] = OrderedDict()
+        self._readers: OrderedDict[tuple[str, str], RangeReader | None] = OrderedDict()
+
+    # --- what is below -------------------------------------------------------------------
+
+    def instruction_path(self, path: str) -> str:
+        return path + self.options.instruction_suffix
+
+    async def _instruction(self, path: str) -> bytes | None:
+        try:
+            return await self.inner.get_range(self.instruction_path(path))
+        except FileNotFoundError:
+            return None
+
+    async def describe(self, path: str, stored: ObjectMeta) -> Sealed:
+        """How the object ``stored`` (a meta of the store below, with its metadata) reads."""
+        metadata = stored.metadata
+        plain = Sealed(stored, stored.size, False)
+        if INSTRUCTION_MARKER in {k.lower() for k in metadata}:
+            return plain  # an instruction file is an object of its own
+        fetch = self.crypto.should_fetch_instruction(path, metadata)
+        if not fetch and not is_encrypted(metadata):
+            return plain
+        instruction = None
+        if fetch:
+            instruction = await self._instruction(path)
+            if instruction is None:
+                if instruction_file_required(metadata):
+                    raise EncryptionError(
+                        f"{path!r} is client-side encrypted with its key in an instruction "
+                        f"file, but {self.instruction_path(path)!r} is missing; restore it "
+                        "(copy or rename the object together with it)",
+                        path,
+                    )
+                return plain
+            if not instruction_fits(metadata, parse_instruction(instruction, path)):
+                return plain  # a plaintext object over an encrypted one left this file
+        try:
+            size = plaintext_length(stored.size, metadata, instruction, path)
+        except IntegrityError as exc:
+            # truncated: head, list, delete and copy still work (the size shown is what the
+            # store holds, never a made-up 0); every read raises this
+            return Sealed(stored, stored.size, True, instruction, str(exc))
+        sealed = Sealed(stored, size, True, instruction)
+        if stored.etag:
+            self._remember(self._known, (path, _bare(stored.etag)), sealed)
+        return sealed
+
+    @staticmethod
+    def _remember(table: OrderedDict, ident: tuple[str, str], value: Any) -> None:
+        table[ident] = value
+        table.move_to_end(ident)
+        while len(table) > _KNOWN:
+            table.popitem(last=False)
+
+    async def sealed(self, path: str, if_match: str | None = None) -> Sealed:
+        """The object at ``path`` (at ``if_match``: :class:`ChangedError` if another
+        version is there); a version seen before costs no request."""
+        if if_match:
+            known = self._known.get((path, _bare(if_match)))
+            if known is not None:
+                return known
+        stored = await self.inner.head(path)
+        if if_match and _bare(stored.etag) != _bare(if_match):
+            raise ChangedError(path, if_match, stored.etag)
+        return await self.describe(path, stored)
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def head(self, path: str) -> ObjectMeta:
+        return (await self.sealed(path)).meta()
+
+    async def get_range(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> bytes:
+        for attempt in range(1, _ATTEMPTS + 1):
+            sealed = await self.sealed(path, if_match)
+            try:
+                return await self.read_sealed(path, sealed, start, end)
+            except ChangedError:
+                # unpinned by the caller: a write landed between our HEAD and GET; the
+                # envelope read belongs to the old version, so start again from the HEAD
+                if if_match or attempt == _ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def get(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> tuple[ObjectMeta, bytes]:
+        # one GET answers a plaintext object, and a whole encrypted one (its envelope
+        # comes with it); a range of an encrypted one is then read by its format
+        stored, raw = await self.inner.get(path, start, end, if_match=if_match)
+        sealed = await self.describe(path, stored)
+        if not sealed.encrypted:
+            return stored, raw
+        if start == 0 and end is None:
+            return sealed.meta(), await self._decrypt_body(path, sealed, raw)
+        return sealed.meta(), await self.read_sealed(path, sealed, start, end)
+
+    async def _decrypt_body(self, path: str, sealed: Sealed, body: bytes) -> bytes:
+        """The plaintext of the whole stored ``body`` of ``sealed``, once it verified."""
+        if sealed.damaged:
+            raise IntegrityError(sealed.damaged, path)
+        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
+
+        async def whole() -> AsyncIterator[bytes]:
+            yield body
+
+        return await adecrypt_whole(decryptor, whole(), len(body))
+
+    async def read_sealed(self, path: str, sealed: Sealed, start: int, end: int | None) -> bytes:
+        """Plaintext ``[start, end)`` of the version ``sealed`` describes (pinned to it)."""
+        etag = sealed.etag
+        if not sealed.encrypted:
+            return await self.inner.get_range(path, start, end, if_match=etag)
+        if sealed.damaged:
+            raise IntegrityError(sealed.damaged, path)
+        whole = start == 0 and (end is None or end >= sealed.size)
+        start, end = _clip(path, start, end, sealed.size)
+        if whole:  # verified, even when empty: a tampered tag fails here too
+            decryptor = await self.crypto.decryptor(
+                path, sealed.stored.metadata, sealed.instruction
+            )
+            body = self.inner.get_stream(path, if_match=etag)
+            return await adecrypt_whole(decryptor, body, sealed.stored.size)
+        if end <= start:
+            return b""
+        reader = await self._range_reader(path, sealed)
+        if reader is None:
+            return await self._spooled(path, sealed, start, end)
+        plan = reader.plan(start, end)
+        if plan.fetch_end <= plan.fetch_start:
+            return b""
+        data = await self.inner.get_range(path, plan.fetch_start, plan.fetch_end, if_match=etag)
+        return reader.decrypt(plan, data)
+
+    async def _range_reader(self, path: str, sealed: Sealed) -> RangeReader | None:
+        """Ranged reads of the object (segmented, or CTR when allowed); None: read it whole
+        and verified, then serve ranges from a sealed spool."""
+        ident = (path, _bare(sealed.etag))
+        if ident in self._readers:
+            return self._readers[ident]
+        metadata = sealed.stored.metadata
+        try:
+            reader: RangeReader | None = await self.crypto.range_reader(
+                path, metadata, sealed.stored.size, sealed.instruction
+            )
+        except IntegrityError:
+            raise
+        except EncryptionError:
+            if self.crypto.needs_instruction_file(metadata) and sealed.instruction is None:
+                raise
+            reader = None  # an AWS format without the CTR opt-in (or legacy CBC)
+        if sealed.etag:
+            self._remember(self._readers, ident, reader)
+        return reader
+
+    async def _spooled(self, path: str, sealed: Sealed, start: int, end: int) -> bytes:
+        """A range of the verified plaintext, spooled sealed on first need.  A spool
+        filled earlier serves only while its version is still the one stored (one HEAD):
+        a pinned read of a version gone is :class:`ChangedError`, as everywhere."""
+        filled = False
+
+        async def fill(spool: SealedSpool) -> None:
+            nonlocal filled
+            filled = True
+            async for plain in self.verified_chunks(path, sealed):
+                spool.write(plain)
+
+        spool = await self._spools.get(path, sealed.etag, fill)
+        if not filled:
+            now = await self.inner.head(path)
+            if _bare(now.etag) != _bare(sealed.etag):
+                raise ChangedError(path, sealed.etag or "", now.etag)
+        return spool.read(start, end)
+
+    async def verified_chunks(
+        self, path: str, sealed: Sealed, chunk_size: int = 8 * 1024 * 1024
+    ) -> AsyncIterator[bytes]:
+        """The whole plaintext of ``sealed``, streamed; the last chunk is held back until
+        the object verifies, so a consumer that commits at the end never keeps unverified
+        plaintext."""
+        body = self.inner.get_stream(path, if_match=sealed.etag, chunk_size=chunk_size)
+        if not sealed.encrypted:
+            async for chunk in body:
+                yield chunk
+            return
+        if sealed.damaged:
+            raise IntegrityError(sealed.damaged, path)
+        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
+        async for plain in averified_chunks(decryptor, body):
+            yield plain if isinstance(plain, bytes) else bytes(plain)
+
+    async def get_stream(
+        self,
+        path: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        if_match: str | None = None,
+        chunk_size: int = 8 * 1024 * 1024,
+    ) -> AsyncIterator[bytes]:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size for {path!r} must be at least 1, not {chunk_size}")
+        sealed = await self.sealed(path, if_match)
+        if not sealed.encrypted:
+            async for chunk in self.inner.get_stream(
+                path, start, end, if_match=sealed.etag, chunk_size=chunk_size
+            ):
+                yield chunk
+            return
+        if sealed.damaged:
+            raise IntegrityError(sealed.damaged, path)
+        whole = start == 0 and (end is None or end >= sealed.size)
+        start, end = _clip(path, start, end, sealed.size)
+        if whole:
+            async for chunk in self.verified_chunks(path, sealed, chunk_size):
+                yield chunk
+            return
+        for offset in range(start, end, chunk_size):
+            yield await self.read_sealed(path, sealed, offset, min(end, offset + chunk_size))
+
+    # --- writing ---------------------------------------------------------------------------
+
+    async def put(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectMeta:
+        if not self.options.enabled:
+            return await super().put(
+                path,
+                data,
+                if_none_match=if_none_match,
+                metadata=metadata,
+                content_type=content_type,
+            )
+        user = _user_metadata(path, metadata)
+        encryptor = await self.crypto.new_encryptor(path)
+        body = encryptor.encrypt_whole([data], len(data))
+        stored = await self.inner.put(
+            path,
+            body,
+            if_none_match=if_none_match,
+            metadata={**user, **encryptor.metadata},
+            content_type=content_type,
+        )
+        await self._finish(path, encryptor)
+        return dataclasses.replace(stored, size=len(data), metadata=user)
+
+    async def _finish(self, path: str, encryptor: ContentEncryptor) -> None:
+        """After the object is stored: its instruction file (InstructionFile mode).
+
+        Written after the object, as AWS's clients do.  If it cannot be written,
+        the object is removed: an object without its key would be unreadable.
+        """
+        if encryptor.instruction is None:
+            return
+        try:
+            await self.inner.put(
+                self.instruction_path(path),
+                encryptor.instruction,
+                metadata=encryptor.instruction_metadata,
+            )
+        except BaseException:
+            try:
+                await self.inner.delete([path])
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+            raise
+
+    async def writer(
+        self,
+        path: str,
+        *,
+        if_none_match: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectWriter:
+        if not self.options.enabled:
+            return await super().writer(
+                path, if_none_match=if_none_match, metadata=metadata, content_type=content_type
+            )
+        user = _user_metadata(path, metadata)
+        encryptor = await self.crypto.new_encryptor(path)
+        inner = await self.inner.writer(
+            path,
+            if_none_match=if_none_match,
+            metadata={**user, **encryptor.metadata},
+            content_type=content_type,
+        )
+        return _EncryptingWriter(self, inner, encryptor, user)
+
+    async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
+        # the staged size is the plaintext's (the writer staged it so)
+        meta = await self.inner.complete_staged(staged)
+        return dataclasses.replace(meta, size=staged.size, metadata=without_envelope(meta.metadata))
+
+    # --- copy, delete, list ----------------------------------------------------------------
+
+    async def copy(
+        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+    ) -> ObjectMeta:
+        source = await self.sealed(src)
+        if not source.encrypted:
+            return await self.inner.copy(src, dst, metadata=metadata)
+        replaced = None
+        if metadata is not None:  # new user metadata, the source's envelope kept
+            replaced = {
+                **_user_metadata(dst, metadata),
+                **envelope_names(source.stored.metadata),
+            }
+        copied = await self.inner.copy(src, dst, metadata=replaced)
+        if source.instruction is not None:
+            try:
+                await self.inner.copy(self.instruction_path(src), self.instruction_path(dst))
+            except BaseException:
+                try:  # a copy without its key would be unreadable
+                    await self.inner.delete([dst])
+                except Exception:  # noqa: BLE001 - the first error is the one to report
+                    pass
+                raise
+        return dataclasses.replace(
+            copied, size=source.size, metadata=without_envelope(copied.metadata)
+        )
+
+    async def delete(self, paths: Sequence[str]) -> list[str]:
+        asked = list(paths)
+        if self.options.storage_mode != "InstructionFile" or not asked:
+            return await self.inner.delete(asked)
+        suffix = self.options.instruction_suffix
+        companions = [self.instruction_path(p) for p in asked if not p.endswith(suffix)]
+        wanted = set(asked)
+        return [p for p in await self.inner.delete([*asked, *companions]) if p in wanted]
+
+    async def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+        semaphore = asyncio.Semaphore(self.list_concurrency)
+        async for page in self.inner.list(prefix, delimiter=delimiter):
+            if not self.options.enabled or not page.objects:
+                yield page
+                continue
+            objects: Sequence[ObjectMeta]
+            if self.options.listing_lengths == "head":
+                found = await asyncio.gather(*(self._exact(o, semaphore) for o in page.objects))
+                objects = [o for o in found if o is not None]
+            else:
+                objects = self._adjusted(page.objects)
+            yield ListPage(objects, page.prefixes)
+
+    async def _exact(self, listed: ObjectMeta, semaphore: asyncio.Semaphore) -> ObjectMeta | None:
+        """The listed object with its plaintext size (one HEAD); None to hide it (an
+        instruction file, or gone since the LIST)."""
+        if listed.size == 0:
+            return listed  # no envelope fits in nothing: plaintext (or a marker)
+        async with semaphore:
+            try:
+                stored = await self.inner.head(listed.path)
+            except FileNotFoundError:
+                return None
+            if INSTRUCTION_MARKER in {k.lower() for k in stored.metadata}:
+                return None
+            sealed = await self.describe(listed.path, stored)
+        if not sealed.encrypted:
+            return listed
+        # a HEAD that met another version than the LIST describes that version whole
+        # (never the LIST's ETag with the HEAD's size and envelope)
+        return dataclasses.replace(listed, size=sealed.size, etag=stored.etag or listed.etag)
+
+    def _adjusted(self, objects: Sequence[ObjectMeta]) -> Sequence[ObjectMeta]:
+        """Sizes less the configured format's overhead, no requests (exact only when every
+        object there is in that format); instruction files beside their objects hidden."""
+        suffix = self.options.instruction_suffix
+        names = {o.path for o in objects}
+        out = []
+        for o in objects:
+            if (
+                self.options.storage_mode == "InstructionFile"
+                and o.path.endswith(suffix)
+                and o.path[: -len(suffix)] in names
+            ):
+                continue
+            out.append(dataclasses.replace(o, size=adjusted_length(o.size, self.options)))
+        return out
+
+    async def close(self) -> None:
+        self._spools.close()
+        self._known.clear()
+        self._readers.clear()
+        await self.inner.close()
+
+
+class _EncryptingWriter(ObjectWriter):
+    """Parts encrypted in the order written, one cipher stream across them all.
+
+    Ciphertext is cut at the plaintext parts' sizes (so every part but the last
+    is as large as the caller's, which the store below accepted), and the last
+    part waits for the next one or the end: it carries the tag or last segment.
+    """
+
+    def __init__(
+        self,
+        store: EncryptingStore,
+        inner: ObjectWriter,
+        encryptor: ContentEncryptor,
+        metadata: Mapping[str, str],
+    ):
+        self.store = store
+        self.path = inner.path
+        self._inner = inner
+        self._encryptor = encryptor
+        self._metadata = dict(metadata)
+        self._next = 1  # the plaintext part expected next
+        self._sent = 0  # parts handed to the store below
+        self._held = bytearray()
+        self._sizes: deque[int] = deque()  # plaintext sizes of the parts not yet sent
+        self._plain = 0
+        self._finished = False
+
+    def _cut(self, final: bool) -> list[tuple[int, bytes]]:
+        """Parts ready to send: each earlier part once its size of ciphertext is there;
+        with ``final`` (the encryptor finalized) the last part takes the rest."""
+        parts = []
+        while len(self._sizes) > 1 and len(self._held) >= self._sizes[0]:
+            size = self._sizes.popleft()
+            self._sent += 1
+            parts.append((self._sent, bytes(self._held[:size])))
+            del self._held[:size]
+        if final:  # ciphertext is never shorter than plaintext: every earlier part fitted
+            self._sizes.clear()
+            self._sent += 1
+            parts.append((self._sent, bytes(self._held)))
+            self._held.clear()
+        return parts
+
+    async def write_part(self, number: int, data: bytes) -> None:
+        if self._finished:
+            raise ValueError(f"the encrypted write of {self.path!r} already ended")
+        if number != self._next:
+            raise ValueError(
+                f"client-side encrypted writes of {self.path!r} take parts in order "
+                f"(one cipher stream): part {self._next} comes next, not {number}"
+            )
+        # encrypted and cut before any await: concurrent callers keep their order
+        self._next += 1
+        self._plain += len(data)
+        self._held += self._encryptor.update(data)
+        self._sizes.append(len(data))
+        for n, part in self._cut(final=False):
+            await self._inner.write_part(n, part)
+
+    async def _flush(self) -> None:
+        if self._finished:
+            raise ValueError(f"the encrypted write of {self.path!r} already ended")
+        self._finished = True
+        self._held += self._encryptor.finalize()
+        try:
+            for n, part in self._cut(final=True):
+                await self._inner.write_part(n, part)
+        except BaseException:
+            await self._inner.abort()
+            raise
+
+    async def complete(self) -> ObjectMeta:
+        await self._flush()
+        stored = await self._inner.complete()
+        await self.store._finish(self.path, self._encryptor)
+        return dataclasses.replace(stored, size=self._plain, metadata=self._metadata)
+
+    async def abort(self) -> None:
+        self._finished = True
+        await self._inner.abort()
+
+    async def stage(self) -> StagedUpload:
+        await self._flush()
+        staged = await self._inner.stage()
+        # the key is written now: whoever completes the upload later may be elsewhere
+        await self.store._finish(self.path, self._encryptor)
+        return dataclasses.replace(staged, size=self._plain)

@@ -1,0 +1,220 @@
+"""The consistent view as a layer: the store contract suite over
+``ConsistentStore(MemoryStore)`` with an in-memory metadata table, the table seen
+through its own side channel after each verb, and a store that lags (delayed
+listings, stale reads, lingering deletes) answered consistently."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+import pytest
+
+from emrfs.consistency import ConsistentView, InMemoryMetadataStore, create_retry_policy
+from emrfs.consistency.layer import ConsistentStore
+from emrfs.consistency.store import Entry, MetadataStore
+from emrfs.errors import ChangedError, ConsistencyError, not_found
+from emrfs.store import MemoryStore
+from emrfs.store.memory import StoredObject
+from emrfs.store.protocol import ListPage, ObjectMeta
+from tests.unit import test_store_memory as memory_suite
+
+
+def fast_view(table: MetadataStore, retries: int = 3) -> ConsistentView:
+    return ConsistentView(table, create_retry_policy("fixed", retries, 0.001))
+
+
+def mend_row(table: MetadataStore, meta: ObjectMeta) -> None:
+    """What ``emrfs sync`` does for an object written outside emrfs: a row the table
+    already holds for the path is rewritten to what the store now holds."""
+    if table.get(meta.path) is not None:
+        table.put(Entry.file(meta.path, meta.size, meta.etag, meta.version_id))
+
+
+class TestConsistentStoreOverMemory(memory_suite.TestMemoryStore):
+    """The memory store's suite and side channel, the layer over it.  ``raw_put`` writes
+    past the layer and mends a row the table holds, as ``emrfs sync`` would (an
+    unsynced out-of-band overwrite is what the view exists to refuse)."""
+
+    @pytest.fixture
+    def store(self) -> ConsistentStore:
+        self.memory = MemoryStore(versioned=True)
+        self.table = InMemoryMetadataStore()
+        return ConsistentStore(self.memory, fast_view(self.table))
+
+    def raw_put(self, path: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
+        mend_row(self.table, self.memory.place(path, data, metadata))
+
+    def raw_open_uploads(self, bucket: str) -> list[str]:
+        return self.memory.open_uploads(bucket)
+
+
+# --- the table after each verb, read past the layer ----------------------------------------
+
+
+def _layer() -> tuple[ConsistentStore, MemoryStore, InMemoryMetadataStore]:
+    memory, table = MemoryStore(), InMemoryMetadataStore()
+    memory.create_bucket("b")
+    return ConsistentStore(memory, fast_view(table)), memory, table
+
+
+def test_writes_are_recorded_after_the_store_confirms_and_deletes_leave_tombstones():
+    layer, memory, table = _layer()
+
+    async def go() -> None:
+        put = await layer.put("b/d/put", b"12345")
+        writer = await layer.writer("b/d/parts")
+        await writer.write_part(1, b"xyz")
+        assert table.get("b/d/parts") is None  # nothing recorded before it is published
+        parts = await writer.complete()
+        copied = await layer.copy("b/d/put", "b/e/copy")
+        for meta in (put, parts, copied):
+            row = table.get(meta.path)
+            assert row is not None and row.live and not row.is_dir
+            assert (row.size, f'"{row.etag}"') == (meta.size, memory.stored(meta.path).etag)
+        assert table.get("b/d").is_dir and table.get("b/e").is_dir  # ancestors recorded
+        assert await layer.delete(["b/d/put", "b/d/never"]) == ["b/d/put", "b/d/never"]
+        assert table.get("b/d/put").deleted and table.get("b/d/put").ttl
+        assert table.get("b/d/parts").live
+        await layer.put("b/markers/", b"")  # folder markers: the namespace's, not recorded
+        await layer.put("b/markers_$folder$", b"")
+        assert table.get("b/markers") is None
+
+    asyncio.run(go())
+
+
+def test_a_refused_write_records_nothing():
+    layer, memory, table = _layer()
+    memory.place("b/taken", b"already")
+
+    async def go() -> None:
+        with pytest.raises(FileExistsError):
+            await layer.put("b/taken", b"mine", if_none_match=True)
+
+    asyncio.run(go())
+    assert table.get("b/taken") is None
+
+
+# --- a store that lags behind its writes -----------------------------------------------------
+
+
+class LaggingStore(MemoryStore):
+    """S3 before strong consistency: after a write, the next ``lag`` looks (a head, a
+    GET, a listing) miss a new object or serve the version before; after a delete,
+    the next ``lag`` listings and heads still show the object."""
+
+    def __init__(self, lag: int = 2):
+        super().__init__()
+        self.lag = lag
+        self._behind: dict[str, list] = {}  # path -> [looks left, what was there before]
+
+    def _looks_behind(self, path: str) -> tuple[bool, StoredObject | None]:
+        state = self._behind.get(path)
+        if not state or state[0] <= 0:
+            return False, None
+        state[0] -= 1
+        return True, state[1]
+
+    async def put(self, path: str, data: bytes, **kwargs) -> ObjectMeta:
+        before = self.stored(path)
+        meta = await super().put(path, data, **kwargs)
+        self._behind[path] = [self.lag, before]
+        return meta
+
+    async def delete(self, paths: Sequence[str]) -> list[str]:
+        before = {p: self.stored(p) for p in paths}
+        done = await super().delete(paths)
+        for path in done:
+            self._behind[path] = [self.lag, before[path]]
+        return done
+
+    async def head(self, path: str) -> ObjectMeta:
+        behind, before = self._looks_behind(path)
+        if not behind:
+            return await super().head(path)
+        if before is None:
+            raise not_found(path)
+        return before.meta(path)
+
+    def _stale(self, path: str, if_match: str | None) -> StoredObject | None:
+        """What a GET is served while the store lags (None: it does not lag now)."""
+        behind, before = self._looks_behind(path)
+        if not behind:
+            return None
+        if before is None:
+            raise not_found(path)
+        if if_match is not None and if_match.strip('"') != before.etag.strip('"'):
+            raise ChangedError(path, if_match, before.etag)
+        return before
+
+    async def get_range(self, path: str, start: int = 0, end: int | None = None, *, if_match=None):
+        stale = self._stale(path, if_match)
+        if stale is None:
+            return await super().get_range(path, start, end, if_match=if_match)
+        return stale.data[start:end]
+
+    async def get(self, path: str, start: int = 0, end: int | None = None, *, if_match=None):
+        stale = self._stale(path, if_match)
+        if stale is None:
+            return await super().get(path, start, end, if_match=if_match)
+        return stale.meta(path), stale.data[start:end]
+
+    async def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+        pages = [page async for page in super().list(prefix, delimiter=delimiter)]
+        now = {o.path: o for page in pages for o in page.objects}
+        for path, state in self._behind.items():
+            if state[0] > 0 and path.startswith(prefix) and path.count("/") == 1:
+                state[0] -= 1
+                now.pop(path, None)
+                if state[1] is not None:
+                    now[path] = state[1].meta(path)
+        yield ListPage(sorted(now.values(), key=lambda m: m.path), pages[0].prefixes)
+
+
+def _lagging(lag: int = 2, retries: int = 3):
+    memory, table = LaggingStore(lag), InMemoryMetadataStore()
+    memory.create_bucket("b")
+    return ConsistentStore(memory, fast_view(table, retries)), memory, table
+
+
+async def _names(store, prefix: str, delimiter: str | None = None) -> list[str]:
+    return [o.path async for page in store.list(prefix, delimiter=delimiter) for o in page.objects]
+
+
+def test_a_lagging_store_is_answered_consistently():
+    layer, lagging, _ = _lagging(lag=2)
+
+    async def go() -> None:
+        await layer.put("b/new", b"fresh")
+        assert await _names(lagging, "b/") == []  # the store itself lags...
+        assert await _names(layer, "b/", "/") == ["b/new"]  # ...the layer waits for it
+        await layer.put("b/new", b"second")
+        assert await layer.get_range("b/new") == b"second"  # a stale copy is retried
+        await layer.put("b/new", b"third")
+        meta, got = await layer.get("b/new", 1)
+        assert (got, meta.size) == (b"hird", 5)
+        await layer.put("b/new", b"second")
+        assert (await layer.head("b/new")).size == len(b"second")
+        await layer.put("b/gone", b"x")
+        assert (await layer.head("b/gone")).size == 1
+        await layer.delete(["b/gone"])
+        with pytest.raises(FileNotFoundError):
+            await layer.get_range("b/gone")  # tombstoned: not found, whatever is served
+        assert await _names(layer, "b/") == ["b/new"]  # the lingering delete waited out
+        chunks = [c async for c in layer.get_stream("b/new", chunk_size=2)]
+        assert b"".join(chunks) == b"second"
+
+    asyncio.run(go())
+
+
+def test_a_store_that_lags_past_the_policy_is_a_consistency_error_naming_the_path():
+    layer, _, _ = _lagging(lag=100, retries=2)
+
+    async def go() -> None:
+        await layer.put("b/late", b"x")
+        for attempt in (layer.head("b/late"), layer.get_range("b/late"), _names(layer, "b/")):
+            with pytest.raises(ConsistencyError) as info:
+                await attempt
+            assert "b/late" in str(info.value)
+
+    asyncio.run(go())

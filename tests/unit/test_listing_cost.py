@@ -1,0 +1,167 @@
+"""What a listing costs per key, checked without a clock: pages fetched one ahead,
+options resolved once per listing, statuses remembered under one lock, implied
+directories walked once, S3's timestamps parsed without dateutil."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from emrfs.config import Options
+from emrfs.readplan import KnownStatuses
+from emrfs.s3.client import _parse_timestamp, _shared_session
+from emrfs.s3.listing import Listing, add_page, read_ahead
+from emrfs.status import StatusFactory
+from emrfs.store.protocol import ListPage, ObjectMeta
+
+T = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+class _Pages:
+    """An async iterator of ``n`` pages that records when each fetch starts."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.started: list[int] = []
+        self.closed = False
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> int:
+        number = len(self.started)
+        if number == self.n:
+            raise StopAsyncIteration
+        self.started.append(number)
+        await asyncio.sleep(0)  # a server round trip
+        return number
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def test_read_ahead_starts_the_next_fetch_before_the_caller_works_on_a_page():
+    async def run():
+        pages = _Pages(4)
+        seen = []
+        async for page in read_ahead(pages):
+            # the fetch of the next page is under way while this one is worked on
+            seen.append((page, list(pages.started)))
+        return seen, pages
+
+    seen, pages = asyncio.run(run())
+    assert [p for p, _ in seen] == [0, 1, 2, 3]
+    for page, started in seen[:-1]:
+        assert page + 1 in started
+    assert pages.closed
+
+
+def test_read_ahead_closes_its_source_when_the_caller_stops_early():
+    async def run():
+        pages = _Pages(10)
+        async for page in read_ahead(pages):
+            if page == 1:
+                break
+        await asyncio.sleep(0)
+        return pages
+
+    pages = asyncio.run(run())
+    assert pages.closed
+    assert len(pages.started) <= 3  # at most the page after the last one taken
+
+
+def test_uniform_below_sees_overrides_inside_the_listed_path_only():
+    options = Options(overrides=(("b/enc", (("cse.enabled", True),)), ("b", (("s3.owner", "x"),))))
+    assert not options.uniform_below("b")  # b/enc differs from b
+    assert options.uniform_below("b/enc")
+    assert options.uniform_below("b/enc/deeper")
+    assert options.uniform_below("b/other")
+    assert options.uniform_below("b/en")  # segment-wise: b/enc is not below b/en
+    assert Options().uniform_below("b")
+
+
+def test_remembered_listing_keeps_what_one_by_one_remembering_keeps():
+    sf = StatusFactory(1)
+    entries = [sf.file(f"b/d/f{i:03d}", i, etag=f'"{i}"', last_modified=T) for i in range(50)]
+    entries.insert(10, sf.directory("b/d/sub"))
+    entries.append(sf.file("b/d/no-etag", 1))
+    one, many = KnownStatuses(entries=20), KnownStatuses(entries=20)
+    for e in entries:
+        one.remember(e)
+    many.remember_listed(entries)
+    assert list(one._known) == list(many._known)
+    assert many.get("b/d/f049")["size"] == 49
+    assert many.get("b/d/f000") is None  # pushed out, as one by one
+
+
+def test_add_page_implies_each_directory_once_markers_included():
+    listing = Listing()
+    objects = [
+        ObjectMeta("b/r/a/b/f", 1, '"e"', T),
+        ObjectMeta("b/r/a/b/g", 1, '"e"', T),
+        ObjectMeta("b/r/a/c/d/", 0, '"m"', T),  # a marker deep below a known directory
+        ObjectMeta("b/r/x/y_$folder$", 0, '"m"', T),
+        ObjectMeta("b/r/z", 3, '"e"', T),
+    ]
+    add_page(listing, "b", "r", ListPage(objects[:2]), StatusFactory(1), recursive=True)
+    add_page(listing, "b", "r", ListPage(objects[2:]), StatusFactory(1), recursive=True)
+    assert sorted(listing.dirs) == ["b/r/a", "b/r/a/b", "b/r/a/c", "b/r/a/c/d", "b/r/x", "b/r/x/y"]
+    assert listing.dirs["b/r/a/c/d"]["marker"] == "r/a/c/d/"
+    assert listing.dirs["b/r/x/y"]["marker"] == "r/x/y_$folder$"
+    assert listing.dirs["b/r/a/c"]["marker"] is None
+    assert sorted(listing.files) == ["b/r/a/b/f", "b/r/a/b/g", "b/r/z"]
+    assert listing.files["b/r/z"]["size"] == 3 and listing.files["b/r/z"]["length"] == 3
+
+
+def test_status_dicts_keep_their_fields():
+    sf = StatusFactory(128, owner="o", group="g")
+    f = sf.file("b/k", 5, etag='"e"', last_modified=T, version_id="v", extra_field=1)
+    assert f == {
+        "name": "b/k",
+        "size": 5,
+        "type": "file",
+        "ETag": '"e"',
+        "LastModified": T,
+        "mtime": T.timestamp(),
+        "StorageClass": "STANDARD",
+        "VersionId": "v",
+        "length": 5,
+        "blockSize": 128,
+        "replication": 1,
+        "modificationTime": int(T.timestamp() * 1000),
+        "accessTime": 0,
+        "owner": "o",
+        "group": "g",
+        "permission": "666",
+        "extra_field": 1,
+    }
+    d = sf.directory("b/d")
+    assert d["modificationTime"] == 0 and d["mtime"] is None and d["permission"] == "777"
+    assert d["blockSize"] == 0 and d["replication"] == 0 and d["marker"] is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-06T07:00:00.000Z",
+        "2026-12-06T07:00:00Z",
+        "2026-12-06T07:00:00.123456+00:00",
+        "Sun, 06 Dec 2026 07:00:00 GMT",
+        "2026-12-06T07:00:00",
+        1700000000,
+    ],
+)
+def test_timestamps_parse_as_botocore_parses_them(text):
+    from botocore.utils import parse_timestamp
+
+    ours, theirs = _parse_timestamp(text), parse_timestamp(text)
+    assert ours == theirs
+    assert (ours.tzinfo is None) == (theirs.tzinfo is None)
+
+
+def test_the_shared_session_parses_timestamps_with_the_fast_parser():
+    factory = _shared_session(None).get_component("response_parser_factory")
+    parser = factory.create_parser("rest-xml")
+    assert parser._timestamp_parser is _parse_timestamp
