@@ -39,14 +39,16 @@ from fsspec.asyn import sync
 from . import paths
 from .byterange import resolve_range
 from .config import CSEOptions
-from .crypto import ContentCrypto, ContentEncryptor, RangeReader, averified_chunks, sse
-from .crypto.envelope import INSTRUCTION_MARKER, instruction_file_required, is_encrypted
-from .crypto.spool import SealedSpool, Spools
-from .crypto.store import adjusted_length
-from .crypto.stream import adecrypt_whole, encrypted_parts, plaintext_length
-from .errors import EncryptionError, IntegrityError, is_a_directory
+from .crypto import ContentCrypto, ContentEncryptor, averified_chunks, sse
+from .crypto.envelope import is_encrypted
+from .crypto.spool import SealedSpool
+from .crypto.store import EncryptingStore, Sealed, adjusted_length
+from .crypto.stream import encrypted_parts
+from .errors import IntegrityError, is_a_directory
 from .files import EmrFile
 from .s3.client import S3Client, _close_at_exit, client_kwargs
+from .store.protocol import ObjectMeta
+from .store.s3 import meta_from_response
 
 if TYPE_CHECKING:
     from .config import Options
@@ -88,35 +90,17 @@ def refuse_envelope(response: dict) -> None:
         raise EnvelopeFound()
 
 
-class _RemoteRanges:
-    """Ranges fetched and decrypted from S3 (segmented: verified; CTR: not)."""
+class StoreRanges:
+    """Ranges of one CSE object version, read through its :class:`EncryptingStore`
+    (segments or CTR fetched as needed; AWS formats otherwise verified whole once and
+    served from a sealed spool: the open file holds its version, so the spool serves it
+    without asking whether it is still the current one)."""
 
-    def __init__(self, io: EncryptedIO, path: str, reader: RangeReader, etag: str | None):
-        self.io, self.path, self.reader, self.etag = io, path, reader, etag
-
-    async def read(self, start: int, end: int) -> bytes:
-        plan = self.reader.plan(start, end)
-        if plan.fetch_end <= plan.fetch_start:
-            return b""
-        bucket, key = paths.split(self.path)
-        extra = dict(self.io.read_kwargs(self.path))
-        if self.etag:
-            extra["IfMatch"] = self.etag
-        data = await self.io.s3.read_range(
-            self.path, bucket, key, plan.fetch_start, plan.fetch_end, **extra
-        )
-        return self.reader.decrypt(plan, data)
-
-
-class _SpooledRanges:
-    """Ranges of an AWS-format object: verified whole once, then served from the spool."""
-
-    def __init__(self, io: EncryptedIO, path: str, etag: str | None):
-        self.io, self.path, self.etag = io, path, etag
+    def __init__(self, store: EncryptingStore, path: str, sealed: Sealed):
+        self.store, self.path, self.sealed = store, path, sealed
 
     async def read(self, start: int, end: int) -> bytes:
-        spool = await self.io.spool(self.path, self.etag)
-        return spool.read(start, end)
+        return await self.store.read_sealed(self.path, self.sealed, start, end, recheck=False)
 
 
 class EncryptedIO:
@@ -143,7 +127,7 @@ class EncryptedIO:
         self._kms: Any = None
         self._kms_context: Any = None
         self._kms_lock: asyncio.Lock | None = None
-        self._spools = Spools()
+        self._stores: dict[tuple[int, CSEOptions], EncryptingStore] = {}
 
     # --- options ---------------------------------------------------------------------
 
@@ -158,6 +142,17 @@ class EncryptedIO:
         """CSE is on or a CSE key is configured at ``path``: reads check the envelope first."""
         o = self.cse_options(path)
         return bool(o.enabled or o.kms_key_id or o.materials_provider or o.aes_key)
+
+    def store(self, path: str) -> EncryptingStore:
+        """The CSE layer over the transport of ``path`` (one per transport and CSE options)."""
+        crypto = self.crypto  # first: a fork replaces it and the stores holding it
+        transport = self.transport(path)
+        options = self.cse_options(path)
+        ident = (id(transport), options)
+        store = self._stores.get(ident)
+        if store is None:
+            store = self._stores[ident] = EncryptingStore(transport, options, crypto=crypto)
+        return store
 
     # --- SSE kwargs ------------------------------------------------------------------
 
@@ -183,6 +178,7 @@ class EncryptedIO:
         if self._crypto is None or self._crypto[0] != os.getpid():
             # after fork the parent's KMS client (and its loop) is unusable here
             self._kms = self._kms_context = self._kms_lock = None
+            self._stores = {}  # they hold the crypto facade being replaced
             self._crypto = (os.getpid(), ContentCrypto(self.options, self._kms_client))
         return self._crypto[1]
 
@@ -202,7 +198,9 @@ class EncryptedIO:
         return self._kms
 
     async def close(self) -> None:
-        self._spools.close()
+        for store in self._stores.values():
+            store.drop_local()  # spools and remembered versions; the transport is not ours
+        self._stores.clear()
         context, self._kms_context, self._kms = self._kms_context, None, None
         if context is not None and self._crypto is not None and self._crypto[0] == os.getpid():
             await context.__aexit__(None, None, None)
@@ -299,40 +297,8 @@ class EncryptedIO:
 
     # --- whole reads -----------------------------------------------------------------------
 
-    async def _instruction(self, path: str) -> bytes | None:
-        ipath = self.crypto.instruction_key(path)
-        bucket, key = paths.split(ipath)
-        try:
-            chunks = [
-                c
-                async for c in self.s3.get_object_stream(
-                    ipath, bucket, key, **self.read_kwargs(path)
-                )
-            ]
-        except FileNotFoundError:
-            return None
-        return b"".join(chunks)
-
-    async def envelope(
-        self, path: str, metadata: Mapping[str, str] | None
-    ) -> tuple[bool, bytes | None]:
-        """``(encrypted, instruction body)`` of the object at ``path`` with ``metadata``."""
-        if self.crypto.should_fetch_instruction(path, metadata):
-            instruction = await self._instruction(path)
-            if instruction is None:
-                if instruction_file_required(metadata):
-                    raise EncryptionError(
-                        f"{path!r} is client-side encrypted with its key in an instruction file, "
-                        f"but {self.crypto.instruction_key(path)!r} is missing; restore it "
-                        "(copy or rename the object together with it)",
-                        path,
-                    )
-                return False, None
-            return True, instruction
-        return is_encrypted(metadata), None
-
     async def _open_body(self, path: str, bucket: str, key: str, if_match: str | None):
-        """GET the object; ``(body chunks, decryptor or None, first response)``."""
+        """GET the object; ``(body chunks, how it reads)`` (its envelope from the response)."""
         responses: list[dict] = []
         extra = dict(self.read_kwargs(path))
         if if_match:
@@ -352,11 +318,8 @@ class EncryptedIO:
             async for chunk in stream:
                 yield chunk
 
-        metadata = response.get("Metadata")
-        encrypted, instruction = await self.envelope(path, metadata)
-        if not encrypted:
-            return body(), None, response
-        return body(), await self.crypto.decryptor(path, metadata, instruction), response
+        sealed = await self.store(path).describe(path, meta_from_response(path, response))
+        return body(), sealed
 
     async def read_chunks(
         self, path: str, bucket: str, key: str, *, if_match: str | None = None
@@ -367,21 +330,21 @@ class EncryptedIO:
         commits only after the iterator ends (temp file renamed, spool sealed)
         never keeps unverified plaintext.  Objects with no envelope pass as they are.
         """
-        body, decryptor, _ = await self._open_body(path, bucket, key, if_match)
-        chunks = body if decryptor is None else averified_chunks(decryptor, body)
+        body, sealed = await self._open_body(path, bucket, key, if_match)
+        chunks = body
+        if sealed.encrypted:
+            _refuse_damaged(path, {"damaged": sealed.damaged})
+            metadata, instruction = sealed.stored.metadata, sealed.instruction
+            decryptor = await self.crypto.decryptor(path, metadata, instruction)
+            chunks = averified_chunks(decryptor, body)
         async for chunk in chunks:
             yield chunk
 
     async def read_bytes(
         self, path: str, bucket: str, key: str, *, if_match: str | None = None
     ) -> bytes:
-        """The whole plaintext, returned only once it verified (CSE objects are
-        decrypted into one buffer as they stream: no second copy per chunk)."""
-        body, decryptor, response = await self._open_body(path, bucket, key, if_match)
-        if decryptor is None:
-            chunks = [c async for c in body]
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return await adecrypt_whole(decryptor, body, response.get("ContentLength") or 0)
+        """The whole plaintext (one GET), returned only once it verified."""
+        return (await self.store(path).get(path, if_match=if_match))[1]
 
     # --- status ------------------------------------------------------------------------------
 
@@ -389,35 +352,18 @@ class EncryptedIO:
         """``info`` with the plaintext length when the HEAD shows a CSE object.
 
         CSE objects get ``info["cse"] = {"stored_size", "envelope", "instruction"}``
-        (what ranged reads need, so ``open()`` makes no second HEAD).
+        (what ranged reads need, so ``open()`` makes no second HEAD), and
+        ``"damaged"`` when no plaintext length fits (truncated): info, ls, rm and mv
+        still work, showing what S3 holds; every read raises.
         """
-        metadata = head.get("Metadata") or {}
-        if INSTRUCTION_MARKER in {k.lower() for k in metadata}:
-            return info
-        if not is_encrypted(metadata) and not self.crypto.should_fetch_instruction(path, metadata):
-            return info
-        encrypted, instruction = await self.envelope(path, metadata)
-        if not encrypted:
-            return info
-        stored = head["ContentLength"]
-        cse: dict[str, Any] = {
-            "stored_size": stored,
-            "envelope": dict(metadata),
-            "instruction": None if instruction is None else instruction.decode("utf-8", "replace"),
-        }
-        try:
-            size = plaintext_length(stored, metadata, instruction, path)
-        except IntegrityError as exc:
-            # truncated: no plaintext length fits.  info, ls, rm and mv still work (the
-            # size shown is what S3 holds, never a made-up 0); every read raises this.
-            size, cse["damaged"] = stored, str(exc)
-        info.update(size=size, length=size, cse=cse)
-        return info
+        sealed = await self.store(path).describe(path, meta_from_response(path, head))
+        return _with_sealed(info, sealed)
 
     async def listed(self, entries: list[dict], scope: str | None = None) -> list[dict]:
-        """Listing entries with plaintext lengths under CSE prefixes (instruction files hidden).
-        ``scope``: a path every entry lies below; with CSE off there and no override inside
-        it, ``entries`` come back as they are, without a look at each."""
+        """Listing entries with plaintext lengths under CSE prefixes (instruction files
+        hidden), as the CSE layer of each path lists them.  ``scope``: a path every entry
+        lies below; with CSE off there and no override inside it, ``entries`` come back
+        as they are, without a look at each."""
         if scope is not None and self.options.uniform_below(scope) and not self.cse_enabled(scope):
             return entries
         files = [e for e in entries if e.get("type") == "file" and self.cse_enabled(e["name"])]
@@ -427,49 +373,30 @@ class EncryptedIO:
         names = {e["name"] for e in entries}
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
 
-        async def exact(entry: dict) -> None:
-            bucket, key = paths.split(entry["name"])
+        async def exact(entry: dict, store: EncryptingStore) -> None:
+            listed = ObjectMeta(entry["name"], entry["size"], entry.get("ETag"))
             async with semaphore:
-                try:
-                    head = await self.s3.call(
-                        "head_object",
-                        entry["name"],
-                        Bucket=bucket,
-                        Key=key,
-                        **self.read_kwargs(entry["name"]),
-                    )
-                except FileNotFoundError:
-                    hidden.add(entry["name"])  # gone since the LIST
-                    return
-            meta = {k.lower() for k in head.get("Metadata") or {}}
-            if INSTRUCTION_MARKER in meta:
+                sealed = await store.as_listed(listed)
+            if sealed is None:
                 hidden.add(entry["name"])
                 return
-            if head.get("ETag") and head["ETag"] != entry.get("ETag"):
+            if sealed.etag and sealed.etag != entry.get("ETag"):
                 # the HEAD met another version than the LIST (a stale read, or a write in
-                # between): the entry describes the HEAD's version whole, never the LIST's
-                # ETag with the HEAD's length and envelope (the consistent view then sees
-                # the ETag and waits the stale copy out)
-                entry.update(ETag=head["ETag"], size=head["ContentLength"])
-            await self.file_info(entry["name"], head, entry)
+                # between): the entry describes the HEAD's version whole (the consistent
+                # view then sees the ETag and waits the stale copy out)
+                entry.update(ETag=sealed.etag, size=sealed.stored.size)
+            _with_sealed(entry, sealed)
 
         heads = []
         for entry in files:
-            options = self.cse_options(entry["name"])
-            if options.listing_lengths == "head":
-                heads.append(exact(entry))
+            store = self.store(entry["name"])
+            if store.options.listing_lengths == "head":
+                heads.append(exact(entry, store))
+            elif store.instruction_beside(entry["name"], names):
+                hidden.add(entry["name"])
             else:
-                name = entry["name"]
-                suffix = options.instruction_suffix
-                if (
-                    options.storage_mode == "InstructionFile"
-                    and name.endswith(suffix)
-                    and name[: -len(suffix)] in names
-                ):
-                    hidden.add(name)
-                else:
-                    size = adjusted_length(entry["size"], options)
-                    entry.update(size=size, length=size)
+                size = adjusted_length(entry["size"], store.options)
+                entry.update(size=size, length=size)
         await asyncio.gather(*heads)
         return [e for e in entries if e["name"] not in hidden]
 
@@ -504,40 +431,26 @@ class EncryptedIO:
 
     # --- ranged reads ------------------------------------------------------------------------
 
-    async def range_source(
-        self, path: str, info: Mapping[str, Any]
-    ) -> _RemoteRanges | _SpooledRanges | None:
+    def _sealed(self, path: str, info: Mapping[str, Any]) -> Sealed:
+        """The version ``info`` describes, as the CSE layer reads it (no request)."""
+        cse = info["cse"]
+        instruction = cse.get("instruction")
+        stored = ObjectMeta(path, cse["stored_size"], info.get("ETag"), metadata=cse["envelope"])
+        return Sealed(
+            stored,
+            info["size"],
+            True,
+            None if instruction is None else instruction.encode(),
+            cse.get("damaged"),
+        )
+
+    async def range_source(self, path: str, info: Mapping[str, Any]) -> StoreRanges | None:
         """How to read ranges of the object ``info`` describes; None for plaintext."""
         cse = info.get("cse")
         if not cse:
             return None
         _refuse_damaged(path, cse)
-        instruction = cse.get("instruction")
-        try:
-            reader = await self.crypto.range_reader(
-                path,
-                cse["envelope"],
-                cse["stored_size"],
-                None if instruction is None else instruction.encode(),
-            )
-        except IntegrityError:
-            raise
-        except EncryptionError:
-            if self.crypto.needs_instruction_file(cse["envelope"]) and instruction is None:
-                raise
-            # an AWS format without the CTR opt-in (or legacy CBC): authenticated, whole
-            return _SpooledRanges(self, path, info.get("ETag"))
-        return _RemoteRanges(self, path, reader, info.get("ETag"))
-
-    async def spool(self, path: str, etag: str | None) -> SealedSpool:
-        """The verified plaintext of ``path`` (at ``etag``), spooled once, reused (LRU)."""
-
-        async def fill(spool: SealedSpool) -> None:
-            bucket, key = paths.split(path)
-            async for plain in self.read_chunks(path, bucket, key, if_match=etag):
-                spool.write(plain)
-
-        return await self._spools.get(path, etag, fill)
+        return StoreRanges(self.store(path), path, self._sealed(path, info))
 
     async def read_info_range(
         self, path: str, info: Mapping[str, Any], start: int, end: int
@@ -546,12 +459,8 @@ class EncryptedIO:
         _refuse_damaged(path, info.get("cse") or {})
         if end <= start:
             return b""
-        if start == 0 and end >= info["size"]:
-            bucket, key = paths.split(path)
-            return await self.read_bytes(path, bucket, key, if_match=info.get("ETag"))
-        source = await self.range_source(path, info)
-        assert source is not None
-        return await source.read(start, end)
+        sealed = self._sealed(path, info)
+        return await self.store(path).read_sealed(path, sealed, start, end, recheck=False)
 
     async def read_range_checked(self, path: str, start: int, end: int, etag: str | None) -> bytes:
         """Stored bytes ``[start, end)`` of the version with ``etag`` (a stale copy is
@@ -589,6 +498,22 @@ class EncryptedIO:
         return await self.s3.read_range(path, bucket, key, start, end, **self.read_kwargs(path))
 
 
+def _with_sealed(info: dict, sealed: Sealed) -> dict:
+    """``info`` of a CSE object: its plaintext length and ``info["cse"]``."""
+    if not sealed.encrypted:
+        return info
+    instruction = sealed.instruction
+    cse: dict[str, Any] = {
+        "stored_size": sealed.stored.size,
+        "envelope": dict(sealed.stored.metadata),
+        "instruction": None if instruction is None else instruction.decode("utf-8", "replace"),
+    }
+    if sealed.damaged:
+        cse["damaged"] = sealed.damaged
+    info.update(size=sealed.size, length=sealed.size, cse=cse)
+    return info
+
+
 def _refuse_damaged(path: str, cse: Mapping[str, Any]) -> None:
     """Reads of an object :meth:`EncryptedIO.file_info` found damaged (truncated) fail."""
     if cse.get("damaged"):
@@ -606,7 +531,7 @@ class EncryptedFile(EmrFile):
 
     def __init__(self, fs, path: str, mode: str = "rb", **kwargs: Any):
         self._cse: CseWriter | None = None
-        self._ranges: _RemoteRanges | _SpooledRanges | None = None
+        self._ranges: StoreRanges | None = None
         if mode in ("wb", "xb", "ab"):
             self._cse = sync(fs.loop, fs._encrypted.writer, paths.validate(path))
         super().__init__(fs, path, mode, **kwargs)

@@ -550,8 +550,10 @@ class EmrFileSystem(AsyncFileSystem):
         if self._encrypted.cse_enabled(path):
             response = await self._encrypted.put_bytes(path, value, create=mode == "create")
         elif len(value) <= max(self.options.s3.part_size, self.options.s3.multipart_threshold):
-            meta = await self._transport(path).put(path, value, if_none_match=mode == "create")
-            response = {"ETag": meta.etag, "VersionId": meta.version_id}
+            # the consistent layer (where the view is on) records it once S3 confirms it
+            layer = self._views.layer(path, self._transport(path))
+            await layer.put(path, value, if_none_match=mode == "create")
+            response = None
         else:
             response = await self._uploads.upload(
                 path,
@@ -561,7 +563,8 @@ class EmrFileSystem(AsyncFileSystem):
                 if_none_match=mode == "create",
             )
         await self._markers.after_create(path)
-        await self._views.record_file(path, len(value), response)
+        if response is not None:
+            await self._views.record_file(path, len(value), response)
 
     async def _put_file(
         self, lpath: str, rpath: str, callback=None, mode: str = "overwrite", **kwargs: Any

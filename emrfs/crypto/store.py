@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Container, Mapping, Sequence
 from typing import Any
 
 from ..config import CSEOptions
@@ -262,8 +262,13 @@ class EncryptingStore(WrapperStore):
 
         return await adecrypt_whole(decryptor, whole(), len(body))
 
-    async def read_sealed(self, path: str, sealed: Sealed, start: int, end: int | None) -> bytes:
-        """Plaintext ``[start, end)`` of the version ``sealed`` describes (pinned to it)."""
+    async def read_sealed(
+        self, path: str, sealed: Sealed, start: int, end: int | None, *, recheck: bool = True
+    ) -> bytes:
+        """Plaintext ``[start, end)`` of the version ``sealed`` describes (pinned to it).
+
+        ``recheck=False``: the caller holds that version (an open file) and takes it from
+        the spool, if spooled, without asking the store below whether it is still there."""
         etag = sealed.etag
         if not sealed.encrypted:
             return await self.inner.get_range(path, start, end, if_match=etag)
@@ -281,7 +286,7 @@ class EncryptingStore(WrapperStore):
             return b""
         reader = await self._range_reader(path, sealed)
         if reader is None:
-            return await self._spooled(path, sealed, start, end)
+            return await self._spooled(path, sealed, start, end, recheck)
         plan = reader.plan(start, end)
         if plan.fetch_end <= plan.fetch_start:
             return b""
@@ -309,7 +314,9 @@ class EncryptingStore(WrapperStore):
             self._remember(self._readers, ident, reader)
         return reader
 
-    async def _spooled(self, path: str, sealed: Sealed, start: int, end: int) -> bytes:
+    async def _spooled(
+        self, path: str, sealed: Sealed, start: int, end: int, recheck: bool = True
+    ) -> bytes:
         """A range of the verified plaintext, spooled sealed on first need.  A spool
         filled earlier serves only while its version is still the one stored (one HEAD):
         a pinned read of a version gone is :class:`ChangedError`, as everywhere."""
@@ -322,7 +329,7 @@ class EncryptingStore(WrapperStore):
                 spool.write(plain)
 
         spool = await self._spools.get(path, sealed.etag, fill)
-        if not filled:
+        if recheck and not filled:
             now = await self.inner.head(path)
             if _bare(now.etag) != _bare(sealed.etag):
                 raise ChangedError(path, sealed.etag or "", now.etag)
@@ -506,44 +513,56 @@ class EncryptingStore(WrapperStore):
             yield ListPage(objects, page.prefixes)
 
     async def _exact(self, listed: ObjectMeta, semaphore: asyncio.Semaphore) -> ObjectMeta | None:
-        """The listed object with its plaintext size (one HEAD); None to hide it (an
-        instruction file, or gone since the LIST)."""
+        """The listed object with its plaintext size (one HEAD); None to hide it."""
         if listed.size == 0:
             return listed  # no envelope fits in nothing: plaintext (or a marker)
         async with semaphore:
-            try:
-                stored = await self.inner.head(listed.path)
-            except FileNotFoundError:
-                return None
-            if INSTRUCTION_MARKER in {k.lower() for k in stored.metadata}:
-                return None
-            sealed = await self.describe(listed.path, stored)
-        if not sealed.encrypted:
-            return listed
+            sealed = await self.as_listed(listed)
+        if sealed is None:
+            return None
         # a HEAD that met another version than the LIST describes that version whole
         # (never the LIST's ETag with the HEAD's size and envelope)
-        return dataclasses.replace(listed, size=sealed.size, etag=stored.etag or listed.etag)
+        return dataclasses.replace(listed, size=sealed.size, etag=sealed.etag or listed.etag)
+
+    async def as_listed(self, listed: ObjectMeta) -> Sealed | None:
+        """What one HEAD says of a listed object now; None to hide it from the listing
+        (an instruction file, or an object gone since the LIST)."""
+        try:
+            stored = await self.inner.head(listed.path)
+        except FileNotFoundError:
+            return None
+        if INSTRUCTION_MARKER in {k.lower() for k in stored.metadata}:
+            return None
+        return await self.describe(listed.path, stored)
+
+    def instruction_beside(self, path: str, names: Container[str]) -> bool:
+        """``path`` is the instruction file of an object among ``names`` (a listing
+        hides it without a HEAD)."""
+        suffix = self.options.instruction_suffix
+        return (
+            self.options.storage_mode == "InstructionFile"
+            and path.endswith(suffix)
+            and path[: -len(suffix)] in names
+        )
 
     def _adjusted(self, objects: Sequence[ObjectMeta]) -> Sequence[ObjectMeta]:
         """Sizes less the configured format's overhead, no requests (exact only when every
         object there is in that format); instruction files beside their objects hidden."""
-        suffix = self.options.instruction_suffix
         names = {o.path for o in objects}
-        out = []
-        for o in objects:
-            if (
-                self.options.storage_mode == "InstructionFile"
-                and o.path.endswith(suffix)
-                and o.path[: -len(suffix)] in names
-            ):
-                continue
-            out.append(dataclasses.replace(o, size=adjusted_length(o.size, self.options)))
-        return out
+        return [
+            dataclasses.replace(o, size=adjusted_length(o.size, self.options))
+            for o in objects
+            if not self.instruction_beside(o.path, names)
+        ]
 
-    async def close(self) -> None:
+    def drop_local(self) -> None:
+        """Drop the spools and remembered versions; the store below stays open."""
         self._spools.close()
         self._known.clear()
         self._readers.clear()
+
+    async def close(self) -> None:
+        self.drop_local()
         await self.inner.close()
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..config import Options
 from ..status import StatusFactory
+from ..store import ObjectStore
 
 __all__ = ["Views", "as_status"]
 
@@ -31,6 +32,19 @@ class Views:
 
             view = self._views[options.consistency] = ConsistentView.from_options(options)
         return view
+
+    def layer(self, path: str, below: ObjectStore) -> ObjectStore:
+        """``below`` under the consistent view in force at ``path`` (a
+        :class:`~emrfs.consistency.layer.ConsistentStore` sharing that view), or ``below``
+        itself where the view is off.  ``below`` must report the sizes readers see: the
+        plain transport, or the encryption layer (never the transport of a CSE path).
+        The layer owns nothing: closing ``below`` stays its owner's business."""
+        view = self(path)
+        if view is None:
+            return below
+        from ..consistency.layer import ConsistentStore
+
+        return ConsistentStore(below, view)
 
     async def pinned_get(self, path: str, etag: str, get, unpinned) -> dict:
         """Every GET pinned to ``etag`` (by any read verb) passes here: with the consistent

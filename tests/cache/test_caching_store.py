@@ -257,3 +257,37 @@ def test_bad_input_is_refused_naming_the_path(layer):
         asyncio.run(store.get_range("b/x", -1))
     with pytest.raises(ValueError, match="block_size"):
         CachingStore(below, store.blocks, block_size=0)
+
+
+def test_over_the_encryption_layer_blocks_hold_sealed_plaintext_apart_from_ciphertext(dirs):
+    """The stack's order (cache over CSE over the store): the cache holds what the CSE
+    layer hands it, plaintext, so it seals it; a cache over the raw store reading the
+    same object (same path and ETag) keeps its ciphertext blocks apart (the stamp)."""
+    import base64
+
+    from emrfs.config import CSEOptions
+    from emrfs.crypto.store import EncryptingStore
+
+    cse = CSEOptions(
+        enabled=True,
+        materials_provider="emrfs.crypto.keys:AesKeyProvider",
+        aes_key=base64.b64encode(bytes(range(32))).decode(),
+    )
+    secret = b"salary=123456;" * (3 * BS // 14)
+    memory = MemoryStore()
+    blocks = block_store(dirs)
+    plain_side = CachingStore(
+        EncryptingStore(memory, cse), blocks, block_size=BS, seal=True, stamp="cse"
+    )
+    raw_side = CachingStore(memory, blocks, block_size=BS)
+    try:
+        asyncio.run(plain_side.put("b/enc", secret))
+        assert b"salary=" not in memory.stored("b/enc").data  # encrypted below
+        assert asyncio.run(plain_side.get_range("b/enc", 3, 2 * BS)) == secret[3 : 2 * BS]
+        assert block_files(dirs) and b"salary=" not in raw_block_bytes(dirs)
+        stored = memory.stored("b/enc").data
+        assert asyncio.run(raw_side.get_range("b/enc")) == stored  # ciphertext, not plaintext
+        assert asyncio.run(plain_side.get_range("b/enc")) == secret  # and the reverse
+        assert b"salary=" not in raw_block_bytes(dirs)
+    finally:
+        blocks.close()
