@@ -17,7 +17,7 @@ from emrfs.crypto.store import EncryptingStore
 from emrfs.errors import ChangedError, ConsistencyError, not_found
 from emrfs.store import MemoryStore
 from emrfs.store.memory import StoredObject
-from emrfs.store.protocol import ListPage, ObjectMeta
+from emrfs.store.protocol import DeleteResult, ListPage, ObjectMeta
 from emrfs.testing.store import StoreTests
 from tests.unit import test_store_memory as memory_suite
 from tests.unit.crypto.store_side_channel import cse_options
@@ -77,7 +77,10 @@ def test_writes_are_recorded_after_the_store_confirms_and_deletes_leave_tombston
             assert row is not None and row.live and not row.is_dir
             assert (row.size, f'"{row.etag}"') == (meta.size, memory.stored(meta.path).etag)
         assert table.get("b/d").is_dir and table.get("b/e").is_dir  # ancestors recorded
-        assert await layer.delete(["b/d/put", "b/d/never"]) == ["b/d/put", "b/d/never"]
+        assert list((await layer.delete(["b/d/put", "b/d/never"])).deleted) == [
+            "b/d/put",
+            "b/d/never",
+        ]
         assert table.get("b/d/put").deleted and table.get("b/d/put").ttl
         assert table.get("b/d/parts").live
         await layer.put("b/markers/", b"")  # folder markers: the namespace's, not recorded
@@ -125,10 +128,10 @@ class LaggingStore(MemoryStore):
         self._behind[path] = [self.lag, before]
         return meta
 
-    async def delete(self, paths: Sequence[str]) -> list[str]:
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
         before = {p: self.stored(p) for p in paths}
         done = await super().delete(paths)
-        for path in done:
+        for path in done.deleted:
             self._behind[path] = [self.lag, before[path]]
         return done
 
