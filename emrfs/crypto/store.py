@@ -410,10 +410,10 @@ class EncryptingStore(WrapperStore):
             metadata={**user, **encryptor.metadata},
             content_type=content_type,
         )
-        await self._finish(path, encryptor)
+        await self.finish(path, encryptor)
         return dataclasses.replace(stored, size=len(data), metadata=user)
 
-    async def _finish(self, path: str, encryptor: ContentEncryptor) -> None:
+    async def finish(self, path: str, encryptor: ContentEncryptor) -> None:
         """After the object is stored: its instruction file (InstructionFile mode).
 
         Written after the object, as AWS's clients do.  If it cannot be written,
@@ -640,7 +640,7 @@ class _EncryptingWriter(ObjectWriter):
     async def complete(self) -> ObjectMeta:
         await self._flush()
         stored = await self._inner.complete()
-        await self.store._finish(self.path, self._encryptor)
+        await self.store.finish(self.path, self._encryptor)
         return dataclasses.replace(stored, size=self._plain, metadata=self._metadata)
 
     async def abort(self) -> None:
@@ -651,5 +651,5 @@ class _EncryptingWriter(ObjectWriter):
         await self._flush()
         staged = await self._inner.stage()
         # the key is written now: whoever completes the upload later may be elsewhere
-        await self.store._finish(self.path, self._encryptor)
+        await self.store.finish(self.path, self._encryptor)
         return dataclasses.replace(staged, size=self._plain)
