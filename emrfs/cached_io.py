@@ -42,7 +42,7 @@ from . import paths
 from .byterange import resolve_range
 from .errors import is_a_directory
 from .s3.client import ChangedError
-from .store.protocol import ListPage, ObjectMeta, ObjectStore, ObjectWriter
+from .store.protocol import DeleteResult, ListPage, ObjectMeta, ObjectStore, ObjectWriter
 
 if TYPE_CHECKING:
     from .cache.caching import CachingStore
@@ -404,14 +404,21 @@ class ReadsBelow(ObjectStore):
         raise _reads_only("writer", path)
 
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
         raise _reads_only("copy", dst)
 
-    async def delete(self, paths: Sequence[str]) -> list[str]:
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
         raise _reads_only("delete", ", ".join(paths))
 
-    def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+    def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
         raise _reads_only("list", prefix)
 
 

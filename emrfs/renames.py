@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 
 from . import paths
 from .errors import exists
-from .s3.listing import list_pages
 
 if TYPE_CHECKING:
     from .namespace.markers import Markers
@@ -40,7 +39,7 @@ class RenameJournal:
     """Journal entries of one filesystem's directory renames (see the module docstring)."""
 
     def __init__(self, markers: Markers):
-        self.markers = markers  # its S3 client, SSE arguments and batched deletes
+        self.markers = markers  # the transport of a path, and batched deletes
 
     @staticmethod
     def key_path(src: str) -> str:
@@ -52,18 +51,11 @@ class RenameJournal:
     async def begin(self, src: str, dst: str) -> None:
         """Record that ``src`` is being renamed to ``dst`` (before the first copy)."""
         where = self.key_path(src)
-        bucket, key = paths.split(where)
         body = json.dumps(
             {"src": src, "dst": dst, "started": _dt.datetime.now(_dt.timezone.utc).isoformat()}
         )
-        await self.markers.s3.call(
-            "put_object",
-            where,
-            Bucket=bucket,
-            Key=key,
-            Body=body.encode("utf-8"),
-            ContentType="application/json",
-            **self.markers.encrypted.write_kwargs(where),
+        await self.markers.transport(where).put(
+            where, body.encode("utf-8"), content_type="application/json"
         )
 
     async def read(self, src: str) -> dict | None:
@@ -101,28 +93,18 @@ class RenameJournal:
     async def pending(self, under: str) -> AsyncIterator[dict]:
         """Unfinished renames whose source is at or below ``under``."""
         bucket = paths.split(under)[0]
-        async for page in list_pages(
-            self.markers.s3, under, bucket, JOURNAL_PREFIX, delimiter=None
-        ):
-            for obj in page.get("Contents", ()):
-                journal = await self._load(f"{bucket}/{obj['Key']}")
+        async for page in self.markers.transport(under).list(f"{bucket}/{JOURNAL_PREFIX}"):
+            for obj in page.objects:
+                journal = await self._load(obj.path)
                 if journal is not None and paths.is_within(journal["src"], under):
                     yield journal
 
     async def _load(self, where: str) -> dict | None:
-        bucket, key = paths.split(where)
         try:
-            response = await self.markers.s3.call(
-                "get_object",
-                where,
-                Bucket=bucket,
-                Key=key,
-                **self.markers.encrypted.read_kwargs(where),
-            )
+            data = await self.markers.transport(where).get_range(where)
         except FileNotFoundError:
             return None
-        async with response["Body"] as body:
-            return json.loads((await body.read()).decode("utf-8"))
+        return json.loads(data.decode("utf-8"))
 
 
 async def finish_pending(

@@ -43,6 +43,7 @@ from .blocking import run_blocking
 from .commit_layout import in_task_attempt, is_task_commit, job_output_path
 from .consistency.staged import StagedEntry, StagedUpload, StagedUploads
 from .errors import ConfigurationError
+from .store.protocol import StagedUpload as OpenUpload
 
 if TYPE_CHECKING:
     from .cache.ephemeral import EphemeralTier
@@ -270,25 +271,16 @@ class TaskCommitStaging:
         return len(files)
 
     async def _complete(self, upload: StagedUpload) -> None:
-        s3, encrypted = self.markers.s3, self.markers.encrypted
+        encrypted = self.markers.encrypted
         target = upload.target
-        bucket, key = paths.split(target)
+        store = self.markers.transport(target)
         try:
-            response = await s3.call(
-                "complete_multipart_upload",
-                target,
-                Bucket=bucket,
-                Key=key,
-                UploadId=upload.upload_id,
-                MultipartUpload={"Parts": upload.parts},
-            )
+            meta = await store.complete_staged(_open_upload(upload))
         except FileNotFoundError as exc:
             # NoSuchUpload: an earlier attempt of this job commit completed it (and then
             # stopped before removing the row), or someone aborted it.
             try:
-                response = await s3.call(
-                    "head_object", target, Bucket=bucket, Key=key, **encrypted.read_kwargs(target)
-                )
+                meta = await store.head(target)
             except FileNotFoundError:
                 raise FileNotFoundError(
                     f"the staged upload of {target!r} is gone (aborted, or expired by a "
@@ -302,7 +294,9 @@ class TaskCommitStaging:
                 metadata=upload.instruction_metadata,
             )
         await self.markers.after_create(target)
-        await self.markers.views.record_file(target, upload.size, response)
+        await self.markers.views.record_file(
+            target, upload.size, {"ETag": meta.etag, "VersionId": meta.version_id}
+        )
 
     # --- moves and aborts ---------------------------------------------------------------
 
@@ -342,17 +336,18 @@ class TaskCommitStaging:
         semaphore = asyncio.Semaphore(CONCURRENCY)
 
         async def one(u: StagedUpload) -> None:
-            bucket, key = paths.split(u.target)
-            async with semaphore:
-                try:
-                    await self.markers.s3.call(
-                        "abort_multipart_upload",
-                        u.target,
-                        Bucket=bucket,
-                        Key=key,
-                        UploadId=u.upload_id,
-                    )
-                except FileNotFoundError:
-                    pass  # gone already
+            async with semaphore:  # one already gone is fine (the store says nothing)
+                await self.markers.transport(u.target).abort_staged(_open_upload(u))
 
         await asyncio.gather(*(one(u) for u in uploads))
+
+
+def _open_upload(upload: StagedUpload) -> OpenUpload:
+    """A staged row's upload as the store protocol names it (``size``: S3's, unknown
+    here, so the row's; only the meta returned carries it)."""
+    return OpenUpload(
+        upload.target,
+        upload.upload_id,
+        [(n, etag) for n, etag in enumerate(upload.etags, 1)],
+        upload.size,
+    )

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from ..errors import ChangedError
 from ..store.protocol import (
+    DeleteResult,
     ListPage,
     ObjectMeta,
     ObjectStore,
@@ -239,8 +240,10 @@ class CachingStore(WrapperStore):
         self.remember(meta)
         return meta
 
-    async def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
-        async for page in self.inner.list(prefix, delimiter=delimiter):
+    async def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
+        async for page in self.inner.list(prefix, delimiter=delimiter, limit=limit):
             for meta in page.objects:
                 old = self._known.get(meta.path)
                 # a listing tells a new version apart (not a version's metadata)
@@ -289,14 +292,20 @@ class CachingStore(WrapperStore):
         return _InvalidatingWriter(self, inner)
 
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
         self.forget(dst)
         try:
-            meta = await self.inner.copy(src, dst, metadata=metadata)
+            meta = await self.inner.copy(src, dst, metadata=metadata, source_size=source_size)
         finally:
             self.forget(dst)
-        self.remember(meta)
+        if source_size is None:  # else its user metadata is not known: learnt at the next head
+            self.remember(meta)
         return meta
 
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
@@ -308,7 +317,7 @@ class CachingStore(WrapperStore):
         self.remember(meta)
         return meta
 
-    async def delete(self, paths: Sequence[str]) -> builtins.list[str]:
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
         try:
             return await self.inner.delete(paths)
         finally:

@@ -25,11 +25,13 @@ import builtins
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from ..store.protocol import (
+    DeleteResult,
     ListPage,
     ObjectMeta,
     ObjectStore,
     ObjectWriter,
     StagedUpload,
+    cut_listing,
     split,
 )
 
@@ -119,14 +121,22 @@ class RoutingStore(ObjectStore):
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
         return await self.route(staged.path).complete_staged(staged)
 
+    async def abort_staged(self, staged: StagedUpload) -> None:
+        await self.route(staged.path).abort_staged(staged)
+
     # --- what needs both sides -----------------------------------------------------------------
 
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
         source, target = self.route(src), self.route(dst)
         if source is target:
-            return await source.copy(src, dst, metadata=metadata)
+            return await source.copy(src, dst, metadata=metadata, source_size=source_size)
         meta = await source.head(src)
         new_metadata = meta.metadata if metadata is None else metadata
         stream = source.get_stream(src, if_match=meta.etag, chunk_size=self.copy_part_size)
@@ -151,19 +161,21 @@ class RoutingStore(ObjectStore):
             await writer.abort()
             raise
 
-    async def delete(self, paths: Sequence[str]) -> builtins.list[str]:
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
         tier = [p for p in paths if self.in_tier(p)]
         persistent = [p for p in paths if not self.in_tier(p)]
         done = await asyncio.gather(
             self.tier.delete(tier) if tier else _nothing(),
             self.persistent.delete(persistent) if persistent else _nothing(),
         )
-        return [*done[0], *done[1]]
+        return DeleteResult.combine(*done)
 
-    async def _tier_entries(self, prefix: str, delimiter: str | None) -> builtins.list[_Entry]:
+    async def _tier_entries(
+        self, prefix: str, delimiter: str | None, limit: int | None = None
+    ) -> builtins.list[_Entry]:
         entries: builtins.list[_Entry] = []
         try:
-            async for page in self.tier.list(prefix, delimiter=delimiter):
+            async for page in self.tier.list(prefix, delimiter=delimiter, limit=limit):
                 entries += [(m.path, m) for m in page.objects if self.in_tier(m.path)]
                 entries += [(p, None) for p in page.prefixes]
         except FileNotFoundError:
@@ -177,12 +189,18 @@ class RoutingStore(ObjectStore):
         whole = key.rpartition("/")[0]
         return self.in_tier(f"{bucket}/{whole}" if whole else bucket)
 
-    async def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+    def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
         if self._within_tier(prefix):
-            async for page in self.tier.list(prefix, delimiter=delimiter):
-                yield page
-            return
-        pending = await self._tier_entries(prefix, delimiter)
+            return self.tier.list(prefix, delimiter=delimiter, limit=limit)
+        # each side asked for the first `limit`: the first `limit` of the merge are theirs
+        return cut_listing(self._merged(prefix, delimiter, limit), limit)
+
+    async def _merged(
+        self, prefix: str, delimiter: str | None, limit: int | None
+    ) -> AsyncIterator[ListPage]:
+        pending = await self._tier_entries(prefix, delimiter, limit)
         prefixes_given: set[str] = set()
         pages = 0
 
@@ -196,7 +214,7 @@ class RoutingStore(ObjectStore):
                     prefixes.append(name)
             return ListPage(objects=objects, prefixes=prefixes)
 
-        async for page in self.persistent.list(prefix, delimiter=delimiter):
+        async for page in self.persistent.list(prefix, delimiter=delimiter, limit=limit):
             below: builtins.list[_Entry] = [
                 (m.path, m) for m in page.objects if not self.in_tier(m.path)
             ]
@@ -217,5 +235,5 @@ class RoutingStore(ObjectStore):
         await asyncio.gather(self.tier.close(), self.persistent.close())
 
 
-async def _nothing() -> builtins.list[str]:
-    return []
+async def _nothing() -> DeleteResult:
+    return DeleteResult()

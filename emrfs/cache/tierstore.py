@@ -33,7 +33,14 @@ from typing import Any
 
 from ..blocking import run_blocking
 from ..errors import ChangedError, exists, is_a_directory, not_found
-from ..store.protocol import ListPage, ObjectMeta, ObjectStore, ObjectWriter, split
+from ..store.protocol import (
+    DeleteResult,
+    ListPage,
+    ObjectMeta,
+    ObjectStore,
+    ObjectWriter,
+    split,
+)
 from .ephemeral import EphemeralTier, EphemeralWriter
 from .ephemeral_life import TMP_MARK, TRASH_MARK
 
@@ -233,7 +240,12 @@ class TierStore(ObjectStore):
         return self._head(dst)
 
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
         return await run_blocking(self._copy, src, dst, metadata)
 
@@ -266,8 +278,8 @@ class TierStore(ObjectStore):
             self._delete_one(path)
         return list(dict.fromkeys(paths))
 
-    async def delete(self, paths: Sequence[str]) -> builtins.list[str]:
-        return await run_blocking(self._delete, list(paths))
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
+        return DeleteResult(await run_blocking(self._delete, list(paths)))
 
     # --- listing ------------------------------------------------------------------------------
 
@@ -338,9 +350,14 @@ class TierStore(ObjectStore):
                 if found is not None:
                     yield found
 
-    async def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+    async def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
         bucket = split(prefix)[0]
+        if limit is not None and limit < 1:
+            raise ValueError(f"list of {prefix!r}: limit must be at least 1, not {limit}")
         entries = await run_blocking(self._entries, prefix, delimiter)
+        entries = entries if limit is None else entries[:limit]
         for i in range(0, max(len(entries), 1), self.page_size):
             page = entries[i : i + self.page_size]
             yield ListPage(

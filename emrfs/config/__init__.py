@@ -20,7 +20,7 @@ a short Python name (``consistent``) and the s3fs spelling (``key``,
 
 Each option declares its type (the annotation) and the values it allows
 (``rule=``: a range, choices or a format) beside its default, in the dataclasses
-of :mod:`emrfs.config.options`: that is the one table.  An unknown key, a value
+of :mod:`emrfs.config.sections`: that is the one table.  An unknown key, a value
 of the wrong type or out of range, two spellings of one option in one source
 with different values, or a combination in :data:`CONFLICTS` fail at
 construction with a :class:`~emrfs.errors.ConfigurationError` naming the
@@ -28,8 +28,10 @@ key(s), the value (never a key or credential) and what is allowed.  EMR's and
 S3A's Java class names and algorithms are translated by :mod:`emrfs.hadoop_compat`;
 ``docs/configuration.md`` is generated from both (:mod:`emrfs.config_reference`).
 
-Modules: :mod:`~emrfs.config.rules` (what an option allows), :mod:`~emrfs.config.options`
-(the table, and the conflicts table), :mod:`~emrfs.config.registry` (lookup, parsing, checks),
+Modules: :mod:`~emrfs.config.rules` (what an option allows), :mod:`~emrfs.config.sections`
+(the table), :mod:`~emrfs.config.options` (the tree and its per-path overrides),
+:mod:`~emrfs.config.conflicts` (the conflicts table), :mod:`~emrfs.config.registry` (lookup,
+parsing, checks),
 :mod:`~emrfs.config.loading` (sources, :func:`load`).
 """
 

@@ -1,7 +1,7 @@
 """What each option allows: :class:`Rule` and the field helper :func:`opt`.
 
 A rule is declared with its option (``opt(default, *aliases, doc=..., rule=...)``
-in :mod:`emrfs.config.options`) and checked at construction by
+in :mod:`emrfs.config.sections`) and checked at construction by
 :func:`emrfs.config.registry.coerce`; its ``allowed`` text is also what the
 error message and ``docs/configuration.md`` say.
 """

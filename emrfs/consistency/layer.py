@@ -33,12 +33,14 @@ from .. import paths as P
 from ..blocking import run_blocking
 from ..errors import not_found
 from ..store.protocol import (
+    DeleteResult,
     ListPage,
     ObjectMeta,
     ObjectStore,
     ObjectWriter,
     StagedUpload,
     WrapperStore,
+    cut_listing,
     split,
 )
 from .store import Entry
@@ -175,18 +177,23 @@ class ConsistentStore(WrapperStore):
         return meta
 
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
-        meta = await self.inner.copy(src, dst, metadata=metadata)
+        meta = await self.inner.copy(src, dst, metadata=metadata, source_size=source_size)
         await self._record(meta)
         return meta
 
-    async def delete(self, paths: Sequence[str]) -> list[str]:
-        confirmed = await self.inner.delete(paths)
-        doomed = [p for p in confirmed if tracked(p)]
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
+        done = await self.inner.delete(paths)
+        doomed = [p for p in done.deleted if tracked(p)]  # exactly what S3 confirmed
         if doomed:
             await self.view.record_delete(doomed)
-        return confirmed
+        return done
 
     # --- checked reads -------------------------------------------------------------------
 
@@ -280,8 +287,11 @@ class ConsistentStore(WrapperStore):
         async for chunk in opened.stream:
             yield chunk
 
-    def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
-        return self._list(prefix, delimiter)
+    def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
+        # the merged listing is cut, not asked short: rows the table holds may come first
+        return cut_listing(self._list(prefix, delimiter), limit)
 
     async def _list(self, prefix: str, delimiter: str | None) -> AsyncIterator[ListPage]:
         bucket, key = split(prefix)

@@ -43,15 +43,8 @@ from .envelope import (
     parse,
     parse_instruction,
 )
-from .keys import (
-    AesKeyProvider,
-    EncryptionMaterialsProvider,
-    KeyProvider,
-    KmsKeyProvider,
-    Materials,
-    RsaKeyProvider,
-    load_provider,
-)
+from .keys import AesKeyProvider, KeyProvider, KmsKeyProvider, RsaKeyProvider
+from .materials import EncryptionMaterialsProvider, Materials, load_provider
 from .ranges import CtrPlan, ctr_decrypt, ctr_plan
 from .stream import (
     ContentDecryptor,

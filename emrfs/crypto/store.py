@@ -35,6 +35,7 @@ from typing import Any
 from ..config import CSEOptions
 from ..errors import ChangedError, EncryptionError, IntegrityError
 from ..store.protocol import (
+    DeleteResult,
     ListPage,
     ObjectMeta,
     ObjectStore,
@@ -464,11 +465,16 @@ class EncryptingStore(WrapperStore):
     # --- copy, delete, list ----------------------------------------------------------------
 
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
         source = await self.sealed(src)
-        if not source.encrypted:
-            return await self.inner.copy(src, dst, metadata=metadata)
+        if not source.encrypted:  # plaintext: the size the caller knows is the stored one
+            return await self.inner.copy(src, dst, metadata=metadata, source_size=source_size)
         replaced = None
         if metadata is not None:  # new user metadata, the source's envelope kept
             replaced = {
@@ -489,18 +495,22 @@ class EncryptingStore(WrapperStore):
             copied, size=source.size, metadata=without_envelope(copied.metadata)
         )
 
-    async def delete(self, paths: Sequence[str]) -> list[str]:
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
         asked = list(paths)
         if self.options.storage_mode != "InstructionFile" or not asked:
             return await self.inner.delete(asked)
         suffix = self.options.instruction_suffix
         companions = [self.instruction_path(p) for p in asked if not p.endswith(suffix)]
         wanted = set(asked)
-        return [p for p in await self.inner.delete([*asked, *companions]) if p in wanted]
+        done = await self.inner.delete([*asked, *companions])
+        # every failure is kept (an instruction file left behind is one too)
+        return DeleteResult([p for p in done.deleted if p in wanted], done.errors)
 
-    async def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+    async def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
         semaphore = asyncio.Semaphore(self.list_concurrency)
-        async for page in self.inner.list(prefix, delimiter=delimiter):
+        async for page in self.inner.list(prefix, delimiter=delimiter, limit=limit):
             if not self.options.enabled or not page.objects:
                 yield page
                 continue

@@ -25,7 +25,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 
 from .. import paths
 from ..config import Options
-from ..errors import EmrfsError, is_a_directory, not_a_directory
+from ..errors import is_a_directory, not_a_directory
 from ..s3.client import S3Client
 from ..s3.listing import Listing, add_page, read_ahead
 from ..status import StatusFactory
@@ -109,12 +109,7 @@ class Markers:
             # still one, and one whose deleted children S3 still lists is gone
             directory = await view.is_directory(path, self.paths_below(path, bucket, key))
         else:
-            page = await self.s3.call(
-                "list_objects_v2", path, Bucket=bucket, Prefix=key + "/", MaxKeys=1
-            )
-            directory = bool(
-                page.get("KeyCount", 0) or page.get("Contents") or page.get("CommonPrefixes")
-            )
+            directory = bool(await self.first_keys(path, key + "/"))
         if directory:
             raise is_a_directory(path, "a directory has this name; pick another path")
 
@@ -178,12 +173,8 @@ class Markers:
             # it is there).  Its own marker may be a deletion S3 still lists: written anew.
             if await view.has_children(parent, self.paths_below(parent, bucket, key)):
                 return
-        else:
-            page = await self.s3.call(
-                "list_objects_v2", parent, Bucket=bucket, Prefix=key + "/", MaxKeys=1
-            )
-            if page.get("KeyCount", 0) or page.get("Contents"):
-                return
+        elif await self.first_keys(parent, key + "/"):
+            return
         await self.transport(parent).put(parent + "/", b"", content_type=DIR_CONTENT_TYPE)
         self._checked_dirs.discard(parent)
         if view is not None:
@@ -231,31 +222,32 @@ class Markers:
             self.reads.forget(f"{bucket}/{k}")
         batches = [keys[i : i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
         semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
+        store = self.transport(path)
 
         async def one(batch: list[str]) -> None:
             async with semaphore:
-                response = await self.s3.call(
-                    "delete_objects",
-                    path,
-                    Bucket=bucket,
-                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
-                )
-            errors = response.get("Errors") or []
+                result = await store.delete([f"{bucket}/{k}" for k in batch])
             if confirmed is not None:
-                refused = {e.get("Key") for e in errors}
-                confirmed.extend(k for k in batch if k not in refused)
-            if errors:
-                first = errors[0]
-                raise EmrfsError(
-                    f"S3 refused to delete {len(errors)} of {len(batch)} objects under "
-                    f"{path!r}, e.g. {bucket}/{first.get('Key')}: {first.get('Code')} "
-                    f"{first.get('Message')}; run the delete again",
-                    path,
-                    code=first.get("Code"),
-                )
+                confirmed.extend(paths.split(p)[1] for p in result.deleted)
+            result.raise_errors(path)
             callback.relative_update(len(batch))
 
-        await asyncio.gather(*(one(b) for b in batches))
+        # every batch runs to its end (the confirmed keys of each are recorded) before
+        # the first failure is raised
+        outcomes = await asyncio.gather(*(one(b) for b in batches), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def first_keys(self, path: str, prefix: str, limit: int = 1) -> list[str]:
+        """Up to ``limit`` keys S3 lists under ``prefix`` of ``path``'s bucket (one short
+        LIST: the probe of a directory's children or markers)."""
+        bucket = paths.split(path)[0]
+        found: list[str] = []
+        async for page in self.transport(path).list(f"{bucket}/{prefix}", limit=limit):
+            found += [o.key for o in page.objects]
+            found += [paths.split(p)[1] for p in page.prefixes]
+        return found
 
     async def s3_info(self, path: str, bucket: str, key: str) -> dict | None:
         """What S3 alone says about ``path`` (None: nothing there)."""
@@ -292,15 +284,12 @@ class Markers:
 
     async def dir_probe(self, path: str, bucket: str, key: str) -> dict | None:
         """Directory info if ``key`` is a directory (children, ``key/`` or ``key_$folder$``)."""
-        page = await self.s3.call(
-            "list_objects_v2", path, Bucket=bucket, Prefix=key + "/", MaxKeys=1
-        )
-        contents = page.get("Contents") or []
-        if contents or page.get("CommonPrefixes"):
-            first = contents[0] if contents else {}
-            marker = first.get("Key") if first.get("Key") == key + "/" else None
-            moment = first.get("LastModified") if marker else None
-            return self.status.directory(path, marker=marker, last_modified=moment)
+        async for page in self.transport(path).list(f"{bucket}/{key}/", limit=1):
+            if page.objects or page.prefixes:
+                first = page.objects[0] if page.objects else None
+                marker = first.key if first is not None and first.key == key + "/" else None
+                moment = first.last_modified if first is not None and marker else None
+                return self.status.directory(path, marker=marker, last_modified=moment)
         try:
             head = await self.transport(path).head(path + paths.EMRFS_FOLDER_SUFFIX)
         except FileNotFoundError:

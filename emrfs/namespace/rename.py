@@ -21,13 +21,12 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 from .. import paths
 from ..blocking import run_blocking
 from ..errors import InvalidPathError, exists, is_a_directory, not_found
-from ..s3.listing import list_pages
-from ..s3.multipart import part_ranges
 from .markers import DIR_CONTENT_TYPE, Markers, deleted_paths
 from .tree import Trees
 
 if TYPE_CHECKING:
     from ..renames import RenameJournal
+    from ..store import ObjectMeta
     from ..tiers import EphemeralRoutes
     from ..uploads import Uploads
 
@@ -72,34 +71,12 @@ class Renames:
         return etag
 
     async def copy_key(self, sb: str, sk: str, db: str, dk: str, size: int) -> str | None:
-        """Server-side copy of one key (raw keys: markers keep their trailing slash)."""
+        """Server-side copy of one key (raw keys: markers keep their trailing slash) by
+        the destination's transport (its SSE settings; the source's SSE-C key); a CSE
+        object's envelope travels in its metadata.  Returns the new object's ETag."""
         src, dst = f"{sb}/{sk}", f"{db}/{dk}"
-        source = {"Bucket": sb, "Key": sk}
-        extra = self.encrypted.copy_kwargs(src, dst)
-        if size <= self.options.s3.copy_threshold:
-            response = await self.s3.call(
-                "copy_object", f"{src} -> {dst}", Bucket=db, Key=dk, CopySource=source, **extra
-            )
-            return response.get("CopyObjectResult", {}).get("ETag")
-        # a multipart copy states the metadata itself (the CSE envelope lives there)
-        head = await self.s3.call(
-            "head_object", src, Bucket=sb, Key=sk, **self.encrypted.read_kwargs(src)
-        )
-        upload = self.uploads.new_upload(dst, db, dk, metadata=head.get("Metadata"))
-        await upload.start()
-        try:
-            await asyncio.gather(
-                *(
-                    upload.copy_part(n, source, start, end, **_copy_part_kwargs(extra))
-                    for n, (start, end) in enumerate(
-                        part_ranges(size, self.options.s3.copy_part_size), start=1
-                    )
-                )
-            )
-        except BaseException:
-            await upload.abort()
-            raise
-        return (await upload.complete()).get("ETag")
+        copied = await self.markers.transport(dst).copy(src, dst, source_size=size)
+        return copied.etag
 
     # --- rename -------------------------------------------------------------------------
 
@@ -216,12 +193,12 @@ class Renames:
         _sb, sk = paths.split(src)
         db, dk = paths.split(dst)
         items = await self.trees.tree(src, "mv")
-        present: dict[str, dict] = {}
+        present: dict[str, ObjectMeta] = {}
         if not resume:
             await self.journal.begin(src, dst)  # a crash from here on can be finished
         else:
-            async for page in list_pages(self.s3, dst, db, dk + "/", delimiter=None):
-                present.update((o["Key"], o) for o in page.get("Contents", ()))
+            async for page in self.markers.transport(dst).list(f"{db}/{dk}/"):
+                present.update((o.key, o) for o in page.objects)
         callback.set_size(sum(1 for i in items if i["type"] == "file"))
         copy = _TreeCopy(self, src, dst, items, present, callback)
         pairs = [(i, k) for i in items for k in i["keys"]]
@@ -304,7 +281,7 @@ class _TreeCopy:
         src: str,
         dst: str,
         items: list[dict],
-        present: dict[str, dict],
+        present: dict[str, ObjectMeta],
         callback: Any,
     ):
         self.renames = renames
@@ -332,7 +309,7 @@ class _TreeCopy:
         is_marker = item["type"] == "directory" or paths.marker_dir(k) is not None
         there = self.present.get(dk_)
         if there is not None and _same_object(there, item):
-            etag = there.get("ETag")
+            etag = there.etag
         elif is_marker and item["path"] in self.holding:
             etag = None  # it holds files or directories: implied by their keys
         elif is_marker:
@@ -354,24 +331,11 @@ class _TreeCopy:
             self.copied[f"{db}/{dk_}"] = (item["size"], etag)
 
 
-def _copy_part_kwargs(copy_kwargs: dict[str, Any]) -> dict[str, Any]:
-    # UploadPartCopy takes the source/destination SSE-C keys but no metadata directives
-    allowed = (
-        "SSECustomerAlgorithm",
-        "SSECustomerKey",
-        "SSECustomerKeyMD5",
-        "CopySourceSSECustomerAlgorithm",
-        "CopySourceSSECustomerKey",
-        "CopySourceSSECustomerKeyMD5",
-    )
-    return {k: v for k, v in copy_kwargs.items() if k in allowed}
-
-
-def _same_object(there: dict, item: dict) -> bool:
-    """Whether the object already at the destination (a ListObjectsV2 entry) is a copy of
-    the source ``item``: same size, and same ETag unless either came from a multipart
-    upload or copy (whose ETags differ between copies of the same bytes)."""
-    if there.get("Size") != item["size"]:
+def _same_object(there: ObjectMeta, item: dict) -> bool:
+    """Whether the object already at the destination (as listed) is a copy of the source
+    ``item``: same size, and same ETag unless either came from a multipart upload or
+    copy (whose ETags differ between copies of the same bytes)."""
+    if there.size != item["size"]:
         return False
-    a, b = (str(e or "").strip('"') for e in (there.get("ETag"), item.get("ETag")))
+    a, b = (str(e or "").strip('"') for e in (there.etag, item.get("ETag")))
     return not a or not b or "-" in a or "-" in b or a == b

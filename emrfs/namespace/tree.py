@@ -46,15 +46,11 @@ class Trees:
         the consistent view on, its merged listing (delayed listings waited for)."""
         if await self.tiers.holds_any(path):
             return True  # ephemeral descendants (out/_temporary), local or staged
-        bucket, key = paths.split(path)
+        key = paths.split(path)[1]
         if key and self.views(path) is not None:
             return any(i["path"] != path for i in await self.tree(path, operation))
-        page = await self.s3.call(
-            "list_objects_v2", path, Bucket=bucket, Prefix=key + "/" if key else "", MaxKeys=2
-        )
-        return any(o["Key"] != key + "/" for o in page.get("Contents", [])) or bool(
-            page.get("CommonPrefixes")
-        )
+        found = await self.markers.first_keys(path, key + "/" if key else "", limit=2)
+        return any(k != key + "/" for k in found)
 
     async def tree(self, path: str, operation: str) -> list[dict]:
         """Every object at or below directory ``path`` (its markers and its subdirectories'

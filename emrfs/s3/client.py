@@ -323,6 +323,7 @@ def _shared_session(profile: str | None):
         session.get_component("response_parser_factory").set_parser_defaults(
             timestamp_parser=_parse_timestamp
         )
+        _check_200_errors_but_whole_listings(session)
         if profile:
             session.set_config_variable("profile", profile)
         _sessions[key] = session
@@ -345,6 +346,32 @@ def _parse_timestamp(value: Any) -> Any:
     from botocore.utils import parse_timestamp
 
     return parse_timestamp(value)
+
+
+def _check_200_errors_but_whole_listings(session: Any) -> None:
+    """botocore parses every 200 answer of S3 once more (a whole XML tree) to catch an
+    error or a body cut short before the real parse; a LIST page that ends with its
+    closing tag is neither, so it skips that second parse (a fifth of a forked child's
+    listing CPU).  Other answers are checked by botocore's own handler, as before."""
+    try:
+        from botocore.handlers import _handle_200_error as check
+    except ImportError:  # another botocore: its own checks stay as they are
+        return
+
+    def check_but_whole_listings(operation_model: Any, response_dict: Any, **kwargs: Any) -> None:
+        body = response_dict.get("body") if response_dict else None
+        if (
+            operation_model.name in ("ListObjectsV2", "ListObjects")
+            and response_dict.get("status_code") == 200
+            and isinstance(body, bytes)
+            and body.rstrip().endswith(b"</ListBucketResult>")
+        ):
+            return
+        check(operation_model, response_dict, **kwargs)
+
+    events = session.get_component("event_emitter")
+    events.unregister("before-parse.s3.*", check)
+    events.register_first("before-parse.s3.*", check_but_whole_listings)
 
 
 def _resume_pinned(kwargs: dict[str, Any], response: dict) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from .memory import MemoryStore
 from .protocol import (
+    DeleteFailure,
+    DeleteResult,
     ListPage,
     ObjectMeta,
     ObjectStore,
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from ..s3.client import S3Client
 
 __all__ = [
+    "DeleteFailure",
+    "DeleteResult",
     "ListPage",
     "MemoryStore",
     "ObjectMeta",

@@ -23,7 +23,16 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import ChangedError, exists, missing_bucket, not_found
-from .protocol import ListPage, ObjectMeta, ObjectStore, ObjectWriter, StagedUpload, split
+from .protocol import (
+    DeleteFailure,
+    DeleteResult,
+    ListPage,
+    ObjectMeta,
+    ObjectStore,
+    ObjectWriter,
+    StagedUpload,
+    split,
+)
 
 __all__ = ["MemoryStore", "StoredObject"]
 
@@ -284,8 +293,18 @@ class MemoryStore(ObjectStore):
                 raise ChangedError(staged.path, etag, None if data is None else _etag(data))
         return self._complete(staged.upload_id, [n for n, _ in sorted(staged.parts)])
 
+    async def abort_staged(self, staged: StagedUpload) -> None:
+        upload = self._uploads.get(staged.upload_id)
+        if upload is not None and upload.path == staged.path:
+            del self._uploads[staged.upload_id]
+
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
         source = self._object(src)
         return self._store(
@@ -297,24 +316,35 @@ class MemoryStore(ObjectStore):
             if_none_match=False,
         )
 
-    async def delete(self, paths: Sequence[str]) -> list[str]:
-        for path in paths:  # S3 refuses the whole batch of a missing bucket: check first
-            self._bucket(path)
-        done = []
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
+        deleted: list[str] = []
+        errors: list[DeleteFailure] = []
         for path in dict.fromkeys(paths):
             bucket, key = split(path)
-            self._buckets[bucket].pop(key, None)
-            done.append(path)
-        return done
+            objects = self._buckets.get(bucket)
+            if objects is None:  # S3 refuses a batch in a missing bucket as a whole
+                errors.append(
+                    DeleteFailure(path, "NoSuchBucket", error=missing_bucket(path, bucket))
+                )
+                continue
+            objects.pop(key, None)
+            deleted.append(path)
+        return DeleteResult(deleted, errors)
 
-    async def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+    async def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
         bucket, key_prefix = split(prefix)
         if not bucket:
             raise ValueError("list needs a prefix that starts with a bucket name")
+        if limit is not None and limit < 1:
+            raise ValueError(f"list of {prefix!r}: limit must be at least 1, not {limit}")
         objects = self._bucket(prefix)
         entries: list[tuple[str, ObjectMeta | None]] = []  # (key, meta) or (common prefix, None)
         seen_prefixes: set[str] = set()
         for key in sorted(k for k in objects if k.startswith(key_prefix)):
+            if limit is not None and len(entries) >= limit:
+                break
             rest = key[len(key_prefix) :]
             if delimiter and delimiter in rest:
                 common = key_prefix + rest[: rest.index(delimiter) + len(delimiter)]

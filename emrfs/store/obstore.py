@@ -41,6 +41,8 @@ from ..config import S3Options, SSEOptions
 from ..crypto import sse as _sse
 from ..errors import ChangedError, ConfigurationError, is_obstore_error, map_s3_errors
 from .protocol import (
+    DeleteFailure,
+    DeleteResult,
     ListPage,
     ObjectMeta,
     ObjectStore,
@@ -536,12 +538,23 @@ class ObstoreStore(ObjectStore):
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
         return await self.fallback.complete_staged(staged)
 
+    async def abort_staged(self, staged: StagedUpload) -> None:
+        await self.fallback.abort_staged(staged)
+
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
         (src_bucket, src_key), (dst_bucket, _) = split(src), split(dst)
         if (
             metadata is not None
+            # a known size: botocore's one CopyObject reports the ETag (obstore's
+            # copy reports nothing, so it would cost a HEAD after)
+            or source_size is not None
             or src_bucket != dst_bucket
             or not self._direct(src)
             or not self._direct(dst)
@@ -550,7 +563,7 @@ class ObstoreStore(ObjectStore):
             or (self._source_sse is not None and _sse.customer_key(self._source_sse(src)))
         ):
             # replacing metadata, across buckets, multipart copies, SSE-C source keys
-            return await self.fallback.copy(src, dst, metadata=metadata)
+            return await self.fallback.copy(src, dst, metadata=metadata, source_size=source_size)
         import obstore
 
         try:
@@ -562,36 +575,48 @@ class ObstoreStore(ObjectStore):
             return await self.fallback.copy(src, dst, metadata=metadata)
         return await self.head(dst)
 
-    async def delete(self, paths: Sequence[str]) -> list[str]:
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
         if not self._native():
             return await self.fallback.delete(paths)
         import obstore
 
         by_bucket: dict[str, list[str]] = {}
         odd: list[str] = []
-        for path in paths:
+        for path in dict.fromkeys(paths):
             bucket, key = split(path)
             (by_bucket.setdefault(bucket, []) if obstore_key(key) else odd).append(path)
-        done: list[str] = []
+        deleted: list[str] = []
+        errors: list[DeleteFailure] = []
         if odd:
-            done += await self.fallback.delete(odd)
+            other = await self.fallback.delete(odd)
+            deleted += other.deleted
+            errors += other.errors
         for bucket, group in by_bucket.items():
             for i in range(0, len(group), 1000):  # DeleteObjects takes 1,000 keys
                 batch = group[i : i + 1000]
-                with self._errors(batch[0]):
-                    await obstore.delete_async(self._store(bucket), [split(p)[1] for p in batch])
-                done += batch
-        return done
+                try:
+                    with self._errors(batch[0]):
+                        await obstore.delete_async(
+                            self._store(bucket), [split(p)[1] for p in batch]
+                        )
+                except OSError as exc:  # obstore reports no per-key outcome: the batch
+                    code = getattr(exc, "code", None)
+                    errors += [DeleteFailure(p, code, str(exc), exc) for p in batch]
+                    continue
+                deleted += batch
+        return DeleteResult(deleted, errors)
 
     # --- listing --------------------------------------------------------------------------
 
-    async def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+    async def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
         bucket, key_prefix = split(prefix)
         # obstore lists by path segment: only a directory prefix ("a/b/" or the bucket)
-        # means the same to it as to S3
+        # means the same to it as to S3; and it has no MaxKeys (a probe is botocore's)
         directory = key_prefix == "" or (key_prefix.endswith("/") and obstore_key(key_prefix[:-1]))
-        if not self._native() or not directory or delimiter not in (None, "/"):
-            async for page in self.fallback.list(prefix, delimiter=delimiter):
+        if not self._native() or not directory or delimiter not in (None, "/") or limit is not None:
+            async for page in self.fallback.list(prefix, delimiter=delimiter, limit=limit):
                 yield page
             return
         import obstore

@@ -40,10 +40,13 @@ from ..errors import ChangedError
 __all__ = [
     "ObjectMeta",
     "ListPage",
+    "DeleteFailure",
+    "DeleteResult",
     "ObjectStore",
     "ObjectWriter",
     "StagedUpload",
     "WrapperStore",
+    "cut_listing",
     "pinned_head",
     "split",
 ]
@@ -91,6 +94,58 @@ class ListPage:
 
     objects: Sequence[ObjectMeta] = ()
     prefixes: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteFailure:
+    """A path a delete did not confirm: the store refused that key (``code``,
+    ``message``: S3's per-key error) or the request carrying it failed as a whole
+    (``error``: the exception, already translated, e.g. ``FileNotFoundError`` for a
+    missing bucket)."""
+
+    path: str
+    code: str | None = None
+    message: str = ""
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    """What a :meth:`ObjectStore.delete` did: ``deleted``, the paths the store confirmed
+    gone (missing ones count); ``errors``, one :class:`DeleteFailure` per path it did not.
+
+    A delete reports instead of raising so that a caller (the consistent view, the
+    namespace) can record exactly the confirmed paths and then
+    :meth:`raise_errors`; a layer that filters the paths must keep the errors.
+    """
+
+    deleted: Sequence[str] = ()
+    errors: Sequence[DeleteFailure] = ()
+
+    @classmethod
+    def combine(cls, *results: DeleteResult) -> DeleteResult:
+        """One result of several deletes (a layer that split the paths between stores)."""
+        return cls([p for r in results for p in r.deleted], [e for r in results for e in r.errors])
+
+    def raise_errors(self, path: str | None = None) -> None:
+        """Raise the first failure (its own exception if the request failed as a whole,
+        else an :class:`~emrfs.errors.EmrfsError` counting the refusals); ``path``: what
+        the operation was about, for the message.  Nothing when all were confirmed."""
+        if not self.errors:
+            return
+        first = self.errors[0]
+        if first.error is not None:
+            raise first.error
+        from ..errors import EmrfsError
+
+        total = len(self.errors) + len(self.deleted)
+        raise EmrfsError(
+            f"the store refused to delete {len(self.errors)} of {total} objects"
+            f"{f' under {path!r}' if path else ''}, e.g. {first.path}: {first.code} "
+            f"{first.message}; run the delete again",
+            path or first.path,
+            code=first.code,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,26 +245,70 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
-        """Server-side copy; ``metadata`` replaces the source's user metadata when given."""
+        """Server-side copy; returns the new object (its ETag and version as the store
+        reports them, so no HEAD is needed after).  ``metadata`` replaces the source's
+        user metadata when given.  ``source_size``: the source's size when the caller
+        knows it (a listing said so); a store may then skip reading the source's status,
+        and the meta returned may leave ``metadata`` and ``content_type`` unknown (empty)."""
 
     @abc.abstractmethod
-    async def delete(self, paths: Sequence[str]) -> list[str]:
-        """Delete objects (missing ones count as deleted); returns the paths the store
-        confirmed deleted.  Paths may span buckets."""
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
+        """Delete objects (missing ones count as deleted); paths may span buckets.
+        Reports the paths confirmed deleted and, per path not, why
+        (:class:`DeleteResult`); raises only for a call that cannot be made at all."""
 
     @abc.abstractmethod
-    def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+    def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
         """Pages of objects whose path starts with ``prefix`` (``bucket/`` lists the
-        bucket), in key order; with ``delimiter="/"``, one level and its common prefixes."""
+        bucket), in key order; with ``delimiter="/"``, one level and its common prefixes.
+        ``limit``: at most that many entries (objects and common prefixes together, the
+        first in key order), fetched as such (S3's ``MaxKeys``): "is there anything
+        under ``d/``" costs one short request, not a page of 1,000."""
 
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
         """Complete an upload another writer :meth:`ObjectWriter.stage`\\ d."""
         raise NotImplementedError(f"{type(self).__name__} cannot complete staged uploads")
 
+    async def abort_staged(self, staged: StagedUpload) -> None:
+        """Discard a staged upload's parts, nothing published; one already completed or
+        aborted is fine (a job abort may run twice)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot abort staged uploads")
+
     async def close(self) -> None:  # noqa: B027 - optional: a store may hold nothing
         """Release connections.  The store may not be used afterwards."""
+
+
+async def cut_listing(pages: AsyncIterator[ListPage], limit: int | None) -> AsyncIterator[ListPage]:
+    """``pages`` cut to their first ``limit`` entries (objects and prefixes together, in
+    key order): for a layer that merges listings of its own (each source asked with the
+    same ``limit``, so the first entries of the merge are among theirs)."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"a listing's limit must be at least 1, not {limit}")
+    left = limit
+    async for page in pages:
+        if left is None:
+            yield page
+            continue
+        entries = sorted(
+            [(o.path, o) for o in page.objects] + [(p, None) for p in page.prefixes],
+            key=lambda e: e[0],
+        )[:left]
+        left -= len(entries)
+        yield ListPage(
+            objects=[o for _, o in entries if o is not None],
+            prefixes=[p for p, o in entries if o is None],
+        )
+        if left <= 0:
+            return
 
 
 async def pinned_head(store: ObjectStore, path: str, if_match: str | None) -> ObjectMeta:
@@ -287,18 +386,28 @@ class WrapperStore(ObjectStore):
         )
 
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
-        return await self.inner.copy(src, dst, metadata=metadata)
+        return await self.inner.copy(src, dst, metadata=metadata, source_size=source_size)
 
-    async def delete(self, paths: Sequence[str]) -> list[str]:
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
         return await self.inner.delete(paths)
 
-    def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
-        return self.inner.list(prefix, delimiter=delimiter)
+    def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
+        return self.inner.list(prefix, delimiter=delimiter, limit=limit)
 
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
         return await self.inner.complete_staged(staged)
+
+    async def abort_staged(self, staged: StagedUpload) -> None:
+        await self.inner.abort_staged(staged)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -5,96 +5,48 @@ Everything boto-shaped stops here.  The client's policy comes along unchanged:
 request retries, resumable bodies (``read_range``/``get_object_stream``), errors
 translated once (``map_s3_errors``) and the ``pinned_get`` hook through which
 every GET pinned to an ETag passes.  The SSE arguments of each request family
-are built here too, from the :class:`~emrfs.config.SSEOptions` the store was
-made with (:func:`sse_arguments`, pure; :mod:`emrfs.crypto.sse` has the rules).
-
-Responses become :class:`~emrfs.store.protocol.ObjectMeta`: user metadata with
-lower-case names and no ``x-amz-meta-`` prefix, the ETag quoted as S3 sends it.
+come from the :class:`~emrfs.config.SSEOptions` the store was made with, and
+responses become :class:`~emrfs.store.protocol.ObjectMeta`, by the pure functions
+of :mod:`emrfs.store.s3_shapes` (importable from here too).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..config import S3Options, SSEOptions
 from ..crypto import sse as _sse
-from ..errors import ChangedError, EmrfsError, not_found
+from ..errors import ChangedError
 from ..s3.client import S3Client
 from ..s3.listing import list_pages
 from ..s3.multipart import MultipartUpload, UploadPurge, part_ranges
 from .protocol import (
+    DeleteFailure,
+    DeleteResult,
     ListPage,
     ObjectMeta,
     ObjectStore,
     ObjectWriter,
     StagedUpload,
+    cut_listing,
     pinned_head,
     split,
+)
+from .s3_shapes import (
+    COPY_PART_KEYS,
+    SSEArguments,
+    check_range,
+    meta_from_response,
+    object_key,
+    sse_arguments,
 )
 
 __all__ = ["S3Store", "SSEArguments", "sse_arguments", "meta_from_response"]
 
 #: Keys one DeleteObjects request may carry.
 DELETE_BATCH = 1000
-#: UploadPartCopy takes the SSE-C keys of both ends but none of the write settings.
-_COPY_PART_KEYS = (
-    "SSECustomerAlgorithm",
-    "SSECustomerKey",
-    "SSECustomerKeyMD5",
-    "CopySourceSSECustomerAlgorithm",
-    "CopySourceSSECustomerKey",
-    "CopySourceSSECustomerKeyMD5",
-)
-
-
-@dataclass(frozen=True)
-class SSEArguments:
-    """The SSE request arguments of one set of options, per request family."""
-
-    write: Mapping[str, Any]  # put_object, create_multipart_upload
-    part: Mapping[str, Any]  # upload_part
-    read: Mapping[str, Any]  # get_object, head_object
-
-    @staticmethod
-    def copy(dest: SSEOptions, source: SSEOptions) -> dict[str, Any]:
-        """copy_object: the destination's settings and the source's SSE-C key."""
-        return _sse.copy_kwargs(dest, source)
-
-
-def sse_arguments(options: SSEOptions) -> SSEArguments:
-    """The SSE arguments every request of a store with ``options`` carries (pure; raises
-    :class:`~emrfs.errors.ConfigurationError` for a malformed SSE-C key)."""
-    return SSEArguments(
-        _sse.write_kwargs(options), _sse.part_kwargs(options), _sse.read_kwargs(options)
-    )
-
-
-def meta_from_response(
-    path: str, response: Mapping[str, Any], size: int | None = None
-) -> ObjectMeta:
-    """An ObjectMeta from a HeadObject/GetObject/PutObject/Complete response (``size`` when
-    the response does not carry the length, as a PUT's does not)."""
-    length = response.get("ContentLength") if size is None else size
-    return ObjectMeta(
-        path,
-        int(length or 0),
-        etag=response.get("ETag"),
-        last_modified=response.get("LastModified"),
-        version_id=response.get("VersionId"),
-        metadata={k.lower(): v for k, v in (response.get("Metadata") or {}).items()},
-        content_type=response.get("ContentType"),
-        storage_class=response.get("StorageClass"),
-    )
-
-
-def _object_key(path: str) -> tuple[str, str]:
-    bucket, key = split(path)
-    if not bucket or not key:
-        raise not_found(path, "a bucket is not an object; give bucket/key")
-    return bucket, key
 
 
 class S3Store(ObjectStore):
@@ -136,7 +88,7 @@ class S3Store(ObjectStore):
     # --- reading -------------------------------------------------------------------------
 
     async def head(self, path: str) -> ObjectMeta:
-        bucket, key = _object_key(path)
+        bucket, key = object_key(path)
         response = await self.client.call(
             "head_object", path, Bucket=bucket, Key=key, **self.arguments.read
         )
@@ -151,8 +103,8 @@ class S3Store(ObjectStore):
     async def get_range(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
     ) -> bytes:
-        bucket, key = _object_key(path)
-        _check_range(path, start, end)
+        bucket, key = object_key(path)
+        check_range(path, start, end)
         if end is not None:
             return await self.client.read_range(
                 path, bucket, key, start, end, **self._get_kwargs(if_match)
@@ -169,8 +121,8 @@ class S3Store(ObjectStore):
     async def get(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
     ) -> tuple[ObjectMeta, bytes]:
-        bucket, key = _object_key(path)
-        _check_range(path, start, end)
+        bucket, key = object_key(path)
+        check_range(path, start, end)
         responses: list[dict[str, Any]] = []
         kwargs = self._get_kwargs(if_match)
         if end is not None:
@@ -199,8 +151,8 @@ class S3Store(ObjectStore):
         if_match: str | None = None,
         chunk_size: int = 8 * 1024 * 1024,
     ) -> AsyncIterator[bytes]:
-        bucket, key = _object_key(path)
-        _check_range(path, start, end)
+        bucket, key = object_key(path)
+        check_range(path, start, end)
         if end is not None and end <= start:
             return
         async for chunk in self.client.get_object_stream(
@@ -229,7 +181,7 @@ class S3Store(ObjectStore):
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
     ) -> ObjectMeta:
-        bucket, key = _object_key(path)
+        bucket, key = object_key(path)
         kwargs = self._create_kwargs(metadata, content_type)
         if if_none_match:
             kwargs["IfNoneMatch"] = "*"
@@ -250,7 +202,7 @@ class S3Store(ObjectStore):
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
     ) -> ObjectWriter:
-        bucket, key = _object_key(path)
+        bucket, key = object_key(path)
         upload = MultipartUpload(
             self.client,
             path,
@@ -266,7 +218,7 @@ class S3Store(ObjectStore):
         return S3Writer(upload, metadata, content_type)
 
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
-        bucket, key = _object_key(staged.path)
+        bucket, key = object_key(staged.path)
         parts = [{"PartNumber": n, "ETag": e} for n, e in sorted(staged.parts)]
         response = await self.client.call(
             "complete_multipart_upload",
@@ -278,12 +230,40 @@ class S3Store(ObjectStore):
         )
         return meta_from_response(staged.path, response, size=staged.size)
 
+    async def abort_staged(self, staged: StagedUpload) -> None:
+        bucket, key = object_key(staged.path)
+        try:
+            await self.client.call(
+                "abort_multipart_upload",
+                staged.path,
+                Bucket=bucket,
+                Key=key,
+                UploadId=staged.upload_id,
+            )
+        except FileNotFoundError:
+            pass  # NoSuchUpload: completed or aborted already
+
     async def copy(
-        self, src: str, dst: str, *, metadata: Mapping[str, str] | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
     ) -> ObjectMeta:
-        sb, sk = _object_key(src)
-        db, dk = _object_key(dst)
+        sb, sk = object_key(src)
+        object_key(dst)
         source_sse = self._source_sse(src) if self._source_sse else self.sse
+        if (
+            source_size is not None
+            and metadata is None
+            and source_size <= self.options.copy_threshold
+        ):
+            # the caller knows the size: one CopyObject, no HEAD (the metadata is copied
+            # as it is, so the meta returned leaves it unknown)
+            return await self._copy_object(
+                src, dst, source_size, None, SSEArguments.copy(self.sse, source_sse)
+            )
         # the source's size (a large one is copied in parts) and ETag (the copy is pinned
         # to it, so the meta returned describes the bytes copied)
         head = await self.client.call(
@@ -292,34 +272,49 @@ class S3Store(ObjectStore):
         source = meta_from_response(src, head)
         extra = SSEArguments.copy(self.sse, source_sse)
         new_metadata = dict(source.metadata if metadata is None else metadata)
-        label = f"{src} -> {dst}"
         if source.size > self.options.copy_threshold:
             return await self._copy_in_parts(source, dst, new_metadata, extra)
         if metadata is not None:
             extra.update(MetadataDirective="REPLACE", Metadata=new_metadata)
             if source.content_type:  # REPLACE would reset it to S3's default
                 extra["ContentType"] = source.content_type
+        return await self._copy_object(src, dst, source.size, source, extra, new_metadata)
+
+    async def _copy_object(
+        self,
+        src: str,
+        dst: str,
+        size: int,
+        source: ObjectMeta | None,
+        extra: dict[str, Any],
+        new_metadata: dict[str, str] | None = None,
+    ) -> ObjectMeta:
+        """One CopyObject, pinned to ``source``'s ETag when the source was read."""
+        (sb, sk), (db, dk) = split(src), split(dst)
+        if source is not None and source.etag:
+            extra = {**extra, "CopySourceIfMatch": source.etag}
         try:
             response = await self.client.call(
                 "copy_object",
-                label,
+                f"{src} -> {dst}",
                 Bucket=db,
                 Key=dk,
                 CopySource={"Bucket": sb, "Key": sk},
-                CopySourceIfMatch=source.etag,
                 **extra,
             )
         except FileExistsError as exc:  # the table's reading of 412: the source changed
+            if source is None:
+                raise
             raise ChangedError(src, source.etag or "", None) from exc
         result = response.get("CopyObjectResult") or {}
         return ObjectMeta(
             dst,
-            source.size,
+            size,
             result.get("ETag"),
             result.get("LastModified"),
             response.get("VersionId"),
-            new_metadata,
-            source.content_type,
+            new_metadata if new_metadata is not None else {},
+            source.content_type if source is not None else None,
         )
 
     async def _copy_in_parts(
@@ -337,7 +332,7 @@ class S3Store(ObjectStore):
             purge=self.purge,
         )
         await upload.start()
-        part_extra = {k: v for k, v in extra.items() if k in _COPY_PART_KEYS}
+        part_extra = {k: v for k, v in extra.items() if k in COPY_PART_KEYS}
         if source.etag:
             part_extra["CopySourceIfMatch"] = source.etag
         try:
@@ -359,59 +354,71 @@ class S3Store(ObjectStore):
             size=source.size,
         )
 
-    async def delete(self, paths: Sequence[str]) -> list[str]:
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
         by_bucket: dict[str, list[str]] = {}
         for path in dict.fromkeys(paths):
-            bucket, key = _object_key(path)
+            bucket, key = object_key(path)
             by_bucket.setdefault(bucket, []).append(key)
         semaphore = asyncio.Semaphore(self.options.max_concurrency)
-        confirmed: list[str] = []
-        failures: list[BaseException] = []
+        deleted: list[str] = []
+        errors: list[DeleteFailure] = []
 
         async def one(bucket: str, batch: list[str]) -> None:
-            async with semaphore:
-                response = await self.client.call(
-                    "delete_objects",
-                    f"{bucket}/{batch[0]}",
-                    Bucket=bucket,
-                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
-                )
-            errors = response.get("Errors") or []
-            refused = {e.get("Key") for e in errors}
-            confirmed.extend(f"{bucket}/{k}" for k in batch if k not in refused)
-            if errors:
-                first = errors[0]
-                failures.append(
-                    EmrfsError(
-                        f"S3 refused to delete {len(errors)} of {len(batch)} objects in "
-                        f"{bucket!r}, e.g. {bucket}/{first.get('Key')}: {first.get('Code')} "
-                        f"{first.get('Message')}; run the delete again",
-                        f"{bucket}/{first.get('Key')}",
-                        code=first.get("Code"),
+            try:
+                async with semaphore:
+                    response = await self.client.call(
+                        "delete_objects",
+                        f"{bucket}/{batch[0]}",
+                        Bucket=bucket,
+                        Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
                     )
+            except OSError as exc:  # the batch as a whole (translated): none confirmed
+                errors.extend(
+                    DeleteFailure(f"{bucket}/{k}", getattr(exc, "code", None), str(exc), exc)
+                    for k in batch
                 )
+                return
+            refused = {e.get("Key"): e for e in response.get("Errors") or []}
+            deleted.extend(f"{bucket}/{k}" for k in batch if k not in refused)
+            errors.extend(
+                DeleteFailure(f"{bucket}/{k}", e.get("Code"), e.get("Message") or "")
+                for k, e in refused.items()
+            )
 
-        results = await asyncio.gather(
+        await asyncio.gather(
             *(
                 one(bucket, keys[i : i + DELETE_BATCH])
                 for bucket, keys in by_bucket.items()
                 for i in range(0, len(keys), DELETE_BATCH)
-            ),
-            return_exceptions=True,
+            )
         )
-        failures.extend(r for r in results if isinstance(r, BaseException))
-        if failures:
-            raise failures[0]
-        return confirmed
+        return DeleteResult(deleted, errors)
 
     # --- listing -------------------------------------------------------------------------
 
-    async def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[ListPage]:
+    async def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
         bucket, key_prefix = split(prefix)
         if not bucket:
             raise ValueError("list needs a prefix that starts with a bucket name")
+        if limit is not None and limit < 1:
+            raise ValueError(f"list of {prefix!r}: limit must be at least 1, not {limit}")
+        pages = self._pages(prefix, bucket, key_prefix, delimiter, limit)
+        async for page in cut_listing(pages, limit):  # S3 may send more than MaxKeys asks
+            yield page
+
+    async def _pages(
+        self, prefix: str, bucket: str, key_prefix: str, delimiter: str | None, limit: int | None
+    ) -> AsyncIterator[ListPage]:
         async for page in list_pages(
-            self.client, prefix, bucket, key_prefix, delimiter=delimiter, page_size=self.page_size
+            self.client,
+            prefix,
+            bucket,
+            key_prefix,
+            delimiter=delimiter,
+            max_keys=limit,
+            page_size=self.page_size,
         ):
             yield ListPage(
                 objects=[
@@ -486,8 +493,3 @@ def _whole_size(response: Mapping[str, Any]) -> int:
     """The whole object's length: a ranged GET's ``Content-Range`` total, else its length."""
     _, _, total = (response.get("ContentRange") or "").rpartition("/")
     return int(total) if total.isdigit() else int(response.get("ContentLength") or 0)
-
-
-def _check_range(path: str, start: int, end: int | None) -> None:
-    if start < 0 or (end is not None and end < 0):
-        raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")

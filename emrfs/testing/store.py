@@ -35,111 +35,21 @@ through the side channel, never only through the store under test.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as _dt
-from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import pytest
 
 from ..errors import ChangedError
-from ..store.protocol import ListPage, ObjectMeta, ObjectStore, StagedUpload
+from ..store.protocol import ObjectStore, StagedUpload
+from ._store_base import StoreTestBase, _bare, _listing, _sample, _store_test
+from .store_copy_list import CopyDeleteListTests
 
-__all__ = ["StoreTests"]
-
-MiB = 1024 * 1024
-
-_Body = Callable[[Any, ObjectStore, str], Awaitable[None]]
+__all__ = ["StoreTests", "StoreTestBase"]
 
 
-def _store_test(body: _Body) -> Callable[..., None]:
-    """An ``async def test(self, store, root)`` as a pytest test run on its own loop."""
-
-    def test(self, store: ObjectStore, root: str, store_loop: asyncio.AbstractEventLoop) -> None:
-        async def run() -> None:
-            try:
-                await body(self, store, root)
-            finally:
-                await store.close()
-
-        store_loop.run_until_complete(run())
-
-    # no functools.wraps: pytest would read the body's signature (no store_loop) through it
-    test.__name__ = body.__name__
-    test.__qualname__ = body.__qualname__
-    test.__doc__ = body.__doc__
-    return test
-
-
-def _sample(size: int) -> bytes:
-    return bytes(range(256)) * (size // 256) + bytes(range(size % 256))
-
-
-def _bare(etag: str | None) -> str:
-    return (etag or "").strip('"')
-
-
-async def _listing(
-    store: ObjectStore, prefix: str, delimiter: str | None = None
-) -> tuple[list[ObjectMeta], list[str]]:
-    objects: list[ObjectMeta] = []
-    prefixes: list[str] = []
-    async for page in store.list(prefix, delimiter=delimiter):
-        assert isinstance(page, ListPage)
-        objects.extend(page.objects)
-        prefixes.extend(page.prefixes)
-    return objects, prefixes
-
-
-class StoreTests:
+class StoreTests(CopyDeleteListTests, StoreTestBase):
     """The contract every ObjectStore meets (see the module doc for how to use it)."""
-
-    #: smallest part but the last a multipart write of the store accepts
-    part_size: int = 5 * MiB
-    #: keys for the listing beyond one S3 page (1,000)
-    many_keys: int = 1005
-    #: a layer that serves the version it saw last (the block cache) learns of a write
-    #: made past it at its next ``head`` or listing of the path: the suite looks first
-    remembers_versions: bool = False
-
-    # --- what a subclass provides ----------------------------------------------------------
-
-    @pytest.fixture
-    def store(self) -> ObjectStore:
-        raise NotImplementedError("provide a `store` fixture: the ObjectStore under test")
-
-    @pytest.fixture
-    def root(self, store: ObjectStore) -> str:
-        raise NotImplementedError("provide a `root` fixture: an empty bucket for the test")
-
-    def raw_put(self, path: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
-        raise NotImplementedError("provide raw_put: write past the store under test")
-
-    def raw_get(self, path: str) -> bytes:
-        raise NotImplementedError("provide raw_get: read past the store under test")
-
-    def raw_metadata(self, path: str) -> dict[str, str]:
-        raise NotImplementedError("provide raw_metadata: user metadata, lower-case names")
-
-    def raw_open_uploads(self, bucket: str) -> list[str] | None:
-        """Paths in ``bucket`` with a multipart upload open; None if the side channel
-        cannot tell."""
-        return None
-
-    def raw_put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
-        for path, data in items:
-            self.raw_put(path, data)
-
-    @pytest.fixture
-    def store_loop(self) -> Iterable[asyncio.AbstractEventLoop]:
-        loop = asyncio.new_event_loop()
-        yield loop
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-    def assert_missing(self, path: str) -> None:
-        with pytest.raises(FileNotFoundError):
-            self.raw_get(path)
 
     # --- head and metadata -----------------------------------------------------------------
 
@@ -369,71 +279,22 @@ class StoreTests:
         meta = await store.complete_staged(staged)
         assert self.raw_get(path) == data and meta.size == len(data)
         assert not self.raw_open_uploads(root)
-
-    # --- copy and delete -------------------------------------------------------------------
-
-    @_store_test
-    async def test_copy(self, store: ObjectStore, root: str) -> None:
-        src, dst, dst2 = f"{root}/src", f"{root}/copies/dst", f"{root}/copies/dst2"
-        data = _sample(4000)
-        await store.put(src, data, metadata={"origin": "src"}, content_type="image/png")
-        meta = await store.copy(src, dst)
-        assert self.raw_get(dst) == data and self.raw_get(src) == data
-        assert self.raw_metadata(dst) == {"origin": "src"}
-        assert meta.path == dst and meta.size == len(data)
-        assert _bare(meta.etag) == _bare((await store.head(dst)).etag)
-        replaced = await store.copy(src, dst2, metadata={"origin": "copy", "extra": "1"})
-        assert self.raw_metadata(dst2) == {"origin": "copy", "extra": "1"}
-        assert dict(replaced.metadata) == {"origin": "copy", "extra": "1"}
-        assert (await store.head(dst2)).content_type == "image/png"
-        assert self.raw_get(dst2) == data
-        with pytest.raises(FileNotFoundError):
-            await store.copy(f"{root}/nothing", f"{root}/copies/none")
-        self.assert_missing(f"{root}/copies/none")
+        await store.abort_staged(staged)  # completed already: nothing to do
+        assert self.raw_get(path) == data
 
     @_store_test
-    async def test_delete_many_including_missing(self, store: ObjectStore, root: str) -> None:
-        paths = [f"{root}/del/{i}" for i in range(5)]
-        self.raw_put_many((p, b"x") for p in paths)
-        self.raw_put(f"{root}/del-keep", b"kept")
-        gone = await store.delete([*paths, f"{root}/del/missing"])
-        assert set(gone) == set(paths) | {f"{root}/del/missing"}
-        for p in paths:
-            self.assert_missing(p)
-        assert self.raw_get(f"{root}/del-keep") == b"kept"
-        assert await store.delete([]) == []
-
-    # --- listing ---------------------------------------------------------------------------
-
-    @_store_test
-    async def test_list(self, store: ObjectStore, root: str) -> None:
-        keys = ["a", "b/c", "b/d/e", "b/d/f", "c_x", "c_y/z"]
-        self.raw_put_many((f"{root}/{k}", k.encode()) for k in keys)
-        objects, prefixes = await _listing(store, f"{root}/")
-        assert [o.path for o in objects] == [f"{root}/{k}" for k in keys] and prefixes == []
-        assert [o.size for o in objects] == [len(k) for k in keys]
-        head = await store.head(f"{root}/b/c")
-        assert _bare(objects[1].etag) == _bare(head.etag)
-        objects, prefixes = await _listing(store, f"{root}/", delimiter="/")
-        assert [o.path for o in objects] == [f"{root}/a", f"{root}/c_x"]
-        assert prefixes == [f"{root}/b/", f"{root}/c_y/"]
-        objects, prefixes = await _listing(store, f"{root}/b/", delimiter="/")
-        assert [o.path for o in objects] == [f"{root}/b/c"] and prefixes == [f"{root}/b/d/"]
-        objects, prefixes = await _listing(store, f"{root}/b/d")  # a prefix, not a directory
-        assert [o.path for o in objects] == [f"{root}/b/d/e", f"{root}/b/d/f"]
-        objects, prefixes = await _listing(store, f"{root}/c", delimiter="/")
-        assert [o.path for o in objects] == [f"{root}/c_x"] and prefixes == [f"{root}/c_y/"]
-        assert await _listing(store, f"{root}/zzz") == ([], [])
-        assert await _listing(store, root) == await _listing(store, f"{root}/")
-
-    @_store_test
-    async def test_list_beyond_one_page(self, store: ObjectStore, root: str) -> None:
-        names = [f"{i:04d}/x" for i in range(self.many_keys)]
-        self.raw_put_many((f"{root}/{n}", b"") for n in names)
-        objects, prefixes = await _listing(store, f"{root}/")
-        assert [o.path for o in objects] == [f"{root}/{n}" for n in names]
-        objects, prefixes = await _listing(store, f"{root}/", delimiter="/")
-        assert objects == [] and prefixes == [f"{root}/{i:04d}/" for i in range(self.many_keys)]
+    async def test_abort_staged(self, store: ObjectStore, root: str) -> None:
+        path = f"{root}/staged-aborted"
+        writer, _ = await self._write_parts(store, path)
+        try:
+            staged = await writer.stage()
+        except NotImplementedError:
+            await writer.abort()
+            pytest.skip(f"{type(store).__name__} does not stage uploads")
+        await store.abort_staged(staged)
+        await store.abort_staged(staged)  # twice is fine (a job abort may run again)
+        self.assert_missing(path)
+        assert not self.raw_open_uploads(root)
 
     # --- pinned reads ------------------------------------------------------------------------
 

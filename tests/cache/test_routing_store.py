@@ -180,6 +180,10 @@ def test_deletes_go_to_the_side_that_holds_each_path(routed):
     memory.place("bkt/job/part-0", b"p")
     run(store.put("bkt/job/_temporary/0/t", b"t"))
     gone = run(store.delete(["bkt/job/part-0", "bkt/job/_temporary/0/t", "bkt/job/missing"]))
-    assert sorted(gone) == ["bkt/job/_temporary/0/t", "bkt/job/missing", "bkt/job/part-0"]
+    assert sorted(gone.deleted) == [
+        "bkt/job/_temporary/0/t",
+        "bkt/job/missing",
+        "bkt/job/part-0",
+    ]
     assert memory.stored("bkt/job/part-0") is None
     assert not tier.exists("bkt/job/_temporary/0/t")

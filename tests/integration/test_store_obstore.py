@@ -23,7 +23,7 @@ from emrfs.errors import (
     ConfigurationError,
     TransportError,
 )
-from emrfs.store import ListPage, ObjectMeta, ObjectStore, ObjectWriter
+from emrfs.store import DeleteResult, ListPage, ObjectMeta, ObjectStore, ObjectWriter
 from emrfs.store.obstore import (
     ObstoreStore,
     choose_transport,
@@ -79,7 +79,7 @@ class BotoFallback(ObjectStore):
         self.calls.append(("writer", path))
         raise NotImplementedError("recorded only")
 
-    async def copy(self, src, dst, *, metadata: Mapping[str, str] | None = None):
+    async def copy(self, src, dst, *, metadata: Mapping[str, str] | None = None, source_size=None):
         self.calls.append(("copy", src))
         (sb, sk), (db, dk) = src.split("/", 1), dst.split("/", 1)
         extra = {"Metadata": dict(metadata), "MetadataDirective": "REPLACE"} if metadata else {}
@@ -88,17 +88,19 @@ class BotoFallback(ObjectStore):
         )
         return await self.head(dst)
 
-    async def delete(self, paths: Sequence[str]) -> list[str]:
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
         self.calls.append(("delete", ",".join(paths)))
         for path in paths:
             b, k = path.split("/", 1)
             await self._run(self.s3.delete_object, Bucket=b, Key=k)
-        return list(paths)
+        return DeleteResult(list(paths))
 
-    async def list(self, prefix, *, delimiter=None) -> AsyncIterator[ListPage]:
+    async def list(self, prefix, *, delimiter=None, limit=None) -> AsyncIterator[ListPage]:
         self.calls.append(("list", prefix))
         b, _, p = prefix.partition("/")
         kwargs = {"Bucket": b, "Prefix": p, **({"Delimiter": delimiter} if delimiter else {})}
+        if limit is not None:  # one short page, as S3's MaxKeys
+            kwargs["PaginationConfig"] = {"MaxItems": limit, "PageSize": limit}
         for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
             yield ListPage(
                 [
@@ -243,7 +245,9 @@ def test_copy_delete_and_listing(store, fallback, emrfs_s3, bucket):
     )
     assert root == ([f"{bucket}/dz", f"{bucket}/e_$folder$"], [f"{bucket}/d/"])
     assert len(everything[0]) == 8
-    assert sorted(deleted) == sorted([f"{bucket}/d/x2", f"{bucket}/d/y", f"{bucket}/absent"])
+    assert sorted(deleted.deleted) == sorted(
+        [f"{bucket}/d/x2", f"{bucket}/d/y", f"{bucket}/absent"]
+    )
     left = {o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket)["Contents"]}
     assert left == {"d/", "d/x", "d/sub/", "d/sub/z", "dz", "e_$folder$"}
     assert fallback.calls == []

@@ -13,11 +13,15 @@ import pytest
 from emrfs.consistency import ConsistentView, InMemoryMetadataStore, create_retry_policy
 from emrfs.consistency.layer import ConsistentStore
 from emrfs.consistency.store import Entry, MetadataStore
+from emrfs.crypto.store import EncryptingStore
 from emrfs.errors import ChangedError, ConsistencyError, not_found
 from emrfs.store import MemoryStore
 from emrfs.store.memory import StoredObject
-from emrfs.store.protocol import ListPage, ObjectMeta
+from emrfs.store.protocol import DeleteResult, ListPage, ObjectMeta
+from emrfs.testing.store import StoreTests
 from tests.unit import test_store_memory as memory_suite
+from tests.unit.crypto.store_side_channel import cse_options
+from tests.unit.crypto.test_encrypting_store import MemoryBelow
 
 
 def fast_view(table: MetadataStore, retries: int = 3) -> ConsistentView:
@@ -73,7 +77,10 @@ def test_writes_are_recorded_after_the_store_confirms_and_deletes_leave_tombston
             assert row is not None and row.live and not row.is_dir
             assert (row.size, f'"{row.etag}"') == (meta.size, memory.stored(meta.path).etag)
         assert table.get("b/d").is_dir and table.get("b/e").is_dir  # ancestors recorded
-        assert await layer.delete(["b/d/put", "b/d/never"]) == ["b/d/put", "b/d/never"]
+        assert list((await layer.delete(["b/d/put", "b/d/never"])).deleted) == [
+            "b/d/put",
+            "b/d/never",
+        ]
         assert table.get("b/d/put").deleted and table.get("b/d/put").ttl
         assert table.get("b/d/parts").live
         await layer.put("b/markers/", b"")  # folder markers: the namespace's, not recorded
@@ -121,10 +128,10 @@ class LaggingStore(MemoryStore):
         self._behind[path] = [self.lag, before]
         return meta
 
-    async def delete(self, paths: Sequence[str]) -> list[str]:
+    async def delete(self, paths: Sequence[str]) -> DeleteResult:
         before = {p: self.stored(p) for p in paths}
         done = await super().delete(paths)
-        for path in done:
+        for path in done.deleted:
             self._behind[path] = [self.lag, before[path]]
         return done
 
@@ -218,3 +225,66 @@ def test_a_store_that_lags_past_the_policy_is_a_consistency_error_naming_the_pat
             assert "b/late" in str(info.value)
 
     asyncio.run(go())
+
+
+# --- over the encryption layer, as the stack orders them -----------------------------------
+
+
+class TestConsistentStoreOverEncryption(MemoryBelow, StoreTests):
+    """consistent over encrypted over memory: the contract holds, every object below is
+    sealed, and the rows hold what readers see (plaintext sizes)."""
+
+    seal_raw = True
+
+    @pytest.fixture
+    def store(self) -> ConsistentStore:
+        self.memory = MemoryStore(versioned=True, min_part_size=self.part_size)
+        self.cse = cse_options()
+        self.table = InMemoryMetadataStore()
+        return ConsistentStore(EncryptingStore(self.memory, self.cse), fast_view(self.table))
+
+    def _raw_write(self, path: str, data: bytes, metadata: Mapping[str, str]) -> None:
+        mend_row(self.table, self.memory.place(path, data, metadata))
+
+
+def test_rows_over_the_encryption_layer_hold_plaintext_sizes():
+    memory, table = MemoryStore(), InMemoryMetadataStore()
+    memory.create_bucket("b")
+    layer = ConsistentStore(EncryptingStore(memory, cse_options()), fast_view(table))
+
+    async def go() -> None:
+        meta = await layer.put("b/secret", b"plain text")
+        assert meta.size == 10 < memory.stored("b/secret").meta("b/secret").size  # sealed
+        assert (await layer.head("b/secret")).size == 10
+        assert await layer.get_range("b/secret", 6) == b"text"
+
+    asyncio.run(go())
+    assert table.get("b/secret").size == 10
+    assert b"plain" not in memory.stored("b/secret").data
+
+
+def test_from_options_takes_the_policy_and_the_log_mode():
+    """``consistency.throw_exception_on_inconsistency=false``: when the policy runs out,
+    what the store shows is the answer (logged), not a ConsistencyError."""
+    from emrfs.config import load
+
+    options = load(
+        {
+            "consistent": True,
+            "consistency.retry_policy_type": "fixed",
+            "consistency.retry_count": 1,
+            "consistency.retry_period_seconds": 0.01,
+            "consistency.throw_exception_on_inconsistency": "false",
+        }
+    )
+    lagging, table = LaggingStore(lag=100), InMemoryMetadataStore()
+    lagging.create_bucket("b")
+    layer = ConsistentStore.from_options(lagging, options, store=table)
+
+    async def go() -> None:
+        await layer.put("b/late", b"x")
+        with pytest.raises(FileNotFoundError):
+            await layer.head("b/late")
+
+    asyncio.run(go())
+    assert layer.view.policy.delay(0) == 0.01 and layer.view.policy.delay(1) is None

@@ -165,3 +165,41 @@ def test_the_shared_session_parses_timestamps_with_the_fast_parser():
     factory = _shared_session(None).get_component("response_parser_factory")
     parser = factory.create_parser("rest-xml")
     assert parser._timestamp_parser is _parse_timestamp
+
+
+def test_whole_listing_pages_skip_botocores_second_parse_and_cut_ones_still_retry(monkeypatch):
+    import botocore.handlers
+
+    session = _shared_session(None)
+    model = asyncio.run(session.get_service_model("s3")).operation_model("ListObjectsV2")
+    events = session.get_component("event_emitter")
+    head = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    answers = {
+        "whole": head
+        + b"<ListBucketResult><Name>b</Name><KeyCount>0</KeyCount></ListBucketResult>\n",
+        "cut": head + b"<ListBucketResult><Contents><Key>a</Ke",
+        "error": head + b"<Error><Code>InternalError</Code><Message>x</Message></Error>",
+    }
+    parses: list[int] = []
+    tree_parser = botocore.handlers.ETree.XMLParser
+
+    def counted_parser(*args, **kwargs):
+        parses.append(1)
+        return tree_parser(*args, **kwargs)
+
+    monkeypatch.setattr(botocore.handlers.ETree, "XMLParser", counted_parser)
+    status = {}
+    for name, body in answers.items():
+        response = {"status_code": 200, "body": body, "headers": {}}
+        parses.clear()
+        asyncio.run(
+            events.emit(
+                "before-parse.s3.ListObjectsV2",
+                operation_model=model,
+                response_dict=response,
+                customized_response_dict={},
+            )
+        )
+        status[name] = (response["status_code"], len(parses))
+    assert status["whole"] == (200, 0)  # no second parse of a whole page
+    assert status["cut"][0] == 500 and status["error"][0] == 500  # retried, as botocore does
