@@ -481,7 +481,7 @@ class EncryptingStore(WrapperStore):
                 **_user_metadata(dst, metadata),
                 **envelope_names(source.stored.metadata),
             }
-        copied = await self.inner.copy(src, dst, metadata=replaced)
+        copied = await self.inner.copy(src, dst, metadata=replaced, source_size=source.stored.size)
         if source.instruction is not None:
             try:
                 await self.inner.copy(self.instruction_path(src), self.instruction_path(dst))
