@@ -26,6 +26,7 @@ from fsspec.spec import AbstractBufferedFile
 
 from . import paths
 from .errors import ChangedError, exists, is_a_directory
+from .s3.multipart import MIN_PART
 
 if TYPE_CHECKING:
     from .s3.multipart import MultipartUpload
@@ -125,13 +126,16 @@ class EmrFile(AbstractBufferedFile):
             if mode == "xb" and fs.exists(path):
                 # fast refusal; the conditional write below is what makes it atomic
                 raise exists(path, "mode 'xb' creates only new files")
-        write_block = fs.options.s3.part_size
+        if mode == "rb":
+            block_size = block_size or fs.blocksize
+        else:  # every part but the last must be >= 5 MiB (S3's rule), whatever was asked
+            block_size = max(block_size or fs.options.s3.part_size, MIN_PART)
         self._cache_spec = (cache_type or "emrfs-adaptive", dict(cache_options or {}))
         super().__init__(
             fs,
             path,
             mode,
-            block_size=block_size or (write_block if mode != "rb" else fs.blocksize),
+            block_size=block_size,
             autocommit=autocommit,
             cache_type=cache_type or "emrfs-adaptive",
             cache_options=cache_options,
@@ -244,33 +248,73 @@ class EmrFile(AbstractBufferedFile):
         if self._upload is None and self.buffer.tell() >= self.blocksize:
             self._start_upload()
 
-    def _submit_part(self, data: bytes) -> None:
+    def write(self, data) -> int:
+        """Buffer ``data``; each time the buffer holds a part, it goes up (in the background).
+
+        A write larger than the room left in the buffer is taken in pieces that fill
+        it exactly, so the buffer never holds more than one part, however much one
+        call writes.
+        """
+        view = memoryview(data).cast("B")
+        if view.nbytes <= self.blocksize - self.buffer.tell():
+            return super().write(view)
+        taken = 0
+        while taken < view.nbytes:
+            room = self.blocksize - self.buffer.tell()
+            taken += super().write(view[taken : taken + max(room, 1)])
+        return taken
+
+    def _submit_part(self, body: bytes | io.BytesIO) -> None:
+        """Send part ``body`` in the background once fewer than ``s3.upload_concurrency``
+        parts are in flight (blocking the writer until then: memory stays bounded)."""
         limit = max(1, self.fs.options.s3.upload_concurrency)
         while len(self._parts_in_flight) >= limit:
-            self._parts_in_flight.pop(0).result()
+            done, _ = concurrent.futures.wait(
+                self._parts_in_flight, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in done:
+                self._parts_in_flight.remove(future)
+                future.result()  # a failed part fails the write now
         self._part_number += 1
         future = asyncio.run_coroutine_threadsafe(
-            self._current_upload().upload_part(self._part_number, data), self.fs.loop
+            self._current_upload().upload_part(self._part_number, body), self.fs.loop
         )
         self._parts_in_flight.append(future)
 
+    def _full_parts(self, final: bool) -> list[bytes | io.BytesIO]:
+        """Take from the buffer what goes up now: the buffer itself as one part when it
+        holds one (no copy: the BytesIO is the request body), else pieces of
+        ``blocksize`` (a buffer an override filled past two parts); with ``final``,
+        everything.  What stays behind is less than one part."""
+        size = self.buffer.seek(0, 2)
+        if size == 0 or (size < self.blocksize and not final):
+            return []
+        if size < 2 * self.blocksize:
+            body, self.buffer = self.buffer, io.BytesIO()
+            body.seek(0)
+            return [body]
+        with self.buffer.getbuffer() as view:
+            cut = size if final else size - size % self.blocksize
+            pieces: list[bytes | io.BytesIO] = [
+                bytes(view[start : min(cut, start + self.blocksize)])
+                for start in range(0, cut, self.blocksize)
+            ]
+            rest = io.BytesIO()
+            rest.write(view[cut:])
+        self.buffer = rest
+        return pieces
+
     def _upload_chunk(self, final: bool = False):
-        data = self.buffer.getvalue()
-        part_size = self.blocksize
         if self._upload is None:
             if final:
                 if not self.autocommit:
                     return False  # held until commit()
-                self._put_whole(data)
+                self._put_whole(self.buffer.getvalue())
                 return True
             self._start_upload()
         try:
-            view = memoryview(data)
-            cut = len(data) if final else len(data) - len(data) % part_size
-            for start in range(0, cut, part_size):
-                self._submit_part(bytes(view[start : min(cut, start + part_size)]))
-            self.buffer = io.BytesIO()
-            self.buffer.write(view[cut:])
+            for body in self._full_parts(final):
+                self._submit_part(body)
             if final:
                 for future in self._parts_in_flight:
                     future.result()

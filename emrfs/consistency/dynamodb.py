@@ -17,8 +17,10 @@ a live directory, and the version marker is written once.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -56,11 +58,31 @@ log = logging.getLogger("emrfs.consistency")
 
 _BATCH_WRITE = 25
 _BATCH_GET = 100
+#: BatchWriteItem requests of one call in flight at once (rows that need no order)
+_WRITERS = 8
+
+_writers_lock = threading.Lock()
+_writers: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None
+
+
+def _batch_writers() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads for concurrent batch writes: their own (the caller already holds a leaf
+    thread of :mod:`emrfs.blocking`; waiting there on more leaf work could starve it),
+    made again in a forked child."""
+    global _writers
+    with _writers_lock:
+        if _writers is None or _writers[0] != os.getpid():
+            _writers = (
+                os.getpid(),
+                concurrent.futures.ThreadPoolExecutor(
+                    max_workers=_WRITERS, thread_name_prefix="emrfs-dynamodb-batch"
+                ),
+            )
+        return _writers[1]
 
 
 def spec_from_options(options, table_name: str | None = None) -> TableSpec:
     """The :class:`TableSpec` an :class:`~emrfs.config.Options` tree names."""
-    import os
 
     s3, cons = options.s3, options.consistency
     return TableSpec(
@@ -266,9 +288,15 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
                 out[entry.path] = entry
         return out
 
-    def _batch_write(self, requests: list[dict], what: str, path: str | None) -> None:
-        for i in range(0, len(requests), _BATCH_WRITE):
-            pending = requests[i : i + _BATCH_WRITE]
+    def _batch_write(
+        self, requests: list[dict], what: str, path: str | None, *, ordered: bool = True
+    ) -> None:
+        """BatchWriteItem, 25 requests at a time: in order, or (``ordered=False``: rows
+        nothing depends on) up to ``_WRITERS`` batches at once."""
+        chunks = [requests[i : i + _BATCH_WRITE] for i in range(0, len(requests), _BATCH_WRITE)]
+
+        def write(chunk: list[dict]) -> None:
+            pending = chunk
 
             def send():
                 nonlocal pending
@@ -282,9 +310,24 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
 
             self._call(what, send, path)
 
+        if ordered or len(chunks) < 2:
+            for chunk in chunks:
+                write(chunk)
+            return
+        # every batch runs to its end before an error is raised: nothing left writing behind
+        futures = [_batch_writers().submit(write, chunk) for chunk in chunks]
+        concurrent.futures.wait(futures)
+        for future in futures:
+            future.result()
+
     def _write_rows(self, entries: Sequence[Entry]) -> None:
         requests = [{"PutRequest": {"Item": self._row(e).serialize()}} for e in entries]
-        self._batch_write(requests, "write rows", entries[0].path if entries else None)
+        # Directory rows are written in the caller's order (ancestors before what is below
+        # them, children's tombstones before their directory's); rows of files depend on
+        # nothing written in the same call, so their batches go at once.
+        ordered = any(e.is_dir for e in entries)
+        path = entries[0].path if entries else None
+        self._batch_write(requests, "write rows", path, ordered=ordered)
 
     def _remove_rows(self, paths: Sequence[str]) -> None:
         requests = [{"DeleteRequest": {"Key": self._key(p)}} for p in paths]

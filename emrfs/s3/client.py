@@ -311,15 +311,24 @@ _sessions: dict[tuple[int, str | None], Any] = {}
 
 def _shared_session(profile: str | None):
     """One aiobotocore session per process and profile: a new session parses botocore's
-    S3 model again (0.2-1 s); clients made from one session share the parsed model."""
+    S3 model again (0.2-1 s); clients made from one session share the parsed model.
+
+    A forked child makes its own session (a parent's holds credentials whose locks may
+    have been held at the fork) but takes over the parent's data loader: the models it
+    already parsed are plain data, and parsing them again would cost the child's first
+    request half a second.
+    """
     from aiobotocore.session import get_session
 
     key = (os.getpid(), profile)
     session = _sessions.get(key)
     if session is None:
+        inherited = next(iter(_sessions.values()), None)  # a parent's (or a sibling profile's)
         if len(_sessions) > 16:  # stale entries of forked parents
             _sessions.clear()
         session = get_session()
+        if inherited is not None:
+            session.register_component("data_loader", inherited.get_component("data_loader"))
         session.get_component("response_parser_factory").set_parser_defaults(
             timestamp_parser=_parse_timestamp
         )

@@ -19,7 +19,7 @@ import datetime as _dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import ConfigurationError
 from .client import S3Client
@@ -82,7 +82,9 @@ class MultipartUpload:
             await self.purge.after_start(self.path, self.bucket, self.key, self.upload_id)
         return self.upload_id
 
-    async def upload_part(self, number: int, data: bytes) -> str:
+    async def upload_part(self, number: int, data: bytes | BinaryIO) -> str:
+        """Send part ``number``: ``data`` is its bytes or a seekable stream of them (a
+        BytesIO goes out as it is, without a copy; botocore rewinds it for a retry)."""
         response = await self.s3.call(
             "upload_part",
             self.path,

@@ -70,3 +70,34 @@ def test_dask_round_trip(bucket, emrfs_endpoint):
         ddf.to_parquet(f"emrfs://{bucket}/dask", storage_options=opts)
         back = dd.read_parquet(f"emrfs://{bucket}/dask", storage_options=opts).compute()
     assert sorted(back["v"]) == list(range(100))
+
+
+def _service_models_read_in_child(args):
+    """Write a few files from a forked worker; return the botocore model files it read."""
+    import botocore.loaders
+
+    fs, bucket = args
+    read: list[str] = []
+    original = botocore.loaders.JSONFileLoader.load_file
+
+    def spy(self, file_path):
+        read.append(file_path)
+        return original(self, file_path)
+
+    botocore.loaders.JSONFileLoader.load_file = spy
+    fs.pipe({f"{bucket}/forked/{i}": b"%d" % i for i in range(4)})
+    return [p for p in read if "/s3/" in p]
+
+
+def test_a_forked_writer_reuses_the_parents_parsed_models(fs, bucket, emrfs_s3):
+    """A forked child speaks botocore (obstore is not fork safe); its first request must not
+    parse the S3 models again (half a second per child: small writes in dask/multiprocessing
+    workers ran at a third of the parent's rate)."""
+    from fsspec.asyn import sync
+
+    sync(fs.loop, fs.s3.call, "head_bucket", bucket, Bucket=bucket)  # the parent's client is live
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        assert pool.map(_service_models_read_in_child, [(fs, bucket)]) == [[]]
+    listed = emrfs_s3.list_objects_v2(Bucket=bucket, Prefix="forked/")["Contents"]
+    assert sorted(o["Key"] for o in listed) == [f"forked/{i}" for i in range(4)]

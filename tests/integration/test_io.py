@@ -127,3 +127,48 @@ def test_throttling_past_the_retry_budget_surfaces_as_throttled(emrfs_endpoint, 
         fs = EmrFileSystem(endpoint_url=proxy.url, skip_instance_cache=True, max_attempts=2)
         with pytest.raises(ThrottledError, match=f"{bucket}/x"):
             fs.pipe_file(f"{bucket}/x", b"1")
+
+
+def test_streamed_write_holds_the_parts_in_flight_and_one_buffer(small_parts, bucket, emrfs_s3):
+    """Memory of a streamed write is bounded by design: ``upload_concurrency`` parts in
+    flight plus the buffer filling, whatever the file's size and however large one
+    write() is; no copies of a part beside it (the buffer itself is the request body).
+    Measured with tracemalloc (what this process allocates, not what the OS reports)."""
+    import hashlib
+    import tracemalloc
+
+    part, concurrency = 5 * MiB, 2  # the small_parts options
+    chunk = os.urandom(MiB)
+    whole = os.urandom(12 * MiB + 7)  # one write of more than two parts
+    in_flight = peak_in_flight = 0
+    original = small_parts.s3.call
+
+    async def counting(method, path, **kwargs):
+        nonlocal in_flight, peak_in_flight
+        if method != "upload_part":
+            return await original(method, path, **kwargs)
+        in_flight += 1
+        peak_in_flight = max(peak_in_flight, in_flight)
+        try:
+            return await original(method, path, **kwargs)
+        finally:
+            in_flight -= 1
+
+    small_parts.s3.call = counting
+    with small_parts.open(f"{bucket}/warm", "wb") as f:  # the client and its models load
+        f.write(chunk * 6)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        with small_parts.open(f"{bucket}/streamed", "wb") as f:
+            for _ in range(24):
+                f.write(chunk)
+            f.write(whole)
+        held = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    body = emrfs_s3.get_object(Bucket=bucket, Key="streamed")["Body"].read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(chunk * 24 + whole).digest()
+    assert peak_in_flight <= concurrency
+    # + what the transport reads of a body at a time (SigV4's payload hash: 1 MiB pieces)
+    assert held <= (concurrency + 1) * part + 4 * MiB, f"held {held / MiB:.1f} MiB"
