@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 
 __all__ = ["EncryptedIO", "EncryptedFile", "CseWriter", "SealedSpool", "encrypted_parts"]
 
+#: The first GET of a streamed read (its meta, and the whole of a smaller object).
+READ_WINDOW = 8 * 1024 * 1024
+
 
 class CseWriter:
     """One CSE object being streamed by :class:`EncryptedFile`: ciphertext out, tag last."""
@@ -297,46 +300,36 @@ class EncryptedIO:
 
     # --- whole reads -----------------------------------------------------------------------
 
-    async def _open_body(self, path: str, bucket: str, key: str, if_match: str | None):
-        """GET the object; ``(body chunks, how it reads)`` (its envelope from the response)."""
-        responses: list[dict] = []
-        extra = dict(self.read_kwargs(path))
-        if if_match:
-            extra["IfMatch"] = if_match
-        stream = self.s3.get_object_stream(
-            path, bucket, key, on_response=responses.append, **extra
-        ).__aiter__()
-        try:
-            first: bytes | None = await stream.__anext__()
-        except StopAsyncIteration:
-            first = None
-        response = responses[0] if responses else {}
-
-        async def body() -> AsyncIterator[bytes]:
-            if first is not None:
-                yield first
-            async for chunk in stream:
-                yield chunk
-
-        sealed = await self.store(path).describe(path, meta_from_response(path, response))
-        return body(), sealed
-
     async def read_chunks(
         self, path: str, bucket: str, key: str, *, if_match: str | None = None
     ) -> AsyncIterator[bytes | bytearray]:
         """The plaintext of the object, streamed; CSE objects are decrypted.
 
+        The first window comes with the object's meta (one GET through the transport:
+        the envelope seen without a HEAD), the rest streams pinned to that version.
         The last chunk is held back until the object verifies, so a caller that
         commits only after the iterator ends (temp file renamed, spool sealed)
         never keeps unverified plaintext.  Objects with no envelope pass as they are.
         """
-        body, sealed = await self._open_body(path, bucket, key, if_match)
-        chunks = body
+        store = self.transport(path)
+        meta, first = await store.get(path, 0, READ_WINDOW, if_match=if_match)
+
+        async def body() -> AsyncIterator[bytes]:
+            if first:
+                yield first
+            if meta.size > len(first):
+                async for chunk in store.get_stream(
+                    path, len(first), meta.size, if_match=meta.etag or if_match
+                ):
+                    yield chunk
+
+        sealed = await self.store(path).describe(path, meta)
+        chunks: AsyncIterator[bytes | bytearray] = body()
         if sealed.encrypted:
             _refuse_damaged(path, {"damaged": sealed.damaged})
             metadata, instruction = sealed.stored.metadata, sealed.instruction
             decryptor = await self.crypto.decryptor(path, metadata, instruction)
-            chunks = averified_chunks(decryptor, body)
+            chunks = averified_chunks(decryptor, body())
         async for chunk in chunks:
             yield chunk
 
@@ -470,22 +463,13 @@ class EncryptedIO:
 
     async def cat_range(self, path: str, start: int | None, end: int | None) -> bytes:
         """Plaintext ``[start, end)`` of ``path`` (negative offsets count from the end)."""
-        bucket, key = paths.split(path)
         # an empty range still names a file that must exist: it takes the info path below
         plain_ok = (start or 0) >= 0 and end is not None and end > (start or 0)
         if plain_ok and end is not None and not self.maybe_encrypted(path):
-            try:
-                return await self.s3.read_range(
-                    path,
-                    bucket,
-                    key,
-                    start or 0,
-                    end,
-                    on_response=refuse_envelope,
-                    **self.read_kwargs(path),
-                )
-            except EnvelopeFound:
-                pass  # a CSE object where no CSE is configured: decrypt it all the same
+            meta, data = await self.transport(path).get(path, start or 0, end)
+            if not is_encrypted(meta.metadata):
+                return data
+            # a CSE object where no CSE is configured: decrypt it all the same (below)
         info = await self.lookup(path)
         if info["type"] != "file":
             raise FileNotFoundError(path)
@@ -495,7 +479,7 @@ class EncryptedIO:
             return b""
         if info.get("cse"):
             return await self.read_info_range(path, info, start, end)
-        return await self.s3.read_range(path, bucket, key, start, end, **self.read_kwargs(path))
+        return await self.transport(path).get_range(path, start, end)
 
 
 def _with_sealed(info: dict, sealed: Sealed) -> dict:
