@@ -411,10 +411,10 @@ class EncryptingStore(WrapperStore):
             metadata={**user, **encryptor.metadata},
             content_type=content_type,
         )
-        await self._finish(path, encryptor)
+        await self.finish(path, encryptor)
         return dataclasses.replace(stored, size=len(data), metadata=user)
 
-    async def _finish(self, path: str, encryptor: ContentEncryptor) -> None:
+    async def finish(self, path: str, encryptor: ContentEncryptor) -> None:
         """After the object is stored: its instruction file (InstructionFile mode).
 
         Written after the object, as AWS's clients do.  If it cannot be written,
@@ -481,7 +481,7 @@ class EncryptingStore(WrapperStore):
                 **_user_metadata(dst, metadata),
                 **envelope_names(source.stored.metadata),
             }
-        copied = await self.inner.copy(src, dst, metadata=replaced)
+        copied = await self.inner.copy(src, dst, metadata=replaced, source_size=source.stored.size)
         if source.instruction is not None:
             try:
                 await self.inner.copy(self.instruction_path(src), self.instruction_path(dst))
@@ -650,7 +650,7 @@ class _EncryptingWriter(ObjectWriter):
     async def complete(self) -> ObjectMeta:
         await self._flush()
         stored = await self._inner.complete()
-        await self.store._finish(self.path, self._encryptor)
+        await self.store.finish(self.path, self._encryptor)
         return dataclasses.replace(stored, size=self._plain, metadata=self._metadata)
 
     async def abort(self) -> None:
@@ -661,5 +661,5 @@ class _EncryptingWriter(ObjectWriter):
         await self._flush()
         staged = await self._inner.stage()
         # the key is written now: whoever completes the upload later may be elsewhere
-        await self.store._finish(self.path, self._encryptor)
+        await self.store.finish(self.path, self._encryptor)
         return dataclasses.replace(staged, size=self._plain)
