@@ -1,28 +1,22 @@
-"""Moving bytes through :mod:`emrfs.crypto` for the filesystem: SSE kwargs and CSE streams.
+"""Client-side encryption for the filesystem's verbs, through the CSE layer.
 
-:class:`EncryptedIO` is what the filesystem holds
-(``fs._encrypted``); it resolves the options of each path and
+:class:`EncryptedIO` is what the filesystem holds (``fs._encrypted``).  The CSE
+itself lives in the layer :class:`~emrfs.crypto.store.EncryptingStore` (one per
+transport and CSE options, made here by :meth:`EncryptedIO.store`): envelopes,
+plaintext sizes, instruction files, verified whole reads, ranges by segments, by
+CTR (``cse.unauthenticated_range_reads``) or from a sealed spool.  What is left
+here adapts the filesystem's shapes to it:
 
-* gives the SSE request kwargs of every write, part, read and copy
+* the SSE request kwargs of the verbs that still call S3 directly
   (:mod:`emrfs.crypto.sse`);
-* writes CSE objects: one encryptor per object, parts encrypted in order (one
-  GCM stream across a multipart upload), the envelope as user metadata and,
-  in ``InstructionFile`` mode, the instruction file after the object;
-* reads CSE objects whole, verified before the caller commits anything
-  (:meth:`EncryptedIO.read_chunks` holds the last chunk back until the tag
-  verifies);
-* serves ranges: the segmented format fetches only the segments touched;
-  AWS-format objects are decrypted and verified whole once and later ranges
-  come from a :class:`SealedSpool` (a local temp file sealed under a
-  per-process key) unless ``cse.unauthenticated_range_reads`` allows CTR
-  ranges;
-* reports plaintext lengths in ``info()`` (from HEAD) and listings.
+* ``info()`` and listing entries with plaintext lengths and ``info["cse"]``
+  (what an open file needs to read ranges with no second HEAD);
+* multipart CSE writes (one encryptor per object, parts encrypted in order as
+  :class:`~emrfs.uploads.Uploads` sends them) and the streaming
+  :class:`~emrfs.encrypted_file.EncryptedFile`; single PUTs go through the layer;
+* streamed whole reads for downloads, the last chunk held back until the object
+  verifies (:meth:`EncryptedIO.read_chunks`).
 
-Listings carry no metadata, so under a prefix with CSE on, listings either
-HEAD every file (``cse.listing_lengths = "head"``, the default: exact for
-plaintext objects, every format and instruction files, which are hidden) or
-subtract the configured format's fixed overhead (``"adjust"``: no extra
-requests, exact only when every object there is in the configured format).
 Objects with no envelope are read as they are, CSE on or off.
 """
 
@@ -34,8 +28,6 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from fsspec.asyn import sync
-
 from . import paths
 from .byterange import resolve_range
 from .config import CSEOptions
@@ -44,8 +36,8 @@ from .crypto.envelope import is_encrypted
 from .crypto.spool import SealedSpool
 from .crypto.store import EncryptingStore, Sealed, adjusted_length
 from .crypto.stream import encrypted_parts
-from .errors import IntegrityError, is_a_directory
-from .files import EmrFile
+from .encrypted_file import CseWriter, EncryptedFile
+from .errors import IntegrityError
 from .s3.client import S3Client, _close_at_exit, client_kwargs
 from .store.protocol import ObjectMeta
 from .store.s3 import meta_from_response
@@ -57,27 +49,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EncryptedIO", "EncryptedFile", "CseWriter", "SealedSpool", "encrypted_parts"]
 
-
-class CseWriter:
-    """One CSE object being streamed by :class:`EncryptedFile`: ciphertext out, tag last."""
-
-    def __init__(self, encryptor: ContentEncryptor):
-        self.encryptor = encryptor
-        self._finished = False
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        return self.encryptor.metadata
-
-    def update(self, data: bytes | memoryview) -> bytes:
-        return bytes(self.encryptor.update(data))
-
-    def finish(self) -> bytes:
-        """The trailing ciphertext, the first time; ``b""`` after (flush may repeat)."""
-        if self._finished:
-            return b""
-        self._finished = True
-        return self.encryptor.finalize()
+#: The first GET of a streamed read (its meta, and the whole of a smaller object).
+READ_WINDOW = 8 * 1024 * 1024
 
 
 class EnvelopeFound(Exception):
@@ -215,128 +188,90 @@ class EncryptedIO:
         return CseWriter(await self.crypto.new_encryptor(path))
 
     async def put_object(
-        self,
-        path: str,
-        body: bytes,
-        *,
-        metadata: Mapping[str, str] | None,
-        create: bool = False,
-        **extra: Any,
+        self, path: str, body: bytes, *, metadata: Mapping[str, str] | None, create: bool = False
     ) -> dict:
-        """One PUT with the SSE kwargs of ``path`` and the CSE envelope as user metadata."""
-        if not extra:  # through the transport plaintext writes take (obstore by default)
-            meta = await self.transport(path).put(
-                path, body, if_none_match=create, metadata=metadata
-            )
-            return {"ETag": meta.etag, "VersionId": meta.version_id}
-        bucket, key = paths.split(path)
-        kwargs: dict[str, Any] = {**self.write_kwargs(path), **extra}
-        if metadata:
-            kwargs["Metadata"] = dict(metadata)
-        if create:
-            kwargs["IfNoneMatch"] = "*"
-        return await self.s3.call("put_object", path, Bucket=bucket, Key=key, Body=body, **kwargs)
+        """One PUT through the transport of ``path`` (its SSE settings), as given: the
+        staged commit's instruction files, which carry their own envelope."""
+        meta = await self.transport(path).put(path, body, if_none_match=create, metadata=metadata)
+        return {"ETag": meta.etag, "VersionId": meta.version_id}
 
     async def finish_object(self, path: str, encryptor: ContentEncryptor) -> None:
-        """After the object is stored: its instruction file (InstructionFile mode).
-
-        Written after the object, as AWS's clients do.  If it cannot be
-        written, the object it belongs to is removed: an object without its
-        key would be unreadable.
-        """
-        if encryptor.instruction is None:
-            return
-        ipath = self.crypto.instruction_key(path)
-        try:
-            await self.put_object(
-                ipath, encryptor.instruction, metadata=encryptor.instruction_metadata
-            )
-        except BaseException:
-            bucket, key = paths.split(path)
-            try:
-                await self.s3.call("delete_object", path, Bucket=bucket, Key=key)
-            except Exception:  # noqa: BLE001 - the first error is the one to report
-                pass
-            raise
+        """After the object is stored: its instruction file (see
+        :meth:`EncryptingStore.finish`; the object is removed if it cannot be written)."""
+        await self.store(path).finish(path, encryptor)
 
     async def put_encrypted(
         self, path: str, chunks: Iterable[bytes | memoryview], size: int, *, create: bool = False
     ) -> dict:
         """Encrypt and store ``size`` bytes of plaintext arriving as ``chunks``.
 
-        One PUT where plaintext would get one (the tag does not tip it into
-        multipart), else a multipart upload whose parts are encrypted in order
-        as they go up.  Returns the PUT / CompleteMultipartUpload response.
+        One PUT through the CSE layer where plaintext would get one (the tag does not
+        tip it into multipart), else a multipart upload whose parts are encrypted in
+        order as they go up.  Returns the PUT / CompleteMultipartUpload response.
         """
-        encryptor = await self.crypto.new_encryptor(path)
         o = self.options.s3
         if size <= max(o.part_size, o.multipart_threshold):
-            # one buffer of the stored length, encrypted into in place, sent as bytes
-            body = encryptor.encrypt_whole(chunks, size)
-            response = await self.put_object(path, body, metadata=encryptor.metadata, create=create)
-        else:
-            bucket, key = paths.split(path)
-            response = await self.uploads.upload(
-                path,
-                bucket,
-                key,
-                encrypted_parts(encryptor, chunks, o.part_size),
-                if_none_match=create,
-                metadata=encryptor.metadata,
-            )
+            return await self._put_one(path, b"".join(chunks), create)
+        encryptor = await self.crypto.new_encryptor(path)
+        bucket, key = paths.split(path)
+        response = await self.uploads.upload(
+            path,
+            bucket,
+            key,
+            encrypted_parts(encryptor, chunks, o.part_size),
+            if_none_match=create,
+            metadata=encryptor.metadata,
+        )
         await self.finish_object(path, encryptor)
         return response
 
+    async def _put_one(self, path: str, value: bytes, create: bool) -> dict:
+        meta = await self.store(path).put(path, value, if_none_match=create)
+        return {"ETag": meta.etag, "VersionId": meta.version_id}
+
     async def put_bytes(self, path: str, value: bytes, *, create: bool = False) -> dict:
         """:meth:`put_encrypted` of bytes in memory, read in place (no copies of parts)."""
+        o = self.options.s3
+        if len(value) <= max(o.part_size, o.multipart_threshold):
+            return await self._put_one(path, value, create)
         view = memoryview(value)
-        step = self.options.s3.part_size
+        step = o.part_size
         return await self.put_encrypted(
             path, (view[i : i + step] for i in range(0, len(view), step)), len(value), create=create
         )
 
     # --- whole reads -----------------------------------------------------------------------
 
-    async def _open_body(self, path: str, bucket: str, key: str, if_match: str | None):
-        """GET the object; ``(body chunks, how it reads)`` (its envelope from the response)."""
-        responses: list[dict] = []
-        extra = dict(self.read_kwargs(path))
-        if if_match:
-            extra["IfMatch"] = if_match
-        stream = self.s3.get_object_stream(
-            path, bucket, key, on_response=responses.append, **extra
-        ).__aiter__()
-        try:
-            first: bytes | None = await stream.__anext__()
-        except StopAsyncIteration:
-            first = None
-        response = responses[0] if responses else {}
-
-        async def body() -> AsyncIterator[bytes]:
-            if first is not None:
-                yield first
-            async for chunk in stream:
-                yield chunk
-
-        sealed = await self.store(path).describe(path, meta_from_response(path, response))
-        return body(), sealed
-
     async def read_chunks(
         self, path: str, bucket: str, key: str, *, if_match: str | None = None
     ) -> AsyncIterator[bytes | bytearray]:
         """The plaintext of the object, streamed; CSE objects are decrypted.
 
+        The first window comes with the object's meta (one GET through the transport:
+        the envelope seen without a HEAD), the rest streams pinned to that version.
         The last chunk is held back until the object verifies, so a caller that
         commits only after the iterator ends (temp file renamed, spool sealed)
         never keeps unverified plaintext.  Objects with no envelope pass as they are.
         """
-        body, sealed = await self._open_body(path, bucket, key, if_match)
-        chunks = body
+        store = self.transport(path)
+        meta, first = await store.get(path, 0, READ_WINDOW, if_match=if_match)
+
+        async def body() -> AsyncIterator[bytes]:
+            if first:
+                yield first
+            if meta.size > len(first):
+                async for chunk in store.get_stream(
+                    path, len(first), meta.size, if_match=meta.etag or if_match
+                ):
+                    yield chunk
+
+        sealed = await self.store(path).describe(path, meta)
+        chunks: AsyncIterator[bytes | bytearray] = body()
         if sealed.encrypted:
             _refuse_damaged(path, {"damaged": sealed.damaged})
             metadata, instruction = sealed.stored.metadata, sealed.instruction
             decryptor = await self.crypto.decryptor(path, metadata, instruction)
-            chunks = averified_chunks(decryptor, body)
+            chunks = averified_chunks(decryptor, body())
         async for chunk in chunks:
             yield chunk
 
@@ -470,22 +405,13 @@ class EncryptedIO:
 
     async def cat_range(self, path: str, start: int | None, end: int | None) -> bytes:
         """Plaintext ``[start, end)`` of ``path`` (negative offsets count from the end)."""
-        bucket, key = paths.split(path)
         # an empty range still names a file that must exist: it takes the info path below
         plain_ok = (start or 0) >= 0 and end is not None and end > (start or 0)
         if plain_ok and end is not None and not self.maybe_encrypted(path):
-            try:
-                return await self.s3.read_range(
-                    path,
-                    bucket,
-                    key,
-                    start or 0,
-                    end,
-                    on_response=refuse_envelope,
-                    **self.read_kwargs(path),
-                )
-            except EnvelopeFound:
-                pass  # a CSE object where no CSE is configured: decrypt it all the same
+            meta, data = await self.transport(path).get(path, start or 0, end)
+            if not is_encrypted(meta.metadata):
+                return data
+            # a CSE object where no CSE is configured: decrypt it all the same (below)
         info = await self.lookup(path)
         if info["type"] != "file":
             raise FileNotFoundError(path)
@@ -495,7 +421,7 @@ class EncryptedIO:
             return b""
         if info.get("cse"):
             return await self.read_info_range(path, info, start, end)
-        return await self.s3.read_range(path, bucket, key, start, end, **self.read_kwargs(path))
+        return await self.transport(path).get_range(path, start, end)
 
 
 def _with_sealed(info: dict, sealed: Sealed) -> dict:
@@ -518,89 +444,3 @@ def _refuse_damaged(path: str, cse: Mapping[str, Any]) -> None:
     """Reads of an object :meth:`EncryptedIO.file_info` found damaged (truncated) fail."""
     if cse.get("damaged"):
         raise IntegrityError(cse["damaged"], path)
-
-
-class EncryptedFile(EmrFile):
-    """:class:`~emrfs.files.EmrFile` with SSE on every request and CSE where it applies.
-
-    Writes under CSE encrypt as bytes are written: the buffer holds
-    ciphertext, so parts (and memory) stay as for plaintext, and the GCM
-    stream runs across all parts.  Reads of CSE objects go through the
-    object's range source (segmented / CTR ranges, or the verified spool).
-    """
-
-    def __init__(self, fs, path: str, mode: str = "rb", **kwargs: Any):
-        self._cse: CseWriter | None = None
-        self._ranges: StoreRanges | None = None
-        if mode in ("wb", "xb", "ab"):
-            self._cse = sync(fs.loop, fs._encrypted.writer, paths.validate(path))
-        super().__init__(fs, path, mode, **kwargs)
-        if mode == "rb":
-            self._ranges = sync(fs.loop, fs._encrypted.range_source, self.path, self.details)
-
-    # --- reading --------------------------------------------------------------------
-
-    async def _fetch_range_async(self, start: int, end: int) -> bytes:
-        if self._ranges is None:
-            return await super()._fetch_range_async(start, end)
-        return await self._ranges.read(start, end)
-
-    # --- writing --------------------------------------------------------------------
-
-    def write(self, data) -> int:
-        if self._cse is None:
-            return super().write(data)
-        if not self.writable():
-            raise ValueError("File not in write mode")
-        if self.closed:
-            raise ValueError("I/O operation on closed file.")
-        if self.forced:
-            raise ValueError("This file has been force-flushed, can only close")
-        n = memoryview(data).nbytes
-        self.buffer.write(self._cse.update(data))
-        self.loc += n
-        if self.buffer.tell() >= self.blocksize:
-            self.flush()
-        return n
-
-    def _prepare_append(self) -> None:
-        if self._cse is None:
-            return super()._prepare_append()
-        try:
-            info = self.fs.info(self.path)
-        except FileNotFoundError:
-            return
-        if info["type"] != "file":
-            raise is_a_directory(self.path, "cannot append to a directory")
-        # An encrypted object cannot be extended in place (one GCM stream, its tag at the
-        # end): its plaintext streams into this writer, encrypted afresh, parts going up
-        # as they fill; the new object replaces the old one whole when the file closes.
-        with self.fs.open(self.path, "rb") as old:
-            while chunk := old.read(self.blocksize):
-                self.write(chunk)
-
-    def _upload_chunk(self, final: bool = False):
-        if final and self._cse is not None:
-            self.buffer.seek(0, 2)
-            self.buffer.write(self._cse.finish())
-        return super()._upload_chunk(final)
-
-    def _put_whole(self, data: bytes) -> None:
-        if self._cse is not None:
-            data = data + self._cse.finish()
-        super()._put_whole(data)
-
-    def _object_metadata(self) -> dict[str, str] | None:
-        return None if self._cse is None else self._cse.metadata
-
-    def instruction_file(self) -> tuple[bytes, Mapping[str, str]] | None:
-        """The CSE instruction file (body, metadata) this object needs beside it, if any."""
-        if self._cse is None or self._cse.encryptor.instruction is None:
-            return None
-        return self._cse.encryptor.instruction, self._cse.encryptor.instruction_metadata or {}
-
-    def _stored(self, size: int, response: dict) -> None:
-        if self._cse is not None:
-            sync(self.fs.loop, self.fs._encrypted.finish_object, self.path, self._cse.encryptor)
-            size = self.loc  # the plaintext length (the body had the tag too)
-        super()._stored(size, response)

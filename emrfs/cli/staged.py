@@ -127,6 +127,14 @@ def _staged(args: argparse.Namespace) -> int:
         ]
         sync(fs.loop, staging.abort_uploads, doomed)
         store.forget(e.path for e in entries)
+    _report(args, path, entries, orphans, now_ms)
+    return 0
+
+
+def _report(
+    args: argparse.Namespace, path: str, entries: list, orphans: list[dict[str, Any]], now_ms: int
+) -> None:
+    """What ``staged`` found (and aborted), as lines or JSON."""
     verb = "aborted" if args.abort else "staged"
     lines = [
         f"{verb} {e.path} -> s3://{e.upload.target} ({e.upload.size} bytes, "
@@ -159,7 +167,6 @@ def _staged(args: argparse.Namespace) -> int:
         },
         lines,
     )
-    return 0
 
 
 def _age(now_ms: int, then_ms: int) -> str:

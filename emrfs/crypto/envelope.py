@@ -290,31 +290,53 @@ def parse(
     """
     meta = _lower(metadata)
     if instruction is not None:
-        instr = _lower(instruction)
-        clash = set(instr) & set(_V3_CONTENT + _SEG_CONTENT)
-        if clash:
-            raise EncryptionError(
-                f"instruction file of {path!r} holds object-only names {sorted(clash)}; "
-                "it may have been altered",
-                path,
-            )
-        if any(n in meta for n in (_V2["key"], _V1["key"], _V2["iv"], _V2["wrap"], _V2["cek"])):
-            raise EncryptionError(
-                f"{path!r} carries v1/v2 envelope names on the object and an instruction "
-                "file as well; refusing the mix (it may have been altered)",
-                path,
-            )
-        overlap = set(instr) & set(meta) - {INSTRUCTION_MARKER}
-        if overlap:
-            raise EncryptionError(
-                f"{path!r}: names {sorted(overlap)} are both on the object and in its "
-                "instruction file; refusing the mix",
-                path,
-            )
-        meta = {**instr, **meta}
+        meta = _with_instruction(meta, _lower(instruction), path)
+    version = _format_of(meta, path, instruction_read=instruction is not None)
+    try:
+        if version == _V3["key"]:
+            return _parse_v3(meta, path)
+        if version == _SEG["key"]:
+            return _parse_segmented(meta, path)
+        return _parse_v1_v2(meta, path, legacy=version == _V1["key"])
+    except (KeyError, binascii.Error, ValueError, TypeError) as exc:
+        raise EncryptionError(
+            f"the encryption envelope of {path!r} is malformed ({type(exc).__name__}: {exc}); "
+            "it may have been altered",
+            path,
+        ) from exc
+
+
+def _with_instruction(meta: dict[str, str], instr: dict[str, str], path: str) -> dict[str, str]:
+    """The object's envelope names with its instruction file's, refusing any mix that
+    an altered object or instruction file would show."""
+    clash = set(instr) & set(_V3_CONTENT + _SEG_CONTENT)
+    if clash:
+        raise EncryptionError(
+            f"instruction file of {path!r} holds object-only names {sorted(clash)}; "
+            "it may have been altered",
+            path,
+        )
+    if any(n in meta for n in (_V2["key"], _V1["key"], _V2["iv"], _V2["wrap"], _V2["cek"])):
+        raise EncryptionError(
+            f"{path!r} carries v1/v2 envelope names on the object and an instruction "
+            "file as well; refusing the mix (it may have been altered)",
+            path,
+        )
+    overlap = set(instr) & set(meta) - {INSTRUCTION_MARKER}
+    if overlap:
+        raise EncryptionError(
+            f"{path!r}: names {sorted(overlap)} are both on the object and in its "
+            "instruction file; refusing the mix",
+            path,
+        )
+    return {**instr, **meta}
+
+
+def _format_of(meta: Mapping[str, str], path: str, *, instruction_read: bool) -> str:
+    """The one envelope format's key name ``meta`` carries (none or several: refused)."""
     versions = [n for n in (_V1["key"], _V2["key"], _V3["key"], _SEG["key"]) if n in meta]
     if not versions:
-        if instruction is None and needs_instruction_file(meta) and is_encrypted(meta):
+        if not instruction_read and needs_instruction_file(meta) and is_encrypted(meta):
             raise EncryptionError(
                 f"the envelope of {path!r} is in an instruction file that was not read; "
                 "fetch it (cse.instruction_suffix) and pass it in",
@@ -332,19 +354,7 @@ def parse(
             "it may have been altered",
             path,
         )
-    version = versions[0]
-    try:
-        if version == _V3["key"]:
-            return _parse_v3(meta, path)
-        if version == _SEG["key"]:
-            return _parse_segmented(meta, path)
-        return _parse_v1_v2(meta, path, legacy=version == _V1["key"])
-    except (KeyError, binascii.Error, ValueError, TypeError) as exc:
-        raise EncryptionError(
-            f"the encryption envelope of {path!r} is malformed ({type(exc).__name__}: {exc}); "
-            "it may have been altered",
-            path,
-        ) from exc
+    return versions[0]
 
 
 def _context(text: str | None) -> dict[str, str]:

@@ -98,6 +98,12 @@ def make_app(
         read_chunk_max=read_chunk_max,
         read_ahead=read_ahead,
     )
+    return _application(state)
+
+
+def _application(state: GatewayState) -> web.Application:
+    """The aiohttp application: the OAuth2 token route, every other path to the
+    WebHDFS dispatcher; append sessions committed at shutdown."""
     app = web.Application(client_max_size=0)
     app[STATE_KEY] = state
     app.router.add_post(TOKEN_PATH, _oauth2_token)

@@ -59,16 +59,37 @@ async def rename(call: Call) -> web.StreamResponse:
         return result(not is_dir(src_info))
     if dst.startswith(src + "/"):
         return result(False)
+    dst, dst_info = await _rename_target(call, src, dst, overwrite)
+    if dst_info is not None:
+        if not overwrite or is_dir(dst_info) or is_dir(src_info):
+            if overwrite:
+                raise GatewayError("FileAlreadyExistsException", f"{dst_path} exists")
+            return result(False)
+        await backend.call("rm", dst)
+    if not await _parent_is_directory(backend, dst):
+        return result(False)
+    await backend.call("mv", src, dst, recursive=is_dir(src_info))
+    return result(True)
+
+
+async def _info_or_none(backend, path: str) -> dict | None:
     try:
-        dst_info = await backend.info(dst)
+        return await backend.info(path)
     except FileNotFoundError:
-        dst_info = None
+        return None
+
+
+async def _rename_target(
+    call: Call, src: str, dst: str, overwrite: bool
+) -> tuple[str, dict | None]:
+    """Where a rename of ``src`` to ``dst`` lands (below ``dst`` if it is a directory and
+    not overwritten), with what is there now; refused if that would make or replace a
+    bucket."""
+    backend = call.state.backend
+    dst_info = await _info_or_none(backend, dst)
     if dst_info is not None and is_dir(dst_info) and not overwrite:
         dst = dst + "/" + fs_name_suffix(src)
-        try:
-            dst_info = await backend.info(dst)
-        except FileNotFoundError:
-            dst_info = None
+        dst_info = await _info_or_none(backend, dst)
     if is_bucket(dst) and (dst_info is None or is_dir(dst_info)):
         what = (
             "it would replace the bucket"
@@ -80,21 +101,16 @@ async def rename(call: Call) -> web.StreamResponse:
             f"cannot rename {call.path} there: {what}",
             "Rename into a directory below a bucket that exists.",
         )
-    if dst_info is not None:
-        if not overwrite or is_dir(dst_info) or is_dir(src_info):
-            if overwrite:
-                raise GatewayError("FileAlreadyExistsException", f"{dst_path} exists")
-            return result(False)
-        await backend.call("rm", dst)
+    return dst, dst_info
+
+
+async def _parent_is_directory(backend, dst: str) -> bool:
+    """HDFS renames only into an existing directory (a bucket's top level always is)."""
     parent = dst.rpartition("/")[0]
-    if parent and "/" in dst:
-        try:
-            if not is_dir(await backend.info(parent)):
-                return result(False)
-        except FileNotFoundError:
-            return result(False)
-    await backend.call("mv", src, dst, recursive=is_dir(src_info))
-    return result(True)
+    if not parent or "/" not in dst:
+        return True
+    info = await _info_or_none(backend, parent)
+    return info is not None and is_dir(info)
 
 
 async def delete(call: Call) -> web.StreamResponse:

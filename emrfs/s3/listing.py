@@ -114,6 +114,9 @@ def _page_entries(page: dict | ListPage, bucket: str) -> tuple[Sequence[ObjectMe
     return objects, [cp["Prefix"] for cp in page.get("CommonPrefixes", ())]
 
 
+_MARKER_ENDINGS = (DIR_MARKER_SUFFIX, EMRFS_FOLDER_SUFFIX)
+
+
 def add_page(
     listing: Listing,
     bucket: str,
@@ -136,12 +139,13 @@ def add_page(
     skip = len(bucket) + 1
     files = listing.files
     dirs = listing.dirs
-    make_file = status.file
+    make_file = status.listed_file
     imply = recursive and withdirs
     for obj in objects:
         name = obj.path
         key = name[skip:]
-        as_dir = marker_dir(key)
+        # one C-level test per key; marker_dir only for the few keys that may be markers
+        as_dir = marker_dir(key) if key.endswith(_MARKER_ENDINGS) else None
         if as_dir is not None:
             if key in own_markers:
                 listing.self_marker = key
@@ -152,13 +156,7 @@ def add_page(
             if imply:
                 _imply_parents(listing, status, bucket, as_dir, dir_key)
             continue
-        files[name] = make_file(
-            name,
-            obj.size,
-            etag=obj.etag,
-            last_modified=obj.last_modified,
-            storage_class=obj.storage_class,
-        )
+        files[name] = make_file(name, obj.size, obj.etag, obj.last_modified, obj.storage_class)
         if imply:
             parent = key.rpartition("/")[0]
             if parent and parent != dir_key and f"{bucket}/{parent}" not in dirs:

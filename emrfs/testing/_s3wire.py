@@ -240,36 +240,8 @@ def rewrite_listing(body: bytes, view: ListingView) -> Rewritten:
     truncated = (_text(root, "IsTruncated", ns) or "").lower() == "true"
     upper = max([*keys, *prefixes], default=None) if truncated else None
 
-    hidden = 0
-    for key in [k for k in keys if k in view.hidden]:
-        del keys[key]
-        hidden += 1
-    for prefix in list(prefixes):
-        under = sum(1 for k in view.hidden if k.startswith(prefix))
-        if (
-            under
-            and not any(k.startswith(prefix) for k in view.lingering)
-            and not view.prefix_has_visible(prefix, under)
-        ):
-            del prefixes[prefix]
-            hidden += 1
-
-    added = 0
-    for key, entry in view.lingering.items():
-        if not key.startswith(view.prefix) or key in keys:
-            continue
-        rest = key[len(view.prefix) :]
-        if view.delimiter and view.delimiter in rest:
-            name = view.prefix + rest[: rest.index(view.delimiter) + len(view.delimiter)]
-            if name in prefixes or not _in_page(name, view.lower, upper):
-                continue
-            prefixes[name] = _prefix_element(q, encode(name))
-        else:
-            if not _in_page(key, view.lower, upper):
-                continue
-            keys[key] = _entry_element(q, entry, encode(key), view.with_owner)
-        added += 1
-
+    hidden = _hide(view, keys, prefixes)
+    added = _add_lingering(view, keys, prefixes, q, encode, upper)
     if hidden or added:
         _replace_children(
             root,
@@ -285,6 +257,51 @@ def rewrite_listing(body: bytes, view: ListingView) -> Rewritten:
         )
     token = _text(root, "NextContinuationToken", ns) or _text(root, "NextMarker", ns)
     return Rewritten(body, hidden, added, upper, token)
+
+
+def _hide(view: ListingView, keys: dict, prefixes: dict) -> int:
+    """Drop the hidden keys, and the common prefixes only hidden keys imply, in place."""
+    hidden = 0
+    for key in [k for k in keys if k in view.hidden]:
+        del keys[key]
+        hidden += 1
+    for prefix in list(prefixes):
+        under = sum(1 for k in view.hidden if k.startswith(prefix))
+        if (
+            under
+            and not any(k.startswith(prefix) for k in view.lingering)
+            and not view.prefix_has_visible(prefix, under)
+        ):
+            del prefixes[prefix]
+            hidden += 1
+    return hidden
+
+
+def _add_lingering(
+    view: ListingView,
+    keys: dict,
+    prefixes: dict,
+    q: Callable[[str], str],
+    encode: Callable[[str], str],
+    upper: str | None,
+) -> int:
+    """Insert the lingering entries (or their common prefixes) this page covers, in place."""
+    added = 0
+    for key, entry in view.lingering.items():
+        if not key.startswith(view.prefix) or key in keys:
+            continue
+        rest = key[len(view.prefix) :]
+        if view.delimiter and view.delimiter in rest:
+            name = view.prefix + rest[: rest.index(view.delimiter) + len(view.delimiter)]
+            if name in prefixes or not _in_page(name, view.lower, upper):
+                continue
+            prefixes[name] = _prefix_element(q, encode(name))
+        else:
+            if not _in_page(key, view.lower, upper):
+                continue
+            keys[key] = _entry_element(q, entry, encode(key), view.with_owner)
+        added += 1
+    return added
 
 
 def _in_page(name: str, lower: str | None, upper: str | None) -> bool:

@@ -17,9 +17,10 @@ Each test class runs once per configuration (a class-scoped filesystem each):
 Each test gets a fresh prefix; afterwards it is removed through emrfs and the raw S3
 listing below it must be empty (nothing left behind), and in the encrypting
 configurations the objects the test left are first checked at rest (SSE header,
-CSE envelope).  ``plain`` runs the glob edge cases whole; the other
-configurations run a spread of them (the rest repeat the same layer calls with
-other patterns, which only the glob logic above the stack tells apart).  The
+CSE envelope).  ``plain`` runs the glob edge cases whole and ``all`` a spread of them; the
+single-layer configurations run none (a glob case repeats the copy, get and put
+layer calls of the non-glob tests with other patterns, which only the glob logic
+above the stack tells apart, and ``all`` already crosses every layer with them).  The
 configurations but ``plain`` and ``all`` are marked ``slow`` (``-m "not slow"`` skips
 them locally; CI runs them).
 """
@@ -218,7 +219,9 @@ def _over(configs: tuple[str, ...]):
     return pytest.mark.parametrize("stack", params, indirect=True, scope="class")
 
 
-EACH_LAYER = tuple(c for c in CONFIGURATIONS if c not in FULL_GLOBS)
+#: the configuration that runs GLOB_SPREAD; the single-layer ones run no glob edge case
+SPREAD_GLOBS = ("all",)
+EACH_LAYER = tuple(c for c in CONFIGURATIONS if c not in FULL_GLOBS + SPREAD_GLOBS)
 
 
 @_over(FULL_GLOBS)
@@ -228,6 +231,11 @@ class TestCopy(AbstractCopyTests, EmrfsFixtures):
 
 @_over(EACH_LAYER)
 class TestCopyEachLayer(AbstractCopyTests, EmrfsFixtures):
+    test_copy_glob_edge_cases = None  # type: ignore[assignment]
+
+
+@_over(SPREAD_GLOBS)
+class TestCopyAllLayers(AbstractCopyTests, EmrfsFixtures):
     test_copy_glob_edge_cases = _spread(AbstractCopyTests.test_copy_glob_edge_cases)
 
 
@@ -238,6 +246,11 @@ class TestGet(AbstractGetTests, EmrfsFixtures):
 
 @_over(EACH_LAYER)
 class TestGetEachLayer(AbstractGetTests, EmrfsFixtures):
+    test_get_glob_edge_cases = None  # type: ignore[assignment]
+
+
+@_over(SPREAD_GLOBS)
+class TestGetAllLayers(AbstractGetTests, EmrfsFixtures):
     test_get_glob_edge_cases = _spread(AbstractGetTests.test_get_glob_edge_cases)
 
 
@@ -248,6 +261,11 @@ class TestPut(AbstractPutTests, EmrfsFixtures):
 
 @_over(EACH_LAYER)
 class TestPutEachLayer(AbstractPutTests, EmrfsFixtures):
+    test_put_glob_edge_cases = None  # type: ignore[assignment]
+
+
+@_over(SPREAD_GLOBS)
+class TestPutAllLayers(AbstractPutTests, EmrfsFixtures):
     test_put_glob_edge_cases = _spread(AbstractPutTests.test_put_glob_edge_cases)
 
 

@@ -384,3 +384,20 @@ def test_append_rewrites_the_encrypted_object(emrfs_endpoint, emrfs_s3, emrfs_bu
     stored, obj = raw(emrfs_s3, emrfs_bucket, "log")
     assert len(stored) == size + 1000 + 16 and more not in stored
     assert obj["Metadata"] != before  # a fresh data key and IV
+
+
+def test_a_plaintext_overwrite_of_a_v3_object_is_not_read_with_its_stale_instruction_file(
+    emrfs_endpoint, emrfs_s3, emrfs_bucket
+):
+    """Another client replaces a v3 object (key in an instruction file) with plaintext and
+    leaves the instruction file: v3 keeps its content names on the object, so an object
+    without them is not that file's object; it reads as the plaintext it is."""
+    fs = aes_fs(emrfs_endpoint, storage_mode="InstructionFile")
+    path = f"{emrfs_bucket}/replaced.csv"
+    fs.pipe_file(path, b"encrypted once")
+    assert "Metadata" in emrfs_s3.head_object(Bucket=emrfs_bucket, Key="replaced.csv.instruction")
+    emrfs_s3.put_object(Bucket=emrfs_bucket, Key="replaced.csv", Body=b"plain now")
+    fs.invalidate_cache()
+    assert fs.info(path)["size"] == 9
+    assert fs.cat_file(path) == b"plain now"
+    assert fs.cat_file(path, 6, 9) == b"now"

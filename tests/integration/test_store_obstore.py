@@ -136,6 +136,50 @@ def store(emrfs_endpoint, fallback):
     )
 
 
+def test_a_large_get_comes_in_parallel_parts_pinned_to_one_version(
+    store, fallback, emrfs_s3, bucket, monkeypatch
+):
+    """A whole get larger than one part: the first GET tells the size, the other parts
+    come in ranged GETs pinned to the version it served, into one buffer; a write past
+    the store between them fails the read (ChangedError), never mixes two versions."""
+    import emrfs.store.obstore as transport
+
+    monkeypatch.setattr(transport, "_GET_PART", 64 * 1024)
+    monkeypatch.setattr(transport, "_FILL_CHUNK", 16 * 1024)
+    data = os.urandom(5 * 64 * 1024 + 123)
+    emrfs_s3.put_object(Bucket=bucket, Key="big", Body=data, Metadata={"m": "1"})
+    etag = emrfs_s3.head_object(Bucket=bucket, Key="big")["ETag"]
+    asked: list[tuple[int, int | None, str | None]] = []
+    once = store._get_once
+    overwrite = {"after": None}
+
+    async def spy(path, start, end, if_match):
+        asked.append((start, end, if_match))
+        result = await once(path, start, end, if_match)
+        if overwrite["after"] == len(asked):
+            emrfs_s3.put_object(Bucket=bucket, Key="big", Body=b"other version")
+        return result
+
+    monkeypatch.setattr(store, "_get_once", spy)
+    meta, got = run(store.get(f"{bucket}/big"))
+    assert got == data and isinstance(got, bytes)
+    assert (meta.size, meta.etag, dict(meta.metadata)) == (len(data), etag, {"m": "1"})
+    part = 64 * 1024
+    assert asked[0] == (0, part, None) and len(asked) == 6
+    assert sorted(asked[1:]) == [
+        (i * part, min(len(data), (i + 1) * part), etag) for i in range(1, 6)
+    ]
+    asked.clear()
+    meta, got = run(store.get(f"{bucket}/big", 100, 3 * part + 7))
+    assert got == data[100 : 3 * part + 7] and meta.size == len(data) and len(asked) == 3
+    asked.clear()
+    overwrite["after"] = 1
+    with pytest.raises(ChangedError):
+        run(store.get(f"{bucket}/big"))
+    assert emrfs_s3.get_object(Bucket=bucket, Key="big")["Body"].read() == b"other version"
+    assert fallback.calls == []
+
+
 def test_put_head_get_through_obstore_seen_by_boto3(store, fallback, emrfs_s3, bucket):
     async def go():
         meta = await store.put(

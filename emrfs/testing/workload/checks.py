@@ -44,6 +44,48 @@ def _perform(fs: Any, bucket: str, op: Op, workdir: str) -> Outcome:
     def p(rel: str | None) -> str:
         return f"{bucket}/{rel}" if rel else bucket
 
+    try:
+        if op.name in _READS:
+            return _read(fs, bucket, op, p, workdir)
+        _write(fs, op, p)
+        return OK
+    except Exception as exc:  # noqa: BLE001 -- every error is compared with the model's
+        kind = error_kind(exc)
+        return Outcome("error", kind, "" if kind.startswith("unexpected") else str(exc)[:300])
+
+
+_READS = frozenset({"cat", "cat_range", "get_file", "ls", "find", "info", "exists"})
+
+
+def _write(fs: Any, op: Op, p: Callable[[str | None], str]) -> None:
+    """An operation that changes the namespace (what it returns is not compared)."""
+    n = op.name
+    if n == "mkdir":
+        fs.mkdir(p(op.path))
+    elif n in ("pipe", "pipe_create"):
+        fs.pipe_file(
+            p(op.path),
+            payload(op.size, op.fill),
+            mode="create" if n == "pipe_create" else "overwrite",
+        )
+    elif n in ("write_multipart", "open_create"):
+        data = payload(op.size, op.fill)
+        with fs.open(p(op.path), "wb" if n == "write_multipart" else "xb") as f:
+            for i in range(0, max(len(data), 1), 1 * MiB + 7):  # not aligned with parts
+                f.write(data[i : i + MiB + 7])
+    elif n == "mv":
+        fs.mv(p(op.path), p(op.dst))
+    elif n == "cp":
+        fs.cp_file(p(op.path), p(op.dst))
+    elif n in ("rm", "rm_r"):
+        fs.rm(p(op.path), recursive=n == "rm_r")
+    elif n == "rmdir":
+        fs.rmdir(p(op.path))
+
+
+def _read(fs: Any, bucket: str, op: Op, p: Callable[[str | None], str], workdir: str) -> Outcome:
+    """An operation whose answer is compared with the model's."""
+
     def rel(name: str) -> str:
         name = name.rstrip("/")
         return (
@@ -52,62 +94,35 @@ def _perform(fs: Any, bucket: str, op: Op, workdir: str) -> Outcome:
             else ("" if name == bucket else "!" + name)
         )
 
-    try:
-        n = op.name
-        if n == "mkdir":
-            fs.mkdir(p(op.path))
-        elif n in ("pipe", "pipe_create"):
-            fs.pipe_file(
-                p(op.path),
-                payload(op.size, op.fill),
-                mode="create" if n == "pipe_create" else "overwrite",
-            )
-        elif n in ("write_multipart", "open_create"):
-            data = payload(op.size, op.fill)
-            with fs.open(p(op.path), "wb" if n == "write_multipart" else "xb") as f:
-                for i in range(0, max(len(data), 1), 1 * MiB + 7):  # not aligned with parts
-                    f.write(data[i : i + MiB + 7])
-        elif n == "cat":
-            return Outcome("ok", fs.cat_file(p(op.path)))
-        elif n == "cat_range":
-            return Outcome("ok", fs.cat_file(p(op.path), start=op.start, end=op.end))
-        elif n == "get_file":
-            local = os.path.join(workdir, f"get-{uuid.uuid4().hex[:8]}")
-            try:
-                fs.get_file(p(op.path), local)
-                with open(local, "rb") as f:
-                    return Outcome("ok", f.read())
-            finally:
-                if os.path.exists(local):
-                    os.unlink(local)
-        elif n == "mv":
-            fs.mv(p(op.path), p(op.dst))
-        elif n == "cp":
-            fs.cp_file(p(op.path), p(op.dst))
-        elif n in ("rm", "rm_r"):
-            fs.rm(p(op.path), recursive=n == "rm_r")
-        elif n == "rmdir":
-            fs.rmdir(p(op.path))
-        elif n == "ls":
-            entries = fs.ls(p(op.path), detail=True)
-            return Outcome(
-                "ok",
-                sorted(
-                    (rel(e["name"]), e["type"], e["size"] if e["type"] == "file" else None)
-                    for e in entries
-                ),
-            )
-        elif n == "find":
-            return Outcome("ok", sorted(rel(x) for x in fs.find(p(op.path), withdirs=op.flag)))
-        elif n == "info":
-            info = fs.info(p(op.path))
-            return Outcome("ok", (info["type"], info["size"] if info["type"] == "file" else None))
-        elif n == "exists":
-            return Outcome("ok", fs.exists(p(op.path)))
-        return OK
-    except Exception as exc:  # noqa: BLE001 -- every error is compared with the model's
-        kind = error_kind(exc)
-        return Outcome("error", kind, "" if kind.startswith("unexpected") else str(exc)[:300])
+    n = op.name
+    if n == "cat":
+        return Outcome("ok", fs.cat_file(p(op.path)))
+    if n == "cat_range":
+        return Outcome("ok", fs.cat_file(p(op.path), start=op.start, end=op.end))
+    if n == "get_file":
+        local = os.path.join(workdir, f"get-{uuid.uuid4().hex[:8]}")
+        try:
+            fs.get_file(p(op.path), local)
+            with open(local, "rb") as f:
+                return Outcome("ok", f.read())
+        finally:
+            if os.path.exists(local):
+                os.unlink(local)
+    if n == "ls":
+        entries = fs.ls(p(op.path), detail=True)
+        return Outcome(
+            "ok",
+            sorted(
+                (rel(e["name"]), e["type"], e["size"] if e["type"] == "file" else None)
+                for e in entries
+            ),
+        )
+    if n == "find":
+        return Outcome("ok", sorted(rel(x) for x in fs.find(p(op.path), withdirs=op.flag)))
+    if n == "info":
+        info = fs.info(p(op.path))
+        return Outcome("ok", (info["type"], info["size"] if info["type"] == "file" else None))
+    return Outcome("ok", fs.exists(p(op.path)))
 
 
 def _s3_keys(s3, bucket: str) -> dict[str, int]:
@@ -132,6 +147,17 @@ def side_channel(env: Environment, bucket: str, model: Model) -> tuple[str, str,
         and not k.endswith("_$folder$")
         and not (env.config.cse and k.endswith(".instruction"))
     }
+    return (
+        _check_objects(env, model, objects)
+        or _check_directories(env, model, objects, markers)
+        or (_check_rows(env, bucket, model, objects) if env.config.consistent else None)
+    )
+
+
+def _check_objects(
+    env: Environment, model: Model, objects: dict[str, int]
+) -> tuple[str, str, str] | None:
+    """S3 holds exactly the model's persistent files, each of its size (plus the tag)."""
     expected = {p: d for p, d in model.files.items() if not (env.config.cache and is_ephemeral(p))}
     lost = sorted(set(expected) - set(objects))
     if lost:
@@ -147,6 +173,14 @@ def side_channel(env: Environment, bucket: str, model: Model) -> tuple[str, str,
             f"{[(p, len(expected[p]) + overhead) for p in wrong]}",
             f"{[(p, objects[p]) for p in wrong]}",
         )
+    return None
+
+
+def _check_directories(
+    env: Environment, model: Model, objects: dict[str, int], markers: set[str]
+) -> tuple[str, str, str] | None:
+    """Markers only for directories, and every directory marked or implied in S3 (or
+    held by the tier)."""
     ghosts = sorted(m for m in markers if m not in model.dirs)
     if ghosts:
         return (
@@ -170,30 +204,34 @@ def side_channel(env: Environment, bucket: str, model: Model) -> tuple[str, str,
             f"directories {missing} marked or implied in S3",
             "neither a marker nor a key below them",
         )
-    if env.config.consistent:
-        live = _live_rows(env, bucket)
-        claimed = sorted(
-            p
-            for p, is_dir in live.items()
-            if not is_dir and p not in objects and not is_ephemeral(p)
+    return None
+
+
+def _check_rows(
+    env: Environment, bucket: str, model: Model, objects: dict[str, int]
+) -> tuple[str, str, str] | None:
+    """No live file row without its object, live directory rows only for directories."""
+    live = _live_rows(env, bucket)
+    claimed = sorted(
+        p for p, is_dir in live.items() if not is_dir and p not in objects and not is_ephemeral(p)
+    )
+    if claimed:
+        return (
+            "dynamodb rows",
+            "no live file row without its S3 object",
+            f"live file rows for {claimed}; S3 lacks them",
         )
-        if claimed:
-            return (
-                "dynamodb rows",
-                "no live file row without its S3 object",
-                f"live file rows for {claimed}; S3 lacks them",
-            )
-        ghost_dirs = sorted(
-            p
-            for p, is_dir in live.items()
-            if is_dir and p and p not in model.dirs and not is_ephemeral(p)
+    ghost_dirs = sorted(
+        p
+        for p, is_dir in live.items()
+        if is_dir and p and p not in model.dirs and not is_ephemeral(p)
+    )
+    if ghost_dirs:
+        return (
+            "dynamodb rows",
+            "live directory rows only for directories",
+            f"live directory rows for {ghost_dirs}",
         )
-        if ghost_dirs:
-            return (
-                "dynamodb rows",
-                "live directory rows only for directories",
-                f"live directory rows for {ghost_dirs}",
-            )
     return None
 
 

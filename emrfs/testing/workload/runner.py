@@ -110,52 +110,69 @@ def run_workload(
     env = Environment(cfg, endpoint, seed=seed)
     report = Report(cfg.name, seed)
     try:
-        plan: list[tuple[int, list[Op]]]
-        if ops is not None:
-            plan = [(seed, list(ops))]
-        else:
-            plan = []
-            left, index = n_ops, 0
-            while left > 0:
-                s = segment_seed(seed, index)
-                plan.append((s, generate(s, min(segment, left))))
-                left -= segment
-                index += 1
-        for s, sequence in plan:
+        for s, sequence in _plan(seed, n_ops, segment, ops):
             report.segments += 1
-            pos = 0
-            while pos < len(sequence):
-                # a divergence ends a run; the rest of the segment starts again on a
-                # fresh bucket, so one frequent defect does not hide the others
-                rest = sequence[pos:]
-                divergence = run(env, rest, verify=verify)
-                if divergence is None:
-                    report.operations += len(rest)
-                    break
-                report.operations += divergence.index + 1
-                report.divergences += 1
-                self_check = rest[: divergence.index + 1]
-                pos += divergence.index + 1
-                known = next(
-                    (f for f in report.findings if f.divergence.signature == divergence.signature),
-                    None,
-                )
-                if known is not None:
-                    known.occurrences += 1
-                    continue
-                finding = Finding(s, len(sequence), divergence)
-                report.findings.append(finding)
-                if log is not None:
-                    log(f"[{cfg.name}] segment seed {s}: {divergence}")
-                if shrink_seconds > 0 and (
-                    shrink_limit is None or len(report.findings) <= shrink_limit
-                ):
-                    _shrink_finding(env, self_check, finding, verify, shrink_seconds)
+            _run_segment(env, report, s, sequence, verify, shrink_seconds, shrink_limit, log)
         report.faults = env.fault_counts()
         report.seconds = time.monotonic() - started
         return report
     finally:
         env.close()
+
+
+def _plan(
+    seed: int, n_ops: int, segment: int, ops: Sequence[Op] | None
+) -> list[tuple[int, list[Op]]]:
+    """(seed, operations) of each segment: ``ops`` replayed, else generated."""
+    if ops is not None:
+        return [(seed, list(ops))]
+    plan = []
+    left, index = n_ops, 0
+    while left > 0:
+        s = segment_seed(seed, index)
+        plan.append((s, generate(s, min(segment, left))))
+        left -= segment
+        index += 1
+    return plan
+
+
+def _run_segment(
+    env: Environment,
+    report: Report,
+    s: int,
+    sequence: list[Op],
+    verify: bool,
+    shrink_seconds: float,
+    shrink_limit: int | None,
+    log: Callable[[str], None] | None,
+) -> None:
+    """One segment: a divergence ends a run; the rest of the segment starts again on a
+    fresh bucket, so one frequent defect does not hide the others.  The first failure of
+    each kind is recorded (and shrunk)."""
+    pos = 0
+    while pos < len(sequence):
+        rest = sequence[pos:]
+        divergence = run(env, rest, verify=verify)
+        if divergence is None:
+            report.operations += len(rest)
+            return
+        report.operations += divergence.index + 1
+        report.divergences += 1
+        self_check = rest[: divergence.index + 1]
+        pos += divergence.index + 1
+        known = next(
+            (f for f in report.findings if f.divergence.signature == divergence.signature),
+            None,
+        )
+        if known is not None:
+            known.occurrences += 1
+            continue
+        finding = Finding(s, len(sequence), divergence)
+        report.findings.append(finding)
+        if log is not None:
+            log(f"[{env.config.name}] segment seed {s}: {divergence}")
+        if shrink_seconds > 0 and (shrink_limit is None or len(report.findings) <= shrink_limit):
+            _shrink_finding(env, self_check, finding, verify, shrink_seconds)
 
 
 def _shrink_finding(

@@ -1,0 +1,107 @@
+"""The write in parts of :class:`~emrfs.crypto.store.EncryptingStore`: parts encrypted in
+the order written, one cipher stream across all of them, the tag (or last segment)
+ending the last part."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ..store.protocol import ObjectMeta, ObjectWriter, StagedUpload
+from .stream import ContentEncryptor
+
+if TYPE_CHECKING:
+    from .store import EncryptingStore
+
+__all__ = ["EncryptingWriter"]
+
+
+class EncryptingWriter(ObjectWriter):
+    """Parts encrypted in the order written, one cipher stream across them all.
+
+    Ciphertext is cut at the plaintext parts' sizes (so every part but the last
+    is as large as the caller's, which the store below accepted), and the last
+    part waits for the next one or the end: it carries the tag or last segment.
+    """
+
+    def __init__(
+        self,
+        store: EncryptingStore,
+        inner: ObjectWriter,
+        encryptor: ContentEncryptor,
+        metadata: Mapping[str, str],
+    ):
+        self.store = store
+        self.path = inner.path
+        self._inner = inner
+        self._encryptor = encryptor
+        self._metadata = dict(metadata)
+        self._next = 1  # the plaintext part expected next
+        self._sent = 0  # parts handed to the store below
+        self._held = bytearray()
+        self._sizes: deque[int] = deque()  # plaintext sizes of the parts not yet sent
+        self._plain = 0
+        self._finished = False
+
+    def _cut(self, final: bool) -> list[tuple[int, bytes]]:
+        """Parts ready to send: each earlier part once its size of ciphertext is there;
+        with ``final`` (the encryptor finalized) the last part takes the rest."""
+        parts = []
+        while len(self._sizes) > 1 and len(self._held) >= self._sizes[0]:
+            size = self._sizes.popleft()
+            self._sent += 1
+            parts.append((self._sent, bytes(self._held[:size])))
+            del self._held[:size]
+        if final:  # ciphertext is never shorter than plaintext: every earlier part fitted
+            self._sizes.clear()
+            self._sent += 1
+            parts.append((self._sent, bytes(self._held)))
+            self._held.clear()
+        return parts
+
+    async def write_part(self, number: int, data: bytes) -> None:
+        if self._finished:
+            raise ValueError(f"the encrypted write of {self.path!r} already ended")
+        if number != self._next:
+            raise ValueError(
+                f"client-side encrypted writes of {self.path!r} take parts in order "
+                f"(one cipher stream): part {self._next} comes next, not {number}"
+            )
+        # encrypted and cut before any await: concurrent callers keep their order
+        self._next += 1
+        self._plain += len(data)
+        self._held += self._encryptor.update(data)
+        self._sizes.append(len(data))
+        for n, part in self._cut(final=False):
+            await self._inner.write_part(n, part)
+
+    async def _flush(self) -> None:
+        if self._finished:
+            raise ValueError(f"the encrypted write of {self.path!r} already ended")
+        self._finished = True
+        self._held += self._encryptor.finalize()
+        try:
+            for n, part in self._cut(final=True):
+                await self._inner.write_part(n, part)
+        except BaseException:
+            await self._inner.abort()
+            raise
+
+    async def complete(self) -> ObjectMeta:
+        await self._flush()
+        stored = await self._inner.complete()
+        await self.store.finish(self.path, self._encryptor)
+        return dataclasses.replace(stored, size=self._plain, metadata=self._metadata)
+
+    async def abort(self) -> None:
+        self._finished = True
+        await self._inner.abort()
+
+    async def stage(self) -> StagedUpload:
+        await self._flush()
+        staged = await self._inner.stage()
+        # the key is written now: whoever completes the upload later may be elsewhere
+        await self.store.finish(self.path, self._encryptor)
+        return dataclasses.replace(staged, size=self._plain)
