@@ -106,13 +106,19 @@ class KnownStatuses:
     def remember_listed(self, infos: list[dict[str, Any]]) -> None:
         """:meth:`remember` each of a listing's entries (normalised names) under one lock;
         only the last :attr:`entries` files can stay, so only those are kept."""
-        files = [i for i in infos if i.get("type") == "file" and i.get("ETag") and "size" in i]
+        files: list[dict[str, Any]] = []
+        for info in reversed(infos):  # from the end: the first files are pushed out anyway
+            if info.get("type") == "file" and info.get("ETag") and "size" in info:
+                files.append(info)
+                if len(files) == self.entries:
+                    break
         if not files:
             return
+        files.reverse()
         now = self.clock()
         known = self._known
         with self._lock:
-            for info in files[-self.entries :]:
+            for info in files:
                 name = info["name"]
                 known[name] = (now, info)
                 known.move_to_end(name)

@@ -26,7 +26,6 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .cache.tierstore import TierStore
 from .config import CSEOptions, Options
 from .store import ObjectStore, transport_for
 
@@ -193,6 +192,8 @@ class Stacks:
     def tier(self) -> ObjectStore:
         """The ephemeral tier as a store (the tier joins its members on first use)."""
         if self._tier is None:
+            from .cache.tierstore import TierStore
+
             self._tier = TierStore(self.local.tier)
         return self._tier
 

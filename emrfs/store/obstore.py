@@ -56,6 +56,7 @@ from .protocol import (
     ObjectStore,
     ObjectWriter,
     StagedUpload,
+    listed_meta,
     pinned_head,
     split,
 )
@@ -784,9 +785,8 @@ class ObstoreStore(ObjectStore):
                 remember(path)
                 if size == 0:
                     undecided.append((len(out), item))
-            # positional: keyword arguments cost a 10,000-key listing milliseconds
             append(
-                ObjectMeta(
+                listed_meta(
                     prefix + path,
                     size,
                     item.get("e_tag"),
@@ -824,7 +824,7 @@ class ObstoreStore(ObjectStore):
         key = item["path"]
         if marker or (marker_of is not None and key == marker_of):
             key += "/"  # obstore's path type dropped the marker's slash
-        return ObjectMeta(
+        return listed_meta(
             f"{bucket}/{key}",
             item["size"],
             item.get("e_tag"),

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import abc
 import datetime as _dt
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 
 from ..errors import ChangedError
 
@@ -47,6 +47,7 @@ __all__ = [
     "StagedUpload",
     "WrapperStore",
     "cut_listing",
+    "listed_meta",
     "pinned_head",
     "split",
 ]
@@ -85,6 +86,53 @@ class ObjectMeta:
     @property
     def bucket(self) -> str:
         return split(self.path)[0]
+
+
+def _listed_meta_builder() -> Callable[..., ObjectMeta]:
+    """:func:`listed_meta`, made once: a frozen dataclass's ``__init__`` sets each field
+    through ``object.__setattr__`` (~1.2 µs per object with eight fields); the slots'
+    own setters do the same work in about half that, which a listing pays per key."""
+    names = [f.name for f in fields(ObjectMeta)]
+    listed = ["path", "size", "etag", "last_modified", "version_id", "storage_class"]
+    rest = [n for n in names if n not in listed]
+    if rest != ["metadata", "content_type"]:  # a new field needs its default set below
+        raise RuntimeError(f"listed_meta does not set ObjectMeta's fields {rest}")
+    slot = {n: getattr(ObjectMeta, n).__set__ for n in names}
+    new = object.__new__
+    set_path, set_size, set_etag = slot["path"], slot["size"], slot["etag"]
+    set_modified, set_version, set_class = (
+        slot["last_modified"],
+        slot["version_id"],
+        slot["storage_class"],
+    )
+    set_metadata, set_type = slot["metadata"], slot["content_type"]
+
+    def listed_meta(
+        path: str,
+        size: int,
+        etag: str | None,
+        last_modified: _dt.datetime | None,
+        version_id: str | None = None,
+        storage_class: str | None = None,
+    ) -> ObjectMeta:
+        meta = new(ObjectMeta)
+        set_path(meta, path)
+        set_size(meta, size)
+        set_etag(meta, etag)
+        set_modified(meta, last_modified)
+        set_version(meta, version_id)
+        set_metadata(meta, {})
+        set_type(meta, None)
+        set_class(meta, storage_class)
+        return meta
+
+    return listed_meta
+
+
+#: ``listed_meta(path, size, etag, last_modified, version_id=None, storage_class=None)``:
+#: the :class:`ObjectMeta` a listing reports for a key (no user metadata, no content
+#: type), equal to ``ObjectMeta(...)`` of the same fields and built faster.
+listed_meta = _listed_meta_builder()
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from .protocol import (
     ObjectWriter,
     StagedUpload,
     cut_listing,
+    listed_meta,
     pinned_head,
     split,
 )
@@ -422,12 +423,13 @@ class S3Store(ObjectStore):
         ):
             yield ListPage(
                 objects=[
-                    ObjectMeta(
+                    listed_meta(
                         f"{bucket}/{o['Key']}",
                         o.get("Size", 0),
                         o.get("ETag"),
                         o.get("LastModified"),
-                        storage_class=o.get("StorageClass"),
+                        None,
+                        o.get("StorageClass"),
                     )
                     for o in page.get("Contents", ())
                 ],

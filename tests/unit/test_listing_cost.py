@@ -203,3 +203,49 @@ def test_whole_listing_pages_skip_botocores_second_parse_and_cut_ones_still_retr
         status[name] = (response["status_code"], len(parses))
     assert status["whole"] == (200, 0)  # no second parse of a whole page
     assert status["cut"][0] == 500 and status["error"][0] == 500  # retried, as botocore does
+
+
+def test_listed_meta_is_the_object_meta_the_constructor_makes():
+    import dataclasses
+
+    from emrfs.store.protocol import listed_meta
+
+    made = ObjectMeta("b/k", 3, '"e"', T, "v1", storage_class="GLACIER")
+    listed = listed_meta("b/k", 3, '"e"', T, "v1", "GLACIER")
+    assert type(listed) is ObjectMeta
+    assert listed == made and repr(listed) == repr(made)
+    assert listed.metadata == {} and listed.content_type is None
+    assert listed.metadata is not listed_meta("b/k", 3, None, None).metadata  # not shared
+    assert dataclasses.replace(listed, size=5) == dataclasses.replace(made, size=5)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        listed.size = 4  # type: ignore[misc]
+    assert listed_meta("b/d/", 0, None, None) == ObjectMeta("b/d/", 0)
+
+
+def test_listed_file_status_without_etag_or_time_keeps_the_defaults():
+    sf = StatusFactory(128, owner="o", group="g")
+    assert list(sf.listed_file("b/k", 0, None, None).items()) == [
+        ("name", "b/k"),
+        ("size", 0),
+        ("type", "file"),
+        ("ETag", None),
+        ("LastModified", None),
+        ("mtime", None),
+        ("StorageClass", "STANDARD"),
+        ("VersionId", None),
+        ("length", 0),
+        ("blockSize", 128),
+        ("replication", 1),
+        ("modificationTime", 0),
+        ("accessTime", 0),
+        ("owner", "o"),
+        ("group", "g"),
+        ("permission", "666"),
+    ]
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    assert sf.listed_file("b/e", 1, None, epoch)["modificationTime"] == 0
+    glacier = sf.listed_file("b/g", 1, '"e"', T, "GLACIER")
+    assert glacier["StorageClass"] == "GLACIER" and glacier["mtime"] == T.timestamp()
+    # the template holds these: they cannot change under it
+    with pytest.raises(AttributeError):
+        sf.block_size = 1  # type: ignore[misc]

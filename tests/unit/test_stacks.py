@@ -198,3 +198,23 @@ def test_close_closes_what_it_made_and_leaves_what_was_handed_in(tmp_path):
     stacks.for_path("bkt/k")
     asyncio.run(stacks.close())
     assert closed == []  # the factory's owner closes it
+
+
+def test_a_filesystem_hands_its_stacks_its_own_transports_views_keys_and_blocks(tmp_path):
+    from emrfs import EmrFileSystem
+
+    cache = {"enabled": True, "directories": [str(tmp_path / "c")], "free_space_floor": 0.0}
+    fs = EmrFileSystem(
+        endpoint_url="http://127.0.0.1:9",
+        skip_instance_cache=True,
+        cse=CSE,
+        consistency=ON,
+        cache=cache,
+    )
+    transport, encrypting, consistent, caching, routing = fs._stacks.layers("bkt/k")
+    assert transport is fs._transport("bkt/k")  # one transport per S3/SSE options, not two
+    assert isinstance(consistent, ConsistentStore) and consistent.view is fs._views("bkt/k")
+    assert isinstance(encrypting, EncryptingStore)
+    assert encrypting.crypto.provider("bkt/k") is fs._encrypted.crypto.provider("bkt/k")
+    assert isinstance(caching, CachingStore) and caching.blocks is fs._cached.local.store
+    assert isinstance(routing, RoutingStore) and routing.in_tier("bkt/_temporary/x")
