@@ -437,5 +437,5 @@ async def _one_chunk(data: Awaitable[bytes]) -> AsyncIterator[bytes]:
 def _reads_only(verb: str, path: str) -> NotImplementedError:
     return NotImplementedError(
         f"{verb} of {path!r}: the store under the block cache serves reads only; "
-        "write through EmrFileSystem, which drops the blocks it changes"
+        "write through the emrfs filesystem, which drops the blocks it changes"
     )

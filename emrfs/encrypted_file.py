@@ -6,19 +6,17 @@ reads CSE objects through their range source (the CSE layer, :mod:`emrfs.crypto.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fsspec.asyn import sync
 
 from . import paths
 from .crypto import ContentEncryptor
+from .crypto.store import EncryptingStore, Sealed
 from .errors import is_a_directory
 from .files import EmrFile
 
-if TYPE_CHECKING:
-    from .encrypted_io import StoreRanges
-
-__all__ = ["CseWriter", "EncryptedFile"]
+__all__ = ["CseWriter", "EncryptedFile", "StoreRanges"]
 
 
 class CseWriter:
@@ -41,6 +39,19 @@ class CseWriter:
             return b""
         self._finished = True
         return self.encryptor.finalize()
+
+
+class StoreRanges:
+    """Ranges of one CSE object version, read through its :class:`EncryptingStore`
+    (segments or CTR fetched as needed; AWS formats otherwise verified whole once and
+    served from a sealed spool: the open file holds its version, so the spool serves it
+    without asking whether it is still the current one)."""
+
+    def __init__(self, store: EncryptingStore, path: str, sealed: Sealed):
+        self.store, self.path, self.sealed = store, path, sealed
+
+    async def read(self, start: int, end: int) -> bytes:
+        return await self.store.read_sealed(self.path, self.sealed, start, end, recheck=False)
 
 
 class EncryptedFile(EmrFile):

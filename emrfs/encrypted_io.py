@@ -36,7 +36,7 @@ from .crypto.envelope import is_encrypted
 from .crypto.spool import SealedSpool
 from .crypto.store import EncryptingStore, Sealed, adjusted_length
 from .crypto.stream import encrypted_parts
-from .encrypted_file import CseWriter, EncryptedFile
+from .encrypted_file import CseWriter, EncryptedFile, StoreRanges
 from .errors import IntegrityError
 from .s3.client import S3Client, _close_at_exit, client_kwargs
 from .store.protocol import ObjectMeta
@@ -61,19 +61,6 @@ def refuse_envelope(response: dict) -> None:
     """``on_response`` hook of a plain GET: stop before the body of a CSE object."""
     if is_encrypted(response.get("Metadata")):
         raise EnvelopeFound()
-
-
-class StoreRanges:
-    """Ranges of one CSE object version, read through its :class:`EncryptingStore`
-    (segments or CTR fetched as needed; AWS formats otherwise verified whole once and
-    served from a sealed spool: the open file holds its version, so the spool serves it
-    without asking whether it is still the current one)."""
-
-    def __init__(self, store: EncryptingStore, path: str, sealed: Sealed):
-        self.store, self.path, self.sealed = store, path, sealed
-
-    async def read(self, start: int, end: int) -> bytes:
-        return await self.store.read_sealed(self.path, self.sealed, start, end, recheck=False)
 
 
 class EncryptedIO:

@@ -47,6 +47,7 @@ from .readplan import ReadPlanner
 from .renames import RenameJournal
 from .s3.client import S3Client
 from .s3.multipart import UploadPurge
+from .stacks import Stacks
 from .status import StatusFactory
 from .tiers import EphemeralRoutes, StackVerbs
 from .transports import Transports
@@ -159,13 +160,20 @@ class EmrFileSystem(AsyncFileSystem):
                 loop=lambda: self.loop,
             ),
         )
+        # the stack of layers in force for each path, one per distinct options (emrfs.stacks)
+        self._stacks = Stacks(
+            self.options,
+            transport=self._transport.for_options,
+            view=self._views.for_options,
+            crypto=lambda cse: self._encrypted.crypto.narrowed(cse),
+            local=lambda: self._cached.local,
+            in_tier=self._tiers.owns,
+        )
         self._renames = RenameJournal(self._markers)  # directory renames cut short
         # a directory's tree, rm and rmdir (emrfs.namespace.tree); renames (.rename)
         self._trees = Trees(self._markers, self._tiers, self._info)
         self._listings = Listings(self._markers, self._tiers, self._info)  # ls, find
-        self._moves = Renames(
-            self._markers, self._trees, self._tiers, self._renames, self._uploads, self._info
-        )
+        self._moves = Renames(self._markers, self._trees, self._tiers, self._renames, self._info)
 
     # --- fork safety ---------------------------------------------------------------
 
@@ -586,9 +594,9 @@ class EmrFileSystem(AsyncFileSystem):
         if self._encrypted.cse_enabled(path):
             response = await self._encrypted.put_bytes(path, value, create=mode == "create")
         elif len(value) <= max(self.options.s3.part_size, self.options.s3.multipart_threshold):
-            # the consistent layer (where the view is on) records it once S3 confirms it
-            layer = self._views.layer(path, self._transport(path))
-            await layer.put(path, value, if_none_match=mode == "create")
+            # the path's stack: the consistent layer (where the view is on) records it once
+            # S3 confirms it, the block cache drops the path's old blocks
+            await self._stacks.for_path(path).put(path, value, if_none_match=mode == "create")
             response = None
         else:
             response = await self._uploads.upload(
@@ -865,6 +873,7 @@ class EmrFileSystem(AsyncFileSystem):
         return self._cached.metrics()
 
     async def _close(self) -> None:
+        await self._stacks.close()
         await self._encrypted.close()
         self._cached.close()
         await self.s3.close()

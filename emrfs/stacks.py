@@ -26,9 +26,8 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .cache.tierstore import TierStore
 from .config import CSEOptions, Options
-from .store import ObjectStore, transport_for
+from .store import ObjectStore, WrapperStore, transport_for
 
 if TYPE_CHECKING:
     from .cache.layer import LocalCache
@@ -191,10 +190,16 @@ class Stacks:
 
     @property
     def tier(self) -> ObjectStore:
-        """The ephemeral tier as a store (the tier joins its members on first use)."""
+        """The ephemeral tier as a store, made at its first verb (a stack that never
+        sees a tier path never builds the tier, nor fails on its options)."""
         if self._tier is None:
-            self._tier = TierStore(self.local.tier)
+            self._tier = _MadeOnFirstUse(self._tier_store)
         return self._tier
+
+    def _tier_store(self) -> ObjectStore:
+        from .cache.tierstore import TierStore
+
+        return TierStore(self.local.tier)
 
     def _must_seal(self, path: str) -> bool:
         return cse_in_force(self.options.for_path(path).cse)
@@ -252,3 +257,25 @@ class Stacks:
             self._local.close()
             self._local = None
         self._tier = None
+
+
+class _MadeOnFirstUse(WrapperStore):
+    """Forwards every verb to the store ``make`` returns, made at the first verb."""
+
+    def __init__(self, make: Callable[[], ObjectStore]):
+        self._make = make
+        self._inner: ObjectStore | None = None
+
+    @property
+    def inner(self) -> ObjectStore:
+        if self._inner is None:
+            self._inner = self._make()
+        return self._inner
+
+    @inner.setter
+    def inner(self, store: ObjectStore) -> None:
+        self._inner = store
+
+    async def close(self) -> None:
+        if self._inner is not None:  # never made: nothing to close
+            await self._inner.close()

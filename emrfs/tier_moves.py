@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import paths
 from .blocking import run_blocking
@@ -21,7 +23,50 @@ from .commit_layout import in_task_attempt
 from .errors import InvalidPathError, exists, is_a_directory
 
 if TYPE_CHECKING:
-    from .tiers import EphemeralRoutes
+    from .cache.ephemeral import EphemeralTier
+    from .config import Options
+    from .staging import TaskCommitStaging
+
+
+@dataclass(frozen=True)
+class StackVerbs:
+    """The whole stack's verbs, for what crosses between the tier and S3: a commit out
+    of the tier writes through the same path as any write (multipart, SSE/CSE, the
+    consistent view's record), a status may be either side's."""
+
+    info: Callable[[str], Awaitable[dict]]
+    makedirs: Callable[..., Awaitable[None]]
+    open: Callable[..., Any]
+    rename: Callable[[str, str], Awaitable[None]]
+    loop: Callable[[], asyncio.AbstractEventLoop]
+
+
+class TierRoutes(Protocol):
+    """What the moves need of :class:`~emrfs.tiers.EphemeralRoutes` (a Protocol, so this
+    lower module does not import the routes that own it)."""
+
+    on: bool
+    options: Options
+    stack: StackVerbs
+    staging: TaskCommitStaging
+
+    @property
+    def tier(self) -> EphemeralTier: ...
+
+    def owns(self, path: str) -> bool: ...
+
+    def holds_dir(self, path: str) -> bool: ...
+
+    async def holds_any(self, path: str) -> bool: ...
+
+    async def check_creatable(self, path: str) -> None: ...
+
+    async def keep_parent(self, path: str) -> None: ...
+
+    def children(self, path: str) -> list[dict[str, Any]]: ...
+
+    def walk(self, path: str, maxdepth: int | None, withdirs: bool) -> dict[str, dict]: ...
+
 
 #: Files uploaded at once when a directory leaves the tier.
 UPLOAD_CONCURRENCY = 4
@@ -31,7 +76,7 @@ _CHUNK = 8 * 1024 * 1024
 class TierMoves:
     """The tier's copies, renames and deletes, for one :class:`~emrfs.tiers.EphemeralRoutes`."""
 
-    def __init__(self, routes: EphemeralRoutes):
+    def __init__(self, routes: TierRoutes):
         self.routes = routes
 
     async def cp_file(self, src: str, dst: str) -> None:

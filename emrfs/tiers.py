@@ -37,13 +37,10 @@ class is :class:`emrfs.cache.tierfile.TierFile`):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as _dt
 import os
 import tempfile
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
@@ -59,26 +56,13 @@ from .errors import exists, is_a_directory, not_a_directory, not_empty, not_foun
 from .namespace.markers import Markers
 from .staging import TaskCommitStaging
 from .status import StatusFactory
-from .tier_moves import TierMoves
+from .tier_moves import StackVerbs, TierMoves
 
 if TYPE_CHECKING:
     from .cache.ephemeral import EphemeralTier
     from .cached_io import CachedIO
 
 _CHUNK = 8 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class StackVerbs:
-    """The whole stack's verbs, for what crosses between the tier and S3: a commit out
-    of the tier writes through the same path as any write (multipart, SSE/CSE, the
-    consistent view's record), a status may be either side's."""
-
-    info: Callable[[str], Awaitable[dict]]
-    makedirs: Callable[..., Awaitable[None]]
-    open: Callable[..., Any]
-    rename: Callable[[str, str], Awaitable[None]]
-    loop: Callable[[], asyncio.AbstractEventLoop]
 
 
 class EphemeralRoutes:

@@ -25,7 +25,10 @@ class Transports:
         self._stores: dict = {}
 
     def __call__(self, path: str) -> ObjectStore:
-        options = self.options.for_path(path)
+        return self.for_options(self.options.for_path(path))
+
+    def for_options(self, options: Options) -> ObjectStore:
+        """The transport for options already resolved for a path (``options.for_path``)."""
         store = self._stores.get((options.s3, options.sse))
         if store is None:
             store = self._stores[(options.s3, options.sse)] = transport_for(

@@ -200,6 +200,13 @@ class ContentCrypto:
         options = self.cse_options(path)
         return options.enabled and options.storage_mode == "InstructionFile"
 
+    def narrowed(self, options: CSEOptions) -> ContentCrypto:
+        """This facade for the paths of one resolved :class:`CSEOptions` (no per-path
+        lookup), sharing its key providers and KMS client."""
+        narrow = ContentCrypto(options, self._kms_client)
+        narrow._providers = self._providers  # one provider per CSE options, not two
+        return narrow
+
     def provider(self, path: str) -> KeyProvider:
         options = self.cse_options(path)
         provider = self._providers.get(options)

@@ -456,7 +456,7 @@ class EncryptingStore(WrapperStore):
             metadata={**user, **encryptor.metadata},
             content_type=content_type,
         )
-        return EncryptingWriter(self, inner, encryptor, user)
+        return EncryptingWriter(self.finish, inner, encryptor, user)
 
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
         # the staged size is the plaintext's (the writer staged it so)

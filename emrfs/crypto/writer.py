@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
 
 from ..store.protocol import ObjectMeta, ObjectWriter, StagedUpload
 from .stream import ContentEncryptor
-
-if TYPE_CHECKING:
-    from .store import EncryptingStore
 
 __all__ = ["EncryptingWriter"]
 
@@ -28,12 +24,14 @@ class EncryptingWriter(ObjectWriter):
 
     def __init__(
         self,
-        store: EncryptingStore,
+        finish: Callable[[str, ContentEncryptor], Awaitable[None]],
         inner: ObjectWriter,
         encryptor: ContentEncryptor,
         metadata: Mapping[str, str],
     ):
-        self.store = store
+        # ``finish`` stores what the object needs besides its bytes (its instruction
+        # file); passed in rather than the store, so this module does not import it
+        self._finish = finish
         self.path = inner.path
         self._inner = inner
         self._encryptor = encryptor
@@ -92,7 +90,7 @@ class EncryptingWriter(ObjectWriter):
     async def complete(self) -> ObjectMeta:
         await self._flush()
         stored = await self._inner.complete()
-        await self.store.finish(self.path, self._encryptor)
+        await self._finish(self.path, self._encryptor)
         return dataclasses.replace(stored, size=self._plain, metadata=self._metadata)
 
     async def abort(self) -> None:
@@ -103,5 +101,5 @@ class EncryptingWriter(ObjectWriter):
         await self._flush()
         staged = await self._inner.stage()
         # the key is written now: whoever completes the upload later may be elsewhere
-        await self.store.finish(self.path, self._encryptor)
+        await self._finish(self.path, self._encryptor)
         return dataclasses.replace(staged, size=self._plain)

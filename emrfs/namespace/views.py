@@ -23,7 +23,11 @@ class Views:
 
     def __call__(self, path: str):
         """The consistent view in force for ``path``, or None when it is off there."""
-        options = self.options.for_path(path)
+        return self.for_options(self.options.for_path(path))
+
+    def for_options(self, options: Options):
+        """The consistent view of options already resolved for a path, or None when it is
+        off there."""
         if not options.consistency.enabled:
             return None
         view = self._views.get(options.consistency)

@@ -328,3 +328,32 @@ def test_a_pattern_that_names_nothing_literally_still_globs(fs, bucket, emrfs_s3
     assert keys(emrfs_s3, bucket) == ["d/keep", "d/qax", "e/qbx"]
     fs.rm(f"{bucket}/d/q?x")
     assert keys(emrfs_s3, bucket) == ["d/keep", "e/qbx"]
+
+
+def test_rm_whose_delete_batch_fails_records_every_delete_s3_confirmed(
+    emrfs_endpoint, bucket, emrfs_s3, table, monkeypatch
+):
+    """One DeleteObjects batch refused (a 503 past the retries) while the others succeed:
+    the table tombstones every key S3 confirmed, none stays a live row without its
+    object (the others' confirmations used to arrive after the error was raised)."""
+    from emrfs.errors import ThrottledError
+    from emrfs.testing.faults import Failure
+
+    # batches of two keys: the 503 answers at once, the other batches take moto's time
+    monkeypatch.setattr("emrfs.namespace.markers._DELETE_BATCH", 2, raising=False)
+    monkeypatch.setattr("emrfs.filesystem._DELETE_BATCH", 2, raising=False)
+    with FaultProxy(emrfs_endpoint) as proxy:
+        fs = consistent_fs(proxy.url, table, max_attempts=1)
+        fs.pipe({f"{bucket}/t/{n}": n.encode() for n in "abcdef"})
+        proxy.set_policy(FaultPolicy(slow_down=Failure(1.0, limit=1, operations={"DeleteObjects"})))
+        with pytest.raises(ThrottledError):
+            fs.rm(f"{bucket}/t", recursive=True)
+    left = set(keys(emrfs_s3, bucket, "t/"))
+    assert 0 < len(left) < 6, left  # one batch refused, the others done
+    rows = table_rows(emrfs_endpoint, table)
+    for n in "abcdef":
+        path = f"{bucket}/t/{n}"
+        if f"t/{n}" not in left:
+            assert rows[path] is True, f"{path} is gone from S3 but its row is live"
+        else:
+            assert rows[path] is False, f"{path} is in S3 but tombstoned"

@@ -198,3 +198,38 @@ def test_close_closes_what_it_made_and_leaves_what_was_handed_in(tmp_path):
     stacks.for_path("bkt/k")
     asyncio.run(stacks.close())
     assert closed == []  # the factory's owner closes it
+
+
+def test_a_filesystem_hands_its_stacks_its_own_transports_views_keys_and_blocks(tmp_path):
+    from emrfs import EmrFileSystem
+
+    cache = {"enabled": True, "directories": [str(tmp_path / "c")], "free_space_floor": 0.0}
+    fs = EmrFileSystem(
+        endpoint_url="http://127.0.0.1:9",
+        skip_instance_cache=True,
+        cse=CSE,
+        consistency=ON,
+        cache=cache,
+    )
+    transport, encrypting, consistent, caching, routing = fs._stacks.layers("bkt/k")
+    assert transport is fs._transport("bkt/k")  # one transport per S3/SSE options, not two
+    assert isinstance(consistent, ConsistentStore) and consistent.view is fs._views("bkt/k")
+    assert isinstance(encrypting, EncryptingStore)
+    assert encrypting.crypto.provider("bkt/k") is fs._encrypted.crypto.provider("bkt/k")
+    assert isinstance(caching, CachingStore) and caching.blocks is fs._cached.local.store
+    assert isinstance(routing, RoutingStore) and routing.in_tier("bkt/_temporary/x")
+
+
+def test_the_tier_is_made_at_its_first_path_not_when_a_stack_is_built(tmp_path):
+    fakes = Fakes()  # one cache directory cannot hold two replicas: the tier cannot be made
+    stacks = stacks_of(tmp_path, fakes, cache=ON, ephemeral={"replication": 2})
+
+    async def go() -> None:
+        stack = stacks.for_path("bkt/out/part-0")
+        await stack.put("bkt/out/part-0", b"persistent")  # never needs the tier
+        assert await stack.get_range("bkt/out/part-0") == b"persistent"
+        with pytest.raises(ValueError, match=r"ephemeral\.replication"):
+            await stack.put("bkt/out/_temporary/0/part-0", b"task output")
+        await stacks.close()
+
+    asyncio.run(go())
