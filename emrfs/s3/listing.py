@@ -142,6 +142,7 @@ def add_page(
     dirs = listing.dirs
     make_file = status.listed_file
     imply = recursive and withdirs
+    listed_dir = f"{bucket}/{dir_key}"
     for obj in objects:
         name = obj.path
         key = name[skip:]
@@ -159,8 +160,9 @@ def add_page(
             continue
         files[name] = make_file(name, obj.size, obj.etag, obj.last_modified, obj.storage_class)
         if imply:
-            parent = key.rpartition("/")[0]
-            if parent and parent != dir_key and f"{bucket}/{parent}" not in dirs:
+            # the parent's name cut from the path: no new string per key to look it up
+            parent = name.rpartition("/")[0]
+            if parent != listed_dir and parent != bucket and parent not in dirs:
                 _imply_parents(listing, status, bucket, key, dir_key)
     for common in prefixes:
         prefix = common.rstrip("/")

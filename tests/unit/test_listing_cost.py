@@ -249,3 +249,11 @@ def test_listed_file_status_without_etag_or_time_keeps_the_defaults():
     # the template holds these: they cannot change under it
     with pytest.raises(AttributeError):
         sf.block_size = 1  # type: ignore[misc]
+
+
+def test_add_page_at_the_bucket_root_implies_the_directories_of_nested_keys_only():
+    listing = Listing()
+    objects = [ObjectMeta(f"b/{k}", 1, '"e"', T) for k in ("a/b/f", "a/g", "top", "/odd")]
+    add_page(listing, "b", "", ListPage(objects), StatusFactory(1), recursive=True)
+    assert sorted(listing.dirs) == ["b/a", "b/a/b"]
+    assert sorted(listing.files) == ["b//odd", "b/a/b/f", "b/a/g", "b/top"]
