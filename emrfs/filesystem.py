@@ -173,9 +173,7 @@ class EmrFileSystem(AsyncFileSystem):
         # a directory's tree, rm and rmdir (emrfs.namespace.tree); renames (.rename)
         self._trees = Trees(self._markers, self._tiers, self._info)
         self._listings = Listings(self._markers, self._tiers, self._info)  # ls, find
-        self._moves = Renames(
-            self._markers, self._trees, self._tiers, self._renames, self._uploads, self._info
-        )
+        self._moves = Renames(self._markers, self._trees, self._tiers, self._renames, self._info)
 
     # --- fork safety ---------------------------------------------------------------
 

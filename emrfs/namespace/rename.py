@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from ..renames import RenameJournal
     from ..store import ObjectMeta
     from ..tiers import EphemeralRoutes
-    from ..uploads import Uploads
 
 logger = logging.getLogger("emrfs")
 
@@ -47,14 +46,12 @@ class Renames:
         trees: Trees,
         tiers: EphemeralRoutes,
         journal: RenameJournal,
-        uploads: Uploads,
         lookup: Callable[[str], Awaitable[dict]],
     ):
         self.markers = markers
         self.trees = trees
         self.tiers = tiers
         self.journal = journal
-        self.uploads = uploads
         self.lookup = lookup
         self.s3 = markers.s3
         self.options = markers.options
