@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from ..paths import DIR_MARKER_SUFFIX, EMRFS_FOLDER_SUFFIX, implied_dirs, marker_dir
 from ..status import StatusFactory
-from ..store.protocol import ListPage, ObjectMeta, split
+from ..store.protocol import ListPage, ObjectMeta, listed_meta, split
 from .client import S3Client
 
 
@@ -102,12 +102,13 @@ def _page_entries(page: dict | ListPage, bucket: str) -> tuple[Sequence[ObjectMe
     if isinstance(page, ListPage):
         return page.objects, [split(p)[1] for p in page.prefixes]
     objects = [
-        ObjectMeta(
+        listed_meta(
             f"{bucket}/{o['Key']}",
             o.get("Size", 0),
             o.get("ETag"),
             o.get("LastModified"),
-            storage_class=o.get("StorageClass"),
+            None,
+            o.get("StorageClass"),
         )
         for o in page.get("Contents", ())
     ]
