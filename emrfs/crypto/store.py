@@ -43,7 +43,7 @@ from ..store.protocol import (
     StagedUpload,
     WrapperStore,
 )
-from . import ContentCrypto, RangeReader, segmented
+from . import ContentCrypto, segmented
 from .envelope import (
     INSTRUCTION_MARKER,
     envelope_names,
@@ -54,48 +54,14 @@ from .envelope import (
     without_envelope,
 )
 from .keys import KeyProvider
-from .spool import SealedSpool, Spools
-from .stream import ContentEncryptor, adecrypt_whole, averified_chunks, plaintext_length
+from .sealed import Sealed, SealedReads, bare_etag, clip_range, remember
+from .stream import ContentEncryptor, plaintext_length
 from .writer import EncryptingWriter
 
 __all__ = ["EncryptingStore", "Sealed", "adjusted_length"]
 
-#: Descriptions (and range readers) of object versions kept for pinned reads.
-_KNOWN = 256
 #: Attempts of a read not pinned by its caller that meets a write between HEAD and GET.
 _ATTEMPTS = 3
-
-
-@dataclasses.dataclass(frozen=True)
-class Sealed:
-    """One stored object version as this layer sees it.
-
-    ``stored`` is the meta of the store below (stored size, every metadata name);
-    ``size`` the plaintext size.  ``encrypted`` False: a plaintext object, passed
-    through.  ``damaged``: why no plaintext length fits (truncated); reads raise it.
-    """
-
-    stored: ObjectMeta
-    size: int
-    encrypted: bool
-    instruction: bytes | None = None
-    damaged: str | None = None
-
-    @property
-    def etag(self) -> str | None:
-        return self.stored.etag
-
-    def meta(self) -> ObjectMeta:
-        """What a reader of this layer sees: plaintext size, the user's own metadata."""
-        if not self.encrypted:
-            return self.stored
-        return dataclasses.replace(
-            self.stored, size=self.size, metadata=without_envelope(self.stored.metadata)
-        )
-
-
-def _bare(etag: str | None) -> str:
-    return (etag or "").strip('"')
 
 
 def adjusted_length(stored: int, options: CSEOptions) -> int:
@@ -106,13 +72,6 @@ def adjusted_length(stored: int, options: CSEOptions) -> int:
         except IntegrityError:
             return stored  # not a segmented object of this segment size
     return stored - 16 if stored >= 16 else stored
-
-
-def _clip(path: str, start: int, end: int | None, size: int) -> tuple[int, int]:
-    if start < 0 or (end is not None and end < 0):
-        raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")
-    end = size if end is None else min(end, size)
-    return start, max(start, end)
 
 
 def _user_metadata(path: str, metadata: Mapping[str, str] | None) -> dict[str, str]:
@@ -153,9 +112,8 @@ class EncryptingStore(WrapperStore):
             crypto = ContentCrypto(options, kms_client, providers=providers)
         self.crypto = crypto
         self.list_concurrency = list_concurrency
-        self._spools = Spools()
+        self._reads = SealedReads(inner, crypto)  # ranged and verified reads of versions
         self._known: OrderedDict[tuple[str, str], Sealed] = OrderedDict()
-        self._readers: OrderedDict[tuple[str, str], RangeReader | None] = OrderedDict()
 
     # --- what is below -------------------------------------------------------------------
 
@@ -199,25 +157,18 @@ class EncryptingStore(WrapperStore):
             return Sealed(stored, stored.size, True, instruction, str(exc))
         sealed = Sealed(stored, size, True, instruction)
         if stored.etag:
-            self._remember(self._known, (path, _bare(stored.etag)), sealed)
+            remember(self._known, (path, bare_etag(stored.etag)), sealed)
         return sealed
-
-    @staticmethod
-    def _remember(table: OrderedDict, ident: tuple[str, str], value: Any) -> None:
-        table[ident] = value
-        table.move_to_end(ident)
-        while len(table) > _KNOWN:
-            table.popitem(last=False)
 
     async def sealed(self, path: str, if_match: str | None = None) -> Sealed:
         """The object at ``path`` (at ``if_match``: :class:`ChangedError` if another
         version is there); a version seen before costs no request."""
         if if_match:
-            known = self._known.get((path, _bare(if_match)))
+            known = self._known.get((path, bare_etag(if_match)))
             if known is not None:
                 return known
         stored = await self.inner.head(path)
-        if if_match and _bare(stored.etag) != _bare(if_match):
+        if if_match and bare_etag(stored.etag) != bare_etag(if_match):
             raise ChangedError(path, if_match, stored.etag)
         return await self.describe(path, stored)
 
@@ -250,109 +201,21 @@ class EncryptingStore(WrapperStore):
         if not sealed.encrypted:
             return stored, raw
         if start == 0 and end is None:
-            return sealed.meta(), await self._decrypt_body(path, sealed, raw)
+            return sealed.meta(), await self._reads.decrypt_body(path, sealed, raw)
         return sealed.meta(), await self.read_sealed(path, sealed, start, end)
-
-    async def _decrypt_body(self, path: str, sealed: Sealed, body: bytes) -> bytes:
-        """The plaintext of the whole stored ``body`` of ``sealed``, once it verified."""
-        if sealed.damaged:
-            raise IntegrityError(sealed.damaged, path)
-        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
-
-        async def whole() -> AsyncIterator[bytes]:
-            yield body
-
-        return await adecrypt_whole(decryptor, whole(), len(body))
 
     async def read_sealed(
         self, path: str, sealed: Sealed, start: int, end: int | None, *, recheck: bool = True
     ) -> bytes:
-        """Plaintext ``[start, end)`` of the version ``sealed`` describes (pinned to it).
+        """Plaintext ``[start, end)`` of the version ``sealed`` describes (pinned to it);
+        see :meth:`SealedReads.read`."""
+        return await self._reads.read(path, sealed, start, end, recheck=recheck)
 
-        ``recheck=False``: the caller holds that version (an open file) and takes it from
-        the spool, if spooled, without asking the store below whether it is still there."""
-        etag = sealed.etag
-        if not sealed.encrypted:
-            return await self.inner.get_range(path, start, end, if_match=etag)
-        if sealed.damaged:
-            raise IntegrityError(sealed.damaged, path)
-        whole = start == 0 and (end is None or end >= sealed.size)
-        start, end = _clip(path, start, end, sealed.size)
-        if whole:  # verified, even when empty: a tampered tag fails here too
-            decryptor = await self.crypto.decryptor(
-                path, sealed.stored.metadata, sealed.instruction
-            )
-            body = self.inner.get_stream(path, if_match=etag)
-            return await adecrypt_whole(decryptor, body, sealed.stored.size)
-        if end <= start:
-            return b""
-        reader = await self._range_reader(path, sealed)
-        if reader is None:
-            return await self._spooled(path, sealed, start, end, recheck)
-        plan = reader.plan(start, end)
-        if plan.fetch_end <= plan.fetch_start:
-            return b""
-        data = await self.inner.get_range(path, plan.fetch_start, plan.fetch_end, if_match=etag)
-        return reader.decrypt(plan, data)
-
-    async def _range_reader(self, path: str, sealed: Sealed) -> RangeReader | None:
-        """Ranged reads of the object (segmented, or CTR when allowed); None: read it whole
-        and verified, then serve ranges from a sealed spool."""
-        ident = (path, _bare(sealed.etag))
-        if ident in self._readers:
-            return self._readers[ident]
-        metadata = sealed.stored.metadata
-        try:
-            reader: RangeReader | None = await self.crypto.range_reader(
-                path, metadata, sealed.stored.size, sealed.instruction
-            )
-        except IntegrityError:
-            raise
-        except EncryptionError:
-            if self.crypto.needs_instruction_file(metadata) and sealed.instruction is None:
-                raise
-            reader = None  # an AWS format without the CTR opt-in (or legacy CBC)
-        if sealed.etag:
-            self._remember(self._readers, ident, reader)
-        return reader
-
-    async def _spooled(
-        self, path: str, sealed: Sealed, start: int, end: int, recheck: bool = True
-    ) -> bytes:
-        """A range of the verified plaintext, spooled sealed on first need.  A spool
-        filled earlier serves only while its version is still the one stored (one HEAD):
-        a pinned read of a version gone is :class:`ChangedError`, as everywhere."""
-        filled = False
-
-        async def fill(spool: SealedSpool) -> None:
-            nonlocal filled
-            filled = True
-            async for plain in self.verified_chunks(path, sealed):
-                spool.write(plain)
-
-        spool = await self._spools.get(path, sealed.etag, fill)
-        if recheck and not filled:
-            now = await self.inner.head(path)
-            if _bare(now.etag) != _bare(sealed.etag):
-                raise ChangedError(path, sealed.etag or "", now.etag)
-        return spool.read(start, end)
-
-    async def verified_chunks(
+    def verified_chunks(
         self, path: str, sealed: Sealed, chunk_size: int = 8 * 1024 * 1024
     ) -> AsyncIterator[bytes]:
-        """The whole plaintext of ``sealed``, streamed; the last chunk is held back until
-        the object verifies, so a consumer that commits at the end never keeps unverified
-        plaintext."""
-        body = self.inner.get_stream(path, if_match=sealed.etag, chunk_size=chunk_size)
-        if not sealed.encrypted:
-            async for chunk in body:
-                yield chunk
-            return
-        if sealed.damaged:
-            raise IntegrityError(sealed.damaged, path)
-        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
-        async for plain in averified_chunks(decryptor, body):
-            yield plain if isinstance(plain, bytes) else bytes(plain)
+        """The whole plaintext of ``sealed``, the last chunk held back until it verifies."""
+        return self._reads.verified_chunks(path, sealed, chunk_size)
 
     async def get_stream(
         self,
@@ -375,7 +238,7 @@ class EncryptingStore(WrapperStore):
         if sealed.damaged:
             raise IntegrityError(sealed.damaged, path)
         whole = start == 0 and (end is None or end >= sealed.size)
-        start, end = _clip(path, start, end, sealed.size)
+        start, end = clip_range(path, start, end, sealed.size)
         if whole:
             async for chunk in self.verified_chunks(path, sealed, chunk_size):
                 yield chunk
@@ -568,9 +431,8 @@ class EncryptingStore(WrapperStore):
 
     def drop_local(self) -> None:
         """Drop the spools and remembered versions; the store below stays open."""
-        self._spools.close()
+        self._reads.drop_local()
         self._known.clear()
-        self._readers.clear()
 
     async def close(self) -> None:
         self.drop_local()
