@@ -1,5 +1,5 @@
 """Spark ``local[4]`` through the gateway with every layer on (cache, consistent view,
-CSE, tier): a table of 32 partitions keyed by a non-ASCII column, written and read
+CSE, tier): a table of 16 partitions keyed by a non-ASCII column, written and read
 back without a timeout.  Before, the partition paths (raw UTF-8 in Hadoop's request
 lines) were refused with 400, and concurrent reads of CSE objects deadlocked."""
 
@@ -14,6 +14,9 @@ from emrfs.gateway import serve_in_thread
 pytestmark = [pytest.mark.spark, pytest.mark.integration, pytest.mark.slow]
 
 CITIES = ["Zürich", "São Paulo", "Kraków", "東京", "Montréal", "Ørsted", "Île de Ré", "Málaga"]
+#: partitions (each city twice, four writer tasks: 64 files, written and read concurrently)
+PARTITIONS = 16
+ROWS = 100 * PARTITIONS
 AES_KEY = base64.b64encode(bytes(range(32))).decode()
 
 
@@ -30,7 +33,7 @@ def spark4():
     session.stop()
 
 
-def test_32_non_ascii_partitions_with_every_layer_on(spark4, emrfs_endpoint, emrfs_s3, tmp_path):
+def test_non_ascii_partitions_with_every_layer_on(spark4, emrfs_endpoint, emrfs_s3, tmp_path):
     import boto3
     from pyspark.sql import functions as F
 
@@ -52,20 +55,20 @@ def test_32_non_ascii_partitions_with_every_layer_on(spark4, emrfs_endpoint, emr
         cache={"enabled": True, "directories": [str(tmp_path / "c0")], "block_size": 256 * 1024},
         ephemeral={"enabled": True},
     )
-    names = [f"{CITIES[i % len(CITIES)]} {i}" for i in range(32)]
+    names = [f"{CITIES[i % len(CITIES)]} {i}" for i in range(PARTITIONS)]
     try:
         with serve_in_thread(fs) as gateway:
             url = f"webhdfs://127.0.0.1:{gateway.port}/{bucket}/cities"
             frame = spark4.createDataFrame(
-                [(i, names[i % 32]) for i in range(3200)], ["id", "city"]
+                [(i, names[i % PARTITIONS]) for i in range(ROWS)], ["id", "city"]
             )
             frame.repartition(4).write.mode("overwrite").partitionBy("city").parquet(url)
             table = spark4.read.parquet(url)
             rows = table.collect()
             one = table.filter(F.col("city") == names[3]).collect()  # partition pruning
-        assert sorted(r.id for r in rows) == list(range(3200))
-        assert all(r.city == names[r.id % 32] for r in rows)
-        assert sorted(r.id for r in one) == list(range(3, 3200, 32))
+        assert sorted(r.id for r in rows) == list(range(ROWS))
+        assert all(r.city == names[r.id % PARTITIONS] for r in rows)
+        assert sorted(r.id for r in one) == list(range(3, ROWS, PARTITIONS))
         keys = [
             o["Key"]
             for page in emrfs_s3.get_paginator("list_objects_v2").paginate(
