@@ -1,0 +1,236 @@
+"""What the obstore transport needs outside its verbs: whether obstore may serve this
+process (fork safety), which transport the options pick, which keys obstore can
+address, and obstore's ``S3Store`` built from emrfs's options (credentials from
+botocore's chain)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # obstore's TypedDicts exist only for type checkers
+    from obstore.store import ClientConfig, RetryConfig, S3Config, S3Credential
+
+from ..config import S3Options, SSEOptions
+from ..errors import ConfigurationError
+
+logger = logging.getLogger("emrfs.store.obstore")
+
+#: obstore's path type refuses these characters (Rust's ``char::is_control``).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+# --- fork safety ----------------------------------------------------------------------
+# obstore's tokio runtime is per process and does not survive fork: once a parent made a
+# request, any request in a forked child hangs, even through a new S3Store.  We record
+# that this process used obstore; a child forked afterwards inherits the mark and
+# routes every verb to botocore.
+
+_used_in: int | None = None  # pid of the process that made obstore requests
+_forked_after_use = False  # this process was forked from one that had
+
+
+def _after_fork_in_child() -> None:
+    global _forked_after_use
+    if _used_in is not None:
+        _forked_after_use = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _mark_used() -> None:
+    global _used_in
+    if _used_in is None:
+        _used_in = os.getpid()
+
+
+def obstore_available() -> bool:
+    """obstore is installed (it is a dependency; a trimmed install may lack it)."""
+    try:
+        import obstore  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def obstore_usable() -> bool:
+    """obstore can serve requests in this process: installed, and this process was not
+    forked from one whose obstore runtime had started (see the module doc)."""
+    return (
+        not _forked_after_use
+        and (_used_in is None or _used_in == os.getpid())
+        and obstore_available()
+    )
+
+
+def unsupported_by_obstore(s3: S3Options, sse: SSEOptions) -> str | None:
+    """Why obstore cannot serve a store with these options (a reason), or None."""
+    if sse.customer_key and sse.algorithm == "SSE-C" and not sse.enabled:
+        return (
+            "an SSE-C key is configured for reads with sse.enabled off: obstore sends "
+            "the key on writes too"
+        )
+    return None
+
+
+def choose_transport(s3: S3Options, sse: SSEOptions) -> str:
+    """``"obstore"`` or ``"botocore"`` for ``s3.transport`` in this process.
+
+    ``auto`` and ``obstore`` both fall back to botocore (``auto`` also for an option
+    obstore cannot honour); a forked child of a process that used obstore always does.
+    """
+    if s3.transport == "botocore":
+        return "botocore"
+    if not obstore_available():
+        if s3.transport == "obstore":
+            raise ConfigurationError(
+                "s3.transport is 'obstore' but obstore is not installed: "
+                "pip install obstore, or set s3.transport=auto",
+                "s3.transport",
+            )
+        return "botocore"
+    if not obstore_usable():
+        logger.debug("forked from a process that used obstore: using the botocore transport")
+        return "botocore"
+    if s3.transport == "auto":
+        reason = unsupported_by_obstore(s3, sse)
+        if reason:
+            logger.debug("s3.transport=auto picks botocore: %s", reason)
+            return "botocore"
+    return "obstore"
+
+
+def forked_after_use(store_pid: int) -> bool:
+    """This process may not use obstore (forked after a process, or the process that
+    made the store of ``store_pid``, started obstore's runtime)."""
+    return _forked_after_use or (store_pid != os.getpid() and _used_in not in (None, os.getpid()))
+
+
+def obstore_key(key: str) -> bool:
+    """True when obstore addresses exactly this key (its path type strips a trailing
+    ``/`` and refuses empty, ``.`` and ``..`` segments and control characters)."""
+    if not key or key.startswith("/") or key.endswith("/") or "//" in key:
+        return False
+    if _CONTROL.search(key):
+        return False
+    return not any(part in (".", "..") for part in key.split("/"))
+
+
+def _seconds(value: float) -> _dt.timedelta:
+    return _dt.timedelta(seconds=value)
+
+
+def make_native_store(
+    o: S3Options, sse: SSEOptions, write_sse: str | None, customer_key: Any, bucket: str
+) -> Any:
+    """obstore's ``S3Store`` for ``bucket`` with these resolved options."""
+    from obstore.store import S3Store
+
+    config: S3Config = {
+        "region": o.region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or "us-east-1",
+    }
+    client: ClientConfig = {
+        "connect_timeout": _seconds(o.connect_timeout),
+        "read_timeout": _seconds(o.read_timeout),
+        # the whole request, body included: a stream is read at its consumer's pace,
+        # so only a stall (read_timeout) may end it
+        "timeout": _dt.timedelta(days=1),
+        "pool_max_idle_per_host": str(o.max_pool_connections),
+    }
+    style = o.addressing_style
+    if style == "auto":
+        style = "path" if o.endpoint_url or "." in bucket else "virtual"
+    if o.endpoint_url:
+        endpoint = o.endpoint_url.rstrip("/")
+        if style == "virtual":  # obstore wants the bucket in a virtual-hosted endpoint
+            scheme, _, host = endpoint.partition("://")
+            endpoint = f"{scheme}://{bucket}.{host}"
+        config["endpoint"] = endpoint
+        client["allow_http"] = endpoint.lower().startswith("http://")
+    config["virtual_hosted_style_request"] = style == "virtual"
+    if o.anon:
+        config["skip_signature"] = True
+    credential_provider: _BotocoreCredentials | None = None
+    if o.access_key_id:
+        config["access_key_id"] = o.access_key_id
+        config["secret_access_key"] = o.secret_access_key or ""
+        if o.session_token:
+            config["session_token"] = o.session_token
+    elif not o.anon:
+        credential_provider = _BotocoreCredentials(o.profile)
+    if o.ca_bundle:
+        with open(o.ca_bundle, "rb") as f:
+            client["root_certificate"] = f.read()
+    if write_sse == "SSE-C" and customer_key:
+        config["server_side_encryption"] = "sse-c"
+        config["sse_customer_key_base64"] = customer_key[0]
+    elif write_sse:
+        config["server_side_encryption"] = write_sse
+        if sse.kms_key_id and write_sse.startswith("aws:kms"):
+            config["sse_kms_key_id"] = sse.kms_key_id
+        if sse.bucket_key_enabled:
+            config["sse_bucket_key_enabled"] = True
+    retry: RetryConfig = {
+        "max_retries": o.max_attempts - 1,
+        "backoff": {
+            "init_backoff": _seconds(max(o.retry_base_seconds, 0.001)),
+            "max_backoff": _seconds(max(o.retry_max_seconds, 0.001)),
+            "base": 2,
+        },
+    }
+    return S3Store(
+        bucket,
+        config=config,
+        client_options=client,
+        retry_config=retry,
+        credential_provider=credential_provider,
+    )
+
+
+def _unparseable(exc: BaseException) -> bool:
+    """obstore met a key its path type cannot hold (``a//b``, ``./``, a control character)."""
+    for item in (exc, exc.__cause__):
+        if item is not None and (
+            (
+                type(item).__name__ == "InvalidPathError"
+                and type(item).__module__.startswith("obstore")
+            )
+            or "Could not parse path" in str(item)
+        ):
+            return True
+    return False
+
+
+class _BotocoreCredentials:
+    """obstore credentials from botocore's chain (profiles, ``~/.aws``, SSO, roles),
+    refreshed when botocore's expire; obstore's own chain knows no profiles."""
+
+    def __init__(self, profile: str | None):
+        self.profile = profile
+        self._credentials: Any = None
+
+    def __call__(self) -> S3Credential:
+        if self._credentials is None:
+            import botocore.session
+
+            session = botocore.session.Session(profile=self.profile)
+            self._credentials = session.get_credentials()
+            if self._credentials is None:
+                from botocore.exceptions import NoCredentialsError
+
+                raise NoCredentialsError()
+        frozen = self._credentials.get_frozen_credentials()
+        expiry = getattr(self._credentials, "_expiry_time", None)
+        return {
+            "access_key_id": frozen.access_key,
+            "secret_access_key": frozen.secret_key,
+            "token": frozen.token,
+            "expires_at": expiry,
+        }
