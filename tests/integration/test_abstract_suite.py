@@ -17,7 +17,9 @@ Each test class runs once per configuration (a class-scoped filesystem each):
 Each test gets a fresh prefix; afterwards it is removed through emrfs and the raw S3
 listing below it must be empty (nothing left behind), and in the encrypting
 configurations the objects the test left are first checked at rest (SSE header,
-CSE envelope).  ``plain`` runs the glob edge cases whole and ``all`` a spread of them; the
+CSE envelope).  ``plain`` runs the glob edge cases whole with get and put and a spread of them with
+copy (the same path expansion; S3 copies are the suite's most expensive calls), and
+``all`` a spread; the
 single-layer configurations run none (a glob case repeats the copy, get and put
 layer calls of the non-glob tests with other patterns, which only the glob logic
 above the stack tells apart, and ``all`` already crosses every layer with them).  The
@@ -226,7 +228,9 @@ EACH_LAYER = tuple(c for c in CONFIGURATIONS if c not in FULL_GLOBS + SPREAD_GLO
 
 @_over(FULL_GLOBS)
 class TestCopy(AbstractCopyTests, EmrfsFixtures):
-    pass
+    # the glob edge cases whole run with get and put (the same path expansion, cheaper
+    # layer calls); S3 copies are the suite's most expensive calls
+    test_copy_glob_edge_cases = _spread(AbstractCopyTests.test_copy_glob_edge_cases)
 
 
 @_over(EACH_LAYER)
