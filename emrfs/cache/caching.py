@@ -37,6 +37,8 @@ from ..store.protocol import (
     ObjectWriter,
     StagedUpload,
     WrapperStore,
+    check_chunk_size,
+    check_range,
 )
 from .reader import CachedReader
 from .store import BlockStore, ObjectIdentity, path_owner
@@ -168,7 +170,7 @@ class CachingStore(WrapperStore):
     async def get_range(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
     ) -> bytes:
-        _check_offsets(path, start, end)
+        check_range(path, start, end)
         for attempt in (1, 2):
             ident = await self._identity(path, if_match)
             if ident is None:  # no ETag: nothing to key blocks by
@@ -204,9 +206,8 @@ class CachingStore(WrapperStore):
         if_match: str | None = None,
         chunk_size: int = 8 * 1024 * 1024,
     ) -> AsyncIterator[bytes]:
-        _check_offsets(path, start, end)
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size for {path!r} must be at least 1, not {chunk_size}")
+        check_range(path, start, end)
+        check_chunk_size(path, chunk_size)
         ident = await self._identity(path, if_match)
         if ident is None:
             async for chunk in self.inner.get_stream(
@@ -350,8 +351,3 @@ class _InvalidatingWriter(ObjectWriter):
 
     async def stage(self) -> StagedUpload:
         return await self.inner.stage()
-
-
-def _check_offsets(path: str, start: int, end: int | None) -> None:
-    if start < 0 or (end is not None and end < 0):
-        raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")

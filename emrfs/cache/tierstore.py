@@ -39,6 +39,8 @@ from ..store.protocol import (
     ObjectMeta,
     ObjectStore,
     ObjectWriter,
+    check_chunk_size,
+    check_range,
     split,
 )
 from .ephemeral import EphemeralTier, EphemeralWriter
@@ -129,7 +131,7 @@ class TierStore(ObjectStore):
         return self.tier.open_manifest(path, manifest), meta
 
     def _read(self, path: str, start: int, end: int | None, if_match: str | None) -> bytes:
-        _check_offsets(path, start, end)
+        check_range(path, start, end)
         reader, meta = self._open(path, if_match)
         if reader is None:
             return b""
@@ -154,9 +156,8 @@ class TierStore(ObjectStore):
         if_match: str | None = None,
         chunk_size: int = 8 * 1024 * 1024,
     ) -> AsyncIterator[bytes]:
-        _check_offsets(path, start, end)
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size for {path!r} must be at least 1, not {chunk_size}")
+        check_range(path, start, end)
+        check_chunk_size(path, chunk_size)
         reader, meta = await run_blocking(self._open, path, if_match)
         if reader is None:
             return
@@ -418,8 +419,3 @@ class _TierWriter(ObjectWriter):
         self._done = True
         self._waiting.clear()
         self.out.abort()
-
-
-def _check_offsets(path: str, start: int, end: int | None) -> None:
-    if start < 0 or (end is not None and end < 0):
-        raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import ChangedError, EncryptionError, IntegrityError
-from ..store.protocol import ObjectMeta, ObjectStore
+from ..store.protocol import ObjectMeta, ObjectStore, check_range
 from . import ContentCrypto, RangeReader
 from .envelope import without_envelope
 from .spool import SealedSpool, Spools
@@ -58,8 +58,7 @@ def bare_etag(etag: str | None) -> str:
 
 
 def clip_range(path: str, start: int, end: int | None, size: int) -> tuple[int, int]:
-    if start < 0 or (end is not None and end < 0):
-        raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")
+    check_range(path, start, end)
     end = size if end is None else min(end, size)
     return start, max(start, end)
 

@@ -42,6 +42,7 @@ from ..store.protocol import (
     ObjectWriter,
     StagedUpload,
     WrapperStore,
+    check_chunk_size,
 )
 from . import ContentCrypto, segmented
 from .envelope import (
@@ -226,8 +227,7 @@ class EncryptingStore(WrapperStore):
         if_match: str | None = None,
         chunk_size: int = 8 * 1024 * 1024,
     ) -> AsyncIterator[bytes]:
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size for {path!r} must be at least 1, not {chunk_size}")
+        check_chunk_size(path, chunk_size)
         sealed = await self.sealed(path, if_match)
         if not sealed.encrypted:
             async for chunk in self.inner.get_stream(

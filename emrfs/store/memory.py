@@ -31,6 +31,8 @@ from .protocol import (
     ObjectStore,
     ObjectWriter,
     StagedUpload,
+    check_chunk_size,
+    check_range,
     split,
 )
 
@@ -189,8 +191,7 @@ class MemoryStore(ObjectStore):
     def _read_object(
         self, path: str, start: int, end: int | None, if_match: str | None
     ) -> StoredObject:
-        if start < 0 or (end is not None and end < 0):
-            raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")
+        check_range(path, start, end)
         found = self._object(path)
         if if_match is not None and _bare(if_match) != _bare(found.etag):
             raise ChangedError(path, if_match, found.etag)
@@ -216,8 +217,7 @@ class MemoryStore(ObjectStore):
         if_match: str | None = None,
         chunk_size: int = 8 * 1024 * 1024,
     ) -> AsyncIterator[bytes]:
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size for {path!r} must be at least 1, not {chunk_size}")
+        check_chunk_size(path, chunk_size)
         data = self._read(path, start, end, if_match)
         for offset in range(0, len(data), chunk_size):
             yield data[offset : offset + chunk_size]

@@ -64,6 +64,7 @@ from .protocol import (
     ObjectStore,
     ObjectWriter,
     StagedUpload,
+    check_range,
     listed_meta,
     pinned_head,
     split,
@@ -242,8 +243,7 @@ class ObstoreStore(ObjectStore):
     ) -> tuple[ObjectMeta, bytes]:
         if not self._direct(path):
             return await self.fallback.get(path, start, end, if_match=if_match)
-        if start < 0 or (end is not None and end < 0):
-            raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")
+        check_range(path, start, end)
         if end is not None and end <= start:
             return await pinned_head(self, path, if_match), b""
         if if_match is not None and self._pinned_get is not None and start == 0 and end is None:

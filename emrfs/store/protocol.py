@@ -46,11 +46,25 @@ __all__ = [
     "ObjectWriter",
     "StagedUpload",
     "WrapperStore",
+    "check_chunk_size",
+    "check_range",
     "cut_listing",
     "listed_meta",
     "pinned_head",
     "split",
 ]
+
+
+def check_range(path: str, start: int, end: int | None) -> None:
+    """A read's offsets are never negative (every store's rule, one message)."""
+    if start < 0 or (end is not None and end < 0):
+        raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")
+
+
+def check_chunk_size(path: str, chunk_size: int) -> None:
+    """A stream's ``chunk_size`` is at least one byte."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size for {path!r} must be at least 1, not {chunk_size}")
 
 
 def split(path: str) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from typing import Any
 from ..config import SSEOptions
 from ..crypto import sse as _sse
 from ..errors import not_found
-from .protocol import ObjectMeta, split
+from .protocol import ObjectMeta, check_range, split
 
 __all__ = ["SSEArguments", "sse_arguments", "meta_from_response", "object_key", "check_range"]
 
@@ -72,8 +72,3 @@ def object_key(path: str) -> tuple[str, str]:
     if not bucket or not key:
         raise not_found(path, "a bucket is not an object; give bucket/key")
     return bucket, key
-
-
-def check_range(path: str, start: int, end: int | None) -> None:
-    if start < 0 or (end is not None and end < 0):
-        raise ValueError(f"range [{start}, {end}) of {path!r}: offsets are never negative")
