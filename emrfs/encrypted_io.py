@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import paths
@@ -35,7 +35,6 @@ from .crypto import ContentCrypto, ContentEncryptor, averified_chunks, sse
 from .crypto.envelope import is_encrypted
 from .crypto.spool import SealedSpool
 from .crypto.store import EncryptingStore, Sealed, adjusted_length
-from .crypto.stream import encrypted_parts
 from .encrypted_file import CseWriter, EncryptedFile, StoreRanges
 from .errors import IntegrityError
 from .s3.client import S3Client, _close_at_exit, client_kwargs
@@ -47,7 +46,7 @@ if TYPE_CHECKING:
     from .store import ObjectStore
     from .uploads import Uploads
 
-__all__ = ["EncryptedIO", "EncryptedFile", "CseWriter", "SealedSpool", "encrypted_parts"]
+__all__ = ["EncryptedIO", "EncryptedFile", "CseWriter", "SealedSpool"]
 
 #: The first GET of a streamed read (its meta, and the whole of a smaller object).
 READ_WINDOW = 8 * 1024 * 1024
@@ -186,46 +185,6 @@ class EncryptedIO:
         """After the object is stored: its instruction file (see
         :meth:`EncryptingStore.finish`; the object is removed if it cannot be written)."""
         await self.store(path).finish(path, encryptor)
-
-    async def put_encrypted(
-        self, path: str, chunks: Iterable[bytes | memoryview], size: int, *, create: bool = False
-    ) -> dict:
-        """Encrypt and store ``size`` bytes of plaintext arriving as ``chunks``.
-
-        One PUT through the CSE layer where plaintext would get one (the tag does not
-        tip it into multipart), else a multipart upload whose parts are encrypted in
-        order as they go up.  Returns the PUT / CompleteMultipartUpload response.
-        """
-        o = self.options.s3
-        if size <= max(o.part_size, o.multipart_threshold):
-            return await self._put_one(path, b"".join(chunks), create)
-        encryptor = await self.crypto.new_encryptor(path)
-        bucket, key = paths.split(path)
-        response = await self.uploads.upload(
-            path,
-            bucket,
-            key,
-            encrypted_parts(encryptor, chunks, o.part_size),
-            if_none_match=create,
-            metadata=encryptor.metadata,
-        )
-        await self.finish_object(path, encryptor)
-        return response
-
-    async def _put_one(self, path: str, value: bytes, create: bool) -> dict:
-        meta = await self.store(path).put(path, value, if_none_match=create)
-        return {"ETag": meta.etag, "VersionId": meta.version_id}
-
-    async def put_bytes(self, path: str, value: bytes, *, create: bool = False) -> dict:
-        """:meth:`put_encrypted` of bytes in memory, read in place (no copies of parts)."""
-        o = self.options.s3
-        if len(value) <= max(o.part_size, o.multipart_threshold):
-            return await self._put_one(path, value, create)
-        view = memoryview(value)
-        step = o.part_size
-        return await self.put_encrypted(
-            path, (view[i : i + step] for i in range(0, len(view), step)), len(value), create=create
-        )
 
     # --- whole reads -----------------------------------------------------------------------
 

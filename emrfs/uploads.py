@@ -14,8 +14,46 @@ from .config import Options
 from .crypto import sse
 from .s3.client import S3Client
 from .s3.multipart import MultipartUpload, UploadPurge, part_ranges
+from .store.protocol import ObjectMeta, ObjectStore
 
-__all__ = ["Uploads", "bytes_parts", "file_parts"]
+__all__ = ["Uploads", "bytes_parts", "file_parts", "write_parts"]
+
+
+async def write_parts(
+    store: ObjectStore,
+    path: str,
+    parts: Iterable[bytes],
+    *,
+    concurrency: int,
+    if_none_match: bool = False,
+    part_done: Callable[[int], None] | None = None,
+) -> ObjectMeta:
+    """Write ``parts`` (in order) as one object through ``store``'s writer, at most
+    ``concurrency`` parts in flight (memory stays near that many parts); the write is
+    aborted if any part fails.  ``part_done(nbytes)`` after each part (progress)."""
+    writer = await store.writer(path, if_none_match=if_none_match)
+    in_flight: set[asyncio.Task] = set()
+    try:
+        for number, data in enumerate(parts, start=1):
+            if len(in_flight) >= concurrency:
+                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    t.result()
+            # tasks start in the order made: an encrypting writer sees its parts in order
+            task = asyncio.ensure_future(writer.write_part(number, data))
+            if part_done is not None:
+                task.add_done_callback(_report_part(part_done, len(data)))
+            in_flight.add(task)
+        if in_flight:
+            for outcome in await asyncio.gather(*in_flight, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+    except BaseException:
+        for t in in_flight:
+            t.cancel()
+        await writer.abort()
+        raise
+    return await writer.complete()
 
 
 class Uploads:

@@ -56,6 +56,7 @@ from .obstore_native import (
     obstore_usable,
     unsupported_by_obstore,
 )
+from .progress import send_progress
 from .protocol import (
     DeleteFailure,
     DeleteResult,
@@ -440,7 +441,9 @@ class ObstoreStore(ObjectStore):
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
     ) -> ObjectMeta:
-        if not self._direct(path):
+        # a caller watching the bytes go (send_progress): obstore sends a buffer it
+        # cannot report on; botocore reads the body as it sends it
+        if not self._direct(path) or send_progress() is not None:
             return await self.fallback.put(
                 path,
                 data,
