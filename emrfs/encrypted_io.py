@@ -11,9 +11,8 @@ here adapts the filesystem's shapes to it:
   (:mod:`emrfs.crypto.sse`);
 * ``info()`` and listing entries with plaintext lengths and ``info["cse"]``
   (what an open file needs to read ranges with no second HEAD);
-* multipart CSE writes (one encryptor per object, parts encrypted in order as
-  :class:`~emrfs.uploads.Uploads` sends them) and the streaming
-  :class:`~emrfs.encrypted_file.EncryptedFile`; single PUTs go through the layer;
+* the read side of :class:`~emrfs.encrypted_file.EncryptedFile` (writes of every
+  kind go through the path's stack, whose CSE layer encrypts them);
 * streamed whole reads for downloads, the last chunk held back until the object
   verifies (:meth:`EncryptedIO.read_chunks`).
 
@@ -31,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 from . import paths
 from .byterange import resolve_range
 from .config import CSEOptions
-from .crypto import ContentCrypto, ContentEncryptor, averified_chunks, sse
+from .crypto import ContentCrypto, averified_chunks, sse
 from .crypto.envelope import is_encrypted
 from .crypto.spool import SealedSpool
 from .crypto.store import EncryptingStore, Sealed, adjusted_length
-from .encrypted_file import CseWriter, EncryptedFile, StoreRanges
+from .encrypted_file import EncryptedFile, StoreRanges
 from .errors import IntegrityError
 from .s3.client import S3Client, _close_at_exit, client_kwargs
 from .store.protocol import ObjectMeta
@@ -44,9 +43,8 @@ from .store.s3 import meta_from_response
 if TYPE_CHECKING:
     from .config import Options
     from .store import ObjectStore
-    from .uploads import Uploads
 
-__all__ = ["EncryptedIO", "EncryptedFile", "CseWriter", "SealedSpool"]
+__all__ = ["EncryptedIO", "EncryptedFile", "SealedSpool"]
 
 #: The first GET of a streamed read (its meta, and the whole of a smaller object).
 READ_WINDOW = 8 * 1024 * 1024
@@ -73,14 +71,12 @@ class EncryptedIO:
         self,
         options: Options,
         s3: S3Client,
-        uploads: Uploads,
         lookup: Callable[[str], Awaitable[dict]],
         transport: Callable[[str], ObjectStore],
     ):
         self.options = options
         self.s3 = s3
         self.transport = transport  # the object-store transport of a path
-        self.uploads = uploads
         self.lookup = lookup
         self._crypto: tuple[int, ContentCrypto] | None = None
         self._kms: Any = None
@@ -114,12 +110,6 @@ class EncryptedIO:
         return store
 
     # --- SSE kwargs ------------------------------------------------------------------
-
-    def write_kwargs(self, path: str) -> dict[str, Any]:
-        return sse.write_kwargs(self.options.for_path(path).sse)
-
-    def part_kwargs(self, path: str) -> dict[str, Any]:
-        return sse.part_kwargs(self.options.for_path(path).sse)
 
     def read_kwargs(self, path: str) -> dict[str, Any]:
         return sse.read_kwargs(self.options.for_path(path).sse)
@@ -167,12 +157,6 @@ class EncryptedIO:
 
     # --- writes ------------------------------------------------------------------------
 
-    async def writer(self, path: str) -> CseWriter | None:
-        """A :class:`CseWriter` for a new object at ``path``, or None when CSE is off there."""
-        if not self.cse_enabled(path):
-            return None
-        return CseWriter(await self.crypto.new_encryptor(path))
-
     async def put_object(
         self, path: str, body: bytes, *, metadata: Mapping[str, str] | None, create: bool = False
     ) -> dict:
@@ -180,11 +164,6 @@ class EncryptedIO:
         staged commit's instruction files, which carry their own envelope."""
         meta = await self.transport(path).put(path, body, if_none_match=create, metadata=metadata)
         return {"ETag": meta.etag, "VersionId": meta.version_id}
-
-    async def finish_object(self, path: str, encryptor: ContentEncryptor) -> None:
-        """After the object is stored: its instruction file (see
-        :meth:`EncryptingStore.finish`; the object is removed if it cannot be written)."""
-        await self.store(path).finish(path, encryptor)
 
     # --- whole reads -----------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ from .status import StatusFactory
 from .store.progress import reporting_sends
 from .tiers import EphemeralRoutes, StackVerbs
 from .transports import Transports
-from .uploads import Uploads, bytes_parts, file_parts, write_parts
+from .uploads import bytes_parts, file_parts, write_parts
 
 logger = logging.getLogger("emrfs")
 
@@ -116,14 +116,11 @@ class EmrFileSystem(AsyncFileSystem):
             whole_bucket=o.multipart_purge,
             staged_ids=lambda bucket: self._tiers.staging.staged_upload_ids(bucket),
         )
-        self._uploads = Uploads(self.s3, self.options, self._purge)
         # the object-store protocol's transport of each path (emrfs.transports)
         self._transport = Transports(self.options, self.s3, self._purge)
         self.transport = self._transport("")
         # SSE kwargs, CSE streams (emrfs.encrypted_io)
-        self._encrypted = EncryptedIO(
-            self.options, self.s3, self._uploads, self._info, self._transport
-        )
+        self._encrypted = EncryptedIO(self.options, self.s3, self._info, self._transport)
         # block cache (emrfs.cached_io)
         self._cached = CachedIO(self.options, self._encrypted, self._info, lambda: self.loop)
         # statuses and footers reads reuse (emrfs.readplan)
@@ -434,9 +431,6 @@ class EmrFileSystem(AsyncFileSystem):
         await _run_coros_in_chunks(coros, batch_size=batch_size or self.batch_size, nofiles=True)
 
     # --- request options hooks (encryption plugs in here) ---------------------------------
-
-    def _write_kwargs(self, path: str) -> dict[str, Any]:
-        return self._encrypted.write_kwargs(path)
 
     def _read_kwargs(self, path: str) -> dict[str, Any]:
         return self._encrypted.read_kwargs(path)

@@ -100,6 +100,10 @@ class EncryptingWriter(ObjectWriter):
     async def stage(self) -> StagedUpload:
         await self._flush()
         staged = await self._inner.stage()
-        # the key is written now: whoever completes the upload later may be elsewhere
-        await self._finish(self.path, self._encryptor)
-        return dataclasses.replace(staged, size=self._plain)
+        # the key travels with the staged upload (whoever completes it may be elsewhere);
+        # its instruction file is written when the upload is published, not before
+        encryptor = self._encryptor
+        instruction = None
+        if encryptor.instruction is not None:
+            instruction = (encryptor.instruction, dict(encryptor.instruction_metadata or {}))
+        return dataclasses.replace(staged, size=self._plain, instruction=instruction)

@@ -471,6 +471,12 @@ class S3Writer(ObjectWriter):
         await self.upload.upload_part(number, data)
         self._sizes[number] = len(data)
 
+    async def copy_part(self, number: int, src: str, start: int, end: int) -> None:
+        self._open()
+        bucket, key = object_key(src)
+        await self.upload.copy_part(number, {"Bucket": bucket, "Key": key}, start, end)
+        self._sizes[number] = end - start
+
     async def complete(self) -> ObjectMeta:
         self._open()
         if not self.upload.parts:  # S3 completes no upload without a part: one empty part
