@@ -214,6 +214,13 @@ class CachedIO:
 
     # --- reading ----------------------------------------------------------------------
 
+    def known_size(self, path: str) -> int | None:
+        """The size of the version of ``path`` the block cache serves now (None: none
+        known; the next read asks)."""
+        layer = self.layer(path)
+        ident = None if layer is None else layer.known(path)
+        return None if ident is None else ident.size
+
     def file_cache(self, path: str, info: dict) -> tuple[str, dict] | None:
         """``(cache_type, cache_options)`` for a file opened for reading, or None (uncached)."""
         layer = self.layer(path)

@@ -466,10 +466,13 @@ class EmrFileSystem(AsyncFileSystem):
             start = start or 0
             if start < 0 or (end is not None and end <= max(start, 0)):
                 # from the end, or empty: the size first (an empty range still names a file)
-                info = await self._info(path)
-                if info["type"] != "file":
-                    raise is_a_directory(path, "open a file below it, or use ls")
-                start, end = resolve_range(start, end, info["size"])
+                size = self._cached.known_size(path)  # the version the block cache serves
+                if size is None:
+                    info = await self._info(path)
+                    if info["type"] != "file":
+                        raise is_a_directory(path, "open a file below it, or use ls")
+                    size = info["size"]
+                start, end = resolve_range(start, end, size)
                 if end <= start:
                     return b""
             return await stack.get_range(path, start, end)
