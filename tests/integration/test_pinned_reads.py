@@ -169,7 +169,7 @@ def test_cse_read_of_a_stale_copy_is_retried_not_changed_error(
     # Issue "Data safety" #4: a CSE read under the view raised ChangedError at once
     clock = ProxyClock()
     with stale_proxy(emrfs_endpoint, clock) as proxy:
-        fs, path, info, v2 = _two_versions(
+        fs, path, _, v2 = _two_versions(
             proxy, clock, emrfs_endpoint, table, bucket, cse={"enabled": True, **AES}
         )
         start, end = (0, len(v2)) if whole else (100, 2000)
@@ -182,7 +182,7 @@ def test_cse_read_of_a_stale_copy_is_retried_not_changed_error(
 def test_plain_ranged_read_of_a_stale_copy_is_retried(emrfs_endpoint, bucket, table):
     clock = ProxyClock()
     with stale_proxy(emrfs_endpoint, clock) as proxy:
-        fs, path, info, v2 = _two_versions(proxy, clock, emrfs_endpoint, table, bucket)
+        fs, path, _, v2 = _two_versions(proxy, clock, emrfs_endpoint, table, bucket)
         got = fs.cat_file(path, 10, 500)  # pinned to the ETag the view records
         assert proxy.counters().fault("stale_read") >= 1
     assert clock.sleeps >= 1
@@ -193,7 +193,7 @@ def test_stale_copy_past_the_policy(emrfs_endpoint, bucket, table, caplog):
     short = {"consistency.retry_count": 2}
     clock = ProxyClock()
     with stale_proxy(emrfs_endpoint, clock, delay=30.0) as proxy:
-        fs, path, info, v2 = _two_versions(proxy, clock, emrfs_endpoint, table, bucket, **short)
+        fs, path, _, v2 = _two_versions(proxy, clock, emrfs_endpoint, table, bucket, **short)
         with pytest.raises(ConsistencyError, match="stale read"):
             fs.cat_file(path, 0, 10)
         lenient = consistent_fs(
