@@ -78,20 +78,25 @@ class EnvelopeGuard(WrapperStore):
         """``path`` held a sealed object when last read here (its plaintext is sensitive)."""
         return path in self._sealed
 
-    def _met_sealed(self, path: str, etag: str | None, if_match: str | None) -> None:
+    def _met_sealed(self, path: str) -> bool:
+        """Remember ``path`` as sealed; True if it was already."""
         known = path in self._sealed
         self._sealed[path] = None
         self._sealed.move_to_end(path)
         if len(self._sealed) > MAX_SEALED:
             self._sealed.popitem(last=False)
-        if self.refuse_unknown and not known:
+        return known
+
+    def _read_sealed(self, path: str, etag: str | None, if_match: str | None) -> None:
+        """A read met a sealed object: refused once if the cache above did not know."""
+        if not self._met_sealed(path) and self.refuse_unknown:
             raise ChangedError(path, if_match or "(a plaintext version)", etag)
 
     async def head(self, path: str) -> ObjectMeta:
         meta = await self.inner.head(path)
         if not _sealed(meta):
             return meta
-        self._met_sealed(path, meta.etag, None)  # a head only describes: nothing refused
+        self._met_sealed(path)  # a head only describes: the cache above learns to seal
         return (await self.decrypting.describe(path, meta)).meta()
 
     async def get(
@@ -100,7 +105,7 @@ class EnvelopeGuard(WrapperStore):
         stored, raw = await self.inner.get(path, start, end, if_match=if_match)
         if not _sealed(stored):
             return stored, raw
-        self._met_sealed(path, stored.etag, if_match)
+        self._read_sealed(path, stored.etag, if_match)
         return await self.decrypting.as_read(path, stored, raw, start, end)
 
     async def get_range(
@@ -122,7 +127,7 @@ class EnvelopeGuard(WrapperStore):
         first_end = start + window if end is None else min(end, start + window)
         stored, first = await self.inner.get(path, start, first_end, if_match=if_match)
         if _sealed(stored):
-            self._met_sealed(path, stored.etag, if_match)
+            self._read_sealed(path, stored.etag, if_match)
             async for chunk in self.decrypting.get_stream(
                 path, start, end, if_match=stored.etag, chunk_size=chunk_size
             ):
