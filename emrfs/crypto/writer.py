@@ -102,6 +102,7 @@ class EncryptingWriter(ObjectWriter):
         self._plain += len(data)
         self._hold(self._encryptor.update(data))
         self._sizes.append(len(data))
+        del data  # the plaintext part is not held while the previous one goes out
         for n, part in self._cut(final=False):
             await self._inner.write_part(n, part)
 
