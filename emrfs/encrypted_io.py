@@ -125,9 +125,6 @@ class EncryptedIO:
     def read_kwargs(self, path: str) -> dict[str, Any]:
         return sse.read_kwargs(self.options.for_path(path).sse)
 
-    def copy_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return sse.copy_kwargs(self.options.for_path(dst).sse, self.options.for_path(src).sse)
-
     def copy_part_kwargs(self, src: str, dst: str) -> dict[str, Any]:
         return sse.copy_part_kwargs(self.options.for_path(dst).sse, self.options.for_path(src).sse)
 
@@ -328,28 +325,6 @@ class EncryptedIO:
         if options.storage_mode == "InstructionFile":
             return [paths.split(path)[1] + options.instruction_suffix]
         return []
-
-    async def copy_companions(self, src: str, dst: str, info: Mapping[str, Any]) -> bool:
-        """Copy the instruction file of ``src`` beside ``dst``; True when there was one."""
-        cse = info.get("cse") or {}
-        if not cse.get("instruction") and not self.companion_keys(src):
-            return False
-        isrc = self.crypto.instruction_key(src)
-        idst = dst + self.cse_options(src).instruction_suffix
-        sb, sk = paths.split(isrc)
-        db, dk = paths.split(idst)
-        try:
-            await self.s3.call(
-                "copy_object",
-                f"{isrc} -> {idst}",
-                Bucket=db,
-                Key=dk,
-                CopySource={"Bucket": sb, "Key": sk},
-                **self.copy_kwargs(src, dst),
-            )
-        except FileNotFoundError:
-            return False
-        return True
 
     # --- ranged reads ------------------------------------------------------------------------
 

@@ -171,9 +171,11 @@ class EmrFileSystem(AsyncFileSystem):
         )
         self._renames = RenameJournal(self._markers)  # directory renames cut short
         # a directory's tree, rm and rmdir (emrfs.namespace.tree); renames (.rename)
-        self._trees = Trees(self._markers, self._tiers, self._info)
+        self._trees = Trees(self._markers, self._tiers, self._info, self._stacks)
         self._listings = Listings(self._markers, self._tiers, self._info)  # ls, find
-        self._moves = Renames(self._markers, self._trees, self._tiers, self._renames, self._info)
+        self._moves = Renames(
+            self._markers, self._trees, self._tiers, self._renames, self._info, self._stacks
+        )
 
     # --- fork safety ---------------------------------------------------------------
 
@@ -440,9 +442,6 @@ class EmrFileSystem(AsyncFileSystem):
 
     def _read_kwargs(self, path: str) -> dict[str, Any]:
         return self._encrypted.read_kwargs(path)
-
-    def _copy_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return self._encrypted.copy_kwargs(src, dst)
 
     # --- reading -----------------------------------------------------------------------
 
@@ -761,9 +760,9 @@ class EmrFileSystem(AsyncFileSystem):
         if callback is not None:
             callback.set_size(info["size"])
         await self._check_write_target(path2)
-        etag = await self._moves.copy_object(path1, path2, info)
+        # the destination's stack: the envelope kept, the copy recorded once S3 confirms
+        await self._moves.copy_object(path1, path2, info)
         await self._markers.after_create(path2)
-        await self._views.record_file(path2, info["size"], {"ETag": etag})
         if callback is not None:
             callback.relative_update(info["size"])
         return True

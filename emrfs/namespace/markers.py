@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..readplan import ReadPlanner
     from ..store import ObjectMeta, ObjectStore
 
-__all__ = ["Markers", "DIR_CONTENT_TYPE", "deleted_paths"]
+__all__ = ["Markers", "DIR_CONTENT_TYPE"]
 
 DIR_CONTENT_TYPE = "application/x-directory"
 _DELETE_BATCH = 1000
@@ -323,14 +323,3 @@ class Markers:
         except FileNotFoundError:  # no such bucket: the writes will say so
             return set()
         return {e["name"] for e in entries if e["type"] == "directory"}
-
-
-def deleted_paths(bucket: str, keys: list[str]) -> list[str]:
-    """The emrfs paths that deleted S3 ``keys`` stood for (a marker: its directory)."""
-    out = []
-    for k in keys:
-        as_dir = paths.marker_dir(k)
-        name = f"{bucket}/{as_dir if as_dir is not None else k}".rstrip("/")
-        if name != bucket:
-            out.append(name)
-    return out
