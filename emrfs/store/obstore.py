@@ -22,53 +22,25 @@ botocore transport uses; a pinned GET that meets another version raises
 from __future__ import annotations
 
 import asyncio
-import builtins
 import logging
-import os
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # obstore's TypedDicts exist only for type checkers
     from obstore import GetOptions
 
-    from ..s3.client import PinnedGet
-
-from ..config import S3Options, SSEOptions
-from ..crypto import sse as _sse
-from ..errors import (
-    ChangedError,
-    ConfigurationError,
-    TransportError,
-    is_obstore_error,
-    is_retryable,
-    map_s3_errors,
-)
+from ..errors import ChangedError, TransportError, is_retryable
 from .buffers import FilledBytes
+from .obstore_listing import ObstoreListing
 from .obstore_native import (
-    _mark_used,
-    _unparseable,
     choose_transport,
-    forked_after_use,
-    make_native_store,
     obstore_available,
     obstore_key,
     obstore_usable,
     unsupported_by_obstore,
 )
-from .protocol import (
-    DeleteFailure,
-    DeleteResult,
-    ListPage,
-    ObjectMeta,
-    ObjectStore,
-    ObjectWriter,
-    StagedUpload,
-    check_range,
-    listed_meta,
-    pinned_head,
-    split,
-)
+from .obstore_writes import ObstoreWrites
+from .protocol import ObjectMeta, check_range, pinned_head, split
 
 logger = logging.getLogger("emrfs.store.obstore")
 
@@ -81,17 +53,6 @@ __all__ = [
     "obstore_key",
 ]
 
-#: ``x-amz-meta-*`` aside, the attributes obstore reports (not user metadata).
-_STANDARD_ATTRIBUTES = frozenset(
-    {
-        "content-disposition",
-        "content-encoding",
-        "content-language",
-        "content-type",
-        "cache-control",
-        "storage-class",
-    }
-)
 #: A whole-object ``get`` asks for this much first; a larger object's other parts come in
 #: ranged GETs of this size, ``_GET_PARALLEL`` at a time (as boto3's TransferManager, which
 #: reads 8 MiB parts 10 at a time; 16 MiB measured a little faster on SeaweedFS here)
@@ -101,8 +62,6 @@ _GET_PARALLEL = 8
 _PAST_END = object()
 #: obstore hands a body over in pieces of at least this much
 _FILL_CHUNK = 1024 * 1024
-#: a GET's body longer than this is collected in chunks (memory and Python objects both)
-_LIST_CHUNK = 1000
 
 
 def _quoted(etag: str) -> str:
@@ -114,7 +73,7 @@ def _same_etag(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.strip('"') == b.strip('"')
 
 
-class ObstoreStore(ObjectStore):
+class ObstoreStore(ObstoreWrites, ObstoreListing):
     """The S3 transport over obstore, for one resolved set of S3 and SSE options.
 
     ``fallback`` makes (once, lazily) the botocore transport for what obstore cannot
@@ -122,92 +81,6 @@ class ObstoreStore(ObjectStore):
     GET pinned to an ETag (:data:`emrfs.s3.client.PinnedGet`: the consistent view
     retries a stale copy there), as the botocore client applies it.
     """
-
-    def __init__(
-        self,
-        s3: S3Options,
-        sse: SSEOptions | None = None,
-        *,
-        fallback: ObjectStore | Callable[[], ObjectStore] | None = None,
-        source_sse: Callable[[str], SSEOptions] | None = None,
-        pinned_get: PinnedGet | None = None,
-    ):
-        self.s3 = s3
-        self.sse = sse or SSEOptions()
-        self._source_sse = source_sse  # a copy's source may need its own SSE-C key
-        # the policy for a pinned GET that meets another version (the consistent view
-        # retries stale copies), as the botocore client applies it to its own GETs
-        self._pinned_get = pinned_get
-        self._fallback_factory = fallback
-        self._fallback: ObjectStore | None = fallback if isinstance(fallback, ObjectStore) else None
-        self._stores: dict[str, Any] = {}
-        self._pid = os.getpid()
-        self._said_forked = False
-        if s3.require_tls and not (s3.endpoint_url or "https://").lower().startswith("https://"):
-            raise ConfigurationError(
-                f"s3.require_tls is on but the endpoint {s3.endpoint_url!r} is not https://",
-                "s3.endpoint_url",
-            )
-        self._write_sse = _sse.effective_algorithm(self.sse)
-        self._customer_key = _sse.customer_key(self.sse)
-        reason = unsupported_by_obstore(s3, self.sse)
-        self._refused = reason  # every verb goes to botocore when set
-
-    # --- routing ------------------------------------------------------------------------
-
-    def _native(self) -> bool:
-        """obstore serves this call (else the botocore fallback does)."""
-        if self._refused is not None:
-            return False
-        if forked_after_use(self._pid):
-            if not self._said_forked:
-                self._said_forked = True
-                logger.debug(
-                    "process %d was forked from one that used obstore: its S3 calls "
-                    "go through the botocore transport",
-                    os.getpid(),
-                )
-            return False
-        return True
-
-    @property
-    def fallback(self) -> ObjectStore:
-        """The botocore transport, made on first need."""
-        if self._fallback is None:
-            if self._fallback_factory is None:
-                from .s3 import S3Store
-
-                self._fallback = S3Store.from_options(
-                    self.s3, self.sse, source_sse=self._source_sse
-                )
-            else:
-                factory = self._fallback_factory
-                self._fallback = factory() if callable(factory) else factory
-        return self._fallback
-
-    def _direct(self, path: str) -> bool:
-        return self._native() and obstore_key(split(path)[1])
-
-    def _store(self, bucket: str) -> Any:
-        store = self._stores.get(bucket)
-        if store is None:
-            store = self._stores[bucket] = make_native_store(
-                self.s3, self.sse, self._write_sse, self._customer_key, bucket
-            )
-        _mark_used()
-        return store
-
-    @contextmanager
-    def _errors(self, path: str, *, if_match: str | None = None) -> Iterator[None]:
-        """obstore's exceptions into emrfs's, once (the shared table); a failed
-        ``if_match`` is a :class:`ChangedError`."""
-        try:
-            with map_s3_errors(path):
-                yield
-        except FileExistsError as exc:  # the table's reading of 412
-            if if_match is None or not is_obstore_error(exc.__cause__ or exc):
-                raise
-            raise ChangedError(path, if_match, None) from exc
 
     # --- reads --------------------------------------------------------------------------
 
@@ -428,277 +301,6 @@ class ObstoreStore(ObjectStore):
                 await asyncio.sleep(
                     min(self.s3.retry_max_seconds, self.s3.retry_base_seconds * 2 ** (attempts - 1))
                 )
-
-    # --- writes -------------------------------------------------------------------------
-
-    async def put(
-        self,
-        path: str,
-        data: bytes,
-        *,
-        if_none_match: bool = False,
-        metadata: Mapping[str, str] | None = None,
-        content_type: str | None = None,
-    ) -> ObjectMeta:
-        if not self._direct(path):
-            return await self.fallback.put(
-                path,
-                data,
-                if_none_match=if_none_match,
-                metadata=metadata,
-                content_type=content_type,
-            )
-        import obstore
-
-        bucket, key = split(path)
-        attributes: dict[str, str] = dict(metadata or {})
-        if content_type:
-            attributes["Content-Type"] = content_type
-        with self._errors(path):
-            result = await obstore.put_async(
-                self._store(bucket),
-                key,
-                data,
-                attributes=attributes or None,
-                mode="create" if if_none_match else "overwrite",
-                use_multipart=False,
-            )
-        return ObjectMeta(
-            path,
-            len(data),
-            etag=result.get("e_tag"),
-            version_id=result.get("version"),
-            metadata={k.lower(): v for k, v in (metadata or {}).items()},
-            content_type=content_type,
-        )
-
-    async def writer(
-        self,
-        path: str,
-        *,
-        if_none_match: bool = False,
-        metadata: Mapping[str, str] | None = None,
-        content_type: str | None = None,
-    ) -> ObjectWriter:
-        # parts by upload id (staged for another process to complete): botocore's
-        return await self.fallback.writer(
-            path, if_none_match=if_none_match, metadata=metadata, content_type=content_type
-        )
-
-    async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
-        return await self.fallback.complete_staged(staged)
-
-    async def abort_staged(self, staged: StagedUpload) -> None:
-        await self.fallback.abort_staged(staged)
-
-    async def copy(
-        self,
-        src: str,
-        dst: str,
-        *,
-        metadata: Mapping[str, str] | None = None,
-        source_size: int | None = None,
-    ) -> ObjectMeta:
-        (src_bucket, src_key), (dst_bucket, _) = split(src), split(dst)
-        if (
-            metadata is not None
-            # a known size: botocore's one CopyObject reports the ETag (obstore's
-            # copy reports nothing, so it would cost a HEAD after)
-            or source_size is not None
-            or src_bucket != dst_bucket
-            or not self._direct(src)
-            or not self._direct(dst)
-            or self.s3.copy_threshold < 5 * 1024**3
-            or self._customer_key is not None
-            or (self._source_sse is not None and _sse.customer_key(self._source_sse(src)))
-        ):
-            # replacing metadata, across buckets, multipart copies, SSE-C source keys
-            return await self.fallback.copy(src, dst, metadata=metadata, source_size=source_size)
-        import obstore
-
-        try:
-            with self._errors(src):
-                await obstore.copy_async(self._store(src_bucket), src_key, split(dst)[1])
-        except Exception as exc:
-            if "larger than the maximum allowable size" not in str(exc.__cause__ or exc):
-                raise
-            return await self.fallback.copy(src, dst, metadata=metadata)
-        return await self.head(dst)
-
-    async def delete(self, paths: Sequence[str]) -> DeleteResult:
-        if not self._native():
-            return await self.fallback.delete(paths)
-        import obstore
-
-        by_bucket: dict[str, list[str]] = {}
-        odd: list[str] = []
-        for path in dict.fromkeys(paths):
-            bucket, key = split(path)
-            (by_bucket.setdefault(bucket, []) if obstore_key(key) else odd).append(path)
-        deleted: list[str] = []
-        errors: list[DeleteFailure] = []
-        if odd:
-            other = await self.fallback.delete(odd)
-            deleted += other.deleted
-            errors += other.errors
-        for bucket, group in by_bucket.items():
-            for i in range(0, len(group), 1000):  # DeleteObjects takes 1,000 keys
-                batch = group[i : i + 1000]
-                try:
-                    with self._errors(batch[0]):
-                        await obstore.delete_async(
-                            self._store(bucket), [split(p)[1] for p in batch]
-                        )
-                except OSError as exc:  # obstore reports no per-key outcome: the batch
-                    code = getattr(exc, "code", None)
-                    errors += [DeleteFailure(p, code, str(exc), exc) for p in batch]
-                    continue
-                deleted += batch
-        return DeleteResult(deleted, errors)
-
-    # --- listing --------------------------------------------------------------------------
-
-    async def list(
-        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
-    ) -> AsyncIterator[ListPage]:
-        bucket, key_prefix = split(prefix)
-        # obstore lists by path segment: only a directory prefix ("a/b/" or the bucket)
-        # means the same to it as to S3; and it has no MaxKeys (a probe is botocore's)
-        directory = key_prefix == "" or (key_prefix.endswith("/") and obstore_key(key_prefix[:-1]))
-        if not self._native() or not directory or delimiter not in (None, "/") or limit is not None:
-            async for page in self.fallback.list(prefix, delimiter=delimiter, limit=limit):
-                yield page
-            return
-        import obstore
-
-        store = self._store(bucket)
-        base = key_prefix[:-1] or None
-        if delimiter == "/":
-            try:
-                with self._errors(prefix):
-                    result = await obstore.list_with_delimiter_async(store, base)
-            except Exception as exc:
-                if not _unparseable(exc):
-                    raise
-                # a key obstore cannot parse: botocore lists it as it is
-                async for page in self.fallback.list(prefix, delimiter=delimiter):
-                    yield page
-                return
-            objects = [self._listed(bucket, o, marker_of=base) for o in result["objects"]]
-            objects.sort(key=lambda m: m.path)
-            prefixes = [f"{bucket}/{p}/" for p in result["common_prefixes"]]
-            for i in range(0, max(len(objects), len(prefixes), 1), _LIST_CHUNK):
-                yield ListPage(objects[i : i + _LIST_CHUNK], prefixes[i : i + _LIST_CHUNK])
-            return
-        # recursive: obstore strips the "/" of a directory marker "d/", so a zero-byte
-        # "d" is a file "d" or the marker "d/"; the second sighting of a path is the marker
-        # (the file sorts first), a first zero-byte sighting is settled by one HEAD
-        seen: set[str] = set()
-        last: str | None = None
-        try:
-            with self._errors(prefix):
-                async for chunk in obstore.list(store, base, chunk_size=_LIST_CHUNK):
-                    settled = await self._settle(bucket, chunk, seen)
-                    if settled:
-                        last = settled[-1].path
-                        yield ListPage(settled)
-        except Exception as exc:
-            if not _unparseable(exc):
-                raise
-            # a key obstore cannot parse: botocore goes on after the last one yielded
-            async for page in self.fallback.list(prefix, delimiter=None):
-                rest = [o for o in page.objects if last is None or o.path > last]
-                if rest:
-                    yield ListPage(rest)
-
-    async def _settle(
-        self, bucket: str, chunk: Sequence[Mapping[str, Any]], seen: set[str]
-    ) -> builtins.list[ObjectMeta]:
-        """``chunk``'s objects with the markers' slashes back, in the chunk's (S3's) order.
-        Runs once per listed key: one pass in Python, and tasks only for the zero-byte
-        first sightings that need a HEAD (none in most listings)."""
-        prefix = bucket + "/"
-        out: builtins.list[ObjectMeta] = []
-        append = out.append
-        remember = seen.add
-        undecided: builtins.list[tuple[int, Mapping[str, Any]]] = []
-        for item in chunk:
-            path = item["path"]
-            size = item["size"]
-            if path in seen:
-                path += "/"  # the second sighting: obstore's path type dropped its slash
-            else:
-                remember(path)
-                if size == 0:
-                    undecided.append((len(out), item))
-            append(
-                listed_meta(
-                    prefix + path,
-                    size,
-                    item.get("e_tag"),
-                    item.get("last_modified"),
-                    item.get("version"),
-                )
-            )
-        if undecided:
-            flags = await asyncio.gather(*(self._is_marker(bucket, item) for _, item in undecided))
-            for (index, item), flag in zip(undecided, flags, strict=True):
-                if flag:
-                    out[index] = self._listed(bucket, item, marker=True)
-        return out
-
-    async def _is_marker(self, bucket: str, item: Mapping[str, Any]) -> bool:
-        """A zero-byte ``d`` seen once is a file ``d`` or the marker ``d/``: a HEAD of ``d``
-        tells (a marker has no object without the slash)."""
-        import obstore
-
-        try:
-            with self._errors(f"{bucket}/{item['path']}"):
-                await obstore.head_async(self._store(bucket), item["path"])
-        except FileNotFoundError:
-            return True
-        return False
-
-    def _listed(
-        self,
-        bucket: str,
-        item: Mapping[str, Any],
-        *,
-        marker: bool = False,
-        marker_of: str | None = None,
-    ) -> ObjectMeta:
-        key = item["path"]
-        if marker or (marker_of is not None and key == marker_of):
-            key += "/"  # obstore's path type dropped the marker's slash
-        return listed_meta(
-            f"{bucket}/{key}",
-            item["size"],
-            item.get("e_tag"),
-            item.get("last_modified"),
-            item.get("version"),
-        )
-
-    def _meta(
-        self, path: str, meta: Mapping[str, Any], attributes: Mapping[str, str]
-    ) -> ObjectMeta:
-        user = {
-            k.lower(): v for k, v in attributes.items() if k.lower() not in _STANDARD_ATTRIBUTES
-        }
-        content_type = next((v for k, v in attributes.items() if k.lower() == "content-type"), None)
-        return ObjectMeta(
-            path,
-            meta["size"],
-            etag=meta.get("e_tag"),
-            last_modified=meta.get("last_modified"),
-            version_id=meta.get("version"),
-            metadata=user,
-            content_type=content_type,
-        )
-
-    async def close(self) -> None:
-        self._stores.clear()  # obstore's connections close with their store
-        if self._fallback is not None:
-            await self._fallback.close()
 
 
 async def _all_or_none(coroutines: Sequence[Coroutine[Any, Any, None]]) -> None:

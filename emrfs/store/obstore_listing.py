@@ -1,0 +1,142 @@
+"""The obstore transport's listing: pages of a directory prefix through obstore (the
+markers' trailing ``/`` put back), the rest through the botocore fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from .obstore_base import ObstoreBase
+from .obstore_native import _unparseable, obstore_key
+from .protocol import ListPage, ObjectMeta, listed_meta, split
+
+#: a GET's body longer than this is collected in chunks (memory and Python objects both)
+_LIST_CHUNK = 1000
+
+
+class ObstoreListing(ObstoreBase):
+    """The listing verb of :class:`~emrfs.store.obstore.ObstoreStore`."""
+
+    # --- listing --------------------------------------------------------------------------
+
+    async def list(
+        self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ListPage]:
+        bucket, key_prefix = split(prefix)
+        # obstore lists by path segment: only a directory prefix ("a/b/" or the bucket)
+        # means the same to it as to S3; and it has no MaxKeys (a probe is botocore's)
+        directory = key_prefix == "" or (key_prefix.endswith("/") and obstore_key(key_prefix[:-1]))
+        if not self._native() or not directory or delimiter not in (None, "/") or limit is not None:
+            async for page in self.fallback.list(prefix, delimiter=delimiter, limit=limit):
+                yield page
+            return
+        import obstore
+
+        store = self._store(bucket)
+        base = key_prefix[:-1] or None
+        if delimiter == "/":
+            try:
+                with self._errors(prefix):
+                    result = await obstore.list_with_delimiter_async(store, base)
+            except Exception as exc:
+                if not _unparseable(exc):
+                    raise
+                # a key obstore cannot parse: botocore lists it as it is
+                async for page in self.fallback.list(prefix, delimiter=delimiter):
+                    yield page
+                return
+            objects = [self._listed(bucket, o, marker_of=base) for o in result["objects"]]
+            objects.sort(key=lambda m: m.path)
+            prefixes = [f"{bucket}/{p}/" for p in result["common_prefixes"]]
+            for i in range(0, max(len(objects), len(prefixes), 1), _LIST_CHUNK):
+                yield ListPage(objects[i : i + _LIST_CHUNK], prefixes[i : i + _LIST_CHUNK])
+            return
+        # recursive: obstore strips the "/" of a directory marker "d/", so a zero-byte
+        # "d" is a file "d" or the marker "d/"; the second sighting of a path is the marker
+        # (the file sorts first), a first zero-byte sighting is settled by one HEAD
+        seen: set[str] = set()
+        last: str | None = None
+        try:
+            with self._errors(prefix):
+                async for chunk in obstore.list(store, base, chunk_size=_LIST_CHUNK):
+                    settled = await self._settle(bucket, chunk, seen)
+                    if settled:
+                        last = settled[-1].path
+                        yield ListPage(settled)
+        except Exception as exc:
+            if not _unparseable(exc):
+                raise
+            # a key obstore cannot parse: botocore goes on after the last one yielded
+            async for page in self.fallback.list(prefix, delimiter=None):
+                rest = [o for o in page.objects if last is None or o.path > last]
+                if rest:
+                    yield ListPage(rest)
+
+    async def _settle(
+        self, bucket: str, chunk: Sequence[Mapping[str, Any]], seen: set[str]
+    ) -> builtins.list[ObjectMeta]:
+        """``chunk``'s objects with the markers' slashes back, in the chunk's (S3's) order.
+        Runs once per listed key: one pass in Python, and tasks only for the zero-byte
+        first sightings that need a HEAD (none in most listings)."""
+        prefix = bucket + "/"
+        out: builtins.list[ObjectMeta] = []
+        append = out.append
+        remember = seen.add
+        undecided: builtins.list[tuple[int, Mapping[str, Any]]] = []
+        for item in chunk:
+            path = item["path"]
+            size = item["size"]
+            if path in seen:
+                path += "/"  # the second sighting: obstore's path type dropped its slash
+            else:
+                remember(path)
+                if size == 0:
+                    undecided.append((len(out), item))
+            append(
+                listed_meta(
+                    prefix + path,
+                    size,
+                    item.get("e_tag"),
+                    item.get("last_modified"),
+                    item.get("version"),
+                )
+            )
+        if undecided:
+            flags = await asyncio.gather(*(self._is_marker(bucket, item) for _, item in undecided))
+            for (index, item), flag in zip(undecided, flags, strict=True):
+                if flag:
+                    out[index] = self._listed(bucket, item, marker=True)
+        return out
+
+    async def _is_marker(self, bucket: str, item: Mapping[str, Any]) -> bool:
+        """A zero-byte ``d`` seen once is a file ``d`` or the marker ``d/``: a HEAD of ``d``
+        tells (a marker has no object without the slash)."""
+        import obstore
+
+        try:
+            with self._errors(f"{bucket}/{item['path']}"):
+                await obstore.head_async(self._store(bucket), item["path"])
+        except FileNotFoundError:
+            return True
+        return False
+
+    def _listed(
+        self,
+        bucket: str,
+        item: Mapping[str, Any],
+        *,
+        marker: bool = False,
+        marker_of: str | None = None,
+    ) -> ObjectMeta:
+        key = item["path"]
+        if marker or (marker_of is not None and key == marker_of):
+            key += "/"  # obstore's path type dropped the marker's slash
+        return listed_meta(
+            f"{bucket}/{key}",
+            item["size"],
+            item.get("e_tag"),
+            item.get("last_modified"),
+            item.get("version"),
+        )
