@@ -29,7 +29,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import TYPE_CHECKING, Any
 
 from . import paths
-from .byterange import resolve_range
 from .config import CSEOptions
 from .crypto import ContentCrypto, ContentEncryptor, averified_chunks, sse
 from .crypto.envelope import is_encrypted
@@ -261,12 +260,6 @@ class EncryptedIO:
         async for chunk in chunks:
             yield chunk
 
-    async def read_bytes(
-        self, path: str, bucket: str, key: str, *, if_match: str | None = None
-    ) -> bytes:
-        """The whole plaintext (one GET), returned only once it verified."""
-        return (await self.store(path).get(path, if_match=if_match))[1]
-
     # --- status ------------------------------------------------------------------------------
 
     async def listed(self, entries: list[dict], scope: str | None = None) -> list[dict]:
@@ -362,41 +355,11 @@ class EncryptedIO:
         _refuse_damaged(path, cse)
         return StoreRanges(self.store(path), path, self._sealed(path, info))
 
-    async def read_info_range(
-        self, path: str, info: Mapping[str, Any], start: int, end: int
-    ) -> bytes:
-        """Plaintext ``[start, end)`` of the CSE object ``info`` describes (at its ETag)."""
-        _refuse_damaged(path, info.get("cse") or {})
-        if end <= start:
-            return b""
-        sealed = self._sealed(path, info)
-        return await self.store(path).read_sealed(path, sealed, start, end, recheck=False)
-
     async def read_range_checked(self, path: str, start: int, end: int, etag: str | None) -> bytes:
         """Stored bytes ``[start, end)`` of the version with ``etag`` (a stale copy is
         retried by the consistent view's policy, every pinned GET passing there; another
         version is :class:`ChangedError`)."""
         return await self.transport(path).get_range(path, start, end, if_match=etag or None)
-
-    async def cat_range(self, path: str, start: int | None, end: int | None) -> bytes:
-        """Plaintext ``[start, end)`` of ``path`` (negative offsets count from the end)."""
-        # an empty range still names a file that must exist: it takes the info path below
-        plain_ok = (start or 0) >= 0 and end is not None and end > (start or 0)
-        if plain_ok and end is not None and not self.maybe_encrypted(path):
-            meta, data = await self.transport(path).get(path, start or 0, end)
-            if not is_encrypted(meta.metadata):
-                return data
-            # a CSE object where no CSE is configured: decrypt it all the same (below)
-        info = await self.lookup(path)
-        if info["type"] != "file":
-            raise FileNotFoundError(path)
-        size = info["size"]
-        start, end = resolve_range(start, end, size)
-        if end <= start:
-            return b""
-        if info.get("cse"):
-            return await self.read_info_range(path, info, start, end)
-        return await self.transport(path).get_range(path, start, end)
 
 
 def with_sealed(info: dict, sealed: Sealed) -> dict:

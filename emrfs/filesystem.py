@@ -125,7 +125,9 @@ class EmrFileSystem(AsyncFileSystem):
             self.options, self.s3, self._uploads, self._info, self._transport
         )
         # block cache (emrfs.cached_io)
-        self._cached = CachedIO(self.options, self._encrypted, self._info, lambda: self.loop)
+        self._cached = CachedIO(
+            self.options, self._encrypted, lambda: self._stacks, lambda: self.loop
+        )
         # statuses and footers reads reuse (emrfs.readplan)
         self._reads = ReadPlanner(
             self.options,
@@ -306,7 +308,7 @@ class EmrFileSystem(AsyncFileSystem):
             not paths.split(path)[1]
             or end <= start
             or self._tiers.owns(path)
-            or self._cached.serves(path, start, end)
+            or self._cached.enabled(path)
             or self._encrypted.maybe_encrypted(path)
         ):
             return None
@@ -451,15 +453,25 @@ class EmrFileSystem(AsyncFileSystem):
             raise is_a_directory(path, "a bucket is a directory, not a file")
         if self._tiers.owns(path):
             return await self._tiers.cat(path, start, end)
-        if self._cached.serves(path, start, end):
-            return await self._cached.cat_range(path, start, end)
-        view = self._views(path)
-        if view is not None:
-            return await self._consistent_cat(view, path, bucket, key, start, end)
+        # the path's stack: the block cache serves blocks, the consistent view pins the
+        # recorded ETag (stale copies retried by its policy), CSE decrypts and verifies
+        stack = self._stacks.for_path(path)
         try:
             if start is None and end is None:
-                return await self._encrypted.read_bytes(path, bucket, key)  # CSE: verified
-            return await self._encrypted.cat_range(path, start, end)
+                return await stack.get_range(path)
+            start = start or 0
+            if start < 0 or (end is not None and end <= max(start, 0)):
+                # from the end, or empty: the size first (an empty range still names a file)
+                size = self._cached.known_size(path)  # the version the block cache serves
+                if size is None:
+                    info = await self._info(path)
+                    if info["type"] != "file":
+                        raise is_a_directory(path, "open a file below it, or use ls")
+                    size = info["size"]
+                start, end = resolve_range(start, end, size)
+                if end <= start:
+                    return b""
+            return await stack.get_range(path, start, end)
         except FileNotFoundError:
             if (
                 await self._markers.dir_probe(path, bucket, key) is not None
@@ -511,19 +523,6 @@ class EmrFileSystem(AsyncFileSystem):
             on_error=on_error,
             one=lambda p, s, e: self._cat_file(p, start=s, end=e, **kwargs),
         )
-
-    async def _consistent_cat(
-        self, view, path: str, bucket: str, key: str, start: int | None, end: int | None
-    ) -> bytes:
-        """A read checked against the ETag the metadata records (stale copies retried)."""
-        info = await self._info(path)
-        if info["type"] != "file":
-            raise is_a_directory(path, "open a file below it, or use ls")
-        size = info["size"]
-        start, end = resolve_range(start, end, size)
-        if info.get("cse"):  # client-side encrypted: decrypted (and verified) by its format
-            return await self._encrypted.read_info_range(path, info, start, end)
-        return await self._read_range_checked(path, bucket, key, start, end, info.get("ETag"))
 
     async def _read_range_checked(
         self, path: str, bucket: str, key: str, start: int, end: int, etag: str | None

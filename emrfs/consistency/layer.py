@@ -253,7 +253,10 @@ class ConsistentStore(WrapperStore):
         def fetch(version: str | None) -> Callable[[], Awaitable[bytes]]:
             return lambda: self.inner.get_range(path, start, end, if_match=version)
 
-        return await self.view.read(path, pin, fetch(pin), fetch(None))
+        # past the policy (lenient) only a whole read may take what S3 serves: a range of
+        # another version could be stitched to ranges of the recorded one
+        whole = start == 0 and end is None
+        return await self.view.read(path, pin, fetch(pin), fetch(None) if whole else None)
 
     async def get(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
@@ -266,7 +269,8 @@ class ConsistentStore(WrapperStore):
         def fetch(version: str | None) -> Callable[[], Awaitable[tuple[ObjectMeta, bytes]]]:
             return lambda: self.inner.get(path, start, end, if_match=version)
 
-        return await self.view.read(path, pin, fetch(pin), fetch(None))
+        whole = start == 0 and end is None  # (as get_range: a range keeps its pin)
+        return await self.view.read(path, pin, fetch(pin), fetch(None) if whole else None)
 
     async def get_stream(
         self,

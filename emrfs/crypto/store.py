@@ -185,6 +185,9 @@ class EncryptingStore(WrapperStore):
     async def get_range(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
     ) -> bytes:
+        if start == 0 and end is None:
+            # the whole object: one GET brings the envelope with the body (no HEAD first)
+            return (await self.get(path, if_match=if_match))[1]
         for attempt in range(1, _ATTEMPTS + 1):
             sealed = await self.sealed(path, if_match)
             try:
@@ -202,6 +205,14 @@ class EncryptingStore(WrapperStore):
         # one GET answers a plaintext object, and a whole encrypted one (its envelope
         # comes with it); a range of an encrypted one is then read by its format
         stored, raw = await self.inner.get(path, start, end, if_match=if_match)
+        return await self.as_read(path, stored, raw, start, end)
+
+    async def as_read(
+        self, path: str, stored: ObjectMeta, raw: bytes, start: int, end: int | None
+    ) -> tuple[ObjectMeta, bytes]:
+        """What :meth:`get` answers for bytes ``[start, end)`` the store below served as
+        ``raw`` with meta ``stored``: plaintext passed on; a whole sealed body decrypted
+        and verified; a sealed range read again by its format (pinned to that version)."""
         sealed = await self.describe(path, stored)
         if not sealed.encrypted:
             return stored, raw
