@@ -28,6 +28,7 @@ from ..blocking import run_blocking
 from ..config import Options
 from ..consistency.layer import ConsistentStore
 from ..crypto.envelope import is_encrypted
+from ..crypto.guard import EnvelopeGuard
 from ..crypto.store import EncryptingStore
 from ..encrypted_io import with_sealed
 from ..errors import is_a_directory, not_a_directory
@@ -267,12 +268,15 @@ class Markers:
         except FileNotFoundError:
             return await self.dir_probe(path, *paths.split(path), stack)
         info = self.file_from_meta(meta)
-        for layer in self.stacks.layers(path):
-            if isinstance(layer, EncryptingStore):
-                # the version the head just described (remembered there: no request)
-                return with_sealed(info, await layer.sealed(path, meta.etag))
-        if is_encrypted(meta.metadata):  # sealed, where no CSE is configured: read all the same
+        if is_encrypted(meta.metadata):  # the tail's GET met an envelope (past the stack)
             return with_sealed(info, await self.encrypted.store(path).describe(path, meta))
+        for layer in self.stacks.layers(path):
+            cse = layer if isinstance(layer, EncryptingStore) else None
+            if isinstance(layer, EnvelopeGuard) and layer.sealing(path):
+                cse = layer.decrypting  # sealed elsewhere, where no CSE is configured
+            if cse is not None:
+                # the version the head just described (remembered there: no request)
+                return with_sealed(info, await cse.sealed(path, meta.etag))
         return info
 
     async def _file_meta(self, path: str, stack: ObjectStore) -> ObjectMeta:
