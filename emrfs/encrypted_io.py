@@ -39,7 +39,6 @@ from .encrypted_file import CseWriter, EncryptedFile, StoreRanges
 from .errors import IntegrityError
 from .s3.client import S3Client, _close_at_exit, client_kwargs
 from .store.protocol import ObjectMeta
-from .store.s3 import meta_from_response
 
 if TYPE_CHECKING:
     from .config import Options
@@ -260,17 +259,6 @@ class EncryptedIO:
 
     # --- status ------------------------------------------------------------------------------
 
-    async def file_info(self, path: str, head: Mapping[str, Any], info: dict) -> dict:
-        """``info`` with the plaintext length when the HEAD shows a CSE object.
-
-        CSE objects get ``info["cse"] = {"stored_size", "envelope", "instruction"}``
-        (what ranged reads need, so ``open()`` makes no second HEAD), and
-        ``"damaged"`` when no plaintext length fits (truncated): info, ls, rm and mv
-        still work, showing what S3 holds; every read raises.
-        """
-        sealed = await self.store(path).describe(path, meta_from_response(path, head))
-        return _with_sealed(info, sealed)
-
     async def listed(self, entries: list[dict], scope: str | None = None) -> list[dict]:
         """Listing entries with plaintext lengths under CSE prefixes (instruction files
         hidden), as the CSE layer of each path lists them.  ``scope``: a path every entry
@@ -297,7 +285,7 @@ class EncryptedIO:
                 # between): the entry describes the HEAD's version whole (the consistent
                 # view then sees the ETag and waits the stale copy out)
                 entry.update(ETag=sealed.etag, size=sealed.stored.size)
-            _with_sealed(entry, sealed)
+            with_sealed(entry, sealed)
 
         heads = []
         for entry in files:
@@ -349,7 +337,7 @@ class EncryptedIO:
         return await self.transport(path).get_range(path, start, end, if_match=etag or None)
 
 
-def _with_sealed(info: dict, sealed: Sealed) -> dict:
+def with_sealed(info: dict, sealed: Sealed) -> dict:
     """``info`` of a CSE object: its plaintext length and ``info["cse"]``."""
     if not sealed.encrypted:
         return info
@@ -366,6 +354,6 @@ def _with_sealed(info: dict, sealed: Sealed) -> dict:
 
 
 def _refuse_damaged(path: str, cse: Mapping[str, Any]) -> None:
-    """Reads of an object :meth:`EncryptedIO.file_info` found damaged (truncated) fail."""
+    """Reads of an object whose status found it damaged (truncated) fail."""
     if cse.get("damaged"):
         raise IntegrityError(cse["damaged"], path)

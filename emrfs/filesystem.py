@@ -42,7 +42,7 @@ from .namespace.listing import Listings
 from .namespace.markers import Markers
 from .namespace.rename import Renames
 from .namespace.tree import Trees
-from .namespace.views import Views, as_status
+from .namespace.views import Views
 from .readplan import ReadPlanner
 from .renames import RenameJournal
 from .s3.client import S3Client
@@ -171,6 +171,7 @@ class EmrFileSystem(AsyncFileSystem):
             local=lambda: self._cached.local,
             in_tier=self._tiers.owns,
         )
+        self._markers.stacks = self._stacks
         self._renames = RenameJournal(self._markers)  # directory renames cut short
         # a directory's tree, rm and rmdir (emrfs.namespace.tree); renames (.rename)
         self._trees = Trees(self._markers, self._tiers, self._info, self._stacks)
@@ -225,12 +226,7 @@ class EmrFileSystem(AsyncFileSystem):
             return self.status.bucket(bucket)
         if self._tiers.owns(path):
             return await self._tiers.info(path)
-        view = self._views(path)
-        if view is None:
-            found = await self._markers.s3_info(path, bucket, key)
-        else:
-            found = await view.info(path, lambda: self._markers.s3_info(path, bucket, key))
-            found = as_status(self.status, found) if found is not None else None
+        found = await self._markers.path_status(path)  # through the path's stack
         if found is None:
             found = await self._tiers.implied_dir(path)  # ephemeral descendants only
         if found is None:
