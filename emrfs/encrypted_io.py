@@ -39,7 +39,6 @@ from .encrypted_file import CseWriter, EncryptedFile, StoreRanges
 from .errors import IntegrityError
 from .s3.client import S3Client, _close_at_exit, client_kwargs
 from .store.protocol import ObjectMeta
-from .store.s3 import meta_from_response
 
 if TYPE_CHECKING:
     from .config import Options
@@ -123,9 +122,6 @@ class EncryptedIO:
 
     def read_kwargs(self, path: str) -> dict[str, Any]:
         return sse.read_kwargs(self.options.for_path(path).sse)
-
-    def copy_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return sse.copy_kwargs(self.options.for_path(dst).sse, self.options.for_path(src).sse)
 
     def copy_part_kwargs(self, src: str, dst: str) -> dict[str, Any]:
         return sse.copy_part_kwargs(self.options.for_path(dst).sse, self.options.for_path(src).sse)
@@ -263,17 +259,6 @@ class EncryptedIO:
 
     # --- status ------------------------------------------------------------------------------
 
-    async def file_info(self, path: str, head: Mapping[str, Any], info: dict) -> dict:
-        """``info`` with the plaintext length when the HEAD shows a CSE object.
-
-        CSE objects get ``info["cse"] = {"stored_size", "envelope", "instruction"}``
-        (what ranged reads need, so ``open()`` makes no second HEAD), and
-        ``"damaged"`` when no plaintext length fits (truncated): info, ls, rm and mv
-        still work, showing what S3 holds; every read raises.
-        """
-        sealed = await self.store(path).describe(path, meta_from_response(path, head))
-        return _with_sealed(info, sealed)
-
     async def listed(self, entries: list[dict], scope: str | None = None) -> list[dict]:
         """Listing entries with plaintext lengths under CSE prefixes (instruction files
         hidden), as the CSE layer of each path lists them.  ``scope``: a path every entry
@@ -300,7 +285,7 @@ class EncryptedIO:
                 # between): the entry describes the HEAD's version whole (the consistent
                 # view then sees the ETag and waits the stale copy out)
                 entry.update(ETag=sealed.etag, size=sealed.stored.size)
-            _with_sealed(entry, sealed)
+            with_sealed(entry, sealed)
 
         heads = []
         for entry in files:
@@ -321,28 +306,6 @@ class EncryptedIO:
         if options.storage_mode == "InstructionFile":
             return [paths.split(path)[1] + options.instruction_suffix]
         return []
-
-    async def copy_companions(self, src: str, dst: str, info: Mapping[str, Any]) -> bool:
-        """Copy the instruction file of ``src`` beside ``dst``; True when there was one."""
-        cse = info.get("cse") or {}
-        if not cse.get("instruction") and not self.companion_keys(src):
-            return False
-        isrc = self.crypto.instruction_key(src)
-        idst = dst + self.cse_options(src).instruction_suffix
-        sb, sk = paths.split(isrc)
-        db, dk = paths.split(idst)
-        try:
-            await self.s3.call(
-                "copy_object",
-                f"{isrc} -> {idst}",
-                Bucket=db,
-                Key=dk,
-                CopySource={"Bucket": sb, "Key": sk},
-                **self.copy_kwargs(src, dst),
-            )
-        except FileNotFoundError:
-            return False
-        return True
 
     # --- ranged reads ------------------------------------------------------------------------
 
@@ -371,7 +334,7 @@ class EncryptedIO:
         return StoreRanges(store, path, self._sealed(path, info))
 
 
-def _with_sealed(info: dict, sealed: Sealed) -> dict:
+def with_sealed(info: dict, sealed: Sealed) -> dict:
     """``info`` of a CSE object: its plaintext length and ``info["cse"]``."""
     if not sealed.encrypted:
         return info
@@ -388,6 +351,6 @@ def _with_sealed(info: dict, sealed: Sealed) -> dict:
 
 
 def _refuse_damaged(path: str, cse: Mapping[str, Any]) -> None:
-    """Reads of an object :meth:`EncryptedIO.file_info` found damaged (truncated) fail."""
+    """Reads of an object whose status found it damaged (truncated) fail."""
     if cse.get("damaged"):
         raise IntegrityError(cse["damaged"], path)

@@ -42,7 +42,7 @@ from .namespace.listing import Listings
 from .namespace.markers import Markers
 from .namespace.rename import Renames
 from .namespace.tree import Trees
-from .namespace.views import Views, as_status
+from .namespace.views import Views
 from .readplan import ReadPlanner
 from .renames import RenameJournal
 from .s3.client import S3Client
@@ -170,11 +170,14 @@ class EmrFileSystem(AsyncFileSystem):
             local=lambda: self._cached.local,
             in_tier=self._tiers.owns,
         )
+        self._markers.stacks = self._stacks
         self._renames = RenameJournal(self._markers)  # directory renames cut short
         # a directory's tree, rm and rmdir (emrfs.namespace.tree); renames (.rename)
-        self._trees = Trees(self._markers, self._tiers, self._info)
+        self._trees = Trees(self._markers, self._tiers, self._info, self._stacks)
         self._listings = Listings(self._markers, self._tiers, self._info)  # ls, find
-        self._moves = Renames(self._markers, self._trees, self._tiers, self._renames, self._info)
+        self._moves = Renames(
+            self._markers, self._trees, self._tiers, self._renames, self._info, self._stacks
+        )
 
     # --- fork safety ---------------------------------------------------------------
 
@@ -222,12 +225,7 @@ class EmrFileSystem(AsyncFileSystem):
             return self.status.bucket(bucket)
         if self._tiers.owns(path):
             return await self._tiers.info(path)
-        view = self._views(path)
-        if view is None:
-            found = await self._markers.s3_info(path, bucket, key)
-        else:
-            found = await view.info(path, lambda: self._markers.s3_info(path, bucket, key))
-            found = as_status(self.status, found) if found is not None else None
+        found = await self._markers.path_status(path)  # through the path's stack
         if found is None:
             found = await self._tiers.implied_dir(path)  # ephemeral descendants only
         if found is None:
@@ -441,9 +439,6 @@ class EmrFileSystem(AsyncFileSystem):
 
     def _read_kwargs(self, path: str) -> dict[str, Any]:
         return self._encrypted.read_kwargs(path)
-
-    def _copy_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return self._encrypted.copy_kwargs(src, dst)
 
     # --- reading -----------------------------------------------------------------------
 
@@ -753,9 +748,9 @@ class EmrFileSystem(AsyncFileSystem):
         if callback is not None:
             callback.set_size(info["size"])
         await self._check_write_target(path2)
-        etag = await self._moves.copy_object(path1, path2, info)
+        # the destination's stack: the envelope kept, the copy recorded once S3 confirms
+        await self._moves.copy_object(path1, path2, info)
         await self._markers.after_create(path2)
-        await self._views.record_file(path2, info["size"], {"ETag": etag})
         if callback is not None:
             callback.relative_update(info["size"])
         return True
