@@ -230,6 +230,14 @@ class CachedIO:
             "loop": self.loop(),
         }
 
+    def file_store(self, path: str, cache_type: str | None) -> ObjectStore:
+        """The store a file of ``path`` opened for reading fetches through: the path's
+        stack, or the layer below its block cache when the file's own cache is those
+        blocks (:class:`BlockCacheAdapter`, which fills them)."""
+        stack = self.stacks().for_path(path)
+        layer = self.layer(path) if cache_type == BlockCacheAdapter.name else None
+        return stack if layer is None else layer.inner
+
     def close(self) -> None:
         if self._local is not None:
             self._local.close()
