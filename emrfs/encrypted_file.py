@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fsspec.asyn import sync
-
+from .crypto.guard import EnvelopeGuard
 from .crypto.store import EncryptingStore, Sealed
 from .files import EmrFile
+from .store.protocol import ObjectStore
 
 __all__ = ["EncryptedFile", "StoreRanges"]
 
@@ -29,6 +29,17 @@ class StoreRanges:
         return await self.store.read_sealed(self.path, self.sealed, start, end, recheck=False)
 
 
+def _decrypting(layers: list[ObjectStore]) -> EncryptingStore:
+    """The layer of a path's stack that decrypts: its encryption layer, or where no CSE
+    is configured, the one the guard decrypts objects sealed elsewhere with."""
+    for layer in layers:
+        if isinstance(layer, EncryptingStore):
+            return layer
+        if isinstance(layer, EnvelopeGuard):
+            return layer.decrypting
+    raise RuntimeError(f"no encryption layer or envelope guard among {layers}")
+
+
 class EncryptedFile(EmrFile):
     """:class:`~emrfs.files.EmrFile` reading CSE objects through the object's range
     source (segmented / CTR ranges, or the verified spool).  Writes are EmrFile's: in
@@ -39,7 +50,9 @@ class EncryptedFile(EmrFile):
         self._ranges: StoreRanges | None = None
         super().__init__(fs, path, mode, **kwargs)
         if mode == "rb":
-            self._ranges = sync(fs.loop, fs._encrypted.range_source, self.path, self.details)
+            self._ranges = fs._encrypted.range_source(
+                self.path, self.details, _decrypting(fs._stacks.layers(self.path))
+            )
 
     # --- reading --------------------------------------------------------------------
 
