@@ -123,9 +123,6 @@ class EncryptedIO:
     def read_kwargs(self, path: str) -> dict[str, Any]:
         return sse.read_kwargs(self.options.for_path(path).sse)
 
-    def copy_part_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return sse.copy_part_kwargs(self.options.for_path(dst).sse, self.options.for_path(src).sse)
-
     # --- the crypto facade and its KMS client ----------------------------------------
 
     @property
@@ -322,19 +319,16 @@ class EncryptedIO:
             cse.get("damaged"),
         )
 
-    async def range_source(self, path: str, info: Mapping[str, Any]) -> StoreRanges | None:
-        """How to read ranges of the object ``info`` describes; None for plaintext."""
+    def range_source(
+        self, path: str, info: Mapping[str, Any], store: EncryptingStore
+    ) -> StoreRanges | None:
+        """How to read ranges of the object ``info`` describes through ``store`` (the
+        encryption layer of the path's stack); None for plaintext."""
         cse = info.get("cse")
         if not cse:
             return None
         _refuse_damaged(path, cse)
-        return StoreRanges(self.store(path), path, self._sealed(path, info))
-
-    async def read_range_checked(self, path: str, start: int, end: int, etag: str | None) -> bytes:
-        """Stored bytes ``[start, end)`` of the version with ``etag`` (a stale copy is
-        retried by the consistent view's policy, every pinned GET passing there; another
-        version is :class:`ChangedError`)."""
-        return await self.transport(path).get_range(path, start, end, if_match=etag or None)
+        return StoreRanges(store, path, self._sealed(path, info))
 
 
 def with_sealed(info: dict, sealed: Sealed) -> dict:

@@ -132,8 +132,7 @@ class EmrFileSystem(AsyncFileSystem):
         self._reads = ReadPlanner(
             self.options,
             self.s3,
-            self._cached,
-            self._encrypted,
+            lambda: self._stacks,
             self._views,
             in_tier=lambda path: self._tiers.owns(path),
             lookup=self._info,
@@ -522,12 +521,6 @@ class EmrFileSystem(AsyncFileSystem):
             on_error=on_error,
             one=lambda p, s, e: self._cat_file(p, start=s, end=e, **kwargs),
         )
-
-    async def _read_range_checked(
-        self, path: str, bucket: str, key: str, start: int, end: int, etag: str | None
-    ) -> bytes:
-        """Bytes of the version with ``etag`` (see :meth:`EncryptedIO.read_range_checked`)."""
-        return await self._encrypted.read_range_checked(path, start, end, etag)
 
     async def _get_file(self, rpath: str, lpath: str, callback=None, **kwargs: Any) -> None:
         rpath = self._norm(rpath)
