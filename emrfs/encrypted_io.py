@@ -29,7 +29,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import TYPE_CHECKING, Any
 
 from . import paths
-from .byterange import resolve_range
 from .config import CSEOptions
 from .crypto import ContentCrypto, ContentEncryptor, averified_chunks, sse
 from .crypto.envelope import is_encrypted
@@ -40,7 +39,6 @@ from .encrypted_file import CseWriter, EncryptedFile, StoreRanges
 from .errors import IntegrityError
 from .s3.client import S3Client, _close_at_exit, client_kwargs
 from .store.protocol import ObjectMeta
-from .store.s3 import meta_from_response
 
 if TYPE_CHECKING:
     from .config import Options
@@ -124,12 +122,6 @@ class EncryptedIO:
 
     def read_kwargs(self, path: str) -> dict[str, Any]:
         return sse.read_kwargs(self.options.for_path(path).sse)
-
-    def copy_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return sse.copy_kwargs(self.options.for_path(dst).sse, self.options.for_path(src).sse)
-
-    def copy_part_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return sse.copy_part_kwargs(self.options.for_path(dst).sse, self.options.for_path(src).sse)
 
     # --- the crypto facade and its KMS client ----------------------------------------
 
@@ -262,24 +254,7 @@ class EncryptedIO:
         async for chunk in chunks:
             yield chunk
 
-    async def read_bytes(
-        self, path: str, bucket: str, key: str, *, if_match: str | None = None
-    ) -> bytes:
-        """The whole plaintext (one GET), returned only once it verified."""
-        return (await self.store(path).get(path, if_match=if_match))[1]
-
     # --- status ------------------------------------------------------------------------------
-
-    async def file_info(self, path: str, head: Mapping[str, Any], info: dict) -> dict:
-        """``info`` with the plaintext length when the HEAD shows a CSE object.
-
-        CSE objects get ``info["cse"] = {"stored_size", "envelope", "instruction"}``
-        (what ranged reads need, so ``open()`` makes no second HEAD), and
-        ``"damaged"`` when no plaintext length fits (truncated): info, ls, rm and mv
-        still work, showing what S3 holds; every read raises.
-        """
-        sealed = await self.store(path).describe(path, meta_from_response(path, head))
-        return _with_sealed(info, sealed)
 
     async def listed(self, entries: list[dict], scope: str | None = None) -> list[dict]:
         """Listing entries with plaintext lengths under CSE prefixes (instruction files
@@ -307,7 +282,7 @@ class EncryptedIO:
                 # between): the entry describes the HEAD's version whole (the consistent
                 # view then sees the ETag and waits the stale copy out)
                 entry.update(ETag=sealed.etag, size=sealed.stored.size)
-            _with_sealed(entry, sealed)
+            with_sealed(entry, sealed)
 
         heads = []
         for entry in files:
@@ -329,28 +304,6 @@ class EncryptedIO:
             return [paths.split(path)[1] + options.instruction_suffix]
         return []
 
-    async def copy_companions(self, src: str, dst: str, info: Mapping[str, Any]) -> bool:
-        """Copy the instruction file of ``src`` beside ``dst``; True when there was one."""
-        cse = info.get("cse") or {}
-        if not cse.get("instruction") and not self.companion_keys(src):
-            return False
-        isrc = self.crypto.instruction_key(src)
-        idst = dst + self.cse_options(src).instruction_suffix
-        sb, sk = paths.split(isrc)
-        db, dk = paths.split(idst)
-        try:
-            await self.s3.call(
-                "copy_object",
-                f"{isrc} -> {idst}",
-                Bucket=db,
-                Key=dk,
-                CopySource={"Bucket": sb, "Key": sk},
-                **self.copy_kwargs(src, dst),
-            )
-        except FileNotFoundError:
-            return False
-        return True
-
     # --- ranged reads ------------------------------------------------------------------------
 
     def _sealed(self, path: str, info: Mapping[str, Any]) -> Sealed:
@@ -366,52 +319,19 @@ class EncryptedIO:
             cse.get("damaged"),
         )
 
-    async def range_source(self, path: str, info: Mapping[str, Any]) -> StoreRanges | None:
-        """How to read ranges of the object ``info`` describes; None for plaintext."""
+    def range_source(
+        self, path: str, info: Mapping[str, Any], store: EncryptingStore
+    ) -> StoreRanges | None:
+        """How to read ranges of the object ``info`` describes through ``store`` (the
+        encryption layer of the path's stack); None for plaintext."""
         cse = info.get("cse")
         if not cse:
             return None
         _refuse_damaged(path, cse)
-        return StoreRanges(self.store(path), path, self._sealed(path, info))
-
-    async def read_info_range(
-        self, path: str, info: Mapping[str, Any], start: int, end: int
-    ) -> bytes:
-        """Plaintext ``[start, end)`` of the CSE object ``info`` describes (at its ETag)."""
-        _refuse_damaged(path, info.get("cse") or {})
-        if end <= start:
-            return b""
-        sealed = self._sealed(path, info)
-        return await self.store(path).read_sealed(path, sealed, start, end, recheck=False)
-
-    async def read_range_checked(self, path: str, start: int, end: int, etag: str | None) -> bytes:
-        """Stored bytes ``[start, end)`` of the version with ``etag`` (a stale copy is
-        retried by the consistent view's policy, every pinned GET passing there; another
-        version is :class:`ChangedError`)."""
-        return await self.transport(path).get_range(path, start, end, if_match=etag or None)
-
-    async def cat_range(self, path: str, start: int | None, end: int | None) -> bytes:
-        """Plaintext ``[start, end)`` of ``path`` (negative offsets count from the end)."""
-        # an empty range still names a file that must exist: it takes the info path below
-        plain_ok = (start or 0) >= 0 and end is not None and end > (start or 0)
-        if plain_ok and end is not None and not self.maybe_encrypted(path):
-            meta, data = await self.transport(path).get(path, start or 0, end)
-            if not is_encrypted(meta.metadata):
-                return data
-            # a CSE object where no CSE is configured: decrypt it all the same (below)
-        info = await self.lookup(path)
-        if info["type"] != "file":
-            raise FileNotFoundError(path)
-        size = info["size"]
-        start, end = resolve_range(start, end, size)
-        if end <= start:
-            return b""
-        if info.get("cse"):
-            return await self.read_info_range(path, info, start, end)
-        return await self.transport(path).get_range(path, start, end)
+        return StoreRanges(store, path, self._sealed(path, info))
 
 
-def _with_sealed(info: dict, sealed: Sealed) -> dict:
+def with_sealed(info: dict, sealed: Sealed) -> dict:
     """``info`` of a CSE object: its plaintext length and ``info["cse"]``."""
     if not sealed.encrypted:
         return info
@@ -428,6 +348,6 @@ def _with_sealed(info: dict, sealed: Sealed) -> dict:
 
 
 def _refuse_damaged(path: str, cse: Mapping[str, Any]) -> None:
-    """Reads of an object :meth:`EncryptedIO.file_info` found damaged (truncated) fail."""
+    """Reads of an object whose status found it damaged (truncated) fail."""
     if cse.get("damaged"):
         raise IntegrityError(cse["damaged"], path)

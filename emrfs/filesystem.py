@@ -42,7 +42,7 @@ from .namespace.listing import Listings
 from .namespace.markers import Markers
 from .namespace.rename import Renames
 from .namespace.tree import Trees
-from .namespace.views import Views, as_status
+from .namespace.views import Views
 from .readplan import ReadPlanner
 from .renames import RenameJournal
 from .s3.client import S3Client
@@ -125,13 +125,14 @@ class EmrFileSystem(AsyncFileSystem):
             self.options, self.s3, self._uploads, self._info, self._transport
         )
         # block cache (emrfs.cached_io)
-        self._cached = CachedIO(self.options, self._encrypted, self._info, lambda: self.loop)
+        self._cached = CachedIO(
+            self.options, self._encrypted, lambda: self._stacks, lambda: self.loop
+        )
         # statuses and footers reads reuse (emrfs.readplan)
         self._reads = ReadPlanner(
             self.options,
             self.s3,
-            self._cached,
-            self._encrypted,
+            lambda: self._stacks,
             self._views,
             in_tier=lambda path: self._tiers.owns(path),
             lookup=self._info,
@@ -169,11 +170,14 @@ class EmrFileSystem(AsyncFileSystem):
             local=lambda: self._cached.local,
             in_tier=self._tiers.owns,
         )
+        self._markers.stacks = self._stacks
         self._renames = RenameJournal(self._markers)  # directory renames cut short
         # a directory's tree, rm and rmdir (emrfs.namespace.tree); renames (.rename)
-        self._trees = Trees(self._markers, self._tiers, self._info)
+        self._trees = Trees(self._markers, self._tiers, self._info, self._stacks)
         self._listings = Listings(self._markers, self._tiers, self._info)  # ls, find
-        self._moves = Renames(self._markers, self._trees, self._tiers, self._renames, self._info)
+        self._moves = Renames(
+            self._markers, self._trees, self._tiers, self._renames, self._info, self._stacks
+        )
 
     # --- fork safety ---------------------------------------------------------------
 
@@ -221,12 +225,7 @@ class EmrFileSystem(AsyncFileSystem):
             return self.status.bucket(bucket)
         if self._tiers.owns(path):
             return await self._tiers.info(path)
-        view = self._views(path)
-        if view is None:
-            found = await self._markers.s3_info(path, bucket, key)
-        else:
-            found = await view.info(path, lambda: self._markers.s3_info(path, bucket, key))
-            found = as_status(self.status, found) if found is not None else None
+        found = await self._markers.path_status(path)  # through the path's stack
         if found is None:
             found = await self._tiers.implied_dir(path)  # ephemeral descendants only
         if found is None:
@@ -310,7 +309,7 @@ class EmrFileSystem(AsyncFileSystem):
             not paths.split(path)[1]
             or end <= start
             or self._tiers.owns(path)
-            or self._cached.serves(path, start, end)
+            or self._cached.enabled(path)
             or self._encrypted.maybe_encrypted(path)
         ):
             return None
@@ -441,9 +440,6 @@ class EmrFileSystem(AsyncFileSystem):
     def _read_kwargs(self, path: str) -> dict[str, Any]:
         return self._encrypted.read_kwargs(path)
 
-    def _copy_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return self._encrypted.copy_kwargs(src, dst)
-
     # --- reading -----------------------------------------------------------------------
 
     async def _cat_file(
@@ -455,15 +451,25 @@ class EmrFileSystem(AsyncFileSystem):
             raise is_a_directory(path, "a bucket is a directory, not a file")
         if self._tiers.owns(path):
             return await self._tiers.cat(path, start, end)
-        if self._cached.serves(path, start, end):
-            return await self._cached.cat_range(path, start, end)
-        view = self._views(path)
-        if view is not None:
-            return await self._consistent_cat(view, path, bucket, key, start, end)
+        # the path's stack: the block cache serves blocks, the consistent view pins the
+        # recorded ETag (stale copies retried by its policy), CSE decrypts and verifies
+        stack = self._stacks.for_path(path)
         try:
             if start is None and end is None:
-                return await self._encrypted.read_bytes(path, bucket, key)  # CSE: verified
-            return await self._encrypted.cat_range(path, start, end)
+                return await stack.get_range(path)
+            start = start or 0
+            if start < 0 or (end is not None and end <= max(start, 0)):
+                # from the end, or empty: the size first (an empty range still names a file)
+                size = self._cached.known_size(path)  # the version the block cache serves
+                if size is None:
+                    info = await self._info(path)
+                    if info["type"] != "file":
+                        raise is_a_directory(path, "open a file below it, or use ls")
+                    size = info["size"]
+                start, end = resolve_range(start, end, size)
+                if end <= start:
+                    return b""
+            return await stack.get_range(path, start, end)
         except FileNotFoundError:
             if (
                 await self._markers.dir_probe(path, bucket, key) is not None
@@ -515,25 +521,6 @@ class EmrFileSystem(AsyncFileSystem):
             on_error=on_error,
             one=lambda p, s, e: self._cat_file(p, start=s, end=e, **kwargs),
         )
-
-    async def _consistent_cat(
-        self, view, path: str, bucket: str, key: str, start: int | None, end: int | None
-    ) -> bytes:
-        """A read checked against the ETag the metadata records (stale copies retried)."""
-        info = await self._info(path)
-        if info["type"] != "file":
-            raise is_a_directory(path, "open a file below it, or use ls")
-        size = info["size"]
-        start, end = resolve_range(start, end, size)
-        if info.get("cse"):  # client-side encrypted: decrypted (and verified) by its format
-            return await self._encrypted.read_info_range(path, info, start, end)
-        return await self._read_range_checked(path, bucket, key, start, end, info.get("ETag"))
-
-    async def _read_range_checked(
-        self, path: str, bucket: str, key: str, start: int, end: int, etag: str | None
-    ) -> bytes:
-        """Bytes of the version with ``etag`` (see :meth:`EncryptedIO.read_range_checked`)."""
-        return await self._encrypted.read_range_checked(path, start, end, etag)
 
     async def _get_file(self, rpath: str, lpath: str, callback=None, **kwargs: Any) -> None:
         rpath = self._norm(rpath)
@@ -761,9 +748,9 @@ class EmrFileSystem(AsyncFileSystem):
         if callback is not None:
             callback.set_size(info["size"])
         await self._check_write_target(path2)
-        etag = await self._moves.copy_object(path1, path2, info)
+        # the destination's stack: the envelope kept, the copy recorded once S3 confirms
+        await self._moves.copy_object(path1, path2, info)
         await self._markers.after_create(path2)
-        await self._views.record_file(path2, info["size"], {"ETag": etag})
         if callback is not None:
             callback.relative_update(info["size"])
         return True

@@ -105,6 +105,7 @@ class Stacks:
         self._in_tier = in_tier or self._own_in_tier
         self._pid = os.getpid()
         self._layers: dict[tuple[Any, ...], list[ObjectStore]] = {}
+        self._last: tuple[Options, ObjectStore] | None = None  # for_path's last answer
         # made here (not handed in): closed by close()
         self._transports: dict[tuple[Any, ...], ObjectStore] = {}
         self._views: dict[Any, ConsistentView] = {}
@@ -120,7 +121,19 @@ class Stacks:
             # the parent's stacks hold its KMS client and connections: build anew here
             self._pid = os.getpid()
             self._layers = {}
-        return self._layers_of(self.options.for_path(path))[-1]
+            self._last = None
+        options = self.options.for_path(path)
+        last = self._last
+        if last is not None and last[0] is options:
+            return last[1]  # the same options object as the last path's (no key to hash)
+        top = self._layers_of(options)[-1]
+        self._last = (options, top)
+        return top
+
+    def built(self) -> list[list[ObjectStore]]:
+        """The layers of every stack built so far (bottom first), e.g. to find each
+        stack's block cache."""
+        return [list(layers) for layers in self._layers.values()]
 
     def layers(self, path: str) -> list[ObjectStore]:
         """The layers of ``path``'s stack, bottom (the transport) first."""
@@ -137,12 +150,24 @@ class Stacks:
         """The layers ``options`` (resolved for a path) call for, bottom up."""
         layers = [self._transport(options)]
         encrypting = cse_in_force(options.cse)
+        guard = None
         if encrypting:
             from .crypto.store import EncryptingStore
 
             layers.append(
                 EncryptingStore(layers[-1], options.cse, crypto=self._crypto(options.cse))
             )
+        else:
+            from .crypto.guard import EnvelopeGuard
+
+            # no CSE here: an object sealed elsewhere is still read as plaintext
+            guard = EnvelopeGuard(
+                layers[-1],
+                options.cse,
+                lambda: self._crypto(options.cse),
+                refuse_unknown=options.cache.enabled,
+            )
+            layers.append(guard)
         if options.consistency.enabled:
             from .consistency.layer import ConsistentStore
 
@@ -164,8 +189,9 @@ class Stacks:
                     block_size=local.block_size,
                     prefetch_blocks=local.prefetch_blocks,
                     # the encryption layer hands over plaintext: sealed at rest, kept
-                    # apart from a transport's ciphertext blocks of the same object
-                    seal=encrypting,
+                    # apart from a transport's ciphertext blocks of the same object (and
+                    # what the guard decrypted of an object sealed elsewhere)
+                    seal=True if guard is None else guard.sealing,
                     stamp="cse" if encrypting else None,
                 )
             )
@@ -240,12 +266,14 @@ class Stacks:
     async def close(self) -> None:
         """Drop what the stacks keep (decrypted spools, remembered versions) and close what
         was made here; what the factories handed in stays their owner's to close."""
+        from .crypto.guard import EnvelopeGuard
         from .crypto.store import EncryptingStore
 
         for layers in self._layers.values():
             for layer in layers:
-                if isinstance(layer, EncryptingStore):
+                if isinstance(layer, EncryptingStore | EnvelopeGuard):
                     layer.drop_local()
+        self._last = None
         self._layers = {}
         transports, self._transports = list(self._transports.values()), {}
         for transport in transports:

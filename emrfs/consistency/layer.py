@@ -24,6 +24,7 @@ they stand for directories, whose rows the namespace above records.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -62,6 +63,13 @@ def tracked(path: str) -> bool:
     bucket alone, no ``//`` runs or trailing ``/``), and not a folder marker."""
     _, key = split(path)
     return bool(key) and P.strip_protocol(path) == path and P.marker_dir(key) is None
+
+
+def _row_path(path: str) -> str:
+    """The row that speaks for a listed object: a folder marker's directory, else itself."""
+    bucket, key = split(path)
+    as_dir = P.marker_dir(key)
+    return path if as_dir is None else f"{bucket}/{as_dir}".rstrip("/")
 
 
 def _mtime_ms(meta: ObjectMeta) -> int:
@@ -198,12 +206,20 @@ class ConsistentStore(WrapperStore):
     # --- checked reads -------------------------------------------------------------------
 
     async def head(self, path: str) -> ObjectMeta:
+        return await self.checked_head(path, lambda: self.inner.head(path))
+
+    async def checked_head(
+        self, path: str, below: Callable[[], Awaitable[ObjectMeta]]
+    ) -> ObjectMeta:
+        """:meth:`head`, with ``below()`` asked (again at each retry) what the store below
+        holds at ``path``: for a caller whose one request there brings more than a HEAD
+        (a plaintext file's tail with its status)."""
         if not tracked(path):
-            return await self.inner.head(path)
+            return await below()
 
         async def probe() -> dict[str, Any] | None:
             try:
-                return _info(await self.inner.head(path))
+                return _info(await below())
             except FileNotFoundError:
                 return None
 
@@ -214,15 +230,14 @@ class ConsistentStore(WrapperStore):
         return _meta(found)
 
     async def _pin(self, path: str, if_match: str | None) -> str | None:
-        """The version a read of ``path`` is pinned to: the caller's, else the one the
-        view recorded (None: the view records no file there).  A tombstone: not found."""
-        if not tracked(path):
+        """The version a read of ``path`` is pinned to: the caller's (a version it took from
+        a checked status: no table lookup; a stale copy is still retried, by ``read``),
+        else the one the view recorded (None: no file recorded; a tombstone: not found)."""
+        if if_match is not None or not tracked(path):
             return if_match
         entry: Entry | None = await run_blocking(self.view.store.get, path)
         if entry is not None and entry.deleted:
             raise not_found(path)
-        if if_match is not None:
-            return if_match
         if entry is None or entry.is_dir or not entry.etag:
             return None
         return f'"{entry.etag}"'
@@ -237,7 +252,10 @@ class ConsistentStore(WrapperStore):
         def fetch(version: str | None) -> Callable[[], Awaitable[bytes]]:
             return lambda: self.inner.get_range(path, start, end, if_match=version)
 
-        return await self.view.read(path, pin, fetch(pin), fetch(None))
+        # past the policy (lenient) only a whole read may take what S3 serves: a range of
+        # another version could be stitched to ranges of the recorded one
+        whole = start == 0 and end is None
+        return await self.view.read(path, pin, fetch(pin), fetch(None) if whole else None)
 
     async def get(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
@@ -250,7 +268,8 @@ class ConsistentStore(WrapperStore):
         def fetch(version: str | None) -> Callable[[], Awaitable[tuple[ObjectMeta, bytes]]]:
             return lambda: self.inner.get(path, start, end, if_match=version)
 
-        return await self.view.read(path, pin, fetch(pin), fetch(None))
+        whole = start == 0 and end is None  # (as get_range: a range keeps its pin)
+        return await self.view.read(path, pin, fetch(pin), fetch(None) if whole else None)
 
     async def get_stream(
         self,
@@ -290,8 +309,76 @@ class ConsistentStore(WrapperStore):
     def list(
         self, prefix: str, *, delimiter: str | None = None, limit: int | None = None
     ) -> AsyncIterator[ListPage]:
-        # the merged listing is cut, not asked short: rows the table holds may come first
-        return cut_listing(self._list(prefix, delimiter), limit)
+        if limit is not None:
+            # a probe ("is anything under d/"): asked short, merged, nothing waited for
+            return cut_listing(self._first(prefix, delimiter, limit), limit)
+        return self._list(prefix, delimiter)
+
+    async def _first(
+        self, prefix: str, delimiter: str | None, limit: int
+    ) -> AsyncIterator[ListPage]:
+        """The first ``limit`` entries of the merged listing, asked short: what the store
+        below lists first, less what the table tombstoned (deletions it still lists), plus
+        the table's live rows of the directory it does not list yet (a live directory row
+        as its prefix: without a delimiter, as one the listing's objects do not imply).
+        One short LIST (more only while tombstones fill it), two table reads."""
+        if limit < 1:
+            raise ValueError(f"a listing's limit must be at least 1, not {limit}")
+        bucket, key = split(prefix)
+        if key and P.strip_protocol(prefix) != prefix.rstrip("/"):
+            async for page in self.inner.list(prefix, delimiter=delimiter, limit=limit):
+                yield page
+            return
+        directory = f"{bucket}/{key}".rstrip("/")
+        if key and not key.endswith("/"):
+            directory = directory.rpartition("/")[0]
+        # the table's rows of the directory, read while the store lists
+        rows = asyncio.ensure_future(run_blocking(self.view.store.list_children, directory))
+        try:
+            objects, prefixes = await self._first_listed(prefix, delimiter, limit)
+            children = await rows
+        finally:
+            rows.cancel()
+        listed = {o.path for o in objects} | set(prefixes)
+        for entry in children.live:
+            if not entry.path.startswith(prefix):
+                continue
+            if not entry.is_dir:
+                if entry.path not in listed:
+                    objects.append(_meta(entry.info()))
+                continue
+            below = entry.path + "/"
+            if below in listed or (
+                delimiter is None and any(o.path.startswith(below) for o in objects)
+            ):
+                continue
+            prefixes.append(below)
+        yield ListPage(sorted(objects, key=lambda m: m.path), sorted(prefixes))
+
+    async def _first_listed(
+        self, prefix: str, delimiter: str | None, limit: int
+    ) -> tuple[_Metas, _Prefixes]:
+        """The store's first ``limit`` entries that the table has not tombstoned."""
+        ask = limit
+        while True:
+            objects: _Metas = []
+            prefixes: _Prefixes = []
+            async for page in self.inner.list(prefix, delimiter=delimiter, limit=ask):
+                objects.extend(page.objects)
+                prefixes.extend(page.prefixes)
+            exhausted = len(objects) + len(prefixes) < ask
+            row_of = {o.path: _row_path(o.path) for o in objects}
+            row_of.update((p, p.rstrip("/")) for p in prefixes)
+            known = (
+                await run_blocking(self.view.store.get_many, set(row_of.values())) if row_of else {}
+            )
+
+            gone = {n for n, row in row_of.items() if (e := known.get(row)) and e.deleted}
+            objects = [o for o in objects if o.path not in gone]
+            prefixes = [p for p in prefixes if p not in gone]
+            if exhausted or len(objects) + len(prefixes) >= limit:
+                return objects, prefixes
+            ask *= 10  # tombstones filled the page: look further
 
     async def _list(self, prefix: str, delimiter: str | None) -> AsyncIterator[ListPage]:
         bucket, key = split(prefix)

@@ -135,7 +135,7 @@ class EncryptingStore(WrapperStore):
             return plain  # an instruction file is an object of its own
         fetch = self.crypto.should_fetch_instruction(path, metadata)
         if not fetch and not is_encrypted(metadata):
-            return plain
+            return self._kept(path, plain)
         instruction = None
         if fetch:
             instruction = await self._instruction(path)
@@ -155,10 +155,14 @@ class EncryptingStore(WrapperStore):
         except IntegrityError as exc:
             # truncated: head, list, delete and copy still work (the size shown is what the
             # store holds, never a made-up 0); every read raises this
-            return Sealed(stored, stored.size, True, instruction, str(exc))
-        sealed = Sealed(stored, size, True, instruction)
-        if stored.etag:
-            remember(self._known, (path, bare_etag(stored.etag)), sealed)
+            return self._kept(path, Sealed(stored, stored.size, True, instruction, str(exc)))
+        return self._kept(path, Sealed(stored, size, True, instruction))
+
+    def _kept(self, path: str, sealed: Sealed) -> Sealed:
+        """``sealed``, remembered by version: a read pinned to it, or a status asking what
+        a ``head`` above just described (:meth:`sealed`), needs no request."""
+        if sealed.etag:
+            remember(self._known, (path, bare_etag(sealed.etag)), sealed)
         return sealed
 
     async def sealed(self, path: str, if_match: str | None = None) -> Sealed:
@@ -181,6 +185,9 @@ class EncryptingStore(WrapperStore):
     async def get_range(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
     ) -> bytes:
+        if start == 0 and end is None:
+            # the whole object: one GET brings the envelope with the body (no HEAD first)
+            return (await self.get(path, if_match=if_match))[1]
         for attempt in range(1, _ATTEMPTS + 1):
             sealed = await self.sealed(path, if_match)
             try:
@@ -198,6 +205,14 @@ class EncryptingStore(WrapperStore):
         # one GET answers a plaintext object, and a whole encrypted one (its envelope
         # comes with it); a range of an encrypted one is then read by its format
         stored, raw = await self.inner.get(path, start, end, if_match=if_match)
+        return await self.as_read(path, stored, raw, start, end)
+
+    async def as_read(
+        self, path: str, stored: ObjectMeta, raw: bytes, start: int, end: int | None
+    ) -> tuple[ObjectMeta, bytes]:
+        """What :meth:`get` answers for bytes ``[start, end)`` the store below served as
+        ``raw`` with meta ``stored``: plaintext passed on; a whole sealed body decrypted
+        and verified; a sealed range read again by its format (pinned to that version)."""
         sealed = await self.describe(path, stored)
         if not sealed.encrypted:
             return stored, raw
@@ -366,7 +381,8 @@ class EncryptingStore(WrapperStore):
         suffix = self.options.instruction_suffix
         companions = [self.instruction_path(p) for p in asked if not p.endswith(suffix)]
         wanted = set(asked)
-        done = await self.inner.delete([*asked, *companions])
+        # (a tree's listing names instruction files too: each is asked for once)
+        done = await self.inner.delete(list(dict.fromkeys([*asked, *companions])))
         # every failure is kept (an instruction file left behind is one too)
         return DeleteResult([p for p in done.deleted if p in wanted], done.errors)
 

@@ -24,20 +24,28 @@ from typing import TYPE_CHECKING, Any
 from fsspec.callbacks import DEFAULT_CALLBACK
 
 from .. import paths
+from ..blocking import run_blocking
 from ..config import Options
+from ..consistency.layer import ConsistentStore
+from ..crypto.envelope import is_encrypted
+from ..crypto.guard import EnvelopeGuard
+from ..crypto.store import EncryptingStore
+from ..encrypted_io import with_sealed
 from ..errors import is_a_directory, not_a_directory
 from ..s3.client import S3Client
 from ..s3.listing import Listing, add_page, read_ahead
 from ..status import StatusFactory
-from .views import Views
+from ..store.s3_shapes import meta_from_response
+from .views import Views, as_status
 
 if TYPE_CHECKING:
     from ..cached_io import CachedIO
     from ..encrypted_io import EncryptedIO
     from ..readplan import ReadPlanner
+    from ..stacks import Stacks
     from ..store import ObjectMeta, ObjectStore
 
-__all__ = ["Markers", "DIR_CONTENT_TYPE", "deleted_paths"]
+__all__ = ["Markers", "DIR_CONTENT_TYPE"]
 
 DIR_CONTENT_TYPE = "application/x-directory"
 _DELETE_BATCH = 1000
@@ -65,6 +73,7 @@ class Markers:
         self.encrypted = encrypted
         self.cached = cached
         self.reads = reads  # statuses reads reuse: forgotten when a path changes
+        self.stacks: Stacks  # the stack of each path (the filesystem's, set once it is made)
         self.reset()
 
     def reset(self) -> None:
@@ -249,28 +258,43 @@ class Markers:
             found += [paths.split(p)[1] for p in page.prefixes]
         return found
 
-    async def s3_info(self, path: str, bucket: str, key: str) -> dict | None:
-        """What S3 alone says about ``path`` (None: nothing there)."""
+    async def path_status(self, path: str) -> dict | None:
+        """``path``'s status through its stack (None: nothing there): a file's from the
+        stack's ``head`` (checked against the consistent view; the plaintext size under
+        CSE), else a directory's (:meth:`dir_probe`)."""
+        stack = self.stacks.for_path(path)
         try:
-            if self.reads.fetches_tail(path):  # one GET: the HEAD's answer and the footer
-                head = await self.reads.stat(path, bucket, key, **self.encrypted.read_kwargs(path))
-                return await self.encrypted.file_info(path, head, self.file_from_head(path, head))
-            meta = await self.transport(path).head(path)
-            head = {"ContentLength": meta.size, "Metadata": dict(meta.metadata)}  # CSE reads these
-            return await self.encrypted.file_info(path, head, self.file_from_meta(meta))
+            meta = await self._file_meta(path, stack)
         except FileNotFoundError:
-            pass
-        return await self.dir_probe(path, bucket, key)
+            return await self.dir_probe(path, *paths.split(path), stack)
+        info = self.file_from_meta(meta)
+        if is_encrypted(meta.metadata):  # the tail's GET met an envelope (past the stack)
+            return with_sealed(info, await self.encrypted.store(path).describe(path, meta))
+        for layer in self.stacks.layers(path):
+            cse = layer if isinstance(layer, EncryptingStore) else None
+            if isinstance(layer, EnvelopeGuard) and layer.sealing(path):
+                cse = layer.decrypting  # sealed elsewhere, where no CSE is configured
+            if cse is not None:
+                # the version the head just described (remembered there: no request)
+                return with_sealed(info, await cse.sealed(path, meta.etag))
+        return info
 
-    def file_from_head(self, path: str, head: dict) -> dict[str, Any]:
-        return self.status.file(
-            path,
-            head["ContentLength"],
-            etag=head.get("ETag"),
-            last_modified=head.get("LastModified"),
-            version_id=head.get("VersionId"),
-            ContentType=head.get("ContentType"),
-        )
+    async def _file_meta(self, path: str, stack: ObjectStore) -> ObjectMeta:
+        """The stack's ``head`` of ``path``; where reads fetch a plaintext file's tail with
+        its status (no CSE, no block cache: the transport, maybe under the consistent
+        view), that one GET answers for the transport (its tail kept for the reads)."""
+        if not self.reads.fetches_tail(path):
+            return await stack.head(path)
+
+        async def with_tail() -> ObjectMeta:
+            bucket, key = paths.split(path)
+            head = await self.reads.stat(path, bucket, key, **self.encrypted.read_kwargs(path))
+            return meta_from_response(path, head)
+
+        for layer in self.stacks.layers(path):
+            if isinstance(layer, ConsistentStore):
+                return await layer.checked_head(path, with_tail)
+        return await with_tail()
 
     def file_from_meta(self, meta: ObjectMeta) -> dict[str, Any]:
         return self.status.file(
@@ -282,21 +306,35 @@ class Markers:
             ContentType=meta.content_type,
         )
 
-    async def dir_probe(self, path: str, bucket: str, key: str) -> dict | None:
-        """Directory info if ``key`` is a directory (children, ``key/`` or ``key_$folder$``)."""
-        async for page in self.transport(path).list(f"{bucket}/{key}/", limit=1):
+    async def dir_probe(
+        self, path: str, bucket: str, key: str, stack: ObjectStore | None = None
+    ) -> dict | None:
+        """Directory status if ``path`` is a directory: something below it (its ``dir/``
+        marker or children: one short LIST through the stack, so the consistent view
+        leaves out deletions S3 still lists and adds writes it does not list yet), its
+        EMRFS ``dir_$folder$`` marker, or, with the consistent view on, its live row."""
+        stack = stack or self.stacks.for_path(path)
+        async for page in stack.list(f"{bucket}/{key}/", limit=1):
             if page.objects or page.prefixes:
                 first = page.objects[0] if page.objects else None
                 marker = first.key if first is not None and first.key == key + "/" else None
                 moment = first.last_modified if first is not None and marker else None
                 return self.status.directory(path, marker=marker, last_modified=moment)
+        view = self.views(path)
+        row = None if view is None else await run_blocking(view.store.get, path)
+        if row is not None and row.is_dir and row.deleted:
+            return None  # deleted: a folder marker S3 still shows is a deletion it lingers on
         try:
-            head = await self.transport(path).head(path + paths.EMRFS_FOLDER_SUFFIX)
+            head = await stack.head(path + paths.EMRFS_FOLDER_SUFFIX)
         except FileNotFoundError:
-            return None
-        return self.status.directory(
-            path, marker=key + paths.EMRFS_FOLDER_SUFFIX, last_modified=head.last_modified
-        )
+            pass
+        else:
+            return self.status.directory(
+                path, marker=key + paths.EMRFS_FOLDER_SUFFIX, last_modified=head.last_modified
+            )
+        if row is not None and row.is_dir:  # recorded (mkdir) before S3 shows its marker
+            return as_status(self.status, row.info())
+        return None
 
     async def s3_ls(self, path: str, bucket: str, key: str) -> list[dict]:
         """One directory's children as S3 lists them (delimited LIST)."""
@@ -323,14 +361,3 @@ class Markers:
         except FileNotFoundError:  # no such bucket: the writes will say so
             return set()
         return {e["name"] for e in entries if e["type"] == "directory"}
-
-
-def deleted_paths(bucket: str, keys: list[str]) -> list[str]:
-    """The emrfs paths that deleted S3 ``keys`` stood for (a marker: its directory)."""
-    out = []
-    for k in keys:
-        as_dir = paths.marker_dir(k)
-        name = f"{bucket}/{as_dir if as_dir is not None else k}".rstrip("/")
-        if name != bucket:
-            out.append(name)
-    return out

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from ..paths import DIR_MARKER_SUFFIX, EMRFS_FOLDER_SUFFIX, implied_dirs, marker_dir
 from ..status import StatusFactory
-from ..store.protocol import ListPage, ObjectMeta, listed_meta, split
+from ..store.protocol import ListedRow, ListPage, split
 from .client import S3Client
 
 
@@ -96,13 +96,14 @@ class Listing:
         return not self.files and not self.dirs
 
 
-def _page_entries(page: dict | ListPage, bucket: str) -> tuple[Sequence[ObjectMeta], list[str]]:
-    """A page's objects (paths ``bucket/key``) and its common prefixes as keys, from a
-    store's :class:`ListPage` or a raw ListObjectsV2 page."""
+def _page_entries(page: dict | ListPage, bucket: str) -> tuple[Sequence[ListedRow], list[str]]:
+    """A page's objects as rows (paths ``bucket/key``) and its common prefixes as keys,
+    from a store's :class:`ListPage` or a raw ListObjectsV2 page (rows: no
+    ``ObjectMeta`` is made for a key only turned into a status dict)."""
     if isinstance(page, ListPage):
-        return page.objects, [split(p)[1] for p in page.prefixes]
-    objects = [
-        listed_meta(
+        return page.rows, [split(p)[1] for p in page.prefixes]
+    rows: list[ListedRow] = [
+        (
             f"{bucket}/{o['Key']}",
             o.get("Size", 0),
             o.get("ETag"),
@@ -112,7 +113,7 @@ def _page_entries(page: dict | ListPage, bucket: str) -> tuple[Sequence[ObjectMe
         )
         for o in page.get("Contents", ())
     ]
-    return objects, [cp["Prefix"] for cp in page.get("CommonPrefixes", ())]
+    return rows, [cp["Prefix"] for cp in page.get("CommonPrefixes", ())]
 
 
 _MARKER_ENDINGS = (DIR_MARKER_SUFFIX, EMRFS_FOLDER_SUFFIX)
@@ -136,15 +137,14 @@ def add_page(
     walked up only to the first one already known (the keys come sorted, so siblings
     share the walk)."""
     own_markers = (dir_key + DIR_MARKER_SUFFIX, dir_key + EMRFS_FOLDER_SUFFIX) if dir_key else ()
-    objects, prefixes = _page_entries(page, bucket)
+    rows, prefixes = _page_entries(page, bucket)
     skip = len(bucket) + 1
     files = listing.files
     dirs = listing.dirs
     make_file = status.listed_file
     imply = recursive and withdirs
     listed_dir = f"{bucket}/{dir_key}"
-    for obj in objects:
-        name = obj.path
+    for name, size, etag, modified, _version, storage_class in rows:
         key = name[skip:]
         # one C-level test per key; marker_dir only for the few keys that may be markers
         as_dir = marker_dir(key) if key.endswith(_MARKER_ENDINGS) else None
@@ -154,11 +154,11 @@ def add_page(
                 continue
             if as_dir == dir_key:
                 continue
-            _add_dir(listing, status, f"{bucket}/{as_dir}", obj.last_modified, key)
+            _add_dir(listing, status, f"{bucket}/{as_dir}", modified, key)
             if imply:
                 _imply_parents(listing, status, bucket, as_dir, dir_key)
             continue
-        files[name] = make_file(name, obj.size, obj.etag, obj.last_modified, obj.storage_class)
+        files[name] = make_file(name, size, etag, modified, storage_class)
         if imply:
             # the parent's name cut from the path: no new string per key to look it up
             parent = name.rpartition("/")[0]

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import AsyncIterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from .obstore_base import ObstoreBase
 from .obstore_native import _unparseable, obstore_key
-from .protocol import ListPage, ObjectMeta, listed_meta, split
+from .protocol import ListedRow, ListPage, split
 
 #: a GET's body longer than this is collected in chunks (memory and Python objects both)
 _LIST_CHUNK = 1000
@@ -47,11 +48,11 @@ class ObstoreListing(ObstoreBase):
                 async for page in self.fallback.list(prefix, delimiter=delimiter):
                     yield page
                 return
-            objects = [self._listed(bucket, o, marker_of=base) for o in result["objects"]]
-            objects.sort(key=lambda m: m.path)
+            rows = [self._listed(bucket, o, marker_of=base) for o in result["objects"]]
+            rows.sort(key=itemgetter(0))  # by path
             prefixes = [f"{bucket}/{p}/" for p in result["common_prefixes"]]
-            for i in range(0, max(len(objects), len(prefixes), 1), _LIST_CHUNK):
-                yield ListPage(objects[i : i + _LIST_CHUNK], prefixes[i : i + _LIST_CHUNK])
+            for i in range(0, max(len(rows), len(prefixes), 1), _LIST_CHUNK):
+                yield ListPage.of_rows(rows[i : i + _LIST_CHUNK], prefixes[i : i + _LIST_CHUNK])
             return
         # recursive: obstore strips the "/" of a directory marker "d/", so a zero-byte
         # "d" is a file "d" or the marker "d/"; the second sighting of a path is the marker
@@ -63,8 +64,8 @@ class ObstoreListing(ObstoreBase):
                 async for chunk in obstore.list(store, base, chunk_size=_LIST_CHUNK):
                     settled = await self._settle(bucket, chunk, seen)
                     if settled:
-                        last = settled[-1].path
-                        yield ListPage(settled)
+                        last = settled[-1][0]
+                        yield ListPage.of_rows(settled)
         except Exception as exc:
             if not _unparseable(exc):
                 raise
@@ -76,12 +77,13 @@ class ObstoreListing(ObstoreBase):
 
     async def _settle(
         self, bucket: str, chunk: Sequence[Mapping[str, Any]], seen: set[str]
-    ) -> builtins.list[ObjectMeta]:
-        """``chunk``'s objects with the markers' slashes back, in the chunk's (S3's) order.
-        Runs once per listed key: one pass in Python, and tasks only for the zero-byte
-        first sightings that need a HEAD (none in most listings)."""
+    ) -> builtins.list[ListedRow]:
+        """``chunk``'s objects as rows with the markers' slashes back, in the chunk's (S3's)
+        order.  Runs once per listed key: one pass in Python building a tuple per key (an
+        :class:`ObjectMeta` is built only if a layer reads the page's objects), and tasks
+        only for the zero-byte first sightings that need a HEAD (none in most listings)."""
         prefix = bucket + "/"
-        out: builtins.list[ObjectMeta] = []
+        out: builtins.list[ListedRow] = []
         append = out.append
         remember = seen.add
         undecided: builtins.list[tuple[int, Mapping[str, Any]]] = []
@@ -95,12 +97,13 @@ class ObstoreListing(ObstoreBase):
                 if size == 0:
                     undecided.append((len(out), item))
             append(
-                listed_meta(
+                (
                     prefix + path,
                     size,
                     item.get("e_tag"),
                     item.get("last_modified"),
                     item.get("version"),
+                    None,
                 )
             )
         if undecided:
@@ -129,14 +132,15 @@ class ObstoreListing(ObstoreBase):
         *,
         marker: bool = False,
         marker_of: str | None = None,
-    ) -> ObjectMeta:
+    ) -> ListedRow:
         key = item["path"]
         if marker or (marker_of is not None and key == marker_of):
             key += "/"  # obstore's path type dropped the marker's slash
-        return listed_meta(
+        return (
             f"{bucket}/{key}",
             item["size"],
             item.get("e_tag"),
             item.get("last_modified"),
             item.get("version"),
+            None,
         )

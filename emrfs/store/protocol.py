@@ -40,6 +40,7 @@ from ..errors import ChangedError
 __all__ = [
     "ObjectMeta",
     "ListPage",
+    "ListedRow",
     "DeleteFailure",
     "DeleteResult",
     "ObjectStore",
@@ -149,13 +150,85 @@ def _listed_meta_builder() -> Callable[..., ObjectMeta]:
 listed_meta = _listed_meta_builder()
 
 
-@dataclass(frozen=True, slots=True)
+#: One listed object as a row, in :func:`listed_meta`'s argument order:
+#: ``(path, size, etag, last_modified, version_id, storage_class)``.
+ListedRow = tuple[str, int, "str | None", "_dt.datetime | None", "str | None", "str | None"]
+
+
 class ListPage:
     """One page of a listing: objects under the prefix and, with a delimiter, the
-    common prefixes (``bucket/dir/``, ending in the delimiter)."""
+    common prefixes (``bucket/dir/``, ending in the delimiter).
 
-    objects: Sequence[ObjectMeta] = ()
-    prefixes: Sequence[str] = ()
+    A page is made of :class:`ObjectMeta` (``ListPage(objects, prefixes)``) or of rows
+    (:meth:`of_rows`, what the transport decodes); :attr:`objects` and :attr:`rows`
+    each give the other form, built once on first use.  A listing turned into status
+    dicts reads the rows only: an :class:`ObjectMeta` per key, never read, cost a
+    10,000-key ``find`` about a fifth of its client CPU.  Immutable, like the
+    :class:`ObjectMeta` it holds.
+    """
+
+    __slots__ = ("_objects", "_rows", "prefixes")
+    _objects: Sequence[ObjectMeta] | None
+    _rows: Sequence[ListedRow] | None
+    prefixes: Sequence[str]
+
+    def __init__(self, objects: Sequence[ObjectMeta] = (), prefixes: Sequence[str] = ()):
+        _set = object.__setattr__
+        _set(self, "_objects", objects)
+        _set(self, "_rows", None)
+        _set(self, "prefixes", prefixes)
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[ListedRow], prefixes: Sequence[str] = ()) -> ListPage:
+        """A page of rows (``(path, size, etag, last_modified, version_id,
+        storage_class)``, :data:`ListedRow`); its :attr:`objects` are made when read."""
+        page = cls.__new__(cls)
+        _set = object.__setattr__
+        _set(page, "_objects", None)
+        _set(page, "_rows", rows)
+        _set(page, "prefixes", prefixes)
+        return page
+
+    @property
+    def objects(self) -> Sequence[ObjectMeta]:
+        objects = self._objects
+        if objects is None:
+            objects = [listed_meta(*row) for row in self._rows or ()]
+            object.__setattr__(self, "_objects", objects)
+        return objects
+
+    @property
+    def rows(self) -> Sequence[ListedRow]:
+        """The objects as :data:`ListedRow` tuples (the page's own when it was made of rows)."""
+        rows = self._rows
+        if rows is None:
+            rows = [
+                (o.path, o.size, o.etag, o.last_modified, o.version_id, o.storage_class)
+                for o in self.objects
+            ]
+            object.__setattr__(self, "_rows", rows)
+        return rows
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ListPage is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"ListPage is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ListPage):
+            return NotImplemented
+        # by content: a page of rows holds lists where one made by hand may hold tuples
+        return tuple(self.objects) == tuple(other.objects) and tuple(self.prefixes) == tuple(
+            other.prefixes
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # its sequences are lists
+
+    def __repr__(self) -> str:
+        if self._objects is None:  # a repr (asyncio's debug logs make some) builds nothing
+            return f"ListPage.of_rows({self._rows!r}, prefixes={self.prefixes!r})"
+        return f"ListPage(objects={self._objects!r}, prefixes={self.prefixes!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,3 +124,36 @@ def test_the_marker_check_sees_plaintext_blocks(emrfs_endpoint, bucket, tmp_path
         assert files_with_marker(tmp_path / "c0") + files_with_marker(tmp_path / "c1")
     finally:
         fs._cached.local.tier.terminate()
+
+
+def test_objects_sealed_elsewhere_read_through_a_cache_without_cse_stay_sealed_on_disk(
+    emrfs_endpoint, bucket, tmp_path
+):
+    # A path with no CSE configured reads an object written sealed (CSE-KMS: the key id
+    # travels in the envelope) as plaintext; its blocks in the read cache are sealed too.
+    import boto3
+
+    kms = boto3.client("kms", endpoint_url=emrfs_endpoint, region_name="us-east-1")
+    key_id = kms.create_key(Description="emrfs sealed elsewhere")["KeyMetadata"]["KeyId"]
+    writer = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        cse={"enabled": True, "kms_key_id": key_id},
+    )
+    data = marked(200 * KiB)
+    path = f"{bucket}/elsewhere/secret"
+    writer.pipe_file(path, data)
+    fs = make_fs(emrfs_endpoint, tmp_path, cse=False)
+    try:
+        assert fs.cat_file(path, 100, 150 * KiB) == data[100 : 150 * KiB]
+        assert fs.cat_file(path) == data
+        fs.info(path)  # the status shows a sealed version: open reads it decrypted
+        with fs.open(path, "rb") as f:
+            assert f.read() == data
+        assert fs.cat_file(path, -1000) == data[-1000:]
+        fs._cached.local.store.close()  # queued block writes done
+        blocks = [n for top in ("c0", "c1") for _, _, ns in os.walk(tmp_path / top) for n in ns]
+        assert any("." in b and b.split(".")[-1].isdigit() for b in blocks), blocks  # cached
+        assert files_with_marker(tmp_path / "c0") + files_with_marker(tmp_path / "c1") == []
+    finally:
+        fs._cached.local.tier.terminate()

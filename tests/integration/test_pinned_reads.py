@@ -169,11 +169,11 @@ def test_cse_read_of_a_stale_copy_is_retried_not_changed_error(
     # Issue "Data safety" #4: a CSE read under the view raised ChangedError at once
     clock = ProxyClock()
     with stale_proxy(emrfs_endpoint, clock) as proxy:
-        fs, path, info, v2 = _two_versions(
+        fs, path, _, v2 = _two_versions(
             proxy, clock, emrfs_endpoint, table, bucket, cse={"enabled": True, **AES}
         )
         start, end = (0, len(v2)) if whole else (100, 2000)
-        got = sync(fs.loop, fs._encrypted.read_info_range, path, info, start, end)
+        got = fs.cat_file(path, 0 if whole else start, None if whole else end)
         assert proxy.counters().fault("stale_read") >= 1
     assert clock.sleeps >= 1
     assert got == v2[start:end]
@@ -182,9 +182,8 @@ def test_cse_read_of_a_stale_copy_is_retried_not_changed_error(
 def test_plain_ranged_read_of_a_stale_copy_is_retried(emrfs_endpoint, bucket, table):
     clock = ProxyClock()
     with stale_proxy(emrfs_endpoint, clock) as proxy:
-        fs, path, info, v2 = _two_versions(proxy, clock, emrfs_endpoint, table, bucket)
-        b, k = path.split("/", 1)
-        got = sync(fs.loop, fs._read_range_checked, path, b, k, 10, 500, info["ETag"])
+        fs, path, _, v2 = _two_versions(proxy, clock, emrfs_endpoint, table, bucket)
+        got = fs.cat_file(path, 10, 500)  # pinned to the ETag the view records
         assert proxy.counters().fault("stale_read") >= 1
     assert clock.sleeps >= 1
     assert got == v2[10:500]
@@ -194,10 +193,9 @@ def test_stale_copy_past_the_policy(emrfs_endpoint, bucket, table, caplog):
     short = {"consistency.retry_count": 2}
     clock = ProxyClock()
     with stale_proxy(emrfs_endpoint, clock, delay=30.0) as proxy:
-        fs, path, info, v2 = _two_versions(proxy, clock, emrfs_endpoint, table, bucket, **short)
-        b, k = path.split("/", 1)
+        fs, path, _, v2 = _two_versions(proxy, clock, emrfs_endpoint, table, bucket, **short)
         with pytest.raises(ConsistencyError, match="stale read"):
-            sync(fs.loop, fs._read_range_checked, path, b, k, 0, 10, info["ETag"])
+            fs.cat_file(path, 0, 10)
         lenient = consistent_fs(
             proxy.url,
             table,
@@ -208,11 +206,9 @@ def test_stale_copy_past_the_policy(emrfs_endpoint, bucket, table, caplog):
         with caplog.at_level(logging.WARNING, logger="emrfs.consistency"):
             # a ranged read never mixes versions: the pin stays
             with pytest.raises(ChangedError):
-                sync(lenient.loop, lenient._read_range_checked, path, b, k, 0, 10, info["ETag"])
+                lenient.cat_file(path, 0, 10)
             # a whole read gets what S3 serves, logged (as info() does with throw off)
-            old = sync(
-                lenient.loop, lenient._encrypted.read_bytes, path, b, k, if_match=info["ETag"]
-            )
+            old = lenient.cat_file(path)
         assert old != v2 and len(old) == 3000
         assert "read" in caplog.text and "ignored" in caplog.text
         assert clock.now < 1030.0  # the window was still open: the policy gave up first

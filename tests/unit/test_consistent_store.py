@@ -227,6 +227,48 @@ def test_a_store_that_lags_past_the_policy_is_a_consistency_error_naming_the_pat
     asyncio.run(go())
 
 
+def test_a_listing_with_a_limit_is_asked_short_and_merged_with_the_table():
+    """A probe ("is anything under d/") costs one short LIST, leaves out what the table
+    tombstoned though the store still lists it, and adds the table's live rows the store
+    does not list yet (a directory row as its prefix), without waiting for the store."""
+    layer, memory, table = _layer()
+    asked: list[int | None] = []
+    listing = memory.list
+
+    def counted(prefix: str, *, delimiter: str | None = None, limit: int | None = None):
+        asked.append(limit)
+        return listing(prefix, delimiter=delimiter, limit=limit)
+
+    memory.list = counted  # type: ignore[method-assign]
+
+    async def first(prefix: str, delimiter: str | None = None, limit: int = 1):
+        pages = [p async for p in layer.list(prefix, delimiter=delimiter, limit=limit)]
+        return [o.path for p in pages for o in p.objects], [x for p in pages for x in p.prefixes]
+
+    async def go() -> None:
+        for i in range(3):
+            memory.place(f"b/gone/{i}", b"x")  # still listed by the store...
+        table.put_many([Entry.file(f"b/gone/{i}", 1) for i in range(3)])
+        table.delete_many([f"b/gone/{i}" for i in range(3)])  # ...deleted in the table
+        assert await first("b/gone/") == ([], [])
+        assert asked == [1, 10]  # short: a longer LIST only while tombstones fill it
+        memory.place("b/gone/live", b"y")
+        assert await first("b/gone/") == (["b/gone/live"], [])
+        table.put(Entry.file("b/late/f", 4, "e"))  # recorded, not listed by the store yet
+        assert await first("b/late/") == (["b/late/f"], [])
+        table.record_directory("b/made/sub")  # an empty directory the table alone knows
+        assert await first("b/made/") == ([], ["b/made/sub/"])
+        assert await first("b/made/", "/") == ([], ["b/made/sub/"])
+        memory.place("b/mixed/a", b"1")
+        memory.place("b/mixed/c", b"3")
+        table.put(Entry.file("b/mixed/b", 2, "e"))
+        assert await first("b/mixed/", limit=2) == (["b/mixed/a", "b/mixed/b"], [])
+        with pytest.raises(ValueError):
+            await first("b/mixed/", limit=0)
+
+    asyncio.run(go())
+
+
 # --- over the encryption layer, as the stack orders them -----------------------------------
 
 

@@ -257,3 +257,38 @@ def test_add_page_at_the_bucket_root_implies_the_directories_of_nested_keys_only
     add_page(listing, "b", "", ListPage(objects), StatusFactory(1), recursive=True)
     assert sorted(listing.dirs) == ["b/a", "b/a/b"]
     assert sorted(listing.files) == ["b//odd", "b/a/b/f", "b/a/g", "b/top"]
+
+
+def test_a_page_of_rows_gives_the_objects_a_page_of_objects_holds():
+    from emrfs.store.protocol import listed_meta
+
+    objects = [ObjectMeta("b/a", 1, '"e"', T, "v1", storage_class="GLACIER"), ObjectMeta("b/d/", 0)]
+    rows = [("b/a", 1, '"e"', T, "v1", "GLACIER"), ("b/d/", 0, None, None, None, None)]
+    of_rows, of_objects = ListPage.of_rows(rows, ["b/p/"]), ListPage(objects, ["b/p/"])
+    assert of_rows.rows is rows and of_objects.objects is objects  # their own, not copies
+    assert repr(of_rows) == f"ListPage.of_rows({rows!r}, prefixes=['b/p/'])"  # builds nothing
+    assert of_rows._objects is None
+    assert of_rows.objects == objects and of_objects.rows == rows
+    assert of_rows.objects is of_rows.objects  # made once
+    assert of_rows == of_objects and repr(of_rows) == repr(of_objects)
+    assert ListPage() == ListPage.of_rows(()) and ListPage().prefixes == ()
+    assert ListPage.of_rows(rows) != ListPage.of_rows(rows[:1])
+    assert [type(o) for o in of_rows.objects] == [ObjectMeta, ObjectMeta]
+    assert of_rows.objects[1] == listed_meta(*rows[1])
+    with pytest.raises(AttributeError):
+        of_rows.prefixes = ()  # type: ignore[misc]
+
+
+def test_add_page_folds_a_page_of_rows_as_the_same_page_of_objects():
+    objects = [
+        ObjectMeta("b/r/a/b/f", 1, '"e"', T),
+        ObjectMeta("b/r/a/c/d/", 0, '"m"', T),
+        ObjectMeta("b/r/x/y_$folder$", 0, '"m"', T),
+        ObjectMeta("b/r/z", 3, '"e"', T, storage_class="GLACIER"),
+    ]
+    by_objects, by_rows = Listing(), Listing()
+    add_page(by_objects, "b", "r", ListPage(objects), StatusFactory(1), recursive=True)
+    rows = ListPage(objects).rows
+    add_page(by_rows, "b", "r", ListPage.of_rows(rows), StatusFactory(1), recursive=True)
+    assert by_rows == by_objects
+    assert by_rows.files["b/r/z"]["StorageClass"] == "GLACIER"

@@ -19,6 +19,7 @@ from emrfs.cache.routing import RoutingStore
 from emrfs.config import Options, load
 from emrfs.consistency import ConsistentView, InMemoryMetadataStore, create_retry_policy
 from emrfs.consistency.layer import ConsistentStore
+from emrfs.crypto.guard import EnvelopeGuard
 from emrfs.crypto.store import EncryptingStore
 from emrfs.stacks import Stacks
 from emrfs.store import MemoryStore
@@ -67,11 +68,11 @@ def kinds(stacks: Stacks, path: str) -> list[type]:
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ({}, []),
+        ({}, [EnvelopeGuard]),
         ({"cse": CSE}, [EncryptingStore]),
-        ({"consistency": ON}, [ConsistentStore]),
-        ({"cache": ON, "ephemeral": {"enabled": False}}, [CachingStore]),
-        ({"cache": ON}, [CachingStore, RoutingStore]),
+        ({"consistency": ON}, [EnvelopeGuard, ConsistentStore]),
+        ({"cache": ON, "ephemeral": {"enabled": False}}, [EnvelopeGuard, CachingStore]),
+        ({"cache": ON}, [EnvelopeGuard, CachingStore, RoutingStore]),
         (
             {"cse": CSE, "consistency": ON, "cache": ON},
             [EncryptingStore, ConsistentStore, CachingStore, RoutingStore],
@@ -110,6 +111,7 @@ def test_one_stack_per_distinct_effective_options(tmp_path):
     assert stacks.layers("bkt/sealed/x")[0] is stacks.layers("bkt/x")[0]
     assert stacks.layers("bkt/kms/x")[0] is not stacks.layers("bkt/x")[0]
     assert kinds(stacks, "bkt/sealed/x") == [MemoryStore, EncryptingStore]
+    assert kinds(stacks, "bkt/x") == [MemoryStore, EnvelopeGuard]
     assert sorted(fakes.made.values()) == [1, 2]  # asked once per stack built
 
 

@@ -1,0 +1,148 @@
+"""Where no client-side encryption is configured: :class:`EnvelopeGuard`.
+
+A path whose options name no CSE (off, no key) reads its objects as they are
+stored.  One written sealed elsewhere (by an AWS S3 Encryption Client, or by emrfs
+under another prefix's options) still carries its envelope in its user metadata,
+and its key (KMS) names itself there: such an object is decrypted, never handed
+out as ciphertext.  The guard sees the envelope in what one GET returns (no HEAD
+first), so a plaintext object costs what the transport costs; an envelope sends
+the read to an :class:`~emrfs.crypto.store.EncryptingStore` made on first need.
+
+A block cache above the guard is told which paths hold sealed objects
+(:meth:`EnvelopeGuard.sealing`) so their plaintext is sealed at rest; a fill that
+meets an envelope on a path the cache did not know as sealed is refused as
+:class:`~emrfs.errors.ChangedError` (the cache looks again, then seals).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from ..config import CSEOptions
+from ..errors import ChangedError
+from ..store.protocol import ObjectMeta, ObjectStore, WrapperStore, check_chunk_size
+from .envelope import instruction_file_required, is_encrypted
+
+if TYPE_CHECKING:
+    from . import ContentCrypto
+    from .store import EncryptingStore
+
+__all__ = ["EnvelopeGuard"]
+
+#: Paths remembered as holding sealed objects (most recent kept).
+MAX_SEALED = 4096
+#: The first GET of a stream (its envelope, and the whole of a smaller object).
+FIRST_WINDOW = 8 * 1024 * 1024
+
+
+def _sealed(meta: ObjectMeta) -> bool:
+    metadata = meta.metadata
+    return bool(metadata) and (is_encrypted(metadata) or instruction_file_required(metadata))
+
+
+class EnvelopeGuard(WrapperStore):
+    """Plaintext passes; an object with a CSE envelope is decrypted (see the module doc).
+
+    ``crypto``: the :class:`ContentCrypto` for ``options`` (made at the first sealed
+    object).  ``refuse_unknown``: a block cache sits above, so a sealed object met on
+    a path not yet reported by :meth:`sealing` is refused once (``ChangedError``)
+    rather than handed to a cache that would keep its plaintext unsealed.
+    """
+
+    def __init__(
+        self,
+        inner: ObjectStore,
+        options: CSEOptions,
+        crypto: Callable[[], ContentCrypto],
+        *,
+        refuse_unknown: bool = False,
+    ):
+        super().__init__(inner)
+        self.options = options
+        self._crypto = crypto
+        self.refuse_unknown = refuse_unknown
+        self._decrypting: EncryptingStore | None = None
+        self._sealed: OrderedDict[str, None] = OrderedDict()
+
+    @property
+    def decrypting(self) -> EncryptingStore:
+        if self._decrypting is None:
+            from .store import EncryptingStore
+
+            self._decrypting = EncryptingStore(self.inner, self.options, crypto=self._crypto())
+        return self._decrypting
+
+    def sealing(self, path: str) -> bool:
+        """``path`` held a sealed object when last read here (its plaintext is sensitive)."""
+        return path in self._sealed
+
+    def _met_sealed(self, path: str) -> bool:
+        """Remember ``path`` as sealed; True if it was already."""
+        known = path in self._sealed
+        self._sealed[path] = None
+        self._sealed.move_to_end(path)
+        if len(self._sealed) > MAX_SEALED:
+            self._sealed.popitem(last=False)
+        return known
+
+    def _read_sealed(self, path: str, etag: str | None, if_match: str | None) -> None:
+        """A read met a sealed object: refused once if the cache above did not know."""
+        if not self._met_sealed(path) and self.refuse_unknown:
+            raise ChangedError(path, if_match or "(a plaintext version)", etag)
+
+    async def head(self, path: str) -> ObjectMeta:
+        meta = await self.inner.head(path)
+        if not _sealed(meta):
+            return meta
+        self._met_sealed(path)  # a head only describes: the cache above learns to seal
+        return (await self.decrypting.describe(path, meta)).meta()
+
+    async def get(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> tuple[ObjectMeta, bytes]:
+        stored, raw = await self.inner.get(path, start, end, if_match=if_match)
+        if not _sealed(stored):
+            return stored, raw
+        self._read_sealed(path, stored.etag, if_match)
+        return await self.decrypting.as_read(path, stored, raw, start, end)
+
+    async def get_range(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> bytes:
+        return (await self.get(path, start, end, if_match=if_match))[1]
+
+    async def get_stream(
+        self,
+        path: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        if_match: str | None = None,
+        chunk_size: int = 8 * 1024 * 1024,
+    ) -> AsyncIterator[bytes]:
+        check_chunk_size(path, chunk_size)
+        window = max(chunk_size, FIRST_WINDOW)
+        first_end = start + window if end is None else min(end, start + window)
+        stored, first = await self.inner.get(path, start, first_end, if_match=if_match)
+        if _sealed(stored):
+            self._read_sealed(path, stored.etag, if_match)
+            async for chunk in self.decrypting.get_stream(
+                path, start, end, if_match=stored.etag, chunk_size=chunk_size
+            ):
+                yield chunk
+            return
+        if first:
+            yield first
+        stop = stored.size if end is None else min(end, stored.size)
+        if stop > start + len(first):
+            async for chunk in self.inner.get_stream(
+                path, start + len(first), stop, if_match=stored.etag, chunk_size=chunk_size
+            ):
+                yield chunk
+
+    def drop_local(self) -> None:
+        """Drop the decrypting layer's spools and remembered versions."""
+        if self._decrypting is not None:
+            self._decrypting.drop_local()
