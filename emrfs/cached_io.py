@@ -205,13 +205,6 @@ class CachedIO:
         for name in files:
             self.forget(name)
 
-    def forget_keys(self, by_bucket: dict[str, list[str]]) -> None:
-        """Objects deleted through emrfs, as ``{bucket: [key, ...]}``."""
-        for bucket, keys in by_bucket.items():
-            for key in keys:
-                if not key.endswith("/"):
-                    self.forget(f"{bucket}/{key}")
-
     # --- reading ----------------------------------------------------------------------
 
     def known_size(self, path: str) -> int | None:

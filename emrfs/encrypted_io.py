@@ -121,9 +121,6 @@ class EncryptedIO:
     def read_kwargs(self, path: str) -> dict[str, Any]:
         return sse.read_kwargs(self.options.for_path(path).sse)
 
-    def copy_part_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return sse.copy_part_kwargs(self.options.for_path(dst).sse, self.options.for_path(src).sse)
-
     # --- the crypto facade and its KMS client ----------------------------------------
 
     @property

@@ -54,8 +54,17 @@ async def delete_all(
     has tombstoned exactly those) and a failure per path not; the caller records what
     it owns (directory rows) and then :meth:`DeleteResult.raise_errors`."""
     groups: dict[int, tuple[ObjectStore, list[str]]] = {}
+    # a directory's files share its stack unless an override starts strictly inside
+    # it: resolved once per such directory, not per key (a tree holds thousands)
+    by_directory: dict[str, ObjectStore | None] = {}
     for path in dict.fromkeys(doomed):
-        store = persistent_stack(stacks, path)
+        parent = paths.parent(path)
+        store = by_directory.get(parent)
+        if store is None:
+            store = persistent_stack(stacks, path)
+            if parent not in by_directory:
+                uniform = stacks.options.uniform_below(parent)
+                by_directory[parent] = store if uniform else None
         groups.setdefault(id(store), (store, []))[1].append(path)
     semaphore = asyncio.Semaphore(concurrency)
 
