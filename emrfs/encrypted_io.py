@@ -11,10 +11,9 @@ here adapts the filesystem's shapes to it:
   (:mod:`emrfs.crypto.sse`);
 * ``info()`` and listing entries with plaintext lengths and ``info["cse"]``
   (what an open file needs to read ranges with no second HEAD);
-* the read side of :class:`~emrfs.encrypted_file.EncryptedFile` (writes of every
-  kind go through the path's stack, whose CSE layer encrypts them);
-* streamed whole reads for downloads, the last chunk held back until the object
-  verifies (:meth:`EncryptedIO.read_chunks`).
+* how an open file reads ranges of a CSE version (:meth:`EncryptedIO.range_source`).
+
+Reads of whole objects and ranges go through each path's stack (:mod:`emrfs.stacks`).
 
 Objects with no envelope are read as they are, CSE on or off.
 """
@@ -24,12 +23,12 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import paths
 from .config import CSEOptions
-from .crypto import ContentCrypto, averified_chunks, sse
+from .crypto import ContentCrypto, sse
 from .crypto.envelope import is_encrypted
 from .crypto.spool import SealedSpool
 from .crypto.store import EncryptingStore, Sealed, adjusted_length
@@ -43,9 +42,6 @@ if TYPE_CHECKING:
     from .store import ObjectStore
 
 __all__ = ["EncryptedIO", "EncryptedFile", "SealedSpool"]
-
-#: The first GET of a streamed read (its meta, and the whole of a smaller object).
-READ_WINDOW = 8 * 1024 * 1024
 
 
 class EnvelopeFound(Exception):
@@ -156,41 +152,6 @@ class EncryptedIO:
         staged commit's instruction files, which carry their own envelope."""
         meta = await self.transport(path).put(path, body, if_none_match=create, metadata=metadata)
         return {"ETag": meta.etag, "VersionId": meta.version_id}
-
-    # --- whole reads -----------------------------------------------------------------------
-
-    async def read_chunks(
-        self, path: str, bucket: str, key: str, *, if_match: str | None = None
-    ) -> AsyncIterator[bytes | bytearray]:
-        """The plaintext of the object, streamed; CSE objects are decrypted.
-
-        The first window comes with the object's meta (one GET through the transport:
-        the envelope seen without a HEAD), the rest streams pinned to that version.
-        The last chunk is held back until the object verifies, so a caller that
-        commits only after the iterator ends (temp file renamed, spool sealed)
-        never keeps unverified plaintext.  Objects with no envelope pass as they are.
-        """
-        store = self.transport(path)
-        meta, first = await store.get(path, 0, READ_WINDOW, if_match=if_match)
-
-        async def body() -> AsyncIterator[bytes]:
-            if first:
-                yield first
-            if meta.size > len(first):
-                async for chunk in store.get_stream(
-                    path, len(first), meta.size, if_match=meta.etag or if_match
-                ):
-                    yield chunk
-
-        sealed = await self.store(path).describe(path, meta)
-        chunks: AsyncIterator[bytes | bytearray] = body()
-        if sealed.encrypted:
-            _refuse_damaged(path, {"damaged": sealed.damaged})
-            metadata, instruction = sealed.stored.metadata, sealed.instruction
-            decryptor = await self.crypto.decryptor(path, metadata, instruction)
-            chunks = averified_chunks(decryptor, body())
-        async for chunk in chunks:
-            yield chunk
 
     # --- status ------------------------------------------------------------------------------
 
