@@ -386,6 +386,24 @@ def test_append_rewrites_the_encrypted_object(emrfs_endpoint, emrfs_s3, emrfs_bu
     assert obj["Metadata"] != before  # a fresh data key and IV
 
 
+def test_append_where_cse_is_off_rewrites_a_sealed_object_as_plaintext(
+    emrfs_endpoint, emrfs_s3, emrfs_bucket
+):
+    """A CSE key configured but new objects plain (``cse.enabled`` off): appending to a
+    large object sealed earlier re-streams its plaintext (the old parts cannot be
+    copied under new bytes: they are ciphertext, and their key stays in the envelope),
+    so the result is old + new, stored as every new object there is."""
+    path = f"{emrfs_bucket}/sealed-log"
+    first, more = os.urandom(6 * MiB + 7), os.urandom(1000)
+    aes_fs(emrfs_endpoint).pipe_file(path, first)
+    fs = aes_fs(emrfs_endpoint, enabled=False)
+    with fs.open(path, "ab") as f:
+        f.write(more)
+    stored, obj = raw(emrfs_s3, emrfs_bucket, "sealed-log")
+    assert stored == first + more and not obj["Metadata"]  # checked beside emrfs
+    assert fs.cat_file(path) == first + more
+
+
 def test_a_plaintext_overwrite_of_a_v3_object_is_not_read_with_its_stale_instruction_file(
     emrfs_endpoint, emrfs_s3, emrfs_bucket
 ):
