@@ -13,13 +13,21 @@ from .stream import ContentEncryptor
 
 __all__ = ["EncryptingWriter"]
 
+#: A part at least this large may go on at once: S3 accepts it anywhere but last, so the
+#: tail (tag or last segment) can follow as a last part of its own.
+SENT_AT_ONCE = 5 * 1024 * 1024
+#: S3's last part number: the tail needs one after the caller's parts.
+_LAST_PART = 10_000
+
 
 class EncryptingWriter(ObjectWriter):
     """Parts encrypted in the order written, one cipher stream across them all.
 
     Ciphertext is cut at the plaintext parts' sizes (so every part but the last
-    is as large as the caller's, which the store below accepted), and the last
-    part waits for the next one or the end: it carries the tag or last segment.
+    is as large as the caller's, which the store below accepted).  A part of at least
+    :data:`SENT_AT_ONCE` goes on as it is written and the tail (tag or last segment)
+    ends the object as a part of its own; a smaller one (the caller's last, or a store
+    with smaller parts) waits for the next part or the end, and carries the tail.
     """
 
     def __init__(
@@ -85,9 +93,20 @@ class EncryptingWriter(ObjectWriter):
             parts.append((self._sent, self._take(self._sizes.popleft())))
         if final:  # ciphertext is never shorter than plaintext: every earlier part fitted
             self._sizes.clear()
-            self._sent += 1
-            parts.append((self._sent, self._take(self._held_size) if self._held else b""))
+            if self._held_size or not self._sent:
+                self._sent += 1
+                parts.append((self._sent, self._take(self._held_size)))
         return parts
+
+    def _now(self, number: int) -> list[tuple[int, bytes]]:
+        """The part just written, when it can go on before the next one is known: large
+        enough to be followed by the tail, and all its ciphertext out of the cipher."""
+        size = self._sizes[0] if len(self._sizes) == 1 else 0
+        if size < SENT_AT_ONCE or self._held_size < size or number >= _LAST_PART:
+            return []
+        self._sizes.popleft()
+        self._sent += 1
+        return [(self._sent, self._take(size))]
 
     async def write_part(self, number: int, data: bytes) -> None:
         if self._finished:
@@ -102,8 +121,8 @@ class EncryptingWriter(ObjectWriter):
         self._plain += len(data)
         self._hold(self._encryptor.update(data))
         self._sizes.append(len(data))
-        del data  # the plaintext part is not held while the previous one goes out
-        for n, part in self._cut(final=False):
+        del data  # the plaintext part is not held while its ciphertext goes out
+        for n, part in self._cut(final=False) + self._now(number):
             await self._inner.write_part(n, part)
 
     async def _flush(self) -> None:
