@@ -29,13 +29,9 @@ __all__ = [
     "verified_chunks",
     "averified_chunks",
     "plaintext_length",
-    "encrypted_parts",
     "adecrypt_whole",
 ]
 
-#: Plaintext encrypted per cipher call when cutting parts: the scratch buffer it lands in
-#: stays warm in cache, where fresh part-sized buffers would fault page by page.
-_PIECE = 1024 * 1024
 #: Room ``update_into`` may want beyond its output (cryptography asks block size - 1).
 _SLACK = 64
 
@@ -165,44 +161,6 @@ class ContentEncryptor:
             out.length += self.update_into(chunk, out.view[out.length :])
         out.append(self.finalize())
         return out.value()
-
-
-def encrypted_parts(
-    encryptor: ContentEncryptor, chunks: Iterable[bytes | memoryview], part_size: int
-) -> Iterator[bytes]:
-    """Ciphertext of ``chunks`` (in order, then the encryptor's tail) cut into parts of
-    exactly ``part_size`` bytes, the last one shorter; memory stays near one part.
-
-    Each part is a ``bytes`` filled in place (:class:`_BytesBuffer`) from a small
-    scratch buffer the cipher writes into: one copy of each byte, where growing a
-    ``bytearray`` and slicing parts off it made four.
-    """
-    if part_size <= 0:
-        raise ValueError(f"part_size must be positive, not {part_size}")
-    scratch = bytearray(encryptor.max_output(_PIECE) + _SLACK)
-    part = _BytesBuffer(part_size)
-
-    def cut(data: bytes | memoryview) -> Iterator[bytes]:
-        nonlocal part
-        view = memoryview(data)
-        while len(view):
-            if not part.room:  # full, and more follows: it is not the last part
-                yield part.value()
-                part = _BytesBuffer(part_size)
-            take = min(part.room, len(view))
-            part.append(view[:take])
-            view = view[take:]
-
-    for chunk in chunks:
-        view = memoryview(chunk)
-        for start in range(0, len(view), _PIECE):
-            piece = view[start : start + _PIECE]
-            if encryptor.max_output(len(piece)) + _SLACK > len(scratch):  # segments held over
-                scratch = bytearray(encryptor.max_output(len(piece)) + _SLACK)
-            n = encryptor.update_into(piece, scratch)
-            yield from cut(memoryview(scratch)[:n])
-    yield from cut(encryptor.finalize())
-    yield part.value()
 
 
 class ContentDecryptor:

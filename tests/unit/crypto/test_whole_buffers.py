@@ -1,8 +1,8 @@
-"""Whole-body CSE buffers: encrypt_whole, encrypted_parts and adecrypt_whole.
+"""Whole-body CSE buffers: encrypt_whole and adecrypt_whole.
 
 They fill ``bytes`` in place (the PUT body botocore streams cheaply); the
-ciphertext must be exactly the streaming encryptor's, cut exactly where the
-parts go, and every failure must still raise.
+ciphertext must be exactly the streaming encryptor's, and every failure must
+still raise.
 """
 
 import asyncio
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from emrfs.crypto import Suite, decryptor_from_parts, encryptor_from_parts
-from emrfs.crypto.stream import adecrypt_whole, encrypted_parts
+from emrfs.crypto.stream import adecrypt_whole
 from emrfs.errors import EncryptionError, IntegrityError
 
 FORMATS = {"v3": Suite.V3_GCM_COMMIT, "v2": Suite.V2_GCM, "segmented": Suite.SEGMENTED}
@@ -69,35 +69,6 @@ def test_encrypt_whole_is_the_streamed_ciphertext_as_bytes(fmt, length, cuts):
     assert type(body) is bytes  # a bytearray body costs 2.6x the client CPU of the PUT
     assert body == _streamed(make(), data)
     assert decryptor().decrypt(body) == data
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("length", [0, 1, 8191, 8192 - 16, 8192, 8192 * 3 - 16, 50_000])
-def test_parts_are_exactly_part_size_and_the_last_is_never_empty(fmt, length):
-    make, _ = _pair(fmt)
-    data = bytes(i % 251 for i in range(length))
-    parts = list(encrypted_parts(make(), _chunks(data, [3000, 1, 20_000]), 8192))
-    assert all(type(p) is bytes for p in parts)
-    assert all(len(p) == 8192 for p in parts[:-1])
-    assert 0 < len(parts[-1]) <= 8192
-    assert b"".join(parts) == _streamed(make(), data)
-
-
-def test_parts_of_chunks_larger_than_the_scratch_buffer(monkeypatch):
-    from emrfs.crypto import stream
-
-    monkeypatch.setattr(stream, "_PIECE", 5000)  # many pieces per chunk, segments held over
-    for fmt in FORMATS:
-        make, _ = _pair(fmt)
-        data = bytes(i % 253 for i in range(70_001))
-        parts = list(encrypted_parts(make(), [data[:33_333], data[33_333:]], 10_000))
-        assert b"".join(parts) == _streamed(make(), data), fmt
-
-
-def test_parts_refuse_a_part_size_below_one():
-    make, _ = _pair("v3")
-    with pytest.raises(ValueError, match="part_size"):
-        list(encrypted_parts(make(), [b"x"], 0))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
