@@ -14,8 +14,9 @@ here adapts the filesystem's shapes to it:
 * multipart CSE writes (one encryptor per object, parts encrypted in order as
   :class:`~emrfs.uploads.Uploads` sends them) and the streaming
   :class:`~emrfs.encrypted_file.EncryptedFile`; single PUTs go through the layer;
-* streamed whole reads for downloads, the last chunk held back until the object
-  verifies (:meth:`EncryptedIO.read_chunks`).
+* how an open file reads ranges of a CSE version (:meth:`EncryptedIO.range_source`).
+
+Reads of whole objects and ranges go through each path's stack (:mod:`emrfs.stacks`).
 
 Objects with no envelope are read as they are, CSE on or off.
 """
@@ -25,12 +26,12 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import paths
 from .config import CSEOptions
-from .crypto import ContentCrypto, ContentEncryptor, averified_chunks, sse
+from .crypto import ContentCrypto, ContentEncryptor, sse
 from .crypto.envelope import is_encrypted
 from .crypto.spool import SealedSpool
 from .crypto.store import EncryptingStore, Sealed, adjusted_length
@@ -46,9 +47,6 @@ if TYPE_CHECKING:
     from .uploads import Uploads
 
 __all__ = ["EncryptedIO", "EncryptedFile", "CseWriter", "SealedSpool", "encrypted_parts"]
-
-#: The first GET of a streamed read (its meta, and the whole of a smaller object).
-READ_WINDOW = 8 * 1024 * 1024
 
 
 class EnvelopeFound(Exception):
@@ -218,41 +216,6 @@ class EncryptedIO:
         return await self.put_encrypted(
             path, (view[i : i + step] for i in range(0, len(view), step)), len(value), create=create
         )
-
-    # --- whole reads -----------------------------------------------------------------------
-
-    async def read_chunks(
-        self, path: str, bucket: str, key: str, *, if_match: str | None = None
-    ) -> AsyncIterator[bytes | bytearray]:
-        """The plaintext of the object, streamed; CSE objects are decrypted.
-
-        The first window comes with the object's meta (one GET through the transport:
-        the envelope seen without a HEAD), the rest streams pinned to that version.
-        The last chunk is held back until the object verifies, so a caller that
-        commits only after the iterator ends (temp file renamed, spool sealed)
-        never keeps unverified plaintext.  Objects with no envelope pass as they are.
-        """
-        store = self.transport(path)
-        meta, first = await store.get(path, 0, READ_WINDOW, if_match=if_match)
-
-        async def body() -> AsyncIterator[bytes]:
-            if first:
-                yield first
-            if meta.size > len(first):
-                async for chunk in store.get_stream(
-                    path, len(first), meta.size, if_match=meta.etag or if_match
-                ):
-                    yield chunk
-
-        sealed = await self.store(path).describe(path, meta)
-        chunks: AsyncIterator[bytes | bytearray] = body()
-        if sealed.encrypted:
-            _refuse_damaged(path, {"damaged": sealed.damaged})
-            metadata, instruction = sealed.stored.metadata, sealed.instruction
-            decryptor = await self.crypto.decryptor(path, metadata, instruction)
-            chunks = averified_chunks(decryptor, body())
-        async for chunk in chunks:
-            yield chunk
 
     # --- status ------------------------------------------------------------------------------
 

@@ -530,23 +530,22 @@ class EmrFileSystem(AsyncFileSystem):
             return await self._tiers.get_file(rpath, lpath, callback)
         bucket, key = paths.split(rpath)
         etag = None
-        watched = callback is not None and not isinstance(callback, NoOpCallback)
-        if watched or self._views(rpath) is not None:
-            # the version the view recorded, pinned; the size first, so a progress bar
-            # knows the total (one HEAD, only when watched or the view is on)
+        if callback is not None and not isinstance(callback, NoOpCallback):
+            # the size first, so a progress bar knows the total (one HEAD, only when
+            # watched); the download is pinned to the version it describes
             info = await self._info(rpath)
             if info["type"] != "file":
                 raise is_a_directory(rpath, "use get(recursive=True) for directories")
-            if self._views(rpath) is not None:
-                etag = info.get("ETag")
-            if watched:
-                callback.set_size(info.get("size"))
+            callback.set_size(info.get("size"))
+            etag = info.get("ETag")
         directory = os.path.dirname(os.path.abspath(lpath))
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".emrfs-")
         try:
             with os.fdopen(fd, "wb") as f:
-                # CSE objects verify before the rename below commits the file
-                async for chunk in self._encrypted.read_chunks(rpath, bucket, key, if_match=etag):
+                # the path's stack: pinned under the view; CSE verified before the last
+                # chunk, so the rename below commits only a verified file
+                stream = self._stacks.for_path(rpath).get_stream(rpath, if_match=etag)
+                async for chunk in stream:
                     f.write(chunk)
                     if callback is not None:
                         callback.relative_update(len(chunk))
