@@ -205,13 +205,6 @@ class CachedIO:
         for name in files:
             self.forget(name)
 
-    def forget_keys(self, by_bucket: dict[str, list[str]]) -> None:
-        """Objects deleted through emrfs, as ``{bucket: [key, ...]}``."""
-        for bucket, keys in by_bucket.items():
-            for key in keys:
-                if not key.endswith("/"):
-                    self.forget(f"{bucket}/{key}")
-
     # --- reading ----------------------------------------------------------------------
 
     def known_size(self, path: str) -> int | None:
@@ -236,6 +229,14 @@ class CachedIO:
             "reader_factory": lambda fetch: local.reader(ident, fetch, sealed=sealed),
             "loop": self.loop(),
         }
+
+    def file_store(self, path: str, cache_type: str | None) -> ObjectStore:
+        """The store a file of ``path`` opened for reading fetches through: the path's
+        stack, or the layer below its block cache when the file's own cache is those
+        blocks (:class:`BlockCacheAdapter`, which fills them)."""
+        stack = self.stacks().for_path(path)
+        layer = self.layer(path) if cache_type == BlockCacheAdapter.name else None
+        return stack if layer is None else layer.inner
 
     def close(self) -> None:
         if self._local is not None:

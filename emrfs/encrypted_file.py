@@ -12,9 +12,11 @@ from fsspec.asyn import sync
 
 from . import paths
 from .crypto import ContentEncryptor
+from .crypto.guard import EnvelopeGuard
 from .crypto.store import EncryptingStore, Sealed
 from .errors import is_a_directory
 from .files import EmrFile
+from .store.protocol import ObjectStore
 
 __all__ = ["CseWriter", "EncryptedFile", "StoreRanges"]
 
@@ -54,6 +56,17 @@ class StoreRanges:
         return await self.store.read_sealed(self.path, self.sealed, start, end, recheck=False)
 
 
+def _decrypting(layers: list[ObjectStore]) -> EncryptingStore:
+    """The layer of a path's stack that decrypts: its encryption layer, or where no CSE
+    is configured, the one the guard decrypts objects sealed elsewhere with."""
+    for layer in layers:
+        if isinstance(layer, EncryptingStore):
+            return layer
+        if isinstance(layer, EnvelopeGuard):
+            return layer.decrypting
+    raise RuntimeError(f"no encryption layer or envelope guard among {layers}")
+
+
 class EncryptedFile(EmrFile):
     """:class:`~emrfs.files.EmrFile` with SSE on every request and CSE where it applies.
 
@@ -70,7 +83,9 @@ class EncryptedFile(EmrFile):
             self._cse = sync(fs.loop, fs._encrypted.writer, paths.validate(path))
         super().__init__(fs, path, mode, **kwargs)
         if mode == "rb":
-            self._ranges = sync(fs.loop, fs._encrypted.range_source, self.path, self.details)
+            self._ranges = fs._encrypted.range_source(
+                self.path, self.details, _decrypting(fs._stacks.layers(self.path))
+            )
 
     # --- reading --------------------------------------------------------------------
 

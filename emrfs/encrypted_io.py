@@ -123,12 +123,6 @@ class EncryptedIO:
     def read_kwargs(self, path: str) -> dict[str, Any]:
         return sse.read_kwargs(self.options.for_path(path).sse)
 
-    def copy_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return sse.copy_kwargs(self.options.for_path(dst).sse, self.options.for_path(src).sse)
-
-    def copy_part_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return sse.copy_part_kwargs(self.options.for_path(dst).sse, self.options.for_path(src).sse)
-
     # --- the crypto facade and its KMS client ----------------------------------------
 
     @property
@@ -310,28 +304,6 @@ class EncryptedIO:
             return [paths.split(path)[1] + options.instruction_suffix]
         return []
 
-    async def copy_companions(self, src: str, dst: str, info: Mapping[str, Any]) -> bool:
-        """Copy the instruction file of ``src`` beside ``dst``; True when there was one."""
-        cse = info.get("cse") or {}
-        if not cse.get("instruction") and not self.companion_keys(src):
-            return False
-        isrc = self.crypto.instruction_key(src)
-        idst = dst + self.cse_options(src).instruction_suffix
-        sb, sk = paths.split(isrc)
-        db, dk = paths.split(idst)
-        try:
-            await self.s3.call(
-                "copy_object",
-                f"{isrc} -> {idst}",
-                Bucket=db,
-                Key=dk,
-                CopySource={"Bucket": sb, "Key": sk},
-                **self.copy_kwargs(src, dst),
-            )
-        except FileNotFoundError:
-            return False
-        return True
-
     # --- ranged reads ------------------------------------------------------------------------
 
     def _sealed(self, path: str, info: Mapping[str, Any]) -> Sealed:
@@ -347,19 +319,16 @@ class EncryptedIO:
             cse.get("damaged"),
         )
 
-    async def range_source(self, path: str, info: Mapping[str, Any]) -> StoreRanges | None:
-        """How to read ranges of the object ``info`` describes; None for plaintext."""
+    def range_source(
+        self, path: str, info: Mapping[str, Any], store: EncryptingStore
+    ) -> StoreRanges | None:
+        """How to read ranges of the object ``info`` describes through ``store`` (the
+        encryption layer of the path's stack); None for plaintext."""
         cse = info.get("cse")
         if not cse:
             return None
         _refuse_damaged(path, cse)
-        return StoreRanges(self.store(path), path, self._sealed(path, info))
-
-    async def read_range_checked(self, path: str, start: int, end: int, etag: str | None) -> bytes:
-        """Stored bytes ``[start, end)`` of the version with ``etag`` (a stale copy is
-        retried by the consistent view's policy, every pinned GET passing there; another
-        version is :class:`ChangedError`)."""
-        return await self.transport(path).get_range(path, start, end, if_match=etag or None)
+        return StoreRanges(store, path, self._sealed(path, info))
 
 
 def with_sealed(info: dict, sealed: Sealed) -> dict:

@@ -121,6 +121,8 @@ class EmrFile(AbstractBufferedFile):
                     cache_type,
                     cache_options,
                 )
+            # the path's stack (below its block cache when the file reads those blocks)
+            self._source = fs._cached.file_store(paths.validate(path), cache_type)
         elif mode in ("wb", "xb", "ab"):
             sync(fs.loop, fs._check_write_target, path)
             if mode == "xb" and fs.exists(path):
@@ -189,9 +191,7 @@ class EmrFile(AbstractBufferedFile):
         first, self._fetched = not self._fetched, True
 
         async def fetch(start: int, end: int) -> bytes:
-            return await self.fs._read_range_checked(
-                self.path, self.bucket, self.key, start, end, self._etag
-            )
+            return await self._source.get_range(self.path, start, end, if_match=self._etag)
 
         return await self.fs._reads.read(
             self.path, self._etag, self.size, start, end, first, fetch, reuse=self._reuse_tail

@@ -132,8 +132,7 @@ class EmrFileSystem(AsyncFileSystem):
         self._reads = ReadPlanner(
             self.options,
             self.s3,
-            self._cached,
-            self._encrypted,
+            lambda: self._stacks,
             self._views,
             in_tier=lambda path: self._tiers.owns(path),
             lookup=self._info,
@@ -174,9 +173,11 @@ class EmrFileSystem(AsyncFileSystem):
         self._markers.stacks = self._stacks
         self._renames = RenameJournal(self._markers)  # directory renames cut short
         # a directory's tree, rm and rmdir (emrfs.namespace.tree); renames (.rename)
-        self._trees = Trees(self._markers, self._tiers, self._info)
+        self._trees = Trees(self._markers, self._tiers, self._info, self._stacks)
         self._listings = Listings(self._markers, self._tiers, self._info)  # ls, find
-        self._moves = Renames(self._markers, self._trees, self._tiers, self._renames, self._info)
+        self._moves = Renames(
+            self._markers, self._trees, self._tiers, self._renames, self._info, self._stacks
+        )
 
     # --- fork safety ---------------------------------------------------------------
 
@@ -439,9 +440,6 @@ class EmrFileSystem(AsyncFileSystem):
     def _read_kwargs(self, path: str) -> dict[str, Any]:
         return self._encrypted.read_kwargs(path)
 
-    def _copy_kwargs(self, src: str, dst: str) -> dict[str, Any]:
-        return self._encrypted.copy_kwargs(src, dst)
-
     # --- reading -----------------------------------------------------------------------
 
     async def _cat_file(
@@ -523,12 +521,6 @@ class EmrFileSystem(AsyncFileSystem):
             on_error=on_error,
             one=lambda p, s, e: self._cat_file(p, start=s, end=e, **kwargs),
         )
-
-    async def _read_range_checked(
-        self, path: str, bucket: str, key: str, start: int, end: int, etag: str | None
-    ) -> bytes:
-        """Bytes of the version with ``etag`` (see :meth:`EncryptedIO.read_range_checked`)."""
-        return await self._encrypted.read_range_checked(path, start, end, etag)
 
     async def _get_file(self, rpath: str, lpath: str, callback=None, **kwargs: Any) -> None:
         rpath = self._norm(rpath)
@@ -756,9 +748,9 @@ class EmrFileSystem(AsyncFileSystem):
         if callback is not None:
             callback.set_size(info["size"])
         await self._check_write_target(path2)
-        etag = await self._moves.copy_object(path1, path2, info)
+        # the destination's stack: the envelope kept, the copy recorded once S3 confirms
+        await self._moves.copy_object(path1, path2, info)
         await self._markers.after_create(path2)
-        await self._views.record_file(path2, info["size"], {"ETag": etag})
         if callback is not None:
             callback.relative_update(info["size"])
         return True

@@ -3,41 +3,32 @@
 A columnar reader (pyarrow's Parquet reader behind ``pq.read_table`` or
 ``pandas.read_parquet``) asks ``info`` of a file, then ``isfile``, then opens
 it, reads the footer at the end, and opens it once more to read the column
-chunks.  Asked naively each step is a request: a HEAD per ``info``, ``isfile``
-and ``open``, one GET for the footer.  Here:
+chunks.  Asked naively each step is a request.  Here, above each path's stack:
 
 * **Statuses are remembered** (:class:`KnownStatuses`): a file's status from
   ``info`` or a listing (size and ETag) serves ``isfile`` and ``open`` for
-  ``s3.status_reuse_seconds``, with no HEAD.  ``info`` itself always asks S3 (or
-  the consistent view): it is the caller's way to get a fresh answer.  This
-  filesystem's own writes, deletes and renames forget what they touch.  A
-  remembered status that went stale (another writer replaced the object) can
-  never mix two versions: every read of an open file is pinned to the ETag it
-  was opened with (``If-Match``), so a changed object is a
+  ``s3.status_reuse_seconds``, with no HEAD (``info`` itself always asks).  This
+  filesystem's own writes, deletes and renames forget what they touch.  A stale
+  status can never mix two versions: every read of an open file is pinned to the
+  ETag it was opened with, so a changed object is a
   :class:`~emrfs.s3.client.ChangedError`, not a mix.
-* **The tail comes with the status** (:meth:`ReadPlanner.stat`): the ``info``
-  of a plaintext file is a GET of its last ``s3.status_tail_bytes`` (``Range:
-  bytes=-N``) instead of a HEAD: the same one request, with the size (from
-  ``Content-Range``), ETag and metadata a HEAD gives, plus the bytes where
-  Parquet and ORC keep their footers.  Those bytes are remembered by ETag
-  (:class:`Tails`), so the footer read that follows costs nothing.  A file
-  opened from a listing gets the same on its first read: a read that starts
-  in the last ``s3.status_tail_bytes`` fetches the whole tail (as S3A's analytics
+* **The tail comes with the status** (:meth:`ReadPlanner.stat`): the ``info`` of a
+  plaintext file is a GET of its last ``s3.status_tail_bytes`` (``Range: bytes=-N``)
+  instead of a HEAD: the same one request, with the size, ETag and metadata a HEAD
+  gives, plus the bytes where Parquet and ORC keep their footers, remembered by ETag
+  (:class:`Tails`), so the footer read that follows costs nothing.  A file opened
+  from a listing gets the same on its first read in the tail (as S3A's analytics
   stream prefetches the footer on open).
 * **Ranges of one file are one version, nearby ones one GET**
   (:meth:`ReadPlanner.cat_ranges`, behind ``cat_ranges``: fsspec's
   ``open_parquet_file`` and the Parquet readers built on it): the ranges of a
-  plaintext file are pinned to one ETag, those less than :data:`MERGE_GAP` apart
-  are fetched together (as S3A's vectored reads and obstore's ``get_ranges``),
-  and a remembered status that went stale is asked again once, so the caller
-  gets the new version whole rather than an error.
+  plaintext file are fetched through the path's stack pinned to one ETag, those less
+  than :data:`MERGE_GAP` apart together (as S3A's vectored reads), and a remembered
+  status that went stale is asked again once, so the caller gets the new version whole.
 
-CSE paths keep the HEAD: their tail is ciphertext, read through the object's
-own range source.  So do paths under the block cache (:mod:`emrfs.cached_io`):
-its reads come from local blocks, and ``open`` there always asks for the
-current version, so a file replaced from outside is never served from old
-blocks (``isfile`` there still uses a remembered status).  Both options are
-per path; 0 turns each off (a HEAD per ``info``; a HEAD per ``open``).
+CSE paths keep the HEAD (their tail is ciphertext); so do block-cached paths, whose
+``open`` always asks for the current version (``isfile`` there still uses a
+remembered status).  Both options are per path; 0 turns each off.
 """
 
 from __future__ import annotations
@@ -55,12 +46,12 @@ from .byterange import resolve_range
 from .crypto.envelope import is_encrypted
 from .errors import ServiceError
 from .s3.client import ChangedError
+from .stacks import cse_in_force
 
 if TYPE_CHECKING:
-    from .cached_io import CachedIO
     from .config import Options
-    from .encrypted_io import EncryptedIO
     from .s3.client import S3Client
+    from .stacks import Stacks
 
 logger = logging.getLogger("emrfs.readplan")
 
@@ -193,18 +184,20 @@ class Tails:
 
 
 class ReadPlanner:
-    """What one filesystem instance remembers to plan its reads.
+    """What one filesystem instance remembers to plan its reads, above the stack.
 
-    ``views``: the consistent view of a path, or None; ``in_tier``: whether the
-    ephemeral tier serves a path; ``lookup``: the stack's ``info()``.
+    ``stacks``: each path's stack (:class:`~emrfs.stacks.Stacks`), which planned ranges
+    are fetched through, pinned to one ETag; ``s3``: the client of the status GET
+    (a suffix range, which the store protocol does not speak); ``views``: the
+    consistent view of a path, or None; ``in_tier``: whether the ephemeral tier
+    serves a path; ``lookup``: the filesystem's ``info()``.
     """
 
     def __init__(
         self,
         options: Options,
         s3: S3Client,
-        cached: CachedIO,
-        encrypted: EncryptedIO,
+        stacks: Callable[[], Stacks],
         views: Callable[[str], Any],
         *,
         in_tier: Callable[[str], bool],
@@ -212,8 +205,7 @@ class ReadPlanner:
     ):
         self.options = options
         self.s3 = s3
-        self.cached = cached
-        self.encrypted = encrypted
+        self.stacks = stacks
         self.views = views
         self.in_tier = in_tier
         self.lookup = lookup
@@ -224,15 +216,18 @@ class ReadPlanner:
 
     def _plans(self, path: str) -> bool:
         """Reads of ``path`` are planned here (the block cache plans its own)."""
-        return not self.cached.enabled(path)
+        return not self.options.for_path(path).cache.enabled
+
+    def _maybe_encrypted(self, path: str) -> bool:
+        return cse_in_force(self.options.for_path(path).cse)
 
     def remember(self, info: dict[str, Any]) -> None:
         self.statuses.remember(info)
 
     def _remembers(self, path: str) -> bool:
-        return not (
-            self.encrypted.maybe_encrypted(path) or self.views(path) is not None
-        ) and self._plans(path)
+        return not (self._maybe_encrypted(path) or self.views(path) is not None) and self._plans(
+            path
+        )
 
     def remember_listing(self, entries: list[dict], scope: str | None = None) -> None:
         """Keep the file entries of a listing.  Not where CSE may apply (a listing's size
@@ -279,11 +274,7 @@ class ReadPlanner:
 
     def fetches_tail(self, path: str) -> bool:
         """The status of ``path`` comes with its tail (plaintext: no CSE can apply)."""
-        return (
-            self._plans(path)
-            and self.tail_bytes(path) > 0
-            and not self.encrypted.maybe_encrypted(path)
-        )
+        return self._plans(path) and self.tail_bytes(path) > 0 and not self._maybe_encrypted(path)
 
     async def stat(self, path: str, bucket: str, key: str, **read_kwargs: Any) -> dict:
         """HEAD-like response of ``bucket/key`` from a GET of its last ``s3.status_tail_bytes``,
@@ -373,17 +364,8 @@ class ReadPlanner:
         """``cat_ranges``: the ranges of each plaintext file read from one version, nearby
         ones coalesced; anything else (CSE, the block cache, the tier, the consistent view,
         a file with one range and no remembered status) through ``one`` (``_cat_file``)."""
-        if not isinstance(paths_, list):
-            raise TypeError(f"cat_ranges takes a list of paths, not {type(paths_).__name__}")
-        starts = list(starts) if isinstance(starts, Iterable) else [starts] * len(paths_)
-        ends = list(ends) if isinstance(ends, Iterable) else [ends] * len(paths_)
-        if not len(starts) == len(ends) == len(paths_):
-            raise ValueError(
-                f"cat_ranges: {len(paths_)} paths, {len(starts)} starts and "
-                f"{len(ends)} ends; give one of each per range"
-            )
+        names, starts, ends = _one_per_range(paths_, starts, ends)
         gap = MERGE_GAP if max_gap is None else max_gap
-        names = [paths.validate(p) for p in paths_]
         by_path: dict[str, list[int]] = {}
         for i, name in enumerate(names):
             by_path.setdefault(name, []).append(i)
@@ -400,11 +382,8 @@ class ReadPlanner:
         async def planned(name: str, indices: list[int]) -> None:
             got: list[bytes | Exception]
             try:
-                got = list(
-                    await self._pinned_ranges(
-                        name, [(starts[i], ends[i]) for i in indices], gap, limit
-                    )
-                )
+                ranges = [(starts[i], ends[i]) for i in indices]
+                got = list(await self._pinned_ranges(name, ranges, gap, limit))
             except (FileNotFoundError, IsADirectoryError, _NotPlanned):
                 # not one plaintext file after all: asked range by range, each with its own
                 # error (a directory, a missing file...) as cat_file gives it
@@ -422,10 +401,9 @@ class ReadPlanner:
             else:
                 jobs.extend(single(i) for i in indices)
         await asyncio.gather(*jobs)
-        if on_error != "return":
-            for item in out:
-                if isinstance(item, BaseException):
-                    raise item
+        failed = next((x for x in out if isinstance(x, BaseException)), None)
+        if on_error != "return" and failed is not None:
+            raise failed
         return out
 
     def _plans_ranges(self, path: str) -> bool:
@@ -477,12 +455,14 @@ class ReadPlanner:
             else:
                 spans.append([start, end])
 
+        stack = self.stacks().for_path(path)
+
         async def fetch(span: list[int]) -> bytes:
             cached = self.tails.read(path, etag, span[0], span[1])
             if cached is not None:
                 return cached
             async with limit:
-                return await self.encrypted.read_range_checked(path, span[0], span[1], etag)
+                return await stack.get_range(path, span[0], span[1], if_match=etag)
 
         fetched = await asyncio.gather(*(fetch(span) for span in spans))
         result = []
@@ -495,6 +475,20 @@ class ReadPlanner:
                     result.append(data[start - s : end - s])
                     break
         return result
+
+
+def _one_per_range(paths_: list[str], starts, ends) -> tuple[list[str], list, list]:
+    """``cat_ranges``' arguments as one (validated path, start, end) per range."""
+    if not isinstance(paths_, list):
+        raise TypeError(f"cat_ranges takes a list of paths, not {type(paths_).__name__}")
+    starts = list(starts) if isinstance(starts, Iterable) else [starts] * len(paths_)
+    ends = list(ends) if isinstance(ends, Iterable) else [ends] * len(paths_)
+    if not len(starts) == len(ends) == len(paths_):
+        raise ValueError(
+            f"cat_ranges: {len(paths_)} paths, {len(starts)} starts and "
+            f"{len(ends)} ends; give one of each per range"
+        )
+    return [paths.validate(p) for p in paths_], starts, ends
 
 
 class _NotPlanned(Exception):

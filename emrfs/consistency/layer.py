@@ -230,15 +230,14 @@ class ConsistentStore(WrapperStore):
         return _meta(found)
 
     async def _pin(self, path: str, if_match: str | None) -> str | None:
-        """The version a read of ``path`` is pinned to: the caller's, else the one the
-        view recorded (None: the view records no file there).  A tombstone: not found."""
-        if not tracked(path):
+        """The version a read of ``path`` is pinned to: the caller's (a version it took from
+        a checked status: no table lookup; a stale copy is still retried, by ``read``),
+        else the one the view recorded (None: no file recorded; a tombstone: not found)."""
+        if if_match is not None or not tracked(path):
             return if_match
         entry: Entry | None = await run_blocking(self.view.store.get, path)
         if entry is not None and entry.deleted:
             raise not_found(path)
-        if if_match is not None:
-            return if_match
         if entry is None or entry.is_dir or not entry.etag:
             return None
         return f'"{entry.etag}"'

@@ -11,12 +11,13 @@ and ``emrfs sync`` mends, and nothing is lost:
 write / multipart       S3 PUT (or CompleteMultipartUpload) -> ``record_file``
 mkdir                   S3 marker PUT -> ``record_directory``
 delete file(s)          S3 DELETE -> ``record_delete``
-delete directory        ``tree(dir, probe)`` -> S3 DELETEs of its keys ->
-                        ``record_delete_tree(dir, confirmed keys)``
-copy                    S3 COPY of every key -> ``record_copy``
-rename (directory)      ``tree(src, probe)`` -> S3 COPY of its keys -> ``record_files``
+delete directory        ``tree(dir, probe)`` -> S3 DELETEs of its keys -> ``record_delete``
+                        (confirmed files) and ``record_delete_tree(dir, confirmed markers)``
+copy                    S3 COPY -> ``record_file`` (``ConsistentStore.copy``)
+rename (directory)      ``tree(src, probe)`` -> S3 COPY of each key -> ``record_file``
                         (the copied keys only) -> S3 DELETE of the sources ->
-                        ``record_delete_tree(src, confirmed keys)``
+                        ``record_delete`` (confirmed files) and
+                        ``record_delete_tree(src, confirmed markers)``
 info / open             ``info(path, probe)`` where ``probe`` does the S3 HEAD
 every read (GET)        ``read(path, etag, get)``: the GET pinned to the ETag ``info`` gave;
                         a stale copy is retried by the policy

@@ -381,7 +381,8 @@ class EncryptingStore(WrapperStore):
         suffix = self.options.instruction_suffix
         companions = [self.instruction_path(p) for p in asked if not p.endswith(suffix)]
         wanted = set(asked)
-        done = await self.inner.delete([*asked, *companions])
+        # (a tree's listing names instruction files too: each is asked for once)
+        done = await self.inner.delete(list(dict.fromkeys([*asked, *companions])))
         # every failure is kept (an instruction file left behind is one too)
         return DeleteResult([p for p in done.deleted if p in wanted], done.errors)
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from ..readplan import ReadPlanner
     from ..stacks import Stacks
 
-__all__ = ["Markers", "DIR_CONTENT_TYPE", "deleted_paths"]
+__all__ = ["Markers", "DIR_CONTENT_TYPE"]
 
 DIR_CONTENT_TYPE = "application/x-directory"
 _DELETE_BATCH = 1000
@@ -435,14 +435,3 @@ class _Regions:
             ],
             [p for p in page.prefixes if p.startswith(self.scope)],
         )
-
-
-def deleted_paths(bucket: str, keys: list[str]) -> list[str]:
-    """The emrfs paths that deleted S3 ``keys`` stood for (a marker: its directory)."""
-    out = []
-    for k in keys:
-        as_dir = paths.marker_dir(k)
-        name = f"{bucket}/{as_dir if as_dir is not None else k}".rstrip("/")
-        if name != bucket:
-            out.append(name)
-    return out

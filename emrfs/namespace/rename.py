@@ -1,7 +1,10 @@
 """HDFS rename over S3: a file, or a whole directory, copied then deleted.
 
-S3 has no rename.  A file is copied (a CSE object keeps its envelope: metadata
-and instruction file), recorded, then its source deleted; a directory's tree
+S3 has no rename.  A file is copied through the destination's stack (the
+encryption layer keeps a CSE object's envelope and copies its instruction file,
+the consistent layer records the copy once S3 confirms it, the cache drops the
+destination's blocks), then its source is deleted through the source's stack
+(its tombstone written once S3 confirms).  A directory's tree
 (:meth:`Trees.tree`) is copied in parallel, files and its own marker first, then
 the subdirectories' markers (so empty directories stay empty directories), and
 its sources deleted.  A directory rename is journalled (:mod:`emrfs.renames`)
@@ -19,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 from fsspec.callbacks import DEFAULT_CALLBACK
 
 from .. import paths
-from ..blocking import run_blocking
-from ..errors import InvalidPathError, exists, is_a_directory, not_found
-from .markers import DIR_CONTENT_TYPE, Markers, deleted_paths
-from .tree import Trees
+from ..errors import EncryptionError, InvalidPathError, exists, is_a_directory, not_found
+from ..stacks import cse_in_force
+from .markers import DIR_CONTENT_TYPE, Markers
+from .tree import Trees, persistent_stack
 
 if TYPE_CHECKING:
     from ..renames import RenameJournal
+    from ..stacks import Stacks
     from ..store import ObjectMeta
     from ..tiers import EphemeralRoutes
 
@@ -47,33 +51,44 @@ class Renames:
         tiers: EphemeralRoutes,
         journal: RenameJournal,
         lookup: Callable[[str], Awaitable[dict]],
+        stacks: Stacks,
     ):
         self.markers = markers
         self.trees = trees
         self.tiers = tiers
         self.journal = journal
         self.lookup = lookup
-        self.s3 = markers.s3
+        self.stacks = stacks
         self.options = markers.options
         self.views = markers.views
         self.encrypted = markers.encrypted
 
     # --- one object ---------------------------------------------------------------------
 
-    async def copy_object(self, src: str, dst: str, info: dict) -> str | None:
-        """Copy one file; a CSE object keeps its envelope (metadata and instruction file)."""
-        size = info.get("cse", {}).get("stored_size", info["size"])
-        etag = await self.copy_key(*paths.split(src), *paths.split(dst), size)
-        await self.encrypted.copy_companions(src, dst, info)
-        return etag
+    async def copy_object(self, src: str, dst: str, info: dict) -> ObjectMeta:
+        """Copy the file ``src`` (``info``: its status) to ``dst`` through the destination's
+        stack: its SSE settings, its encryption layer (the envelope and instruction file
+        kept), its consistent view (recorded once S3 confirms), its cache."""
+        if info.get("cse"):
+            self.check_sealed_copy(src, dst)
+        return await self.stacks.for_path(dst).copy(src, dst, source_size=info["size"])
 
-    async def copy_key(self, sb: str, sk: str, db: str, dk: str, size: int) -> str | None:
-        """Server-side copy of one key (raw keys: markers keep their trailing slash) by
-        the destination's transport (its SSE settings; the source's SSE-C key); a CSE
-        object's envelope travels in its metadata.  Returns the new object's ETag."""
-        src, dst = f"{sb}/{sk}", f"{db}/{dk}"
-        copied = await self.markers.transport(dst).copy(src, dst, source_size=size)
-        return copied.etag
+    def check_sealed_copy(self, src: str, dst: str) -> None:
+        """Refuse to copy client-side encrypted ``src`` to a ``dst`` whose options hold no
+        CSE key: a server-side copy there could not be read as plaintext."""
+        if not cse_in_force(self.options.for_path(dst).cse):
+            raise EncryptionError(
+                f"cannot copy {src!r} to {dst!r}: {src!r} is client-side encrypted and no "
+                f"CSE key is configured for {dst!r}, so the copy could not be read there; "
+                "configure cse.* for the destination (or its prefix), or read the file "
+                "and write it anew",
+                dst,
+            )
+
+    async def copy_key(self, src: str, dst: str, size: int) -> ObjectMeta:
+        """One object of a tree (``size``: as listed) copied through the destination's
+        stack below the tier: S3 listed it, S3 holds its copy."""
+        return await persistent_stack(self.stacks, dst).copy(src, dst, source_size=size)
 
     # --- rename -------------------------------------------------------------------------
 
@@ -151,16 +166,13 @@ class Renames:
         callback.set_size(1)
         with callback.branched(src, dst) as child:
             child.set_size(info["size"])
-            etag = await self.copy_object(src, dst, info)
+            await self.copy_object(src, dst, info)
             child.relative_update(info["size"])
         callback.relative_update(1)
         await self.markers.after_create(dst)
-        await self.views.record_file(dst, info["size"], {"ETag": etag})
-        sb, sk = paths.split(src)
-        await self.markers.delete_keys(src, sb, [sk, *self.encrypted.companion_keys(src)])
-        view = self.views(src)
-        if view is not None:
-            await view.record_delete(src)
+        # the copy is confirmed (and recorded under the view): only now the source goes
+        done = await self.trees.delete([src])  # with its instruction file; tombstoned
+        done.raise_errors(src)
         self.markers.cached.forget(src)
         await self.markers.keep_parent(src)
 
@@ -182,23 +194,27 @@ class Renames:
         """Copy every object under ``src`` to ``dst`` in parallel, then delete the sources.
 
         Decides from :meth:`Trees.tree` (the consistent view's merged listing when it is
-        on) and records only what S3 confirmed: rows for the keys copied, tombstones for
-        the keys deleted.  ``resume``: a journalled rename cut short; objects already
-        at ``dst`` with the source's size (and ETag, where both are single-part) are
-        not copied again.
+        on).  Every copy goes through the destination's stack, which records it once S3
+        confirms; every delete through the source's, which tombstones what S3
+        confirmed; the directories' rows are recorded here.  ``resume``: a journalled
+        rename cut short; objects already at ``dst`` with the source's size (and ETag,
+        where both are single-part) are not copied again (CSE objects are: their
+        instruction files and plaintext sizes are the encryption layer's to carry).
         """
-        _sb, sk = paths.split(src)
+        sk = paths.split(src)[1]
         db, dk = paths.split(dst)
+        if cse_in_force(self.options.for_path(src).cse):
+            self.check_sealed_copy(src, dst)
         items = await self.trees.tree(src, "mv")
         present: dict[str, ObjectMeta] = {}
         if not resume:
             await self.journal.begin(src, dst)  # a crash from here on can be finished
-        else:
+        elif not cse_in_force(self.options.for_path(dst).cse):
             async for page in self.markers.transport(dst).list(f"{db}/{dk}/"):
                 present.update((o.key, o) for o in page.objects)
         callback.set_size(sum(1 for i in items if i["type"] == "file"))
         copy = _TreeCopy(self, src, dst, items, present, callback)
-        pairs = [(i, k) for i in items for k in i["keys"]]
+        pairs = [(i, k) for i in items for k in i["keys"] if not copy.carried(k)]
         if not pairs:
             # an empty directory marked only by EMRFS's $folder$: stays an empty directory
             await self.markers.transport(dst).put(dst + "/", b"", content_type=DIR_CONTENT_TYPE)
@@ -210,63 +226,39 @@ class Renames:
             *(copy.one(i, k) for i, k in pairs if i["type"] != "file" and k not in own)
         )
         await self.markers.after_create(dst)
-        await self._record_copies(src, dst, copy.copied, copy.dirs)
-        keys = [k for _, k in pairs] + list(paths.marker_keys(sk))
-        await self._delete_sources(src, dst, keys, list(copy.copied))
+        await self._record_copies(dst, copy)
+        sb = paths.split(src)[0]
+        doomed = [f"{sb}/{k}" for i in items for k in i["keys"]]
+        doomed += [f"{sb}/{k}" for k in paths.marker_keys(sk)]
+        await self._delete_sources(src, dst, doomed, copy.copied)
 
-    async def _record_copies(
-        self, src: str, dst: str, copied: dict[str, tuple[int, str | None]], dirs: set[str]
-    ) -> None:
-        """Rows for the files and directories a tree rename put at ``dst``."""
+    async def _record_copies(self, dst: str, copy: _TreeCopy) -> None:
+        """Rows the stack did not write: the directories a tree rename put at ``dst``, and
+        on a resume the files a cut-short run had copied (the copies' rows are written
+        by the destination's consistent layer)."""
         view = self.views(dst)
         if view is None:
             return
         from ..consistency.store import Entry
 
-        sizes = {p: size for p, (size, _) in copied.items()}
-        if self.encrypted.maybe_encrypted(src):
-            sizes = await self._plaintext_sizes(src, dst, sizes)
-        rows = [Entry.file(p, sizes[p], etag) for p, (_, etag) in copied.items()]
-        rows += [Entry.directory(d) for d in sorted(dirs) if d not in copied]
-        await view.record_files(rows)
+        rows = [Entry.file(p, meta.size, meta.etag) for p, meta in copy.found.items()]
+        rows += [Entry.directory(d) for d in sorted(copy.dirs) if d not in copy.copied]
+        if rows:
+            await view.record_files(rows)
 
-    async def _delete_sources(self, src: str, dst: str, keys: list[str], copied: list[str]) -> None:
-        """Delete a renamed tree's source ``keys``; tombstones for what S3 confirmed."""
-        sb = paths.split(src)[0]
-        confirmed: list[str] = []
-        try:
-            await self.markers.delete_keys(src, sb, keys, confirmed=confirmed)
-        finally:
-            source_view = self.views(src)
-            if source_view is not None:
-                await source_view.record_delete_tree(src, deleted_paths(sb, confirmed))
+    async def _delete_sources(
+        self, src: str, dst: str, doomed: list[str], copied: set[str]
+    ) -> None:
+        """Delete a renamed tree's sources, ``doomed``: tombstones for what S3 confirmed
+        (the files' by the source's stack, the directories' here), then its errors."""
+        done = await self.trees.delete(doomed)
+        await self.trees.record_removed_dirs(src, done)
+        done.raise_errors(src)
         self.markers.forget_dirs(src)
         self.markers.forget_dirs(dst)  # names below it may be files now
-        self.markers.cached.forget_tree(src, [f"{sb}/{k}" for k in keys])
+        self.markers.cached.forget_tree(src, [p for p in doomed if not p.endswith("/")])
         self.markers.cached.forget_tree(dst, copied)
         await self.markers.keep_parent(src)
-
-    async def _plaintext_sizes(self, src: str, dst: str, stored: dict[str, int]) -> dict[str, int]:
-        """Lengths readers see of CSE objects copied from ``src`` to ``dst`` (``stored``:
-        S3's sizes by destination path): the source's rows, else the objects' envelopes."""
-        by_source = {paths.join(src, paths.relative_to(p, dst)): p for p in stored}
-        source_view = self.views(src)
-        rows = (
-            await run_blocking(source_view.store.get_many, list(by_source))
-            if source_view is not None
-            else {}
-        )
-        sizes: dict[str, int] = {}
-        unknown: list[dict] = []
-        for source, target in by_source.items():
-            row = rows.get(source)
-            if row is not None and row.live and not row.is_dir:
-                sizes[target] = row.size
-            else:
-                unknown.append({"name": target, "size": stored[target], "type": "file"})
-        for entry in await self.encrypted.listed(unknown) if unknown else ():
-            sizes[entry["name"]] = entry["size"]
-        return sizes
 
 
 class _TreeCopy:
@@ -288,13 +280,29 @@ class _TreeCopy:
         self.present = present
         self.callback = callback
         self.semaphore = asyncio.Semaphore(renames.options.s3.max_concurrency)
-        self.copied: dict[str, tuple[int, str | None]] = {}  # destination file -> (size, ETag)
+        self.copied: set[str] = set()  # destination files copied
+        self.found: dict[str, ObjectMeta] = {}  # destination files a cut-short run copied
         self.dirs: set[str] = set()  # destination directories whose markers were copied
         # A marker only keeps an empty directory a directory, and S3 may still list one
         # that a child's arrival removed (as S3A does): a copy of it would fail
         # (NoSuchKey) though the directory is there.  So markers are not copied: the
         # destination's empty directories get a new one, the others need none.
         self.holding = {paths.parent(i["path"]) for i in items}
+        # instruction files travel with their objects where both ends read them alike
+        options = renames.options
+        source_cse, target_cse = options.for_path(src).cse, options.for_path(dst).cse
+        self.companions: set[str] = set()
+        if source_cse == target_cse and cse_in_force(source_cse):
+            self.companions = {
+                companion
+                for i in items
+                if i["type"] == "file"
+                for companion in renames.encrypted.companion_keys(i["path"])
+            }
+
+    def carried(self, k: str) -> bool:
+        """Whether key ``k`` is an instruction file its object's copy carries along."""
+        return k in self.companions
 
     def target(self, k: str) -> str:
         rel = k[len(self.sk) + 1 :] if k.startswith(self.sk + "/") else ""
@@ -306,26 +314,26 @@ class _TreeCopy:
         is_marker = item["type"] == "directory" or paths.marker_dir(k) is not None
         there = self.present.get(dk_)
         if there is not None and _same_object(there, item):
-            etag = there.etag
+            if not is_marker:
+                self.found[f"{db}/{dk_}"] = there
         elif is_marker and item["path"] in self.holding:
-            etag = None  # it holds files or directories: implied by their keys
+            pass  # it holds files or directories: implied by their keys
         elif is_marker:
             async with self.semaphore:
                 await r.markers.transport(self.dst).put(
                     f"{db}/{dk_}", b"", content_type=DIR_CONTENT_TYPE
                 )
-            etag = None
         else:
             async with self.semaphore:
                 with self.callback.branched(f"{sb}/{k}", f"{db}/{dk_}") as child:
                     child.set_size(item["size"])
-                    etag = await r.copy_key(sb, k, db, dk_, item["size"])
+                    await r.copy_key(f"{sb}/{k}", f"{db}/{dk_}", item["size"])
                     child.relative_update(item["size"])
         if is_marker:
             self.dirs.add(f"{db}/{paths.marker_dir(dk_) or dk_}".rstrip("/"))
         else:
             self.callback.relative_update(1)
-            self.copied[f"{db}/{dk_}"] = (item["size"], etag)
+            self.copied.add(f"{db}/{dk_}")
 
 
 def _same_object(there: ObjectMeta, item: dict) -> bool:

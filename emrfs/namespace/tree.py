@@ -3,26 +3,88 @@
 What ``rm``, ``rmdir`` and ``mv`` act on is one list (:meth:`Trees.tree`): S3's
 recursive listing, merged with the consistent view's rows when the view is on,
 so every key the table knows is deleted or moved and none is assumed.  Deletes
-record exactly what S3 confirmed; a parent left empty keeps its marker.
+go through the path's stack (:func:`delete_all`): the encryption layer takes
+instruction files with their objects, the consistent layer tombstones exactly
+what S3 confirmed, the cache drops blocks; the directory rows are recorded here.
+A parent left empty keeps its marker.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK
 
 from .. import paths
 from ..errors import is_a_directory, not_a_directory, not_empty
-from .markers import Markers, deleted_paths
+from ..store import DeleteFailure, DeleteResult, ObjectStore
+from .markers import Markers
 
 if TYPE_CHECKING:
+    from ..stacks import Stacks
     from ..tiers import EphemeralRoutes
 
-__all__ = ["Trees"]
+__all__ = ["Trees", "delete_all", "persistent_stack"]
+
+#: paths per delete request (S3's DeleteObjects takes 1,000 keys)
+DELETE_BATCH = 1000
+
+
+def persistent_stack(stacks: Stacks, path: str) -> ObjectStore:
+    """``path``'s stack below the tier's router: what S3 listed (a tree's keys) is
+    copied and deleted there, whatever the tier would claim."""
+    from ..cache.routing import RoutingStore
+
+    store = stacks.for_path(path)
+    return store.persistent if isinstance(store, RoutingStore) else store
+
+
+async def delete_all(
+    stacks: Stacks,
+    doomed: Sequence[str],
+    *,
+    concurrency: int,
+    callback: Any = DEFAULT_CALLBACK,
+) -> DeleteResult:
+    """Delete ``doomed`` (paths, possibly under several stacks) through each one's stack,
+    in batches, ``concurrency`` at a time.  Every batch runs to its end before anything
+    is raised: the result holds every confirmed path (each stack's consistent layer
+    has tombstoned exactly those) and a failure per path not; the caller records what
+    it owns (directory rows) and then :meth:`DeleteResult.raise_errors`."""
+    groups: dict[int, tuple[ObjectStore, list[str]]] = {}
+    # a directory's files share its stack unless an override starts strictly inside
+    # it: resolved once per such directory, not per key (a tree holds thousands)
+    by_directory: dict[str, ObjectStore | None] = {}
+    for path in dict.fromkeys(doomed):
+        parent = paths.parent(path)
+        store = by_directory.get(parent)
+        if store is None:
+            store = persistent_stack(stacks, path)
+            if parent not in by_directory:
+                uniform = stacks.options.uniform_below(parent)
+                by_directory[parent] = store if uniform else None
+        groups.setdefault(id(store), (store, []))[1].append(path)
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(store: ObjectStore, batch: list[str]) -> DeleteResult:
+        async with semaphore:
+            try:
+                result = await store.delete(batch)
+            except Exception as exc:  # noqa: BLE001 - the batch's failure, raised by the caller
+                return DeleteResult((), [DeleteFailure(p, error=exc) for p in batch])
+        callback.relative_update(len(batch))
+        return result
+
+    results = await asyncio.gather(
+        *(
+            one(store, group[i : i + DELETE_BATCH])
+            for store, group in groups.values()
+            for i in range(0, len(group), DELETE_BATCH)
+        )
+    )
+    return DeleteResult.combine(*results)
 
 
 class Trees:
@@ -33,9 +95,14 @@ class Trees:
     """
 
     def __init__(
-        self, markers: Markers, tiers: EphemeralRoutes, lookup: Callable[[str], Awaitable[dict]]
+        self,
+        markers: Markers,
+        tiers: EphemeralRoutes,
+        lookup: Callable[[str], Awaitable[dict]],
+        stacks: Stacks,
     ):
         self.markers = markers
+        self.stacks = stacks
         self.s3 = markers.s3
         self.views = markers.views
         self.tiers = tiers
@@ -115,15 +182,9 @@ class Trees:
             raise not_a_directory(path, "rmdir removes directories; use rm for files")
         if await self.has_children(path, "rmdir"):
             raise not_empty(path, "rmdir removes only empty directories; use rm(recursive=True)")
-        confirmed: list[str] = []
-        try:
-            await self.markers.delete_keys(
-                path, bucket, list(paths.marker_keys(key)), confirmed=confirmed
-            )
-        finally:
-            view = self.views(path)
-            if view is not None:
-                await view.record_delete_tree(path, deleted_paths(bucket, confirmed))
+        done = await self.delete([f"{bucket}/{k}" for k in paths.marker_keys(key)])
+        await self.record_removed_dirs(path, done)
+        done.raise_errors(path)
         self.markers.forget_dirs(path)
         await self.markers.keep_parent(path)
 
@@ -131,7 +192,7 @@ class Trees:
         """Delete the paths ``expanded`` names (globs already expanded); ``callback``
         (fsspec's): ``set_size`` with the keys to delete, updates per batch."""
         expanded = await self.tiers.rm(expanded, recursive)  # ephemeral paths go here
-        by_bucket: dict[str, list[str]] = defaultdict(list)
+        doomed: list[str] = []
         buckets: list[str] = []
         removed: list[str] = []
         removed_dirs: list[str] = []
@@ -141,32 +202,58 @@ class Trees:
             bucket, key = paths.split(p)
             info = await self.lookup(p)
             if info["type"] == "file":
-                by_bucket[bucket].append(key)
-                by_bucket[bucket].extend(self.markers.encrypted.companion_keys(p))
+                doomed.append(p)  # its stack's encryption layer takes its instruction file
             else:
-                by_bucket[bucket].extend(await self._directory_keys(p, recursive))
+                doomed += [f"{bucket}/{k}" for k in await self._directory_keys(p, recursive)]
                 if not key:
                     buckets.append(bucket)
                 removed_dirs.append(p)
                 self.markers.forget_dirs(p)
             removed.append(p)
-        confirmed: dict[str, list[str]] = defaultdict(list)
-        callback.set_size(sum(len(set(keys)) for keys in by_bucket.values()))
+        doomed = list(dict.fromkeys(doomed))
+        callback.set_size(len(doomed))
         try:
-            await asyncio.gather(
-                *(
-                    self.markers.delete_keys(b, b, keys, confirmed=confirmed[b], callback=callback)
-                    for b, keys in by_bucket.items()
-                )
-            )
+            done = await self.delete(doomed, callback)
         finally:
-            await self._record_deletes(removed, removed_dirs, confirmed)
-        self.markers.cached.forget_keys(by_bucket)
+            for p in doomed:
+                if not p.endswith("/"):
+                    self.markers.cached.forget(p)
+        for root in removed_dirs:
+            await self.record_removed_dirs(root, done)
+        done.raise_errors(removed[0] if len(removed) == 1 else None)
         for bucket in buckets:
             await self.s3.call("delete_bucket", bucket, Bucket=bucket)
         for parent in {paths.parent(p) for p in removed if paths.split(p)[1]}:
             if not any(paths.is_within(parent, r) for r in removed):
                 await self.markers.keep_parent(parent + "/x")
+
+    async def delete(self, doomed: list[str], callback=DEFAULT_CALLBACK) -> DeleteResult:
+        """Delete ``doomed`` through their stacks (see :func:`delete_all`); nothing raised
+        yet: the caller records the directory rows, then raises the result's errors."""
+        for p in doomed:
+            self.markers.reads.forget(p)
+        return await delete_all(
+            self.stacks,
+            doomed,
+            concurrency=self.markers.options.s3.max_concurrency,
+            callback=callback,
+        )
+
+    async def record_removed_dirs(self, root: str, done: DeleteResult) -> None:
+        """The directory rows at or below ``root`` a delete emptied: tombstones for the
+        directories whose markers S3 confirmed gone and for the rows nothing live
+        remains below (the files' own tombstones are the consistent layer's)."""
+        view = self.views(root)
+        if view is None:
+            return
+        gone = []
+        for p in done.deleted:
+            bucket, key = paths.split(p)
+            as_dir = paths.marker_dir(key)
+            directory = f"{bucket}/{as_dir}".rstrip("/") if as_dir is not None else bucket
+            if directory != bucket and paths.is_within(directory, root):
+                gone.append(directory)
+        await view.record_delete_tree(root, gone)
 
     async def _directory_keys(self, path: str, recursive: bool) -> list[str]:
         """The keys removing directory ``path`` deletes (refused if it is not empty and
@@ -180,19 +267,3 @@ class Trees:
         if key:
             keys.extend(paths.marker_keys(key))
         return keys
-
-    async def _record_deletes(
-        self, removed: list[str], removed_dirs: list[str], confirmed: dict[str, list[str]]
-    ) -> None:
-        """Tombstones for what :meth:`remove` deleted: exactly the keys S3 confirmed."""
-        for root in removed:
-            view = self.views(root)
-            if view is None:
-                continue
-            bucket, key = paths.split(root)
-            done = confirmed.get(bucket, ())
-            if root in removed_dirs:
-                gone = [p for p in deleted_paths(bucket, list(done)) if paths.is_within(p, root)]
-                await view.record_delete_tree(root, gone)
-            elif key in done:
-                await view.record_delete(root)

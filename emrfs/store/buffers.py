@@ -3,21 +3,67 @@
 A 128 MiB GET collected by the transport and then copied into ``bytes`` touches
 every page twice (and a fresh 128 MiB allocation costs page faults each time);
 filling one buffer as the body arrives and handing it out as ``bytes`` copies the
-body once.  CPython's ``io.BytesIO.getvalue()`` returns its own buffer, uncopied,
-when no view of it is open.
+body once.
+
+On CPython the buffer is the ``bytes`` object itself, allocated uninitialised
+(``PyBytes_FromStringAndSize(NULL, n)``) and written through a view of its storage
+before anyone else sees it: no zero-filling pass over memory every byte of which is
+written next (``perf`` of a 64 MiB ``cat_file``: ~6 ms of ``memset`` per read, a
+tenth of obstore's whole read).  Elsewhere, an ``io.BytesIO`` sized up front, whose
+``getvalue()`` returns its own buffer uncopied when no view of it is open.
+Callers hand :meth:`FilledBytes.value` out only once every byte was written (an
+uninitialised buffer holds whatever the allocator left there).
 """
 
 from __future__ import annotations
 
 import io
+import sys
+from typing import Any
 
 __all__ = ["FilledBytes"]
 
 
+def _uninitialised_bytes() -> Any:
+    """``(size) -> (bytes, writable memoryview of its storage)`` on CPython, else None."""
+    if sys.implementation.name != "cpython":
+        return None
+    try:
+        import ctypes
+
+        new = ctypes.pythonapi.PyBytes_FromStringAndSize
+    except (ImportError, AttributeError):  # pragma: no cover - a CPython without ctypes
+        return None
+    new.restype = ctypes.py_object
+    new.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
+    # a bytes object's storage (ob_sval) starts where its fixed part ends, less the one
+    # byte the fixed size counts for the terminating NUL
+    offset = bytes.__basicsize__ - 1
+
+    def make(size: int) -> tuple[bytes, memoryview]:
+        data = new(None, size)
+        storage = (ctypes.c_char * size).from_address(id(data) + offset)
+        return data, memoryview(storage).cast("B")
+
+    return make
+
+
+_make_uninitialised = _uninitialised_bytes()
+
+
 class FilledBytes:
-    """``size`` bytes written at any offsets through :attr:`view`, then :meth:`value`."""
+    """``size`` bytes written at any offsets through :attr:`view`, then :meth:`value`.
+
+    The object behind :attr:`view` lives as long as this one: whoever writes through
+    the view (or a slice of it) must be done before this object is dropped.
+    """
 
     def __init__(self, size: int):
+        self._data: bytes | None = None
+        self._io: io.BytesIO | None = None
+        if _make_uninitialised is not None and size:
+            self._data, self.view = _make_uninitialised(size)
+            return
         self._io = io.BytesIO()
         if size:
             self._io.seek(size - 1)
@@ -27,6 +73,10 @@ class FilledBytes:
     def value(self) -> bytes:
         """The bytes (the buffer is spent: :attr:`view` is released)."""
         self.view.release()
+        if self._data is not None:
+            value, self._data = self._data, None
+            return value
+        assert self._io is not None
         value = self._io.getvalue()
         self._io = io.BytesIO()
         return value

@@ -23,7 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # obstore's TypedDicts exist only for type checkers
@@ -60,8 +64,10 @@ _GET_PART = 16 * 1024 * 1024
 _GET_PARALLEL = 8
 #: a pinned GET's answer when the range starts at or past the end of the object
 _PAST_END = object()
-#: obstore hands a body over in pieces of at least this much
-_FILL_CHUNK = 1024 * 1024
+#: a large GET's parts are copied into the caller's buffer by worker threads, this many
+#: pieces at least: 0, each piece as obstore receives it (a larger minimum makes obstore
+#: join its pieces first, one more copy of every byte)
+_FILL_CHUNK = 0
 
 
 def _quoted(etag: str) -> str:
@@ -174,14 +180,19 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
                     result = await self._get(path, lo + got, hi, pin)
                     if result is None:
                         raise ChangedError(path, pin or "", None)  # it got shorter
+                progress = [got]
                 try:
-                    with self._errors(path, if_match=pin):
-                        async for piece in result.stream(min_chunk_size=_FILL_CHUNK):
-                            n = len(piece)
-                            if got + n > hi - lo:
-                                raise ChangedError(path, pin or "", None)  # it got longer
-                            view[got : got + n] = piece
-                            got += n
+                    try:
+                        with self._errors(path, if_match=pin):
+                            await _in_worker(
+                                _drain,
+                                result.stream(min_chunk_size=_FILL_CHUNK),
+                                view,
+                                progress,
+                                ChangedError(path, pin or "", None),
+                            )
+                    finally:
+                        got = progress[0]
                     result = None
                     if got < hi - lo:  # the server ended the body early: ask again from there
                         raise TransportError(
@@ -301,6 +312,63 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
                 await asyncio.sleep(
                     min(self.s3.retry_max_seconds, self.s3.retry_base_seconds * 2 ** (attempts - 1))
                 )
+
+
+def _drain(
+    stream: Any,
+    view: memoryview,
+    progress: list[int],
+    longer: ChangedError,
+    stop: threading.Event,
+) -> None:
+    """``stream``'s pieces copied into ``view`` from ``progress[0]`` on, ``progress[0]``
+    kept at the bytes written; ``longer`` raised if the body outgrows the view.  Runs in
+    a worker thread: obstore's blocking iteration waits without the GIL and hands each
+    piece over as it arrives, where its async iteration costs an event-loop round trip per
+    piece (``perf``/process CPU of a 64 MiB GET: ~10 ms less per read here)."""
+    got = progress[0]
+    size = len(view)
+    for piece in stream:
+        n = len(piece)
+        if got + n > size:
+            raise longer  # it got longer
+        view[got : got + n] = piece
+        got += n
+        progress[0] = got
+        if stop.is_set():  # the read was cancelled
+            return
+
+
+_workers: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _worker_pool() -> ThreadPoolExecutor:
+    """The threads that copy large GETs' parts (made on first need, per process; one per
+    part in flight: several GETs at once each send up to ``_GET_PARALLEL`` parts, and a
+    part's response waits unread until a thread takes it)."""
+    global _workers
+    if _workers is None or _workers[0] != os.getpid():
+        _workers = (os.getpid(), ThreadPoolExecutor(max_workers=32, thread_name_prefix="emrfs-get"))
+    return _workers[1]
+
+
+async def _in_worker(fn: Callable[..., None], *args: Any) -> None:
+    """``fn(*args, stop)`` in a worker thread.  Cancelled, it sets ``stop`` and still waits
+    for the thread to end: the thread writes into a buffer the caller frees after."""
+    stop = threading.Event()
+    future = asyncio.get_running_loop().run_in_executor(_worker_pool(), partial(fn, *args, stop))
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        stop.set()
+        while not future.done():
+            try:
+                await asyncio.wait([future])
+            except asyncio.CancelledError:
+                continue
+        if not future.cancelled():
+            future.exception()  # retrieved: the cancellation is what the caller sees
+        raise
 
 
 async def _all_or_none(coroutines: Sequence[Coroutine[Any, Any, None]]) -> None:

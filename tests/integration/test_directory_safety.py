@@ -340,8 +340,7 @@ def test_rm_whose_delete_batch_fails_records_every_delete_s3_confirmed(
     from emrfs.testing.faults import Failure
 
     # batches of two keys: the 503 answers at once, the other batches take moto's time
-    monkeypatch.setattr("emrfs.namespace.markers._DELETE_BATCH", 2, raising=False)
-    monkeypatch.setattr("emrfs.filesystem._DELETE_BATCH", 2, raising=False)
+    monkeypatch.setattr("emrfs.namespace.tree.DELETE_BATCH", 2)
     with FaultProxy(emrfs_endpoint) as proxy:
         fs = consistent_fs(proxy.url, table, max_attempts=1)
         fs.pipe({f"{bucket}/t/{n}": n.encode() for n in "abcdef"})

@@ -350,12 +350,13 @@ def test_cat_ranges_of_a_file_that_keeps_changing_fail_rather_than_read_unpinned
     fs.info(path)
     seen = []
 
-    async def always_replaced(path_, start, end, etag):
-        seen.append(etag)  # every read pinned; each finds yet another version
+    async def always_replaced(path_, start=0, end=None, *, if_match=None):
+        seen.append(if_match)  # every read pinned; each finds yet another version
         emrfs_s3.put_object(Bucket=bucket, Key="busy", Body=os.urandom(300_000))
-        raise ChangedError(path_, etag, '"other"')
+        raise ChangedError(path_, if_match, '"other"')
 
-    fs._encrypted.read_range_checked = always_replaced  # every pinned ranged read
+    stack = fs._stacks.for_path(path)
+    stack.get_range = always_replaced  # type: ignore[method-assign]  # every ranged read
     got = fs.cat_ranges([path, path], [0, 200_000], [10, 200_010])
     assert [type(g) for g in got] == [ChangedError, ChangedError]
     assert seen and all(seen)

@@ -1,0 +1,81 @@
+"""A large GET's buffer (emrfs.store.buffers.FilledBytes) and the worker threads that
+fill it (emrfs.store.obstore): the bytes handed out are exactly what was written, and a
+cancelled read returns only once its thread stopped writing."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+
+import pytest
+
+from emrfs.errors import ChangedError
+from emrfs.store import buffers
+from emrfs.store.buffers import FilledBytes
+from emrfs.store.obstore import _drain, _in_worker
+
+
+def test_filled_bytes_are_the_bytes_written_at_their_offsets():
+    size = 3 * 1024 * 1024 + 5
+    out = FilledBytes(size)
+    pieces = [(2 * 1024 * 1024, b"c" * (1024 * 1024 + 5)), (0, b"a" * 1024 * 1024)]
+    pieces.append((1024 * 1024, b"b" * 1024 * 1024))
+    for offset, piece in pieces:  # out of order, as parallel parts arrive
+        out.view[offset : offset + len(piece)] = piece
+    value = out.value()
+    assert type(value) is bytes and len(value) == size
+    assert value == b"a" * 2**20 + b"b" * 2**20 + b"c" * (2**20 + 5)
+    assert hash(value) == hash(bytes(value))  # an ordinary bytes object from here on
+    assert FilledBytes(0).value() == b""
+
+
+def test_filled_bytes_skip_the_zero_fill_on_cpython():
+    if sys.implementation.name == "cpython":
+        assert buffers._make_uninitialised is not None
+    out = FilledBytes(8)
+    out.view[:] = b"12345678"
+    assert out.value() == b"12345678"
+
+
+def test_a_drained_body_longer_than_its_part_is_a_changed_object():
+    view = memoryview(bytearray(4))
+    progress = [0]
+    longer = ChangedError("b/k", "e", None)
+    with pytest.raises(ChangedError):
+        _drain(iter([b"12", b"345"]), view, progress, longer, threading.Event())
+    assert progress == [2] and bytes(view[:2]) == b"12"
+
+
+def test_a_cancelled_read_waits_for_its_worker_thread_to_stop_writing():
+    release = threading.Event()
+    written: list[int] = []
+
+    def pieces():
+        yield b"ab"
+        release.wait(5)  # the next piece is slow to come
+        yield b"cd"
+        yield b"ef"
+
+    buffer = bytearray(6)
+    view = memoryview(buffer)
+    progress = [0]
+
+    async def run() -> bool:
+        task = asyncio.ensure_future(
+            _in_worker(_drain, pieces(), view, progress, ChangedError("b/k", "e", None))
+        )
+        while progress[0] < 2:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        await asyncio.sleep(0.01)
+        pending = not task.done()  # the thread is still in the stream: no return yet
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        written.append(progress[0])
+        return pending
+
+    assert asyncio.run(run())
+    # it stopped after the piece it was waiting for, and nothing wrote after the return
+    assert written == [4] and bytes(buffer) == b"abcd\0\0"
