@@ -11,11 +11,9 @@ here adapts the filesystem's shapes to it:
   (:mod:`emrfs.crypto.sse`);
 * ``info["cse"]`` (:func:`with_sealed`: what an open file needs to read ranges with
   no second HEAD; the status itself comes through the path's stack);
-* multipart CSE writes (one encryptor per object, parts encrypted in order as
-  :class:`~emrfs.uploads.Uploads` sends them) and the streaming
-  :class:`~emrfs.encrypted_file.EncryptedFile`; single PUTs go through the layer;
-* streamed whole reads for downloads, the last chunk held back until the object
-  verifies (:meth:`EncryptedIO.read_chunks`).
+* how an open file reads ranges of a CSE version (:meth:`EncryptedIO.range_source`).
+
+Reads of whole objects and ranges go through each path's stack (:mod:`emrfs.stacks`).
 
 Objects with no envelope are read as they are, CSE on or off.
 """
@@ -25,17 +23,16 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import paths
 from .config import CSEOptions
-from .crypto import ContentCrypto, ContentEncryptor, averified_chunks, sse
+from .crypto import ContentCrypto, sse
 from .crypto.envelope import is_encrypted
 from .crypto.spool import SealedSpool
 from .crypto.store import EncryptingStore, Sealed
-from .crypto.stream import encrypted_parts
-from .encrypted_file import CseWriter, EncryptedFile, StoreRanges
+from .encrypted_file import EncryptedFile, StoreRanges
 from .errors import IntegrityError
 from .s3.client import S3Client, _close_at_exit, client_kwargs
 from .store.protocol import ObjectMeta
@@ -43,12 +40,8 @@ from .store.protocol import ObjectMeta
 if TYPE_CHECKING:
     from .config import Options
     from .store import ObjectStore
-    from .uploads import Uploads
 
-__all__ = ["EncryptedIO", "EncryptedFile", "CseWriter", "SealedSpool", "encrypted_parts"]
-
-#: The first GET of a streamed read (its meta, and the whole of a smaller object).
-READ_WINDOW = 8 * 1024 * 1024
+__all__ = ["EncryptedIO", "EncryptedFile", "SealedSpool"]
 
 
 class EnvelopeFound(Exception):
@@ -72,14 +65,12 @@ class EncryptedIO:
         self,
         options: Options,
         s3: S3Client,
-        uploads: Uploads,
         lookup: Callable[[str], Awaitable[dict]],
         transport: Callable[[str], ObjectStore],
     ):
         self.options = options
         self.s3 = s3
         self.transport = transport  # the object-store transport of a path
-        self.uploads = uploads
         self.lookup = lookup
         self._crypto: tuple[int, ContentCrypto] | None = None
         self._kms: Any = None
@@ -113,12 +104,6 @@ class EncryptedIO:
         return store
 
     # --- SSE kwargs ------------------------------------------------------------------
-
-    def write_kwargs(self, path: str) -> dict[str, Any]:
-        return sse.write_kwargs(self.options.for_path(path).sse)
-
-    def part_kwargs(self, path: str) -> dict[str, Any]:
-        return sse.part_kwargs(self.options.for_path(path).sse)
 
     def read_kwargs(self, path: str) -> dict[str, Any]:
         return sse.read_kwargs(self.options.for_path(path).sse)
@@ -160,12 +145,6 @@ class EncryptedIO:
 
     # --- writes ------------------------------------------------------------------------
 
-    async def writer(self, path: str) -> CseWriter | None:
-        """A :class:`CseWriter` for a new object at ``path``, or None when CSE is off there."""
-        if not self.cse_enabled(path):
-            return None
-        return CseWriter(await self.crypto.new_encryptor(path))
-
     async def put_object(
         self, path: str, body: bytes, *, metadata: Mapping[str, str] | None, create: bool = False
     ) -> dict:
@@ -173,86 +152,6 @@ class EncryptedIO:
         staged commit's instruction files, which carry their own envelope."""
         meta = await self.transport(path).put(path, body, if_none_match=create, metadata=metadata)
         return {"ETag": meta.etag, "VersionId": meta.version_id}
-
-    async def finish_object(self, path: str, encryptor: ContentEncryptor) -> None:
-        """After the object is stored: its instruction file (see
-        :meth:`EncryptingStore.finish`; the object is removed if it cannot be written)."""
-        await self.store(path).finish(path, encryptor)
-
-    async def put_encrypted(
-        self, path: str, chunks: Iterable[bytes | memoryview], size: int, *, create: bool = False
-    ) -> dict:
-        """Encrypt and store ``size`` bytes of plaintext arriving as ``chunks``.
-
-        One PUT through the CSE layer where plaintext would get one (the tag does not
-        tip it into multipart), else a multipart upload whose parts are encrypted in
-        order as they go up.  Returns the PUT / CompleteMultipartUpload response.
-        """
-        o = self.options.s3
-        if size <= max(o.part_size, o.multipart_threshold):
-            return await self._put_one(path, b"".join(chunks), create)
-        encryptor = await self.crypto.new_encryptor(path)
-        bucket, key = paths.split(path)
-        response = await self.uploads.upload(
-            path,
-            bucket,
-            key,
-            encrypted_parts(encryptor, chunks, o.part_size),
-            if_none_match=create,
-            metadata=encryptor.metadata,
-        )
-        await self.finish_object(path, encryptor)
-        return response
-
-    async def _put_one(self, path: str, value: bytes, create: bool) -> dict:
-        meta = await self.store(path).put(path, value, if_none_match=create)
-        return {"ETag": meta.etag, "VersionId": meta.version_id}
-
-    async def put_bytes(self, path: str, value: bytes, *, create: bool = False) -> dict:
-        """:meth:`put_encrypted` of bytes in memory, read in place (no copies of parts)."""
-        o = self.options.s3
-        if len(value) <= max(o.part_size, o.multipart_threshold):
-            return await self._put_one(path, value, create)
-        view = memoryview(value)
-        step = o.part_size
-        return await self.put_encrypted(
-            path, (view[i : i + step] for i in range(0, len(view), step)), len(value), create=create
-        )
-
-    # --- whole reads -----------------------------------------------------------------------
-
-    async def read_chunks(
-        self, path: str, bucket: str, key: str, *, if_match: str | None = None
-    ) -> AsyncIterator[bytes | bytearray]:
-        """The plaintext of the object, streamed; CSE objects are decrypted.
-
-        The first window comes with the object's meta (one GET through the transport:
-        the envelope seen without a HEAD), the rest streams pinned to that version.
-        The last chunk is held back until the object verifies, so a caller that
-        commits only after the iterator ends (temp file renamed, spool sealed)
-        never keeps unverified plaintext.  Objects with no envelope pass as they are.
-        """
-        store = self.transport(path)
-        meta, first = await store.get(path, 0, READ_WINDOW, if_match=if_match)
-
-        async def body() -> AsyncIterator[bytes]:
-            if first:
-                yield first
-            if meta.size > len(first):
-                async for chunk in store.get_stream(
-                    path, len(first), meta.size, if_match=meta.etag or if_match
-                ):
-                    yield chunk
-
-        sealed = await self.store(path).describe(path, meta)
-        chunks: AsyncIterator[bytes | bytearray] = body()
-        if sealed.encrypted:
-            _refuse_damaged(path, {"damaged": sealed.damaged})
-            metadata, instruction = sealed.stored.metadata, sealed.instruction
-            decryptor = await self.crypto.decryptor(path, metadata, instruction)
-            chunks = averified_chunks(decryptor, body())
-        async for chunk in chunks:
-            yield chunk
 
     # --- companions ---------------------------------------------------------------------------
 

@@ -91,6 +91,22 @@ class BlockWriterMixin:
             + length
             + (_OVERHEAD * (-(-length // CHUNK_SIZE)) if sealed else 0)
         )
+        if not self._room_for(targets, size, evictable, where):
+            return False
+        tmps = self._write_tmp(bid, pieces, length, sealed, targets, where, sealer)
+        try:
+            for d, (_fd, tmp) in zip(targets, tmps, strict=True):
+                self._install(bid, d, tmp, length, size)
+        finally:
+            for fd, tmp in tmps:
+                os.close(fd)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        return True
+
+    def _room_for(self, targets: list[int], size: int, evictable: bool, where: str) -> bool:
+        """Room for ``size`` bytes made in every target directory; False when a read-cache
+        block does not fit, ``OSError(ENOSPC)`` naming ``where`` for an unevictable one."""
         for d in targets:
             if not self._make_room(d, size, evictable):
                 if not evictable:
@@ -102,28 +118,24 @@ class BlockWriterMixin:
                         where,
                     )
                 return False
-        tmps = self._write_tmp(bid, pieces, length, sealed, targets, where, sealer)
-        try:
-            for d, (_fd, tmp) in zip(targets, tmps, strict=True):
-                final = self.block_path(bid, d)
-                makedirs_private(os.path.dirname(final))
-                self._forget(final)
-                try:
-                    os.replace(tmp, final)
-                except (IsADirectoryError, NotADirectoryError, FileExistsError):
-                    unlink_path(final)  # something else stands there (a directory): it goes
-                    os.replace(tmp, final)
-                self.stats[d].blocks_written += 1
-                self.stats[d].bytes_written += length
-                used = self._used[d]
-                if used is not None:
-                    self._used[d] = used + size
-        finally:
-            for fd, tmp in tmps:
-                os.close(fd)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
         return True
+
+    def _install(self, bid: BlockId, d: int, tmp: str, length: int, size: int) -> None:
+        """The written temp file ``tmp`` renamed into place as ``bid``'s copy in directory
+        ``d``, and counted."""
+        final = self.block_path(bid, d)
+        makedirs_private(os.path.dirname(final))
+        self._forget(final)
+        try:
+            os.replace(tmp, final)
+        except (IsADirectoryError, NotADirectoryError, FileExistsError):
+            unlink_path(final)  # something else stands there (a directory): it goes
+            os.replace(tmp, final)
+        self.stats[d].blocks_written += 1
+        self.stats[d].bytes_written += length
+        used = self._used[d]
+        if used is not None:
+            self._used[d] = used + size
 
     def _write_tmp(self, bid, pieces, length, sealed, targets, where, sealer=None):
         tmps = []

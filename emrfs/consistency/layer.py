@@ -116,6 +116,9 @@ class _RecordingWriter(ObjectWriter):
     async def write_part(self, number: int, data: bytes) -> None:
         await self.inner.write_part(number, data)
 
+    async def copy_part(self, number: int, src: str, start: int, end: int) -> None:
+        await self.inner.copy_part(number, src, start, end)
+
     async def complete(self) -> ObjectMeta:
         meta = await self.inner.complete()
         await self._record(meta)

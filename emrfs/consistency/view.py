@@ -38,7 +38,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..blocking import run_blocking
 from .checker import (
@@ -56,6 +56,9 @@ from .policy import RetryPolicy, policy_from_options
 from .sink import InconsistencySink, LoggingSink
 from .store import Entry, Listing, MetadataStore, normalize_etag
 from .sync import entry_from_info
+
+if TYPE_CHECKING:
+    from ..errors import ChangedError
 
 __all__ = ["ConsistentView"]
 
@@ -402,35 +405,12 @@ class ConsistentView:
         async def look() -> Verdict:
             try:
                 return Verdict((), await get(), None)
-            except FileNotFoundError as exc:
-                entry = await run_blocking(self.store.get, path)
-                if entry is None or entry.deleted or entry.etag != normalize_etag(etag):
-                    raise
+            except (FileNotFoundError, ChangedError) as exc:
+                problem = await self._stale_copy(path, etag, exc)
+                if problem is None:
+                    raise  # the object really changed, or went, since the read began
                 failed[:] = [exc]
-                problem = Problem(
-                    path,
-                    MISSING_IN_S3,
-                    f"the metadata recorded ETag {entry.etag} but S3 does not show the object",
-                )
                 return Verdict((problem,), None, None)
-            except ChangedError as exc:
-                entry = await run_blocking(self.store.get, path)
-                if entry is None or entry.deleted or entry.etag != normalize_etag(etag):
-                    raise
-                failed[:] = [exc]
-                served = normalize_etag(exc.got) or "another version (412)"
-                return Verdict(
-                    (
-                        Problem(
-                            path,
-                            ETAG_MISMATCH,
-                            f"S3 serves {served} but the metadata recorded "
-                            f"{entry.etag} (a stale read after an overwrite)",
-                        ),
-                    ),
-                    None,
-                    None,
-                )
 
         response = await run_with_policy(
             look,
@@ -447,6 +427,29 @@ class ConsistentView:
         if unpinned is not None:
             return await unpinned()
         raise failed[-1]
+
+    async def _stale_copy(
+        self, path: str, etag: str, exc: FileNotFoundError | ChangedError
+    ) -> Problem | None:
+        """What a GET pinned to ``etag`` failing with ``exc`` (nothing found, or another
+        version) means: a stale copy in S3 while the metadata records ``etag`` live;
+        None when the metadata records another version, or none (a real change)."""
+        entry = await run_blocking(self.store.get, path)
+        if entry is None or entry.deleted or entry.etag != normalize_etag(etag):
+            return None
+        if isinstance(exc, FileNotFoundError):
+            return Problem(
+                path,
+                MISSING_IN_S3,
+                f"the metadata recorded ETag {entry.etag} but S3 does not show the object",
+            )
+        served = normalize_etag(exc.got) or "another version (412)"
+        return Problem(
+            path,
+            ETAG_MISMATCH,
+            f"S3 serves {served} but the metadata recorded "
+            f"{entry.etag} (a stale read after an overwrite)",
+        )
 
     def _remember(self, path: str, view: list[dict], listing) -> None:
         known = {c.path for c in listing.children if c.live}

@@ -56,7 +56,7 @@ from .envelope import (
 )
 from .keys import KeyProvider
 from .sealed import Sealed, SealedReads, bare_etag, clip_range, remember
-from .stream import ContentEncryptor, plaintext_length
+from .stream import ContentEncryptor, averified_chunks, plaintext_length
 from .writer import EncryptingWriter
 
 __all__ = ["EncryptingStore", "Sealed", "adjusted_length"]
@@ -243,6 +243,10 @@ class EncryptingStore(WrapperStore):
         chunk_size: int = 8 * 1024 * 1024,
     ) -> AsyncIterator[bytes]:
         check_chunk_size(path, chunk_size)
+        if start == 0 and end is None:
+            async for chunk in self._whole_stream(path, if_match, chunk_size):
+                yield chunk
+            return
         sealed = await self.sealed(path, if_match)
         if not sealed.encrypted:
             async for chunk in self.inner.get_stream(
@@ -260,6 +264,39 @@ class EncryptingStore(WrapperStore):
             return
         for offset in range(start, end, chunk_size):
             yield await self.read_sealed(path, sealed, offset, min(end, offset + chunk_size))
+
+    async def _whole_stream(
+        self, path: str, if_match: str | None, chunk_size: int
+    ) -> AsyncIterator[bytes]:
+        """The whole object, streamed: the first chunk's GET brings the envelope (no HEAD
+        first), the rest streams pinned to that version; a sealed one is decrypted, its
+        last chunk held back until it verifies (a consumer that commits at the end, a
+        temporary file renamed, never keeps unverified plaintext)."""
+        stored, first = await self.inner.get(path, 0, chunk_size, if_match=if_match)
+        sealed = await self.describe(path, stored)
+
+        async def body() -> AsyncIterator[bytes]:
+            if first:
+                yield first
+            if stored.size > len(first):
+                async for chunk in self.inner.get_stream(
+                    path,
+                    len(first),
+                    stored.size,
+                    if_match=stored.etag or if_match,
+                    chunk_size=chunk_size,
+                ):
+                    yield chunk
+
+        if not sealed.encrypted:
+            async for chunk in body():
+                yield chunk
+            return
+        if sealed.damaged:
+            raise IntegrityError(sealed.damaged, path)
+        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
+        async for plain in averified_chunks(decryptor, body()):
+            yield plain if isinstance(plain, bytes) else bytes(plain)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -339,6 +376,11 @@ class EncryptingStore(WrapperStore):
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
         # the staged size is the plaintext's (the writer staged it so)
         meta = await self.inner.complete_staged(staged)
+        if staged.instruction is not None:  # InstructionFile mode: the key, beside it now
+            body, instruction_metadata = staged.instruction
+            await self.inner.put(
+                self.instruction_path(staged.path), body, metadata=instruction_metadata
+            )
         return dataclasses.replace(meta, size=staged.size, metadata=without_envelope(meta.metadata))
 
     # --- copy, delete, list ----------------------------------------------------------------

@@ -164,14 +164,8 @@ class S3Client:
         got = 0
         attempt = 0
         while True:
-            rng = f"bytes={start + got}-{end - 1}"
-            try:
-                response = await self._conditional_get(
-                    path, Bucket=bucket, Key=key, Range=rng, **kwargs
-                )
-            except ServiceError as exc:
-                if exc.code != "InvalidRange":
-                    raise
+            response = await self._get_from(path, bucket, key, start + got, end, kwargs)
+            if response is None:
                 break  # nothing at or after start + got: the object ends there
             size = _object_size(response)
             if size is not None:
@@ -179,16 +173,10 @@ class S3Client:
             kwargs = _resume_pinned(kwargs, response)
             if on_response is not None:
                 on_response(response)
-            body = response["Body"]
             try:
-                async with body:
-                    while True:
-                        chunk = await body.read(4 * 1024 * 1024)
-                        if not chunk:
-                            break
-                        parts.append(chunk)
-                        got += len(chunk)
+                await _read_into(response["Body"], parts)
             except Exception as exc:  # classified just below
+                got = sum(map(len, parts))
                 if not is_retryable(exc) or attempt + 1 >= self.options.max_attempts:
                     with map_s3_errors(path):
                         raise
@@ -196,6 +184,7 @@ class S3Client:
                 logger.info("read of %s broke at byte %d (%s); resuming", path, start + got, exc)
                 await self._sleep(self.backoff(attempt))
                 continue
+            got = sum(map(len, parts))
             if got < end - start and response.get("ContentLength", 0) == 0:
                 break
             if got >= end - start:
@@ -209,6 +198,20 @@ class S3Client:
                     path,
                 )
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _get_from(
+        self, path: str, bucket: str, key: str, start: int, end: int, kwargs: dict[str, Any]
+    ) -> dict | None:
+        """GetObject of bytes ``[start, end)``; None when nothing is at or after ``start``
+        (S3's 416 InvalidRange)."""
+        try:
+            return await self._conditional_get(
+                path, Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **kwargs
+            )
+        except ServiceError as exc:
+            if exc.code != "InvalidRange":
+                raise
+            return None
 
     async def get_object_stream(
         self,
@@ -397,6 +400,16 @@ def _object_size(response: dict) -> int | None:
     or None when the response does not say."""
     _, _, size = (response.get("ContentRange") or "").rpartition("/")
     return int(size) if size.isdigit() else None
+
+
+async def _read_into(body: Any, parts: list[bytes]) -> None:
+    """A GetObject body appended to ``parts`` in 4 MiB reads (what came before a break stays)."""
+    async with body:
+        while True:
+            chunk = await body.read(4 * 1024 * 1024)
+            if not chunk:
+                return
+            parts.append(chunk)
 
 
 async def _gathered(body, size: int) -> AsyncIterator[bytes]:

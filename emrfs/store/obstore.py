@@ -64,9 +64,8 @@ _GET_PART = 16 * 1024 * 1024
 _GET_PARALLEL = 8
 #: a pinned GET's answer when the range starts at or past the end of the object
 _PAST_END = object()
-#: a large GET's parts are copied into the caller's buffer by worker threads, this many
-#: pieces at least: 0, each piece as obstore receives it (a larger minimum makes obstore
-#: join its pieces first, one more copy of every byte)
+#: the smallest piece obstore hands a worker thread draining a large GET's part: 0, each
+#: piece as it arrives (a larger minimum makes obstore join pieces first: one more copy)
 _FILL_CHUNK = 0
 
 

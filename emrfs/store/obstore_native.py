@@ -136,6 +136,21 @@ def make_native_store(
         or os.environ.get("AWS_DEFAULT_REGION")
         or "us-east-1",
     }
+    client = _client_options(o)
+    _address(o, bucket, config, client)
+    credential_provider = _credentials(o, config)
+    _encryption(sse, write_sse, customer_key, config)
+    return S3Store(
+        bucket,
+        config=config,
+        client_options=client,
+        retry_config=_retries(o),
+        credential_provider=credential_provider,
+    )
+
+
+def _client_options(o: S3Options) -> ClientConfig:
+    """The HTTP client's timeouts, pool and trusted certificates."""
     client: ClientConfig = {
         "connect_timeout": _seconds(o.connect_timeout),
         "read_timeout": _seconds(o.read_timeout),
@@ -144,6 +159,15 @@ def make_native_store(
         "timeout": _dt.timedelta(days=1),
         "pool_max_idle_per_host": str(o.max_pool_connections),
     }
+    if o.ca_bundle:
+        with open(o.ca_bundle, "rb") as f:
+            client["root_certificate"] = f.read()
+    return client
+
+
+def _address(o: S3Options, bucket: str, config: S3Config, client: ClientConfig) -> None:
+    """The endpoint and addressing style of ``bucket`` into ``config`` (and whether the
+    client may speak plain http)."""
     style = o.addressing_style
     if style == "auto":
         style = "path" if o.endpoint_url or "." in bucket else "virtual"
@@ -155,19 +179,26 @@ def make_native_store(
         config["endpoint"] = endpoint
         client["allow_http"] = endpoint.lower().startswith("http://")
     config["virtual_hosted_style_request"] = style == "virtual"
+
+
+def _credentials(o: S3Options, config: S3Config) -> _BotocoreCredentials | None:
+    """Static keys (or no signing) into ``config``; else the provider of botocore's chain."""
     if o.anon:
         config["skip_signature"] = True
-    credential_provider: _BotocoreCredentials | None = None
     if o.access_key_id:
         config["access_key_id"] = o.access_key_id
         config["secret_access_key"] = o.secret_access_key or ""
         if o.session_token:
             config["session_token"] = o.session_token
     elif not o.anon:
-        credential_provider = _BotocoreCredentials(o.profile)
-    if o.ca_bundle:
-        with open(o.ca_bundle, "rb") as f:
-            client["root_certificate"] = f.read()
+        return _BotocoreCredentials(o.profile)
+    return None
+
+
+def _encryption(
+    sse: SSEOptions, write_sse: str | None, customer_key: Any, config: S3Config
+) -> None:
+    """The writes' server-side encryption (SSE-S3, SSE-KMS or SSE-C) into ``config``."""
     if write_sse == "SSE-C" and customer_key:
         config["server_side_encryption"] = "sse-c"
         config["sse_customer_key_base64"] = customer_key[0]
@@ -177,7 +208,10 @@ def make_native_store(
             config["sse_kms_key_id"] = sse.kms_key_id
         if sse.bucket_key_enabled:
             config["sse_bucket_key_enabled"] = True
-    retry: RetryConfig = {
+
+
+def _retries(o: S3Options) -> RetryConfig:
+    return {
         "max_retries": o.max_attempts - 1,
         "backoff": {
             "init_backoff": _seconds(max(o.retry_base_seconds, 0.001)),
@@ -185,13 +219,6 @@ def make_native_store(
             "base": 2,
         },
     }
-    return S3Store(
-        bucket,
-        config=config,
-        client_options=client,
-        retry_config=retry,
-        credential_provider=credential_provider,
-    )
 
 
 def _unparseable(exc: BaseException) -> bool:

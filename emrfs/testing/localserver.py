@@ -60,6 +60,10 @@ class LocalServers:
             os.environ.setdefault(name, value)
         env = dict(os.environ)
         env.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+        # glibc raises its mmap threshold after the first large free, and from then on
+        # the bodies moto buffers (MiBs, one thread per request) come from the heap,
+        # whose freed memory it keeps: the server would stay at its high-water mark
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "emrfs.testing._moto_main", self.host, str(self.port)],
             stdout=subprocess.PIPE,
