@@ -9,8 +9,8 @@ here adapts the filesystem's shapes to it:
 
 * the SSE request kwargs of the verbs that still call S3 directly
   (:mod:`emrfs.crypto.sse`);
-* ``info()`` and listing entries with plaintext lengths and ``info["cse"]``
-  (what an open file needs to read ranges with no second HEAD);
+* ``info["cse"]`` (:func:`with_sealed`: what an open file needs to read ranges with
+  no second HEAD; the status itself comes through the path's stack);
 * how an open file reads ranges of a CSE version (:meth:`EncryptedIO.range_source`).
 
 Reads of whole objects and ranges go through each path's stack (:mod:`emrfs.stacks`).
@@ -31,7 +31,7 @@ from .config import CSEOptions
 from .crypto import ContentCrypto, sse
 from .crypto.envelope import is_encrypted
 from .crypto.spool import SealedSpool
-from .crypto.store import EncryptingStore, Sealed, adjusted_length
+from .crypto.store import EncryptingStore, Sealed
 from .encrypted_file import EncryptedFile, StoreRanges
 from .errors import IntegrityError
 from .s3.client import S3Client, _close_at_exit, client_kwargs
@@ -153,48 +153,7 @@ class EncryptedIO:
         meta = await self.transport(path).put(path, body, if_none_match=create, metadata=metadata)
         return {"ETag": meta.etag, "VersionId": meta.version_id}
 
-    # --- status ------------------------------------------------------------------------------
-
-    async def listed(self, entries: list[dict], scope: str | None = None) -> list[dict]:
-        """Listing entries with plaintext lengths under CSE prefixes (instruction files
-        hidden), as the CSE layer of each path lists them.  ``scope``: a path every entry
-        lies below; with CSE off there and no override inside it, ``entries`` come back
-        as they are, without a look at each."""
-        if scope is not None and self.options.uniform_below(scope) and not self.cse_enabled(scope):
-            return entries
-        files = [e for e in entries if e.get("type") == "file" and self.cse_enabled(e["name"])]
-        if not files:
-            return entries
-        hidden: set[str] = set()
-        names = {e["name"] for e in entries}
-        semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
-
-        async def exact(entry: dict, store: EncryptingStore) -> None:
-            listed = ObjectMeta(entry["name"], entry["size"], entry.get("ETag"))
-            async with semaphore:
-                sealed = await store.as_listed(listed)
-            if sealed is None:
-                hidden.add(entry["name"])
-                return
-            if sealed.etag and sealed.etag != entry.get("ETag"):
-                # the HEAD met another version than the LIST (a stale read, or a write in
-                # between): the entry describes the HEAD's version whole (the consistent
-                # view then sees the ETag and waits the stale copy out)
-                entry.update(ETag=sealed.etag, size=sealed.stored.size)
-            with_sealed(entry, sealed)
-
-        heads = []
-        for entry in files:
-            store = self.store(entry["name"])
-            if store.options.listing_lengths == "head":
-                heads.append(exact(entry, store))
-            elif store.instruction_beside(entry["name"], names):
-                hidden.add(entry["name"])
-            else:
-                size = adjusted_length(entry["size"], store.options)
-                entry.update(size=size, length=size)
-        await asyncio.gather(*heads)
-        return [e for e in entries if e["name"] not in hidden]
+    # --- companions ---------------------------------------------------------------------------
 
     def companion_keys(self, path: str) -> list[str]:
         """Keys that belong to the object at ``path`` (its instruction file), for deletes."""
