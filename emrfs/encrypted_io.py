@@ -9,11 +9,8 @@ here adapts the filesystem's shapes to it:
 
 * the SSE request kwargs of the verbs that still call S3 directly
   (:mod:`emrfs.crypto.sse`);
-* ``info()`` and listing entries with plaintext lengths and ``info["cse"]``
-  (what an open file needs to read ranges with no second HEAD);
-* multipart CSE writes (one encryptor per object, parts encrypted in order as
-  :class:`~emrfs.uploads.Uploads` sends them) and the streaming
-  :class:`~emrfs.encrypted_file.EncryptedFile`; single PUTs go through the layer;
+* ``info["cse"]`` (:func:`with_sealed`: what an open file needs to read ranges with
+  no second HEAD; the status itself comes through the path's stack);
 * how an open file reads ranges of a CSE version (:meth:`EncryptedIO.range_source`).
 
 Reads of whole objects and ranges go through each path's stack (:mod:`emrfs.stacks`).
@@ -26,17 +23,16 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import paths
 from .config import CSEOptions
-from .crypto import ContentCrypto, ContentEncryptor, sse
+from .crypto import ContentCrypto, sse
 from .crypto.envelope import is_encrypted
 from .crypto.spool import SealedSpool
-from .crypto.store import EncryptingStore, Sealed, adjusted_length
-from .crypto.stream import encrypted_parts
-from .encrypted_file import CseWriter, EncryptedFile, StoreRanges
+from .crypto.store import EncryptingStore, Sealed
+from .encrypted_file import EncryptedFile, StoreRanges
 from .errors import IntegrityError
 from .s3.client import S3Client, _close_at_exit, client_kwargs
 from .store.protocol import ObjectMeta
@@ -44,9 +40,8 @@ from .store.protocol import ObjectMeta
 if TYPE_CHECKING:
     from .config import Options
     from .store import ObjectStore
-    from .uploads import Uploads
 
-__all__ = ["EncryptedIO", "EncryptedFile", "CseWriter", "SealedSpool", "encrypted_parts"]
+__all__ = ["EncryptedIO", "EncryptedFile", "SealedSpool"]
 
 
 class EnvelopeFound(Exception):
@@ -70,14 +65,12 @@ class EncryptedIO:
         self,
         options: Options,
         s3: S3Client,
-        uploads: Uploads,
         lookup: Callable[[str], Awaitable[dict]],
         transport: Callable[[str], ObjectStore],
     ):
         self.options = options
         self.s3 = s3
         self.transport = transport  # the object-store transport of a path
-        self.uploads = uploads
         self.lookup = lookup
         self._crypto: tuple[int, ContentCrypto] | None = None
         self._kms: Any = None
@@ -111,12 +104,6 @@ class EncryptedIO:
         return store
 
     # --- SSE kwargs ------------------------------------------------------------------
-
-    def write_kwargs(self, path: str) -> dict[str, Any]:
-        return sse.write_kwargs(self.options.for_path(path).sse)
-
-    def part_kwargs(self, path: str) -> dict[str, Any]:
-        return sse.part_kwargs(self.options.for_path(path).sse)
 
     def read_kwargs(self, path: str) -> dict[str, Any]:
         return sse.read_kwargs(self.options.for_path(path).sse)
@@ -158,12 +145,6 @@ class EncryptedIO:
 
     # --- writes ------------------------------------------------------------------------
 
-    async def writer(self, path: str) -> CseWriter | None:
-        """A :class:`CseWriter` for a new object at ``path``, or None when CSE is off there."""
-        if not self.cse_enabled(path):
-            return None
-        return CseWriter(await self.crypto.new_encryptor(path))
-
     async def put_object(
         self, path: str, body: bytes, *, metadata: Mapping[str, str] | None, create: bool = False
     ) -> dict:
@@ -172,93 +153,7 @@ class EncryptedIO:
         meta = await self.transport(path).put(path, body, if_none_match=create, metadata=metadata)
         return {"ETag": meta.etag, "VersionId": meta.version_id}
 
-    async def finish_object(self, path: str, encryptor: ContentEncryptor) -> None:
-        """After the object is stored: its instruction file (see
-        :meth:`EncryptingStore.finish`; the object is removed if it cannot be written)."""
-        await self.store(path).finish(path, encryptor)
-
-    async def put_encrypted(
-        self, path: str, chunks: Iterable[bytes | memoryview], size: int, *, create: bool = False
-    ) -> dict:
-        """Encrypt and store ``size`` bytes of plaintext arriving as ``chunks``.
-
-        One PUT through the CSE layer where plaintext would get one (the tag does not
-        tip it into multipart), else a multipart upload whose parts are encrypted in
-        order as they go up.  Returns the PUT / CompleteMultipartUpload response.
-        """
-        o = self.options.s3
-        if size <= max(o.part_size, o.multipart_threshold):
-            return await self._put_one(path, b"".join(chunks), create)
-        encryptor = await self.crypto.new_encryptor(path)
-        bucket, key = paths.split(path)
-        response = await self.uploads.upload(
-            path,
-            bucket,
-            key,
-            encrypted_parts(encryptor, chunks, o.part_size),
-            if_none_match=create,
-            metadata=encryptor.metadata,
-        )
-        await self.finish_object(path, encryptor)
-        return response
-
-    async def _put_one(self, path: str, value: bytes, create: bool) -> dict:
-        meta = await self.store(path).put(path, value, if_none_match=create)
-        return {"ETag": meta.etag, "VersionId": meta.version_id}
-
-    async def put_bytes(self, path: str, value: bytes, *, create: bool = False) -> dict:
-        """:meth:`put_encrypted` of bytes in memory, read in place (no copies of parts)."""
-        o = self.options.s3
-        if len(value) <= max(o.part_size, o.multipart_threshold):
-            return await self._put_one(path, value, create)
-        view = memoryview(value)
-        step = o.part_size
-        return await self.put_encrypted(
-            path, (view[i : i + step] for i in range(0, len(view), step)), len(value), create=create
-        )
-
-    # --- status ------------------------------------------------------------------------------
-
-    async def listed(self, entries: list[dict], scope: str | None = None) -> list[dict]:
-        """Listing entries with plaintext lengths under CSE prefixes (instruction files
-        hidden), as the CSE layer of each path lists them.  ``scope``: a path every entry
-        lies below; with CSE off there and no override inside it, ``entries`` come back
-        as they are, without a look at each."""
-        if scope is not None and self.options.uniform_below(scope) and not self.cse_enabled(scope):
-            return entries
-        files = [e for e in entries if e.get("type") == "file" and self.cse_enabled(e["name"])]
-        if not files:
-            return entries
-        hidden: set[str] = set()
-        names = {e["name"] for e in entries}
-        semaphore = asyncio.Semaphore(self.options.s3.max_concurrency)
-
-        async def exact(entry: dict, store: EncryptingStore) -> None:
-            listed = ObjectMeta(entry["name"], entry["size"], entry.get("ETag"))
-            async with semaphore:
-                sealed = await store.as_listed(listed)
-            if sealed is None:
-                hidden.add(entry["name"])
-                return
-            if sealed.etag and sealed.etag != entry.get("ETag"):
-                # the HEAD met another version than the LIST (a stale read, or a write in
-                # between): the entry describes the HEAD's version whole (the consistent
-                # view then sees the ETag and waits the stale copy out)
-                entry.update(ETag=sealed.etag, size=sealed.stored.size)
-            with_sealed(entry, sealed)
-
-        heads = []
-        for entry in files:
-            store = self.store(entry["name"])
-            if store.options.listing_lengths == "head":
-                heads.append(exact(entry, store))
-            elif store.instruction_beside(entry["name"], names):
-                hidden.add(entry["name"])
-            else:
-                size = adjusted_length(entry["size"], store.options)
-                entry.update(size=size, length=size)
-        await asyncio.gather(*heads)
-        return [e for e in entries if e["name"] not in hidden]
+    # --- companions ---------------------------------------------------------------------------
 
     def companion_keys(self, path: str) -> list[str]:
         """Keys that belong to the object at ``path`` (its instruction file), for deletes."""

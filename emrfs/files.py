@@ -29,7 +29,7 @@ from .errors import ChangedError, exists, is_a_directory
 from .s3.multipart import MIN_PART
 
 if TYPE_CHECKING:
-    from .s3.multipart import MultipartUpload
+    from .store.protocol import ObjectWriter, StagedUpload
 
 logger = logging.getLogger("emrfs.files")
 
@@ -100,7 +100,7 @@ class EmrFile(AbstractBufferedFile):
         self.bucket, self.key = paths.split(path)
         if not self.key:
             raise is_a_directory(path, "a bucket cannot be opened as a file")
-        self._upload: MultipartUpload | None = None
+        self._writer: ObjectWriter | None = None  # the stack's write in parts, once started
         self._parts_in_flight: list[concurrent.futures.Future] = []
         self._part_number = 0
         self._etag = None
@@ -198,6 +198,9 @@ class EmrFile(AbstractBufferedFile):
         )
 
     # --- writing -------------------------------------------------------------------
+    # Every write goes through the path's stack (emrfs.stacks): one PUT, or parts through
+    # its writer; CSE, the view's record, the cache's invalidation, SSE and the purge of
+    # abandoned uploads are its layers'.
 
     def _prepare_append(self) -> None:
         try:
@@ -207,45 +210,40 @@ class EmrFile(AbstractBufferedFile):
         if info["type"] != "file":
             raise is_a_directory(self.path, "cannot append to a directory")
         size = info["size"]
-        self.loc = size
         if size < 5 * 1024 * 1024:
-            self.buffer.write(self.fs.cat_file(self.path))
-            self.loc = size
+            self.write(self.fs.cat_file(self.path))
+            return
+        if info.get("cse") or self.fs._encrypted.cse_enabled(self.path):
+            # An encrypted object cannot be extended in place (one cipher stream, its tag
+            # at the end), nor copied into one: its plaintext streams into this writer,
+            # encrypted afresh, parts going up as they fill; the new object replaces the
+            # old one whole when the file closes.
+            with self.fs.open(self.path, "rb") as old:
+                while chunk := old.read(self.blocksize):
+                    self.write(chunk)
             return
         # large: the existing object becomes the first parts, copied server-side
+        self.loc = size
         self.offset = 0
-        upload = self._start_upload()
-        ranges = [(s, min(size, s + 5 * 1024**3)) for s in range(0, size, 5 * 1024**3)]
-        for start, end in ranges:
+        writer = self._start_upload()
+        for start in range(0, size, 5 * 1024**3):
             self._part_number += 1
-            sync(
-                self.fs.loop,
-                upload.copy_part,
-                self._part_number,
-                {"Bucket": self.bucket, "Key": self.key},
-                start,
-                end,
-            )
+            end = min(size, start + 5 * 1024**3)
+            sync(self.fs.loop, writer.copy_part, self._part_number, self.path, start, end)
         self.offset = size
 
-    def _start_upload(self) -> MultipartUpload:
-        upload = self._upload = self.fs._uploads.new_upload(
-            self.path,
-            self.bucket,
-            self.key,
-            if_none_match=self.mode == "xb",
-            metadata=self._object_metadata(),
-        )
-        sync(self.fs.loop, upload.start)
-        return upload
+    def _start_upload(self) -> ObjectWriter:
+        stack = self.fs._stacks.for_path(self.path)
+        self._writer = sync(self.fs.loop, stack.writer, self.path, if_none_match=self.mode == "xb")
+        return self._writer
 
-    def _current_upload(self) -> MultipartUpload:
-        if self._upload is None:  # a part before _start_upload: a bug, said plainly
+    def _current_upload(self) -> ObjectWriter:
+        if self._writer is None:  # a part before _start_upload: a bug, said plainly
             raise RuntimeError(f"no multipart upload of {self.path!r} is in progress")
-        return self._upload
+        return self._writer
 
     def _initiate_upload(self) -> None:
-        if self._upload is None and self.buffer.tell() >= self.blocksize:
+        if self._writer is None and self.buffer.tell() >= self.blocksize:
             self._start_upload()
 
     def write(self, data) -> int:
@@ -264,7 +262,7 @@ class EmrFile(AbstractBufferedFile):
             taken += super().write(view[taken : taken + max(room, 1)])
         return taken
 
-    def _submit_part(self, body: bytes | io.BytesIO) -> None:
+    def _submit_part(self, body: bytes) -> None:
         """Send part ``body`` in the background once fewer than ``s3.upload_concurrency``
         parts are in flight (blocking the writer until then: memory stays bounded)."""
         limit = max(1, self.fs.options.s3.upload_concurrency)
@@ -277,25 +275,24 @@ class EmrFile(AbstractBufferedFile):
                 future.result()  # a failed part fails the write now
         self._part_number += 1
         future = asyncio.run_coroutine_threadsafe(
-            self._current_upload().upload_part(self._part_number, body), self.fs.loop
+            self._current_upload().write_part(self._part_number, body), self.fs.loop
         )
         self._parts_in_flight.append(future)
 
-    def _full_parts(self, final: bool) -> list[bytes | io.BytesIO]:
-        """Take from the buffer what goes up now: the buffer itself as one part when it
-        holds one (no copy: the BytesIO is the request body), else pieces of
-        ``blocksize`` (a buffer an override filled past two parts); with ``final``,
-        everything.  What stays behind is less than one part."""
+    def _full_parts(self, final: bool) -> list[bytes]:
+        """Take from the buffer what goes up now: the buffer's bytes as one part when it
+        holds one (``getvalue`` of a buffer dropped right after shares its memory: no
+        copy), else pieces of ``blocksize`` (a buffer an override filled past two parts);
+        with ``final``, everything.  What stays behind is less than one part."""
         size = self.buffer.seek(0, 2)
         if size == 0 or (size < self.blocksize and not final):
             return []
         if size < 2 * self.blocksize:
-            body, self.buffer = self.buffer, io.BytesIO()
-            body.seek(0)
+            body, self.buffer = self.buffer.getvalue(), io.BytesIO()
             return [body]
         with self.buffer.getbuffer() as view:
             cut = size if final else size - size % self.blocksize
-            pieces: list[bytes | io.BytesIO] = [
+            pieces = [
                 bytes(view[start : min(cut, start + self.blocksize)])
                 for start in range(0, cut, self.blocksize)
             ]
@@ -305,7 +302,7 @@ class EmrFile(AbstractBufferedFile):
         return pieces
 
     def _upload_chunk(self, final: bool = False):
-        if self._upload is None:
+        if self._writer is None:
             if final:
                 if not self.autocommit:
                     return False  # held until commit()
@@ -327,56 +324,33 @@ class EmrFile(AbstractBufferedFile):
         return False
 
     def _put_whole(self, data: bytes) -> None:
-        extra = dict(self.fs._write_kwargs(self.path))
-        if self.mode == "xb":
-            extra["IfNoneMatch"] = "*"
-        metadata = self._object_metadata()
-        if metadata:
-            extra["Metadata"] = metadata
-        response = sync(
-            self.fs.loop,
-            self.fs.s3.call,
-            "put_object",
-            self.path,
-            Bucket=self.bucket,
-            Key=self.key,
-            Body=data,
-            **extra,
-        )
-        self._stored(len(data), response)
+        stack = self.fs._stacks.for_path(self.path)
+        sync(self.fs.loop, stack.put, self.path, data, if_none_match=self.mode == "xb")
+        self._stored()
 
     def _complete(self) -> None:
-        upload = self._current_upload()
-        if not upload.parts:  # an empty multipart body: S3 needs one part
-            sync(self.fs.loop, upload.upload_part, 1, b"")
-        response = sync(self.fs.loop, upload.complete)
-        self._upload = None
-        self._stored(self.loc, response)
+        writer = self._current_upload()
+        sync(self.fs.loop, writer.complete)  # an empty body: the writer sends one empty part
+        self._writer = None
+        self._stored()
 
-    # --- hooks (encryption plugs in here) ----------------------------------------------
-
-    def _object_metadata(self) -> dict[str, str] | None:
-        """User metadata the new object gets (the CSE envelope)."""
-        return None
-
-    def _stored(self, size: int, response: dict) -> None:
-        """The object is in S3 (``size`` bytes; ``response`` of the PUT or complete):
-        what follows a write."""
+    def _stored(self) -> None:
+        """The object is stored (the stack recorded it where the view is on): the
+        namespace's part, the parents' markers."""
         sync(self.fs.loop, self.fs._markers.after_create, self.path)
-        sync(self.fs.loop, self.fs._views.record_file, self.path, size, response)
 
     def _abort(self) -> None:
         for future in self._parts_in_flight:
             future.cancel()
         self._parts_in_flight.clear()
-        if self._upload is not None:
+        if self._writer is not None:
             try:
-                sync(self.fs.loop, self._upload.abort)
+                sync(self.fs.loop, self._writer.abort)
             finally:
-                self._upload = None
+                self._writer = None
 
     def commit(self) -> None:
-        if self._upload is None:
+        if self._writer is None:
             self._put_whole(self.buffer.getvalue())
         else:
             self._complete()
@@ -384,13 +358,14 @@ class EmrFile(AbstractBufferedFile):
     def discard(self) -> None:
         self._abort()
 
-    def stage(self) -> tuple[str, list[str], int]:
+    def stage(self) -> StagedUpload:
         """Close without completing (a file opened with ``autocommit=False``).
 
         Every byte goes up as parts of a multipart upload that stays open, so
-        nothing is visible; returns ``(upload_id, part ETags in order, size)``
-        for whoever completes it later (:mod:`emrfs.staging`).  A failure
-        aborts the upload.
+        nothing is visible; returns the :class:`~emrfs.store.StagedUpload` (its
+        upload id, part ETags, plaintext size and, for a CSE instruction file, what
+        goes beside the object once published) for whoever completes it later
+        (:mod:`emrfs.staging`).  A failure aborts the upload.
         """
         if self.autocommit or self.mode not in ("wb", "xb"):
             raise ValueError(
@@ -398,22 +373,20 @@ class EmrFile(AbstractBufferedFile):
             )
         try:
             self.flush(force=True)  # the rest goes up as the last part, unless held
-            if self._upload is None:  # small: held in the buffer; it becomes part 1 (even empty)
+            if self._writer is None:  # small: held in the buffer; it becomes part 1 (even empty)
                 self._start_upload()
                 self._submit_part(self.buffer.getvalue())
             for future in self._parts_in_flight:
                 future.result()
             self._parts_in_flight.clear()
-            upload = self._current_upload()
-            parts = [upload.parts[n] for n in sorted(upload.parts)]
+            staged = sync(self.fs.loop, self._current_upload().stage)
         except BaseException:
             self._abort()
             raise
         finally:
             self.closed = True
-        self._upload = None  # no longer ours: discard() must not abort it
-        assert upload.upload_id is not None  # started: its parts went up
-        return upload.upload_id, parts, self.loc
+        self._writer = None  # no longer ours: discard() must not abort it
+        return staged
 
     def close(self) -> None:
         if self.closed:

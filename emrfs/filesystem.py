@@ -9,11 +9,10 @@ Hadoop file status, atomic exclusive create.  Protocol detail lives in
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from fsspec.asyn import (
@@ -49,9 +48,10 @@ from .s3.client import S3Client
 from .s3.multipart import UploadPurge
 from .stacks import Stacks
 from .status import StatusFactory
+from .store.progress import reporting_sends
 from .tiers import EphemeralRoutes, StackVerbs
 from .transports import Transports
-from .uploads import Uploads, bytes_parts, file_parts
+from .uploads import bytes_parts, file_parts, write_parts
 
 logger = logging.getLogger("emrfs")
 
@@ -116,14 +116,11 @@ class EmrFileSystem(AsyncFileSystem):
             whole_bucket=o.multipart_purge,
             staged_ids=lambda bucket: self._tiers.staging.staged_upload_ids(bucket),
         )
-        self._uploads = Uploads(self.s3, self.options, self._purge)
         # the object-store protocol's transport of each path (emrfs.transports)
         self._transport = Transports(self.options, self.s3, self._purge)
         self.transport = self._transport("")
         # SSE kwargs, CSE streams (emrfs.encrypted_io)
-        self._encrypted = EncryptedIO(
-            self.options, self.s3, self._uploads, self._info, self._transport
-        )
+        self._encrypted = EncryptedIO(self.options, self.s3, self._info, self._transport)
         # block cache (emrfs.cached_io)
         self._cached = CachedIO(
             self.options, self._encrypted, lambda: self._stacks, lambda: self.loop
@@ -434,9 +431,6 @@ class EmrFileSystem(AsyncFileSystem):
 
     # --- request options hooks (encryption plugs in here) ---------------------------------
 
-    def _write_kwargs(self, path: str) -> dict[str, Any]:
-        return self._encrypted.write_kwargs(path)
-
     def _read_kwargs(self, path: str) -> dict[str, Any]:
         return self._encrypted.read_kwargs(path)
 
@@ -575,26 +569,24 @@ class EmrFileSystem(AsyncFileSystem):
         path = self._norm(path)
         if self._tiers.owns(path):
             return await self._tiers.pipe(path, value, mode)
-        bucket, key = paths.split(path)
         await self._check_write_target(path, dir_checked=_dir_checked)
-        if self._encrypted.cse_enabled(path):
-            response = await self._encrypted.put_bytes(path, value, create=mode == "create")
-        elif len(value) <= max(self.options.s3.part_size, self.options.s3.multipart_threshold):
-            # the path's stack: the consistent layer (where the view is on) records it once
-            # S3 confirms it, the block cache drops the path's old blocks
-            await self._stacks.for_path(path).put(path, value, if_none_match=mode == "create")
-            response = None
+        # the path's stack: CSE encrypts, the consistent layer records the file once S3
+        # confirms it, the block cache drops the path's old blocks; SSE and the purge of
+        # abandoned uploads are the transport's
+        stack = self._stacks.for_path(path)
+        create = mode == "create"  # exclusive create, on a single PUT or a multipart upload
+        o = self.options.s3
+        if len(value) <= max(o.part_size, o.multipart_threshold):
+            await stack.put(path, value, if_none_match=create)
         else:
-            response = await self._uploads.upload(
+            await write_parts(
+                stack,
                 path,
-                bucket,
-                key,
-                bytes_parts(value, self.options.s3.part_size),
-                if_none_match=mode == "create",
+                bytes_parts(value, o.part_size),
+                concurrency=o.upload_concurrency,
+                if_none_match=create,
             )
         await self._markers.after_create(path)
-        if response is not None:
-            await self._views.record_file(path, len(value), response)
 
     async def _put_file(
         self, lpath: str, rpath: str, callback=None, mode: str = "overwrite", **kwargs: Any
@@ -605,52 +597,41 @@ class EmrFileSystem(AsyncFileSystem):
         rpath = self._norm(rpath)
         if self._tiers.owns(rpath):
             return await self._tiers.put_file(lpath, rpath, callback, mode)
-        bucket, key = paths.split(rpath)
         await self._check_write_target(rpath)
         size = os.path.getsize(lpath)
-        part_size = self.options.s3.part_size
+        o = self.options.s3
         if callback is not None:
             callback.set_size(size)
         reported = 0
 
-        def part_done(nbytes: int) -> None:  # multipart: bytes as each part lands
+        def sent(nbytes: int) -> None:  # bytes as each part lands, or as the one PUT sends
             nonlocal reported
-            reported += nbytes
-            callback.relative_update(nbytes)
+            nbytes = min(nbytes, size - reported)  # a CSE body's tag is not the file's
+            if nbytes > 0:
+                reported += nbytes
+                callback.relative_update(nbytes)
 
+        # through the path's stack, as pipe_file (CSE, the view's record, the cache, SSE)
+        stack = self._stacks.for_path(rpath)
+        create = mode == "create"
         with open(lpath, "rb") as f:
-            if self._encrypted.cse_enabled(rpath):
-                response = await self._encrypted.put_encrypted(
-                    rpath, file_parts(f, size, part_size), size, create=mode == "create"
-                )
-            elif size <= max(part_size, self.options.s3.multipart_threshold):
-                extra = dict(self._write_kwargs(rpath))
-                if mode == "create":
-                    extra["IfNoneMatch"] = "*"
-                # the open file streams; botocore rewinds it for a retry
-                body = f if callback is None else _ReadProgress(f, part_done)
-                response = await self.s3.call(
-                    "put_object",
-                    rpath,
-                    Bucket=bucket,
-                    Key=key,
-                    Body=body,
-                    ContentLength=size,
-                    **extra,
-                )
+            if size <= max(o.part_size, o.multipart_threshold):
+                body = await asyncio.to_thread(f.read)  # one PUT (s3.multipart_threshold)
+                with reporting_sends(sent) if callback is not None else nullcontext():
+                    await stack.put(rpath, body, if_none_match=create)
+                del body
             else:
-                response = await self._uploads.upload(
+                await write_parts(
+                    stack,
                     rpath,
-                    bucket,
-                    key,
-                    file_parts(f, size, part_size),
-                    if_none_match=mode == "create",
-                    part_done=part_done if callback is not None else None,
+                    file_parts(f, size, o.part_size),
+                    concurrency=o.upload_concurrency,
+                    if_none_match=create,
+                    part_done=sent if callback is not None else None,
                 )
         if callback is not None and size > reported:
             callback.relative_update(size - reported)
         await self._markers.after_create(rpath)
-        await self._views.record_file(rpath, size, response)
 
     def _open(
         self,
@@ -863,34 +844,3 @@ class EmrFileSystem(AsyncFileSystem):
         await self._encrypted.close()
         self._cached.close()
         await self.s3.close()
-
-
-class _ReadProgress(io.BufferedIOBase):
-    """A file being sent in one PUT, reporting bytes as the HTTP client reads them;
-    a retry's rewind re-reads without reporting twice (only new high-water bytes count)."""
-
-    def __init__(self, f, report: Callable[[int], None]):
-        super().__init__()
-        self._f = f
-        self._report = report
-        self._high = f.tell()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = self._f.read(size)
-        position = self._f.tell()
-        if position > self._high:
-            self._report(position - self._high)
-            self._high = position
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._f.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._f.tell()

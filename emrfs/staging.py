@@ -226,17 +226,17 @@ class TaskCommitStaging:
             with self.tier().open_for_upload(src) as r:
                 while chunk := r.read(part):
                     writer.write(chunk)
-            upload_id, etags, size = writer.stage()
+            staged = writer.stage()
         except BaseException:
             writer.discard()
             raise
-        instruction = getattr(writer, "instruction_file", lambda: None)()
-        body, meta = instruction if instruction is not None else (None, {})
+        # a CSE instruction file goes beside the object at job commit, not before
+        body, meta = staged.instruction if staged.instruction is not None else (None, {})
         return StagedUpload(
             target,
-            upload_id,
-            tuple(etags),
-            size,
+            staged.upload_id,
+            tuple(etag for _, etag in staged.parts),
+            staged.size,
             int(time.time() * 1000),
             base64.b64encode(body).decode() if body is not None else None,
             dict(meta),

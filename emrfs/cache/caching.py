@@ -337,6 +337,9 @@ class _InvalidatingWriter(ObjectWriter):
     async def write_part(self, number: int, data: bytes) -> None:
         await self.inner.write_part(number, data)
 
+    async def copy_part(self, number: int, src: str, start: int, end: int) -> None:
+        await self.inner.copy_part(number, src, start, end)
+
     async def complete(self) -> ObjectMeta:
         self.layer.forget(self.path)
         try:

@@ -116,6 +116,9 @@ class _RecordingWriter(ObjectWriter):
     async def write_part(self, number: int, data: bytes) -> None:
         await self.inner.write_part(number, data)
 
+    async def copy_part(self, number: int, src: str, start: int, end: int) -> None:
+        await self.inner.copy_part(number, src, start, end)
+
     async def complete(self) -> ObjectMeta:
         meta = await self.inner.complete()
         await self._record(meta)
@@ -392,30 +395,31 @@ class ConsistentStore(WrapperStore):
         if key and not key.endswith("/"):  # a name prefix: its parent's rows that match it
             directory = directory.rpartition("/")[0]
             in_scope = lambda name: name.startswith(prefix)  # noqa: E731
-        passed: _Metas = []  # what the view does not record (folder markers)
+        found = _Found(directory)
         if delimiter is None:
-            shown = await self._find(prefix, directory, in_scope, passed)
-            objects = sorted((_meta(i) for i in shown.values()), key=lambda m: m.path)
-            prefixes: _Prefixes = []
+            infos = await self._find(prefix, directory, in_scope, found)
         else:
-            objects, prefixes = await self._ls(prefix, delimiter, directory, in_scope, passed)
-        objects = sorted([*objects, *passed], key=lambda m: m.path)
+            infos = await self._ls(prefix, delimiter, directory, in_scope, found)
+        objects, prefixes = found.shown(infos, recursive=delimiter is None)
         yield ListPage(objects, prefixes)
 
-    async def _probe(self, prefix: str, delimiter: str | None, passed: _Metas) -> _Infos:
-        """The store's listing as infos (common prefixes as directories); what the view
-        does not record is set aside in ``passed``."""
+    async def _probe(self, prefix: str, delimiter: str | None, found: _Found) -> _Infos:
+        """The store's listing as infos (what the view checks): files, and directories
+        from common prefixes and folder markers (the markers kept aside in ``found``)."""
         infos: _Infos = []
-        passed.clear()
+        found.clear()
         async for page in self.inner.list(prefix, delimiter=delimiter):
             for meta in page.objects:
                 if tracked(meta.path):
                     infos.append(_info(meta))
-                else:
-                    passed.append(meta)
-            infos.extend(
-                {"name": p.rstrip("/"), "size": 0, "type": "directory"} for p in page.prefixes
-            )
+                    continue
+                as_dir = found.marker(meta)
+                if as_dir is not None:
+                    infos.append({"name": as_dir, "size": 0, "type": "directory"})
+            for common in page.prefixes:
+                name = common.rstrip("/")
+                found.common.add(name)
+                infos.append({"name": name, "size": 0, "type": "directory"})
         return infos
 
     async def _ls(
@@ -424,32 +428,81 @@ class ConsistentStore(WrapperStore):
         delimiter: str,
         directory: str,
         in_scope: Callable[[str], bool] | None,
-        passed: _Metas,
-    ) -> tuple[_Metas, _Prefixes]:
+        found: _Found,
+    ) -> _Infos:
         if delimiter != "/":
             raise ValueError(f"listing {prefix!r}: the consistent view lists by '/' or by nothing")
 
         def probe() -> Awaitable[_Infos]:
-            return self._probe(prefix, delimiter, passed)
+            return self._probe(prefix, delimiter, found)
 
-        # a store-level listing shows markers as objects: it must not mark the directory
-        # authoritative (the namespace's listing, which reads markers, does)
-        infos = await self.view.ls(directory, probe, in_scope=in_scope, remember=False)
-        objects = [_meta(i) for i in infos if i["type"] == "file"]
-        prefixes = sorted(P.strip_protocol(i["name"]) + "/" for i in infos if i["type"] != "file")
-        return objects, prefixes
+        # markers read as the directories they stand for, so the view may remember a
+        # whole directory's listing (fast_list: the next one from the table alone)
+        found.clear()
+        return await self.view.ls(directory, probe, in_scope=in_scope)
 
     async def _find(
         self,
         prefix: str,
         directory: str,
         in_scope: Callable[[str], bool] | None,
-        passed: _Metas,
-    ) -> dict[str, dict[str, Any]]:
+        found: _Found,
+    ) -> _Infos:
         async def probe() -> dict[str, dict[str, Any]]:
-            return {i["name"]: i for i in await self._probe(prefix, None, passed)}
+            return {i["name"]: i for i in await self._probe(prefix, None, found)}
 
-        return await self.view.find(directory, probe, in_scope or (lambda name: True))
+        found.clear()
+        shown = await self.view.find(directory, probe, in_scope or (lambda name: True), True)
+        return list(shown.values())
+
+
+class _Found:
+    """What a listing met besides the files the view checks: folder markers, by the
+    directory each stands for, handed on only while the view keeps that directory (a
+    marker of a directory deleted in the table is a deletion the store lingers on); the
+    listed directory's own marker and paths the table cannot name, handed on as they are."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.clear()
+
+    def clear(self) -> None:
+        self.markers: dict[str, _Metas] = {}
+        self.passed: _Metas = []
+        self.common: set[str] = set()
+
+    def marker(self, meta: ObjectMeta) -> str | None:
+        """Keep the untracked ``meta``; the directory it stands for (None: not one to check)."""
+        as_dir = _row_path(meta.path)
+        if as_dir == meta.path or as_dir == self.directory:
+            self.passed.append(meta)
+            return None
+        self.markers.setdefault(as_dir, []).append(meta)
+        return as_dir
+
+    def shown(self, infos: _Infos, *, recursive: bool) -> tuple[_Metas, _Prefixes]:
+        """The page of what the view answered: its files; a directory as its markers,
+        else as a prefix: from the store's common prefixes, or the table alone (without a
+        delimiter, only one no listed file lies below)."""
+        objects = [_meta(i) for i in infos if i["type"] == "file"]
+        dirs = sorted(P.strip_protocol(i["name"]) for i in infos if i["type"] != "file")
+        implied: set[str] = set()
+        if recursive:
+            for meta in objects:
+                parent = meta.path.rpartition("/")[0]
+                while parent and parent not in implied:
+                    implied.add(parent)
+                    parent = parent.rpartition("/")[0]
+        prefixes: _Prefixes = []
+        for name in dirs:
+            markers = self.markers.get(name)
+            if markers:
+                objects.extend(markers)
+            if name in self.common or not (markers or name in implied):
+                prefixes.append(name + "/")
+        objects.extend(self.passed)
+        objects.sort(key=lambda m: m.path)
+        return objects, prefixes
 
 
 class _Opened:

@@ -17,7 +17,7 @@ meets an envelope on a path the cache did not know as sealed is refused as
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ..config import CSEOptions
@@ -77,6 +77,11 @@ class EnvelopeGuard(WrapperStore):
     def sealing(self, path: str) -> bool:
         """``path`` held a sealed object when last read here (its plaintext is sensitive)."""
         return path in self._sealed
+
+    def note_sealed(self, path: str) -> None:
+        """``path`` holds an object sealed elsewhere (its status said so, maybe read under
+        another stack): a copy of it through this layer carries its envelope."""
+        self._met_sealed(path)
 
     def _met_sealed(self, path: str) -> bool:
         """Remember ``path`` as sealed; True if it was already."""
@@ -141,6 +146,20 @@ class EnvelopeGuard(WrapperStore):
                 path, start + len(first), stop, if_match=stored.etag, chunk_size=chunk_size
             ):
                 yield chunk
+
+    async def copy(
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        source_size: int | None = None,
+    ) -> ObjectMeta:
+        if not self.sealing(src):
+            return await self.inner.copy(src, dst, metadata=metadata, source_size=source_size)
+        # sealed elsewhere: the envelope kept, its instruction file copied beside the copy,
+        # the meta returned giving the size readers see (what a layer above records)
+        return await self.decrypting.copy(src, dst, metadata=metadata, source_size=source_size)
 
     def drop_local(self) -> None:
         """Drop the decrypting layer's spools and remembered versions."""

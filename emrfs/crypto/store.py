@@ -376,6 +376,11 @@ class EncryptingStore(WrapperStore):
     async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
         # the staged size is the plaintext's (the writer staged it so)
         meta = await self.inner.complete_staged(staged)
+        if staged.instruction is not None:  # InstructionFile mode: the key, beside it now
+            body, instruction_metadata = staged.instruction
+            await self.inner.put(
+                self.instruction_path(staged.path), body, metadata=instruction_metadata
+            )
         return dataclasses.replace(meta, size=staged.size, metadata=without_envelope(meta.metadata))
 
     # --- copy, delete, list ----------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""``ls`` and ``find`` of persistent paths: S3's listing, the consistent view's merge,
-CSE plaintext lengths, and what the ephemeral tier holds below (``out/_temporary``).
+"""``ls`` and ``find`` of persistent paths: the path's stack's listing read by the
+namespace's rules, and what the ephemeral tier holds below (``out/_temporary``).
 
-A directory's children are S3's delimited listing (markers of both kinds read as
-directories); with the consistent view on, its merged listing (delayed listings
-waited for, deletions S3 still lists left out).  Tier paths are the tier's own.
+A directory's children are its stack's delimited listing (markers of both kinds read
+as directories, :meth:`~emrfs.namespace.markers.Markers.listed`); the layers below
+say what is there: the consistent view's checked listing (delayed listings waited
+for, deletions S3 still lists left out, directories only its table knows added), CSE
+plaintext lengths.  Tier paths are the tier's own.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import paths
-from ..s3.listing import Listing, add_page, read_ahead
 from .markers import Markers
-from .views import as_status
 
 if TYPE_CHECKING:
     from ..tiers import EphemeralRoutes
@@ -32,21 +32,16 @@ class Listings:
         self.tiers = tiers
         self.lookup = lookup
         self.status = markers.status
-        self.views = markers.views
 
     async def ls(self, path: str, detail: bool = True) -> list:
         """The children of ``path`` (normalised, not the root); a file lists itself."""
         if self.tiers.owns(path):
             return await self.tiers.ls(path, detail)
-        bucket, key = paths.split(path)
-        view = self.views(path)
-        if view is None:
-            entries = await self.markers.s3_ls(path, bucket, key)
-        else:
-            entries = [
-                as_status(self.status, e)
-                for e in await view.ls(path, lambda: self.markers.s3_ls(path, bucket, key))
-            ]
+        key = paths.split(path)[1]
+        entries = (
+            await self.markers.listed(path, key + "/" if key else "", recursive=False)
+        ).entries()
+        self.markers.reads.remember_listing(entries, scope=path)  # an open after ls needs no HEAD
         entries = await self.tiers.merge_children(path, entries)  # e.g. out/_temporary
         if not entries:
             info = await self.lookup(path)  # a file, an empty directory, or nothing
@@ -74,31 +69,10 @@ class Listings:
             lit_bucket, lit_key = paths.split(literal)
             if lit_bucket == bucket and lit_key.startswith(list_prefix):
                 list_prefix = lit_key
-
-        def s3_find() -> Awaitable[dict[str, dict]]:
-            return self._s3_find(
-                path, list_prefix, maxdepth, withdirs, exact=not literal and not prefix
-            )
-
-        view = self.views(path)
-        if view is None:
-            out = await s3_find()
-        else:
-            scope = f"{bucket}/{list_prefix}"
-
-            def in_scope(name: str) -> bool:
-                depth = name[len(path) + 1 :].count("/") + 1
-                return name.startswith(scope) and (maxdepth is None or depth <= maxdepth)
-
-            out = {
-                n: as_status(self.status, i)
-                for n, i in (await view.find(path, s3_find, in_scope, withdirs)).items()
-            }
-        entries = list(out.values())
-        listed = await self.markers.encrypted.listed(entries, scope=path)
-        if listed is not entries:  # CSE changed lengths or hid instruction files
-            out = {e["name"]: e for e in listed}
-        # after the CSE lengths: tier files are local plaintext, never HEADed in S3
+        out = await self._find(
+            path, list_prefix, maxdepth, withdirs, exact=not literal and not prefix
+        )
+        # tier files are local plaintext: merged after the stack's listing
         out = await self.tiers.merge_find(path, out, maxdepth, withdirs, prefix)
         if maxdepth is not None and maxdepth > 1:
             depth_base = len(path) + 1
@@ -108,21 +82,14 @@ class Listings:
         names = sorted(out)
         return {n: out[n] for n in names} if detail else names
 
-    async def _s3_find(
+    async def _find(
         self, path: str, list_prefix: str, maxdepth: int | None, withdirs: bool, *, exact: bool
     ) -> dict[str, dict]:
-        """What S3 lists below ``path`` (from ``list_prefix``); ``exact``: the listing is
-        of ``path`` itself (no glob or name prefix), so an empty one asks what it is."""
-        bucket, key = paths.split(path)
-        listing = Listing()
-        async for page in read_ahead(
-            self.markers.transport(path).list(
-                f"{bucket}/{list_prefix}", delimiter="/" if maxdepth == 1 else None
-            )
-        ):
-            add_page(
-                listing, bucket, key, page, self.status, recursive=maxdepth != 1, withdirs=True
-            )
+        """What the stack lists below ``path`` (from ``list_prefix``); ``exact``: the
+        listing is of ``path`` itself (no glob or name prefix), so an empty one asks what
+        it is."""
+        key = paths.split(path)[1]
+        listing = await self.markers.listed(path, list_prefix, recursive=maxdepth != 1)
         out: dict[str, dict] = {}
         if listing.empty and listing.self_marker is None and exact:
             try:

@@ -25,6 +25,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 
 from .. import paths
 from ..blocking import run_blocking
+from ..cache.routing import RoutingStore
 from ..config import Options
 from ..consistency.layer import ConsistentStore
 from ..crypto.envelope import is_encrypted
@@ -35,6 +36,7 @@ from ..errors import is_a_directory, not_a_directory
 from ..s3.client import S3Client
 from ..s3.listing import Listing, add_page, read_ahead
 from ..status import StatusFactory
+from ..store.protocol import ListPage, ObjectMeta, ObjectStore
 from ..store.s3_shapes import meta_from_response
 from .views import Views, as_status
 
@@ -43,7 +45,6 @@ if TYPE_CHECKING:
     from ..encrypted_io import EncryptedIO
     from ..readplan import ReadPlanner
     from ..stacks import Stacks
-    from ..store import ObjectMeta, ObjectStore
 
 __all__ = ["Markers", "DIR_CONTENT_TYPE"]
 
@@ -336,28 +337,101 @@ class Markers:
             return as_status(self.status, row.info())
         return None
 
-    async def s3_ls(self, path: str, bucket: str, key: str) -> list[dict]:
-        """One directory's children as S3 lists them (delimited LIST)."""
+    def persistent_stack(self, path: str) -> ObjectStore:
+        """``path``'s stack below the tier's router: the tier's own paths are merged by
+        the namespace's tier branches (:class:`~emrfs.tiers.EphemeralRoutes`)."""
+        stack = self.stacks.for_path(path)
+        return stack.persistent if isinstance(stack, RoutingStore) else stack
+
+    async def listed(self, path: str, list_prefix: str, *, recursive: bool) -> Listing:
+        """What the stack of directory ``path`` lists from ``list_prefix`` (a key prefix
+        of its bucket; one level, or the whole tree if ``recursive``) as files and
+        directories (markers of both kinds, common prefixes, implied parents; the
+        consistent view's checks and table-only directories; CSE plaintext lengths).
+        Where an override starts inside ``path``, the paths below it are listed by their
+        own stack (their own CSE lengths and instruction files)."""
+        bucket, key = paths.split(path)
         listing = Listing()
-        prefix = key + "/" if key else ""
-        async for page in read_ahead(
-            self.transport(path).list(f"{bucket}/{prefix}", delimiter="/")
-        ):
-            add_page(listing, bucket, key, page, self.status, recursive=False)
-        entries = await self.encrypted.listed(listing.entries(), scope=path)  # CSE lengths
-        self.reads.remember_listing(entries, scope=path)  # an open after ls needs no HEAD
-        return entries
+        scope = f"{bucket}/{list_prefix}"
+        regions = _Regions(self.options, path, scope)
+        pages = self.persistent_stack(path).list(scope, delimiter=None if recursive else "/")
+        async for page in read_ahead(pages):
+            if regions:
+                page = await regions.outside(page, recursive, self.persistent_stack)
+            add_page(listing, bucket, key, page, self.status, recursive=recursive)
+        for region in regions.listed_apart(recursive):
+            own = self.persistent_stack(region)
+            async for page in own.list(max(scope, region + "/"), delimiter=None):
+                add_page(
+                    listing, bucket, key, regions.inside(page, region), self.status, recursive=True
+                )
+        return listing
 
     async def child_dirs(self, parent: str) -> set[str]:
         bucket, key = paths.split(parent)
         if not bucket:
             return set()
-        view = self.views(parent)
-        try:
-            if view is None:
-                entries = await self.s3_ls(parent, bucket, key)
-            else:  # subdirectories whose listing is delayed too
-                entries = await view.ls(parent, lambda: self.s3_ls(parent, bucket, key))
+        try:  # under the consistent view, subdirectories whose listing is delayed too
+            listing = await self.listed(parent, key + "/" if key else "", recursive=False)
         except FileNotFoundError:  # no such bucket: the writes will say so
             return set()
-        return {e["name"] for e in entries if e["type"] == "directory"}
+        return set(listing.dirs)
+
+
+class _Regions:
+    """The overrides that start strictly inside a listed directory, and which of them
+    owns each listed path (the longest that holds it): such paths are read by their
+    own stack, not the listed directory's."""
+
+    def __init__(self, options: Options, path: str, scope: str):
+        self.scope = scope
+        self.prefixes = sorted(
+            (
+                prefix
+                for prefix, _ in options.overrides
+                if prefix != path
+                and paths.is_within(prefix, path)
+                and (scope.startswith(prefix + "/") or (prefix + "/").startswith(scope))
+            ),
+            key=len,
+            reverse=True,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.prefixes)
+
+    def owner(self, name: str) -> str | None:
+        for prefix in self.prefixes:  # longest first
+            if name == prefix or name.startswith(prefix + "/"):
+                return prefix
+        return None
+
+    async def outside(
+        self, page: ListPage, recursive: bool, stack: Callable[[str], ObjectStore]
+    ) -> ListPage:
+        """``page`` without the objects a region owns: listed apart (recursive), or, one
+        level down, asked of their own stack (an override naming one object)."""
+        objects: list[ObjectMeta] = []
+        for meta in page.objects:
+            if self.owner(meta.path) is None:
+                objects.append(meta)
+            elif not recursive:
+                try:
+                    objects.append(await stack(meta.path).head(meta.path))
+                except FileNotFoundError:
+                    pass
+        return ListPage(objects, page.prefixes)
+
+    def listed_apart(self, recursive: bool) -> list[str]:
+        return self.prefixes if recursive else []
+
+    def inside(self, page: ListPage, region: str) -> ListPage:
+        """``page`` (of ``region``'s own stack) cut to what ``region`` owns in the scope."""
+        return ListPage(
+            [
+                m
+                for m in page.objects
+                if m.path.startswith(self.scope) and self.owner(m.path) == region
+            ],
+            [p for p in page.prefixes if p.startswith(self.scope)],
+        )

@@ -15,6 +15,7 @@ recorded in the consistent view is exactly what S3 confirmed.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,16 @@ from typing import TYPE_CHECKING, Any
 from fsspec.callbacks import DEFAULT_CALLBACK
 
 from .. import paths
-from ..errors import EncryptionError, InvalidPathError, exists, is_a_directory, not_found
+from ..crypto.envelope import parse as parse_envelope
+from ..crypto.guard import EnvelopeGuard
+from ..errors import (
+    EmrfsError,
+    EncryptionError,
+    InvalidPathError,
+    exists,
+    is_a_directory,
+    not_found,
+)
 from ..stacks import cse_in_force
 from .markers import DIR_CONTENT_TYPE, Markers
 from .tree import Trees, persistent_stack
@@ -69,21 +79,32 @@ class Renames:
         """Copy the file ``src`` (``info``: its status) to ``dst`` through the destination's
         stack: its SSE settings, its encryption layer (the envelope and instruction file
         kept), its consistent view (recorded once S3 confirms), its cache."""
-        if info.get("cse"):
-            self.check_sealed_copy(src, dst)
+        if info.get("cse") and not cse_in_force(self.options.for_path(dst).cse):
+            if not _names_its_key(src, info["cse"]):
+                self.refuse_sealed_copy(src, dst)
+            # sealed with a KMS key its envelope names: read where no CSE is configured
+            # too (the guard layer), which carries the envelope when told it is sealed
+            for layer in self.stacks.layers(dst):
+                if isinstance(layer, EnvelopeGuard):
+                    layer.note_sealed(src)
         return await self.stacks.for_path(dst).copy(src, dst, source_size=info["size"])
 
     def check_sealed_copy(self, src: str, dst: str) -> None:
-        """Refuse to copy client-side encrypted ``src`` to a ``dst`` whose options hold no
-        CSE key: a server-side copy there could not be read as plaintext."""
+        """Refuse to copy a tree under client-side encryption to a ``dst`` whose options
+        hold no CSE key (see :meth:`refuse_sealed_copy`)."""
         if not cse_in_force(self.options.for_path(dst).cse):
-            raise EncryptionError(
-                f"cannot copy {src!r} to {dst!r}: {src!r} is client-side encrypted and no "
-                f"CSE key is configured for {dst!r}, so the copy could not be read there; "
-                "configure cse.* for the destination (or its prefix), or read the file "
-                "and write it anew",
-                dst,
-            )
+            self.refuse_sealed_copy(src, dst)
+
+    def refuse_sealed_copy(self, src: str, dst: str) -> None:
+        """A copy of client-side encrypted ``src`` at ``dst`` could not be read there: no
+        CSE key is configured for ``dst`` and the envelope names none (no KMS key)."""
+        raise EncryptionError(
+            f"cannot copy {src!r} to {dst!r}: {src!r} is client-side encrypted and no "
+            f"CSE key is configured for {dst!r}, so the copy could not be read there; "
+            "configure cse.* for the destination (or its prefix), or read the file "
+            "and write it anew",
+            dst,
+        )
 
     async def copy_key(self, src: str, dst: str, size: int) -> ObjectMeta:
         """One object of a tree (``size``: as listed) copied through the destination's
@@ -344,3 +365,16 @@ def _same_object(there: ObjectMeta, item: dict) -> bool:
         return False
     a, b = (str(e or "").strip('"') for e in (there.etag, item.get("ETag")))
     return not a or not b or "-" in a or "-" in b or a == b
+
+
+def _names_its_key(path: str, cse: dict) -> bool:
+    """Whether the envelope ``cse`` (an info's ``cse``) wraps its data key with KMS, whose
+    key it names: readable wherever KMS answers, with no CSE key configured."""
+    instruction = cse.get("instruction")
+    try:
+        envelope = parse_envelope(
+            cse.get("envelope"), path, None if instruction is None else json.loads(instruction)
+        )
+    except (EmrfsError, ValueError):
+        return False
+    return envelope.wrap_algorithm in ("kms", "kms+context")

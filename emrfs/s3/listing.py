@@ -139,31 +139,34 @@ def add_page(
     own_markers = (dir_key + DIR_MARKER_SUFFIX, dir_key + EMRFS_FOLDER_SUFFIX) if dir_key else ()
     rows, prefixes = _page_entries(page, bucket)
     skip = len(bucket) + 1
-    files = listing.files
     dirs = listing.dirs
-    make_file = status.listed_file
     imply = recursive and withdirs
     listed_dir = f"{bucket}/{dir_key}"
-    for name, size, etag, modified, _version, storage_class in rows:
-        key = name[skip:]
+    plain: list[ListedRow] = []  # the files' rows, made status dicts in one loop after
+    keep = plain.append
+    for row in rows:
+        name = row[0]
         # one C-level test per key; marker_dir only for the few keys that may be markers
-        as_dir = marker_dir(key) if key.endswith(_MARKER_ENDINGS) else None
-        if as_dir is not None:
-            if key in own_markers:
-                listing.self_marker = key
+        if name.endswith(_MARKER_ENDINGS):
+            key = name[skip:]
+            as_dir = marker_dir(key)
+            if as_dir is not None:
+                if key in own_markers:
+                    listing.self_marker = key
+                    continue
+                if as_dir == dir_key:
+                    continue
+                _add_dir(listing, status, f"{bucket}/{as_dir}", row[3], key)
+                if imply:
+                    _imply_parents(listing, status, bucket, as_dir, dir_key)
                 continue
-            if as_dir == dir_key:
-                continue
-            _add_dir(listing, status, f"{bucket}/{as_dir}", modified, key)
-            if imply:
-                _imply_parents(listing, status, bucket, as_dir, dir_key)
-            continue
-        files[name] = make_file(name, size, etag, modified, storage_class)
+        keep(row)
         if imply:
             # the parent's name cut from the path: no new string per key to look it up
             parent = name.rpartition("/")[0]
             if parent != listed_dir and parent != bucket and parent not in dirs:
-                _imply_parents(listing, status, bucket, key, dir_key)
+                _imply_parents(listing, status, bucket, name[skip:], dir_key)
+    status.add_listed_files(listing.files, plain)
     for common in prefixes:
         prefix = common.rstrip("/")
         if prefix and prefix != dir_key:

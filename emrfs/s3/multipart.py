@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -85,6 +86,8 @@ class MultipartUpload:
     async def upload_part(self, number: int, data: bytes | BinaryIO) -> str:
         """Send part ``number``: ``data`` is its bytes or a seekable stream of them (a
         BytesIO goes out as it is, without a copy; botocore rewinds it for a retry)."""
+        if isinstance(data, bytes):
+            data = _SharedBody(data)
         response = await self.s3.call(
             "upload_part",
             self.path,
@@ -149,6 +152,24 @@ class MultipartUpload:
             )
         except FileNotFoundError:
             pass
+
+
+class _SharedBody(io.BytesIO):
+    """``bytes`` as a request body, sent in pieces and never copied whole.
+
+    A ``bytes`` body goes to the socket in one write, and what the socket does not
+    take at once is copied into the transport's buffer (a part per part in flight);
+    a stream is sent in pieces.  A BytesIO made from bytes shares their memory until
+    a buffer of it is exported, which copies them: the HTTP client sizes the body
+    with ``getbuffer()``, so that view is of the bytes themselves.
+    """
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self._data = data
+
+    def getbuffer(self) -> memoryview:
+        return memoryview(self._data)
 
 
 class _null:

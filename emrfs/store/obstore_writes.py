@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from ..crypto import sse as _sse
 from .obstore_base import ObstoreBase
 from .obstore_native import obstore_key
+from .progress import send_progress
 from .protocol import (
     DeleteFailure,
     DeleteResult,
@@ -33,7 +34,9 @@ class ObstoreWrites(ObstoreBase):
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
     ) -> ObjectMeta:
-        if not self._direct(path):
+        # a caller watching the bytes go (send_progress): obstore sends a buffer it
+        # cannot report on; botocore reads the body as it sends it
+        if not self._direct(path) or send_progress() is not None:
             return await self.fallback.put(
                 path,
                 data,

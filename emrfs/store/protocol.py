@@ -292,6 +292,10 @@ class StagedUpload:
     upload_id: str
     parts: Sequence[tuple[int, str]]  # (part number, ETag)
     size: int
+    #: what must be stored beside the object once it is published (a CSE instruction
+    #: file: its body and user metadata), by the layer that made it, at complete_staged;
+    #: nothing is written beside an upload that may yet be aborted
+    instruction: tuple[bytes, Mapping[str, str]] | None = None
 
 
 class ObjectWriter(abc.ABC):
@@ -315,6 +319,12 @@ class ObjectWriter(abc.ABC):
     async def stage(self) -> StagedUpload:
         """Leave the upload open for a later :meth:`ObjectStore.complete_staged`."""
         raise NotImplementedError(f"{type(self).__name__} cannot stage an upload of {self.path!r}")
+
+    async def copy_part(self, number: int, src: str, start: int, end: int) -> None:
+        """Part ``number`` is bytes ``[start, end)`` of the object ``src`` as stored, copied
+        by the store itself (an append to a large object sends no byte twice).  Optional:
+        a layer that changes the bytes (encryption) cannot, and says so."""
+        raise NotImplementedError(f"{type(self).__name__} cannot copy parts into {self.path!r}")
 
 
 class ObjectStore(abc.ABC):

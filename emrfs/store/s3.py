@@ -22,6 +22,7 @@ from ..errors import ChangedError
 from ..s3.client import S3Client
 from ..s3.listing import list_pages
 from ..s3.multipart import MultipartUpload, UploadPurge, part_ranges
+from .progress import ProgressBody, send_progress
 from .protocol import (
     DeleteFailure,
     DeleteResult,
@@ -186,8 +187,10 @@ class S3Store(ObjectStore):
         kwargs = self._create_kwargs(metadata, content_type)
         if if_none_match:
             kwargs["IfNoneMatch"] = "*"
+        report = send_progress()  # a caller's progress bar (put_file): bytes as they are read
+        body: Any = data if report is None else ProgressBody(data, report)
         response = await self.client.call(
-            "put_object", path, Bucket=bucket, Key=key, Body=data, **kwargs
+            "put_object", path, Bucket=bucket, Key=key, Body=body, **kwargs
         )
         return meta_from_response(
             path,
@@ -467,6 +470,12 @@ class S3Writer(ObjectWriter):
             raise ValueError(f"part number {number} of {self.path!r}: parts are 1 to 10,000")
         await self.upload.upload_part(number, data)
         self._sizes[number] = len(data)
+
+    async def copy_part(self, number: int, src: str, start: int, end: int) -> None:
+        self._open()
+        bucket, key = object_key(src)
+        await self.upload.copy_part(number, {"Bucket": bucket, "Key": key}, start, end)
+        self._sizes[number] = end - start
 
     async def complete(self) -> ObjectMeta:
         self._open()

@@ -37,7 +37,7 @@ fs = EmrFileSystem(endpoint_url=sys.argv[1], skip_instance_cache=True, part_size
 f = fs.open(sys.argv[2], "wb")
 f.write(os.urandom(6 * 2**20))
 f.flush()  # the upload starts and its first part goes up
-print(f._upload.upload_id, flush=True)
+print("open", flush=True)
 time.sleep(600)  # killed here, mid-upload
 """
 
@@ -49,15 +49,17 @@ def uploads(s3, bucket) -> list[tuple[str, str]]:
     )
 
 
-def killed_writer(endpoint: str, path: str) -> str:
-    """Start a writer in a subprocess, kill it (SIGKILL) once its upload is open."""
+def killed_writer(endpoint: str, path: str, s3) -> str:
+    """Start a writer in a subprocess, kill it (SIGKILL) once its upload is open; the
+    upload's id, as S3 lists it."""
     env = dict(os.environ, PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, endpoint, path], stdout=subprocess.PIPE, text=True, env=env
     )
     try:
-        upload_id = proc.stdout.readline().strip()
-        assert upload_id, "the writer did not start its upload"
+        assert proc.stdout.readline().strip() == "open", "the writer did not start its upload"
+        bucket, key = path.split("/", 1)
+        (upload_id,) = [u for k, u in uploads(s3, bucket) if k == key]
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -79,7 +81,7 @@ def test_a_killed_writers_upload_is_aborted_by_the_next_write_of_the_key(
     emrfs_endpoint, bucket, emrfs_s3
 ):
     path = f"{bucket}/out/part-0"
-    dead = killed_writer(emrfs_endpoint, path)
+    dead = killed_writer(emrfs_endpoint, path, emrfs_s3)
     assert uploads(emrfs_s3, bucket) == [("out/part-0", dead)]
     other = emrfs_s3.create_multipart_upload(Bucket=bucket, Key="out/other")["UploadId"]
     fs = make_fs(emrfs_endpoint)  # the defaults: 24 h, whole-bucket purge off

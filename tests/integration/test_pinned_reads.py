@@ -209,6 +209,19 @@ def test_stale_copy_past_the_policy(emrfs_endpoint, bucket, table, caplog):
         assert clock.now < 1030.0  # the window was still open: the policy gave up first
 
 
+def test_a_stale_range_past_the_policy_waits_the_policy_out_once(emrfs_endpoint, bucket, table):
+    # A read through the stack meets the view's policy at the consistent layer; the GET
+    # it pins below must not run a second policy inside each of its attempts (lenient: a
+    # ranged read keeps its pin, so every attempt fails, and nested policies multiply).
+    short = {"consistency.retry_count": 2, "consistency.throw_exception_on_inconsistency": False}
+    clock = ProxyClock()
+    with stale_proxy(emrfs_endpoint, clock, delay=30.0) as proxy:
+        fs, path, _, _ = _two_versions(proxy, clock, emrfs_endpoint, table, bucket, **short)
+        with pytest.raises(ChangedError):
+            fs.cat_file(path, 0, 10)
+    assert clock.sleeps == 2  # retry_count sleeps, not retry_count * (retry_count + 1)
+
+
 def test_object_overwritten_since_open_fails_at_once(emrfs_endpoint, bucket, table):
     # the table records the newer version: S3 is not stale, the file really changed
     clock = ProxyClock()

@@ -119,3 +119,35 @@ def test_a_cse_object_copied_where_no_cse_key_is_configured_is_refused(
         "secure/x.instruction",
     ]
     assert fs.cat(f"{b}/secure/x") == b"secret"
+
+
+@pytest.mark.parametrize("storage", ["ObjectMetadata", "InstructionFile"])
+def test_a_kms_sealed_object_is_copied_where_no_cse_is_configured(
+    emrfs_endpoint, emrfs_s3, emrfs_bucket, storage
+):
+    """Its envelope names its KMS key, so it reads as plaintext where no CSE key is
+    configured: copies there (one stack, and across an SSE override) carry the envelope
+    and the instruction file, and report the plaintext size."""
+    kms = boto3.client("kms", endpoint_url=emrfs_endpoint, region_name="us-east-1")
+    key_id = kms.create_key(Description="emrfs stack moves")["KeyMetadata"]["KeyId"]
+    b = emrfs_bucket
+    writer = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        cse={"enabled": True, "kms_key_id": key_id, "storage_mode": storage},
+    )
+    writer.pipe_file(f"{b}/in/x", b"sealed by kms")
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        overrides={f"{b}/sse": {"sse": {"enabled": True}}},
+    )
+    fs.cp_file(f"{b}/in/x", f"{b}/in/y")  # the same stack
+    fs.cp_file(f"{b}/in/x", f"{b}/sse/z")  # another stack (its SSE)
+    for key in ("in/y", "sse/z"):
+        assert b"sealed by kms" not in emrfs_s3.get_object(Bucket=b, Key=key)["Body"].read()
+        assert fs.cat(f"{b}/{key}") == b"sealed by kms"
+        assert fs.info(f"{b}/{key}")["size"] == len(b"sealed by kms")
+    instruction = [k for k in keys(emrfs_s3, b) if k.endswith(".instruction")]
+    expected = ["in/x.instruction", "in/y.instruction", "sse/z.instruction"]
+    assert instruction == (expected if storage == "InstructionFile" else [])

@@ -75,3 +75,43 @@ def test_a_directory_whose_files_s3_does_not_list_yet_is_one(emrfs_endpoint, emr
         info = fs.info(f"{bucket}/w/x")
         assert info["type"] == "directory"
         assert fs.info(f"{bucket}/w/x/f")["size"] == 4
+
+
+# --- ls and find through the stack: what the table says ------------------------------------
+
+
+def test_a_directory_listed_once_is_listed_again_from_the_table(emrfs_endpoint, bucket):
+    """fast_list through the consistent layer: a whole directory's checked listing marks
+    it authoritative, so the next ls needs no LIST; markers read as directories."""
+    with FaultProxy(emrfs_endpoint, FaultPolicy()) as proxy:
+        fs = _consistent_fs(proxy.url)
+        fs.pipe({f"{bucket}/t/a": b"1", f"{bucket}/t/b": b"22"})
+        fs.mkdir(f"{bucket}/t/empty")
+        first = fs.ls(f"{bucket}/t")
+        proxy.reset_counters()
+        again = fs.ls(f"{bucket}/t")
+        assert proxy.counters().operations.get("ListObjectsV2", 0) == 0
+    names = [f"{bucket}/t/a", f"{bucket}/t/b", f"{bucket}/t/empty"]
+    for listed in (first, again):
+        assert [e["name"] for e in listed] == names
+        assert [e["type"] for e in listed] == ["file", "file", "directory"]
+        assert [e["size"] for e in listed[:2]] == [1, 2]
+
+
+def test_find_shows_directories_the_table_knows_and_hides_deleted_ones(
+    emrfs_endpoint, emrfs_s3, bucket
+):
+    """A directory made while S3's listing lags is found (its row); one deleted while S3
+    still lists its marker is not, and is not waited for (fails on 6248453: the
+    tombstone of a directory the table had no row for was a ConsistencyError)."""
+    with _lagging(emrfs_endpoint, list_delay=True, lingering_deletes=True) as proxy:
+        fs = _consistent_fs(proxy.url)
+        fs.mkdir(f"{bucket}/f/new")  # S3 does not list its marker yet
+        emrfs_s3.put_object(Bucket=bucket, Key="f/old/", Body=b"")  # listed at once (raw)
+        emrfs_s3.put_object(Bucket=bucket, Key="f/file", Body=b"x")
+        fs.rmdir(f"{bucket}/f/old")  # S3 still lists the marker a while
+        assert _keys(emrfs_s3, bucket, "f/") == ["f/file", "f/new/"]
+        found = fs.find(f"{bucket}/f", withdirs=True, detail=True)
+        assert sorted(found) == [f"{bucket}/f", f"{bucket}/f/file", f"{bucket}/f/new"]
+        assert found[f"{bucket}/f/new"]["type"] == "directory"
+        assert fs.find(f"{bucket}/f") == [f"{bucket}/f/file"]

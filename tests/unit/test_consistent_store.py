@@ -269,6 +269,42 @@ def test_a_listing_with_a_limit_is_asked_short_and_merged_with_the_table():
     asyncio.run(go())
 
 
+def test_listings_read_markers_as_directories_and_add_the_tables():
+    """Without a delimiter: a deleted directory's lingering marker is left out and a
+    directory only the table knows is a prefix; with one, a whole directory's checked
+    listing is remembered, so the next comes from the table alone (fast_list)."""
+    layer, memory, table = _layer()
+    lists: list[str] = []
+    listing = memory.list
+
+    def counted(prefix: str, *, delimiter: str | None = None, limit: int | None = None):
+        lists.append(prefix)
+        return listing(prefix, delimiter=delimiter, limit=limit)
+
+    memory.list = counted  # type: ignore[method-assign]
+
+    async def names(delimiter: str | None) -> tuple[list[str], list[str]]:
+        pages = [p async for p in layer.list("b/d/", delimiter=delimiter)]
+        return [o.path for p in pages for o in p.objects], [x for p in pages for x in p.prefixes]
+
+    async def go() -> None:
+        memory.place("b/d/f", b"1")
+        memory.place("b/d/old/", b"")  # the marker of a directory deleted below
+        memory.place("b/d/emr_$folder$", b"")  # an EMRFS marker of a live one
+        table.record_directory("b/d/made")  # an empty directory only the table knows
+        table.delete("b/d/old")
+        assert await names(None) == (["b/d/emr_$folder$", "b/d/f"], ["b/d/made/"])
+        await memory.delete(["b/d/old/"])  # (past the layer)
+        delimited = (["b/d/emr_$folder$", "b/d/f"], ["b/d/made/"])
+        assert await names("/") == delimited
+        assert table.get("b/d/emr").is_dir  # learnt from its marker
+        lists.clear()
+        assert await names("/") == (["b/d/f"], ["b/d/emr/", "b/d/made/"])  # the table's
+        assert lists == []
+
+    asyncio.run(go())
+
+
 # --- over the encryption layer, as the stack orders them -----------------------------------
 
 

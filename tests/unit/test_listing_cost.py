@@ -292,3 +292,20 @@ def test_add_page_folds_a_page_of_rows_as_the_same_page_of_objects():
     add_page(by_rows, "b", "r", ListPage.of_rows(rows), StatusFactory(1), recursive=True)
     assert by_rows == by_objects
     assert by_rows.files["b/r/z"]["StorageClass"] == "GLACIER"
+
+
+def test_listed_files_in_one_loop_are_the_dicts_listed_file_makes():
+    sf = StatusFactory(128, owner="o", group="g")
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    rows = [
+        ("b/a", 3, '"e"', T, "v1", "GLACIER"),
+        ("b/none", 0, None, None, None, None),
+        ("b/epoch", 1, '"e"', epoch, None, None),
+    ]
+    files: dict[str, dict] = {"b/kept": {"name": "b/kept"}}
+    sf.add_listed_files(files, rows)
+    assert list(files) == ["b/kept", "b/a", "b/none", "b/epoch"]
+    for path, size, etag, modified, _version, storage_class in rows:
+        one = sf.listed_file(path, size, etag, modified, storage_class)
+        assert list(files[path].items()) == list(one.items())  # same fields, same order
+    assert files["b/a"]["StorageClass"] == "GLACIER" and files["b/a"]["mtime"] == T.timestamp()
