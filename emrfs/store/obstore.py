@@ -288,13 +288,27 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             pin = pin or result.meta.get("e_tag")  # a resumed read stays on this version
             try:
                 with self._errors(path, if_match=pin):
-                    held = b""  # obstore's chunks are "at least" the size: cut them to it
+                    # obstore's pieces are "at least" the size: cut them to it, each byte
+                    # copied out of obstore's buffer once (joining and re-slicing ``bytes``
+                    # copied a piece up to four times)
+                    held = b""  # the start of the next chunk, from the last piece
                     async for piece in result.stream(min_chunk_size=chunk_size):
-                        held += bytes(piece)
-                        while len(held) >= chunk_size:
-                            chunk, held = held[:chunk_size], held[chunk_size:]
-                            got += len(chunk)
-                            yield chunk
+                        with memoryview(piece) as view:
+                            at = 0
+                            if held:
+                                at = min(len(view), chunk_size - len(held))
+                                held += view[:at]
+                                if len(held) < chunk_size:
+                                    continue
+                                got += chunk_size
+                                yield held
+                                held = b""
+                            while len(view) - at >= chunk_size:
+                                chunk = bytes(view[at : at + chunk_size])
+                                at += chunk_size
+                                got += chunk_size
+                                yield chunk
+                            held = bytes(view[at:])
                     if held:
                         got += len(held)
                         yield held

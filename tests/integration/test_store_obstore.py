@@ -263,6 +263,23 @@ def test_stream_in_chunks(store, emrfs_s3, bucket):
     assert b"".join(part) == data[5:1000] and beyond == []
 
 
+def test_stream_chunks_are_bytes_of_exactly_the_size_asked(store, emrfs_s3, bucket):
+    """obstore hands pieces of at least the size over; get_stream cuts them to exactly the
+    size (the last one shorter), whatever the size and the pieces' boundaries."""
+    data = os.urandom(2 * 1024 * 1024 + 17)
+    emrfs_s3.put_object(Bucket=bucket, Key="cut", Body=data)
+
+    async def go(size: int, start: int = 0) -> list[bytes]:
+        return [c async for c in store.get_stream(f"{bucket}/cut", start, chunk_size=size)]
+
+    for size, start in ((300_001, 0), (1024 * 1024, 0), (65_536, 3), (len(data), 0)):
+        chunks = run(go(size, start))
+        assert b"".join(chunks) == data[start:]
+        assert all(type(c) is bytes for c in chunks)
+        assert [len(c) for c in chunks[:-1]] == [size] * (len(chunks) - 1)
+        assert 0 < len(chunks[-1]) <= size
+
+
 def test_copy_delete_and_listing(store, fallback, emrfs_s3, bucket):
     for key in ("d/", "d/x", "d/y", "d/sub/", "d/sub/z", "dz", "e_$folder$"):
         emrfs_s3.put_object(Bucket=bucket, Key=key, Body=b"" if key.endswith("/") else b"1")
