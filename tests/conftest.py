@@ -17,6 +17,11 @@ def bucket(emrfs_bucket):
     return emrfs_bucket
 
 
+@pytest.fixture
+def table(emrfs_table):
+    return emrfs_table
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "/integration/" in str(item.fspath) or "\\integration\\" in str(item.fspath):

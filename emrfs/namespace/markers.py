@@ -315,14 +315,22 @@ class Markers:
         leaves out deletions S3 still lists and adds writes it does not list yet), its
         EMRFS ``dir_$folder$`` marker, or, with the consistent view on, its live row."""
         stack = stack or self.stacks.for_path(path)
-        async for page in stack.list(f"{bucket}/{key}/", limit=1):
-            if page.objects or page.prefixes:
-                first = page.objects[0] if page.objects else None
-                marker = first.key if first is not None and first.key == key + "/" else None
-                moment = first.last_modified if first is not None and marker else None
-                return self.status.directory(path, marker=marker, last_modified=moment)
         view = self.views(path)
-        row = None if view is None else await run_blocking(view.store.get, path)
+        # the view's row of the directory, read while the stack lists below it
+        reading = None
+        if view is not None:
+            reading = asyncio.ensure_future(run_blocking(view.store.get, path))
+        try:
+            async for page in stack.list(f"{bucket}/{key}/", limit=1):
+                if page.objects or page.prefixes:
+                    first = page.objects[0] if page.objects else None
+                    marker = first.key if first is not None and first.key == key + "/" else None
+                    moment = first.last_modified if first is not None and marker else None
+                    return self.status.directory(path, marker=marker, last_modified=moment)
+            row = None if reading is None else await reading
+        finally:
+            if reading is not None:
+                reading.cancel()
         if row is not None and row.is_dir and row.deleted:
             return None  # deleted: a folder marker S3 still shows is a deletion it lingers on
         try:

@@ -3,6 +3,8 @@
 * ``emrfs_endpoint`` (session): URL of moto on a free port, or ``EMRFS_ENDPOINT_URL``.
 * ``emrfs_s3`` (session): a raw boto3 S3 client on that endpoint (the side channel).
 * ``emrfs_bucket`` (function): a fresh uuid-named bucket, emptied and removed after.
+* ``emrfs_table`` (function): a fresh uuid name for the consistent view's DynamoDB
+  table (emrfs creates it on first use); the table is deleted after.
 * ``emrfs_fs`` (function): an ``EmrFileSystem`` on that endpoint, no instance cache.
 * ``emrfs_localstack`` (session): URL of a running LocalStack
   (``EMRFS_TEST_LOCALSTACK``, else ``http://127.0.0.1:4566`` if it answers);
@@ -75,6 +77,22 @@ def emrfs_bucket(emrfs_s3):
     emrfs_s3.create_bucket(Bucket=bucket)
     yield bucket
     empty_and_delete_bucket(emrfs_s3, bucket)
+
+
+@pytest.fixture
+def emrfs_table(emrfs_endpoint):
+    boto3 = pytest.importorskip("boto3")
+    table = f"emrfs-meta-{uuid.uuid4().hex[:12]}"
+    yield table
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url=emrfs_endpoint,
+        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
+    try:
+        ddb.delete_table(TableName=table)
+    except ddb.exceptions.ResourceNotFoundException:
+        pass  # the test never made it
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import uuid
 
 import boto3
 import pytest
@@ -24,11 +23,6 @@ from emrfs.errors import ConsistencyError
 from emrfs.testing import FaultPolicy, FaultProxy
 from emrfs.testing.faults import Inconsistency
 from tests.helpers import record_s3_calls
-
-
-@pytest.fixture
-def table():
-    return f"emrfs-meta-{uuid.uuid4().hex[:12]}"
 
 
 def consistent_fs(endpoint, table, **extra):

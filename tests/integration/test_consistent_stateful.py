@@ -3,8 +3,10 @@ through the consistent view, with injected inconsistency and throttling, against
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
+import boto3
 import pytest
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -12,6 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from emrfs import EmrFileSystem
 from emrfs.testing import FaultPolicy, FaultProxy
 from emrfs.testing.faults import Failure, Inconsistency
+from emrfs.testing.pytest_plugin import empty_and_delete_bucket
 
 NAMES = st.sampled_from(["a", "b", "c"])
 DIRS = st.sampled_from(["d1", "d2", "d1/sub"])
@@ -30,11 +33,14 @@ def proxy(emrfs_endpoint):
         yield p
 
 
-def test_random_sequences_match_a_model(proxy, emrfs_s3):
+def test_random_sequences_match_a_model(proxy, emrfs_s3, emrfs_endpoint):
+    ddb = boto3.client("dynamodb", endpoint_url=emrfs_endpoint, region_name="us-east-1")
+
     class FilesystemVersusModel(RuleBasedStateMachine):
         @initialize()
         def setup(self):
             self.bucket = f"emrfs-stateful-{uuid.uuid4().hex[:12]}"
+            self.table = f"emrfs-stateful-{uuid.uuid4().hex[:8]}"
             emrfs_s3.create_bucket(Bucket=self.bucket)
             self.fs = EmrFileSystem(
                 endpoint_url=proxy.url,
@@ -42,7 +48,7 @@ def test_random_sequences_match_a_model(proxy, emrfs_s3):
                 consistent=True,
                 retry_base_seconds=0.01,
                 **{
-                    "consistency.table_name": f"emrfs-stateful-{uuid.uuid4().hex[:8]}",
+                    "consistency.table_name": self.table,
                     "consistency.retry_policy_type": "fixed",
                     "consistency.retry_period_seconds": 0.15,
                     "consistency.retry_count": 10,
@@ -52,6 +58,13 @@ def test_random_sequences_match_a_model(proxy, emrfs_s3):
             )
             self.files: dict[str, bytes] = {}
             self.dirs: set[str] = set()
+
+        def teardown(self):
+            # each example's bucket and table go (the session's server keeps the rest)
+            if hasattr(self, "bucket"):
+                empty_and_delete_bucket(emrfs_s3, self.bucket)
+                with contextlib.suppress(ddb.exceptions.ResourceNotFoundException):
+                    ddb.delete_table(TableName=self.table)
 
         def p(self, rel: str) -> str:
             return f"{self.bucket}/{rel}"

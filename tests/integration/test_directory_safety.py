@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import uuid
 
 import boto3
 import pytest
@@ -21,11 +20,6 @@ from emrfs import EmrFileSystem
 from emrfs.errors import ConsistencyError
 from emrfs.testing import FaultPolicy, FaultProxy
 from emrfs.testing.faults import Inconsistency
-
-
-@pytest.fixture
-def table():
-    return f"emrfs-meta-{uuid.uuid4().hex[:12]}"
 
 
 def keys(s3, bucket: str, prefix: str = "") -> list[str]:

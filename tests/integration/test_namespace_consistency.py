@@ -8,18 +8,11 @@ Each outcome is checked through raw boto3 against moto (not through the proxy).
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from emrfs import EmrFileSystem
 from emrfs.testing import FaultPolicy, FaultProxy
 from emrfs.testing.faults import Inconsistency
-
-
-@pytest.fixture
-def table():
-    return f"emrfs-meta-{uuid.uuid4().hex[:12]}"
 
 
 def keys(s3, bucket: str) -> list[str]:

@@ -31,11 +31,6 @@ AES = {
 }
 
 
-@pytest.fixture
-def table():
-    return f"emrfs-meta-{uuid.uuid4().hex[:12]}"
-
-
 class ProxyClock:
     """The proxy's clock: time passes only when the consistent view sleeps between
     retries, so a stale window lasts exactly as many retries as it should, however

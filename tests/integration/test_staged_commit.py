@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-import uuid
 
 import boto3
 import pytest
@@ -23,11 +22,6 @@ pytestmark = pytest.mark.integration
 KiB = 1024
 MiB = 1024 * KiB
 AES_KEY = base64.b64encode(bytes(range(32))).decode()
-
-
-@pytest.fixture
-def table():
-    return f"emrfs-meta-{uuid.uuid4().hex[:12]}"
 
 
 def node(endpoint, tmp_path, name, table, **extra):
