@@ -25,10 +25,9 @@ from fsspec.asyn import (
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 from fsspec.utils import other_paths
 
-from . import config as _config, paths, streamed_read
+from . import components, config as _config, paths, streamed_read
 from .byterange import resolve_range
-from .cached_io import CachedIO
-from .encrypted_io import EncryptedFile, EncryptedIO
+from .encrypted_io import EncryptedFile
 from .errors import (
     EmrfsError,
     exists,
@@ -37,20 +36,8 @@ from .errors import (
     not_a_directory,
     not_found,
 )
-from .namespace.listing import Listings
-from .namespace.markers import Markers
-from .namespace.rename import Renames
-from .namespace.tree import Trees
-from .namespace.views import Views
-from .readplan import ReadPlanner
-from .renames import RenameJournal
-from .s3.client import S3Client
-from .s3.multipart import UploadPurge
-from .stacks import Stacks
-from .status import StatusFactory
 from .store.progress import reporting_sends
-from .tiers import EphemeralRoutes, StackVerbs
-from .transports import Transports
+from .tier_moves import StackVerbs
 from .uploads import bytes_parts, file_parts, write_parts
 
 logger = logging.getLogger("emrfs")
@@ -103,53 +90,8 @@ class EmrFileSystem(AsyncFileSystem):
         super().__init__(
             *args, asynchronous=asynchronous, loop=loop, batch_size=batch_size, **fsspec_kwargs
         )
-        o = self.options.s3
-        self._views = Views(self.options)  # the consistent view of each path
-        self._view = self._views  # (the view in force for a path, or None)
-        # every GET pinned to a version (If-Match) runs under the consistent view's policy
-        self.s3 = S3Client(o, pinned_get=self._views.pinned_get)
-        self.status = StatusFactory(o.fs_block_size, o.owner, o.group)
-        self.blocksize = o.read_block_size
-        self._purge = UploadPurge(  # abandoned multipart uploads (emrfs.s3.multipart)
-            self.s3,
-            age_seconds=o.multipart_purge_age,
-            whole_bucket=o.multipart_purge,
-            staged_ids=lambda bucket: self._tiers.staging.staged_upload_ids(bucket),
-        )
-        # the object-store protocol's transport of each path (emrfs.transports)
-        self._transport = Transports(self.options, self.s3, self._purge)
-        self.transport = self._transport("")
-        # SSE kwargs, CSE streams (emrfs.encrypted_io)
-        self._encrypted = EncryptedIO(self.options, self.s3, self._info, self._transport)
-        # block cache (emrfs.cached_io)
-        self._cached = CachedIO(
-            self.options, self._encrypted, lambda: self._stacks, lambda: self.loop
-        )
-        # statuses and footers reads reuse (emrfs.readplan)
-        self._reads = ReadPlanner(
+        parts = components.build(
             self.options,
-            self.s3,
-            lambda: self._stacks,
-            self._views,
-            in_tier=lambda path: self._tiers.owns(path),
-            lookup=self._info,
-        )
-        # markers, parent checks, the S3 side of status (emrfs.namespace.markers)
-        self._markers = Markers(
-            self.s3,
-            self._transport,
-            self.options,
-            self._views,
-            self.status,
-            self._encrypted,
-            self._cached,
-            self._reads,
-        )
-        self._tiers = EphemeralRoutes(  # ephemeral paths (emrfs.tiers)
-            self.options,
-            self._cached,
-            self.status,
-            self._markers,
             StackVerbs(
                 info=self._info,
                 makedirs=self._makedirs,
@@ -158,23 +100,15 @@ class EmrFileSystem(AsyncFileSystem):
                 loop=lambda: self.loop,
             ),
         )
-        # the stack of layers in force for each path, one per distinct options (emrfs.stacks)
-        self._stacks = Stacks(
-            self.options,
-            transport=self._transport.for_options,
-            view=self._views.for_options,
-            crypto=lambda cse: self._encrypted.crypto.narrowed(cse),
-            local=lambda: self._cached.local,
-            in_tier=self._tiers.owns,
-        )
-        self._markers.stacks = self._stacks
-        self._renames = RenameJournal(self._markers)  # directory renames cut short
-        # a directory's tree, rm and rmdir (emrfs.namespace.tree); renames (.rename)
-        self._trees = Trees(self._markers, self._tiers, self._info, self._stacks)
-        self._listings = Listings(self._markers, self._tiers, self._info)  # ls, find
-        self._moves = Renames(
-            self._markers, self._trees, self._tiers, self._renames, self._info, self._stacks
-        )
+        self.s3, self.status = parts.s3, parts.status
+        self.blocksize = self.options.s3.read_block_size
+        self._views = self._view = parts.views  # (the view in force for a path, or None)
+        self._purge, self._transport = parts.purge, parts.transports
+        self.transport = self._transport("")
+        self._encrypted, self._cached, self._reads = parts.encrypted, parts.cached, parts.reads
+        self._markers, self._tiers, self._stacks = parts.markers, parts.tiers, parts.stacks
+        self._renames, self._trees = parts.renames, parts.trees
+        self._listings, self._moves = parts.listings, parts.moves
 
     # --- fork safety ---------------------------------------------------------------
 
