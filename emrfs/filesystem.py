@@ -17,15 +17,13 @@ from typing import Any
 
 from fsspec.asyn import (
     AsyncFileSystem,
-    _get_batch_size,
     _run_coros_in_chunks,
     get_loop,
     sync_wrapper,
 )
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
-from fsspec.utils import other_paths
 
-from . import components, config as _config, paths, streamed_read
+from . import components, config as _config, expansion, paths, streamed_read
 from .byterange import resolve_range
 from .encrypted_io import EncryptedFile
 from .errors import (
@@ -109,6 +107,14 @@ class EmrFileSystem(AsyncFileSystem):
         self._markers, self._tiers, self._stacks = parts.markers, parts.tiers, parts.stacks
         self._renames, self._trees = parts.renames, parts.trees
         self._listings, self._moves = parts.listings, parts.moves
+        self._expansion = expansion.Expansion(  # literal names, patterns (emrfs.expansion)
+            strip=self._strip_protocol,
+            norm=self._norm,
+            exists=self._exists,
+            isdir=self._isdir,
+            glob=self._glob,
+            base_expand=super()._expand_path,
+        )
 
     # --- fork safety ---------------------------------------------------------------
 
@@ -261,11 +267,7 @@ class EmrFileSystem(AsyncFileSystem):
         )
 
     async def _glob(self, path: str, maxdepth: int | None = None, **kwargs: Any):
-        stripped = self._strip_protocol(path)
-        if isinstance(stripped, str) and paths.has_magic(stripped):
-            literal = paths.glob_literal_prefix(stripped)
-            if "/" in literal:  # the bucket is literal: send the prefix to S3
-                kwargs["_literal_prefix"] = literal
+        kwargs = expansion.glob_kwargs(self._strip_protocol(path), kwargs)
         return await super()._glob(path, maxdepth=maxdepth, **kwargs)
 
     # --- directories -------------------------------------------------------------------
@@ -413,28 +415,10 @@ class EmrFileSystem(AsyncFileSystem):
         fsspec's chunked runner waits on every pending read again after each completes
         (quadratic in the batch: most of emrfs's CPU per small GET in ``cat(list)``)."""
         found = await self._expand_path(path, recursive=recursive)
-        size = batch_size or self.batch_size or _get_batch_size(nofiles=True)
-        limit = asyncio.Semaphore(len(found) if size == -1 else max(1, size))
-
-        async def one(p: str) -> Any:
-            async with limit:
-                try:
-                    return await self._cat_file(p, **kwargs)
-                except Exception as exc:  # noqa: BLE001 - reported per path, as fsspec does
-                    return exc
-
-        out = await asyncio.gather(*(one(p) for p in found))
-        if on_error == "raise":
-            failed = next((r for r in out if isinstance(r, Exception)), None)
-            if failed is not None:
-                raise failed
-        if len(found) > 1 or isinstance(path, list) or found[0] != self._strip_protocol(path):
-            return {
-                k: v
-                for k, v in zip(found, out, strict=True)
-                if on_error != "omit" or not isinstance(v, Exception)
-            }
-        return out[0]
+        out = await expansion.gather_each(
+            found, lambda p: self._cat_file(p, **kwargs), batch_size or self.batch_size
+        )
+        return expansion.cat_result(path, found, out, on_error, self._strip_protocol(path))
 
     async def _cat_ranges(
         self, paths, starts, ends, max_gap=None, batch_size=None, on_error="return", **kwargs: Any
@@ -612,22 +596,10 @@ class EmrFileSystem(AsyncFileSystem):
         when it holds glob characters."""
         if callback is not DEFAULT_CALLBACK:
             kwargs["_parent_callback"] = callback
-        if (
-            isinstance(path1, str)
-            and isinstance(path2, str)
-            and paths.has_magic(self._strip_protocol(path1))
-            and await self._exists(path1)
-        ):
-            # a name that holds glob characters: copied as fsspec copies any plain path
-            # (fsspec would take it for a pattern when placing the copy)
-            sources = await self._expand_path(path1, recursive=recursive, maxdepth=maxdepth)
-            if not recursive or maxdepth is not None:
-                sources = [p for p in sources if not await self._isdir(p)]
-                if not sources:
-                    return None
-            dest_is_dir = path2.endswith("/") or await self._isdir(path2)
-            path2 = other_paths(sources, path2, exists=dest_is_dir and not path1.endswith("/"))
-            path1 = sources
+        named = await self._expansion.named_copy(path1, path2, recursive, maxdepth)
+        if named is None:
+            return None
+        path1, path2 = named
         return await super()._copy(
             path1,
             path2,
@@ -726,14 +698,7 @@ class EmrFileSystem(AsyncFileSystem):
         self.invalidate_cache()
 
     async def _literal_or_glob(self, path: str) -> list[str]:
-        """The paths ``path`` names: itself when it exists as written (a name may hold
-        ``*``, ``?`` or ``[``), else, if it has glob characters, what the pattern matches
-        (as Hadoop's shell does); a literal path that does not exist is returned as is,
-        for the caller's own not-found error."""
-        stripped = self._strip_protocol(path)
-        if not paths.has_magic(stripped) or await self._exists(stripped):
-            return [self._norm(stripped)]
-        return await self._glob(stripped)
+        return await self._expansion.literal_or_glob(path)
 
     async def _expand_path(
         self,
@@ -742,30 +707,9 @@ class EmrFileSystem(AsyncFileSystem):
         maxdepth: int | None = None,
         assume_literal: bool = False,
     ) -> list[str]:
-        """fsspec's expansion (cp, get, put, du, rm with maxdepth...), except that a path
-        which exists as written means itself, not a pattern (see :meth:`_literal_or_glob`)."""
-        if isinstance(path, str):
-            path = [path]
-        literal, patterns = [], []
-        for p in (self._strip_protocol(p) for p in path):
-            if assume_literal or not paths.has_magic(p) or await self._exists(p):
-                literal.append(p)
-            else:
-                patterns.append(p)
-        out: set[str] = set()
-        for group, as_written in ((literal, True), (patterns, False)):
-            if group:
-                try:
-                    out.update(
-                        await super()._expand_path(
-                            group, recursive=recursive, maxdepth=maxdepth, assume_literal=as_written
-                        )
-                    )
-                except FileNotFoundError:
-                    pass  # the other group may match; nothing at all is raised below
-        if not out:
-            raise not_found(", ".join(literal + patterns), "nothing matches")
-        return sorted(out)
+        """fsspec's expansion, except that a name which exists as written means itself
+        (:mod:`emrfs.expansion`)."""
+        return await self._expansion.expand_path(path, recursive, maxdepth, assume_literal)
 
     # --- misc ----------------------------------------------------------------------------
 

@@ -1,0 +1,139 @@
+"""Which paths a verb's argument names: literal names, glob patterns, fsspec's expansion.
+
+A name that exists as written means itself, even when it holds ``*``, ``?`` or ``[``
+(S3 keys may); otherwise a name with glob characters is a pattern, as in Hadoop's
+shell.  The filesystem hands in the calls this needs, so nothing here names it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fsspec.asyn import _get_batch_size
+from fsspec.utils import other_paths
+
+from . import paths
+from .errors import not_found
+
+
+def glob_kwargs(stripped: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` for fsspec's glob, plus the pattern's literal prefix when the bucket is
+    literal, so the listing sends that prefix to S3 instead of listing the bucket."""
+    if isinstance(stripped, str) and paths.has_magic(stripped):
+        literal = paths.glob_literal_prefix(stripped)
+        if "/" in literal:
+            return {**kwargs, "_literal_prefix": literal}
+    return kwargs
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """Expansion over one filesystem's status and listing calls."""
+
+    strip: Callable[[Any], Any]  # the path without its protocol
+    norm: Callable[[str], str]  # the path validated
+    exists: Callable[[str], Awaitable[bool]]
+    isdir: Callable[[str], Awaitable[bool]]
+    glob: Callable[[str], Awaitable[Any]]
+    base_expand: Callable[..., Awaitable[list[str]]]  # fsspec's own expansion
+
+    async def literal_or_glob(self, path: str) -> list[str]:
+        """The paths ``path`` names: itself when it exists as written, else, if it has glob
+        characters, what the pattern matches; a literal path that does not exist is
+        returned as is, for the caller's own not-found error."""
+        stripped = self.strip(path)
+        if not paths.has_magic(stripped) or await self.exists(stripped):
+            return [self.norm(stripped)]
+        return await self.glob(stripped)
+
+    async def expand_path(
+        self,
+        path: Any,
+        recursive: bool = False,
+        maxdepth: int | None = None,
+        assume_literal: bool = False,
+    ) -> list[str]:
+        """fsspec's expansion, except that a path which exists as written means itself."""
+        if isinstance(path, str):
+            path = [path]
+        literal, patterns = [], []
+        for p in (self.strip(p) for p in path):
+            if assume_literal or not paths.has_magic(p) or await self.exists(p):
+                literal.append(p)
+            else:
+                patterns.append(p)
+        out: set[str] = set()
+        for group, as_written in ((literal, True), (patterns, False)):
+            if group:
+                try:
+                    out.update(
+                        await self.base_expand(
+                            group, recursive=recursive, maxdepth=maxdepth, assume_literal=as_written
+                        )
+                    )
+                except FileNotFoundError:
+                    pass  # the other group may match; nothing at all is raised below
+        if not out:
+            raise not_found(", ".join(literal + patterns), "nothing matches")
+        return sorted(out)
+
+    async def named_copy(
+        self, path1: Any, path2: Any, recursive: bool, maxdepth: int | None
+    ) -> tuple[Any, Any] | None:
+        """``copy``'s sources and destinations when ``path1`` is a name that holds glob
+        characters and exists as written (fsspec would take it for a pattern when placing
+        the copy): ``(path1, path2)`` unchanged when it is not such a name, None when
+        nothing is left to copy."""
+        if not (
+            isinstance(path1, str)
+            and isinstance(path2, str)
+            and paths.has_magic(self.strip(path1))
+            and await self.exists(path1)
+        ):
+            return path1, path2
+        sources = await self.expand_path(path1, recursive=recursive, maxdepth=maxdepth)
+        if not recursive or maxdepth is not None:
+            sources = [p for p in sources if not await self.isdir(p)]
+            if not sources:
+                return None
+        dest_is_dir = path2.endswith("/") or await self.isdir(path2)
+        return sources, other_paths(sources, path2, exists=dest_is_dir and not path1.endswith("/"))
+
+
+async def gather_each(
+    found: list[str], read: Callable[[str], Awaitable[Any]], batch_size: int | None
+) -> list[Any]:
+    """``read`` of every path, at most ``batch_size`` at once (-1: all), each result or the
+    exception it raised, in order.  One semaphore instead of fsspec's chunked runner, which
+    waits on every pending read again after each completes (quadratic in the batch)."""
+    size = batch_size or _get_batch_size(nofiles=True)
+    limit = asyncio.Semaphore(len(found) if size == -1 else max(1, size))
+
+    async def one(p: str) -> Any:
+        async with limit:
+            try:
+                return await read(p)
+            except Exception as exc:  # noqa: BLE001 - reported per path, as fsspec does
+                return exc
+
+    return list(await asyncio.gather(*(one(p) for p in found)))
+
+
+def cat_result(path: Any, found: list[str], out: list[Any], on_error: str, stripped: Any) -> Any:
+    """fsspec's shape of ``cat``'s answer: the bytes for one path named as such, else a
+    dict by path (without failures when ``on_error="omit"``); raises the first failure
+    when ``on_error="raise"``."""
+    if on_error == "raise":
+        failed = next((r for r in out if isinstance(r, Exception)), None)
+        if failed is not None:
+            raise failed
+    if len(found) > 1 or isinstance(path, list) or found[0] != stripped:
+        return {
+            k: v
+            for k, v in zip(found, out, strict=True)
+            if on_error != "omit" or not isinstance(v, Exception)
+        }
+    return out[0]
