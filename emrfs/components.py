@@ -1,6 +1,6 @@
 """The parts of one filesystem instance, wired together from its options.
 
-:class:`~emrfs.filesystem.EmrFileSystem` keeps the verbs; this module owns which part
+The filesystem (:mod:`emrfs.filesystem`) keeps the verbs; this module owns which part
 is handed which other part.  The few calls that go back up to the filesystem (status,
 makedirs, open, rename, its event loop) arrive as a :class:`~emrfs.tier_moves.StackVerbs`,
 so nothing here names the filesystem.
@@ -26,6 +26,7 @@ from .stacks import Stacks
 from .status import StatusFactory
 from .tier_moves import StackVerbs
 from .tiers import EphemeralRoutes
+from .transfers import Transfers
 from .transports import Transports
 
 
@@ -48,6 +49,7 @@ class Components:
     trees: Trees  # a directory's tree, rm and rmdir
     listings: Listings  # ls, find
     moves: Renames  # rename and copy
+    transfers: Transfers  # whole-file writes and downloads, write-target checks
 
 
 def build(options: Options, verbs: StackVerbs) -> Components:
@@ -105,4 +107,5 @@ def build(options: Options, verbs: StackVerbs) -> Components:
         trees=trees,
         listings=Listings(markers, tiers, verbs.info),
         moves=Renames(markers, trees, tiers, renames, verbs.info, stacks),
+        transfers=Transfers(options, markers, tiers, stacks),
     )

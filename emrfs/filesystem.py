@@ -8,11 +8,8 @@ Hadoop file status, atomic exclusive create.  Protocol detail lives in
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import tempfile
-from contextlib import nullcontext
 from typing import Any
 
 from fsspec.asyn import (
@@ -23,7 +20,7 @@ from fsspec.asyn import (
 )
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 
-from . import components, config as _config, expansion, paths, streamed_read
+from . import components, config as _config, expansion, paths, streamed_read, transfers
 from .byterange import resolve_range
 from .encrypted_io import EncryptedFile
 from .errors import (
@@ -34,9 +31,7 @@ from .errors import (
     not_a_directory,
     not_found,
 )
-from .store.progress import reporting_sends
 from .tier_moves import StackVerbs
-from .uploads import bytes_parts, file_parts, write_parts
 
 logger = logging.getLogger("emrfs")
 
@@ -107,6 +102,7 @@ class EmrFileSystem(AsyncFileSystem):
         self._markers, self._tiers, self._stacks = parts.markers, parts.tiers, parts.stacks
         self._renames, self._trees = parts.renames, parts.trees
         self._listings, self._moves = parts.listings, parts.moves
+        self._transfers = parts.transfers
         self._expansion = expansion.Expansion(  # literal names, patterns (emrfs.expansion)
             strip=self._strip_protocol,
             norm=self._norm,
@@ -332,34 +328,14 @@ class EmrFileSystem(AsyncFileSystem):
     # --- write checks and markers -----------------------------------------------------------
 
     async def _check_write_target(self, path: str, *, dir_checked: bool = False) -> None:
-        """Before writing a file: not the root or a bucket, not a directory, not below a file.
-
-        ``dir_checked``: the caller already knows ``path`` is not a directory (a bulk
-        write listed the parent once instead of probing every name).
-        """
-        bucket, key = paths.split(path)
-        if not key:
-            raise is_a_directory(path, "a bucket cannot be written as a file")
-        await self._tiers.refuse_directory(path)  # a directory of ephemeral paths only
-        checks = [self._markers.check_parents(path)]
-        if self.options.s3.create_checks and not dir_checked:
-            checks.append(self._markers.refuse_directory(path, bucket, key))
-        await asyncio.gather(*checks)
+        await self._transfers.check_target(path, dir_checked=dir_checked)
 
     async def _pipe(self, path, value=None, batch_size: int | None = None, **kwargs: Any):
         """Many writes: one listing per parent directory stands in for a probe per name."""
         if isinstance(path, str):
             path = {path: value}
         targets = {self._norm(p): v for p, v in path.items()}
-        dir_checked = False
-        if self.options.s3.create_checks and len(targets) > 1:
-            parents = sorted({paths.parent(p) for p in targets if not self._tiers.owns(p)})
-            listed = await asyncio.gather(*(self._markers.child_dirs(p) for p in parents))
-            subdirs = set().union(*listed) if listed else set()
-            for p in targets:
-                if p in subdirs:
-                    raise is_a_directory(p, "a directory has this name; pick another path")
-            dir_checked = True
+        dir_checked = await self._transfers.refuse_subdirs(targets)
         coros = [
             self._pipe_file(p, v, _dir_checked=dir_checked, **kwargs) for p, v in targets.items()
         ]
@@ -450,29 +426,22 @@ class EmrFileSystem(AsyncFileSystem):
                 raise is_a_directory(rpath, "use get(recursive=True) for directories")
             callback.set_size(info.get("size"))
             etag = info.get("ETag")
-        directory = os.path.dirname(os.path.abspath(lpath))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".emrfs-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                # the path's stack: pinned under the view; CSE verified before the last
-                # chunk, so the rename below commits only a verified file
-                stream = self._stacks.for_path(rpath).get_stream(rpath, if_match=etag)
-                async for chunk in stream:
-                    f.write(chunk)
-                    if callback is not None:
-                        callback.relative_update(len(chunk))
-            os.replace(tmp, lpath)  # nothing half-written is left at lpath
-        except FileNotFoundError:
-            os.unlink(tmp)
+
+        async def directory_instead() -> None:
             if (
                 await self._markers.dir_probe(rpath, bucket, key) is not None
                 or await self._tiers.implied_dir(rpath) is not None
             ):
                 raise is_a_directory(rpath, "use get(recursive=True) for directories") from None
-            raise
-        except BaseException:
-            os.unlink(tmp)
-            raise
+
+        # the path's stack: pinned under the view; CSE verified before the last chunk,
+        # so only a verified file is committed to lpath
+        await transfers.save_local(
+            lambda: self._stacks.for_path(rpath).get_stream(rpath, if_match=etag),
+            lpath,
+            callback,
+            directory_instead,
+        )
 
     # --- writing -------------------------------------------------------------------------
 
@@ -488,22 +457,7 @@ class EmrFileSystem(AsyncFileSystem):
         if self._tiers.owns(path):
             return await self._tiers.pipe(path, value, mode)
         await self._check_write_target(path, dir_checked=_dir_checked)
-        # the path's stack: CSE encrypts, the consistent layer records the file once S3
-        # confirms it, the block cache drops the path's old blocks; SSE and the purge of
-        # abandoned uploads are the transport's
-        stack = self._stacks.for_path(path)
-        create = mode == "create"  # exclusive create, on a single PUT or a multipart upload
-        o = self.options.s3
-        if len(value) <= max(o.part_size, o.multipart_threshold):
-            await stack.put(path, value, if_none_match=create)
-        else:
-            await write_parts(
-                stack,
-                path,
-                bytes_parts(value, o.part_size),
-                concurrency=o.upload_concurrency,
-                if_none_match=create,
-            )
+        await self._transfers.put_bytes(path, value, create=mode == "create")
         await self._markers.after_create(path)
 
     async def _put_file(
@@ -516,39 +470,7 @@ class EmrFileSystem(AsyncFileSystem):
         if self._tiers.owns(rpath):
             return await self._tiers.put_file(lpath, rpath, callback, mode)
         await self._check_write_target(rpath)
-        size = os.path.getsize(lpath)
-        o = self.options.s3
-        if callback is not None:
-            callback.set_size(size)
-        reported = 0
-
-        def sent(nbytes: int) -> None:  # bytes as each part lands, or as the one PUT sends
-            nonlocal reported
-            nbytes = min(nbytes, size - reported)  # a CSE body's tag is not the file's
-            if nbytes > 0:
-                reported += nbytes
-                callback.relative_update(nbytes)
-
-        # through the path's stack, as pipe_file (CSE, the view's record, the cache, SSE)
-        stack = self._stacks.for_path(rpath)
-        create = mode == "create"
-        with open(lpath, "rb") as f:
-            if size <= max(o.part_size, o.multipart_threshold):
-                body = await asyncio.to_thread(f.read)  # one PUT (s3.multipart_threshold)
-                with reporting_sends(sent) if callback is not None else nullcontext():
-                    await stack.put(rpath, body, if_none_match=create)
-                del body
-            else:
-                await write_parts(
-                    stack,
-                    rpath,
-                    file_parts(f, size, o.part_size),
-                    concurrency=o.upload_concurrency,
-                    if_none_match=create,
-                    part_done=sent if callback is not None else None,
-                )
-        if callback is not None and size > reported:
-            callback.relative_update(size - reported)
+        await self._transfers.put_local(lpath, rpath, callback, create=mode == "create")
         await self._markers.after_create(rpath)
 
     def _open(

@@ -1,0 +1,145 @@
+"""Whole files in and out of the path's stack: bytes or a local file written (one PUT or
+a multipart upload, with progress), a download committed to a local file, and the
+checks a write target must pass first.  The filesystem's verbs call these once they
+have normalised the path and routed the ephemeral tier's paths elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import nullcontext
+from typing import Any
+
+from . import paths
+from .config import Options
+from .errors import is_a_directory
+from .namespace.markers import Markers
+from .stacks import Stacks
+from .store.progress import reporting_sends
+from .tiers import EphemeralRoutes
+from .uploads import bytes_parts, file_parts, write_parts
+
+
+class Transfers:
+    """One filesystem's whole-file writes and downloads through the stack of each path."""
+
+    def __init__(
+        self, options: Options, markers: Markers, tiers: EphemeralRoutes, stacks: Stacks
+    ) -> None:
+        self.options = options
+        self.markers = markers
+        self.tiers = tiers
+        self.stacks = stacks
+
+    async def check_target(self, path: str, *, dir_checked: bool = False) -> None:
+        """Before writing a file: not the root or a bucket, not a directory, not below a file.
+
+        ``dir_checked``: the caller already knows ``path`` is not a directory (a bulk
+        write listed the parent once instead of probing every name).
+        """
+        bucket, key = paths.split(path)
+        if not key:
+            raise is_a_directory(path, "a bucket cannot be written as a file")
+        await self.tiers.refuse_directory(path)  # a directory of ephemeral paths only
+        checks = [self.markers.check_parents(path)]
+        if self.options.s3.create_checks and not dir_checked:
+            checks.append(self.markers.refuse_directory(path, bucket, key))
+        await asyncio.gather(*checks)
+
+    async def refuse_subdirs(self, targets: Iterable[str]) -> bool:
+        """For many writes: one listing per parent directory stands in for a probe per
+        name.  Raises if a target is a directory; True when the targets were checked
+        (then each write skips its own probe)."""
+        targets = list(targets)
+        if not (self.options.s3.create_checks and len(targets) > 1):
+            return False
+        parents = sorted({paths.parent(p) for p in targets if not self.tiers.owns(p)})
+        listed = await asyncio.gather(*(self.markers.child_dirs(p) for p in parents))
+        subdirs = set().union(*listed) if listed else set()
+        for p in targets:
+            if p in subdirs:
+                raise is_a_directory(p, "a directory has this name; pick another path")
+        return True
+
+    async def put_bytes(self, path: str, value: bytes, *, create: bool) -> None:
+        """``value`` as ``path`` through its stack: CSE encrypts, the consistent layer
+        records the file once S3 confirms it, the block cache drops the path's old
+        blocks; SSE and the purge of abandoned uploads are the transport's.  ``create``:
+        exclusive create, on a single PUT or a multipart upload."""
+        stack = self.stacks.for_path(path)
+        o = self.options.s3
+        if len(value) <= max(o.part_size, o.multipart_threshold):
+            await stack.put(path, value, if_none_match=create)
+        else:
+            await write_parts(
+                stack,
+                path,
+                bytes_parts(value, o.part_size),
+                concurrency=o.upload_concurrency,
+                if_none_match=create,
+            )
+
+    async def put_local(self, lpath: str, rpath: str, callback: Any, *, create: bool) -> None:
+        """The local file ``lpath`` as ``rpath``, through its stack as :meth:`put_bytes`;
+        ``callback`` (fsspec's, or None) is told the file's size and its bytes as they land."""
+        size = os.path.getsize(lpath)
+        o = self.options.s3
+        if callback is not None:
+            callback.set_size(size)
+        reported = 0
+
+        def sent(nbytes: int) -> None:  # bytes as each part lands, or as the one PUT sends
+            nonlocal reported
+            nbytes = min(nbytes, size - reported)  # a CSE body's tag is not the file's
+            if nbytes > 0:
+                reported += nbytes
+                callback.relative_update(nbytes)
+
+        stack = self.stacks.for_path(rpath)
+        with open(lpath, "rb") as f:
+            if size <= max(o.part_size, o.multipart_threshold):
+                body = await asyncio.to_thread(f.read)  # one PUT (s3.multipart_threshold)
+                with reporting_sends(sent) if callback is not None else nullcontext():
+                    await stack.put(rpath, body, if_none_match=create)
+                del body
+            else:
+                await write_parts(
+                    stack,
+                    rpath,
+                    file_parts(f, size, o.part_size),
+                    concurrency=o.upload_concurrency,
+                    if_none_match=create,
+                    part_done=sent if callback is not None else None,
+                )
+        if callback is not None and size > reported:
+            callback.relative_update(size - reported)
+
+
+async def save_local(
+    chunks: Callable[[], AsyncIterator[bytes]],
+    lpath: str,
+    callback: Any,
+    missing: Callable[[], Awaitable[None]],
+) -> None:
+    """``chunks()`` into ``lpath`` by way of a temporary file beside it, renamed into place
+    only once every chunk arrived: nothing half-written is left at ``lpath``.  When the
+    source is not found, ``missing()`` runs (after the temporary file goes) and may raise
+    a better error; else the FileNotFoundError propagates."""
+    directory = os.path.dirname(os.path.abspath(lpath))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".emrfs-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in chunks():
+                f.write(chunk)
+                if callback is not None:
+                    callback.relative_update(len(chunk))
+        os.replace(tmp, lpath)
+    except FileNotFoundError:
+        os.unlink(tmp)
+        await missing()
+        raise
+    except BaseException:
+        os.unlink(tmp)
+        raise
