@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .cached_io import CachedIO
 from .config import Options
 from .encrypted_io import EncryptedIO
+from .namespace.directories import Directories
 from .namespace.listing import Listings
 from .namespace.markers import Markers
 from .namespace.rename import Renames
@@ -50,6 +51,7 @@ class Components:
     listings: Listings  # ls, find
     moves: Renames  # rename and copy
     transfers: Transfers  # whole-file writes and downloads, write-target checks
+    directories: Directories  # mkdir, makedirs
 
 
 def build(options: Options, verbs: StackVerbs) -> Components:
@@ -108,4 +110,5 @@ def build(options: Options, verbs: StackVerbs) -> Components:
         listings=Listings(markers, tiers, verbs.info),
         moves=Renames(markers, trees, tiers, renames, verbs.info, stacks),
         transfers=Transfers(options, markers, tiers, stacks),
+        directories=Directories(markers, tiers, verbs.info),
     )

@@ -25,10 +25,7 @@ from .byterange import resolve_range
 from .encrypted_io import EncryptedFile
 from .errors import (
     EmrfsError,
-    exists,
     is_a_directory,
-    missing_bucket,
-    not_a_directory,
     not_found,
 )
 from .tier_moves import StackVerbs
@@ -102,7 +99,7 @@ class EmrFileSystem(AsyncFileSystem):
         self._markers, self._tiers, self._stacks = parts.markers, parts.tiers, parts.stacks
         self._renames, self._trees = parts.renames, parts.trees
         self._listings, self._moves = parts.listings, parts.moves
-        self._transfers = parts.transfers
+        self._transfers, self._dirs = parts.transfers, parts.directories
         self._expansion = expansion.Expansion(  # literal names, patterns (emrfs.expansion)
             strip=self._strip_protocol,
             norm=self._norm,
@@ -269,56 +266,10 @@ class EmrFileSystem(AsyncFileSystem):
     # --- directories -------------------------------------------------------------------
 
     async def _mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
-        path = self._norm(path)
-        if not path:
-            raise exists("", "the root always exists")
-        bucket, key = paths.split(path)
-        if not key:
-            await self._markers.make_bucket(path, bucket, kwargs.get("region"))
-            return
-        if self._tiers.owns(path):
-            return await self._tiers.mkdir(path, create_parents)
-        try:
-            info = await self._info(path)
-        except FileNotFoundError:
-            info = None
-        if info is not None:
-            raise exists(path, "a file" if info["type"] == "file" else "the directory exists")
-        parent = paths.parent(path)
-        if not create_parents and paths.split(parent)[1]:
-            try:
-                pinfo = await self._info(parent)
-            except FileNotFoundError:
-                raise not_found(
-                    parent,
-                    f"parent of {path!r} does not exist; use create_parents=True or makedirs",
-                ) from None
-            if pinfo["type"] != "directory":
-                raise not_a_directory(parent, f"cannot create {path!r} below a file")
-        await self._markers.put_marker(path)
+        await self._dirs.mkdir(self._norm(path), create_parents, kwargs.get("region"))
 
     async def _makedirs(self, path: str, exist_ok: bool = False) -> None:
-        path = self._norm(path)
-        if self._tiers.owns(path):
-            return await self._tiers.makedirs(path, exist_ok)
-        try:
-            info = await self._info(path)
-        except FileNotFoundError:
-            info = None
-        if info is not None:
-            if info["type"] == "file":
-                raise exists(path, "a file is in the way of makedirs")
-            if not exist_ok:
-                raise exists(path, "use exist_ok=True")
-            return
-        bucket, key = paths.split(path)
-        if not key:
-            await self._markers.make_bucket(path, bucket, None)
-            return
-        if not await self._markers.bucket_exists(bucket):
-            # one rule for library, CLI and gateway: buckets only when asked for by name
-            raise missing_bucket(path, bucket)
-        await self._markers.put_marker(path)  # not _mkdir: a concurrent creator is no error here
+        await self._dirs.makedirs(self._norm(path), exist_ok)
 
     async def _rmdir(self, path: str) -> None:
         await self._trees.rmdir(self._norm(path))

@@ -1,0 +1,84 @@
+"""Making directories: a marker per directory, a bucket only when named as such.
+
+``mkdir`` refuses what exists and, without ``create_parents``, a missing parent or a
+parent that is a file; ``makedirs`` accepts an existing directory when asked to and
+creates a bucket only when the path is the bucket itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import paths
+from ..errors import exists, missing_bucket, not_a_directory, not_found
+from .markers import Markers
+
+if TYPE_CHECKING:
+    from ..tiers import EphemeralRoutes
+
+__all__ = ["Directories"]
+
+
+class Directories:
+    """``mkdir`` and ``makedirs`` of one filesystem (paths already normalised)."""
+
+    def __init__(
+        self,
+        markers: Markers,
+        tiers: EphemeralRoutes,
+        info: Callable[[str], Awaitable[dict[str, Any]]],
+    ) -> None:
+        self.markers = markers
+        self.tiers = tiers
+        self.info = info
+
+    async def _status(self, path: str) -> dict[str, Any] | None:
+        try:
+            return await self.info(path)
+        except FileNotFoundError:
+            return None
+
+    async def mkdir(self, path: str, create_parents: bool, region: str | None) -> None:
+        if not path:
+            raise exists("", "the root always exists")
+        bucket, key = paths.split(path)
+        if not key:
+            await self.markers.make_bucket(path, bucket, region)
+            return
+        if self.tiers.owns(path):
+            return await self.tiers.mkdir(path, create_parents)
+        info = await self._status(path)
+        if info is not None:
+            raise exists(path, "a file" if info["type"] == "file" else "the directory exists")
+        parent = paths.parent(path)
+        if not create_parents and paths.split(parent)[1]:
+            try:
+                pinfo = await self.info(parent)
+            except FileNotFoundError:
+                raise not_found(
+                    parent,
+                    f"parent of {path!r} does not exist; use create_parents=True or makedirs",
+                ) from None
+            if pinfo["type"] != "directory":
+                raise not_a_directory(parent, f"cannot create {path!r} below a file")
+        await self.markers.put_marker(path)
+
+    async def makedirs(self, path: str, exist_ok: bool) -> None:
+        if self.tiers.owns(path):
+            return await self.tiers.makedirs(path, exist_ok)
+        info = await self._status(path)
+        if info is not None:
+            if info["type"] == "file":
+                raise exists(path, "a file is in the way of makedirs")
+            if not exist_ok:
+                raise exists(path, "use exist_ok=True")
+            return
+        bucket, key = paths.split(path)
+        if not key:
+            await self.markers.make_bucket(path, bucket, None)
+            return
+        if not await self.markers.bucket_exists(bucket):
+            # one rule for library, CLI and gateway: buckets only when asked for by name
+            raise missing_bucket(path, bucket)
+        await self.markers.put_marker(path)  # not mkdir: a concurrent creator is no error here
