@@ -109,6 +109,6 @@ def build(options: Options, verbs: StackVerbs) -> Components:
         trees=trees,
         listings=Listings(markers, tiers, verbs.info),
         moves=Renames(markers, trees, tiers, renames, verbs.info, stacks),
-        transfers=Transfers(options, markers, tiers, stacks),
+        transfers=Transfers(options, markers, tiers, stacks, cached, verbs.info),
         directories=Directories(markers, tiers, verbs.info),
     )

@@ -20,8 +20,7 @@ from fsspec.asyn import (
 )
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 
-from . import components, config as _config, expansion, paths, streamed_read, transfers
-from .byterange import resolve_range
+from . import components, config as _config, expansion, paths, streamed_read
 from .encrypted_io import EncryptedFile
 from .errors import (
     EmrfsError,
@@ -303,37 +302,11 @@ class EmrFileSystem(AsyncFileSystem):
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
         path = self._norm(path)
-        bucket, key = paths.split(path)
-        if not key:
+        if not paths.split(path)[1]:
             raise is_a_directory(path, "a bucket is a directory, not a file")
         if self._tiers.owns(path):
             return await self._tiers.cat(path, start, end)
-        # the path's stack: the block cache serves blocks, the consistent view pins the
-        # recorded ETag (stale copies retried by its policy), CSE decrypts and verifies
-        stack = self._stacks.for_path(path)
-        try:
-            if start is None and end is None:
-                return await stack.get_range(path)
-            start = start or 0
-            if start < 0 or (end is not None and end <= max(start, 0)):
-                # from the end, or empty: the size first (an empty range still names a file)
-                size = self._cached.known_size(path)  # the version the block cache serves
-                if size is None:
-                    info = await self._info(path)
-                    if info["type"] != "file":
-                        raise is_a_directory(path, "open a file below it, or use ls")
-                    size = info["size"]
-                start, end = resolve_range(start, end, size)
-                if end <= start:
-                    return b""
-            return await stack.get_range(path, start, end)
-        except FileNotFoundError:
-            if (
-                await self._markers.dir_probe(path, bucket, key) is not None
-                or await self._tiers.implied_dir(path) is not None
-            ):
-                raise is_a_directory(path, "open a file below it, or use ls") from None
-            raise
+        return await self._transfers.get_bytes(path, start, end)
 
     async def _cat(
         self, path, recursive=False, on_error="raise", batch_size=None, **kwargs: Any
@@ -367,7 +340,6 @@ class EmrFileSystem(AsyncFileSystem):
             return
         if self._tiers.owns(rpath):
             return await self._tiers.get_file(rpath, lpath, callback)
-        bucket, key = paths.split(rpath)
         etag = None
         if callback is not None and not isinstance(callback, NoOpCallback):
             # the size first, so a progress bar knows the total (one HEAD, only when
@@ -377,22 +349,7 @@ class EmrFileSystem(AsyncFileSystem):
                 raise is_a_directory(rpath, "use get(recursive=True) for directories")
             callback.set_size(info.get("size"))
             etag = info.get("ETag")
-
-        async def directory_instead() -> None:
-            if (
-                await self._markers.dir_probe(rpath, bucket, key) is not None
-                or await self._tiers.implied_dir(rpath) is not None
-            ):
-                raise is_a_directory(rpath, "use get(recursive=True) for directories") from None
-
-        # the path's stack: pinned under the view; CSE verified before the last chunk,
-        # so only a verified file is committed to lpath
-        await transfers.save_local(
-            lambda: self._stacks.for_path(rpath).get_stream(rpath, if_match=etag),
-            lpath,
-            callback,
-            directory_instead,
-        )
+        await self._transfers.get_local(rpath, lpath, callback, etag)
 
     # --- writing -------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from contextlib import nullcontext
 from typing import Any
 
 from . import paths
+from .byterange import resolve_range
+from .cached_io import CachedIO
 from .config import Options
 from .errors import is_a_directory
 from .namespace.markers import Markers
@@ -26,12 +28,70 @@ class Transfers:
     """One filesystem's whole-file writes and downloads through the stack of each path."""
 
     def __init__(
-        self, options: Options, markers: Markers, tiers: EphemeralRoutes, stacks: Stacks
+        self,
+        options: Options,
+        markers: Markers,
+        tiers: EphemeralRoutes,
+        stacks: Stacks,
+        cached: CachedIO,
+        info: Callable[[str], Awaitable[dict[str, Any]]],
     ) -> None:
         self.options = options
         self.markers = markers
         self.tiers = tiers
         self.stacks = stacks
+        self.cached = cached
+        self.info = info
+
+    async def get_bytes(self, path: str, start: int | None, end: int | None) -> bytes:
+        """Bytes ``[start, end)`` of ``path`` (negative: from the end) through its stack:
+        the block cache serves blocks, the consistent view pins the recorded ETag (stale
+        copies retried by its policy), CSE decrypts and verifies."""
+        stack = self.stacks.for_path(path)
+        try:
+            if start is None and end is None:
+                return await stack.get_range(path)
+            start = start or 0
+            if start < 0 or (end is not None and end <= max(start, 0)):
+                # from the end, or empty: the size first (an empty range still names a file)
+                size = self.cached.known_size(path)  # the version the block cache serves
+                if size is None:
+                    info = await self.info(path)
+                    if info["type"] != "file":
+                        raise is_a_directory(path, "open a file below it, or use ls")
+                    size = info["size"]
+                start, end = resolve_range(start, end, size)
+                if end <= start:
+                    return b""
+            return await stack.get_range(path, start, end)
+        except FileNotFoundError:
+            await self.refuse_directory_read(path, "open a file below it, or use ls")
+            raise
+
+    async def refuse_directory_read(self, path: str, hint: str) -> None:
+        """After a read found no file at ``path``: raise that it is a directory if it is
+        one (a marker, a prefix, or ephemeral paths below it)."""
+        bucket, key = paths.split(path)
+        if (
+            await self.markers.dir_probe(path, bucket, key) is not None
+            or await self.tiers.implied_dir(path) is not None
+        ):
+            raise is_a_directory(path, hint) from None
+
+    async def get_local(self, rpath: str, lpath: str, callback: Any, etag: str | None) -> None:
+        """``rpath`` into the local file ``lpath`` through its stack: pinned to ``etag``
+        (else under the view's own pin); CSE verified before the last chunk, so only a
+        verified file is committed to ``lpath``."""
+
+        async def directory_instead() -> None:
+            await self.refuse_directory_read(rpath, "use get(recursive=True) for directories")
+
+        await save_local(
+            lambda: self.stacks.for_path(rpath).get_stream(rpath, if_match=etag),
+            lpath,
+            callback,
+            directory_instead,
+        )
 
     async def check_target(self, path: str, *, dir_checked: bool = False) -> None:
         """Before writing a file: not the root or a bucket, not a directory, not below a file.
