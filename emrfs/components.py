@@ -109,6 +109,8 @@ def build(options: Options, verbs: StackVerbs) -> Components:
         trees=trees,
         listings=Listings(markers, tiers, verbs.info),
         moves=Renames(markers, trees, tiers, renames, verbs.info, stacks),
-        transfers=Transfers(options, markers, tiers, stacks, cached, verbs.info),
+        transfers=Transfers(
+            options, markers, tiers, stacks, cached, verbs.info, s3, views, encrypted
+        ),
         directories=Directories(markers, tiers, verbs.info),
     )

@@ -233,30 +233,7 @@ class EmrFileSystem(AsyncFileSystem):
         """Bytes ``[start, end)`` of ``path`` as pieces from one GET (:mod:`emrfs.streamed_read`),
         or None where another layer serves the path (the tier, the block cache, CSE): the
         caller reads ranges instead.  Iterate on ``self.loop``."""
-        path = self._norm(path)
-        if (
-            not paths.split(path)[1]
-            or end <= start
-            or self._tiers.owns(path)
-            or self._cached.enabled(path)
-            or self._encrypted.maybe_encrypted(path)
-        ):
-            return None
-
-        async def recorded_etag() -> str | None:
-            return (await self._info(path)).get("ETag")
-
-        return streamed_read.stream(
-            self.s3,
-            path,
-            start,
-            end,
-            etag=etag,
-            piece_size=piece_size,
-            read_kwargs=self._read_kwargs(path),
-            recorded_etag=recorded_etag if self._views(path) is not None else None,
-            cat_range=lambda s, e: self._cat_file(path, s, e),
-        )
+        return self._transfers.stream(self._norm(path), start, end, etag, piece_size)
 
     async def _glob(self, path: str, maxdepth: int | None = None, **kwargs: Any):
         kwargs = expansion.glob_kwargs(self._strip_protocol(path), kwargs)
@@ -290,11 +267,6 @@ class EmrFileSystem(AsyncFileSystem):
             self._pipe_file(p, v, _dir_checked=dir_checked, **kwargs) for p, v in targets.items()
         ]
         await _run_coros_in_chunks(coros, batch_size=batch_size or self.batch_size, nofiles=True)
-
-    # --- request options hooks (encryption plugs in here) ---------------------------------
-
-    def _read_kwargs(self, path: str) -> dict[str, Any]:
-        return self._encrypted.read_kwargs(path)
 
     # --- reading -----------------------------------------------------------------------
 

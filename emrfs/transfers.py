@@ -12,12 +12,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import nullcontext
 from typing import Any
 
-from . import paths
+from . import paths, streamed_read
 from .byterange import resolve_range
 from .cached_io import CachedIO
 from .config import Options
+from .encrypted_io import EncryptedIO
 from .errors import is_a_directory
 from .namespace.markers import Markers
+from .namespace.views import Views
+from .s3.client import S3Client
 from .stacks import Stacks
 from .store.progress import reporting_sends
 from .tiers import EphemeralRoutes
@@ -35,7 +38,13 @@ class Transfers:
         stacks: Stacks,
         cached: CachedIO,
         info: Callable[[str], Awaitable[dict[str, Any]]],
+        s3: S3Client,
+        views: Views,
+        encrypted: EncryptedIO,
     ) -> None:
+        self.s3 = s3
+        self.views = views
+        self.encrypted = encrypted
         self.options = options
         self.markers = markers
         self.tiers = tiers
@@ -67,6 +76,36 @@ class Transfers:
         except FileNotFoundError:
             await self.refuse_directory_read(path, "open a file below it, or use ls")
             raise
+
+    def stream(
+        self, path: str, start: int, end: int, etag: str | None, piece_size: int
+    ) -> AsyncIterator[bytes] | None:
+        """Bytes ``[start, end)`` of ``path`` as pieces from one GET (:mod:`emrfs.streamed_read`),
+        or None where another layer serves the path (the tier, the block cache, CSE): the
+        caller reads ranges instead."""
+        if (
+            not paths.split(path)[1]
+            or end <= start
+            or self.tiers.owns(path)
+            or self.cached.enabled(path)
+            or self.encrypted.maybe_encrypted(path)
+        ):
+            return None
+
+        async def recorded_etag() -> str | None:
+            return (await self.info(path)).get("ETag")
+
+        return streamed_read.stream(
+            self.s3,
+            path,
+            start,
+            end,
+            etag=etag,
+            piece_size=piece_size,
+            read_kwargs=self.encrypted.read_kwargs(path),
+            recorded_etag=recorded_etag if self.views(path) is not None else None,
+            cat_range=lambda s, e: self.get_bytes(path, s, e),
+        )
 
     async def refuse_directory_read(self, path: str, hint: str) -> None:
         """After a read found no file at ``path``: raise that it is a directory if it is
