@@ -93,6 +93,7 @@ def build(options: Options, verbs: StackVerbs) -> Components:
     markers.stacks = stacks
     renames = RenameJournal(markers)
     trees = Trees(markers, tiers, verbs.info, stacks)
+    moves = Renames(markers, trees, tiers, renames, verbs.info, stacks)
     return Components(
         views=views,
         s3=s3,
@@ -108,9 +109,9 @@ def build(options: Options, verbs: StackVerbs) -> Components:
         renames=renames,
         trees=trees,
         listings=Listings(markers, tiers, verbs.info),
-        moves=Renames(markers, trees, tiers, renames, verbs.info, stacks),
+        moves=moves,
         transfers=Transfers(
-            options, markers, tiers, stacks, cached, verbs.info, s3, views, encrypted
+            options, markers, tiers, stacks, cached, verbs.info, s3, views, encrypted, moves
         ),
         directories=Directories(markers, tiers, verbs.info),
     )

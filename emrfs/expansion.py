@@ -49,6 +49,19 @@ class Expansion:
             return [self.norm(stripped)]
         return await self.glob(stripped)
 
+    async def matches(self, path: str) -> list[str] | None:
+        """What the pattern ``path`` matches (raises when nothing does), or None when
+        ``path`` is one name: no glob characters, or a name that exists as written."""
+        stripped = self.strip(path)
+        if not paths.has_magic(stripped):
+            return None
+        named = await self.literal_or_glob(path)
+        if named == [self.norm(path)]:
+            return None
+        if not named:
+            raise not_found(stripped, "no path matches this pattern")
+        return named
+
     async def expand_path(
         self,
         path: Any,

@@ -433,14 +433,7 @@ class EmrFileSystem(AsyncFileSystem):
         if info["type"] == "directory":
             await self._makedirs(path2, exist_ok=True)
             return False
-        if callback is not None:
-            callback.set_size(info["size"])
-        await self._check_write_target(path2)
-        # the destination's stack: the envelope kept, the copy recorded once S3 confirms
-        await self._moves.copy_object(path1, path2, info)
-        await self._markers.after_create(path2)
-        if callback is not None:
-            callback.relative_update(info["size"])
+        await self._transfers.copy_file(path1, path2, info, callback)
         return True
 
     async def _mv(
@@ -461,18 +454,11 @@ class EmrFileSystem(AsyncFileSystem):
         ``callback`` (fsspec's): ``set_size`` with the files to move, one update per
         file, and a ``branched()`` child per file told its bytes.
         """
-        if isinstance(path1, list):
-            for p in path1:
+        many = path1 if isinstance(path1, list) else await self._expansion.matches(path1)
+        if many is not None:  # a list, or a pattern: each path it names moved in turn
+            for p in many:
                 await self._mv(p, path2, recursive=recursive, callback=callback, **kwargs)
             return
-        if paths.has_magic(self._strip_protocol(path1)):
-            named = await self._literal_or_glob(path1)
-            if named != [self._norm(path1)]:  # a pattern, not a name that exists as written
-                if not named:
-                    raise not_found(self._strip_protocol(path1), "no path matches this pattern")
-                for p in named:
-                    await self._mv(p, path2, recursive=recursive, callback=callback, **kwargs)
-                return
         into = isinstance(path2, str) and path2.endswith("/")  # "dir/": move into it
         await self._moves.rename(self._norm(path1), self._norm(path2), into=into, callback=callback)
 

@@ -19,6 +19,7 @@ from .config import Options
 from .encrypted_io import EncryptedIO
 from .errors import is_a_directory
 from .namespace.markers import Markers
+from .namespace.rename import Renames
 from .namespace.views import Views
 from .s3.client import S3Client
 from .stacks import Stacks
@@ -41,7 +42,9 @@ class Transfers:
         s3: S3Client,
         views: Views,
         encrypted: EncryptedIO,
+        moves: Renames,
     ) -> None:
+        self.moves = moves
         self.s3 = s3
         self.views = views
         self.encrypted = encrypted
@@ -161,6 +164,17 @@ class Transfers:
             if p in subdirs:
                 raise is_a_directory(p, "a directory has this name; pick another path")
         return True
+
+    async def copy_file(self, path1: str, path2: str, info: dict[str, Any], callback: Any) -> None:
+        """The file ``path1`` (its status ``info``) copied to ``path2`` through the
+        destination's stack: the envelope kept, the copy recorded once S3 confirms."""
+        if callback is not None:
+            callback.set_size(info["size"])
+        await self.check_target(path2)
+        await self.moves.copy_object(path1, path2, info)
+        await self.markers.after_create(path2)
+        if callback is not None:
+            callback.relative_update(info["size"])
 
     async def put_bytes(self, path: str, value: bytes, *, create: bool) -> None:
         """``value`` as ``path`` through its stack: CSE encrypts, the consistent layer
