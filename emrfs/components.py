@@ -45,7 +45,7 @@ class Components:
     reads: ReadPlanner  # statuses and footers reads reuse
     markers: Markers  # markers, parent checks, the S3 side of status
     tiers: EphemeralRoutes  # ephemeral paths
-    stacks: Stacks  # the stack of layers in force for each path
+    stacks: Stacks  # the stack of layers in force for each path, one per distinct options
     renames: RenameJournal  # directory renames cut short
     trees: Trees  # a directory's tree, rm and rmdir
     listings: Listings  # ls, find
@@ -81,7 +81,6 @@ def build(options: Options, verbs: StackVerbs) -> Components:
     )
     markers = Markers(s3, transports, options, views, status, encrypted, cached, reads)
     tiers = EphemeralRoutes(options, cached, status, markers, verbs)
-    # one stack per distinct options (emrfs.stacks)
     stacks = Stacks(
         options,
         transport=transports.for_options,

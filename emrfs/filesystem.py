@@ -1,35 +1,25 @@
 """``EmrFileSystem``: the namespace.  Owns the verbs and the order of the layers.
 
 HDFS-like semantics over S3: real directories (markers), rename of trees,
-Hadoop file status, atomic exclusive create.  Protocol detail lives in
-:mod:`emrfs.s3`; path logic in :mod:`emrfs.paths`; options in
-:mod:`emrfs.config`.
+Hadoop file status, atomic exclusive create.  Each verb normalises its path and
+hands it to one part: the parts are wired in :mod:`emrfs.components`; names and
+patterns in :mod:`emrfs.expansion`; whole-file transfers in :mod:`emrfs.transfers`;
+the namespace in :mod:`emrfs.namespace`; path logic in :mod:`emrfs.paths`; options
+in :mod:`emrfs.config`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
-from fsspec.asyn import (
-    AsyncFileSystem,
-    _run_coros_in_chunks,
-    get_loop,
-    sync_wrapper,
-)
+from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wrapper
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 
 from . import components, config as _config, expansion, paths, streamed_read
 from .encrypted_io import EncryptedFile
-from .errors import (
-    EmrfsError,
-    is_a_directory,
-    not_found,
-)
+from .errors import EmrfsError, is_a_directory, not_found
 from .tier_moves import StackVerbs
-
-logger = logging.getLogger("emrfs")
 
 _FSSPEC_KWARGS = ("use_listings_cache", "listings_expiry_time", "max_paths")
 
@@ -194,12 +184,7 @@ class EmrFileSystem(AsyncFileSystem):
     async def _ls(self, path: str, detail: bool = True, **kwargs: Any):
         path = self._norm(path)
         if not path:
-            response = await self.s3.call("list_buckets", "")
-            entries = [
-                self.status.bucket(b["Name"], b.get("CreationDate"))
-                for b in response.get("Buckets", [])
-            ]
-            return entries if detail else [e["name"] for e in entries]
+            return await self._dirs.buckets(detail)
         return await self._listings.ls(path, detail)
 
     async def _find(

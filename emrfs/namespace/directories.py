@@ -1,4 +1,5 @@
-"""Making directories: a marker per directory, a bucket only when named as such.
+"""Making directories: a marker per directory, a bucket only when named as such;
+the root's listing of buckets.
 
 ``mkdir`` refuses what exists and, without ``create_parents``, a missing parent or a
 parent that is a file; ``makedirs`` accepts an existing directory when asked to and
@@ -21,7 +22,8 @@ __all__ = ["Directories"]
 
 
 class Directories:
-    """``mkdir`` and ``makedirs`` of one filesystem (paths already normalised)."""
+    """``mkdir``, ``makedirs`` and the root's listing of one filesystem (paths already
+    normalised)."""
 
     def __init__(
         self,
@@ -32,6 +34,15 @@ class Directories:
         self.markers = markers
         self.tiers = tiers
         self.info = info
+
+    async def buckets(self, detail: bool) -> list[Any]:
+        """The root's listing: every bucket the credentials see (statuses, or names)."""
+        response = await self.markers.s3.call("list_buckets", "")
+        entries = [
+            self.markers.status.bucket(b["Name"], b.get("CreationDate"))
+            for b in response.get("Buckets", [])
+        ]
+        return entries if detail else [e["name"] for e in entries]
 
     async def _status(self, path: str) -> dict[str, Any] | None:
         try:
