@@ -288,30 +288,10 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             pin = pin or result.meta.get("e_tag")  # a resumed read stays on this version
             try:
                 with self._errors(path, if_match=pin):
-                    # obstore's pieces are "at least" the size: cut them to it, each byte
-                    # copied out of obstore's buffer once (joining and re-slicing ``bytes``
-                    # copied a piece up to four times)
-                    held = b""  # the start of the next chunk, from the last piece
-                    async for piece in result.stream(min_chunk_size=chunk_size):
-                        with memoryview(piece) as view:
-                            at = 0
-                            if held:
-                                at = min(len(view), chunk_size - len(held))
-                                held += view[:at]
-                                if len(held) < chunk_size:
-                                    continue
-                                got += chunk_size
-                                yield held
-                                held = b""
-                            while len(view) - at >= chunk_size:
-                                chunk = bytes(view[at : at + chunk_size])
-                                at += chunk_size
-                                got += chunk_size
-                                yield chunk
-                            held = bytes(view[at:])
-                    if held:
-                        got += len(held)
-                        yield held
+                    pieces = result.stream(min_chunk_size=chunk_size)
+                    async for chunk in _cut_to_chunks(pieces, chunk_size):
+                        got += len(chunk)  # counted before the yield: a resume starts past it
+                        yield chunk
                 return
             except ChangedError:
                 raise
@@ -325,6 +305,32 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
                 await asyncio.sleep(
                     min(self.s3.retry_max_seconds, self.s3.retry_base_seconds * 2 ** (attempts - 1))
                 )
+
+
+async def _cut_to_chunks(pieces: AsyncIterator[Any], chunk_size: int) -> AsyncIterator[bytes]:
+    """Chunks of exactly ``chunk_size`` bytes (the last one shorter) from ``pieces``.
+
+    obstore's pieces are "at least" the size: cut them to it, each byte copied out of
+    obstore's buffer once (joining and re-slicing ``bytes`` copied a piece up to four
+    times)."""
+    held = b""  # the start of the next chunk, from the last piece
+    async for piece in pieces:
+        with memoryview(piece) as view:
+            at = 0
+            if held:
+                at = min(len(view), chunk_size - len(held))
+                held += view[:at]
+                if len(held) < chunk_size:
+                    continue
+                yield held
+                held = b""
+            while len(view) - at >= chunk_size:
+                chunk = bytes(view[at : at + chunk_size])
+                at += chunk_size
+                yield chunk
+            held = bytes(view[at:])
+    if held:
+        yield held
 
 
 def _drain(
