@@ -52,8 +52,8 @@ from .cache.layer import as_tuple
 from .cache.matching import is_ephemeral
 from .cache.tierfile import TierFile
 from .config import Options
-from .errors import exists, is_a_directory, not_a_directory, not_empty, not_found
-from .namespace.markers import Markers
+from .errors import exists, is_a_directory, not_a_directory, not_empty
+from .namespace.markers import Markers, check_mkdir_parent
 from .staging import TaskCommitStaging
 from .status import StatusFactory
 from .tier_moves import StackVerbs, TierMoves
@@ -319,16 +319,7 @@ class EphemeralRoutes:
             kind = "a file" if not self.tier.isdir(path) else "the directory exists"
             raise exists(path, kind)
         if not create_parents:
-            parent = paths.parent(path)
-            try:
-                pinfo = await self.stack.info(parent)  # may be persistent (S3)
-            except FileNotFoundError:
-                raise not_found(
-                    parent,
-                    f"parent of {path!r} does not exist; use create_parents=True or makedirs",
-                ) from None
-            if pinfo["type"] != "directory":
-                raise not_a_directory(parent, f"cannot create {path!r} below a file")
+            await check_mkdir_parent(path, self.stack.info)  # the parent may be in S3
         await self.check_creatable(path)
         self.tier.mkdir(path, create_parents=True)
         await self.staging.record_directory(path)

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import paths
-from ..errors import exists, missing_bucket, not_a_directory, not_found
-from .markers import Markers
+from ..errors import exists, missing_bucket
+from .markers import Markers, check_mkdir_parent
 
 if TYPE_CHECKING:
     from ..tiers import EphemeralRoutes
@@ -62,17 +62,8 @@ class Directories:
         info = await self._status(path)
         if info is not None:
             raise exists(path, "a file" if info["type"] == "file" else "the directory exists")
-        parent = paths.parent(path)
-        if not create_parents and paths.split(parent)[1]:
-            try:
-                pinfo = await self.info(parent)
-            except FileNotFoundError:
-                raise not_found(
-                    parent,
-                    f"parent of {path!r} does not exist; use create_parents=True or makedirs",
-                ) from None
-            if pinfo["type"] != "directory":
-                raise not_a_directory(parent, f"cannot create {path!r} below a file")
+        if not create_parents and paths.split(paths.parent(path))[1]:
+            await check_mkdir_parent(path, self.info)
         await self.markers.put_marker(path)
 
     async def makedirs(self, path: str, exist_ok: bool) -> None:

@@ -18,7 +18,7 @@ checked, so a bulk write into one directory pays for the checks once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK
@@ -32,7 +32,7 @@ from ..crypto.envelope import is_encrypted
 from ..crypto.guard import EnvelopeGuard
 from ..crypto.store import EncryptingStore
 from ..encrypted_io import with_sealed
-from ..errors import is_a_directory, not_a_directory
+from ..errors import is_a_directory, not_a_directory, not_found
 from ..s3.client import S3Client
 from ..s3.listing import Listing, add_page, read_ahead
 from ..status import StatusFactory
@@ -50,6 +50,21 @@ __all__ = ["Markers", "DIR_CONTENT_TYPE"]
 
 DIR_CONTENT_TYPE = "application/x-directory"
 _DELETE_BATCH = 1000
+
+
+async def check_mkdir_parent(path: str, status: Callable[[str], Awaitable[dict[str, Any]]]) -> None:
+    """``mkdir(path, create_parents=False)``'s rule (HDFS's): the parent exists and is a
+    directory; ``status`` is the caller's ``info`` (the parent may be on either side of
+    the tier)."""
+    parent = paths.parent(path)
+    try:
+        found = await status(parent)
+    except FileNotFoundError:
+        raise not_found(
+            parent, f"parent of {path!r} does not exist; use create_parents=True or makedirs"
+        ) from None
+    if found["type"] != "directory":
+        raise not_a_directory(parent, f"cannot create {path!r} below a file")
 
 
 class Markers:
