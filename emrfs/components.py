@@ -110,7 +110,7 @@ def build(options: Options, verbs: StackVerbs) -> Components:
         listings=Listings(markers, tiers, verbs.info),
         moves=moves,
         transfers=Transfers(
-            options, markers, tiers, stacks, cached, verbs.info, s3, views, encrypted, moves
+            options, markers, tiers, stacks, cached, verbs.info, encrypted, moves
         ),
         directories=Directories(markers, tiers, verbs.info),
     )

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from . import paths
 from .config import CSEOptions
 from .crypto import ContentCrypto, sse
-from .crypto.envelope import is_encrypted
 from .crypto.spool import SealedSpool
 from .crypto.store import EncryptingStore, Sealed
 from .encrypted_file import EncryptedFile, StoreRanges
@@ -42,16 +41,6 @@ if TYPE_CHECKING:
     from .store import ObjectStore
 
 __all__ = ["EncryptedIO", "EncryptedFile", "SealedSpool"]
-
-
-class EnvelopeFound(Exception):
-    """A plain GET met an object with a CSE envelope (internal redirect to decryption)."""
-
-
-def refuse_envelope(response: dict) -> None:
-    """``on_response`` hook of a plain GET: stop before the body of a CSE object."""
-    if is_encrypted(response.get("Metadata")):
-        raise EnvelopeFound()
 
 
 class EncryptedIO:

@@ -215,9 +215,9 @@ class EmrFileSystem(AsyncFileSystem):
         etag: str | None = None,
         piece_size: int = streamed_read.PIECE_SIZE,
     ):
-        """Bytes ``[start, end)`` of ``path`` as pieces from one GET (:mod:`emrfs.streamed_read`),
-        or None where another layer serves the path (the tier, the block cache, CSE): the
-        caller reads ranges instead.  Iterate on ``self.loop``."""
+        """Bytes ``[start, end)`` of ``path`` as pieces through its stack, pinned to one
+        version (:mod:`emrfs.streamed_read`); None for an empty range or a bucket (the
+        caller reads ranges instead).  Iterate on ``self.loop``."""
         return self._transfers.stream(self._norm(path), start, end, etag, piece_size)
 
     async def _glob(self, path: str, maxdepth: int | None = None, **kwargs: Any):

@@ -263,7 +263,11 @@ class EncryptingStore(WrapperStore):
                 yield chunk
             return
         for offset in range(start, end, chunk_size):
-            yield await self.read_sealed(path, sealed, offset, min(end, offset + chunk_size))
+            # one version per stream: checked at its first chunk (a spool filled earlier
+            # is asked once whether its version is still there), not at every chunk
+            yield await self.read_sealed(
+                path, sealed, offset, min(end, offset + chunk_size), recheck=offset == start
+            )
 
     async def _whole_stream(
         self, path: str, if_match: str | None, chunk_size: int
