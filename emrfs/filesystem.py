@@ -17,8 +17,8 @@ from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wr
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 
 from . import components, config as _config, expansion, paths, streamed_read
-from .encrypted_io import EncryptedFile
 from .errors import EmrfsError, is_a_directory, not_found
+from .files import EmrFile
 from .tier_moves import StackVerbs
 
 _FSSPEC_KWARGS = ("use_listings_cache", "listings_expiry_time", "max_paths")
@@ -354,7 +354,7 @@ class EmrFileSystem(AsyncFileSystem):
             return self._tiers.open(
                 self, path, mode, block_size=block_size, autocommit=autocommit, **kwargs
             )
-        return EncryptedFile(
+        return EmrFile(
             self,
             path,
             mode,
