@@ -59,7 +59,6 @@ if TYPE_CHECKING:
     from .cached_io import CachedIO
 
 
-
 class EphemeralRoutes:
     """The ephemeral tier's side of every filesystem verb (one per filesystem instance)."""
 
