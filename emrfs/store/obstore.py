@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +35,10 @@ from ..errors import ChangedError, TransportError, is_retryable
 from .buffers import FilledBytes
 from .obstore_listing import ObstoreListing
 from .obstore_native import (
+    blocking,
     choose_transport,
+    each,
+    native_pool,
     obstore_available,
     obstore_key,
     obstore_usable,
@@ -98,7 +99,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         with self._errors(path):
             # a GET with head=True is a HEAD whose answer obstore reads in full
             # (user metadata and content type; its head() drops them)
-            result = await obstore.get_async(self._store(bucket), key, options={"head": True})
+            result = await blocking(obstore.get, self._store(bucket), key, options={"head": True})
         return self._meta(path, result.meta, result.attributes)
 
     async def get_range(
@@ -114,7 +115,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         if result is None:
             return b""
         with self._errors(path):
-            return bytes(await result.bytes_async())
+            return bytes(await blocking(result.bytes))
 
     async def get(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
@@ -141,7 +142,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         stop = meta.size if end is None else min(end, meta.size)
         if stop - start <= _GET_PART and (first_end is None or first_end >= stop):
             with self._errors(path):  # small: obstore's buffer, copied once
-                data = bytes(await first.bytes_async())
+                data = bytes(await blocking(first.bytes))
             if len(data) != stop - start:
                 raise ChangedError(path, meta.etag or "", None)  # changed under the read
             return meta, data
@@ -250,7 +251,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             options["if_match"] = _quoted(if_match)
         try:
             with self._errors(path, if_match=if_match):
-                result = await obstore.get_async(self._store(bucket), key, options=options)
+                result = await blocking(obstore.get, self._store(bucket), key, options=options)
         except Exception as exc:
             if getattr(exc, "code", None) == "InvalidRange":
                 return None
@@ -289,7 +290,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             try:
                 with self._errors(path, if_match=pin):
                     pieces = result.stream(min_chunk_size=chunk_size)
-                    async for chunk in _cut_to_chunks(pieces, chunk_size):
+                    async for chunk in _cut_to_chunks(each(pieces), chunk_size):
                         got += len(chunk)  # counted before the yield: a resume starts past it
                         yield chunk
                 return
@@ -358,24 +359,11 @@ def _drain(
             return
 
 
-_workers: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _worker_pool() -> ThreadPoolExecutor:
-    """The threads that copy large GETs' parts (made on first need, per process; one per
-    part in flight: several GETs at once each send up to ``_GET_PARALLEL`` parts, and a
-    part's response waits unread until a thread takes it)."""
-    global _workers
-    if _workers is None or _workers[0] != os.getpid():
-        _workers = (os.getpid(), ThreadPoolExecutor(max_workers=32, thread_name_prefix="emrfs-get"))
-    return _workers[1]
-
-
 async def _in_worker(fn: Callable[..., None], *args: Any) -> None:
     """``fn(*args, stop)`` in a worker thread.  Cancelled, it sets ``stop`` and still waits
     for the thread to end: the thread writes into a buffer the caller frees after."""
     stop = threading.Event()
-    future = asyncio.get_running_loop().run_in_executor(_worker_pool(), partial(fn, *args, stop))
+    future = asyncio.get_running_loop().run_in_executor(native_pool(), partial(fn, *args, stop))
     try:
         await asyncio.shield(future)
     except asyncio.CancelledError:

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 import pytest
@@ -539,6 +540,44 @@ def test_transport_choice(emrfs_endpoint):
     with pytest.raises(ConfigurationError):
         ObstoreStore(S3Options(endpoint_url="http://x:1", require_tls=True))
     assert obstore_key("a/b.txt") and not obstore_key("a/") and not obstore_key("a//b")
+
+
+def test_no_obstore_thread_enters_python(store, fallback, emrfs_s3, bucket, monkeypatch):
+    """obstore's async API wakes the event loop from a tokio thread; at interpreter exit
+    that thread could take the GIL during finalization and abort the process (SIGABRT
+    after all its work was done: CI met it in a short child process).  Every verb's
+    answer must come back through a thread Python made (and joins before it finalizes)."""
+    wakers: list[threading.Thread] = []
+    original = asyncio.BaseEventLoop.call_soon_threadsafe
+
+    def recording(loop, *args, **kwargs):
+        wakers.append(threading.current_thread())
+        return original(loop, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "call_soon_threadsafe", recording)
+    emrfs_s3.put_object(Bucket=bucket, Key="d/", Body=b"")  # settled by a HEAD when listed
+
+    async def go():
+        await store.put(f"{bucket}/d/a", b"0123456789")
+        meta = await store.head(f"{bucket}/d/a")
+        part = await store.get_range(f"{bucket}/d/a", 2, 5, if_match=meta.etag)
+        whole = await store.get(f"{bucket}/d/a")
+        chunks = [c async for c in store.get_stream(f"{bucket}/d/a", chunk_size=4)]
+        await store.copy(f"{bucket}/d/a", f"{bucket}/d/b")
+        shallow = await listing(store, f"{bucket}/d/", "/")
+        deep = await listing(store, f"{bucket}/")
+        await store.delete([f"{bucket}/d/b"])
+        return part, whole[1], chunks, shallow, deep
+
+    part, whole, chunks, shallow, deep = run(go())
+    assert (part, whole, chunks) == (b"234", b"0123456789", [b"0123", b"4567", b"89"])
+    assert shallow == ([f"{bucket}/d/", f"{bucket}/d/a", f"{bucket}/d/b"], [])
+    assert deep == ([f"{bucket}/d/", f"{bucket}/d/a", f"{bucket}/d/b"], [])
+    assert fallback.calls == []  # obstore served every verb
+    assert {o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket)["Contents"]} == {"d/", "d/a"}
+    assert wakers, "no verb woke the loop from another thread: the check saw nothing"
+    foreign = {t.name for t in wakers if isinstance(t, threading._DummyThread)}
+    assert not foreign, f"threads Python did not make woke the event loop: {foreign}"
 
 
 FORK_SCRIPT = textwrap.dedent("""
