@@ -181,6 +181,63 @@ def test_a_large_get_comes_in_parallel_parts_pinned_to_one_version(
     assert fallback.calls == []
 
 
+def test_a_large_stream_reads_parts_ahead_pinned_to_one_version(
+    store, fallback, emrfs_s3, bucket, monkeypatch
+):
+    """A stream longer than one part: the first GET tells the size and version, the next
+    parts are read ahead (a bounded window) pinned to that version and handed out in
+    order, in chunks of exactly the size asked; a consumer that stops early leaves no
+    GET running; a write between the parts fails the stream, never mixes versions."""
+    import emrfs.store.obstore as transport
+
+    part = 64 * 1024
+    monkeypatch.setattr(transport, "_STREAM_PART", part)
+    monkeypatch.setattr(transport, "_STREAM_AHEAD", 2)
+    data = os.urandom(6 * part + 99)
+    emrfs_s3.put_object(Bucket=bucket, Key="big", Body=data)
+    etag = emrfs_s3.head_object(Bucket=bucket, Key="big")["ETag"]
+    asked: list[tuple[int, int | None, str | None]] = []
+    once = store._get_once
+    overwrite = {"after": None}
+
+    async def spy(path, start, end, if_match):
+        asked.append((start, end, if_match))
+        if overwrite["after"] == len(asked):
+            emrfs_s3.put_object(Bucket=bucket, Key="big", Body=b"other version")
+        return await once(path, start, end, if_match)
+
+    monkeypatch.setattr(store, "_get_once", spy)
+
+    async def stream(chunk_size, start=0, end=None, stop_after=None):
+        out = []
+        async for chunk in store.get_stream(f"{bucket}/big", start, end, chunk_size=chunk_size):
+            out.append(chunk)
+            if len(out) == stop_after:
+                break
+        await asyncio.sleep(0)  # the abandoned stream's clean-up has run
+        return out
+
+    chunks = run(stream(part))
+    assert b"".join(chunks) == data and [len(c) for c in chunks] == [part] * 6 + [99]
+    assert asked[0] == (0, part, None)
+    assert sorted(asked[1:]) == [
+        (i * part, min(len(data), (i + 1) * part), etag) for i in range(1, 7)
+    ]
+    asked.clear()
+    small = run(stream(20_000, 5, 3 * part + 1))  # parts of whole chunks, cut to the chunk size
+    assert b"".join(small) == data[5 : 3 * part + 1]
+    assert {len(c) for c in small[:-1]} == {20_000} and len(small[-1]) <= 20_000
+    assert len(asked) == 3  # parts of 80,000 bytes (four chunks each)
+    asked.clear()
+    first = run(stream(part, stop_after=1))
+    assert first == [data[:part]] and len(asked) <= 1 + 2 + 1  # the first, the window, a refill
+    asked.clear()
+    overwrite["after"] = 2
+    with pytest.raises(ChangedError):
+        run(stream(part))
+    assert fallback.calls == []
+
+
 def test_put_head_get_through_obstore_seen_by_boto3(store, fallback, emrfs_s3, bucket):
     async def go():
         meta = await store.put(
