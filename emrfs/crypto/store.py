@@ -193,7 +193,9 @@ class EncryptingStore(WrapperStore):
         for attempt in range(1, _ATTEMPTS + 1):
             sealed = await self.sealed(path, if_match)
             try:
-                return await self.read_sealed(path, sealed, start, end)
+                # unpinned, ``sealed`` is what a HEAD just found: a spool of that version
+                # needs no second look; pinned, the spool asks whether it is still there
+                return await self.read_sealed(path, sealed, start, end, recheck=bool(if_match))
             except ChangedError:
                 # unpinned by the caller: a write landed between our HEAD and GET; the
                 # envelope read belongs to the old version, so start again from the HEAD
@@ -280,7 +282,12 @@ class EncryptingStore(WrapperStore):
                 yield chunk
             return
         for offset in range(start, end, chunk_size):
-            yield await self.read_sealed(path, sealed, offset, min(end, offset + chunk_size))
+            # one version per stream: a pinned one checked at its first chunk (a spool
+            # filled earlier is asked once whether its version is still there)
+            first = offset == start and bool(if_match)
+            yield await self.read_sealed(
+                path, sealed, offset, min(end, offset + chunk_size), recheck=first
+            )
 
     async def _whole_stream(
         self, path: str, if_match: str | None, chunk_size: int
