@@ -56,13 +56,15 @@ from .envelope import (
 )
 from .keys import KeyProvider
 from .sealed import Sealed, SealedReads, bare_etag, clip_range, remember
-from .stream import ContentEncryptor, averified_chunks, plaintext_length
+from .stream import ContentEncryptor, adecrypt_whole, averified_chunks, plaintext_length
 from .writer import EncryptingWriter
 
 __all__ = ["EncryptingStore", "Sealed", "adjusted_length"]
 
 #: Attempts of a read not pinned by its caller that meets a write between HEAD and GET.
 _ATTEMPTS = 3
+#: a whole read of a sealed object streams in chunks of this size, decrypted as they land
+_WHOLE_CHUNK = 8 * 1024 * 1024
 
 
 def adjusted_length(stored: int, options: CSEOptions) -> int:
@@ -204,10 +206,25 @@ class EncryptingStore(WrapperStore):
     async def get(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
     ) -> tuple[ObjectMeta, bytes]:
+        if start == 0 and end is None and if_match is None:
+            return await self._whole(path)
         # one GET answers a plaintext object, and a whole encrypted one (its envelope
-        # comes with it); a range of an encrypted one is then read by its format
+        # comes with it); a range of an encrypted one is then read by its format.  (A
+        # pinned whole read stays one GET: the pinned-read policy may serve it unpinned.)
         stored, raw = await self.inner.get(path, start, end, if_match=if_match)
         return await self.as_read(path, stored, raw, start, end)
+
+    async def _whole(self, path: str) -> tuple[ObjectMeta, bytes]:
+        """The whole object.  A sealed body is decrypted as it streams in (the store below
+        reads ahead), so decryption overlaps the download instead of following it; it is
+        returned once it verified.  A plaintext one is joined."""
+        stored, sealed, body = await self._whole_body(path, None, _WHOLE_CHUNK)
+        if not sealed.encrypted:
+            return stored, b"".join([chunk async for chunk in body])
+        if sealed.damaged:
+            raise IntegrityError(sealed.damaged, path)
+        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
+        return sealed.meta(), await adecrypt_whole(decryptor, body, stored.size)
 
     async def as_read(
         self, path: str, stored: ObjectMeta, raw: bytes, start: int, end: int | None
@@ -279,6 +296,22 @@ class EncryptingStore(WrapperStore):
         first), the rest streams pinned to that version; a sealed one is decrypted, its
         last chunk held back until it verifies (a consumer that commits at the end, a
         temporary file renamed, never keeps unverified plaintext)."""
+        _stored, sealed, body = await self._whole_body(path, if_match, chunk_size)
+        if not sealed.encrypted:
+            async for chunk in body:
+                yield chunk
+            return
+        if sealed.damaged:
+            raise IntegrityError(sealed.damaged, path)
+        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
+        async for plain in averified_chunks(decryptor, body):
+            yield plain if isinstance(plain, bytes) else bytes(plain)
+
+    async def _whole_body(
+        self, path: str, if_match: str | None, chunk_size: int
+    ) -> tuple[ObjectMeta, Sealed, AsyncIterator[bytes]]:
+        """The whole stored body as it streams: the first chunk's GET brings the envelope
+        (no HEAD first), the rest streams pinned to the version it served."""
         stored, first = await self.inner.get(path, 0, chunk_size, if_match=if_match)
         sealed = await self.describe(path, stored)
 
@@ -295,15 +328,7 @@ class EncryptingStore(WrapperStore):
                 ):
                     yield chunk
 
-        if not sealed.encrypted:
-            async for chunk in body():
-                yield chunk
-            return
-        if sealed.damaged:
-            raise IntegrityError(sealed.damaged, path)
-        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
-        async for plain in averified_chunks(decryptor, body()):
-            yield plain if isinstance(plain, bytes) else bytes(plain)
+        return stored, sealed, body()
 
     # --- writing ---------------------------------------------------------------------------
 
