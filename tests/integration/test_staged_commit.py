@@ -259,7 +259,7 @@ def test_a_repeated_job_commit_restores_the_instruction_file_and_the_record(
     out = f"{bucket}/out"
     run_task(a, out, files={"p": b"payload"})
     staging = b._tiers.staging
-    [(path, upload)] = sync(b.loop, staging.files, f"{out}/_temporary/0/task_1")
+    [(_path, upload)] = sync(b.loop, staging.files, f"{out}/_temporary/0/task_1")
     parts = [{"PartNumber": n, "ETag": e} for n, e in enumerate(upload.etags, 1)]
     emrfs_s3.complete_multipart_upload(  # the first attempt: S3 published it, then it died
         Bucket=bucket, Key="out/p", UploadId=upload.upload_id, MultipartUpload={"Parts": parts}
