@@ -139,7 +139,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         # obstore's meta describes the whole object (its size from Content-Range)
         meta = self._meta(path, first.meta, first.attributes)
         stop = meta.size if end is None else min(end, meta.size)
-        if stop - start <= _GET_PART and (first_end is None or first_end >= stop):
+        if stop - start <= _GET_PART and first_end >= stop:
             with self._errors(path):  # small: obstore's buffer, copied once
                 data = bytes(await blocking(first.bytes))
             if len(data) != stop - start:
@@ -261,16 +261,13 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         # parts of whole chunks, at least _STREAM_PART: a small chunk size must not mean
         # one GET per chunk
         part = chunk_size * -(-_STREAM_PART // chunk_size)
-        if if_match is not None and self._pinned_get is not None and start == 0 and end is None:
-            first_end = None  # one whole GET, which the pinned-read policy may serve unpinned
-        else:
-            first_end = start + part if end is None else min(end, start + part)
+        first_end = start + part if end is None else min(end, start + part)
         first = await self._get(path, start, first_end, if_match)
         if first is None:  # the range starts at or past the end
             return
         meta = self._meta(path, first.meta, first.attributes)
         stop = meta.size if end is None else min(end, meta.size)
-        if first_end is None or stop <= first_end:
+        if stop <= first_end:
             async for chunk in self._stream_body(path, start, stop, if_match, chunk_size, first):
                 yield chunk
             return

@@ -197,7 +197,7 @@ def test_a_large_stream_reads_parts_ahead_pinned_to_one_version(
     emrfs_s3.put_object(Bucket=bucket, Key="big", Body=data)
     etag = emrfs_s3.head_object(Bucket=bucket, Key="big")["ETag"]
     asked: list[tuple[int, int | None, str | None]] = []
-    once = store._get_once
+    once = store._get
     overwrite = {"after": None}
 
     async def spy(path, start, end, if_match):
@@ -206,7 +206,7 @@ def test_a_large_stream_reads_parts_ahead_pinned_to_one_version(
             emrfs_s3.put_object(Bucket=bucket, Key="big", Body=b"other version")
         return await once(path, start, end, if_match)
 
-    monkeypatch.setattr(store, "_get_once", spy)
+    monkeypatch.setattr(store, "_get", spy)
 
     async def stream(chunk_size, start=0, end=None, stop_after=None):
         out = []
