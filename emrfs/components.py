@@ -109,8 +109,6 @@ def build(options: Options, verbs: StackVerbs) -> Components:
         trees=trees,
         listings=Listings(markers, tiers, verbs.info),
         moves=moves,
-        transfers=Transfers(
-            options, markers, tiers, stacks, cached, verbs.info, s3, views, encrypted, moves
-        ),
+        transfers=Transfers(options, markers, tiers, stacks, cached, verbs.info, encrypted, moves),
         directories=Directories(markers, tiers, verbs.info),
     )

@@ -9,11 +9,11 @@ here adapts the filesystem's shapes to it:
 
 * the SSE request kwargs of the verbs that still call S3 directly
   (:mod:`emrfs.crypto.sse`);
-* ``info["cse"]`` (:func:`with_sealed`: what an open file needs to read ranges with
-  no second HEAD; the status itself comes through the path's stack);
-* how an open file reads ranges of a CSE version (:meth:`EncryptedIO.range_source`).
+* ``info["cse"]`` (:func:`with_sealed`: the stored size and envelope of a CSE object;
+  the status itself comes through the path's stack).
 
-Reads of whole objects and ranges go through each path's stack (:mod:`emrfs.stacks`).
+Reads of whole objects and ranges, open files' included, go through each path's stack
+(:mod:`emrfs.stacks`), pinned to the version read.
 
 Objects with no envelope are read as they are, CSE on or off.
 """
@@ -29,29 +29,15 @@ from typing import TYPE_CHECKING, Any
 from . import paths
 from .config import CSEOptions
 from .crypto import ContentCrypto, sse
-from .crypto.envelope import is_encrypted
 from .crypto.spool import SealedSpool
 from .crypto.store import EncryptingStore, Sealed
-from .encrypted_file import EncryptedFile, StoreRanges
-from .errors import IntegrityError
 from .s3.client import S3Client, _close_at_exit, client_kwargs
-from .store.protocol import ObjectMeta
 
 if TYPE_CHECKING:
     from .config import Options
     from .store import ObjectStore
 
-__all__ = ["EncryptedIO", "EncryptedFile", "SealedSpool"]
-
-
-class EnvelopeFound(Exception):
-    """A plain GET met an object with a CSE envelope (internal redirect to decryption)."""
-
-
-def refuse_envelope(response: dict) -> None:
-    """``on_response`` hook of a plain GET: stop before the body of a CSE object."""
-    if is_encrypted(response.get("Metadata")):
-        raise EnvelopeFound()
+__all__ = ["EncryptedIO", "SealedSpool", "with_sealed"]
 
 
 class EncryptedIO:
@@ -162,32 +148,6 @@ class EncryptedIO:
             return [paths.split(path)[1] + options.instruction_suffix]
         return []
 
-    # --- ranged reads ------------------------------------------------------------------------
-
-    def _sealed(self, path: str, info: Mapping[str, Any]) -> Sealed:
-        """The version ``info`` describes, as the CSE layer reads it (no request)."""
-        cse = info["cse"]
-        instruction = cse.get("instruction")
-        stored = ObjectMeta(path, cse["stored_size"], info.get("ETag"), metadata=cse["envelope"])
-        return Sealed(
-            stored,
-            info["size"],
-            True,
-            None if instruction is None else instruction.encode(),
-            cse.get("damaged"),
-        )
-
-    def range_source(
-        self, path: str, info: Mapping[str, Any], store: EncryptingStore
-    ) -> StoreRanges | None:
-        """How to read ranges of the object ``info`` describes through ``store`` (the
-        encryption layer of the path's stack); None for plaintext."""
-        cse = info.get("cse")
-        if not cse:
-            return None
-        _refuse_damaged(path, cse)
-        return StoreRanges(store, path, self._sealed(path, info))
-
 
 def with_sealed(info: dict, sealed: Sealed) -> dict:
     """``info`` of a CSE object: its plaintext length and ``info["cse"]``."""
@@ -203,9 +163,3 @@ def with_sealed(info: dict, sealed: Sealed) -> dict:
         cse["damaged"] = sealed.damaged
     info.update(size=sealed.size, length=sealed.size, cse=cse)
     return info
-
-
-def _refuse_damaged(path: str, cse: Mapping[str, Any]) -> None:
-    """Reads of an object whose status found it damaged (truncated) fail."""
-    if cse.get("damaged"):
-        raise IntegrityError(cse["damaged"], path)

@@ -17,8 +17,8 @@ from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wr
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 
 from . import components, config as _config, expansion, paths, streamed_read
-from .encrypted_io import EncryptedFile
 from .errors import EmrfsError, is_a_directory, not_found
+from .files import EmrFile
 from .tier_moves import StackVerbs
 
 _FSSPEC_KWARGS = ("use_listings_cache", "listings_expiry_time", "max_paths")
@@ -215,9 +215,9 @@ class EmrFileSystem(AsyncFileSystem):
         etag: str | None = None,
         piece_size: int = streamed_read.PIECE_SIZE,
     ):
-        """Bytes ``[start, end)`` of ``path`` as pieces from one GET (:mod:`emrfs.streamed_read`),
-        or None where another layer serves the path (the tier, the block cache, CSE): the
-        caller reads ranges instead.  Iterate on ``self.loop``."""
+        """Bytes ``[start, end)`` of ``path`` as pieces through its stack, pinned to one
+        version (:mod:`emrfs.streamed_read`); None for an empty range or a bucket (the
+        caller reads ranges instead).  Iterate on ``self.loop``."""
         return self._transfers.stream(self._norm(path), start, end, etag, piece_size)
 
     async def _glob(self, path: str, maxdepth: int | None = None, **kwargs: Any):
@@ -354,7 +354,7 @@ class EmrFileSystem(AsyncFileSystem):
             return self._tiers.open(
                 self, path, mode, block_size=block_size, autocommit=autocommit, **kwargs
             )
-        return EncryptedFile(
+        return EmrFile(
             self,
             path,
             mode,

@@ -2,21 +2,18 @@
 
 The WebHDFS gateway's OPEN sends a range to its client as it arrives.  Reading
 that range as many ranged ``cat_file`` calls holds each whole read in memory
-and costs the object store one request each; a plain S3 object can instead
-come from one GET whose body is passed on piece by piece, pinned to the
-version being read.  Objects that another layer serves or transforms — the
-ephemeral tier, the block cache, client-side encryption — get ``None``, and
-the caller reads ranges through ``_cat_file`` where every layer applies.
+and costs the object store one request each; here the range comes from the
+path's stack (:mod:`emrfs.stacks`) as ``get_stream`` pieces, pinned to one
+version: the tier or the block cache serve what they hold, the consistent view
+retries a stale copy by its policy, client-side encryption decrypts and verifies.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
-from . import paths
-from .encrypted_io import EnvelopeFound, refuse_envelope
-from .s3.client import ChangedError, S3Client
+from .errors import ChangedError
+from .store.protocol import ObjectStore
 
 __all__ = ["stream", "PIECE_SIZE", "WINDOW_SIZE"]
 
@@ -29,64 +26,60 @@ WINDOW_SIZE = 8 * 1024 * 1024
 
 
 async def stream(
-    s3: S3Client,
+    store: ObjectStore,
     path: str,
     start: int,
     end: int,
     *,
     etag: str | None,
     piece_size: int,
-    read_kwargs: dict[str, Any],
-    recorded_etag: Callable[[], Awaitable[str | None]] | None,
-    cat_range: Callable[[int, int], Awaitable[bytes]],
+    windowed: bool = True,
     window_size: int = WINDOW_SIZE,
 ) -> AsyncIterator[bytes]:
-    """Bytes ``[start, end)`` of the plain S3 object ``path`` as pieces of ``piece_size``.
+    """Bytes ``[start, end)`` of the file ``path`` of ``store`` (its stack) as pieces of
+    about ``piece_size``, every piece of one version.
 
-    The caller decides that ``path`` is a plain S3 object (no tier, block cache or
-    client-side encryption configured there).  ``etag`` (from the ``info`` the caller
-    checked; else, with the consistent view on, ``recorded_etag()``, the view's) pins
-    the version, and a stale copy is retried by the view's policy as for every pinned
-    GET; if S3 serves another version, or the object turns out to be encrypted, before
-    the first piece, the pieces come from ``cat_range(start, end)`` (every layer
-    applied) instead.  Each GET covers at most ``window_size`` bytes (see WINDOW_SIZE);
-    the windows after the first are pinned to the version the first one served.
+    ``etag`` (from the status the caller checked; else the stack's ``head``, which the
+    consistent view checks) pins the version.  If the store holds another version
+    before the first piece went out, the range is read again from the version there now
+    (never a mix of two).  ``windowed``: each ``get_stream`` covers at most
+    ``window_size`` bytes (see WINDOW_SIZE); off where a layer must read an object whole
+    to verify it (client-side encryption), which then picks its own reads.
     """
-    bucket, key = paths.split(path)
-    if etag is None and recorded_etag is not None:
-        etag = await recorded_etag()  # the version the view recorded, pinned
-    pinned: dict[str, str | None] = {"etag": etag}
-
-    def on_response(response: dict) -> None:
-        refuse_envelope(response)
-        # later windows are pinned to the version the first one served
-        pinned["etag"] = pinned["etag"] or response.get("ETag")
-
     sent = 0
-    try:
-        for window_start in range(start, end, window_size):
-            window_end = min(end, window_start + window_size)
-            extra = dict(read_kwargs)
-            if pinned["etag"]:
-                extra["IfMatch"] = pinned["etag"]
-            got = 0
-            async for piece in s3.get_object_stream(
-                path,
-                bucket,
-                key,
-                piece_size,
-                on_response=on_response,
-                start=window_start,
-                end=window_end,
-                **extra,
+    for attempt in (0, 1):
+        if etag is None or attempt:
+            etag = (await store.head(path)).etag  # the version there now, pinned
+        try:
+            async for piece in _pieces(
+                store, path, start, end, etag, piece_size, windowed, window_size
             ):
                 sent += len(piece)
-                got += len(piece)
                 yield piece
-            if got < window_end - window_start:
-                return  # the object ends inside this window
-    except (ChangedError, EnvelopeFound):
-        if sent:
-            raise  # a version changed under a running read: never mix two versions
-        for pos in range(start, end, piece_size):
-            yield await cat_range(pos, min(end, pos + piece_size))
+            return
+        except ChangedError:
+            if sent or attempt:
+                raise  # a version changed under a running read: never mix two versions
+
+
+async def _pieces(
+    store: ObjectStore,
+    path: str,
+    start: int,
+    end: int,
+    etag: str | None,
+    piece_size: int,
+    windowed: bool,
+    window_size: int,
+) -> AsyncIterator[bytes]:
+    step = window_size if windowed else end - start
+    for window_start in range(start, end, step):
+        window_end = min(end, window_start + step)
+        got = 0
+        async for piece in store.get_stream(
+            path, window_start, window_end, if_match=etag, chunk_size=piece_size
+        ):
+            got += len(piece)
+            yield piece
+        if got < window_end - window_start:
+            return  # the object ends inside this window

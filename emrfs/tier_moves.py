@@ -1,13 +1,15 @@
-"""Copies, renames and deletes where the ephemeral tier is involved (the tier's side of
-``cp``, ``mv`` and ``rm``; see :mod:`emrfs.tiers` for the rules).
+"""Copies, renames and deletes where the ephemeral tier is involved: what the tier does
+once the namespace's rules (:mod:`emrfs.namespace`: rename's destination, no file over a
+directory, ``rm`` of a non-empty directory only with ``recursive``) allowed ``cp``,
+``mv`` or ``rm`` (see :mod:`emrfs.tiers`).
 
 * inside the tier: a local metadata change (no data moves);
 * from the tier to a persistent path (a job commit): one upload per file, streamed
   through the filesystem's own write path, then the tier copy is deleted;
 * a persistent directory renamed: what the tier holds below it follows;
 * from a persistent path into the tier: refused (``cp`` downloads instead);
-* ``rm``: the tier's paths, and what the tier holds below persistent ones, go here;
-  the rest is left for S3.
+* ``rm``: a tier path's local copy and staged uploads; what the tier holds below a
+  persistent directory, everywhere.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import paths
 from .blocking import run_blocking
 from .commit_layout import in_task_attempt
-from .errors import InvalidPathError, exists, is_a_directory
 
 if TYPE_CHECKING:
     from .cache.ephemeral import EphemeralTier
@@ -56,8 +57,6 @@ class TierRoutes(Protocol):
     def owns(self, path: str) -> bool: ...
 
     def holds_dir(self, path: str) -> bool: ...
-
-    async def holds_any(self, path: str) -> bool: ...
 
     async def check_creatable(self, path: str) -> None: ...
 
@@ -110,25 +109,9 @@ class TierMoves:
             while chunk := r.read(_CHUNK):
                 w.write(chunk)
 
-    async def mv(self, src: str, dst: str) -> None:
-        """HDFS rename where the tier is involved (see the module docstring)."""
-        info = await self.routes.stack.info(src)
-        if src == dst:
-            return  # HDFS: renaming a path onto itself is a no-op
-        dinfo = await self._info_or_none(dst)
-        if dinfo is not None and dinfo["type"] == "directory":
-            dst = paths.join(dst, paths.basename(src))
-            if dst == src:
-                return  # into the directory that already holds it: nothing to do
-            dinfo = await self._info_or_none(dst)
-        if info["type"] == "file":
-            if dinfo is not None and dinfo["type"] == "directory":
-                raise is_a_directory(dst, f"cannot replace a directory with file {src!r}")
-        else:
-            if paths.is_within(dst, src):
-                raise InvalidPathError(f"cannot move directory {src!r} into itself ({dst!r})", src)
-            if dinfo is not None:
-                raise exists(dst, f"cannot move directory {src!r} over an existing file")
+    async def move(self, src: str, dst: str, info: dict) -> None:
+        """Rename ``src`` (its status ``info``) to ``dst``, the tier involved; the
+        namespace (:mod:`emrfs.namespace.rename`) resolved ``dst`` and checked the rules."""
         if not self.routes.owns(src):
             raise PermissionError(
                 f"cannot rename {src!r} into the ephemeral tier ({dst!r}): the S3 copy would be "
@@ -164,12 +147,6 @@ class TierMoves:
             self.routes.tier.remove_empty_dirs(src, paths.split(src)[0])
             await self.routes.keep_parent(src)
 
-    async def _info_or_none(self, path: str) -> dict | None:
-        try:
-            return await self.routes.stack.info(path)
-        except FileNotFoundError:
-            return None
-
     def _empty_dirs(self, path: str) -> list[str]:
         """The tier's directories strictly below ``path`` that hold nothing."""
         entries = self.routes.walk(path, None, withdirs=True)
@@ -204,45 +181,24 @@ class TierMoves:
             await asyncio.gather(*(one(f) for f in files))
         self.routes.tier.delete(src, recursive=True)
 
-    async def rm(self, targets: list[str], recursive: bool) -> list[str]:
-        """Delete what ``targets`` name in the tier; return the paths left for S3."""
-        if not self.routes.on:
-            return targets
-        rest: list[str] = []
-        removed: list[str] = []
-        for p in sorted(set(targets), key=len):
-            if any(paths.is_within(p, r) for r in removed):
-                continue  # went with a directory removed before it
-            if self.routes.owns(p):
-                if not recursive and (
-                    await self.routes.staging.children(p)
-                    or (self.routes.tier.isdir(p) and self.routes.tier.ls(p, detail=False))
-                ):
-                    raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
-                had_staged = await self.routes.staging.abort_tree(p)  # uploads staged below it
-                try:
-                    self.routes.tier.delete(p, recursive=recursive)
-                except FileNotFoundError:
-                    if not had_staged:
-                        raise
-                if in_task_attempt(p) and self.routes.staging.shared(p):
-                    self.routes.staging.prune(paths.parent(p))  # an aborted task attempt
-                elif not self.routes.owns(paths.parent(p)):  # local directories that only held it
-                    self.routes.tier.remove_empty_dirs(paths.parent(p), paths.split(p)[0])
-                await self.routes.keep_parent(p)
-                removed.append(p)
-                continue
-            if await self.routes.holds_any(p):
-                if not recursive:
-                    raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
-                # what the tier holds below p goes everywhere: the local copy, and the
-                # staged uploads and recorded job directories every machine sees
-                if self.routes.holds_dir(p):
-                    self.routes.tier.delete(p, recursive=True)
-                await self.routes.staging.abort_tree(p)
-                if await self._info_or_none(p) is None:
-                    await self.routes.keep_parent(p)
-                    removed.append(p)
-                    continue  # it was a directory only because of the tier
-            rest.append(p)
-        return rest
+    async def remove(self, p: str, recursive: bool) -> None:
+        """Delete tier path ``p`` (a file, or a directory the namespace let go: empty, or
+        ``recursive``): its local copy and the uploads staged below it."""
+        had_staged = await self.routes.staging.abort_tree(p)  # uploads staged below it
+        try:
+            self.routes.tier.delete(p, recursive=recursive)
+        except FileNotFoundError:
+            if not had_staged:
+                raise
+        if in_task_attempt(p) and self.routes.staging.shared(p):
+            self.routes.staging.prune(paths.parent(p))  # an aborted task attempt
+        elif not self.routes.owns(paths.parent(p)):  # local directories that only held it
+            self.routes.tier.remove_empty_dirs(paths.parent(p), paths.split(p)[0])
+        await self.routes.keep_parent(p)
+
+    async def remove_below(self, p: str) -> None:
+        """Delete what the tier holds below persistent directory ``p`` everywhere: the
+        local copy, and the staged uploads and recorded job directories every machine sees."""
+        if self.routes.holds_dir(p):
+            self.routes.tier.delete(p, recursive=True)
+        await self.routes.staging.abort_tree(p)

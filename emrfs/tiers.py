@@ -52,8 +52,8 @@ from .cache.layer import as_tuple
 from .cache.matching import is_ephemeral
 from .cache.tierfile import TierFile
 from .config import Options
-from .errors import exists, is_a_directory, not_a_directory, not_empty
-from .namespace.markers import Markers, check_mkdir_parent
+from .errors import is_a_directory
+from .namespace.markers import Markers
 from .staging import TaskCommitStaging
 from .status import StatusFactory
 from .tier_moves import StackVerbs, TierMoves
@@ -312,37 +312,27 @@ class EphemeralRoutes:
         names = sorted(out)
         return {n: out[n] for n in names} if detail else names
 
-    # --- directories ------------------------------------------------------------------------
+    # --- directories (the rules are the namespace's: emrfs.namespace) ------------------------
 
-    async def mkdir(self, path: str, create_parents: bool = True) -> None:
-        if self.tier.exists(path):
-            kind = "a file" if not self.tier.isdir(path) else "the directory exists"
-            raise exists(path, kind)
-        if not create_parents:
-            await check_mkdir_parent(path, self.stack.info)  # the parent may be in S3
+    async def make_dir(self, path: str) -> None:
+        """Make tier directory ``path`` and its missing parents, once the namespace's rules
+        allowed it; recorded where staging is on, so every machine sees it."""
         await self.check_creatable(path)
         self.tier.mkdir(path, create_parents=True)
         await self.staging.record_directory(path)
 
-    async def makedirs(self, path: str, exist_ok: bool = False) -> None:
-        if self.tier.exists(path):
-            if not self.tier.isdir(path):
-                raise exists(path, "a file is in the way of makedirs")
-            if not exist_ok:
-                raise exists(path, "use exist_ok=True")
-            return
-        await self.check_creatable(path)
-        self.tier.mkdir(path, create_parents=True)
-        await self.staging.record_directory(path)
+    async def holds_below(self, path: str) -> bool:
+        """True when the tier has something strictly below ``path``: a tier directory's
+        children (local, or staged by any machine), or a persistent directory's tier
+        descendants (:meth:`holds_any`)."""
+        if not self.owns(path):
+            return await self.holds_any(path)
+        if self.tier.isdir(path) and self.tier.ls(path, detail=False):
+            return True
+        return bool(await self.staging.children(path))
 
-    async def rmdir(self, path: str) -> None:
-        info = await self.info(path)
-        if info["type"] != "directory":
-            raise not_a_directory(path, "rmdir removes directories; use rm for files")
-        if (
-            self.tier.isdir(path) and self.tier.ls(path, detail=False)
-        ) or await self.staging.children(path):
-            raise not_empty(path, "rmdir removes only empty directories; use rm(recursive=True)")
+    async def remove_dir(self, path: str) -> None:
+        """Remove the empty tier directory ``path`` (the namespace checked it is one)."""
         if self.tier.exists(path):
             self.tier.delete(path)
         await self.staging.abort_tree(path)  # its row, if the job set-up recorded it
@@ -447,15 +437,20 @@ class EphemeralRoutes:
     async def cp_file(self, src: str, dst: str) -> None:
         await self.moves.cp_file(src, dst)
 
-    async def mv(self, src: str, dst: str) -> None:
-        """HDFS rename where the tier is involved (see the module docstring)."""
-        await self.moves.mv(src, dst)
+    async def move(self, src: str, dst: str, info: dict[str, Any]) -> None:
+        """Rename ``src`` (its status ``info``) to ``dst`` where the tier is involved, once
+        the namespace's rename rules resolved and allowed it (see the module docstring)."""
+        await self.moves.move(src, dst, info)
 
     async def follow(self, src: str, dst: str) -> None:
         """Persistent directory ``src`` was renamed to ``dst``: what the tier holds below
         it (local, or staged by any machine) moves too, as HDFS moves a whole subtree."""
         await self.moves.follow(src, dst)
 
-    async def rm(self, targets: list[str], recursive: bool) -> list[str]:
-        """Delete what ``targets`` name in the tier; return the paths left for S3."""
-        return await self.moves.rm(targets, recursive)
+    async def remove(self, path: str, recursive: bool) -> None:
+        """Delete tier ``path`` (the namespace checked it may go)."""
+        await self.moves.remove(path, recursive)
+
+    async def remove_below(self, path: str) -> None:
+        """Delete what the tier holds below persistent directory ``path``, everywhere."""
+        await self.moves.remove_below(path)

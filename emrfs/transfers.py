@@ -20,8 +20,6 @@ from .encrypted_io import EncryptedIO
 from .errors import is_a_directory
 from .namespace.markers import Markers
 from .namespace.rename import Renames
-from .namespace.views import Views
-from .s3.client import S3Client
 from .stacks import Stacks
 from .store.progress import reporting_sends
 from .tiers import EphemeralRoutes
@@ -39,14 +37,10 @@ class Transfers:
         stacks: Stacks,
         cached: CachedIO,
         info: Callable[[str], Awaitable[dict[str, Any]]],
-        s3: S3Client,
-        views: Views,
         encrypted: EncryptedIO,
         moves: Renames,
     ) -> None:
         self.moves = moves
-        self.s3 = s3
-        self.views = views
         self.encrypted = encrypted
         self.options = options
         self.markers = markers
@@ -83,31 +77,20 @@ class Transfers:
     def stream(
         self, path: str, start: int, end: int, etag: str | None, piece_size: int
     ) -> AsyncIterator[bytes] | None:
-        """Bytes ``[start, end)`` of ``path`` as pieces from one GET (:mod:`emrfs.streamed_read`),
-        or None where another layer serves the path (the tier, the block cache, CSE): the
-        caller reads ranges instead."""
-        if (
-            not paths.split(path)[1]
-            or end <= start
-            or self.tiers.owns(path)
-            or self.cached.enabled(path)
-            or self.encrypted.maybe_encrypted(path)
-        ):
+        """Bytes ``[start, end)`` of ``path`` as pieces through its stack
+        (:mod:`emrfs.streamed_read`), pinned to ``etag`` (else to the version the stack's
+        ``head`` finds); None for an empty range or a bucket: the caller reads ranges."""
+        if not paths.split(path)[1] or end <= start:
             return None
-
-        async def recorded_etag() -> str | None:
-            return (await self.info(path)).get("ETag")
-
         return streamed_read.stream(
-            self.s3,
+            self.stacks.for_path(path),
             path,
             start,
             end,
             etag=etag,
             piece_size=piece_size,
-            read_kwargs=self.encrypted.read_kwargs(path),
-            recorded_etag=recorded_etag if self.views(path) is not None else None,
-            cat_range=lambda s, e: self.get_bytes(path, s, e),
+            # a CSE layer reads a sealed object whole to verify it: its own reads, no windows
+            windowed=not self.encrypted.maybe_encrypted(path),
         )
 
     async def refuse_directory_read(self, path: str, hint: str) -> None:

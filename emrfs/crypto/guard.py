@@ -65,6 +65,9 @@ class EnvelopeGuard(WrapperStore):
         self.refuse_unknown = refuse_unknown
         self._decrypting: EncryptingStore | None = None
         self._sealed: OrderedDict[str, None] = OrderedDict()
+        # versions (path, bare ETag) a read here found plaintext: a stream pinned to one
+        # streams from its first byte (no first window read whole to look for an envelope)
+        self._plain: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     @property
     def decrypting(self) -> EncryptingStore:
@@ -97,9 +100,18 @@ class EnvelopeGuard(WrapperStore):
         if not self._met_sealed(path) and self.refuse_unknown:
             raise ChangedError(path, if_match or "(a plaintext version)", etag)
 
+    def _met_plain(self, meta: ObjectMeta) -> None:
+        if meta.etag:
+            ident = (meta.path, meta.etag.strip('"'))
+            self._plain[ident] = None
+            self._plain.move_to_end(ident)
+            if len(self._plain) > MAX_SEALED:
+                self._plain.popitem(last=False)
+
     async def head(self, path: str) -> ObjectMeta:
         meta = await self.inner.head(path)
         if not _sealed(meta):
+            self._met_plain(meta)
             return meta
         self._met_sealed(path)  # a head only describes: the cache above learns to seal
         return (await self.decrypting.describe(path, meta)).meta()
@@ -109,6 +121,7 @@ class EnvelopeGuard(WrapperStore):
     ) -> tuple[ObjectMeta, bytes]:
         stored, raw = await self.inner.get(path, start, end, if_match=if_match)
         if not _sealed(stored):
+            self._met_plain(stored)
             return stored, raw
         self._read_sealed(path, stored.etag, if_match)
         return await self.decrypting.as_read(path, stored, raw, start, end)
@@ -128,6 +141,12 @@ class EnvelopeGuard(WrapperStore):
         chunk_size: int = 8 * 1024 * 1024,
     ) -> AsyncIterator[bytes]:
         check_chunk_size(path, chunk_size)
+        if if_match and (path, if_match.strip('"')) in self._plain:
+            async for chunk in self.inner.get_stream(
+                path, start, end, if_match=if_match, chunk_size=chunk_size
+            ):
+                yield chunk
+            return
         window = max(chunk_size, FIRST_WINDOW)
         first_end = start + window if end is None else min(end, start + window)
         stored, first = await self.inner.get(path, start, first_end, if_match=if_match)
@@ -138,6 +157,7 @@ class EnvelopeGuard(WrapperStore):
             ):
                 yield chunk
             return
+        self._met_plain(stored)
         if first:
             yield first
         stop = stored.size if end is None else min(end, stored.size)
@@ -163,5 +183,6 @@ class EnvelopeGuard(WrapperStore):
 
     def drop_local(self) -> None:
         """Drop the decrypting layer's spools and remembered versions."""
+        self._plain.clear()
         if self._decrypting is not None:
             self._decrypting.drop_local()

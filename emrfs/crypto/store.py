@@ -56,13 +56,15 @@ from .envelope import (
 )
 from .keys import KeyProvider
 from .sealed import Sealed, SealedReads, bare_etag, clip_range, remember
-from .stream import ContentEncryptor, averified_chunks, plaintext_length
+from .stream import ContentEncryptor, adecrypt_whole, averified_chunks, plaintext_length
 from .writer import EncryptingWriter
 
 __all__ = ["EncryptingStore", "Sealed", "adjusted_length"]
 
 #: Attempts of a read not pinned by its caller that meets a write between HEAD and GET.
 _ATTEMPTS = 3
+#: a whole read of a sealed object streams in chunks of this size, decrypted as they land
+_WHOLE_CHUNK = 8 * 1024 * 1024
 
 
 def adjusted_length(stored: int, options: CSEOptions) -> int:
@@ -191,7 +193,9 @@ class EncryptingStore(WrapperStore):
         for attempt in range(1, _ATTEMPTS + 1):
             sealed = await self.sealed(path, if_match)
             try:
-                return await self.read_sealed(path, sealed, start, end)
+                # unpinned, ``sealed`` is what a HEAD just found: a spool of that version
+                # needs no second look; pinned, the spool asks whether it is still there
+                return await self.read_sealed(path, sealed, start, end, recheck=bool(if_match))
             except ChangedError:
                 # unpinned by the caller: a write landed between our HEAD and GET; the
                 # envelope read belongs to the old version, so start again from the HEAD
@@ -202,10 +206,25 @@ class EncryptingStore(WrapperStore):
     async def get(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
     ) -> tuple[ObjectMeta, bytes]:
+        if start == 0 and end is None and if_match is None:
+            return await self._whole(path)
         # one GET answers a plaintext object, and a whole encrypted one (its envelope
-        # comes with it); a range of an encrypted one is then read by its format
+        # comes with it); a range of an encrypted one is then read by its format.  (A
+        # pinned whole read stays one GET: the pinned-read policy may serve it unpinned.)
         stored, raw = await self.inner.get(path, start, end, if_match=if_match)
         return await self.as_read(path, stored, raw, start, end)
+
+    async def _whole(self, path: str) -> tuple[ObjectMeta, bytes]:
+        """The whole object.  A sealed body is decrypted as it streams in (the store below
+        reads ahead), so decryption overlaps the download instead of following it; it is
+        returned once it verified.  A plaintext one is joined."""
+        stored, sealed, body = await self._whole_body(path, None, _WHOLE_CHUNK)
+        if not sealed.encrypted:
+            return stored, b"".join([chunk async for chunk in body])
+        if sealed.damaged:
+            raise IntegrityError(sealed.damaged, path)
+        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
+        return sealed.meta(), await adecrypt_whole(decryptor, body, stored.size)
 
     async def as_read(
         self, path: str, stored: ObjectMeta, raw: bytes, start: int, end: int | None
@@ -263,7 +282,12 @@ class EncryptingStore(WrapperStore):
                 yield chunk
             return
         for offset in range(start, end, chunk_size):
-            yield await self.read_sealed(path, sealed, offset, min(end, offset + chunk_size))
+            # one version per stream: a pinned one checked at its first chunk (a spool
+            # filled earlier is asked once whether its version is still there)
+            first = offset == start and bool(if_match)
+            yield await self.read_sealed(
+                path, sealed, offset, min(end, offset + chunk_size), recheck=first
+            )
 
     async def _whole_stream(
         self, path: str, if_match: str | None, chunk_size: int
@@ -272,6 +296,22 @@ class EncryptingStore(WrapperStore):
         first), the rest streams pinned to that version; a sealed one is decrypted, its
         last chunk held back until it verifies (a consumer that commits at the end, a
         temporary file renamed, never keeps unverified plaintext)."""
+        _stored, sealed, body = await self._whole_body(path, if_match, chunk_size)
+        if not sealed.encrypted:
+            async for chunk in body:
+                yield chunk
+            return
+        if sealed.damaged:
+            raise IntegrityError(sealed.damaged, path)
+        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
+        async for plain in averified_chunks(decryptor, body):
+            yield plain if isinstance(plain, bytes) else bytes(plain)
+
+    async def _whole_body(
+        self, path: str, if_match: str | None, chunk_size: int
+    ) -> tuple[ObjectMeta, Sealed, AsyncIterator[bytes]]:
+        """The whole stored body as it streams: the first chunk's GET brings the envelope
+        (no HEAD first), the rest streams pinned to the version it served."""
         stored, first = await self.inner.get(path, 0, chunk_size, if_match=if_match)
         sealed = await self.describe(path, stored)
 
@@ -288,15 +328,7 @@ class EncryptingStore(WrapperStore):
                 ):
                     yield chunk
 
-        if not sealed.encrypted:
-            async for chunk in body():
-                yield chunk
-            return
-        if sealed.damaged:
-            raise IntegrityError(sealed.damaged, path)
-        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
-        async for plain in averified_chunks(decryptor, body()):
-            yield plain if isinstance(plain, bytes) else bytes(plain)
+        return stored, sealed, body()
 
     # --- writing ---------------------------------------------------------------------------
 

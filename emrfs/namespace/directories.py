@@ -3,7 +3,8 @@ the root's listing of buckets.
 
 ``mkdir`` refuses what exists and, without ``create_parents``, a missing parent or a
 parent that is a file; ``makedirs`` accepts an existing directory when asked to and
-creates a bucket only when the path is the bucket itself.
+creates a bucket only when the path is the bucket itself.  The rules are the same for
+the ephemeral tier's paths (only where the directory is made differs).
 """
 
 from __future__ import annotations
@@ -57,18 +58,14 @@ class Directories:
         if not key:
             await self.markers.make_bucket(path, bucket, region)
             return
-        if self.tiers.owns(path):
-            return await self.tiers.mkdir(path, create_parents)
         info = await self._status(path)
         if info is not None:
             raise exists(path, "a file" if info["type"] == "file" else "the directory exists")
         if not create_parents and paths.split(paths.parent(path))[1]:
             await check_mkdir_parent(path, self.info)
-        await self.markers.put_marker(path)
+        await self._make(path)
 
     async def makedirs(self, path: str, exist_ok: bool) -> None:
-        if self.tiers.owns(path):
-            return await self.tiers.makedirs(path, exist_ok)
         info = await self._status(path)
         if info is not None:
             if info["type"] == "file":
@@ -83,4 +80,11 @@ class Directories:
         if not await self.markers.bucket_exists(bucket):
             # one rule for library, CLI and gateway: buckets only when asked for by name
             raise missing_bucket(path, bucket)
-        await self.markers.put_marker(path)  # not mkdir: a concurrent creator is no error here
+        await self._make(path)  # not mkdir: a concurrent creator is no error here
+
+    async def _make(self, path: str) -> None:
+        """Make directory ``path`` where it lives: the tier's directory, or an S3 marker."""
+        if self.tiers.owns(path):
+            await self.tiers.make_dir(path)
+        else:
+            await self.markers.put_marker(path)

@@ -122,16 +122,15 @@ class Renames:
             raise InvalidPathError(
                 f"cannot rename {src!r} to {dst!r}: buckets cannot be renamed", src
             )
-        if self.tiers.involved(src, dst):
-            return await self.tiers.mv(src, dst)
+        tier = self.tiers.involved(src, dst)  # the tier moves it, by the same rules
         try:
             info = await self.lookup(src)
         except FileNotFoundError:
             # a directory rename cut short after its last source went: finish it
-            if await self.journal.finish_if_done(src, dst):
+            if not tier and await self.journal.finish_if_done(src, dst):
                 return
             raise not_found(src, f"nothing to rename to {dst!r}") from None
-        if info["type"] == "directory":
+        if info["type"] == "directory" and not tier:
             journal = await self.journal.read(src)
             if journal is not None:
                 return await self._resume(src, dst, journal)
@@ -141,15 +140,21 @@ class Renames:
         if dst == src:
             return  # into the directory that already holds it: nothing to do
         if info["type"] == "file":
-            return await self._rename_file(src, dst, info, dinfo, callback)
-        if paths.is_within(dst, src):
-            raise InvalidPathError(f"cannot move directory {src!r} into itself ({dst!r})", src)
-        if dinfo is not None:
-            raise exists(
-                dst,
-                f"cannot move directory {src!r} over an existing "
-                f"{'directory' if dinfo['type'] == 'directory' else 'file'}",
-            )
+            if dinfo is not None and dinfo["type"] == "directory":
+                raise is_a_directory(dst, f"cannot replace a directory with file {src!r}")
+        else:
+            if paths.is_within(dst, src):
+                raise InvalidPathError(f"cannot move directory {src!r} into itself ({dst!r})", src)
+            if dinfo is not None:
+                raise exists(
+                    dst,
+                    f"cannot move directory {src!r} over an existing "
+                    f"{'directory' if dinfo['type'] == 'directory' else 'file'}",
+                )
+        if self.tiers.involved(src, dst):  # (dst may have become a path inside the tier)
+            return await self.tiers.move(src, dst, info)
+        if info["type"] == "file":
+            return await self._rename_file(src, dst, info, callback)
         await self.markers.check_parents(dst)
         await self.move_tree(src, dst, callback=callback)  # journalled before its first copy
         await self.tiers.follow(src, dst)  # its ephemeral descendants (out/_temporary) too
@@ -178,11 +183,7 @@ class Renames:
             )
         return dst, dinfo
 
-    async def _rename_file(
-        self, src: str, dst: str, info: dict, dinfo: dict | None, callback
-    ) -> None:
-        if dinfo is not None and dinfo["type"] == "directory":
-            raise is_a_directory(dst, f"cannot replace a directory with file {src!r}")
+    async def _rename_file(self, src: str, dst: str, info: dict, callback) -> None:
         await self.markers.check_parents(dst)
         callback.set_size(1)
         with callback.branched(src, dst) as child:

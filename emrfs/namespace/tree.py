@@ -111,8 +111,10 @@ class Trees:
     async def has_children(self, path: str, operation: str) -> bool:
         """Whether directory ``path`` holds anything: S3's first page answers alone; with
         the consistent view on, its merged listing (delayed listings waited for)."""
-        if await self.tiers.holds_any(path):
+        if await self.tiers.holds_below(path):
             return True  # ephemeral descendants (out/_temporary), local or staged
+        if self.tiers.owns(path):
+            return False  # a tier directory's children are all the tier's
         key = paths.split(path)[1]
         if key and self.views(path) is not None:
             return any(i["path"] != path for i in await self.tree(path, operation))
@@ -175,13 +177,13 @@ class Trees:
         if not key:
             await self.s3.call("delete_bucket", path, Bucket=bucket)
             return
-        if self.tiers.owns(path):
-            return await self.tiers.rmdir(path)
         info = await self.lookup(path)
         if info["type"] != "directory":
             raise not_a_directory(path, "rmdir removes directories; use rm for files")
         if await self.has_children(path, "rmdir"):
             raise not_empty(path, "rmdir removes only empty directories; use rm(recursive=True)")
+        if self.tiers.owns(path):
+            return await self.tiers.remove_dir(path)
         done = await self.delete([f"{bucket}/{k}" for k in paths.marker_keys(key)])
         await self.record_removed_dirs(path, done)
         done.raise_errors(path)
@@ -191,24 +193,37 @@ class Trees:
     async def remove(self, expanded: list[str], recursive: bool, callback=DEFAULT_CALLBACK) -> None:
         """Delete the paths ``expanded`` names (globs already expanded); ``callback``
         (fsspec's): ``set_size`` with the keys to delete, updates per batch."""
-        expanded = await self.tiers.rm(expanded, recursive)  # ephemeral paths go here
         doomed: list[str] = []
         buckets: list[str] = []
         removed: list[str] = []
         removed_dirs: list[str] = []
+        by_tier: list[str] = []  # removed by the tier, which keeps their parents itself
         for p in sorted(set(expanded), key=len):
-            if any(paths.is_within(p, r) and p != r for r in removed if recursive):
+            if any(paths.is_within(p, r) and p != r for r in removed + by_tier if recursive):
                 continue
             bucket, key = paths.split(p)
             info = await self.lookup(p)
+            if info["type"] == "directory" and not recursive and await self.has_children(p, "rm"):
+                raise is_a_directory(p, "it is a non-empty directory; use recursive=True")
+            if self.tiers.owns(p):
+                await self.tiers.remove(p, recursive)  # its local copy, its staged uploads
+                by_tier.append(p)
+                continue
             if info["type"] == "file":
                 doomed.append(p)  # its stack's encryption layer takes its instruction file
-            else:
-                doomed += [f"{bucket}/{k}" for k in await self._directory_keys(p, recursive)]
-                if not key:
-                    buckets.append(bucket)
-                removed_dirs.append(p)
-                self.markers.forget_dirs(p)
+                removed.append(p)
+                continue
+            if key and await self.tiers.holds_any(p):
+                await self.tiers.remove_below(p)  # out/_temporary: local and staged
+                if await self._status_or_none(p) is None:  # a directory only by the tier
+                    await self.tiers.keep_parent(p)
+                    by_tier.append(p)
+                    continue
+            doomed += [f"{bucket}/{k}" for k in await self._directory_keys(p, recursive)]
+            if not key:
+                buckets.append(bucket)
+            removed_dirs.append(p)
+            self.markers.forget_dirs(p)
             removed.append(p)
         doomed = list(dict.fromkeys(doomed))
         callback.set_size(len(doomed))
@@ -255,12 +270,16 @@ class Trees:
                 gone.append(directory)
         await view.record_delete_tree(root, gone)
 
+    async def _status_or_none(self, path: str) -> dict | None:
+        try:
+            return await self.lookup(path)
+        except FileNotFoundError:
+            return None
+
     async def _directory_keys(self, path: str, recursive: bool) -> list[str]:
-        """The keys removing directory ``path`` deletes (refused if it is not empty and
-        not ``recursive``): the consistent view's merged listing when it is on (delayed
+        """The keys removing directory ``path`` deletes (its emptiness checked already
+        unless ``recursive``): the consistent view's merged listing when it is on (delayed
         listings waited for), so every key the table knows is deleted, none assumed."""
-        if not recursive and await self.has_children(path, "rm"):
-            raise is_a_directory(path, "it is a non-empty directory; use recursive=True")
         below = [i for i in await self.tree(path, "rm") if i["path"] != path] if recursive else []
         keys = [k for item in below for k in item["keys"]]
         key = paths.split(path)[1]

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # obstore's TypedDicts exist only for type checkers
@@ -37,7 +37,10 @@ from ..errors import ChangedError, TransportError, is_retryable
 from .buffers import FilledBytes
 from .obstore_listing import ObstoreListing
 from .obstore_native import (
+    blocking,
     choose_transport,
+    each,
+    native_pool,
     obstore_available,
     obstore_key,
     obstore_usable,
@@ -67,6 +70,11 @@ _PAST_END = object()
 #: the smallest piece obstore hands a worker thread draining a large GET's part: 0, each
 #: piece as it arrives (a larger minimum makes obstore join pieces first: one more copy)
 _FILL_CHUNK = 0
+#: a larger stream comes in parts of at least this size, up to ``_STREAM_AHEAD`` of them
+#: (and ``_STREAM_WINDOW`` bytes) read ahead of the one handed out
+_STREAM_PART = 8 * 1024 * 1024
+_STREAM_AHEAD = 4
+_STREAM_WINDOW = 32 * 1024 * 1024
 
 
 def _quoted(etag: str) -> str:
@@ -98,7 +106,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         with self._errors(path):
             # a GET with head=True is a HEAD whose answer obstore reads in full
             # (user metadata and content type; its head() drops them)
-            result = await obstore.get_async(self._store(bucket), key, options={"head": True})
+            result = await blocking(obstore.get, self._store(bucket), key, options={"head": True})
         return self._meta(path, result.meta, result.attributes)
 
     async def get_range(
@@ -114,7 +122,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         if result is None:
             return b""
         with self._errors(path):
-            return bytes(await result.bytes_async())
+            return bytes(await blocking(result.bytes))
 
     async def get(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
@@ -141,7 +149,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         stop = meta.size if end is None else min(end, meta.size)
         if stop - start <= _GET_PART and (first_end is None or first_end >= stop):
             with self._errors(path):  # small: obstore's buffer, copied once
-                data = bytes(await first.bytes_async())
+                data = bytes(await blocking(first.bytes))
             if len(data) != stop - start:
                 raise ChangedError(path, meta.etag or "", None)  # changed under the read
             return meta, data
@@ -250,7 +258,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             options["if_match"] = _quoted(if_match)
         try:
             with self._errors(path, if_match=if_match):
-                result = await obstore.get_async(self._store(bucket), key, options=options)
+                result = await blocking(obstore.get, self._store(bucket), key, options=options)
         except Exception as exc:
             if getattr(exc, "code", None) == "InvalidRange":
                 return None
@@ -278,26 +286,89 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             return
         if end is not None and end <= start:
             return
+        # parts of whole chunks, at least _STREAM_PART: a small chunk size must not mean
+        # one GET per chunk
+        part = chunk_size * -(-_STREAM_PART // chunk_size)
+        if if_match is not None and self._pinned_get is not None and start == 0 and end is None:
+            first_end = None  # one whole GET, which the pinned-read policy may serve unpinned
+        else:
+            first_end = start + part if end is None else min(end, start + part)
+        first = await self._get(path, start, first_end, if_match)
+        if first is None:  # the range starts at or past the end
+            return
+        meta = self._meta(path, first.meta, first.attributes)
+        stop = meta.size if end is None else min(end, meta.size)
+        if first_end is None or stop <= first_end:
+            async for chunk in self._stream_body(path, start, stop, if_match, chunk_size, first):
+                yield chunk
+            return
+        # larger: the parts after the first are read ahead in parallel, pinned to the
+        # version the first served, and handed out in order (a consumer that decrypts or
+        # writes works while the next parts arrive)
+        pin = meta.etag or if_match
+        ahead = max(1, min(_STREAM_AHEAD, _STREAM_WINDOW // part))
+        later = iter(range(first_end, stop, part))
+        window: deque[tuple[FilledBytes, asyncio.Future[None]]] = deque()
+
+        def launch(lo: int, hi: int, result: Any = None) -> None:
+            buf = FilledBytes(hi - lo)
+            fill = self._fill(path, lo, hi, pin, buf.view[:], result)
+            window.append((buf, asyncio.ensure_future(fill)))
+
+        launch(start, first_end, first)
+        try:
+            for lo in islice(later, ahead):
+                launch(lo, min(stop, lo + part))
+            while window:
+                buf, filling = window[0]
+                await filling
+                window.popleft()
+                following = next(later, None)
+                if following is not None:
+                    launch(following, min(stop, following + part))
+                data = buf.value()
+                if len(data) <= chunk_size:
+                    yield data
+                else:
+                    for at in range(0, len(data), chunk_size):
+                        yield data[at : at + chunk_size]
+        finally:
+            for _, filling in window:
+                filling.cancel()
+            await asyncio.gather(*(filling for _, filling in window), return_exceptions=True)
+            for buf, _ in window:
+                buf.view.release()
+
+    async def _stream_body(
+        self,
+        path: str,
+        start: int,
+        end: int | None,
+        pin: str | None,
+        chunk_size: int,
+        result: Any,
+    ) -> AsyncIterator[bytes]:
+        """The body of ``result`` (a GET of ``[start, end)``) in chunks as it arrives; a
+        body that breaks is resumed from the byte it broke at, on the version it served."""
         got = 0
         attempts = 0
-        pin = if_match
         while end is None or start + got < end:
-            result = await self._get(path, start + got, end, pin)
             if result is None:
-                return
+                result = await self._get(path, start + got, end, pin)
+                if result is None:
+                    return
             pin = pin or result.meta.get("e_tag")  # a resumed read stays on this version
             try:
                 with self._errors(path, if_match=pin):
                     pieces = result.stream(min_chunk_size=chunk_size)
-                    async for chunk in _cut_to_chunks(pieces, chunk_size):
+                    async for chunk in _cut_to_chunks(each(pieces), chunk_size):
                         got += len(chunk)  # counted before the yield: a resume starts past it
                         yield chunk
                 return
             except ChangedError:
                 raise
             except Exception as exc:
-                from ..errors import is_retryable
-
+                result = None
                 attempts += 1
                 if not is_retryable(exc) or attempts >= self.s3.max_attempts:
                     raise
@@ -358,24 +429,11 @@ def _drain(
             return
 
 
-_workers: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _worker_pool() -> ThreadPoolExecutor:
-    """The threads that copy large GETs' parts (made on first need, per process; one per
-    part in flight: several GETs at once each send up to ``_GET_PARALLEL`` parts, and a
-    part's response waits unread until a thread takes it)."""
-    global _workers
-    if _workers is None or _workers[0] != os.getpid():
-        _workers = (os.getpid(), ThreadPoolExecutor(max_workers=32, thread_name_prefix="emrfs-get"))
-    return _workers[1]
-
-
 async def _in_worker(fn: Callable[..., None], *args: Any) -> None:
     """``fn(*args, stop)`` in a worker thread.  Cancelled, it sets ``stop`` and still waits
     for the thread to end: the thread writes into a buffer the caller frees after."""
     stop = threading.Event()
-    future = asyncio.get_running_loop().run_in_executor(_worker_pool(), partial(fn, *args, stop))
+    future = asyncio.get_running_loop().run_in_executor(native_pool(), partial(fn, *args, stop))
     try:
         await asyncio.shield(future)
     except asyncio.CancelledError:

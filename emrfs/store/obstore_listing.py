@@ -10,7 +10,7 @@ from operator import itemgetter
 from typing import Any
 
 from .obstore_base import ObstoreBase
-from .obstore_native import _unparseable, obstore_key
+from .obstore_native import _unparseable, blocking, each, obstore_key
 from .protocol import ListedRow, ListPage, split
 
 #: a GET's body longer than this is collected in chunks (memory and Python objects both)
@@ -40,7 +40,7 @@ class ObstoreListing(ObstoreBase):
         if delimiter == "/":
             try:
                 with self._errors(prefix):
-                    result = await obstore.list_with_delimiter_async(store, base)
+                    result = await blocking(obstore.list_with_delimiter, store, base)
             except Exception as exc:
                 if not _unparseable(exc):
                     raise
@@ -61,7 +61,7 @@ class ObstoreListing(ObstoreBase):
         last: str | None = None
         try:
             with self._errors(prefix):
-                async for chunk in obstore.list(store, base, chunk_size=_LIST_CHUNK):
+                async for chunk in each(obstore.list(store, base, chunk_size=_LIST_CHUNK)):
                     settled = await self._settle(bucket, chunk, seen)
                     if settled:
                         last = settled[-1][0]
@@ -120,7 +120,7 @@ class ObstoreListing(ObstoreBase):
 
         try:
             with self._errors(f"{bucket}/{item['path']}"):
-                await obstore.head_async(self._store(bucket), item["path"])
+                await blocking(obstore.head, self._store(bucket), item["path"])
         except FileNotFoundError:
             return True
         return False

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from ..crypto import sse as _sse
 from .obstore_base import ObstoreBase
-from .obstore_native import obstore_key
+from .obstore_native import blocking, obstore_key
 from .progress import send_progress
 from .protocol import (
     DeleteFailure,
@@ -51,7 +51,8 @@ class ObstoreWrites(ObstoreBase):
         if content_type:
             attributes["Content-Type"] = content_type
         with self._errors(path):
-            result = await obstore.put_async(
+            result = await blocking(
+                obstore.put,
                 self._store(bucket),
                 key,
                 data,
@@ -114,7 +115,7 @@ class ObstoreWrites(ObstoreBase):
 
         try:
             with self._errors(src):
-                await obstore.copy_async(self._store(src_bucket), src_key, split(dst)[1])
+                await blocking(obstore.copy, self._store(src_bucket), src_key, split(dst)[1])
         except Exception as exc:
             if "larger than the maximum allowable size" not in str(exc.__cause__ or exc):
                 raise
@@ -142,8 +143,8 @@ class ObstoreWrites(ObstoreBase):
                 batch = group[i : i + 1000]
                 try:
                     with self._errors(batch[0]):
-                        await obstore.delete_async(
-                            self._store(bucket), [split(p)[1] for p in batch]
+                        await blocking(
+                            obstore.delete, self._store(bucket), [split(p)[1] for p in batch]
                         )
                 except OSError as exc:  # obstore reports no per-key outcome: the batch
                     code = getattr(exc, "code", None)

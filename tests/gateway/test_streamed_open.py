@@ -30,7 +30,7 @@ def proxied(emrfs_endpoint, emrfs_s3, emrfs_bucket):
     with FaultProxy(emrfs_endpoint) as proxy:
         fs = EmrFileSystem(endpoint_url=proxy.url, skip_instance_cache=True)
         with serve_in_thread(fs) as gateway:
-            yield gateway, proxy, emrfs_s3, emrfs_bucket
+            yield gateway, proxy, emrfs_s3, emrfs_bucket, fs
 
 
 def _data_url(gateway, path: str, query: str = "") -> str:
@@ -40,7 +40,7 @@ def _data_url(gateway, path: str, query: str = "") -> str:
 
 
 def test_open_is_one_get_and_ranges_are_exact(proxied):
-    gateway, proxy, s3, bucket = proxied
+    gateway, proxy, s3, bucket, _fs = proxied
     data = os.urandom(5 * MiB + 123)
     s3.put_object(Bucket=bucket, Key="f.bin", Body=data)
     proxy.reset_counters()
@@ -60,7 +60,7 @@ def test_open_is_one_get_and_ranges_are_exact(proxied):
 
 
 def test_a_client_that_leaves_stops_the_get(proxied, caplog):
-    gateway, proxy, s3, bucket = proxied
+    gateway, proxy, s3, bucket, _fs = proxied
     s3.put_object(Bucket=bucket, Key="big.bin", Body=b"\1" * (64 * MiB))
     location = _data_url(gateway, f"{bucket}/big.bin", "&offset=1000")
     proxy.reset_counters()
@@ -80,29 +80,40 @@ def test_a_client_that_leaves_stops_the_get(proxied, caplog):
 def test_no_get_asks_for_more_than_a_window(proxied, monkeypatch):
     """What a leaving reader costs is bounded by the GETs' ranges, not by how much the
     socket buffers between the gateway and S3 absorb (loopback TCP grows them to tens
-    of MiB): a long OPEN is read as GETs of at most one window each, one version."""
+    of MiB): a long OPEN is read through the stack as GETs of at most one window each,
+    one version (what the transport at the stack's bottom is asked)."""
     from emrfs import streamed_read
-    from emrfs.s3.client import S3Client
 
-    gateway, _proxy, s3, bucket = proxied
+    gateway, _proxy, s3, bucket, fs = proxied
     data = os.urandom(2 * streamed_read.WINDOW_SIZE + 5 * MiB)
     s3.put_object(Bucket=bucket, Key="long.bin", Body=data)
-    asked: list[int] = []
-    real = S3Client.get_object_stream
+    asked: list[tuple[int, int, str | None]] = []
+    transport = fs._stacks.layers(f"{bucket}/long.bin")[0]  # the stack's bottom
+    real_get, real_stream = transport.get, transport.get_stream
 
-    def spy(self, path, bucket, key, *args, start=0, end=None, **kwargs):
-        asked.append((end if end is not None else len(data)) - start)
-        return real(self, path, bucket, key, *args, start=start, end=end, **kwargs)
+    def ask(start, end, if_match):
+        asked.append(((end if end is not None else len(data)) - start, start, if_match))
 
-    monkeypatch.setattr(S3Client, "get_object_stream", spy)
+    async def get(path, start=0, end=None, *, if_match=None):
+        ask(start, end, if_match)
+        return await real_get(path, start, end, if_match=if_match)
+
+    def get_stream(path, start=0, end=None, *, if_match=None, **kwargs):
+        ask(start, end, if_match)
+        return real_stream(path, start, end, if_match=if_match, **kwargs)
+
+    monkeypatch.setattr(transport, "get", get)
+    monkeypatch.setattr(transport, "get_stream", get_stream)
     got = requests.get(_data_url(gateway, f"{bucket}/long.bin", "&offset=1000"))
     assert got.content == data[1000:]
-    assert asked and max(asked) <= streamed_read.WINDOW_SIZE, asked
-    assert sum(asked) == len(data) - 1000
+    assert asked and max(n for n, _, _ in asked) <= streamed_read.WINDOW_SIZE, asked
+    assert sum(n for n, _, _ in asked) == len(data) - 1000
+    etag = s3.head_object(Bucket=bucket, Key="long.bin")["ETag"]
+    assert {pin for _, _, pin in asked} == {etag}  # every window pinned to one version
 
 
 def test_a_body_cut_mid_way_is_resumed(proxied):
-    gateway, proxy, s3, bucket = proxied
+    gateway, proxy, s3, bucket, _fs = proxied
     data = os.urandom(3 * MiB)
     s3.put_object(Bucket=bucket, Key="cut.bin", Body=data)
     url = _data_url(gateway, f"{bucket}/cut.bin", "&offset=0")
@@ -115,7 +126,7 @@ def test_a_body_cut_mid_way_is_resumed(proxied):
 def test_an_object_replaced_between_status_and_read_is_served_whole(proxied):
     """The stream is pinned to the ETag OPEN saw; a replacement before the first byte
     falls back to a plain read of what is there now (never a mix of the two)."""
-    gateway, _proxy, s3, bucket = proxied
+    gateway, _proxy, s3, bucket, _fs = proxied
     s3.put_object(Bucket=bucket, Key="v.bin", Body=b"a" * MiB)
     url = _data_url(gateway, f"{bucket}/v.bin", "&offset=0")
     new = b"b" * MiB

@@ -15,7 +15,7 @@ import os
 import pytest
 
 from emrfs import EmrFileSystem
-from emrfs.errors import EncryptionError, IntegrityError
+from emrfs.errors import ChangedError, EncryptionError, IntegrityError
 from emrfs.testing import FaultProxy
 
 pytestmark = pytest.mark.integration
@@ -219,6 +219,27 @@ def test_ranged_reads_fetch_what_each_format_needs(emrfs_endpoint, emrfs_bucket,
             assert f.read(8) == data[-8:]
             f.seek(start)
             assert f.read(1000) == data[start : start + 1000]
+
+
+def test_an_open_file_reads_its_spooled_ranges_through_the_stack_pinned(
+    emrfs_endpoint, emrfs_s3, emrfs_bucket
+):
+    """An open file's ranges of a v3 object come from the verified spool through the
+    path's stack, pinned to the version opened: overwritten since (here past emrfs), its
+    next read fails as a plaintext file's does, never serving the gone version."""
+    fs = aes_fs(emrfs_endpoint)
+    data = os.urandom(3 * MiB)
+    path = f"{emrfs_bucket}/held"
+    fs.pipe_file(path, data)
+    with fs.open(path, "rb", cache_type="none") as f:
+        for offset in (MiB, 2 * MiB, 5):  # the first fills the spool, the others read it
+            f.seek(offset)
+            assert f.read(100) == data[offset : offset + 100]
+        emrfs_s3.put_object(Bucket=emrfs_bucket, Key="held", Body=b"written past emrfs")
+        f.seek(MiB + 7)
+        with pytest.raises(ChangedError):
+            f.read(100)
+    assert raw(emrfs_s3, emrfs_bucket, "held")[0] == b"written past emrfs"
 
 
 def test_spool_is_sealed_on_disk(emrfs_endpoint, emrfs_bucket, tmp_path, monkeypatch):

@@ -110,7 +110,7 @@ CASES = [
     (verb, mode)
     for mode in ("plain", "cache", "cse")
     for verb in ("cat", "cat_range", "open", "get_file")
-] + [("cat_stream", "plain")]
+] + [("cat_stream", mode) for mode in ("plain", "cache", "cse")]
 
 
 @pytest.mark.parametrize(("verb", "mode"), CASES)
@@ -140,6 +140,56 @@ def test_every_read_path_serves_the_recorded_version(
         assert emrfs_s3.get_object(Bucket=bucket, Key="p")["Body"].read() == want
     if mode == "cache":
         fs._cached.close()
+
+
+def test_gateway_open_of_a_stale_copy_streams_the_recorded_version(
+    emrfs_endpoint, emrfs_s3, bucket, table
+):
+    """The gateway's streamed OPEN reads through the path's stack: the stale copy S3
+    still serves is waited out by the view's policy, never streamed."""
+    import requests
+
+    from emrfs.gateway import serve_in_thread
+
+    clock = ProxyClock()
+    with stale_proxy(emrfs_endpoint, clock) as proxy:
+        fs = consistent_fs(proxy.url, table, clock)
+        path = f"{bucket}/g"
+        fs.pipe_file(path, b"version-1")
+        fs.pipe_file(path, b"version-2")
+        with serve_in_thread(fs) as gateway:
+            got = requests.get(f"{gateway.url}/webhdfs/v1/{path}?op=OPEN")
+        assert proxy.counters().fault("stale_read") >= 1
+    assert clock.sleeps >= 1
+    assert got.status_code == 200 and got.content == b"version-2"
+    head = emrfs_s3.head_object(Bucket=bucket, Key="g")  # side channel: S3 and the table
+    assert head["ETag"].strip('"') == recorded_etag(emrfs_endpoint, table, bucket, "g")
+
+
+def test_stream_of_a_file_overwritten_behind_emrfs_is_refused_by_the_policy(
+    emrfs_endpoint, emrfs_s3, bucket, table
+):
+    """S3 holds a version the view never recorded (written past emrfs): a stream pinned
+    to the recorded one waits the policy out and fails; nothing of the other is served."""
+    clock = ProxyClock()
+    fs = consistent_fs(emrfs_endpoint, table, clock, **{"consistency.retry_count": 2})
+    path = f"{bucket}/behind"
+    fs.pipe_file(path, b"recorded")
+    recorded = fs.info(path)["ETag"]
+    emrfs_s3.put_object(Bucket=bucket, Key="behind", Body=b"written behind")
+    served: list[bytes] = []
+
+    async def collect(etag):
+        async for piece in fs._cat_stream(path, 0, 8, etag=etag):
+            served.append(piece)
+
+    for etag in (recorded, None):  # the gateway's status, or none: the stack's checked head
+        with pytest.raises(ConsistencyError):
+            sync(fs.loop, collect, etag)
+    assert served == []
+    assert clock.sleeps >= 4  # the policy (retry_count 2), waited out by each stream
+    assert recorded.strip('"') == recorded_etag(emrfs_endpoint, table, bucket, "behind")
+    assert emrfs_s3.get_object(Bucket=bucket, Key="behind")["Body"].read() == b"written behind"
 
 
 def _two_versions(proxy, clock, emrfs_endpoint, table, bucket, **extra):

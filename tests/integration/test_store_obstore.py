@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 import pytest
@@ -177,6 +178,63 @@ def test_a_large_get_comes_in_parallel_parts_pinned_to_one_version(
     with pytest.raises(ChangedError):
         run(store.get(f"{bucket}/big"))
     assert emrfs_s3.get_object(Bucket=bucket, Key="big")["Body"].read() == b"other version"
+    assert fallback.calls == []
+
+
+def test_a_large_stream_reads_parts_ahead_pinned_to_one_version(
+    store, fallback, emrfs_s3, bucket, monkeypatch
+):
+    """A stream longer than one part: the first GET tells the size and version, the next
+    parts are read ahead (a bounded window) pinned to that version and handed out in
+    order, in chunks of exactly the size asked; a consumer that stops early leaves no
+    GET running; a write between the parts fails the stream, never mixes versions."""
+    import emrfs.store.obstore as transport
+
+    part = 64 * 1024
+    monkeypatch.setattr(transport, "_STREAM_PART", part)
+    monkeypatch.setattr(transport, "_STREAM_AHEAD", 2)
+    data = os.urandom(6 * part + 99)
+    emrfs_s3.put_object(Bucket=bucket, Key="big", Body=data)
+    etag = emrfs_s3.head_object(Bucket=bucket, Key="big")["ETag"]
+    asked: list[tuple[int, int | None, str | None]] = []
+    once = store._get_once
+    overwrite = {"after": None}
+
+    async def spy(path, start, end, if_match):
+        asked.append((start, end, if_match))
+        if overwrite["after"] == len(asked):
+            emrfs_s3.put_object(Bucket=bucket, Key="big", Body=b"other version")
+        return await once(path, start, end, if_match)
+
+    monkeypatch.setattr(store, "_get_once", spy)
+
+    async def stream(chunk_size, start=0, end=None, stop_after=None):
+        out = []
+        async for chunk in store.get_stream(f"{bucket}/big", start, end, chunk_size=chunk_size):
+            out.append(chunk)
+            if len(out) == stop_after:
+                break
+        await asyncio.sleep(0)  # the abandoned stream's clean-up has run
+        return out
+
+    chunks = run(stream(part))
+    assert b"".join(chunks) == data and [len(c) for c in chunks] == [part] * 6 + [99]
+    assert asked[0] == (0, part, None)
+    assert sorted(asked[1:]) == [
+        (i * part, min(len(data), (i + 1) * part), etag) for i in range(1, 7)
+    ]
+    asked.clear()
+    small = run(stream(20_000, 5, 3 * part + 1))  # parts of whole chunks, cut to the chunk size
+    assert b"".join(small) == data[5 : 3 * part + 1]
+    assert {len(c) for c in small[:-1]} == {20_000} and len(small[-1]) <= 20_000
+    assert len(asked) == 3  # parts of 80,000 bytes (four chunks each)
+    asked.clear()
+    first = run(stream(part, stop_after=1))
+    assert first == [data[:part]] and len(asked) <= 1 + 2 + 1  # the first, the window, a refill
+    asked.clear()
+    overwrite["after"] = 2
+    with pytest.raises(ChangedError):
+        run(stream(part))
     assert fallback.calls == []
 
 
@@ -539,6 +597,44 @@ def test_transport_choice(emrfs_endpoint):
     with pytest.raises(ConfigurationError):
         ObstoreStore(S3Options(endpoint_url="http://x:1", require_tls=True))
     assert obstore_key("a/b.txt") and not obstore_key("a/") and not obstore_key("a//b")
+
+
+def test_no_obstore_thread_enters_python(store, fallback, emrfs_s3, bucket, monkeypatch):
+    """obstore's async API wakes the event loop from a tokio thread; at interpreter exit
+    that thread could take the GIL during finalization and abort the process (SIGABRT
+    after all its work was done: CI met it in a short child process).  Every verb's
+    answer must come back through a thread Python made (and joins before it finalizes)."""
+    wakers: list[threading.Thread] = []
+    original = asyncio.BaseEventLoop.call_soon_threadsafe
+
+    def recording(loop, *args, **kwargs):
+        wakers.append(threading.current_thread())
+        return original(loop, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "call_soon_threadsafe", recording)
+    emrfs_s3.put_object(Bucket=bucket, Key="d/", Body=b"")  # settled by a HEAD when listed
+
+    async def go():
+        await store.put(f"{bucket}/d/a", b"0123456789")
+        meta = await store.head(f"{bucket}/d/a")
+        part = await store.get_range(f"{bucket}/d/a", 2, 5, if_match=meta.etag)
+        whole = await store.get(f"{bucket}/d/a")
+        chunks = [c async for c in store.get_stream(f"{bucket}/d/a", chunk_size=4)]
+        await store.copy(f"{bucket}/d/a", f"{bucket}/d/b")
+        shallow = await listing(store, f"{bucket}/d/", "/")
+        deep = await listing(store, f"{bucket}/")
+        await store.delete([f"{bucket}/d/b"])
+        return part, whole[1], chunks, shallow, deep
+
+    part, whole, chunks, shallow, deep = run(go())
+    assert (part, whole, chunks) == (b"234", b"0123456789", [b"0123", b"4567", b"89"])
+    assert shallow == ([f"{bucket}/d/", f"{bucket}/d/a", f"{bucket}/d/b"], [])
+    assert deep == ([f"{bucket}/d/", f"{bucket}/d/a", f"{bucket}/d/b"], [])
+    assert fallback.calls == []  # obstore served every verb
+    assert {o["Key"] for o in emrfs_s3.list_objects_v2(Bucket=bucket)["Contents"]} == {"d/", "d/a"}
+    assert wakers, "no verb woke the loop from another thread: the check saw nothing"
+    foreign = {t.name for t in wakers if isinstance(t, threading._DummyThread)}
+    assert not foreign, f"threads Python did not make woke the event loop: {foreign}"
 
 
 FORK_SCRIPT = textwrap.dedent("""
