@@ -89,7 +89,7 @@ def build(options: Options, verbs: StackVerbs) -> Components:
         local=lambda: cached.local,
         in_tier=tiers.owns,
     )
-    markers.stacks = stacks
+    markers.stacks, markers.in_tier, markers.beside = stacks, tiers.owns, tiers.beside
     renames = RenameJournal(markers)
     trees = Trees(markers, tiers, verbs.info, stacks)
     moves = Renames(markers, trees, tiers, renames, verbs.info, stacks)

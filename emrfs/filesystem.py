@@ -142,13 +142,11 @@ class EmrFileSystem(AsyncFileSystem):
         if not key:
             await self.s3.call("head_bucket", path, Bucket=bucket)
             return self.status.bucket(bucket)
-        if self._tiers.owns(path):
-            return await self._tiers.info(path)
         found = await self._markers.path_status(path)  # through the path's stack
         if found is None:
-            found = await self._tiers.implied_dir(path)  # ephemeral descendants only
-        if found is None:
             raise not_found(path)
+        if found.get("ephemeral"):
+            return found  # local to the tier: nothing for S3's reads to remember
         self._cached.seen(found)  # the version later cached reads use
         self._reads.remember(found)  # isfile and open reuse it (pinned to its ETag)
         return found
@@ -261,8 +259,6 @@ class EmrFileSystem(AsyncFileSystem):
         path = self._norm(path)
         if not paths.split(path)[1]:
             raise is_a_directory(path, "a bucket is a directory, not a file")
-        if self._tiers.owns(path):
-            return await self._tiers.cat(path, start, end)
         return await self._transfers.get_bytes(path, start, end)
 
     async def _cat(
@@ -295,8 +291,6 @@ class EmrFileSystem(AsyncFileSystem):
         rpath = self._norm(rpath)
         if os.path.isdir(lpath):
             return
-        if self._tiers.owns(rpath):
-            return await self._tiers.get_file(rpath, lpath, callback)
         etag = None
         if callback is not None and not isinstance(callback, NoOpCallback):
             # the size first, so a progress bar knows the total (one HEAD, only when
@@ -319,8 +313,6 @@ class EmrFileSystem(AsyncFileSystem):
         **kwargs: Any,
     ) -> None:
         path = self._norm(path)
-        if self._tiers.owns(path):
-            return await self._tiers.pipe(path, value, mode)
         await self._check_write_target(path, dir_checked=_dir_checked)
         await self._transfers.put_bytes(path, value, create=mode == "create")
         await self._markers.after_create(path)
@@ -332,8 +324,6 @@ class EmrFileSystem(AsyncFileSystem):
             await self._makedirs(rpath, exist_ok=True)
             return
         rpath = self._norm(rpath)
-        if self._tiers.owns(rpath):
-            return await self._tiers.put_file(lpath, rpath, callback, mode)
         await self._check_write_target(rpath)
         await self._transfers.put_local(lpath, rpath, callback, create=mode == "create")
         await self._markers.after_create(rpath)
@@ -411,9 +401,6 @@ class EmrFileSystem(AsyncFileSystem):
             # a copy onto itself changes nothing, as a rename onto itself (S3 would refuse
             # the request, or with SSE rewrite the object); a missing source is still an error
             return (await self._info(path1))["type"] == "file"
-        if self._tiers.involved(path1, path2):
-            await self._tiers.cp_file(path1, path2)
-            return True
         info = await self._info(path1)
         if info["type"] == "directory":
             await self._makedirs(path2, exist_ok=True)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import paths
-from .blocking import run_blocking
 from .commit_layout import in_task_attempt
 
 if TYPE_CHECKING:
@@ -78,35 +77,11 @@ class TierMoves:
     def __init__(self, routes: TierRoutes):
         self.routes = routes
 
-    async def cp_file(self, src: str, dst: str) -> None:
-        info = await self.routes.stack.info(src)
-        if info["type"] == "directory":
-            await self.routes.stack.makedirs(dst, exist_ok=True)
-            return
-        if self.routes.owns(dst):
-            await self.routes.check_creatable(dst)
-        if self.routes.owns(src) and self.routes.owns(dst):
-            await run_blocking(self._copy_local, src, dst)
-        elif self.routes.owns(src):
-            await asyncio.to_thread(self._upload, src, dst)
-        else:
-            await asyncio.to_thread(self._download, src, dst)
-
-    def _copy_local(self, src: str, dst: str) -> None:
-        with self.routes.tier.open_read(src) as r, self.routes.tier.open_write(dst) as w:
-            while chunk := r.read(_CHUNK):
-                w.write(chunk)
-
     def _upload(self, src: str, dst: str) -> None:
         """One tier file to S3 through the filesystem's own write path (blocking; a thread)."""
         part = max(_CHUNK, self.routes.options.s3.part_size)
         with self.routes.tier.open_for_upload(src) as r, self.routes.stack.open(dst, "wb") as w:
             while chunk := r.read(part):
-                w.write(chunk)
-
-    def _download(self, src: str, dst: str) -> None:
-        with self.routes.stack.open(src, "rb") as r, self.routes.tier.open_write(dst) as w:
-            while chunk := r.read(_CHUNK):
                 w.write(chunk)
 
     async def move(self, src: str, dst: str, info: dict) -> None:

@@ -39,15 +39,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import os
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
 
 from . import paths
-from .blocking import run_blocking
-from .byterange import resolve_range
 from .cache.layer import as_tuple
 from .cache.matching import is_ephemeral
 from .cache.tierfile import TierFile
@@ -61,8 +57,6 @@ from .tier_moves import StackVerbs, TierMoves
 if TYPE_CHECKING:
     from .cache.ephemeral import EphemeralTier
     from .cached_io import CachedIO
-
-_CHUNK = 8 * 1024 * 1024
 
 
 class EphemeralRoutes:
@@ -338,7 +332,7 @@ class EphemeralRoutes:
         await self.staging.abort_tree(path)  # its row, if the job set-up recorded it
         await self.keep_parent(path)
 
-    # --- reading ----------------------------------------------------------------------------
+    # --- reading (through the stack: the router sends tier paths to the tier store) ---------
 
     @staticmethod
     def _readable(path: str, info: dict) -> None:
@@ -350,62 +344,26 @@ class EphemeralRoutes:
                 f"{info['staged']!r}); read it at {info['staged']!r} once the job commits"
             )
 
-    async def cat(self, path: str, start: int | None, end: int | None) -> bytes:
-        info = await self.info(path)
-        self._readable(path, info)
-        size = info["size"]
-        start, end = resolve_range(start, end, size)
-        if end <= start:
-            return b""
-        return await run_blocking(self.tier.read_bytes, path, start, end)
+    async def refuse_read(self, path: str, hint: str) -> None:
+        """After a read found no file at ``path`` (nor an S3 directory): raise that the
+        tier makes it a directory, or that a task commit staged it (read it where it
+        goes once the job commits)."""
+        if await self.implied_dir(path) is not None:
+            raise is_a_directory(path, hint)
+        if self.owns(path):
+            staged = await self.staging.info(path)
+            if staged is not None and staged["type"] != "file":
+                raise is_a_directory(path, hint)
+            if staged is not None:
+                self._readable(path, staged)
 
-    async def get_file(self, path: str, lpath: str, callback=None) -> None:
-        info = await self.info(path)
-        if info["type"] != "file":
-            raise is_a_directory(path, "use get(recursive=True) for directories")
-        self._readable(path, info)
-
-        def copy() -> None:
-            directory = os.path.dirname(os.path.abspath(lpath))
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".emrfs-")
-            try:
-                with os.fdopen(fd, "wb") as f, self.tier.open_read(path) as r:
-                    while chunk := r.read(_CHUNK):
-                        f.write(chunk)
-                        if callback is not None:
-                            callback.relative_update(len(chunk))
-                os.replace(tmp, lpath)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-
-        await run_blocking(copy)
-
-    # --- writing ----------------------------------------------------------------------------
-
-    async def pipe(self, path: str, value: bytes, mode: str = "overwrite") -> None:
-        await self.check_creatable(path)
-
-        def write() -> None:
-            with self.tier.open_write(path, overwrite=mode != "create") as w:
-                w.write(value)
-
-        await run_blocking(write)
-
-    async def put_file(self, lpath: str, path: str, callback=None, mode: str = "overwrite") -> None:
-        await self.check_creatable(path)
-
-        def write() -> None:
-            with (
-                open(lpath, "rb") as f,
-                self.tier.open_write(path, overwrite=mode != "create") as w,
-            ):
-                while chunk := f.read(_CHUNK):
-                    w.write(chunk)
-                    if callback is not None:
-                        callback.relative_update(len(chunk))
-
-        await run_blocking(write)
+    async def beside(self, path: str) -> dict[str, Any] | None:
+        """The status of ``path`` where neither S3 nor the local tier knows it: a file or
+        directory a task commit staged (maybe on another machine), or a persistent
+        directory only the tier's staged paths are below."""
+        if self.owns(path):
+            return await self.staging.info(path)
+        return await self.implied_dir(path)
 
     def open(
         self,
@@ -433,9 +391,6 @@ class EphemeralRoutes:
     def involved(self, src: str, dst: str) -> bool:
         """True when a copy or rename between ``src`` and ``dst`` is this module's business."""
         return self.owns(src) or self.owns(dst)
-
-    async def cp_file(self, src: str, dst: str) -> None:
-        await self.moves.cp_file(src, dst)
 
     async def move(self, src: str, dst: str, info: dict[str, Any]) -> None:
         """Rename ``src`` (its status ``info``) to ``dst`` where the tier is involved, once

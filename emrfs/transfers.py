@@ -1,7 +1,8 @@
 """Whole files in and out of the path's stack: bytes or a local file written (one PUT or
 a multipart upload, with progress), a download committed to a local file, and the
 checks a write target must pass first.  The filesystem's verbs call these once they
-have normalised the path and routed the ephemeral tier's paths elsewhere."""
+have normalised the path; the ephemeral tier's paths go the same way (the router at the
+top of the stack sends them to the tier store)."""
 
 from __future__ import annotations
 
@@ -95,13 +96,12 @@ class Transfers:
 
     async def refuse_directory_read(self, path: str, hint: str) -> None:
         """After a read found no file at ``path``: raise that it is a directory if it is
-        one (a marker, a prefix, or ephemeral paths below it)."""
+        one (a marker, a prefix, or ephemeral paths below it), or that a task commit
+        staged it (readable once the job commits)."""
         bucket, key = paths.split(path)
-        if (
-            await self.markers.dir_probe(path, bucket, key) is not None
-            or await self.tiers.implied_dir(path) is not None
-        ):
+        if await self.markers.dir_probe(path, bucket, key) is not None:
             raise is_a_directory(path, hint) from None
+        await self.tiers.refuse_read(path, hint)  # staged by a task commit, or its directory
 
     async def get_local(self, rpath: str, lpath: str, callback: Any, etag: str | None) -> None:
         """``rpath`` into the local file ``lpath`` through its stack: pinned to ``etag``
@@ -127,9 +127,10 @@ class Transfers:
         bucket, key = paths.split(path)
         if not key:
             raise is_a_directory(path, "a bucket cannot be written as a file")
-        await self.tiers.refuse_directory(path)  # a directory of ephemeral paths only
+        await self.tiers.refuse_directory(path)  # a directory of ephemeral paths (all a
+        # tier path's directories are the tier's: S3 is not asked about those)
         checks = [self.markers.check_parents(path)]
-        if self.options.s3.create_checks and not dir_checked:
+        if self.options.s3.create_checks and not dir_checked and not self.tiers.owns(path):
             checks.append(self.markers.refuse_directory(path, bucket, key))
         await asyncio.gather(*checks)
 

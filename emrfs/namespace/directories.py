@@ -13,13 +13,28 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import paths
-from ..errors import exists, missing_bucket
-from .markers import Markers, check_mkdir_parent
+from ..errors import exists, missing_bucket, not_a_directory, not_found
+from .markers import Markers
 
 if TYPE_CHECKING:
     from ..tiers import EphemeralRoutes
 
 __all__ = ["Directories"]
+
+
+async def check_mkdir_parent(path: str, status: Callable[[str], Awaitable[dict[str, Any]]]) -> None:
+    """``mkdir(path, create_parents=False)``'s rule (HDFS's): the parent exists and is a
+    directory; ``status`` is the filesystem's ``info`` (the parent may be on either side
+    of the tier)."""
+    parent = paths.parent(path)
+    try:
+        found = await status(parent)
+    except FileNotFoundError:
+        raise not_found(
+            parent, f"parent of {path!r} does not exist; use create_parents=True or makedirs"
+        ) from None
+    if found["type"] != "directory":
+        raise not_a_directory(parent, f"cannot create {path!r} below a file")
 
 
 class Directories:

@@ -32,7 +32,7 @@ from ..crypto.envelope import is_encrypted
 from ..crypto.guard import EnvelopeGuard
 from ..crypto.store import EncryptingStore
 from ..encrypted_io import with_sealed
-from ..errors import is_a_directory, not_a_directory, not_found
+from ..errors import is_a_directory, not_a_directory
 from ..s3.client import S3Client
 from ..s3.listing import Listing, add_page, read_ahead
 from ..status import StatusFactory
@@ -50,21 +50,6 @@ __all__ = ["Markers", "DIR_CONTENT_TYPE"]
 
 DIR_CONTENT_TYPE = "application/x-directory"
 _DELETE_BATCH = 1000
-
-
-async def check_mkdir_parent(path: str, status: Callable[[str], Awaitable[dict[str, Any]]]) -> None:
-    """``mkdir(path, create_parents=False)``'s rule (HDFS's): the parent exists and is a
-    directory; ``status`` is the caller's ``info`` (the parent may be on either side of
-    the tier)."""
-    parent = paths.parent(path)
-    try:
-        found = await status(parent)
-    except FileNotFoundError:
-        raise not_found(
-            parent, f"parent of {path!r} does not exist; use create_parents=True or makedirs"
-        ) from None
-    if found["type"] != "directory":
-        raise not_a_directory(parent, f"cannot create {path!r} below a file")
 
 
 class Markers:
@@ -90,6 +75,11 @@ class Markers:
         self.cached = cached
         self.reads = reads  # statuses reads reuse: forgotten when a path changes
         self.stacks: Stacks  # the stack of each path (the filesystem's, set once it is made)
+        # the ephemeral tier's paths, and what its staged rows say of a path neither S3 nor
+        # the local tier knows (set by the filesystem's wiring, where the tier is on)
+        self.in_tier: Callable[[str], bool] = _nowhere
+        self.beside: Callable[[str], Awaitable[dict | None]] = _nothing_beside
+        self.tier_replication = options.ephemeral.replication
         self.reset()
 
     def reset(self) -> None:
@@ -107,8 +97,11 @@ class Markers:
         return await asyncio.shield(task)
 
     async def check_parents(self, path: str) -> None:
-        """Refuse to create ``path`` below a file; one HEAD per directory per instance."""
-        unchecked = [d for d in paths.ancestors(path) if d not in self._not_files]
+        """Refuse to create ``path`` below a file; one HEAD per directory per instance (the
+        tier's ancestors are the tier's to check: it refuses a write below its own files)."""
+        unchecked = [
+            d for d in paths.ancestors(path) if d not in self._not_files and not self.in_tier(d)
+        ]
         if not unchecked:
             return
 
@@ -170,8 +163,8 @@ class Markers:
         self.reads.forget(path)
         self._not_files.discard(path)  # it may be a file now: checked again below it
         parent = paths.parent(path)
-        if parent in self._checked_dirs or not paths.split(parent)[1]:
-            return
+        if parent in self._checked_dirs or not paths.split(parent)[1] or self.in_tier(path):
+            return  # (a tier path: S3's markers stay, for the machines the tier is not on)
 
         async def clear_markers() -> None:
             bucket = paths.split(path)[0]
@@ -277,13 +270,24 @@ class Markers:
     async def path_status(self, path: str) -> dict | None:
         """``path``'s status through its stack (None: nothing there): a file's from the
         stack's ``head`` (checked against the consistent view; the plaintext size under
-        CSE), else a directory's (:meth:`dir_probe`)."""
+        CSE), else a directory's (:meth:`dir_probe`), else what the tier's staged rows
+        say (:attr:`beside`).  A tier path's status is the tier store's, through the
+        router, marked ``ephemeral``."""
         stack = self.stacks.for_path(path)
+        tier = self.in_tier(path)
         try:
-            meta = await self._file_meta(path, stack)
+            meta = await (stack.head(path) if tier else self._file_meta(path, stack))
         except FileNotFoundError:
-            return await self.dir_probe(path, *paths.split(path), stack)
+            found = await self.dir_probe(path, *paths.split(path), stack)
+            if found is None:
+                return await self.beside(path)
+            if tier:
+                found["ephemeral"] = True
+            return found
         info = self.file_from_meta(meta)
+        if tier:  # local plaintext (sealed at rest by the tier itself)
+            info.update(ephemeral=True, replication=self.tier_replication)
+            return info
         if is_encrypted(meta.metadata):  # the tail's GET met an envelope (past the stack)
             return with_sealed(info, await self.encrypted.store(path).describe(path, meta))
         for layer in self.stacks.layers(path):
@@ -330,18 +334,20 @@ class Markers:
         leaves out deletions S3 still lists and adds writes it does not list yet), its
         EMRFS ``dir_$folder$`` marker, or, with the consistent view on, its live row."""
         stack = stack or self.stacks.for_path(path)
+        if self.in_tier(path):  # real directories: no EMRFS markers, no rows of the view
+            try:
+                return await self._listed_dir(path, bucket, key, stack)
+            except FileNotFoundError:  # the tier holds nothing in this bucket
+                return None
         view = self.views(path)
         # the view's row of the directory, read while the stack lists below it
         reading = None
         if view is not None:
             reading = asyncio.ensure_future(run_blocking(view.store.get, path))
         try:
-            async for page in stack.list(f"{bucket}/{key}/", limit=1):
-                if page.objects or page.prefixes:
-                    first = page.objects[0] if page.objects else None
-                    marker = first.key if first is not None and first.key == key + "/" else None
-                    moment = first.last_modified if first is not None and marker else None
-                    return self.status.directory(path, marker=marker, last_modified=moment)
+            listed = await self._listed_dir(path, bucket, key, stack)
+            if listed is not None:
+                return listed
             row = None if reading is None else await reading
         finally:
             if reading is not None:
@@ -358,6 +364,19 @@ class Markers:
             )
         if row is not None and row.is_dir:  # recorded (mkdir) before S3 shows its marker
             return as_status(self.status, row.info())
+        return None
+
+    async def _listed_dir(
+        self, path: str, bucket: str, key: str, stack: ObjectStore
+    ) -> dict | None:
+        """Directory status if the stack lists something below ``path`` (one short LIST:
+        its ``dir/`` marker, which dates it, or a child)."""
+        async for page in stack.list(f"{bucket}/{key}/", limit=1):
+            if page.objects or page.prefixes:
+                first = page.objects[0] if page.objects else None
+                marker = first.key if first is not None and first.key == key + "/" else None
+                moment = first.last_modified if first is not None and marker else None
+                return self.status.directory(path, marker=marker, last_modified=moment)
         return None
 
     def persistent_stack(self, path: str) -> ObjectStore:
@@ -399,6 +418,14 @@ class Markers:
         except FileNotFoundError:  # no such bucket: the writes will say so
             return set()
         return set(listing.dirs)
+
+
+def _nowhere(path: str) -> bool:
+    return False
+
+
+async def _nothing_beside(path: str) -> dict | None:
+    return None
 
 
 class _Regions:
