@@ -59,8 +59,7 @@ def build(options: Options, verbs: StackVerbs) -> Components:
     make back (the lambdas below defer to parts built after the one that holds them)."""
     o = options.s3
     views = Views(options)
-    # every GET pinned to a version (If-Match) runs under the consistent view's policy
-    s3 = S3Client(o, pinned_get=views.pinned_get)
+    s3 = S3Client(o)
     status = StatusFactory(o.fs_block_size, o.owner, o.group)
     purge = UploadPurge(
         s3,

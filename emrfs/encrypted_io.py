@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import paths
@@ -128,16 +128,6 @@ class EncryptedIO:
         if context is not None and self._crypto is not None and self._crypto[0] == os.getpid():
             await context.__aexit__(None, None, None)
         self._crypto = None
-
-    # --- writes ------------------------------------------------------------------------
-
-    async def put_object(
-        self, path: str, body: bytes, *, metadata: Mapping[str, str] | None, create: bool = False
-    ) -> dict:
-        """One PUT through the transport of ``path`` (its SSE settings), as given: the
-        staged commit's instruction files, which carry their own envelope."""
-        meta = await self.transport(path).put(path, body, if_none_match=create, metadata=metadata)
-        return {"ETag": meta.etag, "VersionId": meta.version_id}
 
     # --- companions ---------------------------------------------------------------------------
 

@@ -271,31 +271,39 @@ class TaskCommitStaging:
         return len(files)
 
     async def _complete(self, upload: StagedUpload) -> None:
-        encrypted = self.markers.encrypted
+        """Publish one staged upload through its target's stack: the CSE layer writes the
+        instruction file beside it (InstructionFile mode), the consistent layer records it
+        once S3 confirms, the block cache drops the path's blocks."""
         target = upload.target
-        store = self.markers.transport(target)
+        staged = _open_upload(upload)
         try:
-            meta = await store.complete_staged(_open_upload(upload))
+            await self.markers.stacks.for_path(target).complete_staged(staged)
         except FileNotFoundError as exc:
             # NoSuchUpload: an earlier attempt of this job commit completed it (and then
             # stopped before removing the row), or someone aborted it.
-            try:
-                meta = await store.head(target)
-            except FileNotFoundError:
-                raise FileNotFoundError(
-                    f"the staged upload of {target!r} is gone (aborted, or expired by a "
-                    "bucket lifecycle rule) and the object is not there; rerun the job; "
-                    "`emrfs metadata staged --abort` clears what is left"
-                ) from exc
-        if upload.instruction is not None:
-            await encrypted.put_object(
-                encrypted.crypto.instruction_key(target),
-                base64.b64decode(upload.instruction),
-                metadata=upload.instruction_metadata,
-            )
+            await self._completed_before(staged, exc)
         await self.markers.after_create(target)
+
+    async def _completed_before(self, staged: OpenUpload, missing: FileNotFoundError) -> None:
+        """A staged upload an earlier job commit completed: what that attempt may not have
+        done after S3 published it (the instruction file, the view's record) is done again.
+        On the transport: no store verb adopts an object already published."""
+        target = staged.path
+        transport = self.markers.transport(target)
+        try:
+            meta = await transport.head(target)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"the staged upload of {target!r} is gone (aborted, or expired by a "
+                "bucket lifecycle rule) and the object is not there; rerun the job; "
+                "`emrfs metadata staged --abort` clears what is left"
+            ) from missing
+        if staged.instruction is not None:  # its own envelope: stored as it is
+            body, metadata = staged.instruction
+            suffix = self.markers.options.for_path(target).cse.instruction_suffix
+            await transport.put(target + suffix, body, metadata=metadata)
         await self.markers.views.record_file(
-            target, upload.size, {"ETag": meta.etag, "VersionId": meta.version_id}
+            target, staged.size, {"ETag": meta.etag, "VersionId": meta.version_id}
         )
 
     # --- moves and aborts ---------------------------------------------------------------
@@ -345,9 +353,13 @@ class TaskCommitStaging:
 def _open_upload(upload: StagedUpload) -> OpenUpload:
     """A staged row's upload as the store protocol names it (``size``: S3's, unknown
     here, so the row's; only the meta returned carries it)."""
+    instruction = None
+    if upload.instruction is not None:  # CSE InstructionFile mode: written beside on complete
+        instruction = (base64.b64decode(upload.instruction), dict(upload.instruction_metadata))
     return OpenUpload(
         upload.target,
         upload.upload_id,
         [(n, etag) for n, etag in enumerate(upload.etags, 1)],
         upload.size,
+        instruction,
     )

@@ -38,7 +38,6 @@ import asyncio
 import time
 import weakref
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from ..blocking import run_blocking
@@ -60,10 +59,6 @@ from .sync import entry_from_info
 
 if TYPE_CHECKING:
     from ..errors import ChangedError
-
-#: The (path, ETag) whose pinned read this task is running under the policy, so a read
-#: of the same version nested in it (a hook below the layer) does not run a second one.
-_READING: ContextVar[tuple[str, str | None] | None] = ContextVar("emrfs_view_reading", default=None)
 
 __all__ = ["ConsistentView"]
 
@@ -403,25 +398,6 @@ class ConsistentView:
         nothing while the metadata records ``etag`` live (S3 does not show the write yet)
         is retried the same way; else its ``FileNotFoundError`` is raised at once.
         """
-
-        reading = (path, normalize_etag(etag))
-        if _READING.get() == reading:
-            # a GET made by an outer read of this version (the consistent layer's, reaching
-            # the transport's pinned-GET hook): the outer read applies the policy, once
-            return await get()
-        token = _READING.set(reading)
-        try:
-            return await self._read(path, etag, get, unpinned)
-        finally:
-            _READING.reset(token)
-
-    async def _read(
-        self,
-        path: str,
-        etag: str,
-        get: Callable[[], Awaitable[Any]],
-        unpinned: Callable[[], Awaitable[Any]] | None,
-    ) -> Any:
         from ..s3.client import ChangedError
 
         failed: list[Exception] = []

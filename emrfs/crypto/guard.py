@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING
 
 from ..config import CSEOptions
 from ..errors import ChangedError
-from ..store.protocol import ObjectMeta, ObjectStore, WrapperStore, check_chunk_size
+from ..store.protocol import (
+    ObjectMeta,
+    ObjectStore,
+    StagedUpload,
+    WrapperStore,
+    check_chunk_size,
+)
 from .envelope import instruction_file_required, is_encrypted
 
 if TYPE_CHECKING:
@@ -166,6 +172,12 @@ class EnvelopeGuard(WrapperStore):
                 path, start + len(first), stop, if_match=stored.etag, chunk_size=chunk_size
             ):
                 yield chunk
+
+    async def complete_staged(self, staged: StagedUpload) -> ObjectMeta:
+        if staged.instruction is None:
+            return await self.inner.complete_staged(staged)
+        # staged sealed (under other CSE options): its instruction file goes beside it
+        return await self.decrypting.complete_staged(staged)
 
     async def copy(
         self,

@@ -50,15 +50,6 @@ class Views:
 
         return ConsistentStore(below, view)
 
-    async def pinned_get(self, path: str, etag: str, get, unpinned) -> dict:
-        """Every GET pinned to ``etag`` (by any read verb) passes here: with the consistent
-        view on at ``path``, a stale copy is retried by its policy (``ConsistentView.read``);
-        without it, another version is a :class:`ChangedError` at once."""
-        view = self(path)
-        if view is None:
-            return await get()
-        return await view.read(path, etag, get, unpinned)
-
     async def record_file(self, path: str, size: int, response: dict | None) -> None:
         """A file S3 confirmed storing (``response``: the PUT, complete or copy's answer)."""
         view = self(path)

@@ -17,7 +17,7 @@ import logging
 import os
 import random
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..config import S3Options
@@ -37,30 +37,16 @@ logger = logging.getLogger("emrfs.s3")
 _CHECKSUM_MODE = "when_required"
 
 
-#: ``pinned_get(path, etag, get, unpinned)``: runs ``get()``, a GET pinned to ``etag``, and
-#: decides what a :class:`ChangedError` from it means (the consistent view retries stale
-#: copies).  ``unpinned`` is the same GET without the pin, for a whole-object GET (whose
-#: response describes itself), else None.
-PinnedGet = Callable[
-    [str, str, Callable[[], Awaitable[dict]], "Callable[[], Awaitable[dict]] | None"],
-    Awaitable[dict],
-]
-
-
 class S3Client:
     """Lazily created, fork-aware aiobotocore S3 client bound to one options set.
 
-    ``pinned_get`` wraps every GET that carries ``IfMatch`` (see :data:`PinnedGet`):
-    the one place where the filesystem's policy for a version that S3 does not
-    serve (yet) applies to every read path.
+    A GET that carries ``IfMatch`` and meets another version is :class:`ChangedError`;
+    what that means (a stale copy to wait out) is the consistent layer's to decide.
     """
 
-    def __init__(
-        self, options: S3Options, *, sleep=asyncio.sleep, pinned_get: PinnedGet | None = None
-    ):
+    def __init__(self, options: S3Options, *, sleep=asyncio.sleep):
         self.options = options
         self._sleep = sleep
-        self._pinned_get = pinned_get
         self._client: Any = None  # aiobotocore's, untyped
         self._context: Any = None
         self._pid = os.getpid()
@@ -276,18 +262,7 @@ class S3Client:
 
         S3 answers 412 to a failed If-Match; an intermediary (a cache, a lagging
         replica, the fault proxy) may ignore the condition, so the ETag is checked too.
-        A pinned GET runs under ``pinned_get`` (stale copies retried there).
         """
-        expected = kwargs.get("IfMatch")
-        if expected is None or self._pinned_get is None:
-            return await self._checked_get(path, **kwargs)
-        loose = {k: v for k, v in kwargs.items() if k != "IfMatch"}
-        unpinned = None if "Range" in kwargs else (lambda: self._checked_get(path, **loose))
-        return await self._pinned_get(
-            path, expected, lambda: self._checked_get(path, **kwargs), unpinned
-        )
-
-    async def _checked_get(self, path: str, **kwargs: Any) -> dict:
         expected = kwargs.get("IfMatch")
         try:
             response = await self.call("get_object", path, **kwargs)

@@ -43,8 +43,8 @@ def transport_for(
     SSE settings of a bucket or prefix travel with it).
 
     The one place a transport is chosen.  ``client``: an existing
-    :class:`~emrfs.s3.client.S3Client` to share (its connections, retries and
-    ``pinned_get`` hook; the caller keeps owning it), else the store makes its own.
+    :class:`~emrfs.s3.client.S3Client` to share (its connections and retries; the
+    caller keeps owning it), else the store makes its own.
     ``kwargs`` go to :class:`~emrfs.store.s3.S3Store` (``source_sse``, ``purge``,
     ``page_size``).
 
@@ -67,6 +67,5 @@ def transport_for(
             options.sse,
             fallback=botocore,
             source_sse=kwargs.get("source_sse"),
-            pinned_get=client._pinned_get if client is not None else None,
         )
     return botocore()

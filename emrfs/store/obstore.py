@@ -65,8 +65,6 @@ __all__ = [
 #: reads 8 MiB parts 10 at a time; 16 MiB measured a little faster on SeaweedFS here)
 _GET_PART = 16 * 1024 * 1024
 _GET_PARALLEL = 8
-#: a pinned GET's answer when the range starts at or past the end of the object
-_PAST_END = object()
 #: the smallest piece obstore hands a worker thread draining a large GET's part: 0, each
 #: piece as it arrives (a larger minimum makes obstore join pieces first: one more copy)
 _FILL_CHUNK = 0
@@ -90,9 +88,9 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
     """The S3 transport over obstore, for one resolved set of S3 and SSE options.
 
     ``fallback`` makes (once, lazily) the botocore transport for what obstore cannot
-    do; it is a store or a zero-argument factory.  ``pinned_get`` is the policy for a
-    GET pinned to an ETag (:data:`emrfs.s3.client.PinnedGet`: the consistent view
-    retries a stale copy there), as the botocore client applies it.
+    do; it is a store or a zero-argument factory.  A GET pinned to an ETag that meets
+    another version is :class:`~emrfs.errors.ChangedError` (the consistent layer above
+    retries a stale copy).
     """
 
     # --- reads --------------------------------------------------------------------------
@@ -132,22 +130,16 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         check_range(path, start, end)
         if end is not None and end <= start:
             return await pinned_head(self, path, if_match), b""
-        if if_match is not None and self._pinned_get is not None and start == 0 and end is None:
-            # the whole object pinned under the consistent view's policy: one GET, which the
-            # policy may retry whole (or, lenient, serve unpinned: a whole GET describes itself)
-            first_end = None
-        else:
-            # the first part tells the object's size; a larger object's other parts come
-            # in parallel ranged GETs pinned to the version it served (as boto3 reads),
-            # each under the pinned-read policy as any pinned GET
-            first_end = start + _GET_PART if end is None else min(end, start + _GET_PART)
+        # the first part tells the object's size; a larger object's other parts come in
+        # parallel ranged GETs pinned to the version it served (as boto3 reads)
+        first_end = start + _GET_PART if end is None else min(end, start + _GET_PART)
         first = await self._get(path, start, first_end, if_match)
         if first is None:  # the range starts at or past the end: the meta from a HEAD
             return await pinned_head(self, path, if_match), b""
         # obstore's meta describes the whole object (its size from Content-Range)
         meta = self._meta(path, first.meta, first.attributes)
         stop = meta.size if end is None else min(end, meta.size)
-        if stop - start <= _GET_PART and (first_end is None or first_end >= stop):
+        if stop - start <= _GET_PART and first_end >= stop:
             with self._errors(path):  # small: obstore's buffer, copied once
                 data = bytes(await blocking(first.bytes))
             if len(data) != stop - start:
@@ -225,27 +217,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             view.release()
 
     async def _get(self, path: str, start: int, end: int | None, if_match: str | None) -> Any:
-        """One GET of ``[start, end)``; None when the range starts at or past the end.  A
-        pinned GET runs under the ``pinned_get`` policy (``unpinned``: the same GET without
-        the pin, for a whole-object GET, which describes itself)."""
-        if if_match is None or self._pinned_get is None:
-            return await self._get_once(path, start, end, if_match)
-        whole = start == 0 and end is None
-
-        async def once(pin: str | None) -> Any:
-            # the policy reads None as "no answer": a range past the end says so otherwise
-            result = await self._get_once(path, start, end, pin)
-            return _PAST_END if result is None else result
-
-        result = await self._pinned_get(
-            path,
-            if_match,
-            lambda: once(if_match),
-            (lambda: once(None)) if whole else None,
-        )
-        return None if result is _PAST_END else result
-
-    async def _get_once(self, path: str, start: int, end: int | None, if_match: str | None) -> Any:
+        """One GET of ``[start, end)``; None when the range starts at or past the end."""
         import obstore
 
         bucket, key = split(path)
@@ -289,16 +261,13 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         # parts of whole chunks, at least _STREAM_PART: a small chunk size must not mean
         # one GET per chunk
         part = chunk_size * -(-_STREAM_PART // chunk_size)
-        if if_match is not None and self._pinned_get is not None and start == 0 and end is None:
-            first_end = None  # one whole GET, which the pinned-read policy may serve unpinned
-        else:
-            first_end = start + part if end is None else min(end, start + part)
+        first_end = start + part if end is None else min(end, start + part)
         first = await self._get(path, start, first_end, if_match)
         if first is None:  # the range starts at or past the end
             return
         meta = self._meta(path, first.meta, first.attributes)
         stop = meta.size if end is None else min(end, meta.size)
-        if first_end is None or stop <= first_end:
+        if stop <= first_end:
             async for chunk in self._stream_body(path, start, stop, if_match, chunk_size, first):
                 yield chunk
             return

@@ -10,10 +10,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ..s3.client import PinnedGet
+from typing import Any
 
 from ..config import S3Options, SSEOptions
 from ..crypto import sse as _sse
@@ -53,14 +50,10 @@ class ObstoreBase(ObjectStore):
         *,
         fallback: ObjectStore | Callable[[], ObjectStore] | None = None,
         source_sse: Callable[[str], SSEOptions] | None = None,
-        pinned_get: PinnedGet | None = None,
     ):
         self.s3 = s3
         self.sse = sse or SSEOptions()
         self._source_sse = source_sse  # a copy's source may need its own SSE-C key
-        # the policy for a pinned GET that meets another version (the consistent view
-        # retries stale copies), as the botocore client applies it to its own GETs
-        self._pinned_get = pinned_get
         self._fallback_factory = fallback
         self._fallback: ObjectStore | None = fallback if isinstance(fallback, ObjectStore) else None
         self._stores: dict[str, Any] = {}

@@ -3,8 +3,9 @@ over :class:`~emrfs.s3.client.S3Client`.
 
 Everything boto-shaped stops here.  The client's policy comes along unchanged:
 request retries, resumable bodies (``read_range``/``get_object_stream``), errors
-translated once (``map_s3_errors``) and the ``pinned_get`` hook through which
-every GET pinned to an ETag passes.  The SSE arguments of each request family
+translated once (``map_s3_errors``); a GET pinned to an ETag that meets another
+version is :class:`~emrfs.errors.ChangedError` (the consistent layer above decides
+what that means).  The SSE arguments of each request family
 come from the :class:`~emrfs.config.SSEOptions` the store was made with, and
 responses become :class:`~emrfs.store.protocol.ObjectMeta`, by the pure functions
 of :mod:`emrfs.store.s3_shapes` (importable from here too).  The writes (``put``,

@@ -65,6 +65,15 @@ def staged_rows(endpoint, table, bucket, with_dirs=False) -> list[str]:
     )
 
 
+def table_row(endpoint, table, parent, child) -> dict:
+    """The metadata table's row of ``parent/child`` (raw DynamoDB)."""
+    ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    for item in ddb.scan(TableName=table)["Items"]:
+        if item["parent"]["S"] == parent and item["child"]["S"] == child:
+            return item
+    raise AssertionError(f"no row for {parent}/{child}")
+
+
 FILES = {
     "part-00000": os.urandom(300 * KiB),
     "day=1/part-00000": b"small",
@@ -224,6 +233,43 @@ def test_staged_uploads_are_encrypted(emrfs_endpoint, tmp_path, table, bucket, e
     if storage == "InstructionFile":
         assert "out/part-0.instruction" in objects(emrfs_s3, bucket)
     assert uploads(emrfs_s3, bucket) == []
+    # the view recorded what S3 holds, at the plaintext size (raw DynamoDB)
+    row = table_row(emrfs_endpoint, table, f"{bucket}/out", "part-0")
+    head = emrfs_s3.head_object(Bucket=bucket, Key="out/part-0")
+    assert (row["etag"]["S"], int(row["length"]["N"])) == (head["ETag"].strip('"'), len(data))
+    for fs in (a, b):
+        fs._cached.local.tier.terminate()
+
+
+def test_a_repeated_job_commit_restores_the_instruction_file_and_the_record(
+    emrfs_endpoint, tmp_path, table, bucket, emrfs_s3
+):
+    """A first job commit completed the upload and died before its instruction file and
+    the view's record: the retry finds the object there and writes both."""
+    from fsspec.asyn import sync
+
+    cse = {
+        "enabled": True,
+        "materials_provider": "emrfs.crypto.keys:AesKeyProvider",
+        "aes_key": AES_KEY,
+        "storage_mode": "InstructionFile",
+    }
+    a = node(emrfs_endpoint, tmp_path, "a", table, cse=cse)
+    b = node(emrfs_endpoint, tmp_path, "b", table, cse=cse)
+    out = f"{bucket}/out"
+    run_task(a, out, files={"p": b"payload"})
+    staging = b._tiers.staging
+    [(_path, upload)] = sync(b.loop, staging.files, f"{out}/_temporary/0/task_1")
+    parts = [{"PartNumber": n, "ETag": e} for n, e in enumerate(upload.etags, 1)]
+    emrfs_s3.complete_multipart_upload(  # the first attempt: S3 published it, then it died
+        Bucket=bucket, Key="out/p", UploadId=upload.upload_id, MultipartUpload={"Parts": parts}
+    )
+    sync(b.loop, staging._complete, upload)  # the retry (the job commit's per-file step)
+    assert objects(emrfs_s3, bucket) == ["out/p", "out/p.instruction"]
+    row = table_row(emrfs_endpoint, table, f"{bucket}/out", "p")
+    head = emrfs_s3.head_object(Bucket=bucket, Key="out/p")
+    assert (row["etag"]["S"], int(row["length"]["N"])) == (head["ETag"].strip('"'), 7)
+    assert b.cat_file(f"{out}/p") == b"payload"
     for fs in (a, b):
         fs._cached.local.tier.terminate()
 

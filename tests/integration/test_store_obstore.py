@@ -151,7 +151,7 @@ def test_a_large_get_comes_in_parallel_parts_pinned_to_one_version(
     emrfs_s3.put_object(Bucket=bucket, Key="big", Body=data, Metadata={"m": "1"})
     etag = emrfs_s3.head_object(Bucket=bucket, Key="big")["ETag"]
     asked: list[tuple[int, int | None, str | None]] = []
-    once = store._get_once
+    once = store._get
     overwrite = {"after": None}
 
     async def spy(path, start, end, if_match):
@@ -161,7 +161,7 @@ def test_a_large_get_comes_in_parallel_parts_pinned_to_one_version(
             emrfs_s3.put_object(Bucket=bucket, Key="big", Body=b"other version")
         return result
 
-    monkeypatch.setattr(store, "_get_once", spy)
+    monkeypatch.setattr(store, "_get", spy)
     meta, got = run(store.get(f"{bucket}/big"))
     assert got == data and isinstance(got, bytes)
     assert (meta.size, meta.etag, dict(meta.metadata)) == (len(data), etag, {"m": "1"})
@@ -197,7 +197,7 @@ def test_a_large_stream_reads_parts_ahead_pinned_to_one_version(
     emrfs_s3.put_object(Bucket=bucket, Key="big", Body=data)
     etag = emrfs_s3.head_object(Bucket=bucket, Key="big")["ETag"]
     asked: list[tuple[int, int | None, str | None]] = []
-    once = store._get_once
+    once = store._get
     overwrite = {"after": None}
 
     async def spy(path, start, end, if_match):
@@ -206,7 +206,7 @@ def test_a_large_stream_reads_parts_ahead_pinned_to_one_version(
             emrfs_s3.put_object(Bucket=bucket, Key="big", Body=b"other version")
         return await once(path, start, end, if_match)
 
-    monkeypatch.setattr(store, "_get_once", spy)
+    monkeypatch.setattr(store, "_get", spy)
 
     async def stream(chunk_size, start=0, end=None, stop_after=None):
         out = []
@@ -784,34 +784,3 @@ def test_https_endpoint_with_the_ca_bundle_and_without(tls_endpoint, fallback, e
         run(untrusted.head(f"{bucket}/over-tls"))
     assert "(InvalidCertificate UnknownIssuer)" in str(info.value)  # the cause, not only "error"
     assert fallback.calls == []
-
-
-def test_pinned_gets_run_under_the_pinned_get_policy(emrfs_endpoint, fallback, emrfs_s3, bucket):
-    """The consistent view decides what a pinned GET that meets another version means (it
-    retries a stale copy): the obstore transport hands each pinned GET to that policy, as
-    the botocore client does."""
-    seen: list[tuple[str, str, bool]] = []
-
-    async def policy(path, etag, get, unpinned):
-        seen.append((path, etag, unpinned is not None))
-        try:
-            return await get()
-        except ChangedError:
-            if unpinned is None:
-                raise
-            return await unpinned()  # as a view with throw=False: what S3 serves
-
-    store = ObstoreStore(
-        S3Options(endpoint_url=emrfs_endpoint), pinned_get=policy, fallback=fallback
-    )
-    emrfs_s3.put_object(Bucket=bucket, Key="k", Body=b"new version")
-    path = f"{bucket}/k"
-
-    async def go():
-        whole = await store.get_range(path, if_match='"0123"')
-        with pytest.raises(ChangedError):
-            await store.get_range(path, 1, 3, if_match='"0123"')
-        return whole, await store.get_range(path)
-
-    assert run(go()) == (b"new version", b"new version")
-    assert seen == [(path, '"0123"', True), (path, '"0123"', False)]  # unpinned reads: none
