@@ -1,12 +1,15 @@
-"""Routing of filesystem verbs for paths of the ephemeral tier.
+"""What is the ephemeral tier's own, beside the namespace's rules and the routed stack.
 
 Paths that match ``ephemeral.patterns`` (``_temporary``, ``.spark-staging-*``)
 or lie below ``ephemeral.prefixes`` live only in local blocks
-(:class:`emrfs.cache.ephemeral.EphemeralTier`), never in S3.  The filesystem
-asks :meth:`EphemeralRoutes.owns` at the top of each verb and hands such paths
-over here; listings of persistent directories add the tier's children
-(``out/_temporary`` shows in ``ls("out")``), and a persistent path that S3
-does not know but that has ephemeral descendants is a directory.
+(:class:`emrfs.cache.ephemeral.EphemeralTier`), never in S3.  They take the same
+verbs and HDFS rules as S3 paths (:mod:`emrfs.namespace`): the router at the top
+of each stack (:class:`emrfs.cache.routing.RoutingStore`) sends them to the tier
+store, and listings of persistent directories merge the tier's entries
+(``out/_temporary`` shows in ``ls("out")``).  :class:`EphemeralRoutes` keeps what
+only the tier does: which paths are its own (:meth:`EphemeralRoutes.owns`), making
+and removing its directories, its moves (:mod:`emrfs.tier_moves`), what task
+commits staged on any machine (:mod:`emrfs.staging`), and its file class.
 
 One namespace with S3 (as HDFS): nothing is created in the tier below a file,
 persistent or not (``NotADirectoryError``); a persistent path with tier
