@@ -6,11 +6,12 @@ Checks the shape of the report and the tables, never speeds.
 from __future__ import annotations
 
 import http.client
+import types
 import urllib.parse
 
 import pytest
 
-from benchmarks import bench_s3
+from benchmarks import bench_s3, harness
 from benchmarks.harness import Case, Variant, format_case, summarise
 from benchmarks.proxy import CountingProxy
 
@@ -30,6 +31,14 @@ TINY = [
 #: the cases the every-case run counts requests of (traffic checked in _check_report)
 COUNTED = ("large_write", "large_read", "small_get", "parquet_read_2cols")
 STREAM_CASES = [name for name in bench_s3.REGISTRY.factories if name.startswith("stream_")]
+
+
+@pytest.fixture(autouse=True)
+def _no_full_collections(monkeypatch):
+    """The harness runs a full garbage collection before each timed run, for steadier
+    samples; nothing here checks a timing, and in a late xdist worker each one walks the
+    whole test process (0.5-2 s, 50+ per every-case run: most of that test's time)."""
+    monkeypatch.setattr(harness, "gc", types.SimpleNamespace(collect=lambda *args: 0))
 
 
 @pytest.mark.integration
@@ -119,8 +128,6 @@ def test_forked_children_run_the_emrfs_variants():
 
 
 def test_a_forked_child_that_fails_or_hangs_is_reported(monkeypatch):
-    from benchmarks import harness
-
     def boom():
         raise ValueError("broken in the child")
 

@@ -1,6 +1,12 @@
 """Child process: serve moto on (host, port), print ``PORT n`` once bound."""
 
+from __future__ import annotations
+
+import functools
+import socket
 import sys
+import traceback
+from typing import Any
 
 
 def untrack_models() -> None:
@@ -21,19 +27,98 @@ def untrack_models() -> None:
     BaseModel.__new__ = staticmethod(new)  # type: ignore[method-assign]
 
 
+def cache_module_listing() -> None:
+    """moto matches each request's Host against its backend package names by listing
+    its own directory (``os.listdir`` and an ``isdir`` per entry) on every request;
+    the directory does not change while the server runs."""
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = functools.cache(lambda: modules)
+
+
+def keep_alive_handler() -> type:
+    """moto's request handler, keeping HTTP/1.1 connections open between requests.
+
+    Werkzeug's development server answers every request with ``Connection: close``
+    (it cannot tell where an unread request body ends), so each request cost the
+    client a new TCP connection and the server a new thread, and after each response
+    the server waited up to 10 ms for the client to hang up.  Here the request body is
+    bounded by its ``Content-Length`` (or its chunked framing) and whatever the
+    application left unread is drained after the response, so the connection is ready
+    for the next request; the response is buffered and sent with its length.
+    """
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.wsgi import LimitedStream
+
+    class KeepAliveHandler(MotoRequestHandler):
+        def setup(self) -> None:
+            super().setup()
+            # headers and body go out in two writes: without this, the body of a
+            # kept-alive response waits for the client's delayed ACK (40 ms)
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def run_wsgi(self) -> None:
+            if self.headers.get("Expect", "").strip().lower() == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.environ = environ = self.make_environ()
+            if not environ.get("wsgi.input_terminated"):  # not chunked: Content-Length
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                environ["wsgi.input"] = LimitedStream(self.rfile, length)  # type: ignore[arg-type]
+                environ["wsgi.input_terminated"] = True
+            body = environ["wsgi.input"]
+            started: list[Any] = []
+            written: list[bytes] = []
+
+            def start_response(status, headers, exc_info=None):
+                started[:] = [status, headers]
+                return written.append
+
+            try:
+                result = self.server.app(environ, start_response)
+                try:
+                    data = b"".join([*written, *result])
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
+            except Exception:  # noqa: BLE001 - answered 500, as werkzeug does
+                self.log_error("Error on request:\n%s", traceback.format_exc())
+                started[:] = ["500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")]]
+                data = b"internal server error"
+                self.close_connection = True
+            status, headers = started
+            code, _, message = status.partition(" ")
+            self.send_response(int(code), message)
+            names = set()
+            for name, value in headers:
+                self.send_header(name, value)
+                names.add(name.lower())
+            bodiless = self.command == "HEAD" or int(code) < 200 or int(code) in (204, 304)
+            if "content-length" not in names and not bodiless:
+                self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if data and self.command != "HEAD":
+                self.wfile.write(data)
+            if not self.close_connection:
+                while body.read(1 << 20):  # the next request starts after this body
+                    pass
+
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            """Not logged: the child's stderr is discarded, the formatting is not free."""
+
+    return KeepAliveHandler
+
+
 def main() -> None:
     host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
     untrack_models()
+    cache_module_listing()
     app = DomainDispatcherApplication(create_backend_app)
-    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(host, port, app, threaded=True, request_handler=keep_alive_handler())
     print(f"PORT {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

@@ -205,6 +205,31 @@ class EmrfsFixtures(AbstractFixtures):
         )
         assert _raw_keys(emrfs_s3, stack.bucket, prefix) == [], f"rm left keys below {path}"
 
+    # fsspec's scenario fixtures each remove their tree (and fs_target its directory)
+    # before fs_path's teardown: here they leave them to it, which removes the whole
+    # prefix through emrfs in one recursive rm and proves it gone (emrfs and raw S3),
+    # after checking the objects the scenarios wrote at rest (before, only what the
+    # test body itself left was still there to check).
+    @pytest.fixture
+    def fs_bulk_operations_scenario_0(self, fs, fs_join, fs_path):
+        return self._bulk_operations_scenario_0(fs, fs_join, fs_path)
+
+    @pytest.fixture
+    def fs_glob_edge_cases_files(self, fs, fs_join, fs_path):
+        return self._glob_edge_cases_files(fs, fs_join, fs_path)
+
+    @pytest.fixture
+    def fs_dir_and_file_with_same_name_prefix(self, fs, fs_join, fs_path):
+        return self._dir_and_file_with_same_name_prefix(fs, fs_join, fs_path)
+
+    @pytest.fixture
+    def fs_10_files_with_hashed_names(self, fs, fs_join, fs_path):
+        return self._10_files_with_hashed_names(fs, fs_join, fs_path)
+
+    @pytest.fixture
+    def fs_target(self, fs_join, fs_path):
+        return fs_join(fs_path, "target")
+
     @pytest.fixture
     def fs_join(self):
         return lambda *parts: "/".join(parts)
