@@ -1,12 +1,15 @@
-"""Routing of filesystem verbs for paths of the ephemeral tier.
+"""What is the ephemeral tier's own, beside the namespace's rules and the routed stack.
 
 Paths that match ``ephemeral.patterns`` (``_temporary``, ``.spark-staging-*``)
 or lie below ``ephemeral.prefixes`` live only in local blocks
-(:class:`emrfs.cache.ephemeral.EphemeralTier`), never in S3.  The filesystem
-asks :meth:`EphemeralRoutes.owns` at the top of each verb and hands such paths
-over here; listings of persistent directories add the tier's children
-(``out/_temporary`` shows in ``ls("out")``), and a persistent path that S3
-does not know but that has ephemeral descendants is a directory.
+(:class:`emrfs.cache.ephemeral.EphemeralTier`), never in S3.  They take the same
+verbs and HDFS rules as S3 paths (:mod:`emrfs.namespace`): the router at the top
+of each stack (:class:`emrfs.cache.routing.RoutingStore`) sends them to the tier
+store, and listings of persistent directories merge the tier's entries
+(``out/_temporary`` shows in ``ls("out")``).  :class:`EphemeralRoutes` keeps what
+only the tier does: which paths are its own (:meth:`EphemeralRoutes.owns`), making
+and removing its directories, its moves (:mod:`emrfs.tier_moves`), what task
+commits staged on any machine (:mod:`emrfs.staging`), and its file class.
 
 One namespace with S3 (as HDFS): nothing is created in the tier below a file,
 persistent or not (``NotADirectoryError``); a persistent path with tier
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
@@ -171,15 +175,6 @@ class EphemeralRoutes:
         status["ephemeral"] = True
         return status
 
-    async def info(self, path: str) -> dict[str, Any]:
-        try:
-            return self._status(self.tier.info(path))
-        except FileNotFoundError:
-            staged = await self.staging.info(path)  # staged by a task commit, maybe elsewhere
-            if staged is None:
-                raise
-            return staged
-
     async def implied_dir(self, path: str) -> dict[str, Any] | None:
         """Status of a persistent ``path`` S3 does not know, if the tier has descendants
         (here, or staged by a task commit on any machine)."""
@@ -189,42 +184,11 @@ class EphemeralRoutes:
         status["ephemeral"] = True
         return status
 
-    async def ls(self, path: str, detail: bool = True) -> list:
-        try:
-            entries = [self._status(e) for e in self.tier.ls(path)]
-        except FileNotFoundError:
-            entries = None
-        staged = await self.staging.children(path)
-        if entries is None:
-            if not staged:
-                own = await self.info(path)  # a staged file, or FileNotFoundError
-                staged = [own] if own["type"] == "file" else []
-            entries = []
-        names = {e["name"] for e in entries}
-        entries = sorted(
-            entries + [e for e in staged if e["name"] not in names], key=lambda e: e["name"]
-        )
-        return entries if detail else [e["name"] for e in entries]
-
     def children(self, path: str) -> list[dict[str, Any]]:
         """The tier's entries directly under persistent directory ``path`` (often none)."""
         if not self.holds_dir(path):
             return []
         return [self._status(e) for e in self.tier.ls(path)]
-
-    async def merge_children(self, path: str, entries: list[dict]) -> list[dict]:
-        """A persistent directory's S3 entries plus the tier's, local or staged by any
-        machine (S3's win on a clash)."""
-        extra = self.children(path) if self.on else []
-        if self.on:
-            names = {e["name"] for e in extra}
-            extra += [e for e in await self._staged_below(path) if e["name"] not in names]
-        if not extra:
-            return entries
-        names = {e["name"] for e in entries}
-        return sorted(
-            entries + [e for e in extra if e["name"] not in names], key=lambda e: e["name"]
-        )
 
     def walk(self, path: str, maxdepth: int | None, withdirs: bool) -> dict[str, dict]:
         """Everything at or below ``path`` in the tier (directories only if ``withdirs``)."""
@@ -244,31 +208,33 @@ class EphemeralRoutes:
                     out[e["name"]] = status
         return out
 
-    async def find(
-        self, path: str, maxdepth: int | None, withdirs: bool, detail: bool, prefix: str = ""
-    ) -> Any:
-        """``find`` of an ephemeral path."""
-        out: dict[str, dict] = {}
-        try:
-            top = await self.info(path)
-        except FileNotFoundError:
-            top = None
-        if top is not None and top["type"] == "file":
-            out[path] = top
-        elif top is not None:
-            if withdirs:
-                out[path] = top
-            if self.tier.exists(path):
-                out.update(self.walk(path, maxdepth, withdirs))
-            for name, status in (await self.staging.walk(path)).items():
-                depth = paths.relative_to(name, path).count("/") + 1
-                if (maxdepth is None or depth <= maxdepth) and (
-                    withdirs or status["type"] == "file"
-                ):
-                    out.setdefault(name, status)
-        return self._finish_find(path, out, detail, prefix)
+    def mark(self, entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Mark the tier's entries of a listing through the router (``ephemeral``, the
+        tier's replication); returns the others (S3's, which reads may remember)."""
+        if not self.on:
+            return list(entries)
+        others = []
+        for entry in entries:
+            if not self.owns(entry["name"]):
+                others.append(entry)
+            elif not entry.get("ephemeral"):
+                entry["ephemeral"] = True
+                if entry["type"] == "file":
+                    entry["replication"] = self.options.ephemeral.replication
+        return others
 
-    async def merge_find(
+    async def merge_staged(self, path: str, entries: list[dict]) -> list[dict]:
+        """A directory's listed entries plus what task commits staged directly below it,
+        on any machine (the listing's win on a clash)."""
+        staged = await self._staged_below(path) if self.on else []
+        if not staged:
+            return entries
+        names = {e["name"] for e in entries}
+        return sorted(
+            entries + [e for e in staged if e["name"] not in names], key=lambda e: e["name"]
+        )
+
+    async def merge_staged_find(
         self,
         path: str,
         out: dict[str, dict],
@@ -276,20 +242,18 @@ class EphemeralRoutes:
         withdirs: bool,
         prefix: str = "",
     ) -> dict[str, dict]:
-        """A persistent ``find``'s results plus what the tier holds below ``path``
-        (locally, or staged by a task commit on any machine)."""
+        """A ``find``'s results plus what task commits staged below ``path``, on any
+        machine (``path`` itself a directory then, unless it is a bucket)."""
         if not self.on:
             return out
-        extra = self.walk(path, maxdepth, withdirs) if self.holds_dir(path) else {}
+        extra: dict[str, dict] = {}
         for name, status in (await self._staged_below(path, deep=True)).items():
             depth = paths.relative_to(name, path).count("/") + 1
             if (maxdepth is None or depth <= maxdepth) and (withdirs or status["type"] == "file"):
-                extra.setdefault(name, status)
+                extra[name] = status
         if not extra:
             return out
-        if not paths.split(path)[1]:
-            extra.pop(path, None)  # a bucket is the root of its listing, never in it
-        elif withdirs and path not in out:
+        if withdirs and paths.split(path)[1] and path not in out:
             extra[path] = self.status.directory(path)
             extra[path]["ephemeral"] = True
         start = paths.join(path, prefix) if prefix else ""
@@ -297,14 +261,6 @@ class EphemeralRoutes:
             if not start or name.startswith(start):
                 out.setdefault(name, status)
         return out
-
-    @staticmethod
-    def _finish_find(path: str, out: dict[str, dict], detail: bool, prefix: str) -> Any:
-        if prefix:
-            start = paths.join(path, prefix)
-            out = {n: e for n, e in out.items() if n.startswith(start)}
-        names = sorted(out)
-        return {n: out[n] for n in names} if detail else names
 
     # --- directories (the rules are the namespace's: emrfs.namespace) ------------------------
 

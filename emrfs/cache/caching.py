@@ -10,11 +10,12 @@ Blocks belong to one object version (:class:`~emrfs.cache.store.ObjectIdentity`:
 path, size, ETag, version id and the layer's ``stamp``), so a new version never
 serves old blocks.  The version a read uses is the one the layer saw last (a
 ``head``, a listing, or a write through it); a read of a path it has not seen
-asks ``head`` first, and every fill below is pinned (``if_match``) to that
-version, so a change below in the middle of a read fails rather than mixes
-versions.  A change made past the layer is seen at its next ``head`` or
-listing of the path: until then, reads of the version it knows keep being
-served from blocks with no request below (as the filesystem's reads always were).
+learns it from its own GET (of the blocks it touches, cached), and every later
+fill below is pinned (``if_match``) to that version, so a change below in the
+middle of a read fails rather than mixes versions.  A change made past the layer
+is seen at its next ``head`` or listing of the path: until then, reads of the
+version it knows keep being served from blocks with no request below (as the
+filesystem's reads always were).
 
 The layer stores what the layer below hands it: over the encryption layer that
 is plaintext, so ``seal`` (True, or a predicate of the path) seals those blocks
@@ -171,6 +172,15 @@ class CachingStore(WrapperStore):
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
     ) -> bytes:
         check_range(path, start, end)
+        if path not in self._known:
+            try:
+                return await self._first_read(path, start, end, if_match)
+            except ChangedError:
+                # changed below during the read (or found sealed by the layer below): a
+                # pinned caller hears it; an unpinned one is served as below
+                self.forget(path)
+                if if_match is not None:
+                    raise
         for attempt in (1, 2):
             ident = await self._identity(path, if_match)
             if ident is None:  # no ETag: nothing to key blocks by
@@ -196,6 +206,26 @@ class CachingStore(WrapperStore):
             finally:
                 await reader.close()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _first_read(
+        self, path: str, start: int, end: int | None, if_match: str | None
+    ) -> bytes:
+        """A read of a path the layer has not seen: one GET of the blocks it touches
+        brings the version with the bytes (no ``head`` first); those blocks are cached."""
+        lo = start - start % self.block_size
+        hi = None if end is None else -(-end // self.block_size) * self.block_size
+        meta, data = await self.inner.get(path, lo, hi, if_match=if_match)
+        ident = self.remember(meta)
+        if ident is not None and data:
+            reader = self._reader(ident)
+            try:
+                await reader.adopt(lo, data)
+            finally:
+                await reader.close()
+        stop = meta.size if end is None else min(end, meta.size)
+        if start == lo and stop - lo == len(data):
+            return data
+        return data[start - lo : max(start, stop) - lo]
 
     async def get_stream(
         self,

@@ -138,6 +138,31 @@ class CachedReader:
             return out[0] if isinstance(out[0], bytes) else bytes(out[0])
         return b"".join(out)
 
+    async def adopt(self, start: int, data: bytes) -> None:
+        """Cache the blocks of ``data`` (the object's bytes from ``start``, a block
+        boundary, fetched elsewhere): each whole block, and the object's last one."""
+        view = memoryview(data)
+        blocks = {}
+        first = start // self.block_size
+        for i in range(first, first + -(-len(data) // self.block_size)):
+            b0, b1 = block_span(i, self.block_size, self.size)
+            if b1 - start <= len(data):
+                blocks[i] = view[b0 - start : b1 - start]
+        if not blocks:
+            return
+        if not self._retired:
+            self._retired = True  # other versions' blocks can never be served again
+            await run_blocking(self.store.drop_owner, "c", self.identity.owner, self.identity.tag)
+        await self._write_blocks(blocks)
+
+    async def _write_blocks(self, blocks: dict[int, memoryview]) -> None:
+        # on the store's writer threads, shielded: a reader cancelled (or an event loop
+        # closed) mid-write must not drop queued blocks
+        if self.store.write_backlog_full():
+            self.skipped_writes += len(blocks)
+        else:
+            await asyncio.shield(asyncio.wrap_future(self.store.submit(self._store_blocks, blocks)))
+
     def _note_read(self, start: int, end: int) -> None:
         self._last_end = end
 
@@ -182,14 +207,7 @@ class CachedReader:
             for i, fut in futures.items():  # readers go on while the blocks are written
                 if not fut.done():
                     fut.set_result(blocks[i])
-            # The write runs on the store's writer threads and is shielded: a reader
-            # cancelled (or an event loop closed) mid-write must not drop queued blocks.
-            if self.store.write_backlog_full():
-                self.skipped_writes += len(blocks)
-            else:
-                await asyncio.shield(
-                    asyncio.wrap_future(self.store.submit(self._store_blocks, blocks))
-                )
+            await self._write_blocks(blocks)
         except BaseException as exc:
             for fut in futures.values():
                 if not fut.done():

@@ -214,7 +214,7 @@ class RoutingStore(ObjectStore):
                     prefixes.append(name)
             return ListPage(objects=objects, prefixes=prefixes)
 
-        async for page in self.persistent.list(prefix, delimiter=delimiter, limit=limit):
+        async for page in self._persistent_pages(prefix, delimiter, limit):
             below: builtins.list[_Entry] = [
                 (m.path, m) for m in page.objects if not self.in_tier(m.path)
             ]
@@ -230,6 +230,27 @@ class RoutingStore(ObjectStore):
             del pending[:take]
         if pending or not pages:  # the tier's entries after the last key below (or alone)
             yield page_of(pending)
+
+    async def _persistent_pages(
+        self, prefix: str, delimiter: str | None, limit: int | None
+    ) -> AsyncIterator[ListPage]:
+        """The persistent side's pages, asked for the first ``limit``.  Objects at tier
+        paths are not the persistent side's to show (an S3 key under a tier pattern,
+        written while the tier was off); where they took some of those first ``limit``,
+        the side is asked again without it, so what it does show is still found (a
+        directory probe must not miss ``d/kept`` behind ``d/_temporary/old``)."""
+        if limit is None:  # streamed: a whole directory's listing is not held
+            async for page in self.persistent.list(prefix, delimiter=delimiter):
+                yield page
+            return
+        first = [p async for p in self.persistent.list(prefix, delimiter=delimiter, limit=limit)]
+        if not any(self.in_tier(m.path) for p in first for m in p.objects):
+            for page in first:
+                yield page
+            return
+        # the merge stops reading once it has `limit` entries (cut_listing)
+        async for page in self.persistent.list(prefix, delimiter=delimiter):
+            yield page
 
     async def close(self) -> None:
         await asyncio.gather(self.tier.close(), self.persistent.close())

@@ -206,19 +206,18 @@ class EncryptingStore(WrapperStore):
     async def get(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
     ) -> tuple[ObjectMeta, bytes]:
-        if start == 0 and end is None and if_match is None:
-            return await self._whole(path)
-        # one GET answers a plaintext object, and a whole encrypted one (its envelope
-        # comes with it); a range of an encrypted one is then read by its format.  (A
-        # pinned whole read stays one GET: the pinned-read policy may serve it unpinned.)
+        if start == 0 and end is None:
+            return await self._whole(path, if_match)
+        # one GET answers a plaintext object (and checks a pin); a range of an encrypted
+        # one is then read by its format
         stored, raw = await self.inner.get(path, start, end, if_match=if_match)
         return await self.as_read(path, stored, raw, start, end)
 
-    async def _whole(self, path: str) -> tuple[ObjectMeta, bytes]:
+    async def _whole(self, path: str, if_match: str | None) -> tuple[ObjectMeta, bytes]:
         """The whole object.  A sealed body is decrypted as it streams in (the store below
         reads ahead), so decryption overlaps the download instead of following it; it is
         returned once it verified.  A plaintext one is joined."""
-        stored, sealed, body = await self._whole_body(path, None, _WHOLE_CHUNK)
+        stored, sealed, body = await self._whole_body(path, if_match, _WHOLE_CHUNK)
         if not sealed.encrypted:
             return stored, b"".join([chunk async for chunk in body])
         if sealed.damaged:

@@ -1,11 +1,12 @@
-"""``ls`` and ``find`` of persistent paths: the path's stack's listing read by the
-namespace's rules, and what the ephemeral tier holds below (``out/_temporary``).
+"""``ls`` and ``find``: the path's stack's listing read by the namespace's rules.
 
 A directory's children are its stack's delimited listing (markers of both kinds read
 as directories, :meth:`~emrfs.namespace.markers.Markers.listed`); the layers below
-say what is there: the consistent view's checked listing (delayed listings waited
-for, deletions S3 still lists left out, directories only its table knows added), CSE
-plaintext lengths.  Tier paths are the tier's own.
+say what is there: the tier's router its local entries (``out/_temporary``, or a
+tier path's whole listing), the consistent view's checked listing (delayed listings
+waited for, deletions S3 still lists left out, directories only its table knows
+added), CSE plaintext lengths.  What task commits staged, on any machine, is merged
+from the tier's rows (:meth:`~emrfs.tiers.EphemeralRoutes.merge_staged`).
 """
 
 from __future__ import annotations
@@ -35,14 +36,13 @@ class Listings:
 
     async def ls(self, path: str, detail: bool = True) -> list:
         """The children of ``path`` (normalised, not the root); a file lists itself."""
-        if self.tiers.owns(path):
-            return await self.tiers.ls(path, detail)
         key = paths.split(path)[1]
         entries = (
             await self.markers.listed(path, key + "/" if key else "", recursive=False)
         ).entries()
-        self.markers.reads.remember_listing(entries, scope=path)  # an open after ls needs no HEAD
-        entries = await self.tiers.merge_children(path, entries)  # e.g. out/_temporary
+        # an open after ls needs no HEAD (the tier's entries are not S3's to remember)
+        self.markers.reads.remember_listing(self.tiers.mark(entries), scope=path)
+        entries = await self.tiers.merge_staged(path, entries)  # staged on any machine
         if not entries:
             info = await self.lookup(path)  # a file, an empty directory, or nothing
             entries = [info] if info["type"] == "file" else []
@@ -59,8 +59,6 @@ class Listings:
     ) -> Any:
         """Everything below ``path`` (normalised, not the root); ``literal``: the literal
         start of a glob, sent to S3 as the listing's prefix."""
-        if self.tiers.owns(path):
-            return await self.tiers.find(path, maxdepth, withdirs, detail, prefix)
         bucket, key = paths.split(path)
         list_prefix = key + "/" if key else ""
         if prefix:
@@ -72,8 +70,9 @@ class Listings:
         out = await self._find(
             path, list_prefix, maxdepth, withdirs, exact=not literal and not prefix
         )
-        # tier files are local plaintext: merged after the stack's listing
-        out = await self.tiers.merge_find(path, out, maxdepth, withdirs, prefix)
+        # what task commits staged below it, on any machine
+        out = await self.tiers.merge_staged_find(path, out, maxdepth, withdirs, prefix)
+        self.tiers.mark(out.values())
         if maxdepth is not None and maxdepth > 1:
             depth_base = len(path) + 1
             out = {
@@ -107,5 +106,6 @@ class Listings:
             else:
                 for name in listing.dirs:
                     out.pop(name, None)
-        self.markers.reads.remember_listing(list(listing.files.values()), scope=path)
+        files = self.tiers.mark(list(listing.files.values()))  # the tier's: not S3's
+        self.markers.reads.remember_listing(files, scope=path)
         return out

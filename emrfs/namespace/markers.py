@@ -380,8 +380,8 @@ class Markers:
         return None
 
     def persistent_stack(self, path: str) -> ObjectStore:
-        """``path``'s stack below the tier's router: the tier's own paths are merged by
-        the namespace's tier branches (:class:`~emrfs.tiers.EphemeralRoutes`)."""
+        """``path``'s stack below the tier's router (an override's own region of a
+        listing: the router merged the tier's entries already)."""
         stack = self.stacks.for_path(path)
         return stack.persistent if isinstance(stack, RoutingStore) else stack
 
@@ -396,11 +396,17 @@ class Markers:
         listing = Listing()
         scope = f"{bucket}/{list_prefix}"
         regions = _Regions(self.options, path, scope)
-        pages = self.persistent_stack(path).list(scope, delimiter=None if recursive else "/")
-        async for page in read_ahead(pages):
-            if regions:
-                page = await regions.outside(page, recursive, self.persistent_stack)
-            add_page(listing, bucket, key, page, self.status, recursive=recursive)
+        # through the router: the tier's entries merged in (out/_temporary), or alone
+        pages = self.stacks.for_path(path).list(scope, delimiter=None if recursive else "/")
+        try:
+            async for page in read_ahead(pages):
+                if regions:
+                    page = await regions.outside(page, recursive, self.persistent_stack)
+                add_page(listing, bucket, key, page, self.status, recursive=recursive)
+        except FileNotFoundError:
+            if not self.in_tier(path):
+                raise
+            return listing  # the tier holds nothing in this bucket
         for region in regions.listed_apart(recursive):
             own = self.persistent_stack(region)
             async for page in own.list(max(scope, region + "/"), delimiter=None):

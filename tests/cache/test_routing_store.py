@@ -187,3 +187,23 @@ def test_deletes_go_to_the_side_that_holds_each_path(routed):
     ]
     assert memory.stored("bkt/job/part-0") is None
     assert not tier.exists("bkt/job/_temporary/0/t")
+
+
+def test_a_short_listing_finds_what_hides_behind_persistent_objects_at_tier_paths(routed):
+    """S3 keys under a tier pattern (written while the tier was off) are not listed; a
+    listing asked for its first entry (a directory probe) must still find the persistent
+    ones after them.  Before, ``d`` with ``d/_temporary/old`` and ``d/kept`` in S3 and
+    nothing in the tier probed empty, so ``info(d)`` said not found and ``rm -r d`` left
+    both keys in S3."""
+    store, memory = routed.store, routed.memory
+    for key in ("d/_temporary/a", "d/_temporary/b", "d/_temporary/c", "d/kept"):
+        memory.place(f"bkt/{key}", b"x")
+
+    async def first(prefix: str, limit: int) -> list[str]:
+        found = []
+        async for page in store.list(prefix, limit=limit):
+            found += [o.path for o in page.objects] + page.prefixes
+        return found
+
+    assert run(first("bkt/d/", 1)) == ["bkt/d/kept"]
+    assert run(first("bkt/", 2)) == ["bkt/d/kept"]

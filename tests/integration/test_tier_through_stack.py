@@ -66,3 +66,23 @@ def test_copies_across_the_tier_report_progress_and_seal_what_reaches_s3(fs, buc
     assert fs.info(f"{tier}-back")["ephemeral"] and not fs.info(f"{bucket}/out/part-0").get(
         "ephemeral"
     )
+
+
+def test_a_tier_path_is_the_tiers_in_listings_as_in_info(fs, bucket, emrfs_s3):
+    """An S3 object under a tier pattern (written while the tier was off) is not the
+    tier path's: info and cat never saw it, and now ls and find agree (before, find
+    listed a file that info then said was not there).  It must not hide the rest:
+    before, with nothing in the tier, its directory's probe stopped at it (``info``
+    said not found, ``rm -r`` left every key in S3)."""
+    emrfs_s3.put_object(Bucket=bucket, Key="out/_temporary/old", Body=b"from before")
+    emrfs_s3.put_object(Bucket=bucket, Key="out/kept", Body=b"s3")
+    assert fs.info(f"{bucket}/out")["type"] == "directory"  # was: not found
+    fs.pipe_file(f"{bucket}/out/_temporary/new", b"tier")
+    with pytest.raises(FileNotFoundError):
+        fs.info(f"{bucket}/out/_temporary/old")
+    found = fs.find(f"{bucket}/out")
+    assert found == [f"{bucket}/out/_temporary/new", f"{bucket}/out/kept"]
+    assert all(fs.exists(p) for p in found)
+    assert fs.ls(f"{bucket}/out/_temporary", detail=False) == [f"{bucket}/out/_temporary/new"]
+    fs.rm(f"{bucket}/out", recursive=True)
+    assert emrfs_s3.list_objects_v2(Bucket=bucket).get("Contents", []) == []
