@@ -90,14 +90,14 @@ def keep_alive_handler() -> type:
             code, _, message = status.partition(" ")
             self.send_response(int(code), message)
             bodiless = self.command == "HEAD" or int(code) < 200 or int(code) in (204, 304)
-            length = None
+            declared: str | None = None
             for name, value in headers:
                 self.send_header(name, value)
                 if name.lower() == "content-length":
-                    length = value
-            if length is None and not bodiless:
+                    declared = value
+            if declared is None and not bodiless:
                 self.send_header("Content-Length", str(len(data)))
-            elif not bodiless and length != str(len(data)):
+            elif not bodiless and declared != str(len(data)):
                 # the client cannot find where this body ends: end it with the connection
                 self.close_connection = True
             if self.close_connection:
