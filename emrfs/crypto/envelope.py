@@ -466,3 +466,15 @@ def _parse_segmented(meta: Mapping[str, str], path: str) -> Envelope:
         _context(meta.get(context_name)),
         header=base64.b64decode(_need(meta, _SEG["header"], path), validate=True),
     )
+
+
+def caller_metadata(path: str, metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """The caller's metadata, lower case; envelope names are this layer's alone."""
+    lowered = {k.lower(): v for k, v in (metadata or {}).items()}
+    taken = sorted(envelope_names(lowered))
+    if taken:
+        raise ValueError(
+            f"metadata of {path!r} names {taken}, reserved for the client-side encryption "
+            "envelope; rename them"
+        )
+    return lowered

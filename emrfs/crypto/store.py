@@ -44,9 +44,10 @@ from ..store.protocol import (
     WrapperStore,
     check_chunk_size,
 )
-from . import ContentCrypto, segmented
+from . import ContentCrypto
 from .envelope import (
     INSTRUCTION_MARKER,
+    caller_metadata,
     envelope_names,
     instruction_file_required,
     instruction_fits,
@@ -56,37 +57,21 @@ from .envelope import (
 )
 from .keys import KeyProvider
 from .sealed import Sealed, SealedReads, bare_etag, clip_range, remember
-from .stream import ContentEncryptor, adecrypt_whole, averified_chunks, plaintext_length
+from .stream import (
+    ContentEncryptor,
+    adecrypt_whole,
+    adjusted_length,
+    averified_chunks,
+    plaintext_length,
+)
 from .writer import EncryptingWriter
 
-__all__ = ["EncryptingStore", "Sealed", "adjusted_length"]
+__all__ = ["EncryptingStore", "Sealed"]
 
 #: Attempts of a read not pinned by its caller that meets a write between HEAD and GET.
 _ATTEMPTS = 3
 #: a whole read of a sealed object streams in chunks of this size, decrypted as they land
 _WHOLE_CHUNK = 8 * 1024 * 1024
-
-
-def adjusted_length(stored: int, options: CSEOptions) -> int:
-    """Plaintext length by the configured format's fixed overhead (``listing_lengths=adjust``)."""
-    if options.format == "segmented":
-        try:
-            return segmented.plaintext_length(stored, options.segment_size)
-        except IntegrityError:
-            return stored  # not a segmented object of this segment size
-    return stored - 16 if stored >= 16 else stored
-
-
-def _user_metadata(path: str, metadata: Mapping[str, str] | None) -> dict[str, str]:
-    """The caller's metadata, lower case; envelope names are this layer's alone."""
-    lowered = {k.lower(): v for k, v in (metadata or {}).items()}
-    taken = sorted(envelope_names(lowered))
-    if taken:
-        raise ValueError(
-            f"metadata of {path!r} names {taken}, reserved for the client-side encryption "
-            "envelope; rename them"
-        )
-    return lowered
 
 
 class EncryptingStore(WrapperStore):
@@ -195,7 +180,7 @@ class EncryptingStore(WrapperStore):
             try:
                 # unpinned, ``sealed`` is what a HEAD just found: a spool of that version
                 # needs no second look; pinned, the spool asks whether it is still there
-                return await self.read_sealed(path, sealed, start, end, recheck=bool(if_match))
+                return await self._reads.read(path, sealed, start, end, recheck=bool(if_match))
             except ChangedError:
                 # unpinned by the caller: a write landed between our HEAD and GET; the
                 # envelope read belongs to the old version, so start again from the HEAD
@@ -236,20 +221,7 @@ class EncryptingStore(WrapperStore):
             return stored, raw
         if start == 0 and end is None:
             return sealed.meta(), await self._reads.decrypt_body(path, sealed, raw)
-        return sealed.meta(), await self.read_sealed(path, sealed, start, end)
-
-    async def read_sealed(
-        self, path: str, sealed: Sealed, start: int, end: int | None, *, recheck: bool = True
-    ) -> bytes:
-        """Plaintext ``[start, end)`` of the version ``sealed`` describes (pinned to it);
-        see :meth:`SealedReads.read`."""
-        return await self._reads.read(path, sealed, start, end, recheck=recheck)
-
-    def verified_chunks(
-        self, path: str, sealed: Sealed, chunk_size: int = 8 * 1024 * 1024
-    ) -> AsyncIterator[bytes]:
-        """The whole plaintext of ``sealed``, the last chunk held back until it verifies."""
-        return self._reads.verified_chunks(path, sealed, chunk_size)
+        return sealed.meta(), await self._reads.read(path, sealed, start, end)
 
     async def get_stream(
         self,
@@ -277,14 +249,14 @@ class EncryptingStore(WrapperStore):
         whole = start == 0 and (end is None or end >= sealed.size)
         start, end = clip_range(path, start, end, sealed.size)
         if whole:
-            async for chunk in self.verified_chunks(path, sealed, chunk_size):
+            async for chunk in self._reads.verified_chunks(path, sealed, chunk_size):
                 yield chunk
             return
         for offset in range(start, end, chunk_size):
             # one version per stream: a pinned one checked at its first chunk (a spool
             # filled earlier is asked once whether its version is still there)
             first = offset == start and bool(if_match)
-            yield await self.read_sealed(
+            yield await self._reads.read(
                 path, sealed, offset, min(end, offset + chunk_size), recheck=first
             )
 
@@ -348,7 +320,7 @@ class EncryptingStore(WrapperStore):
                 metadata=metadata,
                 content_type=content_type,
             )
-        user = _user_metadata(path, metadata)
+        user = caller_metadata(path, metadata)
         encryptor = await self.crypto.new_encryptor(path)
         body = encryptor.encrypt_whole([data], len(data))
         stored = await self.inner.put(
@@ -394,7 +366,7 @@ class EncryptingStore(WrapperStore):
             return await super().writer(
                 path, if_none_match=if_none_match, metadata=metadata, content_type=content_type
             )
-        user = _user_metadata(path, metadata)
+        user = caller_metadata(path, metadata)
         encryptor = await self.crypto.new_encryptor(path)
         inner = await self.inner.writer(
             path,
@@ -430,7 +402,7 @@ class EncryptingStore(WrapperStore):
         replaced = None
         if metadata is not None:  # new user metadata, the source's envelope kept
             replaced = {
-                **_user_metadata(dst, metadata),
+                **caller_metadata(dst, metadata),
                 **envelope_names(source.stored.metadata),
             }
         copied = await self.inner.copy(src, dst, metadata=replaced, source_size=source.stored.size)

@@ -16,7 +16,10 @@ import binascii
 import io
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from ..config import CSEOptions
 
 from ..errors import EncryptionError, IntegrityError
 from . import segmented
@@ -329,3 +332,13 @@ def _header_only(meta: Mapping[str, str], path: str) -> bytes:
         return base64.b64decode(meta["x-emrfs-h"], validate=True)
     except (binascii.Error, ValueError) as exc:
         raise EncryptionError(f"the segmented header of {path!r} is not base64", path) from exc
+
+
+def adjusted_length(stored: int, options: CSEOptions) -> int:
+    """Plaintext length by the configured format's fixed overhead (``listing_lengths=adjust``)."""
+    if options.format == "segmented":
+        try:
+            return segmented.plaintext_length(stored, options.segment_size)
+        except IntegrityError:
+            return stored  # not a segmented object of this segment size
+    return stored - 16 if stored >= 16 else stored

@@ -271,36 +271,43 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             async for chunk in self._stream_body(path, start, stop, if_match, chunk_size, first):
                 yield chunk
             return
-        # larger: the parts after the first are read ahead in parallel, pinned to the
-        # version the first served, and handed out in order (a consumer that decrypts or
-        # writes works while the next parts arrive)
         pin = meta.etag or if_match
+        async for chunk in self._parts_ahead(path, first, range(start, stop, part), stop, pin):
+            if len(chunk) <= chunk_size:
+                yield chunk
+            else:  # a part of several chunks
+                for at in range(0, len(chunk), chunk_size):
+                    yield chunk[at : at + chunk_size]
+
+    async def _parts_ahead(
+        self, path: str, first: Any, starts: range, stop: int, pin: str | None
+    ) -> AsyncIterator[bytes]:
+        """The parts from ``starts`` (the first one's GET made: ``first``) in order, the
+        next ones read ahead in parallel, pinned to ``pin`` (a consumer that decrypts or
+        writes works while the next parts arrive)."""
+        part = starts.step
         ahead = max(1, min(_STREAM_AHEAD, _STREAM_WINDOW // part))
-        later = iter(range(first_end, stop, part))
+        later = iter(starts[1:])
         window: deque[tuple[FilledBytes, asyncio.Future[None]]] = deque()
 
-        def launch(lo: int, hi: int, result: Any = None) -> None:
+        def launch(lo: int, result: Any = None) -> None:
+            hi = min(stop, lo + part)
             buf = FilledBytes(hi - lo)
             fill = self._fill(path, lo, hi, pin, buf.view[:], result)
             window.append((buf, asyncio.ensure_future(fill)))
 
-        launch(start, first_end, first)
+        launch(starts[0], first)
         try:
             for lo in islice(later, ahead):
-                launch(lo, min(stop, lo + part))
+                launch(lo)
             while window:
                 buf, filling = window[0]
                 await filling
                 window.popleft()
                 following = next(later, None)
                 if following is not None:
-                    launch(following, min(stop, following + part))
-                data = buf.value()
-                if len(data) <= chunk_size:
-                    yield data
-                else:
-                    for at in range(0, len(data), chunk_size):
-                        yield data[at : at + chunk_size]
+                    launch(following)
+                yield buf.value()
         finally:
             for _, filling in window:
                 filling.cancel()
