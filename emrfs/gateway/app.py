@@ -82,9 +82,9 @@ def make_app(
     home_template:
         ``GETHOMEDIRECTORY`` answer, ``{user}`` replaced.
     read_chunk_max, read_ahead:
-        Where OPEN cannot stream one GET (not emrfs, or a tier, the cache or CSE
-        applies), it reads ranges that grow from 1 MiB to ``read_chunk_max``,
-        ``read_ahead`` of them in flight: at most their product buffered per stream.
+        Where OPEN cannot stream (a filesystem other than emrfs), it reads ranges
+        that grow from 1 MiB to ``read_chunk_max``, ``read_ahead`` of them in flight:
+        at most their product buffered per stream.
     """
     backend = Backend(fs)
     owner = owner or getpass.getuser()
