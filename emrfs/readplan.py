@@ -278,7 +278,13 @@ class ReadPlanner:
 
     async def stat(self, path: str, bucket: str, key: str, **read_kwargs: Any) -> dict:
         """HEAD-like response of ``bucket/key`` from a GET of its last ``s3.status_tail_bytes``,
-        whose bytes are kept in :attr:`tails` (FileNotFoundError when there is no object)."""
+        whose bytes are kept in :attr:`tails` (FileNotFoundError when there is no object).
+
+        On the S3 client, beside the stack: a suffix range (``bytes=-N``, the size not
+        known yet) is no verb of the store protocol.  It is asked only where no layer
+        changes the bytes (:meth:`fetches_tail`: no CSE, no block cache), under the
+        consistent layer's checked head where the view is on, and an envelope it meets
+        is described by the CSE layer (``Markers.path_status``)."""
         try:
             response = await self.s3.call(
                 "get_object",

@@ -24,11 +24,11 @@ every read (GET)        ``read(path, etag, get)``: the GET pinned to the ETag ``
 ls                      ``ls(path, probe)`` where ``probe`` does the S3 LIST
 find / glob             ``find(path, probe, in_scope)``: the recursive LIST, checked
                         against the rows below ``path``
-a child went            ``has_children(parent, pages)``: S3's first keys below ``parent``
-                        less tombstones, else its live child rows -> S3 marker PUT (if
-                        empty) -> ``record_directory``
-write a file            ``is_directory(path, pages)`` as above, or a live directory row:
-                        the write is refused
+a child went            the stack's probe below ``parent`` (``ConsistentStore.list`` with a
+                        ``limit``: S3's first keys less tombstones, plus live child rows)
+                        -> S3 marker PUT (if empty) -> ``record_directory``
+write a file            the same probe below ``path``, or its live directory row: the
+                        write is refused
 ======================  ================================================================
 """
 
@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..blocking import run_blocking
@@ -339,45 +339,6 @@ class ConsistentView:
             sleep=self.sleep,
             clock=self.clock,
         )
-
-    async def has_children(self, path: str, listed: AsyncIterable[list[str]]) -> bool:
-        """Whether anything lives below directory ``path`` in the merged listing (S3's
-        less the metadata's tombstones, plus its live rows), e.g. after a removal below
-        it: is its marker needed?
-
-        ``listed``: pages of the paths S3 lists below ``path`` (recursively; its own
-        marker left out).  A listed path the metadata has not tombstoned counts (a live
-        row, or an object written outside emrfs); a deletion S3 still lists does not.
-        When S3 lists nothing live, the metadata's live children answer (writes whose
-        listing is delayed).  Nothing is waited for, and the first live path ends it:
-        a large directory costs one short page.
-        """
-        if await self._lists_live(listed):
-            return True
-        listing = await run_blocking(self.store.list_children, path)
-        return bool(listing.live)
-
-    async def is_directory(self, path: str, listed: AsyncIterable[list[str]]) -> bool:
-        """Whether ``path`` is a directory in the merged listing (before a write there):
-        a live directory row, a live row below it, or a path S3 lists below it that the
-        metadata has not tombstoned (``listed`` as for :meth:`has_children`)."""
-        listing, lists_live = await asyncio.gather(
-            run_blocking(self.store.list_children, path), self._lists_live(listed)
-        )
-        entry = listing.entry
-        return bool(
-            (entry is not None and entry.live and entry.is_dir) or listing.live or lists_live
-        )
-
-    async def _lists_live(self, listed: AsyncIterable[list[str]]) -> bool:
-        """Whether a page of ``listed`` holds a path the metadata has not tombstoned."""
-        async for page in listed:
-            if not page:
-                continue
-            rows = await run_blocking(self.store.get_many, page)
-            if any(p not in rows or rows[p].live for p in page):
-                return True
-        return False
 
     async def read(
         self,

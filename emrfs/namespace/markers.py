@@ -18,7 +18,7 @@ checked, so a bulk write into one directory pays for the checks once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK
@@ -121,41 +121,18 @@ class Markers:
                 raise not_a_directory(path, f"{d!r} is a file, so nothing can be created below it")
 
     async def refuse_directory(self, path: str, bucket: str, key: str) -> None:
+        """Refuse to write a file at ``path`` if it is a directory: something below it in
+        its stack's probe (with the consistent view on, the merged listing: a directory
+        whose children's listing is delayed is still one, one whose deleted children S3
+        still lists is gone), or the view's live row of it (made, not listed yet)."""
+        probes: list[Awaitable[Any]] = [self.first_keys(path, key + "/")]
         view = self.views(path)
         if view is not None:
-            # the merged listing: a directory whose children's listing is delayed is
-            # still one, and one whose deleted children S3 still lists is gone
-            directory = await view.is_directory(path, self.paths_below(path, bucket, key))
-        else:
-            directory = bool(await self.first_keys(path, key + "/"))
-        if directory:
+            probes.append(run_blocking(view.store.get, path))
+        found = await asyncio.gather(*probes)
+        row = found[1] if view is not None else None
+        if found[0] or (row is not None and row.live and row.is_dir):
             raise is_a_directory(path, "a directory has this name; pick another path")
-
-    async def paths_below(self, path: str, bucket: str, key: str) -> AsyncIterator[list[str]]:
-        """Pages of the paths S3 lists below directory ``path`` (recursively, its own
-        marker left out; a marker stands for its directory): a short first page, since
-        the consistent view's emptiness checks usually stop at its first live path."""
-        prefix, token, size = key + "/", None, 8
-        companion = self.encrypted.companion_keys(path)  # CSE instruction files
-        suffix = companion[0][len(key) :] if companion else None
-        while True:
-            kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": size}
-            if token:
-                kwargs["ContinuationToken"] = token
-            page = await self.s3.call("list_objects_v2", path, **kwargs)
-            names = []
-            for obj in page.get("Contents", ()):
-                k = obj["Key"]
-                if k == prefix:
-                    continue
-                if suffix and k.endswith(suffix):
-                    k = k[: -len(suffix)]  # stands for its object (deleted with it)
-                names.append(f"{bucket}/{paths.marker_dir(k) or k}")
-            yield names
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return
-            size = 100  # deletions S3 still lists: one metadata batch per page
 
     async def after_create(self, path: str) -> None:
         """A child arrived: remove ancestors' markers (as S3A does), once per directory."""
@@ -181,18 +158,15 @@ class Markers:
     async def keep_parent(self, path: str) -> None:
         """A child went: if its parent is now empty, write the parent's marker (HDFS keeps it)."""
         parent = paths.parent(path)
-        bucket, key = paths.split(parent)
+        key = paths.split(parent)[1]
         if not key:
             return
-        view = self.views(parent)
-        if view is not None:
-            # the merged listing: S3 may still list the child that just went (its
-            # tombstone says it is gone) or not list yet one just written (its row says
-            # it is there).  Its own marker may be a deletion S3 still lists: written anew.
-            if await view.has_children(parent, self.paths_below(parent, bucket, key)):
-                return
-        elif await self.first_keys(parent, key + "/"):
+        # the stack's probe (with the view on, merged: S3 may still list the child that
+        # just went, or not list yet one just written).  Its own marker does not count: it
+        # may be a deletion S3 still lists, so it is written anew.
+        if any(k != key + "/" for k in await self.first_keys(parent, key + "/", limit=2)):
             return
+        view = self.views(parent)
         await self.transport(parent).put(parent + "/", b"", content_type=DIR_CONTENT_TYPE)
         self._checked_dirs.discard(parent)
         if view is not None:
@@ -211,6 +185,8 @@ class Markers:
         if view is not None:
             await view.record_directory(path)
 
+    # Bucket verbs stay on the S3 client: a bucket is no object, and the store protocol
+    # (objects named bucket/key) has no verb that makes, probes or removes one.
     async def make_bucket(self, path: str, bucket: str, region: str | None) -> None:
         kwargs: dict[str, Any] = {"Bucket": bucket}
         region = region or self.options.s3.region
@@ -258,11 +234,12 @@ class Markers:
                 raise outcome
 
     async def first_keys(self, path: str, prefix: str, limit: int = 1) -> list[str]:
-        """Up to ``limit`` keys S3 lists under ``prefix`` of ``path``'s bucket (one short
-        LIST: the probe of a directory's children or markers)."""
+        """Up to ``limit`` keys under ``prefix`` of ``path``'s bucket, as its persistent
+        stack lists them (one short LIST, the probe of a directory's children or markers;
+        with the consistent view on, less what it tombstoned, plus its live rows)."""
         bucket = paths.split(path)[0]
         found: list[str] = []
-        async for page in self.transport(path).list(f"{bucket}/{prefix}", limit=limit):
+        async for page in self.persistent_stack(path).list(f"{bucket}/{prefix}", limit=limit):
             found += [o.key for o in page.objects]
             found += [paths.split(p)[1] for p in page.prefixes]
         return found

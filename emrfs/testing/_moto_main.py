@@ -89,15 +89,21 @@ def keep_alive_handler() -> type:
             status, headers = started
             code, _, message = status.partition(" ")
             self.send_response(int(code), message)
-            names = set()
+            bodiless = self.command == "HEAD" or int(code) < 200 or int(code) in (204, 304)
+            declared: str | None = None
             for name, value in headers:
                 self.send_header(name, value)
-                names.add(name.lower())
-            bodiless = self.command == "HEAD" or int(code) < 200 or int(code) in (204, 304)
-            if "content-length" not in names and not bodiless:
+                if name.lower() == "content-length":
+                    declared = value
+            if declared is None and not bodiless:
                 self.send_header("Content-Length", str(len(data)))
+            elif not bodiless and declared != str(len(data)):
+                # the client cannot find where this body ends: end it with the connection
+                self.close_connection = True
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
-            if data and self.command != "HEAD":
+            if data and not bodiless:
                 self.wfile.write(data)
             if not self.close_connection:
                 while body.read(1 << 20):  # the next request starts after this body

@@ -215,36 +215,3 @@ def test_read_of_a_version_the_table_no_longer_records_fails_at_once():
     with pytest.raises(ChangedError):
         asyncio.run(view.read("b/k", '"new"', get))
     assert len(get.calls) == 1 and not sink.snapshot().get("events.raised")
-
-
-def pages(*listed):
-    """An S3 listing below a directory, as pages of paths."""
-
-    async def gen():
-        for page in listed:
-            yield list(page)
-
-    return gen()
-
-
-def test_has_children_ignores_what_the_table_deleted_and_counts_unlisted_rows():
-    view, _ = make_view()
-    store = view.store
-    store.record_file("b/d/gone", 1)
-    store.delete("b/d/gone")
-    assert not asyncio.run(view.has_children("b/d", pages(["b/d/gone"])))  # lingering
-    assert asyncio.run(view.has_children("b/d", pages(["b/d/gone"], ["b/d/outside"])))
-    store.record_file("b/d/new", 1)
-    assert asyncio.run(view.has_children("b/d", pages()))  # listing delayed
-
-
-def test_is_directory_from_a_live_row_or_a_live_path_below():
-    view, _ = make_view()
-    store = view.store
-    store.record_directory("b/empty")
-    store.record_file("b/was/f", 1)
-    store.delete_confirmed("b/was", ["b/was/f"])
-    assert asyncio.run(view.is_directory("b/empty", pages()))
-    assert not asyncio.run(view.is_directory("b/was", pages(["b/was/f"])))
-    assert not asyncio.run(view.is_directory("b/new", pages()))
-    assert asyncio.run(view.is_directory("b/new", pages(["b/new/unknown"])))
