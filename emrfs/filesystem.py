@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync_wrapper
+from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync, sync_wrapper
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 
 from . import components, config as _config, expansion, paths, streamed_read
@@ -341,6 +341,8 @@ class EmrFileSystem(AsyncFileSystem):
         if "b" not in mode:
             raise ValueError(f"emrfs opens files in binary mode; got mode {mode!r} for {path!r}")
         if self._tiers.owns(path):
+            if mode != "rb":  # the namespace's write rules, as for every other write
+                sync(self.loop, self._check_write_target, path)
             return self._tiers.open(
                 self, path, mode, block_size=block_size, autocommit=autocommit, **kwargs
             )

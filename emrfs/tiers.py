@@ -330,14 +330,13 @@ class EphemeralRoutes:
         autocommit: bool = True,
         **kwargs: Any,
     ) -> TierFile:
-        """A :class:`TierFile` of the fsspec filesystem ``fs`` (fsspec files name theirs)."""
+        """A :class:`TierFile` of the fsspec filesystem ``fs`` (fsspec files name theirs);
+        a writer's path passed the namespace's write rules already."""
         kwargs.pop("cache_options", None)
         kwargs.pop("cache_type", None)
         if mode == "rb" and not self.tier.exists(path):
             # staged elsewhere, or not found
             self._readable(path, sync(self.stack.loop(), self.stack.info, path))
-        elif mode != "rb":
-            sync(self.stack.loop(), self.check_creatable, path)
         return TierFile(
             fs, path, mode, tier=self.tier, block_size=block_size, autocommit=autocommit, **kwargs
         )

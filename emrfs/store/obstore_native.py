@@ -89,12 +89,19 @@ async def blocking(fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
 
 async def each(items: Iterator[_T]) -> AsyncIterator[_T]:
     """A blocking iterator's items (obstore's list and body streams), each fetched on a
-    pool thread."""
-    while True:
-        item = await blocking(next, items, _END)
-        if item is _END:
-            return
-        yield item
+    pool thread; the next one is asked for while the caller uses this one (a listing's
+    next page comes while this page is folded, not after)."""
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Future[Any] = loop.run_in_executor(native_pool(), next, items, _END)
+    try:
+        while True:
+            item = await pending
+            if item is _END:
+                return
+            pending = loop.run_in_executor(native_pool(), next, items, _END)
+            yield item
+    finally:
+        pending.cancel()  # a consumer that stopped early: the item is dropped
 
 
 def obstore_available() -> bool:
