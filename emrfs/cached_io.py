@@ -84,12 +84,17 @@ class BlockCacheAdapter(BaseCache):
         return sync(self.loop, self.reader.read, start, end - start)
 
     def close(self) -> None:
-        """Leave background fills running (the next reader wants their blocks); closing
+        """Wait for the blocks this file fetched to be written (the next reader of the file
+        finds them, warm); leave fills still fetching running in the background: closing
         does not wait for read-ahead the caller no longer needs."""
+        self.reader.wait_written(timeout=_WRITTEN_TIMEOUT)
         if self.reader._tasks and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(_keep_running, self.reader)
 
 
+#: The longest a closing file waits for its fetched blocks to reach the disk (a hung
+#: disk must not hang close; the blocks are then only not cached)
+_WRITTEN_TIMEOUT = 30.0
 #: Fills of closed files, referenced until they finish (the loop holds tasks weakly).
 _BACKGROUND: set[asyncio.Task] = set()
 

@@ -10,6 +10,7 @@ sequential and start background fills of the next ``prefetch_blocks`` blocks.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -71,6 +72,7 @@ class CachedReader:
         self._bids: dict = {}
         self.fetches = 0  # calls to fetch (tests and metrics)
         self.skipped_writes = 0  # blocks served but not cached (write backlog full)
+        self._writes: set[concurrent.futures.Future] = set()  # block writes not done yet
 
     @property
     def size(self) -> int:
@@ -160,8 +162,18 @@ class CachedReader:
         # closed) mid-write must not drop queued blocks
         if self.store.write_backlog_full():
             self.skipped_writes += len(blocks)
-        else:
-            await asyncio.shield(asyncio.wrap_future(self.store.submit(self._store_blocks, blocks)))
+            return
+        written = self.store.submit(self._store_blocks, blocks)
+        self._writes.add(written)
+        written.add_done_callback(self._writes.discard)
+        await asyncio.shield(asyncio.wrap_future(written))
+
+    def wait_written(self, timeout: float) -> None:
+        """Block until the blocks already fetched are on disk (at most ``timeout`` s): a
+        reader closed right after a read leaves its blocks readable to the next one.
+        Fills still fetching (read-ahead) are not waited for."""
+        if self._writes:
+            concurrent.futures.wait(list(self._writes), timeout=timeout)
 
     def _note_read(self, start: int, end: int) -> None:
         self._last_end = end

@@ -139,3 +139,28 @@ def test_cache_off_is_plain_s3(emrfs_endpoint, bucket, tmp_path):
     assert fs.cat_file(f"{bucket}/x", 1, 2) == b"b"
     assert fs.cache_metrics() == {}
     assert not fs._cached.built
+
+
+def test_a_file_closed_right_after_a_read_leaves_its_blocks_warm(cached, bucket, monkeypatch):
+    """Closing a file waits for the blocks it fetched to reach the disk (not for read-ahead
+    still fetching): a slow disk must not make the next open of the file go to S3."""
+    import time
+
+    from emrfs.cache.store import BlockStore
+
+    fs, proxy = cached
+    data = os.urandom(3 * BLOCK + 5)
+    fs.pipe_file(f"{bucket}/slow", data)
+    put = BlockStore.put
+
+    def slow_put(self, *args, **kwargs):
+        time.sleep(0.2)  # a slow disk: the write lands well after the read returned
+        return put(self, *args, **kwargs)
+
+    monkeypatch.setattr(BlockStore, "put", slow_put)
+    with fs.open(f"{bucket}/slow", "rb") as f:
+        assert f.read() == data
+    with fs.open(f"{bucket}/slow", "rb") as f:
+        before = s3_requests(proxy)
+        assert f.read() == data
+        assert s3_requests(proxy) == before, "the blocks read before close were not cached"
