@@ -17,6 +17,7 @@ from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync, s
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 
 from . import components, config as _config, expansion, paths, streamed_read
+from .cache.tierfile import TierFile
 from .errors import EmrfsError, is_a_directory, not_found
 from .files import EmrFile
 from .tier_moves import StackVerbs
@@ -340,11 +341,20 @@ class EmrFileSystem(AsyncFileSystem):
         path = self._norm(path)
         if "b" not in mode:
             raise ValueError(f"emrfs opens files in binary mode; got mode {mode!r} for {path!r}")
-        if self._tiers.owns(path):
-            if mode != "rb":  # the namespace's write rules, as for every other write
+        if self._tiers.owns(path):  # the tier's own file I/O; the namespace's rules
+            if mode == "rb":
+                self._tiers.check_readable(path)
+            else:
                 sync(self.loop, self._check_write_target, path)
-            return self._tiers.open(
-                self, path, mode, block_size=block_size, autocommit=autocommit, **kwargs
+            kwargs.pop("cache_type", None)
+            return TierFile(
+                self,
+                path,
+                mode,
+                tier=self._tiers.tier,
+                block_size=block_size,
+                autocommit=autocommit,
+                **kwargs,
             )
         return EmrFile(
             self,

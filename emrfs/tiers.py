@@ -50,7 +50,6 @@ from fsspec.asyn import sync
 from . import paths
 from .cache.layer import as_tuple
 from .cache.matching import is_ephemeral
-from .cache.tierfile import TierFile
 from .config import Options
 from .errors import is_a_directory
 from .namespace.markers import Markers
@@ -321,25 +320,11 @@ class EphemeralRoutes:
             return await self.staging.info(path)
         return await self.implied_dir(path)
 
-    def open(
-        self,
-        fs: Any,
-        path: str,
-        mode: str = "rb",
-        block_size: int | None = None,
-        autocommit: bool = True,
-        **kwargs: Any,
-    ) -> TierFile:
-        """A :class:`TierFile` of the fsspec filesystem ``fs`` (fsspec files name theirs);
-        a writer's path passed the namespace's write rules already."""
-        kwargs.pop("cache_options", None)
-        kwargs.pop("cache_type", None)
-        if mode == "rb" and not self.tier.exists(path):
-            # staged elsewhere, or not found
+    def check_readable(self, path: str) -> None:
+        """Before opening tier ``path`` for reading: a file here, or one staged elsewhere
+        (else not found, or a directory, named)."""
+        if not self.tier.exists(path):
             self._readable(path, sync(self.stack.loop(), self.stack.info, path))
-        return TierFile(
-            fs, path, mode, tier=self.tier, block_size=block_size, autocommit=autocommit, **kwargs
-        )
 
     # --- copy, move, delete -------------------------------------------------------------------
 

@@ -130,7 +130,14 @@ class EnvelopeGuard(WrapperStore):
             self._met_plain(stored)
             return stored, raw
         self._read_sealed(path, stored.etag, if_match)
-        return await self.decrypting.as_read(path, stored, raw, start, end)
+        # found sealed: a whole body is decrypted and verified, a range read again by its
+        # format (pinned to that version)
+        sealed = await self.decrypting.describe(path, stored)
+        if not sealed.encrypted:
+            return stored, raw
+        if start == 0 and end is None:
+            return sealed.meta(), await self.decrypting.reads.decrypt_body(path, sealed, raw)
+        return sealed.meta(), await self.decrypting.reads.read(path, sealed, start, end)
 
     async def get_range(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None

@@ -58,6 +58,7 @@ from .envelope import (
 from .keys import KeyProvider
 from .sealed import Sealed, SealedReads, bare_etag, clip_range, remember
 from .stream import (
+    ContentDecryptor,
     ContentEncryptor,
     adecrypt_whole,
     adjusted_length,
@@ -100,7 +101,8 @@ class EncryptingStore(WrapperStore):
             crypto = ContentCrypto(options, kms_client, providers=providers)
         self.crypto = crypto
         self.list_concurrency = list_concurrency
-        self._reads = SealedReads(inner, crypto)  # ranged and verified reads of versions
+        #: ranged and verified reads of versions (the guard layer's too)
+        self.reads = SealedReads(inner, crypto)
         self._known: OrderedDict[tuple[str, str], Sealed] = OrderedDict()
 
     # --- what is below -------------------------------------------------------------------
@@ -152,10 +154,12 @@ class EncryptingStore(WrapperStore):
             remember(self._known, (path, bare_etag(sealed.etag)), sealed)
         return sealed
 
-    async def sealed(self, path: str, if_match: str | None = None) -> Sealed:
+    async def sealed(
+        self, path: str, if_match: str | None = None, *, fresh: bool = False
+    ) -> Sealed:
         """The object at ``path`` (at ``if_match``: :class:`ChangedError` if another
-        version is there); a version seen before costs no request."""
-        if if_match:
+        version is there); a version seen before costs no request, unless ``fresh``."""
+        if if_match and not fresh:
             known = self._known.get((path, bare_etag(if_match)))
             if known is not None:
                 return known
@@ -175,12 +179,30 @@ class EncryptingStore(WrapperStore):
         if start == 0 and end is None:
             # the whole object: one GET brings the envelope with the body (no HEAD first)
             return (await self.get(path, if_match=if_match))[1]
+        return (await self._range(path, start, end, if_match, fresh=False))[1]
+
+    async def get(
+        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
+    ) -> tuple[ObjectMeta, bytes]:
+        if start == 0 and end is None:
+            return await self._whole(path, if_match)
+        # a get answers the version too: asked of the store below, even when seen before
+        return await self._range(path, start, end, if_match, fresh=True)
+
+    async def _range(
+        self, path: str, start: int, end: int | None, if_match: str | None, *, fresh: bool
+    ) -> tuple[ObjectMeta, bytes]:
+        """Plaintext ``[start, end)`` read by the object's format (a sealed object's stored
+        bytes at those offsets are no use), with the version it read."""
         for attempt in range(1, _ATTEMPTS + 1):
-            sealed = await self.sealed(path, if_match)
+            sealed = await self.sealed(path, if_match, fresh=fresh)
+            # a version a HEAD just found needs no second look at its spool; one known from
+            # before (pinned) is asked whether it is still there
+            recheck = bool(if_match) and not fresh
             try:
-                # unpinned, ``sealed`` is what a HEAD just found: a spool of that version
-                # needs no second look; pinned, the spool asks whether it is still there
-                return await self._reads.read(path, sealed, start, end, recheck=bool(if_match))
+                return sealed.meta(), await self.reads.read(
+                    path, sealed, start, end, recheck=recheck
+                )
             except ChangedError:
                 # unpinned by the caller: a write landed between our HEAD and GET; the
                 # envelope read belongs to the old version, so start again from the HEAD
@@ -188,40 +210,14 @@ class EncryptingStore(WrapperStore):
                     raise
         raise AssertionError("unreachable")
 
-    async def get(
-        self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
-    ) -> tuple[ObjectMeta, bytes]:
-        if start == 0 and end is None:
-            return await self._whole(path, if_match)
-        # one GET answers a plaintext object (and checks a pin); a range of an encrypted
-        # one is then read by its format
-        stored, raw = await self.inner.get(path, start, end, if_match=if_match)
-        return await self.as_read(path, stored, raw, start, end)
-
     async def _whole(self, path: str, if_match: str | None) -> tuple[ObjectMeta, bytes]:
         """The whole object.  A sealed body is decrypted as it streams in (the store below
         reads ahead), so decryption overlaps the download instead of following it; it is
         returned once it verified.  A plaintext one is joined."""
-        stored, sealed, body = await self._whole_body(path, if_match, _WHOLE_CHUNK)
-        if not sealed.encrypted:
+        stored, sealed, body, decryptor = await self._whole_body(path, if_match, _WHOLE_CHUNK)
+        if decryptor is None:
             return stored, b"".join([chunk async for chunk in body])
-        if sealed.damaged:
-            raise IntegrityError(sealed.damaged, path)
-        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
         return sealed.meta(), await adecrypt_whole(decryptor, body, stored.size)
-
-    async def as_read(
-        self, path: str, stored: ObjectMeta, raw: bytes, start: int, end: int | None
-    ) -> tuple[ObjectMeta, bytes]:
-        """What :meth:`get` answers for bytes ``[start, end)`` the store below served as
-        ``raw`` with meta ``stored``: plaintext passed on; a whole sealed body decrypted
-        and verified; a sealed range read again by its format (pinned to that version)."""
-        sealed = await self.describe(path, stored)
-        if not sealed.encrypted:
-            return stored, raw
-        if start == 0 and end is None:
-            return sealed.meta(), await self._reads.decrypt_body(path, sealed, raw)
-        return sealed.meta(), await self._reads.read(path, sealed, start, end)
 
     async def get_stream(
         self,
@@ -249,14 +245,14 @@ class EncryptingStore(WrapperStore):
         whole = start == 0 and (end is None or end >= sealed.size)
         start, end = clip_range(path, start, end, sealed.size)
         if whole:
-            async for chunk in self._reads.verified_chunks(path, sealed, chunk_size):
+            async for chunk in self.reads.verified_chunks(path, sealed, chunk_size):
                 yield chunk
             return
         for offset in range(start, end, chunk_size):
             # one version per stream: a pinned one checked at its first chunk (a spool
             # filled earlier is asked once whether its version is still there)
             first = offset == start and bool(if_match)
-            yield await self._reads.read(
+            yield await self.reads.read(
                 path, sealed, offset, min(end, offset + chunk_size), recheck=first
             )
 
@@ -267,22 +263,20 @@ class EncryptingStore(WrapperStore):
         first), the rest streams pinned to that version; a sealed one is decrypted, its
         last chunk held back until it verifies (a consumer that commits at the end, a
         temporary file renamed, never keeps unverified plaintext)."""
-        _stored, sealed, body = await self._whole_body(path, if_match, chunk_size)
-        if not sealed.encrypted:
+        _, _, body, decryptor = await self._whole_body(path, if_match, chunk_size)
+        if decryptor is None:
             async for chunk in body:
                 yield chunk
             return
-        if sealed.damaged:
-            raise IntegrityError(sealed.damaged, path)
-        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
         async for plain in averified_chunks(decryptor, body):
             yield plain if isinstance(plain, bytes) else bytes(plain)
 
     async def _whole_body(
         self, path: str, if_match: str | None, chunk_size: int
-    ) -> tuple[ObjectMeta, Sealed, AsyncIterator[bytes]]:
+    ) -> tuple[ObjectMeta, Sealed, AsyncIterator[bytes], ContentDecryptor | None]:
         """The whole stored body as it streams: the first chunk's GET brings the envelope
-        (no HEAD first), the rest streams pinned to the version it served."""
+        (no HEAD first), the rest streams pinned to the version it served; and the
+        decryptor of a sealed one (None: plaintext)."""
         stored, first = await self.inner.get(path, 0, chunk_size, if_match=if_match)
         sealed = await self.describe(path, stored)
 
@@ -299,7 +293,12 @@ class EncryptingStore(WrapperStore):
                 ):
                     yield chunk
 
-        return stored, sealed, body()
+        if not sealed.encrypted:
+            return stored, sealed, body(), None
+        if sealed.damaged:
+            raise IntegrityError(sealed.damaged, path)
+        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
+        return stored, sealed, body(), decryptor
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -492,7 +491,7 @@ class EncryptingStore(WrapperStore):
 
     def drop_local(self) -> None:
         """Drop the spools and remembered versions; the store below stays open."""
-        self._reads.drop_local()
+        self.reads.drop_local()
         self._known.clear()
 
     async def close(self) -> None:

@@ -295,3 +295,50 @@ def test_over_the_encryption_layer_blocks_hold_sealed_plaintext_apart_from_ciphe
         assert b"salary=" not in raw_block_bytes(dirs)
     finally:
         blocks.close()
+
+
+def test_a_first_ranged_read_over_the_encryption_layer_fetches_only_what_its_format_needs(dirs):
+    """A cached CSE path never seen before: the cache's first read asks the encryption
+    layer for a range with its version, which reads the version by a HEAD and the range
+    by its format (a few segments), never the stored bytes at the block's offsets too."""
+    import base64
+
+    from emrfs.config import CSEOptions
+    from emrfs.crypto.store import EncryptingStore
+
+    cse = CSEOptions(
+        enabled=True,
+        materials_provider="emrfs.crypto.keys:AesKeyProvider",
+        aes_key=base64.b64encode(bytes(range(32))).decode(),
+        format="segmented",
+        segment_size=4096,
+    )
+
+    class Fetched(CountingMemoryStore):
+        got = 0
+
+        async def get_range(self, path, start=0, end=None, *, if_match=None):
+            data = await super().get_range(path, start, end, if_match=if_match)
+            self.got += len(data)
+            return data
+
+        async def get(self, path, start=0, end=None, *, if_match=None):
+            meta, data = await super().get(path, start, end, if_match=if_match)
+            self.got += len(data)
+            return meta, data
+
+    below = Fetched()
+    below.create_bucket("b")
+    encrypting = EncryptingStore(below, cse)
+    data = object_bytes(4 * BS)
+    asyncio.run(encrypting.put("b/s", data))
+    below.calls.clear()
+    blocks = block_store(dirs)
+    store = CachingStore(encrypting, blocks, block_size=BS, seal=True)
+    try:
+        got = asyncio.run(store.get_range("b/s", BS + 10, BS + 20))
+    finally:
+        blocks.close()
+    assert got == data[BS + 10 : BS + 20]
+    assert below.calls["head"] == 1 and below.calls["get"] == 0
+    assert below.got <= BS + 2 * (4096 + 16)  # the block's segments, nothing twice
