@@ -1,9 +1,7 @@
 """Read planning: what a read may skip because the filesystem already knows it.
 
-A columnar reader (pyarrow's Parquet reader behind ``pq.read_table`` or
-``pandas.read_parquet``) asks ``info`` of a file, then ``isfile``, then opens
-it, reads the footer at the end, and opens it once more to read the column
-chunks.  Asked naively each step is a request.  Here, above each path's stack:
+A Parquet reader asks ``info``, ``isfile``, opens, reads the footer, opens again for
+the column chunks: naively a request each.  Here, above each path's stack:
 
 * **Statuses are remembered** (:class:`KnownStatuses`): a file's status from
   ``info`` or a listing (size and ETag) serves ``isfile`` and ``open`` for
@@ -26,9 +24,8 @@ chunks.  Asked naively each step is a request.  Here, above each path's stack:
   than :data:`MERGE_GAP` apart together (as S3A's vectored reads), and a remembered
   status that went stale is asked again once, so the caller gets the new version whole.
 
-CSE paths keep the HEAD (their tail is ciphertext); so do block-cached paths, whose
-``open`` always asks for the current version (``isfile`` there still uses a
-remembered status).  Both options are per path; 0 turns each off.
+CSE and block-cached paths keep the HEAD (a ciphertext tail; the cache's ``open`` asks
+for the current version).  Both options are per path; 0 turns each off.
 """
 
 from __future__ import annotations
@@ -315,7 +312,7 @@ class ReadPlanner:
         if (
             data is not None
             and etag
-            and not _has_envelope(response.get("Metadata"))
+            and not is_encrypted(response.get("Metadata"))
             and len(data) == response.get("ContentLength", len(data))
         ):
             self.tails.put(path, etag, size - len(data), data)
@@ -499,7 +496,3 @@ def _one_per_range(paths_: list[str], starts, ends) -> tuple[list[str], list, li
 
 class _NotPlanned(Exception):
     """The path is not one plaintext file with an ETag: its ranges go one by one."""
-
-
-def _has_envelope(metadata: dict | None) -> bool:
-    return bool(metadata) and is_encrypted(metadata)
