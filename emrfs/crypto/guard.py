@@ -30,6 +30,7 @@ from ..store.protocol import (
     check_chunk_size,
 )
 from .envelope import instruction_file_required, is_encrypted
+from .sealed import bare_etag, remember
 
 if TYPE_CHECKING:
     from . import ContentCrypto
@@ -95,10 +96,7 @@ class EnvelopeGuard(WrapperStore):
     def _met_sealed(self, path: str) -> bool:
         """Remember ``path`` as sealed; True if it was already."""
         known = path in self._sealed
-        self._sealed[path] = None
-        self._sealed.move_to_end(path)
-        if len(self._sealed) > MAX_SEALED:
-            self._sealed.popitem(last=False)
+        remember(self._sealed, path, None, MAX_SEALED)
         return known
 
     def _read_sealed(self, path: str, etag: str | None, if_match: str | None) -> None:
@@ -108,11 +106,7 @@ class EnvelopeGuard(WrapperStore):
 
     def _met_plain(self, meta: ObjectMeta) -> None:
         if meta.etag:
-            ident = (meta.path, meta.etag.strip('"'))
-            self._plain[ident] = None
-            self._plain.move_to_end(ident)
-            if len(self._plain) > MAX_SEALED:
-                self._plain.popitem(last=False)
+            remember(self._plain, (meta.path, bare_etag(meta.etag)), None, MAX_SEALED)
 
     async def head(self, path: str) -> ObjectMeta:
         meta = await self.inner.head(path)
@@ -154,7 +148,7 @@ class EnvelopeGuard(WrapperStore):
         chunk_size: int = 8 * 1024 * 1024,
     ) -> AsyncIterator[bytes]:
         check_chunk_size(path, chunk_size)
-        if if_match and (path, if_match.strip('"')) in self._plain:
+        if if_match and (path, bare_etag(if_match)) in self._plain:
             async for chunk in self.inner.get_stream(
                 path, start, end, if_match=if_match, chunk_size=chunk_size
             ):

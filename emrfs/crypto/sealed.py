@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from typing import Any
 
 from ..errors import ChangedError, EncryptionError, IntegrityError
@@ -63,11 +63,11 @@ def clip_range(path: str, start: int, end: int | None, size: int) -> tuple[int, 
     return start, max(start, end)
 
 
-def remember(table: OrderedDict, ident: tuple[str, str], value: Any) -> None:
-    """Keep ``value`` under ``ident``, the oldest dropped beyond :data:`KNOWN` entries."""
+def remember(table: OrderedDict, ident: Hashable, value: Any, limit: int = KNOWN) -> None:
+    """Keep ``value`` under ``ident``, the oldest dropped beyond ``limit`` entries."""
     table[ident] = value
     table.move_to_end(ident)
-    while len(table) > KNOWN:
+    while len(table) > limit:
         table.popitem(last=False)
 
 
