@@ -47,6 +47,19 @@ def test_a_drained_body_longer_than_its_part_is_a_changed_object():
     assert progress == [2] and bytes(view[:2]) == b"12"
 
 
+def test_a_drained_body_lands_across_the_buffers_it_is_given_and_resumes_there():
+    first, second, third = bytearray(3), bytearray(0), bytearray(6)
+    views = [memoryview(first), memoryview(second), memoryview(third)]
+    progress = [0]
+    longer = ChangedError("b/k", "e", None)
+    drain(iter([b"ab", b"cdef"]), views, progress, longer, threading.Event())
+    assert progress == [6] and (first, third) == (b"abc", b"def\0\0\0")
+    drain(iter([b"gh", b"i"]), views, progress, longer, threading.Event())  # a resumed body
+    assert progress == [9] and third == b"defghi"
+    with pytest.raises(ChangedError):
+        drain(iter([b"j"]), views, progress, longer, threading.Event())
+
+
 def test_a_cancelled_read_waits_for_its_worker_thread_to_stop_writing():
     release = threading.Event()
     written: list[int] = []
