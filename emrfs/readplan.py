@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from .config import Options
     from .s3.client import S3Client
     from .stacks import Stacks
+    from .status import StatusFactory
+    from .store.protocol import ListedRow
 
 logger = logging.getLogger("emrfs.readplan")
 
@@ -77,7 +79,9 @@ class KnownStatuses:
         self.seconds = seconds
         self.entries = entries
         self.clock = clock
-        self._known: OrderedDict[str, tuple[float, dict]] = OrderedDict()
+        # a listed file is kept as its row until asked for (made a dict by _row_status)
+        self._known: OrderedDict[str, tuple[float, dict | ListedRow]] = OrderedDict()
+        self._row_status: StatusFactory | None = None
         self._lock = threading.Lock()
 
     def remember(self, info: dict[str, Any]) -> None:
@@ -100,14 +104,21 @@ class KnownStatuses:
                 files.append(info)
                 if len(files) == self.entries:
                     break
-        if not files:
+        self._keep([(info["name"], info) for info in reversed(files)])
+
+    def remember_rows(self, rows: list[ListedRow], status: StatusFactory) -> None:
+        """:meth:`remember_listed` of a listing's file rows (``(path, size, etag, ...)``),
+        each kept as it is: :meth:`get` has ``status`` make its dict if it is asked for."""
+        self._row_status = status
+        self._keep([(row[0], row) for row in [r for r in rows if r[2]][-self.entries :]])
+
+    def _keep(self, named: list[tuple[str, dict | ListedRow]]) -> None:
+        if not named:
             return
-        files.reverse()
         now = self.clock()
         known = self._known
         with self._lock:
-            for info in files:
-                name = info["name"]
+            for name, info in named:
                 known[name] = (now, info)
                 known.move_to_end(name)
             while len(known) > self.entries:
@@ -125,6 +136,11 @@ class KnownStatuses:
                 if self.clock() - seen > self.seconds:
                     del self._known[path]
                 return None
+            if isinstance(info, tuple):  # a listed row: its dict made once, now
+                assert self._row_status is not None  # set with the row
+                name, size, etag, modified, _version, storage_class = info
+                info = self._row_status.listed_file(name, size, etag, modified, storage_class)
+                self._known[path] = (seen, info)
             return info
 
     def forget(self, path: str) -> None:
@@ -239,6 +255,17 @@ class ReadPlanner:
         for entry in entries:
             if self._remembers(entry.get("name", "")):
                 self.statuses.remember(entry)
+
+    def remember_listed_rows(
+        self, rows: list[ListedRow], status: StatusFactory, scope: str
+    ) -> None:
+        """:meth:`remember_listing` of a listing's file rows below ``scope`` (a file's
+        status dict made by ``status`` only if a read asks for it)."""
+        if self.options.uniform_below(scope):
+            if self._remembers(scope):
+                self.statuses.remember_rows(rows, status)
+            return
+        self.statuses.remember_rows([r for r in rows if self._remembers(r[0])], status)
 
     def _reuse_seconds(self, path: str) -> float:
         return self.options.for_path(path).s3.status_reuse_seconds

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
@@ -236,11 +236,11 @@ class EphemeralRoutes:
     async def merge_staged_find(
         self,
         path: str,
-        out: dict[str, dict],
+        out: MutableMapping[str, dict],
         maxdepth: int | None,
         withdirs: bool,
         prefix: str = "",
-    ) -> dict[str, dict]:
+    ) -> MutableMapping[str, dict]:
         """A ``find``'s results plus what task commits staged below ``path``, on any
         machine (``path`` itself a directory then, unless it is a bucket)."""
         if not self.on:

@@ -11,7 +11,7 @@ from the tier's rows (:meth:`~emrfs.tiers.EphemeralRoutes.merge_staged`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .. import paths
@@ -72,24 +72,26 @@ class Listings:
         )
         # what task commits staged below it, on any machine
         out = await self.tiers.merge_staged_find(path, out, maxdepth, withdirs, prefix)
-        self.tiers.mark(out.values())
+        if self.tiers.on:  # (values() makes every file's status dict)
+            self.tiers.mark(out.values())
+        names = sorted(out)
         if maxdepth is not None and maxdepth > 1:
             depth_base = len(path) + 1
-            out = {
-                n: i for n, i in out.items() if n == path or n[depth_base:].count("/") < maxdepth
-            }
-        names = sorted(out)
-        return {n: out[n] for n in names} if detail else names
+            names = [n for n in names if n == path or n[depth_base:].count("/") < maxdepth]
+        if not detail:
+            return names
+        statuses = dict(out.items())  # the listed files' dicts made in one loop
+        return {n: statuses[n] for n in names}
 
     async def _find(
         self, path: str, list_prefix: str, maxdepth: int | None, withdirs: bool, *, exact: bool
-    ) -> dict[str, dict]:
+    ) -> MutableMapping[str, dict]:
         """What the stack lists below ``path`` (from ``list_prefix``); ``exact``: the
         listing is of ``path`` itself (no glob or name prefix), so an empty one asks what
-        it is."""
+        it is.  The listed files' status dicts are made only if asked for."""
         key = paths.split(path)[1]
         listing = await self.markers.listed(path, list_prefix, recursive=maxdepth != 1)
-        out: dict[str, dict] = {}
+        out: MutableMapping[str, dict] = {}
         if listing.empty and listing.self_marker is None and exact:
             try:
                 info = await self.lookup(path)
@@ -97,15 +99,18 @@ class Listings:
                 return out
             if info["type"] == "file" or (withdirs and key):  # a bucket never lists itself
                 out[path] = info
+            return out
+        # S3's files: an open after find needs no HEAD (the tier's are not S3's to remember)
+        rows = listing.files.rows()
+        if self.tiers.on:
+            rows = [r for r in rows if not self.tiers.owns(r[0])]
+        self.markers.reads.remember_listed_rows(rows, self.status, scope=path)
+        out = listing.files
+        if withdirs:
+            out.update(listing.dirs)
+            if key and (listing.self_marker or not listing.empty):
+                out.setdefault(path, self.status.directory(path, marker=listing.self_marker))
         else:
-            out.update(listing.files)
-            if withdirs:
-                out.update(listing.dirs)
-                if key and (listing.self_marker or not listing.empty):
-                    out.setdefault(path, self.status.directory(path, marker=listing.self_marker))
-            else:
-                for name in listing.dirs:
-                    out.pop(name, None)
-        files = self.tiers.mark(list(listing.files.values()))  # the tier's: not S3's
-        self.markers.reads.remember_listing(files, scope=path)
+            for name in listing.dirs:
+                out.pop(name, None)
         return out

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    ItemsView,
+    Iterator,
+    MutableMapping,
+    Sequence,
+    ValuesView,
+)
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -78,11 +85,88 @@ async def read_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
             await closer()
 
 
+class ListedFiles(MutableMapping[str, dict]):
+    """Statuses by path where a listed file stays the store's row until its status dict is
+    asked for: ``find`` without ``detail`` wants the names only, and the dicts were about
+    a third of a 10,000-key ``find``'s client CPU.  Other entries (directories) are set as
+    dicts.  Every path is in one of the two forms; :meth:`values` and :meth:`items` make
+    the rest of the dicts in one loop (:meth:`~emrfs.status.StatusFactory.add_listed_files`)."""
+
+    __slots__ = ("_made", "_rows", "_status")
+
+    def __init__(self) -> None:
+        self._rows: dict[str, ListedRow] = {}
+        self._made: dict[str, dict] = {}
+        self._status: StatusFactory | None = None
+
+    def add_rows(self, rows: dict[str, ListedRow], status: StatusFactory) -> None:
+        """The files of ``rows`` (rows by path), their dicts made by ``status``."""
+        self._status = status
+        made = self._made
+        if made:  # a row replaces what its path held, as a dict set there would
+            for path in rows:
+                made.pop(path, None)
+        self._rows.update(rows)
+
+    def rows(self) -> list[ListedRow]:
+        """The rows of the files whose status dicts were not made yet."""
+        return list(self._rows.values())
+
+    def _make_all(self) -> dict[str, dict]:
+        if self._rows:
+            assert self._status is not None  # set with the rows
+            self._status.add_listed_files(self._made, self._rows.values())
+            self._rows.clear()
+        return self._made
+
+    def __getitem__(self, path: str) -> dict:
+        info = self._made.get(path)
+        if info is None:
+            row = self._rows.pop(path)  # KeyError: not listed
+            assert self._status is not None
+            info = self._made[path] = self._status.listed_file(
+                row[0], row[1], row[2], row[3], row[5]
+            )
+        return info
+
+    def __setitem__(self, path: str, info: dict) -> None:
+        self._rows.pop(path, None)
+        self._made[path] = info
+
+    def __delitem__(self, path: str) -> None:
+        if self._made.pop(path, None) is None:
+            del self._rows[path]
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._made or path in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        # a snapshot: reading an entry moves it from one form to the other
+        return iter([*self._rows, *self._made])
+
+    def __len__(self) -> int:
+        return len(self._rows) + len(self._made)
+
+    def values(self) -> ValuesView[dict]:
+        return self._make_all().values()
+
+    def items(self) -> ItemsView[str, dict]:
+        return self._make_all().items()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ListedFiles):
+            other = other._make_all()
+        return self._make_all() == other if isinstance(other, dict) else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"ListedFiles({len(self._rows)} rows, {len(self._made)} dicts)"
+
+
 @dataclass
 class Listing:
     """Entries of one directory (delimited) or one subtree (recursive)."""
 
-    files: dict[str, dict] = field(default_factory=dict)
+    files: ListedFiles = field(default_factory=ListedFiles)
     dirs: dict[str, dict] = field(default_factory=dict)
     #: markers seen for the listed directory itself
     self_marker: str | None = None
@@ -142,8 +226,7 @@ def add_page(
     dirs = listing.dirs
     imply = recursive and withdirs
     listed_dir = f"{bucket}/{dir_key}"
-    plain: list[ListedRow] = []  # the files' rows, made status dicts in one loop after
-    keep = plain.append
+    plain: dict[str, ListedRow] = {}  # the files' rows (status dicts made if asked for)
     for row in rows:
         name = row[0]
         # one C-level test per key; marker_dir only for the few keys that may be markers
@@ -160,13 +243,13 @@ def add_page(
                 if imply:
                     _imply_parents(listing, status, bucket, as_dir, dir_key)
                 continue
-        keep(row)
+        plain[name] = row
         if imply:
             # the parent's name cut from the path: no new string per key to look it up
             parent = name.rpartition("/")[0]
             if parent != listed_dir and parent != bucket and parent not in dirs:
                 _imply_parents(listing, status, bucket, name[skip:], dir_key)
-    status.add_listed_files(listing.files, plain)
+    listing.files.add_rows(plain, status)
     for common in prefixes:
         prefix = common.rstrip("/")
         if prefix and prefix != dir_key:

@@ -15,6 +15,8 @@ from .protocol import ListedRow, ListPage, split
 
 #: a GET's body longer than this is collected in chunks (memory and Python objects both)
 _LIST_CHUNK = 1000
+#: an obstore listing entry's fields, in a :data:`ListedRow`'s order
+_META_FIELDS = itemgetter("path", "size", "e_tag", "last_modified", "version")
 
 
 class ObstoreListing(ObstoreBase):
@@ -80,32 +82,29 @@ class ObstoreListing(ObstoreBase):
     ) -> builtins.list[ListedRow]:
         """``chunk``'s objects as rows with the markers' slashes back, in the chunk's (S3's)
         order.  Runs once per listed key: one pass in Python building a tuple per key (an
-        :class:`ObjectMeta` is built only if a layer reads the page's objects), and tasks
-        only for the zero-byte first sightings that need a HEAD (none in most listings)."""
+        :class:`ObjectMeta` is built only if a layer reads the page's objects; a key's
+        fields read by one C call, not five lookups), and tasks only for the zero-byte
+        first sightings that need a HEAD (none in most listings)."""
         prefix = bucket + "/"
         out: builtins.list[ListedRow] = []
         append = out.append
         remember = seen.add
         undecided: builtins.list[tuple[int, Mapping[str, Any]]] = []
-        for item in chunk:
-            path = item["path"]
-            size = item["size"]
+        try:
+            fields = builtins.list(map(_META_FIELDS, chunk))
+        except KeyError:  # an obstore that leaves out a missing ETag or version
+            fields = [
+                (i["path"], i["size"], i.get("e_tag"), i.get("last_modified"), i.get("version"))
+                for i in chunk
+            ]
+        for item, (path, size, etag, last_modified, version) in zip(chunk, fields, strict=True):
             if path in seen:
                 path += "/"  # the second sighting: obstore's path type dropped its slash
             else:
                 remember(path)
                 if size == 0:
                     undecided.append((len(out), item))
-            append(
-                (
-                    prefix + path,
-                    size,
-                    item.get("e_tag"),
-                    item.get("last_modified"),
-                    item.get("version"),
-                    None,
-                )
-            )
+            append((prefix + path, size, etag, last_modified, version, None))
         if undecided:
             flags = await asyncio.gather(*(self._is_marker(bucket, item) for _, item in undecided))
             for (index, item), flag in zip(undecided, flags, strict=True):

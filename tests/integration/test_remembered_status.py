@@ -48,3 +48,32 @@ def test_open_under_the_consistent_view_reads_what_the_view_records_now(emrfs_en
     writer.pipe(path, b"TWO" * 40_000)  # recorded in the view by the other instance
     with reader.open(path, "rb") as f:
         assert f.read() == b"TWO" * 40_000
+
+
+def test_find_of_names_makes_no_status_dicts_yet_remembers_the_files(
+    emrfs_endpoint, emrfs_s3, bucket, monkeypatch
+):
+    from emrfs.status import StatusFactory
+
+    for i in range(4):
+        emrfs_s3.put_object(Bucket=bucket, Key=f"t/f{i}", Body=b"x" * i)
+    emrfs_s3.put_object(Bucket=bucket, Key="t/sub/", Body=b"")  # a marker: a directory
+    fs = _fs(emrfs_endpoint)
+    made: list = []
+    build = StatusFactory.add_listed_files
+
+    def counted(self, files, rows):
+        rows = list(rows)
+        made.extend(rows)
+        build(self, files, rows)
+
+    monkeypatch.setattr(StatusFactory, "add_listed_files", counted)
+    assert fs.find(f"{bucket}/t") == [f"{bucket}/t/f{i}" for i in range(4)]
+    assert made == []  # names only: no file's status dict was made
+    remembered = fs._reads.known(f"{bucket}/t/f3")  # an open needs no HEAD
+    detail = fs.find(f"{bucket}/t", detail=True, withdirs=True)
+    assert remembered == detail[f"{bucket}/t/f3"] and remembered["size"] == 3
+    assert detail[f"{bucket}/t/sub"]["type"] == "directory"
+    assert fs.ls(f"{bucket}/t", detail=False) == [f"{bucket}/t/f{i}" for i in range(4)] + [
+        f"{bucket}/t/sub"
+    ]

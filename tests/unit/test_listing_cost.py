@@ -309,3 +309,66 @@ def test_listed_files_in_one_loop_are_the_dicts_listed_file_makes():
         one = sf.listed_file(path, size, etag, modified, storage_class)
         assert list(files[path].items()) == list(one.items())  # same fields, same order
     assert files["b/a"]["StorageClass"] == "GLACIER" and files["b/a"]["mtime"] == T.timestamp()
+
+
+class _CountingStatus(StatusFactory):
+    """A factory that counts the file status dicts it makes."""
+
+    made = 0
+
+    def add_listed_files(self, files, rows):  # type: ignore[override]
+        rows = list(rows)
+        self.made += len(rows)
+        super().add_listed_files(files, rows)
+
+
+def test_listed_files_make_a_status_dict_only_when_one_is_read():
+    from emrfs.s3.listing import ListedFiles
+
+    sf = _CountingStatus(128, owner="o", group="g")
+    rows = [(f"b/d/f{i}", i, f'"{i}"', T, None, None) for i in range(3)]
+    files = ListedFiles()
+    files.add_rows({r[0]: r for r in rows}, sf)
+    assert len(files) == 3 and "b/d/f1" in files and "b/d/x" not in files
+    assert sorted(files) == ["b/d/f0", "b/d/f1", "b/d/f2"] and files.rows() == rows
+    assert sf.made == 0  # names, membership and rows: no dict
+    assert files["b/d/f1"] == sf.listed_file(*rows[1][:4])
+    assert sf.made == 2 and files["b/d/f1"] is files["b/d/f1"]  # made once (1 + the check)
+    files["b/d/f2"] = {"name": "b/d/f2", "type": "directory"}  # a directory wins its name
+    del files["b/d/f0"]
+    with pytest.raises(KeyError):
+        del files["b/d/f0"]
+    with pytest.raises(KeyError):
+        files["b/d/f0"]
+    assert files.rows() == []
+    assert dict(files.items()) == {"b/d/f1": files["b/d/f1"], "b/d/f2": files["b/d/f2"]}
+    files.add_rows({rows[2][0]: rows[2]}, sf)  # a later row replaces what its path held
+    assert files["b/d/f2"]["type"] == "file" and len(files) == 2
+
+
+def test_a_listing_folded_for_names_makes_no_status_dicts_and_the_same_ones_when_read():
+    objects = [ObjectMeta(f"b/r/a/f{i}", i, f'"{i}"', T) for i in range(20)]
+    objects.append(ObjectMeta("b/r/m/", 0, '"m"', T))
+    lazy, eager = _CountingStatus(1), StatusFactory(1)
+    listing = Listing()
+    add_page(listing, "b", "r", ListPage(objects), lazy, recursive=True)
+    assert sorted(listing.dirs) == ["b/r/a", "b/r/m"] and len(listing.files) == 20
+    assert lazy.made == 0
+    expected: dict[str, dict] = {}
+    eager.add_listed_files(expected, ListPage(objects[:20]).rows)
+    assert listing.files == expected and lazy.made == 20
+
+
+def test_remembered_rows_keep_what_remembered_dicts_keep():
+    sf = _CountingStatus(1)
+    rows = [(f"b/d/f{i:03d}", i, f'"{i}"', T, None, None) for i in range(50)]
+    rows.insert(30, ("b/d/no-etag", 1, None, T, None, None))
+    dicts: dict[str, dict] = {}
+    StatusFactory(1).add_listed_files(dicts, rows)
+    by_rows, by_dicts = KnownStatuses(entries=20), KnownStatuses(entries=20)
+    by_rows.remember_rows(rows, sf)
+    by_dicts.remember_listed(list(dicts.values()))
+    assert list(by_rows._known) == list(by_dicts._known) and sf.made == 0
+    assert by_rows.get("b/d/f049") == by_dicts.get("b/d/f049") and sf.made == 1
+    assert by_rows.get("b/d/f049") is by_rows.get("b/d/f049")  # made once
+    assert by_rows.get("b/d/no-etag") is None and by_rows.get("b/d/f000") is None
