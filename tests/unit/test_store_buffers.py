@@ -1,5 +1,5 @@
 """A large GET's buffer (emrfs.store.buffers.FilledBytes) and the worker threads that
-fill it (emrfs.store.obstore): the bytes handed out are exactly what was written, and a
+fill it (emrfs.store.obstore_drain): the bytes handed out are exactly what was written, and a
 cancelled read returns only once its thread stopped writing."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from emrfs.errors import ChangedError
 from emrfs.store import buffers
 from emrfs.store.buffers import FilledBytes
-from emrfs.store.obstore import _drain, _in_worker
+from emrfs.store.obstore_drain import drain, in_worker
 
 
 def test_filled_bytes_are_the_bytes_written_at_their_offsets():
@@ -43,8 +43,21 @@ def test_a_drained_body_longer_than_its_part_is_a_changed_object():
     progress = [0]
     longer = ChangedError("b/k", "e", None)
     with pytest.raises(ChangedError):
-        _drain(iter([b"12", b"345"]), view, progress, longer, threading.Event())
+        drain(iter([b"12", b"345"]), [view], progress, longer, threading.Event())
     assert progress == [2] and bytes(view[:2]) == b"12"
+
+
+def test_a_drained_body_lands_across_the_buffers_it_is_given_and_resumes_there():
+    first, second, third = bytearray(3), bytearray(0), bytearray(6)
+    views = [memoryview(first), memoryview(second), memoryview(third)]
+    progress = [0]
+    longer = ChangedError("b/k", "e", None)
+    drain(iter([b"ab", b"cdef"]), views, progress, longer, threading.Event())
+    assert progress == [6] and (first, third) == (b"abc", b"def\0\0\0")
+    drain(iter([b"gh", b"i"]), views, progress, longer, threading.Event())  # a resumed body
+    assert progress == [9] and third == b"defghi"
+    with pytest.raises(ChangedError):
+        drain(iter([b"j"]), views, progress, longer, threading.Event())
 
 
 def test_a_cancelled_read_waits_for_its_worker_thread_to_stop_writing():
@@ -63,7 +76,7 @@ def test_a_cancelled_read_waits_for_its_worker_thread_to_stop_writing():
 
     async def run() -> bool:
         task = asyncio.ensure_future(
-            _in_worker(_drain, pieces(), view, progress, ChangedError("b/k", "e", None))
+            in_worker(drain, pieces(), [view], progress, ChangedError("b/k", "e", None))
         )
         while progress[0] < 2:
             await asyncio.sleep(0.001)
