@@ -3,7 +3,10 @@
 Reads: a read at offset 0 assumes a sequential scan and reads ahead up to the
 block size; a read elsewhere (a Parquet footer, a column chunk) fetches exactly
 what was asked, and read-ahead only grows back after reads turn sequential —
-the "adaptive" input policy of Hadoop's S3A.
+the "adaptive" input policy of Hadoop's S3A.  Once a scan reads sequentially
+with the whole block as read-ahead, the next window is fetched in the background
+while the reader consumes this one (S3A's prefetching stream): one window ahead at
+most, so a scan holds at most two windows however large the file.
 
 Writes: small files are one PUT on close; larger ones a multipart upload whose
 parts go up in the background, ``s3.upload_concurrency`` at a time, so memory
@@ -18,6 +21,8 @@ import asyncio
 import concurrent.futures
 import io
 import logging
+from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from fsspec.asyn import sync
@@ -34,20 +39,41 @@ if TYPE_CHECKING:
 logger = logging.getLogger("emrfs.files")
 
 _MIN_READAHEAD = 1024 * 1024
+#: a sequential scan's read-ahead comes in this many pieces, fetched at once: 8 MiB of
+#: the default 32 MiB block (fresh allocations of 32 MiB and more are mapped and faulted
+#: in anew each time, which costs more CPU here than receiving the bytes)
+_AHEAD_PIECES = 4
 
 
 class AdaptiveReadahead(BaseCache):
-    """One window of bytes; read-ahead grows on sequential reads and drops on seeks."""
+    """One window of bytes; read-ahead grows on sequential reads and drops on seeks.
+
+    ``prefetch(start, end)``, when given, starts fetching ``[start, end)`` in the
+    background and returns its future.  A scan reading sequentially at full read-ahead
+    then reads in pieces (a ``_AHEAD_PIECES``-th of the block) while the next ``blocksize``
+    bytes are on their way (a few GETs in flight, as a stream's parts read ahead):
+    the reader works while the network does, and holds one piece plus the block
+    ahead.  A seek drops the pieces ahead."""
 
     name = "emrfs-adaptive"
 
-    def __init__(self, blocksize: int, fetcher, size: int, **kwargs):
+    def __init__(
+        self,
+        blocksize: int,
+        fetcher,
+        size: int,
+        prefetch: Callable[[int, int], concurrent.futures.Future[bytes]] | None = None,
+        **kwargs,
+    ):
         super().__init__(blocksize, fetcher, size)
         self.cache = b""
         self.start = 0
         self.end = 0
         self.last_end: int | None = None
         self.readahead: int | None = None  # None until the first read decides
+        self.prefetch = prefetch
+        #: the pieces on their way, in order and contiguous: (start, end, future)
+        self.ahead: deque[tuple[int, int, concurrent.futures.Future[bytes]]] = deque()
 
     def _fetch(self, start: int | None, end: int | None) -> bytes:
         start = 0 if start is None else start
@@ -66,15 +92,73 @@ class AdaptiveReadahead(BaseCache):
             self.readahead = min(self.blocksize, max(_MIN_READAHEAD, self.readahead * 2))
         else:
             self.readahead = 0
-        fetch_end = min(self.size, end + self.readahead)
-        if self.start <= start < self.end:
-            data = self.cache[start - self.start :] + self.fetcher(self.end, fetch_end)
+        kept = self.cache[start - self.start :] if self.start <= start < self.end else b""
+        lo = start + len(kept)
+        if self._streaming():
+            # the pieces fetched ahead, then (a read larger than they hold) the rest now
+            pieces = self._take_ahead(lo, end)
+            got = lo + sum(map(len, pieces))
+            if got < end:
+                pieces.append(self.fetcher(got, min(self.size, max(end, got + self._piece()))))
+            new = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         else:
-            data = self.fetcher(start, fetch_end)
-        self.total_requested_bytes += fetch_end - start
+            self._drop_ahead()
+            new = self.fetcher(lo, min(self.size, end + self.readahead))
+        self.total_requested_bytes += len(new)
+        data = kept + new if kept else new
         self.cache, self.start, self.end = data, start, start + len(data)
         self.last_end = end
+        if self._streaming():
+            self._fetch_ahead()
         return data[: end - start]
+
+    def _streaming(self) -> bool:
+        return self.prefetch is not None and self.readahead == self.blocksize
+
+    def _piece(self) -> int:
+        return min(self.blocksize, max(_MIN_READAHEAD, self.blocksize // _AHEAD_PIECES))
+
+    def _fetch_ahead(self) -> None:
+        """Start fetching the pieces of the ``blocksize`` bytes after this window that
+        are not on their way yet."""
+        assert self.prefetch is not None
+        lo = self.ahead[-1][1] if self.ahead else self.end
+        stop = min(self.size, self.end + self.blocksize)
+        while lo < stop:
+            hi = min(stop, lo + self._piece())
+            self.ahead.append((lo, hi, self.prefetch(lo, hi)))
+            lo = hi
+
+    def _take_ahead(self, start: int, end: int) -> list[bytes]:
+        """The pieces fetched ahead from ``start`` on, as far as ``end`` needs (waiting
+        for them); none if they start elsewhere (a seek: they are dropped)."""
+        if self.ahead and self.ahead[0][0] != start:
+            self._drop_ahead()
+        pieces: list[bytes] = []
+        while self.ahead and start < end:
+            lo, hi, future = self.ahead.popleft()
+            try:
+                piece = future.result()
+            except ChangedError:
+                self._drop_ahead()
+                raise  # another version: the reader's error, as a fetch in the foreground
+            except Exception:  # noqa: BLE001 - fetched again in the foreground, which reports
+                logger.debug("a read-ahead from byte %d failed; reading it now", start)
+                self._drop_ahead()
+                break
+            pieces.append(piece)
+            start += len(piece)
+            if len(piece) != hi - lo:  # short (the end moved): the rest is asked anew
+                self._drop_ahead()
+        return pieces
+
+    def _drop_ahead(self) -> None:
+        while self.ahead:
+            self.ahead.pop()[2].cancel()
+
+    def close(self) -> None:
+        self._drop_ahead()
+        self.cache = b""
 
 
 register_cache(AdaptiveReadahead, clobber=True)
@@ -144,6 +228,7 @@ class EmrFile(AbstractBufferedFile):
             size=size,
             **kwargs,
         )
+        self._arm_read_ahead()
         if mode == "ab":
             self._prepare_append()
 
@@ -177,12 +262,25 @@ class EmrFile(AbstractBufferedFile):
         from fsspec.core import caches
 
         cache_type, cache_options = self._cache_spec
+        old = getattr(self, "cache", None)
+        if isinstance(old, AdaptiveReadahead):
+            old.close()  # its pieces ahead are of the version no longer read
         self.cache = caches[cache_type](
             self.blocksize, self._fetch_range, self.size, **cache_options
         )
+        self._arm_read_ahead()
+
+    def _arm_read_ahead(self) -> None:
+        """A sequential scan fetches its next window in the background (AdaptiveReadahead)."""
+        if isinstance(getattr(self, "cache", None), AdaptiveReadahead):
+            self.cache.prefetch = self._fetch_range_later
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         return sync(self.fs.loop, self._fetch_range_async, start, end)
+
+    def _fetch_range_later(self, start: int, end: int) -> concurrent.futures.Future[bytes]:
+        """``_fetch_range`` started on the filesystem's loop; its future."""
+        return asyncio.run_coroutine_threadsafe(self._fetch_range_async(start, end), self.fs.loop)
 
     async def _fetch_range_async(self, start: int, end: int) -> bytes:
         """``_fetch_range`` as a coroutine on the filesystem's loop (the block cache's fills)."""

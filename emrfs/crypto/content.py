@@ -140,6 +140,13 @@ class GcmDecryptor:
         self._held = bytes(view[cut:])
         return n
 
+    def update_in_place(self, ciphertext: memoryview) -> None:
+        """Decrypt ``ciphertext`` where it lies (unverified until :meth:`finalize`), for a
+        reader that keeps the tag apart and hands it to :meth:`update` at the end."""
+        if self._held:
+            raise ValueError(f"{self.path!r}: decrypting in place after update()")
+        self._ctx.update_into(ciphertext, ciphertext)
+
     def finalize(self) -> bytes:
         """Verify the tag; :class:`IntegrityError` naming the object if it does not."""
         if len(self._held) != TAG_BYTES:

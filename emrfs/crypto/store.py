@@ -30,6 +30,7 @@ import asyncio
 import dataclasses
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Container, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from ..config import CSEOptions
@@ -55,12 +56,12 @@ from .envelope import (
     parse_instruction,
     without_envelope,
 )
+from .inplace import WholeRead
 from .keys import KeyProvider
 from .sealed import Sealed, SealedReads, bare_etag, clip_range, remember
 from .stream import (
     ContentDecryptor,
     ContentEncryptor,
-    adecrypt_whole,
     adjusted_length,
     averified_chunks,
     plaintext_length,
@@ -71,8 +72,6 @@ __all__ = ["EncryptingStore", "Sealed"]
 
 #: Attempts of a read not pinned by its caller that meets a write between HEAD and GET.
 _ATTEMPTS = 3
-#: a whole read of a sealed object streams in chunks of this size, decrypted as they land
-_WHOLE_CHUNK = 8 * 1024 * 1024
 
 
 class EncryptingStore(WrapperStore):
@@ -211,13 +210,17 @@ class EncryptingStore(WrapperStore):
         raise AssertionError("unreachable")
 
     async def _whole(self, path: str, if_match: str | None) -> tuple[ObjectMeta, bytes]:
-        """The whole object.  A sealed body is decrypted as it streams in (the store below
-        reads ahead), so decryption overlaps the download instead of following it; it is
-        returned once it verified.  A plaintext one is joined."""
-        stored, sealed, body, decryptor = await self._whole_body(path, if_match, _WHOLE_CHUNK)
-        if decryptor is None:
-            return stored, b"".join([chunk async for chunk in body])
-        return sealed.meta(), await adecrypt_whole(decryptor, body, stored.size)
+        """The whole object, in one buffer: the store below writes the body there as it
+        arrives (its first response brings the envelope: no HEAD first) and each prefix is
+        decrypted in place behind the download (:mod:`~emrfs.crypto.inplace`); returned
+        once it verified."""
+        target = WholeRead(path, partial(self._opened, path))
+        try:
+            await self.inner.get_into(path, target, if_match=if_match)
+        except BaseException:
+            target.discard()
+            raise
+        return target.value()
 
     async def get_stream(
         self,
@@ -263,22 +266,8 @@ class EncryptingStore(WrapperStore):
         first), the rest streams pinned to that version; a sealed one is decrypted, its
         last chunk held back until it verifies (a consumer that commits at the end, a
         temporary file renamed, never keeps unverified plaintext)."""
-        _, _, body, decryptor = await self._whole_body(path, if_match, chunk_size)
-        if decryptor is None:
-            async for chunk in body:
-                yield chunk
-            return
-        async for plain in averified_chunks(decryptor, body):
-            yield plain if isinstance(plain, bytes) else bytes(plain)
-
-    async def _whole_body(
-        self, path: str, if_match: str | None, chunk_size: int
-    ) -> tuple[ObjectMeta, Sealed, AsyncIterator[bytes], ContentDecryptor | None]:
-        """The whole stored body as it streams: the first chunk's GET brings the envelope
-        (no HEAD first), the rest streams pinned to the version it served; and the
-        decryptor of a sealed one (None: plaintext)."""
         stored, first = await self.inner.get(path, 0, chunk_size, if_match=if_match)
-        sealed = await self.describe(path, stored)
+        _, decryptor = await self._opened(path, stored)
 
         async def body() -> AsyncIterator[bytes]:
             if first:
@@ -293,12 +282,24 @@ class EncryptingStore(WrapperStore):
                 ):
                     yield chunk
 
+        if decryptor is None:
+            async for chunk in body():
+                yield chunk
+            return
+        async for plain in averified_chunks(decryptor, body()):
+            yield plain if isinstance(plain, bytes) else bytes(plain)
+
+    async def _opened(
+        self, path: str, stored: ObjectMeta
+    ) -> tuple[ObjectMeta, ContentDecryptor | None]:
+        """The meta readers see of the version ``stored``, and a sealed one's decryptor."""
+        sealed = await self.describe(path, stored)
         if not sealed.encrypted:
-            return stored, sealed, body(), None
+            return stored, None
         if sealed.damaged:
             raise IntegrityError(sealed.damaged, path)
-        decryptor = await self.crypto.decryptor(path, sealed.stored.metadata, sealed.instruction)
-        return stored, sealed, body(), decryptor
+        decryptor = await self.crypto.decryptor(path, stored.metadata, sealed.instruction)
+        return sealed.meta(), decryptor
 
     # --- writing ---------------------------------------------------------------------------
 

@@ -184,6 +184,11 @@ class ContentDecryptor:
     def suite(self) -> Suite:
         return self.envelope.suite
 
+    @property
+    def cipher(self) -> _Cipher:
+        """The format's own cipher (a reader that decrypts in place picks its way by it)."""
+        return self._cipher
+
     def update(self, data: bytes | memoryview) -> bytes | bytearray:
         return self._cipher.update(data)
 

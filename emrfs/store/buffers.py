@@ -13,6 +13,12 @@ tenth of obstore's whole read).  Elsewhere, an ``io.BytesIO`` sized up front, wh
 ``getvalue()`` returns its own buffer uncopied when no view of it is open.
 Callers hand :meth:`FilledBytes.value` out only once every byte was written (an
 uninitialised buffer holds whatever the allocator left there).
+
+A buffer of ``_HUGE_FROM`` bytes or more is mapped afresh by the allocator each time
+(glibc maps every allocation above 32 MiB), and faulting it in 4 KiB at a time costs
+more CPU than receiving the bytes (a 128 MiB GET on SeaweedFS here: ~1.25 ms of client
+CPU per MiB); on Linux such a buffer asks for transparent huge pages (``madvise``; THP
+in its default ``madvise`` mode), which its writes fill whole: ~0.8 ms per MiB.
 """
 
 from __future__ import annotations
@@ -40,12 +46,47 @@ def _uninitialised_bytes() -> Any:
     # byte the fixed size counts for the terminating NUL
     offset = bytes.__basicsize__ - 1
 
+    advise = _huge_pages_advice()
+
     def make(size: int) -> tuple[bytes, memoryview]:
         data = new(None, size)
-        storage = (ctypes.c_char * size).from_address(id(data) + offset)
+        address = id(data) + offset
+        if advise is not None and size >= _HUGE_FROM:
+            advise(address, size)
+        storage = (ctypes.c_char * size).from_address(address)
         return data, memoryview(storage).cast("B")
 
     return make
+
+
+#: buffers from this size ask for huge pages (the allocator maps them afresh)
+_HUGE_FROM = 32 * 1024 * 1024
+_HUGE_PAGE = 2 * 1024 * 1024
+_MADV_HUGEPAGE = 14  # Linux's <sys/mman.h>
+
+
+def _huge_pages_advice() -> Any:
+    """``(address, size) -> None`` asking Linux to back the whole 2 MiB pages inside
+    ``[address, address + size)`` with huge pages (advice: a refusal changes nothing),
+    or None where there is no such advice."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - no libc symbol
+        return None
+    madvise.restype = ctypes.c_int
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+    def advise(address: int, size: int) -> None:
+        lo = -(-address // _HUGE_PAGE) * _HUGE_PAGE
+        hi = (address + size) // _HUGE_PAGE * _HUGE_PAGE
+        if hi > lo:
+            madvise(lo, hi - lo, _MADV_HUGEPAGE)
+
+    return advise
 
 
 _make_uninitialised = _uninitialised_bytes()

@@ -44,6 +44,7 @@ from .shapes import (
     listed_meta,
     split,
 )
+from .targets import ReadTarget, get_into_by_stream
 
 __all__ = [
     "ObjectMeta",
@@ -53,6 +54,7 @@ __all__ = [
     "DeleteResult",
     "ObjectStore",
     "ObjectWriter",
+    "ReadTarget",
     "StagedUpload",
     "WrapperStore",
     "check_chunk_size",
@@ -141,6 +143,23 @@ class ObjectStore(abc.ABC):
         """The bytes ``[start, end)`` as chunks of about ``chunk_size`` (memory stays at
         one chunk whatever the length); a body that breaks is resumed, pinned to the
         version first served."""
+
+    async def get_into(
+        self,
+        path: str,
+        target: ReadTarget,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        if_match: str | None = None,
+    ) -> ObjectMeta:
+        """Bytes ``[start, end)`` of one version written into the buffers ``target.open``
+        gives once the object is known (no HEAD first), ``target.filled`` told as they
+        land, in order; returns that version's meta.  For a layer that works on a whole
+        body where it lies (decryption in place): no copy per chunk.  A transport reads
+        parts in parallel straight into the buffers; this default copies the chunks of
+        ``get`` and ``get_stream`` (so a layer that changes those is honoured)."""
+        return await get_into_by_stream(self, path, target, start, end, if_match)
 
     @abc.abstractmethod
     async def put(

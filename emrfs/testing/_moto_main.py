@@ -37,6 +37,33 @@ def cache_module_listing() -> None:
     backends.list_of_moto_modules = functools.cache(lambda: modules)
 
 
+def serialize_dynamodb() -> None:
+    """Run DynamoDB requests one at a time.
+
+    moto's ``TransactWriteItems`` snapshots the whole table when it starts and, when one
+    of its conditions fails, puts the snapshot back: every write another connection
+    made meanwhile is erased.  The consistent view creates ancestor directory rows in
+    conditional transactions, and concurrent writers racing to create the same
+    ancestors cancel them routinely; a file row recorded in between was lost, and the
+    view then said a file S3 holds was deleted.  A real table never loses a write, so
+    neither may the embedded one; its requests hold the GIL throughout anyway, so
+    running them in turn costs next to nothing.
+    """
+    import threading
+
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.Lock()
+    call_action = DynamoHandler.call_action
+
+    @functools.wraps(call_action)
+    def one_at_a_time(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return call_action(self, *args, **kwargs)
+
+    DynamoHandler.call_action = one_at_a_time  # type: ignore[method-assign]
+
+
 def keep_alive_handler() -> type:
     """moto's request handler, keeping HTTP/1.1 connections open between requests.
 
@@ -123,6 +150,7 @@ def main() -> None:
 
     untrack_models()
     cache_module_listing()
+    serialize_dynamodb()
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(host, port, app, threaded=True, request_handler=keep_alive_handler())
     print(f"PORT {server.server_address[1]}", flush=True)

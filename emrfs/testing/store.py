@@ -41,11 +41,36 @@ from typing import Any
 import pytest
 
 from ..errors import ChangedError
-from ..store.protocol import ObjectStore, StagedUpload
+from ..store.protocol import ObjectMeta, ObjectStore, ReadTarget, StagedUpload
 from ._store_base import StoreTestBase, _bare, _listing, _sample, _store_test
 from .store_copy_list import CopyDeleteListTests
 
 __all__ = ["StoreTests", "StoreTestBase"]
+
+
+class _Collecting(ReadTarget):
+    """A read's target: two buffers cut at an odd offset (a read lands across them); it
+    records the meta it was given and what it was told."""
+
+    def __init__(self) -> None:
+        self.meta: ObjectMeta | None = None
+        self.length = -1
+        self.told: list[int] = []
+        self.buffers: list[bytearray] = []
+
+    async def open(self, meta: ObjectMeta, length: int) -> list[memoryview]:
+        assert self.meta is None, "open() is called once"
+        self.meta, self.length = meta, length
+        cut = min(777, length)
+        self.buffers = [bytearray(cut), bytearray(length - cut)]
+        return [memoryview(b) for b in self.buffers]
+
+    def filled(self, upto: int) -> None:
+        assert self.meta is not None, "told before opened"
+        self.told.append(upto)
+
+    def data(self) -> bytes:
+        return b"".join(self.buffers)
 
 
 class StoreTests(CopyDeleteListTests, StoreTestBase):
@@ -168,6 +193,31 @@ class StoreTests(CopyDeleteListTests, StoreTestBase):
             with pytest.raises(ChangedError) as info:
                 await store.get(path, start, end, if_match=first.etag)
             assert path in str(info.value)
+
+    @_store_test
+    async def test_get_into_the_readers_buffers(self, store: ObjectStore, root: str) -> None:
+        path = f"{root}/into"
+        data = _sample(50_000)
+        self.raw_put(path, data, {"origin": "side"})
+        head = await store.head(path)
+        size = len(data)
+        for start, end in [(0, None), (10, 20), (100, None), (0, size + 9), (size, None), (5, 5)]:
+            target = _Collecting()
+            meta = await store.get_into(path, target, start, end)
+            assert target.data() == data[start:end], (start, end)
+            # the whole object described, once, before any byte; told in order, to the end
+            assert target.meta is meta and target.length == len(data[start:end])
+            assert (meta.path, meta.size, _bare(meta.etag)) == (path, size, _bare(head.etag))
+            assert dict(meta.metadata) == {"origin": "side"}
+            assert target.told == sorted(target.told) and target.told[-1] == target.length
+        with pytest.raises(FileNotFoundError) as info:
+            await store.get_into(f"{root}/no/such/key", _Collecting())
+        assert f"{root}/no/such/key" in str(info.value)
+        self.raw_put(path, b"version two")
+        if self.remembers_versions:
+            await store.head(path)
+        with pytest.raises(ChangedError):
+            await store.get_into(path, _Collecting(), if_match=head.etag)
 
     @_store_test
     async def test_ranges_of_an_empty_object(self, store: ObjectStore, root: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import pytest
@@ -172,3 +173,38 @@ def test_streamed_write_holds_the_parts_in_flight_and_one_buffer(small_parts, bu
     assert peak_in_flight <= concurrency
     # + what the transport reads of a body at a time (SigV4's payload hash: 1 MiB pieces)
     assert held <= (concurrency + 1) * part + 4 * MiB, f"held {held / MiB:.1f} MiB"
+
+
+def test_streamed_read_asks_for_the_next_pieces_ahead_one_block_at_most(
+    emrfs_endpoint, bucket, emrfs_s3
+):
+    """A sequential read from 0 has the next pieces of its read-ahead asked for while it
+    reads (the network works while the reader does), never more than one block beyond
+    the piece it reads, each byte once, all from the version it opened."""
+    import hashlib
+
+    block, piece, read = 4 * MiB, MiB, 768 * 1024  # pieces: a quarter of the block
+    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, block_size=block, skip_instance_cache=True)
+    data = os.urandom(6 * MiB + 5)
+    emrfs_s3.put_object(Bucket=bucket, Key="scan", Body=data)
+    asked: list[tuple[int, int, int]] = []  # (start, end, where the reader was)
+    with fs.open(f"{bucket}/scan", "rb") as f:
+        original = fs._reads.read
+
+        async def spy(path, etag, size, start, end, first, fetch, **kwargs):
+            asked.append((start, end, f.loc))
+            return await original(path, etag, size, start, end, first, fetch, **kwargs)
+
+        fs._reads.read = spy
+        got = hashlib.sha256()
+        while chunk := f.read(read):
+            got.update(chunk)
+    assert got.digest() == hashlib.sha256(data).digest()
+    ahead = [(s, e, at) for s, e, at in asked if s > at]
+    assert len(ahead) >= len(data) // piece - 2  # all but the first pieces asked ahead
+    for start, end, at in asked:
+        assert end - start <= piece and start >= at
+        assert end - at <= block + piece + read
+    spans = sorted((s, e) for s, e, _ in asked)
+    assert spans[0][0] == 0 and spans[-1][1] == len(data)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))  # each byte once

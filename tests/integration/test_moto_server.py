@@ -1,5 +1,6 @@
 """The embedded moto server (emrfs.testing._moto_main) keeps connections open between
-requests, and a body it does not read never reaches the next request's parser."""
+requests, a body it does not read never reaches the next request's parser, and a
+cancelled DynamoDB transaction never erases another connection's writes."""
 
 from __future__ import annotations
 
@@ -34,3 +35,70 @@ def test_one_connection_serves_requests_whose_bodies_moto_leaves_unread(
         assert conn.sock is sock  # all four on the first connection
     finally:
         conn.close()
+
+
+def test_a_failed_transaction_keeps_writes_made_while_it_ran(emrfs_endpoint):
+    """moto snapshots a table when a transaction starts and restores the snapshot when
+    one of its conditions fails, erasing every write other connections made meanwhile.
+    emrfs's consistent view creates ancestor directory rows in conditional
+    transactions, and writers racing to create the same ancestors make them fail: a
+    file recorded in between lost its row, and the view said the file was deleted.
+    The embedded server runs DynamoDB requests one at a time, as a real table never
+    loses a write."""
+    import threading
+    import uuid
+
+    import boto3
+
+    ddb = boto3.client("dynamodb", endpoint_url=emrfs_endpoint, region_name="us-east-1")
+    table = f"moto-tx-{uuid.uuid4().hex[:12]}"
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    try:
+        writes = [f"w-{i}" for i in range(150)]
+        for key in [*writes, "taken"]:
+            ddb.put_item(TableName=table, Item={"k": {"S": key}, "v": {"N": "0"}})
+        stop = threading.Event()
+        cancelled: list[int] = []
+
+        def failing_transactions() -> None:
+            racer = boto3.client("dynamodb", endpoint_url=emrfs_endpoint, region_name="us-east-1")
+            while not stop.is_set():
+                try:  # four puts, then a condition that fails: the transaction is cancelled
+                    racer.transact_write_items(
+                        TransactItems=[
+                            *(
+                                {"Put": {"TableName": table, "Item": {"k": {"S": f"tx-{i}"}}}}
+                                for i in range(4)
+                            ),
+                            {
+                                "ConditionCheck": {
+                                    "TableName": table,
+                                    "Key": {"k": {"S": "taken"}},
+                                    "ConditionExpression": "attribute_not_exists(k)",
+                                }
+                            },
+                        ]
+                    )
+                except racer.exceptions.TransactionCanceledException:
+                    cancelled.append(1)
+
+        racer = threading.Thread(target=failing_transactions)
+        racer.start()
+        try:
+            for key in writes:
+                ddb.put_item(TableName=table, Item={"k": {"S": key}, "v": {"N": "1"}})
+        finally:
+            stop.set()
+            racer.join()
+        assert cancelled, "no transaction ran beside the writes"
+        pages = ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+        stored = {item["k"]["S"]: item["v"]["N"] for page in pages for item in page["Items"]}
+        lost = [k for k in writes if stored.get(k) != "1"]
+        assert not lost, f"{len(lost)} writes erased by a cancelled transaction: {lost[:5]}"
+    finally:
+        ddb.delete_table(TableName=table)

@@ -30,6 +30,7 @@ from emrfs.store.obstore import (
     choose_transport,
     obstore_key,
 )
+from emrfs.store.protocol import ReadTarget
 
 
 class BotoFallback(ObjectStore):
@@ -177,6 +178,81 @@ def test_a_large_get_comes_in_parallel_parts_pinned_to_one_version(
     overwrite["after"] = 1
     with pytest.raises(ChangedError):
         run(store.get(f"{bucket}/big"))
+    assert emrfs_s3.get_object(Bucket=bucket, Key="big")["Body"].read() == b"other version"
+    assert fallback.calls == []
+
+
+class Into(ReadTarget):
+    """A read's target: two buffers cut at ``cut`` (a part lands across both); records
+    what it is told, and gives up (raises) when told ``give_up_at`` or more."""
+
+    def __init__(self, cut: int, give_up_at: int | None = None):
+        self.cut, self.give_up_at = cut, give_up_at
+        self.told: list[int] = []
+        self.buffers: list[bytearray] = []
+
+    async def open(self, meta: ObjectMeta, length: int) -> list[memoryview]:
+        cut = min(self.cut, length)
+        self.buffers = [bytearray(cut), bytearray(length - cut)]
+        return [memoryview(b) for b in self.buffers]
+
+    def filled(self, upto: int) -> None:
+        self.told.append(upto)
+        if self.give_up_at is not None and upto >= self.give_up_at:
+            raise ValueError("the target gives up")
+
+    def data(self) -> bytes:
+        return b"".join(self.buffers)
+
+
+def test_a_large_get_into_lands_in_parallel_parts_in_the_readers_buffers(
+    store, fallback, emrfs_s3, bucket, monkeypatch
+):
+    """get_into an object larger than one part: the first GET tells the size and version,
+    the other parts come pinned to it, written straight into the target's buffers (a part
+    across two of them), the target told as each prefix completes, in order; a write
+    between the parts fails the read (ChangedError), and a target that gives up ends the
+    read with its error once every part stopped writing into its buffers."""
+    import emrfs.store.obstore as transport
+
+    part = 64 * 1024
+    monkeypatch.setattr(transport, "_GET_PART", part)
+    monkeypatch.setattr(transport, "_FILL_CHUNK", 16 * 1024)
+    data = os.urandom(5 * part + 123)
+    emrfs_s3.put_object(Bucket=bucket, Key="big", Body=data, Metadata={"m": "1"})
+    etag = emrfs_s3.head_object(Bucket=bucket, Key="big")["ETag"]
+    asked: list[tuple[int, int | None, str | None]] = []
+    once = store._get
+    overwrite = {"after": None}
+
+    async def spy(path, start, end, if_match):
+        asked.append((start, end, if_match))
+        result = await once(path, start, end, if_match)
+        if overwrite["after"] == len(asked):
+            emrfs_s3.put_object(Bucket=bucket, Key="big", Body=b"other version")
+        return result
+
+    monkeypatch.setattr(store, "_get", spy)
+    target = Into(cut=2 * part + 1000)
+    meta = run(store.get_into(f"{bucket}/big", target))
+    assert target.data() == data
+    assert (meta.size, meta.etag, dict(meta.metadata)) == (len(data), etag, {"m": "1"})
+    assert target.told == [part, 2 * part, 3 * part, 4 * part, 5 * part, len(data)]
+    assert asked[0] == (0, part, None)
+    assert sorted(asked[1:]) == [
+        (i * part, min(len(data), (i + 1) * part), etag) for i in range(1, 6)
+    ]
+    asked.clear()
+    target = Into(cut=10)
+    meta = run(store.get_into(f"{bucket}/big", target, 100, 3 * part + 7))
+    assert target.data() == data[100 : 3 * part + 7] and meta.size == len(data)
+    assert target.told == [part, 2 * part, 3 * part - 93] and len(asked) == 3
+    with pytest.raises(ValueError, match="gives up"):
+        run(store.get_into(f"{bucket}/big", Into(cut=0, give_up_at=part)))
+    asked.clear()
+    overwrite["after"] = 1
+    with pytest.raises(ChangedError):
+        run(store.get_into(f"{bucket}/big", Into(cut=0)))
     assert emrfs_s3.get_object(Bucket=bucket, Key="big")["Body"].read() == b"other version"
     assert fallback.calls == []
 
@@ -584,6 +660,10 @@ def test_a_cut_body_is_resumed_on_the_same_version(emrfs_fault_proxy, emrfs_s3, 
         )
 
     assert run(go()) == data
+    emrfs_fault_proxy.set_policy(FaultPolicy(cut_reads=Failure(1.0, limit=2)))
+    target = Into(cut=12345)  # a read into the reader's buffers resumes where it broke too
+    run(proxied.get_into(f"{bucket}/cut", target))
+    assert target.data() == data and target.told[-1] == len(data)
     assert fallback.calls == []
 
 

@@ -1,5 +1,5 @@
 """A large GET's buffer (emrfs.store.buffers.FilledBytes) and the worker threads that
-fill it (emrfs.store.obstore): the bytes handed out are exactly what was written, and a
+fill it (emrfs.store.obstore_drain): the bytes handed out are exactly what was written, and a
 cancelled read returns only once its thread stopped writing."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from emrfs.errors import ChangedError
 from emrfs.store import buffers
 from emrfs.store.buffers import FilledBytes
-from emrfs.store.obstore import _drain, _in_worker
+from emrfs.store.obstore_drain import drain, in_worker
 
 
 def test_filled_bytes_are_the_bytes_written_at_their_offsets():
@@ -30,6 +30,39 @@ def test_filled_bytes_are_the_bytes_written_at_their_offsets():
     assert FilledBytes(0).value() == b""
 
 
+def _vma_flags(address: int) -> list[str]:
+    """The kernel's flags of the mapping holding ``address`` (/proc/self/smaps)."""
+    inside = False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= address < hi
+            elif inside and head == "VmFlags:":
+                return line.split()[1:]
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+@pytest.mark.skipif(
+    sys.implementation.name != "cpython" or not sys.platform.startswith("linux"),
+    reason="huge pages are asked for on Linux, for CPython's uninitialised bytes",
+)
+def test_a_large_buffer_asks_for_huge_pages_and_a_small_one_does_not():
+    """A buffer the allocator maps afresh (>= 32 MiB) is advised for transparent huge
+    pages (VmFlags ``hg``: MADV_HUGEPAGE), so filling it faults 2 MiB at a time; a
+    smaller one, from the heap, is left alone."""
+    large = FilledBytes(buffers._HUGE_FROM + 4096)
+    small = FilledBytes(1024 * 1024)
+    try:
+        middle = id(large._data) + buffers._HUGE_FROM // 2
+        assert "hg" in _vma_flags(middle)
+        assert "hg" not in _vma_flags(id(small._data))
+    finally:
+        large.view.release()
+        small.view.release()
+
+
 def test_filled_bytes_skip_the_zero_fill_on_cpython():
     if sys.implementation.name == "cpython":
         assert buffers._make_uninitialised is not None
@@ -43,8 +76,21 @@ def test_a_drained_body_longer_than_its_part_is_a_changed_object():
     progress = [0]
     longer = ChangedError("b/k", "e", None)
     with pytest.raises(ChangedError):
-        _drain(iter([b"12", b"345"]), view, progress, longer, threading.Event())
+        drain(iter([b"12", b"345"]), [view], progress, longer, threading.Event())
     assert progress == [2] and bytes(view[:2]) == b"12"
+
+
+def test_a_drained_body_lands_across_the_buffers_it_is_given_and_resumes_there():
+    first, second, third = bytearray(3), bytearray(0), bytearray(6)
+    views = [memoryview(first), memoryview(second), memoryview(third)]
+    progress = [0]
+    longer = ChangedError("b/k", "e", None)
+    drain(iter([b"ab", b"cdef"]), views, progress, longer, threading.Event())
+    assert progress == [6] and (first, third) == (b"abc", b"def\0\0\0")
+    drain(iter([b"gh", b"i"]), views, progress, longer, threading.Event())  # a resumed body
+    assert progress == [9] and third == b"defghi"
+    with pytest.raises(ChangedError):
+        drain(iter([b"j"]), views, progress, longer, threading.Event())
 
 
 def test_a_cancelled_read_waits_for_its_worker_thread_to_stop_writing():
@@ -63,7 +109,7 @@ def test_a_cancelled_read_waits_for_its_worker_thread_to_stop_writing():
 
     async def run() -> bool:
         task = asyncio.ensure_future(
-            _in_worker(_drain, pieces(), view, progress, ChangedError("b/k", "e", None))
+            in_worker(drain, pieces(), [view], progress, ChangedError("b/k", "e", None))
         )
         while progress[0] < 2:
             await asyncio.sleep(0.001)
