@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, get_loop, sync, sync_wrapper
+from fsspec.asyn import AsyncFileSystem, get_loop, sync, sync_wrapper
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 
 from . import components, config as _config, expansion, paths, streamed_read
@@ -242,15 +242,20 @@ class EmrFileSystem(AsyncFileSystem):
         await self._transfers.check_target(path, dir_checked=dir_checked)
 
     async def _pipe(self, path, value=None, batch_size: int | None = None, **kwargs: Any):
-        """Many writes: one listing per parent directory stands in for a probe per name."""
+        """Many writes: one listing per parent directory stands in for a probe per name;
+        the writes run under one semaphore (as :meth:`_cat`'s reads), the first failure raised."""
         if isinstance(path, str):
             path = {path: value}
         targets = {self._norm(p): v for p, v in path.items()}
         dir_checked = await self._transfers.refuse_subdirs(targets)
-        coros = [
-            self._pipe_file(p, v, _dir_checked=dir_checked, **kwargs) for p, v in targets.items()
-        ]
-        await _run_coros_in_chunks(coros, batch_size=batch_size or self.batch_size, nofiles=True)
+        out = await expansion.gather_each(
+            list(targets),
+            lambda p: self._pipe_file(p, targets[p], _dir_checked=dir_checked, **kwargs),
+            batch_size or self.batch_size,
+        )
+        failed = next((r for r in out if isinstance(r, Exception)), None)
+        if failed is not None:
+            raise failed
 
     # --- reading -----------------------------------------------------------------------
 

@@ -129,21 +129,33 @@ class Transfers:
             raise is_a_directory(path, "a bucket cannot be written as a file")
         await self.tiers.refuse_directory(path)  # a directory of ephemeral paths (all a
         # tier path's directories are the tier's: S3 is not asked about those)
-        checks = [self.markers.check_parents(path)]
         if self.options.s3.create_checks and not dir_checked and not self.tiers.owns(path):
-            checks.append(self.markers.refuse_directory(path, bucket, key))
-        await asyncio.gather(*checks)
+            await asyncio.gather(
+                self.markers.check_parents(path), self.markers.refuse_directory(path, bucket, key)
+            )
+        else:  # one check: awaited as it is (a task per write costs more than its HEADs)
+            await self.markers.check_parents(path)
 
     async def refuse_subdirs(self, targets: Iterable[str]) -> bool:
         """For many writes: one listing per parent directory stands in for a probe per
-        name.  Raises if a target is a directory; True when the targets were checked
-        (then each write skips its own probe)."""
+        name, and each parent's ancestors are checked once (not by every write of the
+        batch at the same time).  Raises if a target is a directory or below a file;
+        True when the targets were checked for directories (then each write skips its
+        own probe)."""
         targets = list(targets)
-        if not (self.options.s3.create_checks and len(targets) > 1):
+        if len(targets) < 2:
             return False
-        parents = sorted({paths.parent(p) for p in targets if not self.tiers.owns(p)})
-        listed = await asyncio.gather(*(self.markers.child_dirs(p) for p in parents))
-        subdirs = set().union(*listed) if listed else set()
+        one_per_parent = {paths.parent(p): p for p in targets if not self.tiers.owns(p)}
+        checks: list[Awaitable[Any]] = [
+            self.markers.check_parents(p) for p in one_per_parent.values()
+        ]
+        listing = self.options.s3.create_checks
+        if listing:
+            checks += [self.markers.child_dirs(p) for p in sorted(one_per_parent)]
+        found = await asyncio.gather(*checks)
+        if not listing:
+            return False
+        subdirs = set().union(*found[len(one_per_parent) :])
         for p in targets:
             if p in subdirs:
                 raise is_a_directory(p, "a directory has this name; pick another path")
