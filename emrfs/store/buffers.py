@@ -54,6 +54,9 @@ def _uninitialised_bytes() -> Any:
         if advise is not None and huge_pages and size >= _HUGE_FROM:
             advise(address, size)
         storage = (ctypes.c_char * size).from_address(address)
+        # every view of the storage keeps the bytes alive: a worker thread still writing
+        # into a slice after its reader gave up never writes into freed memory
+        storage.owner = data  # type: ignore[attr-defined]
         return data, memoryview(storage).cast("B")
 
     return make

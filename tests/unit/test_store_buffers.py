@@ -67,6 +67,18 @@ def test_a_large_buffer_asks_for_huge_pages_and_a_small_one_does_not():
         declined.view.release()
 
 
+def test_a_view_of_a_filled_buffer_keeps_its_bytes_alive():
+    """A worker thread's slice of the buffer holds the bytes it writes into: a thread
+    still writing after its reader gave up (and dropped the buffer) never writes into
+    freed memory."""
+    out = FilledBytes(4096)
+    part = out.view[100:200]
+    if out._data is not None:  # CPython's uninitialised bytes, written through ctypes
+        assert part.obj.owner is out._data
+    part.release()
+    out.view.release()
+
+
 def test_filled_bytes_skip_the_zero_fill_on_cpython():
     if sys.implementation.name == "cpython":
         assert buffers._make_uninitialised is not None
