@@ -135,6 +135,13 @@ async def gather_each(
     return list(await asyncio.gather(*(one(p) for p in found)))
 
 
+def raise_first_failure(out: list[Any]) -> None:
+    """Raise the first exception :func:`gather_each` returned, if any."""
+    failed = next((r for r in out if isinstance(r, Exception)), None)
+    if failed is not None:
+        raise failed
+
+
 def cat_result(path: Any, found: list[str], out: list[Any], on_error: str, stripped: Any) -> Any:
     """fsspec's shape of ``cat``'s answer: the bytes for one path named as such, else a
     dict by path (without failures when ``on_error="omit"``); raises the first failure

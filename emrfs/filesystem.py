@@ -253,9 +253,7 @@ class EmrFileSystem(AsyncFileSystem):
             lambda p: self._pipe_file(p, targets[p], _dir_checked=dir_checked, **kwargs),
             batch_size or self.batch_size,
         )
-        failed = next((r for r in out if isinstance(r, Exception)), None)
-        if failed is not None:
-            raise failed
+        expansion.raise_first_failure(out)
 
     # --- reading -----------------------------------------------------------------------
 

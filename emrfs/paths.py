@@ -25,6 +25,7 @@ GLOB_MAGIC = re.compile(r"[*?\[]")
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _IPV4_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+_SLASHES_RE = re.compile(r"/{2,}")
 _URL_RE = re.compile(r"^(?P<proto>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.S)
 #: Characters no key may hold: every request that lists or bulk-deletes keys is XML 1.0,
 #: which cannot carry C0 controls (tab aside; a newline comes back altered) nor
@@ -42,6 +43,8 @@ def strip_protocol(path: str) -> str:
     """
     if not isinstance(path, str):
         path = str(path)
+    if "//" not in path:  # already bare, as most paths inside emrfs are: no pattern to run
+        return path.strip("/")
     match = _URL_RE.match(path)
     if match:
         proto = match.group("proto").lower()
@@ -52,7 +55,7 @@ def strip_protocol(path: str) -> str:
                 path,
             )
         path = match.group("rest")
-    path = re.sub(r"/{2,}", "/", path)
+    path = _SLASHES_RE.sub("/", path)
     return path.strip("/")
 
 

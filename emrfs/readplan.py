@@ -95,31 +95,21 @@ class KnownStatuses:
             while len(self._known) > self.entries:
                 self._known.popitem(last=False)
 
-    def remember_listed(self, infos: list[dict[str, Any]]) -> None:
-        """:meth:`remember` each of a listing's entries (normalised names) under one lock;
-        only the last :attr:`entries` files can stay, so only those are kept."""
-        files: list[dict[str, Any]] = []
-        for info in reversed(infos):  # from the end: the first files are pushed out anyway
-            if info.get("type") == "file" and info.get("ETag") and "size" in info:
-                files.append(info)
-                if len(files) == self.entries:
-                    break
-        self._keep([(info["name"], info) for info in reversed(files)])
-
     def remember_rows(self, rows: list[ListedRow], status: StatusFactory) -> None:
-        """:meth:`remember_listed` of a listing's file rows (``(path, size, etag, ...)``),
-        each kept as it is: :meth:`get` has ``status`` make its dict if it is asked for."""
+        """:meth:`remember` each of a listing's file rows (``(path, size, etag, ...)``) with
+        an ETag, under one lock, each kept as it is (:meth:`get` has ``status`` make its
+        dict if it is asked for); only the last :attr:`entries` can stay, so only those
+        are kept."""
         self._row_status = status
-        self._keep([(row[0], row) for row in [r for r in rows if r[2]][-self.entries :]])
-
-    def _keep(self, named: list[tuple[str, dict | ListedRow]]) -> None:
-        if not named:
+        kept = [r for r in rows if r[2]][-self.entries :]
+        if not kept:
             return
         now = self.clock()
         known = self._known
         with self._lock:
-            for name, info in named:
-                known[name] = (now, info)
+            for row in kept:
+                name = row[0]
+                known[name] = (now, row)
                 known.move_to_end(name)
             while len(known) > self.entries:
                 known.popitem(last=False)
@@ -242,25 +232,15 @@ class ReadPlanner:
             path
         )
 
-    def remember_listing(self, entries: list[dict], scope: str | None = None) -> None:
-        """Keep the file entries of a listing.  Not where CSE may apply (a listing's size
-        there may be an estimate, ``cse.listing_lengths = "adjust"``) nor under the
-        consistent view (its entries may come from the metadata table, without the
-        envelope an open needs).  ``scope``: a path every entry lies below, so the options
-        are looked up once when no override starts inside it."""
-        if scope is not None and self.options.uniform_below(scope):
-            if self._remembers(scope):
-                self.statuses.remember_listed(entries)
-            return
-        for entry in entries:
-            if self._remembers(entry.get("name", "")):
-                self.statuses.remember(entry)
-
     def remember_listed_rows(
         self, rows: list[ListedRow], status: StatusFactory, scope: str
     ) -> None:
-        """:meth:`remember_listing` of a listing's file rows below ``scope`` (a file's
-        status dict made by ``status`` only if a read asks for it)."""
+        """Keep the files of a listing below ``scope`` (its rows: a file's status dict is
+        made by ``status`` only if a read asks for it).  Not where CSE may apply (a
+        listing's size there may be an estimate, ``cse.listing_lengths = "adjust"``) nor
+        under the consistent view (its entries may come from the metadata table, without
+        the envelope an open needs).  The options are looked up once when no override
+        starts inside ``scope``."""
         if self.options.uniform_below(scope):
             if self._remembers(scope):
                 self.statuses.remember_rows(rows, status)

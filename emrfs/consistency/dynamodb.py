@@ -46,6 +46,8 @@ from .model import (
     VERSION_KEY,
     MetadataRow,
     TableSpec,
+    entry_of,
+    item_of,
     make_metadata_model,
     row_key,
 )
@@ -284,7 +286,7 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
 
             self._call("batch get", fetch, paths[i])
             for item in items:
-                entry = self._entry(self.model.from_raw_data(item))
+                entry = entry_of(item)
                 out[entry.path] = entry
         return out
 
@@ -321,7 +323,7 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
             future.result()
 
     def _write_rows(self, entries: Sequence[Entry]) -> None:
-        requests = [{"PutRequest": {"Item": self._row(e).serialize()}} for e in entries]
+        requests = [{"PutRequest": {"Item": item_of(e)}} for e in entries]
         # Directory rows are written in the caller's order (ancestors before what is below
         # them, children's tombstones before their directory's); rows of files depend on
         # nothing written in the same call, so their batches go at once.
@@ -408,9 +410,8 @@ class DynamoDBMetadataStore(TableAdmin, MetadataStore):
             args = dict(kwargs, **({"ExclusiveStartKey": start} if start else {}))
             data = self._call(what, functools.partial(self._dispatch, operation, args), path)
             for item in data.get("Items", []):
-                row = self.model.from_raw_data(item)
-                if row.parent != VERSION_KEY:
-                    yield self._entry(row)
+                if item[HASH_KEY]["S"] != VERSION_KEY:
+                    yield entry_of(item)
             start = data.get("LastEvaluatedKey")
             if not start:
                 return

@@ -25,13 +25,14 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from ..errors import IntegrityError
 from ..store.buffers import FilledBytes
+from ..store.protocol import ObjectStore
 from ..store.shapes import ObjectMeta
 from ..store.targets import ReadTarget
 from . import segmented
 from .content import TAG_BYTES, GcmDecryptor
 from .stream import ContentDecryptor
 
-__all__ = ["WholeRead", "Opener"]
+__all__ = ["WholeRead", "Opener", "read_whole"]
 
 #: what a whole read learns from the object's meta: the meta to report (plaintext size)
 #: and the decryptor of a sealed body (None: the object is plaintext)
@@ -184,3 +185,17 @@ class WholeRead(ReadTarget):
         if self._layout is not None:
             self._layout.release()
             self._layout = None
+
+
+async def read_whole(
+    store: ObjectStore, path: str, opener: Opener, if_match: str | None = None
+) -> tuple[ObjectMeta, bytes]:
+    """The whole object at ``path`` in ``store`` through a :class:`WholeRead`: the meta
+    ``opener`` reports and the plaintext, verified."""
+    target = WholeRead(path, opener)
+    try:
+        await store.get_into(path, target, if_match=if_match)
+    except BaseException:
+        target.discard()
+        raise
+    return target.value()

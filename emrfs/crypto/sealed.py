@@ -16,8 +16,9 @@ from ..errors import ChangedError, EncryptionError, IntegrityError
 from ..store.protocol import ObjectMeta, ObjectStore, check_range
 from . import ContentCrypto, RangeReader
 from .envelope import without_envelope
+from .inplace import read_whole
 from .spool import SealedSpool, Spools
-from .stream import adecrypt_whole, averified_chunks
+from .stream import ContentDecryptor, adecrypt_whole, averified_chunks
 
 __all__ = ["KNOWN", "Sealed", "SealedReads", "bare_etag", "clip_range", "remember"]
 
@@ -110,8 +111,11 @@ class SealedReads:
             decryptor = await self.crypto.decryptor(
                 path, sealed.stored.metadata, sealed.instruction
             )
-            body = self.inner.get_stream(path, if_match=etag)
-            return await adecrypt_whole(decryptor, body, sealed.stored.size)
+
+            async def opener(_: ObjectMeta) -> tuple[ObjectMeta, ContentDecryptor]:
+                return sealed.meta(), decryptor
+
+            return (await read_whole(self.inner, path, opener, etag))[1]
         if end <= start:
             return b""
         reader = await self._range_reader(path, sealed)

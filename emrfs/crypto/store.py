@@ -56,7 +56,7 @@ from .envelope import (
     parse_instruction,
     without_envelope,
 )
-from .inplace import WholeRead
+from .inplace import read_whole
 from .keys import KeyProvider
 from .sealed import Sealed, SealedReads, bare_etag, clip_range, remember
 from .stream import (
@@ -214,13 +214,7 @@ class EncryptingStore(WrapperStore):
         arrives (its first response brings the envelope: no HEAD first) and each prefix is
         decrypted in place behind the download (:mod:`~emrfs.crypto.inplace`); returned
         once it verified."""
-        target = WholeRead(path, partial(self._opened, path))
-        try:
-            await self.inner.get_into(path, target, if_match=if_match)
-        except BaseException:
-            target.discard()
-            raise
-        return target.value()
+        return await read_whole(self.inner, path, partial(self._opened, path), if_match)
 
     async def get_stream(
         self,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..config import CSEOptions
 
 from ..errors import EncryptionError, IntegrityError
+from ..store.buffers import FilledBytes
 from . import segmented
 from .content import TAG_BYTES, GcmDecryptor, GcmEncryptor
 from .envelope import INSTRUCTION_MARKER, Envelope, Suite, is_encrypted, parse_instruction
@@ -149,20 +150,41 @@ class ContentEncryptor:
     def encrypt_whole(self, chunks: Iterable[bytes | memoryview], plaintext_len: int) -> bytes:
         """The whole body (finalized) for ``plaintext_len`` bytes arriving as ``chunks``.
 
-        Encrypted in place into one buffer of the stored length, returned as
-        ``bytes`` without a copy (see :class:`_BytesBuffer`).  Chunks adding up to
-        more than ``plaintext_len`` raise :class:`EncryptionError`.
+        Encrypted in place into one uninitialised buffer of exactly the stored length
+        (:class:`~emrfs.store.buffers.FilledBytes`: no zero-filling pass first), returned as
+        ``bytes`` without a copy (see :class:`_BytesBuffer` for why ``bytes``).  Chunks
+        adding up to more or fewer than ``plaintext_len`` bytes raise
+        :class:`EncryptionError`.
         """
-        out = _BytesBuffer(self.stored_length(plaintext_len) + _SLACK)
-        for chunk in chunks:
-            if self.max_output(len(chunk)) + _SLACK > out.room:
-                out.view.release()
+        # 4 KiB pages: a PUT body made after a PUT, on huge pages, cost 56 ms more client
+        # CPU per 64 MiB (median of 12 interleaved pipe_file, SeaweedFS here), where a GET's
+        # buffer gains from them: fresh 2 MiB pages are not the ones the last body freed
+        out = FilledBytes(self.stored_length(plaintext_len), huge_pages=False)
+        seen = written = 0
+        try:
+            for chunk in chunks:
+                seen += len(chunk)
+                if seen > plaintext_len:
+                    raise EncryptionError(
+                        f"more than the {plaintext_len} bytes announced were written to "
+                        f"{self.path!r}",
+                        self.path,
+                    )
+                written += self.update_into(chunk, out.view[written:])
+            if seen != plaintext_len:
                 raise EncryptionError(
-                    f"more than the {plaintext_len} bytes announced were written to {self.path!r}",
+                    f"{seen} of the {plaintext_len} bytes announced were written to {self.path!r}",
                     self.path,
                 )
-            out.length += self.update_into(chunk, out.view[out.length :])
-        out.append(self.finalize())
+            tail = self.finalize()
+            if written + len(tail) != len(out.view):  # never hand out uninitialised bytes
+                raise EncryptionError(
+                    f"the ciphertext of {self.path!r} is not its stored length", self.path
+                )
+            out.view[written:] = tail
+        except BaseException:
+            out.view.release()
+            raise
         return out.value()
 
 

@@ -18,6 +18,7 @@ from .. import paths
 from .markers import Markers
 
 if TYPE_CHECKING:
+    from ..s3.listing import Listing
     from ..tiers import EphemeralRoutes
 
 __all__ = ["Listings"]
@@ -37,11 +38,16 @@ class Listings:
     async def ls(self, path: str, detail: bool = True) -> list:
         """The children of ``path`` (normalised, not the root); a file lists itself."""
         key = paths.split(path)[1]
-        entries = (
-            await self.markers.listed(path, key + "/" if key else "", recursive=False)
-        ).entries()
-        # an open after ls needs no HEAD (the tier's entries are not S3's to remember)
-        self.markers.reads.remember_listing(self.tiers.mark(entries), scope=path)
+        listing = await self.markers.listed(path, key + "/" if key else "", recursive=False)
+        self._remember_files(listing, path)
+        if not detail and not self.tiers.on:  # names only: no status dict made
+            names = sorted({*listing.dirs, *listing.files})
+            if names:
+                return names
+            info = await self.lookup(path)  # a file, an empty directory, or nothing
+            return [info["name"]] if info["type"] == "file" else []
+        entries = listing.entries()
+        self.tiers.mark(entries)
         entries = await self.tiers.merge_staged(path, entries)  # staged on any machine
         if not entries:
             info = await self.lookup(path)  # a file, an empty directory, or nothing
@@ -100,11 +106,7 @@ class Listings:
             if info["type"] == "file" or (withdirs and key):  # a bucket never lists itself
                 out[path] = info
             return out
-        # S3's files: an open after find needs no HEAD (the tier's are not S3's to remember)
-        rows = listing.files.rows()
-        if self.tiers.on:
-            rows = [r for r in rows if not self.tiers.owns(r[0])]
-        self.markers.reads.remember_listed_rows(rows, self.status, scope=path)
+        self._remember_files(listing, path)
         out = listing.files
         if withdirs:
             out.update(listing.dirs)
@@ -114,3 +116,11 @@ class Listings:
             for name in listing.dirs:
                 out.pop(name, None)
         return out
+
+    def _remember_files(self, listing: Listing, scope: str) -> None:
+        """S3's files in ``listing`` (of ``scope``): an open after ls or find needs no
+        HEAD (the tier's are not S3's to remember)."""
+        rows = listing.files.rows()
+        if self.tiers.on:
+            rows = [r for r in rows if not self.tiers.owns(r[0])]
+        self.markers.reads.remember_listed_rows(rows, self.status, scope=scope)

@@ -48,10 +48,10 @@ def _uninitialised_bytes() -> Any:
 
     advise = _huge_pages_advice()
 
-    def make(size: int) -> tuple[bytes, memoryview]:
+    def make(size: int, huge_pages: bool = True) -> tuple[bytes, memoryview]:
         data = new(None, size)
         address = id(data) + offset
-        if advise is not None and size >= _HUGE_FROM:
+        if advise is not None and huge_pages and size >= _HUGE_FROM:
             advise(address, size)
         storage = (ctypes.c_char * size).from_address(address)
         return data, memoryview(storage).cast("B")
@@ -97,13 +97,14 @@ class FilledBytes:
 
     The object behind :attr:`view` lives as long as this one: whoever writes through
     the view (or a slice of it) must be done before this object is dropped.
+    ``huge_pages=False``: a large buffer stays in 4 KiB pages (see the module doc).
     """
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, *, huge_pages: bool = True):
         self._data: bytes | None = None
         self._io: io.BytesIO | None = None
         if _make_uninitialised is not None and size:
-            self._data, self.view = _make_uninitialised(size)
+            self._data, self.view = _make_uninitialised(size, huge_pages)
             return
         self._io = io.BytesIO()
         if size:

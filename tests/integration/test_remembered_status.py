@@ -50,7 +50,7 @@ def test_open_under_the_consistent_view_reads_what_the_view_records_now(emrfs_en
         assert f.read() == b"TWO" * 40_000
 
 
-def test_find_of_names_makes_no_status_dicts_yet_remembers_the_files(
+def test_find_and_ls_of_names_make_no_status_dicts_yet_remember_the_files(
     emrfs_endpoint, emrfs_s3, bucket, monkeypatch
 ):
     from emrfs.status import StatusFactory
@@ -68,12 +68,17 @@ def test_find_of_names_makes_no_status_dicts_yet_remembers_the_files(
         build(self, files, rows)
 
     monkeypatch.setattr(StatusFactory, "add_listed_files", counted)
-    assert fs.find(f"{bucket}/t") == [f"{bucket}/t/f{i}" for i in range(4)]
+    files = [f"{bucket}/t/f{i}" for i in range(4)]
+    assert fs.find(f"{bucket}/t") == files
+    assert fs.ls(f"{bucket}/t", detail=False) == [*files, f"{bucket}/t/sub"]
     assert made == []  # names only: no file's status dict was made
     remembered = fs._reads.known(f"{bucket}/t/f3")  # an open needs no HEAD
     detail = fs.find(f"{bucket}/t", detail=True, withdirs=True)
     assert remembered == detail[f"{bucket}/t/f3"] and remembered["size"] == 3
     assert detail[f"{bucket}/t/sub"]["type"] == "directory"
-    assert fs.ls(f"{bucket}/t", detail=False) == [f"{bucket}/t/f{i}" for i in range(4)] + [
-        f"{bucket}/t/sub"
-    ]
+    assert fs.ls(f"{bucket}/t", detail=True)[3] == remembered
+    # names of a file, of an empty directory, of nothing: as with detail
+    assert fs.ls(f"{bucket}/t/f1", detail=False) == [f"{bucket}/t/f1"]
+    assert fs.ls(f"{bucket}/t/sub", detail=False) == []
+    with pytest.raises(FileNotFoundError):
+        fs.ls(f"{bucket}/t/none", detail=False)

@@ -82,20 +82,6 @@ def test_uniform_below_sees_overrides_inside_the_listed_path_only():
     assert Options().uniform_below("b")
 
 
-def test_remembered_listing_keeps_what_one_by_one_remembering_keeps():
-    sf = StatusFactory(1)
-    entries = [sf.file(f"b/d/f{i:03d}", i, etag=f'"{i}"', last_modified=T) for i in range(50)]
-    entries.insert(10, sf.directory("b/d/sub"))
-    entries.append(sf.file("b/d/no-etag", 1))
-    one, many = KnownStatuses(entries=20), KnownStatuses(entries=20)
-    for e in entries:
-        one.remember(e)
-    many.remember_listed(entries)
-    assert list(one._known) == list(many._known)
-    assert many.get("b/d/f049")["size"] == 49
-    assert many.get("b/d/f000") is None  # pushed out, as one by one
-
-
 def test_add_page_implies_each_directory_once_markers_included():
     listing = Listing()
     objects = [
@@ -359,16 +345,18 @@ def test_a_listing_folded_for_names_makes_no_status_dicts_and_the_same_ones_when
     assert listing.files == expected and lazy.made == 20
 
 
-def test_remembered_rows_keep_what_remembered_dicts_keep():
+def test_remembered_rows_keep_what_one_by_one_remembering_keeps():
     sf = _CountingStatus(1)
     rows = [(f"b/d/f{i:03d}", i, f'"{i}"', T, None, None) for i in range(50)]
     rows.insert(30, ("b/d/no-etag", 1, None, T, None, None))
     dicts: dict[str, dict] = {}
     StatusFactory(1).add_listed_files(dicts, rows)
-    by_rows, by_dicts = KnownStatuses(entries=20), KnownStatuses(entries=20)
+    by_rows, one_by_one = KnownStatuses(entries=20), KnownStatuses(entries=20)
     by_rows.remember_rows(rows, sf)
-    by_dicts.remember_listed(list(dicts.values()))
-    assert list(by_rows._known) == list(by_dicts._known) and sf.made == 0
-    assert by_rows.get("b/d/f049") == by_dicts.get("b/d/f049") and sf.made == 1
+    for info in dicts.values():
+        one_by_one.remember(info)
+    assert list(by_rows._known) == list(one_by_one._known) and sf.made == 0
+    assert by_rows.get("b/d/f049") == one_by_one.get("b/d/f049") and sf.made == 1
     assert by_rows.get("b/d/f049") is by_rows.get("b/d/f049")  # made once
-    assert by_rows.get("b/d/no-etag") is None and by_rows.get("b/d/f000") is None
+    assert by_rows.get("b/d/f049")["size"] == 49
+    assert by_rows.get("b/d/no-etag") is None and by_rows.get("b/d/f000") is None  # pushed out

@@ -72,10 +72,13 @@ def test_encrypt_whole_is_the_streamed_ciphertext_as_bytes(fmt, length, cuts):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_encrypt_whole_refuses_more_than_announced(fmt):
+def test_encrypt_whole_refuses_more_or_fewer_bytes_than_announced(fmt):
     make, _ = _pair(fmt)
     with pytest.raises(EncryptionError, match="b/obj"):
         make().encrypt_whole([b"x" * 10_000, b"y" * 10_000], 10_000)
+    # fewer: the buffer is not filled in the write (uninitialised bytes never go out)
+    with pytest.raises(EncryptionError, match="b/obj"):
+        make().encrypt_whole([b"x" * 9_000], 10_000)
 
 
 async def _agen(body: bytes, step: int):
