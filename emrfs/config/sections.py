@@ -91,7 +91,8 @@ class S3Options:
         32 * MiB,
         "block_size",
         "default_block_size",
-        doc="most bytes one sequential read-ahead GET fetches",
+        doc="how far an open file scanning sequentially reads ahead (in GETs of a quarter"
+        " of it, at least 1 MiB, fetched while it reads)",
         rule=between(1, 5 * GiB, " bytes"),
     )
     part_size: int = opt(
