@@ -26,6 +26,7 @@ from ..store.buffers import FilledBytes
 from . import segmented
 from .content import TAG_BYTES, GcmDecryptor, GcmEncryptor
 from .envelope import INSTRUCTION_MARKER, Envelope, Suite, is_encrypted, parse_instruction
+from .populate import populate_behind
 
 __all__ = [
     "ContentEncryptor",
@@ -160,6 +161,7 @@ class ContentEncryptor:
         # CPU per 64 MiB (median of 12 interleaved pipe_file, SeaweedFS here), where a GET's
         # buffer gains from them: fresh 2 MiB pages are not the ones the last body freed
         out = FilledBytes(self.stored_length(plaintext_len), huge_pages=False)
+        populating = populate_behind(out.view)  # its later pages, on another core
         seen = written = 0
         try:
             for chunk in chunks:
@@ -185,6 +187,9 @@ class ContentEncryptor:
         except BaseException:
             out.view.release()
             raise
+        finally:
+            if populating is not None:
+                populating.join()
         return out.value()
 
 

@@ -109,3 +109,24 @@ def test_adecrypt_whole_raises_on_tampering_and_on_a_longer_body(fmt):
         asyncio.run(
             adecrypt_whole(decryptor(), _agen(bytes(body) + bytes(50_000), 8192), len(body))
         )
+
+
+@pytest.mark.parametrize("fmt", ["v3", "segmented"])
+def test_a_large_body_faulted_in_behind_the_encryption_is_the_same_ciphertext(fmt):
+    """From 16 MiB the body's later pages are faulted in on a helper thread (advice
+    only): the ciphertext is the streamed one, and the buffer is freed cleanly after."""
+    from emrfs.crypto import populate
+
+    make, decryptor = _pair(fmt)
+    data = bytes(range(256)) * (17 * 1024 * 1024 // 256) + b"tail"
+    body = make().encrypt_whole([data], len(data))
+    assert body == _streamed(make(), data)
+    assert decryptor().decrypt(body) == data
+    buffer = bytearray(populate._FROM)
+    buffer[-1] = 7
+    view = memoryview(buffer)
+    thread = populate.populate_behind(view)
+    if thread is not None:  # Linux: the advice leaves the bytes as they are
+        thread.join()
+    assert buffer[-1] == 7 and not any(buffer[:-1])
+    view.release()  # nothing still holds the buffer exported
