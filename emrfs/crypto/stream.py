@@ -157,10 +157,7 @@ class ContentEncryptor:
         adding up to more or fewer than ``plaintext_len`` bytes raise
         :class:`EncryptionError`.
         """
-        # 4 KiB pages: a PUT body made after a PUT, on huge pages, cost 56 ms more client
-        # CPU per 64 MiB (median of 12 interleaved pipe_file, SeaweedFS here), where a GET's
-        # buffer gains from them: fresh 2 MiB pages are not the ones the last body freed
-        out = FilledBytes(self.stored_length(plaintext_len), huge_pages=False)
+        out = FilledBytes(self.stored_length(plaintext_len))
         populating = populate_behind(out.view)  # its later pages, on another core
         seen = written = 0
         try:

@@ -14,11 +14,10 @@ tenth of obstore's whole read).  Elsewhere, an ``io.BytesIO`` sized up front, wh
 Callers hand :meth:`FilledBytes.value` out only once every byte was written (an
 uninitialised buffer holds whatever the allocator left there).
 
-A buffer of ``_HUGE_FROM`` bytes or more is mapped afresh by the allocator each time
-(glibc maps every allocation above 32 MiB), and faulting it in 4 KiB at a time costs
-more CPU than receiving the bytes (a 128 MiB GET on SeaweedFS here: ~1.25 ms of client
-CPU per MiB); on Linux such a buffer asks for transparent huge pages (``madvise``; THP
-in its default ``madvise`` mode), which its writes fill whole: ~0.8 ms per MiB.
+No huge pages are asked for: advising them (``MADV_HUGEPAGE``) made a 64 MiB read
+cost more client CPU here, not less (median of 8 interleaved: 106 against 72 ms read
+right after a 64 MiB write, 82 against 74 ms in a read-only loop; SeaweedFS, THP
+``defrag=madvise``), and direct compaction stalled single reads up to 213 ms.
 """
 
 from __future__ import annotations
@@ -46,13 +45,9 @@ def _uninitialised_bytes() -> Any:
     # byte the fixed size counts for the terminating NUL
     offset = bytes.__basicsize__ - 1
 
-    advise = _huge_pages_advice()
-
-    def make(size: int, huge_pages: bool = True) -> tuple[bytes, memoryview]:
+    def make(size: int) -> tuple[bytes, memoryview]:
         data = new(None, size)
         address = id(data) + offset
-        if advise is not None and huge_pages and size >= _HUGE_FROM:
-            advise(address, size)
         storage = (ctypes.c_char * size).from_address(address)
         # every view of the storage keeps the bytes alive: a worker thread still writing
         # into a slice after its reader gave up never writes into freed memory
@@ -60,36 +55,6 @@ def _uninitialised_bytes() -> Any:
         return data, memoryview(storage).cast("B")
 
     return make
-
-
-#: buffers from this size ask for huge pages (the allocator maps them afresh)
-_HUGE_FROM = 32 * 1024 * 1024
-_HUGE_PAGE = 2 * 1024 * 1024
-_MADV_HUGEPAGE = 14  # Linux's <sys/mman.h>
-
-
-def _huge_pages_advice() -> Any:
-    """``(address, size) -> None`` asking Linux to back the whole 2 MiB pages inside
-    ``[address, address + size)`` with huge pages (advice: a refusal changes nothing),
-    or None where there is no such advice."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
-    except (ImportError, OSError, AttributeError):  # pragma: no cover - no libc symbol
-        return None
-    madvise.restype = ctypes.c_int
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-
-    def advise(address: int, size: int) -> None:
-        lo = -(-address // _HUGE_PAGE) * _HUGE_PAGE
-        hi = (address + size) // _HUGE_PAGE * _HUGE_PAGE
-        if hi > lo:
-            madvise(lo, hi - lo, _MADV_HUGEPAGE)
-
-    return advise
 
 
 _make_uninitialised = _uninitialised_bytes()
@@ -100,14 +65,13 @@ class FilledBytes:
 
     The object behind :attr:`view` lives as long as this one: whoever writes through
     the view (or a slice of it) must be done before this object is dropped.
-    ``huge_pages=False``: a large buffer stays in 4 KiB pages (see the module doc).
     """
 
-    def __init__(self, size: int, *, huge_pages: bool = True):
+    def __init__(self, size: int):
         self._data: bytes | None = None
         self._io: io.BytesIO | None = None
         if _make_uninitialised is not None and size:
-            self._data, self.view = _make_uninitialised(size, huge_pages)
+            self._data, self.view = _make_uninitialised(size)
             return
         self._io = io.BytesIO()
         if size:

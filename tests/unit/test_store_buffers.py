@@ -30,43 +30,6 @@ def test_filled_bytes_are_the_bytes_written_at_their_offsets():
     assert FilledBytes(0).value() == b""
 
 
-def _vma_flags(address: int) -> list[str]:
-    """The kernel's flags of the mapping holding ``address`` (/proc/self/smaps)."""
-    inside = False
-    with open("/proc/self/smaps") as smaps:
-        for line in smaps:
-            head = line.split()[0]
-            if "-" in head and not head.endswith(":"):
-                lo, hi = (int(x, 16) for x in head.split("-"))
-                inside = lo <= address < hi
-            elif inside and head == "VmFlags:":
-                return line.split()[1:]
-    raise AssertionError(f"no mapping holds {address:#x}")
-
-
-@pytest.mark.skipif(
-    sys.implementation.name != "cpython" or not sys.platform.startswith("linux"),
-    reason="huge pages are asked for on Linux, for CPython's uninitialised bytes",
-)
-def test_a_large_buffer_asks_for_huge_pages_and_a_small_one_does_not():
-    """A buffer the allocator maps afresh (>= 32 MiB) is advised for transparent huge
-    pages (VmFlags ``hg``: MADV_HUGEPAGE), so filling it faults 2 MiB at a time; a
-    smaller one, from the heap, is left alone."""
-    large = FilledBytes(buffers._HUGE_FROM + 4096)
-    small = FilledBytes(1024 * 1024)
-    # a PUT body made right after a PUT is better off in 4 KiB pages (crypto.stream)
-    declined = FilledBytes(buffers._HUGE_FROM + 4096, huge_pages=False)
-    try:
-        middle = id(large._data) + buffers._HUGE_FROM // 2
-        assert "hg" in _vma_flags(middle)
-        assert "hg" not in _vma_flags(id(small._data))
-        assert "hg" not in _vma_flags(id(declined._data) + buffers._HUGE_FROM // 2)
-    finally:
-        large.view.release()
-        small.view.release()
-        declined.view.release()
-
-
 def test_a_view_of_a_filled_buffer_keeps_its_bytes_alive():
     """A worker thread's slice of the buffer holds the bytes it writes into: a thread
     still writing after its reader gave up (and dropped the buffer) never writes into
