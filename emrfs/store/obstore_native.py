@@ -247,8 +247,22 @@ def _credentials(o: S3Options, config: S3Config) -> _BotocoreCredentials | None:
         if o.session_token:
             config["session_token"] = o.session_token
     elif not o.anon:
-        return _BotocoreCredentials(o.profile)
+        return chain_credentials(o.profile)
     return None
+
+
+_providers: dict[tuple[int, str | None], _BotocoreCredentials] = {}
+
+
+def chain_credentials(profile: str | None) -> _BotocoreCredentials:
+    """botocore's chain for ``profile``, one per process: every bucket's store, in every
+    filesystem, signs with what one resolution found (a new botocore session per store
+    cost ~6 ms of CPU, and with an instance role a metadata-service call, per bucket)."""
+    key = (os.getpid(), profile)  # a forked child resolves anew
+    provider = _providers.get(key)
+    if provider is None:
+        provider = _providers[key] = _BotocoreCredentials(profile)
+    return provider
 
 
 def _encryption(
