@@ -214,21 +214,27 @@ def _measure_forked(op: Callable[[], Any], server: _CpuMeter) -> dict:
     s0 = server.read()
     pid = os.fork()
     if pid == 0:  # the child: run, report, leave without running the parent's atexit
-        os.close(read_end)
-        code = 0
-        try:
-            c0, t0 = time.process_time(), time.perf_counter()
-            op()
-            result = {"seconds": time.perf_counter() - t0, "client_cpu": time.process_time() - c0}
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent
-            result, code = {"error": f"{type(exc).__name__}: {exc}"}, 1
-        os.write(write_end, json.dumps(result).encode())
-        os.close(write_end)
-        os._exit(code)
+        code = 1
+        try:  # whatever happens, the child ends here (never back in the parent's loop)
+            os.close(read_end)
+            try:
+                c0, t0 = time.process_time(), time.perf_counter()
+                op()
+                cpu = time.process_time() - c0
+                result = {"seconds": time.perf_counter() - t0, "client_cpu": cpu}
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                result = {"error": f"{type(exc).__name__}: {exc}"}
+            os.write(write_end, json.dumps(result).encode())
+        finally:
+            os._exit(code)
     os.close(write_end)
     try:
-        ready, _, _ = select.select([read_end], [], [], FORK_TIMEOUT)
-        if not ready:
+        # poll, not select: a benchmark process that made many clients may hold fds
+        # numbered past select's limit (1024)
+        waiting = select.poll()
+        waiting.register(read_end, select.POLLIN)
+        if not waiting.poll(FORK_TIMEOUT * 1000):
             os.kill(pid, signal.SIGKILL)
             raise RuntimeError(f"the forked child hung (no answer in {FORK_TIMEOUT:.0f} s)")
         payload = b""
