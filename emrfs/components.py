@@ -72,7 +72,6 @@ def build(options: Options, verbs: StackVerbs) -> Components:
     cached = CachedIO(options, encrypted, lambda: stacks, verbs.loop)
     reads = ReadPlanner(
         options,
-        s3,
         lambda: stacks,
         views,
         in_tier=lambda path: tiers.owns(path),

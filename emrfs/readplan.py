@@ -10,7 +10,8 @@ the column chunks: naively a request each.  Here, above each path's stack:
   status can never mix two versions: every read of an open file is pinned to the
   ETag it was opened with, so a changed object is a
   :class:`~emrfs.s3.client.ChangedError`, not a mix.
-* **The tail comes with the status** (:meth:`ReadPlanner.stat`): the ``info`` of a
+* **The tail comes with the status** (the transport's ``head_tail``, kept by
+  :meth:`ReadPlanner.keep_tail`): the ``info`` of a
   plaintext file is a GET of its last ``s3.status_tail_bytes`` (``Range: bytes=-N``)
   instead of a HEAD: the same one request, with the size, ETag and metadata a HEAD
   gives, plus the bytes where Parquet and ORC keep their footers, remembered by ETag
@@ -38,17 +39,15 @@ from typing import TYPE_CHECKING, Any
 from . import paths
 from .byterange import resolve_range
 from .crypto.envelope import is_encrypted
-from .errors import ServiceError
 from .known_statuses import KnownStatuses, Tails
 from .s3.client import ChangedError
 from .stacks import cse_in_force
 
 if TYPE_CHECKING:
     from .config import Options
-    from .s3.client import S3Client
     from .stacks import Stacks
     from .status import StatusFactory
-    from .store.protocol import ListedRow
+    from .store.protocol import ListedRow, ObjectMeta
 
 logger = logging.getLogger("emrfs.readplan")
 
@@ -70,7 +69,6 @@ class ReadPlanner:
     def __init__(
         self,
         options: Options,
-        s3: S3Client,
         stacks: Callable[[], Stacks],
         views: Callable[[str], Any],
         *,
@@ -78,7 +76,6 @@ class ReadPlanner:
         lookup: Callable[[str], Awaitable[dict]],
     ):
         self.options = options
-        self.s3 = s3
         self.stacks = stacks
         self.views = views
         self.in_tier = in_tier
@@ -151,50 +148,12 @@ class ReadPlanner:
         """The status of ``path`` comes with its tail (plaintext: no CSE can apply)."""
         return self._plans(path) and self.tail_bytes(path) > 0 and not self._maybe_encrypted(path)
 
-    async def stat(self, path: str, bucket: str, key: str, **read_kwargs: Any) -> dict:
-        """HEAD-like response of ``bucket/key`` from a GET of its last ``s3.status_tail_bytes``,
-        whose bytes are kept in :attr:`tails` (FileNotFoundError when there is no object).
-
-        On the S3 client, beside the stack: a suffix range (``bytes=-N``, the size not
-        known yet) is no verb of the store protocol.  It is asked only where no layer
-        changes the bytes (:meth:`fetches_tail`: no CSE, no block cache), under the
-        consistent layer's checked head where the view is on, and an envelope it meets
-        is described by the CSE layer (``Markers.path_status``)."""
-        try:
-            response = await self.s3.call(
-                "get_object",
-                path,
-                Bucket=bucket,
-                Key=key,
-                Range=f"bytes=-{self.tail_bytes(path)}",
-                **read_kwargs,
-            )
-        except ServiceError as exc:
-            if exc.code != "InvalidRange":  # an empty object has no last bytes
-                raise
-            return await self.s3.call("head_object", path, Bucket=bucket, Key=key, **read_kwargs)
-        data: bytes | None = None
-        try:
-            async with response["Body"] as body:
-                data = await body.read()
-        except Exception:  # a body cut short: the headers are the status
-            logger.debug(
-                "the tail of %r broke off; its status stands without it", path, exc_info=True
-            )
-        _, _, total = (response.get("ContentRange") or "").rpartition("/")
-        # no Content-Range: the response is the whole object
-        size = int(total) if total.isdigit() else response["ContentLength"]
-        head = {k: v for k, v in response.items() if k not in ("Body", "ContentRange")}
-        head["ContentLength"] = size
-        etag = response.get("ETag")
-        if (
-            data is not None
-            and etag
-            and not is_encrypted(response.get("Metadata"))
-            and len(data) == response.get("ContentLength", len(data))
-        ):
-            self.tails.put(path, etag, size - len(data), data)
-        return head
+    def keep_tail(self, meta: ObjectMeta, tail: bytes | None) -> None:
+        """Keep the last bytes a status request brought (the transport's ``head_tail``:
+        one suffix-range GET) for the reads of that version; an encrypted object's are
+        ciphertext, no use to a read."""
+        if tail is not None and meta.etag and not is_encrypted(meta.metadata):
+            self.tails.put(meta.path, meta.etag, meta.size - len(tail), tail)
 
     # --- reads ------------------------------------------------------------------------------
 

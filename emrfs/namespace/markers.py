@@ -37,7 +37,6 @@ from ..s3.client import S3Client
 from ..s3.listing import Listing, add_page, read_ahead
 from ..status import StatusFactory
 from ..store.protocol import ListPage, ObjectMeta, ObjectStore
-from ..store.s3_shapes import meta_from_response
 from .views import Views, as_status
 
 if TYPE_CHECKING:
@@ -284,9 +283,9 @@ class Markers:
             return await stack.head(path)
 
         async def with_tail() -> ObjectMeta:
-            bucket, key = paths.split(path)
-            head = await self.reads.stat(path, bucket, key, **self.encrypted.read_kwargs(path))
-            return meta_from_response(path, head)
+            meta, tail = await self.transport(path).head_tail(path, self.reads.tail_bytes(path))
+            self.reads.keep_tail(meta, tail)
+            return meta
 
         for layer in self.stacks.layers(path):
             if isinstance(layer, ConsistentStore):

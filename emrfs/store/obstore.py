@@ -106,6 +106,31 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             result = await blocking(obstore.get, self._store(bucket), key, options={"head": True})
         return self._meta(path, result.meta, result.attributes)
 
+    async def head_tail(self, path: str, nbytes: int) -> tuple[ObjectMeta, bytes | None]:
+        """As :meth:`~emrfs.store.s3.S3Store.head_tail`: one suffix-range GET."""
+        if not self._direct(path):
+            return await self.fallback.head_tail(path, nbytes)
+        import obstore
+
+        bucket, key = split(path)
+        try:
+            with self._errors(path):
+                result = await blocking(
+                    obstore.get, self._store(bucket), key, options={"range": {"suffix": nbytes}}
+                )
+        except (FileNotFoundError, PermissionError):
+            raise
+        except Exception:  # noqa: BLE001 - the status alone, by a HEAD (which raises what is wrong)
+            # an empty object has no last bytes (416), and some servers answer a suffix
+            # range with the whole body, which obstore refuses ("non-partial response")
+            return await self.head(path), None
+        meta = self._meta(path, result.meta, result.attributes)
+        try:
+            data: bytes | None = bytes(await blocking(result.bytes))
+        except Exception:  # noqa: BLE001 - a body cut short: the headers are the status
+            data = None
+        return meta, data
+
     async def get_range(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
     ) -> bytes:

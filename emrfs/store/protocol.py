@@ -161,6 +161,13 @@ class ObjectStore(abc.ABC):
         ``get`` and ``get_stream`` (so a layer that changes those is honoured)."""
         return await get_into_by_stream(self, path, target, start, end, if_match)
 
+    async def head_tail(self, path: str, nbytes: int) -> tuple[ObjectMeta, bytes | None]:
+        """The object's meta and its last ``nbytes`` stored bytes, by one request where
+        the store can (a suffix-range GET: a Parquet footer with the status); None for the
+        bytes where it cannot.  This default is ``head`` alone: a layer that changes the
+        bytes has no stored tail to give."""
+        return await self.head(path), None
+
     @abc.abstractmethod
     async def put(
         self,

@@ -15,10 +15,12 @@ of :mod:`emrfs.store.s3_shapes` (importable from here too).  The writes (``put``
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from ..config import S3Options, SSEOptions
+from ..errors import ServiceError
 from ..s3.client import S3Client
 from ..s3.listing import list_pages
 from ..s3.multipart import UploadPurge
@@ -40,6 +42,8 @@ from .s3_shapes import (
     sse_arguments,
 )
 from .s3_writes import S3Writer, S3Writes
+
+logger = logging.getLogger("emrfs.store.s3")
 
 __all__ = ["S3Store", "S3Writer", "SSEArguments", "sse_arguments", "meta_from_response"]
 
@@ -87,6 +91,34 @@ class S3Store(S3Writes):
             "head_object", path, Bucket=bucket, Key=key, **self.arguments.read
         )
         return meta_from_response(path, response)
+
+    async def head_tail(self, path: str, nbytes: int) -> tuple[ObjectMeta, bytes | None]:
+        """The object's status and its last ``nbytes`` in one GET (``Range: bytes=-N``);
+        None for the bytes when the body broke off (the headers are the status) or the
+        object is empty (a HEAD answers: it has no last bytes)."""
+        bucket, key = object_key(path)
+        try:
+            response = await self.client.call(
+                "get_object",
+                path,
+                Bucket=bucket,
+                Key=key,
+                Range=f"bytes=-{nbytes}",
+                **self.arguments.read,
+            )
+        except ServiceError as exc:
+            if exc.code != "InvalidRange":
+                raise
+            return await self.head(path), None
+        data: bytes | None = None
+        try:
+            async with response["Body"] as body:
+                data = await body.read()
+        except Exception:  # noqa: BLE001 - a body cut short: the headers are the status
+            logger.debug("the tail of %r broke off; its status stands without it", path)
+        if data is not None and len(data) != response.get("ContentLength", len(data)):
+            data = None
+        return meta_from_response(path, response, size=_whole_size(response)), data
 
     def _get_kwargs(self, if_match: str | None) -> dict[str, Any]:
         kwargs = dict(self.arguments.read)

@@ -104,6 +104,30 @@ class StoreTests(CopyDeleteListTests, StoreTestBase):
         assert head.size == 3 and head.metadata == {"origin": "side-channel"}
 
     @_store_test
+    async def test_head_tail_is_the_head_and_the_last_stored_bytes(
+        self, store: ObjectStore, root: str
+    ) -> None:
+        """``head_tail``: the status ``head`` gives, and the last bytes as stored (where a
+        store gives them: the protocol's default gives none)."""
+        path, empty = f"{root}/tail", f"{root}/empty"
+        self.raw_put(path, _sample(5000), {"origin": "side-channel"})
+        self.raw_put(empty, b"")
+        stored = self.raw_get(path)
+        for n in (100, 5000, 9000):
+            meta, tail = await store.head_tail(path, n)
+            head = await store.head(path)
+            assert (meta.size, meta.etag, dict(meta.metadata)) == (
+                head.size,
+                head.etag,
+                dict(head.metadata),
+            )
+            assert tail is None or tail == stored[-n:], (n, len(tail))
+        meta, tail = await store.head_tail(empty, 100)
+        assert meta.size == 0 and not tail
+        with pytest.raises(FileNotFoundError, match="no-such"):
+            await store.head_tail(f"{root}/no-such", 100)
+
+    @_store_test
     async def test_metadata_round_trip(self, store: ObjectStore, root: str) -> None:
         path = f"{root}/meta"
         put = await store.put(path, b"x", metadata={"Color": "blue", "x-emrfs-key": "v=1"})
