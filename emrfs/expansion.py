@@ -147,9 +147,7 @@ def cat_result(path: Any, found: list[str], out: list[Any], on_error: str, strip
     dict by path (without failures when ``on_error="omit"``); raises the first failure
     when ``on_error="raise"``."""
     if on_error == "raise":
-        failed = next((r for r in out if isinstance(r, Exception)), None)
-        if failed is not None:
-            raise failed
+        raise_first_failure(out)
     if len(found) > 1 or isinstance(path, list) or found[0] != stripped:
         return {
             k: v
