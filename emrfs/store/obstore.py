@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # obstore's TypedDicts exist only for type checkers
 
 from ..errors import ChangedError, TransportError, is_retryable
 from .buffers import FilledBytes
-from .obstore_drain import all_or_none, drain, in_order, in_worker
+from .obstore_drain import drain, in_order, in_worker
 from .obstore_listing import ObstoreListing
 from .obstore_native import (
     blocking,
@@ -171,20 +171,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             return meta, data
         out = FilledBytes(stop - start)
         try:
-            pin = meta.etag or if_match
-            served = min(stop, start + _GET_PART) if first_end is not None else stop
-            limit = asyncio.Semaphore(max(1, min(self.s3.max_concurrency, _GET_PARALLEL)))
-
-            async def part(lo: int, hi: int) -> None:
-                async with limit:
-                    await self._fill(path, lo, hi, pin, [out.view[lo - start : hi - start]])
-
-            await all_or_none(
-                [
-                    self._fill(path, start, served, pin, [out.view[: served - start]], first),
-                    *(part(lo, min(stop, lo + _GET_PART)) for lo in range(served, stop, _GET_PART)),
-                ]
-            )
+            await self._parts(path, start, stop, first, meta.etag or if_match, Scatter([out.view]))
         except BaseException:
             out.view.release()
             raise
@@ -214,24 +201,35 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         meta = self._meta(path, first.meta, first.attributes)
         stop = meta.size if end is None else min(end, meta.size)
         scatter = Scatter(await target.open(meta, stop - start))
-        # as get(): parts of the range, in parallel, pinned to the version first served,
-        # each drained by a worker thread straight into the target's buffers; the target
-        # is told as each prefix completes, so it works while the next parts arrive
-        pin = meta.etag or if_match
+        # the target is told as each prefix completes, so it works while the next parts arrive
+        await self._parts(path, start, stop, first, meta.etag or if_match, scatter, target.filled)
+        return meta
+
+    async def _parts(
+        self,
+        path: str,
+        start: int,
+        stop: int,
+        first: Any,
+        pin: str | None,
+        into: Scatter,
+        filled: Callable[[int], None] | None = None,
+    ) -> None:
+        """Bytes ``[start, stop)`` into ``into`` (offset 0 is ``start``): the first part
+        from ``first`` (its GET made), the others by parallel GETs pinned to ``pin``, each
+        drained by a worker thread straight into its place; ``filled(n)`` told as each
+        prefix of ``n`` bytes completes."""
         limit = asyncio.Semaphore(max(1, min(self.s3.max_concurrency, _GET_PARALLEL)))
 
         async def part(lo: int, hi: int, result: Any = None) -> None:
             async with limit:
-                await self._fill(path, lo, hi, pin, scatter.slices(lo - start, hi - start), result)
+                await self._fill(path, lo, hi, pin, into.slices(lo - start, hi - start), result)
 
         bounds = [(lo, min(stop, lo + _GET_PART)) for lo in range(start, stop, _GET_PART)]
         await in_order(
             [part(*bounds[0], first), *(part(lo, hi) for lo, hi in bounds[1:])],
-            lambda k: target.filled(bounds[k][1] - start),
+            lambda k: filled(bounds[k][1] - start) if filled is not None else None,
         )
-        if not bounds:
-            target.filled(0)
-        return meta
 
     async def _fill(
         self,

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import ChangedError
 from .obstore_native import native_pool
 
-__all__ = ["drain", "in_worker", "in_order", "all_or_none"]
+__all__ = ["drain", "in_worker", "in_order"]
 
 
 def drain(
@@ -99,24 +99,3 @@ async def in_order(
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def all_or_none(coroutines: Sequence[Coroutine[Any, Any, None]]) -> None:
-    """Run them all; at the first failure cancel the others (and wait for them: they
-    write into a shared buffer) and raise it."""
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
-    try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    except BaseException:  # cancelled from outside
-        pending = {t for t in tasks if not t.done()}
-        done = set()
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        raise
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    for task in tasks:
-        if task in done and not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
