@@ -114,8 +114,10 @@ class S3Store(S3Writes):
         try:
             async with response["Body"] as body:
                 data = await body.read()
-        except Exception:  # noqa: BLE001 - a body cut short: the headers are the status
-            logger.debug("the tail of %r broke off; its status stands without it", path)
+        except Exception:  # a body cut short: the headers are the status
+            logger.debug(
+                "the tail of %r broke off; its status stands without it", path, exc_info=True
+            )
         if data is not None and len(data) != response.get("ContentLength", len(data)):
             data = None
         return meta_from_response(path, response, size=_whole_size(response)), data
