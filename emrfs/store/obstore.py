@@ -227,7 +227,11 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         # the other parts' GETs go out while the target opens (a decrypting one resolves
         # its key meanwhile); it is told as each prefix completes, so it works while the
         # next parts arrive
-        opening = asyncio.ensure_future(target.open(meta, stop - start))
+        async def opened() -> Sequence[memoryview]:
+            await asyncio.sleep(0)  # the parts' GETs, scheduled next, go out first
+            return await target.open(meta, stop - start)
+
+        opening = asyncio.ensure_future(opened())
         try:
             await self._parts(
                 path, start, first_end, stop, first, meta.etag or if_match, opening, target.filled
