@@ -3,9 +3,10 @@
 Each write through the view records its row once S3 confirmed it (never before);
 the rows of writes running at the same time are written together.  A metadata
 request costs the table and the client far more than a row in it does (BatchWriteItem
-takes 25 rows), so a flush waits for a full request while writes it was told of
-are still under way (:meth:`RowBatcher.expect`), and never longer than
-:data:`LINGER_SECONDS` for the first row it holds.
+takes 25 rows), so while the writes it was told of (:meth:`RowBatcher.expect`) can
+fill a request, a flush waits for them, never longer than :data:`LINGER_SECONDS` for
+the first row it holds; when they cannot, it goes at once (a few writes at a time
+wait for no one, as before).
 
 A *run* is the time the flusher keeps working: rows pending, or writes under way.
 The directories a run's flushes made sure of (each row's ancestors, read and created
@@ -115,11 +116,14 @@ class RowBatcher:
     # --- the flusher ------------------------------------------------------------------
 
     def _ready(self) -> bool:
+        """A flush is due: a full request's rows are here, no request can be filled by the
+        writes under way (then waiting would only add latency), or the oldest row waited
+        its linger."""
         if not self.pending:
             return False
         return (
-            self.expected <= 0
-            or self.rows >= ROWS_PER_REQUEST
+            self.rows >= ROWS_PER_REQUEST
+            or self.rows + self.expected < ROWS_PER_REQUEST
             or asyncio.get_running_loop().time() - self.pending[0].since >= LINGER_SECONDS
         )
 
@@ -146,8 +150,8 @@ class RowBatcher:
             self._flusher = None
 
     def _take(self) -> list[_Pending]:
-        """The rows of the next flush: everything, unless more rows are on their way and
-        nothing waited too long; then whole requests' worth (the rest waits for more)."""
+        """The rows of the next flush: whole requests' worth while more rows are on their
+        way and nothing waited its linger (the rest waits for more); else everything."""
         overdue = asyncio.get_running_loop().time() - self.pending[0].since >= LINGER_SECONDS
         if self.expected <= 0 or overdue or self.rows < ROWS_PER_REQUEST:
             taken, self.pending, self.rows = self.pending, [], 0
