@@ -23,7 +23,7 @@ import io
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fsspec.asyn import sync
 from fsspec.caching import BaseCache, register_cache
@@ -191,22 +191,7 @@ class EmrFile(AbstractBufferedFile):
         self._fetched = False  # the first read plans for the footer (emrfs.readplan)
         self._reuse_tail = cache_type != "none"  # "none": every read asks S3
         if mode == "rb" and size is None:
-            # a status seen a moment ago (info, ls) needs no HEAD: reads pin its ETag
-            info = fs._reads.known(paths.strip_protocol(path))
-            self._status_reused = info is not None  # a read that meets another version asks again
-            info = info or fs.info(path)
-            if info["type"] != "file":
-                raise is_a_directory(path, "open a file below it, or use ls")
-            size = info["size"]
-            self._etag = info.get("ETag")
-            self._details = info
-            if cache_type is None:  # the block cache when it is on (emrfs.cached_io)
-                cache_type, cache_options = fs._cached.file_cache(path, info) or (
-                    cache_type,
-                    cache_options,
-                )
-            # the path's stack (below its block cache when the file reads those blocks)
-            self._source = fs._cached.file_store(paths.validate(path), cache_type)
+            size, cache_type, cache_options = self._open_status(fs, path, cache_type, cache_options)
         elif mode in ("wb", "xb", "ab"):
             sync(fs.loop, fs._check_write_target, path)
             if mode == "xb" and fs.exists(path):
@@ -231,6 +216,24 @@ class EmrFile(AbstractBufferedFile):
         self._arm_read_ahead()
         if mode == "ab":
             self._prepare_append()
+
+    def _open_status(
+        self, fs, path: str, cache_type: str | None, cache_options: Any
+    ) -> tuple[int, str | None, Any]:
+        """Size and read cache of a file opened ``rb``: a status seen a moment ago (info,
+        ls) needs no HEAD (reads pin its ETag); the stack is read below the block cache."""
+        info = fs._reads.known(paths.strip_protocol(path))
+        self._status_reused = info is not None  # a read that meets another version asks again
+        info = info or fs.info(path)
+        if info["type"] != "file":
+            raise is_a_directory(path, "open a file below it, or use ls")
+        self._etag = info.get("ETag")
+        self._details = info
+        chosen = cache_type is None and fs._cached.file_cache(path, info)
+        if chosen:  # the block cache, when it is on (emrfs.cached_io)
+            cache_type, cache_options = chosen
+        self._source = fs._cached.file_store(paths.validate(path), cache_type)
+        return info["size"], cache_type, cache_options
 
     # --- reading -------------------------------------------------------------------
 

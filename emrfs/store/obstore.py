@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,11 @@ __all__ = [
 #: reads 8 MiB parts 10 at a time; 16 MiB measured a little faster on SeaweedFS here)
 _GET_PART = 16 * 1024 * 1024
 _GET_PARALLEL = 8
+#: the first GET asks for this much more than a part, and a last part this short (or up to
+#: ``_GET_PART // 8``) joins the one before: a client-side encrypted object is its
+#: plaintext's size plus a tag (16 bytes, or 16 a segment), and a 16 MiB or 64 MiB one read
+#: in 16 MiB parts must not cost one more GET of its last few bytes
+_GET_SLACK = 64 * 1024
 #: the smallest piece obstore hands a worker thread draining a large GET's part: 0, each
 #: piece as it arrives (a larger minimum makes obstore join pieces first: one more copy)
 _FILL_CHUNK = 0
@@ -81,6 +86,23 @@ def _quoted(etag: str) -> str:
 
 def _same_etag(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.strip('"') == b.strip('"')
+
+
+def _first_end(start: int, end: int | None) -> int:
+    """Where the first GET of a read of ``[start, end)`` ends (it tells the size)."""
+    first = start + _GET_PART + _GET_SLACK
+    return first if end is None else min(end, first)
+
+
+def _part_bounds(start: int, first_end: int, stop: int) -> list[tuple[int, int]]:
+    """The parts of ``[start, stop)``: the first GET's, then ``_GET_PART`` each, a short
+    last one joined to the one before."""
+    bounds = [(start, min(stop, first_end))]
+    bounds += [(lo, min(stop, lo + _GET_PART)) for lo in range(first_end, stop, _GET_PART)]
+    if len(bounds) > 2 and bounds[-1][1] - bounds[-1][0] <= max(_GET_SLACK, _GET_PART // 8):
+        (lo, _), (_, hi) = bounds[-2], bounds.pop()
+        bounds[-1] = (lo, hi)
+    return bounds
 
 
 class ObstoreStore(ObstoreWrites, ObstoreListing):
@@ -156,7 +178,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             return await pinned_head(self, path, if_match), b""
         # the first part tells the object's size; a larger object's other parts come in
         # parallel ranged GETs pinned to the version it served (as boto3 reads)
-        first_end = start + _GET_PART if end is None else min(end, start + _GET_PART)
+        first_end = _first_end(start, end)
         first = await self._get(path, start, first_end, if_match)
         if first is None:  # the range starts at or past the end: the meta from a HEAD
             return await pinned_head(self, path, if_match), b""
@@ -171,7 +193,9 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             return meta, data
         out = FilledBytes(stop - start)
         try:
-            await self._parts(path, start, stop, first, meta.etag or if_match, Scatter([out.view]))
+            await self._parts(
+                path, start, first_end, stop, first, meta.etag or if_match, Scatter([out.view])
+            )
         except BaseException:
             out.view.release()
             raise
@@ -191,7 +215,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         check_range(path, start, end)
         first = None
         if end is None or end > start:
-            first_end = start + _GET_PART if end is None else min(end, start + _GET_PART)
+            first_end = _first_end(start, end)
             first = await self._get(path, start, first_end, if_match)
         if first is None:  # nothing to read (at or past the end): the meta from a HEAD
             meta = await pinned_head(self, path, if_match)
@@ -200,32 +224,52 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             return meta
         meta = self._meta(path, first.meta, first.attributes)
         stop = meta.size if end is None else min(end, meta.size)
-        scatter = Scatter(await target.open(meta, stop - start))
-        # the target is told as each prefix completes, so it works while the next parts arrive
-        await self._parts(path, start, stop, first, meta.etag or if_match, scatter, target.filled)
+        # the other parts' GETs go out while the target opens (a decrypting one resolves
+        # its key meanwhile); it is told as each prefix completes, so it works while the
+        # next parts arrive
+        async def opened() -> Sequence[memoryview]:
+            await asyncio.sleep(0)  # the parts' GETs, scheduled next, go out first
+            return await target.open(meta, stop - start)
+
+        opening = asyncio.ensure_future(opened())
+        try:
+            await self._parts(
+                path, start, first_end, stop, first, meta.etag or if_match, opening, target.filled
+            )
+        finally:
+            if not opening.done():  # a part failed first
+                opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
         return meta
 
     async def _parts(
         self,
         path: str,
         start: int,
+        first_end: int,
         stop: int,
         first: Any,
         pin: str | None,
-        into: Scatter,
+        into: Scatter | asyncio.Future[Sequence[memoryview]],
         filled: Callable[[int], None] | None = None,
     ) -> None:
         """Bytes ``[start, stop)`` into ``into`` (offset 0 is ``start``): the first part
-        from ``first`` (its GET made), the others by parallel GETs pinned to ``pin``, each
-        drained by a worker thread straight into its place; ``filled(n)`` told as each
-        prefix of ``n`` bytes completes."""
+        from ``first`` (its GET made, of ``[start, first_end)``), the others by parallel
+        GETs pinned to ``pin``, each drained by a worker thread straight into its place;
+        ``filled(n)`` told as each prefix of ``n`` bytes completes.  ``into`` may be the
+        buffers still to come: each part's GET is made meanwhile, drained once they are."""
         limit = asyncio.Semaphore(max(1, min(self.s3.max_concurrency, _GET_PARALLEL)))
 
         async def part(lo: int, hi: int, result: Any = None) -> None:
             async with limit:
-                await self._fill(path, lo, hi, pin, into.slices(lo - start, hi - start), result)
+                if result is None:
+                    result = await self._get(path, lo, hi, pin)
+                    if result is None:
+                        raise ChangedError(path, pin or "", None)  # it got shorter
+                scatter = into if isinstance(into, Scatter) else Scatter(await into)
+                await self._fill(path, lo, hi, pin, scatter.slices(lo - start, hi - start), result)
 
-        bounds = [(lo, min(stop, lo + _GET_PART)) for lo in range(start, stop, _GET_PART)]
+        bounds = _part_bounds(start, first_end, stop)
         await in_order(
             [part(*bounds[0], first), *(part(lo, hi) for lo, hi in bounds[1:])],
             lambda k: filled(bounds[k][1] - start) if filled is not None else None,

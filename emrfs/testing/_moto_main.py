@@ -93,53 +93,65 @@ def keep_alive_handler() -> type:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 environ["wsgi.input"] = LimitedStream(self.rfile, length)  # type: ignore[arg-type]
                 environ["wsgi.input_terminated"] = True
-            body = environ["wsgi.input"]
-            started: list[Any] = []
-            written: list[bytes] = []
-
-            def start_response(status, headers, exc_info=None):
-                started[:] = [status, headers]
-                return written.append
-
-            try:
-                result = self.server.app(environ, start_response)
-                try:
-                    data = b"".join([*written, *result])
-                finally:
-                    if hasattr(result, "close"):
-                        result.close()
-            except Exception:  # noqa: BLE001 - answered 500, as werkzeug does
-                self.log_error("Error on request:\n%s", traceback.format_exc())
-                started[:] = ["500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")]]
-                data = b"internal server error"
-                self.close_connection = True
-            status, headers = started
-            code, _, message = status.partition(" ")
-            self.send_response(int(code), message)
-            bodiless = self.command == "HEAD" or int(code) < 200 or int(code) in (204, 304)
-            declared: str | None = None
-            for name, value in headers:
-                self.send_header(name, value)
-                if name.lower() == "content-length":
-                    declared = value
-            if declared is None and not bodiless:
-                self.send_header("Content-Length", str(len(data)))
-            elif not bodiless and declared != str(len(data)):
-                # the client cannot find where this body ends: end it with the connection
-                self.close_connection = True
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            if data and not bodiless:
-                self.wfile.write(data)
-            if not self.close_connection:
-                while body.read(1 << 20):  # the next request starts after this body
+            _send(self, *_answer(self, environ))
+            if not self.close_connection:  # the next request starts after this body
+                while environ["wsgi.input"].read(1 << 20):
                     pass
 
         def log_request(self, code: Any = "-", size: Any = "-") -> None:
             """Not logged: the child's stderr is discarded, the formatting is not free."""
 
     return KeepAliveHandler
+
+
+def _answer(handler: Any, environ: dict) -> tuple[str, list, bytes]:
+    """The application's status, headers and whole body (a 500 if it raised)."""
+    started: list[Any] = []
+    written: list[bytes] = []
+
+    def start_response(status, headers, exc_info=None):
+        started[:] = [status, headers]
+        return written.append
+
+    try:
+        result = handler.server.app(environ, start_response)
+        try:
+            data = b"".join([*written, *result])
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+    except Exception:  # noqa: BLE001 - answered 500, as werkzeug does
+        handler.log_error("Error on request:\n%s", traceback.format_exc())
+        handler.close_connection = True
+        return (
+            "500 INTERNAL SERVER ERROR",
+            [("Content-Type", "text/plain")],
+            b"internal server error",
+        )
+    status, headers = started
+    return status, headers, data
+
+
+def _send(handler: Any, status: str, headers: list, data: bytes) -> None:
+    """The response, with its length (the connection stays open when it can)."""
+    code, _, message = status.partition(" ")
+    handler.send_response(int(code), message)
+    bodiless = handler.command == "HEAD" or int(code) < 200 or int(code) in (204, 304)
+    declared: str | None = None
+    for name, value in headers:
+        handler.send_header(name, value)
+        if name.lower() == "content-length":
+            declared = value
+    if declared is None and not bodiless:
+        handler.send_header("Content-Length", str(len(data)))
+    elif not bodiless and declared != str(len(data)):
+        # the client cannot find where this body ends: end it with the connection
+        handler.close_connection = True
+    if handler.close_connection:
+        handler.send_header("Connection", "close")
+    handler.end_headers()
+    if data and not bodiless:
+        handler.wfile.write(data)
 
 
 def main() -> None:
