@@ -8,11 +8,13 @@ shell.  The filesystem hands in the calls this needs, so nothing here names it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from glob import has_magic
+from typing import Any, TypeVar
 
 from fsspec.asyn import _get_batch_size
+from fsspec.implementations.local import trailing_sep
 from fsspec.utils import other_paths
 
 from . import paths
@@ -27,6 +29,9 @@ def glob_kwargs(stripped: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         if "/" in literal:
             return {**kwargs, "_literal_prefix": literal}
     return kwargs
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -115,9 +120,43 @@ class Expansion:
         dest_is_dir = path2.endswith("/") or await self.isdir(path2)
         return sources, other_paths(sources, path2, exists=dest_is_dir and not path1.endswith("/"))
 
+    async def copy_pairs(
+        self, path1: Any, path2: Any, recursive: bool, maxdepth: int | None
+    ) -> list[tuple[str, str]]:
+        """``copy``'s (source, destination) pairs, placed by fsspec's rules (its ``_copy``
+        computes them the same way): a list of sources onto a list of destinations pairs
+        them as given; otherwise the sources are expanded, and land under ``path2`` when
+        it is a directory.  Empty when a non-recursive copy names only directories."""
+        if isinstance(path1, list) and isinstance(path2, list):
+            if len(path1) != len(path2):
+                raise ValueError(
+                    f"copy of {len(path1)} sources to {len(path2)} destinations: give one "
+                    "destination per source (or one directory as a string)"
+                )
+            return list(zip(path1, path2, strict=True))
+        source_is_str = isinstance(path1, str)
+        sources = await self.expand_path(path1, recursive=recursive, maxdepth=maxdepth)
+        if source_is_str and (not recursive or maxdepth is not None):
+            # a non-recursive glob does not copy directories
+            sources = [p for p in sources if not (trailing_sep(p) or await self.isdir(p))]
+            if not sources:
+                return []
+        dest_is_dir = isinstance(path2, str) and (trailing_sep(path2) or await self.isdir(path2))
+        exists = source_is_str and (
+            (has_magic(path1) and len(sources) == 1)
+            or (not has_magic(path1) and dest_is_dir and not trailing_sep(path1))
+        )
+        return list(
+            zip(
+                sources,
+                other_paths(sources, path2, exists=exists, flatten=not source_is_str),
+                strict=True,
+            )
+        )
+
 
 async def gather_each(
-    found: list[str], read: Callable[[str], Awaitable[Any]], batch_size: int | None
+    found: Sequence[T], read: Callable[[T], Awaitable[Any]], batch_size: int | None
 ) -> list[Any]:
     """``read`` of every path, at most ``batch_size`` at once (-1: all), each result or the
     exception it raised, in order.  One semaphore instead of fsspec's chunked runner, which
@@ -125,7 +164,7 @@ async def gather_each(
     size = batch_size or _get_batch_size(nofiles=True)
     limit = asyncio.Semaphore(len(found) if size == -1 else max(1, size))
 
-    async def one(p: str) -> Any:
+    async def one(p: T) -> Any:
         async with limit:
             try:
                 return await read(p)

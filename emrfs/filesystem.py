@@ -391,16 +391,30 @@ class EmrFileSystem(AsyncFileSystem):
         named = await self._expansion.named_copy(path1, path2, recursive, maxdepth)
         if named is None:
             return None
-        path1, path2 = named
-        return await super()._copy(
-            path1,
-            path2,
-            recursive=recursive,
-            on_error=on_error,
-            maxdepth=maxdepth,
-            batch_size=batch_size,
-            **kwargs,
+        pairs = await self._expansion.copy_pairs(*named, recursive, maxdepth)
+        # every source's status first, then each file's target checked once per parent
+        # directory (not probed name by name), then the copies
+        infos = await expansion.gather_each([p for p, _ in pairs], self._info, batch_size)
+        is_file = [isinstance(i, dict) and i["type"] == "file" for i in infos]
+        files = [self._norm(p2) for (_, p2), f in zip(pairs, is_file, strict=True) if f]
+        dir_checked = await self._transfers.refuse_subdirs(files)
+        out = await expansion.gather_each(
+            list(zip(pairs, infos, strict=True)),
+            lambda pair: self._copy_one(*pair, dir_checked, kwargs),
+            batch_size,
         )
+        ignore_missing = on_error == "ignore" or (on_error is None and recursive)
+        expansion.raise_first_failure(
+            [r for r in out if not (ignore_missing and isinstance(r, FileNotFoundError))]
+        )
+        return None
+
+    async def _copy_one(
+        self, pair: tuple[str, str], info: Any, dir_checked: bool, kwargs: dict[str, Any]
+    ) -> bool:
+        if isinstance(info, Exception):
+            raise info
+        return await self._cp_file(*pair, _info=info, _dir_checked=dir_checked, **kwargs)
 
     async def _cp_file(self, path1: str, path2: str, callback=None, **kwargs: Any) -> bool:
         """Copy one file (True), or make the directory ``path2`` for a directory (False)."""
@@ -412,15 +426,16 @@ class EmrFileSystem(AsyncFileSystem):
                 parent.relative_update(1)
             return copied
         path1, path2 = self._norm(path1), self._norm(path2)
+        info = kwargs.get("_info") or await self._info(path1)  # (copy() asked already)
         if path1 == path2:
             # a copy onto itself changes nothing, as a rename onto itself (S3 would refuse
             # the request, or with SSE rewrite the object); a missing source is still an error
-            return (await self._info(path1))["type"] == "file"
-        info = await self._info(path1)
+            return info["type"] == "file"
         if info["type"] == "directory":
             await self._makedirs(path2, exist_ok=True)
             return False
-        await self._transfers.copy_file(path1, path2, info, callback)
+        dir_checked = kwargs.get("_dir_checked", False)
+        await self._transfers.copy_file(path1, path2, info, callback, dir_checked=dir_checked)
         return True
 
     async def _mv(

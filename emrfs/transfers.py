@@ -161,12 +161,15 @@ class Transfers:
                 raise is_a_directory(p, "a directory has this name; pick another path")
         return True
 
-    async def copy_file(self, path1: str, path2: str, info: dict[str, Any], callback: Any) -> None:
+    async def copy_file(
+        self, path1: str, path2: str, info: dict[str, Any], callback: Any, *, dir_checked: bool
+    ) -> None:
         """The file ``path1`` (its status ``info``) copied to ``path2`` through the
-        destination's stack: the envelope kept, the copy recorded once S3 confirms."""
+        destination's stack: the envelope kept, the copy recorded once S3 confirms.
+        ``dir_checked``: as :meth:`check_target`'s."""
         if callback is not None:
             callback.set_size(info["size"])
-        await self.check_target(path2)
+        await self.check_target(path2, dir_checked=dir_checked)
         await self.moves.copy_object(path1, path2, info)
         await self.markers.after_create(path2)
         if callback is not None:

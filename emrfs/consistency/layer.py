@@ -39,6 +39,7 @@ from ..store.protocol import (
     ObjectWriter,
     StagedUpload,
 )
+from .batching import Ticket
 from .layer_list import ConsistentListing, _info, _meta, tracked
 from .store import Entry
 from .view import ConsistentView
@@ -94,10 +95,10 @@ class ConsistentStore(ConsistentListing):
 
     # --- writes: recorded after the store below confirms ---------------------------------
 
-    async def _record(self, meta: ObjectMeta) -> None:
+    async def _record(self, meta: ObjectMeta, ticket: Ticket | None = None) -> None:
         if tracked(meta.path):
             await self.view.record_file(
-                meta.path, meta.size, meta.etag, meta.version_id, _mtime_ms(meta)
+                meta.path, meta.size, meta.etag, meta.version_id, _mtime_ms(meta), ticket=ticket
             )
 
     async def put(
@@ -109,10 +110,15 @@ class ConsistentStore(ConsistentListing):
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
     ) -> ObjectMeta:
-        meta = await self.inner.put(
+        put = self.inner.put(
             path, data, if_none_match=if_none_match, metadata=metadata, content_type=content_type
         )
-        await self._record(meta)
+        if not tracked(path):
+            return await put
+        # the ticket: rows of PUTs under way share a metadata request (batching.py)
+        with self.view.expect_row() as ticket:
+            meta = await put
+            await self._record(meta, ticket)
         return meta
 
     async def writer(

@@ -250,8 +250,15 @@ class MetadataStore(ABC):
         """Record a file or directory (and any missing ancestor directories)."""
         self.put_many([entry])
 
-    def put_many(self, entries: Iterable[Entry]) -> None:
-        """Record many entries; ancestors first, so a crash leaves no orphan."""
+    def put_many(self, entries: Iterable[Entry], *, live_dirs: set[str] | None = None) -> None:
+        """Record many entries; ancestors first, so a crash leaves no orphan.
+
+        ``live_dirs``: directories the caller's earlier ``put_many`` calls of the same
+        bulk write ensured (rows already live): not read again; the directories this
+        call ensures are added to it once their rows are written.  One bulk write whose
+        rows arrive over time so checks its ancestors once, as one call with every row
+        would.
+        """
         now = self.now_ms()
         rows: dict[str, Entry] = {}
         for entry in entries:
@@ -267,8 +274,13 @@ class MetadataStore(ABC):
             )
         if not rows:
             return
-        self._ensure_directories(_ancestors_of(rows), now)
+        known = live_dirs if live_dirs is not None else set()
+        ancestors = [d for d in _ancestors_of(rows) if d not in known]
+        self._ensure_directories(ancestors, now)
         self._write_rows(list(rows.values()))
+        if live_dirs is not None:
+            live_dirs.update(ancestors)
+            live_dirs.update(p for p, e in rows.items() if e.is_dir)
 
     def record_file(
         self,

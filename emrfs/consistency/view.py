@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..blocking import run_blocking
+from .batching import RowBatcher, Ticket
 from .checker import (
     ETAG_MISMATCH,
     MISSING_IN_S3,
@@ -61,14 +62,6 @@ if TYPE_CHECKING:
     from ..errors import ChangedError
 
 __all__ = ["ConsistentView"]
-
-
-class _Batch:
-    """Writes waiting for the next batched put (one per event loop)."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[list[Entry], asyncio.Future]] = []
-        self.flusher: asyncio.Task | None = None
 
 
 InfoProbe = Callable[[], Awaitable["dict | None"]]
@@ -140,58 +133,59 @@ class ConsistentView:
         etag: str | None = None,
         version_id: str | None = None,
         mtime_ms: int | None = None,
+        *,
+        ticket: Ticket | None = None,
     ) -> None:
         """Record one written object; returns once the row is stored.
 
-        Calls that arrive while a write is in flight are coalesced into one
-        batched write (writes running concurrently share round trips).
+        Rows of writes running concurrently are written together (see
+        :mod:`~emrfs.consistency.batching`); ``ticket``: the one :meth:`expect_row`
+        gave when the write began.
         """
-        await self._coalesced([Entry.file(path, size, etag, version_id, mtime_ms)])
+        await self._batcher().record([Entry.file(path, size, etag, version_id, mtime_ms)], ticket)
 
     async def record_files(self, entries: Iterable[Entry]) -> None:
         """Many writes at once (batched: one round trip per 25 rows)."""
-        await self._coalesced(list(entries))
+        await self._batcher().record(list(entries))
 
-    async def _coalesced(self, entries: list[Entry]) -> None:
+    def expect_row(self) -> Ticket:
+        """Call as a write begins whose row :meth:`record_file` will record (with this
+        ticket), and close it (a context manager) when the write ends: a flush waits
+        for the rows of writes under way to fill its request."""
+        return self._batcher().expect()
+
+    def _batcher(self) -> RowBatcher:
         loop = asyncio.get_running_loop()
-        state = self._batches.setdefault(loop, _Batch())
-        done = loop.create_future()
-        state.pending.append((entries, done))
-        if state.flusher is None or state.flusher.done():
-            state.flusher = loop.create_task(self._flush(state))
-        await done
-
-    async def _flush(self, state: _Batch) -> None:
-        while state.pending:
-            await asyncio.sleep(0)  # let writers that are about to call join this batch
-            batch, state.pending = state.pending, []
-            rows = [e for entries, _ in batch for e in entries]
-            try:
-                await run_blocking(self.store.put_many, rows)
-            except Exception as exc:  # noqa: BLE001 - handed to every writer of the batch below
-                outcome: BaseException | None = exc
-            else:
-                outcome = None
-            for _, done in batch:
-                if done.done():
-                    continue
-                if outcome is None:
-                    done.set_result(None)
-                else:
-                    done.set_exception(outcome)
+        batcher = self._batches.get(loop)
+        if batcher is None:
+            batcher = self._batches[loop] = RowBatcher(self.store.put_many)
+        return batcher
 
     async def record_directory(self, path: str) -> None:
         await run_blocking(self.store.record_directory, path)
 
     async def record_delete(self, paths: str | Iterable[str]) -> None:
         paths = [paths] if isinstance(paths, str) else list(paths)
-        await run_blocking(self.store.delete_many, paths)
+        try:
+            await run_blocking(self.store.delete_many, paths)
+        finally:
+            self._forget_live_dirs()
 
     async def record_delete_tree(self, path: str, deleted: Iterable[str] = ()) -> None:
         """Tombstones for ``deleted`` (the paths whose S3 deletes were confirmed: files,
         and directories whose markers went) and for the directory rows at or below
         ``path`` that nothing live remains below.  Rows for keys S3 still holds stay."""
-        await run_blocking(self.store.delete_confirmed, path, list(deleted))
+        try:
+            await run_blocking(self.store.delete_confirmed, path, list(deleted))
+        finally:
+            self._forget_live_dirs()
+
+    def _forget_live_dirs(self) -> None:
+        """A delete may have tombstoned a directory a write run made sure of: the runs'
+        next flushes read their ancestors again.  (Another view or process deleting is
+        seen when the run ends, or within ``batching.LIVE_DIRS_SECONDS``.)"""
+        for batcher in list(self._batches.values()):
+            batcher.forget_live_dirs()
 
     async def record_copy(
         self, src: str, dst: str, overrides: Mapping[str, Entry] | None = None

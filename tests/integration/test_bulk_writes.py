@@ -51,3 +51,54 @@ def test_a_failed_write_is_raised_after_the_others_landed(emrfs_endpoint, emrfs_
         fs.pipe({**targets, f"{bucket}/d/taken": b"new"}, mode="create")
     assert _keys(emrfs_s3, bucket) == sorted(["d/taken", *(f"d/n{i}" for i in range(10))])
     assert emrfs_s3.get_object(Bucket=bucket, Key="d/taken")["Body"].read() == b"old"
+
+
+def test_a_consistent_bulk_write_records_its_rows_in_whole_requests(
+    emrfs_endpoint, emrfs_s3, bucket, table, monkeypatch
+):
+    """pipe() through the consistent view: the rows go to DynamoDB 25 to a request, the
+    ancestors read once for the whole write; a scan shows every file live at its ETag."""
+    import boto3
+    import pynamodb.connection.base as pynamodb_base
+
+    from emrfs.consistency import batching
+
+    monkeypatch.setattr(batching, "LINGER_SECONDS", 3600.0)  # no timing: wait for all
+    fs = EmrFileSystem(
+        endpoint_url=emrfs_endpoint,
+        skip_instance_cache=True,
+        consistent=True,
+        **{"consistency.table_name": table},
+    )
+    fs.makedirs(f"{bucket}/warm", exist_ok=True)  # the table made before counting
+    sent: list[tuple[str, int]] = []  # (operation, rows or keys) of each DynamoDB request
+    make_call = pynamodb_base.Connection._make_api_call
+
+    def counted(self, operation, data, *args, **kwargs):
+        items = data.get("RequestItems", {}).get(table)
+        if operation == "BatchWriteItem":
+            sent.append((operation, len(items)))
+        elif operation == "BatchGetItem":
+            sent.append((operation, len(items["Keys"])))
+        return make_call(self, operation, data, *args, **kwargs)
+
+    monkeypatch.setattr(pynamodb_base.Connection, "_make_api_call", counted)
+    fs.pipe({f"{bucket}/bulk/f{i:02d}": f"body {i}".encode() for i in range(60)})
+    writes = sorted(n for op, n in sent if op == "BatchWriteItem")
+    assert writes == [10, 25, 25]
+    assert [n for op, n in sent if op == "BatchGetItem"] == [2]  # bucket and bulk, once
+
+    ddb = boto3.client("dynamodb", endpoint_url=emrfs_endpoint, region_name="us-east-1")
+    items = [
+        i for page in ddb.get_paginator("scan").paginate(TableName=table) for i in page["Items"]
+    ]
+    live = {
+        i["child"]["S"]: i["etag"]["S"]
+        for i in items
+        if i["parent"]["S"] == f"{bucket}/bulk" and not i["is_deleted"]["BOOL"]
+    }
+    on_s3 = {
+        o["Key"].rpartition("/")[2]: o["ETag"].strip('"')
+        for o in emrfs_s3.list_objects_v2(Bucket=bucket, Prefix="bulk/")["Contents"]
+    }
+    assert len(on_s3) == 60 and live == on_s3

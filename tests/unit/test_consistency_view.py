@@ -117,12 +117,12 @@ class CountingStore(InMemoryMetadataStore):
         self.batches: list[int] = []
         self.fail = fail
 
-    def put_many(self, entries):
+    def put_many(self, entries, **kwargs):
         entries = list(entries)
         self.batches.append(len(entries))
         if self.fail:
             raise OSError("table unavailable")
-        super().put_many(entries)
+        super().put_many(entries, **kwargs)
 
 
 def test_concurrent_records_are_coalesced_into_few_batches():

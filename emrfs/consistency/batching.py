@@ -1,0 +1,204 @@
+"""The consistent view's write batching: rows of writes recorded together.
+
+Each write through the view records its row once S3 confirmed it (never before);
+the rows of writes running at the same time are written together.  A metadata
+request costs the table and the client far more than a row in it does (BatchWriteItem
+takes 25 rows), so a flush waits for a full request while writes it was told of
+are still under way (:meth:`RowBatcher.expect`), and never longer than
+:data:`LINGER_SECONDS` for the first row it holds.
+
+A *run* is the time the flusher keeps working: rows pending, or writes under way.
+The directories a run's flushes made sure of (each row's ancestors, read and created
+where missing before the row is written) are not read again by the run's later
+flushes, as one ``put_many`` of all the rows would not read them again either; a
+delete recorded meanwhile (:meth:`RowBatcher.forget_live_dirs`), the end of the run,
+or :data:`LIVE_DIRS_SECONDS` make the next flush read them afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from ..blocking import run_blocking
+from .store import Entry
+
+__all__ = ["RowBatcher", "Ticket", "ROWS_PER_REQUEST", "LINGER_SECONDS", "LIVE_DIRS_SECONDS"]
+
+#: rows in one BatchWriteItem request
+ROWS_PER_REQUEST = 25
+#: the longest a row waits for others to share its request
+LINGER_SECONDS = 0.02
+#: the longest a run trusts the directories it made sure of
+LIVE_DIRS_SECONDS = 1.0
+
+
+class _Pending:
+    __slots__ = ("done", "entries", "since")
+
+    def __init__(self, entries: list[Entry], done: asyncio.Future, since: float):
+        self.entries = entries
+        self.done = done
+        self.since = since
+
+
+class Ticket:
+    """A write under way whose row is on its way to the batcher: a flush holding fewer
+    rows than a request takes waits for it (up to :data:`LINGER_SECONDS`).  Closed when
+    its row arrives, or when the write ends without one (failed, or nothing to record);
+    a context manager closes it at the end in any case."""
+
+    __slots__ = ("_batcher", "_open")
+
+    def __init__(self, batcher: RowBatcher):
+        self._batcher = batcher
+        self._open = True
+        batcher.expected += 1
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._batcher.expected -= 1
+            self._batcher.wake_if_ready()
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class RowBatcher:
+    """The rows waiting to be written for one event loop, and the task writing them.
+
+    ``put_many(rows, live_dirs=...)`` is the metadata store's (it blocks: run on a
+    leaf thread).  Used on its loop only (it keeps no reference to it: the view keys
+    its batchers weakly by loop).
+    """
+
+    def __init__(self, put_many: Callable[..., None]):
+        self.put_many = put_many
+        self.pending: list[_Pending] = []
+        self.expected = 0  # writes under way (tickets) whose rows have not arrived
+        self.live_dirs: set[str] = set()
+        self.live_since = 0.0
+        self._flusher: asyncio.Task | None = None
+        self._waiter: asyncio.Future | None = None
+
+    def expect(self) -> Ticket:
+        """A ticket for a write starting now (see :class:`Ticket`)."""
+        return Ticket(self)
+
+    async def record(self, entries: list[Entry], ticket: Ticket | None = None) -> None:
+        """Write ``entries`` with the next flush; returns once they are stored."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self.pending.append(_Pending(entries, done, loop.time()))
+        if ticket is not None:
+            ticket.close()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._run())
+        elif len(self.pending) == 1:
+            self._wake()  # the flusher waits for rows with no linger timer: arm it
+        else:
+            self.wake_if_ready()
+        await done
+
+    def forget_live_dirs(self) -> None:
+        """A delete may tombstone a directory this run made sure of: read them again.
+        (A new set: a flush under way updates its own.)"""
+        self.live_dirs = set()
+
+    # --- the flusher ------------------------------------------------------------------
+
+    def _rows_pending(self) -> int:
+        return sum(len(p.entries) for p in self.pending)
+
+    def _ready(self) -> bool:
+        if not self.pending:
+            return False
+        return (
+            self.expected <= 0
+            or self._rows_pending() >= ROWS_PER_REQUEST
+            or asyncio.get_running_loop().time() - self.pending[0].since >= LINGER_SECONDS
+        )
+
+    def wake_if_ready(self) -> None:
+        if self._ready():
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None:
+            _wake(self._waiter)
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(0)  # let writers that are about to call join this flush
+                if self._ready():
+                    await self._write(self._take())
+                elif self.pending or self.expected > 0:
+                    await self._wait()
+                else:
+                    return
+        finally:
+            self.live_dirs = set()
+            self._flusher = None
+
+    def _take(self) -> list[_Pending]:
+        """The rows of the next flush: everything, unless more rows are on their way and
+        nothing waited too long; then whole requests' worth (the rest waits for more)."""
+        rows = self._rows_pending()
+        overdue = asyncio.get_running_loop().time() - self.pending[0].since >= LINGER_SECONDS
+        if self.expected <= 0 or overdue or rows < ROWS_PER_REQUEST:
+            taken, self.pending = self.pending, []
+            return taken
+        want = rows - rows % ROWS_PER_REQUEST
+        count = 0
+        for i, p in enumerate(self.pending):
+            count += len(p.entries)
+            if count >= want:
+                taken, self.pending = self.pending[: i + 1], self.pending[i + 1 :]
+                return taken
+        taken, self.pending = self.pending, []  # pragma: no cover - want <= rows
+        return taken
+
+    async def _wait(self) -> None:
+        """Until :meth:`wake_if_ready` (a row arrived, or a write ended), or the oldest
+        pending row's linger ran out."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None
+        if self.pending:
+            timer = loop.call_at(self.pending[0].since + LINGER_SECONDS, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        rows = [e for p in batch for e in p.entries]
+        now = asyncio.get_running_loop().time()
+        if not self.live_dirs or now - self.live_since > LIVE_DIRS_SECONDS:
+            self.live_dirs, self.live_since = set(), now
+        try:
+            await run_blocking(self.put_many, rows, live_dirs=self.live_dirs)
+        except Exception as exc:  # noqa: BLE001 - handed to every writer of the batch below
+            outcome: BaseException | None = exc
+        else:
+            outcome = None
+        for p in batch:
+            if p.done.done():
+                continue
+            if outcome is None:
+                p.done.set_result(None)
+            else:
+                p.done.set_exception(outcome)
+
+
+def _wake(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
