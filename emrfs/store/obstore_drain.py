@@ -89,9 +89,9 @@ async def in_worker(
     future = loop.run_in_executor(native_pool(), work)
     try:
         while landed is not None and not future.done():
-            waiter = loop.create_task(wake.wait())
+            waiter: asyncio.Future[Any] = loop.create_task(wake.wait())
             try:
-                await asyncio.wait([future, waiter], return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait((future, waiter), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 waiter.cancel()
             if wake.is_set():
