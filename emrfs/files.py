@@ -1,18 +1,16 @@
 """``EmrFile``: buffered reads with adaptive read-ahead, and uploads with bounded memory.
 
-Reads: a read at offset 0 assumes a sequential scan and reads ahead up to the
-block size; a read elsewhere (a Parquet footer, a column chunk) fetches exactly
-what was asked, and read-ahead only grows back after reads turn sequential —
-the "adaptive" input policy of Hadoop's S3A.  Once a scan reads sequentially
-with the whole block as read-ahead, the next window is fetched in the background
-while the reader consumes this one (S3A's prefetching stream): one window ahead at
-most, so a scan holds at most two windows however large the file.
+Reads: a read at offset 0 assumes a sequential scan and reads ahead up to the block size; a
+read elsewhere (a Parquet footer, a column chunk) fetches exactly what was asked, and
+read-ahead only grows back after reads turn sequential — the "adaptive" input policy of
+Hadoop's S3A.  Once a scan reads sequentially with the whole block as read-ahead, the next
+window is fetched in the background while the reader consumes this one (S3A's prefetching
+stream): one window ahead at most, so a scan holds at most two windows however large the file.
 
-Writes: small files are one PUT on close; larger ones a multipart upload whose
-parts go up in the background, ``s3.upload_concurrency`` at a time, so memory
-stays near ``part_size × (upload_concurrency + 1)`` however large the file.
-Mode ``xb`` completes with ``If-None-Match: *``: of two concurrent exclusive
-creators exactly one wins, without a check-then-write race.
+Writes: small files are one PUT on close; larger ones a multipart upload whose parts go up
+in the background, ``s3.upload_concurrency`` at a time, so memory stays near ``part_size ×
+(upload_concurrency + 1)`` however large the file.  Mode ``xb`` completes with
+``If-None-Match: *``: of two concurrent exclusive creators exactly one wins.
 """
 
 from __future__ import annotations
@@ -190,8 +188,12 @@ class EmrFile(AbstractBufferedFile):
         self._etag = None
         self._fetched = False  # the first read plans for the footer (emrfs.readplan)
         self._reuse_tail = cache_type != "none"  # "none": every read asks S3
-        if mode == "rb" and size is None:
-            size, cache_type, cache_options = self._open_status(fs, path, cache_type, cache_options)
+        if mode == "rb":  # given a size, no status is asked (and no version pinned)
+            if size is None:
+                size, cache_type, cache_options = self._open_status(
+                    fs, path, cache_type, cache_options
+                )
+            self._source = fs._cached.file_store(paths.validate(path), cache_type)
         elif mode in ("wb", "xb", "ab"):
             sync(fs.loop, fs._check_write_target, path)
             if mode == "xb" and fs.exists(path):
@@ -221,7 +223,7 @@ class EmrFile(AbstractBufferedFile):
         self, fs, path: str, cache_type: str | None, cache_options: Any
     ) -> tuple[int, str | None, Any]:
         """Size and read cache of a file opened ``rb``: a status seen a moment ago (info,
-        ls) needs no HEAD (reads pin its ETag); the stack is read below the block cache."""
+        ls) needs no HEAD (reads pin its ETag)."""
         info = fs._reads.known(paths.strip_protocol(path))
         self._status_reused = info is not None  # a read that meets another version asks again
         info = info or fs.info(path)
@@ -232,7 +234,6 @@ class EmrFile(AbstractBufferedFile):
         chosen = cache_type is None and fs._cached.file_cache(path, info)
         if chosen:  # the block cache, when it is on (emrfs.cached_io)
             cache_type, cache_options = chosen
-        self._source = fs._cached.file_store(paths.validate(path), cache_type)
         return info["size"], cache_type, cache_options
 
     # --- reading -------------------------------------------------------------------

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from itertools import islice, repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from . import paths
@@ -23,6 +25,9 @@ TAIL_SECONDS = 3.0
 #: Statuses and tails remembered per filesystem (least recently used go first).
 STATUS_ENTRIES = 4096
 TAIL_ENTRIES = 64
+
+_PATH = itemgetter(0)
+_ETAG = itemgetter(2)
 
 
 class KnownStatuses:
@@ -56,18 +61,24 @@ class KnownStatuses:
         """:meth:`remember` each of a listing's file rows (``(path, size, etag, ...)``) with
         an ETag, under one lock, each kept as it is (:meth:`get` has ``status`` make its
         dict if it is asked for); only the last :attr:`entries` can stay, so only those
-        are kept."""
+        are kept.  A listing's every key passes here: C loops (the rows with an ETag
+        picked from the end, put in at once), a Python step only per path already
+        known or pushed out."""
         self._row_status = status
-        kept = [r for r in rows if r[2]][-self.entries :]
+        kept = list(islice(filter(_ETAG, reversed(rows)), self.entries))
         if not kept:
             return
+        kept.reverse()
+        names = list(map(_PATH, kept))
         now = self.clock()
         known = self._known
         with self._lock:
-            for row in kept:
-                name = row[0]
-                known[name] = (now, row)
-                known.move_to_end(name)
+            if len(kept) == self.entries:
+                known.clear()  # each one known now is older than these, so pushed out
+            elif not known.keys().isdisjoint(names):
+                for name in names:  # seen again: moved to the end, as the newest
+                    known.pop(name, None)
+            known.update(zip(names, zip(repeat(now), kept), strict=True))
             while len(known) > self.entries:
                 known.popitem(last=False)
 

@@ -18,6 +18,7 @@ from collections.abc import (
     ValuesView,
 )
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from ..paths import DIR_MARKER_SUFFIX, EMRFS_FOLDER_SUFFIX, implied_dirs, marker_dir
@@ -99,14 +100,17 @@ class ListedFiles(MutableMapping[str, dict]):
         self._made: dict[str, dict] = {}
         self._status: StatusFactory | None = None
 
-    def add_rows(self, rows: dict[str, ListedRow], status: StatusFactory) -> None:
-        """The files of ``rows`` (rows by path), their dicts made by ``status``."""
+    def add_rows(
+        self, paths: Sequence[str], rows: Sequence[ListedRow], status: StatusFactory
+    ) -> None:
+        """The files of ``rows`` (at ``paths``, their first fields), their dicts made by
+        ``status``."""
         self._status = status
         made = self._made
         if made:  # a row replaces what its path held, as a dict set there would
-            for path in rows:
+            for path in paths:
                 made.pop(path, None)
-        self._rows.update(rows)
+        self._rows.update(zip(paths, rows, strict=True))
 
     def rows(self) -> list[ListedRow]:
         """The rows of the files whose status dicts were not made yet."""
@@ -201,6 +205,9 @@ def _page_entries(page: dict | ListPage, bucket: str) -> tuple[Sequence[ListedRo
 
 
 _MARKER_ENDINGS = (DIR_MARKER_SUFFIX, EMRFS_FOLDER_SUFFIX)
+#: what a marker's name ends with in a page's names joined by newlines
+_MARKER_ENDS_JOINED = tuple(ending + "\n" for ending in _MARKER_ENDINGS)
+_PATH = itemgetter(0)
 
 
 def add_page(
@@ -216,44 +223,75 @@ def add_page(
     """Fold one listing page for directory ``dir_key`` ('' = bucket root) into ``listing``
     (a store's :class:`ListPage` of ``bucket``, or a raw ListObjectsV2 page).
 
-    Runs once per listed key, so it does per key only what the key needs: the status
-    dict built once, the key's name reused from the store's path, and implied parents
-    walked up only to the first one already known (the keys come sorted, so siblings
-    share the walk)."""
-    own_markers = (dir_key + DIR_MARKER_SUFFIX, dir_key + EMRFS_FOLDER_SUFFIX) if dir_key else ()
+    Runs once per listed key, so the work per key is C loops over the whole page (the
+    names taken, the files' rows put in by path, the names joined once for the tests
+    below); a Python step runs only for the keys that need one: the few that may be
+    markers (a page without one is told by one search of the joined names), and, in a
+    listing of a tree, one per distinct parent directory (none if every key is a direct
+    child: one count of the joined names' slashes)."""
     rows, prefixes = _page_entries(page, bucket)
-    skip = len(bucket) + 1
-    dirs = listing.dirs
-    imply = recursive and withdirs
-    listed_dir = f"{bucket}/{dir_key}"
-    plain: dict[str, ListedRow] = {}  # the files' rows (status dicts made if asked for)
-    for row in rows:
-        name = row[0]
-        # one C-level test per key; marker_dir only for the few keys that may be markers
-        if name.endswith(_MARKER_ENDINGS):
-            key = name[skip:]
-            as_dir = marker_dir(key)
-            if as_dir is not None:
-                if key in own_markers:
-                    listing.self_marker = key
-                    continue
-                if as_dir == dir_key:
-                    continue
-                _add_dir(listing, status, f"{bucket}/{as_dir}", row[3], key)
-                if imply:
-                    _imply_parents(listing, status, bucket, as_dir, dir_key)
-                continue
-        plain[name] = row
-        if imply:
-            # the parent's name cut from the path: no new string per key to look it up
-            parent = name.rpartition("/")[0]
-            if parent != listed_dir and parent != bucket and parent not in dirs:
-                _imply_parents(listing, status, bucket, name[skip:], dir_key)
-    listing.files.add_rows(plain, status)
+    names = list(map(_PATH, rows))
+    # every name after a newline: a key holding none has exactly one before it
+    joined = "\n" + "\n".join(names) + "\n"
+    flat = _direct_children(joined, len(names), f"{bucket}/{dir_key}/" if dir_key else f"{bucket}/")
+    if _MARKER_ENDS_JOINED[0] in joined or _MARKER_ENDS_JOINED[1] in joined:
+        # (a false alarm, a newline inside a key, only costs these loops)
+        for row in [r for r in rows if r[0].endswith(_MARKER_ENDINGS)]:
+            _add_marker(listing, bucket, dir_key, row, status, recursive and withdirs)
+        rows = [r for r in rows if not r[0].endswith(_MARKER_ENDINGS)]
+        names = list(map(_PATH, rows))
+    if recursive and withdirs and not flat:
+        _imply_parents_of(listing, status, bucket, dir_key, names)
+    listing.files.add_rows(names, rows, status)  # status dicts made if asked for
     for common in prefixes:
         prefix = common.rstrip("/")
         if prefix and prefix != dir_key:
             _add_dir(listing, status, f"{bucket}/{prefix}")
+
+
+def _direct_children(joined: str, count: int, listed: str) -> bool:
+    """Whether each of the ``count`` names in ``joined`` (each after a newline) is a
+    direct child of ``listed`` (``bucket/dir/``) or its own marker: each starts with it
+    (counted where no key holds a newline), and so has at least as many slashes, and
+    they have no more than that many in all."""
+    return (
+        joined.count("\n") == count + 1
+        and joined.count("\n" + listed) == count
+        and joined.count("/") == count * listed.count("/")
+    )
+
+
+def _add_marker(
+    listing: Listing,
+    bucket: str,
+    dir_key: str,
+    row: ListedRow,
+    status: StatusFactory,
+    imply: bool,
+) -> None:
+    """Fold ``row``, a directory marker (of either kind)."""
+    key = row[0][len(bucket) + 1 :]
+    as_dir = marker_dir(key)
+    assert as_dir is not None  # (its name ends as a marker's)
+    if dir_key and key in (dir_key + DIR_MARKER_SUFFIX, dir_key + EMRFS_FOLDER_SUFFIX):
+        listing.self_marker = key
+    elif as_dir != dir_key:
+        _add_dir(listing, status, f"{bucket}/{as_dir}", row[3], key)
+        if imply:
+            _imply_parents(listing, status, bucket, as_dir, dir_key)
+
+
+def _imply_parents_of(
+    listing: Listing, status: StatusFactory, bucket: str, dir_key: str, files: list[str]
+) -> None:
+    """The directories the paths of ``files`` imply below ``dir_key``: one step per
+    distinct parent."""
+    listed_dir = f"{bucket}/{dir_key}" if dir_key else bucket
+    dirs = listing.dirs
+    skip = len(bucket) + 1
+    for parent in {name.rpartition("/")[0] for name in files}:
+        if parent != listed_dir and parent != bucket and parent not in dirs:
+            _imply_parents(listing, status, bucket, parent[skip:] + "/", dir_key)
 
 
 def _imply_parents(

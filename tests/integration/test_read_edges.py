@@ -105,6 +105,25 @@ def test_an_empty_range_of_a_missing_file_is_not_found(emrfs_endpoint, bucket, t
         fs._cached.close()
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_file_opened_with_its_size_reads_as_one_opened_without(
+    emrfs_endpoint, emrfs_s3, bucket, tmp_path, mode
+):
+    """``open(path, size=n)`` (fsspec's: the caller knows the size, no status is asked)
+    reads the same bytes through the same stack; 8d365ac failed every such read."""
+    fs = make_fs(emrfs_endpoint, mode, tmp_path)
+    data = bytes(range(256)) * 40
+    fs.pipe_file(f"{bucket}/f", data)
+    with fs.open(f"{bucket}/f", "rb", size=len(data)) as f:
+        f.seek(1000)
+        assert f.read(100) == data[1000:1100]
+        assert f.read() == data[1100:]
+    if mode != "cse":  # and the bytes are S3's (under CSE, its ciphertext)
+        assert emrfs_s3.get_object(Bucket=bucket, Key="f")["Body"].read() == data
+    if mode == "cache":
+        fs._cached.close()
+
+
 @pytest.mark.parametrize("mode", ["v3", "v2", "segmented", "cache"])
 def test_cse_object_cut_below_its_tag_fails_every_read(
     emrfs_endpoint, emrfs_s3, bucket, tmp_path, mode

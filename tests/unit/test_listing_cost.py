@@ -314,7 +314,7 @@ def test_listed_files_make_a_status_dict_only_when_one_is_read():
     sf = _CountingStatus(128, owner="o", group="g")
     rows = [(f"b/d/f{i}", i, f'"{i}"', T, None, None) for i in range(3)]
     files = ListedFiles()
-    files.add_rows({r[0]: r for r in rows}, sf)
+    files.add_rows([r[0] for r in rows], rows, sf)
     assert len(files) == 3 and "b/d/f1" in files and "b/d/x" not in files
     assert sorted(files) == ["b/d/f0", "b/d/f1", "b/d/f2"] and files.rows() == rows
     assert sf.made == 0  # names, membership and rows: no dict
@@ -328,7 +328,7 @@ def test_listed_files_make_a_status_dict_only_when_one_is_read():
         files["b/d/f0"]
     assert files.rows() == []
     assert dict(files.items()) == {"b/d/f1": files["b/d/f1"], "b/d/f2": files["b/d/f2"]}
-    files.add_rows({rows[2][0]: rows[2]}, sf)  # a later row replaces what its path held
+    files.add_rows([rows[2][0]], [rows[2]], sf)  # a later row replaces what its path held
     assert files["b/d/f2"]["type"] == "file" and len(files) == 2
 
 
@@ -360,3 +360,80 @@ def test_remembered_rows_keep_what_one_by_one_remembering_keeps():
     assert by_rows.get("b/d/f049") is by_rows.get("b/d/f049")  # made once
     assert by_rows.get("b/d/f049")["size"] == 49
     assert by_rows.get("b/d/no-etag") is None and by_rows.get("b/d/f000") is None  # pushed out
+
+
+def test_remembering_rows_again_moves_them_to_the_end_as_one_by_one_remembering_does():
+    sf = _CountingStatus(1)
+    first = [(f"b/d/f{i:03d}", i, f'"{i}"', T, None, None) for i in range(15)]
+    again = [first[3], ("b/d/new", 1, '"n"', T, None, None), first[10]]
+    full = [(f"b/e/g{i:03d}", i, f'"{i}"', T, None, None) for i in range(20)]
+    dicts: dict[str, dict] = {}
+    StatusFactory(1).add_listed_files(dicts, first + again + full)
+    by_rows, one_by_one = KnownStatuses(entries=20), KnownStatuses(entries=20)
+    for batch in (first, again):
+        by_rows.remember_rows(batch, sf)
+        for row in batch:
+            one_by_one.remember(dicts[row[0]])
+        assert list(by_rows._known) == list(one_by_one._known)
+    by_rows.remember_rows(full, sf)  # as many as it keeps: all the others pushed out
+    for row in full:
+        one_by_one.remember(dicts[row[0]])
+    assert list(by_rows._known) == list(one_by_one._known) == [r[0] for r in full]
+    assert sf.made == 0
+
+
+def _fold_key_by_key(listing: Listing, bucket: str, dir_key: str, rows, status) -> None:
+    """The rules add_page keeps, one key at a time (a recursive listing)."""
+    from emrfs.paths import implied_dirs, marker_dir
+
+    def add_dir(name, mtime=None, marker=None):
+        existing = listing.dirs.get(name)
+        if existing is None or (marker and not existing.get("marker")):
+            listing.dirs[name] = status.directory(name, last_modified=mtime, marker=marker)
+
+    def imply(key):
+        for d in implied_dirs(key, dir_key):
+            listing.dirs.setdefault(f"{bucket}/{d}", status.directory(f"{bucket}/{d}"))
+
+    for row in rows:
+        key = row[0][len(bucket) + 1 :]
+        as_dir = marker_dir(key)
+        if as_dir is None:
+            listing.files[row[0]] = status.listed_file(*row[:4])
+            imply(key)
+        elif dir_key and key in (dir_key + "/", dir_key + "_$folder$"):
+            listing.self_marker = key
+        elif as_dir != dir_key:
+            add_dir(f"{bucket}/{as_dir}", row[3], key)
+            imply(as_dir)
+
+
+_KEY_PARTS = ["a", "b", "/", "\n", "\nb/r/", "_$folder$", "r/", "r"]
+
+
+@pytest.mark.parametrize("dir_key", ["", "r", "r/a"])
+def test_a_page_folds_as_the_rules_fold_each_key(dir_key):
+    from hypothesis import given, settings, strategies as st
+
+    prefix = dir_key + "/" if dir_key else ""
+    key = st.lists(st.sampled_from(_KEY_PARTS), min_size=1, max_size=6).map("".join)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.lists(key, max_size=12), min_size=1, max_size=3))
+    def check(drawn):
+        seen: set[str] = set()  # each key listed once, in one page
+        pages = []
+        for page in drawn:
+            pages.append(sorted({prefix + k for k in page} - seen))
+            seen.update(pages[-1])
+        status = StatusFactory(1)
+        folded, expected = Listing(), Listing()
+        for page in pages:
+            rows = [(f"b/{k}", len(k), '"e"', T, None, None) for k in page]
+            add_page(folded, "b", dir_key, ListPage.of_rows(rows), status, recursive=True)
+            _fold_key_by_key(expected, "b", dir_key, rows, status)
+        assert folded.dirs == expected.dirs
+        assert folded.files == expected.files
+        assert folded.self_marker == expected.self_marker
+
+    check()
