@@ -25,6 +25,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # obstore's TypedDicts exist only for type checkers
 
 from ..errors import ChangedError, TransportError, is_retryable
 from .buffers import FilledBytes
-from .obstore_drain import drain, in_order, in_worker
+from .obstore_drain import Prefix, drain, in_order, in_worker
 from .obstore_listing import ObstoreListing
 from .obstore_native import (
     blocking,
@@ -224,6 +225,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             return meta
         meta = self._meta(path, first.meta, first.attributes)
         stop = meta.size if end is None else min(end, meta.size)
+
         # the other parts' GETs go out while the target opens (a decrypting one resolves
         # its key meanwhile); it is told as each prefix completes, so it works while the
         # next parts arrive
@@ -256,23 +258,31 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         """Bytes ``[start, stop)`` into ``into`` (offset 0 is ``start``): the first part
         from ``first`` (its GET made, of ``[start, first_end)``), the others by parallel
         GETs pinned to ``pin``, each drained by a worker thread straight into its place;
-        ``filled(n)`` told as each prefix of ``n`` bytes completes.  ``into`` may be the
-        buffers still to come: each part's GET is made meanwhile, drained once they are."""
+        ``filled(n)`` told as the prefix in place grows (at part ends, and as the drains
+        report).  ``into`` may be the buffers still to come: each part's GET is made
+        meanwhile, drained once they are."""
         limit = asyncio.Semaphore(max(1, min(self.s3.max_concurrency, _GET_PARALLEL)))
 
-        async def part(lo: int, hi: int, result: Any = None) -> None:
+        bounds = _part_bounds(start, first_end, stop)
+        # the parts land together: a target told of each prefix as its drains report works
+        # (decrypts) behind the download, not all at its end
+        prefix = Prefix([hi - lo for lo, hi in bounds], filled) if filled is not None else None
+
+        async def part(k: int, result: Any = None) -> None:
+            lo, hi = bounds[k]
             async with limit:
                 if result is None:
                     result = await self._get(path, lo, hi, pin)
                     if result is None:
                         raise ChangedError(path, pin or "", None)  # it got shorter
                 scatter = into if isinstance(into, Scatter) else Scatter(await into)
-                await self._fill(path, lo, hi, pin, scatter.slices(lo - start, hi - start), result)
+                views = scatter.slices(lo - start, hi - start)
+                landing = partial(prefix.landed, k) if prefix is not None else None
+                await self._fill(path, lo, hi, pin, views, result, landing)
 
-        bounds = _part_bounds(start, first_end, stop)
         await in_order(
-            [part(*bounds[0], first), *(part(lo, hi) for lo, hi in bounds[1:])],
-            lambda k: filled(bounds[k][1] - start) if filled is not None else None,
+            [part(0, first), *(part(k) for k in range(1, len(bounds)))],
+            lambda k: prefix.landed(k, bounds[k][1] - bounds[k][0]) if prefix is not None else None,
         )
 
     async def _fill(
@@ -283,10 +293,12 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         pin: str | None,
         views: list[memoryview],
         result: Any = None,
+        landed: Callable[[int], None] | None = None,
     ) -> None:
         """Bytes ``[lo, hi)`` written into ``views`` (in order), from ``result`` (a GET
         already made) or GETs pinned to ``pin``; a body that breaks is resumed from the
-        byte it broke at."""
+        byte it broke at.  ``landed(n)`` is told on the event loop, now and then, that the
+        first ``n`` bytes are in place."""
         got = 0
         attempts = 0
         try:
@@ -305,6 +317,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
                                 views,
                                 progress,
                                 ChangedError(path, pin or "", None),
+                                landed=landed,
                             )
                     finally:
                         got = progress[0]

@@ -13,7 +13,11 @@ from typing import Any
 from ..errors import ChangedError
 from .obstore_native import native_pool
 
-__all__ = ["drain", "in_worker", "in_order"]
+__all__ = ["REPORT_STEP", "Prefix", "drain", "in_worker", "in_order"]
+
+#: a part's drain reports its progress every this many bytes, when asked to (a reader
+#: that decrypts in place works on each prefix as it lands, not only on whole parts)
+REPORT_STEP = 2 * 1024 * 1024
 
 
 def drain(
@@ -21,15 +25,18 @@ def drain(
     views: list[memoryview],
     progress: list[int],
     longer: ChangedError,
+    report: Callable[[int], None] | None,
     stop: threading.Event,
 ) -> None:
     """``stream``'s pieces copied into ``views`` (one after the other) from byte
     ``progress[0]`` on, ``progress[0]`` kept at the bytes written; ``longer`` raised if the
-    body outgrows them.  Runs in a worker thread: obstore's blocking iteration waits
-    without the GIL and hands each piece over as it arrives, where its async iteration
-    costs an event-loop round trip per piece (``perf``/process CPU of a 64 MiB GET: ~10 ms
-    less per read here)."""
+    body outgrows them; ``report(n)`` told (from this thread) each time another
+    ``REPORT_STEP`` bytes are in place.  Runs in a worker thread: obstore's blocking
+    iteration waits without the GIL and hands each piece over as it arrives, where its
+    async iteration costs an event-loop round trip per piece (``perf``/process CPU of a
+    64 MiB GET: ~10 ms less per read here)."""
     got = progress[0]
+    next_report = got + REPORT_STEP
     size = sum(len(v) for v in views)
     index, at = 0, got  # the view the next byte goes to, and where in it
     while index < len(views) and at >= len(views[index]):
@@ -57,16 +64,41 @@ def drain(
         progress[0] = got
         if stop.is_set():  # the read was cancelled
             return
+        if report is not None and got >= next_report:
+            report(got)
+            next_report = got + REPORT_STEP
 
 
-async def in_worker(fn: Callable[..., None], *args: Any) -> None:
-    """``fn(*args, stop)`` in a worker thread.  Cancelled, it sets ``stop`` and still waits
-    for the thread to end: the thread writes into a buffer the caller frees after."""
+async def in_worker(
+    fn: Callable[..., None], *args: Any, landed: Callable[[int], None] | None = None
+) -> None:
+    """``fn(*args, report, stop)`` in a worker thread; each ``report(n)`` it makes is
+    relayed to ``landed(n)`` here, on the event loop (``report`` is None without
+    ``landed``).  Cancelled, or ``landed`` raising, it sets ``stop`` and still waits for
+    the thread to end (the thread writes into a buffer the caller frees after)."""
+    loop = asyncio.get_running_loop()
     stop = threading.Event()
-    future = asyncio.get_running_loop().run_in_executor(native_pool(), partial(fn, *args, stop))
+    wake = asyncio.Event()
+    latest = [0]
+
+    def report(n: int) -> None:  # in the worker thread
+        latest[0] = n
+        loop.call_soon_threadsafe(wake.set)
+
+    work = partial(fn, *args, report if landed is not None else None, stop)
+    future = loop.run_in_executor(native_pool(), work)
     try:
+        while landed is not None and not future.done():
+            waiter: asyncio.Future[Any] = loop.create_task(wake.wait())
+            try:
+                await asyncio.wait((future, waiter), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+            if wake.is_set():
+                wake.clear()
+                landed(latest[0])
         await asyncio.shield(future)
-    except asyncio.CancelledError:
+    except BaseException:
         stop.set()
         while not future.done():
             try:
@@ -74,7 +106,7 @@ async def in_worker(fn: Callable[..., None], *args: Any) -> None:
             except asyncio.CancelledError:
                 continue
         if not future.cancelled():
-            future.exception()  # retrieved: the cancellation is what the caller sees
+            future.exception()  # retrieved: the error raised here is what the caller sees
         raise
 
 
@@ -99,3 +131,27 @@ async def in_order(
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+class Prefix:
+    """The bytes in place of a read made of parts of ``sizes`` (in order; they land in any
+    order, each from its start): ``filled(n)`` told, on the event loop, each time the
+    prefix they make grows (whole parts, then what landed of the next one)."""
+
+    def __init__(self, sizes: Sequence[int], filled: Callable[[int], None]):
+        self.sizes = list(sizes)
+        self.got = [0] * len(self.sizes)
+        self.filled = filled
+        self.told = 0
+
+    def landed(self, k: int, n: int) -> None:
+        """The first ``n`` bytes of part ``k`` are in place."""
+        self.got[k] = max(self.got[k], n)
+        prefix = 0
+        for size, got in zip(self.sizes, self.got, strict=True):
+            prefix += got
+            if got < size:
+                break
+        if prefix > self.told:
+            self.told = prefix
+            self.filled(prefix)
