@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Mapping, Sequence
+import datetime as _dt
+from collections.abc import AsyncIterator, Sequence
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -15,8 +17,6 @@ from .protocol import ListedRow, ListPage, split
 
 #: a GET's body longer than this is collected in chunks (memory and Python objects both)
 _LIST_CHUNK = 1000
-#: an obstore listing entry's fields, in a :data:`ListedRow`'s order
-_META_FIELDS = itemgetter("path", "size", "e_tag", "last_modified", "version")
 
 
 class ObstoreListing(ObstoreBase):
@@ -42,7 +42,9 @@ class ObstoreListing(ObstoreBase):
         if delimiter == "/":
             try:
                 with self._errors(prefix):
-                    result = await blocking(obstore.list_with_delimiter, store, base)
+                    result = await blocking(
+                        obstore.list_with_delimiter, store, base, return_arrow=True
+                    )
             except Exception as exc:
                 if not _unparseable(exc):
                     raise
@@ -51,17 +53,21 @@ class ObstoreListing(ObstoreBase):
                     yield page
                 return
             in_bucket = bucket + "/"
-            rows = [  # the directory's own marker "base/" comes back as "base"
-                (
-                    in_bucket + (path + "/" if path == base else path),
-                    size,
-                    etag,
+            paths, sizes, etags, modified, versions = _columns(result["objects"])
+            names = builtins.list(map(in_bucket.__add__, paths))
+            if base in paths:  # the directory's own marker "base/" comes back as "base"
+                names[paths.index(base)] += "/"
+            rows = builtins.list(
+                zip(
+                    names,
+                    sizes,
+                    etags,
                     modified,
-                    version,
-                    None,
+                    versions,
+                    repeat(None),
+                    strict=False,
                 )
-                for path, size, etag, modified, version in _fields(result["objects"])
-            ]
+            )
             rows.sort(key=itemgetter(0))  # by path
             prefixes = [f"{bucket}/{p}/" for p in result["common_prefixes"]]
             for i in range(0, max(len(rows), len(prefixes), 1), _LIST_CHUNK):
@@ -69,13 +75,15 @@ class ObstoreListing(ObstoreBase):
             return
         # recursive: obstore strips the "/" of a directory marker "d/", so a zero-byte
         # "d" is a file "d" or the marker "d/"; the second sighting of a path is the marker
-        # (the file sorts first), a first zero-byte sighting is settled by one HEAD
+        # (the file sorts first), a first zero-byte sighting is settled by one HEAD.  The
+        # pages come as Arrow batches: obstore makes no dict (nor datetime) per key
         seen: set[str] = set()
         last: str | None = None
+        batches = obstore.list(store, base, chunk_size=_LIST_CHUNK, return_arrow=True)
         try:
             with self._errors(prefix):
-                async for chunk in each(obstore.list(store, base, chunk_size=_LIST_CHUNK)):
-                    settled = await self._settle(bucket, chunk, seen)
+                async for batch in each(batches):
+                    settled = await self._settle(bucket, _columns(batch), seen)
                     if settled:
                         last = settled[-1][0]
                         yield ListPage.of_rows(settled)
@@ -89,77 +97,98 @@ class ObstoreListing(ObstoreBase):
                     yield ListPage(rest)
 
     async def _settle(
-        self, bucket: str, chunk: Sequence[Mapping[str, Any]], seen: set[str]
+        self, bucket: str, columns: _Columns, seen: set[str]
     ) -> builtins.list[ListedRow]:
-        """``chunk``'s objects as rows with the markers' slashes back, in the chunk's (S3's)
-        order.  Runs once per listed key: one pass in Python building a tuple per key (an
-        :class:`ObjectMeta` is built only if a layer reads the page's objects; a key's
-        fields read by one C call, not five lookups), and tasks only for the zero-byte
-        first sightings that need a HEAD (none in most listings)."""
+        """A batch's objects (``columns``) as rows with the markers' slashes back, in the
+        batch's (S3's) order.  Runs once per listed key, so a batch of paths all new and
+        no zero-byte object (most of them) is made of C loops over its columns; else
+        :meth:`_settle_each` looks at each key."""
+        paths, sizes, etags, modified, versions = columns
+        if 0 in sizes or not seen.isdisjoint(paths):
+            return await self._settle_each(bucket, columns, seen)
+        before = len(seen)
+        seen.update(paths)
+        if len(seen) - before != len(paths):  # a path twice in the batch: a marker
+            seen.difference_update(paths)  # (each was new)
+            return await self._settle_each(bucket, columns, seen)
+        in_bucket = map((bucket + "/").__add__, paths)
+        return builtins.list(
+            zip(in_bucket, sizes, etags, modified, versions, repeat(None), strict=False)
+        )
+
+    async def _settle_each(
+        self, bucket: str, columns: _Columns, seen: set[str]
+    ) -> builtins.list[ListedRow]:
+        """:meth:`_settle` a key at a time: the second sighting of a path is a marker, a
+        first zero-byte one is asked of the store (tasks only for those, none in most
+        listings)."""
         prefix = bucket + "/"
         out: builtins.list[ListedRow] = []
-        append = out.append
         remember = seen.add
-        undecided: builtins.list[tuple[int, Mapping[str, Any]]] = []
-        for item, (path, size, etag, last_modified, version) in zip(
-            chunk, _fields(chunk), strict=True
-        ):
+        undecided: builtins.list[int] = []
+        for path, size, etag, modified, version in zip(*columns, strict=False):
             if path in seen:
                 path += "/"  # the second sighting: obstore's path type dropped its slash
             else:
                 remember(path)
                 if size == 0:
-                    undecided.append((len(out), item))
-            append((prefix + path, size, etag, last_modified, version, None))
+                    undecided.append(len(out))
+            out.append((prefix + path, size, etag, modified, version, None))
         if undecided:
-            flags = await asyncio.gather(*(self._is_marker(bucket, item) for _, item in undecided))
-            for (index, item), flag in zip(undecided, flags, strict=True):
+            flags = await asyncio.gather(*(self._is_marker(out[i][0]) for i in undecided))
+            for index, flag in zip(undecided, flags, strict=True):
                 if flag:
-                    out[index] = self._listed(bucket, item, marker=True)
+                    out[index] = (out[index][0] + "/", *out[index][1:])
         return out
 
-    async def _is_marker(self, bucket: str, item: Mapping[str, Any]) -> bool:
+    async def _is_marker(self, path: str) -> bool:
         """A zero-byte ``d`` seen once is a file ``d`` or the marker ``d/``: a HEAD of ``d``
         tells (a marker has no object without the slash)."""
         import obstore
 
+        bucket, key = split(path)
         try:
-            with self._errors(f"{bucket}/{item['path']}"):
-                await blocking(obstore.head, self._store(bucket), item["path"])
+            with self._errors(path):
+                await blocking(obstore.head, self._store(bucket), key)
         except FileNotFoundError:
             return True
         return False
 
-    def _listed(
-        self,
-        bucket: str,
-        item: Mapping[str, Any],
-        *,
-        marker: bool = False,
-        marker_of: str | None = None,
-    ) -> ListedRow:
-        key = item["path"]
-        if marker or (marker_of is not None and key == marker_of):
-            key += "/"  # obstore's path type dropped the marker's slash
-        return (
-            f"{bucket}/{key}",
-            item["size"],
-            item.get("e_tag"),
-            item.get("last_modified"),
-            item.get("version"),
-            None,
-        )
+
+#: a batch's columns as Python lists: path, size, ETag, modification time, version
+_Columns = tuple[
+    builtins.list[str],
+    builtins.list[int],
+    "builtins.list[str | None]",
+    "builtins.list[_dt.datetime | None]",
+    "Sequence[str | None]",
+]
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
-def _fields(
-    objects: Sequence[Mapping[str, Any]],
-) -> builtins.list[tuple[str, int, str | None, Any, str | None]]:
-    """Each listed object's path, size, ETag, modification time and version: one C call
-    per object, not five lookups."""
-    try:
-        return builtins.list(map(_META_FIELDS, objects))
-    except KeyError:  # an obstore that leaves out a missing ETag or version
-        return [
-            (o["path"], o["size"], o.get("e_tag"), o.get("last_modified"), o.get("version"))
-            for o in objects
-        ]
+def _columns(batch: Any) -> _Columns:
+    """An obstore listing's Arrow batch (or table) as Python lists, each made by one C loop (arro3);
+    its timestamps, as integers, made datetimes once per distinct value (a listing's keys
+    were mostly written in a few seconds; a datetime per key was as dear as the rest)."""
+    stamps = batch.column("last_modified")
+    if stamps.type.time_unit == "us":
+        micros = stamps.cast(_int64()).to_pylist()
+        made = {m: _EPOCH + _dt.timedelta(microseconds=m) for m in set(micros) if m is not None}
+        modified = builtins.list(map(made.get, micros))
+    else:  # (another unit: arro3 makes the datetimes)
+        modified = stamps.to_pylist()
+    versions = batch.column("version")
+    count = batch.num_rows
+    return (
+        batch.column("path").to_pylist(),
+        batch.column("size").to_pylist(),
+        batch.column("e_tag").to_pylist(),
+        modified,
+        [None] * count if versions.null_count == count else versions.to_pylist(),
+    )
+
+
+def _int64() -> Any:
+    from arro3.core import DataType
+
+    return DataType.int64()

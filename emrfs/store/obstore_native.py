@@ -105,8 +105,10 @@ async def each(items: Iterator[_T]) -> AsyncIterator[_T]:
 
 
 def obstore_available() -> bool:
-    """obstore is installed (it is a dependency; a trimmed install may lack it)."""
+    """obstore is installed, with arro3-core (its listings come as Arrow batches): both
+    are dependencies; a trimmed install may lack them."""
     try:
+        import arro3.core  # noqa: F401
         import obstore  # noqa: F401
     except ImportError:
         return False

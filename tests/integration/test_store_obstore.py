@@ -523,6 +523,37 @@ def test_file_and_marker_of_the_same_name_stay_apart(store, emrfs_s3, bucket):
     assert objects == [f"{bucket}/{k}" for k in ("f", "f/", "g/", "h")]
 
 
+@pytest.mark.parametrize("chunk", [2, 1000])
+def test_listed_rows_carry_what_s3_lists(store, emrfs_s3, bucket, monkeypatch, chunk):
+    """obstore's listing comes as Arrow batches turned into rows a column at a time:
+    every row says what S3's own listing says of its key (size, ETag, modification
+    time), markers' slashes kept, across batches (``chunk``: keys per batch) and in a
+    delimited listing too (tests/unit/test_listing_cost.py checks the columns' values
+    of every kind)."""
+    from emrfs.store import obstore_listing
+
+    monkeypatch.setattr(obstore_listing, "_LIST_CHUNK", chunk)
+    bodies = {"r/a": b"abc", "r/e": b"", "r/f": b"", "r/f/": b"", "r/m/": b"", "r/m/x": b"12345"}
+    for key, body in bodies.items():
+        emrfs_s3.put_object(Bucket=bucket, Key=key, Body=body)
+    listed = emrfs_s3.list_objects_v2(Bucket=bucket, Prefix="r/")["Contents"]
+    expected = [
+        (f"{bucket}/{o['Key']}", o["Size"], o["ETag"], o["LastModified"], None, None)
+        for o in listed
+    ]
+
+    async def rows(delimiter):
+        return [
+            row
+            async for page in store.list(f"{bucket}/r/", delimiter=delimiter)
+            for row in page.rows
+        ]
+
+    assert run(rows(None)) == expected
+    shallow = [row for row in expected if row[0].count("/") == 2 or row[0].endswith("/m/")]
+    assert run(rows("/")) == [row for row in shallow if not row[0].endswith("/m/")]
+
+
 def test_a_listing_folded_into_statuses_builds_no_object_meta(store, emrfs_s3, bucket):
     """A find turns each listed key into a status dict: the transport's pages are rows,
     and folding them makes no ObjectMeta (one per key cost a 10,000-key find ~20% of its

@@ -437,3 +437,36 @@ def test_a_page_folds_as_the_rules_fold_each_key(dir_key):
         assert folded.self_marker == expected.self_marker
 
     check()
+
+
+def test_an_arrow_listing_batch_becomes_the_python_values_it_holds():
+    """The obstore transport reads its listing's Arrow batches (or a delimited listing's
+    table) a column at a time, each distinct timestamp made a datetime once: the values
+    are those Arrow's own conversion gives, nulls and sub-second times included."""
+    pa = pytest.importorskip("pyarrow")
+    from arro3.core import RecordBatch, Table
+
+    from emrfs.store.obstore_listing import _columns
+
+    times = [
+        dt.datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=dt.timezone.utc),
+        dt.datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=dt.timezone.utc),
+        dt.datetime(1969, 12, 31, 23, 59, 59, 1000, tzinfo=dt.timezone.utc),
+        None,
+    ]
+    batch = pa.record_batch(
+        {
+            "path": ["a", "b/c", "d", "e"],
+            "last_modified": pa.array(times, pa.timestamp("us", tz="UTC")),
+            "size": pa.array([3, 0, 2**40, 1], pa.uint64()),
+            "e_tag": ['"x"', None, '"y"', '"z"'],
+            "version": [None, "v1", None, None],
+        }
+    )
+    expected = (["a", "b/c", "d", "e"], [3, 0, 2**40, 1], ['"x"', None, '"y"', '"z"'], times)
+    for arrow in (RecordBatch.from_arrow(batch), Table.from_arrow(pa.table(batch))):
+        columns = _columns(arrow)
+        assert columns[:4] == expected
+        assert list(columns[4]) == [None, "v1", None, None]
+    unversioned = _columns(RecordBatch.from_arrow(batch.set_column(4, "version", pa.nulls(4))))
+    assert list(unversioned[4]) == [None] * 4
