@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import (
     AsyncIterator,
     ItemsView,
+    Iterable,
     Iterator,
     MutableMapping,
     Sequence,
@@ -140,6 +141,13 @@ class ListedFiles(MutableMapping[str, dict]):
     def __delitem__(self, path: str) -> None:
         if self._made.pop(path, None) is None:
             del self._rows[path]
+
+    def drop(self, paths: Iterable[str]) -> None:
+        """Take out those of ``paths`` that are here, found by set operations (a ``find``
+        without directories drops each directory's name: a tree has many)."""
+        for entries in (self._rows, self._made):
+            for path in entries.keys() & paths:
+                del entries[path]
 
     def __contains__(self, path: object) -> bool:
         return path in self._made or path in self._rows
