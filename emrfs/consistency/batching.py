@@ -3,9 +3,10 @@
 Each write through the view records its row once S3 confirmed it (never before);
 the rows of writes running at the same time are written together.  A metadata
 request costs the table and the client far more than a row in it does (BatchWriteItem
-takes 25 rows), so a flush waits for a full request while writes it was told of
-are still under way (:meth:`RowBatcher.expect`), and never longer than
-:data:`LINGER_SECONDS` for the first row it holds.
+takes 25 rows), so while the writes it was told of (:meth:`RowBatcher.expect`) can
+fill a request, a flush waits for them, never longer than :data:`LINGER_SECONDS` for
+the first row it holds; when they cannot, it goes at once (a few writes at a time
+wait for no one, as before).
 
 A *run* is the time the flusher keeps working: rows pending, or writes under way.
 The directories a run's flushes made sure of (each row's ancestors, read and created
@@ -80,6 +81,7 @@ class RowBatcher:
     def __init__(self, put_many: Callable[..., None]):
         self.put_many = put_many
         self.pending: list[_Pending] = []
+        self.rows = 0  # rows in pending
         self.expected = 0  # writes under way (tickets) whose rows have not arrived
         self.live_dirs: set[str] = set()
         self.live_since = 0.0
@@ -95,6 +97,7 @@ class RowBatcher:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self.pending.append(_Pending(entries, done, loop.time()))
+        self.rows += len(entries)
         if ticket is not None:
             ticket.close()
         if self._flusher is None or self._flusher.done():
@@ -112,15 +115,15 @@ class RowBatcher:
 
     # --- the flusher ------------------------------------------------------------------
 
-    def _rows_pending(self) -> int:
-        return sum(len(p.entries) for p in self.pending)
-
     def _ready(self) -> bool:
+        """A flush is due: a full request's rows are here, no request can be filled by the
+        writes under way (then waiting would only add latency), or the oldest row waited
+        its linger."""
         if not self.pending:
             return False
         return (
-            self.expected <= 0
-            or self._rows_pending() >= ROWS_PER_REQUEST
+            self.rows >= ROWS_PER_REQUEST
+            or self.rows + self.expected < ROWS_PER_REQUEST
             or asyncio.get_running_loop().time() - self.pending[0].since >= LINGER_SECONDS
         )
 
@@ -147,21 +150,19 @@ class RowBatcher:
             self._flusher = None
 
     def _take(self) -> list[_Pending]:
-        """The rows of the next flush: everything, unless more rows are on their way and
-        nothing waited too long; then whole requests' worth (the rest waits for more)."""
-        rows = self._rows_pending()
+        """The rows of the next flush: whole requests' worth while more rows are on their
+        way and nothing waited its linger (the rest waits for more); else everything."""
         overdue = asyncio.get_running_loop().time() - self.pending[0].since >= LINGER_SECONDS
-        if self.expected <= 0 or overdue or rows < ROWS_PER_REQUEST:
-            taken, self.pending = self.pending, []
+        if self.expected <= 0 or overdue or self.rows < ROWS_PER_REQUEST:
+            taken, self.pending, self.rows = self.pending, [], 0
             return taken
-        want = rows - rows % ROWS_PER_REQUEST
-        count = 0
-        for i, p in enumerate(self.pending):
-            count += len(p.entries)
-            if count >= want:
-                taken, self.pending = self.pending[: i + 1], self.pending[i + 1 :]
-                return taken
-        taken, self.pending = self.pending, []  # pragma: no cover - want <= rows
+        want = self.rows - self.rows % ROWS_PER_REQUEST
+        count = taken_items = 0
+        while count < want:
+            count += len(self.pending[taken_items].entries)
+            taken_items += 1
+        taken, self.pending = self.pending[:taken_items], self.pending[taken_items:]
+        self.rows -= count
         return taken
 
     async def _wait(self) -> None:

@@ -95,12 +95,15 @@ def _first_end(start: int, end: int | None) -> int:
     return first if end is None else min(end, first)
 
 
-def _part_bounds(start: int, first_end: int, stop: int) -> list[tuple[int, int]]:
-    """The parts of ``[start, stop)``: the first GET's, then ``_GET_PART`` each, a short
-    last one joined to the one before."""
+def _part_bounds(
+    start: int, first_end: int, stop: int, part: int | None = None
+) -> list[tuple[int, int]]:
+    """The parts of ``[start, stop)``: the first GET's, then ``part`` (``_GET_PART``) each,
+    a short last one joined to the one before."""
+    part = part or _GET_PART
     bounds = [(start, min(stop, first_end))]
-    bounds += [(lo, min(stop, lo + _GET_PART)) for lo in range(first_end, stop, _GET_PART)]
-    if len(bounds) > 2 and bounds[-1][1] - bounds[-1][0] <= max(_GET_SLACK, _GET_PART // 8):
+    bounds += [(lo, min(stop, lo + part)) for lo in range(first_end, stop, part)]
+    if len(bounds) > 2 and bounds[-1][1] - bounds[-1][0] <= max(_GET_SLACK, part // 8):
         (lo, _), (_, hi) = bounds[-2], bounds.pop()
         bounds[-1] = (lo, hi)
     return bounds
@@ -402,7 +405,8 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
                 yield chunk
             return
         pin = meta.etag or if_match
-        async for chunk in self._parts_ahead(path, first, range(start, stop, part), stop, pin):
+        bounds = _part_bounds(start, first_end, stop, part)
+        async for chunk in self._parts_ahead(path, first, bounds, pin):
             if len(chunk) <= chunk_size:
                 yield chunk
             else:  # a part of several chunks
@@ -410,33 +414,32 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
                     yield chunk[at : at + chunk_size]
 
     async def _parts_ahead(
-        self, path: str, first: Any, starts: range, stop: int, pin: str | None
+        self, path: str, first: Any, bounds: list[tuple[int, int]], pin: str | None
     ) -> AsyncIterator[bytes]:
-        """The parts from ``starts`` (the first one's GET made: ``first``) in order, the
-        next ones read ahead in parallel, pinned to ``pin`` (a consumer that decrypts or
-        writes works while the next parts arrive)."""
-        part = starts.step
+        """The parts ``bounds`` (the first one's GET made: ``first``) in order, the next
+        ones read ahead in parallel, pinned to ``pin`` (a consumer that decrypts or writes
+        works while the next parts arrive)."""
+        part = bounds[0][1] - bounds[0][0]
         ahead = max(1, min(_STREAM_AHEAD, _STREAM_WINDOW // part))
-        later = iter(starts[1:])
+        later = iter(bounds[1:])
         window: deque[tuple[FilledBytes, asyncio.Future[None]]] = deque()
 
-        def launch(lo: int, result: Any = None) -> None:
-            hi = min(stop, lo + part)
+        def launch(lo: int, hi: int, result: Any = None) -> None:
             buf = FilledBytes(hi - lo)
             fill = self._fill(path, lo, hi, pin, [buf.view[:]], result)
             window.append((buf, asyncio.ensure_future(fill)))
 
-        launch(starts[0], first)
+        launch(*bounds[0], first)
         try:
-            for lo in islice(later, ahead):
-                launch(lo)
+            for lo, hi in islice(later, ahead):
+                launch(lo, hi)
             while window:
                 buf, filling = window[0]
                 await filling
                 window.popleft()
                 following = next(later, None)
                 if following is not None:
-                    launch(following)
+                    launch(*following)
                 yield buf.value()
         finally:
             for _, filling in window:

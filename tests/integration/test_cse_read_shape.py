@@ -100,3 +100,25 @@ def test_the_parts_are_asked_for_while_the_key_is_resolved(proxy, emrfs_bucket):
     proxy.reset_counters()
     assert fs.cat_file(path) == data
     assert seen == [4] and _gets(proxy) == 4
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_a_sealed_stream_costs_the_gets_of_its_plaintext(
+    proxy, emrfs_bucket, fmt, monkeypatch, tmp_path
+):
+    """Streamed whole (a download), a sealed object comes in the parts a plaintext one of
+    its size does: its tag or last segments come with the last part."""
+    import emrfs.store.obstore as transport
+
+    monkeypatch.setattr(transport, "_STREAM_PART", PART)
+    data = os.urandom(4 * PART)
+    plain, sealed = _fs(proxy, None), _fs(proxy, FORMATS[fmt])
+    plain.pipe_file(f"{emrfs_bucket}/plain", data)
+    sealed.pipe_file(f"{emrfs_bucket}/sealed", data)
+    gets = []
+    for fs, name in ((plain, "plain"), (sealed, "sealed")):
+        proxy.reset_counters()
+        fs.get_file(f"{emrfs_bucket}/{name}", str(tmp_path / name))
+        assert (tmp_path / name).read_bytes() == data
+        gets.append(_gets(proxy))
+    assert gets == [4, 4]

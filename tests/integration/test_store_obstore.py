@@ -334,6 +334,7 @@ def test_a_large_stream_reads_parts_ahead_pinned_to_one_version(
     part = 64 * 1024
     monkeypatch.setattr(transport, "_STREAM_PART", part)
     monkeypatch.setattr(transport, "_STREAM_AHEAD", 2)
+    monkeypatch.setattr(transport, "_GET_SLACK", 0)
     data = os.urandom(6 * part + 99)
     emrfs_s3.put_object(Bucket=bucket, Key="big", Body=data)
     etag = emrfs_s3.head_object(Bucket=bucket, Key="big")["ETag"]
@@ -361,8 +362,9 @@ def test_a_large_stream_reads_parts_ahead_pinned_to_one_version(
     chunks = run(stream(part))
     assert b"".join(chunks) == data and [len(c) for c in chunks] == [part] * 6 + [99]
     assert asked[0] == (0, part, None)
+    # the 99 bytes past the last whole part come with it, not in a GET of their own
     assert sorted(asked[1:]) == [
-        (i * part, min(len(data), (i + 1) * part), etag) for i in range(1, 7)
+        (i * part, len(data) if i == 5 else (i + 1) * part, etag) for i in range(1, 6)
     ]
     asked.clear()
     small = run(stream(20_000, 5, 3 * part + 1))  # parts of whole chunks, cut to the chunk size

@@ -61,9 +61,15 @@ def test_rows_of_writes_under_way_fill_whole_requests_and_read_ancestors_once(no
         )
 
     asyncio.run(main())
-    assert sum(store.puts) == 60 and len(store.puts) >= 2
-    # every flush but the last carries whole requests (BatchWriteItem takes 25 rows)
-    assert all(n % batching.ROWS_PER_REQUEST == 0 for n in store.puts[:-1])
+    assert sum(store.puts) == 60
+    # while the writes under way could fill a request (BatchWriteItem takes 25 rows),
+    # flushes waited for them: a flush leaves a partial request only when the rows
+    # still to come could not have filled it
+    written = 0
+    for n in store.puts:
+        written += n
+        partial = n % batching.ROWS_PER_REQUEST
+        assert partial == 0 or partial + (60 - written) < batching.ROWS_PER_REQUEST, store.puts
     assert store.reads == [["b", "b/d"]]  # the ancestors, read by the run's first flush only
     assert len(store.list_children("b/d").live) == 60
 
@@ -101,6 +107,23 @@ def test_the_run_trusts_its_directories_only_for_a_while(no_linger, monkeypatch)
     assert len(store.puts) == 2 and store.reads == [["b", "b/d"], ["b", "b/d"]]
 
 
+def test_a_few_writes_under_way_hold_back_no_row(no_linger):
+    """Writes under way that cannot fill a request are not waited for (no latency added
+    where nothing is saved): each row goes as it comes."""
+    store = CountingStore()
+    view = view_over(store)
+
+    async def main():
+        slow = [view.expect_row() for _ in range(3)]  # PUTs that end after the test
+        ticket = view.expect_row()
+        await asyncio.wait_for(view.record_file("b/quick", 1, "e", ticket=ticket), timeout=30)
+        for t in slow:
+            t.close()
+
+    asyncio.run(main())
+    assert store.puts == [1] and store.get("b/quick").live
+
+
 def test_a_write_that_ends_without_a_row_holds_back_no_other(no_linger):
     store = CountingStore()
     view = view_over(store)
@@ -133,10 +156,13 @@ def test_a_row_waits_no_longer_than_the_linger_for_a_write_still_under_way(monke
     view = view_over(store)
 
     async def main():
-        stuck = view.expect_row()  # a PUT that takes (here: forever) longer than the linger
+        # PUTs under way that could fill a request, taking (here: forever) longer than
+        # the linger
+        stuck = [view.expect_row() for _ in range(batching.ROWS_PER_REQUEST)]
         ticket = view.expect_row()
         await asyncio.wait_for(view.record_file("b/quick", 1, "e", ticket=ticket), timeout=30)
-        stuck.close()
+        for t in stuck:
+            t.close()
 
     asyncio.run(main())
     assert store.get("b/quick").live
