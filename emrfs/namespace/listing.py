@@ -113,8 +113,7 @@ class Listings:
             if key and (listing.self_marker or not listing.empty):
                 out.setdefault(path, self.status.directory(path, marker=listing.self_marker))
         else:
-            for name in listing.dirs:
-                out.pop(name, None)
+            listing.files.drop(listing.dirs)
         return out
 
     def _remember_files(self, listing: Listing, scope: str) -> None:

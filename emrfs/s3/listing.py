@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import (
     AsyncIterator,
     ItemsView,
+    Iterable,
     Iterator,
     MutableMapping,
     Sequence,
@@ -140,6 +141,13 @@ class ListedFiles(MutableMapping[str, dict]):
     def __delitem__(self, path: str) -> None:
         if self._made.pop(path, None) is None:
             del self._rows[path]
+
+    def drop(self, paths: Iterable[str]) -> None:
+        """Take out those of ``paths`` that are here, found by set operations (a ``find``
+        without directories drops each directory's name: a tree has many)."""
+        for entries in (self._rows, self._made):
+            for path in entries.keys() & paths:
+                del entries[path]
 
     def __contains__(self, path: object) -> bool:
         return path in self._made or path in self._rows
@@ -284,14 +292,17 @@ def _add_marker(
 def _imply_parents_of(
     listing: Listing, status: StatusFactory, bucket: str, dir_key: str, files: list[str]
 ) -> None:
-    """The directories the paths of ``files`` imply below ``dir_key``: one step per
-    distinct parent."""
-    listed_dir = f"{bucket}/{dir_key}" if dir_key else bucket
+    """The directories the paths of ``files`` imply below ``dir_key``: from each distinct
+    parent not listed yet, up to the first one listed (as :func:`_imply_parents`, on
+    the paths as they are)."""
+    below = f"{bucket}/{dir_key}/" if dir_key else f"{bucket}/"
+    empty = f"{bucket}/"  # an empty key ("a//b"'s parent at the root) is no directory
     dirs = listing.dirs
-    skip = len(bucket) + 1
-    for parent in {name.rpartition("/")[0] for name in files}:
-        if parent != listed_dir and parent != bucket and parent not in dirs:
-            _imply_parents(listing, status, bucket, parent[skip:] + "/", dir_key)
+    directory = status.directory
+    for name in {path.rpartition("/")[0] for path in files} - dirs.keys():
+        while name.startswith(below) and name != empty and name not in dirs:
+            dirs[name] = directory(name)
+            name = name.rpartition("/")[0]
 
 
 def _imply_parents(

@@ -470,3 +470,15 @@ def test_an_arrow_listing_batch_becomes_the_python_values_it_holds():
         assert list(columns[4]) == [None, "v1", None, None]
     unversioned = _columns(RecordBatch.from_arrow(batch.set_column(4, "version", pa.nulls(4))))
     assert list(unversioned[4]) == [None] * 4
+
+
+def test_listed_files_drop_the_names_given_in_either_form_and_make_no_dict():
+    from emrfs.s3.listing import ListedFiles
+
+    sf = _CountingStatus(1)
+    rows = [(f"b/d/f{i}", i, f'"{i}"', T, None, None) for i in range(4)]
+    files = ListedFiles()
+    files.add_rows([r[0] for r in rows], rows, sf)
+    files["b/d/f3"] = {"name": "b/d/f3", "type": "directory"}
+    files.drop({"b/d/f0": {}, "b/d/f3": {}, "b/d/absent": {}})
+    assert sorted(files) == ["b/d/f1", "b/d/f2"] and sf.made == 0
