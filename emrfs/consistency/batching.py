@@ -5,8 +5,8 @@ the rows of writes running at the same time are written together.  A metadata
 request costs the table and the client far more than a row in it does (BatchWriteItem
 takes 25 rows), so while the writes it was told of (:meth:`RowBatcher.expect`) can
 fill a request, a flush waits for them, never longer than :data:`LINGER_SECONDS` for
-the first row it holds; when they cannot, it goes at once (a few writes at a time
-wait for no one, as before).
+the first row it holds (counted from when the flusher was free to write it); when
+they cannot, it goes at once (a few writes at a time wait for no one, as before).
 
 A *run* is the time the flusher keeps working: rows pending, or writes under way.
 The directories a run's flushes made sure of (each row's ancestors, read and created
@@ -85,6 +85,8 @@ class RowBatcher:
         self.expected = 0  # writes under way (tickets) whose rows have not arrived
         self.live_dirs: set[str] = set()
         self.live_since = 0.0
+        self.flushed_at = 0.0  # when the last flush ended: rows that came during it
+        # waited for the flusher, not for companions: their linger starts then
         self._flusher: asyncio.Task | None = None
         self._waiter: asyncio.Future | None = None
 
@@ -124,8 +126,14 @@ class RowBatcher:
         return (
             self.rows >= ROWS_PER_REQUEST
             or self.rows + self.expected < ROWS_PER_REQUEST
-            or asyncio.get_running_loop().time() - self.pending[0].since >= LINGER_SECONDS
+            or self._overdue()
         )
+
+    def _linger_ends(self) -> float:
+        return max(self.pending[0].since, self.flushed_at) + LINGER_SECONDS
+
+    def _overdue(self) -> bool:
+        return asyncio.get_running_loop().time() >= self._linger_ends()
 
     def wake_if_ready(self) -> None:
         if self._ready():
@@ -152,8 +160,7 @@ class RowBatcher:
     def _take(self) -> list[_Pending]:
         """The rows of the next flush: whole requests' worth while more rows are on their
         way and nothing waited its linger (the rest waits for more); else everything."""
-        overdue = asyncio.get_running_loop().time() - self.pending[0].since >= LINGER_SECONDS
-        if self.expected <= 0 or overdue or self.rows < ROWS_PER_REQUEST:
+        if self.expected <= 0 or self._overdue() or self.rows < ROWS_PER_REQUEST:
             taken, self.pending, self.rows = self.pending, [], 0
             return taken
         want = self.rows - self.rows % ROWS_PER_REQUEST
@@ -172,7 +179,7 @@ class RowBatcher:
         waiter = self._waiter = loop.create_future()
         timer = None
         if self.pending:
-            timer = loop.call_at(self.pending[0].since + LINGER_SECONDS, _wake, waiter)
+            timer = loop.call_at(self._linger_ends(), _wake, waiter)
         try:
             await waiter
         finally:
@@ -191,6 +198,8 @@ class RowBatcher:
             outcome: BaseException | None = exc
         else:
             outcome = None
+        finally:
+            self.flushed_at = asyncio.get_running_loop().time()
         for p in batch:
             if p.done.done():
                 continue
