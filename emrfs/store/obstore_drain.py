@@ -73,32 +73,32 @@ async def in_worker(
     fn: Callable[..., None], *args: Any, landed: Callable[[int], None] | None = None
 ) -> None:
     """``fn(*args, report, stop)`` in a worker thread; each ``report(n)`` it makes is
-    relayed to ``landed(n)`` here, on the event loop (``report`` is None without
-    ``landed``).  Cancelled, or ``landed`` raising, it sets ``stop`` and still waits for
-    the thread to end (the thread writes into a buffer the caller frees after)."""
+    relayed to ``landed(n)`` on the event loop (``report`` is None without ``landed``).
+    Cancelled, or ``landed`` raising, it sets ``stop`` and still waits for the thread to
+    end (the thread writes into a buffer the caller frees after), then raises that."""
     loop = asyncio.get_running_loop()
     stop = threading.Event()
-    wake = asyncio.Event()
-    latest = [0]
+    failed: list[BaseException] = []
+    done = False
+
+    def relay(n: int) -> None:  # on the event loop, in the order the thread reported
+        if done or failed or landed is None:
+            return
+        try:
+            landed(n)
+        except BaseException as exc:  # noqa: BLE001 - raised below, once the thread ended
+            failed.append(exc)
+            stop.set()
 
     def report(n: int) -> None:  # in the worker thread
-        latest[0] = n
-        loop.call_soon_threadsafe(wake.set)
+        loop.call_soon_threadsafe(relay, n)
 
     work = partial(fn, *args, report if landed is not None else None, stop)
     future = loop.run_in_executor(native_pool(), work)
     try:
-        while landed is not None and not future.done():
-            waiter: asyncio.Future[Any] = loop.create_task(wake.wait())
-            try:
-                await asyncio.wait((future, waiter), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-            if wake.is_set():
-                wake.clear()
-                landed(latest[0])
+        # (the thread's reports were queued before its end: relayed before this returns)
         await asyncio.shield(future)
-    except BaseException:
+    except asyncio.CancelledError:
         stop.set()
         while not future.done():
             try:
@@ -106,8 +106,12 @@ async def in_worker(
             except asyncio.CancelledError:
                 continue
         if not future.cancelled():
-            future.exception()  # retrieved: the error raised here is what the caller sees
+            future.exception()  # retrieved: the cancellation is what the caller sees
         raise
+    finally:
+        done = True  # a report still queued finds the read over
+    if failed:
+        raise failed[0]
 
 
 async def in_order(

@@ -25,6 +25,7 @@ from emrfs.crypto.content import CbcDecryptor
 from emrfs.crypto.inplace import WholeRead
 from emrfs.crypto.stream import ContentDecryptor
 from emrfs.errors import IntegrityError
+from emrfs.store.obstore_drain import Prefix
 from emrfs.store.protocol import ObjectMeta
 from emrfs.store.targets import Scatter
 
@@ -50,7 +51,8 @@ def _sealed(fmt: str, data: bytes) -> tuple[bytes, Callable[[], ContentDecryptor
 
 def _read(body: bytes, decryptor: ContentDecryptor | None, cuts: list[int], seed: int) -> bytes:
     """``body`` read through a WholeRead as a transport would: parts cut at ``cuts``,
-    landing in an order ``seed`` picks, each prefix told once complete."""
+    landing in an order ``seed`` picks (each in two pieces), each prefix told as it grows
+    (within a part too, as a transport's drains report)."""
     stored = ObjectMeta("b/obj", len(body), '"e"')
     reported = ObjectMeta("b/obj", 0, '"e"')
 
@@ -65,16 +67,13 @@ def _read(body: bytes, decryptor: ContentDecryptor | None, cuts: list[int], seed
         parts = list(itertools.pairwise(edges))
         order = list(range(len(parts)))
         random.Random(seed).shuffle(order)
-        landed: set[int] = set()
-        told = 0
+        prefix = Prefix([hi - lo for lo, hi in parts], target.filled)
         try:
             for k in order:
                 lo, hi = parts[k]
-                scatter.write(lo, body[lo:hi])
-                landed.add(k)
-                while told in landed:
-                    target.filled(parts[told][1])
-                    told += 1
+                for a, b in ((lo, (lo + hi) // 2), ((lo + hi) // 2, hi)):
+                    scatter.write(a, body[a:b])
+                    prefix.landed(k, b - lo)
             if not parts:
                 target.filled(0)
         except BaseException:
