@@ -122,3 +122,30 @@ def test_a_sealed_stream_costs_the_gets_of_its_plaintext(
         assert (tmp_path / name).read_bytes() == data
         gets.append(_gets(proxy))
     assert gets == [4, 4]
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_a_sealed_read_in_parts_that_meets_a_changed_byte_returns_nothing(
+    proxy, emrfs_s3, emrfs_bucket, fmt, monkeypatch
+):
+    """Parts are decrypted as they land, before the whole object verified: a byte changed
+    in any part (or the tag) still fails the read with IntegrityError, whole-object and
+    streamed, and nothing of the plaintext is handed out."""
+    from emrfs.errors import IntegrityError
+    from emrfs.store import obstore_drain
+
+    monkeypatch.setattr(obstore_drain, "REPORT_STEP", 64 * 1024)  # within parts too
+    data = os.urandom(4 * PART)
+    fs = _fs(proxy, FORMATS[fmt])
+    fs.pipe_file(f"{emrfs_bucket}/good", data)
+    raw = emrfs_s3.get_object(Bucket=emrfs_bucket, Key="good")
+    body, envelope = raw["Body"].read(), raw["Metadata"]
+    for at in (10, 2 * PART + 5, len(body) - 1):
+        changed = bytearray(body)
+        changed[at] ^= 0x01
+        emrfs_s3.put_object(Bucket=emrfs_bucket, Key="bad", Body=bytes(changed), Metadata=envelope)
+        with pytest.raises(IntegrityError):
+            fs.cat_file(f"{emrfs_bucket}/bad")
+        with pytest.raises(IntegrityError), fs.open(f"{emrfs_bucket}/bad", "rb") as f:
+            f.read()
+    assert fs.cat_file(f"{emrfs_bucket}/good") == data
