@@ -6,7 +6,8 @@ request costs the table and the client far more than a row in it does (BatchWrit
 takes 25 rows), so while the writes it was told of (:meth:`RowBatcher.expect`) can
 fill a request, a flush waits for them, never longer than :data:`LINGER_SECONDS` for
 the first row it holds (counted from when the flusher was free to write it); when
-they cannot, it goes at once (a few writes at a time wait for no one, as before).
+they cannot, it goes at once (a few writes at a time wait for no one, as before),
+except in the tail of a run that filled requests (a bulk write's last rows share one).
 
 A *run* is the time the flusher keeps working: rows pending, or writes under way.
 The directories a run's flushes made sure of (each row's ancestors, read and created
@@ -87,6 +88,7 @@ class RowBatcher:
         self.live_since = 0.0
         self.flushed_at = 0.0  # when the last flush ended: rows that came during it
         # waited for the flusher, not for companions: their linger starts then
+        self.filled = False  # this run wrote a full request: a bulk write's tail waits
         self._flusher: asyncio.Task | None = None
         self._waiter: asyncio.Future | None = None
 
@@ -118,14 +120,16 @@ class RowBatcher:
     # --- the flusher ------------------------------------------------------------------
 
     def _ready(self) -> bool:
-        """A flush is due: a full request's rows are here, no request can be filled by the
-        writes under way (then waiting would only add latency), or the oldest row waited
-        its linger."""
+        """A flush is due: a full request's rows are here, no write is under way, the
+        writes under way cannot fill a request (then waiting would only add latency to a
+        few concurrent writes; not so in the tail of a run that filled requests: there
+        the last rows wait to share one), or the oldest row waited its linger."""
         if not self.pending:
             return False
         return (
             self.rows >= ROWS_PER_REQUEST
-            or self.rows + self.expected < ROWS_PER_REQUEST
+            or self.expected <= 0
+            or (not self.filled and self.rows + self.expected < ROWS_PER_REQUEST)
             or self._overdue()
         )
 
@@ -157,6 +161,7 @@ class RowBatcher:
                     return
         finally:
             self.live_dirs = set()
+            self.filled = False
             self._flusher = None
 
     def _take(self) -> list[_Pending]:
@@ -191,6 +196,7 @@ class RowBatcher:
 
     async def _write(self, batch: list[_Pending]) -> None:
         rows = [e for p in batch for e in p.entries]
+        self.filled = self.filled or len(rows) >= ROWS_PER_REQUEST
         now = asyncio.get_running_loop().time()
         if not self.live_dirs or now - self.live_since > LIVE_DIRS_SECONDS:
             self.live_dirs, self.live_since = set(), now

@@ -107,6 +107,22 @@ def test_the_run_trusts_its_directories_only_for_a_while(no_linger, monkeypatch)
     assert len(store.puts) == 2 and store.reads == [["b", "b/d"], ["b", "b/d"]]
 
 
+def test_the_last_rows_of_a_bulk_write_share_one_request(no_linger):
+    store = CountingStore()
+    view = view_over(store)
+
+    async def main():
+        tickets = [view.expect_row() for _ in range(30)]
+        await asyncio.gather(*(write(view, f"b/d/f{i}", t, 0) for i, t in enumerate(tickets[:25])))
+        # the tail: 5 rows, each a few turns after the one before
+        await asyncio.gather(
+            *(write(view, f"b/d/g{i}", t, 3 * i) for i, t in enumerate(tickets[25:]))
+        )
+
+    asyncio.run(main())
+    assert store.puts == [25, 5]
+
+
 def test_a_few_writes_under_way_hold_back_no_row(no_linger):
     """Writes under way that cannot fill a request are not waited for (no latency added
     where nothing is saved): each row goes as it comes."""
