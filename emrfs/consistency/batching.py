@@ -136,7 +136,9 @@ class RowBatcher:
         return asyncio.get_running_loop().time() >= self._linger_ends()
 
     def wake_if_ready(self) -> None:
-        if self._ready():
+        """Wake the flusher when a flush is due, or when its run is over (nothing pending,
+        no write under way: it ends, and the run's directories are forgotten)."""
+        if self._ready() or (not self.pending and self.expected <= 0):
             self._wake()
 
     def _wake(self) -> None:

@@ -166,3 +166,26 @@ def test_a_row_waits_no_longer_than_the_linger_for_a_write_still_under_way(monke
 
     asyncio.run(main())
     assert store.get("b/quick").live
+
+
+def test_the_run_ends_when_its_last_write_ends_without_a_row(no_linger):
+    """A write that recorded, then one that failed: nothing is left pending or under way,
+    so the flusher ends (and with it the run's trusted directories)."""
+    store = CountingStore()
+    view = view_over(store)
+
+    async def main():
+        recorded, failed = view.expect_row(), view.expect_row()
+        await write(view, "b/d/f", recorded, 0)
+        batcher = view._batcher()
+        assert batcher.live_dirs == {"b", "b/d"}  # the run is on: a write is under way
+        for _ in range(3):  # the flusher waits for it
+            await asyncio.sleep(0)
+        assert batcher._flusher is not None
+        failed.close()  # its PUT failed: no row comes
+        for _ in range(3):
+            await asyncio.sleep(0)
+        # (checked here: asyncio.run would cancel a flusher left waiting)
+        assert batcher._flusher is None and batcher.live_dirs == set()
+
+    asyncio.run(main())
