@@ -216,6 +216,7 @@ def test_a_large_get_into_lands_in_parallel_parts_in_the_readers_buffers(
     between the parts fails the read (ChangedError), and a target that gives up ends the
     read with its error once every part stopped writing into its buffers."""
     import emrfs.store.obstore as transport
+    from emrfs.store import obstore_drain
 
     part = 64 * 1024
     monkeypatch.setattr(transport, "_GET_PART", part)
@@ -252,6 +253,13 @@ def test_a_large_get_into_lands_in_parallel_parts_in_the_readers_buffers(
     assert target.told == [part, 2 * part, 3 * part - 93] and len(asked) == 3
     with pytest.raises(ValueError, match="gives up"):
         run(store.get_into(f"{bucket}/big", Into(cut=0, give_up_at=part)))
+    # told within a part (as its drain reports): giving up there ends the read too, no
+    # GET made again for the part it was told of
+    monkeypatch.setattr(obstore_drain, "REPORT_STEP", 4096)
+    asked.clear()
+    with pytest.raises(ValueError, match="gives up"):
+        run(store.get_into(f"{bucket}/big", Into(cut=0, give_up_at=1)))
+    assert len(asked) <= 6
     asked.clear()
     overwrite["after"] = 1
     with pytest.raises(ChangedError):
