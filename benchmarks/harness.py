@@ -125,20 +125,23 @@ def say(message: str) -> None:
 
 
 class _CpuMeter:
-    """CPU seconds of the server process (or None when it is not ours to see)."""
+    """CPU seconds of the server processes (or None when the S3 server is not ours to
+    see): the S3 server's, and the DynamoDB/KMS server's once one is started beside it."""
 
     def __init__(self, pid: int | None):
-        self._proc = None
+        self._procs: list[Any] = []
         if pid is not None:
-            import psutil
+            self.add(pid)
 
-            self._proc = psutil.Process(pid)
+    def add(self, pid: int) -> None:
+        import psutil
+
+        self._procs.append(psutil.Process(pid))
 
     def read(self) -> float | None:
-        if self._proc is None:
+        if not self._procs:
             return None
-        t = self._proc.cpu_times()
-        return t.user + t.system
+        return sum(t.user + t.system for t in (p.cpu_times() for p in self._procs))
 
 
 def _measure_in_process(op: Callable[[], Any], server: _CpuMeter) -> dict:
@@ -349,7 +352,10 @@ class Bench:
             from .servers import embedded_moto
 
             self._aux = embedded_moto()
-            self._aux_url = self._aux.__enter__().endpoint_url
+            servers = self._aux.__enter__()
+            self._aux_url = servers.endpoint_url
+            if servers.pid is not None and self.meter.read() is not None:
+                self.meter.add(servers.pid)  # its CPU counts as the server's (cv_small_put)
         return self._aux_url
 
     def __enter__(self) -> Bench:
