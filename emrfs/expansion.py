@@ -98,35 +98,14 @@ class Expansion:
             raise not_found(", ".join(literal + patterns), "nothing matches")
         return sorted(out)
 
-    async def named_copy(
-        self, path1: Any, path2: Any, recursive: bool, maxdepth: int | None
-    ) -> tuple[Any, Any] | None:
-        """``copy``'s sources and destinations when ``path1`` is a name that holds glob
-        characters and exists as written (fsspec would take it for a pattern when placing
-        the copy): ``(path1, path2)`` unchanged when it is not such a name, None when
-        nothing is left to copy."""
-        if not (
-            isinstance(path1, str)
-            and isinstance(path2, str)
-            and paths.has_magic(self.strip(path1))
-            and await self.exists(path1)
-        ):
-            return path1, path2
-        sources = await self.expand_path(path1, recursive=recursive, maxdepth=maxdepth)
-        if not recursive or maxdepth is not None:
-            sources = [p for p in sources if not await self.isdir(p)]
-            if not sources:
-                return None
-        dest_is_dir = path2.endswith("/") or await self.isdir(path2)
-        return sources, other_paths(sources, path2, exists=dest_is_dir and not path1.endswith("/"))
-
     async def copy_pairs(
         self, path1: Any, path2: Any, recursive: bool, maxdepth: int | None
     ) -> list[tuple[str, str]]:
         """``copy``'s (source, destination) pairs, placed by fsspec's rules (its ``_copy``
         computes them the same way): a list of sources onto a list of destinations pairs
         them as given; otherwise the sources are expanded, and land under ``path2`` when
-        it is a directory.  Empty when a non-recursive copy names only directories."""
+        it is a directory.  Empty when a non-recursive copy names only directories.  A
+        name with glob characters that exists as written is that name, not a pattern."""
         if isinstance(path1, list) and isinstance(path2, list):
             if len(path1) != len(path2):
                 raise ValueError(
@@ -135,6 +114,9 @@ class Expansion:
                 )
             return list(zip(path1, path2, strict=True))
         source_is_str = isinstance(path1, str)
+        magic = source_is_str and has_magic(path1)
+        if magic and paths.has_magic(self.strip(path1)) and await self.exists(path1):
+            magic = False  # placed as a name, as fsspec would place a plain one
         sources = await self.expand_path(path1, recursive=recursive, maxdepth=maxdepth)
         if source_is_str and (not recursive or maxdepth is not None):
             # a non-recursive glob does not copy directories
@@ -143,8 +125,7 @@ class Expansion:
                 return []
         dest_is_dir = isinstance(path2, str) and (trailing_sep(path2) or await self.isdir(path2))
         exists = source_is_str and (
-            (has_magic(path1) and len(sources) == 1)
-            or (not has_magic(path1) and dest_is_dir and not trailing_sep(path1))
+            (magic and len(sources) == 1) or (not magic and dest_is_dir and not trailing_sep(path1))
         )
         return list(
             zip(

@@ -388,10 +388,7 @@ class EmrFileSystem(AsyncFileSystem):
         when it holds glob characters."""
         if callback is not DEFAULT_CALLBACK:
             kwargs["_parent_callback"] = callback
-        named = await self._expansion.named_copy(path1, path2, recursive, maxdepth)
-        if named is None:
-            return None
-        pairs = await self._expansion.copy_pairs(*named, recursive, maxdepth)
+        pairs = await self._expansion.copy_pairs(path1, path2, recursive, maxdepth)
         # every source's status first, then each file's target checked once per parent
         # directory (not probed name by name), then the copies
         infos = await expansion.gather_each([p for p, _ in pairs], self._info, batch_size)
