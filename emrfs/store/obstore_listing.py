@@ -35,51 +35,53 @@ class ObstoreListing(ObstoreBase):
             async for page in self.fallback.list(prefix, delimiter=delimiter, limit=limit):
                 yield page
             return
+        pages = self._one_level if delimiter == "/" else self._tree
+        async for page in pages(prefix, bucket, key_prefix[:-1] or None):
+            yield page
+
+    async def _one_level(
+        self, prefix: str, bucket: str, base: str | None
+    ) -> AsyncIterator[ListPage]:
+        """The objects and common prefixes directly below ``base`` (one request)."""
         import obstore
 
-        store = self._store(bucket)
-        base = key_prefix[:-1] or None
-        if delimiter == "/":
-            try:
-                with self._errors(prefix):
-                    result = await blocking(
-                        obstore.list_with_delimiter, store, base, return_arrow=True
-                    )
-            except Exception as exc:
-                if not _unparseable(exc):
-                    raise
-                # a key obstore cannot parse: botocore lists it as it is
-                async for page in self.fallback.list(prefix, delimiter=delimiter):
-                    yield page
-                return
-            in_bucket = bucket + "/"
-            paths, sizes, etags, modified, versions = _columns(result["objects"])
-            names = builtins.list(map(in_bucket.__add__, paths))
-            if base in paths:  # the directory's own marker "base/" comes back as "base"
-                names[paths.index(base)] += "/"
-            rows = builtins.list(
-                zip(
-                    names,
-                    sizes,
-                    etags,
-                    modified,
-                    versions,
-                    repeat(None),
-                    strict=False,
+        try:
+            with self._errors(prefix):
+                result = await blocking(
+                    obstore.list_with_delimiter, self._store(bucket), base, return_arrow=True
                 )
-            )
-            rows.sort(key=itemgetter(0))  # by path
-            prefixes = [f"{bucket}/{p}/" for p in result["common_prefixes"]]
-            for i in range(0, max(len(rows), len(prefixes), 1), _LIST_CHUNK):
-                yield ListPage.of_rows(rows[i : i + _LIST_CHUNK], prefixes[i : i + _LIST_CHUNK])
+        except Exception as exc:
+            if not _unparseable(exc):
+                raise
+            # a key obstore cannot parse: botocore lists it as it is
+            async for page in self.fallback.list(prefix, delimiter="/"):
+                yield page
             return
-        # recursive: obstore strips the "/" of a directory marker "d/", so a zero-byte
-        # "d" is a file "d" or the marker "d/"; the second sighting of a path is the marker
-        # (the file sorts first), a first zero-byte sighting is settled by one HEAD.  The
-        # pages come as Arrow batches: obstore makes no dict (nor datetime) per key
+        in_bucket = bucket + "/"
+        paths, sizes, etags, modified, versions = _columns(result["objects"])
+        names = builtins.list(map(in_bucket.__add__, paths))
+        if base in paths:  # the directory's own marker "base/" comes back as "base"
+            names[paths.index(base)] += "/"
+        rows = builtins.list(
+            zip(names, sizes, etags, modified, versions, repeat(None), strict=False)
+        )
+        rows.sort(key=itemgetter(0))  # by path
+        prefixes = [f"{bucket}/{p}/" for p in result["common_prefixes"]]
+        for i in range(0, max(len(rows), len(prefixes), 1), _LIST_CHUNK):
+            yield ListPage.of_rows(rows[i : i + _LIST_CHUNK], prefixes[i : i + _LIST_CHUNK])
+
+    async def _tree(self, prefix: str, bucket: str, base: str | None) -> AsyncIterator[ListPage]:
+        """Every object below ``base``, in pages as obstore's batches come.
+
+        obstore strips the "/" of a directory marker "d/", so a zero-byte "d" is a file
+        "d" or the marker "d/"; the second sighting of a path is the marker (the file
+        sorts first), a first zero-byte sighting is settled by one HEAD.  The batches are
+        Arrow: obstore makes no dict (nor datetime) per key."""
+        import obstore
+
         seen: set[str] = set()
         last: str | None = None
-        batches = obstore.list(store, base, chunk_size=_LIST_CHUNK, return_arrow=True)
+        batches = obstore.list(self._store(bucket), base, chunk_size=_LIST_CHUNK, return_arrow=True)
         try:
             with self._errors(prefix):
                 async for batch in each(batches):
