@@ -169,3 +169,82 @@ def test_a_query_answers_from_its_partition_as_a_scan_of_the_table_would(emrfs_e
     )
     assert sorted(by_g) == sorted((p, c) for p, c, n in rows if n % 3 == 1)
     assert ddb.scan(TableName=table, Select="COUNT")["Count"] == len(rows)  # (no partition added)
+
+
+def test_a_cancelled_transaction_puts_back_the_rows_it_named_and_only_those(emrfs_endpoint):
+    """The embedded server saves the rows a transaction names, not a copy of the table
+    (moto deep-copied the whole table for every transaction: O(rows) each); a cancelled
+    transaction still leaves every row as it was, in a table with and without a range
+    key, whether a condition failed or the request was invalid (one row named twice)."""
+    import uuid
+
+    import boto3
+
+    ddb = boto3.client("dynamodb", endpoint_url=emrfs_endpoint, region_name="us-east-1")
+
+    def scan(table: str) -> list[dict]:
+        pages = ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+        return sorted((item for page in pages for item in page["Items"]), key=repr)
+
+    for ranged in (True, False):
+        table = f"moto-tj-{uuid.uuid4().hex[:12]}"
+        schema = [{"AttributeName": "p", "KeyType": "HASH"}]
+        attrs = [{"AttributeName": "p", "AttributeType": "S"}]
+        if ranged:
+            schema.append({"AttributeName": "c", "KeyType": "RANGE"})
+            attrs.append({"AttributeName": "c", "AttributeType": "S"})
+        ddb.create_table(
+            TableName=table,
+            KeySchema=schema,
+            AttributeDefinitions=attrs,
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+        def key(name: str, ranged: bool = ranged) -> dict:
+            return {"p": {"S": name}, **({"c": {"S": "f"}} if ranged else {})}
+
+        try:
+            for name in ("kept", "put-over", "updated", "deleted", "guard"):
+                ddb.put_item(TableName=table, Item={**key(name), "v": {"N": "1"}})
+            before = scan(table)
+            changes = [
+                {"Put": {"TableName": table, "Item": {**key("new"), "v": {"N": "2"}}}},
+                {"Put": {"TableName": table, "Item": {**key("put-over"), "v": {"N": "2"}}}},
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": key("updated"),
+                        "UpdateExpression": "SET v = :v, w = :v",
+                        "ExpressionAttributeValues": {":v": {"N": "2"}},
+                    }
+                },
+                {"Delete": {"TableName": table, "Key": key("deleted")}},
+            ]
+            failing = {
+                "ConditionCheck": {
+                    "TableName": table,
+                    "Key": key("guard"),
+                    "ConditionExpression": "attribute_not_exists(p)",
+                }
+            }
+            try:
+                ddb.transact_write_items(TransactItems=[*changes, failing])
+            except ddb.exceptions.TransactionCanceledException:
+                pass
+            else:
+                raise AssertionError("the transaction's condition should have failed")
+            assert scan(table) == before
+            twice = {"Delete": {"TableName": table, "Key": key("new")}}
+            try:
+                ddb.transact_write_items(TransactItems=[*changes, twice])
+            except ddb.exceptions.ClientError as exc:
+                assert exc.response["Error"]["Code"] == "ValidationException"
+            else:
+                raise AssertionError("a row named twice should have been refused")
+            assert scan(table) == before
+            ddb.transact_write_items(TransactItems=changes)  # and one that succeeds
+            after = {item["p"]["S"]: item for item in scan(table)}
+            assert sorted(after) == ["guard", "kept", "new", "put-over", "updated"]
+            assert after["updated"]["w"] == {"N": "2"} and after["put-over"]["v"] == {"N": "2"}
+        finally:
+            ddb.delete_table(TableName=table)
