@@ -101,3 +101,38 @@ def test_a_consistent_bulk_write_records_its_rows_in_whole_requests(
         for o in emrfs_s3.list_objects_v2(Bucket=bucket, Prefix="bulk/")["Contents"]
     }
     assert len(on_s3) == 60 and live == on_s3
+
+
+def test_each_ancestor_marker_is_deleted_once_by_writes_into_new_subdirectories(
+    emrfs_endpoint, emrfs_s3, bucket, monkeypatch
+):
+    """Writes into 20 new subdirectories of a new directory ask S3 to delete the shared
+    ancestor's markers once, not once per subdirectory at the same time (an object store
+    may serve concurrent deletes of one key in turn: SeaweedFS took 1-4 s for each)."""
+    fs = EmrFileSystem(endpoint_url=emrfs_endpoint, skip_instance_cache=True)
+    fs.makedirs(f"{bucket}/top/kept", exist_ok=True)  # a marker below top: it must stay
+    deleted: list[str] = []
+    delete_keys = Markers.delete_keys
+
+    async def counted(self, path, bucket_name, keys, *args, **kwargs):
+        deleted.extend(keys)
+        return await delete_keys(self, path, bucket_name, keys, *args, **kwargs)
+
+    monkeypatch.setattr(Markers, "delete_keys", counted)
+    fs.pipe({f"{bucket}/top/d{d:02d}/f{i}": b"x" for d in range(20) for i in range(10)})
+    # top's markers went when top/kept was made; each new subdirectory's, once each
+    assert sorted(deleted) == sorted(
+        k for d in range(20) for k in (f"top/d{d:02d}/", f"top/d{d:02d}_$folder$")
+    )
+    keys = _keys(emrfs_s3, bucket)
+    assert "top/kept/" in keys and len(keys) == 201
+    # a write into a directory already cleared asks nothing; a new one, its own markers
+    fs.pipe({f"{bucket}/top/d00/g": b"y", f"{bucket}/top/new/h": b"z"})
+    assert sorted(deleted[40:]) == ["top/new/", "top/new_$folder$"]
+    del deleted[:]  # a new directory's 20 new subdirectories: the new directory's markers once
+    fs.pipe({f"{bucket}/fresh/d{d:02d}/f{i}": b"x" for d in range(20) for i in range(5)})
+    assert sorted(deleted) == sorted(
+        k
+        for d in ["fresh", *(f"fresh/d{d:02d}" for d in range(20))]
+        for k in (d + "/", d + "_$folder$")
+    )
