@@ -40,6 +40,7 @@ from .obstore_native import (
     blocking,
     choose_transport,
     each,
+    get_reading_small,
     obstore_available,
     obstore_key,
     obstore_usable,
@@ -87,6 +88,10 @@ def _quoted(etag: str) -> str:
 
 def _same_etag(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.strip('"') == b.strip('"')
+
+
+def _any_size(size: int) -> bool:
+    return True
 
 
 def _first_end(start: int, end: int | None) -> int:
@@ -166,11 +171,8 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             return b""
         if end is None or end - start > _GET_PART:  # large: in parts, into one buffer
             return (await self.get(path, start, end, if_match=if_match))[1]
-        result = await self._get(path, start, end, if_match)
-        if result is None:
-            return b""
-        with self._errors(path):
-            return bytes(await blocking(result.bytes))
+        got = await self._request(path, start, end, if_match, _any_size)
+        return b"" if got is None else got[1] or b""
 
     async def get(
         self, path: str, start: int = 0, end: int | None = None, *, if_match: str | None = None
@@ -183,15 +185,19 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         # the first part tells the object's size; a larger object's other parts come in
         # parallel ranged GETs pinned to the version it served (as boto3 reads)
         first_end = _first_end(start, end)
-        first = await self._get(path, start, first_end, if_match)
-        if first is None:  # the range starts at or past the end: the meta from a HEAD
+        whole = min(first_end, start + _GET_PART)  # a read that stops by here is one GET
+
+        def one_get(size: int) -> bool:
+            return (size if end is None else min(end, size)) <= whole
+
+        got = await self._request(path, start, first_end, if_match, one_get)
+        if got is None:  # the range starts at or past the end: the meta from a HEAD
             return await pinned_head(self, path, if_match), b""
+        first, data = got
         # obstore's meta describes the whole object (its size from Content-Range)
         meta = self._meta(path, first.meta, first.attributes)
         stop = meta.size if end is None else min(end, meta.size)
-        if stop - start <= _GET_PART and first_end >= stop:
-            with self._errors(path):  # small: obstore's buffer, copied once
-                data = bytes(await blocking(first.bytes))
+        if data is not None:  # small: obstore's buffer, copied once
             if len(data) != stop - start:
                 raise ChangedError(path, meta.etag or "", None)  # changed under the read
             return meta, data
@@ -351,8 +357,20 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
 
     async def _get(self, path: str, start: int, end: int | None, if_match: str | None) -> Any:
         """One GET of ``[start, end)``; None when the range starts at or past the end."""
-        import obstore
+        got = await self._request(path, start, end, if_match, None)
+        return None if got is None else got[0]
 
+    async def _request(
+        self,
+        path: str,
+        start: int,
+        end: int | None,
+        if_match: str | None,
+        small: Callable[[int], bool] | None,
+    ) -> tuple[Any, bytes | None] | None:
+        """One GET of ``[start, end)`` and, when ``small(size)`` says the object's size
+        makes it the whole read, its body (read on the same pool thread); None when the
+        range starts at or past the end."""
         bucket, key = split(path)
         options: GetOptions = {}
         if end is not None:
@@ -363,7 +381,9 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
             options["if_match"] = _quoted(if_match)
         try:
             with self._errors(path, if_match=if_match):
-                result = await blocking(obstore.get, self._store(bucket), key, options=options)
+                result, body = await blocking(
+                    get_reading_small, self._store(bucket), key, options, small
+                )
         except Exception as exc:
             if getattr(exc, "code", None) == "InvalidRange":
                 return None
@@ -372,7 +392,7 @@ class ObstoreStore(ObstoreWrites, ObstoreListing):
         if if_match is not None and served is not None and not _same_etag(served, if_match):
             # an intermediary that ignored If-Match: the ETag says what was served
             raise ChangedError(path, if_match, served)
-        return result
+        return result, body
 
     async def get_stream(
         self,

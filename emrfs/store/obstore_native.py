@@ -87,6 +87,20 @@ async def blocking(fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
     )
 
 
+def get_reading_small(
+    store: Any, key: str, options: Any, small: Callable[[int], bool] | None
+) -> tuple[Any, bytes | None]:
+    """obstore's GET, and its body read on the same pool thread when ``small(size)`` says
+    the object's size makes the GET the whole read: a small read is one trip through the
+    pool, not one for the headers and another for the body.  ``(result, body or None)``."""
+    import obstore
+
+    result = obstore.get(store, key, options=options)
+    if small is not None and small(result.meta["size"]):
+        return result, bytes(result.bytes())
+    return result, None
+
+
 async def each(items: Iterator[_T]) -> AsyncIterator[_T]:
     """A blocking iterator's items (obstore's list and body streams), each fetched on a
     pool thread; the next one is asked for while the caller uses this one (a listing's
