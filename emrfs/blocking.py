@@ -13,14 +13,14 @@ default pool, they make progress.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+
+from .workers import WorkerPool
 
 __all__ = ["run_blocking", "LEAF_THREADS"]
 
@@ -30,23 +30,19 @@ LEAF_THREADS = 32
 T = TypeVar("T")
 
 _lock = threading.Lock()
-_executor: tuple[int, ThreadPoolExecutor] | None = None
+_pool: WorkerPool | None = None
 
 
-def _leaf_executor() -> ThreadPoolExecutor:
-    global _executor
+def _leaf_pool() -> WorkerPool:
+    global _pool
     with _lock:
-        if _executor is None or _executor[0] != os.getpid():  # after fork: new threads
-            _executor = (
-                os.getpid(),
-                ThreadPoolExecutor(max_workers=LEAF_THREADS, thread_name_prefix="emrfs-leaf"),
-            )
-        return _executor[1]
+        if _pool is None or _pool._pid != os.getpid():  # after fork: new threads
+            _pool = WorkerPool(LEAF_THREADS, "emrfs-leaf")
+        return _pool
 
 
 async def run_blocking(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """``await asyncio.to_thread(func, ...)`` on the leaf threads: for calls that block on
     I/O only, never on an event loop (which would bring the starvation back)."""
-    loop = asyncio.get_running_loop()
-    call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
-    return await loop.run_in_executor(_leaf_executor(), call)
+    call = functools.partial(func, *args, **kwargs) if kwargs else func
+    return await _leaf_pool().run(contextvars.copy_context().run, call, *(() if kwargs else args))

@@ -94,7 +94,7 @@ async def in_worker(
         loop.call_soon_threadsafe(relay, n)
 
     work = partial(fn, *args, report if landed is not None else None, stop)
-    future = loop.run_in_executor(native_pool(), work)
+    future = native_pool().run(work)
     try:
         # (the thread's reports were queued before its end: relayed before this returns)
         await asyncio.shield(future)

@@ -11,7 +11,6 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +19,7 @@ if TYPE_CHECKING:  # obstore's TypedDicts exist only for type checkers
 
 from ..config import S3Options, SSEOptions
 from ..errors import ConfigurationError
+from ..workers import WorkerPool
 
 logger = logging.getLogger("emrfs.store.obstore")
 
@@ -64,27 +64,24 @@ def _mark_used() -> None:
 
 _T = TypeVar("_T")
 _END = object()
-_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool: WorkerPool | None = None
 
 
-def native_pool() -> ThreadPoolExecutor:
+def native_pool() -> WorkerPool:
     """The threads obstore's calls block on (made on first need, per process).  One per
     call in flight: a large GET keeps one per part it drains, several GETs at once each up
     to eight; a call beyond the pool's size waits for a thread."""
     global _pool
-    if _pool is None or _pool[0] != os.getpid():
-        _pool = (
-            os.getpid(),
-            ThreadPoolExecutor(max_workers=64, thread_name_prefix="emrfs-obstore"),
-        )
-    return _pool[1]
+    if _pool is None or _pool._pid != os.getpid():
+        _pool = WorkerPool(64, "emrfs-obstore")
+    return _pool
 
 
 async def blocking(fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
     """``fn(*args, **kwargs)`` (an obstore call that blocks) on a pool thread."""
-    return await asyncio.get_running_loop().run_in_executor(
-        native_pool(), partial(fn, *args, **kwargs)
-    )
+    if kwargs:
+        return await native_pool().run(partial(fn, *args, **kwargs))
+    return await native_pool().run(fn, *args)
 
 
 def get_reading_small(
@@ -105,14 +102,13 @@ async def each(items: Iterator[_T]) -> AsyncIterator[_T]:
     """A blocking iterator's items (obstore's list and body streams), each fetched on a
     pool thread; the next one is asked for while the caller uses this one (a listing's
     next page comes while this page is folded, not after)."""
-    loop = asyncio.get_running_loop()
-    pending: asyncio.Future[Any] = loop.run_in_executor(native_pool(), next, items, _END)
+    pending: asyncio.Future[Any] = native_pool().run(next, items, _END)
     try:
         while True:
             item = await pending
             if item is _END:
                 return
-            pending = loop.run_in_executor(native_pool(), next, items, _END)
+            pending = native_pool().run(next, items, _END)
             yield item
     finally:
         pending.cancel()  # a consumer that stopped early: the item is dropped
