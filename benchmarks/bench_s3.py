@@ -440,6 +440,48 @@ def small_get(ctx: CaseContext) -> Case:
 # ---------------------------------------------------------------- listing
 
 
+@REGISTRY.case("partitioned_put")
+def partitioned_put(ctx: CaseContext) -> Case:
+    n, limit, parts = ctx.args.small_count, ctx.args.concurrency, 20
+
+    def setup(env: Env) -> None:
+        env.data["body"] = os.urandom(ctx.args.small_kib * 1024)
+
+    def new_keys(env: Env, name: str) -> list[str]:
+        runs = env.data.setdefault(f"partitioned {name}", [0])
+        runs[0] += 1  # a new tree each run: every run makes its directories
+        top = f"part/{_slug(name)}/{runs[0]}"
+        return [f"{top}/day={i % parts:02d}/{i:05d}" for i in range(n)]
+
+    def emrfs_pipe(env):
+        fs, ks = env.clients.emrfs(), new_keys(env, "emrfs pipe(dict)")
+        return lambda: fs.pipe({f"{env.bucket}/{k}": env.data["body"] for k in ks})
+
+    def obstore_gather(env):
+        import obstore
+
+        name = f"obstore put_async gather {limit}"
+        store, body, ks = env.clients.obstore(env.bucket), env.data["body"], new_keys(env, name)
+        return lambda: _obstore_run(
+            _gather_limited([partial(obstore.put_async, store, k, body) for k in ks], limit)
+        )
+
+    return Case(
+        "partitioned_put",
+        "ops/s",
+        n,
+        reference=f"obstore put_async gather {limit}",
+        setup=setup,
+        description=f"PUT {n:,} new objects of {ctx.args.small_kib} KiB into {parts} new "
+        "directories of a new directory (a Hive-partitioned write; emrfs clears each "
+        "new directory's markers as it goes).",
+        variants=[
+            Variant(f"obstore put_async gather {limit}", obstore_gather, requires="obstore"),
+            Variant("emrfs pipe(dict)", emrfs_pipe, requires="emrfs"),
+        ],
+    )
+
+
 @REGISTRY.case("list_keys")
 def list_keys(ctx: CaseContext) -> Case:
     n = ctx.args.list_count
