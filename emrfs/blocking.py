@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -36,7 +35,7 @@ _pool: WorkerPool | None = None
 def _leaf_pool() -> WorkerPool:
     global _pool
     with _lock:
-        if _pool is None or _pool._pid != os.getpid():  # after fork: new threads
+        if _pool is None or not _pool.mine:  # after fork: new threads
             _pool = WorkerPool(LEAF_THREADS, "emrfs-leaf")
         return _pool
 

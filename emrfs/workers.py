@@ -56,6 +56,11 @@ class WorkerPool:
         self._closed = False
         _at_shutdown(self.close)
 
+    @property
+    def mine(self) -> bool:
+        """Made by this process (a forked child inherits the object, not its threads)."""
+        return self._pid == os.getpid()
+
     def run(self, fn: Callable[..., T], /, *args: Any) -> asyncio.Future[T]:
         """``fn(*args)`` on a pool thread; its result (or exception) on the running loop."""
         if self._closed:
@@ -104,7 +109,7 @@ class WorkerPool:
 
     def close(self) -> None:
         """Let every thread finish its call and end; wait for them (this process's)."""
-        if self._closed or os.getpid() != self._pid:
+        if self._closed or not self.mine:
             return
         self._closed = True
         with self._lock:

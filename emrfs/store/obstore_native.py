@@ -72,7 +72,7 @@ def native_pool() -> WorkerPool:
     call in flight: a large GET keeps one per part it drains, several GETs at once each up
     to eight; a call beyond the pool's size waits for a thread."""
     global _pool
-    if _pool is None or _pool._pid != os.getpid():
+    if _pool is None or not _pool.mine:
         _pool = WorkerPool(64, "emrfs-obstore")
     return _pool
 

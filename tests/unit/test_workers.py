@@ -140,7 +140,7 @@ def test_a_forked_child_gets_threads_of_its_own():
     parent = asyncio.run(work())
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through its exit status
-        ok = asyncio.run(work()) == os.getpid() and native_pool()._pid == os.getpid()
+        ok = asyncio.run(work()) == os.getpid() and native_pool().mine
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
