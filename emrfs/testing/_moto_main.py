@@ -195,6 +195,44 @@ def _send(handler: Any, status: str, headers: list, data: bytes) -> None:
         handler.wfile.write(data)
 
 
+def _rows_named(backend: Any, transact_items: list) -> list[tuple[Any, Any, Any, Any]]:
+    """(table, hash key, range key, a deep copy of the row or None) of each row the
+    transaction's operations name, as they are before it runs."""
+    import copy
+
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    saved = []
+    for entry in transact_items:
+        for op_type, op in entry.items():
+            table = backend.tables.get(op.get("TableName")) if isinstance(op, dict) else None
+            if table is None:
+                continue  # moto refuses it before it writes anything
+            key = op.get("Item") if op_type == "Put" else op.get("Key")
+            if not key or table.hash_key_attr not in key:
+                continue
+            ranged = table.range_key_attr is not None
+            if ranged and table.range_key_attr not in key:
+                continue
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if ranged else None
+            row = table.get_item(hash_value, range_value)
+            saved.append((table, hash_value, range_value, copy.deepcopy(row)))
+    return saved
+
+
+def _put_back(table: Any, hash_value: Any, range_value: Any, row: Any) -> None:
+    if range_value is None:
+        if row is None:
+            table.items.pop(hash_value, None)
+        else:
+            table.items[hash_value] = row
+    elif row is None:
+        table.items.get(hash_value, {}).pop(range_value, None)
+    else:
+        table.items[hash_value][range_value] = row
+
+
 def journal_transactions() -> None:
     """A TransactWriteItems saves the rows it names, not the tables they are in.
 
@@ -212,7 +250,6 @@ def journal_transactions() -> None:
     import copy
 
     from moto.dynamodb import models
-    from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
 
     class _TablesKept:  # moto's module-level ``copy``, as the transaction sees it
@@ -223,44 +260,14 @@ def journal_transactions() -> None:
     models.copy = _TablesKept  # type: ignore[assignment]
     transact = models.DynamoDBBackend.transact_write_items
 
-    def named_rows(backend: Any, transact_items: list) -> list[tuple[Any, Any, Any, Any]]:
-        saved = []
-        for entry in transact_items:
-            for op_type, op in entry.items():
-                table = backend.tables.get(op.get("TableName")) if isinstance(op, dict) else None
-                if table is None:
-                    continue  # moto refuses it before it writes anything
-                key = op.get("Item") if op_type == "Put" else op.get("Key")
-                if not key or table.hash_key_attr not in key:
-                    continue
-                ranged = table.range_key_attr is not None
-                if ranged and table.range_key_attr not in key:
-                    continue
-                hash_value = DynamoType(key[table.hash_key_attr])
-                range_value = DynamoType(key[table.range_key_attr]) if ranged else None
-                row = table.get_item(hash_value, range_value)
-                saved.append((table, hash_value, range_value, copy.deepcopy(row)))
-        return saved
-
-    def put_back(table: Any, hash_value: Any, range_value: Any, row: Any) -> None:
-        if range_value is None:
-            if row is None:
-                table.items.pop(hash_value, None)
-            else:
-                table.items[hash_value] = row
-        elif row is None:
-            table.items.get(hash_value, {}).pop(range_value, None)
-        else:
-            table.items[hash_value][range_value] = row
-
     @functools.wraps(transact)
     def journaled(self: Any, transact_items: list) -> Any:
-        saved = named_rows(self, transact_items)
+        saved = _rows_named(self, transact_items)
         try:
             return transact(self, transact_items)
         except BaseException:
             for table, hash_value, range_value, row in reversed(saved):
-                put_back(table, hash_value, range_value, row)
+                _put_back(table, hash_value, range_value, row)
             raise
 
     models.DynamoDBBackend.transact_write_items = journaled  # type: ignore[method-assign]
