@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .workers import WorkerPool
+from .workers import PerProcess
 
 __all__ = ["run_blocking", "LEAF_THREADS"]
 
@@ -28,20 +27,11 @@ LEAF_THREADS = 32
 
 T = TypeVar("T")
 
-_lock = threading.Lock()
-_pool: WorkerPool | None = None
-
-
-def _leaf_pool() -> WorkerPool:
-    global _pool
-    with _lock:
-        if _pool is None or not _pool.mine:  # after fork: new threads
-            _pool = WorkerPool(LEAF_THREADS, "emrfs-leaf")
-        return _pool
+_leaf_pool = PerProcess(LEAF_THREADS, "emrfs-leaf")
 
 
 async def run_blocking(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """``await asyncio.to_thread(func, ...)`` on the leaf threads: for calls that block on
     I/O only, never on an event loop (which would bring the starvation back)."""
-    call = functools.partial(func, *args, **kwargs) if kwargs else func
-    return await _leaf_pool().run(contextvars.copy_context().run, call, *(() if kwargs else args))
+    call = functools.partial(func, *args, **kwargs)
+    return await _leaf_pool().run(contextvars.copy_context().run, call)

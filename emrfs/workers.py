@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["WorkerPool"]
+__all__ = ["WorkerPool", "PerProcess"]
 
 T = TypeVar("T")
 
@@ -118,6 +118,26 @@ class WorkerPool:
             self._calls.put(_STOP)
         for thread in threads:
             thread.join()
+
+
+class PerProcess:
+    """This process's :class:`WorkerPool` of ``max_workers`` threads named ``name``, made
+    on first need: calling it after ``fork`` makes the child its own (the child inherits
+    the pool object, not its threads)."""
+
+    def __init__(self, max_workers: int, name: str):
+        self._max, self._name = max_workers, name
+        self._pool: WorkerPool | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> WorkerPool:
+        pool = self._pool
+        if pool is None or not pool.mine:
+            with self._lock:
+                pool = self._pool
+                if pool is None or not pool.mine:
+                    pool = self._pool = WorkerPool(self._max, self._name)
+        return pool
 
 
 def _at_shutdown(hook: Callable[[], None]) -> None:

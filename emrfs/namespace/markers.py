@@ -155,11 +155,9 @@ class Markers:
         that other write fails, its directories are taken over here."""
         bucket = paths.split(path)[0]
         while True:
-            dirs = [
-                d
-                for d in paths.ancestors(path)
-                if d not in self._checked_dirs and not self.in_tier(d)
-            ]
+            # (none is in the tier: an ancestor is only if the path is, and after_create
+            # returned for a tier path)
+            dirs = [d for d in paths.ancestors(path) if d not in self._checked_dirs]
             others = {self._clearing[d] for d in dirs if d in self._clearing}
             mine = [d for d in dirs if d not in self._clearing]
             if mine:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # obstore's TypedDicts exist only for type checkers
 
 from ..config import S3Options, SSEOptions
 from ..errors import ConfigurationError
-from ..workers import WorkerPool
+from ..workers import PerProcess, WorkerPool
 
 logger = logging.getLogger("emrfs.store.obstore")
 
@@ -64,17 +64,14 @@ def _mark_used() -> None:
 
 _T = TypeVar("_T")
 _END = object()
-_pool: WorkerPool | None = None
+_native = PerProcess(64, "emrfs-obstore")
 
 
 def native_pool() -> WorkerPool:
     """The threads obstore's calls block on (made on first need, per process).  One per
     call in flight: a large GET keeps one per part it drains, several GETs at once each up
     to eight; a call beyond the pool's size waits for a thread."""
-    global _pool
-    if _pool is None or not _pool.mine:
-        _pool = WorkerPool(64, "emrfs-obstore")
-    return _pool
+    return _native()
 
 
 async def blocking(fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:

@@ -138,6 +138,7 @@ def test_a_forked_child_gets_threads_of_its_own():
         return await native_pool().run(os.getpid)
 
     parent = asyncio.run(work())
+    assert native_pool() is native_pool()  # one pool per process, made once
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through its exit status
         ok = asyncio.run(work()) == os.getpid() and native_pool().mine
